@@ -1,0 +1,248 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Crash points: the places Apply calls Runner.Crash, so tests can kill the
+// process exactly there and check that the next run finishes the job.
+const (
+	CrashAfterIntent  = "after-intent"  // intent saved, request not sent
+	CrashAfterRequest = "after-request" // request answered, outcome not saved
+	CrashBetweenSteps = "between-steps" // step 1 recorded, step 2 not begun
+)
+
+// Batch is the actions of one request.
+type Batch struct {
+	System  System
+	Step    int
+	Actions []*Action
+}
+
+// Batches splits a plan's remote actions into requests: by step, then by
+// system, each chunked at that system's max batch size, keeping plan order
+// within a request. It is pure, so the planner's price and Apply agree.
+func Batches(actions []*Action, maxBatch func(System) int) []Batch {
+	var out []Batch
+	for _, step := range []int{1, 2} {
+		var systems []System
+		bySystem := map[System][]*Action{}
+		for _, a := range actions {
+			if a.Step != step || !a.Op.Remote() {
+				continue
+			}
+			if _, ok := bySystem[a.System]; !ok {
+				systems = append(systems, a.System)
+			}
+			bySystem[a.System] = append(bySystem[a.System], a)
+		}
+		for _, sys := range systems {
+			n := max(1, maxBatch(sys))
+			for chunk := range slices.Chunk(bySystem[sys], n) {
+				out = append(out, Batch{System: sys, Step: step, Actions: chunk})
+			}
+		}
+	}
+	return out
+}
+
+// applier carries one plan through its requests.
+type applier struct {
+	r    *Runner
+	site *Site
+	run  int64
+	now  time.Time
+	log  *slog.Logger
+	dead map[System]error // systems cut off for the rest of the run
+}
+
+// apply runs a plan: local record changes first, then each batch with its
+// intent recorded before the request and each action's outcome after.
+func (ap *applier) apply(ctx context.Context, plan *Plan) error {
+	var local []*Action
+	for _, a := range plan.Actions {
+		if !a.Op.Remote() {
+			local = append(local, a)
+		}
+	}
+	if err := ap.applyLocal(ctx, plan.Sync, local); err != nil {
+		return err
+	}
+	batches := Batches(plan.Actions, func(s System) int {
+		if sink := ap.site.Sinks[s]; sink != nil {
+			return sink.MaxBatch()
+		}
+		return 1
+	})
+	for i, b := range batches {
+		if i > 0 && b.Step != batches[i-1].Step {
+			ap.r.crash(CrashBetweenSteps)
+		}
+		if err := ap.batch(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyLocal saves changes to keysync's own records that need no request.
+func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*Action) error {
+	if len(sync) == 0 && len(local) == 0 {
+		return nil
+	}
+	var audit []Audit
+	for _, a := range local {
+		switch a.Op {
+		case OpAdopt:
+			a.Cred.Status = StatusActive
+		case OpAbandon:
+			a.Cred.Status = StatusAbandoned
+		case OpRelease:
+			a.Cred.Status, a.Cred.Assigned = StatusReleased, false
+		}
+		a.Cred.UpdatedAt = ap.now
+		a.Result = ResultDone
+		audit = append(audit, ap.audit(a, PhaseDone, a.Reason))
+	}
+	creds := slices.Clone(sync)
+	for _, a := range local {
+		creds = append(creds, a.Cred)
+	}
+	if err := ap.r.Store.Save(ctx, dedupe(creds), audit); err != nil {
+		return fmt.Errorf("record local changes for %s: %w", ap.site.Property.Name, err)
+	}
+	return nil
+}
+
+// batch sends one request. A failure to record is fatal for the run: without
+// a record keysync must not send anything more.
+func (ap *applier) batch(ctx context.Context, b Batch) error {
+	sink := ap.site.Sinks[b.System]
+	var ready []*Action
+	for _, a := range b.Actions {
+		switch {
+		case sink == nil:
+			ap.skip(a, fmt.Sprintf("no %s sink configured", b.System))
+		case ap.dead[b.System] != nil:
+			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.dead[b.System]))
+		case ctx.Err() != nil:
+			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
+		case a.Op != OpCreate && a.Cred.RemoteID == "":
+			ap.skip(a, "its create did not succeed")
+		default:
+			ready = append(ready, a)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+
+	// Intent: new credentials get their row, every action an audit line.
+	var intent []Audit
+	var creds []*Credential
+	for _, a := range ready {
+		if a.Op == OpCreate {
+			a.Cred.Status, a.Cred.UpdatedAt = StatusPending, ap.now
+			creds = append(creds, a.Cred)
+		}
+		intent = append(intent, ap.audit(a, PhaseIntent, a.Reason))
+	}
+	if err := ap.r.Store.Save(ctx, creds, intent); err != nil {
+		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
+	}
+	ap.r.crash(CrashAfterIntent)
+
+	// The request itself is not cancelled by a stop signal: a request cut
+	// off mid-flight has an unknown outcome, which costs a read-back later.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ap.r.requestTimeout())
+	outcomes, err := sink.Apply(rctx, ready)
+	cancel()
+	ap.r.crash(CrashAfterRequest)
+	if err == nil && len(outcomes) != len(ready) {
+		err = fmt.Errorf("%s sink returned %d outcomes for %d actions: %w", b.System, len(outcomes), len(ready), ErrUnknownOutcome)
+	}
+	if err != nil {
+		ap.log.Warn("request failed", "system", b.System, "actions", len(ready), "err", err)
+		ap.dead[b.System] = err
+		outcomes = make([]Outcome, len(ready))
+		for i := range outcomes {
+			outcomes[i].Err = err
+		}
+	}
+
+	var audit []Audit
+	creds = creds[:0]
+	for i, a := range ready {
+		phase, detail := ap.settle(a, outcomes[i])
+		audit = append(audit, ap.audit(a, phase, detail))
+		creds = append(creds, a.Cred)
+	}
+	if err := ap.r.Store.Save(ctx, dedupe(creds), audit); err != nil {
+		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
+	}
+	return nil
+}
+
+// settle applies one outcome to the action's credential.
+func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
+	c := a.Cred
+	c.UpdatedAt = ap.now
+	err := o.Err
+	// Already gone counts as done for the operations that make things go.
+	if err != nil && errors.Is(err, ErrNotFound) && (a.Op == OpRevoke || a.Op == OpDelete) {
+		err = nil
+	}
+	if err != nil {
+		a.Error = err.Error()
+		if errors.Is(err, ErrUnknownOutcome) {
+			a.Result = ResultUnknown
+			return PhaseUnknown, a.Error
+		}
+		a.Result = ResultFailed
+		if a.Op == OpCreate {
+			c.Status = StatusAbandoned // nothing was created
+		}
+		return PhaseFailed, a.Error
+	}
+	a.Result = ResultDone
+	switch a.Op {
+	case OpCreate:
+		c.RemoteID, c.Status = o.RemoteID, StatusActive
+	case OpAssign:
+		c.Assigned = true
+	case OpRevoke:
+		c.Assigned = false
+	case OpDelete:
+		c.Status, c.Assigned = StatusDeleted, false
+	}
+	return PhaseDone, ""
+}
+
+func (ap *applier) skip(a *Action, why string) {
+	a.Result, a.Error = ResultSkipped, why
+}
+
+func (ap *applier) audit(a *Action, phase Phase, detail string) Audit {
+	return Audit{
+		RunID: ap.run, At: ap.now, System: a.System, Op: a.Op, Stay: a.Stay,
+		Cred: a.Cred, RemoteID: a.Cred.RemoteID, Phase: phase, Detail: detail,
+	}
+}
+
+// dedupe drops repeated credentials, keeping order.
+func dedupe(creds []*Credential) []*Credential {
+	seen := map[*Credential]bool{}
+	out := creds[:0:0]
+	for _, c := range creds {
+		if c != nil && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package reconcile
+
+import (
+	"fmt"
+	"time"
+)
+
+// System names an external system keysync reads from or writes to.
+type System string
+
+// The systems keysync knows.
+const (
+	System3RPMS    System = "3rpms"
+	SystemGuestway System = "guestway"
+	SystemOpenApp  System = "openapp"
+	SystemKeyBox   System = "keybox"
+)
+
+// Method is how a room is opened, chosen per room in the config.
+type Method string
+
+// The access methods of DESIGN.md's "How a credential is chosen".
+const (
+	MethodPIN        Method = "pin"
+	MethodKeyStorage Method = "key_storage"
+	MethodQR         Method = "qr"
+)
+
+// Valid reports whether m is one of the known methods.
+func (m Method) Valid() bool {
+	switch m {
+	case MethodPIN, MethodKeyStorage, MethodQR:
+		return true
+	}
+	return false
+}
+
+// StayRef identifies a stay across runs: the property, the source system
+// and the source's own id for it.
+type StayRef struct {
+	Property string `json:"property"`
+	Source   System `json:"source"`
+	ID       string `json:"id"`
+}
+
+// String formats the reference as property/source/id.
+func (r StayRef) String() string { return fmt.Sprintf("%s/%s/%s", r.Property, r.Source, r.ID) }
+
+// Stay is one room stay as a source reports it now.
+type Stay struct {
+	Ref       StayRef
+	RoomID    string
+	RoomName  string
+	Arrival   Date
+	Departure Date
+	// Key is the room access key the source says is assigned to the stay,
+	// whoever created it; nil when none.
+	Key *RemoteKey
+}
+
+// RemoteKey is a room access key as a source shows it on a stay.
+type RemoteKey struct {
+	ID string
+	// Type is the GraphQL __typename (RoomAccessPin, RoomAccessKeyStorage,
+	// RoomAccessQR, or a type added after keysync was built).
+	Type string
+	// PIN is the key's PIN for PIN and key-storage types, used to keep new
+	// PINs unique in the property.
+	PIN Secret
+}
+
+// Kind is what a credential is, on the system that holds it.
+type Kind string
+
+// The kinds of credential keysync issues.
+const (
+	// KindPINKey is a 3RPMS RoomAccessPin.
+	KindPINKey Kind = "RoomAccessPin"
+	// KindKeyStorageKey is a 3RPMS RoomAccessKeyStorage.
+	KindKeyStorageKey Kind = "RoomAccessKeyStorage"
+	// KindQRKey is a 3RPMS RoomAccessQR.
+	KindQRKey Kind = "RoomAccessQR"
+)
+
+// Status is where a credential is in its life.
+type Status string
+
+// Credential statuses. Pending and Active are live; Deleted, Released and
+// Abandoned are final and kept only for the audit trail.
+const (
+	// StatusPending: the create was sent (or about to be) and its outcome is
+	// not known; the remote id is unknown.
+	StatusPending Status = "pending"
+	// StatusActive: the credential exists remotely under RemoteID.
+	StatusActive Status = "active"
+	// StatusDeleted: keysync deleted it remotely.
+	StatusDeleted Status = "deleted"
+	// StatusReleased: removed from its stay while another stay still holds
+	// the same remote key, which that stay's credential now owns.
+	StatusReleased Status = "released"
+	// StatusAbandoned: a create that failed, or whose outcome was lost. For 3RPMS such a key
+	// can only exist unassigned, which grants nothing and which 3RPMS deletes
+	// after two days (seed 003, "Cleanup").
+	StatusAbandoned Status = "abandoned"
+)
+
+// Live reports whether a credential in status s may exist remotely.
+func (s Status) Live() bool { return s == StatusPending || s == StatusActive }
+
+// Credential is one credential keysync issued (or adopted), as recorded in
+// the state store.
+type Credential struct {
+	// ID is the store's id; 0 until first saved.
+	ID     int64
+	Stay   StayRef
+	System System
+	Kind   Kind
+	// RoomID is the room the credential was issued for.
+	RoomID string
+	// RemoteID is the id the remote system gave it; empty while pending.
+	RemoteID string
+	Status   Status
+	// Assigned records that the key is assigned to the stay in 3RPMS, as
+	// far as keysync last knew. A fresh read of the stay overrides it.
+	Assigned bool
+	// Adopted marks a credential found during backfill rather than created.
+	Adopted bool
+	// PIN is set only on a credential being created in this run, so the
+	// store can hash it; it is never stored in plain text.
+	PIN Secret
+	// PINHash is the store's keyed hash of the PIN.
+	PINHash   string
+	Arrival   Date
+	Departure Date
+	UpdatedAt time.Time
+}
+
+// Window is the interval in which a stay's credentials must work.
+type Window struct {
+	Start, End time.Time
+}
+
+// Property is the policy for one property: where it is, its hours and how
+// each room is opened. It is built from the config.
+type Property struct {
+	Name        string
+	Location    *time.Location
+	CheckIn     Clock
+	CheckOut    Clock
+	GraceBefore time.Duration
+	GraceAfter  time.Duration
+	// WindowDays is how far ahead keysync issues credentials (seed 003
+	// recommends 7).
+	WindowDays int
+	// Rooms maps a room id to its access method.
+	Rooms map[string]Method
+	// DefaultMethod applies to rooms not in Rooms; empty means such rooms are
+	// reported and skipped.
+	DefaultMethod Method
+	PIN           PINPolicy
+}
+
+// MethodFor returns the access method of a room, and false when the room is
+// not mapped and there is no default.
+func (p *Property) MethodFor(roomID string) (Method, bool) {
+	if m, ok := p.Rooms[roomID]; ok {
+		return m, true
+	}
+	if p.DefaultMethod != "" {
+		return p.DefaultMethod, true
+	}
+	return "", false
+}
+
+// Window returns the access window of a stay: arrival date at check-in time
+// to departure date at check-out time in the property's zone, widened by the
+// grace on each side. It is the one place keysync computes a window.
+func (p *Property) Window(arrival, departure Date) Window {
+	loc := p.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	return Window{
+		Start: arrival.At(p.CheckIn, loc).Add(-p.GraceBefore),
+		End:   departure.At(p.CheckOut, loc).Add(p.GraceAfter),
+	}
+}
+
+// ReadRange returns the dates a run reads stays for at instant now: stays
+// with departure after from and arrival on or before to, as in seed 003's
+// example ("January 30th + next 6 days" is le 2026-02-05 for 7 days). from
+// reaches back one day before now − grace so that a stay departing today is
+// seen until its window ends; the planner decides by exact instants.
+func (p *Property) ReadRange(now time.Time) (from, to Date) {
+	loc := p.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-1)
+	to = DateOf(now.In(loc)).AddDays(p.WindowDays - 1)
+	return from, to
+}

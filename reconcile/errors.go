@@ -1,0 +1,39 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Conditions callers branch on. Adapters wrap them with context.
+var (
+	// ErrNotFound: the stay or credential does not exist (any more). For a
+	// revoke or delete it means the work is already done.
+	ErrNotFound = errors.New("not found")
+	// ErrNotOurs: the remote system says the credential belongs to another
+	// integration.
+	ErrNotOurs = errors.New("not created by this integration")
+	// ErrConflict: the request contradicts remote state (the stay already
+	// holds another key; the key is still assigned).
+	ErrConflict = errors.New("conflict")
+	// ErrRejected: the remote system refused the input as invalid.
+	ErrRejected = errors.New("rejected as invalid")
+	// ErrUnknownOutcome: the request was sent and no answer came back, so
+	// it may or may not have taken effect.
+	ErrUnknownOutcome = errors.New("outcome unknown")
+	// ErrUnauthorized: the credentials for a system are wrong or lack a
+	// permission; nothing more can be done with that system this run.
+	ErrUnauthorized = errors.New("unauthorized")
+)
+
+// RateLimitedError is returned when a system answered 429.
+type RateLimitedError struct {
+	System     System
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("%s: rate limited (retry after %s)", e.System, e.RetryAfter)
+}

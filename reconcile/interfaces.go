@@ -1,0 +1,100 @@
+package reconcile
+
+import (
+	"context"
+	"time"
+)
+
+// StaySource reads stays from a PMS or channel manager.
+type StaySource interface {
+	// Stays returns every stay whose departure is after from and whose
+	// arrival is on or before to, following every page. An error means the
+	// read is incomplete and must not be planned from.
+	Stays(ctx context.Context, from, to Date) ([]Stay, error)
+	// StaysByID returns those of ids that still exist. A stay that was
+	// deleted or whose reservation was cancelled is simply absent.
+	StaysByID(ctx context.Context, ids []string) ([]Stay, error)
+}
+
+// Sink applies actions on one system.
+type Sink interface {
+	// MaxBatch is how many actions may share one request; 1 where the API
+	// has no batching.
+	MaxBatch() int
+	// Apply sends the actions as one request and returns one Outcome per
+	// action, in order. A non-nil error means the request failed as a
+	// whole: it wraps ErrUnknownOutcome when the request may have taken
+	// effect (sent, no answer), and otherwise nothing was applied.
+	Apply(ctx context.Context, actions []*Action) ([]Outcome, error)
+}
+
+// OwnerProber is a Sink that can tell, without changing anything, which of
+// the keys on the given stays keysync's integration created. Backfill uses
+// it to adopt keys of ours that the state file does not know.
+type OwnerProber interface {
+	Owned(ctx context.Context, stays []Stay) (map[string]bool, error)
+}
+
+// Outcome is what became of one action in a request.
+type Outcome struct {
+	// RemoteID is the id of a created credential.
+	RemoteID string
+	// Err is nil when the action took effect. Sinks wrap ErrNotFound,
+	// ErrNotOurs, ErrConflict and ErrRejected so Apply can decide.
+	Err error
+}
+
+// Store is keysync's memory of what it issued. Implementations must write
+// each Save atomically: a crash leaves either all of it or none.
+type Store interface {
+	// Credentials returns the live (pending or active) credentials of a
+	// property.
+	Credentials(ctx context.Context, property string) ([]Credential, error)
+	// Save writes credentials, inserting those with ID 0 (and setting their
+	// ID), and appends the audit entries, in one transaction.
+	Save(ctx context.Context, creds []*Credential, audit []Audit) error
+	// SaveStays replaces the snapshot of a property's stays.
+	SaveStays(ctx context.Context, property string, stays []Stay) error
+	// BeginRun records the start of a run and returns its id.
+	BeginRun(ctx context.Context, mode Mode, now time.Time) (int64, error)
+	// FinishRun records a run's end and its report.
+	FinishRun(ctx context.Context, id int64, r *Report) error
+}
+
+// Audit is one line of the audit trail: an intent before a request, or an
+// outcome after it, or a change keysync made to its own records.
+type Audit struct {
+	RunID  int64
+	At     time.Time
+	System System
+	Op     Op
+	Stay   StayRef
+	// Cred is the credential concerned; the store reads its ID after
+	// inserting it in the same Save.
+	Cred     *Credential
+	RemoteID string
+	Phase    Phase
+	Detail   string
+}
+
+// Phase is where an audited action stands.
+type Phase string
+
+// Audit phases.
+const (
+	PhaseIntent  Phase = "intent"
+	PhaseDone    Phase = "done"
+	PhaseFailed  Phase = "failed"
+	PhaseUnknown Phase = "unknown"
+	PhaseSkipped Phase = "skipped"
+)
+
+// Mode is the kind of run.
+type Mode string
+
+// Run modes.
+const (
+	ModeRun      Mode = "run"
+	ModeBackfill Mode = "backfill"
+	ModePlan     Mode = "plan"
+)

@@ -1,0 +1,400 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Op is what an action does to a credential.
+type Op string
+
+// Operations. Create, Assign, Revoke and Delete each cost a request (3RPMS
+// batches many into one); Adopt, Abandon and Release change only keysync's
+// own records.
+const (
+	OpCreate  Op = "create"
+	OpAssign  Op = "assign"
+	OpRevoke  Op = "revoke"
+	OpDelete  Op = "delete"
+	OpAdopt   Op = "adopt"
+	OpAbandon Op = "abandon"
+	OpRelease Op = "release"
+)
+
+// Remote reports whether the operation sends a request.
+func (o Op) Remote() bool {
+	switch o {
+	case OpCreate, OpAssign, OpRevoke, OpDelete:
+		return true
+	}
+	return false
+}
+
+// Priority orders work when the request budget cannot cover a whole plan;
+// lower goes first (issue 5's list).
+type Priority int
+
+// Priorities, most urgent first.
+const (
+	PriorityRevoke        Priority = 1 // revocation and cleanup
+	PriorityArrivalSoon   Priority = 2 // arrival within 24 hours
+	PriorityInHouse       Priority = 3 // changes to stays in house
+	PriorityLaterArrival  Priority = 4 // later arrivals, soonest first
+	priorityArrivalWindow          = 24 * time.Hour
+)
+
+// Action is one step of a plan.
+type Action struct {
+	System    System  `json:"system"`
+	Op        Op      `json:"action"`
+	Stay      StayRef `json:"stay"`
+	RoomID    string  `json:"room_id"`
+	Room      string  `json:"room"`
+	Arrival   Date    `json:"arrival"`
+	Departure Date    `json:"departure"`
+	Kind      Kind    `json:"kind,omitempty"`
+	Reason    string  `json:"reason"`
+	// Step is the request round the action goes in: 1 for everything that
+	// can go at once, 2 for assigns of keys created in step 1.
+	Step     int      `json:"step"`
+	Priority Priority `json:"priority"`
+	// Cred is the credential acted on; actions on one credential share it,
+	// and Apply updates it as outcomes arrive.
+	Cred *Credential `json:"-"`
+	// Result and Error are filled by Apply.
+	Result Result `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Result is what became of an action.
+type Result string
+
+// Results of applying an action.
+const (
+	ResultDone    Result = "done"
+	ResultFailed  Result = "failed"
+	ResultUnknown Result = "unknown"
+	ResultSkipped Result = "skipped"
+)
+
+// NoteKind classifies what a plan reports without acting on it.
+type NoteKind string
+
+// Note kinds.
+const (
+	NoteConflict     NoteKind = "conflict"
+	NoteUnmappedRoom NoteKind = "unmapped_room"
+	NoteUnsupported  NoteKind = "unsupported_method"
+)
+
+// Note is something an operator should see that keysync will not act on.
+type Note struct {
+	Kind      NoteKind `json:"kind"`
+	Stay      StayRef  `json:"stay"`
+	Room      string   `json:"room"`
+	Arrival   Date     `json:"arrival"`
+	Departure Date     `json:"departure"`
+	Detail    string   `json:"detail"`
+}
+
+// Plan is the ordered list of actions that brings a property in line, and
+// the notes for what it leaves alone.
+type Plan struct {
+	Property string    `json:"property"`
+	Now      time.Time `json:"now"`
+	Actions  []*Action `json:"actions"`
+	Notes    []Note    `json:"notes"`
+	// Sync holds credentials whose records differ from what the source
+	// shows (an assignment keysync did not record); Apply saves them.
+	Sync []*Credential `json:"-"`
+}
+
+// Input is everything Compute needs: the stays a source reports, what keysync
+// has recorded, the property's policy and the time.
+type Input struct {
+	Now      time.Time
+	Property *Property
+	// Stays holds the stays read for the window plus any stay outside it
+	// that a live credential belongs to and that still exists.
+	Stays []Stay
+	// Credentials are the property's live recorded credentials.
+	Credentials []Credential
+	// Owned lists key ids the sink confirmed were created by keysync's
+	// integration (backfill's ownership probe).
+	Owned map[string]bool
+	// Rand is the source of PIN randomness: crypto/rand.Reader in
+	// production, a fixed stream in tests.
+	Rand io.Reader
+}
+
+// Compute plans the actions that bring the property in line with its
+// stays. It is pure: no I/O, no clock, no logging. The only error is a
+// failure to draw a PIN.
+func Compute(in Input) (*Plan, error) {
+	p := &planner{in: in, plan: &Plan{Property: in.Property.Name, Now: in.Now}}
+	return p.run()
+}
+
+type planner struct {
+	in   Input
+	plan *Plan
+	pins *pinGenerator
+	// live counts live credentials per remote key id, so a key shared by
+	// two stays (a split stay, seed 003) is deleted only with the last one.
+	live map[string]int
+}
+
+func (p *planner) run() (*Plan, error) {
+	in := p.in
+	used := map[string]bool{}
+	for _, s := range in.Stays {
+		if s.Key != nil && s.Key.PIN != "" {
+			used[s.Key.PIN.Reveal()] = true
+		}
+	}
+	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: used}
+
+	p.live = map[string]int{}
+	byStay := map[StayRef][]*Credential{}
+	byRemote := map[string]*Credential{}
+	for i := range in.Credentials {
+		c := in.Credentials[i] // a copy: Plan never mutates its input
+		if c.System != System3RPMS || !c.Status.Live() {
+			continue
+		}
+		cp := &c
+		byStay[c.Stay] = append(byStay[c.Stay], cp)
+		if c.RemoteID != "" {
+			p.live[c.RemoteID]++
+			byRemote[c.RemoteID] = cp
+		}
+	}
+
+	stays := slices.Clone(in.Stays)
+	slices.SortFunc(stays, func(a, b Stay) int {
+		return cmp.Or(a.Arrival.Compare(b.Arrival), cmp.Compare(a.Ref.ID, b.Ref.ID))
+	})
+	seen := map[StayRef]bool{}
+	for _, s := range stays {
+		seen[s.Ref] = true
+		if err := p.stay(s, byStay[s.Ref], byRemote); err != nil {
+			return nil, err
+		}
+	}
+
+	// Credentials whose stay the source no longer returns at all.
+	var gone []StayRef
+	for ref := range byStay {
+		if !seen[ref] {
+			gone = append(gone, ref)
+		}
+	}
+	slices.SortFunc(gone, func(a, b StayRef) int { return cmp.Compare(a.ID, b.ID) })
+	for _, ref := range gone {
+		creds := byStay[ref]
+		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
+		p.cleanup(s, creds, nil, "stay gone from 3RPMS (deleted, or reservation cancelled)")
+	}
+
+	slices.SortStableFunc(p.plan.Actions, func(a, b *Action) int {
+		return cmp.Compare(a.Step, b.Step)
+	})
+	return p.plan, nil
+}
+
+// stay plans one stay the source returned.
+func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credential) error {
+	in := p.in
+	prop := in.Property
+	win := prop.Window(s.Arrival, s.Departure)
+	if !in.Now.Before(win.End) {
+		p.cleanup(s, creds, s.Key, fmt.Sprintf("departed %s", s.Departure))
+		return nil
+	}
+
+	method, ok := prop.MethodFor(s.RoomID)
+	if !ok {
+		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
+		return nil
+	}
+	if method != MethodPIN {
+		p.note(NoteUnsupported, s, fmt.Sprintf("method %q is not handled by this keysync build", method))
+		return nil
+	}
+	kind := KindPINKey
+
+	// Which of our credentials, if any, does the stay hold now?
+	var current *Credential
+	if s.Key != nil {
+		for _, c := range creds {
+			if c.RemoteID == s.Key.ID {
+				current = c
+			}
+		}
+		if current == nil {
+			if shared, ok := byRemote[s.Key.ID]; ok {
+				// Our key, recorded for another stay: 3RPMS reused it when
+				// it split a stay. Record that this stay holds it too.
+				current = p.adopt(s, shared.Kind, "key of ours shared with stay "+shared.Stay.ID)
+			} else if in.Owned[s.Key.ID] {
+				current = p.adopt(s, Kind(s.Key.Type), "key of ours found on the stay (backfill)")
+			}
+		}
+		if current == nil {
+			p.note(NoteConflict, s, fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type))
+			p.discard(s, creds, nil, "stay holds another integration's key")
+			return nil
+		}
+	}
+
+	_, readTo := prop.ReadRange(in.Now)
+	if readTo.Before(s.Arrival) {
+		// Moved beyond the window: keep an assigned key, drop spare ones.
+		p.discard(s, creds, current, "stay moved beyond the window")
+		return nil
+	}
+
+	prio := p.priority(s)
+	if current != nil {
+		if !current.Assigned {
+			current.Assigned = true
+			p.plan.Sync = append(p.plan.Sync, current)
+		}
+		if current.Kind == kind && current.RoomID == s.RoomID {
+			p.discard(s, creds, current, "duplicate credential for the stay")
+			return nil
+		}
+		// Room moved or method changed: the old PIN opens the wrong door.
+		reason := fmt.Sprintf("room changed from %s to %s", current.RoomID, s.RoomID)
+		if current.Kind != kind {
+			reason = fmt.Sprintf("key type changed from %s to %s", current.Kind, kind)
+		}
+		p.add(&Action{Op: OpRevoke, Reason: reason, Cred: current, Step: 1, Priority: PriorityRevoke}, s)
+		p.release(s, current, reason)
+		p.discard(s, creds, current, "duplicate credential for the stay")
+		return p.issue(s, kind, prio, reason)
+	}
+
+	// The stay holds no key: assign a spare one of ours, else create one.
+	var spare *Credential
+	for _, c := range creds {
+		if spare == nil && c.Status == StatusActive && c.Kind == kind && c.RoomID == s.RoomID {
+			spare = c
+		}
+	}
+	p.discard(s, creds, spare, "credential not assigned to the stay")
+	if spare != nil {
+		p.add(&Action{Op: OpAssign, Reason: "key created earlier, not yet assigned", Cred: spare, Step: 1, Priority: prio}, s)
+		return nil
+	}
+	return p.issue(s, kind, prio, "stay has no key")
+}
+
+// issue creates a fresh key for the stay and assigns it.
+func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string) error {
+	pin, err := p.pins.next(s.RoomName)
+	if err != nil {
+		return fmt.Errorf("plan stay %s: %w", s.Ref, err)
+	}
+	c := &Credential{
+		Stay: s.Ref, System: System3RPMS, Kind: kind, RoomID: s.RoomID,
+		Status: StatusPending, PIN: pin, Arrival: s.Arrival, Departure: s.Departure,
+	}
+	p.add(&Action{Op: OpCreate, Reason: reason, Cred: c, Step: 1, Priority: prio}, s)
+	p.add(&Action{Op: OpAssign, Reason: reason, Cred: c, Step: 2, Priority: prio}, s)
+	return nil
+}
+
+// adopt records that the stay holds a key of ours that keysync has no
+// record of for this stay.
+func (p *planner) adopt(s Stay, kind Kind, reason string) *Credential {
+	c := &Credential{
+		Stay: s.Ref, System: System3RPMS, Kind: kind, RoomID: s.RoomID, RemoteID: s.Key.ID,
+		Status: StatusActive, Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
+	}
+	p.live[c.RemoteID]++
+	p.add(&Action{Op: OpAdopt, Reason: reason, Cred: c, Step: 1, Priority: PriorityInHouse}, s)
+	return c
+}
+
+// cleanup revokes and deletes every credential of a stay that has ended.
+// observed is the key the source shows on the stay, nil when the stay is
+// gone; then keysync's record of the assignment decides.
+func (p *planner) cleanup(s Stay, creds []*Credential, observed *RemoteKey, reason string) {
+	for _, c := range creds {
+		assigned := c.Assigned
+		if observed != nil || c.Status == StatusPending {
+			assigned = observed != nil && c.RemoteID == observed.ID
+		}
+		if c.Status == StatusPending {
+			p.add(&Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			continue
+		}
+		if assigned {
+			p.add(&Action{Op: OpRevoke, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+		}
+		p.release(s, c, reason)
+	}
+}
+
+// discard cleans up every credential of a stay except keep: spares left by
+// an interrupted run or a replaced key. They are not assigned to the stay.
+func (p *planner) discard(s Stay, creds []*Credential, keep *Credential, reason string) {
+	for _, c := range creds {
+		if c == keep {
+			continue
+		}
+		if c.Status == StatusPending {
+			p.add(&Action{Op: OpAbandon, Reason: "create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			continue
+		}
+		p.release(s, c, reason)
+	}
+}
+
+// release deletes a credential's remote key, or, when another stay still
+// holds the same key, only lets go of this stay's record of it.
+func (p *planner) release(s Stay, c *Credential, reason string) {
+	p.live[c.RemoteID]--
+	if p.live[c.RemoteID] > 0 {
+		p.add(&Action{Op: OpRelease, Reason: reason + "; key still held by another stay", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+		return
+	}
+	p.add(&Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+}
+
+func (p *planner) add(a *Action, s Stay) {
+	a.System = System3RPMS
+	a.Stay, a.RoomID, a.Room = s.Ref, s.RoomID, roomLabel(s)
+	a.Arrival, a.Departure = s.Arrival, s.Departure
+	if a.Kind == "" && a.Cred != nil {
+		a.Kind = a.Cred.Kind
+	}
+	p.plan.Actions = append(p.plan.Actions, a)
+}
+
+func (p *planner) note(k NoteKind, s Stay, detail string) {
+	p.plan.Notes = append(p.plan.Notes, Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), Arrival: s.Arrival, Departure: s.Departure, Detail: detail})
+}
+
+// priority ranks work on an active stay (issue 5's order).
+func (p *planner) priority(s Stay) Priority {
+	start := p.in.Property.Window(s.Arrival, s.Departure).Start
+	switch {
+	case !p.in.Now.Before(start):
+		return PriorityInHouse
+	case start.Sub(p.in.Now) <= priorityArrivalWindow:
+		return PriorityArrivalSoon
+	}
+	return PriorityLaterArrival
+}
+
+func roomLabel(s Stay) string {
+	if s.RoomName != "" {
+		return s.RoomName
+	}
+	return s.RoomID
+}

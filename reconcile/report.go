@@ -1,0 +1,135 @@
+package reconcile
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Report is what a run did, for people (cmd renders it) and machines
+// (--json). It holds no secrets: Secret fields marshal redacted.
+type Report struct {
+	RunID  int64     `json:"run_id,omitempty"`
+	Mode   Mode      `json:"mode"`
+	DryRun bool      `json:"dry_run"`
+	Now    time.Time `json:"now"`
+	Plans  []*Plan   `json:"plans"`
+	// PlannedRequests is the number of write requests the plans cost.
+	PlannedRequests int `json:"planned_write_requests"`
+	// Requests is what the adapters actually sent, per system.
+	Requests map[System]RequestCount `json:"requests"`
+	Failures []Failure               `json:"failures"`
+}
+
+// Failure is a problem that kept a system or property from being
+// reconciled this run.
+type Failure struct {
+	Property string `json:"property"`
+	System   System `json:"system"`
+	Err      string `json:"error"`
+}
+
+// Actions returns every action of every plan, in order.
+func (r *Report) Actions() []*Action {
+	var out []*Action
+	for _, p := range r.Plans {
+		out = append(out, p.Actions...)
+	}
+	return out
+}
+
+// Notes returns every note of every plan.
+func (r *Report) Notes() []Note {
+	var out []Note
+	for _, p := range r.Plans {
+		out = append(out, p.Notes...)
+	}
+	return out
+}
+
+// Partial reports whether anything planned was left undone: a failed read,
+// or an action that failed, was skipped, or has an unknown outcome. Such a
+// run exits with the partial-failure code; the next run retries.
+func (r *Report) Partial() bool {
+	if len(r.Failures) > 0 {
+		return true
+	}
+	for _, a := range r.Actions() {
+		if a.Result != "" && a.Result != ResultDone {
+			return true
+		}
+	}
+	return false
+}
+
+// Count is how many actions of one kind had one result.
+type Count struct {
+	System System `json:"system"`
+	Op     Op     `json:"action"`
+	Result Result `json:"result"`
+	N      int    `json:"count"`
+}
+
+// Counts tallies the actions by system, operation and result.
+func (r *Report) Counts() []Count {
+	m := map[Count]int{}
+	for _, a := range r.Actions() {
+		m[Count{System: a.System, Op: a.Op, Result: a.Result}]++
+	}
+	out := make([]Count, 0, len(m))
+	for c, n := range m {
+		c.N = n
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Count) int {
+		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.Op, b.Op), cmp.Compare(a.Result, b.Result))
+	})
+	return out
+}
+
+// RequestCount is how many requests were sent to a system.
+type RequestCount struct {
+	Reads  int `json:"reads"`
+	Writes int `json:"writes"`
+}
+
+// Meter counts the requests every adapter sends. It is safe for
+// concurrent use; adapters call Count once per HTTP request.
+type Meter struct {
+	mu     sync.Mutex
+	counts map[System]RequestCount
+}
+
+// Count records one request to a system.
+func (m *Meter) Count(s System, write bool) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.counts == nil {
+		m.counts = map[System]RequestCount{}
+	}
+	c := m.counts[s]
+	if write {
+		c.Writes++
+	} else {
+		c.Reads++
+	}
+	m.counts[s] = c
+}
+
+// Snapshot returns the counts so far.
+func (m *Meter) Snapshot() map[System]RequestCount {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[System]RequestCount, len(m.counts))
+	for s, c := range m.counts {
+		out[s] = c
+	}
+	return out
+}

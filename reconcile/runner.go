@@ -1,0 +1,246 @@
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/sourcegraph/conc/pool"
+)
+
+// Site is one property with the adapters that serve it.
+type Site struct {
+	Property *Property
+	Source   StaySource
+	// Sinks holds the sink of each system the property writes to.
+	Sinks map[System]Sink
+}
+
+// Runner performs reconcile runs. cmd/keysync builds one from the config.
+type Runner struct {
+	Store Store
+	Sites []*Site
+	Log   *slog.Logger
+	// Rand is the PIN randomness; nil means crypto/rand.
+	Rand io.Reader
+	// Meter counts requests; the adapters share it.
+	Meter *Meter
+	// Crash, when set, is called at each crash point (see CrashAfterIntent);
+	// the fault tests kill the process there.
+	Crash func(point string)
+	// RequestTimeout bounds one request; zero means 60 s.
+	RequestTimeout time.Duration
+}
+
+// Options says what kind of run to do and when it is.
+type Options struct {
+	Mode Mode
+	// Now is the instant the run acts at; keysync reads no other clock.
+	Now time.Time
+	// DryRun plans and reports without writing anything, remote or local.
+	DryRun bool
+}
+
+// Run reads every site, plans and, unless it is a dry run, applies. Problems
+// with one property (a failed read, a failed request) are recorded in the
+// report and the others go on; the error is for failures that make going on
+// unsafe, such as the state store refusing a write.
+func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
+	rep := &Report{Mode: opts.Mode, DryRun: opts.DryRun, Now: opts.Now}
+	if !opts.DryRun {
+		id, err := r.Store.BeginRun(ctx, opts.Mode, opts.Now)
+		if err != nil {
+			return nil, fmt.Errorf("begin run: %w", err)
+		}
+		rep.RunID = id
+	}
+
+	reads, err := r.readAll(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for i, site := range r.Sites {
+		rd := reads[i]
+		if rd.err != nil {
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error()})
+			r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
+			continue
+		}
+		plan, err := Compute(Input{
+			Now: opts.Now, Property: site.Property, Stays: rd.stays,
+			Credentials: rd.creds, Owned: rd.owned, Rand: r.rand(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		rep.Plans = append(rep.Plans, plan)
+		rep.PlannedRequests += Price(plan.Actions, site.maxBatch)
+		if opts.DryRun {
+			continue
+		}
+		if err := r.Store.SaveStays(ctx, site.Property.Name, rd.stays); err != nil {
+			return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
+		}
+		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}}
+		if err := ap.apply(ctx, plan); err != nil {
+			return nil, err
+		}
+		for sys, err := range ap.dead {
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error()})
+		}
+	}
+	slices.SortFunc(rep.Failures, func(a, b Failure) int {
+		return cmp.Or(cmp.Compare(a.Property, b.Property), cmp.Compare(a.System, b.System))
+	})
+	if r.Meter != nil {
+		rep.Requests = r.Meter.Snapshot()
+	}
+	if !opts.DryRun {
+		if err := r.Store.FinishRun(ctx, rep.RunID, rep); err != nil {
+			return rep, fmt.Errorf("finish run: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+// siteRead is what a run learned about one site before planning.
+type siteRead struct {
+	stays  []Stay
+	creds  []Credential
+	owned  map[string]bool
+	system System // the system that failed, with err
+	err    error
+}
+
+// readAll reads every site at once; reads are independent and each adapter
+// keeps to its own rate limit.
+func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) {
+	out := make([]siteRead, len(r.Sites))
+	p := pool.New().WithErrors().WithContext(ctx).WithCancelOnError()
+	for i, site := range r.Sites {
+		p.Go(func(ctx context.Context) error {
+			var err error
+			out[i], err = r.read(ctx, site, opts)
+			return err
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// read gathers one site's inputs. Source failures are reported in the
+// result; the returned error is for the state store, which stops the run.
+func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, error) {
+	name := site.Property.Name
+	rd := siteRead{system: System3RPMS, owned: map[string]bool{}}
+	creds, err := r.Store.Credentials(ctx, name)
+	if err != nil {
+		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
+	}
+	rd.creds = creds
+
+	from, to := site.Property.ReadRange(opts.Now)
+	stays, err := site.Source.Stays(ctx, from, to)
+	if err != nil {
+		rd.err = fmt.Errorf("read stays %s..%s: %w", from, to, err)
+		return rd, nil
+	}
+
+	// Stays we hold credentials for that the window read did not return:
+	// look them up by id to tell "moved out of the window" from "gone".
+	inRead := map[string]bool{}
+	for _, s := range stays {
+		inRead[s.Ref.ID] = true
+	}
+	var missing []string
+	for _, c := range creds {
+		if c.Stay.Source == System3RPMS && !inRead[c.Stay.ID] && !slices.Contains(missing, c.Stay.ID) {
+			missing = append(missing, c.Stay.ID)
+		}
+	}
+	if len(missing) > 0 {
+		more, err := site.Source.StaysByID(ctx, missing)
+		if err != nil {
+			rd.err = fmt.Errorf("look up %d stays outside the window: %w", len(missing), err)
+			return rd, nil
+		}
+		stays = append(stays, more...)
+	}
+	rd.stays = stays
+
+	if opts.Mode == ModeBackfill {
+		owned, err := r.probe(ctx, site, stays, creds)
+		if err != nil {
+			rd.err = fmt.Errorf("check which keys are ours: %w", err)
+			return rd, nil
+		}
+		rd.owned = owned
+	}
+	return rd, nil
+}
+
+// probe asks the 3RPMS sink which keys on the stays, unknown to the state
+// store, keysync's integration created.
+func (r *Runner) probe(ctx context.Context, site *Site, stays []Stay, creds []Credential) (map[string]bool, error) {
+	prober, ok := site.Sinks[System3RPMS].(OwnerProber)
+	if !ok {
+		return map[string]bool{}, nil
+	}
+	known := map[string]bool{}
+	for _, c := range creds {
+		known[c.RemoteID] = true
+	}
+	var unknown []Stay
+	for _, s := range stays {
+		if s.Key != nil && !known[s.Key.ID] {
+			unknown = append(unknown, s)
+		}
+	}
+	if len(unknown) == 0 {
+		return map[string]bool{}, nil
+	}
+	return prober.Owned(ctx, unknown)
+}
+
+func (s *Site) maxBatch(sys System) int {
+	if sink := s.Sinks[sys]; sink != nil {
+		return sink.MaxBatch()
+	}
+	return 1
+}
+
+func (r *Runner) crash(point string) {
+	if r.Crash != nil {
+		r.Crash(point)
+	}
+}
+
+func (r *Runner) rand() io.Reader {
+	if r.Rand != nil {
+		return r.Rand
+	}
+	return rand.Reader
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *Runner) requestTimeout() time.Duration {
+	return cmp.Or(r.RequestTimeout, 60*time.Second)
+}
+
+// Price is the number of requests applying the actions takes.
+func Price(actions []*Action, maxBatch func(System) int) int {
+	return len(Batches(actions, maxBatch))
+}

@@ -1,0 +1,3 @@
+package schema
+import ("testing"; "github.com/vektah/gqlparser/v2"; "github.com/vektah/gqlparser/v2/ast")
+func TestLoad(t *testing.T){ if _, err := gqlparser.LoadSchema(&ast.Source{Name:"s", Input: SDL}); err != nil { t.Fatal(err) } }
