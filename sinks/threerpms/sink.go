@@ -1,0 +1,262 @@
+// Package threerpms writes Room Access Keys to 3RPMS (seed 003): create,
+// assign (addRoomAccessKey), revoke (removeRoomAccessKey) and delete,
+// chained as aliased root fields of one mutation document so a whole run
+// takes as few requests as the server allows.
+//
+// Assumptions where seed 003 is silent, made here and in the sandbox alike:
+//   - "Chained operations" are aliased root mutation fields in one document;
+//     GraphQL runs root mutation fields one after another in document order,
+//     so a revoke placed before an assign frees the stay first.
+//   - Errors carry extensions.code NOT_FOUND, FORBIDDEN (another
+//     integration's key), CONFLICT (the stay holds another key, or the key is
+//     still assigned) or BAD_USER_INPUT, and path = [alias].
+//   - Re-adding the key a stay already holds succeeds without change when the
+//     key is ours and is FORBIDDEN when it is not, so backfill uses it as a
+//     read-only ownership probe.
+package threerpms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/Khan/genqlient/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/threerpms"
+)
+
+// DefaultMaxOps is how many mutations keysync chains into one request by
+// default; the seed gives no limit, so it is configurable.
+const DefaultMaxOps = 50
+
+// Sink applies key actions to 3RPMS. It implements reconcile.Sink and
+// reconcile.OwnerProber.
+type Sink struct {
+	gql    graphql.Client
+	maxOps int
+}
+
+var (
+	_ reconcile.Sink        = (*Sink)(nil)
+	_ reconcile.OwnerProber = (*Sink)(nil)
+)
+
+// New returns a Sink sending through gql (normally a *threerpms.Client),
+// chaining up to maxOps mutations per request (0 means DefaultMaxOps).
+func New(gql graphql.Client, maxOps int) *Sink {
+	if maxOps <= 0 {
+		maxOps = DefaultMaxOps
+	}
+	return &Sink{gql: gql, maxOps: maxOps}
+}
+
+// MaxBatch implements reconcile.Sink.
+func (s *Sink) MaxBatch() int { return s.maxOps }
+
+// Apply implements reconcile.Sink: one document, one alias per action.
+func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
+	var doc document
+	for _, a := range actions {
+		if err := doc.add(a); err != nil {
+			return nil, fmt.Errorf("3rpms: %s for stay %s: %w", a.Op, a.Stay.ID, err)
+		}
+	}
+	results, err := doc.send(ctx, s.gql)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.Outcome, len(actions))
+	for i, a := range actions {
+		r := results[i]
+		if r.err != nil {
+			out[i].Err = fmt.Errorf("3rpms: %s %s for stay %s: %w", a.Op, kindLabel(a), a.Stay.ID, r.err)
+			continue
+		}
+		if a.Op == reconcile.OpCreate {
+			var p struct {
+				RoomAccessKey struct {
+					ID string `json:"id"`
+				} `json:"roomAccessKey"`
+			}
+			if json.Unmarshal(r.data, &p) != nil || p.RoomAccessKey.ID == "" {
+				out[i].Err = fmt.Errorf("3rpms: create key for stay %s: answer has no key id: %w", a.Stay.ID, reconcile.ErrUnknownOutcome)
+				continue
+			}
+			out[i].RemoteID = p.RoomAccessKey.ID
+		}
+	}
+	return out, nil
+}
+
+// Owned implements reconcile.OwnerProber by re-adding each stay's key to the
+// stay it already holds (see the package comment): a no-op for our keys,
+// FORBIDDEN for others'.
+func (s *Sink) Owned(ctx context.Context, stays []reconcile.Stay) (map[string]bool, error) {
+	owned := map[string]bool{}
+	for start := 0; start < len(stays); start += s.maxOps {
+		chunk := stays[start:min(start+s.maxOps, len(stays))]
+		var doc document
+		for _, st := range chunk {
+			doc.field("addRoomAccessKey", "AddRoomAccessKeyInput!",
+				threerpms.AddRoomAccessKeyInput{RoomStayId: st.Ref.ID, RoomAccessKeyId: st.Key.ID}, "roomStay { id }")
+		}
+		results, err := doc.send(ctx, s.gql)
+		if err != nil {
+			return nil, fmt.Errorf("3rpms: ownership probe: %w", err)
+		}
+		for i, st := range chunk {
+			if results[i].err == nil {
+				owned[st.Key.ID] = true
+			}
+		}
+	}
+	return owned, nil
+}
+
+// document is a chained mutation being built: one variable and one aliased
+// root field per operation.
+type document struct {
+	vars    []string
+	fields  []string
+	values  map[string]any
+	secrets []string
+}
+
+func (d *document) add(a *reconcile.Action) error {
+	c := a.Cred
+	switch a.Op {
+	case reconcile.OpCreate:
+		in, err := createInput(c)
+		if err != nil {
+			return err
+		}
+		d.field("createRoomAccessKey", "CreateRoomAccessKeyInput!", in, "roomAccessKey { __typename id }")
+	case reconcile.OpAssign:
+		d.field("addRoomAccessKey", "AddRoomAccessKeyInput!",
+			threerpms.AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
+	case reconcile.OpRevoke:
+		d.field("removeRoomAccessKey", "RemoveRoomAccessKeyInput!",
+			threerpms.RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
+	case reconcile.OpDelete:
+		d.field("deleteRoomAccessKey", "DeleteRoomAccessKeyInput!",
+			threerpms.DeleteRoomAccessKeyInput{RoomAccessKeyId: c.RemoteID}, "deleted")
+	default:
+		return fmt.Errorf("operation %q is not a 3RPMS key mutation", a.Op)
+	}
+	if c.PIN != "" {
+		d.secrets = append(d.secrets, c.PIN.Reveal())
+	}
+	return nil
+}
+
+// createInput builds the create input for a credential's kind.
+func createInput(c *reconcile.Credential) (threerpms.CreateRoomAccessKeyInput, error) {
+	switch c.Kind {
+	case reconcile.KindPINKey:
+		if !reconcile.ValidPIN(c.PIN.Reveal()) {
+			return threerpms.CreateRoomAccessKeyInput{}, errors.New("PIN breaks 3RPMS's rule (1-10 letters or digits, one case)")
+		}
+		return threerpms.CreateRoomAccessKeyInput{RoomAccessPin: &threerpms.RoomAccessPinInput{Pin: c.PIN.Reveal()}}, nil
+	}
+	return threerpms.CreateRoomAccessKeyInput{}, fmt.Errorf("key type %q cannot be created by this keysync build", c.Kind)
+}
+
+func (d *document) field(name, varType string, value any, selection string) {
+	i := len(d.fields)
+	if d.values == nil {
+		d.values = map[string]any{}
+	}
+	d.vars = append(d.vars, fmt.Sprintf("$v%d: %s", i, varType))
+	d.fields = append(d.fields, fmt.Sprintf("  a%d: %s(input: $v%d) { %s }", i, name, i, selection))
+	d.values[fmt.Sprintf("v%d", i)] = value
+}
+
+// String renders the document.
+func (d *document) String() string {
+	return "mutation KeysyncBatch(" + strings.Join(d.vars, ", ") + ") {\n" + strings.Join(d.fields, "\n") + "\n}"
+}
+
+// fieldResult is one alias's answer.
+type fieldResult struct {
+	data json.RawMessage
+	err  error
+}
+
+// send runs the document and splits the answer by alias. Each alias is
+// decided on its own: its data, its error (path = alias), or, when the
+// answer has neither, an unknown outcome.
+func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult, error) {
+	var data map[string]json.RawMessage
+	resp := &graphql.Response{Data: &data}
+	err := gql.MakeRequest(ctx, &graphql.Request{OpName: "KeysyncBatch", Query: d.String(), Variables: d.values}, resp)
+	var list gqlerror.List
+	if err != nil && !errors.As(err, &list) {
+		return nil, err // the transport never quotes bodies
+	}
+
+	byAlias := map[string]*gqlerror.Error{}
+	var general []string
+	for _, e := range list {
+		if len(e.Path) > 0 {
+			if alias, ok := e.Path[0].(ast.PathName); ok {
+				byAlias[string(alias)] = e
+				continue
+			}
+		}
+		general = append(general, e.Message)
+	}
+	out := make([]fieldResult, len(d.fields))
+	for i := range out {
+		alias := fmt.Sprintf("a%d", i)
+		switch raw, ok := data[alias]; {
+		case byAlias[alias] != nil:
+			out[i].err = d.fieldError(byAlias[alias])
+		case ok && string(raw) != "null":
+			out[i].data = raw
+		case data == nil && len(general) > 0:
+			// No data at all: the server refused the request before running it.
+			out[i].err = fmt.Errorf("request refused: %s: %w", d.scrub(strings.Join(general, "; ")), reconcile.ErrRejected)
+		default:
+			out[i].err = fmt.Errorf("answer has neither data nor an error for %s: %w", alias, reconcile.ErrUnknownOutcome)
+		}
+	}
+	return out, nil
+}
+
+// fieldError maps a GraphQL error to the domain's sentinels.
+func (d *document) fieldError(e *gqlerror.Error) error {
+	msg := d.scrub(e.Message)
+	code, _ := e.Extensions["code"].(string)
+	switch code {
+	case "NOT_FOUND":
+		return fmt.Errorf("%s: %w", msg, reconcile.ErrNotFound)
+	case "FORBIDDEN":
+		return fmt.Errorf("%s: %w", msg, reconcile.ErrNotOurs)
+	case "CONFLICT":
+		return fmt.Errorf("%s: %w", msg, reconcile.ErrConflict)
+	case "BAD_USER_INPUT":
+		return fmt.Errorf("%s: %w", msg, reconcile.ErrRejected)
+	}
+	return errors.New(msg)
+}
+
+// scrub removes the batch's PINs from a server message, in case the server
+// quotes them back.
+func (d *document) scrub(msg string) string {
+	for _, s := range d.secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
+}
+
+func kindLabel(a *reconcile.Action) string {
+	if a.Kind != "" {
+		return string(a.Kind)
+	}
+	return "key"
+}
