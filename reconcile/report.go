@@ -28,6 +28,8 @@ type Failure struct {
 	Property string `json:"property"`
 	System   System `json:"system"`
 	Err      string `json:"error"`
+	// Cause is the error itself, for errors.Is (ErrUnauthorized, say).
+	Cause error `json:"-"`
 }
 
 // Actions returns every action of every plan, in order.

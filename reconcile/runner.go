@@ -67,7 +67,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	for i, site := range r.Sites {
 		rd := reads[i]
 		if rd.err != nil {
-			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error()})
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err})
 			r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
 			continue
 		}
@@ -91,7 +91,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 		for sys, err := range ap.dead {
-			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error()})
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
 	}
 	slices.SortFunc(rep.Failures, func(a, b Failure) int {

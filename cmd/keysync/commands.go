@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
+)
+
+// runFlags are the flags plan, run and backfill share.
+type runFlags struct {
+	config      string
+	now         string
+	json        bool
+	showSecrets bool
+	logLevel    string
+}
+
+func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
+	f := &runFlags{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.StringVar(&f.config, "config", "", "config file (required)")
+	fs.StringVar(&f.now, "now", "", "act as if it were this RFC 3339 instant, e.g. to preview tomorrow night (default: now)")
+	fs.BoolVar(&f.json, "json", false, "print the plan or report as JSON (documented in the README)")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
+	if name == "plan" {
+		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the PINs of keys the plan would create")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errQuiet
+		}
+		return nil, withCode(ExitConfig, errQuiet)
+	}
+	if fs.NArg() > 0 {
+		return nil, withCode(ExitConfig, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0)))
+	}
+	if f.config == "" {
+		return nil, withCode(ExitConfig, fmt.Errorf("%s: --config FILE is required", name))
+	}
+	return f, nil
+}
+
+// clock returns the run's instant: --now, or the wall clock. It is the one
+// place keysync reads the wall clock for a run.
+func (f *runFlags) clock() (time.Time, error) {
+	if f.now == "" {
+		return time.Now(), nil
+	}
+	t, err := time.Parse(time.RFC3339, f.now)
+	if err != nil {
+		return time.Time{}, withCode(ExitConfig, fmt.Errorf("--now %q: want RFC 3339, like 2026-11-24T02:00:00+01:00", f.now))
+	}
+	return t, nil
+}
+
+// reconcile implements plan, run and backfill.
+func (env *environment) reconcile(ctx context.Context, mode string, args []string) error {
+	f, err := env.parseRunFlags(mode, args)
+	if err != nil {
+		return err
+	}
+	now, err := f.clock()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, cmpOrEnv(f.logLevel, env.getenv("KEYSYNC_LOG_LEVEL")))
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	cfg, err := env.loadConfig(f.config, log)
+	if err != nil {
+		return err
+	}
+	rep, err := env.once(ctx, cfg, reconcile.Mode(mode), now, log)
+	if rep != nil {
+		if err := env.print(rep, f); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return reportError(rep)
+}
+
+// loadConfig loads the config and warns when others can read it.
+func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, error) {
+	cfg, err := LoadConfig(path, env.getenv)
+	if err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("config file is readable by other users; it may hold secrets (chmod 600)", "path", path, "mode", fi.Mode().Perm().String())
+	}
+	return cfg, nil
+}
+
+// once performs one run of the given mode: lock (not for plan), open the
+// state, wire the adapters, reconcile.
+func (env *environment) once(ctx context.Context, cfg *Config, mode reconcile.Mode, now time.Time, log *slog.Logger) (*reconcile.Report, error) {
+	dry := mode == reconcile.ModePlan
+	if !dry {
+		lock, err := state.Lock(cfg.State)
+		if err != nil {
+			if errors.Is(err, state.ErrLocked) {
+				return nil, withCode(ExitLocked, err)
+			}
+			return nil, withCode(ExitFailure, err)
+		}
+		defer lock.Unlock()
+	}
+	db, closeDB, err := env.openState(ctx, cfg.State, mode, log)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDB()
+
+	meter := &reconcile.Meter{}
+	runner := buildRunner(cfg, db, log, meter, nil, env.getenv)
+	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
+	rep, err := runner.Run(ctx, reconcile.Options{Mode: mode, Now: now, DryRun: dry})
+	if err != nil {
+		return rep, withCode(ExitFailure, err)
+	}
+	log.Info("reconcile finished", "run", rep.RunID, "actions", len(rep.Actions()), "partial", rep.Partial())
+	return rep, nil
+}
+
+// openState opens the state file as the mode needs: run requires it,
+// backfill creates it, plan reads it (or, before the first backfill, plans
+// against an empty temporary one).
+func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (*state.DB, func(), error) {
+	opts := state.Options{Create: mode == reconcile.ModeBackfill, ReadOnly: mode == reconcile.ModePlan}
+	db, err := state.Open(ctx, path, opts)
+	switch {
+	case err == nil:
+		return db, func() { db.Close() }, nil
+	case errors.Is(err, state.ErrNoState) && mode == reconcile.ModePlan:
+		log.Warn("no state file yet; planning as a first backfill would, without checking which existing keys are ours", "path", path)
+		tmp, terr := os.MkdirTemp("", "keysync-plan-")
+		if terr != nil {
+			return nil, nil, withCode(ExitFailure, terr)
+		}
+		db, err := state.Open(ctx, filepath.Join(tmp, "plan.db"), state.Options{Create: true})
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, nil, withCode(ExitFailure, err)
+		}
+		return db, func() { db.Close(); os.RemoveAll(tmp) }, nil
+	case errors.Is(err, state.ErrNoState):
+		return nil, nil, withCode(ExitConfig, fmt.Errorf("%w\nrun `keysync backfill --config FILE` once: it creates the state file and adopts the keys keysync already issued", err))
+	}
+	return nil, nil, withCode(ExitFailure, err)
+}
+
+// reportError turns a finished run's report into the exit status.
+func reportError(rep *reconcile.Report) error {
+	for _, f := range rep.Failures {
+		if errors.Is(f.Cause, reconcile.ErrUnauthorized) {
+			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
+		}
+	}
+	if rep.Partial() {
+		return withCode(ExitPartial, errors.New("some work was not done; see the report (the next run retries it)"))
+	}
+	return nil
+}
+
+func (env *environment) print(rep *reconcile.Report, f *runFlags) error {
+	if f.json {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	if rep.DryRun {
+		printPlan(env.stdout, rep, f.showSecrets)
+		return nil
+	}
+	printReport(env.stdout, rep)
+	return nil
+}
+
+func cmpOrEnv(flagValue, envValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return envValue
+}
+
+func parsePositive(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a positive number", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// env is a getenv for tests.
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigExampleParses(t *testing.T) {
+	cfg, err := LoadConfig("../../config.example.yaml", env("KEYSYNC_3RPMS_TOKEN", "tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Properties[0]
+	if p.Name != "hotel-ljubljana" || p.location.String() != "Europe/Ljubljana" {
+		t.Errorf("property = %q in %v", p.Name, p.location)
+	}
+	if p.ThreeRPMS.token.Reveal() != "tok" {
+		t.Error("token not resolved from the environment")
+	}
+	pol := p.policy()
+	if pol.GraceBefore != 2*time.Hour || pol.GraceAfter != 2*time.Hour || pol.WindowDays != 7 {
+		t.Errorf("policy = %+v", pol)
+	}
+	if pol.Rooms["r103"] != reconcile.MethodPIN || len(pol.Rooms) != 3 {
+		t.Errorf("rooms = %v", pol.Rooms)
+	}
+	if cfg.Schedule != "0 2 * * *" || cfg.State != "/var/lib/keysync/keysync.db" {
+		t.Errorf("schedule %q state %q", cfg.Schedule, cfg.State)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig(strings.NewReader(`
+properties:
+  - name: p
+    timezone: America/Vancouver
+    threerpms: {endpoint: "http://127.0.0.1:1/graphql", token: "${T}"}
+    default_method: pin
+`), env("T", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Properties[0]
+	if p.CheckIn != "15:00" || p.CheckOut != "11:00" || p.WindowDays != 7 || p.ThreeRPMS.PageSize != 20 ||
+		p.ThreeRPMS.MaxOpsPerRequest != 50 || p.PIN.Length != 6 || p.graceAfter != 2*time.Hour || p.graceBefore != 0 {
+		t.Errorf("defaults not applied: %+v", p)
+	}
+	if cfg.State != "keysync.db" {
+		t.Errorf("state default = %q", cfg.State)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	base := `
+properties:
+  - name: p
+    timezone: Europe/Ljubljana
+    threerpms: {endpoint: "https://x.example/graphql", token: "${T}"}
+    rooms: {r1: pin}
+`
+	tests := []struct {
+		name, yaml string
+		getenv     func(string) string
+		want       string
+	}{
+		{"unknown top-level key", "stat: x\n" + base, env("T", "x"), `field stat not found`},
+		{"unknown property key", strings.Replace(base, "name: p", "name: p\n    colour: red", 1), env("T", "x"), "field colour not found"},
+		{"unknown room key", strings.Replace(base, "{r1: pin}", "{r1: {method: pin, door: 3}}", 1), env("T", "x"), "field door not found"},
+		{"bad method", strings.Replace(base, "{r1: pin}", "{\"204\": pn}", 1), env("T", "x"), `properties[0].rooms["204"].method: unknown method "pn"`},
+		{"missing env", base, env(), "properties[0].threerpms.token: environment variable T is not set"},
+		{"bad zone", strings.Replace(base, "Europe/Ljubljana", "Mars/Olympus", 1), env("T", "x"), "properties[0].timezone"},
+		{"bad check-in", strings.Replace(base, "name: p", "name: p\n    check_in: 25:00", 1), env("T", "x"), "properties[0].check_in"},
+		{"bad grace", strings.Replace(base, "name: p", "name: p\n    grace: {after_departure: soon}", 1), env("T", "x"), "properties[0].grace.after_departure"},
+		{"bad endpoint", strings.Replace(base, "https://x.example/graphql", "ftp://x", 1), env("T", "x"), "properties[0].threerpms.endpoint"},
+		{"mixed-case alphabet", strings.Replace(base, "name: p", "name: p\n    pin: {alphabet: aB3}", 1), env("T", "x"), "properties[0].pin: alphabet: mixes upper and lower case"},
+		{"pin too long", strings.Replace(base, "name: p", "name: p\n    pin: {length: 11}", 1), env("T", "x"), "properties[0].pin: length 11"},
+		{"bad schedule", "schedule: every night\n" + base, env("T", "x"), "schedule:"},
+		{"no properties", "state: x.db\n", env(), "properties: at least one property is required"},
+		{"duplicate names", base + "  - name: p\n    timezone: UTC\n    threerpms: {endpoint: \"https://y.example/\", token: \"${T}\"}\n    default_method: pin\n", env("T", "x"), `properties[1].name: "p" is used by another property`},
+		{"no rooms", strings.Replace(base, "    rooms: {r1: pin}\n", "", 1), env("T", "x"), "properties[0].rooms: map at least one room"},
+		{"token and file", strings.Replace(base, `token: "${T}"`, `token: "${T}", token_file: /x`, 1), env("T", "x"), "set the token or token_file, not both"},
+		{"partial reference", strings.Replace(base, `"${T}"`, `"Bearer ${T}"`, 1), env("T", "x"), "whole value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig(strings.NewReader(tt.yaml), tt.getenv)
+			if err == nil {
+				t.Fatalf("no error; want one containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/tok"
+	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(strings.NewReader(`
+properties:
+  - name: p
+    timezone: UTC
+    threerpms: {endpoint: "https://x.example/graphql", token_file: "`+path+`"}
+    default_method: pin
+`), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Properties[0].ThreeRPMS.token.Reveal(); got != "from-file" {
+		t.Errorf("token = %q", got)
+	}
+}

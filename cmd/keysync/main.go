@@ -1,0 +1,123 @@
+// Command keysync keeps guest door access in step with bookings: it reads
+// room stays from 3RPMS, plans the fewest key changes, and applies them.
+//
+//	keysync demo                      try it against the built-in sandbox
+//	keysync plan --config FILE        dry run: print the plan
+//	keysync run --config FILE         one reconcile (systemd timer, CronJob)
+//	keysync backfill --config FILE    first connection: create state, adopt keys
+//	keysync serve --config FILE       stay up, reconcile on the schedule
+//	keysync sandbox --listen ADDR     run the sandbox 3RPMS server
+//
+// This package only wires: config, state, adapters and the core.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, documented in the README. A timer or CronJob can act on them.
+const (
+	ExitOK      = 0 // everything planned was done
+	ExitFailure = 1 // the run failed (state store, or every source unreadable)
+	ExitConfig  = 2 // bad flags, config or credentials; nothing was written
+	ExitPartial = 3 // some work failed or was deferred; the next run retries
+	ExitLocked  = 4 // another run holds the state file's lock
+)
+
+// exitError carries an exit code with the message to print.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode attaches an exit code to an error.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// exitCode maps an error from Run to the process's exit status.
+func exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return ExitFailure
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	if err != nil && !errors.Is(err, errQuiet) {
+		fmt.Fprintln(os.Stderr, "keysync:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// errQuiet marks an exit whose message was already printed (the report
+// says what went wrong).
+var errQuiet = errors.New("reported above")
+
+const usage = `usage: keysync <command> [flags]
+
+commands:
+  demo       run a full reconcile against the built-in sandbox (no setup)
+  plan       dry run: read, diff and print the plan; writes nothing
+  run        one reconcile, as a systemd timer or CronJob calls it
+  backfill   first connection: create the state file, adopt keys of ours
+  serve      stay up and reconcile on the config's schedule
+  sandbox    run the sandbox 3RPMS server for trying keysync by hand
+
+Run 'keysync <command> -h' for a command's flags.`
+
+// Run is keysync's entry point without process globals, so end-to-end tests
+// call it directly. getenv resolves ${VAR} in the config and
+// KEYSYNC_LOG_LEVEL.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return withCode(ExitConfig, errQuiet)
+	}
+	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "demo":
+		return env.demo(ctx, rest)
+	case "plan":
+		return env.reconcile(ctx, "plan", rest)
+	case "run":
+		return env.reconcile(ctx, "run", rest)
+	case "backfill":
+		return env.reconcile(ctx, "backfill", rest)
+	case "serve":
+		return env.serve(ctx, rest)
+	case "sandbox":
+		return env.sandbox(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return withCode(ExitConfig, fmt.Errorf("unknown command %q", cmd))
+	}
+}
+
+// environment is what a command may touch of the process.
+type environment struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}

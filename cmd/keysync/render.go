@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// printPlan renders a dry run's plan as a table for people. PINs appear
+// only with showSecrets.
+func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
+	fmt.Fprintf(w, "Plan at %s\n\n", rep.Now.Format(time.RFC3339))
+	actions := rep.Actions()
+	if len(actions) == 0 {
+		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+	} else {
+		printActions(w, actions, showSecrets, false)
+	}
+	printNotes(w, rep.Notes())
+	printFailures(w, rep.Failures)
+	fmt.Fprintf(w, "\nApplying this plan takes %d write request(s).\n", rep.PlannedRequests)
+}
+
+// printReport renders a run's report: what was done, what was not, and
+// what it cost.
+func printReport(w io.Writer, rep *reconcile.Report) {
+	fmt.Fprintf(w, "Run #%d (%s) at %s\n\n", rep.RunID, rep.Mode, rep.Now.Format(time.RFC3339))
+	actions := rep.Actions()
+	if len(actions) == 0 {
+		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+	} else {
+		printActions(w, actions, false, true)
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SYSTEM\tACTION\tRESULT\tCOUNT")
+		for _, c := range rep.Counts() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", c.System, c.Op, c.Result, c.N)
+		}
+		tw.Flush()
+	}
+	printNotes(w, rep.Notes())
+	printFailures(w, rep.Failures)
+	fmt.Fprintln(w)
+	for _, sys := range sortedKeys(rep.Requests) {
+		c := rep.Requests[sys]
+		fmt.Fprintf(w, "Requests to %s: %d (%d read, %d write; the plan priced writes at %d)\n", sys, c.Reads+c.Writes, c.Reads, c.Writes, rep.PlannedRequests)
+	}
+	if rep.Partial() {
+		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
+	}
+}
+
+func printActions(w io.Writer, actions []*reconcile.Action, showSecrets, results bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := []string{"SYSTEM", "ACTION", "STAY", "ROOM", "ARRIVAL", "DEPARTURE", "REASON"}
+	if showSecrets {
+		head = append(head, "PIN")
+	}
+	if results {
+		head = append(head, "RESULT")
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, a := range actions {
+		row := []string{string(a.System), string(a.Op), a.Stay.ID, a.Room, a.Arrival.String(), a.Departure.String(), a.Reason}
+		if showSecrets {
+			pin := ""
+			if a.Op == reconcile.OpCreate && a.Cred != nil {
+				pin = a.Cred.PIN.Reveal()
+			}
+			row = append(row, pin)
+		}
+		if results {
+			r := string(a.Result)
+			if a.Error != "" {
+				r += ": " + a.Error
+			}
+			row = append(row, r)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+}
+
+func printNotes(w io.Writer, notes []reconcile.Note) {
+	if len(notes) == 0 {
+		return
+	}
+	slices.SortStableFunc(notes, func(a, b reconcile.Note) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
+	fmt.Fprintf(w, "\nLeft alone (%d):\n", len(notes))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tSTAY\tROOM\tARRIVAL\tDEPARTURE\tDETAIL")
+	for _, n := range notes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Kind, n.Stay.ID, n.Room, n.Arrival, n.Departure, n.Detail)
+	}
+	tw.Flush()
+}
+
+func printFailures(w io.Writer, failures []reconcile.Failure) {
+	for _, f := range failures {
+		fmt.Fprintf(w, "\nFAILED %s %s: %s\n", f.Property, f.System, f.Err)
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// serve stays up and reconciles on the config's schedule. Without a state
+// file it backfills once at start; a tick that finds the previous run still
+// going is skipped; SIGTERM stops it after the run in progress.
+func (env *environment) serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	config := fs.String("config", "", "config file (required)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
+	if err := fs.Parse(args); err != nil {
+		return withCode(ExitConfig, errQuiet)
+	}
+	if *config == "" {
+		return withCode(ExitConfig, errors.New("serve: --config FILE is required"))
+	}
+	log, err := newLogger(env.stderr, cmpOrEnv(*logLevel, env.getenv("KEYSYNC_LOG_LEVEL")))
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	cfg, err := env.loadConfig(*config, log)
+	if err != nil {
+		return err
+	}
+
+	job := func(mode reconcile.Mode) {
+		rep, err := env.once(ctx, cfg, mode, time.Now(), log)
+		switch {
+		case err != nil:
+			log.Error("reconcile failed", "mode", mode, "err", err)
+		case rep.Partial():
+			log.Warn("reconcile partly done; the next run retries", "run", rep.RunID, "failures", len(rep.Failures))
+		}
+	}
+	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
+		log.Info("no state file: backfilling once before the schedule starts", "path", cfg.State)
+		job(reconcile.ModeBackfill)
+	}
+
+	l := cronLogger{log.With("component", "cron")}
+	c := cron.New(
+		cron.WithLocation(cfg.Properties[0].location),
+		cron.WithLogger(l),
+		cron.WithChain(cron.Recover(l), cron.SkipIfStillRunning(l)),
+	)
+	if _, err := c.AddFunc(cfg.Schedule, func() { job(reconcile.ModeRun) }); err != nil {
+		return withCode(ExitConfig, fmt.Errorf("schedule: %w", err))
+	}
+	c.Start()
+	next := c.Entries()[0].Next
+	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.Properties[0].TimeZone, "next", next.Format(time.RFC3339))
+	<-ctx.Done()
+	log.Info("stopping: waiting for the run in progress")
+	<-c.Stop().Done()
+	return nil
+}
+
+// cronLogger adapts slog to cron.Logger.
+type cronLogger struct{ log *slog.Logger }
+
+// Info implements cron.Logger.
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug(msg, kv...) }
+
+// Error implements cron.Logger.
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error(msg, append(kv, "err", err)...)
+}
