@@ -1,3 +1,13 @@
 package schema
-import ("testing"; "github.com/vektah/gqlparser/v2"; "github.com/vektah/gqlparser/v2/ast")
-func TestLoad(t *testing.T){ if _, err := gqlparser.LoadSchema(&ast.Source{Name:"s", Input: SDL}); err != nil { t.Fatal(err) } }
+
+import (
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	if _, err := gqlparser.LoadSchema(&ast.Source{Name: "s", Input: SDL}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,260 @@
+package sandbox
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// adminRoutes is served at GET /_sandbox/; doc.go lists the same lines
+// (a test keeps the two in step).
+const adminRoutes = `3RPMS sandbox admin API (JSON, no auth)
+GET    /_sandbox/                               this list
+GET    /_sandbox/stays                          every stay, cancelled and deleted included
+POST   /_sandbox/stays                          add a stay {id?, room_id, arrival, departure, reservation_id?, reservation_code?}
+PATCH  /_sandbox/stays/{id}                     change {arrival?, departure?, room_id?}
+POST   /_sandbox/stays/{id}/move                move to another room {room_id}
+DELETE /_sandbox/stays/{id}                     delete a stay; its key assignment is dropped
+POST   /_sandbox/reservations/{id}/cancel       cancel a reservation (its stays disappear from queries)
+POST   /_sandbox/reservations/{id}/reactivate   re-activate a cancelled reservation
+GET    /_sandbox/rooms                          every room
+POST   /_sandbox/rooms                          add or rename a room {id, name}
+GET    /_sandbox/clock                          the business clock {now, today}
+POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
+GET    /_sandbox/keys                           every room access key, its owner, content and assignments
+GET    /_sandbox/requests                       the GraphQL request log {count, requests}
+DELETE /_sandbox/requests                       empty the request log
+`
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/graphql", s.serveGraphQL)
+	mux.HandleFunc("GET /_sandbox/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, adminRoutes)
+	})
+	mux.HandleFunc("GET /_sandbox/stays", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"stays": nonNil(s.Stays())})
+	})
+	mux.HandleFunc("POST /_sandbox/stays", s.adminAddStay)
+	mux.HandleFunc("PATCH /_sandbox/stays/{id}", s.adminPatchStay)
+	mux.HandleFunc("POST /_sandbox/stays/{id}/move", s.adminMoveStay)
+	mux.HandleFunc("DELETE /_sandbox/stays/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		s.adminStayResult(w, id, s.DeleteStay(id))
+	})
+	mux.HandleFunc("POST /_sandbox/reservations/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
+		s.adminReservation(w, r.PathValue("id"), true)
+	})
+	mux.HandleFunc("POST /_sandbox/reservations/{id}/reactivate", func(w http.ResponseWriter, r *http.Request) {
+		s.adminReservation(w, r.PathValue("id"), false)
+	})
+	mux.HandleFunc("GET /_sandbox/rooms", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"rooms": nonNil(s.Rooms())})
+	})
+	mux.HandleFunc("POST /_sandbox/rooms", s.adminAddRoom)
+	mux.HandleFunc("GET /_sandbox/clock", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.clockView())
+	})
+	mux.HandleFunc("POST /_sandbox/clock", s.adminClock)
+	mux.HandleFunc("GET /_sandbox/keys", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"keys": s.Keys()})
+	})
+	mux.HandleFunc("GET /_sandbox/requests", func(w http.ResponseWriter, _ *http.Request) {
+		reqs := nonNil(s.Requests())
+		writeJSON(w, http.StatusOK, map[string]any{"count": len(reqs), "requests": reqs})
+	})
+	mux.HandleFunc("DELETE /_sandbox/requests", func(w http.ResponseWriter, _ *http.Request) {
+		n := len(s.Requests())
+		s.ResetRequests()
+		writeJSON(w, http.StatusOK, map[string]any{"cleared": n})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		adminError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (GET /_sandbox/ lists the admin routes; GraphQL is POST /graphql)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func adminError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// adminFail maps err's code to an HTTP status.
+func adminFail(w http.ResponseWriter, err error) {
+	status := map[string]int{
+		CodeNotFound: http.StatusNotFound, CodeConflict: http.StatusConflict,
+		CodeForbidden: http.StatusForbidden, CodeBadUserInput: http.StatusBadRequest,
+	}[errCode(err)]
+	adminError(w, cmp.Or(status, http.StatusInternalServerError), err.Error())
+}
+
+// decode reads a JSON body into v, rejecting unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		adminError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) adminStayResult(w http.ResponseWriter, id string, err error) {
+	if err != nil {
+		adminFail(w, err)
+		return
+	}
+	v, _ := s.Stay(id)
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) adminAddStay(w http.ResponseWriter, r *http.Request) {
+	var in Stay
+	if !decode(w, r, &in) {
+		return
+	}
+	s.lock()
+	st, err := s.addStay(in)
+	var v StayView
+	if err == nil {
+		v = s.stayView(st)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		adminFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) adminPatchStay(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var in struct {
+		Arrival   *string `json:"arrival"`
+		Departure *string `json:"departure"`
+		RoomID    *string `json:"room_id"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	s.lock()
+	err := s.patchStay(id, in.Arrival, in.Departure, in.RoomID)
+	s.mu.Unlock()
+	s.adminStayResult(w, id, err)
+}
+
+// patchStay changes the given parts of a stay, all or nothing. Caller holds s.mu.
+func (s *Server) patchStay(id string, arrival, departure, roomID *string) error {
+	st, err := s.liveStay(id)
+	if err != nil {
+		return fmt.Errorf("sandbox: patch stay %s: %w", id, err)
+	}
+	if roomID != nil {
+		if _, ok := s.rooms[*roomID]; !ok {
+			return fmt.Errorf("sandbox: patch stay %s: %w", id, errorf(CodeNotFound, "room_id: room %q not found", *roomID))
+		}
+	}
+	if arrival != nil || departure != nil {
+		arr, dep := fmtDate(st.arrival), fmtDate(st.departure)
+		if arrival != nil {
+			arr = *arrival
+		}
+		if departure != nil {
+			dep = *departure
+		}
+		if err := s.changeDates(id, arr, dep); err != nil {
+			return err
+		}
+	}
+	if roomID != nil {
+		return s.moveStay(id, *roomID)
+	}
+	return nil
+}
+
+func (s *Server) adminMoveStay(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var in struct {
+		RoomID string `json:"room_id"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	s.adminStayResult(w, id, s.MoveStay(id, in.RoomID))
+}
+
+func (s *Server) adminReservation(w http.ResponseWriter, id string, cancel bool) {
+	var err error
+	if cancel {
+		err = s.CancelReservation(id)
+	} else {
+		err = s.ReactivateReservation(id)
+	}
+	if err != nil {
+		adminFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reservation_id": id, "cancelled": cancel})
+}
+
+func (s *Server) adminAddRoom(w http.ResponseWriter, r *http.Request) {
+	var in Room
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.ID == "" {
+		adminError(w, http.StatusBadRequest, "id: must not be empty")
+		return
+	}
+	if in.Name == "" {
+		in.Name = in.ID
+	}
+	s.AddRoom(in.ID, in.Name)
+	writeJSON(w, http.StatusCreated, in)
+}
+
+func (s *Server) clockView() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]string{"now": s.now.Format(time.RFC3339), "today": fmtDate(s.today())}
+}
+
+func (s *Server) adminClock(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Now     string `json:"now"`
+		Advance string `json:"advance"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	switch {
+	case (in.Now == "") == (in.Advance == ""):
+		adminError(w, http.StatusBadRequest, `give exactly one of "now" (RFC 3339) or "advance" (Go duration, e.g. "36h")`)
+		return
+	case in.Now != "":
+		t, err := time.Parse(time.RFC3339, in.Now)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "now: "+err.Error())
+			return
+		}
+		s.SetNow(t)
+	default:
+		d, err := time.ParseDuration(in.Advance)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "advance: "+err.Error())
+			return
+		}
+		s.Advance(d)
+	}
+	writeJSON(w, http.StatusOK, s.clockView())
+}

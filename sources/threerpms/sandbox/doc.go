@@ -1,0 +1,63 @@
+// Package sandbox is an in-memory fake of the 3RPMS GraphQL API (seed 003,
+// "Room Access Key API") for tests and for `keysync sandbox` / `keysync demo`.
+// It follows the seed, not whatever a client sends: every document is parsed
+// and validated against the schema in package schema and run by a small
+// executor over the gqlparser AST.
+//
+// # GraphQL
+//
+// POST /graphql with a JSON body {"query", "variables", "operationName"} (at
+// most 1 MiB) and "Authorization: Bearer <token>", where the token maps to an
+// integration id (Options.Integrations, AddIntegration). Queries: room_stays
+// and reservations (with rooms), cursor-paginated (first defaults to 20, at
+// most Options.MaxPageSize), ordered by arrival, then id. Mutations:
+// createRoomAccessKey, addRoomAccessKey, removeRoomAccessKey and
+// deleteRoomAccessKey; root fields run serially in document order, and a field
+// that breaks a rule is null with an error whose path is its alias and whose
+// extensions.code is one of the Code… constants, while the other fields still
+// run. Error messages name the field and the rule, never a PIN, compartment
+// or qrData value.
+//
+// The seed's rules: exactly one key type per create; PINs are 1-10
+// alphanumerics, not mixed case; compartments 1-10 alphanumerics; qrData
+// 1-512 characters. A key is invisible until assigned; an integration may
+// add, remove and delete only keys it created (FORBIDDEN); a stay holds at
+// most one key (CONFLICT), re-adding the key a stay holds succeeds without
+// change; one key may serve several stays; remove of a key the stay does not
+// hold is NOT_FOUND; delete needs the key assigned to no stay (CONFLICT).
+// Stays of cancelled reservations are hidden from queries and refuse
+// addRoomAccessKey (NOT_FOUND) but accept removeRoomAccessKey. The business
+// clock (Now, SetNow, Advance) drives the seed's cleanup: a key is revoked
+// from a stay 2 days after its departure date and deleted when it is then
+// assigned nowhere, and a key assigned to no stay for 2 days is deleted.
+//
+// Request-level failures have no "data": 401 (missing or unknown token), 429
+// with Retry-After (per-token rate and daily cap, timed by Options.RateNow),
+// 413 (body too large), 400 (bad JSON, parse or validation error, variables
+// that do not coerce, more than Options.MaxRootFields mutation fields).
+// Every /graphql request is recorded in the request log (Requests).
+//
+// # Admin API
+//
+// JSON, no auth, served under /_sandbox/ (GET /_sandbox/ returns this list as
+// text). Errors are {"error": "..."} with 400, 404 or 409.
+//
+//	3RPMS sandbox admin API (JSON, no auth)
+//	GET    /_sandbox/                               this list
+//	GET    /_sandbox/stays                          every stay, cancelled and deleted included
+//	POST   /_sandbox/stays                          add a stay {id?, room_id, arrival, departure, reservation_id?, reservation_code?}
+//	PATCH  /_sandbox/stays/{id}                     change {arrival?, departure?, room_id?}
+//	POST   /_sandbox/stays/{id}/move                move to another room {room_id}
+//	DELETE /_sandbox/stays/{id}                     delete a stay; its key assignment is dropped
+//	POST   /_sandbox/reservations/{id}/cancel       cancel a reservation (its stays disappear from queries)
+//	POST   /_sandbox/reservations/{id}/reactivate   re-activate a cancelled reservation
+//	GET    /_sandbox/rooms                          every room
+//	POST   /_sandbox/rooms                          add or rename a room {id, name}
+//	GET    /_sandbox/clock                          the business clock {now, today}
+//	POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
+//	GET    /_sandbox/keys                           every room access key, its owner, content and assignments
+//	GET    /_sandbox/requests                       the GraphQL request log {count, requests}
+//	DELETE /_sandbox/requests                       empty the request log
+//
+// Dates are "2006-01-02" (DateLayout) throughout.
+package sandbox

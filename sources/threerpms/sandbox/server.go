@@ -1,0 +1,454 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator"
+	"golang.org/x/time/rate"
+
+	"github.com/keysync/keysync/sources/threerpms/schema"
+)
+
+// Defaults and limits. The per-second rate, burst and daily cap are the
+// seed's (5 req/s, burst 10, 10,000 a day); they apply only when set in
+// Options (see Options.WithSeedLimits).
+const (
+	// DefaultRatePerSecond is the seed's sustained request rate per token.
+	DefaultRatePerSecond = 5.0
+	// DefaultBurst is the seed's burst per token, used when Options.Burst is zero.
+	DefaultBurst = 10
+	// DefaultDailyCap is the seed's number of requests per token per UTC day.
+	DefaultDailyCap = 10000
+	// DefaultPageSize is the page size when a connection's first is omitted.
+	DefaultPageSize = 20
+	// DefaultMaxPageSize is the largest first accepted when Options.MaxPageSize is zero.
+	DefaultMaxPageSize = 100
+	// DefaultMaxRootFields is the most root fields in one mutation document
+	// when Options.MaxRootFields is zero.
+	DefaultMaxRootFields = 100
+	// MaxBodyBytes is the largest request body accepted (HTTP 413 beyond).
+	MaxBodyBytes = 1 << 20
+)
+
+// Options configures a Server. The zero value is usable: no tokens, business
+// clock at time.Now(), no rate limits, page size and root field limits of 100.
+type Options struct {
+	// Integrations maps bearer tokens to integration ids.
+	Integrations map[string]string
+	// Now starts the business clock; zero means time.Now().
+	Now time.Time
+	// RateNow is the clock of the rate limiter and of the request log; nil
+	// means time.Now. It is independent of the business clock.
+	RateNow func() time.Time
+	// RatePerSecond is each token's sustained request rate; zero or negative
+	// disables the per-second limit.
+	RatePerSecond float64
+	// Burst is each token's burst; zero or negative means DefaultBurst.
+	Burst int
+	// DailyCap is each token's requests per UTC day (by RateNow); zero or
+	// negative disables it.
+	DailyCap int
+	// MaxPageSize is the largest first a connection accepts; zero means DefaultMaxPageSize.
+	MaxPageSize int
+	// MaxRootFields is the most root fields one mutation document may hold;
+	// zero means DefaultMaxRootFields.
+	MaxRootFields int
+}
+
+// WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
+// 10,000 a day) filled into the fields that are zero.
+func (o Options) WithSeedLimits() Options {
+	if o.RatePerSecond == 0 {
+		o.RatePerSecond = DefaultRatePerSecond
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.DailyCap == 0 {
+		o.DailyCap = DefaultDailyCap
+	}
+	return o
+}
+
+// Request is one entry of the request log: every POST to /graphql, whatever
+// its outcome. Operation, Name and Fields are filled in as far as the
+// document could be parsed.
+type Request struct {
+	// Time is by Options.RateNow.
+	Time time.Time `json:"time"`
+	// Integration is the caller's integration id, or "" when unauthenticated.
+	Integration string `json:"integration"`
+	Status      int    `json:"status"`
+	// Operation is "query", "mutation" or "".
+	Operation string `json:"operation"`
+	// Name is the operation name, or "".
+	Name string `json:"name"`
+	// Fields are the root field names (not aliases) in document order,
+	// fragments expanded.
+	Fields     []string `json:"fields"`
+	FieldCount int      `json:"field_count"`
+}
+
+// Server is the in-memory 3RPMS fake. It serves POST /graphql and the admin
+// API under /_sandbox/; the methods give tests the same control directly.
+// A Server is safe for concurrent use.
+type Server struct {
+	opts   Options
+	schema *ast.Schema
+	mux    *http.ServeMux
+
+	mu                         sync.Mutex
+	tokens                     map[string]string
+	now                        time.Time
+	rooms                      map[string]*Room
+	roomOrder                  []string
+	stays                      map[string]*stay
+	reservations               map[string]*reservation
+	keys                       map[string]*key
+	nextStay, nextKey, nextRes int
+	limits                     map[string]*tokenLimit
+	requests                   []Request
+}
+
+type tokenLimit struct {
+	lim   *rate.Limiter // nil: no per-second limit
+	day   string
+	count int
+}
+
+var loadSchema = sync.OnceValues(func() (*ast.Schema, error) {
+	return gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: schema.SDL})
+})
+
+// New returns a Server with no rooms or stays. It panics if the embedded
+// schema does not load, which the schema package's tests rule out.
+func New(opts Options) *Server {
+	sch, err := loadSchema()
+	if err != nil {
+		panic(fmt.Sprintf("sandbox: load 3rpms schema: %v", err))
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.RateNow == nil {
+		opts.RateNow = time.Now
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = DefaultBurst
+	}
+	if opts.MaxPageSize <= 0 {
+		opts.MaxPageSize = DefaultMaxPageSize
+	}
+	if opts.MaxRootFields <= 0 {
+		opts.MaxRootFields = DefaultMaxRootFields
+	}
+	s := &Server{
+		opts:         opts,
+		schema:       sch,
+		tokens:       map[string]string{},
+		now:          opts.Now,
+		rooms:        map[string]*Room{},
+		stays:        map[string]*stay{},
+		reservations: map[string]*reservation{},
+		keys:         map[string]*key{},
+		limits:       map[string]*tokenLimit{},
+	}
+	for tok, id := range opts.Integrations {
+		s.tokens[tok] = id
+	}
+	s.mux = s.routes()
+	return s
+}
+
+// AddIntegration lets token authenticate as integration.
+func (s *Server) AddIntegration(token, integration string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[token] = integration
+}
+
+// ServeHTTP serves POST /graphql and the admin API under /_sandbox/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Requests returns a copy of the request log, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// ---- GraphQL over HTTP -----------------------------------------------------
+
+type result struct {
+	status     int
+	body       any
+	retryAfter int // seconds; 0: no Retry-After header
+}
+
+type response struct {
+	Data   any        `json:"data"`
+	Errors []gqlError `json:"errors,omitempty"`
+}
+
+func fail(status int, msg string) result {
+	return result{status: status, body: response{Errors: []gqlError{{Message: msg}}}}
+}
+
+// failBody drops "data" for request-level failures, which never executed.
+type failBody struct {
+	Errors []gqlError `json:"errors"`
+}
+
+func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
+	rec := Request{Time: s.opts.RateNow(), Fields: []string{}}
+	res := s.graphQL(w, r, &rec)
+	rec.Status = res.status
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	s.mu.Unlock()
+	if res.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
+	}
+	if rb, ok := res.body.(response); ok && res.status != http.StatusOK {
+		res.body = failBody{Errors: rb.Errors}
+	}
+	writeJSON(w, res.status, res.body)
+}
+
+func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) result {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return fail(http.StatusMethodNotAllowed, "method not allowed: use POST with a JSON body")
+	}
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var req struct {
+		Query         string         `json:"query"`
+		Variables     map[string]any `json:"variables"`
+		OperationName string         `json:"operationName"`
+	}
+	var decodeErr, parseErr error
+	var doc *ast.QueryDocument
+	var op *ast.OperationDefinition
+	if readErr == nil {
+		decodeErr = json.Unmarshal(body, &req)
+	}
+	if readErr == nil && decodeErr == nil && req.Query != "" {
+		doc, parseErr = parser.ParseQuery(&ast.Source{Name: "request", Input: req.Query})
+		if parseErr == nil {
+			op = pickOperation(doc, req.OperationName)
+		}
+	}
+	if op != nil {
+		rec.Operation, rec.Name = string(op.Operation), op.Name
+		rec.Fields = rootFieldNames(doc, op.SelectionSet, map[string]bool{}, []string{})
+		rec.FieldCount = len(rec.Fields)
+	}
+
+	integration, token, ok := s.authenticate(r)
+	if !ok {
+		return fail(http.StatusUnauthorized, "unauthorized: missing or invalid bearer token")
+	}
+	rec.Integration = integration
+	if secs, msg := s.admit(token); secs > 0 {
+		res := fail(http.StatusTooManyRequests, msg)
+		res.body.(response).Errors[0].Extensions = map[string]any{"code": CodeRateLimited}
+		res.retryAfter = secs
+		return res
+	}
+
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(readErr, &tooLarge):
+		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: the limit is %d bytes", MaxBodyBytes))
+	case readErr != nil:
+		return fail(http.StatusBadRequest, "read request body: "+readErr.Error())
+	case decodeErr != nil:
+		return fail(http.StatusBadRequest, "request body must be JSON {query, variables, operationName}: "+decodeErr.Error())
+	case req.Query == "":
+		return fail(http.StatusBadRequest, "query: must not be empty")
+	case parseErr != nil:
+		return badRequest(gqlErrors(parseErr))
+	}
+	if errs := validator.ValidateWithRules(s.schema, doc, nil); len(errs) > 0 {
+		return badRequest(errs)
+	}
+	if op == nil {
+		if req.OperationName != "" {
+			return fail(http.StatusBadRequest, fmt.Sprintf("operationName: no operation named %q in the document", req.OperationName))
+		}
+		return fail(http.StatusBadRequest, "operationName: required when the document holds several operations")
+	}
+	if op.Operation == ast.Mutation && rec.FieldCount > s.opts.MaxRootFields {
+		return fail(http.StatusBadRequest, fmt.Sprintf(
+			"too many root fields: the mutation has %d, the limit is %d per document (MaxRootFields)", rec.FieldCount, s.opts.MaxRootFields))
+	}
+	vars, err := validator.VariableValues(s.schema, op, req.Variables)
+	if err != nil {
+		return badRequest(gqlErrors(err))
+	}
+
+	s.lock()
+	e := &executor{s: s, schema: s.schema, doc: doc, vars: vars, caller: integration}
+	data := e.run(op)
+	s.mu.Unlock()
+	return result{status: http.StatusOK, body: response{Data: data, Errors: e.errs}}
+}
+
+func (s *Server) authenticate(r *http.Request) (integration, token string, ok bool) {
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", "", false
+	}
+	token = strings.TrimSpace(token)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	integration, ok = s.tokens[token]
+	return integration, token, ok && token != ""
+}
+
+// admit counts a request against token's limits. It returns 0 when the
+// request may proceed, or the seconds to wait and a message.
+func (s *Server) admit(token string) (retryAfter int, msg string) {
+	now := s.opts.RateNow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tl := s.limits[token]
+	if tl == nil {
+		tl = &tokenLimit{}
+		if s.opts.RatePerSecond > 0 {
+			tl.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
+		}
+		s.limits[token] = tl
+	}
+	if s.opts.DailyCap > 0 {
+		day := now.UTC().Format(DateLayout)
+		if tl.day != day {
+			tl.day, tl.count = day, 0
+		}
+		if tl.count >= s.opts.DailyCap {
+			y, m, d := now.UTC().Date()
+			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			return secs, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, secs)
+		}
+	}
+	if tl.lim != nil {
+		rsv := tl.lim.ReserveN(now, 1)
+		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
+			rsv.CancelAt(now)
+			secs := max(1, int(math.Ceil(d.Seconds())))
+			return secs, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
+		}
+	}
+	tl.count++
+	return 0, ""
+}
+
+// pickOperation selects the operation to run, or nil if name matches none
+// (or is empty while the document has several).
+func pickOperation(doc *ast.QueryDocument, name string) *ast.OperationDefinition {
+	if name == "" {
+		if len(doc.Operations) == 1 {
+			return doc.Operations[0]
+		}
+		return nil
+	}
+	return doc.Operations.ForName(name)
+}
+
+// rootFieldNames lists the root field names of a (possibly invalid) selection
+// set, expanding fragments, for the request log and the root field limit.
+func rootFieldNames(doc *ast.QueryDocument, set ast.SelectionSet, seen map[string]bool, out []string) []string {
+	for _, sel := range set {
+		switch sel := sel.(type) {
+		case *ast.Field:
+			out = append(out, sel.Name)
+		case *ast.InlineFragment:
+			out = rootFieldNames(doc, sel.SelectionSet, seen, out)
+		case *ast.FragmentSpread:
+			if frag := doc.Fragments.ForName(sel.Name); frag != nil && !seen[sel.Name] {
+				seen[sel.Name] = true
+				out = rootFieldNames(doc, frag.SelectionSet, seen, out)
+			}
+		}
+	}
+	return out
+}
+
+func badRequest(errs gqlerror.List) result {
+	out := make([]gqlError, 0, len(errs))
+	for _, e := range errs {
+		ge := gqlError{Message: redact(e), Locations: e.Locations}
+		if len(e.Path) > 0 {
+			ge.Message = e.Path.String() + ": " + ge.Message
+		}
+		out = append(out, ge)
+	}
+	return result{status: http.StatusBadRequest, body: response{Errors: out}}
+}
+
+func gqlErrors(err error) gqlerror.List {
+	var list gqlerror.List
+	if errors.As(err, &list) {
+		return list
+	}
+	var one *gqlerror.Error
+	if errors.As(err, &one) {
+		return gqlerror.List{one}
+	}
+	return gqlerror.List{gqlerror.Wrap(err)}
+}
+
+var quotedToken = regexp.MustCompile(`\b(String|BlockString|Int|Float) "(?:[^"\\]|\\.)*"`)
+
+// redact keeps literal values out of parse and validation messages: a PIN,
+// compartment or qrData written into the document must never be echoed.
+func redact(e *gqlerror.Error) string {
+	msg := e.Message
+	switch {
+	case strings.HasPrefix(e.Rule, "ValuesOfCorrectType"):
+		if i := strings.Index(msg, " value: "); i >= 0 {
+			msg = msg[:i] + " value (value not shown)"
+		} else if i := strings.Index(msg, ", found "); i >= 0 {
+			msg = msg[:i] + " (value not shown)"
+		}
+	case e.Rule == "": // syntax error
+		msg = quotedToken.ReplaceAllString(msg, "$1")
+		if i := strings.Index(msg, ": "); i >= 0 {
+			msg = msg[:i] + " (input not shown)"
+		}
+	}
+	return msg
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body) // the client went away; nothing left to tell it
+}
