@@ -127,7 +127,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, mode reconcile.Mo
 	defer closeDB()
 
 	meter := &reconcile.Meter{}
-	runner := buildRunner(cfg, db, log, meter, nil, env.getenv)
+	runner := env.buildRunner(cfg, db, log, meter)
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
 	rep, err := runner.Run(ctx, reconcile.Options{Mode: mode, Now: now, DryRun: dry})
 	if err != nil {

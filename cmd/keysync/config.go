@@ -123,7 +123,7 @@ func (p *PropertyConfig) applyDefaults() {
 	p.WindowDays = cmp.Or(p.WindowDays, 7)
 	t := &p.ThreeRPMS
 	t.PageSize = cmp.Or(t.PageSize, 20)
-	t.MaxOpsPerRequest = cmp.Or(t.MaxOpsPerRequest, 50)
+	t.MaxOpsPerRequest = cmp.Or(t.MaxOpsPerRequest, 100)
 	t.RatePerSecond = cmp.Or(t.RatePerSecond, 5)
 	t.Burst = cmp.Or(t.Burst, 10)
 	t.MaxResponseBytes = cmp.Or(t.MaxResponseBytes, 8<<20)

@@ -120,4 +120,5 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 type environment struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	limiters       limiters
 }

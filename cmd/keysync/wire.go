@@ -2,10 +2,10 @@ package main
 
 import (
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/time/rate"
@@ -15,22 +15,44 @@ import (
 	rpms "github.com/keysync/keysync/sources/threerpms"
 )
 
-// buildRunner wires the config's properties to their adapters. Every
-// property calling the same host shares that host's rate limiter.
-func buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter, hc *http.Client, getenv func(string) string) *reconcile.Runner {
-	limiters := map[string]*rate.Limiter{}
-	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(getenv)}
+// limiters holds one rate limiter per API host for the whole process, so
+// every property and every run (serve's, the demo's) calling a host shares
+// its pace.
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+// paceMargin is the share of a configured rate keysync actually uses: a
+// request paced at exactly the server's rate that meets a few milliseconds
+// of network jitter arrives a hair early and is refused with a 429.
+const paceMargin = 0.95
+
+// get returns the host's limiter, creating it first at paceMargin of the
+// configured rate.
+func (l *limiters) get(host string, perSecond float64, burst int) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]*rate.Limiter{}
+	}
+	lim, ok := l.m[host]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(perSecond*paceMargin), burst)
+		l.m[host] = lim
+	}
+	return lim
+}
+
+// buildRunner wires the config's properties to their adapters.
+func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) *reconcile.Runner {
+	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv)}
 	for i := range cfg.Properties {
 		p := &cfg.Properties[i]
 		t := p.ThreeRPMS
-		host := hostOf(t.Endpoint)
-		lim, ok := limiters[host]
-		if !ok {
-			lim = rate.NewLimiter(rate.Limit(t.RatePerSecond), t.Burst)
-			limiters[host] = lim
-		}
+		lim := env.limiters.get(hostOf(t.Endpoint), t.RatePerSecond, t.Burst)
 		client := rpms.NewClient(rpms.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, HTTP: hc, Limiter: lim, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+			Endpoint: t.Endpoint, Token: t.token, Limiter: lim, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
 		})
 		r.Sites = append(r.Sites, &reconcile.Site{
 			Property: p.policy(),

@@ -32,7 +32,7 @@ import (
 
 // DefaultMaxOps is how many mutations keysync chains into one request by
 // default; the seed gives no limit, so it is configurable.
-const DefaultMaxOps = 50
+const DefaultMaxOps = 100
 
 // Sink applies key actions to 3RPMS. It implements reconcile.Sink and
 // reconcile.OwnerProber.
