@@ -63,11 +63,22 @@ func (d Date) At(c Clock, loc *time.Location) time.Time {
 	return time.Date(d.Year, d.Month, d.Day, c.Hour, c.Minute, 0, 0, loc)
 }
 
-// MarshalText implements encoding.TextMarshaler (YYYY-MM-DD).
-func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText implements encoding.TextMarshaler: YYYY-MM-DD, or empty for
+// the zero Date.
+func (d Date) MarshalText() ([]byte, error) {
+	if d.IsZero() {
+		return []byte{}, nil
+	}
+	return []byte(d.String()), nil
+}
 
-// UnmarshalText implements encoding.TextUnmarshaler (YYYY-MM-DD).
+// UnmarshalText implements encoding.TextUnmarshaler, accepting what
+// MarshalText writes.
 func (d *Date) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*d = Date{}
+		return nil
+	}
 	v, err := ParseDate(string(b))
 	if err != nil {
 		return err

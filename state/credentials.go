@@ -1,0 +1,239 @@
+package state
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+const credentialColumns = `id, property, source, stay_id, system, kind, room_id, remote_id,
+	status, assigned, adopted, pin_hash, arrival, departure, updated_at`
+
+// Credentials returns the live (pending or active) credentials of a
+// property, in the order they were first saved. Their PIN is empty; PINHash
+// holds the keyed hash.
+func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Credential, error) {
+	creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
+		WHERE property = ? AND status IN (?, ?) ORDER BY id`,
+		property, string(reconcile.StatusPending), string(reconcile.StatusActive))
+	if err != nil {
+		return nil, fmt.Errorf("state: load credentials of %s: %w", property, err)
+	}
+	return creds, nil
+}
+
+// AllCredentials returns every credential of every property and status, in
+// the order they were first saved, for reports and invariant checks.
+func (d *DB) AllCredentials(ctx context.Context) ([]reconcile.Credential, error) {
+	creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("state: load all credentials: %w", err)
+	}
+	return creds, nil
+}
+
+func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([]reconcile.Credential, error) {
+	rows, err := d.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []reconcile.Credential
+	for rows.Next() {
+		var (
+			c                            reconcile.Credential
+			arrival, departure, updated  sql.NullString
+			source, system, kind, status string
+		)
+		if err := rows.Scan(&c.ID, &c.Stay.Property, &source, &c.Stay.ID, &system, &kind, &c.RoomID, &c.RemoteID,
+			&status, &c.Assigned, &c.Adopted, &c.PINHash, &arrival, &departure, &updated); err != nil {
+			return nil, err
+		}
+		c.Stay.Source, c.System, c.Kind, c.Status = reconcile.System(source), reconcile.System(system), reconcile.Kind(kind), reconcile.Status(status)
+		if c.Arrival, err = parseDate(arrival); err != nil {
+			return nil, fmt.Errorf("credential %d: arrival: %w", c.ID, err)
+		}
+		if c.Departure, err = parseDate(departure); err != nil {
+			return nil, fmt.Errorf("credential %d: departure: %w", c.ID, err)
+		}
+		if c.UpdatedAt, err = parseTime(updated); err != nil {
+			return nil, fmt.Errorf("credential %d: updated_at: %w", c.ID, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Save writes creds and appends the audit entries in one transaction.
+// Credentials with ID 0 are inserted, the others updated by ID (an ID the
+// file does not hold is an error). A credential whose PIN is set gets its
+// PINHash from the file's key; the PIN itself is never written, and an
+// update never clears a recorded hash. An audit entry refers to a.Cred by
+// its ID, including one inserted by this Save. IDs and hashes are set on
+// creds only once the transaction has committed: after an error they are
+// as they were, and nothing was written.
+func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit) error {
+	if len(creds) == 0 && len(audit) == 0 {
+		return nil
+	}
+	for _, c := range creds {
+		if c == nil {
+			return errors.New("state: save credentials: nil credential")
+		}
+		if err := validStatus(c.Status); err != nil {
+			return fmt.Errorf("state: save credential %d of stay %s: %w", c.ID, c.Stay, err)
+		}
+	}
+	hashes := make(map[*reconcile.Credential]string)
+	for _, c := range creds {
+		if c.PIN != "" {
+			if d.pinKey == nil {
+				return errors.New("state: save credentials: the state file has no pin key (opened read-only?)")
+			}
+			hashes[c] = d.hashPIN(c.PIN)
+		}
+	}
+	inserted, err := d.save(ctx, creds, audit, hashes)
+	if err != nil {
+		return fmt.Errorf("state: save credentials: %w", err)
+	}
+	for c, id := range inserted {
+		c.ID = id
+	}
+	for c, h := range hashes {
+		c.PINHash = h
+	}
+	return nil
+}
+
+// save runs Save's transaction and returns the IDs of inserted credentials.
+func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, hashes map[*reconcile.Credential]string) (map[*reconcile.Credential]int64, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	inserted := make(map[*reconcile.Credential]int64)
+	idOf := func(c *reconcile.Credential) int64 {
+		if id, ok := inserted[c]; ok {
+			return id
+		}
+		return c.ID
+	}
+	for _, c := range creds {
+		hash := c.PINHash
+		if h, ok := hashes[c]; ok {
+			hash = h
+		}
+		args := []any{c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
+			string(c.Status), c.Assigned, c.Adopted, hash, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt)}
+		if id := idOf(c); id != 0 {
+			res, err := tx.ExecContext(ctx, `UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
+				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?, pin_hash = coalesce(nullif(?, ''), pin_hash),
+				arrival = ?, departure = ?, updated_at = ? WHERE id = ?`, append(args, id)...)
+			if err != nil {
+				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
+			} else if n == 0 {
+				return nil, fmt.Errorf("update credential %d of stay %s: no such credential", id, c.Stay)
+			}
+			continue
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
+			status, assigned, adopted, pin_hash, arrival, departure, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+		}
+		inserted[c] = id
+	}
+
+	for _, a := range audit {
+		var credID any // NULL when the entry concerns no saved credential
+		if a.Cred != nil {
+			if id := idOf(a.Cred); id != 0 {
+				credID = id
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (run_id, at, system, op, property, source, stay_id,
+			credential_id, remote_id, phase, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
+			credID, a.RemoteID, string(a.Phase), a.Detail); err != nil {
+			return nil, fmt.Errorf("append audit %s %s for stay %s: %w", a.System, a.Op, a.Stay, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return inserted, nil
+}
+
+// hashPIN returns hex(HMAC-SHA256(pin_key, pin)).
+func (d *DB) hashPIN(pin reconcile.Secret) string {
+	m := hmac.New(sha256.New, d.pinKey)
+	m.Write([]byte(pin.Reveal()))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func validStatus(s reconcile.Status) error {
+	switch s {
+	case reconcile.StatusPending, reconcile.StatusActive, reconcile.StatusDeleted, reconcile.StatusReleased, reconcile.StatusAbandoned:
+		return nil
+	}
+	return fmt.Errorf("unknown status %q", s)
+}
+
+// Prune deletes what retention no longer needs: final (deleted, released or
+// abandoned) credentials last updated before before, and audit entries and
+// runs from before it. Audit entries still kept that refer to a
+// pruned credential lose the link. It returns the number of rows deleted,
+// all tables together.
+func (d *DB) Prune(ctx context.Context, before time.Time) (int, error) {
+	cut := formatTime(before)
+	if cut == nil {
+		return 0, nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("state: prune: %w", err)
+	}
+	defer tx.Rollback()
+	total := 0
+	for _, q := range []struct {
+		what, sql string
+		args      []any
+	}{
+		{"audit", `DELETE FROM audit WHERE at < ?`, []any{cut}},
+		{"credentials", `DELETE FROM credentials WHERE status IN (?, ?, ?) AND updated_at < ?`,
+			[]any{string(reconcile.StatusDeleted), string(reconcile.StatusReleased), string(reconcile.StatusAbandoned), cut}},
+		{"runs", `DELETE FROM runs WHERE started_at < ?`, []any{cut}},
+	} {
+		res, err := tx.ExecContext(ctx, q.sql, q.args...)
+		if err != nil {
+			return 0, fmt.Errorf("state: prune %s: %w", q.what, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("state: prune %s: %w", q.what, err)
+		}
+		total += int(n)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("state: prune: %w", err)
+	}
+	return total, nil
+}

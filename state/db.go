@@ -1,0 +1,456 @@
+// Package state is keysync's memory: an SQLite file (modernc.org/sqlite, no
+// cgo) recording the credentials keysync issued, the stays it last read, an
+// audit trail of every intent and outcome, and the runs with their reports.
+//
+// DB implements reconcile.Store. Open applies the embedded migrations in
+// migrations/, each in its own transaction, and sets the connection pragmas
+// in the DSN so that every pooled connection gets them: a 5 s busy timeout,
+// WAL journaling, foreign keys, and immediate (write-locking) transactions.
+// No table holds a PIN: a credential keeps only an HMAC-SHA256 of it, keyed
+// by a random key generated with the file.
+//
+// Lock serialises runs on one state file with an advisory lock file beside
+// it.
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Conditions callers branch on; Open wraps them with the path and a remedy.
+var (
+	// ErrNoState means the state file does not exist and Options.Create was
+	// not set.
+	ErrNoState = errors.New("state file is missing")
+	// ErrCorrupt means the state file is not an SQLite database or fails
+	// SQLite's integrity check.
+	ErrCorrupt = errors.New("state file is corrupt or not an SQLite database")
+)
+
+// Options says how Open treats the state file.
+type Options struct {
+	// Create makes Open create a missing state file (mode 0600) instead of
+	// failing with ErrNoState. Only backfill should set it.
+	Create bool
+	// ReadOnly opens the file for reading only, for reports and checks. It
+	// never creates or migrates the file; every write method fails.
+	ReadOnly bool
+}
+
+// DB is a keysync state file. It implements reconcile.Store and is safe for
+// concurrent use.
+type DB struct {
+	db     *sql.DB
+	path   string
+	pinKey []byte
+}
+
+var _ reconcile.Store = (*DB)(nil)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Open opens the state file at path, creating it only if opts.Create is set,
+// checks it with PRAGMA quick_check and brings its schema up to date.
+// A missing file gives an error wrapping ErrNoState, a damaged one an error
+// wrapping ErrCorrupt; other errors name the path and what to check.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !opts.Create || opts.ReadOnly {
+			return nil, fmt.Errorf("state: %s: %w; run `keysync backfill` to create it and adopt the keys keysync already issued", path, ErrNoState)
+		}
+		if err := createFile(path); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("state: open %s: %w; check that its directory exists and is readable by the user keysync runs as", path, err)
+	case info.IsDir():
+		return nil, fmt.Errorf("state: open %s: is a directory, not a state file", path)
+	}
+
+	sdb, err := sql.Open("sqlite", dsn(path, opts.ReadOnly))
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	d := &DB{db: sdb, path: path}
+	if err := d.init(ctx, opts.ReadOnly); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// createFile creates an empty state file with mode 0600, which SQLite takes
+// as an empty database. SQLite itself would create it 0644; its -wal and
+// -shm files copy the database file's mode.
+func createFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // created meanwhile by someone else; open it as it is
+	}
+	if err != nil {
+		return fmt.Errorf("state: create %s: %w; check that the directory exists, is writable by the user keysync runs as, and that the disk is not full", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("state: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// dsn builds a modernc.org/sqlite URI. The path is escaped so that '?', '#'
+// and '%' in it reach SQLite as part of the name.
+func dsn(path string, readOnly bool) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows volume: file:///C:/...
+	}
+	u := url.URL{Scheme: "file", Path: p}
+	q := []string{"_pragma=busy_timeout(5000)", "_pragma=foreign_keys(1)"}
+	if readOnly {
+		q = append(q, "mode=ro")
+	} else {
+		q = append(q, "_pragma=journal_mode(WAL)", "_txlock=immediate")
+	}
+	return u.String() + "?" + strings.Join(q, "&")
+}
+
+// init connects, checks integrity, migrates and loads the PIN key.
+func (d *DB) init(ctx context.Context, readOnly bool) error {
+	if err := d.db.PingContext(ctx); err != nil {
+		return d.openError("open", err)
+	}
+	if err := d.quickCheck(ctx); err != nil {
+		return err
+	}
+	if readOnly {
+		if err := d.checkSchema(ctx); err != nil {
+			return err
+		}
+		return d.loadPINKey(ctx, true)
+	}
+	if err := d.migrate(ctx); err != nil {
+		return err
+	}
+	if err := d.loadPINKey(ctx, false); err != nil {
+		return err
+	}
+	// A write that changes nothing: a file or directory keysync cannot write
+	// fails here rather than at the first Save of a run. (BEGIN IMMEDIATE
+	// alone succeeds on a read-only file.)
+	if _, err := d.db.ExecContext(ctx, "UPDATE meta SET value = value WHERE 0"); err != nil {
+		return d.openError("open", err)
+	}
+	return nil
+}
+
+// openError explains an error met while opening the file; op says what
+// Open was doing.
+func (d *DB) openError(op string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("state: %s %s: %w", op, d.path, err)
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+		return d.corrupt(err)
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+		base := filepath.Base(d.path)
+		return fmt.Errorf("state: %s %s: %w; check that the file and its directory are writable by the user keysync runs as (SQLite keeps %s-wal and %s-shm beside it)", op, d.path, err, base, base)
+	case sqlite3.SQLITE_FULL:
+		return fmt.Errorf("state: %s %s: %w; the disk holding it is full", op, d.path, err)
+	case sqlite3.SQLITE_IOERR:
+		return fmt.Errorf("state: %s %s: %w; check the disk holding it (free space, errors in the kernel log)", op, d.path, err)
+	}
+	return fmt.Errorf("state: %s %s: %w", op, d.path, err)
+}
+
+func (d *DB) corrupt(err error) error {
+	return fmt.Errorf("state: %s: %w (%w); restore it from a backup, or move it aside and run `keysync backfill` to start a new one that adopts the keys already issued", d.path, ErrCorrupt, err)
+}
+
+// quickCheck runs PRAGMA quick_check, which reads every page.
+func (d *DB) quickCheck(ctx context.Context) error {
+	rows, err := d.db.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return d.openError("check", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return d.openError("check", err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return d.openError("check", err)
+	}
+	if len(problems) > 0 {
+		if len(problems) > 3 {
+			problems = append(problems[:3], "…")
+		}
+		return d.corrupt(errors.New("quick_check: " + strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// migration is one embedded schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order. A file is
+// named NNNN_description.sql; the number is its version.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", e.Name())
+		}
+		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", out[i-1].name, out[i].name)
+		}
+	}
+	return out, nil
+}
+
+// migrate applies the migrations the file has not had, each in its own
+// transaction together with its schema_migrations row.
+func (d *DB) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at TEXT NOT NULL
+)`); err != nil {
+		return d.openError("migrate", err)
+	}
+	applied, err := d.appliedVersions(ctx)
+	if err != nil {
+		return d.openError("migrate", err)
+	}
+	if err := d.checkNotNewer(applied, ms); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		if err := d.apply(ctx, m); err != nil {
+			return d.openError("migrate ("+m.name+")", err)
+		}
+	}
+	return nil
+}
+
+// appliedVersions returns the versions recorded in schema_migrations.
+func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out[v] = true
+	}
+	return out, rows.Err()
+}
+
+// apply runs one migration unless it is recorded already. The check is
+// repeated in the transaction, so two processes migrating at once apply it
+// once.
+func (d *DB) apply(ctx context.Context, m migration) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+		m.version, formatTime(time.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// checkNotNewer refuses a file written by a newer keysync, whose schema this
+// one does not know.
+func (d *DB) checkNotNewer(applied map[int]bool, ms []migration) error {
+	latest := ms[len(ms)-1].version
+	for v := range applied {
+		if v > latest {
+			return fmt.Errorf("state: %s has schema version %d, newer than this keysync knows (%d); upgrade keysync", d.path, v, latest)
+		}
+	}
+	return nil
+}
+
+// checkSchema makes sure a file opened read-only is fully migrated, since a
+// read-only open cannot migrate it.
+func (d *DB) checkSchema(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	var exists int
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").Scan(&exists); err != nil {
+		return d.openError("open", err)
+	}
+	if exists == 0 {
+		return fmt.Errorf("state: %s has no keysync schema; open it read-write once (any keysync run) to set it up", d.path)
+	}
+	applied, err := d.appliedVersions(ctx)
+	if err != nil {
+		return d.openError("open", err)
+	}
+	if err := d.checkNotNewer(applied, ms); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if !applied[m.version] {
+			return fmt.Errorf("state: %s lacks schema migration %s, which a read-only open cannot apply; run keysync on it read-write once", d.path, m.name)
+		}
+	}
+	return nil
+}
+
+// loadPINKey reads the key of the PIN hashes, generating it on first open.
+func (d *DB) loadPINKey(ctx context.Context, readOnly bool) error {
+	s, err := d.readPINKey(ctx)
+	if errors.Is(err, sql.ErrNoRows) && !readOnly {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return fmt.Errorf("state: generate pin key: %w", err)
+		}
+		// OR IGNORE: another process may have stored one meanwhile; use it.
+		if _, err := d.db.ExecContext(ctx, "INSERT OR IGNORE INTO meta (key, value) VALUES ('pin_key', ?)", hex.EncodeToString(key)); err != nil {
+			return d.openError("store pin key in", err)
+		}
+		s, err = d.readPINKey(ctx)
+	}
+	if errors.Is(err, sql.ErrNoRows) && readOnly {
+		return nil // never written to; Save fails on a read-only DB anyway
+	}
+	if err != nil {
+		return d.openError("read pin key from", err)
+	}
+	key, err := hex.DecodeString(s)
+	if err != nil || len(key) < 16 {
+		return d.corrupt(errors.New("meta.pin_key is not a hex key"))
+	}
+	d.pinKey = key
+	return nil
+}
+
+func (d *DB) readPINKey(ctx context.Context) (string, error) {
+	var s string
+	err := d.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'pin_key'").Scan(&s)
+	return s, err
+}
+
+// Path returns the file name the DB was opened with.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the database. SQLite checkpoints the WAL into the main file
+// when the last connection closes.
+func (d *DB) Close() error {
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("state: close %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// timeLayout is RFC 3339 in UTC with a fixed nine fractional digits, so that
+// stored instants sort as text in time order (time.RFC3339Nano trims zeros).
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// formatTime returns t as stored text, or nil (NULL) for the zero time.
+func formatTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+// parseTime reads a stored instant; NULL gives the zero time.
+func parseTime(s sql.NullString) (time.Time, error) {
+	if !s.Valid || s.String == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s.String)
+}
+
+// formatDate returns d as YYYY-MM-DD, or nil (NULL) for the zero Date.
+func formatDate(d reconcile.Date) any {
+	if d.IsZero() {
+		return nil
+	}
+	return d.String()
+}
+
+// parseDate reads a stored date; NULL gives the zero Date.
+func parseDate(s sql.NullString) (reconcile.Date, error) {
+	if !s.Valid || s.String == "" {
+		return reconcile.Date{}, nil
+	}
+	return reconcile.ParseDate(s.String)
+}

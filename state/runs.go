@@ -1,0 +1,163 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// RunStatus is where a recorded run stands.
+type RunStatus string
+
+// Run statuses.
+const (
+	// RunRunning: begun and not finished; a run that was killed stays so.
+	RunRunning RunStatus = "running"
+	// RunOK: finished with everything planned done.
+	RunOK RunStatus = "ok"
+	// RunPartial: finished with something left undone (see Report.Partial).
+	RunPartial RunStatus = "partial"
+)
+
+// RunRow is one recorded run.
+type RunRow struct {
+	ID        int64
+	Mode      reconcile.Mode
+	StartedAt time.Time
+	Status    RunStatus
+	Partial   bool
+	// Report is the run's reconcile.Report as JSON, nil until it finished.
+	Report json.RawMessage
+}
+
+// AuditRow is one recorded audit entry.
+type AuditRow struct {
+	ID     int64
+	RunID  int64
+	At     time.Time
+	System reconcile.System
+	Op     reconcile.Op
+	Stay   reconcile.StayRef
+	// CredentialID is the credential concerned; 0 when none, or when that
+	// credential has been pruned.
+	CredentialID int64
+	RemoteID     string
+	Phase        reconcile.Phase
+	Detail       string
+}
+
+// BeginRun records the start of a run and returns its id.
+func (d *DB) BeginRun(ctx context.Context, mode reconcile.Mode, now time.Time) (int64, error) {
+	res, err := d.db.ExecContext(ctx, `INSERT INTO runs (mode, started_at, status) VALUES (?, ?, ?)`,
+		string(mode), formatTime(now), string(RunRunning))
+	if err != nil {
+		return 0, fmt.Errorf("state: begin run: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("state: begin run: %w", err)
+	}
+	return id, nil
+}
+
+// FinishRun records a run's end: its report as JSON (secrets marshal
+// redacted) and status RunPartial or RunOK as r.Partial() says.
+func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error {
+	if r == nil {
+		return fmt.Errorf("state: finish run %d: nil report", id)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("state: finish run %d: encode report: %w", id, err)
+	}
+	status, partial := RunOK, r.Partial()
+	if partial {
+		status = RunPartial
+	}
+	res, err := d.db.ExecContext(ctx, `UPDATE runs SET status = ?, partial = ?, report_json = ? WHERE id = ?`,
+		string(status), partial, string(b), id)
+	if err != nil {
+		return fmt.Errorf("state: finish run %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("state: finish run %d: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("state: finish run %d: no such run", id)
+	}
+	return nil
+}
+
+// Runs returns every recorded run, oldest first, for reports and tests.
+func (d *DB) Runs(ctx context.Context) ([]RunRow, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json FROM runs ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("state: load runs: %w", err)
+	}
+	defer rows.Close()
+	var out []RunRow
+	for rows.Next() {
+		var (
+			r             RunRow
+			mode, status  string
+			started, body sql.NullString
+		)
+		if err := rows.Scan(&r.ID, &mode, &started, &status, &r.Partial, &body); err != nil {
+			return nil, fmt.Errorf("state: load runs: %w", err)
+		}
+		r.Mode, r.Status = reconcile.Mode(mode), RunStatus(status)
+		if r.StartedAt, err = parseTime(started); err != nil {
+			return nil, fmt.Errorf("state: load runs: run %d: started_at: %w", r.ID, err)
+		}
+		if body.Valid {
+			r.Report = json.RawMessage(body.String)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: load runs: %w", err)
+	}
+	return out, nil
+}
+
+// AuditLog returns the audit entries of one run, or of all runs when runID
+// is 0, in the order they were written.
+func (d *DB) AuditLog(ctx context.Context, runID int64) ([]AuditRow, error) {
+	q := `SELECT id, run_id, at, system, op, property, source, stay_id, credential_id, remote_id, phase, detail FROM audit`
+	var args []any
+	if runID != 0 {
+		q += ` WHERE run_id = ?`
+		args = append(args, runID)
+	}
+	rows, err := d.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("state: load audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditRow
+	for rows.Next() {
+		var (
+			a                         AuditRow
+			at                        sql.NullString
+			credID                    sql.NullInt64
+			system, op, source, phase string
+		)
+		if err := rows.Scan(&a.ID, &a.RunID, &at, &system, &op, &a.Stay.Property, &source, &a.Stay.ID,
+			&credID, &a.RemoteID, &phase, &a.Detail); err != nil {
+			return nil, fmt.Errorf("state: load audit log: %w", err)
+		}
+		a.System, a.Op, a.Stay.Source, a.Phase = reconcile.System(system), reconcile.Op(op), reconcile.System(source), reconcile.Phase(phase)
+		a.CredentialID = credID.Int64
+		if a.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("state: load audit log: entry %d: at: %w", a.ID, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: load audit log: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,620 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// testPIN is distinctive enough that finding it in the file means it leaked.
+const testPIN = "739154"
+
+var t0 = time.Date(2026, 2, 1, 9, 30, 0, 123456789, time.UTC)
+
+func openNew(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keysync.db")
+	db, err := Open(context.Background(), path, Options{Create: true})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func date(s string) reconcile.Date {
+	d, err := reconcile.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func newCred(stay string) *reconcile.Credential {
+	return &reconcile.Credential{
+		Stay:      reconcile.StayRef{Property: "hotel", Source: reconcile.System3RPMS, ID: stay},
+		System:    reconcile.System3RPMS,
+		Kind:      reconcile.KindPINKey,
+		RoomID:    "r204",
+		Status:    reconcile.StatusPending,
+		Arrival:   date("2026-02-01"),
+		Departure: date("2026-02-04"),
+		UpdatedAt: t0,
+	}
+}
+
+func TestOpenMissing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keysync.db")
+	for _, opts := range []Options{{}, {ReadOnly: true}, {ReadOnly: true, Create: true}} {
+		_, err := Open(context.Background(), path, opts)
+		if !errors.Is(err, ErrNoState) {
+			t.Fatalf("Open(%+v) of a missing file: got %v, want ErrNoState", opts, err)
+		}
+		if !strings.Contains(err.Error(), "keysync backfill") || !strings.Contains(err.Error(), path) {
+			t.Errorf("message should name the path and keysync backfill: %v", err)
+		}
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open without Create made the file: %v", err)
+	}
+}
+
+func TestCreateMode(t *testing.T) {
+	db, path := openNew(t)
+	// Write something so that the WAL exists too.
+	if err := db.Save(context.Background(), []*reconcile.Credential{newCred("s1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), perm)
+		}
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	db, path := openNew(t)
+	key := db.pinKey
+	c := newCred("s1")
+	if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		db, err := Open(ctx, path, Options{})
+		if err != nil {
+			t.Fatalf("reopen %d: %v", i, err)
+		}
+		var n int
+		if err := db.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(ms) {
+			t.Errorf("reopen %d: %d migrations recorded, want %d", i, n, len(ms))
+		}
+		if !bytes.Equal(db.pinKey, key) {
+			t.Errorf("reopen %d: pin key changed", i)
+		}
+		got, err := db.Credentials(ctx, "hotel")
+		if err != nil || len(got) != 1 || got[0].ID != c.ID {
+			t.Errorf("reopen %d: credentials %+v, %v", i, got, err)
+		}
+		db.Close()
+	}
+}
+
+func TestCorrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keysync.db")
+	garbage := bytes.Repeat([]byte("this is not an SQLite database\n"), 200)
+	if err := os.WriteFile(path, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []Options{{}, {Create: true}, {ReadOnly: true}} {
+		_, err := Open(context.Background(), path, opts)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Open(%+v) of garbage: got %v, want ErrCorrupt", opts, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, path) || !strings.Contains(msg, "backup") || !strings.Contains(msg, "keysync backfill") {
+			t.Errorf("message should name the path, backups and backfill: %s", msg)
+		}
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, garbage) {
+		t.Error("Open changed the corrupt file")
+	}
+}
+
+func TestCorruptPages(t *testing.T) {
+	ctx := context.Background()
+	db, path := openNew(t)
+	for i := range 50 {
+		c := newCred(strings.Repeat("x", 200) + string(rune('a'+i%26)))
+		if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 4*4096 {
+		t.Fatalf("database only %d bytes", len(b))
+	}
+	// Keep the header intact; smash the b-tree pages after the schema page.
+	for i := 4096; i < len(b); i++ {
+		b[i] = 0xA5
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, path, Options{})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open of a file with damaged pages: got %v, want ErrCorrupt", err)
+	}
+	t.Log(err)
+}
+
+func TestOpenDirectory(t *testing.T) {
+	if _, err := Open(context.Background(), t.TempDir(), Options{Create: true}); err == nil {
+		t.Fatal("Open of a directory succeeded")
+	}
+}
+
+func TestOpenUnwritable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores file permissions")
+	}
+	ctx := context.Background()
+	wantHint := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "writable") {
+			t.Errorf("%s: got %v, want an error saying what must be writable", what, err)
+		}
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keysync.db")
+	db, err := Open(ctx, path, Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	t.Cleanup(func() { os.Chmod(dir, 0o700); os.Chmod(path, 0o600) })
+
+	// A read-only file opens read-only, but not for writing.
+	os.Chmod(path, 0o400)
+	_, err = Open(ctx, path, Options{})
+	wantHint("read-only file", err)
+	if ro, err := Open(ctx, path, Options{ReadOnly: true}); err != nil {
+		t.Errorf("read-only file, ReadOnly: %v", err)
+	} else {
+		ro.Close()
+	}
+
+	// A read-only directory: no new file, no WAL for an existing one.
+	os.Chmod(path, 0o600)
+	os.Chmod(dir, 0o500)
+	_, err = Open(ctx, filepath.Join(dir, "new.db"), Options{Create: true})
+	wantHint("create in read-only dir", err)
+	_, err = Open(ctx, path, Options{})
+	wantHint("existing file in read-only dir", err)
+}
+
+func TestSaveRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openNew(t)
+
+	a, b := newCred("s1"), newCred("s2")
+	b.Stay.Property, b.System, b.Kind = "annex", reconcile.SystemOpenApp, ""
+	audit := []reconcile.Audit{{
+		RunID: 7, At: t0, System: reconcile.System3RPMS, Op: reconcile.OpCreate,
+		Stay: a.Stay, Cred: a, Phase: reconcile.PhaseIntent, Detail: "new stay",
+	}}
+	if err := db.Save(ctx, []*reconcile.Credential{a, b}, audit); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == 0 || b.ID == 0 || a.ID == b.ID {
+		t.Fatalf("IDs not set on insert: %d, %d", a.ID, b.ID)
+	}
+	got, err := db.Credentials(ctx, "hotel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !credEqual(got[0], *a) {
+		t.Fatalf("Credentials(hotel) = %+v, want [%+v]", got, *a)
+	}
+
+	// pending → active
+	a.Status, a.RemoteID, a.Assigned, a.UpdatedAt = reconcile.StatusActive, "rak-1", true, t0.Add(time.Minute)
+	done := audit[0]
+	done.Phase, done.RemoteID = reconcile.PhaseDone, "rak-1"
+	if err := db.Save(ctx, []*reconcile.Credential{a}, []reconcile.Audit{done}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.Credentials(ctx, "hotel")
+	if len(got) != 1 || !credEqual(got[0], *a) {
+		t.Fatalf("after activation: %+v, want %+v", got, *a)
+	}
+
+	// active → deleted: no longer live
+	a.Status, a.Assigned = reconcile.StatusDeleted, false
+	if err := db.Save(ctx, []*reconcile.Credential{a}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = db.Credentials(ctx, "hotel"); len(got) != 0 {
+		t.Fatalf("deleted credential still returned: %+v", got)
+	}
+	all, err := db.AllCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].ID != a.ID || all[0].Status != reconcile.StatusDeleted || all[1].ID != b.ID {
+		t.Fatalf("AllCredentials = %+v", all)
+	}
+
+	log, err := db.AuditLog(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 2 || log[0].CredentialID != a.ID || log[0].Phase != reconcile.PhaseIntent ||
+		log[1].RemoteID != "rak-1" || !log[0].At.Equal(t0) || log[0].Stay != a.Stay {
+		t.Fatalf("AuditLog(7) = %+v", log)
+	}
+	if all, _ := db.AuditLog(ctx, 0); len(all) != 2 {
+		t.Fatalf("AuditLog(0) has %d entries, want 2", len(all))
+	}
+	if other, _ := db.AuditLog(ctx, 8); len(other) != 0 {
+		t.Fatalf("AuditLog(8) = %+v, want none", other)
+	}
+}
+
+func credEqual(a, b reconcile.Credential) bool {
+	if !a.UpdatedAt.Equal(b.UpdatedAt) {
+		return false
+	}
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	a.PIN, b.PIN = "", ""
+	return a == b
+}
+
+func TestSaveFailureLeavesIDs(t *testing.T) {
+	db, _ := openNew(t)
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := newCred("s1")
+	c.PIN = testPIN
+	if err := db.Save(cancelled, []*reconcile.Credential{c}, nil); err == nil {
+		t.Fatal("Save with a cancelled context succeeded")
+	}
+	if c.ID != 0 || c.PINHash != "" {
+		t.Fatalf("failed Save changed the credential: ID %d, PINHash %q", c.ID, c.PINHash)
+	}
+
+	// The insert succeeds inside the transaction, then an update of an
+	// unknown id fails it: the insert must be rolled back and c untouched.
+	ghost := newCred("s2")
+	ghost.ID = 999
+	audit := []reconcile.Audit{{At: t0, Cred: c, Phase: reconcile.PhaseIntent}}
+	err := db.Save(context.Background(), []*reconcile.Credential{c, ghost}, audit)
+	if err == nil || !strings.Contains(err.Error(), "999") {
+		t.Fatalf("Save with an unknown id: got %v, want an error naming it", err)
+	}
+	if c.ID != 0 || c.PINHash != "" {
+		t.Fatalf("failed Save changed the credential: ID %d, PINHash %q", c.ID, c.PINHash)
+	}
+	all, _ := db.AllCredentials(context.Background())
+	log, _ := db.AuditLog(context.Background(), 0)
+	if len(all) != 0 || len(log) != 0 {
+		t.Fatalf("failed Save left rows: %+v %+v", all, log)
+	}
+
+	// An invalid status is refused before anything is written.
+	bad := newCred("s3")
+	bad.Status = ""
+	if err := db.Save(context.Background(), []*reconcile.Credential{bad}, nil); err == nil {
+		t.Fatal("Save with an empty status succeeded")
+	}
+
+	// And the same credential saves fine afterwards.
+	if err := db.Save(context.Background(), []*reconcile.Credential{c}, audit); err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == 0 || c.PINHash == "" {
+		t.Fatalf("after a good Save: ID %d, PINHash %q", c.ID, c.PINHash)
+	}
+}
+
+func TestPINNeverStored(t *testing.T) {
+	ctx := context.Background()
+	db, path := openNew(t)
+
+	c := newCred("s1")
+	c.PIN = testPIN
+	if err := db.Save(ctx, []*reconcile.Credential{c}, []reconcile.Audit{{At: t0, Cred: c, Op: reconcile.OpCreate, Phase: reconcile.PhaseIntent}}); err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, db.pinKey)
+	m.Write([]byte(testPIN))
+	want := hex.EncodeToString(m.Sum(nil))
+	if c.PINHash != want {
+		t.Fatalf("PINHash = %q, want hex HMAC-SHA256 %q", c.PINHash, want)
+	}
+
+	// An update without the PIN keeps the recorded hash.
+	c.PIN, c.PINHash, c.Status, c.RemoteID = "", "", reconcile.StatusActive, "rak-1"
+	if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Credentials(ctx, "hotel")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Credentials: %+v, %v", got, err)
+	}
+	if got[0].PINHash != want || got[0].PIN != "" {
+		t.Fatalf("loaded PINHash %q PIN %q, want hash %q and no PIN", got[0].PINHash, got[0].PIN.Reveal(), want)
+	}
+
+	stay := reconcile.Stay{
+		Ref: c.Stay, RoomID: "r204", RoomName: "204", Arrival: c.Arrival, Departure: c.Departure,
+		Key: &reconcile.RemoteKey{ID: "rak-1", Type: "RoomAccessPin", PIN: testPIN},
+	}
+	if err := db.SaveStays(ctx, "hotel", []reconcile.Stay{stay}); err != nil {
+		t.Fatal(err)
+	}
+
+	assertNoPIN := func(when string) {
+		t.Helper()
+		files, _ := filepath.Glob(path + "*")
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(testPIN)) {
+				t.Errorf("%s: %s contains the PIN", when, filepath.Base(f))
+			}
+		}
+	}
+	assertNoPIN("while open")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertNoPIN("after close")
+	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(want)) {
+		t.Error("the PIN hash is not in the database file")
+	}
+}
+
+func TestStays(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openNew(t)
+	ref := func(id string) reconcile.StayRef {
+		return reconcile.StayRef{Property: "hotel", Source: reconcile.System3RPMS, ID: id}
+	}
+	first := []reconcile.Stay{
+		{Ref: ref("a"), RoomID: "r1", RoomName: "101", Arrival: date("2026-02-03"), Departure: date("2026-02-05")},
+		{Ref: ref("b"), RoomID: "r2", RoomName: "102", Arrival: date("2026-02-01"), Departure: date("2026-02-02"),
+			Key: &reconcile.RemoteKey{ID: "k1", Type: "RoomAccessQR", PIN: testPIN}},
+	}
+	if err := db.SaveStays(ctx, "hotel", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveStays(ctx, "annex", []reconcile.Stay{{Ref: reconcile.StayRef{Property: "annex", Source: reconcile.SystemGuestway, ID: "x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Stays(ctx, "hotel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Ref != ref("b") || got[0].Key == nil || got[0].Key.ID != "k1" || got[0].Key.PIN != "" ||
+		got[1].Ref != ref("a") || got[1].Key != nil || got[1].Arrival != date("2026-02-03") || got[1].RoomName != "101" {
+		t.Fatalf("Stays(hotel) = %+v", got)
+	}
+
+	// Replacing the snapshot drops stays no longer reported, and only the
+	// property's own.
+	if err := db.SaveStays(ctx, "hotel", first[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Stays(ctx, "hotel"); len(got) != 1 || got[0].Ref != ref("a") {
+		t.Fatalf("after replace: %+v", got)
+	}
+	if got, _ := db.Stays(ctx, "annex"); len(got) != 1 {
+		t.Fatalf("annex snapshot touched: %+v", got)
+	}
+}
+
+func TestRuns(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openNew(t)
+
+	ok, err := db.BeginRun(ctx, reconcile.ModeRun, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := db.BeginRun(ctx, reconcile.ModeBackfill, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok == 0 || partial == ok {
+		t.Fatalf("run ids %d, %d", ok, partial)
+	}
+
+	cred := newCred("s1")
+	cred.PIN = testPIN
+	plan := &reconcile.Plan{Property: "hotel", Now: t0, Actions: []*reconcile.Action{{
+		System: reconcile.System3RPMS, Op: reconcile.OpCreate, Stay: cred.Stay, Cred: cred, Result: reconcile.ResultDone,
+		Arrival: cred.Arrival, Departure: cred.Departure,
+	}}}
+	if err := db.FinishRun(ctx, ok, &reconcile.Report{RunID: ok, Mode: reconcile.ModeRun, Now: t0, Plans: []*reconcile.Plan{plan}}); err != nil {
+		t.Fatal(err)
+	}
+	failed := &reconcile.Report{RunID: partial, Mode: reconcile.ModeBackfill, Now: t0,
+		Failures: []reconcile.Failure{{Property: "hotel", System: reconcile.System3RPMS, Err: "boom"}}}
+	if err := db.FinishRun(ctx, partial, failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishRun(ctx, 999, failed); err == nil {
+		t.Fatal("FinishRun of an unknown run succeeded")
+	}
+
+	runs, err := db.Runs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Fatalf("Runs = %+v", runs)
+	}
+	if r := runs[0]; r.ID != ok || r.Status != RunOK || r.Partial || r.Mode != reconcile.ModeRun || !r.StartedAt.Equal(t0) {
+		t.Errorf("ok run = %+v", r)
+	}
+	if r := runs[1]; r.ID != partial || r.Status != RunPartial || !r.Partial || r.Mode != reconcile.ModeBackfill {
+		t.Errorf("partial run = %+v", r)
+	}
+	for _, r := range runs {
+		if bytes.Contains(r.Report, []byte(testPIN)) {
+			t.Errorf("run %d report contains the PIN: %s", r.ID, r.Report)
+		}
+		var rep reconcile.Report
+		if err := json.Unmarshal(r.Report, &rep); err != nil || rep.RunID != r.ID {
+			t.Errorf("run %d report does not decode: %v (%s)", r.ID, err, r.Report)
+		}
+	}
+}
+
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openNew(t)
+	old, recent := t0.Add(-60*24*time.Hour), t0
+	cutoff := t0.Add(-30 * 24 * time.Hour)
+
+	mk := func(stay string, status reconcile.Status, at time.Time) *reconcile.Credential {
+		c := newCred(stay)
+		c.Status, c.UpdatedAt = status, at
+		return c
+	}
+	oldDeleted := mk("a", reconcile.StatusDeleted, old)
+	oldReleased := mk("b", reconcile.StatusReleased, old)
+	oldAbandoned := mk("c", reconcile.StatusAbandoned, old)
+	oldActive := mk("d", reconcile.StatusActive, old)
+	oldPending := mk("e", reconcile.StatusPending, old)
+	newDeleted := mk("f", reconcile.StatusDeleted, recent)
+	creds := []*reconcile.Credential{oldDeleted, oldReleased, oldAbandoned, oldActive, oldPending, newDeleted}
+	audit := []reconcile.Audit{
+		{At: old, Cred: oldDeleted, Phase: reconcile.PhaseDone},
+		{At: recent, Cred: oldDeleted, Phase: reconcile.PhaseDone, Detail: "late"},
+		{At: recent, Cred: newDeleted, Phase: reconcile.PhaseDone},
+	}
+	if err := db.Save(ctx, creds, audit); err != nil {
+		t.Fatal(err)
+	}
+	oldRun, _ := db.BeginRun(ctx, reconcile.ModeRun, old)
+	newRun, _ := db.BeginRun(ctx, reconcile.ModeRun, recent)
+
+	n, err := db.Prune(ctx, cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 { // 3 credentials, 1 audit entry, 1 run
+		t.Errorf("Prune removed %d rows, want 5", n)
+	}
+	all, _ := db.AllCredentials(ctx)
+	var ids []int64
+	for _, c := range all {
+		ids = append(ids, c.ID)
+	}
+	want := []int64{oldActive.ID, oldPending.ID, newDeleted.ID}
+	if !equalIDs(ids, want) {
+		t.Errorf("credentials left %v, want %v", ids, want)
+	}
+	log, _ := db.AuditLog(ctx, 0)
+	if len(log) != 2 || log[0].Detail != "late" || log[0].CredentialID != 0 || log[1].CredentialID != newDeleted.ID {
+		t.Errorf("audit left %+v", log)
+	}
+	runs, _ := db.Runs(ctx)
+	if len(runs) != 1 || runs[0].ID != newRun || runs[0].ID == oldRun {
+		t.Errorf("runs left %+v", runs)
+	}
+	if n, err := db.Prune(ctx, cutoff); err != nil || n != 0 {
+		t.Errorf("second Prune: %d, %v", n, err)
+	}
+}
+
+func equalIDs(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	db, path := openNew(t)
+	c := newCred("s1")
+	if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	ro, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if got, err := ro.Credentials(ctx, "hotel"); err != nil || len(got) != 1 || got[0].ID != c.ID {
+		t.Fatalf("read-only Credentials: %+v, %v", got, err)
+	}
+	if err := ro.Save(ctx, []*reconcile.Credential{newCred("s2")}, nil); err == nil {
+		t.Fatal("Save on a read-only DB succeeded")
+	}
+	if _, err := ro.BeginRun(ctx, reconcile.ModeRun, t0); err == nil {
+		t.Fatal("BeginRun on a read-only DB succeeded")
+	}
+}
+
+func TestConcurrentSaves(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openNew(t)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			c := newCred("s" + string(rune('a'+i)))
+			errs <- db.Save(ctx, []*reconcile.Credential{c}, []reconcile.Audit{{At: t0, Cred: c}})
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if all, _ := db.AllCredentials(ctx); len(all) != 8 {
+		t.Errorf("%d credentials, want 8", len(all))
+	}
+}
