@@ -54,6 +54,7 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 // applier carries one plan through its requests.
 type applier struct {
 	r    *Runner
+	plan *Plan
 	site *Site
 	run  int64
 	now  time.Time
@@ -64,6 +65,7 @@ type applier struct {
 // apply runs a plan: local record changes first, then each batch with its
 // intent recorded before the request and each action's outcome after.
 func (ap *applier) apply(ctx context.Context, plan *Plan) error {
+	ap.plan = plan
 	var local []*Action
 	for _, a := range plan.Actions {
 		if !a.Op.Remote() {
@@ -180,7 +182,9 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	for i, a := range ready {
 		phase, detail := ap.settle(a, outcomes[i])
 		audit = append(audit, ap.audit(a, phase, detail))
-		creds = append(creds, a.Cred)
+		if a.Cred.Status != "" { // an unclaimed key gets no record
+			creds = append(creds, a.Cred)
+		}
 	}
 	if err := ap.r.Store.Save(ctx, dedupe(creds), audit); err != nil {
 		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
@@ -196,6 +200,15 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 	// Already gone counts as done for the operations that make things go.
 	if err != nil && errors.Is(err, ErrNotFound) && (a.Op == OpRevoke || a.Op == OpDelete) {
 		err = nil
+	}
+	// A claim refused as not ours answered its question: leave the key.
+	if a.Op == OpClaim && errors.Is(err, ErrNotOurs) {
+		a.Result = ResultDone
+		ap.plan.Notes = append(ap.plan.Notes, Note{
+			Kind: NoteConflict, Stay: a.Stay, Room: a.Room, Arrival: a.Arrival, Departure: a.Departure,
+			Detail: fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
+		})
+		return PhaseDone, "not created by keysync; left alone"
 	}
 	if err != nil {
 		a.Error = err.Error()
@@ -219,6 +232,8 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 		c.Assigned = false
 	case OpDelete:
 		c.Status, c.Assigned = StatusDeleted, false
+	case OpClaim:
+		c.Status, c.Assigned, c.Adopted = StatusActive, true, true
 	}
 	return PhaseDone, ""
 }

@@ -28,13 +28,6 @@ type Sink interface {
 	Apply(ctx context.Context, actions []*Action) ([]Outcome, error)
 }
 
-// OwnerProber is a Sink that can tell, without changing anything, which of
-// the keys on the given stays keysync's integration created. Backfill uses
-// it to adopt keys of ours that the state file does not know.
-type OwnerProber interface {
-	Owned(ctx context.Context, stays []Stay) (map[string]bool, error)
-}
-
 // Outcome is what became of one action in a request.
 type Outcome struct {
 	// RemoteID is the id of a created credential.

@@ -11,14 +11,18 @@ import (
 // Op is what an action does to a credential.
 type Op string
 
-// Operations. Create, Assign, Revoke and Delete each cost a request (3RPMS
-// batches many into one); Adopt, Abandon and Release change only keysync's
-// own records.
+// Operations. Create, Assign, Revoke, Delete and Claim are sent to the
+// system (3RPMS chains many into one request); Adopt, Abandon and Release
+// change only keysync's own records.
 const (
-	OpCreate  Op = "create"
-	OpAssign  Op = "assign"
-	OpRevoke  Op = "revoke"
-	OpDelete  Op = "delete"
+	OpCreate Op = "create"
+	OpAssign Op = "assign"
+	OpRevoke Op = "revoke"
+	OpDelete Op = "delete"
+	// OpClaim re-asserts a key found on a stay during backfill. It changes
+	// nothing remotely and succeeds only for keys keysync's integration
+	// created, which are then adopted; any other key is left alone.
+	OpClaim   Op = "claim"
 	OpAdopt   Op = "adopt"
 	OpAbandon Op = "abandon"
 	OpRelease Op = "release"
@@ -27,7 +31,7 @@ const (
 // Remote reports whether the operation sends a request.
 func (o Op) Remote() bool {
 	switch o {
-	case OpCreate, OpAssign, OpRevoke, OpDelete:
+	case OpCreate, OpAssign, OpRevoke, OpDelete, OpClaim:
 		return true
 	}
 	return false
@@ -122,9 +126,10 @@ type Input struct {
 	Stays []Stay
 	// Credentials are the property's live recorded credentials.
 	Credentials []Credential
-	// Owned lists key ids the sink confirmed were created by keysync's
-	// integration (backfill's ownership probe).
-	Owned map[string]bool
+	// Backfill claims keys of unknown owner found on stays (OpClaim) instead
+	// of reporting them as conflicts: on first connection, or after the
+	// state file was lost, some of them may be keysync's own.
+	Backfill bool
 	// Rand is the source of PIN randomness: crypto/rand.Reader in
 	// production, a fixed stream in tests.
 	Rand io.Reader
@@ -239,8 +244,10 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 				// Our key, recorded for another stay: 3RPMS reused it when
 				// it split a stay. Record that this stay holds it too.
 				current = p.adopt(s, shared.Kind, "key of ours shared with stay "+shared.Stay.ID)
-			} else if in.Owned[s.Key.ID] {
-				current = p.adopt(s, Kind(s.Key.Type), "key of ours found on the stay (backfill)")
+			} else if in.Backfill {
+				p.claim(s)
+				p.discard(s, creds, nil, "stay holds a key of unknown owner")
+				return nil
 			}
 		}
 		if current == nil {
@@ -318,6 +325,15 @@ func (p *planner) adopt(s Stay, kind Kind, reason string) *Credential {
 	p.live[c.RemoteID]++
 	p.add(&Action{Op: OpAdopt, Reason: reason, Cred: c, Step: 1, Priority: PriorityInHouse}, s)
 	return c
+}
+
+// claim plans the backfill check of a key keysync has no record of.
+func (p *planner) claim(s Stay) {
+	c := &Credential{
+		Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID, RemoteID: s.Key.ID,
+		Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
+	}
+	p.add(&Action{Op: OpClaim, Reason: "stay holds a key keysync has no record of: adopted if keysync created it, else left alone", Cred: c, Step: 1, Priority: PriorityInHouse}, s)
 }
 
 // cleanup revokes and deletes every credential of a stay that has ended.

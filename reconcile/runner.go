@@ -73,7 +73,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		plan, err := Compute(Input{
 			Now: opts.Now, Property: site.Property, Stays: rd.stays,
-			Credentials: rd.creds, Owned: rd.owned, Rand: r.rand(),
+			Credentials: rd.creds, Backfill: opts.Mode == ModeBackfill, Rand: r.rand(),
 		})
 		if err != nil {
 			return nil, err
@@ -112,7 +112,6 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 type siteRead struct {
 	stays  []Stay
 	creds  []Credential
-	owned  map[string]bool
 	system System // the system that failed, with err
 	err    error
 }
@@ -139,7 +138,7 @@ func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) 
 // result; the returned error is for the state store, which stops the run.
 func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, error) {
 	name := site.Property.Name
-	rd := siteRead{system: System3RPMS, owned: map[string]bool{}}
+	rd := siteRead{system: System3RPMS}
 	creds, err := r.Store.Credentials(ctx, name)
 	if err != nil {
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
@@ -175,38 +174,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 	}
 	rd.stays = stays
 
-	if opts.Mode == ModeBackfill {
-		owned, err := r.probe(ctx, site, stays, creds)
-		if err != nil {
-			rd.err = fmt.Errorf("check which keys are ours: %w", err)
-			return rd, nil
-		}
-		rd.owned = owned
-	}
 	return rd, nil
-}
-
-// probe asks the 3RPMS sink which keys on the stays, unknown to the state
-// store, keysync's integration created.
-func (r *Runner) probe(ctx context.Context, site *Site, stays []Stay, creds []Credential) (map[string]bool, error) {
-	prober, ok := site.Sinks[System3RPMS].(OwnerProber)
-	if !ok {
-		return map[string]bool{}, nil
-	}
-	known := map[string]bool{}
-	for _, c := range creds {
-		known[c.RemoteID] = true
-	}
-	var unknown []Stay
-	for _, s := range stays {
-		if s.Key != nil && !known[s.Key.ID] {
-			unknown = append(unknown, s)
-		}
-	}
-	if len(unknown) == 0 {
-		return map[string]bool{}, nil
-	}
-	return prober.Owned(ctx, unknown)
 }
 
 func (s *Site) maxBatch(sys System) int {

@@ -11,8 +11,8 @@
 //     integration's key), CONFLICT (the stay holds another key, or the key is
 //     still assigned) or BAD_USER_INPUT, and path = [alias].
 //   - Re-adding the key a stay already holds succeeds without change when the
-//     key is ours and is FORBIDDEN when it is not, so backfill uses it as a
-//     read-only ownership probe.
+//     key is ours and is FORBIDDEN when it is not, so backfill's claim
+//     (reconcile.OpClaim) uses it as an ownership check that changes nothing.
 package threerpms
 
 import (
@@ -34,17 +34,13 @@ import (
 // default; the seed gives no limit, so it is configurable.
 const DefaultMaxOps = 100
 
-// Sink applies key actions to 3RPMS. It implements reconcile.Sink and
-// reconcile.OwnerProber.
+// Sink applies key actions to 3RPMS. It implements reconcile.Sink.
 type Sink struct {
 	gql    graphql.Client
 	maxOps int
 }
 
-var (
-	_ reconcile.Sink        = (*Sink)(nil)
-	_ reconcile.OwnerProber = (*Sink)(nil)
-)
+var _ reconcile.Sink = (*Sink)(nil)
 
 // New returns a Sink sending through gql (normally a *threerpms.Client),
 // chaining up to maxOps mutations per request (0 means DefaultMaxOps).
@@ -93,31 +89,6 @@ func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconc
 	return out, nil
 }
 
-// Owned implements reconcile.OwnerProber by re-adding each stay's key to the
-// stay it already holds (see the package comment): a no-op for our keys,
-// FORBIDDEN for others'.
-func (s *Sink) Owned(ctx context.Context, stays []reconcile.Stay) (map[string]bool, error) {
-	owned := map[string]bool{}
-	for start := 0; start < len(stays); start += s.maxOps {
-		chunk := stays[start:min(start+s.maxOps, len(stays))]
-		var doc document
-		for _, st := range chunk {
-			doc.field("addRoomAccessKey", "AddRoomAccessKeyInput!",
-				threerpms.AddRoomAccessKeyInput{RoomStayId: st.Ref.ID, RoomAccessKeyId: st.Key.ID}, "roomStay { id }")
-		}
-		results, err := doc.send(ctx, s.gql)
-		if err != nil {
-			return nil, fmt.Errorf("3rpms: ownership probe: %w", err)
-		}
-		for i, st := range chunk {
-			if results[i].err == nil {
-				owned[st.Key.ID] = true
-			}
-		}
-	}
-	return owned, nil
-}
-
 // document is a chained mutation being built: one variable and one aliased
 // root field per operation.
 type document struct {
@@ -136,7 +107,7 @@ func (d *document) add(a *reconcile.Action) error {
 			return err
 		}
 		d.field("createRoomAccessKey", "CreateRoomAccessKeyInput!", in, "roomAccessKey { __typename id }")
-	case reconcile.OpAssign:
+	case reconcile.OpAssign, reconcile.OpClaim:
 		d.field("addRoomAccessKey", "AddRoomAccessKeyInput!",
 			threerpms.AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
 	case reconcile.OpRevoke:
