@@ -608,3 +608,51 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestBackfillAdoptsOurKeysAfterStateLoss(t *testing.T) {
+	h := newHarness(t, 4, "")
+	h.stay("s1", "r101", 0, 2)
+	h.stay("s2", "r102", -1, 3)
+	h.stay("s3", "r103", 1, 2)
+	if _, err := h.sb.InjectKey(otherID, sandbox.Key{Type: sandbox.KeyTypePin, PIN: "604719"}, "s3"); err != nil {
+		t.Fatal(err)
+	}
+	foreign := h.foreignSnapshot()
+	h.mustRun(ExitOK, "backfill")
+	before := map[string]string{}
+	for _, s := range h.sb.Stays() {
+		before[s.ID] = s.KeyID
+	}
+	// The state file is lost: run refuses, backfill adopts what is ours.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(h.cfg.State + suffix)
+	}
+	if _, code, _ := h.run("run"); code != ExitConfig {
+		t.Errorf("run without state exited %d, want %d", code, ExitConfig)
+	}
+	rep := h.mustRun(ExitOK, "backfill")
+	if c := countOps(rep, reconcile.OpCreate, reconcile.ResultDone); c != 0 {
+		t.Errorf("backfill after state loss created %d keys; it must adopt ours", c)
+	}
+	if c := countOps(rep, reconcile.OpClaim, reconcile.ResultDone); c != 3 {
+		t.Errorf("claims done = %d, want 3 (two ours, one foreign)", c)
+	}
+	if w := writes(rep); w != 1 {
+		t.Errorf("adoption took %d write requests, want 1", w)
+	}
+	for _, s := range h.sb.Stays() {
+		if s.KeyID != before[s.ID] {
+			t.Errorf("stay %s key changed from %s to %s", s.ID, before[s.ID], s.KeyID)
+		}
+	}
+	adopted := 0
+	for _, c := range h.credentials() {
+		if c.Adopted && c.Status == reconcile.StatusActive {
+			adopted++
+		}
+	}
+	if adopted != 2 {
+		t.Errorf("%d credentials adopted, want 2", adopted)
+	}
+	h.checkInvariants(foreign)
+}
