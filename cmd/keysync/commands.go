@@ -51,11 +51,10 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	return f, nil
 }
 
-// clock returns the run's instant: --now, or the wall clock. It is the one
-// place keysync reads the wall clock for a run.
-func (f *runFlags) clock() (time.Time, error) {
+// clock returns the run's instant: --now, or the wall clock.
+func (f *runFlags) clock(wall func() time.Time) (time.Time, error) {
 	if f.now == "" {
-		return time.Now(), nil
+		return wall(), nil
 	}
 	t, err := time.Parse(time.RFC3339, f.now)
 	if err != nil {
@@ -70,7 +69,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
-	now, err := f.clock()
+	now, err := f.clock(env.now)
 	if err != nil {
 		return err
 	}

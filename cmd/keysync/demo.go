@@ -82,7 +82,7 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	now := time.Now().UTC().Truncate(time.Second)
+	now := env.now().UTC().Truncate(time.Second)
 	sb, endpoint, stop, err := startSandbox("127.0.0.1:0", *rooms, now)
 	if err != nil {
 		return err
@@ -98,7 +98,7 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	denv := &environment{stdout: env.stdout, stderr: env.stderr, getenv: getenv}
+	denv := &environment{stdout: env.stdout, stderr: env.stderr, getenv: getenv, now: env.now}
 	w := env.stdout
 	fmt.Fprintf(w, "Sandbox 3RPMS at %s: %d rooms, %d stays, %d keys of another integration.\n",
 		endpoint, *rooms, len(sb.Stays()), len(sb.Keys()))
@@ -163,7 +163,7 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return withCode(ExitConfig, errQuiet)
 	}
-	_, endpoint, stop, err := startSandbox(*listen, *rooms, time.Now().UTC().Truncate(time.Second))
+	_, endpoint, stop, err := startSandbox(*listen, *rooms, env.now().UTC().Truncate(time.Second))
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Exit codes, documented in the README. A timer or CronJob can act on them.
@@ -89,11 +90,16 @@ Run 'keysync <command> -h' for a command's flags.`
 // call it directly. getenv resolves ${VAR} in the config and
 // KEYSYNC_LOG_LEVEL.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return (&environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}).run(ctx, args)
+}
+
+// run dispatches a command line.
+func (env *environment) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
+		fmt.Fprintln(env.stderr, usage)
 		return withCode(ExitConfig, errQuiet)
 	}
-	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv}
+	stdout, stderr := env.stdout, env.stderr
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "demo":
 		return env.demo(ctx, rest)
@@ -120,5 +126,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 type environment struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	limiters       limiters
+	// now is the wall clock, read only when a run has no --now; it is the
+	// one place keysync reads it.
+	now      func() time.Time
+	limiters limiters
 }

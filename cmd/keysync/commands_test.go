@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestDemoConverges runs the README's first command: the demo must exit 0,
+// key the whole property in two write requests and then plan nothing.
+func TestDemoConverges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo paces itself at 5 requests/s")
+	}
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{"demo"}, &out, &errb, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	for _, want := range []string{
+		"First connection: 2 write request(s) for the whole property.",
+		"Run straight after: 0 action(s), 0 write request(s).",
+		"Nothing to do: every stay holds the right key.",
+		"departed",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestSandboxCommandPrintsAWorkingConfig starts `keysync sandbox`, takes the
+// config it prints, and backfills against it.
+func TestSandboxCommandPrintsAWorkingConfig(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"sandbox", "--listen", "127.0.0.1:0", "--rooms", "10"}, &out, io.Discard, os.Getenv)
+	}()
+	waitFor(t, "the sandbox banner", func() bool { return strings.Contains(out.String(), "Stop with Ctrl-C") })
+	text := out.String()
+	if !regexp.MustCompile(`GraphQL endpoint: http://127\.0\.0\.1:\d+/graphql`).MatchString(text) {
+		t.Fatalf("no endpoint in:\n%s", text)
+	}
+	cfgText := text[strings.Index(text, "# keysync against the sandbox"):strings.Index(text, "Stop with Ctrl-C")]
+	dir := t.TempDir()
+	cfgText = strings.Replace(cfgText, "./keysync-sandbox.db", filepath.Join(dir, "k.db"), 1)
+	cfgPath := filepath.Join(dir, "k.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string {
+		if k == "KEYSYNC_3RPMS_TOKEN" {
+			return sandboxToken
+		}
+		return ""
+	}
+	var rout, rerr bytes.Buffer
+	if err := Run(context.Background(), []string{"backfill", "--config", cfgPath}, &rout, &rerr, getenv); err != nil {
+		t.Fatalf("backfill against the printed config: %v\n%s", err, rerr.String())
+	}
+	if !strings.Contains(rout.String(), "create") {
+		t.Errorf("backfill created nothing:\n%s", rout.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("sandbox returned %v", err)
+	}
+}
+
+// TestServeBackfillsThenStopsOnCancel starts serve without a state file:
+// it backfills at once, then stops cleanly when its context ends (SIGTERM).
+func TestServeBackfillsThenStopsOnCancel(t *testing.T) {
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.stay("s2", "r102", 1, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errb syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		env := &environment{stdout: io.Discard, stderr: &errb, getenv: h.getenv, now: func() time.Time { return h.now }}
+		done <- env.run(ctx, []string{"serve", "--config", h.cfgPath})
+	}()
+	waitFor(t, "serve to backfill", func() bool { return len(h.ours()) == 2 && strings.Contains(errb.String(), "serving") })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10 s of cancellation")
+	}
+	if _, err := os.Stat(h.cfg.State); err != nil {
+		t.Errorf("serve's backfill left no state file: %v", err)
+	}
+}
