@@ -28,8 +28,15 @@ type Batch struct {
 // system, each chunked at that system's max batch size, keeping plan order
 // within a request. It is pure, so the planner's price and Apply agree.
 func Batches(actions []*Action, maxBatch func(System) int) []Batch {
+	var steps []int
+	for _, a := range actions {
+		if a.Op.Remote() && !slices.Contains(steps, a.Step) {
+			steps = append(steps, a.Step)
+		}
+	}
+	slices.Sort(steps)
 	var out []Batch
-	for _, step := range []int{1, 2} {
+	for _, step := range steps {
 		var systems []System
 		bySystem := map[System][]*Action{}
 		for _, a := range actions {
@@ -60,6 +67,8 @@ type applier struct {
 	now  time.Time
 	log  *slog.Logger
 	dead map[System]error // systems cut off for the rest of the run
+	// skipped holds audit rows of skipped actions until the next Save.
+	skipped []Audit
 }
 
 // apply runs a plan: local record changes first, then each batch with its
@@ -141,11 +150,12 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		}
 	}
 	if len(ready) == 0 {
-		return nil
+		return ap.flushSkipped(ctx)
 	}
 
 	// Intent: new credentials get their row, every action an audit line.
-	var intent []Audit
+	intent := ap.skipped
+	ap.skipped = nil
 	var creds []*Credential
 	for _, a := range ready {
 		if a.Op == OpCreate {
@@ -192,6 +202,18 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	return nil
 }
 
+// flushSkipped records the audit rows of skipped actions.
+func (ap *applier) flushSkipped(ctx context.Context) error {
+	if len(ap.skipped) == 0 {
+		return nil
+	}
+	if err := ap.r.Store.Save(ctx, nil, ap.skipped); err != nil {
+		return fmt.Errorf("record skipped actions for %s: %w", ap.site.Property.Name, err)
+	}
+	ap.skipped = nil
+	return nil
+}
+
 // settle applies one outcome to the action's credential.
 func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 	c := a.Cred
@@ -200,6 +222,14 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 	// Already gone counts as done for the operations that make things go.
 	if err != nil && errors.Is(err, ErrNotFound) && (a.Op == OpRevoke || a.Op == OpDelete) {
 		err = nil
+	}
+	// An assign answered "not found" means the key is gone (3RPMS deletes
+	// keys left unassigned for two days) or the stay is. Either way the key
+	// will never be assigned: give it up, so the next run issues a fresh
+	// one if the stay is still there. A key that does survive is
+	// unassigned, grants nothing, and 3RPMS deletes it.
+	if a.Op == OpAssign && errors.Is(err, ErrNotFound) {
+		c.Status, c.Assigned = StatusAbandoned, false
 	}
 	// A claim refused as not ours answered its question: leave the key.
 	if a.Op == OpClaim && errors.Is(err, ErrNotOurs) {
@@ -240,6 +270,7 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 
 func (ap *applier) skip(a *Action, why string) {
 	a.Result, a.Error = ResultSkipped, why
+	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
 }
 
 func (ap *applier) audit(a *Action, phase Phase, detail string) Audit {

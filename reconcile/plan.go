@@ -182,6 +182,18 @@ func (p *planner) run() (*Plan, error) {
 	slices.SortFunc(stays, func(a, b Stay) int {
 		return cmp.Or(a.Arrival.Compare(b.Arrival), cmp.Compare(a.Ref.ID, b.Ref.ID))
 	})
+	// A stay holding a key of ours recorded for another stay (3RPMS reused
+	// it when splitting a stay) will adopt it below. Count that holder
+	// before any stay is planned, so the departed part of a split does not
+	// delete the key the other part still holds.
+	for _, s := range stays {
+		if s.Key == nil || byRemote[s.Key.ID] == nil {
+			continue
+		}
+		if !slices.ContainsFunc(byStay[s.Ref], func(c *Credential) bool { return c.RemoteID == s.Key.ID }) {
+			p.live[s.Key.ID]++
+		}
+	}
 	seen := map[StayRef]bool{}
 	for _, s := range stays {
 		seen[s.Ref] = true
@@ -204,8 +216,10 @@ func (p *planner) run() (*Plan, error) {
 		p.cleanup(s, creds, nil, "stay gone from 3RPMS (deleted, or reservation cancelled)")
 	}
 
+	// Revocations and cleanup first (DESIGN.md, "The run"), then by
+	// urgency; the sort is stable, so one stay's actions keep their order.
 	slices.SortStableFunc(p.plan.Actions, func(a, b *Action) int {
-		return cmp.Compare(a.Step, b.Step)
+		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority))
 	})
 	return p.plan, nil
 }
@@ -243,7 +257,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 			if shared, ok := byRemote[s.Key.ID]; ok {
 				// Our key, recorded for another stay: 3RPMS reused it when
 				// it split a stay. Record that this stay holds it too.
-				current = p.adopt(s, shared.Kind, "key of ours shared with stay "+shared.Stay.ID)
+				current = p.adopt(s, shared, "key of ours shared with stay "+shared.Stay.ID)
 			} else if in.Backfill {
 				p.claim(s)
 				p.discard(s, creds, nil, "stay holds a key of unknown owner")
@@ -266,8 +280,9 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 
 	prio := p.priority(s)
 	if current != nil {
-		if !current.Assigned {
-			current.Assigned = true
+		if !current.Assigned || current.Arrival != s.Arrival || current.Departure != s.Departure {
+			// Record what 3RPMS shows: the assignment and the stay's dates.
+			current.Assigned, current.Arrival, current.Departure = true, s.Arrival, s.Departure
 			p.plan.Sync = append(p.plan.Sync, current)
 		}
 		if current.Kind == kind && current.RoomID == s.RoomID {
@@ -315,14 +330,14 @@ func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string) error {
 	return nil
 }
 
-// adopt records that the stay holds a key of ours that keysync has no
-// record of for this stay.
-func (p *planner) adopt(s Stay, kind Kind, reason string) *Credential {
+// adopt records that the stay holds a key of ours issued for another stay.
+// The credential keeps the room the key was issued for, so a split that
+// also moved rooms is caught as a room change. run counted it in live.
+func (p *planner) adopt(s Stay, shared *Credential, reason string) *Credential {
 	c := &Credential{
-		Stay: s.Ref, System: System3RPMS, Kind: kind, RoomID: s.RoomID, RemoteID: s.Key.ID,
+		Stay: s.Ref, System: System3RPMS, Kind: shared.Kind, RoomID: shared.RoomID, RemoteID: s.Key.ID,
 		Status: StatusActive, Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
 	}
-	p.live[c.RemoteID]++
 	p.add(&Action{Op: OpAdopt, Reason: reason, Cred: c, Step: 1, Priority: PriorityInHouse}, s)
 	return c
 }

@@ -1,0 +1,201 @@
+package reconcile_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+func TestParseDate(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    reconcile.Date
+		wantErr bool
+	}{
+		{in: "2026-01-30", want: reconcile.Date{Year: 2026, Month: time.January, Day: 30}},
+		{in: "2026-12-31", want: reconcile.Date{Year: 2026, Month: time.December, Day: 31}},
+		{in: "2028-02-29", want: reconcile.Date{Year: 2028, Month: time.February, Day: 29}},
+		{in: "0001-01-01", want: reconcile.Date{Year: 1, Month: time.January, Day: 1}},
+		{in: "2026-02-29", wantErr: true}, // not a leap year
+		{in: "2026-04-31", wantErr: true},
+		{in: "2026-13-01", wantErr: true},
+		{in: "2026-00-10", wantErr: true},
+		{in: "2026-1-5", wantErr: true},
+		{in: "26-01-05", wantErr: true},
+		{in: "2026-01-05T00:00:00Z", wantErr: true},
+		{in: " 2026-01-05", wantErr: true},
+		{in: "2026/01/05", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := reconcile.ParseDate(tc.in)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("ParseDate(%q) = %v, want an error", tc.in, got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseDate(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+			if s := got.String(); s != tc.in {
+				t.Errorf("String() = %q, want %q", s, tc.in)
+			}
+		})
+	}
+}
+
+func TestDateString(t *testing.T) {
+	tests := []struct {
+		d    reconcile.Date
+		want string
+	}{
+		{reconcile.Date{Year: 2026, Month: time.March, Day: 8}, "2026-03-08"},
+		{reconcile.Date{Year: 2026, Month: time.November, Day: 1}, "2026-11-01"},
+		{reconcile.Date{Year: 999, Month: time.July, Day: 4}, "0999-07-04"},
+		{reconcile.Date{}, "0000-00-00"},
+	}
+	for _, tc := range tests {
+		if got := tc.d.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+	if !(reconcile.Date{}).IsZero() || date("2026-01-01").IsZero() {
+		t.Error("IsZero: only the zero Date is zero")
+	}
+}
+
+func TestDateAddDays(t *testing.T) {
+	tests := []struct {
+		from string
+		n    int
+		want string
+	}{
+		{"2026-06-10", 0, "2026-06-10"},
+		{"2026-06-10", 6, "2026-06-16"},
+		{"2026-06-10", -1, "2026-06-09"},
+		{"2026-01-31", 1, "2026-02-01"},
+		{"2026-03-01", -1, "2026-02-28"},
+		{"2028-02-28", 1, "2028-02-29"},
+		{"2028-03-01", -1, "2028-02-29"},
+		{"2026-12-31", 1, "2027-01-01"},
+		{"2027-01-01", -1, "2026-12-31"},
+		{"2026-03-28", 2, "2026-03-30"}, // across Europe's spring change
+		{"2026-10-24", 2, "2026-10-26"}, // across Europe's autumn change
+		{"2026-01-01", 365, "2027-01-01"},
+		{"2028-01-01", 366, "2029-01-01"},
+	}
+	for _, tc := range tests {
+		if got := date(tc.from).AddDays(tc.n).String(); got != tc.want {
+			t.Errorf("%s.AddDays(%d) = %s, want %s", tc.from, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestDateCompare(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"2026-06-10", "2026-06-10", 0},
+		{"2026-06-10", "2026-06-11", -1},
+		{"2026-06-11", "2026-06-10", 1},
+		{"2026-05-31", "2026-06-01", -1},
+		{"2026-12-01", "2026-02-28", 1}, // month before day
+		{"2025-12-31", "2026-01-01", -1},
+		{"2027-01-01", "2026-12-31", 1}, // year before month
+	}
+	for _, tc := range tests {
+		a, b := date(tc.a), date(tc.b)
+		if got := a.Compare(b); got != tc.want {
+			t.Errorf("%s.Compare(%s) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := a.Before(b); got != (tc.want < 0) {
+			t.Errorf("%s.Before(%s) = %v", tc.a, tc.b, got)
+		}
+		if got := b.Compare(a); got != -tc.want {
+			t.Errorf("%s.Compare(%s) = %d, want %d", tc.b, tc.a, got, -tc.want)
+		}
+	}
+}
+
+func TestDateOf(t *testing.T) {
+	instant := time.Date(2026, 6, 10, 22, 30, 0, 0, time.UTC)
+	tests := []struct {
+		loc  *time.Location
+		want string
+	}{
+		{time.UTC, "2026-06-10"},
+		{lj, "2026-06-11"}, // 00:30 CEST
+		{mustLoad("America/Vancouver"), "2026-06-10"},
+		{mustLoad("Pacific/Kiritimati"), "2026-06-11"},
+	}
+	for _, tc := range tests {
+		if got := reconcile.DateOf(instant.In(tc.loc)).String(); got != tc.want {
+			t.Errorf("DateOf(%s in %s) = %s, want %s", instant, tc.loc, got, tc.want)
+		}
+	}
+}
+
+func TestDateJSON(t *testing.T) {
+	type doc struct {
+		Arrival reconcile.Date `json:"arrival"`
+	}
+	b, err := json.Marshal(doc{date("2026-03-29")})
+	if err != nil || string(b) != `{"arrival":"2026-03-29"}` {
+		t.Fatalf("Marshal = %s, %v", b, err)
+	}
+	var d doc
+	if err := json.Unmarshal(b, &d); err != nil || d.Arrival != date("2026-03-29") {
+		t.Fatalf("Unmarshal = %v, %v", d.Arrival, err)
+	}
+	if err := json.Unmarshal([]byte(`{"arrival":"2026-3-29"}`), &d); err == nil {
+		t.Error("Unmarshal accepted 2026-3-29")
+	}
+	// The zero Date round-trips as "".
+	b, err = json.Marshal(doc{})
+	if err != nil || string(b) != `{"arrival":""}` {
+		t.Fatalf("Marshal(zero) = %s, %v", b, err)
+	}
+	d = doc{date("2026-01-01")}
+	if err := json.Unmarshal(b, &d); err != nil || !d.Arrival.IsZero() {
+		t.Fatalf("Unmarshal(zero) = %v, %v", d.Arrival, err)
+	}
+}
+
+func TestParseClock(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    reconcile.Clock
+		wantErr bool
+	}{
+		{in: "15:00", want: reconcile.Clock{Hour: 15}},
+		{in: "11:00", want: reconcile.Clock{Hour: 11}},
+		{in: "00:00", want: reconcile.Clock{}},
+		{in: "23:59", want: reconcile.Clock{Hour: 23, Minute: 59}},
+		{in: "09:30", want: reconcile.Clock{Hour: 9, Minute: 30}},
+		{in: "24:00", wantErr: true},
+		{in: "12:60", wantErr: true},
+		{in: "3pm", wantErr: true},
+		{in: "15", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tc := range tests {
+		got, err := reconcile.ParseClock(tc.in)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("ParseClock(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseClock(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+		if s := got.String(); s != tc.in {
+			t.Errorf("Clock.String() = %q, want %q", s, tc.in)
+		}
+	}
+}

@@ -1,0 +1,777 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// tonight is the default run instant: 22:00 in Ljubljana, a nightly run.
+var tonight = ljAt("2026-06-10", 22, 0)
+
+const (
+	active  = reconcile.StatusActive
+	pending = reconcile.StatusPending
+)
+
+// planCase is one scenario for Compute.
+type planCase struct {
+	name     string
+	now      time.Time // zero means tonight
+	prop     func(*reconcile.Property)
+	stays    []reconcile.Stay
+	creds    []reconcile.Credential
+	backfill bool
+	want     []string // summary lines
+	notes    []string // noteSummary lines
+	sync     []string // remote ids of credentials whose assignment is synced
+}
+
+// compute runs Compute for a case with a fixed PIN stream and checks the
+// invariants every plan must keep.
+func (tc planCase) compute(t *testing.T) *reconcile.Plan {
+	t.Helper()
+	prop := testProperty()
+	if tc.prop != nil {
+		tc.prop(prop)
+	}
+	now := tc.now
+	if now.IsZero() {
+		now = tonight
+	}
+	plan, err := reconcile.Compute(reconcile.Input{
+		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
+		Backfill: tc.backfill, Rand: seeded(1),
+	})
+	if err != nil {
+		t.Fatalf("Compute: %v", err)
+	}
+	checkPlan(t, prop, plan)
+	return plan
+}
+
+// checkPlan asserts what holds for every plan: steps in order, every create
+// paired with a later assign of the same credential, and fresh PINs that
+// follow the policy.
+func checkPlan(t *testing.T, prop *reconcile.Property, plan *reconcile.Plan) {
+	t.Helper()
+	if !slices.IsSortedFunc(plan.Actions, func(a, b *reconcile.Action) int { return a.Step - b.Step }) {
+		t.Errorf("actions not ordered by step: %q", summary(plan))
+	}
+	for i, a := range plan.Actions {
+		if a.System != reconcile.System3RPMS || a.Cred == nil || a.Result != "" {
+			t.Errorf("action %d %q: system %q, cred %v, result %q", i, summary(plan)[i], a.System, a.Cred, a.Result)
+		}
+		if a.Op != reconcile.OpCreate {
+			continue
+		}
+		pin := a.Cred.PIN.Reveal()
+		if len(pin) != prop.PIN.Length || strings.Trim(pin, prop.PIN.Alphabet) != "" || !reconcile.ValidPIN(pin) {
+			t.Errorf("create for %s: PIN %q does not follow the policy", a.Stay.ID, pin)
+		}
+		if a.Step != 1 || a.Cred.Status != pending || a.Cred.RemoteID != "" {
+			t.Errorf("create for %s: step %d, status %q, remote id %q", a.Stay.ID, a.Step, a.Cred.Status, a.Cred.RemoteID)
+		}
+		paired := slices.ContainsFunc(plan.Actions, func(b *reconcile.Action) bool {
+			return b.Op == reconcile.OpAssign && b.Cred == a.Cred && b.Step == 2
+		})
+		if !paired {
+			t.Errorf("create for %s has no step-2 assign of the same credential", a.Stay.ID)
+		}
+	}
+}
+
+func TestCompute(t *testing.T) {
+	tests := []planCase{
+		{
+			name:  "new arrival tomorrow: create then assign, arriving soon",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			want:  []string{"1 create s1 - soon", "2 assign s1 - soon"},
+		},
+		{
+			name:  "new arrival in four days: later arrival",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-14", "2026-06-16")},
+			want:  []string{"1 create s1 - later", "2 assign s1 - later"},
+		},
+		{
+			name:  "arrival on the window's last day is issued",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-16", "2026-06-18")},
+			want:  []string{"1 create s1 - later", "2 assign s1 - later"},
+		},
+		{
+			name:  "window start (13:00) exactly 24 h away is soon",
+			now:   ljAt("2026-06-10", 13, 0),
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			want:  []string{"1 create s1 - soon", "2 assign s1 - soon"},
+		},
+		{
+			name:  "window start a minute more than 24 h away is later",
+			now:   ljAt("2026-06-10", 12, 59),
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			want:  []string{"1 create s1 - later", "2 assign s1 - later"},
+		},
+		{
+			name:  "in house without a key",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-09", "2026-06-12")},
+			want:  []string{"1 create s1 - inhouse", "2 assign s1 - inhouse"},
+		},
+		{
+			name:  "window started at 13:00: in house",
+			now:   ljAt("2026-06-11", 13, 0),
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			want:  []string{"1 create s1 - inhouse", "2 assign s1 - inhouse"},
+		},
+		{
+			name:  "holding our key: converged",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-11", "2026-06-14"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")},
+		},
+		{
+			name:  "holding our key recorded unassigned: record synced, no action",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-11", "2026-06-14"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14")},
+			sync:  []string{"K1"},
+		},
+		{
+			name:  "created but not assigned (crash between steps): assign in step 1",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 assign s1 K1 soon"},
+		},
+		{
+			name:  "recorded assigned but the stay shows no key: assign again",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-09", "2026-06-14")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-14")},
+			want:  []string{"1 assign s1 K1 inhouse"},
+		},
+		{
+			name:  "create outcome unknown: abandon and issue afresh",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			creds: []reconcile.Credential{cred("s1", "r204", "", pending, false, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 abandon s1 - revoke", "1 create s1 - soon", "2 assign s1 - soon"},
+		},
+		{
+			name:  "two spares: the first is assigned, the other deleted",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+			creds: []reconcile.Credential{
+				cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14"),
+				cred("s1", "r204", "K2", active, false, "2026-06-11", "2026-06-14"),
+			},
+			want: []string{"1 delete s1 K2 revoke", "1 assign s1 K1 soon"},
+		},
+		{
+			name:  "holding our key plus a spare: spare deleted",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-11", "2026-06-14"), "K1", "385917")},
+			creds: []reconcile.Credential{
+				cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14"),
+				cred("s1", "r204", "K2", active, false, "2026-06-11", "2026-06-14"),
+			},
+			want: []string{"1 delete s1 K2 revoke"},
+		},
+		{
+			name:  "departed (after 11:00 + 2 h): revoke and delete",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		},
+		{
+			name:  "departed exactly at the window's end",
+			now:   ljAt("2026-06-10", 13, 0),
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		},
+		{
+			name:  "departure day within grace: nothing",
+			now:   ljAt("2026-06-10", 12, 59),
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
+		},
+		{
+			name:  "departed holding another integration's key: delete our spare only",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "X9", "582039")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 delete s1 K1 revoke"},
+		},
+		{
+			// The read shows no key, yet the record of the assignment decides,
+			// as for a stay that is gone; the revoke is answered not found.
+			name:  "departed, recorded assigned, stay shows no key: revoke anyway",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-07", "2026-06-10")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		},
+		{
+			name:  "departed with a create outcome unknown: abandon",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-07", "2026-06-10")},
+			creds: []reconcile.Credential{cred("s1", "r204", "", pending, false, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 abandon s1 - revoke"},
+		},
+		{
+			name:  "gone from the read with an assigned key: revoke and delete",
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		},
+		{
+			name:  "gone with an unassigned key: delete only",
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 delete s1 K1 revoke"},
+		},
+		{
+			name:  "gone with a create outcome unknown: abandon",
+			creds: []reconcile.Credential{cred("s1", "r204", "", pending, false, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 abandon s1 - revoke"},
+		},
+		{
+			name:  "another integration's key: conflict noted, left alone",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-11", "2026-06-14"), "X9", "582039")},
+			notes: []string{"conflict s1"},
+		},
+		{
+			name:  "our spare on a stay holding another's key: delete ours only",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-11", "2026-06-14"), "X9", "582039")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 delete s1 K1 revoke"},
+			notes: []string{"conflict s1"},
+		},
+		{
+			name:  "room moved: revoke, delete, create in step 1, assign in step 2",
+			stays: []reconcile.Stay{holding(stay("s1", "r205", "2026-06-09", "2026-06-12"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
+			want: []string{
+				"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke",
+				"1 create s1 - inhouse", "2 assign s1 - inhouse",
+			},
+		},
+		{
+			name: "split stay: the second part holds our key and adopts it",
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-08", "2026-06-11"), "K1", "385917"),
+				holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-11")},
+			want:  []string{"1 adopt B K1 inhouse"},
+		},
+		{
+			name: "split stay: first part departs later, releases the shared key",
+			now:  ljAt("2026-06-11", 22, 0),
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-08", "2026-06-11"), "K1", "385917"),
+				holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{
+				cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-11"),
+				cred("B", "r204", "K1", active, true, "2026-06-11", "2026-06-13"),
+			},
+			want: []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
+		},
+		{
+			name:  "split stay: first part gone, releases the shared key",
+			stays: []reconcile.Stay{holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917")},
+			creds: []reconcile.Credential{
+				cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-11"),
+				cred("B", "r204", "K1", active, true, "2026-06-11", "2026-06-13"),
+			},
+			want: []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
+		},
+		{
+			name:     "backfill: a key of unknown owner is claimed, not replaced",
+			stays:    []reconcile.Stay{holding(stay("s1", "r204", "2026-06-09", "2026-06-12"), "K7", "385917")},
+			backfill: true,
+			want:     []string{"1 claim s1 K7 inhouse"},
+		},
+		{
+			name:     "backfill: claim, and our spare for the stay is deleted",
+			stays:    []reconcile.Stay{holding(stay("s1", "r204", "2026-06-09", "2026-06-12"), "K7", "385917")},
+			creds:    []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-09", "2026-06-12")},
+			backfill: true,
+			want:     []string{"1 delete s1 K1 revoke", "1 claim s1 K7 inhouse"},
+		},
+		{
+			name:     "backfill: keys keysync knows are not claimed",
+			stays:    []reconcile.Stay{holding(stay("s1", "r204", "2026-06-09", "2026-06-12"), "K1", "385917")},
+			creds:    []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
+			backfill: true,
+		},
+		{
+			name: "backfill: a stay without a key gets one",
+			stays: []reconcile.Stay{
+				stay("s1", "r204", "2026-06-11", "2026-06-14"),
+				holding(stay("s2", "r205", "2026-06-11", "2026-06-14"), "X9", "582039"),
+			},
+			backfill: true,
+			want:     []string{"1 create s1 - soon", "1 claim s2 X9 inhouse", "2 assign s1 - soon"},
+		},
+		{
+			name:  "moved beyond the read range still holding our key: nothing",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-30", "2026-07-02"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")},
+		},
+		{
+			name:  "moved beyond the read range with an unassigned key: delete it",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-30", "2026-07-02")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14")},
+			want:  []string{"1 delete s1 K1 revoke"},
+		},
+		{
+			name:  "unmapped room",
+			stays: []reconcile.Stay{stay("s1", "r999", "2026-06-11", "2026-06-14")},
+			notes: []string{"unmapped_room s1"},
+		},
+		{
+			name:  "default method covers an unmapped room",
+			prop:  func(p *reconcile.Property) { p.DefaultMethod = reconcile.MethodPIN },
+			stays: []reconcile.Stay{stay("s1", "r999", "2026-06-11", "2026-06-14")},
+			want:  []string{"1 create s1 - soon", "2 assign s1 - soon"},
+		},
+		{
+			name: "qr and key-storage rooms are not handled yet",
+			stays: []reconcile.Stay{
+				stay("s1", "r301", "2026-06-11", "2026-06-14"),
+				stay("s2", "r302", "2026-06-12", "2026-06-14"),
+			},
+			notes: []string{"unsupported_method s1", "unsupported_method s2"},
+		},
+		{
+			name: "departed stay in an unmapped room is still cleaned up",
+			stays: []reconcile.Stay{
+				holding(stay("s1", "r999", "2026-06-07", "2026-06-10"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("s1", "r999", "K1", active, true, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := tc.compute(t)
+			if got := summary(plan); !slices.Equal(got, tc.want) {
+				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
+			}
+			if got := noteSummary(plan); !slices.Equal(got, tc.notes) {
+				t.Errorf("notes:\n got %q\nwant %q", got, tc.notes)
+			}
+			var sync []string
+			for _, c := range plan.Sync {
+				sync = append(sync, c.RemoteID)
+				if !c.Assigned {
+					t.Errorf("synced credential %s not marked assigned", c.RemoteID)
+				}
+			}
+			if !slices.Equal(sync, tc.sync) {
+				t.Errorf("sync: got %q, want %q", sync, tc.sync)
+			}
+		})
+	}
+}
+
+// TestComputeRoomMovedTargets checks which credential each action of a room
+// move touches: the old key goes, a new one for the new room comes.
+func TestComputeRoomMovedTargets(t *testing.T) {
+	plan := planCase{
+		stays: []reconcile.Stay{holding(stay("s1", "r205", "2026-06-09", "2026-06-12"), "K1", "385917")},
+		creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
+	}.compute(t)
+	if len(plan.Actions) != 4 {
+		t.Fatalf("got %q", summary(plan))
+	}
+	revoke, del, create, assign := plan.Actions[0], plan.Actions[1], plan.Actions[2], plan.Actions[3]
+	if revoke.Cred != del.Cred || revoke.Cred.RoomID != "r204" {
+		t.Errorf("revoke and delete should share the old r204 credential, got %+v and %+v", revoke.Cred, del.Cred)
+	}
+	if create.Cred != assign.Cred || create.Cred.RoomID != "r205" || create.Cred.Stay != ref("s1") {
+		t.Errorf("create and assign should share a new r205 credential, got %+v and %+v", create.Cred, assign.Cred)
+	}
+	for _, a := range plan.Actions {
+		if a.RoomID != "r205" || a.Room != "205" {
+			t.Errorf("%s: room %q (%q), want the stay's current room r205", a.Op, a.RoomID, a.Room)
+		}
+	}
+}
+
+// TestComputeSplitStaySameRun is a split stay whose first part departs in
+// the very run that first sees the second part holding the shared key.
+func TestComputeSplitStaySameRun(t *testing.T) {
+	plan := planCase{
+		now: ljAt("2026-06-11", 22, 0),
+		stays: []reconcile.Stay{
+			holding(stay("A", "r204", "2026-06-08", "2026-06-11"), "K1", "385917"),
+			holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917"),
+		},
+		creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-11")},
+	}.compute(t)
+	want := []string{"1 revoke A K1 revoke", "1 release A K1 revoke", "1 adopt B K1 inhouse"}
+	if got := summary(plan); !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// TestComputeRevocationsFirst checks DESIGN.md's "Revocations for departed or
+// cancelled stays come before anything else".
+func TestComputeRevocationsFirst(t *testing.T) {
+	plan := planCase{
+		stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+		creds: []reconcile.Credential{cred("s0", "r205", "K1", active, true, "2026-06-11", "2026-06-14")},
+	}.compute(t)
+	want := []string{"1 revoke s0 K1 revoke", "1 delete s0 K1 revoke", "1 create s1 - soon", "2 assign s1 - soon"}
+	if got := summary(plan); !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// TestComputeDoesNotMutateInput plans a night that touches every kind of
+// credential and checks the input slices are as they were.
+func TestComputeDoesNotMutateInput(t *testing.T) {
+	stays := []reconcile.Stay{
+		stay("new", "r101", "2026-06-12", "2026-06-14"),
+		holding(stay("sync", "r102", "2026-06-11", "2026-06-14"), "K2", "385917"),
+		stay("spare", "r204", "2026-06-11", "2026-06-14"),
+		holding(stay("moved", "r205", "2026-06-09", "2026-06-12"), "K4", "602817"),
+		holding(stay("gone-b", "r101", "2026-06-09", "2026-06-11"), "K5", "730195"),
+	}
+	creds := []reconcile.Credential{
+		cred("sync", "r102", "K2", active, false, "2026-06-11", "2026-06-14"),
+		cred("spare", "r204", "K3", active, false, "2026-06-11", "2026-06-14"),
+		cred("spare", "r204", "", pending, false, "2026-06-11", "2026-06-14"),
+		cred("moved", "r204", "K4", active, true, "2026-06-09", "2026-06-12"),
+		cred("gone", "r101", "K5", active, true, "2026-06-08", "2026-06-11"),
+		cred("cancelled", "r101", "K6", active, true, "2026-06-12", "2026-06-13"),
+	}
+	wantStays := slices.Clone(stays)
+	wantCreds := slices.Clone(creds)
+	var keys []reconcile.RemoteKey
+	for _, s := range stays {
+		if s.Key != nil {
+			keys = append(keys, *s.Key)
+		}
+	}
+	plan, err := reconcile.Compute(reconcile.Input{
+		Now: tonight, Property: testProperty(), Stays: stays, Credentials: creds, Rand: seeded(2),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) == 0 || len(plan.Sync) == 0 {
+		t.Fatalf("scenario too quiet to prove anything: %q, %d synced", summary(plan), len(plan.Sync))
+	}
+	if !reflect.DeepEqual(stays, wantStays) {
+		t.Errorf("stays changed:\n got %+v\nwant %+v", stays, wantStays)
+	}
+	if !reflect.DeepEqual(creds, wantCreds) {
+		t.Errorf("credentials changed:\n got %+v\nwant %+v", creds, wantCreds)
+	}
+	var after []reconcile.RemoteKey
+	for _, s := range stays {
+		if s.Key != nil {
+			after = append(after, *s.Key)
+		}
+	}
+	if !reflect.DeepEqual(after, keys) {
+		t.Errorf("keys on stays changed: got %+v, want %+v", after, keys)
+	}
+	for _, a := range plan.Actions {
+		for i := range creds {
+			if a.Cred == &creds[i] {
+				t.Errorf("%s %s acts on the caller's credential %d, not a copy", a.Op, a.Stay.ID, i)
+			}
+		}
+	}
+}
+
+// TestComputeDeterministic checks that the same input and PIN stream give
+// the same plan, PINs included.
+func TestComputeDeterministic(t *testing.T) {
+	stays := []reconcile.Stay{
+		stay("s3", "r101", "2026-06-12", "2026-06-14"),
+		stay("s1", "r204", "2026-06-11", "2026-06-14"),
+		stay("s2", "r205", "2026-06-11", "2026-06-14"),
+	}
+	creds := []reconcile.Credential{
+		cred("g2", "r102", "K2", active, true, "2026-06-11", "2026-06-14"),
+		cred("g1", "r102", "K1", active, false, "2026-06-11", "2026-06-14"),
+	}
+	render := func() []string {
+		plan, err := reconcile.Compute(reconcile.Input{
+			Now: tonight, Property: testProperty(), Stays: stays, Credentials: creds, Rand: seeded(3),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := summary(plan)
+		for _, a := range plan.Actions {
+			out = append(out, a.Cred.PIN.Reveal())
+		}
+		return out
+	}
+	first := render()
+	for range 5 {
+		if got := render(); !slices.Equal(got, first) {
+			t.Fatalf("plans differ:\n%q\n%q", first, got)
+		}
+	}
+	want := []string{
+		"1 delete g1 K1 revoke", "1 revoke g2 K2 revoke", "1 delete g2 K2 revoke",
+		"1 create s1 - soon", "1 create s2 - soon", "1 create s3 - later",
+		"2 assign s1 - soon", "2 assign s2 - soon", "2 assign s3 - later",
+	}
+	if got := first[:len(want)]; !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// TestDigitStream checks digitStream's assumption about how crypto/rand.Int
+// consumes bytes, on which TestComputePINsUnique relies.
+func TestDigitStream(t *testing.T) {
+	plan, err := reconcile.Compute(reconcile.Input{
+		Now: tonight, Property: testProperty(),
+		Stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
+		Rand:  digitStream("582039"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plan.Actions[0].Cred.PIN.Reveal(); got != "582039" {
+		t.Fatalf("PIN from digitStream(582039) = %q: crypto/rand.Int no longer draws one byte per digit", got)
+	}
+}
+
+// TestComputePINsUnique steers the PIN stream into every reason to reject a
+// PIN and checks that the planner skips each one.
+func TestComputePINsUnique(t *testing.T) {
+	stays := []reconcile.Stay{
+		holding(stay("foreign", "r101", "2026-06-11", "2026-06-14"), "X9", "582039"),
+		holding(stay("ours", "r102", "2026-06-11", "2026-06-14"), "K1", "174628"),
+		stay("n1", "r204", "2026-06-12", "2026-06-14"),
+		stay("n2", "r205", "2026-06-13", "2026-06-14"),
+	}
+	creds := []reconcile.Credential{cred("ours", "r102", "K1", active, true, "2026-06-11", "2026-06-14")}
+	rand := digitStream(
+		"582039", // on another integration's key
+		"174628", // on our key of another stay
+		"123456", // a straight run
+		"999999", // one repeated digit
+		"920471", // contains n1's room number, 204
+		"305817", // n1
+		"305817", // n1's, again
+		"220571", // contains n2's room number, 205
+		"716309", // n2
+	)
+	plan, err := reconcile.Compute(reconcile.Input{
+		Now: tonight, Property: testProperty(), Stays: stays, Credentials: creds, Rand: rand,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range plan.Actions {
+		if a.Op == reconcile.OpCreate {
+			got[a.Stay.ID] = a.Cred.PIN.Reveal()
+		}
+	}
+	want := map[string]string{"n1": "305817", "n2": "716309"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("PINs: got %v, want %v", got, want)
+	}
+
+	// A stream that runs dry is the one error Compute returns.
+	_, err = reconcile.Compute(reconcile.Input{
+		Now: tonight, Property: testProperty(), Stays: stays, Credentials: creds, Rand: digitStream("582039"),
+	})
+	if err == nil || !strings.Contains(err.Error(), "generate pin") {
+		t.Errorf("Compute with an exhausted stream: err = %v, want a PIN generation error", err)
+	}
+}
+
+// TestComputePINsRandom issues PINs for many stays from a seeded stream and
+// checks they are unique, unguessable and not on any other stay.
+func TestComputePINsRandom(t *testing.T) {
+	var stays []reconcile.Stay
+	existing := map[string]bool{}
+	rooms := []string{"r101", "r102", "r204", "r205"}
+	for i := range 400 {
+		s := stay(fmt.Sprintf("n%03d", i), rooms[i%4], "2026-06-11", "2026-06-14")
+		if i%10 == 0 {
+			pin := []string{"111111", "204204", "913542", "386104"}[i/10%4]
+			s = holding(s, "X"+s.Ref.ID, pin)
+			existing[pin] = true
+		}
+		stays = append(stays, s)
+	}
+	plan, err := reconcile.Compute(reconcile.Input{Now: tonight, Property: testProperty(), Stays: stays, Rand: seeded(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, a := range plan.Actions {
+		if a.Op != reconcile.OpCreate {
+			continue
+		}
+		n++
+		pin := a.Cred.PIN.Reveal()
+		switch {
+		case seen[pin]:
+			t.Errorf("PIN %s issued twice", pin)
+		case existing[pin]:
+			t.Errorf("PIN %s already on another stay", pin)
+		case reconcile.Guessable(pin, a.Room):
+			t.Errorf("PIN %s for room %s is guessable", pin, a.Room)
+		case strings.Contains(pin, a.Room):
+			t.Errorf("PIN %s contains room %s", pin, a.Room)
+		}
+		seen[pin] = true
+	}
+	if n != 360 {
+		t.Errorf("issued %d PINs, want 360", n)
+	}
+}
+
+// goldenAction is an action as a golden plan file shows it: no PIN.
+type goldenAction struct {
+	System    reconcile.System   `json:"system"`
+	Action    reconcile.Op       `json:"action"`
+	Stay      string             `json:"stay"`
+	RoomID    string             `json:"room_id"`
+	Room      string             `json:"room"`
+	Arrival   reconcile.Date     `json:"arrival"`
+	Departure reconcile.Date     `json:"departure"`
+	Reason    string             `json:"reason"`
+	Step      int                `json:"step"`
+	Priority  reconcile.Priority `json:"priority"`
+	RemoteID  string             `json:"remote_id"`
+	Status    reconcile.Status   `json:"status"`
+}
+
+// goldenPlan is a plan as a golden plan file shows it.
+type goldenPlan struct {
+	Property string           `json:"property"`
+	Now      string           `json:"now"`
+	Actions  []goldenAction   `json:"actions"`
+	Notes    []reconcile.Note `json:"notes"`
+	Sync     []string         `json:"sync"`
+}
+
+// renderPlan renders a plan as stable, indented JSON without secrets.
+func renderPlan(t *testing.T, p *reconcile.Plan) []byte {
+	t.Helper()
+	g := goldenPlan{Property: p.Property, Now: p.Now.UTC().Format(time.RFC3339), Actions: []goldenAction{}, Notes: p.Notes, Sync: []string{}}
+	if g.Notes == nil {
+		g.Notes = []reconcile.Note{}
+	}
+	for _, a := range p.Actions {
+		g.Actions = append(g.Actions, goldenAction{
+			System: a.System, Action: a.Op, Stay: a.Stay.ID, RoomID: a.RoomID, Room: a.Room,
+			Arrival: a.Arrival, Departure: a.Departure, Reason: a.Reason, Step: a.Step,
+			Priority: a.Priority, RemoteID: a.Cred.RemoteID, Status: a.Cred.Status,
+		})
+	}
+	for _, c := range p.Sync {
+		g.Sync = append(g.Sync, c.RemoteID)
+	}
+	b, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// checkGolden compares got with testdata/plans/<name>.json, or rewrites the
+// file under -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "plans", name+".json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("plan differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestComputeGolden(t *testing.T) {
+	tests := []planCase{
+		{
+			name: "busy_night",
+			stays: []reconcile.Stay{
+				stay("arrive-soon", "r101", "2026-06-11", "2026-06-13"),
+				stay("arrive-later", "r102", "2026-06-15", "2026-06-18"),
+				holding(stay("in-house", "r204", "2026-06-08", "2026-06-12"), "K2", "385917"),
+				holding(stay("departed", "r205", "2026-06-06", "2026-06-10"), "K3", "602817"),
+				holding(stay("foreign", "r205", "2026-06-10", "2026-06-12"), "X9", "582039"),
+				stay("lobby", "r301", "2026-06-11", "2026-06-12"),
+				stay("annex", "r999", "2026-06-11", "2026-06-12"),
+			},
+			creds: []reconcile.Credential{
+				cred("in-house", "r204", "K2", active, true, "2026-06-08", "2026-06-12"),
+				cred("departed", "r205", "K3", active, true, "2026-06-06", "2026-06-10"),
+				cred("cancelled", "r102", "K4", active, true, "2026-06-12", "2026-06-14"),
+			},
+		},
+		{
+			name:  "room_moved",
+			stays: []reconcile.Stay{holding(stay("s1", "r205", "2026-06-09", "2026-06-12"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
+		},
+		{
+			name: "split_stay_release",
+			now:  ljAt("2026-06-11", 22, 0),
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-08", "2026-06-11"), "K1", "385917"),
+				holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917"),
+				holding(stay("C", "r101", "2026-06-11", "2026-06-14"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{
+				cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-11"),
+				cred("B", "r204", "K1", active, true, "2026-06-11", "2026-06-13"),
+			},
+		},
+		{
+			name: "resume_after_crash",
+			stays: []reconcile.Stay{
+				stay("created", "r101", "2026-06-11", "2026-06-13"),
+				stay("unknown", "r102", "2026-06-12", "2026-06-13"),
+				holding(stay("unsynced", "r204", "2026-06-09", "2026-06-13"), "K3", "385917"),
+			},
+			creds: []reconcile.Credential{
+				cred("created", "r101", "K1", active, false, "2026-06-11", "2026-06-13"),
+				cred("created", "r101", "K2", active, false, "2026-06-11", "2026-06-13"),
+				cred("unknown", "r102", "", pending, false, "2026-06-12", "2026-06-13"),
+				cred("unsynced", "r204", "K3", active, false, "2026-06-09", "2026-06-13"),
+				cred("gone", "r205", "", pending, false, "2026-06-11", "2026-06-13"),
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := tc.compute(t)
+			got := renderPlan(t, plan)
+			for _, a := range plan.Actions {
+				if pin := a.Cred.PIN.Reveal(); pin != "" && bytes.Contains(got, []byte(pin)) {
+					t.Errorf("rendered plan contains the PIN of %s", a.Stay.ID)
+				}
+			}
+			checkGolden(t, tc.name, got)
+		})
+	}
+}
