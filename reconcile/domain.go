@@ -56,6 +56,24 @@ type Stay struct {
 	// Key is the room access key the source says is assigned to the stay,
 	// whoever created it; nil when none.
 	Key *RemoteKey
+	// Cancelled is set by sources that report cancelled reservations
+	// (Guestway); 3RPMS drops them from its reads instead.
+	Cancelled bool
+	// Guest is the lead guest's name, where the source gives it.
+	Guest string
+	// Guests is the number of guests, where the source gives it.
+	Guests int
+	// Locks are the smart-lock accesses the source already holds for the
+	// stay (Guestway "reservation accesses"), shown in plans and reports.
+	Locks []LockAccess
+}
+
+// LockAccess is a smart-lock PIN a source system already issued for a
+// stay. keysync records and reports it; it does not change it.
+type LockAccess struct {
+	LockID   string `json:"lock_id"`
+	LockName string `json:"lock_name"`
+	PIN      Secret `json:"pin"`
 }
 
 // RemoteKey is a room access key as a source shows it on a stay.
@@ -80,6 +98,10 @@ const (
 	KindKeyStorageKey Kind = "RoomAccessKeyStorage"
 	// KindQRKey is a 3RPMS RoomAccessQR.
 	KindQRKey Kind = "RoomAccessQR"
+	// KindInvite is an OpenApp time-bound access invite.
+	KindInvite Kind = "openapp_invite"
+	// KindKeyBoxAccess is a key-box access to a room's physical key.
+	KindKeyBoxAccess Kind = "keybox_access"
 )
 
 // Status is where a credential is in its life.
@@ -137,7 +159,8 @@ type Credential struct {
 
 // Window is the interval in which a stay's credentials must work.
 type Window struct {
-	Start, End time.Time
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 }
 
 // Property is the policy for one property: where it is, its hours and how

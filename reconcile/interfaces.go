@@ -32,6 +32,9 @@ type Sink interface {
 type Outcome struct {
 	// RemoteID is the id of a created credential.
 	RemoteID string
+	// Secret is what a create returned that grants access, where the
+	// system returns one: an OpenApp invite token, a key-box access code.
+	Secret Secret
 	// Err is nil when the action took effect. Sinks wrap ErrNotFound,
 	// ErrNotOurs, ErrConflict and ErrRejected so Apply can decide.
 	Err error

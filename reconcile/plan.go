@@ -19,6 +19,12 @@ const (
 	OpAssign Op = "assign"
 	OpRevoke Op = "revoke"
 	OpDelete Op = "delete"
+	// OpUpdate changes a live credential in place: an OpenApp invite's
+	// validity window or portals, so the guest's link keeps working.
+	OpUpdate Op = "update"
+	// OpDisable switches a credential off without deleting it: an OpenApp
+	// invite of a cancelled stay (is_enabled false), deleted after grace.
+	OpDisable Op = "disable"
 	// OpClaim re-asserts a key found on a stay during backfill. It changes
 	// nothing remotely and succeeds only for keys keysync's integration
 	// created, which are then adopted; any other key is left alone.
@@ -31,7 +37,7 @@ const (
 // Remote reports whether the operation sends a request.
 func (o Op) Remote() bool {
 	switch o {
-	case OpCreate, OpAssign, OpRevoke, OpDelete, OpClaim:
+	case OpCreate, OpAssign, OpRevoke, OpDelete, OpClaim, OpUpdate, OpDisable:
 		return true
 	}
 	return false
@@ -60,7 +66,13 @@ type Action struct {
 	Arrival   Date    `json:"arrival"`
 	Departure Date    `json:"departure"`
 	Kind      Kind    `json:"kind,omitempty"`
-	Reason    string  `json:"reason"`
+	// Window is the access window a create or update sets on time-bound
+	// credentials (OpenApp invites, key-box accesses).
+	Window *Window `json:"window,omitempty"`
+	// Guest is the guest's name where the source gives one (key-box
+	// visitor name, invite name).
+	Guest  string `json:"guest,omitempty"`
+	Reason string `json:"reason"`
 	// Step is the request round the action goes in: 1 for everything that
 	// can go at once, 2 for assigns of keys created in step 1.
 	Step     int      `json:"step"`
