@@ -167,7 +167,7 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 	err := gql.MakeRequest(ctx, &graphql.Request{OpName: "KeysyncBatch", Query: d.String(), Variables: d.values}, resp)
 	var list gqlerror.List
 	if err != nil && !errors.As(err, &list) {
-		return nil, err // the transport never quotes bodies
+		return nil, err // the transport redacts what the request carried
 	}
 
 	byAlias := map[string]*gqlerror.Error{}

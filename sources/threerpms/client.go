@@ -18,6 +18,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,10 +105,11 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	hresp, err := c.opts.HTTP.Do(hreq)
 	if err != nil {
 		if write && !neverSent(err) {
-			return fmt.Errorf("3rpms: %s: no answer: %w (%w)", what, scrubURL(err), reconcile.ErrUnknownOutcome)
+			return fmt.Errorf("3rpms: %s: no answer: %w (%w)", what, transportError(err), reconcile.ErrUnknownOutcome)
 		}
-		return fmt.Errorf("3rpms: %s: %w", what, scrubURL(err))
+		return fmt.Errorf("3rpms: %s: %w", what, transportError(err))
 	}
+	red := newRedactor(body, c.opts.Token)
 	defer hresp.Body.Close()
 	// unknown wraps errors that leave a mutation's outcome unknown.
 	unknown := func(format string, args ...any) error {
@@ -127,7 +130,7 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	case code >= 500:
 		return unknown("HTTP %d from server", code)
 	case code != http.StatusOK:
-		msgs := c.errorMessages(hresp.Body)
+		msgs := red.redact(c.errorMessages(hresp.Body))
 		return fmt.Errorf("3rpms: %s: HTTP %d: %s: %w", what, code, msgs, reconcile.ErrRejected)
 	}
 
@@ -148,9 +151,57 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 		return unknown("malformed JSON response: %v", jsonErrorWithoutValue(err))
 	}
 	if len(resp.Errors) > 0 {
+		for _, e := range resp.Errors {
+			e.Message = red.redact(e.Message)
+		}
 		return resp.Errors
 	}
 	return nil
+}
+
+// redactor removes from server messages every string value the request
+// carried (PINs, compartments, QR data) and the token: a server may quote
+// what it was sent ("got invalid value {pin: ...}").
+type redactor struct{ secrets []string }
+
+func newRedactor(body []byte, token reconcile.Secret) *redactor {
+	r := &redactor{}
+	if t := token.Reveal(); t != "" {
+		r.secrets = append(r.secrets, t)
+	}
+	var req struct {
+		Variables any `json:"variables"`
+	}
+	if json.Unmarshal(body, &req) == nil {
+		r.collect(req.Variables)
+	}
+	// Longest first, so a value containing another is removed whole.
+	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+	return r
+}
+
+func (r *redactor) collect(v any) {
+	switch v := v.(type) {
+	case string:
+		if len(v) >= 3 {
+			r.secrets = append(r.secrets, v)
+		}
+	case map[string]any:
+		for _, x := range v {
+			r.collect(x)
+		}
+	case []any:
+		for _, x := range v {
+			r.collect(x)
+		}
+	}
+}
+
+func (r *redactor) redact(msg string) string {
+	for _, s := range r.secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
 }
 
 // errorMessages extracts GraphQL error messages from an error response for
@@ -175,8 +226,17 @@ func RetryAfter(v string, now time.Time) time.Duration {
 	const floor, ceiling = time.Second, 10 * time.Minute
 	v = strings.TrimSpace(v)
 	var d time.Duration
-	if secs, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(secs) * time.Second
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Compare in seconds before converting, so huge values cannot
+		// overflow into negative durations.
+		switch {
+		case err != nil && strings.HasPrefix(v, "-"), secs < 0:
+			d = 0
+		case err != nil, secs > int64(ceiling/time.Second):
+			d = ceiling
+		default:
+			d = time.Duration(secs) * time.Second
+		}
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}
@@ -199,15 +259,29 @@ func neverSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// scrubURL drops the URL that net/http puts in its errors; the endpoint is
-// in the config, and a URL could carry credentials.
-func scrubURL(err error) error {
+// transportError describes a failed HTTP exchange without the URL that
+// net/http puts in its errors (it could carry credentials) and without
+// quoted text, such as a malformed status line a server echoed.
+// The cause stays reachable for errors.Is (context.Canceled, say).
+func transportError(err error) error {
+	msg := err.Error()
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+		msg = ue.Op + ": " + ue.Err.Error()
 	}
-	return err
+	return &scrubbedError{msg: quoted.ReplaceAllString(msg, `"…"`), err: err}
 }
+
+// scrubbedError shows a cleaned message but keeps its cause for errors.Is.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+var quoted = regexp.MustCompile(`"[^"]*"`)
 
 // jsonErrorWithoutValue keeps a JSON syntax or type error's position and
 // kind but not the offending value, which could be a secret.

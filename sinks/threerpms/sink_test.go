@@ -1,0 +1,576 @@
+package threerpms_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Khan/genqlient/graphql"
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator"
+
+	"github.com/keysync/keysync/reconcile"
+	sink "github.com/keysync/keysync/sinks/threerpms"
+	"github.com/keysync/keysync/sources/threerpms"
+	"github.com/keysync/keysync/sources/threerpms/sandbox"
+	"github.com/keysync/keysync/sources/threerpms/schema"
+)
+
+// t0 is the sandbox's business clock in every test.
+var t0 = time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
+
+const (
+	ourToken = "our-token"
+	ourID    = "keysync"
+	property = "hotel"
+)
+
+// newSandbox starts a sandbox that knows our token and sandbox.OtherToken,
+// with stays s1…s6 in rooms r1…r6, and returns it with a Sink talking to
+// it over HTTP.
+func newSandbox(t *testing.T) (*sandbox.Server, *sink.Sink) {
+	t.Helper()
+	sb := sandbox.New(sandbox.Options{
+		Integrations: map[string]string{ourToken: ourID, sandbox.OtherToken: sandbox.OtherIntegration},
+		Now:          t0,
+	})
+	for i := 1; i <= 6; i++ {
+		room := fmt.Sprintf("r%d", i)
+		sb.AddRoom(room, "Room "+room)
+		if err := sb.AddStay(sandbox.Stay{
+			ID: fmt.Sprintf("s%d", i), RoomID: room, Arrival: "2026-01-30", Departure: "2026-02-02",
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	return sb, sink.New(client(srv.URL+"/graphql"), 0)
+}
+
+// client returns a 3RPMS Client for endpoint that sends our token.
+func client(endpoint string) *threerpms.Client {
+	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken})
+}
+
+// inject plants a PIN key owned by owner in sb, assigned to stays, and
+// returns its id.
+func inject(t *testing.T, sb *sandbox.Server, owner, pin string, stays ...string) string {
+	t.Helper()
+	id, err := sb.InjectKey(owner, sandbox.Key{Type: sandbox.KeyTypePin, PIN: pin}, stays...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// create returns an action creating a PIN key for stay.
+func create(stay, pin string) *reconcile.Action {
+	return &reconcile.Action{
+		System: reconcile.System3RPMS, Op: reconcile.OpCreate, Kind: reconcile.KindPINKey,
+		Stay: reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: stay},
+		Cred: &reconcile.Credential{System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, PIN: reconcile.Secret(pin)},
+	}
+}
+
+// onKey returns an action of op on the existing key remoteID for stay.
+func onKey(op reconcile.Op, stay, remoteID string) *reconcile.Action {
+	return &reconcile.Action{
+		System: reconcile.System3RPMS, Op: op, Kind: reconcile.KindPINKey,
+		Stay: reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: stay},
+		Cred: &reconcile.Credential{
+			System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, RemoteID: remoteID, Status: reconcile.StatusActive,
+		},
+	}
+}
+
+// apply runs Apply, failing the test on a request-level error or a wrong
+// number of outcomes.
+func apply(t *testing.T, s *sink.Sink, actions ...*reconcile.Action) []reconcile.Outcome {
+	t.Helper()
+	out, err := s.Apply(t.Context(), actions)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if len(out) != len(actions) {
+		t.Fatalf("%d outcomes for %d actions", len(out), len(actions))
+	}
+	return out
+}
+
+// keyByID returns the sandbox's view of key id.
+func keyByID(t *testing.T, sb *sandbox.Server, id string) sandbox.KeyView {
+	t.Helper()
+	for _, k := range sb.Keys() {
+		if k.ID == id {
+			return k
+		}
+	}
+	t.Fatalf("key %q not in the sandbox", id)
+	return sandbox.KeyView{}
+}
+
+// stayKey returns the id of the key stay holds in sb, or "".
+func stayKey(t *testing.T, sb *sandbox.Server, stay string) string {
+	t.Helper()
+	v, ok := sb.Stay(stay)
+	if !ok {
+		t.Fatalf("stay %s not in the sandbox", stay)
+	}
+	return v.KeyID
+}
+
+// oneRequest checks that sb received exactly one request since its log was
+// last reset, a mutation with the given root fields, answered 200.
+func oneRequest(t *testing.T, sb *sandbox.Server, fields ...string) {
+	t.Helper()
+	reqs := sb.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1: %+v", len(reqs), reqs)
+	}
+	r := reqs[0]
+	if r.Status != http.StatusOK || r.Operation != "mutation" || r.Integration != ourID || !slices.Equal(r.Fields, fields) {
+		t.Errorf("request %+v, want a mutation of %v by %s answered 200", r, fields, ourID)
+	}
+}
+
+func TestApplyCreates(t *testing.T) {
+	sb, s := newSandbox(t)
+	out := apply(t, s, create("s1", "4711"), create("s2", "ABC123"))
+
+	oneRequest(t, sb, "createRoomAccessKey", "createRoomAccessKey")
+	for i, pin := range []string{"4711", "ABC123"} {
+		if out[i].Err != nil {
+			t.Fatalf("outcome %d: %v", i, out[i].Err)
+		}
+		k := keyByID(t, sb, out[i].RemoteID)
+		if k.PIN != pin || k.Type != sandbox.KeyTypePin || k.Owner != ourID || k.Deleted || len(k.StayIDs) != 0 {
+			t.Errorf("key %d = %+v, want our unassigned RoomAccessPin with PIN %s", i, k, pin)
+		}
+	}
+	if out[0].RemoteID == out[1].RemoteID {
+		t.Errorf("both creates returned %s", out[0].RemoteID)
+	}
+}
+
+func TestApplyChained(t *testing.T) {
+	sb, s := newSandbox(t)
+	fresh := inject(t, sb, ourID, "1111")     // created earlier, assigned nowhere
+	old := inject(t, sb, ourID, "2222", "s2") // held by s2
+
+	out := apply(t, s,
+		onKey(reconcile.OpAssign, "s1", fresh),
+		onKey(reconcile.OpRevoke, "s2", old),
+		onKey(reconcile.OpDelete, "s2", old),
+	)
+	oneRequest(t, sb, "addRoomAccessKey", "removeRoomAccessKey", "deleteRoomAccessKey")
+	for i, o := range out {
+		if o.Err != nil {
+			t.Errorf("outcome %d: %v", i, o.Err)
+		}
+	}
+	if got := stayKey(t, sb, "s1"); got != fresh {
+		t.Errorf("s1 holds %q, want %s", got, fresh)
+	}
+	if got := stayKey(t, sb, "s2"); got != "" {
+		t.Errorf("s2 holds %q, want nothing", got)
+	}
+	if k := keyByID(t, sb, old); !k.Deleted || k.DeletedBy != "integration" {
+		t.Errorf("old key = %+v, want deleted by us", k)
+	}
+}
+
+// TestApplyDocumentOrder checks that aliases run in action order: a delete
+// before its revoke finds the key still assigned, and a revoke before an
+// assign frees the stay.
+func TestApplyDocumentOrder(t *testing.T) {
+	sb, s := newSandbox(t)
+	old := inject(t, sb, ourID, "2222", "s2")
+	fresh := inject(t, sb, ourID, "3333")
+
+	out := apply(t, s,
+		onKey(reconcile.OpDelete, "s2", old),
+		onKey(reconcile.OpRevoke, "s2", old),
+		onKey(reconcile.OpAssign, "s2", fresh),
+	)
+	if !errors.Is(out[0].Err, reconcile.ErrConflict) {
+		t.Errorf("delete before revoke: err = %v, want ErrConflict", out[0].Err)
+	}
+	if out[1].Err != nil || out[2].Err != nil {
+		t.Errorf("revoke, assign: errs = %v, %v; want none", out[1].Err, out[2].Err)
+	}
+	if got := stayKey(t, sb, "s2"); got != fresh {
+		t.Errorf("s2 holds %q, want %s", got, fresh)
+	}
+}
+
+func TestApplyPerAliasOutcomes(t *testing.T) {
+	sb, s := newSandbox(t)
+	foreign1 := inject(t, sb, sandbox.OtherIntegration, "9001", "s1")
+	foreign3 := inject(t, sb, sandbox.OtherIntegration, "9003", "s3")
+	ours := inject(t, sb, ourID, "1234")
+	held := inject(t, sb, ourID, "5555", "s4")
+	gone := inject(t, sb, ourID, "6666")
+	apply(t, s, onKey(reconcile.OpDelete, "s5", gone))
+	sb.ResetRequests()
+
+	actions := []*reconcile.Action{
+		onKey(reconcile.OpAssign, "s1", ours),     // s1 holds another integration's key
+		onKey(reconcile.OpAssign, "s2", ours),     // fine
+		onKey(reconcile.OpRevoke, "s3", foreign3), // not ours
+		onKey(reconcile.OpDelete, "s5", gone),     // already deleted
+		onKey(reconcile.OpDelete, "s4", held),     // still assigned to s4
+		create("s6", "7777"),                      // fine
+	}
+	want := []error{reconcile.ErrConflict, nil, reconcile.ErrNotOurs, reconcile.ErrNotFound, reconcile.ErrConflict, nil}
+	out := apply(t, s, actions...)
+
+	oneRequest(t, sb, "addRoomAccessKey", "addRoomAccessKey", "removeRoomAccessKey",
+		"deleteRoomAccessKey", "deleteRoomAccessKey", "createRoomAccessKey")
+	sentinels := []error{reconcile.ErrConflict, reconcile.ErrNotOurs, reconcile.ErrNotFound,
+		reconcile.ErrRejected, reconcile.ErrUnknownOutcome}
+	for i, w := range want {
+		err := out[i].Err
+		if w == nil {
+			if err != nil {
+				t.Errorf("action %d (%s %s): err = %v, want success", i, actions[i].Op, actions[i].Stay.ID, err)
+			}
+			continue
+		}
+		for _, sen := range sentinels {
+			if errors.Is(err, sen) != (sen == w) {
+				t.Errorf("action %d (%s %s): err = %v, want it to wrap %q and no other sentinel", i, actions[i].Op, actions[i].Stay.ID, err, w)
+				break
+			}
+		}
+		if err != nil && (!strings.Contains(err.Error(), string(actions[i].Op)) || !strings.Contains(err.Error(), actions[i].Stay.ID)) {
+			t.Errorf("action %d: err = %q, want it to name the op and stay", i, err)
+		}
+	}
+	if got := stayKey(t, sb, "s1"); got != foreign1 {
+		t.Errorf("s1 holds %q, want the foreign key %s untouched", got, foreign1)
+	}
+	if got := stayKey(t, sb, "s2"); got != ours {
+		t.Errorf("s2 holds %q, want %s", got, ours)
+	}
+	if got := stayKey(t, sb, "s3"); got != foreign3 {
+		t.Errorf("s3 holds %q, want the foreign key %s untouched", got, foreign3)
+	}
+	if k := keyByID(t, sb, held); k.Deleted {
+		t.Errorf("still-assigned key was deleted: %+v", k)
+	}
+	if out[5].RemoteID == "" || keyByID(t, sb, out[5].RemoteID).PIN != "7777" {
+		t.Errorf("create: remote id %q, want a key with PIN 7777", out[5].RemoteID)
+	}
+}
+
+func TestApplyClaim(t *testing.T) {
+	sb, s := newSandbox(t)
+	ours := inject(t, sb, ourID, "1234", "s1")
+	foreign := inject(t, sb, sandbox.OtherIntegration, "5678", "s2")
+	keysBefore, staysBefore := sb.Keys(), sb.Stays()
+
+	out := apply(t, s, onKey(reconcile.OpClaim, "s1", ours), onKey(reconcile.OpClaim, "s2", foreign))
+
+	oneRequest(t, sb, "addRoomAccessKey", "addRoomAccessKey")
+	if out[0].Err != nil {
+		t.Errorf("claim of our key: %v", out[0].Err)
+	}
+	if !errors.Is(out[1].Err, reconcile.ErrNotOurs) {
+		t.Errorf("claim of a foreign key: err = %v, want ErrNotOurs", out[1].Err)
+	}
+	if !reflect.DeepEqual(sb.Keys(), keysBefore) || !reflect.DeepEqual(sb.Stays(), staysBefore) {
+		t.Errorf("claims changed the sandbox:\nkeys %+v\nwere %+v\nstays %+v\nwere %+v", sb.Keys(), keysBefore, sb.Stays(), staysBefore)
+	}
+}
+
+func TestApplyRefusesBeforeSending(t *testing.T) {
+	qr := create("s2", "")
+	qr.Kind, qr.Cred.Kind = reconcile.KindQRKey, reconcile.KindQRKey
+	adopt := onKey(reconcile.OpAdopt, "s2", "rak_1")
+	for _, tc := range []struct {
+		name   string
+		action *reconcile.Action
+		secret string
+	}{
+		{"empty PIN", create("s2", ""), ""},
+		{"PIN too long", create("s2", "12345678901"), "12345678901"},
+		{"mixed case PIN", create("s2", "Ab12"), "Ab12"},
+		{"PIN with a space", create("s2", "12 34"), "12 34"},
+		{"PIN with a symbol", create("s2", "12-34"), "12-34"},
+		{"non-ASCII PIN", create("s2", "ÄÖ12"), "ÄÖ12"},
+		{"QR key", qr, ""},
+		{"local-only op", adopt, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb, s := newSandbox(t)
+			out, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "4711"), tc.action})
+			if err == nil {
+				t.Fatalf("no error; outcomes %v", out)
+			}
+			if out != nil {
+				t.Errorf("outcomes %v alongside the error", out)
+			}
+			if !strings.Contains(err.Error(), "s2") {
+				t.Errorf("err = %q, want it to name the stay", err)
+			}
+			if tc.secret != "" && strings.Contains(err.Error(), tc.secret) {
+				t.Errorf("err = %q quotes the PIN", err)
+			}
+			if n := len(sb.Requests()); n != 0 {
+				t.Errorf("%d requests, want none", n)
+			}
+		})
+	}
+}
+
+func TestMaxBatch(t *testing.T) {
+	for _, tc := range []struct{ configured, want int }{
+		{0, sink.DefaultMaxOps},
+		{-1, sink.DefaultMaxOps},
+		{1, 1},
+		{7, 7},
+	} {
+		if got := sink.New(&recorder{}, tc.configured).MaxBatch(); got != tc.want {
+			t.Errorf("New(_, %d).MaxBatch() = %d, want %d", tc.configured, got, tc.want)
+		}
+	}
+	if sink.DefaultMaxOps != 100 {
+		t.Errorf("DefaultMaxOps = %d, want 100", sink.DefaultMaxOps)
+	}
+}
+
+// recorder is a graphql.Client that records each request and answers with
+// no data.
+type recorder struct {
+	reqs []*graphql.Request
+}
+
+// MakeRequest implements graphql.Client.
+func (r *recorder) MakeRequest(_ context.Context, req *graphql.Request, _ *graphql.Response) error {
+	r.reqs = append(r.reqs, req)
+	return nil
+}
+
+// TestDocumentsValidate checks every document the sink builds against the
+// 3RPMS schema, variables included, and that no PIN is written into the
+// document text.
+func TestDocumentsValidate(t *testing.T) {
+	sch, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: schema.SDL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := map[string][]*reconcile.Action{
+		"create": {create("s1", "4711")},
+		"assign": {onKey(reconcile.OpAssign, "s1", "rak_1")},
+		"revoke": {onKey(reconcile.OpRevoke, "s1", "rak_1")},
+		"delete": {onKey(reconcile.OpDelete, "s1", "rak_1")},
+		"claim":  {onKey(reconcile.OpClaim, "s1", "rak_1")},
+		"all": {
+			create("s1", "4711"), onKey(reconcile.OpAssign, "s2", "rak_1"), onKey(reconcile.OpRevoke, "s3", "rak_2"),
+			onKey(reconcile.OpDelete, "s3", "rak_2"), onKey(reconcile.OpClaim, "s4", "rak_3"), create("s5", "ABC9"),
+		},
+	}
+	for name, actions := range batches {
+		t.Run(name, func(t *testing.T) {
+			rec := &recorder{}
+			if _, err := sink.New(rec, 0).Apply(t.Context(), actions); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.reqs) != 1 {
+				t.Fatalf("%d requests, want 1", len(rec.reqs))
+			}
+			req := rec.reqs[0]
+			doc, perr := parser.ParseQuery(&ast.Source{Name: name, Input: req.Query})
+			if perr != nil {
+				t.Fatalf("parse: %v\n%s", perr, req.Query)
+			}
+			if errs := validator.ValidateWithRules(sch, doc, nil); len(errs) > 0 {
+				t.Fatalf("validate: %v\n%s", errs, req.Query)
+			}
+			op := doc.Operations.ForName(req.OpName)
+			if op == nil || op.Operation != ast.Mutation || len(doc.Operations) != 1 {
+				t.Fatalf("OpName %q does not name the document's one mutation:\n%s", req.OpName, req.Query)
+			}
+			if len(op.SelectionSet) != len(actions) {
+				t.Errorf("%d root fields for %d actions", len(op.SelectionSet), len(actions))
+			}
+			// Variables as they go over the wire.
+			raw, err := json.Marshal(req.Variables)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vars map[string]any
+			if err := json.Unmarshal(raw, &vars); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := validator.VariableValues(sch, op, vars); err != nil {
+				t.Errorf("variables %s: %v", raw, err)
+			}
+			for _, a := range actions {
+				if pin := a.Cred.PIN.Reveal(); pin != "" && strings.Contains(req.Query, pin) {
+					t.Errorf("PIN %s written into the document:\n%s", pin, req.Query)
+				}
+			}
+		})
+	}
+}
+
+// cannedSink returns a Sink whose server answers every request with body
+// (HTTP 200, JSON).
+func cannedSink(t *testing.T, body string) *sink.Sink {
+	t.Helper()
+	return cannedSinkStatus(t, http.StatusOK, body)
+}
+
+// cannedSinkStatus returns a Sink whose server answers every request with
+// status and body (JSON).
+func cannedSinkStatus(t *testing.T, status int, body string) *sink.Sink {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return sink.New(client(srv.URL), 0)
+}
+
+func TestApplyAliasMissing(t *testing.T) {
+	for _, tc := range []struct{ name, body string }{
+		{"absent", `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_9"}},"a2":{"deleted":true}}}`},
+		{"null without an error", `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_9"}},"a1":null,"a2":{"deleted":true}}}`},
+		{"error for another path", `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_9"}},"a1":null,"a2":{"deleted":true}},"errors":[{"message":"x","path":["a7"]}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := apply(t, cannedSink(t, tc.body),
+				create("s1", "4711"), onKey(reconcile.OpAssign, "s1", "rak_1"), onKey(reconcile.OpDelete, "s2", "rak_2"))
+			if out[0].Err != nil || out[0].RemoteID != "rak_9" {
+				t.Errorf("create: %+v, want rak_9", out[0])
+			}
+			if !errors.Is(out[1].Err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("assign: err = %v, want ErrUnknownOutcome", out[1].Err)
+			}
+			if out[2].Err != nil {
+				t.Errorf("delete: %v", out[2].Err)
+			}
+		})
+	}
+}
+
+func TestApplyCreateWithoutID(t *testing.T) {
+	out := apply(t, cannedSink(t, `{"data":{"a0":{"roomAccessKey":null}}}`), create("s1", "4711"))
+	if !errors.Is(out[0].Err, reconcile.ErrUnknownOutcome) || out[0].RemoteID != "" {
+		t.Errorf("outcome %+v, want ErrUnknownOutcome and no id", out[0])
+	}
+}
+
+func TestApplyRequestRefused(t *testing.T) {
+	s := cannedSink(t, `{"data":null,"errors":[{"message":"query complexity too high"},{"message":"try again with fewer fields"}]}`)
+	out := apply(t, s, create("s1", "4711"), onKey(reconcile.OpRevoke, "s2", "rak_2"), onKey(reconcile.OpDelete, "s2", "rak_2"))
+	for i, o := range out {
+		if !errors.Is(o.Err, reconcile.ErrRejected) || errors.Is(o.Err, reconcile.ErrUnknownOutcome) {
+			t.Errorf("outcome %d: err = %v, want ErrRejected", i, o.Err)
+		}
+		if o.Err != nil && !strings.Contains(o.Err.Error(), "query complexity too high") {
+			t.Errorf("outcome %d: err = %q, want the server's message", i, o.Err)
+		}
+	}
+}
+
+func TestApplyErrorCodes(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want error
+	}{
+		{"NOT_FOUND", reconcile.ErrNotFound},
+		{"FORBIDDEN", reconcile.ErrNotOurs},
+		{"CONFLICT", reconcile.ErrConflict},
+		{"BAD_USER_INPUT", reconcile.ErrRejected},
+		{"INTERNAL_SERVER_ERROR", nil},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			body := `{"data":{"a0":null},"errors":[{"message":"it failed","path":["a0"],"extensions":{"code":"` + tc.code + `"}}]}`
+			out := apply(t, cannedSink(t, body), onKey(reconcile.OpAssign, "s1", "rak_1"))
+			err := out[0].Err
+			if err == nil || !strings.Contains(err.Error(), "it failed") {
+				t.Fatalf("err = %v, want the server's message", err)
+			}
+			for _, sen := range []error{reconcile.ErrNotFound, reconcile.ErrNotOurs, reconcile.ErrConflict, reconcile.ErrRejected, reconcile.ErrUnknownOutcome} {
+				if errors.Is(err, sen) != (sen == tc.want) {
+					t.Errorf("err = %v, want it to wrap %v and no other sentinel", err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestApplyRedactsPIN(t *testing.T) {
+	const pin = "PIN4711"
+	for _, tc := range []struct{ name, body string }{
+		{"field error", `{"data":{"a0":null,"a1":null},"errors":[{"message":"pin PIN4711 is taken","path":["a0"],"extensions":{"code":"BAD_USER_INPUT"}},{"message":"pin PIN4711 again","path":["a1"]}]}`},
+		{"request error", `{"data":null,"errors":[{"message":"cannot accept PIN4711"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := apply(t, cannedSink(t, tc.body), create("s1", pin), create("s2", "8642"))
+			for i, o := range out {
+				if o.Err == nil {
+					t.Fatalf("outcome %d: no error", i)
+				}
+				if strings.Contains(o.Err.Error(), pin) {
+					t.Errorf("outcome %d: err = %q quotes the PIN", i, o.Err)
+				}
+				if !strings.Contains(o.Err.Error(), "[redacted]") {
+					t.Errorf("outcome %d: err = %q, want the PIN replaced by [redacted]", i, o.Err)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyRequestErrorRedactsPIN sends a create whose whole request is
+// refused with a message quoting the variables, as graphql-js does.
+func TestApplyRequestErrorRedactsPIN(t *testing.T) {
+	const pin = "PIN4711"
+	s := cannedSinkStatus(t, http.StatusBadRequest,
+		`{"errors":[{"message":"Variable \"$v0\" got invalid value {\"roomAccessPin\":{\"pin\":\"PIN4711\"}}."}]}`)
+	out, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", pin)})
+	if !errors.Is(err, reconcile.ErrRejected) || out != nil {
+		t.Fatalf("Apply = %v, %v; want a request-level ErrRejected", out, err)
+	}
+	if strings.Contains(err.Error(), pin) {
+		t.Errorf("err = %q quotes the PIN", err)
+	}
+}
+
+func TestApplyTransportFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		want   error
+	}{
+		{"server error", http.StatusInternalServerError, reconcile.ErrUnknownOutcome},
+		{"bad request", http.StatusBadRequest, reconcile.ErrRejected},
+		{"unauthorized", http.StatusUnauthorized, reconcile.ErrUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := cannedSinkStatus(t, tc.status, `{"errors":[{"message":"no"}]}`)
+			out, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "4711")})
+			if !errors.Is(err, tc.want) || out != nil {
+				t.Errorf("Apply = %v, %v; want no outcomes and %v", out, err, tc.want)
+			}
+		})
+	}
+}

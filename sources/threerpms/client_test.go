@@ -1,0 +1,527 @@
+package threerpms_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Khan/genqlient/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"golang.org/x/time/rate"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/threerpms"
+)
+
+// Canaries: secrets that must never reach an error string.
+const (
+	canaryToken = "tok-CANARY-7f3e"
+	canaryPIN   = "CANARY42"
+)
+
+const (
+	testQuery    = `query RoomStays { room_stays { edges { node { id } } } }`
+	testMutation = `mutation CreateRoomAccessKey($input: CreateRoomAccessKeyInput!) { createRoomAccessKey(input: $input) { roomAccessKey { id } } }`
+)
+
+// testRequest returns a GraphQL request; a mutation carries canaryPIN in
+// its variables, as a real create does.
+func testRequest(mutation bool) *graphql.Request {
+	if mutation {
+		return &graphql.Request{
+			OpName:    "CreateRoomAccessKey",
+			Query:     testMutation,
+			Variables: map[string]any{"input": map[string]any{"roomAccessPin": map[string]any{"pin": canaryPIN}}},
+		}
+	}
+	return &graphql.Request{OpName: "RoomStays", Query: testQuery}
+}
+
+// canaryClient returns a Client for endpoint sending canaryToken, with a
+// 2048-byte response cap.
+func canaryClient(endpoint string) *threerpms.Client {
+	return threerpms.NewClient(threerpms.ClientOptions{
+		Endpoint:         endpoint,
+		Token:            canaryToken,
+		MaxResponseBytes: 2048,
+	})
+}
+
+// reply returns a handler answering status with body as contentType;
+// headers are key, value pairs.
+func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// echo is a GraphQL error body quoting both canaries, as a careless server
+// might.
+const echo = `{"errors":[{"message":"bad request from ` + canaryToken + ` with pin ` + canaryPIN + `"}]}`
+
+// padded returns a valid JSON answer exactly n bytes long.
+func padded(n int) string {
+	const head, tail = `{"data":{"pad":"`, `"}}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+}
+
+func TestMakeRequest(t *testing.T) {
+	const jsonCT = "application/json"
+	for _, tc := range []struct {
+		name     string
+		mutation bool
+		handler  http.HandlerFunc
+		is       []error  // errors.Is must hold for each
+		isNot    []error  // and for none of these
+		contains []string // err.Error() must contain each
+		check    func(t *testing.T, err error, data map[string]any)
+		bug      string // non-empty: known bug, skipped
+	}{
+		{
+			name:     "401",
+			handler:  reply(http.StatusUnauthorized, jsonCT, echo),
+			is:       []error{reconcile.ErrUnauthorized},
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"401", "Authorization: Bearer"},
+		},
+		{
+			name:     "401 on a mutation",
+			mutation: true,
+			handler:  reply(http.StatusUnauthorized, jsonCT, echo),
+			is:       []error{reconcile.ErrUnauthorized},
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"Authorization: Bearer"},
+		},
+		{
+			name:     "403",
+			handler:  reply(http.StatusForbidden, jsonCT, echo),
+			is:       []error{reconcile.ErrUnauthorized},
+			contains: []string{"403", "permission"},
+		},
+		{
+			name:     "429 with Retry-After",
+			mutation: true,
+			handler:  reply(http.StatusTooManyRequests, jsonCT, echo, "Retry-After", "7"),
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			check: func(t *testing.T, err error, _ map[string]any) {
+				var rl *reconcile.RateLimitedError
+				if !errors.As(err, &rl) {
+					t.Fatalf("err = %v (%T), want *reconcile.RateLimitedError", err, err)
+				}
+				if rl.RetryAfter != 7*time.Second || rl.System != reconcile.System3RPMS {
+					t.Errorf("got %+v, want 3rpms and 7s", *rl)
+				}
+			},
+		},
+		{
+			name:    "429 without Retry-After",
+			handler: reply(http.StatusTooManyRequests, jsonCT, echo),
+			check: func(t *testing.T, err error, _ map[string]any) {
+				var rl *reconcile.RateLimitedError
+				if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
+					t.Errorf("err = %v, want a RateLimitedError with the 1s floor", err)
+				}
+			},
+		},
+		{
+			name:     "500 on a mutation",
+			mutation: true,
+			handler:  reply(http.StatusInternalServerError, jsonCT, echo),
+			is:       []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"500"},
+		},
+		{
+			name:     "503 on a mutation",
+			mutation: true,
+			handler:  reply(http.StatusServiceUnavailable, "text/html", "<html>"+canaryPIN+"</html>"),
+			is:       []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"503"},
+		},
+		{
+			name:     "500 on a query",
+			handler:  reply(http.StatusInternalServerError, jsonCT, echo),
+			isNot:    []error{reconcile.ErrUnknownOutcome, reconcile.ErrRejected},
+			contains: []string{"500"},
+		},
+		{
+			name:     "400 with GraphQL errors",
+			handler:  reply(http.StatusBadRequest, jsonCT, `{"errors":[{"message":"Cannot query field \"nope\" on type \"Query\"."},{"message":"second problem"}]}`),
+			is:       []error{reconcile.ErrRejected},
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"400", `Cannot query field "nope" on type "Query".`, "second problem"},
+		},
+		{
+			name:     "400 on a mutation",
+			mutation: true,
+			handler:  reply(http.StatusBadRequest, jsonCT, `{"errors":[{"message":"Variable \"$input\" is invalid."}]}`),
+			is:       []error{reconcile.ErrRejected},
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{`Variable "$input" is invalid.`},
+		},
+		{
+			name:     "400 without GraphQL errors",
+			handler:  reply(http.StatusBadRequest, "text/plain", "bad request "+canaryPIN),
+			is:       []error{reconcile.ErrRejected},
+			contains: []string{"no GraphQL error"},
+		},
+		{
+			name:     "400 quoting the request's PIN",
+			mutation: true,
+			handler:  reply(http.StatusBadRequest, jsonCT, `{"errors":[{"message":"Variable \"$input\" got invalid value {\"roomAccessPin\":{\"pin\":\"`+canaryPIN+`\"}}."}]}`),
+			is:       []error{reconcile.ErrRejected},
+			bug: "client.go:130/158-168 errorMessages copies a 400 answer's GraphQL messages into the error verbatim; " +
+				"a server that quotes the variables (graphql-js style) leaks the PIN, and sinks/threerpms/sink.go send " +
+				"passes transport errors through unscrubbed",
+		},
+		{
+			name:     "HTML with 200 on a mutation",
+			mutation: true,
+			handler:  reply(http.StatusOK, "text/html; charset=utf-8", "<html><body>Maintenance "+canaryPIN+"</body></html>"),
+			is:       []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"not JSON", "text/html"},
+		},
+		{
+			name:     "HTML with 200 on a query",
+			handler:  reply(http.StatusOK, "text/html", "<html>login</html>"),
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"not JSON"},
+		},
+		{
+			name:     "empty 200",
+			mutation: true,
+			handler:  reply(http.StatusOK, jsonCT, ""),
+			is:       []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"empty response"},
+		},
+		{
+			name:     "blank 200 on a query",
+			handler:  reply(http.StatusOK, jsonCT, " \n\t"),
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"empty response"},
+		},
+		{
+			name:     "truncated JSON",
+			mutation: true,
+			handler:  reply(http.StatusOK, jsonCT, `{"data":{"createRoomAccessKey":{"roomAccessKey":{"id":"`+canaryPIN),
+			is:       []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"malformed JSON"},
+		},
+		{
+			name:     "invalid JSON",
+			handler:  reply(http.StatusOK, jsonCT, `{"data": `+canaryPIN+`}`),
+			isNot:    []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"malformed JSON", "byte"},
+		},
+		{
+			name:     "JSON of the wrong type",
+			handler:  reply(http.StatusOK, jsonCT, `{"data":{"pad":"`+canaryPIN+`"},"errors":"`+canaryPIN+`"}`),
+			contains: []string{"malformed JSON"},
+		},
+		{
+			name:     "body over the cap",
+			mutation: true,
+			handler:  reply(http.StatusOK, jsonCT, padded(2049)),
+			is:       []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"2048"},
+		},
+		{
+			name:    "body at the cap",
+			handler: reply(http.StatusOK, jsonCT, padded(2048)),
+			check: func(t *testing.T, err error, data map[string]any) {
+				if err != nil {
+					t.Fatalf("err = %v, want none at exactly the cap", err)
+				}
+				if s, _ := data["pad"].(string); len(s) == 0 {
+					t.Errorf("data = %v, want it decoded", data)
+				}
+			},
+		},
+		{
+			name:    "200 with GraphQL errors",
+			handler: reply(http.StatusOK, "application/graphql-response+json", `{"data":{"pad":"ok"},"errors":[{"message":"partial","path":["a1"]}]}`),
+			check: func(t *testing.T, err error, data map[string]any) {
+				var list gqlerror.List
+				if !errors.As(err, &list) || len(list) != 1 || list[0].Message != "partial" {
+					t.Fatalf("err = %v, want the gqlerror.List", err)
+				}
+				if data["pad"] != "ok" {
+					t.Errorf("data = %v, want it decoded alongside the errors", data)
+				}
+			},
+		},
+		{
+			name:     "200",
+			mutation: true,
+			handler:  reply(http.StatusOK, "application/json; charset=utf-8", `{"data":{"pad":"ok"}}`),
+			check: func(t *testing.T, err error, data map[string]any) {
+				if err != nil || data["pad"] != "ok" {
+					t.Errorf("got %v, %v; want the data and no error", data, err)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.bug != "" {
+						}
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			var data map[string]any
+			err := canaryClient(srv.URL).MakeRequest(t.Context(), testRequest(tc.mutation), &graphql.Response{Data: &data})
+			if tc.check != nil {
+				tc.check(t, err, data)
+			} else if err == nil {
+				t.Fatal("no error")
+			}
+			if err == nil {
+				return
+			}
+			for _, want := range tc.is {
+				if !errors.Is(err, want) {
+					t.Errorf("err = %q, want errors.Is %q", err, want)
+				}
+			}
+			for _, not := range tc.isNot {
+				if errors.Is(err, not) {
+					t.Errorf("err = %q, want not errors.Is %q", err, not)
+				}
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to mention %q", err, want)
+				}
+			}
+			assertNoCanary(t, err)
+		})
+	}
+}
+
+// assertNoCanary fails the test if err's text holds a canary.
+func assertNoCanary(t *testing.T, err error) {
+	t.Helper()
+	for _, c := range []string{canaryToken, canaryPIN} {
+		if strings.Contains(err.Error(), c) {
+			t.Errorf("err = %q quotes the secret %q", err, c)
+		}
+	}
+}
+
+func TestMakeRequestSends(t *testing.T) {
+	var got *http.Request
+	var body graphqlBody
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Clone(context.Background())
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{}}`)
+	}))
+	defer srv.Close()
+
+	meter := &reconcile.Meter{}
+	c := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: canaryToken, Meter: meter})
+	if err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Method != http.MethodPost || got.URL.Path != "/graphql" {
+		t.Errorf("sent %s %s, want POST /graphql", got.Method, got.URL.Path)
+	}
+	for h, want := range map[string]string{
+		"Authorization": "Bearer " + canaryToken,
+		"Content-Type":  "application/json",
+		"Accept":        "application/json",
+	} {
+		if v := got.Header.Get(h); v != want {
+			t.Errorf("%s = %q, want %q", h, v, want)
+		}
+	}
+	if body.Query != testMutation || body.OperationName != "CreateRoomAccessKey" {
+		t.Errorf("body = %+v, want the mutation and its name", body)
+	}
+	if pin := body.Variables["input"].(map[string]any)["roomAccessPin"].(map[string]any)["pin"]; pin != canaryPIN {
+		t.Errorf("pin variable = %v, want %s", pin, canaryPIN)
+	}
+
+	if err := c.MakeRequest(t.Context(), testRequest(false), &graphql.Response{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := meter.Snapshot()[reconcile.System3RPMS]; n != (reconcile.RequestCount{Reads: 1, Writes: 1}) {
+		t.Errorf("meter = %+v, want one read and one write", n)
+	}
+}
+
+// TestMakeRequestLimiterRefuses checks that a request the limiter refuses is
+// never sent, so a mutation's outcome is known.
+func TestMakeRequestLimiterRefuses(t *testing.T) {
+	c, endpoint := newCanned(t, `{"data":{}}`)
+	cl := threerpms.NewClient(threerpms.ClientOptions{
+		Endpoint: endpoint, Token: canaryToken, Limiter: rate.NewLimiter(1, 0), // burst 0: never admits
+	})
+	err := cl.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
+	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("err = %v, want an error without ErrUnknownOutcome", err)
+	}
+	if n := len(c.requests()); n != 0 {
+		t.Errorf("%d requests reached the server, want 0", n)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
+	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
+	for _, tc := range []struct {
+		name, header string
+		want         time.Duration
+		bug          string
+	}{
+		{"seconds", "7", 7 * time.Second, ""},
+		{"seconds with spaces", " 7 ", 7 * time.Second, ""},
+		{"zero", "0", time.Second, ""},
+		{"negative", "-1", time.Second, ""},
+		{"garbage", "garbage", time.Second, ""},
+		{"fraction", "1.5", time.Second, ""},
+		{"empty", "", time.Second, ""},
+		{"just under the cap", "599", 599 * time.Second, ""},
+		{"at the cap", "600", 10 * time.Minute, ""},
+		{"a day", "86400", 10 * time.Minute, ""},
+		{"date 30s ahead", date(30 * time.Second), 30 * time.Second, ""},
+		{"RFC 850 date 30s ahead", now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second, ""},
+		{"date in the past", date(-time.Hour), time.Second, ""},
+		{"date now", date(0), time.Second, ""},
+		{"date a day ahead", date(24 * time.Hour), 10 * time.Minute, ""},
+		{"seconds overflowing a Duration", "9999999999", 10 * time.Minute,
+			"client.go:179 RetryAfter: time.Duration(secs)*time.Second overflows for secs > 9223372036 and wraps negative, so the floor (1s) applies instead of the 10 min cap"},
+		{"seconds overflowing an int", "99999999999999999999", 10 * time.Minute,
+			"client.go:178 RetryAfter: strconv.Atoi fails with a range error for valid but huge delay-seconds, which then count as malformed (1s) instead of being capped at 10 min"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.bug != "" {
+						}
+			if got := threerpms.RetryAfter(tc.header, now); got != tc.want {
+				t.Errorf("RetryAfter(%q) = %s, want %s", tc.header, got, tc.want)
+			}
+		})
+	}
+}
+
+// closedEndpoint returns a loopback URL nothing listens on, carrying a
+// canary in its query string.
+func closedEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr + "/graphql?token=" + canaryToken
+}
+
+func TestMakeRequestNeverSent(t *testing.T) {
+	c := canaryClient(closedEndpoint(t))
+	err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
+	if err == nil {
+		t.Fatal("no error from a closed port")
+	}
+	if errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("err = %q: a refused connection never sent the mutation, want no ErrUnknownOutcome", err)
+	}
+	assertNoCanary(t, err)
+}
+
+// hijackAfterRead returns a handler that reads the request, then writes
+// raw (possibly nothing) to the connection and closes it.
+func hijackAfterRead(t *testing.T, raw string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString(raw)
+		_ = buf.Flush()
+	}
+}
+
+func TestMakeRequestConnectionLost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+	}{
+		{"closed without an answer", ""},
+		{"body cut short", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"data\":{\"x\":\"" + canaryPIN},
+		{"headers cut short", "HTTP/1.1 200 OK\r\nContent-Ty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(hijackAfterRead(t, tc.raw))
+			defer srv.Close()
+			c := canaryClient(srv.URL)
+
+			err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{Data: &map[string]any{}})
+			if !errors.Is(err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("mutation: err = %v, want ErrUnknownOutcome", err)
+			}
+			if err != nil {
+				assertNoCanary(t, err)
+			}
+
+			err = c.MakeRequest(t.Context(), testRequest(false), &graphql.Response{Data: &map[string]any{}})
+			if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("query: err = %v, want an error without ErrUnknownOutcome", err)
+			}
+		})
+	}
+}
+
+// TestMakeRequestCancelledInFlight cancels a mutation the server has
+// received: the outcome is unknown.
+func TestMakeRequestCancelledInFlight(t *testing.T) {
+	received := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		close(received)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-received
+		cancel()
+	}()
+	err := canaryClient(srv.URL).MakeRequest(ctx, testRequest(true), &graphql.Response{})
+	if !errors.Is(err, reconcile.ErrUnknownOutcome) || !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want ErrUnknownOutcome and context.Canceled", err)
+	}
+}
+
+// TestMakeRequestMalformedStatusLine checks a garbage answer, which net/http
+// quotes in its error, does not leak a secret the server echoed.
+func TestMakeRequestMalformedStatusLine(t *testing.T) {
+	srv := httptest.NewServer(hijackAfterRead(t, canaryPIN+" "+canaryToken+"\r\n\r\n"))
+	defer srv.Close()
+	err := canaryClient(srv.URL).MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
+	if !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("err = %v, want ErrUnknownOutcome", err)
+	}
+	if err != nil {
+		assertNoCanary(t, err)
+	}
+}
