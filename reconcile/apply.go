@@ -145,6 +145,15 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
 		case a.Op != OpCreate && a.Cred.RemoteID == "":
 			ap.skip(a, "its create did not succeed")
+		case a.Upstream != nil && a.Upstream.Secret == "":
+			ap.skip(a, fmt.Sprintf("its %s was not created", a.Upstream.Kind))
+		case a.Upstream != nil:
+			if err := ap.derive(a); err != nil {
+				a.Result, a.Error = ResultFailed, err.Error()
+				ap.skipped = append(ap.skipped, ap.audit(a, PhaseFailed, a.Error))
+				continue
+			}
+			ready = append(ready, a)
 		default:
 			ready = append(ready, a)
 		}
@@ -202,6 +211,18 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	return nil
 }
 
+// derive fills a derived key's content from its upstream's secret.
+func (ap *applier) derive(a *Action) error {
+	if ap.site.Derive == nil {
+		return fmt.Errorf("no way to build a %s from a %s is configured", a.Cred.Kind, a.Upstream.Kind)
+	}
+	if err := ap.site.Derive(a.Cred, a.Upstream.Secret); err != nil {
+		return fmt.Errorf("build %s for stay %s: %w", a.Cred.Kind, a.Stay.ID, err)
+	}
+	a.Cred.DerivedFrom = a.Upstream.ID
+	return nil
+}
+
 // flushSkipped records the audit rows of skipped actions.
 func (ap *applier) flushSkipped(ctx context.Context) error {
 	if len(ap.skipped) == 0 {
@@ -231,6 +252,11 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 	if a.Op == OpAssign && errors.Is(err, ErrNotFound) {
 		c.Status, c.Assigned = StatusAbandoned, false
 	}
+	// An invite that cannot be updated or switched off because it is gone
+	// (deleted by someone else) is given up; the next run issues another.
+	if (a.Op == OpUpdate || a.Op == OpDisable) && errors.Is(err, ErrNotFound) {
+		c.Status = StatusAbandoned
+	}
 	// A claim refused as not ours answered its question: leave the key.
 	if a.Op == OpClaim && errors.Is(err, ErrNotOurs) {
 		a.Result = ResultDone
@@ -255,7 +281,14 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 	a.Result = ResultDone
 	switch a.Op {
 	case OpCreate:
-		c.RemoteID, c.Status = o.RemoteID, StatusActive
+		c.RemoteID, c.Status, c.Secret = o.RemoteID, StatusActive, o.Secret
+	case OpUpdate:
+		c.Status, c.RoomID = StatusActive, a.RoomID
+		if a.Window != nil {
+			c.Valid = *a.Window
+		}
+	case OpDisable:
+		c.Status = StatusDisabled
 	case OpAssign:
 		c.Assigned = true
 	case OpRevoke:

@@ -115,6 +115,10 @@ const (
 	StatusPending Status = "pending"
 	// StatusActive: the credential exists remotely under RemoteID.
 	StatusActive Status = "active"
+	// StatusDisabled: it exists remotely but is switched off (an OpenApp
+	// invite of a cancelled stay); it is deleted once the stay's window
+	// has passed, or switched on again if the stay comes back.
+	StatusDisabled Status = "disabled"
 	// StatusDeleted: keysync deleted it remotely.
 	StatusDeleted Status = "deleted"
 	// StatusReleased: removed from its stay while another stay still holds
@@ -127,7 +131,9 @@ const (
 )
 
 // Live reports whether a credential in status s may exist remotely.
-func (s Status) Live() bool { return s == StatusPending || s == StatusActive }
+func (s Status) Live() bool {
+	return s == StatusPending || s == StatusActive || s == StatusDisabled
+}
 
 // Credential is one credential keysync issued (or adopted), as recorded in
 // the state store.
@@ -147,9 +153,24 @@ type Credential struct {
 	Assigned bool
 	// Adopted marks a credential found during backfill rather than created.
 	Adopted bool
+	// Valid is the access window a time-bound credential (invite, key-box
+	// access) was last set to.
+	Valid Window
+	// DerivedFrom is the store id of the credential whose secret a 3RPMS
+	// key carries: the key-box access behind a RoomAccessKeyStorage, the
+	// invite behind a RoomAccessQR. 0 for keys keysync generates.
+	DerivedFrom int64
 	// PIN is set only on a credential being created in this run, so the
 	// store can hash it; it is never stored in plain text.
 	PIN Secret
+	// Compartment and QRData are the rest of a derived 3RPMS key's content,
+	// set only while it is being created; never stored.
+	Compartment Secret
+	QRData      Secret
+	// Secret is what a create returned (an invite token, a key-box code),
+	// held in memory for the run only: a derived key needs it, and a run
+	// that lacks it replaces the credential rather than store it.
+	Secret Secret
 	// PINHash is the store's keyed hash of the PIN.
 	PINHash   string
 	Arrival   Date
@@ -181,6 +202,9 @@ type Property struct {
 	// reported and skipped.
 	DefaultMethod Method
 	PIN           PINPolicy
+	// SharedPortals gives every stay an OpenApp invite (to the property's
+	// lobby, garage and other shared portals), whatever its room's method.
+	SharedPortals bool
 }
 
 // MethodFor returns the access method of a room, and false when the room is

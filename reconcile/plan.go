@@ -80,6 +80,9 @@ type Action struct {
 	// Cred is the credential acted on; actions on one credential share it,
 	// and Apply updates it as outcomes arrive.
 	Cred *Credential `json:"-"`
+	// Upstream is, for the create of a derived 3RPMS key, the credential
+	// whose secret it carries; Apply fills the key's content from it.
+	Upstream *Credential `json:"-"`
 	// Result and Error are filled by Apply.
 	Result Result `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -103,7 +106,11 @@ type NoteKind string
 const (
 	NoteConflict     NoteKind = "conflict"
 	NoteUnmappedRoom NoteKind = "unmapped_room"
-	NoteUnsupported  NoteKind = "unsupported_method"
+	// NoteLockPIN shows a smart-lock PIN the source already holds.
+	NoteLockPIN NoteKind = "lock_pin"
+	// NoteMissingLockPIN flags an arrival within 24 hours whose source
+	// holds no smart-lock PIN for it.
+	NoteMissingLockPIN NoteKind = "missing_lock_pin"
 )
 
 // Note is something an operator should see that keysync will not act on.
@@ -114,6 +121,9 @@ type Note struct {
 	Arrival   Date     `json:"arrival"`
 	Departure Date     `json:"departure"`
 	Detail    string   `json:"detail"`
+	// PIN is a lock PIN for NoteLockPIN; it marshals redacted and is shown
+	// only by plan --show-secrets.
+	PIN Secret `json:"pin,omitempty"`
 }
 
 // Plan is the ordered list of actions that brings a property in line, and
@@ -179,12 +189,12 @@ func (p *planner) run() (*Plan, error) {
 	byRemote := map[string]*Credential{}
 	for i := range in.Credentials {
 		c := in.Credentials[i] // a copy: Plan never mutates its input
-		if c.System != System3RPMS || !c.Status.Live() {
+		if !c.Status.Live() {
 			continue
 		}
 		cp := &c
 		byStay[c.Stay] = append(byStay[c.Stay], cp)
-		if c.RemoteID != "" {
+		if c.System == System3RPMS && c.RemoteID != "" {
 			p.live[c.RemoteID]++
 			byRemote[c.RemoteID] = cp
 		}
@@ -202,7 +212,7 @@ func (p *planner) run() (*Plan, error) {
 		if s.Key == nil || byRemote[s.Key.ID] == nil {
 			continue
 		}
-		if !slices.ContainsFunc(byStay[s.Ref], func(c *Credential) bool { return c.RemoteID == s.Key.ID }) {
+		if !slices.ContainsFunc(byStay[s.Ref], func(c *Credential) bool { return c.System == System3RPMS && c.RemoteID == s.Key.ID }) {
 			p.live[s.Key.ID]++
 		}
 	}
@@ -225,7 +235,7 @@ func (p *planner) run() (*Plan, error) {
 	for _, ref := range gone {
 		creds := byStay[ref]
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
-		p.cleanup(s, creds, nil, "stay gone from 3RPMS (deleted, or reservation cancelled)")
+		p.withdraw(s, creds, fmt.Sprintf("stay gone from %s (deleted, or reservation cancelled)", ref.Source))
 	}
 
 	// Revocations and cleanup first (DESIGN.md, "The run"), then by
@@ -236,28 +246,17 @@ func (p *planner) run() (*Plan, error) {
 	return p.plan, nil
 }
 
-// stay plans one stay the source returned.
-func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credential) error {
-	in := p.in
-	prop := in.Property
-	win := prop.Window(s.Arrival, s.Departure)
-	if !in.Now.Before(win.End) {
-		p.cleanup(s, creds, s.Key, fmt.Sprintf("departed %s", s.Departure))
-		return nil
-	}
+// keyState is what a stay's 3RPMS key needs, worked out before anything
+// is planned so the key's upstream credential can be planned first.
+type keyState struct {
+	current  *Credential // our key on the stay, or nil
+	conflict bool        // the stay holds a key that is not ours
+	claimed  bool        // backfill claims the stay's key
+}
 
-	method, ok := prop.MethodFor(s.RoomID)
-	if !ok {
-		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
-		return nil
-	}
-	if method != MethodPIN {
-		p.note(NoteUnsupported, s, fmt.Sprintf("method %q is not handled by this keysync build", method))
-		return nil
-	}
-	kind := KindPINKey
-
-	// Which of our credentials, if any, does the stay hold now?
+// observeKey finds which of our credentials, if any, the stay holds, adopting
+// a shared key of ours and, in backfill, planning the claim of an unknown one.
+func (p *planner) observeKey(s Stay, creds []*Credential, byRemote map[string]*Credential) keyState {
 	var current *Credential
 	if s.Key != nil {
 		for _, c := range creds {
@@ -270,21 +269,27 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 				// Our key, recorded for another stay: 3RPMS reused it when
 				// it split a stay. Record that this stay holds it too.
 				current = p.adopt(s, shared, "key of ours shared with stay "+shared.Stay.ID)
-			} else if in.Backfill {
+			} else if p.in.Backfill {
 				p.claim(s)
 				p.discard(s, creds, nil, "stay holds a key of unknown owner")
-				return nil
+				return keyState{claimed: true}
 			}
 		}
 		if current == nil {
 			p.note(NoteConflict, s, fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type))
 			p.discard(s, creds, nil, "stay holds another integration's key")
-			return nil
+			return keyState{conflict: true}
 		}
 	}
+	return keyState{current: current}
+}
 
-	_, readTo := prop.ReadRange(in.Now)
-	if readTo.Before(s.Arrival) {
+// key plans the stay's 3RPMS key of the given kind. up is the upstream
+// credential a derived key carries the secret of (nil for PIN keys), and
+// upFresh says it is created in this plan, at step upStep.
+func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *upstream, due bool) error {
+	current := ks.current
+	if !due {
 		// Moved beyond the window: keep an assigned key, drop spare ones.
 		p.discard(s, creds, current, "stay moved beyond the window")
 		return nil
@@ -297,25 +302,23 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 			current.Assigned, current.Arrival, current.Departure = true, s.Arrival, s.Departure
 			p.plan.Sync = append(p.plan.Sync, current)
 		}
-		if current.Kind == kind && current.RoomID == s.RoomID {
+		if reason := keyStale(current, s, kind, up); reason == "" {
 			p.discard(s, creds, current, "duplicate credential for the stay")
 			return nil
+		} else {
+			// Room moved, method changed, or the secret it carries was
+			// replaced: the old key opens the wrong door or none.
+			p.add(&Action{Op: OpRevoke, Reason: reason, Cred: current, Step: 1, Priority: PriorityRevoke}, s)
+			p.release(s, current, reason)
+			p.discard(s, creds, current, "duplicate credential for the stay")
+			return p.issue(s, kind, prio, reason, up)
 		}
-		// Room moved or method changed: the old PIN opens the wrong door.
-		reason := fmt.Sprintf("room changed from %s to %s", current.RoomID, s.RoomID)
-		if current.Kind != kind {
-			reason = fmt.Sprintf("key type changed from %s to %s", current.Kind, kind)
-		}
-		p.add(&Action{Op: OpRevoke, Reason: reason, Cred: current, Step: 1, Priority: PriorityRevoke}, s)
-		p.release(s, current, reason)
-		p.discard(s, creds, current, "duplicate credential for the stay")
-		return p.issue(s, kind, prio, reason)
 	}
 
 	// The stay holds no key: assign a spare one of ours, else create one.
 	var spare *Credential
 	for _, c := range creds {
-		if spare == nil && c.Status == StatusActive && c.Kind == kind && c.RoomID == s.RoomID {
+		if spare == nil && c.Status == StatusActive && keyStale(c, s, kind, up) == "" {
 			spare = c
 		}
 	}
@@ -324,21 +327,45 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 		p.add(&Action{Op: OpAssign, Reason: "key created earlier, not yet assigned", Cred: spare, Step: 1, Priority: prio}, s)
 		return nil
 	}
-	return p.issue(s, kind, prio, "stay has no key")
+	return p.issue(s, kind, prio, "stay has no key", up)
 }
 
-// issue creates a fresh key for the stay and assigns it.
-func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string) error {
-	pin, err := p.pins.next(s.RoomName)
-	if err != nil {
-		return fmt.Errorf("plan stay %s: %w", s.Ref, err)
+// keyStale says why a key of ours no longer fits the stay, or "".
+func keyStale(c *Credential, s Stay, kind Kind, up *upstream) string {
+	switch {
+	case c.Kind != kind:
+		return fmt.Sprintf("key type changed from %s to %s", c.Kind, kind)
+	case c.RoomID != s.RoomID:
+		return fmt.Sprintf("room changed from %s to %s", c.RoomID, s.RoomID)
+	case up != nil && (up.fresh || up.cred.ID == 0 || c.DerivedFrom != up.cred.ID):
+		return fmt.Sprintf("its %s was replaced", up.cred.Kind)
 	}
+	return ""
+}
+
+// issue creates a fresh key for the stay and assigns it. A PIN key gets a
+// generated PIN; a derived key is created the step after its upstream
+// credential, whose secret Apply copies into it.
+func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *upstream) error {
 	c := &Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: kind, RoomID: s.RoomID,
-		Status: StatusPending, PIN: pin, Arrival: s.Arrival, Departure: s.Departure,
+		Status: StatusPending, Arrival: s.Arrival, Departure: s.Departure,
 	}
-	p.add(&Action{Op: OpCreate, Reason: reason, Cred: c, Step: 1, Priority: prio}, s)
-	p.add(&Action{Op: OpAssign, Reason: reason, Cred: c, Step: 2, Priority: prio}, s)
+	step := 1
+	create := &Action{Op: OpCreate, Reason: reason, Cred: c, Priority: prio}
+	if up == nil {
+		pin, err := p.pins.next(s.RoomName)
+		if err != nil {
+			return fmt.Errorf("plan stay %s: %w", s.Ref, err)
+		}
+		c.PIN = pin
+	} else {
+		step = up.step + 1
+		create.Upstream = up.cred
+	}
+	create.Step = step
+	p.add(create, s)
+	p.add(&Action{Op: OpAssign, Reason: reason, Cred: c, Step: step + 1, Priority: prio}, s)
 	return nil
 }
 
@@ -410,7 +437,7 @@ func (p *planner) release(s Stay, c *Credential, reason string) {
 }
 
 func (p *planner) add(a *Action, s Stay) {
-	a.System = System3RPMS
+	a.System = a.Cred.System
 	a.Stay, a.RoomID, a.Room = s.Ref, s.RoomID, roomLabel(s)
 	a.Arrival, a.Departure = s.Arrival, s.Departure
 	if a.Kind == "" && a.Cred != nil {
@@ -420,7 +447,11 @@ func (p *planner) add(a *Action, s Stay) {
 }
 
 func (p *planner) note(k NoteKind, s Stay, detail string) {
-	p.plan.Notes = append(p.plan.Notes, Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), Arrival: s.Arrival, Departure: s.Departure, Detail: detail})
+	p.plan.Notes = append(p.plan.Notes, p.noteFor(k, s, detail))
+}
+
+func (p *planner) noteFor(k NoteKind, s Stay, detail string) Note {
+	return Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), Arrival: s.Arrival, Departure: s.Departure, Detail: detail}
 }
 
 // priority ranks work on an active stay (issue 5's order).

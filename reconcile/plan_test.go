@@ -62,33 +62,55 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	return plan
 }
 
-// checkPlan asserts what holds for every plan: steps in order, every create
-// paired with a later assign of the same credential, and fresh PINs that
-// follow the policy.
+// checkPlan asserts what holds for every plan: steps in order; a 3RPMS
+// create paired with an assign of the same credential one step later; a
+// generated PIN that follows the policy; a derived key created the step
+// after its upstream credential; time-bound creates carrying their window.
 func checkPlan(t *testing.T, prop *reconcile.Property, plan *reconcile.Plan) {
 	t.Helper()
 	if !slices.IsSortedFunc(plan.Actions, func(a, b *reconcile.Action) int { return a.Step - b.Step }) {
 		t.Errorf("actions not ordered by step: %q", summary(plan))
 	}
 	for i, a := range plan.Actions {
-		if a.System != reconcile.System3RPMS || a.Cred == nil || a.Result != "" {
+		if a.Cred == nil || a.System != a.Cred.System || a.Result != "" {
 			t.Errorf("action %d %q: system %q, cred %v, result %q", i, summary(plan)[i], a.System, a.Cred, a.Result)
 		}
 		if a.Op != reconcile.OpCreate {
 			continue
 		}
-		pin := a.Cred.PIN.Reveal()
-		if len(pin) != prop.PIN.Length || strings.Trim(pin, prop.PIN.Alphabet) != "" || !reconcile.ValidPIN(pin) {
-			t.Errorf("create for %s: PIN %q does not follow the policy", a.Stay.ID, pin)
+		if a.Cred.Status != pending || a.Cred.RemoteID != "" {
+			t.Errorf("create for %s: status %q, remote id %q", a.Stay.ID, a.Cred.Status, a.Cred.RemoteID)
 		}
-		if a.Step != 1 || a.Cred.Status != pending || a.Cred.RemoteID != "" {
-			t.Errorf("create for %s: step %d, status %q, remote id %q", a.Stay.ID, a.Step, a.Cred.Status, a.Cred.RemoteID)
+		if a.System != reconcile.System3RPMS {
+			if a.Window == nil || a.Step != 1 || a.Cred.Valid != *a.Window {
+				t.Errorf("%s create for %s: step %d, window %v, recorded %v", a.System, a.Stay.ID, a.Step, a.Window, a.Cred.Valid)
+			}
+			continue
+		}
+		if a.Upstream == nil {
+			pin := a.Cred.PIN.Reveal()
+			if len(pin) != prop.PIN.Length || strings.Trim(pin, prop.PIN.Alphabet) != "" || !reconcile.ValidPIN(pin) {
+				t.Errorf("create for %s: PIN %q does not follow the policy", a.Stay.ID, pin)
+			}
+			if a.Step != 1 {
+				t.Errorf("create for %s: step %d, want 1", a.Stay.ID, a.Step)
+			}
+		} else {
+			upStep := 0
+			for _, b := range plan.Actions {
+				if b.Op == reconcile.OpCreate && b.Cred == a.Upstream {
+					upStep = b.Step
+				}
+			}
+			if a.Cred.PIN != "" || upStep == 0 || a.Step != upStep+1 {
+				t.Errorf("derived create for %s: step %d, upstream created at step %d, PIN set %v", a.Stay.ID, a.Step, upStep, a.Cred.PIN != "")
+			}
 		}
 		paired := slices.ContainsFunc(plan.Actions, func(b *reconcile.Action) bool {
-			return b.Op == reconcile.OpAssign && b.Cred == a.Cred && b.Step == 2
+			return b.Op == reconcile.OpAssign && b.Cred == a.Cred && b.Step == a.Step+1
 		})
 		if !paired {
-			t.Errorf("create for %s has no step-2 assign of the same credential", a.Stay.ID)
+			t.Errorf("create for %s has no assign of the same credential one step later", a.Stay.ID)
 		}
 	}
 }
@@ -337,12 +359,16 @@ func TestCompute(t *testing.T) {
 			want:  []string{"1 create s1 - soon", "2 assign s1 - soon"},
 		},
 		{
-			name: "qr and key-storage rooms are not handled yet",
+			name: "qr and key-storage rooms: upstream credential, then the derived key, then its assign",
 			stays: []reconcile.Stay{
 				stay("s1", "r301", "2026-06-11", "2026-06-14"),
 				stay("s2", "r302", "2026-06-12", "2026-06-14"),
 			},
-			notes: []string{"unsupported_method s1", "unsupported_method s2"},
+			want: []string{
+				"1 create s1 - soon", "1 create s2 - later", // OpenApp invite, key-box access
+				"2 create s1 - soon", "2 create s2 - later", // RoomAccessQR, RoomAccessKeyStorage
+				"3 assign s1 - soon", "3 assign s2 - later",
+			},
 		},
 		{
 			name: "departed stay in an unmapped room is still cleaned up",

@@ -17,8 +17,14 @@ import (
 type Site struct {
 	Property *Property
 	Source   StaySource
+	// SourceSystem is the system Source reads (3RPMS or Guestway).
+	SourceSystem System
 	// Sinks holds the sink of each system the property writes to.
 	Sinks map[System]Sink
+	// Derive fills a derived 3RPMS key's content (its PIN and compartment,
+	// or its QR data) from the secret its upstream credential's create
+	// returned. cmd/keysync builds it from the sinks' config.
+	Derive func(key *Credential, upstreamSecret Secret) error
 }
 
 // Runner performs reconcile runs. cmd/keysync builds one from the config.
@@ -138,7 +144,7 @@ func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) 
 // result; the returned error is for the state store, which stops the run.
 func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, error) {
 	name := site.Property.Name
-	rd := siteRead{system: System3RPMS}
+	rd := siteRead{system: site.sourceSystem()}
 	creds, err := r.Store.Credentials(ctx, name)
 	if err != nil {
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
@@ -160,7 +166,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 	}
 	var missing []string
 	for _, c := range creds {
-		if c.Stay.Source == System3RPMS && !inRead[c.Stay.ID] && !slices.Contains(missing, c.Stay.ID) {
+		if c.Stay.Source == site.sourceSystem() && !inRead[c.Stay.ID] && !slices.Contains(missing, c.Stay.ID) {
 			missing = append(missing, c.Stay.ID)
 		}
 	}
@@ -176,6 +182,8 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 
 	return rd, nil
 }
+
+func (s *Site) sourceSystem() System { return cmp.Or(s.SourceSystem, System3RPMS) }
 
 func (s *Site) maxBatch(sys System) int {
 	if sink := s.Sinks[sys]; sink != nil {

@@ -14,15 +14,16 @@ import (
 )
 
 const credentialColumns = `id, property, source, stay_id, system, kind, room_id, remote_id,
-	status, assigned, adopted, pin_hash, arrival, departure, updated_at`
+	status, assigned, adopted, pin_hash, arrival, departure, updated_at, valid_from, valid_to,
+	coalesce(derived_from, 0)`
 
-// Credentials returns the live (pending or active) credentials of a
+// Credentials returns the live (pending, active or disabled) credentials of a
 // property, in the order they were first saved. Their PIN is empty; PINHash
 // holds the keyed hash.
 func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Credential, error) {
 	creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
-		WHERE property = ? AND status IN (?, ?) ORDER BY id`,
-		property, string(reconcile.StatusPending), string(reconcile.StatusActive))
+		WHERE property = ? AND status IN (?, ?, ?) ORDER BY id`,
+		property, string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled))
 	if err != nil {
 		return nil, fmt.Errorf("state: load credentials of %s: %w", property, err)
 	}
@@ -50,10 +51,11 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 		var (
 			c                            reconcile.Credential
 			arrival, departure, updated  sql.NullString
+			validFrom, validTo           sql.NullString
 			source, system, kind, status string
 		)
 		if err := rows.Scan(&c.ID, &c.Stay.Property, &source, &c.Stay.ID, &system, &kind, &c.RoomID, &c.RemoteID,
-			&status, &c.Assigned, &c.Adopted, &c.PINHash, &arrival, &departure, &updated); err != nil {
+			&status, &c.Assigned, &c.Adopted, &c.PINHash, &arrival, &departure, &updated, &validFrom, &validTo, &c.DerivedFrom); err != nil {
 			return nil, err
 		}
 		c.Stay.Source, c.System, c.Kind, c.Status = reconcile.System(source), reconcile.System(system), reconcile.Kind(kind), reconcile.Status(status)
@@ -65,6 +67,12 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 		}
 		if c.UpdatedAt, err = parseTime(updated); err != nil {
 			return nil, fmt.Errorf("credential %d: updated_at: %w", c.ID, err)
+		}
+		if c.Valid.Start, err = parseTime(validFrom); err != nil {
+			return nil, fmt.Errorf("credential %d: valid_from: %w", c.ID, err)
+		}
+		if c.Valid.End, err = parseTime(validTo); err != nil {
+			return nil, fmt.Errorf("credential %d: valid_to: %w", c.ID, err)
 		}
 		out = append(out, c)
 	}
@@ -134,11 +142,12 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			hash = h
 		}
 		args := []any{c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
-			string(c.Status), c.Assigned, c.Adopted, hash, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt)}
+			string(c.Status), c.Assigned, c.Adopted, hash, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
+			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom)}
 		if id := idOf(c); id != 0 {
 			res, err := tx.ExecContext(ctx, `UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
 				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?, pin_hash = coalesce(nullif(?, ''), pin_hash),
-				arrival = ?, departure = ?, updated_at = ? WHERE id = ?`, append(args, id)...)
+				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ? WHERE id = ?`, append(args, id)...)
 			if err != nil {
 				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
 			}
@@ -150,8 +159,8 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			continue
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
-			status, assigned, adopted, pin_hash, arrival, departure, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			status, assigned, adopted, pin_hash, arrival, departure, updated_at, valid_from, valid_to, derived_from)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
 		}
@@ -182,6 +191,14 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	return inserted, nil
 }
 
+// nullID stores 0 as NULL.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
 // hashPIN returns hex(HMAC-SHA256(pin_key, pin)).
 func (d *DB) hashPIN(pin reconcile.Secret) string {
 	m := hmac.New(sha256.New, d.pinKey)
@@ -191,7 +208,7 @@ func (d *DB) hashPIN(pin reconcile.Secret) string {
 
 func validStatus(s reconcile.Status) error {
 	switch s {
-	case reconcile.StatusPending, reconcile.StatusActive, reconcile.StatusDeleted, reconcile.StatusReleased, reconcile.StatusAbandoned:
+	case reconcile.StatusPending, reconcile.StatusActive, reconcile.StatusDisabled, reconcile.StatusDeleted, reconcile.StatusReleased, reconcile.StatusAbandoned:
 		return nil
 	}
 	return fmt.Errorf("unknown status %q", s)

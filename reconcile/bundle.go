@@ -1,0 +1,268 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// A stay's bundle: the credentials it needs, one per system at most.
+//
+//	method       3RPMS stay                               Guestway stay
+//	pin          RoomAccessPin (generated PIN)            the lock PIN Guestway holds (reported)
+//	key_storage  key-box access + RoomAccessKeyStorage    key-box access
+//	qr           OpenApp invite + RoomAccessQR            OpenApp invite
+//
+// and, where the property has shared portals (lobby, garage), an OpenApp
+// invite for every stay. A RoomAccessKeyStorage carries the key-box code and
+// a RoomAccessQR the invite's guest link, so they are derived: created the
+// step after their upstream credential, from the secret its create returned.
+type bundle struct {
+	key     Kind   // the 3RPMS key, or ""
+	keyFrom System // the system the key's secret comes from, or ""
+	invite  bool   // an OpenApp invite
+	keybox  bool   // a key-box access
+}
+
+func (p *planner) bundle(s Stay, m Method) bundle {
+	b := bundle{invite: p.in.Property.SharedPortals}
+	in3RPMS := s.Ref.Source == System3RPMS
+	switch m {
+	case MethodPIN:
+		if in3RPMS {
+			b.key = KindPINKey
+		}
+	case MethodKeyStorage:
+		b.keybox = true
+		if in3RPMS {
+			b.key, b.keyFrom = KindKeyStorageKey, SystemKeyBox
+		}
+	case MethodQR:
+		b.invite = true
+		if in3RPMS {
+			b.key, b.keyFrom = KindQRKey, SystemOpenApp
+		}
+	}
+	return b
+}
+
+// upstream is the credential a derived key takes its secret from, as the
+// plan leaves it: fresh when created in this plan (at step).
+type upstream struct {
+	cred  *Credential
+	fresh bool
+	step  int
+}
+
+// bySystem splits a stay's credentials by the system holding them.
+func bySystem(creds []*Credential) map[System][]*Credential {
+	m := map[System][]*Credential{}
+	for _, c := range creds {
+		m[c.System] = append(m[c.System], c)
+	}
+	return m
+}
+
+// stay plans one stay the source returned: its whole bundle.
+func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credential) error {
+	in := p.in
+	prop := in.Property
+	sys := bySystem(creds)
+	win := prop.Window(s.Arrival, s.Departure)
+	if !in.Now.Before(win.End) {
+		reason := fmt.Sprintf("departed %s", s.Departure)
+		p.cleanup(s, sys[System3RPMS], s.Key, reason)
+		p.end(s, append(sys[SystemOpenApp], sys[SystemKeyBox]...), reason)
+		return nil
+	}
+	if s.Cancelled {
+		p.withdraw(s, creds, "reservation cancelled")
+		return nil
+	}
+	if s.Ref.Source == SystemGuestway {
+		p.lockNotes(s, win)
+	}
+	method, ok := prop.MethodFor(s.RoomID)
+	if !ok {
+		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
+		return nil
+	}
+	b := p.bundle(s, method)
+	_, readTo := prop.ReadRange(in.Now)
+	due := !readTo.Before(s.Arrival)
+
+	var ks keyState
+	if b.key != "" {
+		ks = p.observeKey(s, sys[System3RPMS], byRemote)
+	} else {
+		p.cleanup(s, sys[System3RPMS], s.Key, "room no longer uses a 3RPMS key")
+	}
+	blocked := ks.conflict || ks.claimed // the key cannot be written this run
+
+	// keyNeeds says whether the key must be created if its upstream is
+	// upCred, kept (fresh false) or new (fresh true).
+	keyNeeds := func(upCred *Credential, fresh bool) bool {
+		if !due || blocked {
+			return false
+		}
+		u := &upstream{cred: upCred, fresh: fresh}
+		if ks.current != nil {
+			return keyStale(ks.current, s, b.key, u) != ""
+		}
+		return !slices.ContainsFunc(sys[System3RPMS], func(c *Credential) bool {
+			return c.Status == StatusActive && keyStale(c, s, b.key, u) == ""
+		})
+	}
+
+	var up *upstream
+	for _, tb := range []struct {
+		system System
+		kind   Kind
+		want   bool
+	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
+		derived := b.keyFrom == tb.system
+		if !tb.want || (derived && blocked) {
+			p.end(s, sys[tb.system], fmt.Sprintf("room %s no longer uses %s", roomLabel(s), tb.system))
+			continue
+		}
+		needs := func(*Credential, bool) bool { return false }
+		if derived {
+			needs = keyNeeds
+		}
+		u := p.timeBound(s, tb.system, tb.kind, sys[tb.system], win, due, needs)
+		if derived {
+			up = u
+		}
+	}
+	if b.key == "" || blocked {
+		return nil
+	}
+	if b.keyFrom != "" && up == nil {
+		// Not yet due: the upstream is not issued, so neither is the key.
+		p.discard(s, sys[System3RPMS], ks.current, "stay moved beyond the window")
+		return nil
+	}
+	return p.key(s, sys[System3RPMS], ks, b.key, up, due)
+}
+
+// timeBound plans a stay's OpenApp invite or key-box access: create it,
+// move its window or room (an invite in place, so the guest's link keeps
+// working; a key-box access, which has no update call, by replacing it),
+// or replace it when a derived key needs its secret and only a fresh create
+// returns one. It returns the credential as the plan leaves it.
+func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, win Window, due bool, keyNeeds func(*Credential, bool) bool) *upstream {
+	var cur *Credential
+	for _, c := range creds {
+		if c.Status != StatusPending && (cur == nil || (cur.Status == StatusDisabled && c.Status == StatusActive)) {
+			cur = c
+		}
+	}
+	var spares []*Credential
+	for _, c := range creds {
+		if c != cur {
+			spares = append(spares, c)
+		}
+	}
+	p.end(s, spares, "duplicate credential for the stay")
+	prio := p.priority(s)
+
+	if cur == nil {
+		if !due {
+			return nil
+		}
+		return p.issueTimeBound(s, sys, kind, win, prio, fmt.Sprintf("stay has no %s", kind))
+	}
+	moved := cur.RoomID != s.RoomID
+	redated := !cur.Valid.Start.Equal(win.Start) || !cur.Valid.End.Equal(win.End)
+	reason := ""
+	switch {
+	case moved:
+		reason = fmt.Sprintf("room changed from %s to %s", cur.RoomID, s.RoomID)
+	case redated:
+		reason = fmt.Sprintf("window changed to %s – %s", win.Start.UTC().Format("2006-01-02 15:04Z"), win.End.UTC().Format("2006-01-02 15:04Z"))
+	case cur.Status == StatusDisabled:
+		reason = "stay is back: switch the invite on again"
+	}
+	if sys == SystemKeyBox && (moved || redated) {
+		// The seed documents no update call: cancel and recreate.
+		p.end(s, []*Credential{cur}, reason+"; the key box has no update call")
+		if !due {
+			return nil
+		}
+		return p.issueTimeBound(s, sys, kind, win, prio, reason)
+	}
+	if keyNeeds(cur, false) {
+		// The key must be (re)created and needs this credential's secret,
+		// which only a create returns: replace it.
+		why := "the stay's 3RPMS key needs this credential's secret, which only a new one returns"
+		p.end(s, []*Credential{cur}, why)
+		return p.issueTimeBound(s, sys, kind, win, prio, why)
+	}
+	if reason != "" {
+		p.add(&Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
+	}
+	return &upstream{cred: cur, step: 0}
+}
+
+// issueTimeBound creates an invite or key-box access for the window.
+func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio Priority, reason string) *upstream {
+	c := &Credential{
+		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Status: StatusPending,
+		Valid: win, Arrival: s.Arrival, Departure: s.Departure,
+	}
+	p.add(&Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
+	return &upstream{cred: c, fresh: true, step: 1}
+}
+
+// end deletes invites and key-box accesses (a key-box "delete" cancels the
+// access); a create whose outcome is unknown is abandoned.
+func (p *planner) end(s Stay, creds []*Credential, reason string) {
+	for _, c := range creds {
+		if c.Status == StatusPending {
+			p.add(&Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			continue
+		}
+		p.add(&Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+	}
+}
+
+// withdraw handles a stay that was cancelled or is gone from its source:
+// 3RPMS keys are revoked and deleted and key-box accesses cancelled at
+// once; an OpenApp invite is switched off (is_enabled false) and deleted
+// once the stay's window has passed, so a re-activated booking can have it
+// back.
+func (p *planner) withdraw(s Stay, creds []*Credential, reason string) {
+	sys := bySystem(creds)
+	p.cleanup(s, sys[System3RPMS], nil, reason)
+	p.end(s, sys[SystemKeyBox], reason)
+	for _, c := range sys[SystemOpenApp] {
+		end := c.Valid.End
+		if end.IsZero() {
+			end = p.in.Property.Window(c.Arrival, c.Departure).End
+		}
+		switch {
+		case c.Status == StatusPending || !p.in.Now.Before(end):
+			p.end(s, []*Credential{c}, reason)
+		case c.Status == StatusActive:
+			p.add(&Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+		}
+	}
+}
+
+// lockNotes reports the smart-lock PINs a Guestway reservation already has,
+// and flags an arrival within 24 hours that has none.
+func (p *planner) lockNotes(s Stay, win Window) {
+	held := false
+	for _, l := range s.Locks {
+		if l.PIN == "" {
+			continue
+		}
+		held = true
+		n := p.noteFor(NoteLockPIN, s, fmt.Sprintf("lock %s holds the guest's PIN", cmp.Or(l.LockName, l.LockID)))
+		n.PIN = l.PIN
+		p.plan.Notes = append(p.plan.Notes, n)
+	}
+	if !held && win.Start.Sub(p.in.Now) <= priorityArrivalWindow {
+		p.note(NoteMissingLockPIN, s, "arrives within 24 hours and Guestway holds no smart-lock PIN for it")
+	}
+}
