@@ -119,8 +119,10 @@ func (d *document) add(a *reconcile.Action) error {
 	default:
 		return fmt.Errorf("operation %q is not a 3RPMS key mutation", a.Op)
 	}
-	if c.PIN != "" {
-		d.secrets = append(d.secrets, c.PIN.Reveal())
+	for _, secret := range []reconcile.Secret{c.PIN, c.Compartment, c.QRData} {
+		if secret != "" {
+			d.secrets = append(d.secrets, secret.Reveal())
+		}
 	}
 	return nil
 }
@@ -133,8 +135,39 @@ func createInput(c *reconcile.Credential) (threerpms.CreateRoomAccessKeyInput, e
 			return threerpms.CreateRoomAccessKeyInput{}, errors.New("PIN breaks 3RPMS's rule (1-10 letters or digits, one case)")
 		}
 		return threerpms.CreateRoomAccessKeyInput{RoomAccessPin: &threerpms.RoomAccessPinInput{Pin: c.PIN.Reveal()}}, nil
+	case reconcile.KindKeyStorageKey:
+		pin, comp := c.PIN.Reveal(), c.Compartment.Reveal()
+		if !reconcile.ValidPIN(pin) {
+			return threerpms.CreateRoomAccessKeyInput{}, errors.New("key-box code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
+		}
+		if !validCompartment(comp) {
+			return threerpms.CreateRoomAccessKeyInput{}, errors.New("compartment must be 1 to 10 letters or digits")
+		}
+		return threerpms.CreateRoomAccessKeyInput{RoomAccessKeyStorage: &threerpms.RoomAccessKeyStorageInput{Pin: pin, Compartment: comp}}, nil
+	case reconcile.KindQRKey:
+		qr := c.QRData.Reveal()
+		if qr == "" || len(qr) > MaxQRData {
+			return threerpms.CreateRoomAccessKeyInput{}, fmt.Errorf("QR data must be 1 to %d characters, not %d", MaxQRData, len(qr))
+		}
+		return threerpms.CreateRoomAccessKeyInput{RoomAccessQR: &threerpms.RoomAccessQRInput{QrData: qr}}, nil
 	}
 	return threerpms.CreateRoomAccessKeyInput{}, fmt.Errorf("key type %q cannot be created by this keysync build", c.Kind)
+}
+
+// MaxQRData is seed 003's limit on RoomAccessQR.qrData.
+const MaxQRData = 512
+
+// validCompartment is seed 003's rule: up to 10 alphanumeric characters.
+func validCompartment(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *document) field(name, varType string, value any, selection string) {

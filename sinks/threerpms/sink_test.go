@@ -574,3 +574,37 @@ func TestApplyTransportFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyCreatesDerivedKeys creates the two key types whose content comes
+// from another system: a key-box code with its compartment, and an invite
+// link as QR data.
+func TestApplyCreatesDerivedKeys(t *testing.T) {
+	sb, s := newSandbox(t)
+	ks := create("s1", "")
+	ks.Cred.Kind, ks.Kind = reconcile.KindKeyStorageKey, reconcile.KindKeyStorageKey
+	ks.Cred.PIN, ks.Cred.Compartment = "482913", "3R"
+	qr := create("s2", "")
+	qr.Cred.Kind, qr.Kind = reconcile.KindQRKey, reconcile.KindQRKey
+	qr.Cred.QRData = "https://open.example/i/tok-123"
+	out := apply(t, s, ks, qr)
+	oneRequest(t, sb, "createRoomAccessKey", "createRoomAccessKey")
+	k := keyByID(t, sb, out[0].RemoteID)
+	if k.Type != sandbox.KeyTypeKeyStorage || k.PIN != "482913" || k.Compartment != "3R" {
+		t.Errorf("key-storage key = %+v", k)
+	}
+	k = keyByID(t, sb, out[1].RemoteID)
+	if k.Type != sandbox.KeyTypeQR || k.QRData != "https://open.example/i/tok-123" {
+		t.Errorf("QR key = %+v", k)
+	}
+
+	// Content that breaks the seed's limits is refused before sending.
+	bad := create("s3", "")
+	bad.Cred.Kind, bad.Cred.QRData = reconcile.KindQRKey, reconcile.Secret(strings.Repeat("x", 513))
+	if _, err := s.Apply(context.Background(), []*reconcile.Action{bad}); err == nil {
+		t.Error("513 characters of QR data were not refused")
+	}
+	bad.Cred.Kind, bad.Cred.PIN, bad.Cred.Compartment = reconcile.KindKeyStorageKey, "482913", "shelf-12"
+	if _, err := s.Apply(context.Background(), []*reconcile.Action{bad}); err == nil || strings.Contains(err.Error(), "shelf-12") {
+		t.Errorf("bad compartment: err = %v (must be refused, without quoting it)", err)
+	}
+}
