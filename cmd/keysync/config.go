@@ -33,13 +33,18 @@ type Config struct {
 // PropertyConfig is one property: where it is, its hours, its 3RPMS
 // connection and how its rooms open.
 type PropertyConfig struct {
-	Name          string                `yaml:"name"`
-	TimeZone      string                `yaml:"timezone"`
-	CheckIn       string                `yaml:"check_in"`
-	CheckOut      string                `yaml:"check_out"`
-	Grace         GraceConfig           `yaml:"grace"`
-	WindowDays    int                   `yaml:"window_days"`
-	ThreeRPMS     ThreeRPMSConfig       `yaml:"threerpms"`
+	Name       string      `yaml:"name"`
+	TimeZone   string      `yaml:"timezone"`
+	CheckIn    string      `yaml:"check_in"`
+	CheckOut   string      `yaml:"check_out"`
+	Grace      GraceConfig `yaml:"grace"`
+	WindowDays int         `yaml:"window_days"`
+	// The source: exactly one of ThreeRPMS and Guestway.
+	ThreeRPMS *ThreeRPMSConfig `yaml:"threerpms"`
+	Guestway  *GuestwayConfig  `yaml:"guestway"`
+	// The sinks besides 3RPMS keys, needed by qr and key_storage rooms.
+	OpenApp       *OpenAppConfig        `yaml:"openapp"`
+	KeyBox        *KeyBoxConfig         `yaml:"keybox"`
 	PIN           PINConfig             `yaml:"pin"`
 	DefaultMethod string                `yaml:"default_method"`
 	Rooms         map[string]RoomConfig `yaml:"rooms"`
@@ -56,6 +61,33 @@ type GraceConfig struct {
 	AfterDeparture string `yaml:"after_departure"`
 }
 
+// APIConfig is what every API connection shares: request pacing for its
+// host (the seeds give 5 requests/s with bursts of 10) and a cap on
+// response bodies.
+type APIConfig struct {
+	RatePerSecond    float64 `yaml:"rate_per_second"`
+	Burst            int     `yaml:"burst"`
+	MaxResponseBytes int64   `yaml:"max_response_bytes"`
+}
+
+func (a *APIConfig) applyDefaults() {
+	a.RatePerSecond = cmp.Or(a.RatePerSecond, 5)
+	a.Burst = cmp.Or(a.Burst, 10)
+	a.MaxResponseBytes = cmp.Or(a.MaxResponseBytes, 8<<20)
+}
+
+func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
+	if a.RatePerSecond <= 0 {
+		bad(f+".rate_per_second", "%v: must be above 0", a.RatePerSecond)
+	}
+	if a.Burst < 1 {
+		bad(f+".burst", "%d: must be at least 1", a.Burst)
+	}
+	if a.MaxResponseBytes < 1024 {
+		bad(f+".max_response_bytes", "%d: must be at least 1024", a.MaxResponseBytes)
+	}
+}
+
 // ThreeRPMSConfig is the connection to one 3RPMS account.
 type ThreeRPMSConfig struct {
 	Endpoint string `yaml:"endpoint"`
@@ -67,13 +99,67 @@ type ThreeRPMSConfig struct {
 	PageSize int `yaml:"page_size"`
 	// MaxOpsPerRequest is how many mutations one request chains.
 	MaxOpsPerRequest int `yaml:"max_ops_per_request"`
-	// RatePerSecond and Burst pace requests to the endpoint's host.
-	RatePerSecond float64 `yaml:"rate_per_second"`
-	Burst         int     `yaml:"burst"`
-	// MaxResponseBytes caps a response body.
-	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	APIConfig        `yaml:",inline"`
 
 	token reconcile.Secret
+}
+
+// GuestwayConfig is the connection to a Guestway organisation (seed 002).
+type GuestwayConfig struct {
+	BaseURL string `yaml:"base_url"`
+	// PartnerKey is the Partnership API Key (X-Api-Key).
+	PartnerKey     string `yaml:"partner_key"`
+	PartnerKeyFile string `yaml:"partner_key_file"`
+	// Token is the Organization Access Token (Authorization: Bearer gw_…).
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	PerPage   int    `yaml:"per_page"`
+	// Paths the seed does not give; the sandbox serves the defaults.
+	ReservationsPath string `yaml:"reservations_path"`
+	ReservationPath  string `yaml:"reservation_path"`
+	AccessesPath     string `yaml:"accesses_path"`
+	APIConfig        `yaml:",inline"`
+
+	partnerKey, token reconcile.Secret
+}
+
+// OpenAppConfig is the OpenApp Virtual Access integration (seed 000).
+type OpenAppConfig struct {
+	BaseURL       string `yaml:"base_url"`
+	APIKey        string `yaml:"api_key"`
+	APIKeyFile    string `yaml:"api_key_file"`
+	OrgID         string `yaml:"org_id"`
+	IntegrationID string `yaml:"integration_id"`
+	// GuestURL builds the guest's link from the invite token: a URL with a
+	// {token} placeholder, or a base the token is appended to.
+	GuestURL string `yaml:"guest_url"`
+	// SharedPortals (lobby, garage) are on every stay's invite.
+	SharedPortals []string `yaml:"shared_portals"`
+	// MaxUses caps how often an invite opens a door; 0 leaves it out.
+	MaxUses   int `yaml:"max_uses"`
+	APIConfig `yaml:",inline"`
+
+	apiKey reconcile.Secret
+}
+
+// KeyBoxConfig is the key-box service (seed 001, HTTP Basic auth).
+type KeyBoxConfig struct {
+	BaseURL      string `yaml:"base_url"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// The seed gives no paths: these are configurable, and the sandbox
+	// serves the defaults.
+	CreatePath   string `yaml:"create_path"`
+	CancelPath   string `yaml:"cancel_path"`
+	CancelMethod string `yaml:"cancel_method"`
+	// Locale of the guest's notifications: en, fr, ja, es, nl, it or pt.
+	Locale string `yaml:"locale"`
+	// Silent stops the service notifying the guest itself.
+	Silent    bool `yaml:"silent"`
+	APIConfig `yaml:",inline"`
+
+	password reconcile.Secret
 }
 
 // PINConfig is the lock's PIN format.
@@ -83,9 +169,17 @@ type PINConfig struct {
 }
 
 // RoomConfig is how one room opens. In YAML it is either a method name
-// ("pin") or a mapping with a method field.
+// ("pin") or a mapping with a method and what the method needs.
 type RoomConfig struct {
 	Method string `yaml:"method"`
+	// Portals are the room's OpenApp portal ids (method qr).
+	Portals []string `yaml:"portals"`
+	// KeyID or KeySerial names the room's key in the key box, and
+	// Compartment where staff put it (method key_storage). The compartment
+	// goes to 3RPMS only, never to guests or logs.
+	KeyID       string `yaml:"key_id"`
+	KeySerial   string `yaml:"key_serial"`
+	Compartment string `yaml:"compartment"`
 }
 
 // UnmarshalYAML accepts the short form `r101: pin` and, strictly, the
@@ -121,12 +215,27 @@ func (p *PropertyConfig) applyDefaults() {
 	p.Grace.BeforeArrival = cmp.Or(p.Grace.BeforeArrival, "0s")
 	p.Grace.AfterDeparture = cmp.Or(p.Grace.AfterDeparture, "2h")
 	p.WindowDays = cmp.Or(p.WindowDays, 7)
-	t := &p.ThreeRPMS
-	t.PageSize = cmp.Or(t.PageSize, 20)
-	t.MaxOpsPerRequest = cmp.Or(t.MaxOpsPerRequest, 100)
-	t.RatePerSecond = cmp.Or(t.RatePerSecond, 5)
-	t.Burst = cmp.Or(t.Burst, 10)
-	t.MaxResponseBytes = cmp.Or(t.MaxResponseBytes, 8<<20)
+	if t := p.ThreeRPMS; t != nil {
+		t.PageSize = cmp.Or(t.PageSize, 20)
+		t.MaxOpsPerRequest = cmp.Or(t.MaxOpsPerRequest, 100)
+		t.APIConfig.applyDefaults()
+	}
+	if g := p.Guestway; g != nil {
+		g.PerPage = cmp.Or(g.PerPage, 50)
+		g.ReservationsPath = cmp.Or(g.ReservationsPath, "/open/v1/reservations")
+		g.ReservationPath = cmp.Or(g.ReservationPath, "/open/v1/reservations/{id}")
+		g.AccessesPath = cmp.Or(g.AccessesPath, "/open/v1/reservations/{id}/accesses")
+		g.APIConfig.applyDefaults()
+	}
+	if o := p.OpenApp; o != nil {
+		o.APIConfig.applyDefaults()
+	}
+	if k := p.KeyBox; k != nil {
+		k.CreatePath = cmp.Or(k.CreatePath, "/v2/accesses")
+		k.CancelPath = cmp.Or(k.CancelPath, "/v2/accesses/{id}")
+		k.CancelMethod = cmp.Or(k.CancelMethod, "DELETE")
+		k.APIConfig.applyDefaults()
+	}
 	p.PIN.Length = cmp.Or(p.PIN.Length, reconcile.DefaultPINPolicy.Length)
 	p.PIN.Alphabet = cmp.Or(p.PIN.Alphabet, reconcile.DefaultPINPolicy.Alphabet)
 }
@@ -224,30 +333,7 @@ func (c *Config) Validate(getenv func(string) string) error {
 		if p.WindowDays < 1 || p.WindowDays > 31 {
 			bad(f+".window_days", "%d: must be 1 to 31", p.WindowDays)
 		}
-		t := &p.ThreeRPMS
-		if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad(f+".threerpms.endpoint", "%q is not an http(s) URL", t.Endpoint)
-		}
-		if tok, err := resolveSecret(t.Token, t.TokenFile, getenv); err != nil {
-			bad(f+".threerpms.token", "%v", err)
-		} else {
-			t.token = tok
-		}
-		if t.PageSize < 1 || t.PageSize > 100 {
-			bad(f+".threerpms.page_size", "%d: must be 1 to 100", t.PageSize)
-		}
-		if t.MaxOpsPerRequest < 1 || t.MaxOpsPerRequest > 500 {
-			bad(f+".threerpms.max_ops_per_request", "%d: must be 1 to 500", t.MaxOpsPerRequest)
-		}
-		if t.RatePerSecond <= 0 {
-			bad(f+".threerpms.rate_per_second", "%v: must be above 0", t.RatePerSecond)
-		}
-		if t.Burst < 1 {
-			bad(f+".threerpms.burst", "%d: must be at least 1", t.Burst)
-		}
-		if t.MaxResponseBytes < 1024 {
-			bad(f+".threerpms.max_response_bytes", "%d: must be at least 1024", t.MaxResponseBytes)
-		}
+		p.validateSystems(f, bad, getenv)
 		if err := p.pinPolicy().Validate(); err != nil {
 			bad(f+".pin", "%v", err)
 		}
@@ -255,15 +341,141 @@ func (c *Config) Validate(getenv func(string) string) error {
 			bad(f+".default_method", "unknown method %q (want pin, key_storage or qr)", p.DefaultMethod)
 		}
 		for _, id := range sortedKeys(p.Rooms) {
-			if !reconcile.Method(p.Rooms[id].Method).Valid() {
-				bad(fmt.Sprintf("%s.rooms[%q].method", f, id), "unknown method %q (want pin, key_storage or qr)", p.Rooms[id].Method)
-			}
+			p.validateRoom(fmt.Sprintf("%s.rooms[%q]", f, id), p.Rooms[id], bad)
 		}
 		if len(p.Rooms) == 0 && p.DefaultMethod == "" {
 			bad(f+".rooms", "map at least one room, or set default_method")
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateSystems checks the property's source and sinks.
+func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...any), getenv func(string) string) {
+	secret := func(field, value, file string) reconcile.Secret {
+		v, err := resolveSecret(value, file, getenv)
+		if err != nil {
+			bad(field, "%v", err)
+		}
+		return v
+	}
+	switch {
+	case p.ThreeRPMS == nil && p.Guestway == nil:
+		bad(f, "needs a source: a threerpms or a guestway section")
+	case p.ThreeRPMS != nil && p.Guestway != nil:
+		bad(f, "has both a threerpms and a guestway section; a property has one source")
+	}
+	if t := p.ThreeRPMS; t != nil {
+		validURL(f+".threerpms.endpoint", t.Endpoint, bad)
+		t.token = secret(f+".threerpms.token", t.Token, t.TokenFile)
+		if t.PageSize < 1 || t.PageSize > 100 {
+			bad(f+".threerpms.page_size", "%d: must be 1 to 100", t.PageSize)
+		}
+		if t.MaxOpsPerRequest < 1 || t.MaxOpsPerRequest > 500 {
+			bad(f+".threerpms.max_ops_per_request", "%d: must be 1 to 500", t.MaxOpsPerRequest)
+		}
+		t.APIConfig.validate(f+".threerpms", bad)
+	}
+	if g := p.Guestway; g != nil {
+		validURL(f+".guestway.base_url", g.BaseURL, bad)
+		g.partnerKey = secret(f+".guestway.partner_key", g.PartnerKey, g.PartnerKeyFile)
+		g.token = secret(f+".guestway.token", g.Token, g.TokenFile)
+		if g.token != "" && !strings.HasPrefix(g.token.Reveal(), "gw_") {
+			bad(f+".guestway.token", "Organization Access Tokens start with gw_ (seed 002); check the value")
+		}
+		if g.PerPage < 1 || g.PerPage > 100 {
+			bad(f+".guestway.per_page", "%d: must be 1 to 100", g.PerPage)
+		}
+		for field, path := range map[string]string{"reservation_path": g.ReservationPath, "accesses_path": g.AccessesPath} {
+			if !strings.Contains(path, "{id}") {
+				bad(f+".guestway."+field, "%q needs an {id} placeholder", path)
+			}
+		}
+		g.APIConfig.validate(f+".guestway", bad)
+	}
+	if o := p.OpenApp; o != nil {
+		validURL(f+".openapp.base_url", o.BaseURL, bad)
+		o.apiKey = secret(f+".openapp.api_key", o.APIKey, o.APIKeyFile)
+		if o.OrgID == "" {
+			bad(f+".openapp.org_id", "is required (the X-Org header)")
+		}
+		if o.IntegrationID == "" {
+			bad(f+".openapp.integration_id", "is required (Dashboard → Integrations)")
+		}
+		if p.ThreeRPMS != nil {
+			validURL(f+".openapp.guest_url", strings.ReplaceAll(o.GuestURL, "{token}", "t"), bad)
+		}
+		if o.MaxUses < 0 {
+			bad(f+".openapp.max_uses", "%d: must be 0 (no limit) or more", o.MaxUses)
+		}
+		o.APIConfig.validate(f+".openapp", bad)
+	}
+	if k := p.KeyBox; k != nil {
+		validURL(f+".keybox.base_url", k.BaseURL, bad)
+		if k.Username == "" {
+			bad(f+".keybox.username", "is required (HTTP Basic auth)")
+		}
+		k.password = secret(f+".keybox.password", k.Password, k.PasswordFile)
+		if !strings.Contains(k.CancelPath, "{id}") {
+			bad(f+".keybox.cancel_path", "%q needs an {id} placeholder", k.CancelPath)
+		}
+		switch k.Locale {
+		case "", "en", "fr", "ja", "es", "nl", "it", "pt":
+		default:
+			bad(f+".keybox.locale", "%q: want en, fr, ja, es, nl, it or pt", k.Locale)
+		}
+		k.APIConfig.validate(f+".keybox", bad)
+	}
+	if p.DefaultMethod == string(reconcile.MethodQR) && p.OpenApp == nil {
+		bad(f+".default_method", "qr needs an openapp section")
+	}
+	if p.DefaultMethod == string(reconcile.MethodKeyStorage) {
+		bad(f+".default_method", "key_storage needs each room's key; list the rooms instead")
+	}
+}
+
+// validateRoom checks a room has what its method needs.
+func (p *PropertyConfig) validateRoom(f string, r RoomConfig, bad func(string, string, ...any)) {
+	switch reconcile.Method(r.Method) {
+	case reconcile.MethodPIN:
+	case reconcile.MethodQR:
+		if p.OpenApp == nil {
+			bad(f+".method", "qr needs an openapp section in the property")
+		} else if len(r.Portals) == 0 && len(p.OpenApp.SharedPortals) == 0 {
+			bad(f+".portals", "a qr room needs its OpenApp portal ids (or the property's shared_portals)")
+		}
+	case reconcile.MethodKeyStorage:
+		if p.KeyBox == nil {
+			bad(f+".method", "key_storage needs a keybox section in the property")
+		}
+		if (r.KeyID == "") == (r.KeySerial == "") {
+			bad(f, "set exactly one of key_id and key_serial (the key in the key box)")
+		}
+		if p.ThreeRPMS != nil && !validCompartment(r.Compartment) {
+			bad(f+".compartment", "must be 1 to 10 letters or digits (3RPMS RoomAccessKeyStorage)")
+		}
+	default:
+		bad(f+".method", "unknown method %q (want pin, key_storage or qr)", r.Method)
+	}
+}
+
+func validURL(field, raw string, bad func(string, string, ...any)) {
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad(field, "%q is not an http(s) URL", raw)
+	}
+}
+
+// validCompartment is seed 003's rule: 1 to 10 letters or digits.
+func validCompartment(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // secretRef matches a whole-value ${VAR} reference.
@@ -274,19 +486,19 @@ var secretRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
 func resolveSecret(value, file string, getenv func(string) string) (reconcile.Secret, error) {
 	switch {
 	case value != "" && file != "":
-		return "", errors.New("set the token or token_file, not both")
+		return "", errors.New("set the value or the _file form, not both")
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("token_file: %w", err)
+			return "", fmt.Errorf("read secret file: %w", err)
 		}
 		s := strings.TrimSpace(string(b))
 		if s == "" {
-			return "", fmt.Errorf("token_file %s is empty", file)
+			return "", fmt.Errorf("secret file %s is empty", file)
 		}
 		return reconcile.Secret(s), nil
 	case value == "":
-		return "", errors.New("is required (use ${ENV_VAR} or token_file)")
+		return "", errors.New("is required (use ${ENV_VAR}, or the _file form for a mounted secret)")
 	}
 	if m := secretRef.FindStringSubmatch(value); m != nil {
 		v := getenv(m[1])
@@ -326,5 +538,6 @@ func (p *PropertyConfig) policy() *reconcile.Property {
 		Name: p.Name, Location: p.location, CheckIn: p.checkIn, CheckOut: p.checkOut,
 		GraceBefore: p.graceBefore, GraceAfter: p.graceAfter, WindowDays: p.WindowDays,
 		Rooms: rooms, DefaultMethod: reconcile.Method(p.DefaultMethod), PIN: p.pinPolicy(),
+		SharedPortals: p.OpenApp != nil && len(p.OpenApp.SharedPortals) > 0,
 	}
 }

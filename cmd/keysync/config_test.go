@@ -91,7 +91,14 @@ properties:
 		{"no properties", "state: x.db\n", env(), "properties: at least one property is required"},
 		{"duplicate names", base + "  - name: p\n    timezone: UTC\n    threerpms: {endpoint: \"https://y.example/\", token: \"${T}\"}\n    default_method: pin\n", env("T", "x"), `properties[1].name: "p" is used by another property`},
 		{"no rooms", strings.Replace(base, "    rooms: {r1: pin}\n", "", 1), env("T", "x"), "properties[0].rooms: map at least one room"},
-		{"token and file", strings.Replace(base, `token: "${T}"`, `token: "${T}", token_file: /x`, 1), env("T", "x"), "set the token or token_file, not both"},
+		{"token and file", strings.Replace(base, `token: "${T}"`, `token: "${T}", token_file: /x`, 1), env("T", "x"), "properties[0].threerpms.token: set the value or the _file form, not both"},
+		{"two sources", strings.Replace(base, "    rooms:", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: gw_x}\n    rooms:", 1), env("T", "x"), "a property has one source"},
+		{"no source", strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "", 1), env("T", "x"), "properties[0]: needs a source"},
+		{"qr without openapp", strings.Replace(base, "{r1: pin}", "{r1: {method: qr, portals: [p1]}}", 1), env("T", "x"), `properties[0].rooms["r1"].method: qr needs an openapp section`},
+		{"key_storage without key", strings.Replace(base, "{r1: pin}", "{r1: {method: key_storage, compartment: 3R}}", 1) + "    keybox: {base_url: \"https://k.example\", username: u, password: p}\n", env("T", "x"), `properties[0].rooms["r1"]: set exactly one of key_id and key_serial`},
+		{"bad compartment", strings.Replace(base, "{r1: pin}", "{r1: {method: key_storage, key_id: K1, compartment: shelf-12}}", 1) + "    keybox: {base_url: \"https://k.example\", username: u, password: p}\n", env("T", "x"), `properties[0].rooms["r1"].compartment`},
+		{"guestway token prefix", strings.Replace(strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: \"${T}\"}\n", 1), "{r1: pin}", "{L1: pin}", 1), env("T", "abc"), "properties[0].guestway.token: Organization Access Tokens start with gw_"},
+		{"openapp without org", strings.Replace(base, "    rooms:", "    openapp: {base_url: \"https://o.example\", api_key: k, integration_id: i, guest_url: \"https://o.example/i/{token}\"}\n    rooms:", 1), env("T", "x"), "properties[0].openapp.org_id: is required"},
 		{"partial reference", strings.Replace(base, `"${T}"`, `"Bearer ${T}"`, 1), env("T", "x"), "whole value"},
 	}
 	for _, tt := range tests {
