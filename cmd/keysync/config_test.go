@@ -19,7 +19,9 @@ func env(kv ...string) func(string) string {
 }
 
 func TestConfigExampleParses(t *testing.T) {
-	cfg, err := LoadConfig("../../config.example.yaml", env("KEYSYNC_3RPMS_TOKEN", "tok"))
+	cfg, err := LoadConfig("../../config.example.yaml", env("KEYSYNC_3RPMS_TOKEN", "tok",
+		"KEYSYNC_OPENAPP_API_KEY", "oa", "KEYSYNC_KEYBOX_PASSWORD", "kb",
+		"KEYSYNC_GUESTWAY_PARTNER_KEY", "pk", "KEYSYNC_GUESTWAY_TOKEN", "gw_t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +36,15 @@ func TestConfigExampleParses(t *testing.T) {
 	if pol.GraceBefore != 2*time.Hour || pol.GraceAfter != 2*time.Hour || pol.WindowDays != 7 {
 		t.Errorf("policy = %+v", pol)
 	}
-	if pol.Rooms["r103"] != reconcile.MethodPIN || len(pol.Rooms) != 3 {
-		t.Errorf("rooms = %v", pol.Rooms)
+	if pol.Rooms["r103"] != reconcile.MethodPIN || pol.Rooms["r201"] != reconcile.MethodQR || pol.Rooms["r301"] != reconcile.MethodKeyStorage || !pol.SharedPortals {
+		t.Errorf("rooms = %v, shared portals %v", pol.Rooms, pol.SharedPortals)
+	}
+	if p.OpenApp.apiKey.Reveal() != "oa" || p.KeyBox.password.Reveal() != "kb" || p.Rooms["r301"].Compartment != "3R" {
+		t.Error("openapp or keybox secrets not resolved")
+	}
+	g := cfg.Properties[1]
+	if g.Guestway == nil || g.Guestway.token.Reveal() != "gw_t" || g.Guestway.partnerKey.Reveal() != "pk" || g.ThreeRPMS != nil {
+		t.Errorf("guestway property = %+v", g.Guestway)
 	}
 	if cfg.Schedule != "0 2 * * *" || cfg.State != "/var/lib/keysync/keysync.db" {
 		t.Errorf("schedule %q state %q", cfg.Schedule, cfg.State)

@@ -20,6 +20,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// Property time zones must resolve on a machine without tzdata
+	// (distroless images, minimal containers).
+	_ "time/tzdata"
 )
 
 // Exit codes, documented in the README. A timer or CronJob can act on them.
