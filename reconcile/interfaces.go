@@ -8,8 +8,9 @@ import (
 // StaySource reads stays from a PMS or channel manager.
 type StaySource interface {
 	// Stays returns every stay whose departure is after from and whose
-	// arrival is on or before to, following every page. An error means the
-	// read is incomplete and must not be planned from.
+	// arrival is on or before to, following every page. Sources that
+	// report cancellations return cancelled stays with Cancelled set. An
+	// error means the read is incomplete and must not be planned from.
 	Stays(ctx context.Context, from, to Date) ([]Stay, error)
 	// StaysByID returns those of ids that still exist. A stay that was
 	// deleted or whose reservation was cancelled is simply absent.

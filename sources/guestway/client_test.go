@@ -1,0 +1,435 @@
+package guestway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/guestway"
+)
+
+// echo is an error body quoting every canary, as a careless server might.
+const echo = `{"error":"oops","message":"key ` + canaryKey + ` token ` + canaryToken + ` pin ` + canaryPIN + `"}`
+
+// reply returns a handler answering status with body as contentType;
+// headers are key, value pairs.
+func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// jsonReply answers 200 with a JSON body.
+func jsonReply(body string) http.HandlerFunc {
+	return reply(http.StatusOK, "application/json; charset=utf-8", body)
+}
+
+// listPage is a list answer holding reservations (JSON objects).
+func listPage(page int, hasMore bool, reservations ...string) string {
+	return fmt.Sprintf(`{"data":[%s],"meta":{"page":%d,"per_page":50,"total":99,"has_more":%v}}`, strings.Join(reservations, ","), page, hasMore)
+}
+
+// res is a reservation object with the given id and dates.
+func res(id, arrival, departure string) string {
+	return fmt.Sprintf(`{"id":%q,"status":"confirmed","arrival_date":%q,"departure_date":%q,"listing_id":"L1","unit_id":null,"guest_name":"x","guests":{"adults":1,"children":0}}`, id, arrival, departure)
+}
+
+// padded returns a valid empty list answer exactly n bytes long.
+func padded(n int) string {
+	const head, tail = `{"data":[],"meta":{"page":1,"has_more":false,"pad":"`, `"}}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+}
+
+// byPath routes accesses requests to accesses and everything else to list.
+func byPath(list, accesses http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/accesses") {
+			accesses(w, r)
+			return
+		}
+		list(w, r)
+	}
+}
+
+// paged answers the list with page(n) for the requested page n.
+func paged(page func(n int) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		jsonReply(page(n))(w, r)
+	}
+}
+
+var noAccesses = jsonReply(`{"data":[]}`)
+
+func TestCannedResponses(t *testing.T) {
+	const jsonCT = "application/json"
+	sent := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		handler  http.HandlerFunc
+		edit     func(*guestway.Options)
+		is       []error
+		isNot    []error
+		status   int // of the *guestway.Error; -1: not checked
+		contains []string
+		check    func(t *testing.T, err error)
+	}{
+		{
+			name: "401 plain", handler: reply(401, jsonCT, echo),
+			is: []error{reconcile.ErrUnauthorized}, status: 401,
+			contains: []string{"HTTP 401", "Organization Access Token is missing, revoked or incorrect", "Authorization: Bearer gw_..."},
+		},
+		{
+			name: "401 invalid_api_key", handler: reply(401, jsonCT, `{"error":"invalid_api_key","message":"bad key `+canaryKey+`"}`),
+			is: []error{reconcile.ErrUnauthorized}, status: 401,
+			contains: []string{"check the X-Api-Key Partnership API Key header"},
+		},
+		{
+			name: "401 invalid_api_key as a nested code", handler: reply(401, jsonCT, `{"error":{"code":"INVALID_API_KEY","detail":"`+canaryKey+`"}}`),
+			is: []error{reconcile.ErrUnauthorized}, status: 401,
+			contains: []string{"X-Api-Key Partnership API Key"},
+		},
+		{
+			name: "403 invalid_api_key", handler: reply(403, jsonCT, `{"error":"invalid_api_key"}`),
+			is: []error{reconcile.ErrUnauthorized}, status: 403,
+			contains: []string{"X-Api-Key Partnership API Key"},
+		},
+		{
+			name: "403", handler: reply(403, "text/plain", "forbidden "+canaryToken),
+			is: []error{reconcile.ErrUnauthorized}, status: 403,
+			contains: []string{"HTTP 403", `lacks the "Reservations - Read" scope required for this resource`, "Permissions column"},
+		},
+		{
+			name: "403 on accesses", handler: byPath(jsonReply(listPage(1, false, res("R1", "2026-01-30", "2026-02-01"))), reply(403, jsonCT, echo)),
+			is: []error{reconcile.ErrUnauthorized}, status: 403,
+			contains: []string{"list accesses of reservation R1", `"Reservation Accesses - Read"`},
+		},
+		{
+			name: "429 with Retry-After seconds", handler: reply(429, jsonCT, echo, "Retry-After", "7"), status: 429,
+			isNot:    []error{reconcile.ErrUnauthorized},
+			contains: []string{"HTTP 429", "retry after 7s", "5 requests per second", "10,000 requests per day", "support@guestway.io"},
+			check:    rateLimited(7 * time.Second),
+		},
+		{
+			name: "429 with Retry-After date", handler: reply(429, jsonCT, echo, "Retry-After", sent.Add(30*time.Second).Format(http.TimeFormat)),
+			edit:   func(o *guestway.Options) { o.Now = func() time.Time { return sent } },
+			status: 429, check: rateLimited(30 * time.Second),
+		},
+		{name: "429 without Retry-After", handler: reply(429, jsonCT, echo), status: 429, check: rateLimited(time.Second)},
+		{name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999"), status: 429, check: rateLimited(24 * time.Hour)},
+		{name: "429 with a garbage Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", canaryPIN), status: 429, check: rateLimited(time.Second)},
+		{
+			name: "400", handler: reply(400, jsonCT, echo),
+			is: []error{reconcile.ErrRejected}, isNot: []error{reconcile.ErrUnauthorized}, status: 400, contains: []string{"HTTP 400"},
+		},
+		{
+			name: "404 on the list", handler: reply(404, jsonCT, echo),
+			is: []error{reconcile.ErrNotFound}, status: 404, contains: []string{"list reservations page 1: HTTP 404"},
+		},
+		{
+			name: "404 on accesses", handler: byPath(jsonReply(listPage(1, false, res("R1", "2026-01-30", "2026-02-01"))), reply(404, jsonCT, echo)),
+			is: []error{reconcile.ErrNotFound}, status: 404, contains: []string{"check AccessesPath"},
+		},
+		{
+			name: "500", handler: reply(500, jsonCT, echo),
+			isNot: []error{reconcile.ErrUnauthorized, reconcile.ErrRejected, reconcile.ErrNotFound}, status: 500, contains: []string{"HTTP 500", "server error"},
+		},
+		{name: "503 HTML", handler: reply(503, "text/html", "<html>"+canaryPIN+"</html>"), status: 503, contains: []string{"HTTP 503"}},
+		{name: "200 HTML", handler: reply(200, "text/html; charset=utf-8", "<html>login "+canaryToken+"</html>"), status: 200, contains: []string{"not JSON", `"text/html"`}},
+		{name: "200 without a content type", handler: reply(200, "", listPage(1, false)), status: 200, contains: []string{"not JSON"}},
+		{name: "200 empty", handler: reply(200, jsonCT, "  \n"), status: 200, contains: []string{"empty response"}},
+		{name: "truncated JSON", handler: jsonReply(`{"data":[{"id":"R1","guest_name":"` + canaryPIN), status: 200, contains: []string{"truncated JSON response"}},
+		{
+			name: "connection closed mid-body",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", jsonCT)
+				w.Header().Set("Content-Length", "500")
+				_, _ = io.WriteString(w, `{"data":[{"id":"`+canaryPIN)
+			},
+			status: 200, contains: []string{"truncated response"},
+		},
+		{
+			name: "oversized", handler: jsonReply(padded(2049)), edit: func(o *guestway.Options) { o.MaxResponseBytes = 2048 },
+			status: 200, contains: []string{"larger than 2048 bytes"},
+		},
+		{name: "malformed JSON", handler: jsonReply(`{"data": [` + canaryPIN + `]}`), status: 200, contains: []string{"malformed JSON response (invalid JSON at byte"}},
+		{name: "data of the wrong type", handler: jsonReply(`{"data":{"id":"` + canaryPIN + `"},"meta":{}}`), status: 200, contains: []string{`field "data"`, "got JSON object"}},
+		{name: "field of the wrong type", handler: jsonReply(listPage(1, false, `{"id":"R1","guest_name":7}`)), status: 200, contains: []string{`field "data.guest_name"`}},
+		{name: "id of the wrong type", handler: jsonReply(listPage(1, false, `{"id":{"v":"`+canaryPIN+`"}}`)), status: 200, contains: []string{"an id is neither a string nor an integer"}},
+		{name: "no data", handler: jsonReply(`{"meta":{"page":1,"has_more":false}}`), status: 200, contains: []string{`no "data" array`}},
+		{name: "no meta", handler: jsonReply(`{"data":[]}`), status: 200, contains: []string{`no "meta" object`}},
+		{name: "accesses without data", handler: byPath(jsonReply(listPage(1, false, res("R1", "2026-01-30", "2026-02-01"))), jsonReply(`{}`)), status: 200, contains: []string{"list accesses of reservation R1", `no "data" array`}},
+		{name: "has_more with an empty page", handler: jsonReply(listPage(1, true)), status: 200, contains: []string{"page 1", "empty page that says has_more"}},
+		{
+			name: "the server ignores page", handler: byPath(jsonReply(listPage(1, true, res("R1", "2026-01-30", "2026-02-01"))), noAccesses),
+			status: 200, contains: []string{"list reservations page 2", "answered page 1; it ignores the page parameter"},
+		},
+		{
+			name: "has_more forever",
+			handler: byPath(paged(func(n int) string {
+				return listPage(n, true, res("R"+strconv.Itoa(n), "2026-01-30", "2026-02-01"))
+			}), noAccesses),
+			edit:   func(o *guestway.Options) { o.MaxPages = 5 },
+			status: -1, contains: []string{"more than 5 pages (MaxPages)"},
+		},
+		{
+			name: "malformed arrival date", handler: jsonReply(listPage(1, false, res("R7", "30.01.2026", "2026-02-01"))),
+			status: 200, contains: []string{"reservation R7: arrival_date is not a YYYY-MM-DD date"},
+		},
+		{
+			name: "malformed departure date", handler: jsonReply(listPage(1, false, res("R8", "2026-01-30", canaryPIN))),
+			status: 200, contains: []string{"reservation R8: departure_date is not a YYYY-MM-DD date"},
+		},
+		{
+			name: "departure before arrival", handler: jsonReply(listPage(1, false, res("R9", "2026-02-03", "2026-02-01"))),
+			status: 200, contains: []string{"reservation R9: departure_date is before arrival_date"},
+		},
+		{name: "reservation without an id", handler: jsonReply(listPage(1, false, res("", "2026-01-30", "2026-02-01"))), status: 200, contains: []string{"a reservation has no id"}},
+		{
+			name: "redirect is not followed",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "http://elsewhere.invalid/steal", http.StatusFound)
+			},
+			status: 302, contains: []string{"HTTP 302", "redirects are not followed"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			src := newSource(srv.URL, tc.edit)
+			stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+			if err == nil || stays != nil {
+				t.Fatalf("got %d stays and %v, want an error", len(stays), err)
+			}
+			if !strings.HasPrefix(err.Error(), "guestway: ") {
+				t.Errorf("error does not name guestway: %v", err)
+			}
+			var ge *guestway.Error
+			if !errors.As(err, &ge) {
+				t.Errorf("not a *guestway.Error: %#v", err)
+			} else if tc.status >= 0 && ge.Status != tc.status {
+				t.Errorf("status %d, want %d: %v", ge.Status, tc.status, err)
+			}
+			for _, target := range tc.is {
+				if !errors.Is(err, target) {
+					t.Errorf("errors.Is(err, %v) is false: %v", target, err)
+				}
+			}
+			for _, target := range tc.isNot {
+				if errors.Is(err, target) {
+					t.Errorf("errors.Is(err, %v) is true: %v", target, err)
+				}
+			}
+			for _, c := range tc.contains {
+				if !strings.Contains(err.Error(), c) {
+					t.Errorf("error lacks %q:\n%v", c, err)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, err)
+			}
+			secretFree(t, err)
+		})
+	}
+}
+
+// rateLimited checks for a guestway RateLimitedError with retry.
+func rateLimited(retry time.Duration) func(t *testing.T, err error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		var rl *reconcile.RateLimitedError
+		if !errors.As(err, &rl) {
+			t.Fatalf("err = %v (%T), want a *reconcile.RateLimitedError", err, err)
+		}
+		if rl.System != reconcile.SystemGuestway || rl.RetryAfter != retry {
+			t.Errorf("RateLimitedError %+v, want guestway and %s", *rl, retry)
+		}
+	}
+}
+
+// TestTolerantDecoding reads integer ids, unknown fields and statuses, a
+// null unit, missing guests and an answer exactly at the size cap.
+func TestTolerantDecoding(t *testing.T) {
+	list := `{"data":[
+		{"id":1042,"status":"inquiry","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":77,"unit_id":null,
+		 "guest_name":"Zoë","channel":{"name":"Airbnb"},"tags":["vip"]},
+		{"id":"R2","status":"CANCELLED","arrival_date":"2026-01-31","departure_date":"2026-02-02","listing_id":"L1","unit_id":"","guests":null},
+		{"id":"R3","status":"canceled","arrival_date":"2026-01-31","departure_date":"2026-02-02","listing_id":"L1","unit_id":"U9","guests":{"adults":2}}
+	],"meta":{"page":1,"per_page":50,"total":3,"has_more":false,"next":null},"links":{}}`
+	accesses := `{"data":[{"id":9,"lock_id":31337,"lock_name":"Gate","pin":"` + canaryPIN + `","valid_from":"2026-01-30T15:00:00Z","valid_to":"2026-02-01T11:00:00Z","battery":0.8}]}`
+	var accessRequests atomic.Int32
+	srv := httptest.NewServer(byPath(jsonReply(list), func(w http.ResponseWriter, r *http.Request) {
+		accessRequests.Add(1)
+		jsonReply(accesses)(w, r)
+	}))
+	defer srv.Close()
+	stays, err := newSource(srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stays) != 3 {
+		t.Fatalf("%d stays", len(stays))
+	}
+	if st := stays[0]; st.Ref.ID != "1042" || st.RoomID != "77" || st.Cancelled || st.Guest != "Zoë" || st.Guests != 0 ||
+		len(st.Locks) != 1 || st.Locks[0].LockID != "31337" || st.Locks[0].PIN.Reveal() != canaryPIN {
+		t.Errorf("first stay: %+v", st)
+	}
+	if st := stays[1]; !st.Cancelled || st.RoomID != "L1" || st.Locks != nil {
+		t.Errorf("second stay: %+v", st)
+	}
+	if st := stays[2]; !st.Cancelled || st.RoomID != "U9" || st.Guests != 2 {
+		t.Errorf("third stay: %+v", st)
+	}
+	if n := accessRequests.Load(); n != 1 {
+		t.Errorf("%d accesses requests, want 1 (the others are cancelled)", n)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", stays[0].Locks, stays[0], stays[0]); strings.Contains(s, canaryPIN) {
+		t.Errorf("a printed stay shows the PIN: %s", s)
+	}
+
+	// An answer exactly at the cap is read.
+	srv2 := httptest.NewServer(jsonReply(padded(2048)))
+	defer srv2.Close()
+	if _, err := newSource(srv2.URL, func(o *guestway.Options) { o.MaxResponseBytes = 2048 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
+		t.Errorf("answer at the cap: %v", err)
+	}
+}
+
+// TestDuplicateAcrossPages keeps one stay per id when offset pages shift.
+func TestDuplicateAcrossPages(t *testing.T) {
+	srv := httptest.NewServer(byPath(paged(func(n int) string {
+		if n == 1 {
+			return listPage(1, true, res("R1", "2026-01-30", "2026-02-01"), res("R2", "2026-01-30", "2026-02-01"))
+		}
+		return listPage(2, false, res("R2", "2026-01-30", "2026-02-03"), res("R3", "2026-01-31", "2026-02-01"))
+	}), noAccesses))
+	defer srv.Close()
+	stays, err := newSource(srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(stays); strings.Join(got, " ") != "R1 R2 R3" || stays[1].Departure != day(t, "2026-02-03") {
+		t.Errorf("stays %q, R2 departs %s; want R1 R2 R3 with R2's later data", got, stays[1].Departure)
+	}
+}
+
+func TestStaysByIDCanned(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		handler  http.HandlerFunc
+		want     int
+		contains string
+	}{
+		{"404 is absent", reply(404, "application/json", echo), 0, ""},
+		{"500 is an error", reply(500, "application/json", echo), -1, "get reservation R1: HTTP 500"},
+		{"no data", jsonReply(`{}`), -1, `no "data" object`},
+		{"another reservation", jsonReply(`{"data":` + res("R2", "2026-01-30", "2026-02-01") + `}`), -1, "answered reservation R2"},
+		{"bad date", jsonReply(`{"data":` + res("R1", "2026-01-30", "soon") + `}`), -1, "reservation R1: departure_date"},
+		{"cancelled is absent", jsonReply(`{"data":{"id":"R1","status":"cancelled","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"}}`), 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var paths []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				paths = append(paths, r.URL.EscapedPath())
+				tc.handler(w, r)
+			}))
+			defer srv.Close()
+			stays, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"R1"})
+			if tc.want < 0 {
+				if err == nil || !strings.Contains(err.Error(), tc.contains) {
+					t.Errorf("err = %v, want one containing %q", err, tc.contains)
+				}
+				secretFree(t, err)
+				return
+			}
+			if err != nil || len(stays) != tc.want {
+				t.Errorf("got %d stays, %v; want %d", len(stays), err, tc.want)
+			}
+			if len(paths) != 1 || paths[0] != "/open/v1/reservations/R1" {
+				t.Errorf("requests %q, want only the reservation", paths)
+			}
+		})
+	}
+
+	// Ids are escaped into the path.
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.EscapedPath())
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	if _, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"a/b c"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "/open/v1/reservations/a%2Fb%20c" {
+		t.Errorf("path %q", got)
+	}
+}
+
+func TestTransportFailures(t *testing.T) {
+	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
+
+	// Nothing listens.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = newSource("http://"+addr, nil).Stays(context.Background(), from, to)
+	var ge *guestway.Error
+	if !errors.As(err, &ge) || ge.Status != 0 || !strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "from=") {
+		t.Errorf("refused connection: %v", err)
+	}
+	secretFree(t, err)
+
+	// The limiter is waited on before each request.
+	lim := rate.NewLimiter(rate.Every(time.Hour), 1)
+	lim.Allow()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	_, err = newSource(srv.URL, func(o *guestway.Options) { o.Limiter = lim }).Stays(ctx, from, to)
+	if err == nil || !strings.Contains(err.Error(), "waiting for the rate limiter") || hits.Load() != 0 {
+		t.Errorf("drained limiter: %v, %d requests", err, hits.Load())
+	}
+
+	// A server that hangs is cut off by the context.
+	block := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(block)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	_, err = newSource(hang.URL, nil).Stays(ctx2, from, to)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hanging server: %v, want context.DeadlineExceeded", err)
+	}
+	secretFree(t, err)
+}

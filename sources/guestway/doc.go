@@ -1,0 +1,60 @@
+// Package guestway reads reservations and their smart-lock PINs
+// ("reservation accesses") from the Guestway Open API (seed 002).
+//
+// # What the seed says
+//
+// Every request carries two headers: X-Api-Key, the Partnership API Key,
+// which identifies the partner and carries the rate limits (5 requests per
+// second with bursts up to 10, 10,000 a day); and Authorization: Bearer
+// gw_…, the Organization Access Token, whose scopes decide what may be read
+// ("Reservations - Read" for reservations, "Reservation Accesses - Read" for
+// accesses, or "Full Access - Read"). A request without a valid X-Api-Key is
+// rejected before the token is even checked; a missing, revoked or incorrect
+// token is 401; a token without the scope is 403; too many requests is 429.
+//
+// # What the seed leaves to its OpenAPI reference: our assumptions
+//
+// The seed names no paths or payloads. keysync assumes the following, keeps
+// the paths and page size configurable (Options), and the sandbox in
+// sources/guestway/sandbox implements exactly this:
+//
+//   - List: GET {base}{ReservationsPath} (default /open/v1/reservations) with
+//     query from and to (YYYY-MM-DD; reservations with departure_date > from
+//     and arrival_date <= to), page (1-based) and per_page (default 50, at
+//     most 100; more is 400). The answer is
+//     {"data":[reservation…],"meta":{"page":1,"per_page":50,"total":123,"has_more":true}},
+//     ordered stably (arrival date, then id), every status included.
+//   - One: GET {base}{ReservationPath} (default /open/v1/reservations/{id})
+//     answers {"data": reservation}, or 404 when there is no such reservation.
+//   - Accesses: GET {base}{AccessesPath} (default
+//     /open/v1/reservations/{id}/accesses) answers
+//     {"data":[{"id","lock_id","lock_name","pin","valid_from","valid_to"}…]}
+//     (valid_from/valid_to RFC 3339; keysync does not use them).
+//   - A reservation is {"id","status","arrival_date","departure_date"
+//     (YYYY-MM-DD),"listing_id","unit_id" (null for single-unit listings),
+//     "guest_name","guests":{"adults","children"}}. Ids may be JSON strings
+//     or integers.
+//   - status is "confirmed", "cancelled", "pending" or another value.
+//     "cancelled" (and the spelling "canceled") marks Stay.Cancelled; any
+//     other value, unknown ones included, is treated as not cancelled, so a
+//     new status never makes keysync revoke a guest's access. Unknown JSON
+//     fields are ignored.
+//   - A rejected partner key is answered 401 with the JSON error code
+//     {"error":"invalid_api_key"}; any other 401 is about the token. The
+//     same code on a 403 is also read as a partner key problem.
+//
+// # Mapping to the domain
+//
+// A reservation becomes one reconcile.Stay: Ref {Property, "guestway", id};
+// RoomID and RoomName are unit_id when set, else listing_id (the payload
+// carries no names); Guests is adults + children. Locks are the
+// reservation's accesses with the PIN as a reconcile.Secret, fetched with
+// one request per reservation that is not cancelled, Options.Concurrency at
+// a time, all through the one Options.Limiter. Stays returns cancelled
+// reservations with Cancelled set; StaysByID, per the StaySource contract,
+// leaves out reservations that are gone (404) or cancelled.
+//
+// Errors name guestway, the call and the cause, with the seed's
+// troubleshooting hint for 401, 403, rejected partner keys and 429, and
+// never quote a response body, the token, the partner key or a PIN.
+package guestway

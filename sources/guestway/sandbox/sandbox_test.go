@@ -1,0 +1,637 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// t0 is the business clock in every test: a Friday.
+var t0 = time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
+
+const (
+	partnerKey = "pk-test-1234"
+	fullToken  = "gw_full_token_abcdef"  // both scopes
+	resToken   = "gw_res_only_token_xyz" // Reservations - Read only
+	accToken   = "gw_acc_only_token_uvw" // Reservation Accesses - Read only
+	adminToken = "gw_admin_token_qrstu"  // Full Access - Read
+)
+
+type env struct {
+	t   *testing.T
+	sb  *Server
+	srv *httptest.Server
+}
+
+// newEnv starts a sandbox with partnerKey, the four tokens, listings L1 and
+// L2 and the reservations:
+//
+//	R1  L1       01-28..01-30  confirmed, access A-R1 (pin 111111)
+//	R2  L1       01-30..02-02  confirmed
+//	R3  L2 u2a   01-31..02-03  cancelled
+//	R4  L2       02-05..02-07  pending
+func newEnv(t *testing.T, opts Options) *env {
+	t.Helper()
+	if opts.PartnerKeys == nil {
+		opts.PartnerKeys = []string{partnerKey}
+	}
+	if opts.Tokens == nil {
+		opts.Tokens = map[string][]string{
+			fullToken:  {ScopeReservationsRead, ScopeAccessesRead},
+			resToken:   {ScopeReservationsRead},
+			accToken:   {ScopeAccessesRead},
+			adminToken: {ScopeFullAccessRead},
+		}
+	}
+	if opts.Now.IsZero() {
+		opts.Now = t0
+	}
+	sb := New(opts)
+	sb.AddListing("L1", "Loft")
+	sb.AddListing("L2", "Apartments")
+	for _, r := range []Reservation{
+		{ID: "R1", ArrivalDate: "2026-01-28", DepartureDate: "2026-01-30", ListingID: "L1", GuestName: "Ana", Guests: Guests{2, 1},
+			Accesses: []Access{{ID: "A-R1", LockID: "lock1", LockName: "Front door", PIN: "111111"}}},
+		{ID: "R2", ArrivalDate: "2026-01-30", DepartureDate: "2026-02-02", ListingID: "L1"},
+		{ID: "R3", Status: StatusCancelled, ArrivalDate: "2026-01-31", DepartureDate: "2026-02-03", ListingID: "L2", UnitID: "u2a"},
+		{ID: "R4", Status: StatusPending, ArrivalDate: "2026-02-05", DepartureDate: "2026-02-07", ListingID: "L2"},
+	} {
+		if err := sb.AddReservation(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	return &env{t: t, sb: sb, srv: srv}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+// do sends a request; key and token are sent when non-empty.
+func (e *env) do(method, path, key, auth, body string) resp {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-Api-Key", key)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	raw, _ := io.ReadAll(hr.Body)
+	out := resp{status: hr.StatusCode, header: hr.Header, raw: string(raw)}
+	if strings.HasPrefix(hr.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &out.body); err != nil {
+			e.t.Fatalf("%s %s: response is not JSON: %v: %s", method, path, err, raw)
+		}
+	}
+	return out
+}
+
+// get is an API GET with partnerKey and the given token.
+func (e *env) get(path, token string) resp {
+	e.t.Helper()
+	return e.do(http.MethodGet, path, partnerKey, "Bearer "+token, "")
+}
+
+// dig walks maps by key and slices by int index.
+func dig(v any, path ...any) any {
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[p]
+		case int:
+			s, _ := v.([]any)
+			if p >= len(s) {
+				return nil
+			}
+			v = s[p]
+		}
+	}
+	return v
+}
+
+// ids returns the ids in a list answer's data.
+func (r resp) ids() []string {
+	var out []string
+	data, _ := r.body["data"].([]any)
+	for _, d := range data {
+		out = append(out, dig(d, "id").(string))
+	}
+	return out
+}
+
+func TestHeadersCheckedInSeedOrder(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.sb.AddToken("gw_revoked_token_000", ScopeReservationsRead)
+	e.sb.RevokeToken("gw_revoked_token_000")
+	const list, one, acc = "/open/v1/reservations", "/open/v1/reservations/R1", "/open/v1/reservations/R1/accesses"
+	for _, tc := range []struct {
+		name, method, path, key, auth string
+		status                        int
+		code, message                 string
+	}{
+		{"no X-Api-Key, good token", "GET", list, "", "Bearer " + fullToken, 401, CodeInvalidAPIKey, "X-Api-Key"},
+		{"wrong X-Api-Key, good token", "GET", list, "pk-nope", "Bearer " + fullToken, 401, CodeInvalidAPIKey, "Partnership API Key"},
+		{"no X-Api-Key, no token", "GET", list, "", "", 401, CodeInvalidAPIKey, ""},
+		{"no X-Api-Key, unknown path", "GET", "/nope", "", "", 401, CodeInvalidAPIKey, ""},
+		{"no X-Api-Key, POST", "POST", list, "", "Bearer " + fullToken, 401, CodeInvalidAPIKey, ""},
+		{"good key, no token", "GET", list, partnerKey, "", 401, CodeUnauthorized, "Bearer gw_"},
+		{"good key, unknown token", "GET", list, partnerKey, "Bearer gw_unknown", 401, CodeUnauthorized, "revoked"},
+		{"good key, revoked token", "GET", list, partnerKey, "Bearer gw_revoked_token_000", 401, CodeUnauthorized, ""},
+		{"good key, Basic scheme", "GET", list, partnerKey, "Basic " + fullToken, 401, CodeUnauthorized, ""},
+		{"good key, empty bearer", "GET", list, partnerKey, "Bearer ", 401, CodeUnauthorized, ""},
+		{"accesses-only token lists reservations", "GET", list, partnerKey, "Bearer " + accToken, 403, CodeForbidden, `"Reservations - Read"`},
+		{"accesses-only token reads a reservation", "GET", one, partnerKey, "Bearer " + accToken, 403, CodeForbidden, `"Reservations - Read"`},
+		{"reservations-only token reads accesses", "GET", acc, partnerKey, "Bearer " + resToken, 403, CodeForbidden, `"Reservation Accesses - Read"`},
+		{"reservations-only token lists", "GET", list, partnerKey, "Bearer " + resToken, 200, "", ""},
+		{"reservations-only token reads one", "GET", one, partnerKey, "Bearer " + resToken, 200, "", ""},
+		{"accesses-only token reads accesses", "GET", acc, partnerKey, "Bearer " + accToken, 200, "", ""},
+		{"Full Access - Read lists", "GET", list, partnerKey, "Bearer " + adminToken, 200, "", ""},
+		{"Full Access - Read reads accesses", "GET", acc, partnerKey, "Bearer " + adminToken, 200, "", ""},
+		{"unknown path", "GET", "/open/v1/listings", partnerKey, "Bearer " + fullToken, 404, CodeNotFound, ""},
+		{"POST is not allowed", "POST", list, partnerKey, "Bearer " + fullToken, 405, CodeMethodNotAllowed, ""},
+		{"deleted or unknown reservation", "GET", "/open/v1/reservations/R99", partnerKey, "Bearer " + fullToken, 404, CodeNotFound, ""},
+		{"accesses of unknown reservation", "GET", "/open/v1/reservations/R99/accesses", partnerKey, "Bearer " + fullToken, 404, CodeNotFound, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, tc.key, tc.auth, "")
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.raw)
+			}
+			if got, _ := r.body["error"].(string); got != tc.code {
+				t.Errorf("error code %q, want %q: %s", got, tc.code, r.raw)
+			}
+			if msg, _ := r.body["message"].(string); !strings.Contains(msg, tc.message) {
+				t.Errorf("message %q does not contain %q", msg, tc.message)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+	reqs := e.sb.Requests()
+	if len(reqs) != 22 {
+		t.Fatalf("request log holds %d requests, want 22", len(reqs))
+	}
+	if r := reqs[0]; r.PartnerKey != "" || r.Token != "*********def" || r.Status != 401 || r.Code != CodeInvalidAPIKey {
+		t.Errorf("first log entry: %+v", r)
+	}
+	for _, r := range reqs {
+		if strings.Contains(r.Token, "token") {
+			t.Errorf("request log holds a token unmasked: %+v", r)
+		}
+	}
+	if r := reqs[14]; r.Endpoint != "reservation" || r.ReservationID != "R1" || r.Status != 200 || r.PartnerKey != partnerKey {
+		t.Errorf("log entry of a reservation read: %+v", r)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	var mu sync.Mutex
+	clock := t0
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	e := newEnv(t, Options{RateNow: now, PartnerKeys: []string{partnerKey, "pk-other"}}.WithSeedLimits())
+	const list = "/open/v1/reservations"
+
+	// Refused requests do not use the partner key's budget.
+	for range 5 {
+		if r := e.get(list, "gw_unknown"); r.status != 401 {
+			t.Fatalf("unknown token: %d", r.status)
+		}
+	}
+	for i := range 10 {
+		if r := e.get(list, fullToken); r.status != 200 {
+			t.Fatalf("request %d of the burst: %d %s", i+1, r.status, r.raw)
+		}
+	}
+	r := e.get(list, fullToken)
+	if r.status != 429 || r.header.Get("Retry-After") != "1" || r.body["error"] != CodeRateLimited {
+		t.Fatalf("11th request: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.raw)
+	}
+	if other := e.do("GET", list, "pk-other", "Bearer "+fullToken, ""); other.status != 200 {
+		t.Errorf("another partner key is limited too: %d", other.status)
+	}
+	advance(200 * time.Millisecond) // 5 per second: one more
+	if r := e.get(list, fullToken); r.status != 200 {
+		t.Errorf("after 200ms: %d", r.status)
+	}
+	if r := e.get(list, fullToken); r.status != 429 {
+		t.Errorf("right after: %d", r.status)
+	}
+
+	// The daily cap, reset at midnight UTC.
+	e = newEnv(t, Options{RateNow: now, DailyCap: 3})
+	for range 3 {
+		if r := e.get(list, fullToken); r.status != 200 {
+			t.Fatalf("within the cap: %d", r.status)
+		}
+	}
+	r = e.get(list, fullToken)
+	if r.status != 429 || r.header.Get("Retry-After") != "43200" || !strings.Contains(r.body["message"].(string), "daily limit of 3") {
+		t.Fatalf("over the daily cap: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.raw)
+	}
+	advance(12 * time.Hour)
+	if r := e.get(list, fullToken); r.status != 200 {
+		t.Errorf("next day: %d", r.status)
+	}
+}
+
+func TestListPaginationAndFilters(t *testing.T) {
+	e := newEnv(t, Options{})
+	for i, d := range []string{"2026-02-01", "2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04", "2026-02-09"} {
+		id := []string{"P6", "P1", "P2", "P3", "P4", "P5"}[i]
+		dep, _ := time.Parse(DateLayout, d)
+		if err := e.sb.AddReservation(Reservation{ID: id, ArrivalDate: d, DepartureDate: dep.AddDate(0, 0, 2).Format(DateLayout), ListingID: "L1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// departure > 01-30 excludes R1 (departs 01-30); arrival <= 02-05 excludes P5.
+	q := "/open/v1/reservations?from=2026-01-30&to=2026-02-05&per_page=3"
+	want := []string{"R2", "R3", "P1", "P6", "P2", "P3", "P4", "R4"}
+	var got []string
+	for page, size := range []int{3, 3, 2} {
+		r := e.get(q+"&page="+string(rune('1'+page)), fullToken)
+		if r.status != 200 {
+			t.Fatalf("page %d: %d %s", page+1, r.status, r.raw)
+		}
+		if len(r.ids()) != size {
+			t.Errorf("page %d holds %d", page+1, len(r.ids()))
+		}
+		got = append(got, r.ids()...)
+		meta := map[string]any{"page": float64(page + 1), "per_page": 3.0, "total": 8.0, "has_more": page < 2}
+		if !reflect.DeepEqual(r.body["meta"], meta) {
+			t.Errorf("page %d meta %v, want %v", page+1, r.body["meta"], meta)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages hold %q, want %q", got, want)
+	}
+	if r := e.get(q+"&page=4", fullToken); len(r.ids()) != 0 || dig(r.body, "meta", "has_more") != false {
+		t.Errorf("page past the end: %s", r.raw)
+	}
+	if r := e.get(q+"&page=9223372036854775807", fullToken); r.status != 200 || len(r.ids()) != 0 {
+		t.Errorf("huge page: %d %s", r.status, r.raw)
+	}
+	if r := e.get("/open/v1/reservations", fullToken); len(r.ids()) != 10 || dig(r.body, "meta", "per_page") != 50.0 {
+		t.Errorf("no parameters: every reservation, 50 a page: %s", r.raw)
+	}
+	if r := e.get("/open/v1/reservations?per_page=100", fullToken); r.status != 200 {
+		t.Errorf("per_page=100: %d", r.status)
+	}
+	for _, bad := range []string{"per_page=101", "per_page=0", "per_page=x", "page=0", "page=-1", "from=2026-13-01", "to=tomorrow"} {
+		r := e.get("/open/v1/reservations?"+bad, fullToken)
+		if r.status != 400 || r.body["error"] != CodeBadRequest {
+			t.Errorf("%s: %d %s", bad, r.status, r.raw)
+		}
+	}
+	if r := e.get("/open/v1/reservations?per_page=101", fullToken); !strings.Contains(r.raw, "1 to 100") {
+		t.Errorf("per_page message: %s", r.raw)
+	}
+}
+
+func TestWireShapes(t *testing.T) {
+	e := newEnv(t, Options{})
+	r := e.get("/open/v1/reservations/R1", fullToken)
+	want := map[string]any{"data": map[string]any{
+		"id": "R1", "status": "confirmed", "arrival_date": "2026-01-28", "departure_date": "2026-01-30",
+		"listing_id": "L1", "unit_id": nil, "guest_name": "Ana", "guests": map[string]any{"adults": 2.0, "children": 1.0},
+	}}
+	if !reflect.DeepEqual(r.body, want) {
+		t.Errorf("reservation R1:\n got %v\nwant %v", r.body, want)
+	}
+	if r := e.get("/open/v1/reservations/R3", fullToken); dig(r.body, "data", "unit_id") != "u2a" || dig(r.body, "data", "status") != "cancelled" {
+		t.Errorf("reservation R3: %s", r.raw)
+	}
+	r = e.get("/open/v1/reservations/R1/accesses", fullToken)
+	wantAcc := map[string]any{"data": []any{map[string]any{
+		"id": "A-R1", "lock_id": "lock1", "lock_name": "Front door", "pin": "111111",
+		"valid_from": "2026-01-28T15:00:00Z", "valid_to": "2026-01-30T11:00:00Z",
+	}}}
+	if !reflect.DeepEqual(r.body, wantAcc) {
+		t.Errorf("accesses of R1:\n got %v\nwant %v", r.body, wantAcc)
+	}
+	if r := e.get("/open/v1/reservations/R2/accesses", fullToken); r.raw != "{\"data\":[]}\n" {
+		t.Errorf("no accesses: %s", r.raw)
+	}
+	// Ids are path-escaped.
+	e.sb.AddListing("L/3", "Odd")
+	if err := e.sb.AddReservation(Reservation{ID: "R 5", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L/3"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.get("/open/v1/reservations/R%205", fullToken); dig(r.body, "data", "listing_id") != "L/3" {
+		t.Errorf("escaped id: %d %s", r.status, r.raw)
+	}
+}
+
+func TestCustomPaths(t *testing.T) {
+	e := newEnv(t, Options{
+		ReservationsPath: "/v2/bookings", ReservationPath: "/v2/bookings/{id}/detail", AccessesPath: "/v2/locks/{id}",
+	})
+	for path, want := range map[string]int{
+		"/v2/bookings": 200, "/v2/bookings/R1/detail": 200, "/v2/locks/R1": 200,
+		"/open/v1/reservations": 404, "/v2/bookings/R1": 404,
+	} {
+		if r := e.get(path, fullToken); r.status != want {
+			t.Errorf("%s: %d, want %d", path, r.status, want)
+		}
+	}
+}
+
+func TestGoAPI(t *testing.T) {
+	e := newEnv(t, Options{})
+	sb := e.sb
+	for _, tc := range []struct {
+		name string
+		r    Reservation
+		want error
+	}{
+		{"duplicate id", Reservation{ID: "R1", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L1"}, ErrConflict},
+		{"unknown listing", Reservation{ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L9"}, ErrNotFound},
+		{"bad date", Reservation{ArrivalDate: "2026-2-1", DepartureDate: "2026-02-02", ListingID: "L1"}, ErrInvalid},
+		{"zero nights", Reservation{ArrivalDate: "2026-02-02", DepartureDate: "2026-02-02", ListingID: "L1"}, ErrInvalid},
+		{"upper-case status", Reservation{Status: "Confirmed", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L1"}, ErrInvalid},
+		{"slash in id", Reservation{ID: "a/b", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L1"}, ErrInvalid},
+		{"PIN with a space", Reservation{ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L1",
+			Accesses: []Access{{LockID: "l", PIN: "SECRET 99"}}}, ErrInvalid},
+	} {
+		err := sb.AddReservation(tc.r)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s: error quotes the PIN: %v", tc.name, err)
+		}
+	}
+	if n := len(sb.Reservations()); n != 4 {
+		t.Fatalf("failed adds changed the store: %d reservations", n)
+	}
+
+	if err := sb.AddReservation(Reservation{ArrivalDate: "2026-02-10", DepartureDate: "2026-02-12", ListingID: "L2"}); err != nil {
+		t.Fatal(err)
+	}
+	last := sb.Reservations()[4]
+	if last.ID != "R1001" || last.Status != StatusConfirmed {
+		t.Errorf("generated reservation: %+v", last)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(sb.SetStatus("R2", "checked_in"))
+	must(sb.ChangeDates("R2", "2026-01-29", "2026-02-03"))
+	must(sb.MoveUnit("R2", "L2", "u2b"))
+	must(sb.AddAccess("R2", Access{LockID: "lock2", PIN: "2468"}))
+	r2, _ := sb.Reservation("R2")
+	want := Reservation{ID: "R2", Status: "checked_in", ArrivalDate: "2026-01-29", DepartureDate: "2026-02-03", ListingID: "L2", UnitID: "u2b",
+		Accesses: []Access{{ID: "A1", LockID: "lock2", LockName: "lock2", PIN: "2468", ValidFrom: "2026-01-29T15:00:00Z", ValidTo: "2026-02-03T11:00:00Z"}}}
+	if !reflect.DeepEqual(r2, want) {
+		t.Errorf("R2 after changes:\n got %+v\nwant %+v", r2, want)
+	}
+	if err := sb.ChangeDates("R2", "2026-02-05", "2026-02-01"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("dates reversed: %v", err)
+	}
+	if err := sb.MoveUnit("R2", "L9", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("move to unknown listing: %v", err)
+	}
+	if r, _ := sb.Reservation("R2"); !reflect.DeepEqual(r, want) {
+		t.Errorf("failed changes changed R2: %+v", r)
+	}
+	if err := sb.AddAccess("R2", Access{ID: "A-R1", LockID: "x", PIN: "1"}); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate access id: %v", err)
+	}
+	if err := sb.AddAccess("R2", Access{LockID: "x", PIN: "1", ValidFrom: "tomorrow"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad valid_from: %v", err)
+	}
+	if n, err := sb.RemoveAccesses("R2"); n != 1 || err != nil {
+		t.Errorf("RemoveAccesses: %d %v", n, err)
+	}
+	must(sb.DeleteReservation("R2"))
+	for _, err := range []error{sb.DeleteReservation("R2"), sb.SetStatus("R2", "x"), sb.AddAccess("R2", Access{LockID: "l", PIN: "1"})} {
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("on a deleted reservation: %v", err)
+		}
+	}
+	if r := e.get("/open/v1/reservations/R2", fullToken); r.status != 404 {
+		t.Errorf("deleted reservation over the API: %d", r.status)
+	}
+	sb.SetNow(t0.Add(time.Hour))
+	sb.Advance(24 * time.Hour)
+	if got := sb.Now(); !got.Equal(t0.Add(25 * time.Hour)) {
+		t.Errorf("Now = %v", got)
+	}
+}
+
+func TestAdminAPI(t *testing.T) {
+	e := newEnv(t, Options{})
+	call := func(method, path, body string, status int) resp {
+		t.Helper()
+		r := e.do(method, path, "", "", body)
+		if r.status != status {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.status, status, r.raw)
+		}
+		return r
+	}
+	call("POST", "/_sandbox/listings", `{"id":"L3","name":"Cabin"}`, 201)
+	call("POST", "/_sandbox/listings", `{"name":"no id"}`, 400)
+	if r := call("GET", "/_sandbox/listings", ``, 200); len(r.body["listings"].([]any)) != 3 {
+		t.Errorf("listings: %s", r.raw)
+	}
+	r := call("POST", "/_sandbox/reservations", `{"arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L3","guest_name":"Bo","guests":{"adults":2,"children":0},"accesses":[{"lock_id":"l3","pin":"5555"}]}`, 201)
+	id, _ := r.body["id"].(string)
+	if id == "" || dig(r.body, "accesses", 0, "pin") != "5555" {
+		t.Fatalf("created: %s", r.raw)
+	}
+	call("POST", "/_sandbox/reservations", `{"id":"R1","arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L3"}`, 409)
+	call("POST", "/_sandbox/reservations", `{"arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L9"}`, 404)
+	call("POST", "/_sandbox/reservations", `{"arrival_date":"02/01/2026","departure_date":"2026-02-04","listing_id":"L3"}`, 400)
+	r = call("POST", "/_sandbox/reservations", `{"arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L3","pin":"SECRET77"}`, 400)
+	if !strings.Contains(r.raw, `unknown field \"pin\"`) {
+		t.Errorf("unknown field: %s", r.raw)
+	}
+	r = call("POST", "/_sandbox/reservations/R1/accesses", `{"lock_id":"l","pin":"SECRET 77"}`, 400)
+	if strings.Contains(r.raw, "SECRET") {
+		t.Errorf("admin error quotes a PIN: %s", r.raw)
+	}
+	r = call("POST", "/_sandbox/reservations/R1/accesses", `{"lock_id":"l", "pin": SECRET77}`, 400)
+	if strings.Contains(r.raw, "SECRET") || !strings.Contains(r.raw, "syntax error at byte") {
+		t.Errorf("syntax error: %s", r.raw)
+	}
+
+	r = call("PATCH", "/_sandbox/reservations/"+id, `{"unit_id":"u3","departure_date":"2026-02-05","status":"confirmed"}`, 200)
+	if r.body["unit_id"] != "u3" || r.body["departure_date"] != "2026-02-05" || r.body["guest_name"] != "Bo" {
+		t.Errorf("patched: %s", r.raw)
+	}
+	call("PATCH", "/_sandbox/reservations/"+id, `{"departure_date":"2026-01-01"}`, 400)
+	call("PATCH", "/_sandbox/reservations/nope", `{}`, 404)
+	if r := call("POST", "/_sandbox/reservations/"+id+"/cancel", ``, 200); r.body["status"] != StatusCancelled {
+		t.Errorf("cancelled: %s", r.raw)
+	}
+	r = call("POST", "/_sandbox/reservations/R2/accesses", `{"lock_id":"l2","lock_name":"Door","pin":"7777","valid_from":"2026-01-30T14:00:00Z"}`, 201)
+	if r.body["valid_from"] != "2026-01-30T14:00:00Z" || r.body["valid_to"] != "2026-02-02T11:00:00Z" {
+		t.Errorf("access: %s", r.raw)
+	}
+	if r := call("DELETE", "/_sandbox/reservations/R2/accesses", ``, 200); r.body["removed"] != 1.0 {
+		t.Errorf("removed: %s", r.raw)
+	}
+	call("DELETE", "/_sandbox/reservations/R2", ``, 200)
+	call("DELETE", "/_sandbox/reservations/R2", ``, 404)
+	r = call("GET", "/_sandbox/reservations", ``, 200)
+	var ids []string
+	for _, res := range r.body["reservations"].([]any) {
+		ids = append(ids, dig(res, "id").(string))
+	}
+	if want := []string{"R1", "R3", id, "R4"}; !slices.Equal(ids, want) {
+		t.Errorf("reservations %q, want %q", ids, want)
+	}
+
+	if r := call("GET", "/_sandbox/clock", ``, 200); r.body["now"] != "2026-01-30T12:00:00Z" || r.body["today"] != "2026-01-30" {
+		t.Errorf("clock: %s", r.raw)
+	}
+	if r := call("POST", "/_sandbox/clock", `{"advance":"36h"}`, 200); r.body["today"] != "2026-02-01" {
+		t.Errorf("advanced clock: %s", r.raw)
+	}
+	call("POST", "/_sandbox/clock", `{"now":"2026-03-01T08:00:00+01:00"}`, 200)
+	if got := e.sb.Now(); got.Format(time.RFC3339) != "2026-03-01T08:00:00+01:00" {
+		t.Errorf("set clock: %v", got)
+	}
+	call("POST", "/_sandbox/clock", `{}`, 400)
+	call("POST", "/_sandbox/clock", `{"advance":"soon"}`, 400)
+
+	e.get("/open/v1/reservations", fullToken)
+	e.get("/open/v1/reservations/R1", resToken)
+	if r := call("GET", "/_sandbox/requests", ``, 200); r.body["count"] != 2.0 || dig(r.body, "requests", 1, "endpoint") != "reservation" {
+		t.Errorf("requests: %s", r.raw)
+	}
+	call("DELETE", "/_sandbox/requests", ``, 200)
+	if r := call("GET", "/_sandbox/requests", ``, 200); r.body["count"] != 0.0 {
+		t.Errorf("requests after reset: %s", r.raw)
+	}
+	call("GET", "/_sandbox/nope", ``, 404)
+	call("PUT", "/_sandbox/clock", `{}`, 404)
+
+	// The route list served at GET /_sandbox/ is the one in the package comment.
+	text := call("GET", "/_sandbox/", ``, 200).raw
+	if text != adminRouteList {
+		t.Errorf("GET /_sandbox/ does not serve adminRouteList")
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		block.WriteString("//\t" + line + "\n")
+	}
+	if !bytes.Contains(doc, block.Bytes()) {
+		t.Errorf("doc.go does not list the admin routes as GET /_sandbox/ serves them:\n%s", block.String())
+	}
+}
+
+func TestSeedDemo(t *testing.T) {
+	build := func() *Server {
+		sb := New(Options{Now: t0})
+		sb.SeedDemo(20)
+		return sb
+	}
+	a, b := build(), build()
+	if !reflect.DeepEqual(a.Reservations(), b.Reservations()) || !reflect.DeepEqual(a.Listings(), b.Listings()) {
+		t.Fatal("SeedDemo is not deterministic")
+	}
+	if n := len(a.Listings()); n != 20 {
+		t.Errorf("%d listings", n)
+	}
+	const today, tomorrow, week = "2026-01-30", "2026-01-31", "2026-02-05"
+	var arrToday, arrTomorrow, arrWeek, inHouse, depToday, cancelled, withUnit int
+	var arriving, arrivingWithPIN, dueWithoutPIN int
+	for _, r := range a.Reservations() {
+		if r.Status == StatusCancelled {
+			cancelled++
+			continue
+		}
+		if r.UnitID != "" {
+			withUnit++
+		}
+		switch {
+		case r.ArrivalDate == today:
+			arrToday++
+		case r.ArrivalDate == tomorrow:
+			arrTomorrow++
+		case r.ArrivalDate > tomorrow && r.ArrivalDate <= week:
+			arrWeek++
+		case r.ArrivalDate < today && r.DepartureDate > today:
+			inHouse++
+		}
+		if r.DepartureDate == today {
+			depToday++
+		}
+		if r.ArrivalDate >= today && r.ArrivalDate <= week {
+			arriving++
+			if len(r.Accesses) > 0 {
+				arrivingWithPIN++
+			} else if r.ArrivalDate <= tomorrow {
+				dueWithoutPIN++
+			}
+		}
+		for _, acc := range r.Accesses {
+			if len(acc.PIN) != 6 || acc.LockID == "" {
+				t.Errorf("access of %s: %+v", r.ID, acc)
+			}
+		}
+	}
+	t.Logf("arrive today %d, tomorrow %d, later this week %d; in house %d; depart today %d; cancelled %d; arriving %d (%d with a PIN)",
+		arrToday, arrTomorrow, arrWeek, inHouse, depToday, cancelled, arriving, arrivingWithPIN)
+	if arrToday < 2 || arrTomorrow < 2 || arrWeek < 3 || inHouse < 3 || depToday < 1 || cancelled < 1 || withUnit < 2 {
+		t.Error("a case is missing from the demo portfolio")
+	}
+	if arrivingWithPIN*4 < arriving*3 {
+		t.Errorf("only %d of %d arriving reservations hold a PIN", arrivingWithPIN, arriving)
+	}
+	if dueWithoutPIN < 1 {
+		t.Error("no reservation arriving within 24 h lacks a PIN")
+	}
+
+	// The demo credentials work and every reservation is served.
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/open/v1/reservations?per_page=100", nil)
+	req.Header.Set("X-Api-Key", DemoPartnerKey)
+	req.Header.Set("Authorization", "Bearer "+DemoToken)
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	var body struct {
+		Meta struct{ Total int } `json:"meta"`
+	}
+	if err := json.NewDecoder(hr.Body).Decode(&body); err != nil || hr.StatusCode != 200 || body.Meta.Total != len(a.Reservations()) {
+		t.Errorf("demo list: %d, total %d of %d, %v", hr.StatusCode, body.Meta.Total, len(a.Reservations()), err)
+	}
+}

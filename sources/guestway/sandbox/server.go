@@ -1,0 +1,531 @@
+package sandbox
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Paths, page sizes and the seed's limits. The limits apply only when set
+// in Options (see Options.WithSeedLimits).
+const (
+	// DefaultReservationsPath is the reservation list.
+	DefaultReservationsPath = "/open/v1/reservations"
+	// DefaultReservationPath is one reservation.
+	DefaultReservationPath = "/open/v1/reservations/{id}"
+	// DefaultAccessesPath is one reservation's lock accesses.
+	DefaultAccessesPath = "/open/v1/reservations/{id}/accesses"
+	// DefaultPerPage is the page size when per_page is omitted.
+	DefaultPerPage = 50
+	// MaxPerPage is the largest per_page accepted (400 above).
+	MaxPerPage = 100
+	// DefaultRatePerSecond is the seed's sustained rate per partner key.
+	DefaultRatePerSecond = 5.0
+	// DefaultBurst is the seed's burst per partner key, used when Options.Burst is zero.
+	DefaultBurst = 10
+	// DefaultDailyCap is the seed's requests per partner key per UTC day.
+	DefaultDailyCap = 10000
+	// MaxBodyBytes is the largest admin request body accepted.
+	MaxBodyBytes = 1 << 20
+)
+
+// Token scopes, as seed 002 names them. A reservation endpoint needs
+// ScopeReservationsRead, the accesses endpoint ScopeAccessesRead; either
+// Full Access scope grants both.
+const (
+	// ScopeReservationsRead reads reservations.
+	ScopeReservationsRead = "Reservations - Read"
+	// ScopeAccessesRead reads a reservation's lock accesses.
+	ScopeAccessesRead = "Reservation Accesses - Read"
+	// ScopeFullAccessRead reads everything.
+	ScopeFullAccessRead = "Full Access - Read"
+	// ScopeFullAccessEdit reads and writes everything.
+	ScopeFullAccessEdit = "Full Access - Edit"
+)
+
+// Error codes, sent as {"error": code, "message": "..."} with every API
+// failure.
+const (
+	// CodeInvalidAPIKey (401): X-Api-Key missing or not a partner key; the
+	// token was not checked.
+	CodeInvalidAPIKey = "invalid_api_key"
+	// CodeUnauthorized (401): bearer token missing or unknown.
+	CodeUnauthorized = "unauthorized"
+	// CodeForbidden (403): the token lacks the scope the endpoint needs.
+	CodeForbidden = "forbidden"
+	// CodeRateLimited (429, with Retry-After in seconds).
+	CodeRateLimited = "rate_limited"
+	// CodeNotFound (404): no such route or reservation.
+	CodeNotFound = "not_found"
+	// CodeMethodNotAllowed (405): the API is read-only.
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeBadRequest (400): a query parameter is malformed or out of range.
+	CodeBadRequest = "bad_request"
+)
+
+// Options configures a Server. The zero value is usable: no partner keys or
+// tokens, business clock at time.Now(), default paths, no rate limits.
+type Options struct {
+	// PartnerKeys are the valid X-Api-Key values.
+	PartnerKeys []string
+	// Tokens maps each valid bearer token to its scopes.
+	Tokens map[string][]string
+	// Now starts the business clock; zero means time.Now().
+	Now time.Time
+	// RateNow is the clock of the rate limiter and of the request log; nil
+	// means time.Now. It is independent of the business clock.
+	RateNow func() time.Time
+	// RatePerSecond is each partner key's sustained rate; zero or negative
+	// disables the per-second limit.
+	RatePerSecond float64
+	// Burst is each partner key's burst; zero or negative means DefaultBurst.
+	Burst int
+	// DailyCap is each partner key's requests per UTC day (by RateNow); zero
+	// or negative disables it.
+	DailyCap int
+	// ReservationsPath, ReservationPath and AccessesPath override the
+	// Default… paths; the last two hold {id}.
+	ReservationsPath, ReservationPath, AccessesPath string
+}
+
+// WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
+// 10,000 a day, per partner key) filled into the fields that are zero.
+func (o Options) WithSeedLimits() Options {
+	if o.RatePerSecond == 0 {
+		o.RatePerSecond = DefaultRatePerSecond
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.DailyCap == 0 {
+		o.DailyCap = DefaultDailyCap
+	}
+	return o
+}
+
+// Request is one entry of the request log: every API request (not admin),
+// whatever its outcome.
+type Request struct {
+	// Time is by Options.RateNow.
+	Time   time.Time `json:"time"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Query  string    `json:"query"`
+	// Endpoint is "reservations", "reservation" or "accesses", or "" when
+	// the path matched none.
+	Endpoint      string `json:"endpoint"`
+	ReservationID string `json:"reservation_id,omitempty"`
+	// PartnerKey is the X-Api-Key sent, "" when none (not a secret, per the seed).
+	PartnerKey string `json:"partner_key"`
+	// Token is the bearer token sent, masked as the Guestway UI shows it
+	// (its last three characters), "" when none.
+	Token  string `json:"token"`
+	Status int    `json:"status"`
+	// Code is the error code of a failure, "" on success.
+	Code string `json:"code,omitempty"`
+}
+
+// Server is the in-memory Guestway fake. It serves the Open API subset in
+// the package comment and the admin API under /_sandbox/; its methods give
+// tests the same control. A Server is safe for concurrent use.
+type Server struct {
+	opts  Options
+	admin *http.ServeMux
+	paths []route
+
+	mu           sync.Mutex
+	keys         map[string]bool
+	tokens       map[string][]string
+	now          time.Time
+	listings     map[string]string
+	listingOrder []string
+	res          map[string]*Reservation
+	nextRes      int
+	nextAccess   int
+	limits       map[string]*keyLimit
+	requests     []Request
+}
+
+type keyLimit struct {
+	lim   *rate.Limiter // nil: no per-second limit
+	day   string
+	count int
+}
+
+// route is one API endpoint: its path split into segments, "{id}" for the
+// reservation id, and the scope it needs.
+type route struct {
+	endpoint string
+	segments []string
+	scope    string
+}
+
+// New returns a Server with no listings or reservations.
+func New(opts Options) *Server {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.RateNow == nil {
+		opts.RateNow = time.Now
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = DefaultBurst
+	}
+	opts.ReservationsPath = cmp.Or(opts.ReservationsPath, DefaultReservationsPath)
+	opts.ReservationPath = cmp.Or(opts.ReservationPath, DefaultReservationPath)
+	opts.AccessesPath = cmp.Or(opts.AccessesPath, DefaultAccessesPath)
+	s := &Server{
+		opts:     opts,
+		keys:     map[string]bool{},
+		tokens:   map[string][]string{},
+		now:      opts.Now,
+		listings: map[string]string{},
+		res:      map[string]*Reservation{},
+		limits:   map[string]*keyLimit{},
+		paths: []route{
+			{"accesses", split(opts.AccessesPath), ScopeAccessesRead},
+			{"reservation", split(opts.ReservationPath), ScopeReservationsRead},
+			{"reservations", split(opts.ReservationsPath), ScopeReservationsRead},
+		},
+	}
+	for _, k := range opts.PartnerKeys {
+		s.keys[k] = true
+	}
+	for t, scopes := range opts.Tokens {
+		s.tokens[t] = slices.Clone(scopes)
+	}
+	s.admin = s.adminRoutes()
+	return s
+}
+
+// AddPartnerKey makes key a valid X-Api-Key.
+func (s *Server) AddPartnerKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[key] = true
+}
+
+// AddToken makes token a valid bearer token with the given scopes, or
+// replaces the scopes of an existing one.
+func (s *Server) AddToken(token string, scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[token] = slices.Clone(scopes)
+}
+
+// RevokeToken makes token invalid, as the trash icon in Settings → API
+// Access does.
+func (s *Server) RevokeToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tokens, token)
+}
+
+// ServeHTTP serves the admin API under /_sandbox/ and the Open API
+// everywhere else.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_sandbox" || strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		s.admin.ServeHTTP(w, r)
+		return
+	}
+	s.serveAPI(w, r)
+}
+
+// Requests returns a copy of the request log, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// ---- Open API ---------------------------------------------------------------
+
+type result struct {
+	status     int
+	body       any
+	code       string
+	retryAfter int // seconds; 0: no Retry-After header
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func fail(status int, code, format string, args ...any) result {
+	return result{status: status, code: code, body: errorBody{Error: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	rec := Request{
+		Time:       s.opts.RateNow(),
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		Query:      r.URL.RawQuery,
+		PartnerKey: r.Header.Get("X-Api-Key"),
+	}
+	res := s.api(r, &rec)
+	rec.Status, rec.Code = res.status, res.code
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	s.mu.Unlock()
+	if res.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
+	}
+	if res.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodGet)
+	}
+	writeJSON(w, res.status, res.body)
+}
+
+// api applies the seed's checks in its order (partner key, then token,
+// then scope, then rate limits) and answers the request.
+func (s *Server) api(r *http.Request, rec *Request) result {
+	token, hasBearer := bearer(r.Header.Get("Authorization"))
+	if hasBearer {
+		rec.Token = mask(token)
+	}
+	s.mu.Lock()
+	keyOK := s.keys[rec.PartnerKey] && rec.PartnerKey != ""
+	scopes, tokenOK := s.tokens[token]
+	s.mu.Unlock()
+	if !keyOK {
+		return fail(http.StatusUnauthorized, CodeInvalidAPIKey,
+			"the X-Api-Key header is missing or is not a valid Partnership API Key; contact support@guestway.io for one")
+	}
+	if !hasBearer || token == "" || !tokenOK {
+		return fail(http.StatusUnauthorized, CodeUnauthorized,
+			"the Organization Access Token is missing, revoked or incorrect; send Authorization: Bearer gw_...")
+	}
+
+	rt, id, ok := s.match(r.URL.EscapedPath())
+	if !ok {
+		return fail(http.StatusNotFound, CodeNotFound, "no such endpoint")
+	}
+	rec.Endpoint, rec.ReservationID = rt.endpoint, id
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "this endpoint accepts GET only")
+	}
+	if !slices.Contains(scopes, rt.scope) && !slices.Contains(scopes, ScopeFullAccessRead) && !slices.Contains(scopes, ScopeFullAccessEdit) {
+		return fail(http.StatusForbidden, CodeForbidden, "the token lacks the %q scope this resource requires", rt.scope)
+	}
+	if secs, msg := s.admit(rec.PartnerKey); secs > 0 {
+		res := fail(http.StatusTooManyRequests, CodeRateLimited, "%s", msg)
+		res.retryAfter = secs
+		return res
+	}
+
+	switch rt.endpoint {
+	case "reservations":
+		return s.list(r.URL.Query())
+	case "reservation":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		res, ok := s.res[id]
+		if !ok {
+			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
+		}
+		return result{status: http.StatusOK, body: map[string]any{"data": wire(res)}}
+	default: // accesses
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		res, ok := s.res[id]
+		if !ok {
+			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
+		}
+		return result{status: http.StatusOK, body: map[string]any{"data": nonNil(slices.Clone(res.Accesses))}}
+	}
+}
+
+// list answers the reservation list: departure_date > from and
+// arrival_date <= to, by arrival date then id, one page.
+func (s *Server) list(q url.Values) result {
+	var from, to string
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"from", &from}, {"to", &to}} {
+		v := q.Get(p.name)
+		if _, err := time.Parse(DateLayout, v); v != "" && err != nil {
+			return fail(http.StatusBadRequest, CodeBadRequest, "%s: want YYYY-MM-DD", p.name)
+		}
+		*p.v = v
+	}
+	page, perPage := 1, DefaultPerPage
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fail(http.StatusBadRequest, CodeBadRequest, "page: want an integer of at least 1")
+		}
+		page = n
+	}
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPerPage {
+			return fail(http.StatusBadRequest, CodeBadRequest, "per_page: want an integer from 1 to %d", MaxPerPage)
+		}
+		perPage = n
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var match []*Reservation
+	for _, r := range s.sorted() {
+		if (from == "" || r.DepartureDate > from) && (to == "" || r.ArrivalDate <= to) {
+			match = append(match, r)
+		}
+	}
+	data := []wireReservation{}
+	start := len(match)
+	if page-1 < len(match)/perPage+1 { // no overflow for absurd pages
+		start = min(len(match), (page-1)*perPage)
+	}
+	end := min(len(match), start+perPage)
+	for _, r := range match[start:end] {
+		data = append(data, wire(r))
+	}
+	return result{status: http.StatusOK, body: map[string]any{
+		"data": data,
+		"meta": map[string]any{"page": page, "per_page": perPage, "total": len(match), "has_more": end < len(match)},
+	}}
+}
+
+// wireReservation is a reservation as the API sends it.
+type wireReservation struct {
+	ID            string  `json:"id"`
+	Status        string  `json:"status"`
+	ArrivalDate   string  `json:"arrival_date"`
+	DepartureDate string  `json:"departure_date"`
+	ListingID     string  `json:"listing_id"`
+	UnitID        *string `json:"unit_id"`
+	GuestName     string  `json:"guest_name"`
+	Guests        Guests  `json:"guests"`
+}
+
+func wire(r *Reservation) wireReservation {
+	w := wireReservation{
+		ID: r.ID, Status: r.Status, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate,
+		ListingID: r.ListingID, GuestName: r.GuestName, Guests: r.Guests,
+	}
+	if r.UnitID != "" {
+		u := r.UnitID
+		w.UnitID = &u
+	}
+	return w
+}
+
+// match finds the endpoint of an escaped path and the reservation id in it.
+func (s *Server) match(escaped string) (route, string, bool) {
+	segs := split(escaped)
+	for _, rt := range s.paths {
+		if len(rt.segments) != len(segs) {
+			continue
+		}
+		id, ok := "", true
+		for i, want := range rt.segments {
+			got, err := url.PathUnescape(segs[i])
+			switch {
+			case err != nil:
+				ok = false
+			case want == "{id}" && got != "":
+				id = got
+			case want != got:
+				ok = false
+			}
+		}
+		if ok {
+			return rt, id, true
+		}
+	}
+	return route{}, "", false
+}
+
+func split(path string) []string {
+	return strings.Split(strings.Trim(path, "/"), "/")
+}
+
+func bearer(h string) (token string, ok bool) {
+	scheme, token, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// mask shows a token as the Guestway UI does: only its last characters.
+func mask(token string) string {
+	if len(token) <= 6 {
+		return strings.Repeat("*", len(token))
+	}
+	return "*********" + token[len(token)-3:]
+}
+
+// admit counts a request against a partner key's limits. It returns 0 when
+// the request may proceed, or the seconds to wait and a message.
+func (s *Server) admit(key string) (retryAfter int, msg string) {
+	now := s.opts.RateNow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kl := s.limits[key]
+	if kl == nil {
+		kl = &keyLimit{}
+		if s.opts.RatePerSecond > 0 {
+			kl.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
+		}
+		s.limits[key] = kl
+	}
+	if s.opts.DailyCap > 0 {
+		day := now.UTC().Format(DateLayout)
+		if kl.day != day {
+			kl.day, kl.count = day, 0
+		}
+		if kl.count >= s.opts.DailyCap {
+			y, m, d := now.UTC().Date()
+			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			return secs, fmt.Sprintf("daily limit of %d requests reached; retry after %d s or contact support@guestway.io for higher limits", s.opts.DailyCap, secs)
+		}
+	}
+	if kl.lim != nil {
+		rsv := kl.lim.ReserveN(now, 1)
+		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
+			rsv.CancelAt(now)
+			secs := max(1, int(math.Ceil(d.Seconds())))
+			return secs, fmt.Sprintf("rate limit of %g requests per second (burst %d) exceeded; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
+		}
+	}
+	kl.count++
+	return 0, ""
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body) // the client went away; nothing left to tell it
+}

@@ -1,0 +1,445 @@
+package guestway
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sourcegraph/conc/pool"
+	"golang.org/x/time/rate"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Defaults for Options; see the package comment for what they assume.
+const (
+	// DefaultReservationsPath is the assumed path of the reservation list.
+	DefaultReservationsPath = "/open/v1/reservations"
+	// DefaultReservationPath is the assumed path of one reservation; {id}
+	// is replaced by the escaped reservation id.
+	DefaultReservationPath = "/open/v1/reservations/{id}"
+	// DefaultAccessesPath is the assumed path of a reservation's accesses.
+	DefaultAccessesPath = "/open/v1/reservations/{id}/accesses"
+	// DefaultPerPage is the page size asked for when Options.PerPage is 0.
+	DefaultPerPage = 50
+	// MaxPerPage is the largest page size the API accepts.
+	MaxPerPage = 100
+	// DefaultConcurrency is how many requests Options.Concurrency allows.
+	DefaultConcurrency = 4
+	// DefaultMaxPages stops a server that keeps saying has_more from
+	// holding a run forever: 100,000 reservations at 50 a page.
+	DefaultMaxPages = 2000
+	// DefaultMaxResponseBytes caps a response body; a larger one is an
+	// error, not an allocation.
+	DefaultMaxResponseBytes = 8 << 20
+	// TokenPrefix starts every Organization Access Token.
+	TokenPrefix = "gw_"
+)
+
+// Options configures a Source.
+type Options struct {
+	// BaseURL is the API's scheme and host, such as https://api.guestway.io.
+	BaseURL string
+	// PartnerKey is the Partnership API Key, sent as X-Api-Key.
+	PartnerKey reconcile.Secret
+	// Token is the Organization Access Token (gw_…), sent as
+	// Authorization: Bearer.
+	Token reconcile.Secret
+	// Property is the keysync property the stays belong to (StayRef.Property).
+	Property string
+	// ReservationsPath, ReservationPath and AccessesPath override the
+	// assumed paths; empty means the Default… constant. The last two hold
+	// {id}.
+	ReservationsPath, ReservationPath, AccessesPath string
+	// PerPage is the page size asked for; 0 means DefaultPerPage.
+	PerPage int
+	// MaxPages bounds how many pages one Stays call follows; 0 means
+	// DefaultMaxPages.
+	MaxPages int
+	// HTTP is the client to use; nil means one with a 60 s timeout that
+	// does not follow redirects.
+	HTTP *http.Client
+	// Limiter paces every request; share it with anything else that uses
+	// the same partner key. Nil means no pacing.
+	Limiter *rate.Limiter
+	// Meter counts requests for the run report.
+	Meter *reconcile.Meter
+	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Now is the clock for Retry-After dates; nil means time.Now.
+	Now func() time.Time
+	// Concurrency is how many accesses requests (and, in StaysByID,
+	// reservation requests) may be in flight at once, all still through
+	// Limiter; 0 means DefaultConcurrency.
+	Concurrency int
+}
+
+// Validate reports every problem with the options in one error. Messages
+// name the field and never contain a secret.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("guestway: %s: "+format, append([]any{field}, args...)...))
+	}
+	if u, err := url.Parse(o.BaseURL); o.BaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("BaseURL", "want an absolute http(s) URL such as https://api.guestway.io")
+	}
+	switch {
+	case o.Token == "":
+		bad("Token", "missing; Organization Access Tokens start with %s and are created in Settings → API Access", TokenPrefix)
+	case !strings.HasPrefix(o.Token.Reveal(), TokenPrefix):
+		bad("Token", "does not look like an Organization Access Token: Organization Access Tokens start with %s", TokenPrefix)
+	}
+	if o.PartnerKey == "" {
+		bad("PartnerKey", "missing; without a Partnership API Key (X-Api-Key) every request is rejected; support@guestway.io issues them")
+	}
+	if o.Property == "" {
+		bad("Property", "missing")
+	}
+	for _, p := range []struct {
+		field, path string
+		id          bool
+	}{
+		{"ReservationsPath", o.ReservationsPath, false},
+		{"ReservationPath", o.ReservationPath, true},
+		{"AccessesPath", o.AccessesPath, true},
+	} {
+		switch {
+		case p.path == "":
+		case !strings.HasPrefix(p.path, "/"):
+			bad(p.field, "must start with /")
+		case p.id && !strings.Contains(p.path, "{id}"):
+			bad(p.field, "must contain {id}")
+		}
+	}
+	if o.PerPage < 0 || o.PerPage > MaxPerPage {
+		bad("PerPage", "must be 1 to %d (0 for %d)", MaxPerPage, DefaultPerPage)
+	}
+	if o.MaxPages < 0 {
+		bad("MaxPages", "must not be negative")
+	}
+	if o.Concurrency < 0 {
+		bad("Concurrency", "must not be negative")
+	}
+	if o.MaxResponseBytes < 0 {
+		bad("MaxResponseBytes", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// Source reads one property's reservations from Guestway. It implements
+// reconcile.StaySource and is safe for concurrent use.
+type Source struct {
+	opts Options
+	base string
+}
+
+var _ reconcile.StaySource = (*Source)(nil)
+
+// New returns a Source, filling defaults into zero options. It does not
+// validate them; call Options.Validate first.
+func New(opts Options) *Source {
+	if opts.HTTP == nil {
+		opts.HTTP = &http.Client{
+			Timeout: 60 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // never carry the headers elsewhere
+			},
+		}
+	}
+	opts.ReservationsPath = cmp.Or(opts.ReservationsPath, DefaultReservationsPath)
+	opts.ReservationPath = cmp.Or(opts.ReservationPath, DefaultReservationPath)
+	opts.AccessesPath = cmp.Or(opts.AccessesPath, DefaultAccessesPath)
+	opts.PerPage = cmp.Or(opts.PerPage, DefaultPerPage)
+	opts.MaxPages = cmp.Or(opts.MaxPages, DefaultMaxPages)
+	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
+	opts.Concurrency = max(1, cmp.Or(opts.Concurrency, DefaultConcurrency))
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Source{opts: opts, base: strings.TrimRight(opts.BaseURL, "/")}
+}
+
+// Stays implements reconcile.StaySource: every reservation with departure
+// after from and arrival on or before to, cancelled ones included (with
+// Cancelled set), each not-cancelled one with its Locks. Any failure,
+// including a malformed reservation, fails the whole read.
+func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
+	var stays []reconcile.Stay
+	index := map[string]int{}
+	for page := 1; ; page++ {
+		if err := ctx.Err(); err != nil {
+			return nil, &Error{Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
+		}
+		if page > s.opts.MaxPages {
+			return nil, &Error{Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying has_more", s.opts.MaxPages)}
+		}
+		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations}
+		q := url.Values{
+			"from":     {from.String()},
+			"to":       {to.String()},
+			"page":     {strconv.Itoa(page)},
+			"per_page": {strconv.Itoa(s.opts.PerPage)},
+		}
+		var resp listResponse
+		if err := s.get(ctx, c, s.opts.ReservationsPath, q, &resp); err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.Data == nil:
+			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
+		case resp.Meta == nil:
+			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "meta" object`}
+		case resp.Meta.Page != 0 && resp.Meta.Page != page:
+			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered page %d; it ignores the page parameter", resp.Meta.Page)}
+		case resp.Meta.HasMore && len(*resp.Data) == 0:
+			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
+		}
+		for _, r := range *resp.Data {
+			st, err := s.stay(r)
+			if err != nil {
+				return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: err.Error()}
+			}
+			// Offset pages shift when reservations are added while we
+			// read: keep one stay per id, with the latest data.
+			if i, ok := index[st.Ref.ID]; ok {
+				stays[i] = st
+				continue
+			}
+			index[st.Ref.ID] = len(stays)
+			stays = append(stays, st)
+		}
+		if !resp.Meta.HasMore {
+			break
+		}
+	}
+	if err := s.fillLocks(ctx, stays); err != nil {
+		return nil, err
+	}
+	return stays, nil
+}
+
+// StaysByID implements reconcile.StaySource with one GET per distinct id
+// (and one for the accesses of each reservation found).
+// Reservations that are gone (404) or cancelled are left out, as the
+// StaySource contract asks; the rest come back in the order of ids, with
+// their Locks.
+func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
+	var uniq []string
+	for _, id := range ids {
+		if id != "" && !slices.Contains(uniq, id) {
+			uniq = append(uniq, id)
+		}
+	}
+	found := make([]*reconcile.Stay, len(uniq))
+	p := s.pool(ctx)
+	for i, id := range uniq {
+		p.Go(func(ctx context.Context) error {
+			c := call{what: "get reservation " + id, scope: ScopeReservations}
+			var resp oneResponse
+			err := s.get(ctx, c, expand(s.opts.ReservationPath, id), nil, &resp)
+			if errors.Is(err, reconcile.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if resp.Data == nil {
+				return &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" object`}
+			}
+			st, err := s.stay(*resp.Data)
+			if err != nil {
+				return &Error{Call: c.what, Status: http.StatusOK, Reason: err.Error()}
+			}
+			if st.Ref.ID != id {
+				return &Error{Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered reservation %s", st.Ref.ID)}
+			}
+			if st.Cancelled {
+				return nil
+			}
+			if st.Locks, err = s.locks(ctx, id); err != nil {
+				return err
+			}
+			found[i] = &st
+			return nil
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+	var out []reconcile.Stay
+	for _, st := range found {
+		if st != nil {
+			out = append(out, *st)
+		}
+	}
+	return out, nil
+}
+
+// pool runs access requests Concurrency at a time, stopping at the first
+// error.
+func (s *Source) pool(ctx context.Context) *pool.ContextPool {
+	return pool.New().WithMaxGoroutines(s.opts.Concurrency).WithErrors().WithFirstError().WithContext(ctx).WithCancelOnError()
+}
+
+// fillLocks fetches the accesses of every stay that is not cancelled.
+func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
+	p := s.pool(ctx)
+	for i := range stays {
+		if stays[i].Cancelled {
+			continue
+		}
+		p.Go(func(ctx context.Context) error {
+			locks, err := s.locks(ctx, stays[i].Ref.ID)
+			stays[i].Locks = locks
+			return err
+		})
+	}
+	return p.Wait()
+}
+
+// locks reads one reservation's accesses. A 404 is an error: the
+// reservation was just listed, so a missing accesses resource more likely
+// means a wrong AccessesPath than a reservation deleted in between.
+func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, error) {
+	c := call{what: "list accesses of reservation " + id, scope: ScopeAccesses}
+	var resp accessesResponse
+	if err := s.get(ctx, c, expand(s.opts.AccessesPath, id), nil, &resp); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+			e.Reason = "not found; check AccessesPath"
+		}
+		return nil, err
+	}
+	if resp.Data == nil {
+		return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
+	}
+	var out []reconcile.LockAccess
+	for _, a := range *resp.Data {
+		out = append(out, reconcile.LockAccess{LockID: string(a.LockID), LockName: a.LockName, PIN: reconcile.Secret(a.PIN)})
+	}
+	return out, nil
+}
+
+// stay converts a wire reservation to the domain's. Its errors name the
+// reservation but quote no field values.
+func (s *Source) stay(r reservation) (reconcile.Stay, error) {
+	if r.ID == "" {
+		return reconcile.Stay{}, errors.New("a reservation has no id")
+	}
+	arr, err := reconcile.ParseDate(r.Arrival)
+	if err != nil {
+		return reconcile.Stay{}, fmt.Errorf("reservation %s: arrival_date is not a YYYY-MM-DD date", r.ID)
+	}
+	dep, err := reconcile.ParseDate(r.Departure)
+	if err != nil {
+		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is not a YYYY-MM-DD date", r.ID)
+	}
+	if dep.Before(arr) {
+		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is before arrival_date", r.ID)
+	}
+	room := string(cmp.Or(r.UnitID, r.ListingID))
+	st := reconcile.Stay{
+		Ref:       reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
+		RoomID:    room,
+		RoomName:  room,
+		Arrival:   arr,
+		Departure: dep,
+		Cancelled: cancelled(r.Status),
+		Guest:     r.GuestName,
+	}
+	if r.Guests != nil {
+		st.Guests = r.Guests.Adults + r.Guests.Children
+	}
+	return st, nil
+}
+
+// cancelled reports whether a status means the reservation is cancelled.
+// Unknown statuses are not: a new status must never revoke a guest's door.
+func cancelled(status string) bool {
+	return strings.EqualFold(status, "cancelled") || strings.EqualFold(status, "canceled")
+}
+
+// expand puts an escaped id into a path's {id}.
+func expand(path, id string) string {
+	return strings.ReplaceAll(path, "{id}", url.PathEscape(id))
+}
+
+// Wire types: only the fields keysync reads; unknown ones are ignored.
+
+type listResponse struct {
+	Data *[]reservation `json:"data"`
+	Meta *struct {
+		Page    int  `json:"page"`
+		PerPage int  `json:"per_page"`
+		Total   int  `json:"total"`
+		HasMore bool `json:"has_more"`
+	} `json:"meta"`
+}
+
+type oneResponse struct {
+	Data *reservation `json:"data"`
+}
+
+type reservation struct {
+	ID        flexID `json:"id"`
+	Status    string `json:"status"`
+	Arrival   string `json:"arrival_date"`
+	Departure string `json:"departure_date"`
+	ListingID flexID `json:"listing_id"`
+	UnitID    flexID `json:"unit_id"`
+	GuestName string `json:"guest_name"`
+	Guests    *struct {
+		Adults   int `json:"adults"`
+		Children int `json:"children"`
+	} `json:"guests"`
+}
+
+type accessesResponse struct {
+	Data *[]struct {
+		ID       flexID `json:"id"`
+		LockID   flexID `json:"lock_id"`
+		LockName string `json:"lock_name"`
+		PIN      string `json:"pin"`
+	} `json:"data"`
+}
+
+// flexID is an id sent as a JSON string or integer; null is "".
+type flexID string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *flexID) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*f = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexID(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return &idError{}
+		}
+		if _, err := n.Int64(); err != nil {
+			return &idError{}
+		}
+		*f = flexID(n.String())
+	}
+	return nil
+}
+
+// idError is an id that is neither a string nor an integer.
+type idError struct{}
+
+func (*idError) Error() string { return "an id is neither a string nor an integer" }
