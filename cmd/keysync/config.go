@@ -441,8 +441,8 @@ func (p *PropertyConfig) validateRoom(f string, r RoomConfig, bad func(string, s
 	case reconcile.MethodQR:
 		if p.OpenApp == nil {
 			bad(f+".method", "qr needs an openapp section in the property")
-		} else if len(r.Portals) == 0 && len(p.OpenApp.SharedPortals) == 0 {
-			bad(f+".portals", "a qr room needs its OpenApp portal ids (or the property's shared_portals)")
+		} else if len(r.Portals) == 0 {
+			bad(f+".portals", "a qr room needs the OpenApp portal id of its door")
 		}
 	case reconcile.MethodKeyStorage:
 		if p.KeyBox == nil {

@@ -1,0 +1,52 @@
+// Package openapp issues OpenApp time-bound access invites (seed 000) for
+// rooms opened by QR code (method qr): one invite per stay, to the room's
+// portals plus the property's shared portals (lobby, garage), valid for the
+// stay's window. Sink implements reconcile.Sink, one invite per request:
+//
+//   - OpCreate:  POST   {base}/integrations/{integration_id}/access-invites
+//     {portal_ids, name, valid_from, valid_to, max_uses?} → invite_token,
+//     invite_link_id (Outcome.Secret, Outcome.RemoteID);
+//   - OpUpdate:  PUT    …/access-invites/{invite_link_id}
+//     {portal_ids, name, valid_from, valid_to, is_enabled: true}: a date
+//     change or room move keeps the link, so the guest's URL keeps working;
+//   - OpDisable: PUT    …/access-invites/{invite_link_id} {is_enabled: false};
+//   - OpDelete:  DELETE …/access-invites/{invite_link_id}.
+//
+// Every request carries "Authorization: Bearer <API key>", "X-Org: <org
+// id>" and "Content-Type: application/json", waits on the Limiter and is
+// counted in the Meter as a write. Errors name the operation and the stay,
+// wrap the reconcile sentinels (see Sink.Apply) and never hold the API key,
+// an invite token or a response body: of a 4xx answer only the server's
+// message is quoted, with the API key, the credential's token and any
+// mixed-case word of 20 or more characters (a token, perhaps) cut out.
+// GuestURL builds the link a guest opens, which keysync writes to 3RPMS as
+// RoomAccessQR qrData.
+//
+// Assumptions where the seed is silent, made here and in package sandbox
+// alike:
+//   - PUT accepts the create fields (portal_ids, name, valid_from,
+//     valid_to, max_uses) besides is_enabled, and changes only those sent;
+//     the seed says only that PUT can "disable (is_enabled:false) or narrow
+//     validity". An update also re-sends the name, whose dates would
+//     otherwise go stale; max_uses is left as created.
+//   - Errors are JSON {"error": "..."} (a "message" field is read too);
+//     401 is a refused key, 403 a key outside the X-Org organisation, 404
+//     an unknown integration or invite, 409 a conflict, 400 and 422 invalid
+//     input, 429 rate limiting with Retry-After in seconds or as an HTTP
+//     date. A 404 on DELETE is taken as "already gone"; it cannot be told
+//     apart from a wrong integration id, which the creates would have
+//     exposed first.
+//   - The response to a create is 201 (any 2xx is accepted) with JSON
+//     {invite_token, invite_link_id}; PUT and DELETE answer 2xx with an
+//     empty or JSON body, which the sink does not read further.
+//   - Invites carry no owner field, so keysync marks its own in the name:
+//     a human part (guest name or "Guest stay", and the dates) followed by
+//     OwnerTag, "[keysync:<property>:<source>:<stay id>]". ParseOwnerTag
+//     reads it back. The sink itself only ever acts on invite ids it is
+//     given, never on invites it finds.
+//   - valid_from and valid_to are sent as RFC 3339 UTC with whole seconds
+//     (fractions cut), and the window is always absolute (no expires_in).
+//   - The guest URL is deployment-specific ("build the guest URL per your
+//     deployment"), so its base is configuration: a URL with a {token}
+//     placeholder, or one the token is appended to as a path segment.
+package openapp

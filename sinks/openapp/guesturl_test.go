@@ -1,0 +1,56 @@
+package openapp_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/openapp"
+)
+
+func TestGuestURL(t *testing.T) {
+	const token = reconcile.Secret("oat_Ab-c_d~9")
+	for _, tc := range []struct {
+		base  string
+		token reconcile.Secret
+		want  string // "": an error
+	}{
+		{"https://open.example/i/{token}", token, "https://open.example/i/oat_Ab-c_d~9"},
+		{"https://open.example/i/{token}/open", token, "https://open.example/i/oat_Ab-c_d~9/open"},
+		{"https://open.example/claim?invite={token}&lang=sl", token, "https://open.example/claim?invite=oat_Ab-c_d~9&lang=sl"},
+		{"https://open.example/i", token, "https://open.example/i/oat_Ab-c_d~9"},
+		{"https://open.example/i/", token, "https://open.example/i/oat_Ab-c_d~9"},
+		{"http://localhost:8080", token, "http://localhost:8080/oat_Ab-c_d~9"},
+		{"https://open.example/i/{token}", "a/b+c d&e=f", "https://open.example/i/a%2Fb%2Bc%20d%26e%3Df"},
+		{"https://open.example/i?x=1", token, ""}, // query without a placeholder
+		{"https://open.example/i#frag", token, ""},
+		{"open.example/i/{token}", token, ""},
+		{"ftp://open.example/{token}", token, ""},
+		{"https:///i/{token}", token, ""},
+		{"", token, ""},
+		{"https://open.example/i/{token}", "", ""},
+		{"https://open.example/" + strings.Repeat("p", 512-len("https://open.example/")-len(token)-1) + "/{token}", token, "https://open.example/" + strings.Repeat("p", 512-len("https://open.example/")-len(token)-1) + "/" + string(token)},
+		{"https://open.example/" + strings.Repeat("p", 512-len("https://open.example/")-len(token)) + "/{token}", token, ""},
+		{"https://open.example/i/{token}", reconcile.Secret(strings.Repeat("T", 500)), ""},
+	} {
+		got, err := openapp.GuestURL(tc.base, tc.token)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("GuestURL(%q) = %q, want an error", tc.base, got)
+			} else if tc.token != "" && strings.Contains(err.Error(), tc.token.Reveal()) {
+				t.Errorf("error quotes the token: %v", err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("GuestURL(%q) = %q, %v; want %q", tc.base, got, err, tc.want)
+		}
+		if len(got) > openapp.MaxQRData {
+			t.Errorf("%d characters", len(got))
+		}
+	}
+	_, err := openapp.GuestURL("https://open.example/i/{token}", reconcile.Secret(strings.Repeat("T", 500)))
+	if err == nil || !strings.Contains(err.Error(), "512") {
+		t.Errorf("over the limit: %v", err)
+	}
+}

@@ -1,0 +1,364 @@
+package sandbox
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limits. The per-second rate, burst and daily cap are the ones DESIGN.md
+// gives every sandbox (5 req/s, burst 10, 10,000 a day; the OpenApp seed
+// names none); they apply only when set in Options (see
+// Options.WithSeedLimits).
+const (
+	// DefaultRatePerSecond is the sustained request rate per API key.
+	DefaultRatePerSecond = 5.0
+	// DefaultBurst is the burst per API key, used when Options.Burst is zero.
+	DefaultBurst = 10
+	// DefaultDailyCap is the number of requests per API key per UTC day.
+	DefaultDailyCap = 10000
+	// MaxBodyBytes is the largest request body accepted (HTTP 413 beyond).
+	MaxBodyBytes = 1 << 20
+)
+
+// Options configures a Server. The zero value is usable: no API keys,
+// integrations or portals, business clock at time.Now(), no rate limits.
+type Options struct {
+	// APIKeys maps API keys (sent as Authorization: Bearer) to org ids.
+	APIKeys map[string]string
+	// Integrations maps Virtual Access integration ids to org ids.
+	Integrations map[string]string
+	// Portals maps portal ids to integration ids.
+	Portals map[string]string
+	// Now starts the business clock; zero means time.Now().
+	Now time.Time
+	// RateNow is the clock of the rate limiter and of the request log; nil
+	// means time.Now. It is independent of the business clock.
+	RateNow func() time.Time
+	// RatePerSecond is each API key's sustained request rate; zero or
+	// negative disables the per-second limit.
+	RatePerSecond float64
+	// Burst is each API key's burst; zero or negative means DefaultBurst.
+	Burst int
+	// DailyCap is each API key's requests per UTC day (by RateNow); zero or
+	// negative disables it.
+	DailyCap int
+}
+
+// WithSeedLimits returns o with the limits every keysync sandbox enforces
+// (5 req/s, burst 10, 10,000 a day) filled into the fields that are zero.
+func (o Options) WithSeedLimits() Options {
+	if o.RatePerSecond == 0 {
+		o.RatePerSecond = DefaultRatePerSecond
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.DailyCap == 0 {
+		o.DailyCap = DefaultDailyCap
+	}
+	return o
+}
+
+// Request is one entry of the request log: every request to the
+// integration and public routes, whatever its outcome. Invite tokens in
+// paths are replaced by "[token]".
+type Request struct {
+	// Time is by Options.RateNow.
+	Time   time.Time `json:"time"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Status int       `json:"status"`
+	// Org is the caller's organisation, or "" when the API key was refused
+	// or the route is public.
+	Org string `json:"org"`
+}
+
+// Server is the in-memory OpenApp fake. It serves the integration and
+// public routes and the admin API under /_sandbox/; its methods give tests
+// the same control directly. A Server is safe for concurrent use.
+type Server struct {
+	opts Options
+	mux  *http.ServeMux
+
+	mu           sync.Mutex
+	keys         map[string]string // API key -> org
+	integrations map[string]string // integration -> org
+	portals      map[string]string // portal -> integration
+	now          time.Time
+	invites      map[string]*invite // by link id
+	byToken      map[string]*invite
+	order        []string // link ids, oldest first
+	nextID       int
+	limits       map[string]*keyLimit
+	requests     []Request
+}
+
+type keyLimit struct {
+	lim   *rate.Limiter // nil: no per-second limit
+	day   string
+	count int
+}
+
+// New returns a Server holding the keys, integrations and portals of opts
+// and no invites.
+func New(opts Options) *Server {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.RateNow == nil {
+		opts.RateNow = time.Now
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = DefaultBurst
+	}
+	s := &Server{
+		opts:         opts,
+		keys:         map[string]string{},
+		integrations: map[string]string{},
+		portals:      map[string]string{},
+		now:          opts.Now,
+		invites:      map[string]*invite{},
+		byToken:      map[string]*invite{},
+		limits:       map[string]*keyLimit{},
+	}
+	for k, org := range opts.APIKeys {
+		s.keys[k] = org
+	}
+	for id, org := range opts.Integrations {
+		s.integrations[id] = org
+	}
+	for id, integration := range opts.Portals {
+		s.portals[id] = integration
+	}
+	s.mux = s.routes()
+	return s
+}
+
+// ServeHTTP serves the integration routes, the public invite routes and
+// the admin API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// AddAPIKey lets apiKey act for org.
+func (s *Server) AddAPIKey(apiKey, org string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[apiKey] = org
+}
+
+// AddIntegration adds a Virtual Access integration to org.
+func (s *Server) AddIntegration(id, org string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.integrations[id] = org
+}
+
+// AddPortal adds a portal to integration, or moves it there.
+func (s *Server) AddPortal(id, integration string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.portals[id] = integration
+}
+
+// Portal is a portal as the admin API lists it.
+type Portal struct {
+	ID          string `json:"id"`
+	Integration string `json:"integration_id"`
+	// Org is the integration's organisation, or "" if the integration is unknown.
+	Org string `json:"org_id"`
+}
+
+// Portals returns every portal, by id.
+func (s *Server) Portals() []Portal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Portal, 0, len(s.portals))
+	for id, in := range s.portals {
+		out = append(out, Portal{ID: id, Integration: in, Org: s.integrations[in]})
+	}
+	slices.SortFunc(out, func(a, b Portal) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Now returns the business clock: the "now" of invites created without a
+// start, and of the guest side's validity checks.
+func (s *Server) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now
+}
+
+// SetNow sets the business clock. The rate limiter's clock
+// (Options.RateNow) is not affected.
+func (s *Server) SetNow(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = t
+}
+
+// Advance moves the business clock by d.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = s.now.Add(d)
+}
+
+// Requests returns a copy of the request log, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// KeyFingerprint is how invites name the API key that created them
+// (InviteView.CreatedBy) without revealing it.
+func KeyFingerprint(apiKey string) string {
+	sum := sha256.Sum256([]byte(apiKey))
+	return "key_" + hex.EncodeToString(sum[:6])
+}
+
+// ---- HTTP plumbing -----------------------------------------------------------
+
+// result is a handler's answer. A nil body is sent as no body.
+type result struct {
+	status     int
+	body       any
+	retryAfter int // seconds; 0: no Retry-After header
+}
+
+func fail(status int, format string, args ...any) result {
+	return result{status: status, body: map[string]string{"error": fmt.Sprintf(format, args...)}}
+}
+
+// logged wraps an API handler: it records the request (path as logPath
+// gives it) and writes the result.
+func (s *Server) logged(logPath func(*http.Request) string, h func(*http.Request, *Request) result) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rec := Request{Time: s.opts.RateNow(), Method: r.Method, Path: logPath(r)}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		res := h(r, &rec)
+		rec.Status = res.status
+		s.mu.Lock()
+		s.requests = append(s.requests, rec)
+		s.mu.Unlock()
+		if res.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
+		}
+		if res.body == nil {
+			w.WriteHeader(res.status)
+			return
+		}
+		writeJSON(w, res.status, res.body)
+	}
+}
+
+func rawPath(r *http.Request) string { return r.URL.Path }
+
+// caller is an authenticated integration request.
+type caller struct {
+	key, org, integration string
+}
+
+// authorize applies the integration routes' checks in order: a known
+// bearer key (401), the key's rate limits (429), X-Org present and equal
+// to the key's organisation (403), and the integration in that
+// organisation (404).
+func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
+	scheme, key, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	key = strings.TrimSpace(key)
+	s.mu.Lock()
+	org, ok := s.keys[key]
+	s.mu.Unlock()
+	if !found || !strings.EqualFold(scheme, "Bearer") || key == "" || !ok {
+		res := fail(http.StatusUnauthorized, "unauthorized: missing or unknown API key (send Authorization: Bearer <key>)")
+		return caller{}, &res
+	}
+	if secs, msg := s.admit(key); secs > 0 {
+		res := fail(http.StatusTooManyRequests, "%s", msg)
+		res.retryAfter = secs
+		return caller{}, &res
+	}
+	switch xorg := strings.TrimSpace(r.Header.Get("X-Org")); {
+	case xorg == "":
+		res := fail(http.StatusForbidden, "forbidden: the X-Org header is required")
+		return caller{}, &res
+	case xorg != org:
+		res := fail(http.StatusForbidden, "forbidden: the API key does not belong to the organization in X-Org")
+		return caller{}, &res
+	}
+	rec.Org = org
+	integration := r.PathValue("integration")
+	s.mu.Lock()
+	iorg, ok := s.integrations[integration]
+	s.mu.Unlock()
+	if !ok || iorg != org {
+		res := fail(http.StatusNotFound, "integration %q not found in this organization", integration)
+		return caller{}, &res
+	}
+	return caller{key: key, org: org, integration: integration}, nil
+}
+
+// admit counts a request against key's limits. It returns 0 when the
+// request may proceed, or the seconds to wait and a message.
+func (s *Server) admit(key string) (retryAfter int, msg string) {
+	now := s.opts.RateNow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kl := s.limits[key]
+	if kl == nil {
+		kl = &keyLimit{}
+		if s.opts.RatePerSecond > 0 {
+			kl.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
+		}
+		s.limits[key] = kl
+	}
+	if s.opts.DailyCap > 0 {
+		day := now.UTC().Format(time.DateOnly)
+		if kl.day != day {
+			kl.day, kl.count = day, 0
+		}
+		if kl.count >= s.opts.DailyCap {
+			y, m, d := now.UTC().Date()
+			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			return secs, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, secs)
+		}
+	}
+	if kl.lim != nil {
+		rsv := kl.lim.ReserveN(now, 1)
+		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
+			rsv.CancelAt(now)
+			secs := max(1, int(math.Ceil(d.Seconds())))
+			return secs, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
+		}
+	}
+	kl.count++
+	return 0, ""
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body) // the client went away; nothing left to tell it
+}

@@ -1,0 +1,360 @@
+package openapp_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/openapp"
+)
+
+// reply returns a handler answering status with body as contentType;
+// headers are key, value pairs.
+func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// echo is an error body quoting both canaries, as a careless server might.
+const echo = `{"error":"bad request from ` + canaryKey + ` for invite ` + canaryToken + `"}`
+
+// keyEcho quotes only the API key, which the sink knows to remove.
+const keyEcho = `{"error":"portal_ids[0]: portal \"door-9\" is not a portal of integration \"int_a\" (key ` + canaryKey + `)"}`
+
+const jsonCT = "application/json"
+
+func TestSinkErrors(t *testing.T) {
+	createOp := func() *reconcile.Action {
+		return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+	}
+	deleteOp := func() *reconcile.Action {
+		return action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
+	}
+	disableOp := func() *reconcile.Action {
+		return action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
+	}
+	// An update of an invite whose token keysync holds (lower case, so
+	// only knowing it removes it from a message).
+	const heldToken = "oat_lower_case_token_held"
+	updateHeld := action(reconcile.OpUpdate, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
+	updateHeld.Cred.Secret = heldToken
+	retryDate := t0.Add(30 * time.Second).Format(http.TimeFormat)
+	padded := `{"invite_token":"` + canaryToken + `","invite_link_id":"inv_1","pad":"` + strings.Repeat("x", 4096) + `"}`
+
+	tests := []struct {
+		name     string
+		action   *reconcile.Action // nil: create
+		handler  http.HandlerFunc
+		request  bool     // the error is the request's, not the outcome's
+		is       []error  // errors.Is must hold for each
+		isNot    []error  // and for none of these
+		contains []string // in err.Error()
+		check    func(t *testing.T, err error)
+		ok       bool // no error expected
+	}{
+		{
+			name: "401", handler: reply(401, jsonCT, echo), request: true,
+			is: []error{reconcile.ErrUnauthorized}, isNot: []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"401", "API key", "Authorization: Bearer"},
+		},
+		{
+			name: "403", handler: reply(403, jsonCT, echo), request: true,
+			is: []error{reconcile.ErrUnauthorized}, isNot: []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"403", "X-Org", orgA},
+		},
+		{
+			name: "404 on delete", action: deleteOp(), handler: reply(404, jsonCT, `{"error":"access invite \"inv_1\" not found"}`),
+			is: []error{reconcile.ErrNotFound}, isNot: []error{reconcile.ErrUnknownOutcome, reconcile.ErrRejected},
+			contains: []string{"404", `access invite "inv_1" not found`, "delete invite for stay hotel-ljubljana/3rpms/s1"},
+		},
+		{
+			name: "404 quoting a token", action: disableOp(), handler: reply(404, jsonCT, echo),
+			is: []error{reconcile.ErrNotFound}, contains: []string{"[redacted]"},
+		},
+		{
+			name: "404 keeps ids", action: deleteOp(), handler: reply(404, jsonCT, `{"error":"integration 01HINTEGRATION00000000000000 has no invite 3f2b6c1e-8d4a-4c2e-9b7a-1d2e3f4a5b6c"}`),
+			is: []error{reconcile.ErrNotFound}, contains: []string{"01HINTEGRATION00000000000000", "3f2b6c1e-8d4a-4c2e-9b7a-1d2e3f4a5b6c"},
+		},
+		{
+			name: "409 quoting the held token", action: updateHeld, handler: reply(409, jsonCT, `{"error":"invite `+heldToken+` is locked"}`),
+			is: []error{reconcile.ErrConflict}, contains: []string{"invite [redacted] is locked"},
+			check: func(t *testing.T, err error) {
+				if strings.Contains(err.Error(), heldToken) {
+					t.Errorf("error leaks the held token: %v", err)
+				}
+			},
+		},
+		{
+			name: "409", handler: reply(409, jsonCT, `{"error":"invite is being changed"}`),
+			is: []error{reconcile.ErrConflict}, isNot: []error{reconcile.ErrUnknownOutcome}, contains: []string{"409", "invite is being changed"},
+		},
+		{
+			name: "422 quoting the API key", handler: reply(422, jsonCT, keyEcho),
+			is: []error{reconcile.ErrRejected}, isNot: []error{reconcile.ErrUnknownOutcome},
+			contains: []string{"422", `portal_ids[0]: portal "door-9" is not a portal of integration "int_a"`, "[redacted]"},
+		},
+		{
+			name: "400 with message", handler: reply(400, "application/problem+json", `{"message":"valid_to: want RFC 3339"}`),
+			is: []error{reconcile.ErrRejected}, contains: []string{"400", "valid_to: want RFC 3339"},
+		},
+		{
+			name: "400 with nested error", handler: reply(400, jsonCT, `{"error":{"code":"invalid","message":"name: required"}}`),
+			is: []error{reconcile.ErrRejected}, contains: []string{"name: required"},
+		},
+		{
+			name: "400 as HTML", handler: reply(400, "text/html", "<html>"+canaryKey+canaryToken+"</html>"),
+			is: []error{reconcile.ErrRejected}, contains: []string{"no error message"},
+		},
+		{
+			name: "400 with a long message", handler: reply(400, jsonCT, `{"error":"`+strings.Repeat("bad ", 200)+`\u0007"}`),
+			is: []error{reconcile.ErrRejected},
+			check: func(t *testing.T, err error) {
+				if len(err.Error()) > 500 || strings.ContainsRune(err.Error(), '\a') {
+					t.Errorf("message not trimmed: %d bytes", len(err.Error()))
+				}
+			},
+		},
+		{
+			name: "415", handler: reply(415, jsonCT, `{"error":"Content-Type must be application/json"}`),
+			is: []error{reconcile.ErrRejected}, isNot: []error{reconcile.ErrUnknownOutcome},
+		},
+		{
+			name: "429 with Retry-After seconds", handler: reply(429, jsonCT, echo, "Retry-After", "7"), request: true,
+			isNot: []error{reconcile.ErrUnknownOutcome},
+			check: retryAfter(7 * time.Second),
+		},
+		{
+			name: "429 with Retry-After date", action: deleteOp(), handler: reply(429, jsonCT, echo, "Retry-After", retryDate), request: true,
+			check: retryAfter(30 * time.Second),
+		},
+		{
+			name: "429 without Retry-After", handler: reply(429, jsonCT, echo), request: true,
+			check: retryAfter(time.Second),
+		},
+		{
+			name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999999"), request: true,
+			check: retryAfter(10 * time.Minute),
+		},
+		{
+			name: "500", handler: reply(500, jsonCT, echo), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"500"},
+		},
+		{
+			name: "503 as HTML on delete", action: deleteOp(), handler: reply(503, "text/html", "<html>"+canaryToken+"</html>"), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"503"},
+		},
+		{
+			name: "201 as HTML", handler: reply(201, "text/html; charset=utf-8", "<html>Maintenance "+canaryToken+"</html>"), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"not JSON", "text/html"},
+		},
+		{
+			name: "200 as HTML on disable", action: disableOp(), handler: reply(200, "text/html", "<html>login</html>"), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"not JSON"},
+		},
+		{
+			name: "201 empty", handler: reply(201, jsonCT, ""),
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"invite_token or invite_link_id"},
+		},
+		{
+			name: "201 without a link id", handler: reply(201, jsonCT, `{"invite_token":"`+canaryToken+`"}`),
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"may exist"},
+		},
+		{
+			name: "201 without a token", handler: reply(201, jsonCT, `{"invite_link_id":"inv_1"}`),
+			is: []error{reconcile.ErrUnknownOutcome},
+		},
+		{
+			name: "201 with a token of the wrong type", handler: reply(201, jsonCT, `{"invite_token":["`+canaryToken+`"],"invite_link_id":"inv_1"}`),
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"invite_token"},
+		},
+		{
+			name: "201 malformed JSON", handler: reply(201, jsonCT, `{"invite_token":"`+canaryToken+`","invite_li`), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"openapp", "malformed JSON"},
+		},
+		{
+			name: "201 truncated by the connection", request: true,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", jsonCT)
+				w.Header().Set("Content-Length", "200")
+				w.WriteHeader(201)
+				_, _ = io.WriteString(w, `{"invite_token":"`+canaryToken+`"`)
+			},
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"openapp", "read response"},
+		},
+		{
+			name: "201 oversized", handler: reply(201, jsonCT, padded), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"larger than 2048 bytes"},
+		},
+		{
+			name: "no answer", request: true,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+			},
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"no answer"},
+		},
+		{
+			name: "unexpected 3xx", handler: reply(304, "", ""), request: true,
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"304"},
+		},
+		{name: "204 on delete", action: deleteOp(), handler: reply(204, "", ""), ok: true},
+		{name: "200 with an empty body on disable", action: disableOp(), handler: reply(200, "text/plain", ""), ok: true},
+		{name: "200 with JSON on disable", action: disableOp(), handler: reply(200, jsonCT, `{"invite_link_id":"inv_1","is_enabled":false}`), ok: true},
+		{name: "200 create", handler: reply(200, "application/json; charset=utf-8", `{"invite_token":"`+canaryToken+`","invite_link_id":"inv_1","extra":{}}`), ok: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			opts := options(srv.URL)
+			opts.MaxResponseBytes = 2048
+			a := tc.action
+			if a == nil {
+				a = createOp()
+			}
+			out, err := openapp.New(opts).Apply(context.Background(), []*reconcile.Action{a})
+			if tc.ok {
+				if err != nil || len(out) != 1 || out[0].Err != nil {
+					t.Fatalf("Apply = %+v, %v", out, err)
+				}
+				return
+			}
+			switch {
+			case tc.request && err == nil:
+				t.Fatalf("no request error; outcomes %+v", out)
+			case !tc.request && err != nil:
+				t.Fatalf("request error %v, want an outcome error", err)
+			case !tc.request:
+				if len(out) != 1 || out[0].Err == nil {
+					t.Fatalf("outcomes %+v, want one with an error", out)
+				}
+				err = out[0].Err
+			}
+			checkErr(t, err, tc.is, tc.isNot, tc.contains)
+			if tc.check != nil {
+				tc.check(t, err)
+			}
+			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 1 {
+				t.Errorf("meter %+v, want one write", got)
+			}
+		})
+	}
+}
+
+func checkErr(t *testing.T, err error, is, isNot []error, contains []string) {
+	t.Helper()
+	for _, want := range is {
+		if !errors.Is(err, want) {
+			t.Errorf("%v: not %v", err, want)
+		}
+	}
+	for _, no := range isNot {
+		if errors.Is(err, no) {
+			t.Errorf("%v: is %v", err, no)
+		}
+	}
+	msg := err.Error()
+	for _, s := range contains {
+		if !strings.Contains(msg, s) {
+			t.Errorf("error %q does not mention %q", msg, s)
+		}
+	}
+	if !strings.HasPrefix(msg, "openapp") {
+		t.Errorf("error %q does not name openapp", msg)
+	}
+	for _, secret := range []string{canaryKey, canaryToken} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("error leaks %q: %s", secret, msg)
+		}
+	}
+}
+
+func retryAfter(want time.Duration) func(*testing.T, error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		var rl *reconcile.RateLimitedError
+		if !errors.As(err, &rl) {
+			t.Fatalf("err = %v (%T), want *reconcile.RateLimitedError", err, err)
+		}
+		if rl.System != reconcile.SystemOpenApp || rl.RetryAfter != want {
+			t.Errorf("got %+v, want openapp and %s", *rl, want)
+		}
+	}
+}
+
+// TestSinkTransportErrors covers requests that get no HTTP answer.
+func TestSinkTransportErrors(t *testing.T) {
+	// Nothing listens: the request never left, so the outcome is known.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	opts := options(closed)
+	_, err = applyErr(openapp.New(opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	checkErr(t, err, nil, []error{reconcile.ErrUnknownOutcome}, nil)
+	if strings.Contains(err.Error(), closed) {
+		t.Errorf("error quotes the URL: %v", err)
+	}
+
+	// A server that never answers: the client gives up after sending.
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-hang
+	}))
+	defer srv.Close()
+	defer close(hang)
+	opts = options(srv.URL)
+	opts.HTTP = &http.Client{Timeout: 50 * time.Millisecond}
+	_, err = applyErr(openapp.New(opts), action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, []string{"no answer"})
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"7", 7 * time.Second},
+		{" 120 ", 2 * time.Minute},
+		{"0", time.Second},
+		{"-5", time.Second},
+		{"", time.Second},
+		{"soon", time.Second},
+		{"3600", 10 * time.Minute},
+		{t0.Add(45 * time.Second).Format(http.TimeFormat), 45 * time.Second},
+		{t0.Add(-time.Hour).Format(http.TimeFormat), time.Second},
+	} {
+		if got := openapp.RetryAfter(tc.in, t0); got != tc.want {
+			t.Errorf("RetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
