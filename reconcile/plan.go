@@ -238,12 +238,34 @@ func (p *planner) run() (*Plan, error) {
 		p.withdraw(s, creds, fmt.Sprintf("stay gone from %s (deleted, or reservation cancelled)", ref.Source))
 	}
 
+	p.alignKeySteps()
 	// Revocations and cleanup first (DESIGN.md, "The run"), then by
 	// urgency; the sort is stable, so one stay's actions keep their order.
 	slices.SortStableFunc(p.plan.Actions, func(a, b *Action) int {
 		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority))
 	})
 	return p.plan, nil
+}
+
+// alignKeySteps keeps 3RPMS at two chained requests when the plan has
+// derived keys: those are created in step 2, after the invites and key-box
+// accesses whose secrets they carry, so every other 3RPMS action moves one
+// step later to share their documents (revocations, creates, then assigns).
+func (p *planner) alignKeySteps() {
+	derived := map[*Credential]bool{}
+	for _, a := range p.plan.Actions {
+		if a.Upstream != nil {
+			derived[a.Cred] = true
+		}
+	}
+	if len(derived) == 0 {
+		return
+	}
+	for _, a := range p.plan.Actions {
+		if a.System == System3RPMS && !derived[a.Cred] {
+			a.Step++
+		}
+	}
 }
 
 // keyState is what a stay's 3RPMS key needs, worked out before anything

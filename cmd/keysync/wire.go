@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -11,7 +13,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/keybox"
+	"github.com/keysync/keysync/sinks/openapp"
 	rpmsink "github.com/keysync/keysync/sinks/threerpms"
+	"github.com/keysync/keysync/sources/guestway"
 	rpms "github.com/keysync/keysync/sources/threerpms"
 )
 
@@ -48,19 +53,87 @@ func (l *limiters) get(host string, perSecond float64, burst int) *rate.Limiter 
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) *reconcile.Runner {
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv)}
 	for i := range cfg.Properties {
-		p := &cfg.Properties[i]
-		t := p.ThreeRPMS
-		lim := env.limiters.get(hostOf(t.Endpoint), t.RatePerSecond, t.Burst)
-		client := rpms.NewClient(rpms.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Limiter: lim, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
-		})
-		r.Sites = append(r.Sites, &reconcile.Site{
-			Property: p.policy(),
-			Source:   rpms.NewSource(client, p.Name, t.PageSize),
-			Sinks:    map[reconcile.System]reconcile.Sink{reconcile.System3RPMS: rpmsink.New(client, t.MaxOpsPerRequest)},
-		})
+		r.Sites = append(r.Sites, env.site(&cfg.Properties[i], meter))
 	}
 	return r
+}
+
+// site builds one property's source, sinks and key deriver.
+func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconcile.Site {
+	limiter := func(endpoint string, a APIConfig) *rate.Limiter {
+		return env.limiters.get(hostOf(endpoint), a.RatePerSecond, a.Burst)
+	}
+	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
+	if t := p.ThreeRPMS; t != nil {
+		client := rpms.NewClient(rpms.ClientOptions{
+			Endpoint: t.Endpoint, Token: t.token, Limiter: limiter(t.Endpoint, t.APIConfig), Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+		})
+		site.Source, site.SourceSystem = rpms.NewSource(client, p.Name, t.PageSize), reconcile.System3RPMS
+		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
+	}
+	if g := p.Guestway; g != nil {
+		site.Source, site.SourceSystem = guestway.New(guestway.Options{
+			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
+			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
+			PerPage: g.PerPage, Limiter: limiter(g.BaseURL, g.APIConfig), Meter: meter,
+			MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
+		}), reconcile.SystemGuestway
+	}
+	if o := p.OpenApp; o != nil {
+		portals := map[string][]string{}
+		for id, room := range p.Rooms {
+			if len(room.Portals) > 0 {
+				portals[id] = room.Portals
+			}
+		}
+		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
+			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
+			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, Property: p.Name,
+			Limiter: limiter(o.BaseURL, o.APIConfig), Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+		})
+	}
+	var box *keybox.Sink
+	if k := p.KeyBox; k != nil {
+		keys := map[string]keybox.KeyRef{}
+		for id, room := range p.Rooms {
+			if room.KeyID != "" || room.KeySerial != "" {
+				keys[id] = keybox.KeyRef{ID: room.KeyID, SerialNumber: room.KeySerial, Compartment: reconcile.Secret(room.Compartment)}
+			}
+		}
+		box = keybox.New(keybox.Options{
+			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
+			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod,
+			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
+			Limiter: limiter(k.BaseURL, k.APIConfig), Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+		})
+		site.Sinks[reconcile.SystemKeyBox] = box
+	}
+	site.Derive = func(c *reconcile.Credential, secret reconcile.Secret) error {
+		switch c.Kind {
+		case reconcile.KindKeyStorageKey:
+			if box == nil {
+				return errors.New("no keybox section configured")
+			}
+			comp, ok := box.Compartment(c.RoomID)
+			if !ok {
+				return fmt.Errorf("room %s has no key-box compartment", c.RoomID)
+			}
+			c.PIN, c.Compartment = secret, comp
+		case reconcile.KindQRKey:
+			if p.OpenApp == nil {
+				return errors.New("no openapp section configured")
+			}
+			link, err := openapp.GuestURL(p.OpenApp.GuestURL, secret)
+			if err != nil {
+				return err
+			}
+			c.QRData = reconcile.Secret(link)
+		default:
+			return fmt.Errorf("%s is not derived from another credential", c.Kind)
+		}
+		return nil
+	}
+	return site
 }
 
 func hostOf(endpoint string) string {

@@ -277,7 +277,7 @@ func TestMakeRequest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.bug != "" {
-						}
+			}
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
 			var data map[string]any
@@ -409,7 +409,7 @@ func TestRetryAfter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.bug != "" {
-						}
+			}
 			if got := threerpms.RetryAfter(tc.header, now); got != tc.want {
 				t.Errorf("RetryAfter(%q) = %s, want %s", tc.header, got, tc.want)
 			}

@@ -1,0 +1,236 @@
+package keybox_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/keybox"
+)
+
+// answer returns a handler that writes status with a body of content type ct.
+func answer(status int, ct, body string, headers ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		if ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+const jsonCT = "application/json"
+
+// leaky is a message that quotes every canary.
+const leaky = "visitorName: rejected for keysync/" + ourPass + " compartment " + compA + " code " + canaryCode
+
+// TestErrorMapping runs Apply against canned answers and checks each maps to
+// the right condition, at the right level, without a secret in its text.
+func TestErrorMapping(t *testing.T) {
+	now := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		cancel  bool // a cancel instead of a create
+		handler http.HandlerFunc
+		// whole: the error is the request's (Apply's err), not the outcome's.
+		whole    bool
+		is       error // nil: no error at all
+		retry    time.Duration
+		contains string
+		remoteID string
+		code     string
+	}{
+		{name: "401", handler: answer(401, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnauthorized, contains: "HTTP Basic"},
+		{name: "403", handler: answer(403, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnauthorized, contains: "permission"},
+		{name: "404 create", handler: answer(404, jsonCT, `{"message":"key.id: no key"}`), is: reconcile.ErrNotFound, contains: "key.id: no key"},
+		{name: "404 cancel", cancel: true, handler: answer(404, jsonCT, `{"message":"access not found"}`), is: reconcile.ErrNotFound, contains: "access not found"},
+		{name: "404 cancel, HTML", cancel: true, handler: answer(404, "text/html", "<h1>"+leaky+"</h1>"), is: reconcile.ErrNotFound, contains: "no message"},
+		{name: "410 cancel", cancel: true, handler: answer(410, "", ""), is: reconcile.ErrNotFound},
+		{name: "409", handler: answer(409, jsonCT, `{"error":{"message":"key is checked out"}}`), is: reconcile.ErrConflict, contains: "key is checked out"},
+		{name: "422 quoting secrets", handler: answer(422, jsonCT, `{"message":"`+leaky+`","field":"visitorName"}`), is: reconcile.ErrRejected, contains: "visitorName: rejected for keysync/[redacted]"},
+		{name: "400 error string", handler: answer(400, jsonCT, `{"error":"startTime: want HH:MM on 2026-03-28"}`), is: reconcile.ErrRejected, contains: "startTime: want HH:MM on 2026-03-28"},
+		{name: "400 errors list", handler: answer(400, jsonCT, `{"errors":[{"message":"a"},{"message":"b"}]}`), is: reconcile.ErrRejected, contains: "a; b"},
+		{name: "400 HTML", handler: answer(400, "text/html", "<p>"+leaky+"</p>"), is: reconcile.ErrRejected, contains: "no message"},
+		{name: "400 long message", handler: answer(400, jsonCT, `{"message":"`+strings.Repeat("x", 500)+`"}`), is: reconcile.ErrRejected, contains: "xxx…"},
+		{name: "429 seconds", handler: answer(429, jsonCT, `{}`, "Retry-After", "7"), whole: true, retry: 7 * time.Second},
+		{name: "429 HTTP date", handler: answer(429, jsonCT, `{}`, "Retry-After", now.Add(30*time.Second).Format(http.TimeFormat)), whole: true, retry: 30 * time.Second},
+		{name: "429 no header", handler: answer(429, "", ""), whole: true, retry: time.Second},
+		{name: "429 cancel", cancel: true, handler: answer(429, "", "", "Retry-After", "120"), whole: true, retry: 2 * time.Minute},
+		{name: "500", handler: answer(500, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "HTTP 500"},
+		{name: "502 HTML", handler: answer(502, "text/html", "<html>"+leaky+"</html>"), whole: true, is: reconcile.ErrUnknownOutcome},
+		{name: "503 cancel", cancel: true, handler: answer(503, "", ""), whole: true, is: reconcile.ErrUnknownOutcome},
+		{name: "201 HTML", handler: answer(201, "text/html", "<p>"+leaky+"</p>"), whole: true, is: reconcile.ErrUnknownOutcome, contains: "not JSON"},
+		{name: "201 empty", handler: answer(201, jsonCT, ""), whole: true, is: reconcile.ErrUnknownOutcome, contains: "empty"},
+		{name: "201 truncated", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", jsonCT)
+			w.Header().Set("Content-Length", "200")
+			w.WriteHeader(201)
+			_, _ = io.WriteString(w, `{"id":"acc_1","code":"`+canaryCode+`"`)
+		}, whole: true, is: reconcile.ErrUnknownOutcome, contains: "reading the answer"},
+		{name: "201 oversized", handler: answer(201, jsonCT, `{"id":"acc_1","code":"`+canaryCode+`","pad":"`+strings.Repeat("x", 2000)+`"}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "larger than 1024 bytes"},
+		{name: "201 malformed", handler: answer(201, jsonCT, `{"id":"acc_1","code":"`+canaryCode+`",,}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "malformed"},
+		{name: "201 wrong type", handler: answer(201, jsonCT, `{"id":"acc_1","code":{"pin":"`+canaryCode+`"}}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "neither a string nor an integer"},
+		{name: "201 id a float", handler: answer(201, jsonCT, `{"id":1.5,"code":"`+canaryCode+`"}`), whole: true, is: reconcile.ErrUnknownOutcome},
+		{name: "201 no id", handler: answer(201, jsonCT, `{"code":"`+canaryCode+`"}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "no access id"},
+		{name: "201 array", handler: answer(201, jsonCT, `[{"id":"acc_1"}]`), whole: true, is: reconcile.ErrUnknownOutcome},
+		{name: "201 strings", handler: answer(201, "application/json; charset=utf-8", `{"id":"acc_9","code":"012345","status":"upcoming"}`), remoteID: "acc_9", code: "012345"},
+		{name: "201 numbers", handler: answer(201, jsonCT, `{"id":42,"code":`+canaryCode+`}`), remoteID: "42", code: canaryCode},
+		{name: "200 vendor JSON type", handler: answer(200, "application/vnd.keybox+json", `{"id":"acc_9","code":"1234"}`), remoteID: "acc_9", code: "1234"},
+		{name: "201 no code: recorded anyway", handler: answer(201, jsonCT, `{"id":"acc_9"}`), remoteID: "acc_9"},
+		{name: "204 cancel", cancel: true, handler: answer(204, "", "")},
+		{name: "200 cancel with a body", cancel: true, handler: answer(200, "text/plain", "cancelled "+canaryCode)},
+		{name: "301", handler: answer(301, "", "", "Location", "https://elsewhere.example/v2/accesses"), whole: true, contains: "redirects"},
+		{name: "405", cancel: true, handler: answer(405, "", "", "Allow", "POST"), whole: true, contains: "unexpected HTTP 405"},
+		{name: "hang-up after the request", handler: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}, whole: true, is: reconcile.ErrUnknownOutcome, contains: "no answer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu         sync.Mutex
+				seen       bool
+				user, pass string
+				body       string
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				seen, body = true, string(b)
+				user, pass, _ = r.BasicAuth()
+				mu.Unlock()
+				r.Body = io.NopCloser(strings.NewReader(string(b)))
+				tc.handler(w, r)
+			}))
+			defer srv.Close()
+			opts := options(srv.URL, lj)
+			opts.MaxResponseBytes = 1024
+			opts.Now = func() time.Time { return now }
+			s := keybox.New(opts)
+			a := create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
+			if tc.cancel {
+				a = cancel("s1", "acc_1")
+			}
+			out, err := s.Apply(t.Context(), []*reconcile.Action{a})
+
+			mu.Lock()
+			if !seen {
+				t.Fatal("no request reached the server")
+			}
+			if user != ourUser || pass != ourPass {
+				t.Errorf("Basic auth %q/%q", user, pass)
+			}
+			if strings.Contains(body, compA) {
+				t.Errorf("body sends the compartment: %s", body)
+			}
+			mu.Unlock()
+
+			var e error
+			switch {
+			case err != nil:
+				if !tc.whole {
+					t.Fatalf("request-level error %v, want an outcome error", err)
+				}
+				e = err
+			case tc.whole:
+				t.Fatalf("no request-level error; outcomes %+v", out)
+			case len(out) != 1:
+				t.Fatalf("%d outcomes", len(out))
+			default:
+				e = out[0].Err
+				if out[0].RemoteID != tc.remoteID || out[0].Secret.Reveal() != tc.code {
+					t.Errorf("outcome %q/%q, want %q/%q", out[0].RemoteID, out[0].Secret.Reveal(), tc.remoteID, tc.code)
+				}
+			}
+
+			wantErr := tc.is != nil || tc.retry > 0 || tc.contains != ""
+			if !wantErr {
+				if e != nil {
+					t.Fatalf("error %v, want none", e)
+				}
+				return
+			}
+			if e == nil {
+				t.Fatal("no error")
+			}
+			if tc.is != nil && !errors.Is(e, tc.is) {
+				t.Errorf("%v: not %v", e, tc.is)
+			}
+			var rl *reconcile.RateLimitedError
+			if errors.As(e, &rl) != (tc.retry > 0) || tc.retry > 0 && (rl.RetryAfter != tc.retry || rl.System != reconcile.SystemKeyBox) {
+				t.Errorf("%v: rate limited %+v, want retry after %s", e, rl, tc.retry)
+			}
+			for _, other := range []error{reconcile.ErrUnauthorized, reconcile.ErrNotFound, reconcile.ErrConflict, reconcile.ErrRejected, reconcile.ErrUnknownOutcome} {
+				if other != tc.is && errors.Is(e, other) {
+					t.Errorf("%v: also %v", e, other)
+				}
+			}
+			msg := e.Error()
+			t.Log(msg)
+			if !strings.Contains(msg, tc.contains) {
+				t.Errorf("%q does not mention %q", msg, tc.contains)
+			}
+			if !strings.HasPrefix(msg, "keybox "+property+": ") {
+				t.Errorf("%q does not name the system and property", msg)
+			}
+			for _, canary := range []string{ourPass, compA, compB, canaryCode, "<"} {
+				if strings.Contains(msg, canary) {
+					t.Errorf("error shows %q: %s", canary, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestDialFailure(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	s := keybox.New(options(url, lj))
+	_, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")})
+	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "dial") {
+		t.Errorf("dial failure: %v", err)
+	}
+	if strings.Contains(err.Error(), url) {
+		t.Errorf("error quotes the URL: %v", err)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", time.Second},
+		{"0", time.Second},
+		{"-5", time.Second},
+		{"soon", time.Second},
+		{"7", 7 * time.Second},
+		{" 90 ", 90 * time.Second},
+		{"3600", time.Hour},
+		{"999999999999", 24 * time.Hour},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), time.Second},
+		{now.Add(72 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
+	}
+	for _, tc := range tests {
+		if got := keybox.RetryAfter(tc.in, now); got != tc.want {
+			t.Errorf("RetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

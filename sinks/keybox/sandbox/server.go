@@ -1,0 +1,373 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // timeZone is checked against IANA names on any host
+
+	"golang.org/x/time/rate"
+)
+
+// Paths, limits and defaults. The rate limits are the ones keysync's design
+// gives for its APIs (5 req/s, burst 10, 10,000 a day); they apply only when
+// set in Options (see Options.WithSeedLimits).
+const (
+	// DefaultCreatePath is the create call's path when Options.CreatePath is empty.
+	DefaultCreatePath = "/v2/accesses"
+	// DefaultCancelPath is the cancel call's path when Options.CancelPath is
+	// empty; {id} stands for the access id.
+	DefaultCancelPath = "/v2/accesses/{id}"
+	// DefaultCancelMethod is the cancel call's method when Options.CancelMethod is empty.
+	DefaultCancelMethod = http.MethodDelete
+	// DefaultRatePerSecond is the sustained request rate per user of WithSeedLimits.
+	DefaultRatePerSecond = 5.0
+	// DefaultBurst is the burst per user, used when Options.Burst is zero.
+	DefaultBurst = 10
+	// DefaultDailyCap is the number of requests per user per UTC day of WithSeedLimits.
+	DefaultDailyCap = 10000
+	// MaxBodyBytes is the largest request body accepted (HTTP 413 beyond).
+	MaxBodyBytes = 1 << 20
+	// CodeDigits is the length of the PIN codes the box hands out.
+	CodeDigits = 6
+)
+
+// Locales are the values the seed allows for locale.
+var Locales = []string{"en", "fr", "ja", "es", "nl", "it", "pt"}
+
+// Options configures a Server. The zero value is usable: no users, business
+// clock at time.Now(), no rate limits, the default paths.
+type Options struct {
+	// Users maps usernames to passwords for HTTP Basic auth.
+	Users map[string]string
+	// Now starts the business clock; zero means time.Now().
+	Now time.Time
+	// RateNow is the clock of the rate limiter and of the request log; nil
+	// means time.Now. It is independent of the business clock.
+	RateNow func() time.Time
+	// RatePerSecond is each user's sustained request rate; zero or negative
+	// disables the per-second limit.
+	RatePerSecond float64
+	// Burst is each user's burst; zero or negative means DefaultBurst.
+	Burst int
+	// DailyCap is each user's requests per UTC day (by RateNow); zero or
+	// negative disables it.
+	DailyCap int
+	// CreatePath, CancelPath and CancelMethod place the two calls; empty
+	// means DefaultCreatePath, DefaultCancelPath and DefaultCancelMethod.
+	// CancelPath must hold the placeholder {id}.
+	CreatePath, CancelPath, CancelMethod string
+}
+
+// WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
+// day) filled into the fields that are zero.
+func (o Options) WithSeedLimits() Options {
+	if o.RatePerSecond == 0 {
+		o.RatePerSecond = DefaultRatePerSecond
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.DailyCap == 0 {
+		o.DailyCap = DefaultDailyCap
+	}
+	return o
+}
+
+// Request is one entry of the request log: every API request (anything not
+// under /_sandbox/), whatever its outcome.
+type Request struct {
+	// Time is by Options.RateNow.
+	Time time.Time `json:"time"`
+	// User is the authenticated username, or "" when authentication failed.
+	User   string `json:"user"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Status int    `json:"status"`
+	// Body is the request body as received (at most MaxBodyBytes).
+	Body string `json:"body"`
+}
+
+// Server is the in-memory key-box fake. It serves the API and the admin API
+// under /_sandbox/; its methods give tests the same control directly. A
+// Server is safe for concurrent use.
+type Server struct {
+	opts  Options
+	api   *http.ServeMux
+	admin *http.ServeMux
+
+	mu         sync.Mutex
+	users      map[string]string
+	now        time.Time
+	keys       map[string]*key
+	nextKey    int
+	accesses   []*access
+	nextAccess int
+	limits     map[string]*userLimit
+	requests   []Request
+}
+
+type userLimit struct {
+	lim   *rate.Limiter // nil: no per-second limit
+	day   string
+	count int
+}
+
+// New returns a Server with no keys and no accesses. It panics when
+// CreatePath, CancelPath or CancelMethod do not make two distinct routes
+// (CancelPath without {id}, say), which is a mistake in the test or demo
+// that builds it.
+func New(opts Options) *Server {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.RateNow == nil {
+		opts.RateNow = time.Now
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = DefaultBurst
+	}
+	if opts.CreatePath == "" {
+		opts.CreatePath = DefaultCreatePath
+	}
+	if opts.CancelPath == "" {
+		opts.CancelPath = DefaultCancelPath
+	}
+	if opts.CancelMethod == "" {
+		opts.CancelMethod = DefaultCancelMethod
+	}
+	opts.CancelMethod = strings.ToUpper(opts.CancelMethod)
+	if !strings.Contains(opts.CancelPath, "{id}") {
+		panic(fmt.Sprintf("sandbox: cancel path %q has no {id}", opts.CancelPath))
+	}
+	s := &Server{
+		opts:   opts,
+		users:  map[string]string{},
+		now:    opts.Now,
+		keys:   map[string]*key{},
+		limits: map[string]*userLimit{},
+	}
+	for u, p := range opts.Users {
+		s.users[u] = p
+	}
+	s.api = http.NewServeMux()
+	s.api.HandleFunc("POST "+opts.CreatePath, s.serveCreate)
+	s.api.HandleFunc(opts.CancelMethod+" "+opts.CancelPath, s.serveCancel)
+	// No catch-all: ServeMux answers 404, or 405 with Allow for a known
+	// path and another method.
+	s.admin = s.adminRoutes()
+	return s
+}
+
+// AddUser lets username authenticate with password.
+func (s *Server) AddUser(username, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[username] = password
+}
+
+// ServeHTTP serves the API and, under /_sandbox/, the admin API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_sandbox" || strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		s.admin.ServeHTTP(w, r)
+		return
+	}
+	s.serveAPI(w, r)
+}
+
+// Requests returns a copy of the request log, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// ---- API over HTTP ---------------------------------------------------------
+
+type userKey struct{}
+
+// apiErrorBody is the body of every API error answer.
+type apiErrorBody struct {
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// statusRecorder remembers the status a handler wrote, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// serveAPI authenticates, rate-limits, routes and logs one API request.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	rec := Request{Time: s.opts.RateNow(), Method: r.Method, Path: r.URL.Path}
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	rec.Body = string(body)
+	sr := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		rec.Status = sr.status
+		s.mu.Lock()
+		s.requests = append(s.requests, rec)
+		s.mu.Unlock()
+	}()
+
+	user, ok := s.authenticate(r)
+	if !ok {
+		sr.Header().Set("WWW-Authenticate", `Basic realm="keybox", charset="UTF-8"`)
+		writeJSON(sr, http.StatusUnauthorized, apiErrorBody{Message: "unauthorized: HTTP Basic credentials missing or invalid"})
+		return
+	}
+	rec.User = user
+	if secs, msg := s.admit(user); secs > 0 {
+		sr.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeJSON(sr, http.StatusTooManyRequests, apiErrorBody{Message: msg})
+		return
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(readErr, &tooLarge):
+		writeJSON(sr, http.StatusRequestEntityTooLarge, apiErrorBody{Message: fmt.Sprintf("request body too large: the limit is %d bytes", MaxBodyBytes)})
+		return
+	case readErr != nil:
+		writeJSON(sr, http.StatusBadRequest, apiErrorBody{Message: "could not read the request body"})
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.api.ServeHTTP(sr, r)
+}
+
+func (s *Server) authenticate(r *http.Request) (string, bool) {
+	user, pass, ok := r.BasicAuth()
+	if !ok || user == "" {
+		return "", false
+	}
+	s.mu.Lock()
+	want, known := s.users[user]
+	s.mu.Unlock()
+	if !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
+		return "", false
+	}
+	return user, true
+}
+
+// admit counts a request against user's limits. It returns 0 when the
+// request may proceed, or the seconds to wait and a message.
+func (s *Server) admit(user string) (retryAfter int, msg string) {
+	now := s.opts.RateNow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ul := s.limits[user]
+	if ul == nil {
+		ul = &userLimit{}
+		if s.opts.RatePerSecond > 0 {
+			ul.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
+		}
+		s.limits[user] = ul
+	}
+	if s.opts.DailyCap > 0 {
+		day := now.UTC().Format(time.DateOnly)
+		if ul.day != day {
+			ul.day, ul.count = day, 0
+		}
+		if ul.count >= s.opts.DailyCap {
+			y, m, d := now.UTC().Date()
+			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			return secs, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, secs)
+		}
+	}
+	if ul.lim != nil {
+		rsv := ul.lim.ReserveN(now, 1)
+		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
+			rsv.CancelAt(now)
+			secs := max(1, int(math.Ceil(d.Seconds())))
+			return secs, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
+		}
+	}
+	ul.count++
+	return 0, ""
+}
+
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
+	user, _ := r.Context().Value(userKey{}).(string)
+	body, _ := io.ReadAll(r.Body)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		writeJSON(w, http.StatusBadRequest, apiErrorBody{Message: "body: must be a JSON object"})
+		return
+	}
+	s.mu.Lock()
+	now := s.now
+	s.mu.Unlock()
+	in, ferr := parseCreate(fields, now)
+	if ferr != nil {
+		writeFieldError(w, ferr)
+		return
+	}
+	s.mu.Lock()
+	a, ferr := s.createAccess(user, in)
+	var out accessJSON
+	if ferr == nil {
+		out = s.accessJSON(a)
+	}
+	s.mu.Unlock()
+	if ferr != nil {
+		writeFieldError(w, ferr)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
+	user, _ := r.Context().Value(userKey{}).(string)
+	if err := s.CancelAccess(r.PathValue("id"), user); err != nil {
+		writeJSON(w, http.StatusNotFound, apiErrorBody{Message: "access not found (unknown or already cancelled)"})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func writeFieldError(w http.ResponseWriter, e *fieldError) {
+	writeJSON(w, e.status, apiErrorBody{Message: e.Error(), Field: e.field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body) // the client went away; nothing left to tell it
+}

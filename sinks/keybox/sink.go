@@ -1,0 +1,383 @@
+// Package keybox gives guests time-bound access to a room's physical key in
+// a key box (seed 001, "Create Access": Keycafe-style REST with HTTP Basic
+// auth). Each stay of a key_storage room gets one access for its window; the
+// box answers with a booking code (PIN) the guest types at the box, and
+// keysync writes that code and the key's compartment back to 3RPMS.
+//
+// Assumptions where the seed is silent, made here once and in package
+// sandbox alike; the paths and the cancel method are configurable:
+//   - Create is POST {BaseURL}{CreatePath} (default /v2/accesses) with the
+//     seed's body: key {"id"} or {"serialNumber"}, startDate/startTime,
+//     endDate/endTime ("YYYY-MM-DD", "HH:MM") and timeZone (the property's
+//     IANA zone), visitorName, silent, locale, returnReminder false. The
+//     deprecated ISO 8601 startDate/endDate are never sent. The window's
+//     instants are shown in Options.TimeZone and cut to the minute.
+//   - A 2xx answer to a create is JSON {"id": ..., "code": ...}: the access
+//     id and the booking code, each a JSON string or integer. One without an
+//     id is an unknown outcome; one with an id but no code did create the
+//     access and is returned with an empty Secret, so the id is recorded.
+//   - Cancel (end access) is {CancelMethod} {BaseURL}{CancelPath} with {id}
+//     replaced by the access id (defaults DELETE and /v2/accesses/{id}); any
+//     2xx means cancelled and 404 (or 410) means no such live access, which
+//     the caller counts as done.
+//   - There is no update call: a date or room change is a cancel followed by
+//     a fresh create, two actions the planner schedules; MaxBatch is 1.
+//   - Error answers are JSON with a "message" (or "error") string; that
+//     string, with secrets removed and cut short, is all of a body that ever
+//     reaches an error.
+//
+// The key's compartment (KeyRef.Compartment) is staff-only: it is never sent
+// to the key box nor put in an error; Sink.Compartment hands it to the caller
+// that writes it back to 3RPMS.
+package keybox
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Defaults for the parts of the API the seed does not give.
+const (
+	// DefaultCreatePath is the create call's path when Options.CreatePath is empty.
+	DefaultCreatePath = "/v2/accesses"
+	// DefaultCancelPath is the cancel call's path when Options.CancelPath is
+	// empty; {id} stands for the access id.
+	DefaultCancelPath = "/v2/accesses/{id}"
+	// DefaultCancelMethod is the cancel call's method when Options.CancelMethod is empty.
+	DefaultCancelMethod = http.MethodDelete
+	// DefaultMaxResponseBytes caps a response body; a larger one is an
+	// error, not an allocation.
+	DefaultMaxResponseBytes = 1 << 20
+)
+
+// Locales are the notification languages the seed lists for locale.
+var Locales = []string{"en", "fr", "ja", "es", "nl", "it", "pt"}
+
+// KeyRef is the physical key of one room: exactly one of ID and
+// SerialNumber names it to the box.
+type KeyRef struct {
+	ID           string
+	SerialNumber string
+	// Compartment is where the key sits in the box. It is staff-only: never
+	// sent to the key-box API, never logged; see Sink.Compartment.
+	Compartment reconcile.Secret
+}
+
+// Options configures a Sink for one property.
+type Options struct {
+	// BaseURL is the API's scheme and host (and any path prefix), e.g.
+	// https://api.keycafe.com; the paths below are appended to it.
+	BaseURL string
+	// Username and Password are sent as HTTP Basic auth.
+	Username string
+	Password reconcile.Secret
+	// CreatePath, CancelPath and CancelMethod place the two calls; empty
+	// means DefaultCreatePath, DefaultCancelPath and DefaultCancelMethod.
+	// CancelPath must hold the placeholder {id}.
+	CreatePath, CancelPath, CancelMethod string
+	// Rooms maps a room id to its key.
+	Rooms map[string]KeyRef
+	// TimeZone is the property's IANA zone (Europe/Ljubljana, say): start
+	// and end go to the box as local date and time in it.
+	TimeZone *time.Location
+	// Locale is the guest notification language, one of Locales; "" omits it.
+	Locale string
+	// Silent stops the box from notifying the guest.
+	Silent bool
+	// Property is the property's name; actions for stays of another
+	// property are refused, and errors name it.
+	Property string
+	// HTTP is the client to use; nil means one with a 60 s timeout that
+	// does not follow redirects (a redirected POST would arrive as a GET).
+	HTTP *http.Client
+	// Limiter paces requests; shared by everything that calls the host.
+	// Nil means no pacing.
+	Limiter *rate.Limiter
+	// Meter counts requests for the run report.
+	Meter *reconcile.Meter
+	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Now is the clock for Retry-After dates; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate reports the first problem with the options, naming the field,
+// or nil. New does not fail; Apply returns Validate's error instead of
+// sending anything.
+func (o Options) Validate() error {
+	u, err := url.Parse(o.BaseURL)
+	switch {
+	case o.BaseURL == "":
+		return errors.New("keybox: base URL must be set")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("keybox: base URL must be an http or https URL with a host")
+	case u.User != nil:
+		return errors.New("keybox: base URL must not hold credentials; set the username and password")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("keybox: base URL must not have a query or fragment")
+	case o.Username == "":
+		return errors.New("keybox: username must be set (HTTP Basic)")
+	case o.Password == "":
+		return errors.New("keybox: password must be set (HTTP Basic)")
+	case o.CreatePath != "" && !strings.HasPrefix(o.CreatePath, "/"):
+		return fmt.Errorf("keybox: create path %q must start with /", o.CreatePath)
+	case o.CancelPath != "" && (!strings.HasPrefix(o.CancelPath, "/") || !strings.Contains(o.CancelPath, "{id}")):
+		return fmt.Errorf("keybox: cancel path %q must start with / and hold {id}", o.CancelPath)
+	case o.CancelMethod != "" && !slices.Contains([]string{"DELETE", "POST", "PUT", "PATCH"}, strings.ToUpper(o.CancelMethod)):
+		return fmt.Errorf("keybox: cancel method %q must be DELETE, POST, PUT or PATCH", o.CancelMethod)
+	case o.TimeZone == nil || o.TimeZone.String() == "" || o.TimeZone.String() == "Local":
+		return errors.New("keybox: time zone must be the property's IANA zone (e.g. Europe/Ljubljana)")
+	case o.Locale != "" && !slices.Contains(Locales, o.Locale):
+		return fmt.Errorf("keybox: locale %q must be one of %s", o.Locale, strings.Join(Locales, ", "))
+	case o.MaxResponseBytes < 0:
+		return errors.New("keybox: max response bytes must not be negative")
+	}
+	rooms := make([]string, 0, len(o.Rooms))
+	for id := range o.Rooms {
+		rooms = append(rooms, id)
+	}
+	sort.Strings(rooms)
+	for _, id := range rooms {
+		if err := o.Rooms[id].check(); err != nil {
+			return fmt.Errorf("keybox: rooms[%q]: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (k KeyRef) check() error {
+	if (k.ID == "") == (k.SerialNumber == "") {
+		return errors.New("give exactly one of key id or serial number")
+	}
+	return nil
+}
+
+// Sink creates and cancels key-box accesses. It implements reconcile.Sink.
+type Sink struct {
+	opts    Options
+	invalid error
+	base    string
+	// secrets are removed from every server message that reaches an
+	// error; as Secrets they print redacted should the Sink be printed.
+	secrets []reconcile.Secret
+}
+
+var _ reconcile.Sink = (*Sink)(nil)
+
+// New returns a Sink. Options are checked by Validate; a Sink built from
+// invalid options returns that error from Apply without sending anything.
+func New(opts Options) *Sink {
+	if opts.HTTP == nil {
+		opts.HTTP = &http.Client{
+			Timeout: 60 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+	}
+	opts.CreatePath = cmp.Or(opts.CreatePath, DefaultCreatePath)
+	opts.CancelPath = cmp.Or(opts.CancelPath, DefaultCancelPath)
+	opts.CancelMethod = strings.ToUpper(cmp.Or(opts.CancelMethod, DefaultCancelMethod))
+	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Sink{opts: opts, invalid: opts.Validate(), base: strings.TrimRight(opts.BaseURL, "/")}
+	if opts.Password != "" {
+		s.secrets = append(s.secrets, opts.Password)
+	}
+	for _, k := range opts.Rooms {
+		if k.Compartment != "" {
+			s.secrets = append(s.secrets, k.Compartment)
+		}
+	}
+	// Longest first, so a secret that contains another is removed whole.
+	slices.SortFunc(s.secrets, func(a, b reconcile.Secret) int { return cmp.Compare(len(b), len(a)) })
+	return s
+}
+
+// String describes the Sink without its secrets, so printing one (with
+// %v or %+v) cannot leak the password or a compartment.
+func (s *Sink) String() string { return "keybox.Sink(" + s.base + ")" }
+
+// GoString is String for %#v.
+func (s *Sink) GoString() string { return s.String() }
+
+// Compartment returns where the key of a room sits in the box, for the
+// caller to write back to 3RPMS; ok is false when the room is not mapped or
+// has no compartment.
+func (s *Sink) Compartment(roomID string) (reconcile.Secret, bool) {
+	k, ok := s.opts.Rooms[roomID]
+	return k.Compartment, ok && k.Compartment != ""
+}
+
+// MaxBatch implements reconcile.Sink: the API has no batching.
+func (s *Sink) MaxBatch() int { return 1 }
+
+// Apply implements reconcile.Sink for one action: reconcile.OpCreate creates
+// an access for the action's window and returns its id and code;
+// reconcile.OpDelete cancels the access a.Cred.RemoteID.
+//
+// The returned error is for the request as a whole: invalid options, more
+// than one action, a dial failure or a cancelled wait for the limiter (nothing
+// sent); 401 and 403 (wrapping reconcile.ErrUnauthorized); 429 (a
+// *reconcile.RateLimitedError); a redirect or another unexpected status;
+// and, wrapping reconcile.ErrUnknownOutcome,
+// no answer, a 5xx, or a 2xx to a create that is not JSON, is too large, or
+// lacks an id. The outcome's error is for this action alone: an unmapped
+// room or a missing window (nothing sent), 404 or 410 (reconcile.ErrNotFound;
+// for a cancel, already done), 409 (reconcile.ErrConflict), 400 or 422
+// (reconcile.ErrRejected, with the server's message). No error ever holds
+// the password, an access code, a compartment or a response body.
+func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
+	switch {
+	case len(actions) == 0:
+		return nil, nil
+	case s.invalid != nil:
+		return nil, s.invalid
+	case len(actions) > 1:
+		return nil, fmt.Errorf("%s: %d actions in one request; the key box takes one (MaxBatch is 1)", s.label(), len(actions))
+	}
+	a := actions[0]
+	if s.opts.Property != "" && a.Stay.Property != "" && a.Stay.Property != s.opts.Property {
+		return fail(fmt.Errorf("%s: %s for stay %s: the stay belongs to property %q", s.label(), a.Op, a.Stay, a.Stay.Property))
+	}
+	switch a.Op {
+	case reconcile.OpCreate:
+		return s.create(ctx, a)
+	case reconcile.OpDelete:
+		return s.cancel(ctx, a)
+	}
+	return fail(fmt.Errorf("%s: %s for stay %s: the key box has no such call (only create and cancel; a change is cancel + create)", s.label(), a.Op, a.Stay.ID))
+}
+
+// fail returns one outcome holding err: the action failed, nothing was sent
+// or the failure concerns this action alone.
+func fail(err error) ([]reconcile.Outcome, error) {
+	return []reconcile.Outcome{{Err: err}}, nil
+}
+
+// label prefixes every error: "keybox", with the property when known.
+func (s *Sink) label() string {
+	if s.opts.Property != "" {
+		return "keybox " + s.opts.Property
+	}
+	return "keybox"
+}
+
+// createBody is the seed's create body. It has no field for a compartment,
+// so none can be sent.
+type createBody struct {
+	Key            keyJSON `json:"key"`
+	StartDate      string  `json:"startDate"`
+	StartTime      string  `json:"startTime"`
+	EndDate        string  `json:"endDate"`
+	EndTime        string  `json:"endTime"`
+	TimeZone       string  `json:"timeZone"`
+	VisitorName    string  `json:"visitorName"`
+	ReturnReminder bool    `json:"returnReminder"`
+	Silent         bool    `json:"silent"`
+	Locale         string  `json:"locale,omitempty"`
+}
+
+type keyJSON struct {
+	ID           string `json:"id,omitempty"`
+	SerialNumber string `json:"serialNumber,omitempty"`
+}
+
+// created is a 2xx answer to a create.
+type created struct {
+	ID   flexString `json:"id"`
+	Code flexString `json:"code"`
+}
+
+func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Outcome, error) {
+	what := fmt.Sprintf("create access for stay %s in room %s", a.Stay.ID, a.RoomID)
+	ref, ok := s.opts.Rooms[a.RoomID]
+	if !ok {
+		return fail(fmt.Errorf("%s: %s: room is not mapped to a key in the key-box config", s.label(), what))
+	}
+	if err := ref.check(); err != nil {
+		return fail(fmt.Errorf("%s: %s: %v", s.label(), what, err))
+	}
+	what += " (" + ref.label() + ")"
+	body, err := s.createBody(a, ref)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %s: %w", s.label(), what, err))
+	}
+	var out created
+	verdict, err := s.send(ctx, what, http.MethodPost, s.base+s.opts.CreatePath, body, &out)
+	switch {
+	case err != nil:
+		return nil, err
+	case verdict != nil:
+		return fail(verdict)
+	case out.ID == "":
+		return nil, fmt.Errorf("%s: %s: the answer has no access id: %w", s.label(), what, reconcile.ErrUnknownOutcome)
+	}
+	// An answer with an id but no code still created the access: it is
+	// returned with an empty Secret so that its id is recorded.
+	return []reconcile.Outcome{{RemoteID: string(out.ID), Secret: reconcile.Secret(out.Code)}}, nil
+}
+
+// createBody builds the body for a create from the action's window, shown
+// in the property's zone and cut to the minute.
+func (s *Sink) createBody(a *reconcile.Action, ref KeyRef) (createBody, error) {
+	w := a.Window
+	if w == nil || w.Start.IsZero() || w.End.IsZero() {
+		return createBody{}, errors.New("the action has no access window")
+	}
+	loc := s.opts.TimeZone
+	start := w.Start.Truncate(time.Minute).In(loc)
+	end := w.End.Truncate(time.Minute).In(loc)
+	if !end.After(start) {
+		return createBody{}, fmt.Errorf("the access window ends (%s) before it starts (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	visitor := strings.TrimSpace(a.Guest)
+	if visitor == "" {
+		visitor = strings.TrimSpace("Guest " + a.Stay.ID)
+	}
+	return createBody{
+		Key:       keyJSON{ID: ref.ID, SerialNumber: ref.SerialNumber},
+		StartDate: start.Format(time.DateOnly), StartTime: start.Format("15:04"),
+		EndDate: end.Format(time.DateOnly), EndTime: end.Format("15:04"),
+		TimeZone: loc.String(), VisitorName: visitor,
+		ReturnReminder: false, Silent: s.opts.Silent, Locale: s.opts.Locale,
+	}, nil
+}
+
+func (k KeyRef) label() string {
+	if k.ID != "" {
+		return "key id " + k.ID
+	}
+	return "key serial number " + k.SerialNumber
+}
+
+func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Outcome, error) {
+	if a.Cred == nil || a.Cred.RemoteID == "" {
+		return fail(fmt.Errorf("%s: cancel access for stay %s: no access id recorded", s.label(), a.Stay.ID))
+	}
+	id := a.Cred.RemoteID
+	what := fmt.Sprintf("cancel access %s for stay %s", id, a.Stay.ID)
+	target := s.base + strings.ReplaceAll(s.opts.CancelPath, "{id}", url.PathEscape(id))
+	verdict, err := s.send(ctx, what, s.opts.CancelMethod, target, nil, nil)
+	switch {
+	case err != nil:
+		return nil, err
+	case verdict != nil:
+		return fail(verdict)
+	}
+	return []reconcile.Outcome{{}}, nil
+}

@@ -1,0 +1,299 @@
+package keybox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// maxMessageBytes is how much of an error answer is read for its message.
+const maxMessageBytes = 64 << 10
+
+// maxMessageRunes is how much of a server message reaches an error.
+const maxMessageRunes = 200
+
+// send makes one write request. On a 2xx it decodes the answer into out
+// (when out is non-nil). verdict is the server's refusal of this action
+// alone (404, 409, 400, 422); err is a failure of the request as a whole.
+// Neither ever quotes a body beyond a scrubbed server message.
+func (s *Sink) send(ctx context.Context, what, method, target string, body, out any) (verdict, err error) {
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf(s.label()+": "+what+": "+format, args...)
+	}
+	var payload io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, errf("encode request: %w", err)
+		}
+		payload = bytes.NewReader(raw)
+	}
+	if s.opts.Limiter != nil {
+		if err := s.opts.Limiter.Wait(ctx); err != nil {
+			return nil, errf("waiting for rate limit: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, payload)
+	if err != nil {
+		return nil, errf("build request: %w", scrubURL(err))
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(s.opts.Username, s.opts.Password.Reveal())
+
+	s.opts.Meter.Count(reconcile.SystemKeyBox, true)
+	resp, err := s.opts.HTTP.Do(req)
+	if err != nil {
+		if neverSent(err) {
+			return nil, errf("%w", scrubURL(err))
+		}
+		return nil, errf("no answer: %w (%w)", scrubURL(err), reconcile.ErrUnknownOutcome)
+	}
+	defer resp.Body.Close()
+
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusUnauthorized:
+		return nil, errf("HTTP 401: the key box refused user %q and its password; check the key-box username and password (sent as HTTP Basic auth): %w",
+			s.opts.Username, reconcile.ErrUnauthorized)
+	case code == http.StatusForbidden:
+		return nil, errf("HTTP 403: user %q lacks a permission this call needs (creating and cancelling accesses): %w",
+			s.opts.Username, reconcile.ErrUnauthorized)
+	case code == http.StatusTooManyRequests:
+		return nil, errf("HTTP 429: %w", &reconcile.RateLimitedError{
+			System: reconcile.SystemKeyBox, RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), s.opts.Now()),
+		})
+	case code >= 500:
+		return nil, errf("HTTP %d from server (%w)", code, reconcile.ErrUnknownOutcome)
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrNotFound), nil
+	case code == http.StatusConflict:
+		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrConflict), nil
+	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
+		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrRejected), nil
+	case code >= 300 && code <= 399:
+		return nil, errf("HTTP %d: the key box redirects; check the base URL (https?)", code)
+	case code < 200 || code > 299:
+		return nil, errf("unexpected HTTP %d: %s", code, s.message(resp.Body))
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, s.opts.MaxResponseBytes))
+		return nil, nil
+	}
+
+	// unknown: the server acted or may have, but its answer cannot be read.
+	unknown := func(format string, args ...any) error {
+		return errf(format+" (%w)", append(args, reconcile.ErrUnknownOutcome)...)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxResponseBytes+1))
+	switch {
+	case err != nil:
+		return nil, unknown("HTTP %d: reading the answer failed", code)
+	case int64(len(raw)) > s.opts.MaxResponseBytes:
+		return nil, unknown("HTTP %d: answer larger than %d bytes", code, s.opts.MaxResponseBytes)
+	case len(bytes.TrimSpace(raw)) == 0:
+		return nil, unknown("HTTP %d: empty answer", code)
+	}
+	if mt := mediaType(resp.Header.Get("Content-Type")); !isJSON(mt) {
+		return nil, unknown("HTTP %d: answer is not JSON (content type %q)", code, mt)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return nil, unknown("HTTP %d: malformed JSON answer: %v", code, jsonErrorWithoutValue(err))
+	}
+	return nil, nil
+}
+
+// message extracts the server's message from an error answer, scrubbed of
+// secrets and cut short, or says there is none. Only a JSON "message",
+// "error" (or error.message) or errors[].message string is ever used.
+func (s *Sink) message(body io.Reader) string {
+	raw, _ := io.ReadAll(io.LimitReader(body, min(maxMessageBytes, s.opts.MaxResponseBytes)))
+	var m struct {
+		Message string          `json:"message"`
+		Error   json.RawMessage `json:"error"`
+		Errors  []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return "no message in the answer"
+	}
+	var parts []string
+	if m.Message != "" {
+		parts = append(parts, m.Message)
+	}
+	var e struct {
+		Message string `json:"message"`
+	}
+	var es string
+	switch {
+	case json.Unmarshal(m.Error, &es) == nil && es != "":
+		parts = append(parts, es)
+	case json.Unmarshal(m.Error, &e) == nil && e.Message != "":
+		parts = append(parts, e.Message)
+	}
+	for _, e := range m.Errors {
+		if e.Message != "" {
+			parts = append(parts, e.Message)
+		}
+	}
+	if len(parts) == 0 {
+		return "no message in the answer"
+	}
+	return s.scrub(strings.Join(parts, "; "))
+}
+
+// scrub makes a server message safe for an error: it removes the password
+// and every compartment, masks runs of four or more digits (an access code
+// the server might quote; a year in a date is kept), replaces control
+// characters and cuts the message short.
+func (s *Sink) scrub(msg string) string {
+	for _, secret := range s.secrets {
+		msg = strings.ReplaceAll(msg, secret.Reveal(), "[redacted]")
+	}
+	msg = maskDigits(msg)
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, msg)
+	if r := []rune(msg); len(r) > maxMessageRunes {
+		msg = string(r[:maxMessageRunes]) + "…"
+	}
+	return msg
+}
+
+// maskDigits replaces each run of four or more ASCII digits with "[redacted]",
+// except a run of exactly four followed by "-" (the year of a date).
+func maskDigits(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		j := i
+		for j < len(msg) && msg[j] >= '0' && msg[j] <= '9' {
+			j++
+		}
+		if j == i {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		year := j-i == 4 && j < len(msg) && msg[j] == '-'
+		if j-i >= 4 && !year {
+			b.WriteString("[redacted]")
+		} else {
+			b.WriteString(msg[i:j])
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// RetryAfter parses a Retry-After header (seconds or an HTTP date) relative
+// to now. Missing, negative or malformed values give one second; values
+// above a day are capped there.
+func RetryAfter(v string, now time.Time) time.Duration {
+	const floor, ceiling = time.Second, 24 * time.Hour
+	v = strings.TrimSpace(v)
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(min(secs, int(ceiling/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, floor), ceiling)
+}
+
+// flexString is an id or code that the API may send as a JSON string or an
+// integer.
+type flexString string
+
+var errNotStringOrNumber = errors.New("id or code is neither a string nor an integer")
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case string(b) == "null":
+		*f = ""
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return errNotStringOrNumber
+		}
+	}
+	if len(b) == 0 {
+		return errNotStringOrNumber
+	}
+	*f = flexString(b)
+	return nil
+}
+
+func mediaType(contentType string) string {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "unreadable"
+	}
+	return mt
+}
+
+func isJSON(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// neverSent reports errors that happen before a request leaves the machine,
+// so a write certainly did not happen.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// scrubURL drops the URL that net/http puts in its errors; the base URL is
+// in the config, and the access id is named by the caller.
+func scrubURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// jsonErrorWithoutValue keeps a JSON syntax or type error's position and
+// kind but not the offending value, which could be an access code.
+func jsonErrorWithoutValue(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+	}
+	if errors.Is(err, errNotStringOrNumber) {
+		return err
+	}
+	return errors.New("invalid JSON")
+}
