@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/sourcegraph/conc/pool"
 )
 
 // Crash points: the places Apply calls Runner.Crash, so tests can kill the
@@ -66,9 +69,16 @@ type applier struct {
 	run  int64
 	now  time.Time
 	log  *slog.Logger
+	mu   sync.Mutex       // guards dead and skipped: systems apply concurrently
 	dead map[System]error // systems cut off for the rest of the run
 	// skipped holds audit rows of skipped actions until the next Save.
 	skipped []Audit
+}
+
+func (ap *applier) cutOff(sys System) error {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	return ap.dead[sys]
 }
 
 // apply runs a plan: local record changes first, then each batch with its
@@ -90,15 +100,38 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 		}
 		return 1
 	})
-	for i, b := range batches {
-		if i > 0 && b.Step != batches[i-1].Step {
+	// Within a step the systems are independent: each sends its batches in
+	// order on its own goroutine, paced by its own limiter.
+	for i := 0; i < len(batches); {
+		step := batches[i].Step
+		if i > 0 {
 			ap.r.crash(CrashBetweenSteps)
 		}
-		if err := ap.batch(ctx, b); err != nil {
+		var systems []System
+		bySystem := map[System][]Batch{}
+		for ; i < len(batches) && batches[i].Step == step; i++ {
+			b := batches[i]
+			if _, ok := bySystem[b.System]; !ok {
+				systems = append(systems, b.System)
+			}
+			bySystem[b.System] = append(bySystem[b.System], b)
+		}
+		p := pool.New().WithErrors()
+		for _, sys := range systems {
+			p.Go(func() error {
+				for _, b := range bySystem[sys] {
+					if err := ap.batch(ctx, b); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err := p.Wait(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return ap.flushSkipped(ctx)
 }
 
 // applyLocal saves changes to keysync's own records that need no request.
@@ -139,8 +172,8 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		switch {
 		case sink == nil:
 			ap.skip(a, fmt.Sprintf("no %s sink configured", b.System))
-		case ap.dead[b.System] != nil:
-			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.dead[b.System]))
+		case ap.cutOff(b.System) != nil:
+			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.cutOff(b.System)))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
 		case a.Op != OpCreate && a.Cred.RemoteID == "":
@@ -150,7 +183,9 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		case a.Upstream != nil:
 			if err := ap.derive(a); err != nil {
 				a.Result, a.Error = ResultFailed, err.Error()
+				ap.mu.Lock()
 				ap.skipped = append(ap.skipped, ap.audit(a, PhaseFailed, a.Error))
+				ap.mu.Unlock()
 				continue
 			}
 			ready = append(ready, a)
@@ -163,8 +198,10 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	}
 
 	// Intent: new credentials get their row, every action an audit line.
+	ap.mu.Lock()
 	intent := ap.skipped
 	ap.skipped = nil
+	ap.mu.Unlock()
 	var creds []*Credential
 	for _, a := range ready {
 		if a.Op == OpCreate {
@@ -189,7 +226,9 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	}
 	if err != nil {
 		ap.log.Warn("request failed", "system", b.System, "actions", len(ready), "err", err)
+		ap.mu.Lock()
 		ap.dead[b.System] = err
+		ap.mu.Unlock()
 		outcomes = make([]Outcome, len(ready))
 		for i := range outcomes {
 			outcomes[i].Err = err
@@ -225,13 +264,16 @@ func (ap *applier) derive(a *Action) error {
 
 // flushSkipped records the audit rows of skipped actions.
 func (ap *applier) flushSkipped(ctx context.Context) error {
-	if len(ap.skipped) == 0 {
+	ap.mu.Lock()
+	rows := ap.skipped
+	ap.skipped = nil
+	ap.mu.Unlock()
+	if len(rows) == 0 {
 		return nil
 	}
-	if err := ap.r.Store.Save(ctx, nil, ap.skipped); err != nil {
+	if err := ap.r.Store.Save(ctx, nil, rows); err != nil {
 		return fmt.Errorf("record skipped actions for %s: %w", ap.site.Property.Name, err)
 	}
-	ap.skipped = nil
 	return nil
 }
 
@@ -303,7 +345,9 @@ func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
 
 func (ap *applier) skip(a *Action, why string) {
 	a.Result, a.Error = ResultSkipped, why
+	ap.mu.Lock()
 	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
+	ap.mu.Unlock()
 }
 
 func (ap *applier) audit(a *Action, phase Phase, detail string) Audit {

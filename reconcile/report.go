@@ -15,8 +15,10 @@ type Report struct {
 	DryRun bool      `json:"dry_run"`
 	Now    time.Time `json:"now"`
 	Plans  []*Plan   `json:"plans"`
-	// PlannedRequests is the number of write requests the plans cost.
-	PlannedRequests int `json:"planned_write_requests"`
+	// PlannedRequests is the number of write requests the plans cost, and
+	// Planned the same per system.
+	PlannedRequests int            `json:"planned_write_requests"`
+	Planned         map[System]int `json:"planned_write_requests_by_system,omitempty"`
 	// Requests is what the adapters actually sent, per system.
 	Requests map[System]RequestCount `json:"requests"`
 	Failures []Failure               `json:"failures"`

@@ -85,7 +85,13 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 		rep.Plans = append(rep.Plans, plan)
-		rep.PlannedRequests += Price(plan.Actions, site.maxBatch)
+		for _, b := range Batches(plan.Actions, site.maxBatch) {
+			rep.PlannedRequests++
+			if rep.Planned == nil {
+				rep.Planned = map[System]int{}
+			}
+			rep.Planned[b.System]++
+		}
 		if opts.DryRun {
 			continue
 		}

@@ -25,7 +25,7 @@ func TestDemoConverges(t *testing.T) {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
 	}
 	for _, want := range []string{
-		"First connection: 2 write request(s) for the whole property.",
+		"3RPMS keys created and assigned in 2 write request(s) for the whole hotel.",
 		"Run straight after: 0 action(s), 0 write request(s).",
 		"Nothing to do: every stay holds the right key.",
 		"departed",
@@ -76,22 +76,22 @@ func TestSandboxCommandPrintsAWorkingConfig(t *testing.T) {
 	}()
 	waitFor(t, "the sandbox banner", func() bool { return strings.Contains(out.String(), "Stop with Ctrl-C") })
 	text := out.String()
-	if !regexp.MustCompile(`GraphQL endpoint: http://127\.0\.0\.1:\d+/graphql`).MatchString(text) {
+	if !regexp.MustCompile(`3RPMS GraphQL:\s+http://127\.0\.0\.1:\d+/graphql`).MatchString(text) {
 		t.Fatalf("no endpoint in:\n%s", text)
 	}
-	cfgText := text[strings.Index(text, "# keysync against the sandbox"):strings.Index(text, "Stop with Ctrl-C")]
+	cfgText := text[strings.Index(text, "# keysync against the sandboxes"):strings.Index(text, "Stop with Ctrl-C")]
 	dir := t.TempDir()
 	cfgText = strings.Replace(cfgText, "./keysync-sandbox.db", filepath.Join(dir, "k.db"), 1)
 	cfgPath := filepath.Join(dir, "k.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	getenv := func(k string) string {
-		if k == "KEYSYNC_3RPMS_TOKEN" {
-			return sandboxToken
-		}
-		return ""
+	// The banner's export lines, as a shell would apply them.
+	exports := map[string]string{}
+	for _, m := range regexp.MustCompile(`export (\w+)=(\S+)`).FindAllStringSubmatch(text, -1) {
+		exports[m[1]] = m[2]
 	}
+	getenv := func(k string) string { return exports[k] }
 	var rout, rerr bytes.Buffer
 	if err := Run(context.Background(), []string{"backfill", "--config", cfgPath}, &rout, &rerr, getenv); err != nil {
 		t.Fatalf("backfill against the printed config: %v\n%s", err, rerr.String())

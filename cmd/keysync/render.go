@@ -23,7 +23,15 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
 	}
 	printNotes(w, rep.Notes())
 	printFailures(w, rep.Failures)
-	fmt.Fprintf(w, "\nApplying this plan takes %d write request(s).\n", rep.PlannedRequests)
+	fmt.Fprintf(w, "\nApplying this plan takes %d write request(s)", rep.PlannedRequests)
+	if len(rep.Planned) > 1 {
+		var parts []string
+		for _, sys := range sortedKeys(rep.Planned) {
+			parts = append(parts, fmt.Sprintf("%s %d", sys, rep.Planned[sys]))
+		}
+		fmt.Fprintf(w, ": %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w, ".")
 }
 
 // printReport renders a run's report: what was done, what was not, and
@@ -48,7 +56,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	fmt.Fprintln(w)
 	for _, sys := range sortedKeys(rep.Requests) {
 		c := rep.Requests[sys]
-		fmt.Fprintf(w, "Requests to %s: %d (%d read, %d write; the plan priced writes at %d)\n", sys, c.Reads+c.Writes, c.Reads, c.Writes, rep.PlannedRequests)
+		fmt.Fprintf(w, "Requests to %s: %d (%d read, %d write; the plan priced writes at %d)\n", sys, c.Reads+c.Writes, c.Reads, c.Writes, rep.Planned[sys])
 	}
 	if rep.Partial() {
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")

@@ -60,13 +60,15 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 
 // site builds one property's source, sinks and key deriver.
 func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconcile.Site {
-	limiter := func(endpoint string, a APIConfig) *rate.Limiter {
-		return env.limiters.get(hostOf(endpoint), a.RatePerSecond, a.Burst)
+	// One limiter per API: the system and its host (the sandboxes share a
+	// host, real systems do not).
+	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *rate.Limiter {
+		return env.limiters.get(string(sys)+" "+hostOf(endpoint), a.RatePerSecond, a.Burst)
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
 	if t := p.ThreeRPMS; t != nil {
 		client := rpms.NewClient(rpms.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Limiter: limiter(t.Endpoint, t.APIConfig), Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+			Endpoint: t.Endpoint, Token: t.token, Limiter: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig), Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
 		})
 		site.Source, site.SourceSystem = rpms.NewSource(client, p.Name, t.PageSize), reconcile.System3RPMS
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
@@ -75,7 +77,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Source, site.SourceSystem = guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Limiter: limiter(g.BaseURL, g.APIConfig), Meter: meter,
+			PerPage: g.PerPage, Limiter: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Meter: meter,
 			MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
 		}), reconcile.SystemGuestway
 	}
@@ -89,7 +91,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, Property: p.Name,
-			Limiter: limiter(o.BaseURL, o.APIConfig), Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+			Limiter: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
 		})
 	}
 	var box *keybox.Sink
@@ -104,7 +106,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
-			Limiter: limiter(k.BaseURL, k.APIConfig), Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+			Limiter: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
 		})
 		site.Sinks[reconcile.SystemKeyBox] = box
 	}

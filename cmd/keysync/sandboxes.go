@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
+	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
+	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
+	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// The sandbox's credentials. They are not secrets: the sandboxes only run
+// on this machine. Configs still read them from the environment, the way
+// real ones are read.
+const (
+	sandboxToken       = "sandbox-token"
+	sandboxIntegration = "keysync"
+	sandboxOpenAppKey  = "sandbox-openapp-key"
+	sandboxOrg         = "org-sandbox"
+	sandboxOpenAppInt  = "int-sandbox"
+	sandboxBoxUser     = "keysync"
+	sandboxBoxPassword = "sandbox-password"
+)
+
+// sandboxEnv is the environment a sandbox config reads its secrets from.
+var sandboxEnv = map[string]string{
+	"KEYSYNC_3RPMS_TOKEN":          sandboxToken,
+	"KEYSYNC_OPENAPP_API_KEY":      sandboxOpenAppKey,
+	"KEYSYNC_KEYBOX_PASSWORD":      sandboxBoxPassword,
+	"KEYSYNC_GUESTWAY_PARTNER_KEY": gwsandbox.DemoPartnerKey,
+	"KEYSYNC_GUESTWAY_TOKEN":       gwsandbox.DemoToken,
+}
+
+// sandboxes are the four fakes on one listener: 3RPMS at /graphql (admin
+// /_sandbox/), OpenApp under /openapp/, the key box under /keybox/ and
+// Guestway under /guestway/ (each with its own /_sandbox/ admin API).
+type sandboxes struct {
+	rpms     *rpmsandbox.Server
+	openapp  *oasandbox.Server
+	keybox   *kbsandbox.Server
+	guestway *gwsandbox.Server
+	base     string
+	// hotel maps the demo hotel's rooms to methods; apartments the
+	// Guestway listings.
+	hotel, apartments map[string]string
+	stop              func()
+}
+
+// demoMethod spreads the three methods over a property's rooms: mostly
+// PIN doors, every fifth room a QR lock, every fifth a key box.
+func demoMethod(i int) string {
+	switch i % 5 {
+	case 3:
+		return "qr"
+	case 4:
+		return "key_storage"
+	}
+	return "pin"
+}
+
+// startSandboxes seeds and serves the four fakes on addr.
+func startSandboxes(addr string, rooms, listings int, now time.Time) (*sandboxes, error) {
+	sb := &sandboxes{hotel: map[string]string{}, apartments: map[string]string{}}
+	sb.rpms = rpmsandbox.New(rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now}.WithSeedLimits())
+	sb.rpms.SeedDemo(rooms)
+	sb.openapp = oasandbox.New(oasandbox.Options{
+		APIKeys:      map[string]string{sandboxOpenAppKey: sandboxOrg},
+		Integrations: map[string]string{sandboxOpenAppInt: sandboxOrg},
+		Now:          now,
+	}.WithSeedLimits())
+	sb.keybox = kbsandbox.New(kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now}.WithSeedLimits())
+	sb.guestway = gwsandbox.New(gwsandbox.Options{Now: now}.WithSeedLimits())
+	sb.guestway.SeedDemo(listings)
+
+	sb.openapp.AddPortal("portal-lobby", sandboxOpenAppInt)
+	sb.openapp.AddPortal("portal-garage", sandboxOpenAppInt)
+	for i, r := range sb.rpms.Rooms() {
+		sb.hotel[r.ID] = demoMethod(i)
+		sb.register(r.ID, sb.hotel[r.ID])
+	}
+	for i, l := range sb.guestway.Listings() {
+		sb.apartments[l.ID] = demoMethod(i + 3) // start with a QR and a key box
+		sb.register(l.ID, sb.apartments[l.ID])
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", sb.rpms)
+	mux.Handle("/openapp/", http.StripPrefix("/openapp", sb.openapp))
+	mux.Handle("/keybox/", http.StripPrefix("/keybox", sb.keybox))
+	mux.Handle("/guestway/", http.StripPrefix("/guestway", sb.guestway))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	sb.base = "http://" + ln.Addr().String()
+	sb.stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	return sb, nil
+}
+
+// register gives a room what its method needs in the fakes: a portal for a
+// QR lock, a key in the key box.
+func (sb *sandboxes) register(room, method string) {
+	switch method {
+	case "qr":
+		sb.openapp.AddPortal("portal-"+room, sandboxOpenAppInt)
+	case "key_storage":
+		sb.keybox.AddKey("key-"+room, "")
+	}
+}
+
+// setNow moves every fake's business clock.
+func (sb *sandboxes) setNow(t time.Time) {
+	sb.rpms.SetNow(t)
+	sb.openapp.SetNow(t)
+	sb.keybox.SetNow(t)
+	sb.guestway.SetNow(t)
+}
+
+// config is a keysync config for the sandboxes: a hotel on 3RPMS and an
+// apartment portfolio on Guestway, using all three access methods.
+func (sb *sandboxes) config(statePath string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `# keysync against the sandboxes
+state: %s
+properties:
+  - name: sandbox-hotel
+    timezone: UTC
+    check_in: "15:00"
+    check_out: "11:00"
+    grace: {before_arrival: 2h, after_departure: 2h}
+    threerpms:
+      endpoint: %s/graphql
+      token: ${KEYSYNC_3RPMS_TOKEN}
+`, statePath, sb.base)
+	sb.sinks(&b, false)
+	b.WriteString("    rooms:\n")
+	sb.rooms(&b, sb.hotel, true)
+	fmt.Fprintf(&b, `  - name: sandbox-apartments
+    timezone: UTC
+    guestway:
+      base_url: %s/guestway
+      partner_key: ${KEYSYNC_GUESTWAY_PARTNER_KEY}
+      token: ${KEYSYNC_GUESTWAY_TOKEN}
+`, sb.base)
+	sb.sinks(&b, true)
+	b.WriteString("    rooms:\n")
+	sb.rooms(&b, sb.apartments, false)
+	return b.String()
+}
+
+func (sb *sandboxes) sinks(b *strings.Builder, shared bool) {
+	fmt.Fprintf(b, `    openapp:
+      base_url: %s/openapp
+      api_key: ${KEYSYNC_OPENAPP_API_KEY}
+      org_id: %s
+      integration_id: %s
+      guest_url: https://open.example/i/{token}
+`, sb.base, sandboxOrg, sandboxOpenAppInt)
+	if shared {
+		b.WriteString("      shared_portals: [portal-lobby, portal-garage]\n")
+	}
+	fmt.Fprintf(b, `    keybox:
+      base_url: %s/keybox
+      username: %s
+      password: ${KEYSYNC_KEYBOX_PASSWORD}
+`, sb.base, sandboxBoxUser)
+}
+
+func (sb *sandboxes) rooms(b *strings.Builder, methods map[string]string, compartments bool) {
+	for _, id := range sortedKeys(methods) {
+		switch methods[id] {
+		case "qr":
+			fmt.Fprintf(b, "      %s: {method: qr, portals: [portal-%s]}\n", id, id)
+		case "key_storage":
+			comp := ""
+			if compartments {
+				comp = ", compartment: C" + strings.TrimPrefix(id, "r")
+			}
+			fmt.Fprintf(b, "      %s: {method: key_storage, key_id: key-%s%s}\n", id, id, comp)
+		default:
+			fmt.Fprintf(b, "      %s: pin\n", id)
+		}
+	}
+}
