@@ -319,9 +319,14 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 
 	prio := p.priority(s)
 	if current != nil {
-		if !current.Assigned || current.Arrival != s.Arrival || current.Departure != s.Departure {
-			// Record what 3RPMS shows: the assignment and the stay's dates.
-			current.Assigned, current.Arrival, current.Departure = true, s.Arrival, s.Departure
+		if reason := keyStale(current, s, kind, up); reason == "" &&
+			(!current.Assigned || current.Arrival != s.Arrival || current.Departure != s.Departure || current.RoomID != s.RoomID) {
+			// Record what 3RPMS shows: the assignment, the stay's dates and
+			// (for a derived key whose secret followed it) the room.
+			current.Assigned, current.Arrival, current.Departure, current.RoomID = true, s.Arrival, s.Departure, s.RoomID
+			p.plan.Sync = append(p.plan.Sync, current)
+		} else if !current.Assigned {
+			current.Assigned = true
 			p.plan.Sync = append(p.plan.Sync, current)
 		}
 		if reason := keyStale(current, s, kind, up); reason == "" {
@@ -357,7 +362,11 @@ func keyStale(c *Credential, s Stay, kind Kind, up *upstream) string {
 	switch {
 	case c.Kind != kind:
 		return fmt.Sprintf("key type changed from %s to %s", c.Kind, kind)
-	case c.RoomID != s.RoomID:
+	case c.RoomID != s.RoomID && up == nil:
+		// A derived key carries its upstream's secret, which follows the
+		// room itself (an invite's portals are updated in place; a key-box
+		// access for another room is a new access), so only a PIN key
+		// goes stale with the room.
 		return fmt.Sprintf("room changed from %s to %s", c.RoomID, s.RoomID)
 	case up != nil && (up.fresh || up.cred.ID == 0 || c.DerivedFrom != up.cred.ID):
 		return fmt.Sprintf("its %s was replaced", up.cred.Kind)

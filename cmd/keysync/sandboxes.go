@@ -63,34 +63,60 @@ func demoMethod(i int) string {
 	return "pin"
 }
 
-// startSandboxes seeds and serves the four fakes on addr.
+// startSandboxes seeds and serves the four fakes on addr, with the seeds'
+// rate limits.
 func startSandboxes(addr string, rooms, listings int, now time.Time) (*sandboxes, error) {
+	sb := newSandboxes(now, true)
+	sb.seedDemo(rooms, listings)
+	if err := sb.serve(addr); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// newSandboxes builds the four fakes, empty but for the shared portals,
+// with or without the seeds' rate limits.
+func newSandboxes(now time.Time, limits bool) *sandboxes {
 	sb := &sandboxes{hotel: map[string]string{}, apartments: map[string]string{}}
-	sb.rpms = rpmsandbox.New(rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now}.WithSeedLimits())
-	sb.rpms.SeedDemo(rooms)
-	sb.openapp = oasandbox.New(oasandbox.Options{
+	rpmsOpts := rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now}
+	oaOpts := oasandbox.Options{
 		APIKeys:      map[string]string{sandboxOpenAppKey: sandboxOrg},
 		Integrations: map[string]string{sandboxOpenAppInt: sandboxOrg},
 		Now:          now,
-	}.WithSeedLimits())
-	sb.keybox = kbsandbox.New(kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now}.WithSeedLimits())
-	sb.guestway = gwsandbox.New(gwsandbox.Options{Now: now}.WithSeedLimits())
-	sb.guestway.SeedDemo(listings)
-
+	}
+	kbOpts := kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now}
+	gwOpts := gwsandbox.Options{
+		PartnerKeys: []string{gwsandbox.DemoPartnerKey},
+		Tokens:      map[string][]string{gwsandbox.DemoToken: {gwsandbox.ScopeReservationsRead, gwsandbox.ScopeAccessesRead}},
+		Now:         now,
+	}
+	if limits {
+		rpmsOpts, oaOpts, kbOpts, gwOpts = rpmsOpts.WithSeedLimits(), oaOpts.WithSeedLimits(), kbOpts.WithSeedLimits(), gwOpts.WithSeedLimits()
+	}
+	sb.rpms, sb.openapp, sb.keybox, sb.guestway = rpmsandbox.New(rpmsOpts), oasandbox.New(oaOpts), kbsandbox.New(kbOpts), gwsandbox.New(gwOpts)
 	sb.openapp.AddPortal("portal-lobby", sandboxOpenAppInt)
 	sb.openapp.AddPortal("portal-garage", sandboxOpenAppInt)
+	return sb
+}
+
+// seedDemo fills the fakes with the demo's hotel and apartments, spreading
+// the access methods over their rooms.
+func (sb *sandboxes) seedDemo(rooms, listings int) {
+	sb.rpms.SeedDemo(rooms)
+	sb.guestway.SeedDemo(listings)
 	for i, r := range sb.rpms.Rooms() {
-		sb.hotel[r.ID] = demoMethod(i)
-		sb.register(r.ID, sb.hotel[r.ID])
+		sb.addRoom(sb.hotel, r.ID, demoMethod(i))
 	}
 	for i, l := range sb.guestway.Listings() {
-		sb.apartments[l.ID] = demoMethod(i + 3) // start with a QR and a key box
-		sb.register(l.ID, sb.apartments[l.ID])
+		sb.addRoom(sb.apartments, l.ID, demoMethod(i+3)) // start with a QR and a key box
 	}
+}
 
+// serve starts serving the fakes on addr.
+func (sb *sandboxes) serve(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: listen on %s: %w", addr, err)
+		return fmt.Errorf("sandbox: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", sb.rpms)
@@ -105,12 +131,13 @@ func startSandboxes(addr string, rooms, listings int, now time.Time) (*sandboxes
 		defer cancel()
 		srv.Shutdown(ctx)
 	}
-	return sb, nil
+	return nil
 }
 
-// register gives a room what its method needs in the fakes: a portal for a
-// QR lock, a key in the key box.
-func (sb *sandboxes) register(room, method string) {
+// addRoom maps a room to a method in a property and gives it what the
+// method needs in the fakes: a portal for a QR lock, a key in the key box.
+func (sb *sandboxes) addRoom(property map[string]string, room, method string) {
+	property[room] = method
 	switch method {
 	case "qr":
 		sb.openapp.AddPortal("portal-"+room, sandboxOpenAppInt)
@@ -131,10 +158,9 @@ func (sb *sandboxes) setNow(t time.Time) {
 // apartment portfolio on Guestway, using all three access methods.
 func (sb *sandboxes) config(statePath string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# keysync against the sandboxes
-state: %s
-properties:
-  - name: sandbox-hotel
+	fmt.Fprintf(&b, "# keysync against the sandboxes\nstate: %s\nproperties:\n", statePath)
+	if len(sb.hotel) > 0 {
+		fmt.Fprintf(&b, `  - name: sandbox-hotel
     timezone: UTC
     check_in: "15:00"
     check_out: "11:00"
@@ -142,20 +168,24 @@ properties:
     threerpms:
       endpoint: %s/graphql
       token: ${KEYSYNC_3RPMS_TOKEN}
-`, statePath, sb.base)
-	sb.sinks(&b, false)
-	b.WriteString("    rooms:\n")
-	sb.rooms(&b, sb.hotel, true)
-	fmt.Fprintf(&b, `  - name: sandbox-apartments
+`, sb.base)
+		sb.sinks(&b, false)
+		b.WriteString("    rooms:\n")
+		sb.rooms(&b, sb.hotel, true)
+	}
+	if len(sb.apartments) > 0 {
+		fmt.Fprintf(&b, `  - name: sandbox-apartments
     timezone: UTC
+    grace: {before_arrival: 2h, after_departure: 2h}
     guestway:
       base_url: %s/guestway
       partner_key: ${KEYSYNC_GUESTWAY_PARTNER_KEY}
       token: ${KEYSYNC_GUESTWAY_TOKEN}
 `, sb.base)
-	sb.sinks(&b, true)
-	b.WriteString("    rooms:\n")
-	sb.rooms(&b, sb.apartments, false)
+		sb.sinks(&b, true)
+		b.WriteString("    rooms:\n")
+		sb.rooms(&b, sb.apartments, false)
+	}
 	return b.String()
 }
 

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
+	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
+	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
+	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// world is the four sandboxes over real HTTP with a config for a hotel on
+// 3RPMS (Europe/Ljubljana) and apartments on Guestway, both with OpenApp
+// (lobby shared portal on the apartments) and the key box.
+type world struct {
+	t   *testing.T
+	sb  *sandboxes
+	cfg string
+	now time.Time
+}
+
+func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
+	t.Helper()
+	w := &world{t: t, sb: newSandboxes(t0, false), now: t0}
+	for _, id := range sortedKeys(hotel) {
+		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
+		w.sb.addRoom(w.sb.hotel, id, hotel[id])
+	}
+	for _, id := range sortedKeys(apartments) {
+		w.sb.guestway.AddListing(id, "Apartment "+id)
+		w.sb.addRoom(w.sb.apartments, id, apartments[id])
+	}
+	if err := w.sb.serve("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.sb.stop)
+	dir := t.TempDir()
+	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
+	w.cfg = filepath.Join(dir, "k.yaml")
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) getenv(k string) string { return sandboxEnv[k] }
+
+func (w *world) setNow(t time.Time) {
+	w.now = t
+	w.sb.setNow(t)
+}
+
+// run runs keysync in-process and requires the exit code.
+func (w *world) run(want int, cmd string) *reconcile.Report {
+	w.t.Helper()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}, &out, &errb, w.getenv)
+	if code := exitCode(err); code != want {
+		w.t.Fatalf("%s exited %d, want %d: %v\n%s", cmd, code, want, err, errb.String())
+	}
+	var rep reconcile.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		w.t.Fatalf("%s: %v\n%s", cmd, err, out.String())
+	}
+	return &rep
+}
+
+// converges requires a plan straight after to have nothing to do.
+func (w *world) converges() {
+	w.t.Helper()
+	rep := w.run(ExitOK, "plan")
+	for _, a := range rep.Actions() {
+		w.t.Errorf("left over: %s %s %s: %s", a.System, a.Op, a.Stay.ID, a.Reason)
+	}
+}
+
+func (w *world) hotelStay(id, room string, arrive, depart int) {
+	w.t.Helper()
+	if err := w.sb.rpms.AddStay(rpmsandbox.Stay{ID: id, RoomID: room, Arrival: day(arrive), Departure: day(depart), ReservationID: "res-" + id}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// invites returns keysync's invites (not deleted) by name tag of stay.
+func (w *world) invites() []oasandbox.InviteView {
+	var out []oasandbox.InviteView
+	for _, inv := range w.sb.openapp.Invites() {
+		if !inv.Deleted && strings.Contains(inv.Name, "[keysync:") {
+			out = append(out, inv)
+		}
+	}
+	return out
+}
+
+// accesses returns keysync's key-box accesses that are not cancelled.
+func (w *world) accesses() []kbsandbox.AccessView {
+	var out []kbsandbox.AccessView
+	for _, a := range w.sb.keybox.Accesses() {
+		if !a.Cancelled && a.Creator == sandboxBoxUser {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// key returns the 3RPMS key a stay holds.
+func (w *world) key(stay string) rpmsandbox.KeyView {
+	w.t.Helper()
+	s, _ := w.sb.rpms.Stay(stay)
+	for _, k := range w.sb.rpms.Keys() {
+		if k.ID == s.KeyID && s.KeyID != "" {
+			return k
+		}
+	}
+	w.t.Fatalf("stay %s holds no key", stay)
+	return rpmsandbox.KeyView{}
+}
+
+// lj is a local time in Ljubljana.
+func lj(date string, hour int) time.Time {
+	loc, _ := time.LoadLocation("Europe/Ljubljana")
+	d, _ := time.ParseInLocation(time.DateOnly, date, loc)
+	return d.Add(time.Duration(hour) * time.Hour)
+}
+
+func TestBundleQRRoomInviteWrittenBackAndUpdatedInPlace(t *testing.T) {
+	w := newWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
+	w.hotelStay("s1", "r201", 1, 3)
+	planted, err := w.sb.openapp.AddInvite(oasandbox.Planted{Integration: sandboxOpenAppInt, CreatedBy: "front desk",
+		Name: "Manual guest pass", PortalIDs: []string{"portal-r201"}, ValidFrom: t0, ValidTo: t0.Add(72 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rep := w.run(ExitOK, "backfill")
+	if w3 := rep.Requests[reconcile.System3RPMS].Writes; w3 != 2 {
+		t.Errorf("3RPMS write requests = %d, want 2", w3)
+	}
+	invs := w.invites()
+	if len(invs) != 1 {
+		t.Fatalf("want one keysync invite, got %d", len(invs))
+	}
+	inv := invs[0]
+	// Check-in 15:00 and check-out 11:00 in Ljubljana, grace 2 h each side.
+	if !inv.ValidFrom.Equal(lj(day(1), 13)) || !inv.ValidTo.Equal(lj(day(3), 13)) || !slices.Equal(inv.PortalIDs, []string{"portal-r201"}) || !inv.Enabled {
+		t.Errorf("invite = from %s to %s portals %v enabled %v", inv.ValidFrom, inv.ValidTo, inv.PortalIDs, inv.Enabled)
+	}
+	k := w.key("s1")
+	if k.Type != rpmsandbox.KeyTypeQR || k.QRData != "https://open.example/i/"+inv.Token {
+		t.Errorf("3RPMS key = %s %q, want the invite's guest link", k.Type, k.QRData)
+	}
+	w.converges()
+
+	// Extension: the invite is updated in place; link and 3RPMS key stay.
+	if err := w.sb.rpms.ChangeDates("s1", day(1), day(5)); err != nil {
+		t.Fatal(err)
+	}
+	rep = w.run(ExitOK, "run")
+	after := w.invites()
+	if len(after) != 1 || after[0].ID != inv.ID || after[0].Token != inv.Token || !after[0].ValidTo.Equal(lj(day(5), 13)) {
+		t.Errorf("after extension: %+v (want same link %s, to %s)", after, inv.ID, lj(day(5), 13))
+	}
+	if w.key("s1").ID != k.ID {
+		t.Error("the 3RPMS QR key was replaced although the link did not change")
+	}
+	if got := countOps(rep, reconcile.OpUpdate, reconcile.ResultDone); got != 1 || writeRequests(rep) != 1 {
+		t.Errorf("extension: %d updates in %d write requests, want 1 in 1", got, writeRequests(rep))
+	}
+
+	// Room move: the invite's portals follow, still the same link.
+	if err := w.sb.rpms.MoveStay("s1", "r202"); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitOK, "run")
+	after = w.invites()
+	if len(after) != 1 || after[0].ID != inv.ID || !slices.Equal(after[0].PortalIDs, []string{"portal-r202"}) {
+		t.Errorf("after the move: %+v", after)
+	}
+	w.converges()
+
+	// Cancellation: the invite is switched off and the key revoked; after
+	// the stay's window the invite is deleted.
+	if err := w.sb.rpms.CancelReservation("res-s1"); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitOK, "run")
+	for _, i := range w.sb.openapp.Invites() {
+		if i.ID == inv.ID && (i.Enabled || i.Deleted) {
+			t.Errorf("cancelled stay's invite: enabled %v deleted %v, want disabled", i.Enabled, i.Deleted)
+		}
+	}
+	if s, _ := w.sb.rpms.Stay("s1"); s.KeyID != "" {
+		t.Error("cancelled stay still holds its key")
+	}
+	w.converges()
+	w.setNow(lj(day(5), 14))
+	w.run(ExitOK, "run")
+	if len(w.invites()) != 0 {
+		t.Errorf("invite not deleted after the window: %+v", w.invites())
+	}
+	for _, i := range w.sb.openapp.Invites() {
+		if i.ID == planted.ID && (i.Deleted || !i.Enabled || !i.ValidTo.Equal(planted.ValidTo)) {
+			t.Errorf("an invite keysync did not create was changed: %+v", i)
+		}
+	}
+	w.converges()
+}
+
+func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) {
+	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil)
+	w.hotelStay("s1", "r301", 0, 2)
+	foreign, err := w.sb.keybox.AddAccess(kbsandbox.AccessInput{Creator: "housekeeping", KeyID: "key-r301",
+		Start: t0, End: t0.Add(4 * time.Hour), TimeZone: "Europe/Ljubljana", Visitor: "Cleaner", Code: "777777"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitOK, "backfill")
+	acc := w.accesses()
+	if len(acc) != 1 {
+		t.Fatalf("want one access, got %+v", acc)
+	}
+	a := acc[0]
+	if a.KeyID != "key-r301" || a.StartDate != day(0) || a.StartTime != "13:00" || a.EndDate != day(2) || a.EndTime != "13:00" || a.TimeZone != "Europe/Ljubljana" {
+		t.Errorf("access = %s %s %s → %s %s in %s", a.KeyID, a.StartDate, a.StartTime, a.EndDate, a.EndTime, a.TimeZone)
+	}
+	k := w.key("s1")
+	if k.Type != rpmsandbox.KeyTypeKeyStorage || k.PIN != a.Code || k.Compartment != "C301" {
+		t.Errorf("3RPMS key = %s, PIN matches code %v, compartment %q", k.Type, k.PIN == a.Code, k.Compartment)
+	}
+	w.converges()
+
+	// The key box has no update call: a date change replaces the access,
+	// and the 3RPMS key with it (a new code).
+	if err := w.sb.rpms.ChangeDates("s1", day(0), day(3)); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitOK, "run")
+	acc = w.accesses()
+	if len(acc) != 1 || acc[0].ID == a.ID || acc[0].EndDate != day(3) {
+		t.Fatalf("after the change: %+v", acc)
+	}
+	if k2 := w.key("s1"); k2.PIN != acc[0].Code || k2.ID == k.ID {
+		t.Error("3RPMS key not replaced with the new access's code")
+	}
+	w.converges()
+
+	// After departure + grace: access cancelled, key revoked and deleted.
+	w.setNow(lj(day(3), 14))
+	w.run(ExitOK, "run")
+	if len(w.accesses()) != 0 {
+		t.Errorf("access still active after checkout: %+v", w.accesses())
+	}
+	if s, _ := w.sb.rpms.Stay("s1"); s.KeyID != "" {
+		t.Error("key still assigned after checkout")
+	}
+	if f, _ := w.sb.keybox.Access(foreign.ID); f.Cancelled {
+		t.Error("an access keysync did not create was cancelled")
+	}
+	w.converges()
+}
+
+func TestBundleGuestwayApartments(t *testing.T) {
+	w := newWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"})
+	add := func(id, listing string, arrive, depart int) {
+		if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: id, Status: "confirmed", ArrivalDate: day(arrive),
+			DepartureDate: day(depart), ListingID: listing, GuestName: "Guest " + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("G1", "L1", 0, 2)
+	add("G2", "L2", 1, 3)
+	add("G3", "L3", 0, 1) // arrives today, lock PIN held
+	add("G4", "L3", 1, 2) // arrives tomorrow
+	if err := w.sb.guestway.AddAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "493817"}); err != nil {
+		t.Fatal(err)
+	}
+	rep := w.run(ExitOK, "backfill")
+	var kinds []string
+	for _, n := range rep.Notes() {
+		kinds = append(kinds, fmt.Sprintf("%s %s", n.Kind, n.Stay.ID))
+	}
+	slices.Sort(kinds)
+	// G1 arrives today with no lock PIN: flagged. G2 and G4 check in
+	// tomorrow (15:00, 13:00 with grace), 34 hours after 02:00Z: not yet.
+	want := []string{"lock_pin G3", "missing_lock_pin G1"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("notes = %q, want %q", kinds, want)
+	}
+	out, _ := json.Marshal(rep)
+	if bytes.Contains(out, []byte("493817")) {
+		t.Error("the lock PIN appears in the JSON report")
+	}
+	invs := w.invites()
+	// The apartments have shared portals (lobby, garage): every stay gets an
+	// invite, G1's with its door too.
+	if len(invs) != 4 {
+		t.Fatalf("want an invite per stay, got %d", len(invs))
+	}
+	for _, inv := range invs {
+		want := []string{"portal-garage", "portal-lobby"}
+		if strings.Contains(inv.Name, ":G1]") {
+			want = []string{"portal-L1", "portal-garage", "portal-lobby"}
+		}
+		if !slices.Equal(inv.PortalIDs, want) {
+			t.Errorf("invite %s portals %v, want %v", inv.Name, inv.PortalIDs, want)
+		}
+	}
+	if len(w.accesses()) != 1 {
+		t.Errorf("want one key-box access (G2), got %d", len(w.accesses()))
+	}
+	w.converges()
+
+	// A cancelled reservation: its access is cancelled, its invite disabled.
+	if err := w.sb.guestway.SetStatus("G2", "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitOK, "run")
+	if len(w.accesses()) != 0 {
+		t.Error("cancelled reservation's key-box access still active")
+	}
+	for _, inv := range w.invites() {
+		if strings.Contains(inv.Name, ":G2]") && inv.Enabled {
+			t.Error("cancelled reservation's invite still enabled")
+		}
+	}
+	w.converges()
+}
