@@ -335,3 +335,48 @@ func TestBundleGuestwayApartments(t *testing.T) {
 	}
 	w.converges()
 }
+
+// TestBundlePartsFailAlone refuses OpenApp (a wrong API key) for one run:
+// the 3RPMS PIN keys and key-box accesses of the same run still land, the
+// run exits partial with the auth code's hint, and the next run with the
+// right key creates the invites and their QR keys.
+func TestBundlePartsFailAlone(t *testing.T) {
+	w := newWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}, nil)
+	w.hotelStay("s1", "r101", 0, 2)
+	w.hotelStay("s2", "r201", 0, 2)
+	w.hotelStay("s3", "r301", 0, 2)
+	good := sandboxEnv["KEYSYNC_OPENAPP_API_KEY"]
+	sandboxEnv["KEYSYNC_OPENAPP_API_KEY"] = "wrong-key"
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{"backfill", "--config", w.cfg, "--now", w.now.Format(time.RFC3339)}, &out, &errb, w.getenv)
+	sandboxEnv["KEYSYNC_OPENAPP_API_KEY"] = good
+	if code := exitCode(err); code != ExitConfig || !strings.Contains(err.Error(), "Authorization: Bearer") {
+		t.Errorf("exit %d, err %v; want %d with a hint about the API key", code, err, ExitConfig)
+	}
+	if strings.Contains(out.String()+errb.String(), "wrong-key") {
+		t.Error("the API key appears in the output")
+	}
+	if w.key("s1").Type != rpmsandbox.KeyTypePin || w.key("s3").Type != rpmsandbox.KeyTypeKeyStorage {
+		t.Error("the PIN and key-box parts did not land while OpenApp was refused")
+	}
+	if s, _ := w.sb.rpms.Stay("s2"); s.KeyID != "" || len(w.invites()) != 0 {
+		t.Error("the QR part landed although OpenApp refused it")
+	}
+	w.run(ExitOK, "run")
+	if k := w.key("s2"); k.Type != rpmsandbox.KeyTypeQR || len(w.invites()) != 1 {
+		t.Errorf("next run: QR key %s, %d invites", k.Type, len(w.invites()))
+	}
+	w.converges()
+	// Departure: every part is cleaned up.
+	w.setNow(lj(day(2), 14))
+	w.run(ExitOK, "run")
+	if len(w.invites()) != 0 || len(w.accesses()) != 0 || len(w.sb.rpms.Keys()) == 0 {
+		t.Errorf("after checkout: %d invites, %d accesses", len(w.invites()), len(w.accesses()))
+	}
+	for _, s := range w.sb.rpms.Stays() {
+		if s.KeyID != "" {
+			t.Errorf("stay %s still holds a key after checkout", s.ID)
+		}
+	}
+	w.converges()
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -63,9 +64,16 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	}
 }
 
+// printActions shows each stay's bundle together (property, arrival, stay,
+// then execution order); the JSON keeps execution order.
 func printActions(w io.Writer, actions []*reconcile.Action, showSecrets, results bool) {
+	actions = slices.Clone(actions)
+	slices.SortStableFunc(actions, func(a, b *reconcile.Action) int {
+		return cmp.Or(strings.Compare(a.Stay.Property, b.Stay.Property), a.Arrival.Compare(b.Arrival),
+			strings.Compare(a.Stay.ID, b.Stay.ID), a.Step-b.Step)
+	})
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := []string{"SYSTEM", "ACTION", "STAY", "ROOM", "ARRIVAL", "DEPARTURE", "REASON"}
+	head := []string{"PROPERTY", "STAY", "ROOM", "ARRIVAL", "DEPARTURE", "SYSTEM", "ACTION", "REASON"}
 	if showSecrets {
 		head = append(head, "PIN")
 	}
@@ -74,7 +82,7 @@ func printActions(w io.Writer, actions []*reconcile.Action, showSecrets, results
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, a := range actions {
-		row := []string{string(a.System), string(a.Op), a.Stay.ID, a.Room, a.Arrival.String(), a.Departure.String(), a.Reason}
+		row := []string{a.Stay.Property, a.Stay.ID, a.Room, a.Arrival.String(), a.Departure.String(), string(a.System), string(a.Op), a.Reason}
 		if showSecrets {
 			pin := ""
 			if a.Op == reconcile.OpCreate && a.Cred != nil {
@@ -99,7 +107,7 @@ func printNotes(w io.Writer, notes []reconcile.Note) {
 		return
 	}
 	slices.SortStableFunc(notes, func(a, b reconcile.Note) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
-	fmt.Fprintf(w, "\nLeft alone (%d):\n", len(notes))
+	fmt.Fprintf(w, "\nNotes (%d):\n", len(notes))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tSTAY\tROOM\tARRIVAL\tDEPARTURE\tDETAIL")
 	for _, n := range notes {
