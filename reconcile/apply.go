@@ -85,8 +85,9 @@ func (ap *applier) cutOff(sys System) error {
 // intent recorded before the request and each action's outcome after.
 func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 	ap.plan = plan
+	actions := Kept(plan.Actions)
 	var local []*Action
-	for _, a := range plan.Actions {
+	for _, a := range actions {
 		if !a.Op.Remote() {
 			local = append(local, a)
 		}
@@ -94,7 +95,7 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 	if err := ap.applyLocal(ctx, plan.Sync, local); err != nil {
 		return err
 	}
-	batches := Batches(plan.Actions, func(s System) int {
+	batches := Batches(actions, func(s System) int {
 		if sink := ap.site.Sinks[s]; sink != nil {
 			return sink.MaxBatch()
 		}
@@ -210,7 +211,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		}
 		intent = append(intent, ap.audit(a, PhaseIntent, a.Reason))
 	}
-	if err := ap.r.Store.Save(ctx, creds, intent); err != nil {
+	if err := ap.r.Store.Save(ctx, creds, intent, ap.r.Meter.Drain()...); err != nil {
 		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	ap.r.crash(CrashAfterIntent)
@@ -244,7 +245,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			creds = append(creds, a.Cred)
 		}
 	}
-	if err := ap.r.Store.Save(ctx, dedupe(creds), audit); err != nil {
+	if err := ap.r.Store.Save(ctx, dedupe(creds), audit, ap.r.Meter.Drain()...); err != nil {
 		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	return nil

@@ -387,7 +387,7 @@ func (s *fakeStore) Credentials(_ context.Context, property string) ([]reconcile
 
 // Save implements reconcile.Store. Like the real store it keeps a hash of a
 // new PIN, never the PIN.
-func (s *fakeStore) Save(_ context.Context, creds []*reconcile.Credential, audit []reconcile.Audit) error {
+func (s *fakeStore) Save(_ context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests ...reconcile.RequestRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.saves++
@@ -406,6 +406,16 @@ func (s *fakeStore) Save(_ context.Context, creds []*reconcile.Credential, audit
 		s.audit = append(s.audit, auditRow{run: a.RunID, op: a.Op, stay: a.Stay.ID, cred: a.Cred.ID, remote: a.RemoteID, phase: a.Phase})
 	}
 	return nil
+}
+
+// Spent implements reconcile.Store: these tests set no budget.
+func (s *fakeStore) Spent(context.Context, time.Time) (map[reconcile.System]int, error) {
+	return map[reconcile.System]int{}, nil
+}
+
+// DeferredStays implements reconcile.Store.
+func (s *fakeStore) DeferredStays(context.Context, string) (map[reconcile.StayRef]bool, error) {
+	return nil, nil
 }
 
 // SaveStays implements reconcile.Store.

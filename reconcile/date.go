@@ -59,7 +59,7 @@ func (d Date) Compare(e Date) int {
 // At returns the instant at clock time c on date d in loc. Go's time.Date
 // resolves clock times that a DST switch skips or repeats; check-in and
 // check-out times (15:00, 11:00) are never in the switch hour in practice.
-func (d Date) At(c Clock, loc *time.Location) time.Time {
+func (d Date) At(c TimeOfDay, loc *time.Location) time.Time {
 	return time.Date(d.Year, d.Month, d.Day, c.Hour, c.Minute, 0, 0, loc)
 }
 
@@ -87,22 +87,22 @@ func (d *Date) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Clock is a time of day, such as a property's check-in time.
-type Clock struct {
+// TimeOfDay is a time of day, such as a property's check-in time.
+type TimeOfDay struct {
 	Hour, Minute int
 }
 
-// ParseClock parses HH:MM (24-hour).
-func ParseClock(s string) (Clock, error) {
+// ParseTimeOfDay parses HH:MM (24-hour).
+func ParseTimeOfDay(s string) (TimeOfDay, error) {
 	t, err := time.Parse("15:04", s)
 	if err != nil {
-		return Clock{}, fmt.Errorf("time of day %q: want HH:MM", s)
+		return TimeOfDay{}, fmt.Errorf("time of day %q: want HH:MM", s)
 	}
-	return Clock{t.Hour(), t.Minute()}, nil
+	return TimeOfDay{t.Hour(), t.Minute()}, nil
 }
 
 // String formats the clock as HH:MM.
-func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", c.Hour, c.Minute) }
+func (c TimeOfDay) String() string { return fmt.Sprintf("%02d:%02d", c.Hour, c.Minute) }
 
 func cmpInt(a, b int) int {
 	switch {

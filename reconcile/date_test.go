@@ -166,17 +166,17 @@ func TestDateJSON(t *testing.T) {
 	}
 }
 
-func TestParseClock(t *testing.T) {
+func TestParseTimeOfDay(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    reconcile.Clock
+		want    reconcile.TimeOfDay
 		wantErr bool
 	}{
-		{in: "15:00", want: reconcile.Clock{Hour: 15}},
-		{in: "11:00", want: reconcile.Clock{Hour: 11}},
-		{in: "00:00", want: reconcile.Clock{}},
-		{in: "23:59", want: reconcile.Clock{Hour: 23, Minute: 59}},
-		{in: "09:30", want: reconcile.Clock{Hour: 9, Minute: 30}},
+		{in: "15:00", want: reconcile.TimeOfDay{Hour: 15}},
+		{in: "11:00", want: reconcile.TimeOfDay{Hour: 11}},
+		{in: "00:00", want: reconcile.TimeOfDay{}},
+		{in: "23:59", want: reconcile.TimeOfDay{Hour: 23, Minute: 59}},
+		{in: "09:30", want: reconcile.TimeOfDay{Hour: 9, Minute: 30}},
 		{in: "24:00", wantErr: true},
 		{in: "12:60", wantErr: true},
 		{in: "3pm", wantErr: true},
@@ -184,15 +184,15 @@ func TestParseClock(t *testing.T) {
 		{in: "", wantErr: true},
 	}
 	for _, tc := range tests {
-		got, err := reconcile.ParseClock(tc.in)
+		got, err := reconcile.ParseTimeOfDay(tc.in)
 		if tc.wantErr {
 			if err == nil {
-				t.Errorf("ParseClock(%q) = %v, want an error", tc.in, got)
+				t.Errorf("ParseTimeOfDay(%q) = %v, want an error", tc.in, got)
 			}
 			continue
 		}
 		if err != nil || got != tc.want {
-			t.Errorf("ParseClock(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			t.Errorf("ParseTimeOfDay(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 		if s := got.String(); s != tc.in {
 			t.Errorf("Clock.String() = %q, want %q", s, tc.in)

@@ -189,8 +189,8 @@ type Window struct {
 type Property struct {
 	Name        string
 	Location    *time.Location
-	CheckIn     Clock
-	CheckOut    Clock
+	CheckIn     TimeOfDay
+	CheckOut    TimeOfDay
 	GraceBefore time.Duration
 	GraceAfter  time.Duration
 	// WindowDays is how far ahead keysync issues credentials (seed 003

@@ -25,6 +25,10 @@ var (
 	// ErrUnauthorized: the credentials for a system are wrong or lack a
 	// permission; nothing more can be done with that system this run.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrUnavailable: the system answered 5xx or not at all. Idempotent
+	// calls may be retried after a backoff; it may be wrapped together
+	// with ErrUnknownOutcome for writes.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // RateLimitedError is returned when a system answered 429.

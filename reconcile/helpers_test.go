@@ -30,8 +30,8 @@ func testProperty() *reconcile.Property {
 	return &reconcile.Property{
 		Name:        "bled",
 		Location:    lj,
-		CheckIn:     reconcile.Clock{Hour: 15},
-		CheckOut:    reconcile.Clock{Hour: 11},
+		CheckIn:     reconcile.TimeOfDay{Hour: 15},
+		CheckOut:    reconcile.TimeOfDay{Hour: 11},
 		GraceBefore: 2 * time.Hour,
 		GraceAfter:  2 * time.Hour,
 		WindowDays:  7,
@@ -58,7 +58,7 @@ func date(s string) reconcile.Date {
 
 // ljAt is the instant of a Ljubljana wall-clock time.
 func ljAt(day string, hour, min int) time.Time {
-	return date(day).At(reconcile.Clock{Hour: hour, Minute: min}, lj)
+	return date(day).At(reconcile.TimeOfDay{Hour: hour, Minute: min}, lj)
 }
 
 // ref is the reference of a 3RPMS stay of the test property.

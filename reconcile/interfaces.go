@@ -48,14 +48,28 @@ type Store interface {
 	// property.
 	Credentials(ctx context.Context, property string) ([]Credential, error)
 	// Save writes credentials, inserting those with ID 0 (and setting their
-	// ID), and appends the audit entries, in one transaction.
-	Save(ctx context.Context, creds []*Credential, audit []Audit) error
+	// ID), and appends the audit entries and the requests sent for them to
+	// the daily ledger, all in one transaction.
+	Save(ctx context.Context, creds []*Credential, audit []Audit, requests ...RequestRecord) error
+	// Spent counts the ledger's requests per system since the given time,
+	// across runs and processes.
+	Spent(ctx context.Context, since time.Time) (map[System]int, error)
+	// DeferredStays returns the stays whose work the last run of the
+	// property deferred for lack of budget, so this run does them first.
+	DeferredStays(ctx context.Context, property string) (map[StayRef]bool, error)
 	// SaveStays replaces the snapshot of a property's stays.
 	SaveStays(ctx context.Context, property string, stays []Stay) error
 	// BeginRun records the start of a run and returns its id.
 	BeginRun(ctx context.Context, mode Mode, now time.Time) (int64, error)
 	// FinishRun records a run's end and its report.
 	FinishRun(ctx context.Context, id int64, r *Report) error
+}
+
+// RequestRecord is one request sent, for the daily ledger.
+type RequestRecord struct {
+	System System
+	At     time.Time
+	Write  bool
 }
 
 // Audit is one line of the audit trail: an intent before a request, or an

@@ -155,6 +155,9 @@ type Input struct {
 	// Rand is the source of PIN randomness: crypto/rand.Reader in
 	// production, a fixed stream in tests.
 	Rand io.Reader
+	// Deferred are stays whose work the last run deferred for lack of
+	// request budget; their actions go first within their priority.
+	Deferred map[StayRef]bool
 }
 
 // Compute plans the actions that bring the property in line with its
@@ -241,8 +244,15 @@ func (p *planner) run() (*Plan, error) {
 	p.alignKeySteps()
 	// Revocations and cleanup first (DESIGN.md, "The run"), then by
 	// urgency; the sort is stable, so one stay's actions keep their order.
+	deferredFirst := func(a *Action) int {
+		if p.in.Deferred[a.Stay] {
+			return 0
+		}
+		return 1
+	}
 	slices.SortStableFunc(p.plan.Actions, func(a, b *Action) int {
-		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority))
+		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority),
+			cmp.Compare(deferredFirst(a), deferredFirst(b)))
 	})
 	return p.plan, nil
 }

@@ -21,7 +21,20 @@ type Report struct {
 	Planned         map[System]int `json:"planned_write_requests_by_system,omitempty"`
 	// Requests is what the adapters actually sent, per system.
 	Requests map[System]RequestCount `json:"requests"`
+	// Budget is each budgeted system's daily request budget.
+	Budget   map[System]BudgetReport `json:"budget,omitempty"`
 	Failures []Failure               `json:"failures"`
+}
+
+// Deferred returns the actions the request budget left for a later run.
+func (r *Report) Deferred() []*Action {
+	var out []*Action
+	for _, a := range r.Actions() {
+		if a.Result == ResultDeferred {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Failure is a problem that kept a system or property from being
@@ -92,17 +105,54 @@ func (r *Report) Counts() []Count {
 	return out
 }
 
-// RequestCount is how many requests were sent to a system.
+// RequestCount is how many requests were sent to a system, and the most
+// sent in any one second.
 type RequestCount struct {
 	Reads  int `json:"reads"`
 	Writes int `json:"writes"`
+	// Peak is the highest number of requests in any 1-second window.
+	Peak int `json:"peak_per_second"`
 }
 
-// Meter counts the requests every adapter sends. It is safe for
-// concurrent use; adapters call Count once per HTTP request.
+// BudgetReport is a system's daily request budget around a run.
+type BudgetReport struct {
+	Cap int `json:"daily_cap"`
+	// UsedToday counts the last 24 hours' requests, this run's included.
+	UsedToday int `json:"used_24h"`
+	Left      int `json:"left"`
+	Reserve   int `json:"reserve_for_revocations"`
+	Deferred  int `json:"deferred_actions"`
+}
+
+// Meter counts the requests every adapter sends and keeps them for the
+// daily ledger. It is safe for concurrent use; adapters call Count once
+// per HTTP request.
 type Meter struct {
-	mu     sync.Mutex
-	counts map[System]RequestCount
+	// Clock stamps requests; nil means WallClock.
+	Clock Clock
+	mu    sync.Mutex
+	// offset moves stamps into the run's timeline (a run with --now).
+	offset  time.Duration
+	counts  map[System]RequestCount
+	times   map[System][]time.Time
+	pending []RequestRecord
+}
+
+// Start aligns the meter with a run acting at now.
+func (m *Meter) Start(now time.Time) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.offset = now.Sub(m.clock().Now())
+}
+
+func (m *Meter) clock() Clock {
+	if m.Clock == nil {
+		return WallClock{}
+	}
+	return m.Clock
 }
 
 // Count records one request to a system.
@@ -113,15 +163,43 @@ func (m *Meter) Count(s System, write bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.counts == nil {
-		m.counts = map[System]RequestCount{}
+		m.counts, m.times = map[System]RequestCount{}, map[System][]time.Time{}
 	}
+	at := m.clock().Now().Add(m.offset)
 	c := m.counts[s]
 	if write {
 		c.Writes++
 	} else {
 		c.Reads++
 	}
+	m.times[s] = append(m.times[s], at)
+	c.Peak = peak(m.times[s])
 	m.counts[s] = c
+	m.pending = append(m.pending, RequestRecord{System: s, At: at, Write: write})
+}
+
+// peak is the most stamps in any 1-second window; stamps arrive in order.
+func peak(times []time.Time) int {
+	best, lo := 0, 0
+	for hi := range times {
+		for times[hi].Sub(times[lo]) >= time.Second {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
+}
+
+// Drain returns the requests not yet written to the ledger.
+func (m *Meter) Drain() []RequestRecord {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.pending
+	m.pending = nil
+	return out
 }
 
 // Snapshot returns the counts so far.

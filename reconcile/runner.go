@@ -41,6 +41,15 @@ type Runner struct {
 	Crash func(point string)
 	// RequestTimeout bounds one request; zero means 60 s.
 	RequestTimeout time.Duration
+	// Budgets are the daily request budgets of the systems that have one.
+	Budgets map[System]DailyBudget
+}
+
+// DailyBudget is a system's request cap over a rolling 24 hours, and the
+// part of it kept for revocations.
+type DailyBudget struct {
+	Cap     int
+	Reserve int
 }
 
 // Options says what kind of run to do and when it is.
@@ -66,10 +75,16 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		rep.RunID = id
 	}
 
+	r.Meter.Start(opts.Now)
 	reads, err := r.readAll(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	allow, err := r.allowances(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Budget = map[System]BudgetReport{}
 	for i, site := range r.Sites {
 		rd := reads[i]
 		if rd.err != nil {
@@ -80,11 +95,23 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		plan, err := Compute(Input{
 			Now: opts.Now, Property: site.Property, Stays: rd.stays,
 			Credentials: rd.creds, Backfill: opts.Mode == ModeBackfill, Rand: r.rand(),
+			Deferred: rd.deferred,
 		})
 		if err != nil {
 			return nil, err
 		}
 		rep.Plans = append(rep.Plans, plan)
+		for _, a := range Budget(plan.Actions, allow, site.maxBatch) {
+			b := rep.Budget[a.System]
+			b.Deferred++
+			rep.Budget[a.System] = b
+		}
+		for _, b := range Batches(Kept(plan.Actions), site.maxBatch) {
+			if al, ok := allow[b.System]; ok {
+				al.Left--
+				allow[b.System] = al
+			}
+		}
 		for _, b := range Batches(plan.Actions, site.maxBatch) {
 			rep.PlannedRequests++
 			if rep.Planned == nil {
@@ -113,6 +140,15 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		rep.Requests = r.Meter.Snapshot()
 	}
 	if !opts.DryRun {
+		// Requests not yet in the ledger (reads without a budget, say).
+		if err := r.Store.Save(ctx, nil, nil, r.Meter.Drain()...); err != nil {
+			return nil, fmt.Errorf("record requests: %w", err)
+		}
+	}
+	if err := r.budgetReport(ctx, opts, rep); err != nil {
+		return nil, err
+	}
+	if !opts.DryRun {
 		if err := r.Store.FinishRun(ctx, rep.RunID, rep); err != nil {
 			return rep, fmt.Errorf("finish run: %w", err)
 		}
@@ -122,10 +158,73 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 
 // siteRead is what a run learned about one site before planning.
 type siteRead struct {
-	stays  []Stay
-	creds  []Credential
-	system System // the system that failed, with err
-	err    error
+	stays    []Stay
+	creds    []Credential
+	deferred map[StayRef]bool
+	system   System // the system that failed, with err
+	err      error
+}
+
+// allowances is what each budgeted system's daily budget leaves for this
+// run, after the ledger's last 24 hours and this run's reads, which are
+// recorded first (not in a dry run, which counts them without writing).
+func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allowance, error) {
+	if len(r.Budgets) == 0 {
+		return nil, nil
+	}
+	reads := r.Meter.Drain()
+	if !opts.DryRun && len(reads) > 0 {
+		if err := r.Store.Save(ctx, nil, nil, reads...); err != nil {
+			return nil, fmt.Errorf("record read requests: %w", err)
+		}
+		reads = nil
+	}
+	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
+	if err != nil {
+		return nil, fmt.Errorf("read the request ledger: %w", err)
+	}
+	for _, q := range reads {
+		spent[q.System]++
+	}
+	allow := map[System]Allowance{}
+	for sys, b := range r.Budgets {
+		allow[sys] = Allowance{Left: max(b.Cap-spent[sys], 0), Reserve: b.Reserve}
+	}
+	return allow, nil
+}
+
+// budgetReport fills the report's budget section from the ledger.
+func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) error {
+	if len(r.Budgets) == 0 {
+		return nil
+	}
+	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
+	if err != nil {
+		return fmt.Errorf("read the request ledger: %w", err)
+	}
+	if opts.DryRun {
+		for sys, c := range rep.Requests {
+			spent[sys] += c.Reads + c.Writes
+		}
+	}
+	for sys, b := range r.Budgets {
+		br := rep.Budget[sys]
+		br.Cap, br.Reserve, br.UsedToday = b.Cap, b.Reserve, spent[sys]
+		br.Left = max(b.Cap-spent[sys], 0)
+		rep.Budget[sys] = br
+	}
+	return nil
+}
+
+// Kept returns the actions the budget did not defer.
+func Kept(actions []*Action) []*Action {
+	out := make([]*Action, 0, len(actions))
+	for _, a := range actions {
+		if a.Result != ResultDeferred {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // readAll reads every site at once; reads are independent and each adapter
@@ -156,6 +255,9 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
 	rd.creds = creds
+	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
+		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
+	}
 
 	from, to := site.Property.ReadRange(opts.Now)
 	stays, err := site.Source.Stays(ctx, from, to)

@@ -16,7 +16,7 @@ var vancouver = mustLoad("America/Vancouver")
 func hoursProperty(loc *time.Location, grace time.Duration) *reconcile.Property {
 	return &reconcile.Property{
 		Name: "p", Location: loc, WindowDays: 7,
-		CheckIn: reconcile.Clock{Hour: 15}, CheckOut: reconcile.Clock{Hour: 11},
+		CheckIn: reconcile.TimeOfDay{Hour: 15}, CheckOut: reconcile.TimeOfDay{Hour: 11},
 		GraceBefore: grace, GraceAfter: grace,
 	}
 }
@@ -147,7 +147,7 @@ func TestReadRangeKeepsOpenWindows(t *testing.T) {
 		for _, grace := range []time.Duration{0, 2 * time.Hour, 26 * time.Hour} {
 			p := hoursProperty(loc, grace)
 			for _, day := range []string{"2026-03-07", "2026-03-28", "2026-10-24", "2026-10-31"} {
-				start := date(day).At(reconcile.Clock{}, loc)
+				start := date(day).At(reconcile.TimeOfDay{}, loc)
 				for now := start; now.Before(start.Add(72 * time.Hour)); now = now.Add(15 * time.Minute) {
 					from, to := p.ReadRange(now)
 					if end := p.Window(from.AddDays(-1), from).End; end.After(now) {
@@ -168,7 +168,7 @@ func TestReadRangeKeepsOpenWindows(t *testing.T) {
 func ExampleProperty_Window() {
 	p := &reconcile.Property{
 		Location: mustLoad("Europe/Ljubljana"),
-		CheckIn:  reconcile.Clock{Hour: 15}, CheckOut: reconcile.Clock{Hour: 11},
+		CheckIn:  reconcile.TimeOfDay{Hour: 15}, CheckOut: reconcile.TimeOfDay{Hour: 11},
 	}
 	arrival, _ := reconcile.ParseDate("2026-03-28")
 	departure, _ := reconcile.ParseDate("2026-03-30")

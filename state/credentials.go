@@ -87,8 +87,11 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 // its ID, including one inserted by this Save. IDs and hashes are set on
 // creds only once the transaction has committed: after an error they are
 // as they were, and nothing was written.
-func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit) error {
-	if len(creds) == 0 && len(audit) == 0 {
+//
+// requests are appended to the daily request ledger in the same
+// transaction.
+func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests ...reconcile.RequestRecord) error {
+	if len(creds) == 0 && len(audit) == 0 && len(requests) == 0 {
 		return nil
 	}
 	for _, c := range creds {
@@ -108,7 +111,7 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			hashes[c] = d.hashPIN(c.PIN)
 		}
 	}
-	inserted, err := d.save(ctx, creds, audit, hashes)
+	inserted, err := d.save(ctx, creds, audit, requests, hashes)
 	if err != nil {
 		return fmt.Errorf("state: save credentials: %w", err)
 	}
@@ -122,7 +125,7 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 }
 
 // save runs Save's transaction and returns the IDs of inserted credentials.
-func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, hashes map[*reconcile.Credential]string) (map[*reconcile.Credential]int64, error) {
+func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests []reconcile.RequestRecord, hashes map[*reconcile.Credential]string) (map[*reconcile.Credential]int64, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -185,10 +188,54 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			return nil, fmt.Errorf("append audit %s %s for stay %s: %w", a.System, a.Op, a.Stay, err)
 		}
 	}
+	for _, q := range requests {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO requests (system, at, write) VALUES (?, ?, ?)`,
+			string(q.System), formatTime(q.At), q.Write); err != nil {
+			return nil, fmt.Errorf("append request to the ledger: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return inserted, nil
+}
+
+// Spent implements reconcile.Store: the ledger's requests per system at or
+// after since.
+func (d *DB) Spent(ctx context.Context, since time.Time) (map[reconcile.System]int, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT system, count(*) FROM requests WHERE at >= ? GROUP BY system`, formatTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("state: read the request ledger: %w", err)
+	}
+	defer rows.Close()
+	out := map[reconcile.System]int{}
+	for rows.Next() {
+		var sys string
+		var n int
+		if err := rows.Scan(&sys, &n); err != nil {
+			return nil, fmt.Errorf("state: read the request ledger: %w", err)
+		}
+		out[reconcile.System(sys)] = n
+	}
+	return out, rows.Err()
+}
+
+// DeferredStays implements reconcile.Store.
+func (d *DB) DeferredStays(ctx context.Context, property string) (map[reconcile.StayRef]bool, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id FROM deferred WHERE property = ?`, property)
+	if err != nil {
+		return nil, fmt.Errorf("state: read deferred stays of %s: %w", property, err)
+	}
+	defer rows.Close()
+	out := map[reconcile.StayRef]bool{}
+	for rows.Next() {
+		var source, id string
+		if err := rows.Scan(&source, &id); err != nil {
+			return nil, fmt.Errorf("state: read deferred stays of %s: %w", property, err)
+		}
+		out[reconcile.StayRef{Property: property, Source: reconcile.System(source), ID: id}] = true
+	}
+	return out, rows.Err()
 }
 
 // nullID stores 0 as NULL.

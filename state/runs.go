@@ -78,7 +78,12 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 	if partial {
 		status = RunPartial
 	}
-	res, err := d.db.ExecContext(ctx, `UPDATE runs SET status = ?, partial = ?, report_json = ? WHERE id = ?`,
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: finish run %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, partial = ?, report_json = ? WHERE id = ?`,
 		string(status), partial, string(b), id)
 	if err != nil {
 		return fmt.Errorf("state: finish run %d: %w", id, err)
@@ -87,6 +92,24 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 		return fmt.Errorf("state: finish run %d: %w", id, err)
 	} else if n == 0 {
 		return fmt.Errorf("state: finish run %d: no such run", id)
+	}
+	// The stays whose work was deferred, per property planned this run.
+	for _, p := range r.Plans {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deferred WHERE property = ?`, p.Property); err != nil {
+			return fmt.Errorf("state: finish run %d: %w", id, err)
+		}
+		for _, a := range p.Actions {
+			if a.Result != reconcile.ResultDeferred {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO deferred (property, source, stay_id) VALUES (?, ?, ?)`,
+				a.Stay.Property, string(a.Stay.Source), a.Stay.ID); err != nil {
+				return fmt.Errorf("state: finish run %d: %w", id, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("state: finish run %d: %w", id, err)
 	}
 	return nil
 }

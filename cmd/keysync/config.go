@@ -51,7 +51,7 @@ type PropertyConfig struct {
 
 	// Filled by Validate.
 	location                *time.Location
-	checkIn, checkOut       reconcile.Clock
+	checkIn, checkOut       reconcile.TimeOfDay
 	graceBefore, graceAfter time.Duration
 }
 
@@ -318,10 +318,10 @@ func (c *Config) Validate(getenv func(string) string) error {
 		} else if p.location, err = time.LoadLocation(p.TimeZone); err != nil || p.TimeZone == "Local" {
 			bad(f+".timezone", "%q is not an IANA time zone such as Europe/Ljubljana", p.TimeZone)
 		}
-		if p.checkIn, err = reconcile.ParseClock(p.CheckIn); err != nil {
+		if p.checkIn, err = reconcile.ParseTimeOfDay(p.CheckIn); err != nil {
 			bad(f+".check_in", "%v", err)
 		}
-		if p.checkOut, err = reconcile.ParseClock(p.CheckOut); err != nil {
+		if p.checkOut, err = reconcile.ParseTimeOfDay(p.CheckOut); err != nil {
 			bad(f+".check_out", "%v", err)
 		}
 		if p.graceBefore, err = parseGrace(p.Grace.BeforeArrival); err != nil {

@@ -1,0 +1,151 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Allowance is what one system's daily request budget still allows this
+// run: Left requests, of which Reserve are kept for revocations and
+// cleanup. A system without an Allowance is unlimited.
+type Allowance struct {
+	Left    int `json:"left"`
+	Reserve int `json:"reserve"`
+}
+
+// ResultDeferred marks an action the request budget left for a later run.
+const ResultDeferred Result = "deferred"
+
+// Budget keeps, in priority order, the actions whose requests fit in each
+// system's allowance and marks the others deferred (issue 5's order:
+// revocations and cleanup, arrivals within 24 hours, stays in house, later
+// arrivals soonest first). Actions that depend on each other (a create and
+// its assign; an invite or key-box access and the 3RPMS key carrying its
+// secret) are kept or deferred together. Only revocations may use the
+// reserve. It returns the deferred actions; it is pure.
+func Budget(actions []*Action, allow map[System]Allowance, maxBatch func(System) int) []*Action {
+	if len(allow) == 0 {
+		return nil
+	}
+	units := budgetUnits(actions)
+	// count[system][step] is how many kept actions go in that step's
+	// requests; a system's price is the sum of ceil(count / max batch).
+	count := map[System]map[int]int{}
+	price := func(sys System) int {
+		n, max := 0, maxBatch(sys)
+		for _, c := range count[sys] {
+			n += (c + max - 1) / max
+		}
+		return n
+	}
+	var deferred []*Action
+	for _, u := range units {
+		for _, a := range u.remote {
+			if count[a.System] == nil {
+				count[a.System] = map[int]int{}
+			}
+			count[a.System][a.Step]++
+		}
+		fits := true
+		for _, sys := range u.systems {
+			al, limited := allow[sys]
+			if !limited {
+				continue
+			}
+			limit := al.Left
+			if u.priority != PriorityRevoke {
+				limit -= al.Reserve
+			}
+			if price(sys) > limit {
+				fits = false
+			}
+		}
+		if fits {
+			continue
+		}
+		for _, a := range u.remote {
+			count[a.System][a.Step]--
+		}
+		for _, a := range u.actions {
+			a.Result = ResultDeferred
+			a.Error = fmt.Sprintf("deferred: not enough of today's request budget left (%s)", u.budgetNote(allow))
+			deferred = append(deferred, a)
+		}
+	}
+	return deferred
+}
+
+// unit is a group of actions kept or deferred together.
+type unit struct {
+	actions  []*Action
+	remote   []*Action
+	systems  []System
+	priority Priority
+	first    int
+}
+
+func (u *unit) budgetNote(allow map[System]Allowance) string {
+	var parts []string
+	for _, sys := range u.systems {
+		if al, ok := allow[sys]; ok {
+			parts = append(parts, fmt.Sprintf("%s: %d left, %d reserved for revocations", sys, al.Left, al.Reserve))
+		}
+	}
+	return fmt.Sprint(parts)
+}
+
+// budgetUnits groups linked actions and orders the groups by priority,
+// then plan order.
+func budgetUnits(actions []*Action) []*unit {
+	parent := make([]int, len(actions))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	byCred := map[*Credential]int{}
+	for i, a := range actions {
+		if j, ok := byCred[a.Cred]; ok {
+			parent[find(i)] = find(j)
+		} else {
+			byCred[a.Cred] = i
+		}
+	}
+	for i, a := range actions {
+		if a.Upstream != nil {
+			if j, ok := byCred[a.Upstream]; ok {
+				parent[find(i)] = find(j)
+			}
+		}
+	}
+	byRoot := map[int]*unit{}
+	var units []*unit
+	for i, a := range actions {
+		r := find(i)
+		u := byRoot[r]
+		if u == nil {
+			u = &unit{priority: a.Priority, first: i}
+			byRoot[r] = u
+			units = append(units, u)
+		}
+		u.actions = append(u.actions, a)
+		u.priority = min(u.priority, a.Priority)
+		if a.Op.Remote() {
+			u.remote = append(u.remote, a)
+			if !slices.Contains(u.systems, a.System) {
+				u.systems = append(u.systems, a.System)
+			}
+		}
+	}
+	slices.SortStableFunc(units, func(a, b *unit) int {
+		return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.first, b.first))
+	})
+	return units
+}

@@ -1,0 +1,174 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Pacer keeps the requests to one API under its rate: a token bucket
+// (golang.org/x/time/rate) read on an injectable Clock, plus a hold that a
+// 429's Retry-After puts on every request to that API. One Pacer is shared
+// by everything in the process that calls the API, concurrent work
+// included.
+type Pacer struct {
+	clock Clock
+	mu    sync.Mutex
+	lim   *rate.Limiter
+	hold  time.Time
+}
+
+// NewPacer returns a Pacer allowing perSecond requests with bursts of
+// burst, timed by clock (nil means WallClock).
+func NewPacer(perSecond float64, burst int, clock Clock) *Pacer {
+	if clock == nil {
+		clock = WallClock{}
+	}
+	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+}
+
+// Wait blocks until a request may go: after any hold, then when the bucket
+// has a token. A nil Pacer never waits.
+func (p *Pacer) Wait(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	now := p.clock.Now()
+	hold := p.hold.Sub(now)
+	start := now.Add(max(hold, 0))
+	r := p.lim.ReserveN(start, 1)
+	p.mu.Unlock()
+	if !r.OK() {
+		return errors.New("pacer: burst is zero")
+	}
+	d := max(hold, 0) + r.DelayFrom(start)
+	if d <= 0 {
+		return nil
+	}
+	if err := p.clock.Sleep(ctx, d); err != nil {
+		r.CancelAt(start)
+		return err
+	}
+	return nil
+}
+
+// Hold stops every request until the given time, as a 429 asks.
+func (p *Pacer) Hold(until time.Time) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if until.After(p.hold) {
+		p.hold = until
+	}
+}
+
+// Retry is how an adapter retries one exchange: a 429 waits out its
+// Retry-After (at most MaxWait; longer defers the system for this run),
+// and a system that is unavailable (5xx, no answer) is retried with
+// exponential backoff and full jitter, but only for idempotent calls: a
+// create whose outcome is unknown is never sent again blindly.
+type Retry struct {
+	// Attempts is the most tries in all; 0 means 4.
+	Attempts int
+	// Base and Cap bound the backoff: a random wait in [0, min(Cap,
+	// Base·2^n)). Zero means 500 ms and 10 s.
+	Base, Cap time.Duration
+	// MaxWait is the longest Retry-After the run waits out; 0 means 60 s.
+	MaxWait time.Duration
+	Clock   Clock
+	// Rand returns a number in [0, 1) for jitter; nil means math/rand/v2.
+	Rand func() float64
+	Log  *slog.Logger
+}
+
+// ErrWaitTooLong wraps a rate limit whose Retry-After is longer than the
+// run can wait: that system is deferred to the next run.
+var ErrWaitTooLong = errors.New("rate limited for longer than this run waits")
+
+// Do runs fn, paced by pacer, retrying as the policy allows. idempotent
+// says fn may be repeated after an unknown outcome (reads, PUT, DELETE).
+func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() error) error {
+	attempts := r.Attempts
+	if attempts <= 0 {
+		attempts = 4
+	}
+	clock := r.Clock
+	if clock == nil {
+		clock = WallClock{}
+	}
+	var err error
+	for n := 0; n < attempts; n++ {
+		if werr := pacer.Wait(ctx); werr != nil {
+			return werr
+		}
+		if err = fn(); err == nil {
+			return nil
+		}
+		var rl *RateLimitedError
+		switch {
+		case errors.As(err, &rl):
+			// A 429 was refused, not run: trying again is safe for any call.
+			if rl.RetryAfter > r.maxWait() {
+				return fmt.Errorf("%w (%s asks to wait %s): %w", ErrWaitTooLong, rl.System, rl.RetryAfter, err)
+			}
+			r.log().Warn("rate limited; waiting", "system", rl.System, "retry_after", rl.RetryAfter)
+			pacer.Hold(clock.Now().Add(rl.RetryAfter))
+			if pacer == nil {
+				if serr := clock.Sleep(ctx, rl.RetryAfter); serr != nil {
+					return err
+				}
+			}
+		case idempotent && errors.Is(err, ErrUnavailable):
+			if n == attempts-1 {
+				return err
+			}
+			d := r.backoff(n)
+			r.log().Warn("system unavailable; retrying", "attempt", n+1, "wait", d, "err", err)
+			if serr := clock.Sleep(ctx, d); serr != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return err
+}
+
+func (r Retry) backoff(n int) time.Duration {
+	base, ceiling := r.Base, r.Cap
+	if base <= 0 {
+		base = 500 * time.Millisecond
+	}
+	if ceiling <= 0 {
+		ceiling = 10 * time.Second
+	}
+	d := min(ceiling, base<<min(n, 20))
+	f := rand.Float64
+	if r.Rand != nil {
+		f = r.Rand
+	}
+	return time.Duration(f() * float64(d))
+}
+
+func (r Retry) maxWait() time.Duration {
+	if r.MaxWait <= 0 {
+		return 60 * time.Second
+	}
+	return r.MaxWait
+}
+
+func (r Retry) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
