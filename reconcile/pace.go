@@ -120,8 +120,11 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 			if rl.RetryAfter > r.maxWait() {
 				return fmt.Errorf("%w (%s asks to wait %s): %w", ErrWaitTooLong, rl.System, rl.RetryAfter, err)
 			}
-			r.log().Warn("rate limited; waiting", "system", rl.System, "retry_after", rl.RetryAfter)
 			pacer.Hold(clock.Now().Add(rl.RetryAfter))
+			if n == attempts-1 {
+				return err
+			}
+			r.log().Warn("rate limited; waiting", "system", rl.System, "retry_after", rl.RetryAfter)
 			if pacer == nil {
 				if serr := clock.Sleep(ctx, rl.RetryAfter); serr != nil {
 					return err

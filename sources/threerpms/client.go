@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
-	"golang.org/x/time/rate"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -42,9 +41,15 @@ type ClientOptions struct {
 	Token reconcile.Secret
 	// HTTP is the client to use; nil means one with a 60 s timeout.
 	HTTP *http.Client
-	// Limiter paces requests; shared by everything that calls the host.
-	// Nil means no pacing.
-	Limiter *rate.Limiter
+	// Pacer paces requests to this API; shared by everything in the
+	// process that calls it. Nil means no pacing.
+	Pacer *reconcile.Pacer
+	// Retry is how one exchange is retried: 429s waited out, queries
+	// retried after an outage (mutations never are); the zero value is the
+	// default policy.
+	Retry reconcile.Retry
+	// Clock reads Retry-After dates; nil means the wall clock.
+	Clock reconcile.Clock
 	// Meter counts requests for the run report.
 	Meter *reconcile.Meter
 	// MaxResponseBytes caps response bodies; 0 means the default.
@@ -88,11 +93,14 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	if err != nil {
 		return fmt.Errorf("3rpms: %s: encode request: %w", what, err)
 	}
-	if c.opts.Limiter != nil {
-		if err := c.opts.Limiter.Wait(ctx); err != nil {
-			return fmt.Errorf("3rpms: %s: waiting for rate limit: %w", what, err)
-		}
-	}
+	return c.opts.Retry.Do(ctx, c.opts.Pacer, !write, func() error {
+		resp.Errors = nil
+		return c.exchange(ctx, what, write, body, resp)
+	})
+}
+
+// exchange sends one request and reads its answer.
+func (c *Client) exchange(ctx context.Context, what string, write bool, body []byte, resp *graphql.Response) error {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("3rpms: %s: %w", what, err)
@@ -105,9 +113,9 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	hresp, err := c.opts.HTTP.Do(hreq)
 	if err != nil {
 		if write && !neverSent(err) {
-			return fmt.Errorf("3rpms: %s: no answer: %w (%w)", what, transportError(err), reconcile.ErrUnknownOutcome)
+			return fmt.Errorf("3rpms: %s: no answer: %w (%w, %w)", what, transportError(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 		}
-		return fmt.Errorf("3rpms: %s: %w", what, transportError(err))
+		return fmt.Errorf("3rpms: %s: %w (%w)", what, transportError(err), reconcile.ErrUnavailable)
 	}
 	red := newRedactor(body, c.opts.Token)
 	defer hresp.Body.Close()
@@ -126,9 +134,9 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	case code == http.StatusForbidden:
 		return fmt.Errorf("3rpms: %s: HTTP 403: the API token lacks a permission this call needs: %w", what, reconcile.ErrUnauthorized)
 	case code == http.StatusTooManyRequests:
-		return &reconcile.RateLimitedError{System: reconcile.System3RPMS, RetryAfter: RetryAfter(hresp.Header.Get("Retry-After"), time.Now())}
+		return &reconcile.RateLimitedError{System: reconcile.System3RPMS, RetryAfter: RetryAfter(hresp.Header.Get("Retry-After"), c.now())}
 	case code >= 500:
-		return unknown("HTTP %d from server", code)
+		return fmt.Errorf("%w (%w)", unknown("HTTP %d from server", code), reconcile.ErrUnavailable)
 	case code != http.StatusOK:
 		msgs := red.redact(c.errorMessages(hresp.Body))
 		return fmt.Errorf("3rpms: %s: HTTP %d: %s: %w", what, code, msgs, reconcile.ErrRejected)
@@ -202,6 +210,13 @@ func (r *redactor) redact(msg string) string {
 		msg = strings.ReplaceAll(msg, s, "[redacted]")
 	}
 	return msg
+}
+
+func (c *Client) now() time.Time {
+	if c.opts.Clock == nil {
+		return time.Now()
+	}
+	return c.opts.Clock.Now()
 }
 
 // errorMessages extracts GraphQL error messages from an error response for

@@ -14,9 +14,9 @@ import (
 
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"golang.org/x/time/rate"
 
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
 )
 
@@ -45,12 +45,14 @@ func testRequest(mutation bool) *graphql.Request {
 }
 
 // canaryClient returns a Client for endpoint sending canaryToken, with a
-// 2048-byte response cap.
+// 2048-byte response cap and one attempt per request: these tests check how
+// one exchange's answer is mapped (TestMakeRequestRetries checks retries).
 func canaryClient(endpoint string) *threerpms.Client {
 	return threerpms.NewClient(threerpms.ClientOptions{
 		Endpoint:         endpoint,
 		Token:            canaryToken,
 		MaxResponseBytes: 2048,
+		Retry:            reconcile.Retry{Attempts: 1},
 	})
 }
 
@@ -358,17 +360,17 @@ func TestMakeRequestSends(t *testing.T) {
 	if err := c.MakeRequest(t.Context(), testRequest(false), &graphql.Response{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := meter.Snapshot()[reconcile.System3RPMS]; n != (reconcile.RequestCount{Reads: 1, Writes: 1}) {
+	if n := meter.Snapshot()[reconcile.System3RPMS]; n.Reads != 1 || n.Writes != 1 {
 		t.Errorf("meter = %+v, want one read and one write", n)
 	}
 }
 
-// TestMakeRequestLimiterRefuses checks that a request the limiter refuses is
+// TestMakeRequestLimiterRefuses checks that a request the pacer refuses is
 // never sent, so a mutation's outcome is known.
 func TestMakeRequestLimiterRefuses(t *testing.T) {
 	c, endpoint := newCanned(t, `{"data":{}}`)
 	cl := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: endpoint, Token: canaryToken, Limiter: rate.NewLimiter(1, 0), // burst 0: never admits
+		Endpoint: endpoint, Token: canaryToken, Pacer: reconcile.NewPacer(1, 0, nil), // burst 0: never admits
 	})
 	err := cl.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -523,5 +525,63 @@ func TestMakeRequestMalformedStatusLine(t *testing.T) {
 	}
 	if err != nil {
 		assertNoCanary(t, err)
+	}
+}
+
+// TestMakeRequestRetries checks the retry policy on a fake clock: queries
+// are retried through an outage with backoff, mutations never are after an
+// unknown outcome, a 429 holds every request for its Retry-After, and one
+// longer than the run waits is not waited out.
+func TestMakeRequestRetries(t *testing.T) {
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		write    bool
+		answers  []int // status per attempt; the last repeats
+		retryHdr string
+		wantReqs int
+		wantErr  error // nil: success
+		minGap   time.Duration
+	}{
+		{name: "query through two 503s", answers: []int{503, 503, 200}, wantReqs: 3},
+		{name: "query, 503 forever", answers: []int{503}, wantReqs: 4, wantErr: reconcile.ErrUnavailable},
+		{name: "mutation 503 is not re-sent", write: true, answers: []int{503}, wantReqs: 1, wantErr: reconcile.ErrUnknownOutcome},
+		{name: "429 Retry-After 2 then 200", write: true, answers: []int{429, 200}, retryHdr: "2", wantReqs: 2, minGap: 2 * time.Second},
+		{name: "429 for a day defers", answers: []int{429}, retryHdr: "86400", wantReqs: 1, wantErr: reconcile.ErrWaitTooLong},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := clocktest.New(start)
+			var times []time.Time
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				times = append(times, clock.Now())
+				code := tc.answers[min(len(times)-1, len(tc.answers)-1)]
+				if code == 429 {
+					w.Header().Set("Retry-After", tc.retryHdr)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(code)
+				w.Write([]byte(`{"data":{}}`))
+			}))
+			defer srv.Close()
+			c := threerpms.NewClient(threerpms.ClientOptions{
+				Endpoint: srv.URL, Token: canaryToken, Clock: clock,
+				Pacer: reconcile.NewPacer(5, 10, clock),
+				Retry: reconcile.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
+			})
+			err := c.MakeRequest(t.Context(), testRequest(tc.write), &graphql.Response{})
+			if len(times) != tc.wantReqs {
+				t.Errorf("%d requests, want %d", len(times), tc.wantReqs)
+			}
+			switch {
+			case tc.wantErr == nil && err != nil:
+				t.Errorf("err = %v, want success", err)
+			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Errorf("err = %v, want %v", err, tc.wantErr)
+			}
+			if tc.minGap > 0 && len(times) > 1 && times[1].Sub(times[0]) < tc.minGap {
+				t.Errorf("second request %s after the first, want at least %s", times[1].Sub(times[0]), tc.minGap)
+			}
+		})
 	}
 }

@@ -46,7 +46,7 @@ func newSandbox(t *testing.T) (*sandbox.Server, string) {
 
 // newClient returns a Client for endpoint that sends our token.
 func newClient(endpoint string) *threerpms.Client {
-	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken})
+	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken, Retry: reconcile.Retry{Attempts: 1}})
 }
 
 // addStays adds stays to sb, failing the test on any error.

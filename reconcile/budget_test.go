@@ -1,0 +1,104 @@
+package reconcile_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// TestBudget plans a busy night (a departure, a cancellation, arrivals
+// within 24 hours and later, a QR room whose invite and key depend on each
+// other) and checks what each allowance keeps and defers.
+func TestBudget(t *testing.T) {
+	plan := func() *reconcile.Plan {
+		p, err := reconcile.Compute(reconcile.Input{
+			Now:      tonight,
+			Property: testProperty(),
+			Stays: []reconcile.Stay{
+				holding(stay("gone", "r205", "2026-06-06", "2026-06-10"), "K1", "385917"),
+				stay("soon1", "r101", "2026-06-11", "2026-06-13"),
+				stay("soon2", "r102", "2026-06-11", "2026-06-12"),
+				stay("later", "r204", "2026-06-14", "2026-06-16"),
+				stay("qr", "r301", "2026-06-15", "2026-06-16"),
+			},
+			Credentials: []reconcile.Credential{cred("gone", "r205", "K1", active, true, "2026-06-06", "2026-06-10")},
+			Rand:        seeded(7),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	max3RPMS := func(reconcile.System) int { return 2 } // two mutations per document
+	tests := []struct {
+		name  string
+		allow map[reconcile.System]reconcile.Allowance
+		want  []string // deferred actions, by summary
+	}{
+		{name: "no budget: nothing deferred"},
+		{name: "ample budget", allow: map[reconcile.System]reconcile.Allowance{reconcile.System3RPMS: {Left: 100, Reserve: 10}, reconcile.SystemOpenApp: {Left: 100}}},
+		{
+			// The revocation's request goes; creates need more than is left.
+			name:  "one request left, kept for revocations",
+			allow: map[reconcile.System]reconcile.Allowance{reconcile.System3RPMS: {Left: 1, Reserve: 1}},
+			want: []string{
+				"2 create soon1 - soon", "2 create soon2 - soon", "2 create later - later", "2 create qr - later",
+				"3 assign soon1 - soon", "3 assign soon2 - soon", "3 assign later - later", "3 assign qr - later",
+				"1 create qr - later",
+			},
+		},
+		{
+			// Four 3RPMS requests: revocations and the arrivals within 24 h
+			// fit (steps 2 and 3 of two documents each); later ones wait.
+			name:  "arrivals within 24 hours before later ones",
+			allow: map[reconcile.System]reconcile.Allowance{reconcile.System3RPMS: {Left: 4}},
+			want: []string{
+				"2 create later - later", "2 create qr - later", "3 assign later - later", "3 assign qr - later",
+				"1 create qr - later",
+			},
+		},
+		{
+			// No OpenApp request left: the QR room's invite, and with it the
+			// key carrying its link, wait; the PIN rooms go.
+			name:  "a unit spanning systems waits together",
+			allow: map[reconcile.System]reconcile.Allowance{reconcile.SystemOpenApp: {Left: 0}},
+			want:  []string{"2 create qr - later", "3 assign qr - later", "1 create qr - later"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := plan()
+			deferred := reconcile.Budget(p.Actions, tt.allow, max3RPMS)
+			var got []string
+			all := summary(p)
+			for i, a := range p.Actions {
+				if slices.Contains(deferred, a) {
+					got = append(got, all[i])
+					if a.Result != reconcile.ResultDeferred || a.Error == "" {
+						t.Errorf("%s: result %q, error %q", all[i], a.Result, a.Error)
+					}
+				}
+			}
+			slices.Sort(got)
+			want := slices.Clone(tt.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("deferred:\n got %q\nwant %q\nplan %q", got, want, all)
+			}
+			// What is kept fits: never more requests than allowed.
+			kept := reconcile.Kept(p.Actions)
+			for sys, al := range tt.allow {
+				n := 0
+				for _, b := range reconcile.Batches(kept, max3RPMS) {
+					if b.System == sys {
+						n++
+					}
+				}
+				if n > al.Left {
+					t.Errorf("%s: kept actions take %d requests, %d left", sys, n, al.Left)
+				}
+			}
+		})
+	}
+}
