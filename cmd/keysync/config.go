@@ -68,12 +68,19 @@ type APIConfig struct {
 	RatePerSecond    float64 `yaml:"rate_per_second"`
 	Burst            int     `yaml:"burst"`
 	MaxResponseBytes int64   `yaml:"max_response_bytes"`
+	// DailyCap is the API's request budget over a rolling 24 hours (the
+	// seeds give 10,000); -1 turns the budget off.
+	DailyCap int `yaml:"daily_cap"`
+	// Reserve is the part of the budget only revocations may use.
+	Reserve int `yaml:"reserve_for_revocations"`
 }
 
 func (a *APIConfig) applyDefaults() {
 	a.RatePerSecond = cmp.Or(a.RatePerSecond, 5)
 	a.Burst = cmp.Or(a.Burst, 10)
 	a.MaxResponseBytes = cmp.Or(a.MaxResponseBytes, 8<<20)
+	a.DailyCap = cmp.Or(a.DailyCap, 10000)
+	a.Reserve = cmp.Or(a.Reserve, 200)
 }
 
 func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
@@ -85,6 +92,12 @@ func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
 	}
 	if a.MaxResponseBytes < 1024 {
 		bad(f+".max_response_bytes", "%d: must be at least 1024", a.MaxResponseBytes)
+	}
+	if a.DailyCap < -1 {
+		bad(f+".daily_cap", "%d: must be a number of requests, or -1 for no budget", a.DailyCap)
+	}
+	if a.Reserve < 0 || (a.DailyCap > 0 && a.Reserve >= a.DailyCap) {
+		bad(f+".reserve_for_revocations", "%d: must be 0 or more and below daily_cap", a.Reserve)
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/keysync/keysync/reconcile"
 	// Property time zones must resolve on a machine without tzdata
 	// (distroless images, minimal containers).
 	_ "time/tzdata"
@@ -93,7 +95,9 @@ Run 'keysync <command> -h' for a command's flags.`
 // call it directly. getenv resolves ${VAR} in the config and
 // KEYSYNC_LOG_LEVEL.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return (&environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}).run(ctx, args)
+	clock := reconcile.WallClock{}
+	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, clock: clock, retry: reconcile.Retry{Clock: clock}}
+	return env.run(ctx, args)
 }
 
 // run dispatches a command line.
@@ -131,6 +135,10 @@ type environment struct {
 	getenv         func(string) string
 	// now is the wall clock, read only when a run has no --now; it is the
 	// one place keysync reads it.
-	now      func() time.Time
+	now func() time.Time
+	// clock paces and backs off requests; tests use a fake one.
+	clock reconcile.Clock
+	// retry is the retry policy of every adapter.
+	retry    reconcile.Retry
 	limiters limiters
 }

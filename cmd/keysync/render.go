@@ -33,6 +33,7 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
 		fmt.Fprintf(w, ": %s", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w, ".")
+	printRequests(w, rep)
 }
 
 // printReport renders a run's report: what was done, what was not, and
@@ -55,10 +56,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	printNotes(w, rep.Notes())
 	printFailures(w, rep.Failures)
 	fmt.Fprintln(w)
-	for _, sys := range sortedKeys(rep.Requests) {
-		c := rep.Requests[sys]
-		fmt.Fprintf(w, "Requests to %s: %d (%d read, %d write; the plan priced writes at %d)\n", sys, c.Reads+c.Writes, c.Reads, c.Writes, rep.Planned[sys])
-	}
+	printRequests(w, rep)
 	if rep.Partial() {
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	}
@@ -119,5 +117,35 @@ func printNotes(w io.Writer, notes []reconcile.Note) {
 func printFailures(w io.Writer, failures []reconcile.Failure) {
 	for _, f := range failures {
 		fmt.Fprintf(w, "\nFAILED %s %s: %s\n", f.Property, f.System, f.Err)
+	}
+}
+
+// printRequests shows, per system, the requests sent (reads, writes, the
+// most in any second), what the plan priced, and the daily budget.
+func printRequests(w io.Writer, rep *reconcile.Report) {
+	systems := map[reconcile.System]bool{}
+	for sys := range rep.Requests {
+		systems[sys] = true
+	}
+	for sys := range rep.Budget {
+		systems[sys] = true
+	}
+	if len(systems) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SYSTEM\tREADS\tWRITES\tPRICED\tPEAK/S\tUSED 24H\tLEFT\tDEFERRED")
+	for _, sys := range sortedKeys(systems) {
+		c, b := rep.Requests[sys], rep.Budget[sys]
+		used, left := "-", "-"
+		if b.Cap > 0 {
+			used, left = fmt.Sprintf("%d/%d", b.UsedToday, b.Cap), fmt.Sprint(b.Left)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\n", sys, c.Reads, c.Writes, rep.Planned[sys], c.Peak, used, left, b.Deferred)
+	}
+	tw.Flush()
+	if n := len(rep.Deferred()); n > 0 {
+		fmt.Fprintf(w, "%d action(s) deferred for lack of request budget; the next run does them first.\n", n)
 	}
 }

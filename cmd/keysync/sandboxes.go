@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,8 +109,17 @@ func (sb *sandboxes) seedDemo(rooms, listings int) {
 	for i, r := range sb.rpms.Rooms() {
 		sb.addRoom(sb.hotel, r.ID, demoMethod(i))
 	}
-	for i, l := range sb.guestway.Listings() {
-		sb.addRoom(sb.apartments, l.ID, demoMethod(i+3)) // start with a QR and a key box
+	// A multi-unit listing's rooms are its units (Guestway's unit_id).
+	var units []string
+	for _, r := range sb.guestway.Reservations() {
+		room := cmp.Or(r.UnitID, r.ListingID)
+		if !slices.Contains(units, room) {
+			units = append(units, room)
+		}
+	}
+	slices.Sort(units)
+	for i, room := range units {
+		sb.addRoom(sb.apartments, room, demoMethod(i+3)) // start with a QR and a key box
 	}
 }
 

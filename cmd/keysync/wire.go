@@ -10,8 +10,6 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -20,12 +18,12 @@ import (
 	rpms "github.com/keysync/keysync/sources/threerpms"
 )
 
-// limiters holds one rate limiter per API host for the whole process, so
-// every property and every run (serve's, the demo's) calling a host shares
-// its pace.
+// limiters holds one Pacer per API for the whole process, so every
+// property and every run (serve's, the demo's) calling an API shares its
+// pace.
 type limiters struct {
 	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	m  map[string]*reconcile.Pacer
 }
 
 // paceMargin is the share of a configured rate keysync actually uses: a
@@ -33,42 +31,76 @@ type limiters struct {
 // of network jitter arrives a hair early and is refused with a 429.
 const paceMargin = 0.95
 
-// get returns the host's limiter, creating it first at paceMargin of the
+// get returns the API's Pacer, creating it first at paceMargin of the
 // configured rate.
-func (l *limiters) get(host string, perSecond float64, burst int) *rate.Limiter {
+func (l *limiters) get(api string, perSecond float64, burst int, clock reconcile.Clock) *reconcile.Pacer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]*rate.Limiter{}
+		l.m = map[string]*reconcile.Pacer{}
 	}
-	lim, ok := l.m[host]
+	p, ok := l.m[api]
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(perSecond*paceMargin), burst)
-		l.m[host] = lim
+		p = reconcile.NewPacer(perSecond*paceMargin, burst, clock)
+		l.m[api] = p
 	}
-	return lim
+	return p
 }
 
 // buildRunner wires the config's properties to their adapters.
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) *reconcile.Runner {
-	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv)}
+	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg)}
 	for i := range cfg.Properties {
 		r.Sites = append(r.Sites, env.site(&cfg.Properties[i], meter))
 	}
 	return r
 }
 
+// budgets is each system's daily request budget: the smallest cap and the
+// largest reserve any property configures for it. The ledger counts a
+// system's requests across the whole state file.
+func budgets(cfg *Config) map[reconcile.System]reconcile.DailyBudget {
+	out := map[reconcile.System]reconcile.DailyBudget{}
+	add := func(sys reconcile.System, a APIConfig) {
+		if a.DailyCap <= 0 {
+			return
+		}
+		b, ok := out[sys]
+		if !ok || a.DailyCap < b.Cap {
+			b.Cap = a.DailyCap
+		}
+		b.Reserve = max(b.Reserve, a.Reserve)
+		out[sys] = b
+	}
+	for _, p := range cfg.Properties {
+		if p.ThreeRPMS != nil {
+			add(reconcile.System3RPMS, p.ThreeRPMS.APIConfig)
+		}
+		if p.Guestway != nil {
+			add(reconcile.SystemGuestway, p.Guestway.APIConfig)
+		}
+		if p.OpenApp != nil {
+			add(reconcile.SystemOpenApp, p.OpenApp.APIConfig)
+		}
+		if p.KeyBox != nil {
+			add(reconcile.SystemKeyBox, p.KeyBox.APIConfig)
+		}
+	}
+	return out
+}
+
 // site builds one property's source, sinks and key deriver.
 func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconcile.Site {
 	// One limiter per API: the system and its host (the sandboxes share a
 	// host, real systems do not).
-	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *rate.Limiter {
-		return env.limiters.get(string(sys)+" "+hostOf(endpoint), a.RatePerSecond, a.Burst)
+	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *reconcile.Pacer {
+		return env.limiters.get(string(sys)+" "+hostOf(endpoint), a.RatePerSecond, a.Burst, env.clock)
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
 	if t := p.ThreeRPMS; t != nil {
 		client := rpms.NewClient(rpms.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Limiter: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig), Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+			Endpoint: t.Endpoint, Token: t.token, Pacer: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig),
+			Retry: env.retry, Clock: env.clock, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
 		})
 		site.Source, site.SourceSystem = rpms.NewSource(client, p.Name, t.PageSize), reconcile.System3RPMS
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
@@ -77,7 +109,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Source, site.SourceSystem = guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Limiter: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Meter: meter,
+			PerPage: g.PerPage, Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
 			MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
 		}), reconcile.SystemGuestway
 	}
@@ -91,7 +123,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, Property: p.Name,
-			Limiter: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+			Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
 		})
 	}
 	var box *keybox.Sink
@@ -106,7 +138,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
-			Limiter: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+			Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
 		})
 		site.Sinks[reconcile.SystemKeyBox] = box
 	}

@@ -49,6 +49,10 @@ func TestErrorMapping(t *testing.T) {
 		contains string
 		remoteID string
 		code     string
+		// unavailable: the error wraps reconcile.ErrUnavailable (a 5xx or
+		// no answer), which alone makes a cancel retried.
+		unavailable bool
+		requests    int // sent, retries included; 0 means 1
 	}{
 		{name: "401", handler: answer(401, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnauthorized, contains: "HTTP Basic"},
 		{name: "403", handler: answer(403, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnauthorized, contains: "permission"},
@@ -62,13 +66,13 @@ func TestErrorMapping(t *testing.T) {
 		{name: "400 errors list", handler: answer(400, jsonCT, `{"errors":[{"message":"a"},{"message":"b"}]}`), is: reconcile.ErrRejected, contains: "a; b"},
 		{name: "400 HTML", handler: answer(400, "text/html", "<p>"+leaky+"</p>"), is: reconcile.ErrRejected, contains: "no message"},
 		{name: "400 long message", handler: answer(400, jsonCT, `{"message":"`+strings.Repeat("x", 500)+`"}`), is: reconcile.ErrRejected, contains: "xxx…"},
-		{name: "429 seconds", handler: answer(429, jsonCT, `{}`, "Retry-After", "7"), whole: true, retry: 7 * time.Second},
-		{name: "429 HTTP date", handler: answer(429, jsonCT, `{}`, "Retry-After", now.Add(30*time.Second).Format(http.TimeFormat)), whole: true, retry: 30 * time.Second},
-		{name: "429 no header", handler: answer(429, "", ""), whole: true, retry: time.Second},
-		{name: "429 cancel", cancel: true, handler: answer(429, "", "", "Retry-After", "120"), whole: true, retry: 2 * time.Minute},
-		{name: "500", handler: answer(500, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "HTTP 500"},
-		{name: "502 HTML", handler: answer(502, "text/html", "<html>"+leaky+"</html>"), whole: true, is: reconcile.ErrUnknownOutcome},
-		{name: "503 cancel", cancel: true, handler: answer(503, "", ""), whole: true, is: reconcile.ErrUnknownOutcome},
+		{name: "429 seconds", handler: answer(429, jsonCT, `{}`, "Retry-After", "7"), whole: true, retry: 7 * time.Second, requests: 4},
+		{name: "429 HTTP date", handler: answer(429, jsonCT, `{}`, "Retry-After", now.Add(30*time.Second).Format(http.TimeFormat)), whole: true, retry: 30 * time.Second, requests: 4},
+		{name: "429 no header", handler: answer(429, "", ""), whole: true, retry: time.Second, requests: 4},
+		{name: "429 cancel, longer than the run waits", cancel: true, handler: answer(429, "", "", "Retry-After", "120"), whole: true, retry: 2 * time.Minute, is: reconcile.ErrWaitTooLong},
+		{name: "500", handler: answer(500, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "HTTP 500", unavailable: true},
+		{name: "502 HTML", handler: answer(502, "text/html", "<html>"+leaky+"</html>"), whole: true, is: reconcile.ErrUnknownOutcome, unavailable: true},
+		{name: "503 cancel", cancel: true, handler: answer(503, "", ""), whole: true, is: reconcile.ErrUnknownOutcome, unavailable: true, requests: 4},
 		{name: "201 HTML", handler: answer(201, "text/html", "<p>"+leaky+"</p>"), whole: true, is: reconcile.ErrUnknownOutcome, contains: "not JSON"},
 		{name: "201 empty", handler: answer(201, jsonCT, ""), whole: true, is: reconcile.ErrUnknownOutcome, contains: "empty"},
 		{name: "201 truncated", handler: func(w http.ResponseWriter, r *http.Request) {
@@ -97,20 +101,20 @@ func TestErrorMapping(t *testing.T) {
 			if err == nil {
 				conn.Close()
 			}
-		}, whole: true, is: reconcile.ErrUnknownOutcome, contains: "no answer"},
+		}, whole: true, is: reconcile.ErrUnknownOutcome, contains: "no answer", unavailable: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var (
 				mu         sync.Mutex
-				seen       bool
+				seen       int
 				user, pass string
 				body       string
 			)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
 				mu.Lock()
-				seen, body = true, string(b)
+				seen, body = seen+1, string(b)
 				user, pass, _ = r.BasicAuth()
 				mu.Unlock()
 				r.Body = io.NopCloser(strings.NewReader(string(b)))
@@ -128,8 +132,8 @@ func TestErrorMapping(t *testing.T) {
 			out, err := s.Apply(t.Context(), []*reconcile.Action{a})
 
 			mu.Lock()
-			if !seen {
-				t.Fatal("no request reached the server")
+			if want := max(tc.requests, 1); seen != want {
+				t.Errorf("%d requests reached the server, want %d", seen, want)
 			}
 			if user != ourUser || pass != ourPass {
 				t.Errorf("Basic auth %q/%q", user, pass)
@@ -170,6 +174,9 @@ func TestErrorMapping(t *testing.T) {
 			if tc.is != nil && !errors.Is(e, tc.is) {
 				t.Errorf("%v: not %v", e, tc.is)
 			}
+			if errors.Is(e, reconcile.ErrUnavailable) != tc.unavailable {
+				t.Errorf("%v: ErrUnavailable is %v, want %v", e, !tc.unavailable, tc.unavailable)
+			}
 			var rl *reconcile.RateLimitedError
 			if errors.As(e, &rl) != (tc.retry > 0) || tc.retry > 0 && (rl.RetryAfter != tc.retry || rl.System != reconcile.SystemKeyBox) {
 				t.Errorf("%v: rate limited %+v, want retry after %s", e, rl, tc.retry)
@@ -202,7 +209,7 @@ func TestDialFailure(t *testing.T) {
 	srv.Close()
 	s := keybox.New(options(url, lj))
 	_, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")})
-	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "dial") {
+	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !errors.Is(err, reconcile.ErrUnavailable) || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("dial failure: %v", err)
 	}
 	if strings.Contains(err.Error(), url) {

@@ -43,8 +43,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -102,14 +100,19 @@ type Options struct {
 	// HTTP is the client to use; nil means one with a 60 s timeout that
 	// does not follow redirects (a redirected POST would arrive as a GET).
 	HTTP *http.Client
-	// Limiter paces requests; shared by everything that calls the host.
-	// Nil means no pacing.
-	Limiter *rate.Limiter
+	// Pacer paces requests to this API; shared by everything in the
+	// process that calls it; nil means no pacing.
+	Pacer *reconcile.Pacer
+	// Retry is how one exchange is retried: 429s waited out, idempotent
+	// calls (a cancel, unless CancelMethod is POST) retried after an
+	// outage, creates never; the zero value is the default policy.
+	Retry reconcile.Retry
 	// Meter counts requests for the run report.
 	Meter *reconcile.Meter
 	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
-	// Now is the clock for Retry-After dates; nil means time.Now.
+	// Now is the clock for Retry-After dates; nil means Retry.Clock's,
+	// or time.Now without one.
 	Now func() time.Time
 }
 
@@ -193,6 +196,9 @@ func New(opts Options) *Sink {
 	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	if opts.Now == nil {
 		opts.Now = time.Now
+		if opts.Retry.Clock != nil {
+			opts.Now = opts.Retry.Clock.Now
+		}
 	}
 	s := &Sink{opts: opts, invalid: opts.Validate(), base: strings.TrimRight(opts.BaseURL, "/")}
 	if opts.Password != "" {
@@ -230,17 +236,26 @@ func (s *Sink) MaxBatch() int { return 1 }
 // an access for the action's window and returns its id and code;
 // reconcile.OpDelete cancels the access a.Cred.RemoteID.
 //
+// The request is paced by Options.Pacer; a 429 is waited out and, after
+// an outage, a cancel sent again (unless CancelMethod is POST) as
+// Options.Retry allows, each attempt counted in the Meter. A create is
+// never sent twice.
+//
 // The returned error is for the request as a whole: invalid options, more
-// than one action, a dial failure or a cancelled wait for the limiter (nothing
-// sent); 401 and 403 (wrapping reconcile.ErrUnauthorized); 429 (a
-// *reconcile.RateLimitedError); a redirect or another unexpected status;
-// and, wrapping reconcile.ErrUnknownOutcome,
-// no answer, a 5xx, or a 2xx to a create that is not JSON, is too large, or
-// lacks an id. The outcome's error is for this action alone: an unmapped
-// room or a missing window (nothing sent), 404 or 410 (reconcile.ErrNotFound;
-// for a cancel, already done), 409 (reconcile.ErrConflict), 400 or 422
-// (reconcile.ErrRejected, with the server's message). No error ever holds
-// the password, an access code, a compartment or a response body.
+// than one action, or a refused or cancelled wait for the pacer (nothing
+// sent); a dial failure (nothing sent; wrapping reconcile.ErrUnavailable);
+// 401 and 403 (wrapping reconcile.ErrUnauthorized); 429 (a
+// *reconcile.RateLimitedError, wrapped in reconcile.ErrWaitTooLong when
+// its Retry-After is longer than the run waits); a redirect or another
+// unexpected status; no answer or a 5xx (wrapping both
+// reconcile.ErrUnavailable and reconcile.ErrUnknownOutcome); and, wrapping
+// reconcile.ErrUnknownOutcome alone, a 2xx to a create that is not JSON,
+// is too large, or lacks an id. The outcome's error is for this action
+// alone: an unmapped room or a missing window (nothing sent), 404 or 410
+// (reconcile.ErrNotFound; for a cancel, already done), 409
+// (reconcile.ErrConflict), 400 or 422 (reconcile.ErrRejected, with the
+// server's message). No error ever holds the password, an access code, a
+// compartment or a response body.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
 	switch {
 	case len(actions) == 0:

@@ -1,7 +1,6 @@
 package keybox_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,9 +12,8 @@ import (
 	"time"
 	_ "time/tzdata" // the zone tests run without system zoneinfo
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
@@ -72,12 +70,20 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, string) {
 	return sb, srv.URL
 }
 
-// options returns sink options for baseURL in zone loc.
+// options returns sink options for baseURL in zone loc, retrying on a
+// fake clock (no real sleeps).
 func options(baseURL string, loc *time.Location) keybox.Options {
 	return keybox.Options{
 		BaseURL: baseURL, Username: ourUser, Password: ourPass,
 		Rooms: rooms(), TimeZone: loc, Property: property,
+		Retry: retryOn(clocktest.New(t0)),
 	}
+}
+
+// retryOn is the default retry policy on a fake clock, with the jitter
+// fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
+func retryOn(clk *clocktest.Clock) reconcile.Retry {
+	return reconcile.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
 }
 
 func stayRef(id string) reconcile.StayRef {
@@ -216,7 +222,7 @@ func TestCreateLocalTimes(t *testing.T) {
 // TestCreateFromPropertyWindow checks the instants reconcile computes for a
 // Ljubljana stay are the ones the table above sends.
 func TestCreateFromPropertyWindow(t *testing.T) {
-	p := reconcile.Property{Location: lj, CheckIn: reconcile.Clock{Hour: 15}, CheckOut: reconcile.Clock{Hour: 11}}
+	p := reconcile.Property{Location: lj, CheckIn: reconcile.TimeOfDay{Hour: 15}, CheckOut: reconcile.TimeOfDay{Hour: 11}}
 	arr, _ := reconcile.ParseDate("2026-03-28")
 	dep, _ := reconcile.ParseDate("2026-03-30")
 	w := p.Window(arr, dep)
@@ -360,28 +366,45 @@ func TestCompartmentNeverSent(t *testing.T) {
 	}
 }
 
-func TestMeterAndLimiter(t *testing.T) {
+// TestMeterAndPacer checks every request is counted and waits on the
+// Pacer: with one request an hour, the second goes an hour (of fake time)
+// after the first; a pacer that admits nothing sends nothing.
+func TestMeterAndPacer(t *testing.T) {
 	sb, url := newSandbox(t, sandbox.Options{})
+	clk := clocktest.New(t0)
 	opts := options(url, lj)
-	opts.Meter = &reconcile.Meter{}
-	opts.Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
+	opts.Meter = &reconcile.Meter{Clock: clk}
+	opts.Retry = retryOn(clk)
+	opts.Pacer = reconcile.NewPacer(1.0/3600, 1, clk)
 	s := keybox.New(opts)
-	mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
-	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got != (reconcile.RequestCount{Writes: 1}) {
+	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
+	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 1 || got.Reads != 0 {
 		t.Errorf("meter %+v", got)
 	}
-	// The limiter's one token is spent: the next request waits, and a
-	// deadline that comes first sends nothing.
-	ctx, cancelCtx := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancelCtx()
-	_, err := s.Apply(ctx, []*reconcile.Action{cancel("s1", "acc_1")})
-	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "rate limit") {
-		t.Errorf("limited Apply: %v", err)
+	if len(clk.Sleeps()) != 0 {
+		t.Errorf("the first request waited %v", clk.Sleeps())
 	}
-	if n := len(sb.Requests()); n != 1 {
-		t.Errorf("%d requests reached the box, want 1", n)
+	if o := apply(t, s, cancel("s1", id)); o.Err != nil {
+		t.Fatal(o.Err)
 	}
-	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 1 {
+	if w := clk.Sleeps(); len(w) != 1 || w[0] < time.Hour-time.Second || w[0] > time.Hour+time.Second {
+		t.Errorf("the second request waited %v, want an hour", w)
+	}
+	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 2 || got.Peak != 1 {
+		t.Errorf("meter %+v, want 2 writes an hour apart", got)
+	}
+
+	refusing := options(url, lj)
+	refusing.Meter = &reconcile.Meter{}
+	refusing.Pacer = reconcile.NewPacer(1, 0, refusing.Retry.Clock) // burst 0: never admits
+	_, err := keybox.New(refusing).Apply(t.Context(), []*reconcile.Action{cancel("s1", id)})
+	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "waiting for rate limit") {
+		t.Errorf("refused by the pacer: %v", err)
+	}
+	if n := len(sb.Requests()); n != 2 {
+		t.Errorf("%d requests reached the box, want 2", n)
+	}
+	if got := refusing.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 0 {
 		t.Errorf("meter counted an unsent request: %+v", got)
 	}
 }

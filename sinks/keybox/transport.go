@@ -25,32 +25,55 @@ const maxMessageBytes = 64 << 10
 // maxMessageRunes is how much of a server message reaches an error.
 const maxMessageRunes = 200
 
-// send makes one write request. On a 2xx it decodes the answer into out
-// (when out is non-nil). verdict is the server's refusal of this action
-// alone (404, 409, 400, 422); err is a failure of the request as a whole.
-// Neither ever quotes a body beyond a scrubbed server message.
+// send makes one write request, paced by Options.Pacer and retried as
+// Options.Retry allows: a 429 is waited out, and after an outage a cancel
+// is sent again unless its method is POST; a create never is. On a 2xx it
+// decodes the answer into out (when out is non-nil). verdict is the
+// server's refusal of this action alone (404, 409, 400, 422); err is a
+// failure of the request as a whole. Neither ever quotes a body beyond a
+// scrubbed server message.
 func (s *Sink) send(ctx context.Context, what, method, target string, body, out any) (verdict, err error) {
-	errf := func(format string, args ...any) error {
-		return fmt.Errorf(s.label()+": "+what+": "+format, args...)
-	}
-	var payload io.Reader
+	var payload []byte
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
-			return nil, errf("encode request: %w", err)
+			return nil, fmt.Errorf("%s: %s: encode request: %w", s.label(), what, err)
 		}
-		payload = bytes.NewReader(raw)
+		payload = raw
 	}
-	if s.opts.Limiter != nil {
-		if err := s.opts.Limiter.Wait(ctx); err != nil {
-			return nil, errf("waiting for rate limit: %w", err)
-		}
+	idempotent := method != http.MethodPost
+	var last error // the last exchange's error
+	err = s.opts.Retry.Do(ctx, s.opts.Pacer, idempotent, func() error {
+		verdict, last = s.exchange(ctx, what, method, target, payload, out)
+		return last
+	})
+	var rl *reconcile.RateLimitedError
+	switch {
+	case err == nil:
+		return verdict, nil
+	case errors.Is(err, reconcile.ErrWaitTooLong) && errors.As(err, &rl):
+		return nil, fmt.Errorf("%s: %s: HTTP 429: %w: %w", s.label(), what, reconcile.ErrWaitTooLong, rl)
+	case last == nil || !errors.Is(err, last):
+		// The pacer's wait failed: this attempt was not sent.
+		return nil, fmt.Errorf("%s: %s: waiting for rate limit: %w", s.label(), what, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, payload)
+	return nil, err
+}
+
+// exchange sends one request and reads its answer; send's results.
+func (s *Sink) exchange(ctx context.Context, what, method, target string, payload []byte, out any) (verdict, err error) {
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf(s.label()+": "+what+": "+format, args...)
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return nil, errf("build request: %w", scrubURL(err))
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
@@ -59,10 +82,15 @@ func (s *Sink) send(ctx context.Context, what, method, target string, body, out 
 	s.opts.Meter.Count(reconcile.SystemKeyBox, true)
 	resp, err := s.opts.HTTP.Do(req)
 	if err != nil {
-		if neverSent(err) {
+		switch {
+		case ctx.Err() != nil && neverSent(err): // the run stopped, not the box
 			return nil, errf("%w", scrubURL(err))
+		case ctx.Err() != nil:
+			return nil, errf("no answer: %w (%w)", scrubURL(err), reconcile.ErrUnknownOutcome)
+		case neverSent(err):
+			return nil, errf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable)
 		}
-		return nil, errf("no answer: %w (%w)", scrubURL(err), reconcile.ErrUnknownOutcome)
+		return nil, errf("no answer: %w (%w, %w)", scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 	}
 	defer resp.Body.Close()
 
@@ -79,7 +107,7 @@ func (s *Sink) send(ctx context.Context, what, method, target string, body, out 
 			System: reconcile.SystemKeyBox, RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), s.opts.Now()),
 		})
 	case code >= 500:
-		return nil, errf("HTTP %d from server (%w)", code, reconcile.ErrUnknownOutcome)
+		return nil, errf("HTTP %d from server (%w, %w)", code, reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 	case code == http.StatusNotFound || code == http.StatusGone:
 		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrNotFound), nil
 	case code == http.StatusConflict:

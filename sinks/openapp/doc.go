@@ -13,12 +13,14 @@
 //   - OpDelete:  DELETE …/access-invites/{invite_link_id}.
 //
 // Every request carries "Authorization: Bearer <API key>", "X-Org: <org
-// id>" and "Content-Type: application/json", waits on the Limiter and is
-// counted in the Meter as a write. Errors name the operation and the stay,
-// wrap the reconcile sentinels (see Sink.Apply) and never hold the API key,
-// an invite token or a response body: of a 4xx answer only the server's
-// message is quoted, with the API key, the credential's token and any
-// mixed-case word of 20 or more characters (a token, perhaps) cut out.
+// id>" and "Content-Type: application/json", waits on the Pacer and is
+// counted in the Meter as a write, each retry included; Options.Retry
+// waits out 429s and retries PUT and DELETE (never a create) after an
+// outage. Errors name the operation and the stay, wrap the reconcile
+// sentinels (see Sink.Apply) and never hold the API key, an invite token
+// or a response body: of a 4xx answer only the server's message is quoted,
+// with the API key, the credential's token and any mixed-case word of 20
+// or more characters (a token, perhaps) cut out.
 // GuestURL builds the link a guest opens, which keysync writes to 3RPMS as
 // RoomAccessQR qrData.
 //

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -43,13 +41,19 @@ type Options struct {
 	Property string
 	// HTTP is the client to use; nil means one with a 60 s timeout.
 	HTTP *http.Client
-	// Limiter paces requests; nil means no pacing.
-	Limiter *rate.Limiter
+	// Pacer paces requests to this API; shared by everything in the
+	// process that calls it; nil means no pacing.
+	Pacer *reconcile.Pacer
+	// Retry is how one exchange is retried: 429s waited out, idempotent
+	// calls (PUT, DELETE) retried after an outage, creates never; the zero
+	// value is the default policy.
+	Retry reconcile.Retry
 	// Meter counts requests for the run report.
 	Meter *reconcile.Meter
 	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
-	// Now is the clock for Retry-After dates; nil means time.Now.
+	// Now is the clock for Retry-After dates; nil means Retry.Clock's,
+	// or time.Now without one.
 	Now func() time.Time
 }
 
@@ -67,6 +71,9 @@ func New(opts Options) *Sink {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+		if opts.Retry.Clock != nil {
+			opts.Now = opts.Retry.Clock.Now
+		}
 	}
 	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
@@ -78,16 +85,23 @@ func (s *Sink) MaxBatch() int { return 1 }
 
 // Apply implements reconcile.Sink for exactly one action.
 //
+// The request is paced by Options.Pacer; a 429 is waited out and a PUT or
+// DELETE retried after an outage as Options.Retry allows, each attempt
+// counted in the Meter. A create is never sent twice.
+//
 // The returned error is a failure of the request as a whole: 401 and 403
-// wrap reconcile.ErrUnauthorized, 429 is a *reconcile.RateLimitedError,
-// and a 5xx, a lost answer or an unreadable one wraps
-// reconcile.ErrUnknownOutcome (the server may have acted); an error that
-// wraps none of these means nothing was sent. The Outcome's Err holds what
-// concerns the action alone: the action cannot be expressed (nothing sent),
-// or the server answered 404 (reconcile.ErrNotFound), 409
-// (reconcile.ErrConflict), 400 or 422 (reconcile.ErrRejected, with the
-// server's message), or a create's answer lacks the token or link id
-// (reconcile.ErrUnknownOutcome).
+// wrap reconcile.ErrUnauthorized; 429 is a *reconcile.RateLimitedError, or
+// wraps reconcile.ErrWaitTooLong when its Retry-After is longer than the
+// run waits; a 5xx or a lost answer wraps both reconcile.ErrUnavailable and
+// reconcile.ErrUnknownOutcome (the server may have acted), a failed dial
+// reconcile.ErrUnavailable alone (nothing was sent), and an unreadable
+// answer reconcile.ErrUnknownOutcome alone; an error that wraps none of
+// these (a refused or cancelled wait for the pacer, say) means nothing was
+// sent. The Outcome's Err holds what concerns the action alone: the action
+// cannot be expressed (nothing sent), or the server answered 404
+// (reconcile.ErrNotFound), 409 (reconcile.ErrConflict), 400 or 422
+// (reconcile.ErrRejected, with the server's message), or a create's answer
+// lacks the token or link id (reconcile.ErrUnknownOutcome).
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
 	if len(actions) != 1 {
 		return nil, fmt.Errorf("openapp: %d actions in one request; OpenApp takes one invite per request", len(actions))

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
@@ -51,7 +50,7 @@ var ljubljana = func() *time.Location {
 // hotel computes windows: 15:00 to 11:00 in Ljubljana (UTC+2 in June).
 var hotel = reconcile.Property{
 	Name: property, Location: ljubljana,
-	CheckIn: reconcile.Clock{Hour: 15}, CheckOut: reconcile.Clock{Hour: 11},
+	CheckIn: reconcile.TimeOfDay{Hour: 15}, CheckOut: reconcile.TimeOfDay{Hour: 11},
 }
 
 var rooms = map[string][]string{
@@ -72,7 +71,14 @@ func options(base string) openapp.Options {
 		Property:      property,
 		Meter:         &reconcile.Meter{},
 		Now:           func() time.Time { return t0 },
+		Retry:         retryOn(clocktest.New(t0)),
 	}
+}
+
+// retryOn is the default retry policy on a fake clock, with the jitter
+// fixed at one half: backoffs of 250 ms, 500 ms, 1 s, and no real sleeps.
+func retryOn(clk *clocktest.Clock) reconcile.Retry {
+	return reconcile.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
 }
 
 // newSandbox starts a sandbox with two orgs: org_a (our key and staffKey;
@@ -496,9 +502,9 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 			action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2"),
 		}},
 		{name: "no actions", request: true, contains: "0 actions"},
-		{name: "limiter refuses", request: true, contains: "rate limit",
+		{name: "pacer refuses", request: true, contains: "waiting for rate limit",
 			actions: []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")},
-			mod:     func(o *openapp.Options) { o.Limiter = rate.NewLimiter(0, 0) }},
+			mod:     func(o *openapp.Options) { o.Pacer = reconcile.NewPacer(1, 0, o.Retry.Clock) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -533,21 +539,24 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 	}
 }
 
-func TestSinkLimiterPaces(t *testing.T) {
-	rc := &recorder{status: 204}
-	srv := httptest.NewServer(rc)
+// TestSinkPacerPaces checks every request waits on the Pacer: with one
+// request an hour, the second goes an hour (of fake time) after the first.
+func TestSinkPacerPaces(t *testing.T) {
+	clk := clocktest.New(t0)
+	sc := &script{clk: clk, steps: []http.HandlerFunc{reply(204, "", "")}}
+	srv := httptest.NewServer(sc)
 	defer srv.Close()
 	opts := options(srv.URL)
-	opts.Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
+	opts.Retry = retryOn(clk)
+	opts.Pacer = reconcile.NewPacer(1.0/3600, 1, clk)
 	s := openapp.New(opts)
 	apply(t, s, action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	_, err := s.Apply(ctx, []*reconcile.Action{action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2")})
-	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
-		t.Errorf("second request within the limit: %v", err)
+	apply(t, s, action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2"))
+	times := sc.requests()
+	if len(times) != 2 {
+		t.Fatalf("%d requests, want 2", len(times))
 	}
-	if len(rc.reqs) != 1 {
-		t.Errorf("%d requests, want 1", len(rc.reqs))
+	if gap := times[1].Sub(times[0]); gap < time.Hour-time.Second {
+		t.Errorf("second request %s after the first, want an hour", gap)
 	}
 }

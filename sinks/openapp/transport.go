@@ -32,25 +32,47 @@ const maxMessageRunes = 300
 // (upper case) and UUIDs (lower case), the likely ids, are kept.
 var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
 
-// do sends one request and returns the body of a 2xx answer (nil when
-// empty). actErr is the server's refusal of this one action, which becomes
-// the Outcome's Err; err is a failure of the request as a whole. Every
-// request is a write. secrets are removed from any server message quoted.
+// do sends one request, paced by Options.Pacer and retried as
+// Options.Retry allows (a PUT or DELETE after an outage; a create never is),
+// and returns the body of a 2xx answer (nil when empty). actErr is the
+// server's refusal of this one action, which becomes the Outcome's Err; err
+// is a failure of the request as a whole. Every request is a write. secrets
+// are removed from any server message quoted.
 func (s *Sink) do(ctx context.Context, what, method, u string, body any, secrets []string) (raw []byte, actErr, err error) {
-	var payload io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, nil, fmt.Errorf("openapp: %s: encode request: %w", what, err)
 		}
-		payload = bytes.NewReader(b)
+		payload = b
 	}
-	if s.opts.Limiter != nil {
-		if err := s.opts.Limiter.Wait(ctx); err != nil {
-			return nil, nil, fmt.Errorf("openapp: %s: waiting for rate limit: %w", what, err)
-		}
+	idempotent := method != http.MethodPost
+	var last error // the last exchange's error
+	err = s.opts.Retry.Do(ctx, s.opts.Pacer, idempotent, func() error {
+		raw, actErr, last = s.exchange(ctx, what, method, u, payload, secrets)
+		return last
+	})
+	var rl *reconcile.RateLimitedError
+	switch {
+	case err == nil:
+		return raw, actErr, nil
+	case errors.Is(err, reconcile.ErrWaitTooLong) && errors.As(err, &rl):
+		return nil, nil, fmt.Errorf("openapp: %s: HTTP 429: %w: %w", what, reconcile.ErrWaitTooLong, rl)
+	case last == nil || !errors.Is(err, last):
+		// The pacer's wait failed: this attempt was not sent.
+		return nil, nil, fmt.Errorf("openapp: %s: waiting for rate limit: %w", what, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, payload)
+	return nil, nil, err
+}
+
+// exchange sends one request and reads its answer; do's results.
+func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []byte, secrets []string) (raw []byte, actErr, err error) {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("openapp: %s: build request: %w", what, scrubURL(err))
 	}
@@ -62,10 +84,15 @@ func (s *Sink) do(ctx context.Context, what, method, u string, body any, secrets
 	s.opts.Meter.Count(reconcile.SystemOpenApp, true)
 	resp, err := s.opts.HTTP.Do(req)
 	if err != nil {
-		if neverSent(err) {
+		switch {
+		case ctx.Err() != nil && neverSent(err): // the run stopped, not the server
 			return nil, nil, fmt.Errorf("openapp: %s: %w", what, scrubURL(err))
+		case ctx.Err() != nil:
+			return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w)", what, scrubURL(err), reconcile.ErrUnknownOutcome)
+		case neverSent(err):
+			return nil, nil, fmt.Errorf("openapp: %s: %w (%w)", what, scrubURL(err), reconcile.ErrUnavailable)
 		}
-		return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w)", what, scrubURL(err), reconcile.ErrUnknownOutcome)
+		return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w, %w)", what, scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 	}
 	defer resp.Body.Close()
 	unknown := func(format string, args ...any) error {
@@ -80,7 +107,7 @@ func (s *Sink) do(ctx context.Context, what, method, u string, body any, secrets
 	case code == http.StatusTooManyRequests:
 		return nil, nil, &reconcile.RateLimitedError{System: reconcile.SystemOpenApp, RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), s.opts.Now())}
 	case code >= 500:
-		return nil, nil, unknown("HTTP %d from server", code)
+		return nil, nil, fmt.Errorf("openapp: %s: HTTP %d from server: %w (%w)", what, code, reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 	case code == http.StatusNotFound:
 		return nil, fmt.Errorf("openapp: %s: HTTP 404: %s: %w", what, s.message(resp.Body, secrets), reconcile.ErrNotFound), nil
 	case code == http.StatusConflict:

@@ -67,6 +67,10 @@ func TestSinkErrors(t *testing.T) {
 		contains []string // in err.Error()
 		check    func(t *testing.T, err error)
 		ok       bool // no error expected
+		// unavailable: the error wraps reconcile.ErrUnavailable (a 5xx or
+		// a lost answer), which alone makes a PUT or DELETE retried.
+		unavailable bool
+		requests    int // sent, retries included; 0 means 1
 	}{
 		{
 			name: "401", handler: reply(401, jsonCT, echo), request: true,
@@ -136,28 +140,28 @@ func TestSinkErrors(t *testing.T) {
 		},
 		{
 			name: "429 with Retry-After seconds", handler: reply(429, jsonCT, echo, "Retry-After", "7"), request: true,
-			isNot: []error{reconcile.ErrUnknownOutcome},
+			isNot: []error{reconcile.ErrUnknownOutcome, reconcile.ErrWaitTooLong}, requests: 4,
 			check: retryAfter(7 * time.Second),
 		},
 		{
 			name: "429 with Retry-After date", action: deleteOp(), handler: reply(429, jsonCT, echo, "Retry-After", retryDate), request: true,
-			check: retryAfter(30 * time.Second),
+			check: retryAfter(30 * time.Second), requests: 4,
 		},
 		{
 			name: "429 without Retry-After", handler: reply(429, jsonCT, echo), request: true,
-			check: retryAfter(time.Second),
+			check: retryAfter(time.Second), requests: 4,
 		},
 		{
 			name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999999"), request: true,
-			check: retryAfter(10 * time.Minute),
+			is: []error{reconcile.ErrWaitTooLong}, check: retryAfter(10 * time.Minute),
 		},
 		{
 			name: "500", handler: reply(500, jsonCT, echo), request: true,
-			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"500"},
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"500"}, unavailable: true,
 		},
 		{
 			name: "503 as HTML on delete", action: deleteOp(), handler: reply(503, "text/html", "<html>"+canaryToken+"</html>"), request: true,
-			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"503"},
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"503"}, unavailable: true, requests: 4,
 		},
 		{
 			name: "201 as HTML", handler: reply(201, "text/html; charset=utf-8", "<html>Maintenance "+canaryToken+"</html>"), request: true,
@@ -211,7 +215,7 @@ func TestSinkErrors(t *testing.T) {
 					conn.Close()
 				}
 			},
-			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"no answer"},
+			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"no answer"}, unavailable: true,
 		},
 		{
 			name: "unexpected 3xx", handler: reply(304, "", ""), request: true,
@@ -254,8 +258,11 @@ func TestSinkErrors(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, err)
 			}
-			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 1 {
-				t.Errorf("meter %+v, want one write", got)
+			if errors.Is(err, reconcile.ErrUnavailable) != tc.unavailable {
+				t.Errorf("%v: ErrUnavailable is %v, want %v", err, !tc.unavailable, tc.unavailable)
+			}
+			if got, want := opts.Meter.Snapshot()[reconcile.SystemOpenApp], max(tc.requests, 1); got.Writes != want {
+				t.Errorf("meter %+v, want %d writes", got, want)
 			}
 		})
 	}
@@ -316,12 +323,16 @@ func TestSinkTransportErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	checkErr(t, err, nil, []error{reconcile.ErrUnknownOutcome}, nil)
+	checkErr(t, err, []error{reconcile.ErrUnavailable}, []error{reconcile.ErrUnknownOutcome}, []string{"dial"})
+	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 1 {
+		t.Errorf("meter %+v: a create was tried again", got)
+	}
 	if strings.Contains(err.Error(), closed) {
 		t.Errorf("error quotes the URL: %v", err)
 	}
 
-	// A server that never answers: the client gives up after sending.
+	// A server that never answers: the client gives up after sending, and
+	// the disable (a PUT) is tried again, Retry.Attempts times in all.
 	hang := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -335,7 +346,10 @@ func TestSinkTransportErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, []string{"no answer"})
+	checkErr(t, err, []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable}, nil, []string{"no answer"})
+	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 4 {
+		t.Errorf("meter %+v, want 4 writes", got)
+	}
 }
 
 func TestRetryAfter(t *testing.T) {

@@ -47,7 +47,10 @@ const (
 // never quotes a response body, the token, the partner key or a PIN.
 // Unwrap gives reconcile.ErrUnauthorized (401, 403, rejected partner key),
 // reconcile.ErrNotFound (404), reconcile.ErrRejected (other 4xx), a
-// *reconcile.RateLimitedError (429), a context error, or a transport error.
+// *reconcile.RateLimitedError (429; wrapped in reconcile.ErrWaitTooLong
+// when its Retry-After is longer than the run waits),
+// reconcile.ErrUnavailable (5xx; and, with the transport error, no answer),
+// or a context error. An answer that cannot be read wraps nothing.
 type Error struct {
 	// Call is what was being read, such as "list reservations page 2" or
 	// "list accesses of reservation 1042".
@@ -91,15 +94,34 @@ type call struct {
 }
 
 // get sends one GET to path (already holding escaped ids) with query, and
-// decodes a 200 answer into out. Every other answer is an *Error.
+// decodes a 200 answer into out. Every other answer is an *Error. The
+// request is paced by Options.Pacer and retried as Options.Retry allows: a
+// 429 is waited out, and a 5xx or no answer retried with backoff; each
+// attempt is counted in the Meter.
 func (s *Source) get(ctx context.Context, c call, path string, query url.Values, out any) error {
+	var last error // the last exchange's error
+	err := s.opts.Retry.Do(ctx, s.opts.Pacer, true, func() error {
+		last = s.exchange(ctx, c, path, query, out)
+		return last
+	})
+	var rl *reconcile.RateLimitedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, reconcile.ErrWaitTooLong) && errors.As(err, &rl):
+		return &Error{Call: c.what, Status: http.StatusTooManyRequests, Err: err,
+			Reason: fmt.Sprintf("rate limited (retry after %s, longer than this run waits): %s", rl.RetryAfter, hintRate)}
+	case last == nil || !errors.Is(err, last):
+		// The pacer's wait failed: this attempt was not sent.
+		return &Error{Call: c.what, Reason: "waiting for the rate limiter", Err: err}
+	}
+	return err
+}
+
+// exchange sends one GET and reads its answer; see get.
+func (s *Source) exchange(ctx context.Context, c call, path string, query url.Values, out any) error {
 	fail := func(status int, err error, format string, args ...any) error {
 		return &Error{Call: c.what, Status: status, Reason: fmt.Sprintf(format, args...), Err: err}
-	}
-	if s.opts.Limiter != nil {
-		if err := s.opts.Limiter.Wait(ctx); err != nil {
-			return fail(0, err, "waiting for the rate limiter")
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(0, context.Cause(ctx), "not sent")
@@ -119,7 +141,10 @@ func (s *Source) get(ctx context.Context, c call, path string, query url.Values,
 	s.opts.Meter.Count(reconcile.SystemGuestway, false)
 	resp, err := s.opts.HTTP.Do(req)
 	if err != nil {
-		return fail(0, scrubURL(err), "no answer")
+		if ctx.Err() != nil { // the run stopped, not the server
+			return fail(0, scrubURL(err), "no answer")
+		}
+		return fail(0, fmt.Errorf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable), "no answer")
 	}
 	defer resp.Body.Close()
 
@@ -140,7 +165,7 @@ func (s *Source) get(ctx context.Context, c call, path string, query url.Values,
 	case code == http.StatusNotFound:
 		return fail(code, reconcile.ErrNotFound, "not found")
 	case code >= 500:
-		return fail(code, nil, "server error; try again later")
+		return fail(code, reconcile.ErrUnavailable, "server error; try again later")
 	case code >= 400:
 		return fail(code, reconcile.ErrRejected, "the request was refused")
 	default:

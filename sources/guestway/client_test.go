@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/guestway"
 )
@@ -92,6 +90,9 @@ func TestCannedResponses(t *testing.T) {
 		status   int // of the *guestway.Error; -1: not checked
 		contains []string
 		check    func(t *testing.T, err error)
+		// unavailable: the error wraps reconcile.ErrUnavailable (a 5xx),
+		// which alone makes a call retried after a backoff.
+		unavailable bool
 	}{
 		{
 			name: "401 plain", handler: reply(401, jsonCT, echo),
@@ -135,7 +136,11 @@ func TestCannedResponses(t *testing.T) {
 			status: 429, check: rateLimited(30 * time.Second),
 		},
 		{name: "429 without Retry-After", handler: reply(429, jsonCT, echo), status: 429, check: rateLimited(time.Second)},
-		{name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999"), status: 429, check: rateLimited(24 * time.Hour)},
+		{
+			name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999"), status: 429,
+			is: []error{reconcile.ErrWaitTooLong}, contains: []string{"retry after 24h0m0s, longer than this run waits", "5 requests per second"},
+			check: rateLimited(24 * time.Hour),
+		},
 		{name: "429 with a garbage Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", canaryPIN), status: 429, check: rateLimited(time.Second)},
 		{
 			name: "400", handler: reply(400, jsonCT, echo),
@@ -152,8 +157,9 @@ func TestCannedResponses(t *testing.T) {
 		{
 			name: "500", handler: reply(500, jsonCT, echo),
 			isNot: []error{reconcile.ErrUnauthorized, reconcile.ErrRejected, reconcile.ErrNotFound}, status: 500, contains: []string{"HTTP 500", "server error"},
+			unavailable: true,
 		},
-		{name: "503 HTML", handler: reply(503, "text/html", "<html>"+canaryPIN+"</html>"), status: 503, contains: []string{"HTTP 503"}},
+		{name: "503 HTML", handler: reply(503, "text/html", "<html>"+canaryPIN+"</html>"), status: 503, contains: []string{"HTTP 503"}, unavailable: true},
 		{name: "200 HTML", handler: reply(200, "text/html; charset=utf-8", "<html>login "+canaryToken+"</html>"), status: 200, contains: []string{"not JSON", `"text/html"`}},
 		{name: "200 without a content type", handler: reply(200, "", listPage(1, false)), status: 200, contains: []string{"not JSON"}},
 		{name: "200 empty", handler: reply(200, jsonCT, "  \n"), status: 200, contains: []string{"empty response"}},
@@ -246,6 +252,9 @@ func TestCannedResponses(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, err)
+			}
+			if errors.Is(err, reconcile.ErrUnavailable) != tc.unavailable {
+				t.Errorf("%v: ErrUnavailable is %v, want %v", err, !tc.unavailable, tc.unavailable)
 			}
 			secretFree(t, err)
 		})
@@ -395,24 +404,30 @@ func TestTransportFailures(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err = newSource("http://"+addr, nil).Stays(context.Background(), from, to)
+	// Every call is a GET, so the refused connection is tried
+	// Retry.Attempts times.
+	meter := &reconcile.Meter{}
+	_, err = newSource("http://"+addr, func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
 	var ge *guestway.Error
-	if !errors.As(err, &ge) || ge.Status != 0 || !strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "from=") {
+	if !errors.As(err, &ge) || ge.Status != 0 || !strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "from=") ||
+		!errors.Is(err, reconcile.ErrUnavailable) {
 		t.Errorf("refused connection: %v", err)
+	}
+	if got := meter.Snapshot()[reconcile.SystemGuestway]; got.Reads != 4 {
+		t.Errorf("refused connection: %d attempts, want 4", got.Reads)
 	}
 	secretFree(t, err)
 
-	// The limiter is waited on before each request.
-	lim := rate.NewLimiter(rate.Every(time.Hour), 1)
-	lim.Allow()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
+	// The pacer is waited on before each request: one that admits nothing
+	// lets nothing through.
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
-	_, err = newSource(srv.URL, func(o *guestway.Options) { o.Limiter = lim }).Stays(ctx, from, to)
-	if err == nil || !strings.Contains(err.Error(), "waiting for the rate limiter") || hits.Load() != 0 {
-		t.Errorf("drained limiter: %v, %d requests", err, hits.Load())
+	_, err = newSource(srv.URL, func(o *guestway.Options) {
+		o.Pacer = reconcile.NewPacer(1, 0, o.Retry.Clock) // burst 0: never admits
+	}).Stays(context.Background(), from, to)
+	if err == nil || !strings.Contains(err.Error(), "waiting for the rate limiter") || hits.Load() != 0 || errors.Is(err, reconcile.ErrUnavailable) {
+		t.Errorf("refusing pacer: %v, %d requests", err, hits.Load())
 	}
 
 	// A server that hangs is cut off by the context.
@@ -428,8 +443,8 @@ func TestTransportFailures(t *testing.T) {
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
 	_, err = newSource(hang.URL, nil).Stays(ctx2, from, to)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("hanging server: %v, want context.DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, reconcile.ErrUnavailable) {
+		t.Errorf("hanging server: %v, want context.DeadlineExceeded (the run stopped; not an outage)", err)
 	}
 	secretFree(t, err)
 }

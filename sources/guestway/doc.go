@@ -50,7 +50,9 @@
 // carries no names); Guests is adults + children. Locks are the
 // reservation's accesses with the PIN as a reconcile.Secret, fetched with
 // one request per reservation that is not cancelled, Options.Concurrency at
-// a time, all through the one Options.Limiter. Stays returns cancelled
+// a time, all through the one Options.Pacer. Every call is a GET, so
+// Options.Retry waits out a 429 and retries any call after a 5xx or no
+// answer, each attempt counted in the Meter. Stays returns cancelled
 // reservations with Cancelled set; StaysByID, per the StaySource contract,
 // leaves out reservations that are gone (404) or cancelled.
 //

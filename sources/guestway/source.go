@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
-	"golang.org/x/time/rate"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -67,18 +66,24 @@ type Options struct {
 	// HTTP is the client to use; nil means one with a 60 s timeout that
 	// does not follow redirects.
 	HTTP *http.Client
-	// Limiter paces every request; share it with anything else that uses
-	// the same partner key. Nil means no pacing.
-	Limiter *rate.Limiter
+	// Pacer paces requests to this API; shared by everything in the
+	// process that calls it (with the same partner key); nil means no
+	// pacing.
+	Pacer *reconcile.Pacer
+	// Retry is how one exchange is retried: 429s waited out, idempotent
+	// calls (every call here is a GET) retried after an outage; the zero
+	// value is the default policy.
+	Retry reconcile.Retry
 	// Meter counts requests for the run report.
 	Meter *reconcile.Meter
 	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
-	// Now is the clock for Retry-After dates; nil means time.Now.
+	// Now is the clock for Retry-After dates; nil means Retry.Clock's,
+	// or time.Now without one.
 	Now func() time.Time
 	// Concurrency is how many accesses requests (and, in StaysByID,
 	// reservation requests) may be in flight at once, all still through
-	// Limiter; 0 means DefaultConcurrency.
+	// Pacer; 0 means DefaultConcurrency.
 	Concurrency int
 }
 
@@ -164,6 +169,9 @@ func New(opts Options) *Source {
 	opts.Concurrency = max(1, cmp.Or(opts.Concurrency, DefaultConcurrency))
 	if opts.Now == nil {
 		opts.Now = time.Now
+		if opts.Retry.Clock != nil {
+			opts.Now = opts.Retry.Clock.Now
+		}
 	}
 	return &Source{opts: opts, base: strings.TrimRight(opts.BaseURL, "/")}
 }

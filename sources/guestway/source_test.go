@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
 	"github.com/keysync/keysync/sources/guestway/sandbox"
 )
@@ -76,14 +75,21 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, *headerChe
 	return sb, hc, srv.URL
 }
 
-// newSource returns a Source for base with the canary credentials; edit
-// changes the options first.
+// newSource returns a Source for base with the canary credentials,
+// retrying on a fake clock (no real sleeps); edit changes the options
+// first.
 func newSource(base string, edit func(*guestway.Options)) *guestway.Source {
-	opts := guestway.Options{BaseURL: base, PartnerKey: canaryKey, Token: canaryToken, Property: property}
+	opts := guestway.Options{BaseURL: base, PartnerKey: canaryKey, Token: canaryToken, Property: property, Retry: retryOn(clocktest.New(t0))}
 	if edit != nil {
 		edit(&opts)
 	}
 	return guestway.New(opts)
+}
+
+// retryOn is the default retry policy on a fake clock, with the jitter
+// fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
+func retryOn(clk *clocktest.Clock) reconcile.Retry {
+	return reconcile.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
 }
 
 func add(t *testing.T, sb *sandbox.Server, rs ...sandbox.Reservation) {
@@ -148,9 +154,12 @@ func TestStays(t *testing.T) {
 	sb, hc, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	meter := &reconcile.Meter{}
-	lim := rate.NewLimiter(rate.Every(time.Hour), 20)
+	// A token an hour and a burst of exactly the nine requests: none waits,
+	// and if each took its token a tenth waits an hour.
+	clk := clocktest.New(t0)
+	pacer := reconcile.NewPacer(1.0/3600, 9, clk)
 	src := newSource(base, func(o *guestway.Options) {
-		o.PerPage, o.Meter, o.Limiter, o.Concurrency = 3, meter, lim, 2
+		o.PerPage, o.Meter, o.Pacer, o.Retry, o.Concurrency = 3, meter, pacer, retryOn(clk), 2
 	})
 
 	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -214,11 +223,17 @@ func TestStays(t *testing.T) {
 	if hc.n != 9 || len(hc.bad) > 0 {
 		t.Errorf("%d requests, these without both headers: %q", hc.n, hc.bad)
 	}
-	if got := meter.Snapshot()[reconcile.SystemGuestway]; got != (reconcile.RequestCount{Reads: 9}) {
+	if got := meter.Snapshot()[reconcile.SystemGuestway]; got.Reads != 9 || got.Writes != 0 {
 		t.Errorf("meter: %+v, want 9 reads", got)
 	}
-	if tokens := lim.Tokens(); tokens < 10.9 || tokens > 11.1 {
-		t.Errorf("limiter has %.2f tokens left, want 11: not every request waited on it", tokens)
+	if w := clk.Sleeps(); len(w) != 0 {
+		t.Errorf("requests within the burst waited %v", w)
+	}
+	if err := pacer.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w := clk.Sleeps(); len(w) != 1 || w[0] < time.Hour-time.Second || w[0] > time.Hour+time.Second {
+		t.Errorf("a tenth request waited %v, want an hour: not every request took a token from the pacer", w)
 	}
 }
 
@@ -423,8 +438,10 @@ func TestRateLimitedBySandbox(t *testing.T) {
 		t.Error("429 reads as unauthorized")
 	}
 	secretFree(t, err)
-	if n := len(sb.Requests()); n != 4 {
-		t.Errorf("%d requests: the source went on after the 429", n)
+	// Three admitted, then the 429 waited out and tried again (the sandbox
+	// never refills) until Retry.Attempts (4) are spent; nothing after.
+	if n := len(sb.Requests()); n != 3+4 {
+		t.Errorf("%d requests, want 3 and 4 attempts at the rate-limited one", n)
 	}
 }
 
