@@ -12,8 +12,9 @@ import (
 	"github.com/sourcegraph/conc/pool"
 )
 
-// Crash points: the places Apply calls Runner.Crash, so tests can kill the
-// process exactly there and check that the next run finishes the job.
+// Crash points: the places Apply calls Runner.Crash (with the system the
+// batch is for), so tests can kill the process exactly there and check that
+// the next run finishes the job.
 const (
 	CrashAfterIntent  = "after-intent"  // intent saved, request not sent
 	CrashAfterRequest = "after-request" // request answered, outcome not saved
@@ -106,7 +107,7 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 	for i := 0; i < len(batches); {
 		step := batches[i].Step
 		if i > 0 {
-			ap.r.crash(CrashBetweenSteps)
+			ap.r.crash(CrashBetweenSteps, "")
 		}
 		var systems []System
 		bySystem := map[System][]Batch{}
@@ -214,14 +215,14 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	if err := ap.r.Store.Save(ctx, creds, intent, ap.r.Meter.Drain()...); err != nil {
 		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
-	ap.r.crash(CrashAfterIntent)
+	ap.r.crash(CrashAfterIntent, b.System)
 
 	// The request itself is not cancelled by a stop signal: a request cut
 	// off mid-flight has an unknown outcome, which costs a read-back later.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ap.r.requestTimeout())
 	outcomes, err := sink.Apply(rctx, ready)
 	cancel()
-	ap.r.crash(CrashAfterRequest)
+	ap.r.crash(CrashAfterRequest, b.System)
 	if err == nil && len(outcomes) != len(ready) {
 		err = fmt.Errorf("%s sink returned %d outcomes for %d actions: %w", b.System, len(outcomes), len(ready), ErrUnknownOutcome)
 	}

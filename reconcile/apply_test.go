@@ -844,7 +844,7 @@ func TestRunnerCrashBetweenSteps(t *testing.T) {
 	)
 	r := newRig(50, w, newStore())
 	type killed struct{}
-	r.runner.Crash = func(point string) {
+	r.runner.Crash = func(point string, _ reconcile.System) {
 		if point == reconcile.CrashBetweenSteps {
 			panic(killed{})
 		}

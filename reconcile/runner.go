@@ -36,9 +36,10 @@ type Runner struct {
 	Rand io.Reader
 	// Meter counts requests; the adapters share it.
 	Meter *Meter
-	// Crash, when set, is called at each crash point (see CrashAfterIntent);
-	// the fault tests kill the process there.
-	Crash func(point string)
+	// Crash, when set, is called at each crash point (see CrashAfterIntent)
+	// with the system of the batch ("" between steps); the fault tests kill
+	// the process there.
+	Crash func(point string, system System)
 	// RequestTimeout bounds one request; zero means 60 s.
 	RequestTimeout time.Duration
 	// Budgets are the daily request budgets of the systems that have one.
@@ -300,9 +301,9 @@ func (s *Site) maxBatch(sys System) int {
 	return 1
 }
 
-func (r *Runner) crash(point string) {
+func (r *Runner) crash(point string, system System) {
 	if r.Crash != nil {
-		r.Crash(point)
+		r.Crash(point, system)
 	}
 }
 

@@ -213,7 +213,7 @@ func TestBundleQRRoomInviteWrittenBackAndUpdatedInPlace(t *testing.T) {
 			t.Errorf("an invite keysync did not create was changed: %+v", i)
 		}
 	}
-	w.converges()
+	w.checkInvariants("")
 }
 
 func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) {

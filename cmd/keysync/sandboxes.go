@@ -50,7 +50,11 @@ type sandboxes struct {
 	// hotel maps the demo hotel's rooms to methods; apartments the
 	// Guestway listings.
 	hotel, apartments map[string]string
-	stop              func()
+	// middleware, when set before serve, wraps every request: tests use it
+	// to inject faults (lost answers, 5xx, 429s, churn between read and
+	// write) in front of faithful fakes.
+	middleware func(http.Handler) http.Handler
+	stop       func()
 }
 
 // demoMethod spreads the three methods over a property's rooms: mostly
@@ -134,7 +138,11 @@ func (sb *sandboxes) serve(addr string) error {
 	mux.Handle("/openapp/", http.StripPrefix("/openapp", sb.openapp))
 	mux.Handle("/keybox/", http.StripPrefix("/keybox", sb.keybox))
 	mux.Handle("/guestway/", http.StripPrefix("/guestway", sb.guestway))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = mux
+	if sb.middleware != nil {
+		h = sb.middleware(mux)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	sb.base = "http://" + ln.Addr().String()
 	sb.stop = func() {

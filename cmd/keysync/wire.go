@@ -178,28 +178,36 @@ func hostOf(endpoint string) string {
 	return u.Host
 }
 
-// crashHook returns the fault tests' hook: with KEYSYNC_CRASH_AT set to a
-// crash point (reconcile.CrashAfterIntent, …), optionally followed by
-// ":N" for its Nth occurrence, the process kills itself with SIGKILL there,
-// exactly as an OOM kill or power loss would stop it. Unset, it does nothing.
-func crashHook(getenv func(string) string) func(string) {
+// crashHook returns the fault tests' hook: with KEYSYNC_CRASH_AT set to
+// POINT[:SYSTEM][:N] (a reconcile crash point such as after-intent, the
+// system whose batch it is, and which occurrence, default 1), the process
+// kills itself with SIGKILL there, exactly as an OOM kill or power loss
+// would stop it. Unset, it does nothing.
+func crashHook(getenv func(string) string) func(string, reconcile.System) {
 	spec := getenv("KEYSYNC_CRASH_AT")
 	if spec == "" {
 		return nil
 	}
-	point, nth := spec, 1
-	if i := strings.LastIndexByte(spec, ':'); i > 0 {
-		point = spec[:i]
-		if n, err := parsePositive(spec[i+1:]); err == nil {
+	parts := strings.Split(spec, ":")
+	point, system, nth := parts[0], "", 1
+	for _, p := range parts[1:] {
+		if n, err := parsePositive(p); err == nil {
 			nth = n
+		} else {
+			system = p
 		}
 	}
+	var mu sync.Mutex
 	seen := 0
-	return func(p string) {
-		if p != point {
+	return func(p string, sys reconcile.System) {
+		if p != point || (system != "" && string(sys) != system) {
 			return
 		}
-		if seen++; seen == nth {
+		mu.Lock()
+		seen++
+		hit := seen == nth
+		mu.Unlock()
+		if hit {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // SIGKILL is not instant; never run past the point
 		}
