@@ -87,9 +87,15 @@ func (ap *applier) cutOff(sys System) error {
 func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 	ap.plan = plan
 	actions := Kept(plan.Actions)
-	var local []*Action
+	// Record-only actions go first, except those waiting for a
+	// replacement, which go after the requests, once it exists.
+	var local, after []*Action
 	for _, a := range actions {
-		if !a.Op.Remote() {
+		switch {
+		case a.Op.Remote():
+		case a.After != nil:
+			after = append(after, a)
+		default:
 			local = append(local, a)
 		}
 	}
@@ -132,6 +138,17 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 		if err := p.Wait(); err != nil {
 			return err
 		}
+	}
+	var ready []*Action
+	for _, a := range after {
+		if a.After.Status == StatusActive {
+			ready = append(ready, a)
+		} else {
+			ap.skip(a, fmt.Sprintf("its replacement %s was not created", a.After.Kind))
+		}
+	}
+	if err := ap.applyLocal(ctx, nil, ready); err != nil {
+		return err
 	}
 	return ap.flushSkipped(ctx)
 }
@@ -178,6 +195,8 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.cutOff(b.System)))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
+		case a.After != nil && a.After.Status != StatusActive:
+			ap.skip(a, fmt.Sprintf("its replacement %s was not created; the old one stays", a.After.Kind))
 		case a.Op != OpCreate && a.Cred.RemoteID == "":
 			ap.skip(a, "its create did not succeed")
 		case a.Upstream != nil && a.Upstream.Secret == "":

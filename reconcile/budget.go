@@ -119,8 +119,8 @@ func budgetUnits(actions []*Action) []*unit {
 		}
 	}
 	for i, a := range actions {
-		if a.Upstream != nil {
-			if j, ok := byCred[a.Upstream]; ok {
+		for _, dep := range []*Credential{a.Upstream, a.After} {
+			if j, ok := byCred[dep]; ok && dep != nil {
 				parent[find(i)] = find(j)
 			}
 		}

@@ -71,7 +71,13 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	win := prop.Window(s.Arrival, s.Departure)
 	if !in.Now.Before(win.End) {
 		reason := fmt.Sprintf("departed %s", s.Departure)
-		p.cleanup(s, sys[System3RPMS], s.Key, reason)
+		keys := sys[System3RPMS]
+		if k := s.Key; k != nil && byRemote[k.ID] != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
+			// A split stay's part holding our key recorded for the other
+			// part: take it off this part too (the other keeps it).
+			keys = append(keys, p.adopt(s, byRemote[k.ID], "key of ours shared with stay "+byRemote[k.ID].Stay.ID))
+		}
+		p.cleanup(s, keys, s.Key, reason)
 		p.end(s, append(sys[SystemOpenApp], sys[SystemKeyBox]...), reason)
 		return nil
 	}
@@ -85,6 +91,8 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	method, ok := prop.MethodFor(s.RoomID)
 	if !ok {
 		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
+		// Whatever was issued for a room it left opens the wrong door.
+		p.withdraw(s, creds, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
 		return nil
 	}
 	b := p.bundle(s, method)
@@ -121,7 +129,13 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 		want   bool
 	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
 		derived := b.keyFrom == tb.system
-		if !tb.want || (derived && blocked) {
+		if derived && blocked {
+			// The key this credential would carry cannot be written; keep
+			// only what stands on its own (an invite's shared portals).
+			derived = false
+			tb.want = tb.system == SystemOpenApp && prop.SharedPortals
+		}
+		if !tb.want {
 			p.end(s, sys[tb.system], fmt.Sprintf("room %s no longer uses %s", roomLabel(s), tb.system))
 			continue
 		}
@@ -151,6 +165,12 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 // or replace it when a derived key needs its secret and only a fresh create
 // returns one. It returns the credential as the plan leaves it.
 func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, win Window, due bool, keyNeeds func(*Credential, bool) bool) *upstream {
+	if slices.ContainsFunc(creds, func(c *Credential) bool { return c.Status == StatusPending }) {
+		// A create whose outcome is unknown may have made a working invite
+		// or access: issue nothing more until it is read back.
+		p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; waiting to read it back", kind))
+		return nil
+	}
 	var cur *Credential
 	for _, c := range creds {
 		if c.Status != StatusPending && (cur == nil || (cur.Status == StatusDisabled && c.Status == StatusActive)) {
@@ -184,19 +204,18 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		reason = "stay is back: switch the invite on again"
 	}
 	if sys == SystemKeyBox && (moved || redated) {
-		// The seed documents no update call: cancel and recreate.
-		p.end(s, []*Credential{cur}, reason+"; the key box has no update call")
+		// The seed documents no update call: create the new access, then
+		// cancel the old one once the new one exists.
 		if !due {
+			p.end(s, []*Credential{cur}, reason+"; the key box has no update call")
 			return nil
 		}
-		return p.issueTimeBound(s, sys, kind, win, prio, reason)
+		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; the key box has no update call")
 	}
 	if keyNeeds(cur, false) {
 		// The key must be (re)created and needs this credential's secret,
 		// which only a create returns: replace it.
-		why := "the stay's 3RPMS key needs this credential's secret, which only a new one returns"
-		p.end(s, []*Credential{cur}, why)
-		return p.issueTimeBound(s, sys, kind, win, prio, why)
+		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which only a new one returns")
 	}
 	if reason != "" {
 		p.add(&Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
@@ -214,12 +233,26 @@ func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio
 	return &upstream{cred: c, fresh: true, step: 1}
 }
 
+// replaceTimeBound creates a new invite or access and ends the old one a
+// step later, only if the new one was created (make before break).
+func (p *planner) replaceTimeBound(s Stay, old *Credential, kind Kind, win Window, prio Priority, reason string) *upstream {
+	up := p.issueTimeBound(s, old.System, kind, win, prio, reason)
+	n := len(p.plan.Actions)
+	p.end(s, []*Credential{old}, reason)
+	for _, a := range p.plan.Actions[n:] {
+		a.Step, a.After = 2, up.cred
+	}
+	return up
+}
+
 // end deletes invites and key-box accesses (a key-box "delete" cancels the
-// access); a create whose outcome is unknown is abandoned.
+// access); a create whose outcome is unknown waits to be read back.
 func (p *planner) end(s Stay, creds []*Credential, reason string) {
 	for _, c := range creds {
 		if c.Status == StatusPending {
-			p.add(&Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			// Unlike an unassigned 3RPMS key, a lost invite or access may
+			// work: it must be read back, not forgotten.
+			p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; it is ended once read back", c.Kind))
 			continue
 		}
 		p.add(&Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
@@ -243,6 +276,7 @@ func (p *planner) withdraw(s Stay, creds []*Credential, reason string) {
 		switch {
 		case c.Status == StatusPending || !p.in.Now.Before(end):
 			p.end(s, []*Credential{c}, reason)
+		case c.Status == StatusDisabled:
 		case c.Status == StatusActive:
 			p.add(&Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		}

@@ -25,6 +25,9 @@ var (
 	// ErrUnauthorized: the credentials for a system are wrong or lack a
 	// permission; nothing more can be done with that system this run.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrUnsafe: the plan looks like the result of a source outage (far
+	// fewer stays than recorded) and was not applied; --force overrides.
+	ErrUnsafe = errors.New("refused: the plan looks unsafe")
 	// ErrUnavailable: the system answered 5xx or not at all. Idempotent
 	// calls may be retried after a backoff; it may be wrapped together
 	// with ErrUnknownOutcome for writes.

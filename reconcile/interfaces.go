@@ -29,6 +29,17 @@ type Sink interface {
 	Apply(ctx context.Context, actions []*Action) ([]Outcome, error)
 }
 
+// Finder is a Sink that can read back a create whose outcome is unknown
+// (the answer was lost, or the process died after sending it): the run
+// asks before planning, so a lost invite or access is neither duplicated
+// nor forgotten.
+type Finder interface {
+	// Find looks for what c's create made. found is false when it made
+	// nothing; then remoteID is empty. secret is the credential's secret
+	// where the system returns it on reads ("" otherwise).
+	Find(ctx context.Context, c *Credential) (remoteID string, secret Secret, found bool, err error)
+}
+
 // Outcome is what became of one action in a request.
 type Outcome struct {
 	// RemoteID is the id of a created credential.

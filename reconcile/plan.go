@@ -83,6 +83,10 @@ type Action struct {
 	// Upstream is, for the create of a derived 3RPMS key, the credential
 	// whose secret it carries; Apply fills the key's content from it.
 	Upstream *Credential `json:"-"`
+	// After makes the action wait for a replacement: it is sent only once
+	// that credential's create succeeded (make before break), so a failed
+	// replacement never leaves a guest with nothing.
+	After *Credential `json:"-"`
 	// Result and Error are filled by Apply.
 	Result Result `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -111,6 +115,10 @@ const (
 	// NoteMissingLockPIN flags an arrival within 24 hours whose source
 	// holds no smart-lock PIN for it.
 	NoteMissingLockPIN NoteKind = "missing_lock_pin"
+	// NoteUnknownOutcome: an invite or key-box access whose create has an
+	// unknown outcome could not be read back yet; nothing more is issued
+	// for it until it is.
+	NoteUnknownOutcome NoteKind = "unknown_outcome"
 )
 
 // Note is something an operator should see that keysync will not act on.
@@ -136,6 +144,11 @@ type Plan struct {
 	// Sync holds credentials whose records differ from what the source
 	// shows (an assignment keysync did not record); Apply saves them.
 	Sync []*Credential `json:"-"`
+	// Live counts the property's live credentials, and Vanished those of
+	// them whose stay the source no longer returns at all: the measure of
+	// a source outage (see Runner's fail-safe).
+	Live     int `json:"live_credentials"`
+	Vanished int `json:"credentials_of_vanished_stays"`
 }
 
 // Input is everything Compute needs: the stays a source reports, what keysync
@@ -235,6 +248,12 @@ func (p *planner) run() (*Plan, error) {
 		}
 	}
 	slices.SortFunc(gone, func(a, b StayRef) int { return cmp.Compare(a.ID, b.ID) })
+	for _, creds := range byStay {
+		p.plan.Live += len(creds)
+	}
+	for _, ref := range gone {
+		p.plan.Vanished += len(byStay[ref])
+	}
 	for _, ref := range gone {
 		creds := byStay[ref]
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
@@ -257,10 +276,11 @@ func (p *planner) run() (*Plan, error) {
 	return p.plan, nil
 }
 
-// alignKeySteps keeps 3RPMS at two chained requests when the plan has
-// derived keys: those are created in step 2, after the invites and key-box
-// accesses whose secrets they carry, so every other 3RPMS action moves one
-// step later to share their documents (revocations, creates, then assigns).
+// alignKeySteps keeps 3RPMS creates and assigns at two chained requests
+// when the plan has derived keys: those are created in step 2, after the
+// invites and key-box accesses whose secrets they carry, so the other
+// creates and assigns move one step later to share their documents.
+// Cleanup revocations stay in step 1: they go before anything else.
 func (p *planner) alignKeySteps() {
 	derived := map[*Credential]bool{}
 	for _, a := range p.plan.Actions {
@@ -272,8 +292,22 @@ func (p *planner) alignKeySteps() {
 		return
 	}
 	for _, a := range p.plan.Actions {
-		if a.System == System3RPMS && !derived[a.Cred] {
+		cleanup := a.Priority == PriorityRevoke && a.After == nil
+		if a.System == System3RPMS && !derived[a.Cred] && !cleanup {
 			a.Step++
+		}
+	}
+	// An old key's revoke goes in the same request as its replacement's
+	// assign, just before it.
+	assignStep := map[*Credential]int{}
+	for _, a := range p.plan.Actions {
+		if a.Op == OpAssign {
+			assignStep[a.Cred] = a.Step
+		}
+	}
+	for _, a := range p.plan.Actions {
+		if step, ok := assignStep[a.After]; ok && a.System == System3RPMS && a.After != nil {
+			a.Step = step
 		}
 	}
 }
@@ -344,11 +378,21 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 			return nil
 		} else {
 			// Room moved, method changed, or the secret it carries was
-			// replaced: the old key opens the wrong door or none.
-			p.add(&Action{Op: OpRevoke, Reason: reason, Cred: current, Step: 1, Priority: PriorityRevoke}, s)
-			p.release(s, current, reason)
+			// replaced: the old key opens the wrong door or none. The new
+			// key is created first; the old one is revoked in the same
+			// request as the new one's assign, and only if it was created.
 			p.discard(s, creds, current, "duplicate credential for the stay")
-			return p.issue(s, kind, prio, reason, up)
+			fresh, err := p.issue(s, kind, prio, reason, up)
+			if err != nil {
+				return err
+			}
+			n := len(p.plan.Actions)
+			p.add(&Action{Op: OpRevoke, Reason: reason, Cred: current, Priority: PriorityRevoke, After: fresh.Cred}, s)
+			p.release(s, current, reason)
+			for _, a := range p.plan.Actions[n:] {
+				a.Step, a.After = fresh.Step+1, fresh.Cred
+			}
+			return nil
 		}
 	}
 
@@ -364,7 +408,8 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 		p.add(&Action{Op: OpAssign, Reason: "key created earlier, not yet assigned", Cred: spare, Step: 1, Priority: prio}, s)
 		return nil
 	}
-	return p.issue(s, kind, prio, "stay has no key", up)
+	_, err := p.issue(s, kind, prio, "stay has no key", up)
+	return err
 }
 
 // keyStale says why a key of ours no longer fits the stay, or "".
@@ -387,7 +432,7 @@ func keyStale(c *Credential, s Stay, kind Kind, up *upstream) string {
 // issue creates a fresh key for the stay and assigns it. A PIN key gets a
 // generated PIN; a derived key is created the step after its upstream
 // credential, whose secret Apply copies into it.
-func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *upstream) error {
+func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *upstream) (*Action, error) {
 	c := &Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: kind, RoomID: s.RoomID,
 		Status: StatusPending, Arrival: s.Arrival, Departure: s.Departure,
@@ -397,7 +442,7 @@ func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *ups
 	if up == nil {
 		pin, err := p.pins.next(s.RoomName)
 		if err != nil {
-			return fmt.Errorf("plan stay %s: %w", s.Ref, err)
+			return nil, fmt.Errorf("plan stay %s: %w", s.Ref, err)
 		}
 		c.PIN = pin
 	} else {
@@ -407,7 +452,7 @@ func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *ups
 	create.Step = step
 	p.add(create, s)
 	p.add(&Action{Op: OpAssign, Reason: reason, Cred: c, Step: step + 1, Priority: prio}, s)
-	return nil
+	return create, nil
 }
 
 // adopt records that the stay holds a key of ours issued for another stay.

@@ -274,12 +274,12 @@ func TestCompute(t *testing.T) {
 			notes: []string{"conflict s1"},
 		},
 		{
-			name:  "room moved: revoke, delete, create in step 1, assign in step 2",
+			name:  "room moved: the new key first, then the old one revoked with the new one assigned",
 			stays: []reconcile.Stay{holding(stay("s1", "r205", "2026-06-09", "2026-06-12"), "K1", "385917")},
 			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
 			want: []string{
-				"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke",
-				"1 create s1 - inhouse", "2 assign s1 - inhouse",
+				"1 create s1 - inhouse",
+				"2 revoke s1 K1 revoke", "2 delete s1 K1 revoke", "2 assign s1 - inhouse",
 			},
 		},
 		{
@@ -417,7 +417,10 @@ func TestComputeRoomMovedTargets(t *testing.T) {
 	if len(plan.Actions) != 4 {
 		t.Fatalf("got %q", summary(plan))
 	}
-	revoke, del, create, assign := plan.Actions[0], plan.Actions[1], plan.Actions[2], plan.Actions[3]
+	create, revoke, del, assign := plan.Actions[0], plan.Actions[1], plan.Actions[2], plan.Actions[3]
+	if revoke.After != create.Cred || del.After != create.Cred {
+		t.Errorf("the old key's revoke and delete must wait for the new key's create")
+	}
 	if revoke.Cred != del.Cred || revoke.Cred.RoomID != "r204" {
 		t.Errorf("revoke and delete should share the old r204 credential, got %+v and %+v", revoke.Cred, del.Cred)
 	}

@@ -60,6 +60,21 @@ type Options struct {
 	Now time.Time
 	// DryRun plans and reports without writing anything, remote or local.
 	DryRun bool
+	// Force applies a plan the fail-safe would refuse (see unsafe).
+	Force bool
+}
+
+// unsafe is the fail-safe of DESIGN.md's invariant 7: a plan that would
+// withdraw, for stays the source no longer returns, more than max(5, 20%)
+// of the property's live credentials is more likely an outage or a wrong
+// filter than a wave of cancellations, so it is not applied unless forced.
+func unsafe(p *Plan, source System) error {
+	limit := max(5, p.Live/5)
+	if p.Vanished <= limit {
+		return nil
+	}
+	return fmt.Errorf("%s returned far fewer stays than recorded: applying would withdraw %d of %d live credentials (more than %d); check the source, then rerun with --force if those stays really are gone: %w",
+		source, p.Vanished, p.Live, limit, ErrUnsafe)
 }
 
 // Run reads every site, plans and, unless it is a dry run, applies. Problems
@@ -101,7 +116,16 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		plan.Sync = append(plan.Sync, rd.resolved...)
 		rep.Plans = append(rep.Plans, plan)
+		if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
+			r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
+			for _, a := range plan.Actions {
+				a.Result, a.Error = ResultSkipped, "refused by the fail-safe"
+			}
+			continue
+		}
 		for _, a := range Budget(plan.Actions, allow, site.maxBatch) {
 			b := rep.Budget[a.System]
 			b.Deferred++
@@ -161,6 +185,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 type siteRead struct {
 	stays    []Stay
 	creds    []Credential
+	resolved []*Credential // pending creates read back, to record
 	deferred map[StayRef]bool
 	system   System // the system that failed, with err
 	err      error
@@ -217,6 +242,38 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 	return nil
 }
 
+// resolve reads back the pending creates of sinks that can (Finder): found
+// ones become active with their remote id, ones that made nothing are
+// abandoned. creds is updated in place; the changed ones are returned to
+// be recorded. A failed look-up leaves the credential pending: the planner
+// then issues nothing more for it.
+func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []*Credential {
+	var changed []*Credential
+	for i := range creds {
+		c := &creds[i]
+		if c.Status != StatusPending {
+			continue
+		}
+		f, ok := site.Sinks[c.System].(Finder)
+		if !ok {
+			continue
+		}
+		id, secret, found, err := f.Find(ctx, c)
+		switch {
+		case err != nil:
+			r.log().Warn("could not read back a create with an unknown outcome", "system", c.System, "stay", c.Stay.ID, "err", err)
+			continue
+		case found:
+			c.RemoteID, c.Status, c.Secret = id, StatusActive, secret
+		default:
+			c.Status = StatusAbandoned
+		}
+		cp := *c
+		changed = append(changed, &cp)
+	}
+	return changed
+}
+
 // Kept returns the actions the budget did not defer.
 func Kept(actions []*Action) []*Action {
 	out := make([]*Action, 0, len(actions))
@@ -256,6 +313,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
 	rd.creds = creds
+	rd.resolved = r.resolve(ctx, site, rd.creds)
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

@@ -66,6 +66,12 @@ func (w *world) run(want int, cmd string) *reconcile.Report {
 	var out, errb bytes.Buffer
 	err := Run(context.Background(), []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}, &out, &errb, w.getenv)
 	if code := exitCode(err); code != want {
+		var rep reconcile.Report
+		if json.Unmarshal(out.Bytes(), &rep) == nil {
+			for _, a := range rep.Actions() {
+				w.t.Logf("%s %s %s step %d: %s %s", a.System, a.Op, a.Stay.ID, a.Step, a.Result, a.Error)
+			}
+		}
 		w.t.Fatalf("%s exited %d, want %d: %v\n%s", cmd, code, want, err, errb.String())
 	}
 	var rep reconcile.Report

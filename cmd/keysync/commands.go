@@ -23,6 +23,7 @@ type runFlags struct {
 	json        bool
 	showSecrets bool
 	logLevel    string
+	force       bool
 }
 
 func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
@@ -33,6 +34,7 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	fs.StringVar(&f.now, "now", "", "act as if it were this RFC 3339 instant, e.g. to preview tomorrow night (default: now)")
 	fs.BoolVar(&f.json, "json", false, "print the plan or report as JSON (documented in the README)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
+	fs.BoolVar(&f.force, "force", false, "apply even a plan the fail-safe refuses (far fewer stays than recorded)")
 	if name == "plan" {
 		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the PINs of keys the plan would create")
 	}
@@ -81,7 +83,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
-	rep, err := env.once(ctx, cfg, reconcile.Mode(mode), now, log)
+	rep, err := env.once(ctx, cfg, reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}, log)
 	if rep != nil {
 		if err := env.print(rep, f); err != nil {
 			return err
@@ -107,8 +109,10 @@ func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, erro
 
 // once performs one run of the given mode: lock (not for plan), open the
 // state, wire the adapters, reconcile.
-func (env *environment) once(ctx context.Context, cfg *Config, mode reconcile.Mode, now time.Time, log *slog.Logger) (*reconcile.Report, error) {
+func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Options, log *slog.Logger) (*reconcile.Report, error) {
+	mode, now := opts.Mode, opts.Now
 	dry := mode == reconcile.ModePlan
+	opts.DryRun = dry
 	if !dry {
 		lock, err := state.Lock(cfg.State)
 		if err != nil {
@@ -128,7 +132,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, mode reconcile.Mo
 	meter := &reconcile.Meter{}
 	runner := env.buildRunner(cfg, db, log, meter)
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
-	rep, err := runner.Run(ctx, reconcile.Options{Mode: mode, Now: now, DryRun: dry})
+	rep, err := runner.Run(ctx, opts)
 	if err != nil {
 		return rep, withCode(ExitFailure, err)
 	}
@@ -168,6 +172,11 @@ func reportError(rep *reconcile.Report) error {
 	for _, f := range rep.Failures {
 		if errors.Is(f.Cause, reconcile.ErrUnauthorized) {
 			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
+		}
+	}
+	for _, f := range rep.Failures {
+		if errors.Is(f.Cause, reconcile.ErrUnsafe) {
+			return withCode(ExitUnsafe, fmt.Errorf("%s: %s", f.Property, f.Err))
 		}
 	}
 	if rep.Partial() {

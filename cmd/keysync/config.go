@@ -439,8 +439,8 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 		}
 		k.APIConfig.validate(f+".keybox", bad)
 	}
-	if p.DefaultMethod == string(reconcile.MethodQR) && p.OpenApp == nil {
-		bad(f+".default_method", "qr needs an openapp section")
+	if p.DefaultMethod == string(reconcile.MethodQR) {
+		bad(f+".default_method", "qr needs each room's portals; list the rooms instead")
 	}
 	if p.DefaultMethod == string(reconcile.MethodKeyStorage) {
 		bad(f+".default_method", "key_storage needs each room's key; list the rooms instead")

@@ -57,7 +57,7 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 
 	section := func(title string) { fmt.Fprintf(w, "\n=== %s\n\n", title) }
 	step := func(mode reconcile.Mode, at time.Time) (*reconcile.Report, error) {
-		rep, err := denv.once(ctx, cfg, mode, at, log)
+		rep, err := denv.once(ctx, cfg, reconcile.Options{Mode: mode, Now: at}, log)
 		if err != nil {
 			return nil, err
 		}

@@ -34,6 +34,7 @@ const (
 	ExitConfig  = 2 // bad flags, config or credentials; nothing was written
 	ExitPartial = 3 // some work failed or was deferred; the next run retries
 	ExitLocked  = 4 // another run holds the state file's lock
+	ExitUnsafe  = 5 // the fail-safe refused a plan that looks like a source outage; --force overrides
 )
 
 // exitError carries an exit code with the message to print.

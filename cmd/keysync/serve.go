@@ -38,7 +38,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}
 
 	job := func(mode reconcile.Mode) {
-		rep, err := env.once(ctx, cfg, mode, env.now(), log)
+		rep, err := env.once(ctx, cfg, reconcile.Options{Mode: mode, Now: env.now()}, log)
 		switch {
 		case err != nil:
 			log.Error("reconcile failed", "mode", mode, "err", err)

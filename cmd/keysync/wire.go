@@ -152,6 +152,9 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 			if !ok {
 				return fmt.Errorf("room %s has no key-box compartment", c.RoomID)
 			}
+			if !reconcile.ValidPIN(secret.Reveal()) {
+				return errors.New("the key box's access code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
+			}
 			c.PIN, c.Compartment = secret, comp
 		case reconcile.KindQRKey:
 			if p.OpenApp == nil {

@@ -55,20 +55,29 @@ func New(gql graphql.Client, maxOps int) *Sink {
 func (s *Sink) MaxBatch() int { return s.maxOps }
 
 // Apply implements reconcile.Sink: one document, one alias per action.
+//
+// An action whose input cannot be built (a PIN or compartment that breaks
+// the seed's rules) fails alone, before sending; the others still go.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
 	var doc document
-	for _, a := range actions {
+	out := make([]reconcile.Outcome, len(actions))
+	var sent []int // indexes of actions in the document
+	for i, a := range actions {
 		if err := doc.add(a); err != nil {
-			return nil, fmt.Errorf("3rpms: %s for stay %s: %w", a.Op, a.Stay.ID, err)
+			out[i].Err = fmt.Errorf("3rpms: %s for stay %s: %w (%w)", a.Op, a.Stay.ID, err, reconcile.ErrRejected)
+			continue
 		}
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return out, nil
 	}
 	results, err := doc.send(ctx, s.gql)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]reconcile.Outcome, len(actions))
-	for i, a := range actions {
-		r := results[i]
+	for j, i := range sent {
+		a, r := actions[i], results[j]
 		if r.err != nil {
 			out[i].Err = fmt.Errorf("3rpms: %s %s for stay %s: %w", a.Op, kindLabel(a), a.Stay.ID, r.err)
 			continue
