@@ -176,7 +176,7 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 	for _, a := range local {
 		creds = append(creds, a.Cred)
 	}
-	if err := ap.r.Store.Save(ctx, dedupe(creds), audit); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit); err != nil {
 		return fmt.Errorf("record local changes for %s: %w", ap.site.Property.Name, err)
 	}
 	return nil
@@ -231,7 +231,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		}
 		intent = append(intent, ap.audit(a, PhaseIntent, a.Reason))
 	}
-	if err := ap.r.Store.Save(ctx, creds, intent, ap.r.Meter.Drain()...); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), creds, intent, ap.r.Meter.Drain()...); err != nil {
 		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	ap.r.crash(CrashAfterIntent, b.System)
@@ -265,7 +265,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			creds = append(creds, a.Cred)
 		}
 	}
-	if err := ap.r.Store.Save(ctx, dedupe(creds), audit, ap.r.Meter.Drain()...); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit, ap.r.Meter.Drain()...); err != nil {
 		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	return nil
@@ -292,7 +292,7 @@ func (ap *applier) flushSkipped(ctx context.Context) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := ap.r.Store.Save(ctx, nil, rows); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), nil, rows); err != nil {
 		return fmt.Errorf("record skipped actions for %s: %w", ap.site.Property.Name, err)
 	}
 	return nil

@@ -3,8 +3,8 @@ package reconcile_test
 import (
 	"testing"
 
-	"github.com/keysync/keysync/internal/benchplan"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/benchplan"
 )
 
 // BenchmarkCompute100k plans 100,000 stays (about 23,000 PIN rooms, half

@@ -236,14 +236,16 @@ func (p *Property) Window(arrival, departure Date) Window {
 // ReadRange returns the dates a run reads stays for at instant now: stays
 // with departure after from and arrival on or before to, as in seed 003's
 // example ("January 30th + next 6 days" is le 2026-02-05 for 7 days). from
-// reaches back one day before now − grace so that a stay departing today is
-// seen until its window ends; the planner decides by exact instants.
+// reaches back two days before now − grace, so a stay departing today is
+// seen until its window ends and yesterday's departures, which the nightly
+// run cleans up, come with the window read instead of costing look-ups by
+// id; the planner decides by exact instants.
 func (p *Property) ReadRange(now time.Time) (from, to Date) {
 	loc := p.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-1)
+	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-2)
 	to = DateOf(now.In(loc)).AddDays(p.WindowDays - 1)
 	return from, to
 }

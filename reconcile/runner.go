@@ -83,8 +83,11 @@ func unsafe(p *Plan, source System) error {
 // unsafe, such as the state store refusing a write.
 func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{Mode: opts.Mode, DryRun: opts.DryRun, Now: opts.Now}
+	// A stop signal cancels ctx: no new work starts, but what is in flight
+	// and the run's end are still recorded.
+	sctx := context.WithoutCancel(ctx)
 	if !opts.DryRun {
-		id, err := r.Store.BeginRun(ctx, opts.Mode, opts.Now)
+		id, err := r.Store.BeginRun(sctx, opts.Mode, opts.Now)
 		if err != nil {
 			return nil, fmt.Errorf("begin run: %w", err)
 		}
@@ -96,7 +99,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	allow, err := r.allowances(ctx, opts)
+	allow, err := r.allowances(sctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +150,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if opts.DryRun {
 			continue
 		}
-		if err := r.Store.SaveStays(ctx, site.Property.Name, rd.stays); err != nil {
+		if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
 			return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
 		}
 		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}}
@@ -166,15 +169,15 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if !opts.DryRun {
 		// Requests not yet in the ledger (reads without a budget, say).
-		if err := r.Store.Save(ctx, nil, nil, r.Meter.Drain()...); err != nil {
+		if err := r.Store.Save(sctx, nil, nil, r.Meter.Drain()...); err != nil {
 			return nil, fmt.Errorf("record requests: %w", err)
 		}
 	}
-	if err := r.budgetReport(ctx, opts, rep); err != nil {
+	if err := r.budgetReport(sctx, opts, rep); err != nil {
 		return nil, err
 	}
 	if !opts.DryRun {
-		if err := r.Store.FinishRun(ctx, rep.RunID, rep); err != nil {
+		if err := r.Store.FinishRun(sctx, rep.RunID, rep); err != nil {
 			return rep, fmt.Errorf("finish run: %w", err)
 		}
 	}

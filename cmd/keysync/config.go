@@ -229,7 +229,7 @@ func (p *PropertyConfig) applyDefaults() {
 	p.Grace.AfterDeparture = cmp.Or(p.Grace.AfterDeparture, "2h")
 	p.WindowDays = cmp.Or(p.WindowDays, 7)
 	if t := p.ThreeRPMS; t != nil {
-		t.PageSize = cmp.Or(t.PageSize, 20)
+		t.PageSize = cmp.Or(t.PageSize, 100)
 		t.MaxOpsPerRequest = cmp.Or(t.MaxOpsPerRequest, 100)
 		t.APIConfig.applyDefaults()
 	}

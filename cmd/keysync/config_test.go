@@ -63,7 +63,7 @@ properties:
 		t.Fatal(err)
 	}
 	p := cfg.Properties[0]
-	if p.CheckIn != "15:00" || p.CheckOut != "11:00" || p.WindowDays != 7 || p.ThreeRPMS.PageSize != 20 ||
+	if p.CheckIn != "15:00" || p.CheckOut != "11:00" || p.WindowDays != 7 || p.ThreeRPMS.PageSize != 100 ||
 		p.ThreeRPMS.MaxOpsPerRequest != 100 || p.PIN.Length != 6 || p.graceAfter != 2*time.Hour || p.graceBefore != 0 {
 		t.Errorf("defaults not applied: %+v", p)
 	}

@@ -431,7 +431,7 @@ func TestConflictWithAnotherIntegrationsKey(t *testing.T) {
 }
 
 func TestPaginationPastSeveralPages(t *testing.T) {
-	h := newHarness(t, 60, "")
+	h := newHarness(t, 60, "      page_size: 20\n")
 	n := 0
 	for i := range 60 {
 		room := fmt.Sprintf("r%d", 101+i)

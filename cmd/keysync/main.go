@@ -89,6 +89,7 @@ commands:
   backfill   first connection: create the state file, adopt keys of ours
   serve      stay up and reconcile on the config's schedule
   sandbox    run the sandbox 3RPMS server for trying keysync by hand
+  bench      measure requests and planning against the sandbox (issue 5)
 
 Run 'keysync <command> -h' for a command's flags.`
 
@@ -121,6 +122,8 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.serve(ctx, rest)
 	case "sandbox":
 		return env.sandbox(ctx, rest)
+	case "bench":
+		return env.bench(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBenchQuick runs `keysync bench --quick` on a tiny hotel: it must
+// finish its nights and print both tables and a verdict per target. It
+// asserts no timing and no verdict; the numbers are the README's job.
+func TestBenchQuick(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"bench", "--quick", "--rooms", "12", "--nights", "2", "--plan-stays", "2000"}
+	if err := Run(context.Background(), args, &out, &errb, func(string) string { return "" }); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"Planning 2,000 stays",
+		"Workload",
+		"NIGHT  READS  (LOOKUPS)  WRITES  REQUESTS  MUTATIONS  FLOOR  RATIO  PER-MUTATION  FEWER  PEAK/1s  AFTER BURST",
+		"Targets",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q\n%s", want, got)
+		}
+	}
+	for _, night := range []string{"0", "1", "2", "TOTAL"} {
+		if n := len(regexp.MustCompile(`(?m)^ *`+night+`  `).FindAllString(got, -1)); n != 2 {
+			t.Errorf("night %s has %d rows, want one in each table\n%s", night, n, got)
+		}
+	}
+	for _, target := range []string{
+		"requests / floor ≤ 1.05",
+		"≥ 20× fewer requests than one mutation a request",
+		"≤ 5 requests in any 1 s after the first burst of 10",
+		"planning 100,000 stays in < 1 s",
+		"planning 100,000 stays in < 200 MB peak heap",
+	} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + ` +(PASS|FAIL) `).MatchString(got) {
+			t.Errorf("no verdict for target %q\n%s", target, got)
+		}
+	}
+}
