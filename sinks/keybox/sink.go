@@ -22,6 +22,15 @@
 //     the caller counts as done.
 //   - There is no update call: a date or room change is a cancel followed by
 //     a fresh create, two actions the planner schedules; MaxBatch is 1.
+//   - List is GET {BaseURL}{ListPath} (default /v2/accesses) with the query
+//     keyId=<key id> or keySerialNumber=<serial number>: 200 {"data": [{"id",
+//     "code", "key": {"id"}, "startDate", "startTime", "endDate",
+//     "endTime", "timeZone", "visitorName", "cancelled"}, …]}, every access
+//     to that key the authenticated user created (cancelled ones with
+//     "cancelled": true), oldest first, in one answer (no pages); dates,
+//     times and zone as a create sends them, id and code a string or an
+//     integer. An unknown key lists nothing. Sink.Find uses it to read back
+//     a create whose answer was lost.
 //   - Error answers are JSON with a "message" (or "error") string; that
 //     string, with secrets removed and cut short, is all of a body that ever
 //     reaches an error.
@@ -55,6 +64,8 @@ const (
 	DefaultCancelPath = "/v2/accesses/{id}"
 	// DefaultCancelMethod is the cancel call's method when Options.CancelMethod is empty.
 	DefaultCancelMethod = http.MethodDelete
+	// DefaultListPath is the list call's path when Options.ListPath is empty.
+	DefaultListPath = "/v2/accesses"
 	// DefaultMaxResponseBytes caps a response body; a larger one is an
 	// error, not an allocation.
 	DefaultMaxResponseBytes = 1 << 20
@@ -85,6 +96,9 @@ type Options struct {
 	// means DefaultCreatePath, DefaultCancelPath and DefaultCancelMethod.
 	// CancelPath must hold the placeholder {id}.
 	CreatePath, CancelPath, CancelMethod string
+	// ListPath places the list call Find makes (GET, with the query keyId
+	// or keySerialNumber); empty means DefaultListPath.
+	ListPath string
 	// Rooms maps a room id to its key.
 	Rooms map[string]KeyRef
 	// TimeZone is the property's IANA zone (Europe/Ljubljana, say): start
@@ -138,6 +152,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("keybox: create path %q must start with /", o.CreatePath)
 	case o.CancelPath != "" && (!strings.HasPrefix(o.CancelPath, "/") || !strings.Contains(o.CancelPath, "{id}")):
 		return fmt.Errorf("keybox: cancel path %q must start with / and hold {id}", o.CancelPath)
+	case o.ListPath != "" && (!strings.HasPrefix(o.ListPath, "/") || strings.ContainsAny(o.ListPath, "?#{}")):
+		return fmt.Errorf("keybox: list path %q must start with / and hold no query, fragment or placeholder", o.ListPath)
 	case o.CancelMethod != "" && !slices.Contains([]string{"DELETE", "POST", "PUT", "PATCH"}, strings.ToUpper(o.CancelMethod)):
 		return fmt.Errorf("keybox: cancel method %q must be DELETE, POST, PUT or PATCH", o.CancelMethod)
 	case o.TimeZone == nil || o.TimeZone.String() == "" || o.TimeZone.String() == "Local":
@@ -167,7 +183,8 @@ func (k KeyRef) check() error {
 	return nil
 }
 
-// Sink creates and cancels key-box accesses. It implements reconcile.Sink.
+// Sink creates and cancels key-box accesses. It implements reconcile.Sink
+// and reconcile.Finder.
 type Sink struct {
 	opts    Options
 	invalid error
@@ -193,6 +210,7 @@ func New(opts Options) *Sink {
 	opts.CreatePath = cmp.Or(opts.CreatePath, DefaultCreatePath)
 	opts.CancelPath = cmp.Or(opts.CancelPath, DefaultCancelPath)
 	opts.CancelMethod = strings.ToUpper(cmp.Or(opts.CancelMethod, DefaultCancelMethod))
+	opts.ListPath = cmp.Or(opts.ListPath, DefaultListPath)
 	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -350,27 +368,54 @@ func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 // createBody builds the body for a create from the action's window, shown
 // in the property's zone and cut to the minute.
 func (s *Sink) createBody(a *reconcile.Action, ref KeyRef) (createBody, error) {
-	w := a.Window
-	if w == nil || w.Start.IsZero() || w.End.IsZero() {
+	if a.Window == nil || a.Window.Start.IsZero() || a.Window.End.IsZero() {
 		return createBody{}, errors.New("the action has no access window")
+	}
+	lw, err := s.localWindow(*a.Window)
+	if err != nil {
+		return createBody{}, err
+	}
+	return createBody{
+		Key:       keyJSON{ID: ref.ID, SerialNumber: ref.SerialNumber},
+		StartDate: lw.StartDate, StartTime: lw.StartTime,
+		EndDate: lw.EndDate, EndTime: lw.EndTime,
+		TimeZone: lw.TimeZone, VisitorName: visitorName(a.Guest, a.Stay),
+		ReturnReminder: false, Silent: s.opts.Silent, Locale: s.opts.Locale,
+	}, nil
+}
+
+// localWindow is an access window as the box reads it: local dates and
+// times in the property's zone.
+type localWindow struct {
+	StartDate, StartTime, EndDate, EndTime, TimeZone string
+}
+
+// localWindow shows a window in the property's zone, cut to the minute:
+// what a create sends, and what Find looks for.
+func (s *Sink) localWindow(w reconcile.Window) (localWindow, error) {
+	if w.Start.IsZero() || w.End.IsZero() {
+		return localWindow{}, errors.New("no access window")
 	}
 	loc := s.opts.TimeZone
 	start := w.Start.Truncate(time.Minute).In(loc)
 	end := w.End.Truncate(time.Minute).In(loc)
 	if !end.After(start) {
-		return createBody{}, fmt.Errorf("the access window ends (%s) before it starts (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
+		return localWindow{}, fmt.Errorf("the access window ends (%s) before it starts (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
 	}
-	visitor := strings.TrimSpace(a.Guest)
-	if visitor == "" {
-		visitor = strings.TrimSpace("Guest " + a.Stay.ID)
-	}
-	return createBody{
-		Key:       keyJSON{ID: ref.ID, SerialNumber: ref.SerialNumber},
+	return localWindow{
 		StartDate: start.Format(time.DateOnly), StartTime: start.Format("15:04"),
 		EndDate: end.Format(time.DateOnly), EndTime: end.Format("15:04"),
-		TimeZone: loc.String(), VisitorName: visitor,
-		ReturnReminder: false, Silent: s.opts.Silent, Locale: s.opts.Locale,
+		TimeZone: loc.String(),
 	}, nil
+}
+
+// visitorName is the visitorName a create sends: the guest's name, or
+// "Guest <stay id>" when the source gives none.
+func visitorName(guest string, stay reconcile.StayRef) string {
+	if v := strings.TrimSpace(guest); v != "" {
+		return v
+	}
+	return strings.TrimSpace("Guest " + stay.ID)
 }
 
 func (k KeyRef) label() string {

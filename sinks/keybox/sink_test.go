@@ -140,7 +140,8 @@ func utc(y int, m time.Month, d, hh, mm int) time.Time {
 
 func TestDefaultsMatchSandbox(t *testing.T) {
 	if keybox.DefaultCreatePath != sandbox.DefaultCreatePath || keybox.DefaultCancelPath != sandbox.DefaultCancelPath ||
-		keybox.DefaultCancelMethod != sandbox.DefaultCancelMethod || !reflect.DeepEqual(keybox.Locales, sandbox.Locales) {
+		keybox.DefaultCancelMethod != sandbox.DefaultCancelMethod || keybox.DefaultListPath != sandbox.DefaultListPath ||
+		!reflect.DeepEqual(keybox.Locales, sandbox.Locales) {
 		t.Error("the sink and the sandbox assume different paths, methods or locales")
 	}
 }
@@ -464,6 +465,10 @@ func TestValidate(t *testing.T) {
 		{name: "create path without slash", edit: func(o *keybox.Options) { o.CreatePath = "v2/accesses" }, want: "create path"},
 		{name: "cancel path without id", edit: func(o *keybox.Options) { o.CancelPath = "/v2/accesses" }, want: "cancel path"},
 		{name: "cancel method GET", edit: func(o *keybox.Options) { o.CancelMethod = "GET" }, want: "cancel method"},
+		{name: "custom list path", edit: func(o *keybox.Options) { o.ListPath = "/api/accesses" }},
+		{name: "list path without slash", edit: func(o *keybox.Options) { o.ListPath = "v2/accesses" }, want: "list path"},
+		{name: "list path with a query", edit: func(o *keybox.Options) { o.ListPath = "/v2/accesses?all=1" }, want: "list path"},
+		{name: "list path with a placeholder", edit: func(o *keybox.Options) { o.ListPath = "/v2/keys/{key}/accesses" }, want: "list path"},
 		{name: "no time zone", edit: func(o *keybox.Options) { o.TimeZone = nil }, want: "time zone"},
 		{name: "Local time zone", edit: func(o *keybox.Options) { o.TimeZone = time.Local }, want: "time zone"},
 		{name: "locale de", edit: func(o *keybox.Options) { o.Locale = "de" }, want: "locale"},
@@ -488,20 +493,26 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCustomPathsAgainstSandbox(t *testing.T) {
-	sbOpts := sandbox.Options{CreatePath: "/api/access", CancelPath: "/api/access/{id}/end", CancelMethod: "POST"}
+	sbOpts := sandbox.Options{CreatePath: "/api/access", CancelPath: "/api/access/{id}/end", CancelMethod: "POST", ListPath: "/api/access/mine"}
 	sb, url := newSandbox(t, sbOpts)
 	opts := options(url+"/", lj)
-	opts.CreatePath, opts.CancelPath, opts.CancelMethod = sbOpts.CreatePath, sbOpts.CancelPath, "post"
+	opts.CreatePath, opts.CancelPath, opts.CancelMethod, opts.ListPath = sbOpts.CreatePath, sbOpts.CancelPath, "post", sbOpts.ListPath
 	s := keybox.New(opts)
-	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
+	a := create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
+	id := mustCreate(t, s, a)
+	c := *a.Cred
+	c.Valid = *a.Window
+	if got, _, found, err := s.Find(t.Context(), &c); err != nil || !found || got != id {
+		t.Errorf("Find = %q, %v, %v; want %q", got, found, err, id)
+	}
 	if o := apply(t, s, cancel("s1", id)); o.Err != nil {
 		t.Fatal(o.Err)
 	}
 	if v, _ := sb.Access(id); !v.Cancelled {
 		t.Error("not cancelled")
 	}
-	if r := sb.Requests(); r[1].Method != "POST" || r[1].Path != "/api/access/"+id+"/end" {
-		t.Errorf("cancel request %+v", r[1])
+	if r := sb.Requests(); r[1].Method != "GET" || r[1].Path != "/api/access/mine" || r[2].Method != "POST" || r[2].Path != "/api/access/"+id+"/end" {
+		t.Errorf("list and cancel requests %+v", r[1:])
 	}
 }
 

@@ -25,9 +25,11 @@ const maxMessageBytes = 64 << 10
 // maxMessageRunes is how much of a server message reaches an error.
 const maxMessageRunes = 200
 
-// send makes one write request, paced by Options.Pacer and retried as
-// Options.Retry allows: a 429 is waited out, and after an outage a cancel
-// is sent again unless its method is POST; a create never is. On a 2xx it
+// send makes one request, paced by Options.Pacer and retried as
+// Options.Retry allows: a 429 is waited out, and after an outage a list
+// (GET) or a cancel is sent again unless its method is POST; a create
+// never is. A GET is counted in the Meter as a read, any other request as
+// a write. On a 2xx it
 // decodes the answer into out (when out is non-nil). verdict is the
 // server's refusal of this action alone (404, 409, 400, 422); err is a
 // failure of the request as a whole. Neither ever quotes a body beyond a
@@ -79,7 +81,7 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(s.opts.Username, s.opts.Password.Reveal())
 
-	s.opts.Meter.Count(reconcile.SystemKeyBox, true)
+	s.opts.Meter.Count(reconcile.SystemKeyBox, method != http.MethodGet)
 	resp, err := s.opts.HTTP.Do(req)
 	if err != nil {
 		switch {
@@ -100,7 +102,7 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 		return nil, errf("HTTP 401: the key box refused user %q and its password; check the key-box username and password (sent as HTTP Basic auth): %w",
 			s.opts.Username, reconcile.ErrUnauthorized)
 	case code == http.StatusForbidden:
-		return nil, errf("HTTP 403: user %q lacks a permission this call needs (creating and cancelling accesses): %w",
+		return nil, errf("HTTP 403: user %q lacks a permission this call needs (listing, creating and cancelling accesses): %w",
 			s.opts.Username, reconcile.ErrUnauthorized)
 	case code == http.StatusTooManyRequests:
 		return nil, errf("HTTP 429: %w", &reconcile.RateLimitedError{

@@ -12,15 +12,20 @@
 //   - OpDisable: PUT    …/access-invites/{invite_link_id} {is_enabled: false};
 //   - OpDelete:  DELETE …/access-invites/{invite_link_id}.
 //
+// Sink also implements reconcile.Finder: Find reads back a create whose
+// answer was lost by listing the integration's invites (GET
+// …/access-invites?page=&per_page=, every page) and picking the one whose
+// name carries the stay's OwnerTag (see Sink.Find).
+//
 // Every request carries "Authorization: Bearer <API key>", "X-Org: <org
 // id>" and "Content-Type: application/json", waits on the Pacer and is
-// counted in the Meter as a write, each retry included; Options.Retry
-// waits out 429s and retries PUT and DELETE (never a create) after an
-// outage. Errors name the operation and the stay, wrap the reconcile
-// sentinels (see Sink.Apply) and never hold the API key, an invite token
-// or a response body: of a 4xx answer only the server's message is quoted,
-// with the API key, the credential's token and any mixed-case word of 20
-// or more characters (a token, perhaps) cut out.
+// counted in the Meter, each retry included: the list as a read, the rest
+// as writes. Options.Retry waits out 429s and retries GET, PUT and DELETE
+// (never a create) after an outage. Errors name the operation and the
+// stay, wrap the reconcile sentinels (see Sink.Apply) and never hold the
+// API key, an invite token or a response body: of a 4xx answer only the
+// server's message is quoted, with the API key, the credential's token and
+// any mixed-case word of 20 or more characters (a token, perhaps) cut out.
 // GuestURL builds the link a guest opens, which keysync writes to 3RPMS as
 // RoomAccessQR qrData.
 //
@@ -41,11 +46,21 @@
 //   - The response to a create is 201 (any 2xx is accepted) with JSON
 //     {invite_token, invite_link_id}; PUT and DELETE answer 2xx with an
 //     empty or JSON body, which the sink does not read further.
+//   - GET /integrations/{integration_id}/access-invites lists the
+//     integration's invites that are not deleted (enabled or not, whoever
+//     created them), oldest first, a page at a time: query page (from 1,
+//     default 1) and per_page (1 to 100, default 50); the answer is 200
+//     {"data": [{invite_link_id, invite_token, name, portal_ids,
+//     valid_from, valid_to, is_enabled}, …], "has_more": bool}, valid_from
+//     and valid_to as RFC 3339 (the first start and last end of a
+//     multi-window invite). The sink asks for 100 a page and follows
+//     has_more, up to maxListPages pages.
 //   - Invites carry no owner field, so keysync marks its own in the name:
 //     a human part (guest name or "Guest stay", and the dates) followed by
 //     OwnerTag, "[keysync:<property>:<source>:<stay id>]". ParseOwnerTag
-//     reads it back. The sink itself only ever acts on invite ids it is
-//     given, never on invites it finds.
+//     reads it back. The sink only ever changes invite ids it is given;
+//     Find reads invites and returns the id of one carrying the stay's tag,
+//     never one without it.
 //   - valid_from and valid_to are sent as RFC 3339 UTC with whole seconds
 //     (fractions cut), and the window is always absolute (no expires_in).
 //   - The guest URL is deployment-specific ("build the guest URL per your

@@ -57,7 +57,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Sink applies invite actions to OpenApp. It implements reconcile.Sink.
+// Sink applies invite actions to OpenApp. It implements reconcile.Sink and
+// reconcile.Finder.
 type Sink struct {
 	opts Options
 }

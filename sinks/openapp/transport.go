@@ -33,11 +33,12 @@ const maxMessageRunes = 300
 var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
 
 // do sends one request, paced by Options.Pacer and retried as
-// Options.Retry allows (a PUT or DELETE after an outage; a create never is),
-// and returns the body of a 2xx answer (nil when empty). actErr is the
-// server's refusal of this one action, which becomes the Outcome's Err; err
-// is a failure of the request as a whole. Every request is a write. secrets
-// are removed from any server message quoted.
+// Options.Retry allows (a GET, PUT or DELETE after an outage; a create
+// never is), and returns the body of a 2xx answer (nil when empty). actErr
+// is the server's refusal of this one action, which becomes the Outcome's
+// Err; err is a failure of the request as a whole. A GET is counted as a
+// read, every other request as a write. secrets are removed from any
+// server message quoted.
 func (s *Sink) do(ctx context.Context, what, method, u string, body any, secrets []string) (raw []byte, actErr, err error) {
 	var payload []byte
 	if body != nil {
@@ -81,7 +82,7 @@ func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []b
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 
-	s.opts.Meter.Count(reconcile.SystemOpenApp, true)
+	s.opts.Meter.Count(reconcile.SystemOpenApp, method != http.MethodGet)
 	resp, err := s.opts.HTTP.Do(req)
 	if err != nil {
 		switch {

@@ -44,6 +44,13 @@
 // "silent", "returnReminder", "status"}, where code is a fresh 6-digit PIN
 // (crypto/rand) unique among the accesses not cancelled.
 //
+// List, an assumption package keybox shares, is GET Options.ListPath
+// (default /v2/accesses) with the query keyId=<key id> or
+// keySerialNumber=<serial number> (exactly one, else 400): 200 {"data":
+// [...]}, the accesses to that key that the authenticated user created,
+// oldest first and all in one answer, each as a create returns it plus
+// "cancelled" (true for a cancelled one). An unknown key lists nothing.
+//
 // Cancel is Options.CancelMethod Options.CancelPath (default DELETE
 // /v2/accesses/{id}): 204 with no body, or 404 when the access does not exist
 // or is already cancelled. Any authenticated user may cancel any access of

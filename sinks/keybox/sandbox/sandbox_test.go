@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -580,7 +581,7 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestCustomPaths(t *testing.T) {
-	e := newEnv(t, Options{CreatePath: "/api/v1/access", CancelPath: "/api/v1/access/{id}/end", CancelMethod: "post"})
+	e := newEnv(t, Options{CreatePath: "/api/v1/access", CancelPath: "/api/v1/access/{id}/end", CancelMethod: "post", ListPath: "/api/v1/access"})
 	if r := e.create(body()); r.status != 404 {
 		t.Errorf("default create path: %d", r.status)
 	}
@@ -604,14 +605,78 @@ func TestCustomPaths(t *testing.T) {
 
 func TestRoutes(t *testing.T) {
 	e := newEnv(t, Options{})
-	if r := e.call(http.MethodGet, DefaultCreatePath, ourUser, ourPass, ""); r.status != 405 {
-		t.Errorf("GET accesses: %d", r.status)
+	if r := e.call(http.MethodPut, DefaultCreatePath, ourUser, ourPass, ""); r.status != 405 {
+		t.Errorf("PUT accesses: %d", r.status)
+	}
+	if r := e.call(http.MethodGet, DefaultListPath, ourUser, ourPass, ""); r.status != 400 {
+		t.Errorf("GET accesses without a key: %d", r.status)
 	}
 	if r := e.call(http.MethodGet, "/v3/other", ourUser, ourPass, ""); r.status != 404 {
 		t.Errorf("unknown path: %d", r.status)
 	}
 	if r := e.call(http.MethodGet, "/v3/other", "", "", ""); r.status != 401 {
 		t.Errorf("unknown path without auth: %d", r.status)
+	}
+}
+
+// TestList checks the list: the caller's accesses to one key, by id or
+// serial number, cancelled ones marked, another user's left out.
+func TestList(t *testing.T) {
+	e := newEnv(t, Options{})
+	first := e.create(body())
+	second := e.create(body(set("visitorName", "Bo")))
+	e.create(body(set("key", map[string]any{"id": "K2"})))
+	if _, err := e.sb.AddAccess(AccessInput{Creator: otherUser, KeyID: "K1", Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.cancel(first.body["id"].(string)); r.status != 204 {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	ids := func(r resp) (out []string) {
+		for _, a := range r.body["data"].([]any) {
+			m := a.(map[string]any)
+			out = append(out, fmt.Sprint(m["id"], "/", m["cancelled"]))
+		}
+		return out
+	}
+	want := []string{first.body["id"].(string) + "/true", second.body["id"].(string) + "/false"}
+	for _, q := range []string{"keyId=K1", "keySerialNumber=SN-1"} {
+		r := e.call(http.MethodGet, DefaultListPath+"?"+q, ourUser, ourPass, "")
+		if r.status != 200 || !slices.Equal(ids(r), want) {
+			t.Errorf("%s: %d %v, want %v", q, r.status, ids(r), want)
+		}
+	}
+	r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", ourUser, ourPass, "")
+	item := r.body["data"].([]any)[1].(map[string]any)
+	for field, v := range map[string]any{
+		"code": second.body["code"], "startDate": "2026-03-28", "startTime": "15:00", "endDate": "2026-03-30",
+		"endTime": "11:00", "timeZone": "Europe/Ljubljana", "visitorName": "Bo",
+	} {
+		if item[field] != v {
+			t.Errorf("%s = %v, want %v", field, item[field], v)
+		}
+	}
+	if k, _ := item["key"].(map[string]any); k["id"] != "K1" {
+		t.Errorf("key %v", item["key"])
+	}
+	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", otherUser, otherPass, ""); r.status != 200 || len(ids(r)) != 1 {
+		t.Errorf("other user: %d %s", r.status, r.raw)
+	}
+	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=nope", ourUser, ourPass, ""); r.status != 200 || r.raw != "{\"data\":[]}\n" {
+		t.Errorf("unknown key: %d %q", r.status, r.raw)
+	}
+	for _, q := range []string{"", "?keyId=K1&keySerialNumber=SN-1"} {
+		if r := e.call(http.MethodGet, DefaultListPath+q, ourUser, ourPass, ""); r.status != 400 || r.body["field"] != "keyId" {
+			t.Errorf("%q: %d %s", q, r.status, r.raw)
+		}
+	}
+	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", ourUser, "wrong", ""); r.status != 401 {
+		t.Errorf("wrong password: %d", r.status)
+	}
+	custom := newEnv(t, Options{ListPath: "/api/v1/accesses"})
+	custom.create(body())
+	if r := custom.call(http.MethodGet, "/api/v1/accesses?keyId=K1", ourUser, ourPass, ""); r.status != 200 || len(ids(r)) != 1 {
+		t.Errorf("custom list path: %d %s", r.status, r.raw)
 	}
 }
 

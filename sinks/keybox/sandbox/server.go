@@ -31,6 +31,8 @@ const (
 	DefaultCancelPath = "/v2/accesses/{id}"
 	// DefaultCancelMethod is the cancel call's method when Options.CancelMethod is empty.
 	DefaultCancelMethod = http.MethodDelete
+	// DefaultListPath is the list call's path when Options.ListPath is empty.
+	DefaultListPath = "/v2/accesses"
 	// DefaultRatePerSecond is the sustained request rate per user of WithSeedLimits.
 	DefaultRatePerSecond = 5.0
 	// DefaultBurst is the burst per user, used when Options.Burst is zero.
@@ -68,6 +70,8 @@ type Options struct {
 	// means DefaultCreatePath, DefaultCancelPath and DefaultCancelMethod.
 	// CancelPath must hold the placeholder {id}.
 	CreatePath, CancelPath, CancelMethod string
+	// ListPath places the list call (GET); empty means DefaultListPath.
+	ListPath string
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -125,9 +129,9 @@ type userLimit struct {
 }
 
 // New returns a Server with no keys and no accesses. It panics when
-// CreatePath, CancelPath or CancelMethod do not make two distinct routes
-// (CancelPath without {id}, say), which is a mistake in the test or demo
-// that builds it.
+// CreatePath, CancelPath, CancelMethod and ListPath do not make three
+// distinct routes (CancelPath without {id}, say), which is a mistake in the
+// test or demo that builds it.
 func New(opts Options) *Server {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
@@ -147,6 +151,9 @@ func New(opts Options) *Server {
 	if opts.CancelMethod == "" {
 		opts.CancelMethod = DefaultCancelMethod
 	}
+	if opts.ListPath == "" {
+		opts.ListPath = DefaultListPath
+	}
 	opts.CancelMethod = strings.ToUpper(opts.CancelMethod)
 	if !strings.Contains(opts.CancelPath, "{id}") {
 		panic(fmt.Sprintf("sandbox: cancel path %q has no {id}", opts.CancelPath))
@@ -164,6 +171,7 @@ func New(opts Options) *Server {
 	s.api = http.NewServeMux()
 	s.api.HandleFunc("POST "+opts.CreatePath, s.serveCreate)
 	s.api.HandleFunc(opts.CancelMethod+" "+opts.CancelPath, s.serveCancel)
+	s.api.HandleFunc("GET "+opts.ListPath, s.serveList)
 	// No catch-all: ServeMux answers 404, or 405 with Allow for a known
 	// path and another method.
 	s.admin = s.adminRoutes()
@@ -358,6 +366,43 @@ func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// listedAccess is an access as the list shows it.
+type listedAccess struct {
+	accessJSON
+	Cancelled bool `json:"cancelled"`
+}
+
+// serveList answers GET ListPath?keyId= (or ?keySerialNumber=): the
+// caller's accesses to that key, cancelled ones included, oldest first.
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
+	user, _ := r.Context().Value(userKey{}).(string)
+	q := r.URL.Query()
+	id, serial := q.Get("keyId"), q.Get("keySerialNumber")
+	switch {
+	case id != "" && serial != "":
+		writeFieldError(w, bad("keyId", "give only one of keyId or keySerialNumber"))
+		return
+	case id == "" && serial == "":
+		writeFieldError(w, bad("keyId", "required: give keyId or keySerialNumber"))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var k *key
+	if id != "" {
+		k = s.keys[id]
+	} else {
+		k = s.keyBySerial(serial)
+	}
+	data := []listedAccess{}
+	for _, a := range s.accesses {
+		if k != nil && a.keyID == k.id && a.creator == user {
+			data = append(data, listedAccess{accessJSON: s.accessJSON(a), Cancelled: a.cancelled})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
 func writeFieldError(w http.ResponseWriter, e *fieldError) {

@@ -24,6 +24,7 @@ DELETE /_sandbox/requests     empty the request log
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	const invites = "/integrations/{integration}/access-invites"
+	mux.HandleFunc("GET "+invites, s.logged(rawPath, s.list))
 	mux.HandleFunc("POST "+invites, s.logged(rawPath, s.create))
 	mux.HandleFunc("PUT "+invites+"/{link}", s.logged(rawPath, s.update))
 	mux.HandleFunc("DELETE "+invites+"/{link}", s.logged(rawPath, s.remove))

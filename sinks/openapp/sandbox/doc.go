@@ -5,6 +5,7 @@
 //
 // # Integration API
 //
+//	GET    /integrations/{integration_id}/access-invites                   list; 200 {data, page, per_page, has_more}
 //	POST   /integrations/{integration_id}/access-invites                   create; 201 {invite_token, invite_link_id}
 //	PUT    /integrations/{integration_id}/access-invites/{invite_link_id}  change the fields sent; 200 with the invite
 //	DELETE /integrations/{integration_id}/access-invites/{invite_link_id}  delete; 204
@@ -30,6 +31,16 @@
 // clock's now; expires_in counts from the resolved start; one of valid_to
 // or expires_in is required (400); the end must be after the start (422).
 // max_uses, when present, is at least 1 (422); is_enabled defaults to true.
+//
+// List (GET), an assumption package openapp shares, returns the
+// integration's invites that are not deleted, enabled or not and whoever
+// created them, oldest first, as {"data": [{invite_link_id, invite_token,
+// name, portal_ids, valid_from, valid_to, is_enabled}, …], "page",
+// "per_page", "has_more"}; valid_from and valid_to are RFC 3339 UTC, the
+// first start and the last end of a multi-window invite. The query's page
+// (from 1, default 1) and per_page (1 to MaxPerPage, default
+// DefaultPerPage) choose the page; a value out of range is 400, and a page
+// past the end is empty with has_more false.
 //
 // Update (PUT) takes the same fields and changes only those present, after
 // checking all of them: portal_ids, name, max_uses, is_enabled and the

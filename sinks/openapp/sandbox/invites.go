@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -392,6 +394,73 @@ func (s *Server) create(r *http.Request, rec *Request) result {
 	}
 	inv := s.insert(c.org, c.integration, KeyFingerprint(c.key), *in.Name, portals, wins, enabled, maxUses)
 	return result{status: http.StatusCreated, body: map[string]string{"invite_token": inv.token, "invite_link_id": inv.id}}
+}
+
+// List paging: per_page when the query gives none, and its largest value.
+const (
+	DefaultPerPage = 50
+	MaxPerPage     = 100
+)
+
+// ListedInvite is one invite as the list route shows it.
+type ListedInvite struct {
+	ID        string    `json:"invite_link_id"`
+	Token     string    `json:"invite_token"`
+	Name      string    `json:"name"`
+	PortalIDs []string  `json:"portal_ids"`
+	ValidFrom time.Time `json:"valid_from"`
+	ValidTo   time.Time `json:"valid_to"`
+	Enabled   bool      `json:"is_enabled"`
+}
+
+// list serves GET …/access-invites: the integration's invites that are not
+// deleted, oldest first, a page at a time.
+func (s *Server) list(r *http.Request, rec *Request) result {
+	c, res := s.authorize(r, rec)
+	if res != nil {
+		return *res
+	}
+	q := r.URL.Query()
+	page, e := queryInt(q.Get("page"), "page", 1, 1, math.MaxInt32)
+	if e != nil {
+		return e.result()
+	}
+	perPage, e := queryInt(q.Get("per_page"), "per_page", DefaultPerPage, 1, MaxPerPage)
+	if e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var live []*invite
+	for _, id := range s.order {
+		if in := s.invites[id]; !in.deleted && in.integration == c.integration {
+			live = append(live, in)
+		}
+	}
+	data := []ListedInvite{}
+	lo := min(int64(page-1)*int64(perPage), int64(len(live)))
+	hi := min(lo+int64(perPage), int64(len(live)))
+	for _, in := range live[lo:hi] {
+		data = append(data, ListedInvite{
+			ID: in.id, Token: in.token, Name: in.name, PortalIDs: slices.Clone(in.portals),
+			ValidFrom: in.from(), ValidTo: in.to(), Enabled: in.enabled,
+		})
+	}
+	return result{status: http.StatusOK, body: map[string]any{
+		"data": data, "page": page, "per_page": perPage, "has_more": hi < int64(len(live)),
+	}}
+}
+
+// queryInt reads an optional integer query parameter in [lo, hi].
+func queryInt(v, name string, def, lo, hi int) (int, *apiError) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, badRequest("%s: want an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
 }
 
 // liveInvite finds an integration's invite that is not deleted. Caller

@@ -502,6 +502,104 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 	}
 }
 
+// TestList checks the list route: the integration's invites that are not
+// deleted, enabled or not and by any key of the organisation, oldest
+// first, in pages; the same auth and X-Org checks as the other routes.
+func TestList(t *testing.T) {
+	e := newEnv(t, Options{})
+	var ids []string
+	for i := range 5 {
+		id, _ := e.create(`{"portal_ids":["lobby"],"name":"n` + string(rune('0'+i)) + `","valid_from":"2026-06-01T15:00:00Z","valid_to":"2026-06-05T11:00:00Z"}`)
+		ids = append(ids, id)
+	}
+	if a := e.do("DELETE", invitesPath(intA)+"/"+ids[1], ourKey, orgA, ""); a.status != 204 {
+		t.Fatal(a.raw)
+	}
+	if a := e.do("PUT", invitesPath(intA)+"/"+ids[2], ourKey, orgA, `{"is_enabled":false}`); a.status != 200 {
+		t.Fatal(a.raw)
+	}
+	staff, err := e.sb.AddInvite(Planted{Integration: intA, CreatedBy: staffKey, Name: "staff", PortalIDs: []string{"garage"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sb.AddInvite(Planted{Integration: intA2, CreatedBy: ourKey, Name: "other integration", PortalIDs: []string{"door-a2"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{ids[0], ids[2], ids[3], ids[4], staff.ID}
+
+	page := func(query string) ([]string, answer) {
+		t.Helper()
+		a := e.do("GET", invitesPath(intA)+query, ourKey, orgA, "")
+		if a.status != 200 {
+			t.Fatalf("GET %s: %d %s", query, a.status, a.raw)
+		}
+		var got []string
+		for _, d := range a.body["data"].([]any) {
+			got = append(got, d.(map[string]any)["invite_link_id"].(string))
+		}
+		return got, a
+	}
+	got, a := page("")
+	if !slices.Equal(got, want) || a.body["has_more"] != false || a.body["page"] != 1.0 || a.body["per_page"] != float64(DefaultPerPage) {
+		t.Errorf("first page %v %s, want %v", got, a.raw, want)
+	}
+	item := a.body["data"].([]any)[1].(map[string]any)
+	v := e.invite(ids[2])
+	for field, w := range map[string]any{
+		"invite_token": v.Token, "name": "n2", "valid_from": "2026-06-01T15:00:00Z",
+		"valid_to": "2026-06-05T11:00:00Z", "is_enabled": false,
+	} {
+		if item[field] != w {
+			t.Errorf("%s = %v, want %v", field, item[field], w)
+		}
+	}
+	if p, _ := item["portal_ids"].([]any); len(p) != 1 || p[0] != "lobby" {
+		t.Errorf("portal_ids %v", item["portal_ids"])
+	}
+	var walked []string
+	for n := 1; ; n++ {
+		got, a := page("?per_page=2&page=" + string(rune('0'+n)))
+		walked = append(walked, got...)
+		if a.body["has_more"] != true {
+			break
+		}
+	}
+	if !slices.Equal(walked, want) {
+		t.Errorf("pages of 2: %v, want %v", walked, want)
+	}
+	if got, a := page("?page=9"); len(got) != 0 || a.body["has_more"] != false || !strings.Contains(a.raw, `"data":[]`) {
+		t.Errorf("past the end: %s", a.raw)
+	}
+	for _, q := range []string{"?page=0", "?page=x", "?per_page=0", "?per_page=101", "?page=-1"} {
+		if a := e.do("GET", invitesPath(intA)+q, ourKey, orgA, ""); a.status != 400 {
+			t.Errorf("%s: %d %s", q, a.status, a.raw)
+		}
+	}
+	for _, tc := range []struct {
+		path, key, org string
+		status         int
+	}{
+		{invitesPath(intA), "", orgA, 401},
+		{invitesPath(intA), "nope", orgA, 401},
+		{invitesPath(intA), ourKey, "", 403},
+		{invitesPath(intA), otherKey, orgA, 403},
+		{invitesPath(intA), otherKey, orgB, 404},
+		{invitesPath(intB), ourKey, orgA, 404},
+		{invitesPath("int_nope"), ourKey, orgA, 404},
+	} {
+		if a := e.do("GET", tc.path, tc.key, tc.org, ""); a.status != tc.status || strings.Contains(a.raw, "oat_") {
+			t.Errorf("GET %s as %q/%q: %d, want %d: %s", tc.path, tc.key, tc.org, a.status, tc.status, a.raw)
+		}
+	}
+	if a := e.do("GET", invitesPath(intB), otherKey, orgB, ""); a.status != 200 || !strings.Contains(a.raw, `"data":[]`) {
+		t.Errorf("org_b's integration: %d %s", a.status, a.raw)
+	}
+	reqs := e.sb.Requests()
+	if r := reqs[len(reqs)-1]; r.Method != "GET" || r.Path != invitesPath(intB) || r.Status != 200 || r.Org != orgB {
+		t.Errorf("request log %+v", r)
+	}
+}
+
 func TestGuestSide(t *testing.T) {
 	e := newEnv(t, Options{})
 	id, token := e.create(`{"portal_ids":["lobby","door-101"],"name":"n","valid_from":"2026-06-01T15:00:00Z","valid_to":"2026-06-05T11:00:00Z","max_uses":2}`)

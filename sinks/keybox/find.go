@@ -1,0 +1,136 @@
+package keybox
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+var _ reconcile.Finder = (*Sink)(nil)
+
+// listedAccess is one access of the list (see the package comment).
+type listedAccess struct {
+	ID  flexString `json:"id"`
+	Key struct {
+		ID           flexString `json:"id"`
+		SerialNumber string     `json:"serialNumber"`
+	} `json:"key"`
+	Code        flexString `json:"code"`
+	StartDate   string     `json:"startDate"`
+	StartTime   string     `json:"startTime"`
+	EndDate     string     `json:"endDate"`
+	EndTime     string     `json:"endTime"`
+	TimeZone    string     `json:"timeZone"`
+	VisitorName string     `json:"visitorName"`
+	Cancelled   bool       `json:"cancelled"`
+}
+
+// accessList is the answer to a list.
+type accessList struct {
+	Data []listedAccess `json:"data"`
+}
+
+// Find implements reconcile.Finder: it reads back the access that c's
+// create made, when the answer to the create was lost. It lists the
+// accesses to the key of c's room (Options.Rooms[c.RoomID]) with one GET
+// (paced, retried after an outage, counted in the Meter as a read) and
+// looks for one that is not cancelled, is for that key, and has the start
+// and end date and time (and, when the answer gives one, the time zone) a
+// create sends for c.Valid: the window in Options.TimeZone, cut to the
+// minute. found is true with its id and code (the code empty when the
+// answer has none), false when no access matches.
+//
+// The credential does not carry the guest's name, so the visitorName a
+// create sent cannot be checked: an access matches on key, start and end
+// alone. When several do, the one named as a create names a stay without
+// a guest name ("Guest <stay id>") is preferred, then the newest (the last
+// listed). The list holds only the authenticated user's accesses, so
+// another user's (the front desk's) are never taken.
+//
+// Errors are those of Apply (401 and 403 wrap reconcile.ErrUnauthorized, a
+// 404 reconcile.ErrNotFound, a 5xx reconcile.ErrUnavailable, and so on),
+// plus an unmapped room, a credential without a window or of another
+// property (nothing sent) and an answer that is not an access list; none
+// holds the password, a code or a compartment.
+func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
+	if s.invalid != nil {
+		return "", "", false, s.invalid
+	}
+	if c == nil {
+		return "", "", false, fmt.Errorf("%s: find access: no credential", s.label())
+	}
+	what := fmt.Sprintf("find access for stay %s in room %s", c.Stay.ID, c.RoomID)
+	switch {
+	case s.opts.Property != "" && c.Stay.Property != "" && c.Stay.Property != s.opts.Property:
+		return "", "", false, fmt.Errorf("%s: %s: the stay belongs to property %q", s.label(), what, c.Stay.Property)
+	case c.Kind != "" && c.Kind != reconcile.KindKeyBoxAccess:
+		return "", "", false, fmt.Errorf("%s: %s: credential kind %q is not a key-box access", s.label(), what, c.Kind)
+	}
+	ref, ok := s.opts.Rooms[c.RoomID]
+	if !ok {
+		return "", "", false, fmt.Errorf("%s: %s: room is not mapped to a key in the key-box config", s.label(), what)
+	}
+	if err := ref.check(); err != nil {
+		return "", "", false, fmt.Errorf("%s: %s: %v", s.label(), what, err)
+	}
+	what += " (" + ref.label() + ")"
+	if c.Valid.Start.IsZero() || c.Valid.End.IsZero() {
+		return "", "", false, fmt.Errorf("%s: %s: the credential has no access window", s.label(), what)
+	}
+	want, err := s.localWindow(c.Valid)
+	if err != nil {
+		return "", "", false, fmt.Errorf("%s: %s: %w", s.label(), what, err)
+	}
+
+	q := url.Values{}
+	if ref.ID != "" {
+		q.Set("keyId", ref.ID)
+	} else {
+		q.Set("keySerialNumber", ref.SerialNumber)
+	}
+	var list accessList
+	verdict, err := s.send(ctx, what, http.MethodGet, s.base+s.opts.ListPath+"?"+q.Encode(), nil, &list)
+	switch {
+	case err != nil:
+		return "", "", false, err
+	case verdict != nil:
+		return "", "", false, verdict
+	case list.Data == nil:
+		return "", "", false, fmt.Errorf("%s: %s: the answer has no data list", s.label(), what)
+	}
+
+	guestless := visitorName("", c.Stay)
+	var best *listedAccess
+	for i := range list.Data {
+		a := &list.Data[i]
+		if !matches(a, ref, want) {
+			continue
+		}
+		if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {
+			best = a
+		}
+	}
+	if best == nil {
+		return "", "", false, nil
+	}
+	return string(best.ID), reconcile.Secret(best.Code), true, nil
+}
+
+// matches reports whether a listed access is one a create for key ref over
+// window w would have made.
+func matches(a *listedAccess, ref KeyRef, w localWindow) bool {
+	switch {
+	case a.ID == "" || a.Cancelled:
+		return false
+	case ref.ID != "" && string(a.Key.ID) != ref.ID:
+		return false
+	case ref.SerialNumber != "" && a.Key.SerialNumber != "" && a.Key.SerialNumber != ref.SerialNumber:
+		return false
+	case a.TimeZone != "" && a.TimeZone != w.TimeZone:
+		return false
+	}
+	return a.StartDate == w.StartDate && a.StartTime == w.StartTime && a.EndDate == w.EndDate && a.EndTime == w.EndTime
+}

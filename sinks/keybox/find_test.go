@@ -1,0 +1,316 @@
+package keybox_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/sinks/keybox"
+	"github.com/keysync/keysync/sinks/keybox/sandbox"
+)
+
+// loseCreates lets h make every create but loses its answer: the
+// connection is closed before a byte of it is sent.
+func loseCreates(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		conn.Close()
+	})
+}
+
+// failCreates answers every create 503 without letting h see it.
+func failCreates(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			answer(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// newWrappedSandbox is newSandbox served through wrap.
+func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, string) {
+	t.Helper()
+	sb := sandbox.New(sandbox.Options{Users: map[string]string{ourUser: ourPass, otherUser: otherPass}, Now: t0})
+	sb.AddKey("K1", "SN-1")
+	sb.AddKey("K2", "SN-2")
+	sb.AddKey("K3", "SN-3")
+	srv := httptest.NewServer(wrap(sb))
+	t.Cleanup(srv.Close)
+	return sb, srv.URL
+}
+
+// pendingOf is the credential a create action leaves pending.
+func pendingOf(a *reconcile.Action) *reconcile.Credential {
+	c := *a.Cred
+	c.Status, c.Valid = reconcile.StatusPending, *a.Window
+	return &c
+}
+
+// find calls Find and fails the test on an error.
+func find(t *testing.T, s *keybox.Sink, c *reconcile.Credential) (string, reconcile.Secret, bool) {
+	t.Helper()
+	id, code, found, err := s.Find(t.Context(), c)
+	if err != nil {
+		t.Fatalf("Find: %v", err)
+	}
+	if !found && (id != "" || code != "") {
+		t.Errorf("not found, yet id %q and a code", id)
+	}
+	return id, code, found
+}
+
+// The window of the tests' stay s1: June 1 15:00 to June 3 11:00 in
+// Ljubljana.
+var s1Start, s1End = utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
+
+// plantLookalikes plants accesses like stay s1's in room 204 (key K1) that
+// a create for it did not make: the front desk's on K1 with the same
+// window and name; ours on K1 cancelled, ending an hour later, starting a
+// minute earlier, or at the same local times in another zone; and ours on
+// key K2 with the same window.
+func plantLookalikes(t *testing.T, sb *sandbox.Server) {
+	t.Helper()
+	plants := []sandbox.AccessInput{
+		{Creator: otherUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: "Ana"},
+		{Creator: otherUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: "Guest s1"},
+		{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End.Add(time.Hour), TimeZone: "Europe/Ljubljana", Visitor: "Ana"},
+		{Creator: ourUser, KeyID: "K1", Start: s1Start.Add(-time.Minute), End: s1End, TimeZone: "Europe/Ljubljana", Visitor: "Ana"},
+		// 15:00 and 11:00 in Vancouver (UTC−7 in June).
+		{Creator: ourUser, KeyID: "K1", Start: utc(2026, 6, 1, 22, 0), End: utc(2026, 6, 3, 18, 0), TimeZone: "America/Vancouver", Visitor: "Ana"},
+		{Creator: ourUser, KeyID: "K2", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: "Ana"},
+	}
+	for _, p := range plants {
+		if _, err := sb.AddAccess(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone, err := sb.AddAccess(sandbox.AccessInput{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: "Ana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.CancelAccess(gone.ID, ourUser); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := sb.Access(gone.ID); v.StartDate != "2026-06-01" || v.StartTime != "15:00" || v.EndTime != "11:00" {
+		t.Fatalf("planted %+v, not the window of s1", v)
+	}
+}
+
+// TestFindReadsBackALostCreate creates accesses whose answers are lost
+// (Apply reports an unknown outcome), for a key named by id and one named
+// by serial number, among lookalikes, and checks Find returns each one's
+// id and code with one read.
+func TestFindReadsBackALostCreate(t *testing.T) {
+	for _, room := range []string{"204", "205"} {
+		t.Run("room "+room, func(t *testing.T) {
+			sb, url := newWrappedSandbox(t, loseCreates)
+			plantLookalikes(t, sb)
+			opts := options(url, lj)
+			opts.Meter = &reconcile.Meter{}
+			s := keybox.New(opts)
+			a := create("s1", room, s1Start, s1End, "Ana")
+			_, err := s.Apply(t.Context(), []*reconcile.Action{a})
+			if !errors.Is(err, reconcile.ErrUnknownOutcome) {
+				t.Fatalf("Apply: %v, want an unknown outcome", err)
+			}
+			all := sb.Accesses()
+			made := all[len(all)-1]
+			if made.Creator != ourUser || made.Cancelled {
+				t.Fatalf("the lost create made %+v", made)
+			}
+
+			id, code, found := find(t, s, pendingOf(a))
+			if !found || id != made.ID || code.Reveal() != made.Code {
+				t.Errorf("Find = %q, code match %v, %v; want %q", id, code.Reveal() == made.Code, found, made.ID)
+			}
+			if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Reads != 1 || got.Writes != 1 {
+				t.Errorf("meter %+v, want the create as a write and the list as a read", got)
+			}
+			reqs := sb.Requests()
+			if last := reqs[len(reqs)-1]; last.Method != http.MethodGet || last.Path != keybox.DefaultListPath || last.User != ourUser || last.Status != 200 {
+				t.Errorf("list request %+v", last)
+			}
+		})
+	}
+}
+
+// TestFindNothingCreated checks Find reports nothing for a create the box
+// never ran, among lookalikes, and for a room whose key has no access.
+func TestFindNothingCreated(t *testing.T) {
+	sb, url := newWrappedSandbox(t, failCreates)
+	plantLookalikes(t, sb)
+	s := keybox.New(options(url, lj))
+	a := create("s1", "204", s1Start, s1End, "Ana")
+	if _, err := s.Apply(t.Context(), []*reconcile.Action{a}); !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Fatalf("Apply: %v, want an unknown outcome", err)
+	}
+	if _, _, found := find(t, s, pendingOf(a)); found {
+		t.Error("found an access the box never created")
+	}
+	if _, _, found := find(t, s, pendingOf(create("s1", "301", s1Start, s1End, "Ana"))); found {
+		t.Error("found an access to a key that has none")
+	}
+}
+
+// TestFindIgnoresForeignAccesses checks another user's access is never
+// read back, even one made with the very same create.
+func TestFindIgnoresForeignAccesses(t *testing.T) {
+	sb, url := newSandbox(t, sandbox.Options{})
+	frontDesk := options(url, lj)
+	frontDesk.Username, frontDesk.Password = otherUser, otherPass
+	for _, guest := range []string{"Ana", ""} {
+		mustCreate(t, keybox.New(frontDesk), create("s1", "204", s1Start, s1End, guest))
+	}
+	plantLookalikes(t, sb)
+	if id, _, found := find(t, keybox.New(options(url, lj)), pendingOf(create("s1", "204", s1Start, s1End, "Ana"))); found {
+		t.Errorf("Find took foreign access %q", id)
+	}
+}
+
+// TestFindChoosesAmongMatches checks which of several matching accesses
+// Find returns: the one named as a create names a stay without a guest
+// name, else the newest.
+func TestFindChoosesAmongMatches(t *testing.T) {
+	sb, url := newSandbox(t, sandbox.Options{})
+	s := keybox.New(options(url, lj))
+	c := pendingOf(create("s1", "204", s1Start, s1End, ""))
+	plant := func(visitor string) string {
+		v, err := sb.AddAccess(sandbox.AccessInput{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: visitor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.ID
+	}
+	first := plant("Walk-in")
+	if id, _, _ := find(t, s, c); id != first {
+		t.Errorf("one match: %q, want %q", id, first)
+	}
+	second := plant("Ana")
+	if id, _, _ := find(t, s, c); id != second {
+		t.Errorf("two matches: %q, want the newer, %q", id, second)
+	}
+	guestless := plant("Guest s1")
+	plant("Bo")
+	if id, _, _ := find(t, s, c); id != guestless {
+		t.Errorf("with one named Guest s1: %q, want %q", id, guestless)
+	}
+}
+
+// TestFindErrors checks Find's errors: refused credentials wrap
+// ErrUnauthorized, an outage is retried on the fake clock as a read, other
+// answers are errors rather than "not found", what cannot be asked is
+// refused without a request, and no error shows a secret.
+func TestFindErrors(t *testing.T) {
+	list := answer(200, jsonCT, `{"data":[{"id":7,"code":`+canaryCode+`,"key":{"id":"K1"},"startDate":"2026-06-01","startTime":"15:00",`+
+		`"endDate":"2026-06-03","endTime":"11:00","timeZone":"Europe/Ljubljana","visitorName":"Ana","cancelled":false}]}`)
+	unavailable := answer(503, "text/html", "<html>down</html>")
+	noWindow := pendingOf(create("s1", "204", s1Start, s1End, "Ana"))
+	noWindow.Valid = reconcile.Window{}
+	tests := []struct {
+		name     string
+		cred     *reconcile.Credential // nil: stay s1 in room 204
+		edit     func(*keybox.Options)
+		steps    []http.HandlerFunc
+		requests int
+		sleeps   []time.Duration
+		is       error // nil with no contains: found access 7
+		contains string
+	}{
+		{name: "401", steps: []http.HandlerFunc{answer(401, jsonCT, `{"message":"`+leaky+`"}`)}, requests: 1, is: reconcile.ErrUnauthorized, contains: "HTTP Basic"},
+		{name: "403", steps: []http.HandlerFunc{answer(403, jsonCT, `{"message":"`+leaky+`"}`)}, requests: 1, is: reconcile.ErrUnauthorized, contains: "listing"},
+		{name: "404", steps: []http.HandlerFunc{answer(404, jsonCT, `{"message":"`+leaky+`"}`)}, requests: 1, is: reconcile.ErrNotFound, contains: "[redacted]"},
+		{name: "503 twice, then the list", steps: []http.HandlerFunc{unavailable, unavailable, list}, requests: 3,
+			sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}},
+		{name: "always 503", steps: []http.HandlerFunc{unavailable}, requests: 4, is: reconcile.ErrUnavailable, contains: "HTTP 503"},
+		{name: "no data", steps: []http.HandlerFunc{answer(200, jsonCT, `{}`)}, requests: 1, contains: "no data list"},
+		{name: "not JSON", steps: []http.HandlerFunc{answer(200, "text/html", canaryCode)}, requests: 1, contains: "not JSON"},
+		{name: "code of the wrong type", steps: []http.HandlerFunc{answer(200, jsonCT, `{"data":[{"id":"a","code":{"pin":"`+canaryCode+`"}}]}`)}, requests: 1, contains: "neither a string nor an integer"},
+		{name: "unmapped room", cred: pendingOf(create("s1", "999", s1Start, s1End, "Ana")), steps: []http.HandlerFunc{list}, contains: "not mapped"},
+		{name: "no window", cred: noWindow, steps: []http.HandlerFunc{list}, contains: "no access window"},
+		{name: "another property", cred: &reconcile.Credential{Stay: reconcile.StayRef{Property: "elsewhere", ID: "s1"}, RoomID: "204", Valid: reconcile.Window{Start: s1Start, End: s1End}},
+			steps: []http.HandlerFunc{list}, contains: "elsewhere"},
+		{name: "invalid options", edit: func(o *keybox.Options) { o.ListPath = "/v2/accesses?mine=1" }, steps: []http.HandlerFunc{list}, contains: "list path"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clocktest.New(t0)
+			sc := &script{clk: clk, steps: tc.steps}
+			srv := httptest.NewServer(sc)
+			defer srv.Close()
+			opts := options(srv.URL, lj)
+			opts.Retry, opts.Now, opts.Meter = retryOn(clk), clk.Now, &reconcile.Meter{}
+			if tc.edit != nil {
+				tc.edit(&opts)
+			}
+			c := tc.cred
+			if c == nil {
+				c = pendingOf(create("s1", "204", s1Start, s1End, "Ana"))
+			}
+			id, code, found, err := keybox.New(opts).Find(t.Context(), c)
+			times, methods := sc.requests()
+			if len(times) != tc.requests {
+				t.Errorf("%d requests, want %d", len(times), tc.requests)
+			}
+			for _, m := range methods {
+				if m != http.MethodGet {
+					t.Errorf("Find sent a %s", m)
+				}
+			}
+			if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Reads != tc.requests || got.Writes != 0 {
+				t.Errorf("meter %+v, want %d reads", got, tc.requests)
+			}
+			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
+				t.Errorf("slept %v, want %v", clk.Sleeps(), tc.sleeps)
+			}
+			if tc.is == nil && tc.contains == "" {
+				if err != nil || !found || id != "7" || code.Reveal() != canaryCode {
+					t.Errorf("Find = %q, %v, %v", id, found, err)
+				}
+				return
+			}
+			if err == nil || found || id != "" {
+				t.Fatalf("Find = %q, %v, %v; want an error", id, found, err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("%v: not %v", err, tc.is)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.contains) || !strings.HasPrefix(msg, "keybox") {
+				t.Errorf("%q does not name keybox or mention %q", msg, tc.contains)
+			}
+			for _, canary := range []string{ourPass, compA, compB, canaryCode} {
+				if strings.Contains(msg, canary) {
+					t.Errorf("error shows %q: %s", canary, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestFindAgainstSandboxRefusals checks a wrong password on the sandbox is
+// ErrUnauthorized without the password in the error.
+func TestFindAgainstSandboxRefusals(t *testing.T) {
+	_, url := newSandbox(t, sandbox.Options{})
+	opts := options(url, lj)
+	opts.Password = "not-it-CANARY"
+	_, _, found, err := keybox.New(opts).Find(t.Context(), pendingOf(create("s1", "204", s1Start, s1End, "Ana")))
+	if found || !errors.Is(err, reconcile.ErrUnauthorized) || strings.Contains(err.Error(), "not-it-CANARY") {
+		t.Errorf("wrong password: found %v, err %v", found, err)
+	}
+}

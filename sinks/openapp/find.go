@@ -1,0 +1,140 @@
+package openapp
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// listPageSize is the per_page the sink asks the invite list for.
+const listPageSize = 100
+
+// maxListPages bounds how many pages Find follows: a server that always
+// answers has_more would otherwise keep it reading for ever.
+const maxListPages = 1000
+
+var _ reconcile.Finder = (*Sink)(nil)
+
+// listedInvite is one invite of the list (see the package comment).
+type listedInvite struct {
+	LinkID    string   `json:"invite_link_id"`
+	Token     string   `json:"invite_token"`
+	Name      string   `json:"name"`
+	PortalIDs []string `json:"portal_ids"`
+	ValidFrom string   `json:"valid_from"`
+	ValidTo   string   `json:"valid_to"`
+	// IsEnabled absent counts as enabled, as on create.
+	IsEnabled *bool `json:"is_enabled"`
+}
+
+// invitePage is one page of the invite list.
+type invitePage struct {
+	Data    []listedInvite `json:"data"`
+	HasMore bool           `json:"has_more"`
+}
+
+// Find implements reconcile.Finder: it reads back the invite that c's
+// create made, when the answer to the create was lost. It lists the
+// integration's invites (every page; each page one read, paced, retried
+// after an outage and counted in the Meter as a read) and considers those
+// that are enabled and whose name's owner tag (ParseOwnerTag) names c's
+// stay, the sink's Property standing in for a stay that names none. A
+// disabled invite is never taken: a fresh create makes an enabled one, and
+// a disabled invite of the stay belongs to a credential keysync switched
+// off. Of those considered, one whose window (valid_from, valid_to, to the
+// second) equals c.Valid is preferred, then the newest (the last listed).
+// found is true with its invite_link_id and invite_token; false when no
+// invite qualifies.
+//
+// Errors are those of Apply (401 and 403 wrap reconcile.ErrUnauthorized, a
+// 404 reconcile.ErrNotFound, and so on), plus an answer that is not an
+// invite list; none holds a token. c of another property, or not an
+// invite, is refused without a request.
+func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
+	if c == nil {
+		return "", "", false, errors.New("openapp: find invite: no credential")
+	}
+	what := fmt.Sprintf("find invite for stay %s", c.Stay)
+	if s.opts.Property != "" && c.Stay.Property != "" && c.Stay.Property != s.opts.Property {
+		return "", "", false, fmt.Errorf("openapp: %s: stay belongs to property %q, this OpenApp sink to %q", what, c.Stay.Property, s.opts.Property)
+	}
+	if c.Kind != "" && c.Kind != reconcile.KindInvite {
+		return "", "", false, fmt.Errorf("openapp: %s: credential kind %q is not an OpenApp invite", what, c.Kind)
+	}
+	ref := c.Stay
+	ref.Property = cmp.Or(ref.Property, s.opts.Property)
+
+	var (
+		best     *listedInvite
+		bestRank int
+	)
+	for page := 1; ; page++ {
+		if page > maxListPages {
+			return "", "", false, fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
+		}
+		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
+		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesURL()+"?"+q.Encode(), nil, []string{c.Secret.Reveal()})
+		switch {
+		case err != nil:
+			return "", "", false, err
+		case actErr != nil:
+			return "", "", false, actErr
+		case raw == nil:
+			return "", "", false, fmt.Errorf("openapp: %s: page %d of the invite list is empty", what, page)
+		}
+		var p invitePage
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return "", "", false, fmt.Errorf("openapp: %s: page %d is not an invite list: %v", what, page, jsonErrorWithoutValue(err))
+		}
+		for i := range p.Data {
+			in := &p.Data[i]
+			if rank := s.rank(in, ref, c.Valid); rank > 0 && rank >= bestRank {
+				best, bestRank = in, rank // ties: the later (newer) one
+			}
+		}
+		if !p.HasMore {
+			break
+		}
+		if len(p.Data) == 0 {
+			return "", "", false, fmt.Errorf("openapp: %s: page %d of the invite list is empty but has_more is set", what, page)
+		}
+	}
+	if best == nil {
+		return "", "", false, nil
+	}
+	return best.LinkID, reconcile.Secret(best.Token), true, nil
+}
+
+// rank scores a listed invite for Find: 0 when it is not the stay's (no
+// link id, disabled, or no tag naming ref), 2 when its window equals w,
+// and 1 otherwise.
+func (s *Sink) rank(in *listedInvite, ref reconcile.StayRef, w reconcile.Window) int {
+	if in.LinkID == "" || (in.IsEnabled != nil && !*in.IsEnabled) {
+		return 0
+	}
+	if got, ok := ParseOwnerTag(in.Name); !ok || got != ref {
+		return 0
+	}
+	if sameInstant(in.ValidFrom, w.Start) && sameInstant(in.ValidTo, w.End) {
+		return 2
+	}
+	return 1
+}
+
+// sameInstant reports whether an RFC 3339 time of the list is t, to the
+// second (as the sink sends windows).
+func sameInstant(wire string, t time.Time) bool {
+	if t.IsZero() {
+		return false
+	}
+	got, err := time.Parse(time.RFC3339, wire)
+	return err == nil && got.Truncate(time.Second).Equal(t.Truncate(time.Second))
+}

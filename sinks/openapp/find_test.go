@@ -1,0 +1,338 @@
+package openapp_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/sinks/openapp"
+	"github.com/keysync/keysync/sinks/openapp/sandbox"
+)
+
+// loseCreates lets h make every create but loses its answer: the
+// connection is closed before a byte of it is sent.
+func loseCreates(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		conn.Close()
+	})
+}
+
+// failCreates answers every create 503 without letting h see it.
+func failCreates(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			reply(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// newWrappedSandbox is newSandbox served through wrap.
+func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, openapp.Options) {
+	t.Helper()
+	sb := sandbox.New(sandbox.Options{
+		APIKeys:      map[string]string{canaryKey: orgA, staffKey: orgA, otherKey: orgB},
+		Integrations: map[string]string{intA: orgA, intB: orgB},
+		Portals:      map[string]string{"lobby": intA, "garage": intA, "door-101": intA, "door-102": intA},
+		Now:          t0,
+	})
+	sb.AddPortal("gate-b", intB)
+	srv := httptest.NewServer(wrap(sb))
+	t.Cleanup(srv.Close)
+	return sb, options(srv.URL)
+}
+
+// pendingOf is the credential a create action leaves pending.
+func pendingOf(a *reconcile.Action) *reconcile.Credential {
+	c := *a.Cred
+	c.Status, c.Valid = reconcile.StatusPending, *a.Window
+	return &c
+}
+
+// find calls Find and fails the test on an error.
+func find(t *testing.T, s *openapp.Sink, c *reconcile.Credential) (string, reconcile.Secret, bool) {
+	t.Helper()
+	id, secret, found, err := s.Find(context.Background(), c)
+	if err != nil {
+		t.Fatalf("Find: %v", err)
+	}
+	if !found && (id != "" || secret != "") {
+		t.Errorf("not found, yet id %q and a secret", id)
+	}
+	return id, secret, found
+}
+
+func stay(id string) reconcile.StayRef {
+	return reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: id}
+}
+
+// plantLookalikes plants, for a stay s1 invite over June 1–5, invites that
+// look like it but are not keysync's for s1: the same name in another
+// organisation's integration, and in ours one with no tag, tags of other
+// stays, properties and sources, a second tag that is not s1's last, and
+// a disabled one with s1's tag.
+func plantLookalikes(t *testing.T, sb *sandbox.Server) {
+	t.Helper()
+	w := hotel.Window(date("2026-06-01"), date("2026-06-05"))
+	ours := "Anna Novak 2026-06-01→06-05 " + openapp.OwnerTag(stay("s1"))
+	plants := []sandbox.Planted{
+		{Integration: intB, CreatedBy: otherKey, Name: ours, PortalIDs: []string{"gate-b"}},
+		{Integration: intA, CreatedBy: "dashboard", Name: "Anna Novak 2026-06-01→06-05"},
+		{Integration: intA, CreatedBy: staffKey, Name: "Anna Novak " + openapp.OwnerTag(stay("s2"))},
+		{Integration: intA, CreatedBy: staffKey, Name: "Anna " + openapp.OwnerTag(reconcile.StayRef{Property: "other-hotel", Source: reconcile.System3RPMS, ID: "s1"})},
+		{Integration: intA, CreatedBy: staffKey, Name: "Anna " + openapp.OwnerTag(reconcile.StayRef{Property: property, Source: reconcile.SystemGuestway, ID: "s1"})},
+		{Integration: intA, CreatedBy: staffKey, Name: ours + " " + openapp.OwnerTag(stay("s2"))},
+		{Integration: intA, CreatedBy: "dashboard", Name: "Anna [keysync:" + property + ":3rpms]"},
+		{Integration: intA, CreatedBy: canaryKey, Name: ours, Disabled: true},
+	}
+	for _, p := range plants {
+		if p.PortalIDs == nil {
+			p.PortalIDs = []string{"door-101", "lobby"}
+		}
+		p.ValidFrom, p.ValidTo = w.Start, w.End
+		if _, err := sb.AddInvite(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFindReadsBackALostCreate creates an invite whose answer is lost
+// (Apply reports an unknown outcome) among lookalikes, and checks Find
+// returns that invite's link id and token with one read.
+func TestFindReadsBackALostCreate(t *testing.T) {
+	sb, opts := newWrappedSandbox(t, loseCreates)
+	plantLookalikes(t, sb)
+	s := openapp.New(opts)
+	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+	a.Guest = "Anna Novak"
+	_, err := applyErr(s, a)
+	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
+
+	all := sb.Invites()
+	made := all[len(all)-1]
+	if made.CreatedBy != sandbox.KeyFingerprint(canaryKey) || made.Integration != intA {
+		t.Fatalf("the lost create made %+v", made)
+	}
+	id, token, found := find(t, s, pendingOf(a))
+	if !found || id != made.ID || token.Reveal() != made.Token {
+		t.Errorf("Find = %q, token match %v, %v; want %q", id, token.Reveal() == made.Token, found, made.ID)
+	}
+	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != 1 || got.Writes != 1 {
+		t.Errorf("meter %+v, want the create as a write and the list as a read", got)
+	}
+	reqs := sb.Requests()
+	if last := reqs[len(reqs)-1]; last.Method != http.MethodGet || last.Path != "/integrations/"+intA+"/access-invites" || last.Org != orgA {
+		t.Errorf("list request %+v", last)
+	}
+
+	// A stay that names no property is the sink's.
+	c := pendingOf(a)
+	c.Stay.Property = ""
+	if id2, _, found := find(t, s, c); !found || id2 != made.ID {
+		t.Errorf("stay without a property: %q, %v", id2, found)
+	}
+}
+
+// TestFindNothingCreated checks Find reports nothing for a create the
+// server never ran, among lookalikes, and for a stay with no invites.
+func TestFindNothingCreated(t *testing.T) {
+	sb, opts := newWrappedSandbox(t, failCreates)
+	plantLookalikes(t, sb)
+	s := openapp.New(opts)
+	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+	_, err := applyErr(s, a)
+	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
+	if _, _, found := find(t, s, pendingOf(a)); found {
+		t.Error("found an invite the server never created")
+	}
+	if _, _, found := find(t, s, pendingOf(action(reconcile.OpCreate, "s9", "r102", "2026-06-01", "2026-06-05", ""))); found {
+		t.Error("found an invite for a stay that has none")
+	}
+}
+
+// TestFindIgnoresForeignInvites checks only the sink's own integration and
+// invites tagged for the stay are read back, even when another
+// organisation's key creates one with the very same body.
+func TestFindIgnoresForeignInvites(t *testing.T) {
+	sb, url, opts := newSandbox(t)
+	sb.AddIntegration(intA+"-other", orgA)
+	sb.AddPortal("door-x", intA+"-other")
+	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+
+	// The same create by org_b's key in its integration, and by our key in
+	// another integration of our organisation.
+	other := options(url)
+	other.APIKey, other.OrgID, other.IntegrationID = otherKey, orgB, intB
+	other.Rooms, other.SharedPortals = map[string][]string{"r101": {"gate-b"}}, nil
+	apply(t, openapp.New(other), a)
+	sibling := options(url)
+	sibling.IntegrationID = intA + "-other"
+	sibling.Rooms, sibling.SharedPortals = map[string][]string{"r101": {"door-x"}}, nil
+	apply(t, openapp.New(sibling), a)
+	plantLookalikes(t, sb)
+
+	if id, _, found := find(t, openapp.New(opts), pendingOf(a)); found {
+		t.Errorf("Find took foreign invite %q", id)
+	}
+}
+
+// TestFindPrefersTheWindowAndFollowsPages checks that, of the stay's
+// invites, the one with the credential's window wins over an older one
+// with another window, even pages later; and that without it the other is
+// taken.
+func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
+	sb, _, opts := newSandbox(t)
+	s := openapp.New(opts)
+	old := apply(t, s, action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-04", ""))
+	for i := range 150 {
+		if _, err := sb.AddInvite(sandbox.Planted{
+			Integration: intA, CreatedBy: "dashboard", Name: fmt.Sprint("Staff ", i), PortalIDs: []string{"lobby"},
+			ValidFrom: t0, ValidTo: t0.Add(time.Hour),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+	want := apply(t, s, a)
+	opts.Meter = &reconcile.Meter{}
+	s = openapp.New(opts)
+
+	id, token, found := find(t, s, pendingOf(a))
+	if !found || id != want.RemoteID || token != want.Secret {
+		t.Errorf("Find = %q, %v; want %q", id, found, want.RemoteID)
+	}
+	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != 2 || got.Writes != 0 {
+		t.Errorf("meter %+v, want two pages read", got)
+	}
+
+	c := pendingOf(a)
+	c.Valid.End = c.Valid.End.Add(24 * time.Hour)
+	if id, _, found := find(t, s, c); !found || id != want.RemoteID {
+		t.Errorf("no window matches: %q, %v; want the newest, %q", id, found, want.RemoteID)
+	}
+	if _, err := s.Apply(context.Background(), []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", want.RemoteID)}); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, found := find(t, s, c); !found || id != old.RemoteID {
+		t.Errorf("after deleting the newer invite: %q, %v; want %q", id, found, old.RemoteID)
+	}
+}
+
+// TestFindErrors checks Find's errors: refused keys wrap ErrUnauthorized,
+// an outage is retried on the fake clock as a read, other answers are
+// errors rather than "not found", and none quotes a secret.
+func TestFindErrors(t *testing.T) {
+	page := func(token string) string {
+		return `{"data":[{"invite_link_id":"inv_1","invite_token":"` + token + `","name":"A ` + openapp.OwnerTag(stay("s1")) +
+			`","portal_ids":["lobby"],"valid_from":"2026-06-01T13:00:00Z","valid_to":"2026-06-05T09:00:00Z","is_enabled":true}],"has_more":false}`
+	}
+	unavailable := reply(503, "text/html", "<html>down</html>")
+	tests := []struct {
+		name     string
+		steps    []http.HandlerFunc
+		requests int
+		sleeps   []time.Duration
+		is       []error // nil: found inv_1
+		contains []string
+	}{
+		{name: "401", steps: []http.HandlerFunc{reply(401, jsonCT, echo)}, requests: 1,
+			is: []error{reconcile.ErrUnauthorized}, contains: []string{"HTTP 401", "find invite for stay"}},
+		{name: "403", steps: []http.HandlerFunc{reply(403, jsonCT, echo)}, requests: 1,
+			is: []error{reconcile.ErrUnauthorized}, contains: []string{"HTTP 403"}},
+		{name: "404", steps: []http.HandlerFunc{reply(404, jsonCT, echo)}, requests: 1,
+			is: []error{reconcile.ErrNotFound}, contains: []string{"HTTP 404", "[redacted]"}},
+		{name: "503 twice, then the list", steps: []http.HandlerFunc{unavailable, unavailable, reply(200, jsonCT, page(canaryToken))},
+			requests: 3, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}},
+		{name: "always 503", steps: []http.HandlerFunc{unavailable}, requests: 4,
+			is: []error{reconcile.ErrUnavailable}, contains: []string{"HTTP 503"}},
+		{name: "429 then the list", steps: []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "3"), reply(200, jsonCT, page(canaryToken))},
+			requests: 2, sleeps: []time.Duration{3 * time.Second}},
+		{name: "wrong field type", steps: []http.HandlerFunc{reply(200, jsonCT, `{"data":[{"invite_link_id":7,"invite_token":"`+canaryToken+`"}]}`)},
+			requests: 1, is: []error{}, contains: []string{"not an invite list"}},
+		{name: "not JSON", steps: []http.HandlerFunc{reply(200, "text/html", canaryToken)}, requests: 1,
+			is: []error{}, contains: []string{"not JSON"}},
+		{name: "empty", steps: []http.HandlerFunc{reply(200, jsonCT, "")}, requests: 1,
+			is: []error{}, contains: []string{"empty"}},
+		{name: "has_more for ever", steps: []http.HandlerFunc{reply(200, jsonCT, `{"data":[],"has_more":true}`)}, requests: 1,
+			is: []error{}, contains: []string{"has_more"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clocktest.New(t0)
+			sc := &script{clk: clk, steps: tc.steps}
+			srv := httptest.NewServer(sc)
+			defer srv.Close()
+			opts := options(srv.URL)
+			opts.Retry, opts.Now = retryOn(clk), clk.Now
+			id, secret, found, err := openapp.New(opts).Find(context.Background(), pendingOf(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
+			if n := len(sc.requests()); n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != tc.requests || got.Writes != 0 {
+				t.Errorf("meter %+v, want %d reads", got, tc.requests)
+			}
+			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
+				t.Errorf("slept %v, want %v", clk.Sleeps(), tc.sleeps)
+			}
+			if tc.is == nil {
+				if err != nil || !found || id != "inv_1" || secret.Reveal() != canaryToken {
+					t.Errorf("Find = %q, %v, %v", id, found, err)
+				}
+				return
+			}
+			if err == nil || found || id != "" {
+				t.Fatalf("Find = %q, %v, %v; want an error", id, found, err)
+			}
+			checkErr(t, err, tc.is, nil, tc.contains)
+		})
+	}
+}
+
+// TestFindAgainstSandboxRefusals checks a refused key and a wrong
+// organisation on the sandbox are ErrUnauthorized, and a credential of
+// another property is refused without a request.
+func TestFindAgainstSandboxRefusals(t *testing.T) {
+	sb, url, _ := newSandbox(t)
+	c := pendingOf(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
+	for name, edit := range map[string]func(*openapp.Options){
+		"unknown key": func(o *openapp.Options) { o.APIKey = "key-unknown-CANARY" },
+		"wrong org":   func(o *openapp.Options) { o.OrgID = orgB },
+	} {
+		opts := options(url)
+		edit(&opts)
+		_, _, found, err := openapp.New(opts).Find(context.Background(), c)
+		if found || err == nil {
+			t.Fatalf("%s: found %v, err %v", name, found, err)
+		}
+		checkErr(t, err, []error{reconcile.ErrUnauthorized}, []error{reconcile.ErrNotFound}, nil)
+		if strings.Contains(err.Error(), "key-unknown-CANARY") {
+			t.Errorf("%s: error quotes the key: %v", name, err)
+		}
+	}
+	sb.ResetRequests()
+	foreign := *c
+	foreign.Stay.Property = "other-hotel"
+	if _, _, found, err := openapp.New(options(url)).Find(context.Background(), &foreign); found || err == nil {
+		t.Errorf("another property's credential: found %v, err %v", found, err)
+	}
+	if n := len(sb.Requests()); n != 0 {
+		t.Errorf("%d requests for a refused credential", n)
+	}
+}
