@@ -19,7 +19,6 @@ import (
 // the PIN key of r204 stays assigned and the key-box access to r302's
 // physical key stays live, until checkout.
 func TestReviewMovedToUnmappedRoomKeepsOldRoomCredentials(t *testing.T) {
-	reviewBug(t, "BUG: bundle.go:85-89 returns on an unmapped room before withdrawing the old room's credentials")
 	box := reconcile.Credential{
 		Stay: ref("s2"), System: reconcile.SystemKeyBox, Kind: reconcile.KindKeyBoxAccess,
 		RoomID: "r302", RemoteID: "A1", Status: active,
@@ -46,7 +45,6 @@ func TestReviewMovedToUnmappedRoomKeepsOldRoomCredentials(t *testing.T) {
 // revoked, and when the later part departs the delete is refused (the key
 // is still assigned to the departed part) on every run, forever.
 func TestReviewSplitStayRecordOnLaterPartNeverConverges(t *testing.T) {
-	reviewBug(t, "BUG: plan.go:211-218 counts the departed holder but bundle.go:72-76 cleans up only its own records, so the shared key stays on it and the last delete never succeeds")
 	w := newWorld(
 		holding(stay("A", "r204", "2026-06-08", "2026-06-10"), "K1", "385917"), // split off, departs today
 		holding(stay("B", "r204", "2026-06-10", "2026-06-13"), "K1", "385917"), // holds the record
@@ -81,7 +79,6 @@ func (emptySource) StaysByID(context.Context, []string) ([]reconcile.Stay, error
 // than recorded must not trigger mass revocation without --force. There is
 // no such guard: an empty answer revokes and deletes every key.
 func TestReviewEmptySourceRevokesEverything(t *testing.T) {
-	reviewBug(t, "BUG: invariant 7 (fails safe) is not implemented: no check in runner.go/plan.go, no --force flag")
 	var stays []reconcile.Stay
 	var creds []reconcile.Credential
 	for i := range 6 {
@@ -111,7 +108,6 @@ func TestReviewEmptySourceRevokesEverything(t *testing.T) {
 // a rate limit that runs out) leaves the departed guest's key active while
 // new credentials went out.
 func TestReviewDerivedKeyDelaysRevocations(t *testing.T) {
-	reviewBug(t, "BUG: plan.go:262-272 alignKeySteps shifts departed stays' revokes behind step 1's creates")
 	plan := planCase{
 		stays: []reconcile.Stay{
 			holding(stay("gone", "r204", "2026-06-07", "2026-06-10"), "K1", "385917"), // departed 13:00
@@ -174,7 +170,7 @@ func (w *inviteWorld) enabledFor(stayID string) int {
 // An invite is live the moment it is created: the stay ends up with two
 // working invites, and after a cancellation the lost one stays enabled.
 func TestReviewLostInviteCreateLeavesLiveOrphan(t *testing.T) {
-	reviewBug(t, "BUG: bundle.go:219-223 abandons a pending invite/access; nothing ever finds or deletes the one that was created")
+	reviewBug(t, "KNOWN: a sink that cannot read back (no reconcile.Finder, as this fake) leaves a lost invite pending and issues nothing more for the stay; OpenApp and the key box implement Finder (see cmd/keysync TestReviewE2ELostInviteCreateLeavesLiveInvite)")
 	g := reconcile.StayRef{Property: "bled", Source: reconcile.SystemGuestway, ID: "G1"}
 	s := reconcile.Stay{Ref: g, RoomID: "r301", RoomName: "301", Arrival: date("2026-06-11"), Departure: date("2026-06-14")}
 	src := &listSource{stays: []reconcile.Stay{s}}
@@ -236,7 +232,6 @@ func reviewBug(t *testing.T, why string) {
 // deletes the stay's invite, and with it the guest's lobby and garage
 // access; a pin room's stay in the same situation keeps its invite.
 func TestReviewForeignKeyOnQRRoomDeletesSharedPortalInvite(t *testing.T) {
-	reviewBug(t, "BUG: bundle.go:124-126 ends the invite of a blocked qr stay although shared portals need it")
 	win := testProperty().Window(date("2026-06-09"), date("2026-06-12"))
 	invite := func(id, room string) reconcile.Credential {
 		return reconcile.Credential{

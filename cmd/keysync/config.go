@@ -166,6 +166,8 @@ type KeyBoxConfig struct {
 	CreatePath   string `yaml:"create_path"`
 	CancelPath   string `yaml:"cancel_path"`
 	CancelMethod string `yaml:"cancel_method"`
+	// ListPath reads back a create whose answer was lost.
+	ListPath string `yaml:"list_path"`
 	// Locale of the guest's notifications: en, fr, ja, es, nl, it or pt.
 	Locale string `yaml:"locale"`
 	// Silent stops the service notifying the guest itself.
@@ -247,6 +249,7 @@ func (p *PropertyConfig) applyDefaults() {
 		k.CreatePath = cmp.Or(k.CreatePath, "/v2/accesses")
 		k.CancelPath = cmp.Or(k.CancelPath, "/v2/accesses/{id}")
 		k.CancelMethod = cmp.Or(k.CancelMethod, "DELETE")
+		k.ListPath = cmp.Or(k.ListPath, "/v2/accesses")
 		k.APIConfig.applyDefaults()
 	}
 	p.PIN.Length = cmp.Or(p.PIN.Length, reconcile.DefaultPINPolicy.Length)

@@ -136,7 +136,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		}
 		box = keybox.New(keybox.Options{
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
-			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod,
+			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
 			Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
 		})
