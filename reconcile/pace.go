@@ -17,12 +17,26 @@ import (
 // 429's Retry-After puts on every request to that API. One Pacer is shared
 // by everything in the process that calls the API, concurrent work
 // included.
+//
+// The burst is spent once: after it, requests keep to the steady rate
+// until the API has been left alone for IdleReset, so a pause inside a run
+// (planning, say) does not let a second burst through. A run then never
+// sends more than the rate in any second after its first burst.
 type Pacer struct {
 	clock Clock
 	mu    sync.Mutex
 	lim   *rate.Limiter
 	hold  time.Time
+	burst int
+	// spent counts requests since the last idle reset; last is when the
+	// latest was reserved.
+	spent int
+	last  time.Time
 }
+
+// IdleReset is how long an API must be left alone before a Pacer allows
+// its burst again.
+const IdleReset = time.Minute
 
 // NewPacer returns a Pacer allowing perSecond requests with bursts of
 // burst, timed by clock (nil means WallClock).
@@ -30,7 +44,7 @@ func NewPacer(perSecond float64, burst int, clock Clock) *Pacer {
 	if clock == nil {
 		clock = WallClock{}
 	}
-	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst), burst: burst}
 }
 
 // Wait blocks until a request may go: after any hold, then when the bucket
@@ -43,6 +57,17 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	now := p.clock.Now()
 	hold := p.hold.Sub(now)
 	start := now.Add(max(hold, 0))
+	if p.burst > 1 {
+		if !p.last.IsZero() && start.Sub(p.last) >= IdleReset {
+			// Rested: a full bucket again (a new limiter starts full).
+			p.spent = 0
+			p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
+		}
+		if p.spent++; p.spent == p.burst {
+			p.lim.SetBurstAt(start, 1) // the burst is spent: steady rate from here
+		}
+		p.last = start
+	}
 	r := p.lim.ReserveN(start, 1)
 	p.mu.Unlock()
 	if !r.OK() {

@@ -1,0 +1,49 @@
+package reconcile_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+)
+
+// TestPacerBurstsOnce paces 40 requests with a 3-second pause in the
+// middle (a run planning between reads and writes): the first 10 go at
+// once, and after them no 1-second window holds more than 5, pause or not.
+// After a minute's rest the burst is allowed again.
+func TestPacerBurstsOnce(t *testing.T) {
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	clock := clocktest.New(start)
+	p := reconcile.NewPacer(5, 10, clock)
+	var times []time.Time
+	send := func(n int) {
+		for range n {
+			if err := p.Wait(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			times = append(times, clock.Now())
+		}
+	}
+	send(20)
+	clock.Advance(3 * time.Second)
+	send(20)
+	if !times[9].Equal(start) {
+		t.Errorf("the first burst of 10 waited: 10th request at %s", times[9].Sub(start))
+	}
+	lo := 10
+	for hi := 10; hi < len(times); hi++ {
+		for times[hi].Sub(times[lo]) >= time.Second {
+			lo++
+		}
+		if n := hi - lo + 1; n > 5 {
+			t.Fatalf("%d requests in the second before request %d (at %s)", n, hi+1, times[hi].Sub(start))
+		}
+	}
+	clock.Advance(reconcile.IdleReset)
+	before := clock.Now()
+	send(10)
+	if !clock.Now().Equal(before) {
+		t.Errorf("after resting, a burst of 10 waited %s", clock.Now().Sub(before))
+	}
+}
