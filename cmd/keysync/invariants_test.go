@@ -91,6 +91,16 @@ func (w *world) checkInvariants(foreignBefore string) {
 	}
 	recorded := map[string]reconcile.Credential{} // by system + remote id
 	perStay := map[string]int{}
+	// A 3RPMS create whose answer was lost is recorded abandoned with no
+	// remote id: the key it made is invisible until assigned and cannot be
+	// read back (seed 003). Each such record excuses one unassigned,
+	// unrecorded key of ours; 3RPMS deletes it after two days.
+	lostCreates := 0
+	for _, c := range creds {
+		if c.System == reconcile.System3RPMS && c.Status == reconcile.StatusAbandoned && c.RemoteID == "" {
+			lostCreates++
+		}
+	}
 	for _, c := range creds {
 		if c.RemoteID != "" {
 			recorded[string(c.System)+" "+c.RemoteID] = c
@@ -124,6 +134,8 @@ func (w *world) checkInvariants(foreignBefore string) {
 		switch {
 		case !ok && len(k.StayIDs) > 0:
 			t.Errorf("invariant 1: 3RPMS key %s on %v is not recorded", k.ID, k.StayIDs)
+		case !ok && lostCreates > 0:
+			lostCreates-- // made by a lost create: grants nothing, 3RPMS deletes it
 		case !ok:
 			t.Errorf("invariant 1: unassigned 3RPMS key %s is not recorded at all", k.ID)
 		case !c.Status.Live() && len(k.StayIDs) > 0:

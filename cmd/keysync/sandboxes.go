@@ -146,9 +146,13 @@ func (sb *sandboxes) serve(addr string) error {
 	go srv.Serve(ln)
 	sb.base = "http://" + ln.Addr().String()
 	sb.stop = func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Graceful for a moment, then close whatever is left (an idle
+		// client connection would otherwise hold Shutdown to its timeout).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
 	}
 	return nil
 }

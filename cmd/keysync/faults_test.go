@@ -1,0 +1,365 @@
+package main
+
+// Helpers for the fault-injection scenarios in faults_e2e_test.go: a world
+// whose sandboxes sit behind a switchable fault middleware, keysync runs on
+// a fake clock (so Retry-After waits and backoff cost no real time), and
+// request-level helpers for the middleware.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/state"
+)
+
+// faultWorld is a world whose sandboxes are served behind a middleware the
+// test can switch at any time (the sandboxes' own middleware field is read
+// once, by serve).
+type faultWorld struct {
+	*world
+	mu    sync.Mutex
+	fault func(rw http.ResponseWriter, r *http.Request, next http.Handler)
+	// next is the fake clock the next exec uses, when the test needs it
+	// before the run starts (clockForNextRun).
+	next *clocktest.Clock
+}
+
+// clockForNextRun returns the fake clock the next exec will run on.
+func (fw *faultWorld) clockForNextRun() *clocktest.Clock {
+	fw.next = clocktest.New(fw.now)
+	return fw.next
+}
+
+// newFaultWorld is newWorld with the switchable middleware in front of the
+// four faithful fakes.
+func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorld {
+	t.Helper()
+	fw := &faultWorld{world: &world{t: t, sb: newSandboxes(t0, false), now: t0}}
+	w := fw.world
+	for _, id := range sortedKeys(hotel) {
+		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
+		w.sb.addRoom(w.sb.hotel, id, hotel[id])
+	}
+	for _, id := range sortedKeys(apartments) {
+		w.sb.guestway.AddListing(id, "Apartment "+id)
+		w.sb.addRoom(w.sb.apartments, id, apartments[id])
+	}
+	w.sb.middleware = func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			fw.mu.Lock()
+			f := fw.fault
+			fw.mu.Unlock()
+			if f == nil {
+				next.ServeHTTP(rw, r)
+				return
+			}
+			f(rw, r, next)
+		})
+	}
+	if err := w.sb.serve("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// keysync's clients use the default transport; a connection it
+		// dialled but never used would hold Shutdown for 5 s.
+		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+		w.sb.stop()
+	})
+	dir := t.TempDir()
+	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
+	w.cfg = filepath.Join(dir, "k.yaml")
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fw
+}
+
+// setFault installs (or, with nil, removes) the fault middleware.
+func (fw *faultWorld) setFault(f func(rw http.ResponseWriter, r *http.Request, next http.Handler)) {
+	fw.mu.Lock()
+	fw.fault = f
+	fw.mu.Unlock()
+}
+
+// faultRun is one keysync run's outcome.
+type faultRun struct {
+	rep    *reconcile.Report
+	code   int
+	err    error
+	stdout string
+	stderr string
+	clock  *clocktest.Clock
+}
+
+// output is everything the run printed, and its error.
+func (r faultRun) output() string { return r.stdout + r.stderr + errString(r.err) }
+
+// exec runs keysync in-process on a fake clock (starting at the run's
+// instant), with getenv (nil: the sandbox environment). It does not check
+// the exit code.
+func (fw *faultWorld) exec(cmd string, getenv func(string) string) faultRun {
+	fw.t.Helper()
+	if getenv == nil {
+		getenv = fw.getenv
+	}
+	fake := fw.next
+	if fake == nil {
+		fake = clocktest.New(fw.now)
+	}
+	fw.next = nil
+	var out, errb bytes.Buffer
+	now := fw.now
+	env := &environment{
+		stdout: &out, stderr: &errb, getenv: getenv,
+		now:   func() time.Time { return now },
+		clock: fake,
+		retry: reconcile.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
+	}
+	err := env.run(context.Background(), []string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339), "--json"})
+	r := faultRun{code: exitCode(err), err: err, stdout: out.String(), stderr: errb.String(), clock: fake}
+	if out.Len() > 0 {
+		var rep reconcile.Report
+		if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+			fw.t.Fatalf("%s: report is not JSON: %v\n%s", cmd, jerr, out.String())
+		}
+		r.rep = &rep
+	}
+	return r
+}
+
+// mustExec runs and requires the exit code and a report.
+func (fw *faultWorld) mustExec(want int, cmd string) faultRun {
+	fw.t.Helper()
+	r := fw.exec(cmd, nil)
+	if r.code != want {
+		fw.t.Fatalf("%s exited %d, want %d: %v\n%s", cmd, r.code, want, r.err, r.stderr)
+	}
+	if r.rep == nil {
+		fw.t.Fatalf("%s printed no report\n%s", cmd, r.stderr)
+	}
+	return r
+}
+
+// credentials reads keysync's state file.
+func (fw *faultWorld) credentials() []reconcile.Credential {
+	fw.t.Helper()
+	cfg, err := LoadConfig(fw.cfg, fw.getenv)
+	if err != nil {
+		fw.t.Fatal(err)
+	}
+	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
+	if err != nil {
+		fw.t.Fatal(err)
+	}
+	defer db.Close()
+	creds, err := db.AllCredentials(context.Background())
+	if err != nil {
+		fw.t.Fatal(err)
+	}
+	return creds
+}
+
+// checkSafe asserts, after a run that ended partial, the invariants that
+// must hold at every moment (DESIGN.md 1, 2, 3 and 6); nothing missing and
+// convergence are for after the next run (checkInvariants).
+func (fw *faultWorld) checkSafe(foreignBefore string) {
+	fw.t.Helper()
+	t := fw.t
+	recorded := map[string]reconcile.Credential{}
+	perStay := map[string]int{}
+	for _, c := range fw.credentials() {
+		if c.RemoteID != "" {
+			recorded[string(c.System)+" "+c.RemoteID] = c
+		}
+		if c.Status.Live() {
+			perStay[string(c.System)+" "+c.Stay.ID]++
+		}
+	}
+	for k, n := range perStay {
+		if n > 1 {
+			t.Errorf("invariant 2 after the faulty run: %s has %d live credentials", k, n)
+		}
+	}
+	stays := fw.stays()
+	for _, k := range fw.sb.rpms.Keys() {
+		if k.Owner != sandboxIntegration || k.Deleted || len(k.StayIDs) == 0 {
+			continue
+		}
+		if c, ok := recorded["3rpms "+k.ID]; !ok || !c.Status.Live() {
+			t.Errorf("invariant 1 after the faulty run: assigned 3RPMS key %s on %v is not recorded live", k.ID, k.StayIDs)
+		}
+		for _, sid := range k.StayIDs {
+			if s := stays[sid]; s.gone {
+				t.Errorf("invariant 3 after the faulty run: key %s on cancelled/deleted stay %s", k.ID, sid)
+			}
+		}
+	}
+	for _, i := range fw.invites() {
+		if c, ok := recorded["openapp "+i.ID]; !ok || !c.Status.Live() {
+			t.Errorf("invariant 1 after the faulty run: invite %s (%s) is not recorded live", i.ID, i.Name)
+		}
+	}
+	for _, a := range fw.accesses() {
+		if c, ok := recorded["keybox "+a.ID]; !ok || !c.Status.Live() {
+			t.Errorf("invariant 1 after the faulty run: key-box access %s is not recorded live", a.ID)
+		}
+	}
+	if foreignBefore != "" && fw.foreign() != foreignBefore {
+		t.Errorf("invariant 6 after the faulty run: foreign credentials changed\nbefore %s\nafter  %s", foreignBefore, fw.foreign())
+	}
+}
+
+// reqBody reads a request's body and puts it back for the next handler.
+func reqBody(r *http.Request) []byte {
+	if r.Body == nil {
+		return nil
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b
+}
+
+// isGQLMutation reports a 3RPMS GraphQL mutation request.
+func isGQLMutation(r *http.Request, b []byte) bool {
+	if r.URL.Path != "/graphql" || r.Method != http.MethodPost {
+		return false
+	}
+	var req struct {
+		Query string `json:"query"`
+	}
+	return json.Unmarshal(b, &req) == nil && strings.HasPrefix(strings.TrimSpace(req.Query), "mutation")
+}
+
+// sysOf names the sandbox a request is for.
+func sysOf(r *http.Request) reconcile.System {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/openapp/"):
+		return reconcile.SystemOpenApp
+	case strings.HasPrefix(p, "/keybox/"):
+		return reconcile.SystemKeyBox
+	case strings.HasPrefix(p, "/guestway/"):
+		return reconcile.SystemGuestway
+	}
+	return reconcile.System3RPMS
+}
+
+// answer503 answers 503 without passing the request on.
+func answer503(rw http.ResponseWriter) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(rw, `{"error":"service unavailable"}`)
+}
+
+// rewriteAnswer lets next answer, then passes the answer through edit before the
+// client sees it.
+func rewriteAnswer(rw http.ResponseWriter, r *http.Request, next http.Handler, edit func([]byte) []byte) {
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	out := rec.Body.Bytes()
+	if strings.Contains(rec.Header().Get("Content-Type"), "json") && len(bytes.TrimSpace(out)) > 0 {
+		out = edit(out)
+	}
+	for k, v := range rec.Header() {
+		if k != "Content-Length" {
+			rw.Header()[k] = v
+		}
+	}
+	rw.WriteHeader(rec.Code)
+	rw.Write(out)
+}
+
+// addUnknownField adds an unknown member to every JSON object in doc.
+func addUnknownField(doc []byte) []byte {
+	var v any
+	if json.Unmarshal(doc, &v) != nil {
+		return doc
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				v[k] = walk(x)
+			}
+			v["x_added_in_v2"] = map[string]any{"flag": true, "items": []any{1, "two"}}
+			return v
+		case []any:
+			for i, x := range v {
+				v[i] = walk(x)
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(walk(v))
+	if err != nil {
+		return doc
+	}
+	return out
+}
+
+// dropAnswer lets next handle the request fully, then closes the
+// connection without sending its answer: the client cannot know the
+// outcome.
+func dropAnswer(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	hj, ok := rw.(http.Hijacker)
+	if !ok {
+		panic("response writer cannot be hijacked")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(err)
+	}
+	conn.Close()
+}
+
+// reqCounter counts requests by a label, safely across goroutines.
+type reqCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+	// order keeps the labels in the order seen.
+	order []string
+}
+
+func (c *reqCounter) add(label string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[label]++
+	c.order = append(c.order, label)
+	return c.n[label]
+}
+
+func (c *reqCounter) get(label string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[label]
+}
+
+func (c *reqCounter) all() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
