@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// TestSourceOutageRefusedWithoutForce backfills eight in-house guests, then
+// has 3RPMS answer an empty window (an outage, a wrong filter): the run
+// refuses to revoke their keys, exits 5 naming the source and what to do,
+// and writes nothing; with --force it applies.
+func TestSourceOutageRefusedWithoutForce(t *testing.T) {
+	h := newHarness(t, 8, "")
+	for i := range 8 {
+		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 2)
+	}
+	h.mustRun(ExitOK, "backfill")
+	if n := len(h.ours()); n != 8 {
+		t.Fatalf("backfill keyed %d stays, want 8", n)
+	}
+	// Every room_stays answer is empty from here on.
+	h.sb.ResetRequests()
+	h.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := readAll(r)
+		if r.URL.Path == "/graphql" && !strings.Contains(string(body), "mutation") {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"data":{"room_stays":{"edges":[],"pageInfo":{"hasNextPage":false,"endCursor":null}}}}`))
+			return
+		}
+		h.sb.ServeHTTP(w, r)
+	})
+	rep, code, stderr := h.run("run")
+	if code != ExitUnsafe || !strings.Contains(stderr, "--force") || !strings.Contains(stderr, "3rpms") {
+		t.Fatalf("exit %d, stderr %q; want %d naming the source and --force", code, stderr, ExitUnsafe)
+	}
+	for _, q := range h.sb.Requests() {
+		if q.Operation == "mutation" {
+			t.Fatalf("the refused run sent a mutation: %+v", q)
+		}
+	}
+	if n := len(h.ours()); n != 8 || rep == nil {
+		t.Fatalf("keys after the refused run: %d, want all 8 kept", n)
+	}
+	rep = h.mustRun(ExitOK, "run", "--force")
+	if got := countOps(rep, reconcile.OpRevoke, reconcile.ResultDone); got != 8 {
+		t.Errorf("--force revoked %d keys, want 8", got)
+	}
+}
+
+// TestPINUnchangedWhenOnlyDatesChange extends and shortens a stay: the
+// guest keeps the same key and PIN, and no request is written.
+func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
+	h := newHarness(t, 1, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	s1, _ := h.sb.Stay("s1")
+	pin := ""
+	for _, k := range h.sb.Keys() {
+		if k.ID == s1.KeyID {
+			pin = k.PIN
+		}
+	}
+	for _, dep := range []int{4, 1} {
+		if err := h.sb.ChangeDates("s1", day(0), day(dep)); err != nil {
+			t.Fatal(err)
+		}
+		rep := h.mustRun(ExitOK, "run")
+		after, _ := h.sb.Stay("s1")
+		if after.KeyID != s1.KeyID || writes(rep) != 0 {
+			t.Errorf("departure %s: key %s → %s, %d writes; want the same key and none", day(dep), s1.KeyID, after.KeyID, writes(rep))
+		}
+	}
+	for _, k := range h.sb.Keys() {
+		if k.ID == s1.KeyID && k.PIN != pin {
+			t.Error("the PIN changed")
+		}
+	}
+}
