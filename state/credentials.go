@@ -113,7 +113,7 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	}
 	inserted, err := d.save(ctx, creds, audit, requests, hashes)
 	if err != nil {
-		return fmt.Errorf("state: save credentials: %w", err)
+		return d.openError("save credentials to", err)
 	}
 	for c, id := range inserted {
 		c.ID = id

@@ -87,6 +87,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("state: open %s: %w; check that its directory exists and is readable by the user keysync runs as", path, err)
 	case info.IsDir():
 		return nil, fmt.Errorf("state: open %s: is a directory, not a state file", path)
+	case info.Size() == 0 && !opts.Create:
+		// An empty file is not a record that nothing was issued: treat it
+		// like a missing one.
+		return nil, fmt.Errorf("state: %s is empty: %w; run `keysync backfill` to set it up and adopt the keys keysync already issued", path, ErrNoState)
 	}
 
 	sdb, err := sql.Open("sqlite", dsn(path, opts.ReadOnly))
@@ -167,8 +171,8 @@ func (d *DB) init(ctx context.Context, readOnly bool) error {
 	return nil
 }
 
-// openError explains an error met while opening the file; op says what
-// Open was doing.
+// openError explains an error met while opening or writing the file; op
+// says what keysync was doing.
 func (d *DB) openError(op string, err error) error {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
@@ -181,7 +185,9 @@ func (d *DB) openError(op string, err error) error {
 		base := filepath.Base(d.path)
 		return fmt.Errorf("state: %s %s: %w; check that the file and its directory are writable by the user keysync runs as (SQLite keeps %s-wal and %s-shm beside it)", op, d.path, err, base, base)
 	case sqlite3.SQLITE_FULL:
-		return fmt.Errorf("state: %s %s: %w; the disk holding it is full", op, d.path, err)
+		return fmt.Errorf("state: %s %s: %w; the disk holding it is full: free space and run again", op, d.path, err)
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("state: %s %s: %w; another program is writing to it (a backup tool, an sqlite3 shell?): stop it and run again", op, d.path, err)
 	case sqlite3.SQLITE_IOERR:
 		return fmt.Errorf("state: %s %s: %w; check the disk holding it (free space, errors in the kernel log)", op, d.path, err)
 	}

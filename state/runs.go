@@ -55,11 +55,11 @@ func (d *DB) BeginRun(ctx context.Context, mode reconcile.Mode, now time.Time) (
 	res, err := d.db.ExecContext(ctx, `INSERT INTO runs (mode, started_at, status) VALUES (?, ?, ?)`,
 		string(mode), formatTime(now), string(RunRunning))
 	if err != nil {
-		return 0, fmt.Errorf("state: begin run: %w", err)
+		return 0, d.openError("begin run in", err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return 0, fmt.Errorf("state: begin run: %w", err)
+		return 0, d.openError("begin run in", err)
 	}
 	return id, nil
 }
@@ -80,23 +80,23 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("state: finish run %d: %w", id, err)
+		return d.openError(fmt.Sprintf("finish run %d in", id), err)
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, partial = ?, report_json = ? WHERE id = ?`,
 		string(status), partial, string(b), id)
 	if err != nil {
-		return fmt.Errorf("state: finish run %d: %w", id, err)
+		return d.openError(fmt.Sprintf("finish run %d in", id), err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("state: finish run %d: %w", id, err)
+		return d.openError(fmt.Sprintf("finish run %d in", id), err)
 	} else if n == 0 {
 		return fmt.Errorf("state: finish run %d: no such run", id)
 	}
 	// The stays whose work was deferred, per property planned this run.
 	for _, p := range r.Plans {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM deferred WHERE property = ?`, p.Property); err != nil {
-			return fmt.Errorf("state: finish run %d: %w", id, err)
+			return d.openError(fmt.Sprintf("finish run %d in", id), err)
 		}
 		for _, a := range p.Actions {
 			if a.Result != reconcile.ResultDeferred {
@@ -104,12 +104,12 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO deferred (property, source, stay_id) VALUES (?, ?, ?)`,
 				a.Stay.Property, string(a.Stay.Source), a.Stay.ID); err != nil {
-				return fmt.Errorf("state: finish run %d: %w", id, err)
+				return d.openError(fmt.Sprintf("finish run %d in", id), err)
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("state: finish run %d: %w", id, err)
+		return d.openError(fmt.Sprintf("finish run %d in", id), err)
 	}
 	return nil
 }

@@ -15,11 +15,11 @@ import (
 func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.Stay) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("state: save stays of %s: %w", property, err)
+		return d.openError("save stays of "+property+" to", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM stays WHERE property = ?`, property); err != nil {
-		return fmt.Errorf("state: save stays of %s: %w", property, err)
+		return d.openError("save stays of "+property+" to", err)
 	}
 	for _, s := range stays {
 		var keyID, keyType any
@@ -37,7 +37,7 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("state: save stays of %s: %w", property, err)
+		return d.openError("save stays of "+property+" to", err)
 	}
 	return nil
 }
