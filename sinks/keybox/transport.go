@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keysync/keysync/reconcile/scrub"
 	"io"
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -303,13 +303,7 @@ func neverSent(err error) bool {
 
 // scrubURL drops the URL that net/http puts in its errors; the base URL is
 // in the config, and the access id is named by the caller.
-func scrubURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
-}
+func scrubURL(err error) error { return scrub.Transport(err) }
 
 // jsonErrorWithoutValue keeps a JSON syntax or type error's position and
 // kind but not the offending value, which could be an access code.

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keysync/keysync/reconcile/scrub"
 	"io"
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -129,7 +129,8 @@ func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []b
 		return nil, nil, nil
 	}
 	if ct := resp.Header.Get("Content-Type"); !isJSON(ct) {
-		return nil, nil, unknown("response is not JSON (content type %q)", ct)
+		mt, _, _ := mime.ParseMediaType(ct)
+		return nil, nil, unknown("response is not JSON (content type %q)", mt)
 	}
 	if !json.Valid(raw) {
 		var v any
@@ -216,13 +217,7 @@ func neverSent(err error) bool {
 
 // scrubURL drops the URL that net/http puts in its errors; the base URL is
 // in the config, and a URL could carry credentials.
-func scrubURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
-}
+func scrubURL(err error) error { return scrub.Transport(err) }
 
 // jsonErrorWithoutValue keeps a JSON syntax or type error's position and
 // kind but not the offending value, which could be a secret.

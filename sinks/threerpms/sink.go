@@ -78,6 +78,9 @@ func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconc
 	}
 	for j, i := range sent {
 		a, r := actions[i], results[j]
+		if r.err == nil {
+			r.err = checkPayload(a.Op, r.data)
+		}
 		if r.err != nil {
 			out[i].Err = fmt.Errorf("3rpms: %s %s for stay %s: %w", a.Op, kindLabel(a), a.Stay.ID, r.err)
 			continue
@@ -96,6 +99,36 @@ func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconc
 		}
 	}
 	return out, nil
+}
+
+// checkPayload checks an alias's data is the payload its field returns:
+// for an assign, revoke or claim the room stay, for a delete deleted:true.
+// Anything else (a number, an empty object, deleted:false) is not a
+// success; since the server did answer, the outcome is unknown.
+func checkPayload(op reconcile.Op, data json.RawMessage) error {
+	var p struct {
+		RoomStay *struct {
+			ID string `json:"id"`
+		} `json:"roomStay"`
+		Deleted *bool `json:"deleted"`
+	}
+	if op == reconcile.OpCreate {
+		return nil // checked with the key id below
+	}
+	if json.Unmarshal(data, &p) != nil {
+		return fmt.Errorf("answer is not the mutation's payload: %w", reconcile.ErrUnknownOutcome)
+	}
+	switch op {
+	case reconcile.OpDelete:
+		if p.Deleted == nil || !*p.Deleted {
+			return fmt.Errorf("answer does not say the key was deleted: %w", reconcile.ErrUnknownOutcome)
+		}
+	default:
+		if p.RoomStay == nil || p.RoomStay.ID == "" {
+			return fmt.Errorf("answer has no room stay: %w", reconcile.ErrUnknownOutcome)
+		}
+	}
+	return nil
 }
 
 // document is a chained mutation being built: one variable and one aliased

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keysync/keysync/reconcile/scrub"
 	"io"
 	"mime"
 	"net/http"
@@ -247,13 +248,7 @@ func mediaType(contentType string) string {
 
 // scrubURL drops the URL that net/http puts in its errors: it is in the
 // config, and a URL could carry credentials.
-func scrubURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
-}
+func scrubURL(err error) error { return scrub.Transport(err) }
 
 // describeJSONError keeps a JSON error's position and kind but not the
 // offending value, which could be a secret. n is the length of the input.

@@ -13,18 +13,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keysync/keysync/reconcile/scrub"
 	"io"
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -143,7 +143,8 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 	}
 
 	if ct := hresp.Header.Get("Content-Type"); !isJSON(ct) {
-		return unknown("response is not JSON (content type %q)", ct)
+		mt, _, _ := mime.ParseMediaType(ct)
+		return unknown("response is not JSON (content type %q)", mt)
 	}
 	raw, err := io.ReadAll(io.LimitReader(hresp.Body, c.opts.MaxResponseBytes+1))
 	if err != nil {
@@ -160,7 +161,20 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 	}
 	if len(resp.Errors) > 0 {
 		for _, e := range resp.Errors {
+			// Error() prints the path and extensions too: redact them,
+			// keeping only the code callers branch on.
 			e.Message = red.redact(e.Message)
+			for i, p := range e.Path {
+				if name, ok := p.(ast.PathName); ok {
+					e.Path[i] = ast.PathName(red.redact(string(name)))
+				}
+			}
+			if code, ok := e.Extensions["code"]; ok {
+				e.Extensions = map[string]any{"code": code}
+			} else {
+				e.Extensions = nil
+			}
+			e.Rule = ""
 		}
 		return resp.Errors
 	}
@@ -274,29 +288,9 @@ func neverSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// transportError describes a failed HTTP exchange without the URL that
-// net/http puts in its errors (it could carry credentials) and without
-// quoted text, such as a malformed status line a server echoed.
-// The cause stays reachable for errors.Is (context.Canceled, say).
-func transportError(err error) error {
-	msg := err.Error()
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		msg = ue.Op + ": " + ue.Err.Error()
-	}
-	return &scrubbedError{msg: quoted.ReplaceAllString(msg, `"…"`), err: err}
-}
-
-// scrubbedError shows a cleaned message but keeps its cause for errors.Is.
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
-
-var quoted = regexp.MustCompile(`"[^"]*"`)
+// transportError describes a failed HTTP exchange without the URL and
+// quoted text (see package scrub).
+func transportError(err error) error { return scrub.Transport(err) }
 
 // jsonErrorWithoutValue keeps a JSON syntax or type error's position and
 // kind but not the offending value, which could be a secret.

@@ -3,6 +3,7 @@ package threerpms
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -41,6 +42,9 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if err != nil {
 			return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, err
 		}
+		if resp.Room_stays.Edges == nil {
+			return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, errNoStays
+		}
 		nodes := make([]RoomStaySubset, len(resp.Room_stays.Edges))
 		for i, e := range resp.Room_stays.Edges {
 			nodes[i] = e.Node.RoomStaySubset
@@ -59,6 +63,9 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			if err != nil {
 				return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, err
 			}
+			if resp.Room_stays.Edges == nil {
+				return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, errNoStays
+			}
 			nodes := make([]RoomStaySubset, len(resp.Room_stays.Edges))
 			for i, e := range resp.Room_stays.Edges {
 				nodes[i] = e.Node.RoomStaySubset
@@ -73,11 +80,17 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 	return out, nil
 }
 
+// errNoStays is an answer without room_stays.edges, which the schema makes
+// non-null: `{}`, `{"data":null}` and the like. Read as "no stays", it
+// would revoke every key, so it is an error.
+var errNoStays = errors.New("answer has no room_stays edges (data missing or null)")
+
 type pageFunc func(cursor *string) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error)
 
 // pages follows cursors until the last page.
 func (s *Source) pages(ctx context.Context, page pageFunc) ([]reconcile.Stay, error) {
 	var out []reconcile.Stay
+	index := map[string]int{} // a stay listed twice is kept once, as last seen
 	var cursor *string
 	seen := map[string]bool{}
 	for n := 1; ; n++ {
@@ -90,6 +103,11 @@ func (s *Source) pages(ctx context.Context, page pageFunc) ([]reconcile.Stay, er
 			if err != nil {
 				return nil, fmt.Errorf("3rpms: room_stays page %d: %w", n, err)
 			}
+			if i, dup := index[st.Ref.ID]; dup {
+				out[i] = st
+				continue
+			}
+			index[st.Ref.ID] = len(out)
 			out = append(out, st)
 		}
 		if !info.HasNextPage {
@@ -116,13 +134,14 @@ func (s *Source) stay(n RoomStaySubset) (reconcile.Stay, error) {
 	if n.Id == "" {
 		return reconcile.Stay{}, fmt.Errorf("room stay without an id")
 	}
+	// The errors do not quote the value: a server could put anything there.
 	arr, err := reconcile.ParseDate(n.Arrival)
 	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("room stay %s: arrival: %w", n.Id, err)
+		return reconcile.Stay{}, fmt.Errorf("room stay %s: arrival is not a YYYY-MM-DD date", n.Id)
 	}
 	dep, err := reconcile.ParseDate(n.Departure)
 	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("room stay %s: departure: %w", n.Id, err)
+		return reconcile.Stay{}, fmt.Errorf("room stay %s: departure is not a YYYY-MM-DD date", n.Id)
 	}
 	st := reconcile.Stay{
 		Ref:       reconcile.StayRef{Property: s.property, Source: reconcile.System3RPMS, ID: n.Id},

@@ -1,0 +1,26 @@
+package scrub_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile/scrub"
+)
+
+func TestTransport(t *testing.T) {
+	inner := fmt.Errorf(`net/http: malformed MIME header line: "Content-Type: tok-CANARY": %w`, context.Canceled)
+	err := scrub.Transport(&url.Error{Op: "Post", URL: "https://user:pass@api.example/graphql?key=CANARY2", Err: inner})
+	if strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), "api.example") {
+		t.Errorf("scrubbed error still says %q", err)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Error("the cause is no longer reachable")
+	}
+	if scrub.Transport(nil) != nil {
+		t.Error("nil is not nil")
+	}
+}

@@ -1,0 +1,295 @@
+package keybox_test
+
+// Fuzz targets for the key-box create answer decoder (fault matrix, issue
+// 6, item 8): Sink.Apply of a create through a real HTTP server that
+// answers with the fuzzed bytes. The seed corpus runs in plain `go test`;
+// fuzz with
+//
+//	go test -run='^$' -fuzz='^FuzzKeyBoxResponse$' -fuzztime=30s ./sinks/keybox
+//	go test -run='^$' -fuzz='^FuzzKeyBoxHTTP$' -fuzztime=30s ./sinks/keybox
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/sinks/keybox"
+)
+
+const (
+	// Canaries: the password and the compartment (config) and the booking
+	// code an answer carries; none may reach an error.
+	fzPass        = "fz-CANARY-pass-31"
+	fzCompartment = "FZCMP9"
+	fzCode        = "90817263"
+	fzCap         = 4096
+	fzAttempts    = 2
+)
+
+type fzServer struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	status   int
+	ct       string
+	body     []byte
+	requests []string
+}
+
+func newFzServer(tb testing.TB) *fzServer {
+	s := &fzServer{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		s.mu.Lock()
+		s.requests = append(s.requests, r.Method+" "+r.URL.Path+" "+string(req))
+		status, ct, body := s.status, s.ct, s.body
+		s.mu.Unlock()
+		if ct == "" {
+			w.Header()["Content-Type"] = nil
+		} else {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *fzServer) answer(status int, ct string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.ct, s.body, s.requests = status, ct, body, nil
+}
+
+func (s *fzServer) log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+func fzStatus(n uint16) int { return 200 + int(n)%400 }
+
+func fzSink(srv *fzServer) *keybox.Sink {
+	o := options(srv.srv.URL, lj)
+	o.Password = fzPass
+	o.Rooms = map[string]keybox.KeyRef{"204": {ID: "K1", Compartment: fzCompartment}}
+	o.MaxResponseBytes = fzCap
+	o.Retry = reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	return keybox.New(o)
+}
+
+func fzCreate() *reconcile.Action {
+	return create("s1", "204", time.Date(2026, 3, 21, 13, 0, 0, 0, time.UTC), time.Date(2026, 3, 23, 11, 0, 0, 0, time.UTC), "Ada Guest")
+}
+
+const fzValid = `{"id":"acc_7731","code":"` + fzCode + `"}`
+
+func fzSeeds() [][]byte {
+	huge := `{"id":"acc_7731","code":"` + fzCode + `","history":[` +
+		strings.Repeat(`{"at":"2026-03-21T13:00:00Z","event":"created","by":"keysync"},`, 80) + `{}]}`
+	seeds := []string{
+		fzValid,
+		`<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head><body>Maintenance</body></html>`,
+		``,
+		"\n",
+		fzValid[:len(fzValid)/2],
+		`null`,
+		`{}`,
+		huge,
+		`{"id":7731,"code":` + fzCode + `}`,
+		`{"id":"acc_7731","code":"` + fzCode + `","key":{"id":"K1","compartment":"` + fzCompartment + `"},"visitorName":"Ada","extra":[1]}`,
+		`{"id":true,"code":"` + fzCode + `"}`,
+		`{"id":-1,"code":1.5e3}`,
+		`{"id":"acc_7731","code":{"value":"` + fzCode + `"}}`,
+		`{"id":"acc_7731"}`,
+		`{"code":"` + fzCode + `"}`,
+		`{"id":null,"code":null}`,
+		`{"id":"","code":"` + fzCode + `"}`,
+		`[{"id":"acc_7731","code":"` + fzCode + `"}]`,
+		`{"__typename":"AccessV3","id":"acc_7731","code":"` + fzCode + `"}`,
+		`{"data":{"id":"acc_7731","code":"` + fzCode + `"}}`,
+		`{"message":"code ` + fzCode + ` for compartment ` + fzCompartment + ` (auth keysync:` + fzPass + `) rejected"}`,
+		`{"errors":[{"message":"pass ` + fzPass + `"}],"error":{"message":"code ` + fzCode + `"}}`,
+		`{"id":"acc_7731","code":"` + fzCode + `"`,
+		strings.Repeat(`{"a":`, 300) + `1` + strings.Repeat(`}`, 300),
+		"{\"id\":\"\\ud800\",\"code\":\"\\u0000\"}",
+		`{"id":1e400}`,
+		`{"id":00012}`,
+	}
+	out := make([][]byte, len(seeds))
+	for i, s := range seeds {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+func fzRun(t *testing.T, srv *fzServer, status int, ct string, body []byte) {
+	srv.answer(status, ct, body)
+	a := fzCreate()
+	out, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{a})
+	sent := body
+	if status == http.StatusNoContent {
+		sent = nil // net/http sends no body with a 204
+	}
+	if !fzAnswered(ct) {
+		status = 0
+	}
+	fzCheck(t, srv, status, ct, sent, out, err)
+}
+
+func FuzzKeyBoxResponse(f *testing.F) {
+	for _, s := range fzSeeds() {
+		f.Add(s)
+	}
+	srv := newFzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fzRun(t, srv, http.StatusCreated, "application/json", body)
+	})
+}
+
+func FuzzKeyBoxHTTP(f *testing.F) {
+	cts := []string{"application/json", "text/html", "application/vnd.api+json", "", "application/json; charset=utf-8", "text/plain; charset=\"" + fzPass + "\""}
+	statuses := []int{201, 200, 204, 202, 400, 401, 403, 404, 409, 410, 422, 429, 500, 503, 302, 418}
+	for i, s := range fzSeeds() {
+		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
+	}
+	f.Add(uint16(1), "\x7f"+fzPass, []byte(fzValid))
+	srv := newFzServer(f)
+	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
+		fzRun(t, srv, fzStatus(status), ct, body)
+	})
+}
+
+func fzCheck(t *testing.T, srv *fzServer, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
+	t.Helper()
+	reqs := srv.log()
+	var errs []error
+	var leak []string
+	if err != nil {
+		errs = append(errs, err)
+		if out != nil {
+			t.Errorf("outcomes alongside a request error")
+		}
+	} else if len(out) != 1 {
+		t.Fatalf("%d outcomes for 1 action", len(out))
+	} else if out[0].Err != nil {
+		errs = append(errs, out[0].Err)
+	}
+	for _, e := range errs {
+		msg := e.Error()
+		if !strings.HasPrefix(msg, "keybox") {
+			t.Errorf("error does not name the system: %q", msg)
+		}
+		for _, secret := range []string{fzPass, fzCompartment, fzCode} {
+			if strings.Contains(msg, secret) {
+				leak = append(leak, msg)
+			}
+		}
+	}
+	// No retry loop: a create is sent once, again only after a 429.
+	if len(reqs) != 1 && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
+		t.Errorf("%d requests for one create (HTTP %d)", len(reqs), status)
+	}
+	is2xx := status >= 200 && status <= 299
+	if is2xx && len(body) > fzCap && (err == nil || !strings.Contains(err.Error(), "larger than")) {
+		t.Errorf("a %d-byte answer (cap %d) gave %v, want a size error", len(body), fzCap, err)
+	}
+	if is2xx && err == nil && (!json.Valid(body) || !fzIsJSON(ct)) {
+		t.Errorf("an answer that is not JSON (%q) was accepted", ct)
+	}
+	if is2xx && err != nil && !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("unreadable 2xx does not wrap ErrUnknownOutcome: %v", err)
+	}
+	if err == nil && len(out) == 1 {
+		o := out[0]
+		if o.Err == nil && (!is2xx || o.RemoteID == "") {
+			t.Errorf("create done (HTTP %d) without an access id: %+v", status, o)
+		}
+	}
+	if t.Failed() || len(leak) == 0 {
+		return
+	}
+	if status == 0 {
+		t.Fatal("BUG: keybox puts net/http's transport error, which quotes a malformed answer line, in its error; see TestKeyBoxTransportErrorQuotesAnswer")
+	}
+	t.Errorf("error holds a secret: %q", leak)
+}
+
+// fzAnswered reports whether a Content-Type value reaches the client as a
+// header: net/http servers write control characters (other than CR and LF,
+// which become spaces) as they are, and the client then refuses the whole
+// answer as malformed. Such an input is no HTTP answer at all (status 0 in
+// the checks): a transport error, retried where the call is idempotent.
+func fzAnswered(ct string) bool {
+	for i := 0; i < len(ct); i++ {
+		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func fzIsJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
+// decoder: the valid seed decodes.
+func TestFuzzHarnessDecodesValid(t *testing.T) {
+	srv := newFzServer(t)
+	srv.answer(http.StatusCreated, "application/json", []byte(fzValid))
+	out, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{fzCreate()})
+	if err != nil || len(out) != 1 || out[0].Err != nil || out[0].RemoteID != "acc_7731" || out[0].Secret.Reveal() != fzCode {
+		t.Fatalf("valid seed: %+v, %v", out, err)
+	}
+}
+
+// TestKeyBoxTransportErrorQuotesAnswer: an answer that is not HTTP (or
+// has a malformed header line) makes net/http fail with an error that
+// quotes the line; keybox's scrubURL removes only the URL, so whatever the
+// server sent, a secret it echoed included, reaches the error. (The 3RPMS
+// client strips quoted text from transport errors for this reason.)
+func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
+	for _, raw := range []string{
+		"SSH-2.0-OpenSSH " + fzPass + "\r\n\r\n",
+		"HTTP/1.1 201 Created\r\nX-Code: \x7f" + fzCode + "\r\n\r\n",
+	} {
+		srv := fzRawServer(t, raw)
+		o := options(srv.URL, lj)
+		o.Password = fzPass
+		o.Retry = reconcile.Retry{Attempts: 1}
+		_, err := keybox.New(o).Apply(t.Context(), []*reconcile.Action{fzCreate()})
+		if err == nil || strings.Contains(err.Error(), fzPass) || strings.Contains(err.Error(), fzCode) {
+			t.Errorf("err = %v; want an error without what the server sent", err)
+		}
+	}
+}
+
+// fzRawServer answers every request with raw bytes on the bare connection:
+// not HTTP, so net/http's error quotes them.
+func fzRawServer(t *testing.T, raw string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString(raw)
+		_ = buf.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}

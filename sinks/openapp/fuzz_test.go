@@ -1,0 +1,342 @@
+package openapp_test
+
+// Fuzz targets for the OpenApp answer decoders (fault matrix, issue 6,
+// item 8): Sink.Apply of a create and of an update through a real HTTP
+// server that answers with the fuzzed bytes. The seed corpus runs in plain
+// `go test`; fuzz with
+//
+//	go test -run='^$' -fuzz='^FuzzOpenAppResponse$' -fuzztime=30s ./sinks/openapp
+//	go test -run='^$' -fuzz='^FuzzOpenAppHTTP$' -fuzztime=30s ./sinks/openapp
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/sinks/openapp"
+)
+
+const (
+	// Canaries: the API key (config), the token of the invite an update
+	// concerns (request), and the token a create returns (answer); none
+	// may reach an error.
+	fzKey         = "key-FZCANARY-0b7d"
+	fzInvite      = "oat_FzCanaryInviteQ7x9ZmLk2W"
+	fzAnswerToken = "oat_FzCanaryAnswerT0kenAbCdEf"
+	fzCap         = 4096
+	fzAttempts    = 2
+)
+
+type fzServer struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	status   int
+	ct       string
+	body     []byte
+	requests []string
+}
+
+func newFzServer(tb testing.TB) *fzServer {
+	s := &fzServer{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		s.mu.Lock()
+		s.requests = append(s.requests, r.Method+" "+r.URL.Path+" "+string(req))
+		status, ct, body := s.status, s.ct, s.body
+		s.mu.Unlock()
+		if ct == "" {
+			w.Header()["Content-Type"] = nil
+		} else {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *fzServer) answer(status int, ct string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.ct, s.body, s.requests = status, ct, body, nil
+}
+
+func (s *fzServer) log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+func fzStatus(n uint16) int { return 200 + int(n)%400 }
+
+func fzSink(srv *fzServer) *openapp.Sink {
+	o := options(srv.srv.URL)
+	o.APIKey = fzKey
+	o.MaxResponseBytes = fzCap
+	o.Retry = reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	return openapp.New(o)
+}
+
+// fzActions are a create and an update of an invite whose token is
+// fzInvite.
+func fzActions() (create, update *reconcile.Action) {
+	create = action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-03", "")
+	update = action(reconcile.OpUpdate, "s2", "r102", "2026-06-01", "2026-06-04", "01J0FZLINK")
+	update.Cred.Secret = fzInvite
+	update.Cred.QRData = reconcile.Secret("https://guest.example/i/" + fzInvite)
+	return create, update
+}
+
+const fzValid = `{"invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK"}`
+
+func fzSeeds() [][]byte {
+	huge := `{"invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK","portals":[` +
+		strings.Repeat(`{"id":"door-101","name":"Room 101 door, second floor, east wing"},`, 80) + `{}]}`
+	seeds := []string{
+		fzValid,
+		`<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1><p>nginx</p></body></html>`,
+		``,
+		" ",
+		fzValid[:len(fzValid)/2],
+		`null`,
+		`{}`,
+		huge,
+		`{"invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK","guest_url":"https://x","portal_ids":["a"],"created_at":"2026-05-30T10:00:00Z"}`,
+		`{"invite_token":12345,"invite_link_id":true}`,
+		`{"invite_token":"` + fzAnswerToken + `","invite_link_id":["01J0FZNEWLINK"]}`,
+		`{"invite_token":"` + fzAnswerToken + `"}`,
+		`{"invite_link_id":"01J0FZNEWLINK"}`,
+		`{"invite_token":"","invite_link_id":""}`,
+		`[{"invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK"}]`,
+		`{"data":{"invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK"}}`,
+		`{"__typename":"AccessInviteV2","invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK"}`,
+		`{"error":"invite ` + fzInvite + ` for key ` + fzKey + ` is invalid"}`,
+		`{"error":{"message":"token ` + fzAnswerToken + ` rejected"}}`,
+		`"` + fzAnswerToken + `"`,
+		`{"invite_token":"` + fzAnswerToken + `","invite_link_id":"01J0FZNEWLINK"`,
+		strings.Repeat(`[`, 400) + strings.Repeat(`]`, 400),
+		"{\"invite_token\":\"a\\ud800b\",\"invite_link_id\":\"\\u0000\"}",
+	}
+	out := make([][]byte, len(seeds))
+	for i, s := range seeds {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// fzRun applies a create, then an update, each answered with the same
+// canned answer, and checks both.
+func fzRun(t *testing.T, srv *fzServer, status int, ct string, body []byte) {
+	s := fzSink(srv)
+	create, update := fzActions()
+	for _, a := range []*reconcile.Action{create, update} {
+		srv.answer(status, ct, body)
+		out, err := s.Apply(t.Context(), []*reconcile.Action{a})
+		seen, sent := status, body
+		if !fzAnswered(ct) {
+			seen = 0
+		}
+		if status == http.StatusNoContent {
+			sent = nil // net/http sends no body with a 204
+		}
+		fzCheck(t, srv, a, seen, ct, sent, out, err)
+	}
+}
+
+func FuzzOpenAppResponse(f *testing.F) {
+	for _, s := range fzSeeds() {
+		f.Add(s)
+	}
+	srv := newFzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fzRun(t, srv, http.StatusCreated, "application/json", body)
+	})
+}
+
+func FuzzOpenAppHTTP(f *testing.F) {
+	cts := []string{"application/json", "text/html", "application/problem+json", "", "application/json; charset=utf-8", "text/plain", "application/json; x=\"" + fzKey + "\""}
+	statuses := []int{201, 200, 204, 202, 400, 401, 403, 404, 409, 422, 429, 500, 503, 302}
+	for i, s := range fzSeeds() {
+		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
+	}
+	f.Add(uint16(http.StatusCreated-200), `text/html; charset="`+fzKey+`"`, []byte(fzValid))
+	f.Add(uint16(0), "\x7f"+fzKey, []byte(fzValid))
+	f.Add(uint16(http.StatusNoContent-200), "0", []byte("0"))
+	srv := newFzServer(f)
+	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
+		fzRun(t, srv, fzStatus(status), ct, body)
+	})
+}
+
+func fzCheck(t *testing.T, srv *fzServer, a *reconcile.Action, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
+	t.Helper()
+	reqs := srv.log()
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+		if out != nil {
+			t.Errorf("%s: outcomes alongside a request error", a.Op)
+		}
+	} else if len(out) != 1 {
+		t.Fatalf("%s: %d outcomes for 1 action", a.Op, len(out))
+	} else if out[0].Err != nil {
+		errs = append(errs, out[0].Err)
+	}
+	var leak []string
+	for _, e := range errs {
+		msg := e.Error()
+		if !strings.HasPrefix(msg, "openapp: ") {
+			t.Errorf("%s: error does not name the system: %q", a.Op, msg)
+		}
+		for _, secret := range []string{fzKey, fzInvite, fzAnswerToken} {
+			if strings.Contains(msg, secret) {
+				leak = append(leak, msg)
+			}
+		}
+	}
+	// No retry loop: a create is sent once; an update again only after a
+	// 5xx or a 429, at most fzAttempts times.
+	retriable := status >= 500 || status == http.StatusTooManyRequests || status == 0
+	if len(reqs) != 1 && !(retriable && len(reqs) <= fzAttempts && (a.Op != reconcile.OpCreate || status == http.StatusTooManyRequests)) {
+		t.Errorf("%s: %d requests (HTTP %d)", a.Op, len(reqs), status)
+	}
+	is2xx := status >= 200 && status <= 299
+	if is2xx && len(body) > fzCap {
+		if err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("%s: a %d-byte answer (cap %d) gave %v, want a size error", a.Op, len(body), fzCap, err)
+		}
+	}
+	if is2xx && err == nil && len(strings.TrimSpace(string(body))) > 0 && (!json.Valid(body) || !fzIsJSON(ct)) {
+		t.Errorf("%s: an answer that is not JSON (%q) was accepted", a.Op, ct)
+	}
+	if err != nil && is2xx && !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("%s: unreadable 2xx does not wrap ErrUnknownOutcome: %v", a.Op, err)
+	}
+	if err == nil && len(out) == 1 {
+		o := out[0]
+		switch {
+		case !is2xx && o.Err == nil:
+			t.Errorf("%s: HTTP %d counted as done", a.Op, status)
+		case a.Op == reconcile.OpCreate && o.Err == nil && (o.RemoteID == "" || o.Secret == ""):
+			t.Errorf("create done without a link id or token: %+v", o)
+		case a.Op != reconcile.OpCreate && (o.RemoteID != "" || o.Secret != ""):
+			t.Errorf("%s returned an id or token", a.Op)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	if len(leak) > 0 {
+		if status == 0 {
+			t.Fatal("BUG: openapp puts net/http's transport error, which quotes a malformed answer line, in its error; see TestOpenAppTransportErrorQuotesAnswer")
+		}
+		if strings.Contains(ct, fzKey) {
+			t.Fatal("BUG: openapp quotes the raw Content-Type header of an answer in its error; see TestOpenAppQuotesContentType")
+		}
+		t.Errorf("%s: error holds a secret: %q", a.Op, leak)
+	}
+}
+
+// fzAnswered reports whether a Content-Type value reaches the client as a
+// header: net/http servers write control characters (other than CR and LF,
+// which become spaces) as they are, and the client then refuses the whole
+// answer as malformed. Such an input is no HTTP answer at all (status 0 in
+// the checks): a transport error, retried where the call is idempotent.
+func fzAnswered(ct string) bool {
+	for i := 0; i < len(ct); i++ {
+		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func fzIsJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// TestOpenAppQuotesContentType: a 2xx answer whose Content-Type is not
+// JSON is reported with the header quoted whole (%q of the raw header),
+// parameters included, so whatever a server or proxy puts there reaches
+// logs and the report. (Guestway and the key box quote only the parsed
+// media type.)
+func TestOpenAppQuotesContentType(t *testing.T) {
+	srv := newFzServer(t)
+	create, _ := fzActions()
+	srv.answer(http.StatusCreated, `text/html; charset="`+fzKey+`"`, []byte(fzValid))
+	_, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{create})
+	if err == nil || strings.Contains(err.Error(), fzKey) {
+		t.Errorf("err = %v, want an error without the header's parameters", err)
+	}
+}
+
+// TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
+// decoder: the valid seed decodes.
+func TestFuzzHarnessDecodesValid(t *testing.T) {
+	srv := newFzServer(t)
+	s := fzSink(srv)
+	create, update := fzActions()
+	srv.answer(http.StatusCreated, "application/json", []byte(fzValid))
+	out, err := s.Apply(t.Context(), []*reconcile.Action{create})
+	if err != nil || len(out) != 1 || out[0].Err != nil || out[0].RemoteID != "01J0FZNEWLINK" || out[0].Secret.Reveal() != fzAnswerToken {
+		t.Fatalf("create: %+v, %v", out, err)
+	}
+	srv.answer(http.StatusOK, "application/json", []byte(`{}`))
+	out, err = s.Apply(t.Context(), []*reconcile.Action{update})
+	if err != nil || len(out) != 1 || out[0].Err != nil {
+		t.Fatalf("update: %+v, %v", out, err)
+	}
+}
+
+// TestOpenAppTransportErrorQuotesAnswer: an answer that is not HTTP (or
+// has a malformed header line) makes net/http fail with an error that
+// quotes the line; openapp's scrubURL removes only the URL, so whatever
+// the server sent, a secret it echoed included, reaches the error. (The
+// 3RPMS client strips quoted text from transport errors for this reason.)
+func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
+	for _, raw := range []string{
+		"SSH-2.0-OpenSSH " + fzKey + "\r\n\r\n",
+		"HTTP/1.1 201 Created\r\nContent-Type: \x7f" + fzInvite + "\r\n\r\n",
+	} {
+		srv := fzRawServer(t, raw)
+		o := options(srv.URL)
+		o.APIKey = fzKey
+		o.Retry = reconcile.Retry{Attempts: 1}
+		create, update := fzActions()
+		for _, a := range []*reconcile.Action{create, update} {
+			_, err := openapp.New(o).Apply(t.Context(), []*reconcile.Action{a})
+			if err == nil || strings.Contains(err.Error(), fzKey) || strings.Contains(err.Error(), fzInvite) {
+				t.Errorf("%s: err = %v; want an error without what the server sent", a.Op, err)
+			}
+		}
+	}
+}
+
+// fzRawServer answers every request with raw bytes on the bare connection:
+// not HTTP, so net/http's error quotes them.
+func fzRawServer(t *testing.T, raw string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString(raw)
+		_ = buf.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -1,0 +1,343 @@
+package threerpms_test
+
+// Fuzz targets for the chained-mutation answer decoder (document.send's
+// per-alias decoding) (fault matrix, issue 6, item 8): Sink.Apply of a
+// three-alias batch (create, assign, delete) through a real HTTP server
+// that answers with the fuzzed bytes. The seed corpus runs in plain
+// `go test`; fuzz with
+//
+//	go test -run='^$' -fuzz='^FuzzKeyBatchResponse$' -fuzztime=30s ./sinks/threerpms
+//	go test -run='^$' -fuzz='^FuzzKeyBatchHTTP$' -fuzztime=30s ./sinks/threerpms
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	sink "github.com/keysync/keysync/sinks/threerpms"
+	"github.com/keysync/keysync/sources/threerpms"
+)
+
+const (
+	// Canaries: the API token and the new key's PIN; neither may reach an
+	// error.
+	fzToken = "tok-FZCANARY-51c0a2"
+	fzPIN   = "FZPIN7734"
+	fzCap   = 4096
+	// fzAttempts: retries are allowed (with a fake clock, so free) to show
+	// a retry loop as repeated requests; mutations must never repeat.
+	fzAttempts = 2
+)
+
+// fzServer answers every request with the current canned answer and logs
+// the request bodies.
+type fzServer struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	status   int
+	ct       string
+	body     []byte
+	requests []string
+}
+
+func newFzServer(tb testing.TB) *fzServer {
+	s := &fzServer{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		s.mu.Lock()
+		s.requests = append(s.requests, string(req))
+		status, ct, body := s.status, s.ct, s.body
+		s.mu.Unlock()
+		if ct == "" {
+			w.Header()["Content-Type"] = nil
+		} else {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *fzServer) answer(status int, ct string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.ct, s.body, s.requests = status, ct, body, nil
+}
+
+func (s *fzServer) log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+func fzStatus(n uint16) int { return 200 + int(n)%400 }
+
+// fzBatch is the batch every input answers: a PIN create carrying fzPIN,
+// an assign and a delete.
+func fzBatch() []*reconcile.Action {
+	ref := func(id string) reconcile.StayRef {
+		return reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: id}
+	}
+	return []*reconcile.Action{
+		{
+			System: reconcile.System3RPMS, Op: reconcile.OpCreate, Kind: reconcile.KindPINKey, Stay: ref("s1"),
+			Cred: &reconcile.Credential{System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, PIN: fzPIN},
+		},
+		{
+			System: reconcile.System3RPMS, Op: reconcile.OpAssign, Kind: reconcile.KindPINKey, Stay: ref("s2"),
+			Cred: &reconcile.Credential{System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, RemoteID: "rak_2", Status: reconcile.StatusActive},
+		},
+		{
+			System: reconcile.System3RPMS, Op: reconcile.OpDelete, Kind: reconcile.KindPINKey, Stay: ref("s3"),
+			Cred: &reconcile.Credential{System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, RemoteID: "rak_3", Status: reconcile.StatusActive},
+		},
+	}
+}
+
+const fzValid = `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_1"}},"a1":{"roomStay":{"id":"s2"}},"a2":{"deleted":true}}}`
+
+func fzSeeds() [][]byte {
+	huge := `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_1"}},"a1":{"roomStay":{"id":"s2"}},"a2":{"deleted":true}},"extensions":{"pad":[` +
+		strings.Repeat(`"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",`, 80) + `"x"]}}`
+	seeds := []string{
+		fzValid,
+		`<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>`,
+		``,
+		"\r\n",
+		fzValid[:len(fzValid)/2],
+		`null`,
+		`{}`,
+		huge,
+		// unknown fields
+		`{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_1","pin":"1"},"clientMutationId":"x"},"a1":{"roomStay":{"id":"s2","x":1}},"a2":{"deleted":true},"a9":{"zzz":1}},"extensions":{"cost":{"requested":12}}}`,
+		// wrong types
+		`{"data":{"a0":{"roomAccessKey":{"id":12345}},"a1":[],"a2":"yes"}}`,
+		`{"data":{"a0":{"roomAccessKey":"rak_1"},"a1":{"roomStay":null},"a2":{"deleted":"false"}}}`,
+		`{"data":[1,2,3]}`,
+		`{"data":"a0"}`,
+		`{"errors":"boom"}`,
+		`{"errors":[{"message":42}]}`,
+		// a __typename keysync does not know
+		`{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessHologram","id":"rak_h"}},"a1":{"roomStay":{"id":"s2"}},"a2":{"deleted":true}}}`,
+		// per-alias errors quoting the canaries
+		`{"data":{"a0":null,"a1":null,"a2":null},"errors":[` +
+			`{"message":"pin ` + fzPIN + ` is taken (token ` + fzToken + `)","path":["a0"],"extensions":{"code":"BAD_USER_INPUT"}},` +
+			`{"message":"stay s2 holds another key","path":["a1"],"extensions":{"code":"CONFLICT"}},` +
+			`{"message":"no such key","path":["a2","` + fzPIN + `"],"extensions":{"code":"NOT_FOUND","file":"` + fzToken + `"}}]}`,
+		`{"data":null,"errors":[{"message":"Variable \"$v0\" got invalid value {\"roomAccessPin\":{\"pin\":\"` + fzPIN + `\"}}","locations":[{"line":1,"column":24}]}]}`,
+		`{"data":{"a0":null},"errors":[{"message":"x","path":[0,"a0"]},{"message":"y","path":[]},{"message":"z","path":null}]}`,
+		`{"data":{"a0":null},"errors":[{"message":"x","path":[{"a":1}]}]}`,
+		`{"data":{"a0":{"roomAccessKey":{"id":""}},"a1":null,"a2":null}}`,
+		strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300),
+		"{\"data\":{\"a0\":{\"roomAccessKey\":{\"id\":\"rak\\u0000\\n\"}}}}",
+	}
+	out := make([][]byte, len(seeds))
+	for i, s := range seeds {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// fzApply sends the batch through a fresh client and sink to srv.
+func fzApply(t *testing.T, srv *fzServer) ([]reconcile.Outcome, error) {
+	start := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
+	c := threerpms.NewClient(threerpms.ClientOptions{
+		Endpoint:         srv.srv.URL + "/graphql",
+		Token:            fzToken,
+		MaxResponseBytes: fzCap,
+		Retry:            reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(start)},
+		Clock:            clocktest.New(start),
+	})
+	return sink.New(c, 0).Apply(t.Context(), fzBatch())
+}
+
+func FuzzKeyBatchResponse(f *testing.F) {
+	for _, s := range fzSeeds() {
+		f.Add(s)
+	}
+	srv := newFzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		srv.answer(http.StatusOK, "application/json", body)
+		out, err := fzApply(t, srv)
+		fzCheckBatch(t, srv, http.StatusOK, "application/json", body, out, err)
+	})
+}
+
+func FuzzKeyBatchHTTP(f *testing.F) {
+	cts := []string{"application/json", "text/html; charset=utf-8", "application/graphql-response+json", "", "application/json;;", "text/plain"}
+	statuses := []int{200, 200, 400, 401, 403, 409, 429, 500, 502, 504, 302, 204}
+	for i, s := range fzSeeds() {
+		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
+	}
+	f.Add(uint16(0), "\x7f"+fzToken, []byte(fzValid)) // a malformed header line: a transport error
+	srv := newFzServer(f)
+	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
+		code := fzStatus(status)
+		srv.answer(code, ct, body)
+		out, err := fzApply(t, srv)
+		if !fzAnswered(ct) {
+			code = 0
+		}
+		fzCheckBatch(t, srv, code, ct, body, out, err)
+	})
+}
+
+func fzCheckBatch(t *testing.T, srv *fzServer, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
+	t.Helper()
+	reqs := srv.log()
+	// A mutation is never sent twice unless refused with a 429 (not run),
+	// and then at most as often as the policy allows.
+	if want := 1; len(reqs) != want && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
+		t.Errorf("%d requests for one batch (HTTP %d), want exactly %d", len(reqs), status, want)
+	}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+		if out != nil {
+			t.Errorf("outcomes returned alongside a request error")
+		}
+	} else if len(out) != 3 {
+		t.Fatalf("%d outcomes for 3 actions", len(out))
+	}
+	for _, o := range out {
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+		}
+	}
+	for _, e := range errs {
+		msg := e.Error()
+		if !strings.HasPrefix(msg, "3rpms: ") {
+			t.Errorf("error does not name the system: %q", msg)
+		}
+		for _, secret := range []string{fzToken, fzPIN} {
+			if strings.Contains(msg, secret) {
+				t.Errorf("error holds a secret: %q", msg)
+			}
+		}
+	}
+	// A malformed or unreadable answer is a request error that leaves
+	// every outcome unknown, never a per-action verdict.
+	malformed := len(body) > fzCap || !json.Valid(body) || status != http.StatusOK || !fzIsJSON(ct)
+	if malformed && err == nil {
+		t.Errorf("malformed answer (HTTP %d, %q, %d bytes) decoded into outcomes: %+v", status, ct, len(body), out)
+	}
+	if len(body) > fzCap && status == http.StatusOK && fzIsJSON(ct) && err != nil && !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a %d-byte answer (cap %d) gave %q, want a size error", len(body), fzCap, err)
+	}
+	if err != nil && status == http.StatusOK && fzIsJSON(ct) && !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		// A 200 that cannot be read may have been acted on.
+		t.Errorf("unreadable 200 does not wrap ErrUnknownOutcome: %v", err)
+	}
+	if len(out) == 3 {
+		if o := out[0]; o.Err == nil && o.RemoteID == "" {
+			t.Errorf("create succeeded without a key id")
+		}
+		for i, o := range out[1:] {
+			if o.RemoteID != "" {
+				t.Errorf("outcome %d: remote id %q on an action that creates nothing", i+1, o.RemoteID)
+			}
+		}
+	}
+	if t.Failed() || len(out) != 3 {
+		return
+	}
+	// Known bug, checked last: an alias whose data is not an object (a
+	// number, a string, a list, an empty object for a non-null payload)
+	// counts as done.
+	var data struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
+	_ = json.Unmarshal(body, &data)
+	for i, alias := range []string{"a1", "a2"} {
+		if out[i+1].Err == nil && !fzPayloadOK(alias, data.Data[alias]) {
+			t.Fatal("BUG: an assign/delete alias answered with data that is not its payload counts as done; see TestKeyBatchNonPayloadIsDone")
+		}
+	}
+}
+
+// fzPayloadOK reports whether raw is the schema's payload for alias: a1
+// (addRoomAccessKey) {roomStay: {id}}, a2 (deleteRoomAccessKey)
+// {deleted: true}.
+func fzPayloadOK(alias string, raw json.RawMessage) bool {
+	switch alias {
+	case "a1":
+		var p struct {
+			RoomStay *struct {
+				ID string `json:"id"`
+			} `json:"roomStay"`
+		}
+		return json.Unmarshal(raw, &p) == nil && p.RoomStay != nil && p.RoomStay.ID != ""
+	case "a2":
+		var p struct {
+			Deleted *bool `json:"deleted"`
+		}
+		return json.Unmarshal(raw, &p) == nil && p.Deleted != nil && *p.Deleted
+	}
+	return true
+}
+
+// fzAnswered reports whether a Content-Type value reaches the client as a
+// header: net/http servers write control characters (other than CR and LF,
+// which become spaces) as they are, and the client then refuses the whole
+// answer as malformed. Such an input is no HTTP answer at all (status 0 in
+// the checks): a transport error, retried where the call is idempotent.
+func fzAnswered(ct string) bool {
+	for i := 0; i < len(ct); i++ {
+		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func fzIsJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// TestKeyBatchNonPayloadIsDone: document.send takes any non-null alias
+// data as success. An assign answered 42, "yes", [] or {} and a delete
+// answered {"deleted": false} are recorded as done although the answer is
+// not the mutation's payload (AddRoomAccessKeyPayload.roomStay and
+// DeleteRoomAccessKeyPayload.deleted are non-null in the schema).
+func TestKeyBatchNonPayloadIsDone(t *testing.T) {
+	srv := newFzServer(t)
+	for _, body := range []string{
+		`{"data":{"a0":{"roomAccessKey":{"id":"rak_1"}},"a1":42,"a2":"yes"}}`,
+		`{"data":{"a0":{"roomAccessKey":{"id":"rak_1"}},"a1":{},"a2":{"deleted":false}}}`,
+	} {
+		srv.answer(http.StatusOK, "application/json", []byte(body))
+		out, err := fzApply(t, srv)
+		if err != nil {
+			continue
+		}
+		for i, o := range out[1:] {
+			if o.Err == nil {
+				t.Errorf("body %s: action %d counted as done", body, i+1)
+			}
+		}
+	}
+}
+
+// TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
+// decoder: the valid seed decodes.
+func TestFuzzHarnessDecodesValid(t *testing.T) {
+	srv := newFzServer(t)
+	srv.answer(http.StatusOK, "application/json", []byte(fzValid))
+	out, err := fzApply(t, srv)
+	if err != nil || len(out) != 3 || out[0].RemoteID != "rak_1" || out[0].Err != nil || out[1].Err != nil || out[2].Err != nil {
+		t.Fatalf("valid seed: %+v, %v", out, err)
+	}
+}
