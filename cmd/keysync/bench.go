@@ -73,7 +73,7 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.nights, "nights", 7, "nights simulated after the first night's backfill")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the occupancy, the churn and the planning input (math/rand/v2 PCG)")
 	fs.IntVar(&o.maxOps, "max-ops", 100, "threerpms.max_ops_per_request: mutations chained per request")
-	fs.IntVar(&o.pageSize, "page-size", 20, "threerpms.page_size: stays per read request (the sandbox allows up to 100)")
+	fs.IntVar(&o.pageSize, "page-size", 100, "threerpms.page_size: stays per read request (keysync's default, the sandbox's maximum)")
 	fs.Float64Var(&o.churn, "churn", 0.10, "share of the in-window stays changed each night (new bookings, date changes, moves, cancellations)")
 	fs.IntVar(&o.planStays, "plan-stays", targetPlanStays, "stays in the planning measurement; 0 skips it")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 20 rooms, 2 nights, 10,000 stays planned (flags given explicitly win)")
