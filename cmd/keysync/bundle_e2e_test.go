@@ -386,3 +386,29 @@ func TestBundlePartsFailAlone(t *testing.T) {
 	}
 	w.converges()
 }
+
+// TestBundleKeyBoxRoomMove moves a stay between two key-box rooms: a new
+// access to the new room's key is created first, the old one cancelled,
+// and the 3RPMS key now carries the new code and compartment.
+func TestBundleKeyBoxRoomMove(t *testing.T) {
+	w := newWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, nil)
+	w.hotelStay("s1", "r301", 0, 2)
+	foreign := w.foreign()
+	w.run(ExitOK, "backfill")
+	before := w.accesses()
+	if len(before) != 1 || before[0].KeyID != "key-r301" {
+		t.Fatalf("accesses = %+v", before)
+	}
+	if err := w.sb.rpms.MoveStay("s1", "r302"); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitOK, "run")
+	after := w.accesses()
+	if len(after) != 1 || after[0].KeyID != "key-r302" || after[0].ID == before[0].ID {
+		t.Fatalf("after the move: %+v", after)
+	}
+	if k := w.key("s1"); k.PIN != after[0].Code || k.Compartment != "C302" {
+		t.Errorf("3RPMS key carries PIN of the new access %v, compartment %q", k.PIN == after[0].Code, k.Compartment)
+	}
+	w.checkInvariants(foreign)
+}
