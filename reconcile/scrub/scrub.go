@@ -5,7 +5,9 @@
 package scrub
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"regexp"
 )
@@ -35,3 +37,17 @@ type scrubbed struct {
 
 func (e *scrubbed) Error() string { return e.msg }
 func (e *scrubbed) Unwrap() error { return e.err }
+
+// JSON describes a JSON decoding error by its position and kind, never by
+// the offending value, which could be a secret the server put there.
+func JSON(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+	}
+	return errors.New("invalid JSON")
+}

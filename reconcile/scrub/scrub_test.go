@@ -2,6 +2,7 @@ package scrub_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -22,5 +23,15 @@ func TestTransport(t *testing.T) {
 	}
 	if scrub.Transport(nil) != nil {
 		t.Error("nil is not nil")
+	}
+}
+
+func TestJSON(t *testing.T) {
+	var v struct{ N int }
+	for _, body := range []string{`{"N":"secret-CANARY"}`, `{"N":1,"tok-CANARY`, `secret-CANARY`} {
+		err := scrub.JSON(json.Unmarshal([]byte(body), &v))
+		if err == nil || strings.Contains(err.Error(), "CANARY") {
+			t.Errorf("%s: %v", body, err)
+		}
 	}
 }

@@ -308,16 +308,8 @@ func scrubURL(err error) error { return scrub.Transport(err) }
 // jsonErrorWithoutValue keeps a JSON syntax or type error's position and
 // kind but not the offending value, which could be an access code.
 func jsonErrorWithoutValue(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("invalid JSON at byte %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
-	}
 	if errors.Is(err, errNotStringOrNumber) {
 		return err
 	}
-	return errors.New("invalid JSON")
+	return scrub.JSON(err)
 }

@@ -221,14 +221,4 @@ func scrubURL(err error) error { return scrub.Transport(err) }
 
 // jsonErrorWithoutValue keeps a JSON syntax or type error's position and
 // kind but not the offending value, which could be a secret.
-func jsonErrorWithoutValue(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("invalid JSON at byte %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
-	}
-	return errors.New("invalid JSON")
-}
+func jsonErrorWithoutValue(err error) error { return scrub.JSON(err) }
