@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keysync/keysync/reconcile/quota"
 	"io"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 	_ "time/tzdata" // timeZone is checked against IANA names on any host
-
-	"golang.org/x/time/rate"
 )
 
 // Paths, limits and defaults. The rate limits are the ones keysync's design
@@ -118,14 +116,8 @@ type Server struct {
 	nextKey    int
 	accesses   []*access
 	nextAccess int
-	limits     map[string]*userLimit
+	quota      *quota.Quota
 	requests   []Request
-}
-
-type userLimit struct {
-	lim   *rate.Limiter // nil: no per-second limit
-	day   string
-	count int
 }
 
 // New returns a Server with no keys and no accesses. It panics when
@@ -159,11 +151,11 @@ func New(opts Options) *Server {
 		panic(fmt.Sprintf("sandbox: cancel path %q has no {id}", opts.CancelPath))
 	}
 	s := &Server{
-		opts:   opts,
-		users:  map[string]string{},
-		now:    opts.Now,
-		keys:   map[string]*key{},
-		limits: map[string]*userLimit{},
+		opts:  opts,
+		users: map[string]string{},
+		now:   opts.Now,
+		keys:  map[string]*key{},
+		quota: quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 	}
 	for u, p := range opts.Users {
 		s.users[u] = p
@@ -294,39 +286,14 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 // admit counts a request against user's limits. It returns 0 when the
 // request may proceed, or the seconds to wait and a message.
 func (s *Server) admit(user string) (retryAfter int, msg string) {
-	now := s.opts.RateNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ul := s.limits[user]
-	if ul == nil {
-		ul = &userLimit{}
-		if s.opts.RatePerSecond > 0 {
-			ul.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
-		}
-		s.limits[user] = ul
+	r, ok := s.quota.Admit(user, s.opts.RateNow())
+	switch {
+	case ok:
+		return 0, ""
+	case r.Daily:
+		return r.RetryAfter, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, r.RetryAfter)
 	}
-	if s.opts.DailyCap > 0 {
-		day := now.UTC().Format(time.DateOnly)
-		if ul.day != day {
-			ul.day, ul.count = day, 0
-		}
-		if ul.count >= s.opts.DailyCap {
-			y, m, d := now.UTC().Date()
-			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
-			secs := max(1, int(math.Ceil(wait.Seconds())))
-			return secs, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, secs)
-		}
-	}
-	if ul.lim != nil {
-		rsv := ul.lim.ReserveN(now, 1)
-		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
-			rsv.CancelAt(now)
-			secs := max(1, int(math.Ceil(d.Seconds())))
-			return secs, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
-		}
-	}
-	ul.count++
-	return 0, ""
+	return r.RetryAfter, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
 }
 
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {

@@ -5,15 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
+	"github.com/keysync/keysync/reconcile/quota"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Limits. The per-second rate, burst and daily cap are the ones DESIGN.md
@@ -100,14 +98,8 @@ type Server struct {
 	byToken      map[string]*invite
 	order        []string // link ids, oldest first
 	nextID       int
-	limits       map[string]*keyLimit
+	quota        *quota.Quota
 	requests     []Request
-}
-
-type keyLimit struct {
-	lim   *rate.Limiter // nil: no per-second limit
-	day   string
-	count int
 }
 
 // New returns a Server holding the keys, integrations and portals of opts
@@ -130,7 +122,7 @@ func New(opts Options) *Server {
 		now:          opts.Now,
 		invites:      map[string]*invite{},
 		byToken:      map[string]*invite{},
-		limits:       map[string]*keyLimit{},
+		quota:        quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 	}
 	for k, org := range opts.APIKeys {
 		s.keys[k] = org
@@ -320,39 +312,14 @@ func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
 // admit counts a request against key's limits. It returns 0 when the
 // request may proceed, or the seconds to wait and a message.
 func (s *Server) admit(key string) (retryAfter int, msg string) {
-	now := s.opts.RateNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	kl := s.limits[key]
-	if kl == nil {
-		kl = &keyLimit{}
-		if s.opts.RatePerSecond > 0 {
-			kl.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
-		}
-		s.limits[key] = kl
+	r, ok := s.quota.Admit(key, s.opts.RateNow())
+	switch {
+	case ok:
+		return 0, ""
+	case r.Daily:
+		return r.RetryAfter, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, r.RetryAfter)
 	}
-	if s.opts.DailyCap > 0 {
-		day := now.UTC().Format(time.DateOnly)
-		if kl.day != day {
-			kl.day, kl.count = day, 0
-		}
-		if kl.count >= s.opts.DailyCap {
-			y, m, d := now.UTC().Date()
-			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
-			secs := max(1, int(math.Ceil(wait.Seconds())))
-			return secs, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, secs)
-		}
-	}
-	if kl.lim != nil {
-		rsv := kl.lim.ReserveN(now, 1)
-		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
-			rsv.CancelAt(now)
-			secs := max(1, int(math.Ceil(d.Seconds())))
-			return secs, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
-		}
-	}
-	kl.count++
-	return 0, ""
+	return r.RetryAfter, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"math"
+	"github.com/keysync/keysync/reconcile/quota"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Paths, page sizes and the seed's limits. The limits apply only when set
@@ -152,14 +150,8 @@ type Server struct {
 	res          map[string]*Reservation
 	nextRes      int
 	nextAccess   int
-	limits       map[string]*keyLimit
+	quota        *quota.Quota
 	requests     []Request
-}
-
-type keyLimit struct {
-	lim   *rate.Limiter // nil: no per-second limit
-	day   string
-	count int
 }
 
 // route is one API endpoint: its path split into segments, "{id}" for the
@@ -191,7 +183,7 @@ func New(opts Options) *Server {
 		now:      opts.Now,
 		listings: map[string]string{},
 		res:      map[string]*Reservation{},
-		limits:   map[string]*keyLimit{},
+		quota:    quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 		paths: []route{
 			{"accesses", split(opts.AccessesPath), ScopeAccessesRead},
 			{"reservation", split(opts.ReservationPath), ScopeReservationsRead},
@@ -480,39 +472,14 @@ func mask(token string) string {
 // admit counts a request against a partner key's limits. It returns 0 when
 // the request may proceed, or the seconds to wait and a message.
 func (s *Server) admit(key string) (retryAfter int, msg string) {
-	now := s.opts.RateNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	kl := s.limits[key]
-	if kl == nil {
-		kl = &keyLimit{}
-		if s.opts.RatePerSecond > 0 {
-			kl.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
-		}
-		s.limits[key] = kl
+	r, ok := s.quota.Admit(key, s.opts.RateNow())
+	switch {
+	case ok:
+		return 0, ""
+	case r.Daily:
+		return r.RetryAfter, fmt.Sprintf("daily limit of %d requests reached; retry after %d s or contact support@guestway.io for higher limits", s.opts.DailyCap, r.RetryAfter)
 	}
-	if s.opts.DailyCap > 0 {
-		day := now.UTC().Format(DateLayout)
-		if kl.day != day {
-			kl.day, kl.count = day, 0
-		}
-		if kl.count >= s.opts.DailyCap {
-			y, m, d := now.UTC().Date()
-			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
-			secs := max(1, int(math.Ceil(wait.Seconds())))
-			return secs, fmt.Sprintf("daily limit of %d requests reached; retry after %d s or contact support@guestway.io for higher limits", s.opts.DailyCap, secs)
-		}
-	}
-	if kl.lim != nil {
-		rsv := kl.lim.ReserveN(now, 1)
-		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
-			rsv.CancelAt(now)
-			secs := max(1, int(math.Ceil(d.Seconds())))
-			return secs, fmt.Sprintf("rate limit of %g requests per second (burst %d) exceeded; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
-		}
-	}
-	kl.count++
-	return 0, ""
+	return r.RetryAfter, fmt.Sprintf("rate limit of %g requests per second (burst %d) exceeded; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
 }
 
 func nonNil[T any](s []T) []T {

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keysync/keysync/reconcile/quota"
 	"io"
-	"math"
 	"net/http"
 	"regexp"
 	"slices"
@@ -19,7 +19,6 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
-	"golang.org/x/time/rate"
 
 	"github.com/keysync/keysync/sources/threerpms/schema"
 )
@@ -121,14 +120,8 @@ type Server struct {
 	reservations               map[string]*reservation
 	keys                       map[string]*key
 	nextStay, nextKey, nextRes int
-	limits                     map[string]*tokenLimit
+	quota                      *quota.Quota
 	requests                   []Request
-}
-
-type tokenLimit struct {
-	lim   *rate.Limiter // nil: no per-second limit
-	day   string
-	count int
 }
 
 var loadSchema = sync.OnceValues(func() (*ast.Schema, error) {
@@ -166,7 +159,7 @@ func New(opts Options) *Server {
 		stays:        map[string]*stay{},
 		reservations: map[string]*reservation{},
 		keys:         map[string]*key{},
-		limits:       map[string]*tokenLimit{},
+		quota:        quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 	}
 	for tok, id := range opts.Integrations {
 		s.tokens[tok] = id
@@ -333,39 +326,14 @@ func (s *Server) authenticate(r *http.Request) (integration, token string, ok bo
 // admit counts a request against token's limits. It returns 0 when the
 // request may proceed, or the seconds to wait and a message.
 func (s *Server) admit(token string) (retryAfter int, msg string) {
-	now := s.opts.RateNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tl := s.limits[token]
-	if tl == nil {
-		tl = &tokenLimit{}
-		if s.opts.RatePerSecond > 0 {
-			tl.lim = rate.NewLimiter(rate.Limit(s.opts.RatePerSecond), s.opts.Burst)
-		}
-		s.limits[token] = tl
+	r, ok := s.quota.Admit(token, s.opts.RateNow())
+	switch {
+	case ok:
+		return 0, ""
+	case r.Daily:
+		return r.RetryAfter, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, r.RetryAfter)
 	}
-	if s.opts.DailyCap > 0 {
-		day := now.UTC().Format(DateLayout)
-		if tl.day != day {
-			tl.day, tl.count = day, 0
-		}
-		if tl.count >= s.opts.DailyCap {
-			y, m, d := now.UTC().Date()
-			wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
-			secs := max(1, int(math.Ceil(wait.Seconds())))
-			return secs, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, secs)
-		}
-	}
-	if tl.lim != nil {
-		rsv := tl.lim.ReserveN(now, 1)
-		if d := rsv.DelayFrom(now); !rsv.OK() || d > 0 {
-			rsv.CancelAt(now)
-			secs := max(1, int(math.Ceil(d.Seconds())))
-			return secs, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, secs)
-		}
-	}
-	tl.count++
-	return 0, ""
+	return r.RetryAfter, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
 }
 
 // pickOperation selects the operation to run, or nil if name matches none
