@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,4 +202,29 @@ func (r Retry) log() *slog.Logger {
 		return r.Log
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// ParseRetryAfter reads a Retry-After header (seconds or an HTTP date)
+// relative to now. Missing, negative or malformed values give one second;
+// values above ceiling, however large, give ceiling. It is the one parser
+// every adapter uses to fill RateLimitedError.
+func ParseRetryAfter(v string, now time.Time, ceiling time.Duration) time.Duration {
+	const floor = time.Second
+	v = strings.TrimSpace(v)
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Compare in seconds before converting, so huge values cannot
+		// overflow into negative durations.
+		switch {
+		case err != nil && strings.HasPrefix(v, "-"), secs < 0:
+			d = 0
+		case err != nil, secs > int64(ceiling/time.Second):
+			d = ceiling
+		default:
+			d = time.Duration(secs) * time.Second
+		}
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, floor), ceiling)
 }

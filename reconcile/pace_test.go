@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -45,5 +46,28 @@ func TestPacerBurstsOnce(t *testing.T) {
 	send(10)
 	if !clock.Now().Equal(before) {
 		t.Errorf("after resting, a burst of 10 waited %s", clock.Now().Sub(before))
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"7", 7 * time.Second},
+		{"0", time.Second},
+		{"-1", time.Second},
+		{"garbage", time.Second},
+		{"", time.Second},
+		{"86400", 24 * time.Hour},
+		{"99999999999999999999", 24 * time.Hour}, // beyond int64: the cap, not the floor
+		{"9999999999", 24 * time.Hour},           // would overflow a Duration
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{now.Add(-time.Hour).Format(http.TimeFormat), time.Second},
+	} {
+		if got := reconcile.ParseRetryAfter(tc.v, now, 24*time.Hour); got != tc.want {
+			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tc.v, got, tc.want)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -238,15 +237,7 @@ func maskDigits(msg string) string {
 // to now. Missing, negative or malformed values give one second; values
 // above a day are capped there.
 func RetryAfter(v string, now time.Time) time.Duration {
-	const floor, ceiling = time.Second, 24 * time.Hour
-	v = strings.TrimSpace(v)
-	var d time.Duration
-	if secs, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(min(secs, int(ceiling/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, floor), ceiling)
+	return reconcile.ParseRetryAfter(v, now, 24*time.Hour)
 }
 
 // flexString is an id or code that the API may send as a JSON string or an

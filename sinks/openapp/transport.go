@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -192,15 +191,7 @@ func (s *Sink) message(body io.Reader, secrets []string) string {
 // to now. Missing, negative or malformed values give one second; values
 // above ten minutes are capped there.
 func RetryAfter(v string, now time.Time) time.Duration {
-	const floor, ceiling = time.Second, 10 * time.Minute
-	v = strings.TrimSpace(v)
-	var d time.Duration
-	if secs, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(min(secs, int(ceiling/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, floor), ceiling)
+	return reconcile.ParseRetryAfter(v, now, 10*time.Minute)
 }
 
 func isJSON(contentType string) bool {

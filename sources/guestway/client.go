@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -224,15 +223,7 @@ func errorCode(body io.Reader) string {
 // to now. Missing, negative or malformed values give one second; values
 // above a day (the daily cap resets within one) are capped there.
 func retryAfter(v string, now time.Time) time.Duration {
-	const floor, ceiling = time.Second, 24 * time.Hour
-	v = strings.TrimSpace(v)
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(max(secs, 0), int64(ceiling/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, floor), ceiling)
+	return reconcile.ParseRetryAfter(v, now, 24*time.Hour)
 }
 
 // mediaType returns the media type of a Content-Type header, lower case, or

@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -252,24 +251,7 @@ func (c *Client) errorMessages(body io.Reader) string {
 // to now. Missing, negative or malformed values give one second; values
 // above ten minutes are capped there.
 func RetryAfter(v string, now time.Time) time.Duration {
-	const floor, ceiling = time.Second, 10 * time.Minute
-	v = strings.TrimSpace(v)
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		// Compare in seconds before converting, so huge values cannot
-		// overflow into negative durations.
-		switch {
-		case err != nil && strings.HasPrefix(v, "-"), secs < 0:
-			d = 0
-		case err != nil, secs > int64(ceiling/time.Second):
-			d = ceiling
-		default:
-			d = time.Duration(secs) * time.Second
-		}
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, floor), ceiling)
+	return reconcile.ParseRetryAfter(v, now, 10*time.Minute)
 }
 
 func isMutation(query string) bool {
