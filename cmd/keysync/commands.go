@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,7 +76,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(env.stderr, cmpOrEnv(f.logLevel, env.getenv("KEYSYNC_LOG_LEVEL")))
+	log, err := newLogger(env.stderr, cmp.Or(f.logLevel, env.getenv("KEYSYNC_LOG_LEVEL")))
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
@@ -197,13 +198,6 @@ func (env *environment) print(rep *reconcile.Report, f *runFlags) error {
 	}
 	printReport(env.stdout, rep)
 	return nil
-}
-
-func cmpOrEnv(flagValue, envValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return envValue
 }
 
 func parsePositive(s string) (int, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,7 +24,7 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return withCode(ExitConfig, errQuiet)
 	}
-	log, err := newLogger(env.stderr, cmpOrEnv(env.getenv("KEYSYNC_LOG_LEVEL"), "warn"))
+	log, err := newLogger(env.stderr, cmp.Or(env.getenv("KEYSYNC_LOG_LEVEL"), "warn"))
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}

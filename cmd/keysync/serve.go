@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -28,7 +29,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if *config == "" {
 		return withCode(ExitConfig, errors.New("serve: --config FILE is required"))
 	}
-	log, err := newLogger(env.stderr, cmpOrEnv(*logLevel, env.getenv("KEYSYNC_LOG_LEVEL")))
+	log, err := newLogger(env.stderr, cmp.Or(*logLevel, env.getenv("KEYSYNC_LOG_LEVEL")))
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
