@@ -27,6 +27,9 @@ POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"
 GET    /_sandbox/keys                           every room access key, its owner, content and assignments
 GET    /_sandbox/requests                       the GraphQL request log {count, requests}
 DELETE /_sandbox/requests                       empty the request log
+POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigned keys now {deleted: [ids]}
+GET    /_sandbox/errors                         how GraphQL errors are answered {message_only}
+POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations)
 `
 
 func (s *Server) routes() *http.ServeMux {
@@ -71,6 +74,23 @@ func (s *Server) routes() *http.ServeMux {
 		n := len(s.Requests())
 		s.ResetRequests()
 		writeJSON(w, http.StatusOK, map[string]any{"cleared": n})
+	})
+	mux.HandleFunc("POST /_sandbox/cleanup", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"deleted": nonNil(s.CleanupUnassignedNow())})
+	})
+	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors()})
+	})
+	mux.HandleFunc("POST /_sandbox/errors", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			MessageOnly *bool `json:"message_only"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.MessageOnly == nil {
+			adminError(w, http.StatusBadRequest, `body must be {"message_only": true|false}`)
+			return
+		}
+		s.SetMessageOnlyErrors(*in.MessageOnly)
+		writeJSON(w, http.StatusOK, map[string]any{"message_only": *in.MessageOnly})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (GET /_sandbox/ lists the admin routes; GraphQL is POST /graphql)", r.Method, r.URL.Path))

@@ -25,6 +25,10 @@
 // most one key (CONFLICT), re-adding the key a stay holds succeeds without
 // change; one key may serve several stays; remove of a key the stay does not
 // hold is NOT_FOUND; delete needs the key assigned to no stay (CONFLICT).
+// The codes are the sandbox's guess: the API document defines no error
+// shape, so Options.MessageOnlyErrors (or POST /_sandbox/errors) answers
+// every error with its message alone, no code, path or locations, the way
+// another server may; keysync's tests run both ways.
 // Stays of cancelled reservations are hidden from queries and refuse
 // addRoomAccessKey (NOT_FOUND) but accept removeRoomAccessKey. The business
 // clock (Now, SetNow, Advance) drives the seed's cleanup: a key is revoked
@@ -58,6 +62,9 @@
 //	GET    /_sandbox/keys                           every room access key, its owner, content and assignments
 //	GET    /_sandbox/requests                       the GraphQL request log {count, requests}
 //	DELETE /_sandbox/requests                       empty the request log
+//	POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigned keys now {deleted: [ids]}
+//	GET    /_sandbox/errors                         how GraphQL errors are answered {message_only}
+//	POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations)
 //
 // Dates are "2006-01-02" (DateLayout) throughout.
 package sandbox

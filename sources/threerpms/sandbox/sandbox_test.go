@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -837,5 +838,76 @@ func TestGoAPIErrors(t *testing.T) {
 	}
 	if v, _ := e.sb.Stay("rs_1"); v.Arrival != "2026-02-10" || v.Departure != "2026-02-12" {
 		t.Fatalf("change dates: %+v", v)
+	}
+}
+
+// TestMessageOnlyErrors: with the switch on, the same failing alias comes
+// back as an error with its message alone (no code, path or locations),
+// the other fields still run, and the admin API turns it on and off.
+func TestMessageOnlyErrors(t *testing.T) {
+	e := newEnv(t, Options{MessageOnlyErrors: true})
+	r := e.gql(ourToken, `mutation {
+		first: createRoomAccessKey(input:{roomAccessPin:{pin:"1111"}}) { roomAccessKey { id } }
+		broken: addRoomAccessKey(input:{roomStayId:"rs_2", roomAccessKeyId:"rak_404"}) { roomStay { id } }
+	}`, nil)
+	want := `{"data":{"first":{"roomAccessKey":{"id":"rak_1"}},"broken":null},` +
+		`"errors":[{"message":"roomAccessKeyId: room access key rak_404 not found"}]}`
+	if strings.TrimSpace(r.raw) != want {
+		t.Fatalf("response\n%s\nwant\n%s", r.raw, want)
+	}
+	// Request-level failures lose their code too.
+	if r := e.post("", `{"query":"{ __typename }"}`); r.status != http.StatusUnauthorized || strings.Contains(r.raw, "extensions") {
+		t.Fatalf("401 answer: %d %s", r.status, r.raw)
+	}
+
+	post := func(body string) string {
+		resp, err := http.Post(e.srv.URL+"/_sandbox/errors", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if got := post(`{"message_only": false}`); got != `200 {"message_only":false}` {
+		t.Fatalf("switch off: %s", got)
+	}
+	if r := e.gql(ourToken, deleteKey, map[string]any{"k": "rak_404"}); r.code(0) != CodeNotFound {
+		t.Fatalf("codes not back after switching off: %s", r.raw)
+	}
+	if got := post(`{}`); !strings.HasPrefix(got, "400 ") {
+		t.Fatalf("empty switch body: %s", got)
+	}
+	if got := post(`{"message_only": true}`); got != `200 {"message_only":true}` || !e.sb.MessageOnlyErrors() {
+		t.Fatalf("switch on: %s", got)
+	}
+}
+
+// TestCleanupUnassignedNow: the on-demand cleanup deletes exactly the keys
+// no live stay holds, whatever their age, over the Go and admin APIs.
+func TestCleanupUnassignedNow(t *testing.T) {
+	e := newEnv(t, Options{})
+	held := e.createPin(ourToken, "5555")
+	loose := e.createPin(ourToken, "7777")
+	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": held}); r.code(0) != "" {
+		t.Fatal(r.raw)
+	}
+	if got := e.sb.CleanupUnassignedNow(); !reflect.DeepEqual(got, []string{loose}) {
+		t.Fatalf("deleted %v, want [%s]", got, loose)
+	}
+	for _, k := range e.sb.Keys() {
+		if (k.ID == loose) != k.Deleted || (k.ID == loose && k.DeletedBy != "cleanup") {
+			t.Fatalf("key %+v", k)
+		}
+	}
+	other := e.createPin(ourToken, "8888")
+	resp, err := http.Post(e.srv.URL+"/_sandbox/cleanup", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := fmt.Sprintf(`{"deleted":["%s"]}`, other); resp.StatusCode != 200 || strings.TrimSpace(string(b)) != want {
+		t.Fatalf("admin cleanup: %d %s, want %s", resp.StatusCode, b, want)
 	}
 }

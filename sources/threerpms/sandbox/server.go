@@ -67,6 +67,12 @@ type Options struct {
 	// MaxRootFields is the most root fields one mutation document may hold;
 	// zero means DefaultMaxRootFields.
 	MaxRootFields int
+	// MessageOnlyErrors answers every GraphQL error with its message alone:
+	// no extensions (so no code), no path and no locations. The 3RPMS Room
+	// Access Key API defines no error shape, so a real server may send
+	// exactly this; keysync must decide from what it reads next, not from
+	// codes. SetMessageOnlyErrors switches it at run time.
+	MessageOnlyErrors bool
 }
 
 // WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
@@ -122,6 +128,7 @@ type Server struct {
 	nextStay, nextKey, nextRes int
 	quota                      *quota.Quota
 	requests                   []Request
+	messageOnly                bool
 }
 
 var loadSchema = sync.OnceValues(func() (*ast.Schema, error) {
@@ -160,6 +167,7 @@ func New(opts Options) *Server {
 		reservations: map[string]*reservation{},
 		keys:         map[string]*key{},
 		quota:        quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
+		messageOnly:  opts.MessageOnlyErrors,
 	}
 	for tok, id := range opts.Integrations {
 		s.tokens[tok] = id
@@ -178,6 +186,20 @@ func (s *Server) AddIntegration(token, integration string) {
 // ServeHTTP serves POST /graphql and the admin API under /_sandbox/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
+}
+
+// SetMessageOnlyErrors switches Options.MessageOnlyErrors.
+func (s *Server) SetMessageOnlyErrors(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messageOnly = on
+}
+
+// MessageOnlyErrors reports whether errors are answered with their message alone.
+func (s *Server) MessageOnlyErrors() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.messageOnly
 }
 
 // Requests returns a copy of the request log, oldest first.
@@ -226,8 +248,17 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	if res.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
 	}
-	if rb, ok := res.body.(response); ok && res.status != http.StatusOK {
-		res.body = failBody{Errors: rb.Errors}
+	s.mu.Lock()
+	messageOnly := s.messageOnly
+	s.mu.Unlock()
+	if rb, ok := res.body.(response); ok {
+		if messageOnly {
+			rb.Errors = messagesOnly(rb.Errors)
+			res.body = rb
+		}
+		if res.status != http.StatusOK {
+			res.body = failBody{Errors: rb.Errors}
+		}
 	}
 	writeJSON(w, res.status, res.body)
 }
@@ -363,6 +394,15 @@ func rootFieldNames(doc *ast.QueryDocument, set ast.SelectionSet, seen map[strin
 				out = rootFieldNames(doc, frag.SelectionSet, seen, out)
 			}
 		}
+	}
+	return out
+}
+
+// messagesOnly strips every error to its message (MessageOnlyErrors).
+func messagesOnly(errs []gqlError) []gqlError {
+	out := make([]gqlError, len(errs))
+	for i, e := range errs {
+		out[i] = gqlError{Message: e.Message}
 	}
 	return out
 }

@@ -417,6 +417,29 @@ func (s *Server) cleanup() {
 	}
 }
 
+// CleanupUnassignedNow runs 3RPMS's cleanup of unassigned keys at once, as
+// if each had been assigned to no room stay for CleanupUnassigned: every key
+// no live stay holds is deleted. It returns the ids it deleted.
+func (s *Server) CleanupUnassignedNow() []string {
+	s.lock()
+	defer s.mu.Unlock()
+	held := map[string]bool{}
+	for _, st := range s.stays {
+		if !st.deleted && st.keyID != "" {
+			held[st.keyID] = true
+		}
+	}
+	var out []string
+	for _, k := range s.keys {
+		if !k.deleted && !held[k.id] {
+			k.deleted, k.deletedBy = true, "cleanup"
+			out = append(out, k.id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // ---- Go API ----------------------------------------------------------------
 
 // lock takes the state lock and applies the cleanup rule; callers defer s.mu.Unlock.
