@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -259,7 +258,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	var audit []Audit
 	creds = creds[:0]
 	for i, a := range ready {
-		phase, detail := ap.settle(a, outcomes[i])
+		phase, detail := ap.settle(a, outcomes[i], err != nil)
 		audit = append(audit, ap.audit(a, phase, detail))
 		if a.Cred.Status != "" { // an unclaimed key gets no record
 			creds = append(creds, a.Cred)
@@ -296,72 +295,6 @@ func (ap *applier) flushSkipped(ctx context.Context) error {
 		return fmt.Errorf("record skipped actions for %s: %w", ap.site.Property.Name, err)
 	}
 	return nil
-}
-
-// settle applies one outcome to the action's credential.
-func (ap *applier) settle(a *Action, o Outcome) (Phase, string) {
-	c := a.Cred
-	c.UpdatedAt = ap.now
-	err := o.Err
-	// Already gone counts as done for the operations that make things go.
-	if err != nil && errors.Is(err, ErrNotFound) && (a.Op == OpRevoke || a.Op == OpDelete) {
-		err = nil
-	}
-	// An assign answered "not found" means the key is gone (3RPMS deletes
-	// keys left unassigned for two days) or the stay is. Either way the key
-	// will never be assigned: give it up, so the next run issues a fresh
-	// one if the stay is still there. A key that does survive is
-	// unassigned, grants nothing, and 3RPMS deletes it.
-	if a.Op == OpAssign && errors.Is(err, ErrNotFound) {
-		c.Status, c.Assigned = StatusAbandoned, false
-	}
-	// An invite that cannot be updated or switched off because it is gone
-	// (deleted by someone else) is given up; the next run issues another.
-	if (a.Op == OpUpdate || a.Op == OpDisable) && errors.Is(err, ErrNotFound) {
-		c.Status = StatusAbandoned
-	}
-	// A claim refused as not ours answered its question: leave the key.
-	if a.Op == OpClaim && errors.Is(err, ErrNotOurs) {
-		a.Result = ResultDone
-		ap.plan.Notes = append(ap.plan.Notes, Note{
-			Kind: NoteConflict, Stay: a.Stay, Room: a.Room, Arrival: a.Arrival, Departure: a.Departure,
-			Detail: fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
-		})
-		return PhaseDone, "not created by keysync; left alone"
-	}
-	if err != nil {
-		a.Error = err.Error()
-		if errors.Is(err, ErrUnknownOutcome) {
-			a.Result = ResultUnknown
-			return PhaseUnknown, a.Error
-		}
-		a.Result = ResultFailed
-		if a.Op == OpCreate {
-			c.Status = StatusAbandoned // nothing was created
-		}
-		return PhaseFailed, a.Error
-	}
-	a.Result = ResultDone
-	switch a.Op {
-	case OpCreate:
-		c.RemoteID, c.Status, c.Secret = o.RemoteID, StatusActive, o.Secret
-	case OpUpdate:
-		c.Status, c.RoomID = StatusActive, a.RoomID
-		if a.Window != nil {
-			c.Valid = *a.Window
-		}
-	case OpDisable:
-		c.Status = StatusDisabled
-	case OpAssign:
-		c.Assigned = true
-	case OpRevoke:
-		c.Assigned = false
-	case OpDelete:
-		c.Status, c.Assigned = StatusDeleted, false
-	case OpClaim:
-		c.Status, c.Assigned, c.Adopted = StatusActive, true, true
-	}
-	return PhaseDone, ""
 }
 
 func (ap *applier) skip(a *Action, why string) {

@@ -239,6 +239,9 @@ type fakeSink struct {
 	// failRequest, when set, gives the error the n-th request (from 1)
 	// fails with as a whole, nil for none; a failed request changes nothing.
 	failRequest func(n int) error
+	// plain answers every refusal with its message alone, no sentinel: a
+	// server whose errors carry no code keysync knows.
+	plain bool
 
 	mu            sync.Mutex
 	calls         [][]string // "op stay" per action, per request
@@ -275,6 +278,13 @@ func (f *fakeSink) Apply(_ context.Context, actions []*reconcile.Action) ([]reco
 			}
 		}
 		out[i] = f.w.apply(a)
+	}
+	if f.plain {
+		for i := range out {
+			if err := out[i].Err; err != nil && !errors.Is(err, reconcile.ErrUnknownOutcome) {
+				out[i].Err = errors.New(err.Error())
+			}
+		}
 	}
 	return out, nil
 }
@@ -354,6 +364,7 @@ type fakeStore struct {
 // auditRow is one audit entry as the fake store keeps it.
 type auditRow struct {
 	run    int64
+	system reconcile.System
 	op     reconcile.Op
 	stay   string
 	cred   int64
@@ -385,6 +396,28 @@ func (s *fakeStore) Credentials(_ context.Context, property string) ([]reconcile
 	return out, nil
 }
 
+// RecentFailures implements reconcile.Store.
+func (s *fakeStore) RecentFailures(_ context.Context, property string, before int64, n int) (map[reconcile.FailureKey]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runs := map[reconcile.FailureKey]map[int64]bool{}
+	for _, r := range s.audit {
+		if r.run >= before || r.run < before-int64(n) || (r.phase != reconcile.PhaseFailed && r.phase != reconcile.PhaseUnknown) {
+			continue
+		}
+		k := reconcile.FailureKey{Stay: ref(r.stay), System: r.system, Op: r.op}
+		if runs[k] == nil {
+			runs[k] = map[int64]bool{}
+		}
+		runs[k][r.run] = true
+	}
+	out := map[reconcile.FailureKey]int{}
+	for k, rs := range runs {
+		out[k] = len(rs)
+	}
+	return out, nil
+}
+
 // Save implements reconcile.Store. Like the real store it keeps a hash of a
 // new PIN, never the PIN.
 func (s *fakeStore) Save(_ context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests ...reconcile.RequestRecord) error {
@@ -403,7 +436,7 @@ func (s *fakeStore) Save(_ context.Context, creds []*reconcile.Credential, audit
 		s.creds[c.ID] = cp
 	}
 	for _, a := range audit {
-		s.audit = append(s.audit, auditRow{run: a.RunID, op: a.Op, stay: a.Stay.ID, cred: a.Cred.ID, remote: a.RemoteID, phase: a.Phase})
+		s.audit = append(s.audit, auditRow{run: a.RunID, system: a.System, op: a.Op, stay: a.Stay.ID, cred: a.Cred.ID, remote: a.RemoteID, phase: a.Phase})
 	}
 	return nil
 }
@@ -633,12 +666,12 @@ func TestRunnerActionFailures(t *testing.T) {
 			second: []string{"abandon s1 done", "create s1 done", "assign s1 done"},
 		},
 		{
-			name:   "assign conflict: the key is kept and assigned next run",
+			name:   "assign refused: the key is retired and the stay gets a new one next run",
 			stays:  []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
 			fail:   failOn(reconcile.OpAssign, "s1", reconcile.ErrConflict),
 			want:   []string{"create s1 done", "assign s1 failed"},
-			live:   []string{"s1 K101 active false"},
-			second: []string{"assign s1 done"},
+			live:   []string{"s1 K101 retired false"},
+			second: []string{"delete s1 done", "create s1 done", "assign s1 done"},
 		},
 		{
 			name:  "revoke answered not found counts as done",
@@ -656,12 +689,21 @@ func TestRunnerActionFailures(t *testing.T) {
 			want: []string{"revoke s1 done", "delete s1 done"},
 		},
 		{
-			name:   "delete refused: the credential stays live and is retried",
+			name:   "delete refused for a key no stay holds: settled, left to 3RPMS's cleanup",
 			creds:  []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14")},
 			fail:   failOn(reconcile.OpDelete, "s1", reconcile.ErrConflict),
-			want:   []string{"delete s1 failed"},
-			live:   []string{"s1 K1 active false"},
-			second: []string{"delete s1 done"},
+			want:   []string{"delete s1 settled"},
+			live:   nil,
+			second: nil,
+		},
+		{
+			name:   "revoke refused on a stay that shows the key: failed, retried next run",
+			stays:  []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917")},
+			creds:  []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
+			fail:   failOn(reconcile.OpRevoke, "s1", errors.New("internal error")),
+			want:   []string{"revoke s1 failed", "delete s1 failed"},
+			live:   []string{"s1 K1 active true"},
+			second: []string{"revoke s1 done", "delete s1 done"},
 		},
 	}
 	for _, tc := range tests {
@@ -691,7 +733,9 @@ func TestRunnerActionFailures(t *testing.T) {
 					}
 				}
 			}
-			if failed := slices.ContainsFunc(tc.want, func(s string) bool { return !strings.HasSuffix(s, " done") }); rep.Partial() != failed {
+			if failed := slices.ContainsFunc(tc.want, func(s string) bool {
+				return !strings.HasSuffix(s, " done") && !strings.HasSuffix(s, " settled")
+			}); rep.Partial() != failed {
 				t.Errorf("Partial() = %v, want %v", rep.Partial(), failed)
 			}
 
@@ -939,5 +983,130 @@ func TestRunnerBackfill(t *testing.T) {
 	}
 	if got := noteSummary(rep.Plans[0]); !slices.Equal(got, []string{"conflict s2"}) {
 		t.Errorf("notes after backfill: %q", got)
+	}
+}
+
+// TestRunnerSettlesByObservation runs against a 3RPMS whose errors carry no
+// code keysync knows: every refusal is a plain message, and each action's
+// fate is decided by what the reads show (settle.go's rules).
+func TestRunnerSettlesByObservation(t *testing.T) {
+	departed := func() reconcile.Stay { return stay("s1", "r204", "2026-06-07", "2026-06-10") }
+	arriving := func() reconcile.Stay { return stay("s1", "r204", "2026-06-11", "2026-06-14") }
+	spare := func(updated time.Time) reconcile.Credential {
+		c := cred("s1", "r204", "K1", active, false, "2026-06-11", "2026-06-14")
+		c.UpdatedAt = updated
+		return c
+	}
+	tests := []struct {
+		name     string
+		stays    []reconcile.Stay
+		keys     []string // keys of ours that exist in 3RPMS but on no stay
+		creds    []reconcile.Credential
+		backfill bool
+		runs     [][]string // results of each run, in order
+		partial  []bool
+		notes    []string // notes of the first run
+	}{
+		{
+			name:     "claim refused: another integration's key, a conflict note",
+			stays:    []reconcile.Stay{holding(arriving(), "X9", "582039")},
+			backfill: true,
+			runs:     [][]string{{"claim s1 done"}, nil},
+			partial:  []bool{false, false},
+			notes:    []string{"conflict s1"},
+		},
+		{
+			name:    "spare key deleted by 3RPMS's cleanup: assign refused, retired, replaced next run",
+			stays:   []reconcile.Stay{arriving()},
+			creds:   []reconcile.Credential{spare(tonight.Add(-time.Hour))},
+			runs:    [][]string{{"assign s1 failed"}, {"delete s1 settled", "create s1 done", "assign s1 done"}, nil},
+			partial: []bool{true, false, false},
+		},
+		{
+			name:    "spare key older than 3RPMS keeps unassigned keys: deleted and replaced at once",
+			stays:   []reconcile.Stay{arriving()},
+			keys:    []string{"K1"},
+			creds:   []reconcile.Credential{spare(tonight.Add(-49 * time.Hour))},
+			runs:    [][]string{{"delete s1 done", "create s1 done", "assign s1 done"}, nil},
+			partial: []bool{false, false},
+		},
+		{
+			name:    "revoke and delete acted but their answer was lost: the read shows no key, the delete settles",
+			stays:   []reconcile.Stay{departed()},
+			creds:   []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
+			runs:    [][]string{{"delete s1 settled"}, nil},
+			partial: []bool{false, false},
+		},
+		{
+			name:    "stay gone from 3RPMS: a refused revoke settles, the delete goes through",
+			keys:    []string{"K1"},
+			creds:   []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")},
+			runs:    [][]string{{"revoke s1 settled", "delete s1 done"}, nil},
+			partial: []bool{false, false},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(tc.stays...)
+			for _, id := range tc.keys {
+				w.keys[id] = worldKey{pin: "385917", ours: true}
+			}
+			r := newRig(50, w, newStore(tc.creds...))
+			r.sink.plain = true
+			mode := reconcile.ModeRun
+			if tc.backfill {
+				mode = reconcile.ModeBackfill
+			}
+			for i, want := range tc.runs {
+				rep, err := r.runner.Run(context.Background(), reconcile.Options{Mode: mode, Now: tonight})
+				if err != nil {
+					t.Fatal(err)
+				}
+				mode = reconcile.ModeRun
+				if got := results(rep); !slices.Equal(got, want) {
+					t.Errorf("run %d:\n got %q\nwant %q", i+1, got, want)
+				}
+				if rep.Partial() != tc.partial[i] {
+					t.Errorf("run %d: Partial() = %v, want %v (%q)", i+1, rep.Partial(), tc.partial[i], results(rep))
+				}
+				if i == 0 && tc.notes != nil {
+					if got := noteSummary(rep.Plans[0]); !slices.Equal(got, tc.notes) {
+						t.Errorf("notes %q, want %q", got, tc.notes)
+					}
+				}
+			}
+			if got := w.ourKeys(); len(got) > 1 {
+				t.Errorf("keys of ours left in 3RPMS: %q", got)
+			}
+		})
+	}
+}
+
+// TestRunnerRepeatedFailureBecomesAProblem: a revoke 3RPMS keeps refusing
+// while the stay still shows the key fails twice (partial runs), and the
+// third time it is a Problem for a person: not partial, named in the report.
+func TestRunnerRepeatedFailureBecomesAProblem(t *testing.T) {
+	w := newWorld(holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917"))
+	r := newRig(50, w, newStore(cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")))
+	r.sink.plain = true
+	r.sink.fail = failOn(reconcile.OpRevoke, "s1", errors.New("revoke is not allowed right now"))
+	for run := 1; run <= 4; run++ {
+		rep := r.run(t, tonight)
+		persistent := run > reconcile.RepeatLimit
+		if rep.Partial() == persistent || (len(rep.Problems) > 0) != persistent {
+			t.Fatalf("run %d: partial %v, problems %+v", run, rep.Partial(), rep.Problems)
+		}
+		if persistent {
+			p := rep.Problems[0]
+			if p.Op != reconcile.OpRevoke || p.Stay.ID != "s1" || p.Runs != reconcile.RepeatLimit+1 ||
+				!strings.Contains(p.Detail, "revoke is not allowed right now") {
+				t.Errorf("run %d: problem %+v", run, p)
+			}
+		}
+	}
+	r.sink.fail = nil
+	rep := r.run(t, tonight)
+	if got := results(rep); !slices.Equal(got, []string{"revoke s1 done", "delete s1 done"}) || len(rep.Problems) != 0 || rep.Partial() {
+		t.Errorf("once 3RPMS accepts it: %q, problems %+v", got, rep.Problems)
 	}
 }

@@ -77,12 +77,18 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 			// part: take it off this part too (the other keeps it).
 			keys = append(keys, p.adopt(s, byRemote[k.ID], "key of ours shared with stay "+byRemote[k.ID].Stay.ID))
 		}
-		p.cleanup(s, keys, s.Key, reason)
+		p.cleanup(s, keys, true, reason)
 		p.end(s, append(sys[SystemOpenApp], sys[SystemKeyBox]...), reason)
+		if k := s.Key; k != nil && in.Backfill && byRemote[k.ID] == nil && s.Ref.Source == System3RPMS &&
+			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
+			// State was lost: the key may be ours, left on a stay that
+			// already left. 3RPMS keeps it for two days; withdraw it now.
+			p.claimDeparted(s, reason)
+		}
 		return nil
 	}
 	if s.Cancelled {
-		p.withdraw(s, creds, "reservation cancelled")
+		p.withdraw(s, creds, true, "reservation cancelled")
 		return nil
 	}
 	if s.Ref.Source == SystemGuestway {
@@ -90,9 +96,9 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	}
 	method, ok := prop.MethodFor(s.RoomID)
 	if !ok {
-		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
+		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
 		// Whatever was issued for a room it left opens the wrong door.
-		p.withdraw(s, creds, fmt.Sprintf("room %s has no access method in the config", roomLabel(s)))
+		p.withdraw(s, creds, true, fmt.Sprintf("room %s has no access method in the config", roomNamed(s)))
 		return nil
 	}
 	b := p.bundle(s, method)
@@ -103,7 +109,8 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	if b.key != "" {
 		ks = p.observeKey(s, sys[System3RPMS], byRemote)
 	} else {
-		p.cleanup(s, sys[System3RPMS], s.Key, "room no longer uses a 3RPMS key")
+		p.withdrawing(sys[System3RPMS])
+		p.cleanup(s, sys[System3RPMS], true, "room no longer uses a 3RPMS key")
 	}
 	blocked := ks.conflict || ks.claimed // the key cannot be written this run
 
@@ -136,6 +143,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 			tb.want = tb.system == SystemOpenApp && prop.SharedPortals
 		}
 		if !tb.want {
+			p.withdrawing(sys[tb.system])
 			p.end(s, sys[tb.system], fmt.Sprintf("room %s no longer uses %s", roomLabel(s), tb.system))
 			continue
 		}
@@ -259,14 +267,16 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 	}
 }
 
-// withdraw handles a stay that was cancelled or is gone from its source:
+// withdraw handles a stay that was cancelled or is gone from its source
+// (seen false), or whose room has no method any more:
 // 3RPMS keys are revoked and deleted and key-box accesses cancelled at
 // once; an OpenApp invite is switched off (is_enabled false) and deleted
 // once the stay's window has passed, so a re-activated booking can have it
 // back.
-func (p *planner) withdraw(s Stay, creds []*Credential, reason string) {
+func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string) {
+	p.withdrawing(creds)
 	sys := bySystem(creds)
-	p.cleanup(s, sys[System3RPMS], nil, reason)
+	p.cleanup(s, sys[System3RPMS], seen, reason)
 	p.end(s, sys[SystemKeyBox], reason)
 	for _, c := range sys[SystemOpenApp] {
 		end := c.Valid.End

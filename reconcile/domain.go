@@ -1,7 +1,10 @@
 package reconcile
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -124,15 +127,28 @@ const (
 	// StatusReleased: removed from its stay while another stay still holds
 	// the same remote key, which that stay's credential now owns.
 	StatusReleased Status = "released"
-	// StatusAbandoned: a create that failed, or whose outcome was lost. For 3RPMS such a key
-	// can only exist unassigned, which grants nothing and which 3RPMS deletes
-	// after two days (seed 003, "Cleanup").
+	// StatusAbandoned: keysync gave the credential up: a create that failed
+	// or whose outcome was lost, or an unassigned 3RPMS key that 3RPMS would
+	// not delete. For 3RPMS such a key can only exist unassigned, which
+	// grants nothing and which 3RPMS deletes after two days (the 3RPMS Room
+	// Access Key API, "Cleanup").
 	StatusAbandoned Status = "abandoned"
+	// StatusRetired: a 3RPMS key 3RPMS refused to assign. It is never
+	// assigned again: the next run deletes it and gives the stay a new key,
+	// unless that read shows the key on the stay after all, which makes it
+	// the stay's key again (see settle.go).
+	StatusRetired Status = "retired"
 )
+
+// KeysKeptAfterDeparture is how long 3RPMS keeps a key on a departed stay
+// before its own cleanup revokes and deletes it ("2 days after room stay
+// departure", the 3RPMS Room Access Key API); it also deletes keys left
+// unassigned that long.
+const KeysKeptAfterDeparture = 48 * time.Hour
 
 // Live reports whether a credential in status s may exist remotely.
 func (s Status) Live() bool {
-	return s == StatusPending || s == StatusActive || s == StatusDisabled
+	return s == StatusPending || s == StatusActive || s == StatusDisabled || s == StatusRetired
 }
 
 // Credential is one credential keysync issued (or adopted), as recorded in
@@ -219,6 +235,30 @@ func (p *Property) MethodFor(roomID string) (Method, bool) {
 	return "", false
 }
 
+// CheckRoomKeys catches a config that keys rooms by name instead of id: a
+// room in Rooms that no stay's room id matches but some stay's room name
+// does. Planned as is, every stay in such rooms would be unmapped and lose
+// its credentials, so it is an error (wrapping ErrConfig) that names the id
+// the config probably meant.
+func (p *Property) CheckRoomKeys(stays []Stay) error {
+	ids := map[string]bool{}
+	byName := map[string]string{}
+	for _, s := range stays {
+		ids[s.RoomID] = true
+		if s.RoomName != "" && s.RoomName != s.RoomID {
+			byName[s.RoomName] = s.RoomID
+		}
+	}
+	var errs []error
+	for _, key := range slices.Sorted(maps.Keys(p.Rooms)) {
+		if id, ok := byName[key]; ok && !ids[key] {
+			errs = append(errs, fmt.Errorf("property %s: rooms[%q]: no room has id %q, but room %s (id %s) is named so; rooms are keyed by the source's room id: did you mean rooms[%q]? %w",
+				p.Name, key, key, key, id, id, ErrConfig))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Window returns the access window of a stay: arrival date at check-in time
 // to departure date at check-out time in the property's zone, widened by the
 // grace on each side. It is the one place keysync computes a window.
@@ -247,5 +287,19 @@ func (p *Property) ReadRange(now time.Time) (from, to Date) {
 	}
 	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-2)
 	to = DateOf(now.In(loc)).AddDays(p.WindowDays - 1)
+	return from, to
+}
+
+// BackfillReadRange is ReadRange reaching back as far as 3RPMS keeps keys
+// on departed stays (KeysKeptAfterDeparture, plus a day for the departure
+// date's own hours): after the state file was lost, a backfill must find
+// and withdraw the keys of ours still on stays that already left.
+func (p *Property) BackfillReadRange(now time.Time) (from, to Date) {
+	_, to = p.ReadRange(now)
+	loc := p.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-int(KeysKeptAfterDeparture/(24*time.Hour)) - 1)
 	return from, to
 }

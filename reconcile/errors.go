@@ -28,6 +28,9 @@ var (
 	// ErrUnsafe: the plan looks like the result of a source outage (far
 	// fewer stays than recorded) and was not applied; --force overrides.
 	ErrUnsafe = errors.New("refused: the plan looks unsafe")
+	// ErrConfig: the config contradicts what a source shows (a room keyed
+	// by its name instead of its id); the property is not applied.
+	ErrConfig = errors.New("config does not match the source")
 	// ErrUnavailable: the system answered 5xx or not at all. Idempotent
 	// calls may be retried after a backoff; it may be wrapped together
 	// with ErrUnknownOutcome for writes.

@@ -55,8 +55,7 @@ type Outcome struct {
 // Store is keysync's memory of what it issued. Implementations must write
 // each Save atomically: a crash leaves either all of it or none.
 type Store interface {
-	// Credentials returns the live (pending or active) credentials of a
-	// property.
+	// Credentials returns the live credentials of a property (Status.Live).
 	Credentials(ctx context.Context, property string) ([]Credential, error)
 	// Save writes credentials, inserting those with ID 0 (and setting their
 	// ID), and appends the audit entries and the requests sent for them to
@@ -74,6 +73,18 @@ type Store interface {
 	BeginRun(ctx context.Context, mode Mode, now time.Time) (int64, error)
 	// FinishRun records a run's end and its report.
 	FinishRun(ctx context.Context, id int64, r *Report) error
+	// RecentFailures counts, for each stay, system and operation of a
+	// property, in how many of the n runs recorded before run `before` an
+	// action failed or had an unknown outcome.
+	RecentFailures(ctx context.Context, property string, before int64, n int) (map[FailureKey]int, error)
+}
+
+// FailureKey names an action across runs: what was done to which stay's
+// credential on which system.
+type FailureKey struct {
+	Stay   StayRef
+	System System
+	Op     Op
 }
 
 // RequestRecord is one request sent, for the daily ledger.

@@ -87,9 +87,16 @@ type Action struct {
 	// that credential's create succeeded (make before break), so a failed
 	// replacement never leaves a guest with nothing.
 	After *Credential `json:"-"`
+	// Unseen marks an action planned from keysync's records alone: the
+	// source no longer shows the stay, so nothing can show whether it
+	// still holds the key (see settle.go for what a refusal then means).
+	Unseen bool `json:"-"`
 	// Result and Error are filled by Apply.
 	Result Result `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Persistent marks a failure that also happened in each of the runs
+	// before this one: a Problem for a person, not a partial run.
+	Persistent bool `json:"persistent,omitempty"`
 }
 
 // Result is what became of an action.
@@ -101,6 +108,10 @@ const (
 	ResultFailed  Result = "failed"
 	ResultUnknown Result = "unknown"
 	ResultSkipped Result = "skipped"
+	// ResultSettled: the system refused the action, and what keysync can
+	// see says nothing is left to do (settle.go has the rules); the error
+	// says why, and the run is not partial for it.
+	ResultSettled Result = "settled"
 )
 
 // NoteKind classifies what a plan reports without acting on it.
@@ -123,12 +134,15 @@ const (
 
 // Note is something an operator should see that keysync will not act on.
 type Note struct {
-	Kind      NoteKind `json:"kind"`
-	Stay      StayRef  `json:"stay"`
-	Room      string   `json:"room"`
-	Arrival   Date     `json:"arrival"`
-	Departure Date     `json:"departure"`
-	Detail    string   `json:"detail"`
+	Kind NoteKind `json:"kind"`
+	Stay StayRef  `json:"stay"`
+	// Room is the room's name where the source gives one; RoomID its id,
+	// which is what the config's rooms are keyed by.
+	Room      string `json:"room"`
+	RoomID    string `json:"room_id,omitempty"`
+	Arrival   Date   `json:"arrival"`
+	Departure Date   `json:"departure"`
+	Detail    string `json:"detail"`
 	// PIN is a lock PIN for NoteLockPIN; it marshals redacted and is shown
 	// only by plan --show-secrets.
 	PIN Secret `json:"pin,omitempty"`
@@ -144,11 +158,13 @@ type Plan struct {
 	// Sync holds credentials whose records differ from what the source
 	// shows (an assignment keysync did not record); Apply saves them.
 	Sync []*Credential `json:"-"`
-	// Live counts the property's live credentials, and Vanished those of
-	// them whose stay the source no longer returns at all: the measure of
-	// a source outage (see Runner's fail-safe).
-	Live     int `json:"live_credentials"`
-	Vanished int `json:"credentials_of_vanished_stays"`
+	// Live counts the property's live credentials, and Withdrawn those of
+	// them the plan takes away for any reason but a departure or a
+	// replacement (stays gone or cancelled, rooms unmapped, methods
+	// changed): the measure of an outage or a config slip (see Runner's
+	// fail-safe).
+	Live      int `json:"live_credentials"`
+	Withdrawn int `json:"withdrawn_credentials"`
 }
 
 // Input is everything Compute needs: the stays a source reports, what keysync
@@ -186,8 +202,11 @@ type planner struct {
 	plan *Plan
 	pins *pinGenerator
 	// live counts live credentials per remote key id, so a key shared by
-	// two stays (a split stay, seed 003) is deleted only with the last one.
+	// two stays (a split stay, the 3RPMS Room Access Key API) is deleted
+	// only with the last one.
 	live map[string]int
+	// withdrawn holds the live credentials the plan withdraws (Plan.Withdrawn).
+	withdrawn map[*Credential]bool
 }
 
 func (p *planner) run() (*Plan, error) {
@@ -201,6 +220,7 @@ func (p *planner) run() (*Plan, error) {
 	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: used}
 
 	p.live = map[string]int{}
+	p.withdrawn = map[*Credential]bool{}
 	byStay := map[StayRef][]*Credential{}
 	byRemote := map[string]*Credential{}
 	for i := range in.Credentials {
@@ -252,13 +272,15 @@ func (p *planner) run() (*Plan, error) {
 		p.plan.Live += len(creds)
 	}
 	for _, ref := range gone {
-		p.plan.Vanished += len(byStay[ref])
-	}
-	for _, ref := range gone {
 		creds := byStay[ref]
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
-		p.withdraw(s, creds, fmt.Sprintf("stay gone from %s (deleted, or reservation cancelled)", ref.Source))
+		n := len(p.plan.Actions)
+		p.withdraw(s, creds, false, fmt.Sprintf("stay gone from %s (deleted, or reservation cancelled)", ref.Source))
+		for _, a := range p.plan.Actions[n:] {
+			a.Unseen = true
+		}
 	}
+	p.plan.Withdrawn = len(p.withdrawn)
 
 	p.alignKeySteps()
 	// Revocations and cleanup first (DESIGN.md, "The run"), then by
@@ -330,11 +352,18 @@ func (p *planner) observeKey(s Stay, creds []*Credential, byRemote map[string]*C
 				current = c
 			}
 		}
+		if current != nil && current.Status == StatusRetired {
+			// 3RPMS refused its assign, yet the stay shows it: the read
+			// wins, and it is the stay's key again.
+			current.Status, current.Assigned = StatusActive, true
+			p.plan.Sync = append(p.plan.Sync, current)
+		}
 		if current == nil {
 			if shared, ok := byRemote[s.Key.ID]; ok {
-				// Our key, recorded for another stay: 3RPMS reused it when
-				// it split a stay. Record that this stay holds it too.
-				current = p.adopt(s, shared, "key of ours shared with stay "+shared.Stay.ID)
+				// Our key, recorded for another stay (3RPMS reused it when
+				// it split a stay) or given up earlier: record that this
+				// stay holds it.
+				current = p.adopt(s, shared, adoptReason(s, shared))
 			} else if p.in.Backfill {
 				p.claim(s)
 				p.discard(s, creds, nil, "stay holds a key of unknown owner")
@@ -399,7 +428,10 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 	// The stay holds no key: assign a spare one of ours, else create one.
 	var spare *Credential
 	for _, c := range creds {
-		if spare == nil && c.Status == StatusActive && keyStale(c, s, kind, up) == "" {
+		// A key left unassigned as long as 3RPMS keeps such keys is
+		// gone, or about to be: it is deleted, not assigned.
+		fresh := c.UpdatedAt.IsZero() || p.in.Now.Sub(c.UpdatedAt) < KeysKeptAfterDeparture
+		if spare == nil && c.Status == StatusActive && fresh && keyStale(c, s, kind, up) == "" {
 			spare = c
 		}
 	}
@@ -467,23 +499,63 @@ func (p *planner) adopt(s Stay, shared *Credential, reason string) *Credential {
 	return c
 }
 
-// claim plans the backfill check of a key keysync has no record of.
-func (p *planner) claim(s Stay) {
+// adoptReason says why a stay holds a key of ours it has no record for.
+func adoptReason(s Stay, c *Credential) string {
+	if c.Stay == s.Ref {
+		return "key of ours found on the stay"
+	}
+	return "key of ours shared with stay " + c.Stay.ID
+}
+
+// claim plans the backfill check of a key keysync has no record of, and
+// returns the credential it adopts if the claim succeeds.
+func (p *planner) claim(s Stay) *Credential {
 	c := &Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID, RemoteID: s.Key.ID,
 		Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
 	}
 	p.add(&Action{Op: OpClaim, Reason: "stay holds a key keysync has no record of: adopted if keysync created it, else left alone", Cred: c, Step: 1, Priority: PriorityInHouse}, s)
+	return c
+}
+
+// claimDeparted plans, in a backfill, the withdrawal of a key of unknown
+// owner on a stay that has departed: claimed first, then, only if the claim
+// showed it is ours, revoked and deleted.
+func (p *planner) claimDeparted(s Stay, reason string) {
+	c := p.claim(s)
+	p.add(&Action{Op: OpRevoke, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
+	p.add(&Action{Op: OpDelete, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
+}
+
+// withdrawing counts credentials the plan takes away from a stay that has
+// not departed (Plan.Withdrawn): only those that grant something now.
+func (p *planner) withdrawing(creds []*Credential) {
+	for _, c := range creds {
+		switch {
+		case c.Status == StatusPending:
+		case c.System == System3RPMS && !c.Assigned:
+		case c.Status == StatusDisabled:
+		default:
+			p.withdrawn[c] = true
+		}
+	}
 }
 
 // cleanup revokes and deletes every credential of a stay that has ended.
-// observed is the key the source shows on the stay, nil when the stay is
-// gone; then keysync's record of the assignment decides.
-func (p *planner) cleanup(s Stay, creds []*Credential, observed *RemoteKey, reason string) {
+// seen says the source returned the stay this run, so s.Key is what it
+// holds; for a stay that is gone, keysync's record of the assignment
+// decides.
+func (p *planner) cleanup(s Stay, creds []*Credential, seen bool, reason string) {
 	for _, c := range creds {
 		assigned := c.Assigned
-		if observed != nil || c.Status == StatusPending {
-			assigned = observed != nil && c.RemoteID == observed.ID
+		if seen || c.Status == StatusPending {
+			assigned = s.Key != nil && c.RemoteID == s.Key.ID
+		}
+		if seen && c.Assigned && !assigned {
+			// The read shows the key off the stay: a revoke whose answer
+			// was lost, or 3RPMS's own cleanup. Record what it shows.
+			c.Assigned = false
+			p.plan.Sync = append(p.plan.Sync, c)
 		}
 		if c.Status == StatusPending {
 			p.add(&Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
@@ -537,7 +609,7 @@ func (p *planner) note(k NoteKind, s Stay, detail string) {
 }
 
 func (p *planner) noteFor(k NoteKind, s Stay, detail string) Note {
-	return Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), Arrival: s.Arrival, Departure: s.Departure, Detail: detail}
+	return Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure, Detail: detail}
 }
 
 // priority ranks work on an active stay (issue 5's order).
@@ -555,6 +627,15 @@ func (p *planner) priority(s Stay) Priority {
 func roomLabel(s Stay) string {
 	if s.RoomName != "" {
 		return s.RoomName
+	}
+	return s.RoomID
+}
+
+// roomNamed names a room by its name and, where it differs, its id: the
+// config keys rooms by id, and people know them by name.
+func roomNamed(s Stay) string {
+	if s.RoomName != "" && s.RoomName != s.RoomID {
+		return fmt.Sprintf("%s (id %s)", s.RoomName, s.RoomID)
 	}
 	return s.RoomID
 }

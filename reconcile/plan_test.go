@@ -36,7 +36,7 @@ type planCase struct {
 	backfill bool
 	want     []string // summary lines
 	notes    []string // noteSummary lines
-	sync     []string // remote ids of credentials whose assignment is synced
+	sync     []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
 }
 
 // compute runs Compute for a case with a fixed PIN stream and checks the
@@ -233,12 +233,13 @@ func TestCompute(t *testing.T) {
 			want:  []string{"1 delete s1 K1 revoke"},
 		},
 		{
-			// The read shows no key, yet the record of the assignment decides,
-			// as for a stay that is gone; the revoke is answered not found.
-			name:  "departed, recorded assigned, stay shows no key: revoke anyway",
+			// The read shows no key (a revoke whose answer was lost, or
+			// 3RPMS's cleanup): what the read shows decides, not the record.
+			name:  "departed, recorded assigned, stay shows no key: no revoke, only the delete",
 			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-07", "2026-06-10")},
 			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")},
-			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+			want:  []string{"1 delete s1 K1 revoke"},
+			sync:  []string{"K1 off"},
 		},
 		{
 			name:  "departed with a create outcome unknown: abandon",
@@ -395,9 +396,10 @@ func TestCompute(t *testing.T) {
 			}
 			var sync []string
 			for _, c := range plan.Sync {
-				sync = append(sync, c.RemoteID)
-				if !c.Assigned {
-					t.Errorf("synced credential %s not marked assigned", c.RemoteID)
+				if c.Assigned {
+					sync = append(sync, c.RemoteID)
+				} else {
+					sync = append(sync, c.RemoteID+" off")
 				}
 			}
 			if !slices.Equal(sync, tc.sync) {

@@ -24,6 +24,23 @@ type Report struct {
 	// Budget is each budgeted system's daily request budget.
 	Budget   map[System]BudgetReport `json:"budget,omitempty"`
 	Failures []Failure               `json:"failures"`
+	// Problems need a person: actions that failed in this run and in each
+	// of the runs before it (Runner.RepeatLimit), which retrying alone has
+	// not fixed. They do not make the run partial.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is an action that keeps failing run after run.
+type Problem struct {
+	Property string  `json:"property"`
+	System   System  `json:"system"`
+	Op       Op      `json:"action"`
+	Stay     StayRef `json:"stay"`
+	Room     string  `json:"room"`
+	RoomID   string  `json:"room_id"`
+	// Runs is how many runs in a row it failed, this one included.
+	Runs   int    `json:"runs"`
+	Detail string `json:"detail"`
 }
 
 // Deferred returns the actions the request budget left for a later run.
@@ -66,15 +83,21 @@ func (r *Report) Notes() []Note {
 }
 
 // Partial reports whether anything planned was left undone: a failed read,
-// or an action that failed, was skipped, or has an unknown outcome. Such a
-// run exits with the partial-failure code; the next run retries.
+// or an action that failed, was skipped, or has an unknown outcome, unless
+// it is one of Problems (it has failed run after run, so retrying is not
+// the answer). Such a run exits with the partial-failure code; the next run
+// retries.
 func (r *Report) Partial() bool {
 	if len(r.Failures) > 0 {
 		return true
 	}
 	for _, a := range r.Actions() {
-		if a.Result != "" && a.Result != ResultDone {
-			return true
+		switch a.Result {
+		case "", ResultDone, ResultSettled:
+		default:
+			if !a.Persistent {
+				return true
+			}
 		}
 	}
 	return false

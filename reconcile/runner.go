@@ -46,6 +46,10 @@ type Runner struct {
 	Budgets map[System]DailyBudget
 }
 
+// RepeatLimit is how many runs in a row an action may fail before its
+// failure is a Problem for a person rather than work the next run retries.
+const RepeatLimit = 2
+
 // DailyBudget is a system's request cap over a rolling 24 hours, and the
 // part of it kept for revocations.
 type DailyBudget struct {
@@ -64,17 +68,19 @@ type Options struct {
 	Force bool
 }
 
-// unsafe is the fail-safe of DESIGN.md's invariant 7: a plan that would
-// withdraw, for stays the source no longer returns, more than max(5, 20%)
-// of the property's live credentials is more likely an outage or a wrong
-// filter than a wave of cancellations, so it is not applied unless forced.
+// unsafe is the fail-safe: a plan that would withdraw more than max(5, 20%)
+// of the property's live credentials from stays that have not departed,
+// whatever the cause (stays vanished or cancelled, rooms unmapped, methods
+// changed), is more likely an outage, a wrong filter or a config slip than
+// a wave of real changes, so it is not applied unless forced.
 func unsafe(p *Plan, source System) error {
 	limit := max(5, p.Live/5)
-	if p.Vanished <= limit {
+	if p.Withdrawn <= limit {
 		return nil
 	}
-	return fmt.Errorf("%s returned far fewer stays than recorded: applying would withdraw %d of %d live credentials (more than %d); check the source, then rerun with --force if those stays really are gone: %w",
-		source, p.Vanished, p.Live, limit, ErrUnsafe)
+	return fmt.Errorf("applying would withdraw %d of %d live credentials from stays that have not departed (more than %d): "+
+		"%s returned far fewer stays than recorded, or the config's rooms or methods changed; check both, then rerun with --force if those credentials really must go: %w",
+		p.Withdrawn, p.Live, limit, source, ErrUnsafe)
 }
 
 // Run reads every site, plans and, unless it is a dry run, applies. Problems
@@ -106,6 +112,11 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Budget = map[System]BudgetReport{}
 	for i, site := range r.Sites {
 		rd := reads[i]
+		if rd.err == nil {
+			if err := site.Property.CheckRoomKeys(rd.stays); err != nil {
+				rd.err = err
+			}
+		}
 		if rd.err != nil {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err})
 			r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
@@ -160,6 +171,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		for sys, err := range ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
+		if err := r.markPersistent(sctx, rep, plan); err != nil {
+			return nil, err
+		}
 	}
 	slices.SortFunc(rep.Failures, func(a, b Failure) int {
 		return cmp.Or(cmp.Compare(a.Property, b.Property), cmp.Compare(a.System, b.System))
@@ -182,6 +196,38 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// markPersistent turns the failures of a plan that also failed in each of
+// the RepeatLimit runs before into Problems: retrying has not fixed them,
+// so they need a person, and they no longer make the run partial.
+func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *Plan) error {
+	var failed []*Action
+	for _, a := range plan.Actions {
+		if a.Result == ResultFailed || a.Result == ResultUnknown {
+			failed = append(failed, a)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	past, err := r.Store.RecentFailures(ctx, plan.Property, rep.RunID, RepeatLimit)
+	if err != nil {
+		return fmt.Errorf("read recent failures of %s: %w", plan.Property, err)
+	}
+	for _, a := range failed {
+		n := past[FailureKey{Stay: a.Stay, System: a.System, Op: a.Op}]
+		if n < RepeatLimit {
+			continue
+		}
+		a.Persistent = true
+		rep.Problems = append(rep.Problems, Problem{
+			Property: plan.Property, System: a.System, Op: a.Op, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Runs: n + 1,
+			Detail: fmt.Sprintf("%s %s for stay %s failed in this run and in each of the %d before it: %s; retrying has not helped, a person must look",
+				a.System, a.Op, a.Stay.ID, n, a.Error),
+		})
+	}
+	return nil
 }
 
 // siteRead is what a run learned about one site before planning.
@@ -322,6 +368,9 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 	}
 
 	from, to := site.Property.ReadRange(opts.Now)
+	if opts.Mode == ModeBackfill {
+		from, to = site.Property.BackfillReadRange(opts.Now)
+	}
 	stays, err := site.Source.Stays(ctx, from, to)
 	if err != nil {
 		rd.err = fmt.Errorf("read stays %s..%s: %w", from, to, err)
@@ -336,7 +385,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 	}
 	var missing []string
 	for _, c := range creds {
-		if c.Stay.Source == site.sourceSystem() && !inRead[c.Stay.ID] && !slices.Contains(missing, c.Stay.ID) {
+		if c.Status.Live() && c.Stay.Source == site.sourceSystem() && !inRead[c.Stay.ID] && !slices.Contains(missing, c.Stay.ID) {
 			missing = append(missing, c.Stay.ID)
 		}
 	}

@@ -17,13 +17,14 @@ const credentialColumns = `id, property, source, stay_id, system, kind, room_id,
 	status, assigned, adopted, pin_hash, arrival, departure, updated_at, valid_from, valid_to,
 	coalesce(derived_from, 0)`
 
-// Credentials returns the live (pending, active or disabled) credentials of a
-// property, in the order they were first saved. Their PIN is empty; PINHash
-// holds the keyed hash.
+// Credentials returns the live (pending, active, disabled or retired)
+// credentials of a property, in the order they were first saved. Their PIN
+// is empty; PINHash holds the keyed hash.
 func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Credential, error) {
 	creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
-		WHERE property = ? AND status IN (?, ?, ?) ORDER BY id`,
-		property, string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled))
+		WHERE property = ? AND status IN (?, ?, ?, ?) ORDER BY id`,
+		property, string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled),
+		string(reconcile.StatusRetired))
 	if err != nil {
 		return nil, fmt.Errorf("state: load credentials of %s: %w", property, err)
 	}
@@ -255,7 +256,8 @@ func (d *DB) hashPIN(pin reconcile.Secret) string {
 
 func validStatus(s reconcile.Status) error {
 	switch s {
-	case reconcile.StatusPending, reconcile.StatusActive, reconcile.StatusDisabled, reconcile.StatusDeleted, reconcile.StatusReleased, reconcile.StatusAbandoned:
+	case reconcile.StatusPending, reconcile.StatusActive, reconcile.StatusDisabled, reconcile.StatusDeleted, reconcile.StatusReleased,
+		reconcile.StatusAbandoned, reconcile.StatusRetired:
 		return nil
 	}
 	return fmt.Errorf("unknown status %q", s)
@@ -300,4 +302,34 @@ func (d *DB) Prune(ctx context.Context, before time.Time) (int, error) {
 		return 0, fmt.Errorf("state: prune: %w", err)
 	}
 	return total, nil
+}
+
+// RecentFailures implements reconcile.Store.
+func (d *DB) RecentFailures(ctx context.Context, property string, before int64, n int) (map[reconcile.FailureKey]int, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id, system, op, COUNT(DISTINCT run_id) FROM audit
+		WHERE property = ? AND phase IN (?, ?)
+		AND run_id IN (SELECT id FROM runs WHERE id < ? ORDER BY id DESC LIMIT ?)
+		GROUP BY source, stay_id, system, op`,
+		property, string(reconcile.PhaseFailed), string(reconcile.PhaseUnknown), before, n)
+	if err != nil {
+		return nil, fmt.Errorf("state: recent failures of %s: %w", property, err)
+	}
+	defer rows.Close()
+	out := map[reconcile.FailureKey]int{}
+	for rows.Next() {
+		var (
+			k                  reconcile.FailureKey
+			source, system, op string
+			runs               int
+		)
+		if err := rows.Scan(&source, &k.Stay.ID, &system, &op, &runs); err != nil {
+			return nil, fmt.Errorf("state: recent failures of %s: %w", property, err)
+		}
+		k.Stay.Property, k.Stay.Source, k.System, k.Op = property, reconcile.System(source), reconcile.System(system), reconcile.Op(op)
+		out[k] = runs
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: recent failures of %s: %w", property, err)
+	}
+	return out, nil
 }

@@ -171,7 +171,7 @@ func (env *environment) openState(ctx context.Context, path string, mode reconci
 // reportError turns a finished run's report into the exit status.
 func reportError(rep *reconcile.Report) error {
 	for _, f := range rep.Failures {
-		if errors.Is(f.Cause, reconcile.ErrUnauthorized) {
+		if errors.Is(f.Cause, reconcile.ErrUnauthorized) || errors.Is(f.Cause, reconcile.ErrConfig) {
 			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
 		}
 	}
@@ -182,6 +182,9 @@ func reportError(rep *reconcile.Report) error {
 	}
 	if rep.Partial() {
 		return withCode(ExitPartial, errors.New("some work was not done; see the report (the next run retries it)"))
+	}
+	if len(rep.Problems) > 0 {
+		return withCode(ExitAttention, fmt.Errorf("%d action(s) failed run after run and need a person; see the report", len(rep.Problems)))
 	}
 	return nil
 }

@@ -35,6 +35,9 @@ const (
 	ExitPartial = 3 // some work failed or was deferred; the next run retries
 	ExitLocked  = 4 // another run holds the state file's lock
 	ExitUnsafe  = 5 // the fail-safe refused a plan that looks like a source outage; --force overrides
+	// ExitAttention: everything the run could do was done, but something
+	// needs a person: an action that failed run after run (report.Problems).
+	ExitAttention = 6
 )
 
 // exitError carries an exit code with the message to print.

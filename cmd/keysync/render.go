@@ -55,6 +55,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	}
 	printNotes(w, rep.Notes())
 	printFailures(w, rep.Failures)
+	printProblems(w, rep.Problems)
 	fmt.Fprintln(w)
 	printRequests(w, rep)
 	if rep.Partial() {
@@ -117,6 +118,18 @@ func printNotes(w io.Writer, notes []reconcile.Note) {
 func printFailures(w io.Writer, failures []reconcile.Failure) {
 	for _, f := range failures {
 		fmt.Fprintf(w, "\nFAILED %s %s: %s\n", f.Property, f.System, f.Err)
+	}
+}
+
+// printProblems lists what failed run after run: retrying has not fixed it,
+// so a person must look.
+func printProblems(w io.Writer, problems []reconcile.Problem) {
+	if len(problems) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nNeeds a person (%d), failing run after run:\n", len(problems))
+	for _, p := range problems {
+		fmt.Fprintf(w, "  %s stay %s room %s: %s\n", p.Property, p.Stay.ID, cmp.Or(p.Room, p.RoomID), p.Detail)
 	}
 }
 

@@ -7,11 +7,16 @@
 //   - "Chained operations" are aliased root mutation fields in one document;
 //     GraphQL runs root mutation fields one after another in document order,
 //     so a revoke placed before an assign frees the stay first.
-//   - Errors carry extensions.code NOT_FOUND, FORBIDDEN (another
+//   - Errors may carry extensions.code NOT_FOUND, FORBIDDEN (another
 //     integration's key), CONFLICT (the stay holds another key, or the key is
-//     still assigned) or BAD_USER_INPUT, and path = [alias].
+//     still assigned) or BAD_USER_INPUT, and path = [alias]. These are hints
+//     only: an error without a code is a refusal of its field all the same,
+//     and reconcile settles it by what the next read shows (reconcile's
+//     settle.go). An error without a path belongs to the null field no other
+//     error names; when several such fields and errors cannot be told apart,
+//     each null field is refused with all their messages.
 //   - Re-adding the key a stay already holds succeeds without change when the
-//     key is ours and is FORBIDDEN when it is not, so backfill's claim
+//     key is ours and is refused when it is not, so backfill's claim
 //     (reconcile.OpClaim) uses it as an ownership check that changes nothing.
 package threerpms
 
@@ -246,7 +251,8 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 	}
 
 	byAlias := map[string]*gqlerror.Error{}
-	var general []string
+	var general []*gqlerror.Error
+	var messages []string
 	for _, e := range list {
 		if len(e.Path) > 0 {
 			if alias, ok := e.Path[0].(ast.PathName); ok {
@@ -254,7 +260,17 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 				continue
 			}
 		}
-		general = append(general, e.Message)
+		general = append(general, e)
+		messages = append(messages, e.Message)
+	}
+	// A field that failed is null in data. Errors that name no field (a
+	// server that sends no path) belong to the null fields no error names.
+	var unnamed []int
+	for i := range d.fields {
+		alias := fmt.Sprintf("a%d", i)
+		if raw, ok := data[alias]; ok && string(raw) == "null" && byAlias[alias] == nil {
+			unnamed = append(unnamed, i)
+		}
 	}
 	out := make([]fieldResult, len(d.fields))
 	for i := range out {
@@ -266,7 +282,13 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 			out[i].data = raw
 		case data == nil && len(general) > 0:
 			// No data at all: the server refused the request before running it.
-			out[i].err = fmt.Errorf("request refused: %s: %w", d.scrub(strings.Join(general, "; ")), reconcile.ErrRejected)
+			out[i].err = fmt.Errorf("request refused: %s: %w", d.scrub(strings.Join(messages, "; ")), reconcile.ErrRejected)
+		case ok && len(general) == 1 && len(unnamed) == 1:
+			out[i].err = d.fieldError(general[0])
+		case ok && len(general) > 0:
+			// Null beside errors that cannot be told apart: refused, for a
+			// reason among these.
+			out[i].err = fmt.Errorf("refused; the server's errors name no field: %s", d.scrub(strings.Join(messages, "; ")))
 		default:
 			out[i].err = fmt.Errorf("answer has neither data nor an error for %s: %w", alias, reconcile.ErrUnknownOutcome)
 		}

@@ -609,3 +609,41 @@ func TestApplyCreatesDerivedKeys(t *testing.T) {
 		t.Errorf("bad compartment: outcome = %v (must be refused, without quoting it)", out)
 	}
 }
+
+// TestApplyMessageOnlyErrors: a server whose errors carry only a message
+// (no code, no path) still has every field decided: a null field is refused
+// with the message (no sentinel, and never "unknown"), the others succeed.
+func TestApplyMessageOnlyErrors(t *testing.T) {
+	sb, s := newSandbox(t)
+	sb.SetMessageOnlyErrors(true)
+	foreign1 := inject(t, sb, sandbox.OtherIntegration, "9001", "s1")
+	foreign3 := inject(t, sb, sandbox.OtherIntegration, "9003", "s3")
+	ours := inject(t, sb, ourID, "1234")
+
+	t.Run("one error", func(t *testing.T) {
+		out := apply(t, s, onKey(reconcile.OpClaim, "s1", foreign1), create("s5", "4242"))
+		if err := out[0].Err; err == nil || !strings.Contains(err.Error(), "not created by this integration") {
+			t.Errorf("claim of a foreign key: err = %v, want the server's message", err)
+		}
+		for _, sen := range []error{reconcile.ErrNotFound, reconcile.ErrNotOurs, reconcile.ErrConflict, reconcile.ErrRejected, reconcile.ErrUnknownOutcome} {
+			if errors.Is(out[0].Err, sen) {
+				t.Errorf("claim: err = %v wraps %v; the server sent no code", out[0].Err, sen)
+			}
+		}
+		if out[1].Err != nil || out[1].RemoteID == "" {
+			t.Errorf("create beside it: %+v", out[1])
+		}
+	})
+	t.Run("errors that cannot be told apart", func(t *testing.T) {
+		out := apply(t, s, onKey(reconcile.OpAssign, "s1", ours), onKey(reconcile.OpAssign, "s2", ours), onKey(reconcile.OpClaim, "s3", foreign3))
+		for _, i := range []int{0, 2} {
+			err := out[i].Err
+			if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "name no field") {
+				t.Errorf("action %d: err = %v, want a refusal naming the server's messages", i, err)
+			}
+		}
+		if out[1].Err != nil || stayKey(t, sb, "s2") != ours {
+			t.Errorf("assign to s2: %v, s2 holds %q", out[1].Err, stayKey(t, sb, "s2"))
+		}
+	})
+}

@@ -1,0 +1,133 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+)
+
+// What keysync assumes about the errors of the systems it writes to, and
+// what it does when the assumption is wrong.
+//
+// The API documents define no error codes. Where an error carries one
+// keysync knows (the adapters map them to ErrNotFound, ErrNotOurs,
+// ErrConflict and ErrRejected), it is a hint that saves a read; where it
+// does not, keysync never waits for a code that will not come: an action
+// the system refused is settled by what keysync can observe, now or on the
+// next read, never by the message's text. A refusal is an error the system
+// gave for that one action (a GraphQL field error, an HTTP 4xx for that
+// call); a failed request, an answer that was lost, a 5xx, a 429 or a
+// wrong credential is not one, and leaves the action to the next run.
+//
+// The rules, for 3RPMS keys:
+//   - A claim (backfill's ownership check) that is refused means the key is
+//     not ours: a conflict note, left alone.
+//   - An assign that is refused retires the key (StatusRetired): it is never
+//     assigned again; the next run deletes it and gives the stay a new key.
+//     Should that read show the retired key on the stay after all, it is the
+//     stay's key again. A key left unassigned for as long as 3RPMS keeps
+//     such keys is not assigned either, but deleted and replaced.
+//   - A revoke of a key whose stay the source no longer shows (Unseen) that
+//     is refused is settled: nothing shows the key on a stay any more, and
+//     3RPMS takes keys off departed stays itself. A revoke on a stay the
+//     read showed holding the key fails, and the next read decides: a stay
+//     that no longer holds the key needs no revoke.
+//   - A delete that is refused for a key no stay holds (keysync revoked it,
+//     or the read showed it on none) is settled: the key is abandoned to
+//     3RPMS's cleanup, which deletes unassigned keys itself. A "not found"
+//     answer to a revoke or delete is done.
+//
+// Whatever still fails run after run is not hidden: Runner marks an action
+// that failed in each of the two runs before as a Problem, which needs a
+// person and no longer makes the run partial.
+
+// refused reports whether err is the system's answer to one action, as
+// opposed to a failed request, a lost answer or an outage.
+func refused(err error) bool {
+	var rl *RateLimitedError
+	return err != nil && !errors.Is(err, ErrUnknownOutcome) && !errors.Is(err, ErrUnavailable) &&
+		!errors.Is(err, ErrUnauthorized) && !errors.As(err, &rl)
+}
+
+// settle applies one outcome to the action's credential. whole says the
+// request failed as a whole, so o.Err is that failure, not an answer to
+// the action.
+func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
+	c := a.Cred
+	c.UpdatedAt = ap.now
+	err := o.Err
+	// Already gone counts as done for the operations that make things go.
+	if err != nil && errors.Is(err, ErrNotFound) && (a.Op == OpRevoke || a.Op == OpDelete) {
+		err = nil
+	}
+	// An invite that cannot be updated or switched off because it is gone
+	// (deleted by someone else) is given up; the next run issues another.
+	if (a.Op == OpUpdate || a.Op == OpDisable) && errors.Is(err, ErrNotFound) {
+		c.Status = StatusAbandoned
+	}
+	if err != nil && !whole && refused(err) && a.System == System3RPMS {
+		if phase, detail, ok := ap.settleRefusal(a, err); ok {
+			return phase, detail
+		}
+	}
+	if err != nil {
+		a.Error = err.Error()
+		if errors.Is(err, ErrUnknownOutcome) {
+			a.Result = ResultUnknown
+			return PhaseUnknown, a.Error
+		}
+		a.Result = ResultFailed
+		if a.Op == OpCreate {
+			c.Status = StatusAbandoned // nothing was created
+		}
+		return PhaseFailed, a.Error
+	}
+	a.Result = ResultDone
+	switch a.Op {
+	case OpCreate:
+		c.RemoteID, c.Status, c.Secret = o.RemoteID, StatusActive, o.Secret
+	case OpUpdate:
+		c.Status, c.RoomID = StatusActive, a.RoomID
+		if a.Window != nil {
+			c.Valid = *a.Window
+		}
+	case OpDisable:
+		c.Status = StatusDisabled
+	case OpAssign:
+		c.Assigned = true
+	case OpRevoke:
+		c.Assigned = false
+	case OpDelete:
+		c.Status, c.Assigned = StatusDeleted, false
+	case OpClaim:
+		c.Status, c.Assigned, c.Adopted = StatusActive, true, true
+	}
+	return PhaseDone, ""
+}
+
+// settleRefusal applies the rules above to a 3RPMS action the server
+// refused. ok is false when the refusal is a plain failure.
+func (ap *applier) settleRefusal(a *Action, err error) (phase Phase, detail string, ok bool) {
+	c := a.Cred
+	switch {
+	case a.Op == OpClaim:
+		a.Result = ResultDone
+		ap.plan.Notes = append(ap.plan.Notes, Note{
+			Kind: NoteConflict, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Arrival: a.Arrival, Departure: a.Departure,
+			Detail: fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
+		})
+		return PhaseDone, fmt.Sprintf("not created by keysync (claim refused: %v); left alone", err), true
+	case a.Op == OpAssign:
+		c.Status, c.Assigned = StatusRetired, false
+		a.Result, a.Error = ResultFailed, fmt.Sprintf("%v; key %s retired, the stay gets a new key next run", err, c.RemoteID)
+		return PhaseFailed, a.Error, true
+	case a.Op == OpRevoke && a.Unseen:
+		c.Assigned = false
+		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: %s no longer shows stay %s, and takes keys off departed stays itself", err, a.System, a.Stay.ID)
+		return PhaseDone, a.Error, true
+	case a.Op == OpDelete && !c.Assigned:
+		c.Status = StatusAbandoned
+		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: no stay holds key %s, and %s deletes unassigned keys itself", err, c.RemoteID, a.System)
+		return PhaseDone, a.Error, true
+	}
+	return "", "", false
+}
