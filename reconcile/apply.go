@@ -194,6 +194,12 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.cutOff(b.System)))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
+		case a.After != nil && a.After.Status == "" && a.After.Adopted:
+			// Waiting on a claim that showed the key is not ours.
+			a.Result, a.Error = ResultSettled, "the key is not keysync's; left alone"
+			ap.mu.Lock()
+			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, a.Error))
+			ap.mu.Unlock()
 		case a.After != nil && a.After.Status != StatusActive:
 			ap.skip(a, fmt.Sprintf("its replacement %s was not created; the old one stays", a.After.Kind))
 		case a.Op != OpCreate && a.Cred.RemoteID == "":

@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -326,6 +327,16 @@ func TestCompute(t *testing.T) {
 			creds:    []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-09", "2026-06-12")},
 			backfill: true,
 			want:     []string{"1 delete s1 K1 revoke", "1 claim s1 K7 inhouse"},
+		},
+		{
+			name:     "backfill: a departed stay's key of unknown owner is claimed, then withdrawn if ours",
+			stays:    []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K7", "385917")},
+			backfill: true,
+			want:     []string{"1 claim s1 K7 inhouse", "2 revoke s1 K7 revoke", "2 delete s1 K7 revoke"},
+		},
+		{
+			name:  "a departed stay's key of unknown owner outside a backfill: left alone",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K7", "385917")},
 		},
 		{
 			name:     "backfill: keys keysync knows are not claimed",
@@ -808,6 +819,109 @@ func TestComputeGolden(t *testing.T) {
 				}
 			}
 			checkGolden(t, tc.name, got)
+		})
+	}
+}
+
+// TestComputeWithdrawn counts what the fail-safe weighs: live credentials
+// taken from stays that have not departed, whatever the cause, and nothing
+// for departures, replacements or keys no stay holds.
+func TestComputeWithdrawn(t *testing.T) {
+	held := func(id, room string) reconcile.Stay {
+		return holding(stay(id, room, "2026-06-09", "2026-06-12"), "K"+id, "38591"+id[1:])
+	}
+	ours := func(id, room string) reconcile.Credential {
+		return cred(id, room, "K"+id, active, true, "2026-06-09", "2026-06-12")
+	}
+	tests := []struct {
+		name      string
+		prop      func(*reconcile.Property)
+		stays     []reconcile.Stay
+		creds     []reconcile.Credential
+		withdrawn int
+	}{
+		{
+			name:      "stays gone from the source",
+			creds:     []reconcile.Credential{ours("s1", "r101"), ours("s2", "r102")},
+			withdrawn: 2,
+		},
+		{
+			name:      "rooms no longer mapped",
+			prop:      func(p *reconcile.Property) { delete(p.Rooms, "r101"); delete(p.Rooms, "r102") },
+			stays:     []reconcile.Stay{held("s1", "r101"), held("s2", "r102")},
+			creds:     []reconcile.Credential{ours("s1", "r101"), ours("s2", "r102")},
+			withdrawn: 2,
+		},
+		{
+			name: "method changed from pin to key box",
+			prop: func(p *reconcile.Property) {
+				p.Rooms["r101"] = reconcile.MethodKeyStorage
+			},
+			stays:     []reconcile.Stay{held("s1", "r101")},
+			creds:     []reconcile.Credential{ours("s1", "r101")},
+			withdrawn: 0, // replaced, not withdrawn: the stay keeps a key
+		},
+		{
+			name:  "departures are not withdrawals",
+			stays: []reconcile.Stay{holding(stay("s1", "r101", "2026-06-07", "2026-06-10"), "Ks1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r101", "Ks1", active, true, "2026-06-07", "2026-06-10")},
+		},
+		{
+			name:  "a room move replaces, it does not withdraw",
+			stays: []reconcile.Stay{stay("s1", "r102", "2026-06-09", "2026-06-12")},
+			creds: []reconcile.Credential{ours("s1", "r101")},
+		},
+		{
+			name:  "an unassigned spare of a gone stay grants nothing",
+			creds: []reconcile.Credential{cred("s1", "r101", "Ks1", active, false, "2026-06-09", "2026-06-12")},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := planCase{prop: tc.prop, stays: tc.stays, creds: tc.creds}.compute(t)
+			if plan.Withdrawn != tc.withdrawn || plan.Live != len(tc.creds) {
+				t.Errorf("withdrawn %d of %d live, want %d of %d (%q)", plan.Withdrawn, plan.Live, tc.withdrawn, len(tc.creds), summary(plan))
+			}
+		})
+	}
+}
+
+// TestCheckRoomKeys: a config keyed by room names instead of ids is caught
+// and names the id it meant; ids, unknown rooms and rooms without stays pass.
+func TestCheckRoomKeys(t *testing.T) {
+	stays := []reconcile.Stay{stay("s1", "r101", "2026-06-09", "2026-06-12"), stay("s2", "r102", "2026-06-09", "2026-06-12")}
+	tests := []struct {
+		name  string
+		rooms []string
+		want  []string // substrings of the error; nil for none
+	}{
+		{"keyed by id", []string{"r101", "r102"}, nil},
+		{"a room with no stay this run", []string{"r101", "r777"}, nil},
+		{"keyed by name", []string{"101", "r102"}, []string{`rooms["101"]`, `no room has id "101"`, `did you mean rooms["r101"]`}},
+		{"both named", []string{"101", "102"}, []string{`rooms["101"]`, `rooms["102"]`, `rooms["r102"]`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			prop := testProperty()
+			prop.Rooms = map[string]reconcile.Method{}
+			for _, r := range tc.rooms {
+				prop.Rooms[r] = reconcile.MethodPIN
+			}
+			err := prop.CheckRoomKeys(stays)
+			if (err != nil) != (tc.want != nil) {
+				t.Fatalf("err = %v, want one: %v", err, tc.want != nil)
+			}
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, reconcile.ErrConfig) {
+				t.Errorf("err = %v, want it to wrap ErrConfig", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it to say %s", err, w)
+				}
+			}
 		})
 	}
 }

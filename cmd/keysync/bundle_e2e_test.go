@@ -31,7 +31,7 @@ type world struct {
 
 func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
 	t.Helper()
-	w := &world{t: t, sb: newSandboxes(t0, false), now: t0}
+	w := &world{t: t, sb: testSandboxes(), now: t0}
 	for _, id := range sortedKeys(hotel) {
 		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
 		w.sb.addRoom(w.sb.hotel, id, hotel[id])

@@ -46,7 +46,7 @@ func (fw *faultWorld) clockForNextRun() *clocktest.Clock {
 // four faithful fakes.
 func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorld {
 	t.Helper()
-	fw := &faultWorld{world: &world{t: t, sb: newSandboxes(t0, false), now: t0}}
+	fw := &faultWorld{world: &world{t: t, sb: testSandboxes(), now: t0}}
 	w := fw.world
 	for _, id := range sortedKeys(hotel) {
 		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))

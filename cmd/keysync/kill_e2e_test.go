@@ -37,7 +37,7 @@ type procWorld struct{ *world }
 // through wrap when it is not nil.
 func newProcWorld(t *testing.T, hotel map[string]string, wrap func(http.Handler) http.Handler) *procWorld {
 	t.Helper()
-	w := &procWorld{&world{t: t, sb: newSandboxes(t0, false), now: t0}}
+	w := &procWorld{&world{t: t, sb: testSandboxes(), now: t0}}
 	for _, id := range sortedKeys(hotel) {
 		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
 		w.sb.addRoom(w.sb.hotel, id, hotel[id])

@@ -35,7 +35,7 @@ func reviewBug(t *testing.T, why string) {
 // the config passed through edit before it is written.
 func newReviewWorld(t *testing.T, hotel, apartments map[string]string, wrap func(http.Handler) http.Handler, edit func(string) string) *world {
 	t.Helper()
-	w := &world{t: t, sb: newSandboxes(t0, false), now: t0}
+	w := &world{t: t, sb: testSandboxes(), now: t0}
 	for _, id := range sortedKeys(hotel) {
 		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
 		w.sb.addRoom(w.sb.hotel, id, hotel[id])

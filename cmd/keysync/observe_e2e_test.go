@@ -1,0 +1,257 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// End-to-end proofs that keysync decides from what 3RPMS shows, not from
+// what its errors say: each scenario runs against the 3RPMS sandbox with
+// its error codes and again with errors that carry only a message, the way
+// a 3RPMS written from the same API document may answer.
+
+// messageOnly3RPMS, set by KEYSYNC_TEST_3RPMS_ERRORS=message, makes every
+// 3RPMS sandbox in this package's tests answer errors with their message
+// alone; .ci/run runs the package once more that way.
+var messageOnly3RPMS = os.Getenv("KEYSYNC_TEST_3RPMS_ERRORS") == "message"
+
+// testSandboxes are the four fakes as every test here starts them: empty,
+// at t0, without rate limits, and with message-only 3RPMS errors when
+// messageOnly3RPMS is set.
+func testSandboxes() *sandboxes {
+	sb := newSandboxes(t0, false)
+	sb.rpms.SetMessageOnlyErrors(messageOnly3RPMS)
+	return sb
+}
+
+// errorModes runs f against the 3RPMS sandbox's codes and against
+// message-only errors.
+func errorModes(t *testing.T, f func(t *testing.T, fw *faultWorld)) {
+	for _, mode := range []struct {
+		name        string
+		messageOnly bool
+	}{{"codes", false}, {"message-only", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			fw := newFaultWorld(t, pinRooms(6), nil)
+			fw.sb.rpms.SetMessageOnlyErrors(mode.messageOnly)
+			f(t, fw)
+		})
+	}
+}
+
+// pinRooms maps rooms r101.. to the pin method.
+func pinRooms(n int) map[string]string {
+	out := map[string]string{}
+	for i := range n {
+		out[roomID(i)] = "pin"
+	}
+	return out
+}
+
+func roomID(i int) string { return "r" + strconv.Itoa(101+i) }
+
+// injectForeign puts another integration's PIN key on a stay.
+func (fw *faultWorld) injectForeign(stay string) string {
+	fw.t.Helper()
+	id, err := fw.sb.rpms.InjectKey("other-integration", rpmsandbox.Key{Type: rpmsandbox.KeyTypePin, PIN: "604719"}, stay)
+	if err != nil {
+		fw.t.Fatal(err)
+	}
+	return id
+}
+
+// ourKeys returns keysync's 3RPMS keys that exist, by id.
+func (fw *faultWorld) ourKeys() map[string]rpmsandbox.KeyView {
+	out := map[string]rpmsandbox.KeyView{}
+	for _, k := range fw.sb.rpms.Keys() {
+		if k.Owner == sandboxIntegration && !k.Deleted {
+			out[k.ID] = k
+		}
+	}
+	return out
+}
+
+// TestObserveBackfillBesideOtherIntegrations: the first backfill of a hotel
+// where another integration keys some rooms (an arrival, a stay in house and
+// a stay that left yesterday) exits 0: a refused claim means "not ours".
+func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
+	errorModes(t, func(t *testing.T, fw *faultWorld) {
+		fw.hotelStay("s1", "r101", 0, 2)
+		fw.hotelStay("s2", "r102", -1, 2)
+		fw.hotelStay("s3", "r103", 1, 3)
+		fw.hotelStay("s4", "r104", -2, -1)
+		for _, s := range []string{"s2", "s3", "s4"} {
+			fw.injectForeign(s)
+		}
+		foreign := fw.foreign()
+		rep := fw.mustExec(ExitOK, "backfill").rep
+		var conflicts []string
+		for _, n := range rep.Notes() {
+			if n.Kind == reconcile.NoteConflict {
+				conflicts = append(conflicts, n.Stay.ID)
+			}
+		}
+		slices.Sort(conflicts)
+		if !slices.Equal(conflicts, []string{"s2", "s3", "s4"}) {
+			t.Errorf("conflict notes for %q, want s2, s3, s4", conflicts)
+		}
+		fw.checkInvariants(foreign)
+	})
+}
+
+// TestObserveUnassignedKeysCleanedUp: keys keysync created but could not
+// assign (the assign requests failed), then deleted by 3RPMS's cleanup of
+// unassigned keys. The stays get new keys: at once when the keys are older
+// than 3RPMS keeps unassigned ones, else after one refused assign.
+func TestObserveUnassignedKeysCleanedUp(t *testing.T) {
+	errorModes(t, func(t *testing.T, fw *faultWorld) {
+		fw.hotelStay("s1", "r101", 1, 3)
+		fw.hotelStay("s2", "r102", 4, 6)
+		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
+				answer503(rw)
+				return
+			}
+			next.ServeHTTP(rw, r)
+		})
+		fw.mustExec(ExitPartial, "backfill")
+		fw.setFault(nil)
+		if gone := fw.sb.rpms.CleanupUnassignedNow(); len(gone) != 2 {
+			t.Fatalf("3RPMS's cleanup deleted %v, want the two unassigned keys", gone)
+		}
+		// The keys are fresh: keysync tries them, 3RPMS refuses, they are
+		// retired; the run after that keys both stays.
+		r := fw.exec("run", nil)
+		if r.code != ExitPartial {
+			t.Fatalf("run exited %d, want %d: %s", r.code, ExitPartial, r.output())
+		}
+		fw.mustExec(ExitOK, "run")
+		fw.checkInvariants("")
+
+		// Again with keys as old as 3RPMS keeps unassigned ones: replaced
+		// in the same run, no refused request first.
+		fw.hotelStay("s3", "r103", 4, 6)
+		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
+				answer503(rw)
+				return
+			}
+			next.ServeHTTP(rw, r)
+		})
+		fw.mustExec(ExitPartial, "run")
+		fw.setFault(nil)
+		fw.setNow(fw.now.Add(49 * time.Hour)) // 3RPMS's own cleanup deletes the key
+		fw.mustExec(ExitOK, "run")
+		fw.checkInvariants("")
+	})
+}
+
+// TestObserveLostRevokeAnswer: a request that revoked and deleted a
+// departed stay's key acted, but its answer was lost. The next run reads
+// the stay without the key and settles; the run after plans nothing.
+func TestObserveLostRevokeAnswer(t *testing.T) {
+	errorModes(t, func(t *testing.T, fw *faultWorld) {
+		fw.hotelStay("s1", "r101", -2, 0)
+		fw.hotelStay("s2", "r102", 0, 2)
+		fw.mustExec(ExitOK, "backfill")
+		key := fw.key("s1").ID
+		fw.setNow(fw.now.Add(14 * time.Hour)) // s1 left at 11:00 (+2 h grace)
+		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
+				dropAnswer(rw, r, next)
+				return
+			}
+			next.ServeHTTP(rw, r)
+		})
+		if r := fw.exec("run", nil); r.code != ExitPartial {
+			t.Fatalf("run with the answer lost exited %d, want %d: %s", r.code, ExitPartial, r.output())
+		}
+		fw.setFault(nil)
+		if _, live := fw.ourKeys()[key]; live {
+			t.Fatalf("the lost request did not act: key %s still exists", key)
+		}
+		fw.mustExec(ExitOK, "run")
+		fw.checkInvariants("")
+	})
+}
+
+// TestObserveBackfillAfterStateLoss: the state file is lost after a stay
+// left but before 3RPMS's own cleanup. The next backfill withdraws the key
+// of ours it finds on the departed stay, adopts the others, creates none,
+// and leaves another integration's key on a departed stay alone.
+func TestObserveBackfillAfterStateLoss(t *testing.T) {
+	errorModes(t, func(t *testing.T, fw *faultWorld) {
+		fw.hotelStay("s1", "r101", -1, 0)
+		fw.hotelStay("s2", "r102", 0, 3)
+		fw.hotelStay("s3", "r103", -1, 0)
+		fw.injectForeign("s3")
+		fw.mustExec(ExitOK, "backfill")
+		departed := fw.key("s1").ID
+		foreign := fw.foreign()
+		cfg, err := LoadConfig(fw.cfg, fw.getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(cfg.State + suffix)
+		}
+		fw.setNow(fw.now.Add(24 * time.Hour)) // s1 and s3 left yesterday
+		rep := fw.mustExec(ExitOK, "backfill").rep
+		if n := countOps(rep, reconcile.OpCreate, reconcile.ResultDone); n != 0 {
+			t.Errorf("backfill after state loss created %d keys", n)
+		}
+		if _, live := fw.ourKeys()[departed]; live {
+			t.Errorf("key %s of departed stay s1 was not withdrawn", departed)
+		}
+		if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
+			t.Errorf("departed stay s1 still holds %s", s.KeyID)
+		}
+		fw.checkInvariants(foreign)
+	})
+}
+
+// TestObserveRoomsKeyedByName: rooms keyed by the names the report shows
+// ("101") instead of room_setup ids is a config error naming the id meant,
+// and nothing is revoked; rooms keyed by ids the source never shows leave
+// every stay unmapped, which the fail-safe refuses.
+func TestObserveRoomsKeyedByName(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(6), nil)
+	for i := range 6 {
+		fw.hotelStay("s"+strconv.Itoa(i+1), roomID(i), 0, 2)
+	}
+	fw.mustExec(ExitOK, "backfill")
+	before := fw.ourKeys()
+	orig, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(from, to string) {
+		if err := os.WriteFile(fw.cfg, []byte(strings.ReplaceAll(string(orig), from, to)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rewrite("      r1", "      1")
+	r := fw.exec("run", nil)
+	if r.code != ExitConfig || !strings.Contains(r.output(), `rooms["101"]`) || !strings.Contains(r.output(), `rooms["r101"]`) {
+		t.Errorf("rooms keyed by name: exit %d, want %d naming rooms[\"101\"] and rooms[\"r101\"]:\n%s", r.code, ExitConfig, r.output())
+	}
+	rewrite("      r1", "      x1")
+	if r := fw.exec("run", nil); r.code != ExitUnsafe {
+		t.Errorf("rooms keyed by unknown ids: exit %d, want %d (fail-safe):\n%s", r.code, ExitUnsafe, r.output())
+	}
+	if after := fw.ourKeys(); len(after) != len(before) {
+		t.Errorf("keys of ours went from %d to %d", len(before), len(after))
+	}
+	rewrite("", "")
+	fw.mustExec(ExitOK, "run")
+	fw.checkInvariants("")
+}
