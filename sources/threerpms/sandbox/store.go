@@ -394,10 +394,14 @@ func (s *Server) unassign(st *stay) {
 // CleanupUnassigned are deleted. Caller holds s.mu.
 func (s *Server) cleanup() {
 	today := s.today()
-	for _, st := range s.sortedStays() {
-		if st.deleted || st.keyID == "" || today.Before(st.departure.Add(CleanupAfterDeparture)) {
-			continue
+	var due []*stay
+	for _, st := range s.stays {
+		if !st.deleted && st.keyID != "" && !today.Before(st.departure.Add(CleanupAfterDeparture)) {
+			due = append(due, st)
 		}
+	}
+	sortStays(due)
+	for _, st := range due {
 		k := s.keys[st.keyID]
 		s.unassign(st)
 		if len(s.assignedStays(k.id)) == 0 {
@@ -685,16 +689,18 @@ func (s *Server) Keys() []KeyView {
 		ks = append(ks, k)
 	}
 	slices.SortFunc(ks, func(a, b *key) int { return a.seq - b.seq })
+	held := map[string][]string{} // key id → its stays, in stay order
+	for _, st := range s.sortedStays() {
+		if !st.deleted && st.keyID != "" {
+			held[st.keyID] = append(held[st.keyID], st.id)
+		}
+	}
 	out := make([]KeyView, 0, len(ks))
 	for _, k := range ks {
-		v := KeyView{
+		out = append(out, KeyView{
 			ID: k.id, Type: k.Type, Owner: k.owner, PIN: k.PIN, Compartment: k.Compartment, QRData: k.QRData,
-			StayIDs: []string{}, CreatedAt: k.createdAt, Deleted: k.deleted, DeletedBy: k.deletedBy,
-		}
-		for _, st := range s.assignedStays(k.id) {
-			v.StayIDs = append(v.StayIDs, st.id)
-		}
-		out = append(out, v)
+			StayIDs: append([]string{}, held[k.id]...), CreatedAt: k.createdAt, Deleted: k.deleted, DeletedBy: k.deletedBy,
+		})
 	}
 	return out
 }

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// TestThirtyNightsBesideOtherIntegrations runs a 200-room hotel for 30
+// nights with churn every day (cancellations, deletions, date changes, room
+// moves, new and same-day bookings), where another integration keys some
+// rooms, part of them with a key type newer than the 3RPMS API document.
+// Every run exits 0, the backfill included, and the invariants hold after
+// each. It runs against the sandbox's error codes, and with
+// KEYSYNC_TEST_3RPMS_ERRORS=message (as .ci/run does too) against
+// message-only errors.
+func TestThirtyNightsBesideOtherIntegrations(t *testing.T) {
+	h := newHotelSim(t, 200, messageOnly3RPMS)
+	h.fw.mustExec(ExitOK, "backfill")
+	h.fw.checkInvariants(h.fw.foreign())
+	for night := 1; night <= 30; night++ {
+		h.fw.setNow(t0.Add(time.Duration(night) * 24 * time.Hour))
+		h.churn(night)
+		foreign := h.fw.foreign()
+		r := h.fw.exec("run", nil)
+		if r.code != ExitOK {
+			t.Fatalf("night %d: run exited %d, want 0:\n%s", night, r.code, r.output())
+		}
+		h.fw.checkInvariants(foreign)
+		if t.Failed() {
+			t.Fatalf("night %d: invariants broken", night)
+		}
+	}
+}
+
+// hotelSim is a sandbox hotel with bookings that change every day.
+type hotelSim struct {
+	t     *testing.T
+	fw    *faultWorld
+	rng   *rand.Rand
+	rooms []string
+	// foreignRooms are keyed by another integration: every stay booked
+	// into one gets its key, a third of them of a type keysync does not
+	// know (nfc).
+	foreignRooms map[string]bool
+	mu           sync.Mutex
+	nfc          map[string]bool
+	next         int
+	// until is, per room, the day its bookings reach.
+	until map[string]int
+}
+
+func newHotelSim(t *testing.T, rooms int, messageOnly bool) *hotelSim {
+	hotel := map[string]string{}
+	h := &hotelSim{t: t, rng: rand.New(rand.NewPCG(7, 11)), foreignRooms: map[string]bool{}, nfc: map[string]bool{}, until: map[string]int{}}
+	for i := range rooms {
+		id := fmt.Sprintf("r%d", 101+i)
+		hotel[id] = demoMethod(i)
+		h.rooms = append(h.rooms, id)
+		if i%12 == 5 {
+			h.foreignRooms[id] = true
+		}
+	}
+	h.fw = newFaultWorld(t, hotel, nil)
+	h.fw.sb.rpms.SetMessageOnlyErrors(messageOnly)
+	h.fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if b := reqBody(r); r.URL.Path != "/graphql" || isGQLMutation(r, b) {
+			next.ServeHTTP(rw, r)
+			return
+		}
+		rewriteAnswer(rw, r, next, func(doc []byte) []byte {
+			var v any
+			if json.Unmarshal(doc, &v) != nil {
+				return doc
+			}
+			h.mu.Lock()
+			nfcAll(v, h.nfc)
+			h.mu.Unlock()
+			out, _ := json.Marshal(v)
+			return out
+		})
+	})
+	for _, room := range h.rooms {
+		h.until[room] = -3 - h.rng.IntN(4)
+	}
+	h.bookAhead(0)
+	return h
+}
+
+// bookAhead books every room a day past the read window of night: stays
+// of 1 to 5 nights, each followed by a gap of 0 to 2 nights.
+func (h *hotelSim) bookAhead(night int) {
+	for _, room := range h.rooms {
+		for d := h.until[room]; d < night+8; {
+			n := 1 + h.rng.IntN(5)
+			h.book(room, d, d+n)
+			d += n + h.rng.IntN(3)
+			h.until[room] = d
+		}
+	}
+}
+
+// book adds a stay (its own reservation) and, in a foreign room, another
+// integration's key on it.
+func (h *hotelSim) book(room string, arrive, depart int) {
+	h.t.Helper()
+	h.next++
+	id := fmt.Sprintf("s%d", h.next)
+	h.fw.hotelStay(id, room, arrive, depart)
+	if !h.foreignRooms[room] {
+		return
+	}
+	typ := rpmsandbox.KeyTypePin
+	key, err := h.fw.sb.rpms.InjectKey("other-integration", rpmsandbox.Key{Type: typ, PIN: fmt.Sprintf("%06d", 100000+h.next)}, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if h.next%3 == 0 {
+		h.mu.Lock()
+		h.nfc[key] = true
+		h.mu.Unlock()
+	}
+}
+
+// dayOf is a sandbox date as days from t0.
+func dayOf(s string) int {
+	d, _ := time.Parse(time.DateOnly, s)
+	return int(d.Sub(t0.Truncate(24*time.Hour)).Hours() / 24)
+}
+
+// free reports whether room has no live stay overlapping [arrive, depart)
+// other than except.
+func (h *hotelSim) free(stays []rpmsandbox.StayView, room string, arrive, depart int, except string) bool {
+	for _, s := range stays {
+		if s.RoomID != room || s.ID == except || s.Deleted || s.Cancelled {
+			continue
+		}
+		if dayOf(s.Arrival) < depart && arrive < dayOf(s.Departure) {
+			return false
+		}
+	}
+	return true
+}
+
+// churn changes about 5% of the stays departing today or later, and books
+// new stays, a few of them for today.
+func (h *hotelSim) churn(night int) {
+	h.t.Helper()
+	h.bookAhead(night)
+	sb := h.fw.sb.rpms
+	stays := sb.Stays()
+	var live []rpmsandbox.StayView
+	for _, s := range stays {
+		if !s.Deleted && !s.Cancelled && dayOf(s.Departure) >= night && dayOf(s.Arrival) <= night+7 {
+			live = append(live, s)
+		}
+	}
+	// The changes are mirrored into stays, so later ones see them.
+	at := map[string]int{}
+	for i, s := range stays {
+		at[s.ID] = i
+	}
+	for _, s := range live {
+		if h.rng.IntN(100) >= 5 {
+			continue
+		}
+		v := &stays[at[s.ID]]
+		arr, dep := dayOf(s.Arrival), dayOf(s.Departure)
+		var err error
+		switch k := h.rng.IntN(5); {
+		case k == 0 && arr > night:
+			err, v.Cancelled = sb.CancelReservation("res-"+s.ID), true
+		case k == 1 && arr > night:
+			err, v.Deleted = sb.DeleteStay(s.ID), true
+		case k == 2 && dep-arr > 1:
+			err, v.Departure = sb.ChangeDates(s.ID, s.Arrival, day(dep-1)), day(dep-1)
+		case k == 3 && dep < h.until[s.RoomID] && h.free(stays, s.RoomID, dep, dep+1, s.ID):
+			err, v.Departure = sb.ChangeDates(s.ID, s.Arrival, day(dep+1)), day(dep+1)
+		case k == 4:
+			for _, room := range h.rooms {
+				if room != s.RoomID && !h.foreignRooms[room] && dep <= h.until[room] && h.free(stays, room, max(arr, night), dep, s.ID) {
+					err, v.RoomID = sb.MoveStay(s.ID, room), room
+					break
+				}
+			}
+		}
+		if err != nil {
+			h.t.Fatalf("night %d: churn on %s: %v", night, s.ID, err)
+		}
+	}
+	// New bookings: a few a night, some arriving today.
+	for range 6 {
+		room := h.rooms[h.rng.IntN(len(h.rooms))]
+		arr := night + h.rng.IntN(7)
+		dep := arr + 1 + h.rng.IntN(3)
+		if dep <= h.until[room] && h.free(stays, room, arr, dep, "") {
+			h.book(room, arr, dep)
+			stays = append(stays, rpmsandbox.StayView{RoomID: room, Arrival: day(arr), Departure: day(dep)})
+		}
+	}
+}
+
+// nfcAll is nfc for every key id in ids, in one walk.
+func nfcAll(v any, ids map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		if k, ok := v["roomAccessKey"].(map[string]any); ok {
+			if id, _ := k["id"].(string); ids[id] {
+				k["__typename"] = "RoomAccessNFC"
+				delete(k, "pin")
+			}
+		}
+		for _, x := range v {
+			nfcAll(x, ids)
+		}
+	case []any:
+		for _, x := range v {
+			nfcAll(x, ids)
+		}
+	}
+}
