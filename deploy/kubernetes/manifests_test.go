@@ -1,0 +1,410 @@
+// Package kubernetes holds keysync's Kubernetes manifests (kustomize); its
+// tests render both variants with kustomize's own library, decode every
+// object strictly into the k8s.io/api types, and check the fields the
+// deployment relies on.
+package kubernetes
+
+import (
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keysync/keysync/deploy/internal/dst"
+)
+
+// rendered is one kustomize build, decoded.
+type rendered struct {
+	cronJobs    []batchv1.CronJob
+	deployments []appsv1.Deployment
+	services    []corev1.Service
+	configMaps  []corev1.ConfigMap
+	pvcs        []corev1.PersistentVolumeClaim
+}
+
+// build renders the kustomization in dir and decodes each object strictly
+// (unknown or misspelt fields fail) into its k8s.io/api type.
+func build(t *testing.T, dir string) rendered {
+	t.Helper()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var r rendered
+	for _, res := range m.Resources() {
+		doc, err := res.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := res.GetKind()
+		name := kind + "/" + res.GetName()
+		switch kind {
+		case "CronJob":
+			r.cronJobs = append(r.cronJobs, decode[batchv1.CronJob](t, name, doc))
+		case "Deployment":
+			r.deployments = append(r.deployments, decode[appsv1.Deployment](t, name, doc))
+		case "Service":
+			r.services = append(r.services, decode[corev1.Service](t, name, doc))
+		case "ConfigMap":
+			r.configMaps = append(r.configMaps, decode[corev1.ConfigMap](t, name, doc))
+		case "PersistentVolumeClaim":
+			r.pvcs = append(r.pvcs, decode[corev1.PersistentVolumeClaim](t, name, doc))
+		default:
+			t.Errorf("%s: %s renders a %s, which this test does not check", dir, name, kind)
+		}
+	}
+	return r
+}
+
+func decode[T any](t *testing.T, name string, doc []byte) T {
+	t.Helper()
+	var v T
+	if err := yaml.UnmarshalStrict(doc, &v); err != nil {
+		t.Errorf("%s does not decode strictly: %v", name, err)
+	}
+	return v
+}
+
+func one[T any](t *testing.T, what string, items []T) *T {
+	t.Helper()
+	if len(items) != 1 {
+		t.Fatalf("%d %s rendered, want 1", len(items), what)
+	}
+	return &items[0]
+}
+
+func TestCronJob(t *testing.T) {
+	t.Parallel()
+	r := build(t, ".")
+	if len(r.deployments) != 0 || len(r.services) != 0 {
+		t.Error("the CronJob variant also renders serve's Deployment or Service")
+	}
+	cj := one(t, "CronJobs", r.cronJobs)
+	s := cj.Spec
+	if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("concurrencyPolicy = %q, want Forbid", s.ConcurrencyPolicy)
+	}
+	if s.StartingDeadlineSeconds == nil || *s.StartingDeadlineSeconds < 600 {
+		t.Errorf("startingDeadlineSeconds = %v, want set (at least 10 minutes)", s.StartingDeadlineSeconds)
+	}
+	if s.TimeZone == nil {
+		t.Fatal("timeZone not set: the schedule would follow the controller's zone")
+	}
+	checkSchedule(t, "CronJob schedule", s.Schedule, *s.TimeZone)
+
+	js := s.JobTemplate.Spec
+	if js.BackoffLimit == nil || *js.BackoffLimit > 3 {
+		t.Errorf("backoffLimit = %v, want a small retry count", js.BackoffLimit)
+	}
+	if js.ActiveDeadlineSeconds == nil {
+		t.Error("activeDeadlineSeconds not set: a hung run would hold the lock forever")
+	}
+	pod := js.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy = %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
+	}
+	if js.PodFailurePolicy == nil {
+		t.Fatal("no podFailurePolicy")
+	}
+	failsAtOnce := map[int32]bool{}
+	for _, rule := range js.PodFailurePolicy.Rules {
+		if rule.Action != batchv1.PodFailurePolicyActionFailJob || rule.OnExitCodes == nil {
+			continue
+		}
+		if rule.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn {
+			t.Errorf("FailJob rule operator = %q, want In", rule.OnExitCodes.Operator)
+			continue
+		}
+		if c := rule.OnExitCodes.ContainerName; c != nil && *c != "keysync" {
+			t.Errorf("FailJob rule names container %q", *c)
+		}
+		for _, v := range rule.OnExitCodes.Values {
+			failsAtOnce[v] = true
+		}
+	}
+	// 2: config or credentials; 5: the fail-safe refused the plan. Retrying
+	// cannot help either. 1, 3 and 4 are worth a retry.
+	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true} {
+		if failsAtOnce[code] != want {
+			t.Errorf("exit %d fails the Job at once: %v, want %v", code, failsAtOnce[code], want)
+		}
+	}
+	c := checkPod(t, r, pod)
+	if !slices.Equal(c.Args[:1], []string{"run"}) {
+		t.Errorf("args = %q, want keysync run", c.Args)
+	}
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	r := build(t, "serve")
+	if len(r.cronJobs) != 0 {
+		t.Error("the serve variant also renders the CronJob: two writers for one state file")
+	}
+	d := one(t, "Deployments", r.deployments)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+		t.Errorf("replicas = %v, want 1", d.Spec.Replicas)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy = %q, want Recreate (one pod at a time on a ReadWriteOnce volume)", d.Spec.Strategy.Type)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.RestartPolicy != "" && pod.RestartPolicy != corev1.RestartPolicyAlways {
+		t.Errorf("restartPolicy = %q", pod.RestartPolicy)
+	}
+	c := checkPod(t, r, pod)
+	if c.Args[0] != "serve" {
+		t.Errorf("args = %q, want keysync serve", c.Args)
+	}
+	if i := slices.Index(c.Args, "--listen"); i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != ":8080" {
+		t.Errorf("args = %q, want --listen :8080", c.Args)
+	}
+	var port *corev1.ContainerPort
+	for i := range c.Ports {
+		if c.Ports[i].ContainerPort == 8080 {
+			port = &c.Ports[i]
+		}
+	}
+	if port == nil || port.Name == "" {
+		t.Fatalf("no named container port 8080: %+v", c.Ports)
+	}
+	for name, p := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"liveness": {c.LivenessProbe, "/livez"}, "readiness": {c.ReadinessProbe, "/readyz"}, "startup": {c.StartupProbe, "/livez"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("%s probe: want an HTTP GET of %s", name, p.path)
+			continue
+		}
+		g := p.probe.HTTPGet
+		if g.Path != p.path || (g.Port != intstr.FromString(port.Name) && g.Port != intstr.FromInt32(8080)) {
+			t.Errorf("%s probe = GET %s on %s, want %s on %s", name, g.Path, g.Port.String(), p.path, port.Name)
+		}
+	}
+	svc := one(t, "Services", r.services)
+	labels := d.Spec.Template.Labels
+	for k, v := range svc.Spec.Selector {
+		if labels[k] != v {
+			t.Errorf("Service selects %s=%s; the pod has %q", k, v, labels[k])
+		}
+	}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if labels[k] != v {
+			t.Errorf("Deployment selects %s=%s; the pod has %q", k, v, labels[k])
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != intstr.FromString(port.Name) {
+		t.Errorf("Service ports = %+v, want one to %q", svc.Spec.Ports, port.Name)
+	}
+	cm := one(t, "ConfigMaps", r.configMaps)
+	cfg := map[string]any{}
+	if err := yaml.Unmarshal([]byte(cm.Data["keysync.yaml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	h, m, err := dst.ParseCron(cfg["schedule"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTime(t, "config schedule", h, m, firstZone(t, cfg))
+}
+
+// checkPod checks what the CronJob's and the Deployment's pods share: the
+// restricted security context, the volumes and the config's paths. It
+// returns the keysync container.
+func checkPod(t *testing.T, r rendered, pod corev1.PodSpec) corev1.Container {
+	t.Helper()
+	sc := pod.SecurityContext
+	switch {
+	case sc == nil:
+		t.Fatal("no pod securityContext")
+	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+		t.Error("pod runAsNonRoot not true")
+	case sc.RunAsUser == nil || *sc.RunAsUser == 0:
+		t.Error("pod runAsUser not a non-root uid")
+	case sc.FSGroup == nil:
+		t.Error("no fsGroup: the volume would not be writable by the non-root user")
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Error("seccompProfile not RuntimeDefault")
+	}
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("a service account token is mounted; keysync never talks to the API server")
+	}
+	if len(pod.Containers) != 1 || pod.Containers[0].Name != "keysync" {
+		t.Fatalf("containers = %d, want one named keysync", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if c.Image != "keysync:latest" {
+		t.Errorf("image = %q, want keysync:latest (set with kustomize edit set image)", c.Image)
+	}
+	csc := c.SecurityContext
+	switch {
+	case csc == nil:
+		t.Fatal("no container securityContext")
+	case csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation:
+		t.Error("allowPrivilegeEscalation not false")
+	case csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem:
+		t.Error("readOnlyRootFilesystem not true")
+	case csc.Capabilities == nil || !slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(csc.Capabilities.Add) != 0:
+		t.Error("capabilities: want drop [ALL], add none")
+	case csc.Privileged != nil && *csc.Privileged:
+		t.Error("privileged")
+	}
+	if c.Resources.Limits.Memory().IsZero() {
+		t.Error("no memory limit")
+	}
+
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	mounts := map[string]corev1.VolumeMount{} // by mount path
+	for _, m := range c.VolumeMounts {
+		if _, ok := volumes[m.Name]; !ok {
+			t.Errorf("mount %s: no volume %q", m.MountPath, m.Name)
+		}
+		mounts[m.MountPath] = m
+	}
+	if v := volumes[mounts["/tmp"].Name]; v.EmptyDir == nil {
+		t.Error("/tmp is not an emptyDir (the root filesystem is read-only)")
+	}
+
+	// --config names a file of the generated ConfigMap.
+	i := slices.Index(c.Args, "--config")
+	if i < 0 || i+1 >= len(c.Args) {
+		t.Fatalf("args = %q: no --config", c.Args)
+	}
+	cfgPath := c.Args[i+1]
+	cm := one(t, "ConfigMaps", r.configMaps)
+	cfgMount, ok := mounts[path.Dir(cfgPath)]
+	v := volumes[cfgMount.Name]
+	if !ok || v.ConfigMap == nil || v.ConfigMap.Name != cm.Name || !cfgMount.ReadOnly {
+		t.Fatalf("--config %s is not on a read-only mount of ConfigMap %s", cfgPath, cm.Name)
+	}
+	if !strings.HasPrefix(cm.Name, "keysync-config-") {
+		t.Errorf("ConfigMap %q: want the generator's content-hash suffix", cm.Name)
+	}
+	raw, ok := cm.Data[path.Base(cfgPath)]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s", cm.Name, path.Base(cfgPath))
+	}
+	cfg := map[string]any{}
+	if err := yaml.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	// state: on the PVC, which is ReadWriteOnce.
+	pvc := one(t, "PersistentVolumeClaims", r.pvcs)
+	if !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("PVC access modes = %v, want [ReadWriteOnce] (SQLite's WAL and the run lock need one host)", pvc.Spec.AccessModes)
+	}
+	state, _ := cfg["state"].(string)
+	stateMount, ok := mounts[path.Dir(state)]
+	if v := volumes[stateMount.Name]; !ok || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvc.Name || stateMount.ReadOnly {
+		t.Errorf("state %q is not on a writable mount of PVC %s", state, pvc.Name)
+	}
+
+	// Every *_file of the config is a key of the Secret, mounted read-only.
+	secret := decode[corev1.Secret](t, "secret.example.yaml", readFile(t, "secret.example.yaml"))
+	files := secretFiles(cfg)
+	if len(files) == 0 {
+		t.Error("the config reads no secret from a file")
+	}
+	for _, f := range files {
+		m, ok := mounts[path.Dir(f)]
+		v := volumes[m.Name]
+		if !ok || v.Secret == nil || v.Secret.SecretName != secret.Name || !m.ReadOnly {
+			t.Errorf("secret file %s is not on a read-only mount of Secret %s", f, secret.Name)
+			continue
+		}
+		if _, ok := secret.StringData[path.Base(f)]; !ok {
+			t.Errorf("secret file %s: secret.example.yaml has no key %s", f, path.Base(f))
+		}
+	}
+	for _, v := range []corev1.Volume{volumes[mounts["/etc/keysync"].Name], volumes[mounts[path.Dir(files[0])].Name]} {
+		mode := (*int32)(nil)
+		if v.ConfigMap != nil {
+			mode = v.ConfigMap.DefaultMode
+		} else if v.Secret != nil {
+			mode = v.Secret.DefaultMode
+		}
+		if mode == nil || *mode&0o007 != 0 {
+			t.Errorf("volume %s: files readable by others (defaultMode %v)", v.Name, mode)
+		}
+	}
+	return c
+}
+
+// secretFiles returns the values of every *_file key in the config.
+func secretFiles(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if s, ok := x.(string); ok && strings.HasSuffix(k, "_file") {
+				out = append(out, s)
+			} else {
+				out = append(out, secretFiles(x)...)
+			}
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, secretFiles(x)...)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func firstZone(t *testing.T, cfg map[string]any) string {
+	t.Helper()
+	props, _ := cfg["properties"].([]any)
+	if len(props) == 0 {
+		t.Fatal("config has no properties")
+	}
+	zone, _ := props[0].(map[string]any)["timezone"].(string)
+	return zone
+}
+
+func checkSchedule(t *testing.T, what, spec, zone string) {
+	t.Helper()
+	h, m, err := dst.ParseCron(spec)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	checkTime(t, what, h, m, zone)
+}
+
+// checkTime holds a nightly time to the manifests' comment: it happens
+// exactly once a day in the given zone and in every zone of dst.Zones.
+func checkTime(t *testing.T, what string, h, m int, zone string) {
+	t.Helper()
+	from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2046, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, z := range append([]string{zone}, dst.Zones...) {
+		loc, err := time.LoadLocation(z)
+		if err != nil {
+			t.Fatalf("%s: time zone %q: %v", what, z, err)
+		}
+		if err := dst.Check(loc, h, m, from, to); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
