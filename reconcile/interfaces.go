@@ -87,6 +87,25 @@ type FailureKey struct {
 	Op     Op
 }
 
+// MinRetention is the shortest retention a Pruner accepts: the request
+// ledger's rolling 24 hours, which the daily budget counts, plus the two
+// days the 3RPMS Room Access Key API takes to delete a key whose create
+// answer was lost, so the record of an abandoned key outlives the key.
+const MinRetention = 24*time.Hour + 2*24*time.Hour
+
+// Pruner is a Store that forgets what retention no longer needs. The
+// Runner finds it by type assertion and calls it once per run that writes
+// (never in a dry run), near the end.
+type Pruner interface {
+	// Prune deletes, in one transaction, what is older than now - keep:
+	// settled (deleted, released, abandoned) credentials last updated
+	// before then, audit entries, ledger rows and run reports (the last
+	// run of each mode is kept). Live credentials are never pruned. It
+	// returns the number of rows deleted. keep below MinRetention is an
+	// error; on any error nothing was deleted.
+	Prune(ctx context.Context, now time.Time, keep time.Duration) (int, error)
+}
+
 // RequestRecord is one request sent, for the daily ledger.
 type RequestRecord struct {
 	System System

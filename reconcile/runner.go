@@ -44,6 +44,10 @@ type Runner struct {
 	RequestTimeout time.Duration
 	// Budgets are the daily request budgets of the systems that have one.
 	Budgets map[System]DailyBudget
+	// Retention is how long the store keeps settled credentials, audit
+	// entries, ledger rows and run reports: a run that writes prunes what
+	// is older, when the Store is a Pruner. Zero keeps everything.
+	Retention time.Duration
 }
 
 // RepeatLimit is how many runs in a row an action may fail before its
@@ -186,6 +190,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := r.Store.Save(sctx, nil, nil, r.Meter.Drain()...); err != nil {
 			return nil, fmt.Errorf("record requests: %w", err)
 		}
+		r.prune(sctx, opts, rep)
 	}
 	if err := r.budgetReport(sctx, opts, rep); err != nil {
 		return nil, err

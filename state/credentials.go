@@ -262,48 +262,6 @@ func validStatus(s reconcile.Status) error {
 	}
 	return fmt.Errorf("unknown status %q", s)
 }
-
-// Prune deletes what retention no longer needs: final (deleted, released or
-// abandoned) credentials last updated before before, and audit entries and
-// runs from before it. Audit entries still kept that refer to a
-// pruned credential lose the link. It returns the number of rows deleted,
-// all tables together.
-func (d *DB) Prune(ctx context.Context, before time.Time) (int, error) {
-	cut := formatTime(before)
-	if cut == nil {
-		return 0, nil
-	}
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("state: prune: %w", err)
-	}
-	defer tx.Rollback()
-	total := 0
-	for _, q := range []struct {
-		what, sql string
-		args      []any
-	}{
-		{"audit", `DELETE FROM audit WHERE at < ?`, []any{cut}},
-		{"credentials", `DELETE FROM credentials WHERE status IN (?, ?, ?) AND updated_at < ?`,
-			[]any{string(reconcile.StatusDeleted), string(reconcile.StatusReleased), string(reconcile.StatusAbandoned), cut}},
-		{"runs", `DELETE FROM runs WHERE started_at < ?`, []any{cut}},
-	} {
-		res, err := tx.ExecContext(ctx, q.sql, q.args...)
-		if err != nil {
-			return 0, fmt.Errorf("state: prune %s: %w", q.what, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("state: prune %s: %w", q.what, err)
-		}
-		total += int(n)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("state: prune: %w", err)
-	}
-	return total, nil
-}
-
 // RecentFailures implements reconcile.Store.
 func (d *DB) RecentFailures(ctx context.Context, property string, before int64, n int) (map[reconcile.FailureKey]int, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id, system, op, COUNT(DISTINCT run_id) FROM audit

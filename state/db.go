@@ -70,7 +70,8 @@ var _ reconcile.Store = (*DB)(nil)
 var migrationFS embed.FS
 
 // Open opens the state file at path, creating it only if opts.Create is set,
-// checks it with PRAGMA quick_check and brings its schema up to date.
+// checks its integrity (see checkIntegrity: cheaply on every open, the whole
+// file now and then) and brings its schema up to date.
 // A missing file gives an error wrapping ErrNoState, a damaged one an error
 // wrapping ErrCorrupt; other errors name the path and what to check.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
@@ -93,12 +94,22 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("state: %s is empty: %w; run `keysync backfill` to set it up and adopt the keys keysync already issued", path, ErrNoState)
 	}
 
+	// A write-ahead log left beside the file means the last writer did not
+	// close it (killed, or still running): check the whole file.
+	unclean := false
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		unclean = true
+	}
+	d := &DB{path: path}
+	if err := d.checkHeader(unclean); err != nil {
+		return nil, err
+	}
 	sdb, err := sql.Open("sqlite", dsn(path, opts.ReadOnly))
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
-	d := &DB{db: sdb, path: path}
-	if err := d.init(ctx, opts.ReadOnly); err != nil {
+	d.db = sdb
+	if err := d.init(ctx, opts.ReadOnly, unclean); err != nil {
 		sdb.Close()
 		return nil, err
 	}
@@ -143,11 +154,12 @@ func dsn(path string, readOnly bool) string {
 }
 
 // init connects, checks integrity, migrates and loads the PIN key.
-func (d *DB) init(ctx context.Context, readOnly bool) error {
+func (d *DB) init(ctx context.Context, readOnly, unclean bool) error {
 	if err := d.db.PingContext(ctx); err != nil {
 		return d.openError("open", err)
 	}
-	if err := d.quickCheck(ctx); err != nil {
+	checked, err := d.checkIntegrity(ctx, unclean)
+	if err != nil {
 		return err
 	}
 	if readOnly {
@@ -167,6 +179,11 @@ func (d *DB) init(ctx context.Context, readOnly bool) error {
 	// alone succeeds on a read-only file.)
 	if _, err := d.db.ExecContext(ctx, "UPDATE meta SET value = value WHERE 0"); err != nil {
 		return d.openError("open", err)
+	}
+	if checked {
+		if _, err := d.db.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)", formatTime(time.Now())); err != nil {
+			return d.openError("open", err)
+		}
 	}
 	return nil
 }
@@ -198,7 +215,9 @@ func (d *DB) corrupt(err error) error {
 	return fmt.Errorf("state: %s: %w (%w); restore it from a backup, or move it aside and run `keysync backfill` to start a new one that adopts the keys already issued", d.path, ErrCorrupt, err)
 }
 
-// quickCheck runs PRAGMA quick_check, which reads every page.
+// quickCheck runs PRAGMA quick_check, which reads every page. (Its
+// argument, quick_check(N), only caps the errors reported: a sound file is
+// read whole either way.)
 func (d *DB) quickCheck(ctx context.Context) error {
 	rows, err := d.db.QueryContext(ctx, "PRAGMA quick_check")
 	if err != nil {

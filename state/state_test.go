@@ -508,7 +508,7 @@ func TestPrune(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openNew(t)
 	old, recent := t0.Add(-60*24*time.Hour), t0
-	cutoff := t0.Add(-30 * 24 * time.Hour)
+	keep := 30 * 24 * time.Hour // everything before t0 - keep goes
 
 	mk := func(stay string, status reconcile.Status, at time.Time) *reconcile.Credential {
 		c := newCred(stay)
@@ -533,7 +533,7 @@ func TestPrune(t *testing.T) {
 	oldRun, _ := db.BeginRun(ctx, reconcile.ModeRun, old)
 	newRun, _ := db.BeginRun(ctx, reconcile.ModeRun, recent)
 
-	n, err := db.Prune(ctx, cutoff)
+	n, err := db.Prune(ctx, t0, keep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +557,7 @@ func TestPrune(t *testing.T) {
 	if len(runs) != 1 || runs[0].ID != newRun || runs[0].ID == oldRun {
 		t.Errorf("runs left %+v", runs)
 	}
-	if n, err := db.Prune(ctx, cutoff); err != nil || n != 0 {
+	if n, err := db.Prune(ctx, t0, keep); err != nil || n != 0 {
 		t.Errorf("second Prune: %d, %v", n, err)
 	}
 }

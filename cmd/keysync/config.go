@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,8 +27,16 @@ type Config struct {
 	// Schedule is serve's cron spec (5 fields, or a descriptor such as
 	// @daily), in the first property's time zone unless it starts with
 	// CRON_TZ=.
-	Schedule   string           `yaml:"schedule"`
+	Schedule string `yaml:"schedule"`
+	// Retention is how long the state file keeps settled credentials, audit
+	// entries, ledger rows and run reports: whole days, such as 90d. A node,
+	// so that a field left out (the default, 90d) differs from one set to
+	// nothing or to 0, which are errors.
+	Retention  yaml.Node        `yaml:"retention"`
 	Properties []PropertyConfig `yaml:"properties"`
+
+	// Filled by Validate.
+	retention time.Duration
 }
 
 // PropertyConfig is one property: where it is, its hours, its 3RPMS
@@ -315,6 +324,10 @@ func (c *Config) Validate(getenv func(string) string) error {
 	if _, err := cron.ParseStandard(c.Schedule); err != nil {
 		bad("schedule", "%v", err)
 	}
+	var err error
+	if c.retention, err = parseRetention(&c.Retention); err != nil {
+		bad("retention", "%v", err)
+	}
 	if len(c.Properties) == 0 {
 		bad("properties", "at least one property is required")
 	}
@@ -328,7 +341,6 @@ func (c *Config) Validate(getenv func(string) string) error {
 			bad(f+".name", "%q is used by another property", p.Name)
 		}
 		names[p.Name] = true
-		var err error
 		if p.TimeZone == "" {
 			bad(f+".timezone", "is required (an IANA zone such as Europe/Ljubljana)")
 		} else if p.location, err = time.LoadLocation(p.TimeZone); err != nil || p.TimeZone == "Local" {
@@ -527,6 +539,37 @@ func resolveSecret(value, file string, getenv func(string) string) (reconcile.Se
 		return "", errors.New("write a reference as the whole value, like ${KEYSYNC_3RPMS_TOKEN}")
 	}
 	return reconcile.Secret(value), nil
+}
+
+// defaultRetention is the retention of a config that does not set one.
+const defaultRetention = 90 * 24 * time.Hour
+
+// retentionRe is the retention's format: whole days.
+var retentionRe = regexp.MustCompile(`^([0-9]{1,6})d$`)
+
+// parseRetention reads the retention: the default when the field is left
+// out, whole days (at least reconcile.MinRetention) when it is set, and an
+// error for anything else, an empty value or 0 included.
+func parseRetention(n *yaml.Node) (time.Duration, error) {
+	if n.Kind == 0 {
+		return defaultRetention, nil
+	}
+	minDays := int(reconcile.MinRetention / (24 * time.Hour))
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" || n.Value == "" {
+		return 0, fmt.Errorf("give a number of days such as 90d, or leave the field out for the default (90d)")
+	}
+	m := retentionRe.FindStringSubmatch(n.Value)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a number of days such as 90d", n.Value)
+	}
+	days, _ := strconv.Atoi(m[1])
+	if days < minDays {
+		return 0, fmt.Errorf("%dd is too short: keep at least %dd, so that the request ledger holds its 24 hours for the daily budget and the record of an abandoned 3RPMS key outlives the key (3RPMS deletes it after 2 days)", days, minDays)
+	}
+	if days > 36500 {
+		return 0, fmt.Errorf("%dd: at most 36500d", days)
+	}
+	return time.Duration(days) * 24 * time.Hour, nil
 }
 
 func parseGrace(s string) (time.Duration, error) {

@@ -46,6 +46,9 @@ func TestConfigExampleParses(t *testing.T) {
 	if g.Guestway == nil || g.Guestway.token.Reveal() != "gw_t" || g.Guestway.partnerKey.Reveal() != "pk" || g.ThreeRPMS != nil {
 		t.Errorf("guestway property = %+v", g.Guestway)
 	}
+	if cfg.retention != 90*24*time.Hour {
+		t.Errorf("retention = %s", cfg.retention)
+	}
 	if cfg.Schedule != "0 2 * * *" || cfg.State != "/var/lib/keysync/keysync.db" {
 		t.Errorf("schedule %q state %q", cfg.Schedule, cfg.State)
 	}
@@ -108,6 +111,7 @@ properties:
 		{"bad compartment", strings.Replace(base, "{r1: pin}", "{r1: {method: key_storage, key_id: K1, compartment: shelf-12}}", 1) + "    keybox: {base_url: \"https://k.example\", username: u, password: p}\n", env("T", "x"), `properties[0].rooms["r1"].compartment`},
 		{"guestway token prefix", strings.Replace(strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: \"${T}\"}\n", 1), "{r1: pin}", "{L1: pin}", 1), env("T", "abc"), "properties[0].guestway.token: Organization Access Tokens start with gw_"},
 		{"openapp without org", strings.Replace(base, "    rooms:", "    openapp: {base_url: \"https://o.example\", api_key: k, integration_id: i, guest_url: \"https://o.example/i/{token}\"}\n    rooms:", 1), env("T", "x"), "properties[0].openapp.org_id: is required"},
+		{"retention too short", "retention: 2d\n" + base, env("T", "x"), "retention: 2d is too short: keep at least 3d"},
 		{"partial reference", strings.Replace(base, `"${T}"`, `"Bearer ${T}"`, 1), env("T", "x"), "whole value"},
 	}
 	for _, tt := range tests {
@@ -141,5 +145,54 @@ properties:
 	}
 	if got := cfg.Properties[0].ThreeRPMS.token.Reveal(); got != "from-file" {
 		t.Errorf("token = %q", got)
+	}
+}
+
+// TestConfigRetention: retention is whole days, 90d when the field is left
+// out; a value set to nothing, to 0 or below the minimum is an error naming
+// the field, never replaced by the default.
+func TestConfigRetention(t *testing.T) {
+	base := `
+properties:
+  - name: p
+    timezone: UTC
+    threerpms: {endpoint: "https://x.example/graphql", token: "${T}"}
+    default_method: pin
+`
+	for _, tc := range []struct {
+		line string
+		want time.Duration
+		err  string
+	}{
+		{"", 90 * 24 * time.Hour, ""},
+		{"retention: 90d", 90 * 24 * time.Hour, ""},
+		{"retention: 3d", 3 * 24 * time.Hour, ""},
+		{"retention: 400d", 400 * 24 * time.Hour, ""},
+		{"retention: 0", 0, `retention: "0" is not a number of days such as 90d`},
+		{"retention: 0d", 0, "retention: 0d is too short: keep at least 3d"},
+		{"retention: 2d", 0, "retention: 2d is too short"},
+		{"retention:", 0, "retention: give a number of days such as 90d"},
+		{`retention: ""`, 0, "retention: give a number of days such as 90d"},
+		{"retention: ~", 0, "retention: give a number of days such as 90d"},
+		{"retention: [90d]", 0, "retention: give a number of days such as 90d"},
+		{"retention: 2160h", 0, `retention: "2160h" is not a number of days`},
+		{"retention: -5d", 0, `retention: "-5d" is not a number of days`},
+		{"retention: 99999d", 0, "retention: 99999d: at most 36500d"},
+	} {
+		t.Run(tc.line, func(t *testing.T) {
+			cfg, err := ParseConfig(strings.NewReader(tc.line+"\n"+base), env("T", "x"))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.retention != tc.want {
+				t.Errorf("retention = %s, want %s", cfg.retention, tc.want)
+			}
+		})
 	}
 }

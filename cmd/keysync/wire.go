@@ -49,7 +49,8 @@ func (l *limiters) get(api string, perSecond float64, burst int, clock reconcile
 
 // buildRunner wires the config's properties to their adapters.
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) *reconcile.Runner {
-	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg)}
+	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
+		Retention: cfg.retention}
 	for i := range cfg.Properties {
 		r.Sites = append(r.Sites, env.site(&cfg.Properties[i], meter))
 	}
