@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -106,6 +107,10 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Budget = map[System]BudgetReport{}
 	for i, site := range r.Sites {
 		rd := reads[i]
+		for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
+			err := rd.unread[sys]
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
+		}
 		if rd.err != nil {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err})
 			r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
@@ -189,6 +194,9 @@ type siteRead struct {
 	stays    []Stay
 	creds    []Credential
 	resolved []*Credential // pending creates read back, to record
+	// unread holds, per sink, the first pending create that could not be
+	// read back: its stay gets nothing this run, so the run is partial.
+	unread   map[System]error
 	deferred map[StayRef]bool
 	system   System // the system that failed, with err
 	err      error
@@ -249,9 +257,11 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 // ones become active with their remote id, ones that made nothing are
 // abandoned. creds is updated in place; the changed ones are returned to
 // be recorded. A failed look-up leaves the credential pending: the planner
-// then issues nothing more for it.
-func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []*Credential {
+// then issues nothing more for it, and the first failure per system is
+// returned.
+func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([]*Credential, map[System]error) {
 	var changed []*Credential
+	var failed map[System]error
 	for i := range creds {
 		c := &creds[i]
 		if c.Status != StatusPending {
@@ -265,6 +275,12 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []
 		switch {
 		case err != nil:
 			r.log().Warn("could not read back a create with an unknown outcome", "system", c.System, "stay", c.Stay.ID, "err", err)
+			if failed[c.System] == nil {
+				if failed == nil {
+					failed = map[System]error{}
+				}
+				failed[c.System] = fmt.Errorf("read back the create for stay %s: %w", c.Stay.ID, err)
+			}
 			continue
 		case found:
 			c.RemoteID, c.Status, c.Secret = id, StatusActive, secret
@@ -274,7 +290,7 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []
 		cp := *c
 		changed = append(changed, &cp)
 	}
-	return changed
+	return changed, failed
 }
 
 // Kept returns the actions the budget did not defer.
@@ -316,7 +332,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
 	rd.creds = creds
-	rd.resolved = r.resolve(ctx, site, rd.creds)
+	rd.resolved, rd.unread = r.resolve(ctx, site, rd.creds)
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

@@ -18,7 +18,7 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
 	fmt.Fprintf(w, "Plan at %s\n\n", rep.Now.Format(time.RFC3339))
 	actions := rep.Actions()
 	if len(actions) == 0 {
-		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+		printNothing(w, rep)
 	} else {
 		printActions(w, actions, showSecrets, false)
 	}
@@ -42,7 +42,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	fmt.Fprintf(w, "Run #%d (%s) at %s\n\n", rep.RunID, rep.Mode, rep.Now.Format(time.RFC3339))
 	actions := rep.Actions()
 	if len(actions) == 0 {
-		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+		printNothing(w, rep)
 	} else {
 		printActions(w, actions, false, true)
 		fmt.Fprintln(w)
@@ -60,6 +60,18 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	if rep.Partial() {
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	}
+}
+
+// printNothing says why a plan has no actions. "Nothing to do" is a claim
+// that every stay holds the right key, true only when everything was read;
+// with a failure (a source or a read-back that could not be read) the empty
+// plan says nothing about the stays it could not see.
+func printNothing(w io.Writer, rep *reconcile.Report) {
+	if len(rep.Failures) == 0 {
+		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+		return
+	}
+	fmt.Fprintf(w, "No changes planned, but %d part(s) could not be read (FAILED below): whether every stay holds the right key is not known.\n", len(rep.Failures))
 }
 
 // printActions shows each stay's bundle together (property, arrival, stay,

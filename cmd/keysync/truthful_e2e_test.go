@@ -1,0 +1,126 @@
+package main
+
+// Truthful outcomes: what keysync says and how it exits when the servers
+// are not the friendly sandbox (unreachable, refusing, rate limiting), and
+// that what it reports and counts is what happened.
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+)
+
+// execText runs keysync in-process on a fake clock like exec, with the
+// given extra arguments and without --json, and returns what it printed.
+func (fw *faultWorld) execText(cmd string, getenv func(string) string, extra ...string) faultRun {
+	fw.t.Helper()
+	if getenv == nil {
+		getenv = fw.getenv
+	}
+	fake := clocktest.New(fw.now)
+	var out, errb bytes.Buffer
+	now := fw.now
+	env := &environment{
+		stdout: &out, stderr: &errb, getenv: getenv,
+		now:   func() time.Time { return now },
+		clock: fake,
+		retry: reconcile.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
+	}
+	args := append([]string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, extra...)
+	err := env.run(context.Background(), args)
+	return faultRun{code: exitCode(err), err: err, stdout: out.String(), stderr: errb.String(), clock: fake}
+}
+
+// TestNothingToDoOnlyWhenEveryReadSucceeded: with every source read
+// refused (503, 429 beyond the run's patience, 401), neither the plan nor
+// the run report may open with "Nothing to do", which claims every stay
+// holds the right key; they say the reads failed instead.
+func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
+	refuse := map[string]func(rw http.ResponseWriter){
+		"503": answer503,
+		"429": func(rw http.ResponseWriter) {
+			rw.Header().Set("Retry-After", "86400")
+			rw.WriteHeader(http.StatusTooManyRequests)
+		},
+		"401": func(rw http.ResponseWriter) {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(rw, `{"error":"unauthorized"}`)
+		},
+	}
+	for name, answer := range refuse {
+		t.Run(name, func(t *testing.T) {
+			fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "pin"})
+			fw.hotelStay("s1", "r101", 0, 2)
+			fw.addReservation("G1", "L1", 0, 2)
+			fw.mustExec(ExitOK, "backfill")
+			// Converged: a run with working reads has nothing to do.
+			if ok := fw.execText("run", nil); ok.code != ExitOK || !strings.Contains(ok.stdout, "Nothing to do") {
+				t.Fatalf("converged run: exit %d, want %d and \"Nothing to do\"\n%s", ok.code, ExitOK, ok.stdout)
+			}
+			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+				if s := sysOf(r); s == reconcile.System3RPMS || s == reconcile.SystemGuestway {
+					answer(rw)
+					return
+				}
+				next.ServeHTTP(rw, r)
+			})
+			for _, cmd := range []string{"plan", "run"} {
+				r := fw.execText(cmd, nil)
+				if r.code == ExitOK {
+					t.Errorf("%s exited 0 although every read failed", cmd)
+				}
+				if strings.Contains(r.stdout, "Nothing to do") {
+					t.Errorf("%s says \"Nothing to do\" although every read failed:\n%s", cmd, r.stdout)
+				}
+				if !strings.Contains(r.stdout, "could not be read") {
+					t.Errorf("%s does not say the reads failed:\n%s", cmd, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+// TestNothingToDoNotClaimedWhenAReadBackFails: an invite create whose
+// answer was lost is read back (GET) on the next run; when that read fails
+// the stay gets nothing this run, so the report must not say "Nothing to
+// do", and the run is partial.
+func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
+	fw := newFaultWorld(t, map[string]string{"r201": "qr"}, nil)
+	fw.hotelStay("s1", "r201", 0, 2)
+	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if sysOf(r) == reconcile.SystemOpenApp && r.Method == http.MethodPost {
+			dropAnswer(rw, r, next)
+			return
+		}
+		next.ServeHTTP(rw, r)
+	})
+	fw.mustExec(ExitPartial, "backfill")
+	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if sysOf(r) == reconcile.SystemOpenApp && r.Method == http.MethodGet {
+			answer503(rw)
+			return
+		}
+		next.ServeHTTP(rw, r)
+	})
+	r := fw.execText("run", nil)
+	if r.code != ExitPartial {
+		t.Errorf("run exited %d, want %d (a read-back failed)\n%s", r.code, ExitPartial, r.stdout)
+	}
+	if strings.Contains(r.stdout, "Nothing to do") {
+		t.Errorf("the report says \"Nothing to do\" although a read-back failed:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "FAILED sandbox-hotel openapp") {
+		t.Errorf("the report does not name the failed read-back:\n%s", r.stdout)
+	}
+	fw.setFault(nil)
+	fw.mustExec(ExitOK, "run")
+	fw.checkInvariants(fw.foreign())
+}
