@@ -124,3 +124,40 @@ func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
 	fw.mustExec(ExitOK, "run")
 	fw.checkInvariants(fw.foreign())
 }
+
+// TestErrorsShowIds: stay, key and reservation ids are not secrets and an
+// operator needs them. A stay deleted between keysync's create and assign
+// makes 3RPMS answer "room stay rs_1042 not found"; the action's error quotes
+// it with the id, over real HTTP against the sandbox. PINs stay out.
+func TestErrorsShowIds(t *testing.T) {
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.stay("rs_1042", "r102", 0, 2)
+	deleted := false
+	h.before = func(r *http.Request, body []byte) {
+		if !deleted && bytes.Contains(body, []byte("addRoomAccessKey")) {
+			deleted = true
+			if err := h.sb.DeleteStay("rs_1042"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	rep := h.mustRun(ExitPartial, "backfill")
+	var msg string
+	for _, a := range rep.Actions() {
+		if a.Op == reconcile.OpAssign && a.Stay.ID == "rs_1042" {
+			msg = a.Error
+		}
+	}
+	if !strings.Contains(msg, "room stay rs_1042 not found") {
+		t.Errorf("assign rs_1042 error = %q, want the server's \"room stay rs_1042 not found\" with the id", msg)
+	}
+	if strings.Contains(msg, "[redacted]") {
+		t.Errorf("assign rs_1042 error = %q redacts something although it quotes only ids", msg)
+	}
+	for _, k := range h.sb.Keys() {
+		if k.PIN != "" && strings.Contains(msg, k.PIN) {
+			t.Errorf("assign rs_1042 error = %q quotes a PIN", msg)
+		}
+	}
+}

@@ -182,7 +182,10 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 
 // redactor removes from server messages every string value the request
 // carried (PINs, compartments, QR data) and the token: a server may quote
-// what it was sent ("got invalid value {pin: ...}").
+// what it was sent ("got invalid value {pin: ...}"). Ids, dates, page
+// sizes and cursors are not secrets and an operator needs them ("room stay
+// rs_1042 not found"), so values under those keys are kept; any other
+// value, a field added later included, is removed.
 type redactor struct{ secrets []string }
 
 func newRedactor(body []byte, token reconcile.Secret) *redactor {
@@ -194,28 +197,39 @@ func newRedactor(body []byte, token reconcile.Secret) *redactor {
 		Variables any `json:"variables"`
 	}
 	if json.Unmarshal(body, &req) == nil {
-		r.collect(req.Variables)
+		r.collect("", req.Variables)
 	}
 	// Longest first, so a value containing another is removed whole.
 	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
 	return r
 }
 
-func (r *redactor) collect(v any) {
+// collect gathers the secret string values of v, found under key.
+func (r *redactor) collect(key string, v any) {
 	switch v := v.(type) {
 	case string:
-		if len(v) >= 3 {
+		if len(v) >= 3 && !notSecret(key) {
 			r.secrets = append(r.secrets, v)
 		}
 	case map[string]any:
-		for _, x := range v {
-			r.collect(x)
+		for k, x := range v {
+			r.collect(k, x)
 		}
 	case []any:
 		for _, x := range v {
-			r.collect(x)
+			r.collect(key, x)
 		}
 	}
+}
+
+// notSecret reports a variable key whose values are ids or paging (id,
+// ids, roomStayId, roomAccessKeyId, start, end, first, cursor).
+func notSecret(key string) bool {
+	switch key {
+	case "id", "ids", "start", "end", "first", "cursor":
+		return true
+	}
+	return strings.HasSuffix(key, "Id") || strings.HasSuffix(key, "ID") || strings.HasSuffix(key, "_id")
 }
 
 func (r *redactor) redact(msg string) string {
