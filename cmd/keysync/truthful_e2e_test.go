@@ -161,3 +161,14 @@ func TestErrorsShowIds(t *testing.T) {
 		}
 	}
 }
+
+// TestExplicitZeroReserveReported: reserve_for_revocations: 0 is a valid
+// choice (no reserve); the plan's budget reports 0, not the default 200.
+func TestExplicitZeroReserveReported(t *testing.T) {
+	h := newHarness(t, 1, "      reserve_for_revocations: 0\n")
+	h.stay("s1", "r101", 0, 2)
+	rep := h.mustRun(ExitOK, "plan")
+	if b := rep.Budget[reconcile.System3RPMS]; b.Reserve != 0 || b.Cap != 10000 {
+		t.Errorf("3RPMS budget = %+v, want the default cap 10000 with reserve 0", b)
+	}
+}
