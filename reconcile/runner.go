@@ -59,7 +59,9 @@ type Options struct {
 	Mode Mode
 	// Now is the instant the run acts at; keysync reads no other clock.
 	Now time.Time
-	// DryRun plans and reports without writing anything, remote or local.
+	// DryRun plans and reports without writing anything, remote or local,
+	// but the request ledger: the reads it sends count against the daily
+	// cap like any run's.
 	DryRun bool
 	// Force applies a plan the fail-safe would refuse (see unsafe).
 	Force bool
@@ -172,9 +174,10 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	if r.Meter != nil {
 		rep.Requests = r.Meter.Snapshot()
 	}
-	if !opts.DryRun {
-		// Requests not yet in the ledger (reads without a budget, say).
-		if err := r.Store.Save(sctx, nil, nil, r.Meter.Drain()...); err != nil {
+	// Requests not yet in the ledger (reads without a budget, a dry run's
+	// read-backs, say).
+	if reqs := r.Meter.Drain(); len(reqs) > 0 {
+		if err := r.Store.Save(sctx, nil, nil, reqs...); err != nil {
 			return nil, fmt.Errorf("record requests: %w", err)
 		}
 	}
@@ -204,24 +207,19 @@ type siteRead struct {
 
 // allowances is what each budgeted system's daily budget leaves for this
 // run, after the ledger's last 24 hours and this run's reads, which are
-// recorded first (not in a dry run, which counts them without writing).
+// recorded first (a dry run's too).
 func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
 	}
-	reads := r.Meter.Drain()
-	if !opts.DryRun && len(reads) > 0 {
+	if reads := r.Meter.Drain(); len(reads) > 0 {
 		if err := r.Store.Save(ctx, nil, nil, reads...); err != nil {
 			return nil, fmt.Errorf("record read requests: %w", err)
 		}
-		reads = nil
 	}
 	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
-	}
-	for _, q := range reads {
-		spent[q.System]++
 	}
 	allow := map[System]Allowance{}
 	for sys, b := range r.Budgets {
@@ -238,11 +236,6 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
 	if err != nil {
 		return fmt.Errorf("read the request ledger: %w", err)
-	}
-	if opts.DryRun {
-		for sys, c := range rep.Requests {
-			spent[sys] += c.Reads + c.Writes
-		}
 	}
 	for sys, b := range r.Budgets {
 		br := rep.Budget[sys]

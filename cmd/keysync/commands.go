@@ -142,11 +142,20 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 }
 
 // openState opens the state file as the mode needs: run requires it,
-// backfill creates it, plan reads it (or, before the first backfill, plans
-// against an empty temporary one).
-func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (*state.DB, func(), error) {
-	opts := state.Options{Create: mode == reconcile.ModeBackfill, ReadOnly: mode == reconcile.ModePlan}
+// backfill creates it, plan reads it and appends to its request ledger
+// only (or, before the first backfill, plans against an empty temporary
+// one, whose ledger goes with it).
+func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
+	opts := state.Options{Create: mode == reconcile.ModeBackfill}
 	db, err := state.Open(ctx, path, opts)
+	if err != nil && mode == reconcile.ModePlan && !errors.Is(err, state.ErrNoState) && !errors.Is(err, state.ErrCorrupt) {
+		// A state file plan may read but not write (another user's, a
+		// read-only mount): plan anyway, without recording its requests.
+		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true}); rerr == nil {
+			log.Warn("state file is not writable; planning without recording this plan's requests in the daily ledger", "path", path, "err", err)
+			return ledgerless{ro}, func() { ro.Close() }, nil
+		}
+	}
 	switch {
 	case err == nil:
 		return db, func() { db.Close() }, nil
@@ -166,6 +175,18 @@ func (env *environment) openState(ctx context.Context, path string, mode reconci
 		return nil, nil, withCode(ExitConfig, fmt.Errorf("%w\nrun `keysync backfill --config FILE` once: it creates the state file and adopts the keys keysync already issued", err))
 	}
 	return nil, nil, withCode(ExitFailure, err)
+}
+
+// ledgerless is a read-only state file for plan: saving only requests (all
+// a dry run saves) does nothing.
+type ledgerless struct{ *state.DB }
+
+// Save implements reconcile.Store.
+func (l ledgerless) Save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests ...reconcile.RequestRecord) error {
+	if len(creds) == 0 && len(audit) == 0 {
+		return nil
+	}
+	return l.DB.Save(ctx, creds, audit, requests...)
 }
 
 // reportError turns a finished run's report into the exit status.

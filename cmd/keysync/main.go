@@ -84,7 +84,7 @@ const usage = `usage: keysync <command> [flags]
 
 commands:
   demo       run a full reconcile against the built-in sandbox (no setup)
-  plan       dry run: read, diff and print the plan; writes nothing
+  plan       dry run: read, diff and print the plan; writes nothing but the request ledger
   run        one reconcile, as a systemd timer or CronJob calls it
   backfill   first connection: create the state file, adopt keys of ours
   serve      stay up and reconcile on the config's schedule

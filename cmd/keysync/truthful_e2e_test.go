@@ -15,6 +15,7 @@ import (
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/state"
 )
 
 // execText runs keysync in-process on a fake clock like exec, with the
@@ -170,5 +171,46 @@ func TestExplicitZeroReserveReported(t *testing.T) {
 	rep := h.mustRun(ExitOK, "plan")
 	if b := rep.Budget[reconcile.System3RPMS]; b.Reserve != 0 || b.Cap != 10000 {
 		t.Errorf("3RPMS budget = %+v, want the default cap 10000 with reserve 0", b)
+	}
+}
+
+// TestPlanRequestsInTheLedger: plan reads the source, and those requests
+// count against the daily cap like any other: they are in the state file's
+// ledger afterwards, and a plan writes nothing else (no run, no credential).
+func TestPlanRequestsInTheLedger(t *testing.T) {
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	h.stay("s2", "r102", 1, 3)
+	spent := func() int {
+		t.Helper()
+		db, err := state.Open(context.Background(), h.cfg.State, state.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		m, err := db.Spent(context.Background(), h.now.Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m[reconcile.System3RPMS]
+	}
+	before, creds := spent(), len(h.credentials())
+	rep := h.mustRun(ExitOK, "plan")
+	reads := rep.Requests[reconcile.System3RPMS].Reads
+	if reads == 0 {
+		t.Fatal("plan made no read request")
+	}
+	if got := spent(); got != before+reads {
+		t.Errorf("ledger: %d 3RPMS requests after plan, want %d before + %d plan reads", got, before, reads)
+	}
+	if b := rep.Budget[reconcile.System3RPMS]; b.UsedToday != before+reads {
+		t.Errorf("plan reports %d used in 24 h, want %d", b.UsedToday, before+reads)
+	}
+	if n := len(h.credentials()); n != creds {
+		t.Errorf("plan changed the recorded credentials: %d, was %d", n, creds)
+	}
+	if len(h.ours()) != 1 {
+		t.Error("plan wrote to 3RPMS")
 	}
 }
