@@ -158,7 +158,8 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 					return err
 				}
 			}
-		case idempotent && errors.Is(err, ErrUnavailable):
+		case idempotent && errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrEndpoint):
+			// A host name that does not resolve will not in a few seconds.
 			if n == attempts-1 {
 				return err
 			}

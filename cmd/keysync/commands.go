@@ -93,7 +93,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
-	return reportError(rep)
+	return reportError(cfg, rep)
 }
 
 // loadConfig loads the config and warns when others can read it.
@@ -190,10 +190,33 @@ func (l ledgerless) Save(ctx context.Context, creds []*reconcile.Credential, aud
 }
 
 // reportError turns a finished run's report into the exit status.
-func reportError(rep *reconcile.Report) error {
+func reportError(cfg *Config, rep *reconcile.Report) error {
 	for _, f := range rep.Failures {
 		if errors.Is(f.Cause, reconcile.ErrUnauthorized) {
 			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
+		}
+	}
+	// A system that could not be reached at all is a configuration
+	// problem, not a partial run: one line per system naming the field to
+	// check. The transports decide it (package reach): a wrong URL (a host
+	// that does not resolve, a 404 on the endpoint) is ExitConfig, a server
+	// that never accepted a connection ExitFailure.
+	for _, c := range []struct {
+		cond error
+		code int
+		what string
+	}{
+		{reconcile.ErrEndpoint, ExitConfig, "the URL is wrong (its host does not resolve, or nothing serves the API there); fix it"},
+		{reconcile.ErrUnreachable, ExitFailure, "no connection could be made; check the URL's host and port, and that the server is up and reachable from here"},
+	} {
+		var lines []error
+		for _, f := range rep.Failures {
+			if errors.Is(f.Cause, c.cond) {
+				lines = append(lines, fmt.Errorf("%s: %s %s: %s (%s)", cfg.urlField(f.Property, f.System), f.Property, f.System, c.what, f.Err))
+			}
+		}
+		if len(lines) > 0 {
+			return withCode(c.code, errors.Join(lines...))
 		}
 	}
 	for _, f := range rep.Failures {

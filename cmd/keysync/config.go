@@ -529,6 +529,21 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 	}
 }
 
+// urlField names the config field holding a property's URL for a system,
+// such as properties[0].threerpms.endpoint.
+func (c *Config) urlField(property string, sys reconcile.System) string {
+	field := map[reconcile.System]string{
+		reconcile.System3RPMS: "threerpms.endpoint", reconcile.SystemGuestway: "guestway.base_url",
+		reconcile.SystemOpenApp: "openapp.base_url", reconcile.SystemKeyBox: "keybox.base_url",
+	}[sys]
+	for i, p := range c.Properties {
+		if p.Name == property {
+			return fmt.Sprintf("properties[%d].%s", i, field)
+		}
+	}
+	return field
+}
+
 // validateRoom checks a room has what its method needs.
 func (p *PropertyConfig) validateRoom(f string, r RoomConfig, bad func(string, string, ...any)) {
 	switch reconcile.Method(r.Method) {

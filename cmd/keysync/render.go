@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -57,7 +58,21 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	printFailures(w, rep.Failures)
 	fmt.Fprintln(w)
 	printRequests(w, rep)
-	if rep.Partial() {
+	unreachable, retried := 0, false
+	for _, f := range rep.Failures {
+		if errors.Is(f.Cause, reconcile.ErrEndpoint) || errors.Is(f.Cause, reconcile.ErrUnreachable) {
+			unreachable++
+		} else {
+			retried = true
+		}
+	}
+	for _, a := range actions {
+		retried = retried || (a.Result != "" && a.Result != reconcile.ResultDone)
+	}
+	if unreachable > 0 {
+		fmt.Fprintln(w, "A system could not be reached at all: check the config field the error names; running again will not help until it is fixed.")
+	}
+	if retried {
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	}
 }

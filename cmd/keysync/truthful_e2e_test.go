@@ -7,8 +7,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +47,9 @@ func (fw *faultWorld) execText(cmd string, getenv func(string) string, extra ...
 // the run report may open with "Nothing to do", which claims every stay
 // holds the right key; they say the reads failed instead.
 func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
+	// Refused reads are not a wrong URL: 503 and 429 stay partial (3), a
+	// refused credential is a config error (2).
+	codes := map[string]int{"503": ExitPartial, "429": ExitPartial, "401": ExitConfig}
 	refuse := map[string]func(rw http.ResponseWriter){
 		"503": answer503,
 		"429": func(rw http.ResponseWriter) {
@@ -75,8 +81,8 @@ func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
 			})
 			for _, cmd := range []string{"plan", "run"} {
 				r := fw.execText(cmd, nil)
-				if r.code == ExitOK {
-					t.Errorf("%s exited 0 although every read failed", cmd)
+				if r.code != codes[name] {
+					t.Errorf("%s exited %d, want %d", cmd, r.code, codes[name])
 				}
 				if strings.Contains(r.stdout, "Nothing to do") {
 					t.Errorf("%s says \"Nothing to do\" although every read failed:\n%s", cmd, r.stdout)
@@ -213,4 +219,95 @@ func TestPlanRequestsInTheLedger(t *testing.T) {
 	if len(h.ours()) != 1 {
 		t.Error("plan wrote to 3RPMS")
 	}
+}
+
+// closedURL is an http URL on a local port nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// TestUnreachableSourceNamesTheField: a source that cannot be reached at
+// all is a configuration problem, not a partial run that "the next run
+// retries": connection refused exits 1, a wrong URL (404 on the endpoint,
+// a host that does not resolve) exits 2, each with one line naming the
+// config field to check. Nothing is written anywhere.
+func TestUnreachableSourceNamesTheField(t *testing.T) {
+	cases := []struct {
+		name  string
+		hotel bool // else the Guestway apartments
+		url   func(t *testing.T, base string) string
+		code  int
+		field string
+	}{
+		{"3rpms refused", true, func(t *testing.T, _ string) string { return closedURL(t) + "/graphql" }, ExitFailure, "properties[0].threerpms.endpoint"},
+		{"3rpms 404", true, func(_ *testing.T, base string) string { return base + "/api/graphql" }, ExitConfig, "properties[0].threerpms.endpoint"},
+		{"3rpms no such host", true, func(t *testing.T, _ string) string { return noSuchHost(t) + "/graphql" }, ExitConfig, "properties[0].threerpms.endpoint"},
+		{"guestway refused", false, func(t *testing.T, _ string) string { return closedURL(t) + "/guestway" }, ExitFailure, "properties[0].guestway.base_url"},
+		{"guestway 404", false, func(_ *testing.T, base string) string { return base + "/guestway/v9" }, ExitConfig, "properties[0].guestway.base_url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var fw *faultWorld
+			var from string
+			if tc.hotel {
+				fw = newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr"}, nil)
+				fw.hotelStay("s1", "r101", 0, 2)
+				fw.hotelStay("s2", "r201", 0, 2)
+				from = "endpoint: " + fw.sb.base + "/graphql"
+			} else {
+				fw = newFaultWorld(t, nil, map[string]string{"L1": "pin", "L2": "qr"})
+				fw.addReservation("G1", "L2", 0, 2)
+				from = "base_url: " + fw.sb.base + "/guestway"
+			}
+			cfg, err := os.ReadFile(fw.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := strings.SplitN(from, ": ", 2)[0] + ": " + tc.url(t, fw.sb.base)
+			if !bytes.Contains(cfg, []byte(from)) {
+				t.Fatalf("config has no %q:\n%s", from, cfg)
+			}
+			if err := os.WriteFile(fw.cfg, bytes.Replace(cfg, []byte(from), []byte(to), 1), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range []string{"backfill", "plan"} {
+				r := fw.execText(cmd, nil)
+				msg := errString(r.err)
+				t.Logf("%s: exit %d: %s", cmd, r.code, msg)
+				if r.code != tc.code {
+					t.Errorf("%s exited %d, want %d\n%s%s", cmd, r.code, tc.code, r.stdout, r.stderr)
+				}
+				if !strings.HasPrefix(msg, tc.field+": ") || strings.Contains(msg, "\n") {
+					t.Errorf("%s: error %q, want one line starting with %s", cmd, msg, tc.field)
+				}
+				if strings.Contains(r.stdout, "next run retries") {
+					t.Errorf("%s says the next run retries a configuration error:\n%s", cmd, r.stdout)
+				}
+			}
+			if n := len(fw.invites()); n != 0 {
+				t.Errorf("%d OpenApp invites although the source was never read", n)
+			}
+		})
+	}
+}
+
+// noSuchHost is an http URL whose host does not resolve (.invalid is
+// reserved for that). Where the resolver cannot say so (no DNS at all, so
+// lookups time out) the test is skipped rather than made to depend on it.
+func noSuchHost(t *testing.T) string {
+	t.Helper()
+	const host = "keysync-test.invalid"
+	_, err := net.DefaultResolver.LookupHost(context.Background(), host)
+	var dns *net.DNSError
+	if !errors.As(err, &dns) || !dns.IsNotFound {
+		t.Skipf("the resolver does not report %s as not found (%v)", host, err)
+	}
+	return "http://" + host
 }

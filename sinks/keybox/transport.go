@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -89,11 +90,12 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 		case ctx.Err() != nil:
 			return nil, errf("no answer: %w (%w)", scrubURL(err), reconcile.ErrUnknownOutcome)
 		case neverSent(err):
-			return nil, errf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable)
+			return nil, reach.Wrap(errf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable), s.reach.Failed(err))
 		}
-		return nil, errf("no answer: %w (%w, %w)", scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
+		return nil, reach.Wrap(errf("no answer: %w (%w, %w)", scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome), s.reach.Failed(err))
 	}
 	defer resp.Body.Close()
+	s.reach.Answer(resp.StatusCode, false)
 
 	code := resp.StatusCode
 	// Numbers the request carried (the access id in the path, the key id

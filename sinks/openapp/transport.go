@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -90,11 +91,12 @@ func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []b
 		case ctx.Err() != nil:
 			return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w)", what, scrubURL(err), reconcile.ErrUnknownOutcome)
 		case neverSent(err):
-			return nil, nil, fmt.Errorf("openapp: %s: %w (%w)", what, scrubURL(err), reconcile.ErrUnavailable)
+			return nil, nil, reach.Wrap(fmt.Errorf("openapp: %s: %w (%w)", what, scrubURL(err), reconcile.ErrUnavailable), s.reach.Failed(err))
 		}
-		return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w, %w)", what, scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
+		return nil, nil, reach.Wrap(fmt.Errorf("openapp: %s: no answer: %w (%w, %w)", what, scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome), s.reach.Failed(err))
 	}
 	defer resp.Body.Close()
+	s.reach.Answer(resp.StatusCode, false)
 	// The words of the request's path (an invite id) are ids, not tokens:
 	// keysync's requests never carry a token in the path.
 	keep := pathWords(req.URL.Path)

@@ -25,6 +25,7 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -59,7 +60,8 @@ type ClientOptions struct {
 // the genqlient-generated functions and the sink's chained mutations share
 // its auth, pacing, size cap and error mapping.
 type Client struct {
-	opts ClientOptions
+	opts  ClientOptions
+	reach reach.Tracker
 }
 
 var _ graphql.Client = (*Client)(nil)
@@ -81,7 +83,9 @@ func NewClient(opts ClientOptions) *Client {
 // For mutations, a failure after the request was sent (no answer, a 5xx, an
 // unreadable answer) wraps reconcile.ErrUnknownOutcome: the server may have
 // acted. 401 and 403 wrap reconcile.ErrUnauthorized, 429 is a
-// *reconcile.RateLimitedError, 400 wraps reconcile.ErrRejected.
+// *reconcile.RateLimitedError, 400 wraps reconcile.ErrRejected. While the
+// server has never answered, a 404 wraps reconcile.ErrEndpoint and a
+// connection that cannot be made reconcile.ErrUnreachable (package reach).
 func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
 	write := isMutation(req.Query)
 	what := "query " + req.OpName
@@ -111,10 +115,11 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 	c.opts.Meter.Count(reconcile.System3RPMS, write)
 	hresp, err := c.opts.HTTP.Do(hreq)
 	if err != nil {
+		cond := c.reach.Failed(err)
 		if write && !neverSent(err) {
-			return fmt.Errorf("3rpms: %s: no answer: %w (%w, %w)", what, transportError(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
+			return reach.Wrap(fmt.Errorf("3rpms: %s: no answer: %w (%w, %w)", what, transportError(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome), cond)
 		}
-		return fmt.Errorf("3rpms: %s: %w (%w)", what, transportError(err), reconcile.ErrUnavailable)
+		return reach.Wrap(fmt.Errorf("3rpms: %s: %w (%w)", what, transportError(err), reconcile.ErrUnavailable), cond)
 	}
 	red := newRedactor(body, c.opts.Token)
 	defer hresp.Body.Close()
@@ -127,6 +132,11 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 		return err
 	}
 
+	// Every request goes to the one GraphQL endpoint: a 404 as its first
+	// answer means the URL is wrong.
+	if cond := c.reach.Answer(hresp.StatusCode, true); cond != nil {
+		return fmt.Errorf("3rpms: %s: HTTP 404: nothing serves GraphQL at the endpoint: %w", what, cond)
+	}
 	switch code := hresp.StatusCode; {
 	case code == http.StatusUnauthorized:
 		return fmt.Errorf("3rpms: %s: HTTP 401: the API token was refused; check threerpms.token (sent as Authorization: Bearer): %w", what, reconcile.ErrUnauthorized)
