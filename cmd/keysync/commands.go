@@ -130,7 +130,8 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	}
 	defer closeDB()
 
-	meter := &reconcile.Meter{}
+	meter := &reconcile.Meter{Clock: env.clock}
+	env.limiters.seedFrom(ctx, db, now, env.clock, log)
 	runner := env.buildRunner(cfg, db, log, meter)
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
 	rep, err := runner.Run(ctx, opts)

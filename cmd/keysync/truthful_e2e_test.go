@@ -8,16 +8,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
 )
 
@@ -310,4 +314,83 @@ func noSuchHost(t *testing.T) string {
 		t.Skipf("the resolver does not report %s as not found (%v)", host, err)
 	}
 	return "http://" + host
+}
+
+// TestBackToBackRunsNo429: two keysync processes run one right after the
+// other against a 3RPMS sandbox with the seed's limits (5 requests/s,
+// bursts of 10). The second must not assume the server's burst is full:
+// it seeds its pacer from the ledger, and the sandbox refuses nothing.
+// Each run is a fresh environment (its own pacers, as a new process has);
+// keysync's pacer and the sandbox's rate limiter share one fake clock, so
+// the waits take no real time and nothing depends on timing.
+func TestBackToBackRunsNo429(t *testing.T) {
+	fake := clocktest.New(t0)
+	sb := sandbox.New(sandbox.Options{
+		Integrations: map[string]string{testToken: ourID},
+		Now:          t0,
+		RateNow:      fake.Now,
+	}.WithSeedLimits())
+	for i := range 24 {
+		room := fmt.Sprintf("r%d", 101+i)
+		sb.AddRoom(room, fmt.Sprint(101+i))
+		if err := sb.AddStay(sandbox.Stay{ID: fmt.Sprintf("s%d", i), RoomID: room, Arrival: day(i % 3), Departure: day(i%3 + 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "keysync.yaml")
+	// Two stays a page: 12 reads a run, more than the burst.
+	yaml := fmt.Sprintf(`state: %s
+properties:
+  - name: hotel
+    timezone: Europe/Ljubljana
+    threerpms:
+      endpoint: %s/graphql
+      token: ${KEYSYNC_3RPMS_TOKEN}
+      page_size: 2
+    default_method: pin
+`, filepath.Join(dir, "keysync.db"), srv.URL)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string {
+		if k == "KEYSYNC_3RPMS_TOKEN" {
+			return testToken
+		}
+		return ""
+	}
+	process := func(cmd string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		env := &environment{
+			stdout: &out, stderr: &errb, getenv: getenv,
+			now:   fake.Now,
+			clock: fake,
+			retry: reconcile.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
+		}
+		// The run acts at the clock's present, as a timer's run does.
+		err := env.run(context.Background(), []string{cmd, "--config", cfg, "--now", fake.Now().Format(time.RFC3339Nano)})
+		if code := exitCode(err); code != ExitOK {
+			t.Fatalf("%s exited %d: %v\n%s", cmd, code, err, errb.String())
+		}
+	}
+	process("backfill")
+	first := len(sb.Requests())
+	process("run")
+	process("plan")
+	var refused int
+	for _, q := range sb.Requests() {
+		if q.Status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	t.Logf("%d requests (%d by the backfill), %d refused; fake clock moved %s", len(sb.Requests()), first, refused, fake.Now().Sub(t0))
+	if first <= 10 {
+		t.Fatalf("the backfill sent %d requests; the test needs more than the burst of 10", first)
+	}
+	if refused > 0 {
+		t.Errorf("the sandbox answered %d requests with 429: a new process assumed a full burst", refused)
+	}
 }
