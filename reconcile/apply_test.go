@@ -917,7 +917,8 @@ func TestRunnerCrashBetweenSteps(t *testing.T) {
 	}
 }
 
-// TestRunnerDryRun checks that a dry run plans and writes nothing.
+// TestRunnerDryRun checks that a dry run plans and writes nothing (these
+// fakes send no metered request, so not even the ledger).
 func TestRunnerDryRun(t *testing.T) {
 	w := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
 	r := newRig(50, w, newStore())

@@ -35,6 +35,15 @@ var (
 	// calls may be retried after a backoff; it may be wrapped together
 	// with ErrUnknownOutcome for writes.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrUnreachable: no connection to the system could be made at all this
+	// run (refused, timed out connecting, TLS failed) before it ever
+	// answered: the server is down, firewalled or the port is wrong. It is
+	// wrapped together with ErrUnavailable, so reads are still retried.
+	ErrUnreachable = errors.New("cannot connect")
+	// ErrEndpoint: the configured URL is wrong: its host name does not
+	// resolve, or the server answered 404 for the endpoint itself. Nothing
+	// is retried; the config needs fixing.
+	ErrEndpoint = errors.New("wrong URL")
 )
 
 // RateLimitedError is returned when a system answered 429.

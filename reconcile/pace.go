@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,18 +61,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	now := p.clock.Now()
 	hold := p.hold.Sub(now)
 	start := now.Add(max(hold, 0))
-	if p.burst > 1 {
-		if !p.last.IsZero() && start.Sub(p.last) >= IdleReset {
-			// Rested: a full bucket again (a new limiter starts full).
-			p.spent = 0
-			p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
-		}
-		if p.spent++; p.spent == p.burst {
-			p.lim.SetBurstAt(start, 1) // the burst is spent: steady rate from here
-		}
-		p.last = start
-	}
-	r := p.lim.ReserveN(start, 1)
+	r := p.take(start)
 	p.mu.Unlock()
 	if !r.OK() {
 		return errors.New("pacer: burst is zero")
@@ -85,6 +75,43 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// take reserves a token for a request sent at start; p.mu is held.
+func (p *Pacer) take(start time.Time) *rate.Reservation {
+	if p.burst > 1 {
+		if !p.last.IsZero() && start.Sub(p.last) >= IdleReset {
+			// Rested: a full bucket again (a new limiter starts full).
+			p.spent = 0
+			p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
+		}
+		if p.spent++; p.spent == p.burst {
+			p.lim.SetBurstAt(start, 1) // the burst is spent: steady rate from here
+		}
+		p.last = start
+	}
+	return p.lim.ReserveN(start, 1)
+}
+
+// Seed replays requests sent to the API before this Pacer existed (by an
+// earlier process), at the given times on the Pacer's clock, so it starts
+// with the tokens the server's bucket has left instead of a full burst:
+// back-to-back processes then pace as one. Times after the clock's now are
+// ignored; call it before the first Wait.
+func (p *Pacer) Seed(times []time.Time) {
+	if p == nil || len(times) == 0 {
+		return
+	}
+	times = slices.Clone(times)
+	slices.SortFunc(times, time.Time.Compare)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	for _, t := range times {
+		if !t.After(now) {
+			p.take(t)
+		}
+	}
 }
 
 // Hold stops every request until the given time, as a 429 asks.
@@ -158,7 +185,8 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 					return err
 				}
 			}
-		case idempotent && errors.Is(err, ErrUnavailable):
+		case idempotent && errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrEndpoint):
+			// A host name that does not resolve will not in a few seconds.
 			if n == attempts-1 {
 				return err
 			}

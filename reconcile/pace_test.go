@@ -71,3 +71,40 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestPacerSeed: a Pacer seeded with the requests an earlier process sent
+// continues at the steady rate instead of bursting again; seeded requests
+// a minute old, or in the future, leave the burst whole.
+func TestPacerSeed(t *testing.T) {
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	burst := make([]time.Time, 10)
+	for i := range burst {
+		burst[i] = start.Add(-100 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name  string
+		seed  []time.Time
+		waits bool
+	}{
+		{"just sent a burst", burst, true},
+		{"a minute ago", []time.Time{start.Add(-time.Minute), start.Add(-time.Minute)}, false},
+		{"in the future", []time.Time{start.Add(time.Second), start.Add(time.Second)}, false},
+		{"nothing", nil, false},
+	} {
+		clock := clocktest.New(start)
+		p := reconcile.NewPacer(5, 10, clock)
+		p.Seed(tc.seed)
+		for range 10 {
+			if err := p.Wait(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waited := clock.Now().Sub(start)
+		if tc.waits && waited < 1700*time.Millisecond {
+			t.Errorf("%s: 10 requests took %s, want the steady rate (≥ 1.7 s at 5/s)", tc.name, waited)
+		}
+		if !tc.waits && waited != 0 {
+			t.Errorf("%s: 10 requests took %s, want a whole burst at once", tc.name, waited)
+		}
+	}
+}

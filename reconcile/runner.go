@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -66,7 +67,9 @@ type Options struct {
 	Mode Mode
 	// Now is the instant the run acts at; keysync reads no other clock.
 	Now time.Time
-	// DryRun plans and reports without writing anything, remote or local.
+	// DryRun plans and reports without writing anything, remote or local,
+	// but the request ledger: the reads it sends count against the daily
+	// cap like any run's.
 	DryRun bool
 	// Force applies a plan the fail-safe would refuse (see unsafe).
 	Force bool
@@ -116,6 +119,10 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Budget = map[System]BudgetReport{}
 	for i, site := range r.Sites {
 		rd := reads[i]
+		for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
+			err := rd.unread[sys]
+			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
+		}
 		if rd.err == nil {
 			if err := site.Property.CheckRoomKeys(rd.stays); err != nil {
 				rd.err = err
@@ -185,11 +192,14 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	if r.Meter != nil {
 		rep.Requests = r.Meter.Snapshot()
 	}
-	if !opts.DryRun {
-		// Requests not yet in the ledger (reads without a budget, say).
-		if err := r.Store.Save(sctx, nil, nil, r.Meter.Drain()...); err != nil {
+	// Requests not yet in the ledger (reads without a budget, a dry run's
+	// read-backs, say).
+	if reqs := r.Meter.Drain(); len(reqs) > 0 {
+		if err := r.Store.Save(sctx, nil, nil, reqs...); err != nil {
 			return nil, fmt.Errorf("record requests: %w", err)
 		}
+	}
+	if !opts.DryRun {
 		r.prune(sctx, opts, rep)
 	}
 	if err := r.budgetReport(sctx, opts, rep); err != nil {
@@ -240,6 +250,9 @@ type siteRead struct {
 	stays    []Stay
 	creds    []Credential
 	resolved []*Credential // pending creates read back, to record
+	// unread holds, per sink, the first pending create that could not be
+	// read back: its stay gets nothing this run, so the run is partial.
+	unread   map[System]error
 	deferred map[StayRef]bool
 	system   System // the system that failed, with err
 	err      error
@@ -247,24 +260,19 @@ type siteRead struct {
 
 // allowances is what each budgeted system's daily budget leaves for this
 // run, after the ledger's last 24 hours and this run's reads, which are
-// recorded first (not in a dry run, which counts them without writing).
+// recorded first (a dry run's too).
 func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
 	}
-	reads := r.Meter.Drain()
-	if !opts.DryRun && len(reads) > 0 {
+	if reads := r.Meter.Drain(); len(reads) > 0 {
 		if err := r.Store.Save(ctx, nil, nil, reads...); err != nil {
 			return nil, fmt.Errorf("record read requests: %w", err)
 		}
-		reads = nil
 	}
 	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
-	}
-	for _, q := range reads {
-		spent[q.System]++
 	}
 	allow := map[System]Allowance{}
 	for sys, b := range r.Budgets {
@@ -282,11 +290,6 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 	if err != nil {
 		return fmt.Errorf("read the request ledger: %w", err)
 	}
-	if opts.DryRun {
-		for sys, c := range rep.Requests {
-			spent[sys] += c.Reads + c.Writes
-		}
-	}
 	for sys, b := range r.Budgets {
 		br := rep.Budget[sys]
 		br.Cap, br.Reserve, br.UsedToday = b.Cap, b.Reserve, spent[sys]
@@ -300,9 +303,11 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 // ones become active with their remote id, ones that made nothing are
 // abandoned. creds is updated in place; the changed ones are returned to
 // be recorded. A failed look-up leaves the credential pending: the planner
-// then issues nothing more for it.
-func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []*Credential {
+// then issues nothing more for it, and the first failure per system is
+// returned.
+func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([]*Credential, map[System]error) {
 	var changed []*Credential
+	var failed map[System]error
 	for i := range creds {
 		c := &creds[i]
 		if c.Status != StatusPending {
@@ -316,6 +321,12 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []
 		switch {
 		case err != nil:
 			r.log().Warn("could not read back a create with an unknown outcome", "system", c.System, "stay", c.Stay.ID, "err", err)
+			if failed[c.System] == nil {
+				if failed == nil {
+					failed = map[System]error{}
+				}
+				failed[c.System] = fmt.Errorf("read back the create for stay %s: %w", c.Stay.ID, err)
+			}
 			continue
 		case found:
 			c.RemoteID, c.Status, c.Secret = id, StatusActive, secret
@@ -325,7 +336,7 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) []
 		cp := *c
 		changed = append(changed, &cp)
 	}
-	return changed
+	return changed, failed
 }
 
 // Kept returns the actions the budget did not defer.
@@ -367,7 +378,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
 	rd.creds = creds
-	rd.resolved = r.resolve(ctx, site, rd.creds)
+	rd.resolved, rd.unread = r.resolve(ctx, site, rd.creds)
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

@@ -221,6 +221,30 @@ func (d *DB) Spent(ctx context.Context, since time.Time) (map[reconcile.System]i
 	return out, rows.Err()
 }
 
+// RequestTimes returns the ledger's request times per system at or after
+// since, in order: what a new process replays into its pacers.
+func (d *DB) RequestTimes(ctx context.Context, since time.Time) (map[reconcile.System][]time.Time, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT system, at FROM requests WHERE at >= ? ORDER BY at`, formatTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("state: read the request ledger: %w", err)
+	}
+	defer rows.Close()
+	out := map[reconcile.System][]time.Time{}
+	for rows.Next() {
+		var sys string
+		var at sql.NullString
+		if err := rows.Scan(&sys, &at); err != nil {
+			return nil, fmt.Errorf("state: read the request ledger: %w", err)
+		}
+		t, err := parseTime(at)
+		if err != nil {
+			return nil, fmt.Errorf("state: read the request ledger: %w", err)
+		}
+		out[reconcile.System(sys)] = append(out[reconcile.System(sys)], t)
+	}
+	return out, rows.Err()
+}
+
 // DeferredStays implements reconcile.Store.
 func (d *DB) DeferredStays(ctx context.Context, property string) (map[reconcile.StayRef]bool, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id FROM deferred WHERE property = ?`, property)

@@ -59,7 +59,7 @@ func (d *DB) Prune(ctx context.Context, now time.Time, keep time.Duration) (int,
 		{"credentials", `DELETE FROM credentials WHERE id IN (
 			SELECT id FROM credentials WHERE status IN (?, ?, ?) AND updated_at < ?
 			AND id < (SELECT max(id) FROM credentials)
-			AND id NOT IN (SELECT derived_from FROM credentials WHERE status IN (?, ?, ?) AND derived_from IS NOT NULL)
+			AND id NOT IN (SELECT derived_from FROM credentials WHERE status IN (?, ?, ?, ?) AND derived_from IS NOT NULL)
 			LIMIT ?)`, append(append(append(settled, cut), live...), pruneBatch)},
 		{"the request ledger", `DELETE FROM requests WHERE id IN (
 			SELECT id FROM requests WHERE at < ? ORDER BY at LIMIT ?)`, []any{cut, pruneBatch}},

@@ -93,7 +93,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
-	return reportError(rep)
+	return reportError(cfg, rep)
 }
 
 // loadConfig loads the config and warns when others can read it.
@@ -130,7 +130,8 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	}
 	defer closeDB()
 
-	meter := &reconcile.Meter{}
+	meter := &reconcile.Meter{Clock: env.clock}
+	env.limiters.seedFrom(ctx, db, now, env.clock, log)
 	runner := env.buildRunner(cfg, db, log, meter)
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
 	rep, err := runner.Run(ctx, opts)
@@ -142,11 +143,20 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 }
 
 // openState opens the state file as the mode needs: run requires it,
-// backfill creates it, plan reads it (or, before the first backfill, plans
-// against an empty temporary one).
-func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (*state.DB, func(), error) {
-	opts := state.Options{Create: mode == reconcile.ModeBackfill, ReadOnly: mode == reconcile.ModePlan}
+// backfill creates it, plan reads it and appends to its request ledger
+// only (or, before the first backfill, plans against an empty temporary
+// one, whose ledger goes with it).
+func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
+	opts := state.Options{Create: mode == reconcile.ModeBackfill}
 	db, err := state.Open(ctx, path, opts)
+	if err != nil && mode == reconcile.ModePlan && !errors.Is(err, state.ErrNoState) && !errors.Is(err, state.ErrCorrupt) {
+		// A state file plan may read but not write (another user's, a
+		// read-only mount): plan anyway, without recording its requests.
+		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true}); rerr == nil {
+			log.Warn("state file is not writable; planning without recording this plan's requests in the daily ledger", "path", path, "err", err)
+			return ledgerless{ro}, func() { ro.Close() }, nil
+		}
+	}
 	switch {
 	case err == nil:
 		return db, func() { db.Close() }, nil
@@ -168,11 +178,46 @@ func (env *environment) openState(ctx context.Context, path string, mode reconci
 	return nil, nil, withCode(ExitFailure, err)
 }
 
+// ledgerless is a read-only state file for plan: saving only requests (all
+// a dry run saves) does nothing.
+type ledgerless struct{ *state.DB }
+
+// Save implements reconcile.Store.
+func (l ledgerless) Save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests ...reconcile.RequestRecord) error {
+	if len(creds) == 0 && len(audit) == 0 {
+		return nil
+	}
+	return l.DB.Save(ctx, creds, audit, requests...)
+}
+
 // reportError turns a finished run's report into the exit status.
-func reportError(rep *reconcile.Report) error {
+func reportError(cfg *Config, rep *reconcile.Report) error {
 	for _, f := range rep.Failures {
 		if errors.Is(f.Cause, reconcile.ErrUnauthorized) || errors.Is(f.Cause, reconcile.ErrConfig) {
 			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
+		}
+	}
+	// A system that could not be reached at all is a configuration
+	// problem, not a partial run: one line per system naming the field to
+	// check. The transports decide it (package reach): a wrong URL (a host
+	// that does not resolve, a 404 on the endpoint) is ExitConfig, a server
+	// that never accepted a connection ExitFailure.
+	for _, c := range []struct {
+		cond error
+		code int
+		what string
+	}{
+		{reconcile.ErrEndpoint, ExitConfig, "the URL is wrong (its host does not resolve, or nothing serves the API there); fix it"},
+		{reconcile.ErrUnreachable, ExitFailure, "no connection could be made; check the URL's host and port, and that the server is up and reachable from here"},
+	} {
+		var lines []error
+		for _, f := range rep.Failures {
+			if errors.Is(f.Cause, c.cond) {
+				lines = append(lines, fmt.Errorf("%s: %s %s: %s (%s)", cfg.urlField(f.Property, f.System), f.Property, f.System, c.what, f.Err))
+			}
+		}
+		if len(lines) > 0 {
+			return withCode(c.code, errors.Join(lines...))
 		}
 	}
 	for _, f := range rep.Failures {

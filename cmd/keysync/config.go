@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -84,12 +83,14 @@ type APIConfig struct {
 	Reserve int `yaml:"reserve_for_revocations"`
 }
 
-func (a *APIConfig) applyDefaults() {
-	a.RatePerSecond = cmp.Or(a.RatePerSecond, 5)
-	a.Burst = cmp.Or(a.Burst, 10)
-	a.MaxResponseBytes = cmp.Or(a.MaxResponseBytes, 8<<20)
-	a.DailyCap = cmp.Or(a.DailyCap, 10000)
-	a.Reserve = cmp.Or(a.Reserve, 200)
+// applyDefaults fills the fields the file did not set; f is the section's
+// field path and set reports the paths the file holds (see fieldsSet).
+func (a *APIConfig) applyDefaults(f string, set func(string) bool) {
+	orDefault(set, f+".rate_per_second", &a.RatePerSecond, 5)
+	orDefault(set, f+".burst", &a.Burst, 10)
+	orDefault(set, f+".max_response_bytes", &a.MaxResponseBytes, 8<<20)
+	orDefault(set, f+".daily_cap", &a.DailyCap, 10000)
+	orDefault(set, f+".reserve_for_revocations", &a.Reserve, 200)
 }
 
 func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
@@ -102,8 +103,8 @@ func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
 	if a.MaxResponseBytes < 1024 {
 		bad(f+".max_response_bytes", "%d: must be at least 1024", a.MaxResponseBytes)
 	}
-	if a.DailyCap < -1 {
-		bad(f+".daily_cap", "%d: must be a number of requests, or -1 for no budget", a.DailyCap)
+	if a.DailyCap < -1 || a.DailyCap == 0 {
+		bad(f+".daily_cap", "%d: must be a number of requests (at least 1), or -1 for no budget", a.DailyCap)
 	}
 	if a.Reserve < 0 || (a.DailyCap > 0 && a.Reserve >= a.DailyCap) {
 		bad(f+".reserve_for_revocations", "%d: must be 0 or more and below daily_cap", a.Reserve)
@@ -232,37 +233,96 @@ func strictDecode(n *yaml.Node, v any) error {
 	return nil
 }
 
-// applyDefaults fills every field the file left unset (or zero).
-func (p *PropertyConfig) applyDefaults() {
-	p.CheckIn = cmp.Or(p.CheckIn, "15:00")
-	p.CheckOut = cmp.Or(p.CheckOut, "11:00")
-	p.Grace.BeforeArrival = cmp.Or(p.Grace.BeforeArrival, "0s")
-	p.Grace.AfterDeparture = cmp.Or(p.Grace.AfterDeparture, "2h")
-	p.WindowDays = cmp.Or(p.WindowDays, 7)
+// applyDefaults fills every field the file did not set. A field the file
+// sets keeps its value, zero or empty included: validation then honours it
+// (reserve_for_revocations: 0 is no reserve) or rejects it naming the field
+// (window_days: 0), never silently replaces it. f is the property's field
+// path, and set reports the paths the file holds (see fieldsSet).
+func (p *PropertyConfig) applyDefaults(f string, set func(string) bool) {
+	orDefault(set, f+".check_in", &p.CheckIn, "15:00")
+	orDefault(set, f+".check_out", &p.CheckOut, "11:00")
+	orDefault(set, f+".grace.before_arrival", &p.Grace.BeforeArrival, "0s")
+	orDefault(set, f+".grace.after_departure", &p.Grace.AfterDeparture, "2h")
+	orDefault(set, f+".window_days", &p.WindowDays, 7)
 	if t := p.ThreeRPMS; t != nil {
-		t.PageSize = cmp.Or(t.PageSize, 100)
-		t.MaxOpsPerRequest = cmp.Or(t.MaxOpsPerRequest, 100)
-		t.APIConfig.applyDefaults()
+		g := f + ".threerpms"
+		orDefault(set, g+".page_size", &t.PageSize, 100)
+		orDefault(set, g+".max_ops_per_request", &t.MaxOpsPerRequest, 100)
+		t.APIConfig.applyDefaults(g, set)
 	}
-	if g := p.Guestway; g != nil {
-		g.PerPage = cmp.Or(g.PerPage, 50)
-		g.ReservationsPath = cmp.Or(g.ReservationsPath, "/open/v1/reservations")
-		g.ReservationPath = cmp.Or(g.ReservationPath, "/open/v1/reservations/{id}")
-		g.AccessesPath = cmp.Or(g.AccessesPath, "/open/v1/reservations/{id}/accesses")
-		g.APIConfig.applyDefaults()
+	if gw := p.Guestway; gw != nil {
+		g := f + ".guestway"
+		orDefault(set, g+".per_page", &gw.PerPage, 50)
+		orDefault(set, g+".reservations_path", &gw.ReservationsPath, "/open/v1/reservations")
+		orDefault(set, g+".reservation_path", &gw.ReservationPath, "/open/v1/reservations/{id}")
+		orDefault(set, g+".accesses_path", &gw.AccessesPath, "/open/v1/reservations/{id}/accesses")
+		gw.APIConfig.applyDefaults(g, set)
 	}
 	if o := p.OpenApp; o != nil {
-		o.APIConfig.applyDefaults()
+		o.APIConfig.applyDefaults(f+".openapp", set)
 	}
 	if k := p.KeyBox; k != nil {
-		k.CreatePath = cmp.Or(k.CreatePath, "/v2/accesses")
-		k.CancelPath = cmp.Or(k.CancelPath, "/v2/accesses/{id}")
-		k.CancelMethod = cmp.Or(k.CancelMethod, "DELETE")
-		k.ListPath = cmp.Or(k.ListPath, "/v2/accesses")
-		k.APIConfig.applyDefaults()
+		g := f + ".keybox"
+		orDefault(set, g+".create_path", &k.CreatePath, "/v2/accesses")
+		orDefault(set, g+".cancel_path", &k.CancelPath, "/v2/accesses/{id}")
+		orDefault(set, g+".cancel_method", &k.CancelMethod, "DELETE")
+		orDefault(set, g+".list_path", &k.ListPath, "/v2/accesses")
+		k.APIConfig.applyDefaults(g, set)
 	}
-	p.PIN.Length = cmp.Or(p.PIN.Length, reconcile.DefaultPINPolicy.Length)
-	p.PIN.Alphabet = cmp.Or(p.PIN.Alphabet, reconcile.DefaultPINPolicy.Alphabet)
+	orDefault(set, f+".pin.length", &p.PIN.Length, reconcile.DefaultPINPolicy.Length)
+	orDefault(set, f+".pin.alphabet", &p.PIN.Alphabet, reconcile.DefaultPINPolicy.Alphabet)
+}
+
+// orDefault sets *v to def unless the file set the field.
+func orDefault[T any](set func(string) bool, field string, v *T, def T) {
+	if !set(field) {
+		*v = def
+	}
+}
+
+// fieldsSet returns the field paths a YAML document sets, in the form
+// errors name them (properties[0].threerpms.page_size), whatever their
+// value: `page_size: 0` and `page_size:` are set, a missing key is not.
+// Anchors and merge keys (<<) count as set where they are merged.
+func fieldsSet(raw []byte) (map[string]bool, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, yamlError(err)
+	}
+	set := map[string]bool{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.AliasNode:
+			if n.Alias != nil {
+				walk(n.Alias, path)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key, val := n.Content[i].Value, n.Content[i+1]
+				if key == "<<" {
+					walk(val, path) // a merge: its keys are this mapping's
+					continue
+				}
+				p := key
+				if path != "" {
+					p = path + "." + key
+				}
+				set[p] = true
+				walk(val, p)
+			}
+		}
+	}
+	walk(&doc, "")
+	return set, nil
 }
 
 // LoadConfig reads, decodes and validates a config file. getenv resolves
@@ -293,8 +353,13 @@ func ParseConfig(r io.Reader, getenv func(string) string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(err)
 	}
+	set, err := fieldsSet(raw)
+	if err != nil {
+		return nil, err
+	}
+	has := func(field string) bool { return set[field] }
 	for i := range cfg.Properties {
-		cfg.Properties[i].applyDefaults()
+		cfg.Properties[i].applyDefaults(fmt.Sprintf("properties[%d]", i), has)
 	}
 	if err := cfg.Validate(getenv); err != nil {
 		return nil, err
@@ -414,9 +479,13 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 		if g.PerPage < 1 || g.PerPage > 100 {
 			bad(f+".guestway.per_page", "%d: must be 1 to 100", g.PerPage)
 		}
-		for field, path := range map[string]string{"reservation_path": g.ReservationPath, "accesses_path": g.AccessesPath} {
-			if !strings.Contains(path, "{id}") {
-				bad(f+".guestway."+field, "%q needs an {id} placeholder", path)
+		if !strings.HasPrefix(g.ReservationsPath, "/") {
+			bad(f+".guestway.reservations_path", "%q: must be a path starting with /", g.ReservationsPath)
+		}
+		for _, field := range []string{"reservation_path", "accesses_path"} {
+			path := map[string]string{"reservation_path": g.ReservationPath, "accesses_path": g.AccessesPath}[field]
+			if !strings.HasPrefix(path, "/") || !strings.Contains(path, "{id}") {
+				bad(f+".guestway."+field, "%q: must be a path starting with / with an {id} placeholder", path)
 			}
 		}
 		g.APIConfig.validate(f+".guestway", bad)
@@ -444,8 +513,18 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 			bad(f+".keybox.username", "is required (HTTP Basic auth)")
 		}
 		k.password = secret(f+".keybox.password", k.Password, k.PasswordFile)
-		if !strings.Contains(k.CancelPath, "{id}") {
-			bad(f+".keybox.cancel_path", "%q needs an {id} placeholder", k.CancelPath)
+		if !strings.HasPrefix(k.CancelPath, "/") || !strings.Contains(k.CancelPath, "{id}") {
+			bad(f+".keybox.cancel_path", "%q: must be a path starting with / with an {id} placeholder", k.CancelPath)
+		}
+		for _, field := range []string{"create_path", "list_path"} {
+			if path := map[string]string{"create_path": k.CreatePath, "list_path": k.ListPath}[field]; !strings.HasPrefix(path, "/") {
+				bad(f+".keybox."+field, "%q: must be a path starting with /", path)
+			}
+		}
+		switch strings.ToUpper(k.CancelMethod) {
+		case "DELETE", "POST", "PUT", "PATCH":
+		default:
+			bad(f+".keybox.cancel_method", "%q: want DELETE, POST, PUT or PATCH", k.CancelMethod)
 		}
 		switch k.Locale {
 		case "", "en", "fr", "ja", "es", "nl", "it", "pt":
@@ -460,6 +539,21 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 	if p.DefaultMethod == string(reconcile.MethodKeyStorage) {
 		bad(f+".default_method", "key_storage needs each room's key; list the rooms instead")
 	}
+}
+
+// urlField names the config field holding a property's URL for a system,
+// such as properties[0].threerpms.endpoint.
+func (c *Config) urlField(property string, sys reconcile.System) string {
+	field := map[reconcile.System]string{
+		reconcile.System3RPMS: "threerpms.endpoint", reconcile.SystemGuestway: "guestway.base_url",
+		reconcile.SystemOpenApp: "openapp.base_url", reconcile.SystemKeyBox: "keybox.base_url",
+	}[sys]
+	for i, p := range c.Properties {
+		if p.Name == property {
+			return fmt.Sprintf("properties[%d].%s", i, field)
+		}
+	}
+	return field
 }
 
 // validateRoom checks a room has what its method needs.

@@ -196,3 +196,105 @@ properties:
 		})
 	}
 }
+
+// TestConfigExplicitZeros: a field the file sets to zero or empty is never
+// replaced by its default. Where zero is a valid choice it is honoured
+// (reserve_for_revocations: 0 is no reserve); elsewhere it is rejected with
+// an error naming the field.
+func TestConfigExplicitZeros(t *testing.T) {
+	base := `
+properties:
+  - name: p
+    timezone: Europe/Ljubljana
+    threerpms:
+      endpoint: "https://x.example/graphql"
+      token: "${T}"
+    guestway:
+    openapp:
+      base_url: "https://o.example"
+      api_key: k
+      org_id: o
+      integration_id: i
+      guest_url: "https://o.example/i/{token}"
+    keybox:
+      base_url: "https://k.example"
+      username: u
+      password: p
+    rooms: {r1: pin}
+`
+	// set puts "key: value" into a section ("" for the property).
+	set := func(section, kv string) string {
+		if section == "" {
+			return strings.Replace(base, "    timezone:", "    "+kv+"\n    timezone:", 1)
+		}
+		if section == "guestway" {
+			gw := "    guestway:\n      base_url: \"https://g.example\"\n      partner_key: k\n      token: gw_t\n      " + kv + "\n"
+			b := strings.Replace(base, "    threerpms:\n      endpoint: \"https://x.example/graphql\"\n      token: \"${T}\"\n", "", 1)
+			return strings.Replace(b, "    guestway:\n", gw, 1)
+		}
+		return strings.Replace(base, "    "+section+":\n", "    "+section+":\n      "+kv+"\n", 1)
+	}
+	rejected := []struct{ section, kv, want string }{
+		{"", "window_days: 0", "properties[0].window_days: 0"},
+		{"", "check_in: \"\"", "properties[0].check_in"},
+		{"", "check_out: \"\"", "properties[0].check_out"},
+		{"", "grace: {before_arrival: \"\"}", "properties[0].grace.before_arrival"},
+		{"", "grace: {after_departure: \"\"}", "properties[0].grace.after_departure"},
+		{"", "pin: {length: 0}", "properties[0].pin: length 0"},
+		{"", "pin: {alphabet: \"\"}", "properties[0].pin: alphabet"},
+		{"threerpms", "page_size: 0", "properties[0].threerpms.page_size: 0"},
+		{"threerpms", "page_size:", "properties[0].threerpms.page_size: 0"},
+		{"threerpms", "max_ops_per_request: 0", "properties[0].threerpms.max_ops_per_request: 0"},
+		{"threerpms", "rate_per_second: 0", "properties[0].threerpms.rate_per_second: 0"},
+		{"threerpms", "burst: 0", "properties[0].threerpms.burst: 0"},
+		{"threerpms", "max_response_bytes: 0", "properties[0].threerpms.max_response_bytes: 0"},
+		{"threerpms", "daily_cap: 0", "properties[0].threerpms.daily_cap: 0"},
+		{"openapp", "burst: 0", "properties[0].openapp.burst: 0"},
+		{"openapp", "rate_per_second: 0", "properties[0].openapp.rate_per_second: 0"},
+		{"keybox", "burst: 0", "properties[0].keybox.burst: 0"},
+		{"keybox", "create_path: \"\"", "properties[0].keybox.create_path"},
+		{"keybox", "cancel_path: \"\"", "properties[0].keybox.cancel_path"},
+		{"keybox", "cancel_method: \"\"", "properties[0].keybox.cancel_method"},
+		{"keybox", "list_path: \"\"", "properties[0].keybox.list_path"},
+		{"guestway", "per_page: 0", "properties[0].guestway.per_page: 0"},
+		{"guestway", "burst: 0", "properties[0].guestway.burst: 0"},
+		{"guestway", "reservations_path: \"\"", "properties[0].guestway.reservations_path"},
+		{"guestway", "reservation_path: \"\"", "properties[0].guestway.reservation_path"},
+		{"guestway", "accesses_path: \"\"", "properties[0].guestway.accesses_path"},
+	}
+	for _, tc := range rejected {
+		t.Run(tc.section+" "+tc.kv, func(t *testing.T) {
+			_, err := ParseConfig(strings.NewReader(set(tc.section, tc.kv)), env("T", "x"))
+			if err == nil {
+				t.Fatalf("no error; want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %q\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+
+	// Zero where zero is a choice: honoured.
+	cfg, err := ParseConfig(strings.NewReader(set("threerpms", "reserve_for_revocations: 0")), env("T", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Properties[0].ThreeRPMS.Reserve; r != 0 {
+		t.Errorf("reserve_for_revocations: 0 read as %d", r)
+	}
+	if b := budgets(cfg)[reconcile.System3RPMS]; b.Reserve != 0 || b.Cap != 10000 {
+		t.Errorf("3RPMS budget = %+v, want cap 10000 (default) with no reserve", b)
+	}
+	cfg, err = ParseConfig(strings.NewReader(set("", "grace: {after_departure: 0s}")), env("T", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.Properties[0].graceAfter; g != 0 {
+		t.Errorf("grace.after_departure: 0s read as %s", g)
+	}
+	// A merge key sets what it merges.
+	merged := strings.Replace(set("threerpms", "<<: &zero {burst: 0}"), "      org_id: o\n", "      org_id: o\n      <<: *zero\n", 1)
+	if _, err := ParseConfig(strings.NewReader(merged), env("T", "x")); err == nil || !strings.Contains(err.Error(), "properties[0].openapp.burst: 0") {
+		t.Errorf("burst: 0 merged in: error = %v", err)
+	}
+}

@@ -30,8 +30,8 @@ import (
 // Exit codes, documented in the README. A timer or CronJob can act on them.
 const (
 	ExitOK      = 0 // everything planned was done
-	ExitFailure = 1 // the run failed (state store, or every source unreadable)
-	ExitConfig  = 2 // bad flags, config or credentials; nothing was written
+	ExitFailure = 1 // the run failed (state store), or a system never accepted a connection
+	ExitConfig  = 2 // bad flags, config, credentials or URL (no such host, 404 on the endpoint)
 	ExitPartial = 3 // some work failed or was deferred; the next run retries
 	ExitLocked  = 4 // another run holds the state file's lock
 	ExitUnsafe  = 5 // the fail-safe refused a plan that looks like a source outage; --force overrides
@@ -87,7 +87,7 @@ const usage = `usage: keysync <command> [flags]
 
 commands:
   demo       run a full reconcile against the built-in sandbox (no setup)
-  plan       dry run: read, diff and print the plan; writes nothing
+  plan       dry run: read, diff and print the plan; writes nothing but the request ledger
   run        one reconcile, as a systemd timer or CronJob calls it
   backfill   first connection: create the state file, adopt keys of ours
   serve      stay up and reconcile on the config's schedule

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -18,7 +19,7 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
 	fmt.Fprintf(w, "Plan at %s\n\n", rep.Now.Format(time.RFC3339))
 	actions := rep.Actions()
 	if len(actions) == 0 {
-		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+		printNothing(w, rep)
 	} else {
 		printActions(w, actions, showSecrets, false)
 	}
@@ -42,7 +43,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	fmt.Fprintf(w, "Run #%d (%s) at %s\n\n", rep.RunID, rep.Mode, rep.Now.Format(time.RFC3339))
 	actions := rep.Actions()
 	if len(actions) == 0 {
-		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+		printNothing(w, rep)
 	} else {
 		printActions(w, actions, false, true)
 		fmt.Fprintln(w)
@@ -58,9 +59,35 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	printProblems(w, rep.Problems)
 	fmt.Fprintln(w)
 	printRequests(w, rep)
-	if rep.Partial() {
+	unreachable, retried := 0, false
+	for _, f := range rep.Failures {
+		if errors.Is(f.Cause, reconcile.ErrEndpoint) || errors.Is(f.Cause, reconcile.ErrUnreachable) {
+			unreachable++
+		} else {
+			retried = true
+		}
+	}
+	for _, a := range actions {
+		retried = retried || (a.Result != "" && a.Result != reconcile.ResultDone)
+	}
+	if unreachable > 0 {
+		fmt.Fprintln(w, "A system could not be reached at all: check the config field the error names; running again will not help until it is fixed.")
+	}
+	if retried {
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	}
+}
+
+// printNothing says why a plan has no actions. "Nothing to do" is a claim
+// that every stay holds the right key, true only when everything was read;
+// with a failure (a source or a read-back that could not be read) the empty
+// plan says nothing about the stays it could not see.
+func printNothing(w io.Writer, rep *reconcile.Report) {
+	if len(rep.Failures) == 0 {
+		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
+		return
+	}
+	fmt.Fprintf(w, "No changes planned, but %d part(s) could not be read (FAILED below): whether every stay holds the right key is not known.\n", len(rep.Failures))
 }
 
 // printActions shows each stay's bundle together (property, arrival, stay,

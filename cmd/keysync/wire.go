@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
@@ -24,6 +26,9 @@ import (
 type limiters struct {
 	mu sync.Mutex
 	m  map[string]*reconcile.Pacer
+	// seed, when set, gives the times of a system's recent requests from
+	// the ledger; a Pacer is seeded with them when it is created.
+	seed func(reconcile.System) []time.Time
 }
 
 // paceMargin is the share of a configured rate keysync actually uses: a
@@ -32,8 +37,8 @@ type limiters struct {
 const paceMargin = 0.95
 
 // get returns the API's Pacer, creating it first at paceMargin of the
-// configured rate.
-func (l *limiters) get(api string, perSecond float64, burst int, clock reconcile.Clock) *reconcile.Pacer {
+// configured rate and seeding it with the system's recent requests.
+func (l *limiters) get(api string, sys reconcile.System, perSecond float64, burst int, clock reconcile.Clock) *reconcile.Pacer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
@@ -42,9 +47,53 @@ func (l *limiters) get(api string, perSecond float64, burst int, clock reconcile
 	p, ok := l.m[api]
 	if !ok {
 		p = reconcile.NewPacer(perSecond*paceMargin, burst, clock)
+		if l.seed != nil {
+			p.Seed(l.seed(sys))
+		}
 		l.m[api] = p
 	}
 	return p
+}
+
+// ledgerTimes reads request times from the ledger (*state.DB has it).
+type ledgerTimes interface {
+	RequestTimes(ctx context.Context, since time.Time) (map[reconcile.System][]time.Time, error)
+}
+
+// seedFrom arms the limiters to seed new Pacers with the requests the
+// ledger holds from the last IdleReset: a process that starts right after
+// another then paces as if it had sent them, instead of assuming the
+// server's burst is full (it is not: the server's bucket remembers).
+//
+// The one assumption: ledger stamps are the run's instant, the pacer's
+// clock shifted by --now's offset (reconcile.Meter). They are on the
+// pacer's timeline only when the run acts at the clock's present, so
+// pacers are seeded only when this run's now is within a second of the
+// clock (no --now, as a timer runs keysync); a --now preview starts with a
+// full burst as before. Records an earlier --now run stamped elsewhere are
+// ignored when in the future and, in the recent past, only make the pacer
+// more careful. Requests of several hosts of one system (two 3RPMS
+// accounts) are all replayed into each: careful, never too fast.
+func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time.Time, clock reconcile.Clock, log *slog.Logger) {
+	lt, ok := store.(ledgerTimes)
+	if !ok {
+		return
+	}
+	if clock == nil {
+		clock = reconcile.WallClock{}
+	}
+	at := clock.Now()
+	if d := now.Sub(at); d > time.Second || d < -time.Second {
+		return
+	}
+	times, err := lt.RequestTimes(ctx, at.Add(-reconcile.IdleReset))
+	if err != nil {
+		log.Warn("could not read recent requests from the ledger; pacing from a full burst", "err", err)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seed = func(sys reconcile.System) []time.Time { return times[sys] }
 }
 
 // buildRunner wires the config's properties to their adapters.
@@ -95,7 +144,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 	// One limiter per API: the system and its host (the sandboxes share a
 	// host, real systems do not).
 	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *reconcile.Pacer {
-		return env.limiters.get(string(sys)+" "+hostOf(endpoint), a.RatePerSecond, a.Burst, env.clock)
+		return env.limiters.get(string(sys)+" "+hostOf(endpoint), sys, a.RatePerSecond, a.Burst, env.clock)
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
 	if t := p.ThreeRPMS; t != nil {

@@ -241,3 +241,47 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsKeepIds: access and key ids are not secrets and an operator
+// needs them, even when they are runs of digits like an access code. The
+// numbers the request itself carried (the access id in the cancel path, the
+// key id in the create) stay in a quoted server message; a number the
+// request did not carry is masked, as it might be a code.
+func TestErrorsKeepIds(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", jsonCT)
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = io.WriteString(w, `{"message":"key 48213 is checked out; code `+canaryCode+` in use"}`)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message":"access 73920461 not found"}`)
+	}))
+	defer srv.Close()
+	opts := options(srv.URL, lj)
+	opts.Rooms = map[string]keybox.KeyRef{"204": {ID: "48213", Compartment: compA}}
+	s := keybox.New(opts)
+	var out []reconcile.Outcome
+	for _, a := range []*reconcile.Action{
+		cancel("s1", "73920461"),
+		create("s2", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"),
+	} {
+		o, err := s.Apply(t.Context(), []*reconcile.Action{a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o...)
+	}
+	if e := out[0].Err; e == nil || !strings.Contains(e.Error(), "access 73920461 not found") {
+		t.Errorf("cancel: err = %v, want the server's message with the access id", e)
+	}
+	e := out[1].Err
+	if e == nil || !strings.Contains(e.Error(), "key 48213 is checked out") {
+		t.Errorf("create: err = %v, want the server's message with the key id", e)
+	}
+	if e != nil && strings.Contains(e.Error(), canaryCode) {
+		t.Errorf("create: err = %v quotes a code the request did not carry", e)
+	}
+}

@@ -52,6 +52,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -192,6 +193,7 @@ type Sink struct {
 	// secrets are removed from every server message that reaches an
 	// error; as Secrets they print redacted should the Sink be printed.
 	secrets []reconcile.Secret
+	reach   reach.Tracker
 }
 
 var _ reconcile.Sink = (*Sink)(nil)

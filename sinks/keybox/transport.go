@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -89,13 +90,17 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 		case ctx.Err() != nil:
 			return nil, errf("no answer: %w (%w)", scrubURL(err), reconcile.ErrUnknownOutcome)
 		case neverSent(err):
-			return nil, errf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable)
+			return nil, reach.Wrap(errf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable), s.reach.Failed(err))
 		}
-		return nil, errf("no answer: %w (%w, %w)", scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
+		return nil, reach.Wrap(errf("no answer: %w (%w, %w)", scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome), s.reach.Failed(err))
 	}
 	defer resp.Body.Close()
+	s.reach.Answer(resp.StatusCode, false)
 
 	code := resp.StatusCode
+	// Numbers the request carried (the access id in the path, the key id
+	// in the body) are ids, not codes: a server message keeps them.
+	keep := digitRuns(target + " " + string(payload))
 	switch {
 	case code == http.StatusUnauthorized:
 		return nil, errf("HTTP 401: the key box refused user %q and its password; check the key-box username and password (sent as HTTP Basic auth): %w",
@@ -110,15 +115,15 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 	case code >= 500:
 		return nil, errf("HTTP %d from server (%w, %w)", code, reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 	case code == http.StatusNotFound || code == http.StatusGone:
-		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrNotFound), nil
+		return errf("HTTP %d: %s: %w", code, s.message(resp.Body, keep), reconcile.ErrNotFound), nil
 	case code == http.StatusConflict:
-		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrConflict), nil
+		return errf("HTTP %d: %s: %w", code, s.message(resp.Body, keep), reconcile.ErrConflict), nil
 	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
-		return errf("HTTP %d: %s: %w", code, s.message(resp.Body), reconcile.ErrRejected), nil
+		return errf("HTTP %d: %s: %w", code, s.message(resp.Body, keep), reconcile.ErrRejected), nil
 	case code >= 300 && code <= 399:
 		return nil, errf("HTTP %d: the key box redirects; check the base URL (https?)", code)
 	case code < 200 || code > 299:
-		return nil, errf("unexpected HTTP %d: %s", code, s.message(resp.Body))
+		return nil, errf("unexpected HTTP %d: %s", code, s.message(resp.Body, keep))
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, s.opts.MaxResponseBytes))
@@ -149,8 +154,9 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 
 // message extracts the server's message from an error answer, scrubbed of
 // secrets and cut short, or says there is none. Only a JSON "message",
-// "error" (or error.message) or errors[].message string is ever used.
-func (s *Sink) message(body io.Reader) string {
+// "error" (or error.message) or errors[].message string is ever used; keep
+// holds the digit runs that are ids, not codes.
+func (s *Sink) message(body io.Reader, keep map[string]bool) string {
 	raw, _ := io.ReadAll(io.LimitReader(body, min(maxMessageBytes, s.opts.MaxResponseBytes)))
 	var m struct {
 		Message string          `json:"message"`
@@ -184,18 +190,18 @@ func (s *Sink) message(body io.Reader) string {
 	if len(parts) == 0 {
 		return "no message in the answer"
 	}
-	return s.scrub(strings.Join(parts, "; "))
+	return s.scrub(strings.Join(parts, "; "), keep)
 }
 
 // scrub makes a server message safe for an error: it removes the password
 // and every compartment, masks runs of four or more digits (an access code
-// the server might quote; a year in a date is kept), replaces control
-// characters and cuts the message short.
-func (s *Sink) scrub(msg string) string {
+// the server might quote; a year in a date and the ids in keep are kept),
+// replaces control characters and cuts the message short.
+func (s *Sink) scrub(msg string, keep map[string]bool) string {
 	for _, secret := range s.secrets {
 		msg = strings.ReplaceAll(msg, secret.Reveal(), "[redacted]")
 	}
-	msg = maskDigits(msg)
+	msg = maskDigits(msg, keep)
 	msg = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
@@ -209,8 +215,9 @@ func (s *Sink) scrub(msg string) string {
 }
 
 // maskDigits replaces each run of four or more ASCII digits with "[redacted]",
-// except a run of exactly four followed by "-" (the year of a date).
-func maskDigits(msg string) string {
+// except a run of exactly four followed by "-" (the year of a date) and the
+// runs in keep (ids).
+func maskDigits(msg string, keep map[string]bool) string {
 	var b strings.Builder
 	for i := 0; i < len(msg); {
 		j := i
@@ -223,7 +230,7 @@ func maskDigits(msg string) string {
 			continue
 		}
 		year := j-i == 4 && j < len(msg) && msg[j] == '-'
-		if j-i >= 4 && !year {
+		if j-i >= 4 && !year && !keep[msg[i:j]] {
 			b.WriteString("[redacted]")
 		} else {
 			b.WriteString(msg[i:j])
@@ -231,6 +238,25 @@ func maskDigits(msg string) string {
 		i = j
 	}
 	return b.String()
+}
+
+// digitRuns returns the runs of ASCII digits in s. A request carries no
+// access code (the key box makes it), so the numbers in a request are ids.
+func digitRuns(s string) map[string]bool {
+	runs := map[string]bool{}
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j > i {
+			runs[s[i:j]] = true
+			i = j
+			continue
+		}
+		i++
+	}
+	return runs
 }
 
 // RetryAfter parses a Retry-After header (seconds or an HTTP date) relative

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -60,7 +61,8 @@ type Options struct {
 // Sink applies invite actions to OpenApp. It implements reconcile.Sink and
 // reconcile.Finder.
 type Sink struct {
-	opts Options
+	opts  Options
+	reach reach.Tracker
 }
 
 var _ reconcile.Sink = (*Sink)(nil)

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -90,11 +91,15 @@ func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []b
 		case ctx.Err() != nil:
 			return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w)", what, scrubURL(err), reconcile.ErrUnknownOutcome)
 		case neverSent(err):
-			return nil, nil, fmt.Errorf("openapp: %s: %w (%w)", what, scrubURL(err), reconcile.ErrUnavailable)
+			return nil, nil, reach.Wrap(fmt.Errorf("openapp: %s: %w (%w)", what, scrubURL(err), reconcile.ErrUnavailable), s.reach.Failed(err))
 		}
-		return nil, nil, fmt.Errorf("openapp: %s: no answer: %w (%w, %w)", what, scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
+		return nil, nil, reach.Wrap(fmt.Errorf("openapp: %s: no answer: %w (%w, %w)", what, scrubURL(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome), s.reach.Failed(err))
 	}
 	defer resp.Body.Close()
+	s.reach.Answer(resp.StatusCode, false)
+	// The words of the request's path (an invite id) are ids, not tokens:
+	// keysync's requests never carry a token in the path.
+	keep := pathWords(req.URL.Path)
 	unknown := func(format string, args ...any) error {
 		return fmt.Errorf("openapp: %s: "+format+": %w", append([]any{what}, append(args, reconcile.ErrUnknownOutcome)...)...)
 	}
@@ -109,11 +114,11 @@ func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []b
 	case code >= 500:
 		return nil, nil, fmt.Errorf("openapp: %s: HTTP %d from server: %w (%w)", what, code, reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
 	case code == http.StatusNotFound:
-		return nil, fmt.Errorf("openapp: %s: HTTP 404: %s: %w", what, s.message(resp.Body, secrets), reconcile.ErrNotFound), nil
+		return nil, fmt.Errorf("openapp: %s: HTTP 404: %s: %w", what, s.message(resp.Body, secrets, keep), reconcile.ErrNotFound), nil
 	case code == http.StatusConflict:
-		return nil, fmt.Errorf("openapp: %s: HTTP 409: %s: %w", what, s.message(resp.Body, secrets), reconcile.ErrConflict), nil
+		return nil, fmt.Errorf("openapp: %s: HTTP 409: %s: %w", what, s.message(resp.Body, secrets, keep), reconcile.ErrConflict), nil
 	case code >= 400:
-		return nil, fmt.Errorf("openapp: %s: HTTP %d: %s: %w", what, code, s.message(resp.Body, secrets), reconcile.ErrRejected), nil
+		return nil, fmt.Errorf("openapp: %s: HTTP %d: %s: %w", what, code, s.message(resp.Body, secrets, keep), reconcile.ErrRejected), nil
 	case code < 200 || code > 299:
 		return nil, nil, unknown("unexpected HTTP %d", code)
 	}
@@ -139,9 +144,9 @@ func (s *Sink) exchange(ctx context.Context, what, method, u string, payload []b
 }
 
 // message extracts the server's error message for the operator, without
-// the API key, the given secrets, token-like words, control characters or
-// more than maxMessageRunes runes.
-func (s *Sink) message(body io.Reader, secrets []string) string {
+// the API key, the given secrets, token-like words (but for the ids in
+// keep), control characters or more than maxMessageRunes runes.
+func (s *Sink) message(body io.Reader, secrets []string, keep map[string]bool) string {
 	raw, _ := io.ReadAll(io.LimitReader(body, maxErrorBytes))
 	var e struct {
 		Error   json.RawMessage `json:"error"`
@@ -170,7 +175,7 @@ func (s *Sink) message(body io.Reader, secrets []string) string {
 		}
 	}
 	msg = tokenLike.ReplaceAllStringFunc(msg, func(w string) string {
-		if strings.ContainsAny(w, "abcdefghijklmnopqrstuvwxyz") && strings.ContainsAny(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		if !keep[w] && strings.ContainsAny(w, "abcdefghijklmnopqrstuvwxyz") && strings.ContainsAny(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 			return "[redacted]"
 		}
 		return w
@@ -185,6 +190,15 @@ func (s *Sink) message(body io.Reader, secrets []string) string {
 		msg = string(r[:maxMessageRunes]) + "…"
 	}
 	return "server says: " + msg
+}
+
+// pathWords returns the token-like words of a request path.
+func pathWords(path string) map[string]bool {
+	words := map[string]bool{}
+	for _, w := range tokenLike.FindAllString(path, -1) {
+		words[w] = true
+	}
+	return words
 }
 
 // RetryAfter parses a Retry-After header (seconds or an HTTP date) relative

@@ -96,6 +96,13 @@ func TestSinkErrors(t *testing.T) {
 			is: []error{reconcile.ErrNotFound}, contains: []string{"01HINTEGRATION00000000000000", "3f2b6c1e-8d4a-4c2e-9b7a-1d2e3f4a5b6c"},
 		},
 		{
+			// A mixed-case invite id looks like a token, but the request
+			// carried it in its path: it is an id, kept.
+			name: "404 keeps the invite id of the path", action: action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "invLink_7Hq2MzX9pRwK4tNb"),
+			handler: reply(404, jsonCT, `{"error":"invite invLink_7Hq2MzX9pRwK4tNb not found"}`),
+			is:      []error{reconcile.ErrNotFound}, contains: []string{"invite invLink_7Hq2MzX9pRwK4tNb not found"},
+		},
+		{
 			name: "409 quoting the held token", action: updateHeld, handler: reply(409, jsonCT, `{"error":"invite `+heldToken+` is locked"}`),
 			is: []error{reconcile.ErrConflict}, contains: []string{"invite [redacted] is locked"},
 			check: func(t *testing.T, err error) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -46,7 +47,8 @@ const (
 // and the cause, with the seed's troubleshooting hint where there is one; it
 // never quotes a response body, the token, the partner key or a PIN.
 // Unwrap gives reconcile.ErrUnauthorized (401, 403, rejected partner key),
-// reconcile.ErrNotFound (404), reconcile.ErrRejected (other 4xx), a
+// reconcile.ErrNotFound (404; with reconcile.ErrEndpoint too when it is
+// the first answer, to the reservations list), reconcile.ErrRejected (other 4xx), a
 // *reconcile.RateLimitedError (429; wrapped in reconcile.ErrWaitTooLong
 // when its Retry-After is longer than the run waits),
 // reconcile.ErrUnavailable (5xx; and, with the transport error, no answer),
@@ -91,6 +93,9 @@ func (e *Error) Unwrap() error { return e.Err }
 type call struct {
 	what  string
 	scope string
+	// endpoint: the request is for the reservations collection the config
+	// names, where a 404 means the URL is wrong, not that a record is gone.
+	endpoint bool
 }
 
 // get sends one GET to path (already holding escaped ids) with query, and
@@ -144,9 +149,12 @@ func (s *Source) exchange(ctx context.Context, c call, path string, query url.Va
 		if ctx.Err() != nil { // the run stopped, not the server
 			return fail(0, scrubURL(err), "no answer")
 		}
-		return fail(0, fmt.Errorf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable), "no answer")
+		return fail(0, reach.Wrap(fmt.Errorf("%w (%w)", scrubURL(err), reconcile.ErrUnavailable), s.reach.Failed(err)), "no answer")
 	}
 	defer resp.Body.Close()
+	if cond := s.reach.Answer(resp.StatusCode, c.endpoint); cond != nil {
+		return fail(resp.StatusCode, reach.Wrap(reconcile.ErrNotFound, cond), "nothing at the reservations path; check the base URL and reservations_path")
+	}
 
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -143,8 +144,9 @@ func (o Options) Validate() error {
 // Source reads one property's reservations from Guestway. It implements
 // reconcile.StaySource and is safe for concurrent use.
 type Source struct {
-	opts Options
-	base string
+	opts  Options
+	base  string
+	reach reach.Tracker
 }
 
 var _ reconcile.StaySource = (*Source)(nil)
@@ -190,7 +192,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if page > s.opts.MaxPages {
 			return nil, &Error{Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying has_more", s.opts.MaxPages)}
 		}
-		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations}
+		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations, endpoint: true}
 		q := url.Values{
 			"from":     {from.String()},
 			"to":       {to.String()},

@@ -25,6 +25,7 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/keysync/keysync/internal/reach"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -59,7 +60,8 @@ type ClientOptions struct {
 // the genqlient-generated functions and the sink's chained mutations share
 // its auth, pacing, size cap and error mapping.
 type Client struct {
-	opts ClientOptions
+	opts  ClientOptions
+	reach reach.Tracker
 }
 
 var _ graphql.Client = (*Client)(nil)
@@ -81,7 +83,9 @@ func NewClient(opts ClientOptions) *Client {
 // For mutations, a failure after the request was sent (no answer, a 5xx, an
 // unreadable answer) wraps reconcile.ErrUnknownOutcome: the server may have
 // acted. 401 and 403 wrap reconcile.ErrUnauthorized, 429 is a
-// *reconcile.RateLimitedError, 400 wraps reconcile.ErrRejected.
+// *reconcile.RateLimitedError, 400 wraps reconcile.ErrRejected. While the
+// server has never answered, a 404 wraps reconcile.ErrEndpoint and a
+// connection that cannot be made reconcile.ErrUnreachable (package reach).
 func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
 	write := isMutation(req.Query)
 	what := "query " + req.OpName
@@ -111,10 +115,11 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 	c.opts.Meter.Count(reconcile.System3RPMS, write)
 	hresp, err := c.opts.HTTP.Do(hreq)
 	if err != nil {
+		cond := c.reach.Failed(err)
 		if write && !neverSent(err) {
-			return fmt.Errorf("3rpms: %s: no answer: %w (%w, %w)", what, transportError(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome)
+			return reach.Wrap(fmt.Errorf("3rpms: %s: no answer: %w (%w, %w)", what, transportError(err), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome), cond)
 		}
-		return fmt.Errorf("3rpms: %s: %w (%w)", what, transportError(err), reconcile.ErrUnavailable)
+		return reach.Wrap(fmt.Errorf("3rpms: %s: %w (%w)", what, transportError(err), reconcile.ErrUnavailable), cond)
 	}
 	red := newRedactor(body, c.opts.Token)
 	defer hresp.Body.Close()
@@ -127,6 +132,11 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 		return err
 	}
 
+	// Every request goes to the one GraphQL endpoint: a 404 as its first
+	// answer means the URL is wrong.
+	if cond := c.reach.Answer(hresp.StatusCode, true); cond != nil {
+		return fmt.Errorf("3rpms: %s: HTTP 404: nothing serves GraphQL at the endpoint: %w", what, cond)
+	}
 	switch code := hresp.StatusCode; {
 	case code == http.StatusUnauthorized:
 		return fmt.Errorf("3rpms: %s: HTTP 401: the API token was refused; check threerpms.token (sent as Authorization: Bearer): %w", what, reconcile.ErrUnauthorized)
@@ -182,7 +192,10 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 
 // redactor removes from server messages every string value the request
 // carried (PINs, compartments, QR data) and the token: a server may quote
-// what it was sent ("got invalid value {pin: ...}").
+// what it was sent ("got invalid value {pin: ...}"). Ids, dates, page
+// sizes and cursors are not secrets and an operator needs them ("room stay
+// rs_1042 not found"), so values under those keys are kept; any other
+// value, a field added later included, is removed.
 type redactor struct{ secrets []string }
 
 func newRedactor(body []byte, token reconcile.Secret) *redactor {
@@ -194,28 +207,39 @@ func newRedactor(body []byte, token reconcile.Secret) *redactor {
 		Variables any `json:"variables"`
 	}
 	if json.Unmarshal(body, &req) == nil {
-		r.collect(req.Variables)
+		r.collect("", req.Variables)
 	}
 	// Longest first, so a value containing another is removed whole.
 	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
 	return r
 }
 
-func (r *redactor) collect(v any) {
+// collect gathers the secret string values of v, found under key.
+func (r *redactor) collect(key string, v any) {
 	switch v := v.(type) {
 	case string:
-		if len(v) >= 3 {
+		if len(v) >= 3 && !notSecret(key) {
 			r.secrets = append(r.secrets, v)
 		}
 	case map[string]any:
-		for _, x := range v {
-			r.collect(x)
+		for k, x := range v {
+			r.collect(k, x)
 		}
 	case []any:
 		for _, x := range v {
-			r.collect(x)
+			r.collect(key, x)
 		}
 	}
+}
+
+// notSecret reports a variable key whose values are ids or paging (id,
+// ids, roomStayId, roomAccessKeyId, start, end, first, cursor).
+func notSecret(key string) bool {
+	switch key {
+	case "id", "ids", "start", "end", "first", "cursor":
+		return true
+	}
+	return strings.HasSuffix(key, "Id") || strings.HasSuffix(key, "ID") || strings.HasSuffix(key, "_id")
 }
 
 func (r *redactor) redact(msg string) string {
