@@ -286,6 +286,7 @@ func validStatus(s reconcile.Status) error {
 	}
 	return fmt.Errorf("unknown status %q", s)
 }
+
 // RecentFailures implements reconcile.Store.
 func (d *DB) RecentFailures(ctx context.Context, property string, before int64, n int) (map[reconcile.FailureKey]int, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id, system, op, COUNT(DISTINCT run_id) FROM audit
