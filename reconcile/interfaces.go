@@ -106,6 +106,14 @@ type Pruner interface {
 	Prune(ctx context.Context, now time.Time, keep time.Duration) (int, error)
 }
 
+// PropertyLister is a Store that can say which properties hold live
+// credentials, so a run can name those its config no longer lists.
+type PropertyLister interface {
+	// LiveProperties counts the live credentials of every property that
+	// has any.
+	LiveProperties(ctx context.Context) (map[string]int, error)
+}
+
 // RequestRecord is one request sent, for the daily ledger.
 type RequestRecord struct {
 	System System

@@ -25,23 +25,39 @@ type Report struct {
 	Budget   map[System]BudgetReport `json:"budget,omitempty"`
 	Failures []Failure               `json:"failures"`
 	// Problems need a person: actions that failed in this run and in each
-	// of the runs before it (Runner.RepeatLimit), which retrying alone has
-	// not fixed. They do not make the run partial.
+	// of the runs before it (RepeatLimit), which retrying alone has not
+	// fixed, and properties removed from the config that still hold live
+	// credentials. They do not make the run partial.
 	Problems []Problem `json:"problems,omitempty"`
 }
 
-// Problem is an action that keeps failing run after run.
+// Problem is something the next run will not fix by itself.
 type Problem struct {
-	Property string  `json:"property"`
-	System   System  `json:"system"`
-	Op       Op      `json:"action"`
-	Stay     StayRef `json:"stay"`
-	Room     string  `json:"room"`
-	RoomID   string  `json:"room_id"`
+	Kind     ProblemKind `json:"kind"`
+	Property string      `json:"property"`
+	System   System      `json:"system"`
+	Op       Op          `json:"action"`
+	Stay     StayRef     `json:"stay"`
+	Room     string      `json:"room"`
+	RoomID   string      `json:"room_id"`
 	// Runs is how many runs in a row it failed, this one included.
-	Runs   int    `json:"runs"`
+	Runs   int    `json:"runs,omitempty"`
 	Detail string `json:"detail"`
 }
+
+// ProblemKind classifies a Problem.
+type ProblemKind string
+
+// Problem kinds.
+const (
+	// ProblemRepeatedFailure: an action failed in this run and in each of
+	// the RepeatLimit runs before it.
+	ProblemRepeatedFailure ProblemKind = "repeated_failure"
+	// ProblemPropertyRemoved: the state holds live credentials of a
+	// property the config no longer lists; keysync cannot reach its
+	// systems, so nothing withdraws them.
+	ProblemPropertyRemoved ProblemKind = "property_removed"
+)
 
 // Deferred returns the actions the request budget left for a later run.
 func (r *Report) Deferred() []*Action {

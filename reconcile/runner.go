@@ -186,6 +186,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if err := r.removedProperties(sctx, rep); err != nil {
+		return nil, err
+	}
 	slices.SortFunc(rep.Failures, func(a, b Failure) int {
 		return cmp.Or(cmp.Compare(a.Property, b.Property), cmp.Compare(a.System, b.System))
 	})
@@ -237,9 +240,35 @@ func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *Plan) er
 		}
 		a.Persistent = true
 		rep.Problems = append(rep.Problems, Problem{
-			Property: plan.Property, System: a.System, Op: a.Op, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Runs: n + 1,
+			Kind: ProblemRepeatedFailure, Property: plan.Property, System: a.System, Op: a.Op, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Runs: n + 1,
 			Detail: fmt.Sprintf("%s %s for stay %s failed in this run and in each of the %d before it: %s; retrying has not helped, a person must look",
 				a.System, a.Op, a.Stay.ID, n, a.Error),
+		})
+	}
+	return nil
+}
+
+// removedProperties names, as Problems, the properties that hold live
+// credentials but are no longer in the config: removing a property
+// withdraws nothing by itself (keysync cannot reach its systems without
+// its config), so a person must decide.
+func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
+	pl, ok := r.Store.(PropertyLister)
+	if !ok {
+		return nil
+	}
+	live, err := pl.LiveProperties(ctx)
+	if err != nil {
+		return fmt.Errorf("list the properties in the state: %w", err)
+	}
+	for _, site := range r.Sites {
+		delete(live, site.Property.Name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(live)) {
+		rep.Problems = append(rep.Problems, Problem{
+			Kind: ProblemPropertyRemoved, Property: name,
+			Detail: fmt.Sprintf("the state holds %d live credential(s) of property %s, which the config no longer lists; they are left as they are. "+
+				"Put the property back to have them withdrawn (a plan shows what would go), or remove them by hand", live[name], name),
 		})
 	}
 	return nil

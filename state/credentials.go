@@ -316,3 +316,29 @@ func (d *DB) RecentFailures(ctx context.Context, property string, before int64, 
 	}
 	return out, nil
 }
+
+var _ reconcile.PropertyLister = (*DB)(nil)
+
+// LiveProperties implements reconcile.PropertyLister.
+func (d *DB) LiveProperties(ctx context.Context) (map[string]int, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT property, COUNT(*) FROM credentials
+		WHERE status IN (?, ?, ?, ?) GROUP BY property`,
+		string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired))
+	if err != nil {
+		return nil, fmt.Errorf("state: list properties: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("state: list properties: %w", err)
+		}
+		out[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: list properties: %w", err)
+	}
+	return out, nil
+}

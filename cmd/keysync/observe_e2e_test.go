@@ -255,3 +255,35 @@ func TestObserveRoomsKeyedByName(t *testing.T) {
 	fw.mustExec(ExitOK, "run")
 	fw.checkInvariants("")
 }
+
+// TestObserveRemovedPropertyNeedsAPerson: a property taken out of the
+// config still holds live credentials that nothing withdraws; every run
+// names it as a problem (exit 6) and touches none of them.
+func TestObserveRemovedPropertyNeedsAPerson(t *testing.T) {
+	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr"})
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.addReservation("G1", "L1", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	invites := len(fw.invites())
+	orig, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := strings.Index(string(orig), "  - name: sandbox-apartments")
+	if cut < 0 {
+		t.Fatalf("no apartments property in\n%s", orig)
+	}
+	if err := os.WriteFile(fw.cfg, orig[:cut], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.exec("run", nil)
+	if r.code != ExitAttention || r.rep == nil || len(r.rep.Problems) != 1 {
+		t.Fatalf("run exited %d with problems %+v, want %d and one problem:\n%s", r.code, r.rep, ExitAttention, r.output())
+	}
+	if p := r.rep.Problems[0]; p.Kind != reconcile.ProblemPropertyRemoved || p.Property != "sandbox-apartments" || !strings.Contains(p.Detail, "no longer lists") {
+		t.Errorf("problem %+v", p)
+	}
+	if n := len(fw.invites()); n != invites {
+		t.Errorf("invites went from %d to %d", invites, n)
+	}
+}

@@ -148,14 +148,18 @@ func printFailures(w io.Writer, failures []reconcile.Failure) {
 	}
 }
 
-// printProblems lists what failed run after run: retrying has not fixed it,
-// so a person must look.
+// printProblems lists what the next run will not fix by itself: actions
+// failing run after run, properties removed from the config.
 func printProblems(w io.Writer, problems []reconcile.Problem) {
 	if len(problems) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nNeeds a person (%d), failing run after run:\n", len(problems))
+	fmt.Fprintf(w, "\nNeeds a person (%d):\n", len(problems))
 	for _, p := range problems {
+		if p.Stay.ID == "" {
+			fmt.Fprintf(w, "  %s: %s\n", p.Property, p.Detail)
+			continue
+		}
 		fmt.Fprintf(w, "  %s stay %s room %s: %s\n", p.Property, p.Stay.ID, cmp.Or(p.Room, p.RoomID), p.Detail)
 	}
 }
