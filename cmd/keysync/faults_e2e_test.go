@@ -804,24 +804,7 @@ func TestFaultUnknownKeyTypeOnAStay(t *testing.T) {
 	}
 	foreign := fw.foreign()
 	rewrote := 0
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		b := reqBody(r)
-		if r.URL.Path != "/graphql" || isGQLMutation(r, b) {
-			next.ServeHTTP(rw, r)
-			return
-		}
-		rewriteAnswer(rw, r, next, func(doc []byte) []byte {
-			var v any
-			if json.Unmarshal(doc, &v) != nil {
-				return doc
-			}
-			if nfc(v, planted) {
-				rewrote++
-			}
-			out, _ := json.Marshal(v)
-			return out
-		})
-	})
+	fw.setFault(nfcFault(func() map[string]bool { return map[string]bool{planted: true} }, func() { rewrote++ }))
 	rep := fw.mustExec(ExitOK, "backfill").rep
 	if rewrote == 0 {
 		t.Fatal("the planted key never appeared in a room_stays answer")
@@ -861,24 +844,49 @@ func TestFaultUnknownKeyTypeOnAStay(t *testing.T) {
 	fw.checkInvariants(foreign)
 }
 
-// nfc turns the key with the given id, wherever it is in a room_stays
-// answer, into a RoomAccessNFC (a type keysync does not know; the query's
-// fragments select no field of it).
-func nfc(v any, id string) bool {
+// nfcFault rewrites every 3RPMS read answer so that the keys ids() names
+// come back as RoomAccessNFC, a type keysync does not know (the query's
+// fragments select no field of it); seen is called for each answer that
+// held one.
+func nfcFault(ids func() map[string]bool, seen func()) func(http.ResponseWriter, *http.Request, http.Handler) {
+	return func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if b := reqBody(r); r.URL.Path != "/graphql" || isGQLMutation(r, b) {
+			next.ServeHTTP(rw, r)
+			return
+		}
+		rewriteAnswer(rw, r, next, func(doc []byte) []byte {
+			var v any
+			if json.Unmarshal(doc, &v) != nil {
+				return doc
+			}
+			if nfc(v, ids()) {
+				seen()
+			}
+			out, _ := json.Marshal(v)
+			return out
+		})
+	}
+}
+
+// nfc turns the keys with the given ids, wherever they are in an answer,
+// into RoomAccessNFC keys, and reports whether it found one.
+func nfc(v any, ids map[string]bool) bool {
 	found := false
 	switch v := v.(type) {
 	case map[string]any:
-		if k, ok := v["roomAccessKey"].(map[string]any); ok && k["id"] == id {
-			k["__typename"] = "RoomAccessNFC"
-			delete(k, "pin")
-			found = true
+		if k, ok := v["roomAccessKey"].(map[string]any); ok {
+			if id, _ := k["id"].(string); ids[id] {
+				k["__typename"] = "RoomAccessNFC"
+				delete(k, "pin")
+				found = true
+			}
 		}
 		for _, x := range v {
-			found = nfc(x, id) || found
+			found = nfc(x, ids) || found
 		}
 	case []any:
 		for _, x := range v {
-			found = nfc(x, id) || found
+			found = nfc(x, ids) || found
 		}
 	}
 	return found

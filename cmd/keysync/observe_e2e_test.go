@@ -107,6 +107,16 @@ func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
 	})
 }
 
+// assigns503 answers 503 to every 3RPMS mutation that assigns a key,
+// without passing it on.
+func assigns503(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+	if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
+		answer503(rw)
+		return
+	}
+	next.ServeHTTP(rw, r)
+}
+
 // TestObserveUnassignedKeysCleanedUp: keys keysync created but could not
 // assign (the assign requests failed), then deleted by 3RPMS's cleanup of
 // unassigned keys. The stays get new keys: at once when the keys are older
@@ -115,13 +125,7 @@ func TestObserveUnassignedKeysCleanedUp(t *testing.T) {
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", 1, 3)
 		fw.hotelStay("s2", "r102", 4, 6)
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
-				answer503(rw)
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
+		fw.setFault(assigns503)
 		fw.mustExec(ExitPartial, "backfill")
 		fw.setFault(nil)
 		if gone := fw.sb.rpms.CleanupUnassignedNow(); len(gone) != 2 {
@@ -139,13 +143,7 @@ func TestObserveUnassignedKeysCleanedUp(t *testing.T) {
 		// Again with keys as old as 3RPMS keeps unassigned ones: replaced
 		// in the same run, no refused request first.
 		fw.hotelStay("s3", "r103", 4, 6)
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
-				answer503(rw)
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
+		fw.setFault(assigns503)
 		fw.mustExec(ExitPartial, "run")
 		fw.setFault(nil)
 		fw.setNow(fw.now.Add(49 * time.Hour)) // 3RPMS's own cleanup deletes the key
