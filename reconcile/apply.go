@@ -69,10 +69,19 @@ type applier struct {
 	run  int64
 	now  time.Time
 	log  *slog.Logger
-	mu   sync.Mutex       // guards dead and skipped: systems apply concurrently
+	mu   sync.Mutex       // guards dead, skipped and notOurs: systems apply concurrently
 	dead map[System]error // systems cut off for the rest of the run
+	// notOurs holds the credentials of claims refused in this run: keys
+	// another integration created.
+	notOurs map[*Credential]bool
 	// skipped holds audit rows of skipped actions until the next Save.
 	skipped []Audit
+}
+
+func (ap *applier) isNotOurs(c *Credential) bool {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	return ap.notOurs[c]
 }
 
 func (ap *applier) cutOff(sys System) error {
@@ -194,12 +203,14 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.cutOff(b.System)))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
-		case a.After != nil && a.After.Status == "" && a.After.Adopted:
+		case a.After != nil && ap.isNotOurs(a.After):
 			// Waiting on a claim that showed the key is not ours.
 			a.Result, a.Error = ResultSettled, "the key is not keysync's; left alone"
 			ap.mu.Lock()
 			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, a.Error))
 			ap.mu.Unlock()
+		case a.After != nil && a.After.Status != StatusActive && a.After.Adopted:
+			ap.skip(a, "its claim was not answered; the next run claims the key again")
 		case a.After != nil && a.After.Status != StatusActive:
 			ap.skip(a, fmt.Sprintf("its replacement %s was not created; the old one stays", a.After.Kind))
 		case a.Op != OpCreate && a.Cred.RemoteID == "":

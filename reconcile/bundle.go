@@ -46,6 +46,22 @@ func (p *planner) bundle(s Stay, m Method) bundle {
 	return b
 }
 
+// observeAssigned records on each of a read stay's 3RPMS keys whether the
+// read shows it on the stay: the read decides, not keysync's record (a
+// revoke or assign whose answer was lost, 3RPMS's own cleanup, a front
+// desk that took the key off).
+func (p *planner) observeAssigned(s Stay, keys []*Credential) {
+	for _, c := range keys {
+		if c.Status == StatusPending || c.RemoteID == "" {
+			continue
+		}
+		if on := s.Key != nil && s.Key.ID == c.RemoteID; on != c.Assigned {
+			c.Assigned = on
+			p.plan.Sync = append(p.plan.Sync, c)
+		}
+	}
+}
+
 // upstream is the credential a derived key takes its secret from, as the
 // plan leaves it: fresh when created in this plan (at step).
 type upstream struct {
@@ -68,6 +84,9 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	in := p.in
 	prop := in.Property
 	sys := bySystem(creds)
+	if s.Ref.Source == System3RPMS {
+		p.observeAssigned(s, sys[System3RPMS])
+	}
 	win := prop.Window(s.Arrival, s.Departure)
 	if !in.Now.Before(win.End) {
 		reason := fmt.Sprintf("departed %s", s.Departure)

@@ -133,10 +133,12 @@ const (
 	// grants nothing and which 3RPMS deletes after two days (the 3RPMS Room
 	// Access Key API, "Cleanup").
 	StatusAbandoned Status = "abandoned"
-	// StatusRetired: a 3RPMS key 3RPMS refused to assign. It is never
-	// assigned again: the next run deletes it and gives the stay a new key,
-	// unless that read shows the key on the stay after all, which makes it
-	// the stay's key again (see settle.go).
+	// StatusRetired: a 3RPMS key keysync stopped acting on because 3RPMS
+	// refused to assign it, or to take it off a stay the source no longer
+	// shows. It is never assigned again: once a read shows it on no stay it
+	// is deleted (and the stay gets a new key); a read that shows it on its
+	// stay makes it the stay's key again; while the stay is unseen keysync
+	// waits for 3RPMS's own cleanup (see settle.go).
 	StatusRetired Status = "retired"
 )
 
@@ -236,10 +238,12 @@ func (p *Property) MethodFor(roomID string) (Method, bool) {
 }
 
 // CheckRoomKeys catches a config that keys rooms by name instead of id: a
-// room in Rooms that no stay's room id matches but some stay's room name
-// does. Planned as is, every stay in such rooms would be unmapped and lose
-// its credentials, so it is an error (wrapping ErrConfig) that names the id
-// the config probably meant.
+// key of Rooms that no stay's room id matches but that is the name of a
+// room whose own id Rooms does not have. Planned as is, the stays in such
+// rooms would lose their credentials or get another room's method, so it
+// is an error (wrapping ErrConfig) that names the id the config probably
+// meant. Only the rooms of the stays read are known, so a room whose id and
+// name both appear in Rooms is taken as meant.
 func (p *Property) CheckRoomKeys(stays []Stay) error {
 	ids := map[string]bool{}
 	byName := map[string]string{}
@@ -251,7 +255,7 @@ func (p *Property) CheckRoomKeys(stays []Stay) error {
 	}
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(p.Rooms)) {
-		if id, ok := byName[key]; ok && !ids[key] {
+		if id, ok := byName[key]; ok && !ids[key] && p.Rooms[id] == "" {
 			errs = append(errs, fmt.Errorf("property %s: rooms[%q]: no room has id %q, but room %s (id %s) is named so; rooms are keyed by the source's room id: did you mean rooms[%q]? %w",
 				p.Name, key, key, key, id, id, ErrConfig))
 		}

@@ -77,6 +77,11 @@ type Store interface {
 	// property, in how many of the n runs recorded before run `before` an
 	// action failed or had an unknown outcome.
 	RecentFailures(ctx context.Context, property string, before int64, n int) (map[FailureKey]int, error)
+	// Backfilled reports whether a backfill of the property has completed:
+	// every key of unknown owner it found was claimed and answered.
+	Backfilled(ctx context.Context, property string) (bool, error)
+	// MarkBackfilled records that a backfill of the property completed.
+	MarkBackfilled(ctx context.Context, property string, at time.Time) error
 }
 
 // FailureKey names an action across runs: what was done to which stay's

@@ -276,6 +276,13 @@ func (p *planner) run() (*Plan, error) {
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
 		n := len(p.plan.Actions)
 		p.withdraw(s, creds, false, fmt.Sprintf("stay gone from %s (deleted, or reservation cancelled)", ref.Source))
+		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+			// It left before it vanished: the cleanup of a departure
+			// (a source that drops old stays), not a withdrawal.
+			for _, c := range creds {
+				delete(p.withdrawn, c)
+			}
+		}
 		for _, a := range p.plan.Actions[n:] {
 			a.Unseen = true
 		}
@@ -428,10 +435,7 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 	// The stay holds no key: assign a spare one of ours, else create one.
 	var spare *Credential
 	for _, c := range creds {
-		// A key left unassigned as long as 3RPMS keeps such keys is
-		// gone, or about to be: it is deleted, not assigned.
-		fresh := c.UpdatedAt.IsZero() || p.in.Now.Sub(c.UpdatedAt) < KeysKeptAfterDeparture
-		if spare == nil && c.Status == StatusActive && fresh && keyStale(c, s, kind, up) == "" {
+		if spare == nil && c.Status == StatusActive && keyStale(c, s, kind, up) == "" {
 			spare = c
 		}
 	}
@@ -532,7 +536,7 @@ func (p *planner) claimDeparted(s Stay, reason string) {
 func (p *planner) withdrawing(creds []*Credential) {
 	for _, c := range creds {
 		switch {
-		case c.Status == StatusPending:
+		case c.Status == StatusPending, c.Status == StatusRetired:
 		case c.System == System3RPMS && !c.Assigned:
 		case c.Status == StatusDisabled:
 		default:
@@ -551,14 +555,16 @@ func (p *planner) cleanup(s Stay, creds []*Credential, seen bool, reason string)
 		if seen || c.Status == StatusPending {
 			assigned = s.Key != nil && c.RemoteID == s.Key.ID
 		}
-		if seen && c.Assigned && !assigned {
-			// The read shows the key off the stay: a revoke whose answer
-			// was lost, or 3RPMS's own cleanup. Record what it shows.
-			c.Assigned = false
-			p.plan.Sync = append(p.plan.Sync, c)
-		}
 		if c.Status == StatusPending {
 			p.add(&Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			continue
+		}
+		if c.Status == StatusRetired && !seen {
+			// 3RPMS refused to take it off a stay it no longer shows:
+			// wait for a read of the stay, or for 3RPMS's own cleanup.
+			if !p.in.Now.Before(p.in.Property.Window(c.Arrival, c.Departure).End.Add(KeysKeptAfterDeparture)) {
+				p.add(&Action{Op: OpAbandon, Reason: reason + "; 3RPMS's own cleanup has removed it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			}
 			continue
 		}
 		if assigned {

@@ -183,6 +183,7 @@ func TestCompute(t *testing.T) {
 			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-09", "2026-06-14")},
 			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-14")},
 			want:  []string{"1 assign s1 K1 inhouse"},
+			sync:  []string{"K1 off"},
 		},
 		{
 			name:  "create outcome unknown: abandon and issue afresh",
@@ -243,6 +244,15 @@ func TestCompute(t *testing.T) {
 			sync:  []string{"K1 off"},
 		},
 		{
+			// The record says unassigned (an assign whose answer was lost),
+			// the read shows the key on the stay: the read decides.
+			name:  "departed, recorded unassigned, stay shows our key: revoke and delete",
+			stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917")},
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, false, "2026-06-07", "2026-06-10")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+			sync:  []string{"K1"},
+		},
+		{
 			name:  "departed with a create outcome unknown: abandon",
 			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-07", "2026-06-10")},
 			creds: []reconcile.Credential{cred("s1", "r204", "", pending, false, "2026-06-07", "2026-06-10")},
@@ -274,6 +284,7 @@ func TestCompute(t *testing.T) {
 			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")},
 			want:  []string{"1 delete s1 K1 revoke"},
 			notes: []string{"conflict s1"},
+			sync:  []string{"K1 off"},
 		},
 		{
 			name:  "room moved: the new key first, then the old one revoked with the new one assigned",
@@ -899,6 +910,9 @@ func TestCheckRoomKeys(t *testing.T) {
 		{"a room with no stay this run", []string{"r101", "r777"}, nil},
 		{"keyed by name", []string{"101", "r102"}, []string{`rooms["101"]`, `no room has id "101"`, `did you mean rooms["r101"]`}},
 		{"both named", []string{"101", "102"}, []string{`rooms["101"]`, `rooms["102"]`, `rooms["r102"]`}},
+		// "101" is the id of a room with no stay tonight; r101, named
+		// "101", is in Rooms by its id, so "101" is taken as meant.
+		{"an id that is also another room's name", []string{"r101", "r102", "101"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -135,7 +135,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		plan, err := Compute(Input{
 			Now: opts.Now, Property: site.Property, Stays: rd.stays,
-			Credentials: rd.creds, Backfill: opts.Mode == ModeBackfill, Rand: r.rand(),
+			Credentials: rd.creds, Backfill: rd.backfill, Rand: r.rand(),
 			Deferred: rd.deferred,
 		})
 		if err != nil {
@@ -175,7 +175,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
 			return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
 		}
-		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}}
+		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
 		if err := ap.apply(ctx, plan); err != nil {
 			return nil, err
 		}
@@ -184,6 +184,11 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		if err := r.markPersistent(sctx, rep, plan); err != nil {
 			return nil, err
+		}
+		if rd.backfill && claimsAnswered(plan) {
+			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := r.removedProperties(sctx, rep); err != nil {
@@ -274,8 +279,24 @@ func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
 	return nil
 }
 
+// claimsAnswered reports whether every claim of a plan was answered: the
+// key was ours (adopted) or another integration's.
+func claimsAnswered(plan *Plan) bool {
+	for _, a := range plan.Actions {
+		if a.Op == OpClaim && a.Result != ResultDone {
+			return false
+		}
+	}
+	return true
+}
+
 // siteRead is what a run learned about one site before planning.
 type siteRead struct {
+	// backfill makes the plan claim keys of unknown owner: a backfill, or
+	// any run until a backfill of the property completed (its claims were
+	// not all answered, or it never ran), so a backfill cut short by an
+	// outage does not leave keys of ours taken for another integration's.
+	backfill bool
 	stays    []Stay
 	creds    []Credential
 	resolved []*Credential // pending creates read back, to record
@@ -407,13 +428,18 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
 	rd.creds = creds
+	done, err := r.Store.Backfilled(ctx, name)
+	if err != nil {
+		return rd, fmt.Errorf("load the backfill state of %s: %w", name, err)
+	}
+	rd.backfill = opts.Mode == ModeBackfill || !done
 	rd.resolved, rd.unread = r.resolve(ctx, site, rd.creds)
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}
 
 	from, to := site.Property.ReadRange(opts.Now)
-	if opts.Mode == ModeBackfill {
+	if rd.backfill {
 		from, to = site.Property.BackfillReadRange(opts.Now)
 	}
 	stays, err := site.Source.Stays(ctx, from, to)

@@ -26,15 +26,21 @@ import (
 //     Should that read show the retired key on the stay after all, it is the
 //     stay's key again. A key left unassigned for as long as 3RPMS keeps
 //     such keys is not assigned either, but deleted and replaced.
-//   - A revoke of a key whose stay the source no longer shows (Unseen) that
-//     is refused is settled: nothing shows the key on a stay any more, and
-//     3RPMS takes keys off departed stays itself. A revoke on a stay the
-//     read showed holding the key fails, and the next read decides: a stay
-//     that no longer holds the key needs no revoke.
-//   - A delete that is refused for a key no stay holds (keysync revoked it,
-//     or the read showed it on none) is settled: the key is abandoned to
-//     3RPMS's cleanup, which deletes unassigned keys itself. A "not found"
-//     answer to a revoke or delete is done.
+//   - A revoke is planned only when the read shows the key on the stay, or
+//     for a stay the source no longer shows (Unseen: deleted, or its
+//     reservation cancelled) whose record says it holds the key. A refused
+//     revoke of an Unseen stay is settled, since no read can show the key
+//     on it: once 3RPMS's own cleanup has passed (KeysKeptAfterDeparture
+//     after the recorded window) the key is off; before that it is retired,
+//     and keysync waits: a read that shows the stay again decides (a
+//     reactivated reservation holding the key takes it back), or the
+//     cleanup passes and the record is abandoned. A revoke refused on a
+//     stay the read showed fails, and the next read decides: a stay that no
+//     longer holds the key needs no revoke.
+//   - A delete that is refused for a key no stay holds (the read showed it
+//     on none, or this run's revoke of it succeeded) is settled: the key is
+//     abandoned to 3RPMS's cleanup, which deletes unassigned keys itself. A
+//     "not found" answer to a revoke or delete is done.
 //
 // Whatever still fails run after run is not hidden: Runner marks an action
 // that failed in each of the two runs before as a Problem, which needs a
@@ -111,6 +117,9 @@ func (ap *applier) settleRefusal(a *Action, err error) (phase Phase, detail stri
 	switch {
 	case a.Op == OpClaim:
 		a.Result = ResultDone
+		ap.mu.Lock()
+		ap.notOurs[c] = true
+		ap.mu.Unlock()
 		ap.plan.Notes = append(ap.plan.Notes, Note{
 			Kind: NoteConflict, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Arrival: a.Arrival, Departure: a.Departure,
 			Detail: fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
@@ -120,13 +129,20 @@ func (ap *applier) settleRefusal(a *Action, err error) (phase Phase, detail stri
 		c.Status, c.Assigned = StatusRetired, false
 		a.Result, a.Error = ResultFailed, fmt.Sprintf("%v; key %s retired, the stay gets a new key next run", err, c.RemoteID)
 		return PhaseFailed, a.Error, true
-	case a.Op == OpRevoke && a.Unseen:
+	case a.Op == OpRevoke && a.Unseen && !ap.now.Before(ap.site.Property.Window(a.Arrival, a.Departure).End.Add(KeysKeptAfterDeparture)):
 		c.Assigned = false
-		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: %s no longer shows stay %s, and takes keys off departed stays itself", err, a.System, a.Stay.ID)
+		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: %s no longer shows stay %s, and its own cleanup has taken keys off it", err, a.System, a.Stay.ID)
+		return PhaseDone, a.Error, true
+	case a.Op == OpRevoke && a.Unseen:
+		c.Status = StatusRetired
+		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: %s no longer shows stay %s, so nothing can show the key on it; key %s is retired until a read shows the stay again or 3RPMS's own cleanup passes", err, a.System, a.Stay.ID, c.RemoteID)
 		return PhaseDone, a.Error, true
 	case a.Op == OpDelete && !c.Assigned:
 		c.Status = StatusAbandoned
 		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: no stay holds key %s, and %s deletes unassigned keys itself", err, c.RemoteID, a.System)
+		return PhaseDone, a.Error, true
+	case a.Op == OpDelete && c.Status == StatusRetired:
+		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: key %s stays retired", err, c.RemoteID)
 		return PhaseDone, a.Error, true
 	}
 	return "", "", false

@@ -342,3 +342,27 @@ func (d *DB) LiveProperties(ctx context.Context) (map[string]int, error) {
 	}
 	return out, nil
 }
+
+// backfilledKey is the meta key recording a property's completed backfill.
+func backfilledKey(property string) string { return "backfilled/" + property }
+
+// Backfilled implements reconcile.Store.
+func (d *DB) Backfilled(ctx context.Context, property string) (bool, error) {
+	var v string
+	err := d.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = ?", backfilledKey(property)).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("state: read whether %s was backfilled: %w", property, err)
+	}
+	return true, nil
+}
+
+// MarkBackfilled implements reconcile.Store.
+func (d *DB) MarkBackfilled(ctx context.Context, property string, at time.Time) error {
+	if _, err := d.db.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", backfilledKey(property), formatTime(at)); err != nil {
+		return fmt.Errorf("state: record that %s was backfilled: %w", property, err)
+	}
+	return nil
+}

@@ -250,6 +250,16 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 		return nil, err // the transport redacts what the request carried
 	}
 
+	if data == nil && len(list) > 0 {
+		// No data at all: the server may have refused the document before
+		// running it, or failed while running it; which, nothing says. No
+		// field can be taken as refused.
+		var messages []string
+		for _, e := range list {
+			messages = append(messages, e.Message)
+		}
+		return nil, fmt.Errorf("3rpms: the answer has errors and no data: %s: %w", d.scrub(strings.Join(messages, "; ")), reconcile.ErrUnknownOutcome)
+	}
 	byAlias := map[string]*gqlerror.Error{}
 	var general []*gqlerror.Error
 	var messages []string
@@ -280,9 +290,6 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 			out[i].err = d.fieldError(byAlias[alias])
 		case ok && string(raw) != "null":
 			out[i].data = raw
-		case data == nil && len(general) > 0:
-			// No data at all: the server refused the request before running it.
-			out[i].err = fmt.Errorf("request refused: %s: %w", d.scrub(strings.Join(messages, "; ")), reconcile.ErrRejected)
 		case ok && len(general) == 1 && len(unnamed) == 1:
 			out[i].err = d.fieldError(general[0])
 		case ok && len(general) > 0:

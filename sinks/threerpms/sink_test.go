@@ -478,16 +478,18 @@ func TestApplyCreateWithoutID(t *testing.T) {
 	}
 }
 
+// TestApplyRequestRefused: an answer with errors and no data at all fails
+// as a whole with an unknown outcome: the server may have refused the
+// document or failed while running it, and nothing says which, so no field
+// may be taken as refused.
 func TestApplyRequestRefused(t *testing.T) {
 	s := cannedSink(t, `{"data":null,"errors":[{"message":"query complexity too high"},{"message":"try again with fewer fields"}]}`)
-	out := apply(t, s, create("s1", "4711"), onKey(reconcile.OpRevoke, "s2", "rak_2"), onKey(reconcile.OpDelete, "s2", "rak_2"))
-	for i, o := range out {
-		if !errors.Is(o.Err, reconcile.ErrRejected) || errors.Is(o.Err, reconcile.ErrUnknownOutcome) {
-			t.Errorf("outcome %d: err = %v, want ErrRejected", i, o.Err)
-		}
-		if o.Err != nil && !strings.Contains(o.Err.Error(), "query complexity too high") {
-			t.Errorf("outcome %d: err = %q, want the server's message", i, o.Err)
-		}
+	_, err := s.Apply(context.Background(), []*reconcile.Action{create("s1", "4711"), onKey(reconcile.OpRevoke, "s2", "rak_2"), onKey(reconcile.OpClaim, "s2", "rak_2")})
+	if !errors.Is(err, reconcile.ErrUnknownOutcome) || errors.Is(err, reconcile.ErrRejected) {
+		t.Errorf("err = %v, want the whole request to have an unknown outcome", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "query complexity too high") {
+		t.Errorf("err = %q, want the server's message", err)
 	}
 }
 
@@ -525,16 +527,23 @@ func TestApplyRedactsPIN(t *testing.T) {
 		{"request error", `{"data":null,"errors":[{"message":"cannot accept PIN4711"}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := apply(t, cannedSink(t, tc.body), create("s1", pin), create("s2", "8642"))
-			for i, o := range out {
-				if o.Err == nil {
-					t.Fatalf("outcome %d: no error", i)
+			out, err := cannedSink(t, tc.body).Apply(context.Background(), []*reconcile.Action{create("s1", pin), create("s2", "8642")})
+			errs := []error{err} // the request's, or each outcome's
+			if err == nil {
+				errs = errs[:0]
+				for _, o := range out {
+					errs = append(errs, o.Err)
 				}
-				if strings.Contains(o.Err.Error(), pin) {
-					t.Errorf("outcome %d: err = %q quotes the PIN", i, o.Err)
+			}
+			for i, e := range errs {
+				if e == nil {
+					t.Fatalf("error %d: none", i)
 				}
-				if !strings.Contains(o.Err.Error(), "[redacted]") {
-					t.Errorf("outcome %d: err = %q, want the PIN replaced by [redacted]", i, o.Err)
+				if strings.Contains(e.Error(), pin) {
+					t.Errorf("error %d: %q quotes the PIN", i, e)
+				}
+				if !strings.Contains(e.Error(), "[redacted]") {
+					t.Errorf("error %d: %q, want the PIN replaced by [redacted]", i, e)
 				}
 			}
 		})
