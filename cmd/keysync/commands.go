@@ -31,6 +31,10 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	f := &runFlags{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "usage: keysync %s --config FILE [flags]\n\nexample: keysync %s --config /etc/keysync/keysync.yaml --now 2026-11-24T02:00:00+01:00\n\nflags:\n", name, name)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&f.config, "config", "", "config file (required)")
 	fs.StringVar(&f.now, "now", "", "act as if it were this RFC 3339 instant, e.g. to preview tomorrow night (default: now)")
 	fs.BoolVar(&f.json, "json", false, "print the plan or report as JSON (documented in the README)")
@@ -41,7 +45,7 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, errQuiet
+			return nil, errHelpShown
 		}
 		return nil, withCode(ExitConfig, errQuiet)
 	}
@@ -69,6 +73,9 @@ func (f *runFlags) clock(wall func() time.Time) (time.Time, error) {
 // reconcile implements plan, run and backfill.
 func (env *environment) reconcile(ctx context.Context, mode string, args []string) error {
 	f, err := env.parseRunFlags(mode, args)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

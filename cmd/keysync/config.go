@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/keysync/keysync/internal/schedule"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -27,6 +27,8 @@ type Config struct {
 	// @daily), in the first property's time zone unless it starts with
 	// CRON_TZ=.
 	Schedule string `yaml:"schedule"`
+	// schedule is Schedule parsed, filled by Validate.
+	schedule schedule.Schedule
 	// Retention is how long the state file keeps settled credentials, audit
 	// entries, ledger rows and run reports: whole days, such as 90d. A node,
 	// so that a field left out (the default, 90d) differs from one set to
@@ -386,9 +388,6 @@ func (c *Config) Validate(getenv func(string) string) error {
 	if c.State == "" {
 		bad("state", "is required")
 	}
-	if _, err := cron.ParseStandard(c.Schedule); err != nil {
-		bad("schedule", "%v", err)
-	}
 	var err error
 	if c.retention, err = parseRetention(&c.Retention); err != nil {
 		bad("retention", "%v", err)
@@ -439,6 +438,13 @@ func (c *Config) Validate(getenv func(string) string) error {
 		if len(p.Rooms) == 0 && p.DefaultMethod == "" {
 			bad(f+".rooms", "map at least one room, or set default_method")
 		}
+	}
+	var loc *time.Location
+	if len(c.Properties) > 0 {
+		loc = c.Properties[0].location
+	}
+	if c.schedule, err = schedule.Parse(c.Schedule, loc); err != nil {
+		bad("schedule", "%v", err)
 	}
 	return errors.Join(errs...)
 }

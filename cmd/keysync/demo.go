@@ -22,6 +22,9 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")
 	listings := fs.Int("listings", 6, "listings in the sandbox apartments (Guestway)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return withCode(ExitConfig, errQuiet)
 	}
 	log, err := newLogger(env.stderr, cmp.Or(env.getenv("KEYSYNC_LOG_LEVEL"), "warn"))
@@ -134,6 +137,9 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")
 	listings := fs.Int("listings", 6, "listings in the sandbox apartments (Guestway)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return withCode(ExitConfig, errQuiet)
 	}
 	sb, err := startSandboxes(*listen, *rooms, *listings, env.now().UTC().Truncate(time.Second))

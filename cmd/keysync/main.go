@@ -83,6 +83,9 @@ func main() {
 // says what went wrong).
 var errQuiet = errors.New("reported above")
 
+// errHelpShown marks a command that printed its --help: exit 0.
+var errHelpShown = errors.New("help shown")
+
 const usage = `usage: keysync <command> [flags]
 
 commands:
@@ -92,7 +95,9 @@ commands:
   backfill   first connection: create the state file, adopt keys of ours
   serve      stay up and reconcile on the config's schedule
   sandbox    run the sandbox 3RPMS server for trying keysync by hand
-  bench      measure requests and planning against the sandbox (issue 5)
+  bench      measure requests and planning against the sandbox
+  schedule   list the next runs of serve's schedule in its time zone
+  version    print the version keysync was built from
 
 Run 'keysync <command> -h' for a command's flags.`
 
@@ -127,6 +132,10 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.sandbox(ctx, rest)
 	case "bench":
 		return env.bench(ctx, rest)
+	case "schedule":
+		return env.schedule(rest)
+	case "version", "--version":
+		return env.version()
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

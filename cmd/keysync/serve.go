@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -24,6 +23,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	config := fs.String("config", "", "config file (required)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return withCode(ExitConfig, errQuiet)
 	}
 	if *config == "" {
@@ -38,6 +40,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
+	warnShifts(cfg, log, env.now())
 	job := func(mode reconcile.Mode) {
 		rep, err := env.once(ctx, cfg, reconcile.Options{Mode: mode, Now: env.now()}, log)
 		switch {
@@ -54,16 +57,16 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 
 	l := cronLogger{log.With("component", "cron")}
 	c := cron.New(
-		cron.WithLocation(cfg.Properties[0].location),
+		cron.WithLocation(cfg.schedule.Location()),
 		cron.WithLogger(l),
 		cron.WithChain(cron.Recover(l), cron.SkipIfStillRunning(l)),
 	)
-	if _, err := c.AddFunc(cfg.Schedule, func() { job(reconcile.ModeRun) }); err != nil {
-		return withCode(ExitConfig, fmt.Errorf("schedule: %w", err))
-	}
+	// The schedule runs once per scheduled wall-clock time, across
+	// daylight-saving switches (internal/schedule).
+	c.Schedule(cfg.schedule, cron.FuncJob(func() { job(reconcile.ModeRun) }))
 	c.Start()
 	next := c.Entries()[0].Next
-	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.Properties[0].TimeZone, "next", next.Format(time.RFC3339))
+	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.schedule.Location().String(), "next", next.Format(time.RFC3339))
 	<-ctx.Done()
 	log.Info("stopping: waiting for the run in progress")
 	<-c.Stop().Done()
@@ -79,4 +82,17 @@ func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug(msg, kv...) }
 // Error implements cron.Logger.
 func (l cronLogger) Error(err error, msg string, kv ...any) {
 	l.log.Error(msg, append(kv, "err", err)...)
+}
+
+// warnShifts warns about the scheduled runs a daylight-saving switch moves
+// in the coming year: they still run once, but not at the time written.
+func warnShifts(cfg *Config, log *slog.Logger, now time.Time) {
+	for _, sh := range cfg.schedule.Shifts(now, now.AddDate(1, 0, 0)) {
+		what := "happens twice (it runs once, the first time)"
+		if sh.Gap {
+			what = "does not exist (it runs when the clock jumps past it)"
+		}
+		log.Warn("schedule: a daylight-saving switch moves a run; a time outside 01:00-03:59 (such as 04:15) avoids it",
+			"wall_time", sh.Wall, "zone", cfg.schedule.Location().String(), "detail", what, "runs_at", sh.At.Format(time.RFC3339))
+	}
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestScheduleCommand: `keysync schedule` lists serve's next runs in the
+// schedule's zone, one a day across both switches, naming the ones a
+// switch moves.
+func TestScheduleCommand(t *testing.T) {
+	for _, tc := range []struct {
+		zone, spec, from string
+		want             []string // lines, in order, that must appear
+	}{
+		{"Europe/Ljubljana", "0 2 * * *", "2027-03-26T12:00:00Z", []string{
+			"Sat 2027-03-27 02:00  CET ", "Sun 2027-03-28 03:00  CEST  2027-03-28T01:00:00Z  (2027-03-28 02:00 does not exist", "Mon 2027-03-29 02:00  CEST"}},
+		{"Europe/Ljubljana", "30 2 * * *", "2027-10-30T12:00:00Z", []string{
+			"Sun 2027-10-31 02:30  CEST  2027-10-31T00:30:00Z  (2027-10-31 02:30 happens twice", "Mon 2027-11-01 02:30  CET "}},
+		{"America/Vancouver", "0 2 * * *", "2027-03-13T12:00:00Z", []string{
+			"Sun 2027-03-14 03:00  PDT   2027-03-14T10:00:00Z  (2027-03-14 02:00 does not exist", "Mon 2027-03-15 02:00  PDT"}},
+		{"America/Vancouver", "30 1 * * *", "2027-11-06T12:00:00Z", []string{
+			"Sun 2027-11-07 01:30  PDT   2027-11-07T08:30:00Z  (2027-11-07 01:30 happens twice", "Mon 2027-11-08 01:30  PST"}},
+	} {
+		t.Run(tc.zone+" "+tc.spec, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "k.yaml")
+			yaml := "state: " + filepath.Join(dir, "k.db") + "\nschedule: \"" + tc.spec + "\"\nproperties:\n  - name: p\n    timezone: " + tc.zone +
+				"\n    threerpms: {endpoint: \"https://x.example/graphql\", token: \"t\"}\n    default_method: pin\n"
+			if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			if err := Run(context.Background(), []string{"schedule", "--config", cfg, "--from", tc.from, "--count", "3"}, &out, &errb, os.Getenv); err != nil {
+				t.Fatalf("schedule: %v\n%s", err, errb.String())
+			}
+			got := out.String()
+			at := 0
+			for _, w := range tc.want {
+				i := strings.Index(got[at:], w)
+				if i < 0 {
+					t.Fatalf("output lacks %q after position %d:\n%s", w, at, got)
+				}
+				at += i + len(w)
+			}
+			if n := strings.Count(got, "\n  "); n != 3 {
+				t.Errorf("%d runs listed, want 3:\n%s", n, got)
+			}
+		})
+	}
+}
+
+// TestVersionAndHelp: `keysync version` prints what it was built from;
+// every command's --help exits 0.
+func TestVersionAndHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
+		t.Errorf("version: %v, %q", err, out.String())
+	}
+	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox"} {
+		out.Reset()
+		errb.Reset()
+		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {
+			t.Errorf("%s --help exited %d: %v\n%s", cmd, exitCode(err), err, errb.String())
+		}
+	}
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+)
+
+// version prints what keysync was built from, as the Go toolchain recorded
+// it: the module version, the VCS revision and time, and the Go version.
+func (env *environment) version() error {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		fmt.Fprintln(env.stdout, "keysync (no build information)")
+		return nil
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	rev := settings["vcs.revision"]
+	if rev == "" {
+		rev = "unknown"
+	} else if settings["vcs.modified"] == "true" {
+		rev += " (modified)"
+	}
+	fmt.Fprintf(env.stdout, "keysync %s\nrevision %s", bi.Main.Version, rev)
+	if t := settings["vcs.time"]; t != "" {
+		fmt.Fprintf(env.stdout, " from %s", t)
+	}
+	fmt.Fprintf(env.stdout, "\n%s %s/%s\n", bi.GoVersion, settings["GOOS"], settings["GOARCH"])
+	return nil
+}

@@ -1,0 +1,148 @@
+// Package schedule runs a cron spec on the wall clock of a time zone
+// exactly once per scheduled time, across daylight-saving switches.
+//
+// robfig/cron evaluates a spec on real instants, so a wall-clock time that
+// does not exist (02:30 on a spring-forward night) is skipped and one that
+// happens twice (02:30 on a fall-back night) can run twice: a nightly run at
+// 02:00 in Europe/Ljubljana misses a night in March. Here the spec is
+// evaluated on the zone's wall clock as if it had no switches, and each
+// wall-clock time is then placed on the real timeline: a time in a gap runs
+// when the gap ends, a time that happens twice runs at its first
+// occurrence, and never twice.
+package schedule
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Schedule is a cron spec bound to a time zone. It implements
+// cron.Schedule.
+type Schedule struct {
+	spec cron.Schedule
+	// wall is true for specs of wall-clock times (fields), false for
+	// @every intervals, which run on real time as they are.
+	wall bool
+	loc  *time.Location
+}
+
+var _ cron.Schedule = Schedule{}
+
+// Parse parses a standard five-field cron spec or a descriptor (@daily,
+// @every 1h, …) for the zone loc; a leading CRON_TZ=Zone overrides loc.
+func Parse(spec string, loc *time.Location) (Schedule, error) {
+	if rest, ok := strings.CutPrefix(spec, "CRON_TZ="); ok {
+		name, body, found := strings.Cut(rest, " ")
+		if !found {
+			return Schedule{}, fmt.Errorf("schedule %q: CRON_TZ needs a spec after the zone", spec)
+		}
+		l, err := time.LoadLocation(name)
+		if err != nil {
+			return Schedule{}, fmt.Errorf("schedule %q: %w", spec, err)
+		}
+		loc, spec = l, strings.TrimSpace(body)
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return Schedule{}, fmt.Errorf("schedule %q: %w", spec, err)
+	}
+	out := Schedule{spec: s, loc: loc}
+	if ss, ok := s.(*cron.SpecSchedule); ok {
+		ss.Location = time.UTC // the wall clock, with no switches
+		out.wall = true
+	}
+	return out, nil
+}
+
+// Location is the zone the schedule's wall-clock times are in.
+func (s Schedule) Location() *time.Location { return s.loc }
+
+// Next returns the first scheduled instant after t, or the zero time if
+// there is none within cron's search horizon.
+func (s Schedule) Next(t time.Time) time.Time {
+	if !s.wall {
+		return s.spec.Next(t)
+	}
+	naive := wall(t.In(s.loc))
+	for range 100 {
+		n := s.spec.Next(naive)
+		if n.IsZero() {
+			return n
+		}
+		if at := s.place(n); at.After(t) {
+			return at
+		}
+		naive = n
+	}
+	return time.Time{}
+}
+
+// place puts a wall-clock time (held as UTC) on the zone's real timeline:
+// the first instant at which the zone's clock reads it, or, in a gap, the
+// instant the gap ends.
+func (s Schedule) place(n time.Time) time.Time {
+	at := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, s.loc)
+	if wall(at).Equal(n) {
+		// The first occurrence: an hour earlier may read the same time.
+		if earlier := at.Add(-time.Hour); wall(earlier).Equal(n) {
+			return earlier
+		}
+		return at
+	}
+	// In a gap: the clock jumps over n. Run when the gap ends, the first
+	// instant whose wall clock is after n.
+	lo, hi := at.Add(-3*time.Hour), at.Add(3*time.Hour)
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if wall(mid).After(n) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi.Truncate(time.Second)
+}
+
+// Shift is a scheduled wall-clock time that a daylight-saving switch moves.
+type Shift struct {
+	// Wall is the scheduled wall-clock time, in the schedule's zone.
+	Wall string
+	// At is when it runs.
+	At time.Time
+	// Gap is true when the clock jumps over Wall (it runs when the gap
+	// ends); false when Wall happens twice (it runs once, the first time).
+	Gap bool
+}
+
+// Shifts lists the scheduled times between from and to that fall in a
+// daylight-saving gap or overlap, for a config check to warn about.
+func (s Schedule) Shifts(from, to time.Time) []Shift {
+	if !s.wall {
+		return nil
+	}
+	var out []Shift
+	for naive := wall(from.In(s.loc)); ; {
+		n := s.spec.Next(naive)
+		at := s.place(n)
+		if n.IsZero() || at.After(to) {
+			return out
+		}
+		naive = n
+		gap := !wall(at).Equal(n)
+		twice := !gap && wall(at.Add(time.Hour)).Equal(n)
+		if gap || twice {
+			out = append(out, Shift{Wall: n.Format("2006-01-02 15:04"), At: at, Gap: gap})
+		}
+	}
+}
+
+// wall is t's wall clock in its own zone, as a UTC time.
+func wall(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
+}
