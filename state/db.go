@@ -302,13 +302,41 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := d.checkNotNewer(applied, ms); err != nil {
 		return err
 	}
+	backedUp := len(applied) == 0 // a new file has nothing to keep
 	for _, m := range ms {
 		if applied[m.version] {
 			continue
 		}
+		if !backedUp {
+			to := fmt.Sprintf("%s.before-%s.bak", d.path, strings.TrimSuffix(m.name, ".sql"))
+			if err := d.Backup(ctx, to); err != nil {
+				return fmt.Errorf("state: back up %s before migrating it to %s: %w", d.path, m.name, err)
+			}
+			backedUp = true
+		}
 		if err := d.apply(ctx, m); err != nil {
 			return d.openError("migrate ("+m.name+")", err)
 		}
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the state file to path with VACUUM
+// INTO, which reads one snapshot: it is safe while a run holds the lock and
+// writes. path must not exist yet; the copy is created 0600, like the state
+// file, because it holds the same records.
+func (d *DB) Backup(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("state: back up to %s: the file exists; choose another name or remove it first", path)
+	}
+	if err := createFile(path); err != nil {
+		return err
+	}
+	// VACUUM INTO wants an empty or missing target; an empty file is an
+	// empty database to SQLite, and keeps the mode createFile set.
+	if _, err := d.db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("state: back up %s to %s: %w", d.path, path, err)
 	}
 	return nil
 }

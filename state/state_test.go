@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -616,5 +617,57 @@ func TestConcurrentSaves(t *testing.T) {
 	}
 	if all, _ := db.AllCredentials(ctx); len(all) != 8 {
 		t.Errorf("%d credentials, want 8", len(all))
+	}
+}
+
+// TestBackupBeforeMigration: opening a file a migration behind copies it
+// first, as it was, beside itself; a new file and an up-to-date one are
+// not copied.
+func TestBackupBeforeMigration(t *testing.T) {
+	ctx := context.Background()
+	db, path := openNew(t)
+	if err := db.Save(ctx, []*reconcile.Credential{newCred("s1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Make the file look as migration 0004 had not run yet.
+	for _, q := range []string{"DROP INDEX credentials_status_updated", "DROP INDEX runs_started_at", "DROP INDEX runs_mode",
+		"DELETE FROM schema_migrations WHERE version = 4"} {
+		if _, err := db.db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if matches, _ := filepath.Glob(path + ".before-*"); len(matches) != 0 {
+		t.Fatalf("backups before any migration: %v", matches)
+	}
+	db2, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db2.Close()
+	bak := path + ".before-0004_retention.bak"
+	old, err := sql.Open("sqlite", dsn(bak, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	var creds, m4 int
+	if err := old.QueryRowContext(ctx, "SELECT count(*) FROM credentials").Scan(&creds); err != nil || creds != 1 {
+		t.Errorf("backup holds %d credentials (%v), want 1", creds, err)
+	}
+	if err := old.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = 4").Scan(&m4); err != nil || m4 != 0 {
+		t.Errorf("backup has migration 4 applied (%d, %v): it must be the file as it was", m4, err)
+	}
+	if fi, err := os.Stat(bak); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup mode: %v %v", fi.Mode(), err)
+	}
+	// Opened again, nothing more to copy.
+	db3, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db3.Close()
+	if matches, _ := filepath.Glob(path + ".before-*"); len(matches) != 1 {
+		t.Errorf("backups: %v, want the one", matches)
 	}
 }

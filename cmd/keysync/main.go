@@ -97,6 +97,7 @@ commands:
   sandbox    run the sandbox 3RPMS server for trying keysync by hand
   bench      measure requests and planning against the sandbox
   schedule   list the next runs of serve's schedule in its time zone
+  backup     write a consistent copy of the state file, safe during a run
   version    print the version keysync was built from
 
 Run 'keysync <command> -h' for a command's flags.`
@@ -134,6 +135,8 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.bench(ctx, rest)
 	case "schedule":
 		return env.schedule(rest)
+	case "backup":
+		return env.backup(ctx, rest)
 	case "version", "--version":
 		return env.version()
 	case "help", "-h", "--help":

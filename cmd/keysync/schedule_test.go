@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keysync/keysync/state"
 )
 
 // TestScheduleCommand: `keysync schedule` lists serve's next runs in the
@@ -67,5 +69,40 @@ func TestVersionAndHelp(t *testing.T) {
 		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {
 			t.Errorf("%s --help exited %d: %v\n%s", cmd, exitCode(err), err, errb.String())
 		}
+	}
+}
+
+// TestBackupWhileARunHoldsTheLock: `keysync backup` copies the state file
+// while another process holds the run lock; the copy opens, holds every
+// credential, is private, and a second backup to the same path is refused.
+func TestBackupWhileARunHoldsTheLock(t *testing.T) {
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.stay("s2", "r102", 1, 3)
+	h.mustRun(ExitOK, "backfill")
+	lock, err := state.Lock(h.cfg.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	to := filepath.Join(t.TempDir(), "copy.db")
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"backup", "--config", h.cfgPath, "--to", to}, &out, &errb, h.getenv); err != nil {
+		t.Fatalf("backup: %v\n%s", err, errb.String())
+	}
+	if fi, err := os.Stat(to); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("copy: %v, mode %v", err, fi.Mode())
+	}
+	db, err := state.Open(context.Background(), to, state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := db.AllCredentials(context.Background())
+	db.Close()
+	if err != nil || len(creds) != len(h.credentials()) || len(creds) != 2 {
+		t.Errorf("copy holds %d credentials (%v), the state %d", len(creds), err, len(h.credentials()))
+	}
+	if err := Run(context.Background(), []string{"backup", "--config", h.cfgPath, "--to", to}, &out, &errb, h.getenv); exitCode(err) != ExitFailure || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("backup over an existing file: %v", err)
 	}
 }
