@@ -98,6 +98,8 @@ commands:
   bench      measure requests and planning against the sandbox
   schedule   list the next runs of serve's schedule in its time zone
   backup     write a consistent copy of the state file, safe during a run
+  status     the last runs, open work, problems, budgets and the next run
+  history    the audit trail: one line per action, by stay, room or time
   version    print the version keysync was built from
 
 Run 'keysync <command> -h' for a command's flags.`
@@ -137,6 +139,10 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.schedule(rest)
 	case "backup":
 		return env.backup(ctx, rest)
+	case "status":
+		return env.status(ctx, rest)
+	case "history":
+		return env.history(ctx, rest)
 	case "version", "--version":
 		return env.version()
 	case "help", "-h", "--help":

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
 
@@ -63,7 +66,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("version: %v, %q", err, out.String())
 	}
-	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox"} {
+	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "backup", "status", "history"} {
 		out.Reset()
 		errb.Reset()
 		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {
@@ -104,5 +107,54 @@ func TestBackupWhileARunHoldsTheLock(t *testing.T) {
 	}
 	if err := Run(context.Background(), []string{"backup", "--config", h.cfgPath, "--to", to}, &out, &errb, h.getenv); exitCode(err) != ExitFailure || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("backup over an existing file: %v", err)
+	}
+}
+
+// TestStatusAndHistory: status lists the runs, the open work, the problems
+// and the budget; history shows one line per action with its outcome, by
+// stay and by room.
+func TestStatusAndHistory(t *testing.T) {
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.stay("s2", "r102", 1, 3)
+	h.mustRun(ExitOK, "backfill")
+	h.mustRun(ExitOK, "run")
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := Run(context.Background(), append(args, "--config", h.cfgPath), &out, &errb, h.getenv); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errb.String())
+		}
+		return out.String()
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(run("status", "--json", "--now", h.now.Format(time.RFC3339))), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Runs) != 2 || st.Runs[0].Mode != reconcile.ModeRun || st.Runs[1].Mode != reconcile.ModeBackfill ||
+		st.Runs[1].Actions != 4 || st.Runs[0].Result != "ok" || st.SizeBytes == 0 {
+		t.Errorf("status runs %+v, size %d", st.Runs, st.SizeBytes)
+	}
+	if b := st.Budget[reconcile.System3RPMS]; b.Cap != 10000 || b.Used < 3 || b.Left != b.Cap-b.Used {
+		t.Errorf("budget %+v", b)
+	}
+	if st.Next.IsZero() {
+		t.Error("no next scheduled run")
+	}
+	text := run("status")
+	for _, w := range []string{"Last runs (times in Europe/Ljubljana)", "#1", "backfill", "Open\n  nothing", "3rpms"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("status lacks %q:\n%s", w, text)
+		}
+	}
+	hist := run("history", "--stay", "s1")
+	if !strings.Contains(hist, "create") || !strings.Contains(hist, "assign") || strings.Contains(hist, "s2") || strings.Contains(hist, "intent") {
+		t.Errorf("history --stay s1:\n%s", hist)
+	}
+	if room := run("history", "--room", "r102"); !strings.Contains(room, "s2") || strings.Contains(room, " s1 ") {
+		t.Errorf("history --room r102:\n%s", room)
+	}
+	if none := run("history", "--since", "2030-01-01T00:00:00Z"); !strings.Contains(none, "no actions recorded") {
+		t.Errorf("history --since later:\n%s", none)
 	}
 }

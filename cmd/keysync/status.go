@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
+)
+
+// statusReport is what `keysync status --json` prints.
+type statusReport struct {
+	State     string                         `json:"state"`
+	SizeBytes int64                          `json:"size_bytes"`
+	Runs      []statusRun                    `json:"runs"`
+	Open      state.OpenWork                 `json:"open"`
+	Failures  []reconcile.Failure            `json:"failures"`
+	Problems  []reconcile.Problem            `json:"problems"`
+	Notes     []reconcile.Note               `json:"notes"`
+	Budget    map[reconcile.System]budgetUse `json:"budget"`
+	Next      time.Time                      `json:"next_scheduled_run"`
+}
+
+// statusRun is one recorded run as status shows it.
+type statusRun struct {
+	ID       int64          `json:"id"`
+	Mode     reconcile.Mode `json:"mode"`
+	Started  time.Time      `json:"started"`
+	Result   string         `json:"result"`
+	Actions  int            `json:"actions"`
+	Failed   int            `json:"failed"`
+	Problems int            `json:"problems"`
+}
+
+// budgetUse is a system's request budget over the last 24 hours.
+type budgetUse struct {
+	Used int `json:"used_24h"`
+	Cap  int `json:"daily_cap"`
+	Left int `json:"left"`
+}
+
+// status prints what keysync did and what is left: the last runs, open
+// work, the last run's failures and problems, the request budgets, the
+// state file's size and serve's next scheduled run.
+func (env *environment) status(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync status --config FILE [--json] [--now T]\n\nexample: keysync status --config /etc/keysync/keysync.yaml\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "", "config file (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	nowFlag := fs.String("now", "", "the instant to report at, RFC 3339 (default: now)")
+	runs := fs.Int("runs", 10, "how many of the last runs to list")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return withCode(ExitConfig, errQuiet)
+	}
+	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	rep := statusReport{State: cfg.State, SizeBytes: db.Size(), Budget: map[reconcile.System]budgetUse{}}
+	rows, err := db.Runs(ctx)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	var last *reconcile.Report
+	for i := len(rows) - 1; i >= 0 && len(rep.Runs) < *runs; i-- {
+		r := rows[i]
+		sr := statusRun{ID: r.ID, Mode: r.Mode, Started: r.StartedAt, Result: string(r.Status)}
+		if r.Report != nil {
+			var rr reconcile.Report
+			if json.Unmarshal(r.Report, &rr) == nil {
+				sr.Actions, sr.Problems = len(rr.Actions()), len(rr.Problems)
+				for _, a := range rr.Actions() {
+					if a.Result == reconcile.ResultFailed || a.Result == reconcile.ResultUnknown {
+						sr.Failed++
+					}
+				}
+				if sr.Result == string(state.RunOK) && len(rr.Problems) > 0 {
+					sr.Result = "needs a person"
+				}
+				if last == nil {
+					last = &rr
+				}
+			}
+		}
+		rep.Runs = append(rep.Runs, sr)
+	}
+	if last != nil {
+		rep.Failures, rep.Problems, rep.Notes = last.Failures, last.Problems, last.Notes()
+	}
+	if rep.Open, err = db.OpenWork(ctx); err != nil {
+		return withCode(ExitFailure, err)
+	}
+	spent, err := db.Spent(ctx, now.Add(-24*time.Hour))
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	for sys, b := range budgets(cfg) {
+		rep.Budget[sys] = budgetUse{Used: spent[sys], Cap: b.Cap, Left: max(b.Cap-spent[sys], 0)}
+	}
+	rep.Next = cfg.schedule.Next(now)
+
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	loc := cfg.schedule.Location()
+	w := env.stdout
+	fmt.Fprintf(w, "State %s (%s)\n\nLast runs (times in %s)\n", rep.State, byteSize(rep.SizeBytes), loc)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  RUN\tMODE\tSTARTED\tRESULT\tACTIONS\tFAILED\tPROBLEMS")
+	for _, r := range rep.Runs {
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%d\t%d\t%d\n", r.ID, r.Mode, r.Started.In(loc).Format("2006-01-02 15:04 MST"), r.Result, r.Actions, r.Failed, r.Problems)
+	}
+	tw.Flush()
+	if len(rep.Runs) == 0 {
+		fmt.Fprintln(w, "  none yet")
+	}
+	fmt.Fprintln(w, "\nOpen")
+	open := false
+	for _, p := range cfg.Properties {
+		if n := rep.Open.Pending[p.Name] + rep.Open.Retired[p.Name] + rep.Open.Deferred[p.Name]; n > 0 {
+			open = true
+			fmt.Fprintf(w, "  %s: %d create(s) with an unknown outcome, %d retired key(s) waiting, %d stay(s) deferred for lack of budget\n",
+				p.Name, rep.Open.Pending[p.Name], rep.Open.Retired[p.Name], rep.Open.Deferred[p.Name])
+		}
+	}
+	for _, f := range rep.Failures {
+		open = true
+		fmt.Fprintf(w, "  last run: %s %s failed: %s\n", f.Property, f.System, f.Err)
+	}
+	for _, p := range rep.Problems {
+		open = true
+		fmt.Fprintf(w, "  needs a person: %s: %s\n", p.Property, p.Detail)
+	}
+	for _, n := range rep.Notes {
+		if n.Kind == reconcile.NoteConflict || n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnknownOutcome {
+			open = true
+			fmt.Fprintf(w, "  %s: stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.ID, n.Room, n.Arrival, n.Departure, n.Detail)
+		}
+	}
+	if !open {
+		fmt.Fprintln(w, "  nothing")
+	}
+	fmt.Fprintln(w, "\nRequest budget, last 24 hours")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SYSTEM\tUSED\tCAP\tLEFT")
+	for _, sys := range sortedKeys(rep.Budget) {
+		b := rep.Budget[sys]
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", sys, b.Used, b.Cap, b.Left)
+	}
+	tw.Flush()
+	if !rep.Next.IsZero() {
+		fmt.Fprintf(w, "\nNext scheduled run (serve, %q): %s\n", cfg.Schedule, rep.Next.In(loc).Format("2006-01-02 15:04 MST"))
+	}
+	return nil
+}
+
+// history prints the audit trail: one line per action with its outcome,
+// ids and times in the schedule's zone.
+func (env *environment) history(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync history --config FILE [--stay ID | --room R] [--since T]\n\nexample: keysync history --config /etc/keysync/keysync.yaml --room r104 --since 2026-11-20T00:00:00Z\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "", "config file (required)")
+	stay := fs.String("stay", "", "only this stay's actions (its source id)")
+	room := fs.String("room", "", "only the actions on credentials issued for this room id")
+	since := fs.String("since", "", "only actions at or after this RFC 3339 instant")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return withCode(ExitConfig, errQuiet)
+	}
+	if *stay != "" && *room != "" {
+		return withCode(ExitConfig, errors.New("history: give --stay or --room, not both"))
+	}
+	f := state.HistoryFilter{Stay: *stay, Room: *room}
+	if *since != "" {
+		t, err := time.Parse(time.RFC3339, *since)
+		if err != nil {
+			return withCode(ExitConfig, fmt.Errorf("--since %q: want RFC 3339, like 2026-11-20T00:00:00Z", *since))
+		}
+		f.Since = t
+	}
+	cfg, db, _, err := env.openForReading(ctx, *config, "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.History(ctx, f)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	zones := map[string]*time.Location{}
+	for _, p := range cfg.Properties {
+		zones[p.Name] = p.location
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tRUN\tPROPERTY\tSTAY\tROOM\tSYSTEM\tACTION\tREMOTE ID\tOUTCOME")
+	for _, h := range rows {
+		loc := zones[h.Stay.Property]
+		if loc == nil {
+			loc = time.UTC
+		}
+		outcome := string(h.Phase)
+		if h.Detail != "" {
+			outcome += ": " + h.Detail
+		}
+		fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.At.In(loc).Format("2006-01-02 15:04 MST"), h.RunID, h.Stay.Property, h.Stay.ID,
+			orDash(h.RoomID), h.System, h.Op, orDash(h.RemoteID), outcome)
+	}
+	tw.Flush()
+	if len(rows) == 0 {
+		fmt.Fprintln(env.stdout, "no actions recorded that match")
+	}
+	return nil
+}
+
+// openForReading loads the config and opens the state file read-only for
+// status and history.
+func (env *environment) openForReading(ctx context.Context, path, nowFlag string) (*Config, *state.DB, time.Time, error) {
+	if path == "" {
+		return nil, nil, time.Time{}, withCode(ExitConfig, errors.New("--config FILE is required"))
+	}
+	now := env.now()
+	if nowFlag != "" {
+		t, err := time.Parse(time.RFC3339, nowFlag)
+		if err != nil {
+			return nil, nil, now, withCode(ExitConfig, fmt.Errorf("--now %q: want RFC 3339, like 2026-11-24T02:00:00+01:00", nowFlag))
+		}
+		now = t
+	}
+	cfg, err := LoadConfig(path, env.getenv)
+	if err != nil {
+		return nil, nil, now, withCode(ExitConfig, err)
+	}
+	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true})
+	if errors.Is(err, state.ErrNoState) {
+		return nil, nil, now, withCode(ExitConfig, err)
+	}
+	if err != nil {
+		return nil, nil, now, withCode(ExitFailure, err)
+	}
+	return cfg, db, now, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// byteSize formats a size for people.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
