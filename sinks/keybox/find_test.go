@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -232,7 +233,7 @@ func TestFindErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			opts := options(srv.URL, lj)
@@ -245,7 +246,7 @@ func TestFindErrors(t *testing.T) {
 				c = sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))
 			}
 			id, code, found, err := keybox.New(opts).Find(t.Context(), c)
-			times, methods := sc.requests()
+			times, methods := sc.Times(), sc.Methods()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests, want %d", len(times), tc.requests)
 			}

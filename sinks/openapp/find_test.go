@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -258,13 +259,13 @@ func TestFindErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			opts := options(srv.URL)
 			opts.Retry, opts.Now = retryOn(clk), clk.Now
 			id, secret, found, err := openapp.New(opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
-			if n := len(sc.requests()); n != tc.requests {
+			if n := len(sc.Times()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
 			}
 			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != tc.requests || got.Writes != 0 {
