@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
@@ -61,7 +62,7 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 				runClock = fw.clockForNextRun()
 			)
 			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-				if b := reqBody(r); isGQLMutation(r, b) && mutations.add("mutation") == 1 {
+				if b := fault.Body(r); isGQLMutation(r, b) && mutations.add("mutation") == 1 {
 					clockAt = runClock.Now()
 					sleepsAt = len(runClock.Sleeps())
 					sent = tc.value(clockAt)
@@ -121,7 +122,7 @@ func TestFault429TooLongDefersThatSystem(t *testing.T) {
 	foreign := fw.foreign()
 	var mutations reqCounter
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if b := reqBody(r); isGQLMutation(r, b) {
+		if b := fault.Body(r); isGQLMutation(r, b) {
 			if mutations.add("mutation") == 1 {
 				rw.Header().Set("Retry-After", "86400")
 				rw.WriteHeader(http.StatusTooManyRequests)
@@ -192,9 +193,9 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 	var seen reqCounter
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 		if sysOf(r) == reconcile.SystemOpenApp {
-			seen.add(r.Method + " " + string(reqBody(r)))
+			seen.add(r.Method + " " + string(fault.Body(r)))
 			seen.add(r.Method)
-			answer503(rw)
+			fault.Answer503(rw)
 			return
 		}
 		next.ServeHTTP(rw, r)
@@ -235,9 +236,9 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 	var seen2 reqCounter
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 		if sysOf(r) == reconcile.SystemOpenApp {
-			seen2.add(r.Method + " " + string(reqBody(r)))
+			seen2.add(r.Method + " " + string(fault.Body(r)))
 			seen2.add(r.Method)
-			answer503(rw)
+			fault.Answer503(rw)
 			return
 		}
 		next.ServeHTTP(rw, r)
@@ -284,7 +285,7 @@ func TestFaultOpenAppDownRetriesIdempotentCalls(t *testing.T) {
 		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 			if sysOf(r) == reconcile.SystemOpenApp {
 				seen.add(r.Method)
-				answer503(rw)
+				fault.Answer503(rw)
 				return
 			}
 			next.ServeHTTP(rw, r)
@@ -371,7 +372,7 @@ func TestFaultKeyBoxEveryOtherRequest503(t *testing.T) {
 	var seen reqCounter
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 		if sysOf(r) == reconcile.SystemKeyBox && seen.add("keybox")%2 == 1 {
-			answer503(rw)
+			fault.Answer503(rw)
 			return
 		}
 		next.ServeHTTP(rw, r)
@@ -417,14 +418,14 @@ func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
 			var seen reqCounter
 			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 				if r.URL.Path == "/graphql" {
-					b := reqBody(r)
+					b := fault.Body(r)
 					kind := "query"
 					if isGQLMutation(r, b) {
 						kind = "mutation"
 					}
 					seen.add(kind)
 					if kind == "mutation" || mode == "all-requests" {
-						answer503(rw)
+						fault.Answer503(rw)
 						return
 					}
 				}
@@ -449,7 +450,7 @@ func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
 
 			var first []byte
 			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-				if b := reqBody(r); isGQLMutation(r, b) && first == nil {
+				if b := fault.Body(r); isGQLMutation(r, b) && first == nil {
 					first = b
 				}
 				next.ServeHTTP(rw, r)
@@ -539,7 +540,7 @@ func TestFaultChurnBetweenReadAndWrite(t *testing.T) {
 			foreign := fw.foreign()
 			churned := false
 			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-				if b := reqBody(r); !churned && isGQLMutation(r, b) {
+				if b := fault.Body(r); !churned && isGQLMutation(r, b) {
 					churned = true
 					for i, rooms := range pairs {
 						if err := c.churn(fw, fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i), rooms); err != nil {
@@ -850,11 +851,11 @@ func TestFaultUnknownKeyTypeOnAStay(t *testing.T) {
 // held one.
 func nfcFault(ids func() map[string]bool, seen func()) func(http.ResponseWriter, *http.Request, http.Handler) {
 	return func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if b := reqBody(r); r.URL.Path != "/graphql" || isGQLMutation(r, b) {
+		if b := fault.Body(r); r.URL.Path != "/graphql" || isGQLMutation(r, b) {
 			next.ServeHTTP(rw, r)
 			return
 		}
-		rewriteAnswer(rw, r, next, func(doc []byte) []byte {
+		fault.Rewrite(rw, r, next, func(doc []byte) []byte {
 			var v any
 			if json.Unmarshal(doc, &v) != nil {
 				return doc
@@ -916,7 +917,7 @@ func TestFaultUnknownResponseFieldsIgnored(t *testing.T) {
 			next.ServeHTTP(rw, r)
 			return
 		}
-		rewriteAnswer(rw, r, next, func(doc []byte) []byte {
+		fault.Rewrite(rw, r, next, func(doc []byte) []byte {
 			edited.add(string(sys))
 			return addUnknownField(doc)
 		})
@@ -962,9 +963,9 @@ func TestFaultCreateAnswerLost(t *testing.T) {
 	foreign := fw.foreign()
 	dropped := 0
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if b := reqBody(r); dropped == 0 && isGQLMutation(r, b) && strings.Contains(string(b), "createRoomAccessKey") {
+		if b := fault.Body(r); dropped == 0 && isGQLMutation(r, b) && strings.Contains(string(b), "createRoomAccessKey") {
 			dropped++
-			dropAnswer(rw, r, next)
+			fault.Drop(rw, r, next)
 			return
 		}
 		next.ServeHTTP(rw, r)

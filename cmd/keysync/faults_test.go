@@ -9,9 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,17 +221,6 @@ func (fw *faultWorld) checkSafe(foreignBefore string) {
 	}
 }
 
-// reqBody reads a request's body and puts it back for the next handler.
-func reqBody(r *http.Request) []byte {
-	if r.Body == nil {
-		return nil
-	}
-	b, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	return b
-}
-
 // isGQLMutation reports a 3RPMS GraphQL mutation request.
 func isGQLMutation(r *http.Request, b []byte) bool {
 	if r.URL.Path != "/graphql" || r.Method != http.MethodPost {
@@ -256,31 +243,6 @@ func sysOf(r *http.Request) reconcile.System {
 		return reconcile.SystemGuestway
 	}
 	return reconcile.System3RPMS
-}
-
-// answer503 answers 503 without passing the request on.
-func answer503(rw http.ResponseWriter) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.WriteHeader(http.StatusServiceUnavailable)
-	io.WriteString(rw, `{"error":"service unavailable"}`)
-}
-
-// rewriteAnswer lets next answer, then passes the answer through edit before the
-// client sees it.
-func rewriteAnswer(rw http.ResponseWriter, r *http.Request, next http.Handler, edit func([]byte) []byte) {
-	rec := httptest.NewRecorder()
-	next.ServeHTTP(rec, r)
-	out := rec.Body.Bytes()
-	if strings.Contains(rec.Header().Get("Content-Type"), "json") && len(bytes.TrimSpace(out)) > 0 {
-		out = edit(out)
-	}
-	for k, v := range rec.Header() {
-		if k != "Content-Length" {
-			rw.Header()[k] = v
-		}
-	}
-	rw.WriteHeader(rec.Code)
-	rw.Write(out)
 }
 
 // addUnknownField adds an unknown member to every JSON object in doc.
@@ -310,23 +272,6 @@ func addUnknownField(doc []byte) []byte {
 		return doc
 	}
 	return out
-}
-
-// dropAnswer lets next handle the request fully, then closes the
-// connection without sending its answer: the client cannot know the
-// outcome.
-func dropAnswer(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-	rec := httptest.NewRecorder()
-	next.ServeHTTP(rec, r)
-	hj, ok := rw.(http.Hijacker)
-	if !ok {
-		panic("response writer cannot be hijacked")
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(err)
-	}
-	conn.Close()
 }
 
 // reqCounter counts requests by a label, safely across goroutines.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
@@ -110,8 +111,8 @@ func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
 // assigns503 answers 503 to every 3RPMS mutation that assigns a key,
 // without passing it on.
 func assigns503(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-	if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
-		answer503(rw)
+	if b := fault.Body(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
+		fault.Answer503(rw)
 		return
 	}
 	next.ServeHTTP(rw, r)
@@ -154,8 +155,8 @@ func TestObserveLostRevokeAnswer(t *testing.T) {
 		key := fw.key("s1").ID
 		fw.setNow(fw.now.Add(14 * time.Hour)) // s1 left at 11:00 (+2 h grace)
 		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
-				dropAnswer(rw, r, next)
+			if b := fault.Body(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
+				fault.Drop(rw, r, next)
 				return
 			}
 			next.ServeHTTP(rw, r)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms/sandbox"
@@ -55,7 +56,7 @@ func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
 	// refused credential is a config error (2).
 	codes := map[string]int{"503": ExitPartial, "429": ExitPartial, "401": ExitConfig}
 	refuse := map[string]func(rw http.ResponseWriter){
-		"503": answer503,
+		"503": fault.Answer503,
 		"429": func(rw http.ResponseWriter) {
 			rw.Header().Set("Retry-After", "86400")
 			rw.WriteHeader(http.StatusTooManyRequests)
@@ -108,7 +109,7 @@ func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
 	fw.hotelStay("s1", "r201", 0, 2)
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 		if sysOf(r) == reconcile.SystemOpenApp && r.Method == http.MethodPost {
-			dropAnswer(rw, r, next)
+			fault.Drop(rw, r, next)
 			return
 		}
 		next.ServeHTTP(rw, r)
@@ -116,7 +117,7 @@ func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
 	fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 		if sysOf(r) == reconcile.SystemOpenApp && r.Method == http.MethodGet {
-			answer503(rw)
+			fault.Answer503(rw)
 			return
 		}
 		next.ServeHTTP(rw, r)

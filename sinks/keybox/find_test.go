@@ -9,38 +9,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
 
+// isCreate tells a create (the only POST the sink sends) from the rest.
+func isCreate(r *http.Request) bool { return r.Method == http.MethodPost }
+
 // loseCreates lets h make every create but loses its answer: the
 // connection is closed before a byte of it is sent.
 func loseCreates(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			h.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(httptest.NewRecorder(), r)
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		conn.Close()
-	})
+	return sinktest.NewWrites(isCreate, sinktest.LoseAnswer).Wrap(h)
 }
 
 // failCreates answers every create 503 without letting h see it.
 func failCreates(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			answer(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return sinktest.NewWrites(isCreate, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		answer(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
+	}).Wrap(h)
 }
 
 // newWrappedSandbox is newSandbox served through wrap.
@@ -53,13 +43,6 @@ func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*san
 	srv := httptest.NewServer(wrap(sb))
 	t.Cleanup(srv.Close)
 	return sb, srv.URL
-}
-
-// pendingOf is the credential a create action leaves pending.
-func pendingOf(a *reconcile.Action) *reconcile.Credential {
-	c := *a.Cred
-	c.Status, c.Valid = reconcile.StatusPending, *a.Window
-	return &c
 }
 
 // find calls Find and fails the test on an error.
@@ -135,7 +118,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 				t.Fatalf("the lost create made %+v", made)
 			}
 
-			id, code, found := find(t, s, pendingOf(a))
+			id, code, found := find(t, s, sinktest.Pending(a))
 			if !found || id != made.ID || code.Reveal() != made.Code {
 				t.Errorf("Find = %q, code match %v, %v; want %q", id, code.Reveal() == made.Code, found, made.ID)
 			}
@@ -160,10 +143,10 @@ func TestFindNothingCreated(t *testing.T) {
 	if _, err := s.Apply(t.Context(), []*reconcile.Action{a}); !errors.Is(err, reconcile.ErrUnknownOutcome) {
 		t.Fatalf("Apply: %v, want an unknown outcome", err)
 	}
-	if _, _, found := find(t, s, pendingOf(a)); found {
+	if _, _, found := find(t, s, sinktest.Pending(a)); found {
 		t.Error("found an access the box never created")
 	}
-	if _, _, found := find(t, s, pendingOf(create("s1", "301", s1Start, s1End, "Ana"))); found {
+	if _, _, found := find(t, s, sinktest.Pending(create("s1", "301", s1Start, s1End, "Ana"))); found {
 		t.Error("found an access to a key that has none")
 	}
 }
@@ -178,7 +161,7 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 		mustCreate(t, keybox.New(frontDesk), create("s1", "204", s1Start, s1End, guest))
 	}
 	plantLookalikes(t, sb)
-	if id, _, found := find(t, keybox.New(options(url, lj)), pendingOf(create("s1", "204", s1Start, s1End, "Ana"))); found {
+	if id, _, found := find(t, keybox.New(options(url, lj)), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))); found {
 		t.Errorf("Find took foreign access %q", id)
 	}
 }
@@ -189,7 +172,7 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 func TestFindChoosesAmongMatches(t *testing.T) {
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := keybox.New(options(url, lj))
-	c := pendingOf(create("s1", "204", s1Start, s1End, ""))
+	c := sinktest.Pending(create("s1", "204", s1Start, s1End, ""))
 	plant := func(visitor string) string {
 		v, err := sb.AddAccess(sandbox.AccessInput{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: visitor})
 		if err != nil {
@@ -220,7 +203,7 @@ func TestFindErrors(t *testing.T) {
 	list := answer(200, jsonCT, `{"data":[{"id":7,"code":`+canaryCode+`,"key":{"id":"K1"},"startDate":"2026-06-01","startTime":"15:00",`+
 		`"endDate":"2026-06-03","endTime":"11:00","timeZone":"Europe/Ljubljana","visitorName":"Ana","cancelled":false}]}`)
 	unavailable := answer(503, "text/html", "<html>down</html>")
-	noWindow := pendingOf(create("s1", "204", s1Start, s1End, "Ana"))
+	noWindow := sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))
 	noWindow.Valid = reconcile.Window{}
 	tests := []struct {
 		name     string
@@ -241,7 +224,7 @@ func TestFindErrors(t *testing.T) {
 		{name: "no data", steps: []http.HandlerFunc{answer(200, jsonCT, `{}`)}, requests: 1, contains: "no data list"},
 		{name: "not JSON", steps: []http.HandlerFunc{answer(200, "text/html", canaryCode)}, requests: 1, contains: "not JSON"},
 		{name: "code of the wrong type", steps: []http.HandlerFunc{answer(200, jsonCT, `{"data":[{"id":"a","code":{"pin":"`+canaryCode+`"}}]}`)}, requests: 1, contains: "neither a string nor an integer"},
-		{name: "unmapped room", cred: pendingOf(create("s1", "999", s1Start, s1End, "Ana")), steps: []http.HandlerFunc{list}, contains: "not mapped"},
+		{name: "unmapped room", cred: sinktest.Pending(create("s1", "999", s1Start, s1End, "Ana")), steps: []http.HandlerFunc{list}, contains: "not mapped"},
 		{name: "no window", cred: noWindow, steps: []http.HandlerFunc{list}, contains: "no access window"},
 		{name: "another property", cred: &reconcile.Credential{Stay: reconcile.StayRef{Property: "elsewhere", ID: "s1"}, RoomID: "204", Valid: reconcile.Window{Start: s1Start, End: s1End}},
 			steps: []http.HandlerFunc{list}, contains: "elsewhere"},
@@ -250,7 +233,7 @@ func TestFindErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			opts := options(srv.URL, lj)
@@ -260,10 +243,10 @@ func TestFindErrors(t *testing.T) {
 			}
 			c := tc.cred
 			if c == nil {
-				c = pendingOf(create("s1", "204", s1Start, s1End, "Ana"))
+				c = sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))
 			}
 			id, code, found, err := keybox.New(opts).Find(t.Context(), c)
-			times, methods := sc.requests()
+			times, methods := sc.Times(), sc.Methods()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests, want %d", len(times), tc.requests)
 			}
@@ -309,7 +292,7 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 	_, url := newSandbox(t, sandbox.Options{})
 	opts := options(url, lj)
 	opts.Password = "not-it-CANARY"
-	_, _, found, err := keybox.New(opts).Find(t.Context(), pendingOf(create("s1", "204", s1Start, s1End, "Ana")))
+	_, _, found, err := keybox.New(opts).Find(t.Context(), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
 	if found || !errors.Is(err, reconcile.ErrUnauthorized) || strings.Contains(err.Error(), "not-it-CANARY") {
 		t.Errorf("wrong password: found %v, err %v", found, err)
 	}

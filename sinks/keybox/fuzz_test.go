@@ -11,14 +11,12 @@ package keybox_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
@@ -34,52 +32,8 @@ const (
 	fzAttempts    = 2
 )
 
-type fzServer struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	status   int
-	ct       string
-	body     []byte
-	requests []string
-}
-
-func newFzServer(tb testing.TB) *fzServer {
-	s := &fzServer{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.Path+" "+string(req))
-		status, ct, body := s.status, s.ct, s.body
-		s.mu.Unlock()
-		if ct == "" {
-			w.Header()["Content-Type"] = nil
-		} else {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}))
-	tb.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *fzServer) answer(status int, ct string, body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status, s.ct, s.body, s.requests = status, ct, body, nil
-}
-
-func (s *fzServer) log() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
-
-func fzStatus(n uint16) int { return 200 + int(n)%400 }
-
-func fzSink(srv *fzServer) *keybox.Sink {
-	o := options(srv.srv.URL, lj)
+func fzSink(srv *fault.Canned) *keybox.Sink {
+	o := options(srv.URL, lj)
 	o.Password = fzPass
 	o.Rooms = map[string]keybox.KeyRef{"204": {ID: "K1", Compartment: fzCompartment}}
 	o.MaxResponseBytes = fzCap
@@ -132,15 +86,15 @@ func fzSeeds() [][]byte {
 	return out
 }
 
-func fzRun(t *testing.T, srv *fzServer, status int, ct string, body []byte) {
-	srv.answer(status, ct, body)
+func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
+	srv.Answer(status, ct, body)
 	a := fzCreate()
 	out, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{a})
 	sent := body
 	if status == http.StatusNoContent {
 		sent = nil // net/http sends no body with a 204
 	}
-	if !fzAnswered(ct) {
+	if !fault.Answered(ct) {
 		status = 0
 	}
 	fzCheck(t, srv, status, ct, sent, out, err)
@@ -150,7 +104,7 @@ func FuzzKeyBoxResponse(f *testing.F) {
 	for _, s := range fzSeeds() {
 		f.Add(s)
 	}
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fzRun(t, srv, http.StatusCreated, "application/json", body)
 	})
@@ -163,15 +117,15 @@ func FuzzKeyBoxHTTP(f *testing.F) {
 		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
 	}
 	f.Add(uint16(1), "\x7f"+fzPass, []byte(fzValid))
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		fzRun(t, srv, fzStatus(status), ct, body)
+		fzRun(t, srv, fault.Status(status), ct, body)
 	})
 }
 
-func fzCheck(t *testing.T, srv *fzServer, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
+func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
 	t.Helper()
-	reqs := srv.log()
+	reqs := srv.Requests()
 	var errs []error
 	var leak []string
 	if err != nil {
@@ -203,7 +157,7 @@ func fzCheck(t *testing.T, srv *fzServer, status int, ct string, body []byte, ou
 	if is2xx && len(body) > fzCap && (err == nil || !strings.Contains(err.Error(), "larger than")) {
 		t.Errorf("a %d-byte answer (cap %d) gave %v, want a size error", len(body), fzCap, err)
 	}
-	if is2xx && err == nil && (!json.Valid(body) || !fzIsJSON(ct)) {
+	if is2xx && err == nil && (!json.Valid(body) || !fault.IsJSON(ct)) {
 		t.Errorf("an answer that is not JSON (%q) was accepted", ct)
 	}
 	if is2xx && err != nil && !errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -224,31 +178,11 @@ func fzCheck(t *testing.T, srv *fzServer, status int, ct string, body []byte, ou
 	t.Errorf("error holds a secret: %q", leak)
 }
 
-// fzAnswered reports whether a Content-Type value reaches the client as a
-// header: net/http servers write control characters (other than CR and LF,
-// which become spaces) as they are, and the client then refuses the whole
-// answer as malformed. Such an input is no HTTP answer at all (status 0 in
-// the checks): a transport error, retried where the call is idempotent.
-func fzAnswered(ct string) bool {
-	for i := 0; i < len(ct); i++ {
-		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fzIsJSON(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
-	srv := newFzServer(t)
-	srv.answer(http.StatusCreated, "application/json", []byte(fzValid))
+	srv := fault.NewCanned(t)
+	srv.Answer(http.StatusCreated, "application/json", []byte(fzValid))
 	out, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{fzCreate()})
 	if err != nil || len(out) != 1 || out[0].Err != nil || out[0].RemoteID != "acc_7731" || out[0].Secret.Reveal() != fzCode {
 		t.Fatalf("valid seed: %+v, %v", out, err)
@@ -265,7 +199,7 @@ func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
 		"SSH-2.0-OpenSSH " + fzPass + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nX-Code: \x7f" + fzCode + "\r\n\r\n",
 	} {
-		srv := fzRawServer(t, raw)
+		srv := fault.RawServer(t, raw)
 		o := options(srv.URL, lj)
 		o.Password = fzPass
 		o.Retry = reconcile.Retry{Attempts: 1}
@@ -274,22 +208,4 @@ func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
 			t.Errorf("err = %v; want an error without what the server sent", err)
 		}
 	}
-}
-
-// fzRawServer answers every request with raw bytes on the bare connection:
-// not HTTP, so net/http's error quotes them.
-func fzRawServer(t *testing.T, raw string) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		_, _ = buf.WriteString(raw)
-		_ = buf.Flush()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
 }

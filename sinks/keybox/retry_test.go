@@ -8,40 +8,14 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
 )
-
-// script answers the n-th request with steps[n] (the last step again once
-// they run out) and records the method and the fake time of each request.
-type script struct {
-	clk     *clocktest.Clock
-	steps   []http.HandlerFunc
-	mu      sync.Mutex
-	times   []time.Time
-	methods []string
-}
-
-func (sc *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sc.mu.Lock()
-	n := len(sc.times)
-	sc.times = append(sc.times, sc.clk.Now())
-	sc.methods = append(sc.methods, r.Method)
-	sc.mu.Unlock()
-	sc.steps[min(n, len(sc.steps)-1)](w, r)
-}
-
-// requests returns the fake time and the method of every request so far.
-func (sc *script) requests() ([]time.Time, []string) {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return slices.Clone(sc.times), slices.Clone(sc.methods)
-}
 
 // TestRetry checks the retry policy on a fake clock: 429s are waited out
 // (a create included: it was refused, not run), a cancel is retried after
@@ -137,7 +111,7 @@ func TestRetry(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			opts := options(srv.URL, lj)
@@ -157,7 +131,7 @@ func TestRetry(t *testing.T) {
 				err = out[0].Err
 			}
 
-			times, methods := sc.requests()
+			times, methods := sc.Times(), sc.Methods()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests (%q), want %d", len(times), methods, tc.requests)
 			}

@@ -10,38 +10,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
 
+// isCreate tells a create (the only POST the sink sends) from the rest.
+func isCreate(r *http.Request) bool { return r.Method == http.MethodPost }
+
 // loseCreates lets h make every create but loses its answer: the
 // connection is closed before a byte of it is sent.
 func loseCreates(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			h.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(httptest.NewRecorder(), r)
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		conn.Close()
-	})
+	return sinktest.NewWrites(isCreate, sinktest.LoseAnswer).Wrap(h)
 }
 
 // failCreates answers every create 503 without letting h see it.
 func failCreates(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			reply(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return sinktest.NewWrites(isCreate, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		reply(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
+	}).Wrap(h)
 }
 
 // newWrappedSandbox is newSandbox served through wrap.
@@ -57,13 +47,6 @@ func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*san
 	srv := httptest.NewServer(wrap(sb))
 	t.Cleanup(srv.Close)
 	return sb, options(srv.URL)
-}
-
-// pendingOf is the credential a create action leaves pending.
-func pendingOf(a *reconcile.Action) *reconcile.Credential {
-	c := *a.Cred
-	c.Status, c.Valid = reconcile.StatusPending, *a.Window
-	return &c
 }
 
 // find calls Find and fails the test on an error.
@@ -130,7 +113,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 	if made.CreatedBy != sandbox.KeyFingerprint(canaryKey) || made.Integration != intA {
 		t.Fatalf("the lost create made %+v", made)
 	}
-	id, token, found := find(t, s, pendingOf(a))
+	id, token, found := find(t, s, sinktest.Pending(a))
 	if !found || id != made.ID || token.Reveal() != made.Token {
 		t.Errorf("Find = %q, token match %v, %v; want %q", id, token.Reveal() == made.Token, found, made.ID)
 	}
@@ -143,7 +126,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 	}
 
 	// A stay that names no property is the sink's.
-	c := pendingOf(a)
+	c := sinktest.Pending(a)
 	c.Stay.Property = ""
 	if id2, _, found := find(t, s, c); !found || id2 != made.ID {
 		t.Errorf("stay without a property: %q, %v", id2, found)
@@ -159,10 +142,10 @@ func TestFindNothingCreated(t *testing.T) {
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	_, err := applyErr(s, a)
 	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
-	if _, _, found := find(t, s, pendingOf(a)); found {
+	if _, _, found := find(t, s, sinktest.Pending(a)); found {
 		t.Error("found an invite the server never created")
 	}
-	if _, _, found := find(t, s, pendingOf(action(reconcile.OpCreate, "s9", "r102", "2026-06-01", "2026-06-05", ""))); found {
+	if _, _, found := find(t, s, sinktest.Pending(action(reconcile.OpCreate, "s9", "r102", "2026-06-01", "2026-06-05", ""))); found {
 		t.Error("found an invite for a stay that has none")
 	}
 }
@@ -188,7 +171,7 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 	apply(t, openapp.New(sibling), a)
 	plantLookalikes(t, sb)
 
-	if id, _, found := find(t, openapp.New(opts), pendingOf(a)); found {
+	if id, _, found := find(t, openapp.New(opts), sinktest.Pending(a)); found {
 		t.Errorf("Find took foreign invite %q", id)
 	}
 }
@@ -214,7 +197,7 @@ func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 	opts.Meter = &reconcile.Meter{}
 	s = openapp.New(opts)
 
-	id, token, found := find(t, s, pendingOf(a))
+	id, token, found := find(t, s, sinktest.Pending(a))
 	if !found || id != want.RemoteID || token != want.Secret {
 		t.Errorf("Find = %q, %v; want %q", id, found, want.RemoteID)
 	}
@@ -222,7 +205,7 @@ func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 		t.Errorf("meter %+v, want two pages read", got)
 	}
 
-	c := pendingOf(a)
+	c := sinktest.Pending(a)
 	c.Valid.End = c.Valid.End.Add(24 * time.Hour)
 	if id, _, found := find(t, s, c); !found || id != want.RemoteID {
 		t.Errorf("no window matches: %q, %v; want the newest, %q", id, found, want.RemoteID)
@@ -276,13 +259,13 @@ func TestFindErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			opts := options(srv.URL)
 			opts.Retry, opts.Now = retryOn(clk), clk.Now
-			id, secret, found, err := openapp.New(opts).Find(context.Background(), pendingOf(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
-			if n := len(sc.requests()); n != tc.requests {
+			id, secret, found, err := openapp.New(opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
+			if n := len(sc.Times()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
 			}
 			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != tc.requests || got.Writes != 0 {
@@ -310,7 +293,7 @@ func TestFindErrors(t *testing.T) {
 // another property is refused without a request.
 func TestFindAgainstSandboxRefusals(t *testing.T) {
 	sb, url, _ := newSandbox(t)
-	c := pendingOf(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
+	c := sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
 	for name, edit := range map[string]func(*openapp.Options){
 		"unknown key": func(o *openapp.Options) { o.APIKey = "key-unknown-CANARY" },
 		"wrong org":   func(o *openapp.Options) { o.OrgID = orgB },

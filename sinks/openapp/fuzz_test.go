@@ -11,13 +11,11 @@ package openapp_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -34,52 +32,8 @@ const (
 	fzAttempts    = 2
 )
 
-type fzServer struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	status   int
-	ct       string
-	body     []byte
-	requests []string
-}
-
-func newFzServer(tb testing.TB) *fzServer {
-	s := &fzServer{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.Path+" "+string(req))
-		status, ct, body := s.status, s.ct, s.body
-		s.mu.Unlock()
-		if ct == "" {
-			w.Header()["Content-Type"] = nil
-		} else {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}))
-	tb.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *fzServer) answer(status int, ct string, body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status, s.ct, s.body, s.requests = status, ct, body, nil
-}
-
-func (s *fzServer) log() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
-
-func fzStatus(n uint16) int { return 200 + int(n)%400 }
-
-func fzSink(srv *fzServer) *openapp.Sink {
-	o := options(srv.srv.URL)
+func fzSink(srv *fault.Canned) *openapp.Sink {
+	o := options(srv.URL)
 	o.APIKey = fzKey
 	o.MaxResponseBytes = fzCap
 	o.Retry = reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
@@ -135,14 +89,14 @@ func fzSeeds() [][]byte {
 
 // fzRun applies a create, then an update, each answered with the same
 // canned answer, and checks both.
-func fzRun(t *testing.T, srv *fzServer, status int, ct string, body []byte) {
+func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
 	s := fzSink(srv)
 	create, update := fzActions()
 	for _, a := range []*reconcile.Action{create, update} {
-		srv.answer(status, ct, body)
+		srv.Answer(status, ct, body)
 		out, err := s.Apply(t.Context(), []*reconcile.Action{a})
 		seen, sent := status, body
-		if !fzAnswered(ct) {
+		if !fault.Answered(ct) {
 			seen = 0
 		}
 		if status == http.StatusNoContent {
@@ -156,7 +110,7 @@ func FuzzOpenAppResponse(f *testing.F) {
 	for _, s := range fzSeeds() {
 		f.Add(s)
 	}
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fzRun(t, srv, http.StatusCreated, "application/json", body)
 	})
@@ -171,15 +125,15 @@ func FuzzOpenAppHTTP(f *testing.F) {
 	f.Add(uint16(http.StatusCreated-200), `text/html; charset="`+fzKey+`"`, []byte(fzValid))
 	f.Add(uint16(0), "\x7f"+fzKey, []byte(fzValid))
 	f.Add(uint16(http.StatusNoContent-200), "0", []byte("0"))
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		fzRun(t, srv, fzStatus(status), ct, body)
+		fzRun(t, srv, fault.Status(status), ct, body)
 	})
 }
 
-func fzCheck(t *testing.T, srv *fzServer, a *reconcile.Action, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
+func fzCheck(t *testing.T, srv *fault.Canned, a *reconcile.Action, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
 	t.Helper()
-	reqs := srv.log()
+	reqs := srv.Requests()
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -215,7 +169,7 @@ func fzCheck(t *testing.T, srv *fzServer, a *reconcile.Action, status int, ct st
 			t.Errorf("%s: a %d-byte answer (cap %d) gave %v, want a size error", a.Op, len(body), fzCap, err)
 		}
 	}
-	if is2xx && err == nil && len(strings.TrimSpace(string(body))) > 0 && (!json.Valid(body) || !fzIsJSON(ct)) {
+	if is2xx && err == nil && len(strings.TrimSpace(string(body))) > 0 && (!json.Valid(body) || !fault.IsJSON(ct)) {
 		t.Errorf("%s: an answer that is not JSON (%q) was accepted", a.Op, ct)
 	}
 	if err != nil && is2xx && !errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -246,35 +200,15 @@ func fzCheck(t *testing.T, srv *fzServer, a *reconcile.Action, status int, ct st
 	}
 }
 
-// fzAnswered reports whether a Content-Type value reaches the client as a
-// header: net/http servers write control characters (other than CR and LF,
-// which become spaces) as they are, and the client then refuses the whole
-// answer as malformed. Such an input is no HTTP answer at all (status 0 in
-// the checks): a transport error, retried where the call is idempotent.
-func fzAnswered(ct string) bool {
-	for i := 0; i < len(ct); i++ {
-		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fzIsJSON(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
 // TestOpenAppQuotesContentType: a 2xx answer whose Content-Type is not
 // JSON is reported with the header quoted whole (%q of the raw header),
 // parameters included, so whatever a server or proxy puts there reaches
 // logs and the report. (Guestway and the key box quote only the parsed
 // media type.)
 func TestOpenAppQuotesContentType(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	create, _ := fzActions()
-	srv.answer(http.StatusCreated, `text/html; charset="`+fzKey+`"`, []byte(fzValid))
+	srv.Answer(http.StatusCreated, `text/html; charset="`+fzKey+`"`, []byte(fzValid))
 	_, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{create})
 	if err == nil || strings.Contains(err.Error(), fzKey) {
 		t.Errorf("err = %v, want an error without the header's parameters", err)
@@ -284,15 +218,15 @@ func TestOpenAppQuotesContentType(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	s := fzSink(srv)
 	create, update := fzActions()
-	srv.answer(http.StatusCreated, "application/json", []byte(fzValid))
+	srv.Answer(http.StatusCreated, "application/json", []byte(fzValid))
 	out, err := s.Apply(t.Context(), []*reconcile.Action{create})
 	if err != nil || len(out) != 1 || out[0].Err != nil || out[0].RemoteID != "01J0FZNEWLINK" || out[0].Secret.Reveal() != fzAnswerToken {
 		t.Fatalf("create: %+v, %v", out, err)
 	}
-	srv.answer(http.StatusOK, "application/json", []byte(`{}`))
+	srv.Answer(http.StatusOK, "application/json", []byte(`{}`))
 	out, err = s.Apply(t.Context(), []*reconcile.Action{update})
 	if err != nil || len(out) != 1 || out[0].Err != nil {
 		t.Fatalf("update: %+v, %v", out, err)
@@ -309,7 +243,7 @@ func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
 		"SSH-2.0-OpenSSH " + fzKey + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nContent-Type: \x7f" + fzInvite + "\r\n\r\n",
 	} {
-		srv := fzRawServer(t, raw)
+		srv := fault.RawServer(t, raw)
 		o := options(srv.URL)
 		o.APIKey = fzKey
 		o.Retry = reconcile.Retry{Attempts: 1}
@@ -321,22 +255,4 @@ func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
 			}
 		}
 	}
-}
-
-// fzRawServer answers every request with raw bytes on the bare connection:
-// not HTTP, so net/http's error quotes them.
-func fzRawServer(t *testing.T, raw string) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		_, _ = buf.WriteString(raw)
-		_ = buf.Flush()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
 }

@@ -6,38 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
 )
-
-// script answers the n-th request with steps[n] (the last step again once
-// they run out) and records when, on the fake clock, each request came.
-type script struct {
-	clk   *clocktest.Clock
-	steps []http.HandlerFunc
-	mu    sync.Mutex
-	times []time.Time
-}
-
-func (sc *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sc.mu.Lock()
-	n := len(sc.times)
-	sc.times = append(sc.times, sc.clk.Now())
-	sc.mu.Unlock()
-	sc.steps[min(n, len(sc.steps)-1)](w, r)
-}
-
-// requests returns the fake time of every request so far.
-func (sc *script) requests() []time.Time {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return slices.Clone(sc.times)
-}
 
 // TestSinkRetry checks the retry policy on a fake clock: 429s are waited
 // out (a create included: it was refused, not run), a PUT or DELETE is
@@ -120,7 +96,7 @@ func TestSinkRetry(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			opts := options(srv.URL)
@@ -132,7 +108,7 @@ func TestSinkRetry(t *testing.T) {
 			}
 			_, err := applyErr(openapp.New(opts), tc.action)
 
-			times := sc.requests()
+			times := sc.Times()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests, want %d", len(times), tc.requests)
 			}

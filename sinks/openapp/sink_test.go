@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -543,7 +544,7 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 // request an hour, the second goes an hour (of fake time) after the first.
 func TestSinkPacerPaces(t *testing.T) {
 	clk := clocktest.New(t0)
-	sc := &script{clk: clk, steps: []http.HandlerFunc{reply(204, "", "")}}
+	sc := &fault.Script{Now: clk.Now, Steps: []http.HandlerFunc{reply(204, "", "")}}
 	srv := httptest.NewServer(sc)
 	defer srv.Close()
 	opts := options(srv.URL)
@@ -552,7 +553,7 @@ func TestSinkPacerPaces(t *testing.T) {
 	s := openapp.New(opts)
 	apply(t, s, action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
 	apply(t, s, action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2"))
-	times := sc.requests()
+	times := sc.Times()
 	if len(times) != 2 {
 		t.Fatalf("%d requests, want 2", len(times))
 	}

@@ -12,14 +12,12 @@ package threerpms_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	sink "github.com/keysync/keysync/sinks/threerpms"
@@ -36,52 +34,6 @@ const (
 	// a retry loop as repeated requests; mutations must never repeat.
 	fzAttempts = 2
 )
-
-// fzServer answers every request with the current canned answer and logs
-// the request bodies.
-type fzServer struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	status   int
-	ct       string
-	body     []byte
-	requests []string
-}
-
-func newFzServer(tb testing.TB) *fzServer {
-	s := &fzServer{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		s.mu.Lock()
-		s.requests = append(s.requests, string(req))
-		status, ct, body := s.status, s.ct, s.body
-		s.mu.Unlock()
-		if ct == "" {
-			w.Header()["Content-Type"] = nil
-		} else {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}))
-	tb.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *fzServer) answer(status int, ct string, body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status, s.ct, s.body, s.requests = status, ct, body, nil
-}
-
-func (s *fzServer) log() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
-
-func fzStatus(n uint16) int { return 200 + int(n)%400 }
 
 // fzBatch is the batch every input answers: a PIN create carrying fzPIN,
 // an assign and a delete.
@@ -150,10 +102,10 @@ func fzSeeds() [][]byte {
 }
 
 // fzApply sends the batch through a fresh client and sink to srv.
-func fzApply(t *testing.T, srv *fzServer) ([]reconcile.Outcome, error) {
+func fzApply(t *testing.T, srv *fault.Canned) ([]reconcile.Outcome, error) {
 	start := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
 	c := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint:         srv.srv.URL + "/graphql",
+		Endpoint:         srv.URL + "/graphql",
 		Token:            fzToken,
 		MaxResponseBytes: fzCap,
 		Retry:            reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(start)},
@@ -166,9 +118,9 @@ func FuzzKeyBatchResponse(f *testing.F) {
 	for _, s := range fzSeeds() {
 		f.Add(s)
 	}
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		srv.answer(http.StatusOK, "application/json", body)
+		srv.Answer(http.StatusOK, "application/json", body)
 		out, err := fzApply(t, srv)
 		fzCheckBatch(t, srv, http.StatusOK, "application/json", body, out, err)
 	})
@@ -181,21 +133,21 @@ func FuzzKeyBatchHTTP(f *testing.F) {
 		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
 	}
 	f.Add(uint16(0), "\x7f"+fzToken, []byte(fzValid)) // a malformed header line: a transport error
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		code := fzStatus(status)
-		srv.answer(code, ct, body)
+		code := fault.Status(status)
+		srv.Answer(code, ct, body)
 		out, err := fzApply(t, srv)
-		if !fzAnswered(ct) {
+		if !fault.Answered(ct) {
 			code = 0
 		}
 		fzCheckBatch(t, srv, code, ct, body, out, err)
 	})
 }
 
-func fzCheckBatch(t *testing.T, srv *fzServer, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
+func fzCheckBatch(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
 	t.Helper()
-	reqs := srv.log()
+	reqs := srv.Requests()
 	// A mutation is never sent twice unless refused with a 429 (not run),
 	// and then at most as often as the policy allows.
 	if want := 1; len(reqs) != want && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
@@ -228,14 +180,14 @@ func fzCheckBatch(t *testing.T, srv *fzServer, status int, ct string, body []byt
 	}
 	// A malformed or unreadable answer is a request error that leaves
 	// every outcome unknown, never a per-action verdict.
-	malformed := len(body) > fzCap || !json.Valid(body) || status != http.StatusOK || !fzIsJSON(ct)
+	malformed := len(body) > fzCap || !json.Valid(body) || status != http.StatusOK || !fault.IsJSON(ct)
 	if malformed && err == nil {
 		t.Errorf("malformed answer (HTTP %d, %q, %d bytes) decoded into outcomes: %+v", status, ct, len(body), out)
 	}
-	if len(body) > fzCap && status == http.StatusOK && fzIsJSON(ct) && err != nil && !strings.Contains(err.Error(), "larger than") {
+	if len(body) > fzCap && status == http.StatusOK && fault.IsJSON(ct) && err != nil && !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("a %d-byte answer (cap %d) gave %q, want a size error", len(body), fzCap, err)
 	}
-	if err != nil && status == http.StatusOK && fzIsJSON(ct) && !errors.Is(err, reconcile.ErrUnknownOutcome) {
+	if err != nil && status == http.StatusOK && fault.IsJSON(ct) && !errors.Is(err, reconcile.ErrUnknownOutcome) {
 		// A 200 that cannot be read may have been acted on.
 		t.Errorf("unreadable 200 does not wrap ErrUnknownOutcome: %v", err)
 	}
@@ -287,38 +239,18 @@ func fzPayloadOK(alias string, raw json.RawMessage) bool {
 	return true
 }
 
-// fzAnswered reports whether a Content-Type value reaches the client as a
-// header: net/http servers write control characters (other than CR and LF,
-// which become spaces) as they are, and the client then refuses the whole
-// answer as malformed. Such an input is no HTTP answer at all (status 0 in
-// the checks): a transport error, retried where the call is idempotent.
-func fzAnswered(ct string) bool {
-	for i := 0; i < len(ct); i++ {
-		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fzIsJSON(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
 // TestKeyBatchNonPayloadIsDone: document.send takes any non-null alias
 // data as success. An assign answered 42, "yes", [] or {} and a delete
 // answered {"deleted": false} are recorded as done although the answer is
 // not the mutation's payload (AddRoomAccessKeyPayload.roomStay and
 // DeleteRoomAccessKeyPayload.deleted are non-null in the schema).
 func TestKeyBatchNonPayloadIsDone(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	for _, body := range []string{
 		`{"data":{"a0":{"roomAccessKey":{"id":"rak_1"}},"a1":42,"a2":"yes"}}`,
 		`{"data":{"a0":{"roomAccessKey":{"id":"rak_1"}},"a1":{},"a2":{"deleted":false}}}`,
 	} {
-		srv.answer(http.StatusOK, "application/json", []byte(body))
+		srv.Answer(http.StatusOK, "application/json", []byte(body))
 		out, err := fzApply(t, srv)
 		if err != nil {
 			continue
@@ -334,8 +266,8 @@ func TestKeyBatchNonPayloadIsDone(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
-	srv := newFzServer(t)
-	srv.answer(http.StatusOK, "application/json", []byte(fzValid))
+	srv := fault.NewCanned(t)
+	srv.Answer(http.StatusOK, "application/json", []byte(fzValid))
 	out, err := fzApply(t, srv)
 	if err != nil || len(out) != 3 || out[0].RemoteID != "rak_1" || out[0].Err != nil || out[1].Err != nil || out[2].Err != nil {
 		t.Fatalf("valid seed: %+v, %v", out, err)

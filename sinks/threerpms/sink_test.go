@@ -41,6 +41,12 @@ const (
 // it over HTTP.
 func newSandbox(t *testing.T) (*sandbox.Server, *sink.Sink) {
 	t.Helper()
+	return newWrappedSandbox(t, func(h http.Handler) http.Handler { return h })
+}
+
+// newWrappedSandbox is newSandbox served through wrap.
+func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, *sink.Sink) {
+	t.Helper()
 	sb := sandbox.New(sandbox.Options{
 		Integrations: map[string]string{ourToken: ourID, sandbox.OtherToken: sandbox.OtherIntegration},
 		Now:          t0,
@@ -54,7 +60,7 @@ func newSandbox(t *testing.T) (*sandbox.Server, *sink.Sink) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(sb)
+	srv := httptest.NewServer(wrap(sb))
 	t.Cleanup(srv.Close)
 	return sb, sink.New(client(srv.URL+"/graphql"), 0)
 }

@@ -10,13 +10,11 @@ package guestway_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
@@ -32,58 +30,6 @@ const (
 	fzAttempts = 2
 	fzMaxPages = 3
 )
-
-// fzServer answers the list with one canned body and every accesses call
-// with another, and logs the URLs asked.
-type fzServer struct {
-	srv *httptest.Server
-
-	mu             sync.Mutex
-	status         int
-	ct             string
-	list, accesses []byte
-	requests       []string
-	// served records the bodies actually sent.
-	served [][]byte
-}
-
-func newFzServer(tb testing.TB) *fzServer {
-	s := &fzServer{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		s.mu.Lock()
-		s.requests = append(s.requests, r.URL.String())
-		status, ct, body := s.status, s.ct, s.list
-		if strings.HasSuffix(r.URL.Path, "/accesses") {
-			body = s.accesses
-		}
-		s.served = append(s.served, body)
-		s.mu.Unlock()
-		if ct == "" {
-			w.Header()["Content-Type"] = nil
-		} else {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}))
-	tb.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *fzServer) answer(status int, ct string, list, accesses []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status, s.ct, s.list, s.accesses, s.requests, s.served = status, ct, list, accesses, nil, nil
-}
-
-func (s *fzServer) log() (requests []string, served [][]byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...), append([][]byte(nil), s.served...)
-}
-
-func fzStatus(n uint16) int { return 200 + int(n)%400 }
 
 const (
 	fzValidList = `{"data":[` +
@@ -146,9 +92,20 @@ func fzSeeds() [][2][]byte {
 	return out
 }
 
-func fzStays(t *testing.T, srv *fzServer) ([]reconcile.Stay, error) {
+// fzAnswer answers the reservation list with list and every reservation's
+// accesses with accesses.
+func fzAnswer(srv *fault.Canned, status int, ct string, list, accesses []byte) {
+	srv.AnswerFunc(status, ct, func(r *http.Request) []byte {
+		if strings.HasSuffix(r.URL.Path, "/accesses") {
+			return accesses
+		}
+		return list
+	})
+}
+
+func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
 	src := guestway.New(guestway.Options{
-		BaseURL: srv.srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
+		BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 		MaxResponseBytes: fzCap, MaxPages: fzMaxPages,
 		Retry: reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)},
 	})
@@ -161,9 +118,9 @@ func FuzzGuestwayReservations(f *testing.F) {
 	for _, p := range fzSeeds() {
 		f.Add(p[0], p[1])
 	}
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, list, accesses []byte) {
-		srv.answer(http.StatusOK, "application/json", list, accesses)
+		fzAnswer(srv, http.StatusOK, "application/json", list, accesses)
 		stays, err := fzStays(t, srv)
 		fzCheck(t, srv, http.StatusOK, "application/json", stays, err)
 	})
@@ -176,21 +133,21 @@ func FuzzGuestwayHTTP(f *testing.F) {
 		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], p[0], p[1])
 	}
 	f.Add(uint16(0), "\x7f"+fzToken, []byte(fzValidList), []byte(fzValidAccesses))
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, status uint16, ct string, list, accesses []byte) {
-		code := fzStatus(status)
-		srv.answer(code, ct, list, accesses)
+		code := fault.Status(status)
+		fzAnswer(srv, code, ct, list, accesses)
 		stays, err := fzStays(t, srv)
-		if !fzAnswered(ct) {
+		if !fault.Answered(ct) {
 			code = 0
 		}
 		fzCheck(t, srv, code, ct, stays, err)
 	})
 }
 
-func fzCheck(t *testing.T, srv *fzServer, status int, ct string, stays []reconcile.Stay, err error) {
+func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []reconcile.Stay, err error) {
 	t.Helper()
-	reqs, served := srv.log()
+	reqs, served := srv.Requests(), srv.Served()
 	leak := ""
 	if err != nil {
 		msg := err.Error()
@@ -210,7 +167,7 @@ func fzCheck(t *testing.T, srv *fzServer, status int, ct string, stays []reconci
 		if status != http.StatusOK {
 			t.Errorf("HTTP %d accepted", status)
 		}
-		if !fzIsJSON(ct) {
+		if !fault.IsJSON(ct) {
 			t.Errorf("content type %q accepted", ct)
 		}
 		for _, b := range served {
@@ -227,8 +184,8 @@ func fzCheck(t *testing.T, srv *fzServer, status int, ct string, stays []reconci
 	seen := map[string]int{}
 	pages := 0
 	for _, r := range reqs {
-		seen[r]++
-		if !strings.Contains(r, "/accesses") {
+		seen[r.URL]++
+		if !strings.Contains(r.URL, "/accesses") {
 			pages++
 		}
 	}
@@ -265,31 +222,11 @@ func fzCheck(t *testing.T, srv *fzServer, status int, ct string, stays []reconci
 	t.Errorf("error holds a secret: %q", leak)
 }
 
-// fzAnswered reports whether a Content-Type value reaches the client as a
-// header: net/http servers write control characters (other than CR and LF,
-// which become spaces) as they are, and the client then refuses the whole
-// answer as malformed. Such an input is no HTTP answer at all (status 0 in
-// the checks): a transport error, retried where the call is idempotent.
-func fzAnswered(ct string) bool {
-	for i := 0; i < len(ct); i++ {
-		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fzIsJSON(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoders: the valid seeds decode.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
-	srv := newFzServer(t)
-	srv.answer(http.StatusOK, "application/json", []byte(fzValidList), []byte(fzValidAccesses))
+	srv := fault.NewCanned(t)
+	fzAnswer(srv, http.StatusOK, "application/json", []byte(fzValidList), []byte(fzValidAccesses))
 	stays, err := fzStays(t, srv)
 	if err != nil || len(stays) != 2 || stays[0].Ref.ID != "1042" || len(stays[0].Locks) != 1 || stays[0].Locks[0].PIN.Reveal() != fzPIN ||
 		!stays[1].Cancelled || len(stays[1].Locks) != 0 {
@@ -308,7 +245,7 @@ func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
 		"SSH-2.0-OpenSSH " + fzToken + "\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Type: \x7f" + fzToken + "\r\n\r\n",
 	} {
-		srv := fzRawServer(t, raw)
+		srv := fault.RawServer(t, raw)
 		src := guestway.New(guestway.Options{
 			BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 			Retry: reconcile.Retry{Attempts: 1},
@@ -320,22 +257,4 @@ func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
 			t.Errorf("err = %v; want an error without what the server sent", err)
 		}
 	}
-}
-
-// fzRawServer answers every request with raw bytes on the bare connection:
-// not HTTP, so net/http's error quotes them.
-func fzRawServer(t *testing.T, raw string) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		_, _ = buf.WriteString(raw)
-		_ = buf.Flush()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
 }

@@ -13,34 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
 )
-
-// script answers the n-th request with steps[n] (the last step again once
-// they run out) and records when, on the fake clock, each request came.
-type script struct {
-	clk   *clocktest.Clock
-	steps []http.HandlerFunc
-	mu    sync.Mutex
-	times []time.Time
-}
-
-func (sc *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sc.mu.Lock()
-	n := len(sc.times)
-	sc.times = append(sc.times, sc.clk.Now())
-	sc.mu.Unlock()
-	sc.steps[min(n, len(sc.steps)-1)](w, r)
-}
-
-// requests returns the fake time of every request so far.
-func (sc *script) requests() []time.Time {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return slices.Clone(sc.times)
-}
 
 // TestRetry checks the retry policy on a fake clock: every call is a GET,
 // so a 5xx is retried with backoff up to Retry.Attempts, a 429 is waited
@@ -140,7 +117,7 @@ func TestRetry(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			sc := &script{clk: clk, steps: tc.steps}
+			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			meter := &reconcile.Meter{Clock: clk}
@@ -153,7 +130,7 @@ func TestRetry(t *testing.T) {
 			})
 			_, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 
-			times := sc.requests()
+			times := sc.Times()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests, want %d", len(times), tc.requests)
 			}

@@ -11,14 +11,12 @@ package threerpms_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -34,56 +32,6 @@ const (
 	fzAttempts = 2
 	fzProperty = "hotel"
 )
-
-// fzServer answers every request with the current canned answer and logs
-// the requests (their bodies), so repeats can be counted.
-type fzServer struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	status   int
-	ct       string
-	body     []byte
-	requests []string
-}
-
-func newFzServer(tb testing.TB) *fzServer {
-	s := &fzServer{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.String()+" "+string(req))
-		status, ct, body := s.status, s.ct, s.body
-		s.mu.Unlock()
-		if ct == "" {
-			w.Header()["Content-Type"] = nil // no sniffing: no content type at all
-		} else {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}))
-	tb.Cleanup(s.srv.Close)
-	return s
-}
-
-// answer sets the canned answer and clears the request log.
-func (s *fzServer) answer(status int, ct string, body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status, s.ct, s.body, s.requests = status, ct, body, nil
-}
-
-// log returns the requests received since the last answer.
-func (s *fzServer) log() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
-
-// fzStatus maps a fuzzed number onto a status a server can send with a
-// body: 200 to 599.
-func fzStatus(n uint16) int { return 200 + int(n)%400 }
 
 // fzValid is a valid RoomStays page: two stays, one holding a PIN key.
 const fzValid = `{"data":{"room_stays":{"edges":[` +
@@ -139,9 +87,9 @@ func fzSeeds() [][]byte {
 
 // fzStays reads stays through a fresh Source on srv's endpoint: a fresh
 // client per input, the server reused.
-func fzStays(t *testing.T, srv *fzServer) ([]reconcile.Stay, error) {
+func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
 	c := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint:         srv.srv.URL + "/graphql",
+		Endpoint:         srv.URL + "/graphql",
 		Token:            fzToken,
 		MaxResponseBytes: fzCap,
 		Retry:            reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))},
@@ -158,9 +106,9 @@ func FuzzRoomStaysResponse(f *testing.F) {
 	for _, s := range fzSeeds() {
 		f.Add(s)
 	}
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		srv.answer(http.StatusOK, "application/json", body)
+		srv.Answer(http.StatusOK, "application/json", body)
 		stays, err := fzStays(t, srv)
 		fzCheckStays(t, srv, http.StatusOK, "application/json", body, stays, err)
 	})
@@ -176,12 +124,12 @@ func FuzzRoomStaysHTTP(f *testing.F) {
 	f.Add(uint16(http.StatusBadRequest-200), "application/json", []byte(`{"errors":[{"message":"bad request: `+fzToken+`"}]}`))
 	f.Add(uint16(0), `text/html; charset="`+fzToken+`"`, []byte(fzValid))
 	f.Add(uint16(0), "\x7f"+fzToken, []byte(fzValid)) // a malformed header line: a transport error
-	srv := newFzServer(f)
+	srv := fault.NewCanned(f)
 	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		code := fzStatus(status)
-		srv.answer(code, ct, body)
+		code := fault.Status(status)
+		srv.Answer(code, ct, body)
 		stays, err := fzStays(t, srv)
-		if !fzAnswered(ct) {
+		if !fault.Answered(ct) {
 			code = 0
 		}
 		fzCheckStays(t, srv, code, ct, body, stays, err)
@@ -190,9 +138,9 @@ func FuzzRoomStaysHTTP(f *testing.F) {
 
 // fzCheckStays checks the properties every answer must keep; known bugs
 // are checked last and skip the input, naming the bug.
-func fzCheckStays(t *testing.T, srv *fzServer, status int, ct string, body []byte, stays []reconcile.Stay, err error) {
+func fzCheckStays(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, stays []reconcile.Stay, err error) {
 	t.Helper()
-	reqs := srv.log()
+	reqs := srv.Requests()
 	if err != nil {
 		msg := err.Error()
 		if !strings.HasPrefix(msg, "3rpms: ") {
@@ -202,7 +150,7 @@ func fzCheckStays(t *testing.T, srv *fzServer, status int, ct string, body []byt
 			t.Errorf("%d stays returned alongside an error", len(stays))
 		}
 	}
-	served200JSON := status == http.StatusOK && fzIsJSON(ct)
+	served200JSON := status == http.StatusOK && fault.IsJSON(ct)
 	if len(body) > fzCap && err == nil {
 		t.Errorf("a %d-byte answer (cap %d) was decoded", len(body), fzCap)
 	}
@@ -215,7 +163,7 @@ func fzCheckStays(t *testing.T, srv *fzServer, status int, ct string, body []byt
 	if status != http.StatusOK && err == nil {
 		t.Errorf("HTTP %d accepted", status)
 	}
-	if !fzIsJSON(ct) && err == nil {
+	if !fault.IsJSON(ct) && err == nil {
 		t.Errorf("content type %q accepted", ct)
 	}
 	// No retry loop: a 200 is never asked again; anything else at most
@@ -223,7 +171,7 @@ func fzCheckStays(t *testing.T, srv *fzServer, status int, ct string, body []byt
 	// for page 2 repeats the cursor).
 	seen := map[string]int{}
 	for _, r := range reqs {
-		seen[r]++
+		seen[r.String()]++
 	}
 	for r, n := range seen {
 		if (status == http.StatusOK && n > 1) || n > fzAttempts {
@@ -276,26 +224,6 @@ func fzCheckStays(t *testing.T, srv *fzServer, status int, ct string, body []byt
 	if err == nil && !fzHasRoomStays(body) {
 		t.Fatal("BUG: a 200 without data.room_stays (e.g. {} or null) reads as 'no stays'; see TestRoomStaysWithoutDataIsNotNoStays")
 	}
-}
-
-// fzAnswered reports whether a Content-Type value reaches the client as a
-// header: net/http servers write control characters (other than CR and LF,
-// which become spaces) as they are, and the client then refuses the whole
-// answer as malformed. Such an input is no HTTP answer at all (status 0 in
-// the checks): a transport error, retried where the call is idempotent.
-func fzAnswered(ct string) bool {
-	for i := 0; i < len(ct); i++ {
-		if b := ct[i]; (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fzIsJSON(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 // fzHasRoomStays reports whether body holds what the schema makes
@@ -373,12 +301,12 @@ func fzTokenInDates(body []byte) bool {
 // error messages only; gqlerror.Error.Error also prints the path and the
 // "file" extension.
 func TestRoomStaysRedactsErrorPath(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	for _, body := range []string{
 		`{"data":null,"errors":[{"message":"denied","path":["room_stays","` + fzToken + `"]}]}`,
 		`{"data":null,"errors":[{"message":"denied","extensions":{"file":"` + fzToken + `"}}]}`,
 	} {
-		srv.answer(http.StatusOK, "application/json", []byte(body))
+		srv.Answer(http.StatusOK, "application/json", []byte(body))
 		_, err := fzStays(t, srv)
 		if err == nil || strings.Contains(err.Error(), fzToken) {
 			t.Errorf("body %s: err = %v; want an error without the token", body, err)
@@ -390,9 +318,9 @@ func TestRoomStaysRedactsErrorPath(t *testing.T) {
 // error (reconcile.ParseDate's %q), against the client's rule that errors
 // never quote a response body.
 func TestRoomStaysQuotesDate(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	body := `{"data":{"room_stays":{"edges":[{"node":{"id":"rs_1","arrival":"` + fzToken + `","departure":"2026-02-01"}}],"pageInfo":{"hasNextPage":false}}}}`
-	srv.answer(http.StatusOK, "application/json", []byte(body))
+	srv.Answer(http.StatusOK, "application/json", []byte(body))
 	_, err := fzStays(t, srv)
 	if err == nil || strings.Contains(err.Error(), fzToken) {
 		t.Errorf("err = %v; want an error that does not quote the field", err)
@@ -403,8 +331,8 @@ func TestRoomStaysQuotesDate(t *testing.T) {
 // is reported with the raw header quoted, parameters included. (Guestway
 // and the key box quote only the parsed media type.)
 func TestRoomStaysQuotesContentType(t *testing.T) {
-	srv := newFzServer(t)
-	srv.answer(http.StatusOK, `text/html; charset="`+fzToken+`"`, []byte(fzValid))
+	srv := fault.NewCanned(t)
+	srv.Answer(http.StatusOK, `text/html; charset="`+fzToken+`"`, []byte(fzValid))
 	_, err := fzStays(t, srv)
 	if err == nil || strings.Contains(err.Error(), fzToken) {
 		t.Errorf("err = %v, want an error without the header's parameters", err)
@@ -418,9 +346,9 @@ func TestRoomStaysQuotesContentType(t *testing.T) {
 // leaving an extra live key of ours). The Guestway source keeps one stay
 // per id; this one should too, or fail the read.
 func TestRoomStaysDuplicateStay(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	node := `{"node":{"id":"rs_1","room_setup":{"id":"r1","name":"101"},"arrival":"2026-01-30","departure":"2026-02-01","roomAccessKey":null}}`
-	srv.answer(http.StatusOK, "application/json", []byte(`{"data":{"room_stays":{"edges":[`+node+`,`+node+`],"pageInfo":{"hasNextPage":false,"endCursor":null}}}}`))
+	srv.Answer(http.StatusOK, "application/json", []byte(`{"data":{"room_stays":{"edges":[`+node+`,`+node+`],"pageInfo":{"hasNextPage":false,"endCursor":null}}}}`))
 	stays, err := fzStays(t, srv)
 	if err == nil && len(stays) != 1 {
 		t.Errorf("%d stays for one stay listed twice; want it once, or an error", len(stays))
@@ -435,9 +363,9 @@ func TestRoomStaysDuplicateStay(t *testing.T) {
 // each stay looks gone): the hostile-response case of issue 6 item 8 ("an
 // empty 200 ... no state change").
 func TestRoomStaysWithoutDataIsNotNoStays(t *testing.T) {
-	srv := newFzServer(t)
+	srv := fault.NewCanned(t)
 	for _, body := range []string{`{}`, `null`, `{"data":null}`, `{"data":{}}`, `{"data":{"room_stays":null}}`, `{"data":{"room_stays":{}}}`} {
-		srv.answer(http.StatusOK, "application/json", []byte(body))
+		srv.Answer(http.StatusOK, "application/json", []byte(body))
 		stays, err := fzStays(t, srv)
 		if err == nil {
 			t.Errorf("body %s: %d stays and no error; want an error naming 3rpms", body, len(stays))
@@ -448,8 +376,8 @@ func TestRoomStaysWithoutDataIsNotNoStays(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
-	srv := newFzServer(t)
-	srv.answer(http.StatusOK, "application/json", []byte(fzValid))
+	srv := fault.NewCanned(t)
+	srv.Answer(http.StatusOK, "application/json", []byte(fzValid))
 	stays, err := fzStays(t, srv)
 	if err != nil || len(stays) != 2 || stays[0].Key == nil || stays[0].Key.ID != "rak_1" || stays[0].Key.PIN.Reveal() != "4711" || stays[1].Key != nil {
 		t.Fatalf("valid seed: %+v, %v", stays, err)

@@ -7,15 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/keysync/keysync/reconcile/quota"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	_ "time/tzdata" // timeZone is checked against IANA names on any host
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // Paths, limits and defaults. The rate limits are the ones keysync's design
@@ -32,13 +32,13 @@ const (
 	// DefaultListPath is the list call's path when Options.ListPath is empty.
 	DefaultListPath = "/v2/accesses"
 	// DefaultRatePerSecond is the sustained request rate per user of WithSeedLimits.
-	DefaultRatePerSecond = 5.0
+	DefaultRatePerSecond = sandboxkit.SeedPerSecond
 	// DefaultBurst is the burst per user, used when Options.Burst is zero.
-	DefaultBurst = 10
+	DefaultBurst = sandboxkit.SeedBurst
 	// DefaultDailyCap is the number of requests per user per UTC day of WithSeedLimits.
-	DefaultDailyCap = 10000
+	DefaultDailyCap = sandboxkit.SeedDailyCap
 	// MaxBodyBytes is the largest request body accepted (HTTP 413 beyond).
-	MaxBodyBytes = 1 << 20
+	MaxBodyBytes = sandboxkit.MaxBodyBytes
 	// CodeDigits is the length of the PIN codes the box hands out.
 	CodeDigits = 6
 )
@@ -75,15 +75,7 @@ type Options struct {
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
 // day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	if o.RatePerSecond == 0 {
-		o.RatePerSecond = DefaultRatePerSecond
-	}
-	if o.Burst == 0 {
-		o.Burst = DefaultBurst
-	}
-	if o.DailyCap == 0 {
-		o.DailyCap = DefaultDailyCap
-	}
+	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
 	return o
 }
 
@@ -108,32 +100,30 @@ type Server struct {
 	opts  Options
 	api   *http.ServeMux
 	admin *http.ServeMux
+	*clock
+	requestLog
+	limiter *sandboxkit.Limiter
 
 	mu         sync.Mutex
 	users      map[string]string
-	now        time.Time
 	keys       map[string]*key
 	nextKey    int
 	accesses   []*access
 	nextAccess int
-	quota      *quota.Quota
-	requests   []Request
 }
+
+// clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
+// and ResetRequests.
+type (
+	clock      = sandboxkit.Clock
+	requestLog = sandboxkit.RequestLog[Request]
+)
 
 // New returns a Server with no keys and no accesses. It panics when
 // CreatePath, CancelPath, CancelMethod and ListPath do not make three
 // distinct routes (CancelPath without {id}, say), which is a mistake in the
 // test or demo that builds it.
 func New(opts Options) *Server {
-	if opts.Now.IsZero() {
-		opts.Now = time.Now()
-	}
-	if opts.RateNow == nil {
-		opts.RateNow = time.Now
-	}
-	if opts.Burst <= 0 {
-		opts.Burst = DefaultBurst
-	}
 	if opts.CreatePath == "" {
 		opts.CreatePath = DefaultCreatePath
 	}
@@ -151,11 +141,11 @@ func New(opts Options) *Server {
 		panic(fmt.Sprintf("sandbox: cancel path %q has no {id}", opts.CancelPath))
 	}
 	s := &Server{
-		opts:  opts,
-		users: map[string]string{},
-		now:   opts.Now,
-		keys:  map[string]*key{},
-		quota: quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
+		opts:    opts,
+		clock:   sandboxkit.NewClock(opts.Now),
+		limiter: sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
+		users:   map[string]string{},
+		keys:    map[string]*key{},
 	}
 	for u, p := range opts.Users {
 		s.users[u] = p
@@ -184,20 +174,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveAPI(w, r)
-}
-
-// Requests returns a copy of the request log, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
 }
 
 // ---- API over HTTP ---------------------------------------------------------
@@ -232,36 +208,34 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 // serveAPI authenticates, rate-limits, routes and logs one API request.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	rec := Request{Time: s.opts.RateNow(), Method: r.Method, Path: r.URL.Path}
+	rec := Request{Time: s.limiter.Now(), Method: r.Method, Path: r.URL.Path}
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	rec.Body = string(body)
 	sr := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		rec.Status = sr.status
-		s.mu.Lock()
-		s.requests = append(s.requests, rec)
-		s.mu.Unlock()
+		s.Append(rec)
 	}()
 
 	user, ok := s.authenticate(r)
 	if !ok {
 		sr.Header().Set("WWW-Authenticate", `Basic realm="keybox", charset="UTF-8"`)
-		writeJSON(sr, http.StatusUnauthorized, apiErrorBody{Message: "unauthorized: HTTP Basic credentials missing or invalid"})
+		sandboxkit.WriteJSON(sr, http.StatusUnauthorized, apiErrorBody{Message: "unauthorized: HTTP Basic credentials missing or invalid"})
 		return
 	}
 	rec.User = user
-	if secs, msg := s.admit(user); secs > 0 {
+	if secs, msg := s.limiter.Admit(user); secs > 0 {
 		sr.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeJSON(sr, http.StatusTooManyRequests, apiErrorBody{Message: msg})
+		sandboxkit.WriteJSON(sr, http.StatusTooManyRequests, apiErrorBody{Message: msg})
 		return
 	}
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(readErr, &tooLarge):
-		writeJSON(sr, http.StatusRequestEntityTooLarge, apiErrorBody{Message: fmt.Sprintf("request body too large: the limit is %d bytes", MaxBodyBytes)})
+		sandboxkit.WriteJSON(sr, http.StatusRequestEntityTooLarge, apiErrorBody{Message: fmt.Sprintf("request body too large: the limit is %d bytes", MaxBodyBytes)})
 		return
 	case readErr != nil:
-		writeJSON(sr, http.StatusBadRequest, apiErrorBody{Message: "could not read the request body"})
+		sandboxkit.WriteJSON(sr, http.StatusBadRequest, apiErrorBody{Message: "could not read the request body"})
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
@@ -283,31 +257,15 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 	return user, true
 }
 
-// admit counts a request against user's limits. It returns 0 when the
-// request may proceed, or the seconds to wait and a message.
-func (s *Server) admit(user string) (retryAfter int, msg string) {
-	r, ok := s.quota.Admit(user, s.opts.RateNow())
-	switch {
-	case ok:
-		return 0, ""
-	case r.Daily:
-		return r.RetryAfter, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, r.RetryAfter)
-	}
-	return r.RetryAfter, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
-}
-
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 	user, _ := r.Context().Value(userKey{}).(string)
 	body, _ := io.ReadAll(r.Body)
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		writeJSON(w, http.StatusBadRequest, apiErrorBody{Message: "body: must be a JSON object"})
+		sandboxkit.WriteJSON(w, http.StatusBadRequest, apiErrorBody{Message: "body: must be a JSON object"})
 		return
 	}
-	s.mu.Lock()
-	now := s.now
-	s.mu.Unlock()
-	in, ferr := parseCreate(fields, now)
+	in, ferr := parseCreate(fields, s.Now())
 	if ferr != nil {
 		writeFieldError(w, ferr)
 		return
@@ -323,13 +281,13 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, ferr)
 		return
 	}
-	writeJSON(w, http.StatusCreated, out)
+	sandboxkit.WriteJSON(w, http.StatusCreated, out)
 }
 
 func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
 	user, _ := r.Context().Value(userKey{}).(string)
 	if err := s.CancelAccess(r.PathValue("id"), user); err != nil {
-		writeJSON(w, http.StatusNotFound, apiErrorBody{Message: "access not found (unknown or already cancelled)"})
+		sandboxkit.WriteJSON(w, http.StatusNotFound, apiErrorBody{Message: "access not found (unknown or already cancelled)"})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -369,17 +327,9 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 			data = append(data, listedAccess{accessJSON: s.accessJSON(a), Cancelled: a.cancelled})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
 func writeFieldError(w http.ResponseWriter, e *fieldError) {
-	writeJSON(w, e.status, apiErrorBody{Message: e.Error(), Field: e.field})
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body) // the client went away; nothing left to tell it
+	sandboxkit.WriteJSON(w, e.status, apiErrorBody{Message: e.Error(), Field: e.field})
 }

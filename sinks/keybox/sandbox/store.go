@@ -104,28 +104,6 @@ type access struct {
 
 // ---- Go API ----------------------------------------------------------------
 
-// Now returns the business clock.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
-
-// SetNow sets the business clock. The rate limiter's clock
-// (Options.RateNow) is not affected.
-func (s *Server) SetNow(t time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = t
-}
-
-// Advance moves the business clock by d.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = s.now.Add(d)
-}
-
 // AddKey puts a key in the box, or changes the serial number of key id. It
 // panics on an empty id or on a serial number another key holds: those are
 // mistakes in the test or demo setup.
@@ -243,7 +221,7 @@ func (s *Server) CancelAccess(id, by string) error {
 	if a == nil || a.cancelled {
 		return fmt.Errorf("sandbox: cancel access %q: %w", id, ErrNotFound)
 	}
-	a.cancelled, a.cancelledAt, a.cancelledBy = true, s.now, by
+	a.cancelled, a.cancelledAt, a.cancelledBy = true, s.Now(), by
 	return nil
 }
 
@@ -281,7 +259,7 @@ func (s *Server) createAccess(user string, in createInput) (*access, *fieldError
 		startDate: in.start.date, startTime: in.start.clock, endDate: in.end.date, endTime: in.end.clock,
 		zone: zone, start: in.start.at, end: in.end.at,
 		visitor: in.visitor, user: in.user, code: s.newCode(), creator: user,
-		locale: in.locale, silent: in.silent, reminder: in.reminder, createdAt: s.now,
+		locale: in.locale, silent: in.silent, reminder: in.reminder, createdAt: s.Now(),
 	}
 	s.accesses = append(s.accesses, a)
 	return a, nil
@@ -316,12 +294,13 @@ func (s *Server) codeInUse(code string) bool {
 }
 
 func (s *Server) status(a *access) string {
+	now := s.Now()
 	switch {
 	case a.cancelled:
 		return StatusCancelled
-	case s.now.Before(a.start):
+	case now.Before(a.start):
 		return StatusUpcoming
-	case !a.end.IsZero() && !s.now.Before(a.end):
+	case !a.end.IsZero() && !now.Before(a.end):
 		return StatusEnded
 	}
 	return StatusActive

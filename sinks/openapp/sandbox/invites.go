@@ -154,10 +154,11 @@ func (s *Server) AddInvite(p Planted) (InviteView, error) {
 // insert stores a new invite. Caller holds s.mu.
 func (s *Server) insert(org, integration, by, name string, portals []string, windows []Window, enabled bool, maxUses int) *invite {
 	s.nextID++
+	now := s.Now()
 	in := &invite{
 		id: fmt.Sprintf("inv_%06d", s.nextID), token: newToken(), name: name,
 		integration: integration, org: org, createdBy: by, portals: portals, windows: windows,
-		enabled: enabled, maxUses: maxUses, createdAt: s.now, updatedAt: s.now,
+		enabled: enabled, maxUses: maxUses, createdAt: now, updatedAt: now,
 	}
 	s.invites[in.id] = in
 	s.byToken[in.token] = in
@@ -383,7 +384,7 @@ func (s *Server) create(r *http.Request, rec *Request) result {
 	if in.MaxUses != nil && *in.MaxUses < 1 {
 		return unprocessable("max_uses: must be at least 1").result()
 	}
-	wins, e := windows(&in, s.now, nil)
+	wins, e := windows(&in, s.Now(), nil)
 	if e != nil {
 		return e.result()
 	}
@@ -501,7 +502,8 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	if body.MaxUses != nil && *body.MaxUses < 1 {
 		return unprocessable("max_uses: must be at least 1").result()
 	}
-	wins, e := windows(&body, s.now, inv.windows)
+	now := s.Now()
+	wins, e := windows(&body, now, inv.windows)
 	if e != nil {
 		return e.result()
 	}
@@ -518,7 +520,7 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	if body.IsEnabled != nil {
 		inv.enabled = *body.IsEnabled
 	}
-	inv.updatedAt = s.now
+	inv.updatedAt = now
 	return result{status: http.StatusOK, body: s.publicView(inv)}
 }
 
@@ -533,7 +535,7 @@ func (s *Server) remove(r *http.Request, rec *Request) result {
 	if e != nil {
 		return e.result()
 	}
-	inv.deleted, inv.updatedAt = true, s.now
+	inv.deleted, inv.updatedAt = true, s.Now()
 	delete(s.byToken, inv.token)
 	return result{status: http.StatusNoContent}
 }
@@ -603,7 +605,7 @@ func (s *Server) publicView(in *invite) PublicInvite {
 	v := in.view()
 	p := PublicInvite{
 		ID: v.ID, Name: v.Name, PortalIDs: v.PortalIDs, ValidFrom: v.ValidFrom, ValidTo: v.ValidTo,
-		Schedules: v.Schedules, Enabled: v.Enabled, Uses: v.Uses, Status: in.state(s.now), Grants: []Grant{},
+		Schedules: v.Schedules, Enabled: v.Enabled, Uses: v.Uses, Status: in.state(s.Now()), Grants: []Grant{},
 	}
 	if v.MaxUses > 0 {
 		p.MaxUses = &v.MaxUses
@@ -649,7 +651,7 @@ func (s *Server) publicClaim(r *http.Request, _ *Request) result {
 	if e != nil {
 		return e.result()
 	}
-	return result{status: http.StatusOK, body: map[string]any{"claimed": true, "status": in.state(s.now)}}
+	return result{status: http.StatusOK, body: map[string]any{"claimed": true, "status": in.state(s.Now())}}
 }
 
 // publicExecute opens a portal: the invite must be enabled, inside a
@@ -671,7 +673,7 @@ func (s *Server) publicExecute(r *http.Request, _ *Request) result {
 	if !ok || !slices.Contains(in.portals, portal) {
 		return badRequest("grant_id: not a grant of this invite").result()
 	}
-	if st := in.state(s.now); st != StatusActive {
+	if st := in.state(s.Now()); st != StatusActive {
 		return fail(http.StatusForbidden, "invite is %s", strings.ReplaceAll(st, "_", " "))
 	}
 	in.uses++

@@ -3,15 +3,15 @@ package sandbox
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"github.com/keysync/keysync/reconcile/quota"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // Limits. The per-second rate, burst and daily cap are the ones DESIGN.md
@@ -20,13 +20,13 @@ import (
 // Options.WithSeedLimits).
 const (
 	// DefaultRatePerSecond is the sustained request rate per API key.
-	DefaultRatePerSecond = 5.0
+	DefaultRatePerSecond = sandboxkit.SeedPerSecond
 	// DefaultBurst is the burst per API key, used when Options.Burst is zero.
-	DefaultBurst = 10
+	DefaultBurst = sandboxkit.SeedBurst
 	// DefaultDailyCap is the number of requests per API key per UTC day.
-	DefaultDailyCap = 10000
+	DefaultDailyCap = sandboxkit.SeedDailyCap
 	// MaxBodyBytes is the largest request body accepted (HTTP 413 beyond).
-	MaxBodyBytes = 1 << 20
+	MaxBodyBytes = sandboxkit.MaxBodyBytes
 )
 
 // Options configures a Server. The zero value is usable: no API keys,
@@ -56,15 +56,7 @@ type Options struct {
 // WithSeedLimits returns o with the limits every keysync sandbox enforces
 // (5 req/s, burst 10, 10,000 a day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	if o.RatePerSecond == 0 {
-		o.RatePerSecond = DefaultRatePerSecond
-	}
-	if o.Burst == 0 {
-		o.Burst = DefaultBurst
-	}
-	if o.DailyCap == 0 {
-		o.DailyCap = DefaultDailyCap
-	}
+	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
 	return o
 }
 
@@ -88,41 +80,40 @@ type Request struct {
 type Server struct {
 	opts Options
 	mux  *http.ServeMux
+	*clock
+	requestLog
+	limiter *sandboxkit.Limiter
 
 	mu           sync.Mutex
-	keys         map[string]string // API key -> org
-	integrations map[string]string // integration -> org
-	portals      map[string]string // portal -> integration
-	now          time.Time
+	keys         map[string]string  // API key -> org
+	integrations map[string]string  // integration -> org
+	portals      map[string]string  // portal -> integration
 	invites      map[string]*invite // by link id
 	byToken      map[string]*invite
 	order        []string // link ids, oldest first
 	nextID       int
-	quota        *quota.Quota
-	requests     []Request
 }
+
+// clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
+// and ResetRequests. The business clock is the "now" of invites created
+// without a start, and of the guest side's validity checks.
+type (
+	clock      = sandboxkit.Clock
+	requestLog = sandboxkit.RequestLog[Request]
+)
 
 // New returns a Server holding the keys, integrations and portals of opts
 // and no invites.
 func New(opts Options) *Server {
-	if opts.Now.IsZero() {
-		opts.Now = time.Now()
-	}
-	if opts.RateNow == nil {
-		opts.RateNow = time.Now
-	}
-	if opts.Burst <= 0 {
-		opts.Burst = DefaultBurst
-	}
 	s := &Server{
 		opts:         opts,
+		clock:        sandboxkit.NewClock(opts.Now),
+		limiter:      sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
 		keys:         map[string]string{},
 		integrations: map[string]string{},
 		portals:      map[string]string{},
-		now:          opts.Now,
 		invites:      map[string]*invite{},
 		byToken:      map[string]*invite{},
-		quota:        quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 	}
 	for k, org := range opts.APIKeys {
 		s.keys[k] = org
@@ -184,43 +175,6 @@ func (s *Server) Portals() []Portal {
 	return out
 }
 
-// Now returns the business clock: the "now" of invites created without a
-// start, and of the guest side's validity checks.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
-
-// SetNow sets the business clock. The rate limiter's clock
-// (Options.RateNow) is not affected.
-func (s *Server) SetNow(t time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = t
-}
-
-// Advance moves the business clock by d.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = s.now.Add(d)
-}
-
-// Requests returns a copy of the request log, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
-
 // KeyFingerprint is how invites name the API key that created them
 // (InviteView.CreatedBy) without revealing it.
 func KeyFingerprint(apiKey string) string {
@@ -245,13 +199,11 @@ func fail(status int, format string, args ...any) result {
 // gives it) and writes the result.
 func (s *Server) logged(logPath func(*http.Request) string, h func(*http.Request, *Request) result) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rec := Request{Time: s.opts.RateNow(), Method: r.Method, Path: logPath(r)}
+		rec := Request{Time: s.limiter.Now(), Method: r.Method, Path: logPath(r)}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		res := h(r, &rec)
 		rec.Status = res.status
-		s.mu.Lock()
-		s.requests = append(s.requests, rec)
-		s.mu.Unlock()
+		s.Append(rec)
 		if res.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
 		}
@@ -259,7 +211,7 @@ func (s *Server) logged(logPath func(*http.Request) string, h func(*http.Request
 			w.WriteHeader(res.status)
 			return
 		}
-		writeJSON(w, res.status, res.body)
+		sandboxkit.WriteJSON(w, res.status, res.body)
 	}
 }
 
@@ -284,7 +236,7 @@ func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
 		res := fail(http.StatusUnauthorized, "unauthorized: missing or unknown API key (send Authorization: Bearer <key>)")
 		return caller{}, &res
 	}
-	if secs, msg := s.admit(key); secs > 0 {
+	if secs, msg := s.limiter.Admit(key); secs > 0 {
 		res := fail(http.StatusTooManyRequests, "%s", msg)
 		res.retryAfter = secs
 		return caller{}, &res
@@ -307,25 +259,4 @@ func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
 		return caller{}, &res
 	}
 	return caller{key: key, org: org, integration: integration}, nil
-}
-
-// admit counts a request against key's limits. It returns 0 when the
-// request may proceed, or the seconds to wait and a message.
-func (s *Server) admit(key string) (retryAfter int, msg string) {
-	r, ok := s.quota.Admit(key, s.opts.RateNow())
-	switch {
-	case ok:
-		return 0, ""
-	case r.Daily:
-		return r.RetryAfter, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, r.RetryAfter)
-	}
-	return r.RetryAfter, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body) // the client went away; nothing left to tell it
 }

@@ -2,9 +2,7 @@ package sandbox
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"github.com/keysync/keysync/reconcile/quota"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // Paths, page sizes and the seed's limits. The limits apply only when set
@@ -28,13 +28,13 @@ const (
 	// MaxPerPage is the largest per_page accepted (400 above).
 	MaxPerPage = 100
 	// DefaultRatePerSecond is the seed's sustained rate per partner key.
-	DefaultRatePerSecond = 5.0
+	DefaultRatePerSecond = sandboxkit.SeedPerSecond
 	// DefaultBurst is the seed's burst per partner key, used when Options.Burst is zero.
-	DefaultBurst = 10
+	DefaultBurst = sandboxkit.SeedBurst
 	// DefaultDailyCap is the seed's requests per partner key per UTC day.
-	DefaultDailyCap = 10000
+	DefaultDailyCap = sandboxkit.SeedDailyCap
 	// MaxBodyBytes is the largest admin request body accepted.
-	MaxBodyBytes = 1 << 20
+	MaxBodyBytes = sandboxkit.MaxBodyBytes
 )
 
 // Token scopes, as seed 002 names them. A reservation endpoint needs
@@ -99,15 +99,7 @@ type Options struct {
 // WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
 // 10,000 a day, per partner key) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	if o.RatePerSecond == 0 {
-		o.RatePerSecond = DefaultRatePerSecond
-	}
-	if o.Burst == 0 {
-		o.Burst = DefaultBurst
-	}
-	if o.DailyCap == 0 {
-		o.DailyCap = DefaultDailyCap
-	}
+	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
 	return o
 }
 
@@ -140,19 +132,27 @@ type Server struct {
 	opts  Options
 	admin *http.ServeMux
 	paths []route
+	*clock
+	requestLog
+	limiter *sandboxkit.Limiter
 
 	mu           sync.Mutex
 	keys         map[string]bool
 	tokens       map[string][]string
-	now          time.Time
 	listings     map[string]string
 	listingOrder []string
 	res          map[string]*Reservation
 	nextRes      int
 	nextAccess   int
-	quota        *quota.Quota
-	requests     []Request
 }
+
+// clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
+// and ResetRequests. SeedDemo builds around the business clock, and access
+// windows default from its zone.
+type (
+	clock      = sandboxkit.Clock
+	requestLog = sandboxkit.RequestLog[Request]
+)
 
 // route is one API endpoint: its path split into segments, "{id}" for the
 // reservation id, and the scope it needs.
@@ -164,26 +164,17 @@ type route struct {
 
 // New returns a Server with no listings or reservations.
 func New(opts Options) *Server {
-	if opts.Now.IsZero() {
-		opts.Now = time.Now()
-	}
-	if opts.RateNow == nil {
-		opts.RateNow = time.Now
-	}
-	if opts.Burst <= 0 {
-		opts.Burst = DefaultBurst
-	}
 	opts.ReservationsPath = cmp.Or(opts.ReservationsPath, DefaultReservationsPath)
 	opts.ReservationPath = cmp.Or(opts.ReservationPath, DefaultReservationPath)
 	opts.AccessesPath = cmp.Or(opts.AccessesPath, DefaultAccessesPath)
 	s := &Server{
 		opts:     opts,
+		clock:    sandboxkit.NewClock(opts.Now),
+		limiter:  sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow).WithMessage(refusal),
 		keys:     map[string]bool{},
 		tokens:   map[string][]string{},
-		now:      opts.Now,
 		listings: map[string]string{},
 		res:      map[string]*Reservation{},
-		quota:    quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 		paths: []route{
 			{"accesses", split(opts.AccessesPath), ScopeAccessesRead},
 			{"reservation", split(opts.ReservationPath), ScopeReservationsRead},
@@ -233,20 +224,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveAPI(w, r)
 }
 
-// Requests returns a copy of the request log, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
-
 // ---- Open API ---------------------------------------------------------------
 
 type result struct {
@@ -267,7 +244,7 @@ func fail(status int, code, format string, args ...any) result {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rec := Request{
-		Time:       s.opts.RateNow(),
+		Time:       s.limiter.Now(),
 		Method:     r.Method,
 		Path:       r.URL.Path,
 		Query:      r.URL.RawQuery,
@@ -275,16 +252,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	res := s.api(r, &rec)
 	rec.Status, rec.Code = res.status, res.code
-	s.mu.Lock()
-	s.requests = append(s.requests, rec)
-	s.mu.Unlock()
+	s.Append(rec)
 	if res.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
 	}
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodGet)
 	}
-	writeJSON(w, res.status, res.body)
+	sandboxkit.WriteJSON(w, res.status, res.body)
 }
 
 // api applies the seed's checks in its order (partner key, then token,
@@ -318,7 +293,7 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 	if !slices.Contains(scopes, rt.scope) && !slices.Contains(scopes, ScopeFullAccessRead) && !slices.Contains(scopes, ScopeFullAccessEdit) {
 		return fail(http.StatusForbidden, CodeForbidden, "the token lacks the %q scope this resource requires", rt.scope)
 	}
-	if secs, msg := s.admit(rec.PartnerKey); secs > 0 {
+	if secs, msg := s.limiter.Admit(rec.PartnerKey); secs > 0 {
 		res := fail(http.StatusTooManyRequests, CodeRateLimited, "%s", msg)
 		res.retryAfter = secs
 		return res
@@ -342,7 +317,7 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		if !ok {
 			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
 		}
-		return result{status: http.StatusOK, body: map[string]any{"data": nonNil(slices.Clone(res.Accesses))}}
+		return result{status: http.StatusOK, body: map[string]any{"data": sandboxkit.NonNil(slices.Clone(res.Accesses))}}
 	}
 }
 
@@ -469,30 +444,10 @@ func mask(token string) string {
 	return "*********" + token[len(token)-3:]
 }
 
-// admit counts a request against a partner key's limits. It returns 0 when
-// the request may proceed, or the seconds to wait and a message.
-func (s *Server) admit(key string) (retryAfter int, msg string) {
-	r, ok := s.quota.Admit(key, s.opts.RateNow())
-	switch {
-	case ok:
-		return 0, ""
-	case r.Daily:
-		return r.RetryAfter, fmt.Sprintf("daily limit of %d requests reached; retry after %d s or contact support@guestway.io for higher limits", s.opts.DailyCap, r.RetryAfter)
+// refusal words a 429 as Guestway does.
+func refusal(r sandboxkit.Refusal, l sandboxkit.Limits) string {
+	if r.Daily {
+		return fmt.Sprintf("daily limit of %d requests reached; retry after %d s or contact support@guestway.io for higher limits", l.DailyCap, r.RetryAfter)
 	}
-	return r.RetryAfter, fmt.Sprintf("rate limit of %g requests per second (burst %d) exceeded; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body) // the client went away; nothing left to tell it
+	return fmt.Sprintf("rate limit of %g requests per second (burst %d) exceeded; retry after %d s", l.PerSecond, l.Burst, r.RetryAfter)
 }

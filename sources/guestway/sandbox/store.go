@@ -85,33 +85,11 @@ func (r Reservation) clone() Reservation {
 	return r
 }
 
-// Now returns the business clock, which SeedDemo builds around and access
-// windows default from.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
-
-// SetNow sets the business clock. The rate limiter's clock
-// (Options.RateNow) is not affected.
-func (s *Server) SetNow(t time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = t
-}
-
-// Advance moves the business clock by d.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = s.now.Add(d)
-}
-
-// today is the business clock's date at midnight in its zone. Caller holds s.mu.
+// today is the business clock's date at midnight in its zone.
 func (s *Server) today() time.Time {
-	y, m, d := s.now.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, s.now.Location())
+	now := s.Now()
+	y, m, d := now.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, now.Location())
 }
 
 // AddListing adds a listing, or renames it if id exists.
@@ -247,7 +225,7 @@ func (s *Server) prepareAccess(r *Reservation, a *Access) error {
 	if slices.ContainsFunc(r.Accesses, func(o Access) bool { return o.ID == a.ID }) {
 		return fmt.Errorf("%w: access id %s is taken", ErrConflict, a.ID)
 	}
-	loc := s.now.Location()
+	loc := s.Now().Location()
 	if a.ValidFrom == "" {
 		arr, _ := time.ParseInLocation(DateLayout, r.ArrivalDate, loc)
 		a.ValidFrom = arr.Add(15 * time.Hour).Format(time.RFC3339)

@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // adminRoutes is served at GET /_sandbox/; doc.go lists the same lines
@@ -35,12 +35,12 @@ POST   /_sandbox/errors                         {"message_only": true}: errors c
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/graphql", s.serveGraphQL)
-	mux.HandleFunc("GET /_sandbox/{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, adminRoutes)
-	})
+	sandboxkit.Mount(mux, sandboxkit.Admin{
+		Routes: adminRoutes, Clock: s, ClockView: sandboxkit.TodayView,
+		NotFoundHint: "; GraphQL is POST /graphql",
+	}, &s.requestLog)
 	mux.HandleFunc("GET /_sandbox/stays", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"stays": nonNil(s.Stays())})
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"stays": sandboxkit.NonNil(s.Stays())})
 	})
 	mux.HandleFunc("POST /_sandbox/stays", s.adminAddStay)
 	mux.HandleFunc("PATCH /_sandbox/stays/{id}", s.adminPatchStay)
@@ -56,57 +56,30 @@ func (s *Server) routes() *http.ServeMux {
 		s.adminReservation(w, r.PathValue("id"), false)
 	})
 	mux.HandleFunc("GET /_sandbox/rooms", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"rooms": nonNil(s.Rooms())})
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"rooms": sandboxkit.NonNil(s.Rooms())})
 	})
 	mux.HandleFunc("POST /_sandbox/rooms", s.adminAddRoom)
-	mux.HandleFunc("GET /_sandbox/clock", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, s.clockView())
-	})
-	mux.HandleFunc("POST /_sandbox/clock", s.adminClock)
 	mux.HandleFunc("GET /_sandbox/keys", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"keys": s.Keys()})
-	})
-	mux.HandleFunc("GET /_sandbox/requests", func(w http.ResponseWriter, _ *http.Request) {
-		reqs := nonNil(s.Requests())
-		writeJSON(w, http.StatusOK, map[string]any{"count": len(reqs), "requests": reqs})
-	})
-	mux.HandleFunc("DELETE /_sandbox/requests", func(w http.ResponseWriter, _ *http.Request) {
-		n := len(s.Requests())
-		s.ResetRequests()
-		writeJSON(w, http.StatusOK, map[string]any{"cleared": n})
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"keys": s.Keys()})
 	})
 	mux.HandleFunc("POST /_sandbox/cleanup", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"deleted": nonNil(s.CleanupUnassignedNow())})
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"deleted": sandboxkit.NonNil(s.CleanupUnassignedNow())})
 	})
 	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors()})
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors()})
 	})
 	mux.HandleFunc("POST /_sandbox/errors", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			MessageOnly *bool `json:"message_only"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.MessageOnly == nil {
-			adminError(w, http.StatusBadRequest, `body must be {"message_only": true|false}`)
+			sandboxkit.AdminError(w, http.StatusBadRequest, `body must be {"message_only": true|false}`)
 			return
 		}
 		s.SetMessageOnlyErrors(*in.MessageOnly)
-		writeJSON(w, http.StatusOK, map[string]any{"message_only": *in.MessageOnly})
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		adminError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (GET /_sandbox/ lists the admin routes; GraphQL is POST /graphql)", r.Method, r.URL.Path))
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": *in.MessageOnly})
 	})
 	return mux
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-func adminError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 // adminFail maps err's code to an HTTP status.
@@ -115,18 +88,7 @@ func adminFail(w http.ResponseWriter, err error) {
 		CodeNotFound: http.StatusNotFound, CodeConflict: http.StatusConflict,
 		CodeForbidden: http.StatusForbidden, CodeBadUserInput: http.StatusBadRequest,
 	}[errCode(err)]
-	adminError(w, cmp.Or(status, http.StatusInternalServerError), err.Error())
-}
-
-// decode reads a JSON body into v, rejecting unknown fields.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		adminError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
-		return false
-	}
-	return true
+	sandboxkit.AdminError(w, cmp.Or(status, http.StatusInternalServerError), err.Error())
 }
 
 func (s *Server) adminStayResult(w http.ResponseWriter, id string, err error) {
@@ -135,12 +97,12 @@ func (s *Server) adminStayResult(w http.ResponseWriter, id string, err error) {
 		return
 	}
 	v, _ := s.Stay(id)
-	writeJSON(w, http.StatusOK, v)
+	sandboxkit.WriteJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) adminAddStay(w http.ResponseWriter, r *http.Request) {
 	var in Stay
-	if !decode(w, r, &in) {
+	if !sandboxkit.Decode(w, r, &in) {
 		return
 	}
 	s.lock()
@@ -154,7 +116,7 @@ func (s *Server) adminAddStay(w http.ResponseWriter, r *http.Request) {
 		adminFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, v)
+	sandboxkit.WriteJSON(w, http.StatusCreated, v)
 }
 
 func (s *Server) adminPatchStay(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +126,7 @@ func (s *Server) adminPatchStay(w http.ResponseWriter, r *http.Request) {
 		Departure *string `json:"departure"`
 		RoomID    *string `json:"room_id"`
 	}
-	if !decode(w, r, &in) {
+	if !sandboxkit.Decode(w, r, &in) {
 		return
 	}
 	s.lock()
@@ -207,7 +169,7 @@ func (s *Server) adminMoveStay(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		RoomID string `json:"room_id"`
 	}
-	if !decode(w, r, &in) {
+	if !sandboxkit.Decode(w, r, &in) {
 		return
 	}
 	s.adminStayResult(w, id, s.MoveStay(id, in.RoomID))
@@ -224,57 +186,21 @@ func (s *Server) adminReservation(w http.ResponseWriter, id string, cancel bool)
 		adminFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"reservation_id": id, "cancelled": cancel})
+	sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"reservation_id": id, "cancelled": cancel})
 }
 
 func (s *Server) adminAddRoom(w http.ResponseWriter, r *http.Request) {
 	var in Room
-	if !decode(w, r, &in) {
+	if !sandboxkit.Decode(w, r, &in) {
 		return
 	}
 	if in.ID == "" {
-		adminError(w, http.StatusBadRequest, "id: must not be empty")
+		sandboxkit.AdminError(w, http.StatusBadRequest, "id: must not be empty")
 		return
 	}
 	if in.Name == "" {
 		in.Name = in.ID
 	}
 	s.AddRoom(in.ID, in.Name)
-	writeJSON(w, http.StatusCreated, in)
-}
-
-func (s *Server) clockView() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return map[string]string{"now": s.now.Format(time.RFC3339), "today": fmtDate(s.today())}
-}
-
-func (s *Server) adminClock(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Now     string `json:"now"`
-		Advance string `json:"advance"`
-	}
-	if !decode(w, r, &in) {
-		return
-	}
-	switch {
-	case (in.Now == "") == (in.Advance == ""):
-		adminError(w, http.StatusBadRequest, `give exactly one of "now" (RFC 3339) or "advance" (Go duration, e.g. "36h")`)
-		return
-	case in.Now != "":
-		t, err := time.Parse(time.RFC3339, in.Now)
-		if err != nil {
-			adminError(w, http.StatusBadRequest, "now: "+err.Error())
-			return
-		}
-		s.SetNow(t)
-	default:
-		d, err := time.ParseDuration(in.Advance)
-		if err != nil {
-			adminError(w, http.StatusBadRequest, "advance: "+err.Error())
-			return
-		}
-		s.Advance(d)
-	}
-	writeJSON(w, http.StatusOK, s.clockView())
+	sandboxkit.WriteJSON(w, http.StatusCreated, in)
 }

@@ -546,7 +546,7 @@ func TestCleanup(t *testing.T) {
 	}
 	// Cleanup also runs lazily before a request.
 	e.sb.mu.Lock()
-	e.sb.now = time.Date(2026, 2, 4, 0, 0, 0, 0, time.UTC)
+	e.sb.clock.SetNow(time.Date(2026, 2, 4, 0, 0, 0, 0, time.UTC))
 	e.sb.mu.Unlock()
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { roomAccessKey { id } } } } }`, nil)
 	if dig(r.body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {

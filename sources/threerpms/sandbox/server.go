@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/keysync/keysync/reconcile/quota"
 	"io"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/sources/threerpms/schema"
 )
 
@@ -28,11 +27,11 @@ import (
 // Options (see Options.WithSeedLimits).
 const (
 	// DefaultRatePerSecond is the seed's sustained request rate per token.
-	DefaultRatePerSecond = 5.0
+	DefaultRatePerSecond = sandboxkit.SeedPerSecond
 	// DefaultBurst is the seed's burst per token, used when Options.Burst is zero.
-	DefaultBurst = 10
+	DefaultBurst = sandboxkit.SeedBurst
 	// DefaultDailyCap is the seed's number of requests per token per UTC day.
-	DefaultDailyCap = 10000
+	DefaultDailyCap = sandboxkit.SeedDailyCap
 	// DefaultPageSize is the page size when a connection's first is omitted.
 	DefaultPageSize = 20
 	// DefaultMaxPageSize is the largest first accepted when Options.MaxPageSize is zero.
@@ -41,7 +40,7 @@ const (
 	// when Options.MaxRootFields is zero.
 	DefaultMaxRootFields = 100
 	// MaxBodyBytes is the largest request body accepted (HTTP 413 beyond).
-	MaxBodyBytes = 1 << 20
+	MaxBodyBytes = sandboxkit.MaxBodyBytes
 )
 
 // Options configures a Server. The zero value is usable: no tokens, business
@@ -78,15 +77,7 @@ type Options struct {
 // WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
 // 10,000 a day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	if o.RatePerSecond == 0 {
-		o.RatePerSecond = DefaultRatePerSecond
-	}
-	if o.Burst == 0 {
-		o.Burst = DefaultBurst
-	}
-	if o.DailyCap == 0 {
-		o.DailyCap = DefaultDailyCap
-	}
+	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
 	return o
 }
 
@@ -116,20 +107,29 @@ type Server struct {
 	opts   Options
 	schema *ast.Schema
 	mux    *http.ServeMux
+	*clock
+	requestLog
+	limiter *sandboxkit.Limiter
 
 	mu                         sync.Mutex
 	tokens                     map[string]string
-	now                        time.Time
 	rooms                      map[string]*Room
 	roomOrder                  []string
 	stays                      map[string]*stay
 	reservations               map[string]*reservation
 	keys                       map[string]*key
 	nextStay, nextKey, nextRes int
-	quota                      *quota.Quota
-	requests                   []Request
 	messageOnly                bool
 }
+
+// clock and requestLog give Server the kit's Now, Requests and
+// ResetRequests; SetNow and Advance wrap the clock's to apply the cleanup
+// rule. The business clock is the sandbox's "today" for cleanup and
+// seeding.
+type (
+	clock      = sandboxkit.Clock
+	requestLog = sandboxkit.RequestLog[Request]
+)
 
 var loadSchema = sync.OnceValues(func() (*ast.Schema, error) {
 	return gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: schema.SDL})
@@ -142,15 +142,6 @@ func New(opts Options) *Server {
 	if err != nil {
 		panic(fmt.Sprintf("sandbox: load 3rpms schema: %v", err))
 	}
-	if opts.Now.IsZero() {
-		opts.Now = time.Now()
-	}
-	if opts.RateNow == nil {
-		opts.RateNow = time.Now
-	}
-	if opts.Burst <= 0 {
-		opts.Burst = DefaultBurst
-	}
 	if opts.MaxPageSize <= 0 {
 		opts.MaxPageSize = DefaultMaxPageSize
 	}
@@ -160,13 +151,13 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:         opts,
 		schema:       sch,
+		clock:        sandboxkit.NewClock(opts.Now),
+		limiter:      sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
 		tokens:       map[string]string{},
-		now:          opts.Now,
 		rooms:        map[string]*Room{},
 		stays:        map[string]*stay{},
 		reservations: map[string]*reservation{},
 		keys:         map[string]*key{},
-		quota:        quota.New(quota.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}),
 		messageOnly:  opts.MessageOnlyErrors,
 	}
 	for tok, id := range opts.Integrations {
@@ -202,20 +193,6 @@ func (s *Server) MessageOnlyErrors() bool {
 	return s.messageOnly
 }
 
-// Requests returns a copy of the request log, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
-
 // ---- GraphQL over HTTP -----------------------------------------------------
 
 type result struct {
@@ -239,12 +216,10 @@ type failBody struct {
 }
 
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
-	rec := Request{Time: s.opts.RateNow(), Fields: []string{}}
+	rec := Request{Time: s.limiter.Now(), Fields: []string{}}
 	res := s.graphQL(w, r, &rec)
 	rec.Status = res.status
-	s.mu.Lock()
-	s.requests = append(s.requests, rec)
-	s.mu.Unlock()
+	s.Append(rec)
 	if res.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
 	}
@@ -260,7 +235,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 			res.body = failBody{Errors: rb.Errors}
 		}
 	}
-	writeJSON(w, res.status, res.body)
+	sandboxkit.WriteJSON(w, res.status, res.body)
 }
 
 func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) result {
@@ -297,7 +272,7 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		return fail(http.StatusUnauthorized, "unauthorized: missing or invalid bearer token")
 	}
 	rec.Integration = integration
-	if secs, msg := s.admit(token); secs > 0 {
+	if secs, msg := s.limiter.Admit(token); secs > 0 {
 		res := fail(http.StatusTooManyRequests, msg)
 		res.body.(response).Errors[0].Extensions = map[string]any{"code": CodeRateLimited}
 		res.retryAfter = secs
@@ -352,19 +327,6 @@ func (s *Server) authenticate(r *http.Request) (integration, token string, ok bo
 	defer s.mu.Unlock()
 	integration, ok = s.tokens[token]
 	return integration, token, ok && token != ""
-}
-
-// admit counts a request against token's limits. It returns 0 when the
-// request may proceed, or the seconds to wait and a message.
-func (s *Server) admit(token string) (retryAfter int, msg string) {
-	r, ok := s.quota.Admit(token, s.opts.RateNow())
-	switch {
-	case ok:
-		return 0, ""
-	case r.Daily:
-		return r.RetryAfter, fmt.Sprintf("rate limited: daily cap of %d requests reached; retry after %d s", s.opts.DailyCap, r.RetryAfter)
-	}
-	return r.RetryAfter, fmt.Sprintf("rate limited: %g requests per second, burst %d; retry after %d s", s.opts.RatePerSecond, s.opts.Burst, r.RetryAfter)
 }
 
 // pickOperation selects the operation to run, or nil if name matches none
@@ -451,12 +413,4 @@ func redact(e *gqlerror.Error) string {
 		}
 	}
 	return msg
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body) // the client went away; nothing left to tell it
 }

@@ -177,7 +177,7 @@ func fmtDate(t time.Time) string { return t.Format(DateLayout) }
 
 // today is the business clock's calendar date as UTC midnight.
 func (s *Server) today() time.Time {
-	y, m, d := s.now.Date()
+	y, m, d := s.Now().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
@@ -312,13 +312,14 @@ func (s *Server) createKey(caller string, k Key) (*key, *Error) {
 		return nil, err
 	}
 	s.nextKey++
+	now := s.Now()
 	nk := &key{
 		Key:             k,
 		id:              "rak_" + strconv.Itoa(s.nextKey),
 		seq:             s.nextKey,
 		owner:           caller,
-		createdAt:       s.now,
-		unassignedSince: s.now,
+		createdAt:       now,
+		unassignedSince: now,
 	}
 	s.keys[nk.id] = nk
 	return nk, nil
@@ -384,7 +385,7 @@ func (s *Server) unassign(st *stay) {
 	}
 	st.keyID = ""
 	if len(s.assignedStays(id)) == 0 {
-		s.keys[id].unassignedSince = s.now
+		s.keys[id].unassignedSince = s.Now()
 	}
 }
 
@@ -414,8 +415,9 @@ func (s *Server) cleanup() {
 			held[st.keyID] = true
 		}
 	}
+	now := s.Now()
 	for _, k := range s.keys {
-		if !k.deleted && !held[k.id] && s.now.Sub(k.unassignedSince) >= CleanupUnassigned {
+		if !k.deleted && !held[k.id] && now.Sub(k.unassignedSince) >= CleanupUnassigned {
 			k.deleted, k.deletedBy = true, "cleanup"
 		}
 	}
@@ -452,19 +454,12 @@ func (s *Server) lock() {
 	s.cleanup()
 }
 
-// Now returns the business clock: the sandbox's "today" for cleanup and seeding.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
-
 // SetNow sets the business clock and applies the cleanup rule. The rate
 // limiter's clock (Options.RateNow) is not affected.
 func (s *Server) SetNow(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now = t
+	s.clock.SetNow(t)
 	s.cleanup()
 }
 
@@ -472,7 +467,7 @@ func (s *Server) SetNow(t time.Time) {
 func (s *Server) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now = s.now.Add(d)
+	s.clock.Advance(d)
 	s.cleanup()
 }
 

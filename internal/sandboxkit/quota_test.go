@@ -1,15 +1,15 @@
-package quota_test
+package sandboxkit_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/reconcile/quota"
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 func TestAdmit(t *testing.T) {
 	now := time.Date(2026, 11, 23, 23, 59, 50, 0, time.UTC)
-	q := quota.New(quota.Limits{PerSecond: 5, Burst: 10, DailyCap: 12})
+	q := sandboxkit.NewQuota(sandboxkit.Limits{PerSecond: 5, Burst: 10, DailyCap: 12})
 	for i := range 10 {
 		if _, ok := q.Admit("a", now); !ok {
 			t.Fatalf("request %d of the burst refused", i+1)
@@ -35,7 +35,7 @@ func TestAdmit(t *testing.T) {
 	if _, ok := q.Admit("a", now.Add(11*time.Second)); !ok {
 		t.Error("a new day did not reset the cap")
 	}
-	if _, ok := quota.New(quota.Limits{}).Admit("x", now); !ok {
+	if _, ok := sandboxkit.NewQuota(sandboxkit.Limits{}).Admit("x", now); !ok {
 		t.Error("no limits refused a request")
 	}
 }

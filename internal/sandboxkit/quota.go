@@ -1,8 +1,4 @@
-// Package quota enforces, per caller, the limits the seeds give their APIs:
-// a request rate with bursts, and a cap per UTC day. The four sandboxes
-// (3RPMS, Guestway, OpenApp, the key box) use it to answer 429 exactly as
-// the real services would; keysync itself paces with reconcile.Pacer.
-package quota
+package sandboxkit
 
 import (
 	"math"
@@ -18,6 +14,34 @@ type Limits struct {
 	PerSecond float64
 	Burst     int
 	DailyCap  int
+}
+
+// The limits every API document of the four systems gives (the OpenApp one
+// names none, so its sandbox takes the same): 5 requests a second with
+// bursts of 10, and 10,000 a UTC day, per caller.
+const (
+	// SeedPerSecond is the sustained request rate per caller.
+	SeedPerSecond = 5.0
+	// SeedBurst is the burst per caller; it is also the burst of a Limits
+	// whose Burst is zero or less.
+	SeedBurst = 10
+	// SeedDailyCap is the number of requests per caller per UTC day.
+	SeedDailyCap = 10000
+)
+
+// FillSeedLimits sets each of rate, burst and daily that is zero to the seed
+// limit (SeedPerSecond, SeedBurst, SeedDailyCap): the body of each sandbox's
+// Options.WithSeedLimits.
+func FillSeedLimits(rate *float64, burst, daily *int) {
+	if *rate == 0 {
+		*rate = SeedPerSecond
+	}
+	if *burst == 0 {
+		*burst = SeedBurst
+	}
+	if *daily == 0 {
+		*daily = SeedDailyCap
+	}
 }
 
 // Refusal says why a request was refused and when to retry.
@@ -41,8 +65,8 @@ type caller struct {
 	count int
 }
 
-// New returns a Quota enforcing l.
-func New(l Limits) *Quota {
+// NewQuota returns a Quota enforcing l.
+func NewQuota(l Limits) *Quota {
 	return &Quota{limits: l, callers: map[string]*caller{}}
 }
 

@@ -1,0 +1,275 @@
+// Package sinktest is the contract test suite every reconcile.Sink runs
+// against its sandbox over real HTTP: one Outcome per action, in order;
+// a request that fails as a whole says whether it may have acted; a lost
+// create is read back by a Finder, and a create that did nothing is not;
+// idempotent calls are retried through a 5xx and a create is never re-sent
+// blindly. Each sink's tests call Run with a Harness for their sandbox.
+package sinktest
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Harness is one sink under the suite and its sandbox.
+type Harness struct {
+	// Start starts a fresh sandbox served through wrap (a fault middleware)
+	// and returns a sink talking to it over HTTP, retrying on a fake clock.
+	Start func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink
+	// Create returns an action creating a credential for a stay of the
+	// sandbox; n (1, 2, 3) names one of three distinct stays.
+	Create func(n int) *reconcile.Action
+	// Withdraw returns the action withdrawing the credential of stay n that
+	// a create answered with remoteID (a cancel, a delete or a revoke).
+	Withdraw func(n int, remoteID string) *reconcile.Action
+	// Missing returns, for stay n, the withdrawal of a credential the
+	// sandbox does not hold: the sink must answer it with an Outcome
+	// wrapping reconcile.ErrNotFound, not a request error.
+	Missing func(n int) *reconcile.Action
+	// Live counts the credentials of ours the sandbox holds live.
+	Live func() int
+	// Write tells a request that changes the sandbox from a read (a
+	// GraphQL mutation, any method but GET); it may read the body with
+	// fault.Body.
+	Write func(r *http.Request) bool
+	// WithdrawRetried is whether a withdrawal answered 5xx is sent again:
+	// true where the call is idempotent on the wire (an HTTP DELETE),
+	// false where the API can only send it as a non-idempotent request (a
+	// GraphQL mutation document), which is then sent once.
+	WithdrawRetried bool
+}
+
+// Run runs the contract suite against h; every subtest starts its own
+// sandbox.
+func Run(t *testing.T, h Harness) {
+	t.Run("OutcomesInOrder", func(t *testing.T) { testOutcomesInOrder(t, h) })
+	t.Run("LostAnswer", func(t *testing.T) { testLostAnswer(t, h) })
+	t.Run("CreateRefused503", func(t *testing.T) { testCreate503(t, h) })
+	t.Run("Withdraw503", func(t *testing.T) { testWithdraw503(t, h) })
+}
+
+// Pending is the credential a create action leaves pending: what a Finder
+// is asked about after the create's answer was lost.
+func Pending(a *reconcile.Action) *reconcile.Credential {
+	c := *a.Cred
+	c.Status = reconcile.StatusPending
+	if a.Window != nil {
+		c.Valid = *a.Window
+	}
+	return &c
+}
+
+// Writes wraps a handler so that every request write(r) reports is handled
+// by fault, and the others by the handler. It counts what it diverted.
+type Writes struct {
+	write func(*http.Request) bool
+	fault func(w http.ResponseWriter, r *http.Request, next http.Handler)
+	mu    sync.Mutex
+	n     int
+}
+
+// NewWrites diverts the requests write reports to fault.
+func NewWrites(write func(*http.Request) bool, fault func(w http.ResponseWriter, r *http.Request, next http.Handler)) *Writes {
+	return &Writes{write: write, fault: fault}
+}
+
+// Wrap is the middleware, for a Harness's Start or a sandbox's server.
+func (f *Writes) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !f.write(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		f.mu.Lock()
+		f.n++
+		fn := f.fault
+		f.mu.Unlock()
+		if fn == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		fn(w, r, next)
+	})
+}
+
+// Set replaces the fault (nil: pass writes on) and resets the count.
+func (f *Writes) Set(fault func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fault, f.n = fault, 0
+}
+
+// Count is how many writes arrived since the last Set.
+func (f *Writes) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// LoseAnswer lets the sandbox act, then loses its answer.
+func LoseAnswer(w http.ResponseWriter, r *http.Request, next http.Handler) { fault.Drop(w, r, next) }
+
+// Unavailable answers 503 without letting the sandbox see the request.
+func Unavailable(w http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(w) }
+
+// applyAll sends actions in requests of at most MaxBatch actions and checks
+// each request answers one Outcome per action.
+func applyAll(t *testing.T, s reconcile.Sink, actions ...*reconcile.Action) []reconcile.Outcome {
+	t.Helper()
+	var all []reconcile.Outcome
+	for chunk := range slices.Chunk(actions, max(1, s.MaxBatch())) {
+		out, err := s.Apply(t.Context(), chunk)
+		if err != nil {
+			t.Fatalf("Apply of %d actions: %v", len(chunk), err)
+		}
+		if len(out) != len(chunk) {
+			t.Fatalf("%d outcomes for %d actions", len(out), len(chunk))
+		}
+		all = append(all, out...)
+	}
+	return all
+}
+
+// testOutcomesInOrder: creates, a refused withdrawal between them, then
+// the withdrawals of what was created; each outcome is the one of its
+// action.
+func testOutcomesInOrder(t *testing.T, h Harness) {
+	s := h.Start(t, func(next http.Handler) http.Handler { return next })
+	out := applyAll(t, s, h.Create(1), h.Missing(2), h.Create(3))
+	for _, i := range []int{0, 2} {
+		if out[i].Err != nil || out[i].RemoteID == "" {
+			t.Fatalf("create %d: %+v, want done with a remote id", i+1, out[i])
+		}
+	}
+	if out[0].RemoteID == out[2].RemoteID {
+		t.Errorf("two creates answered with one id %q", out[0].RemoteID)
+	}
+	if !errors.Is(out[1].Err, reconcile.ErrNotFound) {
+		t.Errorf("withdrawal of a missing credential: %v, want its own outcome wrapping ErrNotFound", out[1].Err)
+	}
+	if n := h.Live(); n != 2 {
+		t.Errorf("%d live credentials after two creates, want 2", n)
+	}
+	done := applyAll(t, s, h.Withdraw(3, out[2].RemoteID), h.Withdraw(1, out[0].RemoteID))
+	for i, o := range done {
+		if o.Err != nil {
+			t.Errorf("withdrawal %d: %v", i+1, o.Err)
+		}
+	}
+	if n := h.Live(); n != 0 {
+		t.Errorf("%d live credentials after withdrawing both, want 0", n)
+	}
+}
+
+// testLostAnswer: the sandbox makes the create but its answer is lost; the
+// request fails as a whole with an unknown outcome, the create is not sent
+// again, and a Finder reads it back.
+func testLostAnswer(t *testing.T, h Harness) {
+	f := NewWrites(h.Write, LoseAnswer)
+	s := h.Start(t, f.Wrap)
+	a := h.Create(1)
+	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
+	if !errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
+		t.Fatalf("Apply: %v, %d outcomes; want a request error wrapping ErrUnknownOutcome and none", err, len(out))
+	}
+	if n := f.Count(); n != 1 {
+		t.Errorf("the create was sent %d times, want once", n)
+	}
+	if n := h.Live(); n != 1 {
+		t.Fatalf("%d live credentials, want the one the lost create made", n)
+	}
+	finder, ok := s.(reconcile.Finder)
+	if !ok {
+		return
+	}
+	id, _, found, err := finder.Find(t.Context(), Pending(a))
+	if err != nil || !found || id == "" {
+		t.Errorf("Find = %q, %v, %v; want the lost create's id", id, found, err)
+	}
+	f.Set(nil)
+	if out := applyAll(t, s, h.Withdraw(1, id)); out[0].Err != nil {
+		t.Errorf("withdrawing what Find read back: %v", out[0].Err)
+	}
+	if n := h.Live(); n != 0 {
+		t.Errorf("%d live credentials after withdrawing what Find read back, want 0", n)
+	}
+}
+
+// testCreate503: a create answered 503 fails, is sent once, and made
+// nothing a Finder would read back.
+func testCreate503(t *testing.T, h Harness) {
+	f := NewWrites(h.Write, Unavailable)
+	s := h.Start(t, f.Wrap)
+	a := h.Create(1)
+	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
+	if err == nil && (len(out) != 1 || out[0].Err == nil) {
+		t.Fatalf("a create answered 503 succeeded: %+v", out)
+	}
+	if err != nil && out != nil {
+		t.Errorf("%d outcomes alongside a request error", len(out))
+	}
+	if n := f.Count(); n != 1 {
+		t.Errorf("a create answered 503 was sent %d times, want once (never re-sent blindly)", n)
+	}
+	if n := h.Live(); n != 0 {
+		t.Errorf("%d live credentials, want none", n)
+	}
+	finder, ok := s.(reconcile.Finder)
+	if !ok {
+		return
+	}
+	id, secret, found, err := finder.Find(t.Context(), Pending(a))
+	if err != nil || found || id != "" || secret != "" {
+		t.Errorf("Find = %q, %v, %v; want nothing found", id, found, err)
+	}
+}
+
+// testWithdraw503: a withdrawal answered 503 once is retried to success
+// where it is idempotent, and otherwise sent once with its outcome
+// unknown.
+func testWithdraw503(t *testing.T, h Harness) {
+	f := NewWrites(h.Write, nil)
+	s := h.Start(t, f.Wrap)
+	id := applyAll(t, s, h.Create(1))[0].RemoteID
+	var once sync.Once
+	f.Set(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			fault.Answer503(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	out, err := s.Apply(t.Context(), []*reconcile.Action{h.Withdraw(1, id)})
+	if h.WithdrawRetried {
+		if err != nil || len(out) != 1 || out[0].Err != nil {
+			t.Fatalf("withdrawal answered 503 once: %+v, %v; want it retried to success", out, err)
+		}
+		if n := f.Count(); n != 2 {
+			t.Errorf("withdrawal sent %d times, want 2", n)
+		}
+		if n := h.Live(); n != 0 {
+			t.Errorf("%d live credentials after the withdrawal, want 0", n)
+		}
+		return
+	}
+	if n := f.Count(); n != 1 {
+		t.Errorf("a non-idempotent withdrawal answered 503 was sent %d times, want once", n)
+	}
+	if err == nil {
+		t.Fatalf("a withdrawal answered 503 succeeded: %+v", out)
+	}
+	if !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("withdrawal answered 503: %v, want ErrUnknownOutcome", err)
+	}
+	if n := h.Live(); n != 1 {
+		t.Errorf("%d live credentials, want the one the refused withdrawal left", n)
+	}
+}

@@ -1,0 +1,46 @@
+package openapp_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/keysync/keysync/internal/sinktest"
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/openapp"
+	"github.com/keysync/keysync/sinks/openapp/sandbox"
+)
+
+// TestContract runs the suite every sink passes against the OpenApp
+// sandbox: invites to room r101 for stays s1…s3, and deletes.
+func TestContract(t *testing.T) {
+	var sb *sandbox.Server
+	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
+	sinktest.Run(t, sinktest.Harness{
+		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
+			var opts openapp.Options
+			sb, opts = newWrappedSandbox(t, wrap)
+			return openapp.New(opts)
+		},
+		Create: func(n int) *reconcile.Action {
+			return action(reconcile.OpCreate, stay(n), "r101", "2026-06-01", "2026-06-05", "")
+		},
+		Withdraw: func(n int, remoteID string) *reconcile.Action {
+			return action(reconcile.OpDelete, stay(n), "r101", "2026-06-01", "2026-06-05", remoteID)
+		},
+		Missing: func(n int) *reconcile.Action {
+			return action(reconcile.OpDelete, stay(n), "r101", "2026-06-01", "2026-06-05", "01J0MISSING")
+		},
+		Live: func() int {
+			n := 0
+			for _, v := range sb.Invites() {
+				if v.CreatedBy == sandbox.KeyFingerprint(canaryKey) && !v.Deleted {
+					n++
+				}
+			}
+			return n
+		},
+		Write:           func(r *http.Request) bool { return r.Method != http.MethodGet },
+		WithdrawRetried: true,
+	})
+}

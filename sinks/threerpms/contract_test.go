@@ -1,0 +1,44 @@
+package threerpms_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// TestContract runs the suite every sink passes against the 3RPMS
+// sandbox: PIN keys created for stays s1…s3, and deleted. Every write is a
+// GraphQL mutation document, which is never re-sent.
+func TestContract(t *testing.T) {
+	var sb *sandbox.Server
+	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
+	sinktest.Run(t, sinktest.Harness{
+		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
+			var s reconcile.Sink
+			sb, s = newWrappedSandbox(t, wrap)
+			return s
+		},
+		Create:   func(n int) *reconcile.Action { return create(stay(n), fmt.Sprintf("47%d1", n)) },
+		Withdraw: func(n int, remoteID string) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), remoteID) },
+		Missing:  func(n int) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), "rak_404") },
+		Live: func() int {
+			n := 0
+			for _, k := range sb.Keys() {
+				if k.Owner == ourID && !k.Deleted {
+					n++
+				}
+			}
+			return n
+		},
+		Write: func(r *http.Request) bool {
+			return r.URL.Path == "/graphql" && bytes.Contains(fault.Body(r), []byte("mutation"))
+		},
+		WithdrawRetried: false,
+	})
+}
