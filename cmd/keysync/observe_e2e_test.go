@@ -298,7 +298,7 @@ func TestObserveBackfillCutShort(t *testing.T) {
 		}
 		fw.setNow(fw.now.Add(24 * time.Hour))
 		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := reqBody(r); isGQLMutation(r, b) {
+			if b := fault.Body(r); isGQLMutation(r, b) {
 				rw.Header().Set("Content-Type", "application/json")
 				rw.Write([]byte(`{"data":null,"errors":[{"message":"Internal server error"}]}`))
 				return
@@ -338,7 +338,7 @@ func TestObserveCancelledStayRevokeRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := reqBody(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
+			if b := fault.Body(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
 				rw.Header().Set("Content-Type", "application/json")
 				rw.Write([]byte(`{"data":{"a0":null,"a1":null},"errors":[{"message":"try again later"}]}`))
 				return
