@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keysync/keysync/internal/metrics"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
@@ -25,6 +26,7 @@ type runFlags struct {
 	showSecrets bool
 	logLevel    string
 	force       bool
+	metricsFile string
 }
 
 func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
@@ -39,6 +41,7 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	fs.StringVar(&f.now, "now", "", "act as if it were this RFC 3339 instant, e.g. to preview tomorrow night (default: now)")
 	fs.BoolVar(&f.json, "json", false, "print the plan or report as JSON (documented in the README)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
+	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the run's Prometheus metrics to this file (atomically; for the node exporter's textfile collector, name it *.prom)")
 	fs.BoolVar(&f.force, "force", false, "apply even a plan the fail-safe refuses (far fewer stays than recorded)")
 	if name == "plan" {
 		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the PINs of keys the plan would create")
@@ -91,16 +94,43 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
+	start := env.clock.Now()
 	rep, err := env.once(ctx, cfg, reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}, log)
 	if rep != nil {
-		if err := env.print(rep, f); err != nil {
-			return err
+		if perr := env.print(rep, f); perr != nil && err == nil {
+			err = perr
 		}
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		err = reportError(cfg, rep)
 	}
-	return reportError(cfg, rep)
+	if f.metricsFile != "" {
+		if merr := env.writeMetrics(ctx, f.metricsFile, cfg, rep, start, exitCode(err)); merr != nil {
+			log.Error("could not write the metrics file", "path", f.metricsFile, "err", merr)
+		}
+	}
+	return err
+}
+
+// writeMetrics writes a run's metrics to a node-exporter textfile. The
+// last success time of a run that failed comes from the state's runs.
+func (env *environment) writeMetrics(ctx context.Context, path string, cfg *Config, rep *reconcile.Report, start time.Time, code int) error {
+	run := metrics.Run{Report: rep, Start: start, End: env.clock.Now(), ExitCode: code}
+	if !metrics.Succeeded(code) {
+		if db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true}); err == nil {
+			if runs, err := db.Runs(ctx); err == nil {
+				for _, r := range runs {
+					if r.Status == state.RunOK {
+						run.LastSuccess = r.StartedAt
+					}
+				}
+			}
+			db.Close()
+		}
+	}
+	m := metrics.New()
+	m.Observe(run)
+	return m.WriteFile(path)
 }
 
 // loadConfig loads the config and warns when others can read it.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,4 +159,62 @@ func TestStatusAndHistory(t *testing.T) {
 	if none := run("history", "--since", "2030-01-01T00:00:00Z"); !strings.Contains(none, "no actions recorded") {
 		t.Errorf("history --since later:\n%s", none)
 	}
+}
+
+// TestMetricsFile: --metrics-file writes the run's metrics for the node
+// exporter's textfile collector; a failed run keeps the last success time.
+func TestMetricsFile(t *testing.T) {
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.stay("s2", "r102", 1, 3)
+	path := filepath.Join(t.TempDir(), "keysync.prom")
+	h.mustRun(ExitOK, "backfill", "--metrics-file", path)
+	first := readMetrics(t, path)
+	for name, want := range map[string]float64{
+		`keysync_actions_total{action="create",result="done",system="3rpms"}`: 2,
+		`keysync_actions_total{action="assign",result="done",system="3rpms"}`: 2,
+		`keysync_last_run_exit_code`:                                          0,
+		`keysync_arrivals_without_credential`:                                 0,
+		`keysync_budget_remaining{system="3rpms"}`:                            first[`keysync_budget_remaining{system="3rpms"}`],
+	} {
+		if got, ok := first[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	if first["keysync_last_success_timestamp_seconds"] == 0 || first["keysync_requests_total{system=\"3rpms\"}"] < 3 ||
+		first[`keysync_budget_remaining{system="3rpms"}`] <= 9990 {
+		t.Errorf("metrics %v", first)
+	}
+	// 3RPMS down: the run is partial; the last success stays what it was.
+	h.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	if _, code, _ := h.run("run", "--metrics-file", path); code != ExitPartial {
+		t.Fatalf("run with 3RPMS down exited %d", code)
+	}
+	second := readMetrics(t, path)
+	if second["keysync_last_run_exit_code"] != ExitPartial || second["keysync_last_success_timestamp_seconds"] == 0 ||
+		second["keysync_last_success_timestamp_seconds"] > second["keysync_last_run_timestamp_seconds"] {
+		t.Errorf("after a failed run: %v", second)
+	}
+}
+
+// readMetrics reads a Prometheus text file into "name{labels}" → value.
+func readMetrics(t *testing.T, path string) map[string]float64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndex(line, " ")
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
 }

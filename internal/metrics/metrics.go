@@ -1,0 +1,143 @@
+// Package metrics turns a keysync run into Prometheus metrics, for a
+// node-exporter textfile (a timer or CronJob) or serve's /metrics.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Metrics holds keysync's metrics in a registry of their own.
+type Metrics struct {
+	reg         *prometheus.Registry
+	lastSuccess prometheus.Gauge
+	lastRun     prometheus.Gauge
+	lastExit    prometheus.Gauge
+	duration    prometheus.Gauge
+	actions     *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+	budget      *prometheus.GaugeVec
+	arrivals    prometheus.Gauge
+	problems    prometheus.Gauge
+}
+
+// New returns the metrics, registered and at zero.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_last_success_timestamp_seconds",
+			Help: "When the last run that did all it could finished (exit 0, or 6: done but a person is needed), as a Unix time."}),
+		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_last_run_timestamp_seconds",
+			Help: "When the last run finished, as a Unix time."}),
+		lastExit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_last_run_exit_code",
+			Help: "The last run's exit code (README, Exit codes)."}),
+		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_run_duration_seconds",
+			Help: "How long the last run took."}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keysync_actions_total",
+			Help: "Actions by system, action and result."}, []string{"system", "action", "result"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keysync_requests_total",
+			Help: "Requests sent, by system."}, []string{"system"}),
+		budget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keysync_budget_remaining",
+			Help: "Requests left of the daily budget over the last 24 hours, by system."}, []string{"system"}),
+		arrivals: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_arrivals_without_credential",
+			Help: "Stays arriving within 24 hours whose credential keysync could not issue in the last run."}),
+		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
+			Help: "Problems that need a person (actions failing run after run, properties removed from the config)."}),
+	}
+	m.reg.MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.arrivals, m.problems)
+	return m
+}
+
+// Run is one finished run, as the metrics need it.
+type Run struct {
+	Report   *reconcile.Report // nil when the run failed before it had one
+	Start    time.Time
+	End      time.Time
+	ExitCode int
+	// LastSuccess is when the last successful run before this one ended,
+	// kept when this one did not succeed (zero: unknown).
+	LastSuccess time.Time
+}
+
+// Succeeded reports whether an exit code means the run did all it could.
+func Succeeded(code int) bool { return code == 0 || code == 6 }
+
+// Observe records a finished run.
+func (m *Metrics) Observe(r Run) {
+	m.lastRun.Set(unix(r.End))
+	m.lastExit.Set(float64(r.ExitCode))
+	m.duration.Set(r.End.Sub(r.Start).Seconds())
+	switch {
+	case Succeeded(r.ExitCode):
+		m.lastSuccess.Set(unix(r.End))
+	case !r.LastSuccess.IsZero():
+		m.lastSuccess.Set(unix(r.LastSuccess))
+	}
+	if r.Report == nil {
+		return
+	}
+	for _, c := range r.Report.Counts() {
+		result := string(c.Result)
+		if result == "" {
+			result = "planned"
+		}
+		m.actions.WithLabelValues(string(c.System), string(c.Op), result).Add(float64(c.N))
+	}
+	for sys, c := range r.Report.Requests {
+		m.requests.WithLabelValues(string(sys)).Add(float64(c.Reads + c.Writes))
+	}
+	for sys, b := range r.Report.Budget {
+		m.budget.WithLabelValues(string(sys)).Set(float64(b.Left))
+	}
+	m.arrivals.Set(float64(len(ArrivalsWithoutCredential(r.Report))))
+	m.problems.Set(float64(len(r.Report.Problems)))
+}
+
+// ArrivalsWithoutCredential returns the stays arriving within 24 hours
+// whose credential work did not get done in the run (failed, skipped,
+// deferred or of unknown outcome), and the Guestway arrivals within 24
+// hours whose source holds no lock PIN.
+func ArrivalsWithoutCredential(rep *reconcile.Report) []reconcile.StayRef {
+	seen := map[reconcile.StayRef]bool{}
+	var out []reconcile.StayRef
+	add := func(s reconcile.StayRef) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, a := range rep.Actions() {
+		if a.Priority != reconcile.PriorityArrivalSoon || (a.Op != reconcile.OpCreate && a.Op != reconcile.OpAssign) {
+			continue
+		}
+		switch a.Result {
+		case reconcile.ResultFailed, reconcile.ResultSkipped, reconcile.ResultUnknown, reconcile.ResultDeferred:
+			add(a.Stay)
+		}
+	}
+	for _, n := range rep.Notes() {
+		if n.Kind == reconcile.NoteMissingLockPIN {
+			add(n.Stay)
+		}
+	}
+	return out
+}
+
+// WriteFile writes the metrics in the Prometheus text format to path,
+// atomically (a temporary file renamed), for the node exporter's textfile
+// collector; path should end in .prom.
+func (m *Metrics) WriteFile(path string) error {
+	return prometheus.WriteToTextfile(path, m.reg)
+}
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
