@@ -114,6 +114,20 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 	return nil
 }
 
+// LastRunAt returns the instant the latest recorded run acted at (its
+// --now), or the zero time when none is recorded.
+func (d *DB) LastRunAt(ctx context.Context) (time.Time, error) {
+	var at sql.NullString
+	if err := d.db.QueryRowContext(ctx, `SELECT max(started_at) FROM runs`).Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("state: read the last run: %w", err)
+	}
+	t, err := parseTime(at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("state: read the last run: %w", err)
+	}
+	return t, nil
+}
+
 // Runs returns every recorded run, oldest first, for reports and tests.
 func (d *DB) Runs(ctx context.Context) ([]RunRow, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json FROM runs ORDER BY id`)

@@ -166,6 +166,18 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		return nil, err
 	}
 	defer closeDB()
+	if !opts.Force && mode != reconcile.ModePlan {
+		var last time.Time
+		if sdb, ok := db.(*state.DB); ok {
+			if last, err = sdb.LastRunAt(ctx); err != nil {
+				return nil, withCode(ExitFailure, err)
+			}
+		}
+		if !last.IsZero() && now.Before(last.Add(-24*time.Hour)) {
+			return nil, withCode(ExitConfig, fmt.Errorf("--now %s is more than a day before the last recorded run (%s): a run in the past would key stays that have departed since; add --force if that is really what you want",
+				now.Format(time.RFC3339), last.Format(time.RFC3339)))
+		}
+	}
 
 	meter := &reconcile.Meter{Clock: env.clock}
 	env.limiters.seedFrom(ctx, db, now, env.clock, log)

@@ -218,3 +218,21 @@ func readMetrics(t *testing.T, path string) map[string]float64 {
 	}
 	return out
 }
+
+// TestNowInThePastNeedsForce: --now more than a day before the last
+// recorded run is refused (a run in the past keys departed stays) unless
+// --force; plan may look anywhere.
+func TestNowInThePastNeedsForce(t *testing.T) {
+	h := newHarness(t, 2, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	h.setNow(h.now.Add(-36 * time.Hour))
+	_, code, out := h.run("run")
+	if code != ExitConfig || !strings.Contains(out, "--force") {
+		t.Errorf("run 36 h in the past: exit %d, want %d naming --force:\n%s", code, ExitConfig, out)
+	}
+	h.mustRun(ExitOK, "plan")
+	h.mustRun(ExitOK, "run", "--force")
+	h.setNow(h.now.Add(36*time.Hour - time.Hour))
+	h.mustRun(ExitOK, "run")
+}
