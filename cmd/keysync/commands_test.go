@@ -24,6 +24,9 @@ func TestDemoConverges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
 	}
+	if errb.Len() > 0 {
+		t.Errorf("demo printed raw log lines:\n%s", errb.String())
+	}
 	for _, want := range []string{
 		"3RPMS keys created and assigned in 2 write request(s) for the whole hotel.",
 		"Run straight after: 0 action(s), 0 write request(s).",

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,9 +27,13 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 		}
 		return withCode(ExitConfig, errQuiet)
 	}
-	log, err := newLogger(env.stderr, cmp.Or(env.getenv("KEYSYNC_LOG_LEVEL"), "warn"))
-	if err != nil {
-		return withCode(ExitConfig, err)
+	// The demo narrates what it does; raw log lines only when asked for.
+	log := slog.New(slog.DiscardHandler)
+	if level := env.getenv("KEYSYNC_LOG_LEVEL"); level != "" {
+		var err error
+		if log, err = newLogger(env.stderr, level); err != nil {
+			return withCode(ExitConfig, err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "keysync-demo-")
 	if err != nil {
