@@ -30,6 +30,9 @@ DELETE /_sandbox/requests                       empty the request log
 POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigned keys now {deleted: [ids]}
 GET    /_sandbox/errors                         how GraphQL errors are answered {message_only}
 POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations)
+DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
+GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}
+POST   /_sandbox/webhook                        send signed events {"url", "secret"} ("url": "" stops them)
 `
 
 func (s *Server) routes() *http.ServeMux {
@@ -61,6 +64,32 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /_sandbox/rooms", s.adminAddRoom)
 	mux.HandleFunc("GET /_sandbox/keys", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"keys": s.Keys()})
+	})
+	mux.HandleFunc("DELETE /_sandbox/keys/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := s.DeleteKey(id); err != nil {
+			sandboxkit.AdminError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"deleted": id})
+	})
+	mux.HandleFunc("GET /_sandbox/webhook", func(w http.ResponseWriter, _ *http.Request) {
+		s.hooks.mu.Lock()
+		url := s.hooks.url
+		s.hooks.mu.Unlock()
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"url": url, "deliveries": sandboxkit.NonNil(s.Deliveries())})
+	})
+	mux.HandleFunc("POST /_sandbox/webhook", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			URL    *string `json:"url"`
+			Secret string  `json:"secret"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.URL == nil || (*in.URL != "" && in.Secret == "") {
+			sandboxkit.AdminError(w, http.StatusBadRequest, `body must be {"url": "http://…", "secret": "…"} (or {"url": ""} to stop)`)
+			return
+		}
+		s.SetWebhook(*in.URL, in.Secret)
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"url": *in.URL})
 	})
 	mux.HandleFunc("POST /_sandbox/cleanup", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"deleted": sandboxkit.NonNil(s.CleanupUnassignedNow())})

@@ -65,6 +65,9 @@
 //	POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigned keys now {deleted: [ids]}
 //	GET    /_sandbox/errors                         how GraphQL errors are answered {message_only}
 //	POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations)
+//	DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
+//	GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}
+//	POST   /_sandbox/webhook                        send signed events {"url", "secret"} ("url": "" stops them)
 //
 // Dates are "2006-01-02" (DateLayout) throughout.
 package sandbox

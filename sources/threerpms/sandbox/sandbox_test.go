@@ -10,8 +10,11 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/keysync/keysync/internal/webhook"
 )
 
 var t0 = time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
@@ -909,5 +912,77 @@ func TestCleanupUnassignedNow(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if want := fmt.Sprintf(`{"deleted":["%s"]}`, other); resp.StatusCode != 200 || strings.TrimSpace(string(b)) != want {
 		t.Fatalf("admin cleanup: %d %s, want %s", resp.StatusCode, b, want)
+	}
+}
+
+// TestWebhooks: with a webhook set, every change of the admin and Go APIs
+// is posted as a signed event, in order; a failed delivery is retried.
+func TestWebhooks(t *testing.T) {
+	e := newEnv(t, Options{})
+	var mu sync.Mutex
+	var got []string
+	fails := 1
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if webhook.Verify(body, r.Header.Get(webhook.SignatureHeader), "hook-secret") != nil {
+			t.Errorf("bad signature on %s", body)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		ev, err := webhook.Parse(body)
+		if err != nil {
+			t.Error(err)
+		}
+		got = append(got, ev.Event+" "+ev.Data.ID)
+	}))
+	defer recv.Close()
+	resp, err := http.Post(e.srv.URL+"/_sandbox/webhook", "application/json", strings.NewReader(`{"url":"`+recv.URL+`","secret":"hook-secret"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("set webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	key := e.createPin(ourToken, "5555")
+	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": key}); r.code(0) != "" {
+		t.Fatal(r.raw)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.sb.AddStay(Stay{ID: "rs_9", RoomID: "r3", Arrival: "2026-02-10", Departure: "2026-02-12"}))
+	must(e.sb.ChangeDates("rs_9", "2026-02-10", "2026-02-13"))
+	must(e.sb.MoveStay("rs_9", "r2"))
+	must(e.sb.CancelReservation("res_3"))
+	must(e.sb.DeleteStay("rs_9"))
+	must(e.sb.DeleteKey(key))
+	want := []string{"room_stay.created rs_9", "room_stay.updated rs_9", "room_stay.updated rs_9", "reservation.updated res_3",
+		"room_stay.deleted rs_9", "room_access_key.deleted " + key}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if d := e.sb.Deliveries(); len(d) != len(want) || d[0].Attempts != 2 || !d[0].Delivered {
+		t.Errorf("deliveries %+v", d)
+	}
+	if s, _ := e.sb.Stay("rs_2"); s.KeyID != "" {
+		t.Errorf("deleted key still on rs_2")
 	}
 }

@@ -120,6 +120,7 @@ type Server struct {
 	keys                       map[string]*key
 	nextStay, nextKey, nextRes int
 	messageOnly                bool
+	hooks                      webhooks
 }
 
 // clock and requestLog give Server the kit's Now, Requests and

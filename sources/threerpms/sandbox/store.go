@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/keysync/keysync/internal/webhook"
 )
 
 // DateLayout is the layout of every date the sandbox accepts and returns
@@ -373,6 +375,7 @@ func (s *Server) deleteKey(caller, keyID string) *Error {
 		return errorf(CodeConflict, "roomAccessKeyId: room access key %s is still assigned to %d room stay(s); remove it first", keyID, n)
 	}
 	k.deleted, k.deletedBy = true, "integration"
+	s.hooks.emit(webhook.KeyDeleted, k.id)
 	return nil
 }
 
@@ -407,6 +410,7 @@ func (s *Server) cleanup() {
 		s.unassign(st)
 		if len(s.assignedStays(k.id)) == 0 {
 			k.deleted, k.deletedBy = true, "cleanup"
+			s.hooks.emit(webhook.KeyDeleted, k.id)
 		}
 	}
 	held := map[string]bool{}
@@ -419,6 +423,7 @@ func (s *Server) cleanup() {
 	for _, k := range s.keys {
 		if !k.deleted && !held[k.id] && now.Sub(k.unassignedSince) >= CleanupUnassigned {
 			k.deleted, k.deletedBy = true, "cleanup"
+			s.hooks.emit(webhook.KeyDeleted, k.id)
 		}
 	}
 }
@@ -439,6 +444,7 @@ func (s *Server) CleanupUnassignedNow() []string {
 	for _, k := range s.keys {
 		if !k.deleted && !held[k.id] {
 			k.deleted, k.deletedBy = true, "cleanup"
+			s.hooks.emit(webhook.KeyDeleted, k.id)
 			out = append(out, k.id)
 		}
 	}
@@ -503,7 +509,10 @@ func (s *Server) Rooms() []Room {
 func (s *Server) AddStay(st Stay) error {
 	s.lock()
 	defer s.mu.Unlock()
-	_, err := s.addStay(st)
+	added, err := s.addStay(st)
+	if err == nil {
+		s.hooks.emit(webhook.StayCreated, added.id)
+	}
 	return err
 }
 
@@ -585,6 +594,7 @@ func (s *Server) changeDates(stayID, arrival, departure string) error {
 		return fmt.Errorf("sandbox: change dates of stay %s: %w", stayID, derr)
 	}
 	st.arrival, st.departure = arr, dep
+	s.hooks.emit(webhook.StayUpdated, st.id)
 	return nil
 }
 
@@ -604,6 +614,7 @@ func (s *Server) moveStay(stayID, roomID string) error {
 		return fmt.Errorf("sandbox: move stay %s: %w", stayID, errorf(CodeNotFound, "room_id: room %q not found", roomID))
 	}
 	st.roomID = roomID
+	s.hooks.emit(webhook.StayUpdated, st.id)
 	return nil
 }
 
@@ -628,6 +639,7 @@ func (s *Server) setCancelled(id string, cancelled bool) error {
 		return fmt.Errorf("sandbox: %s reservation %s: %w", verb, id, errorf(CodeNotFound, "reservation %s not found", id))
 	}
 	res.cancelled = cancelled
+	s.hooks.emit(webhook.ReservationUpdated, res.id)
 	return nil
 }
 
@@ -641,6 +653,24 @@ func (s *Server) DeleteStay(stayID string) error {
 	}
 	s.unassign(st)
 	st.deleted = true
+	s.hooks.emit(webhook.StayDeleted, st.id)
+	return nil
+}
+
+// DeleteKey deletes a key as the hotel's staff would in 3RPMS: it is taken
+// off every stay that holds it, whoever created it.
+func (s *Server) DeleteKey(keyID string) error {
+	s.lock()
+	defer s.mu.Unlock()
+	k, ok := s.keys[keyID]
+	if !ok || k.deleted {
+		return fmt.Errorf("sandbox: delete key %s: %w", keyID, errorf(CodeNotFound, "room access key %s not found", keyID))
+	}
+	for _, st := range s.assignedStays(k.id) {
+		s.unassign(st)
+	}
+	k.deleted, k.deletedBy = true, "staff"
+	s.hooks.emit(webhook.KeyDeleted, k.id)
 	return nil
 }
 
