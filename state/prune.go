@@ -61,6 +61,8 @@ func (d *DB) Prune(ctx context.Context, now time.Time, keep time.Duration) (int,
 			AND id < (SELECT max(id) FROM credentials)
 			AND id NOT IN (SELECT derived_from FROM credentials WHERE status IN (?, ?, ?, ?) AND derived_from IS NOT NULL)
 			LIMIT ?)`, append(append(append(settled, cut), live...), pruneBatch)},
+		{"webhook events", `DELETE FROM events WHERE id IN (
+			SELECT id FROM events WHERE done_at IS NOT NULL AND done_at < ? LIMIT ?)`, []any{cut, pruneBatch}},
 		{"the request ledger", `DELETE FROM requests WHERE id IN (
 			SELECT id FROM requests WHERE at < ? ORDER BY at LIMIT ?)`, []any{cut, pruneBatch}},
 		{"runs", `DELETE FROM runs WHERE id IN (
