@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -25,7 +26,7 @@ import (
 // pace.
 type limiters struct {
 	mu sync.Mutex
-	m  map[string]*reconcile.Pacer
+	m  map[string]*httpapi.Pacer
 	// seed, when set, gives the times of a system's recent requests from
 	// the ledger; a Pacer is seeded with them when it is created.
 	seed func(reconcile.System) []time.Time
@@ -38,15 +39,15 @@ const paceMargin = 0.95
 
 // get returns the API's Pacer, creating it first at paceMargin of the
 // configured rate and seeding it with the system's recent requests.
-func (l *limiters) get(api string, sys reconcile.System, perSecond float64, burst int, clock reconcile.Clock) *reconcile.Pacer {
+func (l *limiters) get(api string, sys reconcile.System, perSecond float64, burst int, clock reconcile.Clock) *httpapi.Pacer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]*reconcile.Pacer{}
+		l.m = map[string]*httpapi.Pacer{}
 	}
 	p, ok := l.m[api]
 	if !ok {
-		p = reconcile.NewPacer(perSecond*paceMargin, burst, clock)
+		p = httpapi.NewPacer(perSecond*paceMargin, burst, clock)
 		if l.seed != nil {
 			p.Seed(l.seed(sys))
 		}
@@ -86,7 +87,7 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 	if d := now.Sub(at); d > time.Second || d < -time.Second {
 		return
 	}
-	times, err := lt.RequestTimes(ctx, at.Add(-reconcile.IdleReset))
+	times, err := lt.RequestTimes(ctx, at.Add(-httpapi.IdleReset))
 	if err != nil {
 		log.Warn("could not read recent requests from the ledger; pacing from a full burst", "err", err)
 		return
@@ -143,7 +144,7 @@ func budgets(cfg *Config) map[reconcile.System]reconcile.DailyBudget {
 func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconcile.Site {
 	// One limiter per API: the system and its host (the sandboxes share a
 	// host, real systems do not).
-	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *reconcile.Pacer {
+	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *httpapi.Pacer {
 		return env.limiters.get(string(sys)+" "+hostOf(endpoint), sys, a.RatePerSecond, a.Burst, env.clock)
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}

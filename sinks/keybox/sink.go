@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/reach"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -117,11 +118,11 @@ type Options struct {
 	HTTP *http.Client
 	// Pacer paces requests to this API; shared by everything in the
 	// process that calls it; nil means no pacing.
-	Pacer *reconcile.Pacer
+	Pacer *httpapi.Pacer
 	// Retry is how one exchange is retried: 429s waited out, idempotent
 	// calls (a cancel, unless CancelMethod is POST) retried after an
 	// outage, creates never; the zero value is the default policy.
-	Retry reconcile.Retry
+	Retry httpapi.Retry
 	// Meter counts requests for the run report.
 	Meter *reconcile.Meter
 	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
@@ -265,7 +266,7 @@ func (s *Sink) MaxBatch() int { return 1 }
 // than one action, or a refused or cancelled wait for the pacer (nothing
 // sent); a dial failure (nothing sent; wrapping reconcile.ErrUnavailable);
 // 401 and 403 (wrapping reconcile.ErrUnauthorized); 429 (a
-// *reconcile.RateLimitedError, wrapped in reconcile.ErrWaitTooLong when
+// *httpapi.RateLimitedError, wrapped in httpapi.ErrWaitTooLong when
 // its Retry-After is longer than the run waits); a redirect or another
 // unexpected status; no answer or a 5xx (wrapping both
 // reconcile.ErrUnavailable and reconcile.ErrUnknownOutcome); and, wrapping

@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/keysync/keysync/internal/reach"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -49,12 +50,12 @@ func (s *Sink) send(ctx context.Context, what, method, target string, body, out 
 		verdict, last = s.exchange(ctx, what, method, target, payload, out)
 		return last
 	})
-	var rl *reconcile.RateLimitedError
+	var rl *httpapi.RateLimitedError
 	switch {
 	case err == nil:
 		return verdict, nil
-	case errors.Is(err, reconcile.ErrWaitTooLong) && errors.As(err, &rl):
-		return nil, fmt.Errorf("%s: %s: HTTP 429: %w: %w", s.label(), what, reconcile.ErrWaitTooLong, rl)
+	case errors.Is(err, httpapi.ErrWaitTooLong) && errors.As(err, &rl):
+		return nil, fmt.Errorf("%s: %s: HTTP 429: %w: %w", s.label(), what, httpapi.ErrWaitTooLong, rl)
 	case last == nil || !errors.Is(err, last):
 		// The pacer's wait failed: this attempt was not sent.
 		return nil, fmt.Errorf("%s: %s: waiting for rate limit: %w", s.label(), what, err)
@@ -109,7 +110,7 @@ func (s *Sink) exchange(ctx context.Context, what, method, target string, payloa
 		return nil, errf("HTTP 403: user %q lacks a permission this call needs (listing, creating and cancelling accesses): %w",
 			s.opts.Username, reconcile.ErrUnauthorized)
 	case code == http.StatusTooManyRequests:
-		return nil, errf("HTTP 429: %w", &reconcile.RateLimitedError{
+		return nil, errf("HTTP 429: %w", &httpapi.RateLimitedError{
 			System: reconcile.SystemKeyBox, RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), s.opts.Now()),
 		})
 	case code >= 500:
@@ -263,7 +264,7 @@ func digitRuns(s string) map[string]bool {
 // to now. Missing, negative or malformed values give one second; values
 // above a day are capped there.
 func RetryAfter(v string, now time.Time) time.Duration {
-	return reconcile.ParseRetryAfter(v, now, 24*time.Hour)
+	return httpapi.ParseRetryAfter(v, now, 24*time.Hour)
 }
 
 // flexString is an id or code that the API may send as a JSON string or an

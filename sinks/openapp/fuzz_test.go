@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -82,7 +83,7 @@ func fzSink(srv *fzServer) *openapp.Sink {
 	o := options(srv.srv.URL)
 	o.APIKey = fzKey
 	o.MaxResponseBytes = fzCap
-	o.Retry = reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
 	return openapp.New(o)
 }
 
@@ -312,7 +313,7 @@ func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
 		srv := fzRawServer(t, raw)
 		o := options(srv.URL)
 		o.APIKey = fzKey
-		o.Retry = reconcile.Retry{Attempts: 1}
+		o.Retry = httpapi.Retry{Attempts: 1}
 		create, update := fzActions()
 		for _, a := range []*reconcile.Action{create, update} {
 			_, err := openapp.New(o).Apply(t.Context(), []*reconcile.Action{a})

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	sink "github.com/keysync/keysync/sinks/threerpms"
@@ -156,7 +157,7 @@ func fzApply(t *testing.T, srv *fzServer) ([]reconcile.Outcome, error) {
 		Endpoint:         srv.srv.URL + "/graphql",
 		Token:            fzToken,
 		MaxResponseBytes: fzCap,
-		Retry:            reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(start)},
+		Retry:            httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(start)},
 		Clock:            clocktest.New(start),
 	})
 	return sink.New(c, 0).Apply(t.Context(), fzBatch())

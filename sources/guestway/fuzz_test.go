@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
@@ -149,8 +150,8 @@ func fzSeeds() [][2][]byte {
 func fzStays(t *testing.T, srv *fzServer) ([]reconcile.Stay, error) {
 	src := guestway.New(guestway.Options{
 		BaseURL: srv.srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
-		MaxResponseBytes: fzCap, MaxPages: fzMaxPages,
-		Retry: reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)},
+		MaxPages:  fzMaxPages,
+		Transport: httpapi.Transport{MaxResponseBytes: fzCap, Retry: httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}},
 	})
 	from, _ := reconcile.ParseDate("2026-01-30")
 	to, _ := reconcile.ParseDate("2026-02-05")
@@ -311,7 +312,7 @@ func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
 		srv := fzRawServer(t, raw)
 		src := guestway.New(guestway.Options{
 			BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
-			Retry: reconcile.Retry{Attempts: 1},
+			Transport: httpapi.Transport{Retry: httpapi.Retry{Attempts: 1}},
 		})
 		from, _ := reconcile.ParseDate("2026-01-30")
 		to, _ := reconcile.ParseDate("2026-02-05")

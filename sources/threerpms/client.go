@@ -26,6 +26,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/keysync/keysync/internal/reach"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -43,11 +44,11 @@ type ClientOptions struct {
 	HTTP *http.Client
 	// Pacer paces requests to this API; shared by everything in the
 	// process that calls it. Nil means no pacing.
-	Pacer *reconcile.Pacer
+	Pacer *httpapi.Pacer
 	// Retry is how one exchange is retried: 429s waited out, queries
 	// retried after an outage (mutations never are); the zero value is the
 	// default policy.
-	Retry reconcile.Retry
+	Retry httpapi.Retry
 	// Clock reads Retry-After dates; nil means the wall clock.
 	Clock reconcile.Clock
 	// Meter counts requests for the run report.
@@ -83,7 +84,7 @@ func NewClient(opts ClientOptions) *Client {
 // For mutations, a failure after the request was sent (no answer, a 5xx, an
 // unreadable answer) wraps reconcile.ErrUnknownOutcome: the server may have
 // acted. 401 and 403 wrap reconcile.ErrUnauthorized, 429 is a
-// *reconcile.RateLimitedError, 400 wraps reconcile.ErrRejected. While the
+// *httpapi.RateLimitedError, 400 wraps reconcile.ErrRejected. While the
 // server has never answered, a 404 wraps reconcile.ErrEndpoint and a
 // connection that cannot be made reconcile.ErrUnreachable (package reach).
 func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
@@ -143,7 +144,7 @@ func (c *Client) exchange(ctx context.Context, what string, write bool, body []b
 	case code == http.StatusForbidden:
 		return fmt.Errorf("3rpms: %s: HTTP 403: the API token lacks a permission this call needs: %w", what, reconcile.ErrUnauthorized)
 	case code == http.StatusTooManyRequests:
-		return &reconcile.RateLimitedError{System: reconcile.System3RPMS, RetryAfter: RetryAfter(hresp.Header.Get("Retry-After"), c.now())}
+		return &httpapi.RateLimitedError{System: reconcile.System3RPMS, RetryAfter: RetryAfter(hresp.Header.Get("Retry-After"), c.now())}
 	case code >= 500:
 		return fmt.Errorf("%w (%w)", unknown("HTTP %d from server", code), reconcile.ErrUnavailable)
 	case code != http.StatusOK:
@@ -275,7 +276,7 @@ func (c *Client) errorMessages(body io.Reader) string {
 // to now. Missing, negative or malformed values give one second; values
 // above ten minutes are capped there.
 func RetryAfter(v string, now time.Time) time.Duration {
-	return reconcile.ParseRetryAfter(v, now, 10*time.Minute)
+	return httpapi.ParseRetryAfter(v, now, 10*time.Minute)
 }
 
 func isMutation(query string) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -52,7 +53,7 @@ func canaryClient(endpoint string) *threerpms.Client {
 		Endpoint:         endpoint,
 		Token:            canaryToken,
 		MaxResponseBytes: 2048,
-		Retry:            reconcile.Retry{Attempts: 1},
+		Retry:            httpapi.Retry{Attempts: 1},
 	})
 }
 
@@ -121,9 +122,9 @@ func TestMakeRequest(t *testing.T) {
 			handler:  reply(http.StatusTooManyRequests, jsonCT, echo, "Retry-After", "7"),
 			isNot:    []error{reconcile.ErrUnknownOutcome},
 			check: func(t *testing.T, err error, _ map[string]any) {
-				var rl *reconcile.RateLimitedError
+				var rl *httpapi.RateLimitedError
 				if !errors.As(err, &rl) {
-					t.Fatalf("err = %v (%T), want *reconcile.RateLimitedError", err, err)
+					t.Fatalf("err = %v (%T), want *httpapi.RateLimitedError", err, err)
 				}
 				if rl.RetryAfter != 7*time.Second || rl.System != reconcile.System3RPMS {
 					t.Errorf("got %+v, want 3rpms and 7s", *rl)
@@ -134,7 +135,7 @@ func TestMakeRequest(t *testing.T) {
 			name:    "429 without Retry-After",
 			handler: reply(http.StatusTooManyRequests, jsonCT, echo),
 			check: func(t *testing.T, err error, _ map[string]any) {
-				var rl *reconcile.RateLimitedError
+				var rl *httpapi.RateLimitedError
 				if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
 					t.Errorf("err = %v, want a RateLimitedError with the 1s floor", err)
 				}
@@ -370,7 +371,7 @@ func TestMakeRequestSends(t *testing.T) {
 func TestMakeRequestLimiterRefuses(t *testing.T) {
 	c, endpoint := newCanned(t, `{"data":{}}`)
 	cl := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: endpoint, Token: canaryToken, Pacer: reconcile.NewPacer(1, 0, nil), // burst 0: never admits
+		Endpoint: endpoint, Token: canaryToken, Pacer: httpapi.NewPacer(1, 0, nil), // burst 0: never admits
 	})
 	err := cl.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -547,7 +548,7 @@ func TestMakeRequestRetries(t *testing.T) {
 		{name: "query, 503 forever", answers: []int{503}, wantReqs: 4, wantErr: reconcile.ErrUnavailable},
 		{name: "mutation 503 is not re-sent", write: true, answers: []int{503}, wantReqs: 1, wantErr: reconcile.ErrUnknownOutcome},
 		{name: "429 Retry-After 2 then 200", write: true, answers: []int{429, 200}, retryHdr: "2", wantReqs: 2, minGap: 2 * time.Second},
-		{name: "429 for a day defers", answers: []int{429}, retryHdr: "86400", wantReqs: 1, wantErr: reconcile.ErrWaitTooLong},
+		{name: "429 for a day defers", answers: []int{429}, retryHdr: "86400", wantReqs: 1, wantErr: httpapi.ErrWaitTooLong},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -566,8 +567,8 @@ func TestMakeRequestRetries(t *testing.T) {
 			defer srv.Close()
 			c := threerpms.NewClient(threerpms.ClientOptions{
 				Endpoint: srv.URL, Token: canaryToken, Clock: clock,
-				Pacer: reconcile.NewPacer(5, 10, clock),
-				Retry: reconcile.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
+				Pacer: httpapi.NewPacer(5, 10, clock),
+				Retry: httpapi.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
 			})
 			err := c.MakeRequest(t.Context(), testRequest(tc.write), &graphql.Response{})
 			if len(times) != tc.wantReqs {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -144,7 +145,7 @@ func fzStays(t *testing.T, srv *fzServer) ([]reconcile.Stay, error) {
 		Endpoint:         srv.srv.URL + "/graphql",
 		Token:            fzToken,
 		MaxResponseBytes: fzCap,
-		Retry:            reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))},
+		Retry:            httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))},
 		Clock:            clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)),
 	})
 	from, _ := reconcile.ParseDate("2026-01-30")

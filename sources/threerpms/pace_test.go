@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -30,9 +31,9 @@ func TestThousandCallsNoRateLimit(t *testing.T) {
 	meter := &reconcile.Meter{Clock: clock}
 	c := threerpms.NewClient(threerpms.ClientOptions{
 		Endpoint: srv.URL + "/graphql", Token: ourToken, Clock: clock, Meter: meter,
-		Pacer: reconcile.NewPacer(5*0.95, 10, clock),
+		Pacer: httpapi.NewPacer(5*0.95, 10, clock),
 		// One attempt: a 429 must fail the test, not be retried away.
-		Retry: reconcile.Retry{Attempts: 1, Clock: clock},
+		Retry: httpapi.Retry{Attempts: 1, Clock: clock},
 	})
 	src := threerpms.NewSource(c, "p", 20)
 	from, to := reconcile.Date{Year: 2026, Month: 11, Day: 22}, reconcile.Date{Year: 2026, Month: 11, Day: 29}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/threerpms"
 	"github.com/keysync/keysync/sources/threerpms/sandbox"
@@ -46,7 +47,7 @@ func newSandbox(t *testing.T) (*sandbox.Server, string) {
 
 // newClient returns a Client for endpoint that sends our token.
 func newClient(endpoint string) *threerpms.Client {
-	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken, Retry: reconcile.Retry{Attempts: 1}})
+	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken, Retry: httpapi.Retry{Attempts: 1}})
 }
 
 // addStays adds stays to sb, failing the test on any error.
