@@ -275,17 +275,19 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 		return nil, c.fail(r, code, c.rateReason(fmt.Sprintf("rate limited (retry after %s)", rl.RetryAfter)), rl)
 	case code >= 500:
 		return nil, c.fail(r, code, "server error; try again later", unknown(r, reconcile.ErrUnavailable))
-	case code >= 300 && code <= 399:
-		return nil, c.fail(r, code, "redirects are not followed; check the base URL (https?)", unknown(r, nil))
+	case code >= 300 && code <= 399 && resp.Header.Get("Location") != "":
+		// A redirect: the request was not acted on here.
+		return nil, c.fail(r, code, "redirects are not followed; check the base URL (https?)", nil)
+	case code == http.StatusMethodNotAllowed:
+		// The API takes no such call at this path: a wrong path or method
+		// in the config, not a refusal of the action.
+		return nil, c.fail(r, code, "unexpected HTTP 405: the server does not allow this method here; check the paths and methods", nil)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return nil, c.fail(r, code, c.reason(r, resp.Body, code), reconcile.ErrUnauthorized)
+	case code >= 400 && code <= 499:
+		return nil, c.fail(r, code, c.reason(r, resp.Body, code), c.refusal(code))
 	case code < 200 || code > 299:
-		reason := c.reason(r, resp.Body, code)
-		switch {
-		case code == http.StatusUnauthorized || code == http.StatusForbidden:
-			return nil, c.fail(r, code, reason, reconcile.ErrUnauthorized)
-		case code >= 400:
-			return nil, c.fail(r, code, reason, c.refusal(code))
-		}
-		return nil, c.fail(r, code, "unexpected status", unknown(r, nil))
+		return nil, c.fail(r, code, fmt.Sprintf("unexpected HTTP %d", code), unknown(r, nil))
 	}
 	if r.Discard {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.MaxResponseBytes()))
@@ -296,7 +298,7 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, c.fail(r, code, "read response: truncated response (connection closed mid-body)", unknown(r, nil))
+		return nil, c.fail(r, code, "read response: the connection closed mid-body (truncated response) while reading the answer", unknown(r, nil))
 	case err != nil:
 		return nil, c.fail(r, code, "read response", unknown(r, scrubTransport(err)))
 	case int64(len(raw)) > max:

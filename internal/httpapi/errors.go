@@ -52,11 +52,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Refused reports whether the server refused this request alone (a 4xx
-// other than 401, 403 and 429): an answer about the one action it
+// other than 401, 403, 405 and 429): an answer about the one action it
 // carried, not a failure of the API.
 func (e *Error) Refused() bool {
 	switch e.Status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusMethodNotAllowed:
 		return false
 	}
 	return e.Status >= 400 && e.Status <= 499 && !errors.Is(e.Err, reconcile.ErrEndpoint)

@@ -218,31 +218,6 @@ func TestDialFailure(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", time.Second},
-		{"0", time.Second},
-		{"-5", time.Second},
-		{"soon", time.Second},
-		{"7", 7 * time.Second},
-		{" 90 ", 90 * time.Second},
-		{"3600", time.Hour},
-		{"999999999999", 24 * time.Hour},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), time.Second},
-		{now.Add(72 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
-	}
-	for _, tc := range tests {
-		if got := keybox.RetryAfter(tc.in, now); got != tc.want {
-			t.Errorf("RetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}
-
 // TestErrorsKeepIds: access and key ids are not secrets and an operator
 // needs them, even when they are runs of digits like an access code. The
 // numbers the request itself carried (the access id in the cancel path, the

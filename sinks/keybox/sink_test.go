@@ -77,7 +77,7 @@ func options(baseURL string, loc *time.Location) keybox.Options {
 	return keybox.Options{
 		BaseURL: baseURL, Username: ourUser, Password: ourPass,
 		Rooms: rooms(), TimeZone: loc, Property: property,
-		Retry: retryOn(clocktest.New(t0)),
+		Transport: httpapi.Transport{Retry: retryOn(clocktest.New(t0))},
 	}
 }
 
