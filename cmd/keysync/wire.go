@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -98,13 +99,17 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 }
 
 // buildRunner wires the config's properties to their adapters.
-func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) *reconcile.Runner {
+func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
 	for i := range cfg.Properties {
-		r.Sites = append(r.Sites, env.site(&cfg.Properties[i], meter))
+		site, err := env.site(&cfg.Properties[i], meter)
+		if err != nil {
+			return nil, err
+		}
+		r.Sites = append(r.Sites, site)
 	}
-	return r
+	return r, nil
 }
 
 // budgets is each system's daily request budget: the smallest cap and the
@@ -140,8 +145,9 @@ func budgets(cfg *Config) map[reconcile.System]reconcile.DailyBudget {
 	return out
 }
 
-// site builds one property's source, sinks and key deriver.
-func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconcile.Site {
+// site builds one property's source, sinks and key deriver, or says
+// which of its systems could not be set up.
+func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconcile.Site, error) {
 	// One limiter per API: the system and its host (the sandboxes share a
 	// host, real systems do not).
 	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *httpapi.Pacer {
@@ -149,10 +155,15 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
 	if t := p.ThreeRPMS; t != nil {
-		client := rpms.NewClient(rpms.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Pacer: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig),
-			Retry: env.retry, Clock: env.clock, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+		client, err := rpmsapi.NewClient(rpmsapi.ClientOptions{
+			Endpoint: t.Endpoint, Token: t.token, Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig),
+				Retry: env.retry, Now: env.now, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+			},
 		})
+		if err != nil {
+			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
+		}
 		site.Source, site.SourceSystem = rpms.NewSource(client, p.Name, t.PageSize), reconcile.System3RPMS
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
 	}
@@ -160,8 +171,10 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Source, site.SourceSystem = guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
-			MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
+			PerPage: g.PerPage, Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
+				MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
+			},
 		}), reconcile.SystemGuestway
 	}
 	if o := p.OpenApp; o != nil {
@@ -174,7 +187,9 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, Property: p.Name,
-			Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+			Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+			},
 		})
 	}
 	var box *keybox.Sink
@@ -189,7 +204,9 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
-			Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+			Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+			},
 		})
 		site.Sinks[reconcile.SystemKeyBox] = box
 	}
@@ -221,7 +238,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		}
 		return nil
 	}
-	return site
+	return site, nil
 }
 
 func hostOf(endpoint string) string {

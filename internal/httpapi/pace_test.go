@@ -65,6 +65,19 @@ func TestParseRetryAfter(t *testing.T) {
 		{"9999999999", 24 * time.Hour},           // would overflow a Duration
 		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
 		{now.Add(-time.Hour).Format(http.TimeFormat), time.Second},
+		// The cases each adapter's own Retry-After wrapper was tested with,
+		// now under the one policy (a cap of a day).
+		{" 7 ", 7 * time.Second},
+		{" 90 ", 90 * time.Second},
+		{"1.5", time.Second},
+		{"599", 599 * time.Second},
+		{"600", 10 * time.Minute},
+		{"3600", time.Hour},
+		{"999999999999", 24 * time.Hour},
+		{now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second},
+		{now.Format(http.TimeFormat), time.Second},
+		{now.Add(24 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
+		{now.Add(72 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
 	} {
 		if got := httpapi.ParseRetryAfter(tc.v, now); got != tc.want {
 			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tc.v, got, tc.want)

@@ -16,9 +16,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/sources/threerpms"
 )
 
 // Canaries: secrets that must never reach an error string.
@@ -48,13 +48,21 @@ func testRequest(mutation bool) *graphql.Request {
 // canaryClient returns a Client for endpoint sending canaryToken, with a
 // 2048-byte response cap and one attempt per request: these tests check how
 // one exchange's answer is mapped (TestMakeRequestRetries checks retries).
-func canaryClient(endpoint string) *threerpms.Client {
-	return threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint:         endpoint,
-		Token:            canaryToken,
-		MaxResponseBytes: 2048,
-		Retry:            httpapi.Retry{Attempts: 1},
+func canaryClient(endpoint string) *rpmsapi.Client {
+	return mustClient(rpmsapi.ClientOptions{
+		Endpoint:  endpoint,
+		Token:     canaryToken,
+		Transport: httpapi.Transport{MaxResponseBytes: 2048, Retry: httpapi.Retry{Attempts: 1}},
 	})
+}
+
+// newClient is rpmsapi.NewClient for options that must work.
+func mustClient(opts rpmsapi.ClientOptions) *rpmsapi.Client {
+	c, err := rpmsapi.NewClient(opts)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // reply returns a handler answering status with body as contentType;
@@ -335,7 +343,7 @@ func TestMakeRequestSends(t *testing.T) {
 	defer srv.Close()
 
 	meter := &reconcile.Meter{}
-	c := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: canaryToken, Meter: meter})
+	c := mustClient(rpmsapi.ClientOptions{Endpoint: srv.URL + "/graphql", Token: canaryToken, Transport: httpapi.Transport{Meter: meter}})
 	if err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{}); err != nil {
 		t.Fatal(err)
 	}
@@ -370,8 +378,8 @@ func TestMakeRequestSends(t *testing.T) {
 // never sent, so a mutation's outcome is known.
 func TestMakeRequestLimiterRefuses(t *testing.T) {
 	c, endpoint := newCanned(t, `{"data":{}}`)
-	cl := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: endpoint, Token: canaryToken, Pacer: httpapi.NewPacer(1, 0, nil), // burst 0: never admits
+	cl := mustClient(rpmsapi.ClientOptions{
+		Endpoint: endpoint, Token: canaryToken, Transport: httpapi.Transport{Pacer: httpapi.NewPacer(1, 0, nil)}, // burst 0: never admits
 	})
 	err := cl.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -379,44 +387,6 @@ func TestMakeRequestLimiterRefuses(t *testing.T) {
 	}
 	if n := len(c.requests()); n != 0 {
 		t.Errorf("%d requests reached the server, want 0", n)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
-	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
-	for _, tc := range []struct {
-		name, header string
-		want         time.Duration
-		bug          string
-	}{
-		{"seconds", "7", 7 * time.Second, ""},
-		{"seconds with spaces", " 7 ", 7 * time.Second, ""},
-		{"zero", "0", time.Second, ""},
-		{"negative", "-1", time.Second, ""},
-		{"garbage", "garbage", time.Second, ""},
-		{"fraction", "1.5", time.Second, ""},
-		{"empty", "", time.Second, ""},
-		{"just under the cap", "599", 599 * time.Second, ""},
-		{"at the cap", "600", 10 * time.Minute, ""},
-		{"a day", "86400", 10 * time.Minute, ""},
-		{"date 30s ahead", date(30 * time.Second), 30 * time.Second, ""},
-		{"RFC 850 date 30s ahead", now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second, ""},
-		{"date in the past", date(-time.Hour), time.Second, ""},
-		{"date now", date(0), time.Second, ""},
-		{"date a day ahead", date(24 * time.Hour), 10 * time.Minute, ""},
-		{"seconds overflowing a Duration", "9999999999", 10 * time.Minute,
-			"client.go:179 RetryAfter: time.Duration(secs)*time.Second overflows for secs > 9223372036 and wraps negative, so the floor (1s) applies instead of the 10 min cap"},
-		{"seconds overflowing an int", "99999999999999999999", 10 * time.Minute,
-			"client.go:178 RetryAfter: strconv.Atoi fails with a range error for valid but huge delay-seconds, which then count as malformed (1s) instead of being capped at 10 min"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-			}
-			if got := threerpms.RetryAfter(tc.header, now); got != tc.want {
-				t.Errorf("RetryAfter(%q) = %s, want %s", tc.header, got, tc.want)
-			}
-		})
 	}
 }
 
@@ -565,10 +535,12 @@ func TestMakeRequestRetries(t *testing.T) {
 				w.Write([]byte(`{"data":{}}`))
 			}))
 			defer srv.Close()
-			c := threerpms.NewClient(threerpms.ClientOptions{
-				Endpoint: srv.URL, Token: canaryToken, Clock: clock,
-				Pacer: httpapi.NewPacer(5, 10, clock),
-				Retry: httpapi.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
+			c := mustClient(rpmsapi.ClientOptions{
+				Endpoint: srv.URL, Token: canaryToken, Transport: httpapi.Transport{
+					Now:   clock.Now,
+					Pacer: httpapi.NewPacer(5, 10, clock),
+					Retry: httpapi.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
+				},
 			})
 			err := c.MakeRequest(t.Context(), testRequest(tc.write), &graphql.Response{})
 			if len(times) != tc.wantReqs {
