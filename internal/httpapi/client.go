@@ -160,7 +160,9 @@ type Request struct {
 // *RateLimitedError (429; wrapped in ErrWaitTooLong when its Retry-After
 // is longer than the run waits), reconcile.ErrUnavailable (a 5xx, no
 // answer; with reconcile.ErrUnknownOutcome for a write that was sent),
-// the refusal of the request alone for other 4xx (Error.Refused), and
+// the refusal of the request alone for other 4xx but 405 (Error.Refused;
+// a 405 and a redirect are whole-request errors naming the config to
+// check, an unexpected status leaves a write's outcome unknown), and
 // reconcile.ErrEndpoint or reconcile.ErrUnreachable while the system has
 // never answered (package reach). An answer that cannot be read wraps
 // reconcile.ErrUnknownOutcome for a write and nothing for a read; a

@@ -6,7 +6,25 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
+	"unicode"
 )
+
+// CleanMessage makes a server message, already rid of secrets, fit for an
+// error: control characters become spaces and a message longer than
+// maxRunes is cut there, with an ellipsis.
+func CleanMessage(msg string, maxRunes int) string {
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, msg)
+	if r := []rune(msg); len(r) > maxRunes {
+		msg = string(r[:maxRunes]) + "…"
+	}
+	return msg
+}
 
 var quoted = regexp.MustCompile(`"[^"]*"`)
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode"
 
 	"github.com/keysync/keysync/internal/httpapi"
 )
@@ -96,16 +95,7 @@ func (s *Sink) scrub(msg string, keep map[string]bool) string {
 		msg = strings.ReplaceAll(msg, secret.Reveal(), "[redacted]")
 	}
 	msg = maskDigits(msg, keep)
-	msg = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, msg)
-	if r := []rune(msg); len(r) > maxMessageRunes {
-		msg = string(r[:maxMessageRunes]) + "…"
-	}
-	return msg
+	return httpapi.CleanMessage(msg, maxMessageRunes)
 }
 
 // maskDigits replaces each run of four or more ASCII digits with "[redacted]",

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"unicode"
 
 	"github.com/keysync/keysync/internal/httpapi"
 )
@@ -91,16 +90,7 @@ func (s *Sink) message(raw []byte, secrets []string, keep map[string]bool) strin
 		}
 		return w
 	})
-	msg = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, msg)
-	if r := []rune(msg); len(r) > maxMessageRunes {
-		msg = string(r[:maxMessageRunes]) + "…"
-	}
-	return "server says: " + msg
+	return "server says: " + httpapi.CleanMessage(msg, maxMessageRunes)
 }
 
 // pathWords returns the token-like words of a request path.
