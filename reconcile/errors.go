@@ -1,10 +1,6 @@
 package reconcile
 
-import (
-	"errors"
-	"fmt"
-	"time"
-)
+import "errors"
 
 // Conditions callers branch on. Adapters wrap them with context.
 var (
@@ -44,15 +40,7 @@ var (
 	// resolve, or the server answered 404 for the endpoint itself. Nothing
 	// is retried; the config needs fixing.
 	ErrEndpoint = errors.New("wrong URL")
+	// ErrRateLimited: the system refused the request for its rate limit
+	// (HTTP 429); the request was not run, and the next run retries it.
+	ErrRateLimited = errors.New("rate limited")
 )
-
-// RateLimitedError is returned when a system answered 429.
-type RateLimitedError struct {
-	System     System
-	RetryAfter time.Duration
-}
-
-// Error implements error.
-func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("%s: rate limited (retry after %s)", e.System, e.RetryAfter)
-}

@@ -49,9 +49,8 @@ import (
 // refused reports whether err is the system's answer to one action, as
 // opposed to a failed request, a lost answer or an outage.
 func refused(err error) bool {
-	var rl *RateLimitedError
 	return err != nil && !errors.Is(err, ErrUnknownOutcome) && !errors.Is(err, ErrUnavailable) &&
-		!errors.Is(err, ErrUnauthorized) && !errors.As(err, &rl)
+		!errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrRateLimited)
 }
 
 // settle applies one outcome to the action's credential. whole says the

@@ -181,7 +181,10 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 
 	meter := &reconcile.Meter{Clock: env.clock}
 	env.limiters.seedFrom(ctx, db, now, env.clock, log)
-	runner := env.buildRunner(cfg, db, log, meter)
+	runner, err := env.buildRunner(cfg, db, log, meter)
+	if err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
 	rep, err := runner.Run(ctx, opts)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/state"
@@ -125,7 +126,7 @@ func (fw *faultWorld) exec(cmd string, getenv func(string) string) faultRun {
 		stdout: &out, stderr: &errb, getenv: getenv,
 		now:   func() time.Time { return now },
 		clock: fake,
-		retry: reconcile.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
+		retry: httpapi.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
 	}
 	err := env.run(context.Background(), []string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339), "--json"})
 	r := faultRun{code: exitCode(err), err: err, stdout: out.String(), stderr: errb.String(), clock: fake}

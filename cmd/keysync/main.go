@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	// Property time zones must resolve on a machine without tzdata
 	// (distroless images, minimal containers).
@@ -109,7 +110,7 @@ Run 'keysync <command> -h' for a command's flags.`
 // KEYSYNC_LOG_LEVEL.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	clock := reconcile.WallClock{}
-	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, clock: clock, retry: reconcile.Retry{Clock: clock}}
+	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, clock: clock, retry: httpapi.Retry{Clock: clock}}
 	return env.run(ctx, args)
 }
 
@@ -164,6 +165,6 @@ type environment struct {
 	// clock paces and backs off requests; tests use a fake one.
 	clock reconcile.Clock
 	// retry is the retry policy of every adapter.
-	retry    reconcile.Retry
+	retry    httpapi.Retry
 	limiters limiters
 }

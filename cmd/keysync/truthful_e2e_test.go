@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -40,7 +41,7 @@ func (fw *faultWorld) execText(cmd string, getenv func(string) string, extra ...
 		stdout: &out, stderr: &errb, getenv: getenv,
 		now:   func() time.Time { return now },
 		clock: fake,
-		retry: reconcile.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
+		retry: httpapi.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
 	}
 	args := append([]string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, extra...)
 	err := env.run(context.Background(), args)
@@ -369,7 +370,7 @@ properties:
 			stdout: &out, stderr: &errb, getenv: getenv,
 			now:   fake.Now,
 			clock: fake,
-			retry: reconcile.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
+			retry: httpapi.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
 		}
 		// The run acts at the clock's present, as a timer's run does.
 		err := env.run(context.Background(), []string{cmd, "--config", cfg, "--now", fake.Now().Format(time.RFC3339Nano)})

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -25,7 +27,7 @@ import (
 // pace.
 type limiters struct {
 	mu sync.Mutex
-	m  map[string]*reconcile.Pacer
+	m  map[string]*httpapi.Pacer
 	// seed, when set, gives the times of a system's recent requests from
 	// the ledger; a Pacer is seeded with them when it is created.
 	seed func(reconcile.System) []time.Time
@@ -38,15 +40,15 @@ const paceMargin = 0.95
 
 // get returns the API's Pacer, creating it first at paceMargin of the
 // configured rate and seeding it with the system's recent requests.
-func (l *limiters) get(api string, sys reconcile.System, perSecond float64, burst int, clock reconcile.Clock) *reconcile.Pacer {
+func (l *limiters) get(api string, sys reconcile.System, perSecond float64, burst int, clock reconcile.Clock) *httpapi.Pacer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]*reconcile.Pacer{}
+		l.m = map[string]*httpapi.Pacer{}
 	}
 	p, ok := l.m[api]
 	if !ok {
-		p = reconcile.NewPacer(perSecond*paceMargin, burst, clock)
+		p = httpapi.NewPacer(perSecond*paceMargin, burst, clock)
 		if l.seed != nil {
 			p.Seed(l.seed(sys))
 		}
@@ -86,7 +88,7 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 	if d := now.Sub(at); d > time.Second || d < -time.Second {
 		return
 	}
-	times, err := lt.RequestTimes(ctx, at.Add(-reconcile.IdleReset))
+	times, err := lt.RequestTimes(ctx, at.Add(-httpapi.IdleReset))
 	if err != nil {
 		log.Warn("could not read recent requests from the ledger; pacing from a full burst", "err", err)
 		return
@@ -97,13 +99,17 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 }
 
 // buildRunner wires the config's properties to their adapters.
-func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) *reconcile.Runner {
+func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
 	for i := range cfg.Properties {
-		r.Sites = append(r.Sites, env.site(&cfg.Properties[i], meter))
+		site, err := env.site(&cfg.Properties[i], meter)
+		if err != nil {
+			return nil, err
+		}
+		r.Sites = append(r.Sites, site)
 	}
-	return r
+	return r, nil
 }
 
 // budgets is each system's daily request budget: the smallest cap and the
@@ -139,19 +145,25 @@ func budgets(cfg *Config) map[reconcile.System]reconcile.DailyBudget {
 	return out
 }
 
-// site builds one property's source, sinks and key deriver.
-func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconcile.Site {
+// site builds one property's source, sinks and key deriver, or says
+// which of its systems could not be set up.
+func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconcile.Site, error) {
 	// One limiter per API: the system and its host (the sandboxes share a
 	// host, real systems do not).
-	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *reconcile.Pacer {
+	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *httpapi.Pacer {
 		return env.limiters.get(string(sys)+" "+hostOf(endpoint), sys, a.RatePerSecond, a.Burst, env.clock)
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
 	if t := p.ThreeRPMS; t != nil {
-		client := rpms.NewClient(rpms.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Pacer: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig),
-			Retry: env.retry, Clock: env.clock, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+		client, err := rpmsapi.NewClient(rpmsapi.ClientOptions{
+			Endpoint: t.Endpoint, Token: t.token, Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig),
+				Retry: env.retry, Now: env.now, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
+			},
 		})
+		if err != nil {
+			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
+		}
 		site.Source, site.SourceSystem = rpms.NewSource(client, p.Name, t.PageSize), reconcile.System3RPMS
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
 	}
@@ -159,8 +171,10 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Source, site.SourceSystem = guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
-			MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
+			PerPage: g.PerPage, Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
+				MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
+			},
 		}), reconcile.SystemGuestway
 	}
 	if o := p.OpenApp; o != nil {
@@ -173,7 +187,9 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, Property: p.Name,
-			Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+			Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+			},
 		})
 	}
 	var box *keybox.Sink
@@ -188,7 +204,9 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
-			Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+			Transport: httpapi.Transport{
+				Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+			},
 		})
 		site.Sinks[reconcile.SystemKeyBox] = box
 	}
@@ -220,7 +238,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) *reconci
 		}
 		return nil
 	}
-	return site
+	return site, nil
 }
 
 func hostOf(endpoint string) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 )
@@ -69,7 +70,7 @@ func TestErrorMapping(t *testing.T) {
 		{name: "429 seconds", handler: answer(429, jsonCT, `{}`, "Retry-After", "7"), whole: true, retry: 7 * time.Second, requests: 4},
 		{name: "429 HTTP date", handler: answer(429, jsonCT, `{}`, "Retry-After", now.Add(30*time.Second).Format(http.TimeFormat)), whole: true, retry: 30 * time.Second, requests: 4},
 		{name: "429 no header", handler: answer(429, "", ""), whole: true, retry: time.Second, requests: 4},
-		{name: "429 cancel, longer than the run waits", cancel: true, handler: answer(429, "", "", "Retry-After", "120"), whole: true, retry: 2 * time.Minute, is: reconcile.ErrWaitTooLong},
+		{name: "429 cancel, longer than the run waits", cancel: true, handler: answer(429, "", "", "Retry-After", "120"), whole: true, retry: 2 * time.Minute, is: httpapi.ErrWaitTooLong},
 		{name: "500", handler: answer(500, jsonCT, `{"message":"`+leaky+`"}`), whole: true, is: reconcile.ErrUnknownOutcome, contains: "HTTP 500", unavailable: true},
 		{name: "502 HTML", handler: answer(502, "text/html", "<html>"+leaky+"</html>"), whole: true, is: reconcile.ErrUnknownOutcome, unavailable: true},
 		{name: "503 cancel", cancel: true, handler: answer(503, "", ""), whole: true, is: reconcile.ErrUnknownOutcome, unavailable: true, requests: 4},
@@ -177,7 +178,7 @@ func TestErrorMapping(t *testing.T) {
 			if errors.Is(e, reconcile.ErrUnavailable) != tc.unavailable {
 				t.Errorf("%v: ErrUnavailable is %v, want %v", e, !tc.unavailable, tc.unavailable)
 			}
-			var rl *reconcile.RateLimitedError
+			var rl *httpapi.RateLimitedError
 			if errors.As(e, &rl) != (tc.retry > 0) || tc.retry > 0 && (rl.RetryAfter != tc.retry || rl.System != reconcile.SystemKeyBox) {
 				t.Errorf("%v: rate limited %+v, want retry after %s", e, rl, tc.retry)
 			}
@@ -214,31 +215,6 @@ func TestDialFailure(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), url) {
 		t.Errorf("error quotes the URL: %v", err)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", time.Second},
-		{"0", time.Second},
-		{"-5", time.Second},
-		{"soon", time.Second},
-		{"7", 7 * time.Second},
-		{" 90 ", 90 * time.Second},
-		{"3600", time.Hour},
-		{"999999999999", 24 * time.Hour},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), time.Second},
-		{now.Add(72 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
-	}
-	for _, tc := range tests {
-		if got := keybox.RetryAfter(tc.in, now); got != tc.want {
-			t.Errorf("RetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
-		}
 	}
 }
 

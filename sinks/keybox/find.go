@@ -92,7 +92,7 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 		q.Set("keySerialNumber", ref.SerialNumber)
 	}
 	var list accessList
-	verdict, err := s.send(ctx, what, http.MethodGet, s.base+s.opts.ListPath+"?"+q.Encode(), nil, &list)
+	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
 	switch {
 	case err != nil:
 		return "", "", false, err

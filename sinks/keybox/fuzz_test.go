@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -37,7 +38,7 @@ func fzSink(srv *fault.Canned) *keybox.Sink {
 	o.Password = fzPass
 	o.Rooms = map[string]keybox.KeyRef{"204": {ID: "K1", Compartment: fzCompartment}}
 	o.MaxResponseBytes = fzCap
-	o.Retry = reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
 	return keybox.New(o)
 }
 
@@ -202,7 +203,7 @@ func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
 		srv := fault.RawServer(t, raw)
 		o := options(srv.URL, lj)
 		o.Password = fzPass
-		o.Retry = reconcile.Retry{Attempts: 1}
+		o.Retry = httpapi.Retry{Attempts: 1}
 		_, err := keybox.New(o).Apply(t.Context(), []*reconcile.Action{fzCreate()})
 		if err == nil || strings.Contains(err.Error(), fzPass) || strings.Contains(err.Error(), fzCode) {
 			t.Errorf("err = %v; want an error without what the server sent", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -77,7 +78,7 @@ func TestRetry(t *testing.T) {
 			name:     "429 with Retry-After 86400 is not waited out",
 			steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "86400"), created},
 			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			is: []error{httpapi.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
 			name: "cancel always 503", cancel: true, steps: []http.HandlerFunc{unavailable},
@@ -120,7 +121,7 @@ func TestRetry(t *testing.T) {
 			opts.Retry.Attempts = tc.attempts
 			opts.CancelMethod = tc.method
 			if tc.pacer {
-				opts.Pacer = reconcile.NewPacer(10, 10, clk)
+				opts.Pacer = httpapi.NewPacer(10, 10, clk)
 			}
 			a := mk()
 			if tc.cancel {

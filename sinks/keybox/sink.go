@@ -52,7 +52,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keysync/keysync/internal/reach"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -112,23 +112,11 @@ type Options struct {
 	// Property is the property's name; actions for stays of another
 	// property are refused, and errors name it.
 	Property string
-	// HTTP is the client to use; nil means one with a 60 s timeout that
-	// does not follow redirects (a redirected POST would arrive as a GET).
-	HTTP *http.Client
-	// Pacer paces requests to this API; shared by everything in the
-	// process that calls it; nil means no pacing.
-	Pacer *reconcile.Pacer
-	// Retry is how one exchange is retried: 429s waited out, idempotent
-	// calls (a cancel, unless CancelMethod is POST) retried after an
-	// outage, creates never; the zero value is the default policy.
-	Retry reconcile.Retry
-	// Meter counts requests for the run report.
-	Meter *reconcile.Meter
-	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
-	MaxResponseBytes int64
-	// Now is the clock for Retry-After dates; nil means Retry.Clock's,
-	// or time.Now without one.
-	Now func() time.Time
+	// Transport is the shared HTTP client's part: 429s waited out,
+	// idempotent calls (a cancel, unless CancelMethod is POST) retried
+	// after an outage, creates never; MaxResponseBytes 0 means
+	// DefaultMaxResponseBytes.
+	httpapi.Transport
 }
 
 // Validate reports the first problem with the options, naming the field,
@@ -193,7 +181,7 @@ type Sink struct {
 	// secrets are removed from every server message that reaches an
 	// error; as Secrets they print redacted should the Sink be printed.
 	secrets []reconcile.Secret
-	reach   reach.Tracker
+	http    *httpapi.Client
 }
 
 var _ reconcile.Sink = (*Sink)(nil)
@@ -201,26 +189,20 @@ var _ reconcile.Sink = (*Sink)(nil)
 // New returns a Sink. Options are checked by Validate; a Sink built from
 // invalid options returns that error from Apply without sending anything.
 func New(opts Options) *Sink {
-	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{
-			Timeout: 60 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		}
-	}
 	opts.CreatePath = cmp.Or(opts.CreatePath, DefaultCreatePath)
 	opts.CancelPath = cmp.Or(opts.CancelPath, DefaultCancelPath)
 	opts.CancelMethod = strings.ToUpper(cmp.Or(opts.CancelMethod, DefaultCancelMethod))
 	opts.ListPath = cmp.Or(opts.ListPath, DefaultListPath)
-	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
-	if opts.Now == nil {
-		opts.Now = time.Now
-		if opts.Retry.Clock != nil {
-			opts.Now = opts.Retry.Clock.Now
-		}
-	}
 	s := &Sink{opts: opts, invalid: opts.Validate(), base: strings.TrimRight(opts.BaseURL, "/")}
+	client, err := httpapi.New(httpapi.Options{
+		Transport: opts.Transport, System: reconcile.SystemKeyBox, Name: s.label(), BaseURL: s.base,
+		MaxResponseBytes: DefaultMaxResponseBytes,
+		Auth:             func(r *http.Request) { r.SetBasicAuth(opts.Username, opts.Password.Reveal()) },
+	})
+	s.http = client
+	if s.invalid == nil {
+		s.invalid = err
+	}
 	if opts.Password != "" {
 		s.secrets = append(s.secrets, opts.Password)
 	}
@@ -265,7 +247,7 @@ func (s *Sink) MaxBatch() int { return 1 }
 // than one action, or a refused or cancelled wait for the pacer (nothing
 // sent); a dial failure (nothing sent; wrapping reconcile.ErrUnavailable);
 // 401 and 403 (wrapping reconcile.ErrUnauthorized); 429 (a
-// *reconcile.RateLimitedError, wrapped in reconcile.ErrWaitTooLong when
+// *httpapi.RateLimitedError, wrapped in httpapi.ErrWaitTooLong when
 // its Retry-After is longer than the run waits); a redirect or another
 // unexpected status; no answer or a 5xx (wrapping both
 // reconcile.ErrUnavailable and reconcile.ErrUnknownOutcome); and, wrapping
@@ -353,7 +335,7 @@ func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 		return fail(fmt.Errorf("%s: %s: %w", s.label(), what, err))
 	}
 	var out created
-	verdict, err := s.send(ctx, what, http.MethodPost, s.base+s.opts.CreatePath, body, &out)
+	verdict, err := s.send(ctx, what, http.MethodPost, s.opts.CreatePath, body, &out)
 	switch {
 	case err != nil:
 		return nil, err
@@ -433,7 +415,7 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	}
 	id := a.Cred.RemoteID
 	what := fmt.Sprintf("cancel access %s for stay %s", id, a.Stay.ID)
-	target := s.base + strings.ReplaceAll(s.opts.CancelPath, "{id}", url.PathEscape(id))
+	target := strings.ReplaceAll(s.opts.CancelPath, "{id}", url.PathEscape(id))
 	verdict, err := s.send(ctx, what, s.opts.CancelMethod, target, nil, nil)
 	switch {
 	case err != nil:

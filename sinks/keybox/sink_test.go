@@ -12,6 +12,7 @@ import (
 	"time"
 	_ "time/tzdata" // the zone tests run without system zoneinfo
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
@@ -76,14 +77,14 @@ func options(baseURL string, loc *time.Location) keybox.Options {
 	return keybox.Options{
 		BaseURL: baseURL, Username: ourUser, Password: ourPass,
 		Rooms: rooms(), TimeZone: loc, Property: property,
-		Retry: retryOn(clocktest.New(t0)),
+		Transport: httpapi.Transport{Retry: retryOn(clocktest.New(t0))},
 	}
 }
 
 // retryOn is the default retry policy on a fake clock, with the jitter
 // fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
-func retryOn(clk *clocktest.Clock) reconcile.Retry {
-	return reconcile.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
+func retryOn(clk *clocktest.Clock) httpapi.Retry {
+	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
 }
 
 func stayRef(id string) reconcile.StayRef {
@@ -376,7 +377,7 @@ func TestMeterAndPacer(t *testing.T) {
 	opts := options(url, lj)
 	opts.Meter = &reconcile.Meter{Clock: clk}
 	opts.Retry = retryOn(clk)
-	opts.Pacer = reconcile.NewPacer(1.0/3600, 1, clk)
+	opts.Pacer = httpapi.NewPacer(1.0/3600, 1, clk)
 	s := keybox.New(opts)
 	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 1 || got.Reads != 0 {
@@ -397,7 +398,7 @@ func TestMeterAndPacer(t *testing.T) {
 
 	refusing := options(url, lj)
 	refusing.Meter = &reconcile.Meter{}
-	refusing.Pacer = reconcile.NewPacer(1, 0, refusing.Retry.Clock) // burst 0: never admits
+	refusing.Pacer = httpapi.NewPacer(1, 0, refusing.Retry.Clock) // burst 0: never admits
 	_, err := keybox.New(refusing).Apply(t.Context(), []*reconcile.Action{cancel("s1", id)})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "waiting for rate limit") {
 		t.Errorf("refused by the pacer: %v", err)
@@ -540,7 +541,7 @@ func TestSandboxRefusals(t *testing.T) {
 		mustCreate(t, s, create("s1", "204", start, end, "A"))
 	}
 	_, err = s.Apply(t.Context(), []*reconcile.Action{create("s1", "204", start, end, "A")})
-	var rl *reconcile.RateLimitedError
+	var rl *httpapi.RateLimitedError
 	if !errors.As(err, &rl) || rl.RetryAfter != time.Second || rl.System != reconcile.SystemKeyBox {
 		t.Errorf("beyond the burst: %v", err)
 	}

@@ -81,7 +81,7 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 			return "", "", false, fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
 		}
 		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
-		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesURL()+"?"+q.Encode(), nil, []string{c.Secret.Reveal()})
+		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, []string{c.Secret.Reveal()})
 		switch {
 		case err != nil:
 			return "", "", false, err

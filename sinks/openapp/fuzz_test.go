@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -36,7 +37,7 @@ func fzSink(srv *fault.Canned) *openapp.Sink {
 	o := options(srv.URL)
 	o.APIKey = fzKey
 	o.MaxResponseBytes = fzCap
-	o.Retry = reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
 	return openapp.New(o)
 }
 
@@ -246,7 +247,7 @@ func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
 		srv := fault.RawServer(t, raw)
 		o := options(srv.URL)
 		o.APIKey = fzKey
-		o.Retry = reconcile.Retry{Attempts: 1}
+		o.Retry = httpapi.Retry{Attempts: 1}
 		create, update := fzActions()
 		for _, a := range []*reconcile.Action{create, update} {
 			_, err := openapp.New(o).Apply(t.Context(), []*reconcile.Action{a})

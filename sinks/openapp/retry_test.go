@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -68,7 +69,7 @@ func TestSinkRetry(t *testing.T) {
 			name: "429 with Retry-After 86400 is not waited out", action: deleteOp(),
 			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), reply(204, "", "")},
 			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			is: []error{httpapi.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
 			name: "delete always 503", action: deleteOp(), steps: []http.HandlerFunc{unavailable},
@@ -104,7 +105,7 @@ func TestSinkRetry(t *testing.T) {
 			opts.Retry.Attempts = tc.attempts
 			opts.Now = clk.Now
 			if tc.pacer {
-				opts.Pacer = reconcile.NewPacer(10, 10, clk)
+				opts.Pacer = httpapi.NewPacer(10, 10, clk)
 			}
 			_, err := applyErr(openapp.New(opts), tc.action)
 
@@ -155,7 +156,7 @@ func TestSinkRetryStopsWithTheContext(t *testing.T) {
 	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 1 {
 		t.Errorf("meter %+v: retried after the context was cancelled", got)
 	}
-	if errors.Is(err, reconcile.ErrWaitTooLong) || len(clk.Sleeps()) != 0 {
+	if errors.Is(err, httpapi.ErrWaitTooLong) || len(clk.Sleeps()) != 0 {
 		t.Errorf("err %v, sleeps %v", err, clk.Sleeps())
 	}
 }

@@ -1,7 +1,6 @@
 package openapp
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keysync/keysync/internal/reach"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -40,47 +39,35 @@ type Options struct {
 	// owner tag's property when an action's stay names none, and an action
 	// for another property is refused.
 	Property string
-	// HTTP is the client to use; nil means one with a 60 s timeout.
-	HTTP *http.Client
-	// Pacer paces requests to this API; shared by everything in the
-	// process that calls it; nil means no pacing.
-	Pacer *reconcile.Pacer
-	// Retry is how one exchange is retried: 429s waited out, idempotent
-	// calls (PUT, DELETE) retried after an outage, creates never; the zero
-	// value is the default policy.
-	Retry reconcile.Retry
-	// Meter counts requests for the run report.
-	Meter *reconcile.Meter
-	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
-	MaxResponseBytes int64
-	// Now is the clock for Retry-After dates; nil means Retry.Clock's,
-	// or time.Now without one.
-	Now func() time.Time
+	// Transport is the shared HTTP client's part: 429s waited out,
+	// idempotent calls (PUT, DELETE) retried after an outage, creates
+	// never; MaxResponseBytes 0 means DefaultMaxResponseBytes.
+	httpapi.Transport
 }
 
 // Sink applies invite actions to OpenApp. It implements reconcile.Sink and
 // reconcile.Finder.
 type Sink struct {
-	opts  Options
-	reach reach.Tracker
+	opts Options
+	http *httpapi.Client
+	// invalid is why the client could not be built; every call returns it.
+	invalid error
 }
 
 var _ reconcile.Sink = (*Sink)(nil)
 
 // New returns a Sink.
 func New(opts Options) *Sink {
-	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{Timeout: 60 * time.Second}
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-		if opts.Retry.Clock != nil {
-			opts.Now = opts.Retry.Clock.Now
-		}
-	}
-	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
-	return &Sink{opts: opts}
+	client, err := httpapi.New(httpapi.Options{
+		Transport: opts.Transport, System: reconcile.SystemOpenApp, Name: "openapp", BaseURL: opts.BaseURL,
+		MaxResponseBytes: DefaultMaxResponseBytes,
+		Auth: func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+opts.APIKey.Reveal())
+			r.Header.Set("X-Org", opts.OrgID)
+		},
+	})
+	return &Sink{opts: opts, http: client, invalid: err}
 }
 
 // MaxBatch implements reconcile.Sink: OpenApp takes one invite per request.
@@ -93,8 +80,8 @@ func (s *Sink) MaxBatch() int { return 1 }
 // counted in the Meter. A create is never sent twice.
 //
 // The returned error is a failure of the request as a whole: 401 and 403
-// wrap reconcile.ErrUnauthorized; 429 is a *reconcile.RateLimitedError, or
-// wraps reconcile.ErrWaitTooLong when its Retry-After is longer than the
+// wrap reconcile.ErrUnauthorized; 429 is a *httpapi.RateLimitedError, or
+// wraps httpapi.ErrWaitTooLong when its Retry-After is longer than the
 // run waits; a 5xx or a lost answer wraps both reconcile.ErrUnavailable and
 // reconcile.ErrUnknownOutcome (the server may have acted), a failed dial
 // reconcile.ErrUnavailable alone (nothing was sent), and an unreadable
@@ -134,27 +121,27 @@ func (s *Sink) apply(ctx context.Context, a *reconcile.Action) (reconcile.Outcom
 		if err != nil {
 			return refuse(err)
 		}
-		method, u, body = http.MethodPost, s.invitesURL(), in
+		method, u, body = http.MethodPost, s.invitesPath(), in
 		if a.Op == reconcile.OpUpdate {
 			id, err := linkID(a)
 			if err != nil {
 				return refuse(err)
 			}
 			in.MaxUses, in.IsEnabled = 0, ptr(true)
-			method, u = http.MethodPut, s.invitesURL()+"/"+url.PathEscape(id)
+			method, u = http.MethodPut, s.invitesPath()+"/"+url.PathEscape(id)
 		}
 	case reconcile.OpDisable:
 		id, err := linkID(a)
 		if err != nil {
 			return refuse(err)
 		}
-		method, u, body = http.MethodPut, s.invitesURL()+"/"+url.PathEscape(id), inviteBody{IsEnabled: ptr(false)}
+		method, u, body = http.MethodPut, s.invitesPath()+"/"+url.PathEscape(id), inviteBody{IsEnabled: ptr(false)}
 	case reconcile.OpDelete:
 		id, err := linkID(a)
 		if err != nil {
 			return refuse(err)
 		}
-		method, u = http.MethodDelete, s.invitesURL()+"/"+url.PathEscape(id)
+		method, u = http.MethodDelete, s.invitesPath()+"/"+url.PathEscape(id)
 	default:
 		return refuse(fmt.Errorf("operation %q is not an OpenApp invite operation", a.Op))
 	}
@@ -254,6 +241,7 @@ func linkID(a *reconcile.Action) (string, error) {
 	return a.Cred.RemoteID, nil
 }
 
-func (s *Sink) invitesURL() string {
-	return s.opts.BaseURL + "/integrations/" + url.PathEscape(s.opts.IntegrationID) + "/access-invites"
+// invitesPath is the invite collection's path below Options.BaseURL.
+func (s *Sink) invitesPath() string {
+	return "/integrations/" + url.PathEscape(s.opts.IntegrationID) + "/access-invites"
 }

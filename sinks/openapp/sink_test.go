@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -70,16 +71,18 @@ func options(base string) openapp.Options {
 		SharedPortals: []string{"lobby", "garage"},
 		MaxUses:       50,
 		Property:      property,
-		Meter:         &reconcile.Meter{},
-		Now:           func() time.Time { return t0 },
-		Retry:         retryOn(clocktest.New(t0)),
+		Transport: httpapi.Transport{
+			Meter: &reconcile.Meter{},
+			Now:   func() time.Time { return t0 },
+			Retry: retryOn(clocktest.New(t0)),
+		},
 	}
 }
 
 // retryOn is the default retry policy on a fake clock, with the jitter
 // fixed at one half: backoffs of 250 ms, 500 ms, 1 s, and no real sleeps.
-func retryOn(clk *clocktest.Clock) reconcile.Retry {
-	return reconcile.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
+func retryOn(clk *clocktest.Clock) httpapi.Retry {
+	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
 }
 
 // newSandbox starts a sandbox with two orgs: org_a (our key and staffKey;
@@ -505,7 +508,7 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 		{name: "no actions", request: true, contains: "0 actions"},
 		{name: "pacer refuses", request: true, contains: "waiting for rate limit",
 			actions: []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")},
-			mod:     func(o *openapp.Options) { o.Pacer = reconcile.NewPacer(1, 0, o.Retry.Clock) }},
+			mod:     func(o *openapp.Options) { o.Pacer = httpapi.NewPacer(1, 0, o.Retry.Clock) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -549,7 +552,7 @@ func TestSinkPacerPaces(t *testing.T) {
 	defer srv.Close()
 	opts := options(srv.URL)
 	opts.Retry = retryOn(clk)
-	opts.Pacer = reconcile.NewPacer(1.0/3600, 1, clk)
+	opts.Pacer = httpapi.NewPacer(1.0/3600, 1, clk)
 	s := openapp.New(opts)
 	apply(t, s, action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
 	apply(t, s, action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2"))

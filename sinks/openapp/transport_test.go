@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
 )
@@ -147,7 +148,7 @@ func TestSinkErrors(t *testing.T) {
 		},
 		{
 			name: "429 with Retry-After seconds", handler: reply(429, jsonCT, echo, "Retry-After", "7"), request: true,
-			isNot: []error{reconcile.ErrUnknownOutcome, reconcile.ErrWaitTooLong}, requests: 4,
+			isNot: []error{reconcile.ErrUnknownOutcome, httpapi.ErrWaitTooLong}, requests: 4,
 			check: retryAfter(7 * time.Second),
 		},
 		{
@@ -160,7 +161,7 @@ func TestSinkErrors(t *testing.T) {
 		},
 		{
 			name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999999"), request: true,
-			is: []error{reconcile.ErrWaitTooLong}, check: retryAfter(10 * time.Minute),
+			is: []error{httpapi.ErrWaitTooLong}, check: retryAfter(httpapi.MaxRetryAfter),
 		},
 		{
 			name: "500", handler: reply(500, jsonCT, echo), request: true,
@@ -306,9 +307,9 @@ func checkErr(t *testing.T, err error, is, isNot []error, contains []string) {
 func retryAfter(want time.Duration) func(*testing.T, error) {
 	return func(t *testing.T, err error) {
 		t.Helper()
-		var rl *reconcile.RateLimitedError
+		var rl *httpapi.RateLimitedError
 		if !errors.As(err, &rl) {
-			t.Fatalf("err = %v (%T), want *reconcile.RateLimitedError", err, err)
+			t.Fatalf("err = %v (%T), want *httpapi.RateLimitedError", err, err)
 		}
 		if rl.System != reconcile.SystemOpenApp || rl.RetryAfter != want {
 			t.Errorf("got %+v, want openapp and %s", *rl, want)
@@ -356,26 +357,5 @@ func TestSinkTransportErrors(t *testing.T) {
 	checkErr(t, err, []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable}, nil, []string{"no answer"})
 	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 4 {
 		t.Errorf("meter %+v, want 4 writes", got)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-	}{
-		{"7", 7 * time.Second},
-		{" 120 ", 2 * time.Minute},
-		{"0", time.Second},
-		{"-5", time.Second},
-		{"", time.Second},
-		{"soon", time.Second},
-		{"3600", 10 * time.Minute},
-		{t0.Add(45 * time.Second).Format(http.TimeFormat), 45 * time.Second},
-		{t0.Add(-time.Hour).Format(http.TimeFormat), time.Second},
-	} {
-		if got := openapp.RetryAfter(tc.in, t0); got != tc.want {
-			t.Errorf("RetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
-		}
 	}
 }

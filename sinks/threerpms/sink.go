@@ -1,9 +1,9 @@
-// Package threerpms writes Room Access Keys to 3RPMS (seed 003): create,
+// Package threerpms writes Room Access Keys to 3RPMS (the 3RPMS Room Access Key API): create,
 // assign (addRoomAccessKey), revoke (removeRoomAccessKey) and delete,
 // chained as aliased root fields of one mutation document so a whole run
 // takes as few requests as the server allows.
 //
-// Assumptions where seed 003 is silent, made here and in the sandbox alike:
+// Assumptions where the 3RPMS Room Access Key API is silent, made here and in the sandbox alike:
 //   - "Chained operations" are aliased root mutation fields in one document;
 //     GraphQL runs root mutation fields one after another in document order,
 //     so a revoke placed before an assign frees the stay first.
@@ -32,7 +32,6 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sources/threerpms"
 )
 
 // DefaultMaxOps is how many mutations keysync chains into one request by
@@ -62,7 +61,7 @@ func (s *Sink) MaxBatch() int { return s.maxOps }
 // Apply implements reconcile.Sink: one document, one alias per action.
 //
 // An action whose input cannot be built (a PIN or compartment that breaks
-// the seed's rules) fails alone, before sending; the others still go.
+// the API document's rules) fails alone, before sending; the others still go.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
 	var doc document
 	out := make([]reconcile.Outcome, len(actions))
@@ -156,13 +155,13 @@ func (d *document) add(a *reconcile.Action) error {
 		d.field("createRoomAccessKey", "CreateRoomAccessKeyInput!", in, "roomAccessKey { __typename id }")
 	case reconcile.OpAssign, reconcile.OpClaim:
 		d.field("addRoomAccessKey", "AddRoomAccessKeyInput!",
-			threerpms.AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
+			AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
 	case reconcile.OpRevoke:
 		d.field("removeRoomAccessKey", "RemoveRoomAccessKeyInput!",
-			threerpms.RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
+			RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
 	case reconcile.OpDelete:
 		d.field("deleteRoomAccessKey", "DeleteRoomAccessKeyInput!",
-			threerpms.DeleteRoomAccessKeyInput{RoomAccessKeyId: c.RemoteID}, "deleted")
+			DeleteRoomAccessKeyInput{RoomAccessKeyId: c.RemoteID}, "deleted")
 	default:
 		return fmt.Errorf("operation %q is not a 3RPMS key mutation", a.Op)
 	}
@@ -175,36 +174,36 @@ func (d *document) add(a *reconcile.Action) error {
 }
 
 // createInput builds the create input for a credential's kind.
-func createInput(c *reconcile.Credential) (threerpms.CreateRoomAccessKeyInput, error) {
+func createInput(c *reconcile.Credential) (CreateRoomAccessKeyInput, error) {
 	switch c.Kind {
 	case reconcile.KindPINKey:
 		if !reconcile.ValidPIN(c.PIN.Reveal()) {
-			return threerpms.CreateRoomAccessKeyInput{}, errors.New("PIN breaks 3RPMS's rule (1-10 letters or digits, one case)")
+			return CreateRoomAccessKeyInput{}, errors.New("PIN breaks 3RPMS's rule (1-10 letters or digits, one case)")
 		}
-		return threerpms.CreateRoomAccessKeyInput{RoomAccessPin: &threerpms.RoomAccessPinInput{Pin: c.PIN.Reveal()}}, nil
+		return CreateRoomAccessKeyInput{RoomAccessPin: &RoomAccessPinInput{Pin: c.PIN.Reveal()}}, nil
 	case reconcile.KindKeyStorageKey:
 		pin, comp := c.PIN.Reveal(), c.Compartment.Reveal()
 		if !reconcile.ValidPIN(pin) {
-			return threerpms.CreateRoomAccessKeyInput{}, errors.New("key-box code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
+			return CreateRoomAccessKeyInput{}, errors.New("key-box code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
 		}
 		if !validCompartment(comp) {
-			return threerpms.CreateRoomAccessKeyInput{}, errors.New("compartment must be 1 to 10 letters or digits")
+			return CreateRoomAccessKeyInput{}, errors.New("compartment must be 1 to 10 letters or digits")
 		}
-		return threerpms.CreateRoomAccessKeyInput{RoomAccessKeyStorage: &threerpms.RoomAccessKeyStorageInput{Pin: pin, Compartment: comp}}, nil
+		return CreateRoomAccessKeyInput{RoomAccessKeyStorage: &RoomAccessKeyStorageInput{Pin: pin, Compartment: comp}}, nil
 	case reconcile.KindQRKey:
 		qr := c.QRData.Reveal()
 		if qr == "" || len(qr) > MaxQRData {
-			return threerpms.CreateRoomAccessKeyInput{}, fmt.Errorf("QR data must be 1 to %d characters, not %d", MaxQRData, len(qr))
+			return CreateRoomAccessKeyInput{}, fmt.Errorf("QR data must be 1 to %d characters, not %d", MaxQRData, len(qr))
 		}
-		return threerpms.CreateRoomAccessKeyInput{RoomAccessQR: &threerpms.RoomAccessQRInput{QrData: qr}}, nil
+		return CreateRoomAccessKeyInput{RoomAccessQR: &RoomAccessQRInput{QrData: qr}}, nil
 	}
-	return threerpms.CreateRoomAccessKeyInput{}, fmt.Errorf("key type %q cannot be created by this keysync build", c.Kind)
+	return CreateRoomAccessKeyInput{}, fmt.Errorf("key type %q cannot be created by this keysync build", c.Kind)
 }
 
-// MaxQRData is seed 003's limit on RoomAccessQR.qrData.
+// MaxQRData is the 3RPMS Room Access Key API's limit on RoomAccessQR.qrData.
 const MaxQRData = 512
 
-// validCompartment is seed 003's rule: up to 10 alphanumeric characters.
+// validCompartment is the 3RPMS Room Access Key API's rule: up to 10 alphanumeric characters.
 func validCompartment(s string) bool {
 	if s == "" || len(s) > 10 {
 		return false

@@ -20,11 +20,11 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
+	"github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/internal/threerpms/schema"
 	"github.com/keysync/keysync/reconcile"
 	sink "github.com/keysync/keysync/sinks/threerpms"
-	"github.com/keysync/keysync/sources/threerpms"
 	"github.com/keysync/keysync/sources/threerpms/sandbox"
-	"github.com/keysync/keysync/sources/threerpms/schema"
 )
 
 // t0 is the sandbox's business clock in every test.
@@ -67,7 +67,11 @@ func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*san
 
 // client returns a 3RPMS Client for endpoint that sends our token.
 func client(endpoint string) *threerpms.Client {
-	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken})
+	c, err := threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken})
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // inject plants a PIN key owned by owner in sb, assigned to stays, and

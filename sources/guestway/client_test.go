@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/guestway"
 )
@@ -138,7 +139,7 @@ func TestCannedResponses(t *testing.T) {
 		{name: "429 without Retry-After", handler: reply(429, jsonCT, echo), status: 429, check: rateLimited(time.Second)},
 		{
 			name: "429 with a huge Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", "99999999999"), status: 429,
-			is: []error{reconcile.ErrWaitTooLong}, contains: []string{"retry after 24h0m0s, longer than this run waits", "5 requests per second"},
+			is: []error{httpapi.ErrWaitTooLong}, contains: []string{"retry after 24h0m0s, longer than this run waits", "5 requests per second"},
 			check: rateLimited(24 * time.Hour),
 		},
 		{name: "429 with a garbage Retry-After", handler: reply(429, jsonCT, echo, "Retry-After", canaryPIN), status: 429, check: rateLimited(time.Second)},
@@ -265,9 +266,9 @@ func TestCannedResponses(t *testing.T) {
 func rateLimited(retry time.Duration) func(t *testing.T, err error) {
 	return func(t *testing.T, err error) {
 		t.Helper()
-		var rl *reconcile.RateLimitedError
+		var rl *httpapi.RateLimitedError
 		if !errors.As(err, &rl) {
-			t.Fatalf("err = %v (%T), want a *reconcile.RateLimitedError", err, err)
+			t.Fatalf("err = %v (%T), want a *httpapi.RateLimitedError", err, err)
 		}
 		if rl.System != reconcile.SystemGuestway || rl.RetryAfter != retry {
 			t.Errorf("RateLimitedError %+v, want guestway and %s", *rl, retry)
@@ -424,7 +425,7 @@ func TestTransportFailures(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
 	_, err = newSource(srv.URL, func(o *guestway.Options) {
-		o.Pacer = reconcile.NewPacer(1, 0, o.Retry.Clock) // burst 0: never admits
+		o.Pacer = httpapi.NewPacer(1, 0, o.Retry.Clock) // burst 0: never admits
 	}).Stays(context.Background(), from, to)
 	if err == nil || !strings.Contains(err.Error(), "waiting for the rate limiter") || hits.Load() != 0 || errors.Is(err, reconcile.ErrUnavailable) {
 		t.Errorf("refusing pacer: %v, %d requests", err, hits.Load())

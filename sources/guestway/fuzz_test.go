@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -106,8 +107,8 @@ func fzAnswer(srv *fault.Canned, status int, ct string, list, accesses []byte) {
 func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
 	src := guestway.New(guestway.Options{
 		BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
-		MaxResponseBytes: fzCap, MaxPages: fzMaxPages,
-		Retry: reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)},
+		MaxPages:  fzMaxPages,
+		Transport: httpapi.Transport{MaxResponseBytes: fzCap, Retry: httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}},
 	})
 	from, _ := reconcile.ParseDate("2026-01-30")
 	to, _ := reconcile.ParseDate("2026-02-05")
@@ -248,7 +249,7 @@ func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
 		srv := fault.RawServer(t, raw)
 		src := guestway.New(guestway.Options{
 			BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
-			Retry: reconcile.Retry{Attempts: 1},
+			Transport: httpapi.Transport{Retry: httpapi.Retry{Attempts: 1}},
 		})
 		from, _ := reconcile.ParseDate("2026-01-30")
 		to, _ := reconcile.ParseDate("2026-02-05")

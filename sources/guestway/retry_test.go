@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -64,7 +65,7 @@ func TestRetry(t *testing.T) {
 			name:     "429 with Retry-After 86400 is not waited out",
 			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), empty},
 			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable},
+			is: []error{httpapi.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable},
 		},
 		{
 			name:     "list always 503",
@@ -125,7 +126,7 @@ func TestRetry(t *testing.T) {
 				o.Meter, o.Retry = meter, retryOn(clk)
 				o.Retry.Attempts = tc.attempts
 				if tc.pacer {
-					o.Pacer = reconcile.NewPacer(10, 10, clk)
+					o.Pacer = httpapi.NewPacer(10, 10, clk)
 				}
 			})
 			_, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -193,7 +194,7 @@ func TestRetryConcurrentAccesses(t *testing.T) {
 	defer srv.Close()
 	meter := &reconcile.Meter{Clock: clk}
 	src := newSource(srv.URL, func(o *guestway.Options) {
-		o.Meter, o.Retry, o.Pacer, o.Concurrency = meter, retryOn(clk), reconcile.NewPacer(100, 10, clk), 3
+		o.Meter, o.Retry, o.Pacer, o.Concurrency = meter, retryOn(clk), httpapi.NewPacer(100, 10, clk), 3
 	})
 	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {

@@ -11,11 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/keysync/keysync/internal/reach"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -64,24 +63,10 @@ type Options struct {
 	// MaxPages bounds how many pages one Stays call follows; 0 means
 	// DefaultMaxPages.
 	MaxPages int
-	// HTTP is the client to use; nil means one with a 60 s timeout that
-	// does not follow redirects.
-	HTTP *http.Client
-	// Pacer paces requests to this API; shared by everything in the
-	// process that calls it (with the same partner key); nil means no
-	// pacing.
-	Pacer *reconcile.Pacer
-	// Retry is how one exchange is retried: 429s waited out, idempotent
-	// calls (every call here is a GET) retried after an outage; the zero
-	// value is the default policy.
-	Retry reconcile.Retry
-	// Meter counts requests for the run report.
-	Meter *reconcile.Meter
-	// MaxResponseBytes caps response bodies; 0 means DefaultMaxResponseBytes.
-	MaxResponseBytes int64
-	// Now is the clock for Retry-After dates; nil means Retry.Clock's,
-	// or time.Now without one.
-	Now func() time.Time
+	// Transport is the shared HTTP client's part: every call here is a GET,
+	// so any of them is retried after an outage. The Pacer is shared by
+	// everything in the process that uses the same partner key.
+	httpapi.Transport
 	// Concurrency is how many accesses requests (and, in StaysByID,
 	// reservation requests) may be in flight at once, all still through
 	// Pacer; 0 means DefaultConcurrency.
@@ -144,9 +129,10 @@ func (o Options) Validate() error {
 // Source reads one property's reservations from Guestway. It implements
 // reconcile.StaySource and is safe for concurrent use.
 type Source struct {
-	opts  Options
-	base  string
-	reach reach.Tracker
+	opts Options
+	http *httpapi.Client
+	// invalid is why the client could not be built; every call returns it.
+	invalid error
 }
 
 var _ reconcile.StaySource = (*Source)(nil)
@@ -154,28 +140,21 @@ var _ reconcile.StaySource = (*Source)(nil)
 // New returns a Source, filling defaults into zero options. It does not
 // validate them; call Options.Validate first.
 func New(opts Options) *Source {
-	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{
-			Timeout: 60 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse // never carry the headers elsewhere
-			},
-		}
-	}
 	opts.ReservationsPath = cmp.Or(opts.ReservationsPath, DefaultReservationsPath)
 	opts.ReservationPath = cmp.Or(opts.ReservationPath, DefaultReservationPath)
 	opts.AccessesPath = cmp.Or(opts.AccessesPath, DefaultAccessesPath)
 	opts.PerPage = cmp.Or(opts.PerPage, DefaultPerPage)
 	opts.MaxPages = cmp.Or(opts.MaxPages, DefaultMaxPages)
-	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	opts.Concurrency = max(1, cmp.Or(opts.Concurrency, DefaultConcurrency))
-	if opts.Now == nil {
-		opts.Now = time.Now
-		if opts.Retry.Clock != nil {
-			opts.Now = opts.Retry.Clock.Now
-		}
-	}
-	return &Source{opts: opts, base: strings.TrimRight(opts.BaseURL, "/")}
+	client, err := httpapi.New(httpapi.Options{
+		Transport: opts.Transport, System: reconcile.SystemGuestway, Name: api, BaseURL: opts.BaseURL,
+		MaxResponseBytes: DefaultMaxResponseBytes, RateLimitHint: hintRate,
+		Auth: func(r *http.Request) {
+			r.Header.Set("X-Api-Key", opts.PartnerKey.Reveal())
+			r.Header.Set("Authorization", "Bearer "+opts.Token.Reveal())
+		},
+	})
+	return &Source{opts: opts, http: client, invalid: err}
 }
 
 // Stays implements reconcile.StaySource: every reservation with departure
@@ -187,10 +166,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	index := map[string]int{}
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
-			return nil, &Error{Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
+			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
 		}
 		if page > s.opts.MaxPages {
-			return nil, &Error{Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying has_more", s.opts.MaxPages)}
+			return nil, &Error{API: api, Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying has_more", s.opts.MaxPages)}
 		}
 		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations, endpoint: true}
 		q := url.Values{
@@ -205,18 +184,18 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		switch {
 		case resp.Data == nil:
-			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
+			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
 		case resp.Meta == nil:
-			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "meta" object`}
+			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "meta" object`}
 		case resp.Meta.Page != 0 && resp.Meta.Page != page:
-			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered page %d; it ignores the page parameter", resp.Meta.Page)}
+			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered page %d; it ignores the page parameter", resp.Meta.Page)}
 		case resp.Meta.HasMore && len(*resp.Data) == 0:
-			return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
+			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
 		}
 		for _, r := range *resp.Data {
 			st, err := s.stay(r)
 			if err != nil {
-				return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: err.Error()}
+				return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
 			// Offset pages shift when reservations are added while we
 			// read: keep one stay per id, with the latest data.
@@ -263,14 +242,14 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 				return err
 			}
 			if resp.Data == nil {
-				return &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" object`}
+				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" object`}
 			}
 			st, err := s.stay(*resp.Data)
 			if err != nil {
-				return &Error{Call: c.what, Status: http.StatusOK, Reason: err.Error()}
+				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
 			if st.Ref.ID != id {
-				return &Error{Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered reservation %s", st.Ref.ID)}
+				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered reservation %s", st.Ref.ID)}
 			}
 			if st.Cancelled {
 				return nil
@@ -330,7 +309,7 @@ func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, 
 		return nil, err
 	}
 	if resp.Data == nil {
-		return nil, &Error{Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
+		return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
 	}
 	var out []reconcile.LockAccess
 	for _, a := range *resp.Data {
@@ -439,17 +418,15 @@ func (f *flexID) UnmarshalJSON(b []byte) error {
 	default:
 		var n json.Number
 		if err := json.Unmarshal(b, &n); err != nil {
-			return &idError{}
+			return errID
 		}
 		if _, err := n.Int64(); err != nil {
-			return &idError{}
+			return errID
 		}
 		*f = flexID(n.String())
 	}
 	return nil
 }
 
-// idError is an id that is neither a string nor an integer.
-type idError struct{}
-
-func (*idError) Error() string { return "an id is neither a string nor an integer" }
+// errID is an id that is neither a string nor an integer.
+const errID = httpapi.DecodeError("an id is neither a string nor an integer")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
@@ -79,7 +80,7 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, *headerChe
 // retrying on a fake clock (no real sleeps); edit changes the options
 // first.
 func newSource(base string, edit func(*guestway.Options)) *guestway.Source {
-	opts := guestway.Options{BaseURL: base, PartnerKey: canaryKey, Token: canaryToken, Property: property, Retry: retryOn(clocktest.New(t0))}
+	opts := guestway.Options{BaseURL: base, PartnerKey: canaryKey, Token: canaryToken, Property: property, Transport: httpapi.Transport{Retry: retryOn(clocktest.New(t0))}}
 	if edit != nil {
 		edit(&opts)
 	}
@@ -88,8 +89,8 @@ func newSource(base string, edit func(*guestway.Options)) *guestway.Source {
 
 // retryOn is the default retry policy on a fake clock, with the jitter
 // fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
-func retryOn(clk *clocktest.Clock) reconcile.Retry {
-	return reconcile.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
+func retryOn(clk *clocktest.Clock) httpapi.Retry {
+	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
 }
 
 func add(t *testing.T, sb *sandbox.Server, rs ...sandbox.Reservation) {
@@ -157,7 +158,7 @@ func TestStays(t *testing.T) {
 	// A token an hour and a burst of exactly the nine requests: none waits,
 	// and if each took its token a tenth waits an hour.
 	clk := clocktest.New(t0)
-	pacer := reconcile.NewPacer(1.0/3600, 9, clk)
+	pacer := httpapi.NewPacer(1.0/3600, 9, clk)
 	src := newSource(base, func(o *guestway.Options) {
 		o.PerPage, o.Meter, o.Pacer, o.Retry, o.Concurrency = 3, meter, pacer, retryOn(clk), 2
 	})
@@ -422,9 +423,9 @@ func TestRateLimitedBySandbox(t *testing.T) {
 	})
 	portfolio(t, sb)
 	stays, err := newSource(base, func(o *guestway.Options) { o.Concurrency = 1 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-	var rl *reconcile.RateLimitedError
+	var rl *httpapi.RateLimitedError
 	if !errors.As(err, &rl) || stays != nil {
-		t.Fatalf("got %d stays and %v, want a *reconcile.RateLimitedError", len(stays), err)
+		t.Fatalf("got %d stays and %v, want a *httpapi.RateLimitedError", len(stays), err)
 	}
 	if rl.System != reconcile.SystemGuestway || rl.RetryAfter != time.Second {
 		t.Errorf("RateLimitedError %+v, want guestway, 1s", *rl)

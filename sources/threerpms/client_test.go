@@ -15,9 +15,10 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/keysync/keysync/internal/httpapi"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/sources/threerpms"
 )
 
 // Canaries: secrets that must never reach an error string.
@@ -47,13 +48,21 @@ func testRequest(mutation bool) *graphql.Request {
 // canaryClient returns a Client for endpoint sending canaryToken, with a
 // 2048-byte response cap and one attempt per request: these tests check how
 // one exchange's answer is mapped (TestMakeRequestRetries checks retries).
-func canaryClient(endpoint string) *threerpms.Client {
-	return threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint:         endpoint,
-		Token:            canaryToken,
-		MaxResponseBytes: 2048,
-		Retry:            reconcile.Retry{Attempts: 1},
+func canaryClient(endpoint string) *rpmsapi.Client {
+	return mustClient(rpmsapi.ClientOptions{
+		Endpoint:  endpoint,
+		Token:     canaryToken,
+		Transport: httpapi.Transport{MaxResponseBytes: 2048, Retry: httpapi.Retry{Attempts: 1}},
 	})
+}
+
+// newClient is rpmsapi.NewClient for options that must work.
+func mustClient(opts rpmsapi.ClientOptions) *rpmsapi.Client {
+	c, err := rpmsapi.NewClient(opts)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // reply returns a handler answering status with body as contentType;
@@ -121,9 +130,9 @@ func TestMakeRequest(t *testing.T) {
 			handler:  reply(http.StatusTooManyRequests, jsonCT, echo, "Retry-After", "7"),
 			isNot:    []error{reconcile.ErrUnknownOutcome},
 			check: func(t *testing.T, err error, _ map[string]any) {
-				var rl *reconcile.RateLimitedError
+				var rl *httpapi.RateLimitedError
 				if !errors.As(err, &rl) {
-					t.Fatalf("err = %v (%T), want *reconcile.RateLimitedError", err, err)
+					t.Fatalf("err = %v (%T), want *httpapi.RateLimitedError", err, err)
 				}
 				if rl.RetryAfter != 7*time.Second || rl.System != reconcile.System3RPMS {
 					t.Errorf("got %+v, want 3rpms and 7s", *rl)
@@ -134,7 +143,7 @@ func TestMakeRequest(t *testing.T) {
 			name:    "429 without Retry-After",
 			handler: reply(http.StatusTooManyRequests, jsonCT, echo),
 			check: func(t *testing.T, err error, _ map[string]any) {
-				var rl *reconcile.RateLimitedError
+				var rl *httpapi.RateLimitedError
 				if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
 					t.Errorf("err = %v, want a RateLimitedError with the 1s floor", err)
 				}
@@ -334,7 +343,7 @@ func TestMakeRequestSends(t *testing.T) {
 	defer srv.Close()
 
 	meter := &reconcile.Meter{}
-	c := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: canaryToken, Meter: meter})
+	c := mustClient(rpmsapi.ClientOptions{Endpoint: srv.URL + "/graphql", Token: canaryToken, Transport: httpapi.Transport{Meter: meter}})
 	if err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{}); err != nil {
 		t.Fatal(err)
 	}
@@ -369,8 +378,8 @@ func TestMakeRequestSends(t *testing.T) {
 // never sent, so a mutation's outcome is known.
 func TestMakeRequestLimiterRefuses(t *testing.T) {
 	c, endpoint := newCanned(t, `{"data":{}}`)
-	cl := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: endpoint, Token: canaryToken, Pacer: reconcile.NewPacer(1, 0, nil), // burst 0: never admits
+	cl := mustClient(rpmsapi.ClientOptions{
+		Endpoint: endpoint, Token: canaryToken, Transport: httpapi.Transport{Pacer: httpapi.NewPacer(1, 0, nil)}, // burst 0: never admits
 	})
 	err := cl.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -378,44 +387,6 @@ func TestMakeRequestLimiterRefuses(t *testing.T) {
 	}
 	if n := len(c.requests()); n != 0 {
 		t.Errorf("%d requests reached the server, want 0", n)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
-	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
-	for _, tc := range []struct {
-		name, header string
-		want         time.Duration
-		bug          string
-	}{
-		{"seconds", "7", 7 * time.Second, ""},
-		{"seconds with spaces", " 7 ", 7 * time.Second, ""},
-		{"zero", "0", time.Second, ""},
-		{"negative", "-1", time.Second, ""},
-		{"garbage", "garbage", time.Second, ""},
-		{"fraction", "1.5", time.Second, ""},
-		{"empty", "", time.Second, ""},
-		{"just under the cap", "599", 599 * time.Second, ""},
-		{"at the cap", "600", 10 * time.Minute, ""},
-		{"a day", "86400", 10 * time.Minute, ""},
-		{"date 30s ahead", date(30 * time.Second), 30 * time.Second, ""},
-		{"RFC 850 date 30s ahead", now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second, ""},
-		{"date in the past", date(-time.Hour), time.Second, ""},
-		{"date now", date(0), time.Second, ""},
-		{"date a day ahead", date(24 * time.Hour), 10 * time.Minute, ""},
-		{"seconds overflowing a Duration", "9999999999", 10 * time.Minute,
-			"client.go:179 RetryAfter: time.Duration(secs)*time.Second overflows for secs > 9223372036 and wraps negative, so the floor (1s) applies instead of the 10 min cap"},
-		{"seconds overflowing an int", "99999999999999999999", 10 * time.Minute,
-			"client.go:178 RetryAfter: strconv.Atoi fails with a range error for valid but huge delay-seconds, which then count as malformed (1s) instead of being capped at 10 min"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-			}
-			if got := threerpms.RetryAfter(tc.header, now); got != tc.want {
-				t.Errorf("RetryAfter(%q) = %s, want %s", tc.header, got, tc.want)
-			}
-		})
 	}
 }
 
@@ -547,7 +518,7 @@ func TestMakeRequestRetries(t *testing.T) {
 		{name: "query, 503 forever", answers: []int{503}, wantReqs: 4, wantErr: reconcile.ErrUnavailable},
 		{name: "mutation 503 is not re-sent", write: true, answers: []int{503}, wantReqs: 1, wantErr: reconcile.ErrUnknownOutcome},
 		{name: "429 Retry-After 2 then 200", write: true, answers: []int{429, 200}, retryHdr: "2", wantReqs: 2, minGap: 2 * time.Second},
-		{name: "429 for a day defers", answers: []int{429}, retryHdr: "86400", wantReqs: 1, wantErr: reconcile.ErrWaitTooLong},
+		{name: "429 for a day defers", answers: []int{429}, retryHdr: "86400", wantReqs: 1, wantErr: httpapi.ErrWaitTooLong},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -564,10 +535,12 @@ func TestMakeRequestRetries(t *testing.T) {
 				w.Write([]byte(`{"data":{}}`))
 			}))
 			defer srv.Close()
-			c := threerpms.NewClient(threerpms.ClientOptions{
-				Endpoint: srv.URL, Token: canaryToken, Clock: clock,
-				Pacer: reconcile.NewPacer(5, 10, clock),
-				Retry: reconcile.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
+			c := mustClient(rpmsapi.ClientOptions{
+				Endpoint: srv.URL, Token: canaryToken, Transport: httpapi.Transport{
+					Now:   clock.Now,
+					Pacer: httpapi.NewPacer(5, 10, clock),
+					Retry: httpapi.Retry{Clock: clock, Rand: func() float64 { return 0.5 }, MaxWait: time.Minute},
+				},
 			})
 			err := c.MakeRequest(t.Context(), testRequest(tc.write), &graphql.Response{})
 			if len(times) != tc.wantReqs {

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -88,12 +90,14 @@ func fzSeeds() [][]byte {
 // fzStays reads stays through a fresh Source on srv's endpoint: a fresh
 // client per input, the server reused.
 func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
-	c := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint:         srv.URL + "/graphql",
-		Token:            fzToken,
-		MaxResponseBytes: fzCap,
-		Retry:            reconcile.Retry{Attempts: fzAttempts, Clock: clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))},
-		Clock:            clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)),
+	c := mustClient(rpmsapi.ClientOptions{
+		Endpoint: srv.URL + "/graphql",
+		Token:    fzToken,
+		Transport: httpapi.Transport{
+			MaxResponseBytes: fzCap,
+			Retry:            httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))},
+			Now:              clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)).Now,
+		},
 	})
 	from, _ := reconcile.ParseDate("2026-01-30")
 	to, _ := reconcile.ParseDate("2026-02-05")

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -13,7 +15,7 @@ import (
 )
 
 // TestThousandCallsNoRateLimit sends 1,000 reads through the client's
-// pacer to a sandbox enforcing the seed's 5 requests/s with bursts of 10,
+// pacer to a sandbox enforcing the API document's 5 requests/s with bursts of 10,
 // both on one fake clock: not one 429, and after the first burst never more
 // than 5 requests in any 1-second window.
 func TestThousandCallsNoRateLimit(t *testing.T) {
@@ -28,11 +30,13 @@ func TestThousandCallsNoRateLimit(t *testing.T) {
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	meter := &reconcile.Meter{Clock: clock}
-	c := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: srv.URL + "/graphql", Token: ourToken, Clock: clock, Meter: meter,
-		Pacer: reconcile.NewPacer(5*0.95, 10, clock),
-		// One attempt: a 429 must fail the test, not be retried away.
-		Retry: reconcile.Retry{Attempts: 1, Clock: clock},
+	c := mustClient(rpmsapi.ClientOptions{
+		Endpoint: srv.URL + "/graphql", Token: ourToken, Transport: httpapi.Transport{
+			Now: clock.Now, Meter: meter,
+			Pacer: httpapi.NewPacer(5*0.95, 10, clock),
+			// One attempt: a 429 must fail the test, not be retried away.
+			Retry: httpapi.Retry{Attempts: 1, Clock: clock},
+		},
 	})
 	src := threerpms.NewSource(c, "p", 20)
 	from, to := reconcile.Date{Year: 2026, Month: 11, Day: 22}, reconcile.Date{Year: 2026, Month: 11, Day: 29}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
+	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/threerpms"
 	"github.com/keysync/keysync/sources/threerpms/sandbox"
@@ -45,8 +47,8 @@ func newSandbox(t *testing.T) (*sandbox.Server, string) {
 }
 
 // newClient returns a Client for endpoint that sends our token.
-func newClient(endpoint string) *threerpms.Client {
-	return threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: ourToken, Retry: reconcile.Retry{Attempts: 1}})
+func newClient(endpoint string) *rpmsapi.Client {
+	return mustClient(rpmsapi.ClientOptions{Endpoint: endpoint, Token: ourToken, Transport: httpapi.Transport{Retry: httpapi.Retry{Attempts: 1}}})
 }
 
 // addStays adds stays to sb, failing the test on any error.
@@ -207,7 +209,7 @@ func TestStaysConvertsStay(t *testing.T) {
 	}
 }
 
-// TestStaysFilter checks seed 003's filter: reservation_from le to and
+// TestStaysFilter checks the 3RPMS Room Access Key API's filter: reservation_from le to and
 // reservation_to gt from.
 func TestStaysFilter(t *testing.T) {
 	sb, endpoint := newSandbox(t)
@@ -362,7 +364,7 @@ func TestStaysByIDNoIDs(t *testing.T) {
 	}
 }
 
-// TestStaysUnknownKeyType checks seed 003's forwards compatibility: a key
+// TestStaysUnknownKeyType checks the 3RPMS Room Access Key API's forwards compatibility: a key
 // type added after keysync was built decodes as someone's key.
 func TestStaysUnknownKeyType(t *testing.T) {
 	_, endpoint := newCanned(t, page(false, "",
@@ -497,7 +499,7 @@ func TestStaysBadStay(t *testing.T) {
 // the source's wrapping.
 func TestStaysKeepsErrorChain(t *testing.T) {
 	_, endpoint := newSandbox(t)
-	c := threerpms.NewClient(threerpms.ClientOptions{Endpoint: endpoint, Token: "wrong-token"})
+	c := mustClient(rpmsapi.ClientOptions{Endpoint: endpoint, Token: "wrong-token"})
 	src := threerpms.NewSource(c, property, 0)
 	_, err := src.Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if !errors.Is(err, reconcile.ErrUnauthorized) {

@@ -19,7 +19,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/keysync/keysync/internal/sandboxkit"
-	"github.com/keysync/keysync/sources/threerpms/schema"
+	"github.com/keysync/keysync/internal/threerpms/schema"
 )
 
 // Defaults and limits. The per-second rate, burst and daily cap are the

@@ -1,11 +1,11 @@
-package reconcile_test
+package httpapi_test
 
 import (
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
@@ -16,7 +16,7 @@ import (
 func TestPacerBurstsOnce(t *testing.T) {
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	clock := clocktest.New(start)
-	p := reconcile.NewPacer(5, 10, clock)
+	p := httpapi.NewPacer(5, 10, clock)
 	var times []time.Time
 	send := func(n int) {
 		for range n {
@@ -41,7 +41,7 @@ func TestPacerBurstsOnce(t *testing.T) {
 			t.Fatalf("%d requests in the second before request %d (at %s)", n, hi+1, times[hi].Sub(start))
 		}
 	}
-	clock.Advance(reconcile.IdleReset)
+	clock.Advance(httpapi.IdleReset)
 	before := clock.Now()
 	send(10)
 	if !clock.Now().Equal(before) {
@@ -65,8 +65,21 @@ func TestParseRetryAfter(t *testing.T) {
 		{"9999999999", 24 * time.Hour},           // would overflow a Duration
 		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
 		{now.Add(-time.Hour).Format(http.TimeFormat), time.Second},
+		// The cases each adapter's own Retry-After wrapper was tested with,
+		// now under the one policy (a cap of a day).
+		{" 7 ", 7 * time.Second},
+		{" 90 ", 90 * time.Second},
+		{"1.5", time.Second},
+		{"599", 599 * time.Second},
+		{"600", 10 * time.Minute},
+		{"3600", time.Hour},
+		{"999999999999", 24 * time.Hour},
+		{now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second},
+		{now.Format(http.TimeFormat), time.Second},
+		{now.Add(24 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
+		{now.Add(72 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
 	} {
-		if got := reconcile.ParseRetryAfter(tc.v, now, 24*time.Hour); got != tc.want {
+		if got := httpapi.ParseRetryAfter(tc.v, now); got != tc.want {
 			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tc.v, got, tc.want)
 		}
 	}
@@ -92,7 +105,7 @@ func TestPacerSeed(t *testing.T) {
 		{"nothing", nil, false},
 	} {
 		clock := clocktest.New(start)
-		p := reconcile.NewPacer(5, 10, clock)
+		p := httpapi.NewPacer(5, 10, clock)
 		p.Seed(tc.seed)
 		for range 10 {
 			if err := p.Wait(t.Context()); err != nil {

@@ -1,4 +1,4 @@
-package reconcile
+package httpapi
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/keysync/keysync/reconcile"
 )
 
 // Pacer keeps the requests to one API under its rate: a token bucket
@@ -27,7 +29,7 @@ import (
 // (planning, say) does not let a second burst through. A run then never
 // sends more than the rate in any second after its first burst.
 type Pacer struct {
-	clock Clock
+	clock reconcile.Clock
 	mu    sync.Mutex
 	lim   *rate.Limiter
 	hold  time.Time
@@ -44,9 +46,9 @@ const IdleReset = time.Minute
 
 // NewPacer returns a Pacer allowing perSecond requests with bursts of
 // burst, timed by clock (nil means WallClock).
-func NewPacer(perSecond float64, burst int, clock Clock) *Pacer {
+func NewPacer(perSecond float64, burst int, clock reconcile.Clock) *Pacer {
 	if clock == nil {
-		clock = WallClock{}
+		clock = reconcile.WallClock{}
 	}
 	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst), burst: burst}
 }
@@ -139,7 +141,7 @@ type Retry struct {
 	Base, Cap time.Duration
 	// MaxWait is the longest Retry-After the run waits out; 0 means 60 s.
 	MaxWait time.Duration
-	Clock   Clock
+	Clock   reconcile.Clock
 	// Rand returns a number in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
 	Log  *slog.Logger
@@ -158,7 +160,7 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 	}
 	clock := r.Clock
 	if clock == nil {
-		clock = WallClock{}
+		clock = reconcile.WallClock{}
 	}
 	var err error
 	for n := 0; n < attempts; n++ {
@@ -185,7 +187,7 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 					return err
 				}
 			}
-		case idempotent && errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrEndpoint):
+		case idempotent && errors.Is(err, reconcile.ErrUnavailable) && !errors.Is(err, reconcile.ErrEndpoint):
 			// A host name that does not resolve will not in a few seconds.
 			if n == attempts-1 {
 				return err
@@ -232,12 +234,18 @@ func (r Retry) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// MaxRetryAfter caps every Retry-After keysync reads: the APIs' daily
+// request caps reset within a day, so no longer wait is ever meaningful.
+// Any wait past Retry.MaxWait defers the system to the next run anyway;
+// the cap only keeps the reported wait truthful and free of overflow.
+const MaxRetryAfter = 24 * time.Hour
+
 // ParseRetryAfter reads a Retry-After header (seconds or an HTTP date)
 // relative to now. Missing, negative or malformed values give one second;
-// values above ceiling, however large, give ceiling. It is the one parser
-// every adapter uses to fill RateLimitedError.
-func ParseRetryAfter(v string, now time.Time, ceiling time.Duration) time.Duration {
-	const floor = time.Second
+// values above MaxRetryAfter, however large, give MaxRetryAfter. It is the
+// one Retry-After policy of every adapter.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	const floor, ceiling = time.Second, MaxRetryAfter
 	v = strings.TrimSpace(v)
 	var d time.Duration
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {

@@ -1,4 +1,4 @@
-package scrub_test
+package httpapi
 
 import (
 	"context"
@@ -8,20 +8,18 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/keysync/keysync/reconcile/scrub"
 )
 
 func TestTransport(t *testing.T) {
 	inner := fmt.Errorf(`net/http: malformed MIME header line: "Content-Type: tok-CANARY": %w`, context.Canceled)
-	err := scrub.Transport(&url.Error{Op: "Post", URL: "https://user:pass@api.example/graphql?key=CANARY2", Err: inner})
+	err := scrubTransport(&url.Error{Op: "Post", URL: "https://user:pass@api.example/graphql?key=CANARY2", Err: inner})
 	if strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), "api.example") {
 		t.Errorf("scrubbed error still says %q", err)
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Error("the cause is no longer reachable")
 	}
-	if scrub.Transport(nil) != nil {
+	if scrubTransport(nil) != nil {
 		t.Error("nil is not nil")
 	}
 }
@@ -29,9 +27,12 @@ func TestTransport(t *testing.T) {
 func TestJSON(t *testing.T) {
 	var v struct{ N int }
 	for _, body := range []string{`{"N":"secret-CANARY"}`, `{"N":1,"tok-CANARY`, `secret-CANARY`} {
-		err := scrub.JSON(json.Unmarshal([]byte(body), &v))
+		err := JSONError(json.Unmarshal([]byte(body), &v))
 		if err == nil || strings.Contains(err.Error(), "CANARY") {
 			t.Errorf("%s: %v", body, err)
+		}
+		if msg := describeJSON(json.Unmarshal([]byte(body), &v), len(body)); strings.Contains(msg, "CANARY") {
+			t.Errorf("%s: %s", body, msg)
 		}
 	}
 }

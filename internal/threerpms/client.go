@@ -1,0 +1,204 @@
+// Package threerpms is keysync's one home for the 3RPMS GraphQL API (the
+// 3RPMS Room Access Key API): the schema (package schema) that the stay
+// source's queries and the key sink's mutations are generated against,
+// and Client, the transport every 3RPMS request goes through, both
+// directions included.
+package threerpms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/Khan/genqlient/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/reconcile"
+)
+
+// DefaultMaxResponseBytes caps a response body; a larger one is an error,
+// not an allocation.
+const DefaultMaxResponseBytes = 8 << 20
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	// Endpoint is the GraphQL URL.
+	Endpoint string
+	// Token is the integration's API token, sent as a bearer token.
+	Token reconcile.Secret
+	// Transport is the shared HTTP client's part: 429s waited out, queries
+	// retried after an outage, mutations never; MaxResponseBytes 0 means
+	// DefaultMaxResponseBytes.
+	httpapi.Transport
+}
+
+// Client sends GraphQL requests to 3RPMS. It implements graphql.Client, so
+// the genqlient-generated functions and the sink's chained mutations share
+// its auth, pacing, size cap and error mapping.
+type Client struct {
+	http  *httpapi.Client
+	token reconcile.Secret
+}
+
+var _ graphql.Client = (*Client)(nil)
+
+// NewClient returns a Client, or an error when the options cannot work.
+func NewClient(opts ClientOptions) (*Client, error) {
+	c, err := httpapi.New(httpapi.Options{
+		Transport: opts.Transport, System: reconcile.System3RPMS, Name: "3rpms", BaseURL: opts.Endpoint,
+		MaxResponseBytes: DefaultMaxResponseBytes,
+		Auth:             func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+opts.Token.Reveal()) },
+		// A GraphQL request refused as a whole (any 4xx but 401, 403 and
+		// 429) is refused as invalid; never "not found", which would
+		// settle a revoke or a delete.
+		Refusal: func(int) error { return reconcile.ErrRejected },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{http: c, token: opts.Token}, nil
+}
+
+// MakeRequest implements graphql.Client. Like genqlient's own client it
+// returns the GraphQL errors (a gqlerror.List) after decoding data, so
+// callers can act on each field. Errors never quote a response body, which
+// could echo a secret.
+//
+// For mutations, a failure after the request was sent (no answer, a 5xx, an
+// unreadable answer) wraps reconcile.ErrUnknownOutcome: the server may have
+// acted. 401 and 403 wrap reconcile.ErrUnauthorized, 429 is a
+// *httpapi.RateLimitedError, other 4xx wrap reconcile.ErrRejected. While
+// the server has never answered, a 404 wraps reconcile.ErrEndpoint and a
+// connection that cannot be made reconcile.ErrUnreachable.
+func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
+	write := isMutation(req.Query)
+	what := "query " + req.OpName
+	if write {
+		what = "mutation " + req.OpName
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("3rpms: %s: encode request: %w", what, err)
+	}
+	red := newRedactor(body, c.token)
+	// Every request goes to the one GraphQL endpoint: a 404 as its first
+	// answer means the URL is wrong.
+	_, err = c.http.Do(ctx, httpapi.Request{
+		Call: what, Method: http.MethodPost, Body: json.RawMessage(body), Write: write, Idempotent: !write,
+		Endpoint: "nothing serves GraphQL at the endpoint", Out: resp,
+		Reason: func(code int, b []byte) string {
+			switch code {
+			case http.StatusUnauthorized:
+				return "the API token was refused; check threerpms.token (sent as Authorization: Bearer)"
+			case http.StatusForbidden:
+				return "the API token lacks a permission this call needs"
+			}
+			return red.redact(errorMessages(b))
+		},
+	})
+	if err != nil {
+		resp.Errors = nil
+		return err
+	}
+	if len(resp.Errors) > 0 {
+		for _, e := range resp.Errors {
+			// Error() prints the path and extensions too: redact them,
+			// keeping only the code callers branch on.
+			e.Message = red.redact(e.Message)
+			for i, p := range e.Path {
+				if name, ok := p.(ast.PathName); ok {
+					e.Path[i] = ast.PathName(red.redact(string(name)))
+				}
+			}
+			if code, ok := e.Extensions["code"]; ok {
+				e.Extensions = map[string]any{"code": code}
+			} else {
+				e.Extensions = nil
+			}
+			e.Rule = ""
+		}
+		return resp.Errors
+	}
+	return nil
+}
+
+// redactor removes from server messages every string value the request
+// carried (PINs, compartments, QR data) and the token: a server may quote
+// what it was sent ("got invalid value {pin: ...}"). Ids, dates, page
+// sizes and cursors are not secrets and an operator needs them ("room stay
+// rs_1042 not found"), so values under those keys are kept; any other
+// value, a field added later included, is removed.
+type redactor struct{ secrets []string }
+
+func newRedactor(body []byte, token reconcile.Secret) *redactor {
+	r := &redactor{}
+	if t := token.Reveal(); t != "" {
+		r.secrets = append(r.secrets, t)
+	}
+	var req struct {
+		Variables any `json:"variables"`
+	}
+	if json.Unmarshal(body, &req) == nil {
+		r.collect("", req.Variables)
+	}
+	// Longest first, so a value containing another is removed whole.
+	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+	return r
+}
+
+// collect gathers the secret string values of v, found under key.
+func (r *redactor) collect(key string, v any) {
+	switch v := v.(type) {
+	case string:
+		if len(v) >= 3 && !notSecret(key) {
+			r.secrets = append(r.secrets, v)
+		}
+	case map[string]any:
+		for k, x := range v {
+			r.collect(k, x)
+		}
+	case []any:
+		for _, x := range v {
+			r.collect(key, x)
+		}
+	}
+}
+
+// notSecret reports a variable key whose values are ids or paging (id,
+// ids, roomStayId, roomAccessKeyId, start, end, first, cursor).
+func notSecret(key string) bool {
+	switch key {
+	case "id", "ids", "start", "end", "first", "cursor":
+		return true
+	}
+	return strings.HasSuffix(key, "Id") || strings.HasSuffix(key, "ID") || strings.HasSuffix(key, "_id")
+}
+
+func (r *redactor) redact(msg string) string {
+	for _, s := range r.secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
+}
+
+// errorMessages extracts GraphQL error messages from an error response for
+// the operator, or says there were none.
+func errorMessages(raw []byte) string {
+	var r graphql.Response
+	if json.Unmarshal(raw, &r) != nil || len(r.Errors) == 0 {
+		return "no GraphQL error in the response"
+	}
+	msgs := make([]string, 0, len(r.Errors))
+	for _, e := range r.Errors {
+		msgs = append(msgs, e.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func isMutation(query string) bool {
+	return strings.HasPrefix(strings.TrimSpace(query), "mutation")
+}

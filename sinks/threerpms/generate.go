@@ -1,0 +1,3 @@
+package threerpms
+
+//go:generate go tool genqlient genqlient.yaml
