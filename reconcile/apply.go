@@ -90,11 +90,12 @@ func (ap *applier) cutOff(sys System) error {
 	return ap.dead[sys]
 }
 
-// apply runs a plan: local record changes first, then each batch with its
-// intent recorded before the request and each action's outcome after.
-func (ap *applier) apply(ctx context.Context, plan *Plan) error {
+// apply runs the actions of a plan the budget kept, sending batches (those
+// actions' requests, from Batches): local record changes first, then each
+// batch with its intent recorded before the request and each action's
+// outcome after.
+func (ap *applier) apply(ctx context.Context, plan *Plan, actions []*Action, batches []Batch) error {
 	ap.plan = plan
-	actions := Kept(plan.Actions)
 	// Record-only actions go first, except those waiting for a
 	// replacement, which go after the requests, once it exists.
 	var local, after []*Action
@@ -110,12 +111,6 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 	if err := ap.applyLocal(ctx, plan.Sync, local); err != nil {
 		return err
 	}
-	batches := Batches(actions, func(s System) int {
-		if sink := ap.site.Sinks[s]; sink != nil {
-			return sink.MaxBatch()
-		}
-		return 1
-	})
 	// Within a step the systems are independent: each sends its batches in
 	// order on its own goroutine, paced by its own limiter.
 	for i := 0; i < len(batches); {

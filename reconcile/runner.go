@@ -151,12 +151,15 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			continue
 		}
-		for _, a := range Budget(plan.Actions, allow, site.maxBatch) {
-			b := rep.Budget[a.System]
+		kept, deferred := Budget(plan.Actions, allow, site.maxBatch)
+		for _, d := range deferred {
+			d.Action.Result, d.Action.Error = ResultDeferred, d.Why
+			b := rep.Budget[d.Action.System]
 			b.Deferred++
-			rep.Budget[a.System] = b
+			rep.Budget[d.Action.System] = b
 		}
-		for _, b := range Batches(Kept(plan.Actions), site.maxBatch) {
+		batches := Batches(kept, site.maxBatch)
+		for _, b := range batches {
 			if al, ok := allow[b.System]; ok {
 				al.Left--
 				allow[b.System] = al
@@ -176,7 +179,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
 		}
 		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-		if err := ap.apply(ctx, plan); err != nil {
+		if err := ap.apply(ctx, plan, kept, batches); err != nil {
 			return nil, err
 		}
 		for sys, err := range ap.dead {
@@ -387,17 +390,6 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 		changed = append(changed, &cp)
 	}
 	return changed, failed
-}
-
-// Kept returns the actions the budget did not defer.
-func Kept(actions []*Action) []*Action {
-	out := make([]*Action, 0, len(actions))
-	for _, a := range actions {
-		if a.Result != ResultDeferred {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // readAll reads every site at once; reads are independent and each adapter
