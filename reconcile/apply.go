@@ -64,12 +64,12 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 // applier carries one plan through its requests.
 type applier struct {
 	r    *Runner
-	plan *Plan
+	rep  *PlanReport // what became of the plan's actions
 	site *Site
 	run  int64
 	now  time.Time
 	log  *slog.Logger
-	mu   sync.Mutex       // guards dead, skipped and notOurs: systems apply concurrently
+	mu   sync.Mutex       // guards dead, skipped, notOurs and rep.Notes: systems apply concurrently
 	dead map[System]error // systems cut off for the rest of the run
 	// notOurs holds the credentials of claims refused in this run: keys
 	// another integration created.
@@ -91,11 +91,20 @@ func (ap *applier) cutOff(sys System) error {
 }
 
 // apply runs the actions of a plan the budget kept, sending batches (those
-// actions' requests, from Batches): local record changes first, then each
-// batch with its intent recorded before the request and each action's
-// outcome after.
-func (ap *applier) apply(ctx context.Context, plan *Plan, actions []*Action, batches []Batch) error {
-	ap.plan = plan
+// actions' requests, from Batches), and returns what became of them:
+// records to sync (the plan's Sync and the read-backs) and local record
+// changes first, then each batch with its intent recorded before the
+// request and each action's outcome after. It changes neither the plan
+// nor its actions, only their credentials (what the store saves).
+func (ap *applier) apply(ctx context.Context, plan *Plan, sync []*Credential, actions []*Action, batches []Batch) (*PlanReport, error) {
+	ap.rep = newPlanReport(plan)
+	if err := ap.applyAll(ctx, slices.Concat(plan.Sync, sync), actions, batches); err != nil {
+		return nil, err
+	}
+	return ap.rep, nil
+}
+
+func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*Action, batches []Batch) error {
 	// Record-only actions go first, except those waiting for a
 	// replacement, which go after the requests, once it exists.
 	var local, after []*Action
@@ -108,7 +117,7 @@ func (ap *applier) apply(ctx context.Context, plan *Plan, actions []*Action, bat
 			local = append(local, a)
 		}
 	}
-	if err := ap.applyLocal(ctx, plan.Sync, local); err != nil {
+	if err := ap.applyLocal(ctx, sync, local); err != nil {
 		return err
 	}
 	// Within a step the systems are independent: each sends its batches in
@@ -172,7 +181,7 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 			a.Cred.Status, a.Cred.Assigned = StatusReleased, false
 		}
 		a.Cred.UpdatedAt = ap.now
-		a.Result = ResultDone
+		ap.rep.set(a, ResultDone, "")
 		audit = append(audit, ap.audit(a, PhaseDone, a.Reason))
 	}
 	creds := slices.Clone(sync)
@@ -200,9 +209,10 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
 		case a.After != nil && ap.isNotOurs(a.After):
 			// Waiting on a claim that showed the key is not ours.
-			a.Result, a.Error = ResultSettled, "the key is not keysync's; left alone"
+			const why = "the key is not keysync's; left alone"
+			ap.rep.set(a, ResultSettled, why)
 			ap.mu.Lock()
-			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, a.Error))
+			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
 			ap.mu.Unlock()
 		case a.After != nil && a.After.Status != StatusActive && a.After.Adopted:
 			ap.skip(a, "its claim was not answered; the next run claims the key again")
@@ -214,9 +224,9 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, fmt.Sprintf("its %s was not created", a.Upstream.Kind))
 		case a.Upstream != nil:
 			if err := ap.derive(a); err != nil {
-				a.Result, a.Error = ResultFailed, err.Error()
+				ap.rep.set(a, ResultFailed, err.Error())
 				ap.mu.Lock()
-				ap.skipped = append(ap.skipped, ap.audit(a, PhaseFailed, a.Error))
+				ap.skipped = append(ap.skipped, ap.audit(a, PhaseFailed, err.Error()))
 				ap.mu.Unlock()
 				continue
 			}
@@ -310,7 +320,7 @@ func (ap *applier) flushSkipped(ctx context.Context) error {
 }
 
 func (ap *applier) skip(a *Action, why string) {
-	a.Result, a.Error = ResultSkipped, why
+	ap.rep.set(a, ResultSkipped, why)
 	ap.mu.Lock()
 	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
 	ap.mu.Unlock()

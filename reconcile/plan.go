@@ -77,8 +77,9 @@ type Action struct {
 	// can go at once, 2 for assigns of keys created in step 1.
 	Step     int      `json:"step"`
 	Priority Priority `json:"priority"`
-	// Cred is the credential acted on; actions on one credential share it,
-	// and Apply updates it as outcomes arrive.
+	// Cred is the credential acted on; actions on one credential share it.
+	// It is apply's working state: apply updates it as outcomes arrive
+	// (it is what the store saves), never the action itself.
 	Cred *Credential `json:"-"`
 	// Upstream is, for the create of a derived 3RPMS key, the credential
 	// whose secret it carries; Apply fills the key's content from it.
@@ -91,15 +92,9 @@ type Action struct {
 	// source no longer shows the stay, so nothing can show whether it
 	// still holds the key (see settle.go for what a refusal then means).
 	Unseen bool `json:"-"`
-	// Result and Error are filled by Apply.
-	Result Result `json:"result,omitempty"`
-	Error  string `json:"error,omitempty"`
-	// Persistent marks a failure that also happened in each of the runs
-	// before this one: a Problem for a person, not a partial run.
-	Persistent bool `json:"persistent,omitempty"`
 }
 
-// Result is what became of an action.
+// Result is what became of an action (ActionReport).
 type Result string
 
 // Results of applying an action.
@@ -149,14 +144,16 @@ type Note struct {
 }
 
 // Plan is the ordered list of actions that brings a property in line, and
-// the notes for what it leaves alone.
+// the notes for what it leaves alone. It is a value: budgeting and
+// applying it change neither the plan nor its actions; what became of
+// them is in the Report's PlanReport.
 type Plan struct {
 	Property string    `json:"property"`
 	Now      time.Time `json:"now"`
 	Actions  []*Action `json:"actions"`
 	Notes    []Note    `json:"notes"`
 	// Sync holds credentials whose records differ from what the source
-	// shows (an assignment keysync did not record); Apply saves them.
+	// shows (an assignment keysync did not record); applying saves them.
 	Sync []*Credential `json:"-"`
 	// Live counts the property's live credentials, and Withdrawn those of
 	// them the plan takes away for any reason but a departure or a

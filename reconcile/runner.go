@@ -141,23 +141,17 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		plan.Sync = append(plan.Sync, rd.resolved...)
-		rep.Plans = append(rep.Plans, plan)
 		if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
 			r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
+			pr := newPlanReport(plan)
 			for _, a := range plan.Actions {
-				a.Result, a.Error = ResultSkipped, "refused by the fail-safe"
+				pr.set(a, ResultSkipped, "refused by the fail-safe")
 			}
+			rep.Plans = append(rep.Plans, pr)
 			continue
 		}
 		kept, deferred := Budget(plan.Actions, allow, site.maxBatch)
-		for _, d := range deferred {
-			d.Action.Result, d.Action.Error = ResultDeferred, d.Why
-			b := rep.Budget[d.Action.System]
-			b.Deferred++
-			rep.Budget[d.Action.System] = b
-		}
 		batches := Batches(kept, site.maxBatch)
 		for _, b := range batches {
 			if al, ok := allow[b.System]; ok {
@@ -165,30 +159,41 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 				allow[b.System] = al
 			}
 		}
-		for _, b := range Batches(plan.Actions, site.maxBatch) {
-			rep.PlannedRequests++
+		for sys, n := range requestsBySystem(plan.Actions, site.maxBatch) {
+			rep.PlannedRequests += n
 			if rep.Planned == nil {
 				rep.Planned = map[System]int{}
 			}
-			rep.Planned[b.System]++
+			rep.Planned[sys] += n
 		}
+		pr := newPlanReport(plan)
+		var ap *applier
+		if !opts.DryRun {
+			if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
+				return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
+			}
+			ap = &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
+			if pr, err = ap.apply(ctx, plan, rd.resolved, kept, batches); err != nil {
+				return nil, err
+			}
+		}
+		for _, d := range deferred {
+			pr.set(d.Action, ResultDeferred, d.Why)
+			b := rep.Budget[d.Action.System]
+			b.Deferred++
+			rep.Budget[d.Action.System] = b
+		}
+		rep.Plans = append(rep.Plans, pr)
 		if opts.DryRun {
 			continue
-		}
-		if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
-			return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
-		}
-		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-		if err := ap.apply(ctx, plan, kept, batches); err != nil {
-			return nil, err
 		}
 		for sys, err := range ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
-		if err := r.markPersistent(sctx, rep, plan); err != nil {
+		if err := r.markPersistent(sctx, rep, pr); err != nil {
 			return nil, err
 		}
-		if rd.backfill && claimsAnswered(plan) {
+		if rd.backfill && claimsAnswered(pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -227,10 +232,10 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 // markPersistent turns the failures of a plan that also failed in each of
 // the RepeatLimit runs before into Problems: retrying has not fixed them,
 // so they need a person, and they no longer make the run partial.
-func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *Plan) error {
-	var failed []*Action
-	for _, a := range plan.Actions {
-		if a.Result == ResultFailed || a.Result == ResultUnknown {
+func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *PlanReport) error {
+	var failed []*ActionReport
+	for i := range plan.Actions {
+		if a := &plan.Actions[i]; a.Result == ResultFailed || a.Result == ResultUnknown {
 			failed = append(failed, a)
 		}
 	}
@@ -284,7 +289,7 @@ func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
 
 // claimsAnswered reports whether every claim of a plan was answered: the
 // key was ours (adopted) or another integration's.
-func claimsAnswered(plan *Plan) bool {
+func claimsAnswered(plan *PlanReport) bool {
 	for _, a := range plan.Actions {
 		if a.Op == OpClaim && a.Result != ResultDone {
 			return false
@@ -496,6 +501,16 @@ func (r *Runner) log() *slog.Logger {
 
 func (r *Runner) requestTimeout() time.Duration {
 	return cmp.Or(r.RequestTimeout, 60*time.Second)
+}
+
+// requestsBySystem is the number of requests applying the actions takes,
+// per system.
+func requestsBySystem(actions []*Action, maxBatch func(System) int) map[System]int {
+	out := map[System]int{}
+	for _, b := range Batches(actions, maxBatch) {
+		out[b.System]++
+	}
+	return out
 }
 
 // Price is the number of requests applying the actions takes.
