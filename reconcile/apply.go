@@ -292,12 +292,14 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 	return nil
 }
 
-// derive fills a derived key's content from its upstream's secret.
+// derive fills a derived key's content from its upstream's secret, through
+// the upstream system's sink (Deriver).
 func (ap *applier) derive(a *Action) error {
-	if ap.site.Derive == nil {
+	d, ok := ap.site.Sinks[a.Upstream.System].(Deriver)
+	if !ok {
 		return fmt.Errorf("no way to build a %s from a %s is configured", a.Cred.Kind, a.Upstream.Kind)
 	}
-	if err := ap.site.Derive(a.Cred, a.Upstream.Secret); err != nil {
+	if err := d.Derive(a.Cred, a.Upstream.Secret); err != nil {
 		return fmt.Errorf("build %s for stay %s: %w", a.Cred.Kind, a.Stay.ID, err)
 	}
 	a.Cred.DerivedFrom = a.Upstream.ID

@@ -20,12 +20,9 @@ type Site struct {
 	Source   StaySource
 	// SourceSystem is the system Source reads (3RPMS or Guestway).
 	SourceSystem System
-	// Sinks holds the sink of each system the property writes to.
+	// Sinks holds the sink of each system the property writes to. The
+	// sink of a derived key's upstream credential builds the key (Deriver).
 	Sinks map[System]Sink
-	// Derive fills a derived 3RPMS key's content (its PIN and compartment,
-	// or its QR data) from the secret its upstream credential's create
-	// returned. cmd/keysync builds it from the sinks' config.
-	Derive func(key *Credential, upstreamSecret Secret) error
 }
 
 // Runner performs reconcile runs. cmd/keysync builds one from the config.

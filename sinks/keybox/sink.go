@@ -196,7 +196,10 @@ type Sink struct {
 	reach   reach.Tracker
 }
 
-var _ reconcile.Sink = (*Sink)(nil)
+var (
+	_ reconcile.Sink    = (*Sink)(nil)
+	_ reconcile.Deriver = (*Sink)(nil)
+)
 
 // New returns a Sink. Options are checked by Validate; a Sink built from
 // invalid options returns that error from Apply without sending anything.
@@ -247,6 +250,25 @@ func (s *Sink) GoString() string { return s.String() }
 func (s *Sink) Compartment(roomID string) (reconcile.Secret, bool) {
 	k, ok := s.opts.Rooms[roomID]
 	return k.Compartment, ok && k.Compartment != ""
+}
+
+// Derive implements reconcile.Deriver: a RoomAccessKeyStorage carries the
+// code of the key-box access it is derived from (upstreamSecret) as its
+// PIN, and the compartment of its room's key. The code must meet 3RPMS's
+// PIN rule (reconcile.ValidPIN).
+func (s *Sink) Derive(key *reconcile.Credential, upstreamSecret reconcile.Secret) error {
+	if key.Kind != reconcile.KindKeyStorageKey {
+		return fmt.Errorf("%s is not derived from a key-box access", key.Kind)
+	}
+	comp, ok := s.Compartment(key.RoomID)
+	if !ok {
+		return fmt.Errorf("room %s has no key-box compartment", key.RoomID)
+	}
+	if !reconcile.ValidPIN(upstreamSecret.Reveal()) {
+		return errors.New("the key box's access code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
+	}
+	key.PIN, key.Compartment = upstreamSecret, comp
+	return nil
 }
 
 // MaxBatch implements reconcile.Sink: the API has no batching.
