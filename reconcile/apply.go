@@ -20,17 +20,17 @@ const (
 	CrashBetweenSteps = "between-steps" // step 1 recorded, step 2 not begun
 )
 
-// Batch is the actions of one request.
-type Batch struct {
+// batch is the actions of one request.
+type batch struct {
 	System  System
 	Step    int
 	Actions []*Action
 }
 
-// Batches splits a plan's remote actions into requests: by step, then by
+// splitBatches splits a plan's remote actions into requests: by step, then by
 // system, each chunked at that system's max batch size, keeping plan order
 // within a request. It is pure, so the planner's price and Apply agree.
-func Batches(actions []*Action, maxBatch func(System) int) []Batch {
+func splitBatches(actions []*Action, maxBatch func(System) int) []batch {
 	var steps []int
 	for _, a := range actions {
 		if a.Op.Remote() && !slices.Contains(steps, a.Step) {
@@ -38,7 +38,7 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 		}
 	}
 	slices.Sort(steps)
-	var out []Batch
+	var out []batch
 	for _, step := range steps {
 		var systems []System
 		bySystem := map[System][]*Action{}
@@ -54,7 +54,7 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 		for _, sys := range systems {
 			n := max(1, maxBatch(sys))
 			for chunk := range slices.Chunk(bySystem[sys], n) {
-				out = append(out, Batch{System: sys, Step: step, Actions: chunk})
+				out = append(out, batch{System: sys, Step: step, Actions: chunk})
 			}
 		}
 	}
@@ -91,12 +91,12 @@ func (ap *applier) cutOff(sys System) error {
 }
 
 // apply runs the actions of a plan the budget kept, sending batches (those
-// actions' requests, from Batches), and returns what became of them:
+// actions' requests, from splitBatches), and returns what became of them:
 // records to sync (the plan's Sync and the read-backs) and local record
 // changes first, then each batch with its intent recorded before the
 // request and each action's outcome after. It changes neither the plan
 // nor its actions, only their credentials (what the store saves).
-func (ap *applier) apply(ctx context.Context, plan *Plan, sync []*Credential, actions []*Action, batches []Batch) (*PlanReport, error) {
+func (ap *applier) apply(ctx context.Context, plan *Plan, sync []*Credential, actions []*Action, batches []batch) (*PlanReport, error) {
 	ap.rep = newPlanReport(plan)
 	if err := ap.applyAll(ctx, slices.Concat(plan.Sync, sync), actions, batches); err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (ap *applier) apply(ctx context.Context, plan *Plan, sync []*Credential, ac
 	return ap.rep, nil
 }
 
-func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*Action, batches []Batch) error {
+func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*Action, batches []batch) error {
 	// Record-only actions go first, except those waiting for a
 	// replacement, which go after the requests, once it exists.
 	var local, after []*Action
@@ -128,7 +128,7 @@ func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*
 			ap.r.crash(CrashBetweenSteps, "")
 		}
 		var systems []System
-		bySystem := map[System][]Batch{}
+		bySystem := map[System][]batch{}
 		for ; i < len(batches) && batches[i].Step == step; i++ {
 			b := batches[i]
 			if _, ok := bySystem[b.System]; !ok {
@@ -140,7 +140,7 @@ func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*
 		for _, sys := range systems {
 			p.Go(func() error {
 				for _, b := range bySystem[sys] {
-					if err := ap.batch(ctx, b); err != nil {
+					if err := ap.send(ctx, b); err != nil {
 						return err
 					}
 				}
@@ -194,9 +194,9 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 	return nil
 }
 
-// batch sends one request. A failure to record is fatal for the run: without
+// send sends one batch as one request. A failure to record is fatal for the run: without
 // a record keysync must not send anything more.
-func (ap *applier) batch(ctx context.Context, b Batch) error {
+func (ap *applier) send(ctx context.Context, b batch) error {
 	sink := ap.site.Sinks[b.System]
 	var ready []*Action
 	for _, a := range b.Actions {
@@ -252,7 +252,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		}
 		intent = append(intent, ap.audit(a, PhaseIntent, a.Reason))
 	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), creds, intent, ap.r.Meter.Drain()...); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), creds, intent, ap.r.Meter.drain()...); err != nil {
 		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	ap.r.crash(CrashAfterIntent, b.System)
@@ -286,7 +286,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			creds = append(creds, a.Cred)
 		}
 	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit, ap.r.Meter.Drain()...); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit, ap.r.Meter.drain()...); err != nil {
 		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	return nil

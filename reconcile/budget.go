@@ -6,10 +6,10 @@ import (
 	"slices"
 )
 
-// Allowance is what one system's daily request budget still allows this
+// allowance is what one system's daily request budget still allows this
 // run: Left requests, of which Reserve are kept for revocations and
-// cleanup. A system without an Allowance is unlimited.
-type Allowance struct {
+// cleanup. A system without an allowance is unlimited.
+type allowance struct {
 	Left    int `json:"left"`
 	Reserve int `json:"reserve"`
 }
@@ -17,14 +17,14 @@ type Allowance struct {
 // ResultDeferred marks an action the request budget left for a later run.
 const ResultDeferred Result = "deferred"
 
-// Deferral is an action the request budget left for a later run, and why.
-type Deferral struct {
+// deferral is an action the request budget left for a later run, and why.
+type deferral struct {
 	Action *Action
 	// Why names the allowances the action's group did not fit in.
 	Why string
 }
 
-// Budget splits actions, in priority order, into those whose requests fit
+// budget splits actions, in priority order, into those whose requests fit
 // in each system's allowance and those deferred to a later run (issue 5's
 // order: revocations and cleanup, arrivals within 24 hours, stays in house,
 // later arrivals soonest first). Actions that depend on each other (a
@@ -32,7 +32,7 @@ type Deferral struct {
 // carrying its secret) are kept or deferred together. Only revocations may
 // use the reserve. kept keeps the order of actions. It is pure: neither
 // the slice nor the actions are changed.
-func Budget(actions []*Action, allow map[System]Allowance, maxBatch func(System) int) (kept []*Action, deferred []Deferral) {
+func budget(actions []*Action, allow map[System]allowance, maxBatch func(System) int) (kept []*Action, deferred []deferral) {
 	if len(allow) == 0 {
 		return slices.Clone(actions), nil
 	}
@@ -78,7 +78,7 @@ func Budget(actions []*Action, allow map[System]Allowance, maxBatch func(System)
 		why := fmt.Sprintf("deferred: not enough of today's request budget left (%s)", u.budgetNote(allow))
 		for _, a := range u.actions {
 			out[a] = true
-			deferred = append(deferred, Deferral{Action: a, Why: why})
+			deferred = append(deferred, deferral{Action: a, Why: why})
 		}
 	}
 	kept = make([]*Action, 0, len(actions)-len(deferred))
@@ -99,7 +99,7 @@ type unit struct {
 	first    int
 }
 
-func (u *unit) budgetNote(allow map[System]Allowance) string {
+func (u *unit) budgetNote(allow map[System]allowance) string {
 	var parts []string
 	for _, sys := range u.systems {
 		if al, ok := allow[sys]; ok {

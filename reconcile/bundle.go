@@ -113,7 +113,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	if s.Ref.Source == SystemGuestway {
 		p.lockNotes(s, win)
 	}
-	method, ok := prop.MethodFor(s.RoomID)
+	method, ok := prop.methodFor(s.RoomID)
 	if !ok {
 		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
 		// Whatever was issued for a room it left opens the wrong door.

@@ -559,7 +559,7 @@ func (p *planner) cleanup(s Stay, creds []*Credential, seen bool, reason string)
 		if c.Status == StatusRetired && !seen {
 			// 3RPMS refused to take it off a stay it no longer shows:
 			// wait for a read of the stay, or for 3RPMS's own cleanup.
-			if !p.in.Now.Before(p.in.Property.Window(c.Arrival, c.Departure).End.Add(KeysKeptAfterDeparture)) {
+			if !p.in.Now.Before(p.in.Property.Window(c.Arrival, c.Departure).End.Add(keysKeptAfterDeparture)) {
 				p.add(&Action{Op: OpAbandon, Reason: reason + "; 3RPMS's own cleanup has removed it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			}
 			continue

@@ -921,7 +921,7 @@ func TestCheckRoomKeys(t *testing.T) {
 			for _, r := range tc.rooms {
 				prop.Rooms[r] = reconcile.MethodPIN
 			}
-			err := prop.CheckRoomKeys(stays)
+			err := reconcile.CheckRoomKeys(prop, stays)
 			if (err != nil) != (tc.want != nil) {
 				t.Fatalf("err = %v, want one: %v", err, tc.want != nil)
 			}

@@ -26,7 +26,7 @@ type Report struct {
 	Budget   map[System]BudgetReport `json:"budget,omitempty"`
 	Failures []Failure               `json:"failures"`
 	// Problems need a person: actions that failed in this run and in each
-	// of the runs before it (RepeatLimit), which retrying alone has not
+	// of the runs before it (repeatLimit), which retrying alone has not
 	// fixed, and properties removed from the config that still hold live
 	// credentials. They do not make the run partial.
 	Problems []Problem `json:"problems,omitempty"`
@@ -52,7 +52,7 @@ type ProblemKind string
 // Problem kinds.
 const (
 	// ProblemRepeatedFailure: an action failed in this run and in each of
-	// the RepeatLimit runs before it.
+	// the repeatLimit runs before it.
 	ProblemRepeatedFailure ProblemKind = "repeated_failure"
 	// ProblemPropertyRemoved: the state holds live credentials of a
 	// property the config no longer lists; keysync cannot reach its
@@ -282,8 +282,8 @@ func peak(times []time.Time) int {
 	return best
 }
 
-// Drain returns the requests not yet written to the ledger.
-func (m *Meter) Drain() []RequestRecord {
+// drain returns the requests not yet written to the ledger.
+func (m *Meter) drain() []RequestRecord {
 	if m == nil {
 		return nil
 	}

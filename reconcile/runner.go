@@ -48,9 +48,9 @@ type Runner struct {
 	Retention time.Duration
 }
 
-// RepeatLimit is how many runs in a row an action may fail before its
+// repeatLimit is how many runs in a row an action may fail before its
 // failure is a Problem for a person rather than work the next run retries.
-const RepeatLimit = 2
+const repeatLimit = 2
 
 // DailyBudget is a system's request cap over a rolling 24 hours, and the
 // part of it kept for revocations.
@@ -121,7 +121,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
 		if rd.err == nil {
-			if err := site.Property.CheckRoomKeys(rd.stays); err != nil {
+			if err := site.Property.checkRoomKeys(rd.stays); err != nil {
 				rd.err = err
 			}
 		}
@@ -148,8 +148,8 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			rep.Plans = append(rep.Plans, pr)
 			continue
 		}
-		kept, deferred := Budget(plan.Actions, allow, site.maxBatch)
-		batches := Batches(kept, site.maxBatch)
+		kept, deferred := budget(plan.Actions, allow, site.maxBatch)
+		batches := splitBatches(kept, site.maxBatch)
 		for _, b := range batches {
 			if al, ok := allow[b.System]; ok {
 				al.Left--
@@ -207,7 +207,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	// Requests not yet in the ledger (reads without a budget, a dry run's
 	// read-backs, say).
-	if reqs := r.Meter.Drain(); len(reqs) > 0 {
+	if reqs := r.Meter.drain(); len(reqs) > 0 {
 		if err := r.Store.Save(sctx, nil, nil, reqs...); err != nil {
 			return nil, fmt.Errorf("record requests: %w", err)
 		}
@@ -227,7 +227,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 }
 
 // markPersistent turns the failures of a plan that also failed in each of
-// the RepeatLimit runs before into Problems: retrying has not fixed them,
+// the repeatLimit runs before into Problems: retrying has not fixed them,
 // so they need a person, and they no longer make the run partial.
 func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *PlanReport) error {
 	var failed []*ActionReport
@@ -239,13 +239,13 @@ func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *PlanRepo
 	if len(failed) == 0 {
 		return nil
 	}
-	past, err := r.Store.RecentFailures(ctx, plan.Property, rep.RunID, RepeatLimit)
+	past, err := r.Store.RecentFailures(ctx, plan.Property, rep.RunID, repeatLimit)
 	if err != nil {
 		return fmt.Errorf("read recent failures of %s: %w", plan.Property, err)
 	}
 	for _, a := range failed {
 		n := past[FailureKey{Stay: a.Stay, System: a.System, Op: a.Op}]
-		if n < RepeatLimit {
+		if n < repeatLimit {
 			continue
 		}
 		a.Persistent = true
@@ -316,11 +316,11 @@ type siteRead struct {
 // allowances is what each budgeted system's daily budget leaves for this
 // run, after the ledger's last 24 hours and this run's reads, which are
 // recorded first (a dry run's too).
-func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allowance, error) {
+func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
 	}
-	if reads := r.Meter.Drain(); len(reads) > 0 {
+	if reads := r.Meter.drain(); len(reads) > 0 {
 		if err := r.Store.Save(ctx, nil, nil, reads...); err != nil {
 			return nil, fmt.Errorf("record read requests: %w", err)
 		}
@@ -329,9 +329,9 @@ func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allow
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
 	}
-	allow := map[System]Allowance{}
+	allow := map[System]allowance{}
 	for sys, b := range r.Budgets {
-		allow[sys] = Allowance{Left: max(b.Cap-spent[sys], 0), Reserve: b.Reserve}
+		allow[sys] = allowance{Left: max(b.Cap-spent[sys], 0), Reserve: b.Reserve}
 	}
 	return allow, nil
 }
@@ -434,7 +434,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 
 	from, to := site.Property.ReadRange(opts.Now)
 	if rd.backfill {
-		from, to = site.Property.BackfillReadRange(opts.Now)
+		from, to = site.Property.backfillReadRange(opts.Now)
 	}
 	stays, err := site.Source.Stays(ctx, from, to)
 	if err != nil {
@@ -504,13 +504,8 @@ func (r *Runner) requestTimeout() time.Duration {
 // per system.
 func requestsBySystem(actions []*Action, maxBatch func(System) int) map[System]int {
 	out := map[System]int{}
-	for _, b := range Batches(actions, maxBatch) {
+	for _, b := range splitBatches(actions, maxBatch) {
 		out[b.System]++
 	}
 	return out
-}
-
-// Price is the number of requests applying the actions takes.
-func Price(actions []*Action, maxBatch func(System) int) int {
-	return len(Batches(actions, maxBatch))
 }

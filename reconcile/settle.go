@@ -30,7 +30,7 @@ import (
 //     for a stay the source no longer shows (Unseen: deleted, or its
 //     reservation cancelled) whose record says it holds the key. A refused
 //     revoke of an Unseen stay is settled, since no read can show the key
-//     on it: once 3RPMS's own cleanup has passed (KeysKeptAfterDeparture
+//     on it: once 3RPMS's own cleanup has passed (keysKeptAfterDeparture
 //     after the recorded window) the key is off; before that it is retired,
 //     and keysync waits: a read that shows the stay again decides (a
 //     reactivated reservation holding the key takes it back), or the
@@ -127,7 +127,7 @@ func (ap *applier) settleRefusal(a *Action, err error) (phase Phase, detail stri
 	case a.Op == OpAssign:
 		c.Status, c.Assigned = StatusRetired, false
 		return ap.settled(a, ResultFailed, PhaseFailed, fmt.Sprintf("%v; key %s retired, the stay gets a new key next run", err, c.RemoteID))
-	case a.Op == OpRevoke && a.Unseen && !ap.now.Before(ap.site.Property.Window(a.Arrival, a.Departure).End.Add(KeysKeptAfterDeparture)):
+	case a.Op == OpRevoke && a.Unseen && !ap.now.Before(ap.site.Property.Window(a.Arrival, a.Departure).End.Add(keysKeptAfterDeparture)):
 		c.Assigned = false
 		return ap.settled(a, ResultSettled, PhaseDone, fmt.Sprintf("%v; settled: %s no longer shows stay %s, and its own cleanup has taken keys off it", err, a.System, a.Stay.ID))
 	case a.Op == OpRevoke && a.Unseen:
