@@ -25,9 +25,9 @@ type deferral struct {
 }
 
 // budget splits actions, in priority order, into those whose requests fit
-// in each system's allowance and those deferred to a later run (issue 5's
-// order: revocations and cleanup, arrivals within 24 hours, stays in house,
-// later arrivals soonest first). Actions that depend on each other (a
+// in each system's allowance and those deferred to a later run (by
+// Priority: revocations and cleanup, arrivals within 24 hours, stays in
+// house, later arrivals soonest first). Actions that depend on each other (a
 // create and its assign; an invite or key-box access and the 3RPMS key
 // carrying its secret) are kept or deferred together. Only revocations may
 // use the reserve. kept keeps the order of actions. It is pure: neither

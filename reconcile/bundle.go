@@ -231,7 +231,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		reason = "stay is back: switch the invite on again"
 	}
 	if sys == SystemKeyBox && (moved || redated) {
-		// The seed documents no update call: create the new access, then
+		// The key box's API documents no update call: create the new access, then
 		// cancel the old one once the new one exists.
 		if !due {
 			p.end(s, []*Credential{cur}, reason+"; the key box has no update call")

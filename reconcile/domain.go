@@ -22,7 +22,7 @@ const (
 // Method is how a room is opened, chosen per room in the config.
 type Method string
 
-// The access methods of DESIGN.md's "How a credential is chosen".
+// The access methods: a generated PIN, a key-box access, an OpenApp invite.
 const (
 	MethodPIN        Method = "pin"
 	MethodKeyStorage Method = "key_storage"
@@ -211,8 +211,8 @@ type Property struct {
 	CheckOut    TimeOfDay
 	GraceBefore time.Duration
 	GraceAfter  time.Duration
-	// WindowDays is how far ahead keysync issues credentials (seed 003
-	// recommends 7).
+	// WindowDays is how far ahead keysync issues credentials (the 3RPMS
+	// Room Access Key API recommends 7).
 	WindowDays int
 	// Rooms maps a room id to its access method.
 	Rooms map[string]Method
@@ -278,8 +278,8 @@ func (p *Property) Window(arrival, departure Date) Window {
 }
 
 // ReadRange returns the dates a run reads stays for at instant now: stays
-// with departure after from and arrival on or before to, as in seed 003's
-// example ("January 30th + next 6 days" is le 2026-02-05 for 7 days). from
+// with departure after from and arrival on or before to, as in the 3RPMS
+// Room Access Key API's example ("January 30th + next 6 days" is le 2026-02-05 for 7 days). from
 // reaches back two days before now − grace, so a stay departing today is
 // seen until its window ends and yesterday's departures, which the nightly
 // run cleans up, come with the window read instead of costing look-ups by

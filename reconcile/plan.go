@@ -44,7 +44,7 @@ func (o Op) Remote() bool {
 }
 
 // Priority orders work when the request budget cannot cover a whole plan;
-// lower goes first (issue 5's list).
+// lower goes first.
 type Priority int
 
 // Priorities, most urgent first.
@@ -287,7 +287,7 @@ func (p *planner) run() (*Plan, error) {
 	p.plan.Withdrawn = len(p.withdrawn)
 
 	p.alignKeySteps()
-	// Revocations and cleanup first (DESIGN.md, "The run"), then by
+	// Revocations and cleanup first, then by
 	// urgency; the sort is stable, so one stay's actions keep their order.
 	deferredFirst := func(a *Action) int {
 		if p.in.Deferred[a.Stay] {
@@ -615,7 +615,7 @@ func (p *planner) noteFor(k NoteKind, s Stay, detail string) Note {
 	return Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure, Detail: detail}
 }
 
-// priority ranks work on an active stay (issue 5's order).
+// priority ranks work on an active stay.
 func (p *planner) priority(s Stay) Priority {
 	start := p.in.Property.Window(s.Arrival, s.Departure).Start
 	switch {

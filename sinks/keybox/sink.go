@@ -1,13 +1,13 @@
 // Package keybox gives guests time-bound access to a room's physical key in
-// a key box (seed 001, "Create Access": Keycafe-style REST with HTTP Basic
+// a key box (the key box's "Create Access" API: Keycafe-style REST with HTTP Basic
 // auth). Each stay of a key_storage room gets one access for its window; the
 // box answers with a booking code (PIN) the guest types at the box, and
 // keysync writes that code and the key's compartment back to 3RPMS.
 //
-// Assumptions where the seed is silent, made here once and in package
+// Assumptions where the API document is silent, made here once and in package
 // sandbox alike; the paths and the cancel method are configurable:
 //   - Create is POST {BaseURL}{CreatePath} (default /v2/accesses) with the
-//     seed's body: key {"id"} or {"serialNumber"}, startDate/startTime,
+//     document's body: key {"id"} or {"serialNumber"}, startDate/startTime,
 //     endDate/endTime ("YYYY-MM-DD", "HH:MM") and timeZone (the property's
 //     IANA zone), visitorName, silent, locale, returnReminder false. The
 //     deprecated ISO 8601 startDate/endDate are never sent. The window's
@@ -56,7 +56,7 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-// Defaults for the parts of the API the seed does not give.
+// Defaults for the parts of the API its document does not give.
 const (
 	// DefaultCreatePath is the create call's path when Options.CreatePath is empty.
 	DefaultCreatePath = "/v2/accesses"
@@ -72,7 +72,7 @@ const (
 	DefaultMaxResponseBytes = 1 << 20
 )
 
-// Locales are the notification languages the seed lists for locale.
+// Locales are the notification languages the API document lists for locale.
 var Locales = []string{"en", "fr", "ja", "es", "nl", "it", "pt"}
 
 // KeyRef is the physical key of one room: exactly one of ID and
@@ -334,7 +334,7 @@ func (s *Sink) label() string {
 	return "keybox"
 }
 
-// createBody is the seed's create body. It has no field for a compartment,
+// createBody is the API document's create body. It has no field for a compartment,
 // so none can be sent.
 type createBody struct {
 	Key            keyJSON `json:"key"`
