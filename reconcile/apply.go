@@ -20,17 +20,17 @@ const (
 	CrashBetweenSteps = "between-steps" // step 1 recorded, step 2 not begun
 )
 
-// Batch is the actions of one request.
-type Batch struct {
+// batch is the actions of one request.
+type batch struct {
 	System  System
 	Step    int
 	Actions []*Action
 }
 
-// Batches splits a plan's remote actions into requests: by step, then by
+// splitBatches splits a plan's remote actions into requests: by step, then by
 // system, each chunked at that system's max batch size, keeping plan order
 // within a request. It is pure, so the planner's price and Apply agree.
-func Batches(actions []*Action, maxBatch func(System) int) []Batch {
+func splitBatches(actions []*Action, maxBatch func(System) int) []batch {
 	var steps []int
 	for _, a := range actions {
 		if a.Op.Remote() && !slices.Contains(steps, a.Step) {
@@ -38,7 +38,7 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 		}
 	}
 	slices.Sort(steps)
-	var out []Batch
+	var out []batch
 	for _, step := range steps {
 		var systems []System
 		bySystem := map[System][]*Action{}
@@ -54,7 +54,7 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 		for _, sys := range systems {
 			n := max(1, maxBatch(sys))
 			for chunk := range slices.Chunk(bySystem[sys], n) {
-				out = append(out, Batch{System: sys, Step: step, Actions: chunk})
+				out = append(out, batch{System: sys, Step: step, Actions: chunk})
 			}
 		}
 	}
@@ -64,12 +64,12 @@ func Batches(actions []*Action, maxBatch func(System) int) []Batch {
 // applier carries one plan through its requests.
 type applier struct {
 	r    *Runner
-	plan *Plan
+	rep  *PlanReport // what became of the plan's actions
 	site *Site
 	run  int64
 	now  time.Time
 	log  *slog.Logger
-	mu   sync.Mutex       // guards dead, skipped and notOurs: systems apply concurrently
+	mu   sync.Mutex       // guards dead, skipped, notOurs and rep.Notes: systems apply concurrently
 	dead map[System]error // systems cut off for the rest of the run
 	// notOurs holds the credentials of claims refused in this run: keys
 	// another integration created.
@@ -90,11 +90,21 @@ func (ap *applier) cutOff(sys System) error {
 	return ap.dead[sys]
 }
 
-// apply runs a plan: local record changes first, then each batch with its
-// intent recorded before the request and each action's outcome after.
-func (ap *applier) apply(ctx context.Context, plan *Plan) error {
-	ap.plan = plan
-	actions := Kept(plan.Actions)
+// apply runs the actions of a plan the budget kept, sending batches (those
+// actions' requests, from splitBatches), and returns what became of them:
+// records to sync (the plan's Sync and the read-backs) and local record
+// changes first, then each batch with its intent recorded before the
+// request and each action's outcome after. It changes neither the plan
+// nor its actions, only their credentials (what the store saves).
+func (ap *applier) apply(ctx context.Context, plan *Plan, sync []*Credential, actions []*Action, batches []batch) (*PlanReport, error) {
+	ap.rep = newPlanReport(plan)
+	if err := ap.applyAll(ctx, slices.Concat(plan.Sync, sync), actions, batches); err != nil {
+		return nil, err
+	}
+	return ap.rep, nil
+}
+
+func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*Action, batches []batch) error {
 	// Record-only actions go first, except those waiting for a
 	// replacement, which go after the requests, once it exists.
 	var local, after []*Action
@@ -107,15 +117,9 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 			local = append(local, a)
 		}
 	}
-	if err := ap.applyLocal(ctx, plan.Sync, local); err != nil {
+	if err := ap.applyLocal(ctx, sync, local); err != nil {
 		return err
 	}
-	batches := Batches(actions, func(s System) int {
-		if sink := ap.site.Sinks[s]; sink != nil {
-			return sink.MaxBatch()
-		}
-		return 1
-	})
 	// Within a step the systems are independent: each sends its batches in
 	// order on its own goroutine, paced by its own limiter.
 	for i := 0; i < len(batches); {
@@ -124,7 +128,7 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 			ap.r.crash(CrashBetweenSteps, "")
 		}
 		var systems []System
-		bySystem := map[System][]Batch{}
+		bySystem := map[System][]batch{}
 		for ; i < len(batches) && batches[i].Step == step; i++ {
 			b := batches[i]
 			if _, ok := bySystem[b.System]; !ok {
@@ -136,7 +140,7 @@ func (ap *applier) apply(ctx context.Context, plan *Plan) error {
 		for _, sys := range systems {
 			p.Go(func() error {
 				for _, b := range bySystem[sys] {
-					if err := ap.batch(ctx, b); err != nil {
+					if err := ap.send(ctx, b); err != nil {
 						return err
 					}
 				}
@@ -177,7 +181,7 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 			a.Cred.Status, a.Cred.Assigned = StatusReleased, false
 		}
 		a.Cred.UpdatedAt = ap.now
-		a.Result = ResultDone
+		ap.rep.set(a, ResultDone, "")
 		audit = append(audit, ap.audit(a, PhaseDone, a.Reason))
 	}
 	creds := slices.Clone(sync)
@@ -190,9 +194,9 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 	return nil
 }
 
-// batch sends one request. A failure to record is fatal for the run: without
+// send sends one batch as one request. A failure to record is fatal for the run: without
 // a record keysync must not send anything more.
-func (ap *applier) batch(ctx context.Context, b Batch) error {
+func (ap *applier) send(ctx context.Context, b batch) error {
 	sink := ap.site.Sinks[b.System]
 	var ready []*Action
 	for _, a := range b.Actions {
@@ -205,9 +209,10 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
 		case a.After != nil && ap.isNotOurs(a.After):
 			// Waiting on a claim that showed the key is not ours.
-			a.Result, a.Error = ResultSettled, "the key is not keysync's; left alone"
+			const why = "the key is not keysync's; left alone"
+			ap.rep.set(a, ResultSettled, why)
 			ap.mu.Lock()
-			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, a.Error))
+			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
 			ap.mu.Unlock()
 		case a.After != nil && a.After.Status != StatusActive && a.After.Adopted:
 			ap.skip(a, "its claim was not answered; the next run claims the key again")
@@ -219,9 +224,9 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			ap.skip(a, fmt.Sprintf("its %s was not created", a.Upstream.Kind))
 		case a.Upstream != nil:
 			if err := ap.derive(a); err != nil {
-				a.Result, a.Error = ResultFailed, err.Error()
+				ap.rep.set(a, ResultFailed, err.Error())
 				ap.mu.Lock()
-				ap.skipped = append(ap.skipped, ap.audit(a, PhaseFailed, a.Error))
+				ap.skipped = append(ap.skipped, ap.audit(a, PhaseFailed, err.Error()))
 				ap.mu.Unlock()
 				continue
 			}
@@ -247,7 +252,7 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 		}
 		intent = append(intent, ap.audit(a, PhaseIntent, a.Reason))
 	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), creds, intent, ap.r.Meter.Drain()...); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), creds, intent, ap.r.Meter.drain()...); err != nil {
 		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	ap.r.crash(CrashAfterIntent, b.System)
@@ -281,18 +286,20 @@ func (ap *applier) batch(ctx context.Context, b Batch) error {
 			creds = append(creds, a.Cred)
 		}
 	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit, ap.r.Meter.Drain()...); err != nil {
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit, ap.r.Meter.drain()...); err != nil {
 		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	return nil
 }
 
-// derive fills a derived key's content from its upstream's secret.
+// derive fills a derived key's content from its upstream's secret, through
+// the upstream system's sink (Deriver).
 func (ap *applier) derive(a *Action) error {
-	if ap.site.Derive == nil {
+	d, ok := ap.site.Sinks[a.Upstream.System].(Deriver)
+	if !ok {
 		return fmt.Errorf("no way to build a %s from a %s is configured", a.Cred.Kind, a.Upstream.Kind)
 	}
-	if err := ap.site.Derive(a.Cred, a.Upstream.Secret); err != nil {
+	if err := d.Derive(a.Cred, a.Upstream.Secret); err != nil {
 		return fmt.Errorf("build %s for stay %s: %w", a.Cred.Kind, a.Stay.ID, err)
 	}
 	a.Cred.DerivedFrom = a.Upstream.ID
@@ -315,7 +322,7 @@ func (ap *applier) flushSkipped(ctx context.Context) error {
 }
 
 func (ap *applier) skip(a *Action, why string) {
-	a.Result, a.Error = ResultSkipped, why
+	ap.rep.set(a, ResultSkipped, why)
 	ap.mu.Lock()
 	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
 	ap.mu.Unlock()

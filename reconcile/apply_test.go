@@ -647,7 +647,7 @@ func TestRunnerRunConverges(t *testing.T) {
 	if len(rep.Actions()) != 0 || len(r.calls()) != 2 {
 		t.Errorf("second run planned %q and sent %d requests in all", results(rep), len(r.calls()))
 	}
-	if got := noteSummary(rep.Plans[0]); !slices.Equal(got, []string{"conflict s5"}) {
+	if got := noteSummary(rep.Plans[0].Notes); !slices.Equal(got, []string{"conflict s5"}) {
 		t.Errorf("second run notes: %q", got)
 	}
 
@@ -947,7 +947,7 @@ func TestRunnerDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := summary(rep.Plans[0]); !slices.Equal(got, []string{"1 create s1 - soon", "2 assign s1 - soon"}) {
+	if got := actionSummary(planned(rep.Plans[0])); !slices.Equal(got, []string{"1 create s1 - soon", "2 assign s1 - soon"}) {
 		t.Errorf("plan: %q", got)
 	}
 	if rep.PlannedRequests != 2 || r.store.saves != 0 || r.store.run != 0 || len(r.calls()) != 0 {
@@ -987,7 +987,7 @@ func TestRunnerBackfill(t *testing.T) {
 	if got := r.calls(); len(got) != 2 {
 		t.Errorf("backfill sent %d requests, want 2: %q", len(got), got)
 	}
-	if got := noteSummary(rep.Plans[0]); !slices.Equal(got, []string{"conflict s2"}) {
+	if got := noteSummary(rep.Plans[0].Notes); !slices.Equal(got, []string{"conflict s2"}) {
 		t.Errorf("notes: %q", got)
 	}
 	if got := r.store.live(); !slices.Equal(got, []string{"s3 K101 active true", "s1 K7 active true"}) {
@@ -1003,7 +1003,7 @@ func TestRunnerBackfill(t *testing.T) {
 	if got := results(rep); len(got) != 0 {
 		t.Errorf("run after backfill: %q", got)
 	}
-	if got := noteSummary(rep.Plans[0]); !slices.Equal(got, []string{"conflict s2"}) {
+	if got := noteSummary(rep.Plans[0].Notes); !slices.Equal(got, []string{"conflict s2"}) {
 		t.Errorf("notes after backfill: %q", got)
 	}
 }
@@ -1091,7 +1091,7 @@ func TestRunnerSettlesByObservation(t *testing.T) {
 					t.Errorf("run %d: Partial() = %v, want %v (%q)", i+1, rep.Partial(), tc.partial[i], results(rep))
 				}
 				if i == 0 && tc.notes != nil {
-					if got := noteSummary(rep.Plans[0]); !slices.Equal(got, tc.notes) {
+					if got := noteSummary(rep.Plans[0].Notes); !slices.Equal(got, tc.notes) {
 						t.Errorf("notes %q, want %q", got, tc.notes)
 					}
 				}

@@ -6,10 +6,10 @@ import (
 	"slices"
 )
 
-// Allowance is what one system's daily request budget still allows this
+// allowance is what one system's daily request budget still allows this
 // run: Left requests, of which Reserve are kept for revocations and
-// cleanup. A system without an Allowance is unlimited.
-type Allowance struct {
+// cleanup. A system without an allowance is unlimited.
+type allowance struct {
 	Left    int `json:"left"`
 	Reserve int `json:"reserve"`
 }
@@ -17,16 +17,24 @@ type Allowance struct {
 // ResultDeferred marks an action the request budget left for a later run.
 const ResultDeferred Result = "deferred"
 
-// Budget keeps, in priority order, the actions whose requests fit in each
-// system's allowance and marks the others deferred (issue 5's order:
-// revocations and cleanup, arrivals within 24 hours, stays in house, later
-// arrivals soonest first). Actions that depend on each other (a create and
-// its assign; an invite or key-box access and the 3RPMS key carrying its
-// secret) are kept or deferred together. Only revocations may use the
-// reserve. It returns the deferred actions; it is pure.
-func Budget(actions []*Action, allow map[System]Allowance, maxBatch func(System) int) []*Action {
+// deferral is an action the request budget left for a later run, and why.
+type deferral struct {
+	Action *Action
+	// Why names the allowances the action's group did not fit in.
+	Why string
+}
+
+// budget splits actions, in priority order, into those whose requests fit
+// in each system's allowance and those deferred to a later run (by
+// Priority: revocations and cleanup, arrivals within 24 hours, stays in
+// house, later arrivals soonest first). Actions that depend on each other (a
+// create and its assign; an invite or key-box access and the 3RPMS key
+// carrying its secret) are kept or deferred together. Only revocations may
+// use the reserve. kept keeps the order of actions. It is pure: neither
+// the slice nor the actions are changed.
+func budget(actions []*Action, allow map[System]allowance, maxBatch func(System) int) (kept []*Action, deferred []deferral) {
 	if len(allow) == 0 {
-		return nil
+		return slices.Clone(actions), nil
 	}
 	units := budgetUnits(actions)
 	// count[system][step] is how many kept actions go in that step's
@@ -39,7 +47,7 @@ func Budget(actions []*Action, allow map[System]Allowance, maxBatch func(System)
 		}
 		return n
 	}
-	var deferred []*Action
+	out := map[*Action]bool{}
 	for _, u := range units {
 		for _, a := range u.remote {
 			if count[a.System] == nil {
@@ -67,13 +75,19 @@ func Budget(actions []*Action, allow map[System]Allowance, maxBatch func(System)
 		for _, a := range u.remote {
 			count[a.System][a.Step]--
 		}
+		why := fmt.Sprintf("deferred: not enough of today's request budget left (%s)", u.budgetNote(allow))
 		for _, a := range u.actions {
-			a.Result = ResultDeferred
-			a.Error = fmt.Sprintf("deferred: not enough of today's request budget left (%s)", u.budgetNote(allow))
-			deferred = append(deferred, a)
+			out[a] = true
+			deferred = append(deferred, deferral{Action: a, Why: why})
 		}
 	}
-	return deferred
+	kept = make([]*Action, 0, len(actions)-len(deferred))
+	for _, a := range actions {
+		if !out[a] {
+			kept = append(kept, a)
+		}
+	}
+	return kept, deferred
 }
 
 // unit is a group of actions kept or deferred together.
@@ -85,7 +99,7 @@ type unit struct {
 	first    int
 }
 
-func (u *unit) budgetNote(allow map[System]Allowance) string {
+func (u *unit) budgetNote(allow map[System]allowance) string {
 	var parts []string
 	for _, sys := range u.systems {
 		if al, ok := allow[sys]; ok {

@@ -69,16 +69,30 @@ func TestBudget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := plan()
-			deferred := reconcile.Budget(p.Actions, tt.allow, max3RPMS)
-			var got []string
 			all := summary(p)
+			kept, deferred := reconcile.Budget(p.Actions, tt.allow, max3RPMS)
+			if got := summary(p); !slices.Equal(got, all) {
+				t.Errorf("Budget changed the plan:\n got %q\nwant %q", got, all)
+			}
+			why := map[*reconcile.Action]string{}
+			for _, d := range deferred {
+				why[d.Action] = d.Why
+			}
+			var got []string
 			for i, a := range p.Actions {
-				if slices.Contains(deferred, a) {
+				_, isDeferred := why[a]
+				if isDeferred == slices.Contains(kept, a) {
+					t.Errorf("%s: deferred %v, kept %v; want exactly one", all[i], isDeferred, slices.Contains(kept, a))
+				}
+				if isDeferred {
 					got = append(got, all[i])
-					if a.Result != reconcile.ResultDeferred || a.Error == "" {
-						t.Errorf("%s: result %q, error %q", all[i], a.Result, a.Error)
+					if why[a] == "" {
+						t.Errorf("%s: deferred without a reason", all[i])
 					}
 				}
+			}
+			if len(kept)+len(deferred) != len(p.Actions) {
+				t.Errorf("kept %d + deferred %d != %d actions", len(kept), len(deferred), len(p.Actions))
 			}
 			slices.Sort(got)
 			want := slices.Clone(tt.want)
@@ -87,7 +101,6 @@ func TestBudget(t *testing.T) {
 				t.Errorf("deferred:\n got %q\nwant %q\nplan %q", got, want, all)
 			}
 			// What is kept fits: never more requests than allowed.
-			kept := reconcile.Kept(p.Actions)
 			for sys, al := range tt.allow {
 				n := 0
 				for _, b := range reconcile.Batches(kept, max3RPMS) {

@@ -113,7 +113,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	if s.Ref.Source == SystemGuestway {
 		p.lockNotes(s, win)
 	}
-	method, ok := prop.MethodFor(s.RoomID)
+	method, ok := prop.methodFor(s.RoomID)
 	if !ok {
 		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
 		// Whatever was issued for a room it left opens the wrong door.
@@ -231,7 +231,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		reason = "stay is back: switch the invite on again"
 	}
 	if sys == SystemKeyBox && (moved || redated) {
-		// The seed documents no update call: create the new access, then
+		// The key box's API documents no update call: create the new access, then
 		// cancel the old one once the new one exists.
 		if !due {
 			p.end(s, []*Credential{cur}, reason+"; the key box has no update call")

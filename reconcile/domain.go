@@ -22,7 +22,7 @@ const (
 // Method is how a room is opened, chosen per room in the config.
 type Method string
 
-// The access methods of DESIGN.md's "How a credential is chosen".
+// The access methods: a generated PIN, a key-box access, an OpenApp invite.
 const (
 	MethodPIN        Method = "pin"
 	MethodKeyStorage Method = "key_storage"
@@ -142,11 +142,11 @@ const (
 	StatusRetired Status = "retired"
 )
 
-// KeysKeptAfterDeparture is how long 3RPMS keeps a key on a departed stay
+// keysKeptAfterDeparture is how long 3RPMS keeps a key on a departed stay
 // before its own cleanup revokes and deletes it ("2 days after room stay
 // departure", the 3RPMS Room Access Key API); it also deletes keys left
 // unassigned that long.
-const KeysKeptAfterDeparture = 48 * time.Hour
+const keysKeptAfterDeparture = 48 * time.Hour
 
 // Live reports whether a credential in status s may exist remotely.
 func (s Status) Live() bool {
@@ -211,8 +211,8 @@ type Property struct {
 	CheckOut    TimeOfDay
 	GraceBefore time.Duration
 	GraceAfter  time.Duration
-	// WindowDays is how far ahead keysync issues credentials (seed 003
-	// recommends 7).
+	// WindowDays is how far ahead keysync issues credentials (the 3RPMS
+	// Room Access Key API recommends 7).
 	WindowDays int
 	// Rooms maps a room id to its access method.
 	Rooms map[string]Method
@@ -225,9 +225,9 @@ type Property struct {
 	SharedPortals bool
 }
 
-// MethodFor returns the access method of a room, and false when the room is
+// methodFor returns the access method of a room, and false when the room is
 // not mapped and there is no default.
-func (p *Property) MethodFor(roomID string) (Method, bool) {
+func (p *Property) methodFor(roomID string) (Method, bool) {
 	if m, ok := p.Rooms[roomID]; ok {
 		return m, true
 	}
@@ -237,14 +237,14 @@ func (p *Property) MethodFor(roomID string) (Method, bool) {
 	return "", false
 }
 
-// CheckRoomKeys catches a config that keys rooms by name instead of id: a
+// checkRoomKeys catches a config that keys rooms by name instead of id: a
 // key of Rooms that no stay's room id matches but that is the name of a
 // room whose own id Rooms does not have. Planned as is, the stays in such
 // rooms would lose their credentials or get another room's method, so it
 // is an error (wrapping ErrConfig) that names the id the config probably
 // meant. Only the rooms of the stays read are known, so a room whose id and
 // name both appear in Rooms is taken as meant.
-func (p *Property) CheckRoomKeys(stays []Stay) error {
+func (p *Property) checkRoomKeys(stays []Stay) error {
 	ids := map[string]bool{}
 	byName := map[string]string{}
 	for _, s := range stays {
@@ -278,8 +278,8 @@ func (p *Property) Window(arrival, departure Date) Window {
 }
 
 // ReadRange returns the dates a run reads stays for at instant now: stays
-// with departure after from and arrival on or before to, as in seed 003's
-// example ("January 30th + next 6 days" is le 2026-02-05 for 7 days). from
+// with departure after from and arrival on or before to, as in the 3RPMS
+// Room Access Key API's example ("January 30th + next 6 days" is le 2026-02-05 for 7 days). from
 // reaches back two days before now − grace, so a stay departing today is
 // seen until its window ends and yesterday's departures, which the nightly
 // run cleans up, come with the window read instead of costing look-ups by
@@ -294,16 +294,16 @@ func (p *Property) ReadRange(now time.Time) (from, to Date) {
 	return from, to
 }
 
-// BackfillReadRange is ReadRange reaching back as far as 3RPMS keeps keys
-// on departed stays (KeysKeptAfterDeparture, plus a day for the departure
+// backfillReadRange is ReadRange reaching back as far as 3RPMS keeps keys
+// on departed stays (keysKeptAfterDeparture, plus a day for the departure
 // date's own hours): after the state file was lost, a backfill must find
 // and withdraw the keys of ours still on stays that already left.
-func (p *Property) BackfillReadRange(now time.Time) (from, to Date) {
+func (p *Property) backfillReadRange(now time.Time) (from, to Date) {
 	_, to = p.ReadRange(now)
 	loc := p.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-int(KeysKeptAfterDeparture/(24*time.Hour)) - 1)
+	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-int(keysKeptAfterDeparture/(24*time.Hour)) - 1)
 	return from, to
 }

@@ -114,9 +114,21 @@ func digitStream(pins ...string) io.Reader {
 
 // summary renders a plan's actions as "step op stay cred priority" lines,
 // cred being the remote key id, or "-" for one not created yet.
-func summary(p *reconcile.Plan) []string {
+func summary(p *reconcile.Plan) []string { return actionSummary(p.Actions) }
+
+// planned returns the actions of a plan's report.
+func planned(pr *reconcile.PlanReport) []*reconcile.Action {
+	var out []*reconcile.Action
+	for _, a := range pr.Actions {
+		out = append(out, a.Action)
+	}
+	return out
+}
+
+// actionSummary renders actions as summary does.
+func actionSummary(actions []*reconcile.Action) []string {
 	var out []string
-	for _, a := range p.Actions {
+	for _, a := range actions {
 		c := "-"
 		if a.Cred != nil && a.Cred.RemoteID != "" {
 			c = a.Cred.RemoteID
@@ -126,10 +138,10 @@ func summary(p *reconcile.Plan) []string {
 	return out
 }
 
-// noteSummary renders a plan's notes as "kind stay" lines.
-func noteSummary(p *reconcile.Plan) []string {
+// noteSummary renders notes as "kind stay" lines.
+func noteSummary(notes []reconcile.Note) []string {
 	var out []string
-	for _, n := range p.Notes {
+	for _, n := range notes {
 		out = append(out, fmt.Sprintf("%s %s", n.Kind, n.Stay.ID))
 	}
 	return out

@@ -40,6 +40,19 @@ type Finder interface {
 	Find(ctx context.Context, c *Credential) (remoteID string, secret Secret, found bool, err error)
 }
 
+// Deriver is a Sink whose credentials' secrets a 3RPMS key carries: the
+// key box (a RoomAccessKeyStorage holds an access's code and the key's
+// compartment) and OpenApp (a RoomAccessQR holds an invite's guest link).
+// Apply finds it by type assertion on the sink of the key's upstream
+// credential, as the runner finds Finder.
+type Deriver interface {
+	// Derive fills key's content (its PIN and compartment, or its QR data)
+	// from upstreamSecret, what this sink's create returned for the
+	// credential the key is derived from. An error means the key cannot
+	// be built; it fails without a request.
+	Derive(key *Credential, upstreamSecret Secret) error
+}
+
 // Outcome is what became of one action in a request.
 type Outcome struct {
 	// RemoteID is the id of a created credential.

@@ -11,7 +11,7 @@ import (
 )
 
 // PINPolicy says what PINs the locks accept. 3RPMS allows up to 10
-// alphanumeric characters, not mixed upper and lower case (seed 003).
+// alphanumeric characters, not mixed upper and lower case (the 3RPMS Room Access Key API).
 type PINPolicy struct {
 	Length   int
 	Alphabet string

@@ -44,7 +44,7 @@ func (o Op) Remote() bool {
 }
 
 // Priority orders work when the request budget cannot cover a whole plan;
-// lower goes first (issue 5's list).
+// lower goes first.
 type Priority int
 
 // Priorities, most urgent first.
@@ -77,8 +77,9 @@ type Action struct {
 	// can go at once, 2 for assigns of keys created in step 1.
 	Step     int      `json:"step"`
 	Priority Priority `json:"priority"`
-	// Cred is the credential acted on; actions on one credential share it,
-	// and Apply updates it as outcomes arrive.
+	// Cred is the credential acted on; actions on one credential share it.
+	// It is apply's working state: apply updates it as outcomes arrive
+	// (it is what the store saves), never the action itself.
 	Cred *Credential `json:"-"`
 	// Upstream is, for the create of a derived 3RPMS key, the credential
 	// whose secret it carries; Apply fills the key's content from it.
@@ -91,15 +92,9 @@ type Action struct {
 	// source no longer shows the stay, so nothing can show whether it
 	// still holds the key (see settle.go for what a refusal then means).
 	Unseen bool `json:"-"`
-	// Result and Error are filled by Apply.
-	Result Result `json:"result,omitempty"`
-	Error  string `json:"error,omitempty"`
-	// Persistent marks a failure that also happened in each of the runs
-	// before this one: a Problem for a person, not a partial run.
-	Persistent bool `json:"persistent,omitempty"`
 }
 
-// Result is what became of an action.
+// Result is what became of an action (ActionReport).
 type Result string
 
 // Results of applying an action.
@@ -149,14 +144,16 @@ type Note struct {
 }
 
 // Plan is the ordered list of actions that brings a property in line, and
-// the notes for what it leaves alone.
+// the notes for what it leaves alone. It is a value: budgeting and
+// applying it change neither the plan nor its actions; what became of
+// them is in the Report's PlanReport.
 type Plan struct {
 	Property string    `json:"property"`
 	Now      time.Time `json:"now"`
 	Actions  []*Action `json:"actions"`
 	Notes    []Note    `json:"notes"`
 	// Sync holds credentials whose records differ from what the source
-	// shows (an assignment keysync did not record); Apply saves them.
+	// shows (an assignment keysync did not record); applying saves them.
 	Sync []*Credential `json:"-"`
 	// Live counts the property's live credentials, and Withdrawn those of
 	// them the plan takes away for any reason but a departure or a
@@ -290,7 +287,7 @@ func (p *planner) run() (*Plan, error) {
 	p.plan.Withdrawn = len(p.withdrawn)
 
 	p.alignKeySteps()
-	// Revocations and cleanup first (DESIGN.md, "The run"), then by
+	// Revocations and cleanup first, then by
 	// urgency; the sort is stable, so one stay's actions keep their order.
 	deferredFirst := func(a *Action) int {
 		if p.in.Deferred[a.Stay] {
@@ -562,7 +559,7 @@ func (p *planner) cleanup(s Stay, creds []*Credential, seen bool, reason string)
 		if c.Status == StatusRetired && !seen {
 			// 3RPMS refused to take it off a stay it no longer shows:
 			// wait for a read of the stay, or for 3RPMS's own cleanup.
-			if !p.in.Now.Before(p.in.Property.Window(c.Arrival, c.Departure).End.Add(KeysKeptAfterDeparture)) {
+			if !p.in.Now.Before(p.in.Property.Window(c.Arrival, c.Departure).End.Add(keysKeptAfterDeparture)) {
 				p.add(&Action{Op: OpAbandon, Reason: reason + "; 3RPMS's own cleanup has removed it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			}
 			continue
@@ -618,7 +615,7 @@ func (p *planner) noteFor(k NoteKind, s Stay, detail string) Note {
 	return Note{Kind: k, Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure, Detail: detail}
 }
 
-// priority ranks work on an active stay (issue 5's order).
+// priority ranks work on an active stay.
 func (p *planner) priority(s Stay) Priority {
 	start := p.in.Property.Window(s.Arrival, s.Departure).Start
 	switch {

@@ -14,7 +14,8 @@ type Report struct {
 	Mode   Mode      `json:"mode"`
 	DryRun bool      `json:"dry_run"`
 	Now    time.Time `json:"now"`
-	Plans  []*Plan   `json:"plans"`
+	// Plans holds each property's plan with what became of it.
+	Plans []*PlanReport `json:"plans"`
 	// PlannedRequests is the number of write requests the plans cost, and
 	// Planned the same per system.
 	PlannedRequests int            `json:"planned_write_requests"`
@@ -25,7 +26,7 @@ type Report struct {
 	Budget   map[System]BudgetReport `json:"budget,omitempty"`
 	Failures []Failure               `json:"failures"`
 	// Problems need a person: actions that failed in this run and in each
-	// of the runs before it (RepeatLimit), which retrying alone has not
+	// of the runs before it (repeatLimit), which retrying alone has not
 	// fixed, and properties removed from the config that still hold live
 	// credentials. They do not make the run partial.
 	Problems []Problem `json:"problems,omitempty"`
@@ -51,7 +52,7 @@ type ProblemKind string
 // Problem kinds.
 const (
 	// ProblemRepeatedFailure: an action failed in this run and in each of
-	// the RepeatLimit runs before it.
+	// the repeatLimit runs before it.
 	ProblemRepeatedFailure ProblemKind = "repeated_failure"
 	// ProblemPropertyRemoved: the state holds live credentials of a
 	// property the config no longer lists; keysync cannot reach its
@@ -59,9 +60,60 @@ const (
 	ProblemPropertyRemoved ProblemKind = "property_removed"
 )
 
+// PlanReport is one property's plan and what became of it: each action
+// beside its result, and the plan's notes followed by those applying it
+// added. It marshals as the plan does, with each action's result, error
+// and persistent flag in the action's object.
+type PlanReport struct {
+	Property string         `json:"property"`
+	Now      time.Time      `json:"now"`
+	Actions  []ActionReport `json:"actions"`
+	Notes    []Note         `json:"notes"`
+	// Live and Withdrawn are the plan's: what the fail-safe weighs.
+	Live      int `json:"live_credentials"`
+	Withdrawn int `json:"withdrawn_credentials"`
+	// index finds an action's report.
+	index map[*Action]int
+}
+
+// ActionReport is a planned action and what became of it.
+type ActionReport struct {
+	*Action
+	// Result and Error say what became of the action: empty for an action
+	// a dry run did not apply, ResultDeferred (also in a dry run) for one
+	// the request budget left for a later run.
+	Result Result `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Persistent marks a failure that also happened in each of the runs
+	// before this one: a Problem for a person, not a partial run.
+	Persistent bool `json:"persistent,omitempty"`
+}
+
+// newPlanReport returns the report of a plan none of whose actions has a
+// result yet. It shares the plan's actions and copies its notes.
+func newPlanReport(p *Plan) *PlanReport {
+	pr := &PlanReport{Property: p.Property, Now: p.Now, Notes: slices.Clone(p.Notes), Live: p.Live, Withdrawn: p.Withdrawn}
+	if p.Actions != nil {
+		pr.Actions = make([]ActionReport, len(p.Actions))
+		pr.index = make(map[*Action]int, len(p.Actions))
+		for i, a := range p.Actions {
+			pr.Actions[i].Action = a
+			pr.index[a] = i
+		}
+	}
+	return pr
+}
+
+// set records what became of one of the plan's actions. Calls for
+// different actions may run concurrently.
+func (pr *PlanReport) set(a *Action, r Result, err string) {
+	ar := &pr.Actions[pr.index[a]]
+	ar.Result, ar.Error = r, err
+}
+
 // Deferred returns the actions the request budget left for a later run.
-func (r *Report) Deferred() []*Action {
-	var out []*Action
+func (r *Report) Deferred() []ActionReport {
+	var out []ActionReport
 	for _, a := range r.Actions() {
 		if a.Result == ResultDeferred {
 			out = append(out, a)
@@ -80,9 +132,10 @@ type Failure struct {
 	Cause error `json:"-"`
 }
 
-// Actions returns every action of every plan, in order.
-func (r *Report) Actions() []*Action {
-	var out []*Action
+// Actions returns every action of every plan with what became of it, in
+// order.
+func (r *Report) Actions() []ActionReport {
+	var out []ActionReport
 	for _, p := range r.Plans {
 		out = append(out, p.Actions...)
 	}
@@ -229,8 +282,8 @@ func peak(times []time.Time) int {
 	return best
 }
 
-// Drain returns the requests not yet written to the ledger.
-func (m *Meter) Drain() []RequestRecord {
+// drain returns the requests not yet written to the ledger.
+func (m *Meter) drain() []RequestRecord {
 	if m == nil {
 		return nil
 	}

@@ -20,12 +20,9 @@ type Site struct {
 	Source   StaySource
 	// SourceSystem is the system Source reads (3RPMS or Guestway).
 	SourceSystem System
-	// Sinks holds the sink of each system the property writes to.
+	// Sinks holds the sink of each system the property writes to. The
+	// sink of a derived key's upstream credential builds the key (Deriver).
 	Sinks map[System]Sink
-	// Derive fills a derived 3RPMS key's content (its PIN and compartment,
-	// or its QR data) from the secret its upstream credential's create
-	// returned. cmd/keysync builds it from the sinks' config.
-	Derive func(key *Credential, upstreamSecret Secret) error
 }
 
 // Runner performs reconcile runs. cmd/keysync builds one from the config.
@@ -51,9 +48,9 @@ type Runner struct {
 	Retention time.Duration
 }
 
-// RepeatLimit is how many runs in a row an action may fail before its
+// repeatLimit is how many runs in a row an action may fail before its
 // failure is a Problem for a person rather than work the next run retries.
-const RepeatLimit = 2
+const repeatLimit = 2
 
 // DailyBudget is a system's request cap over a rolling 24 hours, and the
 // part of it kept for revocations.
@@ -124,7 +121,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
 		if rd.err == nil {
-			if err := site.Property.CheckRoomKeys(rd.stays); err != nil {
+			if err := site.Property.checkRoomKeys(rd.stays); err != nil {
 				rd.err = err
 			}
 		}
@@ -141,51 +138,59 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		plan.Sync = append(plan.Sync, rd.resolved...)
-		rep.Plans = append(rep.Plans, plan)
 		if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
 			r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
+			pr := newPlanReport(plan)
 			for _, a := range plan.Actions {
-				a.Result, a.Error = ResultSkipped, "refused by the fail-safe"
+				pr.set(a, ResultSkipped, "refused by the fail-safe")
 			}
+			rep.Plans = append(rep.Plans, pr)
 			continue
 		}
-		for _, a := range Budget(plan.Actions, allow, site.maxBatch) {
-			b := rep.Budget[a.System]
-			b.Deferred++
-			rep.Budget[a.System] = b
-		}
-		for _, b := range Batches(Kept(plan.Actions), site.maxBatch) {
+		kept, deferred := budget(plan.Actions, allow, site.maxBatch)
+		batches := splitBatches(kept, site.maxBatch)
+		for _, b := range batches {
 			if al, ok := allow[b.System]; ok {
 				al.Left--
 				allow[b.System] = al
 			}
 		}
-		for _, b := range Batches(plan.Actions, site.maxBatch) {
-			rep.PlannedRequests++
+		for sys, n := range requestsBySystem(plan.Actions, site.maxBatch) {
+			rep.PlannedRequests += n
 			if rep.Planned == nil {
 				rep.Planned = map[System]int{}
 			}
-			rep.Planned[b.System]++
+			rep.Planned[sys] += n
 		}
+		pr := newPlanReport(plan)
+		var ap *applier
+		if !opts.DryRun {
+			if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
+				return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
+			}
+			ap = &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
+			if pr, err = ap.apply(ctx, plan, rd.resolved, kept, batches); err != nil {
+				return nil, err
+			}
+		}
+		for _, d := range deferred {
+			pr.set(d.Action, ResultDeferred, d.Why)
+			b := rep.Budget[d.Action.System]
+			b.Deferred++
+			rep.Budget[d.Action.System] = b
+		}
+		rep.Plans = append(rep.Plans, pr)
 		if opts.DryRun {
 			continue
-		}
-		if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
-			return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
-		}
-		ap := &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-		if err := ap.apply(ctx, plan); err != nil {
-			return nil, err
 		}
 		for sys, err := range ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
-		if err := r.markPersistent(sctx, rep, plan); err != nil {
+		if err := r.markPersistent(sctx, rep, pr); err != nil {
 			return nil, err
 		}
-		if rd.backfill && claimsAnswered(plan) {
+		if rd.backfill && claimsAnswered(pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -202,7 +207,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	// Requests not yet in the ledger (reads without a budget, a dry run's
 	// read-backs, say).
-	if reqs := r.Meter.Drain(); len(reqs) > 0 {
+	if reqs := r.Meter.drain(); len(reqs) > 0 {
 		if err := r.Store.Save(sctx, nil, nil, reqs...); err != nil {
 			return nil, fmt.Errorf("record requests: %w", err)
 		}
@@ -222,25 +227,25 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 }
 
 // markPersistent turns the failures of a plan that also failed in each of
-// the RepeatLimit runs before into Problems: retrying has not fixed them,
+// the repeatLimit runs before into Problems: retrying has not fixed them,
 // so they need a person, and they no longer make the run partial.
-func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *Plan) error {
-	var failed []*Action
-	for _, a := range plan.Actions {
-		if a.Result == ResultFailed || a.Result == ResultUnknown {
+func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *PlanReport) error {
+	var failed []*ActionReport
+	for i := range plan.Actions {
+		if a := &plan.Actions[i]; a.Result == ResultFailed || a.Result == ResultUnknown {
 			failed = append(failed, a)
 		}
 	}
 	if len(failed) == 0 {
 		return nil
 	}
-	past, err := r.Store.RecentFailures(ctx, plan.Property, rep.RunID, RepeatLimit)
+	past, err := r.Store.RecentFailures(ctx, plan.Property, rep.RunID, repeatLimit)
 	if err != nil {
 		return fmt.Errorf("read recent failures of %s: %w", plan.Property, err)
 	}
 	for _, a := range failed {
 		n := past[FailureKey{Stay: a.Stay, System: a.System, Op: a.Op}]
-		if n < RepeatLimit {
+		if n < repeatLimit {
 			continue
 		}
 		a.Persistent = true
@@ -281,7 +286,7 @@ func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
 
 // claimsAnswered reports whether every claim of a plan was answered: the
 // key was ours (adopted) or another integration's.
-func claimsAnswered(plan *Plan) bool {
+func claimsAnswered(plan *PlanReport) bool {
 	for _, a := range plan.Actions {
 		if a.Op == OpClaim && a.Result != ResultDone {
 			return false
@@ -311,11 +316,11 @@ type siteRead struct {
 // allowances is what each budgeted system's daily budget leaves for this
 // run, after the ledger's last 24 hours and this run's reads, which are
 // recorded first (a dry run's too).
-func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allowance, error) {
+func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
 	}
-	if reads := r.Meter.Drain(); len(reads) > 0 {
+	if reads := r.Meter.drain(); len(reads) > 0 {
 		if err := r.Store.Save(ctx, nil, nil, reads...); err != nil {
 			return nil, fmt.Errorf("record read requests: %w", err)
 		}
@@ -324,9 +329,9 @@ func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]Allow
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
 	}
-	allow := map[System]Allowance{}
+	allow := map[System]allowance{}
 	for sys, b := range r.Budgets {
-		allow[sys] = Allowance{Left: max(b.Cap-spent[sys], 0), Reserve: b.Reserve}
+		allow[sys] = allowance{Left: max(b.Cap-spent[sys], 0), Reserve: b.Reserve}
 	}
 	return allow, nil
 }
@@ -389,17 +394,6 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 	return changed, failed
 }
 
-// Kept returns the actions the budget did not defer.
-func Kept(actions []*Action) []*Action {
-	out := make([]*Action, 0, len(actions))
-	for _, a := range actions {
-		if a.Result != ResultDeferred {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // readAll reads every site at once; reads are independent and each adapter
 // keeps to its own rate limit.
 func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) {
@@ -440,7 +434,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 
 	from, to := site.Property.ReadRange(opts.Now)
 	if rd.backfill {
-		from, to = site.Property.BackfillReadRange(opts.Now)
+		from, to = site.Property.backfillReadRange(opts.Now)
 	}
 	stays, err := site.Source.Stays(ctx, from, to)
 	if err != nil {
@@ -506,7 +500,12 @@ func (r *Runner) requestTimeout() time.Duration {
 	return cmp.Or(r.RequestTimeout, 60*time.Second)
 }
 
-// Price is the number of requests applying the actions takes.
-func Price(actions []*Action, maxBatch func(System) int) int {
-	return len(Batches(actions, maxBatch))
+// requestsBySystem is the number of requests applying the actions takes,
+// per system.
+func requestsBySystem(actions []*Action, maxBatch func(System) int) map[System]int {
+	out := map[System]int{}
+	for _, b := range splitBatches(actions, maxBatch) {
+		out[b.System]++
+	}
+	return out
 }

@@ -30,7 +30,7 @@ import (
 //     for a stay the source no longer shows (Unseen: deleted, or its
 //     reservation cancelled) whose record says it holds the key. A refused
 //     revoke of an Unseen stay is settled, since no read can show the key
-//     on it: once 3RPMS's own cleanup has passed (KeysKeptAfterDeparture
+//     on it: once 3RPMS's own cleanup has passed (keysKeptAfterDeparture
 //     after the recorded window) the key is off; before that it is retired,
 //     and keysync waits: a read that shows the stay again decides (a
 //     reactivated reservation holding the key takes it back), or the
@@ -75,18 +75,17 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 		}
 	}
 	if err != nil {
-		a.Error = err.Error()
 		if errors.Is(err, ErrUnknownOutcome) {
-			a.Result = ResultUnknown
-			return PhaseUnknown, a.Error
+			ap.rep.set(a, ResultUnknown, err.Error())
+			return PhaseUnknown, err.Error()
 		}
-		a.Result = ResultFailed
+		ap.rep.set(a, ResultFailed, err.Error())
 		if a.Op == OpCreate {
 			c.Status = StatusAbandoned // nothing was created
 		}
-		return PhaseFailed, a.Error
+		return PhaseFailed, err.Error()
 	}
-	a.Result = ResultDone
+	ap.rep.set(a, ResultDone, "")
 	switch a.Op {
 	case OpCreate:
 		c.RemoteID, c.Status, c.Secret = o.RemoteID, StatusActive, o.Secret
@@ -115,34 +114,35 @@ func (ap *applier) settleRefusal(a *Action, err error) (phase Phase, detail stri
 	c := a.Cred
 	switch {
 	case a.Op == OpClaim:
-		a.Result = ResultDone
+		ap.rep.set(a, ResultDone, "")
 		ap.mu.Lock()
 		ap.notOurs[c] = true
-		ap.mu.Unlock()
-		ap.plan.Notes = append(ap.plan.Notes, Note{
+		ap.rep.Notes = append(ap.rep.Notes, Note{
 			Kind: NoteConflict, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Arrival: a.Arrival, Departure: a.Departure,
 			Detail: fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
 		})
+		ap.mu.Unlock()
 		return PhaseDone, fmt.Sprintf("not created by keysync (claim refused: %v); left alone", err), true
 	case a.Op == OpAssign:
 		c.Status, c.Assigned = StatusRetired, false
-		a.Result, a.Error = ResultFailed, fmt.Sprintf("%v; key %s retired, the stay gets a new key next run", err, c.RemoteID)
-		return PhaseFailed, a.Error, true
-	case a.Op == OpRevoke && a.Unseen && !ap.now.Before(ap.site.Property.Window(a.Arrival, a.Departure).End.Add(KeysKeptAfterDeparture)):
+		return ap.settled(a, ResultFailed, PhaseFailed, fmt.Sprintf("%v; key %s retired, the stay gets a new key next run", err, c.RemoteID))
+	case a.Op == OpRevoke && a.Unseen && !ap.now.Before(ap.site.Property.Window(a.Arrival, a.Departure).End.Add(keysKeptAfterDeparture)):
 		c.Assigned = false
-		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: %s no longer shows stay %s, and its own cleanup has taken keys off it", err, a.System, a.Stay.ID)
-		return PhaseDone, a.Error, true
+		return ap.settled(a, ResultSettled, PhaseDone, fmt.Sprintf("%v; settled: %s no longer shows stay %s, and its own cleanup has taken keys off it", err, a.System, a.Stay.ID))
 	case a.Op == OpRevoke && a.Unseen:
 		c.Status = StatusRetired
-		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: %s no longer shows stay %s, so nothing can show the key on it; key %s is retired until a read shows the stay again or 3RPMS's own cleanup passes", err, a.System, a.Stay.ID, c.RemoteID)
-		return PhaseDone, a.Error, true
+		return ap.settled(a, ResultSettled, PhaseDone, fmt.Sprintf("%v; settled: %s no longer shows stay %s, so nothing can show the key on it; key %s is retired until a read shows the stay again or 3RPMS's own cleanup passes", err, a.System, a.Stay.ID, c.RemoteID))
 	case a.Op == OpDelete && !c.Assigned:
 		c.Status = StatusAbandoned
-		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: no stay holds key %s, and %s deletes unassigned keys itself", err, c.RemoteID, a.System)
-		return PhaseDone, a.Error, true
+		return ap.settled(a, ResultSettled, PhaseDone, fmt.Sprintf("%v; settled: no stay holds key %s, and %s deletes unassigned keys itself", err, c.RemoteID, a.System))
 	case a.Op == OpDelete && c.Status == StatusRetired:
-		a.Result, a.Error = ResultSettled, fmt.Sprintf("%v; settled: key %s stays retired", err, c.RemoteID)
-		return PhaseDone, a.Error, true
+		return ap.settled(a, ResultSettled, PhaseDone, fmt.Sprintf("%v; settled: key %s stays retired", err, c.RemoteID))
 	}
 	return "", "", false
+}
+
+// settled records a refusal's result and returns its audit phase and detail.
+func (ap *applier) settled(a *Action, r Result, phase Phase, detail string) (Phase, string, bool) {
+	ap.rep.set(a, r, detail)
+	return phase, detail, true
 }

@@ -294,7 +294,7 @@ func (h *history) nights(tb testing.TB, n int) time.Time {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		plan := &reconcile.Plan{Property: "hotel", Now: now}
+		plan := &reconcile.PlanReport{Property: "hotel", Now: now}
 		var creds []*reconcile.Credential
 		var audit []reconcile.Audit
 		var reqs []reconcile.RequestRecord
@@ -303,8 +303,8 @@ func (h *history) nights(tb testing.TB, n int) time.Time {
 				reconcile.Audit{RunID: run, At: now, System: c.System, Op: op, Stay: c.Stay, Cred: c, Phase: reconcile.PhaseIntent},
 				reconcile.Audit{RunID: run, At: now, System: c.System, Op: op, Stay: c.Stay, Cred: c, RemoteID: c.RemoteID, Phase: reconcile.PhaseDone})
 			reqs = append(reqs, reconcile.RequestRecord{System: c.System, At: now, Write: true})
-			plan.Actions = append(plan.Actions, &reconcile.Action{System: c.System, Op: op, Stay: c.Stay, RoomID: c.RoomID,
-				Arrival: c.Arrival, Departure: c.Departure, Kind: c.Kind, Reason: "stay has no key", Step: 1, Result: reconcile.ResultDone})
+			plan.Actions = append(plan.Actions, reconcile.ActionReport{Action: &reconcile.Action{System: c.System, Op: op, Stay: c.Stay, RoomID: c.RoomID,
+				Arrival: c.Arrival, Departure: c.Departure, Kind: c.Kind, Reason: "stay has no key", Step: 1}, Result: reconcile.ResultDone})
 		}
 		var fresh []*reconcile.Credential
 		for i := range h.perNight {
@@ -329,7 +329,7 @@ func (h *history) nights(tb testing.TB, n int) time.Time {
 		if err := h.db.Save(ctx, creds, audit, reqs...); err != nil {
 			tb.Fatal(err)
 		}
-		if err := h.db.FinishRun(ctx, run, &reconcile.Report{RunID: run, Mode: reconcile.ModeRun, Now: now, Plans: []*reconcile.Plan{plan}}); err != nil {
+		if err := h.db.FinishRun(ctx, run, &reconcile.Report{RunID: run, Mode: reconcile.ModeRun, Now: now, Plans: []*reconcile.PlanReport{plan}}); err != nil {
 			tb.Fatal(err)
 		}
 		if h.keep > 0 {

@@ -465,11 +465,11 @@ func TestRuns(t *testing.T) {
 
 	cred := newCred("s1")
 	cred.PIN = testPIN
-	plan := &reconcile.Plan{Property: "hotel", Now: t0, Actions: []*reconcile.Action{{
-		System: reconcile.System3RPMS, Op: reconcile.OpCreate, Stay: cred.Stay, Cred: cred, Result: reconcile.ResultDone,
+	plan := &reconcile.PlanReport{Property: "hotel", Now: t0, Actions: []reconcile.ActionReport{{Action: &reconcile.Action{
+		System: reconcile.System3RPMS, Op: reconcile.OpCreate, Stay: cred.Stay, Cred: cred,
 		Arrival: cred.Arrival, Departure: cred.Departure,
-	}}}
-	if err := db.FinishRun(ctx, ok, &reconcile.Report{RunID: ok, Mode: reconcile.ModeRun, Now: t0, Plans: []*reconcile.Plan{plan}}); err != nil {
+	}, Result: reconcile.ResultDone}}}
+	if err := db.FinishRun(ctx, ok, &reconcile.Report{RunID: ok, Mode: reconcile.ModeRun, Now: t0, Plans: []*reconcile.PlanReport{plan}}); err != nil {
 		t.Fatal(err)
 	}
 	failed := &reconcile.Report{RunID: partial, Mode: reconcile.ModeBackfill, Now: t0,

@@ -457,7 +457,7 @@ func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
 			})
 			run = fw.mustExec(ExitOK, "run")
 			fw.setFault(nil)
-			var remote []*reconcile.Action
+			var remote []reconcile.ActionReport
 			for _, a := range run.rep.Actions() {
 				if a.Op.Remote() {
 					remote = append(remote, a)

@@ -92,9 +92,9 @@ func printNothing(w io.Writer, rep *reconcile.Report) {
 
 // printActions shows each stay's bundle together (property, arrival, stay,
 // then execution order); the JSON keeps execution order.
-func printActions(w io.Writer, actions []*reconcile.Action, showSecrets, results bool) {
+func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, results bool) {
 	actions = slices.Clone(actions)
-	slices.SortStableFunc(actions, func(a, b *reconcile.Action) int {
+	slices.SortStableFunc(actions, func(a, b reconcile.ActionReport) int {
 		return cmp.Or(strings.Compare(a.Stay.Property, b.Stay.Property), a.Arrival.Compare(b.Arrival),
 			strings.Compare(a.Stay.ID, b.Stay.ID), a.Step-b.Step)
 	})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -145,8 +144,8 @@ func budgets(cfg *Config) map[reconcile.System]reconcile.DailyBudget {
 	return out
 }
 
-// site builds one property's source, sinks and key deriver, or says
-// which of its systems could not be set up.
+// site builds one property's source and sinks, or says which of its
+// systems could not be set up.
 func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconcile.Site, error) {
 	// One limiter per API: the system and its host (the sandboxes share a
 	// host, real systems do not).
@@ -186,13 +185,12 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 		}
 		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
-			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, Property: p.Name,
+			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name,
 			Transport: httpapi.Transport{
 				Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
 			},
 		})
 	}
-	var box *keybox.Sink
 	if k := p.KeyBox; k != nil {
 		keys := map[string]keybox.KeyRef{}
 		for id, room := range p.Rooms {
@@ -200,7 +198,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 				keys[id] = keybox.KeyRef{ID: room.KeyID, SerialNumber: room.KeySerial, Compartment: reconcile.Secret(room.Compartment)}
 			}
 		}
-		box = keybox.New(keybox.Options{
+		site.Sinks[reconcile.SystemKeyBox] = keybox.New(keybox.Options{
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
@@ -208,35 +206,6 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 				Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
 			},
 		})
-		site.Sinks[reconcile.SystemKeyBox] = box
-	}
-	site.Derive = func(c *reconcile.Credential, secret reconcile.Secret) error {
-		switch c.Kind {
-		case reconcile.KindKeyStorageKey:
-			if box == nil {
-				return errors.New("no keybox section configured")
-			}
-			comp, ok := box.Compartment(c.RoomID)
-			if !ok {
-				return fmt.Errorf("room %s has no key-box compartment", c.RoomID)
-			}
-			if !reconcile.ValidPIN(secret.Reveal()) {
-				return errors.New("the key box's access code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
-			}
-			c.PIN, c.Compartment = secret, comp
-		case reconcile.KindQRKey:
-			if p.OpenApp == nil {
-				return errors.New("no openapp section configured")
-			}
-			link, err := openapp.GuestURL(p.OpenApp.GuestURL, secret)
-			if err != nil {
-				return err
-			}
-			c.QRData = reconcile.Secret(link)
-		default:
-			return fmt.Errorf("%s is not derived from another credential", c.Kind)
-		}
-		return nil
 	}
 	return site, nil
 }

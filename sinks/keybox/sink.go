@@ -1,13 +1,13 @@
 // Package keybox gives guests time-bound access to a room's physical key in
-// a key box (seed 001, "Create Access": Keycafe-style REST with HTTP Basic
+// a key box (the key box's "Create Access" API: Keycafe-style REST with HTTP Basic
 // auth). Each stay of a key_storage room gets one access for its window; the
 // box answers with a booking code (PIN) the guest types at the box, and
 // keysync writes that code and the key's compartment back to 3RPMS.
 //
-// Assumptions where the seed is silent, made here once and in package
+// Assumptions where the API document is silent, made here once and in package
 // sandbox alike; the paths and the cancel method are configurable:
 //   - Create is POST {BaseURL}{CreatePath} (default /v2/accesses) with the
-//     seed's body: key {"id"} or {"serialNumber"}, startDate/startTime,
+//     document's body: key {"id"} or {"serialNumber"}, startDate/startTime,
 //     endDate/endTime ("YYYY-MM-DD", "HH:MM") and timeZone (the property's
 //     IANA zone), visitorName, silent, locale, returnReminder false. The
 //     deprecated ISO 8601 startDate/endDate are never sent. The window's
@@ -56,7 +56,7 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-// Defaults for the parts of the API the seed does not give.
+// Defaults for the parts of the API its document does not give.
 const (
 	// DefaultCreatePath is the create call's path when Options.CreatePath is empty.
 	DefaultCreatePath = "/v2/accesses"
@@ -72,7 +72,7 @@ const (
 	DefaultMaxResponseBytes = 1 << 20
 )
 
-// Locales are the notification languages the seed lists for locale.
+// Locales are the notification languages the API document lists for locale.
 var Locales = []string{"en", "fr", "ja", "es", "nl", "it", "pt"}
 
 // KeyRef is the physical key of one room: exactly one of ID and
@@ -184,7 +184,10 @@ type Sink struct {
 	http    *httpapi.Client
 }
 
-var _ reconcile.Sink = (*Sink)(nil)
+var (
+	_ reconcile.Sink    = (*Sink)(nil)
+	_ reconcile.Deriver = (*Sink)(nil)
+)
 
 // New returns a Sink. Options are checked by Validate; a Sink built from
 // invalid options returns that error from Apply without sending anything.
@@ -229,6 +232,25 @@ func (s *Sink) GoString() string { return s.String() }
 func (s *Sink) Compartment(roomID string) (reconcile.Secret, bool) {
 	k, ok := s.opts.Rooms[roomID]
 	return k.Compartment, ok && k.Compartment != ""
+}
+
+// Derive implements reconcile.Deriver: a RoomAccessKeyStorage carries the
+// code of the key-box access it is derived from (upstreamSecret) as its
+// PIN, and the compartment of its room's key. The code must meet 3RPMS's
+// PIN rule (reconcile.ValidPIN).
+func (s *Sink) Derive(key *reconcile.Credential, upstreamSecret reconcile.Secret) error {
+	if key.Kind != reconcile.KindKeyStorageKey {
+		return fmt.Errorf("%s is not derived from a key-box access", key.Kind)
+	}
+	comp, ok := s.Compartment(key.RoomID)
+	if !ok {
+		return fmt.Errorf("room %s has no key-box compartment", key.RoomID)
+	}
+	if !reconcile.ValidPIN(upstreamSecret.Reveal()) {
+		return errors.New("the key box's access code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
+	}
+	key.PIN, key.Compartment = upstreamSecret, comp
+	return nil
 }
 
 // MaxBatch implements reconcile.Sink: the API has no batching.
@@ -294,7 +316,7 @@ func (s *Sink) label() string {
 	return "keybox"
 }
 
-// createBody is the seed's create body. It has no field for a compartment,
+// createBody is the API document's create body. It has no field for a compartment,
 // so none can be sent.
 type createBody struct {
 	Key            keyJSON `json:"key"`

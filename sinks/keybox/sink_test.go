@@ -549,3 +549,31 @@ func TestSandboxRefusals(t *testing.T) {
 		t.Errorf("%d accesses", n)
 	}
 }
+
+// TestDerive checks the sink builds a RoomAccessKeyStorage from an access
+// code and its room's compartment, and refuses a code that breaks 3RPMS's
+// PIN rule, a room without a compartment and any other kind of key.
+func TestDerive(t *testing.T) {
+	s := keybox.New(options("http://keybox.invalid", lj))
+	key := &reconcile.Credential{Kind: reconcile.KindKeyStorageKey, RoomID: "204"}
+	if err := s.Derive(key, "4711"); err != nil || key.PIN.Reveal() != "4711" || key.Compartment.Reveal() != compA {
+		t.Errorf("Derive = %v, PIN %q, compartment %q", err, key.PIN.Reveal(), key.Compartment.Reveal())
+	}
+	for name, tc := range map[string]struct {
+		key  reconcile.Credential
+		code reconcile.Secret
+	}{
+		"code breaks the PIN rule": {reconcile.Credential{Kind: reconcile.KindKeyStorageKey, RoomID: "204"}, "47-11"},
+		"room without compartment": {reconcile.Credential{Kind: reconcile.KindKeyStorageKey, RoomID: "301"}, "4711"},
+		"unmapped room":            {reconcile.Credential{Kind: reconcile.KindKeyStorageKey, RoomID: "999"}, "4711"},
+		"not a key-storage key":    {reconcile.Credential{Kind: reconcile.KindQRKey, RoomID: "204"}, "4711"},
+	} {
+		key := tc.key
+		err := s.Derive(&key, tc.code)
+		if err == nil || key.PIN != "" || key.Compartment != "" {
+			t.Errorf("%s: Derive = %v, PIN %q, compartment %q; want an error and nothing filled", name, err, key.PIN.Reveal(), key.Compartment.Reveal())
+		} else if strings.Contains(err.Error(), tc.code.Reveal()) || strings.Contains(err.Error(), compA) {
+			t.Errorf("%s: error shows a secret: %v", name, err)
+		}
+	}
+}

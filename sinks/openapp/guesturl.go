@@ -48,6 +48,21 @@ func GuestURL(base string, token reconcile.Secret) (string, error) {
 	return link, nil
 }
 
+// Derive implements reconcile.Deriver: a RoomAccessQR carries the guest
+// link of the invite whose token is upstreamSecret, built from
+// Options.GuestURL.
+func (s *Sink) Derive(key *reconcile.Credential, upstreamSecret reconcile.Secret) error {
+	if key.Kind != reconcile.KindQRKey {
+		return fmt.Errorf("%s is not derived from an OpenApp invite", key.Kind)
+	}
+	link, err := GuestURL(s.opts.GuestURL, upstreamSecret)
+	if err != nil {
+		return err
+	}
+	key.QRData = reconcile.Secret(link)
+	return nil
+}
+
 // escapeToken percent-encodes all but RFC 3986's unreserved characters.
 func escapeToken(s string) string {
 	const hex = "0123456789ABCDEF"

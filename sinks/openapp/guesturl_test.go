@@ -54,3 +54,21 @@ func TestGuestURL(t *testing.T) {
 		t.Errorf("over the limit: %v", err)
 	}
 }
+
+// TestDerive checks the sink builds a RoomAccessQR's QR data from an
+// invite token through its guest URL, and builds nothing else.
+func TestDerive(t *testing.T) {
+	s := openapp.New(openapp.Options{GuestURL: "https://open.example/i/{token}"})
+	key := &reconcile.Credential{Kind: reconcile.KindQRKey, RoomID: "r104"}
+	if err := s.Derive(key, "oat_tok"); err != nil || key.QRData.Reveal() != "https://open.example/i/oat_tok" {
+		t.Errorf("Derive = %v, QR data %q", err, key.QRData.Reveal())
+	}
+	pin := &reconcile.Credential{Kind: reconcile.KindKeyStorageKey}
+	if err := s.Derive(pin, "oat_tok"); err == nil || pin.QRData != "" || pin.PIN != "" {
+		t.Errorf("Derive of a %s = %v; want an error and nothing filled", pin.Kind, err)
+	}
+	bad := &reconcile.Credential{Kind: reconcile.KindQRKey}
+	if err := openapp.New(openapp.Options{}).Derive(bad, "oat_tok"); err == nil || bad.QRData != "" || strings.Contains(err.Error(), "oat_tok") {
+		t.Errorf("Derive without a guest URL = %v, QR data %q; want an error without the token", err, bad.QRData.Reveal())
+	}
+}

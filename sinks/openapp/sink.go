@@ -35,6 +35,9 @@ type Options struct {
 	SharedPortals []string
 	// MaxUses is sent as max_uses on create; 0 leaves it out (unlimited).
 	MaxUses int
+	// GuestURL is the base of the link a guest opens for an invite (see
+	// GuestURL); Derive writes that link into a RoomAccessQR.
+	GuestURL string
 	// Property is the property whose stays this sink serves; it is the
 	// owner tag's property when an action's stay names none, and an action
 	// for another property is refused.
@@ -45,8 +48,8 @@ type Options struct {
 	httpapi.Transport
 }
 
-// Sink applies invite actions to OpenApp. It implements reconcile.Sink and
-// reconcile.Finder.
+// Sink applies invite actions to OpenApp. It implements reconcile.Sink,
+// reconcile.Finder and reconcile.Deriver.
 type Sink struct {
 	opts Options
 	http *httpapi.Client
@@ -54,7 +57,10 @@ type Sink struct {
 	invalid error
 }
 
-var _ reconcile.Sink = (*Sink)(nil)
+var (
+	_ reconcile.Sink    = (*Sink)(nil)
+	_ reconcile.Deriver = (*Sink)(nil)
+)
 
 // New returns a Sink.
 func New(opts Options) *Sink {
