@@ -1131,3 +1131,56 @@ func TestRunnerRepeatedFailureBecomesAProblem(t *testing.T) {
 		t.Errorf("once 3RPMS accepts it: %q, problems %+v", got, rep.Problems)
 	}
 }
+
+// TestRunnerTargeted: a targeted run reads only the stays it is given, by
+// id, plans only for them, and withdraws only the credentials of a stay it
+// asked for and the source no longer returns; a look-ahead run withdraws
+// only what its short read returned.
+func TestRunnerTargeted(t *testing.T) {
+	w := newWorld(
+		stay("s1", "r204", "2026-06-11", "2026-06-14"),                          // new booking: keyed
+		stay("s2", "r205", "2026-06-11", "2026-06-14"),                          // needs a key too, but not asked for
+		holding(stay("s5", "r101", "2026-06-13", "2026-06-15"), "K5", "602817"), // ours, fine
+	)
+	store := newStore(
+		cred("s3", "r102", "K3", active, true, "2026-06-11", "2026-06-13"), // gone from the source, not asked for
+		cred("s4", "r101", "K4", active, true, "2026-06-11", "2026-06-12"), // gone from the source, asked for
+		cred("s5", "r101", "K5", active, true, "2026-06-13", "2026-06-15"),
+	)
+	w.keys["K3"], w.keys["K4"] = worldKey{pin: "1", ours: true}, worldKey{pin: "2", ours: true}
+	r := newRig(50, w, store)
+	rep, err := r.runner.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeTargeted, Now: tonight,
+		Targets: map[string][]string{"bled": {"s1", "s4", "s5"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"revoke s4 done", "delete s4 done", "create s1 done", "assign s1 done"}
+	if got := results(rep); !slices.Equal(got, want) {
+		t.Errorf("targeted run: %q, want %q", got, want)
+	}
+	if got := store.live(); !slices.Equal(got, []string{"s3 K3 active true", "s5 K5 active true", "s1 K101 active true"}) {
+		t.Errorf("live after: %q", got)
+	}
+	if got := r.calls(); len(got) != 2 {
+		t.Errorf("requests %q, want 2", got)
+	}
+	// Another property is not visited at all.
+	rep, err = r.runner.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeTargeted, Now: tonight,
+		Targets: map[string][]string{"elsewhere": {"s2"}}})
+	if err != nil || len(rep.Plans) != 0 {
+		t.Errorf("a run for another property planned %d plans (%v)", len(rep.Plans), err)
+	}
+	// A two-day look-ahead reads s1 and s2 (arriving tomorrow), not s5
+	// (in three days): it keys s2 and leaves s3, which it did not read,
+	// alone.
+	rep, err = r.runner.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeRun, Now: tonight, LookaheadDays: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := results(rep), []string{"create s2 done", "assign s2 done"}; !slices.Equal(got, want) {
+		t.Errorf("look-ahead run: %q, want %q", got, want)
+	}
+	if got := store.live(); !slices.Contains(got, "s3 K3 active true") {
+		t.Errorf("the look-ahead withdrew s3, which it did not read: %q", got)
+	}
+}

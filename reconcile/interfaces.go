@@ -175,4 +175,7 @@ const (
 	ModeRun      Mode = "run"
 	ModeBackfill Mode = "backfill"
 	ModePlan     Mode = "plan"
+	// ModeTargeted is a run for a few stays, after webhook events or
+	// run --stay: it reads only them, by id.
+	ModeTargeted Mode = "targeted"
 )

@@ -184,6 +184,10 @@ type Input struct {
 	// Deferred are stays whose work the last run deferred for lack of
 	// request budget; their actions go first within their priority.
 	Deferred map[StayRef]bool
+	// Scope, when not nil, is the stays a partial read covered (a targeted
+	// run's stays, a short look-ahead): only their credentials may be
+	// taken as gone, since nothing was read about the others.
+	Scope map[StayRef]bool
 }
 
 // Compute plans the actions that bring the property in line with its
@@ -260,7 +264,7 @@ func (p *planner) run() (*Plan, error) {
 	// Credentials whose stay the source no longer returns at all.
 	var gone []StayRef
 	for ref := range byStay {
-		if !seen[ref] {
+		if !seen[ref] && (in.Scope == nil || in.Scope[ref]) {
 			gone = append(gone, ref)
 		}
 	}

@@ -70,6 +70,25 @@ type Options struct {
 	DryRun bool
 	// Force applies a plan the fail-safe would refuse (see unsafe).
 	Force bool
+	// Targets, when set, restricts the run to the properties it names. A
+	// property mapped to stay ids is read only for those stays, by id, and
+	// planned only for them and the credentials of ours they concern: one
+	// the source no longer returns is gone, and nothing else is withdrawn.
+	// A property mapped to nil is read whole.
+	Targets map[string][]string
+	// LookaheadDays, when above zero, reads only that many days from today
+	// (a poll of a source without webhooks) and, like Targets, withdraws
+	// only what that read covered.
+	LookaheadDays int
+}
+
+// visits reports whether the run reads the site at all.
+func (o Options) visits(site *Site) bool {
+	if o.Targets == nil {
+		return true
+	}
+	_, ok := o.Targets[site.Property.Name]
+	return ok
 }
 
 // unsafe is the fail-safe: a plan that would withdraw more than max(5, 20%)
@@ -115,6 +134,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.Budget = map[System]BudgetReport{}
 	for i, site := range r.Sites {
+		if !opts.visits(site) {
+			continue
+		}
 		rd := reads[i]
 		for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
 			err := rd.unread[sys]
@@ -133,7 +155,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		plan, err := Compute(Input{
 			Now: opts.Now, Property: site.Property, Stays: rd.stays,
 			Credentials: rd.creds, Backfill: rd.backfill, Rand: r.rand(),
-			Deferred: rd.deferred,
+			Deferred: rd.deferred, Scope: rd.scope,
 		})
 		if err != nil {
 			return nil, err
@@ -166,8 +188,12 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		pr := newPlanReport(plan)
 		var ap *applier
 		if !opts.DryRun {
-			if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
-				return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
+			if rd.scope == nil {
+				// The snapshot is of the whole read; a partial read
+				// would replace it with a few stays.
+				if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
+					return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
+				}
 			}
 			ap = &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
 			if pr, err = ap.apply(ctx, plan, rd.resolved, kept, batches); err != nil {
@@ -190,7 +216,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := r.markPersistent(sctx, rep, pr); err != nil {
 			return nil, err
 		}
-		if rd.backfill && claimsAnswered(pr) {
+		if rd.backfill && rd.scope == nil && claimsAnswered(pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -302,6 +328,9 @@ type siteRead struct {
 	// not all answered, or it never ran), so a backfill cut short by an
 	// outage does not leave keys of ours taken for another integration's.
 	backfill bool
+	// scope is the stays a partial read covered (Input.Scope); nil for a
+	// read of the whole window.
+	scope    map[StayRef]bool
 	stays    []Stay
 	creds    []Credential
 	resolved []*Credential // pending creates read back, to record
@@ -400,6 +429,9 @@ func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) 
 	out := make([]siteRead, len(r.Sites))
 	p := pool.New().WithErrors().WithContext(ctx).WithCancelOnError()
 	for i, site := range r.Sites {
+		if !opts.visits(site) {
+			continue
+		}
 		p.Go(func(ctx context.Context) error {
 			var err error
 			out[i], err = r.read(ctx, site, opts)
@@ -432,9 +464,32 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}
 
+	if ids := opts.Targets[name]; ids != nil {
+		// A targeted run: those stays, by id. One asked for and not
+		// returned is gone (deleted, or its reservation cancelled).
+		rd.scope = map[StayRef]bool{}
+		for _, id := range ids {
+			rd.scope[StayRef{Property: name, Source: site.sourceSystem(), ID: id}] = true
+		}
+		stays, err := site.Source.StaysByID(ctx, ids)
+		if err != nil {
+			rd.err = fmt.Errorf("read stays %v: %w", ids, err)
+			return rd, nil
+		}
+		rd.stays = stays
+		return rd, nil
+	}
 	from, to := site.Property.ReadRange(opts.Now)
 	if rd.backfill {
 		from, to = site.Property.backfillReadRange(opts.Now)
+	}
+	if opts.LookaheadDays > 0 {
+		loc := site.Property.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		today := DateOf(opts.Now.In(loc))
+		from, to = today.AddDays(-1), today.AddDays(opts.LookaheadDays-1)
 	}
 	stays, err := site.Source.Stays(ctx, from, to)
 	if err != nil {
@@ -442,6 +497,15 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, nil
 	}
 
+	if opts.LookaheadDays > 0 {
+		// A short look-ahead covers only what it returned.
+		rd.scope = map[StayRef]bool{}
+		for _, s := range stays {
+			rd.scope[s.Ref] = true
+		}
+		rd.stays = stays
+		return rd, nil
+	}
 	// Stays we hold credentials for that the window read did not return:
 	// look them up by id to tell "moved out of the window" from "gone".
 	inRead := map[string]bool{}
