@@ -3,8 +3,11 @@ package state
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/keysync/keysync/reconcile"
 )
 
 // Event is a webhook event waiting in the durable queue.
@@ -66,4 +69,41 @@ func (d *DB) EventsDone(ctx context.Context, ids []int64, at time.Time) error {
 		return d.openError("mark events done in", err)
 	}
 	return nil
+}
+
+// RetireKey records that 3RPMS reported one of our keys deleted (a
+// room_access_key.deleted event): the live 3RPMS credential with that
+// remote id, if any, is retired and unassigned, so the next run gives its
+// stay a new key instead of trying to assign the deleted one. It returns
+// the credential's stay id, and found false when the key is not ours.
+func (d *DB) RetireKey(ctx context.Context, property, remoteID string, at time.Time) (stayID string, found bool, err error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", false, d.openError("retire a key in", err)
+	}
+	defer tx.Rollback()
+	var id int64
+	var source string
+	err = tx.QueryRowContext(ctx, `SELECT id, source, stay_id FROM credentials
+		WHERE property = ? AND system = ? AND remote_id = ? AND status IN (?, ?) ORDER BY id DESC LIMIT 1`,
+		property, string(reconcile.System3RPMS), remoteID, string(reconcile.StatusActive), string(reconcile.StatusRetired)).Scan(&id, &source, &stayID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, d.openError("retire a key in", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE credentials SET status = ?, assigned = 0, updated_at = ? WHERE id = ?`,
+		string(reconcile.StatusRetired), formatTime(at), id); err != nil {
+		return "", false, d.openError("retire a key in", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (at, system, op, property, source, stay_id, credential_id, remote_id, phase, detail)
+		VALUES (?, ?, 'retire', ?, ?, ?, ?, ?, ?, ?)`, formatTime(at), string(reconcile.System3RPMS), property, source, stayID, id, remoteID,
+		string(reconcile.PhaseDone), "3RPMS reported the key deleted (room_access_key.deleted)"); err != nil {
+		return "", false, d.openError("retire a key in", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", false, d.openError("retire a key in", err)
+	}
+	return stayID, true, nil
 }

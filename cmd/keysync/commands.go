@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keysync/keysync/internal/metrics"
@@ -27,6 +28,8 @@ type runFlags struct {
 	logLevel    string
 	force       bool
 	metricsFile string
+	stays       string
+	property    string
 }
 
 func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
@@ -43,6 +46,10 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
 	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the run's Prometheus metrics to this file (atomically; for the node exporter's textfile collector, name it *.prom)")
 	fs.BoolVar(&f.force, "force", false, "apply even a plan the fail-safe refuses (far fewer stays than recorded)")
+	if name == "run" {
+		fs.StringVar(&f.stays, "stay", "", "a targeted run of these stays only (source ids, comma-separated), as a webhook event triggers one")
+		fs.StringVar(&f.property, "property", "", "with --stay: the property the stays belong to (default: every property)")
+	}
 	if name == "plan" {
 		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the PINs of keys the plan would create")
 	}
@@ -94,8 +101,15 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
+	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
+	if f.stays != "" {
+		if opts.Targets, err = targets(cfg, f.property, f.stays); err != nil {
+			return withCode(ExitConfig, err)
+		}
+		opts.Mode = reconcile.ModeTargeted
+	}
 	start := env.clock.Now()
-	rep, err := env.once(ctx, cfg, reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}, log)
+	rep, err := env.once(ctx, cfg, opts, log)
 	if rep != nil {
 		if perr := env.print(rep, f); perr != nil && err == nil {
 			err = perr
@@ -110,6 +124,30 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	return err
+}
+
+// targets turns --stay and --property into a targeted run's stays per
+// property.
+func targets(cfg *Config, property, stays string) (map[string][]string, error) {
+	var ids []string
+	for _, id := range strings.Split(stays, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("--stay: give one or more stay ids, comma-separated")
+	}
+	out := map[string][]string{}
+	for _, p := range cfg.Properties {
+		if property == "" || p.Name == property {
+			out[p.Name] = ids
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--property %q: no such property in the config", property)
+	}
+	return out, nil
 }
 
 // writeMetrics writes a run's metrics to a node-exporter textfile. The

@@ -33,11 +33,20 @@ type Config struct {
 	// entries, ledger rows and run reports: whole days, such as 90d. A node,
 	// so that a field left out (the default, 90d) differs from one set to
 	// nothing or to 0, which are errors.
-	Retention  yaml.Node        `yaml:"retention"`
-	Properties []PropertyConfig `yaml:"properties"`
+	Retention yaml.Node `yaml:"retention"`
+	// Listen is the address serve answers webhooks, /livez, /readyz and
+	// /metrics on (host:port); empty means no listener. serve's --listen
+	// overrides it.
+	Listen string `yaml:"listen"`
+	// WebhookDebounce is how long serve gathers webhook events for a
+	// property before one targeted run: a Go duration, 100ms to 1m
+	// (default 2s).
+	WebhookDebounce string           `yaml:"webhook_debounce"`
+	Properties      []PropertyConfig `yaml:"properties"`
 
 	// Filled by Validate.
 	retention time.Duration
+	debounce  time.Duration
 }
 
 // PropertyConfig is one property: where it is, its hours, its 3RPMS
@@ -124,9 +133,14 @@ type ThreeRPMSConfig struct {
 	PageSize int `yaml:"page_size"`
 	// MaxOpsPerRequest is how many mutations one request chains.
 	MaxOpsPerRequest int `yaml:"max_ops_per_request"`
-	APIConfig        `yaml:",inline"`
+	// WebhookSecret signs the property's 3RPMS webhook deliveries
+	// (package webhook has the contract); WebhookSecretFile reads it from a
+	// file. Without one, serve answers the property's webhooks 404.
+	WebhookSecret     string `yaml:"webhook_secret"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	APIConfig         `yaml:",inline"`
 
-	token reconcile.Secret
+	token, webhookSecret reconcile.Secret
 }
 
 // GuestwayConfig is the connection to a Guestway organisation (seed 002).
@@ -143,9 +157,15 @@ type GuestwayConfig struct {
 	ReservationsPath string `yaml:"reservations_path"`
 	ReservationPath  string `yaml:"reservation_path"`
 	AccessesPath     string `yaml:"accesses_path"`
-	APIConfig        `yaml:",inline"`
+	// PollEvery makes serve read a short look-ahead (PollDays from today)
+	// that often, since Guestway sends no webhooks: a Go duration of at
+	// least 1m; empty means no polling, only the scheduled runs.
+	PollEvery string `yaml:"poll_every"`
+	PollDays  int    `yaml:"poll_days"`
+	APIConfig `yaml:",inline"`
 
 	partnerKey, token reconcile.Secret
+	pollEvery         time.Duration
 }
 
 // OpenAppConfig is the OpenApp Virtual Access integration (seed 000).
@@ -258,6 +278,7 @@ func (p *PropertyConfig) applyDefaults(f string, set func(string) bool) {
 		orDefault(set, g+".reservations_path", &gw.ReservationsPath, "/open/v1/reservations")
 		orDefault(set, g+".reservation_path", &gw.ReservationPath, "/open/v1/reservations/{id}")
 		orDefault(set, g+".accesses_path", &gw.AccessesPath, "/open/v1/reservations/{id}/accesses")
+		orDefault(set, g+".poll_days", &gw.PollDays, 2)
 		gw.APIConfig.applyDefaults(g, set)
 	}
 	if o := p.OpenApp; o != nil {
@@ -349,7 +370,7 @@ func ParseConfig(r io.Reader, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{State: "keysync.db", Schedule: "0 2 * * *"}
+	cfg := &Config{State: "keysync.db", Schedule: "0 2 * * *", WebhookDebounce: "2s"}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -391,6 +412,11 @@ func (c *Config) Validate(getenv func(string) string) error {
 	var err error
 	if c.retention, err = parseRetention(&c.Retention); err != nil {
 		bad("retention", "%v", err)
+	}
+	if d, err := time.ParseDuration(c.WebhookDebounce); err != nil || d < 100*time.Millisecond || d > time.Minute {
+		bad("webhook_debounce", "%q: want a duration from 100ms to 1m, like 2s", c.WebhookDebounce)
+	} else {
+		c.debounce = d
 	}
 	if len(c.Properties) == 0 {
 		bad("properties", "at least one property is required")
@@ -467,6 +493,9 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 	if t := p.ThreeRPMS; t != nil {
 		validURL(f+".threerpms.endpoint", t.Endpoint, bad)
 		t.token = secret(f+".threerpms.token", t.Token, t.TokenFile)
+		if t.WebhookSecret != "" || t.WebhookSecretFile != "" {
+			t.webhookSecret = secret(f+".threerpms.webhook_secret", t.WebhookSecret, t.WebhookSecretFile)
+		}
 		if t.PageSize < 1 || t.PageSize > 100 {
 			bad(f+".threerpms.page_size", "%d: must be 1 to 100", t.PageSize)
 		}
@@ -479,6 +508,16 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 		validURL(f+".guestway.base_url", g.BaseURL, bad)
 		g.partnerKey = secret(f+".guestway.partner_key", g.PartnerKey, g.PartnerKeyFile)
 		g.token = secret(f+".guestway.token", g.Token, g.TokenFile)
+		if g.PollEvery != "" {
+			if d, err := time.ParseDuration(g.PollEvery); err != nil || d < time.Minute {
+				bad(f+".guestway.poll_every", "%q: want a duration of at least 1m, like 15m", g.PollEvery)
+			} else {
+				g.pollEvery = d
+			}
+		}
+		if g.PollDays < 1 || g.PollDays > 7 {
+			bad(f+".guestway.poll_days", "%d: must be 1 to 7", g.PollDays)
+		}
 		if g.token != "" && !strings.HasPrefix(g.token.Reveal(), "gw_") {
 			bad(f+".guestway.token", "Organization Access Tokens start with gw_ (seed 002); check the value")
 		}

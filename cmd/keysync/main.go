@@ -167,4 +167,7 @@ type environment struct {
 	// retry is the retry policy of every adapter.
 	retry    httpapi.Retry
 	limiters limiters
+	// listening, when set, is told the address serve's listener bound
+	// (tests listen on port 0).
+	listening func(addr string)
 }

@@ -5,22 +5,34 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
 )
 
 // serve stays up and reconciles on the config's schedule. Without a state
 // file it backfills once at start; a tick that finds the previous run still
-// going is skipped; SIGTERM stops it after the run in progress.
+// going is skipped; SIGTERM stops it after the run in progress. With a
+// listen address it also answers 3RPMS webhooks (queued in the state file,
+// then coalesced into targeted runs), /livez, /readyz and /metrics, and it
+// polls the Guestway properties that set poll_every.
 func (env *environment) serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync serve --config FILE [--listen ADDR]\n\nexample: keysync serve --config /etc/keysync/keysync.yaml --listen 127.0.0.1:8080\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	config := fs.String("config", "", "config file (required)")
+	listen := fs.String("listen", "", "answer webhooks, /livez, /readyz and /metrics on this address (default: the config's listen)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -39,20 +51,58 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	addr := cmp.Or(*listen, cfg.Listen)
 
 	warnShifts(cfg, log, env.now())
-	job := func(mode reconcile.Mode) {
-		rep, err := env.once(ctx, cfg, reconcile.Options{Mode: mode, Now: env.now()}, log)
+	var runMu sync.Mutex
+	var lis *listener
+	run := func(opts reconcile.Options) {
+		runMu.Lock()
+		defer runMu.Unlock()
+		start, began := env.clock.Now(), env.now()
+		opts.Now = began
+		rep, err := env.once(ctx, cfg, opts, log)
 		switch {
 		case err != nil:
-			log.Error("reconcile failed", "mode", mode, "err", err)
+			log.Error("reconcile failed", "mode", opts.Mode, "err", err)
 		case rep.Partial():
 			log.Warn("reconcile partly done; the next run retries", "run", rep.RunID, "failures", len(rep.Failures))
+		}
+		if lis != nil {
+			lis.finished(rep, start, err)
+			if err == nil && len(rep.Failures) == 0 && opts.Targets == nil && opts.LookaheadDays == 0 {
+				lis.coverAll(ctx, began) // a full run read every stay
+			}
 		}
 	}
 	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
 		log.Info("no state file: backfilling once before the schedule starts", "path", cfg.State)
-		job(reconcile.ModeBackfill)
+		run(reconcile.Options{Mode: reconcile.ModeBackfill})
+	}
+
+	if addr != "" {
+		queue, err := state.Open(ctx, cfg.State, state.Options{})
+		if err != nil {
+			return withCode(ExitFailure, fmt.Errorf("serve: open the state file for the event queue: %w", err))
+		}
+		defer queue.Close()
+		lis = newListener(env, cfg, log, queue, &runMu)
+		bound, stop, err := lis.serveHTTP(ctx, addr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		log.Info("listening", "addr", bound, "webhooks", "POST /webhooks/3rpms/{property}")
+		if env.listening != nil {
+			env.listening(bound)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); lis.dispatch(ctx) }()
+		defer func() { <-done }()
+		select { // events queued before a stop are run now
+		case lis.wake <- struct{}{}:
+		default:
+		}
 	}
 
 	l := cronLogger{log.With("component", "cron")}
@@ -63,7 +113,15 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	)
 	// The schedule runs once per scheduled wall-clock time, across
 	// daylight-saving switches (internal/schedule).
-	c.Schedule(cfg.schedule, cron.FuncJob(func() { job(reconcile.ModeRun) }))
+	c.Schedule(cfg.schedule, cron.FuncJob(func() { run(reconcile.Options{Mode: reconcile.ModeRun}) }))
+	// Guestway sends no webhooks: poll a short look-ahead instead.
+	for _, p := range cfg.Properties {
+		if g := p.Guestway; g != nil && g.pollEvery > 0 {
+			opts := reconcile.Options{Mode: reconcile.ModeTargeted, Targets: map[string][]string{p.Name: nil}, LookaheadDays: g.PollDays}
+			c.Schedule(cron.Every(g.pollEvery), cron.FuncJob(func() { run(opts) }))
+			log.Info("polling Guestway", "property", p.Name, "every", g.pollEvery, "days", g.PollDays)
+		}
+	}
 	c.Start()
 	next := c.Entries()[0].Next
 	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.schedule.Location().String(), "next", next.Format(time.RFC3339))
