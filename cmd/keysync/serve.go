@@ -52,6 +52,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	addr := cmp.Or(*listen, cfg.Listen)
+	if env.clock == nil {
+		env.clock = reconcile.WallClock{}
+	}
 
 	warnShifts(cfg, log, env.now())
 	var runMu sync.Mutex
