@@ -27,11 +27,14 @@ const (
 	sandboxOpenAppInt  = "int-sandbox"
 	sandboxBoxUser     = "keysync"
 	sandboxBoxPassword = "sandbox-password"
+	// sandboxWebhookSecret signs the sandbox 3RPMS's webhook deliveries.
+	sandboxWebhookSecret = "sandbox-webhook-secret"
 )
 
 // sandboxEnv is the environment a sandbox config reads its secrets from.
 var sandboxEnv = map[string]string{
 	"KEYSYNC_3RPMS_TOKEN":          sandboxToken,
+	"KEYSYNC_3RPMS_WEBHOOK_SECRET": sandboxWebhookSecret,
 	"KEYSYNC_OPENAPP_API_KEY":      sandboxOpenAppKey,
 	"KEYSYNC_KEYBOX_PASSWORD":      sandboxBoxPassword,
 	"KEYSYNC_GUESTWAY_PARTNER_KEY": gwsandbox.DemoPartnerKey,
@@ -191,6 +194,7 @@ func (sb *sandboxes) config(statePath string) string {
     threerpms:
       endpoint: %s/graphql
       token: ${KEYSYNC_3RPMS_TOKEN}
+      webhook_secret: ${KEYSYNC_3RPMS_WEBHOOK_SECRET}
 `, sb.base)
 		sb.sinks(&b, false)
 		b.WriteString("    rooms:\n")

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/webhook"
+	"github.com/keysync/keysync/reconcile"
+	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
+	"github.com/keysync/keysync/state"
+)
+
+// serveWorld is a faultWorld with `keysync serve` running against it,
+// listening for the sandbox 3RPMS's webhooks.
+type serveWorld struct {
+	*faultWorld
+	addr   string
+	stderr *syncBuffer
+	stop   func() error
+}
+
+// startServe backfills, then starts serve with a listener and points the
+// sandbox's webhooks at it. debounce is serve's webhook_debounce.
+func startServe(t *testing.T, fw *faultWorld, debounce string, backfill bool) *serveWorld {
+	t.Helper()
+	if backfill {
+		fw.mustExec(ExitOK, "backfill")
+	}
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(cfg, []byte("listen:")) {
+		cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nwebhook_debounce: "+debounce+"\nproperties:\n"), 1)
+		if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw := &serveWorld{faultWorld: fw, stderr: &syncBuffer{}}
+	bound := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		clock := reconcile.WallClock{}
+		now := fw.now
+		env := &environment{stdout: &bytes.Buffer{}, stderr: sw.stderr, getenv: fw.getenv, now: func() time.Time { return now },
+			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(a string) { bound <- a }}
+		done <- env.run(ctx, []string{"serve", "--config", fw.cfg})
+	}()
+	select {
+	case sw.addr = <-bound:
+	case err := <-done:
+		t.Fatalf("serve ended before listening: %v\n%s", err, sw.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not listen:\n%s", sw.stderr.String())
+	}
+	fw.sb.rpms.SetWebhook("http://"+sw.addr+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
+	stopped := false
+	sw.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("serve did not stop within 15 s")
+		}
+		return nil
+	}
+	t.Cleanup(func() { sw.stop() })
+	return sw
+}
+
+// post delivers a webhook body to serve, signed with secret.
+func (sw *serveWorld) post(t *testing.T, body, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+sw.addr+"/webhooks/3rpms/sandbox-hotel", strings.NewReader(body))
+	if secret != "" {
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), secret))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// targetedRuns counts the state's runs of the targeted mode.
+func (sw *serveWorld) targetedRuns(t *testing.T) int {
+	t.Helper()
+	cfg, err := LoadConfig(sw.cfg, sw.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runs, err := db.Runs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range runs {
+		if r.Mode == reconcile.ModeTargeted && r.Status != state.RunRunning {
+			n++
+		}
+	}
+	return n
+}
+
+// keyedWithin waits for a stay to hold a key of ours.
+func (sw *serveWorld) keyedWithin(t *testing.T, stay string, d time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if s, _ := sw.sb.rpms.Stay(stay); s.KeyID != "" {
+			for _, k := range sw.sb.rpms.Keys() {
+				if k.ID == s.KeyID && k.Owner == sandboxIntegration {
+					return k.ID
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("stay %s not keyed within %s\n%s", stay, d, sw.stderr.String())
+	return ""
+}
+
+// TestWebhookSameDayBookingKeyedWithinSeconds: a booking for today made
+// while serve runs is keyed within 5 s of its event, in at most 3
+// requests (one read, two writes); a duplicate of the event adds none.
+func TestWebhookSameDayBookingKeyedWithinSeconds(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	sw := startServe(t, fw, "200ms", true)
+	before := len(fw.sb.rpms.Requests())
+	start := time.Now()
+	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late", RoomID: "r102", Arrival: day(0), Departure: day(1)}); err != nil {
+		t.Fatal(err)
+	}
+	sw.keyedWithin(t, "late", 5*time.Second)
+	t.Logf("keyed %s after the booking", time.Since(start))
+	waitFor(t, "the targeted run to finish", func() bool { return sw.targetedRuns(t) == 1 })
+	if n := len(fw.sb.rpms.Requests()) - before; n > 3 {
+		t.Errorf("the event cost %d requests, want at most 3", n)
+	}
+	// The same event again: a run that reads the stay and writes nothing.
+	after := len(fw.sb.rpms.Requests())
+	if code := sw.post(t, `{"event":"room_stay.created","data":{"id":"late"}}`, sandboxWebhookSecret); code != http.StatusAccepted {
+		t.Fatalf("duplicate event answered %d", code)
+	}
+	waitFor(t, "the duplicate's run", func() bool { return sw.targetedRuns(t) == 2 })
+	for _, r := range fw.sb.rpms.Requests()[after:] {
+		if r.Operation == "mutation" {
+			t.Errorf("the duplicate event wrote: %+v", r)
+		}
+	}
+	fw.checkInvariants("")
+}
+
+// TestWebhookCoalescesABurst: 100 events within the debounce become one
+// targeted run, which keys every stay they name.
+func TestWebhookCoalescesABurst(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(50), nil)
+	sw := startServe(t, fw, "1s", true)
+	for i := range 50 {
+		id := "b" + strconv.Itoa(i)
+		if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: id, RoomID: roomID(i), Arrival: day(0), Departure: day(2)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := fw.sb.rpms.ChangeDates(id, day(0), day(3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every stay keyed", func() bool {
+		for i := range 50 {
+			if s, _ := fw.sb.rpms.Stay("b" + strconv.Itoa(i)); s.KeyID == "" {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := sw.targetedRuns(t); n != 1 {
+		t.Errorf("100 events became %d targeted runs, want 1", n)
+	}
+	fw.checkInvariants("")
+}
+
+// TestWebhookRefusals: a wrong or missing signature gets 401 and no read;
+// an unknown property 404; an oversized body 413; an unknown event 202 and
+// no work.
+func TestWebhookRefusals(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(2), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	sw := startServe(t, fw, "100ms", true)
+	before := len(fw.sb.rpms.Requests())
+	body := `{"event":"room_stay.updated","data":{"id":"s1"}}`
+	if code := sw.post(t, body, "wrong-secret"); code != http.StatusUnauthorized {
+		t.Errorf("wrong signature: %d", code)
+	}
+	if code := sw.post(t, body, ""); code != http.StatusUnauthorized {
+		t.Errorf("no signature: %d", code)
+	}
+	if code := sw.post(t, `{"event":"invoice.paid","data":{"id":"x"}}`, sandboxWebhookSecret); code != http.StatusAccepted {
+		t.Errorf("unknown event: %d", code)
+	}
+	big := `{"event":"room_stay.updated","data":{"id":"` + strings.Repeat("x", webhook.MaxBody) + `"}}`
+	if code := sw.post(t, big, sandboxWebhookSecret); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+sw.addr+"/webhooks/3rpms/no-such-hotel", strings.NewReader(body))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown property: %v %v", resp, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(fw.sb.rpms.Requests()) - before; n != 0 {
+		t.Errorf("refused deliveries caused %d requests", n)
+	}
+	for _, path := range []string{"/livez", "/readyz"} {
+		resp, err := http.Get("http://" + sw.addr + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %v %v", path, resp, err)
+		}
+	}
+}
+
+// TestWebhookKeyDeletedAndReservationCancelled: a key of ours deleted in
+// 3RPMS re-keys its stay; a cancelled reservation's key is revoked on its
+// event.
+func TestWebhookKeyDeletedAndReservationCancelled(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(3), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 1, 3)
+	sw := startServe(t, fw, "100ms", true)
+	old := fw.key("s1").ID
+	if err := fw.sb.rpms.DeleteKey(old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "s1 re-keyed", func() bool {
+		s, _ := fw.sb.rpms.Stay("s1")
+		return s.KeyID != "" && s.KeyID != old
+	})
+	s2 := fw.key("s2").ID
+	if err := fw.sb.rpms.CancelReservation("res-s2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "s2's key revoked", func() bool {
+		for _, k := range fw.sb.rpms.Keys() {
+			if k.ID == s2 {
+				return k.Deleted
+			}
+		}
+		return false
+	})
+	waitFor(t, "runs to settle", func() bool { return sw.targetedRuns(t) >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	fw.checkInvariants("")
+}
+
+// TestWebhookWaitsForTheLockAndSurvivesAStop: an event that arrives while
+// another process holds the run lock is applied after it lets go; events
+// queued when serve stops are run by the next serve.
+func TestWebhookWaitsForTheLockAndSurvivesAStop(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(3), nil)
+	sw := startServe(t, fw, "100ms", true)
+	cfg, err := LoadConfig(fw.cfg, fw.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := state.Lock(cfg.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "w1", RoomID: "r101", Arrival: day(0), Departure: day(1)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if s, _ := fw.sb.rpms.Stay("w1"); s.KeyID != "" {
+		t.Fatal("keyed while another run held the lock")
+	}
+	lock.Unlock()
+	sw.keyedWithin(t, "w1", 5*time.Second)
+
+	// Stop serve with an event queued and not yet run.
+	fw.sb.rpms.SetWebhook("", "")
+	if code := sw.post(t, `{"event":"room_stay.created","data":{"id":"w2"}}`, sandboxWebhookSecret); code != http.StatusAccepted {
+		t.Fatal(code)
+	}
+	if err := sw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "w2", RoomID: "r102", Arrival: day(0), Departure: day(1)}); err != nil {
+		t.Fatal(err)
+	}
+	next := startServe(t, fw, "100ms", false)
+	next.keyedWithin(t, "w2", 5*time.Second)
+}
+
+// TestRunStay: `keysync run --stay` is the same targeted run from the
+// command line: it keys the stays named and touches nothing else.
+func TestRunStay(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(3), nil)
+	fw.mustExec(ExitOK, "backfill")
+	fw.hotelStay("t1", "r101", 0, 2)
+	fw.hotelStay("t2", "r102", 0, 2)
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{"run", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339), "--stay", "t1", "--json"}, &out, &errb, fw.getenv)
+	if err != nil {
+		t.Fatalf("run --stay: %v\n%s", err, errb.String())
+	}
+	var rep reconcile.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode != reconcile.ModeTargeted {
+		t.Errorf("mode %s", rep.Mode)
+	}
+	for _, a := range rep.Actions() {
+		if a.Stay.ID != "t1" {
+			t.Errorf("run --stay t1 acted on %s", a.Stay.ID)
+		}
+	}
+	if s, _ := fw.sb.rpms.Stay("t1"); s.KeyID == "" {
+		t.Error("t1 not keyed")
+	}
+	if s, _ := fw.sb.rpms.Stay("t2"); s.KeyID != "" {
+		t.Error("t2 keyed by a run for t1")
+	}
+}
