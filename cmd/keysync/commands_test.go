@@ -32,6 +32,7 @@ func TestDemoConverges(t *testing.T) {
 		"Run straight after: 0 action(s), 0 write request(s).",
 		"Nothing to do: every stay holds the right key.",
 		"departed",
+		"keyed it",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)

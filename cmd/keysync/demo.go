@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
+	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // demo runs keysync end to end against an in-process sandbox: preview,
@@ -98,6 +100,11 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 		return err
 	}
 
+	section("5. keysync serve: a booking made during the day, keyed by its webhook")
+	if err := env.demoWebhook(ctx, w, sb, getenv, filepath.Join(dir, "keysync.db"), dir, tomorrow.Add(8*time.Hour)); err != nil {
+		return err
+	}
+
 	section("Summary")
 	ours := 0
 	for _, k := range sb.rpms.Keys() {
@@ -112,6 +119,79 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	if first.Partial() || second.Partial() || len(second.Actions()) > 0 {
 		return withCode(ExitPartial, errors.New("demo: a run did not converge; see above"))
 	}
+	return nil
+}
+
+// demoWebhook runs serve against the sandboxes with a listener, books a
+// stay arriving today at `at`, and shows the webhook keying it.
+func (env *environment) demoWebhook(ctx context.Context, w io.Writer, sb *sandboxes, getenv func(string) string, statePath, dir string, at time.Time) error {
+	cfgPath := filepath.Join(dir, "serve.yaml")
+	cfg := strings.Replace(sb.config(statePath), "properties:\n", "listen: 127.0.0.1:0\nwebhook_debounce: 200ms\nproperties:\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	bound := make(chan string, 1)
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	senv := &environment{stdout: io.Discard, stderr: io.Discard, getenv: getenv, now: func() time.Time { return at },
+		clock: env.clock, retry: env.retry, listening: func(a string) { bound <- a }}
+	go func() { done <- senv.run(sctx, []string{"serve", "--config", cfgPath, "--log-level", "error"}) }()
+	defer func() { stop(); <-done }()
+	var addr string
+	select {
+	case addr = <-bound:
+	case err := <-done:
+		return fmt.Errorf("demo: serve did not start: %w", err)
+	}
+	sb.rpms.SetWebhook("http://"+addr+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
+	defer sb.rpms.SetWebhook("", "")
+
+	// A room free tonight and tomorrow.
+	day := at.Format(rpmsandbox.DateLayout)
+	next := at.Add(24 * time.Hour).Format(rpmsandbox.DateLayout)
+	busy := map[string]bool{}
+	for _, s := range sb.rpms.Stays() {
+		if !s.Deleted && !s.Cancelled && s.Arrival <= next && s.Departure > day {
+			busy[s.RoomID] = true
+		}
+	}
+	room := ""
+	for _, r := range sb.rpms.Rooms() {
+		if !busy[r.ID] && sb.hotel[r.ID] == "pin" {
+			room = r.ID
+			break
+		}
+	}
+	if room == "" {
+		fmt.Fprintln(w, "No PIN room is free tonight in this sandbox; skipped.")
+		return nil
+	}
+	before := len(sb.rpms.Requests())
+	start := time.Now()
+	if err := sb.rpms.AddStay(rpmsandbox.Stay{ID: "late-1", RoomID: room, Arrival: day, Departure: next}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: a guest books room %s for tonight (stay late-1); 3RPMS posts room_stay.created to %s.\n", at.Format("15:04"), room, "http://"+addr+"/webhooks/3rpms/sandbox-hotel")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if s, _ := sb.rpms.Stay("late-1"); s.KeyID != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return withCode(ExitPartial, errors.New("demo: the webhook's booking was not keyed within 10 s"))
+		}
+	}
+	elapsed := time.Since(start)
+	time.Sleep(100 * time.Millisecond) // let the run record its end
+	reads, writes := 0, 0
+	for _, r := range sb.rpms.Requests()[before:] {
+		if r.Operation == "mutation" {
+			writes++
+		} else {
+			reads++
+		}
+	}
+	fmt.Fprintf(w, "serve queued the event, ran for that stay alone and keyed it %s later, in %d read and %d write request(s).\n",
+		elapsed.Round(10*time.Millisecond), reads, writes)
 	return nil
 }
 
@@ -138,6 +218,7 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (keep it on loopback)")
+	serveAt := fs.String("serve-listen", "127.0.0.1:8081", "where keysync serve will listen: the sandbox 3RPMS posts its webhooks there, and the printed config says so")
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")
 	listings := fs.Int("listings", 6, "listings in the sandbox apartments (Guestway)")
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +232,7 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 		return withCode(ExitConfig, err)
 	}
 	defer sb.stop()
+	sb.rpms.SetWebhook("http://"+*serveAt+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
 	var exports strings.Builder
 	for _, k := range sortedKeys(sandboxEnv) {
 		fmt.Fprintf(&exports, "  export %s=%s\n", k, sandboxEnv[k])
@@ -165,9 +247,15 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 Save this as keysync.sandbox.yaml, then:
 %[2]s  go run ./cmd/keysync backfill --config keysync.sandbox.yaml
 
+To see webhooks at work, run serve, then book a stay for today with the
+admin API: the sandbox posts room_stay.created to serve, which keys it
+within seconds.
+  go run ./cmd/keysync serve --config keysync.sandbox.yaml
+  curl -X POST %[1]s/_sandbox/stays -d '{"room_id": "<a free room>", "arrival": "<today>", "departure": "<tomorrow>"}'
+
 %[3]s
 Stop with Ctrl-C.
-`, sb.base, exports.String(), sb.config("./keysync-sandbox.db"))
+`, sb.base, exports.String(), strings.Replace(sb.config("./keysync-sandbox.db"), "properties:\n", "listen: "+*serveAt+"\nproperties:\n", 1))
 	<-ctx.Done()
 	return nil
 }
