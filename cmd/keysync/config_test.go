@@ -21,11 +21,17 @@ func env(kv ...string) func(string) string {
 func TestConfigExampleParses(t *testing.T) {
 	cfg, err := LoadConfig("../../config.example.yaml", env("KEYSYNC_3RPMS_TOKEN", "tok",
 		"KEYSYNC_OPENAPP_API_KEY", "oa", "KEYSYNC_KEYBOX_PASSWORD", "kb",
-		"KEYSYNC_GUESTWAY_PARTNER_KEY", "pk", "KEYSYNC_GUESTWAY_TOKEN", "gw_t"))
+		"KEYSYNC_GUESTWAY_PARTNER_KEY", "pk", "KEYSYNC_GUESTWAY_TOKEN", "gw_t", "KEYSYNC_3RPMS_WEBHOOK_SECRET", "wh"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := cfg.Properties[0]
+	if p.ThreeRPMS.webhookSecret.Reveal() != "wh" || cfg.Listen != "127.0.0.1:8080" || cfg.debounce != 2*time.Second {
+		t.Errorf("webhooks: secret set %v, listen %q, debounce %s", p.ThreeRPMS.webhookSecret != "", cfg.Listen, cfg.debounce)
+	}
+	if g := cfg.Properties[1].Guestway; g.pollEvery != 15*time.Minute || g.PollDays != 2 {
+		t.Errorf("guestway poll every %s, %d days", g.pollEvery, g.PollDays)
+	}
 	if p.Name != "hotel-ljubljana" || p.location.String() != "Europe/Ljubljana" {
 		t.Errorf("property = %q in %v", p.Name, p.location)
 	}
@@ -100,6 +106,9 @@ properties:
 		{"mixed-case alphabet", strings.Replace(base, "name: p", "name: p\n    pin: {alphabet: aB3}", 1), env("T", "x"), "properties[0].pin: alphabet: mixes upper and lower case"},
 		{"pin too long", strings.Replace(base, "name: p", "name: p\n    pin: {length: 11}", 1), env("T", "x"), "properties[0].pin: length 11"},
 		{"bad schedule", "schedule: every night\n" + base, env("T", "x"), "schedule:"},
+		{"debounce too short", "webhook_debounce: 10ms\n" + base, env("T", "x"), `webhook_debounce: "10ms"`},
+		{"webhook secret not set", strings.Replace(base, `token: "${T}"`, `token: "${T}", webhook_secret: "${W}"`, 1), env("T", "x"), "properties[0].threerpms.webhook_secret: environment variable W is not set"},
+		{"poll too often", strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: gw_x, poll_every: 10s}\n", 1), env("T", "x"), `properties[0].guestway.poll_every: "10s"`},
 		{"no properties", "state: x.db\n", env(), "properties: at least one property is required"},
 		{"duplicate names", base + "  - name: p\n    timezone: UTC\n    threerpms: {endpoint: \"https://y.example/\", token: \"${T}\"}\n    default_method: pin\n", env("T", "x"), `properties[1].name: "p" is used by another property`},
 		{"no rooms", strings.Replace(base, "    rooms: {r1: pin}\n", "", 1), env("T", "x"), "properties[0].rooms: map at least one room"},
