@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -162,7 +161,18 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var sameDays []*sameDayStats
+	for _, events := range []bool{false, true} {
+		fmt.Fprintf(o.stderr(), "bench: same-day bookings, webhooks %v\n", events)
+		sd, err := sameDay(ctx, o, events)
+		if err != nil {
+			return err
+		}
+		sameDays = append(sameDays, sd)
+	}
+	printSameDay(w, o, sameDays)
 	printTargets(w, o, nights, plan)
+	printSameDayTargets(w, sameDays)
 	for _, n := range nights {
 		if n.partial {
 			return partialError{night: n.night}
@@ -237,24 +247,8 @@ func nights(ctx context.Context, o Options) ([]*nightStats, error) {
 	}
 	defer stop()
 
-	cfgPath := filepath.Join(dir, "keysync.yaml")
-	cfgText := fmt.Sprintf(`# keysync bench: a PIN-door hotel on the 3RPMS sandbox
-state: %s
-properties:
-  - name: bench-hotel
-    timezone: %s
-    check_in: "15:00"
-    check_out: "11:00"
-    grace: {before_arrival: 2h, after_departure: 2h}
-    window_days: %d
-    threerpms:
-      endpoint: %s/graphql
-      token: ${%s}
-      page_size: %d
-      max_ops_per_request: %d
-    default_method: pin
-`, filepath.Join(dir, "keysync.db"), start.Location(), windowDays, base, tokenVar, o.PageSize, o.MaxOps)
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+	cfgPath, err := writeConfig(dir, base, start, o)
+	if err != nil {
 		return nil, err
 	}
 	env := map[string]string{tokenVar: sandboxToken}
