@@ -325,7 +325,11 @@ func (p *planner) lockNotes(s Stay, win Window) {
 		n.PIN = l.PIN
 		p.plan.Notes = append(p.plan.Notes, n)
 	}
-	if !held && win.Start.Sub(p.in.Now) <= priorityArrivalWindow {
+	switch {
+	case held:
+	case p.in.Now.After(win.Start):
+		p.note(NoteMissingLockPIN, s, "in house, and Guestway holds no smart-lock PIN for it")
+	case win.Start.Sub(p.in.Now) <= priorityArrivalWindow:
 		p.note(NoteMissingLockPIN, s, "arrives within 24 hours and Guestway holds no smart-lock PIN for it")
 	}
 }

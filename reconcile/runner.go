@@ -111,7 +111,7 @@ func unsafe(p *Plan, source System) error {
 // report and the others go on; the error is for failures that make going on
 // unsafe, such as the state store refusing a write.
 func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
-	rep := &Report{Mode: opts.Mode, DryRun: opts.DryRun, Now: opts.Now}
+	rep := &Report{Mode: opts.Mode, DryRun: opts.DryRun, Now: opts.Now, Failures: []Failure{}}
 	// A stop signal cancels ctx: no new work starts, but what is in flight
 	// and the run's end are still recorded.
 	sctx := context.WithoutCancel(ctx)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/keysync/keysync/state"
 )
@@ -39,6 +40,9 @@ func (env *environment) backup(ctx context.Context, args []string) error {
 		return withCode(ExitFailure, err)
 	}
 	defer db.Close()
+	if _, err := os.Stat(*to); err == nil {
+		return withCode(ExitConfig, fmt.Errorf("backup: --to %s exists; choose another name or remove it first", *to))
+	}
 	if err := db.Backup(ctx, *to); err != nil {
 		return withCode(ExitFailure, err)
 	}

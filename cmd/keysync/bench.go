@@ -33,7 +33,7 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	fs.StringVar(&logLevel, "log-level", "", "keysync's log level (default $KEYSYNC_LOG_LEVEL, else warn)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errQuiet
+			return nil
 		}
 		return withCode(ExitConfig, errQuiet)
 	}

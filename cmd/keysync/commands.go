@@ -108,6 +108,11 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 		opts.Mode = reconcile.ModeTargeted
 	}
+	if f.now != "" && !f.force && opts.Mode != reconcile.ModePlan {
+		if err := pastNow(ctx, cfg, now); err != nil {
+			return err
+		}
+	}
 	start := env.clock.Now()
 	rep, err := env.once(ctx, cfg, opts, log)
 	if rep != nil {
@@ -124,6 +129,26 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	return err
+}
+
+// pastNow refuses a --now more than a day before the last recorded run: a
+// run in the past keys stays that have departed since. A run without
+// --now acts at the wall clock, which is never "in the past".
+func pastNow(ctx context.Context, cfg *Config, now time.Time) error {
+	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true})
+	if err != nil {
+		return nil // no state yet, or one the run itself will report on
+	}
+	defer db.Close()
+	last, err := db.LastRunAt(ctx)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	if !last.IsZero() && now.Before(last.Add(-24*time.Hour)) {
+		return withCode(ExitConfig, fmt.Errorf("--now %s is more than a day before the last recorded run (%s): a run in the past would key stays that have departed since; add --force if that is really what you want",
+			now.Format(time.RFC3339), last.Format(time.RFC3339)))
+	}
+	return nil
 }
 
 // targets turns --stay and --property into a targeted run's stays per
@@ -154,7 +179,7 @@ func targets(cfg *Config, property, stays string) (map[string][]string, error) {
 // last success time of a run that failed comes from the state's runs.
 func (env *environment) writeMetrics(ctx context.Context, path string, cfg *Config, rep *reconcile.Report, start time.Time, code int) error {
 	run := metrics.Run{Report: rep, Start: start, End: env.clock.Now(), ExitCode: code}
-	if !metrics.Succeeded(code) {
+	if !metrics.Succeeded(code) || (rep != nil && rep.DryRun) {
 		if db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true}); err == nil {
 			if runs, err := db.Runs(ctx); err == nil {
 				for _, r := range runs {
@@ -177,7 +202,9 @@ func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, erro
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+	// Group bits are allowed: a Kubernetes ConfigMap or Secret mounted for
+	// the pod's group, or a systemd credential, is mode 0440.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
 		log.Warn("config file is readable by other users; it may hold secrets (chmod 600)", "path", path, "mode", fi.Mode().Perm().String())
 	}
 	return cfg, nil
@@ -204,19 +231,6 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		return nil, err
 	}
 	defer closeDB()
-	if !opts.Force && mode != reconcile.ModePlan {
-		var last time.Time
-		if sdb, ok := db.(*state.DB); ok {
-			if last, err = sdb.LastRunAt(ctx); err != nil {
-				return nil, withCode(ExitFailure, err)
-			}
-		}
-		if !last.IsZero() && now.Before(last.Add(-24*time.Hour)) {
-			return nil, withCode(ExitConfig, fmt.Errorf("--now %s is more than a day before the last recorded run (%s): a run in the past would key stays that have departed since; add --force if that is really what you want",
-				now.Format(time.RFC3339), last.Format(time.RFC3339)))
-		}
-	}
-
 	meter := &reconcile.Meter{Clock: env.clock}
 	env.limiters.seedFrom(ctx, db, now, env.clock, log)
 	runner, err := env.buildRunner(cfg, db, log, meter)

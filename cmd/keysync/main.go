@@ -95,7 +95,7 @@ commands:
   run        one reconcile, as a systemd timer or CronJob calls it
   backfill   first connection: create the state file, adopt keys of ours
   serve      stay up and reconcile on the config's schedule
-  sandbox    run the sandbox 3RPMS server for trying keysync by hand
+  sandbox    run the four sandboxes (3RPMS, OpenApp, key box, Guestway) to try keysync by hand
   bench      measure requests and planning against the sandbox
   schedule   list the next runs of serve's schedule in its time zone
   backup     write a consistent copy of the state file, safe during a run

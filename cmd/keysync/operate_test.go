@@ -107,7 +107,7 @@ func TestBackupWhileARunHoldsTheLock(t *testing.T) {
 	if err != nil || len(creds) != len(h.credentials()) || len(creds) != 2 {
 		t.Errorf("copy holds %d credentials (%v), the state %d", len(creds), err, len(h.credentials()))
 	}
-	if err := Run(context.Background(), []string{"backup", "--config", h.cfgPath, "--to", to}, &out, &errb, h.getenv); exitCode(err) != ExitFailure || !strings.Contains(err.Error(), "exists") {
+	if err := Run(context.Background(), []string{"backup", "--config", h.cfgPath, "--to", to}, &out, &errb, h.getenv); exitCode(err) != ExitConfig || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("backup over an existing file: %v", err)
 	}
 }

@@ -23,7 +23,7 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
 	} else {
 		printActions(w, actions, showSecrets, false)
 	}
-	printNotes(w, rep.Notes())
+	printNotes(w, rep.Notes(), showSecrets)
 	printFailures(w, rep.Failures)
 	fmt.Fprintf(w, "\nApplying this plan takes %d write request(s)", rep.PlannedRequests)
 	if len(rep.Planned) > 1 {
@@ -54,7 +54,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 		}
 		tw.Flush()
 	}
-	printNotes(w, rep.Notes())
+	printNotes(w, rep.Notes(), false)
 	printFailures(w, rep.Failures)
 	printProblems(w, rep.Problems)
 	fmt.Fprintln(w)
@@ -73,7 +73,14 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	if unreachable > 0 {
 		fmt.Fprintln(w, "A system could not be reached at all: check the config field the error names; running again will not help until it is fixed.")
 	}
-	if retried {
+	unsafe := false
+	for _, f := range rep.Failures {
+		unsafe = unsafe || errors.Is(f.Cause, reconcile.ErrUnsafe)
+	}
+	switch {
+	case unsafe:
+		fmt.Fprintln(w, "The fail-safe refused a plan: nothing of it was applied, and the next run will refuse it too. Check the source and the config; rerun with --force if those credentials really must go.")
+	case retried:
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	}
 }
@@ -128,7 +135,7 @@ func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, re
 	tw.Flush()
 }
 
-func printNotes(w io.Writer, notes []reconcile.Note) {
+func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 	if len(notes) == 0 {
 		return
 	}
@@ -137,7 +144,11 @@ func printNotes(w io.Writer, notes []reconcile.Note) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tSTAY\tROOM\tARRIVAL\tDEPARTURE\tDETAIL")
 	for _, n := range notes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Kind, n.Stay.ID, n.Room, n.Arrival, n.Departure, n.Detail)
+		detail := n.Detail
+		if showSecrets && n.PIN != "" {
+			detail += ": PIN " + n.PIN.Reveal()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Kind, n.Stay.ID, n.Room, n.Arrival, n.Departure, detail)
 	}
 	tw.Flush()
 }

@@ -23,6 +23,7 @@ var canaries = map[string]string{
 	"KEYSYNC_KEYBOX_PASSWORD":      "kbpassCANARY7733",
 	"KEYSYNC_GUESTWAY_PARTNER_KEY": "gwpartnerCANARY7734",
 	"KEYSYNC_GUESTWAY_TOKEN":       "gw_tokenCANARY7735",
+	"KEYSYNC_3RPMS_WEBHOOK_SECRET": "whsecretCANARY7736",
 }
 
 // TestSecretsNeverLeak runs backfill, a faulty run and the next nights

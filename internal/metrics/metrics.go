@@ -60,7 +60,7 @@ type Run struct {
 	End      time.Time
 	ExitCode int
 	// LastSuccess is when the last successful run before this one ended,
-	// kept when this one did not succeed (zero: unknown).
+	// kept when this one did not succeed or was a dry run (zero: unknown).
 	LastSuccess time.Time
 }
 
@@ -72,8 +72,9 @@ func (m *Metrics) Observe(r Run) {
 	m.lastRun.Set(unix(r.End))
 	m.lastExit.Set(float64(r.ExitCode))
 	m.duration.Set(r.End.Sub(r.Start).Seconds())
+	dry := r.Report != nil && r.Report.DryRun
 	switch {
-	case Succeeded(r.ExitCode):
+	case Succeeded(r.ExitCode) && !dry: // a plan is no success of the timer's
 		m.lastSuccess.Set(unix(r.End))
 	case !r.LastSuccess.IsZero():
 		m.lastSuccess.Set(unix(r.LastSuccess))

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"net/http"
 	"sync/atomic"
 
@@ -73,6 +74,11 @@ func Classify(err error) error {
 		host  x509.HostnameError
 	)
 	if errors.As(err, &cert) || errors.As(err, &alert) || errors.As(err, &rec) || errors.As(err, &ua) || errors.As(err, &host) {
+		return reconcile.ErrUnreachable
+	}
+	// net/http turns the TLS record error of an https URL that reaches a
+	// plain-HTTP server into this (its own) message, with no type to test.
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		return reconcile.ErrUnreachable
 	}
 	return nil

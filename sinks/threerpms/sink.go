@@ -310,6 +310,9 @@ func (d *document) fieldError(e *gqlerror.Error) error {
 	case "NOT_FOUND":
 		return fmt.Errorf("%s: %w", msg, reconcile.ErrNotFound)
 	case "FORBIDDEN":
+		if strings.Contains(msg, reconcile.ErrNotOurs.Error()) {
+			return quiet{msg: msg, err: reconcile.ErrNotOurs} // the message says it already
+		}
 		return fmt.Errorf("%s: %w", msg, reconcile.ErrNotOurs)
 	case "CONFLICT":
 		return fmt.Errorf("%s: %w", msg, reconcile.ErrConflict)
@@ -318,6 +321,15 @@ func (d *document) fieldError(e *gqlerror.Error) error {
 	}
 	return errors.New(msg)
 }
+
+// quiet is an error that reads as its message and matches err.
+type quiet struct {
+	msg string
+	err error
+}
+
+func (q quiet) Error() string { return q.msg }
+func (q quiet) Unwrap() error { return q.err }
 
 // scrub removes the batch's PINs from a server message, in case the server
 // quotes them back.
