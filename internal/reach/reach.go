@@ -12,8 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/keysync/keysync/reconcile"
