@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -359,6 +360,11 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	cfg, err := ParseConfig(f, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	// A relative state path is the config file's neighbour, wherever
+	// keysync is started (under systemd the working directory is /).
+	if !filepath.IsAbs(cfg.State) {
+		cfg.State = filepath.Join(filepath.Dir(path), cfg.State)
 	}
 	return cfg, nil
 }

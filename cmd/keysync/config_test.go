@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -305,5 +306,23 @@ properties:
 	merged := strings.Replace(set("threerpms", "<<: &zero {burst: 0}"), "      org_id: o\n", "      org_id: o\n      <<: *zero\n", 1)
 	if _, err := ParseConfig(strings.NewReader(merged), env("T", "x")); err == nil || !strings.Contains(err.Error(), "properties[0].openapp.burst: 0") {
 		t.Errorf("burst: 0 merged in: error = %v", err)
+	}
+}
+
+// TestConfigRelativeStatePath: a relative state path is resolved against
+// the config file's folder, not the working directory.
+func TestConfigRelativeStatePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k.yaml")
+	yaml := "state: data/keysync.db\nproperties:\n  - name: p\n    timezone: UTC\n    threerpms: {endpoint: \"https://x.example/graphql\", token: \"t\"}\n    default_method: pin\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "data", "keysync.db"); cfg.State != want {
+		t.Errorf("state = %q, want %q", cfg.State, want)
 	}
 }
