@@ -53,6 +53,15 @@ type Deriver interface {
 	Derive(key *Credential, upstreamSecret Secret) error
 }
 
+// Checker is a Sink that can read back whether a credential it holds is
+// live and opens over a window, for `keysync check`; it writes nothing.
+type Checker interface {
+	// Check reports whether c is on the system, enabled, and valid over
+	// the whole of need; why says what is wrong when it is not. err is for
+	// a read that failed.
+	Check(ctx context.Context, c *Credential, need Window) (ok bool, why string, err error)
+}
+
 // Outcome is what became of one action in a request.
 type Outcome struct {
 	// RemoteID is the id of a created credential.

@@ -101,6 +101,7 @@ commands:
   backup     write a consistent copy of the state file, safe during a run
   status     the last runs, open work, problems, budgets and the next run
   history    the audit trail: one line per action, by stay, room or time
+  check      readiness: does every arrival within 24 h hold its credentials (reads only)
   version    print the version keysync was built from
 
 Run 'keysync <command> -h' for a command's flags.`
@@ -144,6 +145,8 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.status(ctx, rest)
 	case "history":
 		return env.history(ctx, rest)
+	case "check":
+		return env.check(ctx, rest)
 	case "version", "--version":
 		return env.version()
 	case "help", "-h", "--help":

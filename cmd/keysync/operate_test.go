@@ -236,3 +236,60 @@ func TestNowInThePastNeedsForce(t *testing.T) {
 	h.setNow(h.now.Add(36*time.Hour - time.Hour))
 	h.mustRun(ExitOK, "run")
 }
+
+// TestCheckReadiness: `keysync check` reads every system and passes when
+// each arrival within 24 hours holds what it needs; it names the rooms
+// whose 3RPMS key was deleted or whose key-box access was cancelled, and
+// exits 6 (a person is needed), writing nothing but the request ledger.
+func TestCheckReadiness(t *testing.T) {
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "key_storage", "r103": "qr", "r104": "pin"}, nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 0, 2)
+	fw.hotelStay("s3", "r103", 0, 3)
+	fw.hotelStay("s4", "r104", 5, 7) // beyond the horizon
+	fw.mustExec(ExitOK, "backfill")
+	check := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), append([]string{"check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, args...), &out, &errb, fw.getenv)
+		if code := exitCode(err); code != want {
+			t.Fatalf("check exited %d, want %d: %v\n%s%s", code, want, err, out.String(), errb.String())
+		}
+		return out.String() + errString(err)
+	}
+	if out := check(ExitOK); !strings.Contains(out, "Checked 3 stay(s)") || !strings.Contains(out, "Every one holds") {
+		t.Errorf("all ready:\n%s", out)
+	}
+	writes := 0
+	for _, r := range fw.sb.rpms.Requests() {
+		if r.Operation == "mutation" {
+			writes++
+		}
+	}
+	if err := fw.sb.rpms.DeleteKey(fw.key("s1").ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range fw.accesses() {
+		if err := fw.sb.keybox.CancelAccess(a.ID, "staff"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := check(ExitAttention)
+	for _, want := range []string{"101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "cancelled", "2 arrival(s) not ready"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "r103") {
+		t.Errorf("the QR room is ready but was named:\n%s", out)
+	}
+	after := 0
+	for _, r := range fw.sb.rpms.Requests() {
+		if r.Operation == "mutation" {
+			after++
+		}
+	}
+	if after != writes {
+		t.Errorf("check wrote to 3RPMS: %d mutations before, %d after", writes, after)
+	}
+}

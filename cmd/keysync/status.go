@@ -238,6 +238,16 @@ func (env *environment) history(ctx context.Context, args []string) error {
 // openForReading loads the config and opens the state file read-only for
 // status and history.
 func (env *environment) openForReading(ctx context.Context, path, nowFlag string) (*Config, *state.DB, time.Time, error) {
+	return env.openStateFile(ctx, path, nowFlag, true)
+}
+
+// openForWriting is openForReading for a command that records its requests
+// in the ledger (check).
+func (env *environment) openForWriting(ctx context.Context, path, nowFlag string) (*Config, *state.DB, time.Time, error) {
+	return env.openStateFile(ctx, path, nowFlag, false)
+}
+
+func (env *environment) openStateFile(ctx context.Context, path, nowFlag string, readOnly bool) (*Config, *state.DB, time.Time, error) {
 	if path == "" {
 		return nil, nil, time.Time{}, withCode(ExitConfig, errors.New("--config FILE is required"))
 	}
@@ -253,7 +263,7 @@ func (env *environment) openForReading(ctx context.Context, path, nowFlag string
 	if err != nil {
 		return nil, nil, now, withCode(ExitConfig, err)
 	}
-	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true})
+	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: readOnly})
 	if errors.Is(err, state.ErrNoState) {
 		return nil, nil, now, withCode(ExitConfig, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -133,4 +134,62 @@ func matches(a *listedAccess, ref KeyRef, w localWindow) bool {
 		return false
 	}
 	return a.StartDate == w.StartDate && a.StartTime == w.StartTime && a.EndDate == w.EndDate && a.EndTime == w.EndTime
+}
+
+var _ reconcile.Checker = (*Sink)(nil)
+
+// Check implements reconcile.Checker: it lists the accesses to the key of
+// c's room and reports whether the access c records is there, not
+// cancelled, and open over the whole of need (to the minute, as the key box
+// keeps times).
+func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (ok bool, why string, err error) {
+	if s.invalid != nil {
+		return false, "", s.invalid
+	}
+	if c == nil || c.RemoteID == "" {
+		return false, "no access recorded", nil
+	}
+	ref, known := s.opts.Rooms[c.RoomID]
+	if !known {
+		return false, fmt.Sprintf("room %s is not mapped to a key in the key-box config", c.RoomID), nil
+	}
+	what := fmt.Sprintf("check access %s for stay %s", c.RemoteID, c.Stay.ID)
+	q := url.Values{}
+	if ref.ID != "" {
+		q.Set("keyId", ref.ID)
+	} else {
+		q.Set("keySerialNumber", ref.SerialNumber)
+	}
+	var list accessList
+	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
+	switch {
+	case err != nil:
+		return false, "", err
+	case verdict != nil:
+		return false, "", verdict
+	}
+	for _, a := range list.Data {
+		if string(a.ID) != c.RemoteID {
+			continue
+		}
+		if a.Cancelled {
+			return false, fmt.Sprintf("access %s is cancelled", c.RemoteID), nil
+		}
+		loc := s.opts.TimeZone
+		if a.TimeZone != "" {
+			if l, err := time.LoadLocation(a.TimeZone); err == nil {
+				loc = l
+			}
+		}
+		start, serr := time.ParseInLocation("2006-01-02 15:04", a.StartDate+" "+a.StartTime, loc)
+		end, eerr := time.ParseInLocation("2006-01-02 15:04", a.EndDate+" "+a.EndTime, loc)
+		switch {
+		case serr != nil || eerr != nil:
+			return false, fmt.Sprintf("access %s has no readable window", c.RemoteID), nil
+		case start.After(need.Start.Truncate(time.Minute)) || end.Before(need.End.Truncate(time.Minute)):
+			return false, fmt.Sprintf("access %s opens %s %s to %s %s, not the whole stay", c.RemoteID, a.StartDate, a.StartTime, a.EndDate, a.EndTime), nil
+		}
+		return true, "", nil
+	}
+	return false, fmt.Sprintf("access %s is not in the key box", c.RemoteID), nil
 }

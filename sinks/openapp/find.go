@@ -76,41 +76,105 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 		best     *listedInvite
 		bestRank int
 	)
-	for page := 1; ; page++ {
-		if page > maxListPages {
-			return "", "", false, fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
+	err = s.eachInvite(ctx, what, c.Secret, func(in *listedInvite) bool {
+		if rank := s.rank(in, ref, c.Valid); rank > 0 && rank >= bestRank {
+			best, bestRank = in, rank // ties: the later (newer) one
 		}
-		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
-		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, []string{c.Secret.Reveal()})
-		switch {
-		case err != nil:
-			return "", "", false, err
-		case actErr != nil:
-			return "", "", false, actErr
-		case raw == nil:
-			return "", "", false, fmt.Errorf("openapp: %s: page %d of the invite list is empty", what, page)
-		}
-		var p invitePage
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return "", "", false, fmt.Errorf("openapp: %s: page %d is not an invite list: %v", what, page, jsonErrorWithoutValue(err))
-		}
-		for i := range p.Data {
-			in := &p.Data[i]
-			if rank := s.rank(in, ref, c.Valid); rank > 0 && rank >= bestRank {
-				best, bestRank = in, rank // ties: the later (newer) one
-			}
-		}
-		if !p.HasMore {
-			break
-		}
-		if len(p.Data) == 0 {
-			return "", "", false, fmt.Errorf("openapp: %s: page %d of the invite list is empty but has_more is set", what, page)
-		}
+		return false
+	})
+	if err != nil {
+		return "", "", false, err
 	}
 	if best == nil {
 		return "", "", false, nil
 	}
 	return best.LinkID, reconcile.Secret(best.Token), true, nil
+}
+
+// eachInvite calls visit for every invite of the integration's list, page
+// after page, until visit returns true. secret is scrubbed from errors.
+func (s *Sink) eachInvite(ctx context.Context, what string, secret reconcile.Secret, visit func(*listedInvite) bool) error {
+	for page := 1; ; page++ {
+		if page > maxListPages {
+			return fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
+		}
+		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
+		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, []string{secret.Reveal()})
+		switch {
+		case err != nil:
+			return err
+		case actErr != nil:
+			return actErr
+		case raw == nil:
+			return fmt.Errorf("openapp: %s: page %d of the invite list is empty", what, page)
+		}
+		var p invitePage
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("openapp: %s: page %d is not an invite list: %v", what, page, jsonErrorWithoutValue(err))
+		}
+		for i := range p.Data {
+			if visit(&p.Data[i]) {
+				return nil
+			}
+		}
+		if !p.HasMore {
+			return nil
+		}
+		if len(p.Data) == 0 {
+			return fmt.Errorf("openapp: %s: page %d of the invite list is empty but has_more is set", what, page)
+		}
+	}
+}
+
+var _ reconcile.Checker = (*Sink)(nil)
+
+// Check implements reconcile.Checker: it reads the integration's invite
+// list for the invite c records and reports whether it is there, enabled,
+// and valid over the whole of need.
+func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (ok bool, why string, err error) {
+	if c == nil || c.RemoteID == "" {
+		return false, "no invite recorded", nil
+	}
+	what := fmt.Sprintf("check invite %s for stay %s", c.RemoteID, c.Stay.ID)
+	var found *listedInvite
+	if err := s.eachInvite(ctx, what, c.Secret, func(in *listedInvite) bool {
+		if in.LinkID == c.RemoteID {
+			found = in
+		}
+		return found != nil
+	}); err != nil {
+		return false, "", err
+	}
+	from, ferr := time.Parse(time.RFC3339, found.validFrom())
+	to, terr := time.Parse(time.RFC3339, found.validTo())
+	switch {
+	case found == nil:
+		return false, fmt.Sprintf("invite %s is not in OpenApp", c.RemoteID), nil
+	case found.IsEnabled != nil && !*found.IsEnabled:
+		return false, fmt.Sprintf("invite %s is switched off", c.RemoteID), nil
+	case ferr != nil || terr != nil:
+		return false, fmt.Sprintf("invite %s has no readable window", c.RemoteID), nil
+	case from.After(need.Start) || to.Before(need.End):
+		return false, fmt.Sprintf("invite %s opens %s to %s, not the whole stay (%s to %s)", c.RemoteID,
+			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), need.Start.UTC().Format(time.RFC3339), need.End.UTC().Format(time.RFC3339)), nil
+	}
+	return true, "", nil
+}
+
+// validFrom and validTo are the listed window, "" for a nil
+// invite.
+func (in *listedInvite) validFrom() string {
+	if in == nil {
+		return ""
+	}
+	return in.ValidFrom
+}
+
+func (in *listedInvite) validTo() string {
+	if in == nil {
+		return ""
+	}
+	return in.ValidTo
 }
 
 // rank scores a listed invite for Find: 0 when it is not the stay's (no

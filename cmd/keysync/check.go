@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// check reads whether every arrival within the horizon holds what it
+// needs on every system, and exits 6 (a person is needed) naming the rooms
+// that do not. It writes nothing, not even the request ledger.
+func (env *environment) check(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync check --config FILE [--within 24h] [--now T] [--json]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "", "config file (required)")
+	within := fs.Duration("within", 24*time.Hour, "check the stays whose access opens within this long")
+	nowFlag := fs.String("now", "", "check as if it were this RFC 3339 instant (default: now)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else warn)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return withCode(ExitConfig, errQuiet)
+	}
+	if *within <= 0 {
+		return withCode(ExitConfig, fmt.Errorf("check: --within %s: must be positive", *within))
+	}
+	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log, err := newLogger(env.stderr, firstNonEmpty(*logLevel, env.getenv("KEYSYNC_LOG_LEVEL"), "warn"))
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	if env.clock == nil {
+		env.clock = reconcile.WallClock{}
+	}
+	runner, err := env.buildRunner(cfg, db, log, &reconcile.Meter{Clock: env.clock})
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	checked, unready, err := runner.Check(ctx, now, *within)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("check: %w", err))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"now": now, "within": within.String(), "checked": checked, "unready": nonNilSlice(unready)}); err != nil {
+			return err
+		}
+	} else {
+		zones := map[string]*time.Location{}
+		for _, p := range cfg.Properties {
+			zones[p.Name] = p.location
+		}
+		fmt.Fprintf(env.stdout, "Checked %d stay(s) whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
+		if len(unready) == 0 {
+			fmt.Fprintln(env.stdout, "Every one holds what it needs on every system.")
+		} else {
+			fmt.Fprintf(env.stdout, "\nNot ready (%d):\n", len(unready))
+			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROPERTY\tSTAY\tROOM\tOPENS\tWHAT IS MISSING")
+			for _, u := range unready {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Stay.Property, u.Stay.ID, roomAndID(u.Room, u.RoomID),
+					u.Starts.In(zones[u.Stay.Property]).Format("2006-01-02 15:04 MST"), strings.Join(u.Why, "; "))
+			}
+			tw.Flush()
+		}
+	}
+	if len(unready) > 0 {
+		rooms := make([]string, 0, len(unready))
+		for _, u := range unready {
+			rooms = append(rooms, roomAndID(u.Room, u.RoomID))
+		}
+		return withCode(ExitAttention, fmt.Errorf("%d arrival(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
+	}
+	return nil
+}
+
+// roomAndID names a room by name, with its id where they differ.
+func roomAndID(name, id string) string {
+	if name != "" && id != "" && name != id {
+		return fmt.Sprintf("%s (%s)", name, id)
+	}
+	if name != "" {
+		return name
+	}
+	return id
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func nonNilSlice[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

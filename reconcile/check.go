@@ -1,0 +1,129 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Unready is an arriving stay that does not hold everything it needs.
+type Unready struct {
+	Stay    StayRef `json:"stay"`
+	Room    string  `json:"room"`
+	RoomID  string  `json:"room_id"`
+	Arrival Date    `json:"arrival"`
+	// Starts is when the stay's access window opens.
+	Starts time.Time `json:"starts"`
+	Why    []string  `json:"why"`
+}
+
+// Check reads, and writes nothing, whether every stay whose access window
+// opens between now and now+within holds a live credential on every
+// system its room's method needs: a 3RPMS key on the stay, an OpenApp
+// invite enabled over the whole window, a key-box access over it (read
+// back from the sinks that are Checkers), a lock PIN from Guestway. It
+// returns how many stays it checked and those that are not ready. A read
+// that fails is an error: an unknown answer is not "ready". The requests
+// it sent are recorded in the ledger, like every command's.
+func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration) (checked int, unready []Unready, err error) {
+	r.Meter.Start(now)
+	defer func() {
+		if reqs := r.Meter.drain(); len(reqs) > 0 {
+			if serr := r.Store.Save(context.WithoutCancel(ctx), nil, nil, reqs...); serr != nil && err == nil {
+				err = fmt.Errorf("record requests: %w", serr)
+			}
+		}
+	}()
+	for _, site := range r.Sites {
+		p := site.Property
+		creds, err := r.Store.Credentials(ctx, p.Name)
+		if err != nil {
+			return checked, unready, fmt.Errorf("load credentials of %s: %w", p.Name, err)
+		}
+		loc := p.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		from, _ := p.ReadRange(now)
+		stays, err := site.Source.Stays(ctx, from, DateOf(now.Add(within).In(loc)))
+		if err != nil {
+			return checked, unready, fmt.Errorf("%s: read stays: %w", p.Name, err)
+		}
+		slices.SortFunc(stays, func(a, b Stay) int { return a.Arrival.Compare(b.Arrival) })
+		for _, s := range stays {
+			win := p.Window(s.Arrival, s.Departure)
+			if s.Cancelled || win.Start.Before(now) || win.Start.After(now.Add(within)) {
+				continue
+			}
+			checked++
+			why, err := r.checkStay(ctx, site, s, win, creds)
+			if err != nil {
+				return checked, unready, fmt.Errorf("%s: stay %s: %w", p.Name, s.Ref.ID, err)
+			}
+			if len(why) > 0 {
+				unready = append(unready, Unready{Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Starts: win.Start, Why: why})
+			}
+		}
+	}
+	return checked, unready, nil
+}
+
+// checkStay says what a stay lacks, or nothing when it is ready.
+func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, creds []Credential) ([]string, error) {
+	p := site.Property
+	method, ok := p.methodFor(s.RoomID)
+	if !ok {
+		return []string{fmt.Sprintf("room %s has no access method in the config", roomNamed(s))}, nil
+	}
+	var why []string
+	live := func(sys System) *Credential {
+		for i := range creds {
+			if c := &creds[i]; c.Stay == s.Ref && c.System == sys && c.Status == StatusActive {
+				return c
+			}
+		}
+		return nil
+	}
+	checkOn := func(sys System, what string) error {
+		c := live(sys)
+		if c == nil {
+			why = append(why, fmt.Sprintf("no %s recorded", what))
+			return nil
+		}
+		chk, ok := site.Sinks[sys].(Checker)
+		if !ok {
+			return nil // recorded live; this system cannot be read back
+		}
+		good, reason, err := chk.Check(ctx, c, win)
+		if err != nil {
+			return fmt.Errorf("check its %s: %w", what, err)
+		}
+		if !good {
+			why = append(why, reason)
+		}
+		return nil
+	}
+	needsInvite := p.SharedPortals || method == MethodQR
+	if s.Ref.Source == SystemGuestway && method == MethodPIN {
+		held := slices.ContainsFunc(s.Locks, func(l LockAccess) bool { return l.PIN != "" })
+		if !held {
+			why = append(why, "Guestway holds no smart-lock PIN")
+		}
+	}
+	// A key on the stay is what the guest is told, whoever created it.
+	if s.Ref.Source == System3RPMS && s.Key == nil {
+		why = append(why, "no 3RPMS key on the stay")
+	}
+	if needsInvite {
+		if err := checkOn(SystemOpenApp, "OpenApp invite"); err != nil {
+			return nil, err
+		}
+	}
+	if method == MethodKeyStorage {
+		if err := checkOn(SystemKeyBox, "key-box access"); err != nil {
+			return nil, err
+		}
+	}
+	return why, nil
+}
