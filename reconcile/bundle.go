@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // A stay's bundle: the credentials it needs, one per system at most.
@@ -224,11 +225,12 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 	reason := ""
 	switch {
 	case moved:
-		reason = fmt.Sprintf("room changed from %s to %s", cur.RoomID, s.RoomID)
+		reason = movedReason(cur.RoomID, s)
 	case redated:
-		reason = fmt.Sprintf("window changed to %s – %s", win.Start.UTC().Format("2006-01-02 15:04Z"), win.End.UTC().Format("2006-01-02 15:04Z"))
+		reason = cmp.Or(dateChange(cur.Arrival, cur.Departure, s.Arrival, s.Departure),
+			fmt.Sprintf("window changed to %s – %s", win.Start.UTC().Format("2006-01-02 15:04Z"), win.End.UTC().Format("2006-01-02 15:04Z")))
 	case cur.Status == StatusDisabled:
-		reason = "stay is back: switch the invite on again"
+		reason = "the booking is back: switch the invite on again"
 	}
 	if sys == SystemKeyBox && (moved || redated) {
 		// The key box's API documents no update call: create the new access, then
@@ -237,7 +239,11 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 			p.end(s, []*Credential{cur}, reason+"; the key box has no update call")
 			return nil
 		}
-		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; the key box has no update call")
+		reason += "; the key box has no update call, so a new access replaces it"
+		if prio == PriorityInHouse {
+			reason += ": the guest, already in house, gets a new code"
+		}
+		return p.replaceTimeBound(s, cur, kind, win, prio, reason)
 	}
 	if keyNeeds(cur, false) {
 		// The key must be (re)created and needs this credential's secret,
@@ -248,6 +254,38 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		p.add(&Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
 	}
 	return &upstream{cred: cur, step: 0}
+}
+
+// movedReason says a stay moved rooms, naming the new room as people know
+// it.
+func movedReason(from string, s Stay) string {
+	return fmt.Sprintf("moved from room %s to %s", from, roomNamed(s))
+}
+
+// dateChange says, as people would, how a stay's dates changed: "extended
+// to 2026-03-28 (was 03-27)", "arrives a day early", …; "" when they did
+// not.
+func dateChange(oldArr, oldDep, newArr, newDep Date) string {
+	days := func(n int) string {
+		if n == 1 {
+			return "a day"
+		}
+		return fmt.Sprintf("%d days", n)
+	}
+	var parts []string
+	switch d := oldArr.DaysUntil(newArr); {
+	case d < 0:
+		parts = append(parts, fmt.Sprintf("arrives %s early (%s, was %s)", days(-d), newArr, oldArr))
+	case d > 0:
+		parts = append(parts, fmt.Sprintf("arrives %s later (%s, was %s)", days(d), newArr, oldArr))
+	}
+	switch d := oldDep.DaysUntil(newDep); {
+	case d > 0:
+		parts = append(parts, fmt.Sprintf("extended to %s (was %s)", newDep, oldDep))
+	case d < 0:
+		parts = append(parts, fmt.Sprintf("shortened to %s (was %s)", newDep, oldDep))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // issueTimeBound creates an invite or key-box access for the window.

@@ -113,3 +113,10 @@ func cmpInt(a, b int) int {
 	}
 	return 0
 }
+
+// DaysUntil is the number of days from d to e (negative when e is before d).
+func (d Date) DaysUntil(e Date) int {
+	a := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC)
+	b := time.Date(e.Year, e.Month, e.Day, 0, 0, 0, 0, time.UTC)
+	return int(b.Sub(a).Hours() / 24)
+}

@@ -307,3 +307,14 @@ func (p *Property) backfillReadRange(now time.Time) (from, to Date) {
 	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-int(keysKeptAfterDeparture/(24*time.Hour)) - 1)
 	return from, to
 }
+
+// sourceName is a source system as people write it.
+func sourceName(s System) string {
+	switch s {
+	case System3RPMS:
+		return "3RPMS"
+	case SystemGuestway:
+		return "Guestway"
+	}
+	return string(s)
+}

@@ -29,3 +29,6 @@ func Price(actions []*Action, maxBatch func(System) int) int {
 
 // CheckRoomKeys is p.checkRoomKeys.
 func CheckRoomKeys(p *Property, stays []Stay) error { return p.checkRoomKeys(stays) }
+
+// DateChangeForTest is dateChange, for the table test.
+var DateChangeForTest = dateChange

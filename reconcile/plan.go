@@ -28,8 +28,12 @@ const (
 	// OpClaim re-asserts a key found on a stay during backfill. It changes
 	// nothing remotely and succeeds only for keys keysync's integration
 	// created, which are then adopted; any other key is left alone.
-	OpClaim   Op = "claim"
-	OpAdopt   Op = "adopt"
+	OpClaim Op = "claim"
+	OpAdopt Op = "adopt"
+	// OpKeep records a change keysync saw that needs no request (a PIN
+	// room's stay extended): the plan lists it so a person sees it was
+	// not missed.
+	OpKeep    Op = "keep"
 	OpAbandon Op = "abandon"
 	OpRelease Op = "release"
 )
@@ -276,7 +280,7 @@ func (p *planner) run() (*Plan, error) {
 		creds := byStay[ref]
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
 		n := len(p.plan.Actions)
-		p.withdraw(s, creds, false, fmt.Sprintf("stay gone from %s (deleted, or reservation cancelled)", ref.Source))
+		p.withdraw(s, creds, false, fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
 			// It left before it vanished: the cleanup of a departure
 			// (a source that drops old stays), not a withdrawal.
@@ -400,6 +404,12 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 
 	prio := p.priority(s)
 	if current != nil {
+		if change := dateChange(current.Arrival, current.Departure, s.Arrival, s.Departure); change != "" && current.Assigned &&
+			keyStale(current, s, kind, up) == "" && up == nil {
+			// A PIN key is valid for the whole stay, whatever its dates:
+			// the change needs nothing, but the plan says it was seen.
+			p.add(&Action{Op: OpKeep, Reason: change + "; the PIN key stays as it is", Cred: current, Step: 1, Priority: prio}, s)
+		}
 		if reason := keyStale(current, s, kind, up); reason == "" &&
 			(!current.Assigned || current.Arrival != s.Arrival || current.Departure != s.Departure || current.RoomID != s.RoomID) {
 			// Record what 3RPMS shows: the assignment, the stay's dates and
@@ -459,7 +469,7 @@ func keyStale(c *Credential, s Stay, kind Kind, up *upstream) string {
 		// room itself (an invite's portals are updated in place; a key-box
 		// access for another room is a new access), so only a PIN key
 		// goes stale with the room.
-		return fmt.Sprintf("room changed from %s to %s", c.RoomID, s.RoomID)
+		return movedReason(c.RoomID, s)
 	case up != nil && (up.fresh || up.cred.ID == 0 || c.DerivedFrom != up.cred.ID):
 		return fmt.Sprintf("its %s was replaced", up.cred.Kind)
 	}

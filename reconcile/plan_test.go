@@ -939,3 +939,35 @@ func TestCheckRoomKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestDateChange: how a change of dates reads in a plan.
+func TestDateChange(t *testing.T) {
+	for _, tc := range []struct {
+		oa, od, na, nd, want string
+	}{
+		{"2026-03-25", "2026-03-27", "2026-03-25", "2026-03-28", "extended to 2026-03-28 (was 2026-03-27)"},
+		{"2026-03-25", "2026-03-27", "2026-03-25", "2026-03-26", "shortened to 2026-03-26 (was 2026-03-27)"},
+		{"2026-03-25", "2026-03-27", "2026-03-24", "2026-03-27", "arrives a day early (2026-03-24, was 2026-03-25)"},
+		{"2026-03-25", "2026-03-27", "2026-03-28", "2026-03-30", "arrives 3 days later (2026-03-28, was 2026-03-25), extended to 2026-03-30 (was 2026-03-27)"},
+		{"2026-03-25", "2026-03-27", "2026-03-25", "2026-03-27", ""},
+	} {
+		if got := reconcile.DateChangeForTest(date(tc.oa), date(tc.od), date(tc.na), date(tc.nd)); got != tc.want {
+			t.Errorf("%s..%s → %s..%s: %q, want %q", tc.oa, tc.od, tc.na, tc.nd, got, tc.want)
+		}
+	}
+}
+
+// TestComputeKeepsAPINKeyOverADateChange: a PIN room's stay that gets
+// longer needs no request; the plan lists the change as kept.
+func TestComputeKeepsAPINKeyOverADateChange(t *testing.T) {
+	plan := planCase{
+		stays: []reconcile.Stay{holding(stay("s1", "r204", "2026-06-09", "2026-06-13"), "K1", "385917")},
+		creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
+	}.compute(t)
+	if got := summary(plan); !slices.Equal(got, []string{"1 keep s1 K1 inhouse"}) {
+		t.Fatalf("actions %q", got)
+	}
+	if r := plan.Actions[0].Reason; !strings.Contains(r, "extended to 2026-06-13 (was 2026-06-12)") {
+		t.Errorf("reason %q", r)
+	}
+}

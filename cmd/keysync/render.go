@@ -115,7 +115,7 @@ func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, re
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, a := range actions {
-		row := []string{a.Stay.Property, a.Stay.ID, a.Room, a.Arrival.String(), a.Departure.String(), string(a.System), string(a.Op), a.Reason}
+		row := []string{a.Stay.Property, a.Stay.ID, roomAndID(a.Room, a.RoomID), a.Arrival.String(), a.Departure.String(), string(a.System), string(a.Op), a.Reason}
 		if showSecrets {
 			pin := ""
 			if a.Op == reconcile.OpCreate && a.Cred != nil {
@@ -148,7 +148,7 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 		if showSecrets && n.PIN != "" {
 			detail += ": PIN " + n.PIN.Reveal()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Kind, n.Stay.ID, n.Room, n.Arrival, n.Departure, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Kind, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
 	}
 	tw.Flush()
 }
