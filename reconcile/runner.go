@@ -42,6 +42,9 @@ type Runner struct {
 	RequestTimeout time.Duration
 	// Budgets are the daily request budgets of the systems that have one.
 	Budgets map[System]DailyBudget
+	// OnPlanned, when set, is told the write requests planned so far, as
+	// each property's plan is priced (for a progress display).
+	OnPlanned func(writes int)
 	// Retention is how long the store keeps settled credentials, audit
 	// entries, ledger rows and run reports: a run that writes prunes what
 	// is older, when the Store is a Pruner. Zero keeps everything.
@@ -180,6 +183,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		for sys, n := range requestsBySystem(plan.Actions, site.maxBatch) {
 			rep.PlannedRequests += n
+			if r.OnPlanned != nil {
+				r.OnPlanned(rep.PlannedRequests)
+			}
 			if rep.Planned == nil {
 				rep.Planned = map[System]int{}
 			}

@@ -237,6 +237,10 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
+	if pr := startProgress(env.stderr, meter); pr != nil {
+		runner.OnPlanned = func(n int) { pr.planned.Store(int64(n)) }
+		defer pr.finish()
+	}
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
 	rep, err := runner.Run(ctx, opts)
 	if err != nil {

@@ -293,3 +293,24 @@ func TestCheckReadiness(t *testing.T) {
 		t.Errorf("check wrote to 3RPMS: %d mutations before, %d after", writes, after)
 	}
 }
+
+// TestProgressLine: what a long run shows on a terminal; nothing is shown
+// when stderr is not one.
+func TestProgressLine(t *testing.T) {
+	for _, tc := range []struct {
+		sent    map[reconcile.System]reconcile.RequestCount
+		planned int
+		want    string
+	}{
+		{map[reconcile.System]reconcile.RequestCount{"3rpms": {Reads: 4}}, 0, "keysync: reading (4 request(s) so far)"},
+		{map[reconcile.System]reconcile.RequestCount{"3rpms": {Reads: 4, Writes: 10}, "openapp": {Writes: 10}}, 70, "keysync: 20 of 70 write request(s) sent, about 10s left"},
+		{map[reconcile.System]reconcile.RequestCount{"3rpms": {Writes: 12}}, 10, "keysync: 12 of 10 write request(s) sent, about 0s left"},
+	} {
+		if got := progressLine(tc.sent, tc.planned); got != tc.want {
+			t.Errorf("progressLine = %q, want %q", got, tc.want)
+		}
+	}
+	if startProgress(&bytes.Buffer{}, &reconcile.Meter{}) != nil {
+		t.Error("progress shown on a writer that is not a terminal")
+	}
+}
