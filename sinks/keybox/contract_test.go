@@ -7,7 +7,6 @@ import (
 
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
 
@@ -19,7 +18,7 @@ func TestContract(t *testing.T) {
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var url string
 			sb, url = newWrappedSandbox(t, wrap)
-			return keybox.New(options(url, lj))
+			return newSink(t, options(url, lj))
 		},
 		Create: func(n int) *reconcile.Action {
 			return create(fmt.Sprintf("s%d", n), "204", s1Start, s1End, "Ana")

@@ -125,7 +125,7 @@ func TestErrorMapping(t *testing.T) {
 			opts := options(srv.URL, lj)
 			opts.MaxResponseBytes = 1024
 			opts.Now = func() time.Time { return now }
-			s := keybox.New(opts)
+			s := newSink(t, opts)
 			a := create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
 			if tc.cancel {
 				a = cancel("s1", "acc_1")
@@ -208,7 +208,7 @@ func TestDialFailure(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	_, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !errors.Is(err, reconcile.ErrUnavailable) || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("dial failure: %v", err)
@@ -238,7 +238,7 @@ func TestErrorsKeepIds(t *testing.T) {
 	defer srv.Close()
 	opts := options(srv.URL, lj)
 	opts.Rooms = map[string]keybox.KeyRef{"204": {ID: "48213", Compartment: compA}}
-	s := keybox.New(opts)
+	s := newSink(t, opts)
 	var out []reconcile.Outcome
 	for _, a := range []*reconcile.Action{
 		cancel("s1", "73920461"),

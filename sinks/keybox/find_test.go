@@ -106,7 +106,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 			plantLookalikes(t, sb)
 			opts := options(url, lj)
 			opts.Meter = &reconcile.Meter{}
-			s := keybox.New(opts)
+			s := newSink(t, opts)
 			a := create("s1", room, s1Start, s1End, "Ana")
 			_, err := s.Apply(t.Context(), []*reconcile.Action{a})
 			if !errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -138,7 +138,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 func TestFindNothingCreated(t *testing.T) {
 	sb, url := newWrappedSandbox(t, failCreates)
 	plantLookalikes(t, sb)
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	a := create("s1", "204", s1Start, s1End, "Ana")
 	if _, err := s.Apply(t.Context(), []*reconcile.Action{a}); !errors.Is(err, reconcile.ErrUnknownOutcome) {
 		t.Fatalf("Apply: %v, want an unknown outcome", err)
@@ -158,10 +158,10 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 	frontDesk := options(url, lj)
 	frontDesk.Username, frontDesk.Password = otherUser, otherPass
 	for _, guest := range []string{"Ana", ""} {
-		mustCreate(t, keybox.New(frontDesk), create("s1", "204", s1Start, s1End, guest))
+		mustCreate(t, newSink(t, frontDesk), create("s1", "204", s1Start, s1End, guest))
 	}
 	plantLookalikes(t, sb)
-	if id, _, found := find(t, keybox.New(options(url, lj)), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))); found {
+	if id, _, found := find(t, newSink(t, options(url, lj)), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))); found {
 		t.Errorf("Find took foreign access %q", id)
 	}
 }
@@ -171,7 +171,7 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 // name, else the newest.
 func TestFindChoosesAmongMatches(t *testing.T) {
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	c := sinktest.Pending(create("s1", "204", s1Start, s1End, ""))
 	plant := func(visitor string) string {
 		v, err := sb.AddAccess(sandbox.AccessInput{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: visitor})
@@ -245,7 +245,14 @@ func TestFindErrors(t *testing.T) {
 			if c == nil {
 				c = sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))
 			}
-			id, code, found, err := keybox.New(opts).Find(t.Context(), c)
+			// Invalid options fail at New, before any request.
+			s, err := keybox.New(opts)
+			var id string
+			var code reconcile.Secret
+			var found bool
+			if err == nil {
+				id, code, found, err = s.Find(t.Context(), c)
+			}
 			times, methods := sc.Times(), sc.Methods()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests, want %d", len(times), tc.requests)
@@ -292,7 +299,7 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 	_, url := newSandbox(t, sandbox.Options{})
 	opts := options(url, lj)
 	opts.Password = "not-it-CANARY"
-	_, _, found, err := keybox.New(opts).Find(t.Context(), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
+	_, _, found, err := newSink(t, opts).Find(t.Context(), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
 	if found || !errors.Is(err, reconcile.ErrUnauthorized) || strings.Contains(err.Error(), "not-it-CANARY") {
 		t.Errorf("wrong password: found %v, err %v", found, err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/sinks/keybox"
 )
 
 // TestRetry checks the retry policy on a fake clock: 429s are waited out
@@ -127,7 +126,7 @@ func TestRetry(t *testing.T) {
 			if tc.cancel {
 				a = cancel("s1", "acc_1")
 			}
-			out, err := keybox.New(opts).Apply(t.Context(), []*reconcile.Action{a})
+			out, err := newSink(t, opts).Apply(t.Context(), []*reconcile.Action{a})
 			if err == nil && len(out) == 1 {
 				err = out[0].Err
 			}
@@ -188,7 +187,7 @@ func TestRetryStopsWithTheContext(t *testing.T) {
 	opts := options(srv.URL, lj)
 	opts.Meter = &reconcile.Meter{}
 	opts.Retry = retryOn(clk)
-	if _, err := keybox.New(opts).Apply(ctx, []*reconcile.Action{cancel("s1", "acc_1")}); err == nil {
+	if _, err := newSink(t, opts).Apply(ctx, []*reconcile.Action{cancel("s1", "acc_1")}); err == nil {
 		t.Fatal("no error")
 	}
 	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 1 || len(clk.Sleeps()) != 0 {

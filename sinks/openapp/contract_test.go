@@ -20,7 +20,7 @@ func TestContract(t *testing.T) {
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var opts openapp.Options
 			sb, opts = newWrappedSandbox(t, wrap)
-			return openapp.New(opts)
+			return newSink(t, opts)
 		},
 		Create: func(n int) *reconcile.Action {
 			return action(reconcile.OpCreate, stay(n), "r101", "2026-06-01", "2026-06-05", "")

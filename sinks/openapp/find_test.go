@@ -102,7 +102,7 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 func TestFindReadsBackALostCreate(t *testing.T) {
 	sb, opts := newWrappedSandbox(t, loseCreates)
 	plantLookalikes(t, sb)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	a.Guest = "Anna Novak"
 	_, err := applyErr(s, a)
@@ -138,7 +138,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 func TestFindNothingCreated(t *testing.T) {
 	sb, opts := newWrappedSandbox(t, failCreates)
 	plantLookalikes(t, sb)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	_, err := applyErr(s, a)
 	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
@@ -164,14 +164,14 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 	other := options(url)
 	other.APIKey, other.OrgID, other.IntegrationID = otherKey, orgB, intB
 	other.Rooms, other.SharedPortals = map[string][]string{"r101": {"gate-b"}}, nil
-	apply(t, openapp.New(other), a)
+	apply(t, newSink(t, other), a)
 	sibling := options(url)
 	sibling.IntegrationID = intA + "-other"
 	sibling.Rooms, sibling.SharedPortals = map[string][]string{"r101": {"door-x"}}, nil
-	apply(t, openapp.New(sibling), a)
+	apply(t, newSink(t, sibling), a)
 	plantLookalikes(t, sb)
 
-	if id, _, found := find(t, openapp.New(opts), sinktest.Pending(a)); found {
+	if id, _, found := find(t, newSink(t, opts), sinktest.Pending(a)); found {
 		t.Errorf("Find took foreign invite %q", id)
 	}
 }
@@ -182,7 +182,7 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 // taken.
 func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 	sb, _, opts := newSandbox(t)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	old := apply(t, s, action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-04", ""))
 	for i := range 150 {
 		if _, err := sb.AddInvite(sandbox.Planted{
@@ -195,7 +195,7 @@ func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	want := apply(t, s, a)
 	opts.Meter = &reconcile.Meter{}
-	s = openapp.New(opts)
+	s = newSink(t, opts)
 
 	id, token, found := find(t, s, sinktest.Pending(a))
 	if !found || id != want.RemoteID || token != want.Secret {
@@ -264,7 +264,7 @@ func TestFindErrors(t *testing.T) {
 			defer srv.Close()
 			opts := options(srv.URL)
 			opts.Retry, opts.Now = retryOn(clk), clk.Now
-			id, secret, found, err := openapp.New(opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
+			id, secret, found, err := newSink(t, opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
 			if n := len(sc.Times()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
 			}
@@ -300,7 +300,7 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 	} {
 		opts := options(url)
 		edit(&opts)
-		_, _, found, err := openapp.New(opts).Find(context.Background(), c)
+		_, _, found, err := newSink(t, opts).Find(context.Background(), c)
 		if found || err == nil {
 			t.Fatalf("%s: found %v, err %v", name, found, err)
 		}
@@ -312,7 +312,7 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 	sb.ResetRequests()
 	foreign := *c
 	foreign.Stay.Property = "other-hotel"
-	if _, _, found, err := openapp.New(options(url)).Find(context.Background(), &foreign); found || err == nil {
+	if _, _, found, err := newSink(t, options(url)).Find(context.Background(), &foreign); found || err == nil {
 		t.Errorf("another property's credential: found %v, err %v", found, err)
 	}
 	if n := len(sb.Requests()); n != 0 {

@@ -47,7 +47,7 @@ func TestOwnerTag(t *testing.T) {
 // TestInviteName checks the name the sink sends, through the sandbox.
 func TestInviteName(t *testing.T) {
 	sb, _, opts := newSandbox(t)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	for _, tc := range []struct {
 		guest, want string
 	}{

@@ -13,7 +13,6 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/sinks/openapp"
 )
 
 // TestSinkRetry checks the retry policy on a fake clock: 429s are waited
@@ -107,7 +106,7 @@ func TestSinkRetry(t *testing.T) {
 			if tc.pacer {
 				opts.Pacer = httpapi.NewPacer(10, 10, clk)
 			}
-			_, err := applyErr(openapp.New(opts), tc.action)
+			_, err := applyErr(newSink(t, opts), tc.action)
 
 			times := sc.Times()
 			if len(times) != tc.requests {
@@ -149,7 +148,7 @@ func TestSinkRetryStopsWithTheContext(t *testing.T) {
 	defer srv.Close()
 	opts := options(srv.URL)
 	opts.Retry = retryOn(clk)
-	_, err := openapp.New(opts).Apply(ctx, []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")})
+	_, err := newSink(t, opts).Apply(ctx, []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")})
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -183,7 +183,7 @@ func guest(t *testing.T, base string, token reconcile.Secret) (int, sandbox.Publ
 
 func TestSinkLifecycle(t *testing.T) {
 	sb, base, opts := newSandbox(t)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	if s.MaxBatch() != 1 {
 		t.Errorf("MaxBatch = %d", s.MaxBatch())
 	}
@@ -422,7 +422,7 @@ func TestSinkWire(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(&opts)
 			}
-			out := apply(t, openapp.New(opts), tc.action)
+			out := apply(t, newSink(t, opts), tc.action)
 			if tc.wantSecret != (out.Secret != "") || tc.wantSecret && (out.Secret.Reveal() != canaryToken || out.RemoteID != "inv_1") {
 				t.Errorf("outcome %+v", out)
 			}
@@ -516,7 +516,7 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(&opts)
 			}
-			out, err := openapp.New(opts).Apply(context.Background(), tc.actions)
+			out, err := newSink(t, opts).Apply(context.Background(), tc.actions)
 			if tc.request {
 				if err == nil {
 					t.Fatalf("no error; outcomes %+v", out)
@@ -553,7 +553,7 @@ func TestSinkPacerPaces(t *testing.T) {
 	opts := options(srv.URL)
 	opts.Retry = retryOn(clk)
 	opts.Pacer = httpapi.NewPacer(1.0/3600, 1, clk)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	apply(t, s, action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
 	apply(t, s, action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2"))
 	times := sc.Times()
@@ -563,4 +563,14 @@ func TestSinkPacerPaces(t *testing.T) {
 	if gap := times[1].Sub(times[0]); gap < time.Hour-time.Second {
 		t.Errorf("second request %s after the first, want an hour", gap)
 	}
+}
+
+// newSink is openapp.New, failing the test on an error.
+func newSink(t testing.TB, opts openapp.Options) *openapp.Sink {
+	t.Helper()
+	x, err := openapp.New(opts)
+	if err != nil {
+		t.Fatalf("openapp.New: %v", err)
+	}
+	return x
 }

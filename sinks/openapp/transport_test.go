@@ -13,7 +13,6 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sinks/openapp"
 )
 
 // reply returns a handler answering status with body as contentType;
@@ -244,7 +243,7 @@ func TestSinkErrors(t *testing.T) {
 			if a == nil {
 				a = createOp()
 			}
-			out, err := openapp.New(opts).Apply(context.Background(), []*reconcile.Action{a})
+			out, err := newSink(t, opts).Apply(context.Background(), []*reconcile.Action{a})
 			if tc.ok {
 				if err != nil || len(out) != 1 || out[0].Err != nil {
 					t.Fatalf("Apply = %+v, %v", out, err)
@@ -327,7 +326,7 @@ func TestSinkTransportErrors(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
 	opts := options(closed)
-	_, err = applyErr(openapp.New(opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
+	_, err = applyErr(newSink(t, opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -350,7 +349,7 @@ func TestSinkTransportErrors(t *testing.T) {
 	defer close(hang)
 	opts = options(srv.URL)
 	opts.HTTP = &http.Client{Timeout: 50 * time.Millisecond}
-	_, err = applyErr(openapp.New(opts), action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
+	_, err = applyErr(newSink(t, opts), action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
 	if err == nil {
 		t.Fatal("no error")
 	}

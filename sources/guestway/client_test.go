@@ -222,7 +222,7 @@ func TestCannedResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			src := newSource(srv.URL, tc.edit)
+			src := newSource(t, srv.URL, tc.edit)
 			stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 			if err == nil || stays != nil {
 				t.Fatalf("got %d stays and %v, want an error", len(stays), err)
@@ -292,7 +292,7 @@ func TestTolerantDecoding(t *testing.T) {
 		jsonReply(accesses)(w, r)
 	}))
 	defer srv.Close()
-	stays, err := newSource(srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestTolerantDecoding(t *testing.T) {
 	// An answer exactly at the cap is read.
 	srv2 := httptest.NewServer(jsonReply(padded(2048)))
 	defer srv2.Close()
-	if _, err := newSource(srv2.URL, func(o *guestway.Options) { o.MaxResponseBytes = 2048 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
+	if _, err := newSource(t, srv2.URL, func(o *guestway.Options) { o.MaxResponseBytes = 2048 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
 		t.Errorf("answer at the cap: %v", err)
 	}
 }
@@ -333,7 +333,7 @@ func TestDuplicateAcrossPages(t *testing.T) {
 		return listPage(2, false, res("R2", "2026-01-30", "2026-02-03"), res("R3", "2026-01-31", "2026-02-01"))
 	}), noAccesses))
 	defer srv.Close()
-	stays, err := newSource(srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestStaysByIDCanned(t *testing.T) {
 				tc.handler(w, r)
 			}))
 			defer srv.Close()
-			stays, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"R1"})
+			stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"R1"})
 			if tc.want < 0 {
 				if err == nil || !strings.Contains(err.Error(), tc.contains) {
 					t.Errorf("err = %v, want one containing %q", err, tc.contains)
@@ -387,7 +387,7 @@ func TestStaysByIDCanned(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 	}))
 	defer srv.Close()
-	if _, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"a/b c"}); err != nil {
+	if _, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"a/b c"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0] != "/open/v1/reservations/a%2Fb%20c" {
@@ -408,7 +408,7 @@ func TestTransportFailures(t *testing.T) {
 	// Every call is a GET, so the refused connection is tried
 	// Retry.Attempts times.
 	meter := &reconcile.Meter{}
-	_, err = newSource("http://"+addr, func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
+	_, err = newSource(t, "http://"+addr, func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
 	var ge *guestway.Error
 	if !errors.As(err, &ge) || ge.Status != 0 || !strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "from=") ||
 		!errors.Is(err, reconcile.ErrUnavailable) {
@@ -424,7 +424,7 @@ func TestTransportFailures(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
-	_, err = newSource(srv.URL, func(o *guestway.Options) {
+	_, err = newSource(t, srv.URL, func(o *guestway.Options) {
 		o.Pacer = httpapi.NewPacer(1, 0, o.Retry.Clock) // burst 0: never admits
 	}).Stays(context.Background(), from, to)
 	if err == nil || !strings.Contains(err.Error(), "waiting for the rate limiter") || hits.Load() != 0 || errors.Is(err, reconcile.ErrUnavailable) {
@@ -443,7 +443,7 @@ func TestTransportFailures(t *testing.T) {
 	defer close(block)
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	_, err = newSource(hang.URL, nil).Stays(ctx2, from, to)
+	_, err = newSource(t, hang.URL, nil).Stays(ctx2, from, to)
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, reconcile.ErrUnavailable) {
 		t.Errorf("hanging server: %v, want context.DeadlineExceeded (the run stopped; not an outage)", err)
 	}

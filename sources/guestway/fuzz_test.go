@@ -105,7 +105,7 @@ func fzAnswer(srv *fault.Canned, status int, ct string, list, accesses []byte) {
 }
 
 func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
-	src := guestway.New(guestway.Options{
+	src := newGuestway(t, guestway.Options{
 		BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 		MaxPages:  fzMaxPages,
 		Transport: httpapi.Transport{MaxResponseBytes: fzCap, Retry: httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}},
@@ -247,7 +247,7 @@ func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nContent-Type: \x7f" + fzToken + "\r\n\r\n",
 	} {
 		srv := fault.RawServer(t, raw)
-		src := guestway.New(guestway.Options{
+		src := newGuestway(t, guestway.Options{
 			BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 			Transport: httpapi.Transport{Retry: httpapi.Retry{Attempts: 1}},
 		})

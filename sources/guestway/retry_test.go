@@ -122,7 +122,7 @@ func TestRetry(t *testing.T) {
 			srv := httptest.NewServer(sc)
 			defer srv.Close()
 			meter := &reconcile.Meter{Clock: clk}
-			src := newSource(srv.URL, func(o *guestway.Options) {
+			src := newSource(t, srv.URL, func(o *guestway.Options) {
 				o.Meter, o.Retry = meter, retryOn(clk)
 				o.Retry.Attempts = tc.attempts
 				if tc.pacer {
@@ -193,7 +193,7 @@ func TestRetryConcurrentAccesses(t *testing.T) {
 		}))
 	defer srv.Close()
 	meter := &reconcile.Meter{Clock: clk}
-	src := newSource(srv.URL, func(o *guestway.Options) {
+	src := newSource(t, srv.URL, func(o *guestway.Options) {
 		o.Meter, o.Retry, o.Pacer, o.Concurrency = meter, retryOn(clk), httpapi.NewPacer(100, 10, clk), 3
 	})
 	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -221,7 +221,7 @@ func TestRetryRefusedConnection(t *testing.T) {
 	ln.Close()
 	clk := clocktest.New(t0)
 	meter := &reconcile.Meter{}
-	_, err = newSource("http://"+addr, func(o *guestway.Options) {
+	_, err = newSource(t, "http://"+addr, func(o *guestway.Options) {
 		o.Meter, o.Retry = meter, retryOn(clk)
 	}).StaysByID(context.Background(), []string{"R1"})
 	if !errors.Is(err, reconcile.ErrUnavailable) || !strings.Contains(err.Error(), "get reservation R1: no answer") {
