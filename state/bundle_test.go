@@ -14,6 +14,7 @@ import (
 // credential: its validity window, the credential a derived key carries the
 // secret of, and the disabled status (still live).
 func TestSaveTimeBoundAndDerived(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, err := state.Open(ctx, filepath.Join(t.TempDir(), "k.db"), state.Options{Create: true})
 	if err != nil {
