@@ -31,6 +31,7 @@ func utc(s string) time.Time {
 }
 
 func TestPropertyWindow(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name                 string
 		loc                  *time.Location
@@ -106,6 +107,7 @@ func TestPropertyWindow(t *testing.T) {
 }
 
 func TestPropertyReadRange(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		loc      *time.Location
@@ -143,6 +145,7 @@ func TestPropertyReadRange(t *testing.T) {
 // open: a stay departing on from (which the read excludes) has ended, and a
 // stay arriving after to has not begun.
 func TestReadRangeKeepsOpenWindows(t *testing.T) {
+	t.Parallel()
 	for _, loc := range []*time.Location{lj, vancouver} {
 		for _, grace := range []time.Duration{0, 2 * time.Hour, 26 * time.Hour} {
 			p := hoursProperty(loc, grace)

@@ -13,6 +13,7 @@ import (
 // TestContract runs the suite every sink passes against the key-box
 // sandbox: creates of accesses to key K1 for stays s1…s3, and cancels.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	var sb *sandbox.Server
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {

@@ -38,6 +38,7 @@ const leaky = "visitorName: rejected for keysync/" + ourPass + " compartment " +
 // TestErrorMapping runs Apply against canned answers and checks each maps to
 // the right condition, at the right level, without a secret in its text.
 func TestErrorMapping(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
@@ -205,6 +206,7 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestDialFailure(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -224,6 +226,7 @@ func TestDialFailure(t *testing.T) {
 // key id in the create) stay in a quoted server message; a number the
 // request did not carry is masked, as it might be a code.
 func TestErrorsKeepIds(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", jsonCT)

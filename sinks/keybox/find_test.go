@@ -100,6 +100,7 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 // by serial number, among lookalikes, and checks Find returns each one's
 // id and code with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
+	t.Parallel()
 	for _, room := range []string{"204", "205"} {
 		t.Run("room "+room, func(t *testing.T) {
 			sb, url := newWrappedSandbox(t, loseCreates)
@@ -136,6 +137,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // TestFindNothingCreated checks Find reports nothing for a create the box
 // never ran, among lookalikes, and for a room whose key has no access.
 func TestFindNothingCreated(t *testing.T) {
+	t.Parallel()
 	sb, url := newWrappedSandbox(t, failCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, options(url, lj))
@@ -154,6 +156,7 @@ func TestFindNothingCreated(t *testing.T) {
 // TestFindIgnoresForeignAccesses checks another user's access is never
 // read back, even one made with the very same create.
 func TestFindIgnoresForeignAccesses(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	frontDesk := options(url, lj)
 	frontDesk.Username, frontDesk.Password = otherUser, otherPass
@@ -170,6 +173,7 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 // Find returns: the one named as a create names a stay without a guest
 // name, else the newest.
 func TestFindChoosesAmongMatches(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := newSink(t, options(url, lj))
 	c := sinktest.Pending(create("s1", "204", s1Start, s1End, ""))
@@ -200,6 +204,7 @@ func TestFindChoosesAmongMatches(t *testing.T) {
 // answers are errors rather than "not found", what cannot be asked is
 // refused without a request, and no error shows a secret.
 func TestFindErrors(t *testing.T) {
+	t.Parallel()
 	list := answer(200, jsonCT, `{"data":[{"id":7,"code":`+canaryCode+`,"key":{"id":"K1"},"startDate":"2026-06-01","startTime":"15:00",`+
 		`"endDate":"2026-06-03","endTime":"11:00","timeZone":"Europe/Ljubljana","visitorName":"Ana","cancelled":false}]}`)
 	unavailable := answer(503, "text/html", "<html>down</html>")
@@ -296,6 +301,7 @@ func TestFindErrors(t *testing.T) {
 // TestFindAgainstSandboxRefusals checks a wrong password on the sandbox is
 // ErrUnauthorized without the password in the error.
 func TestFindAgainstSandboxRefusals(t *testing.T) {
+	t.Parallel()
 	_, url := newSandbox(t, sandbox.Options{})
 	opts := options(url, lj)
 	opts.Password = "not-it-CANARY"

@@ -182,6 +182,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	srv.Answer(http.StatusCreated, "application/json", []byte(fzValid))
 	out, err := fzSink(t, srv).Apply(t.Context(), []*reconcile.Action{fzCreate()})
@@ -196,6 +197,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // server sent, a secret it echoed included, reaches the error. (The 3RPMS
 // client strips quoted text from transport errors for this reason.)
 func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"SSH-2.0-OpenSSH " + fzPass + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nX-Code: \x7f" + fzCode + "\r\n\r\n",

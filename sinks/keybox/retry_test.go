@@ -22,6 +22,7 @@ import (
 // an outage with backoff unless its method is POST, a create never is, and
 // an answer that cannot be read or a refusal is not an outage.
 func TestRetry(t *testing.T) {
+	t.Parallel()
 	created := answer(201, jsonCT, `{"id":"acc_1","code":"`+canaryCode+`"}`)
 	unavailable := answer(503, "text/html", "<html>down</html>")
 	cancelled := answer(204, "", "")
@@ -176,6 +177,7 @@ func TestRetry(t *testing.T) {
 // TestRetryStopsWithTheContext checks a run cancelled during an outage
 // neither waits out the backoff nor tries again.
 func TestRetryStopsWithTheContext(t *testing.T) {
+	t.Parallel()
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	clk := clocktest.New(t0)

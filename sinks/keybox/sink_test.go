@@ -140,6 +140,7 @@ func utc(y int, m time.Month, d, hh, mm int) time.Time {
 }
 
 func TestDefaultsMatchSandbox(t *testing.T) {
+	t.Parallel()
 	if keybox.DefaultCreatePath != sandbox.DefaultCreatePath || keybox.DefaultCancelPath != sandbox.DefaultCancelPath ||
 		keybox.DefaultCancelMethod != sandbox.DefaultCancelMethod || keybox.DefaultListPath != sandbox.DefaultListPath ||
 		!reflect.DeepEqual(keybox.Locales, sandbox.Locales) {
@@ -150,6 +151,7 @@ func TestDefaultsMatchSandbox(t *testing.T) {
 // TestCreateLocalTimes sends windows given as UTC instants and checks the
 // local date, time and zone the box receives, across DST switches.
 func TestCreateLocalTimes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		loc        *time.Location
@@ -224,6 +226,7 @@ func TestCreateLocalTimes(t *testing.T) {
 // TestCreateFromPropertyWindow checks the instants reconcile computes for a
 // Ljubljana stay are the ones the table above sends.
 func TestCreateFromPropertyWindow(t *testing.T) {
+	t.Parallel()
 	p := reconcile.Property{Location: lj, CheckIn: reconcile.TimeOfDay{Hour: 15}, CheckOut: reconcile.TimeOfDay{Hour: 11}}
 	arr, _ := reconcile.ParseDate("2026-03-28")
 	dep, _ := reconcile.ParseDate("2026-03-30")
@@ -239,6 +242,7 @@ func TestCreateFromPropertyWindow(t *testing.T) {
 }
 
 func TestCreateKeyByIDOrSerialNumber(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := newSink(t, options(url, lj))
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
@@ -256,6 +260,7 @@ func TestCreateKeyByIDOrSerialNumber(t *testing.T) {
 }
 
 func TestCreateOptions(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	opts := options(url, lj)
 	opts.Locale, opts.Silent = "fr", true
@@ -267,6 +272,7 @@ func TestCreateOptions(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := newSink(t, options(url, lj))
 	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
@@ -290,6 +296,7 @@ func TestCancel(t *testing.T) {
 // TestDateChange is the planner's cancel + create for moved dates: exactly
 // one live access remains, with the new window.
 func TestDateChange(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := newSink(t, options(url, lj))
 	old := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
@@ -311,6 +318,7 @@ func TestDateChange(t *testing.T) {
 // TestForeignAccessUntouched plants an access another user made on the
 // same key and checks keysync's work leaves it as it was.
 func TestForeignAccessUntouched(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	foreign, err := sb.AddAccess(sandbox.AccessInput{
 		Creator: otherUser, KeyID: "K1", Start: utc(2026, 6, 1, 8, 0), End: utc(2026, 6, 1, 16, 0),
@@ -337,6 +345,7 @@ func TestForeignAccessUntouched(t *testing.T) {
 // TestCompartmentNeverSent checks no request body holds a compartment, and
 // that Compartment gives it to the caller.
 func TestCompartmentNeverSent(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := newSink(t, options(url, lj))
 	for i, room := range []string{"204", "205", "301"} {
@@ -372,6 +381,7 @@ func TestCompartmentNeverSent(t *testing.T) {
 // Pacer: with one request an hour, the second goes an hour (of fake time)
 // after the first; a pacer that admits nothing sends nothing.
 func TestMeterAndPacer(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	clk := clocktest.New(t0)
 	opts := options(url, lj)
@@ -413,6 +423,7 @@ func TestMeterAndPacer(t *testing.T) {
 
 // TestRefusedBeforeSending covers what Apply refuses without a request.
 func TestRefusedBeforeSending(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	s := newSink(t, options(url, lj))
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
@@ -450,6 +461,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		edit func(*keybox.Options)
@@ -497,6 +509,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCustomPathsAgainstSandbox(t *testing.T) {
+	t.Parallel()
 	sbOpts := sandbox.Options{CreatePath: "/api/access", CancelPath: "/api/access/{id}/end", CancelMethod: "POST", ListPath: "/api/access/mine"}
 	sb, url := newSandbox(t, sbOpts)
 	opts := options(url+"/", lj)
@@ -521,6 +534,7 @@ func TestCustomPathsAgainstSandbox(t *testing.T) {
 }
 
 func TestSandboxRefusals(t *testing.T) {
+	t.Parallel()
 	now := utc(2026, 3, 20, 8, 0)
 	sb, url := newSandbox(t, sandbox.Options{RateNow: func() time.Time { return now }}.WithSeedLimits())
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
@@ -557,6 +571,7 @@ func TestSandboxRefusals(t *testing.T) {
 // code and its room's compartment, and refuses a code that breaks 3RPMS's
 // PIN rule, a room without a compartment and any other kind of key.
 func TestDerive(t *testing.T) {
+	t.Parallel()
 	s := newSink(t, options("http://keybox.invalid", lj))
 	key := &reconcile.Credential{Kind: reconcile.KindKeyStorageKey, RoomID: "204"}
 	if err := s.Derive(key, "4711"); err != nil || key.PIN.Reveal() != "4711" || key.Compartment.Reveal() != compA {

@@ -14,6 +14,7 @@ import (
 // TestContract runs the suite every sink passes against the OpenApp
 // sandbox: invites to room r101 for stays s1…s3, and deletes.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	var sb *sandbox.Server
 	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
 	sinktest.Run(t, sinktest.Harness{

@@ -100,6 +100,7 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 // (Apply reports an unknown outcome) among lookalikes, and checks Find
 // returns that invite's link id and token with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
+	t.Parallel()
 	sb, opts := newWrappedSandbox(t, loseCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, opts)
@@ -136,6 +137,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // TestFindNothingCreated checks Find reports nothing for a create the
 // server never ran, among lookalikes, and for a stay with no invites.
 func TestFindNothingCreated(t *testing.T) {
+	t.Parallel()
 	sb, opts := newWrappedSandbox(t, failCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, opts)
@@ -154,6 +156,7 @@ func TestFindNothingCreated(t *testing.T) {
 // invites tagged for the stay are read back, even when another
 // organisation's key creates one with the very same body.
 func TestFindIgnoresForeignInvites(t *testing.T) {
+	t.Parallel()
 	sb, url, opts := newSandbox(t)
 	sb.AddIntegration(intA+"-other", orgA)
 	sb.AddPortal("door-x", intA+"-other")
@@ -181,6 +184,7 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 // with another window, even pages later; and that without it the other is
 // taken.
 func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
+	t.Parallel()
 	sb, _, opts := newSandbox(t)
 	s := newSink(t, opts)
 	old := apply(t, s, action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-04", ""))
@@ -222,6 +226,7 @@ func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 // an outage is retried on the fake clock as a read, other answers are
 // errors rather than "not found", and none quotes a secret.
 func TestFindErrors(t *testing.T) {
+	t.Parallel()
 	page := func(token string) string {
 		return `{"data":[{"invite_link_id":"inv_1","invite_token":"` + token + `","name":"A ` + openapp.OwnerTag(stay("s1")) +
 			`","portal_ids":["lobby"],"valid_from":"2026-06-01T13:00:00Z","valid_to":"2026-06-05T09:00:00Z","is_enabled":true}],"has_more":false}`
@@ -292,6 +297,7 @@ func TestFindErrors(t *testing.T) {
 // organisation on the sandbox are ErrUnauthorized, and a credential of
 // another property is refused without a request.
 func TestFindAgainstSandboxRefusals(t *testing.T) {
+	t.Parallel()
 	sb, url, _ := newSandbox(t)
 	c := sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
 	for name, edit := range map[string]func(*openapp.Options){

@@ -207,6 +207,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, a *reconcile.Action, status int, c
 // logs and the report. (Guestway and the key box quote only the parsed
 // media type.)
 func TestOpenAppQuotesContentType(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	create, _ := fzActions()
 	srv.Answer(http.StatusCreated, `text/html; charset="`+fzKey+`"`, []byte(fzValid))
@@ -219,6 +220,7 @@ func TestOpenAppQuotesContentType(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	s := fzSink(t, srv)
 	create, update := fzActions()
@@ -240,6 +242,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // the server sent, a secret it echoed included, reaches the error. (The
 // 3RPMS client strips quoted text from transport errors for this reason.)
 func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"SSH-2.0-OpenSSH " + fzKey + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nContent-Type: \x7f" + fzInvite + "\r\n\r\n",

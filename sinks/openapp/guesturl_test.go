@@ -9,6 +9,7 @@ import (
 )
 
 func TestGuestURL(t *testing.T) {
+	t.Parallel()
 	const token = reconcile.Secret("oat_Ab-c_d~9")
 	for _, tc := range []struct {
 		base  string
@@ -58,6 +59,7 @@ func TestGuestURL(t *testing.T) {
 // TestDerive checks the sink builds a RoomAccessQR's QR data from an
 // invite token through its guest URL, and builds nothing else.
 func TestDerive(t *testing.T) {
+	t.Parallel()
 	s := newSink(t, openapp.Options{GuestURL: "https://open.example/i/{token}"})
 	key := &reconcile.Credential{Kind: reconcile.KindQRKey, RoomID: "r104"}
 	if err := s.Derive(key, "oat_tok"); err != nil || key.QRData.Reveal() != "https://open.example/i/oat_tok" {

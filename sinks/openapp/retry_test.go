@@ -20,6 +20,7 @@ import (
 // retried after an outage with backoff, a create never, and an answer that
 // cannot be read is not an outage.
 func TestSinkRetry(t *testing.T) {
+	t.Parallel()
 	created := reply(201, jsonCT, `{"invite_token":"`+canaryToken+`","invite_link_id":"inv_1"}`)
 	unavailable := reply(503, "text/html", "<html>down</html>")
 	createOp := func() *reconcile.Action {
@@ -138,6 +139,7 @@ func TestSinkRetry(t *testing.T) {
 // TestSinkRetryStopsWithTheContext checks a run cancelled during an outage
 // neither waits out the backoff nor tries again.
 func TestSinkRetryStopsWithTheContext(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clk := clocktest.New(t0)

@@ -182,6 +182,7 @@ func guest(t *testing.T, base string, token reconcile.Secret) (int, sandbox.Publ
 }
 
 func TestSinkLifecycle(t *testing.T) {
+	t.Parallel()
 	sb, base, opts := newSandbox(t)
 	s := newSink(t, opts)
 	if s.MaxBatch() != 1 {
@@ -351,6 +352,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSinkWire(t *testing.T) {
+	t.Parallel()
 	created := `{"invite_token":"` + canaryToken + `","invite_link_id":"inv_1"}`
 	tests := []struct {
 		name       string
@@ -467,6 +469,7 @@ func jsonEqual(t *testing.T, a, b string) bool {
 // TestSinkRefusesBeforeSending covers actions that cannot be expressed:
 // nothing is sent and nothing counted.
 func TestSinkRefusesBeforeSending(t *testing.T) {
+	t.Parallel()
 	rc := &recorder{status: 500}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -546,6 +549,7 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 // TestSinkPacerPaces checks every request waits on the Pacer: with one
 // request an hour, the second goes an hour (of fake time) after the first.
 func TestSinkPacerPaces(t *testing.T) {
+	t.Parallel()
 	clk := clocktest.New(t0)
 	sc := &fault.Script{Now: clk.Now, Steps: []http.HandlerFunc{reply(204, "", "")}}
 	srv := httptest.NewServer(sc)

@@ -40,6 +40,7 @@ const keyEcho = `{"error":"portal_ids[0]: portal \"door-9\" is not a portal of i
 const jsonCT = "application/json"
 
 func TestSinkErrors(t *testing.T) {
+	t.Parallel()
 	createOp := func() *reconcile.Action {
 		return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	}
@@ -318,6 +319,7 @@ func retryAfter(want time.Duration) func(*testing.T, error) {
 
 // TestSinkTransportErrors covers requests that get no HTTP answer.
 func TestSinkTransportErrors(t *testing.T) {
+	t.Parallel()
 	// Nothing listens: the request never left, so the outcome is known.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

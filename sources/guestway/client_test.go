@@ -80,6 +80,7 @@ func paged(page func(n int) string) http.HandlerFunc {
 var noAccesses = jsonReply(`{"data":[]}`)
 
 func TestCannedResponses(t *testing.T) {
+	t.Parallel()
 	const jsonCT = "application/json"
 	sent := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -279,6 +280,7 @@ func rateLimited(retry time.Duration) func(t *testing.T, err error) {
 // TestTolerantDecoding reads integer ids, unknown fields and statuses, a
 // null unit, missing guests and an answer exactly at the size cap.
 func TestTolerantDecoding(t *testing.T) {
+	t.Parallel()
 	list := `{"data":[
 		{"id":1042,"status":"inquiry","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":77,"unit_id":null,
 		 "guest_name":"Zoë","channel":{"name":"Airbnb"},"tags":["vip"]},
@@ -326,6 +328,7 @@ func TestTolerantDecoding(t *testing.T) {
 
 // TestDuplicateAcrossPages keeps one stay per id when offset pages shift.
 func TestDuplicateAcrossPages(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(byPath(paged(func(n int) string {
 		if n == 1 {
 			return listPage(1, true, res("R1", "2026-01-30", "2026-02-01"), res("R2", "2026-01-30", "2026-02-01"))
@@ -343,6 +346,7 @@ func TestDuplicateAcrossPages(t *testing.T) {
 }
 
 func TestStaysByIDCanned(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		handler  http.HandlerFunc
@@ -396,6 +400,7 @@ func TestStaysByIDCanned(t *testing.T) {
 }
 
 func TestTransportFailures(t *testing.T) {
+	t.Parallel()
 	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
 
 	// Nothing listens.

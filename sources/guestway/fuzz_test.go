@@ -226,6 +226,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []rec
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoders: the valid seeds decode.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	fzAnswer(srv, http.StatusOK, "application/json", []byte(fzValidList), []byte(fzValidAccesses))
 	stays, err := fzStays(t, srv)
@@ -242,6 +243,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // 3RPMS client strips quoted text from transport errors for this reason;
 // see its TestMakeRequestMalformedStatusLine.)
 func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"SSH-2.0-OpenSSH " + fzToken + "\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Type: \x7f" + fzToken + "\r\n\r\n",

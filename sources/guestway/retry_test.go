@@ -25,6 +25,7 @@ import (
 // out unless its Retry-After is longer than the run waits, and an answer
 // that cannot be read or a refusal is not retried.
 func TestRetry(t *testing.T) {
+	t.Parallel()
 	const jsonCT = "application/json"
 	empty := jsonReply(listPage(1, false))
 	unavailable := reply(503, "text/html", "<html>down</html>")
@@ -175,6 +176,7 @@ func TestRetry(t *testing.T) {
 // TestRetryConcurrentAccesses retries one reservation's accesses after a
 // 503 while the others are read alongside it, through one shared pacer.
 func TestRetryConcurrentAccesses(t *testing.T) {
+	t.Parallel()
 	clk := clocktest.New(t0)
 	var mu sync.Mutex
 	failed := map[string]bool{}
@@ -213,6 +215,7 @@ func TestRetryConcurrentAccesses(t *testing.T) {
 // TestRetryRefusedConnection tries a refused connection (a dial failure:
 // nothing sent, and every call is a GET anyway) Retry.Attempts times.
 func TestRetryRefusedConnection(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -153,6 +153,7 @@ func portfolio(t *testing.T, sb *sandbox.Server) {
 }
 
 func TestStays(t *testing.T) {
+	t.Parallel()
 	sb, hc, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	meter := &reconcile.Meter{}
@@ -240,6 +241,7 @@ func TestStays(t *testing.T) {
 }
 
 func TestStaysConcurrency(t *testing.T) {
+	t.Parallel()
 	sb, _, _ := newSandbox(t, sandbox.Options{})
 	for i := range 12 {
 		add(t, sb, sandbox.Reservation{ArrivalDate: "2026-02-01", DepartureDate: "2026-02-03", ListingID: "L1",
@@ -276,6 +278,7 @@ func TestStaysConcurrency(t *testing.T) {
 }
 
 func TestStaysByID(t *testing.T) {
+	t.Parallel()
 	sb, hc, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	if err := sb.DeleteReservation("G4"); err != nil {
@@ -332,6 +335,7 @@ func secretFree(t *testing.T, err error) {
 }
 
 func TestAuthErrorsAgainstSandbox(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
@@ -418,6 +422,7 @@ func TestAuthErrorsAgainstSandbox(t *testing.T) {
 }
 
 func TestRateLimitedBySandbox(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{
 		RateNow:       func() time.Time { return t0 }, // no refill
 		RatePerSecond: 5, Burst: 3,
@@ -448,6 +453,7 @@ func TestRateLimitedBySandbox(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := guestway.Options{BaseURL: "https://api.guestway.io", PartnerKey: canaryKey, Token: canaryToken, Property: property}
 	if err := good.Validate(); err != nil {
 		t.Errorf("good options: %v", err)
@@ -490,6 +496,7 @@ func TestValidate(t *testing.T) {
 
 // TestAssumptionsShared pins the client's assumptions to the sandbox's.
 func TestAssumptionsShared(t *testing.T) {
+	t.Parallel()
 	for _, p := range [][2]string{
 		{guestway.DefaultReservationsPath, sandbox.DefaultReservationsPath},
 		{guestway.DefaultReservationPath, sandbox.DefaultReservationPath},
@@ -508,6 +515,7 @@ func TestAssumptionsShared(t *testing.T) {
 
 // TestCustomPaths runs a Source against a sandbox with other paths.
 func TestCustomPaths(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{
 		ReservationsPath: "/api/v2/bookings", ReservationPath: "/api/v2/bookings/{id}", AccessesPath: "/api/v2/bookings/{id}/locks",
 	})
@@ -526,6 +534,7 @@ func TestCustomPaths(t *testing.T) {
 
 // TestSeedDemoReadable reads the demo portfolio with the demo credentials.
 func TestSeedDemoReadable(t *testing.T) {
+	t.Parallel()
 	sb := sandbox.New(sandbox.Options{Now: t0})
 	sb.SeedDemo(0)
 	srv := httptest.NewServer(sb)
@@ -553,6 +562,7 @@ func TestSeedDemoReadable(t *testing.T) {
 
 // TestContextCancelled stops a read between requests.
 func TestContextCancelled(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	ctx, cancel := context.WithCancel(context.Background())

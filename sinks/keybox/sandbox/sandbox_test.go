@@ -146,6 +146,7 @@ func del(fields ...string) func(map[string]any) {
 var sixDigits = regexp.MustCompile(`^[0-9]{6}$`)
 
 func TestCreateRules(t *testing.T) {
+	t.Parallel()
 	iso := []func(map[string]any){
 		del("startTime", "endTime", "timeZone"),
 		set("startDate", "2026-03-28T14:00:00Z"), set("endDate", "2026-03-30T09:00:00Z"),
@@ -252,6 +253,7 @@ func TestCreateRules(t *testing.T) {
 func of(edits ...func(map[string]any)) []func(map[string]any) { return edits }
 
 func TestCreateBodyNotAnObject(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for _, b := range []string{``, `[]`, `"x"`, `{"key":`, `null`} {
 		if r := e.create(b); r.status != 400 || !strings.HasPrefix(r.body["message"].(string), "body: ") {
@@ -265,6 +267,7 @@ func TestCreateBodyNotAnObject(t *testing.T) {
 }
 
 func TestCreateResponse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(set("key", map[string]any{"serialNumber": "SN-2"}), set("silent", true), set("locale", "fr")))
 	if r.status != 201 || r.header.Get("Content-Type") != "application/json" {
@@ -300,6 +303,7 @@ func TestCreateResponse(t *testing.T) {
 // Europe/Ljubljana autumn switch: local dates and times as sent, instants
 // an hour further apart than the wall clock suggests.
 func TestCreateAcrossAutumnSwitch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(set("startDate", "2026-10-24"), set("endDate", "2026-10-26")))
 	if r.status != 201 {
@@ -321,6 +325,7 @@ func TestCreateAcrossAutumnSwitch(t *testing.T) {
 // TestCreateDeprecatedDates accepts the seed's deprecated ISO 8601 form and
 // shows it in the body's zone, or UTC.
 func TestCreateDeprecatedDates(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(del("startTime", "endTime"), set("timeZone", "America/Vancouver"),
 		set("startDate", "2026-10-31T22:00:00Z"), set("endDate", "2026-11-02T19:00:00Z")))
@@ -342,6 +347,7 @@ func TestCreateDeprecatedDates(t *testing.T) {
 }
 
 func TestOngoingAccess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(del("startDate", "startTime", "endDate", "endTime")))
 	if r.status != 201 || r.body["status"] != StatusActive {
@@ -361,6 +367,7 @@ func TestOngoingAccess(t *testing.T) {
 }
 
 func TestStatusFollowsClock(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	if r := e.create(body()); r.status != 201 {
 		t.Fatal(r.raw)
@@ -395,6 +402,7 @@ func TestStatusFollowsClock(t *testing.T) {
 }
 
 func TestCodesUnique(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	seen := map[string]bool{}
 	for i := range 60 {
@@ -411,6 +419,7 @@ func TestCodesUnique(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, user, pass string
 		status           int
@@ -465,6 +474,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	if r := e.create(body()); r.status != 201 {
 		t.Fatal(r.raw)
@@ -508,6 +518,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestAddAccessRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	end := t0.Add(time.Hour)
 	for _, in := range []AccessInput{
@@ -533,6 +544,7 @@ func TestAddAccessRules(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 20, 23, 59, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	e := newEnv(t, Options{RateNow: clock}.WithSeedLimits())
@@ -581,6 +593,7 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestCustomPaths(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{CreatePath: "/api/v1/access", CancelPath: "/api/v1/access/{id}/end", CancelMethod: "post", ListPath: "/api/v1/access"})
 	if r := e.create(body()); r.status != 404 {
 		t.Errorf("default create path: %d", r.status)
@@ -604,6 +617,7 @@ func TestCustomPaths(t *testing.T) {
 }
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	if r := e.call(http.MethodPut, DefaultCreatePath, ourUser, ourPass, ""); r.status != 405 {
 		t.Errorf("PUT accesses: %d", r.status)
@@ -622,6 +636,7 @@ func TestRoutes(t *testing.T) {
 // TestList checks the list: the caller's accesses to one key, by id or
 // serial number, cancelled ones marked, another user's left out.
 func TestList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	first := e.create(body())
 	second := e.create(body(set("visitorName", "Bo")))
@@ -681,6 +696,7 @@ func TestList(t *testing.T) {
 }
 
 func TestRequestLog(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 20, 8, 0, 0, 0, time.UTC)
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }})
 	b := body()
@@ -715,6 +731,7 @@ func TestRequestLog(t *testing.T) {
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, want int) resp {
 		t.Helper()
@@ -799,6 +816,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestAddKey(t *testing.T) {
+	t.Parallel()
 	sb := New(Options{})
 	sb.AddKey("K1", "SN-1")
 	sb.AddKey("K1", "SN-1b") // re-adding changes the serial number
@@ -820,6 +838,7 @@ func TestAddKey(t *testing.T) {
 // TestConcurrent runs creates and cancels from several goroutines, for the
 // race detector.
 func TestConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	b := body()
 	done := make(chan string)

@@ -140,6 +140,7 @@ func ts(s string) time.Time {
 }
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	type check func(t *testing.T, v InviteView)
 	window := func(from, to string) check {
 		return func(t *testing.T, v InviteView) {
@@ -300,6 +301,7 @@ func TestCreate(t *testing.T) {
 
 // TestErrorsNeverEcho sends values that must not come back in a refusal.
 func TestErrorsNeverEcho(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	_, token := e.create(stayBody)
 	for _, body := range []string{
@@ -344,6 +346,7 @@ func (e *env) public(token string) PublicInvite {
 }
 
 func TestUpdate(t *testing.T) {
+	t.Parallel()
 	put := func(e *env, id, body string) answer {
 		return e.do("PUT", invitesPath(intA)+"/"+id, ourKey, orgA, body)
 	}
@@ -452,6 +455,7 @@ func equalViews(a, b InviteView) bool {
 }
 
 func TestUpdateAndDeleteScope(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	id, token := e.create(stayBody)
 	a2 := e.do("POST", invitesPath(intA2), ourKey, orgA, `{"portal_ids":["door-a2"],"name":"n","expires_in":"1h"}`)
@@ -506,6 +510,7 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 // deleted, enabled or not and by any key of the organisation, oldest
 // first, in pages; the same auth and X-Org checks as the other routes.
 func TestList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	var ids []string
 	for i := range 5 {
@@ -601,6 +606,7 @@ func TestList(t *testing.T) {
 }
 
 func TestGuestSide(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	id, token := e.create(`{"portal_ids":["lobby","door-101"],"name":"n","valid_from":"2026-06-01T15:00:00Z","valid_to":"2026-06-05T11:00:00Z","max_uses":2}`)
 	p := e.public(token)
@@ -651,6 +657,7 @@ func TestGuestSide(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	now := t0
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }}.WithSeedLimits())
 	put := func(key, org string) answer {
@@ -686,6 +693,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestDailyCap(t *testing.T) {
+	t.Parallel()
 	now := ts("2026-06-01T23:59:00Z")
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }, DailyCap: 3})
 	put := func() answer {
@@ -706,6 +714,7 @@ func TestDailyCap(t *testing.T) {
 }
 
 func TestAddInvite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	v, err := e.sb.AddInvite(Planted{
 		Integration: intA, CreatedBy: "dashboard", Name: "Cleaner", PortalIDs: []string{"lobby"},
@@ -740,6 +749,7 @@ func TestAddInvite(t *testing.T) {
 }
 
 func TestRequestLog(t *testing.T) {
+	t.Parallel()
 	now := t0
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }})
 	id, token := e.create(stayBody)
@@ -761,6 +771,7 @@ func TestRequestLog(t *testing.T) {
 }
 
 func TestAdmin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) map[string]any {
 		t.Helper()
@@ -851,6 +862,7 @@ func dig(v any, path ...any) any {
 }
 
 func TestParseDuration(t *testing.T) {
+	t.Parallel()
 	const day = 24 * time.Hour
 	tests := []struct {
 		in   string

@@ -145,6 +145,7 @@ func (r resp) ids() []string {
 }
 
 func TestHeadersCheckedInSeedOrder(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	e.sb.AddToken("gw_revoked_token_000", ScopeReservationsRead)
 	e.sb.RevokeToken("gw_revoked_token_000")
@@ -211,6 +212,7 @@ func TestHeadersCheckedInSeedOrder(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	clock := t0
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
@@ -262,6 +264,7 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestListPaginationAndFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for i, d := range []string{"2026-02-01", "2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04", "2026-02-09"} {
 		id := []string{"P6", "P1", "P2", "P3", "P4", "P5"}[i]
@@ -315,6 +318,7 @@ func TestListPaginationAndFilters(t *testing.T) {
 }
 
 func TestWireShapes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.get("/open/v1/reservations/R1", fullToken)
 	want := map[string]any{"data": map[string]any{
@@ -349,6 +353,7 @@ func TestWireShapes(t *testing.T) {
 }
 
 func TestCustomPaths(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{
 		ReservationsPath: "/v2/bookings", ReservationPath: "/v2/bookings/{id}/detail", AccessesPath: "/v2/locks/{id}",
 	})
@@ -363,6 +368,7 @@ func TestCustomPaths(t *testing.T) {
 }
 
 func TestGoAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	sb := e.sb
 	for _, tc := range []struct {
@@ -449,6 +455,7 @@ func TestGoAPI(t *testing.T) {
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) resp {
 		t.Helper()
@@ -555,6 +562,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestSeedDemo(t *testing.T) {
+	t.Parallel()
 	build := func() *Server {
 		sb := New(Options{Now: t0})
 		sb.SeedDemo(20)

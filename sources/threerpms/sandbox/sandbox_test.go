@@ -148,6 +148,7 @@ const removeKey = `mutation($s:ID!,$k:ID!){ removeRoomAccessKey(input:{roomStayI
 const deleteKey = `mutation($k:ID!){ deleteRoomAccessKey(input:{roomAccessKeyId:$k}){ deleted } }`
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for _, tc := range []struct{ name, header string }{
 		{"missing", ""},
@@ -181,6 +182,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{MaxRootFields: 2})
 	for _, tc := range []struct {
 		name, body string
@@ -232,6 +234,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	// 45 more stays arriving 02-10..02-14, nine a day; plus ones outside the window.
 	for i := range 45 {
@@ -337,6 +340,7 @@ func TestPagination(t *testing.T) {
 }
 
 func TestKeyRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	foreign, err := e.sb.InjectKey(OtherIntegration, Key{Type: KeyTypePin, PIN: "4711"}, "rs_5")
 	if err != nil {
@@ -432,6 +436,7 @@ func TestKeyRules(t *testing.T) {
 }
 
 func TestMutationsRunInOrderAndFailIndependently(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.gql(ourToken, `mutation {
 		first: createRoomAccessKey(input:{roomAccessPin:{pin:"1111"}}) { roomAccessKey { id } }
@@ -457,6 +462,7 @@ func TestMutationsRunInOrderAndFailIndependently(t *testing.T) {
 }
 
 func TestCancelledStays(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	k := e.createPin(ourToken, "2222")
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
@@ -509,6 +515,7 @@ func TestCancelledStays(t *testing.T) {
 }
 
 func TestCleanup(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})                 // business clock 2026-01-30 12:00
 	departed := e.createPin(ourToken, "5555") // rs_2 departs 02-02
 	shared := e.createPin(ourToken, "6666")   // rs_1 departs 01-30, rs_4 departs 02-03
@@ -561,6 +568,7 @@ func TestCleanup(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 30, 23, 59, 50, 0, time.UTC)
 	e := newEnv(t, Options{RatePerSecond: 5, Burst: 10, DailyCap: 13, RateNow: func() time.Time { return now }})
 	const q = `{ room_stays(first:1) { edges { cursor } } }`
@@ -605,6 +613,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestFragmentsAndTypename(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	if _, err := e.sb.InjectKey(ourID, Key{Type: KeyTypePin, PIN: "1234"}, "rs_2"); err != nil {
 		t.Fatal(err)
@@ -648,6 +657,7 @@ func TestFragmentsAndTypename(t *testing.T) {
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, wantStatus int) map[string]any {
 		t.Helper()
@@ -740,6 +750,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestSeedDemo(t *testing.T) {
+	t.Parallel()
 	build := func() *Server {
 		sb := New(Options{Now: t0, Integrations: map[string]string{ourToken: ourID}})
 		sb.SeedDemo(20)
@@ -811,6 +822,7 @@ func TestSeedDemo(t *testing.T) {
 }
 
 func TestGoAPIErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for _, tc := range []struct {
 		name string
@@ -848,6 +860,7 @@ func TestGoAPIErrors(t *testing.T) {
 // back as an error with its message alone (no code, path or locations),
 // the other fields still run, and the admin API turns it on and off.
 func TestMessageOnlyErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{MessageOnlyErrors: true})
 	r := e.gql(ourToken, `mutation {
 		first: createRoomAccessKey(input:{roomAccessPin:{pin:"1111"}}) { roomAccessKey { id } }
@@ -889,6 +902,7 @@ func TestMessageOnlyErrors(t *testing.T) {
 // TestCleanupUnassignedNow: the on-demand cleanup deletes exactly the keys
 // no live stay holds, whatever their age, over the Go and admin APIs.
 func TestCleanupUnassignedNow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	held := e.createPin(ourToken, "5555")
 	loose := e.createPin(ourToken, "7777")
@@ -918,6 +932,7 @@ func TestCleanupUnassignedNow(t *testing.T) {
 // TestWebhooks: with a webhook set, every change of the admin and Go APIs
 // is posted as a signed event, in order; a failed delivery is retried.
 func TestWebhooks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	var mu sync.Mutex
 	var got []string
