@@ -10,27 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 )
 
-// answer returns a handler that writes status with a body of content type ct.
-func answer(status int, ct, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if ct != "" {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// answer is a canned answer.
+var answer = adaptertest.Reply
 
-const jsonCT = "application/json"
+const jsonCT = adaptertest.JSON
 
 // leaky is a message that quotes every canary.
 const leaky = "visitorName: rejected for keysync/" + ourPass + " compartment " + compA + " code " + canaryCode

@@ -12,6 +12,7 @@ import (
 	"time"
 	_ "time/tzdata" // the zone tests run without system zoneinfo
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -81,11 +82,8 @@ func options(baseURL string, loc *time.Location) keybox.Options {
 	}
 }
 
-// retryOn is the default retry policy on a fake clock, with the jitter
-// fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
-func retryOn(clk *clocktest.Clock) httpapi.Retry {
-	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
-}
+// retryOn is the default retry policy on a fake clock, exact.
+var retryOn = adaptertest.RetryOn
 
 func stayRef(id string) reconcile.StayRef {
 	return reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: id}

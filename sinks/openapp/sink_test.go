@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
@@ -79,11 +80,8 @@ func options(base string) openapp.Options {
 	}
 }
 
-// retryOn is the default retry policy on a fake clock, with the jitter
-// fixed at one half: backoffs of 250 ms, 500 ms, 1 s, and no real sleeps.
-func retryOn(clk *clocktest.Clock) httpapi.Retry {
-	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
-}
+// retryOn is the default retry policy on a fake clock, exact.
+var retryOn = adaptertest.RetryOn
 
 // newSandbox starts a sandbox with two orgs: org_a (our key and staffKey;
 // int_a with lobby, garage, door-101, door-102) and org_b (otherKey; int_b

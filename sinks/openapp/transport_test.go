@@ -11,25 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
-// reply returns a handler answering status with body as contentType;
-// headers are key, value pairs.
-func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// reply is a canned answer.
+var reply = adaptertest.Reply
 
 // echo is an error body quoting both canaries, as a careless server might.
 const echo = `{"error":"bad request from ` + canaryKey + ` for invite ` + canaryToken + `"}`
@@ -278,16 +266,7 @@ func TestSinkErrors(t *testing.T) {
 
 func checkErr(t *testing.T, err error, is, isNot []error, contains []string) {
 	t.Helper()
-	for _, want := range is {
-		if !errors.Is(err, want) {
-			t.Errorf("%v: not %v", err, want)
-		}
-	}
-	for _, no := range isNot {
-		if errors.Is(err, no) {
-			t.Errorf("%v: is %v", err, no)
-		}
-	}
+	adaptertest.Wraps(t, err, is, isNot)
 	msg := err.Error()
 	for _, s := range contains {
 		if !strings.Contains(msg, s) {

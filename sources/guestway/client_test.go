@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/guestway"
@@ -22,20 +23,8 @@ import (
 // echo is an error body quoting every canary, as a careless server might.
 const echo = `{"error":"oops","message":"key ` + canaryKey + ` token ` + canaryToken + ` pin ` + canaryPIN + `"}`
 
-// reply returns a handler answering status with body as contentType;
-// headers are key, value pairs.
-func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// reply is a canned answer.
+var reply = adaptertest.Reply
 
 // jsonReply answers 200 with a JSON body.
 func jsonReply(body string) http.HandlerFunc {

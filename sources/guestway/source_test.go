@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -88,11 +89,8 @@ func newSource(t testing.TB, base string, edit func(*guestway.Options)) *guestwa
 	return newGuestway(t, opts)
 }
 
-// retryOn is the default retry policy on a fake clock, with the jitter
-// fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
-func retryOn(clk *clocktest.Clock) httpapi.Retry {
-	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
-}
+// retryOn is the default retry policy on a fake clock, exact.
+var retryOn = adaptertest.RetryOn
 
 func add(t *testing.T, sb *sandbox.Server, rs ...sandbox.Reservation) {
 	t.Helper()
