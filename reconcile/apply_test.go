@@ -291,7 +291,7 @@ func (f *fakeSink) Apply(_ context.Context, actions []*reconcile.Action) ([]reco
 	return out, nil
 }
 
-// apply performs one action as 3RPMS would (seed 003): one key per stay,
+// apply performs one action as 3RPMS would (the 3RPMS Room Access Key API): one key per stay,
 // delete only unassigned keys, only our own keys.
 func (w *world) apply(a *reconcile.Action) reconcile.Outcome {
 	w.mu.Lock()
@@ -964,7 +964,7 @@ func TestRunnerDryRun(t *testing.T) {
 }
 
 // TestRunnerReplacesPurgedKey is a recorded key that 3RPMS deleted on its
-// own (seed 003: two days unassigned) while the stay holds none.
+// own (the 3RPMS Room Access Key API: two days unassigned) while the stay holds none.
 func TestRunnerReplacesPurgedKey(t *testing.T) {
 	t.Parallel()
 	w := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))

@@ -53,7 +53,7 @@ func TestValidPIN(t *testing.T) {
 		pin  string
 		want bool
 	}{
-		{"1234567890", true}, // seed 003's example
+		{"1234567890", true}, // the 3RPMS Room Access Key API's example
 		{"ABCD12", true},
 		{"abcd12", true},
 		{"0", true},

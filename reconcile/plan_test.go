@@ -478,8 +478,8 @@ func TestComputeSplitStaySameRun(t *testing.T) {
 	}
 }
 
-// TestComputeRevocationsFirst checks DESIGN.md's "Revocations for departed or
-// cancelled stays come before anything else".
+// TestComputeRevocationsFirst checks that revocations for departed or
+// cancelled stays come before anything else.
 func TestComputeRevocationsFirst(t *testing.T) {
 	t.Parallel()
 	plan := planCase{

@@ -77,7 +77,7 @@ func (emptySource) Stays(context.Context, reconcile.Date, reconcile.Date) ([]rec
 }
 func (emptySource) StaysByID(context.Context, []string) ([]reconcile.Stay, error) { return nil, nil }
 
-// DESIGN.md invariant 7: a source that suddenly returns far fewer stays
+// Invariant 7 (fails safe): a source that suddenly returns far fewer stays
 // than recorded must not trigger mass revocation without --force. There is
 // no such guard: an empty answer revokes and deletes every key.
 func TestReviewEmptySourceRevokesEverything(t *testing.T) {
@@ -104,7 +104,7 @@ func TestReviewEmptySourceRevokesEverything(t *testing.T) {
 	}
 }
 
-// DESIGN.md "The run", step 4: revocations for departed or cancelled stays
+// Planning (a run's step 4): revocations for departed or cancelled stays
 // come before anything else. When the plan holds a derived key,
 // alignKeySteps moves every 3RPMS revocation to step 2, after the OpenApp
 // and key-box creates of step 1, so a kill between steps (or a budget or
@@ -231,7 +231,7 @@ func reviewBug(t *testing.T, why string) {
 	}
 }
 
-// DESIGN.md: with shared portals every stay gets an OpenApp invite to the
+// With shared portals every stay gets an OpenApp invite to the
 // lobby and garage, whatever its room's method. When a qr room's stay holds
 // another integration's 3RPMS key (a front-desk PIN, say), the planner
 // deletes the stay's invite, and with it the guest's lobby and garage

@@ -118,7 +118,7 @@ func TestPropertyReadRange(t *testing.T) {
 		{"lj nightly run", lj, 7, "2026-06-10T20:00:00Z", "2026-06-08", "2026-06-16"},
 		{"lj past local midnight, grace still on yesterday", lj, 7, "2026-06-10T22:30:00Z", "2026-06-08", "2026-06-17"},
 		{"lj past local midnight + grace", lj, 7, "2026-06-11T00:30:00Z", "2026-06-09", "2026-06-17"},
-		{"lj seed example, January 30th + 6 days", lj, 7, "2026-01-30T08:00:00Z", "2026-01-28", "2026-02-05"},
+		{"lj, the 3RPMS API document's example, January 30th + 6 days", lj, 7, "2026-01-30T08:00:00Z", "2026-01-28", "2026-02-05"},
 		{"lj just after spring change", lj, 7, "2026-03-29T01:30:00Z", "2026-03-27", "2026-04-04"},
 		{"lj just before spring change", lj, 7, "2026-03-29T00:30:00Z", "2026-03-26", "2026-04-04"},
 		{"lj autumn, second 02:30", lj, 7, "2026-10-25T01:30:00Z", "2026-10-23", "2026-10-31"},

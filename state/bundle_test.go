@@ -10,7 +10,7 @@ import (
 	"github.com/keysync/keysync/state"
 )
 
-// TestSaveTimeBoundAndDerived round-trips what issue 4 added to a
+// TestSaveTimeBoundAndDerived round-trips what migration 0002 added to a
 // credential: its validity window, the credential a derived key carries the
 // secret of, and the disabled status (still live).
 func TestSaveTimeBoundAndDerived(t *testing.T) {

@@ -204,7 +204,7 @@ func TestCreateLocalTimes(t *testing.T) {
 				t.Errorf("end instant %s, want %s", v.End, want)
 			}
 
-			// The exact body: the seed's fields, no deprecated ISO dates, no user.
+			// The exact body: the API document's fields, no deprecated ISO dates, no user.
 			var got map[string]any
 			if err := json.Unmarshal([]byte(sb.Requests()[0].Body), &got); err != nil {
 				t.Fatal(err)

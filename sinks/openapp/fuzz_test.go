@@ -1,7 +1,7 @@
 package openapp_test
 
-// Fuzz targets for the OpenApp answer decoders (fault matrix, issue 6,
-// item 8): Sink.Apply of a create and of an update through a real HTTP
+// Fuzz targets for the OpenApp answer decoders (row 8 of the README's
+// fault matrix): Sink.Apply of a create and of an update through a real HTTP
 // server that answers with the fuzzed bytes. The seed corpus runs in plain
 // `go test`; fuzz with
 //

@@ -1,7 +1,7 @@
 package threerpms_test
 
 // Fuzz targets for the chained-mutation answer decoder (document.send's
-// per-alias decoding) (fault matrix, issue 6, item 8): Sink.Apply of a
+// per-alias decoding) (row 8 of the README's fault matrix): Sink.Apply of a
 // three-alias batch (create, assign, delete) through a real HTTP server
 // that answers with the fuzzed bytes. The seed corpus runs in plain
 // `go test`; fuzz with

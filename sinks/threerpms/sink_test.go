@@ -633,7 +633,7 @@ func TestApplyCreatesDerivedKeys(t *testing.T) {
 		t.Errorf("QR key = %+v", k)
 	}
 
-	// Content that breaks the seed's limits is refused before sending.
+	// Content that breaks the API document's limits is refused before sending.
 	bad := create("s3", "")
 	bad.Cred.Kind, bad.Cred.QRData = reconcile.KindQRKey, reconcile.Secret(strings.Repeat("x", 513))
 	if out, err := s.Apply(context.Background(), []*reconcile.Action{bad}); err != nil || out[0].Err == nil {

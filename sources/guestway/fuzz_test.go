@@ -1,7 +1,7 @@
 package guestway_test
 
-// Fuzz targets for the Guestway answer decoders (fault matrix, issue 6,
-// item 8): Source.Stays through a real HTTP server that answers the
+// Fuzz targets for the Guestway answer decoders (row 8 of the README's
+// fault matrix): Source.Stays through a real HTTP server that answers the
 // reservation list and every reservation's accesses with fuzzed bytes.
 // The seed corpus runs in plain `go test`; fuzz with
 //

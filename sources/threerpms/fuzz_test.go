@@ -1,7 +1,7 @@
 package threerpms_test
 
-// Fuzz targets for the RoomStays response decoder (fault matrix, issue 6,
-// item 8): Client.MakeRequest and Source.Stays driven through a real HTTP
+// Fuzz targets for the RoomStays response decoder (row 8 of the README's
+// fault matrix): Client.MakeRequest and Source.Stays driven through a real HTTP
 // server that answers with the fuzzed bytes. The seed corpus runs in plain
 // `go test`; fuzz with
 //
@@ -368,8 +368,9 @@ func TestRoomStaysDuplicateStay(t *testing.T) {
 // an answer to RoomStays: room_stays, edges and pageInfo are non-null in
 // the schema. keysync reads it as "the property has no stays", and a run
 // then plans to withdraw every live key (StaysByID reads the same way, so
-// each stay looks gone): the hostile-response case of issue 6 item 8 ("an
-// empty 200 ... no state change").
+// each stay looks gone): the hostile-response case of row 8
+// of the README's fault matrix (an empty 200 gives a typed error and no
+// state change).
 func TestRoomStaysWithoutDataIsNotNoStays(t *testing.T) {
 	t.Parallel()
 	srv := fault.NewCanned(t)

@@ -300,7 +300,7 @@ func TestCreateAcrossAutumnSwitch(t *testing.T) {
 	}
 }
 
-// TestCreateDeprecatedDates accepts the seed's deprecated ISO 8601 form and
+// TestCreateDeprecatedDates accepts the API document's deprecated ISO 8601 form and
 // shows it in the body's zone, or UTC.
 func TestCreateDeprecatedDates(t *testing.T) {
 	t.Parallel()
