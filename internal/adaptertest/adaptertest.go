@@ -138,3 +138,16 @@ func Wraps(t testing.TB, err error, is, isNot []error) {
 		}
 	}
 }
+
+// Must returns v, failing the test when err (from building v) is not nil:
+// adaptertest.Must(t, keybox.New(opts)) does not compile, so a test calls
+// Must(keybox.New(opts))(t).
+func Must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		return v
+	}
+}

@@ -17,22 +17,6 @@ import (
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
 
-// isCreate tells a create (the only POST the sink sends) from the rest.
-func isCreate(r *http.Request) bool { return r.Method == http.MethodPost }
-
-// loseCreates lets h make every create but loses its answer: the
-// connection is closed before a byte of it is sent.
-func loseCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, sinktest.LoseAnswer).Wrap(h)
-}
-
-// failCreates answers every create 503 without letting h see it.
-func failCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-		answer(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
-	}).Wrap(h)
-}
-
 // newWrappedSandbox is newSandbox served through wrap.
 func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, string) {
 	t.Helper()
@@ -103,7 +87,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 	t.Parallel()
 	for _, room := range []string{"204", "205"} {
 		t.Run("room "+room, func(t *testing.T) {
-			sb, url := newWrappedSandbox(t, loseCreates)
+			sb, url := newWrappedSandbox(t, sinktest.LoseCreates)
 			plantLookalikes(t, sb)
 			opts := options(url, lj)
 			opts.Meter = &reconcile.Meter{}
@@ -138,7 +122,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // never ran, among lookalikes, and for a room whose key has no access.
 func TestFindNothingCreated(t *testing.T) {
 	t.Parallel()
-	sb, url := newWrappedSandbox(t, failCreates)
+	sb, url := newWrappedSandbox(t, sinktest.FailCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, options(url, lj))
 	a := create("s1", "204", s1Start, s1End, "Ana")

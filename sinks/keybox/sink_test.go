@@ -596,10 +596,5 @@ func TestDerive(t *testing.T) {
 
 // newSink is keybox.New, failing the test on an error.
 func newSink(t testing.TB, opts keybox.Options) *keybox.Sink {
-	t.Helper()
-	x, err := keybox.New(opts)
-	if err != nil {
-		t.Fatalf("keybox.New: %v", err)
-	}
-	return x
+	return adaptertest.Must(keybox.New(opts))(t)
 }

@@ -18,22 +18,6 @@ import (
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
 
-// isCreate tells a create (the only POST the sink sends) from the rest.
-func isCreate(r *http.Request) bool { return r.Method == http.MethodPost }
-
-// loseCreates lets h make every create but loses its answer: the
-// connection is closed before a byte of it is sent.
-func loseCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, sinktest.LoseAnswer).Wrap(h)
-}
-
-// failCreates answers every create 503 without letting h see it.
-func failCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-		reply(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
-	}).Wrap(h)
-}
-
 // newWrappedSandbox is newSandbox served through wrap.
 func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, openapp.Options) {
 	t.Helper()
@@ -101,7 +85,7 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 // returns that invite's link id and token with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
 	t.Parallel()
-	sb, opts := newWrappedSandbox(t, loseCreates)
+	sb, opts := newWrappedSandbox(t, sinktest.LoseCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
@@ -138,7 +122,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // server never ran, among lookalikes, and for a stay with no invites.
 func TestFindNothingCreated(t *testing.T) {
 	t.Parallel()
-	sb, opts := newWrappedSandbox(t, failCreates)
+	sb, opts := newWrappedSandbox(t, sinktest.FailCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")

@@ -569,10 +569,5 @@ func TestSinkPacerPaces(t *testing.T) {
 
 // newSink is openapp.New, failing the test on an error.
 func newSink(t testing.TB, opts openapp.Options) *openapp.Sink {
-	t.Helper()
-	x, err := openapp.New(opts)
-	if err != nil {
-		t.Fatalf("openapp.New: %v", err)
-	}
-	return x
+	return adaptertest.Must(openapp.New(opts))(t)
 }

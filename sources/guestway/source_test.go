@@ -580,10 +580,5 @@ func TestContextCancelled(t *testing.T) {
 
 // newGuestway is guestway.New, failing the test on an error.
 func newGuestway(t testing.TB, opts guestway.Options) *guestway.Source {
-	t.Helper()
-	x, err := guestway.New(opts)
-	if err != nil {
-		t.Fatalf("guestway.New: %v", err)
-	}
-	return x
+	return adaptertest.Must(guestway.New(opts))(t)
 }
