@@ -15,6 +15,7 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
@@ -65,21 +66,8 @@ func mustClient(opts rpmsapi.ClientOptions) *rpmsapi.Client {
 	return c
 }
 
-// reply returns a handler answering status with body as contentType;
-// headers are key, value pairs.
-func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// reply is a canned answer.
+var reply = adaptertest.Reply
 
 // echo is a GraphQL error body quoting both canaries, as a careless server
 // might.
