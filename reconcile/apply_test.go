@@ -34,6 +34,7 @@ func renderBatches(bs []reconcile.Batch) []string {
 }
 
 func TestBatches(t *testing.T) {
+	t.Parallel()
 	const rpms, openapp = reconcile.System3RPMS, reconcile.SystemOpenApp
 	night := func() []*reconcile.Action {
 		return []*reconcile.Action{
@@ -123,6 +124,7 @@ func TestBatches(t *testing.T) {
 
 // TestPricePlan prices a real plan at several batch sizes.
 func TestPricePlan(t *testing.T) {
+	t.Parallel()
 	plan := planCase{
 		stays: []reconcile.Stay{
 			stay("s1", "r101", "2026-06-11", "2026-06-13"),
@@ -289,7 +291,7 @@ func (f *fakeSink) Apply(_ context.Context, actions []*reconcile.Action) ([]reco
 	return out, nil
 }
 
-// apply performs one action as 3RPMS would (seed 003): one key per stay,
+// apply performs one action as 3RPMS would (the 3RPMS Room Access Key API): one key per stay,
 // delete only unassigned keys, only our own keys.
 func (w *world) apply(a *reconcile.Action) reconcile.Outcome {
 	w.mu.Lock()
@@ -592,6 +594,7 @@ func (r *rig) calls() [][]string {
 }
 
 func TestRunnerRunConverges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(
 		stay("s1", "r204", "2026-06-11", "2026-06-14"),
 		stay("s2", "r205", "2026-06-09", "2026-06-12"),
@@ -661,6 +664,7 @@ func TestRunnerRunConverges(t *testing.T) {
 // TestRunnerActionFailures fails one action of a run and checks what is
 // recorded and that the next run finishes the job.
 func TestRunnerActionFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		stays  []reconcile.Stay
@@ -784,6 +788,7 @@ func failOn(op reconcile.Op, stayID string, err error) func(*reconcile.Action) e
 // TestRunnerRequestFailure fails a whole request and checks that all its
 // actions share the outcome and that the system is cut off for the run.
 func TestRunnerRequestFailure(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		err    error
@@ -877,6 +882,7 @@ func TestRunnerRequestFailure(t *testing.T) {
 // TestRunnerIntentPerRequest sends one action per request and checks, in
 // the sink, that each one's intent was saved first.
 func TestRunnerIntentPerRequest(t *testing.T) {
+	t.Parallel()
 	w := newWorld(
 		stay("s1", "r204", "2026-06-11", "2026-06-14"),
 		holding(stay("s2", "r205", "2026-06-09", "2026-06-12"), "K1", "385917"), // room moved
@@ -903,6 +909,7 @@ func TestRunnerIntentPerRequest(t *testing.T) {
 // TestRunnerCrashBetweenSteps kills a run after its creates and checks the
 // next run assigns the keys created, without creating more.
 func TestRunnerCrashBetweenSteps(t *testing.T) {
+	t.Parallel()
 	w := newWorld(
 		stay("s1", "r204", "2026-06-11", "2026-06-14"),
 		stay("s2", "r205", "2026-06-12", "2026-06-14"),
@@ -941,6 +948,7 @@ func TestRunnerCrashBetweenSteps(t *testing.T) {
 // TestRunnerDryRun checks that a dry run plans and writes nothing (these
 // fakes send no metered request, so not even the ledger).
 func TestRunnerDryRun(t *testing.T) {
+	t.Parallel()
 	w := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
 	r := newRig(50, w, newStore())
 	rep, err := r.runner.Run(context.Background(), reconcile.Options{Mode: reconcile.ModePlan, Now: tonight, DryRun: true})
@@ -956,8 +964,9 @@ func TestRunnerDryRun(t *testing.T) {
 }
 
 // TestRunnerReplacesPurgedKey is a recorded key that 3RPMS deleted on its
-// own (seed 003: two days unassigned) while the stay holds none.
+// own (the 3RPMS Room Access Key API: two days unassigned) while the stay holds none.
 func TestRunnerReplacesPurgedKey(t *testing.T) {
+	t.Parallel()
 	w := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
 	r := newRig(50, w, newStore(cred("s1", "r204", "K1", active, true, "2026-06-11", "2026-06-14")))
 	r.run(t, tonight)
@@ -970,6 +979,7 @@ func TestRunnerReplacesPurgedKey(t *testing.T) {
 // TestRunnerBackfill connects to a 3RPMS whose stays hold keys keysync has
 // no record of: its own (state lost) are adopted, others are left alone.
 func TestRunnerBackfill(t *testing.T) {
+	t.Parallel()
 	w := newWorld(
 		holding(stay("s1", "r204", "2026-06-09", "2026-06-12"), "K7", "385917"), // ours
 		holding(stay("s2", "r205", "2026-06-10", "2026-06-12"), "X9", "582039"), // another integration's
@@ -1012,6 +1022,7 @@ func TestRunnerBackfill(t *testing.T) {
 // code keysync knows: every refusal is a plain message, and each action's
 // fate is decided by what the reads show (settle.go's rules).
 func TestRunnerSettlesByObservation(t *testing.T) {
+	t.Parallel()
 	departed := func() reconcile.Stay { return stay("s1", "r204", "2026-06-07", "2026-06-10") }
 	arriving := func() reconcile.Stay { return stay("s1", "r204", "2026-06-11", "2026-06-14") }
 	spare := func(updated time.Time) reconcile.Credential {
@@ -1107,6 +1118,7 @@ func TestRunnerSettlesByObservation(t *testing.T) {
 // while the stay still shows the key fails twice (partial runs), and the
 // third time it is a Problem for a person: not partial, named in the report.
 func TestRunnerRepeatedFailureBecomesAProblem(t *testing.T) {
+	t.Parallel()
 	w := newWorld(holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917"))
 	r := newRig(50, w, newStore(cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10")))
 	r.sink.plain = true

@@ -10,7 +10,7 @@ import (
 // BenchmarkCompute100k plans 100,000 stays (about 23,000 PIN rooms, half
 // the stays already holding a recorded key of ours, some of those moved,
 // 1,000 credentials of stays gone; see benchplan.Input) with a fixed PIN
-// stream. Issue 5's target: under 1 s and 200 MB. `keysync bench` plans
+// stream. The target: under 1 s and 200 MB. `keysync bench` plans
 // the same input once and reports its peak heap.
 //
 //	go test -run '^$' -bench Compute100k -benchmem ./reconcile/

@@ -11,6 +11,7 @@ import (
 // within 24 hours and later, a QR room whose invite and key depend on each
 // other) and checks what each allowance keeps and defers.
 func TestBudget(t *testing.T) {
+	t.Parallel()
 	plan := func() *reconcile.Plan {
 		p, err := reconcile.Compute(reconcile.Input{
 			Now:      tonight,

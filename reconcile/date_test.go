@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseDate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    reconcile.Date
@@ -49,6 +50,7 @@ func TestParseDate(t *testing.T) {
 }
 
 func TestDateString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		d    reconcile.Date
 		want string
@@ -69,6 +71,7 @@ func TestDateString(t *testing.T) {
 }
 
 func TestDateAddDays(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		from string
 		n    int
@@ -96,6 +99,7 @@ func TestDateAddDays(t *testing.T) {
 }
 
 func TestDateCompare(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		a, b string
 		want int
@@ -123,6 +127,7 @@ func TestDateCompare(t *testing.T) {
 }
 
 func TestDateOf(t *testing.T) {
+	t.Parallel()
 	instant := time.Date(2026, 6, 10, 22, 30, 0, 0, time.UTC)
 	tests := []struct {
 		loc  *time.Location
@@ -141,6 +146,7 @@ func TestDateOf(t *testing.T) {
 }
 
 func TestDateJSON(t *testing.T) {
+	t.Parallel()
 	type doc struct {
 		Arrival reconcile.Date `json:"arrival"`
 	}
@@ -167,6 +173,7 @@ func TestDateJSON(t *testing.T) {
 }
 
 func TestParseTimeOfDay(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    reconcile.TimeOfDay

@@ -10,6 +10,7 @@ import (
 )
 
 func TestPINPolicyValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		policy  reconcile.PINPolicy
@@ -47,11 +48,12 @@ func TestPINPolicyValidate(t *testing.T) {
 }
 
 func TestValidPIN(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		pin  string
 		want bool
 	}{
-		{"1234567890", true}, // seed 003's example
+		{"1234567890", true}, // the 3RPMS Room Access Key API's example
 		{"ABCD12", true},
 		{"abcd12", true},
 		{"0", true},
@@ -72,6 +74,7 @@ func TestValidPIN(t *testing.T) {
 }
 
 func TestGuessable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		pin, room string
 		want      bool
@@ -111,6 +114,7 @@ func TestGuessable(t *testing.T) {
 // so the test does not flake; it catches gross bias, such as a digit never
 // or twice as often drawn (χ² in the thousands).
 func TestPINUniformity(t *testing.T) {
+	t.Parallel()
 	const (
 		length = 10
 		stays  = 2000 // 20,000 digits

@@ -122,6 +122,7 @@ func checkPlan(t *testing.T, prop *reconcile.Property, plan *reconcile.Plan) {
 }
 
 func TestCompute(t *testing.T) {
+	t.Parallel()
 	tests := []planCase{
 		{
 			name:  "new arrival tomorrow: create then assign, arriving soon",
@@ -434,6 +435,7 @@ func TestCompute(t *testing.T) {
 // TestComputeRoomMovedTargets checks which credential each action of a room
 // move touches: the old key goes, a new one for the new room comes.
 func TestComputeRoomMovedTargets(t *testing.T) {
+	t.Parallel()
 	plan := planCase{
 		stays: []reconcile.Stay{holding(stay("s1", "r205", "2026-06-09", "2026-06-12"), "K1", "385917")},
 		creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-09", "2026-06-12")},
@@ -461,6 +463,7 @@ func TestComputeRoomMovedTargets(t *testing.T) {
 // TestComputeSplitStaySameRun is a split stay whose first part departs in
 // the very run that first sees the second part holding the shared key.
 func TestComputeSplitStaySameRun(t *testing.T) {
+	t.Parallel()
 	plan := planCase{
 		now: ljAt("2026-06-11", 22, 0),
 		stays: []reconcile.Stay{
@@ -475,9 +478,10 @@ func TestComputeSplitStaySameRun(t *testing.T) {
 	}
 }
 
-// TestComputeRevocationsFirst checks DESIGN.md's "Revocations for departed or
-// cancelled stays come before anything else".
+// TestComputeRevocationsFirst checks that revocations for departed or
+// cancelled stays come before anything else.
 func TestComputeRevocationsFirst(t *testing.T) {
+	t.Parallel()
 	plan := planCase{
 		stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
 		creds: []reconcile.Credential{cred("s0", "r205", "K1", active, true, "2026-06-11", "2026-06-14")},
@@ -491,6 +495,7 @@ func TestComputeRevocationsFirst(t *testing.T) {
 // TestComputeDoesNotMutateInput plans a night that touches every kind of
 // credential and checks the input slices are as they were.
 func TestComputeDoesNotMutateInput(t *testing.T) {
+	t.Parallel()
 	stays := []reconcile.Stay{
 		stay("new", "r101", "2026-06-12", "2026-06-14"),
 		holding(stay("sync", "r102", "2026-06-11", "2026-06-14"), "K2", "385917"),
@@ -550,6 +555,7 @@ func TestComputeDoesNotMutateInput(t *testing.T) {
 // TestComputeDeterministic checks that the same input and PIN stream give
 // the same plan, PINs included.
 func TestComputeDeterministic(t *testing.T) {
+	t.Parallel()
 	stays := []reconcile.Stay{
 		stay("s3", "r101", "2026-06-12", "2026-06-14"),
 		stay("s1", "r204", "2026-06-11", "2026-06-14"),
@@ -591,6 +597,7 @@ func TestComputeDeterministic(t *testing.T) {
 // TestDigitStream checks digitStream's assumption about how crypto/rand.Int
 // consumes bytes, on which TestComputePINsUnique relies.
 func TestDigitStream(t *testing.T) {
+	t.Parallel()
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: tonight, Property: testProperty(),
 		Stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-14")},
@@ -607,6 +614,7 @@ func TestDigitStream(t *testing.T) {
 // TestComputePINsUnique steers the PIN stream into every reason to reject a
 // PIN and checks that the planner skips each one.
 func TestComputePINsUnique(t *testing.T) {
+	t.Parallel()
 	stays := []reconcile.Stay{
 		holding(stay("foreign", "r101", "2026-06-11", "2026-06-14"), "X9", "582039"),
 		holding(stay("ours", "r102", "2026-06-11", "2026-06-14"), "K1", "174628"),
@@ -654,6 +662,7 @@ func TestComputePINsUnique(t *testing.T) {
 // TestComputePINsRandom issues PINs for many stays from a seeded stream and
 // checks they are unique, unguessable and not on any other stay.
 func TestComputePINsRandom(t *testing.T) {
+	t.Parallel()
 	var stays []reconcile.Stay
 	existing := map[string]bool{}
 	rooms := []string{"r101", "r102", "r204", "r205"}
@@ -768,6 +777,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 }
 
 func TestComputeGolden(t *testing.T) {
+	t.Parallel()
 	tests := []planCase{
 		{
 			name: "busy_night",
@@ -838,6 +848,7 @@ func TestComputeGolden(t *testing.T) {
 // taken from stays that have not departed, whatever the cause, and nothing
 // for departures, replacements or keys no stay holds.
 func TestComputeWithdrawn(t *testing.T) {
+	t.Parallel()
 	held := func(id, room string) reconcile.Stay {
 		return holding(stay(id, room, "2026-06-09", "2026-06-12"), "K"+id, "38591"+id[1:])
 	}
@@ -900,6 +911,7 @@ func TestComputeWithdrawn(t *testing.T) {
 // TestCheckRoomKeys: a config keyed by room names instead of ids is caught
 // and names the id it meant; ids, unknown rooms and rooms without stays pass.
 func TestCheckRoomKeys(t *testing.T) {
+	t.Parallel()
 	stays := []reconcile.Stay{stay("s1", "r101", "2026-06-09", "2026-06-12"), stay("s2", "r102", "2026-06-09", "2026-06-12")}
 	tests := []struct {
 		name  string

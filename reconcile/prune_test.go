@@ -27,6 +27,7 @@ func (s *prunedStore) Prune(_ context.Context, now time.Time, keep time.Duration
 // retention, never does; a failed prune is reported (the run is partial),
 // not fatal.
 func TestRunnerPrunes(t *testing.T) {
+	t.Parallel()
 	const keep = 90 * 24 * time.Hour
 	for _, tc := range []struct {
 		name      string

@@ -31,6 +31,7 @@ func utc(s string) time.Time {
 }
 
 func TestPropertyWindow(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name                 string
 		loc                  *time.Location
@@ -106,6 +107,7 @@ func TestPropertyWindow(t *testing.T) {
 }
 
 func TestPropertyReadRange(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		loc      *time.Location
@@ -116,7 +118,7 @@ func TestPropertyReadRange(t *testing.T) {
 		{"lj nightly run", lj, 7, "2026-06-10T20:00:00Z", "2026-06-08", "2026-06-16"},
 		{"lj past local midnight, grace still on yesterday", lj, 7, "2026-06-10T22:30:00Z", "2026-06-08", "2026-06-17"},
 		{"lj past local midnight + grace", lj, 7, "2026-06-11T00:30:00Z", "2026-06-09", "2026-06-17"},
-		{"lj seed example, January 30th + 6 days", lj, 7, "2026-01-30T08:00:00Z", "2026-01-28", "2026-02-05"},
+		{"lj, the 3RPMS API document's example, January 30th + 6 days", lj, 7, "2026-01-30T08:00:00Z", "2026-01-28", "2026-02-05"},
 		{"lj just after spring change", lj, 7, "2026-03-29T01:30:00Z", "2026-03-27", "2026-04-04"},
 		{"lj just before spring change", lj, 7, "2026-03-29T00:30:00Z", "2026-03-26", "2026-04-04"},
 		{"lj autumn, second 02:30", lj, 7, "2026-10-25T01:30:00Z", "2026-10-23", "2026-10-31"},
@@ -143,6 +145,7 @@ func TestPropertyReadRange(t *testing.T) {
 // open: a stay departing on from (which the read excludes) has ended, and a
 // stay arriving after to has not begun.
 func TestReadRangeKeepsOpenWindows(t *testing.T) {
+	t.Parallel()
 	for _, loc := range []*time.Location{lj, vancouver} {
 		for _, grace := range []time.Duration{0, 2 * time.Hour, 26 * time.Hour} {
 			p := hoursProperty(loc, grace)

@@ -10,10 +10,11 @@ import (
 	"github.com/keysync/keysync/state"
 )
 
-// TestSaveTimeBoundAndDerived round-trips what issue 4 added to a
+// TestSaveTimeBoundAndDerived round-trips what migration 0002 added to a
 // credential: its validity window, the credential a derived key carries the
 // secret of, and the disabled status (still live).
 func TestSaveTimeBoundAndDerived(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, err := state.Open(ctx, filepath.Join(t.TempDir(), "k.db"), state.Options{Create: true})
 	if err != nil {

@@ -116,6 +116,7 @@ func checkedAt(t *testing.T, path string) string {
 // the cheap check of every open (the read that meets it fails), and is
 // found by the full check once the last one is older than fullCheckEvery.
 func TestOpenChecksCheaplyThenFully(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path, pageSize := populated(t)
 	leaves := auditLeaves(t, path)
@@ -142,6 +143,7 @@ func TestOpenChecksCheaplyThenFully(t *testing.T) {
 // TestOpenChecksTheEdges: the cheap check reads the first and last pages
 // of every b-tree, where new rows land, and the file's length.
 func TestOpenChecksTheEdges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -178,6 +180,7 @@ func TestOpenChecksTheEdges(t *testing.T) {
 // file (the writer was killed) makes Open read the whole file and record
 // it; a clean file with a recent check is not read whole again.
 func TestOpenFullCheckAfterUncleanShutdown(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 	recent := time.Now().Add(-time.Hour).UTC().Format(timeLayout)

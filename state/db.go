@@ -4,7 +4,8 @@
 //
 // DB implements reconcile.Store. Open applies the embedded migrations in
 // migrations/, each in its own transaction, and sets the connection pragmas
-// in the DSN so that every pooled connection gets them: a 5 s busy timeout,
+// in the DSN so that every pooled connection gets them: a busy timeout (5 s
+// unless Options.BusyTimeout says otherwise),
 // WAL journaling, foreign keys, and immediate (write-locking) transactions.
 // No table holds a PIN: a credential keeps only an HMAC-SHA256 of it, keyed
 // by a random key generated with the file.
@@ -14,6 +15,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -54,7 +56,14 @@ type Options struct {
 	// ReadOnly opens the file for reading only, for reports and checks. It
 	// never creates or migrates the file; every write method fails.
 	ReadOnly bool
+	// BusyTimeout is how long a statement waits for another writer's lock
+	// on the file before it fails; zero means DefaultBusyTimeout.
+	BusyTimeout time.Duration
 }
+
+// DefaultBusyTimeout is the busy timeout of Options whose BusyTimeout is
+// zero.
+const DefaultBusyTimeout = 5 * time.Second
 
 // DB is a keysync state file. It implements reconcile.Store and is safe for
 // concurrent use.
@@ -104,7 +113,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := d.checkHeader(unclean); err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open("sqlite", dsn(path, opts.ReadOnly))
+	sdb, err := sql.Open("sqlite", dsn(path, opts.ReadOnly, cmp.Or(opts.BusyTimeout, DefaultBusyTimeout)))
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
@@ -133,9 +142,10 @@ func createFile(path string) error {
 	return nil
 }
 
-// dsn builds a modernc.org/sqlite URI. The path is escaped so that '?', '#'
-// and '%' in it reach SQLite as part of the name.
-func dsn(path string, readOnly bool) string {
+// dsn builds a modernc.org/sqlite URI with busy as the busy timeout. The
+// path is escaped so that '?', '#' and '%' in it reach SQLite as part of the
+// name.
+func dsn(path string, readOnly bool, busy time.Duration) string {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
@@ -144,7 +154,7 @@ func dsn(path string, readOnly bool) string {
 		p = "/" + p // a Windows volume: file:///C:/...
 	}
 	u := url.URL{Scheme: "file", Path: p}
-	q := []string{"_pragma=busy_timeout(5000)", "_pragma=foreign_keys(1)"}
+	q := []string{fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds()), "_pragma=foreign_keys(1)"}
 	if readOnly {
 		q = append(q, "mode=ro")
 	} else {

@@ -8,6 +8,7 @@ import (
 
 // TestEventQueue: events survive a close and reopen until marked done.
 func TestEventQueue(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)

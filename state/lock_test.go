@@ -9,6 +9,7 @@ import (
 )
 
 func TestLock(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keysync.db")
 	l, err := Lock(path)
 	if err != nil {

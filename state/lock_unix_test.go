@@ -18,6 +18,7 @@ const lockHelperEnv = "KEYSYNC_STATE_LOCK_HELPER"
 // TestLockHelperProcess is not a test: TestLockKilledHolder runs the test
 // binary with it as a child that takes the lock and waits to be killed.
 func TestLockHelperProcess(t *testing.T) {
+	t.Parallel()
 	path := os.Getenv(lockHelperEnv)
 	if path == "" {
 		t.Skip("helper process for TestLockKilledHolder")
@@ -32,6 +33,7 @@ func TestLockHelperProcess(t *testing.T) {
 }
 
 func TestLockKilledHolder(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keysync.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), lockHelperEnv+"="+path)

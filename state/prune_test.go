@@ -20,6 +20,7 @@ const day = 24 * time.Hour
 // entries, the last run of each mode, an upstream a live key was derived
 // from, and the newest credential.
 func TestPruneKeepsWhatIsLive(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	now := t0
@@ -149,6 +150,7 @@ func TestPruneKeepsWhatIsLive(t *testing.T) {
 // TestPruneRefusesShortRetention: a retention that would cut into the
 // request ledger's 24 hours is an error, never a silent default.
 func TestPruneRefusesShortRetention(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	if err := db.Save(ctx, nil, nil, reconcile.RequestRecord{System: reconcile.System3RPMS, At: t0.Add(-time.Hour)}); err != nil {
@@ -167,6 +169,7 @@ func TestPruneRefusesShortRetention(t *testing.T) {
 // TestPruneIsOneTransaction: when one of Prune's deletes fails, the others
 // are rolled back.
 func TestPruneIsOneTransaction(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	c := newCred("gone")
@@ -229,6 +232,7 @@ func TestPruneBatches(t *testing.T) {
 // TestPruneUsesIndexes: every statement Prune runs finds its rows through
 // an index; none reads a whole table.
 func TestPruneUsesIndexes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	cut, n := formatTime(t0), pruneBatch

@@ -56,6 +56,7 @@ func newCred(stay string) *reconcile.Credential {
 }
 
 func TestOpenMissing(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keysync.db")
 	for _, opts := range []Options{{}, {ReadOnly: true}, {ReadOnly: true, Create: true}} {
 		_, err := Open(context.Background(), path, opts)
@@ -72,6 +73,7 @@ func TestOpenMissing(t *testing.T) {
 }
 
 func TestCreateMode(t *testing.T) {
+	t.Parallel()
 	db, path := openNew(t)
 	// Write something so that the WAL exists too.
 	if err := db.Save(context.Background(), []*reconcile.Credential{newCred("s1")}, nil); err != nil {
@@ -89,6 +91,7 @@ func TestCreateMode(t *testing.T) {
 }
 
 func TestMigrationsIdempotent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 	key := db.pinKey
@@ -126,6 +129,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 }
 
 func TestCorrupt(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keysync.db")
 	garbage := bytes.Repeat([]byte("this is not an SQLite database\n"), 200)
 	if err := os.WriteFile(path, garbage, 0o600); err != nil {
@@ -147,6 +151,7 @@ func TestCorrupt(t *testing.T) {
 }
 
 func TestCorruptPages(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 	for i := range 50 {
@@ -178,12 +183,14 @@ func TestCorruptPages(t *testing.T) {
 }
 
 func TestOpenDirectory(t *testing.T) {
+	t.Parallel()
 	if _, err := Open(context.Background(), t.TempDir(), Options{Create: true}); err == nil {
 		t.Fatal("Open of a directory succeeded")
 	}
 }
 
 func TestOpenUnwritable(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() == 0 {
 		t.Skip("root ignores file permissions")
 	}
@@ -224,6 +231,7 @@ func TestOpenUnwritable(t *testing.T) {
 }
 
 func TestSaveRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 
@@ -301,6 +309,7 @@ func credEqual(a, b reconcile.Credential) bool {
 }
 
 func TestSaveFailureLeavesIDs(t *testing.T) {
+	t.Parallel()
 	db, _ := openNew(t)
 
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -349,6 +358,7 @@ func TestSaveFailureLeavesIDs(t *testing.T) {
 }
 
 func TestPINNeverStored(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 
@@ -409,6 +419,7 @@ func TestPINNeverStored(t *testing.T) {
 }
 
 func TestStays(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	ref := func(id string) reconcile.StayRef {
@@ -448,6 +459,7 @@ func TestStays(t *testing.T) {
 }
 
 func TestRuns(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 
@@ -506,6 +518,7 @@ func TestRuns(t *testing.T) {
 }
 
 func TestPrune(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	old, recent := t0.Add(-60*24*time.Hour), t0
@@ -576,6 +589,7 @@ func equalIDs(a, b []int64) bool {
 }
 
 func TestReadOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 	c := newCred("s1")
@@ -601,6 +615,7 @@ func TestReadOnly(t *testing.T) {
 }
 
 func TestConcurrentSaves(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
 	errs := make(chan error, 8)
@@ -624,6 +639,7 @@ func TestConcurrentSaves(t *testing.T) {
 // first, as it was, beside itself; a new file and an up-to-date one are
 // not copied.
 func TestBackupBeforeMigration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
 	if err := db.Save(ctx, []*reconcile.Credential{newCred("s1")}, nil); err != nil {
@@ -646,7 +662,7 @@ func TestBackupBeforeMigration(t *testing.T) {
 	}
 	db2.Close()
 	bak := path + ".before-0004_retention.bak"
-	old, err := sql.Open("sqlite", dsn(bak, true))
+	old, err := sql.Open("sqlite", dsn(bak, true, DefaultBusyTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,5 +685,32 @@ func TestBackupBeforeMigration(t *testing.T) {
 	db3.Close()
 	if matches, _ := filepath.Glob(path + ".before-*"); len(matches) != 1 {
 		t.Errorf("backups: %v, want the one", matches)
+	}
+}
+
+// TestOpenWaitsOutTheBusyTimeout: while another connection holds the
+// file's write lock, Open waits Options.BusyTimeout for it, then fails
+// saying another program is writing to the file.
+func TestOpenWaitsOutTheBusyTimeout(t *testing.T) {
+	t.Parallel()
+	holder, path := openNew(t)
+	tx, err := holder.db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: takes the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	const busy = 100 * time.Millisecond
+	start := time.Now()
+	db, err := Open(context.Background(), path, Options{BusyTimeout: busy})
+	elapsed := time.Since(start)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded while another connection held the write lock")
+	}
+	if !strings.Contains(err.Error(), "another program is writing to it") {
+		t.Errorf("Open: %v; want the busy file's remedy", err)
+	}
+	if elapsed < busy || elapsed > DefaultBusyTimeout {
+		t.Errorf("Open gave up after %s; want the busy timeout of %s, not the default %s", elapsed, busy, DefaultBusyTimeout)
 	}
 }

@@ -167,14 +167,18 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
 	}
 	if g := p.Guestway; g != nil {
-		site.Source, site.SourceSystem = guestway.New(guestway.Options{
+		src, err := guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
 			PerPage: g.PerPage, Transport: httpapi.Transport{
 				Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
 				MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
 			},
-		}), reconcile.SystemGuestway
+		})
+		if err != nil {
+			return nil, fmt.Errorf("properties %q: guestway: %w", p.Name, err)
+		}
+		site.Source, site.SourceSystem = src, reconcile.SystemGuestway
 	}
 	if o := p.OpenApp; o != nil {
 		portals := map[string][]string{}
@@ -183,13 +187,17 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 				portals[id] = room.Portals
 			}
 		}
-		site.Sinks[reconcile.SystemOpenApp] = openapp.New(openapp.Options{
+		sink, err := openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name,
 			Transport: httpapi.Transport{
 				Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
 			},
 		})
+		if err != nil {
+			return nil, fmt.Errorf("properties %q: openapp: %w", p.Name, err)
+		}
+		site.Sinks[reconcile.SystemOpenApp] = sink
 	}
 	if k := p.KeyBox; k != nil {
 		keys := map[string]keybox.KeyRef{}
@@ -198,7 +206,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 				keys[id] = keybox.KeyRef{ID: room.KeyID, SerialNumber: room.KeySerial, Compartment: reconcile.Secret(room.Compartment)}
 			}
 		}
-		site.Sinks[reconcile.SystemKeyBox] = keybox.New(keybox.Options{
+		sink, err := keybox.New(keybox.Options{
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
@@ -206,6 +214,10 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 				Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
 			},
 		})
+		if err != nil {
+			return nil, fmt.Errorf("properties %q: %w", p.Name, err)
+		}
+		site.Sinks[reconcile.SystemKeyBox] = sink
 	}
 	return site, nil
 }

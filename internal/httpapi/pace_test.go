@@ -14,6 +14,7 @@ import (
 // once, and after them no 1-second window holds more than 5, pause or not.
 // After a minute's rest the burst is allowed again.
 func TestPacerBurstsOnce(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	clock := clocktest.New(start)
 	p := httpapi.NewPacer(5, 10, clock)
@@ -50,6 +51,7 @@ func TestPacerBurstsOnce(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		v    string
@@ -89,6 +91,7 @@ func TestParseRetryAfter(t *testing.T) {
 // continues at the steady rate instead of bursting again; seeded requests
 // a minute old, or in the future, leave the burst whole.
 func TestPacerSeed(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	burst := make([]time.Time, 10)
 	for i := range burst {

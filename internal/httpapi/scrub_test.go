@@ -11,6 +11,7 @@ import (
 )
 
 func TestTransport(t *testing.T) {
+	t.Parallel()
 	inner := fmt.Errorf(`net/http: malformed MIME header line: "Content-Type: tok-CANARY": %w`, context.Canceled)
 	err := scrubTransport(&url.Error{Op: "Post", URL: "https://user:pass@api.example/graphql?key=CANARY2", Err: inner})
 	if strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), "api.example") {
@@ -25,6 +26,7 @@ func TestTransport(t *testing.T) {
 }
 
 func TestJSON(t *testing.T) {
+	t.Parallel()
 	var v struct{ N int }
 	for _, body := range []string{`{"N":"secret-CANARY"}`, `{"N":1,"tok-CANARY`, `secret-CANARY`} {
 		err := JSONError(json.Unmarshal([]byte(body), &v))

@@ -16,6 +16,7 @@ import (
 // the start is unreachable; one that answered and then went away is a
 // partial problem (nil), over real HTTP.
 func TestFailedOnlyBeforeAnyAnswer(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	base := srv.URL
 	client := srv.Client()
@@ -47,6 +48,7 @@ func TestFailedOnlyBeforeAnyAnswer(t *testing.T) {
 // TestAnswer404: a 404 is a wrong URL only for the endpoint itself and
 // only as the system's first answer.
 func TestAnswer404(t *testing.T) {
+	t.Parallel()
 	var a, b, c reach.Tracker
 	if cond := a.Answer(http.StatusNotFound, true); !errors.Is(cond, reconcile.ErrEndpoint) {
 		t.Errorf("first answer 404 on the endpoint: %v, want ErrEndpoint", cond)
@@ -61,6 +63,7 @@ func TestAnswer404(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	dial := func(err error) error {
 		return &url.Error{Op: "Get", URL: "http://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: err}}
 	}

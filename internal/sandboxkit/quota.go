@@ -29,8 +29,8 @@ const (
 	SeedDailyCap = 10000
 )
 
-// FillSeedLimits sets each of rate, burst and daily that is zero to the seed
-// limit (SeedPerSecond, SeedBurst, SeedDailyCap): the body of each sandbox's
+// FillSeedLimits sets each of rate, burst and daily that is zero to the API
+// documents' limit (SeedPerSecond, SeedBurst, SeedDailyCap): the body of each sandbox's
 // Options.WithSeedLimits.
 func FillSeedLimits(rate *float64, burst, daily *int) {
 	if *rate == 0 {

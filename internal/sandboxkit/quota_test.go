@@ -8,6 +8,7 @@ import (
 )
 
 func TestAdmit(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 23, 59, 50, 0, time.UTC)
 	q := sandboxkit.NewQuota(sandboxkit.Limits{PerSecond: 5, Burst: 10, DailyCap: 12})
 	for i := range 10 {

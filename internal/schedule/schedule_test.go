@@ -19,6 +19,7 @@ func mustLoad(t *testing.T, name string) *time.Location {
 // local day of the two switch months, at the scheduled time, or when the
 // gap that swallowed it ends, or at its first occurrence.
 func TestOncePerDayAcrossSwitches(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		zone, spec string
 		from       string // local date; 40 days are checked
@@ -67,6 +68,7 @@ func TestOncePerDayAcrossSwitches(t *testing.T) {
 // TestFirstOccurrence: on a fall-back night the scheduled time runs at its
 // first occurrence (summer time), not the second.
 func TestFirstOccurrence(t *testing.T) {
+	t.Parallel()
 	loc := mustLoad(t, "Europe/Ljubljana")
 	s, err := Parse("30 2 * * *", loc)
 	if err != nil {
@@ -82,6 +84,7 @@ func TestFirstOccurrence(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	loc := mustLoad(t, "Europe/Ljubljana")
 	for _, tc := range []struct {
 		spec, zone string
@@ -116,6 +119,7 @@ func TestParse(t *testing.T) {
 // TestShifts: the checks a config warns with: the scheduled times a switch
 // moves in the coming year, and none for a safe time.
 func TestShifts(t *testing.T) {
+	t.Parallel()
 	loc := mustLoad(t, "Europe/Ljubljana")
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, loc)
 	for _, tc := range []struct {

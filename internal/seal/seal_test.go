@@ -9,6 +9,7 @@ import (
 )
 
 func TestSealOpen(t *testing.T) {
+	t.Parallel()
 	k, _, err := Generate()
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestSealOpen(t *testing.T) {
 }
 
 func TestKeyFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "state.key")
 	if _, err := Load(path); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("missing file: %v", err)

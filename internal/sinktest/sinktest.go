@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 )
@@ -110,6 +111,21 @@ func (f *Writes) Count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.n
+}
+
+// IsPost tells a create from the rest, for a sink whose only POST is its
+// create.
+func IsPost(r *http.Request) bool { return r.Method == http.MethodPost }
+
+// LoseCreates lets h make every create (a POST) but loses its answer: the
+// connection is closed before a byte of it is sent.
+func LoseCreates(h http.Handler) http.Handler { return NewWrites(IsPost, LoseAnswer).Wrap(h) }
+
+// FailCreates answers every create (a POST) 503, an HTML page, without
+// letting h see it.
+func FailCreates(h http.Handler) http.Handler {
+	down := adaptertest.Reply(http.StatusServiceUnavailable, "text/html", "<html>down</html>")
+	return NewWrites(IsPost, func(w http.ResponseWriter, r *http.Request, _ http.Handler) { down(w, r) }).Wrap(h)
 }
 
 // LoseAnswer lets the sandbox act, then loses its answer.

@@ -6,6 +6,7 @@ import (
 )
 
 func TestSignVerify(t *testing.T) {
+	t.Parallel()
 	body := []byte(`{"event":"room_stay.created","data":{"id":"rs_1"}}`)
 	sig := Sign(body, "s3cret")
 	for _, tc := range []struct {
@@ -39,6 +40,7 @@ func upper(s string) string {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		body  string
 		ok    bool

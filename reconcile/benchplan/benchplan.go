@@ -1,4 +1,5 @@
-// Package benchplan builds the planning workload of issue 5: a large
+// Package benchplan builds the planning workload (100,000 stays planned in
+// under 1 s and 200 MB): a large
 // property's stays and keysync's records of them, for measuring
 // reconcile.Compute. reconcile's BenchmarkCompute100k and `keysync bench`
 // plan the same input, so their numbers are comparable.

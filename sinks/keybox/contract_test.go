@@ -7,19 +7,19 @@ import (
 
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
 
 // TestContract runs the suite every sink passes against the key-box
 // sandbox: creates of accesses to key K1 for stays s1…s3, and cancels.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	var sb *sandbox.Server
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var url string
 			sb, url = newWrappedSandbox(t, wrap)
-			return keybox.New(options(url, lj))
+			return newSink(t, options(url, lj))
 		},
 		Create: func(n int) *reconcile.Action {
 			return create(fmt.Sprintf("s%d", n), "204", s1Start, s1End, "Ana")

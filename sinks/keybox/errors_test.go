@@ -10,27 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/keybox"
 )
 
-// answer returns a handler that writes status with a body of content type ct.
-func answer(status int, ct, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if ct != "" {
-			w.Header().Set("Content-Type", ct)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// answer is a canned answer.
+var answer = adaptertest.Reply
 
-const jsonCT = "application/json"
+const jsonCT = adaptertest.JSON
 
 // leaky is a message that quotes every canary.
 const leaky = "visitorName: rejected for keysync/" + ourPass + " compartment " + compA + " code " + canaryCode
@@ -38,6 +27,7 @@ const leaky = "visitorName: rejected for keysync/" + ourPass + " compartment " +
 // TestErrorMapping runs Apply against canned answers and checks each maps to
 // the right condition, at the right level, without a secret in its text.
 func TestErrorMapping(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
@@ -125,7 +115,7 @@ func TestErrorMapping(t *testing.T) {
 			opts := options(srv.URL, lj)
 			opts.MaxResponseBytes = 1024
 			opts.Now = func() time.Time { return now }
-			s := keybox.New(opts)
+			s := newSink(t, opts)
 			a := create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
 			if tc.cancel {
 				a = cancel("s1", "acc_1")
@@ -205,10 +195,11 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestDialFailure(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	_, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !errors.Is(err, reconcile.ErrUnavailable) || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("dial failure: %v", err)
@@ -224,6 +215,7 @@ func TestDialFailure(t *testing.T) {
 // key id in the create) stay in a quoted server message; a number the
 // request did not carry is masked, as it might be a code.
 func TestErrorsKeepIds(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", jsonCT)
@@ -238,7 +230,7 @@ func TestErrorsKeepIds(t *testing.T) {
 	defer srv.Close()
 	opts := options(srv.URL, lj)
 	opts.Rooms = map[string]keybox.KeyRef{"204": {ID: "48213", Compartment: compA}}
-	s := keybox.New(opts)
+	s := newSink(t, opts)
 	var out []reconcile.Outcome
 	for _, a := range []*reconcile.Action{
 		cancel("s1", "73920461"),

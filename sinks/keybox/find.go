@@ -57,9 +57,6 @@ type accessList struct {
 // property (nothing sent) and an answer that is not an access list; none
 // holds the password, a code or a compartment.
 func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
-	if s.invalid != nil {
-		return "", "", false, s.invalid
-	}
 	if c == nil {
 		return "", "", false, fmt.Errorf("%s: find access: no credential", s.label())
 	}

@@ -17,22 +17,6 @@ import (
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
 
-// isCreate tells a create (the only POST the sink sends) from the rest.
-func isCreate(r *http.Request) bool { return r.Method == http.MethodPost }
-
-// loseCreates lets h make every create but loses its answer: the
-// connection is closed before a byte of it is sent.
-func loseCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, sinktest.LoseAnswer).Wrap(h)
-}
-
-// failCreates answers every create 503 without letting h see it.
-func failCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-		answer(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
-	}).Wrap(h)
-}
-
 // newWrappedSandbox is newSandbox served through wrap.
 func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, string) {
 	t.Helper()
@@ -100,13 +84,14 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 // by serial number, among lookalikes, and checks Find returns each one's
 // id and code with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
+	t.Parallel()
 	for _, room := range []string{"204", "205"} {
 		t.Run("room "+room, func(t *testing.T) {
-			sb, url := newWrappedSandbox(t, loseCreates)
+			sb, url := newWrappedSandbox(t, sinktest.LoseCreates)
 			plantLookalikes(t, sb)
 			opts := options(url, lj)
 			opts.Meter = &reconcile.Meter{}
-			s := keybox.New(opts)
+			s := newSink(t, opts)
 			a := create("s1", room, s1Start, s1End, "Ana")
 			_, err := s.Apply(t.Context(), []*reconcile.Action{a})
 			if !errors.Is(err, reconcile.ErrUnknownOutcome) {
@@ -136,9 +121,10 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // TestFindNothingCreated checks Find reports nothing for a create the box
 // never ran, among lookalikes, and for a room whose key has no access.
 func TestFindNothingCreated(t *testing.T) {
-	sb, url := newWrappedSandbox(t, failCreates)
+	t.Parallel()
+	sb, url := newWrappedSandbox(t, sinktest.FailCreates)
 	plantLookalikes(t, sb)
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	a := create("s1", "204", s1Start, s1End, "Ana")
 	if _, err := s.Apply(t.Context(), []*reconcile.Action{a}); !errors.Is(err, reconcile.ErrUnknownOutcome) {
 		t.Fatalf("Apply: %v, want an unknown outcome", err)
@@ -154,14 +140,15 @@ func TestFindNothingCreated(t *testing.T) {
 // TestFindIgnoresForeignAccesses checks another user's access is never
 // read back, even one made with the very same create.
 func TestFindIgnoresForeignAccesses(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	frontDesk := options(url, lj)
 	frontDesk.Username, frontDesk.Password = otherUser, otherPass
 	for _, guest := range []string{"Ana", ""} {
-		mustCreate(t, keybox.New(frontDesk), create("s1", "204", s1Start, s1End, guest))
+		mustCreate(t, newSink(t, frontDesk), create("s1", "204", s1Start, s1End, guest))
 	}
 	plantLookalikes(t, sb)
-	if id, _, found := find(t, keybox.New(options(url, lj)), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))); found {
+	if id, _, found := find(t, newSink(t, options(url, lj)), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))); found {
 		t.Errorf("Find took foreign access %q", id)
 	}
 }
@@ -170,8 +157,9 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 // Find returns: the one named as a create names a stay without a guest
 // name, else the newest.
 func TestFindChoosesAmongMatches(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	c := sinktest.Pending(create("s1", "204", s1Start, s1End, ""))
 	plant := func(visitor string) string {
 		v, err := sb.AddAccess(sandbox.AccessInput{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: visitor})
@@ -200,6 +188,7 @@ func TestFindChoosesAmongMatches(t *testing.T) {
 // answers are errors rather than "not found", what cannot be asked is
 // refused without a request, and no error shows a secret.
 func TestFindErrors(t *testing.T) {
+	t.Parallel()
 	list := answer(200, jsonCT, `{"data":[{"id":7,"code":`+canaryCode+`,"key":{"id":"K1"},"startDate":"2026-06-01","startTime":"15:00",`+
 		`"endDate":"2026-06-03","endTime":"11:00","timeZone":"Europe/Ljubljana","visitorName":"Ana","cancelled":false}]}`)
 	unavailable := answer(503, "text/html", "<html>down</html>")
@@ -245,7 +234,14 @@ func TestFindErrors(t *testing.T) {
 			if c == nil {
 				c = sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))
 			}
-			id, code, found, err := keybox.New(opts).Find(t.Context(), c)
+			// Invalid options fail at New, before any request.
+			s, err := keybox.New(opts)
+			var id string
+			var code reconcile.Secret
+			var found bool
+			if err == nil {
+				id, code, found, err = s.Find(t.Context(), c)
+			}
 			times, methods := sc.Times(), sc.Methods()
 			if len(times) != tc.requests {
 				t.Errorf("%d requests, want %d", len(times), tc.requests)
@@ -289,10 +285,11 @@ func TestFindErrors(t *testing.T) {
 // TestFindAgainstSandboxRefusals checks a wrong password on the sandbox is
 // ErrUnauthorized without the password in the error.
 func TestFindAgainstSandboxRefusals(t *testing.T) {
+	t.Parallel()
 	_, url := newSandbox(t, sandbox.Options{})
 	opts := options(url, lj)
 	opts.Password = "not-it-CANARY"
-	_, _, found, err := keybox.New(opts).Find(t.Context(), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
+	_, _, found, err := newSink(t, opts).Find(t.Context(), sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
 	if found || !errors.Is(err, reconcile.ErrUnauthorized) || strings.Contains(err.Error(), "not-it-CANARY") {
 		t.Errorf("wrong password: found %v, err %v", found, err)
 	}

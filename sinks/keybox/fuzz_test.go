@@ -33,13 +33,13 @@ const (
 	fzAttempts    = 2
 )
 
-func fzSink(srv *fault.Canned) *keybox.Sink {
+func fzSink(t testing.TB, srv *fault.Canned) *keybox.Sink {
 	o := options(srv.URL, lj)
 	o.Password = fzPass
 	o.Rooms = map[string]keybox.KeyRef{"204": {ID: "K1", Compartment: fzCompartment}}
 	o.MaxResponseBytes = fzCap
 	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
-	return keybox.New(o)
+	return newSink(t, o)
 }
 
 func fzCreate() *reconcile.Action {
@@ -90,7 +90,7 @@ func fzSeeds() [][]byte {
 func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
 	srv.Answer(status, ct, body)
 	a := fzCreate()
-	out, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{a})
+	out, err := fzSink(t, srv).Apply(t.Context(), []*reconcile.Action{a})
 	sent := body
 	if status == http.StatusNoContent {
 		sent = nil // net/http sends no body with a 204
@@ -182,9 +182,10 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	srv.Answer(http.StatusCreated, "application/json", []byte(fzValid))
-	out, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{fzCreate()})
+	out, err := fzSink(t, srv).Apply(t.Context(), []*reconcile.Action{fzCreate()})
 	if err != nil || len(out) != 1 || out[0].Err != nil || out[0].RemoteID != "acc_7731" || out[0].Secret.Reveal() != fzCode {
 		t.Fatalf("valid seed: %+v, %v", out, err)
 	}
@@ -196,6 +197,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // server sent, a secret it echoed included, reaches the error. (The 3RPMS
 // client strips quoted text from transport errors for this reason.)
 func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"SSH-2.0-OpenSSH " + fzPass + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nX-Code: \x7f" + fzCode + "\r\n\r\n",
@@ -204,7 +206,7 @@ func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
 		o := options(srv.URL, lj)
 		o.Password = fzPass
 		o.Retry = httpapi.Retry{Attempts: 1}
-		_, err := keybox.New(o).Apply(t.Context(), []*reconcile.Action{fzCreate()})
+		_, err := newSink(t, o).Apply(t.Context(), []*reconcile.Action{fzCreate()})
 		if err == nil || strings.Contains(err.Error(), fzPass) || strings.Contains(err.Error(), fzCode) {
 			t.Errorf("err = %v; want an error without what the server sent", err)
 		}

@@ -3,19 +3,16 @@ package keybox_test
 import (
 	"cmp"
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/sinks/keybox"
 )
 
 // TestRetry checks the retry policy on a fake clock: 429s are waited out
@@ -23,149 +20,106 @@ import (
 // an outage with backoff unless its method is POST, a create never is, and
 // an answer that cannot be read or a refusal is not an outage.
 func TestRetry(t *testing.T) {
+	t.Parallel()
 	created := answer(201, jsonCT, `{"id":"acc_1","code":"`+canaryCode+`"}`)
 	unavailable := answer(503, "text/html", "<html>down</html>")
 	cancelled := answer(204, "", "")
 	mk := func() *reconcile.Action {
 		return create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
 	}
-	tests := []struct {
-		name     string
-		cancel   bool   // a cancel instead of a create
-		method   string // CancelMethod; "" is DELETE
-		steps    []http.HandlerFunc
-		pacer    bool // a Pacer on the fake clock, else none
-		attempts int  // Retry.Attempts; 0 is the default, 4
-		requests int
-		sleeps   []time.Duration // the fake clock's waits, exactly; nil: not checked
-		minGap   time.Duration   // between the first two requests
-		is       []error         // the error wraps each; nil: success
-		isNot    []error
-	}{
+	tests := []adaptertest.Retry[kbCall]{
 		{
-			name: "cancel answered 503 twice, then 204", cancel: true,
-			steps:    []http.HandlerFunc{unavailable, unavailable, cancelled},
-			requests: 3, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
+			Name: "cancel answered 503 twice, then 204", Arg: kbCall{cancel: true},
+			Steps:    []http.HandlerFunc{unavailable, unavailable, cancelled},
+			Requests: 3, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
 		},
 		{
-			name: "cancel by PATCH answered 503, then 200", cancel: true, method: "PATCH",
-			steps:    []http.HandlerFunc{unavailable, answer(200, "", "")},
-			requests: 2, sleeps: []time.Duration{250 * time.Millisecond},
+			Name: "cancel by PATCH answered 503, then 200", Arg: kbCall{cancel: true, method: "PATCH"},
+			Steps:    []http.HandlerFunc{unavailable, answer(200, "", "")},
+			Requests: 2, Sleeps: []time.Duration{250 * time.Millisecond},
 		},
 		{
-			name:     "create answered 503 is sent once",
-			steps:    []http.HandlerFunc{unavailable, created},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
+			Name:     "create answered 503 is sent once",
+			Steps:    []http.HandlerFunc{unavailable, created},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
 		},
 		{
-			name: "cancel by POST answered 503 is sent once", cancel: true, method: "POST",
-			steps:    []http.HandlerFunc{unavailable, cancelled},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
+			Name: "cancel by POST answered 503 is sent once", Arg: kbCall{cancel: true, method: "POST"},
+			Steps:    []http.HandlerFunc{unavailable, cancelled},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
 		},
 		{
-			name:     "429 with Retry-After 2, then 201",
-			steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			requests: 2, minGap: 2 * time.Second, sleeps: []time.Duration{2 * time.Second},
+			Name:     "429 with Retry-After 2, then 201",
+			Steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "2"), created},
+			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
 		},
 		{
-			name: "429 with Retry-After 2, then 201, through a pacer", pacer: true,
-			steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			requests: 2, minGap: 2 * time.Second,
+			Name: "429 with Retry-After 2, then 201, through a pacer", Paced: true,
+			Steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "2"), created},
+			Requests: 2, MinGap: 2 * time.Second,
 		},
 		{
-			name:     "429 with Retry-After 86400 is not waited out",
-			steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "86400"), created},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{httpapi.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			Name:     "429 with Retry-After 86400 is not waited out",
+			Steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "86400"), created},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{httpapi.ErrWaitTooLong}, IsNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
-			name: "cancel always 503", cancel: true, steps: []http.HandlerFunc{unavailable},
-			requests: 4, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
-			is: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			Name: "cancel always 503", Arg: kbCall{cancel: true}, Steps: []http.HandlerFunc{unavailable},
+			Requests: 4, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
+			Is: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
-			name: "cancel always 502, three attempts", cancel: true, steps: []http.HandlerFunc{answer(502, "", "")}, attempts: 3,
-			requests: 3, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
-			is: []error{reconcile.ErrUnavailable},
+			Name: "cancel always 502, three attempts", Arg: kbCall{cancel: true}, Steps: []http.HandlerFunc{answer(502, "", "")}, Attempts: 3,
+			Requests: 3, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
+			Is: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name:     "create answered 200 as HTML is not retried",
-			steps:    []http.HandlerFunc{answer(200, "text/html", "<html>login</html>"), created},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnknownOutcome}, isNot: []error{reconcile.ErrUnavailable},
+			Name:     "create answered 200 as HTML is not retried",
+			Steps:    []http.HandlerFunc{answer(200, "text/html", "<html>login</html>"), created},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnknownOutcome}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name: "cancel answered 405 is not retried", cancel: true,
-			steps:    []http.HandlerFunc{answer(405, "", ""), cancelled},
-			requests: 1, sleeps: []time.Duration{},
-			isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			Name: "cancel answered 405 is not retried", Arg: kbCall{cancel: true},
+			Steps:    []http.HandlerFunc{answer(405, "", ""), cancelled},
+			Requests: 1, Sleeps: []time.Duration{},
+			IsNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
-			name: "cancel answered 401 is not retried", cancel: true,
-			steps:    []http.HandlerFunc{answer(401, "", ""), cancelled},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnauthorized}, isNot: []error{reconcile.ErrUnavailable},
+			Name: "cancel answered 401 is not retried", Arg: kbCall{cancel: true},
+			Steps:    []http.HandlerFunc{answer(401, "", ""), cancelled},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnauthorized}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clk := clocktest.New(t0)
-			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
-			srv := httptest.NewServer(sc)
-			defer srv.Close()
+		t.Run(tc.Name, func(t *testing.T) {
+			srv := tc.Serve(t, t0)
 			opts := options(srv.URL, lj)
-			opts.Meter = &reconcile.Meter{Clock: clk}
-			opts.Retry = retryOn(clk)
-			opts.Retry.Attempts = tc.attempts
-			opts.CancelMethod = tc.method
-			if tc.pacer {
-				opts.Pacer = httpapi.NewPacer(10, 10, clk)
-			}
+			opts.Meter = &reconcile.Meter{Clock: srv.Clock}
+			opts.Retry, opts.Pacer = tc.Retry(srv), tc.Pacer(srv)
+			opts.CancelMethod = tc.Arg.method
 			a := mk()
-			if tc.cancel {
+			if tc.Arg.cancel {
 				a = cancel("s1", "acc_1")
 			}
-			out, err := keybox.New(opts).Apply(t.Context(), []*reconcile.Action{a})
+			out, err := newSink(t, opts).Apply(t.Context(), []*reconcile.Action{a})
 			if err == nil && len(out) == 1 {
 				err = out[0].Err
 			}
 
-			times, methods := sc.Times(), sc.Methods()
-			if len(times) != tc.requests {
-				t.Errorf("%d requests (%q), want %d", len(times), methods, tc.requests)
-			}
-			if want := cmp.Or(tc.method, "DELETE"); tc.cancel && len(methods) > 0 && methods[0] != want {
+			methods := srv.Script.Methods()
+			if want := cmp.Or(tc.Arg.method, "DELETE"); tc.Arg.cancel && len(methods) > 0 && methods[0] != want {
 				t.Errorf("cancel sent as %s, want %s", methods[0], want)
 			}
-			if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != len(times) {
-				t.Errorf("meter %+v, want %d writes: every attempt counts", got, len(times))
+			if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != len(methods) {
+				t.Errorf("meter %+v, want %d writes: every attempt counts", got, len(methods))
 			}
-			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
-				t.Errorf("fake clock slept %v, want %v", clk.Sleeps(), tc.sleeps)
-			}
-			if tc.minGap > 0 && len(times) >= 2 && times[1].Sub(times[0]) < tc.minGap {
-				t.Errorf("second request %s after the first, want at least %s", times[1].Sub(times[0]), tc.minGap)
-			}
-			if tc.is == nil && tc.isNot == nil {
-				if err != nil {
-					t.Fatalf("Apply: %v", err)
-				}
+			if !tc.Check(t, srv, err) {
 				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, want := range tc.is {
-				if !errors.Is(err, want) {
-					t.Errorf("%v: not %v", err, want)
-				}
-			}
-			for _, no := range tc.isNot {
-				if errors.Is(err, no) {
-					t.Errorf("%v: is %v", err, no)
-				}
 			}
 			if msg := err.Error(); !strings.HasPrefix(msg, "keybox "+property+": ") || strings.Contains(msg, canaryCode) || strings.Contains(msg, ourPass) {
 				t.Errorf("error %q does not name the key box, or shows a secret", msg)
@@ -174,9 +128,17 @@ func TestRetry(t *testing.T) {
 	}
 }
 
+// kbCall is what a retry case sends: a create, or a cancel by method ("" is
+// DELETE).
+type kbCall struct {
+	cancel bool
+	method string
+}
+
 // TestRetryStopsWithTheContext checks a run cancelled during an outage
 // neither waits out the backoff nor tries again.
 func TestRetryStopsWithTheContext(t *testing.T) {
+	t.Parallel()
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	clk := clocktest.New(t0)
@@ -188,7 +150,7 @@ func TestRetryStopsWithTheContext(t *testing.T) {
 	opts := options(srv.URL, lj)
 	opts.Meter = &reconcile.Meter{}
 	opts.Retry = retryOn(clk)
-	if _, err := keybox.New(opts).Apply(ctx, []*reconcile.Action{cancel("s1", "acc_1")}); err == nil {
+	if _, err := newSink(t, opts).Apply(ctx, []*reconcile.Action{cancel("s1", "acc_1")}); err == nil {
 		t.Fatal("no error")
 	}
 	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 1 || len(clk.Sleeps()) != 0 {

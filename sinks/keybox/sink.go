@@ -175,9 +175,8 @@ func (k KeyRef) check() error {
 // Sink creates and cancels key-box accesses. It implements reconcile.Sink
 // and reconcile.Finder.
 type Sink struct {
-	opts    Options
-	invalid error
-	base    string
+	opts Options
+	base string
 	// secrets are removed from every server message that reaches an
 	// error; as Secrets they print redacted should the Sink be printed.
 	secrets []reconcile.Secret
@@ -189,23 +188,25 @@ var (
 	_ reconcile.Deriver = (*Sink)(nil)
 )
 
-// New returns a Sink. Options are checked by Validate; a Sink built from
-// invalid options returns that error from Apply without sending anything.
-func New(opts Options) *Sink {
+// New returns a Sink, or the error of Options.Validate for invalid options.
+func New(opts Options) (*Sink, error) {
 	opts.CreatePath = cmp.Or(opts.CreatePath, DefaultCreatePath)
 	opts.CancelPath = cmp.Or(opts.CancelPath, DefaultCancelPath)
 	opts.CancelMethod = strings.ToUpper(cmp.Or(opts.CancelMethod, DefaultCancelMethod))
 	opts.ListPath = cmp.Or(opts.ListPath, DefaultListPath)
-	s := &Sink{opts: opts, invalid: opts.Validate(), base: strings.TrimRight(opts.BaseURL, "/")}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sink{opts: opts, base: strings.TrimRight(opts.BaseURL, "/")}
 	client, err := httpapi.New(httpapi.Options{
 		Transport: opts.Transport, System: reconcile.SystemKeyBox, Name: s.label(), BaseURL: s.base,
 		MaxResponseBytes: DefaultMaxResponseBytes,
 		Auth:             func(r *http.Request) { r.SetBasicAuth(opts.Username, opts.Password.Reveal()) },
 	})
-	s.http = client
-	if s.invalid == nil {
-		s.invalid = err
+	if err != nil {
+		return nil, err
 	}
+	s.http = client
 	if opts.Password != "" {
 		s.secrets = append(s.secrets, opts.Password)
 	}
@@ -216,7 +217,7 @@ func New(opts Options) *Sink {
 	}
 	// Longest first, so a secret that contains another is removed whole.
 	slices.SortFunc(s.secrets, func(a, b reconcile.Secret) int { return cmp.Compare(len(b), len(a)) })
-	return s
+	return s, nil
 }
 
 // String describes the Sink without its secrets, so printing one (with
@@ -265,9 +266,8 @@ func (s *Sink) MaxBatch() int { return 1 }
 // Options.Retry allows, each attempt counted in the Meter. A create is
 // never sent twice.
 //
-// The returned error is for the request as a whole: invalid options, more
-// than one action, or a refused or cancelled wait for the pacer (nothing
-// sent); a dial failure (nothing sent; wrapping reconcile.ErrUnavailable);
+// The returned error is for the request as a whole: more than one action,
+// or a refused or cancelled wait for the pacer (nothing sent); a dial failure (nothing sent; wrapping reconcile.ErrUnavailable);
 // 401 and 403 (wrapping reconcile.ErrUnauthorized); 429 (a
 // *httpapi.RateLimitedError, wrapped in httpapi.ErrWaitTooLong when
 // its Retry-After is longer than the run waits); a redirect or another
@@ -284,8 +284,6 @@ func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconc
 	switch {
 	case len(actions) == 0:
 		return nil, nil
-	case s.invalid != nil:
-		return nil, s.invalid
 	case len(actions) > 1:
 		return nil, fmt.Errorf("%s: %d actions in one request; the key box takes one (MaxBatch is 1)", s.label(), len(actions))
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 	_ "time/tzdata" // the zone tests run without system zoneinfo
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -81,11 +82,8 @@ func options(baseURL string, loc *time.Location) keybox.Options {
 	}
 }
 
-// retryOn is the default retry policy on a fake clock, with the jitter
-// fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
-func retryOn(clk *clocktest.Clock) httpapi.Retry {
-	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
-}
+// retryOn is the default retry policy on a fake clock, exact.
+var retryOn = adaptertest.RetryOn
 
 func stayRef(id string) reconcile.StayRef {
 	return reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: id}
@@ -140,6 +138,7 @@ func utc(y int, m time.Month, d, hh, mm int) time.Time {
 }
 
 func TestDefaultsMatchSandbox(t *testing.T) {
+	t.Parallel()
 	if keybox.DefaultCreatePath != sandbox.DefaultCreatePath || keybox.DefaultCancelPath != sandbox.DefaultCancelPath ||
 		keybox.DefaultCancelMethod != sandbox.DefaultCancelMethod || keybox.DefaultListPath != sandbox.DefaultListPath ||
 		!reflect.DeepEqual(keybox.Locales, sandbox.Locales) {
@@ -150,6 +149,7 @@ func TestDefaultsMatchSandbox(t *testing.T) {
 // TestCreateLocalTimes sends windows given as UTC instants and checks the
 // local date, time and zone the box receives, across DST switches.
 func TestCreateLocalTimes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		loc        *time.Location
@@ -181,7 +181,7 @@ func TestCreateLocalTimes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sb, url := newSandbox(t, sandbox.Options{})
-			s := keybox.New(options(url, tc.loc))
+			s := newSink(t, options(url, tc.loc))
 			o := apply(t, s, create("s1", "204", tc.start, tc.end, "Ana Novak"))
 			if o.Err != nil {
 				t.Fatal(o.Err)
@@ -204,7 +204,7 @@ func TestCreateLocalTimes(t *testing.T) {
 				t.Errorf("end instant %s, want %s", v.End, want)
 			}
 
-			// The exact body: the seed's fields, no deprecated ISO dates, no user.
+			// The exact body: the API document's fields, no deprecated ISO dates, no user.
 			var got map[string]any
 			if err := json.Unmarshal([]byte(sb.Requests()[0].Body), &got); err != nil {
 				t.Fatal(err)
@@ -224,6 +224,7 @@ func TestCreateLocalTimes(t *testing.T) {
 // TestCreateFromPropertyWindow checks the instants reconcile computes for a
 // Ljubljana stay are the ones the table above sends.
 func TestCreateFromPropertyWindow(t *testing.T) {
+	t.Parallel()
 	p := reconcile.Property{Location: lj, CheckIn: reconcile.TimeOfDay{Hour: 15}, CheckOut: reconcile.TimeOfDay{Hour: 11}}
 	arr, _ := reconcile.ParseDate("2026-03-28")
 	dep, _ := reconcile.ParseDate("2026-03-30")
@@ -232,15 +233,16 @@ func TestCreateFromPropertyWindow(t *testing.T) {
 		t.Fatalf("window %s → %s", w.Start, w.End)
 	}
 	sb, url := newSandbox(t, sandbox.Options{})
-	mustCreate(t, keybox.New(options(url, lj)), create("s1", "204", w.Start, w.End, "Ana"))
+	mustCreate(t, newSink(t, options(url, lj)), create("s1", "204", w.Start, w.End, "Ana"))
 	if v := sb.Accesses()[0]; v.StartDate != "2026-03-28" || v.StartTime != "15:00" || v.EndDate != "2026-03-30" || v.EndTime != "11:00" {
 		t.Errorf("local view %+v", v)
 	}
 }
 
 func TestCreateKeyByIDOrSerialNumber(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
 	mustCreate(t, s, create("s1", "204", start, end, "A"))
 	mustCreate(t, s, create("s2", "205", start, end, "B"))
@@ -256,10 +258,11 @@ func TestCreateKeyByIDOrSerialNumber(t *testing.T) {
 }
 
 func TestCreateOptions(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	opts := options(url, lj)
 	opts.Locale, opts.Silent = "fr", true
-	mustCreate(t, keybox.New(opts), create("rs_77", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "  "))
+	mustCreate(t, newSink(t, opts), create("rs_77", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "  "))
 	v := sb.Accesses()[0]
 	if v.Visitor != "Guest rs_77" || v.Locale != "fr" || !v.Silent || v.ReturnReminder || v.Creator != ourUser {
 		t.Errorf("access %+v", v)
@@ -267,8 +270,9 @@ func TestCreateOptions(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	if o := apply(t, s, cancel("s1", id)); o.Err != nil || o.RemoteID != "" {
 		t.Fatalf("cancel: %+v", o)
@@ -290,8 +294,9 @@ func TestCancel(t *testing.T) {
 // TestDateChange is the planner's cancel + create for moved dates: exactly
 // one live access remains, with the new window.
 func TestDateChange(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	old := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	if o := apply(t, s, cancel("s1", old)); o.Err != nil {
 		t.Fatal(o.Err)
@@ -311,6 +316,7 @@ func TestDateChange(t *testing.T) {
 // TestForeignAccessUntouched plants an access another user made on the
 // same key and checks keysync's work leaves it as it was.
 func TestForeignAccessUntouched(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	foreign, err := sb.AddAccess(sandbox.AccessInput{
 		Creator: otherUser, KeyID: "K1", Start: utc(2026, 6, 1, 8, 0), End: utc(2026, 6, 1, 16, 0),
@@ -319,7 +325,7 @@ func TestForeignAccessUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	apply(t, s, cancel("s1", id))
 	mustCreate(t, s, create("s1", "204", utc(2026, 6, 2, 13, 0), utc(2026, 6, 4, 9, 0), "Ana"))
@@ -337,8 +343,9 @@ func TestForeignAccessUntouched(t *testing.T) {
 // TestCompartmentNeverSent checks no request body holds a compartment, and
 // that Compartment gives it to the caller.
 func TestCompartmentNeverSent(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	for i, room := range []string{"204", "205", "301"} {
 		id := mustCreate(t, s, create(fmt.Sprint("s", i), room, utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Guest"))
 		apply(t, s, cancel(fmt.Sprint("s", i), id))
@@ -372,13 +379,14 @@ func TestCompartmentNeverSent(t *testing.T) {
 // Pacer: with one request an hour, the second goes an hour (of fake time)
 // after the first; a pacer that admits nothing sends nothing.
 func TestMeterAndPacer(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
 	clk := clocktest.New(t0)
 	opts := options(url, lj)
 	opts.Meter = &reconcile.Meter{Clock: clk}
 	opts.Retry = retryOn(clk)
 	opts.Pacer = httpapi.NewPacer(1.0/3600, 1, clk)
-	s := keybox.New(opts)
+	s := newSink(t, opts)
 	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Writes != 1 || got.Reads != 0 {
 		t.Errorf("meter %+v", got)
@@ -399,7 +407,7 @@ func TestMeterAndPacer(t *testing.T) {
 	refusing := options(url, lj)
 	refusing.Meter = &reconcile.Meter{}
 	refusing.Pacer = httpapi.NewPacer(1, 0, refusing.Retry.Clock) // burst 0: never admits
-	_, err := keybox.New(refusing).Apply(t.Context(), []*reconcile.Action{cancel("s1", id)})
+	_, err := newSink(t, refusing).Apply(t.Context(), []*reconcile.Action{cancel("s1", id)})
 	if err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) || !strings.Contains(err.Error(), "waiting for rate limit") {
 		t.Errorf("refused by the pacer: %v", err)
 	}
@@ -413,8 +421,9 @@ func TestMeterAndPacer(t *testing.T) {
 
 // TestRefusedBeforeSending covers what Apply refuses without a request.
 func TestRefusedBeforeSending(t *testing.T) {
+	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
 	noWindow := create("s1", "204", start, end, "A")
 	noWindow.Window = nil
@@ -441,8 +450,8 @@ func TestRefusedBeforeSending(t *testing.T) {
 	}
 	bad := options(url, lj)
 	bad.Rooms = map[string]keybox.KeyRef{"204": {ID: "K1", SerialNumber: "SN-1"}}
-	if _, err := keybox.New(bad).Apply(t.Context(), []*reconcile.Action{create("s1", "204", start, end, "A")}); err == nil || !strings.Contains(err.Error(), `rooms["204"]`) {
-		t.Errorf("invalid options: %v", err)
+	if s, err := keybox.New(bad); s != nil || err == nil || !strings.Contains(err.Error(), `rooms["204"]`) {
+		t.Errorf("invalid options: New = %v, %v; want no sink and an error about rooms[\"204\"]", s, err)
 	}
 	if n := len(sb.Requests()); n != 0 {
 		t.Errorf("%d requests sent", n)
@@ -450,6 +459,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		edit func(*keybox.Options)
@@ -481,6 +491,9 @@ func TestValidate(t *testing.T) {
 			o := options("https://api.example.com/", lj)
 			tc.edit(&o)
 			err := o.Validate()
+			if s, newErr := keybox.New(o); (newErr == nil) != (err == nil) || (err != nil && (s != nil || newErr.Error() != err.Error())) {
+				t.Errorf("New = %v, %v; want Validate's error %v", s, newErr, err)
+			}
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("Validate: %v", err)
@@ -494,11 +507,12 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCustomPathsAgainstSandbox(t *testing.T) {
+	t.Parallel()
 	sbOpts := sandbox.Options{CreatePath: "/api/access", CancelPath: "/api/access/{id}/end", CancelMethod: "POST", ListPath: "/api/access/mine"}
 	sb, url := newSandbox(t, sbOpts)
 	opts := options(url+"/", lj)
 	opts.CreatePath, opts.CancelPath, opts.CancelMethod, opts.ListPath = sbOpts.CreatePath, sbOpts.CancelPath, "post", sbOpts.ListPath
-	s := keybox.New(opts)
+	s := newSink(t, opts)
 	a := create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
 	id := mustCreate(t, s, a)
 	c := *a.Cred
@@ -518,25 +532,26 @@ func TestCustomPathsAgainstSandbox(t *testing.T) {
 }
 
 func TestSandboxRefusals(t *testing.T) {
+	t.Parallel()
 	now := utc(2026, 3, 20, 8, 0)
 	sb, url := newSandbox(t, sandbox.Options{RateNow: func() time.Time { return now }}.WithSeedLimits())
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
 
 	wrong := options(url, lj)
 	wrong.Password = "not-it"
-	_, err := keybox.New(wrong).Apply(t.Context(), []*reconcile.Action{create("s1", "204", start, end, "A")})
+	_, err := newSink(t, wrong).Apply(t.Context(), []*reconcile.Action{create("s1", "204", start, end, "A")})
 	if !errors.Is(err, reconcile.ErrUnauthorized) || !strings.Contains(err.Error(), "HTTP Basic") || strings.Contains(err.Error(), "not-it") {
 		t.Errorf("wrong password: %v", err)
 	}
 
 	unknownKey := options(url, lj)
 	unknownKey.Rooms = map[string]keybox.KeyRef{"204": {ID: "K404", Compartment: compA}}
-	o := apply(t, keybox.New(unknownKey), create("s1", "204", start, end, "A"))
+	o := apply(t, newSink(t, unknownKey), create("s1", "204", start, end, "A"))
 	if !errors.Is(o.Err, reconcile.ErrRejected) || !strings.Contains(o.Err.Error(), "key.id: no key") {
 		t.Errorf("unknown key: %v", o.Err)
 	}
 
-	s := keybox.New(options(url, lj))
+	s := newSink(t, options(url, lj))
 	for range sandbox.DefaultBurst - 1 {
 		mustCreate(t, s, create("s1", "204", start, end, "A"))
 	}
@@ -554,7 +569,8 @@ func TestSandboxRefusals(t *testing.T) {
 // code and its room's compartment, and refuses a code that breaks 3RPMS's
 // PIN rule, a room without a compartment and any other kind of key.
 func TestDerive(t *testing.T) {
-	s := keybox.New(options("http://keybox.invalid", lj))
+	t.Parallel()
+	s := newSink(t, options("http://keybox.invalid", lj))
 	key := &reconcile.Credential{Kind: reconcile.KindKeyStorageKey, RoomID: "204"}
 	if err := s.Derive(key, "4711"); err != nil || key.PIN.Reveal() != "4711" || key.Compartment.Reveal() != compA {
 		t.Errorf("Derive = %v, PIN %q, compartment %q", err, key.PIN.Reveal(), key.Compartment.Reveal())
@@ -576,4 +592,9 @@ func TestDerive(t *testing.T) {
 			t.Errorf("%s: error shows a secret: %v", name, err)
 		}
 	}
+}
+
+// newSink is keybox.New, failing the test on an error.
+func newSink(t testing.TB, opts keybox.Options) *keybox.Sink {
+	return adaptertest.Must(keybox.New(opts))(t)
 }

@@ -14,13 +14,14 @@ import (
 // TestContract runs the suite every sink passes against the OpenApp
 // sandbox: invites to room r101 for stays s1…s3, and deletes.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	var sb *sandbox.Server
 	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var opts openapp.Options
 			sb, opts = newWrappedSandbox(t, wrap)
-			return openapp.New(opts)
+			return newSink(t, opts)
 		},
 		Create: func(n int) *reconcile.Action {
 			return action(reconcile.OpCreate, stay(n), "r101", "2026-06-01", "2026-06-05", "")

@@ -1,4 +1,4 @@
-// Package openapp issues OpenApp time-bound access invites (seed 000) for
+// Package openapp issues OpenApp time-bound access invites (the OpenApp access invites API) for
 // rooms opened by QR code (method qr): one invite per stay, to the room's
 // portals plus the property's shared portals (lobby, garage), valid for the
 // stay's window. Sink implements reconcile.Sink, one invite per request:
@@ -29,11 +29,11 @@
 // GuestURL builds the link a guest opens, which keysync writes to 3RPMS as
 // RoomAccessQR qrData.
 //
-// Assumptions where the seed is silent, made here and in package sandbox
+// Assumptions where the API document is silent, made here and in package sandbox
 // alike:
 //   - PUT accepts the create fields (portal_ids, name, valid_from,
 //     valid_to, max_uses) besides is_enabled, and changes only those sent;
-//     the seed says only that PUT can "disable (is_enabled:false) or narrow
+//     the API document says only that PUT can "disable (is_enabled:false) or narrow
 //     validity". An update also re-sends the name, whose dates would
 //     otherwise go stale; max_uses is left as created.
 //   - Errors are JSON {"error": "..."} (a "message" field is read too);

@@ -18,22 +18,6 @@ import (
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
 
-// isCreate tells a create (the only POST the sink sends) from the rest.
-func isCreate(r *http.Request) bool { return r.Method == http.MethodPost }
-
-// loseCreates lets h make every create but loses its answer: the
-// connection is closed before a byte of it is sent.
-func loseCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, sinktest.LoseAnswer).Wrap(h)
-}
-
-// failCreates answers every create 503 without letting h see it.
-func failCreates(h http.Handler) http.Handler {
-	return sinktest.NewWrites(isCreate, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-		reply(http.StatusServiceUnavailable, "text/html", "<html>down</html>")(w, r)
-	}).Wrap(h)
-}
-
 // newWrappedSandbox is newSandbox served through wrap.
 func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, openapp.Options) {
 	t.Helper()
@@ -100,9 +84,10 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 // (Apply reports an unknown outcome) among lookalikes, and checks Find
 // returns that invite's link id and token with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
-	sb, opts := newWrappedSandbox(t, loseCreates)
+	t.Parallel()
+	sb, opts := newWrappedSandbox(t, sinktest.LoseCreates)
 	plantLookalikes(t, sb)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	a.Guest = "Anna Novak"
 	_, err := applyErr(s, a)
@@ -136,9 +121,10 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // TestFindNothingCreated checks Find reports nothing for a create the
 // server never ran, among lookalikes, and for a stay with no invites.
 func TestFindNothingCreated(t *testing.T) {
-	sb, opts := newWrappedSandbox(t, failCreates)
+	t.Parallel()
+	sb, opts := newWrappedSandbox(t, sinktest.FailCreates)
 	plantLookalikes(t, sb)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	_, err := applyErr(s, a)
 	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
@@ -154,6 +140,7 @@ func TestFindNothingCreated(t *testing.T) {
 // invites tagged for the stay are read back, even when another
 // organisation's key creates one with the very same body.
 func TestFindIgnoresForeignInvites(t *testing.T) {
+	t.Parallel()
 	sb, url, opts := newSandbox(t)
 	sb.AddIntegration(intA+"-other", orgA)
 	sb.AddPortal("door-x", intA+"-other")
@@ -164,14 +151,14 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 	other := options(url)
 	other.APIKey, other.OrgID, other.IntegrationID = otherKey, orgB, intB
 	other.Rooms, other.SharedPortals = map[string][]string{"r101": {"gate-b"}}, nil
-	apply(t, openapp.New(other), a)
+	apply(t, newSink(t, other), a)
 	sibling := options(url)
 	sibling.IntegrationID = intA + "-other"
 	sibling.Rooms, sibling.SharedPortals = map[string][]string{"r101": {"door-x"}}, nil
-	apply(t, openapp.New(sibling), a)
+	apply(t, newSink(t, sibling), a)
 	plantLookalikes(t, sb)
 
-	if id, _, found := find(t, openapp.New(opts), sinktest.Pending(a)); found {
+	if id, _, found := find(t, newSink(t, opts), sinktest.Pending(a)); found {
 		t.Errorf("Find took foreign invite %q", id)
 	}
 }
@@ -181,8 +168,9 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 // with another window, even pages later; and that without it the other is
 // taken.
 func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
+	t.Parallel()
 	sb, _, opts := newSandbox(t)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	old := apply(t, s, action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-04", ""))
 	for i := range 150 {
 		if _, err := sb.AddInvite(sandbox.Planted{
@@ -195,7 +183,7 @@ func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	want := apply(t, s, a)
 	opts.Meter = &reconcile.Meter{}
-	s = openapp.New(opts)
+	s = newSink(t, opts)
 
 	id, token, found := find(t, s, sinktest.Pending(a))
 	if !found || id != want.RemoteID || token != want.Secret {
@@ -222,6 +210,7 @@ func TestFindPrefersTheWindowAndFollowsPages(t *testing.T) {
 // an outage is retried on the fake clock as a read, other answers are
 // errors rather than "not found", and none quotes a secret.
 func TestFindErrors(t *testing.T) {
+	t.Parallel()
 	page := func(token string) string {
 		return `{"data":[{"invite_link_id":"inv_1","invite_token":"` + token + `","name":"A ` + openapp.OwnerTag(stay("s1")) +
 			`","portal_ids":["lobby"],"valid_from":"2026-06-01T13:00:00Z","valid_to":"2026-06-05T09:00:00Z","is_enabled":true}],"has_more":false}`
@@ -264,7 +253,7 @@ func TestFindErrors(t *testing.T) {
 			defer srv.Close()
 			opts := options(srv.URL)
 			opts.Retry, opts.Now = retryOn(clk), clk.Now
-			id, secret, found, err := openapp.New(opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
+			id, secret, found, err := newSink(t, opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
 			if n := len(sc.Times()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
 			}
@@ -292,6 +281,7 @@ func TestFindErrors(t *testing.T) {
 // organisation on the sandbox are ErrUnauthorized, and a credential of
 // another property is refused without a request.
 func TestFindAgainstSandboxRefusals(t *testing.T) {
+	t.Parallel()
 	sb, url, _ := newSandbox(t)
 	c := sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
 	for name, edit := range map[string]func(*openapp.Options){
@@ -300,7 +290,7 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 	} {
 		opts := options(url)
 		edit(&opts)
-		_, _, found, err := openapp.New(opts).Find(context.Background(), c)
+		_, _, found, err := newSink(t, opts).Find(context.Background(), c)
 		if found || err == nil {
 			t.Fatalf("%s: found %v, err %v", name, found, err)
 		}
@@ -312,7 +302,7 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 	sb.ResetRequests()
 	foreign := *c
 	foreign.Stay.Property = "other-hotel"
-	if _, _, found, err := openapp.New(options(url)).Find(context.Background(), &foreign); found || err == nil {
+	if _, _, found, err := newSink(t, options(url)).Find(context.Background(), &foreign); found || err == nil {
 		t.Errorf("another property's credential: found %v, err %v", found, err)
 	}
 	if n := len(sb.Requests()); n != 0 {

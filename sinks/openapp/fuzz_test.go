@@ -1,7 +1,7 @@
 package openapp_test
 
-// Fuzz targets for the OpenApp answer decoders (fault matrix, issue 6,
-// item 8): Sink.Apply of a create and of an update through a real HTTP
+// Fuzz targets for the OpenApp answer decoders (row 8 of the README's
+// fault matrix): Sink.Apply of a create and of an update through a real HTTP
 // server that answers with the fuzzed bytes. The seed corpus runs in plain
 // `go test`; fuzz with
 //
@@ -33,12 +33,12 @@ const (
 	fzAttempts    = 2
 )
 
-func fzSink(srv *fault.Canned) *openapp.Sink {
+func fzSink(t testing.TB, srv *fault.Canned) *openapp.Sink {
 	o := options(srv.URL)
 	o.APIKey = fzKey
 	o.MaxResponseBytes = fzCap
 	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
-	return openapp.New(o)
+	return newSink(t, o)
 }
 
 // fzActions are a create and an update of an invite whose token is
@@ -91,7 +91,7 @@ func fzSeeds() [][]byte {
 // fzRun applies a create, then an update, each answered with the same
 // canned answer, and checks both.
 func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
-	s := fzSink(srv)
+	s := fzSink(t, srv)
 	create, update := fzActions()
 	for _, a := range []*reconcile.Action{create, update} {
 		srv.Answer(status, ct, body)
@@ -207,10 +207,11 @@ func fzCheck(t *testing.T, srv *fault.Canned, a *reconcile.Action, status int, c
 // logs and the report. (Guestway and the key box quote only the parsed
 // media type.)
 func TestOpenAppQuotesContentType(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	create, _ := fzActions()
 	srv.Answer(http.StatusCreated, `text/html; charset="`+fzKey+`"`, []byte(fzValid))
-	_, err := fzSink(srv).Apply(t.Context(), []*reconcile.Action{create})
+	_, err := fzSink(t, srv).Apply(t.Context(), []*reconcile.Action{create})
 	if err == nil || strings.Contains(err.Error(), fzKey) {
 		t.Errorf("err = %v, want an error without the header's parameters", err)
 	}
@@ -219,8 +220,9 @@ func TestOpenAppQuotesContentType(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
-	s := fzSink(srv)
+	s := fzSink(t, srv)
 	create, update := fzActions()
 	srv.Answer(http.StatusCreated, "application/json", []byte(fzValid))
 	out, err := s.Apply(t.Context(), []*reconcile.Action{create})
@@ -240,6 +242,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // the server sent, a secret it echoed included, reaches the error. (The
 // 3RPMS client strips quoted text from transport errors for this reason.)
 func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"SSH-2.0-OpenSSH " + fzKey + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nContent-Type: \x7f" + fzInvite + "\r\n\r\n",
@@ -250,7 +253,7 @@ func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
 		o.Retry = httpapi.Retry{Attempts: 1}
 		create, update := fzActions()
 		for _, a := range []*reconcile.Action{create, update} {
-			_, err := openapp.New(o).Apply(t.Context(), []*reconcile.Action{a})
+			_, err := newSink(t, o).Apply(t.Context(), []*reconcile.Action{a})
 			if err == nil || strings.Contains(err.Error(), fzKey) || strings.Contains(err.Error(), fzInvite) {
 				t.Errorf("%s: err = %v; want an error without what the server sent", a.Op, err)
 			}

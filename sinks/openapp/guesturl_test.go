@@ -9,6 +9,7 @@ import (
 )
 
 func TestGuestURL(t *testing.T) {
+	t.Parallel()
 	const token = reconcile.Secret("oat_Ab-c_d~9")
 	for _, tc := range []struct {
 		base  string
@@ -58,7 +59,8 @@ func TestGuestURL(t *testing.T) {
 // TestDerive checks the sink builds a RoomAccessQR's QR data from an
 // invite token through its guest URL, and builds nothing else.
 func TestDerive(t *testing.T) {
-	s := openapp.New(openapp.Options{GuestURL: "https://open.example/i/{token}"})
+	t.Parallel()
+	s := newSink(t, openapp.Options{GuestURL: "https://open.example/i/{token}"})
 	key := &reconcile.Credential{Kind: reconcile.KindQRKey, RoomID: "r104"}
 	if err := s.Derive(key, "oat_tok"); err != nil || key.QRData.Reveal() != "https://open.example/i/oat_tok" {
 		t.Errorf("Derive = %v, QR data %q", err, key.QRData.Reveal())
@@ -68,7 +70,18 @@ func TestDerive(t *testing.T) {
 		t.Errorf("Derive of a %s = %v; want an error and nothing filled", pin.Kind, err)
 	}
 	bad := &reconcile.Credential{Kind: reconcile.KindQRKey}
-	if err := openapp.New(openapp.Options{}).Derive(bad, "oat_tok"); err == nil || bad.QRData != "" || strings.Contains(err.Error(), "oat_tok") {
+	if err := newSink(t, openapp.Options{}).Derive(bad, "oat_tok"); err == nil || bad.QRData != "" || strings.Contains(err.Error(), "oat_tok") {
 		t.Errorf("Derive without a guest URL = %v, QR data %q; want an error without the token", err, bad.QRData.Reveal())
+	}
+}
+
+// TestNewRefusesOptions checks New returns the error of options the HTTP
+// client cannot be built from, and no sink.
+func TestNewRefusesOptions(t *testing.T) {
+	t.Parallel()
+	o := options("https://api.openapp.example")
+	o.MaxResponseBytes = -1
+	if s, err := openapp.New(o); s != nil || err == nil || !strings.Contains(err.Error(), "max response bytes") {
+		t.Errorf("New = %v, %v; want no sink and an error about max response bytes", s, err)
 	}
 }

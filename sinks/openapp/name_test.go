@@ -9,6 +9,7 @@ import (
 )
 
 func TestOwnerTag(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ref  reconcile.StayRef
 		want string
@@ -46,8 +47,9 @@ func TestOwnerTag(t *testing.T) {
 
 // TestInviteName checks the name the sink sends, through the sandbox.
 func TestInviteName(t *testing.T) {
+	t.Parallel()
 	sb, _, opts := newSandbox(t)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	for _, tc := range []struct {
 		guest, want string
 	}{

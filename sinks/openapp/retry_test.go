@@ -5,15 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/sinks/openapp"
 )
 
 // TestSinkRetry checks the retry policy on a fake clock: 429s are waited
@@ -21,6 +19,7 @@ import (
 // retried after an outage with backoff, a create never, and an answer that
 // cannot be read is not an outage.
 func TestSinkRetry(t *testing.T) {
+	t.Parallel()
 	created := reply(201, jsonCT, `{"invite_token":"`+canaryToken+`","invite_link_id":"inv_1"}`)
 	unavailable := reply(503, "text/html", "<html>down</html>")
 	createOp := func() *reconcile.Action {
@@ -32,106 +31,70 @@ func TestSinkRetry(t *testing.T) {
 	disableOp := func() *reconcile.Action {
 		return action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
 	}
-	tests := []struct {
-		name     string
-		action   *reconcile.Action
-		steps    []http.HandlerFunc
-		pacer    bool // a Pacer on the fake clock, else none
-		attempts int  // Retry.Attempts; 0 is the default, 4
-		requests int
-		sleeps   []time.Duration // the fake clock's waits, exactly; nil: not checked
-		minGap   time.Duration   // between the first two requests
-		is       []error         // the error wraps each; nil: success
-		isNot    []error
-	}{
+	tests := []adaptertest.Retry[*reconcile.Action]{
 		{
-			name: "delete answered 503 twice, then 204", action: deleteOp(),
-			steps:    []http.HandlerFunc{unavailable, unavailable, reply(204, "", "")},
-			requests: 3, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
+			Name: "delete answered 503 twice, then 204", Arg: deleteOp(),
+			Steps:    []http.HandlerFunc{unavailable, unavailable, reply(204, "", "")},
+			Requests: 3, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
 		},
 		{
-			name: "create answered 503 is sent once", action: createOp(),
-			steps:    []http.HandlerFunc{unavailable, created},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
+			Name: "create answered 503 is sent once", Arg: createOp(),
+			Steps:    []http.HandlerFunc{unavailable, created},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
 		},
 		{
-			name: "429 with Retry-After 2, then 201", action: createOp(),
-			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			requests: 2, minGap: 2 * time.Second, sleeps: []time.Duration{2 * time.Second},
+			Name: "429 with Retry-After 2, then 201", Arg: createOp(),
+			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), created},
+			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
 		},
 		{
-			name: "429 with Retry-After 2, then 201, through a pacer", action: createOp(), pacer: true,
-			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			requests: 2, minGap: 2 * time.Second,
+			Name: "429 with Retry-After 2, then 201, through a pacer", Arg: createOp(), Paced: true,
+			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), created},
+			Requests: 2, MinGap: 2 * time.Second,
 		},
 		{
-			name: "429 with Retry-After 86400 is not waited out", action: deleteOp(),
-			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), reply(204, "", "")},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{httpapi.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			Name: "429 with Retry-After 86400 is not waited out", Arg: deleteOp(),
+			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), reply(204, "", "")},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{httpapi.ErrWaitTooLong}, IsNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
-			name: "delete always 503", action: deleteOp(), steps: []http.HandlerFunc{unavailable},
-			requests: 4, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
-			is: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			Name: "delete always 503", Arg: deleteOp(), Steps: []http.HandlerFunc{unavailable},
+			Requests: 4, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
+			Is: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
-			name: "disable always 503, two attempts", action: disableOp(), steps: []http.HandlerFunc{unavailable}, attempts: 2,
-			requests: 2, sleeps: []time.Duration{250 * time.Millisecond},
-			is: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
+			Name: "disable always 503, two attempts", Arg: disableOp(), Steps: []http.HandlerFunc{unavailable}, Attempts: 2,
+			Requests: 2, Sleeps: []time.Duration{250 * time.Millisecond},
+			Is: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
 		},
 		{
-			name: "disable answered 200 as HTML is not retried", action: disableOp(),
-			steps:    []http.HandlerFunc{reply(200, "text/html", "<html>login</html>"), reply(200, jsonCT, `{}`)},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnknownOutcome}, isNot: []error{reconcile.ErrUnavailable},
+			Name: "disable answered 200 as HTML is not retried", Arg: disableOp(),
+			Steps:    []http.HandlerFunc{reply(200, "text/html", "<html>login</html>"), reply(200, jsonCT, `{}`)},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnknownOutcome}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name: "delete answered 404 is not retried", action: deleteOp(),
-			steps:    []http.HandlerFunc{reply(404, jsonCT, `{"error":"gone"}`), reply(204, "", "")},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrNotFound}, isNot: []error{reconcile.ErrUnavailable},
+			Name: "delete answered 404 is not retried", Arg: deleteOp(),
+			Steps:    []http.HandlerFunc{reply(404, jsonCT, `{"error":"gone"}`), reply(204, "", "")},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrNotFound}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clk := clocktest.New(t0)
-			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
-			srv := httptest.NewServer(sc)
-			defer srv.Close()
+		t.Run(tc.Name, func(t *testing.T) {
+			srv := tc.Serve(t, t0)
 			opts := options(srv.URL)
-			opts.Retry = retryOn(clk)
-			opts.Retry.Attempts = tc.attempts
-			opts.Now = clk.Now
-			if tc.pacer {
-				opts.Pacer = httpapi.NewPacer(10, 10, clk)
-			}
-			_, err := applyErr(openapp.New(opts), tc.action)
+			opts.Retry, opts.Pacer, opts.Now = tc.Retry(srv), tc.Pacer(srv), srv.Clock.Now
+			_, err := applyErr(newSink(t, opts), tc.Arg)
 
-			times := sc.Times()
-			if len(times) != tc.requests {
-				t.Errorf("%d requests, want %d", len(times), tc.requests)
+			if n, got := len(srv.Script.Times()), opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != n {
+				t.Errorf("meter %+v, want %d writes: every attempt counts", got, n)
 			}
-			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != len(times) {
-				t.Errorf("meter %+v, want %d writes: every attempt counts", got, len(times))
+			if tc.Check(t, srv, err) {
+				checkErr(t, err, nil, nil, nil) // names openapp, shows no secret
 			}
-			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
-				t.Errorf("fake clock slept %v, want %v", clk.Sleeps(), tc.sleeps)
-			}
-			if tc.minGap > 0 && len(times) >= 2 && times[1].Sub(times[0]) < tc.minGap {
-				t.Errorf("second request %s after the first, want at least %s", times[1].Sub(times[0]), tc.minGap)
-			}
-			if tc.is == nil {
-				if err != nil {
-					t.Fatalf("Apply: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			checkErr(t, err, tc.is, tc.isNot, nil)
 		})
 	}
 }
@@ -139,6 +102,7 @@ func TestSinkRetry(t *testing.T) {
 // TestSinkRetryStopsWithTheContext checks a run cancelled during an outage
 // neither waits out the backoff nor tries again.
 func TestSinkRetryStopsWithTheContext(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clk := clocktest.New(t0)
@@ -149,7 +113,7 @@ func TestSinkRetryStopsWithTheContext(t *testing.T) {
 	defer srv.Close()
 	opts := options(srv.URL)
 	opts.Retry = retryOn(clk)
-	_, err := openapp.New(opts).Apply(ctx, []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")})
+	_, err := newSink(t, opts).Apply(ctx, []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")})
 	if err == nil {
 		t.Fatal("no error")
 	}

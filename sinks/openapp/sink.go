@@ -53,8 +53,6 @@ type Options struct {
 type Sink struct {
 	opts Options
 	http *httpapi.Client
-	// invalid is why the client could not be built; every call returns it.
-	invalid error
 }
 
 var (
@@ -62,8 +60,9 @@ var (
 	_ reconcile.Deriver = (*Sink)(nil)
 )
 
-// New returns a Sink.
-func New(opts Options) *Sink {
+// New returns a Sink, or the error of options the HTTP client cannot be
+// built from (a negative MaxResponseBytes).
+func New(opts Options) (*Sink, error) {
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
 	client, err := httpapi.New(httpapi.Options{
 		Transport: opts.Transport, System: reconcile.SystemOpenApp, Name: "openapp", BaseURL: opts.BaseURL,
@@ -73,7 +72,10 @@ func New(opts Options) *Sink {
 			r.Header.Set("X-Org", opts.OrgID)
 		},
 	})
-	return &Sink{opts: opts, http: client, invalid: err}
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{opts: opts, http: client}, nil
 }
 
 // MaxBatch implements reconcile.Sink: OpenApp takes one invite per request.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
@@ -79,11 +80,8 @@ func options(base string) openapp.Options {
 	}
 }
 
-// retryOn is the default retry policy on a fake clock, with the jitter
-// fixed at one half: backoffs of 250 ms, 500 ms, 1 s, and no real sleeps.
-func retryOn(clk *clocktest.Clock) httpapi.Retry {
-	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
-}
+// retryOn is the default retry policy on a fake clock, exact.
+var retryOn = adaptertest.RetryOn
 
 // newSandbox starts a sandbox with two orgs: org_a (our key and staffKey;
 // int_a with lobby, garage, door-101, door-102) and org_b (otherKey; int_b
@@ -182,8 +180,9 @@ func guest(t *testing.T, base string, token reconcile.Secret) (int, sandbox.Publ
 }
 
 func TestSinkLifecycle(t *testing.T) {
+	t.Parallel()
 	sb, base, opts := newSandbox(t)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	if s.MaxBatch() != 1 {
 		t.Errorf("MaxBatch = %d", s.MaxBatch())
 	}
@@ -351,6 +350,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSinkWire(t *testing.T) {
+	t.Parallel()
 	created := `{"invite_token":"` + canaryToken + `","invite_link_id":"inv_1"}`
 	tests := []struct {
 		name       string
@@ -422,7 +422,7 @@ func TestSinkWire(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(&opts)
 			}
-			out := apply(t, openapp.New(opts), tc.action)
+			out := apply(t, newSink(t, opts), tc.action)
 			if tc.wantSecret != (out.Secret != "") || tc.wantSecret && (out.Secret.Reveal() != canaryToken || out.RemoteID != "inv_1") {
 				t.Errorf("outcome %+v", out)
 			}
@@ -467,6 +467,7 @@ func jsonEqual(t *testing.T, a, b string) bool {
 // TestSinkRefusesBeforeSending covers actions that cannot be expressed:
 // nothing is sent and nothing counted.
 func TestSinkRefusesBeforeSending(t *testing.T) {
+	t.Parallel()
 	rc := &recorder{status: 500}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -516,7 +517,7 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(&opts)
 			}
-			out, err := openapp.New(opts).Apply(context.Background(), tc.actions)
+			out, err := newSink(t, opts).Apply(context.Background(), tc.actions)
 			if tc.request {
 				if err == nil {
 					t.Fatalf("no error; outcomes %+v", out)
@@ -546,6 +547,7 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 // TestSinkPacerPaces checks every request waits on the Pacer: with one
 // request an hour, the second goes an hour (of fake time) after the first.
 func TestSinkPacerPaces(t *testing.T) {
+	t.Parallel()
 	clk := clocktest.New(t0)
 	sc := &fault.Script{Now: clk.Now, Steps: []http.HandlerFunc{reply(204, "", "")}}
 	srv := httptest.NewServer(sc)
@@ -553,7 +555,7 @@ func TestSinkPacerPaces(t *testing.T) {
 	opts := options(srv.URL)
 	opts.Retry = retryOn(clk)
 	opts.Pacer = httpapi.NewPacer(1.0/3600, 1, clk)
-	s := openapp.New(opts)
+	s := newSink(t, opts)
 	apply(t, s, action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
 	apply(t, s, action(reconcile.OpDelete, "s2", "r101", "2026-06-01", "2026-06-05", "inv_2"))
 	times := sc.Times()
@@ -563,4 +565,9 @@ func TestSinkPacerPaces(t *testing.T) {
 	if gap := times[1].Sub(times[0]); gap < time.Hour-time.Second {
 		t.Errorf("second request %s after the first, want an hour", gap)
 	}
+}
+
+// newSink is openapp.New, failing the test on an error.
+func newSink(t testing.TB, opts openapp.Options) *openapp.Sink {
+	return adaptertest.Must(openapp.New(opts))(t)
 }

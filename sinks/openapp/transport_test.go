@@ -11,26 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sinks/openapp"
 )
 
-// reply returns a handler answering status with body as contentType;
-// headers are key, value pairs.
-func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// reply is a canned answer.
+var reply = adaptertest.Reply
 
 // echo is an error body quoting both canaries, as a careless server might.
 const echo = `{"error":"bad request from ` + canaryKey + ` for invite ` + canaryToken + `"}`
@@ -41,6 +28,7 @@ const keyEcho = `{"error":"portal_ids[0]: portal \"door-9\" is not a portal of i
 const jsonCT = "application/json"
 
 func TestSinkErrors(t *testing.T) {
+	t.Parallel()
 	createOp := func() *reconcile.Action {
 		return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
 	}
@@ -244,7 +232,7 @@ func TestSinkErrors(t *testing.T) {
 			if a == nil {
 				a = createOp()
 			}
-			out, err := openapp.New(opts).Apply(context.Background(), []*reconcile.Action{a})
+			out, err := newSink(t, opts).Apply(context.Background(), []*reconcile.Action{a})
 			if tc.ok {
 				if err != nil || len(out) != 1 || out[0].Err != nil {
 					t.Fatalf("Apply = %+v, %v", out, err)
@@ -278,16 +266,7 @@ func TestSinkErrors(t *testing.T) {
 
 func checkErr(t *testing.T, err error, is, isNot []error, contains []string) {
 	t.Helper()
-	for _, want := range is {
-		if !errors.Is(err, want) {
-			t.Errorf("%v: not %v", err, want)
-		}
-	}
-	for _, no := range isNot {
-		if errors.Is(err, no) {
-			t.Errorf("%v: is %v", err, no)
-		}
-	}
+	adaptertest.Wraps(t, err, is, isNot)
 	msg := err.Error()
 	for _, s := range contains {
 		if !strings.Contains(msg, s) {
@@ -319,6 +298,7 @@ func retryAfter(want time.Duration) func(*testing.T, error) {
 
 // TestSinkTransportErrors covers requests that get no HTTP answer.
 func TestSinkTransportErrors(t *testing.T) {
+	t.Parallel()
 	// Nothing listens: the request never left, so the outcome is known.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -327,7 +307,7 @@ func TestSinkTransportErrors(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
 	opts := options(closed)
-	_, err = applyErr(openapp.New(opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
+	_, err = applyErr(newSink(t, opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -350,7 +330,7 @@ func TestSinkTransportErrors(t *testing.T) {
 	defer close(hang)
 	opts = options(srv.URL)
 	opts.HTTP = &http.Client{Timeout: 50 * time.Millisecond}
-	_, err = applyErr(openapp.New(opts), action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
+	_, err = applyErr(newSink(t, opts), action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1"))
 	if err == nil {
 		t.Fatal("no error")
 	}

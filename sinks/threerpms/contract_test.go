@@ -16,6 +16,7 @@ import (
 // sandbox: PIN keys created for stays s1…s3, and deleted. Every write is a
 // GraphQL mutation document, which is never re-sent.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	var sb *sandbox.Server
 	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
 	sinktest.Run(t, sinktest.Harness{

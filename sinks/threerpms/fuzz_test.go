@@ -1,7 +1,7 @@
 package threerpms_test
 
 // Fuzz targets for the chained-mutation answer decoder (document.send's
-// per-alias decoding) (fault matrix, issue 6, item 8): Sink.Apply of a
+// per-alias decoding) (row 8 of the README's fault matrix): Sink.Apply of a
 // three-alias batch (create, assign, delete) through a real HTTP server
 // that answers with the fuzzed bytes. The seed corpus runs in plain
 // `go test`; fuzz with
@@ -251,6 +251,7 @@ func fzPayloadOK(alias string, raw json.RawMessage) bool {
 // not the mutation's payload (AddRoomAccessKeyPayload.roomStay and
 // DeleteRoomAccessKeyPayload.deleted are non-null in the schema).
 func TestKeyBatchNonPayloadIsDone(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	for _, body := range []string{
 		`{"data":{"a0":{"roomAccessKey":{"id":"rak_1"}},"a1":42,"a2":"yes"}}`,
@@ -272,6 +273,7 @@ func TestKeyBatchNonPayloadIsDone(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	srv.Answer(http.StatusOK, "application/json", []byte(fzValid))
 	out, err := fzApply(t, srv)

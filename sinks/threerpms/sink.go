@@ -35,7 +35,7 @@ import (
 )
 
 // DefaultMaxOps is how many mutations keysync chains into one request by
-// default; the seed gives no limit, so it is configurable.
+// default; the API document gives no limit, so it is configurable.
 const DefaultMaxOps = 100
 
 // Sink applies key actions to 3RPMS. It implements reconcile.Sink.

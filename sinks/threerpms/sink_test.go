@@ -156,6 +156,7 @@ func oneRequest(t *testing.T, sb *sandbox.Server, fields ...string) {
 }
 
 func TestApplyCreates(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	out := apply(t, s, create("s1", "4711"), create("s2", "ABC123"))
 
@@ -175,6 +176,7 @@ func TestApplyCreates(t *testing.T) {
 }
 
 func TestApplyChained(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	fresh := inject(t, sb, ourID, "1111")     // created earlier, assigned nowhere
 	old := inject(t, sb, ourID, "2222", "s2") // held by s2
@@ -205,6 +207,7 @@ func TestApplyChained(t *testing.T) {
 // before its revoke finds the key still assigned, and a revoke before an
 // assign frees the stay.
 func TestApplyDocumentOrder(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	old := inject(t, sb, ourID, "2222", "s2")
 	fresh := inject(t, sb, ourID, "3333")
@@ -226,6 +229,7 @@ func TestApplyDocumentOrder(t *testing.T) {
 }
 
 func TestApplyPerAliasOutcomes(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	foreign1 := inject(t, sb, sandbox.OtherIntegration, "9001", "s1")
 	foreign3 := inject(t, sb, sandbox.OtherIntegration, "9003", "s3")
@@ -286,6 +290,7 @@ func TestApplyPerAliasOutcomes(t *testing.T) {
 }
 
 func TestApplyClaim(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	ours := inject(t, sb, ourID, "1234", "s1")
 	foreign := inject(t, sb, sandbox.OtherIntegration, "5678", "s2")
@@ -306,6 +311,7 @@ func TestApplyClaim(t *testing.T) {
 }
 
 func TestApplyRefusesBeforeSending(t *testing.T) {
+	t.Parallel()
 	qr := create("s2", "")
 	qr.Kind, qr.Cred.Kind = reconcile.KindQRKey, reconcile.KindQRKey
 	adopt := onKey(reconcile.OpAdopt, "s2", "rak_1")
@@ -347,6 +353,7 @@ func TestApplyRefusesBeforeSending(t *testing.T) {
 }
 
 func TestMaxBatch(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ configured, want int }{
 		{0, sink.DefaultMaxOps},
 		{-1, sink.DefaultMaxOps},
@@ -378,6 +385,7 @@ func (r *recorder) MakeRequest(_ context.Context, req *graphql.Request, _ *graph
 // 3RPMS schema, variables included, and that no PIN is written into the
 // document text.
 func TestDocumentsValidate(t *testing.T) {
+	t.Parallel()
 	sch, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: schema.SDL})
 	if err != nil {
 		t.Fatal(err)
@@ -460,6 +468,7 @@ func cannedSinkStatus(t *testing.T, status int, body string) *sink.Sink {
 }
 
 func TestApplyAliasMissing(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, body string }{
 		{"absent", `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_9"}},"a2":{"deleted":true}}}`},
 		{"null without an error", `{"data":{"a0":{"roomAccessKey":{"__typename":"RoomAccessPin","id":"rak_9"}},"a1":null,"a2":{"deleted":true}}}`},
@@ -482,6 +491,7 @@ func TestApplyAliasMissing(t *testing.T) {
 }
 
 func TestApplyCreateWithoutID(t *testing.T) {
+	t.Parallel()
 	out := apply(t, cannedSink(t, `{"data":{"a0":{"roomAccessKey":null}}}`), create("s1", "4711"))
 	if !errors.Is(out[0].Err, reconcile.ErrUnknownOutcome) || out[0].RemoteID != "" {
 		t.Errorf("outcome %+v, want ErrUnknownOutcome and no id", out[0])
@@ -493,6 +503,7 @@ func TestApplyCreateWithoutID(t *testing.T) {
 // document or failed while running it, and nothing says which, so no field
 // may be taken as refused.
 func TestApplyRequestRefused(t *testing.T) {
+	t.Parallel()
 	s := cannedSink(t, `{"data":null,"errors":[{"message":"query complexity too high"},{"message":"try again with fewer fields"}]}`)
 	_, err := s.Apply(context.Background(), []*reconcile.Action{create("s1", "4711"), onKey(reconcile.OpRevoke, "s2", "rak_2"), onKey(reconcile.OpClaim, "s2", "rak_2")})
 	if !errors.Is(err, reconcile.ErrUnknownOutcome) || errors.Is(err, reconcile.ErrRejected) {
@@ -504,6 +515,7 @@ func TestApplyRequestRefused(t *testing.T) {
 }
 
 func TestApplyErrorCodes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		code string
 		want error
@@ -531,6 +543,7 @@ func TestApplyErrorCodes(t *testing.T) {
 }
 
 func TestApplyRedactsPIN(t *testing.T) {
+	t.Parallel()
 	const pin = "PIN4711"
 	for _, tc := range []struct{ name, body string }{
 		{"field error", `{"data":{"a0":null,"a1":null},"errors":[{"message":"pin PIN4711 is taken","path":["a0"],"extensions":{"code":"BAD_USER_INPUT"}},{"message":"pin PIN4711 again","path":["a1"]}]}`},
@@ -563,6 +576,7 @@ func TestApplyRedactsPIN(t *testing.T) {
 // TestApplyRequestErrorRedactsPIN sends a create whose whole request is
 // refused with a message quoting the variables, as graphql-js does.
 func TestApplyRequestErrorRedactsPIN(t *testing.T) {
+	t.Parallel()
 	const pin = "PIN4711"
 	s := cannedSinkStatus(t, http.StatusBadRequest,
 		`{"errors":[{"message":"Variable \"$v0\" got invalid value {\"roomAccessPin\":{\"pin\":\"PIN4711\"}}."}]}`)
@@ -576,6 +590,7 @@ func TestApplyRequestErrorRedactsPIN(t *testing.T) {
 }
 
 func TestApplyTransportFailure(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		status int
@@ -599,6 +614,7 @@ func TestApplyTransportFailure(t *testing.T) {
 // from another system: a key-box code with its compartment, and an invite
 // link as QR data.
 func TestApplyCreatesDerivedKeys(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	ks := create("s1", "")
 	ks.Cred.Kind, ks.Kind = reconcile.KindKeyStorageKey, reconcile.KindKeyStorageKey
@@ -617,7 +633,7 @@ func TestApplyCreatesDerivedKeys(t *testing.T) {
 		t.Errorf("QR key = %+v", k)
 	}
 
-	// Content that breaks the seed's limits is refused before sending.
+	// Content that breaks the API document's limits is refused before sending.
 	bad := create("s3", "")
 	bad.Cred.Kind, bad.Cred.QRData = reconcile.KindQRKey, reconcile.Secret(strings.Repeat("x", 513))
 	if out, err := s.Apply(context.Background(), []*reconcile.Action{bad}); err != nil || out[0].Err == nil {
@@ -633,6 +649,7 @@ func TestApplyCreatesDerivedKeys(t *testing.T) {
 // (no code, no path) still has every field decided: a null field is refused
 // with the message (no sentinel, and never "unknown"), the others succeed.
 func TestApplyMessageOnlyErrors(t *testing.T) {
+	t.Parallel()
 	sb, s := newSandbox(t)
 	sb.SetMessageOnlyErrors(true)
 	foreign1 := inject(t, sb, sandbox.OtherIntegration, "9001", "s1")

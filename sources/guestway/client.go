@@ -66,9 +66,6 @@ type call struct {
 // request goes through the shared client: paced, retried (a 429 waited
 // out, a 5xx or no answer retried with backoff), each attempt metered.
 func (s *Source) get(ctx context.Context, c call, path string, query url.Values, out any) error {
-	if s.invalid != nil {
-		return s.invalid
-	}
 	r := httpapi.Request{
 		Call: c.what, Path: path, Query: query, Idempotent: true, Out: out,
 		Reason: func(code int, body []byte) string { return reason(c, code, body) },

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/guestway"
@@ -22,20 +23,8 @@ import (
 // echo is an error body quoting every canary, as a careless server might.
 const echo = `{"error":"oops","message":"key ` + canaryKey + ` token ` + canaryToken + ` pin ` + canaryPIN + `"}`
 
-// reply returns a handler answering status with body as contentType;
-// headers are key, value pairs.
-func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// reply is a canned answer.
+var reply = adaptertest.Reply
 
 // jsonReply answers 200 with a JSON body.
 func jsonReply(body string) http.HandlerFunc {
@@ -80,6 +69,7 @@ func paged(page func(n int) string) http.HandlerFunc {
 var noAccesses = jsonReply(`{"data":[]}`)
 
 func TestCannedResponses(t *testing.T) {
+	t.Parallel()
 	const jsonCT = "application/json"
 	sent := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -222,7 +212,7 @@ func TestCannedResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			src := newSource(srv.URL, tc.edit)
+			src := newSource(t, srv.URL, tc.edit)
 			stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 			if err == nil || stays != nil {
 				t.Fatalf("got %d stays and %v, want an error", len(stays), err)
@@ -279,6 +269,7 @@ func rateLimited(retry time.Duration) func(t *testing.T, err error) {
 // TestTolerantDecoding reads integer ids, unknown fields and statuses, a
 // null unit, missing guests and an answer exactly at the size cap.
 func TestTolerantDecoding(t *testing.T) {
+	t.Parallel()
 	list := `{"data":[
 		{"id":1042,"status":"inquiry","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":77,"unit_id":null,
 		 "guest_name":"Zoë","channel":{"name":"Airbnb"},"tags":["vip"]},
@@ -292,7 +283,7 @@ func TestTolerantDecoding(t *testing.T) {
 		jsonReply(accesses)(w, r)
 	}))
 	defer srv.Close()
-	stays, err := newSource(srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,13 +310,14 @@ func TestTolerantDecoding(t *testing.T) {
 	// An answer exactly at the cap is read.
 	srv2 := httptest.NewServer(jsonReply(padded(2048)))
 	defer srv2.Close()
-	if _, err := newSource(srv2.URL, func(o *guestway.Options) { o.MaxResponseBytes = 2048 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
+	if _, err := newSource(t, srv2.URL, func(o *guestway.Options) { o.MaxResponseBytes = 2048 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
 		t.Errorf("answer at the cap: %v", err)
 	}
 }
 
 // TestDuplicateAcrossPages keeps one stay per id when offset pages shift.
 func TestDuplicateAcrossPages(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(byPath(paged(func(n int) string {
 		if n == 1 {
 			return listPage(1, true, res("R1", "2026-01-30", "2026-02-01"), res("R2", "2026-01-30", "2026-02-01"))
@@ -333,7 +325,7 @@ func TestDuplicateAcrossPages(t *testing.T) {
 		return listPage(2, false, res("R2", "2026-01-30", "2026-02-03"), res("R3", "2026-01-31", "2026-02-01"))
 	}), noAccesses))
 	defer srv.Close()
-	stays, err := newSource(srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,6 +335,7 @@ func TestDuplicateAcrossPages(t *testing.T) {
 }
 
 func TestStaysByIDCanned(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		handler  http.HandlerFunc
@@ -363,7 +356,7 @@ func TestStaysByIDCanned(t *testing.T) {
 				tc.handler(w, r)
 			}))
 			defer srv.Close()
-			stays, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"R1"})
+			stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"R1"})
 			if tc.want < 0 {
 				if err == nil || !strings.Contains(err.Error(), tc.contains) {
 					t.Errorf("err = %v, want one containing %q", err, tc.contains)
@@ -387,7 +380,7 @@ func TestStaysByIDCanned(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 	}))
 	defer srv.Close()
-	if _, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"a/b c"}); err != nil {
+	if _, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"a/b c"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0] != "/open/v1/reservations/a%2Fb%20c" {
@@ -396,6 +389,7 @@ func TestStaysByIDCanned(t *testing.T) {
 }
 
 func TestTransportFailures(t *testing.T) {
+	t.Parallel()
 	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
 
 	// Nothing listens.
@@ -408,7 +402,7 @@ func TestTransportFailures(t *testing.T) {
 	// Every call is a GET, so the refused connection is tried
 	// Retry.Attempts times.
 	meter := &reconcile.Meter{}
-	_, err = newSource("http://"+addr, func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
+	_, err = newSource(t, "http://"+addr, func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
 	var ge *guestway.Error
 	if !errors.As(err, &ge) || ge.Status != 0 || !strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "from=") ||
 		!errors.Is(err, reconcile.ErrUnavailable) {
@@ -424,7 +418,7 @@ func TestTransportFailures(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
-	_, err = newSource(srv.URL, func(o *guestway.Options) {
+	_, err = newSource(t, srv.URL, func(o *guestway.Options) {
 		o.Pacer = httpapi.NewPacer(1, 0, o.Retry.Clock) // burst 0: never admits
 	}).Stays(context.Background(), from, to)
 	if err == nil || !strings.Contains(err.Error(), "waiting for the rate limiter") || hits.Load() != 0 || errors.Is(err, reconcile.ErrUnavailable) {
@@ -443,7 +437,7 @@ func TestTransportFailures(t *testing.T) {
 	defer close(block)
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	_, err = newSource(hang.URL, nil).Stays(ctx2, from, to)
+	_, err = newSource(t, hang.URL, nil).Stays(ctx2, from, to)
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, reconcile.ErrUnavailable) {
 		t.Errorf("hanging server: %v, want context.DeadlineExceeded (the run stopped; not an outage)", err)
 	}

@@ -1,7 +1,7 @@
 // Package guestway reads reservations and their smart-lock PINs
-// ("reservation accesses") from the Guestway Open API (seed 002).
+// ("reservation accesses") from the Guestway Open API.
 //
-// # What the seed says
+// # What the API document says
 //
 // Every request carries two headers: X-Api-Key, the Partnership API Key,
 // which identifies the partner and carries the rate limits (5 requests per
@@ -12,9 +12,9 @@
 // rejected before the token is even checked; a missing, revoked or incorrect
 // token is 401; a token without the scope is 403; too many requests is 429.
 //
-// # What the seed leaves to its OpenAPI reference: our assumptions
+// # What the API document leaves to its OpenAPI reference: our assumptions
 //
-// The seed names no paths or payloads. keysync assumes the following, keeps
+// The API document names no paths or payloads. keysync assumes the following, keeps
 // the paths and page size configurable (Options), and the sandbox in
 // sources/guestway/sandbox implements exactly this:
 //
@@ -56,7 +56,7 @@
 // reservations with Cancelled set; StaysByID, per the StaySource contract,
 // leaves out reservations that are gone (404) or cancelled.
 //
-// Errors name guestway, the call and the cause, with the seed's
+// Errors name guestway, the call and the cause, with the API document's
 // troubleshooting hint for 401, 403, rejected partner keys and 429, and
 // never quote a response body, the token, the partner key or a PIN.
 package guestway

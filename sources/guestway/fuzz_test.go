@@ -1,7 +1,7 @@
 package guestway_test
 
-// Fuzz targets for the Guestway answer decoders (fault matrix, issue 6,
-// item 8): Source.Stays through a real HTTP server that answers the
+// Fuzz targets for the Guestway answer decoders (row 8 of the README's
+// fault matrix): Source.Stays through a real HTTP server that answers the
 // reservation list and every reservation's accesses with fuzzed bytes.
 // The seed corpus runs in plain `go test`; fuzz with
 //
@@ -105,7 +105,7 @@ func fzAnswer(srv *fault.Canned, status int, ct string, list, accesses []byte) {
 }
 
 func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
-	src := guestway.New(guestway.Options{
+	src := newGuestway(t, guestway.Options{
 		BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 		MaxPages:  fzMaxPages,
 		Transport: httpapi.Transport{MaxResponseBytes: fzCap, Retry: httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}},
@@ -226,6 +226,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []rec
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoders: the valid seeds decode.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	fzAnswer(srv, http.StatusOK, "application/json", []byte(fzValidList), []byte(fzValidAccesses))
 	stays, err := fzStays(t, srv)
@@ -242,12 +243,13 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // 3RPMS client strips quoted text from transport errors for this reason;
 // see its TestMakeRequestMalformedStatusLine.)
 func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"SSH-2.0-OpenSSH " + fzToken + "\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Type: \x7f" + fzToken + "\r\n\r\n",
 	} {
 		srv := fault.RawServer(t, raw)
-		src := guestway.New(guestway.Options{
+		src := newGuestway(t, guestway.Options{
 			BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 			Transport: httpapi.Transport{Retry: httpapi.Retry{Attempts: 1}},
 		})

@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
@@ -25,143 +24,101 @@ import (
 // out unless its Retry-After is longer than the run waits, and an answer
 // that cannot be read or a refusal is not retried.
 func TestRetry(t *testing.T) {
+	t.Parallel()
 	const jsonCT = "application/json"
 	empty := jsonReply(listPage(1, false))
 	unavailable := reply(503, "text/html", "<html>down</html>")
-	tests := []struct {
-		name     string
-		steps    []http.HandlerFunc
-		pacer    bool // a Pacer on the fake clock, else none
-		attempts int  // Retry.Attempts; 0 is the default, 4
-		requests int
-		sleeps   []time.Duration // the fake clock's waits, exactly; nil: not checked
-		minGap   time.Duration   // between the first two requests
-		is       []error         // the error wraps each; nil: success
-		isNot    []error
-	}{
+	tests := []adaptertest.Retry[struct{}]{
 		{
-			name:     "list answered 503 twice, then 200",
-			steps:    []http.HandlerFunc{unavailable, unavailable, empty},
-			requests: 3, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
+			Name:     "list answered 503 twice, then 200",
+			Steps:    []http.HandlerFunc{unavailable, unavailable, empty},
+			Requests: 3, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
 		},
 		{
-			name:     "list answered 500, then 200, through a pacer",
-			steps:    []http.HandlerFunc{reply(500, jsonCT, echo), empty},
-			pacer:    true,
-			requests: 2, sleeps: []time.Duration{250 * time.Millisecond},
+			Name:     "list answered 500, then 200, through a pacer",
+			Steps:    []http.HandlerFunc{reply(500, jsonCT, echo), empty},
+			Paced:    true,
+			Requests: 2, Sleeps: []time.Duration{250 * time.Millisecond},
 		},
 		{
-			name:     "429 with Retry-After 2, then 200",
-			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), empty},
-			requests: 2, minGap: 2 * time.Second, sleeps: []time.Duration{2 * time.Second},
+			Name:     "429 with Retry-After 2, then 200",
+			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), empty},
+			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
 		},
 		{
-			name:     "429 with Retry-After 2, then 200, through a pacer",
-			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), empty},
-			pacer:    true,
-			requests: 2, minGap: 2 * time.Second,
+			Name:     "429 with Retry-After 2, then 200, through a pacer",
+			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), empty},
+			Paced:    true,
+			Requests: 2, MinGap: 2 * time.Second,
 		},
 		{
-			name:     "429 with Retry-After 86400 is not waited out",
-			steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), empty},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{httpapi.ErrWaitTooLong}, isNot: []error{reconcile.ErrUnavailable},
+			Name:     "429 with Retry-After 86400 is not waited out",
+			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), empty},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{httpapi.ErrWaitTooLong}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name:     "list always 503",
-			steps:    []http.HandlerFunc{unavailable},
-			requests: 4, sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
-			is: []error{reconcile.ErrUnavailable}, isNot: []error{reconcile.ErrUnknownOutcome},
+			Name:     "list always 503",
+			Steps:    []http.HandlerFunc{unavailable},
+			Requests: 4, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
+			Is: []error{reconcile.ErrUnavailable}, IsNot: []error{reconcile.ErrUnknownOutcome},
 		},
 		{
-			name:     "list always 502, two attempts",
-			steps:    []http.HandlerFunc{reply(502, "", "")},
-			attempts: 2,
-			requests: 2, sleeps: []time.Duration{250 * time.Millisecond},
-			is: []error{reconcile.ErrUnavailable},
+			Name:     "list always 502, two attempts",
+			Steps:    []http.HandlerFunc{reply(502, "", "")},
+			Attempts: 2,
+			Requests: 2, Sleeps: []time.Duration{250 * time.Millisecond},
+			Is: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name:     "list answered 200 as HTML is not retried",
-			steps:    []http.HandlerFunc{reply(200, "text/html", "<html>login</html>"), empty},
-			requests: 1, sleeps: []time.Duration{},
-			isNot: []error{reconcile.ErrUnavailable},
+			Name:     "list answered 200 as HTML is not retried",
+			Steps:    []http.HandlerFunc{reply(200, "text/html", "<html>login</html>"), empty},
+			Requests: 1, Sleeps: []time.Duration{},
+			IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name: "list cut off mid-body is not retried",
-			steps: []http.HandlerFunc{func(w http.ResponseWriter, _ *http.Request) {
+			Name: "list cut off mid-body is not retried",
+			Steps: []http.HandlerFunc{func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", jsonCT)
 				w.Header().Set("Content-Length", "500")
 				_, _ = io.WriteString(w, `{"data":[`)
 			}, empty},
-			requests: 1, sleeps: []time.Duration{},
-			isNot: []error{reconcile.ErrUnavailable},
+			Requests: 1, Sleeps: []time.Duration{},
+			IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name:     "list answered malformed JSON is not retried",
-			steps:    []http.HandlerFunc{jsonReply(`{"data":[`), empty},
-			requests: 1, sleeps: []time.Duration{},
-			isNot: []error{reconcile.ErrUnavailable},
+			Name:     "list answered malformed JSON is not retried",
+			Steps:    []http.HandlerFunc{jsonReply(`{"data":[`), empty},
+			Requests: 1, Sleeps: []time.Duration{},
+			IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name:     "list answered 401 is not retried",
-			steps:    []http.HandlerFunc{reply(401, jsonCT, `{}`), empty},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrUnauthorized}, isNot: []error{reconcile.ErrUnavailable},
+			Name:     "list answered 401 is not retried",
+			Steps:    []http.HandlerFunc{reply(401, jsonCT, `{}`), empty},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrUnauthorized}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
-			name:     "list answered 400 is not retried",
-			steps:    []http.HandlerFunc{reply(400, jsonCT, `{}`), empty},
-			requests: 1, sleeps: []time.Duration{},
-			is: []error{reconcile.ErrRejected}, isNot: []error{reconcile.ErrUnavailable},
+			Name:     "list answered 400 is not retried",
+			Steps:    []http.HandlerFunc{reply(400, jsonCT, `{}`), empty},
+			Requests: 1, Sleeps: []time.Duration{},
+			Is: []error{reconcile.ErrRejected}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clk := clocktest.New(t0)
-			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
-			srv := httptest.NewServer(sc)
-			defer srv.Close()
-			meter := &reconcile.Meter{Clock: clk}
-			src := newSource(srv.URL, func(o *guestway.Options) {
-				o.Meter, o.Retry = meter, retryOn(clk)
-				o.Retry.Attempts = tc.attempts
-				if tc.pacer {
-					o.Pacer = httpapi.NewPacer(10, 10, clk)
-				}
+		t.Run(tc.Name, func(t *testing.T) {
+			srv := tc.Serve(t, t0)
+			meter := &reconcile.Meter{Clock: srv.Clock}
+			src := newSource(t, srv.URL, func(o *guestway.Options) {
+				o.Meter, o.Retry, o.Pacer = meter, tc.Retry(srv), tc.Pacer(srv)
 			})
 			_, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 
-			times := sc.Times()
-			if len(times) != tc.requests {
-				t.Errorf("%d requests, want %d", len(times), tc.requests)
+			if n, got := len(srv.Script.Times()), meter.Snapshot()[reconcile.SystemGuestway]; got.Reads != n || got.Writes != 0 {
+				t.Errorf("meter %+v, want %d reads: every attempt counts", got, n)
 			}
-			if got := meter.Snapshot()[reconcile.SystemGuestway]; got.Reads != len(times) || got.Writes != 0 {
-				t.Errorf("meter %+v, want %d reads: every attempt counts", got, len(times))
-			}
-			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
-				t.Errorf("fake clock slept %v, want %v", clk.Sleeps(), tc.sleeps)
-			}
-			if tc.minGap > 0 && len(times) >= 2 && times[1].Sub(times[0]) < tc.minGap {
-				t.Errorf("second request %s after the first, want at least %s", times[1].Sub(times[0]), tc.minGap)
-			}
-			if tc.is == nil && tc.isNot == nil {
-				if err != nil {
-					t.Fatalf("Stays: %v", err)
-				}
+			if !tc.Check(t, srv, err) {
 				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, want := range tc.is {
-				if !errors.Is(err, want) {
-					t.Errorf("%v: not %v", err, want)
-				}
-			}
-			for _, no := range tc.isNot {
-				if errors.Is(err, no) {
-					t.Errorf("%v: is %v", err, no)
-				}
 			}
 			var ge *guestway.Error
 			if !errors.As(err, &ge) || !strings.HasPrefix(err.Error(), "guestway: list reservations page 1: ") {
@@ -175,6 +132,7 @@ func TestRetry(t *testing.T) {
 // TestRetryConcurrentAccesses retries one reservation's accesses after a
 // 503 while the others are read alongside it, through one shared pacer.
 func TestRetryConcurrentAccesses(t *testing.T) {
+	t.Parallel()
 	clk := clocktest.New(t0)
 	var mu sync.Mutex
 	failed := map[string]bool{}
@@ -193,7 +151,7 @@ func TestRetryConcurrentAccesses(t *testing.T) {
 		}))
 	defer srv.Close()
 	meter := &reconcile.Meter{Clock: clk}
-	src := newSource(srv.URL, func(o *guestway.Options) {
+	src := newSource(t, srv.URL, func(o *guestway.Options) {
 		o.Meter, o.Retry, o.Pacer, o.Concurrency = meter, retryOn(clk), httpapi.NewPacer(100, 10, clk), 3
 	})
 	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -213,6 +171,7 @@ func TestRetryConcurrentAccesses(t *testing.T) {
 // TestRetryRefusedConnection tries a refused connection (a dial failure:
 // nothing sent, and every call is a GET anyway) Retry.Attempts times.
 func TestRetryRefusedConnection(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +180,7 @@ func TestRetryRefusedConnection(t *testing.T) {
 	ln.Close()
 	clk := clocktest.New(t0)
 	meter := &reconcile.Meter{}
-	_, err = newSource("http://"+addr, func(o *guestway.Options) {
+	_, err = newSource(t, "http://"+addr, func(o *guestway.Options) {
 		o.Meter, o.Retry = meter, retryOn(clk)
 	}).StaysByID(context.Background(), []string{"R1"})
 	if !errors.Is(err, reconcile.ErrUnavailable) || !strings.Contains(err.Error(), "get reservation R1: no answer") {

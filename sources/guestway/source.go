@@ -131,15 +131,15 @@ func (o Options) Validate() error {
 type Source struct {
 	opts Options
 	http *httpapi.Client
-	// invalid is why the client could not be built; every call returns it.
-	invalid error
 }
 
 var _ reconcile.StaySource = (*Source)(nil)
 
-// New returns a Source, filling defaults into zero options. It does not
-// validate them; call Options.Validate first.
-func New(opts Options) *Source {
+// New returns a Source, filling defaults into zero options, or the error of
+// options the HTTP client cannot be built from (a negative
+// MaxResponseBytes). It does not validate them otherwise; call
+// Options.Validate first.
+func New(opts Options) (*Source, error) {
 	opts.ReservationsPath = cmp.Or(opts.ReservationsPath, DefaultReservationsPath)
 	opts.ReservationPath = cmp.Or(opts.ReservationPath, DefaultReservationPath)
 	opts.AccessesPath = cmp.Or(opts.AccessesPath, DefaultAccessesPath)
@@ -154,7 +154,10 @@ func New(opts Options) *Source {
 			r.Header.Set("Authorization", "Bearer "+opts.Token.Reveal())
 		},
 	})
-	return &Source{opts: opts, http: client, invalid: err}
+	if err != nil {
+		return nil, err
+	}
+	return &Source{opts: opts, http: client}, nil
 }
 
 // Stays implements reconcile.StaySource: every reservation with departure

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -79,19 +80,17 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, *headerChe
 // newSource returns a Source for base with the canary credentials,
 // retrying on a fake clock (no real sleeps); edit changes the options
 // first.
-func newSource(base string, edit func(*guestway.Options)) *guestway.Source {
+func newSource(t testing.TB, base string, edit func(*guestway.Options)) *guestway.Source {
+	t.Helper()
 	opts := guestway.Options{BaseURL: base, PartnerKey: canaryKey, Token: canaryToken, Property: property, Transport: httpapi.Transport{Retry: retryOn(clocktest.New(t0))}}
 	if edit != nil {
 		edit(&opts)
 	}
-	return guestway.New(opts)
+	return newGuestway(t, opts)
 }
 
-// retryOn is the default retry policy on a fake clock, with the jitter
-// fixed at one half: backoffs of 250 ms, 500 ms, 1 s.
-func retryOn(clk *clocktest.Clock) httpapi.Retry {
-	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
-}
+// retryOn is the default retry policy on a fake clock, exact.
+var retryOn = adaptertest.RetryOn
 
 func add(t *testing.T, sb *sandbox.Server, rs ...sandbox.Reservation) {
 	t.Helper()
@@ -152,6 +151,7 @@ func portfolio(t *testing.T, sb *sandbox.Server) {
 }
 
 func TestStays(t *testing.T) {
+	t.Parallel()
 	sb, hc, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	meter := &reconcile.Meter{}
@@ -159,7 +159,7 @@ func TestStays(t *testing.T) {
 	// and if each took its token a tenth waits an hour.
 	clk := clocktest.New(t0)
 	pacer := httpapi.NewPacer(1.0/3600, 9, clk)
-	src := newSource(base, func(o *guestway.Options) {
+	src := newSource(t, base, func(o *guestway.Options) {
 		o.PerPage, o.Meter, o.Pacer, o.Retry, o.Concurrency = 3, meter, pacer, retryOn(clk), 2
 	})
 
@@ -239,6 +239,7 @@ func TestStays(t *testing.T) {
 }
 
 func TestStaysConcurrency(t *testing.T) {
+	t.Parallel()
 	sb, _, _ := newSandbox(t, sandbox.Options{})
 	for i := range 12 {
 		add(t, sb, sandbox.Reservation{ArrivalDate: "2026-02-01", DepartureDate: "2026-02-03", ListingID: "L1",
@@ -259,7 +260,7 @@ func TestStaysConcurrency(t *testing.T) {
 	})
 	srv := httptest.NewServer(slow)
 	defer srv.Close()
-	stays, err := newSource(srv.URL, func(o *guestway.Options) { o.Concurrency = 3 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Concurrency = 3 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +276,7 @@ func TestStaysConcurrency(t *testing.T) {
 }
 
 func TestStaysByID(t *testing.T) {
+	t.Parallel()
 	sb, hc, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	if err := sb.DeleteReservation("G4"); err != nil {
@@ -283,7 +285,7 @@ func TestStaysByID(t *testing.T) {
 	if err := sb.MoveUnit("G6", "L2", "L2-c"); err != nil {
 		t.Fatal(err)
 	}
-	src := newSource(base, nil)
+	src := newSource(t, base, nil)
 
 	stays, err := src.StaysByID(context.Background(), []string{"G6", "G4", "G3", "G1", "G6", "nope", "G8"})
 	if err != nil {
@@ -331,6 +333,7 @@ func secretFree(t *testing.T, err error) {
 }
 
 func TestAuthErrorsAgainstSandbox(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
@@ -388,7 +391,7 @@ func TestAuthErrorsAgainstSandbox(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := newSource(base, tc.edit)
+			src := newSource(t, base, tc.edit)
 			var stays []reconcile.Stay
 			var err error
 			if tc.byID {
@@ -417,12 +420,13 @@ func TestAuthErrorsAgainstSandbox(t *testing.T) {
 }
 
 func TestRateLimitedBySandbox(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{
 		RateNow:       func() time.Time { return t0 }, // no refill
 		RatePerSecond: 5, Burst: 3,
 	})
 	portfolio(t, sb)
-	stays, err := newSource(base, func(o *guestway.Options) { o.Concurrency = 1 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	stays, err := newSource(t, base, func(o *guestway.Options) { o.Concurrency = 1 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	var rl *httpapi.RateLimitedError
 	if !errors.As(err, &rl) || stays != nil {
 		t.Fatalf("got %d stays and %v, want a *httpapi.RateLimitedError", len(stays), err)
@@ -447,9 +451,15 @@ func TestRateLimitedBySandbox(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := guestway.Options{BaseURL: "https://api.guestway.io", PartnerKey: canaryKey, Token: canaryToken, Property: property}
 	if err := good.Validate(); err != nil {
 		t.Errorf("good options: %v", err)
+	}
+	negative := good
+	negative.MaxResponseBytes = -1
+	if src, err := guestway.New(negative); src != nil || err == nil || !strings.Contains(err.Error(), "max response bytes") {
+		t.Errorf("New with a negative response cap = %v, %v; want no source and an error", src, err)
 	}
 	for _, tc := range []struct {
 		name string
@@ -484,6 +494,7 @@ func TestValidate(t *testing.T) {
 
 // TestAssumptionsShared pins the client's assumptions to the sandbox's.
 func TestAssumptionsShared(t *testing.T) {
+	t.Parallel()
 	for _, p := range [][2]string{
 		{guestway.DefaultReservationsPath, sandbox.DefaultReservationsPath},
 		{guestway.DefaultReservationPath, sandbox.DefaultReservationPath},
@@ -502,11 +513,12 @@ func TestAssumptionsShared(t *testing.T) {
 
 // TestCustomPaths runs a Source against a sandbox with other paths.
 func TestCustomPaths(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{
 		ReservationsPath: "/api/v2/bookings", ReservationPath: "/api/v2/bookings/{id}", AccessesPath: "/api/v2/bookings/{id}/locks",
 	})
 	portfolio(t, sb)
-	src := newSource(base+"/", func(o *guestway.Options) {
+	src := newSource(t, base+"/", func(o *guestway.Options) {
 		o.ReservationsPath, o.ReservationPath, o.AccessesPath = "/api/v2/bookings", "/api/v2/bookings/{id}", "/api/v2/bookings/{id}/locks"
 	})
 	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -520,11 +532,12 @@ func TestCustomPaths(t *testing.T) {
 
 // TestSeedDemoReadable reads the demo portfolio with the demo credentials.
 func TestSeedDemoReadable(t *testing.T) {
+	t.Parallel()
 	sb := sandbox.New(sandbox.Options{Now: t0})
 	sb.SeedDemo(0)
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
-	src := guestway.New(guestway.Options{BaseURL: srv.URL, PartnerKey: sandbox.DemoPartnerKey, Token: sandbox.DemoToken, Property: "demo"})
+	src := newGuestway(t, guestway.Options{BaseURL: srv.URL, PartnerKey: sandbox.DemoPartnerKey, Token: sandbox.DemoToken, Property: "demo"})
 	if err := (guestway.Options{BaseURL: srv.URL, PartnerKey: sandbox.DemoPartnerKey, Token: sandbox.DemoToken, Property: "demo"}).Validate(); err != nil {
 		t.Errorf("demo credentials do not validate: %v", err)
 	}
@@ -547,19 +560,25 @@ func TestSeedDemoReadable(t *testing.T) {
 
 // TestContextCancelled stops a read between requests.
 func TestContextCancelled(t *testing.T) {
+	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := newSource(base, nil).Stays(ctx, day(t, "2026-01-30"), day(t, "2026-02-05"))
+	_, err := newSource(t, base, nil).Stays(ctx, day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	_, err = newSource(base, nil).StaysByID(ctx, []string{"G1"})
+	_, err = newSource(t, base, nil).StaysByID(ctx, []string{"G1"})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("StaysByID err = %v, want context.Canceled", err)
 	}
 	if n := len(sb.Requests()); n != 0 {
 		t.Errorf("%d requests sent after cancel", n)
 	}
+}
+
+// newGuestway is guestway.New, failing the test on an error.
+func newGuestway(t testing.TB, opts guestway.Options) *guestway.Source {
+	return adaptertest.Must(guestway.New(opts))(t)
 }

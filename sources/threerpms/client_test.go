@@ -15,6 +15,7 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
@@ -65,21 +66,8 @@ func mustClient(opts rpmsapi.ClientOptions) *rpmsapi.Client {
 	return c
 }
 
-// reply returns a handler answering status with body as contentType;
-// headers are key, value pairs.
-func reply(status int, contentType, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+// reply is a canned answer.
+var reply = adaptertest.Reply
 
 // echo is a GraphQL error body quoting both canaries, as a careless server
 // might.
@@ -92,6 +80,7 @@ func padded(n int) string {
 }
 
 func TestMakeRequest(t *testing.T) {
+	t.Parallel()
 	const jsonCT = "application/json"
 	for _, tc := range []struct {
 		name     string
@@ -332,6 +321,7 @@ func assertNoCanary(t *testing.T, err error) {
 }
 
 func TestMakeRequestSends(t *testing.T) {
+	t.Parallel()
 	var got *http.Request
 	var body graphqlBody
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -377,6 +367,7 @@ func TestMakeRequestSends(t *testing.T) {
 // TestMakeRequestLimiterRefuses checks that a request the pacer refuses is
 // never sent, so a mutation's outcome is known.
 func TestMakeRequestLimiterRefuses(t *testing.T) {
+	t.Parallel()
 	c, endpoint := newCanned(t, `{"data":{}}`)
 	cl := mustClient(rpmsapi.ClientOptions{
 		Endpoint: endpoint, Token: canaryToken, Transport: httpapi.Transport{Pacer: httpapi.NewPacer(1, 0, nil)}, // burst 0: never admits
@@ -406,6 +397,7 @@ func closedEndpoint(t *testing.T) string {
 }
 
 func TestMakeRequestNeverSent(t *testing.T) {
+	t.Parallel()
 	c := canaryClient(closedEndpoint(t))
 	err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if err == nil {
@@ -434,6 +426,7 @@ func hijackAfterRead(t *testing.T, raw string) http.HandlerFunc {
 }
 
 func TestMakeRequestConnectionLost(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		raw  string
@@ -466,6 +459,7 @@ func TestMakeRequestConnectionLost(t *testing.T) {
 // TestMakeRequestCancelledInFlight cancels a mutation the server has
 // received: the outcome is unknown.
 func TestMakeRequestCancelledInFlight(t *testing.T) {
+	t.Parallel()
 	received := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -488,6 +482,7 @@ func TestMakeRequestCancelledInFlight(t *testing.T) {
 // TestMakeRequestMalformedStatusLine checks a garbage answer, which net/http
 // quotes in its error, does not leak a secret the server echoed.
 func TestMakeRequestMalformedStatusLine(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(hijackAfterRead(t, canaryPIN+" "+canaryToken+"\r\n\r\n"))
 	defer srv.Close()
 	err := canaryClient(srv.URL).MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
@@ -504,6 +499,7 @@ func TestMakeRequestMalformedStatusLine(t *testing.T) {
 // unknown outcome, a 429 holds every request for its Retry-After, and one
 // longer than the run waits is not waited out.
 func TestMakeRequestRetries(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name     string

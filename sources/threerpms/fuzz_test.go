@@ -1,7 +1,7 @@
 package threerpms_test
 
-// Fuzz targets for the RoomStays response decoder (fault matrix, issue 6,
-// item 8): Client.MakeRequest and Source.Stays driven through a real HTTP
+// Fuzz targets for the RoomStays response decoder (row 8 of the README's
+// fault matrix): Client.MakeRequest and Source.Stays driven through a real HTTP
 // server that answers with the fuzzed bytes. The seed corpus runs in plain
 // `go test`; fuzz with
 //
@@ -305,6 +305,7 @@ func fzTokenInDates(body []byte) bool {
 // error messages only; gqlerror.Error.Error also prints the path and the
 // "file" extension.
 func TestRoomStaysRedactsErrorPath(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	for _, body := range []string{
 		`{"data":null,"errors":[{"message":"denied","path":["room_stays","` + fzToken + `"]}]}`,
@@ -322,6 +323,7 @@ func TestRoomStaysRedactsErrorPath(t *testing.T) {
 // error (reconcile.ParseDate's %q), against the client's rule that errors
 // never quote a response body.
 func TestRoomStaysQuotesDate(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	body := `{"data":{"room_stays":{"edges":[{"node":{"id":"rs_1","arrival":"` + fzToken + `","departure":"2026-02-01"}}],"pageInfo":{"hasNextPage":false}}}}`
 	srv.Answer(http.StatusOK, "application/json", []byte(body))
@@ -335,6 +337,7 @@ func TestRoomStaysQuotesDate(t *testing.T) {
 // is reported with the raw header quoted, parameters included. (Guestway
 // and the key box quote only the parsed media type.)
 func TestRoomStaysQuotesContentType(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	srv.Answer(http.StatusOK, `text/html; charset="`+fzToken+`"`, []byte(fzValid))
 	_, err := fzStays(t, srv)
@@ -350,6 +353,7 @@ func TestRoomStaysQuotesContentType(t *testing.T) {
 // leaving an extra live key of ours). The Guestway source keeps one stay
 // per id; this one should too, or fail the read.
 func TestRoomStaysDuplicateStay(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	node := `{"node":{"id":"rs_1","room_setup":{"id":"r1","name":"101"},"arrival":"2026-01-30","departure":"2026-02-01","roomAccessKey":null}}`
 	srv.Answer(http.StatusOK, "application/json", []byte(`{"data":{"room_stays":{"edges":[`+node+`,`+node+`],"pageInfo":{"hasNextPage":false,"endCursor":null}}}}`))
@@ -364,9 +368,11 @@ func TestRoomStaysDuplicateStay(t *testing.T) {
 // an answer to RoomStays: room_stays, edges and pageInfo are non-null in
 // the schema. keysync reads it as "the property has no stays", and a run
 // then plans to withdraw every live key (StaysByID reads the same way, so
-// each stay looks gone): the hostile-response case of issue 6 item 8 ("an
-// empty 200 ... no state change").
+// each stay looks gone): the hostile-response case of row 8
+// of the README's fault matrix (an empty 200 gives a typed error and no
+// state change).
 func TestRoomStaysWithoutDataIsNotNoStays(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	for _, body := range []string{`{}`, `null`, `{"data":null}`, `{"data":{}}`, `{"data":{"room_stays":null}}`, `{"data":{"room_stays":{}}}`} {
 		srv.Answer(http.StatusOK, "application/json", []byte(body))
@@ -380,6 +386,7 @@ func TestRoomStaysWithoutDataIsNotNoStays(t *testing.T) {
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
 // decoder: the valid seed decodes.
 func TestFuzzHarnessDecodesValid(t *testing.T) {
+	t.Parallel()
 	srv := fault.NewCanned(t)
 	srv.Answer(http.StatusOK, "application/json", []byte(fzValid))
 	stays, err := fzStays(t, srv)

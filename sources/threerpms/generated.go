@@ -50,10 +50,10 @@ func (v *RoomStaySubsetRoom_setupRoomSetup) GetName() string { return v.Name }
 
 // RoomStaysByIDResponse is returned by RoomStaysByID on success.
 type RoomStaysByIDResponse struct {
-	// Room stays, filtered and paginated with cursors. The seed's page size is
+	// Room stays, filtered and paginated with cursors. The API document's page size is
 	// 20 (first: 20); the sandbox uses 20 when first is omitted and caps first
-	// at 100 (an assumption: the seed gives no maximum).
-	// Stays of cancelled reservations are not returned (the seed shows no status
+	// at 100 (an assumption: the API document gives no maximum).
+	// Stays of cancelled reservations are not returned (the API document shows no status
 	// field on RoomStay; a cancelled reservation's stays drop out of the list
 	// until it is re-activated).
 	Room_stays RoomStaysByIDRoom_staysRoomStayConnection `json:"room_stays"`
@@ -192,10 +192,10 @@ func (v *RoomStaysByIDRoom_staysRoomStayConnectionPageInfo) GetHasNextPage() boo
 
 // RoomStaysResponse is returned by RoomStays on success.
 type RoomStaysResponse struct {
-	// Room stays, filtered and paginated with cursors. The seed's page size is
+	// Room stays, filtered and paginated with cursors. The API document's page size is
 	// 20 (first: 20); the sandbox uses 20 when first is omitted and caps first
-	// at 100 (an assumption: the seed gives no maximum).
-	// Stays of cancelled reservations are not returned (the seed shows no status
+	// at 100 (an assumption: the API document gives no maximum).
+	// Stays of cancelled reservations are not returned (the API document shows no status
 	// field on RoomStay; a cancelled reservation's stays drop out of the list
 	// until it is re-activated).
 	Room_stays RoomStaysRoom_staysRoomStayConnection `json:"room_stays"`

@@ -19,6 +19,7 @@ import (
 // both on one fake clock: not one 429, and after the first burst never more
 // than 5 requests in any 1-second window.
 func TestThousandCallsNoRateLimit(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	clock := clocktest.New(start)
 	sb := sandbox.New(sandbox.Options{

@@ -60,8 +60,8 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	})
 }
 
-// StaysByID implements reconcile.StaySource with an id-in filter, as seed
-// 003 does after a webhook. Stays 3RPMS no longer returns are left out.
+// StaysByID implements reconcile.StaySource with an id-in filter, as the
+// 3RPMS Room Access Key API does after a webhook. Stays 3RPMS no longer returns are left out.
 func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	var out []reconcile.Stay
 	for chunk := range slices.Chunk(ids, s.pageSize) {

@@ -142,6 +142,7 @@ func node(id, arrival, departure, key string) string {
 }
 
 func TestStaysFollowsPages(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		stays, requests int
 	}{
@@ -188,6 +189,7 @@ func TestStaysFollowsPages(t *testing.T) {
 }
 
 func TestStaysConvertsStay(t *testing.T) {
+	t.Parallel()
 	sb, endpoint := newSandbox(t)
 	sb.AddRoom("r9", "Garden Suite")
 	addStays(t, sb, sandbox.Stay{ID: "rs_1", RoomID: "r9", Arrival: "2026-01-31", Departure: "2026-02-03"})
@@ -212,6 +214,7 @@ func TestStaysConvertsStay(t *testing.T) {
 // TestStaysFilter checks the 3RPMS Room Access Key API's filter: reservation_from le to and
 // reservation_to gt from.
 func TestStaysFilter(t *testing.T) {
+	t.Parallel()
 	sb, endpoint := newSandbox(t)
 	addStays(t, sb,
 		sandbox.Stay{ID: "departed-before", RoomID: "r1", Arrival: "2026-01-20", Departure: "2026-01-25"},
@@ -236,6 +239,7 @@ func TestStaysFilter(t *testing.T) {
 }
 
 func TestStaysDecodesKeys(t *testing.T) {
+	t.Parallel()
 	sb, endpoint := newSandbox(t)
 	addStays(t, sb,
 		sandbox.Stay{ID: "pin", RoomID: "r1", Arrival: "2026-01-30", Departure: "2026-02-01"},
@@ -294,6 +298,7 @@ func deref(k *reconcile.RemoteKey) string {
 }
 
 func TestStaysByID(t *testing.T) {
+	t.Parallel()
 	sb, endpoint := newSandbox(t)
 	addStays(t, sb,
 		sandbox.Stay{ID: "a", RoomID: "r1", Arrival: "2026-01-30", Departure: "2026-02-01"},
@@ -331,6 +336,7 @@ func TestStaysByID(t *testing.T) {
 }
 
 func TestStaysByIDSendsChunks(t *testing.T) {
+	t.Parallel()
 	c, endpoint := newCanned(t, page(false, ""))
 	ids := []string{"s1", "s2", "s3", "s4", "s5"}
 	if _, err := threerpms.NewSource(newClient(endpoint), property, 2).StaysByID(t.Context(), ids); err != nil {
@@ -354,6 +360,7 @@ func TestStaysByIDSendsChunks(t *testing.T) {
 }
 
 func TestStaysByIDNoIDs(t *testing.T) {
+	t.Parallel()
 	sb, endpoint := newSandbox(t)
 	got, err := threerpms.NewSource(newClient(endpoint), property, 0).StaysByID(t.Context(), nil)
 	if err != nil || len(got) != 0 {
@@ -367,6 +374,7 @@ func TestStaysByIDNoIDs(t *testing.T) {
 // TestStaysUnknownKeyType checks the 3RPMS Room Access Key API's forwards compatibility: a key
 // type added after keysync was built decodes as someone's key.
 func TestStaysUnknownKeyType(t *testing.T) {
+	t.Parallel()
 	_, endpoint := newCanned(t, page(false, "",
 		node("rs_1", "2026-01-30", "2026-02-01", `{"__typename":"RoomAccessNFC","id":"nfc_1","nfcData":"00ff"}`),
 		node("rs_2", "2026-01-30", "2026-02-01", `{"__typename":"RoomAccessPin","id":"rak_2","pin":"1234"}`),
@@ -388,6 +396,7 @@ func TestStaysUnknownKeyType(t *testing.T) {
 }
 
 func TestStaysSendsCursor(t *testing.T) {
+	t.Parallel()
 	c, endpoint := newCanned(t,
 		page(true, "c1", node("rs_1", "2026-01-30", "2026-02-01", "null")),
 		page(true, "c2", node("rs_2", "2026-01-30", "2026-02-01", "null")),
@@ -414,6 +423,7 @@ func TestStaysSendsCursor(t *testing.T) {
 }
 
 func TestStaysBadPagination(t *testing.T) {
+	t.Parallel()
 	stay := node("rs_1", "2026-01-30", "2026-02-01", "null")
 	for _, tc := range []struct {
 		name     string
@@ -464,6 +474,7 @@ func TestStaysBadPagination(t *testing.T) {
 }
 
 func TestStaysBadStay(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		node string
@@ -498,6 +509,7 @@ func TestStaysBadStay(t *testing.T) {
 // TestStaysKeepsErrorChain checks that the transport's sentinels survive
 // the source's wrapping.
 func TestStaysKeepsErrorChain(t *testing.T) {
+	t.Parallel()
 	_, endpoint := newSandbox(t)
 	c := mustClient(rpmsapi.ClientOptions{Endpoint: endpoint, Token: "wrong-token"})
 	src := threerpms.NewSource(c, property, 0)

@@ -1,4 +1,4 @@
--- 0002: credentials of several systems per stay (issue 4). Time-bound
+-- 0002: credentials of several systems per stay. Time-bound
 -- credentials (OpenApp invites, key-box accesses) record the window they
 -- were set to; a 3RPMS key that carries another credential's secret (a
 -- key-box code, an invite link) records which one. Status may now also be

@@ -1,4 +1,4 @@
--- 0003: the daily request budget (issue 5). requests is the ledger: one
+-- 0003: the daily request budget. requests is the ledger: one
 -- row per request sent, written in the same transaction as the audit rows
 -- of the actions it carried, so runs and processes share one count over a
 -- rolling 24 hours. deferred remembers the stays whose work the last run

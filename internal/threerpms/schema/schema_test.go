@@ -7,6 +7,7 @@ import (
 )
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	if _, err := gqlparser.LoadSchema(&ast.Source{Name: "s", Input: SDL}); err != nil {
 		t.Fatal(err)
 	}

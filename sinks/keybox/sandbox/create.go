@@ -46,7 +46,7 @@ type endpoint struct {
 
 var clockRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
-// parseCreate checks a create body against the seed's rules, in a fixed
+// parseCreate checks a create body against the API document's rules, in a fixed
 // order so the first broken rule is reported. now is the business clock,
 // the start of an access that gives none.
 func parseCreate(f map[string]json.RawMessage, now time.Time) (createInput, *fieldError) {

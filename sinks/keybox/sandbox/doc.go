@@ -1,6 +1,6 @@
 // Package sandbox is an in-memory fake of a key box's "Create Access" API
-// (seed 001, Keycafe style) for tests and for `keysync demo`. It enforces what
-// the seed says, and where the seed is silent it makes the same assumptions as
+// (the key-box "Create Access" API, Keycafe style) for tests and for `keysync demo`. It enforces what
+// the API document says, and where the API document is silent it makes the same assumptions as
 // package keybox (the sink), so the two are tested against each other.
 //
 // # API
@@ -13,7 +13,7 @@
 // (413 beyond). Every API request is recorded in the request log (Requests)
 // with its body but never its Authorization header.
 //
-// Create is POST Options.CreatePath (default /v2/accesses) with the seed's
+// Create is POST Options.CreatePath (default /v2/accesses) with the API document's
 // JSON body:
 //
 //   - key (required): an object with exactly one of id or serialNumber, naming

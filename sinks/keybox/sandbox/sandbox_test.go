@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
 // t0 is the business clock in every test: before the stays of the tests.
@@ -61,35 +62,12 @@ func newEnv(t *testing.T, opts Options) *env {
 	return &env{t: t, sb: sb, srv: srv}
 }
 
-type resp struct {
-	status int
-	header http.Header
-	raw    string
-	body   map[string]any
-}
+type resp = sandboxtest.Answer
 
 // call sends a request with HTTP Basic auth when user is not empty.
 func (e *env) call(method, path, user, pass, body string) resp {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	hr, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer hr.Body.Close()
-	raw, _ := io.ReadAll(hr.Body)
-	r := resp{status: hr.StatusCode, header: hr.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return sandboxtest.Call(e.t, e.srv, method, path, body, sandboxtest.BasicAuth(user, pass))
 }
 
 func (e *env) create(body string) resp {
@@ -146,6 +124,7 @@ func del(fields ...string) func(map[string]any) {
 var sixDigits = regexp.MustCompile(`^[0-9]{6}$`)
 
 func TestCreateRules(t *testing.T) {
+	t.Parallel()
 	iso := []func(map[string]any){
 		del("startTime", "endTime", "timeZone"),
 		set("startDate", "2026-03-28T14:00:00Z"), set("endDate", "2026-03-30T09:00:00Z"),
@@ -221,14 +200,14 @@ func TestCreateRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, Options{})
 			r := e.create(body(tc.edits...))
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.raw)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Raw)
 			}
 			if tc.status == 201 {
-				if id, _ := r.body["id"].(string); id == "" {
-					t.Errorf("no id: %s", r.raw)
+				if id, _ := r.Body["id"].(string); id == "" {
+					t.Errorf("no id: %s", r.Raw)
 				}
-				if code, _ := r.body["code"].(string); !sixDigits.MatchString(code) {
+				if code, _ := r.Body["code"].(string); !sixDigits.MatchString(code) {
 					t.Errorf("code %q is not 6 digits", code)
 				}
 				if n := len(e.sb.Accesses()); n != 1 {
@@ -236,10 +215,10 @@ func TestCreateRules(t *testing.T) {
 				}
 				return
 			}
-			if got := r.body["field"]; got != tc.field {
-				t.Errorf("field %v, want %q: %s", got, tc.field, r.raw)
+			if got := r.Body["field"]; got != tc.field {
+				t.Errorf("field %v, want %q: %s", got, tc.field, r.Raw)
 			}
-			if msg, _ := r.body["message"].(string); !strings.HasPrefix(msg, tc.field+": ") {
+			if msg, _ := r.Body["message"].(string); !strings.HasPrefix(msg, tc.field+": ") {
 				t.Errorf("message %q does not start with the field", msg)
 			}
 			if n := len(e.sb.Accesses()); n != 0 {
@@ -252,33 +231,35 @@ func TestCreateRules(t *testing.T) {
 func of(edits ...func(map[string]any)) []func(map[string]any) { return edits }
 
 func TestCreateBodyNotAnObject(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for _, b := range []string{``, `[]`, `"x"`, `{"key":`, `null`} {
-		if r := e.create(b); r.status != 400 || !strings.HasPrefix(r.body["message"].(string), "body: ") {
-			t.Errorf("body %q: %d %s", b, r.status, r.raw)
+		if r := e.create(b); r.Status != 400 || !strings.HasPrefix(r.Body["message"].(string), "body: ") {
+			t.Errorf("body %q: %d %s", b, r.Status, r.Raw)
 		}
 	}
 	big := `{"visitorName":"` + strings.Repeat("x", MaxBodyBytes) + `"}`
-	if r := e.create(big); r.status != http.StatusRequestEntityTooLarge {
-		t.Errorf("oversized body: %d", r.status)
+	if r := e.create(big); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d", r.Status)
 	}
 }
 
 func TestCreateResponse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(set("key", map[string]any{"serialNumber": "SN-2"}), set("silent", true), set("locale", "fr")))
-	if r.status != 201 || r.header.Get("Content-Type") != "application/json" {
-		t.Fatalf("%d %s: %s", r.status, r.header.Get("Content-Type"), r.raw)
+	if r.Status != 201 || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %s: %s", r.Status, r.Header.Get("Content-Type"), r.Raw)
 	}
-	code := r.body["code"].(string)
+	code := r.Body["code"].(string)
 	want := map[string]any{
 		"id": "acc_1", "code": code, "key": map[string]any{"id": "K2", "serialNumber": "SN-2"},
 		"startDate": "2026-03-28", "startTime": "15:00", "endDate": "2026-03-30", "endTime": "11:00",
 		"timeZone": "Europe/Ljubljana", "visitorName": "Ana Novak", "locale": "fr",
 		"silent": true, "returnReminder": false, "status": "upcoming",
 	}
-	if !maps.EqualFunc(r.body, want, func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
-		t.Errorf("answer:\n got %v\nwant %v", r.body, want)
+	if !maps.EqualFunc(r.Body, want, func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
+		t.Errorf("answer:\n got %v\nwant %v", r.Body, want)
 	}
 	v, ok := e.sb.Access("acc_1")
 	if !ok {
@@ -300,10 +281,11 @@ func TestCreateResponse(t *testing.T) {
 // Europe/Ljubljana autumn switch: local dates and times as sent, instants
 // an hour further apart than the wall clock suggests.
 func TestCreateAcrossAutumnSwitch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(set("startDate", "2026-10-24"), set("endDate", "2026-10-26")))
-	if r.status != 201 {
-		t.Fatalf("%d %s", r.status, r.raw)
+	if r.Status != 201 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
 	v := e.sb.Accesses()[0]
 	if v.StartDate != "2026-10-24" || v.StartTime != "15:00" || v.EndDate != "2026-10-26" || v.EndTime != "11:00" || v.TimeZone != "Europe/Ljubljana" {
@@ -318,19 +300,20 @@ func TestCreateAcrossAutumnSwitch(t *testing.T) {
 	}
 }
 
-// TestCreateDeprecatedDates accepts the seed's deprecated ISO 8601 form and
+// TestCreateDeprecatedDates accepts the API document's deprecated ISO 8601 form and
 // shows it in the body's zone, or UTC.
 func TestCreateDeprecatedDates(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(del("startTime", "endTime"), set("timeZone", "America/Vancouver"),
 		set("startDate", "2026-10-31T22:00:00Z"), set("endDate", "2026-11-02T19:00:00Z")))
-	if r.status != 201 {
-		t.Fatalf("%d %s", r.status, r.raw)
+	if r.Status != 201 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
 	r = e.create(body(del("startTime", "endTime", "timeZone"),
 		set("startDate", "2026-07-21T12:45:00Z"), set("endDate", "2026-07-23T17:45:00Z")))
-	if r.status != 201 {
-		t.Fatalf("%d %s", r.status, r.raw)
+	if r.Status != 201 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
 	got := e.sb.Accesses()
 	if v := got[0]; v.StartDate != "2026-10-31" || v.StartTime != "15:00" || v.EndDate != "2026-11-02" || v.EndTime != "11:00" || v.TimeZone != "America/Vancouver" {
@@ -342,13 +325,14 @@ func TestCreateDeprecatedDates(t *testing.T) {
 }
 
 func TestOngoingAccess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.create(body(del("startDate", "startTime", "endDate", "endTime")))
-	if r.status != 201 || r.body["status"] != StatusActive {
-		t.Fatalf("%d %s", r.status, r.raw)
+	if r.Status != 201 || r.Body["status"] != StatusActive {
+		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
-	if _, ok := r.body["endDate"]; ok {
-		t.Errorf("ongoing access has an endDate: %s", r.raw)
+	if _, ok := r.Body["endDate"]; ok {
+		t.Errorf("ongoing access has an endDate: %s", r.Raw)
 	}
 	v := e.sb.Accesses()[0]
 	if !v.Start.Equal(t0) || !v.End.IsZero() || v.EndDate != "" || v.StartDate != "2026-03-20" || v.StartTime != "13:00" {
@@ -361,9 +345,10 @@ func TestOngoingAccess(t *testing.T) {
 }
 
 func TestStatusFollowsClock(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
-	if r := e.create(body()); r.status != 201 {
-		t.Fatal(r.raw)
+	if r := e.create(body()); r.Status != 201 {
+		t.Fatal(r.Raw)
 	}
 	steps := []struct {
 		at   time.Time
@@ -386,8 +371,8 @@ func TestStatusFollowsClock(t *testing.T) {
 	if got := e.sb.Accesses()[0].Status; got != StatusActive {
 		t.Errorf("after Advance: %s", got)
 	}
-	if r := e.cancel("acc_1"); r.status != 204 {
-		t.Fatal(r.raw)
+	if r := e.cancel("acc_1"); r.Status != 204 {
+		t.Fatal(r.Raw)
 	}
 	if got := e.sb.Accesses()[0].Status; got != StatusCancelled {
 		t.Errorf("after cancel: %s", got)
@@ -395,13 +380,14 @@ func TestStatusFollowsClock(t *testing.T) {
 }
 
 func TestCodesUnique(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	seen := map[string]bool{}
 	for i := range 60 {
 		r := e.create(body())
-		code, _ := r.body["code"].(string)
-		if r.status != 201 || !sixDigits.MatchString(code) {
-			t.Fatalf("create %d: %d %s", i, r.status, r.raw)
+		code, _ := r.Body["code"].(string)
+		if r.Status != 201 || !sixDigits.MatchString(code) {
+			t.Fatalf("create %d: %d %s", i, r.Status, r.Raw)
 		}
 		if seen[code] {
 			t.Fatalf("code %s handed out twice", code)
@@ -411,6 +397,7 @@ func TestCodesUnique(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, user, pass string
 		status           int
@@ -427,17 +414,17 @@ func TestAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, Options{})
 			r := e.call(http.MethodPost, DefaultCreatePath, tc.user, tc.pass, body())
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.raw)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Raw)
 			}
 			if tc.status == 401 {
-				if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
-					t.Errorf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
+				if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic ") {
+					t.Errorf("WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
 				}
 				if len(e.sb.Accesses()) != 0 {
 					t.Error("an unauthenticated create stored an access")
 				}
-				if strings.Contains(r.raw, ourPass) {
+				if strings.Contains(r.Raw, ourPass) {
 					t.Error("the answer echoes a password")
 				}
 				return
@@ -459,15 +446,16 @@ func TestAuth(t *testing.T) {
 		t.Errorf("bearer token: %d, want 401", hr.StatusCode)
 	}
 	e.sb.AddUser("late", "pw")
-	if r := e.call(http.MethodPost, DefaultCreatePath, "late", "pw", body()); r.status != 201 {
-		t.Errorf("AddUser: %d", r.status)
+	if r := e.call(http.MethodPost, DefaultCreatePath, "late", "pw", body()); r.Status != 201 {
+		t.Errorf("AddUser: %d", r.Status)
 	}
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
-	if r := e.create(body()); r.status != 201 {
-		t.Fatal(r.raw)
+	if r := e.create(body()); r.Status != 201 {
+		t.Fatal(r.Raw)
 	}
 	foreign, err := e.sb.AddAccess(AccessInput{
 		Creator: otherUser, KeyID: "K2", Start: t0, End: t0.Add(48 * time.Hour), TimeZone: "Europe/Ljubljana", Visitor: "Walk-in",
@@ -481,26 +469,26 @@ func TestCancel(t *testing.T) {
 
 	e.sb.SetNow(t0.Add(time.Hour))
 	r := e.cancel("acc_1")
-	if r.status != 204 || r.raw != "" {
-		t.Fatalf("cancel: %d %q", r.status, r.raw)
+	if r.Status != 204 || r.Raw != "" {
+		t.Fatalf("cancel: %d %q", r.Status, r.Raw)
 	}
 	v, _ := e.sb.Access("acc_1")
 	if !v.Cancelled || v.CancelledBy != ourUser || !v.CancelledAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("after cancel %+v", v)
 	}
 	for _, id := range []string{"acc_1", "acc_99", "", "acc_1%2F..%2F"} {
-		if r := e.cancel(id); r.status != 404 {
-			t.Errorf("cancel %q: %d, want 404", id, r.status)
+		if r := e.cancel(id); r.Status != 404 {
+			t.Errorf("cancel %q: %d, want 404", id, r.Status)
 		}
 	}
 	if v, _ := e.sb.Access("acc_2"); v.Cancelled {
 		t.Error("the planted access was cancelled")
 	}
-	if r := e.call(http.MethodDelete, "/v2/accesses/acc_2", otherUser, otherPass, ""); r.status != 204 {
-		t.Errorf("the creator's cancel: %d", r.status)
+	if r := e.call(http.MethodDelete, "/v2/accesses/acc_2", otherUser, otherPass, ""); r.Status != 204 {
+		t.Errorf("the creator's cancel: %d", r.Status)
 	}
-	if r := e.call(http.MethodDelete, "/v2/accesses/acc_2", "", "", ""); r.status != 401 {
-		t.Errorf("unauthenticated cancel: %d", r.status)
+	if r := e.call(http.MethodDelete, "/v2/accesses/acc_2", "", "", ""); r.Status != 401 {
+		t.Errorf("unauthenticated cancel: %d", r.Status)
 	}
 	if err := e.sb.CancelAccess("acc_2", "x"); err == nil {
 		t.Error("CancelAccess of a cancelled access succeeded")
@@ -508,6 +496,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestAddAccessRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	end := t0.Add(time.Hour)
 	for _, in := range []AccessInput{
@@ -533,47 +522,48 @@ func TestAddAccessRules(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 20, 23, 59, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	e := newEnv(t, Options{RateNow: clock}.WithSeedLimits())
 	for i := range DefaultBurst {
-		if r := e.create(body()); r.status != 201 {
-			t.Fatalf("request %d within the burst: %d", i, r.status)
+		if r := e.create(body()); r.Status != 201 {
+			t.Fatalf("request %d within the burst: %d", i, r.Status)
 		}
 	}
 	r := e.create(body())
-	if r.status != 429 || r.header.Get("Retry-After") != "1" {
-		t.Fatalf("beyond the burst: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	if r.Status != 429 || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("beyond the burst: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
 	}
-	if r := e.call(http.MethodPost, DefaultCreatePath, otherUser, otherPass, body()); r.status != 201 {
-		t.Errorf("another user has its own limit: %d", r.status)
+	if r := e.call(http.MethodPost, DefaultCreatePath, otherUser, otherPass, body()); r.Status != 201 {
+		t.Errorf("another user has its own limit: %d", r.Status)
 	}
 	now = now.Add(200 * time.Millisecond) // one token at 5/s
-	if r := e.create(body()); r.status != 201 {
-		t.Errorf("after 200ms: %d", r.status)
+	if r := e.create(body()); r.Status != 201 {
+		t.Errorf("after 200ms: %d", r.Status)
 	}
-	if r := e.create(body()); r.status != 429 {
-		t.Errorf("second request after 200ms: %d", r.status)
+	if r := e.create(body()); r.Status != 429 {
+		t.Errorf("second request after 200ms: %d", r.Status)
 	}
 
 	// The daily cap counts per UTC day and says when the day ends.
 	now = time.Date(2026, 3, 20, 23, 0, 0, 0, time.UTC)
 	e = newEnv(t, Options{RateNow: clock, DailyCap: 3})
 	for range 3 {
-		if r := e.create(body()); r.status != 201 {
-			t.Fatalf("within the cap: %d", r.status)
+		if r := e.create(body()); r.Status != 201 {
+			t.Fatalf("within the cap: %d", r.Status)
 		}
 	}
 	r = e.create(body())
-	if r.status != 429 || r.header.Get("Retry-After") != "3600" {
-		t.Fatalf("beyond the cap: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	if r.Status != 429 || r.Header.Get("Retry-After") != "3600" {
+		t.Fatalf("beyond the cap: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
 	}
-	if r := e.call(http.MethodPost, DefaultCreatePath, ourUser, "wrong", body()); r.status != 401 {
-		t.Errorf("bad credentials are refused before the limit: %d", r.status)
+	if r := e.call(http.MethodPost, DefaultCreatePath, ourUser, "wrong", body()); r.Status != 401 {
+		t.Errorf("bad credentials are refused before the limit: %d", r.Status)
 	}
 	now = now.Add(time.Hour)
-	if r := e.create(body()); r.status != 201 {
-		t.Errorf("next day: %d", r.status)
+	if r := e.create(body()); r.Status != 201 {
+		t.Errorf("next day: %d", r.Status)
 	}
 	if len(e.sb.Accesses()) != 4 {
 		t.Errorf("%d accesses, want 4", len(e.sb.Accesses()))
@@ -581,19 +571,20 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestCustomPaths(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{CreatePath: "/api/v1/access", CancelPath: "/api/v1/access/{id}/end", CancelMethod: "post", ListPath: "/api/v1/access"})
-	if r := e.create(body()); r.status != 404 {
-		t.Errorf("default create path: %d", r.status)
+	if r := e.create(body()); r.Status != 404 {
+		t.Errorf("default create path: %d", r.Status)
 	}
 	r := e.call(http.MethodPost, "/api/v1/access", ourUser, ourPass, body())
-	if r.status != 201 {
-		t.Fatalf("create: %d %s", r.status, r.raw)
+	if r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Raw)
 	}
-	if r := e.call(http.MethodDelete, "/api/v1/access/acc_1/end", ourUser, ourPass, ""); r.status != 405 {
-		t.Errorf("DELETE on a POST cancel: %d", r.status)
+	if r := e.call(http.MethodDelete, "/api/v1/access/acc_1/end", ourUser, ourPass, ""); r.Status != 405 {
+		t.Errorf("DELETE on a POST cancel: %d", r.Status)
 	}
-	if r := e.call(http.MethodPost, "/api/v1/access/acc_1/end", ourUser, ourPass, ""); r.status != 204 {
-		t.Errorf("cancel: %d %s", r.status, r.raw)
+	if r := e.call(http.MethodPost, "/api/v1/access/acc_1/end", ourUser, ourPass, ""); r.Status != 204 {
+		t.Errorf("cancel: %d %s", r.Status, r.Raw)
 	}
 	defer func() {
 		if recover() == nil {
@@ -604,24 +595,26 @@ func TestCustomPaths(t *testing.T) {
 }
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
-	if r := e.call(http.MethodPut, DefaultCreatePath, ourUser, ourPass, ""); r.status != 405 {
-		t.Errorf("PUT accesses: %d", r.status)
+	if r := e.call(http.MethodPut, DefaultCreatePath, ourUser, ourPass, ""); r.Status != 405 {
+		t.Errorf("PUT accesses: %d", r.Status)
 	}
-	if r := e.call(http.MethodGet, DefaultListPath, ourUser, ourPass, ""); r.status != 400 {
-		t.Errorf("GET accesses without a key: %d", r.status)
+	if r := e.call(http.MethodGet, DefaultListPath, ourUser, ourPass, ""); r.Status != 400 {
+		t.Errorf("GET accesses without a key: %d", r.Status)
 	}
-	if r := e.call(http.MethodGet, "/v3/other", ourUser, ourPass, ""); r.status != 404 {
-		t.Errorf("unknown path: %d", r.status)
+	if r := e.call(http.MethodGet, "/v3/other", ourUser, ourPass, ""); r.Status != 404 {
+		t.Errorf("unknown path: %d", r.Status)
 	}
-	if r := e.call(http.MethodGet, "/v3/other", "", "", ""); r.status != 401 {
-		t.Errorf("unknown path without auth: %d", r.status)
+	if r := e.call(http.MethodGet, "/v3/other", "", "", ""); r.Status != 401 {
+		t.Errorf("unknown path without auth: %d", r.Status)
 	}
 }
 
 // TestList checks the list: the caller's accesses to one key, by id or
 // serial number, cancelled ones marked, another user's left out.
 func TestList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	first := e.create(body())
 	second := e.create(body(set("visitorName", "Bo")))
@@ -629,27 +622,27 @@ func TestList(t *testing.T) {
 	if _, err := e.sb.AddAccess(AccessInput{Creator: otherUser, KeyID: "K1", Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.cancel(first.body["id"].(string)); r.status != 204 {
-		t.Fatalf("cancel: %d", r.status)
+	if r := e.cancel(first.Body["id"].(string)); r.Status != 204 {
+		t.Fatalf("cancel: %d", r.Status)
 	}
 	ids := func(r resp) (out []string) {
-		for _, a := range r.body["data"].([]any) {
+		for _, a := range r.Body["data"].([]any) {
 			m := a.(map[string]any)
 			out = append(out, fmt.Sprint(m["id"], "/", m["cancelled"]))
 		}
 		return out
 	}
-	want := []string{first.body["id"].(string) + "/true", second.body["id"].(string) + "/false"}
+	want := []string{first.Body["id"].(string) + "/true", second.Body["id"].(string) + "/false"}
 	for _, q := range []string{"keyId=K1", "keySerialNumber=SN-1"} {
 		r := e.call(http.MethodGet, DefaultListPath+"?"+q, ourUser, ourPass, "")
-		if r.status != 200 || !slices.Equal(ids(r), want) {
-			t.Errorf("%s: %d %v, want %v", q, r.status, ids(r), want)
+		if r.Status != 200 || !slices.Equal(ids(r), want) {
+			t.Errorf("%s: %d %v, want %v", q, r.Status, ids(r), want)
 		}
 	}
 	r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", ourUser, ourPass, "")
-	item := r.body["data"].([]any)[1].(map[string]any)
+	item := r.Body["data"].([]any)[1].(map[string]any)
 	for field, v := range map[string]any{
-		"code": second.body["code"], "startDate": "2026-03-28", "startTime": "15:00", "endDate": "2026-03-30",
+		"code": second.Body["code"], "startDate": "2026-03-28", "startTime": "15:00", "endDate": "2026-03-30",
 		"endTime": "11:00", "timeZone": "Europe/Ljubljana", "visitorName": "Bo",
 	} {
 		if item[field] != v {
@@ -659,28 +652,29 @@ func TestList(t *testing.T) {
 	if k, _ := item["key"].(map[string]any); k["id"] != "K1" {
 		t.Errorf("key %v", item["key"])
 	}
-	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", otherUser, otherPass, ""); r.status != 200 || len(ids(r)) != 1 {
-		t.Errorf("other user: %d %s", r.status, r.raw)
+	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", otherUser, otherPass, ""); r.Status != 200 || len(ids(r)) != 1 {
+		t.Errorf("other user: %d %s", r.Status, r.Raw)
 	}
-	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=nope", ourUser, ourPass, ""); r.status != 200 || r.raw != "{\"data\":[]}\n" {
-		t.Errorf("unknown key: %d %q", r.status, r.raw)
+	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=nope", ourUser, ourPass, ""); r.Status != 200 || r.Raw != "{\"data\":[]}\n" {
+		t.Errorf("unknown key: %d %q", r.Status, r.Raw)
 	}
 	for _, q := range []string{"", "?keyId=K1&keySerialNumber=SN-1"} {
-		if r := e.call(http.MethodGet, DefaultListPath+q, ourUser, ourPass, ""); r.status != 400 || r.body["field"] != "keyId" {
-			t.Errorf("%q: %d %s", q, r.status, r.raw)
+		if r := e.call(http.MethodGet, DefaultListPath+q, ourUser, ourPass, ""); r.Status != 400 || r.Body["field"] != "keyId" {
+			t.Errorf("%q: %d %s", q, r.Status, r.Raw)
 		}
 	}
-	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", ourUser, "wrong", ""); r.status != 401 {
-		t.Errorf("wrong password: %d", r.status)
+	if r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", ourUser, "wrong", ""); r.Status != 401 {
+		t.Errorf("wrong password: %d", r.Status)
 	}
 	custom := newEnv(t, Options{ListPath: "/api/v1/accesses"})
 	custom.create(body())
-	if r := custom.call(http.MethodGet, "/api/v1/accesses?keyId=K1", ourUser, ourPass, ""); r.status != 200 || len(ids(r)) != 1 {
-		t.Errorf("custom list path: %d %s", r.status, r.raw)
+	if r := custom.call(http.MethodGet, "/api/v1/accesses?keyId=K1", ourUser, ourPass, ""); r.Status != 200 || len(ids(r)) != 1 {
+		t.Errorf("custom list path: %d %s", r.Status, r.Raw)
 	}
 }
 
 func TestRequestLog(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 20, 8, 0, 0, 0, time.UTC)
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }})
 	b := body()
@@ -702,8 +696,8 @@ func TestRequestLog(t *testing.T) {
 		}
 	}
 	r := e.call(http.MethodGet, "/_sandbox/requests", "", "", "")
-	if r.status != 200 || r.body["count"] != float64(3) || strings.Contains(r.raw, ourPass) || strings.Contains(r.raw, "Basic") {
-		t.Errorf("admin request log: %d %s", r.status, r.raw)
+	if r.Status != 200 || r.Body["count"] != float64(3) || strings.Contains(r.Raw, ourPass) || strings.Contains(r.Raw, "Basic") {
+		t.Errorf("admin request log: %d %s", r.Status, r.Raw)
 	}
 	if len(e.sb.Requests()) != 3 {
 		t.Error("admin calls went to the request log")
@@ -715,31 +709,32 @@ func TestRequestLog(t *testing.T) {
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, want int) resp {
 		t.Helper()
 		r := e.call(method, path, "", "", body)
-		if r.status != want {
-			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.status, want, r.raw)
+		if r.Status != want {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.Status, want, r.Raw)
 		}
 		return r
 	}
 	r := call("GET", "/_sandbox/keys", "", 200)
-	if got := fmt.Sprint(r.body["keys"]); got != "[map[id:K1 serial_number:SN-1] map[id:K2 serial_number:SN-2] map[id:K3]]" {
+	if got := fmt.Sprint(r.Body["keys"]); got != "[map[id:K1 serial_number:SN-1] map[id:K2 serial_number:SN-2] map[id:K3]]" {
 		t.Errorf("keys: %s", got)
 	}
 	call("POST", "/_sandbox/keys", `{"id": "K4", "serial_number": "SN-4"}`, 201)
 	call("POST", "/_sandbox/keys", `{"id": "K5", "serial_number": "SN-4"}`, 409)
 	call("POST", "/_sandbox/keys", `{"id": ""}`, 400)
 	call("POST", "/_sandbox/keys", `{"id": "K6", "colour": "red"}`, 400)
-	if r := e.create(body(set("key", map[string]any{"serialNumber": "SN-4"}))); r.status != 201 {
-		t.Fatalf("create on the added key: %s", r.raw)
+	if r := e.create(body(set("key", map[string]any{"serialNumber": "SN-4"}))); r.Status != 201 {
+		t.Fatalf("create on the added key: %s", r.Raw)
 	}
 
 	r = call("GET", "/_sandbox/accesses", "", 200)
-	accs, _ := r.body["accesses"].([]any)
+	accs, _ := r.Body["accesses"].([]any)
 	if len(accs) != 1 {
-		t.Fatalf("accesses: %s", r.raw)
+		t.Fatalf("accesses: %s", r.Raw)
 	}
 	a := accs[0].(map[string]any)
 	if a["key_id"] != "K4" || a["creator"] != ourUser || a["start"] != "2026-03-28T14:00:00Z" || a["end_time"] != "11:00" || a["status"] != "upcoming" {
@@ -749,14 +744,14 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("cancelled_at shown before a cancel: %v", a)
 	}
 
-	if r := call("GET", "/_sandbox/clock", "", 200); r.body["now"] != "2026-03-20T12:00:00Z" {
-		t.Errorf("clock: %s", r.raw)
+	if r := call("GET", "/_sandbox/clock", "", 200); r.Body["now"] != "2026-03-20T12:00:00Z" {
+		t.Errorf("clock: %s", r.Raw)
 	}
-	if r := call("POST", "/_sandbox/clock", `{"advance": "36h"}`, 200); r.body["now"] != "2026-03-22T00:00:00Z" {
-		t.Errorf("advance: %s", r.raw)
+	if r := call("POST", "/_sandbox/clock", `{"advance": "36h"}`, 200); r.Body["now"] != "2026-03-22T00:00:00Z" {
+		t.Errorf("advance: %s", r.Raw)
 	}
-	if r := call("POST", "/_sandbox/clock", `{"now": "2026-03-29T12:00:00+02:00"}`, 200); r.body["now"] != "2026-03-29T12:00:00+02:00" {
-		t.Errorf("set: %s", r.raw)
+	if r := call("POST", "/_sandbox/clock", `{"now": "2026-03-29T12:00:00+02:00"}`, 200); r.Body["now"] != "2026-03-29T12:00:00+02:00" {
+		t.Errorf("set: %s", r.Raw)
 	}
 	if got := e.sb.Accesses()[0].Status; got != StatusActive {
 		t.Errorf("status after setting the clock: %s", got)
@@ -766,22 +761,22 @@ func TestAdminAPI(t *testing.T) {
 	call("POST", "/_sandbox/clock", `{"now": "yesterday"}`, 400)
 	call("POST", "/_sandbox/clock", `{"advance": "a bit"}`, 400)
 
-	if r := call("GET", "/_sandbox/requests", "", 200); r.body["count"] != float64(1) {
-		t.Errorf("requests: %s", r.raw)
+	if r := call("GET", "/_sandbox/requests", "", 200); r.Body["count"] != float64(1) {
+		t.Errorf("requests: %s", r.Raw)
 	}
-	if r := call("DELETE", "/_sandbox/requests", "", 200); r.body["cleared"] != float64(1) {
-		t.Errorf("clear: %s", r.raw)
+	if r := call("DELETE", "/_sandbox/requests", "", 200); r.Body["cleared"] != float64(1) {
+		t.Errorf("clear: %s", r.Raw)
 	}
-	if r := call("GET", "/_sandbox/requests", "", 200); r.body["count"] != float64(0) || !strings.Contains(r.raw, `"requests":[]`) {
-		t.Errorf("requests after clear: %s", r.raw)
+	if r := call("GET", "/_sandbox/requests", "", 200); r.Body["count"] != float64(0) || !strings.Contains(r.Raw, `"requests":[]`) {
+		t.Errorf("requests after clear: %s", r.Raw)
 	}
 	call("GET", "/_sandbox/nope", "", 404)
 	call("PUT", "/_sandbox/keys", "{}", 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
 	r = call("GET", "/_sandbox/", "", 200)
-	if r.raw != adminRoutes {
-		t.Errorf("GET /_sandbox/ serves:\n%s", r.raw)
+	if r.Raw != adminRoutes {
+		t.Errorf("GET /_sandbox/ serves:\n%s", r.Raw)
 	}
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
@@ -793,12 +788,13 @@ func TestAdminAPI(t *testing.T) {
 			listed = append(listed, rest)
 		}
 	}
-	if got, want := strings.Join(listed, "\n")+"\n", r.raw; got != want {
+	if got, want := strings.Join(listed, "\n")+"\n", r.Raw; got != want {
 		t.Errorf("doc.go lists:\n%s\nGET /_sandbox/ serves:\n%s", got, want)
 	}
 }
 
 func TestAddKey(t *testing.T) {
+	t.Parallel()
 	sb := New(Options{})
 	sb.AddKey("K1", "SN-1")
 	sb.AddKey("K1", "SN-1b") // re-adding changes the serial number
@@ -820,6 +816,7 @@ func TestAddKey(t *testing.T) {
 // TestConcurrent runs creates and cancels from several goroutines, for the
 // race detector.
 func TestConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	b := body()
 	done := make(chan string)
@@ -839,7 +836,7 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	for range 8 {
-		if id := <-done; id == "" || e.cancel(id).status != 204 {
+		if id := <-done; id == "" || e.cancel(id).Status != 204 {
 			t.Errorf("create or cancel of %q failed", id)
 		}
 	}

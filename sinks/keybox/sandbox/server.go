@@ -43,7 +43,7 @@ const (
 	CodeDigits = 6
 )
 
-// Locales are the values the seed allows for locale.
+// Locales are the values the API document allows for locale.
 var Locales = []string{"en", "fr", "ja", "es", "nl", "it", "pt"}
 
 // Options configures a Server. The zero value is usable: no users, business

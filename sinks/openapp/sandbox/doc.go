@@ -1,6 +1,6 @@
 // Package sandbox is an in-memory fake of OpenApp's time-bound access
-// invites (seed 000, "Create a time-bound guest invitation via API") for
-// tests and for `keysync demo`. It follows the seed, not whatever a client
+// invites (the OpenApp access invites API, "Create a time-bound guest invitation via API") for
+// tests and for `keysync demo`. It follows the API document, not whatever a client
 // sends, and states below each rule it had to assume.
 //
 // # Integration API
@@ -47,7 +47,7 @@
 // window. A window bound left out keeps its current value, so
 // {"valid_to": …} alone narrows or extends the end. Unknown, deleted or
 // other integrations' invites are 404, for PUT and DELETE alike. Neither
-// the seed nor this fake restricts an invite to the key that created it:
+// the API document nor this fake restricts an invite to the key that created it:
 // any key of the organisation may change any invite of the integration.
 // Each invite records the key (KeyFingerprint) and organisation that
 // created it, so tests can plant invites keysync did not make (AddInvite).
@@ -68,8 +68,8 @@
 // Refusals are {"error": "..."} naming the field and the rule; they never
 // quote an API key, an invite token or a submitted value. With rate limits
 // set (Options.WithSeedLimits: 5 req/s, burst 10, 10,000 a UTC day per API
-// key, timed by Options.RateNow; the seed names no limits, these are the
-// ones DESIGN.md gives every sandbox) an authenticated call over the limit
+// key, timed by Options.RateNow; the API document names no limits, these
+// are the ones the other three give) an authenticated call over the limit
 // is 429 with Retry-After in seconds. The public routes are not limited.
 // Every integration and public request is logged (Requests): time, method,
 // path with any invite token replaced by "[token]", status and caller org.

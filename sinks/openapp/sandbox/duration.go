@@ -10,7 +10,7 @@ import (
 // rather than overflowing.
 const maxDuration = 100 * 365 * 24 * time.Hour
 
-// ParseDuration parses an expires_in or starts_in value as the seed
+// ParseDuration parses an expires_in or starts_in value as the API document
 // describes them: an ISO 8601 duration in the form RFC 5545 §3.3.6 allows
 // (P1W, P1D, PT2H, P1DT2H30M, PT90S; an optional leading "+"), or a compact
 // token of numbers and units w, d, h, m, s in that order (1h, 1w, 365d,

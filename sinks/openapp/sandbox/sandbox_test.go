@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
 var t0 = time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
@@ -50,55 +51,22 @@ func newEnv(t *testing.T, opts Options) *env {
 	return &env{t: t, sb: sb, srv: srv}
 }
 
-type answer struct {
-	status int
-	header http.Header
-	raw    string
-	body   map[string]any
-}
+type answer = sandboxtest.Answer
 
 // do sends a request; key and org set Authorization and X-Org when not
 // empty, and a body is sent as application/json.
 func (e *env) do(method, path, key, org, body string) answer {
 	e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var bearer string
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		bearer = "Bearer " + key
 	}
-	if org != "" {
-		req.Header.Set("X-Org", org)
-	}
-	return e.send(req)
+	return sandboxtest.Call(e.t, e.srv, method, path, body, sandboxtest.Header("Authorization", bearer), sandboxtest.Header("X-Org", org))
 }
 
 func (e *env) send(req *http.Request) answer {
 	e.t.Helper()
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &a.body); err != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			e.t.Fatalf("answer is not JSON: %v: %s", err, raw)
-		}
-	}
-	return a
+	return sandboxtest.Send(e.t, e.srv.Client(), req)
 }
 
 func invitesPath(integration string) string {
@@ -109,13 +77,13 @@ func invitesPath(integration string) string {
 func (e *env) create(body string) (id, token string) {
 	e.t.Helper()
 	a := e.do("POST", invitesPath(intA), ourKey, orgA, body)
-	if a.status != http.StatusCreated {
-		e.t.Fatalf("create: %d %s", a.status, a.raw)
+	if a.Status != http.StatusCreated {
+		e.t.Fatalf("create: %d %s", a.Status, a.Raw)
 	}
-	id, _ = a.body["invite_link_id"].(string)
-	token, _ = a.body["invite_token"].(string)
+	id, _ = a.Body["invite_link_id"].(string)
+	token, _ = a.Body["invite_token"].(string)
 	if id == "" || token == "" {
-		e.t.Fatalf("create answer lacks id or token: %s", a.raw)
+		e.t.Fatalf("create answer lacks id or token: %s", a.Raw)
 	}
 	return id, token
 }
@@ -140,6 +108,7 @@ func ts(s string) time.Time {
 }
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	type check func(t *testing.T, v InviteView)
 	window := func(from, to string) check {
 		return func(t *testing.T, v InviteView) {
@@ -271,14 +240,14 @@ func TestCreate(t *testing.T) {
 				req.Header.Set("X-Org", org)
 			}
 			a := e.send(req)
-			if a.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", a.status, tc.status, a.raw)
+			if a.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", a.Status, tc.status, a.Raw)
 			}
-			if strings.Contains(a.raw, ourKey) {
-				t.Errorf("answer echoes the API key: %s", a.raw)
+			if strings.Contains(a.Raw, ourKey) {
+				t.Errorf("answer echoes the API key: %s", a.Raw)
 			}
 			if tc.status != 201 {
-				msg, _ := a.body["error"].(string)
+				msg, _ := a.Body["error"].(string)
 				if msg == "" || !strings.Contains(msg, tc.contains) {
 					t.Errorf("error %q, want it to mention %q", msg, tc.contains)
 				}
@@ -288,8 +257,8 @@ func TestCreate(t *testing.T) {
 				return
 			}
 			invites := e.sb.Invites()
-			if len(invites) != 1 || invites[0].ID != a.body["invite_link_id"] || invites[0].Token != a.body["invite_token"] {
-				t.Fatalf("invites %+v after answer %s", invites, a.raw)
+			if len(invites) != 1 || invites[0].ID != a.Body["invite_link_id"] || invites[0].Token != a.Body["invite_token"] {
+				t.Fatalf("invites %+v after answer %s", invites, a.Raw)
 			}
 			if tc.check != nil {
 				tc.check(t, invites[0])
@@ -300,6 +269,7 @@ func TestCreate(t *testing.T) {
 
 // TestErrorsNeverEcho sends values that must not come back in a refusal.
 func TestErrorsNeverEcho(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	_, token := e.create(stayBody)
 	for _, body := range []string{
@@ -310,8 +280,8 @@ func TestErrorsNeverEcho(t *testing.T) {
 		`{"portal_ids":["lobby"],"name":"` + token + `","valid_to":"` + token,
 	} {
 		a := e.do("POST", invitesPath(intA), ourKey, orgA, body)
-		if a.status < 400 || strings.Contains(a.raw, token) {
-			t.Errorf("%d %s", a.status, a.raw)
+		if a.Status < 400 || strings.Contains(a.Raw, token) {
+			t.Errorf("%d %s", a.Status, a.Raw)
 		}
 	}
 	for _, path := range []string{"/public/access/invites/" + token + "x", "/public/access/invites/" + token + "x/claim"} {
@@ -319,8 +289,8 @@ func TestErrorsNeverEcho(t *testing.T) {
 		if strings.HasSuffix(path, "claim") {
 			method = "POST"
 		}
-		if a := e.do(method, path, "", "", ""); a.status != 404 || strings.Contains(a.raw, token) {
-			t.Errorf("%s: %d %s", path, a.status, a.raw)
+		if a := e.do(method, path, "", "", ""); a.Status != 404 || strings.Contains(a.Raw, token) {
+			t.Errorf("%s: %d %s", path, a.Status, a.Raw)
 		}
 	}
 	for _, r := range e.sb.Requests() {
@@ -333,17 +303,18 @@ func TestErrorsNeverEcho(t *testing.T) {
 func (e *env) public(token string) PublicInvite {
 	e.t.Helper()
 	a := e.do("GET", "/public/access/invites/"+token, "", "", "")
-	if a.status != 200 {
-		e.t.Fatalf("guest GET: %d %s", a.status, a.raw)
+	if a.Status != 200 {
+		e.t.Fatalf("guest GET: %d %s", a.Status, a.Raw)
 	}
 	var p PublicInvite
-	if err := json.Unmarshal([]byte(a.raw), &p); err != nil {
+	if err := json.Unmarshal([]byte(a.Raw), &p); err != nil {
 		e.t.Fatal(err)
 	}
 	return p
 }
 
 func TestUpdate(t *testing.T) {
+	t.Parallel()
 	put := func(e *env, id, body string) answer {
 		return e.do("PUT", invitesPath(intA)+"/"+id, ourKey, orgA, body)
 	}
@@ -412,18 +383,18 @@ func TestUpdate(t *testing.T) {
 			before := e.invite(id)
 			e.sb.Advance(time.Hour)
 			a := put(e, id, tc.body)
-			if a.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", a.status, tc.status, a.raw)
+			if a.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", a.Status, tc.status, a.Raw)
 			}
 			after := e.invite(id)
 			if after.ID != id || after.Token != token {
 				t.Fatalf("update changed the link: %s/%s", after.ID, after.Token)
 			}
-			if strings.Contains(a.raw, token) {
-				t.Errorf("answer holds the token: %s", a.raw)
+			if strings.Contains(a.Raw, token) {
+				t.Errorf("answer holds the token: %s", a.Raw)
 			}
 			if tc.status != 200 {
-				if msg, _ := a.body["error"].(string); !strings.Contains(msg, tc.contains) {
+				if msg, _ := a.Body["error"].(string); !strings.Contains(msg, tc.contains) {
 					t.Errorf("error %q, want it to mention %q", msg, tc.contains)
 				}
 				if !equalViews(before, after) {
@@ -452,13 +423,14 @@ func equalViews(a, b InviteView) bool {
 }
 
 func TestUpdateAndDeleteScope(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	id, token := e.create(stayBody)
 	a2 := e.do("POST", invitesPath(intA2), ourKey, orgA, `{"portal_ids":["door-a2"],"name":"n","expires_in":"1h"}`)
-	if a2.status != 201 {
-		t.Fatal(a2.raw)
+	if a2.Status != 201 {
+		t.Fatal(a2.Raw)
 	}
-	otherID := a2.body["invite_link_id"].(string)
+	otherID := a2.Body["invite_link_id"].(string)
 	for _, tc := range []struct {
 		method, path, key, org, body string
 		status                       int
@@ -472,8 +444,8 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 		{"DELETE", invitesPath(intA) + "/" + id, "", orgA, ``, 401},
 		{"PUT", invitesPath(intA) + "/" + id, ourKey, "", `{"is_enabled":false}`, 403},
 	} {
-		if a := e.do(tc.method, tc.path, tc.key, tc.org, tc.body); a.status != tc.status {
-			t.Errorf("%s %s as %s/%s: %d, want %d: %s", tc.method, tc.path, tc.key, tc.org, a.status, tc.status, a.raw)
+		if a := e.do(tc.method, tc.path, tc.key, tc.org, tc.body); a.Status != tc.status {
+			t.Errorf("%s %s as %s/%s: %d, want %d: %s", tc.method, tc.path, tc.key, tc.org, a.Status, tc.status, a.Raw)
 		}
 	}
 	if v := e.invite(id); !v.Enabled || v.Deleted {
@@ -481,12 +453,12 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 	}
 
 	// A key of the same organisation may change invites it did not create.
-	if a := e.do("PUT", invitesPath(intA)+"/"+id, staffKey, orgA, `{"name":"renamed by staff"}`); a.status != 200 {
-		t.Errorf("staff PUT: %d %s", a.status, a.raw)
+	if a := e.do("PUT", invitesPath(intA)+"/"+id, staffKey, orgA, `{"name":"renamed by staff"}`); a.Status != 200 {
+		t.Errorf("staff PUT: %d %s", a.Status, a.Raw)
 	}
 
-	if a := e.do("DELETE", invitesPath(intA)+"/"+id, ourKey, orgA, ""); a.status != 204 || a.raw != "" {
-		t.Fatalf("DELETE: %d %q", a.status, a.raw)
+	if a := e.do("DELETE", invitesPath(intA)+"/"+id, ourKey, orgA, ""); a.Status != 204 || a.Raw != "" {
+		t.Fatalf("DELETE: %d %q", a.Status, a.Raw)
 	}
 	if v := e.invite(id); !v.Deleted {
 		t.Errorf("not marked deleted: %+v", v)
@@ -496,8 +468,8 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 		{"PUT", invitesPath(intA) + "/" + id, `{"is_enabled":true}`},
 		{"GET", "/public/access/invites/" + token, ""},
 	} {
-		if a := e.do(tc.method, tc.path, ourKey, orgA, tc.body); a.status != 404 {
-			t.Errorf("%s after delete: %d %s", tc.method, a.status, a.raw)
+		if a := e.do(tc.method, tc.path, ourKey, orgA, tc.body); a.Status != 404 {
+			t.Errorf("%s after delete: %d %s", tc.method, a.Status, a.Raw)
 		}
 	}
 }
@@ -506,17 +478,18 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 // deleted, enabled or not and by any key of the organisation, oldest
 // first, in pages; the same auth and X-Org checks as the other routes.
 func TestList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	var ids []string
 	for i := range 5 {
 		id, _ := e.create(`{"portal_ids":["lobby"],"name":"n` + string(rune('0'+i)) + `","valid_from":"2026-06-01T15:00:00Z","valid_to":"2026-06-05T11:00:00Z"}`)
 		ids = append(ids, id)
 	}
-	if a := e.do("DELETE", invitesPath(intA)+"/"+ids[1], ourKey, orgA, ""); a.status != 204 {
-		t.Fatal(a.raw)
+	if a := e.do("DELETE", invitesPath(intA)+"/"+ids[1], ourKey, orgA, ""); a.Status != 204 {
+		t.Fatal(a.Raw)
 	}
-	if a := e.do("PUT", invitesPath(intA)+"/"+ids[2], ourKey, orgA, `{"is_enabled":false}`); a.status != 200 {
-		t.Fatal(a.raw)
+	if a := e.do("PUT", invitesPath(intA)+"/"+ids[2], ourKey, orgA, `{"is_enabled":false}`); a.Status != 200 {
+		t.Fatal(a.Raw)
 	}
 	staff, err := e.sb.AddInvite(Planted{Integration: intA, CreatedBy: staffKey, Name: "staff", PortalIDs: []string{"garage"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)})
 	if err != nil {
@@ -530,20 +503,20 @@ func TestList(t *testing.T) {
 	page := func(query string) ([]string, answer) {
 		t.Helper()
 		a := e.do("GET", invitesPath(intA)+query, ourKey, orgA, "")
-		if a.status != 200 {
-			t.Fatalf("GET %s: %d %s", query, a.status, a.raw)
+		if a.Status != 200 {
+			t.Fatalf("GET %s: %d %s", query, a.Status, a.Raw)
 		}
 		var got []string
-		for _, d := range a.body["data"].([]any) {
+		for _, d := range a.Body["data"].([]any) {
 			got = append(got, d.(map[string]any)["invite_link_id"].(string))
 		}
 		return got, a
 	}
 	got, a := page("")
-	if !slices.Equal(got, want) || a.body["has_more"] != false || a.body["page"] != 1.0 || a.body["per_page"] != float64(DefaultPerPage) {
-		t.Errorf("first page %v %s, want %v", got, a.raw, want)
+	if !slices.Equal(got, want) || a.Body["has_more"] != false || a.Body["page"] != 1.0 || a.Body["per_page"] != float64(DefaultPerPage) {
+		t.Errorf("first page %v %s, want %v", got, a.Raw, want)
 	}
-	item := a.body["data"].([]any)[1].(map[string]any)
+	item := a.Body["data"].([]any)[1].(map[string]any)
 	v := e.invite(ids[2])
 	for field, w := range map[string]any{
 		"invite_token": v.Token, "name": "n2", "valid_from": "2026-06-01T15:00:00Z",
@@ -560,19 +533,19 @@ func TestList(t *testing.T) {
 	for n := 1; ; n++ {
 		got, a := page("?per_page=2&page=" + string(rune('0'+n)))
 		walked = append(walked, got...)
-		if a.body["has_more"] != true {
+		if a.Body["has_more"] != true {
 			break
 		}
 	}
 	if !slices.Equal(walked, want) {
 		t.Errorf("pages of 2: %v, want %v", walked, want)
 	}
-	if got, a := page("?page=9"); len(got) != 0 || a.body["has_more"] != false || !strings.Contains(a.raw, `"data":[]`) {
-		t.Errorf("past the end: %s", a.raw)
+	if got, a := page("?page=9"); len(got) != 0 || a.Body["has_more"] != false || !strings.Contains(a.Raw, `"data":[]`) {
+		t.Errorf("past the end: %s", a.Raw)
 	}
 	for _, q := range []string{"?page=0", "?page=x", "?per_page=0", "?per_page=101", "?page=-1"} {
-		if a := e.do("GET", invitesPath(intA)+q, ourKey, orgA, ""); a.status != 400 {
-			t.Errorf("%s: %d %s", q, a.status, a.raw)
+		if a := e.do("GET", invitesPath(intA)+q, ourKey, orgA, ""); a.Status != 400 {
+			t.Errorf("%s: %d %s", q, a.Status, a.Raw)
 		}
 	}
 	for _, tc := range []struct {
@@ -587,12 +560,12 @@ func TestList(t *testing.T) {
 		{invitesPath(intB), ourKey, orgA, 404},
 		{invitesPath("int_nope"), ourKey, orgA, 404},
 	} {
-		if a := e.do("GET", tc.path, tc.key, tc.org, ""); a.status != tc.status || strings.Contains(a.raw, "oat_") {
-			t.Errorf("GET %s as %q/%q: %d, want %d: %s", tc.path, tc.key, tc.org, a.status, tc.status, a.raw)
+		if a := e.do("GET", tc.path, tc.key, tc.org, ""); a.Status != tc.status || strings.Contains(a.Raw, "oat_") {
+			t.Errorf("GET %s as %q/%q: %d, want %d: %s", tc.path, tc.key, tc.org, a.Status, tc.status, a.Raw)
 		}
 	}
-	if a := e.do("GET", invitesPath(intB), otherKey, orgB, ""); a.status != 200 || !strings.Contains(a.raw, `"data":[]`) {
-		t.Errorf("org_b's integration: %d %s", a.status, a.raw)
+	if a := e.do("GET", invitesPath(intB), otherKey, orgB, ""); a.Status != 200 || !strings.Contains(a.Raw, `"data":[]`) {
+		t.Errorf("org_b's integration: %d %s", a.Status, a.Raw)
 	}
 	reqs := e.sb.Requests()
 	if r := reqs[len(reqs)-1]; r.Method != "GET" || r.Path != invitesPath(intB) || r.Status != 200 || r.Org != orgB {
@@ -601,6 +574,7 @@ func TestList(t *testing.T) {
 }
 
 func TestGuestSide(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	id, token := e.create(`{"portal_ids":["lobby","door-101"],"name":"n","valid_from":"2026-06-01T15:00:00Z","valid_to":"2026-06-05T11:00:00Z","max_uses":2}`)
 	p := e.public(token)
@@ -612,26 +586,26 @@ func TestGuestSide(t *testing.T) {
 	execute := func(grant string) answer {
 		return e.do("POST", "/public/access/invites/"+token+"/execute", "", "", `{"grant_id":"`+grant+`"}`)
 	}
-	if a := execute(p.Grants[0].GrantID); a.status != 403 || !strings.Contains(a.raw, "not yet valid") {
-		t.Errorf("execute before the window: %d %s", a.status, a.raw)
+	if a := execute(p.Grants[0].GrantID); a.Status != 403 || !strings.Contains(a.Raw, "not yet valid") {
+		t.Errorf("execute before the window: %d %s", a.Status, a.Raw)
 	}
-	if a := e.do("POST", "/public/access/invites/"+token+"/claim", "", "", ""); a.status != 200 {
-		t.Errorf("claim: %d %s", a.status, a.raw)
+	if a := e.do("POST", "/public/access/invites/"+token+"/claim", "", "", ""); a.Status != 200 {
+		t.Errorf("claim: %d %s", a.Status, a.Raw)
 	}
 	e.sb.SetNow(ts("2026-06-02T09:00:00Z"))
 	if s := e.public(token).Status; s != StatusActive {
 		t.Errorf("status in the window: %s", s)
 	}
-	if a := execute("grant_gate-b"); a.status != 400 {
-		t.Errorf("execute with a foreign grant: %d %s", a.status, a.raw)
+	if a := execute("grant_gate-b"); a.Status != 400 {
+		t.Errorf("execute with a foreign grant: %d %s", a.Status, a.Raw)
 	}
 	for i := 0; i < 2; i++ {
-		if a := execute(p.Grants[1].GrantID); a.status != 200 || a.body["opened"] != "door-101" {
-			t.Errorf("execute %d: %d %s", i, a.status, a.raw)
+		if a := execute(p.Grants[1].GrantID); a.Status != 200 || a.Body["opened"] != "door-101" {
+			t.Errorf("execute %d: %d %s", i, a.Status, a.Raw)
 		}
 	}
-	if a := execute(p.Grants[0].GrantID); a.status != 403 || !strings.Contains(a.raw, "used up") {
-		t.Errorf("execute past max_uses: %d %s", a.status, a.raw)
+	if a := execute(p.Grants[0].GrantID); a.Status != 403 || !strings.Contains(a.Raw, "used up") {
+		t.Errorf("execute past max_uses: %d %s", a.Status, a.Raw)
 	}
 	if p := e.public(token); p.Uses != 2 || p.Status != StatusUsedUp {
 		t.Errorf("after two uses: %+v", p)
@@ -645,67 +619,70 @@ func TestGuestSide(t *testing.T) {
 	if p := e.public(token); p.Enabled || p.Status != StatusDisabled {
 		t.Errorf("disabled: %+v", p)
 	}
-	if a := e.do("GET", "/public/access/invites/nope", "", "", ""); a.status != 404 {
-		t.Errorf("unknown token: %d", a.status)
+	if a := e.do("GET", "/public/access/invites/nope", "", "", ""); a.Status != 404 {
+		t.Errorf("unknown token: %d", a.Status)
 	}
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	now := t0
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }}.WithSeedLimits())
 	put := func(key, org string) answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", key, org, `{"is_enabled":false}`)
 	}
 	for i := range DefaultBurst {
-		if a := put(ourKey, orgA); a.status != 404 {
-			t.Fatalf("request %d: %d %s", i, a.status, a.raw)
+		if a := put(ourKey, orgA); a.Status != 404 {
+			t.Fatalf("request %d: %d %s", i, a.Status, a.Raw)
 		}
 	}
 	a := put(ourKey, orgA)
-	if a.status != 429 || a.header.Get("Retry-After") != "1" || !strings.Contains(a.body["error"].(string), "rate limited") {
-		t.Fatalf("burst + 1: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
+	if a.Status != 429 || a.Header.Get("Retry-After") != "1" || !strings.Contains(a.Body["error"].(string), "rate limited") {
+		t.Fatalf("burst + 1: %d Retry-After %q %s", a.Status, a.Header.Get("Retry-After"), a.Raw)
 	}
-	if a := put(staffKey, orgA); a.status != 404 {
-		t.Errorf("another key is limited apart: %d", a.status)
+	if a := put(staffKey, orgA); a.Status != 404 {
+		t.Errorf("another key is limited apart: %d", a.Status)
 	}
-	if a := put("nope", orgA); a.status != 401 {
-		t.Errorf("unknown key: %d, want 401 before rate limiting", a.status)
+	if a := put("nope", orgA); a.Status != 401 {
+		t.Errorf("unknown key: %d, want 401 before rate limiting", a.Status)
 	}
 	now = now.Add(time.Second) // 5 tokens back
 	for i := range 5 {
-		if a := put(ourKey, orgA); a.status != 404 {
-			t.Fatalf("after a second, request %d: %d", i, a.status)
+		if a := put(ourKey, orgA); a.Status != 404 {
+			t.Fatalf("after a second, request %d: %d", i, a.Status)
 		}
 	}
-	if a := put(ourKey, orgA); a.status != 429 {
-		t.Errorf("sixth after a second: %d", a.status)
+	if a := put(ourKey, orgA); a.Status != 429 {
+		t.Errorf("sixth after a second: %d", a.Status)
 	}
-	if a := e.do("GET", "/public/access/invites/x", "", "", ""); a.status != 404 {
-		t.Errorf("public routes are not limited: %d", a.status)
+	if a := e.do("GET", "/public/access/invites/x", "", "", ""); a.Status != 404 {
+		t.Errorf("public routes are not limited: %d", a.Status)
 	}
 }
 
 func TestDailyCap(t *testing.T) {
+	t.Parallel()
 	now := ts("2026-06-01T23:59:00Z")
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }, DailyCap: 3})
 	put := func() answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", ourKey, orgA, `{"is_enabled":false}`)
 	}
 	for range 3 {
-		if a := put(); a.status != 404 {
-			t.Fatalf("%d %s", a.status, a.raw)
+		if a := put(); a.Status != 404 {
+			t.Fatalf("%d %s", a.Status, a.Raw)
 		}
 	}
-	if a := put(); a.status != 429 || a.header.Get("Retry-After") != "60" {
-		t.Fatalf("over the cap: %d Retry-After %q", a.status, a.header.Get("Retry-After"))
+	if a := put(); a.Status != 429 || a.Header.Get("Retry-After") != "60" {
+		t.Fatalf("over the cap: %d Retry-After %q", a.Status, a.Header.Get("Retry-After"))
 	}
 	now = now.Add(time.Minute)
-	if a := put(); a.status != 404 {
-		t.Errorf("next day: %d", a.status)
+	if a := put(); a.Status != 404 {
+		t.Errorf("next day: %d", a.Status)
 	}
 }
 
 func TestAddInvite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	v, err := e.sb.AddInvite(Planted{
 		Integration: intA, CreatedBy: "dashboard", Name: "Cleaner", PortalIDs: []string{"lobby"},
@@ -740,6 +717,7 @@ func TestAddInvite(t *testing.T) {
 }
 
 func TestRequestLog(t *testing.T) {
+	t.Parallel()
 	now := t0
 	e := newEnv(t, Options{RateNow: func() time.Time { return now }})
 	id, token := e.create(stayBody)
@@ -761,14 +739,15 @@ func TestRequestLog(t *testing.T) {
 }
 
 func TestAdmin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) map[string]any {
 		t.Helper()
 		a := e.do(method, path, "", "", body)
-		if a.status != status {
-			t.Fatalf("%s %s: %d, want %d: %s", method, path, a.status, status, a.raw)
+		if a.Status != status {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, a.Status, status, a.Raw)
 		}
-		return a.body
+		return a.Body
 	}
 	id, token := e.create(stayBody)
 	got := call("GET", "/_sandbox/invites", "", 200)
@@ -814,14 +793,14 @@ func TestAdmin(t *testing.T) {
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
 	a := e.do("GET", "/_sandbox/", "", "", "")
-	if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("route list: %d %s", a.status, a.header.Get("Content-Type"))
+	if a.Status != 200 || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("route list: %d %s", a.Status, a.Header.Get("Content-Type"))
 	}
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(a.raw), "\n")
+	lines := strings.Split(strings.TrimSpace(a.Raw), "\n")
 	if len(lines) != 9 {
 		t.Errorf("route list has %d lines", len(lines))
 	}
@@ -832,25 +811,10 @@ func TestAdmin(t *testing.T) {
 	}
 }
 
-// dig walks maps by key and slices by int index.
-func dig(v any, path ...any) any {
-	for _, p := range path {
-		switch p := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[p]
-		case int:
-			s, _ := v.([]any)
-			if p >= len(s) {
-				return nil
-			}
-			v = s[p]
-		}
-	}
-	return v
-}
+var dig = sandboxtest.Dig
 
 func TestParseDuration(t *testing.T) {
+	t.Parallel()
 	const day = 24 * time.Hour
 	tests := []struct {
 		in   string

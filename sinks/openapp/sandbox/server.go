@@ -14,8 +14,8 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
-// Limits. The per-second rate, burst and daily cap are the ones DESIGN.md
-// gives every sandbox (5 req/s, burst 10, 10,000 a day; the OpenApp seed
+// Limits. The per-second rate, burst and daily cap are the ones the
+// other API documents give (5 req/s, burst 10, 10,000 a day; the OpenApp one
 // names none); they apply only when set in Options (see
 // Options.WithSeedLimits).
 const (

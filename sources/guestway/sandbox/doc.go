@@ -1,11 +1,11 @@
-// Package sandbox is an in-memory fake of the Guestway Open API (seed 002)
-// for tests and for `keysync demo`. It implements the seed's rules and the
-// assumptions package guestway states for what the seed leaves to its
+// Package sandbox is an in-memory fake of the Guestway Open API
+// for tests and for `keysync demo`. It implements the API document's rules and the
+// assumptions package guestway states for what the API document leaves to its
 // OpenAPI reference, and nothing more.
 //
 // # Open API
 //
-// Every request needs the two headers of the seed, checked in the seed's
+// Every request needs the two headers of the API document, checked in the API document's
 // order, each failure answered {"error": code, "message": "..."}:
 //
 //  1. X-Api-Key must be one of Options.PartnerKeys (AddPartnerKey);

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
 // t0 is the business clock in every test: a Friday.
@@ -75,39 +76,13 @@ func newEnv(t *testing.T, opts Options) *env {
 	return &env{t: t, sb: sb, srv: srv}
 }
 
-type resp struct {
-	status int
-	header http.Header
-	raw    string
-	body   map[string]any
-}
+// resp is an answer, with the ids of a list answer.
+type resp struct{ sandboxtest.Answer }
 
 // do sends a request; key and token are sent when non-empty.
 func (e *env) do(method, path, key, auth, body string) resp {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("X-Api-Key", key)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	hr, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer hr.Body.Close()
-	raw, _ := io.ReadAll(hr.Body)
-	out := resp{status: hr.StatusCode, header: hr.Header, raw: string(raw)}
-	if strings.HasPrefix(hr.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(raw, &out.body); err != nil {
-			e.t.Fatalf("%s %s: response is not JSON: %v: %s", method, path, err, raw)
-		}
-	}
-	return out
+	return resp{sandboxtest.Call(e.t, e.srv, method, path, body, sandboxtest.Header("X-Api-Key", key), sandboxtest.Header("Authorization", auth))}
 }
 
 // get is an API GET with partnerKey and the given token.
@@ -116,28 +91,12 @@ func (e *env) get(path, token string) resp {
 	return e.do(http.MethodGet, path, partnerKey, "Bearer "+token, "")
 }
 
-// dig walks maps by key and slices by int index.
-func dig(v any, path ...any) any {
-	for _, p := range path {
-		switch p := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[p]
-		case int:
-			s, _ := v.([]any)
-			if p >= len(s) {
-				return nil
-			}
-			v = s[p]
-		}
-	}
-	return v
-}
+var dig = sandboxtest.Dig
 
 // ids returns the ids in a list answer's data.
 func (r resp) ids() []string {
 	var out []string
-	data, _ := r.body["data"].([]any)
+	data, _ := r.Body["data"].([]any)
 	for _, d := range data {
 		out = append(out, dig(d, "id").(string))
 	}
@@ -145,6 +104,7 @@ func (r resp) ids() []string {
 }
 
 func TestHeadersCheckedInSeedOrder(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	e.sb.AddToken("gw_revoked_token_000", ScopeReservationsRead)
 	e.sb.RevokeToken("gw_revoked_token_000")
@@ -179,16 +139,16 @@ func TestHeadersCheckedInSeedOrder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do(tc.method, tc.path, tc.key, tc.auth, "")
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.raw)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Raw)
 			}
-			if got, _ := r.body["error"].(string); got != tc.code {
-				t.Errorf("error code %q, want %q: %s", got, tc.code, r.raw)
+			if got, _ := r.Body["error"].(string); got != tc.code {
+				t.Errorf("error code %q, want %q: %s", got, tc.code, r.Raw)
 			}
-			if msg, _ := r.body["message"].(string); !strings.Contains(msg, tc.message) {
+			if msg, _ := r.Body["message"].(string); !strings.Contains(msg, tc.message) {
 				t.Errorf("message %q does not contain %q", msg, tc.message)
 			}
-			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
 		})
@@ -211,6 +171,7 @@ func TestHeadersCheckedInSeedOrder(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	clock := t0
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
@@ -220,48 +181,49 @@ func TestRateLimits(t *testing.T) {
 
 	// Refused requests do not use the partner key's budget.
 	for range 5 {
-		if r := e.get(list, "gw_unknown"); r.status != 401 {
-			t.Fatalf("unknown token: %d", r.status)
+		if r := e.get(list, "gw_unknown"); r.Status != 401 {
+			t.Fatalf("unknown token: %d", r.Status)
 		}
 	}
 	for i := range 10 {
-		if r := e.get(list, fullToken); r.status != 200 {
-			t.Fatalf("request %d of the burst: %d %s", i+1, r.status, r.raw)
+		if r := e.get(list, fullToken); r.Status != 200 {
+			t.Fatalf("request %d of the burst: %d %s", i+1, r.Status, r.Raw)
 		}
 	}
 	r := e.get(list, fullToken)
-	if r.status != 429 || r.header.Get("Retry-After") != "1" || r.body["error"] != CodeRateLimited {
-		t.Fatalf("11th request: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.raw)
+	if r.Status != 429 || r.Header.Get("Retry-After") != "1" || r.Body["error"] != CodeRateLimited {
+		t.Fatalf("11th request: %d Retry-After %q %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
 	}
-	if other := e.do("GET", list, "pk-other", "Bearer "+fullToken, ""); other.status != 200 {
-		t.Errorf("another partner key is limited too: %d", other.status)
+	if other := e.do("GET", list, "pk-other", "Bearer "+fullToken, ""); other.Status != 200 {
+		t.Errorf("another partner key is limited too: %d", other.Status)
 	}
 	advance(200 * time.Millisecond) // 5 per second: one more
-	if r := e.get(list, fullToken); r.status != 200 {
-		t.Errorf("after 200ms: %d", r.status)
+	if r := e.get(list, fullToken); r.Status != 200 {
+		t.Errorf("after 200ms: %d", r.Status)
 	}
-	if r := e.get(list, fullToken); r.status != 429 {
-		t.Errorf("right after: %d", r.status)
+	if r := e.get(list, fullToken); r.Status != 429 {
+		t.Errorf("right after: %d", r.Status)
 	}
 
 	// The daily cap, reset at midnight UTC.
 	e = newEnv(t, Options{RateNow: now, DailyCap: 3})
 	for range 3 {
-		if r := e.get(list, fullToken); r.status != 200 {
-			t.Fatalf("within the cap: %d", r.status)
+		if r := e.get(list, fullToken); r.Status != 200 {
+			t.Fatalf("within the cap: %d", r.Status)
 		}
 	}
 	r = e.get(list, fullToken)
-	if r.status != 429 || r.header.Get("Retry-After") != "43200" || !strings.Contains(r.body["message"].(string), "daily limit of 3") {
-		t.Fatalf("over the daily cap: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.raw)
+	if r.Status != 429 || r.Header.Get("Retry-After") != "43200" || !strings.Contains(r.Body["message"].(string), "daily limit of 3") {
+		t.Fatalf("over the daily cap: %d Retry-After %q %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
 	}
 	advance(12 * time.Hour)
-	if r := e.get(list, fullToken); r.status != 200 {
-		t.Errorf("next day: %d", r.status)
+	if r := e.get(list, fullToken); r.Status != 200 {
+		t.Errorf("next day: %d", r.Status)
 	}
 }
 
 func TestListPaginationAndFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for i, d := range []string{"2026-02-01", "2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04", "2026-02-09"} {
 		id := []string{"P6", "P1", "P2", "P3", "P4", "P5"}[i]
@@ -276,79 +238,81 @@ func TestListPaginationAndFilters(t *testing.T) {
 	var got []string
 	for page, size := range []int{3, 3, 2} {
 		r := e.get(q+"&page="+string(rune('1'+page)), fullToken)
-		if r.status != 200 {
-			t.Fatalf("page %d: %d %s", page+1, r.status, r.raw)
+		if r.Status != 200 {
+			t.Fatalf("page %d: %d %s", page+1, r.Status, r.Raw)
 		}
 		if len(r.ids()) != size {
 			t.Errorf("page %d holds %d", page+1, len(r.ids()))
 		}
 		got = append(got, r.ids()...)
 		meta := map[string]any{"page": float64(page + 1), "per_page": 3.0, "total": 8.0, "has_more": page < 2}
-		if !reflect.DeepEqual(r.body["meta"], meta) {
-			t.Errorf("page %d meta %v, want %v", page+1, r.body["meta"], meta)
+		if !reflect.DeepEqual(r.Body["meta"], meta) {
+			t.Errorf("page %d meta %v, want %v", page+1, r.Body["meta"], meta)
 		}
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("pages hold %q, want %q", got, want)
 	}
-	if r := e.get(q+"&page=4", fullToken); len(r.ids()) != 0 || dig(r.body, "meta", "has_more") != false {
-		t.Errorf("page past the end: %s", r.raw)
+	if r := e.get(q+"&page=4", fullToken); len(r.ids()) != 0 || dig(r.Body, "meta", "has_more") != false {
+		t.Errorf("page past the end: %s", r.Raw)
 	}
-	if r := e.get(q+"&page=9223372036854775807", fullToken); r.status != 200 || len(r.ids()) != 0 {
-		t.Errorf("huge page: %d %s", r.status, r.raw)
+	if r := e.get(q+"&page=9223372036854775807", fullToken); r.Status != 200 || len(r.ids()) != 0 {
+		t.Errorf("huge page: %d %s", r.Status, r.Raw)
 	}
-	if r := e.get("/open/v1/reservations", fullToken); len(r.ids()) != 10 || dig(r.body, "meta", "per_page") != 50.0 {
-		t.Errorf("no parameters: every reservation, 50 a page: %s", r.raw)
+	if r := e.get("/open/v1/reservations", fullToken); len(r.ids()) != 10 || dig(r.Body, "meta", "per_page") != 50.0 {
+		t.Errorf("no parameters: every reservation, 50 a page: %s", r.Raw)
 	}
-	if r := e.get("/open/v1/reservations?per_page=100", fullToken); r.status != 200 {
-		t.Errorf("per_page=100: %d", r.status)
+	if r := e.get("/open/v1/reservations?per_page=100", fullToken); r.Status != 200 {
+		t.Errorf("per_page=100: %d", r.Status)
 	}
 	for _, bad := range []string{"per_page=101", "per_page=0", "per_page=x", "page=0", "page=-1", "from=2026-13-01", "to=tomorrow"} {
 		r := e.get("/open/v1/reservations?"+bad, fullToken)
-		if r.status != 400 || r.body["error"] != CodeBadRequest {
-			t.Errorf("%s: %d %s", bad, r.status, r.raw)
+		if r.Status != 400 || r.Body["error"] != CodeBadRequest {
+			t.Errorf("%s: %d %s", bad, r.Status, r.Raw)
 		}
 	}
-	if r := e.get("/open/v1/reservations?per_page=101", fullToken); !strings.Contains(r.raw, "1 to 100") {
-		t.Errorf("per_page message: %s", r.raw)
+	if r := e.get("/open/v1/reservations?per_page=101", fullToken); !strings.Contains(r.Raw, "1 to 100") {
+		t.Errorf("per_page message: %s", r.Raw)
 	}
 }
 
 func TestWireShapes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.get("/open/v1/reservations/R1", fullToken)
 	want := map[string]any{"data": map[string]any{
 		"id": "R1", "status": "confirmed", "arrival_date": "2026-01-28", "departure_date": "2026-01-30",
 		"listing_id": "L1", "unit_id": nil, "guest_name": "Ana", "guests": map[string]any{"adults": 2.0, "children": 1.0},
 	}}
-	if !reflect.DeepEqual(r.body, want) {
-		t.Errorf("reservation R1:\n got %v\nwant %v", r.body, want)
+	if !reflect.DeepEqual(r.Body, want) {
+		t.Errorf("reservation R1:\n got %v\nwant %v", r.Body, want)
 	}
-	if r := e.get("/open/v1/reservations/R3", fullToken); dig(r.body, "data", "unit_id") != "u2a" || dig(r.body, "data", "status") != "cancelled" {
-		t.Errorf("reservation R3: %s", r.raw)
+	if r := e.get("/open/v1/reservations/R3", fullToken); dig(r.Body, "data", "unit_id") != "u2a" || dig(r.Body, "data", "status") != "cancelled" {
+		t.Errorf("reservation R3: %s", r.Raw)
 	}
 	r = e.get("/open/v1/reservations/R1/accesses", fullToken)
 	wantAcc := map[string]any{"data": []any{map[string]any{
 		"id": "A-R1", "lock_id": "lock1", "lock_name": "Front door", "pin": "111111",
 		"valid_from": "2026-01-28T15:00:00Z", "valid_to": "2026-01-30T11:00:00Z",
 	}}}
-	if !reflect.DeepEqual(r.body, wantAcc) {
-		t.Errorf("accesses of R1:\n got %v\nwant %v", r.body, wantAcc)
+	if !reflect.DeepEqual(r.Body, wantAcc) {
+		t.Errorf("accesses of R1:\n got %v\nwant %v", r.Body, wantAcc)
 	}
-	if r := e.get("/open/v1/reservations/R2/accesses", fullToken); r.raw != "{\"data\":[]}\n" {
-		t.Errorf("no accesses: %s", r.raw)
+	if r := e.get("/open/v1/reservations/R2/accesses", fullToken); r.Raw != "{\"data\":[]}\n" {
+		t.Errorf("no accesses: %s", r.Raw)
 	}
 	// Ids are path-escaped.
 	e.sb.AddListing("L/3", "Odd")
 	if err := e.sb.AddReservation(Reservation{ID: "R 5", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L/3"}); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.get("/open/v1/reservations/R%205", fullToken); dig(r.body, "data", "listing_id") != "L/3" {
-		t.Errorf("escaped id: %d %s", r.status, r.raw)
+	if r := e.get("/open/v1/reservations/R%205", fullToken); dig(r.Body, "data", "listing_id") != "L/3" {
+		t.Errorf("escaped id: %d %s", r.Status, r.Raw)
 	}
 }
 
 func TestCustomPaths(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{
 		ReservationsPath: "/v2/bookings", ReservationPath: "/v2/bookings/{id}/detail", AccessesPath: "/v2/locks/{id}",
 	})
@@ -356,13 +320,14 @@ func TestCustomPaths(t *testing.T) {
 		"/v2/bookings": 200, "/v2/bookings/R1/detail": 200, "/v2/locks/R1": 200,
 		"/open/v1/reservations": 404, "/v2/bookings/R1": 404,
 	} {
-		if r := e.get(path, fullToken); r.status != want {
-			t.Errorf("%s: %d, want %d", path, r.status, want)
+		if r := e.get(path, fullToken); r.Status != want {
+			t.Errorf("%s: %d, want %d", path, r.Status, want)
 		}
 	}
 }
 
 func TestGoAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	sb := e.sb
 	for _, tc := range []struct {
@@ -438,8 +403,8 @@ func TestGoAPI(t *testing.T) {
 			t.Errorf("on a deleted reservation: %v", err)
 		}
 	}
-	if r := e.get("/open/v1/reservations/R2", fullToken); r.status != 404 {
-		t.Errorf("deleted reservation over the API: %d", r.status)
+	if r := e.get("/open/v1/reservations/R2", fullToken); r.Status != 404 {
+		t.Errorf("deleted reservation over the API: %d", r.Status)
 	}
 	sb.SetNow(t0.Add(time.Hour))
 	sb.Advance(24 * time.Hour)
@@ -449,73 +414,74 @@ func TestGoAPI(t *testing.T) {
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) resp {
 		t.Helper()
 		r := e.do(method, path, "", "", body)
-		if r.status != status {
-			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.status, status, r.raw)
+		if r.Status != status {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.Status, status, r.Raw)
 		}
 		return r
 	}
 	call("POST", "/_sandbox/listings", `{"id":"L3","name":"Cabin"}`, 201)
 	call("POST", "/_sandbox/listings", `{"name":"no id"}`, 400)
-	if r := call("GET", "/_sandbox/listings", ``, 200); len(r.body["listings"].([]any)) != 3 {
-		t.Errorf("listings: %s", r.raw)
+	if r := call("GET", "/_sandbox/listings", ``, 200); len(r.Body["listings"].([]any)) != 3 {
+		t.Errorf("listings: %s", r.Raw)
 	}
 	r := call("POST", "/_sandbox/reservations", `{"arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L3","guest_name":"Bo","guests":{"adults":2,"children":0},"accesses":[{"lock_id":"l3","pin":"5555"}]}`, 201)
-	id, _ := r.body["id"].(string)
-	if id == "" || dig(r.body, "accesses", 0, "pin") != "5555" {
-		t.Fatalf("created: %s", r.raw)
+	id, _ := r.Body["id"].(string)
+	if id == "" || dig(r.Body, "accesses", 0, "pin") != "5555" {
+		t.Fatalf("created: %s", r.Raw)
 	}
 	call("POST", "/_sandbox/reservations", `{"id":"R1","arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L3"}`, 409)
 	call("POST", "/_sandbox/reservations", `{"arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L9"}`, 404)
 	call("POST", "/_sandbox/reservations", `{"arrival_date":"02/01/2026","departure_date":"2026-02-04","listing_id":"L3"}`, 400)
 	r = call("POST", "/_sandbox/reservations", `{"arrival_date":"2026-02-01","departure_date":"2026-02-04","listing_id":"L3","pin":"SECRET77"}`, 400)
-	if !strings.Contains(r.raw, `unknown field \"pin\"`) {
-		t.Errorf("unknown field: %s", r.raw)
+	if !strings.Contains(r.Raw, `unknown field \"pin\"`) {
+		t.Errorf("unknown field: %s", r.Raw)
 	}
 	r = call("POST", "/_sandbox/reservations/R1/accesses", `{"lock_id":"l","pin":"SECRET 77"}`, 400)
-	if strings.Contains(r.raw, "SECRET") {
-		t.Errorf("admin error quotes a PIN: %s", r.raw)
+	if strings.Contains(r.Raw, "SECRET") {
+		t.Errorf("admin error quotes a PIN: %s", r.Raw)
 	}
 	r = call("POST", "/_sandbox/reservations/R1/accesses", `{"lock_id":"l", "pin": SECRET77}`, 400)
-	if strings.Contains(r.raw, "SECRET") || !strings.Contains(r.raw, "syntax error at byte") {
-		t.Errorf("syntax error: %s", r.raw)
+	if strings.Contains(r.Raw, "SECRET") || !strings.Contains(r.Raw, "syntax error at byte") {
+		t.Errorf("syntax error: %s", r.Raw)
 	}
 
 	r = call("PATCH", "/_sandbox/reservations/"+id, `{"unit_id":"u3","departure_date":"2026-02-05","status":"confirmed"}`, 200)
-	if r.body["unit_id"] != "u3" || r.body["departure_date"] != "2026-02-05" || r.body["guest_name"] != "Bo" {
-		t.Errorf("patched: %s", r.raw)
+	if r.Body["unit_id"] != "u3" || r.Body["departure_date"] != "2026-02-05" || r.Body["guest_name"] != "Bo" {
+		t.Errorf("patched: %s", r.Raw)
 	}
 	call("PATCH", "/_sandbox/reservations/"+id, `{"departure_date":"2026-01-01"}`, 400)
 	call("PATCH", "/_sandbox/reservations/nope", `{}`, 404)
-	if r := call("POST", "/_sandbox/reservations/"+id+"/cancel", ``, 200); r.body["status"] != StatusCancelled {
-		t.Errorf("cancelled: %s", r.raw)
+	if r := call("POST", "/_sandbox/reservations/"+id+"/cancel", ``, 200); r.Body["status"] != StatusCancelled {
+		t.Errorf("cancelled: %s", r.Raw)
 	}
 	r = call("POST", "/_sandbox/reservations/R2/accesses", `{"lock_id":"l2","lock_name":"Door","pin":"7777","valid_from":"2026-01-30T14:00:00Z"}`, 201)
-	if r.body["valid_from"] != "2026-01-30T14:00:00Z" || r.body["valid_to"] != "2026-02-02T11:00:00Z" {
-		t.Errorf("access: %s", r.raw)
+	if r.Body["valid_from"] != "2026-01-30T14:00:00Z" || r.Body["valid_to"] != "2026-02-02T11:00:00Z" {
+		t.Errorf("access: %s", r.Raw)
 	}
-	if r := call("DELETE", "/_sandbox/reservations/R2/accesses", ``, 200); r.body["removed"] != 1.0 {
-		t.Errorf("removed: %s", r.raw)
+	if r := call("DELETE", "/_sandbox/reservations/R2/accesses", ``, 200); r.Body["removed"] != 1.0 {
+		t.Errorf("removed: %s", r.Raw)
 	}
 	call("DELETE", "/_sandbox/reservations/R2", ``, 200)
 	call("DELETE", "/_sandbox/reservations/R2", ``, 404)
 	r = call("GET", "/_sandbox/reservations", ``, 200)
 	var ids []string
-	for _, res := range r.body["reservations"].([]any) {
+	for _, res := range r.Body["reservations"].([]any) {
 		ids = append(ids, dig(res, "id").(string))
 	}
 	if want := []string{"R1", "R3", id, "R4"}; !slices.Equal(ids, want) {
 		t.Errorf("reservations %q, want %q", ids, want)
 	}
 
-	if r := call("GET", "/_sandbox/clock", ``, 200); r.body["now"] != "2026-01-30T12:00:00Z" || r.body["today"] != "2026-01-30" {
-		t.Errorf("clock: %s", r.raw)
+	if r := call("GET", "/_sandbox/clock", ``, 200); r.Body["now"] != "2026-01-30T12:00:00Z" || r.Body["today"] != "2026-01-30" {
+		t.Errorf("clock: %s", r.Raw)
 	}
-	if r := call("POST", "/_sandbox/clock", `{"advance":"36h"}`, 200); r.body["today"] != "2026-02-01" {
-		t.Errorf("advanced clock: %s", r.raw)
+	if r := call("POST", "/_sandbox/clock", `{"advance":"36h"}`, 200); r.Body["today"] != "2026-02-01" {
+		t.Errorf("advanced clock: %s", r.Raw)
 	}
 	call("POST", "/_sandbox/clock", `{"now":"2026-03-01T08:00:00+01:00"}`, 200)
 	if got := e.sb.Now(); got.Format(time.RFC3339) != "2026-03-01T08:00:00+01:00" {
@@ -526,18 +492,18 @@ func TestAdminAPI(t *testing.T) {
 
 	e.get("/open/v1/reservations", fullToken)
 	e.get("/open/v1/reservations/R1", resToken)
-	if r := call("GET", "/_sandbox/requests", ``, 200); r.body["count"] != 2.0 || dig(r.body, "requests", 1, "endpoint") != "reservation" {
-		t.Errorf("requests: %s", r.raw)
+	if r := call("GET", "/_sandbox/requests", ``, 200); r.Body["count"] != 2.0 || dig(r.Body, "requests", 1, "endpoint") != "reservation" {
+		t.Errorf("requests: %s", r.Raw)
 	}
 	call("DELETE", "/_sandbox/requests", ``, 200)
-	if r := call("GET", "/_sandbox/requests", ``, 200); r.body["count"] != 0.0 {
-		t.Errorf("requests after reset: %s", r.raw)
+	if r := call("GET", "/_sandbox/requests", ``, 200); r.Body["count"] != 0.0 {
+		t.Errorf("requests after reset: %s", r.Raw)
 	}
 	call("GET", "/_sandbox/nope", ``, 404)
 	call("PUT", "/_sandbox/clock", `{}`, 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	text := call("GET", "/_sandbox/", ``, 200).raw
+	text := call("GET", "/_sandbox/", ``, 200).Raw
 	if text != adminRouteList {
 		t.Errorf("GET /_sandbox/ does not serve adminRouteList")
 	}
@@ -555,6 +521,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestSeedDemo(t *testing.T) {
+	t.Parallel()
 	build := func() *Server {
 		sb := New(Options{Now: t0})
 		sb.SeedDemo(20)

@@ -14,7 +14,7 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
-// Paths, page sizes and the seed's limits. The limits apply only when set
+// Paths, page sizes and the API document's limits. The limits apply only when set
 // in Options (see Options.WithSeedLimits).
 const (
 	// DefaultReservationsPath is the reservation list.
@@ -27,17 +27,17 @@ const (
 	DefaultPerPage = 50
 	// MaxPerPage is the largest per_page accepted (400 above).
 	MaxPerPage = 100
-	// DefaultRatePerSecond is the seed's sustained rate per partner key.
+	// DefaultRatePerSecond is the API document's sustained rate per partner key.
 	DefaultRatePerSecond = sandboxkit.SeedPerSecond
-	// DefaultBurst is the seed's burst per partner key, used when Options.Burst is zero.
+	// DefaultBurst is the API document's burst per partner key, used when Options.Burst is zero.
 	DefaultBurst = sandboxkit.SeedBurst
-	// DefaultDailyCap is the seed's requests per partner key per UTC day.
+	// DefaultDailyCap is the API document's requests per partner key per UTC day.
 	DefaultDailyCap = sandboxkit.SeedDailyCap
 	// MaxBodyBytes is the largest admin request body accepted.
 	MaxBodyBytes = sandboxkit.MaxBodyBytes
 )
 
-// Token scopes, as seed 002 names them. A reservation endpoint needs
+// Token scopes, as the Guestway Open API names them. A reservation endpoint needs
 // ScopeReservationsRead, the accesses endpoint ScopeAccessesRead; either
 // Full Access scope grants both.
 const (
@@ -96,7 +96,7 @@ type Options struct {
 	ReservationsPath, ReservationPath, AccessesPath string
 }
 
-// WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
+// WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
 // 10,000 a day, per partner key) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
 	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
@@ -115,7 +115,7 @@ type Request struct {
 	// the path matched none.
 	Endpoint      string `json:"endpoint"`
 	ReservationID string `json:"reservation_id,omitempty"`
-	// PartnerKey is the X-Api-Key sent, "" when none (not a secret, per the seed).
+	// PartnerKey is the X-Api-Key sent, "" when none (not a secret, per the API document).
 	PartnerKey string `json:"partner_key"`
 	// Token is the bearer token sent, masked as the Guestway UI shows it
 	// (its last three characters), "" when none.
@@ -262,7 +262,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	sandboxkit.WriteJSON(w, res.status, res.body)
 }
 
-// api applies the seed's checks in its order (partner key, then token,
+// api applies the API document's checks in its order (partner key, then token,
 // then scope, then rate limits) and answers the request.
 func (s *Server) api(r *http.Request, rec *Request) result {
 	token, hasBearer := bearer(r.Header.Get("Authorization"))

@@ -13,7 +13,7 @@ import (
 // DateLayout is the layout of every date the sandbox accepts and returns.
 const DateLayout = "2006-01-02"
 
-// Reservation statuses the sandbox's seed uses. Any other lower-case status
+// Reservation statuses the sandbox uses. Any other lower-case status
 // may be set too (SetStatus), to see how a client copes with one it does not
 // know.
 const (

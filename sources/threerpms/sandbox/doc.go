@@ -1,6 +1,6 @@
-// Package sandbox is an in-memory fake of the 3RPMS GraphQL API (seed 003,
-// "Room Access Key API") for tests and for `keysync sandbox` / `keysync demo`.
-// It follows the seed, not whatever a client sends: every document is parsed
+// Package sandbox is an in-memory fake of the 3RPMS GraphQL API (the 3RPMS
+// Room Access Key API) for tests and for `keysync sandbox` / `keysync demo`.
+// It follows the API document, not whatever a client sends: every document is parsed
 // and validated against the schema in package schema and run by a small
 // executor over the gqlparser AST.
 //
@@ -18,7 +18,7 @@
 // run. Error messages name the field and the rule, never a PIN, compartment
 // or qrData value.
 //
-// The seed's rules: exactly one key type per create; PINs are 1-10
+// The API document's rules: exactly one key type per create; PINs are 1-10
 // alphanumerics, not mixed case; compartments 1-10 alphanumerics; qrData
 // 1-512 characters. A key is invisible until assigned; an integration may
 // add, remove and delete only keys it created (FORBIDDEN); a stay holds at
@@ -31,7 +31,7 @@
 // another server may; keysync's tests run both ways.
 // Stays of cancelled reservations are hidden from queries and refuse
 // addRoomAccessKey (NOT_FOUND) but accept removeRoomAccessKey. The business
-// clock (Now, SetNow, Advance) drives the seed's cleanup: a key is revoked
+// clock (Now, SetNow, Advance) drives the API document's cleanup: a key is revoked
 // from a stay 2 days after its departure date and deleted when it is then
 // assigned nowhere, and a key assigned to no stay for 2 days is deleted.
 //

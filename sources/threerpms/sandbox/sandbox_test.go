@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/webhook"
+
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
 var t0 = time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
@@ -66,37 +68,22 @@ func newEnv(t *testing.T, opts Options) *env {
 	return &env{t: t, sb: sb, srv: srv}
 }
 
-type gqlResp struct {
-	status int
-	header http.Header
-	raw    string
-	body   map[string]any
-}
+// gqlResp is a GraphQL answer, with its errors' codes.
+type gqlResp struct{ sandboxtest.Answer }
 
+// post sends a GraphQL request body with token (none when empty); the
+// answer must be JSON.
 func (e *env) post(token, body string) gqlResp {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	var bearer string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		bearer = "Bearer " + token
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
+	out := sandboxtest.Call(e.t, e.srv, http.MethodPost, "/graphql", body, sandboxtest.Header("Authorization", bearer))
+	if out.Body == nil {
+		e.t.Fatalf("response is not a JSON object: %s", out.Raw)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := gqlResp{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if err := json.Unmarshal(raw, &out.body); err != nil {
-		e.t.Fatalf("response is not JSON: %v: %s", err, raw)
-	}
-	return out
+	return gqlResp{out}
 }
 
 func (e *env) gql(token, query string, vars map[string]any) gqlResp {
@@ -108,26 +95,10 @@ func (e *env) gql(token, query string, vars map[string]any) gqlResp {
 	return e.post(token, string(b))
 }
 
-// dig walks maps by key and slices by int index.
-func dig(v any, path ...any) any {
-	for _, p := range path {
-		switch p := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[p]
-		case int:
-			s, _ := v.([]any)
-			if p >= len(s) {
-				return nil
-			}
-			v = s[p]
-		}
-	}
-	return v
-}
+var dig = sandboxtest.Dig
 
 func (r gqlResp) code(i int) string {
-	c, _ := dig(r.body, "errors", i, "extensions", "code").(string)
+	c, _ := dig(r.Body, "errors", i, "extensions", "code").(string)
 	return c
 }
 
@@ -136,9 +107,9 @@ const createPin = `mutation($pin:String!){ createRoomAccessKey(input:{roomAccess
 func (e *env) createPin(token, pin string) string {
 	e.t.Helper()
 	r := e.gql(token, createPin, map[string]any{"pin": pin})
-	id, _ := dig(r.body, "data", "createRoomAccessKey", "roomAccessKey", "id").(string)
+	id, _ := dig(r.Body, "data", "createRoomAccessKey", "roomAccessKey", "id").(string)
 	if id == "" {
-		e.t.Fatalf("create pin: %s", r.raw)
+		e.t.Fatalf("create pin: %s", r.Raw)
 	}
 	return id
 }
@@ -148,6 +119,7 @@ const removeKey = `mutation($s:ID!,$k:ID!){ removeRoomAccessKey(input:{roomStayI
 const deleteKey = `mutation($k:ID!){ deleteRoomAccessKey(input:{roomAccessKeyId:$k}){ deleted } }`
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for _, tc := range []struct{ name, header string }{
 		{"missing", ""},
@@ -181,6 +153,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{MaxRootFields: 2})
 	for _, tc := range []struct {
 		name, body string
@@ -205,26 +178,26 @@ func TestBadRequests(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.post(ourToken, tc.body)
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.raw)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Raw)
 			}
-			if _, ok := r.body["data"]; ok {
-				t.Errorf("request-level failure has data: %s", r.raw)
+			if _, ok := r.Body["data"]; ok {
+				t.Errorf("request-level failure has data: %s", r.Raw)
 			}
-			if msg, _ := dig(r.body, "errors", 0, "message").(string); !strings.Contains(msg, tc.contains) {
+			if msg, _ := dig(r.Body, "errors", 0, "message").(string); !strings.Contains(msg, tc.contains) {
 				t.Errorf("message %q does not contain %q", msg, tc.contains)
 			}
-			if tc.secret != "" && strings.Contains(r.raw, tc.secret) {
-				t.Errorf("response echoes the secret: %s", r.raw)
+			if tc.secret != "" && strings.Contains(r.Raw, tc.secret) {
+				t.Errorf("response echoes the secret: %s", r.Raw)
 			}
-			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
 		})
 	}
 	r := e.post(ourToken, `{"query":"{ room_stays { edges { node { guestName } } } }"}`)
-	if dig(r.body, "errors", 0, "locations", 0, "line") != 1.0 {
-		t.Errorf("validation error without locations: %s", r.raw)
+	if dig(r.Body, "errors", 0, "locations", 0, "line") != 1.0 {
+		t.Errorf("validation error without locations: %s", r.Raw)
 	}
 	if keys := e.sb.Keys(); len(keys) != 0 {
 		t.Errorf("a rejected request created keys: %+v", keys)
@@ -232,6 +205,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	// 45 more stays arriving 02-10..02-14, nine a day; plus ones outside the window.
 	for i := range 45 {
@@ -255,9 +229,9 @@ func TestPagination(t *testing.T) {
 			t.Fatal("pagination does not end")
 		}
 		r := e.gql(ourToken, q, vars)
-		edges, _ := dig(r.body, "data", "room_stays", "edges").([]any)
+		edges, _ := dig(r.Body, "data", "room_stays", "edges").([]any)
 		if edges == nil {
-			t.Fatalf("no edges: %s", r.raw)
+			t.Fatalf("no edges: %s", r.Raw)
 		}
 		sizes = append(sizes, len(edges))
 		for i, ed := range edges {
@@ -268,14 +242,14 @@ func TestPagination(t *testing.T) {
 			}
 			lastKey = key
 			ids = append(ids, id)
-			if i == len(edges)-1 && dig(ed, "cursor") != dig(r.body, "data", "room_stays", "pageInfo", "endCursor") {
-				t.Fatalf("endCursor is not the last edge's cursor: %s", r.raw)
+			if i == len(edges)-1 && dig(ed, "cursor") != dig(r.Body, "data", "room_stays", "pageInfo", "endCursor") {
+				t.Fatalf("endCursor is not the last edge's cursor: %s", r.Raw)
 			}
 		}
-		if dig(r.body, "data", "room_stays", "pageInfo", "hasNextPage") != true {
+		if dig(r.Body, "data", "room_stays", "pageInfo", "hasNextPage") != true {
 			break
 		}
-		vars["cursor"] = dig(r.body, "data", "room_stays", "pageInfo", "endCursor")
+		vars["cursor"] = dig(r.Body, "data", "room_stays", "pageInfo", "endCursor")
 	}
 	if want := []int{20, 20, 5}; !reflect.DeepEqual(sizes, want) {
 		t.Fatalf("page sizes %v, want %v", sizes, want)
@@ -303,17 +277,17 @@ func TestPagination(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.gql(ourToken, tc.query, nil)
-			if r.status != 200 {
-				t.Fatalf("status %d: %s", r.status, r.raw)
+			if r.Status != 200 {
+				t.Fatalf("status %d: %s", r.Status, r.Raw)
 			}
 			if tc.code != "" {
-				if r.code(0) != tc.code || r.body["data"] != nil || dig(r.body, "errors", 0, "path", 0) != "room_stays" {
-					t.Fatalf("want %s and data null: %s", tc.code, r.raw)
+				if r.code(0) != tc.code || r.Body["data"] != nil || dig(r.Body, "errors", 0, "path", 0) != "room_stays" {
+					t.Fatalf("want %s and data null: %s", tc.code, r.Raw)
 				}
 				return
 			}
-			if n := len(dig(r.body, "data", "room_stays", "edges").([]any)); n != tc.count {
-				t.Fatalf("%d edges, want %d: %s", n, tc.count, r.raw)
+			if n := len(dig(r.Body, "data", "room_stays", "edges").([]any)); n != tc.count {
+				t.Fatalf("%d edges, want %d: %s", n, tc.count, r.Raw)
 			}
 		})
 	}
@@ -321,22 +295,23 @@ func TestPagination(t *testing.T) {
 	// Reservations by code, rooms paginated.
 	r := e.gql(ourToken, `query($code:String!,$c:String){ reservations(filter:{code:{eq:$code}}) { edges { node { id code rooms(first:1 after:$c) { edges { node { id room_setup { name } } } pageInfo { hasNextPage endCursor } } } } } }`,
 		map[string]any{"code": "MULTI"})
-	if dig(r.body, "data", "reservations", "edges", 0, "node", "id") != "res_3" ||
-		dig(r.body, "data", "reservations", "edges", 0, "node", "rooms", "edges", 0, "node", "id") != "rs_3" ||
-		dig(r.body, "data", "reservations", "edges", 0, "node", "rooms", "pageInfo", "hasNextPage") != true {
-		t.Fatalf("reservation page 1: %s", r.raw)
+	if dig(r.Body, "data", "reservations", "edges", 0, "node", "id") != "res_3" ||
+		dig(r.Body, "data", "reservations", "edges", 0, "node", "rooms", "edges", 0, "node", "id") != "rs_3" ||
+		dig(r.Body, "data", "reservations", "edges", 0, "node", "rooms", "pageInfo", "hasNextPage") != true {
+		t.Fatalf("reservation page 1: %s", r.Raw)
 	}
-	cursor := dig(r.body, "data", "reservations", "edges", 0, "node", "rooms", "pageInfo", "endCursor")
+	cursor := dig(r.Body, "data", "reservations", "edges", 0, "node", "rooms", "pageInfo", "endCursor")
 	r = e.gql(ourToken, `query($code:String!,$c:String){ reservations(filter:{code:{eq:$code}}) { edges { node { rooms(first:1 after:$c) { edges { node { id room_setup { name } } } pageInfo { hasNextPage } } } } } }`,
 		map[string]any{"code": "MULTI", "c": cursor})
-	if dig(r.body, "data", "reservations", "edges", 0, "node", "rooms", "edges", 0, "node", "id") != "rs_4" ||
-		dig(r.body, "data", "reservations", "edges", 0, "node", "rooms", "edges", 0, "node", "room_setup", "name") != "Room r1" ||
-		dig(r.body, "data", "reservations", "edges", 0, "node", "rooms", "pageInfo", "hasNextPage") != false {
-		t.Fatalf("reservation page 2: %s", r.raw)
+	if dig(r.Body, "data", "reservations", "edges", 0, "node", "rooms", "edges", 0, "node", "id") != "rs_4" ||
+		dig(r.Body, "data", "reservations", "edges", 0, "node", "rooms", "edges", 0, "node", "room_setup", "name") != "Room r1" ||
+		dig(r.Body, "data", "reservations", "edges", 0, "node", "rooms", "pageInfo", "hasNextPage") != false {
+		t.Fatalf("reservation page 2: %s", r.Raw)
 	}
 }
 
 func TestKeyRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	foreign, err := e.sb.InjectKey(OtherIntegration, Key{Type: KeyTypePin, PIN: "4711"}, "rs_5")
 	if err != nil {
@@ -404,14 +379,14 @@ func TestKeyRules(t *testing.T) {
 			token = OtherToken
 		}
 		r := e.gql(token, st.query, st.vars)
-		if r.status != 200 {
-			t.Fatalf("%s: status %d: %s", st.name, r.status, r.raw)
+		if r.Status != 200 {
+			t.Fatalf("%s: status %d: %s", st.name, r.Status, r.Raw)
 		}
 		if r.code(0) != st.code {
-			t.Fatalf("%s: code %q, want %q: %s", st.name, r.code(0), st.code, r.raw)
+			t.Fatalf("%s: code %q, want %q: %s", st.name, r.code(0), st.code, r.Raw)
 		}
 		if st.code != "" {
-			msg, _ := dig(r.body, "errors", 0, "message").(string)
+			msg, _ := dig(r.Body, "errors", 0, "message").(string)
 			for _, secret := range []string{"abcDEF", "12345678901", "12-34", "ABCDEFGHIJK", "3-R", "qqqq", "4711"} {
 				if strings.Contains(msg, secret) {
 					t.Fatalf("%s: message echoes a secret: %s", st.name, msg)
@@ -421,17 +396,18 @@ func TestKeyRules(t *testing.T) {
 	}
 	// The foreign key stays visible to us (reading is allowed).
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_5"}}) { edges { node { roomAccessKey { __typename id ... on RoomAccessPin { pin } } } } } }`, nil)
-	if dig(r.body, "data", "room_stays", "edges", 0, "node", "roomAccessKey", "pin") != "4711" {
-		t.Fatalf("foreign key not readable: %s", r.raw)
+	if dig(r.Body, "data", "room_stays", "edges", 0, "node", "roomAccessKey", "pin") != "4711" {
+		t.Fatalf("foreign key not readable: %s", r.Raw)
 	}
 	// The messages name the rule.
 	r = e.gql(ourToken, create(`{roomAccessPin:{pin:"abcDEF"}}`), nil)
-	if got := dig(r.body, "errors", 0, "message"); got != msgPin {
+	if got := dig(r.Body, "errors", 0, "message"); got != msgPin {
 		t.Fatalf("message %q, want %q", got, msgPin)
 	}
 }
 
 func TestMutationsRunInOrderAndFailIndependently(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	r := e.gql(ourToken, `mutation {
 		first: createRoomAccessKey(input:{roomAccessPin:{pin:"1111"}}) { roomAccessKey { id } }
@@ -439,14 +415,14 @@ func TestMutationsRunInOrderAndFailIndependently(t *testing.T) {
 		third: createRoomAccessKey(input:{roomAccessQR:{qrData:"https://x"}}) { roomAccessKey { id ... on RoomAccessQR { qrData } } }
 		assign: addRoomAccessKey(input:{roomStayId:"rs_2", roomAccessKeyId:"rak_1"}) { roomStay { id arrival: reservation_from roomAccessKey { id } } }
 	}`, nil)
-	if r.status != 200 {
-		t.Fatalf("status %d: %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Raw)
 	}
 	want := `{"data":{"first":{"roomAccessKey":{"id":"rak_1"}},"broken":null,"third":{"roomAccessKey":{"id":"rak_2","qrData":"https://x"}},` +
 		`"assign":{"roomStay":{"id":"rs_2","arrival":"2026-01-30","roomAccessKey":{"id":"rak_1"}}}},` +
 		`"errors":[{"message":"roomAccessKeyId: room access key rak_404 not found","locations":[{"line":3,"column":3}],"path":["broken"],"extensions":{"code":"NOT_FOUND"}}]}`
-	if strings.TrimSpace(r.raw) != want {
-		t.Fatalf("response\n%s\nwant\n%s", r.raw, want)
+	if strings.TrimSpace(r.Raw) != want {
+		t.Fatalf("response\n%s\nwant\n%s", r.Raw, want)
 	}
 	reqs := e.sb.Requests()
 	last := reqs[len(reqs)-1]
@@ -457,42 +433,43 @@ func TestMutationsRunInOrderAndFailIndependently(t *testing.T) {
 }
 
 func TestCancelledStays(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	k := e.createPin(ourToken, "2222")
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
-		t.Fatal(r.raw)
+		t.Fatal(r.Raw)
 	}
 	if err := e.sb.CancelReservation("res_2"); err != nil {
 		t.Fatal(err)
 	}
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{in:["rs_1","rs_2"]}}) { edges { node { id } } } }`, nil)
-	if n := len(dig(r.body, "data", "room_stays", "edges").([]any)); n != 1 {
-		t.Fatalf("cancelled stay visible: %s", r.raw)
+	if n := len(dig(r.Body, "data", "room_stays", "edges").([]any)); n != 1 {
+		t.Fatalf("cancelled stay visible: %s", r.Raw)
 	}
 	k2 := e.createPin(ourToken, "3333")
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_1", "k": k2}); r.code(0) != "" {
-		t.Fatal(r.raw)
+		t.Fatal(r.Raw)
 	}
 	// cancel MULTI: reservation query hides it
 	if err := e.sb.CancelReservation("res_3"); err != nil {
 		t.Fatal(err)
 	}
 	r = e.gql(ourToken, `{ reservations(filter:{code:{eq:"MULTI"}}) { edges { node { id } } } }`, nil)
-	if n := len(dig(r.body, "data", "reservations", "edges").([]any)); n != 0 {
-		t.Fatalf("cancelled reservation visible: %s", r.raw)
+	if n := len(dig(r.Body, "data", "reservations", "edges").([]any)); n != 0 {
+		t.Fatalf("cancelled reservation visible: %s", r.Raw)
 	}
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_3", "k": k}); r.code(0) != CodeNotFound {
-		t.Fatalf("add on cancelled stay: %s", r.raw)
+		t.Fatalf("add on cancelled stay: %s", r.Raw)
 	}
 	if r := e.gql(ourToken, removeKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
-		t.Fatalf("remove on cancelled stay: %s", r.raw)
+		t.Fatalf("remove on cancelled stay: %s", r.Raw)
 	}
 	if err := e.sb.ReactivateReservation("res_2"); err != nil {
 		t.Fatal(err)
 	}
 	r = e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { id roomAccessKey { id } } } } }`, nil)
-	if dig(r.body, "data", "room_stays", "edges", 0, "node", "id") != "rs_2" || dig(r.body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
-		t.Fatalf("reactivated stay: %s", r.raw)
+	if dig(r.Body, "data", "room_stays", "edges", 0, "node", "id") != "rs_2" || dig(r.Body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
+		t.Fatalf("reactivated stay: %s", r.Raw)
 	}
 	// Deleting a stay drops its assignment.
 	if err := e.sb.DeleteStay("rs_1"); err != nil {
@@ -504,18 +481,19 @@ func TestCancelledStays(t *testing.T) {
 		}
 	}
 	if r := e.gql(ourToken, removeKey, map[string]any{"s": "rs_1", "k": k2}); r.code(0) != CodeNotFound {
-		t.Fatalf("remove on deleted stay: %s", r.raw)
+		t.Fatalf("remove on deleted stay: %s", r.Raw)
 	}
 }
 
 func TestCleanup(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})                 // business clock 2026-01-30 12:00
 	departed := e.createPin(ourToken, "5555") // rs_2 departs 02-02
 	shared := e.createPin(ourToken, "6666")   // rs_1 departs 01-30, rs_4 departs 02-03
 	loose := e.createPin(ourToken, "7777")    // never assigned
 	for _, a := range [][2]string{{"rs_2", departed}, {"rs_1", shared}, {"rs_4", shared}} {
 		if r := e.gql(ourToken, addKey, map[string]any{"s": a[0], "k": a[1]}); r.code(0) != "" {
-			t.Fatal(r.raw)
+			t.Fatal(r.Raw)
 		}
 	}
 	state := func() map[string]KeyView {
@@ -552,48 +530,49 @@ func TestCleanup(t *testing.T) {
 	e.sb.clock.SetNow(time.Date(2026, 2, 4, 0, 0, 0, 0, time.UTC))
 	e.sb.mu.Unlock()
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { roomAccessKey { id } } } } }`, nil)
-	if dig(r.body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
-		t.Fatalf("key still on stay 2 days after departure: %s", r.raw)
+	if dig(r.Body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
+		t.Fatalf("key still on stay 2 days after departure: %s", r.Raw)
 	}
 	if r := e.gql(ourToken, deleteKey, map[string]any{"k": departed}); r.code(0) != CodeNotFound {
-		t.Fatalf("cleaned-up key can still be deleted: %s", r.raw)
+		t.Fatalf("cleaned-up key can still be deleted: %s", r.Raw)
 	}
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 30, 23, 59, 50, 0, time.UTC)
 	e := newEnv(t, Options{RatePerSecond: 5, Burst: 10, DailyCap: 13, RateNow: func() time.Time { return now }})
 	const q = `{ room_stays(first:1) { edges { cursor } } }`
 	for i := range 10 {
-		if r := e.gql(ourToken, q, nil); r.status != 200 {
-			t.Fatalf("request %d: %d", i, r.status)
+		if r := e.gql(ourToken, q, nil); r.Status != 200 {
+			t.Fatalf("request %d: %d", i, r.Status)
 		}
 	}
 	r := e.gql(ourToken, q, nil)
-	if r.status != 429 || r.header.Get("Retry-After") != "1" || r.code(0) != CodeRateLimited {
-		t.Fatalf("burst: status %d Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.raw)
+	if r.Status != 429 || r.Header.Get("Retry-After") != "1" || r.code(0) != CodeRateLimited {
+		t.Fatalf("burst: status %d Retry-After %q: %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
 	}
-	if r := e.gql(OtherToken, q, nil); r.status != 200 {
-		t.Fatalf("limits are per token: %d", r.status)
+	if r := e.gql(OtherToken, q, nil); r.Status != 200 {
+		t.Fatalf("limits are per token: %d", r.Status)
 	}
 	now = now.Add(200 * time.Millisecond)
-	if r := e.gql(ourToken, q, nil); r.status != 200 {
-		t.Fatalf("after 200ms: %d", r.status)
+	if r := e.gql(ourToken, q, nil); r.Status != 200 {
+		t.Fatalf("after 200ms: %d", r.Status)
 	}
 	now = now.Add(time.Second)
 	for range 2 {
-		if r := e.gql(ourToken, q, nil); r.status != 200 {
-			t.Fatalf("under cap: %d", r.status)
+		if r := e.gql(ourToken, q, nil); r.Status != 200 {
+			t.Fatalf("under cap: %d", r.Status)
 		}
 	}
 	now = now.Add(time.Second)
 	r = e.gql(ourToken, q, nil) // 14th: over the daily cap of 13
-	if r.status != 429 || r.header.Get("Retry-After") != "8" {
-		t.Fatalf("daily cap: status %d Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.raw)
+	if r.Status != 429 || r.Header.Get("Retry-After") != "8" {
+		t.Fatalf("daily cap: status %d Retry-After %q: %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
 	}
 	now = now.Add(8 * time.Second) // next UTC day
-	if r := e.gql(ourToken, q, nil); r.status != 200 {
-		t.Fatalf("next day: %d", r.status)
+	if r := e.gql(ourToken, q, nil); r.Status != 200 {
+		t.Fatalf("next day: %d", r.Status)
 	}
 	var statuses []int
 	for _, rq := range e.sb.Requests() {
@@ -605,6 +584,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestFragmentsAndTypename(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	if _, err := e.sb.InjectKey(ourID, Key{Type: KeyTypePin, PIN: "1234"}, "rs_2"); err != nil {
 		t.Fatal(err)
@@ -638,8 +618,8 @@ func TestFragmentsAndTypename(t *testing.T) {
 		`{"node":{"id":"rs_3","room":{"name":"Room r3"},"roomAccessKey":{"__typename":"RoomAccessKeyStorage","id":"rak_2","pin":"999","compartment":"3R"}}},` +
 		`{"node":{"id":"rs_4","room":{"name":"Room r1"},"roomAccessKey":{"__typename":"RoomAccessKeyStorage","id":"rak_2","pin":"999","compartment":"3R"}}},` +
 		`{"node":{"id":"rs_5","room":{"name":"Room r2"},"roomAccessKey":{"__typename":"RoomAccessQR","id":"rak_3","qrData":"qr!"}}}]}}}`
-	if strings.TrimSpace(r.raw) != want {
-		t.Fatalf("response\n%s\nwant\n%s", r.raw, want)
+	if strings.TrimSpace(r.Raw) != want {
+		t.Fatalf("response\n%s\nwant\n%s", r.Raw, want)
 	}
 	rq := e.sb.Requests()[0]
 	if rq.Name != "Keys" || rq.Operation != "query" || !reflect.DeepEqual(rq.Fields, []string{"__typename", "room_stays"}) {
@@ -648,6 +628,7 @@ func TestFragmentsAndTypename(t *testing.T) {
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, wantStatus int) map[string]any {
 		t.Helper()
@@ -740,6 +721,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestSeedDemo(t *testing.T) {
+	t.Parallel()
 	build := func() *Server {
 		sb := New(Options{Now: t0, Integrations: map[string]string{ourToken: ourID}})
 		sb.SeedDemo(20)
@@ -803,14 +785,15 @@ func TestSeedDemo(t *testing.T) {
 	k := a.Keys()[0]
 	vars := map[string]any{"s": k.StayIDs[0], "k": k.ID}
 	if r := e.gql(ourToken, addKey, vars); r.code(0) != CodeForbidden {
-		t.Fatalf("probe as us: %s", r.raw)
+		t.Fatalf("probe as us: %s", r.Raw)
 	}
 	if r := e.gql(OtherToken, addKey, vars); r.code(0) != "" {
-		t.Fatalf("probe as owner: %s", r.raw)
+		t.Fatalf("probe as owner: %s", r.Raw)
 	}
 }
 
 func TestGoAPIErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	for _, tc := range []struct {
 		name string
@@ -848,6 +831,7 @@ func TestGoAPIErrors(t *testing.T) {
 // back as an error with its message alone (no code, path or locations),
 // the other fields still run, and the admin API turns it on and off.
 func TestMessageOnlyErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{MessageOnlyErrors: true})
 	r := e.gql(ourToken, `mutation {
 		first: createRoomAccessKey(input:{roomAccessPin:{pin:"1111"}}) { roomAccessKey { id } }
@@ -855,12 +839,12 @@ func TestMessageOnlyErrors(t *testing.T) {
 	}`, nil)
 	want := `{"data":{"first":{"roomAccessKey":{"id":"rak_1"}},"broken":null},` +
 		`"errors":[{"message":"roomAccessKeyId: room access key rak_404 not found"}]}`
-	if strings.TrimSpace(r.raw) != want {
-		t.Fatalf("response\n%s\nwant\n%s", r.raw, want)
+	if strings.TrimSpace(r.Raw) != want {
+		t.Fatalf("response\n%s\nwant\n%s", r.Raw, want)
 	}
 	// Request-level failures lose their code too.
-	if r := e.post("", `{"query":"{ __typename }"}`); r.status != http.StatusUnauthorized || strings.Contains(r.raw, "extensions") {
-		t.Fatalf("401 answer: %d %s", r.status, r.raw)
+	if r := e.post("", `{"query":"{ __typename }"}`); r.Status != http.StatusUnauthorized || strings.Contains(r.Raw, "extensions") {
+		t.Fatalf("401 answer: %d %s", r.Status, r.Raw)
 	}
 
 	post := func(body string) string {
@@ -876,7 +860,7 @@ func TestMessageOnlyErrors(t *testing.T) {
 		t.Fatalf("switch off: %s", got)
 	}
 	if r := e.gql(ourToken, deleteKey, map[string]any{"k": "rak_404"}); r.code(0) != CodeNotFound {
-		t.Fatalf("codes not back after switching off: %s", r.raw)
+		t.Fatalf("codes not back after switching off: %s", r.Raw)
 	}
 	if got := post(`{}`); !strings.HasPrefix(got, "400 ") {
 		t.Fatalf("empty switch body: %s", got)
@@ -889,11 +873,12 @@ func TestMessageOnlyErrors(t *testing.T) {
 // TestCleanupUnassignedNow: the on-demand cleanup deletes exactly the keys
 // no live stay holds, whatever their age, over the Go and admin APIs.
 func TestCleanupUnassignedNow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	held := e.createPin(ourToken, "5555")
 	loose := e.createPin(ourToken, "7777")
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": held}); r.code(0) != "" {
-		t.Fatal(r.raw)
+		t.Fatal(r.Raw)
 	}
 	if got := e.sb.CleanupUnassignedNow(); !reflect.DeepEqual(got, []string{loose}) {
 		t.Fatalf("deleted %v, want [%s]", got, loose)
@@ -918,6 +903,7 @@ func TestCleanupUnassignedNow(t *testing.T) {
 // TestWebhooks: with a webhook set, every change of the admin and Go APIs
 // is posted as a signed event, in order; a failed delivery is retried.
 func TestWebhooks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{})
 	var mu sync.Mutex
 	var got []string
@@ -948,7 +934,7 @@ func TestWebhooks(t *testing.T) {
 	resp.Body.Close()
 	key := e.createPin(ourToken, "5555")
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": key}); r.code(0) != "" {
-		t.Fatal(r.raw)
+		t.Fatal(r.Raw)
 	}
 	must := func(err error) {
 		t.Helper()

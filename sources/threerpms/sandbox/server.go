@@ -23,14 +23,14 @@ import (
 )
 
 // Defaults and limits. The per-second rate, burst and daily cap are the
-// seed's (5 req/s, burst 10, 10,000 a day); they apply only when set in
+// API document's (5 req/s, burst 10, 10,000 a day); they apply only when set in
 // Options (see Options.WithSeedLimits).
 const (
-	// DefaultRatePerSecond is the seed's sustained request rate per token.
+	// DefaultRatePerSecond is the API document's sustained request rate per token.
 	DefaultRatePerSecond = sandboxkit.SeedPerSecond
-	// DefaultBurst is the seed's burst per token, used when Options.Burst is zero.
+	// DefaultBurst is the API document's burst per token, used when Options.Burst is zero.
 	DefaultBurst = sandboxkit.SeedBurst
-	// DefaultDailyCap is the seed's number of requests per token per UTC day.
+	// DefaultDailyCap is the API document's number of requests per token per UTC day.
 	DefaultDailyCap = sandboxkit.SeedDailyCap
 	// DefaultPageSize is the page size when a connection's first is omitted.
 	DefaultPageSize = 20
@@ -74,7 +74,7 @@ type Options struct {
 	MessageOnlyErrors bool
 }
 
-// WithSeedLimits returns o with the seed's rate limits (5 req/s, burst 10,
+// WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
 // 10,000 a day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
 	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)

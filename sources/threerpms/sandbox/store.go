@@ -27,14 +27,14 @@ const (
 	// CodeConflict means the room stay already holds a different key, or a key
 	// still assigned to a room stay is being deleted.
 	CodeConflict = "CONFLICT"
-	// CodeBadUserInput means an argument breaks a rule of the seed (PIN format,
+	// CodeBadUserInput means an argument breaks a rule of the API document (PIN format,
 	// exactly one key type, page size, cursor, date format).
 	CodeBadUserInput = "BAD_USER_INPUT"
 	// CodeRateLimited means the token exceeded its per-second rate or daily cap (HTTP 429).
 	CodeRateLimited = "RATE_LIMITED"
 )
 
-// Cleanup delays from the seed: "3RPMS will revoke and delete Room Access Keys
+// Cleanup delays from the API document: "3RPMS will revoke and delete Room Access Keys
 // 2 days after room stay departure, or 2 days of not being assigned to any room."
 const (
 	// CleanupAfterDeparture is how long after a stay's departure date (at
@@ -65,7 +65,7 @@ func errorf(code, format string, args ...any) *Error {
 // KeyType is the GraphQL type name of a room access key.
 type KeyType string
 
-// The room access key types of seed 003.
+// The room access key types of the 3RPMS Room Access Key API.
 const (
 	// KeyTypePin opens the room door directly ("RoomAccessPin").
 	KeyTypePin KeyType = "RoomAccessPin"
@@ -131,7 +131,7 @@ type KeyView struct {
 	CreatedAt time.Time `json:"created_at"`
 	Deleted   bool      `json:"deleted"`
 	// DeletedBy is "integration" (deleteRoomAccessKey) or "cleanup" (the
-	// seed's 2-day rule) once Deleted.
+	// API document's 2-day rule) once Deleted.
 	DeletedBy string `json:"deleted_by,omitempty"`
 }
 
@@ -223,7 +223,7 @@ func validQRData(q string) bool {
 	return n >= 1 && n <= 512
 }
 
-// validateKey checks k against the seed's rules; the error names the field
+// validateKey checks k against the API document's rules; the error names the field
 // and the rule, never the value.
 func validateKey(k Key) *Error {
 	switch k.Type {
@@ -392,7 +392,7 @@ func (s *Server) unassign(st *stay) {
 	}
 }
 
-// cleanup applies the seed's rule against the business clock: keys are
+// cleanup applies the API document's rule against the business clock: keys are
 // revoked from stays whose departure is CleanupAfterDeparture ago (and then
 // deleted unless still assigned elsewhere), and keys assigned to no stay for
 // CleanupUnassigned are deleted. Caller holds s.mu.

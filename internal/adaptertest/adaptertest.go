@@ -1,0 +1,153 @@
+// Package adaptertest holds what the tests of the HTTP adapters (the sinks
+// in sinks/ and the sources in sources/) share: canned answers, the retry
+// policy on a fake clock, and the retry table every adapter runs against a
+// scripted server. Only tests import it.
+package adaptertest
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/reconcile/clocktest"
+)
+
+// JSON is the Content-Type of a JSON answer.
+const JSON = "application/json"
+
+// Reply returns a handler that reads the request's body, then answers
+// status with body, of content type ct (none when empty), and the header
+// pairs given (name, value, name, value…).
+func Reply(status int, ct, body string, headers ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		if ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// RetryOn is the default retry policy on clk with the jitter fixed at its
+// middle, so that the backoffs are exact.
+func RetryOn(clk *clocktest.Clock) httpapi.Retry {
+	return httpapi.Retry{Clock: clk, Rand: func() float64 { return 0.5 }}
+}
+
+// Retry is one case of an adapter's retry table: what the server answers,
+// request by request, and what the adapter must make of it. Arg is what
+// the adapter's test sends (an action, a kind of call).
+type Retry[A any] struct {
+	Name     string
+	Arg      A
+	Steps    []http.HandlerFunc
+	Paced    bool // a Pacer on the fake clock, else none
+	Attempts int  // Retry.Attempts; 0 is the default, 4
+	Requests int
+	Sleeps   []time.Duration // the fake clock's waits, exactly; nil: not checked
+	MinGap   time.Duration   // between the first two requests
+	Is       []error         // the error wraps each; with IsNot nil: success
+	IsNot    []error
+}
+
+// Scripted is a retry case's steps served over HTTP on a fake clock.
+type Scripted struct {
+	URL    string
+	Clock  *clocktest.Clock
+	Script *fault.Script
+}
+
+// Serve serves c's steps as a fault.Script on a fake clock reading start,
+// until t ends.
+func (c Retry[A]) Serve(t testing.TB, start time.Time) *Scripted {
+	clk := clocktest.New(start)
+	sc := &fault.Script{Now: clk.Now, Steps: c.Steps}
+	srv := httptest.NewServer(sc)
+	t.Cleanup(srv.Close)
+	return &Scripted{URL: srv.URL, Clock: clk, Script: sc}
+}
+
+// Retry is the case's retry policy on s's fake clock: RetryOn with
+// c.Attempts.
+func (c Retry[A]) Retry(s *Scripted) httpapi.Retry {
+	r := RetryOn(s.Clock)
+	r.Attempts = c.Attempts
+	return r
+}
+
+// Pacer is a Pacer on s's fake clock when the case asks for one, else nil.
+func (c Retry[A]) Pacer(s *Scripted) *httpapi.Pacer {
+	if !c.Paced {
+		return nil
+	}
+	return httpapi.NewPacer(10, 10, s.Clock)
+}
+
+// Check checks what every adapter's retry case expects of the call that
+// returned err: the number of requests, the fake clock's sleeps, the gap
+// between the first two requests, and the error: none when the case
+// expects success (Check then returns false), else one wrapping each of Is
+// and none of IsNot (Check then returns true, for the adapter's own checks
+// of err).
+func (c Retry[A]) Check(t *testing.T, s *Scripted, err error) bool {
+	t.Helper()
+	times, methods := s.Script.Times(), s.Script.Methods()
+	if len(times) != c.Requests {
+		t.Errorf("%d requests (%q), want %d", len(times), methods, c.Requests)
+	}
+	if c.Sleeps != nil && !slices.Equal(s.Clock.Sleeps(), c.Sleeps) {
+		t.Errorf("fake clock slept %v, want %v", s.Clock.Sleeps(), c.Sleeps)
+	}
+	if c.MinGap > 0 && len(times) >= 2 && times[1].Sub(times[0]) < c.MinGap {
+		t.Errorf("second request %s after the first, want at least %s", times[1].Sub(times[0]), c.MinGap)
+	}
+	if c.Is == nil && c.IsNot == nil {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return false
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	Wraps(t, err, c.Is, c.IsNot)
+	return true
+}
+
+// Wraps checks err wraps each of is and none of isNot.
+func Wraps(t testing.TB, err error, is, isNot []error) {
+	t.Helper()
+	for _, want := range is {
+		if !errors.Is(err, want) {
+			t.Errorf("%v: not %v", err, want)
+		}
+	}
+	for _, no := range isNot {
+		if errors.Is(err, no) {
+			t.Errorf("%v: is %v", err, no)
+		}
+	}
+}
+
+// Must returns v, failing the test when err (from building v) is not nil:
+// adaptertest.Must(t, keybox.New(opts)) does not compile, so a test calls
+// Must(keybox.New(opts))(t).
+func Must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		return v
+	}
+}
