@@ -140,9 +140,6 @@ var _ reconcile.Checker = (*Sink)(nil)
 // cancelled, and open over the whole of need (to the minute, as the key box
 // keeps times).
 func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (ok bool, why string, err error) {
-	if s.invalid != nil {
-		return false, "", s.invalid
-	}
 	if c == nil || c.RemoteID == "" {
 		return false, "no access recorded", nil
 	}
