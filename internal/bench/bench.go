@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -227,30 +226,12 @@ func nights(ctx context.Context, o Options) ([]*nightStats, error) {
 	defer os.RemoveAll(dir)
 
 	start := benchplan.Now // night 0, 02:00 in Europe/Berlin
-	// The sandbox's rate limiter and request log run on the wall clock
-	// moved forward 24 h a night: nights run back to back here, but 24 h
-	// apart in production, so each night starts with a full bucket (as
-	// does keysync's, a fresh process each night).
-	var offset atomic.Int64
-	sb := rpmsandbox.New(rpmsandbox.Options{
-		Integrations: map[string]string{sandboxToken: sandboxIntegration},
-		Now:          start,
-		RateNow:      func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
-	}.WithSeedLimits())
-	h := newHotel(sb, o.Rooms, o.Seed, start)
-	if err := h.seed(o.Nights + windowDays + 1); err != nil {
-		return nil, err
-	}
-	base, stop, err := serve(sb)
+	w, err := newWorld(dir, start, o)
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
-
-	cfgPath, err := writeConfig(dir, base, start, o)
-	if err != nil {
-		return nil, err
-	}
+	defer w.stop()
+	sb, h, cfgPath, offset := w.sb, w.hotel, w.cfg, &w.offset
 	env := map[string]string{tokenVar: sandboxToken}
 
 	var out []*nightStats

@@ -51,25 +51,12 @@ func sameDay(ctx context.Context, o Options, events bool) (*sameDayStats, error)
 	}
 	defer os.RemoveAll(dir)
 	start := benchplan.Now
-	var offset atomic.Int64
-	sb := rpmsandbox.New(rpmsandbox.Options{
-		Integrations: map[string]string{sandboxToken: sandboxIntegration},
-		Now:          start,
-		RateNow:      func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
-	}.WithSeedLimits())
-	h := newHotel(sb, o.Rooms, o.Seed, start)
-	if err := h.seed(o.Nights + windowDays + 1); err != nil {
-		return nil, err
-	}
-	base, stop, err := serve(sb)
+	w, err := newWorld(dir, start, o)
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
-	cfgPath, err := writeConfig(dir, base, start, o)
-	if err != nil {
-		return nil, err
-	}
+	defer w.stop()
+	sb, h, cfgPath, offset := w.sb, w.hotel, w.cfg, &w.offset
 	env := map[string]string{tokenVar: sandboxToken}
 	st := &sameDayStats{mode: "nightly runs only"}
 	if events {
@@ -144,6 +131,44 @@ func sameDay(ctx context.Context, o Options, events bool) (*sameDayStats, error)
 		}
 	}
 	return st, nil
+}
+
+// world is the bench's hotel on a 3RPMS sandbox with the API's documented
+// limits, served over HTTP, and keysync's config for it.
+type world struct {
+	sb    *rpmsandbox.Server
+	hotel *hotel
+	cfg   string
+	// offset moves the sandbox's rate limiter and request log forward: runs
+	// go back to back here but hours apart in production, so each starts
+	// with a full bucket (as keysync's, a fresh process each time).
+	offset atomic.Int64
+	stop   func()
+}
+
+// newWorld books the hotel from start for o.Nights + the window and
+// serves it.
+func newWorld(dir string, start time.Time, o Options) (*world, error) {
+	w := &world{}
+	w.sb = rpmsandbox.New(rpmsandbox.Options{
+		Integrations: map[string]string{sandboxToken: sandboxIntegration},
+		Now:          start,
+		RateNow:      func() time.Time { return time.Now().Add(time.Duration(w.offset.Load())) },
+	}.WithSeedLimits())
+	w.hotel = newHotel(w.sb, o.Rooms, o.Seed, start)
+	if err := w.hotel.seed(o.Nights + windowDays + 1); err != nil {
+		return nil, err
+	}
+	base, stop, err := serve(w.sb)
+	if err != nil {
+		return nil, err
+	}
+	w.stop = stop
+	if w.cfg, err = writeConfig(dir, base, start, o); err != nil {
+		stop()
+		return nil, err
+	}
+	return w, nil
 }
 
 // writeConfig writes the bench hotel's keysync config into dir.
