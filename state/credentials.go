@@ -149,7 +149,7 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			string(c.Status), c.Assigned, c.Adopted, hash, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
 			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom)}
 		if id := idOf(c); id != 0 {
-			res, err := tx.ExecContext(ctx, `UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
+			res, err := d.exec(ctx, tx, `UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
 				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?, pin_hash = coalesce(nullif(?, ''), pin_hash),
 				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ? WHERE id = ?`, append(args, id)...)
 			if err != nil {
@@ -162,7 +162,7 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			}
 			continue
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
+		res, err := d.exec(ctx, tx, `INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
 			status, assigned, adopted, pin_hash, arrival, departure, updated_at, valid_from, valid_to, derived_from)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
@@ -182,7 +182,7 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 				credID = id
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (run_id, at, system, op, property, source, stay_id,
+		if _, err := d.exec(ctx, tx, `INSERT INTO audit (run_id, at, system, op, property, source, stay_id,
 			credential_id, remote_id, phase, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
 			credID, a.RemoteID, string(a.Phase), a.Detail); err != nil {
@@ -190,7 +190,7 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 	}
 	for _, q := range requests {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO requests (system, at, write) VALUES (?, ?, ?)`,
+		if _, err := d.exec(ctx, tx, `INSERT INTO requests (system, at, write) VALUES (?, ?, ?)`,
 			string(q.System), formatTime(q.At), q.Write); err != nil {
 			return nil, fmt.Errorf("append request to the ledger: %w", err)
 		}

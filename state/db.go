@@ -4,8 +4,8 @@
 //
 // DB implements reconcile.Store. Open applies the embedded migrations in
 // migrations/, each in its own transaction, and sets the connection pragmas
-// in the DSN so that every pooled connection gets them: a 5 s busy timeout,
-// WAL journaling, foreign keys, and immediate (write-locking) transactions.
+// in the DSN so that every pooled connection gets them: a busy timeout (5 s
+// unless Options.BusyTimeout says otherwise), WAL journaling, foreign keys, and immediate (write-locking) transactions.
 // No table holds a PIN: a credential keeps only an HMAC-SHA256 of it, keyed
 // by a random key generated with the file.
 //
@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -54,7 +55,15 @@ type Options struct {
 	// ReadOnly opens the file for reading only, for reports and checks. It
 	// never creates or migrates the file; every write method fails.
 	ReadOnly bool
+	// BusyTimeout is how long a statement waits for another process's
+	// write lock on the file before it fails as busy; zero means
+	// DefaultBusyTimeout.
+	BusyTimeout time.Duration
 }
+
+// DefaultBusyTimeout is how long Open's connections wait for another
+// writer when Options.BusyTimeout is zero.
+const DefaultBusyTimeout = 5 * time.Second
 
 // DB is a keysync state file. It implements reconcile.Store and is safe for
 // concurrent use.
@@ -62,6 +71,9 @@ type DB struct {
 	db     *sql.DB
 	path   string
 	pinKey []byte
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // by query text; see stmt
 }
 
 var _ reconcile.Store = (*DB)(nil)
@@ -104,7 +116,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := d.checkHeader(unclean); err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open("sqlite", dsn(path, opts.ReadOnly))
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = DefaultBusyTimeout
+	}
+	sdb, err := sql.Open("sqlite", dsnBusy(path, opts.ReadOnly, busy))
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
@@ -136,6 +152,11 @@ func createFile(path string) error {
 // dsn builds a modernc.org/sqlite URI. The path is escaped so that '?', '#'
 // and '%' in it reach SQLite as part of the name.
 func dsn(path string, readOnly bool) string {
+	return dsnBusy(path, readOnly, DefaultBusyTimeout)
+}
+
+// dsnBusy is dsn with the given busy timeout.
+func dsnBusy(path string, readOnly bool, busy time.Duration) string {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
@@ -144,7 +165,7 @@ func dsn(path string, readOnly bool) string {
 		p = "/" + p // a Windows volume: file:///C:/...
 	}
 	u := url.URL{Scheme: "file", Path: p}
-	q := []string{"_pragma=busy_timeout(5000)", "_pragma=foreign_keys(1)"}
+	q := []string{fmt.Sprintf("_pragma=busy_timeout(%d)", max(busy.Milliseconds(), 1)), "_pragma=foreign_keys(1)"}
 	if readOnly {
 		q = append(q, "mode=ro")
 	} else {
@@ -466,10 +487,46 @@ func (d *DB) Path() string { return d.path }
 // Close closes the database. SQLite checkpoints the WAL into the main file
 // when the last connection closes.
 func (d *DB) Close() error {
+	d.mu.Lock()
+	for _, s := range d.stmts {
+		s.Close()
+	}
+	d.stmts = nil
+	d.mu.Unlock()
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("state: close %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// stmt returns query prepared for tx. A query is parsed once for the file
+// and each pooled connection, not once per call: Save and SaveStays run
+// the same few statements for every row of every transaction.
+func (d *DB) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	d.mu.Lock()
+	s, ok := d.stmts[query]
+	if !ok {
+		var err error
+		if s, err = d.db.PrepareContext(ctx, query); err != nil {
+			d.mu.Unlock()
+			return nil, err
+		}
+		if d.stmts == nil {
+			d.stmts = map[string]*sql.Stmt{}
+		}
+		d.stmts[query] = s
+	}
+	d.mu.Unlock()
+	return tx.StmtContext(ctx, s), nil
+}
+
+// exec runs query in tx as a statement prepared by stmt.
+func (d *DB) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	s, err := d.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
 }
 
 // timeLayout is RFC 3339 in UTC with a fixed nine fractional digits, so that
