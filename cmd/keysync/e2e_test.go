@@ -58,6 +58,9 @@ type harness struct {
 	// before, when set, runs on every GraphQL request before the sandbox
 	// sees it (to change the world between keysync's read and write).
 	before func(r *http.Request, body []byte)
+	// busy is the state file's busy timeout for keysync's runs (zero: the
+	// default).
+	busy time.Duration
 }
 
 var t0 = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
@@ -139,7 +142,9 @@ func (h *harness) run(cmd string, args ...string) (*reconcile.Report, int, strin
 	h.t.Helper()
 	var out, errb bytes.Buffer
 	argv := append([]string{cmd, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339), "--json"}, args...)
-	err := Run(context.Background(), argv, &out, &errb, h.getenv)
+	env := newEnvironment(&out, &errb, h.getenv)
+	env.stateBusy = h.busy
+	err := env.run(context.Background(), argv)
 	code := exitCode(err)
 	if out.Len() == 0 {
 		return nil, code, errb.String() + errString(err)

@@ -101,6 +101,7 @@ func (h *harness) wantMessage(msg string, patterns ...string) {
 // its busy timeout, then fails before reading or writing anything remote.
 func TestStateLockedByAnotherWriter(t *testing.T) {
 	h := troubled(t)
+	h.busy = 300 * time.Millisecond
 	before := h.credentialIDs()
 
 	other, err := sql.Open("sqlite", h.cfg.State)
@@ -130,8 +131,8 @@ func TestStateLockedByAnotherWriter(t *testing.T) {
 	if code == ExitOK {
 		t.Fatalf("run succeeded while another writer held the state file\n%s", stderr)
 	}
-	if elapsed > 15*time.Second {
-		t.Errorf("run took %s to give up (busy timeout 5 s)", elapsed)
+	if elapsed < h.busy || elapsed > h.busy+10*time.Second {
+		t.Errorf("run took %s to give up (busy timeout %s)", elapsed, h.busy)
 	}
 	h.wantMessage(stderr, `(?i)locked|busy`)
 	h.noRemoteChange(true)
