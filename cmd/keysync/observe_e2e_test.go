@@ -28,7 +28,7 @@ var messageOnly3RPMS = os.Getenv("KEYSYNC_TEST_3RPMS_ERRORS") == "message"
 // at t0, without rate limits, and with message-only 3RPMS errors when
 // messageOnly3RPMS is set.
 func testSandboxes() *sandboxes {
-	sb := newSandboxes(t0, false)
+	sb := newSandboxes(t0, false, nil)
 	sb.rpms.SetMessageOnlyErrors(messageOnly3RPMS)
 	return sb
 }
