@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,18 +21,29 @@ import (
 	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
-// world is the four sandboxes over real HTTP with a config for a hotel on
-// 3RPMS (Europe/Ljubljana) and apartments on Guestway, both with OpenApp
-// (lobby shared portal on the apartments) and the key box.
+// world is the four sandboxes over real HTTP (127.0.0.1) with a config for
+// a hotel on 3RPMS (Europe/Ljubljana) and apartments on Guestway, both with
+// OpenApp (lobby shared portal on the apartments) and the key box. Every
+// e2e world is one: faultWorld and procWorld add their helpers to it.
 type world struct {
 	t   *testing.T
 	sb  *sandboxes
 	cfg string
 	now time.Time
+	// env, when set, is the environment keysync reads instead of
+	// sandboxEnv; owner is then keysync's 3RPMS integration id and hotel
+	// the 3RPMS property's name (see harness.world).
+	env   func(string) string
+	owner string
+	hotel string
 }
 
-func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
+func newWorld(t *testing.T, hotel, apartments map[string]string, opts ...worldOption) *world {
 	t.Helper()
+	var o worldOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	w := &world{t: t, sb: testSandboxes(), now: t0}
 	for _, id := range sortedKeys(hotel) {
 		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
@@ -40,12 +53,24 @@ func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
 		w.sb.guestway.AddListing(id, "Apartment "+id)
 		w.sb.addRoom(w.sb.apartments, id, apartments[id])
 	}
+	w.sb.middleware = o.wrap
 	if err := w.sb.serve("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.sb.stop)
+	t.Cleanup(func() {
+		// keysync's clients use http.DefaultTransport: a connection it
+		// dialed but never used counts as new, not idle, and would hold
+		// Shutdown to its timeout.
+		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+		w.sb.stop()
+	})
 	dir := t.TempDir()
 	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
+	if o.edit != nil {
+		cfg = o.edit(cfg)
+	}
 	w.cfg = filepath.Join(dir, "k.yaml")
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -53,7 +78,34 @@ func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
 	return w
 }
 
-func (w *world) getenv(k string) string { return sandboxEnv[k] }
+// worldOptions are what newWorld's options set.
+type worldOptions struct {
+	wrap func(http.Handler) http.Handler
+	edit func(string) string
+}
+
+// worldOption is an option of newWorld.
+type worldOption func(*worldOptions)
+
+// withMiddleware passes every request to the sandboxes through wrap.
+func withMiddleware(wrap func(http.Handler) http.Handler) worldOption {
+	return func(o *worldOptions) { o.wrap = wrap }
+}
+
+// withConfigEdit passes the config through edit before it is written.
+func withConfigEdit(edit func(string) string) worldOption {
+	return func(o *worldOptions) { o.edit = edit }
+}
+
+func (w *world) getenv(k string) string {
+	if w.env != nil {
+		return w.env(k)
+	}
+	return sandboxEnv[k]
+}
+
+// ourIntegration is keysync's 3RPMS integration id.
+func (w *world) ourIntegration() string { return cmp.Or(w.owner, sandboxIntegration) }
 
 func (w *world) setNow(t time.Time) {
 	w.now = t
@@ -351,11 +403,14 @@ func TestBundlePartsFailAlone(t *testing.T) {
 	w.hotelStay("s1", "r101", 0, 2)
 	w.hotelStay("s2", "r201", 0, 2)
 	w.hotelStay("s3", "r301", 0, 2)
-	good := sandboxEnv["KEYSYNC_OPENAPP_API_KEY"]
-	sandboxEnv["KEYSYNC_OPENAPP_API_KEY"] = "wrong-key"
+	wrongKey := func(k string) string {
+		if k == "KEYSYNC_OPENAPP_API_KEY" {
+			return "wrong-key"
+		}
+		return w.getenv(k)
+	}
 	var out, errb bytes.Buffer
-	err := Run(context.Background(), []string{"backfill", "--config", w.cfg, "--now", w.now.Format(time.RFC3339)}, &out, &errb, w.getenv)
-	sandboxEnv["KEYSYNC_OPENAPP_API_KEY"] = good
+	err := Run(context.Background(), []string{"backfill", "--config", w.cfg, "--now", w.now.Format(time.RFC3339)}, &out, &errb, wrongKey)
 	if code := exitCode(err); code != ExitConfig || !strings.Contains(err.Error(), "Authorization: Bearer") {
 		t.Errorf("exit %d, err %v; want %d with a hint about the API key", code, err, ExitConfig)
 	}

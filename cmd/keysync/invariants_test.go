@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -16,7 +17,7 @@ import (
 func (w *world) foreign() string {
 	var b strings.Builder
 	for _, k := range w.sb.rpms.Keys() {
-		if k.Owner != sandboxIntegration {
+		if k.Owner != w.ourIntegration() {
 			fmt.Fprintf(&b, "3rpms %s %s %v %v|", k.ID, k.Type, k.StayIDs, k.Deleted)
 		}
 	}
@@ -48,7 +49,7 @@ func (w *world) stays() map[string]stayState {
 	for _, s := range w.sb.rpms.Stays() {
 		a, _ := reconcile.ParseDate(s.Arrival)
 		d, _ := reconcile.ParseDate(s.Departure)
-		out[s.ID] = stayState{ref: reconcile.StayRef{Property: "sandbox-hotel", Source: reconcile.System3RPMS, ID: s.ID},
+		out[s.ID] = stayState{ref: reconcile.StayRef{Property: cmp.Or(w.hotel, "sandbox-hotel"), Source: reconcile.System3RPMS, ID: s.ID},
 			room: s.RoomID, arrival: a, departure: d, gone: s.Deleted || s.Cancelled, key: s.KeyID}
 	}
 	for _, r := range w.sb.guestway.Reservations() {
@@ -127,7 +128,7 @@ func (w *world) checkInvariants(foreignBefore string) {
 
 	// 1. No orphans, 3. nothing active after checkout.
 	for _, k := range w.sb.rpms.Keys() {
-		if k.Owner != sandboxIntegration || k.Deleted {
+		if k.Owner != w.ourIntegration() || k.Deleted {
 			continue
 		}
 		c, ok := recorded["3rpms "+k.ID]
@@ -140,6 +141,8 @@ func (w *world) checkInvariants(foreignBefore string) {
 			t.Errorf("invariant 1: unassigned 3RPMS key %s is not recorded at all", k.ID)
 		case !c.Status.Live() && len(k.StayIDs) > 0:
 			t.Errorf("invariant 1: 3RPMS key %s is recorded %s but assigned to %v", k.ID, c.Status, k.StayIDs)
+		case !c.Status.Live():
+			t.Errorf("invariant 1: 3RPMS key %s is recorded %s but not deleted", k.ID, c.Status)
 		}
 		for _, sid := range k.StayIDs {
 			if done, why := ended(sid); done {

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,36 +31,11 @@ import (
 // procWorld is a world for the process-level fault tests.
 type procWorld struct{ *world }
 
-// newProcWorld is newWorld (a 3RPMS hotel in Europe/Ljubljana with OpenApp
-// and the key box, all over HTTP on 127.0.0.1) with every request passing
+// newProcWorld is newWorld with a hotel only and every request passing
 // through wrap when it is not nil.
 func newProcWorld(t *testing.T, hotel map[string]string, wrap func(http.Handler) http.Handler) *procWorld {
 	t.Helper()
-	w := &procWorld{&world{t: t, sb: testSandboxes(), now: t0}}
-	for _, id := range sortedKeys(hotel) {
-		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
-		w.sb.addRoom(w.sb.hotel, id, hotel[id])
-	}
-	w.sb.middleware = wrap
-	if err := w.sb.serve("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// keysync's clients use http.DefaultTransport: a connection it
-		// dialed but never used counts as new, not idle, and would hold
-		// Shutdown for 5 s.
-		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
-			tr.CloseIdleConnections()
-		}
-		w.sb.stop()
-	})
-	dir := t.TempDir()
-	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
-	w.cfg = filepath.Join(dir, "k.yaml")
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return &procWorld{newWorld(t, hotel, nil, withMiddleware(wrap))}
 }
 
 // statePath is the world's state file.

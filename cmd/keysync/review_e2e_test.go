@@ -8,11 +8,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -35,46 +33,7 @@ func reviewBug(t *testing.T, why string) {
 // the config passed through edit before it is written.
 func newReviewWorld(t *testing.T, hotel, apartments map[string]string, wrap func(http.Handler) http.Handler, edit func(string) string) *world {
 	t.Helper()
-	w := &world{t: t, sb: testSandboxes(), now: t0}
-	for _, id := range sortedKeys(hotel) {
-		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
-		w.sb.addRoom(w.sb.hotel, id, hotel[id])
-	}
-	for _, id := range sortedKeys(apartments) {
-		w.sb.guestway.AddListing(id, "Apartment "+id)
-		w.sb.addRoom(w.sb.apartments, id, apartments[id])
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", w.sb.rpms)
-	mux.Handle("/openapp/", http.StripPrefix("/openapp", w.sb.openapp))
-	mux.Handle("/keybox/", http.StripPrefix("/keybox", w.sb.keybox))
-	mux.Handle("/guestway/", http.StripPrefix("/guestway", w.sb.guestway))
-	var h http.Handler = mux
-	if wrap != nil {
-		h = wrap(mux)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	w.sb.base = "http://" + ln.Addr().String()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	dir := t.TempDir()
-	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
-	if edit != nil {
-		cfg = edit(cfg)
-	}
-	w.cfg = filepath.Join(dir, "k.yaml")
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return newWorld(t, hotel, apartments, withMiddleware(wrap), withConfigEdit(edit))
 }
 
 // loseAnswer lets the n-th request matching (method, path prefix) reach the
