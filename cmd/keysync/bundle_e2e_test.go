@@ -192,6 +192,7 @@ func lj(date string, hour int) time.Time {
 }
 
 func TestBundleQRRoomInviteWrittenBackAndUpdatedInPlace(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
 	w.hotelStay("s1", "r201", 1, 3)
 	planted, err := w.sb.openapp.AddInvite(oasandbox.Planted{Integration: sandboxOpenAppInt, CreatedBy: "front desk",
@@ -275,6 +276,7 @@ func TestBundleQRRoomInviteWrittenBackAndUpdatedInPlace(t *testing.T) {
 }
 
 func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil)
 	w.hotelStay("s1", "r301", 0, 2)
 	foreign, err := w.sb.keybox.AddAccess(kbsandbox.AccessInput{Creator: "housekeeping", KeyID: "key-r301",
@@ -328,6 +330,7 @@ func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) 
 }
 
 func TestBundleGuestwayApartments(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"})
 	add := func(id, listing string, arrive, depart int) {
 		if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: id, Status: "confirmed", ArrivalDate: day(arrive),
@@ -399,6 +402,7 @@ func TestBundleGuestwayApartments(t *testing.T) {
 // run exits partial with the auth code's hint, and the next run with the
 // right key creates the invites and their QR keys.
 func TestBundlePartsFailAlone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}, nil)
 	w.hotelStay("s1", "r101", 0, 2)
 	w.hotelStay("s2", "r201", 0, 2)
@@ -446,6 +450,7 @@ func TestBundlePartsFailAlone(t *testing.T) {
 // access to the new room's key is created first, the old one cancelled,
 // and the 3RPMS key now carries the new code and compartment.
 func TestBundleKeyBoxRoomMove(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, nil)
 	w.hotelStay("s1", "r301", 0, 2)
 	foreign := w.foreign()

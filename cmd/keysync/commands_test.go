@@ -79,6 +79,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestSandboxCommandPrintsAWorkingConfig starts `keysync sandbox`, takes the
 // config it prints, and backfills against it.
 func TestSandboxCommandPrintsAWorkingConfig(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
@@ -119,6 +120,7 @@ func TestSandboxCommandPrintsAWorkingConfig(t *testing.T) {
 // TestServeBackfillsThenStopsOnCancel starts serve without a state file:
 // it backfills at once, then stops cleanly when its context ends (SIGTERM).
 func TestServeBackfillsThenStopsOnCancel(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 1, 2)

@@ -19,6 +19,7 @@ func env(kv ...string) func(string) string {
 }
 
 func TestConfigExampleParses(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadConfig("../../config.example.yaml", env("KEYSYNC_3RPMS_TOKEN", "tok",
 		"KEYSYNC_OPENAPP_API_KEY", "oa", "KEYSYNC_KEYBOX_PASSWORD", "kb",
 		"KEYSYNC_GUESTWAY_PARTNER_KEY", "pk", "KEYSYNC_GUESTWAY_TOKEN", "gw_t"))
@@ -55,6 +56,7 @@ func TestConfigExampleParses(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := ParseConfig(strings.NewReader(`
 properties:
   - name: p
@@ -76,6 +78,7 @@ properties:
 }
 
 func TestConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
 	base := `
 properties:
   - name: p
@@ -128,6 +131,7 @@ properties:
 }
 
 func TestConfigTokenFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := dir + "/tok"
 	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
@@ -152,6 +156,7 @@ properties:
 // out; a value set to nothing, to 0 or below the minimum is an error naming
 // the field, never replaced by the default.
 func TestConfigRetention(t *testing.T) {
+	t.Parallel()
 	base := `
 properties:
   - name: p
@@ -202,6 +207,7 @@ properties:
 // (reserve_for_revocations: 0 is no reserve); elsewhere it is rejected with
 // an error naming the field.
 func TestConfigExplicitZeros(t *testing.T) {
+	t.Parallel()
 	base := `
 properties:
   - name: p

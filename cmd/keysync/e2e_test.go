@@ -224,6 +224,7 @@ func countOps(rep *reconcile.Report, op reconcile.Op, result reconcile.Result) i
 }
 
 func TestNewArrivalsKeyedInTwoWrites(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 6, "")
 	h.stay("s1", "r101", 0, 2)  // arrives today
 	h.stay("s2", "r102", 1, 3)  // tomorrow
@@ -258,6 +259,7 @@ func TestNewArrivalsKeyedInTwoWrites(t *testing.T) {
 }
 
 func TestCancelledStayRevokedAndDeleted(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 1, 3)
 	h.stay("s2", "r102", 1, 3)
@@ -282,6 +284,7 @@ func TestCancelledStayRevokedAndDeleted(t *testing.T) {
 }
 
 func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 2, "")
 	h.stay("s1", "r101", -2, 0) // departs today 11:00 local (10:00Z) + 2h grace
 	h.stay("s2", "r102", 0, 3)
@@ -312,6 +315,7 @@ func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
 }
 
 func TestDeletedStayKeyDeleted(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 2, "")
 	h.stay("s1", "r101", 1, 3)
 	h.mustRun(ExitOK, "backfill")
@@ -332,6 +336,7 @@ func TestDeletedStayKeyDeleted(t *testing.T) {
 }
 
 func TestConflictWithAnotherIntegrationsKey(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 0, 2)
@@ -370,6 +375,7 @@ func TestConflictWithAnotherIntegrationsKey(t *testing.T) {
 }
 
 func TestPaginationPastSeveralPages(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 60, "      page_size: 20\n")
 	n := 0
 	for i := range 60 {
@@ -394,6 +400,7 @@ func TestPaginationPastSeveralPages(t *testing.T) {
 }
 
 func TestPartialErrorInsideABatch(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 4, "")
 	for i, id := range []string{"s1", "s2", "s3"} {
 		h.stay(id, fmt.Sprintf("r%d", 101+i), 0, 2)
@@ -442,6 +449,7 @@ func TestPartialErrorInsideABatch(t *testing.T) {
 }
 
 func TestKilledBetweenCreateAndAssignFinishedByNextRun(t *testing.T) {
+	t.Parallel()
 	h2 := newHarness(t, 5, "")
 	for i := range 5 {
 		h2.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), 0, 2)
@@ -490,6 +498,7 @@ func TestKilledBetweenCreateAndAssignFinishedByNextRun(t *testing.T) {
 }
 
 func TestRunWithoutStateRefusesAndPointsToBackfill(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "")
 	h.stay("s1", "r101", 0, 2)
 	_, code, stderr := h.run("run")
@@ -502,6 +511,7 @@ func TestRunWithoutStateRefusesAndPointsToBackfill(t *testing.T) {
 }
 
 func TestSecondRunWhileLockedExitsWithLockedCode(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "")
 	lock, err := state.Lock(h.cfg.State)
 	if err != nil {
@@ -515,6 +525,7 @@ func TestSecondRunWhileLockedExitsWithLockedCode(t *testing.T) {
 }
 
 func TestPlanWritesNothingAndPricesRequests(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 1, 2)
@@ -550,6 +561,7 @@ func errString(err error) string {
 }
 
 func TestBackfillAdoptsOurKeysAfterStateLoss(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 4, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", -1, 3)

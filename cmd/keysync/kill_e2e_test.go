@@ -260,6 +260,7 @@ type procKillCase struct {
 // unassigned and unrecorded, which the invariant checker excuses for each
 // create recorded abandoned (3RPMS deletes them after two days, seed 003).
 func TestProcKilledAnywhere(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills ~40 child processes; skipped in -short")
 	}
@@ -313,6 +314,7 @@ func TestProcKilledAnywhere(t *testing.T) {
 // any further run: killed after the intent of the first key-box create, the
 // state holds that create pending and the key box holds nothing of ours.
 func TestProcKilledStateRecordsIntent(t *testing.T) {
+	t.Parallel()
 	w, foreign := procArrivals(t)
 	if !w.crashChild("run", "after-intent:keybox:1") {
 		t.Fatal("crash point not reached")
