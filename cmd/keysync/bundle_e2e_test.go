@@ -107,6 +107,22 @@ func (w *world) getenv(k string) string {
 // ourIntegration is keysync's 3RPMS integration id.
 func (w *world) ourIntegration() string { return cmp.Or(w.owner, sandboxIntegration) }
 
+// statePath is the world's state file.
+func (w *world) statePath() string {
+	w.t.Helper()
+	cfg, err := LoadConfig(w.cfg, w.getenv)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cfg.State
+}
+
+// credentials reads keysync's state file.
+func (w *world) credentials() []reconcile.Credential {
+	w.t.Helper()
+	return readCredentials(w.t, w.statePath())
+}
+
 func (w *world) setNow(t time.Time) {
 	w.now = t
 	w.sb.setNow(t)

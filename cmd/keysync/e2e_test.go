@@ -169,14 +169,20 @@ func (h *harness) mustRun(want int, cmd string, args ...string) *reconcile.Repor
 // credentials reads keysync's state file.
 func (h *harness) credentials() []reconcile.Credential {
 	h.t.Helper()
-	db, err := state.Open(context.Background(), h.cfg.State, state.Options{ReadOnly: true})
+	return readCredentials(h.t, h.cfg.State)
+}
+
+// readCredentials reads every credential of the state file at path.
+func readCredentials(t *testing.T, path string) []reconcile.Credential {
+	t.Helper()
+	db, err := state.Open(context.Background(), path, state.Options{ReadOnly: true})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer db.Close()
 	creds, err := db.AllCredentials(context.Background())
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return creds
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/state"
 )
 
 // faultWorld is a world whose sandboxes are served behind a middleware the
@@ -123,25 +122,6 @@ func (fw *faultWorld) mustExec(want int, cmd string) faultRun {
 		fw.t.Fatalf("%s printed no report\n%s", cmd, r.stderr)
 	}
 	return r
-}
-
-// credentials reads keysync's state file.
-func (fw *faultWorld) credentials() []reconcile.Credential {
-	fw.t.Helper()
-	cfg, err := LoadConfig(fw.cfg, fw.getenv)
-	if err != nil {
-		fw.t.Fatal(err)
-	}
-	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		fw.t.Fatal(err)
-	}
-	defer db.Close()
-	creds, err := db.AllCredentials(context.Background())
-	if err != nil {
-		fw.t.Fatal(err)
-	}
-	return creds
 }
 
 // checkSafe asserts, after a run that ended partial, the invariants that

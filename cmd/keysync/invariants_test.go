@@ -2,14 +2,12 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
-	"github.com/keysync/keysync/state"
 )
 
 // foreign is a snapshot of every credential keysync did not create, in all
@@ -81,15 +79,7 @@ func (w *world) checkInvariants(foreignBefore string) {
 	for i := range cfg.Properties {
 		props[cfg.Properties[i].Name] = cfg.Properties[i].policy()
 	}
-	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := db.AllCredentials(context.Background())
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	creds := readCredentials(t, cfg.State)
 	recorded := map[string]reconcile.Credential{} // by system + remote id
 	perStay := map[string]int{}
 	// A 3RPMS create whose answer was lost is recorded abandoned with no

@@ -25,7 +25,6 @@ import (
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
-	"github.com/keysync/keysync/state"
 )
 
 // procWorld is a world for the process-level fault tests.
@@ -36,16 +35,6 @@ type procWorld struct{ *world }
 func newProcWorld(t *testing.T, hotel map[string]string, wrap func(http.Handler) http.Handler) *procWorld {
 	t.Helper()
 	return &procWorld{newWorld(t, hotel, nil, withMiddleware(wrap))}
-}
-
-// statePath is the world's state file.
-func (w *procWorld) statePath() string {
-	w.t.Helper()
-	cfg, err := LoadConfig(w.cfg, w.getenv)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return cfg.State
 }
 
 // tryRun runs keysync in-process and returns its report (nil if it printed
@@ -322,17 +311,8 @@ func TestProcKilledStateRecordsIntent(t *testing.T) {
 	if n := len(w.accesses()); n != 0 {
 		t.Errorf("killed before the request, the key box holds %d accesses of ours", n)
 	}
-	db, err := state.Open(context.Background(), w.statePath(), state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := db.AllCredentials(context.Background())
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pending := 0
-	for _, c := range creds {
+	for _, c := range w.credentials() {
 		if c.System == reconcile.SystemKeyBox && c.Status == reconcile.StatusPending {
 			pending++
 		}
