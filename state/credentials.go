@@ -133,20 +133,9 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	}
 	defer tx.Rollback()
 
-	// Each statement is prepared once for the transaction, not parsed again
-	// for every row.
-	stmts := map[string]*sql.Stmt{}
-	exec := func(query string, args ...any) (sql.Result, error) {
-		st, ok := stmts[query]
-		if !ok {
-			var err error
-			if st, err = tx.PrepareContext(ctx, query); err != nil {
-				return nil, err
-			}
-			stmts[query] = st
-		}
-		return st.ExecContext(ctx, args...)
-	}
+	// Each statement is prepared once per connection (DB.exec), not parsed
+	// again for every row.
+	exec := func(query string, args ...any) (sql.Result, error) { return d.exec(ctx, tx, query, args...) }
 	inserted := make(map[*reconcile.Credential]int64)
 	idOf := func(c *reconcile.Credential) int64 {
 		if id, ok := inserted[c]; ok {

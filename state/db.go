@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -71,6 +72,9 @@ type DB struct {
 	db     *sql.DB
 	path   string
 	pinKey []byte
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // by query text; see stmt
 }
 
 var _ reconcile.Store = (*DB)(nil)
@@ -476,10 +480,46 @@ func (d *DB) Path() string { return d.path }
 // Close closes the database. SQLite checkpoints the WAL into the main file
 // when the last connection closes.
 func (d *DB) Close() error {
+	d.mu.Lock()
+	for _, s := range d.stmts {
+		s.Close()
+	}
+	d.stmts = nil
+	d.mu.Unlock()
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("state: close %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// stmt returns query prepared for tx. A query is parsed once for the file
+// and each pooled connection, not once per call: Save and SaveStays run
+// the same few statements for every row of every transaction.
+func (d *DB) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	d.mu.Lock()
+	s, ok := d.stmts[query]
+	if !ok {
+		var err error
+		if s, err = d.db.PrepareContext(ctx, query); err != nil {
+			d.mu.Unlock()
+			return nil, err
+		}
+		if d.stmts == nil {
+			d.stmts = map[string]*sql.Stmt{}
+		}
+		d.stmts[query] = s
+	}
+	d.mu.Unlock()
+	return tx.StmtContext(ctx, s), nil
+}
+
+// exec runs query in tx as a statement prepared by stmt.
+func (d *DB) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	s, err := d.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
 }
 
 // timeLayout is RFC 3339 in UTC with a fixed nine fractional digits, so that

@@ -26,7 +26,7 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 		if s.Key != nil {
 			keyID, keyType = s.Key.ID, s.Key.Type
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO stays (property, source, stay_id, room_id, room_name,
+		if _, err := d.exec(ctx, tx, `INSERT INTO stays (property, source, stay_id, room_id, room_name,
 			arrival, departure, key_id, key_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (property, source, stay_id) DO UPDATE SET room_id = excluded.room_id,
 			room_name = excluded.room_name, arrival = excluded.arrival, departure = excluded.departure,

@@ -12,6 +12,7 @@ import (
 // finish its nights and print both tables and a verdict per target. It
 // asserts no timing and no verdict; the numbers are the README's job.
 func TestBenchQuick(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	args := []string{"bench", "--quick", "--rooms", "12", "--nights", "2", "--plan-stays", "2000"}
 	if err := Run(context.Background(), args, &out, &errb, func(string) string { return "" }); err != nil {

@@ -15,6 +15,7 @@ import (
 // the new arrivals' keys, reports them and exits partial; once the ledger's
 // day has passed, the deferred stays are keyed first.
 func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 4, "")
 	h.stay("leaving", "r101", -2, 0)
 	h.mustRun(ExitOK, "backfill")

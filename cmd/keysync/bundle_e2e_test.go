@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,18 +21,29 @@ import (
 	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
-// world is the four sandboxes over real HTTP with a config for a hotel on
-// 3RPMS (Europe/Ljubljana) and apartments on Guestway, both with OpenApp
-// (lobby shared portal on the apartments) and the key box.
+// world is the four sandboxes over real HTTP (127.0.0.1) with a config for
+// a hotel on 3RPMS (Europe/Ljubljana) and apartments on Guestway, both with
+// OpenApp (lobby shared portal on the apartments) and the key box. Every
+// e2e world is one: faultWorld and procWorld add their helpers to it.
 type world struct {
 	t   *testing.T
 	sb  *sandboxes
 	cfg string
 	now time.Time
+	// env, when set, is the environment keysync reads instead of
+	// sandboxEnv; owner is then keysync's 3RPMS integration id and hotel
+	// the 3RPMS property's name (see harness.world).
+	env   func(string) string
+	owner string
+	hotel string
 }
 
-func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
+func newWorld(t *testing.T, hotel, apartments map[string]string, opts ...worldOption) *world {
 	t.Helper()
+	var o worldOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	w := &world{t: t, sb: testSandboxes(), now: t0}
 	for _, id := range sortedKeys(hotel) {
 		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
@@ -40,12 +53,24 @@ func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
 		w.sb.guestway.AddListing(id, "Apartment "+id)
 		w.sb.addRoom(w.sb.apartments, id, apartments[id])
 	}
+	w.sb.middleware = o.wrap
 	if err := w.sb.serve("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.sb.stop)
+	t.Cleanup(func() {
+		// keysync's clients use http.DefaultTransport: a connection it
+		// dialed but never used counts as new, not idle, and would hold
+		// Shutdown to its timeout.
+		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+		w.sb.stop()
+	})
 	dir := t.TempDir()
 	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
+	if o.edit != nil {
+		cfg = o.edit(cfg)
+	}
 	w.cfg = filepath.Join(dir, "k.yaml")
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -53,7 +78,50 @@ func newWorld(t *testing.T, hotel, apartments map[string]string) *world {
 	return w
 }
 
-func (w *world) getenv(k string) string { return sandboxEnv[k] }
+// worldOptions are what newWorld's options set.
+type worldOptions struct {
+	wrap func(http.Handler) http.Handler
+	edit func(string) string
+}
+
+// worldOption is an option of newWorld.
+type worldOption func(*worldOptions)
+
+// withMiddleware passes every request to the sandboxes through wrap.
+func withMiddleware(wrap func(http.Handler) http.Handler) worldOption {
+	return func(o *worldOptions) { o.wrap = wrap }
+}
+
+// withConfigEdit passes the config through edit before it is written.
+func withConfigEdit(edit func(string) string) worldOption {
+	return func(o *worldOptions) { o.edit = edit }
+}
+
+func (w *world) getenv(k string) string {
+	if w.env != nil {
+		return w.env(k)
+	}
+	return sandboxEnv[k]
+}
+
+// ourIntegration is keysync's 3RPMS integration id.
+func (w *world) ourIntegration() string { return cmp.Or(w.owner, sandboxIntegration) }
+
+// statePath is the world's state file.
+func (w *world) statePath() string {
+	w.t.Helper()
+	cfg, err := LoadConfig(w.cfg, w.getenv)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cfg.State
+}
+
+// credentials reads keysync's state file.
+func (w *world) credentials() []reconcile.Credential {
+	w.t.Helper()
+	return readCredentials(w.t, w.statePath())
+}
 
 func (w *world) setNow(t time.Time) {
 	w.now = t
@@ -140,6 +208,7 @@ func lj(date string, hour int) time.Time {
 }
 
 func TestBundleQRRoomInviteWrittenBackAndUpdatedInPlace(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
 	w.hotelStay("s1", "r201", 1, 3)
 	planted, err := w.sb.openapp.AddInvite(oasandbox.Planted{Integration: sandboxOpenAppInt, CreatedBy: "front desk",
@@ -223,6 +292,7 @@ func TestBundleQRRoomInviteWrittenBackAndUpdatedInPlace(t *testing.T) {
 }
 
 func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil)
 	w.hotelStay("s1", "r301", 0, 2)
 	foreign, err := w.sb.keybox.AddAccess(kbsandbox.AccessInput{Creator: "housekeeping", KeyID: "key-r301",
@@ -276,6 +346,7 @@ func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) 
 }
 
 func TestBundleGuestwayApartments(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"})
 	add := func(id, listing string, arrive, depart int) {
 		if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: id, Status: "confirmed", ArrivalDate: day(arrive),
@@ -347,15 +418,19 @@ func TestBundleGuestwayApartments(t *testing.T) {
 // run exits partial with the auth code's hint, and the next run with the
 // right key creates the invites and their QR keys.
 func TestBundlePartsFailAlone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}, nil)
 	w.hotelStay("s1", "r101", 0, 2)
 	w.hotelStay("s2", "r201", 0, 2)
 	w.hotelStay("s3", "r301", 0, 2)
-	good := sandboxEnv["KEYSYNC_OPENAPP_API_KEY"]
-	sandboxEnv["KEYSYNC_OPENAPP_API_KEY"] = "wrong-key"
+	wrongKey := func(k string) string {
+		if k == "KEYSYNC_OPENAPP_API_KEY" {
+			return "wrong-key"
+		}
+		return w.getenv(k)
+	}
 	var out, errb bytes.Buffer
-	err := Run(context.Background(), []string{"backfill", "--config", w.cfg, "--now", w.now.Format(time.RFC3339)}, &out, &errb, w.getenv)
-	sandboxEnv["KEYSYNC_OPENAPP_API_KEY"] = good
+	err := Run(context.Background(), []string{"backfill", "--config", w.cfg, "--now", w.now.Format(time.RFC3339)}, &out, &errb, wrongKey)
 	if code := exitCode(err); code != ExitConfig || !strings.Contains(err.Error(), "Authorization: Bearer") {
 		t.Errorf("exit %d, err %v; want %d with a hint about the API key", code, err, ExitConfig)
 	}
@@ -391,6 +466,7 @@ func TestBundlePartsFailAlone(t *testing.T) {
 // access to the new room's key is created first, the old one cancelled,
 // and the 3RPMS key now carries the new code and compartment.
 func TestBundleKeyBoxRoomMove(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, nil)
 	w.hotelStay("s1", "r301", 0, 2)
 	foreign := w.foreign()

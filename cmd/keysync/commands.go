@@ -255,12 +255,12 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 // only (or, before the first backfill, plans against an empty temporary
 // one, whose ledger goes with it).
 func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
-	opts := state.Options{Create: mode == reconcile.ModeBackfill}
+	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy}
 	db, err := state.Open(ctx, path, opts)
 	if err != nil && mode == reconcile.ModePlan && !errors.Is(err, state.ErrNoState) && !errors.Is(err, state.ErrCorrupt) {
 		// A state file plan may read but not write (another user's, a
 		// read-only mount): plan anyway, without recording its requests.
-		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true}); rerr == nil {
+		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true, BusyTimeout: env.stateBusy}); rerr == nil {
 			log.Warn("state file is not writable; planning without recording this plan's requests in the daily ledger", "path", path, "err", err)
 			return ledgerless{ro}, func() { ro.Close() }, nil
 		}

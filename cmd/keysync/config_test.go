@@ -20,6 +20,7 @@ func env(kv ...string) func(string) string {
 }
 
 func TestConfigExampleParses(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadConfig("../../config.example.yaml", env("KEYSYNC_3RPMS_TOKEN", "tok",
 		"KEYSYNC_OPENAPP_API_KEY", "oa", "KEYSYNC_KEYBOX_PASSWORD", "kb",
 		"KEYSYNC_GUESTWAY_PARTNER_KEY", "pk", "KEYSYNC_GUESTWAY_TOKEN", "gw_t", "KEYSYNC_3RPMS_WEBHOOK_SECRET", "wh"))
@@ -62,6 +63,7 @@ func TestConfigExampleParses(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := ParseConfig(strings.NewReader(`
 properties:
   - name: p
@@ -83,6 +85,7 @@ properties:
 }
 
 func TestConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
 	base := `
 properties:
   - name: p
@@ -138,6 +141,7 @@ properties:
 }
 
 func TestConfigTokenFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := dir + "/tok"
 	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
@@ -162,6 +166,7 @@ properties:
 // out; a value set to nothing, to 0 or below the minimum is an error naming
 // the field, never replaced by the default.
 func TestConfigRetention(t *testing.T) {
+	t.Parallel()
 	base := `
 properties:
   - name: p
@@ -212,6 +217,7 @@ properties:
 // (reserve_for_revocations: 0 is no reserve); elsewhere it is rejected with
 // an error naming the field.
 func TestConfigExplicitZeros(t *testing.T) {
+	t.Parallel()
 	base := `
 properties:
   - name: p

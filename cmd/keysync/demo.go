@@ -44,7 +44,8 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	defer os.RemoveAll(dir)
 
 	now := env.now().UTC().Truncate(time.Second)
-	sb, err := startSandboxes("127.0.0.1:0", *rooms, *listings, now)
+	// The sandboxes' rate limits run on keysync's clock, which paces it.
+	sb, err := startSandboxes("127.0.0.1:0", *rooms, *listings, now, env.clock.Now)
 	if err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 		}
 		return withCode(ExitConfig, errQuiet)
 	}
-	sb, err := startSandboxes(*listen, *rooms, *listings, env.now().UTC().Truncate(time.Second))
+	sb, err := startSandboxes(*listen, *rooms, *listings, env.now().UTC().Truncate(time.Second), nil)
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}

@@ -58,6 +58,9 @@ type harness struct {
 	// before, when set, runs on every GraphQL request before the sandbox
 	// sees it (to change the world between keysync's read and write).
 	before func(r *http.Request, body []byte)
+	// busy is the state file's busy timeout for keysync's runs (zero: the
+	// default).
+	busy time.Duration
 }
 
 var t0 = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
@@ -139,7 +142,9 @@ func (h *harness) run(cmd string, args ...string) (*reconcile.Report, int, strin
 	h.t.Helper()
 	var out, errb bytes.Buffer
 	argv := append([]string{cmd, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339), "--json"}, args...)
-	err := Run(context.Background(), argv, &out, &errb, h.getenv)
+	env := newEnvironment(&out, &errb, h.getenv)
+	env.stateBusy = h.busy
+	err := env.run(context.Background(), argv)
 	code := exitCode(err)
 	if out.Len() == 0 {
 		return nil, code, errb.String() + errString(err)
@@ -164,14 +169,20 @@ func (h *harness) mustRun(want int, cmd string, args ...string) *reconcile.Repor
 // credentials reads keysync's state file.
 func (h *harness) credentials() []reconcile.Credential {
 	h.t.Helper()
-	db, err := state.Open(context.Background(), h.cfg.State, state.Options{ReadOnly: true})
+	return readCredentials(h.t, h.cfg.State)
+}
+
+// readCredentials reads every credential of the state file at path.
+func readCredentials(t *testing.T, path string) []reconcile.Credential {
+	t.Helper()
+	db, err := state.Open(context.Background(), path, state.Options{ReadOnly: true})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer db.Close()
 	creds, err := db.AllCredentials(context.Background())
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return creds
 }
@@ -187,90 +198,23 @@ func (h *harness) ours() []sandbox.KeyView {
 	return out
 }
 
-// foreignSnapshot records other integrations' keys, to check they are never
-// touched.
-func (h *harness) foreignSnapshot() string {
-	var b strings.Builder
-	for _, k := range h.sb.Keys() {
-		if k.Owner != ourID {
-			fmt.Fprintf(&b, "%s %s %v %v|", k.ID, k.Type, k.StayIDs, k.Deleted)
-		}
-	}
-	return b.String()
+// world is the harness seen as a world with only 3RPMS, so that world's
+// invariant checks and snapshots apply to it.
+func (h *harness) world() *world {
+	sb := newSandboxes(t0, false, nil)
+	sb.rpms = h.sb
+	return &world{t: h.t, sb: sb, cfg: h.cfgPath, now: h.now, env: h.getenv, owner: ourID, hotel: h.cfg.Properties[0].Name}
 }
 
-// checkInvariants asserts DESIGN.md's invariants on the sandbox and the
-// state file after a scenario (the fault-free ones: every run finished).
+// foreignSnapshot records other integrations' credentials, to check they
+// are never touched.
+func (h *harness) foreignSnapshot() string { return h.world().foreign() }
+
+// checkInvariants asserts the invariants on the sandbox and the state file
+// after a scenario (world.checkInvariants).
 func (h *harness) checkInvariants(foreignBefore string) {
 	h.t.Helper()
-	t := h.t
-	prop := h.cfg.Properties[0].policy()
-	creds := h.credentials()
-	live := map[string]reconcile.Credential{}
-	perStay := map[string]int{}
-	for _, c := range creds {
-		if c.Status.Live() {
-			live[c.RemoteID] = c
-			perStay[c.Stay.ID]++
-		}
-	}
-	stays := map[string]sandbox.StayView{}
-	for _, s := range h.sb.Stays() {
-		stays[s.ID] = s
-	}
-	// 1. No orphans: every key of ours in the sandbox is recorded live.
-	for _, k := range h.ours() {
-		if _, ok := live[k.ID]; !ok {
-			t.Errorf("invariant 1 (no orphans): sandbox key %s (stays %v) is not recorded live in state", k.ID, k.StayIDs)
-		}
-	}
-	// 2. No duplicates: at most one live credential per stay.
-	for id, n := range perStay {
-		if n > 1 {
-			t.Errorf("invariant 2 (no duplicates): stay %s has %d live credentials", id, n)
-		}
-	}
-	for _, k := range h.ours() {
-		for _, sid := range k.StayIDs {
-			s := stays[sid]
-			arr, _ := reconcile.ParseDate(s.Arrival)
-			dep, _ := reconcile.ParseDate(s.Departure)
-			// 3. Nothing active after checkout.
-			if win := prop.Window(arr, dep); !h.now.Before(win.End) {
-				t.Errorf("invariant 3 (nothing after checkout): key %s still on stay %s, which ended %s", k.ID, sid, win.End)
-			}
-			if s.Deleted || s.Cancelled {
-				t.Errorf("invariant 3: key %s still on deleted/cancelled stay %s", k.ID, sid)
-			}
-		}
-	}
-	// 4. Nothing missing: every active stay in the window holds a key.
-	_, to := prop.ReadRange(h.now)
-	for _, s := range stays {
-		if s.Deleted || s.Cancelled {
-			continue
-		}
-		arr, _ := reconcile.ParseDate(s.Arrival)
-		dep, _ := reconcile.ParseDate(s.Departure)
-		if to.Before(arr) || !h.now.Before(prop.Window(arr, dep).End) {
-			continue
-		}
-		if s.KeyID == "" {
-			t.Errorf("invariant 4 (nothing missing): stay %s (%s→%s, room %s) holds no key", s.ID, s.Arrival, s.Departure, s.RoomID)
-		}
-	}
-	// 6. Only ours: other integrations' keys are exactly as they were.
-	if foreignBefore != "" && h.foreignSnapshot() != foreignBefore {
-		t.Errorf("invariant 6 (only ours): foreign keys changed\nbefore %s\nafter  %s", foreignBefore, h.foreignSnapshot())
-	}
-	// 5. Converges: a plan now has nothing to do.
-	rep := h.mustRun(ExitOK, "plan")
-	if n := len(rep.Actions()); n != 0 {
-		for _, a := range rep.Actions() {
-			t.Logf("left over: %s %s stay %s: %s", a.System, a.Op, a.Stay.ID, a.Reason)
-		}
-		t.Errorf("invariant 5 (converges): plan after the run has %d actions", n)
-	}
+	h.world().checkInvariants(foreignBefore)
 }
 
 func writes(rep *reconcile.Report) int { return rep.Requests[reconcile.System3RPMS].Writes }
@@ -286,6 +230,7 @@ func countOps(rep *reconcile.Report, op reconcile.Op, result reconcile.Result) i
 }
 
 func TestNewArrivalsKeyedInTwoWrites(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 6, "")
 	h.stay("s1", "r101", 0, 2)  // arrives today
 	h.stay("s2", "r102", 1, 3)  // tomorrow
@@ -320,6 +265,7 @@ func TestNewArrivalsKeyedInTwoWrites(t *testing.T) {
 }
 
 func TestCancelledStayRevokedAndDeleted(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 1, 3)
 	h.stay("s2", "r102", 1, 3)
@@ -344,6 +290,7 @@ func TestCancelledStayRevokedAndDeleted(t *testing.T) {
 }
 
 func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 2, "")
 	h.stay("s1", "r101", -2, 0) // departs today 11:00 local (10:00Z) + 2h grace
 	h.stay("s2", "r102", 0, 3)
@@ -374,6 +321,7 @@ func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
 }
 
 func TestDeletedStayKeyDeleted(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 2, "")
 	h.stay("s1", "r101", 1, 3)
 	h.mustRun(ExitOK, "backfill")
@@ -394,6 +342,7 @@ func TestDeletedStayKeyDeleted(t *testing.T) {
 }
 
 func TestConflictWithAnotherIntegrationsKey(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 0, 2)
@@ -432,6 +381,7 @@ func TestConflictWithAnotherIntegrationsKey(t *testing.T) {
 }
 
 func TestPaginationPastSeveralPages(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 60, "      page_size: 20\n")
 	n := 0
 	for i := range 60 {
@@ -456,6 +406,7 @@ func TestPaginationPastSeveralPages(t *testing.T) {
 }
 
 func TestPartialErrorInsideABatch(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 4, "")
 	for i, id := range []string{"s1", "s2", "s3"} {
 		h.stay(id, fmt.Sprintf("r%d", 101+i), 0, 2)
@@ -504,6 +455,7 @@ func TestPartialErrorInsideABatch(t *testing.T) {
 }
 
 func TestKilledBetweenCreateAndAssignFinishedByNextRun(t *testing.T) {
+	t.Parallel()
 	h2 := newHarness(t, 5, "")
 	for i := range 5 {
 		h2.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), 0, 2)
@@ -552,6 +504,7 @@ func TestKilledBetweenCreateAndAssignFinishedByNextRun(t *testing.T) {
 }
 
 func TestRunWithoutStateRefusesAndPointsToBackfill(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "")
 	h.stay("s1", "r101", 0, 2)
 	_, code, stderr := h.run("run")
@@ -564,6 +517,7 @@ func TestRunWithoutStateRefusesAndPointsToBackfill(t *testing.T) {
 }
 
 func TestSecondRunWhileLockedExitsWithLockedCode(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "")
 	lock, err := state.Lock(h.cfg.State)
 	if err != nil {
@@ -577,6 +531,7 @@ func TestSecondRunWhileLockedExitsWithLockedCode(t *testing.T) {
 }
 
 func TestPlanWritesNothingAndPricesRequests(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 1, 2)
@@ -612,6 +567,7 @@ func errString(err error) string {
 }
 
 func TestBackfillAdoptsOurKeysAfterStateLoss(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 4, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", -1, 3)

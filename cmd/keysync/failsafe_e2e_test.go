@@ -14,6 +14,7 @@ import (
 // refuses to revoke their keys, exits 5 naming the source and what to do,
 // and writes nothing; with --force it applies.
 func TestSourceOutageRefusedWithoutForce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 8, "")
 	for i := range 8 {
 		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 2)
@@ -54,6 +55,7 @@ func TestSourceOutageRefusedWithoutForce(t *testing.T) {
 // TestPINUnchangedWhenOnlyDatesChange extends and shortens a stay: the
 // guest keeps the same key and PIN, and no request is written.
 func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "")
 	h.stay("s1", "r101", 0, 2)
 	h.mustRun(ExitOK, "backfill")

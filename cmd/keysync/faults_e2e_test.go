@@ -30,6 +30,7 @@ import (
 // on its clock (at least the value, at least 1 s for 0, negative or
 // malformed values), sends the mutation again, and finishes the run.
 func TestFault429RetryAfterWaitedOut(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		value func(now time.Time) string
@@ -115,6 +116,7 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 // exit 3) while OpenApp's invite and the key box's access of the same run
 // land; the next run finishes.
 func TestFault429TooLongDefersThatSystem(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r201", 0, 2)
@@ -184,6 +186,7 @@ func TestFault429TooLongDefersThatSystem(t *testing.T) {
 // key-box access still land, and the run exits 3. The next run without
 // faults converges.
 func TestFaultOpenAppDownForARun(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r201", 0, 2)
@@ -273,6 +276,7 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 // all, with exponential backoff on keysync's clock, then OpenApp is cut
 // off and the run exits 3; the next run without faults converges.
 func TestFaultOpenAppDownRetriesIdempotentCalls(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r201", 0, 2)
@@ -355,6 +359,7 @@ func TestFaultOpenAppDownRetriesIdempotentCalls(t *testing.T) {
 // consistent state (nothing orphaned or duplicated) and the next run
 // without faults converges.
 func TestFaultKeyBoxEveryOtherRequest503(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t,
 		map[string]string{"r101": "pin", "r301": "key_storage", "r302": "key_storage", "r303": "key_storage"},
 		map[string]string{"L1": "key_storage", "L2": "key_storage"})
@@ -402,6 +407,7 @@ func TestFaultKeyBoxEveryOtherRequest503(t *testing.T) {
 // revoke is the first action of the plan and comes first in the first
 // 3RPMS mutation, ahead of the create for the next guest of the room.
 func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"all-requests", "mutations-only"} {
 		t.Run(mode, func(t *testing.T) {
 			// The apartments keep a source readable, so the run is partial
@@ -498,6 +504,7 @@ func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
 // room it is not in: 3RPMS keys (by the state's record of their room),
 // invite portals and key-box keys.
 func TestFaultChurnBetweenReadAndWrite(t *testing.T) {
+	t.Parallel()
 	hotel := map[string]string{
 		"r101": "pin", "r102": "pin", "r103": "pin",
 		"r201": "qr", "r202": "qr", "r203": "qr",
@@ -672,6 +679,7 @@ func (fw *faultWorld) checkRooms() {
 // secret appears nowhere in the output, and when the source system refuses
 // (3RPMS, Guestway) nothing at all is written anywhere.
 func TestFaultBadCredentials(t *testing.T) {
+	t.Parallel()
 	hotel := map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}
 	apartments := map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"}
 	cases := []struct {
@@ -795,6 +803,7 @@ func (fw *faultWorld) addReservation(id, listing string, arrive, depart int) {
 // without error, s1 is reported as a conflict and left alone, the other
 // stays are keyed.
 func TestFaultUnknownKeyTypeOnAStay(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin", "r103": "pin"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
@@ -897,6 +906,7 @@ func nfc(v any, ids map[string]bool) bool {
 // to every object of every 3RPMS, OpenApp and Guestway answer: nothing
 // changes, the runs succeed and converge.
 func TestFaultUnknownResponseFieldsIgnored(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t,
 		map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
 		map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"})
@@ -957,6 +967,7 @@ func TestFaultUnknownResponseFieldsIgnored(t *testing.T) {
 // keys the lost request made stay unassigned (they grant nothing) and the
 // lost creates are recorded abandoned, and the invariants hold.
 func TestFaultCreateAnswerLost(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 1, 3)

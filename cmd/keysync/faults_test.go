@@ -10,8 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +18,6 @@ import (
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/state"
 )
 
 // faultWorld is a world whose sandboxes are served behind a middleware the
@@ -45,17 +42,8 @@ func (fw *faultWorld) clockForNextRun() *clocktest.Clock {
 // four faithful fakes.
 func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorld {
 	t.Helper()
-	fw := &faultWorld{world: &world{t: t, sb: testSandboxes(), now: t0}}
-	w := fw.world
-	for _, id := range sortedKeys(hotel) {
-		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
-		w.sb.addRoom(w.sb.hotel, id, hotel[id])
-	}
-	for _, id := range sortedKeys(apartments) {
-		w.sb.guestway.AddListing(id, "Apartment "+id)
-		w.sb.addRoom(w.sb.apartments, id, apartments[id])
-	}
-	w.sb.middleware = func(next http.Handler) http.Handler {
+	fw := &faultWorld{}
+	fw.world = newWorld(t, hotel, apartments, withMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			fw.mu.Lock()
 			f := fw.fault
@@ -66,24 +54,7 @@ func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorl
 			}
 			f(rw, r, next)
 		})
-	}
-	if err := w.sb.serve("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// keysync's clients use the default transport; a connection it
-		// dialled but never used would hold Shutdown for 5 s.
-		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
-			tr.CloseIdleConnections()
-		}
-		w.sb.stop()
-	})
-	dir := t.TempDir()
-	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
-	w.cfg = filepath.Join(dir, "k.yaml")
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	return fw
 }
 
@@ -153,25 +124,6 @@ func (fw *faultWorld) mustExec(want int, cmd string) faultRun {
 	return r
 }
 
-// credentials reads keysync's state file.
-func (fw *faultWorld) credentials() []reconcile.Credential {
-	fw.t.Helper()
-	cfg, err := LoadConfig(fw.cfg, fw.getenv)
-	if err != nil {
-		fw.t.Fatal(err)
-	}
-	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		fw.t.Fatal(err)
-	}
-	defer db.Close()
-	creds, err := db.AllCredentials(context.Background())
-	if err != nil {
-		fw.t.Fatal(err)
-	}
-	return creds
-}
-
 // checkSafe asserts, after a run that ended partial, the invariants that
 // must hold at every moment (DESIGN.md 1, 2, 3 and 6); nothing missing and
 // convergence are for after the next run (checkInvariants).
@@ -195,7 +147,7 @@ func (fw *faultWorld) checkSafe(foreignBefore string) {
 	}
 	stays := fw.stays()
 	for _, k := range fw.sb.rpms.Keys() {
-		if k.Owner != sandboxIntegration || k.Deleted || len(k.StayIDs) == 0 {
+		if k.Owner != fw.ourIntegration() || k.Deleted || len(k.StayIDs) == 0 {
 			continue
 		}
 		if c, ok := recorded["3rpms "+k.ID]; !ok || !c.Status.Live() {

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
-	"github.com/keysync/keysync/state"
 )
 
 // foreign is a snapshot of every credential keysync did not create, in all
@@ -16,7 +15,7 @@ import (
 func (w *world) foreign() string {
 	var b strings.Builder
 	for _, k := range w.sb.rpms.Keys() {
-		if k.Owner != sandboxIntegration {
+		if k.Owner != w.ourIntegration() {
 			fmt.Fprintf(&b, "3rpms %s %s %v %v|", k.ID, k.Type, k.StayIDs, k.Deleted)
 		}
 	}
@@ -48,7 +47,7 @@ func (w *world) stays() map[string]stayState {
 	for _, s := range w.sb.rpms.Stays() {
 		a, _ := reconcile.ParseDate(s.Arrival)
 		d, _ := reconcile.ParseDate(s.Departure)
-		out[s.ID] = stayState{ref: reconcile.StayRef{Property: "sandbox-hotel", Source: reconcile.System3RPMS, ID: s.ID},
+		out[s.ID] = stayState{ref: reconcile.StayRef{Property: cmp.Or(w.hotel, "sandbox-hotel"), Source: reconcile.System3RPMS, ID: s.ID},
 			room: s.RoomID, arrival: a, departure: d, gone: s.Deleted || s.Cancelled, key: s.KeyID}
 	}
 	for _, r := range w.sb.guestway.Reservations() {
@@ -80,15 +79,7 @@ func (w *world) checkInvariants(foreignBefore string) {
 	for i := range cfg.Properties {
 		props[cfg.Properties[i].Name] = cfg.Properties[i].policy()
 	}
-	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := db.AllCredentials(context.Background())
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	creds := readCredentials(t, cfg.State)
 	recorded := map[string]reconcile.Credential{} // by system + remote id
 	perStay := map[string]int{}
 	// A 3RPMS create whose answer was lost is recorded abandoned with no
@@ -127,7 +118,7 @@ func (w *world) checkInvariants(foreignBefore string) {
 
 	// 1. No orphans, 3. nothing active after checkout.
 	for _, k := range w.sb.rpms.Keys() {
-		if k.Owner != sandboxIntegration || k.Deleted {
+		if k.Owner != w.ourIntegration() || k.Deleted {
 			continue
 		}
 		c, ok := recorded["3rpms "+k.ID]
@@ -140,6 +131,8 @@ func (w *world) checkInvariants(foreignBefore string) {
 			t.Errorf("invariant 1: unassigned 3RPMS key %s is not recorded at all", k.ID)
 		case !c.Status.Live() && len(k.StayIDs) > 0:
 			t.Errorf("invariant 1: 3RPMS key %s is recorded %s but assigned to %v", k.ID, c.Status, k.StayIDs)
+		case !c.Status.Live():
+			t.Errorf("invariant 1: 3RPMS key %s is recorded %s but not deleted", k.ID, c.Status)
 		}
 		for _, sid := range k.StayIDs {
 			if done, why := ended(sid); done {

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,52 +25,16 @@ import (
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
-	"github.com/keysync/keysync/state"
 )
 
 // procWorld is a world for the process-level fault tests.
 type procWorld struct{ *world }
 
-// newProcWorld is newWorld (a 3RPMS hotel in Europe/Ljubljana with OpenApp
-// and the key box, all over HTTP on 127.0.0.1) with every request passing
+// newProcWorld is newWorld with a hotel only and every request passing
 // through wrap when it is not nil.
 func newProcWorld(t *testing.T, hotel map[string]string, wrap func(http.Handler) http.Handler) *procWorld {
 	t.Helper()
-	w := &procWorld{&world{t: t, sb: testSandboxes(), now: t0}}
-	for _, id := range sortedKeys(hotel) {
-		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
-		w.sb.addRoom(w.sb.hotel, id, hotel[id])
-	}
-	w.sb.middleware = wrap
-	if err := w.sb.serve("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// keysync's clients use http.DefaultTransport: a connection it
-		// dialed but never used counts as new, not idle, and would hold
-		// Shutdown for 5 s.
-		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
-			tr.CloseIdleConnections()
-		}
-		w.sb.stop()
-	})
-	dir := t.TempDir()
-	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
-	w.cfg = filepath.Join(dir, "k.yaml")
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-// statePath is the world's state file.
-func (w *procWorld) statePath() string {
-	w.t.Helper()
-	cfg, err := LoadConfig(w.cfg, w.getenv)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return cfg.State
+	return &procWorld{newWorld(t, hotel, nil, withMiddleware(wrap))}
 }
 
 // tryRun runs keysync in-process and returns its report (nil if it printed
@@ -286,6 +249,7 @@ type procKillCase struct {
 // unassigned and unrecorded, which the invariant checker excuses for each
 // create recorded abandoned (3RPMS deletes them after two days, seed 003).
 func TestProcKilledAnywhere(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills ~40 child processes; skipped in -short")
 	}
@@ -339,6 +303,7 @@ func TestProcKilledAnywhere(t *testing.T) {
 // any further run: killed after the intent of the first key-box create, the
 // state holds that create pending and the key box holds nothing of ours.
 func TestProcKilledStateRecordsIntent(t *testing.T) {
+	t.Parallel()
 	w, foreign := procArrivals(t)
 	if !w.crashChild("run", "after-intent:keybox:1") {
 		t.Fatal("crash point not reached")
@@ -346,17 +311,8 @@ func TestProcKilledStateRecordsIntent(t *testing.T) {
 	if n := len(w.accesses()); n != 0 {
 		t.Errorf("killed before the request, the key box holds %d accesses of ours", n)
 	}
-	db, err := state.Open(context.Background(), w.statePath(), state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := db.AllCredentials(context.Background())
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pending := 0
-	for _, c := range creds {
+	for _, c := range w.credentials() {
 		if c.System == reconcile.SystemKeyBox && c.Status == reconcile.StatusPending {
 			pending++
 		}

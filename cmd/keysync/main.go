@@ -110,9 +110,14 @@ Run 'keysync <command> -h' for a command's flags.`
 // call it directly. getenv resolves ${VAR} in the config and
 // KEYSYNC_LOG_LEVEL.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return newEnvironment(stdout, stderr, getenv).run(ctx, args)
+}
+
+// newEnvironment is a process's environment: the wall clock, pacing and
+// retries on it.
+func newEnvironment(stdout, stderr io.Writer, getenv func(string) string) *environment {
 	clock := reconcile.WallClock{}
-	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, clock: clock, retry: httpapi.Retry{Clock: clock}}
-	return env.run(ctx, args)
+	return &environment{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, clock: clock, retry: httpapi.Retry{Clock: clock}}
 }
 
 // run dispatches a command line.
@@ -173,4 +178,7 @@ type environment struct {
 	// listening, when set, is told the address serve's listener bound
 	// (tests listen on port 0).
 	listening func(addr string)
+	// stateBusy is how long the state file waits for another process's
+	// write lock; zero means state.DefaultBusyTimeout.
+	stateBusy time.Duration
 }

@@ -19,6 +19,7 @@ import (
 // KEYSYNC_TEST_3RPMS_ERRORS=message (as .ci/run does too) against
 // message-only errors.
 func TestThirtyNightsBesideOtherIntegrations(t *testing.T) {
+	t.Parallel()
 	h := newHotelSim(t, 200, messageOnly3RPMS)
 	h.fw.mustExec(ExitOK, "backfill")
 	h.fw.checkInvariants(h.fw.foreign())

@@ -28,7 +28,7 @@ var messageOnly3RPMS = os.Getenv("KEYSYNC_TEST_3RPMS_ERRORS") == "message"
 // at t0, without rate limits, and with message-only 3RPMS errors when
 // messageOnly3RPMS is set.
 func testSandboxes() *sandboxes {
-	sb := newSandboxes(t0, false)
+	sb := newSandboxes(t0, false, nil)
 	sb.rpms.SetMessageOnlyErrors(messageOnly3RPMS)
 	return sb
 }
@@ -84,6 +84,7 @@ func (fw *faultWorld) ourKeys() map[string]rpmsandbox.KeyView {
 // where another integration keys some rooms (an arrival, a stay in house and
 // a stay that left yesterday) exits 0: a refused claim means "not ours".
 func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
+	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", 0, 2)
 		fw.hotelStay("s2", "r102", -1, 2)
@@ -123,6 +124,7 @@ func assigns503(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 // unassigned keys. The next run's assigns are refused and retire them; the
 // run after that keys both stays.
 func TestObserveUnassignedKeysCleanedUp(t *testing.T) {
+	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", 1, 3)
 		fw.hotelStay("s2", "r102", 4, 6)
@@ -148,6 +150,7 @@ func TestObserveUnassignedKeysCleanedUp(t *testing.T) {
 // departed stay's key acted, but its answer was lost. The next run reads
 // the stay without the key and settles; the run after plans nothing.
 func TestObserveLostRevokeAnswer(t *testing.T) {
+	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", -2, 0)
 		fw.hotelStay("s2", "r102", 0, 2)
@@ -178,6 +181,7 @@ func TestObserveLostRevokeAnswer(t *testing.T) {
 // of ours it finds on the departed stay, adopts the others, creates none,
 // and leaves another integration's key on a departed stay alone.
 func TestObserveBackfillAfterStateLoss(t *testing.T) {
+	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", -1, 0)
 		fw.hotelStay("s2", "r102", 0, 3)
@@ -213,6 +217,7 @@ func TestObserveBackfillAfterStateLoss(t *testing.T) {
 // and nothing is revoked; rooms keyed by ids the source never shows leave
 // every stay unmapped, which the fail-safe refuses.
 func TestObserveRoomsKeyedByName(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(6), nil)
 	for i := range 6 {
 		fw.hotelStay("s"+strconv.Itoa(i+1), roomID(i), 0, 2)
@@ -250,6 +255,7 @@ func TestObserveRoomsKeyedByName(t *testing.T) {
 // config still holds live credentials that nothing withdraws; every run
 // names it as a problem (exit 6) and touches none of them.
 func TestObserveRemovedPropertyNeedsAPerson(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr"})
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.addReservation("G1", "L1", 0, 2)
@@ -284,6 +290,7 @@ func TestObserveRemovedPropertyNeedsAPerson(t *testing.T) {
 // nightly run that follows claims again, adopts our keys and withdraws the
 // departed stay's.
 func TestObserveBackfillCutShort(t *testing.T) {
+	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", -1, 0)
 		fw.hotelStay("s2", "r102", 0, 3)
@@ -329,6 +336,7 @@ func TestObserveBackfillCutShort(t *testing.T) {
 // every night; when the reservation comes back holding the key, the key is
 // ours again, not another integration's.
 func TestObserveCancelledStayRevokeRefused(t *testing.T) {
+	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.hotelStay("s1", "r101", 1, 3)
 		fw.hotelStay("s2", "r102", 1, 3)

@@ -20,6 +20,7 @@ import (
 // schedule's zone, one a day across both switches, naming the ones a
 // switch moves.
 func TestScheduleCommand(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		zone, spec, from string
 		want             []string // lines, in order, that must appear
@@ -64,6 +65,7 @@ func TestScheduleCommand(t *testing.T) {
 // TestVersionAndHelp: `keysync version` prints what it was built from;
 // every command's --help exits 0.
 func TestVersionAndHelp(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("version: %v, %q", err, out.String())
@@ -81,6 +83,7 @@ func TestVersionAndHelp(t *testing.T) {
 // while another process holds the run lock; the copy opens, holds every
 // credential, is private, and a second backup to the same path is refused.
 func TestBackupWhileARunHoldsTheLock(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 1, 3)
@@ -116,6 +119,7 @@ func TestBackupWhileARunHoldsTheLock(t *testing.T) {
 // and the budget; history shows one line per action with its outcome, by
 // stay and by room.
 func TestStatusAndHistory(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 1, 3)
@@ -164,6 +168,7 @@ func TestStatusAndHistory(t *testing.T) {
 // TestMetricsFile: --metrics-file writes the run's metrics for the node
 // exporter's textfile collector; a failed run keeps the last success time.
 func TestMetricsFile(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("s2", "r102", 1, 3)
@@ -223,6 +228,7 @@ func readMetrics(t *testing.T, path string) map[string]float64 {
 // recorded run is refused (a run in the past keys departed stays) unless
 // --force; plan may look anywhere.
 func TestNowInThePastNeedsForce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 2, "")
 	h.stay("s1", "r101", 0, 2)
 	h.mustRun(ExitOK, "backfill")

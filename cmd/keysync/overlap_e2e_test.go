@@ -177,6 +177,7 @@ func TestProcOverlappingRunsOneTakesTheLock(t *testing.T) {
 // be SIGKILLed right after that request: the kernel drops its flock, so the
 // next run takes the lock, with no stale-lock clean-up, and finishes the job.
 func TestProcKilledLockHolderFreesTheLock(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("a child process killed mid-run; skipped in -short")
 	}

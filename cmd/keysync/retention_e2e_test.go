@@ -16,6 +16,7 @@ import (
 // ledger rows and older runs, and keeps every live key and the last run of
 // each mode. A dry run prunes nothing.
 func TestRunPrunesSettledState(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 2, "")
 	b, err := os.ReadFile(h.cfgPath)
 	if err != nil {

@@ -8,11 +8,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -35,46 +33,7 @@ func reviewBug(t *testing.T, why string) {
 // the config passed through edit before it is written.
 func newReviewWorld(t *testing.T, hotel, apartments map[string]string, wrap func(http.Handler) http.Handler, edit func(string) string) *world {
 	t.Helper()
-	w := &world{t: t, sb: testSandboxes(), now: t0}
-	for _, id := range sortedKeys(hotel) {
-		w.sb.rpms.AddRoom(id, strings.TrimPrefix(id, "r"))
-		w.sb.addRoom(w.sb.hotel, id, hotel[id])
-	}
-	for _, id := range sortedKeys(apartments) {
-		w.sb.guestway.AddListing(id, "Apartment "+id)
-		w.sb.addRoom(w.sb.apartments, id, apartments[id])
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", w.sb.rpms)
-	mux.Handle("/openapp/", http.StripPrefix("/openapp", w.sb.openapp))
-	mux.Handle("/keybox/", http.StripPrefix("/keybox", w.sb.keybox))
-	mux.Handle("/guestway/", http.StripPrefix("/guestway", w.sb.guestway))
-	var h http.Handler = mux
-	if wrap != nil {
-		h = wrap(mux)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	w.sb.base = "http://" + ln.Addr().String()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	dir := t.TempDir()
-	cfg := strings.ReplaceAll(w.sb.config(filepath.Join(dir, "k.db")), "timezone: UTC", "timezone: Europe/Ljubljana")
-	if edit != nil {
-		cfg = edit(cfg)
-	}
-	w.cfg = filepath.Join(dir, "k.yaml")
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return newWorld(t, hotel, apartments, withMiddleware(wrap), withConfigEdit(edit))
 }
 
 // loseAnswer lets the n-th request matching (method, path prefix) reach the
@@ -135,6 +94,7 @@ func (discard) WriteHeader(int)             {}
 // the key-box access to the old room's key and the 3RPMS key carrying its
 // code, until checkout.
 func TestReviewE2EMovedToUnmappedRoomKeepsOldAccess(t *testing.T) {
+	t.Parallel()
 	w := newReviewWorld(t, map[string]string{"r301": "key_storage"}, nil, nil, nil)
 	w.sb.rpms.AddRoom("r999", "999") // a room keysync has no method for
 	w.hotelStay("s1", "r301", 0, 3)
@@ -159,6 +119,7 @@ func TestReviewE2EMovedToUnmappedRoomKeepsOldAccess(t *testing.T) {
 // refused: the stay never gets a credential and every run plans the same
 // create again.
 func TestReviewE2EDefaultMethodQRWithoutPortalsNeverConverges(t *testing.T) {
+	t.Parallel()
 	// Fixed by refusing the config: a qr room needs its door's portals.
 	w := newReviewWorld(t, map[string]string{"r101": "pin"}, nil, nil, func(cfg string) string {
 		return strings.Replace(cfg, "    rooms:\n", "    default_method: qr\n    rooms:\n", 1)
@@ -175,6 +136,7 @@ func TestReviewE2EDefaultMethodQRWithoutPortalsNeverConverges(t *testing.T) {
 // invite: the stay holds two live invites, and after a cancellation the
 // lost one stays enabled until the stay's checkout.
 func TestReviewE2ELostInviteCreateLeavesLiveInvite(t *testing.T) {
+	t.Parallel()
 	w := newReviewWorld(t, nil, map[string]string{"L1": "qr"}, loseAnswer(http.MethodPost, "/openapp/", 1), nil)
 	if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: "G1", Status: "confirmed", ArrivalDate: day(1),
 		DepartureDate: day(3), ListingID: "L1", GuestName: "Guest G1"}); err != nil {
@@ -202,6 +164,7 @@ func TestReviewE2ELostInviteCreateLeavesLiveInvite(t *testing.T) {
 // cancelled, 3RPMS key revoked) until the next run, although the old
 // access was good until the original checkout.
 func TestReviewE2EKeyBoxExtensionFailureLocksGuestOut(t *testing.T) {
+	t.Parallel()
 	w := newReviewWorld(t, map[string]string{"r301": "key_storage"}, nil, failNth(http.MethodPost, "/keybox/", 2), nil)
 	w.hotelStay("s1", "r301", -1, 2) // in house
 	w.run(ExitOK, "backfill")
@@ -257,6 +220,7 @@ func (r *recorder) WriteHeader(s int)           { r.status = s }
 // plan every 3RPMS revocation shares that request (alignKeySteps), so a
 // departed guest's PIN key is never revoked, on this run or any later one.
 func TestReviewE2EBadKeyBoxCodeBlocksAllRevocations(t *testing.T) {
+	t.Parallel()
 	on := false
 	w := newReviewWorld(t, map[string]string{"r101": "pin", "r301": "key_storage"}, nil, rewriteCodes(&on), nil)
 	w.hotelStay("s0", "r101", -2, 0)
@@ -301,6 +265,7 @@ func (w *world) crashRun(cmd, at string) {
 // next run abandons the pending record and issues another invite: two live
 // invites for the stay, one of them recorded nowhere live.
 func TestReviewE2EKillAfterInviteCreateLeavesOrphan(t *testing.T) {
+	t.Parallel()
 	w := newReviewWorld(t, nil, map[string]string{"L1": "qr"}, nil, nil)
 	if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: "G1", Status: "confirmed", ArrivalDate: day(1),
 		DepartureDate: day(3), ListingID: "L1", GuestName: "Guest G1"}); err != nil {
@@ -321,6 +286,7 @@ func TestReviewE2EKillAfterInviteCreateLeavesOrphan(t *testing.T) {
 // cancels that access and creates another: the plan never converges, the
 // guest never gets a 3RPMS key, and (silent false) is notified every run.
 func TestReviewE2EKeyBoxAnswerWithoutCodeChurnsForever(t *testing.T) {
+	t.Parallel()
 	reviewBug(t, "KNOWN: a key box that never returns access codes makes keysync replace the access every run (each replacement is recorded and cleaned up); needs an operator")
 	strip := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

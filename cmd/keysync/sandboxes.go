@@ -73,9 +73,9 @@ func demoMethod(i int) string {
 }
 
 // startSandboxes seeds and serves the four fakes on addr, with the seeds'
-// rate limits.
-func startSandboxes(addr string, rooms, listings int, now time.Time) (*sandboxes, error) {
-	sb := newSandboxes(now, true)
+// rate limits timed by rateNow (nil: the wall clock).
+func startSandboxes(addr string, rooms, listings int, now time.Time, rateNow func() time.Time) (*sandboxes, error) {
+	sb := newSandboxes(now, true, rateNow)
 	sb.seedDemo(rooms, listings)
 	if err := sb.serve(addr); err != nil {
 		return nil, err
@@ -84,20 +84,23 @@ func startSandboxes(addr string, rooms, listings int, now time.Time) (*sandboxes
 }
 
 // newSandboxes builds the four fakes, empty but for the shared portals,
-// with or without the seeds' rate limits.
-func newSandboxes(now time.Time, limits bool) *sandboxes {
+// with or without the seeds' rate limits, timed by rateNow (nil: the wall
+// clock).
+func newSandboxes(now time.Time, limits bool, rateNow func() time.Time) *sandboxes {
 	sb := &sandboxes{hotel: map[string]string{}, apartments: map[string]string{}}
-	rpmsOpts := rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now}
+	rpmsOpts := rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now, RateNow: rateNow}
 	oaOpts := oasandbox.Options{
 		APIKeys:      map[string]string{sandboxOpenAppKey: sandboxOrg},
 		Integrations: map[string]string{sandboxOpenAppInt: sandboxOrg},
 		Now:          now,
+		RateNow:      rateNow,
 	}
-	kbOpts := kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now}
+	kbOpts := kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now, RateNow: rateNow}
 	gwOpts := gwsandbox.Options{
 		PartnerKeys: []string{gwsandbox.DemoPartnerKey},
 		Tokens:      map[string][]string{gwsandbox.DemoToken: {gwsandbox.ScopeReservationsRead, gwsandbox.ScopeAccessesRead}},
 		Now:         now,
+		RateNow:     rateNow,
 	}
 	if limits {
 		rpmsOpts, oaOpts, kbOpts, gwOpts = rpmsOpts.WithSeedLimits(), oaOpts.WithSeedLimits(), kbOpts.WithSeedLimits(), gwOpts.WithSeedLimits()

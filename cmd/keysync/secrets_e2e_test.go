@@ -32,6 +32,7 @@ var canaries = map[string]string{
 // of it — even when servers echo them back in error bodies. Only
 // `plan --show-secrets` shows PINs.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
 		map[string]string{"L1": "qr", "L2": "key_storage"})
 	w.sb.rpms.AddIntegration(canaries["KEYSYNC_3RPMS_TOKEN"], sandboxIntegration)
@@ -164,6 +165,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 // TestFilesHoldingSecretsArePrivate checks the state file is created 0600
 // and that a config readable by others draws a warning.
 func TestFilesHoldingSecretsArePrivate(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "")
 	h.stay("s1", "r101", 0, 2)
 	if err := os.Chmod(h.cfgPath, 0o644); err != nil {

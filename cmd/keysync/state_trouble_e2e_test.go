@@ -100,7 +100,9 @@ func (h *harness) wantMessage(msg string, patterns ...string) {
 // another keysync run, which the lock file stops first). keysync waits out
 // its busy timeout, then fails before reading or writing anything remote.
 func TestStateLockedByAnotherWriter(t *testing.T) {
+	t.Parallel()
 	h := troubled(t)
+	h.busy = 300 * time.Millisecond
 	before := h.credentialIDs()
 
 	other, err := sql.Open("sqlite", h.cfg.State)
@@ -130,8 +132,8 @@ func TestStateLockedByAnotherWriter(t *testing.T) {
 	if code == ExitOK {
 		t.Fatalf("run succeeded while another writer held the state file\n%s", stderr)
 	}
-	if elapsed > 15*time.Second {
-		t.Errorf("run took %s to give up (busy timeout 5 s)", elapsed)
+	if elapsed < h.busy || elapsed > h.busy+10*time.Second {
+		t.Errorf("run took %s to give up (busy timeout %s)", elapsed, h.busy)
 	}
 	h.wantMessage(stderr, `(?i)locked|busy`)
 	h.noRemoteChange(true)
@@ -175,6 +177,7 @@ func (h *harness) damage(f func([]byte) []byte) []byte {
 // the file is corrupt and to restore it or move it aside and backfill, and
 // leaves the file as it found it (for the operator to inspect or restore).
 func TestStateDamaged(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		damage func([]byte) []byte
@@ -227,6 +230,7 @@ func TestStateDamaged(t *testing.T) {
 // keysync had issued nothing: the keys it did issue are forgotten (never
 // revoked at checkout) and new work is sent.
 func TestRunOnEmptyStateFile(t *testing.T) {
+	t.Parallel()
 	h := troubled(t)
 	h.damage(func([]byte) []byte { return nil })
 	rep, code, stderr := h.run("run")
@@ -257,6 +261,7 @@ func TestRunOnEmptyStateFile(t *testing.T) {
 // permissions. Root ignores file permissions, so this runs only as
 // another user.
 func TestStateReadOnly(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() == 0 {
 		t.Skip("running as root, which ignores file permissions")
 	}
@@ -312,6 +317,7 @@ func TestStateReadOnly(t *testing.T) {
 // file cannot be created, which fail earlier, at open and at lock.)
 // keysync must fail at its first write, before any request.
 func TestStateDiskFull(t *testing.T) {
+	t.Parallel()
 	h := troubled(t)
 	h.checkpoint()
 	before := h.credentialIDs()
@@ -351,6 +357,7 @@ func TestStateDiskFull(t *testing.T) {
 // never taken as "keysync issued nothing": run exits 2 pointing to
 // backfill, sends no request of any kind, and creates no state file.
 func TestRunWithoutStateNeverReadsAsNothingIssued(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		setup func(h *harness)

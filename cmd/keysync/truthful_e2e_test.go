@@ -53,6 +53,7 @@ func (fw *faultWorld) execText(cmd string, getenv func(string) string, extra ...
 // the run report may open with "Nothing to do", which claims every stay
 // holds the right key; they say the reads failed instead.
 func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
+	t.Parallel()
 	// Refused reads are not a wrong URL: 503 and 429 stay partial (3), a
 	// refused credential is a config error (2).
 	codes := map[string]int{"503": ExitPartial, "429": ExitPartial, "401": ExitConfig}
@@ -106,6 +107,7 @@ func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
 // the stay gets nothing this run, so the report must not say "Nothing to
 // do", and the run is partial.
 func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r201": "qr"}, nil)
 	fw.hotelStay("s1", "r201", 0, 2)
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -143,6 +145,7 @@ func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
 // makes 3RPMS answer "room stay rs_1042 not found"; the action's error quotes
 // it with the id, over real HTTP against the sandbox. PINs stay out.
 func TestErrorsShowIds(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.stay("rs_1042", "r102", 0, 2)
@@ -178,6 +181,7 @@ func TestErrorsShowIds(t *testing.T) {
 // TestExplicitZeroReserveReported: reserve_for_revocations: 0 is a valid
 // choice (no reserve); the plan's budget reports 0, not the default 200.
 func TestExplicitZeroReserveReported(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, "      reserve_for_revocations: 0\n")
 	h.stay("s1", "r101", 0, 2)
 	rep := h.mustRun(ExitOK, "plan")
@@ -190,6 +194,7 @@ func TestExplicitZeroReserveReported(t *testing.T) {
 // count against the daily cap like any other: they are in the state file's
 // ledger afterwards, and a plan writes nothing else (no run, no credential).
 func TestPlanRequestsInTheLedger(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 3, "")
 	h.stay("s1", "r101", 0, 2)
 	h.mustRun(ExitOK, "backfill")
@@ -245,6 +250,7 @@ func closedURL(t *testing.T) string {
 // a host that does not resolve) exits 2, each with one line naming the
 // config field to check. Nothing is written anywhere.
 func TestUnreachableSourceNamesTheField(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		hotel bool // else the Guestway apartments
@@ -326,6 +332,7 @@ func noSuchHost(t *testing.T) string {
 // keysync's pacer and the sandbox's rate limiter share one fake clock, so
 // the waits take no real time and nothing depends on timing.
 func TestBackToBackRunsNo429(t *testing.T) {
+	t.Parallel()
 	fake := clocktest.New(t0)
 	sb := sandbox.New(sandbox.Options{
 		Integrations: map[string]string{testToken: ourID},
