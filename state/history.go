@@ -15,7 +15,8 @@ type HistoryFilter struct {
 	// Property and Stay select one stay's entries (Stay needs Property).
 	Property string
 	Stay     string
-	// Room selects the entries about credentials issued for a room id.
+	// Room selects the entries about credentials issued for a room, by its
+	// id or by the name the last read gave it.
 	Room  string
 	Since time.Time
 }
@@ -38,6 +39,7 @@ type HistoryRow struct {
 func (d *DB) History(ctx context.Context, f HistoryFilter) ([]HistoryRow, error) {
 	q := `SELECT a.run_id, a.at, a.system, a.op, a.property, a.source, a.stay_id, coalesce(c.room_id, ''), a.remote_id, a.phase, a.detail
 		FROM audit a LEFT JOIN credentials c ON c.id = a.credential_id
+		LEFT JOIN stays st ON st.property = a.property AND st.source = a.source AND st.stay_id = a.stay_id
 		WHERE a.phase != ?`
 	args := []any{string(reconcile.PhaseIntent)}
 	if f.Property != "" {
@@ -49,8 +51,8 @@ func (d *DB) History(ctx context.Context, f HistoryFilter) ([]HistoryRow, error)
 		args = append(args, f.Stay)
 	}
 	if f.Room != "" {
-		q += ` AND c.room_id = ?`
-		args = append(args, f.Room)
+		q += ` AND (c.room_id = ? OR (st.room_id = c.room_id AND st.room_name = ?))`
+		args = append(args, f.Room, f.Room)
 	}
 	if !f.Since.IsZero() {
 		q += ` AND a.at >= ?`

@@ -157,8 +157,10 @@ func TestStatusAndHistory(t *testing.T) {
 	if !strings.Contains(hist, "create") || !strings.Contains(hist, "assign") || strings.Contains(hist, "s2") || strings.Contains(hist, "intent") {
 		t.Errorf("history --stay s1:\n%s", hist)
 	}
-	if room := run("history", "--room", "r102"); !strings.Contains(room, "s2") || strings.Contains(room, " s1 ") {
-		t.Errorf("history --room r102:\n%s", room)
+	for _, r := range []string{"r102", "102"} { // by id, and by the name reports show
+		if room := run("history", "--room", r); !strings.Contains(room, "s2") || strings.Contains(room, " s1 ") {
+			t.Errorf("history --room %s:\n%s", r, room)
+		}
 	}
 	if none := run("history", "--since", "2030-01-01T00:00:00Z"); !strings.Contains(none, "no actions recorded") {
 		t.Errorf("history --since later:\n%s", none)

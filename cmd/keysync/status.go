@@ -182,7 +182,7 @@ func (env *environment) history(ctx context.Context, args []string) error {
 	}
 	config := fs.String("config", "", "config file (required)")
 	stay := fs.String("stay", "", "only this stay's actions (its source id)")
-	room := fs.String("room", "", "only the actions on credentials issued for this room id")
+	room := fs.String("room", "", "only the actions on credentials issued for this room (its id, or its name)")
 	since := fs.String("since", "", "only actions at or after this RFC 3339 instant")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -132,9 +132,10 @@ func TestCronJob(t *testing.T) {
 			failsAtOnce[v] = true
 		}
 	}
-	// 2: config or credentials; 5: the fail-safe refused the plan. Retrying
-	// cannot help either. 1, 3 and 4 are worth a retry.
-	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true} {
+	// 2: config or credentials; 5: the fail-safe refused the plan; 6: done,
+	// but a person is needed. Retrying cannot help. 1, 3 and 4 are worth a
+	// retry.
+	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true, 6: true} {
 		if failsAtOnce[code] != want {
 			t.Errorf("exit %d fails the Job at once: %v, want %v", code, failsAtOnce[code], want)
 		}

@@ -111,8 +111,8 @@ func TestUnitsAreHardened(t *testing.T) {
 	if !strings.Contains(u.last("Service", "ExecStart"), " serve ") || u.last("Service", "Restart") != "on-failure" {
 		t.Error("keysync-serve.service: want `keysync serve`, restarted on failure")
 	}
-	if got := strings.Fields(u.last("Service", "RestartPreventExitStatus")); !slices.Equal(got, []string{"2", "5"}) {
-		t.Errorf("keysync-serve.service: RestartPreventExitStatus=%q, want 2 5 (a person must act)", got)
+	if got := strings.Fields(u.last("Service", "RestartPreventExitStatus")); !slices.Equal(got, []string{"2", "5", "6"}) {
+		t.Errorf("keysync-serve.service: RestartPreventExitStatus=%q, want 2 5 6 (a person must act)", got)
 	}
 	b := parse(t, "keysync-backfill.conf")
 	if got := b["Service"]["ExecStart"]; len(got) != 2 || got[0] != "" || !strings.Contains(got[1], " backfill --config %d/keysync.yaml") {
