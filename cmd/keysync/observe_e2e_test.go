@@ -142,7 +142,6 @@ func TestObserveUnassignedKeysCleanedUp(t *testing.T) {
 		}
 		fw.mustExec(ExitOK, "run")
 		fw.checkInvariants("")
-
 	})
 }
 

@@ -83,21 +83,9 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 		return "", "", false, fmt.Errorf("%s: %s: %w", s.label(), what, err)
 	}
 
-	q := url.Values{}
-	if ref.ID != "" {
-		q.Set("keyId", ref.ID)
-	} else {
-		q.Set("keySerialNumber", ref.SerialNumber)
-	}
-	var list accessList
-	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
-	switch {
-	case err != nil:
+	list, err := s.accesses(ctx, what, ref)
+	if err != nil {
 		return "", "", false, err
-	case verdict != nil:
-		return "", "", false, verdict
-	case list.Data == nil:
-		return "", "", false, fmt.Errorf("%s: %s: the answer has no data list", s.label(), what)
 	}
 
 	guestless := visitorName("", c.Stay)
@@ -115,6 +103,28 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 		return "", "", false, nil
 	}
 	return string(best.ID), reconcile.Secret(best.Code), true, nil
+}
+
+// accesses lists the accesses to the key ref (one GET, paced, retried
+// after an outage, counted as a read).
+func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessList, error) {
+	q := url.Values{}
+	if ref.ID != "" {
+		q.Set("keyId", ref.ID)
+	} else {
+		q.Set("keySerialNumber", ref.SerialNumber)
+	}
+	var list accessList
+	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
+	switch {
+	case err != nil:
+		return list, err
+	case verdict != nil:
+		return list, verdict
+	case list.Data == nil:
+		return list, fmt.Errorf("%s: %s: the answer has no data list", s.label(), what)
+	}
+	return list, nil
 }
 
 // matches reports whether a listed access is one a create for key ref over
@@ -148,19 +158,9 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 		return false, fmt.Sprintf("room %s is not mapped to a key in the key-box config", c.RoomID), nil
 	}
 	what := fmt.Sprintf("check access %s for stay %s", c.RemoteID, c.Stay.ID)
-	q := url.Values{}
-	if ref.ID != "" {
-		q.Set("keyId", ref.ID)
-	} else {
-		q.Set("keySerialNumber", ref.SerialNumber)
-	}
-	var list accessList
-	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
-	switch {
-	case err != nil:
+	list, err := s.accesses(ctx, what, ref)
+	if err != nil {
 		return false, "", err
-	case verdict != nil:
-		return false, "", verdict
 	}
 	for _, a := range list.Data {
 		if string(a.ID) != c.RemoteID {
