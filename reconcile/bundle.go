@@ -116,7 +116,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	}
 	method, ok := prop.methodFor(s.RoomID)
 	if !ok {
-		p.note(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
+		p.attention(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
 		// Whatever was issued for a room it left opens the wrong door.
 		p.withdraw(s, creds, true, fmt.Sprintf("room %s has no access method in the config", roomNamed(s)))
 		return nil

@@ -142,6 +142,11 @@ type Note struct {
 	Arrival   Date   `json:"arrival"`
 	Departure Date   `json:"departure"`
 	Detail    string `json:"detail"`
+	// Attention marks a note that needs a person before the guest
+	// arrives: a stay arriving within 24 hours, or in house, in a room the
+	// config maps explicitly that holds another integration's key, or in a
+	// room with no access method.
+	Attention bool `json:"attention,omitempty"`
 	// PIN is a lock PIN for NoteLockPIN; it marshals redacted and is shown
 	// only by plan --show-secrets.
 	PIN Secret `json:"pin,omitempty"`
@@ -383,7 +388,13 @@ func (p *planner) observeKey(s Stay, creds []*Credential, byRemote map[string]*C
 			}
 		}
 		if current == nil {
-			p.note(NoteConflict, s, fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type))
+			detail := fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type)
+			if _, explicit := p.in.Property.Rooms[s.RoomID]; explicit {
+				// The config names this room as keysync's to key.
+				p.attention(NoteConflict, s, detail)
+			} else {
+				p.note(NoteConflict, s, detail)
+			}
 			p.discard(s, creds, nil, "stay holds another integration's key")
 			return keyState{conflict: true}
 		}
@@ -623,6 +634,14 @@ func (p *planner) add(a *Action, s Stay) {
 
 func (p *planner) note(k NoteKind, s Stay, detail string) {
 	p.plan.Notes = append(p.plan.Notes, p.noteFor(k, s, detail))
+}
+
+// attention is note for what needs a person (Note.Attention) when the
+// stay arrives within 24 hours or is in house.
+func (p *planner) attention(k NoteKind, s Stay, detail string) {
+	n := p.noteFor(k, s, detail)
+	n.Attention = p.priority(s) != PriorityLaterArrival
+	p.plan.Notes = append(p.plan.Notes, n)
 }
 
 func (p *planner) noteFor(k NoteKind, s Stay, detail string) Note {

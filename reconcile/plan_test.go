@@ -983,3 +983,31 @@ func TestComputeKeepsAPINKeyOverADateChange(t *testing.T) {
 		t.Errorf("reason %q", r)
 	}
 }
+
+// TestComputeAttention: a conflict or an unmapped room needs a person when
+// the stay arrives within 24 hours or is in house, and for a conflict only
+// in a room the config names (a room keyed by its default method may be
+// another integration's).
+func TestComputeAttention(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stay reconcile.Stay
+		prop func(*reconcile.Property)
+		want bool
+	}{
+		{"conflict arriving tomorrow, room named", holding(stay("s1", "r204", "2026-06-11", "2026-06-13"), "X9", "582039"), nil, true},
+		{"conflict in house, room named", holding(stay("s1", "r204", "2026-06-09", "2026-06-13"), "X9", "582039"), nil, true},
+		{"conflict in four days", holding(stay("s1", "r204", "2026-06-14", "2026-06-16"), "X9", "582039"), nil, false},
+		{"conflict tomorrow in a default-method room", holding(stay("s1", "r777", "2026-06-11", "2026-06-13"), "X9", "582039"),
+			func(p *reconcile.Property) { p.DefaultMethod = reconcile.MethodPIN }, false},
+		{"unmapped room tomorrow", stay("s1", "r999", "2026-06-11", "2026-06-13"), nil, true},
+		{"unmapped room in four days", stay("s1", "r999", "2026-06-14", "2026-06-16"), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := planCase{prop: tc.prop, stays: []reconcile.Stay{tc.stay}}.compute(t)
+			if len(plan.Notes) != 1 || plan.Notes[0].Attention != tc.want {
+				t.Errorf("notes %+v, want one with attention %v", plan.Notes, tc.want)
+			}
+		})
+	}
+}

@@ -846,7 +846,9 @@ func TestFaultUnknownKeyTypeOnAStay(t *testing.T) {
 	if fw.key("s2").Type != rpmsandbox.KeyTypePin || fw.key("s3").Type != rpmsandbox.KeyTypePin {
 		t.Error("the other stays were not keyed")
 	}
-	rep = fw.mustExec(ExitOK, "run").rep
+	// s1 arrives today in a room the config says keysync keys, holding
+	// another integration's key: done, but a person is needed (6).
+	rep = fw.mustExec(ExitAttention, "run").rep
 	check(rep)
 	if len(rep.Actions()) != 0 {
 		t.Errorf("second run planned %d actions", len(rep.Actions()))
