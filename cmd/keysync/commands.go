@@ -196,7 +196,8 @@ func (env *environment) writeMetrics(ctx context.Context, path string, cfg *Conf
 	return m.WriteFile(path)
 }
 
-// loadConfig loads the config and warns when others can read it.
+// loadConfig loads the config and warns when others can read it or when a
+// daylight-saving switch moves one of its scheduled runs.
 func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, error) {
 	cfg, err := LoadConfig(path, env.getenv)
 	if err != nil {
@@ -207,6 +208,7 @@ func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, erro
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
 		log.Warn("config file is readable by other users; it may hold secrets (chmod 600)", "path", path, "mode", fi.Mode().Perm().String())
 	}
+	warnShifts(cfg, log, env.now())
 	return cfg, nil
 }
 

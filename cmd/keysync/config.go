@@ -376,7 +376,7 @@ func ParseConfig(r io.Reader, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{State: "keysync.db", Schedule: "0 2 * * *", WebhookDebounce: "2s"}
+	cfg := &Config{State: "keysync.db", Schedule: "15 4 * * *", WebhookDebounce: "2s"}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {

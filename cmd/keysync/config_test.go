@@ -57,7 +57,7 @@ func TestConfigExampleParses(t *testing.T) {
 	if cfg.retention != 90*24*time.Hour {
 		t.Errorf("retention = %s", cfg.retention)
 	}
-	if cfg.Schedule != "0 2 * * *" || cfg.State != "/var/lib/keysync/keysync.db" {
+	if cfg.Schedule != "15 4 * * *" || cfg.State != "/var/lib/keysync/keysync.db" {
 		t.Errorf("schedule %q state %q", cfg.Schedule, cfg.State)
 	}
 }

@@ -322,3 +322,36 @@ func TestProgressLine(t *testing.T) {
 		t.Error("progress shown on a writer that is not a terminal")
 	}
 }
+
+// TestScheduleShiftWarning: a run whose config schedules a time a
+// daylight-saving switch skips or repeats warns about it; the default
+// schedule, 04:15, is outside every switch and stays quiet.
+func TestScheduleShiftWarning(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		schedule string // empty: the default
+		warn     bool
+	}{
+		{"", false},
+		{`"30 2 * * *"`, true},
+		{`"15 4 * * *"`, false},
+	} {
+		t.Run(tc.schedule, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, 1, "")
+			if tc.schedule != "" {
+				b, err := os.ReadFile(h.cfgPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(h.cfgPath, append([]byte("schedule: "+tc.schedule+"\n"), b...), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, stderr := h.run("plan")
+			if got := strings.Contains(stderr, "daylight-saving switch moves a run"); got != tc.warn {
+				t.Errorf("warned %v, want %v\n%s", got, tc.warn, stderr)
+			}
+		})
+	}
+}

@@ -56,7 +56,6 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		env.clock = reconcile.WallClock{}
 	}
 
-	warnShifts(cfg, log, env.now())
 	var runMu sync.Mutex
 	var lis *listener
 	run := func(opts reconcile.Options) {
