@@ -32,6 +32,12 @@ type RunRow struct {
 	Partial   bool
 	// Report is the run's reconcile.Report as JSON, nil until it finished.
 	Report json.RawMessage
+	// Ended says whether EndRun recorded how the run ended: its ExitCode
+	// and Duration. A run that was killed, or recorded by a keysync older
+	// than this field, has not.
+	Ended    bool
+	ExitCode int
+	Duration time.Duration
 }
 
 // AuditRow is one recorded audit entry.
@@ -114,6 +120,21 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 	return nil
 }
 
+// EndRun records how a run ended: the exit status its command returned and
+// how long it took.
+func (d *DB) EndRun(ctx context.Context, id int64, exitCode int, took time.Duration) error {
+	res, err := d.db.ExecContext(ctx, `UPDATE runs SET exit_code = ?, duration_ms = ? WHERE id = ?`, exitCode, took.Milliseconds(), id)
+	if err != nil {
+		return d.openError(fmt.Sprintf("end run %d in", id), err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return d.openError(fmt.Sprintf("end run %d in", id), err)
+	} else if n == 0 {
+		return fmt.Errorf("state: end run %d: no such run", id)
+	}
+	return nil
+}
+
 // LastRunAt returns the instant the latest recorded run acted at (its
 // --now), or the zero time when none is recorded.
 func (d *DB) LastRunAt(ctx context.Context) (time.Time, error) {
@@ -130,7 +151,7 @@ func (d *DB) LastRunAt(ctx context.Context) (time.Time, error) {
 
 // Runs returns every recorded run, oldest first, for reports and tests.
 func (d *DB) Runs(ctx context.Context) ([]RunRow, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json FROM runs ORDER BY id`)
+	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("state: load runs: %w", err)
 	}
@@ -141,8 +162,9 @@ func (d *DB) Runs(ctx context.Context) ([]RunRow, error) {
 			r             RunRow
 			mode, status  string
 			started, body sql.NullString
+			code, took    sql.NullInt64
 		)
-		if err := rows.Scan(&r.ID, &mode, &started, &status, &r.Partial, &body); err != nil {
+		if err := rows.Scan(&r.ID, &mode, &started, &status, &r.Partial, &body, &code, &took); err != nil {
 			return nil, fmt.Errorf("state: load runs: %w", err)
 		}
 		r.Mode, r.Status = reconcile.Mode(mode), RunStatus(status)
@@ -152,6 +174,7 @@ func (d *DB) Runs(ctx context.Context) ([]RunRow, error) {
 		if body.Valid {
 			r.Report = json.RawMessage(body.String)
 		}
+		r.Ended, r.ExitCode, r.Duration = code.Valid, int(code.Int64), time.Duration(took.Int64)*time.Millisecond
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -492,6 +492,12 @@ func TestRuns(t *testing.T) {
 	if err := db.FinishRun(ctx, 999, failed); err == nil {
 		t.Fatal("FinishRun of an unknown run succeeded")
 	}
+	if err := db.EndRun(ctx, partial, 4, 1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EndRun(ctx, 999, 0, time.Second); err == nil {
+		t.Fatal("EndRun of an unknown run succeeded")
+	}
 
 	runs, err := db.Runs(ctx)
 	if err != nil {
@@ -500,10 +506,11 @@ func TestRuns(t *testing.T) {
 	if len(runs) != 2 {
 		t.Fatalf("Runs = %+v", runs)
 	}
-	if r := runs[0]; r.ID != ok || r.Status != RunOK || r.Partial || r.Mode != reconcile.ModeRun || !r.StartedAt.Equal(t0) {
+	if r := runs[0]; r.ID != ok || r.Status != RunOK || r.Partial || r.Mode != reconcile.ModeRun || !r.StartedAt.Equal(t0) || r.Ended {
 		t.Errorf("ok run = %+v", r)
 	}
-	if r := runs[1]; r.ID != partial || r.Status != RunPartial || !r.Partial || r.Mode != reconcile.ModeBackfill {
+	if r := runs[1]; r.ID != partial || r.Status != RunPartial || !r.Partial || r.Mode != reconcile.ModeBackfill ||
+		!r.Ended || r.ExitCode != 4 || r.Duration != 1500*time.Millisecond {
 		t.Errorf("partial run = %+v", r)
 	}
 	for _, r := range runs {

@@ -22,6 +22,10 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	var logLevel string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync bench [--quick] [--rooms N] [--nights N] [flags]\n\nMeasures requests, time and memory against the sandbox over simulated nights.\n\nexample: keysync bench --rooms 500 --nights 7\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	fs.IntVar(&o.Rooms, "rooms", 500, "rooms in the hotel, all opening by PIN")
 	fs.IntVar(&o.Nights, "nights", 7, "nights simulated after the first night's backfill")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the occupancy, the churn and the planning input (math/rand/v2 PCG)")

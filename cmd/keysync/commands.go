@@ -123,12 +123,33 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err == nil {
 		err = reportError(cfg, rep)
 	}
+	env.endRun(ctx, cfg, rep, exitCode(err), env.clock.Now().Sub(start), log)
 	if f.metricsFile != "" {
 		if merr := env.writeMetrics(ctx, f.metricsFile, cfg, rep, start, exitCode(err)); merr != nil {
 			log.Error("could not write the metrics file", "path", f.metricsFile, "err", merr)
 		}
 	}
 	return err
+}
+
+// endRun records a recorded run's exit status and duration for `keysync
+// status`. The run's outcome is in the state already; failing to add these
+// is logged, not fatal.
+func (env *environment) endRun(ctx context.Context, cfg *Config, rep *reconcile.Report, code int, took time.Duration, log *slog.Logger) {
+	if rep == nil || rep.RunID == 0 || rep.DryRun {
+		return
+	}
+	err := func() error {
+		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.EndRun(context.WithoutCancel(ctx), rep.RunID, code, took)
+	}()
+	if err != nil {
+		log.Warn("could not record the run's exit status for `keysync status`", "run", rep.RunID, "err", err)
+	}
 }
 
 // pastNow refuses a --now more than a day before the last recorded run: a

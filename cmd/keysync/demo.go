@@ -21,6 +21,10 @@ import (
 func (env *environment) demo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync demo [--rooms N] [--listings N]\n\nRuns keysync against in-process sandboxes of all four systems: no account, no config.\n\nexample: keysync demo --rooms 50\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")
 	listings := fs.Int("listings", 6, "listings in the sandbox apartments (Guestway)")
 	if err := fs.Parse(args); err != nil {
@@ -218,6 +222,10 @@ func requestSummary(rep *reconcile.Report) string {
 func (env *environment) sandbox(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync sandbox [--listen ADDR] [--serve-listen ADDR] [--rooms N] [--listings N]\n\nServes the four sandboxes until stopped and prints a config that uses them.\n\nexample: keysync sandbox --listen 127.0.0.1:8080 > keysync.sandbox.yaml\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (keep it on loopback)")
 	serveAt := fs.String("serve-listen", "127.0.0.1:8081", "where keysync serve will listen: the sandbox 3RPMS posts its webhooks there, and the printed config says so")
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")

@@ -125,6 +125,15 @@ func TestStatusAndHistory(t *testing.T) {
 	h.stay("s2", "r102", 1, 3)
 	h.mustRun(ExitOK, "backfill")
 	h.mustRun(ExitOK, "run")
+	// A run killed before it finished: begun, never ended.
+	db, err := state.Open(context.Background(), h.cfg.State, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.BeginRun(context.Background(), reconcile.ModeRun, h.now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 	run := func(args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
@@ -137,9 +146,17 @@ func TestStatusAndHistory(t *testing.T) {
 	if err := json.Unmarshal([]byte(run("status", "--json", "--now", h.now.Format(time.RFC3339))), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Runs) != 2 || st.Runs[0].Mode != reconcile.ModeRun || st.Runs[1].Mode != reconcile.ModeBackfill ||
-		st.Runs[1].Actions != 4 || st.Runs[0].Result != "ok" || st.SizeBytes == 0 {
-		t.Errorf("status runs %+v, size %d", st.Runs, st.SizeBytes)
+	if len(st.Runs) != 3 || st.Runs[1].Mode != reconcile.ModeRun || st.Runs[2].Mode != reconcile.ModeBackfill ||
+		st.Runs[2].Actions != 4 || st.Runs[1].Result != "ok" || st.SizeBytes == 0 {
+		t.Fatalf("status runs %+v, size %d", st.Runs, st.SizeBytes)
+	}
+	for _, r := range st.Runs[1:] {
+		if r.ExitCode == nil || *r.ExitCode != ExitOK || r.Seconds == nil || *r.Seconds < 0 {
+			t.Errorf("run #%d: exit %v, took %v; want exit 0 and a duration", r.ID, r.ExitCode, r.Seconds)
+		}
+	}
+	if k := st.Runs[0]; k.ExitCode != nil || k.Result != "running, or killed" {
+		t.Errorf("killed run: %+v", k)
 	}
 	if b := st.Budget[reconcile.System3RPMS]; b.Cap != 10000 || b.Used < 3 || b.Left != b.Cap-b.Used {
 		t.Errorf("budget %+v", b)
@@ -148,7 +165,7 @@ func TestStatusAndHistory(t *testing.T) {
 		t.Error("no next scheduled run")
 	}
 	text := run("status")
-	for _, w := range []string{"Last runs (times in Europe/Ljubljana)", "#1", "backfill", "Open\n  nothing", "3rpms"} {
+	for _, w := range []string{"Last runs (times in Europe/Ljubljana)", "#1", "backfill", "TOOK", "EXIT", "running, or killed", "Open\n  nothing", "3rpms"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("status lacks %q:\n%s", w, text)
 		}

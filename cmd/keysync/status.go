@@ -32,7 +32,11 @@ type statusRun struct {
 	ID       int64          `json:"id"`
 	Mode     reconcile.Mode `json:"mode"`
 	Started  time.Time      `json:"started"`
-	Result   string         `json:"result"`
+	// ExitCode and Seconds say how the run's command ended and how long
+	// it took; both are absent for a run that was killed or still runs.
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Seconds  *float64 `json:"duration_seconds,omitempty"`
+	Result   string   `json:"result"`
 	Actions  int            `json:"actions"`
 	Failed   int            `json:"failed"`
 	Problems int            `json:"problems"`
@@ -80,6 +84,12 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	for i := len(rows) - 1; i >= 0 && len(rep.Runs) < *runs; i-- {
 		r := rows[i]
 		sr := statusRun{ID: r.ID, Mode: r.Mode, Started: r.StartedAt, Result: string(r.Status)}
+		if r.Ended {
+			code, secs := r.ExitCode, r.Duration.Seconds()
+			sr.ExitCode, sr.Seconds = &code, &secs
+		} else if r.Status == state.RunRunning {
+			sr.Result = "running, or killed"
+		}
 		if r.Report != nil {
 			var rr reconcile.Report
 			if json.Unmarshal(r.Report, &rr) == nil {
@@ -123,9 +133,13 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	w := env.stdout
 	fmt.Fprintf(w, "State %s (%s)\n\nLast runs (times in %s)\n", rep.State, byteSize(rep.SizeBytes), loc)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  RUN\tMODE\tSTARTED\tRESULT\tACTIONS\tFAILED\tPROBLEMS")
+	fmt.Fprintln(tw, "  RUN\tMODE\tSTARTED\tTOOK\tEXIT\tRESULT\tACTIONS\tFAILED\tPROBLEMS")
 	for _, r := range rep.Runs {
-		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%d\t%d\t%d\n", r.ID, r.Mode, r.Started.In(loc).Format("2006-01-02 15:04 MST"), r.Result, r.Actions, r.Failed, r.Problems)
+		took, exit := "-", "-"
+		if r.ExitCode != nil {
+			took, exit = (time.Duration(*r.Seconds * float64(time.Second))).Round(100*time.Millisecond).String(), fmt.Sprint(*r.ExitCode)
+		}
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.ID, r.Mode, r.Started.In(loc).Format("2006-01-02 15:04 MST"), took, exit, r.Result, r.Actions, r.Failed, r.Problems)
 	}
 	tw.Flush()
 	if len(rep.Runs) == 0 {
