@@ -29,17 +29,17 @@ type statusReport struct {
 
 // statusRun is one recorded run as status shows it.
 type statusRun struct {
-	ID       int64          `json:"id"`
-	Mode     reconcile.Mode `json:"mode"`
-	Started  time.Time      `json:"started"`
+	ID      int64          `json:"id"`
+	Mode    reconcile.Mode `json:"mode"`
+	Started time.Time      `json:"started"`
 	// ExitCode and Seconds say how the run's command ended and how long
 	// it took; both are absent for a run that was killed or still runs.
 	ExitCode *int     `json:"exit_code,omitempty"`
 	Seconds  *float64 `json:"duration_seconds,omitempty"`
 	Result   string   `json:"result"`
-	Actions  int            `json:"actions"`
-	Failed   int            `json:"failed"`
-	Problems int            `json:"problems"`
+	Actions  int      `json:"actions"`
+	Failed   int      `json:"failed"`
+	Problems int      `json:"problems"`
 }
 
 // budgetUse is a system's request budget over the last 24 hours.
