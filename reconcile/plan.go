@@ -212,10 +212,14 @@ type planner struct {
 	live map[string]int
 	// withdrawn holds the live credentials the plan withdraws (Plan.Withdrawn).
 	withdrawn map[*Credential]bool
+	// readTo is the last arrival date the run reads (Property.ReadRange):
+	// later stays are not yet due.
+	readTo Date
 }
 
 func (p *planner) run() (*Plan, error) {
 	in := p.in
+	_, p.readTo = in.Property.ReadRange(in.Now)
 	used := map[string]bool{}
 	for _, s := range in.Stays {
 		if s.Key != nil && s.Key.PIN != "" {
