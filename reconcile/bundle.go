@@ -120,7 +120,7 @@ func bySystem(creds []*Credential) systemCreds {
 }
 
 // stay plans one stay the source returned: its whole bundle.
-func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credential) error {
+func (p *planner) stay(s Stay, creds []*Credential) error {
 	in := p.in
 	prop := in.Property
 	sys := bySystem(creds)
@@ -131,14 +131,15 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	if !in.Now.Before(win.End) {
 		reason := fmt.Sprintf("departed %s", s.Departure)
 		keys := sys.of(System3RPMS)
-		if k := s.Key; k != nil && byRemote[k.ID] != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
+		if k := s.Key; k != nil && p.rec.remote(k.ID) != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// A split stay's part holding our key recorded for the other
 			// part: take it off this part too (the other keeps it).
-			keys = append(keys, p.adopt(s, byRemote[k.ID], "key of ours shared with stay "+byRemote[k.ID].Stay.ID))
+			shared := p.rec.remote(k.ID)
+			keys = append(keys, p.adopt(s, shared, "key of ours shared with stay "+shared.Stay.ID))
 		}
 		p.cleanup(s, keys, true, reason)
 		p.end(s, append(sys.of(SystemOpenApp), sys.of(SystemKeyBox)...), reason)
-		if k := s.Key; k != nil && in.Backfill && byRemote[k.ID] == nil && s.Ref.Source == System3RPMS &&
+		if k := s.Key; k != nil && in.Backfill && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
 			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// State was lost: the key may be ours, left on a stay that
 			// already left. 3RPMS keeps it for two days; withdraw it now.
@@ -165,7 +166,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 
 	var ks keyState
 	if b.key != "" {
-		ks = p.observeKey(s, sys.of(System3RPMS), byRemote)
+		ks = p.observeKey(s, sys.of(System3RPMS))
 	} else {
 		p.withdrawing(sys.of(System3RPMS))
 		p.cleanup(s, sys.of(System3RPMS), true, "room no longer uses a 3RPMS key")
@@ -291,7 +292,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which only a new one returns")
 	}
 	if reason != "" {
-		p.add(&Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
+		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
 	}
 	return &upstream{cred: cur, step: 0}
 }
@@ -330,11 +331,11 @@ func dateChange(oldArr, oldDep, newArr, newDep Date) string {
 
 // issueTimeBound creates an invite or key-box access for the window.
 func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio Priority, reason string) *upstream {
-	c := &Credential{
+	c := p.credential(Credential{
 		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Status: StatusPending,
 		Valid: win, Arrival: s.Arrival, Departure: s.Departure,
-	}
-	p.add(&Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
+	})
+	p.add(Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
 	return &upstream{cred: c, fresh: true, step: 1}
 }
 
@@ -360,7 +361,7 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 			p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; it is ended once read back", c.Kind))
 			continue
 		}
-		p.add(&Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+		p.add(Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 	}
 }
 
@@ -385,7 +386,7 @@ func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string
 			p.end(s, []*Credential{c}, reason)
 		case c.Status == StatusDisabled:
 		case c.Status == StatusActive:
-			p.add(&Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		}
 	}
 }
