@@ -247,7 +247,6 @@ type records struct {
 }
 
 type credGroup struct {
-	ref      StayRef
 	first, n int32
 	seen     bool // the source returned the stay
 }
@@ -261,6 +260,7 @@ func newRecords(creds []Credential) records {
 		}
 	}
 	r.byStay = make(map[StayRef]int32, live)
+	r.groups = make([]credGroup, 0, live)
 	r.byRemote = make(map[string]int32, live)
 	group := make([]int32, 0, live) // each live credential's group
 	for i := range creds {
@@ -272,7 +272,7 @@ func newRecords(creds []Credential) records {
 		if !ok {
 			g = int32(len(r.groups))
 			r.byStay[c.Stay] = g
-			r.groups = append(r.groups, credGroup{ref: c.Stay})
+			r.groups = append(r.groups, credGroup{})
 		}
 		r.groups[g].n++
 		group = append(group, g)
@@ -362,6 +362,9 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 	r.spare = r.spare[:len(r.spare)-made]
 }
 
+// ref is the stay of group g.
+func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]].Stay }
+
 // remote returns our credential holding the remote key id, or nil. It is
 // for reading only: it may be the input's own record.
 func (r *records) remote(id string) *Credential {
@@ -378,7 +381,8 @@ func (r *records) remote(id string) *Credential {
 func (p *planner) run() (*Plan, error) {
 	in := p.in
 	_, p.readTo = in.Property.ReadRange(in.Now)
-	used := make(map[string]bool, len(in.Stays))
+	// Room for the PINs on the stays and about one new one a stay.
+	used := make(map[string]bool, len(in.Stays)+len(in.Stays)/8)
 	for i := range in.Stays {
 		if k := in.Stays[i].Key; k != nil && k.PIN != "" {
 			used[k.PIN.Reveal()] = true
@@ -456,13 +460,13 @@ func (p *planner) run() (*Plan, error) {
 	// Credentials whose stay the source no longer returns at all.
 	var gone []int32
 	for g, grp := range rec.groups {
-		if !grp.seen && (in.Scope == nil || in.Scope[grp.ref]) {
+		if !grp.seen && (in.Scope == nil || in.Scope[rec.ref(int32(g))]) {
 			gone = append(gone, int32(g))
 		}
 	}
-	slices.SortFunc(gone, func(a, b int32) int { return strings.Compare(rec.groups[a].ref.ID, rec.groups[b].ref.ID) })
+	slices.SortFunc(gone, func(a, b int32) int { return strings.Compare(rec.ref(a).ID, rec.ref(b).ID) })
 	for _, g := range gone {
-		ref := rec.groups[g].ref
+		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
 		n := len(p.plan.Actions)
