@@ -14,8 +14,17 @@ import (
 // the same input once and reports its peak heap.
 //
 //	go test -run '^$' -bench Compute100k -benchmem ./reconcile/
-func BenchmarkCompute100k(b *testing.B) {
-	in := benchplan.Input(100_000, 1)
+func BenchmarkCompute100k(b *testing.B) { benchmarkCompute(b, 100_000) }
+
+// BenchmarkCompute1M plans 1,000,000 stays of the same shape (seven-digit
+// PINs, see benchplan.Input), to show that planning grows linearly with
+// the stays.
+//
+//	go test -run '^$' -bench Compute1M -benchmem ./reconcile/
+func BenchmarkCompute1M(b *testing.B) { benchmarkCompute(b, 1_000_000) }
+
+func benchmarkCompute(b *testing.B, stays int) {
+	in := benchplan.Input(stays, 1)
 	b.ReportAllocs()
 	var actions int
 	for b.Loop() {

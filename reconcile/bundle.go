@@ -71,35 +71,75 @@ type upstream struct {
 	step  int
 }
 
-// bySystem splits a stay's credentials by the system holding them.
-func bySystem(creds []*Credential) map[System][]*Credential {
-	m := map[System][]*Credential{}
+// systemCreds is a stay's credentials split by the system holding them.
+type systemCreds struct {
+	threeRPMS, openApp, keyBox []*Credential
+}
+
+// of returns the credentials sys holds; none for a system no bundle
+// issues credentials in.
+func (c *systemCreds) of(sys System) []*Credential {
+	if slot := c.slot(sys); slot != nil {
+		return *slot
+	}
+	return nil
+}
+
+func (c *systemCreds) slot(sys System) *[]*Credential {
+	switch sys {
+	case System3RPMS:
+		return &c.threeRPMS
+	case SystemOpenApp:
+		return &c.openApp
+	case SystemKeyBox:
+		return &c.keyBox
+	}
+	return nil
+}
+
+// bySystem splits a stay's credentials by the system holding them. The
+// slices are clipped, so appending to one never writes into creds.
+func bySystem(creds []*Credential) systemCreds {
+	var m systemCreds
+	if len(creds) == 0 {
+		return m
+	}
+	if !slices.ContainsFunc(creds[1:], func(c *Credential) bool { return c.System != creds[0].System }) {
+		// All in one system, as most stays' are: creds itself.
+		if slot := m.slot(creds[0].System); slot != nil {
+			*slot = slices.Clip(creds)
+		}
+		return m
+	}
 	for _, c := range creds {
-		m[c.System] = append(m[c.System], c)
+		if slot := m.slot(c.System); slot != nil {
+			*slot = append(*slot, c)
+		}
 	}
 	return m
 }
 
 // stay plans one stay the source returned: its whole bundle.
-func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credential) error {
+func (p *planner) stay(s Stay, creds []*Credential) error {
 	in := p.in
 	prop := in.Property
 	sys := bySystem(creds)
 	if s.Ref.Source == System3RPMS {
-		p.observeAssigned(s, sys[System3RPMS])
+		p.observeAssigned(s, sys.of(System3RPMS))
 	}
 	win := prop.Window(s.Arrival, s.Departure)
 	if !in.Now.Before(win.End) {
 		reason := fmt.Sprintf("departed %s", s.Departure)
-		keys := sys[System3RPMS]
-		if k := s.Key; k != nil && byRemote[k.ID] != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
+		keys := sys.of(System3RPMS)
+		if k := s.Key; k != nil && p.rec.remote(k.ID) != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// A split stay's part holding our key recorded for the other
 			// part: take it off this part too (the other keeps it).
-			keys = append(keys, p.adopt(s, byRemote[k.ID], "key of ours shared with stay "+byRemote[k.ID].Stay.ID))
+			shared := p.rec.remote(k.ID)
+			keys = append(keys, p.adopt(s, shared, "key of ours shared with stay "+shared.Stay.ID))
 		}
 		p.cleanup(s, keys, true, reason)
-		p.end(s, append(sys[SystemOpenApp], sys[SystemKeyBox]...), reason)
-		if k := s.Key; k != nil && in.Backfill && byRemote[k.ID] == nil && s.Ref.Source == System3RPMS &&
+		p.end(s, append(sys.of(SystemOpenApp), sys.of(SystemKeyBox)...), reason)
+		if k := s.Key; k != nil && in.Backfill && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
 			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// State was lost: the key may be ours, left on a stay that
 			// already left. 3RPMS keeps it for two days; withdraw it now.
@@ -122,15 +162,14 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 		return nil
 	}
 	b := p.bundle(s, method)
-	_, readTo := prop.ReadRange(in.Now)
-	due := !readTo.Before(s.Arrival)
+	due := !p.readTo.Before(s.Arrival)
 
 	var ks keyState
 	if b.key != "" {
-		ks = p.observeKey(s, sys[System3RPMS], byRemote)
+		ks = p.observeKey(s, sys.of(System3RPMS))
 	} else {
-		p.withdrawing(sys[System3RPMS])
-		p.cleanup(s, sys[System3RPMS], true, "room no longer uses a 3RPMS key")
+		p.withdrawing(sys.of(System3RPMS))
+		p.cleanup(s, sys.of(System3RPMS), true, "room no longer uses a 3RPMS key")
 	}
 	blocked := ks.conflict || ks.claimed // the key cannot be written this run
 
@@ -144,7 +183,7 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 		if ks.current != nil {
 			return keyStale(ks.current, s, b.key, u) != ""
 		}
-		return !slices.ContainsFunc(sys[System3RPMS], func(c *Credential) bool {
+		return !slices.ContainsFunc(sys.of(System3RPMS), func(c *Credential) bool {
 			return c.Status == StatusActive && keyStale(c, s, b.key, u) == ""
 		})
 	}
@@ -163,15 +202,17 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 			tb.want = tb.system == SystemOpenApp && prop.SharedPortals
 		}
 		if !tb.want {
-			p.withdrawing(sys[tb.system])
-			p.end(s, sys[tb.system], fmt.Sprintf("room %s no longer uses %s", roomLabel(s), tb.system))
+			if creds := sys.of(tb.system); len(creds) > 0 {
+				p.withdrawing(creds)
+				p.end(s, creds, fmt.Sprintf("room %s no longer uses %s", roomLabel(s), tb.system))
+			}
 			continue
 		}
 		needs := func(*Credential, bool) bool { return false }
 		if derived {
 			needs = keyNeeds
 		}
-		u := p.timeBound(s, tb.system, tb.kind, sys[tb.system], win, due, needs)
+		u := p.timeBound(s, tb.system, tb.kind, sys.of(tb.system), win, due, needs)
 		if derived {
 			up = u
 		}
@@ -181,10 +222,10 @@ func (p *planner) stay(s Stay, creds []*Credential, byRemote map[string]*Credent
 	}
 	if b.keyFrom != "" && up == nil {
 		// Not yet due: the upstream is not issued, so neither is the key.
-		p.discard(s, sys[System3RPMS], ks.current, "stay moved beyond the window")
+		p.discard(s, sys.of(System3RPMS), ks.current, "stay moved beyond the window")
 		return nil
 	}
-	return p.key(s, sys[System3RPMS], ks, b.key, up, due)
+	return p.key(s, sys.of(System3RPMS), ks, b.key, up, due)
 }
 
 // timeBound plans a stay's OpenApp invite or key-box access: create it,
@@ -251,7 +292,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which only a new one returns")
 	}
 	if reason != "" {
-		p.add(&Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
+		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
 	}
 	return &upstream{cred: cur, step: 0}
 }
@@ -290,11 +331,11 @@ func dateChange(oldArr, oldDep, newArr, newDep Date) string {
 
 // issueTimeBound creates an invite or key-box access for the window.
 func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio Priority, reason string) *upstream {
-	c := &Credential{
+	c := p.credential(Credential{
 		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Status: StatusPending,
 		Valid: win, Arrival: s.Arrival, Departure: s.Departure,
-	}
-	p.add(&Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
+	})
+	p.add(Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
 	return &upstream{cred: c, fresh: true, step: 1}
 }
 
@@ -320,7 +361,7 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 			p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; it is ended once read back", c.Kind))
 			continue
 		}
-		p.add(&Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+		p.add(Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 	}
 }
 
@@ -333,9 +374,9 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string) {
 	p.withdrawing(creds)
 	sys := bySystem(creds)
-	p.cleanup(s, sys[System3RPMS], seen, reason)
-	p.end(s, sys[SystemKeyBox], reason)
-	for _, c := range sys[SystemOpenApp] {
+	p.cleanup(s, sys.of(System3RPMS), seen, reason)
+	p.end(s, sys.of(SystemKeyBox), reason)
+	for _, c := range sys.of(SystemOpenApp) {
 		end := c.Valid.End
 		if end.IsZero() {
 			end = p.in.Property.Window(c.Arrival, c.Departure).End
@@ -345,7 +386,7 @@ func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string
 			p.end(s, []*Credential{c}, reason)
 		case c.Status == StatusDisabled:
 		case c.Status == StatusActive:
-			p.add(&Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		}
 	}
 }

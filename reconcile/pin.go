@@ -1,11 +1,10 @@
 package reconcile
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
+	"math/bits"
 	"strings"
 	"unicode"
 )
@@ -71,7 +70,12 @@ type pinGenerator struct {
 	policy PINPolicy
 	rand   io.Reader
 	used   map[string]bool
+	// buf holds the random bytes of one PIN being drawn.
+	buf [maxPINLength]byte
 }
+
+// maxPINLength is the longest PIN 3RPMS accepts (PINPolicy.Validate).
+const maxPINLength = 10
 
 // maxPINTries bounds the search for an unused PIN; hitting it means the
 // policy's space is nearly exhausted, which Validate's minimums make
@@ -80,25 +84,50 @@ const maxPINTries = 1000
 
 // next returns a fresh PIN for a room, unique among used, and marks it used.
 func (g *pinGenerator) next(roomName string) (Secret, error) {
-	alphabet := []rune(g.policy.Alphabet)
-	n := big.NewInt(int64(len(alphabet)))
+	alphabet := g.policy.Alphabet
+	if len(alphabet) < 2 || len(alphabet) > 256 || g.policy.Length < 1 || g.policy.Length > maxPINLength {
+		return "", fmt.Errorf("generate pin: invalid policy: length %d, %d-character alphabet", g.policy.Length, len(alphabet))
+	}
 	for range maxPINTries {
-		var b strings.Builder
-		for range g.policy.Length {
-			i, err := rand.Int(g.rand, n)
-			if err != nil {
-				return "", fmt.Errorf("generate pin: %w", err)
-			}
-			b.WriteRune(alphabet[i.Int64()])
+		pin := g.buf[:g.policy.Length]
+		if err := drawIndices(g.rand, pin, len(alphabet)); err != nil {
+			return "", fmt.Errorf("generate pin: %w", err)
 		}
-		pin := b.String()
-		if g.used[pin] || Guessable(pin, roomName) {
+		for i, x := range pin {
+			pin[i] = alphabet[x]
+		}
+		if g.used[string(pin)] || Guessable(string(pin), roomName) {
 			continue
 		}
-		g.used[pin] = true
-		return Secret(pin), nil
+		s := string(pin)
+		g.used[s] = true
+		return Secret(s), nil
 	}
 	return "", errors.New("generate pin: no unused PIN found; lengthen the PIN policy")
+}
+
+// drawIndices fills dst with indices in [0, n), 2 ≤ n ≤ 256, each uniform
+// and independent: one byte from r per try, masked to the bits n-1 needs
+// and rejected when ≥ n, so no index is likelier than another. It reads
+// the bytes crypto/rand.Int(r, n) would read for each index in turn, and
+// never more than it uses.
+func drawIndices(r io.Reader, dst []byte, n int) error {
+	mask := byte(uint(1)<<bits.Len(uint(n-1)) - 1)
+	filled := 0
+	for filled < len(dst) {
+		// Every byte still to read is needed: at most one index each.
+		b := dst[filled:]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return err
+		}
+		for _, x := range b {
+			if x &= mask; int(x) < n {
+				dst[filled] = x
+				filled++
+			}
+		}
+	}
+	return nil
 }
 
 // Guessable reports PINs a passer-by would try first: one repeated

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -211,78 +212,267 @@ type planner struct {
 	in   Input
 	plan *Plan
 	pins *pinGenerator
+	rec  records
 	// live counts live credentials per remote key id, so a key shared by
 	// two stays (a split stay, the 3RPMS Room Access Key API) is deleted
 	// only with the last one.
 	live map[string]int
 	// withdrawn holds the live credentials the plan withdraws (Plan.Withdrawn).
 	withdrawn map[*Credential]bool
+	// readTo is the last arrival date the run reads (Property.ReadRange):
+	// later stays are not yet due.
+	readTo Date
+	// actions and creds are where add and credential allocate, a chunk at
+	// a time.
+	actions []Action
+	creds   []Credential
+}
+
+// records indexes the live recorded credentials by stay and by remote key
+// id. The planner works on copies of them (Compute never mutates its
+// input), made when their stay is planned; a copy that the plan neither
+// changed nor refers to is dropped again, so a portfolio of stays with
+// nothing to do costs no copies.
+type records struct {
+	in []Credential // Input.Credentials
+	// order holds the indexes into in of the live credentials, grouped by
+	// stay, each group in input order; groups[g] is one stay's span of it.
+	order  []int32
+	groups []credGroup
+	byStay map[StayRef]int32 // index into groups
+	// byRemote is the index into in of the live 3RPMS credential holding
+	// each remote key id (the last one recorded).
+	byRemote map[string]int32
+	// copies is, by index into in, the planner's copy once made; ptrs
+	// holds a group's copies in order's layout.
+	copies []*Credential
+	ptrs   []*Credential
+	// spare is where copies are made, a chunk at a time.
+	spare []Credential
+}
+
+type credGroup struct {
+	first, n int32
+	seen     bool // the source returned the stay
+}
+
+func newRecords(creds []Credential) records {
+	r := records{in: creds}
+	live := 0
+	for i := range creds {
+		if creds[i].Status.Live() {
+			live++
+		}
+	}
+	r.byStay = make(map[StayRef]int32, live)
+	r.groups = make([]credGroup, 0, live)
+	r.byRemote = make(map[string]int32, live)
+	group := make([]int32, 0, live) // each live credential's group
+	for i := range creds {
+		c := &creds[i]
+		if !c.Status.Live() {
+			continue
+		}
+		g, ok := r.byStay[c.Stay]
+		if !ok {
+			g = int32(len(r.groups))
+			r.byStay[c.Stay] = g
+			r.groups = append(r.groups, credGroup{})
+		}
+		r.groups[g].n++
+		group = append(group, g)
+		if c.System == System3RPMS && c.RemoteID != "" {
+			r.byRemote[c.RemoteID] = int32(i)
+		}
+	}
+	var at int32
+	for g := range r.groups {
+		r.groups[g].first = at
+		at += r.groups[g].n
+	}
+	r.order = make([]int32, live)
+	filled := make([]int32, len(r.groups))
+	j := 0
+	for i := range creds {
+		if !creds[i].Status.Live() {
+			continue
+		}
+		g := &r.groups[group[j]]
+		r.order[g.first+filled[group[j]]] = int32(i)
+		filled[group[j]]++
+		j++
+	}
+	r.copies = make([]*Credential, len(creds))
+	r.ptrs = make([]*Credential, live)
+	return r
+}
+
+// recorded returns the stay's credentials as the planner's copies, and
+// how many of them were copied just now.
+func (r *records) recorded(g int32) ([]*Credential, int) {
+	grp := r.groups[g]
+	idx := r.order[grp.first : grp.first+grp.n]
+	missing := 0
+	for _, i := range idx {
+		if r.copies[i] == nil {
+			missing++
+		}
+	}
+	if cap(r.spare)-len(r.spare) < missing {
+		// A new chunk: one group's copies are side by side, for drop.
+		r.spare = make([]Credential, 0, max(min(2*cap(r.spare), 4096), 16, missing))
+	}
+	out := r.ptrs[grp.first : grp.first+grp.n : grp.first+grp.n]
+	made := 0
+	for k, i := range idx {
+		c := r.copies[i]
+		if c == nil {
+			r.spare = append(r.spare, r.in[i])
+			c = &r.spare[len(r.spare)-1]
+			r.copies[i] = c
+			made++
+		}
+		out[k] = c
+	}
+	return out, made
+}
+
+// drop takes back the copies recorded made for group g if the plan, since
+// it had made actions and syncs, neither changed them nor holds them.
+// They were the last made, so their room is reused.
+func (p *planner) drop(g int32, made, actions, syncs int) {
+	r := &p.rec
+	grp := r.groups[g]
+	if int(grp.n) != made {
+		return // copies kept earlier are in use
+	}
+	idx := r.order[grp.first : grp.first+grp.n]
+	for _, i := range idx {
+		c := r.copies[i]
+		if *c != r.in[i] || p.withdrawn[c] {
+			return
+		}
+		for _, a := range p.plan.Actions[actions:] {
+			if a.Cred == c || a.After == c || a.Upstream == c {
+				return
+			}
+		}
+		if slices.Contains(p.plan.Sync[syncs:], c) {
+			return
+		}
+	}
+	for _, i := range idx {
+		r.copies[i] = nil
+	}
+	r.spare = r.spare[:len(r.spare)-made]
+}
+
+// ref is the stay of group g.
+func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]].Stay }
+
+// remote returns our credential holding the remote key id, or nil. It is
+// for reading only: it may be the input's own record.
+func (r *records) remote(id string) *Credential {
+	i, ok := r.byRemote[id]
+	if !ok {
+		return nil
+	}
+	if c := r.copies[i]; c != nil {
+		return c
+	}
+	return &r.in[i]
 }
 
 func (p *planner) run() (*Plan, error) {
 	in := p.in
-	used := map[string]bool{}
-	for _, s := range in.Stays {
-		if s.Key != nil && s.Key.PIN != "" {
-			used[s.Key.PIN.Reveal()] = true
+	_, p.readTo = in.Property.ReadRange(in.Now)
+	// Room for the PINs on the stays and about one new one a stay.
+	used := make(map[string]bool, len(in.Stays)+len(in.Stays)/8)
+	for i := range in.Stays {
+		if k := in.Stays[i].Key; k != nil && k.PIN != "" {
+			used[k.PIN.Reveal()] = true
 		}
 	}
 	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: used}
 
-	p.live = map[string]int{}
+	p.rec = newRecords(in.Credentials)
+	rec := &p.rec
+	p.live = make(map[string]int, len(rec.byRemote))
 	p.withdrawn = map[*Credential]bool{}
-	byStay := map[StayRef][]*Credential{}
-	byRemote := map[string]*Credential{}
-	for i := range in.Credentials {
-		c := in.Credentials[i] // a copy: Plan never mutates its input
-		if !c.Status.Live() {
-			continue
-		}
-		cp := &c
-		byStay[c.Stay] = append(byStay[c.Stay], cp)
-		if c.System == System3RPMS && c.RemoteID != "" {
+	for _, i := range rec.order {
+		if c := &in.Credentials[i]; c.System == System3RPMS && c.RemoteID != "" {
 			p.live[c.RemoteID]++
-			byRemote[c.RemoteID] = cp
 		}
 	}
+	p.plan.Live = len(rec.order)
 
-	stays := slices.Clone(in.Stays)
-	slices.SortFunc(stays, func(a, b Stay) int {
-		return cmp.Or(a.Arrival.Compare(b.Arrival), cmp.Compare(a.Ref.ID, b.Ref.ID))
+	// The stays by arrival, then id: an index, so the stays are not copied.
+	stays := make([]int32, len(in.Stays))
+	for i := range stays {
+		stays[i] = int32(i)
+	}
+	slices.SortFunc(stays, func(a, b int32) int {
+		x, y := &in.Stays[a], &in.Stays[b]
+		if c := x.Arrival.Compare(y.Arrival); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Ref.ID, y.Ref.ID)
 	})
 	// A stay holding a key of ours recorded for another stay (3RPMS reused
 	// it when splitting a stay) will adopt it below. Count that holder
 	// before any stay is planned, so the departed part of a split does not
 	// delete the key the other part still holds.
-	for _, s := range stays {
-		if s.Key == nil || byRemote[s.Key.ID] == nil {
+	for i := range in.Stays {
+		s := &in.Stays[i]
+		if s.Key == nil {
 			continue
 		}
-		if !slices.ContainsFunc(byStay[s.Ref], func(c *Credential) bool { return c.System == System3RPMS && c.RemoteID == s.Key.ID }) {
+		if _, ours := rec.byRemote[s.Key.ID]; !ours {
+			continue
+		}
+		holds := false
+		if g, ok := rec.byStay[s.Ref]; ok {
+			grp := rec.groups[g]
+			holds = slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
+				c := &in.Credentials[j]
+				return c.System == System3RPMS && c.RemoteID == s.Key.ID
+			})
+		}
+		if !holds {
 			p.live[s.Key.ID]++
 		}
 	}
-	seen := map[StayRef]bool{}
-	for _, s := range stays {
-		seen[s.Ref] = true
-		if err := p.stay(s, byStay[s.Ref], byRemote); err != nil {
+	for _, i := range stays {
+		s := &in.Stays[i]
+		g, ok := rec.byStay[s.Ref]
+		if !ok {
+			if err := p.stay(*s, nil); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		rec.groups[g].seen = true
+		creds, made := rec.recorded(g)
+		actions, syncs := len(p.plan.Actions), len(p.plan.Sync)
+		if err := p.stay(*s, creds); err != nil {
 			return nil, err
+		}
+		if made > 0 {
+			p.drop(g, made, actions, syncs)
 		}
 	}
 
 	// Credentials whose stay the source no longer returns at all.
-	var gone []StayRef
-	for ref := range byStay {
-		if !seen[ref] && (in.Scope == nil || in.Scope[ref]) {
-			gone = append(gone, ref)
+	var gone []int32
+	for g, grp := range rec.groups {
+		if !grp.seen && (in.Scope == nil || in.Scope[rec.ref(int32(g))]) {
+			gone = append(gone, int32(g))
 		}
 	}
-	slices.SortFunc(gone, func(a, b StayRef) int { return cmp.Compare(a.ID, b.ID) })
-	for _, creds := range byStay {
-		p.plan.Live += len(creds)
-	}
-	for _, ref := range gone {
-		creds := byStay[ref]
+	slices.SortFunc(gone, func(a, b int32) int { return strings.Compare(rec.ref(a).ID, rec.ref(b).ID) })
+	for _, g := range gone {
+		ref := rec.ref(g)
+		creds, _ := rec.recorded(g)
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
 		n := len(p.plan.Actions)
 		p.withdraw(s, creds, false, fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
@@ -361,7 +551,7 @@ type keyState struct {
 
 // observeKey finds which of our credentials, if any, the stay holds, adopting
 // a shared key of ours and, in backfill, planning the claim of an unknown one.
-func (p *planner) observeKey(s Stay, creds []*Credential, byRemote map[string]*Credential) keyState {
+func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 	var current *Credential
 	if s.Key != nil {
 		for _, c := range creds {
@@ -376,7 +566,7 @@ func (p *planner) observeKey(s Stay, creds []*Credential, byRemote map[string]*C
 			p.plan.Sync = append(p.plan.Sync, current)
 		}
 		if current == nil {
-			if shared, ok := byRemote[s.Key.ID]; ok {
+			if shared := p.rec.remote(s.Key.ID); shared != nil {
 				// Our key, recorded for another stay (3RPMS reused it when
 				// it split a stay) or given up earlier: record that this
 				// stay holds it.
@@ -419,7 +609,7 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 			keyStale(current, s, kind, up) == "" && up == nil {
 			// A PIN key is valid for the whole stay, whatever its dates:
 			// the change needs nothing, but the plan says it was seen.
-			p.add(&Action{Op: OpKeep, Reason: change + "; the PIN key stays as it is", Cred: current, Step: 1, Priority: prio}, s)
+			p.add(Action{Op: OpKeep, Reason: change + "; the PIN key stays as it is", Cred: current, Step: 1, Priority: prio}, s)
 		}
 		if reason := keyStale(current, s, kind, up); reason == "" &&
 			(!current.Assigned || current.Arrival != s.Arrival || current.Departure != s.Departure || current.RoomID != s.RoomID) {
@@ -445,7 +635,7 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 				return err
 			}
 			n := len(p.plan.Actions)
-			p.add(&Action{Op: OpRevoke, Reason: reason, Cred: current, Priority: PriorityRevoke, After: fresh.Cred}, s)
+			p.add(Action{Op: OpRevoke, Reason: reason, Cred: current, Priority: PriorityRevoke, After: fresh.Cred}, s)
 			p.release(s, current, reason)
 			for _, a := range p.plan.Actions[n:] {
 				a.Step, a.After = fresh.Step+1, fresh.Cred
@@ -463,7 +653,7 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 	}
 	p.discard(s, creds, spare, "credential not assigned to the stay")
 	if spare != nil {
-		p.add(&Action{Op: OpAssign, Reason: "key created earlier, not yet assigned", Cred: spare, Step: 1, Priority: prio}, s)
+		p.add(Action{Op: OpAssign, Reason: "key created earlier, not yet assigned", Cred: spare, Step: 1, Priority: prio}, s)
 		return nil
 	}
 	_, err := p.issue(s, kind, prio, "stay has no key", up)
@@ -491,12 +681,12 @@ func keyStale(c *Credential, s Stay, kind Kind, up *upstream) string {
 // generated PIN; a derived key is created the step after its upstream
 // credential, whose secret Apply copies into it.
 func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *upstream) (*Action, error) {
-	c := &Credential{
+	c := p.credential(Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: kind, RoomID: s.RoomID,
 		Status: StatusPending, Arrival: s.Arrival, Departure: s.Departure,
-	}
+	})
 	step := 1
-	create := &Action{Op: OpCreate, Reason: reason, Cred: c, Priority: prio}
+	create := Action{Op: OpCreate, Reason: reason, Cred: c, Priority: prio}
 	if up == nil {
 		pin, err := p.pins.next(s.RoomName)
 		if err != nil {
@@ -508,20 +698,20 @@ func (p *planner) issue(s Stay, kind Kind, prio Priority, reason string, up *ups
 		create.Upstream = up.cred
 	}
 	create.Step = step
-	p.add(create, s)
-	p.add(&Action{Op: OpAssign, Reason: reason, Cred: c, Step: step + 1, Priority: prio}, s)
-	return create, nil
+	created := p.add(create, s)
+	p.add(Action{Op: OpAssign, Reason: reason, Cred: c, Step: step + 1, Priority: prio}, s)
+	return created, nil
 }
 
 // adopt records that the stay holds a key of ours issued for another stay.
 // The credential keeps the room the key was issued for, so a split that
 // also moved rooms is caught as a room change. run counted it in live.
 func (p *planner) adopt(s Stay, shared *Credential, reason string) *Credential {
-	c := &Credential{
+	c := p.credential(Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: shared.Kind, RoomID: shared.RoomID, RemoteID: s.Key.ID,
 		Status: StatusActive, Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
-	}
-	p.add(&Action{Op: OpAdopt, Reason: reason, Cred: c, Step: 1, Priority: PriorityInHouse}, s)
+	})
+	p.add(Action{Op: OpAdopt, Reason: reason, Cred: c, Step: 1, Priority: PriorityInHouse}, s)
 	return c
 }
 
@@ -536,11 +726,11 @@ func adoptReason(s Stay, c *Credential) string {
 // claim plans the backfill check of a key keysync has no record of, and
 // returns the credential it adopts if the claim succeeds.
 func (p *planner) claim(s Stay) *Credential {
-	c := &Credential{
+	c := p.credential(Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID, RemoteID: s.Key.ID,
 		Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
-	}
-	p.add(&Action{Op: OpClaim, Reason: "stay holds a key keysync has no record of: adopted if keysync created it, else left alone", Cred: c, Step: 1, Priority: PriorityInHouse}, s)
+	})
+	p.add(Action{Op: OpClaim, Reason: "stay holds a key keysync has no record of: adopted if keysync created it, else left alone", Cred: c, Step: 1, Priority: PriorityInHouse}, s)
 	return c
 }
 
@@ -549,8 +739,8 @@ func (p *planner) claim(s Stay) *Credential {
 // showed it is ours, revoked and deleted.
 func (p *planner) claimDeparted(s Stay, reason string) {
 	c := p.claim(s)
-	p.add(&Action{Op: OpRevoke, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
-	p.add(&Action{Op: OpDelete, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
+	p.add(Action{Op: OpRevoke, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
+	p.add(Action{Op: OpDelete, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
 }
 
 // withdrawing counts credentials the plan takes away from a stay that has
@@ -578,19 +768,19 @@ func (p *planner) cleanup(s Stay, creds []*Credential, seen bool, reason string)
 			assigned = s.Key != nil && c.RemoteID == s.Key.ID
 		}
 		if c.Status == StatusPending {
-			p.add(&Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpAbandon, Reason: reason + "; create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue
 		}
 		if c.Status == StatusRetired && !seen {
 			// 3RPMS refused to take it off a stay it no longer shows:
 			// wait for a read of the stay, or for 3RPMS's own cleanup.
 			if !p.in.Now.Before(p.in.Property.Window(c.Arrival, c.Departure).End.Add(keysKeptAfterDeparture)) {
-				p.add(&Action{Op: OpAbandon, Reason: reason + "; 3RPMS's own cleanup has removed it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+				p.add(Action{Op: OpAbandon, Reason: reason + "; 3RPMS's own cleanup has removed it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			}
 			continue
 		}
 		if assigned {
-			p.add(&Action{Op: OpRevoke, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpRevoke, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		}
 		p.release(s, c, reason)
 	}
@@ -604,7 +794,7 @@ func (p *planner) discard(s Stay, creds []*Credential, keep *Credential, reason 
 			continue
 		}
 		if c.Status == StatusPending {
-			p.add(&Action{Op: OpAbandon, Reason: "create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpAbandon, Reason: "create outcome unknown", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue
 		}
 		p.release(s, c, reason)
@@ -616,13 +806,29 @@ func (p *planner) discard(s Stay, creds []*Credential, keep *Credential, reason 
 func (p *planner) release(s Stay, c *Credential, reason string) {
 	p.live[c.RemoteID]--
 	if p.live[c.RemoteID] > 0 {
-		p.add(&Action{Op: OpRelease, Reason: reason + "; key still held by another stay", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+		p.add(Action{Op: OpRelease, Reason: reason + "; key still held by another stay", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		return
 	}
-	p.add(&Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+	p.add(Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 }
 
-func (p *planner) add(a *Action, s Stay) {
+// credential returns a new credential the plan issues or adopts.
+func (p *planner) credential(c Credential) *Credential {
+	if len(p.creds) == cap(p.creds) {
+		p.creds = make([]Credential, 0, min(max(2*cap(p.creds), 16), 4096))
+	}
+	p.creds = append(p.creds, c)
+	return &p.creds[len(p.creds)-1]
+}
+
+// add appends the action to the plan for stay s and returns it. Actions
+// are allocated a chunk at a time.
+func (p *planner) add(act Action, s Stay) *Action {
+	if len(p.actions) == cap(p.actions) {
+		p.actions = make([]Action, 0, min(max(2*cap(p.actions), 16), 4096))
+	}
+	p.actions = append(p.actions, act)
+	a := &p.actions[len(p.actions)-1]
 	a.System = a.Cred.System
 	a.Stay, a.RoomID, a.Room = s.Ref, s.RoomID, roomLabel(s)
 	a.Arrival, a.Departure = s.Arrival, s.Departure
@@ -630,6 +836,7 @@ func (p *planner) add(a *Action, s Stay) {
 		a.Kind = a.Cred.Kind
 	}
 	p.plan.Actions = append(p.plan.Actions, a)
+	return a
 }
 
 func (p *planner) note(k NoteKind, s Stay, detail string) {

@@ -32,7 +32,21 @@ func mustLoad(name string) *time.Location {
 // Property is the planned property: every room opens by PIN (default_method
 // pin), check-in 15:00, check-out 11:00, 2 h grace each side, a 7-day
 // window, six-digit PINs.
-func Property() *reconcile.Property {
+func Property() *reconcile.Property { return property(6) }
+
+// pinLength is the PIN length for a workload of n stays: six digits, or
+// more when n grows past 100,000, so that the PIN space stays at least ten
+// times the stays (six digits cannot hold the PINs of a million stays) and
+// finding an unused PIN costs what it does at 100,000.
+func pinLength(n int) int {
+	length, space := 6, 1_000_000
+	for space < 10*n {
+		length, space = length+1, space*10
+	}
+	return length
+}
+
+func property(pinLength int) *reconcile.Property {
 	return &reconcile.Property{
 		Name:          "bench",
 		Location:      Now.Location(),
@@ -42,7 +56,7 @@ func Property() *reconcile.Property {
 		GraceAfter:    2 * time.Hour,
 		WindowDays:    7,
 		DefaultMethod: reconcile.MethodPIN,
-		PIN:           reconcile.DefaultPINPolicy,
+		PIN:           reconcile.PINPolicy{Length: pinLength, Alphabet: reconcile.DefaultPINPolicy.Alphabet},
 	}
 }
 
@@ -70,19 +84,25 @@ func Rand(seed uint64) io.Reader {
 //     another room (the stay moved), which revokes, deletes and reissues;
 //   - the other half hold no key: create and assign;
 //   - n/100 more recorded credentials belong to stays the source no longer
-//     returns (cancelled or deleted): revoke and delete.
+//     returns (cancelled or deleted): revoke and delete;
+//   - PINs are six digits up to 100,000 stays, longer beyond (pinLength).
 //
 // Compute's result is a plan of about n/2 creates and assigns and n/30
 // revocations and deletes.
 func Input(n int, seed uint64) reconcile.Input {
 	rng := rand.New(rand.NewPCG(seed, 0x6b657973796e63))
-	prop := Property()
+	length := pinLength(n)
+	prop := property(length)
+	space := 1
+	for range length {
+		space *= 10
+	}
 	today := reconcile.DateOf(Now)
 	in := reconcile.Input{Now: Now, Property: prop, Stays: make([]reconcile.Stay, 0, n), Rand: Rand(seed)}
 	used := map[string]bool{}
 	pin := func() reconcile.Secret {
 		for {
-			p := fmt.Sprintf("%06d", rng.IntN(1_000_000))
+			p := fmt.Sprintf("%0*d", length, rng.IntN(space))
 			if !used[p] {
 				used[p] = true
 				return reconcile.Secret(p)
