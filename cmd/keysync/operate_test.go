@@ -299,7 +299,11 @@ func TestCheckReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := check(ExitAttention)
+	prom := filepath.Join(t.TempDir(), "check.prom")
+	out := check(ExitAttention, "--metrics-file", prom)
+	if b, err := os.ReadFile(prom); err != nil || !strings.Contains(string(b), "keysync_check_unready 2\n") || !strings.Contains(string(b), "keysync_check_stays 3\n") {
+		t.Errorf("check metrics file: %v\n%s", err, b)
+	}
 	for _, want := range []string{"101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "cancelled", "2 arrival(s) not ready"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
