@@ -376,3 +376,42 @@ func TestScheduleShiftWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusArrivalWithoutCredential: when 3RPMS refuses every write, the
+// run ends partial; status shows its exit status and names the arriving
+// stay that holds no credential.
+func TestStatusArrivalWithoutCredential(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	h.stay("s1", "r101", 0, 2)
+	h.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := readAll(r)
+		if strings.Contains(string(body), "mutation") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		h.sb.ServeHTTP(w, r)
+	})
+	h.mustRun(ExitPartial, "backfill")
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"status", "--config", h.cfgPath, "--json", "--now", h.now.Format(time.RFC3339)}, &out, &errb, h.getenv); err != nil {
+		t.Fatalf("status: %v\n%s", err, errb.String())
+	}
+	var st statusReport
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Unkeyed) != 1 || st.Unkeyed[0].ID != "s1" {
+		t.Errorf("arrivals without a credential = %+v, want s1", st.Unkeyed)
+	}
+	if len(st.Runs) != 1 || st.Runs[0].ExitCode == nil || *st.Runs[0].ExitCode != ExitPartial {
+		t.Errorf("runs = %+v, want one with exit %d", st.Runs, ExitPartial)
+	}
+	out.Reset()
+	if err := Run(context.Background(), []string{"status", "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)}, &out, &errb, h.getenv); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "without a credential (last run): hotel stay s1") {
+		t.Errorf("status text:\n%s", out.String())
+	}
+}
