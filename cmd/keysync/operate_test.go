@@ -70,11 +70,14 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("version: %v, %q", err, out.String())
 	}
-	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "backup", "status", "history"} {
+	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "bench", "backup", "status", "history", "check"} {
 		out.Reset()
 		errb.Reset()
 		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {
 			t.Errorf("%s --help exited %d: %v\n%s", cmd, exitCode(err), err, errb.String())
+		}
+		if help := errb.String(); !strings.Contains(help, "usage: keysync "+cmd) || !strings.Contains(help, "example: keysync "+cmd) {
+			t.Errorf("%s --help lacks its usage line or an example:\n%s", cmd, help)
 		}
 	}
 }
