@@ -48,7 +48,7 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 	if !deferred["new1"] || !deferred["new2"] || countOps(rep, reconcile.OpCreate, reconcile.ResultDone) != 0 {
 		t.Errorf("want new1 and new2 deferred and nothing created; deferred %v, counts %v", deferred, rep.Counts())
 	}
-	b := rep.Budget[reconcile.System3RPMS]
+	b := onlyAccount(t, rep.Budget, reconcile.System3RPMS)
 	if b.Cap != 10000 || b.UsedToday < 9991 || b.Left > 9 || b.Deferred != 4 {
 		t.Errorf("budget report = %+v", b)
 	}
