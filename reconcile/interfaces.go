@@ -148,8 +148,8 @@ type RequestRecord struct {
 	// Account is the credential the request counted against; "" for one
 	// recorded without (it counts against every account of System).
 	Account Account
-	At     time.Time
-	Write  bool
+	At      time.Time
+	Write   bool
 }
 
 // Audit is one line of the audit trail: an intent before a request, or an

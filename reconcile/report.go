@@ -25,7 +25,7 @@ type Report struct {
 	// Budget is the daily request budget of each budgeted Account (each
 	// metered credential).
 	Budget   map[Account]BudgetReport `json:"budget,omitempty"`
-	Failures []Failure               `json:"failures"`
+	Failures []Failure                `json:"failures"`
 	// Problems need a person: actions that failed in this run and in each
 	// of the runs before it (repeatLimit), which retrying alone has not
 	// fixed, and properties removed from the config that still hold live
