@@ -11,23 +11,26 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keysync/keysync/internal/metrics"
 	"github.com/keysync/keysync/reconcile"
 )
 
 // check reads whether every arrival within the horizon holds what it
 // needs on every system, and exits 6 (a person is needed) naming the rooms
-// that do not. It writes nothing, not even the request ledger.
+// that do not. It writes nothing upstream; its reads go in the request
+// ledger like any other.
 func (env *environment) check(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync check --config FILE [--within 24h] [--now T] [--json]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
+		io.WriteString(env.stderr, "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	config := fs.String("config", "", "config file (required)")
 	within := fs.Duration("within", 24*time.Hour, "check the stays whose access opens within this long")
 	nowFlag := fs.String("now", "", "check as if it were this RFC 3339 instant (default: now)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	metricsFile := fs.String("metrics-file", "", "write the check's Prometheus metrics (keysync_check_*) to this file, atomically, for the node exporter's textfile collector")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else warn)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,6 +60,11 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	checked, unready, err := runner.Check(ctx, now, *within)
 	if err != nil {
 		return withCode(ExitFailure, fmt.Errorf("check: %w", err))
+	}
+	if *metricsFile != "" {
+		if err := metrics.WriteCheckFile(*metricsFile, now, checked, len(unready)); err != nil {
+			log.Error("could not write the metrics file", "path", *metricsFile, "err", err)
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)

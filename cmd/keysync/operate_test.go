@@ -70,11 +70,14 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("version: %v, %q", err, out.String())
 	}
-	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "backup", "status", "history"} {
+	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "bench", "backup", "status", "history", "check"} {
 		out.Reset()
 		errb.Reset()
 		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {
 			t.Errorf("%s --help exited %d: %v\n%s", cmd, exitCode(err), err, errb.String())
+		}
+		if help := errb.String(); !strings.Contains(help, "usage: keysync "+cmd) || !strings.Contains(help, "example: keysync "+cmd) {
+			t.Errorf("%s --help lacks its usage line or an example:\n%s", cmd, help)
 		}
 	}
 }
@@ -299,7 +302,11 @@ func TestCheckReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := check(ExitAttention)
+	prom := filepath.Join(t.TempDir(), "check.prom")
+	out := check(ExitAttention, "--metrics-file", prom)
+	if b, err := os.ReadFile(prom); err != nil || !strings.Contains(string(b), "keysync_check_unready 2\n") || !strings.Contains(string(b), "keysync_check_stays 3\n") {
+		t.Errorf("check metrics file: %v\n%s", err, b)
+	}
 	for _, want := range []string{"101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "cancelled", "2 arrival(s) not ready"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
@@ -370,5 +377,44 @@ func TestScheduleShiftWarning(t *testing.T) {
 				t.Errorf("warned %v, want %v\n%s", got, tc.warn, stderr)
 			}
 		})
+	}
+}
+
+// TestStatusArrivalWithoutCredential: when 3RPMS refuses every write, the
+// run ends partial; status shows its exit status and names the arriving
+// stay that holds no credential.
+func TestStatusArrivalWithoutCredential(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	h.stay("s1", "r101", 0, 2)
+	h.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := readAll(r)
+		if strings.Contains(string(body), "mutation") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		h.sb.ServeHTTP(w, r)
+	})
+	h.mustRun(ExitPartial, "backfill")
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"status", "--config", h.cfgPath, "--json", "--now", h.now.Format(time.RFC3339)}, &out, &errb, h.getenv); err != nil {
+		t.Fatalf("status: %v\n%s", err, errb.String())
+	}
+	var st statusReport
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Unkeyed) != 1 || st.Unkeyed[0].ID != "s1" {
+		t.Errorf("arrivals without a credential = %+v, want s1", st.Unkeyed)
+	}
+	if len(st.Runs) != 1 || st.Runs[0].ExitCode == nil || *st.Runs[0].ExitCode != ExitPartial {
+		t.Errorf("runs = %+v, want one with exit %d", st.Runs, ExitPartial)
+	}
+	out.Reset()
+	if err := Run(context.Background(), []string{"status", "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)}, &out, &errb, h.getenv); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "without a credential (last run): hotel stay s1") {
+		t.Errorf("status text:\n%s", out.String())
 	}
 }

@@ -13,8 +13,11 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-// printPlan renders a dry run's plan as a table for people. PINs appear
-// only with showSecrets.
+// printPlan renders a dry run's plan as a table for people. With
+// showSecrets it shows the Guestway lock PINs the sources hold; the PINs a
+// plan draws for new keys are thrown away with it (a run draws its own),
+// so they show as "generated when applied", never as a code a front desk
+// could hand out.
 func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
 	fmt.Fprintf(w, "Plan at %s\n\n", rep.Now.Format(time.RFC3339))
 	actions := rep.Actions()
@@ -118,8 +121,8 @@ func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, re
 		row := []string{a.Stay.Property, a.Stay.ID, roomAndID(a.Room, a.RoomID), a.Arrival.String(), a.Departure.String(), string(a.System), string(a.Op), a.Reason}
 		if showSecrets {
 			pin := ""
-			if a.Op == reconcile.OpCreate && a.Cred != nil {
-				pin = a.Cred.PIN.Reveal()
+			if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
+				pin = pinWhenApplied
 			}
 			row = append(row, pin)
 		}
@@ -134,6 +137,10 @@ func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, re
 	}
 	tw.Flush()
 }
+
+// pinWhenApplied stands in a plan's PIN column for a PIN the run that
+// applies the plan draws.
+const pinWhenApplied = "generated when applied"
 
 func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 	if len(notes) == 0 {

@@ -157,8 +157,18 @@ func TestSecretsNeverLeak(t *testing.T) {
 	out.Reset()
 	w.hotelStay("s5", "r101", 4, 6)
 	run("plan", "--show-secrets")
-	if !strings.Contains(out.String(), "PIN") {
-		t.Errorf("plan --show-secrets shows no PIN column:\n%s", out.String())
+	if !strings.Contains(out.String(), "PIN") || !strings.Contains(out.String(), pinWhenApplied) {
+		t.Errorf("plan --show-secrets shows no PIN column, or no %q for the new key:\n%s", pinWhenApplied, out.String())
+	}
+	// The PIN the run issues is not one the plan printed: the plan's were
+	// drawn for show and thrown away.
+	planned := out.String()
+	out.Reset()
+	run("run")
+	for _, k := range w.sb.rpms.Keys() {
+		if k.PIN != "" && strings.Contains(planned, k.PIN) {
+			t.Errorf("plan --show-secrets printed PIN of key %s, which the run issued", k.ID)
+		}
 	}
 }
 

@@ -11,21 +11,25 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keysync/keysync/internal/metrics"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
 
 // statusReport is what `keysync status --json` prints.
 type statusReport struct {
-	State     string                          `json:"state"`
-	SizeBytes int64                           `json:"size_bytes"`
-	Runs      []statusRun                     `json:"runs"`
-	Open      state.OpenWork                  `json:"open"`
-	Failures  []reconcile.Failure             `json:"failures"`
-	Problems  []reconcile.Problem             `json:"problems"`
-	Notes     []reconcile.Note                `json:"notes"`
-	Budget    map[reconcile.Account]budgetUse `json:"budget"`
-	Next      time.Time                       `json:"next_scheduled_run"`
+	State     string              `json:"state"`
+	SizeBytes int64               `json:"size_bytes"`
+	Runs      []statusRun         `json:"runs"`
+	Open      state.OpenWork      `json:"open"`
+	Failures  []reconcile.Failure `json:"failures"`
+	Problems  []reconcile.Problem `json:"problems"`
+	Notes     []reconcile.Note    `json:"notes"`
+	// Unkeyed are the last run's stays arriving within 24 hours whose
+	// credential it did not issue (metrics.ArrivalsWithoutCredential).
+	Unkeyed []reconcile.StayRef             `json:"arrivals_without_credential"`
+	Budget  map[reconcile.Account]budgetUse `json:"budget"`
+	Next    time.Time                       `json:"next_scheduled_run"`
 }
 
 // statusRun is one recorded run as status shows it.
@@ -115,6 +119,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	}
 	if last != nil {
 		rep.Failures, rep.Problems, rep.Notes = last.Failures, last.Problems, last.Notes()
+		rep.Unkeyed = metrics.ArrivalsWithoutCredential(last)
 	}
 	if rep.Open, err = db.OpenWork(ctx); err != nil {
 		return withCode(ExitFailure, err)
@@ -162,6 +167,10 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	for _, f := range rep.Failures {
 		open = true
 		fmt.Fprintf(w, "  last run: %s %s failed: %s\n", f.Property, f.System, f.Err)
+	}
+	for _, s := range rep.Unkeyed {
+		open = true
+		fmt.Fprintf(w, "  arriving within 24 hours without a credential (last run): %s stay %s\n", s.Property, s.ID)
 	}
 	for _, p := range rep.Problems {
 		open = true
