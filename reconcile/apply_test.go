@@ -465,8 +465,8 @@ func (s *fakeStore) Save(_ context.Context, creds []*reconcile.Credential, audit
 }
 
 // Spent implements reconcile.Store: these tests set no budget.
-func (s *fakeStore) Spent(context.Context, time.Time) (map[reconcile.System]int, error) {
-	return map[reconcile.System]int{}, nil
+func (s *fakeStore) Spent(context.Context, time.Time) (map[reconcile.Account]int, error) {
+	return map[reconcile.Account]int{}, nil
 }
 
 // DeferredStays implements reconcile.Store.

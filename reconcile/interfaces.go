@@ -83,9 +83,10 @@ type Store interface {
 	// ID), and appends the audit entries and the requests sent for them to
 	// the daily ledger, all in one transaction.
 	Save(ctx context.Context, creds []*Credential, audit []Audit, requests ...RequestRecord) error
-	// Spent counts the ledger's requests per system since the given time,
-	// across runs and processes.
-	Spent(ctx context.Context, since time.Time) (map[System]int, error)
+	// Spent counts the ledger's requests per Account since the given time,
+	// across runs and processes; requests recorded without an account come
+	// under AnyAccount of their system.
+	Spent(ctx context.Context, since time.Time) (map[Account]int, error)
 	// DeferredStays returns the stays whose work the last run of the
 	// property deferred for lack of budget, so this run does them first.
 	DeferredStays(ctx context.Context, property string) (map[StayRef]bool, error)
@@ -144,8 +145,11 @@ type PropertyLister interface {
 // RequestRecord is one request sent, for the daily ledger.
 type RequestRecord struct {
 	System System
-	At     time.Time
-	Write  bool
+	// Account is the credential the request counted against; "" for one
+	// recorded without (it counts against every account of System).
+	Account Account
+	At      time.Time
+	Write   bool
 }
 
 // Audit is one line of the audit trail: an intent before a request, or an

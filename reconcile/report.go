@@ -22,9 +22,10 @@ type Report struct {
 	Planned         map[System]int `json:"planned_write_requests_by_system,omitempty"`
 	// Requests is what the adapters actually sent, per system.
 	Requests map[System]RequestCount `json:"requests"`
-	// Budget is each budgeted system's daily request budget.
-	Budget   map[System]BudgetReport `json:"budget,omitempty"`
-	Failures []Failure               `json:"failures"`
+	// Budget is the daily request budget of each budgeted Account (each
+	// metered credential).
+	Budget   map[Account]BudgetReport `json:"budget,omitempty"`
+	Failures []Failure                `json:"failures"`
 	// Problems need a person: actions that failed in this run and in each
 	// of the runs before it (repeatLimit), which retrying alone has not
 	// fixed, and properties removed from the config that still hold live
@@ -206,9 +207,12 @@ type RequestCount struct {
 	Peak int `json:"peak_per_second"`
 }
 
-// BudgetReport is a system's daily request budget around a run.
+// BudgetReport is an Account's daily request budget around a run.
 type BudgetReport struct {
-	Cap int `json:"daily_cap"`
+	System System `json:"system"`
+	// Properties are the properties of the run using the account.
+	Properties []string `json:"properties,omitempty"`
+	Cap        int      `json:"daily_cap"`
 	// UsedToday counts the last 24 hours' requests, this run's included.
 	UsedToday int `json:"used_24h"`
 	Left      int `json:"left"`
@@ -247,8 +251,8 @@ func (m *Meter) clock() Clock {
 	return m.Clock
 }
 
-// Count records one request to a system.
-func (m *Meter) Count(s System, write bool) {
+// Count records one request to a system, sent with the credential a.
+func (m *Meter) Count(s System, a Account, write bool) {
 	if m == nil {
 		return
 	}
@@ -267,7 +271,7 @@ func (m *Meter) Count(s System, write bool) {
 	m.times[s] = append(m.times[s], at)
 	c.Peak = peak(m.times[s])
 	m.counts[s] = c
-	m.pending = append(m.pending, RequestRecord{System: s, At: at, Write: write})
+	m.pending = append(m.pending, RequestRecord{System: s, Account: a, At: at, Write: write})
 }
 
 // peak is the most stamps in any 1-second window; stamps arrive in order.

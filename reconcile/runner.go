@@ -23,6 +23,10 @@ type Site struct {
 	// Sinks holds the sink of each system the property writes to. The
 	// sink of a derived key's upstream credential builds the key (Deriver).
 	Sinks map[System]Sink
+	// Accounts holds, per system, the metered credential the property's
+	// requests to it count against; a system missing here counts against
+	// NewAccount(system, "").
+	Accounts map[System]Account
 }
 
 // Runner performs reconcile runs. cmd/keysync builds one from the config.
@@ -40,8 +44,10 @@ type Runner struct {
 	Crash func(point string, system System)
 	// RequestTimeout bounds one request; zero means 60 s.
 	RequestTimeout time.Duration
-	// Budgets are the daily request budgets of the systems that have one.
-	Budgets map[System]DailyBudget
+	// Budgets are the daily request budgets of the accounts (metered
+	// credentials) that have one. Sites sharing an account share its
+	// budget; sites on different accounts of one system do not.
+	Budgets map[Account]DailyBudget
 	// OnPlanned, when set, is told the write requests planned so far, as
 	// each property's plan is priced (for a progress display).
 	OnPlanned func(writes int)
@@ -55,7 +61,7 @@ type Runner struct {
 // failure is a Problem for a person rather than work the next run retries.
 const repeatLimit = 2
 
-// DailyBudget is a system's request cap over a rolling 24 hours, and the
+// DailyBudget is an account's request cap over a rolling 24 hours, and the
 // part of it kept for revocations.
 type DailyBudget struct {
 	Cap     int
@@ -135,7 +141,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Budget = map[System]BudgetReport{}
+	rep.Budget = map[Account]BudgetReport{}
 	for i, site := range r.Sites {
 		if !opts.visits(site) {
 			continue
@@ -173,12 +179,12 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			rep.Plans = append(rep.Plans, pr)
 			continue
 		}
-		kept, deferred := budget(plan.Actions, allow, site.maxBatch)
+		kept, deferred := budget(plan.Actions, site.allowances(allow), site.maxBatch)
 		batches := splitBatches(kept, site.maxBatch)
 		for _, b := range batches {
-			if al, ok := allow[b.System]; ok {
+			if al, ok := allow[site.account(b.System)]; ok {
 				al.Left--
-				allow[b.System] = al
+				allow[site.account(b.System)] = al
 			}
 		}
 		for sys, n := range requestsBySystem(plan.Actions, site.maxBatch) {
@@ -208,9 +214,10 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		for _, d := range deferred {
 			pr.set(d.Action, ResultDeferred, d.Why)
-			b := rep.Budget[d.Action.System]
+			acct := site.account(d.Action.System)
+			b := rep.Budget[acct]
 			b.Deferred++
-			rep.Budget[d.Action.System] = b
+			rep.Budget[acct] = b
 		}
 		rep.Plans = append(rep.Plans, pr)
 		if opts.DryRun {
@@ -348,10 +355,10 @@ type siteRead struct {
 	err      error
 }
 
-// allowances is what each budgeted system's daily budget leaves for this
+// allowances is what each budgeted account's daily budget leaves for this
 // run, after the ledger's last 24 hours and this run's reads, which are
 // recorded first (a dry run's too).
-func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]allowance, error) {
+func (r *Runner) allowances(ctx context.Context, opts Options) (map[Account]allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
 	}
@@ -364,9 +371,9 @@ func (r *Runner) allowances(ctx context.Context, opts Options) (map[System]allow
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
 	}
-	allow := map[System]allowance{}
-	for sys, b := range r.Budgets {
-		allow[sys] = allowance{Left: max(b.Cap-spent[sys], 0), Reserve: b.Reserve}
+	allow := map[Account]allowance{}
+	for acct, b := range r.Budgets {
+		allow[acct] = allowance{Left: max(b.Cap-SpentBy(spent, acct), 0), Reserve: b.Reserve}
 	}
 	return allow, nil
 }
@@ -380,11 +387,21 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 	if err != nil {
 		return fmt.Errorf("read the request ledger: %w", err)
 	}
-	for sys, b := range r.Budgets {
-		br := rep.Budget[sys]
-		br.Cap, br.Reserve, br.UsedToday = b.Cap, b.Reserve, spent[sys]
-		br.Left = max(b.Cap-spent[sys], 0)
-		rep.Budget[sys] = br
+	users := map[Account][]string{}
+	for _, site := range r.Sites {
+		for _, acct := range site.accounts() {
+			if !slices.Contains(users[acct], site.Property.Name) {
+				users[acct] = append(users[acct], site.Property.Name)
+			}
+		}
+	}
+	for acct, b := range r.Budgets {
+		br := rep.Budget[acct]
+		used := SpentBy(spent, acct)
+		br.System, br.Properties = acct.System(), users[acct]
+		br.Cap, br.Reserve, br.UsedToday = b.Cap, b.Reserve, used
+		br.Left = max(b.Cap-used, 0)
+		rep.Budget[acct] = br
 	}
 	return nil
 }
@@ -538,6 +555,43 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 }
 
 func (s *Site) sourceSystem() System { return cmp.Or(s.SourceSystem, System3RPMS) }
+
+// account is the Account the site's requests to sys count against.
+func (s *Site) account(sys System) Account {
+	if a, ok := s.Accounts[sys]; ok {
+		return a
+	}
+	return NewAccount(sys, "")
+}
+
+// accounts is the Account of each system the site calls, in system order.
+func (s *Site) accounts() []Account {
+	systems := slices.Collect(maps.Keys(s.Sinks))
+	if s.Source != nil && !slices.Contains(systems, s.sourceSystem()) {
+		systems = append(systems, s.sourceSystem())
+	}
+	slices.Sort(systems)
+	out := make([]Account, len(systems))
+	for i, sys := range systems {
+		out[i] = s.account(sys)
+	}
+	return out
+}
+
+// allowances is what the run's allowances leave for this site, by system:
+// each system's entry is the allowance of the site's account on it.
+func (s *Site) allowances(allow map[Account]allowance) map[System]allowance {
+	if len(allow) == 0 {
+		return nil
+	}
+	out := map[System]allowance{}
+	for _, acct := range s.accounts() {
+		if al, ok := allow[acct]; ok {
+			out[acct.System()] = al
+		}
+	}
+	return out
+}
 
 func (s *Site) maxBatch(sys System) int {
 	if sink := s.Sinks[sys]; sink != nil {

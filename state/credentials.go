@@ -193,8 +193,8 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 	}
 	for _, q := range requests {
-		if _, err := exec(`INSERT INTO requests (system, at, write) VALUES (?, ?, ?)`,
-			string(q.System), formatTime(q.At), q.Write); err != nil {
+		if _, err := exec(`INSERT INTO requests (system, account, at, write) VALUES (?, ?, ?, ?)`,
+			string(q.System), string(q.Account), formatTime(q.At), q.Write); err != nil {
 			return nil, fmt.Errorf("append request to the ledger: %w", err)
 		}
 	}
@@ -204,46 +204,60 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	return inserted, nil
 }
 
-// Spent implements reconcile.Store: the ledger's requests per system at or
-// after since.
-func (d *DB) Spent(ctx context.Context, since time.Time) (map[reconcile.System]int, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT system, count(*) FROM requests WHERE at >= ? GROUP BY system`, formatTime(since))
+// Spent implements reconcile.Store: the ledger's requests per account at
+// or after since. Rows without an account (written before migration 0008)
+// come under reconcile.AnyAccount of their system: they count against
+// every account of it.
+func (d *DB) Spent(ctx context.Context, since time.Time) (map[reconcile.Account]int, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT system, account, count(*) FROM requests WHERE at >= ? GROUP BY system, account`, formatTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("state: read the request ledger: %w", err)
 	}
 	defer rows.Close()
-	out := map[reconcile.System]int{}
+	out := map[reconcile.Account]int{}
 	for rows.Next() {
-		var sys string
+		var sys, acct string
 		var n int
-		if err := rows.Scan(&sys, &n); err != nil {
+		if err := rows.Scan(&sys, &acct, &n); err != nil {
 			return nil, fmt.Errorf("state: read the request ledger: %w", err)
 		}
-		out[reconcile.System(sys)] = n
+		out[ledgerAccount(sys, acct)] += n
 	}
 	return out, rows.Err()
 }
 
-// RequestTimes returns the ledger's request times per system at or after
-// since, in order: what a new process replays into its pacers.
-func (d *DB) RequestTimes(ctx context.Context, since time.Time) (map[reconcile.System][]time.Time, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT system, at FROM requests WHERE at >= ? ORDER BY at`, formatTime(since))
+// ledgerAccount is the account a ledger row counts against: its own, or
+// for a row without one, every account of its system (AnyAccount).
+func ledgerAccount(sys, acct string) reconcile.Account {
+	if acct == "" {
+		return reconcile.AnyAccount(reconcile.System(sys))
+	}
+	return reconcile.Account(acct)
+}
+
+// RequestTimes returns the ledger's request times per account at or after
+// since, in order: what a new process replays into its pacers. Rows
+// without an account come under reconcile.AnyAccount of their system, as
+// in Spent.
+func (d *DB) RequestTimes(ctx context.Context, since time.Time) (map[reconcile.Account][]time.Time, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT system, account, at FROM requests WHERE at >= ? ORDER BY at`, formatTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("state: read the request ledger: %w", err)
 	}
 	defer rows.Close()
-	out := map[reconcile.System][]time.Time{}
+	out := map[reconcile.Account][]time.Time{}
 	for rows.Next() {
-		var sys string
+		var sys, acct string
 		var at sql.NullString
-		if err := rows.Scan(&sys, &at); err != nil {
+		if err := rows.Scan(&sys, &acct, &at); err != nil {
 			return nil, fmt.Errorf("state: read the request ledger: %w", err)
 		}
 		t, err := parseTime(at)
 		if err != nil {
 			return nil, fmt.Errorf("state: read the request ledger: %w", err)
 		}
-		out[reconcile.System(sys)] = append(out[reconcile.System(sys)], t)
+		a := ledgerAccount(sys, acct)
+		out[a] = append(out[a], t)
 	}
 	return out, rows.Err()
 }

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
 )
 
@@ -48,7 +53,7 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 	if !deferred["new1"] || !deferred["new2"] || countOps(rep, reconcile.OpCreate, reconcile.ResultDone) != 0 {
 		t.Errorf("want new1 and new2 deferred and nothing created; deferred %v, counts %v", deferred, rep.Counts())
 	}
-	b := rep.Budget[reconcile.System3RPMS]
+	b := onlyAccount(t, rep.Budget, reconcile.System3RPMS)
 	if b.Cap != 10000 || b.UsedToday < 9991 || b.Left > 9 || b.Deferred != 4 {
 		t.Errorf("budget report = %+v", b)
 	}
@@ -72,4 +77,77 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 		t.Errorf("creates in order %v, want the deferred stays first", order)
 	}
 	h.checkInvariants("")
+}
+
+// TestBudgetPerToken: two hotels on 3RPMS, each with its own token (two
+// sandboxes over HTTP). With hotel's token's day nearly spent, only
+// hotel's arrival is deferred: annex, on its own token, is keyed, and the
+// report shows each token's budget apart.
+func TestBudgetPerToken(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS})
+	annex.AddRoom("r101", "101")
+	srv := httptest.NewServer(annex)
+	t.Cleanup(srv.Close)
+	yaml, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml = fmt.Appendf(yaml, `  - name: annex
+    timezone: Europe/Ljubljana
+    threerpms:
+      endpoint: %s/graphql
+      token: annex-token
+      rate_per_second: 1000
+      burst: 1000
+    default_method: pin
+`, srv.URL)
+	if err := os.WriteFile(h.cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
+		t.Fatal(err)
+	}
+	hotelAcct, annexAcct := h.cfg.Properties[0].accounts()[reconcile.System3RPMS], h.cfg.Properties[1].accounts()[reconcile.System3RPMS]
+	h.mustRun(ExitOK, "backfill")
+	h.stay("h1", "r101", 1, 3)
+	if err := annex.AddStay(sandbox.Stay{ID: "a1", RoomID: "r101", Arrival: day(1), Departure: day(3), ReservationID: "res-a1", ReservationCode: "C-a1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := state.Open(context.Background(), h.cfg.State, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent := make([]reconcile.RequestRecord, 9990)
+	for i := range spent {
+		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, Account: hotelAcct, At: h.now.Add(-time.Hour)}
+	}
+	if err := db.Save(context.Background(), nil, nil, spent...); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	rep := h.mustRun(ExitPartial, "run")
+	deferred := map[string]bool{}
+	for _, a := range rep.Deferred() {
+		deferred[a.Stay.Property+"/"+a.Stay.ID] = true
+	}
+	if !deferred["hotel/h1"] || len(deferred) != 1 {
+		t.Errorf("deferred %v, want only hotel/h1", deferred)
+	}
+	if s, _ := h.sb.Stay("h1"); s.KeyID != "" {
+		t.Error("hotel's deferred stay was keyed")
+	}
+	if s, _ := annex.Stay("a1"); s.KeyID == "" {
+		t.Error("annex's stay was not keyed: its token's budget is its own")
+	}
+	hb, ab := rep.Budget[hotelAcct], rep.Budget[annexAcct]
+	if len(rep.Budget) != 2 || hb.UsedToday < 9991 || hb.Left > 9 || hb.Deferred != 2 || !slices.Equal(hb.Properties, []string{"hotel"}) {
+		t.Errorf("hotel's budget %+v (of %v)", hb, rep.Budget)
+	}
+	if ab.Cap != 10000 || ab.UsedToday == 0 || ab.UsedToday > 20 || ab.Left != ab.Cap-ab.UsedToday || ab.Deferred != 0 || !slices.Equal(ab.Properties, []string{"annex"}) {
+		t.Errorf("annex's budget %+v", ab)
+	}
 }

@@ -298,7 +298,7 @@ properties:
 	if r := cfg.Properties[0].ThreeRPMS.Reserve; r != 0 {
 		t.Errorf("reserve_for_revocations: 0 read as %d", r)
 	}
-	if b := budgets(cfg)[reconcile.System3RPMS]; b.Reserve != 0 || b.Cap != 10000 {
+	if b := onlyAccount(t, budgets(cfg), reconcile.System3RPMS); b.Reserve != 0 || b.Cap != 10000 {
 		t.Errorf("3RPMS budget = %+v, want cap 10000 (default) with no reserve", b)
 	}
 	cfg, err = ParseConfig(strings.NewReader(set("", "grace: {after_departure: 0s}")), env("T", "x"))

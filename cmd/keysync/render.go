@@ -183,30 +183,34 @@ func printProblems(w io.Writer, problems []reconcile.Problem) {
 }
 
 // printRequests shows, per system, the requests sent (reads, writes, the
-// most in any second), what the plan priced, and the daily budget.
+// most in any second) and what the plan priced, then the daily budget of
+// each metered credential (named by its fingerprint and the properties
+// using it, never by its value).
 func printRequests(w io.Writer, rep *reconcile.Report) {
-	systems := map[reconcile.System]bool{}
-	for sys := range rep.Requests {
-		systems[sys] = true
-	}
-	for sys := range rep.Budget {
-		systems[sys] = true
-	}
-	if len(systems) == 0 {
+	if len(rep.Requests) == 0 && len(rep.Budget) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SYSTEM\tREADS\tWRITES\tPRICED\tPEAK/S\tUSED 24H\tLEFT\tDEFERRED")
-	for _, sys := range sortedKeys(systems) {
-		c, b := rep.Requests[sys], rep.Budget[sys]
-		used, left := "-", "-"
-		if b.Cap > 0 {
-			used, left = fmt.Sprintf("%d/%d", b.UsedToday, b.Cap), fmt.Sprint(b.Left)
+	if len(rep.Requests) > 0 {
+		fmt.Fprintln(tw, "SYSTEM\tREADS\tWRITES\tPRICED\tPEAK/S")
+		for _, sys := range sortedKeys(rep.Requests) {
+			c := rep.Requests[sys]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", sys, c.Reads, c.Writes, rep.Planned[sys], c.Peak)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\n", sys, c.Reads, c.Writes, rep.Planned[sys], c.Peak, used, left, b.Deferred)
+		tw.Flush()
 	}
-	tw.Flush()
+	if len(rep.Budget) > 0 {
+		if len(rep.Requests) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(tw, "CREDENTIAL\tPROPERTIES\tUSED 24H\tLEFT\tDEFERRED")
+		for _, acct := range sortedKeys(rep.Budget) {
+			b := rep.Budget[acct]
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\n", acct, strings.Join(b.Properties, ","), b.UsedToday, b.Cap, b.Left, b.Deferred)
+		}
+		tw.Flush()
+	}
 	if n := len(rep.Deferred()); n > 0 {
 		fmt.Fprintf(w, "%d action(s) deferred for lack of request budget; the next run does them first.\n", n)
 	}

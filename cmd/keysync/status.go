@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,9 +27,9 @@ type statusReport struct {
 	Notes     []reconcile.Note    `json:"notes"`
 	// Unkeyed are the last run's stays arriving within 24 hours whose
 	// credential it did not issue (metrics.ArrivalsWithoutCredential).
-	Unkeyed []reconcile.StayRef            `json:"arrivals_without_credential"`
-	Budget  map[reconcile.System]budgetUse `json:"budget"`
-	Next    time.Time                      `json:"next_scheduled_run"`
+	Unkeyed []reconcile.StayRef             `json:"arrivals_without_credential"`
+	Budget  map[reconcile.Account]budgetUse `json:"budget"`
+	Next    time.Time                       `json:"next_scheduled_run"`
 }
 
 // statusRun is one recorded run as status shows it.
@@ -46,11 +47,14 @@ type statusRun struct {
 	Problems int      `json:"problems"`
 }
 
-// budgetUse is a system's request budget over the last 24 hours.
+// budgetUse is a metered credential's request budget over the last 24
+// hours, and the properties that use it.
 type budgetUse struct {
-	Used int `json:"used_24h"`
-	Cap  int `json:"daily_cap"`
-	Left int `json:"left"`
+	System     reconcile.System `json:"system"`
+	Properties []string         `json:"properties"`
+	Used       int              `json:"used_24h"`
+	Cap        int              `json:"daily_cap"`
+	Left       int              `json:"left"`
 }
 
 // status prints what keysync did and what is left: the last runs, open
@@ -79,7 +83,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	}
 	defer db.Close()
 
-	rep := statusReport{State: cfg.State, SizeBytes: db.Size(), Budget: map[reconcile.System]budgetUse{}}
+	rep := statusReport{State: cfg.State, SizeBytes: db.Size(), Budget: map[reconcile.Account]budgetUse{}}
 	rows, err := db.Runs(ctx)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -124,8 +128,9 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	for sys, b := range budgets(cfg) {
-		rep.Budget[sys] = budgetUse{Used: spent[sys], Cap: b.Cap, Left: max(b.Cap-spent[sys], 0)}
+	for acct, b := range budgets(cfg) {
+		used := reconcile.SpentBy(spent, acct)
+		rep.Budget[acct] = budgetUse{System: acct.System(), Properties: cfg.usersOf(acct), Used: used, Cap: b.Cap, Left: max(b.Cap-used, 0)}
 	}
 	rep.Next = cfg.schedule.Next(now)
 
@@ -182,10 +187,10 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(w, "\nRequest budget, last 24 hours")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SYSTEM\tUSED\tCAP\tLEFT")
-	for _, sys := range sortedKeys(rep.Budget) {
-		b := rep.Budget[sys]
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", sys, b.Used, b.Cap, b.Left)
+	fmt.Fprintln(tw, "  CREDENTIAL\tPROPERTIES\tUSED\tCAP\tLEFT")
+	for _, acct := range sortedKeys(rep.Budget) {
+		b := rep.Budget[acct]
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", acct, strings.Join(b.Properties, ","), b.Used, b.Cap, b.Left)
 	}
 	tw.Flush()
 	if !rep.Next.IsZero() {

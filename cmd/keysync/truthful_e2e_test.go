@@ -185,7 +185,7 @@ func TestExplicitZeroReserveReported(t *testing.T) {
 	h := newHarness(t, 1, "      reserve_for_revocations: 0\n")
 	h.stay("s1", "r101", 0, 2)
 	rep := h.mustRun(ExitOK, "plan")
-	if b := rep.Budget[reconcile.System3RPMS]; b.Reserve != 0 || b.Cap != 10000 {
+	if b := onlyAccount(t, rep.Budget, reconcile.System3RPMS); b.Reserve != 0 || b.Cap != 10000 {
 		t.Errorf("3RPMS budget = %+v, want the default cap 10000 with reserve 0", b)
 	}
 }
@@ -210,7 +210,7 @@ func TestPlanRequestsInTheLedger(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m[reconcile.System3RPMS]
+		return systemSpent(m, reconcile.System3RPMS)
 	}
 	before, creds := spent(), len(h.credentials())
 	rep := h.mustRun(ExitOK, "plan")
@@ -221,7 +221,7 @@ func TestPlanRequestsInTheLedger(t *testing.T) {
 	if got := spent(); got != before+reads {
 		t.Errorf("ledger: %d 3RPMS requests after plan, want %d before + %d plan reads", got, before, reads)
 	}
-	if b := rep.Budget[reconcile.System3RPMS]; b.UsedToday != before+reads {
+	if b := onlyAccount(t, rep.Budget, reconcile.System3RPMS); b.UsedToday != before+reads {
 		t.Errorf("plan reports %d used in 24 h, want %d", b.UsedToday, before+reads)
 	}
 	if n := len(h.credentials()); n != creds {

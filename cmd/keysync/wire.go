@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,15 +24,16 @@ import (
 	rpms "github.com/keysync/keysync/sources/threerpms"
 )
 
-// limiters holds one Pacer per API for the whole process, so every
-// property and every run (serve's, the demo's) calling an API shares its
-// pace.
+// limiters holds one Pacer per metered credential (reconcile.Account) for
+// the whole process, so every property and every run (serve's, the demo's)
+// using a credential shares its pace, and properties on different
+// credentials do not wait for each other.
 type limiters struct {
 	mu sync.Mutex
-	m  map[string]*httpapi.Pacer
-	// seed, when set, gives the times of a system's recent requests from
+	m  map[reconcile.Account]*httpapi.Pacer
+	// seed, when set, gives the times of an account's recent requests from
 	// the ledger; a Pacer is seeded with them when it is created.
-	seed func(reconcile.System) []time.Time
+	seed func(reconcile.Account) []time.Time
 }
 
 // paceMargin is the share of a configured rate keysync actually uses: a
@@ -37,28 +41,29 @@ type limiters struct {
 // of network jitter arrives a hair early and is refused with a 429.
 const paceMargin = 0.95
 
-// get returns the API's Pacer, creating it first at paceMargin of the
-// configured rate and seeding it with the system's recent requests.
-func (l *limiters) get(api string, sys reconcile.System, perSecond float64, burst int, clock reconcile.Clock) *httpapi.Pacer {
+// get returns the account's Pacer, creating it first at paceMargin of the
+// configured rate and seeding it with the account's recent requests. The
+// first property to use an account sets its rate and burst.
+func (l *limiters) get(acct reconcile.Account, perSecond float64, burst int, clock reconcile.Clock) *httpapi.Pacer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]*httpapi.Pacer{}
+		l.m = map[reconcile.Account]*httpapi.Pacer{}
 	}
-	p, ok := l.m[api]
+	p, ok := l.m[acct]
 	if !ok {
 		p = httpapi.NewPacer(perSecond*paceMargin, burst, clock)
 		if l.seed != nil {
-			p.Seed(l.seed(sys))
+			p.Seed(l.seed(acct))
 		}
-		l.m[api] = p
+		l.m[acct] = p
 	}
 	return p
 }
 
 // ledgerTimes reads request times from the ledger (*state.DB has it).
 type ledgerTimes interface {
-	RequestTimes(ctx context.Context, since time.Time) (map[reconcile.System][]time.Time, error)
+	RequestTimes(ctx context.Context, since time.Time) (map[reconcile.Account][]time.Time, error)
 }
 
 // seedFrom arms the limiters to seed new Pacers with the requests the
@@ -73,8 +78,9 @@ type ledgerTimes interface {
 // clock (no --now, as a timer runs keysync); a --now preview starts with a
 // full burst as before. Records an earlier --now run stamped elsewhere are
 // ignored when in the future and, in the recent past, only make the pacer
-// more careful. Requests of several hosts of one system (two 3RPMS
-// accounts) are all replayed into each: careful, never too fast.
+// more careful. Ledger rows recorded without an account (before state
+// migration 0008) are replayed into every account of their system:
+// careful, never too fast.
 func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time.Time, clock reconcile.Clock, log *slog.Logger) {
 	lt, ok := store.(ledgerTimes)
 	if !ok {
@@ -94,7 +100,9 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.seed = func(sys reconcile.System) []time.Time { return times[sys] }
+	l.seed = func(acct reconcile.Account) []time.Time {
+		return append(slices.Clone(times[acct]), times[reconcile.AnyAccount(acct.System())]...)
+	}
 }
 
 // buildRunner wires the config's properties to their adapters.
@@ -111,52 +119,114 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	return r, nil
 }
 
-// budgets is each system's daily request budget: the smallest cap and the
-// largest reserve any property configures for it. The ledger counts a
-// system's requests across the whole state file.
-func budgets(cfg *Config) map[reconcile.System]reconcile.DailyBudget {
-	out := map[reconcile.System]reconcile.DailyBudget{}
-	add := func(sys reconcile.System, a APIConfig) {
-		if a.DailyCap <= 0 {
-			return
-		}
-		b, ok := out[sys]
-		if !ok || a.DailyCap < b.Cap {
-			b.Cap = a.DailyCap
-		}
-		b.Reserve = max(b.Reserve, a.Reserve)
-		out[sys] = b
-	}
-	for _, p := range cfg.Properties {
-		if p.ThreeRPMS != nil {
-			add(reconcile.System3RPMS, p.ThreeRPMS.APIConfig)
-		}
-		if p.Guestway != nil {
-			add(reconcile.SystemGuestway, p.Guestway.APIConfig)
-		}
-		if p.OpenApp != nil {
-			add(reconcile.SystemOpenApp, p.OpenApp.APIConfig)
-		}
-		if p.KeyBox != nil {
-			add(reconcile.SystemKeyBox, p.KeyBox.APIConfig)
+// budgets is each metered credential's daily request budget: the smallest
+// cap and the largest reserve any property using it configures. The
+// ledger counts an account's requests across the whole state file.
+func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
+	out := map[reconcile.Account]reconcile.DailyBudget{}
+	for i := range cfg.Properties {
+		p := &cfg.Properties[i]
+		for sys, acct := range p.accounts() {
+			a := p.apiConfig(sys)
+			if a.DailyCap <= 0 {
+				continue
+			}
+			b, ok := out[acct]
+			if !ok || a.DailyCap < b.Cap {
+				b.Cap = a.DailyCap
+			}
+			b.Reserve = max(b.Reserve, a.Reserve)
+			out[acct] = b
 		}
 	}
 	return out
 }
 
+// accounts names the metered credential each system the property calls
+// counts its requests against: the 3RPMS token, Guestway's partner key
+// (not the organisation's token: the Guestway API meters the partner, so
+// every organisation on one partner key shares its limits), the OpenApp
+// API key, the key-box account (its username).
+//
+// A name must identify the credential across runs and config edits and
+// never reveal it, so it is a fingerprint, not a property name (which
+// would move the ledger's count to another name when properties are
+// reordered or renamed): the first 8 hex digits of SHA-256 over the
+// system, the API's host and the credential. 32 bits cannot be turned
+// back into a token or key of any real length, and two credentials of one
+// portfolio colliding is a one-in-billions chance (it would only make them
+// share a budget: careful, not unsafe). The key box is fingerprinted by
+// its username, never its password, which may be short enough to guess
+// from a fingerprint. A rotated secret is a new account: the API meters
+// the new credential afresh. Reports list the properties using each
+// account beside its name.
+func (p *PropertyConfig) accounts() map[reconcile.System]reconcile.Account {
+	out := map[reconcile.System]reconcile.Account{}
+	if t := p.ThreeRPMS; t != nil {
+		out[reconcile.System3RPMS] = fingerprint(reconcile.System3RPMS, t.Endpoint, t.token.Reveal())
+	}
+	if g := p.Guestway; g != nil {
+		out[reconcile.SystemGuestway] = fingerprint(reconcile.SystemGuestway, g.BaseURL, g.partnerKey.Reveal())
+	}
+	if o := p.OpenApp; o != nil {
+		out[reconcile.SystemOpenApp] = fingerprint(reconcile.SystemOpenApp, o.BaseURL, o.apiKey.Reveal())
+	}
+	if k := p.KeyBox; k != nil {
+		out[reconcile.SystemKeyBox] = fingerprint(reconcile.SystemKeyBox, k.BaseURL, k.Username)
+	}
+	return out
+}
+
+// usersOf names the properties whose requests count against acct, in
+// config order.
+func (cfg *Config) usersOf(acct reconcile.Account) []string {
+	var out []string
+	for i := range cfg.Properties {
+		for _, a := range cfg.Properties[i].accounts() {
+			if a == acct {
+				out = append(out, cfg.Properties[i].Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// apiConfig is the property's limits for a system it calls.
+func (p *PropertyConfig) apiConfig(sys reconcile.System) APIConfig {
+	switch {
+	case sys == reconcile.System3RPMS && p.ThreeRPMS != nil:
+		return p.ThreeRPMS.APIConfig
+	case sys == reconcile.SystemGuestway && p.Guestway != nil:
+		return p.Guestway.APIConfig
+	case sys == reconcile.SystemOpenApp && p.OpenApp != nil:
+		return p.OpenApp.APIConfig
+	case sys == reconcile.SystemKeyBox && p.KeyBox != nil:
+		return p.KeyBox.APIConfig
+	}
+	return APIConfig{}
+}
+
+// fingerprint is the Account of a credential on an API (see accounts).
+func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Account {
+	sum := sha256.Sum256([]byte(string(sys) + "\x00" + hostOf(endpoint) + "\x00" + credential))
+	return reconcile.NewAccount(sys, hex.EncodeToString(sum[:4]))
+}
+
 // site builds one property's source and sinks, or says which of its
 // systems could not be set up.
 func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconcile.Site, error) {
-	// One limiter per API: the system and its host (the sandboxes share a
-	// host, real systems do not).
-	limiter := func(sys reconcile.System, endpoint string, a APIConfig) *httpapi.Pacer {
-		return env.limiters.get(string(sys)+" "+hostOf(endpoint), sys, a.RatePerSecond, a.Burst, env.clock)
+	// One limiter per metered credential (which includes the API's host:
+	// the sandboxes share a host, real systems do not).
+	accounts := p.accounts()
+	limiter := func(sys reconcile.System, a APIConfig) *httpapi.Pacer {
+		return env.limiters.get(accounts[sys], a.RatePerSecond, a.Burst, env.clock)
 	}
-	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}}
+	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}, Accounts: accounts}
 	if t := p.ThreeRPMS; t != nil {
 		client, err := rpmsapi.NewClient(rpmsapi.ClientOptions{
 			Endpoint: t.Endpoint, Token: t.token, Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.System3RPMS, t.Endpoint, t.APIConfig),
+				Pacer: limiter(reconcile.System3RPMS, t.APIConfig), Account: accounts[reconcile.System3RPMS],
 				Retry: env.retry, Now: env.now, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
 			},
 		})
@@ -171,7 +241,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
 			PerPage: g.PerPage, Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.SystemGuestway, g.BaseURL, g.APIConfig), Retry: env.retry, Meter: meter,
+				Pacer: limiter(reconcile.SystemGuestway, g.APIConfig), Account: accounts[reconcile.SystemGuestway], Retry: env.retry, Meter: meter,
 				MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
 			},
 		})
@@ -191,7 +261,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name,
 			Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.SystemOpenApp, o.BaseURL, o.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
+				Pacer: limiter(reconcile.SystemOpenApp, o.APIConfig), Account: accounts[reconcile.SystemOpenApp], Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
 			},
 		})
 		if err != nil {
@@ -211,7 +281,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
 			Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.SystemKeyBox, k.BaseURL, k.APIConfig), Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
+				Pacer: limiter(reconcile.SystemKeyBox, k.APIConfig), Account: accounts[reconcile.SystemKeyBox], Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
 			},
 		})
 		if err != nil {

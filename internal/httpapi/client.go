@@ -48,6 +48,10 @@ type Transport struct {
 	Retry Retry
 	// Meter counts requests for the run report.
 	Meter *reconcile.Meter
+	// Account is the metered credential the requests count against in the
+	// Meter and the daily ledger; "" counts against every account of the
+	// system.
+	Account reconcile.Account
 	// MaxResponseBytes caps response bodies; 0 means the adapter's default.
 	MaxResponseBytes int64
 	// Now is the clock for Retry-After dates; nil means Retry.Clock's, or
@@ -250,7 +254,7 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 		c.opts.Auth(req)
 	}
 
-	c.opts.Meter.Count(c.opts.System, r.Write)
+	c.opts.Meter.Count(c.opts.System, c.opts.Account, r.Write)
 	resp, err := c.opts.HTTP.Do(req)
 	if err != nil {
 		serr := scrubTransport(err)

@@ -22,6 +22,7 @@ type Metrics struct {
 	actions     *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	budget      *prometheus.GaugeVec
+	account     *prometheus.GaugeVec
 	arrivals    prometheus.Gauge
 	problems    prometheus.Gauge
 }
@@ -43,13 +44,15 @@ func New() *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keysync_requests_total",
 			Help: "Requests sent, by system."}, []string{"system"}),
 		budget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keysync_budget_remaining",
-			Help: "Requests left of the daily budget over the last 24 hours, by system."}, []string{"system"}),
+			Help: "Requests left of the daily budget over the last 24 hours, by system: the least any of its credentials has left."}, []string{"system"}),
+		account: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keysync_credential_budget_remaining",
+			Help: "Requests left of the daily budget over the last 24 hours, by metered credential (named by fingerprint)."}, []string{"system", "credential"}),
 		arrivals: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_arrivals_without_credential",
 			Help: "Stays arriving within 24 hours whose credential keysync could not issue in the last run."}),
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
 			Help: "Problems that need a person (actions failing run after run, properties removed from the config)."}),
 	}
-	m.reg.MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.arrivals, m.problems)
+	m.reg.MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
 	return m
 }
 
@@ -92,8 +95,15 @@ func (m *Metrics) Observe(r Run) {
 	for sys, c := range r.Report.Requests {
 		m.requests.WithLabelValues(string(sys)).Add(float64(c.Reads + c.Writes))
 	}
-	for sys, b := range r.Report.Budget {
-		m.budget.WithLabelValues(string(sys)).Set(float64(b.Left))
+	least := map[reconcile.System]int{}
+	for acct, b := range r.Report.Budget {
+		m.account.WithLabelValues(string(acct.System()), string(acct)).Set(float64(b.Left))
+		if l, ok := least[acct.System()]; !ok || b.Left < l {
+			least[acct.System()] = b.Left
+		}
+	}
+	for sys, left := range least {
+		m.budget.WithLabelValues(string(sys)).Set(float64(left))
 	}
 	m.arrivals.Set(float64(len(ArrivalsWithoutCredential(r.Report))))
 	m.problems.Set(float64(len(r.Report.Problems)))
