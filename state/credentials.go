@@ -399,3 +399,55 @@ func (d *DB) MarkBackfilled(ctx context.Context, property string, at time.Time) 
 	}
 	return nil
 }
+
+// Rekey seals every secret in the file again under next, in one
+// transaction, and from then on uses next. Each value is opened with the
+// DB's key first: a value that does not open fails the whole rekey, and
+// nothing is written. It returns how many values were sealed again.
+func (d *DB) Rekey(ctx context.Context, next *seal.Key) (int, error) {
+	if next == nil {
+		return 0, errors.New("state: rekey: no new key")
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT id, sealed_secret FROM credentials WHERE sealed_secret IS NOT NULL ORDER BY id")
+	if err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	resealed := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var sealed string
+		if err := rows.Scan(&id, &sealed); err != nil {
+			rows.Close()
+			return 0, d.openError("rekey", err)
+		}
+		if d.key == nil {
+			rows.Close()
+			return 0, fmt.Errorf("state: rekey %s: %w: the file holds sealed secrets", d.path, seal.ErrNoKey)
+		}
+		secret, err := d.open(id, sealed)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		resealed[id] = next.Seal(secret.Reveal(), sealContext(id))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	for id, sealed := range resealed {
+		if _, err := tx.ExecContext(ctx, "UPDATE credentials SET sealed_secret = ? WHERE id = ?", sealed, id); err != nil {
+			return 0, d.openError("rekey", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	d.key = next
+	return len(resealed), nil
+}
