@@ -142,7 +142,11 @@ func (env *environment) endRun(ctx context.Context, cfg *Config, rep *reconcile.
 		return
 	}
 	err := func() error {
-		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy})
+		key, _, err := env.stateKey(cfg)
+		if err != nil {
+			return err
+		}
+		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy, Key: key})
 		if err != nil {
 			return err
 		}
