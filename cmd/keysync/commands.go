@@ -103,6 +103,12 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
+	if len(cfg.Properties) == 0 {
+		// An empty shard (more shards than properties, say after some
+		// were removed): it succeeds, so an Indexed Job's index does not
+		// fail every night.
+		return nil
+	}
 	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
 	if f.stays != "" {
 		if opts.Targets, err = targets(cfg, f.property, f.stays); err != nil {
@@ -248,6 +254,10 @@ func (env *environment) loadShard(path string, sf *shardFlags, log *slog.Logger)
 	}
 	if err := applyShard(cfg, spec); err != nil {
 		return nil, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
+	}
+	if spec.on() && len(cfg.Properties) == 0 {
+		log.Warn("this shard holds none of the config's properties: nothing to do (use fewer shards)", "shard", spec.String())
+		return cfg, nil
 	}
 	if spec.on() {
 		names := make([]string, len(cfg.Properties))

@@ -53,6 +53,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.Properties) == 0 {
+		return withCode(ExitConfig, errors.New("serve: this shard holds none of the config's properties; use fewer shards"))
+	}
 	addr := cmp.Or(*listen, cfg.Listen)
 	if env.clock == nil {
 		env.clock = reconcile.WallClock{}

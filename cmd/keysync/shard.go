@@ -104,7 +104,8 @@ func shardState(path string, s shardSpec) string {
 	return fmt.Sprintf("%s.shard-%d-of-%d%s", strings.TrimSuffix(path, ext), s.Index, s.Count, ext)
 }
 
-// applyShard narrows a loaded config to one shard: its properties, its
+// applyShard narrows a loaded config to one shard (which may be left with
+// no properties: see emptyShard): its properties, its
 // state file (and so its lock, which is on the state file) and its share
 // of the daily budget of each credential that properties in other shards
 // use too. It must see the whole config, as every shard does.
@@ -153,9 +154,6 @@ func applyShard(cfg *Config, s shardSpec) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
-	}
-	if len(mine) == 0 {
-		return fmt.Errorf("shard %s has none of the config's %d properties; use fewer shards", s, len(cfg.Properties))
 	}
 	cfg.Properties = mine
 	cfg.State = shardState(cfg.State, s)

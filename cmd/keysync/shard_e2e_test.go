@@ -52,9 +52,13 @@ func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Shards 1 and 2 of 4 hold neither property.
-	if _, code, stderr := h.run("run", "--shard", "1/4"); code != ExitConfig {
-		t.Errorf("empty shard exited %d, want %d: %s", code, ExitConfig, stderr)
+	// Shards 1 and 2 of 4 hold neither property: nothing to do, and no
+	// state file made.
+	if _, code, stderr := h.run("run", "--shard", "1/4"); code != ExitOK {
+		t.Errorf("empty shard exited %d, want %d: %s", code, ExitOK, stderr)
+	}
+	if _, err := os.Stat(shardState(h.cfg.State, shardSpec{1, 4})); !os.IsNotExist(err) {
+		t.Errorf("the empty shard made a state file (%v)", err)
 	}
 	// Each shard needs its own backfill: shard 0's does not make shard 3's.
 	h.mustRun(ExitOK, "backfill", "--shard", "0/4")

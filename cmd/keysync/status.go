@@ -303,6 +303,9 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 	if err := applyShard(cfg, spec); err != nil {
 		return nil, nil, now, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
 	}
+	if spec.on() && len(cfg.Properties) == 0 {
+		return nil, nil, now, withCode(ExitConfig, fmt.Errorf("shard %s holds none of the config's properties", spec))
+	}
 	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: readOnly})
 	if errors.Is(err, state.ErrNoState) {
 		return nil, nil, now, withCode(ExitConfig, err)
