@@ -178,19 +178,17 @@ type Credential struct {
 	// key carries: the key-box access behind a RoomAccessKeyStorage, the
 	// invite behind a RoomAccessQR. 0 for keys keysync generates.
 	DerivedFrom int64
-	// PIN is set only on a credential being created in this run, so the
-	// store can hash it; it is never stored in plain text.
+	// PIN is a generated key's PIN (a derived key's code): set by the
+	// planner on a create, and by the store, which keeps it sealed, on
+	// credentials it loads.
 	PIN Secret
 	// Compartment and QRData are the rest of a derived 3RPMS key's content,
 	// set only while it is being created; never stored.
 	Compartment Secret
 	QRData      Secret
-	// Secret is what a create returned (an invite token, a key-box code),
-	// held in memory for the run only: a derived key needs it, and a run
-	// that lacks it replaces the credential rather than store it.
-	Secret Secret
-	// PINHash is the store's keyed hash of the PIN.
-	PINHash   string
+	// Secret is what a create returned (an invite token, a key-box code);
+	// the store keeps it sealed and sets it on credentials it loads.
+	Secret    Secret
 	Arrival   Date
 	Departure Date
 	UpdatedAt time.Time

@@ -85,7 +85,7 @@ func cred(id, room, remoteID string, status reconcile.Status, assigned bool, arr
 	return reconcile.Credential{
 		Stay: ref(id), System: reconcile.System3RPMS, Kind: reconcile.KindPINKey,
 		RoomID: room, RemoteID: remoteID, Status: status, Assigned: assigned,
-		PINHash: "hash-" + remoteID, Arrival: date(arrival), Departure: date(departure),
+		Arrival: date(arrival), Departure: date(departure),
 	}
 }
 

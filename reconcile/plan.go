@@ -194,6 +194,10 @@ type Input struct {
 	// Deferred are stays whose work the last run deferred for lack of
 	// request budget; their actions go first within their priority.
 	Deferred map[StayRef]bool
+	// UsedPINs are PINs in use in the property besides those on Stays (the
+	// opened PINs and codes of keysync's live credentials, which a
+	// targeted run's few stays do not show); new PINs avoid them too.
+	UsedPINs []Secret
 	// Scope, when not nil, is the stays a partial read covered (a targeted
 	// run's stays, a short look-ahead): only their credentials may be
 	// taken as gone, since nothing was read about the others.
@@ -392,6 +396,9 @@ func (p *planner) run() (*Plan, error) {
 		if k := in.Stays[i].Key; k != nil && k.PIN != "" {
 			used[k.PIN.Reveal()] = true
 		}
+	}
+	for _, pin := range in.UsedPINs {
+		used[pin.Reveal()] = true
 	}
 	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: used}
 

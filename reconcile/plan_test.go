@@ -659,6 +659,25 @@ func TestComputePINsUnique(t *testing.T) {
 	}
 }
 
+// TestComputePINsAvoidUsedPINs checks that a PIN in Input.UsedPINs (one of
+// keysync's live credentials whose stay this run did not read) is never
+// drawn again.
+func TestComputePINsAvoidUsedPINs(t *testing.T) {
+	t.Parallel()
+	plan, err := reconcile.Compute(reconcile.Input{
+		Now: tonight, Property: testProperty(),
+		Stays:    []reconcile.Stay{stay("n1", "r204", "2026-06-12", "2026-06-14")},
+		UsedPINs: []reconcile.Secret{"582039"},
+		Rand:     digitStream("582039", "716309"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plan.Actions[0].Cred.PIN.Reveal(); got != "716309" {
+		t.Errorf("PIN = %q, want 716309 (582039 is in use)", got)
+	}
+}
+
 // TestComputePINsRandom issues PINs for many stays from a seeded stream and
 // checks they are unique, unguessable and not on any other stay.
 func TestComputePINsRandom(t *testing.T) {

@@ -164,7 +164,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		plan, err := Compute(Input{
 			Now: opts.Now, Property: site.Property, Stays: rd.stays,
 			Credentials: rd.creds, Backfill: rd.backfill, Rand: r.rand(),
-			Deferred: rd.deferred, Scope: rd.scope,
+			Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds),
 		})
 		if err != nil {
 			return nil, err
@@ -630,6 +630,24 @@ func requestsBySystem(actions []*Action, maxBatch func(System) int) map[System]i
 	out := map[System]int{}
 	for _, b := range splitBatches(actions, maxBatch) {
 		out[b.System]++
+	}
+	return out
+}
+
+// usedPINs returns the PINs and key-box codes of live credentials, which
+// the store opened: new PINs must differ from them.
+func usedPINs(creds []Credential) []Secret {
+	var out []Secret
+	for _, c := range creds {
+		if !c.Status.Live() {
+			continue
+		}
+		if c.PIN != "" {
+			out = append(out, c.PIN)
+		}
+		if c.System == SystemKeyBox && c.Secret != "" {
+			out = append(out, c.Secret)
+		}
 	}
 	return out
 }

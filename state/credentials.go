@@ -2,24 +2,24 @@ package state
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 )
 
 const credentialColumns = `id, property, source, stay_id, system, kind, room_id, remote_id,
-	status, assigned, adopted, pin_hash, arrival, departure, updated_at, valid_from, valid_to,
+	status, assigned, adopted, coalesce(sealed_secret, ''), arrival, departure, updated_at, valid_from, valid_to,
 	coalesce(derived_from, 0)`
 
 // Credentials returns the live (pending, active, disabled or retired)
-// credentials of a property, in the order they were first saved. Their PIN
-// is empty; PINHash holds the keyed hash.
+// credentials of a property, in the order they were first saved, with
+// their secrets opened (see Save); without a key (a read-only open for a
+// report) the secrets are left empty.
 func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Credential, error) {
 	creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
 		WHERE property = ? AND status IN (?, ?, ?, ?) ORDER BY id`,
@@ -51,12 +51,13 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 	for rows.Next() {
 		var (
 			c                            reconcile.Credential
+			sealed                       string
 			arrival, departure, updated  sql.NullString
 			validFrom, validTo           sql.NullString
 			source, system, kind, status string
 		)
 		if err := rows.Scan(&c.ID, &c.Stay.Property, &source, &c.Stay.ID, &system, &kind, &c.RoomID, &c.RemoteID,
-			&status, &c.Assigned, &c.Adopted, &c.PINHash, &arrival, &departure, &updated, &validFrom, &validTo, &c.DerivedFrom); err != nil {
+			&status, &c.Assigned, &c.Adopted, &sealed, &arrival, &departure, &updated, &validFrom, &validTo, &c.DerivedFrom); err != nil {
 			return nil, err
 		}
 		c.Stay.Source, c.System, c.Kind, c.Status = reconcile.System(source), reconcile.System(system), reconcile.Kind(kind), reconcile.Status(status)
@@ -75,6 +76,13 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 		if c.Valid.End, err = parseTime(validTo); err != nil {
 			return nil, fmt.Errorf("credential %d: valid_to: %w", c.ID, err)
 		}
+		if sealed != "" && d.key != nil {
+			secret, err := d.open(c.ID, sealed)
+			if err != nil {
+				return nil, err
+			}
+			setSecret(&c, secret)
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -82,10 +90,12 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 
 // Save writes creds and appends the audit entries in one transaction.
 // Credentials with ID 0 are inserted, the others updated by ID (an ID the
-// file does not hold is an error). A credential whose PIN is set gets its
-// PINHash from the file's key; the PIN itself is never written, and an
-// update never clears a recorded hash. An audit entry refers to a.Cred by
-// its ID, including one inserted by this Save. IDs and hashes are set on
+// file does not hold is an error). A credential's secret (its PIN for a
+// 3RPMS key, its Secret for an invite or a key-box access) is written only
+// sealed under the DB's key and bound to the credential's id; it is never
+// written in plain text, a credential without one keeps the value recorded,
+// and a secret to seal without a key is an error. An audit entry refers to
+// a.Cred by its ID, including one inserted by this Save. IDs are set on
 // creds only once the transaction has committed: after an error they are
 // as they were, and nothing was written.
 //
@@ -102,31 +112,56 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		if err := validStatus(c.Status); err != nil {
 			return fmt.Errorf("state: save credential %d of stay %s: %w", c.ID, c.Stay, err)
 		}
-	}
-	hashes := make(map[*reconcile.Credential]string)
-	for _, c := range creds {
-		if c.PIN != "" {
-			if d.pinKey == nil {
-				return errors.New("state: save credentials: the state file has no pin key (opened read-only?)")
-			}
-			hashes[c] = d.hashPIN(c.PIN)
+		if secretOf(c) != "" && d.key == nil {
+			return fmt.Errorf("state: save credential of stay %s: %w: its secret cannot be sealed (opened read-only, or without state_key_file?)", c.Stay, seal.ErrNoKey)
 		}
 	}
-	inserted, err := d.save(ctx, creds, audit, requests, hashes)
+	inserted, err := d.save(ctx, creds, audit, requests)
 	if err != nil {
 		return d.openError("save credentials to", err)
 	}
 	for c, id := range inserted {
 		c.ID = id
 	}
-	for c, h := range hashes {
-		c.PINHash = h
-	}
 	return nil
 }
 
+// secretOf returns what Save seals for c: the PIN of a 3RPMS key, the
+// secret a create of an invite or a key-box access returned.
+func secretOf(c *reconcile.Credential) reconcile.Secret {
+	if c.System == reconcile.System3RPMS {
+		return c.PIN
+	}
+	return c.Secret
+}
+
+// setSecret puts an opened secret where secretOf found it.
+func setSecret(c *reconcile.Credential, s reconcile.Secret) {
+	if c.System == reconcile.System3RPMS {
+		c.PIN = s
+	} else {
+		c.Secret = s
+	}
+}
+
+// sealContext binds a sealed value to its credential, so a value copied to
+// another row does not open.
+func sealContext(id int64) string { return "keysync credential " + strconv.FormatInt(id, 10) }
+
+// open opens the sealed secret of credential id.
+func (d *DB) open(id int64, sealed string) (reconcile.Secret, error) {
+	pt, err := d.key.Open(sealed, sealContext(id))
+	if err != nil {
+		return "", fmt.Errorf("state: %s: credential %d: %w; %s", d.path, id, err, wrongKeyRemedy)
+	}
+	return reconcile.Secret(pt), nil
+}
+
+// wrongKeyRemedy says what to do about a value the key does not open.
+const wrongKeyRemedy = "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old"
+
 // save runs Save's transaction and returns the IDs of inserted credentials.
-func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests []reconcile.RequestRecord, hashes map[*reconcile.Credential]string) (map[*reconcile.Credential]int64, error) {
+func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests []reconcile.RequestRecord) (map[*reconcile.Credential]int64, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -144,16 +179,13 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		return c.ID
 	}
 	for _, c := range creds {
-		hash := c.PINHash
-		if h, ok := hashes[c]; ok {
-			hash = h
-		}
 		args := []any{c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
-			string(c.Status), c.Assigned, c.Adopted, hash, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
+			string(c.Status), c.Assigned, c.Adopted, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
 			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom)}
-		if id := idOf(c); id != 0 {
+		id := idOf(c)
+		if id != 0 {
 			res, err := exec(`UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
-				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?, pin_hash = coalesce(nullif(?, ''), pin_hash),
+				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?,
 				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ? WHERE id = ?`, append(args, id)...)
 			if err != nil {
 				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
@@ -163,19 +195,24 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			} else if n == 0 {
 				return nil, fmt.Errorf("update credential %d of stay %s: no such credential", id, c.Stay)
 			}
-			continue
+		} else {
+			res, err := exec(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
+				status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			if err != nil {
+				return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+			}
+			if id, err = res.LastInsertId(); err != nil {
+				return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+			}
+			inserted[c] = id
 		}
-		res, err := exec(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
-			status, assigned, adopted, pin_hash, arrival, departure, updated_at, valid_from, valid_to, derived_from)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+		if s := secretOf(c); s != "" {
+			// Sealed once the id is known, which binds the value to it.
+			if _, err := exec(`UPDATE credentials SET sealed_secret = ? WHERE id = ?`, d.key.Seal(s.Reveal(), sealContext(id)), id); err != nil {
+				return nil, fmt.Errorf("seal the secret of credential %d of stay %s: %w", id, c.Stay, err)
+			}
 		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
-		}
-		inserted[c] = id
 	}
 
 	for _, a := range audit {
@@ -288,13 +325,6 @@ func nullID(id int64) any {
 	return id
 }
 
-// hashPIN returns hex(HMAC-SHA256(pin_key, pin)).
-func (d *DB) hashPIN(pin reconcile.Secret) string {
-	m := hmac.New(sha256.New, d.pinKey)
-	m.Write([]byte(pin.Reveal()))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
 func validStatus(s reconcile.Status) error {
 	switch s {
 	case reconcile.StatusPending, reconcile.StatusActive, reconcile.StatusDisabled, reconcile.StatusDeleted, reconcile.StatusReleased,
@@ -382,4 +412,56 @@ func (d *DB) MarkBackfilled(ctx context.Context, property string, at time.Time) 
 		return fmt.Errorf("state: record that %s was backfilled: %w", property, err)
 	}
 	return nil
+}
+
+// Rekey seals every secret in the file again under next, in one
+// transaction, and from then on uses next. Each value is opened with the
+// DB's key first: a value that does not open fails the whole rekey, and
+// nothing is written. It returns how many values were sealed again.
+func (d *DB) Rekey(ctx context.Context, next *seal.Key) (int, error) {
+	if next == nil {
+		return 0, errors.New("state: rekey: no new key")
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT id, sealed_secret FROM credentials WHERE sealed_secret IS NOT NULL ORDER BY id")
+	if err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	resealed := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var sealed string
+		if err := rows.Scan(&id, &sealed); err != nil {
+			rows.Close()
+			return 0, d.openError("rekey", err)
+		}
+		if d.key == nil {
+			rows.Close()
+			return 0, fmt.Errorf("state: rekey %s: %w: the file holds sealed secrets", d.path, seal.ErrNoKey)
+		}
+		secret, err := d.open(id, sealed)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		resealed[id] = next.Seal(secret.Reveal(), sealContext(id))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	for id, sealed := range resealed {
+		if _, err := tx.ExecContext(ctx, "UPDATE credentials SET sealed_secret = ? WHERE id = ?", sealed, id); err != nil {
+			return 0, d.openError("rekey", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, d.openError("rekey", err)
+	}
+	d.key = next
+	return len(resealed), nil
 }

@@ -7,8 +7,9 @@
 // in the DSN so that every pooled connection gets them: a busy timeout (5 s
 // unless Options.BusyTimeout says otherwise),
 // WAL journaling, foreign keys, and immediate (write-locking) transactions.
-// No table holds a PIN: a credential keeps only an HMAC-SHA256 of it, keyed
-// by a random key generated with the file.
+// No table holds a secret in plain text: a credential's PIN, key-box code or
+// invite token is sealed (AES-256-GCM, package seal) under Options.Key,
+// which is never stored in the file.
 //
 // Lock serialises runs on one state file with an advisory lock file beside
 // it.
@@ -17,10 +18,8 @@ package state
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,6 +35,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -60,6 +60,12 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another writer's lock
 	// on the file before it fails; zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
+	// Key seals the secrets Save writes and opens the ones Credentials
+	// reads. A read-write open of a file that holds sealed secrets needs
+	// it (an error wrapping seal.ErrNoKey otherwise), and a key that did not
+	// seal them is refused (seal.ErrWrongKey); a read-only open without it
+	// reads credentials with their secrets left empty.
+	Key *seal.Key
 }
 
 // DefaultBusyTimeout is the busy timeout of Options whose BusyTimeout is
@@ -69,9 +75,9 @@ const DefaultBusyTimeout = 5 * time.Second
 // DB is a keysync state file. It implements reconcile.Store and is safe for
 // concurrent use.
 type DB struct {
-	db     *sql.DB
-	path   string
-	pinKey []byte
+	db   *sql.DB
+	path string
+	key  *seal.Key
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // by query text; see stmt
@@ -113,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
 		unclean = true
 	}
-	d := &DB{path: path}
+	d := &DB{path: path, key: opts.Key}
 	if err := d.checkHeader(unclean); err != nil {
 		return nil, err
 	}
@@ -158,7 +164,9 @@ func dsn(path string, readOnly bool, busy time.Duration) string {
 		p = "/" + p // a Windows volume: file:///C:/...
 	}
 	u := url.URL{Scheme: "file", Path: p}
-	q := []string{fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds()), "_pragma=foreign_keys(1)"}
+	// secure_delete overwrites deleted content, so a value removed from the
+	// file is not left behind in a free page.
+	q := []string{fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds()), "_pragma=foreign_keys(1)", "_pragma=secure_delete(1)"}
 	if readOnly {
 		q = append(q, "mode=ro")
 	} else {
@@ -167,7 +175,7 @@ func dsn(path string, readOnly bool, busy time.Duration) string {
 	return u.String() + "?" + strings.Join(q, "&")
 }
 
-// init connects, checks integrity, migrates and loads the PIN key.
+// init connects, checks integrity, migrates and checks the state key.
 func (d *DB) init(ctx context.Context, readOnly, unclean bool) error {
 	if err := d.db.PingContext(ctx); err != nil {
 		return d.openError("open", err)
@@ -180,12 +188,12 @@ func (d *DB) init(ctx context.Context, readOnly, unclean bool) error {
 		if err := d.checkSchema(ctx); err != nil {
 			return err
 		}
-		return d.loadPINKey(ctx, true)
+		return d.checkKey(ctx, true)
 	}
 	if err := d.migrate(ctx); err != nil {
 		return err
 	}
-	if err := d.loadPINKey(ctx, false); err != nil {
+	if err := d.checkKey(ctx, false); err != nil {
 		return err
 	}
 	// A write that changes nothing: a file or directory keysync cannot write
@@ -440,38 +448,35 @@ func (d *DB) checkSchema(ctx context.Context) error {
 	return nil
 }
 
-// loadPINKey reads the key of the PIN hashes, generating it on first open.
-func (d *DB) loadPINKey(ctx context.Context, readOnly bool) error {
-	s, err := d.readPINKey(ctx)
-	if errors.Is(err, sql.ErrNoRows) && !readOnly {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return fmt.Errorf("state: generate pin key: %w", err)
+// checkKey makes sure the secrets in the file can be opened before
+// anything is written: a read-write open without a key, of a file holding
+// sealed secrets, fails (issuing every credential again is never the
+// answer to a lost key), and so does any open with a key that did not seal
+// them.
+func (d *DB) checkKey(ctx context.Context, readOnly bool) error {
+	if d.key == nil {
+		if readOnly {
+			return nil
 		}
-		// OR IGNORE: another process may have stored one meanwhile; use it.
-		if _, err := d.db.ExecContext(ctx, "INSERT OR IGNORE INTO meta (key, value) VALUES ('pin_key', ?)", hex.EncodeToString(key)); err != nil {
-			return d.openError("store pin key in", err)
+		var n int
+		if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM credentials WHERE sealed_secret IS NOT NULL").Scan(&n); err != nil {
+			return d.openError("open", err)
 		}
-		s, err = d.readPINKey(ctx)
+		if n > 0 {
+			return fmt.Errorf("state: %s holds %d sealed secrets and no state key was given: %w; set state_key_file (default keysync.key beside the config), KEYSYNC_STATE_KEY or the state-key credential to the key it was sealed with", d.path, n, seal.ErrNoKey)
+		}
+		return nil
 	}
-	if errors.Is(err, sql.ErrNoRows) && readOnly {
-		return nil // never written to; Save fails on a read-only DB anyway
+	var other string
+	err := d.db.QueryRowContext(ctx, `SELECT sealed_secret FROM credentials
+		WHERE sealed_secret IS NOT NULL AND sealed_secret NOT LIKE ? LIMIT 1`, "v1:"+d.key.ID()+":%").Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return d.openError("open", err)
 	}
-	if err != nil {
-		return d.openError("read pin key from", err)
-	}
-	key, err := hex.DecodeString(s)
-	if err != nil || len(key) < 16 {
-		return d.corrupt(errors.New("meta.pin_key is not a hex key"))
-	}
-	d.pinKey = key
-	return nil
-}
-
-func (d *DB) readPINKey(ctx context.Context) (string, error) {
-	var s string
-	err := d.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'pin_key'").Scan(&s)
-	return s, err
+	return fmt.Errorf("state: %s: secrets sealed under key %s, not the given key %s: %w; %s", d.path, seal.KeyOf(other), d.key.ID(), seal.ErrWrongKey, wrongKeyRemedy)
 }
 
 // Path returns the file name the DB was opened with.

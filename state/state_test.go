@@ -3,10 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -15,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -23,10 +21,19 @@ const testPIN = "739154"
 
 var t0 = time.Date(2026, 2, 1, 9, 30, 0, 123456789, time.UTC)
 
+// testKey is the state key of the files tests create.
+var testKey = func() *seal.Key {
+	k, _, err := seal.Generate()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func openNew(t *testing.T) (*DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "keysync.db")
-	db, err := Open(context.Background(), path, Options{Create: true})
+	db, err := Open(context.Background(), path, Options{Create: true, Key: testKey})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -94,8 +101,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, path := openNew(t)
-	key := db.pinKey
 	c := newCred("s1")
+	c.PIN = testPIN
 	if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +113,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		db, err := Open(ctx, path, Options{})
+		db, err := Open(ctx, path, Options{Key: testKey})
 		if err != nil {
 			t.Fatalf("reopen %d: %v", i, err)
 		}
@@ -117,11 +124,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if n != len(ms) {
 			t.Errorf("reopen %d: %d migrations recorded, want %d", i, n, len(ms))
 		}
-		if !bytes.Equal(db.pinKey, key) {
-			t.Errorf("reopen %d: pin key changed", i)
-		}
 		got, err := db.Credentials(ctx, "hotel")
-		if err != nil || len(got) != 1 || got[0].ID != c.ID {
+		if err != nil || len(got) != 1 || got[0].ID != c.ID || got[0].PIN != testPIN {
 			t.Errorf("reopen %d: credentials %+v, %v", i, got, err)
 		}
 		db.Close()
@@ -319,8 +323,8 @@ func TestSaveFailureLeavesIDs(t *testing.T) {
 	if err := db.Save(cancelled, []*reconcile.Credential{c}, nil); err == nil {
 		t.Fatal("Save with a cancelled context succeeded")
 	}
-	if c.ID != 0 || c.PINHash != "" {
-		t.Fatalf("failed Save changed the credential: ID %d, PINHash %q", c.ID, c.PINHash)
+	if c.ID != 0 {
+		t.Fatalf("failed Save changed the credential: ID %d", c.ID)
 	}
 
 	// The insert succeeds inside the transaction, then an update of an
@@ -332,8 +336,8 @@ func TestSaveFailureLeavesIDs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "999") {
 		t.Fatalf("Save with an unknown id: got %v, want an error naming it", err)
 	}
-	if c.ID != 0 || c.PINHash != "" {
-		t.Fatalf("failed Save changed the credential: ID %d, PINHash %q", c.ID, c.PINHash)
+	if c.ID != 0 {
+		t.Fatalf("failed Save changed the credential: ID %d", c.ID)
 	}
 	all, _ := db.AllCredentials(context.Background())
 	log, _ := db.AuditLog(context.Background(), 0)
@@ -352,8 +356,11 @@ func TestSaveFailureLeavesIDs(t *testing.T) {
 	if err := db.Save(context.Background(), []*reconcile.Credential{c}, audit); err != nil {
 		t.Fatal(err)
 	}
-	if c.ID == 0 || c.PINHash == "" {
-		t.Fatalf("after a good Save: ID %d, PINHash %q", c.ID, c.PINHash)
+	if c.ID == 0 {
+		t.Fatalf("after a good Save: ID %d", c.ID)
+	}
+	if got, err := db.Credentials(context.Background(), "hotel"); err != nil || len(got) != 1 || got[0].PIN != testPIN {
+		t.Fatalf("after a good Save: %+v, %v; want the credential with its PIN", got, err)
 	}
 }
 
@@ -367,15 +374,16 @@ func TestPINNeverStored(t *testing.T) {
 	if err := db.Save(ctx, []*reconcile.Credential{c}, []reconcile.Audit{{At: t0, Cred: c, Op: reconcile.OpCreate, Phase: reconcile.PhaseIntent}}); err != nil {
 		t.Fatal(err)
 	}
-	m := hmac.New(sha256.New, db.pinKey)
-	m.Write([]byte(testPIN))
-	want := hex.EncodeToString(m.Sum(nil))
-	if c.PINHash != want {
-		t.Fatalf("PINHash = %q, want hex HMAC-SHA256 %q", c.PINHash, want)
+	var sealed string
+	if err := db.db.QueryRowContext(ctx, "SELECT sealed_secret FROM credentials WHERE id = ?", c.ID).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if seal.KeyOf(sealed) != testKey.ID() {
+		t.Fatalf("sealed_secret = %q, want a value sealed under key %s", sealed, testKey.ID())
 	}
 
-	// An update without the PIN keeps the recorded hash.
-	c.PIN, c.PINHash, c.Status, c.RemoteID = "", "", reconcile.StatusActive, "rak-1"
+	// An update without the PIN keeps the sealed one.
+	c.PIN, c.Status, c.RemoteID = "", reconcile.StatusActive, "rak-1"
 	if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -383,8 +391,8 @@ func TestPINNeverStored(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Credentials: %+v, %v", got, err)
 	}
-	if got[0].PINHash != want || got[0].PIN != "" {
-		t.Fatalf("loaded PINHash %q PIN %q, want hash %q and no PIN", got[0].PINHash, got[0].PIN.Reveal(), want)
+	if got[0].PIN != testPIN {
+		t.Fatalf("loaded PIN %q, want %q", got[0].PIN.Reveal(), testPIN)
 	}
 
 	stay := reconcile.Stay{
@@ -413,8 +421,8 @@ func TestPINNeverStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNoPIN("after close")
-	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(want)) {
-		t.Error("the PIN hash is not in the database file")
+	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(sealed)) {
+		t.Error("the sealed PIN is not in the database file")
 	}
 }
 
@@ -719,5 +727,57 @@ func TestOpenWaitsOutTheBusyTimeout(t *testing.T) {
 	}
 	if elapsed < busy || elapsed > DefaultBusyTimeout {
 		t.Errorf("Open gave up after %s; want the busy timeout of %s, not the default %s", elapsed, busy, DefaultBusyTimeout)
+	}
+}
+
+// TestSealedSecretsNeedTheirKey checks that a file's secrets open only with
+// the key that sealed them, that a value moved to another row does not
+// open, and that a read-write open without the key fails before anything
+// is written.
+func TestSealedSecretsNeedTheirKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openNew(t)
+	a, b := newCred("s1"), newCred("s2")
+	a.PIN, b.PIN = testPIN, "615283"
+	if err := db.Save(ctx, []*reconcile.Credential{a, b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	if _, err := Open(ctx, path, Options{}); !errors.Is(err, seal.ErrNoKey) || !strings.Contains(err.Error(), "state_key_file") {
+		t.Errorf("read-write open without the key: %v, want ErrNoKey naming state_key_file", err)
+	}
+	other, _, _ := seal.Generate()
+	if _, err := Open(ctx, path, Options{Key: other}); !errors.Is(err, seal.ErrWrongKey) || !strings.Contains(err.Error(), "rekey") {
+		t.Errorf("open with another key: %v, want ErrWrongKey naming rekey", err)
+	}
+	ro, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open without the key: %v", err)
+	}
+	got, err := ro.Credentials(ctx, "hotel")
+	if err != nil || len(got) != 2 || got[0].PIN != "" || got[1].PIN != "" {
+		t.Errorf("read-only without the key: %+v, %v; want the credentials without PINs", got, err)
+	}
+	ro.Close()
+
+	// Swap the sealed values of the two rows: neither opens.
+	sdb, err := sql.Open("sqlite", dsn(path, false, DefaultBusyTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdb.ExecContext(ctx, `UPDATE credentials SET sealed_secret =
+		(SELECT sealed_secret FROM credentials c2 WHERE c2.id <> credentials.id)`); err != nil {
+		t.Fatal(err)
+	}
+	sdb.Close()
+	db2, err := Open(ctx, path, Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if _, err := db2.Credentials(ctx, "hotel"); !errors.Is(err, seal.ErrWrongKey) {
+		t.Errorf("swapped sealed values: %v, want ErrWrongKey", err)
 	}
 }

@@ -29,7 +29,7 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 
 	// Past checkout (10:00Z + 2 h grace), with the day's budget nearly gone.
 	h.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC))
-	db, err := state.Open(context.Background(), h.cfg.State, state.Options{})
+	db, err := state.Open(context.Background(), h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}

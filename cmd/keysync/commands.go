@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/metrics"
+	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
@@ -140,7 +142,11 @@ func (env *environment) endRun(ctx context.Context, cfg *Config, rep *reconcile.
 		return
 	}
 	err := func() error {
-		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy})
+		key, _, err := env.stateKey(cfg)
+		if err != nil {
+			return err
+		}
+		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy, Key: key})
 		if err != nil {
 			return err
 		}
@@ -239,6 +245,10 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	mode, now := opts.Mode, opts.Now
 	dry := mode == reconcile.ModePlan
 	opts.DryRun = dry
+	key, err := env.runKey(cfg, mode, log)
+	if err != nil {
+		return nil, err
+	}
 	if !dry {
 		lock, err := state.Lock(cfg.State)
 		if err != nil {
@@ -249,7 +259,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		}
 		defer lock.Unlock()
 	}
-	db, closeDB, err := env.openState(ctx, cfg.State, mode, log)
+	db, closeDB, err := env.openState(ctx, cfg.State, key, mode, log)
 	if err != nil {
 		return nil, err
 	}
@@ -276,14 +286,17 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 // openState opens the state file as the mode needs: run requires it,
 // backfill creates it, plan reads it and appends to its request ledger
 // only (or, before the first backfill, plans against an empty temporary
-// one, whose ledger goes with it).
-func (env *environment) openState(ctx context.Context, path string, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
-	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy}
+// one, whose ledger goes with it). key seals and opens its secrets.
+func (env *environment) openState(ctx context.Context, path string, key *seal.Key, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
+	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy, Key: key}
 	db, err := state.Open(ctx, path, opts)
+	if errors.Is(err, seal.ErrNoKey) || errors.Is(err, seal.ErrWrongKey) {
+		return nil, nil, withCode(ExitConfig, err)
+	}
 	if err != nil && mode == reconcile.ModePlan && !errors.Is(err, state.ErrNoState) && !errors.Is(err, state.ErrCorrupt) {
 		// A state file plan may read but not write (another user's, a
 		// read-only mount): plan anyway, without recording its requests.
-		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true, BusyTimeout: env.stateBusy}); rerr == nil {
+		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true, BusyTimeout: env.stateBusy, Key: key}); rerr == nil {
 			log.Warn("state file is not writable; planning without recording this plan's requests in the daily ledger", "path", path, "err", err)
 			return ledgerless{ro}, func() { ro.Close() }, nil
 		}
@@ -297,7 +310,7 @@ func (env *environment) openState(ctx context.Context, path string, mode reconci
 		if terr != nil {
 			return nil, nil, withCode(ExitFailure, terr)
 		}
-		db, err := state.Open(ctx, filepath.Join(tmp, "plan.db"), state.Options{Create: true})
+		db, err := state.Open(ctx, filepath.Join(tmp, "plan.db"), state.Options{Create: true, Key: key})
 		if err != nil {
 			os.RemoveAll(tmp)
 			return nil, nil, withCode(ExitFailure, err)
@@ -307,6 +320,40 @@ func (env *environment) openState(ctx context.Context, path string, mode reconci
 		return nil, nil, withCode(ExitConfig, fmt.Errorf("%w\nrun `keysync backfill --config FILE` once: it creates the state file and adopts the keys keysync already issued", err))
 	}
 	return nil, nil, withCode(ExitFailure, err)
+}
+
+// runKey returns the state key a run of mode uses. backfill creates the key
+// file when there is neither a key nor a state file; plan before the first
+// backfill plans with a key of its own, which goes with its temporary
+// state. Otherwise a missing key stops the run before anything is written:
+// issuing every credential again is never the answer to a lost key.
+func (env *environment) runKey(cfg *Config, mode reconcile.Mode, log *slog.Logger) (*seal.Key, error) {
+	key, _, err := env.stateKey(cfg)
+	if err == nil {
+		return key, nil
+	}
+	_, serr := os.Stat(cfg.State)
+	fresh := errors.Is(serr, fs.ErrNotExist)
+	switch {
+	case !errors.Is(err, seal.ErrNoKey):
+		return nil, withCode(ExitConfig, err)
+	case fresh && mode == reconcile.ModeBackfill:
+		key, err := seal.Create(cfg.StateKeyFile)
+		if err != nil {
+			return nil, withCode(ExitFailure, err)
+		}
+		log.Info("created the state key file; back it up, apart from the state file", "path", cfg.StateKeyFile)
+		return key, nil
+	case fresh && mode == reconcile.ModePlan:
+		key, _, err := seal.Generate()
+		if err != nil {
+			return nil, withCode(ExitFailure, err)
+		}
+		return key, nil
+	case fresh:
+		return nil, nil // opening the state says it is missing, and what to do
+	}
+	return nil, withCode(ExitConfig, err)
 }
 
 // ledgerless is a read-only state file for plan: saving only requests (all

@@ -24,6 +24,11 @@ import (
 type Config struct {
 	// State is the SQLite state file.
 	State string `yaml:"state"`
+	// StateKeyFile holds the key the state file's secrets are sealed under
+	// (64 hex digits, mode 0600); a relative path is beside the config.
+	// KEYSYNC_STATE_KEY, or a systemd credential named state-key, take
+	// precedence over it.
+	StateKeyFile string `yaml:"state_key_file"`
 	// Schedule is serve's cron spec (5 fields, or a descriptor such as
 	// @daily), in the first property's time zone unless it starts with
 	// CRON_TZ=.
@@ -366,6 +371,9 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	if !filepath.IsAbs(cfg.State) {
 		cfg.State = filepath.Join(filepath.Dir(path), cfg.State)
 	}
+	if !filepath.IsAbs(cfg.StateKeyFile) {
+		cfg.StateKeyFile = filepath.Join(filepath.Dir(path), cfg.StateKeyFile)
+	}
 	return cfg, nil
 }
 
@@ -376,7 +384,7 @@ func ParseConfig(r io.Reader, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{State: "keysync.db", Schedule: "15 4 * * *", WebhookDebounce: "2s"}
+	cfg := &Config{State: "keysync.db", StateKeyFile: "keysync.key", Schedule: "15 4 * * *", WebhookDebounce: "2s"}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -414,6 +422,9 @@ func (c *Config) Validate(getenv func(string) string) error {
 	}
 	if c.State == "" {
 		bad("state", "is required")
+	}
+	if c.StateKeyFile == "" {
+		bad("state_key_file", "is required (default keysync.key beside the config)")
 	}
 	var err error
 	if c.retention, err = parseRetention(&c.Retention); err != nil {

@@ -64,6 +64,7 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
+	cfg.StateKeyFile = filepath.Join(dir, "keysync.key")
 	denv := &environment{stdout: env.stdout, stderr: env.stderr, getenv: getenv, now: env.now, clock: env.clock, retry: env.retry}
 	w := env.stdout
 	fmt.Fprintf(w, "Sandboxes at %s: a %d-room hotel on 3RPMS (%d stays, %d keys of another integration) and %d apartments on Guestway.\n",

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
@@ -613,4 +614,15 @@ func TestBackfillAdoptsOurKeysAfterStateLoss(t *testing.T) {
 		t.Errorf("%d credentials adopted, want 2", adopted)
 	}
 	h.checkInvariants(foreign)
+}
+
+// stateKeyOf loads the state key a test world's runs use (the key file
+// backfill created beside its config).
+func stateKeyOf(t *testing.T, cfg *Config) *seal.Key {
+	t.Helper()
+	k, err := seal.Load(cfg.StateKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -101,6 +101,8 @@ commands:
   backup     write a consistent copy of the state file, safe during a run
   status     the last runs, open work, problems, budgets and the next run
   history    the audit trail: one line per action, by stay, room or time
+  show       one stay's credentials on every system; --secrets adds its PINs, codes and tokens
+  rekey      seal the state file's secrets under a new key
   check      readiness: does every arrival within 24 h hold its credentials (reads only)
   version    print the version keysync was built from
 
@@ -148,6 +150,10 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.backup(ctx, rest)
 	case "status":
 		return env.status(ctx, rest)
+	case "rekey":
+		return env.rekey(ctx, rest)
+	case "show":
+		return env.show(ctx, rest)
 	case "history":
 		return env.history(ctx, rest)
 	case "check":

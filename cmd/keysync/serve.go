@@ -88,7 +88,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}
 
 	if addr != "" {
-		queue, err := state.Open(ctx, cfg.State, state.Options{})
+		key, _, err := env.stateKey(cfg)
+		if err != nil {
+			return withCode(ExitConfig, fmt.Errorf("serve: %w", err))
+		}
+		queue, err := state.Open(ctx, cfg.State, state.Options{Key: key})
 		if err != nil {
 			return withCode(ExitFailure, fmt.Errorf("serve: open the state file for the event queue: %w", err))
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/metrics"
+	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
@@ -291,7 +292,19 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 	if err != nil {
 		return nil, nil, now, withCode(ExitConfig, err)
 	}
-	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: readOnly})
+	opts := state.Options{ReadOnly: readOnly}
+	if !readOnly {
+		// A writing open of a file with sealed secrets needs the key.
+		key, _, err := env.stateKey(cfg)
+		if err != nil && !errors.Is(err, seal.ErrNoKey) {
+			return nil, nil, now, withCode(ExitConfig, err)
+		}
+		opts.Key = key
+	}
+	db, err := state.Open(ctx, cfg.State, opts)
+	if errors.Is(err, seal.ErrNoKey) || errors.Is(err, seal.ErrWrongKey) {
+		return nil, nil, now, withCode(ExitConfig, err)
+	}
 	if errors.Is(err, state.ErrNoState) {
 		return nil, nil, now, withCode(ExitConfig, err)
 	}

@@ -314,7 +314,15 @@ func checkPod(t *testing.T, r rendered, pod corev1.PodSpec) corev1.Container {
 		t.Errorf("state %q is not on a writable mount of PVC %s", state, pvc.Name)
 	}
 
-	// Every *_file of the config is a key of the Secret, mounted read-only.
+	// The state key is created by the first backfill: it must lie on the
+	// writable state volume (or come from KEYSYNC_STATE_KEY).
+	if key, _ := cfg["state_key_file"].(string); key != "" {
+		if m, ok := mounts[path.Dir(key)]; !ok || m.Name != stateMount.Name {
+			t.Errorf("state_key_file %q is not on the state volume", key)
+		}
+	}
+
+	// Every other *_file of the config is a key of the Secret, mounted read-only.
 	secret := decode[corev1.Secret](t, "secret.example.yaml", readFile(t, "secret.example.yaml"))
 	files := secretFiles(cfg)
 	if len(files) == 0 {
@@ -345,13 +353,14 @@ func checkPod(t *testing.T, r rendered, pod corev1.PodSpec) corev1.Container {
 	return c
 }
 
-// secretFiles returns the values of every *_file key in the config.
+// secretFiles returns the values of every *_file key in the config but
+// state_key_file (a file keysync writes).
 func secretFiles(v any) []string {
 	var out []string
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			if s, ok := x.(string); ok && strings.HasSuffix(k, "_file") {
+			if s, ok := x.(string); ok && strings.HasSuffix(k, "_file") && k != "state_key_file" {
 				out = append(out, s)
 			} else {
 				out = append(out, secretFiles(x)...)

@@ -118,7 +118,7 @@ func Input(n int, seed uint64) reconcile.Input {
 		return reconcile.Credential{
 			ID: int64(keys), Stay: s.Ref, System: reconcile.System3RPMS, Kind: reconcile.KindPINKey,
 			RoomID: room, RemoteID: "rak_" + strconv.Itoa(keys), Status: reconcile.StatusActive, Assigned: true,
-			Arrival: s.Arrival, Departure: s.Departure, PINHash: "bench", UpdatedAt: Now.Add(-24 * time.Hour),
+			Arrival: s.Arrival, Departure: s.Departure, UpdatedAt: Now.Add(-24 * time.Hour),
 		}
 	}
 	rooms := 0

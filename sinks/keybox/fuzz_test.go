@@ -80,48 +80,28 @@ func fzSeeds() [][]byte {
 		`{"id":1e400}`,
 		`{"id":00012}`,
 	}
-	out := make([][]byte, len(seeds))
-	for i, s := range seeds {
-		out[i] = []byte(s)
-	}
-	return out
+	return fault.Bytes(seeds...)
 }
 
+// fzRun applies a create to srv, which answers status, ct and body, and
+// checks the outcome.
 func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
-	srv.Answer(status, ct, body)
-	a := fzCreate()
-	out, err := fzSink(t, srv).Apply(t.Context(), []*reconcile.Action{a})
-	sent := body
+	out, err := fzSink(t, srv).Apply(t.Context(), []*reconcile.Action{fzCreate()})
 	if status == http.StatusNoContent {
-		sent = nil // net/http sends no body with a 204
+		body = nil // net/http sends no body with a 204
 	}
-	if !fault.Answered(ct) {
-		status = 0
-	}
-	fzCheck(t, srv, status, ct, sent, out, err)
+	fzCheck(t, srv, status, ct, body, out, err)
 }
 
 func FuzzKeyBoxResponse(f *testing.F) {
-	for _, s := range fzSeeds() {
-		f.Add(s)
-	}
-	srv := fault.NewCanned(f)
-	f.Fuzz(func(t *testing.T, body []byte) {
-		fzRun(t, srv, http.StatusCreated, "application/json", body)
-	})
+	fault.FuzzBody(f, fzSeeds(), http.StatusCreated, "application/json", fzRun)
 }
 
 func FuzzKeyBoxHTTP(f *testing.F) {
 	cts := []string{"application/json", "text/html", "application/vnd.api+json", "", "application/json; charset=utf-8", "text/plain; charset=\"" + fzPass + "\""}
 	statuses := []int{201, 200, 204, 202, 400, 401, 403, 404, 409, 410, 422, 429, 500, 503, 302, 418}
-	for i, s := range fzSeeds() {
-		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
-	}
 	f.Add(uint16(1), "\x7f"+fzPass, []byte(fzValid))
-	srv := fault.NewCanned(f)
-	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		fzRun(t, srv, fault.Status(status), ct, body)
-	})
+	fault.FuzzAnswer(f, fzSeeds(), statuses, cts, fzRun)
 }
 
 func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
@@ -198,17 +178,15 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // client strips quoted text from transport errors for this reason.)
 func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
 	t.Parallel()
-	for _, raw := range []string{
+	raws := []string{
 		"SSH-2.0-OpenSSH " + fzPass + "\r\n\r\n",
 		"HTTP/1.1 201 Created\r\nX-Code: \x7f" + fzCode + "\r\n\r\n",
-	} {
-		srv := fault.RawServer(t, raw)
-		o := options(srv.URL, lj)
+	}
+	fault.NotQuoted(t, raws, []string{fzPass, fzCode}, func(url string) []error {
+		o := options(url, lj)
 		o.Password = fzPass
 		o.Retry = httpapi.Retry{Attempts: 1}
 		_, err := newSink(t, o).Apply(t.Context(), []*reconcile.Action{fzCreate()})
-		if err == nil || strings.Contains(err.Error(), fzPass) || strings.Contains(err.Error(), fzCode) {
-			t.Errorf("err = %v; want an error without what the server sent", err)
-		}
-	}
+		return []error{err}
+	})
 }

@@ -95,11 +95,7 @@ func fzSeeds() [][]byte {
 		strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300),
 		"{\"data\":{\"a0\":{\"roomAccessKey\":{\"id\":\"rak\\u0000\\n\"}}}}",
 	}
-	out := make([][]byte, len(seeds))
-	for i, s := range seeds {
-		out[i] = []byte(s)
-	}
-	return out
+	return fault.Bytes(seeds...)
 }
 
 // fzApply sends the batch through a fresh client and sink to srv.
@@ -120,35 +116,22 @@ func fzApply(t *testing.T, srv *fault.Canned) ([]reconcile.Outcome, error) {
 	return sink.New(c, 0).Apply(t.Context(), fzBatch())
 }
 
+// fzRun sends the batch to srv, which answers status, ct and body, and
+// checks the outcomes.
+func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
+	out, err := fzApply(t, srv)
+	fzCheckBatch(t, srv, status, ct, body, out, err)
+}
+
 func FuzzKeyBatchResponse(f *testing.F) {
-	for _, s := range fzSeeds() {
-		f.Add(s)
-	}
-	srv := fault.NewCanned(f)
-	f.Fuzz(func(t *testing.T, body []byte) {
-		srv.Answer(http.StatusOK, "application/json", body)
-		out, err := fzApply(t, srv)
-		fzCheckBatch(t, srv, http.StatusOK, "application/json", body, out, err)
-	})
+	fault.FuzzBody(f, fzSeeds(), http.StatusOK, "application/json", fzRun)
 }
 
 func FuzzKeyBatchHTTP(f *testing.F) {
 	cts := []string{"application/json", "text/html; charset=utf-8", "application/graphql-response+json", "", "application/json;;", "text/plain"}
 	statuses := []int{200, 200, 400, 401, 403, 409, 429, 500, 502, 504, 302, 204}
-	for i, s := range fzSeeds() {
-		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
-	}
 	f.Add(uint16(0), "\x7f"+fzToken, []byte(fzValid)) // a malformed header line: a transport error
-	srv := fault.NewCanned(f)
-	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		code := fault.Status(status)
-		srv.Answer(code, ct, body)
-		out, err := fzApply(t, srv)
-		if !fault.Answered(ct) {
-			code = 0
-		}
-		fzCheckBatch(t, srv, code, ct, body, out, err)
-	})
+	fault.FuzzAnswer(f, fzSeeds(), statuses, cts, fzRun)
 }
 
 func fzCheckBatch(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, out []reconcile.Outcome, err error) {

@@ -80,11 +80,7 @@ func fzSeeds() [][]byte {
 		strings.Repeat(`{"data":`, 200) + `null` + strings.Repeat(`}`, 200),
 		"\xff\xfe{\"data\":null}",
 	}
-	out := make([][]byte, len(seeds))
-	for i, s := range seeds {
-		out[i] = []byte(s)
-	}
-	return out
+	return fault.Bytes(seeds...)
 }
 
 // fzStays reads stays through a fresh Source on srv's endpoint: a fresh
@@ -104,40 +100,27 @@ func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
 	return threerpms.NewSource(c, fzProperty, 0).Stays(t.Context(), from, to)
 }
 
+// fzRun reads stays from srv, which answers status, ct and body, and
+// checks them.
+func fzRun(t *testing.T, srv *fault.Canned, status int, ct string, body []byte) {
+	stays, err := fzStays(t, srv)
+	fzCheckStays(t, srv, status, ct, body, stays, err)
+}
+
 // FuzzRoomStaysResponse answers RoomStays with the fuzzed body as a 200
 // application/json.
 func FuzzRoomStaysResponse(f *testing.F) {
-	for _, s := range fzSeeds() {
-		f.Add(s)
-	}
-	srv := fault.NewCanned(f)
-	f.Fuzz(func(t *testing.T, body []byte) {
-		srv.Answer(http.StatusOK, "application/json", body)
-		stays, err := fzStays(t, srv)
-		fzCheckStays(t, srv, http.StatusOK, "application/json", body, stays, err)
-	})
+	fault.FuzzBody(f, fzSeeds(), http.StatusOK, "application/json", fzRun)
 }
 
 // FuzzRoomStaysHTTP also fuzzes the status and the content type.
 func FuzzRoomStaysHTTP(f *testing.F) {
 	cts := []string{"application/json", "application/json; charset=utf-8", "application/graphql-response+json", "text/html", "", "application/json; charset", "text/plain; charset=utf-8"}
 	statuses := []int{200, 200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503}
-	for i, s := range fzSeeds() {
-		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
-	}
 	f.Add(uint16(http.StatusBadRequest-200), "application/json", []byte(`{"errors":[{"message":"bad request: `+fzToken+`"}]}`))
 	f.Add(uint16(0), `text/html; charset="`+fzToken+`"`, []byte(fzValid))
 	f.Add(uint16(0), "\x7f"+fzToken, []byte(fzValid)) // a malformed header line: a transport error
-	srv := fault.NewCanned(f)
-	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
-		code := fault.Status(status)
-		srv.Answer(code, ct, body)
-		stays, err := fzStays(t, srv)
-		if !fault.Answered(ct) {
-			code = 0
-		}
-		fzCheckStays(t, srv, code, ct, body, stays, err)
-	})
+	fault.FuzzAnswer(f, fzSeeds(), statuses, cts, fzRun)
 }
 
 // fzCheckStays checks the properties every answer must keep; known bugs

@@ -151,6 +151,14 @@ func (s *Canned) AnswerFunc(status int, ct string, body func(*http.Request) []by
 	s.status, s.ct, s.body, s.requests, s.served = status, ct, body, nil, nil
 }
 
+// Reset clears the logs, keeping the answer: a fuzz target that makes
+// several calls per input counts each call's requests alone.
+func (s *Canned) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests, s.served = nil, nil
+}
+
 // Requests returns the requests received since the answer was last set.
 func (s *Canned) Requests() []Received {
 	s.mu.Lock()
@@ -190,4 +198,75 @@ func IsJSON(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// Bytes returns seeds as byte slices: a fuzz target's seed corpus.
+func Bytes(seeds ...string) [][]byte {
+	out := make([][]byte, len(seeds))
+	for i, s := range seeds {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// FuzzBody runs a fuzz target over the body of an answer of status and
+// content type ct, seeded with seeds: a Canned server answers each body,
+// then run makes the calls under test on it and checks them.
+func FuzzBody(f *testing.F, seeds [][]byte, status int, ct string, run func(t *testing.T, srv *Canned, status int, ct string, body []byte)) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	srv := NewCanned(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		srv.Answer(status, ct, body)
+		run(t, srv, status, ct, body)
+	})
+}
+
+// FuzzAnswer runs a fuzz target over a whole answer: its status (mapped by
+// Status), its content type and its body. Each of seeds is added with a
+// status and a content type taken in turn from statuses and cts; a target
+// adds any other seeds with f.Add(uint16 status-200, ct, body) before. A
+// Canned server answers each input, then run makes the calls under test
+// on it and checks them; run is told status 0 where the content type
+// keeps the answer from reaching the client (see Answered).
+func FuzzAnswer(f *testing.F, seeds [][]byte, statuses []int, cts []string, run func(t *testing.T, srv *Canned, status int, ct string, body []byte)) {
+	for i, s := range seeds {
+		f.Add(uint16(statuses[i%len(statuses)]-200), cts[i%len(cts)], s)
+	}
+	srv := NewCanned(f)
+	f.Fuzz(func(t *testing.T, status uint16, ct string, body []byte) {
+		code := Status(status)
+		srv.Answer(code, ct, body)
+		if !Answered(ct) {
+			code = 0
+		}
+		run(t, srv, code, ct, body)
+	})
+}
+
+// NotQuoted serves each of raws (bytes that are not a well-formed HTTP
+// answer) with a RawServer and checks every error call returns for that
+// server's URL: each must be an error, and none may quote any of secrets.
+// net/http's error quotes the line it could not parse, so whatever the
+// server sent, a secret it echoed included, would otherwise reach it.
+func NotQuoted(t *testing.T, raws, secrets []string, call func(url string) []error) {
+	t.Helper()
+	for _, raw := range raws {
+		srv := RawServer(t, raw)
+		for i, err := range call(srv.URL) {
+			if err == nil || containsAny(err.Error(), secrets) {
+				t.Errorf("call %d: err = %v; want an error without what the server sent", i+1, err)
+			}
+		}
+	}
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

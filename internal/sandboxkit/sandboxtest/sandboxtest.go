@@ -1,6 +1,7 @@
 // Package sandboxtest is what the four sandboxes' own tests share: a
-// request to a sandbox served over HTTP, its answer read and decoded, and a
-// walk into decoded JSON. Only tests import it.
+// request to a sandbox served over HTTP, its answer read and decoded, a
+// walk into decoded JSON, and the checks of the admin routes every sandbox
+// mounts. Only tests import it.
 package sandboxtest
 
 import (
@@ -9,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,6 +41,17 @@ func Call(t testing.TB, srv *httptest.Server, method, path, body string, edits .
 		edit(req)
 	}
 	return Send(t, srv.Client(), req)
+}
+
+// Want is Call for a request whose answer must have status: the test
+// stops when it has another.
+func Want(t testing.TB, srv *httptest.Server, method, path, body string, status int, edits ...func(*http.Request)) Answer {
+	t.Helper()
+	a := Call(t, srv, method, path, body, edits...)
+	if a.Status != status {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, a.Status, status, a.Raw)
+	}
+	return a
 }
 
 // Send sends req with c and reads the answer. A non-empty body is decoded
@@ -98,4 +112,68 @@ func Dig(v any, path ...any) any {
 		}
 	}
 	return v
+}
+
+// RoutesDocumented checks the admin route list a sandbox serves at GET
+// /_sandbox/ (200, text/plain) against its package comment in doc.go, read
+// from the test's working directory: one block of tab-indented comment
+// lines there must be the list exactly, and no other block may name a
+// /_sandbox/ route. It returns the list as served.
+func RoutesDocumented(t testing.TB, srv *httptest.Server) string {
+	t.Helper()
+	a := Call(t, srv, http.MethodGet, "/_sandbox/", "")
+	if a.Status != http.StatusOK || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("GET /_sandbox/: %d %s", a.Status, a.Header.Get("Content-Type"))
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := strings.Split(strings.TrimSuffix(a.Raw, "\n"), "\n")
+	found := false
+	for _, block := range tabBlocks(string(doc)) {
+		switch {
+		case slices.Equal(block, served):
+			found = true
+		case slices.ContainsFunc(block, func(l string) bool { return strings.Contains(l, "/_sandbox/") }):
+			t.Errorf("doc.go lists admin routes outside the route list:\n%s", strings.Join(block, "\n"))
+		}
+	}
+	if !found {
+		t.Errorf("doc.go does not list the admin routes as GET /_sandbox/ serves them:\n%s", a.Raw)
+	}
+	return a.Raw
+}
+
+// tabBlocks returns the runs of consecutive comment lines of src that
+// start with "//\t", that prefix cut.
+func tabBlocks(src string) [][]string {
+	var blocks [][]string
+	var cur []string
+	for line := range strings.SplitSeq(src, "\n") {
+		if rest, ok := strings.CutPrefix(line, "//\t"); ok {
+			cur = append(cur, rest)
+			continue
+		}
+		if cur != nil {
+			blocks, cur = append(blocks, cur), nil
+		}
+	}
+	if cur != nil {
+		blocks = append(blocks, cur)
+	}
+	return blocks
+}
+
+// ClearRequests empties a sandbox's request log with DELETE
+// /_sandbox/requests and checks that GET /_sandbox/requests then answers
+// {"count": 0, "requests": []}. It returns how many entries the DELETE
+// said it cleared.
+func ClearRequests(t testing.TB, srv *httptest.Server) int {
+	t.Helper()
+	cleared, _ := Want(t, srv, http.MethodDelete, "/_sandbox/requests", "", http.StatusOK).Body["cleared"].(float64)
+	if a := Want(t, srv, http.MethodGet, "/_sandbox/requests", "", http.StatusOK); a.Body["count"] != 0.0 || !strings.Contains(a.Raw, `"requests":[]`) {
+		t.Errorf("requests after clearing: %s", a.Raw)
+	}
+	return int(cleared)
 }

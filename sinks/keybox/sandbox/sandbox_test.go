@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -713,11 +712,7 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, want int) resp {
 		t.Helper()
-		r := e.call(method, path, "", "", body)
-		if r.Status != want {
-			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.Status, want, r.Raw)
-		}
-		return r
+		return sandboxtest.Want(t, e.srv, method, path, body, want)
 	}
 	r := call("GET", "/_sandbox/keys", "", 200)
 	if got := fmt.Sprint(r.Body["keys"]); got != "[map[id:K1 serial_number:SN-1] map[id:K2 serial_number:SN-2] map[id:K3]]" {
@@ -764,32 +759,15 @@ func TestAdminAPI(t *testing.T) {
 	if r := call("GET", "/_sandbox/requests", "", 200); r.Body["count"] != float64(1) {
 		t.Errorf("requests: %s", r.Raw)
 	}
-	if r := call("DELETE", "/_sandbox/requests", "", 200); r.Body["cleared"] != float64(1) {
-		t.Errorf("clear: %s", r.Raw)
-	}
-	if r := call("GET", "/_sandbox/requests", "", 200); r.Body["count"] != float64(0) || !strings.Contains(r.Raw, `"requests":[]`) {
-		t.Errorf("requests after clear: %s", r.Raw)
+	if n := sandboxtest.ClearRequests(t, e.srv); n != 1 {
+		t.Errorf("cleared %d requests, want 1", n)
 	}
 	call("GET", "/_sandbox/nope", "", 404)
 	call("PUT", "/_sandbox/keys", "{}", 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	r = call("GET", "/_sandbox/", "", 200)
-	if r.Raw != adminRoutes {
-		t.Errorf("GET /_sandbox/ serves:\n%s", r.Raw)
-	}
-	doc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var listed []string
-	for line := range strings.SplitSeq(string(doc), "\n") {
-		if rest, ok := strings.CutPrefix(line, "//\t"); ok {
-			listed = append(listed, rest)
-		}
-	}
-	if got, want := strings.Join(listed, "\n")+"\n", r.Raw; got != want {
-		t.Errorf("doc.go lists:\n%s\nGET /_sandbox/ serves:\n%s", got, want)
+	if list := sandboxtest.RoutesDocumented(t, e.srv); list != adminRoutes {
+		t.Errorf("GET /_sandbox/ serves:\n%s", list)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -743,11 +742,7 @@ func TestAdmin(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) map[string]any {
 		t.Helper()
-		a := e.do(method, path, "", "", body)
-		if a.Status != status {
-			t.Fatalf("%s %s: %d, want %d: %s", method, path, a.Status, status, a.Raw)
-		}
-		return a.Body
+		return sandboxtest.Want(t, e.srv, method, path, body, status).Body
 	}
 	id, token := e.create(stayBody)
 	got := call("GET", "/_sandbox/invites", "", 200)
@@ -784,30 +779,14 @@ func TestAdmin(t *testing.T) {
 	if got := call("GET", "/_sandbox/requests", "", 200); got["count"] != 2.0 || dig(got, "requests", 0, "method") != "POST" || dig(got, "requests", 0, "status") != 201.0 {
 		t.Errorf("requests: %v", got)
 	}
-	call("DELETE", "/_sandbox/requests", "", 200)
-	if got := call("GET", "/_sandbox/requests", "", 200); got["count"] != 0.0 {
-		t.Errorf("requests after reset: %v", got)
-	}
+	sandboxtest.ClearRequests(t, e.srv)
 	call("GET", "/_sandbox/nope", "", 404)
 	call("GET", "/nope", "", 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	a := e.do("GET", "/_sandbox/", "", "", "")
-	if a.Status != 200 || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("route list: %d %s", a.Status, a.Header.Get("Content-Type"))
-	}
-	doc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(a.Raw), "\n")
-	if len(lines) != 9 {
-		t.Errorf("route list has %d lines", len(lines))
-	}
-	for _, line := range lines {
-		if !bytes.Contains(doc, []byte("//\t"+line+"\n")) {
-			t.Errorf("doc.go does not list %q", line)
-		}
+	list := sandboxtest.RoutesDocumented(t, e.srv)
+	if n := len(strings.Split(strings.TrimSpace(list), "\n")); n != 9 {
+		t.Errorf("route list has %d lines", n)
 	}
 }
 

@@ -1,12 +1,10 @@
 package sandbox
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -418,11 +416,7 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) resp {
 		t.Helper()
-		r := e.do(method, path, "", "", body)
-		if r.Status != status {
-			t.Fatalf("%s %s: %d, want %d: %s", method, path, r.Status, status, r.Raw)
-		}
-		return r
+		return resp{sandboxtest.Want(t, e.srv, method, path, body, status)}
 	}
 	call("POST", "/_sandbox/listings", `{"id":"L3","name":"Cabin"}`, 201)
 	call("POST", "/_sandbox/listings", `{"name":"no id"}`, 400)
@@ -495,28 +489,13 @@ func TestAdminAPI(t *testing.T) {
 	if r := call("GET", "/_sandbox/requests", ``, 200); r.Body["count"] != 2.0 || dig(r.Body, "requests", 1, "endpoint") != "reservation" {
 		t.Errorf("requests: %s", r.Raw)
 	}
-	call("DELETE", "/_sandbox/requests", ``, 200)
-	if r := call("GET", "/_sandbox/requests", ``, 200); r.Body["count"] != 0.0 {
-		t.Errorf("requests after reset: %s", r.Raw)
-	}
+	sandboxtest.ClearRequests(t, e.srv)
 	call("GET", "/_sandbox/nope", ``, 404)
 	call("PUT", "/_sandbox/clock", `{}`, 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	text := call("GET", "/_sandbox/", ``, 200).Raw
-	if text != adminRouteList {
+	if sandboxtest.RoutesDocumented(t, e.srv) != adminRouteList {
 		t.Errorf("GET /_sandbox/ does not serve adminRouteList")
-	}
-	doc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block bytes.Buffer
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		block.WriteString("//\t" + line + "\n")
-	}
-	if !bytes.Contains(doc, block.Bytes()) {
-		t.Errorf("doc.go does not list the admin routes as GET /_sandbox/ serves them:\n%s", block.String())
 	}
 }
 

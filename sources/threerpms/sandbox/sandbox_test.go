@@ -1,13 +1,11 @@
 package sandbox
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -632,19 +630,7 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, wantStatus int) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != wantStatus {
-			t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, wantStatus, raw)
-		}
-		var out map[string]any
-		_ = json.Unmarshal(raw, &out)
-		return out
+		return sandboxtest.Want(t, e.srv, method, path, body, wantStatus).Body
 	}
 	call("POST", "/_sandbox/rooms", `{"id":"r9","name":"9"}`, 201)
 	st := call("POST", "/_sandbox/stays", `{"room_id":"r9","arrival":"2026-02-01","departure":"2026-02-03","reservation_code":"ADM1"}`, 201)
@@ -695,29 +681,12 @@ func TestAdminAPI(t *testing.T) {
 	if got := call("GET", "/_sandbox/requests", ``, 200); got["count"] != 1.0 || dig(got, "requests", 0, "integration") != ourID || dig(got, "requests", 0, "fields", 0) != "createRoomAccessKey" {
 		t.Fatalf("requests: %v", got)
 	}
-	call("DELETE", "/_sandbox/requests", ``, 200)
-	if got := call("GET", "/_sandbox/requests", ``, 200); got["count"] != 0.0 {
-		t.Fatalf("requests after reset: %v", got)
-	}
+	sandboxtest.ClearRequests(t, e.srv)
 	call("GET", "/_sandbox/nope", ``, 404)
 	call("GET", "/graphql", ``, 405)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	resp, err := http.Get(e.srv.URL + "/_sandbox/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	doc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
-		if !bytes.Contains(doc, []byte("//\t"+line+"\n")) {
-			t.Errorf("doc.go does not list %q", line)
-		}
-	}
+	sandboxtest.RoutesDocumented(t, e.srv)
 }
 
 func TestSeedDemo(t *testing.T) {

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/keysync/keysync/internal/seal"
+	"github.com/keysync/keysync/state"
+)
+
+// rekey seals every secret in the state file under a new key: under the run
+// lock, the new key is written to PATH.new, every value is opened with the
+// old key and sealed with the new one in one transaction, and only then
+// does the new key file take the old one's place (the old one kept as
+// PATH.old, which backups taken before the rekey need). A failure before
+// the commit leaves the state file and the old key as they were.
+func (env *environment) rekey(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, "usage: keysync rekey --config FILE [--new-key-file PATH]\n\nexample: keysync rekey --config /etc/keysync/keysync.yaml\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "", "config file (required)")
+	newKeyFile := fs.String("new-key-file", "", "where to write the new key (default: the config's state_key_file)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return withCode(ExitConfig, errQuiet)
+	}
+	if *config == "" {
+		return withCode(ExitConfig, errors.New("rekey: --config FILE is required"))
+	}
+	cfg, err := LoadConfig(*config, env.getenv)
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	target := *newKeyFile
+	if target == "" {
+		target = cfg.StateKeyFile
+	}
+	// A missing old key is fine only for a state file without sealed
+	// secrets (one from before they were sealed): opening it says so.
+	old, where, err := env.stateKey(cfg)
+	if err != nil && !errors.Is(err, seal.ErrNoKey) {
+		return withCode(ExitConfig, err)
+	}
+	lock, err := state.Lock(cfg.State)
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return withCode(ExitLocked, err)
+		}
+		return withCode(ExitFailure, err)
+	}
+	defer lock.Unlock()
+	db, err := state.Open(ctx, cfg.State, state.Options{Key: old, BusyTimeout: env.stateBusy})
+	switch {
+	case errors.Is(err, state.ErrNoState), errors.Is(err, seal.ErrNoKey), errors.Is(err, seal.ErrWrongKey):
+		return withCode(ExitConfig, err)
+	case err != nil:
+		return withCode(ExitFailure, err)
+	}
+	defer db.Close()
+
+	pending := target + ".new"
+	next, err := seal.Create(pending)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("rekey: %w (a %s left by an earlier rekey that failed can be removed)", err, pending))
+	}
+	n, err := db.Rekey(ctx, next)
+	if err != nil {
+		os.Remove(pending)
+		return withCode(ExitFailure, fmt.Errorf("rekey: %w; nothing was changed", err))
+	}
+	if _, err := os.Stat(target); err == nil {
+		if err := os.Rename(target, target+".old"); err != nil {
+			return withCode(ExitFailure, fmt.Errorf("rekey: the state file is sealed under the key in %s, but %s could not be moved aside: %w; move it, then rename %s to %s", pending, target, err, pending, target))
+		}
+	}
+	if err := os.Rename(pending, target); err != nil {
+		return withCode(ExitFailure, fmt.Errorf("rekey: the state file is sealed under the key in %s, but it could not be renamed: %w; rename it to %s", pending, err, target))
+	}
+	fmt.Fprintf(env.stdout, "sealed %d secrets under the new key %s in %s\n", n, next.ID(), target)
+	if old != nil {
+		fmt.Fprintf(env.stdout, "the previous key %s is in %s.old: backups of the state file taken before now need it\n", old.ID(), target)
+		if where != cfg.StateKeyFile {
+			fmt.Fprintf(env.stdout, "the previous key came from %s: put the new key there too, or unset it so that %s is used\n", where, target)
+		}
+	}
+	return nil
+}
