@@ -72,7 +72,7 @@ func TestBenchPortfolioQuick(t *testing.T) {
 		t.Errorf("no portfolio table header\n%s", got)
 	}
 	for _, scenario := range []string{"3 × 12 rooms, own tokens", "3 × 12 rooms, own tokens, each alone", "3 × 8 rooms, one token", "1 × 24 rooms"} {
-		if n := len(regexp.MustCompile(`(?m)^ *` + regexp.QuoteMeta(scenario) + `  +[01]  `).FindAllString(got, -1)); n != 2 {
+		if n := len(regexp.MustCompile(`(?m)^ *`+regexp.QuoteMeta(scenario)+`  +[01]  `).FindAllString(got, -1)); n != 2 {
 			t.Errorf("scenario %q has %d rows, want one a night (0 and 1)\n%s", scenario, n, got)
 		}
 	}
