@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1192,5 +1193,58 @@ func TestRunnerTargeted(t *testing.T) {
 	}
 	if got := store.live(); !slices.Contains(got, "s3 K3 active true") {
 		t.Errorf("the look-ahead withdrew s3, which it did not read: %q", got)
+	}
+}
+
+// meetingSink holds a property's first write until the other property's
+// first write has arrived too.
+type meetingSink struct {
+	reconcile.Sink
+	once    sync.Once
+	arrived chan<- struct{}
+	other   <-chan struct{}
+	met     *atomic.Int32
+}
+
+func (s *meetingSink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
+	s.once.Do(func() {
+		s.arrived <- struct{}{}
+		select {
+		case <-s.other:
+			s.met.Add(1)
+		case <-time.After(5 * time.Second): // applied one after the other
+		}
+	})
+	return s.Sink.Apply(ctx, actions)
+}
+
+// TestRunnerAppliesPropertiesAtOnce: two properties' writes are in flight
+// together, so a property on its own credentials never waits for
+// another's paced writes. Each property's first write waits for the
+// other's: applied one after the other, they would never meet.
+func TestRunnerAppliesPropertiesAtOnce(t *testing.T) {
+	t.Parallel()
+	wA := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
+	wB := newWorld(stay("s2", "r205", "2026-06-11", "2026-06-14"))
+	store := newStore()
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	var met atomic.Int32
+	propB := testProperty()
+	propB.Name = "annex"
+	runner := &reconcile.Runner{Store: store, Rand: seeded(9), Sites: []*reconcile.Site{
+		{Property: testProperty(), Source: &fakeSource{w: wA}, Sinks: map[reconcile.System]reconcile.Sink{
+			reconcile.System3RPMS: &meetingSink{Sink: &fakeSink{w: wA, store: store, max: 50}, arrived: a, other: b, met: &met}}},
+		{Property: propB, Source: &fakeSource{w: wB}, Sinks: map[reconcile.System]reconcile.Sink{
+			reconcile.System3RPMS: &meetingSink{Sink: &fakeSink{w: wB, store: store, max: 50}, arrived: b, other: a, met: &met}}},
+	}}
+	rep, err := runner.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeRun, Now: tonight})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := met.Load(); n != 2 {
+		t.Errorf("%d of 2 properties met the other's write in flight: they were applied one after the other", n)
+	}
+	if got := results(rep); !slices.Equal(got, []string{"create s1 done", "assign s1 done", "create s2 done", "assign s2 done"}) {
+		t.Errorf("results %q", got)
 	}
 }

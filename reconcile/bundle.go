@@ -286,10 +286,14 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		}
 		return p.replaceTimeBound(s, cur, kind, win, prio, reason)
 	}
-	if keyNeeds(cur, false) {
+	if keyNeeds(cur, false) && cur.Secret == "" {
 		// The key must be (re)created and needs this credential's secret,
-		// which only a create returns: replace it.
-		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which only a new one returns")
+		// which the state does not hold (a credential adopted from a list
+		// that does not return it): only a create returns one, so replace
+		// it. A secret the state kept is used as it is: an interrupted
+		// run, a lost answer or a crash never changes a code a guest may
+		// already hold.
+		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which the state does not hold and only a new one returns")
 	}
 	if reason != "" {
 		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)

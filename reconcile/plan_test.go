@@ -108,7 +108,10 @@ func checkPlan(t *testing.T, prop *reconcile.Property, plan *reconcile.Plan) {
 					upStep = b.Step
 				}
 			}
-			if a.Cred.PIN != "" || upStep == 0 || a.Step != upStep+1 {
+			// A kept upstream whose secret the state holds is not created
+			// again: the key is written from it at step 1.
+			kept := upStep == 0 && a.Upstream.RemoteID != "" && a.Upstream.Secret != "" && a.Step == 1
+			if a.Cred.PIN != "" || (!kept && (upStep == 0 || a.Step != upStep+1)) {
 				t.Errorf("derived create for %s: step %d, upstream created at step %d, PIN set %v", a.Stay.ID, a.Step, upStep, a.Cred.PIN != "")
 			}
 		}
@@ -1026,6 +1029,52 @@ func TestComputeAttention(t *testing.T) {
 			plan := planCase{prop: tc.prop, stays: []reconcile.Stay{tc.stay}}.compute(t)
 			if len(plan.Notes) != 1 || plan.Notes[0].Attention != tc.want {
 				t.Errorf("notes %+v, want one with attention %v", plan.Notes, tc.want)
+			}
+		})
+	}
+}
+
+// TestComputeKeyFromKeptUpstream: a key-box access or invite keysync
+// created, whose 3RPMS key was never written (a run killed between the
+// two, a lost answer), is kept when the state holds its code or token:
+// the plan writes the key from it and never replaces a credential a guest
+// may already hold. Only without the secret (a credential adopted from a
+// list that does not return it) is the upstream replaced.
+func TestComputeKeyFromKeptUpstream(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, room string
+		system     reconcile.System
+		kind       reconcile.Kind
+		secret     string
+		want       []string
+	}{
+		{"key-box code kept", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "4821", []string{"1 create s1 - soon", "2 assign s1 - soon"}},
+		{"invite token kept", "r301", reconcile.SystemOpenApp, reconcile.KindInvite, "tok-0123456789", []string{"1 create s1 - soon", "2 assign s1 - soon"}},
+		{"key-box code unknown", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := reconcile.Credential{
+				ID: 7, Stay: ref("s1"), System: tc.system, Kind: tc.kind,
+				RoomID: tc.room, RemoteID: "U1", Status: active, Secret: reconcile.Secret(tc.secret),
+				Valid:   testProperty().Window(date("2026-06-11"), date("2026-06-14")),
+				Arrival: date("2026-06-11"), Departure: date("2026-06-14"),
+			}
+			plan := planCase{
+				stays: []reconcile.Stay{stay("s1", tc.room, "2026-06-11", "2026-06-14")},
+				creds: []reconcile.Credential{up},
+			}.compute(t)
+			got := summary(plan)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("actions:\n got %q\nwant %q", got, tc.want)
+			}
+			if tc.secret == "" {
+				return
+			}
+			create := plan.Actions[0]
+			if create.System != reconcile.System3RPMS || create.Upstream == nil || create.Upstream.RemoteID != "U1" {
+				t.Errorf("the key is not written from the kept %s: %+v", tc.kind, create)
 			}
 		})
 	}

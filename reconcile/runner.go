@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
@@ -142,6 +143,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Budget = map[Account]BudgetReport{}
+	var jobs []*siteJob
 	for i, site := range r.Sites {
 		if !opts.visits(site) {
 			continue
@@ -197,39 +199,46 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			rep.Planned[sys] += n
 		}
-		pr := newPlanReport(plan)
-		var ap *applier
-		if !opts.DryRun {
-			if rd.scope == nil {
-				// The snapshot is of the whole read; a partial read
-				// would replace it with a few stays.
-				if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
-					return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
-				}
-			}
-			ap = &applier{r: r, site: site, run: rep.RunID, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-			if pr, err = ap.apply(ctx, plan, rd.resolved, kept, batches); err != nil {
-				return nil, err
+		job := &siteJob{site: site, rd: rd, plan: plan, kept: kept, deferred: deferred, batches: batches, pr: newPlanReport(plan)}
+		if !opts.DryRun && rd.scope == nil {
+			// The snapshot is of the whole read; a partial read would
+			// replace it with a few stays.
+			if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
+				return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
 			}
 		}
-		for _, d := range deferred {
+		jobs = append(jobs, job)
+		rep.Plans = append(rep.Plans, job.pr)
+	}
+	if !opts.DryRun {
+		// Every property is planned and budgeted (in site order, so the
+		// properties sharing a credential share its budget the same way
+		// every run); now they apply at once, each paced by its own
+		// credentials' pacers: properties on separate tokens do not wait
+		// for one another.
+		if err := r.applyJobs(ctx, rep.RunID, opts.Now, jobs); err != nil {
+			return nil, err
+		}
+	}
+	for _, j := range jobs {
+		site, pr := j.site, j.pr
+		for _, d := range j.deferred {
 			pr.set(d.Action, ResultDeferred, d.Why)
 			acct := site.account(d.Action.System)
 			b := rep.Budget[acct]
 			b.Deferred++
 			rep.Budget[acct] = b
 		}
-		rep.Plans = append(rep.Plans, pr)
 		if opts.DryRun {
 			continue
 		}
-		for sys, err := range ap.dead {
+		for sys, err := range j.ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
 		if err := r.markPersistent(sctx, rep, pr); err != nil {
 			return nil, err
 		}
-		if rd.backfill && rd.scope == nil && claimsAnswered(pr) {
+		if j.rd.backfill && j.rd.scope == nil && claimsAnswered(pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -263,6 +272,55 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// siteJob is one property's planned work in a run: what apply needs and
+// what its report becomes.
+type siteJob struct {
+	site     *Site
+	rd       siteRead
+	plan     *Plan
+	kept     []*Action
+	deferred []deferral
+	batches  []batch
+	pr       *PlanReport
+	ap       *applier
+}
+
+// applyJobs applies the planned properties at once and waits for all of
+// them. It returns the first error; a panic in one property's apply (a
+// test's simulated kill) is raised again here, as it was, once every
+// property has stopped.
+func (r *Runner) applyJobs(ctx context.Context, run int64, now time.Time, jobs []*siteJob) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(jobs))
+	panics := make([]any, len(jobs))
+	for i, j := range jobs {
+		j.ap = &applier{r: r, site: j.site, run: run, now: now, log: r.log().With("property", j.site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[i] = recover() }()
+			pr, err := j.ap.apply(ctx, j.plan, j.rd.resolved, j.kept, j.batches)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			*j.pr = *pr
+		}()
+	}
+	wg.Wait()
+	for _, v := range panics {
+		if v != nil {
+			panic(v)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // markPersistent turns the failures of a plan that also failed in each of

@@ -33,7 +33,11 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.PageSize, "page-size", 100, "threerpms.page_size: stays per read request (keysync's default, the sandbox's maximum)")
 	fs.Float64Var(&o.Churn, "churn", 0.10, "share of the in-window stays changed each night (new bookings, date changes, moves, cancellations)")
 	fs.IntVar(&o.PlanStays, "plan-stays", 100_000, "stays in the planning measurement; 0 skips it")
-	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 20 rooms, 2 nights, 10,000 stays planned (flags given explicitly win)")
+	fs.IntVar(&o.Properties, "properties", 25, "portfolio scenario: properties on their own 3RPMS tokens; 0 skips the scenario")
+	fs.IntVar(&o.PropertyRooms, "property-rooms", 200, "portfolio scenario: rooms in each property on its own token")
+	fs.IntVar(&o.SharedProperties, "shared-properties", 10, "portfolio scenario: properties sharing one token")
+	fs.IntVar(&o.SharedRooms, "shared-rooms", 100, "portfolio scenario: rooms in each property sharing the token")
+	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 20 rooms, 2 nights, 10,000 stays planned, portfolio of 3 × 12 and 3 × 8 rooms (flags given explicitly win)")
 	fs.StringVar(&logLevel, "log-level", "", "keysync's log level (default $KEYSYNC_LOG_LEVEL, else warn)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,6 +60,15 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 		if !set["plan-stays"] {
 			o.PlanStays = 10_000
 		}
+		for _, d := range []struct {
+			flag string
+			v    *int
+			n    int
+		}{{"properties", &o.Properties, 3}, {"property-rooms", &o.PropertyRooms, 12}, {"shared-properties", &o.SharedProperties, 3}, {"shared-rooms", &o.SharedRooms, 8}} {
+			if !set[d.flag] {
+				*d.v = d.n
+			}
+		}
 	}
 	switch {
 	case o.Rooms < 2:
@@ -68,6 +81,10 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 		return withCode(ExitConfig, fmt.Errorf("bench: --page-size %d: must be 1 to 100", o.PageSize))
 	case o.Churn < 0 || o.Churn > 1:
 		return withCode(ExitConfig, fmt.Errorf("bench: --churn %g: must be 0 to 1", o.Churn))
+	case o.Properties < 0 || o.Properties > 99:
+		return withCode(ExitConfig, fmt.Errorf("bench: --properties %d: must be 0 to 99", o.Properties))
+	case o.Properties > 0 && (o.PropertyRooms < 2 || o.SharedProperties < 1 || o.SharedProperties > 99 || o.SharedRooms < 2):
+		return withCode(ExitConfig, fmt.Errorf("bench: --property-rooms and --shared-rooms need at least 2, --shared-properties 1 to 99"))
 	case o.PlanStays < 0:
 		return withCode(ExitConfig, fmt.Errorf("bench: --plan-stays %d: must be 0 or more", o.PlanStays))
 	}

@@ -32,6 +32,8 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	metricsFile := fs.String("metrics-file", "", "write the check's Prometheus metrics (keysync_check_*) to this file, atomically, for the node exporter's textfile collector")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else warn)")
+	var sf shardFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -41,7 +43,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	if *within <= 0 {
 		return withCode(ExitConfig, fmt.Errorf("check: --within %s: must be positive", *within))
 	}
-	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag)
+	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag, &sf)
 	if err != nil {
 		return err
 	}

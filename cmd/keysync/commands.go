@@ -32,6 +32,7 @@ type runFlags struct {
 	metricsFile string
 	stays       string
 	property    string
+	shard       shardFlags
 }
 
 func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
@@ -48,6 +49,7 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
 	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the run's Prometheus metrics to this file (atomically; for the node exporter's textfile collector, name it *.prom)")
 	fs.BoolVar(&f.force, "force", false, "apply even a plan the fail-safe refuses (far fewer stays than recorded)")
+	f.shard.register(fs)
 	if name == "run" {
 		fs.StringVar(&f.stays, "stay", "", "a targeted run of these stays only (source ids, comma-separated), as a webhook event triggers one")
 		fs.StringVar(&f.property, "property", "", "with --stay: the property the stays belong to (default: every property)")
@@ -99,9 +101,15 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	cfg, err := env.loadConfig(f.config, log)
+	cfg, err := env.loadShard(f.config, &f.shard, log)
 	if err != nil {
 		return err
+	}
+	if len(cfg.Properties) == 0 {
+		// An empty shard (more shards than properties, say after some
+		// were removed): it succeeds, so an Indexed Job's index does not
+		// fail every night.
+		return nil
 	}
 	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
 	if f.stays != "" {
@@ -142,7 +150,11 @@ func (env *environment) endRun(ctx context.Context, cfg *Config, rep *reconcile.
 		return
 	}
 	err := func() error {
-		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy})
+		key, _, err := env.stateKey(cfg)
+		if err != nil {
+			return err
+		}
+		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy, Key: key})
 		if err != nil {
 			return err
 		}
@@ -232,6 +244,34 @@ func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, erro
 		log.Warn("config file is readable by other users; it may hold secrets (chmod 600)", "path", path, "mode", fi.Mode().Perm().String())
 	}
 	warnShifts(cfg, log, env.now())
+	return cfg, nil
+}
+
+// loadShard loads the config and narrows it to the shard the flags name,
+// if any (see applyShard).
+func (env *environment) loadShard(path string, sf *shardFlags, log *slog.Logger) (*Config, error) {
+	spec, err := sf.resolve(env.getenv)
+	if err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
+	cfg, err := env.loadConfig(path, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyShard(cfg, spec); err != nil {
+		return nil, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
+	}
+	if spec.on() && len(cfg.Properties) == 0 {
+		log.Warn("this shard holds none of the config's properties: nothing to do (use fewer shards)", "shard", spec.String())
+		return cfg, nil
+	}
+	if spec.on() {
+		names := make([]string, len(cfg.Properties))
+		for i, p := range cfg.Properties {
+			names[i] = p.Name
+		}
+		log.Info("shard", "shard", spec.String(), "state", cfg.State, "properties", strings.Join(names, ","))
+	}
 	return cfg, nil
 }
 

@@ -53,6 +53,9 @@ type Config struct {
 	// Filled by Validate.
 	retention time.Duration
 	debounce  time.Duration
+	// budgetShare, filled by applyShard, is the share of each credential's
+	// daily budget this shard may use.
+	budgetShare map[reconcile.Account]float64
 }
 
 // PropertyConfig is one property: where it is, its hours, its 3RPMS
@@ -98,6 +101,11 @@ type APIConfig struct {
 	DailyCap int `yaml:"daily_cap"`
 	// Reserve is the part of the budget only revocations may use.
 	Reserve int `yaml:"reserve_for_revocations"`
+	// ShardBudgetShare is the share of DailyCap (and of the reserve) each
+	// shard using this credential may spend when keysync runs in shards
+	// (--shard I/N): a fraction above 0 and at most 1. Unset (0), a
+	// credential used by properties in k shards gives each 1/k.
+	ShardBudgetShare float64 `yaml:"shard_budget_share"`
 }
 
 // applyDefaults fills the fields the file did not set; f is the section's
@@ -125,6 +133,9 @@ func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
 	}
 	if a.Reserve < 0 || (a.DailyCap > 0 && a.Reserve >= a.DailyCap) {
 		bad(f+".reserve_for_revocations", "%d: must be 0 or more and below daily_cap", a.Reserve)
+	}
+	if a.ShardBudgetShare < 0 || a.ShardBudgetShare > 1 {
+		bad(f+".shard_budget_share", "%v: must be a fraction above 0 and at most 1, like 0.25 (or unset: an equal share per shard)", a.ShardBudgetShare)
 	}
 }
 

@@ -34,6 +34,8 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	config := fs.String("config", "", "config file (required)")
 	listen := fs.String("listen", "", "answer webhooks, /livez, /readyz and /metrics on this address (default: the config's listen)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
+	var sf shardFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -47,9 +49,12 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	cfg, err := env.loadConfig(*config, log)
+	cfg, err := env.loadShard(*config, &sf, log)
 	if err != nil {
 		return err
+	}
+	if len(cfg.Properties) == 0 {
+		return withCode(ExitConfig, errors.New("serve: this shard holds none of the config's properties; use fewer shards"))
 	}
 	addr := cmp.Or(*listen, cfg.Listen)
 	if env.clock == nil {

@@ -72,13 +72,15 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	nowFlag := fs.String("now", "", "the instant to report at, RFC 3339 (default: now)")
 	runs := fs.Int("runs", 10, "how many of the last runs to list")
+	var sf shardFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return withCode(ExitConfig, errQuiet)
 	}
-	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag)
+	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag, &sf)
 	if err != nil {
 		return err
 	}
@@ -230,7 +232,7 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		}
 		f.Since = t
 	}
-	cfg, db, _, err := env.openForReading(ctx, *config, "")
+	cfg, db, _, err := env.openForReading(ctx, *config, "", nil)
 	if err != nil {
 		return err
 	}
@@ -266,17 +268,17 @@ func (env *environment) history(ctx context.Context, args []string) error {
 
 // openForReading loads the config and opens the state file read-only for
 // status and history.
-func (env *environment) openForReading(ctx context.Context, path, nowFlag string) (*Config, *state.DB, time.Time, error) {
-	return env.openStateFile(ctx, path, nowFlag, true)
+func (env *environment) openForReading(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
+	return env.openStateFile(ctx, path, nowFlag, sf, true)
 }
 
 // openForWriting is openForReading for a command that records its requests
 // in the ledger (check).
-func (env *environment) openForWriting(ctx context.Context, path, nowFlag string) (*Config, *state.DB, time.Time, error) {
-	return env.openStateFile(ctx, path, nowFlag, false)
+func (env *environment) openForWriting(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
+	return env.openStateFile(ctx, path, nowFlag, sf, false)
 }
 
-func (env *environment) openStateFile(ctx context.Context, path, nowFlag string, readOnly bool) (*Config, *state.DB, time.Time, error) {
+func (env *environment) openStateFile(ctx context.Context, path, nowFlag string, sf *shardFlags, readOnly bool) (*Config, *state.DB, time.Time, error) {
 	if path == "" {
 		return nil, nil, time.Time{}, withCode(ExitConfig, errors.New("--config FILE is required"))
 	}
@@ -288,9 +290,22 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 		}
 		now = t
 	}
+	var spec shardSpec
+	if sf != nil {
+		var err error
+		if spec, err = sf.resolve(env.getenv); err != nil {
+			return nil, nil, now, withCode(ExitConfig, err)
+		}
+	}
 	cfg, err := LoadConfig(path, env.getenv)
 	if err != nil {
 		return nil, nil, now, withCode(ExitConfig, err)
+	}
+	if err := applyShard(cfg, spec); err != nil {
+		return nil, nil, now, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
+	}
+	if spec.on() && len(cfg.Properties) == 0 {
+		return nil, nil, now, withCode(ExitConfig, fmt.Errorf("shard %s holds none of the config's properties", spec))
 	}
 	opts := state.Options{ReadOnly: readOnly}
 	if !readOnly {

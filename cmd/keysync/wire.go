@@ -120,8 +120,9 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 }
 
 // budgets is each metered credential's daily request budget: the smallest
-// cap and the largest reserve any property using it configures. The
-// ledger counts an account's requests across the whole state file.
+// cap and the largest reserve any property using it configures, or this
+// shard's share of that (applyShard). The ledger counts an account's
+// requests across the whole state file.
 func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
 	out := map[reconcile.Account]reconcile.DailyBudget{}
 	for i := range cfg.Properties {
@@ -138,6 +139,10 @@ func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
 			b.Reserve = max(b.Reserve, a.Reserve)
 			out[acct] = b
 		}
+	}
+	// In a shard, a credential other shards use too has a share of it.
+	for acct, b := range out {
+		out[acct] = shareOf(b, cfg.budgetShare[acct])
 	}
 	return out
 }

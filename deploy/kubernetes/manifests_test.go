@@ -5,6 +5,7 @@
 package kubernetes
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"slices"
@@ -143,6 +144,95 @@ func TestCronJob(t *testing.T) {
 	c := checkPod(t, r, pod)
 	if !slices.Equal(c.Args[:1], []string{"run"}) {
 		t.Errorf("args = %q, want keysync run", c.Args)
+	}
+}
+
+// TestShards: the Indexed CronJob runs N shards of keysync, each pod its
+// own shard (--shards N with JOB_COMPLETION_INDEX) in its own directory of
+// the state volume, all on the node holding the ReadWriteOnce claim.
+func TestShards(t *testing.T) {
+	t.Parallel()
+	r := build(t, "shards")
+	if len(r.deployments) != 0 || len(r.services) != 0 {
+		t.Error("the shards variant also renders serve's Deployment or Service")
+	}
+	cj := one(t, "CronJobs", r.cronJobs)
+	s := cj.Spec
+	if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("concurrencyPolicy = %q, want Forbid", s.ConcurrencyPolicy)
+	}
+	if s.TimeZone == nil {
+		t.Fatal("timeZone not set")
+	}
+	checkSchedule(t, "CronJob schedule", s.Schedule, *s.TimeZone)
+	js := s.JobTemplate.Spec
+	if js.CompletionMode == nil || *js.CompletionMode != batchv1.IndexedCompletion {
+		t.Fatalf("completionMode = %v, want Indexed", js.CompletionMode)
+	}
+	if js.Completions == nil || js.Parallelism == nil || *js.Completions < 2 || *js.Parallelism != *js.Completions {
+		t.Fatalf("completions %v, parallelism %v: want N ≥ 2 of each", js.Completions, js.Parallelism)
+	}
+	n := *js.Completions
+	if js.BackoffLimitPerIndex == nil || *js.BackoffLimitPerIndex > 3 {
+		t.Errorf("backoffLimitPerIndex = %v, want a small retry count per shard", js.BackoffLimitPerIndex)
+	}
+	if js.ActiveDeadlineSeconds == nil {
+		t.Error("activeDeadlineSeconds not set")
+	}
+	failsIndex := map[int32]bool{}
+	if js.PodFailurePolicy == nil {
+		t.Fatal("no podFailurePolicy")
+	}
+	for _, rule := range js.PodFailurePolicy.Rules {
+		if rule.Action == batchv1.PodFailurePolicyActionFailIndex && rule.OnExitCodes != nil && rule.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn {
+			for _, v := range rule.OnExitCodes.Values {
+				failsIndex[v] = true
+			}
+		}
+	}
+	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true, 6: true} {
+		if failsIndex[code] != want {
+			t.Errorf("exit %d fails its shard at once: %v, want %v", code, failsIndex[code], want)
+		}
+	}
+	pod := js.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy = %q, want Never", pod.RestartPolicy)
+	}
+	c := checkPod(t, r, pod)
+	i := slices.Index(c.Args, "--shards")
+	if c.Args[0] != "run" || i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != fmt.Sprint(n) {
+		t.Errorf("args = %q, want keysync run --shards %d", c.Args, n)
+	}
+	// Each shard's state in its own directory, named by the index.
+	var shardEnv string
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.annotations['batch.kubernetes.io/job-completion-index']" {
+			shardEnv = e.Name
+		}
+	}
+	var stateMount *corev1.VolumeMount
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == "/data" {
+			stateMount = &c.VolumeMounts[i]
+		}
+	}
+	if shardEnv == "" || stateMount == nil || !strings.Contains(stateMount.SubPathExpr, "$("+shardEnv+")") {
+		t.Errorf("the state mount %+v is not per shard (subPathExpr with the completion index, env %q)", stateMount, shardEnv)
+	}
+	// One ReadWriteOnce claim: every shard's pod on one node.
+	a := pod.Affinity
+	if a == nil || a.PodAffinity == nil || len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Fatal("no required pod affinity: shards on other nodes could not mount the ReadWriteOnce claim")
+	}
+	term := a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0]
+	if term.TopologyKey != "kubernetes.io/hostname" || term.LabelSelector == nil {
+		t.Fatalf("pod affinity %+v: want the pods' own labels on one hostname", term)
+	}
+	for k, v := range term.LabelSelector.MatchLabels {
+		if js.Template.Labels[k] != v {
+			t.Errorf("pod affinity selects %s=%s; the pod has %q", k, v, js.Template.Labels[k])
+		}
 	}
 }
 
@@ -314,7 +404,15 @@ func checkPod(t *testing.T, r rendered, pod corev1.PodSpec) corev1.Container {
 		t.Errorf("state %q is not on a writable mount of PVC %s", state, pvc.Name)
 	}
 
-	// Every *_file of the config is a key of the Secret, mounted read-only.
+	// The state key is created by the first backfill: it must lie on the
+	// writable state volume (or come from KEYSYNC_STATE_KEY).
+	if key, _ := cfg["state_key_file"].(string); key != "" {
+		if m, ok := mounts[path.Dir(key)]; !ok || m.Name != stateMount.Name {
+			t.Errorf("state_key_file %q is not on the state volume", key)
+		}
+	}
+
+	// Every other *_file of the config is a key of the Secret, mounted read-only.
 	secret := decode[corev1.Secret](t, "secret.example.yaml", readFile(t, "secret.example.yaml"))
 	files := secretFiles(cfg)
 	if len(files) == 0 {
@@ -345,13 +443,14 @@ func checkPod(t *testing.T, r rendered, pod corev1.PodSpec) corev1.Container {
 	return c
 }
 
-// secretFiles returns the values of every *_file key in the config.
+// secretFiles returns the values of every *_file key in the config but
+// state_key_file (a file keysync writes).
 func secretFiles(v any) []string {
 	var out []string
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			if s, ok := x.(string); ok && strings.HasSuffix(k, "_file") {
+			if s, ok := x.(string); ok && strings.HasSuffix(k, "_file") && k != "state_key_file" {
 				out = append(out, s)
 			} else {
 				out = append(out, secretFiles(x)...)

@@ -192,8 +192,17 @@ func TestSampleConfigMatchesTheUnit(t *testing.T) {
 		if !ok || !strings.HasSuffix(k, "_file") || strings.HasPrefix(k, "#") {
 			continue
 		}
+		v = strings.TrimSpace(v)
+		if k == "state_key_file" {
+			// Created by the first backfill: it must lie in the unit's
+			// StateDirectory, the one place it may write.
+			if !strings.HasPrefix(v, "/var/lib/keysync/") {
+				t.Errorf("state_key_file: %s, want a path under /var/lib/keysync/ (StateDirectory=keysync)", v)
+			}
+			continue
+		}
 		files++
-		if v = strings.TrimSpace(v); !strings.HasPrefix(v, "/run/credentials/keysync.service/secrets_") {
+		if !strings.HasPrefix(v, "/run/credentials/keysync.service/secrets_") {
 			t.Errorf("%s: %s, want /run/credentials/keysync.service/secrets_NAME (LoadCredential=secrets:/etc/keysync/secrets)", k, v)
 		}
 	}

@@ -75,6 +75,12 @@ type Options struct {
 	// PlanStays is the number of stays planned in the planning
 	// measurement; 0 skips it.
 	PlanStays int
+	// Properties and PropertyRooms size the portfolio scenario's
+	// properties on their own tokens; SharedProperties and SharedRooms the
+	// properties on one token, compared with one property of all their
+	// rooms. Properties 0 skips the portfolio scenario.
+	Properties, PropertyRooms     int
+	SharedProperties, SharedRooms int
 	// Quick marks a smoke run; the output says so.
 	Quick bool
 	// Night runs keysync once, as a fresh process would.
@@ -170,8 +176,19 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		sameDays = append(sameDays, sd)
 	}
 	printSameDay(w, o, sameDays)
+	var folio []*portfolioRow
+	if o.Properties > 0 {
+		folio, err = portfolio(ctx, o)
+		if err != nil {
+			return err
+		}
+		printPortfolio(w, o, folio)
+	}
 	printTargets(w, o, nights, plan)
 	printSameDayTargets(w, sameDays)
+	if folio != nil {
+		printPortfolioTargets(w, o, folio)
+	}
 	for _, n := range nights {
 		if n.partial {
 			return partialError{night: n.night}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// maxShards bounds N: far more shards than properties only makes empty
+// shards.
+const maxShards = 1000
+
+// shardSpec is one shard of N: --shard I/N, or --shards N with I from the
+// JOB_COMPLETION_INDEX of a Kubernetes Indexed Job. The zero value is no
+// sharding.
+type shardSpec struct {
+	Index, Count int
+}
+
+func (s shardSpec) on() bool { return s.Count > 0 }
+
+func (s shardSpec) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
+
+// shardFlags registers --shard and --shards on a command's flags; call
+// resolve after parsing.
+type shardFlags struct{ shard, shards string }
+
+func (f *shardFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.shard, "shard", "", "take shard I of N of the properties (I/N, I from 0), with its own state file and lock")
+	fs.StringVar(&f.shards, "shards", "", "like --shard, with I from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job): the number of shards N")
+}
+
+// resolve turns the flags into a shardSpec.
+func (f *shardFlags) resolve(getenv func(string) string) (shardSpec, error) {
+	switch {
+	case f.shard != "" && f.shards != "":
+		return shardSpec{}, errors.New("--shard and --shards: give one (--shard I/N, or --shards N in an Indexed Job)")
+	case f.shard != "":
+		i, n, ok := strings.Cut(f.shard, "/")
+		if !ok {
+			return shardSpec{}, fmt.Errorf("--shard %q: want I/N, like 0/4 (shards are numbered from 0)", f.shard)
+		}
+		return parseShard("--shard", i, n)
+	case f.shards != "":
+		i := getenv("JOB_COMPLETION_INDEX")
+		if i == "" {
+			return shardSpec{}, errors.New("--shards: JOB_COMPLETION_INDEX is not set (it is in an Indexed Job's pods); elsewhere use --shard I/N")
+		}
+		return parseShard("--shards (with JOB_COMPLETION_INDEX="+i+")", i, f.shards)
+	}
+	return shardSpec{}, nil
+}
+
+func parseShard(what, index, count string) (shardSpec, error) {
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 || n > maxShards {
+		return shardSpec{}, fmt.Errorf("%s: N %q: want a number of shards from 1 to %d", what, count, maxShards)
+	}
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 || i >= n {
+		return shardSpec{}, fmt.Errorf("%s: I %q: want a shard from 0 to %d", what, index, n-1)
+	}
+	return shardSpec{Index: i, Count: n}, nil
+}
+
+// shardOf is the shard a property belongs to among n: rendezvous (highest
+// random weight) hashing of its name. Each shard scores the property with
+// SHA-256 over the name and the shard's number, and the highest score wins.
+// It depends on nothing but the name and n, so the order of the config's
+// properties and the other properties in it never move one; every property
+// is in exactly one shard. And when N grows to N+1, the only properties
+// that move are those the new shard wins (about 1/(N+1) of them), none
+// between the old shards, where a hash mod N would move most of them.
+func shardOf(name string, n int) int {
+	best, bestScore := 0, uint64(0)
+	for i := range n {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(i))
+		sum := sha256.Sum256(append([]byte(name+"\x00"), b[:]...))
+		if score := binary.BigEndian.Uint64(sum[:8]); i == 0 || score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
+}
+
+// shardState is the state file of a shard: the configured path with
+// .shard-I-of-N before its extension (/data/keysync.db becomes
+// /data/keysync.shard-0-of-4.db). N is in the name so that changing the
+// number of shards starts fresh state files, which `keysync run` refuses
+// until `keysync backfill` has adopted each shard's keys: a property that
+// moved to another shard is never reconciled against a state file that
+// does not know its keys.
+func shardState(path string, s shardSpec) string {
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s.shard-%d-of-%d%s", strings.TrimSuffix(path, ext), s.Index, s.Count, ext)
+}
+
+// applyShard narrows a loaded config to one shard (which may be left with
+// no properties: see emptyShard): its properties, its
+// state file (and so its lock, which is on the state file) and its share
+// of the daily budget of each credential that properties in other shards
+// use too. It must see the whole config, as every shard does.
+//
+// A credential used by properties in k shards gets, in each of them,
+// shard_budget_share of its daily cap and reserve, rounded down, or 1/k
+// when that is not set; the shards' ledgers (one per state file) count only
+// their own requests, so together they never send more than the cap. A
+// share that would let the k shards exceed it (k × share > 1) is an error.
+func applyShard(cfg *Config, s shardSpec) error {
+	if !s.on() {
+		return nil
+	}
+	shardsOf := map[reconcile.Account]map[int]bool{}
+	for i := range cfg.Properties {
+		p := &cfg.Properties[i]
+		for _, acct := range p.accounts() {
+			if shardsOf[acct] == nil {
+				shardsOf[acct] = map[int]bool{}
+			}
+			shardsOf[acct][shardOf(p.Name, s.Count)] = true
+		}
+	}
+	share := map[reconcile.Account]float64{}
+	var errs []error
+	var mine []PropertyConfig
+	for i := range cfg.Properties {
+		p := &cfg.Properties[i]
+		for sys, acct := range p.accounts() {
+			k := len(shardsOf[acct])
+			a := p.apiConfig(sys)
+			sh := a.ShardBudgetShare
+			if sh == 0 {
+				sh = 1 / float64(k)
+			} else if float64(k)*sh > 1+1e-9 {
+				errs = append(errs, fmt.Errorf("properties[%d].%s.shard_budget_share: %v × %d shards using this credential is more than the whole daily cap; at most %v",
+					i, sectionOf(sys), sh, k, math.Floor(1/float64(k)*1000)/1000))
+			}
+			if old, ok := share[acct]; !ok || sh < old {
+				share[acct] = sh
+			}
+		}
+		if shardOf(p.Name, s.Count) == s.Index {
+			mine = append(mine, *p)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	cfg.Properties = mine
+	cfg.State = shardState(cfg.State, s)
+	cfg.budgetShare = share
+	return nil
+}
+
+// sectionOf is the config section of a system.
+func sectionOf(sys reconcile.System) string {
+	return map[reconcile.System]string{
+		reconcile.System3RPMS: "threerpms", reconcile.SystemGuestway: "guestway",
+		reconcile.SystemOpenApp: "openapp", reconcile.SystemKeyBox: "keybox",
+	}[sys]
+}
+
+// shareOf scales a daily budget to a shard's share of it (see applyShard).
+func shareOf(b reconcile.DailyBudget, share float64) reconcile.DailyBudget {
+	if share <= 0 || share >= 1 {
+		return b
+	}
+	c := int(math.Floor(float64(b.Cap)*share + 1e-9))
+	r := int(math.Floor(float64(b.Reserve)*share + 1e-9))
+	return reconcile.DailyBudget{Cap: c, Reserve: min(r, max(c-1, 0))}
+}

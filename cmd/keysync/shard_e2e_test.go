@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// TestShardRunTouchesOnlyItsProperties: hotel and annex on their own 3RPMS
+// sandboxes; among 4 shards hotel is shard 0 and annex shard 3 (pinned in
+// TestShardAssignmentStableAndComplete). Each shard's backfill and run
+// reconcile only its property, into its own state file; the configured
+// state file is never created.
+func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS})
+	annex.AddRoom("r101", "101")
+	var annexRequests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		annexRequests.Add(1)
+		annex.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	yaml, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml = fmt.Appendf(yaml, `  - name: annex
+    timezone: Europe/Ljubljana
+    threerpms:
+      endpoint: %s/graphql
+      token: annex-token
+      rate_per_second: 1000
+      burst: 1000
+    default_method: pin
+`, srv.URL)
+	if err := os.WriteFile(h.cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
+		t.Fatal(err)
+	}
+	hotelState, annexState := shardState(h.cfg.State, shardSpec{0, 4}), shardState(h.cfg.State, shardSpec{3, 4})
+	h.stay("h1", "r101", 1, 3)
+	if err := annex.AddStay(sandbox.Stay{ID: "a1", RoomID: "r101", Arrival: day(1), Departure: day(3), ReservationID: "res-a1", ReservationCode: "C-a1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Shards 1 and 2 of 4 hold neither property: nothing to do, and no
+	// state file made.
+	if _, code, stderr := h.run("run", "--shard", "1/4"); code != ExitOK {
+		t.Errorf("empty shard exited %d, want %d: %s", code, ExitOK, stderr)
+	}
+	if _, err := os.Stat(shardState(h.cfg.State, shardSpec{1, 4})); !os.IsNotExist(err) {
+		t.Errorf("the empty shard made a state file (%v)", err)
+	}
+	// Each shard needs its own backfill: shard 0's does not make shard 3's.
+	h.mustRun(ExitOK, "backfill", "--shard", "0/4")
+	if _, code, _ := h.run("run", "--shard", "3/4"); code != ExitConfig {
+		t.Errorf("shard 3 ran without its own state file (exit %d)", code)
+	}
+
+	rep := h.mustRun(ExitOK, "run", "--shard", "0/4")
+	for _, a := range rep.Actions() {
+		if a.Stay.Property != "hotel" {
+			t.Errorf("shard 0 acted on %s/%s", a.Stay.Property, a.Stay.ID)
+		}
+	}
+	if s, _ := h.sb.Stay("h1"); s.KeyID == "" {
+		t.Error("shard 0 did not key hotel's stay")
+	}
+	if s, _ := annex.Stay("a1"); s.KeyID != "" {
+		t.Error("shard 0 keyed annex's stay, which is shard 3's")
+	}
+	if n := annexRequests.Load(); n != 0 {
+		t.Errorf("shard 0 sent %d requests to annex's 3RPMS", n)
+	}
+	if _, err := os.Stat(h.cfg.State); !os.IsNotExist(err) {
+		t.Errorf("the unsharded state file %s exists (%v)", h.cfg.State, err)
+	}
+	if _, err := os.Stat(annexState); !os.IsNotExist(err) {
+		t.Errorf("shard 3's state file exists before its backfill (%v)", err)
+	}
+	for _, c := range readCredentials(t, hotelState) {
+		if c.Stay.Property != "hotel" {
+			t.Errorf("shard 0's state holds %s/%s", c.Stay.Property, c.Stay.ID)
+		}
+	}
+
+	h.mustRun(ExitOK, "backfill", "--shard", "3/4")
+	h.mustRun(ExitOK, "run", "--shard", "3/4")
+	if s, _ := annex.Stay("a1"); s.KeyID == "" {
+		t.Error("shard 3 did not key annex's stay")
+	}
+	creds := readCredentials(t, annexState)
+	if len(creds) == 0 {
+		t.Fatal("shard 3's state records no credential")
+	}
+	for _, c := range creds {
+		if c.Stay.Property != "annex" {
+			t.Errorf("shard 3's state holds %s/%s", c.Stay.Property, c.Stay.ID)
+		}
+	}
+	// Both shards converge on their own.
+	for _, s := range []string{"0/4", "3/4"} {
+		if rep := h.mustRun(ExitOK, "plan", "--shard", s); len(rep.Actions()) != 0 {
+			t.Errorf("shard %s: plan left %d actions", s, len(rep.Actions()))
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// TestShardAssignmentStableAndComplete: every property is in exactly one
+// shard of N, the shard depends on nothing but its name and N (not the
+// config's order or the other properties), and growing N moves properties
+// only to the new shard.
+func TestShardAssignmentStableAndComplete(t *testing.T) {
+	t.Parallel()
+	names := make([]string, 300)
+	for i := range names {
+		names[i] = fmt.Sprintf("hotel-%03d", i)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var orders []*Config
+	for range 2 {
+		shuffled := slices.Clone(names)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		orders = append(orders, shardTestConfig(t, shuffled, ""))
+	}
+	for n := 1; n <= 12; n++ {
+		count := make([]int, n)
+		for _, name := range names {
+			s := shardOf(name, n)
+			if s < 0 || s >= n {
+				t.Fatalf("shardOf(%q, %d) = %d", name, n, s)
+			}
+			count[s]++
+			if n > 1 {
+				if old := shardOf(name, n-1); s != old && s != n-1 {
+					t.Errorf("N %d→%d moved %s from shard %d to old shard %d", n-1, n, name, old, s)
+				}
+			}
+		}
+		for s, c := range count {
+			if c < len(names)/n/2 {
+				t.Errorf("N=%d: shard %d has %d of %d properties: badly unbalanced", n, s, c, len(names))
+			}
+		}
+
+		// Through the config: the shards' properties, in any config order,
+		// partition the config.
+		for _, order := range orders {
+			seen := map[string]int{}
+			for i := range n {
+				cfg := *order
+				if err := applyShard(&cfg, shardSpec{Index: i, Count: n}); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range cfg.Properties {
+					if shardOf(p.Name, n) != i {
+						t.Errorf("N=%d: shard %d holds %s, whose shard is %d", n, i, p.Name, shardOf(p.Name, n))
+					}
+					seen[p.Name]++
+				}
+			}
+			for _, name := range names {
+				if seen[name] != 1 {
+					t.Errorf("N=%d: %s is in %d shards", n, name, seen[name])
+				}
+			}
+		}
+	}
+	// Pinned: a change to the hash would move every deployed property to
+	// another shard's state file.
+	for name, want := range map[string][2]int{"hotel": {0, 0}, "annex": {0, 3}, "lake-apartments": {0, 2}, "hotel-ljubljana": {1, 2}} {
+		if got := [2]int{shardOf(name, 2), shardOf(name, 4)}; got != want {
+			t.Errorf("shards of %q among 2 and 4 = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// shardTestConfig is a config of Guestway properties on one partner key
+// (extra is added to each guestway section).
+func shardTestConfig(t *testing.T, names []string, extra string) *Config {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("state: /data/keysync.db\nproperties:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, `  - name: %s
+    timezone: Europe/Ljubljana
+    guestway:
+      base_url: https://api.guestway.io
+      partner_key: pk
+      token: gw_%s
+%s    default_method: pin
+`, n, n, extra)
+	}
+	cfg, err := ParseConfig(strings.NewReader(b.String()), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestShardFlags(t *testing.T) {
+	t.Parallel()
+	env := func(idx string) func(string) string {
+		return func(k string) string {
+			if k == "JOB_COMPLETION_INDEX" {
+				return idx
+			}
+			return ""
+		}
+	}
+	for _, c := range []struct {
+		shard, shards, index string
+		want                 shardSpec
+		err                  string
+	}{
+		{want: shardSpec{}},
+		{shard: "0/1", want: shardSpec{0, 1}},
+		{shard: "3/4", want: shardSpec{3, 4}},
+		{shards: "4", index: "2", want: shardSpec{2, 4}},
+		{shard: "4/4", err: "want a shard from 0 to 3"},
+		{shard: "-1/4", err: "want a shard from 0 to 3"},
+		{shard: "1", err: "want I/N"},
+		{shard: "0/0", err: "want a number of shards"},
+		{shard: "0/x", err: "want a number of shards"},
+		{shards: "4", err: "JOB_COMPLETION_INDEX is not set"},
+		{shards: "4", index: "4", err: "want a shard from 0 to 3"},
+		{shard: "0/4", shards: "4", index: "0", err: "give one"},
+	} {
+		f := shardFlags{shard: c.shard, shards: c.shards}
+		got, err := f.resolve(env(c.index))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("--shard %q --shards %q (index %q): err %v, want %q", c.shard, c.shards, c.index, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("--shard %q --shards %q (index %q) = %v, %v; want %v", c.shard, c.shards, c.index, got, err, c.want)
+		}
+	}
+}
+
+func TestShardStatePath(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]string{
+		"/data/keysync.db": "/data/keysync.shard-1-of-4.db",
+		"/data/state":      "/data/state.shard-1-of-4",
+		"rel/k.sqlite3":    "rel/k.shard-1-of-4.sqlite3",
+	} {
+		if got := shardState(path, shardSpec{1, 4}); got != want {
+			t.Errorf("shardState(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestShardBudgetShare: a partner key used in two shards gives each half
+// its cap and reserve by default, or the configured share; a share the
+// shards together would overrun is refused; a credential one shard uses
+// alone keeps its whole budget.
+func TestShardBudgetShare(t *testing.T) {
+	t.Parallel()
+	// hotel is in shard 0 of 2, hotel-ljubljana in shard 1 (pinned above).
+	names := []string{"hotel", "hotel-ljubljana"}
+	budget := func(extra string, s shardSpec) (reconcile.DailyBudget, error) {
+		cfg := shardTestConfig(t, names, extra)
+		if err := applyShard(cfg, s); err != nil {
+			return reconcile.DailyBudget{}, err
+		}
+		b := budgets(cfg)
+		if len(b) != 1 {
+			t.Fatalf("budgets = %v, want the one partner key", b)
+		}
+		for _, v := range b {
+			return v, nil
+		}
+		return reconcile.DailyBudget{}, nil
+	}
+	for _, c := range []struct {
+		extra string
+		shard shardSpec
+		want  reconcile.DailyBudget
+		err   string
+	}{
+		{"", shardSpec{}, reconcile.DailyBudget{Cap: 10000, Reserve: 200}, ""},
+		{"", shardSpec{0, 1}, reconcile.DailyBudget{Cap: 10000, Reserve: 200}, ""},
+		{"", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 5000, Reserve: 100}, ""},
+		{"", shardSpec{1, 2}, reconcile.DailyBudget{Cap: 5000, Reserve: 100}, ""},
+		{"      daily_cap: 9999\n      reserve_for_revocations: 3\n", shardSpec{1, 2}, reconcile.DailyBudget{Cap: 4999, Reserve: 1}, ""},
+		{"      shard_budget_share: 0.3\n", shardSpec{1, 2}, reconcile.DailyBudget{Cap: 3000, Reserve: 60}, ""},
+		{"      shard_budget_share: 0.5\n", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 5000, Reserve: 100}, ""},
+		{"      shard_budget_share: 0.6\n", shardSpec{0, 2}, reconcile.DailyBudget{}, "shard_budget_share: 0.6 × 2 shards"},
+	} {
+		got, err := budget(c.extra, c.shard)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q shard %v: err %v, want %q", c.extra, c.shard, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q shard %v: budget %+v, %v; want %+v", c.extra, c.shard, got, err, c.want)
+		}
+	}
+
+	// Every shard's cap together stays within the credential's, for any N.
+	many := make([]string, 30)
+	for i := range many {
+		many[i] = fmt.Sprintf("org-%d", i)
+	}
+	for n := 1; n <= 9; n++ {
+		total := 0
+		all := shardTestConfig(t, many, "      daily_cap: 1000\n")
+		for i := range n {
+			cfg := *all
+			if err := applyShard(&cfg, shardSpec{i, n}); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range budgets(&cfg) {
+				total += b.Cap
+			}
+		}
+		if total > 1000 || total < 1000-n {
+			t.Errorf("N=%d: the shards' caps add up to %d of 1000", n, total)
+		}
+	}
+
+	// The share is validated like any field.
+	if _, err := ParseConfig(strings.NewReader("properties:\n  - name: a\n    timezone: UTC\n    guestway: {base_url: https://g.example, partner_key: pk, token: gw_a, shard_budget_share: 1.5}\n    default_method: pin\n"), func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "properties[0].guestway.shard_budget_share") {
+		t.Errorf("share 1.5: %v", err)
+	}
+}
+
+// A shard may hold no property (more shards than properties): it has
+// nothing to do.
+func TestShardWithoutProperties(t *testing.T) {
+	t.Parallel()
+	cfg := shardTestConfig(t, []string{"hotel"}, "")
+	if err := applyShard(cfg, shardSpec{1, 2}); err != nil || len(cfg.Properties) != 0 {
+		t.Errorf("err = %v, properties %d", err, len(cfg.Properties))
+	}
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// TestStableUpstreamAfterInterruptedRun: a backfill creates the key-box access
+// and the invite of two stays, then 3RPMS refuses every write, so neither
+// stay gets its 3RPMS key. The next run, with 3RPMS back, creates no
+// access and no invite again: it writes the keys from the code and the
+// token the state kept, so a guest who already got them (a key-box code by
+// message, an invite link) keeps what they hold.
+func TestStableUpstreamAfterInterruptedRun(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	w := newWorld(t, map[string]string{"r201": "qr", "r301": "key_storage"}, nil, withMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if down.Load() && strings.HasSuffix(r.URL.Path, "/graphql") {
+				body, _ := readAll(r)
+				if strings.Contains(string(body), "mutation") {
+					rw.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+			}
+			next.ServeHTTP(rw, r)
+		})
+	}))
+	w.hotelStay("q1", "r201", 0, 2)
+	w.hotelStay("k1", "r301", 0, 2)
+	down.Store(true)
+	w.run(ExitPartial, "backfill")
+	invites, accesses := w.invites(), w.accesses()
+	if len(invites) != 1 || len(accesses) != 1 {
+		t.Fatalf("after the interrupted run: %d invites, %d accesses; want 1 each", len(invites), len(accesses))
+	}
+	down.Store(false)
+	w.setNow(w.now.Add(time.Hour))
+	rep := w.run(ExitOK, "run")
+	for _, a := range rep.Actions() {
+		if a.Op == reconcile.OpCreate && a.System != reconcile.System3RPMS {
+			t.Errorf("%s %s created again for stay %s: %s", a.System, a.Op, a.Stay.ID, a.Reason)
+		}
+	}
+	if got := w.invites(); len(got) != 1 || got[0].ID != invites[0].ID {
+		t.Errorf("invites after the second run: %+v, want only %s", got, invites[0].ID)
+	}
+	if got := w.accesses(); len(got) != 1 || got[0].ID != accesses[0].ID {
+		t.Errorf("accesses after the second run: %+v, want only %s", got, accesses[0].ID)
+	}
+	if k := w.key("k1"); k.PIN != accesses[0].Code {
+		t.Errorf("k1's key does not carry the kept key-box code")
+	}
+	if k := w.key("q1"); !strings.Contains(k.QRData, invites[0].Token) {
+		t.Errorf("q1's key does not carry the kept invite's token")
+	}
+	w.converges()
+}
