@@ -1,13 +1,5 @@
 package main
 
-// This file's name sorts first on purpose. go test resumes the parallel
-// tests of a package roughly in the order they are declared, -parallel
-// (GOMAXPROCS) at a time, and files are read in name order. The 30-night
-// simulation below is by far the longest test in the package: declared in
-// the middle it was resumed some 90 s into the package and ran alone at
-// the end, so it set the package's time; declared first it starts with the
-// parallel tests and the others run beside it.
-
 import (
 	"fmt"
 	"math/rand/v2"
