@@ -40,6 +40,9 @@ var (
 	// resolve, or the server answered 404 for the endpoint itself. Nothing
 	// is retried; the config needs fixing.
 	ErrEndpoint = errors.New("wrong URL")
+	// ErrStalePlan: a saved plan no longer holds (Options.Review refused
+	// the plan the run computed); nothing was written.
+	ErrStalePlan = errors.New("the saved plan no longer holds")
 	// ErrRateLimited: the system refused the request for its rate limit
 	// (HTTP 429); the request was not run, and the next run retries it.
 	ErrRateLimited = errors.New("rate limited")

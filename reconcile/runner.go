@@ -90,6 +90,12 @@ type Options struct {
 	// (a poll of a source without webhooks) and, like Targets, withdraws
 	// only what that read covered.
 	LookaheadDays int
+	// Review, when set, sees every property's plan after all are computed
+	// and before anything is written (a saved plan checks that the run
+	// would do what it showed, and puts back the PINs it showed). An error
+	// stops the run: nothing is written, every action is reported skipped
+	// and each property fails with the error (wrap ErrStalePlan).
+	Review func(plans []*Plan) error
 }
 
 // visits reports whether the run reads the site at all.
@@ -200,17 +206,34 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			rep.Planned[sys] += n
 		}
 		job := &siteJob{site: site, rd: rd, plan: plan, kept: kept, deferred: deferred, batches: batches, pr: newPlanReport(plan)}
-		if !opts.DryRun && rd.scope == nil {
-			// The snapshot is of the whole read; a partial read would
-			// replace it with a few stays.
-			if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
-				return nil, fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
-			}
-		}
 		jobs = append(jobs, job)
 		rep.Plans = append(rep.Plans, job.pr)
 	}
+	if !opts.DryRun && opts.Review != nil {
+		plans := make([]*Plan, len(jobs))
+		for i, j := range jobs {
+			plans[i] = j.plan
+		}
+		if err := opts.Review(plans); err != nil {
+			for _, j := range jobs {
+				for _, a := range j.plan.Actions {
+					j.pr.set(a, ResultSkipped, "not applied: "+err.Error())
+				}
+				rep.Failures = append(rep.Failures, Failure{Property: j.site.Property.Name, System: j.site.sourceSystem(), Err: err.Error(), Cause: err})
+			}
+			jobs = nil
+		}
+	}
 	if !opts.DryRun {
+		for _, j := range jobs {
+			if j.rd.scope == nil {
+				// The snapshot is of the whole read; a partial read would
+				// replace it with a few stays.
+				if err := r.Store.SaveStays(sctx, j.site.Property.Name, j.rd.stays); err != nil {
+					return nil, fmt.Errorf("save stays of %s: %w", j.site.Property.Name, err)
+				}
+			}
+		}
 		// Every property is planned and budgeted (in site order, so the
 		// properties sharing a credential share its budget the same way
 		// every run); now they apply at once, each paced by its own

@@ -221,3 +221,16 @@ func (d *DB) AuditLog(ctx context.Context, runID int64) ([]AuditRow, error) {
 	}
 	return out, nil
 }
+
+// Position names where the record stands: the last audit entry and the
+// last credential written. Any run, targeted run or event that acts
+// writes an audit entry, so two equal positions mean nothing was
+// recorded in between (the request ledger, which a plan writes, is not
+// part of it). A saved plan keeps the position it was made at.
+func (d *DB) Position(ctx context.Context) (string, error) {
+	var audit, cred sql.NullInt64
+	if err := d.db.QueryRowContext(ctx, `SELECT (SELECT max(id) FROM audit), (SELECT max(id) FROM credentials)`).Scan(&audit, &cred); err != nil {
+		return "", fmt.Errorf("state: read the record's position: %w", err)
+	}
+	return fmt.Sprintf("audit %d, credential %d", audit.Int64, cred.Int64), nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -33,6 +34,9 @@ type runFlags struct {
 	stays       string
 	property    string
 	shard       shardFlags
+	// out is plan's --out; planFile is apply's argument.
+	out      string
+	planFile string
 }
 
 func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
@@ -40,7 +44,11 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "usage: keysync %s --config FILE [flags]\n\nexample: keysync %s --config /etc/keysync/keysync.yaml --now 2026-11-24T02:00:00+01:00\n\nflags:\n", name, name)
+		if name == "apply" {
+			io.WriteString(env.stderr, "usage: keysync apply --config FILE [flags] PLAN\n\nApplies a plan `keysync plan --out PLAN` saved, if it still holds; else refuses (exit 5) naming the stays that changed.\n\nexample: keysync apply --config /etc/keysync/keysync.yaml tonight.plan\n\nflags:\n")
+		} else {
+			fmt.Fprintf(env.stderr, "usage: keysync %s --config FILE [flags]\n\nexample: keysync %s --config /etc/keysync/keysync.yaml --now 2026-11-24T02:00:00+01:00\n\nflags:\n", name, name)
+		}
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.config, "config", "", "config file (required)")
@@ -55,7 +63,8 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 		fs.StringVar(&f.property, "property", "", "with --stay: the property the stays belong to (default: every property)")
 	}
 	if name == "plan" {
-		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the PINs of keys the plan would create")
+		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the smart-lock PINs Guestway holds and, with --out, the PINs `apply` will issue")
+		fs.StringVar(&f.out, "out", "", "save the plan to this file (new, mode 600) for `keysync apply`, with the PINs it drew sealed under the state key")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -63,7 +72,18 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 		}
 		return nil, withCode(ExitConfig, errQuiet)
 	}
-	if fs.NArg() > 0 {
+	if name == "apply" {
+		// The plan file, and any flags given after it.
+		if rest := fs.Args(); len(rest) > 0 {
+			f.planFile = rest[0]
+			if err := fs.Parse(rest[1:]); err != nil {
+				return nil, withCode(ExitConfig, errQuiet)
+			}
+		}
+		if f.planFile == "" || fs.NArg() > 0 {
+			return nil, withCode(ExitConfig, errors.New("apply: give the one plan file `keysync plan --out FILE` wrote: keysync apply --config CONFIG FILE"))
+		}
+	} else if fs.NArg() > 0 {
 		return nil, withCode(ExitConfig, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0)))
 	}
 	if f.config == "" {
@@ -84,7 +104,8 @@ func (f *runFlags) clock(wall func() time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// reconcile implements plan, run and backfill.
+// reconcile implements plan, run, backfill and apply (a run of a saved
+// plan).
 func (env *environment) reconcile(ctx context.Context, mode string, args []string) error {
 	f, err := env.parseRunFlags(mode, args)
 	if errors.Is(err, errHelpShown) {
@@ -92,6 +113,17 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	}
 	if err != nil {
 		return err
+	}
+	var saved *savedPlan
+	if mode == "apply" {
+		if saved, err = readSavedPlan(f.planFile); err != nil {
+			return withCode(ExitConfig, err)
+		}
+		mode = string(reconcile.ModeRun)
+		if f.now == "" {
+			// The plan's instant: the windows it computed.
+			f.now = saved.Now.Format(time.RFC3339Nano)
+		}
 	}
 	now, err := f.clock(env.now)
 	if err != nil {
@@ -112,6 +144,26 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		return nil
 	}
 	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
+	var key *seal.Key
+	var position string
+	if f.out != "" || saved != nil {
+		if key, _, err = env.stateKey(cfg); err != nil {
+			return withCode(ExitConfig, err)
+		}
+		if position, err = statePosition(ctx, cfg.State); err != nil {
+			return err
+		}
+	}
+	if saved != nil {
+		if saved.Key != key.ID() {
+			return withCode(ExitConfig, fmt.Errorf("apply %s: its PINs are sealed under state key %s, not the current key %s (a rekey since?); make a new plan", f.planFile, saved.Key, key.ID()))
+		}
+		if position != saved.Position {
+			return withCode(ExitUnsafe, fmt.Errorf("apply %s: %w: the record changed since the plan was made (%s; now %s): a run acted in between; make and review a new plan",
+				f.planFile, reconcile.ErrStalePlan, saved.Position, position))
+		}
+		opts.Review = saved.review(key)
+	}
 	if f.stays != "" {
 		if opts.Targets, err = targets(cfg, f.property, f.stays); err != nil {
 			return withCode(ExitConfig, err)
@@ -125,6 +177,11 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	}
 	start := env.clock.Now()
 	rep, err := env.once(ctx, cfg, opts, log)
+	if err == nil && f.out != "" && rep != nil {
+		if err = newSavedPlan(rep, position, key).write(f.out); err != nil {
+			err = withCode(ExitConfig, err)
+		}
+	}
 	if rep != nil {
 		if perr := env.print(rep, f); perr != nil && err == nil {
 			err = perr
@@ -435,6 +492,11 @@ func reportError(cfg *Config, rep *reconcile.Report) error {
 		}
 	}
 	for _, f := range rep.Failures {
+		if errors.Is(f.Cause, reconcile.ErrStalePlan) {
+			return withCode(ExitUnsafe, errors.New(f.Err))
+		}
+	}
+	for _, f := range rep.Failures {
 		if errors.Is(f.Cause, reconcile.ErrUnsafe) {
 			return withCode(ExitUnsafe, fmt.Errorf("%s: %s", f.Property, f.Err))
 		}
@@ -464,7 +526,7 @@ func (env *environment) print(rep *reconcile.Report, f *runFlags) error {
 		return enc.Encode(rep)
 	}
 	if rep.DryRun {
-		printPlan(env.stdout, rep, f.showSecrets)
+		printPlan(env.stdout, rep, f.showSecrets, f.out)
 		return nil
 	}
 	printReport(env.stdout, rep)

@@ -78,7 +78,7 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 			return nil, err
 		}
 		if rep.DryRun {
-			printPlan(w, rep, false)
+			printPlan(w, rep, false, "")
 		} else {
 			printReport(w, rep)
 		}

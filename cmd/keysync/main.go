@@ -136,6 +136,8 @@ func (env *environment) run(ctx context.Context, args []string) error {
 		return env.reconcile(ctx, "plan", rest)
 	case "run":
 		return env.reconcile(ctx, "run", rest)
+	case "apply":
+		return env.reconcile(ctx, "apply", rest)
 	case "backfill":
 		return env.reconcile(ctx, "backfill", rest)
 	case "serve":

@@ -14,17 +14,18 @@ import (
 )
 
 // printPlan renders a dry run's plan as a table for people. With
-// showSecrets it shows the Guestway lock PINs the sources hold; the PINs a
-// plan draws for new keys are thrown away with it (a run draws its own),
-// so they show as "generated when applied", never as a code a front desk
-// could hand out.
-func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool) {
+// showSecrets it shows the Guestway lock PINs the sources hold, and the
+// PINs the plan drew for new keys only when the plan was saved (out, the
+// file `keysync apply` issues them from); a plan not saved is thrown away
+// with its PINs (a run draws its own), so they show as "generated when
+// applied", never as a code a front desk could hand out.
+func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool, out string) {
 	fmt.Fprintf(w, "Plan at %s\n\n", rep.Now.Format(time.RFC3339))
 	actions := rep.Actions()
 	if len(actions) == 0 {
 		printNothing(w, rep)
 	} else {
-		printActions(w, actions, showSecrets, false)
+		printActions(w, actions, showSecrets, out != "", false)
 	}
 	printNotes(w, rep.Notes(), showSecrets)
 	printFailures(w, rep.Failures)
@@ -48,7 +49,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	if len(actions) == 0 {
 		printNothing(w, rep)
 	} else {
-		printActions(w, actions, false, true)
+		printActions(w, actions, false, false, true)
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SYSTEM\tACTION\tRESULT\tCOUNT")
@@ -102,7 +103,7 @@ func printNothing(w io.Writer, rep *reconcile.Report) {
 
 // printActions shows each stay's bundle together (property, arrival, stay,
 // then execution order); the JSON keeps execution order.
-func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, results bool) {
+func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, saved, results bool) {
 	actions = slices.Clone(actions)
 	slices.SortStableFunc(actions, func(a, b reconcile.ActionReport) int {
 		return cmp.Or(strings.Compare(a.Stay.Property, b.Stay.Property), a.Arrival.Compare(b.Arrival),
@@ -123,6 +124,9 @@ func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, re
 			pin := ""
 			if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
 				pin = pinWhenApplied
+				if saved {
+					pin = a.Cred.PIN.Reveal()
+				}
 			}
 			row = append(row, pin)
 		}

@@ -61,3 +61,47 @@ func TestStableUpstreamAfterInterruptedRun(t *testing.T) {
 	}
 	w.converges()
 }
+
+// TestProcKilledKeepsUpstream: a run SIGKILLed between its steps, after
+// the key-box accesses and invites were created and before any 3RPMS key
+// was written. The next run creates none of them again: it writes the
+// keys from the codes and tokens the state kept.
+func TestProcKilledKeepsUpstream(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("kills a child process; skipped in -short")
+	}
+	w, foreign := procArrivals(t)
+	if !w.crashChild("run", reconcile.CrashBetweenSteps+":1") {
+		t.Fatal("crash point not reached")
+	}
+	invites, accesses := w.invites(), w.accesses()
+	if len(invites) == 0 || len(accesses) == 0 {
+		t.Fatalf("killed between steps: %d invites, %d accesses; want some of each", len(invites), len(accesses))
+	}
+	rep, code, stderr := w.tryRun("run")
+	if code != ExitOK && code != ExitAttention {
+		t.Fatalf("run after the kill exited %d\n%s", code, stderr)
+	}
+	for _, a := range rep.Actions() {
+		if a.Op == reconcile.OpCreate && a.System != reconcile.System3RPMS {
+			t.Errorf("%s created again for stay %s after the kill: %s", a.System, a.Stay.ID, a.Reason)
+		}
+	}
+	if got := w.invites(); len(got) != len(invites) {
+		t.Errorf("%d invites after the next run, %d before", len(got), len(invites))
+	}
+	if got := w.accesses(); len(got) != len(accesses) {
+		t.Errorf("%d accesses after the next run, %d before", len(got), len(accesses))
+	}
+	codes := map[string]bool{}
+	for _, a := range accesses {
+		codes[a.Code] = true
+	}
+	for _, s := range []string{"k1", "k2"} {
+		if k := w.key(s); !codes[k.PIN] {
+			t.Errorf("stay %s's key does not carry a code of the accesses the killed run made", s)
+		}
+	}
+	w.checkInvariants(foreign)
+}

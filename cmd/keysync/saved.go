@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keysync/keysync/internal/seal"
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
+)
+
+// savedPlanVersion is the format of the file `plan --out` writes.
+const savedPlanVersion = 1
+
+// savedPlan is what `keysync plan --out FILE` writes and `keysync apply
+// FILE` applies: each property's actions, named by what they do (never by
+// the PINs they carry), the PINs the plan drew, sealed under the state key,
+// and the position of the record the plan was made at.
+type savedPlan struct {
+	Version  int       `json:"version"`
+	Now      time.Time `json:"now"`
+	Position string    `json:"state_position"`
+	// Key is the id of the state key the PINs are sealed under.
+	Key        string                   `json:"state_key"`
+	Properties map[string][]savedAction `json:"properties"`
+}
+
+// savedAction is one planned action: its signature, and for a key with a
+// generated PIN the PIN sealed under the state key, bound to the
+// property and the signature.
+type savedAction struct {
+	Action string `json:"action"`
+	PIN    string `json:"sealed_pin,omitempty"`
+}
+
+// signature names what an action does, without its PIN or its reason: two
+// plans whose actions have the same signatures do the same thing.
+func signature(a *reconcile.Action) string {
+	kind, remote := a.Kind, ""
+	if a.Cred != nil {
+		kind, remote = a.Cred.Kind, a.Cred.RemoteID
+	}
+	sig := fmt.Sprintf("stay %s/%s: step %d %s %s %s", a.Stay.Source, a.Stay.ID, a.Step, a.System, a.Op, kind)
+	if remote != "" {
+		sig += " " + remote
+	}
+	sig += fmt.Sprintf(" room %s, %s to %s", a.RoomID, a.Arrival, a.Departure)
+	if a.Window != nil {
+		sig += fmt.Sprintf(", window %s – %s", a.Window.Start.UTC().Format(time.RFC3339), a.Window.End.UTC().Format(time.RFC3339))
+	}
+	return sig
+}
+
+// pinContext binds a sealed PIN to the action it was drawn for.
+func pinContext(property, sig string) string { return "plan " + property + ": " + sig }
+
+// newSavedPlan records a dry run's plans, sealing their drawn PINs.
+func newSavedPlan(rep *reconcile.Report, position string, key *seal.Key) *savedPlan {
+	sp := &savedPlan{Version: savedPlanVersion, Now: rep.Now, Position: position, Key: key.ID(), Properties: map[string][]savedAction{}}
+	for _, p := range rep.Plans {
+		actions := []savedAction{}
+		for _, ar := range p.Actions {
+			a := ar.Action
+			sa := savedAction{Action: signature(a)}
+			if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
+				sa.PIN = key.Seal(a.Cred.PIN.Reveal(), pinContext(p.Property, sa.Action))
+			}
+			actions = append(actions, sa)
+		}
+		sp.Properties[p.Property] = actions
+	}
+	return sp
+}
+
+// write saves the plan to path, mode 0600, refusing to overwrite a file.
+func (sp *savedPlan) write(path string) error {
+	b, err := json.MarshalIndent(sp, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", path, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("--out %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// readSavedPlan reads a file `plan --out` wrote.
+func readSavedPlan(path string) (*savedPlan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("saved plan: %w", err)
+	}
+	var sp savedPlan
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sp); err != nil {
+		return nil, fmt.Errorf("saved plan %s: not a plan `keysync plan --out` wrote: %w", path, err)
+	}
+	if sp.Version != savedPlanVersion {
+		return nil, fmt.Errorf("saved plan %s: format version %d, this keysync reads %d", path, sp.Version, savedPlanVersion)
+	}
+	if sp.Now.IsZero() || sp.Properties == nil {
+		return nil, fmt.Errorf("saved plan %s: no instant or no properties", path)
+	}
+	return &sp, nil
+}
+
+// review checks that the plans a run computed are the saved ones, action
+// for action, and gives the creates the PINs the saved plan drew (and
+// showed). Any difference refuses the run, naming the stays whose actions
+// changed.
+func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan) error {
+	return func(plans []*reconcile.Plan) error {
+		var changed []string
+		seen := map[string]bool{}
+		type pinAt struct {
+			a   *reconcile.Action
+			sig string
+		}
+		var pins []pinAt
+		for _, p := range plans {
+			name := p.Property
+			seen[name] = true
+			want := map[string]int{}
+			for _, sa := range sp.Properties[name] {
+				want[sa.Action]++
+			}
+			got := map[string]int{}
+			for _, a := range p.Actions {
+				sig := signature(a)
+				got[sig]++
+				if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
+					pins = append(pins, pinAt{a, sig})
+				}
+			}
+			stays := map[string]bool{}
+			for sig, n := range got {
+				if want[sig] != n {
+					stays[stayOf(sig)] = true
+				}
+			}
+			for sig, n := range want {
+				if got[sig] != n {
+					stays[stayOf(sig)] = true
+				}
+			}
+			for _, s := range slices.Sorted(maps.Keys(stays)) {
+				changed = append(changed, name+" "+s)
+			}
+		}
+		for name, actions := range sp.Properties {
+			if !seen[name] && len(actions) > 0 {
+				changed = append(changed, name+" (not planned this time)")
+			}
+		}
+		if len(changed) > 0 {
+			slices.Sort(changed)
+			return fmt.Errorf("%w: what the run would do differs from the plan for %s; make and review a new plan", reconcile.ErrStalePlan, strings.Join(changed, ", "))
+		}
+		sealed := map[string]string{}
+		for name, actions := range sp.Properties {
+			for _, sa := range actions {
+				if sa.PIN != "" {
+					sealed[name+"\x00"+sa.Action] = sa.PIN
+				}
+			}
+		}
+		for _, p := range pins {
+			name := p.a.Stay.Property
+			s, ok := sealed[name+"\x00"+p.sig]
+			if !ok {
+				return fmt.Errorf("%w: the plan holds no PIN for %s", reconcile.ErrStalePlan, p.sig)
+			}
+			pin, err := key.Open(s, pinContext(name, p.sig))
+			if err != nil {
+				return fmt.Errorf("%w: the PIN saved for %s does not open with this state key: %v", reconcile.ErrStalePlan, p.sig, err)
+			}
+			p.a.Cred.PIN = reconcile.Secret(pin)
+		}
+		return nil
+	}
+}
+
+// stayOf is the stay a signature names.
+func stayOf(sig string) string {
+	s, _, _ := strings.Cut(strings.TrimPrefix(sig, "stay "), ":")
+	return "stay " + s
+}
+
+// statePosition reads the record's position from the state file, which
+// must exist: a saved plan is made against a record.
+func statePosition(ctx context.Context, path string) (string, error) {
+	db, err := state.Open(ctx, path, state.Options{ReadOnly: true})
+	if errors.Is(err, state.ErrNoState) {
+		return "", withCode(ExitConfig, fmt.Errorf("%w\nplan --out needs the state file: run `keysync backfill --config FILE` first", err))
+	}
+	if err != nil {
+		return "", withCode(ExitFailure, err)
+	}
+	defer db.Close()
+	pos, err := db.Position(ctx)
+	if err != nil {
+		return "", withCode(ExitFailure, err)
+	}
+	return pos, nil
+}

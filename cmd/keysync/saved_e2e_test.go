@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSavedPlan: `plan --out FILE --show-secrets` shows the PINs that
+// `apply FILE` then issues, and the file holds none of them in clear; a
+// saved plan the world moved away from (a new booking) is refused, naming
+// the stay, and writes nothing; a plan applied once cannot be applied
+// again, because the record moved on.
+func TestSavedPlan(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 5, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	h.stay("s2", "r102", 0, 3)
+	h.stay("s3", "r103", 1, 3)
+	exec := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)), &out, &errb, h.getenv)
+		if code := exitCode(err); code != want {
+			t.Fatalf("%v exited %d, want %d: %v\n%s%s", args, code, want, err, out.String(), errb.String())
+		}
+		return out.String() + errb.String() + errString(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tonight.plan")
+	shown := exec(ExitOK, "plan", "--out", file, "--show-secrets")
+	if strings.Contains(shown, pinWhenApplied) {
+		t.Errorf("a saved plan shows %q instead of the PINs apply issues:\n%s", pinWhenApplied, shown)
+	}
+	before := len(h.ours())
+	exec(ExitOK, "apply", file)
+	keys := h.ours()
+	if len(keys) != before+2 {
+		t.Fatalf("%d keys after apply, want %d", len(keys), before+2)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if len(k.StayIDs) == 0 || k.StayIDs[0] == "s1" {
+			continue
+		}
+		if !strings.Contains(shown, k.PIN) {
+			t.Errorf("stay %s got a PIN the saved plan did not show", k.StayIDs[0])
+		}
+		if bytes.Contains(raw, []byte(k.PIN)) {
+			t.Errorf("the plan file holds stay %s's PIN in clear", k.StayIDs[0])
+		}
+	}
+	h.mustRun(ExitOK, "plan") // nothing left
+
+	// Applied once: the record moved on, so the file is stale.
+	if out := exec(ExitUnsafe, "apply", file); !strings.Contains(out, "record changed") {
+		t.Errorf("re-applying a plan: %s", out)
+	}
+
+	// The world moved on: a booking made after the plan.
+	h.stay("s4", "r104", 1, 3)
+	stale := filepath.Join(dir, "stale.plan")
+	exec(ExitOK, "plan", "--out", stale)
+	h.stay("s5", "r105", 1, 3)
+	before = len(h.ours())
+	out := exec(ExitUnsafe, "apply", stale)
+	if !strings.Contains(out, "s5") || strings.Contains(out, "s4,") {
+		t.Errorf("stale plan: the refusal does not name s5 alone:\n%s", out)
+	}
+	if n := len(h.ours()); n != before {
+		t.Errorf("a refused plan wrote %d key(s)", n-before)
+	}
+	// A fresh plan goes through.
+	fresh := filepath.Join(dir, "fresh.plan")
+	exec(ExitOK, "plan", "--out", fresh)
+	exec(ExitOK, "apply", fresh)
+	if n := len(h.ours()); n != before+2 {
+		t.Errorf("%d keys after the fresh plan, want %d", n, before+2)
+	}
+}
