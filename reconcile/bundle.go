@@ -297,6 +297,11 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 	}
 	if reason != "" {
 		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
+		if keyNeeds(cur, false) {
+			// A key written from the kept secret waits for the update
+			// (an invite switched on again, moved, re-dated).
+			return &upstream{cred: cur, step: 1}
+		}
 	}
 	return &upstream{cred: cur, step: 0}
 }

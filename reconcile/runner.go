@@ -95,7 +95,8 @@ type Options struct {
 	// would do what it showed, and puts back the PINs it showed). An error
 	// stops the run: nothing is written, every action is reported skipped
 	// and each property fails with the error (wrap ErrStalePlan).
-	Review func(plans []*Plan) error
+	// deferred holds the actions the day's budget leaves for a later run.
+	Review func(plans []*Plan, deferred map[*Action]bool) error
 }
 
 // visits reports whether the run reads the site at all.
@@ -209,22 +210,33 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		jobs = append(jobs, job)
 		rep.Plans = append(rep.Plans, job.pr)
 	}
+	refused := false
 	if !opts.DryRun && opts.Review != nil {
 		plans := make([]*Plan, len(jobs))
+		deferred := map[*Action]bool{}
 		for i, j := range jobs {
 			plans[i] = j.plan
-		}
-		if err := opts.Review(plans); err != nil {
-			for _, j := range jobs {
-				for _, a := range j.plan.Actions {
-					j.pr.set(a, ResultSkipped, "not applied: "+err.Error())
-				}
-				rep.Failures = append(rep.Failures, Failure{Property: j.site.Property.Name, System: j.site.sourceSystem(), Err: err.Error(), Cause: err})
+			for _, d := range j.deferred {
+				deferred[d.Action] = true
 			}
-			jobs = nil
+		}
+		err := opts.Review(plans, deferred)
+		if err == nil {
+			err = pinsStillFree(jobs)
+		}
+		if err != nil {
+			// Nothing is applied; what the budget deferred stays deferred
+			// (below), so those stays keep their turn.
+			rep.Failures = append(rep.Failures, Failure{Err: err.Error(), Cause: err})
+			for _, j := range jobs {
+				for _, a := range j.kept {
+					j.pr.set(a, ResultSkipped, "not applied: the saved plan no longer holds")
+				}
+			}
+			refused = true
 		}
 	}
-	if !opts.DryRun {
+	if !opts.DryRun && !refused {
 		for _, j := range jobs {
 			if j.rd.scope == nil {
 				// The snapshot is of the whole read; a partial read would
@@ -252,7 +264,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			b.Deferred++
 			rep.Budget[acct] = b
 		}
-		if opts.DryRun {
+		if opts.DryRun || j.ap == nil {
 			continue
 		}
 		for sys, err := range j.ap.dead {
@@ -310,11 +322,44 @@ type siteJob struct {
 	ap       *applier
 }
 
+// pinsStillFree checks the PINs a plan's creates carry (a saved plan's,
+// put back by Review) against the PINs in use in each property, the keys
+// on the stays read and keysync's live credentials, and against each
+// other: a saved PIN taken since is refused, never issued twice.
+func pinsStillFree(jobs []*siteJob) error {
+	for _, j := range jobs {
+		used := map[string]bool{}
+		for i := range j.rd.stays {
+			if k := j.rd.stays[i].Key; k != nil && k.PIN != "" {
+				used[k.PIN.Reveal()] = true
+			}
+		}
+		for _, pin := range usedPINs(j.rd.creds) {
+			used[pin.Reveal()] = true
+		}
+		for _, a := range j.plan.Actions {
+			if a.Op != OpCreate || a.Cred == nil || a.Cred.PIN == "" {
+				continue
+			}
+			pin := a.Cred.PIN.Reveal()
+			if used[pin] || !ValidPIN(pin) {
+				return fmt.Errorf("%w: the PIN the plan drew for stay %s of %s is no longer free; make and review a new plan", ErrStalePlan, a.Stay.ID, j.site.Property.Name)
+			}
+			used[pin] = true
+		}
+	}
+	return nil
+}
+
 // applyJobs applies the planned properties at once and waits for all of
 // them. It returns the first error; a panic in one property's apply (a
 // test's simulated kill) is raised again here, as it was, once every
 // property has stopped.
 func (r *Runner) applyJobs(ctx context.Context, run int64, now time.Time, jobs []*siteJob) error {
+	// A property that cannot record what it did (the state store failed)
+	// stops the others too: they start nothing more, as on a stop signal.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(jobs))
 	panics := make([]any, len(jobs))
@@ -323,10 +368,16 @@ func (r *Runner) applyJobs(ctx context.Context, run int64, now time.Time, jobs [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { panics[i] = recover() }()
+			defer func() {
+				if v := recover(); v != nil {
+					panics[i] = v
+					cancel()
+				}
+			}()
 			pr, err := j.ap.apply(ctx, j.plan, j.rd.resolved, j.kept, j.batches)
 			if err != nil {
 				errs[i] = err
+				cancel()
 				return
 			}
 			*j.pr = *pr

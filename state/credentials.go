@@ -116,7 +116,9 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			return fmt.Errorf("state: save credential of stay %s: %w: its secret cannot be sealed (opened read-only, or without state_key_file?)", c.Stay, seal.ErrNoKey)
 		}
 	}
+	d.saving.Lock()
 	inserted, err := d.save(ctx, creds, audit, requests)
+	d.saving.Unlock()
 	if err != nil {
 		return d.openError("save credentials to", err)
 	}

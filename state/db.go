@@ -81,6 +81,10 @@ type DB struct {
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // by query text; see stmt
+	// saving serialises Save's transactions: SQLite takes one writer at a
+	// time anyway, and in-process writers queued here never meet its
+	// busy timeout (properties apply at once, each with several systems).
+	saving sync.Mutex
 }
 
 var _ reconcile.Store = (*DB)(nil)

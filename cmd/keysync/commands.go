@@ -122,6 +122,10 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		mode = string(reconcile.ModeRun)
 		if f.now == "" {
 			// The plan's instant: the windows it computed.
+			if age := env.now().Sub(saved.Now); age > savedPlanMaxAge {
+				return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, %s ago (more than %s); make and review a new plan",
+					f.planFile, saved.Now.Format(time.RFC3339), age.Round(time.Minute), savedPlanMaxAge))
+			}
 			f.now = saved.Now.Format(time.RFC3339Nano)
 		}
 	}
@@ -175,11 +179,22 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 			return err
 		}
 	}
+	var planFile *os.File
+	if f.out != "" {
+		if planFile, err = createPlanFile(f.out); err != nil {
+			return withCode(ExitConfig, err)
+		}
+	}
 	start := env.clock.Now()
 	rep, err := env.once(ctx, cfg, opts, log)
-	if err == nil && f.out != "" && rep != nil {
-		if err = newSavedPlan(rep, position, key).write(f.out); err != nil {
-			err = withCode(ExitConfig, err)
+	if planFile != nil {
+		if err == nil {
+			err = savePlan(rep, position, key, planFile)
+		}
+		if err != nil {
+			planFile.Close()
+			os.Remove(f.out)
+			f.out = "" // the PINs shown would be issued by no one
 		}
 	}
 	if rep != nil {
@@ -197,6 +212,23 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	return err
+}
+
+// savePlan writes a dry run's plan to the --out file, unless a property
+// could not be planned whole (a failed read, the fail-safe): a saved plan
+// holds every property's work, or none.
+func savePlan(rep *reconcile.Report, position string, key *seal.Key, file *os.File) error {
+	for _, f := range rep.Failures {
+		code := ExitPartial
+		if errors.Is(f.Cause, reconcile.ErrUnsafe) {
+			code = ExitUnsafe
+		}
+		return withCode(code, fmt.Errorf("plan --out: not saved: %s %s: %s", f.Property, f.System, f.Err))
+	}
+	if err := newSavedPlan(rep, position, key).writeTo(file); err != nil {
+		return withCode(ExitConfig, err)
+	}
+	return nil
 }
 
 // endRun records a recorded run's exit status and duration for `keysync

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -45,6 +47,15 @@ func TestSourceOutageRefusedWithoutForce(t *testing.T) {
 	}
 	if n := len(h.ours()); n != 8 || rep == nil {
 		t.Fatalf("keys after the refused run: %d, want all 8 kept", n)
+	}
+	// A plan the fail-safe refuses is not saved: a saved plan holds every
+	// property's work or none.
+	saved := filepath.Join(t.TempDir(), "refused.plan")
+	if _, code, stderr := h.run("plan", "--out", saved); code != ExitUnsafe || !strings.Contains(stderr, "not saved") {
+		t.Errorf("plan --out refused by the fail-safe: exit %d, want %d\n%s", code, ExitUnsafe, stderr)
+	}
+	if _, err := os.Stat(saved); !os.IsNotExist(err) {
+		t.Errorf("a refused plan left a file: %v", err)
 	}
 	rep = h.mustRun(ExitOK, "run", "--force")
 	if got := countOps(rep, reconcile.OpRevoke, reconcile.ResultDone); got != 8 {

@@ -124,7 +124,7 @@ func printActions(w io.Writer, actions []reconcile.ActionReport, showSecrets, sa
 			pin := ""
 			if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
 				pin = pinWhenApplied
-				if saved {
+				if saved && a.Result != reconcile.ResultDeferred {
 					pin = a.Cred.PIN.Reveal()
 				}
 			}

@@ -69,7 +69,7 @@ func newSavedPlan(rep *reconcile.Report, position string, key *seal.Key) *savedP
 		for _, ar := range p.Actions {
 			a := ar.Action
 			sa := savedAction{Action: signature(a)}
-			if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
+			if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" && ar.Result != reconcile.ResultDeferred {
 				sa.PIN = key.Seal(a.Cred.PIN.Reveal(), pinContext(p.Property, sa.Action))
 			}
 			actions = append(actions, sa)
@@ -79,22 +79,36 @@ func newSavedPlan(rep *reconcile.Report, position string, key *seal.Key) *savedP
 	return sp
 }
 
-// write saves the plan to path, mode 0600, refusing to overwrite a file.
-func (sp *savedPlan) write(path string) error {
-	b, err := json.MarshalIndent(sp, "", "  ")
-	if err != nil {
-		return err
-	}
+// createPlanFile creates the --out file before the plan runs (new, mode
+// 0600), so a file that exists or a folder that cannot be written fails
+// before any request is spent.
+func createPlanFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("--out %s: %w", path, err)
+		return nil, fmt.Errorf("--out %s: %w (a saved plan is never overwritten)", path, err)
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("--out %s: %w", path, err)
-	}
-	return f.Close()
+	return f, nil
 }
+
+// writeTo writes the plan into f and closes it.
+func (sp *savedPlan) writeTo(f *os.File) error {
+	b, err := json.MarshalIndent(sp, "", "  ")
+	if err == nil {
+		_, err = f.Write(append(b, '\n'))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// savedPlanMaxAge is how old a plan apply takes when no --now is given:
+// it acts at the plan's instant, so the request ledger and the windows
+// are the plan's; hours later they no longer match the wall clock.
+const savedPlanMaxAge = 6 * time.Hour
 
 // readSavedPlan reads a file `plan --out` wrote.
 func readSavedPlan(path string) (*savedPlan, error) {
@@ -121,8 +135,8 @@ func readSavedPlan(path string) (*savedPlan, error) {
 // for action, and gives the creates the PINs the saved plan drew (and
 // showed). Any difference refuses the run, naming the stays whose actions
 // changed.
-func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan) error {
-	return func(plans []*reconcile.Plan) error {
+func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan, map[*reconcile.Action]bool) error {
+	return func(plans []*reconcile.Plan, deferred map[*reconcile.Action]bool) error {
 		var changed []string
 		seen := map[string]bool{}
 		type pinAt struct {
@@ -141,7 +155,7 @@ func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan) error {
 			for _, a := range p.Actions {
 				sig := signature(a)
 				got[sig]++
-				if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
+				if a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" && !deferred[a] {
 					pins = append(pins, pinAt{a, sig})
 				}
 			}
@@ -169,6 +183,17 @@ func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan) error {
 			slices.Sort(changed)
 			return fmt.Errorf("%w: what the run would do differs from the plan for %s; make and review a new plan", reconcile.ErrStalePlan, strings.Join(changed, ", "))
 		}
+		for _, p := range plans {
+			for _, a := range p.Actions {
+				if deferred[a] && a.Op == reconcile.OpCreate && a.Cred != nil && a.Cred.PIN != "" {
+					for _, sa := range sp.Properties[p.Property] {
+						if sa.PIN != "" && sa.Action == signature(a) {
+							return fmt.Errorf("%w: the day's request budget no longer covers %s, whose PIN the plan showed", reconcile.ErrStalePlan, stayOf(sa.Action))
+						}
+					}
+				}
+			}
+		}
 		sealed := map[string]string{}
 		for name, actions := range sp.Properties {
 			for _, sa := range actions {
@@ -181,8 +206,11 @@ func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan) error {
 			name := p.a.Stay.Property
 			s, ok := sealed[name+"\x00"+p.sig]
 			if !ok {
-				return fmt.Errorf("%w: the plan holds no PIN for %s", reconcile.ErrStalePlan, p.sig)
+				// The plan deferred it for the day's budget, and showed
+				// no PIN for it: a PIN drawn now would be one no one saw.
+				return fmt.Errorf("%w: %s: the plan showed no PIN for it (deferred for the day's budget then)", reconcile.ErrStalePlan, stayOf(p.sig))
 			}
+			delete(sealed, name+"\x00"+p.sig) // two creates alike would share it: refuse the second
 			pin, err := key.Open(s, pinContext(name, p.sig))
 			if err != nil {
 				return fmt.Errorf("%w: the PIN saved for %s does not open with this state key: %v", reconcile.ErrStalePlan, p.sig, err)

@@ -37,6 +37,11 @@ func TestSavedPlan(t *testing.T) {
 	if strings.Contains(shown, pinWhenApplied) {
 		t.Errorf("a saved plan shows %q instead of the PINs apply issues:\n%s", pinWhenApplied, shown)
 	}
+	// A file that exists is never overwritten, and nothing is planned
+	// (or shown) for it.
+	if out := exec(ExitConfig, "plan", "--out", file, "--show-secrets"); strings.Contains(out, "create") || !strings.Contains(out, "never overwritten") {
+		t.Errorf("plan --out over an existing file:\n%s", out)
+	}
 	before := len(h.ours())
 	exec(ExitOK, "apply", file)
 	keys := h.ours()
