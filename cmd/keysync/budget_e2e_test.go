@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -86,29 +87,7 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 func TestBudgetPerToken(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 2, "")
-	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS})
-	annex.AddRoom("r101", "101")
-	srv := httptest.NewServer(annex)
-	t.Cleanup(srv.Close)
-	yaml, err := os.ReadFile(h.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml = fmt.Appendf(yaml, `  - name: annex
-    timezone: Europe/Ljubljana
-    threerpms:
-      endpoint: %s/graphql
-      token: annex-token
-      rate_per_second: 1000
-      burst: 1000
-    default_method: pin
-`, srv.URL)
-	if err := os.WriteFile(h.cfgPath, yaml, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
-		t.Fatal(err)
-	}
+	annex := h.addAnnex(nil)
 	hotelAcct, annexAcct := h.cfg.Properties[0].accounts()[reconcile.System3RPMS], h.cfg.Properties[1].accounts()[reconcile.System3RPMS]
 	h.mustRun(ExitOK, "backfill")
 	h.stay("h1", "r101", 1, 3)
@@ -150,4 +129,39 @@ func TestBudgetPerToken(t *testing.T) {
 	if ab.Cap != 10000 || ab.UsedToday == 0 || ab.UsedToday > 20 || ab.Left != ab.Cap-ab.UsedToday || ab.Deferred != 0 || !slices.Equal(ab.Properties, []string{"annex"}) {
 		t.Errorf("annex's budget %+v", ab)
 	}
+}
+
+// addAnnex adds a second property, "annex", to the harness's config: its
+// own 3RPMS sandbox (one room, r101) on its own token, served through
+// wrap when it is not nil. It returns the annex's sandbox.
+func (h *harness) addAnnex(wrap func(http.Handler) http.Handler) *sandbox.Server {
+	h.t.Helper()
+	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS})
+	annex.AddRoom("r101", "101")
+	var handler http.Handler = annex
+	if wrap != nil {
+		handler = wrap(annex)
+	}
+	srv := httptest.NewServer(handler)
+	h.t.Cleanup(srv.Close)
+	yaml, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	yaml = fmt.Appendf(yaml, `  - name: annex
+    timezone: Europe/Ljubljana
+    threerpms:
+      endpoint: %s/graphql
+      token: annex-token
+      rate_per_second: 1000
+      burst: 1000
+    default_method: pin
+`, srv.URL)
+	if err := os.WriteFile(h.cfgPath, yaml, 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
+		h.t.Fatal(err)
+	}
+	return annex
 }

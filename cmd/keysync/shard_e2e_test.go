@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -19,33 +17,13 @@ import (
 func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 2, "")
-	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS})
-	annex.AddRoom("r101", "101")
 	var annexRequests atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		annexRequests.Add(1)
-		annex.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	yaml, err := os.ReadFile(h.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml = fmt.Appendf(yaml, `  - name: annex
-    timezone: Europe/Ljubljana
-    threerpms:
-      endpoint: %s/graphql
-      token: annex-token
-      rate_per_second: 1000
-      burst: 1000
-    default_method: pin
-`, srv.URL)
-	if err := os.WriteFile(h.cfgPath, yaml, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
-		t.Fatal(err)
-	}
+	annex := h.addAnnex(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			annexRequests.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	})
 	hotelState, annexState := shardState(h.cfg.State, shardSpec{0, 4}), shardState(h.cfg.State, shardSpec{3, 4})
 	h.stay("h1", "r101", 1, 3)
 	if err := annex.AddStay(sandbox.Stay{ID: "a1", RoomID: "r101", Arrival: day(1), Departure: day(3), ReservationID: "res-a1", ReservationCode: "C-a1"}); err != nil {
