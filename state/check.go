@@ -109,7 +109,60 @@ func (d *DB) checkHeader(unclean bool) error {
 // never through an index) and of every index (through it), so that each
 // b-tree's root and edge pages are read. Only corruption is an error here:
 // anything else is left for the statements after it, which explain it.
+//
+// Every Open runs it, so it makes its reads in two statements: one lists
+// the b-trees with each index's first column, the other reads both edges
+// of all of them as scalar subqueries. Compiling some fifty statements one
+// by one cost more than the reads. If either statement fails, for any
+// reason, the walk is made again one statement per read
+// (walkBTreesOneByOne), which gives the verdict and the message.
 func (d *DB) walkBTrees(ctx context.Context) error {
+	rows, err := d.db.QueryContext(ctx, `SELECT s.type, s.name, s.tbl_name,
+		CASE s.type WHEN 'index' THEN (SELECT i.name FROM pragma_index_info(s.name) i ORDER BY i.seqno LIMIT 1) END
+		FROM sqlite_schema s WHERE s.type IN ('table', 'index') AND s.rootpage > 0 ORDER BY s.rootpage`)
+	if err != nil {
+		return d.walkBTreesOneByOne(ctx)
+	}
+	var reads []string
+	for rows.Next() {
+		var kind, name, table string
+		var col sql.NullString
+		if err := rows.Scan(&kind, &name, &table, &col); err != nil {
+			rows.Close()
+			return d.walkBTreesOneByOne(ctx)
+		}
+		for _, dir := range []string{"ASC", "DESC"} {
+			switch {
+			case kind == "table":
+				reads = append(reads, fmt.Sprintf("(SELECT rowid FROM %s NOT INDEXED ORDER BY rowid %s LIMIT 1)", quoteName(name), dir))
+			case col.Valid: // else an expression index: not walked
+				reads = append(reads, fmt.Sprintf("(SELECT %s FROM %s INDEXED BY %s ORDER BY %s %s LIMIT 1)",
+					quoteName(col.String), quoteName(table), quoteName(name), quoteName(col.String), dir))
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d.walkBTreesOneByOne(ctx)
+	}
+	if len(reads) == 0 {
+		return nil
+	}
+	vals := make([]any, len(reads))
+	dest := make([]any, len(reads))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	if err := d.db.QueryRowContext(ctx, "SELECT "+strings.Join(reads, ", ")).Scan(dest...); err != nil {
+		return d.walkBTreesOneByOne(ctx)
+	}
+	return nil
+}
+
+// walkBTreesOneByOne is walkBTrees one statement per read: slower (each
+// statement is compiled on its own), but it names the b-tree a corrupt read
+// met and leaves every other error to the statements after it.
+func (d *DB) walkBTreesOneByOne(ctx context.Context) error {
 	type btree struct{ kind, name, table string }
 	rows, err := d.db.QueryContext(ctx, `SELECT type, name, tbl_name FROM sqlite_schema
 		WHERE type IN ('table', 'index') AND rootpage > 0 ORDER BY rootpage`)

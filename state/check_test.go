@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,11 +15,38 @@ import (
 )
 
 // populated returns the path of a closed state file whose audit table
-// spans many pages, and the page size.
+// spans many pages, and the page size. The file is built once (3,000 audit
+// entries through Save) and each caller gets its own copy of its bytes, so
+// the tests that damage it damage only theirs.
 func populated(t *testing.T) (string, int) {
 	t.Helper()
+	populatedOnce.Do(func() { populatedFile, populatedPageSize, populatedErr = buildPopulated(t.TempDir()) })
+	if populatedErr != nil {
+		t.Fatal(populatedErr)
+	}
+	path := filepath.Join(t.TempDir(), "keysync.db")
+	if err := os.WriteFile(path, populatedFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, populatedPageSize
+}
+
+var (
+	populatedOnce     sync.Once
+	populatedFile     []byte
+	populatedPageSize int
+	populatedErr      error
+)
+
+// buildPopulated writes populated's file in dir and returns its bytes.
+func buildPopulated(dir string) ([]byte, int, error) {
 	ctx := context.Background()
-	db, path := openNew(t)
+	path := filepath.Join(dir, "keysync.db")
+	db, err := Open(ctx, path, Options{Create: true, Key: testKey})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
 	var audit []reconcile.Audit
 	for i := range 3000 {
 		audit = append(audit, reconcile.Audit{At: t0.Add(time.Duration(i) * time.Second), System: reconcile.System3RPMS,
@@ -26,16 +54,20 @@ func populated(t *testing.T) (string, int) {
 			Phase: reconcile.PhaseDone, Detail: "an entry long enough to fill pages quickly"})
 	}
 	if err := db.Save(ctx, nil, audit); err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
 	var pageSize int
 	if err := db.db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
 	if err := db.Close(); err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
-	return path, pageSize
+	if _, err := os.Stat(path + "-wal"); err == nil {
+		return nil, 0, fmt.Errorf("%s-wal left after Close", path)
+	}
+	b, err := os.ReadFile(path)
+	return b, pageSize, err
 }
 
 // raw runs statements on the file with a plain SQLite connection.

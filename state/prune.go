@@ -70,7 +70,7 @@ func (d *DB) Prune(ctx context.Context, now time.Time, keep time.Duration) (int,
 			AND id NOT IN (SELECT max(id) FROM runs GROUP BY mode)
 			ORDER BY started_at LIMIT ?)`, []any{cut, pruneBatch}},
 	} {
-		res, err := tx.ExecContext(ctx, q.sql, q.args...)
+		res, err := d.exec(ctx, tx, q.sql, q.args...)
 		if err != nil {
 			return 0, d.openError("prune "+q.what+" in", err)
 		}

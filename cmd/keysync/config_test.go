@@ -318,6 +318,7 @@ properties:
 // TestConfigRelativeStatePath: a relative state path is resolved against
 // the config file's folder, not the working directory.
 func TestConfigRelativeStatePath(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "k.yaml")
 	yaml := "state: data/keysync.db\nproperties:\n  - name: p\n    timezone: UTC\n    threerpms: {endpoint: \"https://x.example/graphql\", token: \"t\"}\n    default_method: pin\n"

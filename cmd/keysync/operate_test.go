@@ -270,6 +270,7 @@ func TestNowInThePastNeedsForce(t *testing.T) {
 // whose 3RPMS key was deleted or whose key-box access was cancelled, and
 // exits 6 (a person is needed), writing nothing but the request ledger.
 func TestCheckReadiness(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "key_storage", "r103": "qr", "r104": "pin"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
@@ -329,6 +330,7 @@ func TestCheckReadiness(t *testing.T) {
 // TestProgressLine: what a long run shows on a terminal; nothing is shown
 // when stderr is not one.
 func TestProgressLine(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		sent    map[reconcile.System]reconcile.RequestCount
 		planned int

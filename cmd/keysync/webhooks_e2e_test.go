@@ -144,6 +144,10 @@ func (sw *serveWorld) keyedWithin(t *testing.T, stay string, d time.Duration) st
 // while serve runs is keyed within 5 s of its event, in at most 3
 // requests (one read, two writes), its duplicate delivery included; a
 // duplicate delivered after the run reads and writes nothing.
+//
+// It and TestWebhookCoalescesABurst run alone (not t.Parallel): their
+// verdicts rest on the wall clock (keyed within 5 s; a hundred events
+// within ten debounces), which the package's other tests must not crowd.
 func TestWebhookSameDayBookingKeyedWithinSeconds(t *testing.T) {
 	fw := newFaultWorld(t, pinRooms(4), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
@@ -211,6 +215,7 @@ func TestWebhookCoalescesABurst(t *testing.T) {
 // an unknown property 404; an oversized body 413; an unknown event 202 and
 // no work.
 func TestWebhookRefusals(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(2), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	sw := startServe(t, fw, "100ms", true)
@@ -249,6 +254,7 @@ func TestWebhookRefusals(t *testing.T) {
 // 3RPMS re-keys its stay; a cancelled reservation's key is revoked on its
 // event.
 func TestWebhookKeyDeletedAndReservationCancelled(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 1, 3)
@@ -282,6 +288,7 @@ func TestWebhookKeyDeletedAndReservationCancelled(t *testing.T) {
 // another process holds the run lock is applied after it lets go; events
 // queued when serve stops are run by the next serve.
 func TestWebhookWaitsForTheLockAndSurvivesAStop(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	sw := startServe(t, fw, "100ms", true)
 	cfg, err := LoadConfig(fw.cfg, fw.getenv)
@@ -320,6 +327,7 @@ func TestWebhookWaitsForTheLockAndSurvivesAStop(t *testing.T) {
 // TestRunStay: `keysync run --stay` is the same targeted run from the
 // command line: it keys the stays named and touches nothing else.
 func TestRunStay(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	fw.mustExec(ExitOK, "backfill")
 	fw.hotelStay("t1", "r101", 0, 2)
