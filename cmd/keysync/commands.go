@@ -63,8 +63,8 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 		fs.StringVar(&f.property, "property", "", "with --stay: the property the stays belong to (default: every property)")
 	}
 	if name == "plan" {
-		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the smart-lock PINs Guestway holds and, with --out, the PINs `apply` will issue")
-		fs.StringVar(&f.out, "out", "", "save the plan to this file (new, mode 600) for `keysync apply`, with the PINs it drew sealed under the state key")
+		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the smart-lock PINs Guestway holds and, with --out, the PINs keysync apply will issue")
+		fs.StringVar(&f.out, "out", "", "save the plan to this new `FILE` (mode 600) for keysync apply, with the PINs it drew sealed under the state key")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -195,6 +195,8 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 			planFile.Close()
 			os.Remove(f.out)
 			f.out = "" // the PINs shown would be issued by no one
+		} else {
+			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s %s\n", f.out, f.config, f.out)
 		}
 	}
 	if rep != nil {

@@ -224,7 +224,7 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync sandbox [--listen ADDR] [--serve-listen ADDR] [--rooms N] [--listings N]\n\nServes the four sandboxes until stopped and prints a config that uses them.\n\nexample: keysync sandbox --listen 127.0.0.1:8080 > keysync.sandbox.yaml\n\nflags:\n")
+		io.WriteString(env.stderr, "usage: keysync sandbox [--listen ADDR] [--serve-listen ADDR] [--rooms N] [--listings N]\n\nServes the four sandboxes until stopped and prints a config that uses them.\n\nexample: keysync sandbox --listen 127.0.0.1:8080   (then save the printed config, from its first comment line, as keysync.sandbox.yaml, mode 600)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (keep it on loopback)")

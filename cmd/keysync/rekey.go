@@ -77,8 +77,15 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 		os.Remove(pending)
 		return withCode(ExitFailure, fmt.Errorf("rekey: %w; nothing was changed", err))
 	}
+	// The key moved aside is named by its id, so a second rekey never
+	// overwrites the key the backups from before the first one need.
+	aside := ""
 	if _, err := os.Stat(target); err == nil {
-		if err := os.Rename(target, target+".old"); err != nil {
+		aside = target + ".old"
+		if k, err := seal.Load(target); err == nil {
+			aside = target + ".old-" + k.ID()
+		}
+		if err := os.Rename(target, aside); err != nil {
 			return withCode(ExitFailure, fmt.Errorf("rekey: the state file is sealed under the key in %s, but %s could not be moved aside: %w; move it, then rename %s to %s", pending, target, err, pending, target))
 		}
 	}
@@ -87,9 +94,11 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "sealed %d secrets under the new key %s in %s\n", n, next.ID(), target)
 	if old != nil {
-		fmt.Fprintf(env.stdout, "the previous key %s is in %s.old: backups of the state file taken before now need it\n", old.ID(), target)
-		if where != cfg.StateKeyFile {
-			fmt.Fprintf(env.stdout, "the previous key came from %s: put the new key there too, or unset it so that %s is used\n", where, target)
+		if aside != "" {
+			fmt.Fprintf(env.stdout, "the key that was in %s is now in %s: backups of the state file taken before now need the key they were sealed under\n", target, aside)
+		}
+		if where != target {
+			fmt.Fprintf(env.stdout, "the previous key %s came from %s, which still holds it: point keysync at the new key (state_key_file: %s in the config, or put it in %s); until then every command that writes stops with exit 2\n", old.ID(), where, target, where)
 		}
 	}
 	return nil

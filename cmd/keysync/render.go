@@ -77,11 +77,14 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	if unreachable > 0 {
 		fmt.Fprintln(w, "A system could not be reached at all: check the config field the error names; running again will not help until it is fixed.")
 	}
-	unsafe := false
+	unsafe, stale := false, false
 	for _, f := range rep.Failures {
 		unsafe = unsafe || errors.Is(f.Cause, reconcile.ErrUnsafe)
+		stale = stale || errors.Is(f.Cause, reconcile.ErrStalePlan)
 	}
 	switch {
+	case stale:
+		fmt.Fprintln(w, "The saved plan no longer holds: nothing was applied. Make and review a new plan (keysync plan --out FILE), then apply that.")
 	case unsafe:
 		fmt.Fprintln(w, "The fail-safe refused a plan: nothing of it was applied, and the next run will refuse it too. Check the source and the config; rerun with --force if those credentials really must go.")
 	case retried:
@@ -166,6 +169,10 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 
 func printFailures(w io.Writer, failures []reconcile.Failure) {
 	for _, f := range failures {
+		if f.Property == "" { // the run as a whole (a saved plan refused)
+			fmt.Fprintf(w, "\nFAILED: %s\n", f.Err)
+			continue
+		}
 		fmt.Fprintf(w, "\nFAILED %s %s: %s\n", f.Property, f.System, f.Err)
 	}
 }

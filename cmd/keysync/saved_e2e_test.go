@@ -80,6 +80,9 @@ func TestSavedPlan(t *testing.T) {
 	if !strings.Contains(out, "s5") || strings.Contains(out, "s4,") {
 		t.Errorf("stale plan: the refusal does not name s5 alone:\n%s", out)
 	}
+	if !strings.Contains(out, "saved plan no longer holds: nothing was applied") || strings.Contains(out, "next run retries") {
+		t.Errorf("stale plan: the report does not say the plan was not applied, or says a run retries it:\n%s", out)
+	}
 	if n := len(h.ours()); n != before {
 		t.Errorf("a refused plan wrote %d key(s)", n-before)
 	}

@@ -230,7 +230,7 @@ func TestStateCopyWithoutKey(t *testing.T) {
 }
 
 // TestRekeyKeepsEveryCredential: after rekey every secret opens with the
-// new key only, the old key is kept as .old, and the next run re-issues
+// new key only, each old key is kept as .old-ID, and the next run re-issues
 // nothing.
 func TestRekeyKeepsEveryCredential(t *testing.T) {
 	t.Parallel()
@@ -265,9 +265,19 @@ func TestRekeyKeepsEveryCredential(t *testing.T) {
 	if newKey.ID() == oldKey.ID() {
 		t.Fatal("rekey kept the key")
 	}
-	if k, err := seal.Load(cfg.StateKeyFile + ".old"); err != nil || k.ID() != oldKey.ID() {
-		t.Errorf("the old key is not kept as .old: %v", err)
+	if k, err := seal.Load(cfg.StateKeyFile + ".old-" + oldKey.ID()); err != nil || k.ID() != oldKey.ID() {
+		t.Errorf("the old key is not kept as .old-ID: %v", err)
 	}
+	// A second rekey keeps the first key too: each is named by its id.
+	if err := Run(context.Background(), []string{"rekey", "--config", w.cfg}, &out, &errb, w.getenv); err != nil {
+		t.Fatalf("second rekey: %v\n%s", err, errb.String())
+	}
+	for _, k := range []*seal.Key{oldKey, newKey} {
+		if got, err := seal.Load(cfg.StateKeyFile + ".old-" + k.ID()); err != nil || got.ID() != k.ID() {
+			t.Errorf("after two rekeys, key %s is not kept: %v", k.ID(), err)
+		}
+	}
+	newKey = stateKeyOf(t, cfg)
 	if after := secretsOf(newKey); fmt.Sprint(after) != fmt.Sprint(before) || len(after) < 5 {
 		t.Errorf("after rekey the secrets are %d, want the %d from before", len(after), len(before))
 	}

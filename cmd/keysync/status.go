@@ -96,7 +96,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		r := rows[i]
 		sr := statusRun{ID: r.ID, Mode: r.Mode, Started: r.StartedAt, Result: string(r.Status)}
 		if r.Ended {
-			code, secs := r.ExitCode, r.Duration.Seconds()
+			code, secs := r.ExitCode, r.Duration.Round(time.Millisecond).Seconds()
 			sr.ExitCode, sr.Seconds = &code, &secs
 		} else if r.Status == state.RunRunning {
 			sr.Result = "running, or killed"
