@@ -161,6 +161,10 @@ func (env *environment) run(ctx context.Context, args []string) error {
 	case "check":
 		return env.check(ctx, rest)
 	case "version", "--version":
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help") {
+			fmt.Fprintln(env.stderr, "usage: keysync version\n\nPrints what the binary was built from: module version, VCS revision and time, Go.\n\nexample: keysync version")
+			return nil
+		}
 		return env.version()
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)

@@ -70,7 +70,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("version: %v, %q", err, out.String())
 	}
-	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "bench", "backup", "status", "history", "check", "apply"} {
+	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "bench", "backup", "status", "history", "check", "apply", "version"} {
 		out.Reset()
 		errb.Reset()
 		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {
