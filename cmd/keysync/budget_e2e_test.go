@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
+	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 	"github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
 )
@@ -164,4 +166,46 @@ func (h *harness) addAnnex(wrap func(http.Handler) http.Handler) *sandbox.Server
 		h.t.Fatal(err)
 	}
 	return annex
+}
+
+// TestSharedPartnerKeyOneLedger: two Guestway organisations, each with its
+// own token, behind one partnership key (the Guestway document meters the
+// key). A run of both records every Guestway request against one account,
+// and the report shows one Guestway budget naming both properties.
+func TestSharedPartnerKeyOneLedger(t *testing.T) {
+	t.Parallel()
+	const second = "gw_secondorganisationtoken01"
+	w := newWorld(t, nil, map[string]string{"L1": "pin"}, withConfigEdit(func(cfg string) string {
+		i := strings.Index(cfg, "  - name: sandbox-apartments")
+		block := strings.Replace(cfg[i:], "name: sandbox-apartments", "name: sandbox-apartments-2", 1)
+		block = strings.Replace(block, "token: ${KEYSYNC_GUESTWAY_TOKEN}", "token: "+second, 1)
+		return cfg + block
+	}))
+	w.sb.guestway.AddToken(second, gwsandbox.ScopeReservationsRead, gwsandbox.ScopeAccessesRead)
+	rep := w.run(ExitOK, "backfill")
+	var accounts []reconcile.Account
+	for acct, b := range rep.Budget {
+		if b.System == reconcile.SystemGuestway {
+			accounts = append(accounts, acct)
+			if !slices.Contains(b.Properties, "sandbox-apartments") || !slices.Contains(b.Properties, "sandbox-apartments-2") {
+				t.Errorf("the Guestway budget %s names %v, want both properties", acct, b.Properties)
+			}
+		}
+	}
+	if len(accounts) != 1 {
+		t.Fatalf("Guestway budgets %v, want one for the shared partner key", accounts)
+	}
+	db, err := state.Open(context.Background(), w.statePath(), state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	spent, err := db.Spent(context.Background(), w.now.Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := rep.Requests[reconcile.SystemGuestway].Reads
+	if reads < 2 || spent[accounts[0]] != reads {
+		t.Errorf("ledger: %d Guestway requests on %s, the run sent %d (both properties' reads on one account); ledger %v", spent[accounts[0]], accounts[0], reads, spent)
+	}
 }
