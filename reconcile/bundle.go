@@ -36,15 +36,27 @@ func (p *planner) bundle(s Stay, m Method) bundle {
 	case MethodKeyStorage:
 		b.keybox = true
 		if in3RPMS {
-			b.key, b.keyFrom = KindKeyStorageKey, SystemKeyBox
+			b.key, b.keyFrom = KindKeyStorageKey, m.keyFrom()
 		}
 	case MethodQR:
 		b.invite = true
 		if in3RPMS {
-			b.key, b.keyFrom = KindQRKey, SystemOpenApp
+			b.key, b.keyFrom = KindQRKey, m.keyFrom()
 		}
 	}
 	return b
+}
+
+// keyFrom is the system whose credential's secret a 3RPMS key of a room
+// opened by m carries, or "" when the key carries its own PIN.
+func (m Method) keyFrom() System {
+	switch m {
+	case MethodKeyStorage:
+		return SystemKeyBox
+	case MethodQR:
+		return SystemOpenApp
+	}
+	return ""
 }
 
 // observeAssigned records on each of a read stay's 3RPMS keys whether the
@@ -289,11 +301,11 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 	if keyNeeds(cur, false) && cur.Secret == "" {
 		// The key must be (re)created and needs this credential's secret,
 		// which the state does not hold (a credential adopted from a list
-		// that does not return it): only a create returns one, so replace
-		// it. A secret the state kept is used as it is: an interrupted
+		// that does not return it) or the runner forgot because a read did
+		// not show the credential live (confirmKept): replace it. A secret the state kept is used as it is: an interrupted
 		// run, a lost answer or a crash never changes a code a guest may
 		// already hold.
-		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which the state does not hold and only a new one returns")
+		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which keysync does not hold or the system no longer shows live: a new one replaces it")
 	}
 	if reason != "" {
 		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)

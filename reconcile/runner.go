@@ -578,6 +578,41 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 	return changed, failed
 }
 
+// confirmKept reads back, where the sink can (Checker), each live key-box
+// access or invite whose secret the state kept but which no live 3RPMS key
+// carries: the plan would write a key from that secret, and the credential
+// may have been cancelled or deleted upstream since (staff, a retention
+// rule). Unless the read shows it live over its window, its secret is
+// forgotten for this run, so the plan replaces it as it does one whose
+// secret keysync never saw: a guest never gets a key for a dead code. A
+// failed read counts as not shown.
+func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential) {
+	carried := map[int64]bool{}
+	for _, c := range creds {
+		if c.System == System3RPMS && c.Status == StatusActive && c.DerivedFrom != 0 {
+			carried[c.DerivedFrom] = true
+		}
+	}
+	for i := range creds {
+		c := &creds[i]
+		if c.Status != StatusActive || c.Secret == "" || c.Stay.Source != System3RPMS || carried[c.ID] {
+			continue
+		}
+		if m, ok := site.Property.methodFor(c.RoomID); !ok || m.keyFrom() != c.System {
+			continue // no key of its room carries it (a shared portal's invite)
+		}
+		ch, ok := site.Sinks[c.System].(Checker)
+		if !ok {
+			continue
+		}
+		if live, why, err := ch.Check(ctx, c, c.Valid); err != nil || !live {
+			r.log().Warn("a kept credential no longer shows live; it is replaced rather than reused",
+				"system", c.System, "stay", c.Stay.ID, "remote_id", c.RemoteID, "why", why, "err", err)
+			c.Secret = ""
+		}
+	}
+}
+
 // readAll reads every site at once; reads are independent and each adapter
 // keeps to its own rate limit.
 func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) {
@@ -615,6 +650,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 	}
 	rd.backfill = opts.Mode == ModeBackfill || !done
 	rd.resolved, rd.unread = r.resolve(ctx, site, rd.creds)
+	r.confirmKept(ctx, site, rd.creds)
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

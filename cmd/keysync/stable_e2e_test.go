@@ -105,3 +105,46 @@ func TestProcKilledKeepsUpstream(t *testing.T) {
 	}
 	w.checkInvariants(foreign)
 }
+
+// TestKeptUpstreamCancelledIsReplaced: as above, but key-box staff cancel
+// the access the interrupted backfill made before the next run. The kept
+// code is no longer trusted: the run reads the access back, sees it
+// cancelled, and issues a new access whose code the key carries, so the
+// guest never gets a key for a dead code.
+func TestKeptUpstreamCancelledIsReplaced(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil, withMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if down.Load() && strings.HasSuffix(r.URL.Path, "/graphql") {
+				body, _ := readAll(r)
+				if strings.Contains(string(body), "mutation") {
+					rw.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+			}
+			next.ServeHTTP(rw, r)
+		})
+	}))
+	w.hotelStay("k1", "r301", 0, 2)
+	down.Store(true)
+	w.run(ExitPartial, "backfill")
+	first := w.accesses()
+	if len(first) != 1 {
+		t.Fatalf("%d accesses after the interrupted backfill, want 1", len(first))
+	}
+	if err := w.sb.keybox.CancelAccess(first[0].ID, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(false)
+	w.setNow(w.now.Add(time.Hour))
+	w.run(ExitOK, "run")
+	now := w.accesses()
+	if len(now) != 1 || now[0].ID == first[0].ID {
+		t.Fatalf("accesses after the run: %+v; want one new access replacing the cancelled %s", now, first[0].ID)
+	}
+	if k := w.key("k1"); k.PIN != now[0].Code {
+		t.Error("k1's key does not carry the new access's code")
+	}
+	w.converges()
+}
