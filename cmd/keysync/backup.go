@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/keysync/keysync/state"
@@ -14,19 +12,11 @@ import (
 // backup writes a consistent copy of the state file. It reads one snapshot
 // and takes no run lock, so it is safe while a run is writing.
 func (env *environment) backup(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync backup --config FILE --to PATH\n\nexample: keysync backup --config /etc/keysync/keysync.yaml --to /var/backups/keysync-$(date +%F).db\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("backup", "usage: keysync backup --config FILE --to PATH\n\nexample: keysync backup --config /etc/keysync/keysync.yaml --to /var/backups/keysync-$(date +%F).db\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	to := fs.String("to", "", "where to write the copy; must not exist (required)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *config == "" || *to == "" {
 		return withCode(ExitConfig, errors.New("backup: --config FILE and --to PATH are required"))

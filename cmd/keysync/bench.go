@@ -20,12 +20,7 @@ import (
 func (env *environment) bench(ctx context.Context, args []string) error {
 	o := bench.Options{Stderr: env.stderr}
 	var logLevel string
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync bench [--quick] [--rooms N] [--nights N] [flags]\n\nMeasures requests, time and memory against the sandbox over simulated nights.\n\nexample: keysync bench --rooms 500 --nights 7\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("bench", "usage: keysync bench [--quick] [--rooms N] [--nights N] [flags]\n\nMeasures requests, time and memory against the sandbox over simulated nights.\n\nexample: keysync bench --rooms 500 --nights 7\n\nflags:\n")
 	fs.IntVar(&o.Rooms, "rooms", 500, "rooms in the hotel, all opening by PIN")
 	fs.IntVar(&o.Nights, "nights", 7, "nights simulated after the first night's backfill")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the occupancy, the churn and the planning input (math/rand/v2 PCG)")
@@ -39,11 +34,8 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.SharedRooms, "shared-rooms", 100, "portfolio scenario: rooms in each property sharing the token")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 20 rooms, 2 nights, 10,000 stays planned, portfolio of 3 × 12 and 3 × 8 rooms (flags given explicitly win)")
 	fs.StringVar(&logLevel, "log-level", "", "keysync's log level (default $KEYSYNC_LOG_LEVEL, else warn)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return withCode(ExitConfig, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0)))

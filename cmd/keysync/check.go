@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,12 +17,7 @@ import (
 // that do not. It writes nothing upstream; its reads go in the request
 // ledger like any other.
 func (env *environment) check(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("check", "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	within := fs.Duration("within", 24*time.Hour, "check the stays whose access opens within this long")
 	nowFlag := fs.String("now", "", "check as if it were this RFC 3339 instant (default: now)")
@@ -34,11 +26,8 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else warn)")
 	var sf shardFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *within <= 0 {
 		return withCode(ExitConfig, fmt.Errorf("check: --within %s: must be positive", *within))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,19 +18,11 @@ import (
 // demo runs keysync end to end against an in-process sandbox: preview,
 // backfill, a second run that plans nothing, and the next night.
 func (env *environment) demo(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync demo [--rooms N] [--listings N]\n\nRuns keysync against in-process sandboxes of all four systems: no account, no config.\n\nexample: keysync demo --rooms 50\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("demo", "usage: keysync demo [--rooms N] [--listings N]\n\nRuns keysync against in-process sandboxes of all four systems: no account, no config.\n\nexample: keysync demo --rooms 50\n\nflags:\n")
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")
 	listings := fs.Int("listings", 6, "listings in the sandbox apartments (Guestway)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	// The demo narrates what it does; raw log lines only when asked for.
 	log := slog.New(slog.DiscardHandler)
@@ -221,21 +212,13 @@ func requestSummary(rep *reconcile.Report) string {
 
 // sandbox runs the sandboxes until SIGTERM, printing a config to use them.
 func (env *environment) sandbox(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync sandbox [--listen ADDR] [--serve-listen ADDR] [--rooms N] [--listings N]\n\nServes the four sandboxes until stopped and prints a config that uses them.\n\nexample: keysync sandbox --listen 127.0.0.1:8080   (then save the printed config, from its first comment line, as keysync.sandbox.yaml, mode 600)\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("sandbox", "usage: keysync sandbox [--listen ADDR] [--serve-listen ADDR] [--rooms N] [--listings N]\n\nServes the four sandboxes until stopped and prints a config that uses them.\n\nexample: keysync sandbox --listen 127.0.0.1:8080   (then save the printed config, from its first comment line, as keysync.sandbox.yaml, mode 600)\n\nflags:\n")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (keep it on loopback)")
 	serveAt := fs.String("serve-listen", "127.0.0.1:8081", "where keysync serve will listen: the sandbox 3RPMS posts its webhooks there, and the printed config says so")
 	rooms := fs.Int("rooms", 20, "rooms in the sandbox hotel (3RPMS)")
 	listings := fs.Int("listings", 6, "listings in the sandbox apartments (Guestway)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	sb, err := startSandboxes(*listen, *rooms, *listings, env.now().UTC().Truncate(time.Second), nil)
 	if err != nil {

@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -193,4 +194,30 @@ type environment struct {
 	// stateBusy is how long the state file waits for another process's
 	// write lock; zero means state.DefaultBusyTimeout.
 	stateBusy time.Duration
+}
+
+// flagSet is a subcommand's flag set: errors and usage go to stderr, and
+// --help prints usage (a usage line, an example and "flags:") followed by
+// the flags.
+func (env *environment) flagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		io.WriteString(env.stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses a subcommand's flags. help is true when --help was
+// asked for (and shown): the command exits 0. A bad flag, already reported
+// by the flag package, is ExitConfig.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, withCode(ExitConfig, errQuiet)
+	}
+	return false, nil
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/keysync/keysync/internal/seal"
@@ -16,22 +14,14 @@ import (
 // lock, the new key is written to PATH.new, every value is opened with the
 // old key and sealed with the new one in one transaction, and only then
 // does the new key file take the old one's place (the old one kept as
-// PATH.old, which backups taken before the rekey need). A failure before
+// PATH.old-KEYID, which backups taken before the rekey need). A failure before
 // the commit leaves the state file and the old key as they were.
 func (env *environment) rekey(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync rekey --config FILE [--new-key-file PATH]\n\nexample: keysync rekey --config /etc/keysync/keysync.yaml\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("rekey", "usage: keysync rekey --config FILE [--new-key-file PATH]\n\nexample: keysync rekey --config /etc/keysync/keysync.yaml\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	newKeyFile := fs.String("new-key-file", "", "where to write the new key (default: the config's state_key_file)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *config == "" {
 		return withCode(ExitConfig, errors.New("rekey: --config FILE is required"))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 )
@@ -10,20 +9,12 @@ import (
 // schedule prints the next instants serve's schedule runs at, in its zone,
 // so an operator can see what a daylight-saving switch does to it.
 func (env *environment) schedule(args []string) error {
-	fs := flag.NewFlagSet("schedule", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: keysync schedule --config FILE [--from T] [--count N]\n\nexample: keysync schedule --config keysync.yaml --from 2027-03-25T00:00:00Z --count 7\n\nflags:")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("schedule", "usage: keysync schedule --config FILE [--from T] [--count N]\n\nexample: keysync schedule --config keysync.yaml --from 2027-03-25T00:00:00Z --count 7\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	from := fs.String("from", "", "list the runs after this RFC 3339 instant (default: now)")
 	count := fs.Int("count", 7, "how many runs to list")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *config == "" {
 		return withCode(ExitConfig, errors.New("schedule: --config FILE is required"))

@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -25,22 +23,14 @@ import (
 // then coalesced into targeted runs), /livez, /readyz and /metrics, and it
 // polls the Guestway properties that set poll_every.
 func (env *environment) serve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync serve --config FILE [--listen ADDR]\n\nexample: keysync serve --config /etc/keysync/keysync.yaml --listen 127.0.0.1:8080\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("serve", "usage: keysync serve --config FILE [--listen ADDR]\n\nexample: keysync serve --config /etc/keysync/keysync.yaml --listen 127.0.0.1:8080\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	listen := fs.String("listen", "", "answer webhooks, /livez, /readyz and /metrics on this address (default: the config's listen)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
 	var sf shardFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *config == "" {
 		return withCode(ExitConfig, errors.New("serve: --config FILE is required"))

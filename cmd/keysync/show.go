@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"text/tabwriter"
 	"time"
 
@@ -19,20 +17,12 @@ import (
 // invite token each one carries (the only place besides plan's
 // --show-secrets that prints them).
 func (env *environment) show(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("show", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync show --config FILE --stay ID [--secrets]\n\nexample: keysync show --config /etc/keysync/keysync.yaml --stay rs_12 --secrets\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("show", "usage: keysync show --config FILE --stay ID [--secrets]\n\nexample: keysync show --config /etc/keysync/keysync.yaml --stay rs_12 --secrets\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	stay := fs.String("stay", "", "the stay's id in its source (required)")
 	secrets := fs.Bool("secrets", false, "also print each credential's PIN, key-box code or invite token")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *config == "" || *stay == "" {
 		return withCode(ExitConfig, errors.New("show: --config FILE and --stay ID are required"))

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -62,23 +60,15 @@ type budgetUse struct {
 // work, the last run's failures and problems, the request budgets, the
 // state file's size and serve's next scheduled run.
 func (env *environment) status(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync status --config FILE [--json] [--now T]\n\nexample: keysync status --config /etc/keysync/keysync.yaml\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("status", "usage: keysync status --config FILE [--json] [--now T]\n\nexample: keysync status --config /etc/keysync/keysync.yaml\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	nowFlag := fs.String("now", "", "the instant to report at, RFC 3339 (default: now)")
 	runs := fs.Int("runs", 10, "how many of the last runs to list")
 	var sf shardFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag, &sf)
 	if err != nil {
@@ -205,21 +195,13 @@ func (env *environment) status(ctx context.Context, args []string) error {
 // history prints the audit trail: one line per action with its outcome,
 // ids and times in the schedule's zone.
 func (env *environment) history(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		io.WriteString(env.stderr, "usage: keysync history --config FILE [--stay ID | --room R] [--since T]\n\nexample: keysync history --config /etc/keysync/keysync.yaml --room r104 --since 2026-11-20T00:00:00Z\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := env.flagSet("history", "usage: keysync history --config FILE [--stay ID | --room R] [--since T]\n\nexample: keysync history --config /etc/keysync/keysync.yaml --room r104 --since 2026-11-20T00:00:00Z\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	stay := fs.String("stay", "", "only this stay's actions (its source id)")
 	room := fs.String("room", "", "only the actions on credentials issued for this room (its id, or its name)")
 	since := fs.String("since", "", "only actions at or after this RFC 3339 instant")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *stay != "" && *room != "" {
 		return withCode(ExitConfig, errors.New("history: give --stay or --room, not both"))
