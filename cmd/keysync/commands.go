@@ -207,7 +207,6 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err == nil {
 		err = reportError(cfg, rep)
 	}
-	env.endRun(ctx, cfg, rep, exitCode(err), env.clock.Now().Sub(start), log)
 	if f.metricsFile != "" {
 		if merr := env.writeMetrics(ctx, f.metricsFile, cfg, rep, start, exitCode(err)); merr != nil {
 			log.Error("could not write the metrics file", "path", f.metricsFile, "err", merr)
@@ -233,26 +232,21 @@ func savePlan(rep *reconcile.Report, position string, key *seal.Key, file *os.Fi
 	return nil
 }
 
-// endRun records a recorded run's exit status and duration for `keysync
-// status`. The run's outcome is in the state already; failing to add these
-// is logged, not fatal.
-func (env *environment) endRun(ctx context.Context, cfg *Config, rep *reconcile.Report, code int, took time.Duration, log *slog.Logger) {
-	if rep == nil || rep.RunID == 0 || rep.DryRun {
+// endRun records a recorded run's exit status and duration in the state
+// file the run used, for `keysync status`: err is the run's failure, else
+// the report decides (reportError). The run's outcome is in the state
+// already; failing to add these is logged, not fatal.
+func endRun(ctx context.Context, db reconcile.Store, cfg *Config, rep *reconcile.Report, err error, took time.Duration, log *slog.Logger) {
+	ender, ok := db.(interface {
+		EndRun(ctx context.Context, id int64, exitCode int, took time.Duration) error
+	})
+	if !ok || rep == nil || rep.RunID == 0 || rep.DryRun {
 		return
 	}
-	err := func() error {
-		key, _, err := env.stateKey(cfg)
-		if err != nil {
-			return err
-		}
-		db, err := state.Open(ctx, cfg.State, state.Options{BusyTimeout: env.stateBusy, Key: key})
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return db.EndRun(context.WithoutCancel(ctx), rep.RunID, code, took)
-	}()
-	if err != nil {
+	if err == nil {
+		err = reportError(cfg, rep)
+	}
+	if err := ender.EndRun(context.WithoutCancel(ctx), rep.RunID, exitCode(err), took); err != nil {
 		log.Warn("could not record the run's exit status for `keysync status`", "run", rep.RunID, "err", err)
 	}
 }
@@ -369,6 +363,7 @@ func (env *environment) loadShard(path string, sf *shardFlags, log *slog.Logger)
 // once performs one run of the given mode: lock (not for plan), open the
 // state, wire the adapters, reconcile.
 func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Options, log *slog.Logger) (*reconcile.Report, error) {
+	start := env.clock.Now()
 	mode, now := opts.Mode, opts.Now
 	dry := mode == reconcile.ModePlan
 	opts.DryRun = dry
@@ -404,7 +399,11 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	log.Info("reconcile starting", "mode", mode, "now", now.Format(time.RFC3339), "properties", len(cfg.Properties))
 	rep, err := runner.Run(ctx, opts)
 	if err != nil {
-		return rep, withCode(ExitFailure, err)
+		err = withCode(ExitFailure, err)
+	}
+	endRun(ctx, db, cfg, rep, err, env.clock.Now().Sub(start), log)
+	if err != nil {
+		return rep, err
 	}
 	log.Info("reconcile finished", "run", rep.RunID, "actions", len(rep.Actions()), "partial", rep.Partial())
 	return rep, nil

@@ -65,11 +65,6 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		case rep.Partial():
 			log.Warn("reconcile partly done; the next run retries", "run", rep.RunID, "failures", len(rep.Failures))
 		}
-		code := exitCode(err)
-		if err == nil {
-			code = exitCode(reportError(cfg, rep))
-		}
-		env.endRun(ctx, cfg, rep, code, env.clock.Now().Sub(start), log)
 		if lis != nil {
 			lis.finished(rep, start, err)
 			if err == nil && len(rep.Failures) == 0 && opts.Targets == nil && opts.LookaheadDays == 0 {
