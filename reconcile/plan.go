@@ -387,20 +387,26 @@ func (r *records) remote(id string) *Credential {
 	return &r.in[i]
 }
 
-func (p *planner) run() (*Plan, error) {
-	in := p.in
-	_, p.readTo = in.Property.ReadRange(in.Now)
+// pinsInUse is the set of PINs a new one must differ from: those on the
+// stays' keys and the others in use (UsedPINs).
+func pinsInUse(stays []Stay, others []Secret) map[string]bool {
 	// Room for the PINs on the stays and about one new one a stay.
-	used := make(map[string]bool, len(in.Stays)+len(in.Stays)/8)
-	for i := range in.Stays {
-		if k := in.Stays[i].Key; k != nil && k.PIN != "" {
+	used := make(map[string]bool, len(stays)+len(stays)/8+len(others))
+	for i := range stays {
+		if k := stays[i].Key; k != nil && k.PIN != "" {
 			used[k.PIN.Reveal()] = true
 		}
 	}
-	for _, pin := range in.UsedPINs {
+	for _, pin := range others {
 		used[pin.Reveal()] = true
 	}
-	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: used}
+	return used
+}
+
+func (p *planner) run() (*Plan, error) {
+	in := p.in
+	_, p.readTo = in.Property.ReadRange(in.Now)
+	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: pinsInUse(in.Stays, in.UsedPINs)}
 
 	p.rec = newRecords(in.Credentials)
 	rec := &p.rec

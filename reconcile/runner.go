@@ -328,15 +328,7 @@ type siteJob struct {
 // other: a saved PIN taken since is refused, never issued twice.
 func pinsStillFree(jobs []*siteJob) error {
 	for _, j := range jobs {
-		used := map[string]bool{}
-		for i := range j.rd.stays {
-			if k := j.rd.stays[i].Key; k != nil && k.PIN != "" {
-				used[k.PIN.Reveal()] = true
-			}
-		}
-		for _, pin := range usedPINs(j.rd.creds) {
-			used[pin.Reveal()] = true
-		}
+		used := pinsInUse(j.rd.stays, usedPINs(j.rd.creds))
 		for _, a := range j.plan.Actions {
 			if a.Op != OpCreate || a.Cred == nil || a.Cred.PIN == "" {
 				continue
