@@ -83,6 +83,17 @@ type Options struct {
 	Refusal func(status int) error
 }
 
+// transport is the connection pool every Client without its own
+// http.Client shares. Go's default keeps 2 idle connections per host: a
+// portfolio's properties, applying at once against one API host, closed
+// and reopened connections (a TLS handshake each) on most requests.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	return t
+}()
+
 // Client sends an adapter's requests. It is safe for concurrent use.
 type Client struct {
 	opts  Options
@@ -99,7 +110,8 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.HTTP == nil {
 		opts.HTTP = &http.Client{
-			Timeout: DefaultTimeout,
+			Transport: transport,
+			Timeout:   DefaultTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
