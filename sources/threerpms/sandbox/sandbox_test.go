@@ -536,6 +536,25 @@ func TestCleanup(t *testing.T) {
 	}
 }
 
+// TestCleanupAfterAChange: the cleanup rule skips its scan until the next
+// thing falls due, but a change that brings work forward (a stay's dates
+// moved into the past, with the clock still) is cleaned at the next request.
+func TestCleanupAfterAChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{}) // business clock 2026-01-30 12:00
+	k := e.createPin(ourToken, "5555")
+	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
+		t.Fatal(r.Raw)
+	}
+	if err := e.sb.ChangeDates("rs_2", "2026-01-20", "2026-01-25"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { roomAccessKey { id } } } } }`, nil)
+	if dig(r.Body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
+		t.Fatalf("key still on a stay that departed 5 days ago: %s", r.Raw)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 30, 23, 59, 50, 0, time.UTC)

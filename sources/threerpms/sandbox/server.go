@@ -111,7 +111,10 @@ type Server struct {
 	requestLog
 	limiter *sandboxkit.Limiter
 
-	mu                         sync.Mutex
+	mu sync.Mutex
+	// cleanupAt is when the cleanup rule next has work (see cleanup);
+	// zero runs it at the next lock.
+	cleanupAt                  time.Time
 	tokens                     map[string]string
 	rooms                      map[string]*Room
 	roomOrder                  []string

@@ -324,6 +324,7 @@ func (s *Server) createKey(caller string, k Key) (*key, *Error) {
 		unassignedSince: now,
 	}
 	s.keys[nk.id] = nk
+	s.recheck()
 	return nk, nil
 }
 
@@ -344,6 +345,7 @@ func (s *Server) addKey(caller, stayID, keyID string) (*stay, *Error) {
 		return st, nil // idempotent re-add
 	case "":
 		st.keyID = k.id
+		s.recheck()
 		return st, nil
 	default:
 		return nil, errorf(CodeConflict, "roomStayId: room stay %s already holds another room access key; remove it first", stayID)
@@ -390,12 +392,20 @@ func (s *Server) unassign(st *stay) {
 	if len(s.assignedStays(id)) == 0 {
 		s.keys[id].unassignedSince = s.Now()
 	}
+	s.recheck()
 }
+
+// recheck makes the next lock run the cleanup rule: a key was created,
+// assigned or released, or a stay's dates moved, so work may fall due
+// before the time the last cleanup found. Caller holds s.mu.
+func (s *Server) recheck() { s.cleanupAt = time.Time{} }
 
 // cleanup applies the API document's rule against the business clock: keys are
 // revoked from stays whose departure is CleanupAfterDeparture ago (and then
 // deleted unless still assigned elsewhere), and keys assigned to no stay for
-// CleanupUnassigned are deleted. Caller holds s.mu.
+// CleanupUnassigned are deleted. It then notes when the next of what it
+// saw falls due (cleanupAt), so the locks before then skip the scan of
+// every stay and key. Caller holds s.mu.
 func (s *Server) cleanup() {
 	today := s.today()
 	var due []*stay
@@ -420,13 +430,35 @@ func (s *Server) cleanup() {
 		}
 	}
 	now := s.Now()
-	for _, k := range s.keys {
-		if !k.deleted && !held[k.id] && now.Sub(k.unassignedSince) >= CleanupUnassigned {
-			k.deleted, k.deletedBy = true, "cleanup"
-			s.hooks.emit(webhook.KeyDeleted, k.id)
+	var next time.Time
+	soonest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
 		}
 	}
+	for _, k := range s.keys {
+		switch {
+		case k.deleted || held[k.id]:
+		case now.Sub(k.unassignedSince) >= CleanupUnassigned:
+			k.deleted, k.deletedBy = true, "cleanup"
+			s.hooks.emit(webhook.KeyDeleted, k.id)
+		default:
+			soonest(k.unassignedSince.Add(CleanupUnassigned))
+		}
+	}
+	for _, st := range s.stays {
+		if !st.deleted && st.keyID != "" {
+			soonest(st.departure.Add(CleanupAfterDeparture))
+		}
+	}
+	if next.IsZero() {
+		next = farFuture
+	}
+	s.cleanupAt = next
 }
+
+// farFuture is cleanupAt when nothing can fall due until something changes.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // CleanupUnassignedNow runs 3RPMS's cleanup of unassigned keys at once, as
 // if each had been assigned to no room stay for CleanupUnassigned: every key
@@ -457,7 +489,9 @@ func (s *Server) CleanupUnassignedNow() []string {
 // lock takes the state lock and applies the cleanup rule; callers defer s.mu.Unlock.
 func (s *Server) lock() {
 	s.mu.Lock()
-	s.cleanup()
+	if s.cleanupAt.IsZero() || !s.Now().Before(s.cleanupAt) {
+		s.cleanup()
+	}
 }
 
 // SetNow sets the business clock and applies the cleanup rule. The rate
@@ -594,6 +628,7 @@ func (s *Server) changeDates(stayID, arrival, departure string) error {
 		return fmt.Errorf("sandbox: change dates of stay %s: %w", stayID, derr)
 	}
 	st.arrival, st.departure = arr, dep
+	s.recheck()
 	s.hooks.emit(webhook.StayUpdated, st.id)
 	return nil
 }
@@ -702,6 +737,7 @@ func (s *Server) injectKey(integration string, k Key, stayIDs ...string) (string
 	for _, st := range targets {
 		st.keyID = nk.id
 	}
+	s.recheck()
 	return nk.id, nil
 }
 
