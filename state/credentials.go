@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keysync/keysync/internal/seal"
@@ -116,16 +118,70 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			return fmt.Errorf("state: save credential of stay %s: %w: its secret cannot be sealed (opened read-only, or without state_key_file?)", c.Stay, seal.ErrNoKey)
 		}
 	}
+	ps := &pendingSave{creds: creds, audit: audit, requests: requests, done: make(chan error, 1)}
+	d.mu.Lock()
+	d.queue = append(d.queue, ps)
+	d.mu.Unlock()
 	d.saving.Lock()
-	inserted, err := d.save(ctx, creds, audit, requests)
+	d.commitQueued(ctx)
 	d.saving.Unlock()
-	if err != nil {
-		return d.openError("save credentials to", err)
+	return <-ps.done
+}
+
+// pendingSave is one Save waiting for the writer.
+type pendingSave struct {
+	creds    []*reconcile.Credential
+	audit    []reconcile.Audit
+	requests []reconcile.RequestRecord
+	done     chan error
+}
+
+// commitQueued commits every Save queued so far, the caller's among them
+// unless an earlier writer already did, in one transaction: properties
+// applying at once queue behind the one writer, and one commit for all of
+// them writes the pages they share once (a portfolio's 25 properties spent
+// more time waiting for the writer than for their APIs). Each Save still
+// stands alone: if the shared transaction fails, each is retried in a
+// transaction of its own, so a Save's error is its own and a failed Save
+// wrote nothing. The caller holds d.saving.
+func (d *DB) commitQueued(ctx context.Context) {
+	d.mu.Lock()
+	queued := d.queue
+	d.queue = nil
+	d.mu.Unlock()
+	if len(queued) == 0 {
+		return
 	}
-	for c, id := range inserted {
-		c.ID = id
+	if len(queued) > 1 {
+		var creds []*reconcile.Credential
+		var audit []reconcile.Audit
+		var requests []reconcile.RequestRecord
+		for _, ps := range queued {
+			creds = append(creds, ps.creds...)
+			audit = append(audit, ps.audit...)
+			requests = append(requests, ps.requests...)
+		}
+		if inserted, err := d.save(ctx, creds, audit, requests); err == nil {
+			for c, id := range inserted {
+				c.ID = id
+			}
+			for _, ps := range queued {
+				ps.done <- nil
+			}
+			return
+		}
 	}
-	return nil
+	for _, ps := range queued {
+		inserted, err := d.save(ctx, ps.creds, ps.audit, ps.requests)
+		if err != nil {
+			ps.done <- d.openError("save credentials to", err)
+			continue
+		}
+		for c, id := range inserted {
+			c.ID = id
+		}
+		ps.done <- nil
+	}
 }
 
 // secretOf returns what Save seals for c: the PIN of a 3RPMS key, the
@@ -180,15 +236,34 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 		return c.ID
 	}
+	// A new row's id is chosen here, as SQLite would (one past the
+	// largest; the transaction holds the write lock), so its secret is
+	// sealed to it and written with the row in one statement.
+	var nextID int64
 	for _, c := range creds {
+		id := idOf(c)
+		isNew := id == 0
+		if isNew {
+			if nextID == 0 {
+				if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM credentials`).Scan(&nextID); err != nil {
+					return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+				}
+			}
+			id = nextID
+		}
+		// NULL leaves a stored secret as it is.
+		var sealed any
+		if s := secretOf(c); s != "" {
+			sealed = d.key.Seal(s.Reveal(), sealContext(id))
+		}
 		args := []any{c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
 			string(c.Status), c.Assigned, c.Adopted, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
-			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom)}
-		id := idOf(c)
-		if id != 0 {
+			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom), sealed, id}
+		if !isNew {
 			res, err := exec(`UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
 				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?,
-				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ? WHERE id = ?`, append(args, id)...)
+				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ?,
+				sealed_secret = coalesce(?, sealed_secret) WHERE id = ?`, args...)
 			if err != nil {
 				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
 			}
@@ -197,38 +272,34 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			} else if n == 0 {
 				return nil, fmt.Errorf("update credential %d of stay %s: no such credential", id, c.Stay)
 			}
-		} else {
-			res, err := exec(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
-				status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-			if err != nil {
-				return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
-			}
-			if id, err = res.LastInsertId(); err != nil {
-				return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
-			}
-			inserted[c] = id
+			continue
 		}
-		if s := secretOf(c); s != "" {
-			// Sealed once the id is known, which binds the value to it.
-			if _, err := exec(`UPDATE credentials SET sealed_secret = ? WHERE id = ?`, d.key.Seal(s.Reveal(), sealContext(id)), id); err != nil {
-				return nil, fmt.Errorf("seal the secret of credential %d of stay %s: %w", id, c.Stay, err)
-			}
+		if _, err := exec(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
+			status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, sealed_secret, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
 		}
+		inserted[c] = id
+		nextID++
 	}
 
-	for _, a := range audit {
-		var credID any // NULL when the entry concerns no saved credential
-		if a.Cred != nil {
-			if id := idOf(a.Cred); id != 0 {
-				credID = id
+	// Audit lines go in statements of up to auditChunk rows: one row per
+	// statement cost a third of a batch's save.
+	for chunk := range slices.Chunk(audit, auditChunk) {
+		args := make([]any, 0, len(chunk)*11)
+		for _, a := range chunk {
+			var credID any // NULL when the entry concerns no saved credential
+			if a.Cred != nil {
+				if id := idOf(a.Cred); id != 0 {
+					credID = id
+				}
 			}
+			args = append(args, a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
+				credID, a.RemoteID, string(a.Phase), a.Detail)
 		}
-		if _, err := exec(`INSERT INTO audit (run_id, at, system, op, property, source, stay_id,
-			credential_id, remote_id, phase, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
-			credID, a.RemoteID, string(a.Phase), a.Detail); err != nil {
-			return nil, fmt.Errorf("append audit %s %s for stay %s: %w", a.System, a.Op, a.Stay, err)
+		if _, err := exec(auditInsert(len(chunk)), args...); err != nil {
+			a := chunk[0]
+			return nil, fmt.Errorf("append %d audit lines from %s %s for stay %s: %w", len(chunk), a.System, a.Op, a.Stay, err)
 		}
 	}
 	for _, q := range requests {
@@ -467,3 +538,20 @@ func (d *DB) Rekey(ctx context.Context, next *seal.Key) (int, error) {
 	d.key = next
 	return len(resealed), nil
 }
+
+// auditChunk is the most audit rows one INSERT statement carries.
+const auditChunk = 50
+
+// auditInserts holds the INSERT statement for each number of audit rows,
+// 1 to auditChunk.
+var auditInserts = func() []string {
+	out := make([]string, auditChunk+1)
+	const head = "INSERT INTO audit (run_id, at, system, op, property, source, stay_id, credential_id, remote_id, phase, detail) VALUES "
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	for n := 1; n <= auditChunk; n++ {
+		out[n] = head + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	}
+	return out
+}()
+
+func auditInsert(rows int) string { return auditInserts[rows] }

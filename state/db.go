@@ -85,6 +85,8 @@ type DB struct {
 	// time anyway, and in-process writers queued here never meet its
 	// busy timeout (properties apply at once, each with several systems).
 	saving sync.Mutex
+	// queue holds the Saves waiting for the writer; see Save.
+	queue []*pendingSave
 }
 
 var _ reconcile.Store = (*DB)(nil)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -647,6 +648,62 @@ func TestConcurrentSaves(t *testing.T) {
 	}
 	if all, _ := db.AllCredentials(ctx); len(all) != 8 {
 		t.Errorf("%d credentials, want 8", len(all))
+	}
+}
+
+// TestQueuedSavesShareACommit: Saves that queue behind the writer commit
+// together, each with its ids; one that fails is retried alone and fails
+// alone, writing nothing, while the others it was queued with are kept.
+func TestQueuedSavesShareACommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openNew(t)
+	ghost := newCred("ghost")
+	ghost.ID = 999 // no such row: its Save fails
+	saves := [][]*reconcile.Credential{{newCred("a")}, {newCred("b"), ghost}, {newCred("c")}}
+	saves[0][0].PIN = testPIN
+	db.saving.Lock() // the writer is busy: the Saves below queue
+	errs := make([]chan error, len(saves))
+	for i, creds := range saves {
+		errs[i] = make(chan error, 1)
+		go func() { errs[i] <- db.Save(ctx, creds, []reconcile.Audit{{At: t0, Cred: creds[0]}}) }()
+	}
+	for {
+		db.mu.Lock()
+		n := len(db.queue)
+		db.mu.Unlock()
+		if n == len(saves) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	db.saving.Unlock()
+	for i, want := range []bool{true, false, true} {
+		if err := <-errs[i]; (err == nil) != want {
+			t.Errorf("Save %d: error %v, want success %v", i, err, want)
+		}
+	}
+	if saves[0][0].ID == 0 || saves[2][0].ID == 0 || saves[1][0].ID != 0 {
+		t.Errorf("ids after the commit: a %d, b %d, c %d; want a and c set, b still 0", saves[0][0].ID, saves[1][0].ID, saves[2][0].ID)
+	}
+	all, err := db.Credentials(ctx, "hotel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range all {
+		got = append(got, c.Stay.ID)
+		if c.Stay.ID == "a" && c.PIN != testPIN {
+			t.Errorf("a's PIN did not open after a shared commit: %q", c.PIN.Reveal())
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Errorf("stored %v, want [a c]", got)
+	}
+	log, _ := db.AuditLog(ctx, 0)
+	if len(log) != 2 {
+		t.Errorf("%d audit lines, want 2 (a's and c's)", len(log))
 	}
 }
 
