@@ -139,10 +139,15 @@ func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*
 		p := pool.New().WithErrors()
 		for _, sys := range systems {
 			p.Go(func() error {
+				var out outcomes
 				for _, b := range bySystem[sys] {
-					if err := ap.send(ctx, b); err != nil {
+					var err error
+					if out, err = ap.send(ctx, b, out); err != nil {
 						return err
 					}
+				}
+				if err := ap.r.Store.Save(context.WithoutCancel(ctx), out.creds, out.audit, ap.r.Meter.drain()...); err != nil {
+					return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, sys, err)
 				}
 				return nil
 			})
@@ -194,9 +199,23 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 	return nil
 }
 
-// send sends one batch as one request. A failure to record is fatal for the run: without
-// a record keysync must not send anything more.
-func (ap *applier) send(ctx context.Context, b batch) error {
+// outcomes is what a batch's request left to record: its credentials and
+// audit lines. They are saved with the next batch's intent, in one write
+// instead of two, or after the system's last batch: a property's requests
+// then wait for one state write each, not two, when many properties share
+// the state's one writer. The state recorded at each crash point is the
+// same either way: the outcomes of a batch are never needed before the
+// next request's intent.
+type outcomes struct {
+	creds []*Credential
+	audit []Audit
+}
+
+// send sends one batch as one request, recording first its intent with
+// prev, the outcomes of the batch before it, and returns its own outcomes
+// to record. A failure to record is fatal for the run: without a record
+// keysync must not send anything more.
+func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, error) {
 	sink := ap.site.Sinks[b.System]
 	var ready []*Action
 	for _, a := range b.Actions {
@@ -235,16 +254,15 @@ func (ap *applier) send(ctx context.Context, b batch) error {
 			ready = append(ready, a)
 		}
 	}
-	if len(ready) == 0 {
-		return ap.flushSkipped(ctx)
-	}
-
 	// Intent: new credentials get their row, every action an audit line.
 	ap.mu.Lock()
-	intent := ap.skipped
+	intent := append(prev.audit, ap.skipped...)
 	ap.skipped = nil
 	ap.mu.Unlock()
-	var creds []*Credential
+	if len(ready) == 0 {
+		return outcomes{creds: prev.creds, audit: intent}, nil
+	}
+	creds := prev.creds
 	for _, a := range ready {
 		if a.Op == OpCreate {
 			a.Cred.Status, a.Cred.UpdatedAt = StatusPending, ap.now
@@ -252,44 +270,41 @@ func (ap *applier) send(ctx context.Context, b batch) error {
 		}
 		intent = append(intent, ap.audit(a, PhaseIntent, a.Reason))
 	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), creds, intent, ap.r.Meter.drain()...); err != nil {
-		return fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
+	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), intent, ap.r.Meter.drain()...); err != nil {
+		return outcomes{}, fmt.Errorf("record intent for %s %s: %w", ap.site.Property.Name, b.System, err)
 	}
 	ap.r.crash(CrashAfterIntent, b.System)
 
 	// The request itself is not cancelled by a stop signal: a request cut
 	// off mid-flight has an unknown outcome, which costs a read-back later.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ap.r.requestTimeout())
-	outcomes, err := sink.Apply(rctx, ready)
+	results, err := sink.Apply(rctx, ready)
 	cancel()
 	ap.r.crash(CrashAfterRequest, b.System)
-	if err == nil && len(outcomes) != len(ready) {
-		err = fmt.Errorf("%s sink returned %d outcomes for %d actions: %w", b.System, len(outcomes), len(ready), ErrUnknownOutcome)
+	if err == nil && len(results) != len(ready) {
+		err = fmt.Errorf("%s sink returned %d outcomes for %d actions: %w", b.System, len(results), len(ready), ErrUnknownOutcome)
 	}
 	if err != nil {
 		ap.log.Warn("request failed", "system", b.System, "actions", len(ready), "err", err)
 		ap.mu.Lock()
 		ap.dead[b.System] = err
 		ap.mu.Unlock()
-		outcomes = make([]Outcome, len(ready))
-		for i := range outcomes {
-			outcomes[i].Err = err
+		results = make([]Outcome, len(ready))
+		for i := range results {
+			results[i].Err = err
 		}
 	}
 
-	var audit []Audit
-	creds = creds[:0]
+	var out outcomes
 	for i, a := range ready {
-		phase, detail := ap.settle(a, outcomes[i], err != nil)
-		audit = append(audit, ap.audit(a, phase, detail))
+		phase, detail := ap.settle(a, results[i], err != nil)
+		out.audit = append(out.audit, ap.audit(a, phase, detail))
 		if a.Cred.Status != "" { // an unclaimed key gets no record
-			creds = append(creds, a.Cred)
+			out.creds = append(out.creds, a.Cred)
 		}
 	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), dedupe(creds), audit, ap.r.Meter.drain()...); err != nil {
-		return fmt.Errorf("record outcomes for %s %s: %w", ap.site.Property.Name, b.System, err)
-	}
-	return nil
+	out.creds = dedupe(out.creds)
+	return out, nil
 }
 
 // derive fills a derived key's content from its upstream's secret, through
