@@ -1196,6 +1196,68 @@ func TestRunnerTargeted(t *testing.T) {
 	}
 }
 
+// TestRunnerPipelinesProperties: a property's writes start as soon as its
+// own read and plan are done, not after every property's read. The annex's
+// read waits for bled's first write; if writes waited for all reads, it
+// would wait out its 5 s and bled's write would come after it.
+func TestRunnerPipelinesProperties(t *testing.T) {
+	t.Parallel()
+	wA := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
+	s2 := stay("s2", "r205", "2026-06-11", "2026-06-14")
+	s2.Ref.Property = "annex"
+	wB := newWorld(s2)
+	store := newStore()
+	written := make(chan struct{}, 1)
+	var early atomic.Bool
+	propB := testProperty()
+	propB.Name = "annex"
+	runner := &reconcile.Runner{Store: store, Rand: seeded(9), Sites: []*reconcile.Site{
+		{Property: testProperty(), Source: &fakeSource{w: wA}, Sinks: map[reconcile.System]reconcile.Sink{
+			reconcile.System3RPMS: &signalSink{Sink: &fakeSink{w: wA, store: store, max: 50}, applied: written}}},
+		{Property: propB, Source: &waitingSource{fakeSource: fakeSource{w: wB}, wait: written, early: &early}, Sinks: map[reconcile.System]reconcile.Sink{
+			reconcile.System3RPMS: &fakeSink{w: wB, store: store, max: 50}}},
+	}}
+	rep, err := runner.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeRun, Now: tonight})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !early.Load() {
+		t.Error("bled's first write waited for the annex's read")
+	}
+	if got := results(rep); !slices.Equal(got, []string{"create s1 done", "assign s1 done", "create s2 done", "assign s2 done"}) {
+		t.Errorf("results %q", got)
+	}
+}
+
+// signalSink tells applied of its first write.
+type signalSink struct {
+	reconcile.Sink
+	once    sync.Once
+	applied chan<- struct{}
+}
+
+func (s *signalSink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
+	s.once.Do(func() { s.applied <- struct{}{} })
+	return s.Sink.Apply(ctx, actions)
+}
+
+// waitingSource holds its window read until wait is signalled (early is
+// then set), or 5 s.
+type waitingSource struct {
+	fakeSource
+	wait  <-chan struct{}
+	early *atomic.Bool
+}
+
+func (s *waitingSource) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
+	select {
+	case <-s.wait:
+		s.early.Store(true)
+	case <-time.After(5 * time.Second):
+	}
+	return s.fakeSource.Stays(ctx, from, to)
+}
+
 // meetingSink holds a property's first write until the other property's
 // first write has arrived too.
 type meetingSink struct {
@@ -1225,7 +1287,9 @@ func (s *meetingSink) Apply(ctx context.Context, actions []*reconcile.Action) ([
 func TestRunnerAppliesPropertiesAtOnce(t *testing.T) {
 	t.Parallel()
 	wA := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
-	wB := newWorld(stay("s2", "r205", "2026-06-11", "2026-06-14"))
+	s2 := stay("s2", "r205", "2026-06-11", "2026-06-14")
+	s2.Ref.Property = "annex"
+	wB := newWorld(s2)
 	store := newStore()
 	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
 	var met atomic.Int32

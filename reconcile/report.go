@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -228,10 +229,11 @@ type Meter struct {
 	Clock Clock
 	mu    sync.Mutex
 	// offset moves stamps into the run's timeline (a run with --now).
-	offset  time.Duration
-	counts  map[System]RequestCount
-	times   map[System][]time.Time
-	pending []RequestRecord
+	offset   time.Duration
+	counts   map[System]RequestCount
+	accounts map[Account]int
+	times    map[System][]time.Time
+	pending  []RequestRecord
 }
 
 // Start aligns the meter with a run acting at now.
@@ -259,8 +261,9 @@ func (m *Meter) Count(s System, a Account, write bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.counts == nil {
-		m.counts, m.times = map[System]RequestCount{}, map[System][]time.Time{}
+		m.counts, m.times, m.accounts = map[System]RequestCount{}, map[System][]time.Time{}, map[Account]int{}
 	}
+	m.accounts[a]++
 	at := m.clock().Now().Add(m.offset)
 	c := m.counts[s]
 	if write {
@@ -296,6 +299,26 @@ func (m *Meter) drain() []RequestRecord {
 	out := m.pending
 	m.pending = nil
 	return out
+}
+
+// byAccount returns the requests counted so far per account.
+func (m *Meter) byAccount() map[Account]int {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.accounts)
+}
+
+// countOf returns the requests counted so far with account a.
+func (m *Meter) countOf(a Account) int {
+	if m == nil {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.accounts[a]
 }
 
 // Snapshot returns the counts so far.

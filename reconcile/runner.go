@@ -9,10 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sync"
 	"time"
-
-	"github.com/sourcegraph/conc/pool"
 )
 
 // Site is one property with the adapters that serve it.
@@ -141,124 +138,35 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	r.Meter.Start(opts.Now)
-	reads, err := r.readAll(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
 	allow, err := r.allowances(sctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	rep.Budget = map[Account]BudgetReport{}
-	var jobs []*siteJob
-	for i, site := range r.Sites {
-		if !opts.visits(site) {
+	works, err := r.pipeline(ctx, opts, rep.RunID, allow, rep)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range works {
+		site := w.site
+		rep.Failures = append(rep.Failures, w.failures...)
+		if w.refused != nil {
+			rep.Plans = append(rep.Plans, w.refused)
+		}
+		j := w.job
+		if j == nil {
 			continue
 		}
-		rd := reads[i]
-		for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
-			err := rd.unread[sys]
-			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
-		}
-		if rd.err == nil {
-			if err := site.Property.checkRoomKeys(rd.stays); err != nil {
-				rd.err = err
-			}
-		}
-		if rd.err != nil {
-			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err})
-			r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
-			continue
-		}
-		plan, err := Compute(Input{
-			Now: opts.Now, Property: site.Property, Stays: rd.stays,
-			Credentials: rd.creds, Backfill: rd.backfill, Rand: r.rand(),
-			Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
-			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
-			r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
-			pr := newPlanReport(plan)
-			for _, a := range plan.Actions {
-				pr.set(a, ResultSkipped, "refused by the fail-safe")
-			}
-			rep.Plans = append(rep.Plans, pr)
-			continue
-		}
-		kept, deferred := budget(plan.Actions, site.allowances(allow), site.maxBatch)
-		batches := splitBatches(kept, site.maxBatch)
-		for _, b := range batches {
-			if al, ok := allow[site.account(b.System)]; ok {
-				al.Left--
-				allow[site.account(b.System)] = al
-			}
-		}
-		for sys, n := range requestsBySystem(plan.Actions, site.maxBatch) {
-			rep.PlannedRequests += n
-			if r.OnPlanned != nil {
-				r.OnPlanned(rep.PlannedRequests)
-			}
+		rep.Plans = append(rep.Plans, j.pr)
+		for _, sys := range slices.Sorted(maps.Keys(w.planned)) {
 			if rep.Planned == nil {
 				rep.Planned = map[System]int{}
 			}
-			rep.Planned[sys] += n
+			rep.Planned[sys] += w.planned[sys]
+			rep.PlannedRequests += w.planned[sys]
 		}
-		job := &siteJob{site: site, rd: rd, plan: plan, kept: kept, deferred: deferred, batches: batches, pr: newPlanReport(plan)}
-		jobs = append(jobs, job)
-		rep.Plans = append(rep.Plans, job.pr)
-	}
-	refused := false
-	if !opts.DryRun && opts.Review != nil {
-		plans := make([]*Plan, len(jobs))
-		deferred := map[*Action]bool{}
-		for i, j := range jobs {
-			plans[i] = j.plan
-			for _, d := range j.deferred {
-				deferred[d.Action] = true
-			}
-		}
-		err := opts.Review(plans, deferred)
-		if err == nil {
-			err = pinsStillFree(jobs)
-		}
-		if err != nil {
-			// Nothing is applied; what the budget deferred stays deferred
-			// (below), so those stays keep their turn.
-			rep.Failures = append(rep.Failures, Failure{Err: err.Error(), Cause: err})
-			for _, j := range jobs {
-				for _, a := range j.kept {
-					j.pr.set(a, ResultSkipped, "not applied: the saved plan no longer holds")
-				}
-			}
-			refused = true
-		}
-	}
-	if !opts.DryRun && !refused {
-		for _, j := range jobs {
-			if j.rd.scope == nil {
-				// The snapshot is of the whole read; a partial read would
-				// replace it with a few stays.
-				if err := r.Store.SaveStays(sctx, j.site.Property.Name, j.rd.stays); err != nil {
-					return nil, fmt.Errorf("save stays of %s: %w", j.site.Property.Name, err)
-				}
-			}
-		}
-		// Every property is planned and budgeted (in site order, so the
-		// properties sharing a credential share its budget the same way
-		// every run); now they apply at once, each paced by its own
-		// credentials' pacers: properties on separate tokens do not wait
-		// for one another.
-		if err := r.applyJobs(ctx, rep.RunID, opts.Now, jobs); err != nil {
-			return nil, err
-		}
-	}
-	for _, j := range jobs {
-		site, pr := j.site, j.pr
 		for _, d := range j.deferred {
-			pr.set(d.Action, ResultDeferred, d.Why)
+			j.pr.set(d.Action, ResultDeferred, d.Why)
 			acct := site.account(d.Action.System)
 			b := rep.Budget[acct]
 			b.Deferred++
@@ -270,10 +178,10 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		for sys, err := range j.ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
-		if err := r.markPersistent(sctx, rep, pr); err != nil {
+		if err := r.markPersistent(sctx, rep, j.pr); err != nil {
 			return nil, err
 		}
-		if j.rd.backfill && j.rd.scope == nil && claimsAnswered(pr) {
+		if j.rd.backfill && j.rd.scope == nil && claimsAnswered(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -309,19 +217,6 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// siteJob is one property's planned work in a run: what apply needs and
-// what its report becomes.
-type siteJob struct {
-	site     *Site
-	rd       siteRead
-	plan     *Plan
-	kept     []*Action
-	deferred []deferral
-	batches  []batch
-	pr       *PlanReport
-	ap       *applier
-}
-
 // pinsStillFree checks the PINs a plan's creates carry (a saved plan's,
 // put back by Review) against the PINs in use in each property, the keys
 // on the stays read and keysync's live credentials, and against each
@@ -338,52 +233,6 @@ func pinsStillFree(jobs []*siteJob) error {
 				return fmt.Errorf("%w: the PIN the plan drew for stay %s of %s is no longer free; make and review a new plan", ErrStalePlan, a.Stay.ID, j.site.Property.Name)
 			}
 			used[pin] = true
-		}
-	}
-	return nil
-}
-
-// applyJobs applies the planned properties at once and waits for all of
-// them. It returns the first error; a panic in one property's apply (a
-// test's simulated kill) is raised again here, as it was, once every
-// property has stopped.
-func (r *Runner) applyJobs(ctx context.Context, run int64, now time.Time, jobs []*siteJob) error {
-	// A property that cannot record what it did (the state store failed)
-	// stops the others too: they start nothing more, as on a stop signal.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(jobs))
-	panics := make([]any, len(jobs))
-	for i, j := range jobs {
-		j.ap = &applier{r: r, site: j.site, run: run, now: now, log: r.log().With("property", j.site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if v := recover(); v != nil {
-					panics[i] = v
-					cancel()
-				}
-			}()
-			pr, err := j.ap.apply(ctx, j.plan, j.rd.resolved, j.kept, j.batches)
-			if err != nil {
-				errs[i] = err
-				cancel()
-				return
-			}
-			*j.pr = *pr
-		}()
-	}
-	wg.Wait()
-	for _, v := range panics {
-		if v != nil {
-			panic(v)
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
 		}
 	}
 	return nil
@@ -480,8 +329,9 @@ type siteRead struct {
 }
 
 // allowances is what each budgeted account's daily budget leaves for this
-// run, after the ledger's last 24 hours and this run's reads, which are
-// recorded first (a dry run's too).
+// run, after the ledger's last 24 hours (requests counted but not yet in
+// the ledger are recorded first, a dry run's too). This run's reads come
+// off each account's allowance once they are done (purse.price).
 func (r *Runner) allowances(ctx context.Context, opts Options) (map[Account]allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
@@ -603,27 +453,6 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 			c.Secret = ""
 		}
 	}
-}
-
-// readAll reads every site at once; reads are independent and each adapter
-// keeps to its own rate limit.
-func (r *Runner) readAll(ctx context.Context, opts Options) ([]siteRead, error) {
-	out := make([]siteRead, len(r.Sites))
-	p := pool.New().WithErrors().WithContext(ctx).WithCancelOnError()
-	for i, site := range r.Sites {
-		if !opts.visits(site) {
-			continue
-		}
-		p.Go(func(ctx context.Context) error {
-			var err error
-			out[i], err = r.read(ctx, site, opts)
-			return err
-		})
-	}
-	if err := p.Wait(); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // read gathers one site's inputs. Source failures are reported in the

@@ -1,0 +1,336 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	mrand "math/rand/v2"
+	"slices"
+	"sync"
+)
+
+// siteWork is one visited property's way through a run: read, plan,
+// budget, apply, each property on its own goroutine (see Runner.pipeline),
+// so a property's writes start as soon as its own read and plan are done.
+type siteWork struct {
+	site *Site
+	// rand is the randomness of the property's PINs.
+	rand io.Reader
+	rd   siteRead
+	// job is the property's planned work; nil when nothing is planned to
+	// apply (the read failed, or the fail-safe refused the plan).
+	job *siteJob
+	// refused is the report of a plan the fail-safe refused.
+	refused  *PlanReport
+	failures []Failure
+	// planned counts the plan's requests per system.
+	planned map[System]int
+
+	// read is closed once rd is final, priced once the budget has had its
+	// turn (or will not: the property stopped before it).
+	read, priced         chan struct{}
+	readDone, pricedDone bool
+	// shares are the other properties on any budgeted account of this
+	// one: that account's allowance is known once all of them have read
+	// (their reads count against it). before are those of them earlier in
+	// site order: each account's allowance is shared out in site order, as
+	// the properties come in the config, the same way every run.
+	shares, before []*siteWork
+}
+
+func (w *siteWork) doneReading() {
+	if !w.readDone {
+		w.readDone = true
+		close(w.read)
+	}
+}
+
+func (w *siteWork) donePricing() {
+	if !w.pricedDone {
+		w.pricedDone = true
+		close(w.priced)
+	}
+}
+
+// siteJob is one property's planned work in a run: what apply needs and
+// what its report becomes.
+type siteJob struct {
+	site     *Site
+	rd       siteRead
+	plan     *Plan
+	kept     []*Action
+	deferred []deferral
+	batches  []batch
+	pr       *PlanReport
+	ap       *applier
+}
+
+// purse is the run's allowances, shared out among the properties as each
+// is priced.
+type purse struct {
+	mu    sync.Mutex
+	allow map[Account]allowance
+	// counted marks the accounts whose allowance already takes this run's
+	// reads off; base is the Meter's count per account before the run.
+	counted map[Account]bool
+	base    map[Account]int
+	// planned is the write requests planned so far (Runner.OnPlanned).
+	planned int
+}
+
+// pipeline runs every visited property through read, plan, budget and
+// apply at once and returns each one's work in site order. A property
+// waits only for what it shares: the reads of the properties on its
+// budgeted accounts, and the pricing of those before it; with a Review,
+// every property waits for all to be planned and for the review. The error
+// is the first fatal one (the state store failed); it stops the others
+// starting anything more. A panic in one property's work (a test's
+// simulated kill) is raised again here, as it was, once every property
+// has stopped.
+func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow map[Account]allowance, rep *Report) ([]*siteWork, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var works []*siteWork
+	users := map[Account][]*siteWork{}
+	for _, site := range r.Sites {
+		if !opts.visits(site) {
+			continue
+		}
+		w := &siteWork{site: site, read: make(chan struct{}), priced: make(chan struct{})}
+		for _, acct := range site.accounts() {
+			if _, ok := allow[acct]; !ok {
+				continue
+			}
+			for _, u := range users[acct] {
+				if !slices.Contains(w.shares, u) {
+					w.shares = append(w.shares, u)
+					w.before = append(w.before, u)
+					u.shares = append(u.shares, w)
+				}
+			}
+			users[acct] = append(users[acct], w)
+		}
+		works = append(works, w)
+	}
+	if err := r.rands(works); err != nil {
+		return nil, err
+	}
+	p := &purse{allow: allow, counted: map[Account]bool{}, base: r.Meter.byAccount()}
+
+	// With a Review, nothing is written until every plan is reviewed:
+	// gate opens then, and stop says whether to apply.
+	var gate chan struct{}
+	var stop error
+	if !opts.DryRun && opts.Review != nil {
+		gate = make(chan struct{})
+	}
+	errs := make([]error, len(works))
+	panics := make([]any, len(works))
+	var wg sync.WaitGroup
+	for i, w := range works {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					panics[i] = v
+					cancel()
+				}
+			}()
+			defer w.donePricing()
+			defer w.doneReading()
+			if err := r.work(ctx, opts, run, w, p, gate, &stop); err != nil {
+				errs[i] = err
+				cancel()
+			}
+		}()
+	}
+	if gate != nil {
+		for _, w := range works {
+			<-w.priced
+		}
+		stop = r.review(ctx, opts, works)
+		if stop != nil {
+			rep.Failures = append(rep.Failures, Failure{Err: stop.Error(), Cause: stop})
+		}
+		close(gate)
+	}
+	wg.Wait()
+	for _, v := range panics {
+		if v != nil {
+			panic(v)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return works, nil
+}
+
+// rands gives each property its PIN randomness: crypto/rand, safe for
+// properties planning at once. A Runner.Rand (a test's or the demo's
+// seeded reader) need not be: one property reads it directly, several get
+// a stream each, seeded from it in site order, so a seeded run draws the
+// same PINs whichever property plans first.
+func (r *Runner) rands(works []*siteWork) error {
+	if r.Rand == nil || len(works) == 1 {
+		for _, w := range works {
+			w.rand = r.rand()
+		}
+		return nil
+	}
+	for _, w := range works {
+		var seed [32]byte
+		if _, err := io.ReadFull(r.Rand, seed[:]); err != nil {
+			return fmt.Errorf("seed the PIN randomness of %s: %w", w.site.Property.Name, err)
+		}
+		w.rand = mrand.NewChaCha8(seed)
+	}
+	return nil
+}
+
+// review shows every plan to opts.Review and checks the PINs it put back;
+// an error means nothing is applied, and every kept action is reported
+// skipped. What the budget deferred stays deferred, so those stays keep
+// their turn.
+func (r *Runner) review(ctx context.Context, opts Options, works []*siteWork) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("not applied: %w", context.Cause(ctx))
+	}
+	var jobs []*siteJob
+	var plans []*Plan
+	deferred := map[*Action]bool{}
+	for _, w := range works {
+		if w.job == nil {
+			continue
+		}
+		jobs, plans = append(jobs, w.job), append(plans, w.job.plan)
+		for _, d := range w.job.deferred {
+			deferred[d.Action] = true
+		}
+	}
+	err := opts.Review(plans, deferred)
+	if err == nil {
+		err = pinsStillFree(jobs)
+	}
+	if err != nil {
+		for _, j := range jobs {
+			for _, a := range j.kept {
+				j.pr.set(a, ResultSkipped, "not applied: the saved plan no longer holds")
+			}
+		}
+	}
+	return err
+}
+
+// work takes one property through the run. Source failures and the
+// fail-safe's refusal are recorded in w; the error is for the state
+// store, which stops the run.
+func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork, p *purse, gate chan struct{}, stop *error) error {
+	site := w.site
+	rd, err := r.read(ctx, site, opts)
+	if err != nil {
+		return err
+	}
+	w.rd = rd
+	w.doneReading()
+	for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
+		err := rd.unread[sys]
+		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
+	}
+	if rd.err == nil {
+		rd.err = site.Property.checkRoomKeys(rd.stays)
+	}
+	if rd.err != nil {
+		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err})
+		r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
+		return nil
+	}
+	plan, err := Compute(Input{
+		Now: opts.Now, Property: site.Property, Stays: rd.stays,
+		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
+		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds),
+	})
+	if err != nil {
+		return err
+	}
+	if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
+		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
+		r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
+		w.refused = newPlanReport(plan)
+		for _, a := range plan.Actions {
+			w.refused.set(a, ResultSkipped, "refused by the fail-safe")
+		}
+		return nil
+	}
+
+	for _, u := range w.shares {
+		<-u.read
+	}
+	for _, u := range w.before {
+		<-u.priced
+	}
+	w.job = p.price(r, site, rd, plan)
+	w.planned = requestsBySystem(plan.Actions, site.maxBatch)
+	w.donePricing()
+
+	if opts.DryRun {
+		return nil
+	}
+	if gate != nil {
+		<-gate
+		if *stop != nil {
+			return nil
+		}
+	}
+	sctx := context.WithoutCancel(ctx)
+	if rd.scope == nil {
+		// The snapshot is of the whole read; a partial read would replace
+		// it with a few stays.
+		if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
+			return fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
+		}
+	}
+	j := w.job
+	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
+	pr, err := j.ap.apply(ctx, j.plan, rd.resolved, j.kept, j.batches)
+	if err != nil {
+		return err
+	}
+	*j.pr = *pr
+	return nil
+}
+
+// price budgets a property's plan against what the run's allowances have
+// left and takes its requests off them. The first time an account is
+// priced, all of the run's reads on it are done (see siteWork.shares) and
+// come off its allowance.
+func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan) *siteJob {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, acct := range site.accounts() {
+		if al, ok := p.allow[acct]; ok && !p.counted[acct] {
+			al.Left = max(al.Left-(r.Meter.countOf(acct)-p.base[acct]), 0)
+			p.allow[acct] = al
+			p.counted[acct] = true
+		}
+	}
+	kept, deferred := budget(plan.Actions, site.allowances(p.allow), site.maxBatch)
+	batches := splitBatches(kept, site.maxBatch)
+	for _, b := range batches {
+		if al, ok := p.allow[site.account(b.System)]; ok {
+			al.Left--
+			p.allow[site.account(b.System)] = al
+		}
+	}
+	for _, n := range requestsBySystem(plan.Actions, site.maxBatch) {
+		p.planned += n
+	}
+	if r.OnPlanned != nil {
+		r.OnPlanned(p.planned)
+	}
+	return &siteJob{site: site, rd: rd, plan: plan, kept: kept, deferred: deferred, batches: batches, pr: newPlanReport(plan)}
+}
