@@ -124,6 +124,8 @@ type runStats struct {
 	// any 1 s per token (the merged log of the sandboxes sharing it).
 	logged, limited, peak int
 	elapsed               time.Duration
+	// cpu is the process's CPU time over the run, the sandboxes' included.
+	cpu time.Duration
 }
 
 func (r runStats) requests() int { return r.reads + r.writes }
@@ -139,10 +141,10 @@ func (f *fleet) run(ctx context.Context, o Options, cfg string, env map[string]s
 	for _, i := range idx {
 		before[i] = len(f.sbs[i].Requests())
 	}
-	began := time.Now()
+	began, cpu := time.Now(), cpuTime()
 	rep, err := o.Night(ctx, Night{Config: cfg, Env: env, Options: reconcile.Options{Mode: mode, Now: now}})
 	var st runStats
-	st.elapsed = time.Since(began)
+	st.elapsed, st.cpu = time.Since(began), cpuTime()-cpu
 	if err != nil {
 		return st, err
 	}
@@ -263,6 +265,7 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 			sum.reads, sum.writes, sum.logged, sum.limited = sum.reads+st.reads, sum.writes+st.writes, sum.logged+st.logged, sum.limited+st.limited
 			sum.peak = max(sum.peak, st.peak)
 			sum.elapsed += st.elapsed
+			sum.cpu += st.cpu
 		}
 		row.sum = sum.elapsed
 		rows = append(rows, row, &portfolioRow{scenario: parallel + ", each alone", props: o.Properties, rooms: o.PropertyRooms,
@@ -311,7 +314,7 @@ func printPortfolio(w io.Writer, o Options, rows []*portfolioRow) {
 	fmt.Fprintf(w, "\nPortfolio (one 3RPMS sandbox per property behind one host, each with the API's limits per token; backfill on night 0,\n")
 	fmt.Fprintf(w, "%s churn on night 1; \"each alone\" runs every property by itself, one after the other, on an identical copy)\n\n", percent(o.Churn))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SCENARIO\tNIGHT\tTOKENS\tREADS\tWRITES\tREQUESTS\tPEAK/1s PER TOKEN\t429s\tRUN TIME\tSLOWEST ALONE\t")
+	fmt.Fprintln(tw, "SCENARIO\tNIGHT\tTOKENS\tREADS\tWRITES\tREQUESTS\tPEAK/1s PER TOKEN\t429s\tRUN TIME\tCPU\tSLOWEST ALONE\t")
 	for _, r := range rows {
 		slowest := "-"
 		if r.slowest > 0 {
@@ -321,8 +324,8 @@ func printPortfolio(w io.Writer, o Options, rows []*portfolioRow) {
 		if r.alone {
 			run += " (sum)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.scenario, r.night, r.tokens, r.reads, r.writes, r.requests(),
-			r.peak, r.limited, run, slowest)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1fs\t%s\t\n", r.scenario, r.night, r.tokens, r.reads, r.writes, r.requests(),
+			r.peak, r.limited, run, r.cpu.Seconds(), slowest)
 	}
 	tw.Flush()
 }
