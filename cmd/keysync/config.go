@@ -424,6 +424,54 @@ func yamlError(err error) error {
 
 var goTypeRe = regexp.MustCompile(`in type main\.\w+`)
 
+// checkSharedEndpoints: properties that reach one 3RPMS endpoint with one
+// token read the same hotel's room stays (a hotel split into properties:
+// buildings with their own check-in times or locks), so each must name its
+// rooms and no room may be in two of them; otherwise two properties would
+// key the same stay. (Another token on the same endpoint is another
+// hotel.)
+func (c *Config) checkSharedEndpoints(bad func(field, format string, args ...any)) {
+	users := map[string][]int{}
+	for i := range c.Properties {
+		if t := c.Properties[i].ThreeRPMS; t != nil && t.Endpoint != "" && t.token != "" {
+			ep := endpointKey(t.Endpoint) + "\x00" + t.token.Reveal()
+			users[ep] = append(users[ep], i)
+		}
+	}
+	for _, ep := range sortedKeys(users) {
+		idx := users[ep]
+		if len(idx) < 2 {
+			continue
+		}
+		owner := map[string]int{}
+		for _, i := range idx {
+			p := &c.Properties[i]
+			f := fmt.Sprintf("properties[%d]", i)
+			if p.DefaultMethod != "" {
+				bad(f+".default_method", "property %q shares 3RPMS endpoint %s and its token with another property: list its rooms instead (default_method would key the other's rooms too)", p.Name, p.ThreeRPMS.Endpoint)
+			}
+			for _, room := range sortedKeys(p.Rooms) {
+				if j, ok := owner[room]; ok {
+					bad(fmt.Sprintf("%s.rooms[%q]", f, room), "room %s is also mapped by property %q, which uses the same 3RPMS endpoint and token: a room belongs to one property", room, c.Properties[j].Name)
+					continue
+				}
+				owner[room] = i
+			}
+		}
+	}
+}
+
+// endpointKey is an endpoint as the same server: scheme and host in lower
+// case, no trailing slash.
+func endpointKey(endpoint string) string {
+	u, err := url.Parse(strings.TrimRight(endpoint, "/"))
+	if err != nil {
+		return endpoint
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	return u.String()
+}
+
 // Validate checks every field and fills the parsed forms. Each message
 // names the field, e.g. properties[0].rooms["204"].method.
 func (c *Config) Validate(getenv func(string) string) error {
@@ -493,6 +541,7 @@ func (c *Config) Validate(getenv func(string) string) error {
 			bad(f+".rooms", "map at least one room, or set default_method")
 		}
 	}
+	c.checkSharedEndpoints(bad)
 	var loc *time.Location
 	if len(c.Properties) > 0 {
 		loc = c.Properties[0].location

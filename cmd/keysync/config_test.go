@@ -125,6 +125,8 @@ properties:
 		{"guestway token prefix", strings.Replace(strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: \"${T}\"}\n", 1), "{r1: pin}", "{L1: pin}", 1), env("T", "abc"), "properties[0].guestway.token: Organization Access Tokens start with gw_"},
 		{"openapp without org", strings.Replace(base, "    rooms:", "    openapp: {base_url: \"https://o.example\", api_key: k, integration_id: i, guest_url: \"https://o.example/i/{token}\"}\n    rooms:", 1), env("T", "x"), "properties[0].openapp.org_id: is required"},
 		{"retention too short", "retention: 2d\n" + base, env("T", "x"), "retention: 2d is too short: keep at least 3d"},
+		{"shared endpoint, default method", base + "  - name: q\n    timezone: UTC\n    threerpms: {endpoint: \"https://X.example/graphql/\", token: \"${T}\"}\n    default_method: pin\n", env("T", "x"), `properties[1].default_method: property "q" shares 3RPMS endpoint`},
+		{"shared endpoint, one room twice", base + "  - name: q\n    timezone: UTC\n    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n    rooms: {r2: pin, r1: pin}\n", env("T", "x"), `properties[1].rooms["r1"]: room r1 is also mapped by property "p"`},
 		{"partial reference", strings.Replace(base, `"${T}"`, `"Bearer ${T}"`, 1), env("T", "x"), "whole value"},
 	}
 	for _, tt := range tests {
