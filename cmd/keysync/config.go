@@ -434,12 +434,11 @@ func (c *Config) checkSharedEndpoints(bad func(field, format string, args ...any
 	users := map[string][]int{}
 	for i := range c.Properties {
 		if t := c.Properties[i].ThreeRPMS; t != nil && t.Endpoint != "" && t.token != "" {
-			ep := endpointKey(t.Endpoint) + "\x00" + t.token.Reveal()
-			users[ep] = append(users[ep], i)
+			users[t.chainKey()] = append(users[t.chainKey()], i)
 		}
 	}
-	for _, ep := range sortedKeys(users) {
-		idx := users[ep]
+	for _, key := range sortedKeys(users) {
+		idx := users[key]
 		if len(idx) < 2 {
 			continue
 		}

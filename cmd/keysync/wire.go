@@ -109,14 +109,50 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
+	chains := cfg.chains()
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], meter)
+		site, err := env.site(&cfg.Properties[i], meter, chains)
 		if err != nil {
 			return nil, err
 		}
 		r.Sites = append(r.Sites, site)
 	}
 	return r, nil
+}
+
+// hotel is what the properties on one 3RPMS endpoint and token (a hotel
+// split into properties) share in a run: one read of the window's stays,
+// and documents for their key mutations (up to the max_ops_per_request of
+// the first of them).
+type hotel struct {
+	stays *rpms.Hotel
+	chain *rpmsink.Chain
+}
+
+// chains finds the properties that share a 3RPMS endpoint and token: the
+// map holds an empty hotel for each such endpoint and token, filled by the
+// first of its properties that is wired; a property alone on its endpoint
+// and token is not in it.
+func (cfg *Config) chains() map[string]*hotel {
+	n := map[string]int{}
+	for i := range cfg.Properties {
+		if t := cfg.Properties[i].ThreeRPMS; t != nil {
+			n[t.chainKey()]++
+		}
+	}
+	out := map[string]*hotel{}
+	for k, users := range n {
+		if users > 1 {
+			out[k] = &hotel{}
+		}
+	}
+	return out
+}
+
+// chainKey names the endpoint and token of a 3RPMS connection (never
+// printed: it holds the token).
+func (t *ThreeRPMSConfig) chainKey() string {
+	return endpointKey(t.Endpoint) + "\x00" + t.token.Reveal()
 }
 
 // budgets is each metered credential's daily request budget: the smallest
@@ -220,7 +256,7 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 
 // site builds one property's source and sinks, or says which of its
 // systems could not be set up.
-func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconcile.Site, error) {
+func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels map[string]*hotel) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not).
 	accounts := p.accounts()
@@ -238,8 +274,17 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter) (*reconc
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
 		}
-		site.Source, site.SourceSystem = rpms.NewSource(client, p.Name, t.PageSize), reconcile.System3RPMS
+		src := rpms.NewSource(client, p.Name, t.PageSize)
+		site.Source, site.SourceSystem = src, reconcile.System3RPMS
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
+		if h := hotels[t.chainKey()]; h != nil {
+			if h.chain == nil {
+				h.stays, h.chain = rpms.NewHotel(), rpmsink.NewChain(client, t.MaxOpsPerRequest)
+			}
+			// The config gives each of them its own rooms (checkSharedEndpoints).
+			src.Within(sortedKeys(p.Rooms), h.stays)
+			site.Sinks[reconcile.System3RPMS] = h.chain.Sink()
+		}
 	}
 	if g := p.Guestway; g != nil {
 		src, err := guestway.New(guestway.Options{

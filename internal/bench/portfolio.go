@@ -40,22 +40,51 @@ const (
 // token each sandbox still limits alone (the real API would count them
 // together; keysync's one pacer is what holds them to 5 a second, and the
 // merged request log's peak shows it).
+//
+// A split fleet is one hotel (one sandbox, one endpoint and token) split
+// into properties that each list their own rooms, as a hotel's buildings
+// would be: keysync reads its stays once and chains the properties'
+// mutations into shared documents.
 type fleet struct {
+	// Per property: its name, sandbox and hotel (one for all in a split
+	// fleet), token, endpoint number and rooms (nil: default_method).
 	names  []string
 	sbs    []*rpmsandbox.Server
 	hotels []*hotel
 	tokens []string
+	prefix []int
+	rooms  [][]string
 	base   string
 	offset atomic.Int64
 	stop   func()
 }
 
 // newFleet books n hotels of rooms rooms each (property i's occupancy from
-// seed+i) from start for nights + the window, and serves them.
-func newFleet(n, rooms int, shared bool, start time.Time, o Options, nights int) (*fleet, error) {
+// seed+i) from start for nights + the window, and serves them; split books
+// one hotel of n×rooms rooms instead, split into n properties.
+func newFleet(n, rooms int, shared, split bool, start time.Time, o Options, nights int) (*fleet, error) {
 	f := &fleet{}
 	mux := http.NewServeMux()
+	if split {
+		sb := rpmsandbox.New(rpmsandbox.Options{
+			Integrations: map[string]string{sandboxToken: sandboxIntegration},
+			Now:          start,
+			RateNow:      func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) },
+		}.WithSeedLimits())
+		h := newHotel(sb, n*rooms, o.Seed, start)
+		if err := h.seed(nights + windowDays + 1); err != nil {
+			return nil, err
+		}
+		mux.Handle("/p01/", http.StripPrefix("/p01", sb))
+		for i := range n {
+			f.names, f.sbs, f.hotels, f.tokens = append(f.names, fmt.Sprintf("building-%02d", i+1)), append(f.sbs, sb), append(f.hotels, h), append(f.tokens, sandboxToken)
+			f.prefix, f.rooms = append(f.prefix, 1), append(f.rooms, h.rooms[i*rooms:(i+1)*rooms])
+		}
+	}
 	for i := range n {
+		if split {
+			break
+		}
 		name := fmt.Sprintf("hotel-%02d", i+1)
 		tok := sandboxToken
 		if !shared {
@@ -73,6 +102,7 @@ func newFleet(n, rooms int, shared bool, start time.Time, o Options, nights int)
 		prefix := fmt.Sprintf("/p%02d", i+1)
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, sb))
 		f.names, f.sbs, f.hotels, f.tokens = append(f.names, name), append(f.sbs, sb), append(f.hotels, h), append(f.tokens, tok)
+		f.prefix, f.rooms = append(f.prefix, i+1), append(f.rooms, nil)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -110,8 +140,15 @@ func (f *fleet) config(dir, name string, idx []int, o Options) (string, map[stri
       token: ${%s}
       page_size: %d
       max_ops_per_request: %d
-    default_method: pin
-`, f.names[i], benchplan.Now.Location(), windowDays, f.base, i+1, v, o.PageSize, o.MaxOps)
+`, f.names[i], benchplan.Now.Location(), windowDays, f.base, f.prefix[i], v, o.PageSize, o.MaxOps)
+		if f.rooms[i] == nil {
+			b.WriteString("    default_method: pin\n")
+			continue
+		}
+		b.WriteString("    rooms:\n")
+		for _, r := range f.rooms[i] {
+			fmt.Fprintf(&b, "      %s: pin\n", r)
+		}
 	}
 	path := filepath.Join(dir, name+".yaml")
 	return path, env, os.WriteFile(path, []byte(b.String()), 0o600)
@@ -137,8 +174,15 @@ func (f *fleet) run(ctx context.Context, o Options, cfg string, env map[string]s
 	if night > 0 {
 		mode = reconcile.ModeRun
 	}
-	before := make([]int, len(f.sbs))
+	// A split fleet's properties share a sandbox: each is counted once.
+	var sbs []int
 	for _, i := range idx {
+		if !slices.ContainsFunc(sbs, func(j int) bool { return f.sbs[j] == f.sbs[i] }) {
+			sbs = append(sbs, i)
+		}
+	}
+	before := make([]int, len(f.sbs))
+	for _, i := range sbs {
 		before[i] = len(f.sbs[i].Requests())
 	}
 	began, cpu := time.Now(), cpuTime()
@@ -154,7 +198,7 @@ func (f *fleet) run(ctx context.Context, o Options, cfg string, env map[string]s
 	c := rep.Requests[reconcile.System3RPMS]
 	st.reads, st.writes = c.Reads, c.Writes
 	byToken := map[string][]time.Time{}
-	for _, i := range idx {
+	for _, i := range sbs {
 		for _, r := range f.sbs[i].Requests()[before[i]:] {
 			st.logged++
 			if r.Status == http.StatusTooManyRequests {
@@ -176,6 +220,9 @@ func (f *fleet) run(ctx context.Context, o Options, cfg string, env map[string]s
 func (f *fleet) night(o Options, night int) error {
 	f.offset.Store(int64(time.Duration(night) * 24 * time.Hour))
 	for i, sb := range f.sbs {
+		if i > 0 && sb == f.sbs[i-1] {
+			continue // a split fleet's one hotel
+		}
 		sb.SetNow(benchplan.Now.AddDate(0, 0, night))
 		if night > 0 {
 			if _, err := f.hotels[i].applyChurn(night, o.Churn); err != nil {
@@ -223,12 +270,12 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 
 	// Own tokens: together, then each alone.
 	parallel := fmt.Sprintf("%d × %d rooms, own tokens", o.Properties, o.PropertyRooms)
-	together, err := newFleet(o.Properties, o.PropertyRooms, false, start, o, nights)
+	together, err := newFleet(o.Properties, o.PropertyRooms, false, false, start, o, nights)
 	if err != nil {
 		return nil, err
 	}
 	defer together.stop()
-	alone, err := newFleet(o.Properties, o.PropertyRooms, false, start, o, nights)
+	alone, err := newFleet(o.Properties, o.PropertyRooms, false, false, start, o, nights)
 	if err != nil {
 		return nil, err
 	}
@@ -272,8 +319,9 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 			tokens: o.Properties, night: night, runStats: sum, alone: true, slowest: row.slowest, sum: sum.elapsed})
 	}
 
-	// One token for many small properties, beside one property of their
-	// rooms together.
+	// One hotel behind one endpoint and token split into many small
+	// properties, beside the same hotel (same seed, same bookings) as one
+	// property.
 	shared := fmt.Sprintf("%d × %d rooms, one token", o.SharedProperties, o.SharedRooms)
 	one := fmt.Sprintf("1 × %s rooms", commas(o.SharedProperties*o.SharedRooms))
 	for _, sc := range []struct {
@@ -286,7 +334,7 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 		{shared, o.SharedProperties, o.SharedRooms, "shared", true, 1},
 		{one, 1, o.SharedProperties * o.SharedRooms, "one", true, 1},
 	} {
-		fl, err := newFleet(sc.props, sc.rooms, sc.sharedToken, start, o, nights)
+		fl, err := newFleet(sc.props, sc.rooms, sc.sharedToken, sc.props > 1, start, o, nights)
 		if err != nil {
 			return rows, err
 		}
@@ -311,7 +359,8 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 }
 
 func printPortfolio(w io.Writer, o Options, rows []*portfolioRow) {
-	fmt.Fprintf(w, "\nPortfolio (one 3RPMS sandbox per property behind one host, each with the API's limits per token; backfill on night 0,\n")
+	fmt.Fprintf(w, "\nPortfolio (one 3RPMS sandbox per property behind one host, each with the API's limits per token; \"one token\": one hotel's\n")
+	fmt.Fprintf(w, "sandbox split into properties that list their own rooms, beside the same hotel as one property; backfill on night 0,\n")
 	fmt.Fprintf(w, "%s churn on night 1; \"each alone\" runs every property by itself, one after the other, on an identical copy)\n\n", percent(o.Churn))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SCENARIO\tNIGHT\tTOKENS\tREADS\tWRITES\tREQUESTS\tPEAK/1s PER TOKEN\t429s\tRUN TIME\tCPU\tSLOWEST ALONE\t")

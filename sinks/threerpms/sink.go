@@ -42,6 +42,9 @@ const DefaultMaxOps = 100
 type Sink struct {
 	gql    graphql.Client
 	maxOps int
+	// chain, when set, sends the actions in documents shared with the
+	// other properties on the same endpoint and token.
+	chain *Chain
 }
 
 var _ reconcile.Sink = (*Sink)(nil)
@@ -58,51 +61,110 @@ func New(gql graphql.Client, maxOps int) *Sink {
 // MaxBatch implements reconcile.Sink.
 func (s *Sink) MaxBatch() int { return s.maxOps }
 
-// Apply implements reconcile.Sink: one document, one alias per action.
+// Apply implements reconcile.Sink: one document, one alias per action
+// (with a Chain, a document shared with other properties' actions).
 //
 // An action whose input cannot be built (a PIN or compartment that breaks
 // the API document's rules) fails alone, before sending; the others still go.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
-	var doc document
-	out := make([]reconcile.Outcome, len(actions))
-	var sent []int // indexes of actions in the document
+	sub := &submission{actions: actions, out: make([]reconcile.Outcome, len(actions))}
+	var check document
 	for i, a := range actions {
-		if err := doc.add(a); err != nil {
-			out[i].Err = fmt.Errorf("3rpms: %s for stay %s: %w (%w)", a.Op, a.Stay.ID, err, reconcile.ErrRejected)
+		if err := check.add(a); err != nil {
+			sub.out[i].Err = fmt.Errorf("3rpms: %s for stay %s: %w (%w)", a.Op, a.Stay.ID, err, reconcile.ErrRejected)
 			continue
 		}
-		sent = append(sent, i)
+		sub.sent = append(sub.sent, i)
 	}
-	if len(sent) == 0 {
-		return out, nil
+	if len(sub.sent) == 0 {
+		return sub.out, nil
 	}
-	results, err := doc.send(ctx, s.gql)
-	if err != nil {
-		return nil, err
+	if s.chain != nil {
+		return s.chain.apply(ctx, sub)
 	}
-	for j, i := range sent {
-		a, r := actions[i], results[j]
-		if r.err == nil {
-			r.err = checkPayload(a.Op, r.data)
+	sendDocument(ctx, s.gql, []part{{sub: sub, to: len(sub.sent)}})
+	return sub.out, sub.err
+}
+
+// submission is one Apply's actions: those in sent go in documents, and
+// out and err are what became of them.
+type submission struct {
+	actions []*reconcile.Action
+	sent    []int
+	out     []reconcile.Outcome
+	err     error
+	// taken counts the actions of sent put in documents so far, answered
+	// those answered, failed those in documents that failed as a whole
+	// (failure is the first such error).
+	taken, answered, failed int
+	failure                 error
+	done                    bool
+}
+
+// part is the actions sent[from:to] of a submission, in one document.
+type part struct {
+	sub      *submission
+	from, to int
+}
+
+// sendDocument sends the parts' actions as one document and settles them:
+// each action gets its alias's outcome, or, when the request failed as a
+// whole, its error. A submission whose every action went in failed
+// requests fails as a whole (err), as one request of its own would have.
+func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
+	var doc document
+	for _, p := range parts {
+		for _, i := range p.sub.sent[p.from:p.to] {
+			// Checked when the submission was made: it cannot fail here.
+			_ = doc.add(p.sub.actions[i])
 		}
-		if r.err != nil {
-			out[i].Err = fmt.Errorf("3rpms: %s %s for stay %s: %w", a.Op, kindLabel(a), a.Stay.ID, r.err)
-			continue
-		}
-		if a.Op == reconcile.OpCreate {
-			var p struct {
-				RoomAccessKey struct {
-					ID string `json:"id"`
-				} `json:"roomAccessKey"`
+	}
+	results, err := doc.send(ctx, gql)
+	j := 0
+	for _, p := range parts {
+		sub := p.sub
+		for _, i := range sub.sent[p.from:p.to] {
+			if err != nil {
+				sub.out[i].Err = err
+				sub.failed++
+				if sub.failure == nil {
+					sub.failure = err
+				}
+			} else {
+				sub.out[i] = fieldOutcome(sub.actions[i], results[j])
+				j++
 			}
-			if json.Unmarshal(r.data, &p) != nil || p.RoomAccessKey.ID == "" {
-				out[i].Err = fmt.Errorf("3rpms: create key for stay %s: answer has no key id: %w", a.Stay.ID, reconcile.ErrUnknownOutcome)
-				continue
+			sub.answered++
+		}
+		if sub.answered == len(sub.sent) {
+			sub.done = true
+			if sub.failed == len(sub.sent) {
+				sub.out, sub.err = nil, sub.failure
 			}
-			out[i].RemoteID = p.RoomAccessKey.ID
 		}
 	}
-	return out, nil
+}
+
+// fieldOutcome is what an alias's answer says of its action.
+func fieldOutcome(a *reconcile.Action, r fieldResult) reconcile.Outcome {
+	if r.err == nil {
+		r.err = checkPayload(a.Op, r.data)
+	}
+	if r.err != nil {
+		return reconcile.Outcome{Err: fmt.Errorf("3rpms: %s %s for stay %s: %w", a.Op, kindLabel(a), a.Stay.ID, r.err)}
+	}
+	if a.Op != reconcile.OpCreate {
+		return reconcile.Outcome{}
+	}
+	var p struct {
+		RoomAccessKey struct {
+			ID string `json:"id"`
+		} `json:"roomAccessKey"`
+	}
+	if json.Unmarshal(r.data, &p) != nil || p.RoomAccessKey.ID == "" {
+		return reconcile.Outcome{Err: fmt.Errorf("3rpms: create key for stay %s: answer has no key id: %w", a.Stay.ID, reconcile.ErrUnknownOutcome)}
+	}
+	return reconcile.Outcome{RemoteID: p.RoomAccessKey.ID}
 }
 
 // checkPayload checks an alias's data is the payload its field returns:

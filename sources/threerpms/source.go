@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/Khan/genqlient/graphql"
 
@@ -31,6 +32,13 @@ type Source struct {
 	gql      graphql.Client
 	property string
 	pageSize int
+	// rooms, when set, are the only rooms the property owns: stays in
+	// others belong to the other properties on the same endpoint and
+	// token, and are left out (see Within).
+	rooms map[string]bool
+	// hotel, when set, is the window read the properties on the same
+	// endpoint and token share.
+	hotel *Hotel
 }
 
 var _ reconcile.StaySource = (*Source)(nil)
@@ -41,9 +49,137 @@ func NewSource(gql graphql.Client, property string, pageSize int) *Source {
 	return &Source{gql: gql, property: property, pageSize: cmp.Or(pageSize, DefaultPageSize)}
 }
 
+// Within makes s one of several properties on one endpoint and token (a
+// hotel split into properties): it returns only stays in rooms, and reads
+// the window through hotel, which reads it once for all of them.
+func (s *Source) Within(rooms []string, hotel *Hotel) *Source {
+	s.rooms = make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		s.rooms[r] = true
+	}
+	s.hotel = hotel
+	return s
+}
+
+// Hotel is the room stays of one endpoint and token, read once per window
+// for every property on them (Source.Within), and looked up by id for
+// several of them at once. Make one per run: it keeps what it read.
+type Hotel struct {
+	mu    sync.Mutex
+	reads map[[2]reconcile.Date]*hotelRead
+	// queue holds the look-ups by id waiting for the one in flight, which
+	// holds looking; see staysByID.
+	queue   []*lookup
+	looking sync.Mutex
+}
+
+// lookup is one property's look-up by id.
+type lookup struct {
+	ids   []string
+	stays []reconcile.Stay
+	err   error
+	done  bool
+}
+
+// staysByID looks up ids together with the look-ups of other properties
+// that queue while one is in flight: whoever holds the turn sends every
+// queued id in one look-up (read), and each gets the stays it asked for.
+func (h *Hotel) staysByID(ids []string, read func([]string) ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
+	l := &lookup{ids: ids}
+	h.mu.Lock()
+	h.queue = append(h.queue, l)
+	h.mu.Unlock()
+	for {
+		h.looking.Lock()
+		if l.done {
+			h.looking.Unlock()
+			return l.stays, l.err
+		}
+		h.mu.Lock()
+		batch := h.queue
+		h.queue = nil
+		h.mu.Unlock()
+		var all []string
+		for _, b := range batch {
+			for _, id := range b.ids {
+				if !slices.Contains(all, id) {
+					all = append(all, id)
+				}
+			}
+		}
+		stays, err := read(all)
+		for _, b := range batch {
+			b.done, b.err = true, err
+			for _, st := range stays {
+				if slices.Contains(b.ids, st.Ref.ID) {
+					b.stays = append(b.stays, st)
+				}
+			}
+		}
+		h.looking.Unlock()
+	}
+}
+
+type hotelRead struct {
+	done  chan struct{}
+	stays []reconcile.Stay
+	err   error
+}
+
+// NewHotel returns an empty Hotel.
+func NewHotel() *Hotel { return &Hotel{reads: map[[2]reconcile.Date]*hotelRead{}} }
+
+// stays returns the window's stays, read by read the first time it is
+// asked for (the others asking meanwhile wait for that read).
+func (h *Hotel) stays(from, to reconcile.Date, read func() ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
+	h.mu.Lock()
+	r, ok := h.reads[[2]reconcile.Date{from, to}]
+	if !ok {
+		r = &hotelRead{done: make(chan struct{})}
+		h.reads[[2]reconcile.Date{from, to}] = r
+	}
+	h.mu.Unlock()
+	if !ok {
+		r.stays, r.err = read()
+		close(r.done)
+	}
+	<-r.done
+	return r.stays, r.err
+}
+
+// own keeps the stays in the property's rooms, as the property's.
+func (s *Source) own(stays []reconcile.Stay) []reconcile.Stay {
+	if s.rooms == nil {
+		return stays
+	}
+	var out []reconcile.Stay
+	for _, st := range stays {
+		if !s.rooms[st.RoomID] {
+			continue
+		}
+		st.Ref.Property = s.property
+		if st.Key != nil {
+			k := *st.Key
+			st.Key = &k
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
 // Stays implements reconcile.StaySource with the 3RPMS Room Access Key API's RoomStays query:
 // reservation_from le to and reservation_to gt from.
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
+	if s.hotel != nil {
+		stays, err := s.hotel.stays(from, to, func() ([]reconcile.Stay, error) { return s.readWindow(ctx, from, to) })
+		return s.own(stays), err
+	}
+	stays, err := s.readWindow(ctx, from, to)
+	return s.own(stays), err
+}
+
+// readWindow reads every page of the stays overlapping from..to.
+func (s *Source) readWindow(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	return s.pages(ctx, func(cursor *string) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {
 		resp, err := RoomStays(ctx, s.gql, from.String(), to.String(), s.pageSize, cursor)
 		if err != nil {
@@ -63,6 +199,16 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 // StaysByID implements reconcile.StaySource with an id-in filter, as the
 // 3RPMS Room Access Key API does after a webhook. Stays 3RPMS no longer returns are left out.
 func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
+	if s.hotel != nil {
+		stays, err := s.hotel.staysByID(ids, func(ids []string) ([]reconcile.Stay, error) { return s.readByID(ctx, ids) })
+		return s.own(stays), err
+	}
+	stays, err := s.readByID(ctx, ids)
+	return s.own(stays), err
+}
+
+// readByID reads the given stays, a page of ids at a time.
+func (s *Source) readByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	var out []reconcile.Stay
 	for chunk := range slices.Chunk(ids, s.pageSize) {
 		stays, err := s.pages(ctx, func(cursor *string) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {

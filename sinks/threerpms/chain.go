@@ -1,0 +1,89 @@
+package threerpms
+
+import (
+	"context"
+	"sync"
+
+	"github.com/Khan/genqlient/graphql"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Chain sends the mutations of every property that reaches 3RPMS through
+// one endpoint and token (one hotel split into several properties) in
+// shared documents, so ten small properties take about the requests of one
+// property of their size rather than each paying its own part-full
+// documents. Each property's Sink (Chain.Sink) hands its batch to the
+// Chain; documents are filled with the queued batches' mutations, in the
+// order they came, up to the Chain's limit (a batch may be split across
+// two documents). One document is in flight at a time: batches that arrive
+// meanwhile (while it waits for its turn under the rate limit, say) share
+// the next one. Each mutation's outcome is its own; a request that fails
+// as a whole fails the mutations in it, and a batch all of whose
+// mutations were in failed requests fails as a whole, as it would have
+// alone.
+//
+// Batches of different properties are independent (each property's steps
+// follow one another within the property), so sharing a document does not
+// change what any of them does; GraphQL runs the fields in document order.
+type Chain struct {
+	gql    graphql.Client
+	maxOps int
+
+	mu    sync.Mutex // guards queue
+	queue []*submission
+	// sending is held while a document is built and sent.
+	sending sync.Mutex
+}
+
+// NewChain returns a Chain sending through gql up to maxOps mutations a
+// document (0 means DefaultMaxOps).
+func NewChain(gql graphql.Client, maxOps int) *Chain {
+	if maxOps <= 0 {
+		maxOps = DefaultMaxOps
+	}
+	return &Chain{gql: gql, maxOps: maxOps}
+}
+
+// Sink returns a property's Sink whose batches go through the Chain.
+func (c *Chain) Sink() *Sink {
+	return &Sink{gql: c.gql, maxOps: c.maxOps, chain: c}
+}
+
+// apply queues sub and sends documents until sub has gone in one: whoever
+// holds the turn sends what is queued, its own batch or others', so a
+// batch waits at most for the documents ahead of it.
+func (c *Chain) apply(ctx context.Context, sub *submission) ([]reconcile.Outcome, error) {
+	c.mu.Lock()
+	c.queue = append(c.queue, sub)
+	c.mu.Unlock()
+	for {
+		c.sending.Lock()
+		if sub.done {
+			c.sending.Unlock()
+			return sub.out, sub.err
+		}
+		sendDocument(ctx, c.gql, c.next())
+		c.sending.Unlock()
+	}
+}
+
+// next takes the next document's mutations off the queue: up to maxOps,
+// from the batches in the order they came.
+func (c *Chain) next() []part {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var parts []part
+	room := c.maxOps
+	for room > 0 && len(c.queue) > 0 {
+		sub := c.queue[0]
+		n := min(room, len(sub.sent)-sub.taken)
+		parts = append(parts, part{sub: sub, from: sub.taken, to: sub.taken + n})
+		sub.taken += n
+		room -= n
+		if sub.taken == len(sub.sent) {
+			c.queue = c.queue[1:]
+		}
+	}
+	return parts
+}

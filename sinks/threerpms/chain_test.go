@@ -1,0 +1,130 @@
+package threerpms
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/threerpms/sandbox"
+)
+
+// TestChainSharesDocuments: three properties' batches on one Chain. The
+// first goes alone and is held in flight; the two that arrive meanwhile go
+// in one document when they fit in maxOps, else in full documents (a batch
+// split across two when it must be). Each batch gets its own outcomes; a
+// shared request that fails fails both.
+func TestChainSharesDocuments(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		maxOps   int
+		fail     bool // the second request is answered 500
+		split    bool // the queued batches are 1 and 2 mutations, not 2 and 1
+		requests int
+	}{
+		{"shared", 0, false, false, 2},
+		{"too many for one", 2, false, false, 3},
+		{"a batch split across two", 2, false, true, 3},
+		{"shared request fails", 0, true, false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
+			for i := 1; i <= 4; i++ {
+				sb.AddRoom(fmt.Sprintf("r%d", i), fmt.Sprintf("Room %d", i))
+				if err := sb.AddStay(sandbox.Stay{ID: fmt.Sprintf("s%d", i), RoomID: fmt.Sprintf("r%d", i), Arrival: "2026-01-30", Departure: "2026-02-02"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			arrived, release := make(chan struct{}), make(chan struct{})
+			var mu sync.Mutex
+			n := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				n++
+				i := n
+				mu.Unlock()
+				if i == 1 {
+					close(arrived)
+					<-release
+				}
+				if i == 2 && tt.fail {
+					http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
+					return
+				}
+				sb.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			gql, err := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: "tok"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			chain := NewChain(gql, tt.maxOps)
+			batches := [][]*reconcile.Action{{pinCreate("s1")}, {pinCreate("s2"), pinCreate("s3")}, {pinCreate("s4")}}
+			if tt.split {
+				batches = [][]*reconcile.Action{{pinCreate("s1")}, {pinCreate("s2")}, {pinCreate("s3"), pinCreate("s4")}}
+			}
+			outs := make([][]reconcile.Outcome, len(batches))
+			errs := make([]error, len(batches))
+			var wg sync.WaitGroup
+			run := func(i int) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					outs[i], errs[i] = chain.Sink().Apply(t.Context(), batches[i])
+				}()
+			}
+			run(0)
+			<-arrived
+			run(1)
+			run(2)
+			for queued := 0; queued < 2; time.Sleep(time.Millisecond) {
+				chain.mu.Lock()
+				queued = len(chain.queue)
+				chain.mu.Unlock()
+			}
+			close(release)
+			wg.Wait()
+			if reqs := sb.Requests(); n != tt.requests {
+				t.Errorf("%d requests (%d reached the sandbox), want %d", n, len(reqs), tt.requests)
+			}
+			for i, b := range batches {
+				if tt.fail && i > 0 {
+					if errs[i] == nil {
+						t.Errorf("batch %d: no error from a failed shared request", i)
+					}
+					continue
+				}
+				if errs[i] != nil || len(outs[i]) != len(b) {
+					t.Fatalf("batch %d: %d outcomes, %v", i, len(outs[i]), errs[i])
+				}
+				for j, o := range outs[i] {
+					if o.Err != nil || o.RemoteID == "" {
+						t.Errorf("batch %d action %d: %+v", i, j, o)
+					}
+				}
+			}
+			want := 4
+			if tt.fail {
+				want = 1
+			}
+			if keys := sb.Keys(); len(keys) != want {
+				t.Errorf("%d keys in the sandbox, want %d", len(keys), want)
+			}
+		})
+	}
+}
+
+// pinCreate is an action creating a PIN key for stay.
+func pinCreate(stay string) *reconcile.Action {
+	return &reconcile.Action{
+		System: reconcile.System3RPMS, Op: reconcile.OpCreate, Kind: reconcile.KindPINKey,
+		Stay: reconcile.StayRef{Property: "hotel", Source: reconcile.System3RPMS, ID: stay},
+		Cred: &reconcile.Credential{System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, PIN: reconcile.Secret("4" + stay[1:] + "7391")},
+	}
+}
