@@ -403,10 +403,25 @@ func pinsInUse(stays []Stay, others []Secret) map[string]bool {
 	return used
 }
 
+// pinsToAvoid is pinsInUse for drawing PINs of the policy: it keeps only
+// the PINs the policy can draw, and as numbers (pinSet).
+func pinsToAvoid(policy PINPolicy, stays []Stay, others []Secret) *pinSet {
+	used := newPINSet(policy, len(stays)+len(stays)/8+len(others))
+	for i := range stays {
+		if k := stays[i].Key; k != nil && k.PIN != "" {
+			used.add([]byte(k.PIN.Reveal()))
+		}
+	}
+	for _, pin := range others {
+		used.add([]byte(pin.Reveal()))
+	}
+	return used
+}
+
 func (p *planner) run() (*Plan, error) {
 	in := p.in
 	_, p.readTo = in.Property.ReadRange(in.Now)
-	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: pinsInUse(in.Stays, in.UsedPINs)}
+	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: pinsToAvoid(in.Property.PIN, in.Stays, in.UsedPINs)}
 
 	p.rec = newRecords(in.Credentials)
 	rec := &p.rec
