@@ -217,10 +217,6 @@ type planner struct {
 	plan *Plan
 	pins *pinGenerator
 	rec  records
-	// live counts live credentials per remote key id, so a key shared by
-	// two stays (a split stay, the 3RPMS Room Access Key API) is deleted
-	// only with the last one.
-	live map[string]int
 	// withdrawn holds the live credentials the plan withdraws (Plan.Withdrawn).
 	withdrawn map[*Credential]bool
 	// readTo is the last arrival date the run reads (Property.ReadRange):
@@ -243,10 +239,12 @@ type records struct {
 	// stay, each group in input order; groups[g] is one stay's span of it.
 	order  []int32
 	groups []credGroup
-	byStay map[StayRef]int32 // index into groups
-	// byRemote is the index into in of the live 3RPMS credential holding
-	// each remote key id (the last one recorded).
-	byRemote map[string]int32
+	// byID is the first group of each stay id; groups of stays that share
+	// an id (other properties or sources) are chained by credGroup.next.
+	// Keyed by the id alone, the index is a third of the size.
+	byID map[string]int32
+	// byRemote holds each remote key id of the live 3RPMS credentials.
+	byRemote map[string]remoteKey
 	// copies is, by index into in, the planner's copy once made; ptrs
 	// holds a group's copies in order's layout.
 	copies []*Credential
@@ -257,7 +255,19 @@ type records struct {
 
 type credGroup struct {
 	first, n int32
-	seen     bool // the source returned the stay
+	next     int32 // the next group whose stay has the same id, or -1
+	seen     bool  // the source returned the stay
+}
+
+// remoteKey is what records knows of a remote key id.
+type remoteKey struct {
+	// cred is the index into in of the live 3RPMS credential holding the
+	// key (the last one recorded).
+	cred int32
+	// live counts the stays holding the key, so a key shared by two
+	// stays (a split stay, the 3RPMS Room Access Key API) is deleted only
+	// with the last one.
+	live int32
 }
 
 func newRecords(creds []Credential) records {
@@ -268,25 +278,37 @@ func newRecords(creds []Credential) records {
 			live++
 		}
 	}
-	r.byStay = make(map[StayRef]int32, live)
+	r.byID = make(map[string]int32, live)
 	r.groups = make([]credGroup, 0, live)
-	r.byRemote = make(map[string]int32, live)
+	r.byRemote = make(map[string]remoteKey, live)
 	group := make([]int32, 0, live) // each live credential's group
 	for i := range creds {
 		c := &creds[i]
 		if !c.Status.Live() {
 			continue
 		}
-		g, ok := r.byStay[c.Stay]
+		// Until order is laid out below, a group's first is the index
+		// into creds of its first credential, which names its stay.
+		g, ok := r.byID[c.Stay.ID]
+		for ok && creds[r.groups[g].first].Stay != c.Stay {
+			g = r.groups[g].next
+			ok = g >= 0
+		}
 		if !ok {
 			g = int32(len(r.groups))
-			r.byStay[c.Stay] = g
-			r.groups = append(r.groups, credGroup{})
+			next := int32(-1)
+			if first, ok := r.byID[c.Stay.ID]; ok {
+				next = first
+			}
+			r.byID[c.Stay.ID] = g
+			r.groups = append(r.groups, credGroup{first: int32(i), next: next})
 		}
 		r.groups[g].n++
 		group = append(group, g)
 		if c.System == System3RPMS && c.RemoteID != "" {
-			r.byRemote[c.RemoteID] = int32(i)
+			k := r.byRemote[c.RemoteID]
+			k.cred, k.live = int32(i), k.live+1
+			r.byRemote[c.RemoteID] = k
 		}
 	}
 	var at int32
@@ -374,17 +396,28 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 // ref is the stay of group g.
 func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]].Stay }
 
+// group returns the group of the stay's credentials, and false when it
+// has none.
+func (r *records) group(ref StayRef) (int32, bool) {
+	g, ok := r.byID[ref.ID]
+	for ok && r.ref(g) != ref {
+		g = r.groups[g].next
+		ok = g >= 0
+	}
+	return g, ok
+}
+
 // remote returns our credential holding the remote key id, or nil. It is
 // for reading only: it may be the input's own record.
 func (r *records) remote(id string) *Credential {
-	i, ok := r.byRemote[id]
+	k, ok := r.byRemote[id]
 	if !ok {
 		return nil
 	}
-	if c := r.copies[i]; c != nil {
+	if c := r.copies[k.cred]; c != nil {
 		return c
 	}
-	return &r.in[i]
+	return &r.in[k.cred]
 }
 
 // pinsInUse is the set of PINs a new one must differ from: those on the
@@ -425,13 +458,7 @@ func (p *planner) run() (*Plan, error) {
 
 	p.rec = newRecords(in.Credentials)
 	rec := &p.rec
-	p.live = make(map[string]int, len(rec.byRemote))
 	p.withdrawn = map[*Credential]bool{}
-	for _, i := range rec.order {
-		if c := &in.Credentials[i]; c.System == System3RPMS && c.RemoteID != "" {
-			p.live[c.RemoteID]++
-		}
-	}
 	p.plan.Live = len(rec.order)
 
 	// The stays by arrival, then id: an index, so the stays are not copied.
@@ -455,11 +482,12 @@ func (p *planner) run() (*Plan, error) {
 		if s.Key == nil {
 			continue
 		}
-		if _, ours := rec.byRemote[s.Key.ID]; !ours {
+		k, ours := rec.byRemote[s.Key.ID]
+		if !ours {
 			continue
 		}
 		holds := false
-		if g, ok := rec.byStay[s.Ref]; ok {
+		if g, ok := rec.group(s.Ref); ok {
 			grp := rec.groups[g]
 			holds = slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
 				c := &in.Credentials[j]
@@ -467,12 +495,13 @@ func (p *planner) run() (*Plan, error) {
 			})
 		}
 		if !holds {
-			p.live[s.Key.ID]++
+			k.live++
+			rec.byRemote[s.Key.ID] = k
 		}
 	}
 	for _, i := range stays {
 		s := &in.Stays[i]
-		g, ok := rec.byStay[s.Ref]
+		g, ok := rec.group(s.Ref)
 		if !ok {
 			if err := p.stay(*s, nil); err != nil {
 				return nil, err
@@ -832,8 +861,12 @@ func (p *planner) discard(s Stay, creds []*Credential, keep *Credential, reason 
 // release deletes a credential's remote key, or, when another stay still
 // holds the same key, only lets go of this stay's record of it.
 func (p *planner) release(s Stay, c *Credential, reason string) {
-	p.live[c.RemoteID]--
-	if p.live[c.RemoteID] > 0 {
+	k, ok := p.rec.byRemote[c.RemoteID]
+	if ok {
+		k.live--
+		p.rec.byRemote[c.RemoteID] = k
+	}
+	if k.live > 0 {
 		p.add(Action{Op: OpRelease, Reason: reason + "; key still held by another stay", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		return
 	}

@@ -1,0 +1,43 @@
+package reconcile
+
+import "testing"
+
+// TestRecordsSharedStayID checks that stays sharing an id (other sources,
+// other properties) keep their credentials apart in records' index.
+func TestRecordsSharedStayID(t *testing.T) {
+	t.Parallel()
+	a := StayRef{Property: "p", Source: System3RPMS, ID: "42"}
+	b := StayRef{Property: "p", Source: SystemGuestway, ID: "42"}
+	c := StayRef{Property: "q", Source: System3RPMS, ID: "42"}
+	creds := []Credential{
+		{ID: 1, Stay: a, Status: StatusActive},
+		{ID: 2, Stay: b, Status: StatusActive},
+		{ID: 3, Stay: a, Status: StatusDeleted},
+		{ID: 4, Stay: c, Status: StatusPending},
+		{ID: 5, Stay: b, Status: StatusActive},
+		{ID: 6, Stay: a, Status: StatusActive},
+	}
+	r := newRecords(creds)
+	want := map[StayRef][]int64{a: {1, 6}, b: {2, 5}, c: {4}}
+	for ref, ids := range want {
+		g, ok := r.group(ref)
+		if !ok {
+			t.Fatalf("group(%v): none", ref)
+		}
+		if r.ref(g) != ref {
+			t.Errorf("group(%v) is the group of %v", ref, r.ref(g))
+		}
+		got, _ := r.recorded(g)
+		if len(got) != len(ids) {
+			t.Fatalf("recorded(%v) = %d credentials, want %d", ref, len(got), len(ids))
+		}
+		for i, c := range got {
+			if c.ID != ids[i] {
+				t.Errorf("recorded(%v)[%d] = credential %d, want %d", ref, i, c.ID, ids[i])
+			}
+		}
+	}
+	if _, ok := r.group(StayRef{Property: "p", Source: SystemOpenApp, ID: "42"}); ok {
+		t.Error("group of a stay with no credentials found")
+	}
+}
