@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -461,18 +462,7 @@ func (p *planner) run() (*Plan, error) {
 	p.withdrawn = map[*Credential]bool{}
 	p.plan.Live = len(rec.order)
 
-	// The stays by arrival, then id: an index, so the stays are not copied.
-	stays := make([]int32, len(in.Stays))
-	for i := range stays {
-		stays[i] = int32(i)
-	}
-	slices.SortFunc(stays, func(a, b int32) int {
-		x, y := &in.Stays[a], &in.Stays[b]
-		if c := x.Arrival.Compare(y.Arrival); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Ref.ID, y.Ref.ID)
-	})
+	stays := stayOrder(in.Stays)
 	// A stay holding a key of ours recorded for another stay (3RPMS reused
 	// it when splitting a stay) will adopt it below. Count that holder
 	// before any stay is planned, so the departed part of a split does not
@@ -499,8 +489,8 @@ func (p *planner) run() (*Plan, error) {
 			rec.byRemote[s.Key.ID] = k
 		}
 	}
-	for _, i := range stays {
-		s := &in.Stays[i]
+	for _, k := range stays {
+		s := &in.Stays[k.stay]
 		g, ok := rec.group(s.Ref)
 		if !ok {
 			if err := p.stay(*s, nil); err != nil {
@@ -560,6 +550,43 @@ func (p *planner) run() (*Plan, error) {
 			cmp.Compare(deferredFirst(a), deferredFirst(b)))
 	})
 	return p.plan, nil
+}
+
+// stayKey is a stay's place in the order stays are planned in.
+type stayKey struct {
+	// arrival is the arrival date as a number in the same order.
+	arrival int32
+	stay    int32 // index into Input.Stays
+	// prefix is the first 8 bytes of the stay's id, big-endian and padded
+	// with zeros, which orders most ids without reading the stay.
+	prefix uint64
+}
+
+// stayOrder returns the stays by arrival, then id, then input order. The
+// sort reads the keys alone unless two ids share a prefix, so it does not
+// chase each stay's id around the heap.
+func stayOrder(stays []Stay) []stayKey {
+	keys := make([]stayKey, len(stays))
+	for i := range stays {
+		s := &stays[i]
+		var prefix [8]byte
+		copy(prefix[:], s.Ref.ID)
+		keys[i] = stayKey{
+			arrival: int32(s.Arrival.Year)<<9 | int32(s.Arrival.Month)<<5 | int32(s.Arrival.Day),
+			stay:    int32(i),
+			prefix:  binary.BigEndian.Uint64(prefix[:]),
+		}
+	}
+	slices.SortFunc(keys, func(a, b stayKey) int {
+		if a.arrival != b.arrival {
+			return cmp.Compare(a.arrival, b.arrival)
+		}
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return cmp.Or(strings.Compare(stays[a.stay].Ref.ID, stays[b.stay].Ref.ID), cmp.Compare(a.stay, b.stay))
+	})
+	return keys
 }
 
 // alignKeySteps keeps 3RPMS creates and assigns at two chained requests
