@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -223,10 +225,54 @@ type planner struct {
 	// readTo is the last arrival date the run reads (Property.ReadRange):
 	// later stays are not yet due.
 	readTo Date
-	// actions and creds are where add and credential allocate, a chunk at
-	// a time.
-	actions []Action
-	creds   []Credential
+	// log holds the actions add made, in order: Plan.Actions once sorted.
+	log actionLog
+	// creds is where credential allocates, a chunk at a time.
+	creds []Credential
+}
+
+// actionLog holds a plan's actions in the order they were planned, in
+// chunks, so the plan's list of them is allocated once, at its final
+// size, when they are sorted.
+type actionLog struct {
+	chunks [][]Action // all full but the last
+	starts []int      // the number of actions before each chunk
+	n      int        // the number of actions
+}
+
+// add appends a copy of act and returns it.
+func (l *actionLog) add(act Action) *Action {
+	last := len(l.chunks) - 1
+	if last < 0 || len(l.chunks[last]) == cap(l.chunks[last]) {
+		size := 16
+		if last >= 0 {
+			size = min(2*cap(l.chunks[last]), 4096)
+		}
+		l.chunks = append(l.chunks, make([]Action, 0, size))
+		l.starts = append(l.starts, l.n)
+		last++
+	}
+	l.chunks[last] = append(l.chunks[last], act)
+	l.n++
+	return &l.chunks[last][len(l.chunks[last])-1]
+}
+
+// since yields the actions added after the first n, in order.
+func (l *actionLog) since(n int) iter.Seq[*Action] {
+	return func(yield func(*Action) bool) {
+		c := len(l.chunks) - 1
+		for c > 0 && l.starts[c] > n {
+			c--
+		}
+		for ; c >= 0 && c < len(l.chunks); c++ {
+			chunk := l.chunks[c]
+			for i := max(n-l.starts[c], 0); i < len(chunk); i++ {
+				if !yield(&chunk[i]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // records indexes the live recorded credentials by stay and by remote key
@@ -379,7 +425,7 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 		if *c != r.in[i] || p.withdrawn[c] {
 			return
 		}
-		for _, a := range p.plan.Actions[actions:] {
+		for a := range p.log.since(actions) {
 			if a.Cred == c || a.After == c || a.Upstream == c {
 				return
 			}
@@ -500,7 +546,7 @@ func (p *planner) run() (*Plan, error) {
 		}
 		rec.groups[g].seen = true
 		creds, made := rec.recorded(g)
-		actions, syncs := len(p.plan.Actions), len(p.plan.Sync)
+		actions, syncs := p.log.n, len(p.plan.Sync)
 		if err := p.stay(*s, creds); err != nil {
 			return nil, err
 		}
@@ -521,7 +567,7 @@ func (p *planner) run() (*Plan, error) {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
-		n := len(p.plan.Actions)
+		n := p.log.n
 		p.withdraw(s, creds, false, fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
 			// It left before it vanished: the cleanup of a departure
@@ -530,26 +576,56 @@ func (p *planner) run() (*Plan, error) {
 				delete(p.withdrawn, c)
 			}
 		}
-		for _, a := range p.plan.Actions[n:] {
+		for a := range p.log.since(n) {
 			a.Unseen = true
 		}
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
 
 	p.alignKeySteps()
-	// Revocations and cleanup first, then by
-	// urgency; the sort is stable, so one stay's actions keep their order.
-	deferredFirst := func(a *Action) int {
-		if p.in.Deferred[a.Stay] {
+	p.plan.Actions = sortActions(&p.log, p.in.Deferred)
+	return p.plan, nil
+}
+
+// sortActions orders a plan's actions by step, then priority (revocations
+// and cleanup first, then by urgency), the deferred stays' first within a
+// priority. The sort is stable, so one stay's actions keep their order.
+// There are few distinct keys, so each action is placed in one pass (a
+// counting sort) instead of being compared n log n times.
+func sortActions(actions *actionLog, deferred map[StayRef]bool) []*Action {
+	if actions.n == 0 {
+		return nil // as a plan with nothing to do always had
+	}
+	type sortKey struct {
+		step  int
+		prio  Priority
+		later bool // the stay was not deferred
+	}
+	keyOf := func(a *Action) sortKey { return sortKey{a.Step, a.Priority, !deferred[a.Stay]} }
+	next := map[sortKey]int{} // how many have the key, then where the next goes
+	for a := range actions.since(0) {
+		next[keyOf(a)]++
+	}
+	keys := slices.SortedFunc(maps.Keys(next), func(a, b sortKey) int {
+		later := func(k sortKey) int {
+			if k.later {
+				return 1
+			}
 			return 0
 		}
-		return 1
-	}
-	slices.SortStableFunc(p.plan.Actions, func(a, b *Action) int {
-		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority),
-			cmp.Compare(deferredFirst(a), deferredFirst(b)))
+		return cmp.Or(cmp.Compare(a.step, b.step), cmp.Compare(a.prio, b.prio), cmp.Compare(later(a), later(b)))
 	})
-	return p.plan, nil
+	at := 0
+	for _, k := range keys {
+		at, next[k] = at+next[k], at
+	}
+	out := make([]*Action, actions.n)
+	for a := range actions.since(0) {
+		k := keyOf(a)
+		out[next[k]] = a
+		next[k]++
+	}
+	return out
 }
 
 // stayKey is a stay's place in the order stays are planned in.
@@ -596,7 +672,7 @@ func stayOrder(stays []Stay) []stayKey {
 // Cleanup revocations stay in step 1: they go before anything else.
 func (p *planner) alignKeySteps() {
 	derived := map[*Credential]bool{}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		if a.Upstream != nil {
 			derived[a.Cred] = true
 		}
@@ -604,7 +680,7 @@ func (p *planner) alignKeySteps() {
 	if len(derived) == 0 {
 		return
 	}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		cleanup := a.Priority == PriorityRevoke && a.After == nil
 		if a.System == System3RPMS && !derived[a.Cred] && !cleanup {
 			a.Step++
@@ -613,12 +689,12 @@ func (p *planner) alignKeySteps() {
 	// An old key's revoke goes in the same request as its replacement's
 	// assign, just before it.
 	assignStep := map[*Credential]int{}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		if a.Op == OpAssign {
 			assignStep[a.Cred] = a.Step
 		}
 	}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		if step, ok := assignStep[a.After]; ok && a.System == System3RPMS && a.After != nil {
 			a.Step = step
 		}
@@ -718,10 +794,10 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 			if err != nil {
 				return err
 			}
-			n := len(p.plan.Actions)
+			n := p.log.n
 			p.add(Action{Op: OpRevoke, Reason: reason, Cred: current, Priority: PriorityRevoke, After: fresh.Cred}, s)
 			p.release(s, current, reason)
-			for _, a := range p.plan.Actions[n:] {
+			for a := range p.log.since(n) {
 				a.Step, a.After = fresh.Step+1, fresh.Cred
 			}
 			return nil
@@ -912,18 +988,13 @@ func (p *planner) credential(c Credential) *Credential {
 // add appends the action to the plan for stay s and returns it. Actions
 // are allocated a chunk at a time.
 func (p *planner) add(act Action, s Stay) *Action {
-	if len(p.actions) == cap(p.actions) {
-		p.actions = make([]Action, 0, min(max(2*cap(p.actions), 16), 4096))
-	}
-	p.actions = append(p.actions, act)
-	a := &p.actions[len(p.actions)-1]
+	a := p.log.add(act)
 	a.System = a.Cred.System
 	a.Stay, a.RoomID, a.Room = s.Ref, s.RoomID, roomLabel(s)
 	a.Arrival, a.Departure = s.Arrival, s.Departure
 	if a.Kind == "" && a.Cred != nil {
 		a.Kind = a.Cred.Kind
 	}
-	p.plan.Actions = append(p.plan.Actions, a)
 	return a
 }
 

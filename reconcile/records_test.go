@@ -41,3 +41,31 @@ func TestRecordsSharedStayID(t *testing.T) {
 		t.Error("group of a stay with no credentials found")
 	}
 }
+
+// TestActionLog checks that since yields the actions added after a mark,
+// in order, wherever the chunks begin.
+func TestActionLog(t *testing.T) {
+	t.Parallel()
+	var l actionLog
+	for i := range 5000 {
+		if a := l.add(Action{Step: i}); a.Step != i {
+			t.Fatalf("add returned action %d, want %d", a.Step, i)
+		}
+	}
+	for _, n := range []int{0, 1, 15, 16, 17, 47, 48, 4000, 4999, 5000} {
+		want := n
+		for a := range l.since(n) {
+			if a.Step != want {
+				t.Fatalf("since(%d) yields action %d, want %d", n, a.Step, want)
+			}
+			want++
+		}
+		if want != l.n {
+			t.Errorf("since(%d) ends at %d, want %d", n, want, l.n)
+		}
+	}
+	var empty actionLog
+	for range empty.since(0) {
+		t.Error("since(0) of an empty log yields an action")
+	}
+}
