@@ -1,6 +1,14 @@
 package reconcile
 
-import "testing"
+// Tests of the planner's internal indexes and lists.
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+)
 
 // TestRecordsSharedStayID checks that stays sharing an id (other sources,
 // other properties) keep their credentials apart in records' index.
@@ -67,5 +75,39 @@ func TestActionLog(t *testing.T) {
 	var empty actionLog
 	for range empty.since(0) {
 		t.Error("since(0) of an empty log yields an action")
+	}
+}
+
+// TestSortActions checks sortActions against a stable comparison sort on
+// step, priority and deferral.
+func TestSortActions(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	deferred := map[StayRef]bool{{ID: "1"}: true, {ID: "3"}: true}
+	var l actionLog
+	for i := range 1000 {
+		l.add(Action{Stay: StayRef{ID: strconv.Itoa(rng.IntN(5))}, Step: 1 + rng.IntN(3), Priority: Priority(1 + rng.IntN(4)), Reason: strconv.Itoa(i)})
+	}
+	want := slices.Collect(l.since(0))
+	deferredFirst := func(a *Action) int {
+		if deferred[a.Stay] {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(want, func(a, b *Action) int {
+		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority), cmp.Compare(deferredFirst(a), deferredFirst(b)))
+	})
+	got := sortActions(&l, deferred)
+	if len(got) != len(want) {
+		t.Fatalf("sortActions: %d actions, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("sortActions: action %d is %+v, want %+v", i, *got[i], *want[i])
+		}
+	}
+	if got := sortActions(&actionLog{}, nil); got != nil {
+		t.Errorf("sortActions of no actions = %v, want nil", got)
 	}
 }
