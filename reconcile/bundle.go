@@ -364,9 +364,9 @@ func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio
 // step later, only if the new one was created (make before break).
 func (p *planner) replaceTimeBound(s Stay, old *Credential, kind Kind, win Window, prio Priority, reason string) *upstream {
 	up := p.issueTimeBound(s, old.System, kind, win, prio, reason)
-	n := len(p.plan.Actions)
+	n := p.log.n
 	p.end(s, []*Credential{old}, reason)
-	for _, a := range p.plan.Actions[n:] {
+	for a := range p.log.since(n) {
 		a.Step, a.After = 2, up.cred
 	}
 	return up

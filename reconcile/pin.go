@@ -69,7 +69,7 @@ func ValidPIN(pin string) bool {
 type pinGenerator struct {
 	policy PINPolicy
 	rand   io.Reader
-	used   map[string]bool
+	used   *pinSet
 	// buf holds the random bytes of one PIN being drawn.
 	buf [maxPINLength]byte
 }
@@ -96,12 +96,11 @@ func (g *pinGenerator) next(roomName string) (Secret, error) {
 		for i, x := range pin {
 			pin[i] = alphabet[x]
 		}
-		if g.used[string(pin)] || Guessable(string(pin), roomName) {
+		if g.used.has(pin) || Guessable(string(pin), roomName) {
 			continue
 		}
-		s := string(pin)
-		g.used[s] = true
-		return Secret(s), nil
+		g.used.add(pin)
+		return Secret(pin), nil
 	}
 	return "", errors.New("generate pin: no unused PIN found; lengthen the PIN policy")
 }
@@ -149,4 +148,103 @@ func Guessable(pin, roomName string) bool {
 	}
 	room := strings.TrimSpace(roomName)
 	return len(room) >= 2 && strings.Contains(strings.ToLower(pin), strings.ToLower(room))
+}
+
+// pinSet is the set of PINs a new one must differ from. Only PINs the
+// generator can draw matter: of the policy's length, every character from
+// its alphabet. Such a PIN is a number in base len(alphabet), which the
+// set keeps in a bitset when the policy's space is small (six digits: 125
+// KB), else in a map of numbers; PINs of any other shape are not kept.
+type pinSet struct {
+	length int
+	base   uint64
+	// digit is, by character, its index in the alphabet plus one; 0 for
+	// characters not in it.
+	digit [256]uint16
+	bits  []uint64            // by number, when the space is small
+	nums  map[uint64]struct{} // else, while the space fits a uint64
+	strs  map[string]struct{} // else
+}
+
+// maxPINSetBits is the largest space pinSet keeps as a bitset (2 MB), or
+// more when the set is expected to hold enough PINs that a map would be
+// larger anyway.
+const maxPINSetBits = 1 << 24
+
+// newPINSet returns an empty set for the policy's PINs, sized for about
+// hint of them.
+func newPINSet(policy PINPolicy, hint int) *pinSet {
+	s := &pinSet{length: policy.Length, base: uint64(len(policy.Alphabet))}
+	for i := len(policy.Alphabet) - 1; i >= 0; i-- {
+		s.digit[policy.Alphabet[i]] = uint16(i + 1) // the first occurrence wins
+	}
+	space, fits := uint64(1), s.base > 0 && s.length > 0
+	for range s.length {
+		hi, lo := bits.Mul64(space, s.base)
+		if hi != 0 {
+			fits = false
+			break
+		}
+		space = lo
+	}
+	switch {
+	case fits && space <= max(maxPINSetBits, 128*uint64(hint)):
+		s.bits = make([]uint64, (space+63)/64)
+	case fits:
+		s.nums = make(map[uint64]struct{}, hint)
+	default:
+		s.strs = make(map[string]struct{}, hint)
+	}
+	return s
+}
+
+// number returns pin as a number in base len(alphabet), and false when the
+// generator cannot draw it.
+func (s *pinSet) number(pin []byte) (uint64, bool) {
+	if len(pin) != s.length {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range pin {
+		d := s.digit[c]
+		if d == 0 {
+			return 0, false
+		}
+		n = n*s.base + uint64(d-1)
+	}
+	return n, true
+}
+
+func (s *pinSet) add(pin []byte) {
+	if s.strs != nil {
+		if len(pin) == s.length {
+			s.strs[string(pin)] = struct{}{}
+		}
+		return
+	}
+	n, ok := s.number(pin)
+	switch {
+	case !ok:
+	case s.bits != nil:
+		s.bits[n/64] |= 1 << (n % 64)
+	default:
+		s.nums[n] = struct{}{}
+	}
+}
+
+func (s *pinSet) has(pin []byte) bool {
+	if s.strs != nil {
+		_, ok := s.strs[string(pin)]
+		return ok
+	}
+	n, ok := s.number(pin)
+	switch {
+	case !ok:
+		return false
+	case s.bits != nil:
+		return s.bits[n/64]&(1<<(n%64)) != 0
+	default:
+		_, ok := s.nums[n]
+		return ok
+	}
 }

@@ -2,8 +2,11 @@ package reconcile
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -217,19 +220,59 @@ type planner struct {
 	plan *Plan
 	pins *pinGenerator
 	rec  records
-	// live counts live credentials per remote key id, so a key shared by
-	// two stays (a split stay, the 3RPMS Room Access Key API) is deleted
-	// only with the last one.
-	live map[string]int
 	// withdrawn holds the live credentials the plan withdraws (Plan.Withdrawn).
 	withdrawn map[*Credential]bool
 	// readTo is the last arrival date the run reads (Property.ReadRange):
 	// later stays are not yet due.
 	readTo Date
-	// actions and creds are where add and credential allocate, a chunk at
-	// a time.
-	actions []Action
-	creds   []Credential
+	// log holds the actions add made, in order: Plan.Actions once sorted.
+	log actionLog
+	// creds is where credential allocates, a chunk at a time.
+	creds []Credential
+}
+
+// actionLog holds a plan's actions in the order they were planned, in
+// chunks, so the plan's list of them is allocated once, at its final
+// size, when they are sorted.
+type actionLog struct {
+	chunks [][]Action // all full but the last
+	starts []int      // the number of actions before each chunk
+	n      int        // the number of actions
+}
+
+// add appends a copy of act and returns it.
+func (l *actionLog) add(act Action) *Action {
+	last := len(l.chunks) - 1
+	if last < 0 || len(l.chunks[last]) == cap(l.chunks[last]) {
+		size := 16
+		if last >= 0 {
+			size = min(2*cap(l.chunks[last]), 4096)
+		}
+		l.chunks = append(l.chunks, make([]Action, 0, size))
+		l.starts = append(l.starts, l.n)
+		last++
+	}
+	l.chunks[last] = append(l.chunks[last], act)
+	l.n++
+	return &l.chunks[last][len(l.chunks[last])-1]
+}
+
+// since yields the actions added after the first n, in order.
+func (l *actionLog) since(n int) iter.Seq[*Action] {
+	return func(yield func(*Action) bool) {
+		c := len(l.chunks) - 1
+		for c > 0 && l.starts[c] > n {
+			c--
+		}
+		for ; c >= 0 && c < len(l.chunks); c++ {
+			chunk := l.chunks[c]
+			for i := max(n-l.starts[c], 0); i < len(chunk); i++ {
+				if !yield(&chunk[i]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // records indexes the live recorded credentials by stay and by remote key
@@ -243,10 +286,12 @@ type records struct {
 	// stay, each group in input order; groups[g] is one stay's span of it.
 	order  []int32
 	groups []credGroup
-	byStay map[StayRef]int32 // index into groups
-	// byRemote is the index into in of the live 3RPMS credential holding
-	// each remote key id (the last one recorded).
-	byRemote map[string]int32
+	// byID is the first group of each stay id; groups of stays that share
+	// an id (other properties or sources) are chained by credGroup.next.
+	// Keyed by the id alone, the index is a third of the size.
+	byID map[string]int32
+	// byRemote holds each remote key id of the live 3RPMS credentials.
+	byRemote map[string]remoteKey
 	// copies is, by index into in, the planner's copy once made; ptrs
 	// holds a group's copies in order's layout.
 	copies []*Credential
@@ -257,7 +302,19 @@ type records struct {
 
 type credGroup struct {
 	first, n int32
-	seen     bool // the source returned the stay
+	next     int32 // the next group whose stay has the same id, or -1
+	seen     bool  // the source returned the stay
+}
+
+// remoteKey is what records knows of a remote key id.
+type remoteKey struct {
+	// cred is the index into in of the live 3RPMS credential holding the
+	// key (the last one recorded).
+	cred int32
+	// live counts the stays holding the key, so a key shared by two
+	// stays (a split stay, the 3RPMS Room Access Key API) is deleted only
+	// with the last one.
+	live int32
 }
 
 func newRecords(creds []Credential) records {
@@ -268,25 +325,37 @@ func newRecords(creds []Credential) records {
 			live++
 		}
 	}
-	r.byStay = make(map[StayRef]int32, live)
+	r.byID = make(map[string]int32, live)
 	r.groups = make([]credGroup, 0, live)
-	r.byRemote = make(map[string]int32, live)
+	r.byRemote = make(map[string]remoteKey, live)
 	group := make([]int32, 0, live) // each live credential's group
 	for i := range creds {
 		c := &creds[i]
 		if !c.Status.Live() {
 			continue
 		}
-		g, ok := r.byStay[c.Stay]
+		// Until order is laid out below, a group's first is the index
+		// into creds of its first credential, which names its stay.
+		g, ok := r.byID[c.Stay.ID]
+		for ok && creds[r.groups[g].first].Stay != c.Stay {
+			g = r.groups[g].next
+			ok = g >= 0
+		}
 		if !ok {
 			g = int32(len(r.groups))
-			r.byStay[c.Stay] = g
-			r.groups = append(r.groups, credGroup{})
+			next := int32(-1)
+			if first, ok := r.byID[c.Stay.ID]; ok {
+				next = first
+			}
+			r.byID[c.Stay.ID] = g
+			r.groups = append(r.groups, credGroup{first: int32(i), next: next})
 		}
 		r.groups[g].n++
 		group = append(group, g)
 		if c.System == System3RPMS && c.RemoteID != "" {
-			r.byRemote[c.RemoteID] = int32(i)
+			k := r.byRemote[c.RemoteID]
+			k.cred, k.live = int32(i), k.live+1
+			r.byRemote[c.RemoteID] = k
 		}
 	}
 	var at int32
@@ -356,7 +425,7 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 		if *c != r.in[i] || p.withdrawn[c] {
 			return
 		}
-		for _, a := range p.plan.Actions[actions:] {
+		for a := range p.log.since(actions) {
 			if a.Cred == c || a.After == c || a.Upstream == c {
 				return
 			}
@@ -374,17 +443,28 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 // ref is the stay of group g.
 func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]].Stay }
 
+// group returns the group of the stay's credentials, and false when it
+// has none.
+func (r *records) group(ref StayRef) (int32, bool) {
+	g, ok := r.byID[ref.ID]
+	for ok && r.ref(g) != ref {
+		g = r.groups[g].next
+		ok = g >= 0
+	}
+	return g, ok
+}
+
 // remote returns our credential holding the remote key id, or nil. It is
 // for reading only: it may be the input's own record.
 func (r *records) remote(id string) *Credential {
-	i, ok := r.byRemote[id]
+	k, ok := r.byRemote[id]
 	if !ok {
 		return nil
 	}
-	if c := r.copies[i]; c != nil {
+	if c := r.copies[k.cred]; c != nil {
 		return c
 	}
-	return &r.in[i]
+	return &r.in[k.cred]
 }
 
 // pinsInUse is the set of PINs a new one must differ from: those on the
@@ -403,34 +483,32 @@ func pinsInUse(stays []Stay, others []Secret) map[string]bool {
 	return used
 }
 
+// pinsToAvoid is pinsInUse for drawing PINs of the policy: it keeps only
+// the PINs the policy can draw, and as numbers (pinSet).
+func pinsToAvoid(policy PINPolicy, stays []Stay, others []Secret) *pinSet {
+	used := newPINSet(policy, len(stays)+len(stays)/8+len(others))
+	for i := range stays {
+		if k := stays[i].Key; k != nil && k.PIN != "" {
+			used.add([]byte(k.PIN.Reveal()))
+		}
+	}
+	for _, pin := range others {
+		used.add([]byte(pin.Reveal()))
+	}
+	return used
+}
+
 func (p *planner) run() (*Plan, error) {
 	in := p.in
 	_, p.readTo = in.Property.ReadRange(in.Now)
-	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: pinsInUse(in.Stays, in.UsedPINs)}
+	p.pins = &pinGenerator{policy: in.Property.PIN, rand: in.Rand, used: pinsToAvoid(in.Property.PIN, in.Stays, in.UsedPINs)}
 
 	p.rec = newRecords(in.Credentials)
 	rec := &p.rec
-	p.live = make(map[string]int, len(rec.byRemote))
 	p.withdrawn = map[*Credential]bool{}
-	for _, i := range rec.order {
-		if c := &in.Credentials[i]; c.System == System3RPMS && c.RemoteID != "" {
-			p.live[c.RemoteID]++
-		}
-	}
 	p.plan.Live = len(rec.order)
 
-	// The stays by arrival, then id: an index, so the stays are not copied.
-	stays := make([]int32, len(in.Stays))
-	for i := range stays {
-		stays[i] = int32(i)
-	}
-	slices.SortFunc(stays, func(a, b int32) int {
-		x, y := &in.Stays[a], &in.Stays[b]
-		if c := x.Arrival.Compare(y.Arrival); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Ref.ID, y.Ref.ID)
-	})
+	stays := stayOrder(in.Stays)
 	// A stay holding a key of ours recorded for another stay (3RPMS reused
 	// it when splitting a stay) will adopt it below. Count that holder
 	// before any stay is planned, so the departed part of a split does not
@@ -440,11 +518,12 @@ func (p *planner) run() (*Plan, error) {
 		if s.Key == nil {
 			continue
 		}
-		if _, ours := rec.byRemote[s.Key.ID]; !ours {
+		k, ours := rec.byRemote[s.Key.ID]
+		if !ours {
 			continue
 		}
 		holds := false
-		if g, ok := rec.byStay[s.Ref]; ok {
+		if g, ok := rec.group(s.Ref); ok {
 			grp := rec.groups[g]
 			holds = slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
 				c := &in.Credentials[j]
@@ -452,12 +531,13 @@ func (p *planner) run() (*Plan, error) {
 			})
 		}
 		if !holds {
-			p.live[s.Key.ID]++
+			k.live++
+			rec.byRemote[s.Key.ID] = k
 		}
 	}
-	for _, i := range stays {
-		s := &in.Stays[i]
-		g, ok := rec.byStay[s.Ref]
+	for _, k := range stays {
+		s := &in.Stays[k.stay]
+		g, ok := rec.group(s.Ref)
 		if !ok {
 			if err := p.stay(*s, nil); err != nil {
 				return nil, err
@@ -466,7 +546,7 @@ func (p *planner) run() (*Plan, error) {
 		}
 		rec.groups[g].seen = true
 		creds, made := rec.recorded(g)
-		actions, syncs := len(p.plan.Actions), len(p.plan.Sync)
+		actions, syncs := p.log.n, len(p.plan.Sync)
 		if err := p.stay(*s, creds); err != nil {
 			return nil, err
 		}
@@ -487,7 +567,7 @@ func (p *planner) run() (*Plan, error) {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
-		n := len(p.plan.Actions)
+		n := p.log.n
 		p.withdraw(s, creds, false, fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
 			// It left before it vanished: the cleanup of a departure
@@ -496,26 +576,93 @@ func (p *planner) run() (*Plan, error) {
 				delete(p.withdrawn, c)
 			}
 		}
-		for _, a := range p.plan.Actions[n:] {
+		for a := range p.log.since(n) {
 			a.Unseen = true
 		}
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
 
 	p.alignKeySteps()
-	// Revocations and cleanup first, then by
-	// urgency; the sort is stable, so one stay's actions keep their order.
-	deferredFirst := func(a *Action) int {
-		if p.in.Deferred[a.Stay] {
+	p.plan.Actions = sortActions(&p.log, p.in.Deferred)
+	return p.plan, nil
+}
+
+// sortActions orders a plan's actions by step, then priority (revocations
+// and cleanup first, then by urgency), the deferred stays' first within a
+// priority. The sort is stable, so one stay's actions keep their order.
+// There are few distinct keys, so each action is placed in one pass (a
+// counting sort) instead of being compared n log n times.
+func sortActions(actions *actionLog, deferred map[StayRef]bool) []*Action {
+	if actions.n == 0 {
+		return nil // as a plan with nothing to do always had
+	}
+	type sortKey struct {
+		step  int
+		prio  Priority
+		later bool // the stay was not deferred
+	}
+	keyOf := func(a *Action) sortKey { return sortKey{a.Step, a.Priority, !deferred[a.Stay]} }
+	next := map[sortKey]int{} // how many have the key, then where the next goes
+	for a := range actions.since(0) {
+		next[keyOf(a)]++
+	}
+	keys := slices.SortedFunc(maps.Keys(next), func(a, b sortKey) int {
+		later := func(k sortKey) int {
+			if k.later {
+				return 1
+			}
 			return 0
 		}
-		return 1
-	}
-	slices.SortStableFunc(p.plan.Actions, func(a, b *Action) int {
-		return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Priority, b.Priority),
-			cmp.Compare(deferredFirst(a), deferredFirst(b)))
+		return cmp.Or(cmp.Compare(a.step, b.step), cmp.Compare(a.prio, b.prio), cmp.Compare(later(a), later(b)))
 	})
-	return p.plan, nil
+	at := 0
+	for _, k := range keys {
+		at, next[k] = at+next[k], at
+	}
+	out := make([]*Action, actions.n)
+	for a := range actions.since(0) {
+		k := keyOf(a)
+		out[next[k]] = a
+		next[k]++
+	}
+	return out
+}
+
+// stayKey is a stay's place in the order stays are planned in.
+type stayKey struct {
+	// arrival is the arrival date as a number in the same order.
+	arrival int32
+	stay    int32 // index into Input.Stays
+	// prefix is the first 8 bytes of the stay's id, big-endian and padded
+	// with zeros, which orders most ids without reading the stay.
+	prefix uint64
+}
+
+// stayOrder returns the stays by arrival, then id, then input order. The
+// sort reads the keys alone unless two ids share a prefix, so it does not
+// chase each stay's id around the heap.
+func stayOrder(stays []Stay) []stayKey {
+	keys := make([]stayKey, len(stays))
+	for i := range stays {
+		s := &stays[i]
+		var prefix [8]byte
+		copy(prefix[:], s.Ref.ID)
+		keys[i] = stayKey{
+			arrival: int32(s.Arrival.Year)<<9 | int32(s.Arrival.Month)<<5 | int32(s.Arrival.Day),
+			stay:    int32(i),
+			prefix:  binary.BigEndian.Uint64(prefix[:]),
+		}
+	}
+	slices.SortFunc(keys, func(a, b stayKey) int {
+		if a.arrival != b.arrival {
+			return cmp.Compare(a.arrival, b.arrival)
+		}
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return cmp.Or(strings.Compare(stays[a.stay].Ref.ID, stays[b.stay].Ref.ID), cmp.Compare(a.stay, b.stay))
+	})
+	return keys
 }
 
 // alignKeySteps keeps 3RPMS creates and assigns at two chained requests
@@ -525,7 +672,7 @@ func (p *planner) run() (*Plan, error) {
 // Cleanup revocations stay in step 1: they go before anything else.
 func (p *planner) alignKeySteps() {
 	derived := map[*Credential]bool{}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		if a.Upstream != nil {
 			derived[a.Cred] = true
 		}
@@ -533,7 +680,7 @@ func (p *planner) alignKeySteps() {
 	if len(derived) == 0 {
 		return
 	}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		cleanup := a.Priority == PriorityRevoke && a.After == nil
 		if a.System == System3RPMS && !derived[a.Cred] && !cleanup {
 			a.Step++
@@ -542,12 +689,12 @@ func (p *planner) alignKeySteps() {
 	// An old key's revoke goes in the same request as its replacement's
 	// assign, just before it.
 	assignStep := map[*Credential]int{}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		if a.Op == OpAssign {
 			assignStep[a.Cred] = a.Step
 		}
 	}
-	for _, a := range p.plan.Actions {
+	for a := range p.log.since(0) {
 		if step, ok := assignStep[a.After]; ok && a.System == System3RPMS && a.After != nil {
 			a.Step = step
 		}
@@ -647,10 +794,10 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 			if err != nil {
 				return err
 			}
-			n := len(p.plan.Actions)
+			n := p.log.n
 			p.add(Action{Op: OpRevoke, Reason: reason, Cred: current, Priority: PriorityRevoke, After: fresh.Cred}, s)
 			p.release(s, current, reason)
-			for _, a := range p.plan.Actions[n:] {
+			for a := range p.log.since(n) {
 				a.Step, a.After = fresh.Step+1, fresh.Cred
 			}
 			return nil
@@ -817,8 +964,12 @@ func (p *planner) discard(s Stay, creds []*Credential, keep *Credential, reason 
 // release deletes a credential's remote key, or, when another stay still
 // holds the same key, only lets go of this stay's record of it.
 func (p *planner) release(s Stay, c *Credential, reason string) {
-	p.live[c.RemoteID]--
-	if p.live[c.RemoteID] > 0 {
+	k, ok := p.rec.byRemote[c.RemoteID]
+	if ok {
+		k.live--
+		p.rec.byRemote[c.RemoteID] = k
+	}
+	if k.live > 0 {
 		p.add(Action{Op: OpRelease, Reason: reason + "; key still held by another stay", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		return
 	}
@@ -837,18 +988,13 @@ func (p *planner) credential(c Credential) *Credential {
 // add appends the action to the plan for stay s and returns it. Actions
 // are allocated a chunk at a time.
 func (p *planner) add(act Action, s Stay) *Action {
-	if len(p.actions) == cap(p.actions) {
-		p.actions = make([]Action, 0, min(max(2*cap(p.actions), 16), 4096))
-	}
-	p.actions = append(p.actions, act)
-	a := &p.actions[len(p.actions)-1]
+	a := p.log.add(act)
 	a.System = a.Cred.System
 	a.Stay, a.RoomID, a.Room = s.Ref, s.RoomID, roomLabel(s)
 	a.Arrival, a.Departure = s.Arrival, s.Departure
 	if a.Kind == "" && a.Cred != nil {
 		a.Kind = a.Cred.Kind
 	}
-	p.plan.Actions = append(p.plan.Actions, a)
 	return a
 }
 
