@@ -1,7 +1,8 @@
 // Package sandboxtest is what the four sandboxes' own tests share: a
-// request to a sandbox served over HTTP, its answer read and decoded, a
-// walk into decoded JSON, and the checks of the admin routes every sandbox
-// mounts. Only tests import it.
+// sandbox served over HTTP for one test, a request to it, its answer read
+// and decoded, a walk into decoded JSON, and the checks of the admin routes
+// and rate limits every sandbox has. The adapters' tests use it to serve
+// their sandboxes too. Only tests import it.
 package sandboxtest
 
 import (
@@ -15,6 +16,27 @@ import (
 	"strings"
 	"testing"
 )
+
+// Serve serves h over HTTP until t ends and returns the server.
+func Serve(t testing.TB, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Env is a sandbox served over HTTP for one test: the test, the sandbox
+// and its server. A sandbox's tests embed it in their own env type, which
+// holds their request helpers.
+type Env[S http.Handler] struct {
+	T   *testing.T
+	SB  S
+	Srv *httptest.Server
+}
+
+// Start serves sb over HTTP until t ends.
+func Start[S http.Handler](t *testing.T, sb S) *Env[S] {
+	return &Env[S]{T: t, SB: sb, Srv: Serve(t, sb)}
+}
 
 // Answer is a sandbox's answer: its status, headers and body, raw and, when
 // it is a JSON object, decoded.
