@@ -66,6 +66,20 @@ func Pending(a *reconcile.Action) *reconcile.Credential {
 	return &c
 }
 
+// Find calls s.Find for c and fails the test on an error, or when what it
+// returns says nothing was found yet names an id or a secret.
+func Find(t testing.TB, s reconcile.Finder, c *reconcile.Credential) (string, reconcile.Secret, bool) {
+	t.Helper()
+	id, secret, found, err := s.Find(t.Context(), c)
+	if err != nil {
+		t.Fatalf("Find: %v", err)
+	}
+	if !found && (id != "" || secret != "") {
+		t.Errorf("not found, yet id %q and a secret", id)
+	}
+	return id, secret, found
+}
+
 // Writes wraps a handler so that every request write(r) reports is handled
 // by fault, and the others by the handler. It counts what it diverted.
 type Writes struct {

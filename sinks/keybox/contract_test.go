@@ -18,7 +18,7 @@ func TestContract(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var url string
-			sb, url = newWrappedSandbox(t, wrap)
+			sb, url = newSandbox(t, sandbox.Options{}, wrap)
 			return newSink(t, options(url, lj))
 		},
 		Create: func(n int) *reconcile.Action {

@@ -20,7 +20,7 @@ func TestContract(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var opts openapp.Options
-			sb, opts = newWrappedSandbox(t, wrap)
+			sb, _, opts = newSandbox(t, wrap)
 			return newSink(t, opts)
 		},
 		Create: func(n int) *reconcile.Action {

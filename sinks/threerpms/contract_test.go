@@ -22,7 +22,7 @@ func TestContract(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var s reconcile.Sink
-			sb, s = newWrappedSandbox(t, wrap)
+			sb, s = newSandbox(t, wrap)
 			return s
 		},
 		Create:   func(n int) *reconcile.Action { return create(stay(n), fmt.Sprintf("47%d1", n)) },

@@ -17,8 +17,13 @@ import (
 	"testing"
 )
 
-// Serve serves h over HTTP until t ends and returns the server.
-func Serve(t testing.TB, h http.Handler) *httptest.Server {
+// Serve serves h over HTTP until t ends and returns the server. Each of
+// wraps, in order, wraps what came before (a fault, a check of the
+// requests).
+func Serve(t testing.TB, h http.Handler, wraps ...func(http.Handler) http.Handler) *httptest.Server {
+	for _, wrap := range wraps {
+		h = wrap(h)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
