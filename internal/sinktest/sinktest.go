@@ -8,6 +8,7 @@ package sinktest
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -44,6 +45,20 @@ type Harness struct {
 	// false where the API can only send it as a non-idempotent request (a
 	// GraphQL mutation document), which is then sent once.
 	WithdrawRetried bool
+}
+
+// Stay names stay n of a Harness: "s1", "s2", "s3".
+func Stay(n int) string { return fmt.Sprintf("s%d", n) }
+
+// Live counts the items that are ours and live, for a Harness's Live.
+func Live[T any](items []T, oursAndLive func(T) bool) int {
+	n := 0
+	for _, it := range items {
+		if oursAndLive(it) {
+			n++
+		}
+	}
+	return n
 }
 
 // Run runs the contract suite against h; every subtest starts its own
