@@ -15,6 +15,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
@@ -150,4 +151,23 @@ func Must[T any](v T, err error) func(testing.TB) T {
 		}
 		return v
 	}
+}
+
+// Day parses a YYYY-MM-DD date, failing the test if it does not parse.
+func Day(t testing.TB, s string) reconcile.Date {
+	t.Helper()
+	d, err := reconcile.ParseDate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// StayIDs returns the source ids of stays, in order.
+func StayIDs(stays []reconcile.Stay) []string {
+	ids := make([]string, len(stays))
+	for i, st := range stays {
+		ids[i] = st.Ref.ID
+	}
+	return ids
 }

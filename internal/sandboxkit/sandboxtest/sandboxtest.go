@@ -43,6 +43,17 @@ func Start[S http.Handler](t *testing.T, sb S) *Env[S] {
 	return &Env[S]{T: t, SB: sb, Srv: Serve(t, sb)}
 }
 
+// AddAll adds items with add (a sandbox's AddStay or AddReservation), in
+// order, failing the test on an error.
+func AddAll[T any](t testing.TB, add func(T) error, items ...T) {
+	t.Helper()
+	for _, it := range items {
+		if err := add(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Answer is a sandbox's answer: its status, headers and body, raw and, when
 // it is a JSON object, decoded.
 type Answer struct {

@@ -54,17 +54,13 @@ func newEnv(t *testing.T, opts Options) *env {
 	sb := New(opts)
 	sb.AddListing("L1", "Loft")
 	sb.AddListing("L2", "Apartments")
-	for _, r := range []Reservation{
-		{ID: "R1", ArrivalDate: "2026-01-28", DepartureDate: "2026-01-30", ListingID: "L1", GuestName: "Ana", Guests: Guests{2, 1},
+	sandboxtest.AddAll(t, sb.AddReservation,
+		Reservation{ID: "R1", ArrivalDate: "2026-01-28", DepartureDate: "2026-01-30", ListingID: "L1", GuestName: "Ana", Guests: Guests{2, 1},
 			Accesses: []Access{{ID: "A-R1", LockID: "lock1", LockName: "Front door", PIN: "111111"}}},
-		{ID: "R2", ArrivalDate: "2026-01-30", DepartureDate: "2026-02-02", ListingID: "L1"},
-		{ID: "R3", Status: StatusCancelled, ArrivalDate: "2026-01-31", DepartureDate: "2026-02-03", ListingID: "L2", UnitID: "u2a"},
-		{ID: "R4", Status: StatusPending, ArrivalDate: "2026-02-05", DepartureDate: "2026-02-07", ListingID: "L2"},
-	} {
-		if err := sb.AddReservation(r); err != nil {
-			t.Fatal(err)
-		}
-	}
+		Reservation{ID: "R2", ArrivalDate: "2026-01-30", DepartureDate: "2026-02-02", ListingID: "L1"},
+		Reservation{ID: "R3", Status: StatusCancelled, ArrivalDate: "2026-01-31", DepartureDate: "2026-02-03", ListingID: "L2", UnitID: "u2a"},
+		Reservation{ID: "R4", Status: StatusPending, ArrivalDate: "2026-02-05", DepartureDate: "2026-02-07", ListingID: "L2"},
+	)
 	return &env{sandboxtest.Start(t, sb)}
 }
 

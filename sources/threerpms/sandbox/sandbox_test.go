@@ -47,17 +47,13 @@ func newEnv(t *testing.T, opts Options) *env {
 	for _, r := range []string{"r1", "r2", "r3"} {
 		sb.AddRoom(r, "Room "+r)
 	}
-	for _, st := range []Stay{
-		{RoomID: "r1", Arrival: "2026-01-28", Departure: "2026-01-30"},
-		{RoomID: "r2", Arrival: "2026-01-30", Departure: "2026-02-02"},
-		{RoomID: "r3", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3", ReservationCode: "MULTI"},
-		{RoomID: "r1", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3"},
-		{RoomID: "r2", Arrival: "2026-02-05", Departure: "2026-02-07"},
-	} {
-		if err := sb.AddStay(st); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sandboxtest.AddAll(t, sb.AddStay,
+		Stay{RoomID: "r1", Arrival: "2026-01-28", Departure: "2026-01-30"},
+		Stay{RoomID: "r2", Arrival: "2026-01-30", Departure: "2026-02-02"},
+		Stay{RoomID: "r3", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3", ReservationCode: "MULTI"},
+		Stay{RoomID: "r1", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3"},
+		Stay{RoomID: "r2", Arrival: "2026-02-05", Departure: "2026-02-07"},
+	)
 	return &env{sandboxtest.Start(t, sb)}
 }
 
