@@ -22,15 +22,6 @@ func TestSinkRetry(t *testing.T) {
 	t.Parallel()
 	created := reply(201, jsonCT, `{"invite_token":"`+canaryToken+`","invite_link_id":"inv_1"}`)
 	unavailable := reply(503, "text/html", "<html>down</html>")
-	createOp := func() *reconcile.Action {
-		return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
-	}
-	deleteOp := func() *reconcile.Action {
-		return action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
-	}
-	disableOp := func() *reconcile.Action {
-		return action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
-	}
 	tests := []adaptertest.Retry[*reconcile.Action]{
 		{
 			Name: "delete answered 503 twice, then 204", Arg: deleteOp(),
