@@ -115,6 +115,26 @@ func Send(t testing.TB, c *http.Client, req *http.Request) Answer {
 	return a
 }
 
+// Admits sends n requests with send and fails the test unless every one
+// is answered status: requests within a burst or a daily cap.
+func Admits(t testing.TB, what string, n, status int, send func() Answer) {
+	t.Helper()
+	for i := range n {
+		if a := send(); a.Status != status {
+			t.Fatalf("%s: request %d of %d: %d, want %d: %s", what, i+1, n, a.Status, status, a.Raw)
+		}
+	}
+}
+
+// RateLimited fails the test unless a is a 429 whose Retry-After is
+// retryAfter.
+func RateLimited(t testing.TB, what string, a Answer, retryAfter string) {
+	t.Helper()
+	if a.Status != http.StatusTooManyRequests || a.Header.Get("Retry-After") != retryAfter {
+		t.Fatalf("%s: %d, Retry-After %q; want 429, Retry-After %q: %s", what, a.Status, a.Header.Get("Retry-After"), retryAfter, a.Raw)
+	}
+}
+
 // Header sets a request header, unless value is empty.
 func Header(name, value string) func(*http.Request) {
 	return func(r *http.Request) {

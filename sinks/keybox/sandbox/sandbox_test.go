@@ -519,15 +519,9 @@ func TestRateLimits(t *testing.T) {
 	now := time.Date(2026, 3, 20, 23, 59, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	e := newEnv(t, Options{RateNow: clock}.WithSeedLimits())
-	for i := range DefaultBurst {
-		if r := e.create(body()); r.Status != 201 {
-			t.Fatalf("request %d within the burst: %d", i, r.Status)
-		}
-	}
-	r := e.create(body())
-	if r.Status != 429 || r.Header.Get("Retry-After") != "1" {
-		t.Fatalf("beyond the burst: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
-	}
+	create := func() resp { return e.create(body()) }
+	sandboxtest.Admits(t, "within the burst", DefaultBurst, 201, create)
+	sandboxtest.RateLimited(t, "beyond the burst", create(), "1")
 	if r := e.call(http.MethodPost, DefaultCreatePath, otherUser, otherPass, body()); r.Status != 201 {
 		t.Errorf("another user has its own limit: %d", r.Status)
 	}
@@ -542,15 +536,8 @@ func TestRateLimits(t *testing.T) {
 	// The daily cap counts per UTC day and says when the day ends.
 	now = time.Date(2026, 3, 20, 23, 0, 0, 0, time.UTC)
 	e = newEnv(t, Options{RateNow: clock, DailyCap: 3})
-	for range 3 {
-		if r := e.create(body()); r.Status != 201 {
-			t.Fatalf("within the cap: %d", r.Status)
-		}
-	}
-	r = e.create(body())
-	if r.Status != 429 || r.Header.Get("Retry-After") != "3600" {
-		t.Fatalf("beyond the cap: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
-	}
+	sandboxtest.Admits(t, "within the cap", 3, 201, create)
+	sandboxtest.RateLimited(t, "beyond the cap", create(), "3600")
 	if r := e.call(http.MethodPost, DefaultCreatePath, ourUser, "wrong", body()); r.Status != 401 {
 		t.Errorf("bad credentials are refused before the limit: %d", r.Status)
 	}

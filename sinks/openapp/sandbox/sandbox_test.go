@@ -624,14 +624,12 @@ func TestRateLimit(t *testing.T) {
 	put := func(key, org string) answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", key, org, `{"is_enabled":false}`)
 	}
-	for i := range DefaultBurst {
-		if a := put(ourKey, orgA); a.Status != 404 {
-			t.Fatalf("request %d: %d %s", i, a.Status, a.Raw)
-		}
-	}
-	a := put(ourKey, orgA)
-	if a.Status != 429 || a.Header.Get("Retry-After") != "1" || !strings.Contains(a.Body["error"].(string), "rate limited") {
-		t.Fatalf("burst + 1: %d Retry-After %q %s", a.Status, a.Header.Get("Retry-After"), a.Raw)
+	ours := func() answer { return put(ourKey, orgA) }
+	sandboxtest.Admits(t, "the burst", DefaultBurst, 404, ours)
+	a := ours()
+	sandboxtest.RateLimited(t, "burst + 1", a, "1")
+	if !strings.Contains(a.Body["error"].(string), "rate limited") {
+		t.Fatalf("burst + 1: %s", a.Raw)
 	}
 	if a := put(staffKey, orgA); a.Status != 404 {
 		t.Errorf("another key is limited apart: %d", a.Status)
@@ -640,12 +638,8 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("unknown key: %d, want 401 before rate limiting", a.Status)
 	}
 	now = now.Add(time.Second) // 5 tokens back
-	for i := range 5 {
-		if a := put(ourKey, orgA); a.Status != 404 {
-			t.Fatalf("after a second, request %d: %d", i, a.Status)
-		}
-	}
-	if a := put(ourKey, orgA); a.Status != 429 {
+	sandboxtest.Admits(t, "after a second", 5, 404, ours)
+	if a := ours(); a.Status != 429 {
 		t.Errorf("sixth after a second: %d", a.Status)
 	}
 	if a := e.do("GET", "/public/access/invites/x", "", "", ""); a.Status != 404 {
@@ -660,14 +654,8 @@ func TestDailyCap(t *testing.T) {
 	put := func() answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", ourKey, orgA, `{"is_enabled":false}`)
 	}
-	for range 3 {
-		if a := put(); a.Status != 404 {
-			t.Fatalf("%d %s", a.Status, a.Raw)
-		}
-	}
-	if a := put(); a.Status != 429 || a.Header.Get("Retry-After") != "60" {
-		t.Fatalf("over the cap: %d Retry-After %q", a.Status, a.Header.Get("Retry-After"))
-	}
+	sandboxtest.Admits(t, "within the cap", 3, 404, put)
+	sandboxtest.RateLimited(t, "over the cap", put(), "60")
 	now = now.Add(time.Minute)
 	if a := put(); a.Status != 404 {
 		t.Errorf("next day: %d", a.Status)
