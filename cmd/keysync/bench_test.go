@@ -68,7 +68,7 @@ func TestBenchPortfolioQuick(t *testing.T) {
 			t.Errorf("output lacks %q\n%s", want, got)
 		}
 	}
-	if !regexp.MustCompile(`SCENARIO +NIGHT +TOKENS +READS +WRITES +REQUESTS +PEAK/1s PER TOKEN +429s +RUN TIME +SLOWEST ALONE`).MatchString(got) {
+	if !regexp.MustCompile(`SCENARIO +NIGHT +TOKENS +READS +WRITES +REQUESTS +PEAK/1s PER TOKEN +429s +RUN TIME +CPU +SLOWEST ALONE`).MatchString(got) {
 		t.Errorf("no portfolio table header\n%s", got)
 	}
 	for _, scenario := range []string{"3 × 12 rooms, own tokens", "3 × 12 rooms, own tokens, each alone", "3 × 8 rooms, one token", "1 × 24 rooms"} {
