@@ -90,12 +90,57 @@ func (w *procWorld) settle() int {
 // KEYSYNC_TEST_ARGS (see TestMain), the sandbox secrets in its environment,
 // and extra variables (KEYSYNC_CRASH_AT=...).
 func (w *procWorld) childCmd(cmd string, extra ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
-	args, _ := json.Marshal([]string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"})
-	c := exec.Command(os.Args[0], "-test.run=^$")
-	c.Env = procChildEnv(append([]string{"KEYSYNC_TEST_ARGS=" + string(args)}, extra...))
+	c := w.argsCmd("KEYSYNC_TEST_ARGS", cmd, extra...)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	return c, &stdout, &stderr
+}
+
+// argsCmd is this test binary run as a child that runs keysync command cmd
+// against w's config, at w's time, with JSON output; the arguments go in
+// the environment variable named argsVar, beside extra.
+func (w *procWorld) argsCmd(argsVar, cmd string, extra ...string) *exec.Cmd {
+	args, _ := json.Marshal([]string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"})
+	c := exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = procChildEnv(append([]string{argsVar + "=" + string(args)}, extra...))
+	return c
+}
+
+// startUntil starts the child c and waits until reached is closed, failing
+// the test when the child ends first or 10 s pass (then it is killed);
+// what names the point awaited. The channel it returns gets c.Wait's
+// error.
+func startUntil(t *testing.T, c *exec.Cmd, reached <-chan struct{}, what string, stderr fmt.Stringer) <-chan error {
+	t.Helper()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-reached:
+	case err := <-done:
+		t.Fatalf("the child ended before %s: %v\n%s", what, err, stderr.String())
+	case <-time.After(10 * time.Second):
+		c.Process.Kill()
+		<-done
+		t.Fatalf("the child did not reach %s within 10 s\n%s", what, stderr.String())
+	}
+	return done
+}
+
+// waitChild waits up to 10 s for the child c to end (done gets its
+// Wait's error); past that it kills the child and fails the test with msg
+// and what the child wrote to stderr.
+func waitChild(t *testing.T, c *exec.Cmd, done <-chan error, msg string, stderr fmt.Stringer) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		c.Process.Kill()
+		<-done
+		t.Fatalf("%s\n%s", msg, stderr.String())
+	}
 }
 
 // procChildEnv is this process's environment without keysync's own

@@ -196,32 +196,14 @@ func TestProcKilledLockHolderFreesTheLock(t *testing.T) {
 	creates.Store(0) // count the child's requests only
 
 	c, _, stderr := w.childCmd("run", "KEYSYNC_CRASH_AT="+reconcile.CrashAfterRequest+":keybox:2")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case <-held:
-	case err := <-done:
-		t.Fatalf("the child ended before its second key-box request: %v\n%s", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		c.Process.Kill()
-		t.Fatalf("no second key-box request within 10 s\n%s", stderr.String())
-	}
+	done := startUntil(t, c, held, "its second key-box request", stderr)
 	// Mid-run, the child holds the lock.
 	_, code, msg := w.tryRun("run")
 	if code != ExitLocked || !strings.Contains(msg, "lock") {
 		t.Errorf("a run while the child is mid-run exited %d (%q), want %d and a word about the lock", code, msg, ExitLocked)
 	}
 	close(release)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		c.Process.Kill()
-		<-done
-		t.Fatal("the child did not reach its crash point within 10 s")
-	}
+	waitChild(t, c, done, "the child did not reach its crash point within 10 s", stderr)
 	if !procKilled(c) {
 		t.Fatalf("the child was not killed at its crash point: exit %d\n%s", c.ProcessState.ExitCode(), stderr.String())
 	}

@@ -40,29 +40,26 @@ func newReviewWorld(t *testing.T, hotel, apartments map[string]string, wrap func
 // sandbox, then answers 502 as a proxy whose upstream timed out would: the
 // request took effect, the client cannot know.
 func loseAnswer(method, prefix string, n int) func(http.Handler) http.Handler {
-	var mu sync.Mutex
-	seen := 0
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == method && strings.HasPrefix(r.URL.Path, prefix) {
-				mu.Lock()
-				seen++
-				hit := seen == n
-				mu.Unlock()
-				if hit {
-					next.ServeHTTP(discard{}, r)
-					http.Error(w, `{"error":"bad gateway"}`, http.StatusBadGateway)
-					return
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+	return onNth(method, prefix, n, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		next.ServeHTTP(discard{}, r)
+		http.Error(w, `{"error":"bad gateway"}`, http.StatusBadGateway)
+	})
 }
 
 // failNth answers the n-th request matching (method, path prefix) with 503
 // without passing it on: nothing happened.
 func failNth(method, prefix string, n int) func(http.Handler) http.Handler {
+	return onNth(method, prefix, n, func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"message":"maintenance"}`))
+	})
+}
+
+// onNth is a middleware that hands the n-th request matching (method, path
+// prefix) to fault, with the handler it would have gone to, and passes
+// every other request on.
+func onNth(method, prefix string, n int, fault func(w http.ResponseWriter, r *http.Request, next http.Handler)) func(http.Handler) http.Handler {
 	var mu sync.Mutex
 	seen := 0
 	return func(next http.Handler) http.Handler {
@@ -73,9 +70,7 @@ func failNth(method, prefix string, n int) func(http.Handler) http.Handler {
 				hit := seen == n
 				mu.Unlock()
 				if hit {
-					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(http.StatusServiceUnavailable)
-					w.Write([]byte(`{"message":"maintenance"}`))
+					fault(w, r, next)
 					return
 				}
 			}

@@ -39,10 +39,7 @@ func init() {
 
 // mainChildCmd is a keysync child running main() (see init above).
 func (w *procWorld) mainChildCmd(cmd string, extra ...string) *exec.Cmd {
-	args, _ := json.Marshal([]string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"})
-	c := exec.Command(os.Args[0], "-test.run=^$")
-	c.Env = procChildEnv(append([]string{"KEYSYNC_TEST_MAIN_ARGS=" + string(args)}, extra...))
-	return c
+	return w.argsCmd("KEYSYNC_TEST_MAIN_ARGS", cmd, extra...)
 }
 
 // isKeyBoxAPI says whether a request is keysync calling the key box (not
@@ -91,31 +88,12 @@ func TestProcSIGTERMFinishesInFlightRequest(t *testing.T) {
 	c := w.mainChildCmd("run")
 	var stdout, stderr strings.Builder
 	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case <-first:
-	case err := <-done:
-		t.Fatalf("the child exited before its first key-box request: %v\n%s", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		c.Process.Kill()
-		<-done
-		t.Fatalf("no key-box request within 10 s\n%s", stderr.String())
-	}
+	done := startUntil(t, c, first, "its first key-box request", &stderr)
 	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		c.Process.Kill()
-		<-done
-		t.Fatalf("the child was still running 10 s after SIGTERM\n%s", stderr.String())
-	}
+	waitChild(t, c, done, "the child was still running 10 s after SIGTERM", &stderr)
 	took := time.Since(sent)
 	slow.Store(false)
 	t.Logf("child exited %d %v after SIGTERM", c.ProcessState.ExitCode(), took.Round(time.Millisecond))

@@ -10,16 +10,10 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-// TestStableUpstreamAfterInterruptedRun: a backfill creates the key-box access
-// and the invite of two stays, then 3RPMS refuses every write, so neither
-// stay gets its 3RPMS key. The next run, with 3RPMS back, creates no
-// access and no invite again: it writes the keys from the code and the
-// token the state kept, so a guest who already got them (a key-box code by
-// message, an invite link) keeps what they hold.
-func TestStableUpstreamAfterInterruptedRun(t *testing.T) {
-	t.Parallel()
-	var down atomic.Bool
-	w := newWorld(t, map[string]string{"r201": "qr", "r301": "key_storage"}, nil, withMiddleware(func(next http.Handler) http.Handler {
+// mutationsDownWhile answers every 3RPMS mutation 503, without passing it
+// on, while down is set.
+func mutationsDownWhile(down *atomic.Bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			if down.Load() && strings.HasSuffix(r.URL.Path, "/graphql") {
 				body, _ := readAll(r)
@@ -30,7 +24,19 @@ func TestStableUpstreamAfterInterruptedRun(t *testing.T) {
 			}
 			next.ServeHTTP(rw, r)
 		})
-	}))
+	}
+}
+
+// TestStableUpstreamAfterInterruptedRun: a backfill creates the key-box access
+// and the invite of two stays, then 3RPMS refuses every write, so neither
+// stay gets its 3RPMS key. The next run, with 3RPMS back, creates no
+// access and no invite again: it writes the keys from the code and the
+// token the state kept, so a guest who already got them (a key-box code by
+// message, an invite link) keeps what they hold.
+func TestStableUpstreamAfterInterruptedRun(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	w := newWorld(t, map[string]string{"r201": "qr", "r301": "key_storage"}, nil, withMiddleware(mutationsDownWhile(&down)))
 	w.hotelStay("q1", "r201", 0, 2)
 	w.hotelStay("k1", "r301", 0, 2)
 	down.Store(true)
@@ -114,18 +120,7 @@ func TestProcKilledKeepsUpstream(t *testing.T) {
 func TestKeptUpstreamCancelledIsReplaced(t *testing.T) {
 	t.Parallel()
 	var down atomic.Bool
-	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil, withMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			if down.Load() && strings.HasSuffix(r.URL.Path, "/graphql") {
-				body, _ := readAll(r)
-				if strings.Contains(string(body), "mutation") {
-					rw.WriteHeader(http.StatusServiceUnavailable)
-					return
-				}
-			}
-			next.ServeHTTP(rw, r)
-		})
-	}))
+	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil, withMiddleware(mutationsDownWhile(&down)))
 	w.hotelStay("k1", "r301", 0, 2)
 	down.Store(true)
 	w.run(ExitPartial, "backfill")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
@@ -58,6 +59,39 @@ type Retry[A any] struct {
 	MinGap   time.Duration   // between the first two requests
 	Is       []error         // the error wraps each; with IsNot nil: success
 	IsNot    []error
+}
+
+// Waits are the cases of a 429 that every adapter's retry table holds:
+// Retry-After 2 is waited out, directly and through a pacer, and the
+// request is sent again, to be answered by then (named thenName in the
+// cases' names). arg is what the adapter's test sends.
+func Waits[A any](arg A, then http.HandlerFunc, thenName string) []Retry[A] {
+	wait := Reply(http.StatusTooManyRequests, JSON, `{}`, "Retry-After", "2")
+	return []Retry[A]{
+		{
+			Name: "429 with Retry-After 2, then " + thenName, Arg: arg,
+			Steps:    []http.HandlerFunc{wait, then},
+			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
+		},
+		{
+			Name: "429 with Retry-After 2, then " + thenName + ", through a pacer", Arg: arg, Paced: true,
+			Steps:    []http.HandlerFunc{wait, then},
+			Requests: 2, MinGap: 2 * time.Second,
+		},
+	}
+}
+
+// WaitTooLong is the case of a 429 with Retry-After 86400, longer than
+// any run waits: it is not waited out, and the error wraps
+// httpapi.ErrWaitTooLong and none of isNot. arg is what the adapter's test
+// sends; then would answer the request if it were sent again.
+func WaitTooLong[A any](arg A, then http.HandlerFunc, isNot ...error) Retry[A] {
+	return Retry[A]{
+		Name: "429 with Retry-After 86400 is not waited out", Arg: arg,
+		Steps:    []http.HandlerFunc{Reply(http.StatusTooManyRequests, JSON, `{}`, "Retry-After", "86400"), then},
+		Requests: 1, Sleeps: []time.Duration{},
+		Is: []error{httpapi.ErrWaitTooLong}, IsNot: isNot,
+	}
 }
 
 // Scripted is a retry case's steps served over HTTP on a fake clock.
@@ -150,4 +184,23 @@ func Must[T any](v T, err error) func(testing.TB) T {
 		}
 		return v
 	}
+}
+
+// Day parses a YYYY-MM-DD date, failing the test if it does not parse.
+func Day(t testing.TB, s string) reconcile.Date {
+	t.Helper()
+	d, err := reconcile.ParseDate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// StayIDs returns the source ids of stays, in order.
+func StayIDs(stays []reconcile.Stay) []string {
+	ids := make([]string, len(stays))
+	for i, st := range stays {
+		ids[i] = st.Ref.ID
+	}
+	return ids
 }

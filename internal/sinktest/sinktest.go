@@ -8,6 +8,7 @@ package sinktest
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -46,6 +47,20 @@ type Harness struct {
 	WithdrawRetried bool
 }
 
+// Stay names stay n of a Harness: "s1", "s2", "s3".
+func Stay(n int) string { return fmt.Sprintf("s%d", n) }
+
+// Live counts the items that are ours and live, for a Harness's Live.
+func Live[T any](items []T, oursAndLive func(T) bool) int {
+	n := 0
+	for _, it := range items {
+		if oursAndLive(it) {
+			n++
+		}
+	}
+	return n
+}
+
 // Run runs the contract suite against h; every subtest starts its own
 // sandbox.
 func Run(t *testing.T, h Harness) {
@@ -64,6 +79,20 @@ func Pending(a *reconcile.Action) *reconcile.Credential {
 		c.Valid = *a.Window
 	}
 	return &c
+}
+
+// Find calls s.Find for c and fails the test on an error, or when what it
+// returns says nothing was found yet names an id or a secret.
+func Find(t testing.TB, s reconcile.Finder, c *reconcile.Credential) (string, reconcile.Secret, bool) {
+	t.Helper()
+	id, secret, found, err := s.Find(t.Context(), c)
+	if err != nil {
+		t.Fatalf("Find: %v", err)
+	}
+	if !found && (id != "" || secret != "") {
+		t.Errorf("not found, yet id %q and a secret", id)
+	}
+	return id, secret, found
 }
 
 // Writes wraps a handler so that every request write(r) reports is handled

@@ -1,7 +1,6 @@
 package keybox_test
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 
@@ -18,22 +17,16 @@ func TestContract(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var url string
-			sb, url = newWrappedSandbox(t, wrap)
+			sb, url = newSandbox(t, sandbox.Options{}, wrap)
 			return newSink(t, options(url, lj))
 		},
 		Create: func(n int) *reconcile.Action {
-			return create(fmt.Sprintf("s%d", n), "204", s1Start, s1End, "Ana")
+			return create(sinktest.Stay(n), "204", s1Start, s1End, "Ana")
 		},
-		Withdraw: func(n int, remoteID string) *reconcile.Action { return cancel(fmt.Sprintf("s%d", n), remoteID) },
-		Missing:  func(n int) *reconcile.Action { return cancel(fmt.Sprintf("s%d", n), "acc_missing") },
+		Withdraw: func(n int, remoteID string) *reconcile.Action { return cancel(sinktest.Stay(n), remoteID) },
+		Missing:  func(n int) *reconcile.Action { return cancel(sinktest.Stay(n), "acc_missing") },
 		Live: func() int {
-			n := 0
-			for _, a := range sb.Accesses() {
-				if a.Creator == ourUser && !a.Cancelled {
-					n++
-				}
-			}
-			return n
+			return sinktest.Live(sb.Accesses(), func(a sandbox.AccessView) bool { return a.Creator == ourUser && !a.Cancelled })
 		},
 		Write:           func(r *http.Request) bool { return r.Method != http.MethodGet },
 		WithdrawRetried: true,

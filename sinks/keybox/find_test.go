@@ -17,30 +17,8 @@ import (
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
 
-// newWrappedSandbox is newSandbox served through wrap.
-func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, string) {
-	t.Helper()
-	sb := sandbox.New(sandbox.Options{Users: map[string]string{ourUser: ourPass, otherUser: otherPass}, Now: t0})
-	sb.AddKey("K1", "SN-1")
-	sb.AddKey("K2", "SN-2")
-	sb.AddKey("K3", "SN-3")
-	srv := httptest.NewServer(wrap(sb))
-	t.Cleanup(srv.Close)
-	return sb, srv.URL
-}
-
 // find calls Find and fails the test on an error.
-func find(t *testing.T, s *keybox.Sink, c *reconcile.Credential) (string, reconcile.Secret, bool) {
-	t.Helper()
-	id, code, found, err := s.Find(t.Context(), c)
-	if err != nil {
-		t.Fatalf("Find: %v", err)
-	}
-	if !found && (id != "" || code != "") {
-		t.Errorf("not found, yet id %q and a code", id)
-	}
-	return id, code, found
-}
+var find = sinktest.Find
 
 // The window of the tests' stay s1: June 1 15:00 to June 3 11:00 in
 // Ljubljana.
@@ -87,7 +65,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 	t.Parallel()
 	for _, room := range []string{"204", "205"} {
 		t.Run("room "+room, func(t *testing.T) {
-			sb, url := newWrappedSandbox(t, sinktest.LoseCreates)
+			sb, url := newSandbox(t, sandbox.Options{}, sinktest.LoseCreates)
 			plantLookalikes(t, sb)
 			opts := options(url, lj)
 			opts.Meter = &reconcile.Meter{}
@@ -122,7 +100,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // never ran, among lookalikes, and for a room whose key has no access.
 func TestFindNothingCreated(t *testing.T) {
 	t.Parallel()
-	sb, url := newWrappedSandbox(t, sinktest.FailCreates)
+	sb, url := newSandbox(t, sandbox.Options{}, sinktest.FailCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, options(url, lj))
 	a := create("s1", "204", s1Start, s1End, "Ana")

@@ -178,10 +178,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // client strips quoted text from transport errors for this reason.)
 func TestKeyBoxTransportErrorQuotesAnswer(t *testing.T) {
 	t.Parallel()
-	raws := []string{
-		"SSH-2.0-OpenSSH " + fzPass + "\r\n\r\n",
-		"HTTP/1.1 201 Created\r\nX-Code: \x7f" + fzCode + "\r\n\r\n",
-	}
+	raws := fault.NotHTTP(fzPass, "HTTP/1.1 201 Created", "X-Code", fzCode)
 	fault.NotQuoted(t, raws, []string{fzPass, fzCode}, func(url string) []error {
 		o := options(url, lj)
 		o.Password = fzPass

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/adaptertest"
-	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
@@ -50,22 +49,7 @@ func TestRetry(t *testing.T) {
 			Requests: 1, Sleeps: []time.Duration{},
 			Is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
 		},
-		{
-			Name:     "429 with Retry-After 2, then 201",
-			Steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
-		},
-		{
-			Name: "429 with Retry-After 2, then 201, through a pacer", Paced: true,
-			Steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			Requests: 2, MinGap: 2 * time.Second,
-		},
-		{
-			Name:     "429 with Retry-After 86400 is not waited out",
-			Steps:    []http.HandlerFunc{answer(429, jsonCT, `{}`, "Retry-After", "86400"), created},
-			Requests: 1, Sleeps: []time.Duration{},
-			Is: []error{httpapi.ErrWaitTooLong}, IsNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
-		},
+		adaptertest.WaitTooLong(kbCall{}, created, reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome),
 		{
 			Name: "cancel always 503", Arg: kbCall{cancel: true}, Steps: []http.HandlerFunc{unavailable},
 			Requests: 4, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
@@ -95,6 +79,7 @@ func TestRetry(t *testing.T) {
 			Is: []error{reconcile.ErrUnauthorized}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}
+	tests = append(tests, adaptertest.Waits(kbCall{}, created, "201")...)
 	for _, tc := range tests {
 		t.Run(tc.Name, func(t *testing.T) {
 			srv := tc.Serve(t, t0)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
@@ -58,8 +58,9 @@ func rooms() map[string]keybox.KeyRef {
 	}
 }
 
-// newSandbox starts a sandbox with our user and otherUser and keys K1…K3.
-func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, string) {
+// newSandbox starts a sandbox with our user and otherUser and keys K1…K3,
+// served through wraps.
+func newSandbox(t *testing.T, opts sandbox.Options, wraps ...func(http.Handler) http.Handler) (*sandbox.Server, string) {
 	t.Helper()
 	opts.Users = map[string]string{ourUser: ourPass, otherUser: otherPass}
 	opts.Now = t0
@@ -67,9 +68,7 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, string) {
 	sb.AddKey("K1", "SN-1")
 	sb.AddKey("K2", "SN-2")
 	sb.AddKey("K3", "SN-3")
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return sb, srv.URL
+	return sb, sandboxtest.Serve(t, sb, wraps...).URL
 }
 
 // options returns sink options for baseURL in zone loc, retrying on a

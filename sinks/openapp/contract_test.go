@@ -1,7 +1,6 @@
 package openapp_test
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 
@@ -16,11 +15,11 @@ import (
 func TestContract(t *testing.T) {
 	t.Parallel()
 	var sb *sandbox.Server
-	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
+	stay := sinktest.Stay
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var opts openapp.Options
-			sb, opts = newWrappedSandbox(t, wrap)
+			sb, _, opts = newSandbox(t, wrap)
 			return newSink(t, opts)
 		},
 		Create: func(n int) *reconcile.Action {
@@ -33,13 +32,9 @@ func TestContract(t *testing.T) {
 			return action(reconcile.OpDelete, stay(n), "r101", "2026-06-01", "2026-06-05", "01J0MISSING")
 		},
 		Live: func() int {
-			n := 0
-			for _, v := range sb.Invites() {
-				if v.CreatedBy == sandbox.KeyFingerprint(canaryKey) && !v.Deleted {
-					n++
-				}
-			}
-			return n
+			return sinktest.Live(sb.Invites(), func(v sandbox.InviteView) bool {
+				return v.CreatedBy == sandbox.KeyFingerprint(canaryKey) && !v.Deleted
+			})
 		},
 		Write:           func(r *http.Request) bool { return r.Method != http.MethodGet },
 		WithdrawRetried: true,

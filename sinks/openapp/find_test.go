@@ -18,33 +18,8 @@ import (
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
 
-// newWrappedSandbox is newSandbox served through wrap.
-func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, openapp.Options) {
-	t.Helper()
-	sb := sandbox.New(sandbox.Options{
-		APIKeys:      map[string]string{canaryKey: orgA, staffKey: orgA, otherKey: orgB},
-		Integrations: map[string]string{intA: orgA, intB: orgB},
-		Portals:      map[string]string{"lobby": intA, "garage": intA, "door-101": intA, "door-102": intA},
-		Now:          t0,
-	})
-	sb.AddPortal("gate-b", intB)
-	srv := httptest.NewServer(wrap(sb))
-	t.Cleanup(srv.Close)
-	return sb, options(srv.URL)
-}
-
 // find calls Find and fails the test on an error.
-func find(t *testing.T, s *openapp.Sink, c *reconcile.Credential) (string, reconcile.Secret, bool) {
-	t.Helper()
-	id, secret, found, err := s.Find(context.Background(), c)
-	if err != nil {
-		t.Fatalf("Find: %v", err)
-	}
-	if !found && (id != "" || secret != "") {
-		t.Errorf("not found, yet id %q and a secret", id)
-	}
-	return id, secret, found
-}
+var find = sinktest.Find
 
 func stay(id string) reconcile.StayRef {
 	return reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: id}
@@ -85,7 +60,7 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 // returns that invite's link id and token with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
 	t.Parallel()
-	sb, opts := newWrappedSandbox(t, sinktest.LoseCreates)
+	sb, _, opts := newSandbox(t, sinktest.LoseCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
@@ -122,7 +97,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // server never ran, among lookalikes, and for a stay with no invites.
 func TestFindNothingCreated(t *testing.T) {
 	t.Parallel()
-	sb, opts := newWrappedSandbox(t, sinktest.FailCreates)
+	sb, _, opts := newSandbox(t, sinktest.FailCreates)
 	plantLookalikes(t, sb)
 	s := newSink(t, opts)
 	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")

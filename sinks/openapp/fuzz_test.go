@@ -223,10 +223,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // 3RPMS client strips quoted text from transport errors for this reason.)
 func TestOpenAppTransportErrorQuotesAnswer(t *testing.T) {
 	t.Parallel()
-	raws := []string{
-		"SSH-2.0-OpenSSH " + fzKey + "\r\n\r\n",
-		"HTTP/1.1 201 Created\r\nContent-Type: \x7f" + fzInvite + "\r\n\r\n",
-	}
+	raws := fault.NotHTTP(fzKey, "HTTP/1.1 201 Created", "Content-Type", fzInvite)
 	fault.NotQuoted(t, raws, []string{fzKey, fzInvite}, func(url string) []error {
 		o := options(url)
 		o.APIKey = fzKey

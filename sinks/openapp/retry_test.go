@@ -22,15 +22,6 @@ func TestSinkRetry(t *testing.T) {
 	t.Parallel()
 	created := reply(201, jsonCT, `{"invite_token":"`+canaryToken+`","invite_link_id":"inv_1"}`)
 	unavailable := reply(503, "text/html", "<html>down</html>")
-	createOp := func() *reconcile.Action {
-		return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
-	}
-	deleteOp := func() *reconcile.Action {
-		return action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
-	}
-	disableOp := func() *reconcile.Action {
-		return action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
-	}
 	tests := []adaptertest.Retry[*reconcile.Action]{
 		{
 			Name: "delete answered 503 twice, then 204", Arg: deleteOp(),
@@ -43,22 +34,7 @@ func TestSinkRetry(t *testing.T) {
 			Requests: 1, Sleeps: []time.Duration{},
 			Is: []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable},
 		},
-		{
-			Name: "429 with Retry-After 2, then 201", Arg: createOp(),
-			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
-		},
-		{
-			Name: "429 with Retry-After 2, then 201, through a pacer", Arg: createOp(), Paced: true,
-			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), created},
-			Requests: 2, MinGap: 2 * time.Second,
-		},
-		{
-			Name: "429 with Retry-After 86400 is not waited out", Arg: deleteOp(),
-			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), reply(204, "", "")},
-			Requests: 1, Sleeps: []time.Duration{},
-			Is: []error{httpapi.ErrWaitTooLong}, IsNot: []error{reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome},
-		},
+		adaptertest.WaitTooLong(deleteOp(), reply(204, "", ""), reconcile.ErrUnavailable, reconcile.ErrUnknownOutcome),
 		{
 			Name: "delete always 503", Arg: deleteOp(), Steps: []http.HandlerFunc{unavailable},
 			Requests: 4, Sleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
@@ -82,6 +58,7 @@ func TestSinkRetry(t *testing.T) {
 			Is: []error{reconcile.ErrNotFound}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}
+	tests = append(tests, adaptertest.Waits(createOp(), created, "201")...)
 	for _, tc := range tests {
 		t.Run(tc.Name, func(t *testing.T) {
 			srv := tc.Serve(t, t0)

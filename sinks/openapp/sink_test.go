@@ -17,6 +17,7 @@ import (
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -85,8 +86,9 @@ var retryOn = adaptertest.RetryOn
 
 // newSandbox starts a sandbox with two orgs: org_a (our key and staffKey;
 // int_a with lobby, garage, door-101, door-102) and org_b (otherKey; int_b
-// with gate-b). It returns the sandbox, its URL and sink options for it.
-func newSandbox(t *testing.T) (*sandbox.Server, string, openapp.Options) {
+// with gate-b), served through wraps. It returns the sandbox, its URL and
+// sink options for it.
+func newSandbox(t *testing.T, wraps ...func(http.Handler) http.Handler) (*sandbox.Server, string, openapp.Options) {
 	t.Helper()
 	sb := sandbox.New(sandbox.Options{
 		APIKeys:      map[string]string{canaryKey: orgA, staffKey: orgA, otherKey: orgB},
@@ -95,9 +97,8 @@ func newSandbox(t *testing.T) (*sandbox.Server, string, openapp.Options) {
 		Now:          t0,
 	})
 	sb.AddPortal("gate-b", intB)
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return sb, srv.URL, options(srv.URL)
+	url := sandboxtest.Serve(t, sb, wraps...).URL
+	return sb, url, options(url)
 }
 
 func date(s string) reconcile.Date {

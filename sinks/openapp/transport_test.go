@@ -27,17 +27,22 @@ const keyEcho = `{"error":"portal_ids[0]: portal \"door-9\" is not a portal of i
 
 const jsonCT = "application/json"
 
+// createOp, deleteOp and disableOp return fresh actions on stay s1's
+// invite in room r101 over June 1–5; the last two on invite inv_1.
+func createOp() *reconcile.Action {
+	return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+}
+
+func deleteOp() *reconcile.Action {
+	return action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
+}
+
+func disableOp() *reconcile.Action {
+	return action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
+}
+
 func TestSinkErrors(t *testing.T) {
 	t.Parallel()
-	createOp := func() *reconcile.Action {
-		return action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
-	}
-	deleteOp := func() *reconcile.Action {
-		return action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
-	}
-	disableOp := func() *reconcile.Action {
-		return action(reconcile.OpDisable, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")
-	}
 	// An update of an invite whose token keysync holds (lower case, so
 	// only knowing it removes it from a message).
 	const heldToken = "oat_lower_case_token_held"

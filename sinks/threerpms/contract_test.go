@@ -18,24 +18,18 @@ import (
 func TestContract(t *testing.T) {
 	t.Parallel()
 	var sb *sandbox.Server
-	stay := func(n int) string { return fmt.Sprintf("s%d", n) }
+	stay := sinktest.Stay
 	sinktest.Run(t, sinktest.Harness{
 		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
 			var s reconcile.Sink
-			sb, s = newWrappedSandbox(t, wrap)
+			sb, s = newSandbox(t, wrap)
 			return s
 		},
 		Create:   func(n int) *reconcile.Action { return create(stay(n), fmt.Sprintf("47%d1", n)) },
 		Withdraw: func(n int, remoteID string) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), remoteID) },
 		Missing:  func(n int) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), "rak_404") },
 		Live: func() int {
-			n := 0
-			for _, k := range sb.Keys() {
-				if k.Owner == ourID && !k.Deleted {
-					n++
-				}
-			}
-			return n
+			return sinktest.Live(sb.Keys(), func(k sandbox.KeyView) bool { return k.Owner == ourID && !k.Deleted })
 		},
 		Write: func(r *http.Request) bool {
 			return r.URL.Path == "/graphql" && bytes.Contains(fault.Body(r), []byte("mutation"))

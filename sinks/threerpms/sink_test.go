@@ -20,6 +20,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/schema"
 	"github.com/keysync/keysync/reconcile"
@@ -38,14 +39,8 @@ const (
 
 // newSandbox starts a sandbox that knows our token and sandbox.OtherToken,
 // with stays s1…s6 in rooms r1…r6, and returns it with a Sink talking to
-// it over HTTP.
-func newSandbox(t *testing.T) (*sandbox.Server, *sink.Sink) {
-	t.Helper()
-	return newWrappedSandbox(t, func(h http.Handler) http.Handler { return h })
-}
-
-// newWrappedSandbox is newSandbox served through wrap.
-func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, *sink.Sink) {
+// it over HTTP, served through wraps.
+func newSandbox(t *testing.T, wraps ...func(http.Handler) http.Handler) (*sandbox.Server, *sink.Sink) {
 	t.Helper()
 	sb := sandbox.New(sandbox.Options{
 		Integrations: map[string]string{ourToken: ourID, sandbox.OtherToken: sandbox.OtherIntegration},
@@ -60,9 +55,7 @@ func newWrappedSandbox(t *testing.T, wrap func(http.Handler) http.Handler) (*san
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(wrap(sb))
-	t.Cleanup(srv.Close)
-	return sb, sink.New(client(srv.URL+"/graphql"), 0)
+	return sb, sink.New(client(sandboxtest.Serve(t, sb, wraps...).URL+"/graphql"), 0)
 }
 
 // client returns a 3RPMS Client for endpoint that sends our token.

@@ -244,10 +244,7 @@ func TestFuzzHarnessDecodesValid(t *testing.T) {
 // see its TestMakeRequestMalformedStatusLine.)
 func TestGuestwayTransportErrorQuotesAnswer(t *testing.T) {
 	t.Parallel()
-	raws := []string{
-		"SSH-2.0-OpenSSH " + fzToken + "\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Type: \x7f" + fzToken + "\r\n\r\n",
-	}
+	raws := fault.NotHTTP(fzToken, "HTTP/1.1 200 OK", "Content-Type", fzToken)
 	fault.NotQuoted(t, raws, []string{fzToken}, func(url string) []error {
 		src := newGuestway(t, guestway.Options{
 			BaseURL: url, PartnerKey: fzKey, Token: fzToken, Property: property,

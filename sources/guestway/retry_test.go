@@ -40,23 +40,7 @@ func TestRetry(t *testing.T) {
 			Paced:    true,
 			Requests: 2, Sleeps: []time.Duration{250 * time.Millisecond},
 		},
-		{
-			Name:     "429 with Retry-After 2, then 200",
-			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), empty},
-			Requests: 2, MinGap: 2 * time.Second, Sleeps: []time.Duration{2 * time.Second},
-		},
-		{
-			Name:     "429 with Retry-After 2, then 200, through a pacer",
-			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "2"), empty},
-			Paced:    true,
-			Requests: 2, MinGap: 2 * time.Second,
-		},
-		{
-			Name:     "429 with Retry-After 86400 is not waited out",
-			Steps:    []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "86400"), empty},
-			Requests: 1, Sleeps: []time.Duration{},
-			Is: []error{httpapi.ErrWaitTooLong}, IsNot: []error{reconcile.ErrUnavailable},
-		},
+		adaptertest.WaitTooLong(struct{}{}, empty, reconcile.ErrUnavailable),
 		{
 			Name:     "list always 503",
 			Steps:    []http.HandlerFunc{unavailable},
@@ -105,6 +89,7 @@ func TestRetry(t *testing.T) {
 			Is: []error{reconcile.ErrRejected}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}
+	tests = append(tests, adaptertest.Waits(struct{}{}, empty, "200")...)
 	for _, tc := range tests {
 		t.Run(tc.Name, func(t *testing.T) {
 			srv := tc.Serve(t, t0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
@@ -92,31 +93,17 @@ func newSource(t testing.TB, base string, edit func(*guestway.Options)) *guestwa
 // retryOn is the default retry policy on a fake clock, exact.
 var retryOn = adaptertest.RetryOn
 
+// add adds reservations to sb, failing the test on any error.
 func add(t *testing.T, sb *sandbox.Server, rs ...sandbox.Reservation) {
 	t.Helper()
-	for _, r := range rs {
-		if err := sb.AddReservation(r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sandboxtest.AddAll(t, sb.AddReservation, rs...)
 }
 
-func day(t *testing.T, s string) reconcile.Date {
-	t.Helper()
-	d, err := reconcile.ParseDate(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
+// day parses a YYYY-MM-DD date, failing the test if it does not parse.
+var day = adaptertest.Day
 
-func ids(stays []reconcile.Stay) []string {
-	var out []string
-	for _, s := range stays {
-		out = append(out, s.Ref.ID)
-	}
-	return out
-}
+// ids returns the source ids of stays, in order.
+var ids = adaptertest.StayIDs
 
 // pins reveals the PINs of a stay's locks as "lock=pin".
 func pins(st reconcile.Stay) []string {

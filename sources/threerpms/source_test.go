@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/threerpms"
@@ -54,31 +56,14 @@ func newClient(endpoint string) *rpmsapi.Client {
 // addStays adds stays to sb, failing the test on any error.
 func addStays(t *testing.T, sb *sandbox.Server, stays ...sandbox.Stay) {
 	t.Helper()
-	for _, st := range stays {
-		if err := sb.AddStay(st); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sandboxtest.AddAll(t, sb.AddStay, stays...)
 }
 
 // day parses a YYYY-MM-DD date, failing the test if it does not parse.
-func day(t *testing.T, s string) reconcile.Date {
-	t.Helper()
-	d, err := reconcile.ParseDate(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
+var day = adaptertest.Day
 
 // stayIDs returns the source ids of stays, in order.
-func stayIDs(stays []reconcile.Stay) []string {
-	ids := make([]string, len(stays))
-	for i, st := range stays {
-		ids[i] = st.Ref.ID
-	}
-	return ids
-}
+var stayIDs = adaptertest.StayIDs
 
 // graphqlBody is a GraphQL request body as a canned server decodes it.
 type graphqlBody struct {

@@ -262,6 +262,17 @@ func NotQuoted(t *testing.T, raws, secrets []string, call func(url string) []err
 	}
 }
 
+// NotHTTP returns two answers that are not well-formed HTTP, for
+// NotQuoted: another protocol's banner carrying banner, and statusLine
+// followed by a header line named header whose value, value, starts with
+// a DEL (a malformed header line).
+func NotHTTP(banner, statusLine, header, value string) []string {
+	return []string{
+		"SSH-2.0-OpenSSH " + banner + "\r\n\r\n",
+		statusLine + "\r\n" + header + ": \x7f" + value + "\r\n\r\n",
+	}
+}
+
 func containsAny(s string, subs []string) bool {
 	for _, sub := range subs {
 		if strings.Contains(s, sub) {

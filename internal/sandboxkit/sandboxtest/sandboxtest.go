@@ -1,7 +1,8 @@
 // Package sandboxtest is what the four sandboxes' own tests share: a
-// request to a sandbox served over HTTP, its answer read and decoded, a
-// walk into decoded JSON, and the checks of the admin routes every sandbox
-// mounts. Only tests import it.
+// sandbox served over HTTP for one test, a request to it, its answer read
+// and decoded, a walk into decoded JSON, and the checks of the admin routes
+// and rate limits every sandbox has. The adapters' tests use it to serve
+// their sandboxes too. Only tests import it.
 package sandboxtest
 
 import (
@@ -15,6 +16,43 @@ import (
 	"strings"
 	"testing"
 )
+
+// Serve serves h over HTTP until t ends and returns the server. Each of
+// wraps, in order, wraps what came before (a fault, a check of the
+// requests).
+func Serve(t testing.TB, h http.Handler, wraps ...func(http.Handler) http.Handler) *httptest.Server {
+	for _, wrap := range wraps {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Env is a sandbox served over HTTP for one test: the test, the sandbox
+// and its server. A sandbox's tests embed it in their own env type, which
+// holds their request helpers.
+type Env[S http.Handler] struct {
+	T   *testing.T
+	SB  S
+	Srv *httptest.Server
+}
+
+// Start serves sb over HTTP until t ends.
+func Start[S http.Handler](t *testing.T, sb S) *Env[S] {
+	return &Env[S]{T: t, SB: sb, Srv: Serve(t, sb)}
+}
+
+// AddAll adds items with add (a sandbox's AddStay or AddReservation), in
+// order, failing the test on an error.
+func AddAll[T any](t testing.TB, add func(T) error, items ...T) {
+	t.Helper()
+	for _, it := range items {
+		if err := add(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // Answer is a sandbox's answer: its status, headers and body, raw and, when
 // it is a JSON object, decoded.
@@ -75,6 +113,26 @@ func Send(t testing.TB, c *http.Client, req *http.Request) Answer {
 		}
 	}
 	return a
+}
+
+// Admits sends n requests with send and fails the test unless every one
+// is answered status: requests within a burst or a daily cap.
+func Admits(t testing.TB, what string, n, status int, send func() Answer) {
+	t.Helper()
+	for i := range n {
+		if a := send(); a.Status != status {
+			t.Fatalf("%s: request %d of %d: %d, want %d: %s", what, i+1, n, a.Status, status, a.Raw)
+		}
+	}
+}
+
+// RateLimited fails the test unless a is a 429 whose Retry-After is
+// retryAfter.
+func RateLimited(t testing.TB, what string, a Answer, retryAfter string) {
+	t.Helper()
+	if a.Status != http.StatusTooManyRequests || a.Header.Get("Retry-After") != retryAfter {
+		t.Fatalf("%s: %d, Retry-After %q; want 429, Retry-After %q: %s", what, a.Status, a.Header.Get("Retry-After"), retryAfter, a.Raw)
+	}
 }
 
 // Header sets a request header, unless value is empty.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,11 +35,8 @@ func mustLoad(name string) *time.Location {
 	return loc
 }
 
-type env struct {
-	t   *testing.T
-	sb  *Server
-	srv *httptest.Server
-}
+// env is a sandbox served for one test, with the requests the tests send.
+type env struct{ *sandboxtest.Env[*Server] }
 
 // newEnv starts a sandbox with our user and otherUser and keys K1 (SN-1),
 // K2 (SN-2) and K3 (no serial number).
@@ -56,26 +52,24 @@ func newEnv(t *testing.T, opts Options) *env {
 	sb.AddKey("K1", "SN-1")
 	sb.AddKey("K2", "SN-2")
 	sb.AddKey("K3", "")
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return &env{t: t, sb: sb, srv: srv}
+	return &env{sandboxtest.Start(t, sb)}
 }
 
 type resp = sandboxtest.Answer
 
 // call sends a request with HTTP Basic auth when user is not empty.
 func (e *env) call(method, path, user, pass, body string) resp {
-	e.t.Helper()
-	return sandboxtest.Call(e.t, e.srv, method, path, body, sandboxtest.BasicAuth(user, pass))
+	e.T.Helper()
+	return sandboxtest.Call(e.T, e.Srv, method, path, body, sandboxtest.BasicAuth(user, pass))
 }
 
 func (e *env) create(body string) resp {
-	e.t.Helper()
+	e.T.Helper()
 	return e.call(http.MethodPost, DefaultCreatePath, ourUser, ourPass, body)
 }
 
 func (e *env) cancel(id string) resp {
-	e.t.Helper()
+	e.T.Helper()
 	return e.call(http.MethodDelete, "/v2/accesses/"+id, ourUser, ourPass, "")
 }
 
@@ -209,7 +203,7 @@ func TestCreateRules(t *testing.T) {
 				if code, _ := r.Body["code"].(string); !sixDigits.MatchString(code) {
 					t.Errorf("code %q is not 6 digits", code)
 				}
-				if n := len(e.sb.Accesses()); n != 1 {
+				if n := len(e.SB.Accesses()); n != 1 {
 					t.Errorf("%d accesses, want 1", n)
 				}
 				return
@@ -220,7 +214,7 @@ func TestCreateRules(t *testing.T) {
 			if msg, _ := r.Body["message"].(string); !strings.HasPrefix(msg, tc.field+": ") {
 				t.Errorf("message %q does not start with the field", msg)
 			}
-			if n := len(e.sb.Accesses()); n != 0 {
+			if n := len(e.SB.Accesses()); n != 0 {
 				t.Errorf("a refused create stored %d accesses", n)
 			}
 		})
@@ -260,7 +254,7 @@ func TestCreateResponse(t *testing.T) {
 	if !maps.EqualFunc(r.Body, want, func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
 		t.Errorf("answer:\n got %v\nwant %v", r.Body, want)
 	}
-	v, ok := e.sb.Access("acc_1")
+	v, ok := e.SB.Access("acc_1")
 	if !ok {
 		t.Fatal("access not stored")
 	}
@@ -286,7 +280,7 @@ func TestCreateAcrossAutumnSwitch(t *testing.T) {
 	if r.Status != 201 {
 		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
-	v := e.sb.Accesses()[0]
+	v := e.SB.Accesses()[0]
 	if v.StartDate != "2026-10-24" || v.StartTime != "15:00" || v.EndDate != "2026-10-26" || v.EndTime != "11:00" || v.TimeZone != "Europe/Ljubljana" {
 		t.Errorf("local view %s %s → %s %s %s", v.StartDate, v.StartTime, v.EndDate, v.EndTime, v.TimeZone)
 	}
@@ -314,7 +308,7 @@ func TestCreateDeprecatedDates(t *testing.T) {
 	if r.Status != 201 {
 		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
-	got := e.sb.Accesses()
+	got := e.SB.Accesses()
 	if v := got[0]; v.StartDate != "2026-10-31" || v.StartTime != "15:00" || v.EndDate != "2026-11-02" || v.EndTime != "11:00" || v.TimeZone != "America/Vancouver" {
 		t.Errorf("Vancouver local view %+v", v)
 	}
@@ -333,12 +327,12 @@ func TestOngoingAccess(t *testing.T) {
 	if _, ok := r.Body["endDate"]; ok {
 		t.Errorf("ongoing access has an endDate: %s", r.Raw)
 	}
-	v := e.sb.Accesses()[0]
+	v := e.SB.Accesses()[0]
 	if !v.Start.Equal(t0) || !v.End.IsZero() || v.EndDate != "" || v.StartDate != "2026-03-20" || v.StartTime != "13:00" {
 		t.Errorf("ongoing access %+v", v)
 	}
-	e.sb.Advance(365 * 24 * time.Hour)
-	if v := e.sb.Accesses()[0]; v.Status != StatusActive {
+	e.SB.Advance(365 * 24 * time.Hour)
+	if v := e.SB.Accesses()[0]; v.Status != StatusActive {
 		t.Errorf("a year on: %s", v.Status)
 	}
 }
@@ -360,20 +354,20 @@ func TestStatusFollowsClock(t *testing.T) {
 		{time.Date(2026, 3, 30, 9, 0, 0, 0, time.UTC), StatusEnded},
 	}
 	for _, st := range steps {
-		e.sb.SetNow(st.at)
-		if got := e.sb.Accesses()[0].Status; got != st.want {
+		e.SB.SetNow(st.at)
+		if got := e.SB.Accesses()[0].Status; got != st.want {
 			t.Errorf("at %s: %s, want %s", st.at, got, st.want)
 		}
 	}
-	e.sb.SetNow(t0)
-	e.sb.Advance(8*24*time.Hour + 2*time.Hour)
-	if got := e.sb.Accesses()[0].Status; got != StatusActive {
+	e.SB.SetNow(t0)
+	e.SB.Advance(8*24*time.Hour + 2*time.Hour)
+	if got := e.SB.Accesses()[0].Status; got != StatusActive {
 		t.Errorf("after Advance: %s", got)
 	}
 	if r := e.cancel("acc_1"); r.Status != 204 {
 		t.Fatal(r.Raw)
 	}
-	if got := e.sb.Accesses()[0].Status; got != StatusCancelled {
+	if got := e.SB.Accesses()[0].Status; got != StatusCancelled {
 		t.Errorf("after cancel: %s", got)
 	}
 }
@@ -420,7 +414,7 @@ func TestAuth(t *testing.T) {
 				if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic ") {
 					t.Errorf("WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
 				}
-				if len(e.sb.Accesses()) != 0 {
+				if len(e.SB.Accesses()) != 0 {
 					t.Error("an unauthenticated create stored an access")
 				}
 				if strings.Contains(r.Raw, ourPass) {
@@ -428,15 +422,15 @@ func TestAuth(t *testing.T) {
 				}
 				return
 			}
-			if got := e.sb.Accesses()[0].Creator; got != tc.user {
+			if got := e.SB.Accesses()[0].Creator; got != tc.user {
 				t.Errorf("creator %q, want %q", got, tc.user)
 			}
 		})
 	}
 	e := newEnv(t, Options{})
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+DefaultCreatePath, strings.NewReader(body()))
+	req, _ := http.NewRequest(http.MethodPost, e.Srv.URL+DefaultCreatePath, strings.NewReader(body()))
 	req.Header.Set("Authorization", "Bearer "+ourPass)
-	hr, err := e.srv.Client().Do(req)
+	hr, err := e.Srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +438,7 @@ func TestAuth(t *testing.T) {
 	if hr.StatusCode != 401 {
 		t.Errorf("bearer token: %d, want 401", hr.StatusCode)
 	}
-	e.sb.AddUser("late", "pw")
+	e.SB.AddUser("late", "pw")
 	if r := e.call(http.MethodPost, DefaultCreatePath, "late", "pw", body()); r.Status != 201 {
 		t.Errorf("AddUser: %d", r.Status)
 	}
@@ -456,7 +450,7 @@ func TestCancel(t *testing.T) {
 	if r := e.create(body()); r.Status != 201 {
 		t.Fatal(r.Raw)
 	}
-	foreign, err := e.sb.AddAccess(AccessInput{
+	foreign, err := e.SB.AddAccess(AccessInput{
 		Creator: otherUser, KeyID: "K2", Start: t0, End: t0.Add(48 * time.Hour), TimeZone: "Europe/Ljubljana", Visitor: "Walk-in",
 	})
 	if err != nil {
@@ -466,12 +460,12 @@ func TestCancel(t *testing.T) {
 		t.Errorf("planted %+v", foreign)
 	}
 
-	e.sb.SetNow(t0.Add(time.Hour))
+	e.SB.SetNow(t0.Add(time.Hour))
 	r := e.cancel("acc_1")
 	if r.Status != 204 || r.Raw != "" {
 		t.Fatalf("cancel: %d %q", r.Status, r.Raw)
 	}
-	v, _ := e.sb.Access("acc_1")
+	v, _ := e.SB.Access("acc_1")
 	if !v.Cancelled || v.CancelledBy != ourUser || !v.CancelledAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("after cancel %+v", v)
 	}
@@ -480,7 +474,7 @@ func TestCancel(t *testing.T) {
 			t.Errorf("cancel %q: %d, want 404", id, r.Status)
 		}
 	}
-	if v, _ := e.sb.Access("acc_2"); v.Cancelled {
+	if v, _ := e.SB.Access("acc_2"); v.Cancelled {
 		t.Error("the planted access was cancelled")
 	}
 	if r := e.call(http.MethodDelete, "/v2/accesses/acc_2", otherUser, otherPass, ""); r.Status != 204 {
@@ -489,7 +483,7 @@ func TestCancel(t *testing.T) {
 	if r := e.call(http.MethodDelete, "/v2/accesses/acc_2", "", "", ""); r.Status != 401 {
 		t.Errorf("unauthenticated cancel: %d", r.Status)
 	}
-	if err := e.sb.CancelAccess("acc_2", "x"); err == nil {
+	if err := e.SB.CancelAccess("acc_2", "x"); err == nil {
 		t.Error("CancelAccess of a cancelled access succeeded")
 	}
 }
@@ -504,18 +498,18 @@ func TestAddAccessRules(t *testing.T) {
 		{Creator: otherUser, KeyID: "K1", Start: end, End: t0},
 		{Creator: otherUser, KeyID: "K1"},
 	} {
-		if _, err := e.sb.AddAccess(in); err == nil {
+		if _, err := e.SB.AddAccess(in); err == nil {
 			t.Errorf("AddAccess(%+v) succeeded", in)
 		}
 	}
-	v, err := e.sb.AddAccess(AccessInput{Creator: otherUser, KeyID: "K1", Start: t0, Code: "123456"})
+	v, err := e.SB.AddAccess(AccessInput{Creator: otherUser, KeyID: "K1", Start: t0, Code: "123456"})
 	if err != nil || v.Code != "123456" || v.TimeZone != "UTC" || !v.End.IsZero() {
 		t.Fatalf("%+v %v", v, err)
 	}
-	if _, err := e.sb.AddAccess(AccessInput{Creator: otherUser, KeyID: "K2", Start: t0, Code: "123456"}); err == nil {
+	if _, err := e.SB.AddAccess(AccessInput{Creator: otherUser, KeyID: "K2", Start: t0, Code: "123456"}); err == nil {
 		t.Error("a code in use was planted twice")
 	}
-	if len(e.sb.Requests()) != 0 {
+	if len(e.SB.Requests()) != 0 {
 		t.Error("AddAccess went to the request log")
 	}
 }
@@ -525,15 +519,9 @@ func TestRateLimits(t *testing.T) {
 	now := time.Date(2026, 3, 20, 23, 59, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	e := newEnv(t, Options{RateNow: clock}.WithSeedLimits())
-	for i := range DefaultBurst {
-		if r := e.create(body()); r.Status != 201 {
-			t.Fatalf("request %d within the burst: %d", i, r.Status)
-		}
-	}
-	r := e.create(body())
-	if r.Status != 429 || r.Header.Get("Retry-After") != "1" {
-		t.Fatalf("beyond the burst: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
-	}
+	create := func() resp { return e.create(body()) }
+	sandboxtest.Admits(t, "within the burst", DefaultBurst, 201, create)
+	sandboxtest.RateLimited(t, "beyond the burst", create(), "1")
 	if r := e.call(http.MethodPost, DefaultCreatePath, otherUser, otherPass, body()); r.Status != 201 {
 		t.Errorf("another user has its own limit: %d", r.Status)
 	}
@@ -548,15 +536,8 @@ func TestRateLimits(t *testing.T) {
 	// The daily cap counts per UTC day and says when the day ends.
 	now = time.Date(2026, 3, 20, 23, 0, 0, 0, time.UTC)
 	e = newEnv(t, Options{RateNow: clock, DailyCap: 3})
-	for range 3 {
-		if r := e.create(body()); r.Status != 201 {
-			t.Fatalf("within the cap: %d", r.Status)
-		}
-	}
-	r = e.create(body())
-	if r.Status != 429 || r.Header.Get("Retry-After") != "3600" {
-		t.Fatalf("beyond the cap: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
-	}
+	sandboxtest.Admits(t, "within the cap", 3, 201, create)
+	sandboxtest.RateLimited(t, "beyond the cap", create(), "3600")
 	if r := e.call(http.MethodPost, DefaultCreatePath, ourUser, "wrong", body()); r.Status != 401 {
 		t.Errorf("bad credentials are refused before the limit: %d", r.Status)
 	}
@@ -564,8 +545,8 @@ func TestRateLimits(t *testing.T) {
 	if r := e.create(body()); r.Status != 201 {
 		t.Errorf("next day: %d", r.Status)
 	}
-	if len(e.sb.Accesses()) != 4 {
-		t.Errorf("%d accesses, want 4", len(e.sb.Accesses()))
+	if len(e.SB.Accesses()) != 4 {
+		t.Errorf("%d accesses, want 4", len(e.SB.Accesses()))
 	}
 }
 
@@ -618,7 +599,7 @@ func TestList(t *testing.T) {
 	first := e.create(body())
 	second := e.create(body(set("visitorName", "Bo")))
 	e.create(body(set("key", map[string]any{"id": "K2"})))
-	if _, err := e.sb.AddAccess(AccessInput{Creator: otherUser, KeyID: "K1", Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}); err != nil {
+	if _, err := e.SB.AddAccess(AccessInput{Creator: otherUser, KeyID: "K1", Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.cancel(first.Body["id"].(string)); r.Status != 204 {
@@ -685,7 +666,7 @@ func TestRequestLog(t *testing.T) {
 		{Time: now, User: "", Method: "POST", Path: "/v2/accesses", Status: 401, Body: b},
 		{Time: now, User: ourUser, Method: "DELETE", Path: "/v2/accesses/acc_1", Status: 204, Body: ""},
 	}
-	got := e.sb.Requests()
+	got := e.SB.Requests()
 	if len(got) != len(want) {
 		t.Fatalf("%d requests, want %d: %+v", len(got), len(want), got)
 	}
@@ -698,11 +679,11 @@ func TestRequestLog(t *testing.T) {
 	if r.Status != 200 || r.Body["count"] != float64(3) || strings.Contains(r.Raw, ourPass) || strings.Contains(r.Raw, "Basic") {
 		t.Errorf("admin request log: %d %s", r.Status, r.Raw)
 	}
-	if len(e.sb.Requests()) != 3 {
+	if len(e.SB.Requests()) != 3 {
 		t.Error("admin calls went to the request log")
 	}
-	e.sb.ResetRequests()
-	if len(e.sb.Requests()) != 0 {
+	e.SB.ResetRequests()
+	if len(e.SB.Requests()) != 0 {
 		t.Error("ResetRequests left entries")
 	}
 }
@@ -712,7 +693,7 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, want int) resp {
 		t.Helper()
-		return sandboxtest.Want(t, e.srv, method, path, body, want)
+		return sandboxtest.Want(t, e.Srv, method, path, body, want)
 	}
 	r := call("GET", "/_sandbox/keys", "", 200)
 	if got := fmt.Sprint(r.Body["keys"]); got != "[map[id:K1 serial_number:SN-1] map[id:K2 serial_number:SN-2] map[id:K3]]" {
@@ -748,7 +729,7 @@ func TestAdminAPI(t *testing.T) {
 	if r := call("POST", "/_sandbox/clock", `{"now": "2026-03-29T12:00:00+02:00"}`, 200); r.Body["now"] != "2026-03-29T12:00:00+02:00" {
 		t.Errorf("set: %s", r.Raw)
 	}
-	if got := e.sb.Accesses()[0].Status; got != StatusActive {
+	if got := e.SB.Accesses()[0].Status; got != StatusActive {
 		t.Errorf("status after setting the clock: %s", got)
 	}
 	call("POST", "/_sandbox/clock", `{}`, 400)
@@ -759,14 +740,14 @@ func TestAdminAPI(t *testing.T) {
 	if r := call("GET", "/_sandbox/requests", "", 200); r.Body["count"] != float64(1) {
 		t.Errorf("requests: %s", r.Raw)
 	}
-	if n := sandboxtest.ClearRequests(t, e.srv); n != 1 {
+	if n := sandboxtest.ClearRequests(t, e.Srv); n != 1 {
 		t.Errorf("cleared %d requests, want 1", n)
 	}
 	call("GET", "/_sandbox/nope", "", 404)
 	call("PUT", "/_sandbox/keys", "{}", 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	if list := sandboxtest.RoutesDocumented(t, e.srv); list != adminRoutes {
+	if list := sandboxtest.RoutesDocumented(t, e.Srv); list != adminRoutes {
 		t.Errorf("GET /_sandbox/ serves:\n%s", list)
 	}
 }
@@ -800,9 +781,9 @@ func TestConcurrent(t *testing.T) {
 	done := make(chan string)
 	for range 8 {
 		go func() {
-			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+DefaultCreatePath, bytes.NewReader([]byte(b)))
+			req, _ := http.NewRequest(http.MethodPost, e.Srv.URL+DefaultCreatePath, bytes.NewReader([]byte(b)))
 			req.SetBasicAuth(ourUser, ourPass)
-			hr, err := e.srv.Client().Do(req)
+			hr, err := e.Srv.Client().Do(req)
 			if err != nil {
 				done <- ""
 				return
@@ -818,7 +799,7 @@ func TestConcurrent(t *testing.T) {
 			t.Errorf("create or cancel of %q failed", id)
 		}
 	}
-	for _, v := range e.sb.Accesses() {
+	for _, v := range e.SB.Accesses() {
 		if !v.Cancelled {
 			t.Errorf("%s not cancelled", v.ID)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -26,11 +25,8 @@ const (
 	intB     = "int_b"
 )
 
-type env struct {
-	t   *testing.T
-	sb  *Server
-	srv *httptest.Server
-}
+// env is a sandbox served for one test, with the requests the tests send.
+type env struct{ *sandboxtest.Env[*Server] }
 
 // newEnv starts a sandbox with two orgs: org_a (keys ourKey and staffKey;
 // integrations int_a with portals lobby, garage, door-101, door-102, and
@@ -45,9 +41,7 @@ func newEnv(t *testing.T, opts Options) *env {
 	}
 	sb := New(opts)
 	sb.AddPortal("gate-b", intB)
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return &env{t: t, sb: sb, srv: srv}
+	return &env{sandboxtest.Start(t, sb)}
 }
 
 type answer = sandboxtest.Answer
@@ -55,17 +49,17 @@ type answer = sandboxtest.Answer
 // do sends a request; key and org set Authorization and X-Org when not
 // empty, and a body is sent as application/json.
 func (e *env) do(method, path, key, org, body string) answer {
-	e.t.Helper()
+	e.T.Helper()
 	var bearer string
 	if key != "" {
 		bearer = "Bearer " + key
 	}
-	return sandboxtest.Call(e.t, e.srv, method, path, body, sandboxtest.Header("Authorization", bearer), sandboxtest.Header("X-Org", org))
+	return sandboxtest.Call(e.T, e.Srv, method, path, body, sandboxtest.Header("Authorization", bearer), sandboxtest.Header("X-Org", org))
 }
 
 func (e *env) send(req *http.Request) answer {
-	e.t.Helper()
-	return sandboxtest.Send(e.t, e.srv.Client(), req)
+	e.T.Helper()
+	return sandboxtest.Send(e.T, e.Srv.Client(), req)
 }
 
 func invitesPath(integration string) string {
@@ -74,24 +68,24 @@ func invitesPath(integration string) string {
 
 // create makes an invite as ourKey in int_a and returns its link id and token.
 func (e *env) create(body string) (id, token string) {
-	e.t.Helper()
+	e.T.Helper()
 	a := e.do("POST", invitesPath(intA), ourKey, orgA, body)
 	if a.Status != http.StatusCreated {
-		e.t.Fatalf("create: %d %s", a.Status, a.Raw)
+		e.T.Fatalf("create: %d %s", a.Status, a.Raw)
 	}
 	id, _ = a.Body["invite_link_id"].(string)
 	token, _ = a.Body["invite_token"].(string)
 	if id == "" || token == "" {
-		e.t.Fatalf("create answer lacks id or token: %s", a.Raw)
+		e.T.Fatalf("create answer lacks id or token: %s", a.Raw)
 	}
 	return id, token
 }
 
 func (e *env) invite(id string) InviteView {
-	e.t.Helper()
-	v, ok := e.sb.Invite(id)
+	e.T.Helper()
+	v, ok := e.SB.Invite(id)
 	if !ok {
-		e.t.Fatalf("no invite %s", id)
+		e.T.Fatalf("no invite %s", id)
 	}
 	return v
 }
@@ -227,7 +221,7 @@ func TestCreate(t *testing.T) {
 			if tc.integration != "" {
 				integration = tc.integration
 			}
-			req, _ := http.NewRequest("POST", e.srv.URL+invitesPath(integration), strings.NewReader(tc.body))
+			req, _ := http.NewRequest("POST", e.Srv.URL+invitesPath(integration), strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", "application/json")
 			if tc.contentType != "" {
 				req.Header.Set("Content-Type", tc.contentType)
@@ -250,12 +244,12 @@ func TestCreate(t *testing.T) {
 				if msg == "" || !strings.Contains(msg, tc.contains) {
 					t.Errorf("error %q, want it to mention %q", msg, tc.contains)
 				}
-				if n := len(e.sb.Invites()); n != 0 {
+				if n := len(e.SB.Invites()); n != 0 {
 					t.Errorf("%d invites after a refused create", n)
 				}
 				return
 			}
-			invites := e.sb.Invites()
+			invites := e.SB.Invites()
 			if len(invites) != 1 || invites[0].ID != a.Body["invite_link_id"] || invites[0].Token != a.Body["invite_token"] {
 				t.Fatalf("invites %+v after answer %s", invites, a.Raw)
 			}
@@ -292,7 +286,7 @@ func TestErrorsNeverEcho(t *testing.T) {
 			t.Errorf("%s: %d %s", path, a.Status, a.Raw)
 		}
 	}
-	for _, r := range e.sb.Requests() {
+	for _, r := range e.SB.Requests() {
 		if strings.Contains(r.Path, token) {
 			t.Errorf("request log holds a token: %+v", r)
 		}
@@ -300,14 +294,14 @@ func TestErrorsNeverEcho(t *testing.T) {
 }
 
 func (e *env) public(token string) PublicInvite {
-	e.t.Helper()
+	e.T.Helper()
 	a := e.do("GET", "/public/access/invites/"+token, "", "", "")
 	if a.Status != 200 {
-		e.t.Fatalf("guest GET: %d %s", a.Status, a.Raw)
+		e.T.Fatalf("guest GET: %d %s", a.Status, a.Raw)
 	}
 	var p PublicInvite
 	if err := json.Unmarshal([]byte(a.Raw), &p); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return p
 }
@@ -380,7 +374,7 @@ func TestUpdate(t *testing.T) {
 			e := newEnv(t, Options{})
 			id, token := e.create(stayBody)
 			before := e.invite(id)
-			e.sb.Advance(time.Hour)
+			e.SB.Advance(time.Hour)
 			a := put(e, id, tc.body)
 			if a.Status != tc.status {
 				t.Fatalf("status %d, want %d: %s", a.Status, tc.status, a.Raw)
@@ -490,11 +484,11 @@ func TestList(t *testing.T) {
 	if a := e.do("PUT", invitesPath(intA)+"/"+ids[2], ourKey, orgA, `{"is_enabled":false}`); a.Status != 200 {
 		t.Fatal(a.Raw)
 	}
-	staff, err := e.sb.AddInvite(Planted{Integration: intA, CreatedBy: staffKey, Name: "staff", PortalIDs: []string{"garage"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)})
+	staff, err := e.SB.AddInvite(Planted{Integration: intA, CreatedBy: staffKey, Name: "staff", PortalIDs: []string{"garage"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.sb.AddInvite(Planted{Integration: intA2, CreatedBy: ourKey, Name: "other integration", PortalIDs: []string{"door-a2"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)}); err != nil {
+	if _, err := e.SB.AddInvite(Planted{Integration: intA2, CreatedBy: ourKey, Name: "other integration", PortalIDs: []string{"door-a2"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{ids[0], ids[2], ids[3], ids[4], staff.ID}
@@ -566,7 +560,7 @@ func TestList(t *testing.T) {
 	if a := e.do("GET", invitesPath(intB), otherKey, orgB, ""); a.Status != 200 || !strings.Contains(a.Raw, `"data":[]`) {
 		t.Errorf("org_b's integration: %d %s", a.Status, a.Raw)
 	}
-	reqs := e.sb.Requests()
+	reqs := e.SB.Requests()
 	if r := reqs[len(reqs)-1]; r.Method != "GET" || r.Path != invitesPath(intB) || r.Status != 200 || r.Org != orgB {
 		t.Errorf("request log %+v", r)
 	}
@@ -591,7 +585,7 @@ func TestGuestSide(t *testing.T) {
 	if a := e.do("POST", "/public/access/invites/"+token+"/claim", "", "", ""); a.Status != 200 {
 		t.Errorf("claim: %d %s", a.Status, a.Raw)
 	}
-	e.sb.SetNow(ts("2026-06-02T09:00:00Z"))
+	e.SB.SetNow(ts("2026-06-02T09:00:00Z"))
 	if s := e.public(token).Status; s != StatusActive {
 		t.Errorf("status in the window: %s", s)
 	}
@@ -610,7 +604,7 @@ func TestGuestSide(t *testing.T) {
 		t.Errorf("after two uses: %+v", p)
 	}
 	e.do("PUT", invitesPath(intA)+"/"+id, ourKey, orgA, `{"max_uses":10}`)
-	e.sb.Advance(96 * time.Hour)
+	e.SB.Advance(96 * time.Hour)
 	if s := e.public(token).Status; s != StatusExpired {
 		t.Errorf("status after the window: %s", s)
 	}
@@ -630,14 +624,12 @@ func TestRateLimit(t *testing.T) {
 	put := func(key, org string) answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", key, org, `{"is_enabled":false}`)
 	}
-	for i := range DefaultBurst {
-		if a := put(ourKey, orgA); a.Status != 404 {
-			t.Fatalf("request %d: %d %s", i, a.Status, a.Raw)
-		}
-	}
-	a := put(ourKey, orgA)
-	if a.Status != 429 || a.Header.Get("Retry-After") != "1" || !strings.Contains(a.Body["error"].(string), "rate limited") {
-		t.Fatalf("burst + 1: %d Retry-After %q %s", a.Status, a.Header.Get("Retry-After"), a.Raw)
+	ours := func() answer { return put(ourKey, orgA) }
+	sandboxtest.Admits(t, "the burst", DefaultBurst, 404, ours)
+	a := ours()
+	sandboxtest.RateLimited(t, "burst + 1", a, "1")
+	if !strings.Contains(a.Body["error"].(string), "rate limited") {
+		t.Fatalf("burst + 1: %s", a.Raw)
 	}
 	if a := put(staffKey, orgA); a.Status != 404 {
 		t.Errorf("another key is limited apart: %d", a.Status)
@@ -646,12 +638,8 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("unknown key: %d, want 401 before rate limiting", a.Status)
 	}
 	now = now.Add(time.Second) // 5 tokens back
-	for i := range 5 {
-		if a := put(ourKey, orgA); a.Status != 404 {
-			t.Fatalf("after a second, request %d: %d", i, a.Status)
-		}
-	}
-	if a := put(ourKey, orgA); a.Status != 429 {
+	sandboxtest.Admits(t, "after a second", 5, 404, ours)
+	if a := ours(); a.Status != 429 {
 		t.Errorf("sixth after a second: %d", a.Status)
 	}
 	if a := e.do("GET", "/public/access/invites/x", "", "", ""); a.Status != 404 {
@@ -666,14 +654,8 @@ func TestDailyCap(t *testing.T) {
 	put := func() answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", ourKey, orgA, `{"is_enabled":false}`)
 	}
-	for range 3 {
-		if a := put(); a.Status != 404 {
-			t.Fatalf("%d %s", a.Status, a.Raw)
-		}
-	}
-	if a := put(); a.Status != 429 || a.Header.Get("Retry-After") != "60" {
-		t.Fatalf("over the cap: %d Retry-After %q", a.Status, a.Header.Get("Retry-After"))
-	}
+	sandboxtest.Admits(t, "within the cap", 3, 404, put)
+	sandboxtest.RateLimited(t, "over the cap", put(), "60")
 	now = now.Add(time.Minute)
 	if a := put(); a.Status != 404 {
 		t.Errorf("next day: %d", a.Status)
@@ -683,7 +665,7 @@ func TestDailyCap(t *testing.T) {
 func TestAddInvite(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	v, err := e.sb.AddInvite(Planted{
+	v, err := e.SB.AddInvite(Planted{
 		Integration: intA, CreatedBy: "dashboard", Name: "Cleaner", PortalIDs: []string{"lobby"},
 		ValidFrom: t0, ValidTo: t0.Add(8 * time.Hour),
 	})
@@ -693,7 +675,7 @@ func TestAddInvite(t *testing.T) {
 	if v.CreatedBy != "dashboard" || v.Org != orgA || !v.Enabled || v.Token == "" || v.ID == "" {
 		t.Errorf("planted %+v", v)
 	}
-	w, err := e.sb.AddInvite(Planted{Integration: intB, CreatedBy: otherKey, Name: "B", PortalIDs: []string{"gate-b"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour), Disabled: true})
+	w, err := e.SB.AddInvite(Planted{Integration: intB, CreatedBy: otherKey, Name: "B", PortalIDs: []string{"gate-b"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour), Disabled: true})
 	if err != nil || w.CreatedBy != KeyFingerprint(otherKey) || w.Org != orgB || w.Enabled {
 		t.Errorf("planted by a key: %+v, %v", w, err)
 	}
@@ -706,11 +688,11 @@ func TestAddInvite(t *testing.T) {
 		{Integration: intA, Name: "", PortalIDs: []string{"lobby"}, ValidFrom: t0, ValidTo: t0.Add(time.Hour)},
 		{Integration: intA, Name: "x", PortalIDs: []string{"lobby"}, ValidFrom: t0, ValidTo: t0},
 	} {
-		if _, err := e.sb.AddInvite(p); err == nil {
+		if _, err := e.SB.AddInvite(p); err == nil {
 			t.Errorf("AddInvite(%+v) succeeded", p)
 		}
 	}
-	if n := len(e.sb.Invites()); n != 2 {
+	if n := len(e.SB.Invites()); n != 2 {
 		t.Errorf("%d invites", n)
 	}
 }
@@ -728,11 +710,11 @@ func TestRequestLog(t *testing.T) {
 		{Time: t0, Method: "GET", Path: "/public/access/invites/[token]", Status: 200},
 		{Time: t0, Method: "DELETE", Path: invitesPath(intA) + "/" + id, Status: 401},
 	}
-	if got := e.sb.Requests(); !slices.Equal(got, want) {
+	if got := e.SB.Requests(); !slices.Equal(got, want) {
 		t.Errorf("request log:\n got %+v\nwant %+v", got, want)
 	}
-	e.sb.ResetRequests()
-	if got := e.sb.Requests(); len(got) != 0 {
+	e.SB.ResetRequests()
+	if got := e.SB.Requests(); len(got) != 0 {
 		t.Errorf("after reset: %+v", got)
 	}
 }
@@ -742,7 +724,7 @@ func TestAdmin(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) map[string]any {
 		t.Helper()
-		return sandboxtest.Want(t, e.srv, method, path, body, status).Body
+		return sandboxtest.Want(t, e.Srv, method, path, body, status).Body
 	}
 	id, token := e.create(stayBody)
 	got := call("GET", "/_sandbox/invites", "", 200)
@@ -779,12 +761,12 @@ func TestAdmin(t *testing.T) {
 	if got := call("GET", "/_sandbox/requests", "", 200); got["count"] != 2.0 || dig(got, "requests", 0, "method") != "POST" || dig(got, "requests", 0, "status") != 201.0 {
 		t.Errorf("requests: %v", got)
 	}
-	sandboxtest.ClearRequests(t, e.srv)
+	sandboxtest.ClearRequests(t, e.Srv)
 	call("GET", "/_sandbox/nope", "", 404)
 	call("GET", "/nope", "", 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	list := sandboxtest.RoutesDocumented(t, e.srv)
+	list := sandboxtest.RoutesDocumented(t, e.Srv)
 	if n := len(strings.Split(strings.TrimSpace(list), "\n")); n != 9 {
 		t.Errorf("route list has %d lines", n)
 	}

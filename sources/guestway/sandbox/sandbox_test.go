@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -26,11 +25,8 @@ const (
 	adminToken = "gw_admin_token_qrstu"  // Full Access - Read
 )
 
-type env struct {
-	t   *testing.T
-	sb  *Server
-	srv *httptest.Server
-}
+// env is a sandbox served for one test, with the requests the tests send.
+type env struct{ *sandboxtest.Env[*Server] }
 
 // newEnv starts a sandbox with partnerKey, the four tokens, listings L1 and
 // L2 and the reservations:
@@ -58,20 +54,14 @@ func newEnv(t *testing.T, opts Options) *env {
 	sb := New(opts)
 	sb.AddListing("L1", "Loft")
 	sb.AddListing("L2", "Apartments")
-	for _, r := range []Reservation{
-		{ID: "R1", ArrivalDate: "2026-01-28", DepartureDate: "2026-01-30", ListingID: "L1", GuestName: "Ana", Guests: Guests{2, 1},
+	sandboxtest.AddAll(t, sb.AddReservation,
+		Reservation{ID: "R1", ArrivalDate: "2026-01-28", DepartureDate: "2026-01-30", ListingID: "L1", GuestName: "Ana", Guests: Guests{2, 1},
 			Accesses: []Access{{ID: "A-R1", LockID: "lock1", LockName: "Front door", PIN: "111111"}}},
-		{ID: "R2", ArrivalDate: "2026-01-30", DepartureDate: "2026-02-02", ListingID: "L1"},
-		{ID: "R3", Status: StatusCancelled, ArrivalDate: "2026-01-31", DepartureDate: "2026-02-03", ListingID: "L2", UnitID: "u2a"},
-		{ID: "R4", Status: StatusPending, ArrivalDate: "2026-02-05", DepartureDate: "2026-02-07", ListingID: "L2"},
-	} {
-		if err := sb.AddReservation(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return &env{t: t, sb: sb, srv: srv}
+		Reservation{ID: "R2", ArrivalDate: "2026-01-30", DepartureDate: "2026-02-02", ListingID: "L1"},
+		Reservation{ID: "R3", Status: StatusCancelled, ArrivalDate: "2026-01-31", DepartureDate: "2026-02-03", ListingID: "L2", UnitID: "u2a"},
+		Reservation{ID: "R4", Status: StatusPending, ArrivalDate: "2026-02-05", DepartureDate: "2026-02-07", ListingID: "L2"},
+	)
+	return &env{sandboxtest.Start(t, sb)}
 }
 
 // resp is an answer, with the ids of a list answer.
@@ -79,13 +69,13 @@ type resp struct{ sandboxtest.Answer }
 
 // do sends a request; key and token are sent when non-empty.
 func (e *env) do(method, path, key, auth, body string) resp {
-	e.t.Helper()
-	return resp{sandboxtest.Call(e.t, e.srv, method, path, body, sandboxtest.Header("X-Api-Key", key), sandboxtest.Header("Authorization", auth))}
+	e.T.Helper()
+	return resp{sandboxtest.Call(e.T, e.Srv, method, path, body, sandboxtest.Header("X-Api-Key", key), sandboxtest.Header("Authorization", auth))}
 }
 
 // get is an API GET with partnerKey and the given token.
 func (e *env) get(path, token string) resp {
-	e.t.Helper()
+	e.T.Helper()
 	return e.do(http.MethodGet, path, partnerKey, "Bearer "+token, "")
 }
 
@@ -104,8 +94,8 @@ func (r resp) ids() []string {
 func TestHeadersCheckedInSeedOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	e.sb.AddToken("gw_revoked_token_000", ScopeReservationsRead)
-	e.sb.RevokeToken("gw_revoked_token_000")
+	e.SB.AddToken("gw_revoked_token_000", ScopeReservationsRead)
+	e.SB.RevokeToken("gw_revoked_token_000")
 	const list, one, acc = "/open/v1/reservations", "/open/v1/reservations/R1", "/open/v1/reservations/R1/accesses"
 	for _, tc := range []struct {
 		name, method, path, key, auth string
@@ -151,7 +141,7 @@ func TestHeadersCheckedInSeedOrder(t *testing.T) {
 			}
 		})
 	}
-	reqs := e.sb.Requests()
+	reqs := e.SB.Requests()
 	if len(reqs) != 22 {
 		t.Fatalf("request log holds %d requests, want 22", len(reqs))
 	}
@@ -183,14 +173,12 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("unknown token: %d", r.Status)
 		}
 	}
-	for i := range 10 {
-		if r := e.get(list, fullToken); r.Status != 200 {
-			t.Fatalf("request %d of the burst: %d %s", i+1, r.Status, r.Raw)
-		}
-	}
-	r := e.get(list, fullToken)
-	if r.Status != 429 || r.Header.Get("Retry-After") != "1" || r.Body["error"] != CodeRateLimited {
-		t.Fatalf("11th request: %d Retry-After %q %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
+	full := func() sandboxtest.Answer { return e.get(list, fullToken).Answer }
+	sandboxtest.Admits(t, "the burst", 10, 200, full)
+	r := full()
+	sandboxtest.RateLimited(t, "11th request", r, "1")
+	if r.Body["error"] != CodeRateLimited {
+		t.Fatalf("11th request: %s", r.Raw)
 	}
 	if other := e.do("GET", list, "pk-other", "Bearer "+fullToken, ""); other.Status != 200 {
 		t.Errorf("another partner key is limited too: %d", other.Status)
@@ -205,14 +193,11 @@ func TestRateLimits(t *testing.T) {
 
 	// The daily cap, reset at midnight UTC.
 	e = newEnv(t, Options{RateNow: now, DailyCap: 3})
-	for range 3 {
-		if r := e.get(list, fullToken); r.Status != 200 {
-			t.Fatalf("within the cap: %d", r.Status)
-		}
-	}
-	r = e.get(list, fullToken)
-	if r.Status != 429 || r.Header.Get("Retry-After") != "43200" || !strings.Contains(r.Body["message"].(string), "daily limit of 3") {
-		t.Fatalf("over the daily cap: %d Retry-After %q %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
+	sandboxtest.Admits(t, "within the cap", 3, 200, full)
+	r = full()
+	sandboxtest.RateLimited(t, "over the daily cap", r, "43200")
+	if !strings.Contains(r.Body["message"].(string), "daily limit of 3") {
+		t.Fatalf("over the daily cap: %s", r.Raw)
 	}
 	advance(12 * time.Hour)
 	if r := e.get(list, fullToken); r.Status != 200 {
@@ -226,7 +211,7 @@ func TestListPaginationAndFilters(t *testing.T) {
 	for i, d := range []string{"2026-02-01", "2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04", "2026-02-09"} {
 		id := []string{"P6", "P1", "P2", "P3", "P4", "P5"}[i]
 		dep, _ := time.Parse(DateLayout, d)
-		if err := e.sb.AddReservation(Reservation{ID: id, ArrivalDate: d, DepartureDate: dep.AddDate(0, 0, 2).Format(DateLayout), ListingID: "L1"}); err != nil {
+		if err := e.SB.AddReservation(Reservation{ID: id, ArrivalDate: d, DepartureDate: dep.AddDate(0, 0, 2).Format(DateLayout), ListingID: "L1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -300,8 +285,8 @@ func TestWireShapes(t *testing.T) {
 		t.Errorf("no accesses: %s", r.Raw)
 	}
 	// Ids are path-escaped.
-	e.sb.AddListing("L/3", "Odd")
-	if err := e.sb.AddReservation(Reservation{ID: "R 5", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L/3"}); err != nil {
+	e.SB.AddListing("L/3", "Odd")
+	if err := e.SB.AddReservation(Reservation{ID: "R 5", ArrivalDate: "2026-02-01", DepartureDate: "2026-02-02", ListingID: "L/3"}); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.get("/open/v1/reservations/R%205", fullToken); dig(r.Body, "data", "listing_id") != "L/3" {
@@ -327,7 +312,7 @@ func TestCustomPaths(t *testing.T) {
 func TestGoAPI(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	sb := e.sb
+	sb := e.SB
 	for _, tc := range []struct {
 		name string
 		r    Reservation
@@ -416,7 +401,7 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, status int) resp {
 		t.Helper()
-		return resp{sandboxtest.Want(t, e.srv, method, path, body, status)}
+		return resp{sandboxtest.Want(t, e.Srv, method, path, body, status)}
 	}
 	call("POST", "/_sandbox/listings", `{"id":"L3","name":"Cabin"}`, 201)
 	call("POST", "/_sandbox/listings", `{"name":"no id"}`, 400)
@@ -478,7 +463,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("advanced clock: %s", r.Raw)
 	}
 	call("POST", "/_sandbox/clock", `{"now":"2026-03-01T08:00:00+01:00"}`, 200)
-	if got := e.sb.Now(); got.Format(time.RFC3339) != "2026-03-01T08:00:00+01:00" {
+	if got := e.SB.Now(); got.Format(time.RFC3339) != "2026-03-01T08:00:00+01:00" {
 		t.Errorf("set clock: %v", got)
 	}
 	call("POST", "/_sandbox/clock", `{}`, 400)
@@ -489,12 +474,12 @@ func TestAdminAPI(t *testing.T) {
 	if r := call("GET", "/_sandbox/requests", ``, 200); r.Body["count"] != 2.0 || dig(r.Body, "requests", 1, "endpoint") != "reservation" {
 		t.Errorf("requests: %s", r.Raw)
 	}
-	sandboxtest.ClearRequests(t, e.srv)
+	sandboxtest.ClearRequests(t, e.Srv)
 	call("GET", "/_sandbox/nope", ``, 404)
 	call("PUT", "/_sandbox/clock", `{}`, 404)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	if sandboxtest.RoutesDocumented(t, e.srv) != adminRouteList {
+	if sandboxtest.RoutesDocumented(t, e.Srv) != adminRouteList {
 		t.Errorf("GET /_sandbox/ does not serve adminRouteList")
 	}
 }
@@ -564,8 +549,7 @@ func TestSeedDemo(t *testing.T) {
 	}
 
 	// The demo credentials work and every reservation is served.
-	srv := httptest.NewServer(a)
-	defer srv.Close()
+	srv := sandboxtest.Serve(t, a)
 	req, _ := http.NewRequest("GET", srv.URL+"/open/v1/reservations?per_page=100", nil)
 	req.Header.Set("X-Api-Key", DemoPartnerKey)
 	req.Header.Set("Authorization", "Bearer "+DemoToken)

@@ -24,11 +24,8 @@ const (
 	ourID    = "keysync"
 )
 
-type env struct {
-	t   *testing.T
-	sb  *Server
-	srv *httptest.Server
-}
+// env is a sandbox served for one test, with the requests the tests send.
+type env struct{ *sandboxtest.Env[*Server] }
 
 // newEnv starts a sandbox with our integration and OtherIntegration, three
 // rooms and five stays:
@@ -50,20 +47,14 @@ func newEnv(t *testing.T, opts Options) *env {
 	for _, r := range []string{"r1", "r2", "r3"} {
 		sb.AddRoom(r, "Room "+r)
 	}
-	for _, st := range []Stay{
-		{RoomID: "r1", Arrival: "2026-01-28", Departure: "2026-01-30"},
-		{RoomID: "r2", Arrival: "2026-01-30", Departure: "2026-02-02"},
-		{RoomID: "r3", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3", ReservationCode: "MULTI"},
-		{RoomID: "r1", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3"},
-		{RoomID: "r2", Arrival: "2026-02-05", Departure: "2026-02-07"},
-	} {
-		if err := sb.AddStay(st); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return &env{t: t, sb: sb, srv: srv}
+	sandboxtest.AddAll(t, sb.AddStay,
+		Stay{RoomID: "r1", Arrival: "2026-01-28", Departure: "2026-01-30"},
+		Stay{RoomID: "r2", Arrival: "2026-01-30", Departure: "2026-02-02"},
+		Stay{RoomID: "r3", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3", ReservationCode: "MULTI"},
+		Stay{RoomID: "r1", Arrival: "2026-01-31", Departure: "2026-02-03", ReservationID: "res_3"},
+		Stay{RoomID: "r2", Arrival: "2026-02-05", Departure: "2026-02-07"},
+	)
+	return &env{sandboxtest.Start(t, sb)}
 }
 
 // gqlResp is a GraphQL answer, with its errors' codes.
@@ -72,23 +63,23 @@ type gqlResp struct{ sandboxtest.Answer }
 // post sends a GraphQL request body with token (none when empty); the
 // answer must be JSON.
 func (e *env) post(token, body string) gqlResp {
-	e.t.Helper()
+	e.T.Helper()
 	var bearer string
 	if token != "" {
 		bearer = "Bearer " + token
 	}
-	out := sandboxtest.Call(e.t, e.srv, http.MethodPost, "/graphql", body, sandboxtest.Header("Authorization", bearer))
+	out := sandboxtest.Call(e.T, e.Srv, http.MethodPost, "/graphql", body, sandboxtest.Header("Authorization", bearer))
 	if out.Body == nil {
-		e.t.Fatalf("response is not a JSON object: %s", out.Raw)
+		e.T.Fatalf("response is not a JSON object: %s", out.Raw)
 	}
 	return gqlResp{out}
 }
 
 func (e *env) gql(token, query string, vars map[string]any) gqlResp {
-	e.t.Helper()
+	e.T.Helper()
 	b, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return e.post(token, string(b))
 }
@@ -103,11 +94,11 @@ func (r gqlResp) code(i int) string {
 const createPin = `mutation($pin:String!){ createRoomAccessKey(input:{roomAccessPin:{pin:$pin}}){ roomAccessKey { id } } }`
 
 func (e *env) createPin(token, pin string) string {
-	e.t.Helper()
+	e.T.Helper()
 	r := e.gql(token, createPin, map[string]any{"pin": pin})
 	id, _ := dig(r.Body, "data", "createRoomAccessKey", "roomAccessKey", "id").(string)
 	if id == "" {
-		e.t.Fatalf("create pin: %s", r.Raw)
+		e.T.Fatalf("create pin: %s", r.Raw)
 	}
 	return id
 }
@@ -126,7 +117,7 @@ func TestAuth(t *testing.T) {
 		{"empty bearer", "Bearer "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", strings.NewReader(`{"query":"{ room_stays { edges { cursor } } }"}`))
+			req, _ := http.NewRequest(http.MethodPost, e.Srv.URL+"/graphql", strings.NewReader(`{"query":"{ room_stays { edges { cursor } } }"}`))
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)
 			}
@@ -144,7 +135,7 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-	reqs := e.sb.Requests()
+	reqs := e.SB.Requests()
 	if len(reqs) != 4 || reqs[0].Status != 401 || reqs[0].Integration != "" || reqs[0].Operation != "query" {
 		t.Fatalf("request log: %+v", reqs)
 	}
@@ -197,7 +188,7 @@ func TestBadRequests(t *testing.T) {
 	if dig(r.Body, "errors", 0, "locations", 0, "line") != 1.0 {
 		t.Errorf("validation error without locations: %s", r.Raw)
 	}
-	if keys := e.sb.Keys(); len(keys) != 0 {
+	if keys := e.SB.Keys(); len(keys) != 0 {
 		t.Errorf("a rejected request created keys: %+v", keys)
 	}
 }
@@ -208,7 +199,7 @@ func TestPagination(t *testing.T) {
 	// 45 more stays arriving 02-10..02-14, nine a day; plus ones outside the window.
 	for i := range 45 {
 		arr := time.Date(2026, 2, 10+i%5, 0, 0, 0, 0, time.UTC)
-		if err := e.sb.AddStay(Stay{RoomID: "r3", Arrival: fmtDate(arr), Departure: fmtDate(arr.AddDate(0, 0, 2))}); err != nil {
+		if err := e.SB.AddStay(Stay{RoomID: "r3", Arrival: fmtDate(arr), Departure: fmtDate(arr.AddDate(0, 0, 2))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,11 +302,11 @@ func TestPagination(t *testing.T) {
 func TestKeyRules(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	foreign, err := e.sb.InjectKey(OtherIntegration, Key{Type: KeyTypePin, PIN: "4711"}, "rs_5")
+	foreign, err := e.SB.InjectKey(OtherIntegration, Key{Type: KeyTypePin, PIN: "4711"}, "rs_5")
 	if err != nil {
 		t.Fatal(err)
 	}
-	unassignedForeign, err := e.sb.InjectKey(OtherIntegration, Key{Type: KeyTypeQR, QRData: "q"})
+	unassignedForeign, err := e.SB.InjectKey(OtherIntegration, Key{Type: KeyTypeQR, QRData: "q"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +413,7 @@ func TestMutationsRunInOrderAndFailIndependently(t *testing.T) {
 	if strings.TrimSpace(r.Raw) != want {
 		t.Fatalf("response\n%s\nwant\n%s", r.Raw, want)
 	}
-	reqs := e.sb.Requests()
+	reqs := e.SB.Requests()
 	last := reqs[len(reqs)-1]
 	if last.Operation != "mutation" || last.FieldCount != 4 || !reflect.DeepEqual(last.Fields,
 		[]string{"createRoomAccessKey", "addRoomAccessKey", "createRoomAccessKey", "addRoomAccessKey"}) || last.Integration != ourID {
@@ -437,7 +428,7 @@ func TestCancelledStays(t *testing.T) {
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
 		t.Fatal(r.Raw)
 	}
-	if err := e.sb.CancelReservation("res_2"); err != nil {
+	if err := e.SB.CancelReservation("res_2"); err != nil {
 		t.Fatal(err)
 	}
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{in:["rs_1","rs_2"]}}) { edges { node { id } } } }`, nil)
@@ -449,7 +440,7 @@ func TestCancelledStays(t *testing.T) {
 		t.Fatal(r.Raw)
 	}
 	// cancel MULTI: reservation query hides it
-	if err := e.sb.CancelReservation("res_3"); err != nil {
+	if err := e.SB.CancelReservation("res_3"); err != nil {
 		t.Fatal(err)
 	}
 	r = e.gql(ourToken, `{ reservations(filter:{code:{eq:"MULTI"}}) { edges { node { id } } } }`, nil)
@@ -462,7 +453,7 @@ func TestCancelledStays(t *testing.T) {
 	if r := e.gql(ourToken, removeKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
 		t.Fatalf("remove on cancelled stay: %s", r.Raw)
 	}
-	if err := e.sb.ReactivateReservation("res_2"); err != nil {
+	if err := e.SB.ReactivateReservation("res_2"); err != nil {
 		t.Fatal(err)
 	}
 	r = e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { id roomAccessKey { id } } } } }`, nil)
@@ -470,10 +461,10 @@ func TestCancelledStays(t *testing.T) {
 		t.Fatalf("reactivated stay: %s", r.Raw)
 	}
 	// Deleting a stay drops its assignment.
-	if err := e.sb.DeleteStay("rs_1"); err != nil {
+	if err := e.SB.DeleteStay("rs_1"); err != nil {
 		t.Fatal(err)
 	}
-	for _, kv := range e.sb.Keys() {
+	for _, kv := range e.SB.Keys() {
 		if kv.ID == k2 && len(kv.StayIDs) != 0 {
 			t.Fatalf("deleted stay still holds the key: %+v", kv)
 		}
@@ -496,17 +487,17 @@ func TestCleanup(t *testing.T) {
 	}
 	state := func() map[string]KeyView {
 		out := map[string]KeyView{}
-		for _, k := range e.sb.Keys() {
+		for _, k := range e.SB.Keys() {
 			out[k.ID] = k
 		}
 		return out
 	}
-	e.sb.Advance(35 * time.Hour) // 01-31 23:00
+	e.SB.Advance(35 * time.Hour) // 01-31 23:00
 	ks := state()
 	if ks[loose].Deleted || len(ks[shared].StayIDs) != 2 {
 		t.Fatalf("cleanup too early: %+v", ks)
 	}
-	e.sb.Advance(12 * time.Hour) // 02-01 11:00: rs_1 departed 01-30, 2 days ago
+	e.SB.Advance(12 * time.Hour) // 02-01 11:00: rs_1 departed 01-30, 2 days ago
 	ks = state()
 	if ks[shared].Deleted || !reflect.DeepEqual(ks[shared].StayIDs, []string{"rs_4"}) {
 		t.Fatalf("shared key: %+v", ks[shared])
@@ -514,19 +505,19 @@ func TestCleanup(t *testing.T) {
 	if ks[loose].Deleted {
 		t.Fatalf("unassigned key deleted after 47h: %+v", ks[loose])
 	}
-	e.sb.Advance(time.Hour) // 02-01 12:00: loose is 48h unassigned
+	e.SB.Advance(time.Hour) // 02-01 12:00: loose is 48h unassigned
 	ks = state()
 	if !ks[loose].Deleted || ks[loose].DeletedBy != "cleanup" {
 		t.Fatalf("unassigned key not deleted after 2 days: %+v", ks[loose])
 	}
-	e.sb.SetNow(time.Date(2026, 2, 3, 23, 0, 0, 0, time.UTC)) // rs_2 departed 02-02: not yet 2 days
+	e.SB.SetNow(time.Date(2026, 2, 3, 23, 0, 0, 0, time.UTC)) // rs_2 departed 02-02: not yet 2 days
 	if ks = state(); ks[departed].Deleted {
 		t.Fatalf("deleted a day after departure: %+v", ks[departed])
 	}
 	// Cleanup also runs lazily before a request.
-	e.sb.mu.Lock()
-	e.sb.clock.SetNow(time.Date(2026, 2, 4, 0, 0, 0, 0, time.UTC))
-	e.sb.mu.Unlock()
+	e.SB.mu.Lock()
+	e.SB.clock.SetNow(time.Date(2026, 2, 4, 0, 0, 0, 0, time.UTC))
+	e.SB.mu.Unlock()
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { roomAccessKey { id } } } } }`, nil)
 	if dig(r.Body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
 		t.Fatalf("key still on stay 2 days after departure: %s", r.Raw)
@@ -546,7 +537,7 @@ func TestCleanupAfterAChange(t *testing.T) {
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" {
 		t.Fatal(r.Raw)
 	}
-	if err := e.sb.ChangeDates("rs_2", "2026-01-20", "2026-01-25"); err != nil {
+	if err := e.SB.ChangeDates("rs_2", "2026-01-20", "2026-01-25"); err != nil {
 		t.Fatal(err)
 	}
 	r := e.gql(ourToken, `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { roomAccessKey { id } } } } }`, nil)
@@ -560,14 +551,12 @@ func TestRateLimit(t *testing.T) {
 	now := time.Date(2026, 1, 30, 23, 59, 50, 0, time.UTC)
 	e := newEnv(t, Options{RatePerSecond: 5, Burst: 10, DailyCap: 13, RateNow: func() time.Time { return now }})
 	const q = `{ room_stays(first:1) { edges { cursor } } }`
-	for i := range 10 {
-		if r := e.gql(ourToken, q, nil); r.Status != 200 {
-			t.Fatalf("request %d: %d", i, r.Status)
-		}
-	}
+	ours := func() sandboxtest.Answer { return e.gql(ourToken, q, nil).Answer }
+	sandboxtest.Admits(t, "the burst", 10, 200, ours)
 	r := e.gql(ourToken, q, nil)
-	if r.Status != 429 || r.Header.Get("Retry-After") != "1" || r.code(0) != CodeRateLimited {
-		t.Fatalf("burst: status %d Retry-After %q: %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
+	sandboxtest.RateLimited(t, "burst", r.Answer, "1")
+	if r.code(0) != CodeRateLimited {
+		t.Fatalf("burst: %s", r.Raw)
 	}
 	if r := e.gql(OtherToken, q, nil); r.Status != 200 {
 		t.Fatalf("limits are per token: %d", r.Status)
@@ -577,22 +566,16 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("after 200ms: %d", r.Status)
 	}
 	now = now.Add(time.Second)
-	for range 2 {
-		if r := e.gql(ourToken, q, nil); r.Status != 200 {
-			t.Fatalf("under cap: %d", r.Status)
-		}
-	}
+	sandboxtest.Admits(t, "under cap", 2, 200, ours)
 	now = now.Add(time.Second)
-	r = e.gql(ourToken, q, nil) // 14th: over the daily cap of 13
-	if r.Status != 429 || r.Header.Get("Retry-After") != "8" {
-		t.Fatalf("daily cap: status %d Retry-After %q: %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
-	}
+	// The 14th request: over the daily cap of 13.
+	sandboxtest.RateLimited(t, "daily cap", ours(), "8")
 	now = now.Add(8 * time.Second) // next UTC day
 	if r := e.gql(ourToken, q, nil); r.Status != 200 {
 		t.Fatalf("next day: %d", r.Status)
 	}
 	var statuses []int
-	for _, rq := range e.sb.Requests() {
+	for _, rq := range e.SB.Requests() {
 		statuses = append(statuses, rq.Status)
 	}
 	if statuses[10] != 429 || statuses[15] != 429 || len(statuses) != 17 {
@@ -603,13 +586,13 @@ func TestRateLimit(t *testing.T) {
 func TestFragmentsAndTypename(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	if _, err := e.sb.InjectKey(ourID, Key{Type: KeyTypePin, PIN: "1234"}, "rs_2"); err != nil {
+	if _, err := e.SB.InjectKey(ourID, Key{Type: KeyTypePin, PIN: "1234"}, "rs_2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.sb.InjectKey(ourID, Key{Type: KeyTypeKeyStorage, PIN: "999", Compartment: "3R"}, "rs_3", "rs_4"); err != nil {
+	if _, err := e.SB.InjectKey(ourID, Key{Type: KeyTypeKeyStorage, PIN: "999", Compartment: "3R"}, "rs_3", "rs_4"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.sb.InjectKey(ourID, Key{Type: KeyTypeQR, QRData: "qr!"}, "rs_5"); err != nil {
+	if _, err := e.SB.InjectKey(ourID, Key{Type: KeyTypeQR, QRData: "qr!"}, "rs_5"); err != nil {
 		t.Fatal(err)
 	}
 	r := e.gql(ourToken, `query Keys($skip: Boolean = true) {
@@ -638,7 +621,7 @@ func TestFragmentsAndTypename(t *testing.T) {
 	if strings.TrimSpace(r.Raw) != want {
 		t.Fatalf("response\n%s\nwant\n%s", r.Raw, want)
 	}
-	rq := e.sb.Requests()[0]
+	rq := e.SB.Requests()[0]
 	if rq.Name != "Keys" || rq.Operation != "query" || !reflect.DeepEqual(rq.Fields, []string{"__typename", "room_stays"}) {
 		t.Fatalf("log entry %+v", rq)
 	}
@@ -649,7 +632,7 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, Options{})
 	call := func(method, path, body string, wantStatus int) map[string]any {
 		t.Helper()
-		return sandboxtest.Want(t, e.srv, method, path, body, wantStatus).Body
+		return sandboxtest.Want(t, e.Srv, method, path, body, wantStatus).Body
 	}
 	call("POST", "/_sandbox/rooms", `{"id":"r9","name":"9"}`, 201)
 	st := call("POST", "/_sandbox/stays", `{"room_id":"r9","arrival":"2026-02-01","departure":"2026-02-03","reservation_code":"ADM1"}`, 201)
@@ -666,7 +649,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 	resID := st["reservation_id"].(string)
 	call("POST", "/_sandbox/reservations/"+resID+"/cancel", ``, 200)
-	if v, _ := e.sb.Stay(id); !v.Cancelled {
+	if v, _ := e.SB.Stay(id); !v.Cancelled {
 		t.Fatalf("not cancelled: %+v", v)
 	}
 	call("POST", "/_sandbox/reservations/"+resID+"/reactivate", ``, 200)
@@ -692,7 +675,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 	call("POST", "/_sandbox/clock", `{"now":"2026-03-01T08:00:00Z","advance":"1h"}`, 400)
 	call("POST", "/_sandbox/clock", `{"advance":"soon"}`, 400)
-	e.sb.SetNow(t0)
+	e.SB.SetNow(t0)
 	k := e.createPin(ourToken, "8888")
 	if got := call("GET", "/_sandbox/keys", ``, 200); dig(got, "keys", 0, "id") != k || dig(got, "keys", 0, "pin") != "8888" || dig(got, "keys", 0, "owner") != ourID {
 		t.Fatalf("keys: %v", got)
@@ -700,12 +683,12 @@ func TestAdminAPI(t *testing.T) {
 	if got := call("GET", "/_sandbox/requests", ``, 200); got["count"] != 1.0 || dig(got, "requests", 0, "integration") != ourID || dig(got, "requests", 0, "fields", 0) != "createRoomAccessKey" {
 		t.Fatalf("requests: %v", got)
 	}
-	sandboxtest.ClearRequests(t, e.srv)
+	sandboxtest.ClearRequests(t, e.Srv)
 	call("GET", "/_sandbox/nope", ``, 404)
 	call("GET", "/graphql", ``, 405)
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
-	sandboxtest.RoutesDocumented(t, e.srv)
+	sandboxtest.RoutesDocumented(t, e.Srv)
 }
 
 func TestSeedDemo(t *testing.T) {
@@ -767,9 +750,7 @@ func TestSeedDemo(t *testing.T) {
 	}
 	// The ownership probe: re-adding another integration's key is FORBIDDEN for
 	// us and succeeds for its owner.
-	srv := httptest.NewServer(a)
-	defer srv.Close()
-	e := &env{t: t, sb: a, srv: srv}
+	e := &env{sandboxtest.Start(t, a)}
 	k := a.Keys()[0]
 	vars := map[string]any{"s": k.StayIDs[0], "k": k.ID}
 	if r := e.gql(ourToken, addKey, vars); r.code(0) != CodeForbidden {
@@ -788,15 +769,15 @@ func TestGoAPIErrors(t *testing.T) {
 		err  error
 		code string
 	}{
-		{"duplicate stay id", e.sb.AddStay(Stay{ID: "rs_1", RoomID: "r1", Arrival: "2026-02-01", Departure: "2026-02-02"}), CodeConflict},
-		{"bad date", e.sb.AddStay(Stay{RoomID: "r1", Arrival: "01/02/2026", Departure: "2026-02-02"}), CodeBadUserInput},
-		{"reservation code mismatch", e.sb.AddStay(Stay{RoomID: "r1", Arrival: "2026-02-01", Departure: "2026-02-02", ReservationID: "res_3", ReservationCode: "X"}), CodeConflict},
-		{"change dates unknown", e.sb.ChangeDates("rs_99", "2026-02-01", "2026-02-02"), CodeNotFound},
-		{"move unknown room", e.sb.MoveStay("rs_1", "r99"), CodeNotFound},
-		{"cancel unknown", e.sb.CancelReservation("res_99"), CodeNotFound},
-		{"delete unknown", e.sb.DeleteStay("rs_99"), CodeNotFound},
+		{"duplicate stay id", e.SB.AddStay(Stay{ID: "rs_1", RoomID: "r1", Arrival: "2026-02-01", Departure: "2026-02-02"}), CodeConflict},
+		{"bad date", e.SB.AddStay(Stay{RoomID: "r1", Arrival: "01/02/2026", Departure: "2026-02-02"}), CodeBadUserInput},
+		{"reservation code mismatch", e.SB.AddStay(Stay{RoomID: "r1", Arrival: "2026-02-01", Departure: "2026-02-02", ReservationID: "res_3", ReservationCode: "X"}), CodeConflict},
+		{"change dates unknown", e.SB.ChangeDates("rs_99", "2026-02-01", "2026-02-02"), CodeNotFound},
+		{"move unknown room", e.SB.MoveStay("rs_1", "r99"), CodeNotFound},
+		{"cancel unknown", e.SB.CancelReservation("res_99"), CodeNotFound},
+		{"delete unknown", e.SB.DeleteStay("rs_99"), CodeNotFound},
 		{"inject bad pin", func() error {
-			_, err := e.sb.InjectKey(OtherIntegration, Key{Type: KeyTypePin, PIN: "aB"}, "rs_1")
+			_, err := e.SB.InjectKey(OtherIntegration, Key{Type: KeyTypePin, PIN: "aB"}, "rs_1")
 			return err
 		}(), CodeBadUserInput},
 	} {
@@ -807,10 +788,10 @@ func TestGoAPIErrors(t *testing.T) {
 			t.Errorf("%s: error lacks context: %v", tc.name, tc.err)
 		}
 	}
-	if err := e.sb.ChangeDates("rs_1", "2026-02-10", "2026-02-12"); err != nil {
+	if err := e.SB.ChangeDates("rs_1", "2026-02-10", "2026-02-12"); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := e.sb.Stay("rs_1"); v.Arrival != "2026-02-10" || v.Departure != "2026-02-12" {
+	if v, _ := e.SB.Stay("rs_1"); v.Arrival != "2026-02-10" || v.Departure != "2026-02-12" {
 		t.Fatalf("change dates: %+v", v)
 	}
 }
@@ -836,7 +817,7 @@ func TestMessageOnlyErrors(t *testing.T) {
 	}
 
 	post := func(body string) string {
-		resp, err := http.Post(e.srv.URL+"/_sandbox/errors", "application/json", strings.NewReader(body))
+		resp, err := http.Post(e.Srv.URL+"/_sandbox/errors", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -853,7 +834,7 @@ func TestMessageOnlyErrors(t *testing.T) {
 	if got := post(`{}`); !strings.HasPrefix(got, "400 ") {
 		t.Fatalf("empty switch body: %s", got)
 	}
-	if got := post(`{"message_only": true}`); got != `200 {"message_only":true}` || !e.sb.MessageOnlyErrors() {
+	if got := post(`{"message_only": true}`); got != `200 {"message_only":true}` || !e.SB.MessageOnlyErrors() {
 		t.Fatalf("switch on: %s", got)
 	}
 }
@@ -868,16 +849,16 @@ func TestCleanupUnassignedNow(t *testing.T) {
 	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": held}); r.code(0) != "" {
 		t.Fatal(r.Raw)
 	}
-	if got := e.sb.CleanupUnassignedNow(); !reflect.DeepEqual(got, []string{loose}) {
+	if got := e.SB.CleanupUnassignedNow(); !reflect.DeepEqual(got, []string{loose}) {
 		t.Fatalf("deleted %v, want [%s]", got, loose)
 	}
-	for _, k := range e.sb.Keys() {
+	for _, k := range e.SB.Keys() {
 		if (k.ID == loose) != k.Deleted || (k.ID == loose && k.DeletedBy != "cleanup") {
 			t.Fatalf("key %+v", k)
 		}
 	}
 	other := e.createPin(ourToken, "8888")
-	resp, err := http.Post(e.srv.URL+"/_sandbox/cleanup", "application/json", nil)
+	resp, err := http.Post(e.Srv.URL+"/_sandbox/cleanup", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -915,7 +896,7 @@ func TestWebhooks(t *testing.T) {
 		got = append(got, ev.Event+" "+ev.Data.ID)
 	}))
 	defer recv.Close()
-	resp, err := http.Post(e.srv.URL+"/_sandbox/webhook", "application/json", strings.NewReader(`{"url":"`+recv.URL+`","secret":"hook-secret"}`))
+	resp, err := http.Post(e.Srv.URL+"/_sandbox/webhook", "application/json", strings.NewReader(`{"url":"`+recv.URL+`","secret":"hook-secret"}`))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("set webhook: %v %v", err, resp)
 	}
@@ -930,12 +911,12 @@ func TestWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(e.sb.AddStay(Stay{ID: "rs_9", RoomID: "r3", Arrival: "2026-02-10", Departure: "2026-02-12"}))
-	must(e.sb.ChangeDates("rs_9", "2026-02-10", "2026-02-13"))
-	must(e.sb.MoveStay("rs_9", "r2"))
-	must(e.sb.CancelReservation("res_3"))
-	must(e.sb.DeleteStay("rs_9"))
-	must(e.sb.DeleteKey(key))
+	must(e.SB.AddStay(Stay{ID: "rs_9", RoomID: "r3", Arrival: "2026-02-10", Departure: "2026-02-12"}))
+	must(e.SB.ChangeDates("rs_9", "2026-02-10", "2026-02-13"))
+	must(e.SB.MoveStay("rs_9", "r2"))
+	must(e.SB.CancelReservation("res_3"))
+	must(e.SB.DeleteStay("rs_9"))
+	must(e.SB.DeleteKey(key))
 	want := []string{"room_stay.created rs_9", "room_stay.updated rs_9", "room_stay.updated rs_9", "reservation.updated res_3",
 		"room_stay.deleted rs_9", "room_access_key.deleted " + key}
 	deadline := time.Now().Add(5 * time.Second)
@@ -953,10 +934,10 @@ func TestWebhooks(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
-	if d := e.sb.Deliveries(); len(d) != len(want) || d[0].Attempts != 2 || !d[0].Delivered {
+	if d := e.SB.Deliveries(); len(d) != len(want) || d[0].Attempts != 2 || !d[0].Delivered {
 		t.Errorf("deliveries %+v", d)
 	}
-	if s, _ := e.sb.Stay("rs_2"); s.KeyID != "" {
+	if s, _ := e.SB.Stay("rs_2"); s.KeyID != "" {
 		t.Errorf("deleted key still on rs_2")
 	}
 }
