@@ -166,6 +166,10 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 	if s.Ref.Source == SystemGuestway {
 		p.lockNotes(s, win)
 	}
+	if s.MovedTo != "" {
+		p.handOver(s, creds)
+		return nil
+	}
 	method, ok := prop.methodFor(s.RoomID)
 	if !ok {
 		p.attention(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
@@ -383,6 +387,31 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 			continue
 		}
 		p.add(Action{Op: OpDelete, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+	}
+}
+
+// handOver lets go of a stay that moved into a room of another property of
+// the same hotel (Stay.MovedTo). Its PIN key goes with it: recorded here as
+// released, without a request, and adopted by that property (Input.Siblings),
+// so the guest keeps the PIN and the stay is never without it. What this
+// property issued for its own doors (key-box accesses, OpenApp invites and
+// the keys carrying them) is withdrawn as for a stay that left its rooms.
+func (p *planner) handOver(s Stay, creds []*Credential) {
+	reason := "stay moved to a room of " + s.MovedTo
+	var rest []*Credential
+	for _, c := range creds {
+		if c.System == System3RPMS && c.Kind == KindPINKey && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID {
+			if k, ok := p.rec.byRemote[c.RemoteID]; ok {
+				k.live--
+				p.rec.byRemote[c.RemoteID] = k
+			}
+			p.add(Action{Op: OpRelease, Reason: reason + "; its PIN key goes with it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			continue
+		}
+		rest = append(rest, c)
+	}
+	if len(rest) > 0 {
+		p.withdraw(s, rest, true, reason)
 	}
 }
 

@@ -113,6 +113,16 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 		}
 		works = append(works, w)
 	}
+	// A property reads its siblings' records of keys (a stay moving between
+	// them takes its key along): none of them may write before all have
+	// read.
+	for _, w := range works {
+		for _, u := range works {
+			if u != w && slices.Contains(w.site.Siblings, u.site.Property.Name) && !slices.Contains(w.shares, u) {
+				w.shares = append(w.shares, u)
+			}
+		}
+	}
 	if err := r.rands(works); err != nil {
 		return nil, err
 	}
@@ -252,7 +262,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	plan, err := Compute(Input{
 		Now: opts.Now, Property: site.Property, Stays: rd.stays,
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
-		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds),
+		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
 	})
 	if err != nil {
 		return err

@@ -201,6 +201,14 @@ type Input struct {
 	// opened PINs and codes of keysync's live credentials, which a
 	// targeted run's few stays do not show); new PINs avoid them too.
 	UsedPINs []Secret
+	// Siblings holds, by remote id, the 3RPMS keys keysync recorded for the
+	// other properties of the same hotel (one source serving several
+	// properties): a stay that moved into this property's rooms brings its
+	// key along, and the key is adopted. Not nil (even empty) for such a
+	// property: a key of unknown owner on its stays is then claimed, as in
+	// a backfill, since it may be one a sibling let go of without this
+	// property taking it up (a run stopped between the two).
+	Siblings map[string]*Credential
 	// Scope, when not nil, is the stays a partial read covered (a targeted
 	// run's stays, a short look-ahead): only their credentials may be
 	// taken as gone, since nothing was read about the others.
@@ -731,7 +739,13 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 				// it split a stay) or given up earlier: record that this
 				// stay holds it.
 				current = p.adopt(s, shared, adoptReason(s, shared))
-			} else if p.in.Backfill {
+			} else if sib := p.in.Siblings[s.Key.ID]; sib != nil && sib.System == System3RPMS {
+				// Our key, recorded by another property of the hotel: the
+				// stay moved into this property's rooms and the key came
+				// with it (that property hands it over, see handOver).
+				current = p.adopt(s, sib, fmt.Sprintf("key of ours, handed over by %s with the stay", sib.Stay.Property))
+				current.PIN = sib.PIN
+			} else if p.in.Backfill || p.in.Siblings != nil {
 				p.claim(s)
 				p.discard(s, creds, nil, "stay holds a key of unknown owner")
 				return keyState{claimed: true}

@@ -1079,3 +1079,66 @@ func TestComputeKeyFromKeptUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestComputeSplitHotel: properties of one hotel on one source. A stay that
+// moved into another property's room (MovedTo) lets go of its PIN key
+// without a request, withdrawing nothing; the property it joined adopts the
+// key from its sibling's record (and, the room being new, replaces it, as
+// a room move within one property does); a key on its stays that no
+// record names is claimed.
+func TestComputeSplitHotel(t *testing.T) {
+	t.Parallel()
+	active := reconcile.StatusActive
+	sibling := cred("s1", "r204", "K1", active, true, "2026-06-10", "2026-06-13")
+	sibling.Stay.Property, sibling.PIN = "annex", "583920"
+	for _, tt := range []struct {
+		name     string
+		stay     reconcile.Stay
+		creds    []reconcile.Credential
+		siblings map[string]*reconcile.Credential
+		want     []string
+	}{
+		{
+			name: "moved away: the key goes with the stay",
+			stay: func() reconcile.Stay {
+				s := holding(stay("s1", "r205", "2026-06-10", "2026-06-13"), "K1", "583920")
+				s.MovedTo = "annex"
+				return s
+			}(),
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-10", "2026-06-13")},
+			want:  []string{"1 release s1 K1 revoke"},
+		},
+		{
+			name:     "moved in: the sibling's key is adopted, then replaced for the new room",
+			stay:     holding(stay("s1", "r205", "2026-06-10", "2026-06-13"), "K1", "583920"),
+			siblings: map[string]*reconcile.Credential{"K1": &sibling},
+			want:     []string{"1 adopt s1 K1 inhouse", "1 create s1 - inhouse", "2 revoke s1 K1 revoke", "2 delete s1 K1 revoke", "2 assign s1 - inhouse"},
+		},
+		{
+			name:     "a key no record names: claimed",
+			stay:     holding(stay("s1", "r205", "2026-06-10", "2026-06-13"), "K9", "111111"),
+			siblings: map[string]*reconcile.Credential{},
+			want:     []string{"1 claim s1 K9 inhouse"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := reconcile.Compute(reconcile.Input{
+				Now: tonight, Property: testProperty(), Stays: []reconcile.Stay{tt.stay}, Credentials: tt.creds, Siblings: tt.siblings, Rand: seeded(3),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(plan); !slices.Equal(got, tt.want) {
+				t.Errorf("plan:\n got %q\nwant %q", got, tt.want)
+			}
+			if plan.Withdrawn != 0 {
+				t.Errorf("withdrawn %d, want 0: handing a key over is not a withdrawal", plan.Withdrawn)
+			}
+			for _, a := range plan.Actions {
+				if a.Op == reconcile.OpAdopt && a.Cred.PIN != sibling.PIN {
+					t.Errorf("adopted key's PIN %q, want the sibling's", a.Cred.PIN.Reveal())
+				}
+			}
+		})
+	}
+}

@@ -25,6 +25,10 @@ type Site struct {
 	// requests to it count against; a system missing here counts against
 	// NewAccount(system, "").
 	Accounts map[System]Account
+	// Siblings names the other properties Source serves (one hotel split
+	// into properties): a stay moving between them takes its key along
+	// (Stay.MovedTo, Input.Siblings).
+	Siblings []string
 }
 
 // Runner performs reconcile runs. cmd/keysync builds one from the config.
@@ -316,7 +320,10 @@ type siteRead struct {
 	backfill bool
 	// scope is the stays a partial read covered (Input.Scope); nil for a
 	// read of the whole window.
-	scope    map[StayRef]bool
+	scope map[StayRef]bool
+	// siblings holds the siblings' 3RPMS keys by remote id
+	// (Input.Siblings).
+	siblings map[string]*Credential
 	stays    []Stay
 	creds    []Credential
 	resolved []*Credential // pending creates read back, to record
@@ -465,6 +472,20 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
 	rd.creds = creds
+	if len(site.Siblings) > 0 {
+		rd.siblings = map[string]*Credential{}
+	}
+	for _, sib := range site.Siblings {
+		creds, err := r.Store.Credentials(ctx, sib)
+		if err != nil {
+			return rd, fmt.Errorf("load credentials of %s: %w", sib, err)
+		}
+		for i := range creds {
+			if c := &creds[i]; c.System == System3RPMS && c.RemoteID != "" {
+				rd.siblings[c.RemoteID] = c
+			}
+		}
+	}
 	done, err := r.Store.Backfilled(ctx, name)
 	if err != nil {
 		return rd, fmt.Errorf("load the backfill state of %s: %w", name, err)

@@ -12,9 +12,10 @@ import (
 // properties that list their own rooms. Each keys only the stays in its
 // rooms, once; the window is read once for both; a stay moved into the
 // other property's room is withdrawn by the one and keyed by the other,
-// and the plan then has nothing left to do. (The two properties read at
-// once: the run that sees the move withdraws the old key, the next one
-// keys the stay anew; see the README's split hotels.)
+// and the plan then has nothing left to do. The move is settled in the run
+// that sees it: the key goes with the stay to the annex, which replaces it
+// for the new room (as within one property); the hotel only lets go of its
+// record, so the stay is never without a key.
 func TestSplitHotel(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 4, "")
@@ -97,16 +98,24 @@ func TestSplitHotel(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner["h1"] = "annex"
-	var withdrawn, issued bool
-	for _, a := range append(h.mustRun(ExitOK, "run").Actions(), h.mustRun(ExitOK, "run").Actions()...) {
+	old, _ := h.sb.Stay("h1")
+	var released, adopted, issued bool
+	for _, a := range h.mustRun(ExitOK, "run").Actions() {
 		if a.Stay.ID != "h1" || a.Result != reconcile.ResultDone {
 			continue
 		}
-		withdrawn = withdrawn || (a.Stay.Property == "hotel" && a.Op == reconcile.OpRevoke)
+		if a.Stay.Property == "hotel" && a.Op != reconcile.OpRelease {
+			t.Errorf("after the move: hotel %s h1's key; it should only let go of its record", a.Op)
+		}
+		released = released || (a.Stay.Property == "hotel" && a.Op == reconcile.OpRelease)
+		adopted = adopted || (a.Stay.Property == "annex" && a.Op == reconcile.OpAdopt)
 		issued = issued || (a.Stay.Property == "annex" && a.Op == reconcile.OpCreate)
 	}
-	if !withdrawn || !issued {
-		t.Errorf("after the move: hotel withdrew h1's key %v, annex issued one %v; want both", withdrawn, issued)
+	if !released || !adopted || !issued {
+		t.Errorf("after the move: hotel released h1's key %v, annex adopted it %v and issued one for the new room %v; want all three", released, adopted, issued)
+	}
+	if now, _ := h.sb.Stay("h1"); now.KeyID == "" || now.KeyID == old.KeyID {
+		t.Errorf("after the move h1 holds key %q (before: %q); want a new key for the new room", now.KeyID, old.KeyID)
 	}
 	check("after h1 moved into the annex")
 }

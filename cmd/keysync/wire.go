@@ -109,13 +109,30 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
-	chains := cfg.chains()
+	hotels := cfg.chains()
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], meter, chains)
+		site, err := env.site(&cfg.Properties[i], meter, hotels)
 		if err != nil {
 			return nil, err
 		}
 		r.Sites = append(r.Sites, site)
+	}
+	// The properties of a split hotel are each other's siblings: a stay
+	// moving between them takes its key along.
+	split := map[string][]int{}
+	for i := range cfg.Properties {
+		if t := cfg.Properties[i].ThreeRPMS; t != nil && hotels[t.chainKey()] != nil {
+			split[t.chainKey()] = append(split[t.chainKey()], i)
+		}
+	}
+	for _, idx := range split {
+		for _, i := range idx {
+			for _, j := range idx {
+				if i != j {
+					r.Sites[i].Siblings = append(r.Sites[i].Siblings, cfg.Properties[j].Name)
+				}
+			}
+		}
 	}
 	return r, nil
 }

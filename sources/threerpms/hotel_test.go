@@ -19,7 +19,8 @@ import (
 // each with its own rooms, through one Hotel. The window is read once and
 // each property gets only the stays in its rooms, as its own; look-ups by
 // id that queue while one is in flight go in one request, and each gets
-// the stays it asked for that are in its rooms.
+// the stays it asked for: those in its rooms, and one now in the other's
+// rooms marked MovedTo it.
 func TestHotelSharedByProperties(t *testing.T) {
 	t.Parallel()
 	sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
@@ -98,7 +99,7 @@ func TestHotelSharedByProperties(t *testing.T) {
 	}
 	lookup(0, a, "s1")
 	<-arrived
-	lookup(1, a, "s2", "s3") // s3 is in the annex's rooms: not the hotel's
+	lookup(1, a, "s2", "s3") // s3 is in the annex's rooms: moved there
 	lookup(2, b, "s4")
 	for queued := 0; queued < 2; time.Sleep(time.Millisecond) {
 		hotel.mu.Lock()
@@ -110,12 +111,17 @@ func TestHotelSharedByProperties(t *testing.T) {
 	for i, want := range []struct {
 		property string
 		ids      []string
-	}{{"hotel", []string{"s1"}}, {"hotel", []string{"s2"}}, {"annex", []string{"s4"}}} {
+	}{{"hotel", []string{"s1"}}, {"hotel", []string{"s2", "s3"}}, {"annex", []string{"s4"}}} {
 		if errs[i] != nil {
 			t.Fatalf("look-up %d: %v", i, errs[i])
 		}
 		if got := ids(results[i], want.property); !slices.Equal(got, want.ids) {
 			t.Errorf("look-up %d: %v, want %v", i, got, want.ids)
+		}
+	}
+	for _, st := range results[1] {
+		if want := map[string]string{"s2": "", "s3": "annex"}[st.Ref.ID]; st.MovedTo != want {
+			t.Errorf("stay %s: MovedTo %q, want %q", st.Ref.ID, st.MovedTo, want)
 		}
 	}
 	if n := len(sb.Requests()); n != 2 {

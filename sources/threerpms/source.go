@@ -50,13 +50,18 @@ func NewSource(gql graphql.Client, property string, pageSize int) *Source {
 }
 
 // Within makes s one of several properties on one endpoint and token (a
-// hotel split into properties): it returns only stays in rooms, and reads
-// the window through hotel, which reads it once for all of them.
+// hotel split into properties): its window reads return only stays in
+// rooms, read through hotel, which reads the window once for all of them.
+// A stay looked up by id that is in another of the hotel's properties'
+// rooms now is returned with Stay.MovedTo naming that property.
 func (s *Source) Within(rooms []string, hotel *Hotel) *Source {
 	s.rooms = make(map[string]bool, len(rooms))
+	hotel.mu.Lock()
 	for _, r := range rooms {
 		s.rooms[r] = true
+		hotel.owners[r] = s.property
 	}
+	hotel.mu.Unlock()
 	s.hotel = hotel
 	return s
 }
@@ -65,8 +70,10 @@ func (s *Source) Within(rooms []string, hotel *Hotel) *Source {
 // for every property on them (Source.Within), and looked up by id for
 // several of them at once. Make one per run: it keeps what it read.
 type Hotel struct {
-	mu    sync.Mutex
-	reads map[[2]reconcile.Date]*hotelRead
+	mu sync.Mutex
+	// owners names the property of each room (Source.Within).
+	owners map[string]string
+	reads  map[[2]reconcile.Date]*hotelRead
 	// queue holds the look-ups by id waiting for the one in flight, which
 	// holds looking; see staysByID.
 	queue   []*lookup
@@ -127,7 +134,9 @@ type hotelRead struct {
 }
 
 // NewHotel returns an empty Hotel.
-func NewHotel() *Hotel { return &Hotel{reads: map[[2]reconcile.Date]*hotelRead{}} }
+func NewHotel() *Hotel {
+	return &Hotel{owners: map[string]string{}, reads: map[[2]reconcile.Date]*hotelRead{}}
+}
 
 // stays returns the window's stays, read by read the first time it is
 // asked for (the others asking meanwhile wait for that read).
@@ -147,15 +156,25 @@ func (h *Hotel) stays(from, to reconcile.Date, read func() ([]reconcile.Stay, er
 	return r.stays, r.err
 }
 
-// own keeps the stays in the property's rooms, as the property's.
-func (s *Source) own(stays []reconcile.Stay) []reconcile.Stay {
+// own keeps the stays in the property's rooms, as the property's; with
+// moved, also those now in another property's rooms, marked MovedTo.
+func (s *Source) own(stays []reconcile.Stay, moved bool) []reconcile.Stay {
 	if s.rooms == nil {
 		return stays
 	}
 	var out []reconcile.Stay
 	for _, st := range stays {
 		if !s.rooms[st.RoomID] {
-			continue
+			if !moved {
+				continue
+			}
+			s.hotel.mu.Lock()
+			owner := s.hotel.owners[st.RoomID]
+			s.hotel.mu.Unlock()
+			if owner == "" {
+				continue // a room no property keys: the stay is gone for this one
+			}
+			st.MovedTo = owner
 		}
 		st.Ref.Property = s.property
 		if st.Key != nil {
@@ -172,10 +191,10 @@ func (s *Source) own(stays []reconcile.Stay) []reconcile.Stay {
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	if s.hotel != nil {
 		stays, err := s.hotel.stays(from, to, func() ([]reconcile.Stay, error) { return s.readWindow(ctx, from, to) })
-		return s.own(stays), err
+		return s.own(stays, false), err
 	}
 	stays, err := s.readWindow(ctx, from, to)
-	return s.own(stays), err
+	return s.own(stays, false), err
 }
 
 // readWindow reads every page of the stays overlapping from..to.
@@ -201,10 +220,10 @@ func (s *Source) readWindow(ctx context.Context, from, to reconcile.Date) ([]rec
 func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	if s.hotel != nil {
 		stays, err := s.hotel.staysByID(ids, func(ids []string) ([]reconcile.Stay, error) { return s.readByID(ctx, ids) })
-		return s.own(stays), err
+		return s.own(stays, true), err
 	}
 	stays, err := s.readByID(ctx, ids)
-	return s.own(stays), err
+	return s.own(stays, true), err
 }
 
 // readByID reads the given stays, a page of ids at a time.
