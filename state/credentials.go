@@ -118,69 +118,69 @@ func (d *DB) Save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			return fmt.Errorf("state: save credential of stay %s: %w: its secret cannot be sealed (opened read-only, or without state_key_file?)", c.Stay, seal.ErrNoKey)
 		}
 	}
-	ps := &pendingSave{creds: creds, audit: audit, requests: requests, done: make(chan error, 1)}
-	d.mu.Lock()
-	d.queue = append(d.queue, ps)
-	d.mu.Unlock()
-	d.saving.Lock()
-	d.commitQueued(ctx)
-	d.saving.Unlock()
-	return <-ps.done
+	ps := &pendingSave{ctx: ctx, creds: creds, audit: audit, requests: requests}
+	d.saves.Wait(ps, func() bool { return ps.done }, func(queued []*pendingSave) []*pendingSave {
+		d.commit(queued)
+		return nil
+	})
+	return ps.err
 }
 
-// pendingSave is one Save waiting for the writer.
+// pendingSave is one Save waiting for the writer, and its result.
 type pendingSave struct {
+	ctx      context.Context
 	creds    []*reconcile.Credential
 	audit    []reconcile.Audit
 	requests []reconcile.RequestRecord
-	done     chan error
+	err      error
+	done     bool
 }
 
-// commitQueued commits every Save queued so far, the caller's among them
-// unless an earlier writer already did, in one transaction: properties
-// applying at once queue behind the one writer, and one commit for all of
-// them writes the pages they share once (a portfolio's 25 properties spent
-// more time waiting for the writer than for their APIs). Each Save still
-// stands alone: if the shared transaction fails, each is retried in a
-// transaction of its own, so a Save's error is its own and a failed Save
-// wrote nothing. The caller holds d.saving.
-func (d *DB) commitQueued(ctx context.Context) {
-	d.mu.Lock()
-	queued := d.queue
-	d.queue = nil
-	d.mu.Unlock()
-	if len(queued) == 0 {
-		return
+// commit commits the queued Saves in one transaction: properties applying
+// at once queue behind the one writer, and one commit for all of them
+// writes the pages they share once (a portfolio's 25 properties spent more
+// time waiting for the writer than for their APIs). Each Save still stands
+// alone: one whose context is done fails without writing, and if the
+// shared transaction fails, each is retried in a transaction of its own,
+// so a Save's error is its own and a failed Save wrote nothing.
+func (d *DB) commit(queued []*pendingSave) {
+	var live []*pendingSave
+	for _, ps := range queued {
+		if err := ps.ctx.Err(); err != nil {
+			ps.err, ps.done = d.openError("save credentials to", err), true
+			continue
+		}
+		live = append(live, ps)
 	}
-	if len(queued) > 1 {
+	if len(live) > 1 {
 		var creds []*reconcile.Credential
 		var audit []reconcile.Audit
 		var requests []reconcile.RequestRecord
-		for _, ps := range queued {
+		for _, ps := range live {
 			creds = append(creds, ps.creds...)
 			audit = append(audit, ps.audit...)
 			requests = append(requests, ps.requests...)
 		}
-		if inserted, err := d.save(ctx, creds, audit, requests); err == nil {
+		if inserted, err := d.save(context.WithoutCancel(live[0].ctx), creds, audit, requests); err == nil {
 			for c, id := range inserted {
 				c.ID = id
 			}
-			for _, ps := range queued {
-				ps.done <- nil
+			for _, ps := range live {
+				ps.done = true
 			}
 			return
 		}
 	}
-	for _, ps := range queued {
-		inserted, err := d.save(ctx, ps.creds, ps.audit, ps.requests)
+	for _, ps := range live {
+		inserted, err := d.save(ps.ctx, ps.creds, ps.audit, ps.requests)
+		ps.done = true
 		if err != nil {
-			ps.done <- d.openError("save credentials to", err)
+			ps.err = d.openError("save credentials to", err)
 			continue
 		}
 		for c, id := range inserted {
 			c.ID = id
 		}
-		ps.done <- nil
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/keysync/keysync/internal/seal"
+	"github.com/keysync/keysync/internal/turn"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -81,12 +82,11 @@ type DB struct {
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // by query text; see stmt
-	// saving serialises Save's transactions: SQLite takes one writer at a
-	// time anyway, and in-process writers queued here never meet its
-	// busy timeout (properties apply at once, each with several systems).
-	saving sync.Mutex
-	// queue holds the Saves waiting for the writer; see Save.
-	queue []*pendingSave
+	// saves serialises Save's transactions, and commits those that queue
+	// meanwhile together: SQLite takes one writer at a time anyway, and
+	// in-process writers queued here never meet its busy timeout
+	// (properties apply at once, each with several systems).
+	saves turn.Queue[*pendingSave]
 }
 
 var _ reconcile.Store = (*DB)(nil)

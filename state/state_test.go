@@ -653,31 +653,38 @@ func TestConcurrentSaves(t *testing.T) {
 
 // TestQueuedSavesShareACommit: Saves that queue behind the writer commit
 // together, each with its ids; one that fails is retried alone and fails
-// alone, writing nothing, while the others it was queued with are kept.
+// alone, writing nothing, while those it was queued with are kept. The
+// test holds the writer's turn while the three queue.
 func TestQueuedSavesShareACommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
+	holding, release := make(chan struct{}), make(chan struct{})
+	held := &pendingSave{ctx: ctx}
+	go db.saves.Wait(held, func() bool { return held.done }, func(queued []*pendingSave) []*pendingSave {
+		close(holding)
+		<-release
+		held.done = true
+		return queued[1:]
+	})
+	<-holding
 	ghost := newCred("ghost")
 	ghost.ID = 999 // no such row: its Save fails
 	saves := [][]*reconcile.Credential{{newCred("a")}, {newCred("b"), ghost}, {newCred("c")}}
 	saves[0][0].PIN = testPIN
-	db.saving.Lock() // the writer is busy: the Saves below queue
+	saves[2][0].PIN = testPIN
 	errs := make([]chan error, len(saves))
-	for i, creds := range saves {
+	save := func(i int) {
 		errs[i] = make(chan error, 1)
-		go func() { errs[i] <- db.Save(ctx, creds, []reconcile.Audit{{At: t0, Cred: creds[0]}}) }()
+		go func() { errs[i] <- db.Save(ctx, saves[i], []reconcile.Audit{{At: t0, Cred: saves[i][0]}}) }()
 	}
-	for {
-		db.mu.Lock()
-		n := len(db.queue)
-		db.mu.Unlock()
-		if n == len(saves) {
-			break
-		}
+	for i := range saves {
+		save(i)
+	}
+	for db.saves.Len() < len(saves) {
 		time.Sleep(time.Millisecond)
 	}
-	db.saving.Unlock()
+	close(release)
 	for i, want := range []bool{true, false, true} {
 		if err := <-errs[i]; (err == nil) != want {
 			t.Errorf("Save %d: error %v, want success %v", i, err, want)
@@ -693,8 +700,8 @@ func TestQueuedSavesShareACommit(t *testing.T) {
 	var got []string
 	for _, c := range all {
 		got = append(got, c.Stay.ID)
-		if c.Stay.ID == "a" && c.PIN != testPIN {
-			t.Errorf("a's PIN did not open after a shared commit: %q", c.PIN.Reveal())
+		if c.PIN != testPIN {
+			t.Errorf("%s's PIN did not open after a shared commit: %q", c.Stay.ID, c.PIN.Reveal())
 		}
 	}
 	slices.Sort(got)

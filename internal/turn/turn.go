@@ -1,0 +1,70 @@
+// Package turn lets concurrent callers share one piece of work in flight
+// at a time without a goroutine of its own: each caller queues its item,
+// then takes turns serving whatever is queued (its own items or others')
+// until its own is done. Items that queue while a turn is being served go
+// together in the next one, which is the point: one state transaction for
+// several properties' Saves, one request for several properties' batches.
+package turn
+
+import "sync"
+
+// Queue is a queue of items served one turn at a time. The zero Queue is
+// ready to use.
+type Queue[T any] struct {
+	mu    sync.Mutex // guards items
+	items []T
+	turn  sync.Mutex // held while a turn is served
+	// panicked is what a serve panicked with; see take.
+	panicked any
+}
+
+// Wait queues item and serves turns until done reports it finished. serve
+// is given every queued item, in the order they came, and returns those it
+// left for a later turn (a prefix of what it was given may be served, the
+// rest returned in order); it runs with no other turn in flight. done is
+// called between turns, so it may read what serve wrote without more
+// locking.
+func (q *Queue[T]) Wait(item T, done func() bool, serve func([]T) []T) {
+	q.mu.Lock()
+	q.items = append(q.items, item)
+	q.mu.Unlock()
+	for !q.take(done, serve) {
+	}
+}
+
+// take takes one turn: it reports done, or serves what is queued. A panic
+// in serve goes on up, and is raised again in every caller that takes a
+// turn after it: the items it took are lost, so their callers would
+// otherwise wait for ever.
+func (q *Queue[T]) take(done func() bool, serve func([]T) []T) bool {
+	q.turn.Lock()
+	defer q.turn.Unlock()
+	if q.panicked != nil {
+		panic(q.panicked)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			q.panicked = v
+			panic(v)
+		}
+	}()
+	if done() {
+		return true
+	}
+	q.mu.Lock()
+	items := q.items
+	q.items = nil
+	q.mu.Unlock()
+	left := serve(items)
+	q.mu.Lock()
+	q.items = append(left, q.items...)
+	q.mu.Unlock()
+	return false
+}
+
+// Len is the number of items waiting for a turn.
+func (q *Queue[T]) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
