@@ -2,10 +2,10 @@ package threerpms
 
 import (
 	"context"
-	"sync"
 
 	"github.com/Khan/genqlient/graphql"
 
+	"github.com/keysync/keysync/internal/turn"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -29,11 +29,7 @@ import (
 type Chain struct {
 	gql    graphql.Client
 	maxOps int
-
-	mu    sync.Mutex // guards queue
-	queue []*submission
-	// sending is held while a document is built and sent.
-	sending sync.Mutex
+	queue  turn.Queue[*submission]
 }
 
 // NewChain returns a Chain sending through gql up to maxOps mutations a
@@ -51,39 +47,36 @@ func (c *Chain) Sink() *Sink {
 }
 
 // apply queues sub and sends documents until sub has gone in one: whoever
-// holds the turn sends what is queued, its own batch or others', so a
-// batch waits at most for the documents ahead of it.
+// holds the turn sends a document of what is queued, its own batch or
+// others', so a batch waits at most for the documents ahead of it. A
+// document carries other properties' batches, so it is not cut short by
+// the sender's context (its deadline counts the time spent queued); the
+// transport's own timeout bounds it.
 func (c *Chain) apply(ctx context.Context, sub *submission) ([]reconcile.Outcome, error) {
-	c.mu.Lock()
-	c.queue = append(c.queue, sub)
-	c.mu.Unlock()
-	for {
-		c.sending.Lock()
-		if sub.done {
-			c.sending.Unlock()
-			return sub.out, sub.err
-		}
-		sendDocument(ctx, c.gql, c.next())
-		c.sending.Unlock()
-	}
+	c.queue.Wait(sub, func() bool { return sub.done }, func(queued []*submission) []*submission {
+		parts, left := c.next(queued)
+		sendDocument(context.WithoutCancel(ctx), c.gql, parts)
+		return left
+	})
+	return sub.out, sub.err
 }
 
-// next takes the next document's mutations off the queue: up to maxOps,
-// from the batches in the order they came.
-func (c *Chain) next() []part {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var parts []part
+// next fills a document from the queued batches: up to maxOps mutations,
+// in the order the batches came. It returns the document's parts and the
+// batches left with mutations to send.
+func (c *Chain) next(queued []*submission) (parts []part, left []*submission) {
 	room := c.maxOps
-	for room > 0 && len(c.queue) > 0 {
-		sub := c.queue[0]
+	for i, sub := range queued {
+		if room == 0 {
+			return parts, queued[i:]
+		}
 		n := min(room, len(sub.sent)-sub.taken)
 		parts = append(parts, part{sub: sub, from: sub.taken, to: sub.taken + n})
 		sub.taken += n
 		room -= n
-		if sub.taken == len(sub.sent) {
-			c.queue = c.queue[1:]
+		if sub.taken < len(sub.sent) {
+			return parts, queued[i:]
 		}
 	}
-	return parts
+	return parts, nil
 }

@@ -83,10 +83,8 @@ func TestChainSharesDocuments(t *testing.T) {
 			<-arrived
 			run(1)
 			run(2)
-			for queued := 0; queued < 2; time.Sleep(time.Millisecond) {
-				chain.mu.Lock()
-				queued = len(chain.queue)
-				chain.mu.Unlock()
+			for chain.queue.Len() < 2 {
+				time.Sleep(time.Millisecond)
 			}
 			close(release)
 			wg.Wait()

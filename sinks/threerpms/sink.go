@@ -108,9 +108,12 @@ type part struct {
 }
 
 // sendDocument sends the parts' actions as one document and settles them:
-// each action gets its alias's outcome, or, when the request failed as a
-// whole, its error. A submission whose every action went in failed
-// requests fails as a whole (err), as one request of its own would have.
+// each action gets its alias's outcome. A submission whose every action
+// went in requests that failed as a whole fails as a whole (err), as one
+// request of its own would have. One split across two documents of which
+// only one failed gets, for the actions in that one, an unknown outcome:
+// what the failed request did (nothing, or some of it) is for the next
+// read to show, never taken as a refusal of each action.
 func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
 	var doc document
 	for _, p := range parts {
@@ -125,7 +128,8 @@ func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
 		sub := p.sub
 		for _, i := range sub.sent[p.from:p.to] {
 			if err != nil {
-				sub.out[i].Err = err
+				sub.out[i].Err = fmt.Errorf("3rpms: %s for stay %s: the shared request carrying it failed as a whole (%v): %w",
+					sub.actions[i].Op, sub.actions[i].Stay.ID, err, reconcile.ErrUnknownOutcome)
 				sub.failed++
 				if sub.failure == nil {
 					sub.failure = err

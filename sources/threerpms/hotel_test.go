@@ -101,10 +101,8 @@ func TestHotelSharedByProperties(t *testing.T) {
 	<-arrived
 	lookup(1, a, "s2", "s3") // s3 is in the annex's rooms: moved there
 	lookup(2, b, "s4")
-	for queued := 0; queued < 2; time.Sleep(time.Millisecond) {
-		hotel.mu.Lock()
-		queued = len(hotel.queue)
-		hotel.mu.Unlock()
+	for hotel.lookups.Len() < 2 {
+		time.Sleep(time.Millisecond)
 	}
 	close(release)
 	wg.Wait()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/Khan/genqlient/graphql"
 
+	"github.com/keysync/keysync/internal/turn"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -74,10 +75,9 @@ type Hotel struct {
 	// owners names the property of each room (Source.Within).
 	owners map[string]string
 	reads  map[[2]reconcile.Date]*hotelRead
-	// queue holds the look-ups by id waiting for the one in flight, which
-	// holds looking; see staysByID.
-	queue   []*lookup
-	looking sync.Mutex
+	// lookups are the look-ups by id waiting for the one in flight; see
+	// staysByID.
+	lookups turn.Queue[*lookup]
 }
 
 // lookup is one property's look-up by id.
@@ -93,19 +93,7 @@ type lookup struct {
 // queued id in one look-up (read), and each gets the stays it asked for.
 func (h *Hotel) staysByID(ids []string, read func([]string) ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
 	l := &lookup{ids: ids}
-	h.mu.Lock()
-	h.queue = append(h.queue, l)
-	h.mu.Unlock()
-	for {
-		h.looking.Lock()
-		if l.done {
-			h.looking.Unlock()
-			return l.stays, l.err
-		}
-		h.mu.Lock()
-		batch := h.queue
-		h.queue = nil
-		h.mu.Unlock()
+	h.lookups.Wait(l, func() bool { return l.done }, func(batch []*lookup) []*lookup {
 		var all []string
 		for _, b := range batch {
 			for _, id := range b.ids {
@@ -123,8 +111,9 @@ func (h *Hotel) staysByID(ids []string, read func([]string) ([]reconcile.Stay, e
 				}
 			}
 		}
-		h.looking.Unlock()
-	}
+		return nil
+	})
+	return l.stays, l.err
 }
 
 type hotelRead struct {
@@ -149,8 +138,9 @@ func (h *Hotel) stays(from, to reconcile.Date, read func() ([]reconcile.Stay, er
 	}
 	h.mu.Unlock()
 	if !ok {
+		defer close(r.done)
 		r.stays, r.err = read()
-		close(r.done)
+		return r.stays, r.err
 	}
 	<-r.done
 	return r.stays, r.err

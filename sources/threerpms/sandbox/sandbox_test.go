@@ -546,6 +546,29 @@ func TestCleanupAfterAChange(t *testing.T) {
 	}
 }
 
+// TestCleanupInTheClocksZone: a stay's key is cleaned once the business
+// clock's own date is two days past departure, also when the clock is in
+// a zone east of UTC (its date turns before UTC's) and the scans it skips
+// were timed before the clock moved.
+func TestCleanupInTheClocksZone(t *testing.T) {
+	t.Parallel()
+	cest := time.FixedZone("CEST", 2*3600)
+	e := newEnv(t, Options{Now: t0.In(cest)})
+	k := e.createPin(ourToken, "5555")
+	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": k}); r.code(0) != "" { // rs_2 departs 02-02
+		t.Fatal(r.Raw)
+	}
+	q := `{ room_stays(filter:{id:{eq:"rs_2"}}) { edges { node { roomAccessKey { id } } } } }`
+	e.gql(ourToken, q, nil) // the scan notes when the key falls due
+	e.SB.mu.Lock()
+	e.SB.clock.SetNow(time.Date(2026, 2, 4, 0, 30, 0, 0, cest)) // 02-03 22:30 UTC
+	e.SB.mu.Unlock()
+	r := e.gql(ourToken, q, nil)
+	if dig(r.Body, "data", "room_stays", "edges", 0, "node", "roomAccessKey") != nil {
+		t.Fatalf("key still on the stay on the clock's 02-04, two days after departure: %s", r.Raw)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 30, 23, 59, 50, 0, time.UTC)

@@ -448,7 +448,10 @@ func (s *Server) cleanup() {
 	}
 	for _, st := range s.stays {
 		if !st.deleted && st.keyID != "" {
-			soonest(st.departure.Add(CleanupAfterDeparture))
+			// Due when the business clock's date reaches the day: at
+			// midnight of it in the clock's zone.
+			d := st.departure.Add(CleanupAfterDeparture)
+			soonest(time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, now.Location()))
 		}
 	}
 	if next.IsZero() {
