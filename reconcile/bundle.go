@@ -151,10 +151,12 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		}
 		p.cleanup(s, keys, true, reason)
 		p.end(s, append(sys.of(SystemOpenApp), sys.of(SystemKeyBox)...), reason)
-		if k := s.Key; k != nil && in.Backfill && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
+		if k := s.Key; k != nil && (in.Backfill || in.Siblings != nil) && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
 			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
-			// State was lost: the key may be ours, left on a stay that
-			// already left. 3RPMS keeps it for two days; withdraw it now.
+			// State was lost, or the key came with the stay from another
+			// property of the hotel that let go of it: the key may be
+			// ours, left on a stay that already left. 3RPMS keeps it for
+			// two days; withdraw it now.
 			p.claimDeparted(s, reason)
 		}
 		return nil

@@ -207,9 +207,6 @@ func (r *Runner) rands(works []*siteWork) error {
 // skipped. What the budget deferred stays deferred, so those stays keep
 // their turn.
 func (r *Runner) review(ctx context.Context, opts Options, works []*siteWork) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("not applied: %w", context.Cause(ctx))
-	}
 	var jobs []*siteJob
 	var plans []*Plan
 	deferred := map[*Action]bool{}
@@ -222,8 +219,10 @@ func (r *Runner) review(ctx context.Context, opts Options, works []*siteWork) er
 			deferred[d.Action] = true
 		}
 	}
-	err := opts.Review(plans, deferred)
-	if err == nil {
+	err := ctx.Err()
+	if err != nil {
+		err = fmt.Errorf("not applied: %w", context.Cause(ctx))
+	} else if err = opts.Review(plans, deferred); err == nil {
 		err = pinsStillFree(jobs)
 	}
 	if err != nil {

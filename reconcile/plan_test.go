@@ -1085,7 +1085,7 @@ func TestComputeKeyFromKeptUpstream(t *testing.T) {
 // without a request, withdrawing nothing; the property it joined adopts the
 // key from its sibling's record (and, the room being new, replaces it, as
 // a room move within one property does); a key on its stays that no
-// record names is claimed.
+// record names is claimed, and taken off if the stay has left.
 func TestComputeSplitHotel(t *testing.T) {
 	t.Parallel()
 	active := reconcile.StatusActive
@@ -1113,6 +1113,12 @@ func TestComputeSplitHotel(t *testing.T) {
 			stay:     holding(stay("s1", "r205", "2026-06-10", "2026-06-13"), "K1", "583920"),
 			siblings: map[string]*reconcile.Credential{"K1": &sibling},
 			want:     []string{"1 adopt s1 K1 inhouse", "1 create s1 - inhouse", "2 revoke s1 K1 revoke", "2 delete s1 K1 revoke", "2 assign s1 - inhouse"},
+		},
+		{
+			name:     "departed, with a key no record names: claimed, then taken off",
+			stay:     holding(stay("s1", "r205", "2026-06-07", "2026-06-09"), "K9", "111111"),
+			siblings: map[string]*reconcile.Credential{},
+			want:     []string{"1 claim s1 K9 inhouse", "2 revoke s1 K9 revoke", "2 delete s1 K9 revoke"},
 		},
 		{
 			name:     "a key no record names: claimed",

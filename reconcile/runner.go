@@ -141,6 +141,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		rep.RunID = id
 	}
 
+	opts.Targets = r.withSiblings(opts.Targets)
 	r.Meter.Start(opts.Now)
 	allow, err := r.allowances(sctx, opts)
 	if err != nil {
@@ -219,6 +220,40 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// withSiblings widens a targeted run to the siblings of each property it
+// targets (Site.Siblings), for the same stays: a stay that moved between
+// them is let go of by the one and taken up by the other in the same run,
+// never only half. targets itself is not changed.
+func (r *Runner) withSiblings(targets map[string][]string) map[string][]string {
+	if targets == nil {
+		return nil
+	}
+	out := maps.Clone(targets)
+	for _, site := range r.Sites {
+		ids, ok := targets[site.Property.Name]
+		if !ok {
+			continue
+		}
+		for _, sib := range site.Siblings {
+			have, targeted := out[sib]
+			switch {
+			case targeted && have == nil: // read whole already
+			case ids == nil:
+				out[sib] = nil
+			default:
+				merged := slices.Clone(have)
+				for _, id := range ids {
+					if !slices.Contains(merged, id) {
+						merged = append(merged, id)
+					}
+				}
+				out[sib] = merged
+			}
+		}
+	}
+	return out
 }
 
 // pinsStillFree checks the PINs a plan's creates carry (a saved plan's,

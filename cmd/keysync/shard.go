@@ -119,6 +119,25 @@ func applyShard(cfg *Config, s shardSpec) error {
 	if !s.on() {
 		return nil
 	}
+	// The properties of a split hotel go to one shard, that of the first
+	// of their names (whatever the config's order): they share reads,
+	// documents and the keys of stays moving between them.
+	hotelOf := map[string]string{}
+	for i := range cfg.Properties {
+		if t := cfg.Properties[i].ThreeRPMS; t != nil {
+			if first, ok := hotelOf[t.chainKey()]; !ok || cfg.Properties[i].Name < first {
+				hotelOf[t.chainKey()] = cfg.Properties[i].Name
+			}
+		}
+	}
+	shards := make([]int, len(cfg.Properties))
+	for i := range cfg.Properties {
+		name := cfg.Properties[i].Name
+		if t := cfg.Properties[i].ThreeRPMS; t != nil {
+			name = hotelOf[t.chainKey()]
+		}
+		shards[i] = shardOf(name, s.Count)
+	}
 	shardsOf := map[reconcile.Account]map[int]bool{}
 	for i := range cfg.Properties {
 		p := &cfg.Properties[i]
@@ -126,7 +145,7 @@ func applyShard(cfg *Config, s shardSpec) error {
 			if shardsOf[acct] == nil {
 				shardsOf[acct] = map[int]bool{}
 			}
-			shardsOf[acct][shardOf(p.Name, s.Count)] = true
+			shardsOf[acct][shards[i]] = true
 		}
 	}
 	share := map[reconcile.Account]float64{}
@@ -148,7 +167,7 @@ func applyShard(cfg *Config, s shardSpec) error {
 				share[acct] = sh
 			}
 		}
-		if shardOf(p.Name, s.Count) == s.Index {
+		if shards[i] == s.Index {
 			mine = append(mine, *p)
 		}
 	}

@@ -243,3 +243,50 @@ func TestShardWithoutProperties(t *testing.T) {
 		t.Errorf("err = %v, properties %d", err, len(cfg.Properties))
 	}
 }
+
+// TestShardKeepsASplitHotelTogether: the properties of one 3RPMS endpoint
+// and token (a split hotel) land in one shard, though their names alone
+// would put them in different ones, in either config order; a property on
+// another token keeps the shard of its name.
+func TestShardKeepsASplitHotelTogether(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	a, b := "building-a", ""
+	for i := 0; b == ""; i++ {
+		if name := fmt.Sprintf("building-%d", i); shardOf(name, n) != shardOf(a, n) {
+			b = name
+		}
+	}
+	property := func(name, token, rooms string) string {
+		return fmt.Sprintf(`  - name: %s
+    timezone: Europe/Ljubljana
+    threerpms: {endpoint: "https://api.3rpms.example/graphql", token: %s}
+    rooms: {%s}
+`, name, token, rooms)
+	}
+	for _, order := range [][]string{
+		{property(a, "hotel-token", "r1: pin"), property(b, "hotel-token", "r2: pin"), property("elsewhere", "other-token", "r1: pin")},
+		{property("elsewhere", "other-token", "r1: pin"), property(b, "hotel-token", "r2: pin"), property(a, "hotel-token", "r1: pin")},
+	} {
+		cfg, err := ParseConfig(strings.NewReader("state: /data/keysync.db\nproperties:\n"+strings.Join(order, "")), func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		where := map[string]int{}
+		for i := range n {
+			c := *cfg
+			if err := applyShard(&c, shardSpec{Index: i, Count: n}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range c.Properties {
+				where[p.Name] = i
+			}
+		}
+		if want := shardOf(min(a, b), n); where[a] != want || where[b] != want {
+			t.Errorf("split hotel in shards %d and %d, want both in %d (that of %s)", where[a], where[b], want, min(a, b))
+		}
+		if where["elsewhere"] != shardOf("elsewhere", n) {
+			t.Errorf("elsewhere in shard %d, want %d", where["elsewhere"], shardOf("elsewhere", n))
+		}
+	}
+}

@@ -118,4 +118,20 @@ func TestSplitHotel(t *testing.T) {
 		t.Errorf("after the move h1 holds key %q (before: %q); want a new key for the new room", now.KeyID, old.KeyID)
 	}
 	check("after h1 moved into the annex")
+
+	// A run targeted at the property the stay left (a webhook for it) takes
+	// in the property it joined too.
+	if err := h.sb.MoveStay("h2", "r104"); err != nil {
+		t.Fatal(err)
+	}
+	owner["h2"] = "annex"
+	rep = h.mustRun(ExitOK, "run", "--stay", "h2", "--property", "hotel")
+	var annexActed bool
+	for _, a := range rep.Actions() {
+		annexActed = annexActed || (a.Stay.ID == "h2" && a.Stay.Property == "annex" && a.Op == reconcile.OpAdopt && a.Result == reconcile.ResultDone)
+	}
+	if !annexActed {
+		t.Errorf("a run targeted at hotel's h2 did not have the annex adopt its key: %d actions", len(rep.Actions()))
+	}
+	check("after h2 moved into the annex, targeted")
 }
