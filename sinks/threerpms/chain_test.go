@@ -83,10 +83,11 @@ func TestChainSharesDocuments(t *testing.T) {
 			}
 			run(0)
 			<-arrived
-			run(1)
-			run(2)
-			for chain.queue.Len() < 2 {
-				time.Sleep(time.Millisecond)
+			for i := 1; i <= 2; i++ { // queued in this order
+				run(i)
+				for chain.queue.Len() < i {
+					time.Sleep(time.Millisecond)
+				}
 			}
 			close(release)
 			wg.Wait()
