@@ -1196,21 +1196,25 @@ func TestRunnerTargeted(t *testing.T) {
 	}
 }
 
+// twoProperties is bled (the test property) with stay s1 and the annex
+// with stay s2, each in a world of its own, and one store.
+func twoProperties() (bled, annex *world, store *fakeStore, annexProperty *reconcile.Property) {
+	s2 := stay("s2", "r205", "2026-06-11", "2026-06-14")
+	s2.Ref.Property = "annex"
+	annexProperty = testProperty()
+	annexProperty.Name = "annex"
+	return newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14")), newWorld(s2), newStore(), annexProperty
+}
+
 // TestRunnerPipelinesProperties: a property's writes start as soon as its
 // own read and plan are done, not after every property's read. The annex's
 // read waits for bled's first write; if writes waited for all reads, it
 // would wait out its 5 s and bled's write would come after it.
 func TestRunnerPipelinesProperties(t *testing.T) {
 	t.Parallel()
-	wA := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
-	s2 := stay("s2", "r205", "2026-06-11", "2026-06-14")
-	s2.Ref.Property = "annex"
-	wB := newWorld(s2)
-	store := newStore()
+	wA, wB, store, propB := twoProperties()
 	written := make(chan struct{}, 1)
 	var early atomic.Bool
-	propB := testProperty()
-	propB.Name = "annex"
 	runner := &reconcile.Runner{Store: store, Rand: seeded(9), Sites: []*reconcile.Site{
 		{Property: testProperty(), Source: &fakeSource{w: wA}, Sinks: map[reconcile.System]reconcile.Sink{
 			reconcile.System3RPMS: &signalSink{Sink: &fakeSink{w: wA, store: store, max: 50}, applied: written}}},
@@ -1286,15 +1290,9 @@ func (s *meetingSink) Apply(ctx context.Context, actions []*reconcile.Action) ([
 // other's: applied one after the other, they would never meet.
 func TestRunnerAppliesPropertiesAtOnce(t *testing.T) {
 	t.Parallel()
-	wA := newWorld(stay("s1", "r204", "2026-06-11", "2026-06-14"))
-	s2 := stay("s2", "r205", "2026-06-11", "2026-06-14")
-	s2.Ref.Property = "annex"
-	wB := newWorld(s2)
-	store := newStore()
+	wA, wB, store, propB := twoProperties()
 	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
 	var met atomic.Int32
-	propB := testProperty()
-	propB.Name = "annex"
 	runner := &reconcile.Runner{Store: store, Rand: seeded(9), Sites: []*reconcile.Site{
 		{Property: testProperty(), Source: &fakeSource{w: wA}, Sinks: map[reconcile.System]reconcile.Sink{
 			reconcile.System3RPMS: &meetingSink{Sink: &fakeSink{w: wA, store: store, max: 50}, arrived: a, other: b, met: &met}}},

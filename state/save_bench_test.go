@@ -16,12 +16,7 @@ import (
 // writer serves every property of a run, so this is the part of a
 // portfolio's writes that does not run in parallel.
 func BenchmarkSave(b *testing.B) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(b.TempDir(), "keysync.db"), Options{Create: true, Key: testKey})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := benchDB(b)
 	b.ReportAllocs()
 	for n := 0; b.Loop(); n++ {
 		if err := saveBatch(db, fmt.Sprint(n)); err != nil {
@@ -33,12 +28,7 @@ func BenchmarkSave(b *testing.B) {
 // BenchmarkSaveConcurrent is BenchmarkSave from 25 properties at once, as
 // a portfolio's applies call it: ns/op is per batch.
 func BenchmarkSaveConcurrent(b *testing.B) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(b.TempDir(), "keysync.db"), Options{Create: true, Key: testKey})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := benchDB(b)
 	b.ReportAllocs()
 	b.SetParallelism(13) // 26 goroutines on 2 CPUs
 	var n atomic.Int64
@@ -50,6 +40,16 @@ func BenchmarkSaveConcurrent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchDB is a new state file for a benchmark.
+func benchDB(b *testing.B) *DB {
+	db, err := Open(context.Background(), filepath.Join(b.TempDir(), "keysync.db"), Options{Create: true, Key: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
 }
 
 // saveBatch saves the intents and then the outcomes of 100 new PIN keys.
