@@ -1,5 +1,5 @@
 // Package kubernetes holds keysync's Kubernetes manifests (kustomize); its
-// tests render both variants with kustomize's own library, decode every
+// tests render every variant with kustomize's own library, decode every
 // object strictly into the k8s.io/api types, and check the fields the
 // deployment relies on.
 package kubernetes
@@ -114,33 +114,8 @@ func TestCronJob(t *testing.T) {
 	if pod.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restartPolicy = %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
 	}
-	if js.PodFailurePolicy == nil {
-		t.Fatal("no podFailurePolicy")
-	}
-	failsAtOnce := map[int32]bool{}
-	for _, rule := range js.PodFailurePolicy.Rules {
-		if rule.Action != batchv1.PodFailurePolicyActionFailJob || rule.OnExitCodes == nil {
-			continue
-		}
-		if rule.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn {
-			t.Errorf("FailJob rule operator = %q, want In", rule.OnExitCodes.Operator)
-			continue
-		}
-		if c := rule.OnExitCodes.ContainerName; c != nil && *c != "keysync" {
-			t.Errorf("FailJob rule names container %q", *c)
-		}
-		for _, v := range rule.OnExitCodes.Values {
-			failsAtOnce[v] = true
-		}
-	}
-	// 2: config or credentials; 5: the fail-safe refused the plan; 6: done,
-	// but a person is needed. Retrying cannot help. 1, 3 and 4 are worth a
-	// retry.
-	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true, 6: true} {
-		if failsAtOnce[code] != want {
-			t.Errorf("exit %d fails the Job at once: %v, want %v", code, failsAtOnce[code], want)
-		}
-	}
+	checkExitCodes(t, js.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob)
+	one(t, "PersistentVolumeClaims", r.pvcs)
 	c := checkPod(t, r, pod)
 	if !slices.Equal(c.Args[:1], []string{"run"}) {
 		t.Errorf("args = %q, want keysync run", c.Args)
@@ -179,26 +154,12 @@ func TestShards(t *testing.T) {
 	if js.ActiveDeadlineSeconds == nil {
 		t.Error("activeDeadlineSeconds not set")
 	}
-	failsIndex := map[int32]bool{}
-	if js.PodFailurePolicy == nil {
-		t.Fatal("no podFailurePolicy")
-	}
-	for _, rule := range js.PodFailurePolicy.Rules {
-		if rule.Action == batchv1.PodFailurePolicyActionFailIndex && rule.OnExitCodes != nil && rule.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn {
-			for _, v := range rule.OnExitCodes.Values {
-				failsIndex[v] = true
-			}
-		}
-	}
-	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true, 6: true} {
-		if failsIndex[code] != want {
-			t.Errorf("exit %d fails its shard at once: %v, want %v", code, failsIndex[code], want)
-		}
-	}
+	checkExitCodes(t, js.PodFailurePolicy, batchv1.PodFailurePolicyActionFailIndex)
 	pod := js.Template.Spec
 	if pod.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restartPolicy = %q, want Never", pod.RestartPolicy)
 	}
+	one(t, "PersistentVolumeClaims", r.pvcs)
 	c := checkPod(t, r, pod)
 	i := slices.Index(c.Args, "--shards")
 	if c.Args[0] != "run" || i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != fmt.Sprint(n) {
@@ -236,6 +197,171 @@ func TestShards(t *testing.T) {
 	}
 }
 
+// TestShardsSpread: one plain CronJob per shard, each `--shard I/N` with
+// its own ReadWriteOnce claim and no pod affinity, so the shards may run on
+// different nodes; otherwise the nights of the shards variant.
+func TestShardsSpread(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	r := build(t, "shards-spread")
+	if len(r.deployments) != 0 || len(r.services) != 0 {
+		t.Error("the shards-spread variant also renders serve's Deployment or Service")
+	}
+	if len(r.cronJobs) != n {
+		t.Fatalf("%d CronJobs rendered, want %d, one per shard", len(r.cronJobs), n)
+	}
+	indexed := one(t, "CronJobs of the shards variant", build(t, "shards").cronJobs).Spec
+
+	shardOf := map[int]string{}    // shard I → CronJob
+	claimOf := map[string]string{} // claim → CronJob
+	for _, cj := range r.cronJobs {
+		t.Run(cj.Name, func(t *testing.T) {
+			s := cj.Spec
+			if s.TimeZone == nil || indexed.TimeZone == nil {
+				t.Fatal("timeZone not set")
+			}
+			if s.Schedule != indexed.Schedule || *s.TimeZone != *indexed.TimeZone {
+				t.Errorf("schedule %q in %s, want the shards variant's %q in %s", s.Schedule, *s.TimeZone, indexed.Schedule, *indexed.TimeZone)
+			}
+			checkSchedule(t, "CronJob schedule", s.Schedule, *s.TimeZone)
+			if s.ConcurrencyPolicy != batchv1.ForbidConcurrent || s.ConcurrencyPolicy != indexed.ConcurrencyPolicy {
+				t.Errorf("concurrencyPolicy = %q, want Forbid (as the shards variant's %q)", s.ConcurrencyPolicy, indexed.ConcurrencyPolicy)
+			}
+			if s.StartingDeadlineSeconds == nil || *s.StartingDeadlineSeconds < 600 {
+				t.Errorf("startingDeadlineSeconds = %v, want set (at least 10 minutes)", s.StartingDeadlineSeconds)
+			}
+			js := s.JobTemplate.Spec
+			if js.CompletionMode != nil && *js.CompletionMode == batchv1.IndexedCompletion {
+				t.Error("an Indexed Job: each of these CronJobs runs one shard")
+			}
+			if js.BackoffLimit == nil || *js.BackoffLimit > 3 {
+				t.Errorf("backoffLimit = %v, want a small retry count", js.BackoffLimit)
+			}
+			if js.ActiveDeadlineSeconds == nil {
+				t.Error("activeDeadlineSeconds not set: a hung run would hold its shard's lock forever")
+			}
+			checkExitCodes(t, js.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob)
+			pod := js.Template.Spec
+			if pod.RestartPolicy != corev1.RestartPolicyNever {
+				t.Errorf("restartPolicy = %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
+			}
+			if a := pod.Affinity; a != nil && a.PodAffinity != nil {
+				t.Error("a pod affinity: each shard has its own claim and may run on any node")
+			}
+
+			c := checkPod(t, r, pod)
+			if slices.Contains(c.Args, "--shards") {
+				t.Errorf("args = %q: --shards takes I from an Indexed Job's index", c.Args)
+			}
+			i := slices.Index(c.Args, "--shard")
+			var shard, of int
+			if c.Args[0] != "run" || i < 0 || i+1 >= len(c.Args) {
+				t.Fatalf("args = %q, want keysync run --shard I/%d", c.Args, n)
+			}
+			if _, err := fmt.Sscanf(c.Args[i+1], "%d/%d", &shard, &of); err != nil || fmt.Sprintf("%d/%d", shard, of) != c.Args[i+1] || of != n || shard < 0 || shard >= n {
+				t.Fatalf("--shard %q, want I/%d with 0 ≤ I < %d", c.Args[i+1], n, n)
+			}
+			if want := fmt.Sprintf("keysync-shard-%d", shard); cj.Name != want {
+				t.Errorf("runs --shard %s but is named %s, want %s", c.Args[i+1], cj.Name, want)
+			}
+			if other, ok := shardOf[shard]; ok {
+				t.Errorf("--shard %s: also run by %s", c.Args[i+1], other)
+			}
+			shardOf[shard] = cj.Name
+
+			// checkPod found the state on a rendered ReadWriteOnce claim.
+			claim := stateClaim(t, pod)
+			if other, ok := claimOf[claim]; ok {
+				t.Errorf("claim %s: also mounted by %s; each shard needs its own", claim, other)
+			}
+			claimOf[claim] = cj.Name
+		})
+	}
+	if len(shardOf) != n {
+		t.Errorf("shards run: %v, want each of 0 to %d once", shardOf, n-1)
+	}
+	// No claim left over (base's keysync-state is replaced, not kept).
+	for _, pvc := range r.pvcs {
+		if _, ok := claimOf[pvc.Name]; !ok {
+			t.Errorf("claim %s is rendered but no shard mounts it", pvc.Name)
+		}
+	}
+	if len(r.pvcs) != n {
+		t.Errorf("%d claims rendered, want %d, one per shard", len(r.pvcs), n)
+	}
+}
+
+// checkExitCodes: exit codes 2 (config or credentials), 5 (the fail-safe
+// refused the plan) and 6 (done, but a person is needed) fail the Job, or
+// with FailIndex the shard, at once: retrying cannot help. 1, 3 and 4 are
+// worth a retry.
+func checkExitCodes(t *testing.T, p *batchv1.PodFailurePolicy, action batchv1.PodFailurePolicyAction) {
+	t.Helper()
+	if p == nil {
+		t.Fatal("no podFailurePolicy")
+	}
+	failsAtOnce := map[int32]bool{}
+	for _, rule := range p.Rules {
+		if rule.Action != action || rule.OnExitCodes == nil {
+			continue
+		}
+		if rule.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn {
+			t.Errorf("%s rule operator = %q, want In", action, rule.OnExitCodes.Operator)
+			continue
+		}
+		if c := rule.OnExitCodes.ContainerName; c != nil && *c != "keysync" {
+			t.Errorf("%s rule names container %q", action, *c)
+		}
+		for _, v := range rule.OnExitCodes.Values {
+			failsAtOnce[v] = true
+		}
+	}
+	for code, want := range map[int32]bool{1: false, 2: true, 3: false, 4: false, 5: true, 6: true} {
+		if failsAtOnce[code] != want {
+			t.Errorf("exit %d: %s at once %v, want %v", code, action, failsAtOnce[code], want)
+		}
+	}
+}
+
+// stateClaim returns the claim mounted at /data, keysync's state directory.
+func stateClaim(t *testing.T, pod corev1.PodSpec) string {
+	t.Helper()
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath != "/data" {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.PersistentVolumeClaim != nil {
+				return v.PersistentVolumeClaim.ClaimName
+			}
+		}
+	}
+	t.Fatal("no claim mounted at /data")
+	return ""
+}
+
+// variants are the kustomizations an operator applies, each with its own
+// test above; base is a part of them, not a variant.
+var variants = []string{".", "serve", "shards", "shards-spread"}
+
+// TestVariants: every directory here with a kustomization is base or one
+// of variants, so a new variant cannot go untested.
+func TestVariants(t *testing.T) {
+	t.Parallel()
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := os.Stat(path.Join(e.Name(), "kustomization.yaml")); !e.IsDir() || e.Name() == "base" || err != nil {
+			continue
+		}
+		if !slices.Contains(variants, e.Name()) {
+			t.Errorf("%s/ is a kustomization but not in variants, and no test renders it", e.Name())
+		}
+	}
+}
+
 func TestServe(t *testing.T) {
 	t.Parallel()
 	r := build(t, "serve")
@@ -253,6 +379,7 @@ func TestServe(t *testing.T) {
 	if pod.RestartPolicy != "" && pod.RestartPolicy != corev1.RestartPolicyAlways {
 		t.Errorf("restartPolicy = %q", pod.RestartPolicy)
 	}
+	one(t, "PersistentVolumeClaims", r.pvcs)
 	c := checkPod(t, r, pod)
 	if c.Args[0] != "serve" {
 		t.Errorf("args = %q, want keysync serve", c.Args)
@@ -393,15 +520,16 @@ func checkPod(t *testing.T, r rendered, pod corev1.PodSpec) corev1.Container {
 		t.Fatal(err)
 	}
 
-	// state: on the PVC, which is ReadWriteOnce.
-	pvc := one(t, "PersistentVolumeClaims", r.pvcs)
-	if !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
-		t.Errorf("PVC access modes = %v, want [ReadWriteOnce] (SQLite's WAL and the run lock need one host)", pvc.Spec.AccessModes)
-	}
+	// state: on a rendered PVC, which is ReadWriteOnce.
 	state, _ := cfg["state"].(string)
 	stateMount, ok := mounts[path.Dir(state)]
-	if v := volumes[stateMount.Name]; !ok || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvc.Name || stateMount.ReadOnly {
-		t.Errorf("state %q is not on a writable mount of PVC %s", state, pvc.Name)
+	v = volumes[stateMount.Name]
+	if !ok || v.PersistentVolumeClaim == nil || stateMount.ReadOnly {
+		t.Errorf("state %q is not on a writable mount of a PVC", state)
+	} else if i := slices.IndexFunc(r.pvcs, func(p corev1.PersistentVolumeClaim) bool { return p.Name == v.PersistentVolumeClaim.ClaimName }); i < 0 {
+		t.Errorf("state %q is on claim %s, which is not rendered", state, v.PersistentVolumeClaim.ClaimName)
+	} else if pvc := r.pvcs[i]; !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("PVC %s access modes = %v, want [ReadWriteOnce] (SQLite's WAL and the run lock need one host)", pvc.Name, pvc.Spec.AccessModes)
 	}
 
 	// The state key is created by the first backfill: it must lie on the
