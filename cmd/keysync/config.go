@@ -102,9 +102,10 @@ type APIConfig struct {
 	// Reserve is the part of the budget only revocations may use.
 	Reserve int `yaml:"reserve_for_revocations"`
 	// ShardBudgetShare is the share of DailyCap (and of the reserve) each
-	// shard using this credential may spend when keysync runs in shards
-	// (--shard I/N): a fraction above 0 and at most 1. Unset (0), a
-	// credential used by properties in k shards gives each 1/k.
+	// shard using this credential may spend, and of RatePerSecond and Burst
+	// it may send at, when keysync runs in shards (--shard I/N): a fraction
+	// above 0 and at most 1. Unset (0), a credential used by properties in
+	// k shards gives each 1/k.
 	ShardBudgetShare float64 `yaml:"shard_budget_share"`
 }
 

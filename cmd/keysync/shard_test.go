@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -287,6 +288,53 @@ func TestShardKeepsASplitHotelTogether(t *testing.T) {
 		}
 		if where["elsewhere"] != shardOf("elsewhere", n) {
 			t.Errorf("elsewhere in shard %d, want %d", where["elsewhere"], shardOf("elsewhere", n))
+		}
+	}
+}
+
+// TestShardPaceShare: in a shard, a credential other shards use too is
+// paced at its share of the rate and burst; one only this shard uses keeps
+// its whole pace.
+func TestShardPaceShare(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		extra     string
+		rate      float64
+		burst     int
+		wantRate  float64
+		wantBurst int
+	}{
+		{"", 5, 10, 2.5, 5},
+		{"      shard_budget_share: 0.3\n", 5, 10, 1.5, 3},
+		{"      rate_per_second: 2\n      burst: 1\n", 2, 1, 1, 1},
+	} {
+		cfg := shardTestConfig(t, []string{"hotel", "hotel-ljubljana"}, c.extra) // shards 0 and 1 of 2
+		if err := applyShard(cfg, shardSpec{0, 2}); err != nil {
+			t.Fatal(err)
+		}
+		env := &environment{clock: reconcile.WallClock{}, getenv: func(string) string { return "" }}
+		if _, err := env.buildRunner(cfg, nil, nil, &reconcile.Meter{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(env.limiters.m) != 1 {
+			t.Fatalf("%d pacers, want the partner key's", len(env.limiters.m))
+		}
+		for _, p := range env.limiters.m {
+			rate, burst := p.Rate()
+			if want := c.wantRate * paceMargin; math.Abs(rate-want) > 1e-9 || burst != c.wantBurst {
+				t.Errorf("%q: pace %v/s burst %d, want %v/s burst %d", c.extra, rate, burst, want, c.wantBurst)
+			}
+		}
+	}
+	// Unsharded, the whole pace.
+	cfg := shardTestConfig(t, []string{"hotel", "hotel-ljubljana"}, "")
+	env := &environment{clock: reconcile.WallClock{}, getenv: func(string) string { return "" }}
+	if _, err := env.buildRunner(cfg, nil, nil, &reconcile.Meter{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range env.limiters.m {
+		if rate, burst := p.Rate(); math.Abs(rate-5*paceMargin) > 1e-9 || burst != 10 {
+			t.Errorf("unsharded: pace %v/s burst %d, want the whole 5/s burst 10", rate, burst)
 		}
 	}
 }

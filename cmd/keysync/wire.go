@@ -111,7 +111,7 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 		Retention: cfg.retention}
 	hotels := cfg.chains()
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], meter, hotels)
+		site, err := env.site(&cfg.Properties[i], meter, hotels, cfg.budgetShare)
 		if err != nil {
 			return nil, err
 		}
@@ -265,6 +265,18 @@ func (p *PropertyConfig) apiConfig(sys reconcile.System) APIConfig {
 	return APIConfig{}
 }
 
+// shareOfPace is a shard's part of a credential's pace, for a credential
+// that properties in several shards use (share, from applyShard; 0 means
+// unsharded): the rate and the burst times the share, the burst rounded
+// down but at least 1, so the shards together stay within the credential's
+// limits as their budgets do.
+func shareOfPace(perSecond float64, burst int, share float64) (float64, int) {
+	if share <= 0 || share >= 1 {
+		return perSecond, burst
+	}
+	return perSecond * share, max(1, int(float64(burst)*share))
+}
+
 // fingerprint is the Account of a credential on an API (see accounts).
 func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Account {
 	sum := sha256.Sum256([]byte(string(sys) + "\x00" + hostOf(endpoint) + "\x00" + credential))
@@ -273,12 +285,13 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 
 // site builds one property's source and sinks, or says which of its
 // systems could not be set up.
-func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels map[string]*hotel) (*reconcile.Site, error) {
+func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels map[string]*hotel, shares map[reconcile.Account]float64) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not).
 	accounts := p.accounts()
 	limiter := func(sys reconcile.System, a APIConfig) *httpapi.Pacer {
-		return env.limiters.get(accounts[sys], a.RatePerSecond, a.Burst, env.clock)
+		rate, burst := shareOfPace(a.RatePerSecond, a.Burst, shares[accounts[sys]])
+		return env.limiters.get(accounts[sys], rate, burst, env.clock)
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}, Accounts: accounts}
 	if t := p.ThreeRPMS; t != nil {

@@ -95,6 +95,13 @@ func (p *Pacer) take(start time.Time) *rate.Reservation {
 	return p.lim.ReserveN(start, 1)
 }
 
+// Rate returns the Pacer's steady rate per second and its burst.
+func (p *Pacer) Rate() (perSecond float64, burst int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return float64(p.lim.Limit()), p.burst
+}
+
 // Seed replays requests sent to the API before this Pacer existed (by an
 // earlier process), at the given times on the Pacer's clock, so it starts
 // with the tokens the server's bucket has left instead of a full burst:
