@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
 )
 

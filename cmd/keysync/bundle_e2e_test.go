@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // world is the four sandboxes over real HTTP (127.0.0.1) with a config for

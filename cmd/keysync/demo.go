@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // demo runs keysync end to end against an in-process sandbox: preview,

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/seal"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
 )
 

@@ -21,10 +21,10 @@ import (
 	"testing"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // procWorld is a world for the process-level fault tests.

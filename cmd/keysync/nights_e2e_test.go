@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 )
 
 // TestThirtyNightsBesideOtherIntegrations runs a 200-room hotel for 30

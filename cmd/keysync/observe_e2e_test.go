@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // End-to-end proofs that keysync decides from what 3RPMS shows, not from

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // The sandbox's credentials. They are not secrets: the sandboxes only run

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 )
 
 // TestShardRunTouchesOnlyItsProperties: hotel and annex on their own 3RPMS

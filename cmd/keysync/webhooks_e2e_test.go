@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/webhook"
 	"github.com/keysync/keysync/reconcile"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 	"github.com/keysync/keysync/state"
 )
 

@@ -26,9 +26,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/benchplan"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // The targets the bench judges.

@@ -12,9 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/benchplan"
-	rpmsandbox "github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // Same-day bookings: bookings made during the day for check-in that day,

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // TestChainSharesDocuments: three properties' batches on one Chain. The

@@ -8,8 +8,8 @@ import (
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // TestContract runs the suite every sink passes against the 3RPMS

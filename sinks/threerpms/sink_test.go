@@ -22,10 +22,10 @@ import (
 
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/threerpms/schema"
 	"github.com/keysync/keysync/reconcile"
 	sink "github.com/keysync/keysync/sinks/threerpms"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // t0 is the sandbox's business clock in every test.

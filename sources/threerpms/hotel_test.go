@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // TestHotelSharedByProperties: two properties on one endpoint and token,

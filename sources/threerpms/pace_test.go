@@ -8,10 +8,10 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // TestThousandCallsNoRateLimit sends 1,000 reads through the client's

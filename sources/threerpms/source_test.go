@@ -18,9 +18,9 @@ import (
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/threerpms"
-	"github.com/keysync/keysync/sources/threerpms/sandbox"
 )
 
 // t0 is the sandbox's business clock in every test.
