@@ -19,7 +19,7 @@ import (
 	"github.com/keysync/keysync/reconcile/benchplan"
 )
 
-// The portfolio targets (issue 14).
+// The portfolio targets.
 const (
 	// targetParallel: P properties on their own tokens take at most this
 	// many times as long as the slowest of them run alone ("about as long
