@@ -161,7 +161,7 @@ type ThreeRPMSConfig struct {
 	token, webhookSecret reconcile.Secret
 }
 
-// GuestwayConfig is the connection to a Guestway organisation (seed 002).
+// GuestwayConfig is the connection to a Guestway organisation (the Guestway Open API).
 type GuestwayConfig struct {
 	BaseURL string `yaml:"base_url"`
 	// PartnerKey is the Partnership API Key (X-Api-Key).
@@ -186,7 +186,7 @@ type GuestwayConfig struct {
 	pollEvery         time.Duration
 }
 
-// OpenAppConfig is the OpenApp Virtual Access integration (seed 000).
+// OpenAppConfig is the OpenApp Virtual Access integration (the OpenApp access invites API).
 type OpenAppConfig struct {
 	BaseURL       string `yaml:"base_url"`
 	APIKey        string `yaml:"api_key"`
@@ -205,7 +205,7 @@ type OpenAppConfig struct {
 	apiKey reconcile.Secret
 }
 
-// KeyBoxConfig is the key-box service (seed 001, HTTP Basic auth).
+// KeyBoxConfig is the key-box service (its "Create Access" API, HTTP Basic auth).
 type KeyBoxConfig struct {
 	BaseURL      string `yaml:"base_url"`
 	Username     string `yaml:"username"`
@@ -596,7 +596,7 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 			bad(f+".guestway.poll_days", "%d: must be 1 to 7", g.PollDays)
 		}
 		if g.token != "" && !strings.HasPrefix(g.token.Reveal(), "gw_") {
-			bad(f+".guestway.token", "Organization Access Tokens start with gw_ (seed 002); check the value")
+			bad(f+".guestway.token", "Organization Access Tokens start with gw_ (the Guestway Open API); check the value")
 		}
 		if g.PerPage < 1 || g.PerPage > 100 {
 			bad(f+".guestway.per_page", "%d: must be 1 to 100", g.PerPage)
@@ -709,7 +709,7 @@ func validURL(field, raw string, bad func(string, string, ...any)) {
 	}
 }
 
-// validCompartment is seed 003's rule: 1 to 10 letters or digits.
+// validCompartment is the 3RPMS Room Access Key API's rule: 1 to 10 letters or digits.
 func validCompartment(s string) bool {
 	if s == "" || len(s) > 10 {
 		return false

@@ -125,7 +125,7 @@ func (fw *faultWorld) mustExec(want int, cmd string) faultRun {
 }
 
 // checkSafe asserts, after a run that ended partial, the invariants that
-// must hold at every moment (DESIGN.md 1, 2, 3 and 6); nothing missing and
+// must hold at every moment (checkInvariants' 1, 2, 3 and 6); nothing missing and
 // convergence are for after the next run (checkInvariants).
 func (fw *faultWorld) checkSafe(foreignBefore string) {
 	fw.t.Helper()

@@ -63,11 +63,16 @@ func (w *world) stays() map[string]stayState {
 	return out
 }
 
-// checkInvariants asserts DESIGN.md's seven invariants on the sandboxes and
-// the state file. foreignBefore is w.foreign() from before the scenario
+// checkInvariants asserts keysync's seven invariants on the sandboxes and
+// the state file: 1 no orphans (every key, invite or access of ours is
+// recorded), 2 no duplicates (one live credential per stay and system),
+// 3 nothing active after checkout, 4 nothing missing (every stay in the
+// window holds what its room needs), 5 converges (the next plan is empty),
+// 6 only ours (nothing of another integration changed), 7 fails safe (each
+// scenario's exit code). foreignBefore is w.foreign() from before the scenario
 // ("" skips invariant 6). Keys that a lost create left unassigned in 3RPMS
 // are allowed when the state records them abandoned: they grant nothing
-// and 3RPMS deletes them after two days (seed 003).
+// and 3RPMS deletes them after two days (the 3RPMS Room Access Key API).
 func (w *world) checkInvariants(foreignBefore string) {
 	w.t.Helper()
 	t := w.t
@@ -84,7 +89,7 @@ func (w *world) checkInvariants(foreignBefore string) {
 	perStay := map[string]int{}
 	// A 3RPMS create whose answer was lost is recorded abandoned with no
 	// remote id: the key it made is invisible until assigned and cannot be
-	// read back (seed 003). Each such record excuses one unassigned,
+	// read back (the 3RPMS Room Access Key API). Each such record excuses one unassigned,
 	// unrecorded key of ours; 3RPMS deletes it after two days.
 	lostCreates := 0
 	for _, c := range creds {

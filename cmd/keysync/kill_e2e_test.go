@@ -5,7 +5,7 @@ package main
 // in this parent process and so survive the child's death. The child kills
 // itself with SIGKILL at a reconcile crash point (KEYSYNC_CRASH_AT, see
 // crashHook); the parent then runs keysync in-process until it converges
-// and checks DESIGN.md's invariants.
+// and checks the invariants (checkInvariants).
 
 import (
 	"bytes"
@@ -299,7 +299,7 @@ type procKillCase struct {
 // every invariant. Killed after 3RPMS answered the create request
 // (after-request:3rpms:1) the created keys' ids are lost: they stay in 3RPMS
 // unassigned and unrecorded, which the invariant checker excuses for each
-// create recorded abandoned (3RPMS deletes them after two days, seed 003).
+// create recorded abandoned (3RPMS deletes them after two days, says the 3RPMS Room Access Key API).
 func TestProcKilledAnywhere(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {

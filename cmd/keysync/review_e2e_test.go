@@ -255,7 +255,7 @@ func (w *world) crashRun(cmd, at string) {
 	}
 }
 
-// DESIGN.md invariant 1: a kill at any point is finished or cleaned up by
+// Invariant 1 (checkInvariants): a kill at any point is finished or cleaned up by
 // the next run. Killed right after an invite's create was answered, the
 // next run abandons the pending record and issues another invite: two live
 // invites for the stay, one of them recorded nowhere live.
