@@ -30,8 +30,8 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.PlanStays, "plan-stays", 100_000, "stays in the planning measurement; 0 skips it")
 	fs.IntVar(&o.Properties, "properties", 25, "portfolio scenario: properties on their own 3RPMS tokens; 0 skips the scenario")
 	fs.IntVar(&o.PropertyRooms, "property-rooms", 200, "portfolio scenario: rooms in each property on its own token")
-	fs.IntVar(&o.SharedProperties, "shared-properties", 10, "portfolio scenario: properties sharing one token")
-	fs.IntVar(&o.SharedRooms, "shared-rooms", 100, "portfolio scenario: rooms in each property sharing the token")
+	fs.IntVar(&o.SharedProperties, "shared-properties", 10, "portfolio scenario: properties one hotel (one 3RPMS endpoint and token) is split into")
+	fs.IntVar(&o.SharedRooms, "shared-rooms", 100, "portfolio scenario: rooms in each property of the split hotel")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 20 rooms, 2 nights, 10,000 stays planned, portfolio of 3 × 12 and 3 × 8 rooms (flags given explicitly win)")
 	fs.StringVar(&logLevel, "log-level", "", "keysync's log level (default $KEYSYNC_LOG_LEVEL, else warn)")
 	if help, err := parseFlags(fs, args); help || err != nil {
