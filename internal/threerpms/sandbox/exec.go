@@ -38,9 +38,18 @@ type respField struct {
 	value any
 }
 
-// MarshalJSON writes the fields in order.
+// MarshalJSON writes the fields in order. Nested objects and lists are
+// written here too, not through json.Marshal, which would check and
+// compact each nested object's output again at every level.
 func (o respObject) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
+	if err := o.encode(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func (o respObject) encode(b *bytes.Buffer) error {
 	b.WriteByte('{')
 	for i, f := range o {
 		if i > 0 {
@@ -49,14 +58,38 @@ func (o respObject) MarshalJSON() ([]byte, error) {
 		k, _ := json.Marshal(f.key)
 		b.Write(k)
 		b.WriteByte(':')
-		v, err := json.Marshal(f.value)
-		if err != nil {
-			return nil, fmt.Errorf("field %s: %w", f.key, err)
+		if err := encodeValue(b, f.value); err != nil {
+			return fmt.Errorf("field %s: %w", f.key, err)
 		}
-		b.Write(v)
 	}
 	b.WriteByte('}')
-	return b.Bytes(), nil
+	return nil
+}
+
+// encodeValue writes a field's value: an object, a list, or a scalar.
+func encodeValue(b *bytes.Buffer, v any) error {
+	switch v := v.(type) {
+	case respObject:
+		return v.encode(b)
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := encodeValue(b, e); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+		return nil
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Write(j)
+	return nil
 }
 
 // record is a value of a GraphQL object type: its concrete type name and its
