@@ -465,6 +465,18 @@ func TestStays(t *testing.T) {
 	if got, _ := db.Stays(ctx, "annex"); len(got) != 1 {
 		t.Fatalf("annex snapshot touched: %+v", got)
 	}
+
+	// A stay that changed is written as it is now.
+	moved := first[0]
+	moved.RoomID, moved.RoomName, moved.Departure = "r9", "109", date("2026-02-06")
+	moved.Key = &reconcile.RemoteKey{ID: "k2", Type: "RoomAccessPin"}
+	if err := db.SaveStays(ctx, "hotel", []reconcile.Stay{moved}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Stays(ctx, "hotel"); len(got) != 1 || got[0].RoomID != "r9" || got[0].RoomName != "109" ||
+		got[0].Departure != date("2026-02-06") || got[0].Key == nil || got[0].Key.ID != "k2" {
+		t.Fatalf("after a change: %+v", got)
+	}
 }
 
 func TestRuns(t *testing.T) {

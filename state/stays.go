@@ -13,27 +13,81 @@ import (
 // source and stay id; a stay listed twice keeps its last version. The key a
 // stay holds is recorded by id and type only, never its PIN.
 func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.Stay) error {
+	var err error
+	// In the writer's turn, as Saves are: the properties of a run save
+	// their snapshots while others save their credentials, and SQLite
+	// would otherwise make them wait out its busy handler's sleeps.
+	d.saves.Do(func() { err = d.saveStays(ctx, property, stays) })
+	return err
+}
+
+// stayRow is a stay as the stays table holds it.
+type stayRow struct {
+	roomID, roomName                   string
+	arrival, departure, keyID, keyType sql.NullString
+}
+
+func rowOf(s reconcile.Stay) stayRow {
+	r := stayRow{roomID: s.RoomID, roomName: s.RoomName}
+	if !s.Arrival.IsZero() {
+		r.arrival = sql.NullString{String: s.Arrival.String(), Valid: true}
+	}
+	if !s.Departure.IsZero() {
+		r.departure = sql.NullString{String: s.Departure.String(), Valid: true}
+	}
+	if s.Key != nil {
+		r.keyID = sql.NullString{String: s.Key.ID, Valid: true}
+		r.keyType = sql.NullString{String: s.Key.Type, Valid: true}
+	}
+	return r
+}
+
+// saveStays replaces the snapshot in one transaction, writing only the rows
+// that changed: most stays read tonight are as they were last night.
+func (d *DB) saveStays(ctx context.Context, property string, stays []reconcile.Stay) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return d.openError("save stays of "+property+" to", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM stays WHERE property = ?`, property); err != nil {
+	type key struct{ source, id string }
+	old := map[key]stayRow{}
+	rows, err := tx.QueryContext(ctx, `SELECT source, stay_id, room_id, room_name, arrival, departure, key_id, key_type
+		FROM stays WHERE property = ?`, property)
+	if err != nil {
+		return d.openError("save stays of "+property+" to", err)
+	}
+	for rows.Next() {
+		var k key
+		var r stayRow
+		if err := rows.Scan(&k.source, &k.id, &r.roomID, &r.roomName, &r.arrival, &r.departure, &r.keyID, &r.keyType); err != nil {
+			rows.Close()
+			return d.openError("save stays of "+property+" to", err)
+		}
+		old[k] = r
+	}
+	if err := rows.Close(); err != nil {
 		return d.openError("save stays of "+property+" to", err)
 	}
 	for _, s := range stays {
-		var keyID, keyType any
-		if s.Key != nil {
-			keyID, keyType = s.Key.ID, s.Key.Type
+		k, r := key{string(s.Ref.Source), s.Ref.ID}, rowOf(s)
+		was, ok := old[k]
+		delete(old, k)
+		if ok && was == r {
+			continue
 		}
 		if _, err := d.exec(ctx, tx, `INSERT INTO stays (property, source, stay_id, room_id, room_name,
 			arrival, departure, key_id, key_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (property, source, stay_id) DO UPDATE SET room_id = excluded.room_id,
 			room_name = excluded.room_name, arrival = excluded.arrival, departure = excluded.departure,
 			key_id = excluded.key_id, key_type = excluded.key_type`,
-			property, string(s.Ref.Source), s.Ref.ID, s.RoomID, s.RoomName,
-			formatDate(s.Arrival), formatDate(s.Departure), keyID, keyType); err != nil {
+			property, k.source, k.id, r.roomID, r.roomName, r.arrival, r.departure, r.keyID, r.keyType); err != nil {
 			return fmt.Errorf("state: save stay %s: %w", s.Ref, err)
+		}
+	}
+	for k := range old {
+		if _, err := d.exec(ctx, tx, `DELETE FROM stays WHERE property = ? AND source = ? AND stay_id = ?`, property, k.source, k.id); err != nil {
+			return fmt.Errorf("state: save stays of %s: drop stay %s: %w", property, k.id, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -62,6 +62,18 @@ func (q *Queue[T]) take(done func() bool, serve func([]T) []T) bool {
 	return false
 }
 
+// Do runs f in a turn of its own, between the turns serving items: work
+// that must not overlap them (another write to the same store) without
+// being queued as an item. A panic in f goes on up, as in serve.
+func (q *Queue[T]) Do(f func()) {
+	q.turn.Lock()
+	defer q.turn.Unlock()
+	if q.panicked != nil {
+		panic(q.panicked)
+	}
+	f()
+}
+
 // Len is the number of items waiting for a turn.
 func (q *Queue[T]) Len() int {
 	q.mu.Lock()

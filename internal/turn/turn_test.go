@@ -111,3 +111,43 @@ func TestPanicReachesEveryWaiter(t *testing.T) {
 		}
 	}
 }
+
+// TestDoWaitsForTheTurn: Do's work never overlaps a serve.
+func TestDoWaitsForTheTurn(t *testing.T) {
+	t.Parallel()
+	var q Queue[int]
+	var mu sync.Mutex
+	var log []string
+	hold, arrived := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		served := false
+		q.Wait(1, func() bool { return served }, func(items []int) []int {
+			close(arrived)
+			<-hold
+			mu.Lock()
+			log = append(log, "serve")
+			mu.Unlock()
+			served = true
+			return nil
+		})
+		close(done)
+	}()
+	<-arrived
+	ran := make(chan struct{})
+	go func() {
+		q.Do(func() {
+			mu.Lock()
+			log = append(log, "do")
+			mu.Unlock()
+		})
+		close(ran)
+	}()
+	time.Sleep(10 * time.Millisecond) // Do would have run by now, had it not waited
+	close(hold)
+	<-done
+	<-ran
+	if !slices.Equal(log, []string{"serve", "do"}) {
+		t.Errorf("order %v, want serve then do", log)
+	}
+}
