@@ -13,13 +13,69 @@ import (
 // source and stay id; a stay listed twice keeps its last version. The key a
 // stay holds is recorded by id and type only, never its PIN.
 func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.Stay) error {
-	var err error
-	// In the writer's turn, as Saves are: the properties of a run save
-	// their snapshots while others save their credentials, and SQLite
-	// would otherwise make them wait out its busy handler's sleeps.
-	d.saves.Do(func() { err = d.saveStays(ctx, property, stays) })
+	// The snapshot is read first, outside the writer's turn: only this
+	// property's run writes it, and it holds the run lock.
+	old, err := d.stayRows(ctx, property)
+	if err != nil {
+		return d.openError("save stays of "+property+" to", err)
+	}
+	type change struct {
+		key stayKey
+		row *stayRow // nil: the stay is gone
+	}
+	var changes []change
+	for _, s := range stays {
+		k, r := stayKey{string(s.Ref.Source), s.Ref.ID}, rowOf(s)
+		was, ok := old[k]
+		delete(old, k)
+		if !ok || was != r {
+			changes = append(changes, change{k, &r})
+		}
+	}
+	for k := range old {
+		changes = append(changes, change{key: k})
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	// The writes go in the writer's turn, as Saves do: the properties of a
+	// run save their snapshots while others save their credentials, and
+	// SQLite would otherwise make them wait out its busy handler's sleeps.
+	d.saves.Do(func() {
+		err = func() error {
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				return d.openError("save stays of "+property+" to", err)
+			}
+			defer tx.Rollback()
+			for _, c := range changes {
+				if c.row == nil {
+					if _, err := d.exec(ctx, tx, `DELETE FROM stays WHERE property = ? AND source = ? AND stay_id = ?`, property, c.key.source, c.key.id); err != nil {
+						return fmt.Errorf("state: save stays of %s: drop stay %s: %w", property, c.key.id, err)
+					}
+					continue
+				}
+				r := c.row
+				if _, err := d.exec(ctx, tx, `INSERT INTO stays (property, source, stay_id, room_id, room_name,
+					arrival, departure, key_id, key_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+					ON CONFLICT (property, source, stay_id) DO UPDATE SET room_id = excluded.room_id,
+					room_name = excluded.room_name, arrival = excluded.arrival, departure = excluded.departure,
+					key_id = excluded.key_id, key_type = excluded.key_type`,
+					property, c.key.source, c.key.id, r.roomID, r.roomName, r.arrival, r.departure, r.keyID, r.keyType); err != nil {
+					return fmt.Errorf("state: save stay %s of %s: %w", c.key.id, property, err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return d.openError("save stays of "+property+" to", err)
+			}
+			return nil
+		}()
+	})
 	return err
 }
+
+// stayKey names a stay in the stays table, within its property.
+type stayKey struct{ source, id string }
 
 // stayRow is a stay as the stays table holds it.
 type stayRow struct {
@@ -42,58 +98,24 @@ func rowOf(s reconcile.Stay) stayRow {
 	return r
 }
 
-// saveStays replaces the snapshot in one transaction, writing only the rows
-// that changed: most stays read tonight are as they were last night.
-func (d *DB) saveStays(ctx context.Context, property string, stays []reconcile.Stay) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return d.openError("save stays of "+property+" to", err)
-	}
-	defer tx.Rollback()
-	type key struct{ source, id string }
-	old := map[key]stayRow{}
-	rows, err := tx.QueryContext(ctx, `SELECT source, stay_id, room_id, room_name, arrival, departure, key_id, key_type
+// stayRows reads a property's snapshot as stored.
+func (d *DB) stayRows(ctx context.Context, property string) (map[stayKey]stayRow, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id, room_id, room_name, arrival, departure, key_id, key_type
 		FROM stays WHERE property = ?`, property)
 	if err != nil {
-		return d.openError("save stays of "+property+" to", err)
+		return nil, err
 	}
+	defer rows.Close()
+	out := map[stayKey]stayRow{}
 	for rows.Next() {
-		var k key
+		var k stayKey
 		var r stayRow
 		if err := rows.Scan(&k.source, &k.id, &r.roomID, &r.roomName, &r.arrival, &r.departure, &r.keyID, &r.keyType); err != nil {
-			rows.Close()
-			return d.openError("save stays of "+property+" to", err)
+			return nil, err
 		}
-		old[k] = r
+		out[k] = r
 	}
-	if err := rows.Close(); err != nil {
-		return d.openError("save stays of "+property+" to", err)
-	}
-	for _, s := range stays {
-		k, r := key{string(s.Ref.Source), s.Ref.ID}, rowOf(s)
-		was, ok := old[k]
-		delete(old, k)
-		if ok && was == r {
-			continue
-		}
-		if _, err := d.exec(ctx, tx, `INSERT INTO stays (property, source, stay_id, room_id, room_name,
-			arrival, departure, key_id, key_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (property, source, stay_id) DO UPDATE SET room_id = excluded.room_id,
-			room_name = excluded.room_name, arrival = excluded.arrival, departure = excluded.departure,
-			key_id = excluded.key_id, key_type = excluded.key_type`,
-			property, k.source, k.id, r.roomID, r.roomName, r.arrival, r.departure, r.keyID, r.keyType); err != nil {
-			return fmt.Errorf("state: save stay %s: %w", s.Ref, err)
-		}
-	}
-	for k := range old {
-		if _, err := d.exec(ctx, tx, `DELETE FROM stays WHERE property = ? AND source = ? AND stay_id = ?`, property, k.source, k.id); err != nil {
-			return fmt.Errorf("state: save stays of %s: drop stay %s: %w", property, k.id, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return d.openError("save stays of "+property+" to", err)
-	}
-	return nil
+	return out, rows.Err()
 }
 
 // Stays returns the recorded snapshot of a property's stays, ordered by
