@@ -32,10 +32,12 @@ type siteWork struct {
 	read, priced         chan struct{}
 	readDone, pricedDone bool
 	// shares are the other properties on any budgeted account of this
-	// one: that account's allowance is known once all of them have read
-	// (their reads count against it). before are those of them earlier in
-	// site order: each account's allowance is shared out in site order, as
-	// the properties come in the config, the same way every run.
+	// one, and its siblings (Site.Siblings): an account's allowance is
+	// known once all of its properties have read (their reads count
+	// against it), and siblings read each other's records, which none may
+	// change before all have read. before are the account sharers earlier
+	// in site order: each account's allowance is shared out in site order,
+	// as the properties come in the config, the same way every run.
 	shares, before []*siteWork
 }
 
@@ -82,7 +84,8 @@ type purse struct {
 // pipeline runs every visited property through read, plan, budget and
 // apply at once and returns each one's work in site order. A property
 // waits only for what it shares: the reads of the properties on its
-// budgeted accounts, and the pricing of those before it; with a Review,
+// budgeted accounts and of its siblings, and the pricing of those before
+// it on an account; with a Review,
 // every property waits for all to be planned and for the review. The error
 // is the first fatal one (the state store failed); it stops the others
 // starting anything more. A panic in one property's work (a test's
