@@ -414,6 +414,9 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 // only (or, before the first backfill, plans against an empty temporary
 // one, whose ledger goes with it). key seals and opens its secrets.
 func (env *environment) openState(ctx context.Context, path string, key *seal.Key, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
+	if env.held != nil && env.held.Path() == path {
+		return env.held, func() {}, nil
+	}
 	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy, Key: key}
 	db, err := state.Open(ctx, path, opts)
 	if errors.Is(err, seal.ErrNoKey) || errors.Is(err, seal.ErrWrongKey) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
 	// Property time zones must resolve on a machine without tzdata
 	// (distroless images, minimal containers).
 	_ "time/tzdata"
@@ -194,6 +195,11 @@ type environment struct {
 	// stateBusy is how long the state file waits for another process's
 	// write lock; zero means state.DefaultBusyTimeout.
 	stateBusy time.Duration
+	// held is a state file the process keeps open (serve's, for its event
+	// queue): runs use it rather than opening the file again, which, with
+	// the write-ahead log the open handle keeps, would check every page of
+	// the file on every run as after an unclean shutdown.
+	held *state.DB
 }
 
 // flagSet is a subcommand's flag set: errors and usage go to stderr, and

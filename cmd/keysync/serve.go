@@ -87,6 +87,12 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			return withCode(ExitFailure, fmt.Errorf("serve: open the state file for the event queue: %w", err))
 		}
 		defer queue.Close()
+		env.held = queue
+		defer func() {
+			runMu.Lock()
+			env.held = nil
+			runMu.Unlock()
+		}()
 		lis = newListener(env, cfg, log, queue, &runMu)
 		bound, stop, err := lis.serveHTTP(ctx, addr)
 		if err != nil {
