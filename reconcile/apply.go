@@ -91,17 +91,15 @@ func (ap *applier) cutOff(sys System) error {
 }
 
 // apply runs the actions of a plan the budget kept, sending batches (those
-// actions' requests, from splitBatches), and returns what became of them:
-// records to sync (the plan's Sync and the read-backs) and local record
-// changes first, then each batch with its intent recorded before the
-// request and each action's outcome after. It changes neither the plan
-// nor its actions, only their credentials (what the store saves).
-func (ap *applier) apply(ctx context.Context, plan *Plan, sync []*Credential, actions []*Action, batches []batch) (*PlanReport, error) {
-	ap.rep = newPlanReport(plan)
-	if err := ap.applyAll(ctx, slices.Concat(plan.Sync, sync), actions, batches); err != nil {
-		return nil, err
-	}
-	return ap.rep, nil
+// actions' requests, from splitBatches), and records in rep, the plan's
+// report, what became of them: records to sync (the plan's Sync and the
+// read-backs) and local record changes first, then each batch with its
+// intent recorded before the request and each action's outcome after. It
+// changes neither the plan nor its actions, only their credentials (what
+// the store saves).
+func (ap *applier) apply(ctx context.Context, plan *Plan, rep *PlanReport, sync []*Credential, actions []*Action, batches []batch) error {
+	ap.rep = rep
+	return ap.applyAll(ctx, slices.Concat(plan.Sync, sync), actions, batches)
 }
 
 func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*Action, batches []batch) error {

@@ -151,7 +151,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		}
 		p.cleanup(s, keys, true, reason)
 		p.end(s, append(sys.of(SystemOpenApp), sys.of(SystemKeyBox)...), reason)
-		if k := s.Key; k != nil && (in.Backfill || in.Siblings != nil) && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
+		if k := s.Key; k != nil && p.claimsUnknown() && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
 			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// State was lost, or the key came with the stay from another
 			// property of the hotel that let go of it: the key may be
@@ -403,10 +403,7 @@ func (p *planner) handOver(s Stay, creds []*Credential) {
 	var rest []*Credential
 	for _, c := range creds {
 		if c.System == System3RPMS && c.Kind == KindPINKey && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID {
-			if k, ok := p.rec.byRemote[c.RemoteID]; ok {
-				k.live--
-				p.rec.byRemote[c.RemoteID] = k
-			}
+			p.rec.letGo(c.RemoteID)
 			p.add(Action{Op: OpRelease, Reason: reason + "; its PIN key goes with it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue
 		}

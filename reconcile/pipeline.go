@@ -285,8 +285,8 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	for _, u := range w.before {
 		<-u.priced
 	}
-	w.job = p.price(r, site, rd, plan)
 	w.planned = requestsBySystem(plan.Actions, site.maxBatch)
+	w.job = p.price(r, site, rd, plan, w.planned)
 	w.donePricing()
 
 	if opts.DryRun {
@@ -308,19 +308,15 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	}
 	j := w.job
 	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-	pr, err := j.ap.apply(ctx, j.plan, rd.resolved, j.kept, j.batches)
-	if err != nil {
-		return err
-	}
-	*j.pr = *pr
-	return nil
+	return j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches)
 }
 
 // price budgets a property's plan against what the run's allowances have
-// left and takes its requests off them. The first time an account is
-// priced, all of the run's reads on it are done (see siteWork.shares) and
-// come off its allowance.
-func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan) *siteJob {
+// left and takes its requests off them; planned is the plan's requests per
+// system. The first time an account is priced, all of the run's reads on
+// it are done (see siteWork.shares) and come off its allowance.
+func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned map[System]int) *siteJob {
+	job := &siteJob{site: site, rd: rd, plan: plan, pr: newPlanReport(plan)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, acct := range site.accounts() {
@@ -330,19 +326,19 @@ func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan) *siteJob {
 			p.counted[acct] = true
 		}
 	}
-	kept, deferred := budget(plan.Actions, site.allowances(p.allow), site.maxBatch)
-	batches := splitBatches(kept, site.maxBatch)
-	for _, b := range batches {
+	job.kept, job.deferred = budget(plan.Actions, site.allowances(p.allow), site.maxBatch)
+	job.batches = splitBatches(job.kept, site.maxBatch)
+	for _, b := range job.batches {
 		if al, ok := p.allow[site.account(b.System)]; ok {
 			al.Left--
 			p.allow[site.account(b.System)] = al
 		}
 	}
-	for _, n := range requestsBySystem(plan.Actions, site.maxBatch) {
+	for _, n := range planned {
 		p.planned += n
 	}
 	if r.OnPlanned != nil {
 		r.OnPlanned(p.planned)
 	}
-	return &siteJob{site: site, rd: rd, plan: plan, kept: kept, deferred: deferred, batches: batches, pr: newPlanReport(plan)}
+	return job
 }

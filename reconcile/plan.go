@@ -464,6 +464,23 @@ func (r *records) group(ref StayRef) (int32, bool) {
 
 // remote returns our credential holding the remote key id, or nil. It is
 // for reading only: it may be the input's own record.
+// claimsUnknown says whether the plan claims a key of unknown owner on a
+// stay (an ownership check, adopted if keysync made it): in a backfill,
+// and for a property of a split hotel (Input.Siblings).
+func (p *planner) claimsUnknown() bool { return p.in.Backfill || p.in.Siblings != nil }
+
+// letGo counts one live record of remote key id fewer and returns how
+// many are left.
+func (r *records) letGo(id string) int32 {
+	k, ok := r.byRemote[id]
+	if !ok {
+		return 0
+	}
+	k.live--
+	r.byRemote[id] = k
+	return k.live
+}
+
 func (r *records) remote(id string) *Credential {
 	k, ok := r.byRemote[id]
 	if !ok {
@@ -745,7 +762,7 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 				// with it (that property hands it over, see handOver).
 				current = p.adopt(s, sib, fmt.Sprintf("key of ours, handed over by %s with the stay", sib.Stay.Property))
 				current.PIN = sib.PIN
-			} else if p.in.Backfill || p.in.Siblings != nil {
+			} else if p.claimsUnknown() {
 				p.claim(s)
 				p.discard(s, creds, nil, "stay holds a key of unknown owner")
 				return keyState{claimed: true}
@@ -978,12 +995,7 @@ func (p *planner) discard(s Stay, creds []*Credential, keep *Credential, reason 
 // release deletes a credential's remote key, or, when another stay still
 // holds the same key, only lets go of this stay's record of it.
 func (p *planner) release(s Stay, c *Credential, reason string) {
-	k, ok := p.rec.byRemote[c.RemoteID]
-	if ok {
-		k.live--
-		p.rec.byRemote[c.RemoteID] = k
-	}
-	if k.live > 0 {
+	if p.rec.letGo(c.RemoteID) > 0 {
 		p.add(Action{Op: OpRelease, Reason: reason + "; key still held by another stay", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 		return
 	}
