@@ -432,17 +432,9 @@ var goTypeRe = regexp.MustCompile(`in type main\.\w+`)
 // key the same stay. (Another token on the same endpoint is another
 // hotel.)
 func (c *Config) checkSharedEndpoints(bad func(field, format string, args ...any)) {
-	users := map[string][]int{}
-	for i := range c.Properties {
-		if t := c.Properties[i].ThreeRPMS; t != nil && t.Endpoint != "" && t.token != "" {
-			users[t.chainKey()] = append(users[t.chainKey()], i)
-		}
-	}
-	for _, key := range sortedKeys(users) {
-		idx := users[key]
-		if len(idx) < 2 {
-			continue
-		}
+	hotels := c.splitHotels()
+	for _, key := range sortedKeys(hotels) {
+		idx := hotels[key]
 		owner := map[string]int{}
 		for _, i := range idx {
 			p := &c.Properties[i]
@@ -459,6 +451,25 @@ func (c *Config) checkSharedEndpoints(bad func(field, format string, args ...any
 			}
 		}
 	}
+}
+
+// splitHotels groups the properties that share a 3RPMS endpoint and token
+// (a hotel split into properties): each group's property indexes, in
+// config order, by chainKey. A property alone on its endpoint and token is
+// in none.
+func (c *Config) splitHotels() map[string][]int {
+	by := map[string][]int{}
+	for i := range c.Properties {
+		if t := c.Properties[i].ThreeRPMS; t != nil && t.Endpoint != "" && t.token != "" {
+			by[t.chainKey()] = append(by[t.chainKey()], i)
+		}
+	}
+	for k, idx := range by {
+		if len(idx) < 2 {
+			delete(by, k)
+		}
+	}
+	return by
 }
 
 // endpointKey is an endpoint as the same server: scheme and host in lower

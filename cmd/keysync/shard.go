@@ -122,20 +122,21 @@ func applyShard(cfg *Config, s shardSpec) error {
 	// The properties of a split hotel go to one shard, that of the first
 	// of their names (whatever the config's order): they share reads,
 	// documents and the keys of stays moving between them.
-	hotelOf := map[string]string{}
+	names := make([]string, len(cfg.Properties))
 	for i := range cfg.Properties {
-		if t := cfg.Properties[i].ThreeRPMS; t != nil {
-			if first, ok := hotelOf[t.chainKey()]; !ok || cfg.Properties[i].Name < first {
-				hotelOf[t.chainKey()] = cfg.Properties[i].Name
-			}
+		names[i] = cfg.Properties[i].Name
+	}
+	for _, idx := range cfg.splitHotels() {
+		first := names[idx[0]]
+		for _, i := range idx {
+			first = min(first, cfg.Properties[i].Name)
+		}
+		for _, i := range idx {
+			names[i] = first
 		}
 	}
 	shards := make([]int, len(cfg.Properties))
-	for i := range cfg.Properties {
-		name := cfg.Properties[i].Name
-		if t := cfg.Properties[i].ThreeRPMS; t != nil {
-			name = hotelOf[t.chainKey()]
-		}
+	for i, name := range names {
 		shards[i] = shardOf(name, s.Count)
 	}
 	shardsOf := map[reconcile.Account]map[int]bool{}

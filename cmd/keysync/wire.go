@@ -119,15 +119,9 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	}
 	// The properties of a split hotel are each other's siblings: a stay
 	// moving between them takes its key along.
-	split := map[string][]int{}
-	for i := range cfg.Properties {
-		if t := cfg.Properties[i].ThreeRPMS; t != nil && hotels[t.chainKey()] != nil {
-			split[t.chainKey()] = append(split[t.chainKey()], i)
-		}
-	}
-	for _, idx := range split {
-		for _, i := range idx {
-			for _, j := range idx {
+	for _, h := range hotels {
+		for _, i := range h.members {
+			for _, j := range h.members {
 				if i != j {
 					r.Sites[i].Siblings = append(r.Sites[i].Siblings, cfg.Properties[j].Name)
 				}
@@ -142,8 +136,9 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 // and documents for their key mutations (up to the max_ops_per_request of
 // the first of them).
 type hotel struct {
-	stays *rpms.Hotel
-	chain *rpmsink.Chain
+	members []int // the properties' indexes in the config
+	stays   *rpms.Hotel
+	chain   *rpmsink.Chain
 }
 
 // chains finds the properties that share a 3RPMS endpoint and token: the
@@ -151,17 +146,9 @@ type hotel struct {
 // first of its properties that is wired; a property alone on its endpoint
 // and token is not in it.
 func (cfg *Config) chains() map[string]*hotel {
-	n := map[string]int{}
-	for i := range cfg.Properties {
-		if t := cfg.Properties[i].ThreeRPMS; t != nil {
-			n[t.chainKey()]++
-		}
-	}
 	out := map[string]*hotel{}
-	for k, users := range n {
-		if users > 1 {
-			out[k] = &hotel{}
-		}
+	for k, idx := range cfg.splitHotels() {
+		out[k] = &hotel{members: idx}
 	}
 	return out
 }
