@@ -423,17 +423,21 @@ func (s *Server) cleanup() {
 			s.hooks.emit(webhook.KeyDeleted, k.id)
 		}
 	}
-	held := map[string]bool{}
-	for _, st := range s.stays {
-		if !st.deleted && st.keyID != "" {
-			held[st.keyID] = true
-		}
-	}
 	now := s.Now()
 	var next time.Time
 	soonest := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
 			next = t
+		}
+	}
+	held := map[string]bool{}
+	for _, st := range s.stays {
+		if !st.deleted && st.keyID != "" {
+			held[st.keyID] = true
+			// Due when the business clock's date reaches the day: at
+			// midnight of it in the clock's zone.
+			d := st.departure.Add(CleanupAfterDeparture)
+			soonest(time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, now.Location()))
 		}
 	}
 	for _, k := range s.keys {
@@ -444,14 +448,6 @@ func (s *Server) cleanup() {
 			s.hooks.emit(webhook.KeyDeleted, k.id)
 		default:
 			soonest(k.unassignedSince.Add(CleanupUnassigned))
-		}
-	}
-	for _, st := range s.stays {
-		if !st.deleted && st.keyID != "" {
-			// Due when the business clock's date reaches the day: at
-			// midnight of it in the clock's zone.
-			d := st.departure.Add(CleanupAfterDeparture)
-			soonest(time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, now.Location()))
 		}
 	}
 	if next.IsZero() {
