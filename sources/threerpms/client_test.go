@@ -17,6 +17,7 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -409,22 +410,6 @@ func TestMakeRequestNeverSent(t *testing.T) {
 	assertNoCanary(t, err)
 }
 
-// hijackAfterRead returns a handler that reads the request, then writes
-// raw (possibly nothing) to the connection and closes it.
-func hijackAfterRead(t *testing.T, raw string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		_, _ = buf.WriteString(raw)
-		_ = buf.Flush()
-	}
-}
-
 func TestMakeRequestConnectionLost(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -436,8 +421,7 @@ func TestMakeRequestConnectionLost(t *testing.T) {
 		{"headers cut short", "HTTP/1.1 200 OK\r\nContent-Ty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(hijackAfterRead(t, tc.raw))
-			defer srv.Close()
+			srv := fault.RawServer(t, tc.raw)
 			c := canaryClient(srv.URL)
 
 			err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{Data: &map[string]any{}})
@@ -483,8 +467,7 @@ func TestMakeRequestCancelledInFlight(t *testing.T) {
 // quotes in its error, does not leak a secret the server echoed.
 func TestMakeRequestMalformedStatusLine(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(hijackAfterRead(t, canaryPIN+" "+canaryToken+"\r\n\r\n"))
-	defer srv.Close()
+	srv := fault.RawServer(t, canaryPIN+" "+canaryToken+"\r\n\r\n")
 	err := canaryClient(srv.URL).MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if !errors.Is(err, reconcile.ErrUnknownOutcome) {
 		t.Errorf("err = %v, want ErrUnknownOutcome", err)
