@@ -130,6 +130,7 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 		return nil, err
 	}
 	p := &purse{allow: allow, counted: map[Account]bool{}, base: r.Meter.byAccount()}
+	records := &recordLoads{}
 
 	// With a Review, nothing is written until every plan is reviewed:
 	// gate opens then, and stop says whether to apply.
@@ -153,7 +154,7 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 			}()
 			defer w.donePricing()
 			defer w.doneReading()
-			if err := r.work(ctx, opts, run, w, p, gate, &stop); err != nil {
+			if err := r.work(ctx, opts, run, w, p, records, gate, &stop); err != nil {
 				errs[i] = err
 				cancel()
 			}
@@ -241,9 +242,9 @@ func (r *Runner) review(ctx context.Context, opts Options, works []*siteWork) er
 // work takes one property through the run. Source failures and the
 // fail-safe's refusal are recorded in w; the error is for the state
 // store, which stops the run.
-func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork, p *purse, gate chan struct{}, stop *error) error {
+func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork, p *purse, records *recordLoads, gate chan struct{}, stop *error) error {
 	site := w.site
-	rd, err := r.read(ctx, site, opts)
+	rd, err := r.read(ctx, site, opts, records)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -499,10 +500,10 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 
 // read gathers one site's inputs. Source failures are reported in the
 // result; the returned error is for the state store, which stops the run.
-func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, error) {
+func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *recordLoads) (siteRead, error) {
 	name := site.Property.Name
 	rd := siteRead{system: site.sourceSystem()}
-	creds, err := r.Store.Credentials(ctx, name)
+	creds, err := records.load(ctx, r.Store, name)
 	if err != nil {
 		return rd, fmt.Errorf("load credentials of %s: %w", name, err)
 	}
@@ -511,7 +512,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 		rd.siblings = map[string]*Credential{}
 	}
 	for _, sib := range site.Siblings {
-		creds, err := r.Store.Credentials(ctx, sib)
+		creds, err := records.load(ctx, r.Store, sib)
 		if err != nil {
 			return rd, fmt.Errorf("load credentials of %s: %w", sib, err)
 		}
@@ -597,6 +598,29 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options) (siteRead, 
 	rd.stays = stays
 
 	return rd, nil
+}
+
+// recordLoads loads each property's credentials once per run: a split
+// hotel's properties each read their siblings' records beside their own.
+// Every caller gets a copy of its own (the run changes them in place).
+type recordLoads struct {
+	mu sync.Mutex
+	m  map[string]func() ([]Credential, error)
+}
+
+func (l *recordLoads) load(ctx context.Context, store Store, property string) ([]Credential, error) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]func() ([]Credential, error){}
+	}
+	f, ok := l.m[property]
+	if !ok {
+		f = sync.OnceValues(func() ([]Credential, error) { return store.Credentials(ctx, property) })
+		l.m[property] = f
+	}
+	l.mu.Unlock()
+	creds, err := f()
+	return slices.Clone(creds), err
 }
 
 func (s *Site) sourceSystem() System { return cmp.Or(s.SourceSystem, System3RPMS) }
