@@ -53,7 +53,7 @@ func (c *Chain) Sink() *Sink {
 // the sender's context (its deadline counts the time spent queued); the
 // transport's own timeout bounds it.
 func (c *Chain) apply(ctx context.Context, sub *submission) ([]reconcile.Outcome, error) {
-	c.queue.Wait(sub, func() bool { return sub.done }, func(queued []*submission) []*submission {
+	c.queue.Wait(sub, sub.done, func(queued []*submission) []*submission {
 		parts, left := c.next(queued)
 		sendDocument(context.WithoutCancel(ctx), c.gql, parts)
 		return left

@@ -68,13 +68,13 @@ func (s *Sink) MaxBatch() int { return s.maxOps }
 // the API document's rules) fails alone, before sending; the others still go.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
 	sub := &submission{actions: actions, out: make([]reconcile.Outcome, len(actions))}
-	var check document
 	for i, a := range actions {
-		if err := check.add(a); err != nil {
+		m, err := mutationOf(a)
+		if err != nil {
 			sub.out[i].Err = fmt.Errorf("3rpms: %s for stay %s: %w (%w)", a.Op, a.Stay.ID, err, reconcile.ErrRejected)
 			continue
 		}
-		sub.sent = append(sub.sent, i)
+		sub.sent, sub.muts = append(sub.sent, i), append(sub.muts, m)
 	}
 	if len(sub.sent) == 0 {
 		return sub.out, nil
@@ -86,11 +86,12 @@ func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconc
 	return sub.out, sub.err
 }
 
-// submission is one Apply's actions: those in sent go in documents, and
-// out and err are what became of them.
+// submission is one Apply's actions: those in sent go in documents, as
+// muts (one each), and out and err are what became of them.
 type submission struct {
 	actions []*reconcile.Action
 	sent    []int
+	muts    []mutation
 	out     []reconcile.Outcome
 	err     error
 	// taken counts the actions of sent put in documents so far, answered
@@ -98,8 +99,10 @@ type submission struct {
 	// (failure is the first such error).
 	taken, answered, failed int
 	failure                 error
-	done                    bool
 }
+
+// done reports whether every action of sent was answered.
+func (sub *submission) done() bool { return sub.answered == len(sub.sent) }
 
 // part is the actions sent[from:to] of a submission, in one document.
 type part struct {
@@ -117,9 +120,8 @@ type part struct {
 func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
 	var doc document
 	for _, p := range parts {
-		for _, i := range p.sub.sent[p.from:p.to] {
-			// Checked when the submission was made: it cannot fail here.
-			_ = doc.add(p.sub.actions[i])
+		for _, m := range p.sub.muts[p.from:p.to] {
+			doc.add(m)
 		}
 	}
 	results, err := doc.send(ctx, gql)
@@ -140,11 +142,8 @@ func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
 			}
 			sub.answered++
 		}
-		if sub.answered == len(sub.sent) {
-			sub.done = true
-			if sub.failed == len(sub.sent) {
-				sub.out, sub.err = nil, sub.failure
-			}
+		if sub.done() && sub.failed == len(sub.sent) {
+			sub.out, sub.err = nil, sub.failure
 		}
 	}
 }
@@ -210,33 +209,51 @@ type document struct {
 	secrets []string
 }
 
-func (d *document) add(a *reconcile.Action) error {
+// mutation is one action's root field: the field, the type and value of
+// its input, what it selects, and the secrets its input carries (scrubbed
+// from messages).
+type mutation struct {
+	name, varType, selection string
+	input                    any
+	secrets                  []string
+}
+
+// mutationOf builds the root field of an action, or says why its input
+// breaks the API document's rules.
+func mutationOf(a *reconcile.Action) (mutation, error) {
 	c := a.Cred
+	var m mutation
 	switch a.Op {
 	case reconcile.OpCreate:
 		in, err := createInput(c)
 		if err != nil {
-			return err
+			return m, err
 		}
-		d.field("createRoomAccessKey", "CreateRoomAccessKeyInput!", in, "roomAccessKey { __typename id }")
+		m = mutation{"createRoomAccessKey", "CreateRoomAccessKeyInput!", "roomAccessKey { __typename id }", in, nil}
 	case reconcile.OpAssign, reconcile.OpClaim:
-		d.field("addRoomAccessKey", "AddRoomAccessKeyInput!",
-			AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
+		m = mutation{"addRoomAccessKey", "AddRoomAccessKeyInput!", "roomStay { id }",
+			AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil}
 	case reconcile.OpRevoke:
-		d.field("removeRoomAccessKey", "RemoveRoomAccessKeyInput!",
-			RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, "roomStay { id }")
+		m = mutation{"removeRoomAccessKey", "RemoveRoomAccessKeyInput!", "roomStay { id }",
+			RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil}
 	case reconcile.OpDelete:
-		d.field("deleteRoomAccessKey", "DeleteRoomAccessKeyInput!",
-			DeleteRoomAccessKeyInput{RoomAccessKeyId: c.RemoteID}, "deleted")
+		m = mutation{"deleteRoomAccessKey", "DeleteRoomAccessKeyInput!", "deleted",
+			DeleteRoomAccessKeyInput{RoomAccessKeyId: c.RemoteID}, nil}
 	default:
-		return fmt.Errorf("operation %q is not a 3RPMS key mutation", a.Op)
+		return m, fmt.Errorf("operation %q is not a 3RPMS key mutation", a.Op)
 	}
 	for _, secret := range []reconcile.Secret{c.PIN, c.Compartment, c.QRData} {
 		if secret != "" {
-			d.secrets = append(d.secrets, secret.Reveal())
+			m.secrets = append(m.secrets, secret.Reveal())
 		}
 	}
-	return nil
+	return m, nil
+}
+
+// add appends a mutation to the document.
+func (d *document) add(m mutation) {
+	d.field(m.name, m.varType, m.input, m.selection)
+	d.secrets = append(d.secrets, m.secrets...)
 }
 
 // createInput builds the create input for a credential's kind.
