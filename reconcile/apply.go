@@ -162,15 +162,19 @@ func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*
 			ap.skip(a, fmt.Sprintf("its replacement %s was not created", a.After.Kind))
 		}
 	}
-	if err := ap.applyLocal(ctx, nil, ready); err != nil {
-		return err
-	}
-	return ap.flushSkipped(ctx)
+	// The last local changes and the skipped actions' audit lines go in
+	// one write.
+	ap.mu.Lock()
+	skipped := ap.skipped
+	ap.skipped = nil
+	ap.mu.Unlock()
+	return ap.applyLocal(ctx, nil, ready, skipped...)
 }
 
-// applyLocal saves changes to keysync's own records that need no request.
-func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*Action) error {
-	if len(sync) == 0 && len(local) == 0 {
+// applyLocal saves changes to keysync's own records that need no request,
+// with more audit lines to record after theirs.
+func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*Action, more ...Audit) error {
+	if len(sync) == 0 && len(local) == 0 && len(more) == 0 {
 		return nil
 	}
 	var audit []Audit
@@ -187,6 +191,7 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 		ap.rep.set(a, ResultDone, "")
 		audit = append(audit, ap.audit(a, PhaseDone, a.Reason))
 	}
+	audit = append(audit, more...)
 	creds := slices.Clone(sync)
 	for _, a := range local {
 		creds = append(creds, a.Cred)
@@ -316,21 +321,6 @@ func (ap *applier) derive(a *Action) error {
 		return fmt.Errorf("build %s for stay %s: %w", a.Cred.Kind, a.Stay.ID, err)
 	}
 	a.Cred.DerivedFrom = a.Upstream.ID
-	return nil
-}
-
-// flushSkipped records the audit rows of skipped actions.
-func (ap *applier) flushSkipped(ctx context.Context) error {
-	ap.mu.Lock()
-	rows := ap.skipped
-	ap.skipped = nil
-	ap.mu.Unlock()
-	if len(rows) == 0 {
-		return nil
-	}
-	if err := ap.r.Store.Save(context.WithoutCancel(ctx), nil, rows); err != nil {
-		return fmt.Errorf("record skipped actions for %s: %w", ap.site.Property.Name, err)
-	}
 	return nil
 }
 
