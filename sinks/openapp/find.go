@@ -145,11 +145,12 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 	}); err != nil {
 		return false, "", err
 	}
-	from, ferr := time.Parse(time.RFC3339, found.validFrom())
-	to, terr := time.Parse(time.RFC3339, found.validTo())
-	switch {
-	case found == nil:
+	if found == nil {
 		return false, fmt.Sprintf("invite %s is not in OpenApp", c.RemoteID), nil
+	}
+	from, ferr := time.Parse(time.RFC3339, found.ValidFrom)
+	to, terr := time.Parse(time.RFC3339, found.ValidTo)
+	switch {
 	case found.IsEnabled != nil && !*found.IsEnabled:
 		return false, fmt.Sprintf("invite %s is switched off", c.RemoteID), nil
 	case ferr != nil || terr != nil:
@@ -159,22 +160,6 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), need.Start.UTC().Format(time.RFC3339), need.End.UTC().Format(time.RFC3339)), nil
 	}
 	return true, "", nil
-}
-
-// validFrom and validTo are the listed window, "" for a nil
-// invite.
-func (in *listedInvite) validFrom() string {
-	if in == nil {
-		return ""
-	}
-	return in.ValidFrom
-}
-
-func (in *listedInvite) validTo() string {
-	if in == nil {
-		return ""
-	}
-	return in.ValidTo
 }
 
 // rank scores a listed invite for Find: 0 when it is not the stay's (no
