@@ -161,3 +161,13 @@ func NonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// Bearer returns the token of an Authorization header of the Bearer
+// scheme (any case), trimmed; ok is false for another scheme or none.
+func Bearer(h string) (token string, ok bool) {
+	scheme, token, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}

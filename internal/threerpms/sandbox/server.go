@@ -322,11 +322,10 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 }
 
 func (s *Server) authenticate(r *http.Request) (integration, token string, ok bool) {
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
+	token, found := sandboxkit.Bearer(r.Header.Get("Authorization"))
+	if !found {
 		return "", "", false
 	}
-	token = strings.TrimSpace(token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	integration, ok = s.tokens[token]

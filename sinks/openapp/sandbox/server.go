@@ -227,12 +227,11 @@ type caller struct {
 // to the key's organisation (403), and the integration in that
 // organisation (404).
 func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
-	scheme, key, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	key = strings.TrimSpace(key)
+	key, found := sandboxkit.Bearer(r.Header.Get("Authorization"))
 	s.mu.Lock()
 	org, ok := s.keys[key]
 	s.mu.Unlock()
-	if !found || !strings.EqualFold(scheme, "Bearer") || key == "" || !ok {
+	if !found || key == "" || !ok {
 		res := fail(http.StatusUnauthorized, "unauthorized: missing or unknown API key (send Authorization: Bearer <key>)")
 		return caller{}, &res
 	}

@@ -265,7 +265,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 // api applies the API document's checks in its order (partner key, then token,
 // then scope, then rate limits) and answers the request.
 func (s *Server) api(r *http.Request, rec *Request) result {
-	token, hasBearer := bearer(r.Header.Get("Authorization"))
+	token, hasBearer := sandboxkit.Bearer(r.Header.Get("Authorization"))
 	if hasBearer {
 		rec.Token = mask(token)
 	}
@@ -426,14 +426,6 @@ func (s *Server) match(escaped string) (route, string, bool) {
 
 func split(path string) []string {
 	return strings.Split(strings.Trim(path, "/"), "/")
-}
-
-func bearer(h string) (token string, ok bool) {
-	scheme, token, found := strings.Cut(h, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimSpace(token), true
 }
 
 // mask shows a token as the Guestway UI does: only its last characters.
