@@ -24,7 +24,12 @@ import (
 // by everything in the process that calls the API, concurrent work
 // included.
 //
-// The burst is spent once: after it, requests keep to the steady rate
+// The bucket is the API's own (its rate and burst), so it credits the time
+// a run takes to spend its burst: a burst spent over half a second (reads
+// slowed by a busy machine, a write waiting for the state file) leaves the
+// tokens that half second earned, as the API's bucket does. On top of it,
+// the burst is spent once: after it, no more than the rate's worth of
+// requests go in any second (a sliding window over the latest requests)
 // until the API has been left alone for IdleReset, so a pause inside a run
 // (planning, say) does not let a second burst through. A run then never
 // sends more than the rate in any second after its first burst.
@@ -35,9 +40,14 @@ type Pacer struct {
 	hold  time.Time
 	burst int
 	// spent counts requests since the last idle reset; last is when the
-	// latest was reserved.
+	// latest was reserved to go.
 	spent int
 	last  time.Time
+	// After the burst, a request goes no sooner than span after the one
+	// per requests before it; steady holds the latest per send times.
+	per    int
+	span   time.Duration
+	steady []time.Time
 }
 
 // IdleReset is how long an API must be left alone before a Pacer allows
@@ -50,49 +60,90 @@ func NewPacer(perSecond float64, burst int, clock reconcile.Clock) *Pacer {
 	if clock == nil {
 		clock = reconcile.WallClock{}
 	}
-	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst), burst: burst}
+	// The window after the burst: per requests in per/perSecond, at most a
+	// second (the rate's whole requests in a second, or one at its pace).
+	per := max(int(perSecond), 1)
+	var span time.Duration
+	if perSecond > 0 {
+		span = time.Duration(float64(per) / perSecond * float64(time.Second))
+	}
+	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst), burst: burst, per: per, span: span}
 }
 
 // Wait blocks until a request may go: after any hold, then when the bucket
-// has a token. A nil Pacer never waits.
+// has a token and, after the burst, the last second has room. A nil Pacer
+// never waits.
 func (p *Pacer) Wait(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
 	now := p.clock.Now()
-	hold := p.hold.Sub(now)
-	start := now.Add(max(hold, 0))
-	r := p.take(start)
+	start := now.Add(max(p.hold.Sub(now), 0))
+	at, undo, err := p.take(start)
 	p.mu.Unlock()
-	if !r.OK() {
-		return errors.New("pacer: burst is zero")
+	if err != nil {
+		return err
 	}
-	d := max(hold, 0) + r.DelayFrom(start)
+	d := at.Sub(now)
 	if d <= 0 {
 		return nil
 	}
 	if err := p.clock.Sleep(ctx, d); err != nil {
-		r.CancelAt(start)
+		p.mu.Lock()
+		undo()
+		p.mu.Unlock()
 		return err
 	}
 	return nil
 }
 
-// take reserves a token for a request sent at start; p.mu is held.
-func (p *Pacer) take(start time.Time) *rate.Reservation {
-	if p.burst > 1 {
-		if !p.last.IsZero() && start.Sub(p.last) >= IdleReset {
-			// Rested: a full bucket again (a new limiter starts full).
-			p.spent = 0
-			p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
-		}
-		if p.spent++; p.spent == p.burst {
-			p.lim.SetBurstAt(start, 1) // the burst is spent: steady rate from here
-		}
-		p.last = start
+// take reserves a request to go at start or later and returns when it may
+// go, and how to give the reservation back (a request that will not go
+// after all); p.mu is held by the caller of both.
+func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
+	if p.burst > 1 && !p.last.IsZero() && start.Sub(p.last) >= IdleReset {
+		// Rested: a full bucket again (a new limiter starts full).
+		p.spent, p.steady = 0, p.steady[:0]
+		p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
 	}
-	return p.lim.ReserveN(start, 1)
+	r := p.lim.ReserveN(start, 1)
+	if !r.OK() {
+		return time.Time{}, nil, errors.New("pacer: burst is zero")
+	}
+	at := start.Add(r.DelayFrom(start))
+	p.spent++
+	steady := p.burst > 1 && p.spent > p.burst
+	var dropped *time.Time
+	if steady {
+		if len(p.steady) == p.per {
+			first := p.steady[0]
+			if next := first.Add(p.span); next.After(at) {
+				at = next
+			}
+			p.steady, dropped = slices.Delete(p.steady, 0, 1), &first
+		}
+		p.steady = append(p.steady, at)
+	}
+	lastBefore := p.last
+	p.last = at
+	lim := p.lim
+	return at, func() {
+		r.CancelAt(start)
+		if lim != p.lim {
+			return // rested since: the reservation went with the old bucket
+		}
+		p.spent--
+		if i := slices.Index(p.steady, at); steady && i >= 0 {
+			p.steady = slices.Delete(p.steady, i, i+1)
+			if dropped != nil {
+				p.steady = slices.Insert(p.steady, 0, *dropped)
+			}
+		}
+		if p.last.Equal(at) {
+			p.last = lastBefore
+		}
+	}, nil
 }
 
 // Rate returns the Pacer's steady rate per second and its burst.

@@ -50,6 +50,62 @@ func TestPacerBurstsOnce(t *testing.T) {
 	}
 }
 
+// TestPacerCreditsASlowBurst: a burst spent slowly (a busy machine, writes
+// waiting for the state file) leaves the tokens its time earned, as the
+// API's own bucket does, so the requests after it do not wait for them
+// again; and whatever the gaps between requests, the times keep to the
+// API's bucket (5 a second, burst 10) and, after the first 10, to 5 in
+// any second.
+func TestPacerCreditsASlowBurst(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	clock := clocktest.New(start)
+	p := httpapi.NewPacer(5, 10, clock)
+	var times []time.Time
+	send := func() time.Duration {
+		t.Helper()
+		before := clock.Now()
+		if err := p.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, clock.Now())
+		return clock.Now().Sub(before)
+	}
+	for range 10 {
+		if d := send(); d != 0 {
+			t.Fatalf("request %d of the burst waited %s", len(times), d)
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	// The burst took a second: 5 tokens earned, so 4 more go at once.
+	for range 4 {
+		if d := send(); d != 0 {
+			t.Errorf("request %d, after a burst spent over a second, waited %s for a token the second earned", len(times), d)
+		}
+	}
+	// Then a mix of quick and slow requests.
+	for i := range 60 {
+		send()
+		clock.Advance(time.Duration(i%7) * 45 * time.Millisecond)
+	}
+	for i := range times {
+		for j := i; j < len(times); j++ {
+			if n, allowed := j-i+1, 10+5*times[j].Sub(times[i]).Seconds(); float64(n) > allowed+1e-9 {
+				t.Fatalf("requests %d to %d: %d in %s, more than the API's bucket allows (%.1f)", i+1, j+1, n, times[j].Sub(times[i]), allowed)
+			}
+		}
+	}
+	lo := 10
+	for hi := 10; hi < len(times); hi++ {
+		for times[hi].Sub(times[lo]) >= time.Second {
+			lo++
+		}
+		if n := hi - lo + 1; n > 5 {
+			t.Fatalf("%d requests in the second before request %d (at %s)", n, hi+1, times[hi].Sub(start))
+		}
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
