@@ -299,17 +299,21 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 			return nil
 		}
 	}
-	sctx := context.WithoutCancel(ctx)
+	j := w.job
+	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
+	if err := j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches); err != nil {
+		return err
+	}
+	// The stays snapshot is a record for people and reports (nothing plans
+	// from it), so it is written after the property's requests, not ahead
+	// of them in the state's one writer. It is of the whole read: a partial
+	// read would replace it with a few stays.
 	if rd.scope == nil {
-		// The snapshot is of the whole read; a partial read would replace
-		// it with a few stays.
-		if err := r.Store.SaveStays(sctx, site.Property.Name, rd.stays); err != nil {
+		if err := r.Store.SaveStays(context.WithoutCancel(ctx), site.Property.Name, rd.stays); err != nil {
 			return fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
 		}
 	}
-	j := w.job
-	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
-	return j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches)
+	return nil
 }
 
 // price budgets a property's plan against what the run's allowances have
