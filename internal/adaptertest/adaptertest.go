@@ -94,6 +94,18 @@ func WaitTooLong[A any](arg A, then http.HandlerFunc, isNot ...error) Retry[A] {
 	}
 }
 
+// FuzzTransport is the transport of a fuzz target's client: answers capped
+// at maxBytes, attempts tries per request, and the retry waits and the
+// clock both fake ones reading start, so that a retry loop shows as
+// repeated requests at no cost in time.
+func FuzzTransport(maxBytes int64, attempts int, start time.Time) httpapi.Transport {
+	return httpapi.Transport{
+		MaxResponseBytes: maxBytes,
+		Retry:            httpapi.Retry{Attempts: attempts, Clock: clocktest.New(start)},
+		Now:              clocktest.New(start).Now,
+	}
+}
+
 // Scripted is a retry case's steps served over HTTP on a fake clock.
 type Scripted struct {
 	URL    string

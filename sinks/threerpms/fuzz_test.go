@@ -17,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	sink "github.com/keysync/keysync/sinks/threerpms"
 )
 
@@ -100,15 +99,10 @@ func fzSeeds() [][]byte {
 
 // fzApply sends the batch through a fresh client and sink to srv.
 func fzApply(t *testing.T, srv *fault.Canned) ([]reconcile.Outcome, error) {
-	start := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
 	c, err := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: srv.URL + "/graphql",
-		Token:    fzToken,
-		Transport: httpapi.Transport{
-			MaxResponseBytes: fzCap,
-			Retry:            httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(start)},
-			Now:              clocktest.New(start).Now,
-		},
+		Endpoint:  srv.URL + "/graphql",
+		Token:     fzToken,
+		Transport: adaptertest.FuzzTransport(fzCap, fzAttempts, time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)),
 	})
 	if err != nil {
 		return nil, err
