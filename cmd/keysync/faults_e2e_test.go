@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -360,7 +361,7 @@ func TestFaultKeyBoxEveryOtherRequest503(t *testing.T) {
 	}
 	foreign := fw.foreign()
 	var seen reqCounter
-	fw.setFault(when(func(r *http.Request) bool { return sysOf(r) == reconcile.SystemKeyBox && seen.add("keybox")%2 == 1 }, answer503))
+	fw.setFault(when(func(r *http.Request) bool { return sysOf(r) == reconcile.SystemKeyBox && seen.add("keybox")%2 == 1 }, sinktest.Unavailable))
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 	t.Logf("faulty run: %v; failures %+v", run.rep.Counts(), run.rep.Failures)
@@ -411,7 +412,7 @@ func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
 				}
 				seen.add(kind)
 				return kind == "mutation" || mode == "all-requests"
-			}, answer503))
+			}, sinktest.Unavailable))
 			run := fw.mustExec(ExitPartial, "run")
 			fw.setFault(nil)
 			if mode == "all-requests" {

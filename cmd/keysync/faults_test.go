@@ -81,9 +81,6 @@ func when(match func(r *http.Request) bool, answer faultFunc) faultFunc {
 	}
 }
 
-// answer503 answers 503 without passing the request on.
-func answer503(rw http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(rw) }
-
 // answerJSON answers 200 with the JSON body without passing the request on.
 func answerJSON(body string) faultFunc {
 	return func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {

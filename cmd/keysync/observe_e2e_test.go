@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 )
@@ -111,7 +112,7 @@ func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
 
 // assigns503 answers 503 to every 3RPMS mutation that assigns a key,
 // without passing it on.
-var assigns503 = when(func(r *http.Request) bool { return mutationNaming(r, "addRoomAccessKey") }, answer503)
+var assigns503 = when(func(r *http.Request) bool { return mutationNaming(r, "addRoomAccessKey") }, sinktest.Unavailable)
 
 // TestObserveUnassignedKeysCleanedUp: keys keysync created but could not
 // assign (the assign requests failed), then deleted by 3RPMS's cleanup of

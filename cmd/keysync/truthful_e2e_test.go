@@ -21,6 +21,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -95,7 +96,7 @@ func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
 	fw.hotelStay("s1", "r201", 0, 2)
 	fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, http.MethodPost) }, fault.Drop))
 	fw.mustExec(ExitPartial, "backfill")
-	fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, http.MethodGet) }, answer503))
+	fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, http.MethodGet) }, sinktest.Unavailable))
 	r := fw.execText("run", nil)
 	if r.code != ExitPartial {
 		t.Errorf("run exited %d, want %d (a read-back failed)\n%s", r.code, ExitPartial, r.stdout)
