@@ -19,6 +19,7 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
 	sink "github.com/keysync/keysync/sinks/threerpms"
@@ -136,20 +137,7 @@ func fzCheckBatch(t *testing.T, srv *fault.Canned, status int, ct string, body [
 	if want := 1; len(reqs) != want && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
 		t.Errorf("%d requests for one batch (HTTP %d), want exactly %d", len(reqs), status, want)
 	}
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-		if out != nil {
-			t.Errorf("outcomes returned alongside a request error")
-		}
-	} else if len(out) != 3 {
-		t.Fatalf("%d outcomes for 3 actions", len(out))
-	}
-	for _, o := range out {
-		if o.Err != nil {
-			errs = append(errs, o.Err)
-		}
-	}
+	errs := sinktest.Errs(t, "", 3, out, err)
 	for _, e := range errs {
 		msg := e.Error()
 		if !strings.HasPrefix(msg, "3rpms: ") {
