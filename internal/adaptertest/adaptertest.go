@@ -5,6 +5,7 @@
 package adaptertest
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -37,6 +38,21 @@ func Reply(status int, ct, body string, headers ...string) http.HandlerFunc {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}
+}
+
+// OutageCancels starts a server that cancels the context it returns, then
+// answers 503, to every request: a run stopped during an outage, which
+// must neither wait out the backoff nor try again. The server closes when
+// t ends.
+func OutageCancels(t testing.TB) (ctx context.Context, url string) {
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		stop()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	return ctx, srv.URL
 }
 
 // RetryOn is the default retry policy on clk with the jitter fixed at its
