@@ -675,6 +675,17 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 	}
 }
 
+// zone is the time zone of the named property, UTC for one the config does
+// not hold (a property the state file still records).
+func (c *Config) zone(property string) *time.Location {
+	for _, p := range c.Properties {
+		if p.Name == property && p.location != nil {
+			return p.location
+		}
+	}
+	return time.UTC
+}
+
 // urlField names the config field holding a property's URL for a system,
 // such as properties[0].threerpms.endpoint.
 func (c *Config) urlField(property string, sys reconcile.System) string {
