@@ -64,10 +64,6 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			return err
 		}
 	} else {
-		zones := map[string]*time.Location{}
-		for _, p := range cfg.Properties {
-			zones[p.Name] = p.location
-		}
 		fmt.Fprintf(env.stdout, "Checked %d stay(s) whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
 		if len(unready) == 0 {
 			fmt.Fprintln(env.stdout, "Every one holds what it needs on every system.")
@@ -77,7 +73,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			fmt.Fprintln(tw, "PROPERTY\tSTAY\tROOM\tOPENS\tWHAT IS MISSING")
 			for _, u := range unready {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Stay.Property, u.Stay.ID, roomAndID(u.Room, u.RoomID),
-					u.Starts.In(zones[u.Stay.Property]).Format("2006-01-02 15:04 MST"), strings.Join(u.Why, "; "))
+					u.Starts.In(cfg.zone(u.Stay.Property)).Format("2006-01-02 15:04 MST"), strings.Join(u.Why, "; "))
 			}
 			tw.Flush()
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keysync/keysync/internal/schedule"
 	"github.com/keysync/keysync/reconcile"
+	rpmsink "github.com/keysync/keysync/sinks/threerpms"
 )
 
 // Config is the YAML configuration file; config.example.yaml documents
@@ -674,6 +675,17 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 	}
 }
 
+// zone is the time zone of the named property, UTC for one the config does
+// not hold (a property the state file still records).
+func (c *Config) zone(property string) *time.Location {
+	for _, p := range c.Properties {
+		if p.Name == property && p.location != nil {
+			return p.location
+		}
+	}
+	return time.UTC
+}
+
 // urlField names the config field holding a property's URL for a system,
 // such as properties[0].threerpms.endpoint.
 func (c *Config) urlField(property string, sys reconcile.System) string {
@@ -706,7 +718,7 @@ func (p *PropertyConfig) validateRoom(f string, r RoomConfig, bad func(string, s
 		if (r.KeyID == "") == (r.KeySerial == "") {
 			bad(f, "set exactly one of key_id and key_serial (the key in the key box)")
 		}
-		if p.ThreeRPMS != nil && !validCompartment(r.Compartment) {
+		if p.ThreeRPMS != nil && !rpmsink.ValidCompartment(r.Compartment) {
 			bad(f+".compartment", "must be 1 to 10 letters or digits (3RPMS RoomAccessKeyStorage)")
 		}
 	default:
@@ -718,19 +730,6 @@ func validURL(field, raw string, bad func(string, string, ...any)) {
 	if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad(field, "%q is not an http(s) URL", raw)
 	}
-}
-
-// validCompartment is the 3RPMS Room Access Key API's rule: 1 to 10 letters or digits.
-func validCompartment(s string) bool {
-	if s == "" || len(s) > 10 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // secretRef matches a whole-value ${VAR} reference.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -64,8 +65,8 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 				clockAt  time.Time
 				runClock = fw.clockForNextRun()
 			)
-			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-				if b := fault.Body(r); isGQLMutation(r, b) && mutations.add("mutation") == 1 {
+			fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") && mutations.add("mutation") == 1 },
+				func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
 					clockAt = runClock.Now()
 					sleepsAt = len(runClock.Sleeps())
 					sent = tc.value(clockAt)
@@ -73,10 +74,7 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 					rw.Header().Set("Content-Type", "application/json")
 					rw.WriteHeader(http.StatusTooManyRequests)
 					rw.Write([]byte(`{"errors":[{"message":"too many requests"}]}`))
-					return
-				}
-				next.ServeHTTP(rw, r)
-			})
+				}))
 			run := fw.mustExec(ExitOK, "backfill")
 			fw.setFault(nil)
 
@@ -125,16 +123,11 @@ func TestFault429TooLongDefersThatSystem(t *testing.T) {
 	fw.hotelStay("s3", "r301", 0, 2)
 	foreign := fw.foreign()
 	var mutations reqCounter
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if b := fault.Body(r); isGQLMutation(r, b) {
-			if mutations.add("mutation") == 1 {
-				rw.Header().Set("Retry-After", "86400")
-				rw.WriteHeader(http.StatusTooManyRequests)
-				return
-			}
-		}
-		next.ServeHTTP(rw, r)
-	})
+	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") && mutations.add("mutation") == 1 },
+		func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
+			rw.Header().Set("Retry-After", "86400")
+			rw.WriteHeader(http.StatusTooManyRequests)
+		}))
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 
@@ -195,16 +188,18 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 	fw.hotelStay("s3", "r202", 1, 3)
 	fw.hotelStay("s4", "r301", 0, 2)
 	foreign := fw.foreign()
+	// storm answers every OpenApp request 503, counting them in seen by
+	// method and by method and body.
+	storm := func(seen *reqCounter) faultFunc {
+		return when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, "") },
+			func(rw http.ResponseWriter, r *http.Request, _ http.Handler) {
+				seen.add(r.Method + " " + string(fault.Body(r)))
+				seen.add(r.Method)
+				fault.Answer503(rw)
+			})
+	}
 	var seen reqCounter
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if sysOf(r) == reconcile.SystemOpenApp {
-			seen.add(r.Method + " " + string(fault.Body(r)))
-			seen.add(r.Method)
-			fault.Answer503(rw)
-			return
-		}
-		next.ServeHTTP(rw, r)
-	})
+	fw.setFault(storm(&seen))
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 
@@ -239,15 +234,7 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 	// tried 4 times in all; that stay gets no second create while its first
 	// one's outcome is unknown.
 	var seen2 reqCounter
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if sysOf(r) == reconcile.SystemOpenApp {
-			seen2.add(r.Method + " " + string(fault.Body(r)))
-			seen2.add(r.Method)
-			fault.Answer503(rw)
-			return
-		}
-		next.ServeHTTP(rw, r)
-	})
+	fw.setFault(storm(&seen2))
 	run = fw.mustExec(ExitPartial, "run")
 	fw.setFault(nil)
 	t.Logf("second storm run: %v", seen2.all())
@@ -288,14 +275,11 @@ func TestFaultOpenAppDownRetriesIdempotentCalls(t *testing.T) {
 	fw.converges()
 
 	storm := func(seen *reqCounter) {
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if sysOf(r) == reconcile.SystemOpenApp {
+		fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, "") },
+			func(rw http.ResponseWriter, r *http.Request, _ http.Handler) {
 				seen.add(r.Method)
 				fault.Answer503(rw)
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
+			}))
 	}
 	backoff := func(run faultRun) {
 		t.Helper()
@@ -377,13 +361,7 @@ func TestFaultKeyBoxEveryOtherRequest503(t *testing.T) {
 	}
 	foreign := fw.foreign()
 	var seen reqCounter
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if sysOf(r) == reconcile.SystemKeyBox && seen.add("keybox")%2 == 1 {
-			fault.Answer503(rw)
-			return
-		}
-		next.ServeHTTP(rw, r)
-	})
+	fw.setFault(when(func(r *http.Request) bool { return sysOf(r) == reconcile.SystemKeyBox && seen.add("keybox")%2 == 1 }, sinktest.Unavailable))
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 	t.Logf("faulty run: %v; failures %+v", run.rep.Counts(), run.rep.Failures)
@@ -424,21 +402,17 @@ func TestFaultRevocationFirstAfter3RPMSOutage(t *testing.T) {
 			fw.setNow(lj(day(0), 14))
 			fw.hotelStay("s3", "r101", 0, 3) // the room's next guest
 			var seen reqCounter
-			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-				if r.URL.Path == "/graphql" {
-					b := fault.Body(r)
-					kind := "query"
-					if isGQLMutation(r, b) {
-						kind = "mutation"
-					}
-					seen.add(kind)
-					if kind == "mutation" || mode == "all-requests" {
-						fault.Answer503(rw)
-						return
-					}
+			fw.setFault(when(func(r *http.Request) bool {
+				if r.URL.Path != "/graphql" {
+					return false
 				}
-				next.ServeHTTP(rw, r)
-			})
+				kind := "query"
+				if mutationNaming(r, "") {
+					kind = "mutation"
+				}
+				seen.add(kind)
+				return kind == "mutation" || mode == "all-requests"
+			}, sinktest.Unavailable))
 			run := fw.mustExec(ExitPartial, "run")
 			fw.setFault(nil)
 			if mode == "all-requests" {
@@ -981,14 +955,11 @@ func TestFaultCreateAnswerLost(t *testing.T) {
 	fw.hotelStay("s2", "r102", 1, 3)
 	foreign := fw.foreign()
 	dropped := 0
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if b := fault.Body(r); dropped == 0 && isGQLMutation(r, b) && strings.Contains(string(b), "createRoomAccessKey") {
+	fw.setFault(when(func(r *http.Request) bool { return dropped == 0 && mutationNaming(r, "createRoomAccessKey") },
+		func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 			dropped++
 			fault.Drop(rw, r, next)
-			return
-		}
-		next.ServeHTTP(rw, r)
-	})
+		}))
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 	if dropped != 1 {

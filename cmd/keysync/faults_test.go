@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
@@ -59,10 +60,46 @@ func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorl
 }
 
 // setFault installs (or, with nil, removes) the fault middleware.
-func (fw *faultWorld) setFault(f func(rw http.ResponseWriter, r *http.Request, next http.Handler)) {
+func (fw *faultWorld) setFault(f faultFunc) {
 	fw.mu.Lock()
 	fw.fault = f
 	fw.mu.Unlock()
+}
+
+// faultFunc is fault middleware: it answers r itself or passes it to next.
+type faultFunc = func(rw http.ResponseWriter, r *http.Request, next http.Handler)
+
+// when is a fault that lets answer handle the requests match picks and
+// passes every other request on untouched.
+func when(match func(r *http.Request) bool, answer faultFunc) faultFunc {
+	return func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if match(r) {
+			answer(rw, r, next)
+			return
+		}
+		next.ServeHTTP(rw, r)
+	}
+}
+
+// answerJSON answers 200 with the JSON body without passing the request on.
+func answerJSON(body string) faultFunc {
+	return func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.Write([]byte(body))
+	}
+}
+
+// mutationNaming reports a 3RPMS GraphQL mutation request whose body names
+// field (any mutation, with "").
+func mutationNaming(r *http.Request, field string) bool {
+	b := fault.Body(r)
+	return isGQLMutation(r, b) && strings.Contains(string(b), field)
+}
+
+// requestTo reports a request for the sandbox of sys with the given method
+// (any method, with "").
+func requestTo(r *http.Request, sys reconcile.System, method string) bool {
+	return sysOf(r) == sys && (method == "" || r.Method == method)
 }
 
 // faultRun is one keysync run's outcome.
@@ -83,14 +120,28 @@ func (r faultRun) output() string { return r.stdout + r.stderr + errString(r.err
 // the exit code.
 func (fw *faultWorld) exec(cmd string, getenv func(string) string) faultRun {
 	fw.t.Helper()
-	if getenv == nil {
-		getenv = fw.getenv
-	}
 	fake := fw.next
 	if fake == nil {
 		fake = clocktest.New(fw.now)
 	}
 	fw.next = nil
+	r := fw.runOn(fake, getenv, cmd, "--json")
+	if r.stdout != "" {
+		var rep reconcile.Report
+		if jerr := json.Unmarshal([]byte(r.stdout), &rep); jerr != nil {
+			fw.t.Fatalf("%s: report is not JSON: %v\n%s", cmd, jerr, r.stdout)
+		}
+		r.rep = &rep
+	}
+	return r
+}
+
+// runOn runs keysync's cmd in-process on the fake clock with getenv (nil:
+// the sandbox environment) and the extra arguments, at the world's instant.
+func (fw *faultWorld) runOn(fake *clocktest.Clock, getenv func(string) string, cmd string, extra ...string) faultRun {
+	if getenv == nil {
+		getenv = fw.getenv
+	}
 	var out, errb bytes.Buffer
 	now := fw.now
 	env := &environment{
@@ -99,16 +150,9 @@ func (fw *faultWorld) exec(cmd string, getenv func(string) string) faultRun {
 		clock: fake,
 		retry: httpapi.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
 	}
-	err := env.run(context.Background(), []string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339), "--json"})
-	r := faultRun{code: exitCode(err), err: err, stdout: out.String(), stderr: errb.String(), clock: fake}
-	if out.Len() > 0 {
-		var rep reconcile.Report
-		if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
-			fw.t.Fatalf("%s: report is not JSON: %v\n%s", cmd, jerr, out.String())
-		}
-		r.rep = &rep
-	}
-	return r
+	args := append([]string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, extra...)
+	err := env.run(context.Background(), args)
+	return faultRun{code: exitCode(err), err: err, stdout: out.String(), stderr: errb.String(), clock: fake}
 }
 
 // mustExec runs and requires the exit code and a report.

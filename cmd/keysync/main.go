@@ -134,14 +134,8 @@ func (env *environment) run(ctx context.Context, args []string) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "demo":
 		return env.demo(ctx, rest)
-	case "plan":
-		return env.reconcile(ctx, "plan", rest)
-	case "run":
-		return env.reconcile(ctx, "run", rest)
-	case "apply":
-		return env.reconcile(ctx, "apply", rest)
-	case "backfill":
-		return env.reconcile(ctx, "backfill", rest)
+	case "plan", "run", "apply", "backfill":
+		return env.reconcile(ctx, cmd, rest)
 	case "serve":
 		return env.serve(ctx, rest)
 	case "sandbox":

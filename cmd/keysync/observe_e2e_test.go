@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 )
@@ -111,13 +112,7 @@ func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
 
 // assigns503 answers 503 to every 3RPMS mutation that assigns a key,
 // without passing it on.
-func assigns503(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-	if b := fault.Body(r); isGQLMutation(r, b) && strings.Contains(string(b), "addRoomAccessKey") {
-		fault.Answer503(rw)
-		return
-	}
-	next.ServeHTTP(rw, r)
-}
+var assigns503 = when(func(r *http.Request) bool { return mutationNaming(r, "addRoomAccessKey") }, sinktest.Unavailable)
 
 // TestObserveUnassignedKeysCleanedUp: keys keysync created but could not
 // assign (the assign requests failed), then deleted by 3RPMS's cleanup of
@@ -156,13 +151,7 @@ func TestObserveLostRevokeAnswer(t *testing.T) {
 		fw.mustExec(ExitOK, "backfill")
 		key := fw.key("s1").ID
 		fw.setNow(fw.now.Add(14 * time.Hour)) // s1 left at 11:00 (+2 h grace)
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := fault.Body(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
-				fault.Drop(rw, r, next)
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
+		fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "removeRoomAccessKey") }, fault.Drop))
 		if r := fw.exec("run", nil); r.code != ExitPartial {
 			t.Fatalf("run with the answer lost exited %d, want %d: %s", r.code, ExitPartial, r.output())
 		}
@@ -303,14 +292,8 @@ func TestObserveBackfillCutShort(t *testing.T) {
 			os.Remove(cfg.State + suffix)
 		}
 		fw.setNow(fw.now.Add(24 * time.Hour))
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := fault.Body(r); isGQLMutation(r, b) {
-				rw.Header().Set("Content-Type", "application/json")
-				rw.Write([]byte(`{"data":null,"errors":[{"message":"Internal server error"}]}`))
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
+		fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") },
+			answerJSON(`{"data":null,"errors":[{"message":"Internal server error"}]}`)))
 		if r := fw.exec("backfill", nil); r.code != ExitPartial {
 			t.Fatalf("backfill exited %d, want %d: %s", r.code, ExitPartial, r.output())
 		}
@@ -344,14 +327,8 @@ func TestObserveCancelledStayRevokeRefused(t *testing.T) {
 		if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
 			t.Fatal(err)
 		}
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := fault.Body(r); isGQLMutation(r, b) && strings.Contains(string(b), "removeRoomAccessKey") {
-				rw.Header().Set("Content-Type", "application/json")
-				rw.Write([]byte(`{"data":{"a0":null,"a1":null},"errors":[{"message":"try again later"}]}`))
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
+		fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "removeRoomAccessKey") },
+			answerJSON(`{"data":{"a0":null,"a1":null},"errors":[{"message":"try again later"}]}`)))
 		rep := fw.mustExec(ExitOK, "run").rep
 		if n := countOps(rep, reconcile.OpRevoke, reconcile.ResultSettled); n != 1 {
 			t.Errorf("settled revokes: %d, want 1 (%v)", n, rep.Counts())

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"text/tabwriter"
-	"time"
 
 	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
@@ -49,10 +48,6 @@ func (env *environment) show(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	zones := map[string]*time.Location{}
-	for _, p := range cfg.Properties {
-		zones[p.Name] = p.location
-	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	head := "PROPERTY\tSYSTEM\tKIND\tREMOTE ID\tSTATUS\tASSIGNED\tROOM\tWINDOW"
 	if *secrets {
@@ -65,10 +60,7 @@ func (env *environment) show(ctx context.Context, args []string) error {
 			continue
 		}
 		n++
-		loc := zones[c.Stay.Property]
-		if loc == nil {
-			loc = time.UTC
-		}
+		loc := cfg.zone(c.Stay.Property)
 		window := c.Arrival.String() + " – " + c.Departure.String()
 		if !c.Valid.Start.IsZero() {
 			window = c.Valid.Start.In(loc).Format("2006-01-02 15:04") + " – " + c.Valid.End.In(loc).Format("2006-01-02 15:04 MST")

@@ -223,17 +223,10 @@ func (env *environment) history(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	zones := map[string]*time.Location{}
-	for _, p := range cfg.Properties {
-		zones[p.Name] = p.location
-	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tRUN\tPROPERTY\tSTAY\tROOM\tSYSTEM\tACTION\tREMOTE ID\tOUTCOME")
 	for _, h := range rows {
-		loc := zones[h.Stay.Property]
-		if loc == nil {
-			loc = time.UTC
-		}
+		loc := cfg.zone(h.Stay.Property)
 		outcome := string(h.Phase)
 		if h.Detail != "" {
 			outcome += ": " + h.Detail

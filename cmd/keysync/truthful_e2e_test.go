@@ -21,6 +21,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -31,21 +32,7 @@ import (
 // given extra arguments and without --json, and returns what it printed.
 func (fw *faultWorld) execText(cmd string, getenv func(string) string, extra ...string) faultRun {
 	fw.t.Helper()
-	if getenv == nil {
-		getenv = fw.getenv
-	}
-	fake := clocktest.New(fw.now)
-	var out, errb bytes.Buffer
-	now := fw.now
-	env := &environment{
-		stdout: &out, stderr: &errb, getenv: getenv,
-		now:   func() time.Time { return now },
-		clock: fake,
-		retry: httpapi.Retry{Clock: fake, Rand: func() float64 { return 0.5 }},
-	}
-	args := append([]string{cmd, "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, extra...)
-	err := env.run(context.Background(), args)
-	return faultRun{code: exitCode(err), err: err, stdout: out.String(), stderr: errb.String(), clock: fake}
+	return fw.runOn(clocktest.New(fw.now), getenv, cmd, extra...)
 }
 
 // TestNothingToDoOnlyWhenEveryReadSucceeded: with every source read
@@ -79,13 +66,10 @@ func TestNothingToDoOnlyWhenEveryReadSucceeded(t *testing.T) {
 			if ok := fw.execText("run", nil); ok.code != ExitOK || !strings.Contains(ok.stdout, "Nothing to do") {
 				t.Fatalf("converged run: exit %d, want %d and \"Nothing to do\"\n%s", ok.code, ExitOK, ok.stdout)
 			}
-			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-				if s := sysOf(r); s == reconcile.System3RPMS || s == reconcile.SystemGuestway {
-					answer(rw)
-					return
-				}
-				next.ServeHTTP(rw, r)
-			})
+			fw.setFault(when(func(r *http.Request) bool {
+				s := sysOf(r)
+				return s == reconcile.System3RPMS || s == reconcile.SystemGuestway
+			}, func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) { answer(rw) }))
 			for _, cmd := range []string{"plan", "run"} {
 				r := fw.execText(cmd, nil)
 				if r.code != codes[name] {
@@ -110,21 +94,9 @@ func TestNothingToDoNotClaimedWhenAReadBackFails(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r201": "qr"}, nil)
 	fw.hotelStay("s1", "r201", 0, 2)
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if sysOf(r) == reconcile.SystemOpenApp && r.Method == http.MethodPost {
-			fault.Drop(rw, r, next)
-			return
-		}
-		next.ServeHTTP(rw, r)
-	})
+	fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, http.MethodPost) }, fault.Drop))
 	fw.mustExec(ExitPartial, "backfill")
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if sysOf(r) == reconcile.SystemOpenApp && r.Method == http.MethodGet {
-			fault.Answer503(rw)
-			return
-		}
-		next.ServeHTTP(rw, r)
-	})
+	fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, http.MethodGet) }, sinktest.Unavailable))
 	r := fw.execText("run", nil)
 	if r.code != ExitPartial {
 		t.Errorf("run exited %d, want %d (a read-back failed)\n%s", r.code, ExitPartial, r.stdout)

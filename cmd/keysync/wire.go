@@ -276,17 +276,19 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not).
 	accounts := p.accounts()
-	limiter := func(sys reconcile.System, a APIConfig) *httpapi.Pacer {
+	// transport is every adapter's transport for sys: its credential's
+	// limiter and account, the retry policy, the meter and a's cap.
+	transport := func(sys reconcile.System, a APIConfig) httpapi.Transport {
 		rate, burst := shareOfPace(a.RatePerSecond, a.Burst, shares[accounts[sys]])
-		return env.limiters.get(accounts[sys], rate, burst, env.clock)
+		return httpapi.Transport{
+			Pacer: env.limiters.get(accounts[sys], rate, burst, env.clock), Account: accounts[sys],
+			Retry: env.retry, Meter: meter, MaxResponseBytes: a.MaxResponseBytes, Now: env.now,
+		}
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}, Accounts: accounts}
 	if t := p.ThreeRPMS; t != nil {
 		client, err := rpmsapi.NewClient(rpmsapi.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.System3RPMS, t.APIConfig), Account: accounts[reconcile.System3RPMS],
-				Retry: env.retry, Now: env.now, Meter: meter, MaxResponseBytes: t.MaxResponseBytes,
-			},
+			Endpoint: t.Endpoint, Token: t.token, Transport: transport(reconcile.System3RPMS, t.APIConfig),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
@@ -307,10 +309,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		src, err := guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.SystemGuestway, g.APIConfig), Account: accounts[reconcile.SystemGuestway], Retry: env.retry, Meter: meter,
-				MaxResponseBytes: g.MaxResponseBytes, Now: env.now,
-			},
+			PerPage: g.PerPage, Transport: transport(reconcile.SystemGuestway, g.APIConfig),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: guestway: %w", p.Name, err)
@@ -327,9 +326,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		sink, err := openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name,
-			Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.SystemOpenApp, o.APIConfig), Account: accounts[reconcile.SystemOpenApp], Retry: env.retry, Meter: meter, MaxResponseBytes: o.MaxResponseBytes, Now: env.now,
-			},
+			Transport: transport(reconcile.SystemOpenApp, o.APIConfig),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: openapp: %w", p.Name, err)
@@ -347,9 +344,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
-			Transport: httpapi.Transport{
-				Pacer: limiter(reconcile.SystemKeyBox, k.APIConfig), Account: accounts[reconcile.SystemKeyBox], Retry: env.retry, Meter: meter, MaxResponseBytes: k.MaxResponseBytes, Now: env.now,
-			},
+			Transport: transport(reconcile.SystemKeyBox, k.APIConfig),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: %w", p.Name, err)

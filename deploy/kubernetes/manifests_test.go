@@ -84,24 +84,33 @@ func one[T any](t *testing.T, what string, items []T) *T {
 	return &items[0]
 }
 
-func TestCronJob(t *testing.T) {
-	t.Parallel()
-	r := build(t, ".")
+// nightly checks that the variant renders one CronJob and not serve's
+// Deployment or Service, and that the CronJob never overlaps its runs and
+// keeps a checked schedule in a time zone of its own; it returns the
+// CronJob's spec.
+func nightly(t *testing.T, variant string, r rendered) batchv1.CronJobSpec {
+	t.Helper()
 	if len(r.deployments) != 0 || len(r.services) != 0 {
-		t.Error("the CronJob variant also renders serve's Deployment or Service")
+		t.Errorf("%s also renders serve's Deployment or Service", variant)
 	}
-	cj := one(t, "CronJobs", r.cronJobs)
-	s := cj.Spec
+	s := one(t, "CronJobs", r.cronJobs).Spec
 	if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
 		t.Errorf("concurrencyPolicy = %q, want Forbid", s.ConcurrencyPolicy)
-	}
-	if s.StartingDeadlineSeconds == nil || *s.StartingDeadlineSeconds < 600 {
-		t.Errorf("startingDeadlineSeconds = %v, want set (at least 10 minutes)", s.StartingDeadlineSeconds)
 	}
 	if s.TimeZone == nil {
 		t.Fatal("timeZone not set: the schedule would follow the controller's zone")
 	}
 	checkSchedule(t, "CronJob schedule", s.Schedule, *s.TimeZone)
+	return s
+}
+
+func TestCronJob(t *testing.T) {
+	t.Parallel()
+	r := build(t, ".")
+	s := nightly(t, "the CronJob variant", r)
+	if s.StartingDeadlineSeconds == nil || *s.StartingDeadlineSeconds < 600 {
+		t.Errorf("startingDeadlineSeconds = %v, want set (at least 10 minutes)", s.StartingDeadlineSeconds)
+	}
 
 	js := s.JobTemplate.Spec
 	if js.BackoffLimit == nil || *js.BackoffLimit > 3 {
@@ -128,18 +137,7 @@ func TestCronJob(t *testing.T) {
 func TestShards(t *testing.T) {
 	t.Parallel()
 	r := build(t, "shards")
-	if len(r.deployments) != 0 || len(r.services) != 0 {
-		t.Error("the shards variant also renders serve's Deployment or Service")
-	}
-	cj := one(t, "CronJobs", r.cronJobs)
-	s := cj.Spec
-	if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
-		t.Errorf("concurrencyPolicy = %q, want Forbid", s.ConcurrencyPolicy)
-	}
-	if s.TimeZone == nil {
-		t.Fatal("timeZone not set")
-	}
-	checkSchedule(t, "CronJob schedule", s.Schedule, *s.TimeZone)
+	s := nightly(t, "the shards variant", r)
 	js := s.JobTemplate.Spec
 	if js.CompletionMode == nil || *js.CompletionMode != batchv1.IndexedCompletion {
 		t.Fatalf("completionMode = %v, want Indexed", js.CompletionMode)

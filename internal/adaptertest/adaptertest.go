@@ -5,6 +5,7 @@
 package adaptertest
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -37,6 +38,21 @@ func Reply(status int, ct, body string, headers ...string) http.HandlerFunc {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}
+}
+
+// OutageCancels starts a server that cancels the context it returns, then
+// answers 503, to every request: a run stopped during an outage, which
+// must neither wait out the backoff nor try again. The server closes when
+// t ends.
+func OutageCancels(t testing.TB) (ctx context.Context, url string) {
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		stop()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	return ctx, srv.URL
 }
 
 // RetryOn is the default retry policy on clk with the jitter fixed at its
@@ -91,6 +107,18 @@ func WaitTooLong[A any](arg A, then http.HandlerFunc, isNot ...error) Retry[A] {
 		Steps:    []http.HandlerFunc{Reply(http.StatusTooManyRequests, JSON, `{}`, "Retry-After", "86400"), then},
 		Requests: 1, Sleeps: []time.Duration{},
 		Is: []error{httpapi.ErrWaitTooLong}, IsNot: isNot,
+	}
+}
+
+// FuzzTransport is the transport of a fuzz target's client: answers capped
+// at maxBytes, attempts tries per request, and the retry waits and the
+// clock both fake ones reading start, so that a retry loop shows as
+// repeated requests at no cost in time.
+func FuzzTransport(maxBytes int64, attempts int, start time.Time) httpapi.Transport {
+	return httpapi.Transport{
+		MaxResponseBytes: maxBytes,
+		Retry:            httpapi.Retry{Attempts: attempts, Clock: clocktest.New(start)},
+		Now:              clocktest.New(start).Now,
 	}
 }
 

@@ -162,6 +162,14 @@ func NonNil[T any](s []T) []T {
 	return s
 }
 
+// List mounts GET /_sandbox/{name} on mux, answering {name: list()}, an
+// empty list as [] rather than null.
+func List[T any](mux *http.ServeMux, name string, list func() []T) {
+	mux.HandleFunc("GET /_sandbox/"+name, func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]any{name: NonNil(list())})
+	})
+}
+
 // Bearer returns the token of an Authorization header of the Bearer
 // scheme (any case), trimmed; ok is false for another scheme or none.
 func Bearer(h string) (token string, ok bool) {

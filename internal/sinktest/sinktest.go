@@ -163,6 +163,30 @@ func LoseAnswer(w http.ResponseWriter, r *http.Request, next http.Handler) { fau
 // Unavailable answers 503 without letting the sandbox see the request.
 func Unavailable(w http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(w) }
 
+// Errs checks what a sink's Apply of n actions returned, as a fuzz target
+// must whatever the answer: a request error with no outcomes beside it, or
+// one outcome per action (the test stops otherwise). It returns the errors
+// to check further: the request error and the outcomes' own. Its messages
+// start with prefix.
+func Errs(t testing.TB, prefix string, n int, out []reconcile.Outcome, err error) []error {
+	t.Helper()
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+		if out != nil {
+			t.Errorf("%soutcomes alongside a request error", prefix)
+		}
+	} else if len(out) != n {
+		t.Fatalf("%s%d outcomes for a batch of %d actions", prefix, len(out), n)
+	}
+	for _, o := range out {
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+		}
+	}
+	return errs
+}
+
 // applyAll sends actions in requests of at most MaxBatch actions and checks
 // each request answers one Outcome per action.
 func applyAll(t *testing.T, s reconcile.Sink, actions ...*reconcile.Action) []reconcile.Outcome {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
@@ -107,18 +108,8 @@ func FuzzKeyBoxHTTP(f *testing.F) {
 func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
 	t.Helper()
 	reqs := srv.Requests()
-	var errs []error
+	errs := sinktest.Errs(t, "", 1, out, err)
 	var leak []string
-	if err != nil {
-		errs = append(errs, err)
-		if out != nil {
-			t.Errorf("outcomes alongside a request error")
-		}
-	} else if len(out) != 1 {
-		t.Fatalf("%d outcomes for 1 action", len(out))
-	} else if out[0].Err != nil {
-		errs = append(errs, out[0].Err)
-	}
 	for _, e := range errs {
 		msg := e.Error()
 		if !strings.HasPrefix(msg, "keybox") {

@@ -2,9 +2,7 @@ package keybox_test
 
 import (
 	"cmp"
-	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -124,15 +122,9 @@ type kbCall struct {
 // neither waits out the backoff nor tries again.
 func TestRetryStopsWithTheContext(t *testing.T) {
 	t.Parallel()
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
+	ctx, url := adaptertest.OutageCancels(t)
 	clk := clocktest.New(t0)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stop()
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
-	opts := options(srv.URL, lj)
+	opts := options(url, lj)
 	opts.Meter = &reconcile.Meter{}
 	opts.Retry = retryOn(clk)
 	if _, err := newSink(t, opts).Apply(ctx, []*reconcile.Action{cancel("s1", "acc_1")}); err == nil {

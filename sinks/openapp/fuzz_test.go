@@ -17,6 +17,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -115,17 +116,7 @@ func FuzzOpenAppHTTP(f *testing.F) {
 func fzCheck(t *testing.T, srv *fault.Canned, a *reconcile.Action, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
 	t.Helper()
 	reqs := srv.Requests()
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-		if out != nil {
-			t.Errorf("%s: outcomes alongside a request error", a.Op)
-		}
-	} else if len(out) != 1 {
-		t.Fatalf("%s: %d outcomes for 1 action", a.Op, len(out))
-	} else if out[0].Err != nil {
-		errs = append(errs, out[0].Err)
-	}
+	errs := sinktest.Errs(t, string(a.Op)+": ", 1, out, err)
 	var leak []string
 	for _, e := range errs {
 		msg := e.Error()

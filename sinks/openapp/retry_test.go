@@ -1,10 +1,8 @@
 package openapp_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -80,15 +78,9 @@ func TestSinkRetry(t *testing.T) {
 // neither waits out the backoff nor tries again.
 func TestSinkRetryStopsWithTheContext(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, url := adaptertest.OutageCancels(t)
 	clk := clocktest.New(t0)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cancel()
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
-	opts := options(srv.URL)
+	opts := options(url)
 	opts.Retry = retryOn(clk)
 	_, err := newSink(t, opts).Apply(ctx, []*reconcile.Action{action(reconcile.OpDelete, "s1", "r101", "2026-06-01", "2026-06-05", "inv_1")})
 	if err == nil {

@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	sink "github.com/keysync/keysync/sinks/threerpms"
 )
 
@@ -100,15 +100,10 @@ func fzSeeds() [][]byte {
 
 // fzApply sends the batch through a fresh client and sink to srv.
 func fzApply(t *testing.T, srv *fault.Canned) ([]reconcile.Outcome, error) {
-	start := time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)
 	c, err := threerpms.NewClient(threerpms.ClientOptions{
-		Endpoint: srv.URL + "/graphql",
-		Token:    fzToken,
-		Transport: httpapi.Transport{
-			MaxResponseBytes: fzCap,
-			Retry:            httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(start)},
-			Now:              clocktest.New(start).Now,
-		},
+		Endpoint:  srv.URL + "/graphql",
+		Token:     fzToken,
+		Transport: adaptertest.FuzzTransport(fzCap, fzAttempts, time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)),
 	})
 	if err != nil {
 		return nil, err
@@ -142,20 +137,7 @@ func fzCheckBatch(t *testing.T, srv *fault.Canned, status int, ct string, body [
 	if want := 1; len(reqs) != want && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
 		t.Errorf("%d requests for one batch (HTTP %d), want exactly %d", len(reqs), status, want)
 	}
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-		if out != nil {
-			t.Errorf("outcomes returned alongside a request error")
-		}
-	} else if len(out) != 3 {
-		t.Fatalf("%d outcomes for 3 actions", len(out))
-	}
-	for _, o := range out {
-		if o.Err != nil {
-			errs = append(errs, o.Err)
-		}
-	}
+	errs := sinktest.Errs(t, "", 3, out, err)
 	for _, e := range errs {
 		msg := e.Error()
 		if !strings.HasPrefix(msg, "3rpms: ") {

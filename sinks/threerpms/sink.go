@@ -269,7 +269,7 @@ func createInput(c *reconcile.Credential) (CreateRoomAccessKeyInput, error) {
 		if !reconcile.ValidPIN(pin) {
 			return CreateRoomAccessKeyInput{}, errors.New("key-box code breaks 3RPMS's PIN rule (1-10 letters or digits, one case)")
 		}
-		if !validCompartment(comp) {
+		if !ValidCompartment(comp) {
 			return CreateRoomAccessKeyInput{}, errors.New("compartment must be 1 to 10 letters or digits")
 		}
 		return CreateRoomAccessKeyInput{RoomAccessKeyStorage: &RoomAccessKeyStorageInput{Pin: pin, Compartment: comp}}, nil
@@ -286,8 +286,9 @@ func createInput(c *reconcile.Credential) (CreateRoomAccessKeyInput, error) {
 // MaxQRData is the 3RPMS Room Access Key API's limit on RoomAccessQR.qrData.
 const MaxQRData = 512
 
-// validCompartment is the 3RPMS Room Access Key API's rule: up to 10 alphanumeric characters.
-func validCompartment(s string) bool {
+// ValidCompartment reports whether s is a key-storage compartment the 3RPMS
+// Room Access Key API accepts: 1 to 10 letters or digits.
+func ValidCompartment(s string) bool {
 	if s == "" || len(s) > 10 {
 		return false
 	}

@@ -16,11 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/threerpms"
 )
 
@@ -87,13 +86,9 @@ func fzSeeds() [][]byte {
 // client per input, the server reused.
 func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
 	c := mustClient(rpmsapi.ClientOptions{
-		Endpoint: srv.URL + "/graphql",
-		Token:    fzToken,
-		Transport: httpapi.Transport{
-			MaxResponseBytes: fzCap,
-			Retry:            httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))},
-			Now:              clocktest.New(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)).Now,
-		},
+		Endpoint:  srv.URL + "/graphql",
+		Token:     fzToken,
+		Transport: adaptertest.FuzzTransport(fzCap, fzAttempts, time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)),
 	})
 	from, _ := reconcile.ParseDate("2026-01-30")
 	to, _ := reconcile.ParseDate("2026-02-05")

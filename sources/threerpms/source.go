@@ -194,15 +194,25 @@ func (s *Source) readWindow(ctx context.Context, from, to reconcile.Date) ([]rec
 		if err != nil {
 			return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, err
 		}
-		if resp.Room_stays.Edges == nil {
-			return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, errNoStays
-		}
-		nodes := make([]RoomStaySubset, len(resp.Room_stays.Edges))
-		for i, e := range resp.Room_stays.Edges {
-			nodes[i] = e.Node.RoomStaySubset
-		}
-		return nodes, resp.Room_stays.PageInfo, nil
+		nodes, err := subsets(resp.Room_stays.Edges, func(e RoomStaysRoom_staysRoomStayConnectionEdgesRoomStayEdge) RoomStaySubset {
+			return e.Node.RoomStaySubset
+		})
+		return nodes, resp.Room_stays.PageInfo, err
 	})
+}
+
+// subsets returns the stays of a page's edges, or errNoStays when the
+// answer holds no edges at all (room_stays.edges is non-null in the
+// schema).
+func subsets[E any](edges []E, subset func(E) RoomStaySubset) ([]RoomStaySubset, error) {
+	if edges == nil {
+		return nil, errNoStays
+	}
+	nodes := make([]RoomStaySubset, len(edges))
+	for i, e := range edges {
+		nodes[i] = subset(e)
+	}
+	return nodes, nil
 }
 
 // StaysByID implements reconcile.StaySource with an id-in filter, as the
@@ -225,14 +235,10 @@ func (s *Source) readByID(ctx context.Context, ids []string) ([]reconcile.Stay, 
 			if err != nil {
 				return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, err
 			}
-			if resp.Room_stays.Edges == nil {
-				return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, errNoStays
-			}
-			nodes := make([]RoomStaySubset, len(resp.Room_stays.Edges))
-			for i, e := range resp.Room_stays.Edges {
-				nodes[i] = e.Node.RoomStaySubset
-			}
-			return nodes, RoomStaysRoom_staysRoomStayConnectionPageInfo(resp.Room_stays.PageInfo), nil
+			nodes, err := subsets(resp.Room_stays.Edges, func(e RoomStaysByIDRoom_staysRoomStayConnectionEdgesRoomStayEdge) RoomStaySubset {
+				return e.Node.RoomStaySubset
+			})
+			return nodes, RoomStaysRoom_staysRoomStayConnectionPageInfo(resp.Room_stays.PageInfo), err
 		})
 		if err != nil {
 			return nil, err

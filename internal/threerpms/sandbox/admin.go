@@ -42,9 +42,7 @@ func (s *Server) routes() *http.ServeMux {
 		Routes: adminRoutes, Clock: s, ClockView: sandboxkit.TodayView,
 		NotFoundHint: "; GraphQL is POST /graphql",
 	}, &s.requestLog)
-	mux.HandleFunc("GET /_sandbox/stays", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"stays": sandboxkit.NonNil(s.Stays())})
-	})
+	sandboxkit.List(mux, "stays", s.Stays)
 	mux.HandleFunc("POST /_sandbox/stays", s.adminAddStay)
 	mux.HandleFunc("PATCH /_sandbox/stays/{id}", s.adminPatchStay)
 	mux.HandleFunc("POST /_sandbox/stays/{id}/move", s.adminMoveStay)
@@ -58,13 +56,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /_sandbox/reservations/{id}/reactivate", func(w http.ResponseWriter, r *http.Request) {
 		s.adminReservation(w, r.PathValue("id"), false)
 	})
-	mux.HandleFunc("GET /_sandbox/rooms", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"rooms": sandboxkit.NonNil(s.Rooms())})
-	})
+	sandboxkit.List(mux, "rooms", s.Rooms)
 	mux.HandleFunc("POST /_sandbox/rooms", s.adminAddRoom)
-	mux.HandleFunc("GET /_sandbox/keys", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"keys": s.Keys()})
-	})
+	sandboxkit.List(mux, "keys", s.Keys)
 	mux.HandleFunc("DELETE /_sandbox/keys/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if err := s.DeleteKey(id); err != nil {

@@ -23,12 +23,8 @@ DELETE /_sandbox/requests      empty the request log
 func (s *Server) adminRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	sandboxkit.Mount(mux, sandboxkit.Admin{Routes: adminRoutes, Clock: s}, &s.requestLog)
-	mux.HandleFunc("GET /_sandbox/accesses", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"accesses": s.Accesses()})
-	})
-	mux.HandleFunc("GET /_sandbox/keys", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"keys": s.Keys()})
-	})
+	sandboxkit.List(mux, "accesses", s.Accesses)
+	sandboxkit.List(mux, "keys", s.Keys)
 	mux.HandleFunc("POST /_sandbox/keys", s.adminAddKey)
 	return mux
 }

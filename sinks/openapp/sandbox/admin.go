@@ -34,12 +34,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST "+public+"/execute", s.logged(publicPath, s.publicExecute))
 
 	sandboxkit.Mount(mux, sandboxkit.Admin{Routes: adminRoutes, Clock: s, ClockView: utcNow}, &s.requestLog)
-	mux.HandleFunc("GET /_sandbox/invites", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"invites": s.Invites()})
-	})
-	mux.HandleFunc("GET /_sandbox/portals", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"portals": s.Portals()})
-	})
+	sandboxkit.List(mux, "invites", s.Invites)
+	sandboxkit.List(mux, "portals", s.Portals)
 	mux.HandleFunc("POST /_sandbox/portals", s.adminAddPortal)
 	return mux
 }

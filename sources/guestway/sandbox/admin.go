@@ -29,9 +29,7 @@ DELETE /_sandbox/requests                       empty the request log
 func (s *Server) adminRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	sandboxkit.Mount(mux, sandboxkit.Admin{Routes: adminRouteList, Clock: s, ClockView: sandboxkit.TodayView}, &s.requestLog)
-	mux.HandleFunc("GET /_sandbox/listings", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"listings": s.Listings()})
-	})
+	sandboxkit.List(mux, "listings", s.Listings)
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing
 		if !sandboxkit.Decode(w, r, &in) {
@@ -44,9 +42,7 @@ func (s *Server) adminRoutes() *http.ServeMux {
 		s.AddListing(in.ID, in.Name)
 		sandboxkit.WriteJSON(w, http.StatusCreated, Listing{ID: in.ID, Name: s.listingName(in.ID)})
 	})
-	mux.HandleFunc("GET /_sandbox/reservations", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"reservations": sandboxkit.NonNil(s.Reservations())})
-	})
+	sandboxkit.List(mux, "reservations", s.Reservations)
 	mux.HandleFunc("POST /_sandbox/reservations", func(w http.ResponseWriter, r *http.Request) {
 		var in Reservation
 		if !sandboxkit.Decode(w, r, &in) {
