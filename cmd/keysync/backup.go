@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	"github.com/keysync/keysync/state"
 )
 
 // backup writes a consistent copy of the state file. It reads one snapshot
@@ -15,19 +13,17 @@ func (env *environment) backup(ctx context.Context, args []string) error {
 	fs := env.flagSet("backup", "usage: keysync backup --config FILE --to PATH\n\nexample: keysync backup --config /etc/keysync/keysync.yaml --to /var/backups/keysync-$(date +%F).db\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
 	to := fs.String("to", "", "where to write the copy; must not exist (required)")
+	var sf shardFlags
+	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *config == "" || *to == "" {
 		return withCode(ExitConfig, errors.New("backup: --config FILE and --to PATH are required"))
 	}
-	cfg, err := LoadConfig(*config, env.getenv)
+	cfg, db, _, err := env.openStateFile(ctx, *config, "", &sf, stateAccess{})
 	if err != nil {
-		return withCode(ExitConfig, err)
-	}
-	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		return withCode(ExitFailure, err)
+		return err
 	}
 	defer db.Close()
 	if _, err := os.Stat(*to); err == nil {

@@ -335,16 +335,9 @@ func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, erro
 // loadShard loads the config and narrows it to the shard the flags name,
 // if any (see applyShard).
 func (env *environment) loadShard(path string, sf *shardFlags, log *slog.Logger) (*Config, error) {
-	spec, err := sf.resolve(env.getenv)
-	if err != nil {
-		return nil, withCode(ExitConfig, err)
-	}
-	cfg, err := env.loadConfig(path, log)
+	cfg, spec, err := env.shardedConfig(path, sf, func(path string) (*Config, error) { return env.loadConfig(path, log) })
 	if err != nil {
 		return nil, err
-	}
-	if err := applyShard(cfg, spec); err != nil {
-		return nil, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
 	}
 	if spec.on() && len(cfg.Properties) == 0 {
 		log.Warn("this shard holds none of the config's properties: nothing to do (use fewer shards)", "shard", spec.String())

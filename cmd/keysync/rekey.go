@@ -23,12 +23,9 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	if *config == "" {
-		return withCode(ExitConfig, errors.New("rekey: --config FILE is required"))
-	}
-	cfg, err := LoadConfig(*config, env.getenv)
+	cfg, err := env.commandConfig(*config, nil)
 	if err != nil {
-		return withCode(ExitConfig, err)
+		return err
 	}
 	target := *newKeyFile
 	if target == "" {
@@ -48,12 +45,9 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 		return withCode(ExitFailure, err)
 	}
 	defer lock.Unlock()
-	db, err := state.Open(ctx, cfg.State, state.Options{Key: old, BusyTimeout: env.stateBusy})
-	switch {
-	case errors.Is(err, state.ErrNoState), errors.Is(err, seal.ErrNoKey), errors.Is(err, seal.ErrWrongKey):
-		return withCode(ExitConfig, err)
-	case err != nil:
-		return withCode(ExitFailure, err)
+	db, err := env.openStateDB(ctx, cfg, stateAccess{write: true, key: old})
+	if err != nil {
+		return err
 	}
 	defer db.Close()
 

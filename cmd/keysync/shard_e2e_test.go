@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -89,6 +93,35 @@ func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 	for _, s := range []string{"0/4", "3/4"} {
 		if rep := h.mustRun(ExitOK, "plan", "--shard", s); len(rep.Actions()) != 0 {
 			t.Errorf("shard %s: plan left %d actions", s, len(rep.Actions()))
+		}
+	}
+
+	// The commands that operate on the record read the shard's own file:
+	// each shard's history, show and backup hold its stays and no other's;
+	// without --shard there is no (unsharded) state file to read.
+	operate := func(args ...string) (string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), append([]string{args[0], "--config", h.cfgPath}, args[1:]...), &out, &errb, h.getenv)
+		return out.String() + errb.String() + errString(err), exitCode(err)
+	}
+	for _, tc := range []struct{ shard, ours, theirs string }{{"0/4", "h1", "a1"}, {"3/4", "a1", "h1"}} {
+		if out, code := operate("history", "--shard", tc.shard); code != ExitOK || !strings.Contains(out, " "+tc.ours+" ") || strings.Contains(out, " "+tc.theirs+" ") {
+			t.Errorf("history --shard %s (exit %d), want %s's actions only:\n%s", tc.shard, code, tc.ours, out)
+		}
+		if out, code := operate("show", "--shard", tc.shard, "--stay", tc.ours); code != ExitOK || !strings.Contains(out, "active") {
+			t.Errorf("show --shard %s --stay %s (exit %d), want its active key:\n%s", tc.shard, tc.ours, code, out)
+		}
+		copyPath := filepath.Join(t.TempDir(), "copy.db")
+		if out, code := operate("backup", "--shard", tc.shard, "--to", copyPath); code != ExitOK {
+			t.Errorf("backup --shard %s exited %d:\n%s", tc.shard, code, out)
+		} else if creds := readCredentials(t, copyPath); len(creds) == 0 || creds[0].Stay.ID != tc.ours {
+			t.Errorf("backup --shard %s holds %v, want %s's credentials", tc.shard, creds, tc.ours)
+		}
+	}
+	for _, cmd := range [][]string{{"history"}, {"show", "--stay", "h1"}, {"backup", "--to", filepath.Join(t.TempDir(), "copy.db")}} {
+		if out, code := operate(cmd...); code != ExitConfig || !strings.Contains(out, "backfill") {
+			t.Errorf("%s without --shard exited %d, want %d naming the missing (unsharded) state file:\n%s", cmd[0], code, ExitConfig, out)
 		}
 	}
 }

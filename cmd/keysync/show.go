@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/state"
 )
 
 // show is the front desk's view of one stay: its credentials on every
@@ -20,28 +18,17 @@ func (env *environment) show(ctx context.Context, args []string) error {
 	config := fs.String("config", "", "config file (required)")
 	stay := fs.String("stay", "", "the stay's id in its source (required)")
 	secrets := fs.Bool("secrets", false, "also print each credential's PIN, key-box code or invite token")
+	var sf shardFlags
+	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *config == "" || *stay == "" {
 		return withCode(ExitConfig, errors.New("show: --config FILE and --stay ID are required"))
 	}
-	cfg, err := LoadConfig(*config, env.getenv)
+	cfg, db, _, err := env.openStateFile(ctx, *config, "", &sf, stateAccess{secrets: *secrets, what: "show --secrets"})
 	if err != nil {
-		return withCode(ExitConfig, err)
-	}
-	var key *seal.Key
-	if *secrets {
-		if key, _, err = env.stateKey(cfg); err != nil {
-			return withCode(ExitConfig, fmt.Errorf("show --secrets: %w", err))
-		}
-	}
-	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true, Key: key, BusyTimeout: env.stateBusy})
-	switch {
-	case errors.Is(err, state.ErrNoState), errors.Is(err, seal.ErrWrongKey):
-		return withCode(ExitConfig, err)
-	case err != nil:
-		return withCode(ExitFailure, err)
+		return err
 	}
 	defer db.Close()
 	all, err := db.AllCredentials(ctx)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/metrics"
-	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
@@ -200,6 +199,8 @@ func (env *environment) history(ctx context.Context, args []string) error {
 	stay := fs.String("stay", "", "only this stay's actions (its source id)")
 	room := fs.String("room", "", "only the actions on credentials issued for this room (its id, or its name)")
 	since := fs.String("since", "", "only actions at or after this RFC 3339 instant")
+	var sf shardFlags
+	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -214,7 +215,7 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		}
 		f.Since = t
 	}
-	cfg, db, _, err := env.openForReading(ctx, *config, "", nil)
+	cfg, db, _, err := env.openForReading(ctx, *config, "", &sf)
 	if err != nil {
 		return err
 	}
@@ -239,69 +240,6 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		fmt.Fprintln(env.stdout, "no actions recorded that match")
 	}
 	return nil
-}
-
-// openForReading loads the config and opens the state file read-only for
-// status and history.
-func (env *environment) openForReading(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
-	return env.openStateFile(ctx, path, nowFlag, sf, true)
-}
-
-// openForWriting is openForReading for a command that records its requests
-// in the ledger (check).
-func (env *environment) openForWriting(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
-	return env.openStateFile(ctx, path, nowFlag, sf, false)
-}
-
-func (env *environment) openStateFile(ctx context.Context, path, nowFlag string, sf *shardFlags, readOnly bool) (*Config, *state.DB, time.Time, error) {
-	if path == "" {
-		return nil, nil, time.Time{}, withCode(ExitConfig, errors.New("--config FILE is required"))
-	}
-	now := env.now()
-	if nowFlag != "" {
-		t, err := time.Parse(time.RFC3339, nowFlag)
-		if err != nil {
-			return nil, nil, now, withCode(ExitConfig, fmt.Errorf("--now %q: want RFC 3339, like 2026-11-24T02:00:00+01:00", nowFlag))
-		}
-		now = t
-	}
-	var spec shardSpec
-	if sf != nil {
-		var err error
-		if spec, err = sf.resolve(env.getenv); err != nil {
-			return nil, nil, now, withCode(ExitConfig, err)
-		}
-	}
-	cfg, err := LoadConfig(path, env.getenv)
-	if err != nil {
-		return nil, nil, now, withCode(ExitConfig, err)
-	}
-	if err := applyShard(cfg, spec); err != nil {
-		return nil, nil, now, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
-	}
-	if spec.on() && len(cfg.Properties) == 0 {
-		return nil, nil, now, withCode(ExitConfig, fmt.Errorf("shard %s holds none of the config's properties", spec))
-	}
-	opts := state.Options{ReadOnly: readOnly}
-	if !readOnly {
-		// A writing open of a file with sealed secrets needs the key.
-		key, _, err := env.stateKey(cfg)
-		if err != nil && !errors.Is(err, seal.ErrNoKey) {
-			return nil, nil, now, withCode(ExitConfig, err)
-		}
-		opts.Key = key
-	}
-	db, err := state.Open(ctx, cfg.State, opts)
-	if errors.Is(err, seal.ErrNoKey) || errors.Is(err, seal.ErrWrongKey) {
-		return nil, nil, now, withCode(ExitConfig, err)
-	}
-	if errors.Is(err, state.ErrNoState) {
-		return nil, nil, now, withCode(ExitConfig, err)
-	}
-	if err != nil {
-		return nil, nil, now, withCode(ExitFailure, err)
-	}
-	return cfg, db, now, nil
 }
 
 func orDash(s string) string {

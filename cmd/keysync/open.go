@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keysync/keysync/internal/seal"
+	"github.com/keysync/keysync/state"
+)
+
+// stateAccess is how a command that operates on the record (status,
+// history, show, check, backup, rekey) opens the state file.
+type stateAccess struct {
+	// write opens it for writing (check's ledger, rekey); a file with
+	// sealed secrets then needs its key.
+	write bool
+	// secrets opens the sealed secrets (show --secrets): the key is
+	// required. what names the command for the error.
+	secrets bool
+	what    string
+	// key is the key to open with instead of the configured one (rekey's
+	// old key).
+	key *seal.Key
+}
+
+// openForReading loads the config (narrowed to the shard sf names; nil for
+// a command without shard flags) and opens the state file read-only, as
+// status and history do. now is --now, or the clock's.
+func (env *environment) openForReading(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
+	return env.openStateFile(ctx, path, nowFlag, sf, stateAccess{})
+}
+
+// openForWriting is openForReading for a command that records its requests
+// in the ledger (check).
+func (env *environment) openForWriting(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
+	return env.openStateFile(ctx, path, nowFlag, sf, stateAccess{write: true})
+}
+
+func (env *environment) openStateFile(ctx context.Context, path, nowFlag string, sf *shardFlags, access stateAccess) (*Config, *state.DB, time.Time, error) {
+	now := env.now()
+	if nowFlag != "" {
+		t, err := time.Parse(time.RFC3339, nowFlag)
+		if err != nil {
+			return nil, nil, now, withCode(ExitConfig, fmt.Errorf("--now %q: want RFC 3339, like 2026-11-24T02:00:00+01:00", nowFlag))
+		}
+		now = t
+	}
+	cfg, err := env.commandConfig(path, sf)
+	if err != nil {
+		return nil, nil, now, err
+	}
+	db, err := env.openStateDB(ctx, cfg, access)
+	if err != nil {
+		return nil, nil, now, err
+	}
+	return cfg, db, now, nil
+}
+
+// commandConfig loads the config of a command that operates on one state
+// file: with shard flags, the shard's properties and its own state file,
+// and a shard that holds none of them is an error (there is no state file
+// to operate on).
+func (env *environment) commandConfig(path string, sf *shardFlags) (*Config, error) {
+	if path == "" {
+		return nil, withCode(ExitConfig, errors.New("--config FILE is required"))
+	}
+	cfg, spec, err := env.shardedConfig(path, sf, func(path string) (*Config, error) {
+		cfg, err := LoadConfig(path, env.getenv)
+		if err != nil {
+			return nil, withCode(ExitConfig, err)
+		}
+		return cfg, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if spec.on() && len(cfg.Properties) == 0 {
+		return nil, withCode(ExitConfig, fmt.Errorf("shard %s holds none of the config's properties", spec))
+	}
+	return cfg, nil
+}
+
+// shardedConfig loads the config at path with load and narrows it to the
+// shard sf names (none when sf is nil or names none; see applyShard).
+func (env *environment) shardedConfig(path string, sf *shardFlags, load func(string) (*Config, error)) (*Config, shardSpec, error) {
+	var spec shardSpec
+	if sf != nil {
+		var err error
+		if spec, err = sf.resolve(env.getenv); err != nil {
+			return nil, spec, withCode(ExitConfig, err)
+		}
+	}
+	cfg, err := load(path)
+	if err != nil {
+		return nil, spec, err
+	}
+	if err := applyShard(cfg, spec); err != nil {
+		return nil, spec, withCode(ExitConfig, fmt.Errorf("config %s: %w", path, err))
+	}
+	return cfg, spec, nil
+}
+
+// openStateDB opens cfg's state file as access says. A missing file, or a
+// key that is missing or not the file's, is the config's to mend (exit 2);
+// anything else (a damaged or busy file) is a failure (exit 1).
+func (env *environment) openStateDB(ctx context.Context, cfg *Config, access stateAccess) (*state.DB, error) {
+	opts := state.Options{ReadOnly: !access.write, BusyTimeout: env.stateBusy, Key: access.key}
+	if opts.Key == nil && (access.write || access.secrets) {
+		key, _, err := env.stateKey(cfg)
+		switch {
+		case err != nil && access.secrets:
+			return nil, withCode(ExitConfig, fmt.Errorf("%s: %w", access.what, err))
+		case err != nil && !errors.Is(err, seal.ErrNoKey):
+			// A writing open of a file without sealed secrets needs none.
+			return nil, withCode(ExitConfig, err)
+		}
+		opts.Key = key
+	}
+	db, err := state.Open(ctx, cfg.State, opts)
+	switch {
+	case errors.Is(err, state.ErrNoState), errors.Is(err, seal.ErrNoKey), errors.Is(err, seal.ErrWrongKey):
+		return nil, withCode(ExitConfig, err)
+	case err != nil:
+		return nil, withCode(ExitFailure, err)
+	}
+	return db, nil
+}
