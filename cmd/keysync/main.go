@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,26 +90,54 @@ var errQuiet = errors.New("reported above")
 // errHelpShown marks a command that printed its --help: exit 0.
 var errHelpShown = errors.New("help shown")
 
-const usage = `usage: keysync <command> [flags]
+// command is one of keysync's subcommands.
+type command struct {
+	name, summary string
+	run           func(env *environment, ctx context.Context, args []string) error
+}
 
-commands:
-  demo       run a full reconcile against the built-in sandbox (no setup)
-  plan       dry run: read, diff and print the plan; writes nothing but the request ledger
-  run        one reconcile, as a systemd timer or CronJob calls it
-  backfill   first connection: create the state file, adopt keys of ours
-  serve      stay up and reconcile on the config's schedule
-  sandbox    run the four sandboxes (3RPMS, OpenApp, key box, Guestway) to try keysync by hand
-  bench      measure requests and planning against the sandbox
-  schedule   list the next runs of serve's schedule in its time zone
-  backup     write a consistent copy of the state file, safe during a run
-  status     the last runs, open work, problems, budgets and the next run
-  history    the audit trail: one line per action, by stay, room or time
-  show       one stay's credentials on every system; --secrets adds its PINs, codes and tokens
-  rekey      seal the state file's secrets under a new key
-  check      readiness: does every arrival within 24 h hold its credentials (reads only)
-  version    print the version keysync was built from
+// commands are keysync's subcommands, in the order the usage lists them:
+// the one list the dispatch, the usage and the help test read. (A function,
+// not a variable: the commands' code dispatches through it, which would
+// make a variable's initialization refer to itself.)
+func commands() []command {
+	return []command{
+		{"demo", "run a full reconcile against the built-in sandbox (no setup)", (*environment).demo},
+		{"plan", "dry run: read, diff and print the plan; writes nothing but the request ledger", reconcileAs("plan")},
+		{"run", "one reconcile, as a systemd timer or CronJob calls it", reconcileAs("run")},
+		{"apply", "apply a plan saved by plan --out, after checking it still holds", reconcileAs("apply")},
+		{"backfill", "first connection: create the state file, adopt keys of ours", reconcileAs("backfill")},
+		{"serve", "stay up and reconcile on the config's schedule", (*environment).serve},
+		{"sandbox", "run the four sandboxes (3RPMS, OpenApp, key box, Guestway) to try keysync by hand", (*environment).sandbox},
+		{"bench", "measure requests and planning against the sandbox", (*environment).bench},
+		{"schedule", "list the next runs of serve's schedule in its time zone", func(env *environment, _ context.Context, args []string) error { return env.schedule(args) }},
+		{"backup", "write a consistent copy of the state file, safe during a run", (*environment).backup},
+		{"status", "the last runs, open work, problems, budgets and the next run", (*environment).status},
+		{"history", "the audit trail: one line per action, by stay, room or time", (*environment).history},
+		{"show", "one stay's credentials on every system; --secrets adds its PINs, codes and tokens", (*environment).show},
+		{"rekey", "seal the state file's secrets under a new key", (*environment).rekey},
+		{"check", "readiness: does every arrival within 24 h hold its credentials (reads only)", (*environment).check},
+		{"version", "print the version keysync was built from", (*environment).version},
+	}
+}
 
-Run 'keysync <command> -h' for a command's flags.`
+// reconcileAs runs the reconcile command of one mode.
+func reconcileAs(mode string) func(env *environment, ctx context.Context, args []string) error {
+	return func(env *environment, ctx context.Context, args []string) error {
+		return env.reconcile(ctx, mode, args)
+	}
+}
+
+// usage is keysync's usage: a line per command.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: keysync <command> [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'keysync <command> -h' for a command's flags.")
+	return b.String()
+}
 
 // Run is keysync's entry point without process globals, so end-to-end tests
 // call it directly. getenv resolves ${VAR} in the config and
@@ -127,48 +156,24 @@ func newEnvironment(stdout, stderr io.Writer, getenv func(string) string) *envir
 // run dispatches a command line.
 func (env *environment) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprintln(env.stderr, usage)
+		fmt.Fprintln(env.stderr, usage())
 		return withCode(ExitConfig, errQuiet)
 	}
-	stdout, stderr := env.stdout, env.stderr
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "demo":
-		return env.demo(ctx, rest)
-	case "plan", "run", "apply", "backfill":
-		return env.reconcile(ctx, cmd, rest)
-	case "serve":
-		return env.serve(ctx, rest)
-	case "sandbox":
-		return env.sandbox(ctx, rest)
-	case "bench":
-		return env.bench(ctx, rest)
-	case "schedule":
-		return env.schedule(rest)
-	case "backup":
-		return env.backup(ctx, rest)
-	case "status":
-		return env.status(ctx, rest)
-	case "rekey":
-		return env.rekey(ctx, rest)
-	case "show":
-		return env.show(ctx, rest)
-	case "history":
-		return env.history(ctx, rest)
-	case "check":
-		return env.check(ctx, rest)
-	case "version", "--version":
-		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help") {
-			fmt.Fprintln(env.stderr, "usage: keysync version\n\nPrints what the binary was built from: module version, VCS revision and time, Go.\n\nexample: keysync version")
-			return nil
-		}
-		return env.version()
+	cmd, rest := args[0], args[1:]
+	switch cmd {
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
+		fmt.Fprintln(env.stdout, usage())
 		return nil
-	default:
-		fmt.Fprintln(stderr, usage)
-		return withCode(ExitConfig, fmt.Errorf("unknown command %q", cmd))
+	case "--version":
+		cmd = "version"
 	}
+	for _, c := range commands() {
+		if c.name == cmd {
+			return c.run(env, ctx, rest)
+		}
+	}
+	fmt.Fprintln(env.stderr, usage())
+	return withCode(ExitConfig, fmt.Errorf("unknown command %q", cmd))
 }
 
 // environment is what a command may touch of the process.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +71,16 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := Run(context.Background(), []string{"version"}, &out, &errb, os.Getenv); err != nil || !strings.HasPrefix(out.String(), "keysync ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("version: %v, %q", err, out.String())
 	}
-	for _, cmd := range []string{"schedule", "plan", "run", "backfill", "serve", "demo", "sandbox", "bench", "backup", "status", "history", "check", "apply", "version"} {
+	out.Reset()
+	if err := Run(context.Background(), []string{"help"}, &out, &errb, os.Getenv); err != nil {
+		t.Fatal(err)
+	}
+	usage := out.String()
+	for _, c := range commands() {
+		cmd := c.name
+		if !regexp.MustCompile(`(?m)^  ` + cmd + ` +\S`).MatchString(usage) {
+			t.Errorf("keysync help does not list %s:\n%s", cmd, usage)
+		}
 		out.Reset()
 		errb.Reset()
 		if err := Run(context.Background(), []string{cmd, "--help"}, &out, &errb, os.Getenv); exitCode(err) != ExitOK {

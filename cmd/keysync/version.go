@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 )
 
 // version prints what keysync was built from, as the Go toolchain recorded
 // it: the module version, the VCS revision and time, and the Go version.
-func (env *environment) version() error {
+func (env *environment) version(_ context.Context, args []string) error {
+	fs := env.flagSet("version", "usage: keysync version\n\nPrints what the binary was built from: module version, VCS revision and time, Go.\n\nexample: keysync version\n")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		fmt.Fprintln(env.stdout, "keysync (no build information)")
