@@ -27,7 +27,8 @@ import (
 // The bucket is the API's own (its rate and burst), so it credits the time
 // a run takes to spend its burst: a burst spent over half a second (reads
 // slowed by a busy machine, a write waiting for the state file) leaves the
-// tokens that half second earned, as the API's bucket does. On top of it,
+// tokens that half second earned, as the API's bucket does (less one kept
+// in hand for requests that reach the API late). On top of it,
 // the burst is spent once: after it, no more than the rate's worth of
 // requests go in any second (a sliding window over the latest requests)
 // until the API has been left alone for IdleReset, so a pause inside a run
@@ -113,6 +114,14 @@ func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
 	}
 	at := start.Add(r.DelayFrom(start))
 	p.spent++
+	if p.burst > 1 && p.spent == p.burst && p.lim.TokensAt(at) >= 1 {
+		// The burst is spent, slowly enough to have earned tokens: one of
+		// them stays in hand, so a request that reaches the API late (a
+		// slow network, a busy machine) does not leave the next one an
+		// empty bucket there. (A burst spent at once earned none, and the
+		// steady rate starts from it as it always did.)
+		p.lim.ReserveN(at, 1)
+	}
 	steady := p.burst > 1 && p.spent > p.burst
 	var dropped *time.Time
 	if steady {

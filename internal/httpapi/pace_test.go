@@ -33,6 +33,9 @@ func TestPacerBurstsOnce(t *testing.T) {
 	if !times[9].Equal(start) {
 		t.Errorf("the first burst of 10 waited: 10th request at %s", times[9].Sub(start))
 	}
+	if d := times[10].Sub(start); d != 200*time.Millisecond {
+		t.Errorf("11th request, after a burst spent at once, at %s, want one token's wait (200ms)", d)
+	}
 	lo := 10
 	for hi := 10; hi < len(times); hi++ {
 		for times[hi].Sub(times[lo]) >= time.Second {
@@ -52,8 +55,8 @@ func TestPacerBurstsOnce(t *testing.T) {
 
 // TestPacerCreditsASlowBurst: a burst spent slowly (a busy machine, writes
 // waiting for the state file) leaves the tokens its time earned, as the
-// API's own bucket does, so the requests after it do not wait for them
-// again; and whatever the gaps between requests, the times keep to the
+// API's own bucket does (but one), so the requests after it do not wait
+// for them again; and whatever the gaps between requests, the times keep to the
 // API's bucket (5 a second, burst 10) and, after the first 10, to 5 in
 // any second.
 func TestPacerCreditsASlowBurst(t *testing.T) {
@@ -77,7 +80,8 @@ func TestPacerCreditsASlowBurst(t *testing.T) {
 		}
 		clock.Advance(100 * time.Millisecond)
 	}
-	// The burst took a second: 5 tokens earned, so 4 more go at once.
+	// The burst took a second: 5 tokens earned, one kept in hand, so 4
+	// more go at once.
 	for range 4 {
 		if d := send(); d != 0 {
 			t.Errorf("request %d, after a burst spent over a second, waited %s for a token the second earned", len(times), d)
