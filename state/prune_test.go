@@ -423,7 +423,7 @@ func TestStateLevelsOffOverAYear(t *testing.T) {
 func historyFile(b *testing.B, nights, perNight int, keep time.Duration) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "keysync.db")
-	db, err := Open(context.Background(), path, Options{Create: true})
+	db, err := Open(context.Background(), path, Options{Create: true, Key: testKey})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -461,7 +461,7 @@ func BenchmarkOpenAfterYear(b *testing.B) {
 			ctx := context.Background()
 			b.ResetTimer()
 			for b.Loop() {
-				db, err := Open(ctx, path, Options{})
+				db, err := Open(ctx, path, Options{Key: testKey})
 				if err != nil {
 					b.Fatal(err)
 				}
