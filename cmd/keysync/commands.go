@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -41,16 +39,11 @@ type runFlags struct {
 
 func (env *environment) parseRunFlags(name string, args []string) (*runFlags, error) {
 	f := &runFlags{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		if name == "apply" {
-			io.WriteString(env.stderr, "usage: keysync apply --config FILE [flags] PLAN\n\nApplies a plan `keysync plan --out PLAN` saved, if it still holds; else refuses (exit 5) naming the stays that changed.\n\nexample: keysync apply --config /etc/keysync/keysync.yaml tonight.plan\n\nflags:\n")
-		} else {
-			fmt.Fprintf(env.stderr, "usage: keysync %s --config FILE [flags]\n\nexample: keysync %s --config /etc/keysync/keysync.yaml --now 2026-11-24T02:00:00+01:00\n\nflags:\n", name, name)
-		}
-		fs.PrintDefaults()
+	usage := fmt.Sprintf("usage: keysync %s --config FILE [flags]\n\nexample: keysync %s --config /etc/keysync/keysync.yaml --now 2026-11-24T02:00:00+01:00\n\nflags:\n", name, name)
+	if name == "apply" {
+		usage = "usage: keysync apply --config FILE [flags] PLAN\n\nApplies a plan `keysync plan --out PLAN` saved, if it still holds; else refuses (exit 5) naming the stays that changed.\n\nexample: keysync apply --config /etc/keysync/keysync.yaml tonight.plan\n\nflags:\n"
 	}
+	fs := env.flagSet(name, usage)
 	fs.StringVar(&f.config, "config", "", "config file (required)")
 	fs.StringVar(&f.now, "now", "", "act as if it were this RFC 3339 instant, e.g. to preview tomorrow night (default: now)")
 	fs.BoolVar(&f.json, "json", false, "print the plan or report as JSON (documented in the README)")
@@ -66,11 +59,10 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 		fs.BoolVar(&f.showSecrets, "show-secrets", false, "show the smart-lock PINs Guestway holds and, with --out, the PINs keysync apply will issue")
 		fs.StringVar(&f.out, "out", "", "save the plan to this new `FILE` (mode 600) for keysync apply, with the PINs it drew sealed under the state key")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelpShown
-		}
-		return nil, withCode(ExitConfig, errQuiet)
+	if help, err := parseFlags(fs, args); help {
+		return nil, errHelpShown
+	} else if err != nil {
+		return nil, err
 	}
 	if name == "apply" {
 		// The plan file, and any flags given after it.
