@@ -310,8 +310,8 @@ func migrations() ([]migration, error) {
 	return out, nil
 }
 
-// migrate applies the migrations the file has not had (see apply), after
-// backing up a file that had some.
+// migrate applies the migrations the file has not had, each in its own
+// transaction together with its schema_migrations row.
 func (d *DB) migrate(ctx context.Context) error {
 	ms, err := migrations()
 	if err != nil {
@@ -330,23 +330,21 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := d.checkNotNewer(applied, ms); err != nil {
 		return err
 	}
-	var pending []migration
+	backedUp := len(applied) == 0 // a new file has nothing to keep
 	for _, m := range ms {
-		if !applied[m.version] {
-			pending = append(pending, m)
+		if applied[m.version] {
+			continue
 		}
-	}
-	if len(pending) == 0 {
-		return nil
-	}
-	if len(applied) > 0 { // a new file has nothing to keep
-		to := fmt.Sprintf("%s.before-%s.bak", d.path, strings.TrimSuffix(pending[0].name, ".sql"))
-		if err := d.Backup(ctx, to); err != nil {
-			return fmt.Errorf("state: back up %s before migrating it to %s: %w", d.path, pending[0].name, err)
+		if !backedUp {
+			to := fmt.Sprintf("%s.before-%s.bak", d.path, strings.TrimSuffix(m.name, ".sql"))
+			if err := d.Backup(ctx, to); err != nil {
+				return fmt.Errorf("state: back up %s before migrating it to %s: %w", d.path, m.name, err)
+			}
+			backedUp = true
 		}
-	}
-	if name, err := d.apply(ctx, pending); err != nil {
-		return d.openError("migrate ("+name+")", err)
+		if err := d.apply(ctx, m); err != nil {
+			return d.openError("migrate ("+m.name+")", err)
+		}
 	}
 	return nil
 }
@@ -389,34 +387,30 @@ func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
 	return out, rows.Err()
 }
 
-// apply runs the pending migrations in order in one transaction, each
-// with its schema_migrations row, so a file is upgraded whole or not at
-// all (and a new file is made in one commit). Which are applied already is
-// read again in the transaction, so two processes migrating at once apply
-// each once. On error it returns the migration that failed.
-func (d *DB) apply(ctx context.Context, pending []migration) (string, error) {
+// apply runs one migration unless it is recorded already. The check is
+// repeated in the transaction, so two processes migrating at once apply it
+// once.
+func (d *DB) apply(ctx context.Context, m migration) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return pending[0].name, err
+		return err
 	}
 	defer tx.Rollback()
-	now := formatTime(time.Now())
-	for _, m := range pending {
-		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
-			return m.name, err
-		}
-		if n > 0 {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return m.name, err
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", m.version, now); err != nil {
-			return m.name, err
-		}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
+		return err
 	}
-	return pending[len(pending)-1].name, tx.Commit()
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+		m.version, formatTime(time.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // checkNotNewer refuses a file written by a newer keysync, whose schema this

@@ -779,46 +779,6 @@ func TestBackupBeforeMigration(t *testing.T) {
 	}
 }
 
-// TestMigrationsAllOrNothing: a file two migrations behind whose second
-// pending migration fails (here: the column it adds is there already) is
-// left as it was, the first pending one not applied either, and Open names
-// the migration that failed.
-func TestMigrationsAllOrNothing(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db, path := openNew(t)
-	// As if 0007 and 0008 had not run, but with 0008's column left in place.
-	for _, q := range []string{"ALTER TABLE runs DROP COLUMN exit_code", "ALTER TABLE runs DROP COLUMN duration_ms",
-		"DELETE FROM schema_migrations WHERE version IN (7, 8)"} {
-		if _, err := db.db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	if _, err := Open(ctx, path, Options{}); err == nil || !strings.Contains(err.Error(), "0008_ledger_accounts.sql") {
-		t.Fatalf("Open: %v, want the failure of migration 0008_ledger_accounts.sql", err)
-	}
-	raw := func(q string) int {
-		t.Helper()
-		sdb, err := sql.Open("sqlite", dsn(path, true, DefaultBusyTimeout))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sdb.Close()
-		var n int
-		if err := sdb.QueryRowContext(ctx, q).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if n := raw("SELECT count(*) FROM schema_migrations WHERE version >= 7"); n != 0 {
-		t.Errorf("%d of migrations 7 and 8 recorded after 8 failed, want none", n)
-	}
-	if n := raw("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'exit_code'"); n != 0 {
-		t.Error("migration 0007's column is there after 0008 failed: the upgrade was applied in part")
-	}
-}
-
 // TestOpenWaitsOutTheBusyTimeout: while another connection holds the
 // file's write lock, Open waits Options.BusyTimeout for it, then fails
 // saying another program is writing to the file.
