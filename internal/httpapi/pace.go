@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -49,6 +50,10 @@ type Pacer struct {
 	per    int
 	span   time.Duration
 	steady []time.Time
+	// limAt is the latest time handed to lim. Its times must not go back:
+	// a reservation or cancellation at an earlier time sets the
+	// limiter's clock back, and the interval between is credited twice.
+	limAt time.Time
 }
 
 // IdleReset is how long an API must be left alone before a Pacer allows
@@ -61,12 +66,13 @@ func NewPacer(perSecond float64, burst int, clock reconcile.Clock) *Pacer {
 	if clock == nil {
 		clock = reconcile.WallClock{}
 	}
-	// The window after the burst: per requests in per/perSecond, at most a
-	// second (the rate's whole requests in a second, or one at its pace).
-	per := max(int(perSecond), 1)
-	var span time.Duration
+	// The window after the burst: per requests (the rate rounded up: 5 at
+	// 4.75, the API's 5 less keysync's margin) in per/perSecond, and never
+	// in less than a second.
+	per := max(int(math.Ceil(perSecond)), 1)
+	span := time.Second
 	if perSecond > 0 {
-		span = time.Duration(float64(per) / perSecond * float64(time.Second))
+		span = max(span, time.Duration(float64(per)/perSecond*float64(time.Second)))
 	}
 	return &Pacer{clock: clock, lim: rate.NewLimiter(rate.Limit(perSecond), burst), burst: burst, per: per, span: span}
 }
@@ -108,11 +114,12 @@ func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
 		p.spent, p.steady = 0, p.steady[:0]
 		p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
 	}
-	r := p.lim.ReserveN(start, 1)
+	t := p.limTime(start)
+	r := p.lim.ReserveN(t, 1)
 	if !r.OK() {
 		return time.Time{}, nil, errors.New("pacer: burst is zero")
 	}
-	at := start.Add(r.DelayFrom(start))
+	at := t.Add(r.DelayFrom(t))
 	p.spent++
 	if p.burst > 1 && p.spent == p.burst && p.lim.TokensAt(at) >= 1 {
 		// The burst is spent, slowly enough to have earned tokens: one of
@@ -120,7 +127,7 @@ func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
 		// slow network, a busy machine) does not leave the next one an
 		// empty bucket there. (A burst spent at once earned none, and the
 		// steady rate starts from it as it always did.)
-		p.lim.ReserveN(at, 1)
+		p.lim.ReserveN(t, 1)
 	}
 	steady := p.burst > 1 && p.spent > p.burst
 	var dropped *time.Time
@@ -138,7 +145,7 @@ func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
 	p.last = at
 	lim := p.lim
 	return at, func() {
-		r.CancelAt(start)
+		r.CancelAt(p.limTime(p.clock.Now()))
 		if lim != p.lim {
 			return // rested since: the reservation went with the old bucket
 		}
@@ -153,6 +160,16 @@ func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
 			p.last = lastBefore
 		}
 	}, nil
+}
+
+// limTime is t, or the latest time lim was handed if that is later, and
+// becomes the latest; p.mu is held.
+func (p *Pacer) limTime(t time.Time) time.Time {
+	if t.Before(p.limAt) {
+		t = p.limAt
+	}
+	p.limAt = t
+	return t
 }
 
 // Rate returns the Pacer's steady rate per second and its burst.
@@ -190,8 +207,16 @@ func (p *Pacer) Hold(until time.Time) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if until.After(p.hold) {
-		p.hold = until
+	if !until.After(p.hold) {
+		return
+	}
+	p.hold = until
+	// The bucket refills while the requests are held; the API, which
+	// answered 429, is not so sure. One request goes when the hold ends,
+	// then the steady rate.
+	t := p.limTime(until)
+	if n := int(p.lim.TokensAt(t)) - 1; n > 0 {
+		p.lim.ReserveN(t, n)
 	}
 }
 

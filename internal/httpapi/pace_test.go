@@ -110,6 +110,39 @@ func TestPacerCreditsASlowBurst(t *testing.T) {
 	}
 }
 
+// TestPacerHoldLetsOneGoFirst: after a 429's hold, whatever the bucket
+// earned meanwhile, one request goes when the hold ends and the next ones
+// at the steady rate: the API that refused is not sent a burst.
+func TestPacerHoldLetsOneGoFirst(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	clock := clocktest.New(start)
+	p := httpapi.NewPacer(4.75, 10, clock)
+	for range 12 {
+		if err := p.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(3 * time.Second) // the bucket fills again
+	until := clock.Now().Add(2 * time.Second)
+	p.Hold(until)
+	var times []time.Time
+	for range 3 {
+		if err := p.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, clock.Now())
+	}
+	if !times[0].Equal(until) {
+		t.Errorf("first request after the hold at %s, want when it ends (%s)", times[0].Sub(start), until.Sub(start))
+	}
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < 200*time.Millisecond {
+			t.Errorf("request %d after the hold %s after the one before, want the steady rate (≥ 1/4.75 s)", i+1, gap)
+		}
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
