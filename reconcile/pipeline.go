@@ -305,9 +305,12 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		return err
 	}
 	// The stays snapshot is a record for people and reports (nothing plans
-	// from it), so it is written after the property's requests, not ahead
-	// of them in the state's one writer. It is of the whole read: a partial
-	// read would replace it with a few stays.
+	// from it; history finds a room by its name there), so it is written
+	// after the property's requests, not ahead of them in the state's one
+	// writer: a run stopped mid-apply leaves the last run's snapshot, and
+	// history finds this run's new stays by room id only until the next
+	// whole run. It is of the whole read: a partial read would replace it
+	// with a few stays.
 	if rd.scope == nil {
 		if err := r.Store.SaveStays(context.WithoutCancel(ctx), site.Property.Name, rd.stays); err != nil {
 			return fmt.Errorf("save stays of %s: %w", site.Property.Name, err)
