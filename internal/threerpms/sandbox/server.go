@@ -114,11 +114,16 @@ type Server struct {
 	mu sync.Mutex
 	// cleanupAt is when the cleanup rule next has work (see cleanup);
 	// zero runs it at the next lock.
-	cleanupAt                  time.Time
-	tokens                     map[string]string
-	rooms                      map[string]*Room
-	roomOrder                  []string
-	stays                      map[string]*stay
+	cleanupAt time.Time
+	tokens    map[string]string
+	rooms     map[string]*Room
+	roomOrder []string
+	stays     map[string]*stay
+	// sorted is every stay in arrival, then id order (sortedStays), nil
+	// once a stay is added or its dates change.
+	sorted []*stay
+	// holders counts, by key id, the live stays holding the key.
+	holders                    map[string]int
 	reservations               map[string]*reservation
 	keys                       map[string]*key
 	nextStay, nextKey, nextRes int
@@ -160,6 +165,7 @@ func New(opts Options) *Server {
 		tokens:       map[string]string{},
 		rooms:        map[string]*Room{},
 		stays:        map[string]*stay{},
+		holders:      map[string]int{},
 		reservations: map[string]*reservation{},
 		keys:         map[string]*key{},
 		messageOnly:  opts.MessageOnlyErrors,

@@ -288,14 +288,18 @@ func (s *Server) assignedStays(id string) []*stay {
 	return out
 }
 
-// sortedStays returns every stay ordered by arrival, then id.
+// sortedStays returns every stay ordered by arrival, then id: kept
+// between calls until a stay is added or its dates change (the caller
+// must not change the slice).
 func (s *Server) sortedStays() []*stay {
-	out := make([]*stay, 0, len(s.stays))
-	for _, st := range s.stays {
-		out = append(out, st)
+	if s.sorted == nil {
+		s.sorted = make([]*stay, 0, len(s.stays))
+		for _, st := range s.stays {
+			s.sorted = append(s.sorted, st)
+		}
+		sortStays(s.sorted)
 	}
-	sortStays(out)
-	return out
+	return s.sorted
 }
 
 func sortStays(sts []*stay) {
@@ -345,6 +349,7 @@ func (s *Server) addKey(caller, stayID, keyID string) (*stay, *Error) {
 		return st, nil // idempotent re-add
 	case "":
 		st.keyID = k.id
+		s.holders[k.id]++
 		s.recheck()
 		return st, nil
 	default:
@@ -373,7 +378,7 @@ func (s *Server) deleteKey(caller, keyID string) *Error {
 	if err != nil {
 		return err
 	}
-	if n := len(s.assignedStays(k.id)); n > 0 {
+	if n := s.holders[k.id]; n > 0 {
 		return errorf(CodeConflict, "roomAccessKeyId: room access key %s is still assigned to %d room stay(s); remove it first", keyID, n)
 	}
 	k.deleted, k.deletedBy = true, "integration"
@@ -389,7 +394,8 @@ func (s *Server) unassign(st *stay) {
 		return
 	}
 	st.keyID = ""
-	if len(s.assignedStays(id)) == 0 {
+	if s.holders[id]--; s.holders[id] <= 0 {
+		delete(s.holders, id)
 		s.keys[id].unassignedSince = s.Now()
 	}
 	s.recheck()
@@ -418,7 +424,7 @@ func (s *Server) cleanup() {
 	for _, st := range due {
 		k := s.keys[st.keyID]
 		s.unassign(st)
-		if len(s.assignedStays(k.id)) == 0 {
+		if s.holders[k.id] == 0 {
 			k.deleted, k.deletedBy = true, "cleanup"
 			s.hooks.emit(webhook.KeyDeleted, k.id)
 		}
@@ -592,6 +598,7 @@ func (s *Server) addStay(in Stay) (*stay, error) {
 	}
 	st := &stay{id: in.ID, roomID: in.RoomID, arrival: arr, departure: dep, reservationID: res.id}
 	s.stays[st.id] = st
+	s.sorted = nil
 	return st, nil
 }
 
@@ -627,6 +634,7 @@ func (s *Server) changeDates(stayID, arrival, departure string) error {
 		return fmt.Errorf("sandbox: change dates of stay %s: %w", stayID, derr)
 	}
 	st.arrival, st.departure = arr, dep
+	s.sorted = nil
 	s.recheck()
 	s.hooks.emit(webhook.StayUpdated, st.id)
 	return nil
@@ -735,6 +743,7 @@ func (s *Server) injectKey(integration string, k Key, stayIDs ...string) (string
 	}
 	for _, st := range targets {
 		st.keyID = nk.id
+		s.holders[nk.id]++
 	}
 	s.recheck()
 	return nk.id, nil
