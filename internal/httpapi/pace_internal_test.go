@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -69,21 +70,32 @@ func TestPacerKeepsToTheBucketWhateverHappens(t *testing.T) {
 			}
 		}
 		slices.SortFunc(sent, time.Time.Compare)
-		for i := range sent {
-			for j := i; j < len(sent); j++ {
-				if n, allowed := j-i+1, float64(burst)+perSecond*sent[j].Sub(sent[i]).Seconds(); float64(n) > allowed+1e-6 {
-					t.Fatalf("seed %d (%.3g/s, burst %d): %d requests in %s, more than the bucket allows (%.2f)", seed, perSecond, burst, n, sent[j].Sub(sent[i]), allowed)
-				}
-			}
+		if why := PaceBroken(sent, burst, perSecond); why != "" {
+			t.Fatalf("seed %d (%.3g/s, burst %d): %s", seed, perSecond, burst, why)
 		}
-		most := int(math.Ceil(perSecond))
-		for lo, hi := burst, burst; hi < len(sent); hi++ {
-			for sent[hi].Sub(sent[lo]) >= time.Second {
-				lo++
-			}
-			if n := hi - lo + 1; n > most {
-				t.Fatalf("seed %d (%.3g/s, burst %d): %d requests in the second before request %d, after the burst; want at most %d", seed, perSecond, burst, n, hi+1, most)
+	}
+}
+
+// PaceBroken says how the request times sent (in order) break the API's
+// bucket of burst at perSecond, or the rate rounded up in any second after
+// the first burst; "" when they keep to both. (Exported for the httpapi_test
+// package's tests.)
+func PaceBroken(sent []time.Time, burst int, perSecond float64) string {
+	for i := range sent {
+		for j := i; j < len(sent); j++ {
+			if n, allowed := j-i+1, float64(burst)+perSecond*sent[j].Sub(sent[i]).Seconds(); float64(n) > allowed+1e-6 {
+				return fmt.Sprintf("requests %d to %d: %d in %s, more than the bucket allows (%.2f)", i+1, j+1, n, sent[j].Sub(sent[i]), allowed)
 			}
 		}
 	}
+	most := int(math.Ceil(perSecond))
+	for lo, hi := burst, burst; hi < len(sent); hi++ {
+		for sent[hi].Sub(sent[lo]) >= time.Second {
+			lo++
+		}
+		if n := hi - lo + 1; n > most {
+			return fmt.Sprintf("%d requests in the second before request %d, after the burst; want at most %d", n, hi+1, most)
+		}
+	}
+	return ""
 }

@@ -36,14 +36,8 @@ func TestPacerBurstsOnce(t *testing.T) {
 	if d := times[10].Sub(start); d != 200*time.Millisecond {
 		t.Errorf("11th request, after a burst spent at once, at %s, want one token's wait (200ms)", d)
 	}
-	lo := 10
-	for hi := 10; hi < len(times); hi++ {
-		for times[hi].Sub(times[lo]) >= time.Second {
-			lo++
-		}
-		if n := hi - lo + 1; n > 5 {
-			t.Fatalf("%d requests in the second before request %d (at %s)", n, hi+1, times[hi].Sub(start))
-		}
+	if why := httpapi.PaceBroken(times, 10, 5); why != "" {
+		t.Fatal(why)
 	}
 	clock.Advance(httpapi.IdleReset)
 	before := clock.Now()
@@ -92,21 +86,8 @@ func TestPacerCreditsASlowBurst(t *testing.T) {
 		send()
 		clock.Advance(time.Duration(i%7) * 45 * time.Millisecond)
 	}
-	for i := range times {
-		for j := i; j < len(times); j++ {
-			if n, allowed := j-i+1, 10+5*times[j].Sub(times[i]).Seconds(); float64(n) > allowed+1e-9 {
-				t.Fatalf("requests %d to %d: %d in %s, more than the API's bucket allows (%.1f)", i+1, j+1, n, times[j].Sub(times[i]), allowed)
-			}
-		}
-	}
-	lo := 10
-	for hi := 10; hi < len(times); hi++ {
-		for times[hi].Sub(times[lo]) >= time.Second {
-			lo++
-		}
-		if n := hi - lo + 1; n > 5 {
-			t.Fatalf("%d requests in the second before request %d (at %s)", n, hi+1, times[hi].Sub(start))
-		}
+	if why := httpapi.PaceBroken(times, 10, 5); why != "" {
+		t.Fatal(why)
 	}
 }
 
