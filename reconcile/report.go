@@ -272,13 +272,14 @@ func (m *Meter) Count(s System, a Account, write bool) {
 		c.Reads++
 	}
 	m.times[s] = append(m.times[s], at)
-	c.Peak = peak(m.times[s])
+	c.Peak = PeakPerSecond(m.times[s])
 	m.counts[s] = c
 	m.pending = append(m.pending, RequestRecord{System: s, Account: a, At: at, Write: write})
 }
 
-// peak is the most stamps in any 1-second window; stamps arrive in order.
-func peak(times []time.Time) int {
+// PeakPerSecond is the most of times (in order) in any 1-second window
+// [t, t+1s): the report's peak, and the bench's.
+func PeakPerSecond(times []time.Time) int {
 	best, lo := 0, 0
 	for hi := range times {
 		for times[hi].Sub(times[lo]) >= time.Second {

@@ -319,23 +319,10 @@ func (n *nightStats) measure(rep *reconcile.Report, log []rpmsandbox.Request) {
 		}
 	}
 	slices.SortFunc(n.times, func(a, b time.Time) int { return a.Compare(b) })
-	n.peak = peakPerSecond(n.times)
+	n.peak = reconcile.PeakPerSecond(n.times)
 	if len(n.times) > firstBurst {
-		n.peakAfter = peakPerSecond(n.times[firstBurst:])
+		n.peakAfter = reconcile.PeakPerSecond(n.times[firstBurst:])
 	}
-}
-
-// peakPerSecond is the most requests in any 1-second window [t, t+1s) of
-// sorted request times.
-func peakPerSecond(times []time.Time) int {
-	best, lo := 0, 0
-	for hi := range times {
-		for times[hi].Sub(times[lo]) >= time.Second {
-			lo++
-		}
-		best = max(best, hi-lo+1)
-	}
-	return best
 }
 
 // ---- the hotel ----------------------------------------------------------

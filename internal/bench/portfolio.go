@@ -209,7 +209,7 @@ func (f *fleet) run(ctx context.Context, o Options, cfg string, env map[string]s
 	}
 	for _, times := range byToken {
 		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-		st.peak = max(st.peak, peakPerSecond(times))
+		st.peak = max(st.peak, reconcile.PeakPerSecond(times))
 	}
 	return st, nil
 }
