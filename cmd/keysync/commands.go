@@ -142,10 +142,14 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
 	var key *seal.Key
 	var position string
+	// checks look at the record under the run lock, before the run writes.
+	var checks []func(context.Context, reconcile.Store) error
 	if f.out != "" || saved != nil {
 		if key, _, err = env.stateKey(cfg); err != nil {
 			return withCode(ExitConfig, err)
 		}
+	}
+	if f.out != "" {
 		if position, err = statePosition(ctx, cfg.State); err != nil {
 			return err
 		}
@@ -154,10 +158,17 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		if saved.Key != key.ID() {
 			return withCode(ExitConfig, fmt.Errorf("apply %s: its PINs are sealed under state key %s, not the current key %s (a rekey since?); make a new plan", f.planFile, saved.Key, key.ID()))
 		}
-		if position != saved.Position {
-			return withCode(ExitUnsafe, fmt.Errorf("apply %s: %w: the record changed since the plan was made (%s; now %s): a run acted in between; make and review a new plan",
-				f.planFile, reconcile.ErrStalePlan, saved.Position, position))
-		}
+		checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
+			position, err := positionOf(ctx, db)
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			if position != saved.Position {
+				return withCode(ExitUnsafe, fmt.Errorf("apply %s: %w: the record changed since the plan was made (%s; now %s): a run acted in between; make and review a new plan",
+					f.planFile, reconcile.ErrStalePlan, saved.Position, position))
+			}
+			return nil
+		})
 		opts.Review = saved.review(key)
 	}
 	if f.stays != "" {
@@ -167,9 +178,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		opts.Mode = reconcile.ModeTargeted
 	}
 	if f.now != "" && !f.force && opts.Mode != reconcile.ModePlan {
-		if err := pastNow(ctx, cfg, now); err != nil {
-			return err
-		}
+		checks = append(checks, func(ctx context.Context, db reconcile.Store) error { return pastNow(ctx, db, now) })
 	}
 	var planFile *os.File
 	if f.out != "" {
@@ -178,7 +187,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	start := env.clock.Now()
-	rep, err := env.once(ctx, cfg, opts, log)
+	rep, err := env.once(ctx, cfg, opts, log, checks...)
 	if planFile != nil {
 		if err == nil {
 			err = savePlan(rep, position, key, planFile)
@@ -246,13 +255,14 @@ func endRun(ctx context.Context, db reconcile.Store, cfg *Config, rep *reconcile
 // pastNow refuses a --now more than a day before the last recorded run: a
 // run in the past keys stays that have departed since. A run without
 // --now acts at the wall clock, which is never "in the past".
-func pastNow(ctx context.Context, cfg *Config, now time.Time) error {
-	db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		return nil // no state yet, or one the run itself will report on
+func pastNow(ctx context.Context, db reconcile.Store, now time.Time) error {
+	runs, ok := db.(interface {
+		LastRunAt(ctx context.Context) (time.Time, error)
+	})
+	if !ok {
+		return nil
 	}
-	defer db.Close()
-	last, err := db.LastRunAt(ctx)
+	last, err := runs.LastRunAt(ctx)
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
@@ -346,8 +356,9 @@ func (env *environment) loadShard(path string, sf *shardFlags, log *slog.Logger)
 }
 
 // once performs one run of the given mode: lock (not for plan), open the
-// state, wire the adapters, reconcile.
-func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Options, log *slog.Logger) (*reconcile.Report, error) {
+// state, run the checks on it (any error stops the run before it writes),
+// wire the adapters, reconcile.
+func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Options, log *slog.Logger, checks ...func(context.Context, reconcile.Store) error) (*reconcile.Report, error) {
 	start := env.clock.Now()
 	mode, now := opts.Mode, opts.Now
 	dry := mode == reconcile.ModePlan
@@ -371,6 +382,11 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		return nil, err
 	}
 	defer closeDB()
+	for _, check := range checks {
+		if err := check(ctx, db); err != nil {
+			return nil, err
+		}
+	}
 	meter := &reconcile.Meter{Clock: env.clock}
 	env.limiters.seedFrom(ctx, db, now, env.clock, log)
 	runner, err := env.buildRunner(cfg, db, log, meter)

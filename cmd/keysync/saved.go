@@ -244,3 +244,14 @@ func statePosition(ctx context.Context, path string) (string, error) {
 	}
 	return pos, nil
 }
+
+// positionOf reads the record's position from the state a run opened.
+func positionOf(ctx context.Context, db reconcile.Store) (string, error) {
+	p, ok := db.(interface {
+		Position(ctx context.Context) (string, error)
+	})
+	if !ok {
+		return "", errors.New("the state store cannot say its position")
+	}
+	return p.Position(ctx)
+}
