@@ -9,41 +9,59 @@ import (
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
+// pacerRun is a Pacer on a fake clock and the times its requests went.
+type pacerRun struct {
+	t     *testing.T
+	start time.Time
+	clock *clocktest.Clock
+	p     *httpapi.Pacer
+	times []time.Time
+}
+
+// pacerStart is when a pacerRun's clock starts.
+var pacerStart = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+
+func newPacerRun(t *testing.T, perSecond float64, burst int) *pacerRun {
+	clock := clocktest.New(pacerStart)
+	return &pacerRun{t: t, start: pacerStart, clock: clock, p: httpapi.NewPacer(perSecond, burst, clock)}
+}
+
+// send sends n requests, each when the pacer lets it, and returns how long
+// they waited.
+func (r *pacerRun) send(n int) time.Duration {
+	r.t.Helper()
+	before := r.clock.Now()
+	for range n {
+		if err := r.p.Wait(r.t.Context()); err != nil {
+			r.t.Fatal(err)
+		}
+		r.times = append(r.times, r.clock.Now())
+	}
+	return r.clock.Now().Sub(before)
+}
+
 // TestPacerBurstsOnce paces 40 requests with a 3-second pause in the
 // middle (a run planning between reads and writes): the first 10 go at
 // once, and after them no 1-second window holds more than 5, pause or not.
 // After a minute's rest the burst is allowed again.
 func TestPacerBurstsOnce(t *testing.T) {
 	t.Parallel()
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	clock := clocktest.New(start)
-	p := httpapi.NewPacer(5, 10, clock)
-	var times []time.Time
-	send := func(n int) {
-		for range n {
-			if err := p.Wait(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			times = append(times, clock.Now())
-		}
+	r := newPacerRun(t, 5, 10)
+	r.send(20)
+	r.clock.Advance(3 * time.Second)
+	r.send(20)
+	if !r.times[9].Equal(r.start) {
+		t.Errorf("the first burst of 10 waited: 10th request at %s", r.times[9].Sub(r.start))
 	}
-	send(20)
-	clock.Advance(3 * time.Second)
-	send(20)
-	if !times[9].Equal(start) {
-		t.Errorf("the first burst of 10 waited: 10th request at %s", times[9].Sub(start))
-	}
-	if d := times[10].Sub(start); d != 200*time.Millisecond {
+	if d := r.times[10].Sub(r.start); d != 200*time.Millisecond {
 		t.Errorf("11th request, after a burst spent at once, at %s, want one token's wait (200ms)", d)
 	}
-	if why := httpapi.PaceBroken(times, 10, 5); why != "" {
+	if why := httpapi.PaceBroken(r.times, 10, 5); why != "" {
 		t.Fatal(why)
 	}
-	clock.Advance(httpapi.IdleReset)
-	before := clock.Now()
-	send(10)
-	if !clock.Now().Equal(before) {
-		t.Errorf("after resting, a burst of 10 waited %s", clock.Now().Sub(before))
+	r.clock.Advance(httpapi.IdleReset)
+	if d := r.send(10); d != 0 {
+		t.Errorf("after resting, a burst of 10 waited %s", d)
 	}
 }
 
@@ -55,38 +73,26 @@ func TestPacerBurstsOnce(t *testing.T) {
 // any second.
 func TestPacerCreditsASlowBurst(t *testing.T) {
 	t.Parallel()
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	clock := clocktest.New(start)
-	p := httpapi.NewPacer(5, 10, clock)
-	var times []time.Time
-	send := func() time.Duration {
-		t.Helper()
-		before := clock.Now()
-		if err := p.Wait(t.Context()); err != nil {
-			t.Fatal(err)
+	r := newPacerRun(t, 5, 10)
+	for i := range 10 {
+		if d := r.send(1); d != 0 {
+			t.Fatalf("request %d of the burst waited %s", i+1, d)
 		}
-		times = append(times, clock.Now())
-		return clock.Now().Sub(before)
-	}
-	for range 10 {
-		if d := send(); d != 0 {
-			t.Fatalf("request %d of the burst waited %s", len(times), d)
-		}
-		clock.Advance(100 * time.Millisecond)
+		r.clock.Advance(100 * time.Millisecond)
 	}
 	// The burst took a second: 5 tokens earned, one kept in hand, so 4
 	// more go at once.
-	for range 4 {
-		if d := send(); d != 0 {
-			t.Errorf("request %d, after a burst spent over a second, waited %s for a token the second earned", len(times), d)
+	for i := range 4 {
+		if d := r.send(1); d != 0 {
+			t.Errorf("request %d, after a burst spent over a second, waited %s for a token the second earned", 11+i, d)
 		}
 	}
 	// Then a mix of quick and slow requests.
 	for i := range 60 {
-		send()
-		clock.Advance(time.Duration(i%7) * 45 * time.Millisecond)
+		r.send(1)
+		r.clock.Advance(time.Duration(i%7) * 45 * time.Millisecond)
 	}
-	if why := httpapi.PaceBroken(times, 10, 5); why != "" {
+	if why := httpapi.PaceBroken(r.times, 10, 5); why != "" {
 		t.Fatal(why)
 	}
 }
@@ -96,29 +102,18 @@ func TestPacerCreditsASlowBurst(t *testing.T) {
 // at the steady rate: the API that refused is not sent a burst.
 func TestPacerHoldLetsOneGoFirst(t *testing.T) {
 	t.Parallel()
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	clock := clocktest.New(start)
-	p := httpapi.NewPacer(4.75, 10, clock)
-	for range 12 {
-		if err := p.Wait(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+	r := newPacerRun(t, 4.75, 10)
+	r.send(12)
+	r.clock.Advance(3 * time.Second) // the bucket fills again
+	until := r.clock.Now().Add(2 * time.Second)
+	r.p.Hold(until)
+	r.send(3)
+	after := r.times[12:]
+	if !after[0].Equal(until) {
+		t.Errorf("first request after the hold at %s, want when it ends (%s)", after[0].Sub(r.start), until.Sub(r.start))
 	}
-	clock.Advance(3 * time.Second) // the bucket fills again
-	until := clock.Now().Add(2 * time.Second)
-	p.Hold(until)
-	var times []time.Time
-	for range 3 {
-		if err := p.Wait(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		times = append(times, clock.Now())
-	}
-	if !times[0].Equal(until) {
-		t.Errorf("first request after the hold at %s, want when it ends (%s)", times[0].Sub(start), until.Sub(start))
-	}
-	for i := 1; i < len(times); i++ {
-		if gap := times[i].Sub(times[i-1]); gap < 200*time.Millisecond {
+	for i := 1; i < len(after); i++ {
+		if gap := after[i].Sub(after[i-1]); gap < 200*time.Millisecond {
 			t.Errorf("request %d after the hold %s after the one before, want the steady rate (≥ 1/4.75 s)", i+1, gap)
 		}
 	}
@@ -166,7 +161,7 @@ func TestParseRetryAfter(t *testing.T) {
 // a minute old, or in the future, leave the burst whole.
 func TestPacerSeed(t *testing.T) {
 	t.Parallel()
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	start := pacerStart
 	burst := make([]time.Time, 10)
 	for i := range burst {
 		burst[i] = start.Add(-100 * time.Millisecond)
@@ -181,15 +176,9 @@ func TestPacerSeed(t *testing.T) {
 		{"in the future", []time.Time{start.Add(time.Second), start.Add(time.Second)}, false},
 		{"nothing", nil, false},
 	} {
-		clock := clocktest.New(start)
-		p := httpapi.NewPacer(5, 10, clock)
-		p.Seed(tc.seed)
-		for range 10 {
-			if err := p.Wait(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		waited := clock.Now().Sub(start)
+		r := newPacerRun(t, 5, 10)
+		r.p.Seed(tc.seed)
+		waited := r.send(10)
 		if tc.waits && waited < 1700*time.Millisecond {
 			t.Errorf("%s: 10 requests took %s, want the steady rate (≥ 1.7 s at 5/s)", tc.name, waited)
 		}
