@@ -109,8 +109,9 @@ func (p *Pacer) Wait(ctx context.Context) error {
 // go, and how to give the reservation back (a request that will not go
 // after all); p.mu is held by the caller of both.
 func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
-	if p.burst > 1 && !p.last.IsZero() && start.Sub(p.last) >= IdleReset {
-		// Rested: a full bucket again (a new limiter starts full).
+	if rested := later(p.last, p.hold); p.burst > 1 && !p.last.IsZero() && start.Sub(rested) >= IdleReset {
+		// Rested (a 429's hold is not rest): a full bucket again (a new
+		// limiter starts full).
 		p.spent, p.steady = 0, p.steady[:0]
 		p.lim = rate.NewLimiter(p.lim.Limit(), p.burst)
 	}
@@ -160,6 +161,14 @@ func (p *Pacer) take(start time.Time) (time.Time, func(), error) {
 			p.last = lastBefore
 		}
 	}, nil
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // limTime is t, or the latest time lim was handed if that is later, and

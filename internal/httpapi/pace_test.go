@@ -117,6 +117,13 @@ func TestPacerHoldLetsOneGoFirst(t *testing.T) {
 			t.Errorf("request %d after the hold %s after the one before, want the steady rate (≥ 1/4.75 s)", i+1, gap)
 		}
 	}
+
+	// A hold of a minute (Retry-After: 60, a per-minute quota) is not a
+	// minute's rest: no burst at its end either.
+	r.p.Hold(r.clock.Now().Add(httpapi.IdleReset))
+	if d := r.send(3); d < httpapi.IdleReset+400*time.Millisecond {
+		t.Errorf("3 requests after a minute's hold took %s, want the hold and then the steady rate", d)
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {

@@ -727,7 +727,7 @@ func (s *Server) InjectKey(integration string, k Key, stayIDs ...string) (string
 
 func (s *Server) injectKey(integration string, k Key, stayIDs ...string) (string, error) {
 	var targets []*stay
-	for _, id := range stayIDs {
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(stayIDs))) {
 		st, err := s.liveStay(id)
 		if err != nil {
 			return "", fmt.Errorf("sandbox: inject key: %w", err)
