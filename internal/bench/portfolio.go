@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -382,7 +383,7 @@ func printPortfolio(w io.Writer, o Options, rows []*portfolioRow) {
 // printPortfolioTargets judges the portfolio targets over both nights.
 func printPortfolioTargets(w io.Writer, o Options, rows []*portfolioRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	var together, slowest, sum time.Duration
+	var together, slowest, sum, cpu time.Duration
 	shared, one := 0, 0
 	parallel := fmt.Sprintf("%d × %d rooms, own tokens", o.Properties, o.PropertyRooms)
 	for _, r := range rows {
@@ -391,6 +392,7 @@ func printPortfolioTargets(w io.Writer, o Options, rows []*portfolioRow) {
 			together += r.elapsed
 			slowest += r.slowest
 			sum += r.sum
+			cpu += r.cpu
 		case r.scenario == fmt.Sprintf("%d × %d rooms, one token", o.SharedProperties, o.SharedRooms):
 			shared += r.requests()
 		case r.scenario == fmt.Sprintf("1 × %s rooms", commas(o.SharedProperties*o.SharedRooms)):
@@ -398,8 +400,11 @@ func printPortfolioTargets(w io.Writer, o Options, rows []*portfolioRow) {
 		}
 	}
 	t := together.Seconds() / max(slowest.Seconds(), 1e-9)
-	fmt.Fprintf(tw, "%d properties on own tokens take ≤ %.2f× the slowest alone\t%s\t%.1f s together, %.1f s the slowest alone (%.2f×), %.1f s the sum alone\n",
-		o.Properties, targetParallel, verdict(t <= targetParallel), together.Seconds(), slowest.Seconds(), t, sum.Seconds())
+	// Together, the properties and their in-process sandboxes need cpu:
+	// on this machine's CPUs no run can take less than cpu / CPUs.
+	procs := runtime.GOMAXPROCS(0)
+	fmt.Fprintf(tw, "%d properties on own tokens take ≤ %.2f× the slowest alone\t%s\t%.1f s together, %.1f s the slowest alone (%.2f×), %.1f s the sum alone; together they used %.1f s of CPU (sandboxes included) on %d CPUs, at least %.1f s\n",
+		o.Properties, targetParallel, verdict(t <= targetParallel), together.Seconds(), slowest.Seconds(), t, sum.Seconds(), cpu.Seconds(), procs, cpu.Seconds()/float64(procs))
 	s := ratio(shared, one)
 	fmt.Fprintf(tw, "%d × %d rooms on one token ≤ %.2f× the requests of 1 × %s\t%s\t%d requests vs %d (%.3f×)\n",
 		o.SharedProperties, o.SharedRooms, targetShared, commas(o.SharedProperties*o.SharedRooms), verdict(s <= targetShared), shared, one, s)
