@@ -133,7 +133,7 @@ func TestPruneKeepsWhatIsLive(t *testing.T) {
 		t.Errorf("ledger holds %d 3rpms requests, want 2 (the one at 25 h is younger than the retention)", all[reconcile.AnyAccount(reconcile.System3RPMS)])
 	}
 
-	runs, _ := db.Runs(ctx)
+	runs, _ := db.Runs(ctx, 0)
 	var runIDs []int64
 	for _, r := range runs {
 		runIDs = append(runIDs, r.ID)

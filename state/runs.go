@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -149,9 +150,34 @@ func (d *DB) LastRunAt(ctx context.Context) (time.Time, error) {
 	return t, nil
 }
 
-// Runs returns every recorded run, oldest first, for reports and tests.
-func (d *DB) Runs(ctx context.Context) ([]RunRow, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs ORDER BY id`)
+// LastSuccessAt returns when the latest run that succeeded started, or the
+// zero time when none is recorded.
+func (d *DB) LastSuccessAt(ctx context.Context) (time.Time, error) {
+	var at sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE status = ? ORDER BY id DESC LIMIT 1`, string(RunOK)).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("state: read the last successful run: %w", err)
+	}
+	t, err := parseTime(at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("state: read the last successful run: %w", err)
+	}
+	return t, nil
+}
+
+// Runs returns the last n recorded runs (every one when n <= 0), oldest
+// first, with their reports: status lists the last few without reading
+// every report the retention keeps.
+func (d *DB) Runs(ctx context.Context, n int) ([]RunRow, error) {
+	const cols = `id, mode, started_at, status, partial, report_json, exit_code, duration_ms`
+	query, args := `SELECT `+cols+` FROM runs ORDER BY id`, []any(nil)
+	if n > 0 {
+		query, args = `SELECT * FROM (SELECT `+cols+` FROM runs ORDER BY id DESC LIMIT ?) ORDER BY id`, []any{n}
+	}
+	rows, err := d.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("state: load runs: %w", err)
 	}

@@ -483,6 +483,9 @@ func TestRuns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
+	if at, err := db.LastSuccessAt(ctx); err != nil || !at.IsZero() {
+		t.Errorf("LastSuccessAt of a new file = %s, %v; want the zero time", at, err)
+	}
 
 	ok, err := db.BeginRun(ctx, reconcile.ModeRun, t0)
 	if err != nil {
@@ -520,7 +523,7 @@ func TestRuns(t *testing.T) {
 		t.Fatal("EndRun of an unknown run succeeded")
 	}
 
-	runs, err := db.Runs(ctx)
+	runs, err := db.Runs(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,6 +536,12 @@ func TestRuns(t *testing.T) {
 	if r := runs[1]; r.ID != partial || r.Status != RunPartial || !r.Partial || r.Mode != reconcile.ModeBackfill ||
 		!r.Ended || r.ExitCode != 4 || r.Duration != 1500*time.Millisecond {
 		t.Errorf("partial run = %+v", r)
+	}
+	if last, err := db.Runs(ctx, 1); err != nil || len(last) != 1 || last[0].ID != partial || last[0].Report == nil {
+		t.Errorf("Runs(1) = %+v, %v; want the partial run alone, with its report", last, err)
+	}
+	if at, err := db.LastSuccessAt(ctx); err != nil || !at.Equal(t0) {
+		t.Errorf("LastSuccessAt = %s, %v; want the ok run's start %s", at, err, t0)
 	}
 	for _, r := range runs {
 		if bytes.Contains(r.Report, []byte(testPIN)) {
@@ -595,7 +604,7 @@ func TestPrune(t *testing.T) {
 	if len(log) != 2 || log[0].Detail != "late" || log[0].CredentialID != 0 || log[1].CredentialID != newDeleted.ID {
 		t.Errorf("audit left %+v", log)
 	}
-	runs, _ := db.Runs(ctx)
+	runs, _ := db.Runs(ctx, 0)
 	if len(runs) != 1 || runs[0].ID != newRun || runs[0].ID == oldRun {
 		t.Errorf("runs left %+v", runs)
 	}

@@ -303,12 +303,8 @@ func (env *environment) writeMetrics(ctx context.Context, path string, cfg *Conf
 	run := metrics.Run{Report: rep, Start: start, End: env.clock.Now(), ExitCode: code}
 	if !metrics.Succeeded(code) || (rep != nil && rep.DryRun) {
 		if db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true}); err == nil {
-			if runs, err := db.Runs(ctx); err == nil {
-				for _, r := range runs {
-					if r.Status == state.RunOK {
-						run.LastSuccess = r.StartedAt
-					}
-				}
+			if at, err := db.LastSuccessAt(ctx); err == nil {
+				run.LastSuccess = at
 			}
 			db.Close()
 		}

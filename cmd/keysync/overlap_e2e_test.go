@@ -160,7 +160,7 @@ func TestProcOverlappingRunsOneTakesTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := db.Runs(t.Context())
+	runs, err := db.Runs(t.Context(), 0)
 	db.Close()
 	if err != nil {
 		t.Fatal(err)

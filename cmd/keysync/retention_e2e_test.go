@@ -60,7 +60,7 @@ func TestRunPrunesSettledState(t *testing.T) {
 	}
 	defer db.Close()
 	cut := h.now.Add(-3 * 24 * time.Hour)
-	runs, err := db.Runs(ctx)
+	runs, err := db.Runs(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func TestProcSIGTERMFinishesInFlightRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := db.Runs(context.Background())
+	runs, err := db.Runs(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	defer db.Close()
 
 	rep := statusReport{State: cfg.State, SizeBytes: db.Size(), Budget: map[reconcile.Account]budgetUse{}}
-	rows, err := db.Runs(ctx)
+	rows, err := db.Runs(ctx, *runs)
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}

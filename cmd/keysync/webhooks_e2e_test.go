@@ -109,7 +109,7 @@ func (sw *serveWorld) targetedRuns(t *testing.T) int {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	runs, err := db.Runs(context.Background())
+	runs, err := db.Runs(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
