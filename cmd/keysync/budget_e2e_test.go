@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,5 +209,49 @@ func TestSharedPartnerKeyOneLedger(t *testing.T) {
 	reads := rep.Requests[reconcile.SystemGuestway].Reads
 	if reads < 2 || spent[accounts[0]] != reads {
 		t.Errorf("ledger: %d Guestway requests on %s, the run sent %d (both properties' reads on one account); ledger %v", spent[accounts[0]], accounts[0], reads, spent)
+	}
+}
+
+// TestPropertiesOnOwnTokensWriteAtOnce: hotel and annex, each on its own
+// 3RPMS sandbox and token. The hotel's first write is held until the
+// annex's sandbox has answered a write. Properties applied one after the
+// other (hotel, first in the config, before annex) never let the annex
+// write while the hotel's write is held, and the test fails after 10 s; on
+// their own tokens they write at once.
+func TestPropertiesOnOwnTokensWriteAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	annexWrote := make(chan struct{})
+	var wrote sync.Once
+	annex := h.addAnnex(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := readAll(r)
+			next.ServeHTTP(w, r)
+			if isGQLMutation(r, body) {
+				wrote.Do(func() { close(annexWrote) })
+			}
+		})
+	})
+	h.stay("h1", "r101", 1, 3)
+	if err := annex.AddStay(sandbox.Stay{ID: "a1", RoomID: "r101", Arrival: day(1), Departure: day(3)}); err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Bool
+	h.before = func(r *http.Request, body []byte) {
+		if !isGQLMutation(r, body) || held.Swap(true) {
+			return
+		}
+		select {
+		case <-annexWrote:
+		case <-time.After(10 * time.Second):
+			t.Error("the hotel's first write was held 10 s and the annex wrote nothing meanwhile: the properties did not write at once")
+		}
+	}
+	h.mustRun(ExitOK, "backfill")
+	if s, _ := h.sb.Stay("h1"); s.KeyID == "" {
+		t.Error("hotel's stay was not keyed")
+	}
+	if s, _ := annex.Stay("a1"); s.KeyID == "" {
+		t.Error("annex's stay was not keyed")
 	}
 }
