@@ -17,7 +17,6 @@ type siteWork struct {
 	site *Site
 	// rand is the randomness of the property's PINs.
 	rand io.Reader
-	rd   siteRead
 	// job is the property's planned work; nil when nothing is planned to
 	// apply (the read failed, or the fail-safe refused the plan).
 	job *siteJob
@@ -27,7 +26,7 @@ type siteWork struct {
 	// planned counts the plan's requests per system.
 	planned map[System]int
 
-	// read is closed once rd is final, priced once the budget has had its
+	// read is closed once the property has read, priced once the budget has had its
 	// turn (or will not: the property stopped before it).
 	read, priced         chan struct{}
 	readDone, pricedDone bool
@@ -248,7 +247,6 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	if err != nil {
 		return err
 	}
-	w.rd = rd
 	w.doneReading()
 	for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
 		err := rd.unread[sys]

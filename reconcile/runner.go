@@ -164,12 +164,12 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			continue
 		}
 		rep.Plans = append(rep.Plans, j.pr)
-		for _, sys := range slices.Sorted(maps.Keys(w.planned)) {
+		for sys, n := range w.planned {
 			if rep.Planned == nil {
 				rep.Planned = map[System]int{}
 			}
-			rep.Planned[sys] += w.planned[sys]
-			rep.PlannedRequests += w.planned[sys]
+			rep.Planned[sys] += n
+			rep.PlannedRequests += n
 		}
 		for _, d := range j.deferred {
 			j.pr.set(d.Action, ResultDeferred, d.Why)
