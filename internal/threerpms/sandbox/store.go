@@ -348,9 +348,7 @@ func (s *Server) addKey(caller, stayID, keyID string) (*stay, *Error) {
 	case k.id:
 		return st, nil // idempotent re-add
 	case "":
-		st.keyID = k.id
-		s.holders[k.id]++
-		s.recheck()
+		s.assign(st, k.id)
 		return st, nil
 	default:
 		return nil, errorf(CodeConflict, "roomStayId: room stay %s already holds another room access key; remove it first", stayID)
@@ -384,6 +382,13 @@ func (s *Server) deleteKey(caller, keyID string) *Error {
 	k.deleted, k.deletedBy = true, "integration"
 	s.hooks.emit(webhook.KeyDeleted, k.id)
 	return nil
+}
+
+// assign gives st key id.
+func (s *Server) assign(st *stay, id string) {
+	st.keyID = id
+	s.holders[id]++
+	s.recheck()
 }
 
 // unassign drops st's key and starts the key's unassigned period if st was
@@ -436,10 +441,8 @@ func (s *Server) cleanup() {
 			next = t
 		}
 	}
-	held := map[string]bool{}
 	for _, st := range s.stays {
 		if !st.deleted && st.keyID != "" {
-			held[st.keyID] = true
 			// Due when the business clock's date reaches the day: at
 			// midnight of it in the clock's zone.
 			d := st.departure.Add(CleanupAfterDeparture)
@@ -448,7 +451,7 @@ func (s *Server) cleanup() {
 	}
 	for _, k := range s.keys {
 		switch {
-		case k.deleted || held[k.id]:
+		case k.deleted || s.holders[k.id] > 0:
 		case now.Sub(k.unassignedSince) >= CleanupUnassigned:
 			k.deleted, k.deletedBy = true, "cleanup"
 			s.hooks.emit(webhook.KeyDeleted, k.id)
@@ -471,15 +474,9 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 func (s *Server) CleanupUnassignedNow() []string {
 	s.lock()
 	defer s.mu.Unlock()
-	held := map[string]bool{}
-	for _, st := range s.stays {
-		if !st.deleted && st.keyID != "" {
-			held[st.keyID] = true
-		}
-	}
 	var out []string
 	for _, k := range s.keys {
-		if !k.deleted && !held[k.id] {
+		if !k.deleted && s.holders[k.id] == 0 {
 			k.deleted, k.deletedBy = true, "cleanup"
 			s.hooks.emit(webhook.KeyDeleted, k.id)
 			out = append(out, k.id)
@@ -742,10 +739,8 @@ func (s *Server) injectKey(integration string, k Key, stayIDs ...string) (string
 		return "", fmt.Errorf("sandbox: inject key for %s: %w", integration, err)
 	}
 	for _, st := range targets {
-		st.keyID = nk.id
-		s.holders[nk.id]++
+		s.assign(st, nk.id)
 	}
-	s.recheck()
 	return nk.id, nil
 }
 
