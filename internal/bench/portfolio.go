@@ -325,17 +325,16 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 	// property.
 	shared := fmt.Sprintf("%d × %d rooms, one token", o.SharedProperties, o.SharedRooms)
 	one := fmt.Sprintf("1 × %s rooms", commas(o.SharedProperties*o.SharedRooms))
+	// Both on one token.
 	for _, sc := range []struct {
-		name          string
-		props, rooms  int
-		cfg           string
-		sharedToken   bool
-		tokensPrinted int
+		name         string
+		props, rooms int
+		cfg          string
 	}{
-		{shared, o.SharedProperties, o.SharedRooms, "shared", true, 1},
-		{one, 1, o.SharedProperties * o.SharedRooms, "one", true, 1},
+		{shared, o.SharedProperties, o.SharedRooms, "shared"},
+		{one, 1, o.SharedProperties * o.SharedRooms, "one"},
 	} {
-		fl, err := newFleet(sc.props, sc.rooms, sc.sharedToken, sc.props > 1, start, o, nights)
+		fl, err := newFleet(sc.props, sc.rooms, true, sc.props > 1, start, o, nights)
 		if err != nil {
 			return rows, err
 		}
@@ -353,7 +352,7 @@ func portfolio(ctx context.Context, o Options) ([]*portfolioRow, error) {
 			if err != nil {
 				return rows, fmt.Errorf("bench: portfolio %s, night %d: %w", sc.name, night, err)
 			}
-			rows = append(rows, &portfolioRow{scenario: sc.name, props: sc.props, rooms: sc.rooms, tokens: sc.tokensPrinted, night: night, runStats: st})
+			rows = append(rows, &portfolioRow{scenario: sc.name, props: sc.props, rooms: sc.rooms, tokens: 1, night: night, runStats: st})
 		}
 	}
 	return rows, nil
