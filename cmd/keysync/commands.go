@@ -150,9 +150,17 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	if f.out != "" {
-		if position, err = statePosition(ctx, cfg.State); err != nil {
-			return err
-		}
+		checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
+			if p, ok := db.(interface{ Path() string }); !ok || p.Path() != cfg.State {
+				// openState planned against a temporary file: there is none.
+				return withCode(ExitConfig, fmt.Errorf("state: %s: %w\nplan --out needs the state file: run `keysync backfill --config FILE` first", cfg.State, state.ErrNoState))
+			}
+			var err error
+			if position, err = positionOf(ctx, db); err != nil {
+				return withCode(ExitFailure, err)
+			}
+			return nil
+		})
 	}
 	if saved != nil {
 		if saved.Key != key.ID() {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/state"
 )
 
 // savedPlanVersion is the format of the file `plan --out` writes.
@@ -225,24 +224,6 @@ func (sp *savedPlan) review(key *seal.Key) func([]*reconcile.Plan, map[*reconcil
 func stayOf(sig string) string {
 	s, _, _ := strings.Cut(strings.TrimPrefix(sig, "stay "), ":")
 	return "stay " + s
-}
-
-// statePosition reads the record's position from the state file, which
-// must exist: a saved plan is made against a record.
-func statePosition(ctx context.Context, path string) (string, error) {
-	db, err := state.Open(ctx, path, state.Options{ReadOnly: true})
-	if errors.Is(err, state.ErrNoState) {
-		return "", withCode(ExitConfig, fmt.Errorf("%w\nplan --out needs the state file: run `keysync backfill --config FILE` first", err))
-	}
-	if err != nil {
-		return "", withCode(ExitFailure, err)
-	}
-	defer db.Close()
-	pos, err := db.Position(ctx)
-	if err != nil {
-		return "", withCode(ExitFailure, err)
-	}
-	return pos, nil
 }
 
 // positionOf reads the record's position from the state a run opened.

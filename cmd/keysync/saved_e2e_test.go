@@ -19,9 +19,6 @@ func TestSavedPlan(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 5, "")
 	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
-	h.stay("s2", "r102", 0, 3)
-	h.stay("s3", "r103", 1, 3)
 	exec := func(want int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
@@ -33,6 +30,24 @@ func TestSavedPlan(t *testing.T) {
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tonight.plan")
+	h.mustRun(ExitOK, "backfill")
+	// Without the state file (moved away) there is no record to plan
+	// against: plan alone plans against an empty one, plan --out refuses.
+	aside := h.cfg.State + ".aside"
+	if err := os.Rename(h.cfg.State, aside); err != nil {
+		t.Fatal(err)
+	}
+	if out := exec(ExitConfig, "plan", "--out", file); !strings.Contains(out, "plan --out needs the state file") {
+		t.Errorf("plan --out without the state file does not say it needs it:\n%s", out)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("plan --out without the state file left %s (%v)", file, err)
+	}
+	if err := os.Rename(aside, h.cfg.State); err != nil {
+		t.Fatal(err)
+	}
+	h.stay("s2", "r102", 0, 3)
+	h.stay("s3", "r103", 1, 3)
 	shown := exec(ExitOK, "plan", "--out", file, "--show-secrets")
 	if strings.Contains(shown, pinWhenApplied) {
 		t.Errorf("a saved plan shows %q instead of the PINs apply issues:\n%s", pinWhenApplied, shown)
