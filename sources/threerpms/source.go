@@ -74,7 +74,9 @@ type Hotel struct {
 	mu sync.Mutex
 	// owners names the property of each room (Source.Within).
 	owners map[string]string
-	reads  map[[2]reconcile.Date]*hotelRead
+	// reads holds each window's one read: the first to ask runs it, the
+	// others asking meanwhile wait for its result.
+	reads map[[2]reconcile.Date]func() ([]reconcile.Stay, error)
 	// lookups are the look-ups by id waiting for the one in flight; see
 	// staysByID.
 	lookups turn.Queue[*lookup]
@@ -116,34 +118,23 @@ func (h *Hotel) staysByID(ids []string, read func([]string) ([]reconcile.Stay, e
 	return l.stays, l.err
 }
 
-type hotelRead struct {
-	done  chan struct{}
-	stays []reconcile.Stay
-	err   error
-}
-
 // NewHotel returns an empty Hotel.
 func NewHotel() *Hotel {
-	return &Hotel{owners: map[string]string{}, reads: map[[2]reconcile.Date]*hotelRead{}}
+	return &Hotel{owners: map[string]string{}, reads: map[[2]reconcile.Date]func() ([]reconcile.Stay, error){}}
 }
 
 // stays returns the window's stays, read by read the first time it is
 // asked for (the others asking meanwhile wait for that read).
 func (h *Hotel) stays(from, to reconcile.Date, read func() ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
+	key := [2]reconcile.Date{from, to}
 	h.mu.Lock()
-	r, ok := h.reads[[2]reconcile.Date{from, to}]
+	r, ok := h.reads[key]
 	if !ok {
-		r = &hotelRead{done: make(chan struct{})}
-		h.reads[[2]reconcile.Date{from, to}] = r
+		r = sync.OnceValues(read)
+		h.reads[key] = r
 	}
 	h.mu.Unlock()
-	if !ok {
-		defer close(r.done)
-		r.stays, r.err = read()
-		return r.stays, r.err
-	}
-	<-r.done
-	return r.stays, r.err
+	return r()
 }
 
 // own keeps the stays in the property's rooms, as the property's; with
