@@ -187,6 +187,10 @@ func (ap *applier) applyLocal(ctx context.Context, sync []*Credential, local []*
 		case OpRelease:
 			a.Cred.Status, a.Cred.Assigned = StatusReleased, false
 		}
+		if a.Upstream != nil {
+			// A key found made from a credential recorded in this run.
+			a.Cred.DerivedFrom = a.Upstream.ID
+		}
 		a.Cred.UpdatedAt = ap.now
 		ap.rep.set(a, ResultDone, "")
 		audit = append(audit, ap.audit(a, PhaseDone, a.Reason))

@@ -81,6 +81,11 @@ type upstream struct {
 	cred  *Credential
 	fresh bool
 	step  int
+	// carriedBy is the id of the stay's 3RPMS key when cred was adopted in
+	// this plan from what its system holds and that key is made from it
+	// (Held.CarriedBy): the key is kept, and the plan records that it
+	// carries cred.
+	carriedBy string
 }
 
 // systemCreds is a stay's credentials split by the system holding them.
@@ -197,7 +202,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		if !due || blocked {
 			return false
 		}
-		u := &upstream{cred: upCred, fresh: fresh}
+		u := &upstream{cred: upCred, fresh: fresh, carriedBy: p.carriedBy(s, upCred)}
 		if ks.current != nil {
 			return keyStale(ks.current, s, b.key, u) != ""
 		}
@@ -213,6 +218,18 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		want   bool
 	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
 		derived := b.keyFrom == tb.system
+		if derived && ks.claimed && len(sys.of(tb.system)) == 0 {
+			// The claim may show the key is ours, carrying what this
+			// system holds for the stay: a backfill looks for it, and
+			// adopts it. A key made from it (Held.CarriedBy) is
+			// recorded as derived from it once the claim succeeds, so
+			// the next run keeps both.
+			if c := p.adoptHeld(s, tb.system, tb.kind); c == nil {
+				p.seek(s, tb.system, tb.kind, win)
+			} else if p.carriedBy(s, c) == s.Key.ID {
+				ks.claim.Upstream = c
+			}
+		}
 		if derived && blocked {
 			// The key this credential would carry cannot be written; keep
 			// only what stands on its own (an invite's shared portals).
@@ -233,6 +250,9 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		u := p.timeBound(s, tb.system, tb.kind, sys.of(tb.system), win, due, needs)
 		if derived {
 			up = u
+			if u != nil {
+				u.carriedBy = p.carriedBy(s, u.cred)
+			}
 		}
 	}
 	if b.key == "" || blocked {
@@ -273,6 +293,9 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 	p.end(s, spares, "duplicate credential for the stay")
 	prio := p.priority(s)
 
+	if cur == nil {
+		cur = p.adoptHeld(s, sys, kind)
+	}
 	if cur == nil {
 		if !due {
 			return nil
@@ -356,6 +379,57 @@ func dateChange(oldArr, oldDep, newArr, newDep Date) string {
 	return strings.Join(parts, ", ")
 }
 
+// adoptHeld records the invite or key-box access sys already holds for the
+// stay (Input.Held), which keysync has no record of, or returns nil. The
+// plan then treats it as its own: kept, moved or re-dated as any other.
+func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
+	k := heldKey{s.Ref, sys}
+	if c := p.adopted[k]; c != nil {
+		return c
+	}
+	i := slices.IndexFunc(p.in.Held[s.Ref], func(h Held) bool { return h.System == sys })
+	if i < 0 {
+		return nil
+	}
+	h := p.in.Held[s.Ref][i]
+	c := p.credential(Credential{
+		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, RemoteID: h.RemoteID,
+		Status: StatusActive, Adopted: true, Valid: h.Valid, Arrival: s.Arrival, Departure: s.Departure,
+	})
+	c.Secret = h.Secret
+	p.add(Action{Op: OpAdopt, Reason: fmt.Sprintf("%s %s the system holds for the stay (keysync had no record of it)", sys, kind), Cred: c, Step: 1, Priority: p.priority(s)}, s)
+	if p.adopted == nil {
+		p.adopted = map[heldKey]*Credential{}
+	}
+	p.adopted[k] = c
+	return c
+}
+
+// carriedBy returns, for a credential adoptHeld made, the id of the
+// stay's 3RPMS key made from it (Held.CarriedBy); "" for any other.
+func (p *planner) carriedBy(s Stay, c *Credential) string {
+	if c == nil || p.adopted[heldKey{s.Ref, c.System}] != c || s.Key == nil {
+		return ""
+	}
+	for _, h := range p.in.Held[s.Ref] {
+		if h.System == c.System && h.CarriedBy == s.Key.ID {
+			return h.CarriedBy
+		}
+	}
+	return ""
+}
+
+// seek adds to Plan.Seek, in a backfill planned without Input.Held, the
+// invite or access of sys the stay would get over win.
+func (p *planner) seek(s Stay, sys System, kind Kind, win Window) {
+	if !p.in.Backfill || p.in.Held != nil {
+		return
+	}
+	p.plan.Seek = append(p.plan.Seek, &Credential{
+		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Valid: win, Arrival: s.Arrival, Departure: s.Departure,
+	})
+}
+
 // issueTimeBound creates an invite or key-box access for the window.
 func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio Priority, reason string) *upstream {
 	c := p.credential(Credential{
@@ -363,6 +437,7 @@ func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio
 		Valid: win, Arrival: s.Arrival, Departure: s.Departure,
 	})
 	p.add(Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
+	p.seek(s, sys, kind, win)
 	return &upstream{cred: c, fresh: true, step: 1}
 }
 

@@ -92,6 +92,9 @@ type RemoteKey struct {
 	// PIN is the key's PIN for PIN and key-storage types, used to keep new
 	// PINs unique in the property.
 	PIN Secret
+	// QRData is what a RoomAccessQR encodes: for a key derived from an
+	// OpenApp invite, the guest's link.
+	QRData Secret
 }
 
 // Kind is what a credential is, on the system that holds it.

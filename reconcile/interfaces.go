@@ -40,6 +40,37 @@ type Finder interface {
 	Find(ctx context.Context, c *Credential) (remoteID string, secret Secret, found bool, err error)
 }
 
+// BatchFinder is a Finder that reads back many creates with a few reads
+// (one list, not one per credential). A backfill asks it before it creates
+// invites or key-box accesses: after the state file was lost, or a shard
+// started a new one, those the guests already hold are adopted instead of
+// issued a second time.
+type BatchFinder interface {
+	Finder
+	// FindAll returns, for each of creds (creates the plan would send:
+	// stay, room, kind and window set), what the system holds for it by
+	// Find's rules, or nil where it holds nothing. No remote credential is
+	// returned for two of creds.
+	FindAll(ctx context.Context, creds []*Credential) ([]*Held, error)
+}
+
+// Held is a credential a system already holds for a stay, as a
+// BatchFinder read it back.
+type Held struct {
+	System   System
+	RemoteID string
+	// Secret is the credential's secret where the system returns it on
+	// reads ("" otherwise: a derived key that needs it then replaces it).
+	Secret Secret
+	// Valid is its window as the system keeps it.
+	Valid Window
+	// CarriedBy is the id of the stay's 3RPMS key when that key is made
+	// from this credential's secret (its PIN is the access's code, its QR
+	// data the invite's link), as the runner checked through the sink's
+	// Deriver; "" otherwise.
+	CarriedBy string
+}
+
 // Deriver is a Sink whose credentials' secrets a 3RPMS key carries: the
 // key box (a RoomAccessKeyStorage holds an access's code and the key's
 // compartment) and OpenApp (a RoomAccessQR holds an invite's guest link).

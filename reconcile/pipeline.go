@@ -260,13 +260,28 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
 		return nil
 	}
-	plan, err := Compute(Input{
+	in := Input{
 		Now: opts.Now, Property: site.Property, Stays: rd.stays,
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
-	})
+	}
+	plan, err := Compute(in)
 	if err != nil {
 		return err
+	}
+	if rd.backfill {
+		// A backfill knows nothing of what it issued before: the
+		// invites and accesses its plan would create are looked for
+		// first, and those found are adopted (planned again with them).
+		// A system that could not be read is cut off for the run.
+		var held map[StayRef][]Held
+		held, rd.unsurveyed = r.findHeld(ctx, site, plan, rd.stays)
+		if len(held) > 0 {
+			in.Held = held
+			if plan, err = Compute(in); err != nil {
+				return err
+			}
+		}
 	}
 	if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
 		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
@@ -289,6 +304,10 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	w.donePricing()
 
 	if opts.DryRun {
+		for _, sys := range slices.Sorted(maps.Keys(rd.unsurveyed)) {
+			err := rd.unsurveyed[sys]
+			w.failures = append(w.failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
+		}
 		return nil
 	}
 	if gate != nil {
@@ -298,7 +317,10 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		}
 	}
 	j := w.job
-	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{}, notOurs: map[*Credential]bool{}}
+	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: maps.Clone(rd.unsurveyed), notOurs: map[*Credential]bool{}}
+	if j.ap.dead == nil {
+		j.ap.dead = map[System]error{}
+	}
 	if err := j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches); err != nil {
 		return err
 	}

@@ -175,6 +175,12 @@ type Plan struct {
 	// fail-safe).
 	Live      int `json:"live_credentials"`
 	Withdrawn int `json:"withdrawn_credentials"`
+	// Seek holds, in a backfill planned without Input.Held, the invites
+	// and key-box accesses to look for before anything is created
+	// (BatchFinder): those the plan creates, and those the stays whose
+	// 3RPMS key it claims would need once the claim shows the key is ours.
+	// The runner plans again with what it found.
+	Seek []*Credential `json:"-"`
 }
 
 // Input is everything Compute needs: the stays a source reports, what keysync
@@ -213,6 +219,10 @@ type Input struct {
 	// run's stays, a short look-ahead): only their credentials may be
 	// taken as gone, since nothing was read about the others.
 	Scope map[StayRef]bool
+	// Held holds, by stay, the invites and key-box accesses the systems
+	// already hold that keysync has no record of (a backfill's read-back,
+	// BatchFinder): the plan adopts one where it would create it.
+	Held map[StayRef][]Held
 }
 
 // Compute plans the actions that bring the property in line with its
@@ -237,6 +247,15 @@ type planner struct {
 	log actionLog
 	// creds is where credential allocates, a chunk at a time.
 	creds []Credential
+	// adopted holds the credentials adoptHeld made, so each Held is
+	// adopted once.
+	adopted map[heldKey]*Credential
+}
+
+// heldKey names a stay's credential on one system.
+type heldKey struct {
+	stay   StayRef
+	system System
 }
 
 // actionLog holds a plan's actions in the order they were planned, in
@@ -732,6 +751,7 @@ type keyState struct {
 	current  *Credential // our key on the stay, or nil
 	conflict bool        // the stay holds a key that is not ours
 	claimed  bool        // backfill claims the stay's key
+	claim    *Action     // that claim
 }
 
 // observeKey finds which of our credentials, if any, the stay holds, adopting
@@ -763,9 +783,9 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 				current = p.adopt(s, sib, fmt.Sprintf("key of ours, handed over by %s with the stay", sib.Stay.Property))
 				current.PIN = sib.PIN
 			} else if p.claimsUnknown() {
-				p.claim(s)
+				claim := p.claim(s)
 				p.discard(s, creds, nil, "stay holds a key of unknown owner")
-				return keyState{claimed: true}
+				return keyState{claimed: true, claim: claim}
 			}
 		}
 		if current == nil {
@@ -814,6 +834,12 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 		}
 		if reason := keyStale(current, s, kind, up); reason == "" {
 			p.discard(s, creds, current, "duplicate credential for the stay")
+			if up != nil && up.carriedBy == current.RemoteID {
+				// Made from a credential adopted in this plan: once that
+				// is recorded, so is the link.
+				p.add(Action{Op: OpKeep, Reason: fmt.Sprintf("the key is made from the %s the system holds: recorded as carrying it", up.cred.Kind),
+					Cred: current, Upstream: up.cred, After: up.cred, Step: 1, Priority: prio}, s)
+			}
 			return nil
 		} else {
 			// Room moved, method changed, or the secret it carries was
@@ -862,7 +888,7 @@ func keyStale(c *Credential, s Stay, kind Kind, up *upstream) string {
 		// access for another room is a new access), so only a PIN key
 		// goes stale with the room.
 		return movedReason(c.RoomID, s)
-	case up != nil && (up.fresh || up.cred.ID == 0 || c.DerivedFrom != up.cred.ID):
+	case up != nil && (up.carriedBy == "" || up.carriedBy != c.RemoteID) && (up.fresh || up.cred.ID == 0 || c.DerivedFrom != up.cred.ID):
 		return fmt.Sprintf("its %s was replaced", up.cred.Kind)
 	}
 	return ""
@@ -915,21 +941,20 @@ func adoptReason(s Stay, c *Credential) string {
 }
 
 // claim plans the backfill check of a key keysync has no record of, and
-// returns the credential it adopts if the claim succeeds.
-func (p *planner) claim(s Stay) *Credential {
+// returns it; its credential is what it adopts if the claim succeeds.
+func (p *planner) claim(s Stay) *Action {
 	c := p.credential(Credential{
 		Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID, RemoteID: s.Key.ID,
 		Assigned: true, Adopted: true, Arrival: s.Arrival, Departure: s.Departure,
 	})
-	p.add(Action{Op: OpClaim, Reason: "stay holds a key keysync has no record of: adopted if keysync created it, else left alone", Cred: c, Step: 1, Priority: PriorityInHouse}, s)
-	return c
+	return p.add(Action{Op: OpClaim, Reason: "stay holds a key keysync has no record of: adopted if keysync created it, else left alone", Cred: c, Step: 1, Priority: PriorityInHouse}, s)
 }
 
 // claimDeparted plans, in a backfill, the withdrawal of a key of unknown
 // owner on a stay that has departed: claimed first, then, only if the claim
 // showed it is ours, revoked and deleted.
 func (p *planner) claimDeparted(s Stay, reason string) {
-	c := p.claim(s)
+	c := p.claim(s).Cred
 	p.add(Action{Op: OpRevoke, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
 	p.add(Action{Op: OpDelete, Reason: reason + "; a key of ours found by backfill", Cred: c, Step: 2, Priority: PriorityRevoke, After: c}, s)
 }

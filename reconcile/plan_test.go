@@ -35,6 +35,7 @@ type planCase struct {
 	stays    []reconcile.Stay
 	creds    []reconcile.Credential
 	backfill bool
+	held     map[reconcile.StayRef][]reconcile.Held
 	want     []string // summary lines
 	notes    []string // noteSummary lines
 	sync     []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
@@ -54,7 +55,7 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	}
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
-		Backfill: tc.backfill, Rand: seeded(1),
+		Backfill: tc.backfill, Held: tc.held, Rand: seeded(1),
 	})
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
@@ -1143,6 +1144,117 @@ func TestComputeSplitHotel(t *testing.T) {
 			for _, a := range plan.Actions {
 				if a.Op == reconcile.OpAdopt && a.Cred.PIN != sibling.PIN {
 					t.Errorf("adopted key's PIN %q, want the sibling's", a.Cred.PIN.Reveal())
+				}
+			}
+		})
+	}
+}
+
+// TestComputeAdoptsHeld: a backfill looks for the invites and key-box
+// accesses it would create (Plan.Seek) and, planned again with what the
+// systems hold (Input.Held), adopts them instead of creating them, keeps a
+// 3RPMS key made from one (claimed, or recorded without the link) and
+// records that it carries it.
+func TestComputeAdoptsHeld(t *testing.T) {
+	t.Parallel()
+	win := testProperty().Window(date("2026-06-10"), date("2026-06-14"))
+	other := testProperty().Window(date("2026-06-10"), date("2026-06-13"))
+	held := func(sys reconcile.System, id string, w reconcile.Window, carriedBy string) map[reconcile.StayRef][]reconcile.Held {
+		return map[reconcile.StayRef][]reconcile.Held{ref("s1"): {{System: sys, RemoteID: id, Secret: "secret-1", Valid: w, CarriedBy: carriedBy}}}
+	}
+	qr := func(s reconcile.Stay) reconcile.Stay {
+		s.Key = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}
+		return s
+	}
+	recorded := reconcile.Credential{
+		ID: 3, Stay: ref("s1"), System: reconcile.System3RPMS, Kind: reconcile.KindQRKey, RoomID: "r301", RemoteID: "K1",
+		Status: active, Assigned: true, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
+	}
+	for _, tc := range []struct {
+		planCase
+		seek     []string // system stay room of Plan.Seek
+		upstream string   // the action whose Upstream is the adopted credential
+	}{
+		{planCase: planCase{
+			name:     "backfill seeks the invite it would create",
+			stays:    []reconcile.Stay{stay("s1", "r301", "2026-06-10", "2026-06-14")},
+			backfill: true,
+			want:     []string{"1 create s1 - inhouse", "2 create s1 - inhouse", "3 assign s1 - inhouse"},
+		}, seek: []string{"openapp s1 r301"}},
+		{planCase: planCase{
+			name:  "a run does not seek",
+			stays: []reconcile.Stay{stay("s1", "r302", "2026-06-10", "2026-06-14")},
+			want:  []string{"1 create s1 - inhouse", "2 create s1 - inhouse", "3 assign s1 - inhouse"},
+		}},
+		{planCase: planCase{
+			name:     "held invite adopted, its key written from it",
+			stays:    []reconcile.Stay{stay("s1", "r301", "2026-06-10", "2026-06-14")},
+			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, ""),
+			want: []string{"1 adopt s1 U1 inhouse", "1 create s1 - inhouse", "2 assign s1 - inhouse"},
+		}, upstream: "create"},
+		{planCase: planCase{
+			name:     "held access on another window adopted and replaced",
+			stays:    []reconcile.Stay{stay("s1", "r302", "2026-06-10", "2026-06-14")},
+			backfill: true, held: held(reconcile.SystemKeyBox, "U1", other, ""),
+			want: []string{"1 adopt s1 U1 inhouse", "1 create s1 - inhouse", "2 create s1 - inhouse", "2 delete s1 U1 revoke", "3 assign s1 - inhouse"},
+		}},
+		{planCase: planCase{
+			name:     "claimed key made from the held invite",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, "K1"),
+			want: []string{"1 adopt s1 U1 inhouse", "1 claim s1 K1 inhouse"},
+		}, upstream: "claim"},
+		{planCase: planCase{
+			name:     "claimed key not made from the held invite",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, ""),
+			want: []string{"1 adopt s1 U1 inhouse", "1 claim s1 K1 inhouse"},
+		}},
+		{planCase: planCase{
+			name:     "claimed key seeks its invite",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			backfill: true,
+			want:     []string{"1 claim s1 K1 inhouse"},
+		}, seek: []string{"openapp s1 r301"}},
+		{planCase: planCase{
+			name:     "recorded key made from the held invite: kept, link recorded",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{recorded},
+			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, "K1"),
+			want: []string{"1 adopt s1 U1 inhouse", "1 keep s1 K1 inhouse"},
+		}, upstream: "keep"},
+		{planCase: planCase{
+			name:     "recorded key not made from the held invite: replaced",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{recorded},
+			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, ""),
+			want: []string{"1 adopt s1 U1 inhouse", "1 create s1 - inhouse", "2 assign s1 - inhouse", "2 delete s1 K1 revoke", "2 revoke s1 K1 revoke"},
+		}, upstream: "create"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := tc.compute(t)
+			got := summary(plan)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
+			}
+			var seek []string
+			for _, c := range plan.Seek {
+				seek = append(seek, fmt.Sprintf("%s %s %s", c.System, c.Stay.ID, c.RoomID))
+				if c.Valid != win {
+					t.Errorf("seeks %s over %v, want the stay's window %v", c.Kind, c.Valid, win)
+				}
+			}
+			if !slices.Equal(seek, tc.seek) {
+				t.Errorf("seek %q, want %q", seek, tc.seek)
+			}
+			for _, a := range plan.Actions {
+				adopted := a.Upstream != nil && a.Upstream.RemoteID == "U1"
+				if want := string(a.Op) == tc.upstream; adopted != want {
+					t.Errorf("%s %s: written from the adopted credential = %v, want %v", a.Op, a.Stay.ID, adopted, want)
+				}
+				if a.Op == reconcile.OpAdopt && (a.Cred.Status != active || a.Cred.Secret != "secret-1" || !a.Cred.Adopted) {
+					t.Errorf("adopted credential %+v: want active, adopted, with the held secret", a.Cred)
 				}
 			}
 		})

@@ -187,7 +187,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := r.markPersistent(sctx, rep, j.pr); err != nil {
 			return nil, err
 		}
-		if j.rd.backfill && j.rd.scope == nil && claimsAnswered(j.pr) {
+		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && claimsAnswered(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -365,10 +365,14 @@ type siteRead struct {
 	resolved []*Credential // pending creates read back, to record
 	// unread holds, per sink, the first pending create that could not be
 	// read back: its stay gets nothing this run, so the run is partial.
-	unread   map[System]error
-	deferred map[StayRef]bool
-	system   System // the system that failed, with err
-	err      error
+	unread map[System]error
+	// unsurveyed holds the systems a backfill could not ask what they
+	// already hold (findHeld): cut off for the run, and the backfill is
+	// not complete.
+	unsurveyed map[System]error
+	deferred   map[StayRef]bool
+	system     System // the system that failed, with err
+	err        error
 }
 
 // allowances is what each budgeted account's daily budget leaves for this
@@ -461,6 +465,83 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 		changed = append(changed, &cp)
 	}
 	return changed, failed
+}
+
+// findHeld asks each sink that can (BatchFinder) which of the invites and
+// accesses a backfill's plan seeks (Plan.Seek) it already holds, one call
+// per system, and returns them by stay (Input.Held), and the systems it
+// could not read: creating there could issue a guest's credential twice.
+func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []Stay) (map[StayRef][]Held, map[System]error) {
+	creates := map[System][]*Credential{}
+	for _, c := range plan.Seek {
+		creates[c.System] = append(creates[c.System], c)
+	}
+	var (
+		held   map[StayRef][]Held
+		failed map[System]error
+		byRef  map[StayRef]*Stay
+	)
+	for _, sys := range slices.Sorted(maps.Keys(creates)) {
+		f, ok := site.Sinks[sys].(BatchFinder)
+		if !ok {
+			continue
+		}
+		creds := creates[sys]
+		found, err := f.FindAll(ctx, creds)
+		if err == nil && len(found) != len(creds) {
+			err = fmt.Errorf("%s sink answered %d look-ups for %d credentials", sys, len(found), len(creds))
+		}
+		if err != nil {
+			r.log().Warn("could not read back what the system already holds; nothing is created there this run",
+				"property", site.Property.Name, "system", sys, "err", err)
+			if failed == nil {
+				failed = map[System]error{}
+			}
+			failed[sys] = fmt.Errorf("read back the %s credentials already issued before creating any: %w", sys, err)
+			continue
+		}
+		n := 0
+		for i, h := range found {
+			if h == nil {
+				continue
+			}
+			if held == nil {
+				held = map[StayRef][]Held{}
+			}
+			if byRef == nil {
+				byRef = make(map[StayRef]*Stay, len(stays))
+				for j := range stays {
+					byRef[stays[j].Ref] = &stays[j]
+				}
+			}
+			h.System = sys
+			h.CarriedBy = carriedBy(site, sys, *h, byRef[creds[i].Stay])
+			held[creds[i].Stay] = append(held[creds[i].Stay], *h)
+			n++
+		}
+		if n > 0 {
+			r.log().Info("adopting credentials the system already holds", "property", site.Property.Name, "system", sys, "count", n)
+		}
+	}
+	return held, failed
+}
+
+// carriedBy returns the id of the 3RPMS key on stay s when it is made from
+// h's secret: what sys's Deriver builds from the secret is what the key
+// holds (its PIN, its QR data). "" when it is not, or cannot be told.
+func carriedBy(site *Site, sys System, h Held, s *Stay) string {
+	d, ok := site.Sinks[sys].(Deriver)
+	if !ok || h.Secret == "" || s == nil || s.Key == nil {
+		return ""
+	}
+	probe := &Credential{Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID}
+	if err := d.Derive(probe, h.Secret); err != nil || (probe.PIN == "" && probe.QRData == "") {
+		return ""
+	}
+	if probe.PIN != s.Key.PIN || probe.QRData != s.Key.QRData {
+		return ""
+	}
+	return s.Key.ID
 }
 
 // confirmKept reads back, where the sink can (Checker), each live key-box

@@ -175,11 +175,13 @@ func TestFault429TooLongDefersThatSystem(t *testing.T) {
 
 // --- 5. 5xx storms ----------------------------------------------------------
 
-// TestFaultOpenAppDownForARun answers every OpenApp request with 503 for a
-// whole run: the invite create (POST) is sent once and never again,
-// OpenApp is cut off for the rest of the run, the 3RPMS PIN key and the
-// key-box access still land, and the run exits 3. The next run without
-// faults converges.
+// TestFaultOpenAppDownForARun answers every OpenApp write with 503 for a
+// whole backfill (its reads pass: the backfill's look for invites already
+// issued finds none): the invite create (POST) is sent once and never
+// again, OpenApp is cut off for the rest of the run, the 3RPMS PIN key and
+// the key-box access still land, and the run exits 3. A second run with
+// every OpenApp request refused cannot read the lost create back and
+// sends no second one. The next run without faults converges.
 func TestFaultOpenAppDownForARun(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage"}, nil)
@@ -188,10 +190,13 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 	fw.hotelStay("s3", "r202", 1, 3)
 	fw.hotelStay("s4", "r301", 0, 2)
 	foreign := fw.foreign()
-	// storm answers every OpenApp request 503, counting them in seen by
-	// method and by method and body.
-	storm := func(seen *reqCounter) faultFunc {
-		return when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, "") },
+	// storm answers OpenApp requests 503 (every one, or with reads false
+	// all but GETs), counting them in seen by method and by method and
+	// body.
+	storm := func(seen *reqCounter, reads bool) faultFunc {
+		return when(func(r *http.Request) bool {
+			return requestTo(r, reconcile.SystemOpenApp, "") && (reads || r.Method != http.MethodGet)
+		},
 			func(rw http.ResponseWriter, r *http.Request, _ http.Handler) {
 				seen.add(r.Method + " " + string(fault.Body(r)))
 				seen.add(r.Method)
@@ -199,7 +204,7 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 			})
 	}
 	var seen reqCounter
-	fw.setFault(storm(&seen))
+	fw.setFault(storm(&seen, false))
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 
@@ -234,7 +239,7 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 	// tried 4 times in all; that stay gets no second create while its first
 	// one's outcome is unknown.
 	var seen2 reqCounter
-	fw.setFault(storm(&seen2))
+	fw.setFault(storm(&seen2, true))
 	run = fw.mustExec(ExitPartial, "run")
 	fw.setFault(nil)
 	t.Logf("second storm run: %v", seen2.all())

@@ -10,7 +10,7 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-var _ reconcile.Finder = (*Sink)(nil)
+var _ reconcile.BatchFinder = (*Sink)(nil)
 
 // listedAccess is one access of the list (see the package comment).
 type listedAccess struct {
@@ -35,14 +35,24 @@ type accessList struct {
 }
 
 // Find implements reconcile.Finder: it reads back the access that c's
-// create made, when the answer to the create was lost. It lists the
-// accesses to the key of c's room (Options.Rooms[c.RoomID]) with one GET
-// (paced, retried after an outage, counted in the Meter as a read) and
-// looks for one that is not cancelled, is for that key, and has the start
-// and end date and time (and, when the answer gives one, the time zone) a
-// create sends for c.Valid: the window in Options.TimeZone, cut to the
-// minute. found is true with its id and code (the code empty when the
-// answer has none), false when no access matches.
+// create made, when the answer to the create was lost. It is FindAll of c
+// alone.
+func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
+	held, err := s.FindAll(ctx, []*reconcile.Credential{c})
+	if err != nil || held[0] == nil {
+		return "", "", false, err
+	}
+	return held[0].RemoteID, held[0].Secret, true, nil
+}
+
+// FindAll implements reconcile.BatchFinder. For each of creds it lists the
+// accesses to the key of its room (Options.Rooms[c.RoomID]) with one GET
+// per key, shared by the credentials of that key (paced, retried after an
+// outage, counted in the Meter as a read), and looks for one that is not
+// cancelled, is for that key, and has the start and end date and time
+// (and, when the answer gives one, the time zone) a create sends for
+// c.Valid: the window in Options.TimeZone, cut to the minute. The Held
+// gives its id, its code (empty when the answer has none) and c.Valid.
 //
 // The credential does not carry the guest's name, so the visitorName a
 // create sent cannot be checked: an access matches on key, start and end
@@ -56,53 +66,68 @@ type accessList struct {
 // plus an unmapped room, a credential without a window or of another
 // property (nothing sent) and an answer that is not an access list; none
 // holds the password, a code or a compartment.
-func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
-	if c == nil {
-		return "", "", false, fmt.Errorf("%s: find access: no credential", s.label())
-	}
-	what := fmt.Sprintf("find access for stay %s in room %s", c.Stay.ID, c.RoomID)
-	switch {
-	case s.opts.Property != "" && c.Stay.Property != "" && c.Stay.Property != s.opts.Property:
-		return "", "", false, fmt.Errorf("%s: %s: the stay belongs to property %q", s.label(), what, c.Stay.Property)
-	case c.Kind != "" && c.Kind != reconcile.KindKeyBoxAccess:
-		return "", "", false, fmt.Errorf("%s: %s: credential kind %q is not a key-box access", s.label(), what, c.Kind)
-	}
-	ref, ok := s.opts.Rooms[c.RoomID]
-	if !ok {
-		return "", "", false, fmt.Errorf("%s: %s: room is not mapped to a key in the key-box config", s.label(), what)
-	}
-	if err := ref.check(); err != nil {
-		return "", "", false, fmt.Errorf("%s: %s: %v", s.label(), what, err)
-	}
-	what += " (" + ref.label() + ")"
-	if c.Valid.Start.IsZero() || c.Valid.End.IsZero() {
-		return "", "", false, fmt.Errorf("%s: %s: the credential has no access window", s.label(), what)
-	}
-	want, err := s.localWindow(c.Valid)
-	if err != nil {
-		return "", "", false, fmt.Errorf("%s: %s: %w", s.label(), what, err)
+func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*reconcile.Held, error) {
+	refs := make([]KeyRef, len(creds))
+	wants := make([]localWindow, len(creds))
+	for i, c := range creds {
+		if c == nil {
+			return nil, fmt.Errorf("%s: find access: no credential", s.label())
+		}
+		what := fmt.Sprintf("find access for stay %s in room %s", c.Stay.ID, c.RoomID)
+		switch {
+		case s.opts.Property != "" && c.Stay.Property != "" && c.Stay.Property != s.opts.Property:
+			return nil, fmt.Errorf("%s: %s: the stay belongs to property %q", s.label(), what, c.Stay.Property)
+		case c.Kind != "" && c.Kind != reconcile.KindKeyBoxAccess:
+			return nil, fmt.Errorf("%s: %s: credential kind %q is not a key-box access", s.label(), what, c.Kind)
+		}
+		ref, ok := s.opts.Rooms[c.RoomID]
+		if !ok {
+			return nil, fmt.Errorf("%s: %s: room is not mapped to a key in the key-box config", s.label(), what)
+		}
+		if err := ref.check(); err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", s.label(), what, err)
+		}
+		if c.Valid.Start.IsZero() || c.Valid.End.IsZero() {
+			return nil, fmt.Errorf("%s: %s (%s): the credential has no access window", s.label(), what, ref.label())
+		}
+		want, err := s.localWindow(c.Valid)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s (%s): %w", s.label(), what, ref.label(), err)
+		}
+		refs[i], wants[i] = ref, want
 	}
 
-	list, err := s.accesses(ctx, what, ref)
-	if err != nil {
-		return "", "", false, err
-	}
-
-	guestless := visitorName("", c.Stay)
-	var best *listedAccess
-	for i := range list.Data {
-		a := &list.Data[i]
-		if !matches(a, ref, want) {
-			continue
+	lists := map[KeyRef]accessList{}
+	out := make([]*reconcile.Held, len(creds))
+	taken := map[flexString]bool{}
+	for i, c := range creds {
+		ref := refs[i]
+		list, ok := lists[ref]
+		if !ok {
+			what := fmt.Sprintf("find access for stay %s in room %s (%s)", c.Stay.ID, c.RoomID, ref.label())
+			var err error
+			if list, err = s.accesses(ctx, what, ref); err != nil {
+				return nil, err
+			}
+			lists[ref] = list
 		}
-		if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {
-			best = a
+		guestless := visitorName("", c.Stay)
+		var best *listedAccess
+		for j := range list.Data {
+			a := &list.Data[j]
+			if taken[a.ID] || !matches(a, ref, wants[i]) {
+				continue
+			}
+			if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {
+				best = a
+			}
+		}
+		if best != nil {
+			taken[best.ID] = true
+			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(best.Code), Valid: c.Valid}
 		}
 	}
-	if best == nil {
-		return "", "", false, nil
-	}
-	return string(best.ID), reconcile.Secret(best.Code), true, nil
+	return out, nil
 }
 
 // accesses lists the accesses to the key ref (one GET, paced, retried

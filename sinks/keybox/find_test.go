@@ -272,3 +272,46 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 		t.Errorf("wrong password: found %v, err %v", found, err)
 	}
 }
+
+// TestFindAllOneListPerKey creates accesses for two stays on key K1 and one
+// on K2 among lookalikes, and reads them back with a fourth credential the
+// same as the first: one list request per key, each access found once
+// (the fourth gets nothing: the one access is the first's).
+func TestFindAllOneListPerKey(t *testing.T) {
+	t.Parallel()
+	sb, url := newSandbox(t, sandbox.Options{})
+	plantLookalikes(t, sb)
+	s := newSink(t, options(url, lj))
+	s2End := s1End.Add(24 * time.Hour)
+	actions := []*reconcile.Action{
+		create("s1", "204", s1Start, s1End, "Ana"),
+		create("s2", "204", s1Start, s2End, "Bor"),
+		create("s3", "205", s1Start, s1End, "Cvet"),
+	}
+	var creds []*reconcile.Credential
+	var ids []string
+	for _, a := range actions {
+		ids = append(ids, mustCreate(t, s, a))
+		creds = append(creds, sinktest.Pending(a))
+	}
+	creds = append(creds, sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
+	before := len(sb.Requests())
+	held, err := s.FindAll(t.Context(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sb.Requests()) - before; n != 2 {
+		t.Errorf("%d requests, want one list per key (2)", n)
+	}
+	if len(held) != len(creds) {
+		t.Fatalf("%d answers for %d credentials", len(held), len(creds))
+	}
+	for i, id := range ids {
+		if h := held[i]; h == nil || h.RemoteID != id || h.Secret == "" || h.System != reconcile.SystemKeyBox {
+			t.Errorf("stay %s: found %+v, want %s with its code", creds[i].Stay.ID, h, id)
+		}
+	}
+	if h := held[3]; h != nil {
+		t.Errorf("the second credential like s1's got %s too", h.RemoteID)
+	}
+}

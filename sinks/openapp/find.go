@@ -21,7 +21,7 @@ const listPageSize = 100
 // answers has_more would otherwise keep it reading for ever.
 const maxListPages = 1000
 
-var _ reconcile.Finder = (*Sink)(nil)
+var _ reconcile.BatchFinder = (*Sink)(nil)
 
 // listedInvite is one invite of the list (see the package comment).
 type listedInvite struct {
@@ -42,64 +42,107 @@ type invitePage struct {
 }
 
 // Find implements reconcile.Finder: it reads back the invite that c's
-// create made, when the answer to the create was lost. It lists the
-// integration's invites (every page; each page one read, paced, retried
-// after an outage and counted in the Meter as a read) and considers those
-// that are enabled and whose name's owner tag (ParseOwnerTag) names c's
-// stay, the sink's Property standing in for a stay that names none. A
-// disabled invite is never taken: a fresh create makes an enabled one, and
-// a disabled invite of the stay belongs to a credential keysync switched
-// off. Of those considered, one whose window (valid_from, valid_to, to the
-// second) equals c.Valid is preferred, then the newest (the last listed).
-// found is true with its invite_link_id and invite_token; false when no
-// invite qualifies.
+// create made, when the answer to the create was lost. It is FindAll of c
+// alone.
+func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
+	held, err := s.FindAll(ctx, []*reconcile.Credential{c})
+	if err != nil || held[0] == nil {
+		return "", "", false, err
+	}
+	return held[0].RemoteID, held[0].Secret, true, nil
+}
+
+// FindAll implements reconcile.BatchFinder: it lists the integration's
+// invites once (every page; each page one read, paced, retried after an
+// outage and counted in the Meter as a read) and, for each of creds,
+// considers those that are enabled and whose name's owner tag
+// (ParseOwnerTag) names the credential's stay, the sink's Property
+// standing in for a stay that names none. A disabled invite is never
+// taken: a fresh create makes an enabled one, and a disabled invite of the
+// stay belongs to a credential keysync switched off. Of those considered,
+// one whose window (valid_from, valid_to, to the second) equals c.Valid is
+// preferred, then the newest (the last listed). The Held gives its
+// invite_link_id, its invite_token and its window.
 //
 // Errors are those of Apply (401 and 403 wrap reconcile.ErrUnauthorized, a
 // 404 reconcile.ErrNotFound, and so on), plus an answer that is not an
-// invite list; none holds a token. c of another property, or not an
-// invite, is refused without a request.
-func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
-	if c == nil {
-		return "", "", false, errors.New("openapp: find invite: no credential")
+// invite list; none holds a token. A credential of another property, or
+// not an invite, is refused without a request.
+func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*reconcile.Held, error) {
+	refs := make([]reconcile.StayRef, len(creds))
+	byStay := map[reconcile.StayRef][]int{}
+	var secrets []string
+	for i, c := range creds {
+		if c == nil {
+			return nil, errors.New("openapp: find invite: no credential")
+		}
+		what := fmt.Sprintf("find invite for stay %s", c.Stay)
+		if s.opts.Property != "" && c.Stay.Property != "" && c.Stay.Property != s.opts.Property {
+			return nil, fmt.Errorf("openapp: %s: stay belongs to property %q, this OpenApp sink to %q", what, c.Stay.Property, s.opts.Property)
+		}
+		if c.Kind != "" && c.Kind != reconcile.KindInvite {
+			return nil, fmt.Errorf("openapp: %s: credential kind %q is not an OpenApp invite", what, c.Kind)
+		}
+		refs[i] = c.Stay
+		refs[i].Property = cmp.Or(refs[i].Property, s.opts.Property)
+		byStay[refs[i]] = append(byStay[refs[i]], i)
+		secrets = append(secrets, c.Secret.Reveal())
 	}
-	what := fmt.Sprintf("find invite for stay %s", c.Stay)
-	if s.opts.Property != "" && c.Stay.Property != "" && c.Stay.Property != s.opts.Property {
-		return "", "", false, fmt.Errorf("openapp: %s: stay belongs to property %q, this OpenApp sink to %q", what, c.Stay.Property, s.opts.Property)
+	what := "find invites"
+	if len(creds) == 1 {
+		what = fmt.Sprintf("find invite for stay %s", creds[0].Stay)
 	}
-	if c.Kind != "" && c.Kind != reconcile.KindInvite {
-		return "", "", false, fmt.Errorf("openapp: %s: credential kind %q is not an OpenApp invite", what, c.Kind)
-	}
-	ref := c.Stay
-	ref.Property = cmp.Or(ref.Property, s.opts.Property)
-
-	var (
-		best     *listedInvite
-		bestRank int
-	)
-	err = s.eachInvite(ctx, what, c.Secret, func(in *listedInvite) bool {
-		if rank := s.rank(in, ref, c.Valid); rank > 0 && rank >= bestRank {
-			best, bestRank = in, rank // ties: the later (newer) one
+	best := make([]*listedInvite, len(creds))
+	rank := make([]int, len(creds))
+	err := s.eachInvite(ctx, what, secrets, func(in *listedInvite) bool {
+		for _, i := range byStay[ownerOf(in)] {
+			if r := s.rank(in, refs[i], creds[i].Valid); r > 0 && r >= rank[i] {
+				best[i], rank[i] = in, r // ties: the later (newer) one
+			}
 		}
 		return false
 	})
 	if err != nil {
-		return "", "", false, err
+		return nil, err
 	}
-	if best == nil {
-		return "", "", false, nil
+	out := make([]*reconcile.Held, len(creds))
+	taken := map[string]bool{}
+	for i, in := range best {
+		if in == nil || taken[in.LinkID] {
+			continue
+		}
+		taken[in.LinkID] = true
+		out[i] = &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: in.LinkID, Secret: reconcile.Secret(in.Token),
+			Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}}
 	}
-	return best.LinkID, reconcile.Secret(best.Token), true, nil
+	return out, nil
+}
+
+// ownerOf is the stay an invite's owner tag names, or the zero StayRef.
+func ownerOf(in *listedInvite) reconcile.StayRef {
+	ref, _ := ParseOwnerTag(in.Name)
+	return ref
+}
+
+// listedTime reads an RFC 3339 time of the list; the zero time if it is not
+// one.
+func listedTime(wire string) time.Time {
+	t, err := time.Parse(time.RFC3339, wire)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // eachInvite calls visit for every invite of the integration's list, page
-// after page, until visit returns true. secret is scrubbed from errors.
-func (s *Sink) eachInvite(ctx context.Context, what string, secret reconcile.Secret, visit func(*listedInvite) bool) error {
+// after page, until visit returns true. secrets are scrubbed from errors.
+func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, visit func(*listedInvite) bool) error {
 	for page := 1; ; page++ {
 		if page > maxListPages {
 			return fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
 		}
 		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
-		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, []string{secret.Reveal()})
+		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
 		switch {
 		case err != nil:
 			return err
@@ -137,7 +180,7 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 	}
 	what := fmt.Sprintf("check invite %s for stay %s", c.RemoteID, c.Stay.ID)
 	var found *listedInvite
-	if err := s.eachInvite(ctx, what, c.Secret, func(in *listedInvite) bool {
+	if err := s.eachInvite(ctx, what, []string{c.Secret.Reveal()}, func(in *listedInvite) bool {
 		if in.LinkID == c.RemoteID {
 			found = in
 		}
@@ -181,9 +224,6 @@ func (s *Sink) rank(in *listedInvite, ref reconcile.StayRef, w reconcile.Window)
 // sameInstant reports whether an RFC 3339 time of the list is t, to the
 // second (as the sink sends windows).
 func sameInstant(wire string, t time.Time) bool {
-	if t.IsZero() {
-		return false
-	}
-	got, err := time.Parse(time.RFC3339, wire)
-	return err == nil && got.Truncate(time.Second).Equal(t.Truncate(time.Second))
+	got := listedTime(wire)
+	return !t.IsZero() && !got.IsZero() && got.Truncate(time.Second).Equal(t.Truncate(time.Second))
 }

@@ -284,3 +284,46 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 		t.Errorf("%d requests for a refused credential", n)
 	}
 }
+
+// TestFindAllOneListForMany creates invites for three stays among
+// lookalikes and reads them all back, with a fourth stay that has none,
+// in one list request: each found with its link id, token and window, the
+// fourth nil.
+func TestFindAllOneListForMany(t *testing.T) {
+	t.Parallel()
+	sb, _, opts := newSandbox(t)
+	plantLookalikes(t, sb)
+	s := newSink(t, opts)
+	var creds []*reconcile.Credential
+	made := map[string]reconcile.Outcome{}
+	for i, id := range []string{"s1", "s2", "s3", "s4"} {
+		a := action(reconcile.OpCreate, id, "r101", "2026-06-01", fmt.Sprintf("2026-06-0%d", 3+i), "")
+		if id != "s4" {
+			made[id] = apply(t, s, a)
+		}
+		creds = append(creds, sinktest.Pending(a))
+	}
+	before := len(sb.Requests())
+	held, err := s.FindAll(t.Context(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sb.Requests()) - before; n != 1 {
+		t.Errorf("%d requests, want one list", n)
+	}
+	if len(held) != len(creds) {
+		t.Fatalf("%d answers for %d credentials", len(held), len(creds))
+	}
+	for i, c := range creds {
+		o, ok := made[c.Stay.ID]
+		switch h := held[i]; {
+		case !ok && h != nil:
+			t.Errorf("stay %s: found %s, want nothing", c.Stay.ID, h.RemoteID)
+		case !ok:
+		case h == nil:
+			t.Errorf("stay %s: not found", c.Stay.ID)
+		case h.RemoteID != o.RemoteID || h.Secret != o.Secret || !h.Valid.Start.Equal(c.Valid.Start) || !h.Valid.End.Equal(c.Valid.End) || h.System != reconcile.SystemOpenApp:
+			t.Errorf("stay %s: found %s over %v, want %s over %v (token match %v)", c.Stay.ID, h.RemoteID, h.Valid, o.RemoteID, c.Valid, h.Secret == o.Secret)
+		}
+	}
+}

@@ -398,6 +398,9 @@ fragment RoomStaySubset on RoomStay {
 		... on RoomAccessKeyStorage {
 			pin
 		}
+		... on RoomAccessQR {
+			qrData
+		}
 	}
 }
 `
@@ -465,6 +468,9 @@ fragment RoomStaySubset on RoomStay {
 		}
 		... on RoomAccessKeyStorage {
 			pin
+		}
+		... on RoomAccessQR {
+			qrData
 		}
 	}
 }

@@ -8,4 +8,7 @@ type RemoteKey struct {
 	ID       string `json:"id"`
 	// PIN is set for RoomAccessPin and RoomAccessKeyStorage.
 	PIN string `json:"pin"`
+	// QRData is set for RoomAccessQR: what the guest's QR code encodes (a
+	// key derived from an OpenApp invite: the guest's link).
+	QRData string `json:"qrData"`
 }

@@ -310,7 +310,7 @@ func (s *Source) stay(n RoomStaySubset) (reconcile.Stay, error) {
 		Departure: dep,
 	}
 	if k := n.RoomAccessKey; k.ID != "" {
-		st.Key = &reconcile.RemoteKey{ID: k.ID, Type: k.Typename, PIN: reconcile.Secret(k.PIN)}
+		st.Key = &reconcile.RemoteKey{ID: k.ID, Type: k.Typename, PIN: reconcile.Secret(k.PIN), QRData: reconcile.Secret(k.QRData)}
 	}
 	return st, nil
 }

@@ -258,7 +258,7 @@ func TestStaysDecodesKeys(t *testing.T) {
 	want := map[string]*reconcile.RemoteKey{
 		"pin":     {ID: pinID, Type: "RoomAccessPin", PIN: "4711"},
 		"storage": {ID: storageID, Type: "RoomAccessKeyStorage", PIN: "AB12"},
-		"qr":      {ID: qrID, Type: "RoomAccessQR"},
+		"qr":      {ID: qrID, Type: "RoomAccessQR", QRData: "qr-payload"},
 		"ours":    {ID: oursID, Type: "RoomAccessPin", PIN: "9090"},
 		"none":    nil,
 	}
@@ -274,12 +274,13 @@ func TestStaysDecodesKeys(t *testing.T) {
 	}
 }
 
-// deref shows a key's fields (PIN revealed) for a failure message.
+// deref shows a key's fields (PIN and QR data revealed) for a failure
+// message.
 func deref(k *reconcile.RemoteKey) string {
 	if k == nil {
 		return "nil"
 	}
-	return fmt.Sprintf("{ID:%q Type:%q PIN:%q}", k.ID, k.Type, k.PIN.Reveal())
+	return fmt.Sprintf("{ID:%q Type:%q PIN:%q QRData:%q}", k.ID, k.Type, k.PIN.Reveal(), k.QRData.Reveal())
 }
 
 func TestStaysByID(t *testing.T) {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/reconcile"
+	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
+)
+
+// adoptWorld is a world whose guests hold OpenApp invites and key-box
+// accesses issued by a backfill (hotel QR and key-storage rooms, Guestway
+// apartments), whose state file is then lost, a day later (every guest in
+// house). held describes what the guests hold.
+func adoptWorld(t *testing.T) (fw *faultWorld, held func() string, foreign string) {
+	t.Helper()
+	fw = newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
+		map[string]string{"L1": "qr", "L2": "key_storage"})
+	fw.hotelStay("s1", "r201", 0, 3)
+	fw.hotelStay("s2", "r301", 0, 3)
+	fw.hotelStay("s3", "r101", 1, 3)
+	for _, r := range []gwsandbox.Reservation{
+		{ID: "G1", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(3), ListingID: "L1", GuestName: "Guest G1"},
+		{ID: "G2", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(3), ListingID: "L2", GuestName: "Guest G2"},
+	} {
+		if err := fw.sb.guestway.AddReservation(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fw.mustExec(ExitOK, "backfill")
+	held = func() string {
+		var out []string
+		for _, inv := range fw.invites() {
+			out = append(out, fmt.Sprintf("invite %s %s enabled=%v %s..%s", inv.ID, inv.Name, inv.Enabled, inv.ValidFrom, inv.ValidTo))
+		}
+		for _, a := range fw.accesses() {
+			out = append(out, fmt.Sprintf("access %s %s..%s", a.ID, a.Start, a.End))
+		}
+		for _, s := range []string{"s1", "s2", "s3"} {
+			k := fw.key(s)
+			out = append(out, fmt.Sprintf("key %s %s on %s", k.ID, k.Type, s))
+		}
+		slices.Sort(out)
+		return fmt.Sprint(out)
+	}
+	// An invite per stay in a QR room or apartment (the apartments'
+	// shared portals give G2 one too), an access per key-storage room.
+	if len(fw.invites()) != 3 || len(fw.accesses()) != 2 {
+		t.Fatalf("the first backfill made %d invites and %d accesses, want 3 and 2", len(fw.invites()), len(fw.accesses()))
+	}
+	foreign = fw.foreign()
+
+	cfg, err := LoadConfig(fw.cfg, fw.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(cfg.State + suffix)
+	}
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	return fw, held, foreign
+}
+
+// noWrites fails the test if rep did any create, revoke, delete or
+// disable.
+func noWrites(t *testing.T, rep *reconcile.Report, when string) {
+	t.Helper()
+	for _, op := range []reconcile.Op{reconcile.OpCreate, reconcile.OpRevoke, reconcile.OpDelete, reconcile.OpDisable} {
+		if n := countOps(rep, op, reconcile.ResultDone); n != 0 {
+			t.Errorf("%s did %d %s actions, want none", when, n, op)
+		}
+	}
+}
+
+// TestBackfillAfterStateLossAdoptsInvitesAndAccesses: the backfill after
+// the state file was lost reads back the invites and accesses keysync
+// issued and adopts them: it creates nothing anywhere and keeps every
+// invite, access and 3RPMS key a guest holds (an in-house guest's QR and
+// key-box code do not change), and the run after it has nothing to do.
+func TestBackfillAfterStateLossAdoptsInvitesAndAccesses(t *testing.T) {
+	t.Parallel()
+	fw, held, foreign := adoptWorld(t)
+	before := held()
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	noWrites(t, rep, "the backfill after the state was lost")
+	if n := countOps(rep, reconcile.OpAdopt, reconcile.ResultDone); n != 5 {
+		t.Errorf("the backfill adopted %d invites and accesses, want 5 (3 invites, 2 accesses)", n)
+	}
+	if after := held(); after != before {
+		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
+	}
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
+	if after := held(); after != before {
+		t.Errorf("the run after the backfill changed what the guests hold:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestBackfillAdoptsOnceTheSystemsAnswer: while the state file is lost,
+// OpenApp and the key box answer 503 to everything. The backfill cannot
+// tell which invites and accesses exist, so it creates none (and no key
+// made from one), exits partial, and is not complete: the next run, with
+// both answering, reads them back and adopts them instead of issuing
+// them again.
+func TestBackfillAdoptsOnceTheSystemsAnswer(t *testing.T) {
+	t.Parallel()
+	fw, held, foreign := adoptWorld(t)
+	before := held()
+	fw.setFault(when(func(r *http.Request) bool {
+		return requestTo(r, reconcile.SystemOpenApp, "") || requestTo(r, reconcile.SystemKeyBox, "")
+	}, func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(rw) }))
+	rep := fw.mustExec(ExitPartial, "backfill").rep
+	fw.setFault(nil)
+	noWrites(t, rep, "the backfill that could not read OpenApp and the key box")
+	for _, sys := range []reconcile.System{reconcile.SystemOpenApp, reconcile.SystemKeyBox} {
+		if !slices.ContainsFunc(rep.Failures, func(f reconcile.Failure) bool { return f.System == sys }) {
+			t.Errorf("no %s failure in the report: %+v", sys, rep.Failures)
+		}
+	}
+	// Nothing changed: the invites and accesses are live and not yet
+	// recorded (the next run reads them back), every key still on its
+	// stay.
+	if after := held(); after != before {
+		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
+	}
+
+	rep = fw.mustExec(ExitOK, "run").rep
+	noWrites(t, rep, "the run after the backfill")
+	if after := held(); after != before {
+		t.Errorf("the run after the backfill changed what the guests hold:\nbefore %s\nafter  %s", before, after)
+	}
+	fw.checkInvariants(foreign)
+}
