@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 )
 
@@ -18,6 +20,20 @@ import (
 // apartments), whose state file is then lost, a day later (every guest in
 // house). held describes what the guests hold.
 func adoptWorld(t *testing.T) (fw *faultWorld, held func() string, foreign string) {
+	t.Helper()
+	fw, held, foreign = issuedWorld(t)
+	cfg, err := LoadConfig(fw.cfg, fw.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(cfg.State + suffix)
+	}
+	return fw, held, foreign
+}
+
+// issuedWorld is adoptWorld with its state file kept.
+func issuedWorld(t *testing.T) (fw *faultWorld, held func() string, foreign string) {
 	t.Helper()
 	fw = newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
 		map[string]string{"L1": "qr", "L2": "key_storage"})
@@ -54,14 +70,6 @@ func adoptWorld(t *testing.T) (fw *faultWorld, held func() string, foreign strin
 		t.Fatalf("the first backfill made %d invites and %d accesses, want 3 and 2", len(fw.invites()), len(fw.accesses()))
 	}
 	foreign = fw.foreign()
-
-	cfg, err := LoadConfig(fw.cfg, fw.getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(cfg.State + suffix)
-	}
 	fw.setNow(fw.now.Add(24 * time.Hour))
 	return fw, held, foreign
 }
@@ -135,4 +143,45 @@ func TestBackfillAdoptsOnceTheSystemsAnswer(t *testing.T) {
 		t.Errorf("the run after the backfill changed what the guests hold:\nbefore %s\nafter  %s", before, after)
 	}
 	fw.checkInvariants(foreign)
+}
+
+// TestShardChangeAdoptsWhatGuestsHold moves a deployment from one process
+// to two shards (README, "Shards"): each shard's backfill starts a state
+// file of its own and adopts the keys, invites and accesses of its
+// properties; nothing is issued again, nothing changes for a guest, and
+// each shard's runs after it have nothing to do.
+func TestShardChangeAdoptsWhatGuestsHold(t *testing.T) {
+	t.Parallel()
+	fw, held, foreign := issuedWorld(t)
+	before := held()
+	shardRun := func(cmd, shard string) *reconcile.Report {
+		t.Helper()
+		r := fw.runOn(clocktest.New(fw.now), nil, cmd, "--json", "--shard", shard)
+		if r.code != ExitOK {
+			t.Fatalf("%s --shard %s exited %d: %v\n%s", cmd, shard, r.code, r.err, r.stderr)
+		}
+		var rep reconcile.Report
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("%s --shard %s: %v", cmd, shard, err)
+		}
+		return &rep
+	}
+	adopted := 0
+	for _, shard := range []string{"0/2", "1/2"} {
+		rep := shardRun("backfill", shard)
+		noWrites(t, rep, "backfill --shard "+shard)
+		adopted += countOps(rep, reconcile.OpAdopt, reconcile.ResultDone)
+	}
+	if adopted != 5 {
+		t.Errorf("the shards' backfills adopted %d invites and accesses, want 5", adopted)
+	}
+	for _, shard := range []string{"0/2", "1/2"} {
+		noWrites(t, shardRun("run", shard), "run --shard "+shard)
+	}
+	if after := held(); after != before {
+		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if now := fw.foreign(); now != foreign {
+		t.Errorf("another integration's credentials changed:\nbefore %s\nafter  %s", foreign, now)
+	}
 }
