@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/keysync/keysync/internal/sandboxkit"
+	"github.com/keysync/keysync/internal/webhook"
 )
 
 // adminRoutes is served at GET /_sandbox/; doc.go lists the same lines
@@ -133,6 +134,7 @@ func (s *Server) adminAddStay(w http.ResponseWriter, r *http.Request) {
 	var v StayView
 	if err == nil {
 		v = s.stayView(st)
+		s.hooks.emit(webhook.StayCreated, st.id)
 	}
 	s.mu.Unlock()
 	if err != nil {

@@ -940,8 +940,24 @@ func TestWebhooks(t *testing.T) {
 	must(e.SB.CancelReservation("res_3"))
 	must(e.SB.DeleteStay("rs_9"))
 	must(e.SB.DeleteKey(key))
+	// The same changes through the admin API.
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/_sandbox/stays", `{"id":"rs_10","room_id":"r3","arrival":"2026-02-10","departure":"2026-02-12"}`},
+		{http.MethodPatch, "/_sandbox/stays/rs_10", `{"departure":"2026-02-13"}`},
+		{http.MethodDelete, "/_sandbox/stays/rs_10", ``},
+	} {
+		req, err := http.NewRequest(c.method, e.Srv.URL+c.path, strings.NewReader(c.body))
+		must(err)
+		resp, err := http.DefaultClient.Do(req)
+		must(err)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %d", c.method, c.path, resp.StatusCode)
+		}
+	}
 	want := []string{"room_stay.created rs_9", "room_stay.updated rs_9", "room_stay.updated rs_9", "reservation.updated res_3",
-		"room_stay.deleted rs_9", "room_access_key.deleted " + key}
+		"room_stay.deleted rs_9", "room_access_key.deleted " + key,
+		"room_stay.created rs_10", "room_stay.updated rs_10", "room_stay.deleted rs_10"}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
