@@ -153,7 +153,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
 			if p, ok := db.(interface{ Path() string }); !ok || p.Path() != cfg.State {
 				// openState planned against a temporary file: there is none.
-				return withCode(ExitConfig, fmt.Errorf("state: %s: %w\nplan --out needs the state file: run `keysync backfill --config FILE` first", cfg.State, state.ErrNoState))
+				return withCode(ExitConfig, cfg.noState(fmt.Errorf("state: %s: %w\nplan --out needs the state file: run `keysync backfill --config FILE` first", cfg.State, state.ErrNoState)))
 			}
 			var err error
 			if position, err = positionOf(ctx, db); err != nil {
@@ -381,7 +381,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		}
 		defer lock.Unlock()
 	}
-	db, closeDB, err := env.openState(ctx, cfg.State, key, mode, log)
+	db, closeDB, err := env.openState(ctx, cfg, key, mode, log)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,8 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 // backfill creates it, plan reads it and appends to its request ledger
 // only (or, before the first backfill, plans against an empty temporary
 // one, whose ledger goes with it). key seals and opens its secrets.
-func (env *environment) openState(ctx context.Context, path string, key *seal.Key, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
+func (env *environment) openState(ctx context.Context, cfg *Config, key *seal.Key, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
+	path := cfg.State
 	if env.held != nil && env.held.Path() == path {
 		return env.held, func() {}, nil
 	}
@@ -451,7 +452,7 @@ func (env *environment) openState(ctx context.Context, path string, key *seal.Ke
 		}
 		return db, func() { db.Close(); os.RemoveAll(tmp) }, nil
 	case errors.Is(err, state.ErrNoState):
-		return nil, nil, withCode(ExitConfig, fmt.Errorf("%w\nrun `keysync backfill --config FILE` once: it creates the state file and adopts the keys keysync already issued", err))
+		return nil, nil, withCode(ExitConfig, cfg.noState(err))
 	}
 	return nil, nil, withCode(ExitFailure, err)
 }

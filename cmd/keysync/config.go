@@ -57,6 +57,17 @@ type Config struct {
 	// budgetShare, filled by applyShard, is the share of each credential's
 	// daily budget this shard may use.
 	budgetShare map[reconcile.Account]float64
+	// shard, set by applyShard, is the shard the config was cut to.
+	shard shardSpec
+}
+
+// noState explains err, a state file that does not exist: it names the
+// backfill that creates this one, a shard's with its --shard.
+func (c *Config) noState(err error) error {
+	if !c.shard.on() {
+		return err
+	}
+	return fmt.Errorf("%w\nit is shard %s's state file (each shard, and each N, has its own): run `keysync backfill --config FILE --shard %s` once for it", err, c.shard, c.shard)
 }
 
 // PropertyConfig is one property: where it is, its hours, its 3RPMS

@@ -120,7 +120,9 @@ func (env *environment) openStateDB(ctx context.Context, cfg *Config, access sta
 	}
 	db, err := state.Open(ctx, cfg.State, opts)
 	switch {
-	case errors.Is(err, state.ErrNoState), errors.Is(err, seal.ErrNoKey), errors.Is(err, seal.ErrWrongKey):
+	case errors.Is(err, state.ErrNoState):
+		return nil, withCode(ExitConfig, cfg.noState(err))
+	case errors.Is(err, seal.ErrNoKey), errors.Is(err, seal.ErrWrongKey):
 		return nil, withCode(ExitConfig, err)
 	case err != nil:
 		return nil, withCode(ExitFailure, err)

@@ -178,6 +178,7 @@ func applyShard(cfg *Config, s shardSpec) error {
 	cfg.Properties = mine
 	cfg.State = shardState(cfg.State, s)
 	cfg.budgetShare = share
+	cfg.shard = s
 	return nil
 }
 

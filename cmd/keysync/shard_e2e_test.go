@@ -44,8 +44,8 @@ func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 	}
 	// Each shard needs its own backfill: shard 0's does not make shard 3's.
 	h.mustRun(ExitOK, "backfill", "--shard", "0/4")
-	if _, code, _ := h.run("run", "--shard", "3/4"); code != ExitConfig {
-		t.Errorf("shard 3 ran without its own state file (exit %d)", code)
+	if _, code, stderr := h.run("run", "--shard", "3/4"); code != ExitConfig || !strings.Contains(stderr, "keysync backfill --config FILE --shard 3/4") {
+		t.Errorf("shard 3 ran without its own state file (exit %d), or did not name its backfill:\n%s", code, stderr)
 	}
 
 	rep := h.mustRun(ExitOK, "run", "--shard", "0/4")
