@@ -150,11 +150,13 @@ func (d *DB) LastRunAt(ctx context.Context) (time.Time, error) {
 	return t, nil
 }
 
-// LastSuccessAt returns when the latest run that succeeded started, or the
+// LastSuccessAt returns when the latest whole run (a run or a backfill:
+// not a plan, not a webhook's targeted run) that succeeded started, or the
 // zero time when none is recorded.
 func (d *DB) LastSuccessAt(ctx context.Context) (time.Time, error) {
 	var at sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE status = ? ORDER BY id DESC LIMIT 1`, string(RunOK)).Scan(&at)
+	err := d.db.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE status = ? AND mode IN (?, ?) ORDER BY id DESC LIMIT 1`,
+		string(RunOK), string(reconcile.ModeRun), string(reconcile.ModeBackfill)).Scan(&at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}

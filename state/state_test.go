@@ -543,6 +543,17 @@ func TestRuns(t *testing.T) {
 	if at, err := db.LastSuccessAt(ctx); err != nil || !at.Equal(t0) {
 		t.Errorf("LastSuccessAt = %s, %v; want the ok run's start %s", at, err, t0)
 	}
+	// A webhook's targeted run is no whole run's success.
+	targeted, err := db.BeginRun(ctx, reconcile.ModeTargeted, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishRun(ctx, targeted, &reconcile.Report{RunID: targeted, Mode: reconcile.ModeTargeted, Now: t0.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := db.LastSuccessAt(ctx); err != nil || !at.Equal(t0) {
+		t.Errorf("LastSuccessAt after a targeted run = %s, %v; want the ok run's start %s", at, err, t0)
+	}
 	for _, r := range runs {
 		if bytes.Contains(r.Report, []byte(testPIN)) {
 			t.Errorf("run %d report contains the PIN: %s", r.ID, r.Report)

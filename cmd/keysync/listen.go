@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,8 +140,9 @@ func (l *listener) readyz(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// finished records a run's outcome for /readyz and /metrics.
-func (l *listener) finished(rep *reconcile.Report, start time.Time, err error) {
+// finished records a run's outcome for /readyz and /metrics; partial is a
+// run of a few stays (metrics.Run.Partial).
+func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, partial bool) {
 	code := exitCode(err)
 	if err == nil && rep != nil {
 		code = exitCode(reportError(l.cfg, rep))
@@ -154,7 +156,25 @@ func (l *listener) finished(rep *reconcile.Report, start time.Time, err error) {
 		l.lastErr = fmt.Errorf("exit %d", code)
 	}
 	l.mu.Unlock()
-	l.metrics.Observe(metrics.Run{Report: rep, Start: start, End: l.env.clock.Now(), ExitCode: code})
+	l.metrics.Observe(metrics.Run{Report: rep, Start: start, End: l.env.clock.Now(), ExitCode: code, Partial: partial})
+}
+
+// resume sets /metrics from the state's record of the runs before this
+// process: the last whole run (not a plan, a webhook's or a look-ahead's)
+// that recorded how it ended, and the last success.
+func (l *listener) resume(ctx context.Context) {
+	var end time.Time
+	var code int
+	if runs, err := l.queue.Runs(ctx, 20); err == nil {
+		for _, r := range slices.Backward(runs) {
+			if r.Ended && (r.Mode == reconcile.ModeRun || r.Mode == reconcile.ModeBackfill) {
+				end, code = r.StartedAt.Add(r.Duration), r.ExitCode
+				break
+			}
+		}
+	}
+	at, _ := l.queue.LastSuccessAt(ctx)
+	l.metrics.Resume(end, code, at)
 }
 
 // dispatch turns queued events into targeted runs until ctx ends: it
@@ -247,7 +267,7 @@ func (l *listener) runQueued(ctx context.Context) bool {
 		start := l.env.clock.Now()
 		rep, err := l.env.once(ctx, l.cfg, reconcile.Options{Mode: reconcile.ModeTargeted, Now: l.env.now(), Targets: targets}, l.log)
 		l.runMu.Unlock()
-		l.finished(rep, start, err)
+		l.finished(rep, start, err, true)
 		if err != nil {
 			l.log.Error("targeted run failed; its events stay queued", "err", err)
 			l.mu.Lock()

@@ -66,7 +66,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			log.Warn("reconcile partly done; the next run retries", "run", rep.RunID, "failures", len(rep.Failures))
 		}
 		if lis != nil {
-			lis.finished(rep, start, err)
+			lis.finished(rep, start, err, opts.Targets != nil || opts.LookaheadDays > 0)
 			if err == nil && len(rep.Failures) == 0 && opts.Targets == nil && opts.LookaheadDays == 0 {
 				lis.coverAll(ctx, began) // a full run read every stay
 			}
@@ -94,6 +94,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			runMu.Unlock()
 		}()
 		lis = newListener(env, cfg, log, queue, &runMu)
+		lis.resume(ctx)
 		bound, stop, err := lis.serveHTTP(ctx, addr)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -354,5 +355,59 @@ func TestRunStay(t *testing.T) {
 	}
 	if s, _ := fw.sb.rpms.Stay("t2"); s.KeyID != "" {
 		t.Error("t2 keyed by a run for t1")
+	}
+}
+
+// TestServeMetricsFromTheRecord: serve's /metrics starts from the state's
+// record (the last whole run's exit code, the last success), not from
+// zeros that would fire the age-of-last-success alert after every restart;
+// and a webhook's targeted run, which reads a few stays, does not replace
+// the last whole run's exit code (6 here: a stay arriving today in a room
+// another integration keyed).
+func TestServeMetricsFromTheRecord(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 0, 2)
+	fw.injectForeign("s2")
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitAttention, "run")
+	sw := startServe(t, fw, "200ms", false)
+	gauge := func(name string) float64 {
+		t.Helper()
+		resp, err := http.Get("http://" + sw.addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return f
+			}
+		}
+		t.Fatalf("no %s in /metrics:\n%s", name, body)
+		return 0
+	}
+	if got := gauge("keysync_last_run_exit_code"); got != ExitAttention {
+		t.Errorf("after a restart keysync_last_run_exit_code = %v, want the last run's %d", got, ExitAttention)
+	}
+	if got, want := gauge("keysync_last_success_timestamp_seconds"), float64(fw.now.Unix()); got != want {
+		t.Errorf("after a restart keysync_last_success_timestamp_seconds = %v, want the last run's %v", got, want)
+	}
+
+	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late", RoomID: "r103", Arrival: day(0), Departure: day(1)}); err != nil {
+		t.Fatal(err)
+	}
+	sw.keyedWithin(t, "late", 10*time.Second)
+	waitFor(t, "the targeted run to finish", func() bool { return sw.targetedRuns(t) == 1 })
+	if got := gauge("keysync_last_run_exit_code"); got != ExitAttention {
+		t.Errorf("after a webhook's run keysync_last_run_exit_code = %v, want the last whole run's %d", got, ExitAttention)
+	}
+	if got := gauge("keysync_requests_total{system=\"3rpms\"}"); got == 0 {
+		t.Error("the webhook's run is not in keysync_requests_total")
 	}
 }

@@ -65,6 +65,13 @@ type Run struct {
 	// LastSuccess is when the last successful run before this one ended,
 	// kept when this one did not succeed or was a dry run (zero: unknown).
 	LastSuccess time.Time
+	// Partial marks a run of a few stays (a webhook's, a short
+	// look-ahead): it adds to the counters and the budget gauges, and
+	// leaves the last run's gauges (its end, exit code and duration, the
+	// last success, arrivals without a credential and problems) to the
+	// runs that read every stay, so one does not hide a whole run's
+	// failure or exit 6.
+	Partial bool
 }
 
 // Succeeded reports whether an exit code means the run did all it could.
@@ -72,15 +79,17 @@ func Succeeded(code int) bool { return code == 0 || code == 6 }
 
 // Observe records a finished run.
 func (m *Metrics) Observe(r Run) {
-	m.lastRun.Set(unix(r.End))
-	m.lastExit.Set(float64(r.ExitCode))
-	m.duration.Set(r.End.Sub(r.Start).Seconds())
-	dry := r.Report != nil && r.Report.DryRun
-	switch {
-	case Succeeded(r.ExitCode) && !dry: // a plan is no success of the timer's
-		m.lastSuccess.Set(unix(r.End))
-	case !r.LastSuccess.IsZero():
-		m.lastSuccess.Set(unix(r.LastSuccess))
+	if !r.Partial {
+		m.lastRun.Set(unix(r.End))
+		m.lastExit.Set(float64(r.ExitCode))
+		m.duration.Set(r.End.Sub(r.Start).Seconds())
+		dry := r.Report != nil && r.Report.DryRun
+		switch {
+		case Succeeded(r.ExitCode) && !dry: // a plan is no success of the timer's
+			m.lastSuccess.Set(unix(r.End))
+		case !r.LastSuccess.IsZero():
+			m.lastSuccess.Set(unix(r.LastSuccess))
+		}
 	}
 	if r.Report == nil {
 		return
@@ -105,8 +114,25 @@ func (m *Metrics) Observe(r Run) {
 	for sys, left := range least {
 		m.budget.WithLabelValues(string(sys)).Set(float64(left))
 	}
-	m.arrivals.Set(float64(len(ArrivalsWithoutCredential(r.Report))))
-	m.problems.Set(float64(len(r.Report.Problems)))
+	if !r.Partial {
+		m.arrivals.Set(float64(len(ArrivalsWithoutCredential(r.Report))))
+		m.problems.Set(float64(len(r.Report.Problems)))
+	}
+}
+
+// Resume sets the last run's gauges from the record of a process that
+// starts (serve): the end and exit code of the last whole run and the last
+// success, each when known (not zero). Without it /metrics would read 0
+// until the next run, and an alert on the age of the last success would
+// fire after every restart.
+func (m *Metrics) Resume(lastRun time.Time, exitCode int, lastSuccess time.Time) {
+	if !lastRun.IsZero() {
+		m.lastRun.Set(unix(lastRun))
+		m.lastExit.Set(float64(exitCode))
+	}
+	if !lastSuccess.IsZero() {
+		m.lastSuccess.Set(unix(lastSuccess))
+	}
 }
 
 // ArrivalsWithoutCredential returns the stays arriving within 24 hours
