@@ -789,13 +789,9 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 			}
 		}
 		if current == nil {
-			detail := fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type)
-			if _, explicit := p.in.Property.Rooms[s.RoomID]; explicit {
-				// The config names this room as keysync's to key.
-				p.attention(NoteConflict, s, detail)
-			} else {
-				p.note(NoteConflict, s, detail)
-			}
+			n := p.noteFor(NoteConflict, s, fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type))
+			n.Attention = p.in.Property.needsAPerson(p.in.Now, s.RoomID, s.Arrival, s.Departure)
+			p.plan.Notes = append(p.plan.Notes, n)
 			p.discard(s, creds, nil, "stay holds another integration's key")
 			return keyState{conflict: true}
 		}
@@ -1067,14 +1063,30 @@ func (p *planner) noteFor(k NoteKind, s Stay, detail string) Note {
 
 // priority ranks work on an active stay.
 func (p *planner) priority(s Stay) Priority {
-	start := p.in.Property.Window(s.Arrival, s.Departure).Start
+	return p.in.Property.priorityAt(p.in.Now, s.Arrival, s.Departure)
+}
+
+// priorityAt ranks, at now, work on a stay from arrival to departure: in
+// house, arriving within priorityArrivalWindow, or later.
+func (prop *Property) priorityAt(now time.Time, arrival, departure Date) Priority {
+	start := prop.Window(arrival, departure).Start
 	switch {
-	case !p.in.Now.Before(start):
+	case !now.Before(start):
 		return PriorityInHouse
-	case start.Sub(p.in.Now) <= priorityArrivalWindow:
+	case start.Sub(now) <= priorityArrivalWindow:
 		return PriorityArrivalSoon
 	}
 	return PriorityLaterArrival
+}
+
+// needsAPerson says whether a stay of room that holds another
+// integration's key needs a person: when it arrives within 24 hours or is
+// in house (not departed), and the config names the room as keysync's to
+// key (a room it only takes the default method for is shared, and its
+// conflicts are reported).
+func (prop *Property) needsAPerson(now time.Time, room string, arrival, departure Date) bool {
+	_, explicit := prop.Rooms[room]
+	return explicit && now.Before(prop.Window(arrival, departure).End) && prop.priorityAt(now, arrival, departure) != PriorityLaterArrival
 }
 
 func roomLabel(s Stay) string {

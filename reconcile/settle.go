@@ -117,9 +117,11 @@ func (ap *applier) settleRefusal(a *Action, err error) (phase Phase, detail stri
 		ap.rep.set(a, ResultDone, "")
 		ap.mu.Lock()
 		ap.notOurs[c] = true
+		// As a run's plan reports a key it knows is not ours (observeKey).
 		ap.rep.Notes = append(ap.rep.Notes, Note{
 			Kind: NoteConflict, Stay: a.Stay, Room: a.Room, RoomID: a.RoomID, Arrival: a.Arrival, Departure: a.Departure,
-			Detail: fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
+			Detail:    fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", a.Kind),
+			Attention: ap.site.Property.needsAPerson(ap.now, a.RoomID, a.Arrival, a.Departure),
 		})
 		ap.mu.Unlock()
 		return PhaseDone, fmt.Sprintf("not created by keysync (claim refused: %v); left alone", err), true

@@ -83,7 +83,9 @@ func (fw *faultWorld) ourKeys() map[string]rpmsandbox.KeyView {
 
 // TestObserveBackfillBesideOtherIntegrations: the first backfill of a hotel
 // where another integration keys some rooms (an arrival, a stay in house and
-// a stay that left yesterday) exits 0: a refused claim means "not ours".
+// a stay that left yesterday) changes nothing of theirs: a refused claim
+// means "not ours". It exits 6, as a run would: the guest in house in a
+// room the config has keysync key holds their key, which needs a person.
 func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
 	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
@@ -95,16 +97,23 @@ func TestObserveBackfillBesideOtherIntegrations(t *testing.T) {
 			fw.injectForeign(s)
 		}
 		foreign := fw.foreign()
-		rep := fw.mustExec(ExitOK, "backfill").rep
-		var conflicts []string
+		rep := fw.mustExec(ExitAttention, "backfill").rep
+		var conflicts, attention []string
 		for _, n := range rep.Notes() {
 			if n.Kind == reconcile.NoteConflict {
 				conflicts = append(conflicts, n.Stay.ID)
+			}
+			if n.Attention {
+				attention = append(attention, n.Stay.ID)
 			}
 		}
 		slices.Sort(conflicts)
 		if !slices.Equal(conflicts, []string{"s2", "s3", "s4"}) {
 			t.Errorf("conflict notes for %q, want s2, s3, s4", conflicts)
+		}
+		// s3 arrives tomorrow afternoon, s4 has left.
+		if !slices.Equal(attention, []string{"s2"}) {
+			t.Errorf("notes needing a person for %q, want s2 (in house)", attention)
 		}
 		fw.checkInvariants(foreign)
 	})
@@ -175,7 +184,7 @@ func TestObserveBackfillAfterStateLoss(t *testing.T) {
 		fw.hotelStay("s2", "r102", 0, 3)
 		fw.hotelStay("s3", "r103", -1, 0)
 		fw.injectForeign("s3")
-		fw.mustExec(ExitOK, "backfill")
+		fw.mustExec(ExitAttention, "backfill") // s3, in house, holds another integration's key
 		departed := fw.key("s1").ID
 		foreign := fw.foreign()
 		cfg, err := LoadConfig(fw.cfg, fw.getenv)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/state"
 )
@@ -428,5 +429,49 @@ func TestStatusArrivalWithoutCredential(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "without a credential (last run): hotel stay s1") {
 		t.Errorf("status text:\n%s", out.String())
+	}
+}
+
+// TestNeedsAPersonIsShown: a guest in house in a room the config has
+// keysync key holds another integration's key. The backfill and the run
+// after it both exit 6, and say why where an operator looks: the text
+// report's "Needs a person" list and its notes (marked attention), a run
+// with nothing to do that does not claim every stay holds the right key,
+// and status's runs (a problem each, "needs a person").
+func TestNeedsAPersonIsShown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "    rooms: {r101: pin}\n")
+	h.stay("s1", "r101", -1, 2)
+	if _, err := h.sb.InjectKey(otherID, sandbox.Key{Type: sandbox.KeyTypePin, PIN: "482913"}, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	text := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)), &out, &errb, h.getenv)
+		if code := exitCode(err); code != want {
+			t.Fatalf("%v exited %d, want %d: %v\n%s", args, code, want, err, errb.String())
+		}
+		return out.String()
+	}
+	for _, cmd := range []string{"backfill", "run"} {
+		out := text(ExitAttention, cmd)
+		for _, want := range []string{"Needs a person (1):", "hotel stay s1 room 101 (r101)", "conflict (attention)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s's report lacks %q:\n%s", cmd, want, out)
+			}
+		}
+		if strings.Contains(out, "every stay holds the right key") {
+			t.Errorf("%s's report says every stay holds the right key:\n%s", cmd, out)
+		}
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(text(ExitOK, "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range st.Runs {
+		if r.Problems != 1 || r.Result != "needs a person" {
+			t.Errorf("status run #%d: %d problem(s), result %q; want 1, \"needs a person\"", r.ID, r.Problems, r.Result)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	}
 	printNotes(w, rep.Notes(), false)
 	printFailures(w, rep.Failures)
-	printProblems(w, rep.Problems)
+	printProblems(w, rep.Problems, needsAPerson(rep))
 	fmt.Fprintln(w)
 	printRequests(w, rep)
 	unreachable, retried := 0, false
@@ -97,6 +97,10 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 // with a failure (a source or a read-back that could not be read) the empty
 // plan says nothing about the stays it could not see.
 func printNothing(w io.Writer, rep *reconcile.Report) {
+	if n := len(needsAPerson(rep)); n > 0 && len(rep.Failures) == 0 {
+		fmt.Fprintf(w, "Nothing keysync can do, but %d stay(s) need a person (see Needs a person below).\n", n)
+		return
+	}
 	if len(rep.Failures) == 0 {
 		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
 		return
@@ -162,9 +166,29 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 		if showSecrets && n.PIN != "" {
 			detail += ": PIN " + n.PIN.Reveal()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Kind, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
+		kind := string(n.Kind)
+		if n.Attention {
+			kind += " (attention)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
 	}
 	tw.Flush()
+}
+
+// needsAPerson returns a run's notes marked attention: stays arriving
+// within 24 hours, or in house, that keysync cannot give its credential
+// (exit 6 with the problems).
+func needsAPerson(rep *reconcile.Report) []reconcile.Note {
+	if rep.DryRun {
+		return nil
+	}
+	var out []reconcile.Note
+	for _, n := range rep.Notes() {
+		if n.Attention {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func printFailures(w io.Writer, failures []reconcile.Failure) {
@@ -178,12 +202,17 @@ func printFailures(w io.Writer, failures []reconcile.Failure) {
 }
 
 // printProblems lists what the next run will not fix by itself: actions
-// failing run after run, properties removed from the config.
-func printProblems(w io.Writer, problems []reconcile.Problem) {
-	if len(problems) == 0 {
+// failing run after run, properties removed from the config, and stays
+// arriving soon that keysync cannot give its credential (notes marked
+// attention).
+func printProblems(w io.Writer, problems []reconcile.Problem, attention []reconcile.Note) {
+	if len(problems)+len(attention) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nNeeds a person (%d):\n", len(problems))
+	fmt.Fprintf(w, "\nNeeds a person (%d):\n", len(problems)+len(attention))
+	for _, n := range attention {
+		fmt.Fprintf(w, "  %s stay %s room %s (%s to %s): %s\n", n.Stay.Property, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, n.Detail)
+	}
 	for _, p := range problems {
 		if p.Stay.ID == "" {
 			fmt.Fprintf(w, "  %s: %s\n", p.Property, p.Detail)

@@ -93,13 +93,13 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		if r.Report != nil {
 			var rr reconcile.Report
 			if json.Unmarshal(r.Report, &rr) == nil {
-				sr.Actions, sr.Problems = len(rr.Actions()), len(rr.Problems)
+				sr.Actions, sr.Problems = len(rr.Actions()), len(rr.Problems)+len(needsAPerson(&rr))
 				for _, a := range rr.Actions() {
 					if a.Result == reconcile.ResultFailed || a.Result == reconcile.ResultUnknown {
 						sr.Failed++
 					}
 				}
-				if sr.Result == string(state.RunOK) && len(rr.Problems) > 0 {
+				if sr.Result == string(state.RunOK) && sr.Problems > 0 {
 					sr.Result = "needs a person"
 				}
 				if last == nil {

@@ -369,7 +369,7 @@ func TestServeMetricsFromTheRecord(t *testing.T) {
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
 	fw.injectForeign("s2")
-	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitAttention, "backfill")
 	fw.mustExec(ExitAttention, "run")
 	sw := startServe(t, fw, "200ms", false)
 	gauge := func(name string) float64 {
