@@ -265,7 +265,7 @@ func procDepartures(t *testing.T) (*procWorld, string) {
 	w.hotelStay("cp", "r102", 2, 4)
 	w.hotelStay("cq", "r203", 2, 4)
 	w.hotelStay("ck", "r303", 2, 4)
-	w.hotelStay("p3", "r103", 2, 4) // goes on: its key must survive
+	w.hotelStay("p3", "r103", 2, 4)  // goes on: its key must survive
 	w.run(ExitAttention, "backfill") // f1's foreign key needs a person (see settle)
 	if n := len(w.invites()); n != 3 {
 		t.Fatalf("backfill made %d invites, want 3", n)
