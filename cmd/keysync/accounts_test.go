@@ -195,7 +195,7 @@ func TestPacerSeedPerAccount(t *testing.T) {
 		var l limiters
 		l.seedFrom(t.Context(), fakeLedger{times: tc.ledger}, start, clock, slog.New(slog.DiscardHandler))
 		for _, acct := range []reconcile.Account{a, b, gw} {
-			p := l.get(acct, 5, 10, clock)
+			p := l.get(acct, "api.test", 5, 10, clock)
 			before := clock.Now()
 			for range 10 {
 				if err := p.Wait(t.Context()); err != nil {

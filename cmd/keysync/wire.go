@@ -27,10 +27,14 @@ import (
 // limiters holds one Pacer per metered credential (reconcile.Account) for
 // the whole process, so every property and every run (serve's, the demo's)
 // using a credential shares its pace, and properties on different
-// credentials do not wait for each other.
+// credentials do not wait for each other; and one PacerGroup per API host,
+// which paces the host's credentials as one should the host show it meters
+// them together.
 type limiters struct {
-	mu sync.Mutex
-	m  map[reconcile.Account]*httpapi.Pacer
+	mu     sync.Mutex
+	m      map[reconcile.Account]*httpapi.Pacer
+	groups map[string]*httpapi.PacerGroup // by system and host
+	log    *slog.Logger
 	// seed, when set, gives the times of an account's recent requests from
 	// the ledger; a Pacer is seeded with them when it is created.
 	seed func(reconcile.Account) []time.Time
@@ -42,13 +46,15 @@ type limiters struct {
 const paceMargin = 0.95
 
 // get returns the account's Pacer, creating it first at paceMargin of the
-// configured rate and seeding it with the account's recent requests. The
-// first property to use an account sets its rate and burst.
-func (l *limiters) get(acct reconcile.Account, perSecond float64, burst int, clock reconcile.Clock) *httpapi.Pacer {
+// configured rate, seeding it with the account's recent requests and
+// joining it to the group of its system's host. The first property to use
+// an account (a host) sets its rate and burst.
+func (l *limiters) get(acct reconcile.Account, host string, perSecond float64, burst int, clock reconcile.Clock) *httpapi.Pacer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
 		l.m = map[reconcile.Account]*httpapi.Pacer{}
+		l.groups = map[string]*httpapi.PacerGroup{}
 	}
 	p, ok := l.m[acct]
 	if !ok {
@@ -57,8 +63,24 @@ func (l *limiters) get(acct reconcile.Account, perSecond float64, burst int, clo
 			p.Seed(l.seed(acct))
 		}
 		l.m[acct] = p
+		name := string(acct.System()) + " at " + host
+		g := l.groups[name]
+		if g == nil {
+			g = httpapi.NewPacerGroup(name, perSecond*paceMargin, burst, clock, l.log)
+			l.groups[name] = g
+		}
+		g.Join(p)
 	}
 	return p
+}
+
+// logTo makes the groups the limiters make from now on log to log.
+func (l *limiters) logTo(log *slog.Logger) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.log == nil {
+		l.log = log
+	}
 }
 
 // ledgerTimes reads request times from the ledger (*state.DB has it).
@@ -107,6 +129,7 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 
 // buildRunner wires the config's properties to their adapters.
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
+	env.limiters.logTo(log)
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
 	hotels := cfg.chains()
@@ -278,17 +301,17 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 	accounts := p.accounts()
 	// transport is every adapter's transport for sys: its credential's
 	// limiter and account, the retry policy, the meter and a's cap.
-	transport := func(sys reconcile.System, a APIConfig) httpapi.Transport {
+	transport := func(sys reconcile.System, a APIConfig, base string) httpapi.Transport {
 		rate, burst := shareOfPace(a.RatePerSecond, a.Burst, shares[accounts[sys]])
 		return httpapi.Transport{
-			Pacer: env.limiters.get(accounts[sys], rate, burst, env.clock), Account: accounts[sys],
+			Pacer: env.limiters.get(accounts[sys], hostOf(base), rate, burst, env.clock), Account: accounts[sys],
 			Retry: env.retry, Meter: meter, MaxResponseBytes: a.MaxResponseBytes, Now: env.now,
 		}
 	}
 	site := &reconcile.Site{Property: p.policy(), Sinks: map[reconcile.System]reconcile.Sink{}, Accounts: accounts}
 	if t := p.ThreeRPMS; t != nil {
 		client, err := rpmsapi.NewClient(rpmsapi.ClientOptions{
-			Endpoint: t.Endpoint, Token: t.token, Transport: transport(reconcile.System3RPMS, t.APIConfig),
+			Endpoint: t.Endpoint, Token: t.token, Transport: transport(reconcile.System3RPMS, t.APIConfig, t.Endpoint),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
@@ -309,7 +332,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		src, err := guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Transport: transport(reconcile.SystemGuestway, g.APIConfig),
+			PerPage: g.PerPage, Transport: transport(reconcile.SystemGuestway, g.APIConfig, g.BaseURL),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: guestway: %w", p.Name, err)
@@ -326,7 +349,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		sink, err := openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
 			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name,
-			Transport: transport(reconcile.SystemOpenApp, o.APIConfig),
+			Transport: transport(reconcile.SystemOpenApp, o.APIConfig, o.BaseURL),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: openapp: %w", p.Name, err)
@@ -344,7 +367,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
 			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
-			Transport: transport(reconcile.SystemKeyBox, k.APIConfig),
+			Transport: transport(reconcile.SystemKeyBox, k.APIConfig, k.BaseURL),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: %w", p.Name, err)

@@ -54,6 +54,8 @@ type Pacer struct {
 	// a reservation or cancellation at an earlier time sets the
 	// limiter's clock back, and the interval between is credited twice.
 	limAt time.Time
+	// group is the PacerGroup of the API host, nil when there is none.
+	group *PacerGroup
 }
 
 // IdleReset is how long an API must be left alone before a Pacer allows
@@ -88,21 +90,20 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	now := p.clock.Now()
 	start := now.Add(max(p.hold.Sub(now), 0))
 	at, undo, err := p.take(start)
+	group := p.group
 	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	d := at.Sub(now)
-	if d <= 0 {
-		return nil
+	if d := at.Sub(now); d > 0 {
+		if err := p.clock.Sleep(ctx, d); err != nil {
+			p.mu.Lock()
+			undo()
+			p.mu.Unlock()
+			return err
+		}
 	}
-	if err := p.clock.Sleep(ctx, d); err != nil {
-		p.mu.Lock()
-		undo()
-		p.mu.Unlock()
-		return err
-	}
-	return nil
+	return group.wait(ctx)
 }
 
 // take reserves a request to go at start or later and returns when it may
@@ -215,6 +216,14 @@ func (p *Pacer) Hold(until time.Time) {
 		return
 	}
 	p.mu.Lock()
+	group := p.group
+	p.mu.Unlock()
+	group.refused(p, until)
+	p.hold429(until)
+}
+
+func (p *Pacer) hold429(until time.Time) {
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !until.After(p.hold) {
 		return
@@ -227,6 +236,87 @@ func (p *Pacer) Hold(until time.Time) {
 	if n := int(p.lim.TokensAt(t)) - 1; n > 0 {
 		p.lim.ReserveN(t, n)
 	}
+}
+
+// PacerGroup is the Pacers of the credentials keysync uses on one API host
+// (one per token or key, see Pacer). keysync assumes an API meters each
+// credential on its own; the API documents do not say (3RPMS's gives no
+// numbers at all). A host that meters them together, by client address or
+// for the whole API, answers 429 to several of them. Once it has to two,
+// the group paces its members as one caller too, for the rest of the
+// process: each request also waits on a bucket of the group's own at the
+// API's rate, held after the 429 as a member is (one request when the
+// hold ends, then the rate). A 429 to one credential alone (another client
+// using that token, say) changes nothing for the others.
+type PacerGroup struct {
+	name   string
+	log    *slog.Logger
+	shared *Pacer
+
+	mu      sync.Mutex
+	refusal map[*Pacer]bool // members a 429 was answered to
+	engaged bool
+}
+
+// NewPacerGroup returns the group of an API host named name (for its log
+// line), whose shared bucket allows perSecond with bursts of burst on
+// clock. log says when it starts pacing its members as one; nil logs
+// nothing.
+func NewPacerGroup(name string, perSecond float64, burst int, clock reconcile.Clock, log *slog.Logger) *PacerGroup {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &PacerGroup{name: name, log: log, shared: NewPacer(perSecond, burst, clock)}
+}
+
+// Join makes p a member of g.
+func (g *PacerGroup) Join(p *Pacer) {
+	p.mu.Lock()
+	p.group = g
+	p.mu.Unlock()
+}
+
+// Engaged reports whether g paces its members as one.
+func (g *PacerGroup) Engaged() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.engaged
+}
+
+// refused records a 429 answered to member p, held until until.
+func (g *PacerGroup) refused(p *Pacer, until time.Time) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	if g.refusal == nil {
+		g.refusal = map[*Pacer]bool{}
+	}
+	g.refusal[p] = true
+	start := !g.engaged && len(g.refusal) >= 2
+	if start {
+		g.engaged = true
+	}
+	engaged := g.engaged
+	g.mu.Unlock()
+	if start {
+		g.log.Warn("the API answered 429 to two of keysync's credentials on one host: it meters them together, not each on its own; pacing them as one from now on",
+			"api", g.name)
+	}
+	if engaged {
+		g.shared.hold429(until)
+	}
+}
+
+// wait waits on the shared bucket once g paces its members as one.
+func (g *PacerGroup) wait(ctx context.Context) error {
+	if !g.Engaged() {
+		return nil
+	}
+	return g.shared.Wait(ctx)
 }
 
 // Retry is how an adapter retries one exchange: a 429 waits out its

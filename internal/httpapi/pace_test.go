@@ -194,3 +194,97 @@ func TestPacerSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestPacerGroupMetersAHostTogether sends 120 requests, alternating between
+// two credentials' Pacers, to a host that meters them together: one
+// bucket at the API's 5 requests/s with bursts of 10 for both, refusing
+// with a 429 and Retry-After: 1, which Retry waits out as adapters do.
+// Paced each on its own they send at twice the host's rate and are refused
+// again and again (each refusal's hold lets the host's bucket refill a
+// little); in a PacerGroup, once both were refused the group paces them as
+// one and the host refuses nothing more.
+func TestPacerGroupMetersAHostTogether(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		grouped     bool
+		maxRefused  int
+		minRefused  int
+		wantEngaged bool
+	}{
+		{"each on its own", false, 1000, 10, false},
+		{"in a group", true, 2, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := clocktest.New(pacerStart)
+			// The host's bucket, refilled by the fake clock's time.
+			tokens, last := 10.0, pacerStart
+			admit := func() bool {
+				now := clock.Now()
+				tokens = min(10, tokens+now.Sub(last).Seconds()*5)
+				last = now
+				if tokens < 1 {
+					return false
+				}
+				tokens--
+				return true
+			}
+			pacers := []*httpapi.Pacer{httpapi.NewPacer(4.75, 10, clock), httpapi.NewPacer(4.75, 10, clock)}
+			group := httpapi.NewPacerGroup("3rpms at api.test", 4.75, 10, clock, nil)
+			if tc.grouped {
+				for _, p := range pacers {
+					group.Join(p)
+				}
+			}
+			retry := httpapi.Retry{Clock: clock, Attempts: 100}
+			refused := 0
+			for i := range 120 {
+				err := retry.Do(t.Context(), pacers[i%2], true, func() error {
+					if !admit() {
+						refused++
+						return &httpapi.RateLimitedError{RetryAfter: time.Second}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+			}
+			t.Logf("%d refused; the clock moved %s", refused, clock.Now().Sub(pacerStart))
+			if refused < tc.minRefused || refused > tc.maxRefused {
+				t.Errorf("%d requests refused, want %d to %d", refused, tc.minRefused, tc.maxRefused)
+			}
+			if group.Engaged() != tc.wantEngaged {
+				t.Errorf("group paces its members as one: %v, want %v", group.Engaged(), tc.wantEngaged)
+			}
+		})
+	}
+}
+
+// TestPacerGroupOneCredentialRefused: 429s to one credential alone (another
+// client on the same token) leave the group's members paced each on its
+// own.
+func TestPacerGroupOneCredentialRefused(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(pacerStart)
+	group := httpapi.NewPacerGroup("3rpms at api.test", 4.75, 10, clock, nil)
+	a, b := httpapi.NewPacer(4.75, 10, clock), httpapi.NewPacer(4.75, 10, clock)
+	group.Join(a)
+	group.Join(b)
+	for range 3 {
+		a.Hold(clock.Now().Add(time.Second))
+		clock.Advance(2 * time.Second)
+	}
+	if group.Engaged() {
+		t.Fatal("429s to one credential made the group pace its members as one")
+	}
+	before := clock.Now()
+	for range 10 {
+		if err := b.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := clock.Now().Sub(before); d != 0 {
+		t.Errorf("the other credential's burst of 10 waited %s, want none", d)
+	}
+}

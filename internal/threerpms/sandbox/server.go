@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,14 @@ type Options struct {
 	// exactly this; keysync must decide from what it reads next, not from
 	// codes. SetMessageOnlyErrors switches it at run time.
 	MessageOnlyErrors bool
+	// SharedLimiter, when set, meters every token of this server, and of
+	// every server given the same Limiter, as one caller: an API host that
+	// limits by client address, or for the whole API, not per token. The
+	// 3RPMS Room Access Key API does not say what its limits are counted
+	// against; keysync assumes each token, and this breaks that
+	// assumption. RatePerSecond, Burst, DailyCap and RateNow are then the
+	// Limiter's.
+	SharedLimiter *sandboxkit.Limiter
 }
 
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
@@ -161,7 +170,7 @@ func New(opts Options) *Server {
 		opts:         opts,
 		schema:       sch,
 		clock:        sandboxkit.NewClock(opts.Now),
-		limiter:      sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
+		limiter:      cmp.Or(opts.SharedLimiter, sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)),
 		tokens:       map[string]string{},
 		rooms:        map[string]*Room{},
 		stays:        map[string]*stay{},
@@ -282,7 +291,11 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		return fail(http.StatusUnauthorized, "unauthorized: missing or invalid bearer token")
 	}
 	rec.Integration = integration
-	if secs, msg := s.limiter.Admit(token); secs > 0 {
+	metered := token
+	if s.opts.SharedLimiter != nil {
+		metered = "" // every token as one caller
+	}
+	if secs, msg := s.limiter.Admit(metered); secs > 0 {
 		res := fail(http.StatusTooManyRequests, msg)
 		res.body.(response).Errors[0].Extensions = map[string]any{"code": CodeRateLimited}
 		res.retryAfter = secs
