@@ -23,10 +23,14 @@ type Unready struct {
 // system its room's method needs: a 3RPMS key on the stay, an OpenApp
 // invite enabled over the whole window, a key-box access over it (read
 // back from the sinks that are Checkers), a lock PIN from Guestway. It
-// returns how many stays it checked and those that are not ready. A read
-// that fails is an error: an unknown answer is not "ready". The requests
-// it sent are recorded in the ledger, like every command's.
-func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration) (checked int, unready []Unready, err error) {
+// returns how many stays it checked, those that are not ready, and the
+// reads that failed, one per property and system: an unknown answer is not
+// "ready", so a stay whose credential could not be read back is not ready
+// ("could not check ..."), and a property whose stays could not be read is
+// a failure alone; the other properties and stays are checked all the
+// same. err is the state's. The requests it sent are recorded in the
+// ledger, like every command's.
+func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration) (checked int, unready []Unready, failures []Failure, err error) {
 	r.Meter.Start(now)
 	defer func() {
 		if reqs := r.Meter.drain(); len(reqs) > 0 {
@@ -35,11 +39,16 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 			}
 		}
 	}()
+	failed := func(property string, sys System, err error) {
+		if !slices.ContainsFunc(failures, func(f Failure) bool { return f.Property == property && f.System == sys }) {
+			failures = append(failures, Failure{Property: property, System: sys, Err: err.Error(), Cause: err})
+		}
+	}
 	for _, site := range r.Sites {
 		p := site.Property
 		creds, err := r.Store.Credentials(ctx, p.Name)
 		if err != nil {
-			return checked, unready, fmt.Errorf("load credentials of %s: %w", p.Name, err)
+			return checked, unready, failures, fmt.Errorf("load credentials of %s: %w", p.Name, err)
 		}
 		loc := p.Location
 		if loc == nil {
@@ -48,7 +57,8 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 		from, _ := p.ReadRange(now)
 		stays, err := site.Source.Stays(ctx, from, DateOf(now.Add(within).In(loc)))
 		if err != nil {
-			return checked, unready, fmt.Errorf("%s: read stays: %w", p.Name, err)
+			failed(p.Name, site.sourceSystem(), fmt.Errorf("read stays: %w", err))
+			continue
 		}
 		slices.SortFunc(stays, func(a, b Stay) int { return a.Arrival.Compare(b.Arrival) })
 		for _, s := range stays {
@@ -57,24 +67,23 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 				continue
 			}
 			checked++
-			why, err := r.checkStay(ctx, site, s, win, creds)
-			if err != nil {
-				return checked, unready, fmt.Errorf("%s: stay %s: %w", p.Name, s.Ref.ID, err)
-			}
+			why := r.checkStay(ctx, site, s, win, creds, func(sys System, err error) { failed(p.Name, sys, err) })
 			if len(why) > 0 {
 				unready = append(unready, Unready{Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Starts: win.Start, Why: why})
 			}
 		}
 	}
-	return checked, unready, nil
+	return checked, unready, failures, nil
 }
 
-// checkStay says what a stay lacks, or nothing when it is ready.
-func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, creds []Credential) ([]string, error) {
+// checkStay says what a stay lacks, or nothing when it is ready; a
+// credential it could not read back is lacking, and its read's error goes
+// to failed.
+func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, creds []Credential, failed func(System, error)) []string {
 	p := site.Property
 	method, ok := p.methodFor(s.RoomID)
 	if !ok {
-		return []string{fmt.Sprintf("room %s has no access method in the config", roomNamed(s))}, nil
+		return []string{fmt.Sprintf("room %s has no access method in the config", roomNamed(s))}
 	}
 	var why []string
 	live := func(sys System) *Credential {
@@ -85,24 +94,24 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 		}
 		return nil
 	}
-	checkOn := func(sys System, what string) error {
+	checkOn := func(sys System, what string) {
 		c := live(sys)
 		if c == nil {
 			why = append(why, fmt.Sprintf("no %s recorded", what))
-			return nil
+			return
 		}
 		chk, ok := site.Sinks[sys].(Checker)
 		if !ok {
-			return nil // recorded live; this system cannot be read back
+			return // recorded live; this system cannot be read back
 		}
 		good, reason, err := chk.Check(ctx, c, win)
-		if err != nil {
-			return fmt.Errorf("check its %s: %w", what, err)
-		}
-		if !good {
+		switch {
+		case err != nil:
+			why = append(why, fmt.Sprintf("could not check its %s", what))
+			failed(sys, fmt.Errorf("check the %s of stay %s: %w", what, s.Ref.ID, err))
+		case !good:
 			why = append(why, reason)
 		}
-		return nil
 	}
 	needsInvite := p.SharedPortals || method == MethodQR
 	if s.Ref.Source == SystemGuestway && method == MethodPIN {
@@ -116,14 +125,10 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 		why = append(why, "no 3RPMS key on the stay")
 	}
 	if needsInvite {
-		if err := checkOn(SystemOpenApp, "OpenApp invite"); err != nil {
-			return nil, err
-		}
+		checkOn(SystemOpenApp, "OpenApp invite")
 	}
 	if method == MethodKeyStorage {
-		if err := checkOn(SystemKeyBox, "key-box access"); err != nil {
-			return nil, err
-		}
+		checkOn(SystemKeyBox, "key-box access")
 	}
-	return why, nil
+	return why
 }

@@ -48,26 +48,30 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	checked, unready, err := runner.Check(ctx, now, *within)
+	checked, unready, failures, err := runner.Check(ctx, now, *within)
 	if err != nil {
 		return withCode(ExitFailure, fmt.Errorf("check: %w", err))
 	}
 	if *metricsFile != "" {
-		if err := metrics.WriteCheckFile(*metricsFile, now, checked, len(unready)); err != nil {
+		if err := metrics.WriteCheckFile(*metricsFile, now, checked, len(unready), len(failures)); err != nil {
 			log.Error("could not write the metrics file", "path", *metricsFile, "err", err)
 		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"now": now, "within": within.String(), "checked": checked, "unready": nonNilSlice(unready)}); err != nil {
+		if err := enc.Encode(map[string]any{"now": now, "within": within.String(), "checked": checked, "unready": nonNilSlice(unready),
+			"failures": nonNilSlice(failures)}); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(env.stdout, "Checked %d stay(s) whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
-		if len(unready) == 0 {
+		switch {
+		case len(unready) == 0 && len(failures) > 0:
+			fmt.Fprintf(env.stdout, "%d read(s) failed (FAILED below): the stays they concern are not known ready.\n", len(failures))
+		case len(unready) == 0:
 			fmt.Fprintln(env.stdout, "Every one holds what it needs on every system.")
-		} else {
+		default:
 			fmt.Fprintf(env.stdout, "\nNot ready (%d):\n", len(unready))
 			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PROPERTY\tSTAY\tROOM\tOPENS\tWHAT IS MISSING")
@@ -77,6 +81,13 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			}
 			tw.Flush()
 		}
+		printFailures(env.stdout, failures)
+	}
+	if len(failures) > 0 {
+		// As a run's: a refused credential or a wrong URL names the field
+		// to fix (exit 2), an unreachable server exits 1, any other
+		// failed read 3.
+		return reportError(cfg, &reconcile.Report{Failures: failures})
 	}
 	if len(unready) > 0 {
 		rooms := make([]string, 0, len(unready))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 	"github.com/keysync/keysync/state"
 )
 
@@ -473,5 +476,88 @@ func TestNeedsAPersonIsShown(t *testing.T) {
 		if r.Problems != 1 || r.Result != "needs a person" {
 			t.Errorf("status run #%d: %d problem(s), result %q; want 1, \"needs a person\"", r.ID, r.Problems, r.Result)
 		}
+	}
+}
+
+// TestCheckWhenAReadFails: with the OpenApp API key refused, `keysync
+// check` still checks every other stay and property, names the stays whose
+// invite it could not read back as not ready, exits 2 naming the key to fix (as
+// a run does), and still writes its metrics file, which counts the
+// failure (the readiness alert must not sit on the last good value). With
+// the key box unreachable it exits 1 naming the URL field.
+func TestCheckWhenAReadFails(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "key_storage", "r103": "qr"}, map[string]string{"L1": "pin"})
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 0, 2)
+	fw.hotelStay("s3", "r103", 0, 3)
+	if err := fw.sb.guestway.AddReservation(gwsandbox.Reservation{ID: "G1", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(2), ListingID: "L1", GuestName: "Guest G1"}); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "backfill")
+	check := func(getenv func(string) string, want int) (string, string) {
+		t.Helper()
+		prom := filepath.Join(t.TempDir(), "check.prom")
+		// A fake clock: the retries of the unreachable key box wait no
+		// real time.
+		r := fw.runOn(clocktest.New(fw.now), getenv, "check", "--metrics-file", prom)
+		if r.code != want {
+			t.Fatalf("check exited %d, want %d: %v\n%s%s", r.code, want, r.err, r.stdout, r.stderr)
+		}
+		b, err := os.ReadFile(prom)
+		if err != nil {
+			t.Fatalf("no metrics file after a failed read: %v", err)
+		}
+		return r.stdout + errString(r.err), string(b)
+	}
+	wrongKey := func(k string) string {
+		if k == "KEYSYNC_OPENAPP_API_KEY" {
+			return "wrong-key"
+		}
+		return fw.getenv(k)
+	}
+	out, prom := check(wrongKey, ExitConfig)
+	// The apartments' shared portals give G1 an invite too.
+	for _, want := range []string{"Checked 4 stay(s)", "103 (r103)", "G1", "could not check its OpenApp invite", "Authorization: Bearer",
+		"FAILED sandbox-hotel openapp", "FAILED sandbox-apartments openapp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check with a refused OpenApp key lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "r101") || strings.Contains(out, "r102") || strings.Contains(out, "wrong-key") {
+		t.Errorf("check named a ready room, or the key:\n%s", out)
+	}
+	for _, want := range []string{"keysync_check_failures 2\n", "keysync_check_unready 2\n", "keysync_check_stays 4\n"} {
+		if !strings.Contains(prom, want) {
+			t.Errorf("metrics file lacks %q:\n%s", want, prom)
+		}
+	}
+
+	// The key box's URL pointed at a port nothing listens on.
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	lines := strings.Split(string(cfg), "\n")
+	inBox := false
+	for i, l := range lines {
+		trimmed := strings.TrimSpace(l)
+		if strings.HasPrefix(trimmed, "keybox:") {
+			inBox = true
+			continue
+		}
+		if inBox && strings.HasPrefix(trimmed, "base_url:") {
+			lines[i] = l[:strings.Index(l, "base_url:")] + "base_url: " + closed.URL
+			inBox = false
+		}
+	}
+	if err := os.WriteFile(fw.cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = check(fw.getenv, ExitFailure)
+	if !strings.Contains(out, ".keybox.base_url") || !strings.Contains(out, "could not check its key-box access") {
+		t.Errorf("check with the key box unreachable:\n%s", out)
 	}
 }

@@ -180,10 +180,12 @@ func (m *Metrics) Handler() http.Handler {
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // WriteCheckFile writes the metrics of one `keysync check` to path, as
-// WriteFile does: when it ran, how many stays it checked and how many of
-// them were not ready. The names are check's own, so a check's file and a
-// run's file can sit in one textfile collector's directory.
-func WriteCheckFile(path string, at time.Time, checked, unready int) error {
+// WriteFile does: when it ran, how many stays it checked, how many of them
+// were not ready, and how many reads failed (a property whose stays, or a
+// system whose credentials, could not be read: its stays are not known
+// ready). The names are check's own, so a check's file and a run's file
+// can sit in one textfile collector's directory.
+func WriteCheckFile(path string, at time.Time, checked, unready, failures int) error {
 	reg := prometheus.NewRegistry()
 	for _, g := range []struct {
 		name, help string
@@ -192,6 +194,7 @@ func WriteCheckFile(path string, at time.Time, checked, unready int) error {
 		{"keysync_check_timestamp_seconds", "When the last readiness check ran, as a Unix time.", unix(at)},
 		{"keysync_check_stays", "Stays whose access opens within the last check's horizon.", float64(checked)},
 		{"keysync_check_unready", "Of those, the stays that did not hold what they need on every system.", float64(unready)},
+		{"keysync_check_failures", "Reads the last check could not make, one per property and system: what they would show is not known ready.", float64(failures)},
 	} {
 		m := prometheus.NewGauge(prometheus.GaugeOpts{Name: g.name, Help: g.help})
 		m.Set(g.v)
