@@ -59,6 +59,10 @@ type Config struct {
 	budgetShare map[reconcile.Account]float64
 	// shard, set by applyShard, is the shard the config was cut to.
 	shard shardSpec
+	// unset names the environment variables a command that calls no API
+	// loaded the config without (withoutSecrets): the credentials they
+	// name, and so their accounts, are stand-ins.
+	unset []string
 }
 
 // noState explains err, a state file that does not exist: it names the

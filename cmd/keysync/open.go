@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keysync/keysync/internal/seal"
@@ -23,6 +24,10 @@ type stateAccess struct {
 	// key is the key to open with instead of the configured one (rekey's
 	// old key).
 	key *seal.Key
+	// calls says the command calls the APIs (check): their credentials
+	// must resolve. Every other command loads the config without them
+	// (see withoutSecrets).
+	calls bool
 }
 
 // openForReading loads the config (narrowed to the shard sf names; nil for
@@ -32,10 +37,10 @@ func (env *environment) openForReading(ctx context.Context, path, nowFlag string
 	return env.openStateFile(ctx, path, nowFlag, sf, stateAccess{})
 }
 
-// openForWriting is openForReading for a command that records its requests
-// in the ledger (check).
+// openForWriting is openForReading for a command that calls the APIs and
+// records its requests in the ledger (check).
 func (env *environment) openForWriting(ctx context.Context, path, nowFlag string, sf *shardFlags) (*Config, *state.DB, time.Time, error) {
-	return env.openStateFile(ctx, path, nowFlag, sf, stateAccess{write: true})
+	return env.openStateFile(ctx, path, nowFlag, sf, stateAccess{write: true, calls: true})
 }
 
 func (env *environment) openStateFile(ctx context.Context, path, nowFlag string, sf *shardFlags, access stateAccess) (*Config, *state.DB, time.Time, error) {
@@ -47,7 +52,7 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 		}
 		now = t
 	}
-	cfg, err := env.commandConfig(path, sf)
+	cfg, err := env.commandConfig(path, sf, access.calls)
 	if err != nil {
 		return nil, nil, now, err
 	}
@@ -61,16 +66,23 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 // commandConfig loads the config of a command that operates on one state
 // file: with shard flags, the shard's properties and its own state file,
 // and a shard that holds none of them is an error (there is no state file
-// to operate on).
-func (env *environment) commandConfig(path string, sf *shardFlags) (*Config, error) {
+// to operate on). Unless calls is set the API credentials need not
+// resolve (withoutSecrets).
+func (env *environment) commandConfig(path string, sf *shardFlags, calls bool) (*Config, error) {
 	if path == "" {
 		return nil, withCode(ExitConfig, errors.New("--config FILE is required"))
 	}
+	getenv := env.getenv
+	var unset []string
+	if !calls {
+		getenv = withoutSecrets(env.getenv, &unset)
+	}
 	cfg, spec, err := env.shardedConfig(path, sf, func(path string) (*Config, error) {
-		cfg, err := LoadConfig(path, env.getenv)
+		cfg, err := LoadConfig(path, getenv)
 		if err != nil {
 			return nil, withCode(ExitConfig, err)
 		}
+		cfg.unset = unset
 		return cfg, nil
 	})
 	if err != nil {
@@ -128,4 +140,22 @@ func (env *environment) openStateDB(ctx context.Context, cfg *Config, access sta
 		return nil, withCode(ExitFailure, err)
 	}
 	return db, nil
+}
+
+// withoutSecrets is getenv for a command that calls no API (status,
+// history, show, backup, rekey, schedule): a variable that is not set
+// reads as a stand-in, so that a backup job, say, needs none of the API
+// credentials; the names of those it stood in for go to unset. A
+// credential named by a stand-in is not the real one, so its fingerprint
+// (reconcile.Account) is not either: see Config.unset.
+func withoutSecrets(getenv func(string) string, unset *[]string) func(string) string {
+	return func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		if !slices.Contains(*unset, k) {
+			*unset = append(*unset, k)
+		}
+		return "unset:" + k
+	}
 }

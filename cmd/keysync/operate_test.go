@@ -561,3 +561,47 @@ func TestCheckWhenAReadFails(t *testing.T) {
 		t.Errorf("check with the key box unreachable:\n%s", out)
 	}
 }
+
+// TestOperatingCommandsWithoutAPISecrets: the commands that call no API
+// (status, history, show, backup, schedule) work with the API credentials'
+// environment variables unset, as a backup job outside the service runs;
+// status says why it shows no budget (credentials are named by a
+// fingerprint of their value). check, which calls the APIs, still needs
+// them and says which.
+func TestOperatingCommandsWithoutAPISecrets(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	none := func(string) string { return "" }
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), append(args, "--config", h.cfgPath), &out, &errb, none)
+		if code := exitCode(err); code != want {
+			t.Fatalf("%v without the API credentials exited %d, want %d: %v\n%s", args, code, want, err, errb.String())
+		}
+		return out.String() + errString(err)
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(run(ExitOK, "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Runs) != 1 || len(st.Budget) != 0 || !strings.Contains(st.BudgetNote, "KEYSYNC_3RPMS_TOKEN") {
+		t.Errorf("status: %d run(s), budget %v, note %q; want the backfill, no budget and a note naming the variable", len(st.Runs), st.Budget, st.BudgetNote)
+	}
+	if out := run(ExitOK, "status"); !strings.Contains(out, "not shown: KEYSYNC_3RPMS_TOKEN not set") {
+		t.Errorf("status text:\n%s", out)
+	}
+	if out := run(ExitOK, "history", "--stay", "s1"); !strings.Contains(out, "create") {
+		t.Errorf("history:\n%s", out)
+	}
+	if out := run(ExitOK, "show", "--stay", "s1"); !strings.Contains(out, "RoomAccessPin") {
+		t.Errorf("show:\n%s", out)
+	}
+	run(ExitOK, "backup", "--to", filepath.Join(t.TempDir(), "copy.db"))
+	run(ExitOK, "schedule")
+	if out := run(ExitConfig, "check", "--now", h.now.Format(time.RFC3339)); !strings.Contains(out, "KEYSYNC_3RPMS_TOKEN is not set") {
+		t.Errorf("check without the token:\n%s", out)
+	}
+}

@@ -23,7 +23,7 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	cfg, err := env.commandConfig(*config, nil)
+	cfg, err := env.commandConfig(*config, nil, false)
 	if err != nil {
 		return err
 	}

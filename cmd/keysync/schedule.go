@@ -22,7 +22,8 @@ func (env *environment) schedule(args []string) error {
 	if *count < 1 {
 		return withCode(ExitConfig, fmt.Errorf("schedule: --count %d: must be at least 1", *count))
 	}
-	cfg, err := LoadConfig(*config, env.getenv)
+	var unset []string
+	cfg, err := LoadConfig(*config, withoutSecrets(env.getenv, &unset))
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}

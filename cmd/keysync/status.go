@@ -27,7 +27,10 @@ type statusReport struct {
 	// credential it did not issue (metrics.ArrivalsWithoutCredential).
 	Unkeyed []reconcile.StayRef             `json:"arrivals_without_credential"`
 	Budget  map[reconcile.Account]budgetUse `json:"budget"`
-	Next    time.Time                       `json:"next_scheduled_run"`
+	// BudgetNote says why Budget is empty when the API credentials were
+	// not all set: credentials are named by a fingerprint of their value.
+	BudgetNote string    `json:"budget_note,omitempty"`
+	Next       time.Time `json:"next_scheduled_run"`
 }
 
 // statusRun is one recorded run as status shows it.
@@ -120,9 +123,13 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	for acct, b := range budgets(cfg) {
-		used := reconcile.SpentBy(spent, acct)
-		rep.Budget[acct] = budgetUse{System: acct.System(), Properties: cfg.usersOf(acct), Used: used, Cap: b.Cap, Left: max(b.Cap-used, 0)}
+	if len(cfg.unset) > 0 {
+		rep.BudgetNote = fmt.Sprintf("not shown: %s not set, and credentials are named by a fingerprint of their value", strings.Join(cfg.unset, ", "))
+	} else {
+		for acct, b := range budgets(cfg) {
+			used := reconcile.SpentBy(spent, acct)
+			rep.Budget[acct] = budgetUse{System: acct.System(), Properties: cfg.usersOf(acct), Used: used, Cap: b.Cap, Left: max(b.Cap-used, 0)}
+		}
 	}
 	rep.Next = cfg.schedule.Next(now)
 
@@ -178,13 +185,17 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		fmt.Fprintln(w, "  nothing")
 	}
 	fmt.Fprintln(w, "\nRequest budget, last 24 hours")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  CREDENTIAL\tPROPERTIES\tUSED\tCAP\tLEFT")
-	for _, acct := range sortedKeys(rep.Budget) {
-		b := rep.Budget[acct]
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", acct, strings.Join(b.Properties, ","), b.Used, b.Cap, b.Left)
+	if rep.BudgetNote != "" {
+		fmt.Fprintf(w, "  %s\n", rep.BudgetNote)
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CREDENTIAL\tPROPERTIES\tUSED\tCAP\tLEFT")
+		for _, acct := range sortedKeys(rep.Budget) {
+			b := rep.Budget[acct]
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", acct, strings.Join(b.Properties, ","), b.Used, b.Cap, b.Left)
+		}
+		tw.Flush()
 	}
-	tw.Flush()
 	if !rep.Next.IsZero() {
 		fmt.Fprintf(w, "\nNext scheduled run (serve, %q): %s\n", cfg.Schedule, rep.Next.In(loc).Format("2006-01-02 15:04 MST"))
 	}
