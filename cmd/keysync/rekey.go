@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/state"
@@ -30,6 +32,10 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 	target := *newKeyFile
 	if target == "" {
 		target = cfg.StateKeyFile
+	}
+	if shards := shardFiles(cfg.State); len(shards) > 0 {
+		return withCode(ExitConfig, fmt.Errorf("rekey: the shards' state files %s are sealed under the same key as %s: rekeying one file would leave the others under a key moved aside, and their runs would stop with exit 2; give each shard a config of its own with its own state_key_file, and rekey each (README, Secrets)",
+			strings.Join(shards, ", "), cfg.State))
 	}
 	// A missing old key is fine only for a state file without sealed
 	// secrets (one from before they were sealed): opening it says so.
@@ -86,4 +92,12 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// shardFiles returns the shards' state files beside state (shardState's
+// names, for any N), which share its key file.
+func shardFiles(state string) []string {
+	ext := filepath.Ext(state)
+	files, _ := filepath.Glob(strings.TrimSuffix(state, ext) + ".shard-*-of-*" + ext)
+	return files
 }

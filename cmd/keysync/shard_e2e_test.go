@@ -124,4 +124,11 @@ func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 			t.Errorf("%s without --shard exited %d, want %d naming the missing (unsharded) state file:\n%s", cmd[0], code, ExitConfig, out)
 		}
 	}
+
+	// The shards share the config's key file: rekey refuses, naming
+	// their files, and moves no key (their runs go on).
+	if out, code := operate("rekey"); code != ExitConfig || !strings.Contains(out, shardState(h.cfg.State, shardSpec{3, 4})) {
+		t.Errorf("rekey beside shard files exited %d, want %d naming them:\n%s", code, ExitConfig, out)
+	}
+	h.mustRun(ExitOK, "run", "--shard", "3/4")
 }
