@@ -321,7 +321,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
 		if h := hotels[t.chainKey()]; h != nil {
 			if h.chain == nil {
-				h.stays, h.chain = rpms.NewHotel(), rpmsink.NewChain(client, t.MaxOpsPerRequest)
+				h.stays, h.chain = rpms.NewHotel(env.clock), rpmsink.NewChain(client, t.MaxOpsPerRequest, env.clock)
 			}
 			// The config gives each of them its own rooms (checkSharedEndpoints).
 			src.Within(sortedKeys(p.Rooms), h.stays)

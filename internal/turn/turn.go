@@ -6,7 +6,11 @@
 // several properties' Saves, one request for several properties' batches.
 package turn
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // Queue is a queue of items served one turn at a time. The zero Queue is
 // ready to use.
@@ -79,4 +83,29 @@ func (q *Queue[T]) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
+}
+
+// Gather makes a Queue's turns wait, once, for more items when what is
+// queued would not fill one: serve calls Hold first and, when it returns
+// true, returns every item unserved; the next turn serves them with those
+// that queued meanwhile (other properties that planned at about the same
+// time). The turn guards it; the zero Gather never waits.
+type Gather struct {
+	// Sleep waits d (a reconcile.Clock's Sleep); nil never waits.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// For is how long a turn waits.
+	For    time.Duration
+	waited bool
+}
+
+// Hold waits For unless the turn is full or has waited already, and
+// reports whether it did.
+func (g *Gather) Hold(ctx context.Context, full bool) bool {
+	if g.Sleep == nil || g.For <= 0 || g.waited || full {
+		g.waited = false
+		return false
+	}
+	_ = g.Sleep(ctx, g.For)
+	g.waited = true
+	return true
 }

@@ -2,6 +2,7 @@ package threerpms
 
 import (
 	"context"
+	"time"
 
 	"github.com/Khan/genqlient/graphql"
 
@@ -26,19 +27,35 @@ import (
 // Batches of different properties are independent (each property's steps
 // follow one another within the property), so sharing a document does not
 // change what any of them does; GraphQL runs the fields in document order.
+//
+// A document the queued batches do not fill waits Gather for more before
+// it goes (once: it then goes with what has come): properties that plan
+// at about the same time (a small hotel split in three, say, whose
+// batches each fit in a document with room to spare, under no rate limit
+// that would queue them) then share it instead of each sending its own.
 type Chain struct {
 	gql    graphql.Client
 	maxOps int
 	queue  turn.Queue[*submission]
+	gather turn.Gather
 }
 
+// Gather is how long a document that is not full waits for other
+// properties' batches.
+const Gather = 50 * time.Millisecond
+
 // NewChain returns a Chain sending through gql up to maxOps mutations a
-// document (0 means DefaultMaxOps).
-func NewChain(gql graphql.Client, maxOps int) *Chain {
+// document (0 means DefaultMaxOps), waiting on clock for batches to share
+// a document that is not full (nil: it never waits).
+func NewChain(gql graphql.Client, maxOps int, clock reconcile.Clock) *Chain {
 	if maxOps <= 0 {
 		maxOps = DefaultMaxOps
 	}
-	return &Chain{gql: gql, maxOps: maxOps}
+	c := &Chain{gql: gql, maxOps: maxOps}
+	if clock != nil {
+		c.gather = turn.Gather{Sleep: clock.Sleep, For: Gather}
+	}
+	return c
 }
 
 // Sink returns a property's Sink whose batches go through the Chain.
@@ -54,11 +71,23 @@ func (c *Chain) Sink() *Sink {
 // transport's own timeout bounds it.
 func (c *Chain) apply(ctx context.Context, sub *submission) ([]reconcile.Outcome, error) {
 	c.queue.Wait(sub, sub.done, func(queued []*submission) []*submission {
+		if c.gather.Hold(ctx, c.full(queued)) {
+			return queued // to go with the batches that came meanwhile
+		}
 		parts, left := c.next(queued)
 		sendDocument(context.WithoutCancel(ctx), c.gql, parts)
 		return left
 	})
 	return sub.out, sub.err
+}
+
+// full reports whether queued fill a document.
+func (c *Chain) full(queued []*submission) bool {
+	n := 0
+	for _, sub := range queued {
+		n += len(sub.sent) - sub.taken
+	}
+	return n >= c.maxOps
 }
 
 // next fills a document from the queued batches: up to maxOps mutations,

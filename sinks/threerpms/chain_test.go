@@ -1,11 +1,13 @@
 package threerpms
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +68,7 @@ func TestChainSharesDocuments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			chain := NewChain(gql, tt.maxOps)
+			chain := NewChain(gql, tt.maxOps, nil)
 			batches := [][]*reconcile.Action{{pinCreate("s1")}, {pinCreate("s2"), pinCreate("s3")}, {pinCreate("s4")}}
 			if tt.split {
 				batches = [][]*reconcile.Action{{pinCreate("s1")}, {pinCreate("s2")}, {pinCreate("s3"), pinCreate("s4")}}
@@ -133,5 +135,95 @@ func pinCreate(stay string) *reconcile.Action {
 		System: reconcile.System3RPMS, Op: reconcile.OpCreate, Kind: reconcile.KindPINKey,
 		Stay: reconcile.StayRef{Property: "hotel", Source: reconcile.System3RPMS, ID: stay},
 		Cred: &reconcile.Credential{System: reconcile.System3RPMS, Kind: reconcile.KindPINKey, PIN: reconcile.Secret("4" + stay[1:] + "7391")},
+	}
+}
+
+// gatherClock is a reconcile.Clock whose Sleep blocks until release is
+// closed, after saying it sleeps on asleep.
+type gatherClock struct {
+	asleep, release chan struct{}
+	slept           atomic.Int32
+}
+
+func (c *gatherClock) Now() time.Time { return time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC) }
+
+func (c *gatherClock) Sleep(ctx context.Context, d time.Duration) error {
+	if c.slept.Add(1) == 1 {
+		close(c.asleep)
+	}
+	select {
+	case <-c.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestChainGathersAPartDocument: with a clock, a document the queued
+// batches do not fill waits (Gather) for the batches of other properties
+// that plan at about the same time, and they go in one request; a batch
+// that fills a document goes at once. Without a clock nothing waits.
+func TestChainGathersAPartDocument(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		maxOps   int
+		requests int
+		waits    bool
+	}{
+		{"part documents share one", 0, 1, true},
+		{"a full document goes at once", 1, 2, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
+			for i := 1; i <= 2; i++ {
+				sb.AddRoom(fmt.Sprintf("r%d", i), fmt.Sprintf("Room %d", i))
+				if err := sb.AddStay(sandbox.Stay{ID: fmt.Sprintf("s%d", i), RoomID: fmt.Sprintf("r%d", i), Arrival: "2026-01-30", Departure: "2026-02-02"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv := httptest.NewServer(sb)
+			defer srv.Close()
+			gql, err := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: "tok"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := &gatherClock{asleep: make(chan struct{}), release: make(chan struct{})}
+			chain := NewChain(gql, tt.maxOps, clock)
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			apply := func(i int) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errs[i] = chain.Sink().Apply(t.Context(), []*reconcile.Action{pinCreate(fmt.Sprintf("s%d", i+1))})
+				}()
+			}
+			apply(0)
+			if tt.waits {
+				<-clock.asleep // the first batch's document waits for more
+				apply(1)
+				for chain.queue.Len() < 1 {
+					time.Sleep(time.Millisecond)
+				}
+				close(clock.release)
+			} else {
+				close(clock.release)
+				apply(1)
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("batch %d: %v", i, err)
+				}
+			}
+			if n := len(sb.Requests()); n != tt.requests {
+				t.Errorf("%d requests, want %d", n, tt.requests)
+			}
+			if waited := clock.slept.Load() > 0; waited != tt.waits {
+				t.Errorf("waited for more batches: %v, want %v", waited, tt.waits)
+			}
+		})
 	}
 }

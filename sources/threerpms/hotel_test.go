@@ -49,7 +49,7 @@ func TestHotelSharedByProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hotel := NewHotel()
+	hotel := NewHotel(nil)
 	a := NewSource(gql, "hotel", 100).Within([]string{"r1", "r2"}, hotel)
 	b := NewSource(gql, "annex", 100).Within([]string{"r3", "r4"}, hotel)
 	ids := func(stays []reconcile.Stay, property string) []string {
@@ -124,5 +124,71 @@ func TestHotelSharedByProperties(t *testing.T) {
 	}
 	if n := len(sb.Requests()); n != 2 {
 		t.Errorf("%d look-up requests, want 2 (the held one, then the two queued together)", n)
+	}
+}
+
+// sleepGate is a clock whose Sleep says so on asleep, then blocks until
+// release is closed.
+type sleepGate struct{ asleep, release chan struct{} }
+
+func (g sleepGate) Now() time.Time { return time.Time{} }
+
+func (g sleepGate) Sleep(ctx context.Context, _ time.Duration) error {
+	close(g.asleep)
+	select {
+	case <-g.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestHotelGathersLookups: with a clock, the first property's look-up by
+// id waits for the others' (they read the window together, so theirs
+// follow at once), and all go in one read.
+func TestHotelGathersLookups(t *testing.T) {
+	t.Parallel()
+	gate := sleepGate{asleep: make(chan struct{}), release: make(chan struct{})}
+	h := NewHotel(gate)
+	var mu sync.Mutex
+	var reads [][]string
+	read := func(ids []string) ([]reconcile.Stay, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads = append(reads, slices.Clone(ids))
+		var out []reconcile.Stay
+		for _, id := range ids {
+			out = append(out, reconcile.Stay{Ref: reconcile.StayRef{ID: id}})
+		}
+		return out, nil
+	}
+	got := make([][]reconcile.Stay, 2)
+	var wg sync.WaitGroup
+	lookUp := func(i int, id string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stays, err := h.staysByID(t.Context(), []string{id}, read)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = stays
+		}()
+	}
+	lookUp(0, "a")
+	<-gate.asleep
+	lookUp(1, "b")
+	for h.lookups.Len() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate.release)
+	wg.Wait()
+	if len(reads) != 1 || !slices.Equal(reads[0], []string{"a", "b"}) {
+		t.Errorf("reads %q, want one of a and b", reads)
+	}
+	for i, id := range []string{"a", "b"} {
+		if len(got[i]) != 1 || got[i][0].Ref.ID != id {
+			t.Errorf("look-up %d got %+v, want stay %s alone", i, got[i], id)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/Khan/genqlient/graphql"
 
@@ -80,6 +81,7 @@ type Hotel struct {
 	// lookups are the look-ups by id waiting for the one in flight; see
 	// staysByID.
 	lookups turn.Queue[*lookup]
+	gather  turn.Gather
 }
 
 // lookup is one property's look-up by id.
@@ -91,11 +93,15 @@ type lookup struct {
 }
 
 // staysByID looks up ids together with the look-ups of other properties
-// that queue while one is in flight: whoever holds the turn sends every
+// that queue while one is in flight, or come while the turn waits for them
+// (the Hotel's clock, Chain's Gather): whoever holds the turn sends every
 // queued id in one look-up (read), and each gets the stays it asked for.
-func (h *Hotel) staysByID(ids []string, read func([]string) ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
+func (h *Hotel) staysByID(ctx context.Context, ids []string, read func([]string) ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
 	l := &lookup{ids: ids}
 	h.lookups.Wait(l, func() bool { return l.done }, func(batch []*lookup) []*lookup {
+		if h.gather.Hold(ctx, false) {
+			return batch
+		}
 		var all []string
 		for _, b := range batch {
 			for _, id := range b.ids {
@@ -118,10 +124,20 @@ func (h *Hotel) staysByID(ids []string, read func([]string) ([]reconcile.Stay, e
 	return l.stays, l.err
 }
 
-// NewHotel returns an empty Hotel.
-func NewHotel() *Hotel {
-	return &Hotel{owners: map[string]string{}, reads: map[[2]reconcile.Date]func() ([]reconcile.Stay, error){}}
+// NewHotel returns an empty Hotel whose look-ups by id wait on clock for
+// the other properties' (nil: they never wait).
+func NewHotel(clock reconcile.Clock) *Hotel {
+	h := &Hotel{owners: map[string]string{}, reads: map[[2]reconcile.Date]func() ([]reconcile.Stay, error){}}
+	if clock != nil {
+		h.gather = turn.Gather{Sleep: clock.Sleep, For: lookupGather}
+	}
+	return h
 }
+
+// lookupGather is how long a look-up by id waits for the other
+// properties' of the hotel: they read the window together, so theirs
+// follow within milliseconds.
+const lookupGather = 50 * time.Millisecond
 
 // stays returns the window's stays, read by read the first time it is
 // asked for (the others asking meanwhile wait for that read).
@@ -210,7 +226,7 @@ func subsets[E any](edges []E, subset func(E) RoomStaySubset) ([]RoomStaySubset,
 // 3RPMS Room Access Key API does after a webhook. Stays 3RPMS no longer returns are left out.
 func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	if s.hotel != nil {
-		stays, err := s.hotel.staysByID(ids, func(ids []string) ([]reconcile.Stay, error) { return s.readByID(ctx, ids) })
+		stays, err := s.hotel.staysByID(ctx, ids, func(ids []string) ([]reconcile.Stay, error) { return s.readByID(ctx, ids) })
 		return s.own(stays, true), err
 	}
 	stays, err := s.readByID(ctx, ids)
