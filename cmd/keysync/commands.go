@@ -506,7 +506,10 @@ func (l ledgerless) Save(ctx context.Context, creds []*reconcile.Credential, aud
 // reportError turns a finished run's report into the exit status.
 func reportError(cfg *Config, rep *reconcile.Report) error {
 	for _, f := range rep.Failures {
-		if errors.Is(f.Cause, reconcile.ErrUnauthorized) || errors.Is(f.Cause, reconcile.ErrConfig) {
+		switch {
+		case errors.Is(f.Cause, reconcile.ErrUnauthorized):
+			return withCode(ExitConfig, fmt.Errorf("%s: %s %s: %s", cfg.credentialField(f.Property, f.System), f.Property, f.System, f.Err))
+		case errors.Is(f.Cause, reconcile.ErrConfig):
 			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
 		}
 	}

@@ -704,10 +704,23 @@ func (c *Config) zone(property string) *time.Location {
 // urlField names the config field holding a property's URL for a system,
 // such as properties[0].threerpms.endpoint.
 func (c *Config) urlField(property string, sys reconcile.System) string {
-	field := map[reconcile.System]string{
+	return c.field(property, map[reconcile.System]string{
 		reconcile.System3RPMS: "threerpms.endpoint", reconcile.SystemGuestway: "guestway.base_url",
 		reconcile.SystemOpenApp: "openapp.base_url", reconcile.SystemKeyBox: "keybox.base_url",
-	}[sys]
+	}[sys])
+}
+
+// credentialField names the config fields of the credentials property
+// uses on sys, as urlField names its URL.
+func (c *Config) credentialField(property string, sys reconcile.System) string {
+	return c.field(property, map[reconcile.System]string{
+		reconcile.System3RPMS: "threerpms.token", reconcile.SystemGuestway: "guestway.partner_key and guestway.token",
+		reconcile.SystemOpenApp: "openapp.api_key", reconcile.SystemKeyBox: "keybox.username and keybox.password",
+	}[sys])
+}
+
+// field is the config path of a property's field, properties[N].field.
+func (c *Config) field(property, field string) string {
 	for i, p := range c.Properties {
 		if p.Name == property {
 			return fmt.Sprintf("properties[%d].%s", i, field)

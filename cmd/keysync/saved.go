@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"slices"
@@ -83,8 +84,11 @@ func newSavedPlan(rep *reconcile.Report, position string, key *seal.Key) *savedP
 // before any request is spent.
 func createPlanFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("--out %s: %w (a saved plan is never overwritten)", path, err)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil, fmt.Errorf("--out %s: %w (a saved plan is never overwritten: choose another name)", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("--out %s: %w; check that its directory exists and keysync may write there", path, err)
 	}
 	return f, nil
 }

@@ -57,6 +57,11 @@ func TestSavedPlan(t *testing.T) {
 	if out := exec(ExitConfig, "plan", "--out", file, "--show-secrets"); strings.Contains(out, "create") || !strings.Contains(out, "never overwritten") {
 		t.Errorf("plan --out over an existing file:\n%s", out)
 	}
+	// A directory that does not exist is named as such, not as a file
+	// that would be overwritten.
+	if out := exec(ExitConfig, "plan", "--out", filepath.Join(file+".d", "x.plan")); strings.Contains(out, "never overwritten") || !strings.Contains(out, "its directory exists") {
+		t.Errorf("plan --out in a missing directory:\n%s", out)
+	}
 	before := len(h.ours())
 	exec(ExitOK, "apply", file)
 	keys := h.ours()
