@@ -54,6 +54,16 @@ type BatchFinder interface {
 	FindAll(ctx context.Context, creds []*Credential) ([]*Held, error)
 }
 
+// FindOne is Find by way of findAll (a BatchFinder's FindAll) for one
+// credential: how a BatchFinder implements Find.
+func FindOne(ctx context.Context, findAll func(context.Context, []*Credential) ([]*Held, error), c *Credential) (remoteID string, secret Secret, found bool, err error) {
+	held, err := findAll(ctx, []*Credential{c})
+	if err != nil || len(held) == 0 || held[0] == nil {
+		return "", "", false, err
+	}
+	return held[0].RemoteID, held[0].Secret, true, nil
+}
+
 // Held is a credential a system already holds for a stay, as a
 // BatchFinder read it back.
 type Held struct {

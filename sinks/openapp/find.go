@@ -45,11 +45,7 @@ type invitePage struct {
 // create made, when the answer to the create was lost. It is FindAll of c
 // alone.
 func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID string, secret reconcile.Secret, found bool, err error) {
-	held, err := s.FindAll(ctx, []*reconcile.Credential{c})
-	if err != nil || held[0] == nil {
-		return "", "", false, err
-	}
-	return held[0].RemoteID, held[0].Secret, true, nil
+	return reconcile.FindOne(ctx, s.FindAll, c)
 }
 
 // FindAll implements reconcile.BatchFinder: it lists the integration's
