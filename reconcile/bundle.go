@@ -218,16 +218,25 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		want   bool
 	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
 		derived := b.keyFrom == tb.system
-		if derived && ks.claimed && len(sys.of(tb.system)) == 0 {
+		if derived && ks.claimed {
 			// The claim may show the key is ours, carrying what this
-			// system holds for the stay: a backfill looks for it, and
-			// adopts it. A key made from it (Held.CarriedBy) is
-			// recorded as derived from it once the claim succeeds, so
-			// the next run keeps both.
-			if c := p.adoptHeld(s, tb.system, tb.kind); c == nil {
+			// system holds for the stay: recorded (a backfill cut
+			// short), or found by a backfill's look (adopted). Until
+			// the claim is answered it is kept as it is; a key made
+			// from it (carriedBy) is recorded as derived from it once
+			// the claim succeeds, so the next run keeps both.
+			cur := live(sys.of(tb.system))
+			if cur == nil {
+				cur = p.adoptHeld(s, tb.system, tb.kind)
+			}
+			switch {
+			case cur == nil:
 				p.seek(s, tb.system, tb.kind, win)
-			} else if p.carriedBy(s, c) == s.Key.ID {
-				ks.claim.Upstream = c
+			case p.carriedBy(s, cur) == s.Key.ID:
+				ks.claim.Upstream = cur
+				continue
+			default:
+				continue
 			}
 		}
 		if derived && blocked {
@@ -350,6 +359,9 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 // movedReason says a stay moved rooms, naming the new room as people know
 // it.
 func movedReason(from string, s Stay) string {
+	if from == "" {
+		return fmt.Sprintf("opens other doors than room %s's", roomNamed(s))
+	}
 	return fmt.Sprintf("moved from room %s to %s", from, roomNamed(s))
 }
 
@@ -392,8 +404,10 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 		return nil
 	}
 	h := p.in.Held[s.Ref][i]
+	// Recorded for the room whose doors it opens: one that opens another
+	// room's (the stay moved since) is then moved like any other.
 	c := p.credential(Credential{
-		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, RemoteID: h.RemoteID,
+		Stay: s.Ref, System: sys, Kind: kind, RoomID: h.RoomID, RemoteID: h.RemoteID,
 		Status: StatusActive, Adopted: true, Valid: h.Valid, Arrival: s.Arrival, Departure: s.Departure,
 	})
 	c.Secret = h.Secret
@@ -405,18 +419,33 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 	return c
 }
 
-// carriedBy returns, for a credential adoptHeld made, the id of the
-// stay's 3RPMS key made from it (Held.CarriedBy); "" for any other.
+// carriedBy returns the id of the stay's 3RPMS key when it is made from
+// c, as the runner checked: a credential adoptHeld made (Held.CarriedBy),
+// or one recorded (Input.Carries); "" otherwise.
 func (p *planner) carriedBy(s Stay, c *Credential) string {
-	if c == nil || p.adopted[heldKey{s.Ref, c.System}] != c || s.Key == nil {
+	switch {
+	case c == nil || s.Key == nil:
 		return ""
-	}
-	for _, h := range p.in.Held[s.Ref] {
-		if h.System == c.System && h.CarriedBy == s.Key.ID {
-			return h.CarriedBy
+	case p.adopted[heldKey{s.Ref, c.System}] == c:
+		for _, h := range p.in.Held[s.Ref] {
+			if h.System == c.System && h.CarriedBy == s.Key.ID {
+				return h.CarriedBy
+			}
 		}
+	case c.ID != 0 && p.in.Carries[c.ID] == s.Key.ID:
+		return s.Key.ID
 	}
 	return ""
+}
+
+// live returns the first of creds that is active, or nil.
+func live(creds []*Credential) *Credential {
+	for _, c := range creds {
+		if c.Status == StatusActive {
+			return c
+		}
+	}
+	return nil
 }
 
 // seek adds to Plan.Seek, in a backfill planned without Input.Held, the
@@ -425,9 +454,9 @@ func (p *planner) seek(s Stay, sys System, kind Kind, win Window) {
 	if !p.in.Backfill || p.in.Held != nil {
 		return
 	}
-	p.plan.Seek = append(p.plan.Seek, &Credential{
+	p.plan.Seek = append(p.plan.Seek, Sought{Cred: &Credential{
 		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Valid: win, Arrival: s.Arrival, Departure: s.Departure,
-	})
+	}, Guest: s.Guest, Exact: true})
 }
 
 // issueTimeBound creates an invite or key-box access for the window.

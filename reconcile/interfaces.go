@@ -47,17 +47,30 @@ type Finder interface {
 // issued a second time.
 type BatchFinder interface {
 	Finder
-	// FindAll returns, for each of creds (creates the plan would send:
+	// FindAll returns, for each of sought (creates the plan would send:
 	// stay, room, kind and window set), what the system holds for it by
 	// Find's rules, or nil where it holds nothing. No remote credential is
-	// returned for two of creds.
-	FindAll(ctx context.Context, creds []*Credential) ([]*Held, error)
+	// returned for two of them.
+	FindAll(ctx context.Context, sought []Sought) ([]*Held, error)
+}
+
+// Sought is a credential a BatchFinder looks for.
+type Sought struct {
+	Cred *Credential
+	// Guest is the guest name the create would be sent with.
+	Guest string
+	// Exact takes only what a create of Cred for Guest would have made,
+	// whatever else matches (a key-box access's visitor name too): a
+	// backfill looks among the credentials of every stay, gone ones
+	// included. A lost create's read-back (Find) is not exact: its name
+	// is not known.
+	Exact bool
 }
 
 // FindOne is Find by way of findAll (a BatchFinder's FindAll) for one
 // credential: how a BatchFinder implements Find.
-func FindOne(ctx context.Context, findAll func(context.Context, []*Credential) ([]*Held, error), c *Credential) (remoteID string, secret Secret, found bool, err error) {
-	held, err := findAll(ctx, []*Credential{c})
+func FindOne(ctx context.Context, findAll func(context.Context, []Sought) ([]*Held, error), c *Credential) (remoteID string, secret Secret, found bool, err error) {
+	held, err := findAll(ctx, []Sought{{Cred: c}})
 	if err != nil || len(held) == 0 || held[0] == nil {
 		return "", "", false, err
 	}
@@ -74,6 +87,10 @@ type Held struct {
 	Secret Secret
 	// Valid is its window as the system keeps it.
 	Valid Window
+	// RoomID is the room whose doors it opens, as the sink's config maps
+	// rooms: the sought credential's, or "" when it opens other doors (an
+	// invite of a stay that has moved since).
+	RoomID string
 	// CarriedBy is the id of the stay's 3RPMS key when that key is made
 	// from this credential's secret (its PIN is the access's code, its QR
 	// data the invite's link), as the runner checked through the sink's

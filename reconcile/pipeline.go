@@ -247,7 +247,9 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	if err != nil {
 		return err
 	}
-	w.doneReading()
+	if !rd.backfill {
+		w.doneReading() // a backfill reads on: see findHeld below
+	}
 	for _, sys := range slices.Sorted(maps.Keys(rd.unread)) {
 		err := rd.unread[sys]
 		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
@@ -265,6 +267,9 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
 	}
+	if rd.backfill {
+		in.Carries = carries(site, rd.stays, rd.creds)
+	}
 	plan, err := Compute(in)
 	if err != nil {
 		return err
@@ -273,7 +278,8 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		// A backfill knows nothing of what it issued before: the
 		// invites and accesses its plan would create are looked for
 		// first, and those found are adopted (planned again with them).
-		// A system that could not be read is cut off for the run.
+		// A system that could not be read creates nothing this run
+		// (applier.noCreate); its other work goes on.
 		var held map[StayRef][]Held
 		held, rd.unsurveyed = r.findHeld(ctx, site, plan, rd.stays)
 		if len(held) > 0 {
@@ -283,6 +289,9 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 			}
 		}
 	}
+	// A backfill's reads are done, its look for what the systems hold
+	// included: the properties sharing an account may price it now.
+	w.doneReading()
 	if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
 		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
 		r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
@@ -317,10 +326,8 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		}
 	}
 	j := w.job
-	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: maps.Clone(rd.unsurveyed), notOurs: map[*Credential]bool{}}
-	if j.ap.dead == nil {
-		j.ap.dead = map[System]error{}
-	}
+	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{},
+		noCreate: rd.unsurveyed, notOurs: map[*Credential]bool{}}
 	if err := j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches); err != nil {
 		return err
 	}

@@ -177,10 +177,10 @@ type Plan struct {
 	Withdrawn int `json:"withdrawn_credentials"`
 	// Seek holds, in a backfill planned without Input.Held, the invites
 	// and key-box accesses to look for before anything is created
-	// (BatchFinder): those the plan creates, and those the stays whose
-	// 3RPMS key it claims would need once the claim shows the key is ours.
-	// The runner plans again with what it found.
-	Seek []*Credential `json:"-"`
+	// (BatchFinder, Exact): those the plan creates, and those the stays
+	// whose 3RPMS key it claims would need once the claim shows the key is
+	// ours. The runner plans again with what it found.
+	Seek []Sought `json:"-"`
 }
 
 // Input is everything Compute needs: the stays a source reports, what keysync
@@ -223,6 +223,13 @@ type Input struct {
 	// already hold that keysync has no record of (a backfill's read-back,
 	// BatchFinder): the plan adopts one where it would create it.
 	Held map[StayRef][]Held
+	// Carries holds, in a backfill, the recorded invites and key-box
+	// accesses (by credential id) that the 3RPMS key on their stay is
+	// made from, with that key's id, as the runner checked through the
+	// sinks' Derivers: such a key is kept, and the link recorded, where
+	// the record lacks it (a backfill adopted them and stopped before it
+	// recorded the link).
+	Carries map[int64]string
 }
 
 // Compute plans the actions that bring the property in line with its
@@ -830,9 +837,10 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 		}
 		if reason := keyStale(current, s, kind, up); reason == "" {
 			p.discard(s, creds, current, "duplicate credential for the stay")
-			if up != nil && up.carriedBy == current.RemoteID {
-				// Made from a credential adopted in this plan: once that
-				// is recorded, so is the link.
+			if up != nil && up.carriedBy == current.RemoteID && (up.cred.ID == 0 || current.DerivedFrom != up.cred.ID) {
+				// Made from a credential the record does not link it to
+				// (adopted in this plan, or by a backfill cut short):
+				// once that is recorded, so is the link.
 				p.add(Action{Op: OpKeep, Reason: fmt.Sprintf("the key is made from the %s the system holds: recorded as carrying it", up.cred.Kind),
 					Cred: current, Upstream: up.cred, After: up.cred, Step: 1, Priority: prio}, s)
 			}

@@ -36,6 +36,7 @@ type planCase struct {
 	creds    []reconcile.Credential
 	backfill bool
 	held     map[reconcile.StayRef][]reconcile.Held
+	carries  map[int64]string
 	want     []string // summary lines
 	notes    []string // noteSummary lines
 	sync     []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
@@ -55,7 +56,7 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	}
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
-		Backfill: tc.backfill, Held: tc.held, Rand: seeded(1),
+		Backfill: tc.backfill, Held: tc.held, Carries: tc.carries, Rand: seeded(1),
 	})
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
@@ -1160,7 +1161,14 @@ func TestComputeAdoptsHeld(t *testing.T) {
 	win := testProperty().Window(date("2026-06-10"), date("2026-06-14"))
 	other := testProperty().Window(date("2026-06-10"), date("2026-06-13"))
 	held := func(sys reconcile.System, id string, w reconcile.Window, carriedBy string) map[reconcile.StayRef][]reconcile.Held {
-		return map[reconcile.StayRef][]reconcile.Held{ref("s1"): {{System: sys, RemoteID: id, Secret: "secret-1", Valid: w, CarriedBy: carriedBy}}}
+		room := map[reconcile.System]string{reconcile.SystemOpenApp: "r301", reconcile.SystemKeyBox: "r302"}[sys]
+		return map[reconcile.StayRef][]reconcile.Held{ref("s1"): {{System: sys, RemoteID: id, Secret: "secret-1", Valid: w, CarriedBy: carriedBy, RoomID: room}}}
+	}
+	elsewhere := held(reconcile.SystemOpenApp, "U1", win, "")
+	elsewhere[ref("s1")][0].RoomID = ""
+	invite := reconcile.Credential{
+		ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r301", RemoteID: "U1",
+		Status: active, Adopted: true, Secret: "secret-1", Valid: win, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
 	}
 	qr := func(s reconcile.Stay) reconcile.Stay {
 		s.Key = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}
@@ -1170,6 +1178,8 @@ func TestComputeAdoptsHeld(t *testing.T) {
 		ID: 3, Stay: ref("s1"), System: reconcile.System3RPMS, Kind: reconcile.KindQRKey, RoomID: "r301", RemoteID: "K1",
 		Status: active, Assigned: true, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
 	}
+	linked := recorded
+	linked.DerivedFrom = 5
 	for _, tc := range []struct {
 		planCase
 		seek     []string // system stay room of Plan.Seek
@@ -1191,6 +1201,12 @@ func TestComputeAdoptsHeld(t *testing.T) {
 			stays:    []reconcile.Stay{stay("s1", "r301", "2026-06-10", "2026-06-14")},
 			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, ""),
 			want: []string{"1 adopt s1 U1 inhouse", "1 create s1 - inhouse", "2 assign s1 - inhouse"},
+		}, upstream: "create"},
+		{planCase: planCase{
+			name:     "held invite opening another room's doors adopted and moved",
+			stays:    []reconcile.Stay{stay("s1", "r301", "2026-06-10", "2026-06-14")},
+			backfill: true, held: elsewhere,
+			want: []string{"1 adopt s1 U1 inhouse", "1 update s1 U1 inhouse", "2 create s1 - inhouse", "3 assign s1 - inhouse"},
 		}, upstream: "create"},
 		{planCase: planCase{
 			name:     "held access on another window adopted and replaced",
@@ -1217,6 +1233,33 @@ func TestComputeAdoptsHeld(t *testing.T) {
 			want:     []string{"1 claim s1 K1 inhouse"},
 		}, seek: []string{"openapp s1 r301"}},
 		{planCase: planCase{
+			name:     "claimed key made from the recorded invite: kept, the claim links them",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{invite},
+			backfill: true, carries: map[int64]string{5: "K1"},
+			want: []string{"1 claim s1 K1 inhouse"},
+		}, upstream: "claim"},
+		{planCase: planCase{
+			name:     "claimed key not made from the recorded invite: the invite kept until the claim is answered",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{invite},
+			backfill: true,
+			want:     []string{"1 claim s1 K1 inhouse"},
+		}},
+		{planCase: planCase{
+			name:     "recorded key and invite without the link: kept, link recorded",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{invite, recorded},
+			backfill: true, carries: map[int64]string{5: "K1"},
+			want: []string{"1 keep s1 K1 inhouse"},
+		}, upstream: "keep"},
+		{planCase: planCase{
+			name:     "recorded key and invite, linked: nothing to do",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{invite, linked},
+			backfill: true, carries: map[int64]string{5: "K1"},
+		}},
+		{planCase: planCase{
 			name:     "recorded key made from the held invite: kept, link recorded",
 			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
 			creds:    []reconcile.Credential{recorded},
@@ -1239,10 +1282,11 @@ func TestComputeAdoptsHeld(t *testing.T) {
 				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
 			}
 			var seek []string
-			for _, c := range plan.Seek {
+			for _, sk := range plan.Seek {
+				c := sk.Cred
 				seek = append(seek, fmt.Sprintf("%s %s %s", c.System, c.Stay.ID, c.RoomID))
-				if c.Valid != win {
-					t.Errorf("seeks %s over %v, want the stay's window %v", c.Kind, c.Valid, win)
+				if c.Valid != win || !sk.Exact {
+					t.Errorf("seeks %s over %v (exact %v), want the stay's window %v, exactly", c.Kind, c.Valid, sk.Exact, win)
 				}
 			}
 			if !slices.Equal(seek, tc.seek) {

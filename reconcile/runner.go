@@ -184,6 +184,11 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		for sys, err := range j.ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 		}
+		for sys, err := range j.rd.unsurveyed {
+			if j.ap.dead[sys] == nil {
+				rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
+			}
+		}
 		if err := r.markPersistent(sctx, rep, j.pr); err != nil {
 			return nil, err
 		}
@@ -472,9 +477,9 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 // per system, and returns them by stay (Input.Held), and the systems it
 // could not read: creating there could issue a guest's credential twice.
 func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []Stay) (map[StayRef][]Held, map[System]error) {
-	creates := map[System][]*Credential{}
-	for _, c := range plan.Seek {
-		creates[c.System] = append(creates[c.System], c)
+	creates := map[System][]Sought{}
+	for _, sk := range plan.Seek {
+		creates[sk.Cred.System] = append(creates[sk.Cred.System], sk)
 	}
 	var (
 		held   map[StayRef][]Held
@@ -515,8 +520,9 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []S
 				}
 			}
 			h.System = sys
-			h.CarriedBy = carriedBy(site, sys, *h, byRef[creds[i].Stay])
-			held[creds[i].Stay] = append(held[creds[i].Stay], *h)
+			ref := creds[i].Cred.Stay
+			h.CarriedBy = carriedBy(site, sys, h.Secret, byRef[ref])
+			held[ref] = append(held[ref], *h)
 			n++
 		}
 		if n > 0 {
@@ -526,16 +532,42 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []S
 	return held, failed
 }
 
+// carries returns, for a backfill, the recorded live invites and key-box
+// accesses whose stay's 3RPMS key is made from them, with that key's id
+// (Input.Carries).
+func carries(site *Site, stays []Stay, creds []Credential) map[int64]string {
+	var out map[int64]string
+	var byRef map[StayRef]*Stay
+	for _, c := range creds {
+		if c.System == System3RPMS || c.Status != StatusActive || c.Secret == "" || c.ID == 0 {
+			continue
+		}
+		if byRef == nil {
+			byRef = make(map[StayRef]*Stay, len(stays))
+			for i := range stays {
+				byRef[stays[i].Ref] = &stays[i]
+			}
+		}
+		if key := carriedBy(site, c.System, c.Secret, byRef[c.Stay]); key != "" {
+			if out == nil {
+				out = map[int64]string{}
+			}
+			out[c.ID] = key
+		}
+	}
+	return out
+}
+
 // carriedBy returns the id of the 3RPMS key on stay s when it is made from
-// h's secret: what sys's Deriver builds from the secret is what the key
+// secret, sys's: what sys's Deriver builds from the secret is what the key
 // holds (its PIN, its QR data). "" when it is not, or cannot be told.
-func carriedBy(site *Site, sys System, h Held, s *Stay) string {
+func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
 	d, ok := site.Sinks[sys].(Deriver)
-	if !ok || h.Secret == "" || s == nil || s.Key == nil {
+	if !ok || secret == "" || s == nil || s.Key == nil {
 		return ""
 	}
 	probe := &Credential{Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID}
-	if err := d.Derive(probe, h.Secret); err != nil || (probe.PIN == "" && probe.QRData == "") {
+	if err := d.Derive(probe, secret); err != nil || (probe.PIN == "" && probe.QRData == "") {
 		return ""
 	}
 	if probe.PIN != s.Key.PIN || probe.QRData != s.Key.QRData {

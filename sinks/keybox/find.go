@@ -48,12 +48,16 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // cancelled, is for that key, and has the start and end date and time
 // (and, when the answer gives one, the time zone) a create sends for
 // c.Valid: the window in Options.TimeZone, cut to the minute. The Held
-// gives its id, its code (empty when the answer has none) and c.Valid.
+// gives its id, its code (empty when the answer has none), c.Valid and
+// c's room (whose key it opens).
 //
-// The credential does not carry the guest's name, so the visitorName a
-// create sent cannot be checked: an access matches on key, start and end
-// alone. When several do, the one named as a create names a stay without
-// a guest name ("Guest <stay id>") is preferred, then the newest (the last
+// Sought exactly (a backfill), an access must also carry the visitor name
+// a create for the guest would send (visitorName): on the room's key over
+// the same dates there may be one of a cancelled booking, which must not
+// open the box for a new guest. Otherwise (a lost create's read-back,
+// whose guest name is not known) it matches on key, start and end alone,
+// and when several do, the one named as a create names a stay without a
+// guest name ("Guest <stay id>") is preferred, then the newest (the last
 // listed). The list holds only the authenticated user's accesses, so
 // another user's (the front desk's) are never taken.
 //
@@ -62,10 +66,11 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // plus an unmapped room, a credential without a window or of another
 // property (nothing sent) and an answer that is not an access list; none
 // holds the password, a code or a compartment.
-func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*reconcile.Held, error) {
-	refs := make([]KeyRef, len(creds))
-	wants := make([]localWindow, len(creds))
-	for i, c := range creds {
+func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*reconcile.Held, error) {
+	refs := make([]KeyRef, len(sought))
+	wants := make([]localWindow, len(sought))
+	for i, sk := range sought {
+		c := sk.Cred
 		if c == nil {
 			return nil, fmt.Errorf("%s: find access: no credential", s.label())
 		}
@@ -94,10 +99,10 @@ func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*r
 	}
 
 	lists := map[KeyRef]accessList{}
-	out := make([]*reconcile.Held, len(creds))
+	out := make([]*reconcile.Held, len(sought))
 	taken := map[flexString]bool{}
-	for i, c := range creds {
-		ref := refs[i]
+	for i, sk := range sought {
+		c, ref := sk.Cred, refs[i]
 		list, ok := lists[ref]
 		if !ok {
 			what := fmt.Sprintf("find access for stay %s in room %s (%s)", c.Stay.ID, c.RoomID, ref.label())
@@ -107,11 +112,11 @@ func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*r
 			}
 			lists[ref] = list
 		}
-		guestless := visitorName("", c.Stay)
+		guestless, named := visitorName("", c.Stay), visitorName(sk.Guest, c.Stay)
 		var best *listedAccess
 		for j := range list.Data {
 			a := &list.Data[j]
-			if taken[a.ID] || !matches(a, ref, wants[i]) {
+			if taken[a.ID] || !matches(a, ref, wants[i]) || (sk.Exact && a.VisitorName != named) {
 				continue
 			}
 			if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {
@@ -120,7 +125,7 @@ func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*r
 		}
 		if best != nil {
 			taken[best.ID] = true
-			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(best.Code), Valid: c.Valid}
+			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(best.Code), Valid: c.Valid, RoomID: c.RoomID}
 		}
 	}
 	return out, nil

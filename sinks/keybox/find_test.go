@@ -274,9 +274,13 @@ func TestFindAgainstSandboxRefusals(t *testing.T) {
 }
 
 // TestFindAllOneListPerKey creates accesses for two stays on key K1 and one
-// on K2 among lookalikes, and reads them back with a fourth credential the
-// same as the first: one list request per key, each access found once
-// (the fourth gets nothing: the one access is the first's).
+// on K2 among lookalikes, and reads them back exactly (as a backfill does)
+// with a fourth credential the same as the first: one list request per
+// key, each access found once (the fourth gets nothing: the one access is
+// the first's). A fifth, another stay of another guest on K1 over s1's
+// dates (a booking made after s1's was cancelled), gets nothing sought
+// exactly, and s1's access when not (a lost create's read-back, which
+// cannot tell guests apart).
 func TestFindAllOneListPerKey(t *testing.T) {
 	t.Parallel()
 	sb, url := newSandbox(t, sandbox.Options{})
@@ -288,30 +292,41 @@ func TestFindAllOneListPerKey(t *testing.T) {
 		create("s2", "204", s1Start, s2End, "Bor"),
 		create("s3", "205", s1Start, s1End, "Cvet"),
 	}
-	var creds []*reconcile.Credential
+	var sought []reconcile.Sought
 	var ids []string
 	for _, a := range actions {
 		ids = append(ids, mustCreate(t, s, a))
-		creds = append(creds, sinktest.Pending(a))
+		sought = append(sought, reconcile.Sought{Cred: sinktest.Pending(a), Guest: a.Guest, Exact: true})
 	}
-	creds = append(creds, sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")))
+	sought = append(sought, reconcile.Sought{Cred: sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")), Guest: "Ana", Exact: true})
 	before := len(sb.Requests())
-	held, err := s.FindAll(t.Context(), creds)
+	held, err := s.FindAll(t.Context(), sought)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := len(sb.Requests()) - before; n != 2 {
 		t.Errorf("%d requests, want one list per key (2)", n)
 	}
-	if len(held) != len(creds) {
-		t.Fatalf("%d answers for %d credentials", len(held), len(creds))
+	if len(held) != len(sought) {
+		t.Fatalf("%d answers for %d credentials", len(held), len(sought))
 	}
 	for i, id := range ids {
 		if h := held[i]; h == nil || h.RemoteID != id || h.Secret == "" || h.System != reconcile.SystemKeyBox {
-			t.Errorf("stay %s: found %+v, want %s with its code", creds[i].Stay.ID, h, id)
+			t.Errorf("stay %s: found %+v, want %s with its code", sought[i].Cred.Stay.ID, h, id)
 		}
 	}
 	if h := held[3]; h != nil {
 		t.Errorf("the second credential like s1's got %s too", h.RemoteID)
+	}
+
+	rebooked := sinktest.Pending(create("s9", "204", s1Start, s1End, "Bor"))
+	for _, exact := range []bool{true, false} {
+		held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: rebooked, Guest: "Bor", Exact: exact}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found := held[0] != nil; found == exact || (found && held[0].RemoteID != ids[0]) {
+			t.Errorf("another guest's stay over s1's dates, exact %v: found %+v", exact, held[0])
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,13 +59,20 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // stay belongs to a credential keysync switched off. Of those considered,
 // one whose window (valid_from, valid_to, to the second) equals c.Valid is
 // preferred, then the newest (the last listed). The Held gives its
-// invite_link_id, its invite_token and its window.
+// invite_link_id, its invite_token, its window, and the credential's room
+// when its portal_ids are that room's (Options.Rooms and SharedPortals),
+// else no room. The owner tag names the stay, so an exact search
+// (reconcile.Sought) takes nothing more.
 //
 // Errors are those of Apply (401 and 403 wrap reconcile.ErrUnauthorized, a
 // 404 reconcile.ErrNotFound, and so on), plus an answer that is not an
 // invite list; none holds a token. A credential of another property, or
 // not an invite, is refused without a request.
-func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*reconcile.Held, error) {
+func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*reconcile.Held, error) {
+	creds := make([]*reconcile.Credential, len(sought))
+	for i, sk := range sought {
+		creds[i] = sk.Cred
+	}
 	refs := make([]reconcile.StayRef, len(creds))
 	byStay := map[reconcile.StayRef][]int{}
 	var secrets []string
@@ -108,8 +116,12 @@ func (s *Sink) FindAll(ctx context.Context, creds []*reconcile.Credential) ([]*r
 			continue
 		}
 		taken[in.LinkID] = true
+		room := ""
+		if portals := slices.Sorted(slices.Values(in.PortalIDs)); slices.Equal(slices.Compact(portals), s.portals(creds[i].RoomID)) {
+			room = creds[i].RoomID
+		}
 		out[i] = &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: in.LinkID, Secret: reconcile.Secret(in.Token),
-			Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}}
+			Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}, RoomID: room}
 	}
 	return out, nil
 }

@@ -304,7 +304,11 @@ func TestFindAllOneListForMany(t *testing.T) {
 		creds = append(creds, sinktest.Pending(a))
 	}
 	before := len(sb.Requests())
-	held, err := s.FindAll(t.Context(), creds)
+	sought := make([]reconcile.Sought, len(creds))
+	for i, c := range creds {
+		sought[i] = reconcile.Sought{Cred: c, Exact: true}
+	}
+	held, err := s.FindAll(t.Context(), sought)
 	if err != nil {
 		t.Fatal(err)
 	}
