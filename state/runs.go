@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keysync/keysync/reconcile"
@@ -151,35 +151,44 @@ func (d *DB) LastRunAt(ctx context.Context) (time.Time, error) {
 }
 
 // LastSuccessAt returns when the latest whole run (a run or a backfill:
-// not a plan, not a webhook's targeted run) that succeeded started, or the
-// zero time when none is recorded.
+// not a plan, not a webhook's targeted run) that succeeded ended (when it
+// started, for one that did not record its end), or the zero time when
+// none is recorded.
 func (d *DB) LastSuccessAt(ctx context.Context) (time.Time, error) {
-	var at sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE status = ? AND mode IN (?, ?) ORDER BY id DESC LIMIT 1`,
-		string(RunOK), string(reconcile.ModeRun), string(reconcile.ModeBackfill)).Scan(&at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, nil
+	runs, err := d.runs(ctx, `WHERE status = ? AND mode IN (?, ?) ORDER BY id DESC LIMIT 1`,
+		string(RunOK), string(reconcile.ModeRun), string(reconcile.ModeBackfill))
+	if err != nil || len(runs) == 0 {
+		return time.Time{}, err
 	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("state: read the last successful run: %w", err)
+	return runs[0].StartedAt.Add(runs[0].Duration), nil
+}
+
+// LastWholeRun returns the latest whole run (a run or a backfill) that
+// recorded how it ended; ok is false when there is none.
+func (d *DB) LastWholeRun(ctx context.Context) (r RunRow, ok bool, err error) {
+	runs, err := d.runs(ctx, `WHERE exit_code IS NOT NULL AND mode IN (?, ?) ORDER BY id DESC LIMIT 1`,
+		string(reconcile.ModeRun), string(reconcile.ModeBackfill))
+	if err != nil || len(runs) == 0 {
+		return RunRow{}, false, err
 	}
-	t, err := parseTime(at)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("state: read the last successful run: %w", err)
-	}
-	return t, nil
+	return runs[0], true, nil
 }
 
 // Runs returns the last n recorded runs (every one when n <= 0), oldest
 // first, with their reports: status lists the last few without reading
 // every report the retention keeps.
 func (d *DB) Runs(ctx context.Context, n int) ([]RunRow, error) {
-	const cols = `id, mode, started_at, status, partial, report_json, exit_code, duration_ms`
-	query, args := `SELECT `+cols+` FROM runs ORDER BY id`, []any(nil)
-	if n > 0 {
-		query, args = `SELECT * FROM (SELECT `+cols+` FROM runs ORDER BY id DESC LIMIT ?) ORDER BY id`, []any{n}
+	if n <= 0 {
+		return d.runs(ctx, `ORDER BY id`)
 	}
-	rows, err := d.db.QueryContext(ctx, query, args...)
+	runs, err := d.runs(ctx, `ORDER BY id DESC LIMIT ?`, n)
+	slices.Reverse(runs)
+	return runs, err
+}
+
+// runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
+func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("state: load runs: %w", err)
 	}

@@ -554,6 +554,14 @@ func TestRuns(t *testing.T) {
 	if at, err := db.LastSuccessAt(ctx); err != nil || !at.Equal(t0) {
 		t.Errorf("LastSuccessAt after a targeted run = %s, %v; want the ok run's start %s", at, err, t0)
 	}
+	if err := db.EndRun(ctx, targeted, 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The last whole run that recorded its end: the backfill (exit 4),
+	// not the later targeted run, nor the ok run that never recorded one.
+	if r, ok, err := db.LastWholeRun(ctx); err != nil || !ok || r.ID != partial || r.ExitCode != 4 || r.Duration != 1500*time.Millisecond {
+		t.Errorf("LastWholeRun = %+v, %v, %v; want run %d, exit 4, 1.5 s", r, ok, err, partial)
+	}
 	for _, r := range runs {
 		if bytes.Contains(r.Report, []byte(testPIN)) {
 			t.Errorf("run %d report contains the PIN: %s", r.ID, r.Report)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -160,18 +159,13 @@ func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, p
 }
 
 // resume sets /metrics from the state's record of the runs before this
-// process: the last whole run (not a plan, a webhook's or a look-ahead's)
-// that recorded how it ended, and the last success.
+// process: the last whole run (not a plan, nor a webhook's) that recorded
+// how it ended, and the last success.
 func (l *listener) resume(ctx context.Context) {
 	var end time.Time
 	var code int
-	if runs, err := l.queue.Runs(ctx, 20); err == nil {
-		for _, r := range slices.Backward(runs) {
-			if r.Ended && (r.Mode == reconcile.ModeRun || r.Mode == reconcile.ModeBackfill) {
-				end, code = r.StartedAt.Add(r.Duration), r.ExitCode
-				break
-			}
-		}
+	if r, ok, err := l.queue.LastWholeRun(ctx); err == nil && ok {
+		end, code = r.StartedAt.Add(r.Duration), r.ExitCode
 	}
 	at, _ := l.queue.LastSuccessAt(ctx)
 	l.metrics.Resume(end, code, at)

@@ -34,7 +34,7 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 		target = cfg.StateKeyFile
 	}
 	if shards := shardFiles(cfg.State); len(shards) > 0 {
-		return withCode(ExitConfig, fmt.Errorf("rekey: the shards' state files %s are sealed under the same key as %s: rekeying one file would leave the others under a key moved aside, and their runs would stop with exit 2; give each shard a config of its own with its own state_key_file, and rekey each (README, Secrets)",
+		return withCode(ExitConfig, fmt.Errorf("rekey: the shards' state files %s are sealed under the same key as %s: rekeying one file would leave the others under a key moved aside, and their runs would stop with exit 2; give each shard a config of its own with its own state_key_file, and rekey each (README, Secrets); files of a number of shards no longer in use can be moved away instead",
 			strings.Join(shards, ", "), cfg.State))
 	}
 	// A missing old key is fine only for a state file without sealed

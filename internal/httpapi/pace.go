@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -246,15 +247,16 @@ func (p *Pacer) hold429(until time.Time) {
 // the group paces its members as one caller too, for the rest of the
 // process: each request also waits on a bucket of the group's own at the
 // API's rate, held after the 429 as a member is (one request when the
-// hold ends, then the rate). A 429 to one credential alone (another client
-// using that token, say) changes nothing for the others.
+// hold ends, then the rate). The two 429s must come within IdleReset of
+// each other; a 429 to one credential alone (another client using that
+// token, say) changes nothing for the others.
 type PacerGroup struct {
 	name   string
 	log    *slog.Logger
 	shared *Pacer
 
 	mu      sync.Mutex
-	refusal map[*Pacer]bool // members a 429 was answered to
+	refusal map[*Pacer]time.Time // when a 429 was last answered to each member
 	engaged bool
 }
 
@@ -291,11 +293,13 @@ func (g *PacerGroup) refused(p *Pacer, until time.Time) {
 	if g == nil {
 		return
 	}
+	now := g.shared.clock.Now()
 	g.mu.Lock()
 	if g.refusal == nil {
-		g.refusal = map[*Pacer]bool{}
+		g.refusal = map[*Pacer]time.Time{}
 	}
-	g.refusal[p] = true
+	g.refusal[p] = now
+	maps.DeleteFunc(g.refusal, func(_ *Pacer, at time.Time) bool { return now.Sub(at) >= IdleReset })
 	start := !g.engaged && len(g.refusal) >= 2
 	if start {
 		g.engaged = true

@@ -262,8 +262,8 @@ func TestPacerGroupMetersAHostTogether(t *testing.T) {
 }
 
 // TestPacerGroupOneCredentialRefused: 429s to one credential alone (another
-// client on the same token) leave the group's members paced each on its
-// own.
+// client on the same token), or to two more than a minute apart, leave the
+// group's members paced each on its own.
 func TestPacerGroupOneCredentialRefused(t *testing.T) {
 	t.Parallel()
 	clock := clocktest.New(pacerStart)
@@ -277,6 +277,13 @@ func TestPacerGroupOneCredentialRefused(t *testing.T) {
 	}
 	if group.Engaged() {
 		t.Fatal("429s to one credential made the group pace its members as one")
+	}
+	c := httpapi.NewPacer(4.75, 10, clock)
+	group.Join(c)
+	clock.Advance(httpapi.IdleReset)
+	c.Hold(clock.Now().Add(time.Second))
+	if group.Engaged() {
+		t.Fatal("429s to two credentials a minute apart made the group pace its members as one")
 	}
 	before := clock.Now()
 	for range 10 {
