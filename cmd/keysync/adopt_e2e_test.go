@@ -185,3 +185,34 @@ func TestShardChangeAdoptsWhatGuestsHold(t *testing.T) {
 		t.Errorf("another integration's credentials changed:\nbefore %s\nafter  %s", foreign, now)
 	}
 }
+
+// TestBackfillCutShortKeepsWhatItAdopted: the backfill after the state was
+// lost adopts the invites and accesses, then 3RPMS answers its mutations
+// 503, so its claims of the keys made from them are not answered and it
+// records no link between them. The next run, still a backfill, keeps
+// them while it claims the keys again, and links each key to what it is
+// made from: nothing is deleted, cancelled or issued again, and the run
+// after it has nothing to do.
+func TestBackfillCutShortKeepsWhatItAdopted(t *testing.T) {
+	t.Parallel()
+	fw, held, foreign := adoptWorld(t)
+	before := held()
+	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") },
+		func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(rw) }))
+	rep := fw.mustExec(ExitPartial, "backfill").rep
+	fw.setFault(nil)
+	if n := countOps(rep, reconcile.OpAdopt, reconcile.ResultDone); n != 5 {
+		t.Errorf("the cut-short backfill adopted %d invites and accesses, want 5", n)
+	}
+	noWrites(t, rep, "the cut-short backfill")
+	rep = fw.mustExec(ExitOK, "run").rep
+	noWrites(t, rep, "the run after the cut-short backfill")
+	if after := held(); after != before {
+		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
+	}
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run")
+	if after := held(); after != before {
+		t.Errorf("the second run changed what the guests hold:\nbefore %s\nafter  %s", before, after)
+	}
+}
