@@ -76,6 +76,9 @@ type applier struct {
 	notOurs map[*Credential]bool
 	// skipped holds audit rows of skipped actions until the next Save.
 	skipped []Audit
+	// noCreate holds the systems a backfill could not ask what they
+	// already hold (siteRead.unsurveyed): nothing is created there.
+	noCreate map[System]error
 }
 
 func (ap *applier) isNotOurs(c *Credential) bool {
@@ -231,6 +234,8 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 			ap.skip(a, fmt.Sprintf("no %s sink configured", b.System))
 		case ap.cutOff(b.System) != nil:
 			ap.skip(a, fmt.Sprintf("%s cut off earlier in this run: %v", b.System, ap.cutOff(b.System)))
+		case a.Op == OpCreate && ap.noCreate[b.System] != nil:
+			ap.skip(a, fmt.Sprintf("%s could not be asked what it already holds, so nothing is created there this run: %v", b.System, ap.noCreate[b.System]))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
 		case a.After != nil && ap.isNotOurs(a.After):
