@@ -167,7 +167,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		return nil
 	}
 	if s.Cancelled {
-		p.withdraw(s, creds, true, "reservation cancelled")
+		p.withdraw(s, append(creds, p.heldOfGone(s, creds, win)...), true, "reservation cancelled")
 		return nil
 	}
 	if s.Ref.Source == SystemGuestway {
@@ -446,6 +446,36 @@ func live(creds []*Credential) *Credential {
 		}
 	}
 	return nil
+}
+
+// heldOfGone returns, in a backfill, the invites and key-box accesses the
+// systems hold for a cancelled stay that keysync has no record of,
+// adopted to be withdrawn (a booking cancelled while the state was lost,
+// whose credential would otherwise open the door until its window ends),
+// and seeks them when the plan has not been given Input.Held yet.
+func (p *planner) heldOfGone(s Stay, creds []*Credential, win Window) []*Credential {
+	m, ok := p.in.Property.methodFor(s.RoomID)
+	if !p.in.Backfill || !ok {
+		return nil
+	}
+	b := p.bundle(s, m)
+	sys := bySystem(creds)
+	var out []*Credential
+	for _, tb := range []struct {
+		system System
+		kind   Kind
+		want   bool
+	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
+		if !tb.want || len(sys.of(tb.system)) > 0 {
+			continue
+		}
+		if c := p.adoptHeld(s, tb.system, tb.kind); c != nil {
+			out = append(out, c)
+		} else {
+			p.seek(s, tb.system, tb.kind, win)
+		}
+	}
+	return out
 }
 
 // seek adds to Plan.Seek, in a backfill planned without Input.Held, the

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,4 +216,35 @@ func TestBackfillCutShortKeepsWhatItAdopted(t *testing.T) {
 	if after := held(); after != before {
 		t.Errorf("the second run changed what the guests hold:\nbefore %s\nafter  %s", before, after)
 	}
+}
+
+// TestBackfillWithdrawsWhatACancelledBookingHolds: two Guestway bookings
+// are cancelled while the state file is lost. The backfill finds the
+// invites and the key-box access they still hold, adopts them and
+// withdraws them (the invites switched off, the access cancelled), so a
+// cancelled guest's link or code does not open the door until its window
+// ends; it creates nothing.
+func TestBackfillWithdrawsWhatACancelledBookingHolds(t *testing.T) {
+	t.Parallel()
+	fw, _, foreign := adoptWorld(t)
+	for _, id := range []string{"G1", "G2"} {
+		if err := fw.sb.guestway.SetStatus(id, "cancelled"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	if n := countOps(rep, reconcile.OpCreate, reconcile.ResultDone); n != 0 {
+		t.Errorf("the backfill created %d credentials, want none", n)
+	}
+	for _, inv := range fw.invites() {
+		if strings.Contains(inv.Name, ":guestway:") && inv.Enabled {
+			t.Errorf("the cancelled booking's invite %s is still enabled", inv.Name)
+		}
+	}
+	for _, a := range fw.accesses() {
+		if a.Visitor == "Guest G2" {
+			t.Errorf("the cancelled booking's key-box access %s is still live", a.ID)
+		}
+	}
+	fw.checkInvariants(foreign)
 }
