@@ -100,14 +100,10 @@ func TestBackfillAfterStateLossAdoptsInvitesAndAccesses(t *testing.T) {
 	if n := countOps(rep, reconcile.OpAdopt, reconcile.ResultDone); n != 5 {
 		t.Errorf("the backfill adopted %d invites and accesses, want 5 (3 invites, 2 accesses)", n)
 	}
-	if after := held(); after != before {
-		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the backfill after the state was lost")
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
-	if after := held(); after != before {
-		t.Errorf("the run after the backfill changed what the guests hold:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the run after the backfill")
 }
 
 // TestBackfillAdoptsOnceTheSystemsAnswer: while the state file is lost,
@@ -134,15 +130,11 @@ func TestBackfillAdoptsOnceTheSystemsAnswer(t *testing.T) {
 	// Nothing changed: the invites and accesses are live and not yet
 	// recorded (the next run reads them back), every key still on its
 	// stay.
-	if after := held(); after != before {
-		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the backfill that could not read OpenApp and the key box")
 
 	rep = fw.mustExec(ExitOK, "run").rep
 	noWrites(t, rep, "the run after the backfill")
-	if after := held(); after != before {
-		t.Errorf("the run after the backfill changed what the guests hold:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the run after the backfill")
 	fw.checkInvariants(foreign)
 }
 
@@ -179,9 +171,7 @@ func TestShardChangeAdoptsWhatGuestsHold(t *testing.T) {
 	for _, shard := range []string{"0/2", "1/2"} {
 		noWrites(t, shardRun("run", shard), "run --shard "+shard)
 	}
-	if after := held(); after != before {
-		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the shards")
 	if now := fw.foreign(); now != foreign {
 		t.Errorf("another integration's credentials changed:\nbefore %s\nafter  %s", foreign, now)
 	}
@@ -208,14 +198,10 @@ func TestBackfillCutShortKeepsWhatItAdopted(t *testing.T) {
 	noWrites(t, rep, "the cut-short backfill")
 	rep = fw.mustExec(ExitOK, "run").rep
 	noWrites(t, rep, "the run after the cut-short backfill")
-	if after := held(); after != before {
-		t.Errorf("what the guests hold changed:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the run after the cut-short backfill")
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run")
-	if after := held(); after != before {
-		t.Errorf("the second run changed what the guests hold:\nbefore %s\nafter  %s", before, after)
-	}
+	same(t, held, before, "the second run")
 }
 
 // TestBackfillWithdrawsWhatACancelledBookingHolds: two Guestway bookings
@@ -247,4 +233,13 @@ func TestBackfillWithdrawsWhatACancelledBookingHolds(t *testing.T) {
 		}
 	}
 	fw.checkInvariants(foreign)
+}
+
+// same fails the test when what the guests hold, held(), is no longer
+// before.
+func same(t *testing.T, held func() string, before, when string) {
+	t.Helper()
+	if after := held(); after != before {
+		t.Errorf("%s changed what the guests hold:\nbefore %s\nafter  %s", when, before, after)
+	}
 }
