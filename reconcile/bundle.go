@@ -218,24 +218,32 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		want   bool
 	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
 		derived := b.keyFrom == tb.system
-		if derived && ks.claimed {
+		if derived && ks.claimed && p.in.Backfill {
 			// The claim may show the key is ours, carrying what this
 			// system holds for the stay: recorded (a backfill cut
 			// short), or found by a backfill's look (adopted). Until
-			// the claim is answered it is kept as it is; a key made
-			// from it (carriedBy) is recorded as derived from it once
-			// the claim succeeds, so the next run keeps both.
+			// the claim is answered it is not ended or replaced; a key
+			// made from it (carriedBy) is recorded as derived from it
+			// once the claim succeeds, so the next run keeps both. An
+			// invite is still moved or re-dated in place, which keeps
+			// its link.
+			if slices.ContainsFunc(sys.of(tb.system), func(c *Credential) bool { return c.Status == StatusPending }) {
+				p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; waiting to read it back", tb.kind))
+				continue
+			}
 			cur := live(sys.of(tb.system))
 			if cur == nil {
 				cur = p.adoptHeld(s, tb.system, tb.kind)
 			}
-			switch {
-			case cur == nil:
+			if cur == nil {
 				p.seek(s, tb.system, tb.kind, win)
-			case p.carriedBy(s, cur) == s.Key.ID:
-				ks.claim.Upstream = cur
-				continue
-			default:
+			} else {
+				if p.carriedBy(s, cur) == s.Key.ID {
+					ks.claim.Upstream = cur
+				}
+				if tb.system == SystemOpenApp {
+					p.timeBound(s, tb.system, tb.kind, []*Credential{cur}, win, due, func(*Credential, bool) bool { return false })
+				}
 				continue
 			}
 		}
@@ -404,6 +412,9 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 		return nil
 	}
 	h := p.in.Held[s.Ref][i]
+	if p.recordedRemote(sys, h.RemoteID) {
+		return nil // recorded already, for another stay: never taken from it
+	}
 	// Recorded for the room whose doors it opens: one that opens another
 	// room's (the stay moved since) is then moved like any other.
 	c := p.credential(Credential{
@@ -416,7 +427,24 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 		p.adopted = map[heldKey]*Credential{}
 	}
 	p.adopted[k] = c
+	// A live credential like a recorded one: the fail-safe weighs what a
+	// plan withdraws against every live credential.
+	p.plan.Live++
 	return c
+}
+
+// recordedRemote reports whether a live credential of sys with the remote
+// id is recorded (for any stay).
+func (p *planner) recordedRemote(sys System, id string) bool {
+	if p.remotes == nil {
+		p.remotes = map[remoteRef]bool{}
+		for _, c := range p.in.Credentials {
+			if c.RemoteID != "" {
+				p.remotes[remoteRef{c.System, c.RemoteID}] = true
+			}
+		}
+	}
+	return p.remotes[remoteRef{sys, id}]
 }
 
 // carriedBy returns the id of the stay's 3RPMS key when it is made from
@@ -452,7 +480,8 @@ func live(creds []*Credential) *Credential {
 // systems hold for a cancelled stay that keysync has no record of,
 // adopted to be withdrawn (a booking cancelled while the state was lost,
 // whose credential would otherwise open the door until its window ends),
-// and seeks them when the plan has not been given Input.Held yet.
+// and seeks them, after the live stays' (planner.seekGone), when the plan
+// has not been given Input.Held yet.
 func (p *planner) heldOfGone(s Stay, creds []*Credential, win Window) []*Credential {
 	m, ok := p.in.Property.methodFor(s.RoomID)
 	if !p.in.Backfill || !ok {
@@ -471,8 +500,8 @@ func (p *planner) heldOfGone(s Stay, creds []*Credential, win Window) []*Credent
 		}
 		if c := p.adoptHeld(s, tb.system, tb.kind); c != nil {
 			out = append(out, c)
-		} else {
-			p.seek(s, tb.system, tb.kind, win)
+		} else if sk, ok := p.sought(s, tb.system, tb.kind, win); ok {
+			p.seekGone = append(p.seekGone, sk)
 		}
 	}
 	return out
@@ -481,12 +510,20 @@ func (p *planner) heldOfGone(s Stay, creds []*Credential, win Window) []*Credent
 // seek adds to Plan.Seek, in a backfill planned without Input.Held, the
 // invite or access of sys the stay would get over win.
 func (p *planner) seek(s Stay, sys System, kind Kind, win Window) {
-	if !p.in.Backfill || p.in.Held != nil {
-		return
+	if sk, ok := p.sought(s, sys, kind, win); ok {
+		p.plan.Seek = append(p.plan.Seek, sk)
 	}
-	p.plan.Seek = append(p.plan.Seek, Sought{Cred: &Credential{
+}
+
+// sought is the look for the invite or access of sys the stay would get
+// over win; ok is false outside a backfill planned without Input.Held.
+func (p *planner) sought(s Stay, sys System, kind Kind, win Window) (Sought, bool) {
+	if !p.in.Backfill || p.in.Held != nil {
+		return Sought{}, false
+	}
+	return Sought{Cred: &Credential{
 		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Valid: win, Arrival: s.Arrival, Departure: s.Departure,
-	}, Guest: s.Guest, Exact: true})
+	}, Guest: s.Guest, Exact: true}, true
 }
 
 // issueTimeBound creates an invite or key-box access for the window.

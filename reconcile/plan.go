@@ -257,6 +257,18 @@ type planner struct {
 	// adopted holds the credentials adoptHeld made, so each Held is
 	// adopted once.
 	adopted map[heldKey]*Credential
+	// seekGone holds the looks for cancelled stays' credentials, which go
+	// after the others in Plan.Seek.
+	seekGone []Sought
+	// remotes holds the system and remote id of each recorded credential
+	// (recordedRemote).
+	remotes map[remoteRef]bool
+}
+
+// remoteRef names a credential on a system by its remote id.
+type remoteRef struct {
+	system System
+	id     string
 }
 
 // heldKey names a stay's credential on one system.
@@ -632,6 +644,9 @@ func (p *planner) run() (*Plan, error) {
 		}
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
+	// A cancelled stay's look goes after the live stays': a credential on
+	// its room over its dates is a live stay's first.
+	p.plan.Seek = append(p.plan.Seek, p.seekGone...)
 
 	p.alignKeySteps()
 	p.plan.Actions = sortActions(&p.log, p.in.Deferred)

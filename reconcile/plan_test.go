@@ -1174,6 +1174,14 @@ func TestComputeAdoptsHeld(t *testing.T) {
 		s.Key = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}
 		return s
 	}
+	pendingInvite := invite
+	pendingInvite.Status, pendingInvite.RemoteID, pendingInvite.Secret = pending, "", ""
+	cancelled := stay("s2", "r302", "2026-06-10", "2026-06-14")
+	cancelled.Cancelled = true
+	theirs := reconcile.Credential{
+		ID: 9, Stay: ref("s9"), System: reconcile.SystemKeyBox, Kind: reconcile.KindKeyBoxAccess, RoomID: "r302", RemoteID: "U9",
+		Status: active, Secret: "secret-9", Valid: win, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
+	}
 	recorded := reconcile.Credential{
 		ID: 3, Stay: ref("s1"), System: reconcile.System3RPMS, Kind: reconcile.KindQRKey, RoomID: "r301", RemoteID: "K1",
 		Status: active, Assigned: true, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
@@ -1184,6 +1192,7 @@ func TestComputeAdoptsHeld(t *testing.T) {
 		planCase
 		seek     []string // system stay room of Plan.Seek
 		upstream string   // the action whose Upstream is the adopted credential
+		live     int      // Plan.Live, when not 0
 	}{
 		{planCase: planCase{
 			name:     "backfill seeks the invite it would create",
@@ -1201,7 +1210,13 @@ func TestComputeAdoptsHeld(t *testing.T) {
 			stays:    []reconcile.Stay{stay("s1", "r301", "2026-06-10", "2026-06-14")},
 			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, ""),
 			want: []string{"1 adopt s1 U1 inhouse", "1 create s1 - inhouse", "2 assign s1 - inhouse"},
-		}, upstream: "create"},
+		}, upstream: "create", live: 1},
+		{planCase: planCase{
+			name:     "a cancelled stay's look goes after the live stays'",
+			stays:    []reconcile.Stay{cancelled, stay("s3", "r301", "2026-06-10", "2026-06-14")},
+			backfill: true,
+			want:     []string{"1 create s3 - inhouse", "2 create s3 - inhouse", "3 assign s3 - inhouse"},
+		}, seek: []string{"openapp s3 r301", "keybox s2 r302"}},
 		{planCase: planCase{
 			name:     "held invite opening another room's doors adopted and moved",
 			stays:    []reconcile.Stay{stay("s1", "r301", "2026-06-10", "2026-06-14")},
@@ -1254,6 +1269,28 @@ func TestComputeAdoptsHeld(t *testing.T) {
 			want: []string{"1 keep s1 K1 inhouse"},
 		}, upstream: "keep"},
 		{planCase: planCase{
+			name:     "claimed key, invite of a create with an unknown outcome: nothing adopted beside it",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{pendingInvite},
+			backfill: true, held: held(reconcile.SystemOpenApp, "U1", win, "K1"),
+			want: []string{"1 claim s1 K1 inhouse"},
+		}},
+		{planCase: planCase{
+			name:     "claimed key, recorded invite of a stay that moved and stays on: moved and re-dated in place",
+			prop:     func(p *reconcile.Property) { p.Rooms["r303"] = reconcile.MethodQR },
+			stays:    []reconcile.Stay{qr(stay("s1", "r303", "2026-06-10", "2026-06-15"))},
+			creds:    []reconcile.Credential{invite},
+			backfill: true, carries: map[int64]string{5: "K1"},
+			want: []string{"1 claim s1 K1 inhouse", "1 update s1 U1 inhouse"},
+		}, upstream: "claim"},
+		{planCase: planCase{
+			name:     "cancelled stay: a found access recorded for another stay is not taken",
+			stays:    []reconcile.Stay{cancelled, stay("s9", "r302", "2026-06-10", "2026-06-14")},
+			creds:    []reconcile.Credential{theirs},
+			backfill: true, held: map[reconcile.StayRef][]reconcile.Held{ref("s2"): {{System: reconcile.SystemKeyBox, RemoteID: "U9", Secret: "secret-9", Valid: win, RoomID: "r302"}}},
+			want: []string{"1 create s9 - inhouse", "2 assign s9 - inhouse"},
+		}},
+		{planCase: planCase{
 			name:     "recorded key and invite, linked: nothing to do",
 			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
 			creds:    []reconcile.Credential{invite, linked},
@@ -1291,6 +1328,9 @@ func TestComputeAdoptsHeld(t *testing.T) {
 			}
 			if !slices.Equal(seek, tc.seek) {
 				t.Errorf("seek %q, want %q", seek, tc.seek)
+			}
+			if tc.live != 0 && plan.Live != tc.live {
+				t.Errorf("%d live credentials, want %d (the adopted ones count)", plan.Live, tc.live)
 			}
 			for _, a := range plan.Actions {
 				adopted := a.Upstream != nil && a.Upstream.RemoteID == "U1"

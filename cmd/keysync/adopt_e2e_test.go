@@ -243,3 +243,42 @@ func same(t *testing.T, held func() string, before, when string) {
 		t.Errorf("%s changed what the guests hold:\nbefore %s\nafter  %s", when, before, after)
 	}
 }
+
+// TestBackfillLeavesARebookedGuestsAccess: a guest cancels a booking and
+// books the same apartment for the same dates again under the same name
+// (to change the rate, say). A backfill then looks for what the cancelled
+// booking holds: the new booking's access is on the same key, over the
+// same dates, for the same name, but it is recorded for the new booking,
+// so it is not taken, and stays live.
+func TestBackfillLeavesARebookedGuestsAccess(t *testing.T) {
+	t.Parallel()
+	fw, _, _ := issuedWorld(t)
+	if err := fw.sb.guestway.SetStatus("G2", "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
+	if err := fw.sb.guestway.AddReservation(gwsandbox.Reservation{ID: "G9", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(3), ListingID: "L2", GuestName: "Guest G2"}); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
+	var rebooked []string
+	for _, a := range fw.accesses() {
+		if a.Visitor == "Guest G2" {
+			rebooked = append(rebooked, a.ID)
+		}
+	}
+	if len(rebooked) != 1 {
+		t.Fatalf("the rebooked guest holds %d accesses, want 1", len(rebooked))
+	}
+	foreign := fw.foreign()
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	for _, a := range rep.Actions() {
+		if a.Stay.ID == "G9" && a.Op != reconcile.OpAdopt || a.Cred != nil && a.Cred.RemoteID == rebooked[0] && a.Op != reconcile.OpAdopt {
+			t.Errorf("the backfill touched the rebooked guest's access: %s %s %s", a.System, a.Op, a.Stay.ID)
+		}
+	}
+	if a, _ := fw.sb.keybox.Access(rebooked[0]); a.Cancelled {
+		t.Errorf("the rebooked guest's access %s was cancelled", rebooked[0])
+	}
+	fw.checkInvariants(foreign)
+}

@@ -52,9 +52,10 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // c's room (whose key it opens).
 //
 // Sought exactly (a backfill), an access must also carry the visitor name
-// a create for the guest would send (visitorName): on the room's key over
-// the same dates there may be one of a cancelled booking, which must not
-// open the box for a new guest. Otherwise (a lost create's read-back,
+// a create for the guest would send (visitorName), or the one a create
+// for the stay before it had a guest name sent ("Guest <stay id>"): on
+// the room's key over the same dates there may be one of a cancelled
+// booking, which must not open the box for a new guest. Otherwise (a lost create's read-back,
 // whose guest name is not known) it matches on key, start and end alone,
 // and when several do, the one named as a create names a stay without a
 // guest name ("Guest <stay id>") is preferred, then the newest (the last
@@ -116,7 +117,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*recon
 		var best *listedAccess
 		for j := range list.Data {
 			a := &list.Data[j]
-			if taken[a.ID] || !matches(a, ref, wants[i]) || (sk.Exact && a.VisitorName != named) {
+			if taken[a.ID] || !matches(a, ref, wants[i]) || (sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
 				continue
 			}
 			if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {

@@ -319,6 +319,14 @@ func TestFindAllOneListPerKey(t *testing.T) {
 		t.Errorf("the second credential like s1's got %s too", h.RemoteID)
 	}
 
+	// An access made before the stay had a guest name is found once it
+	// has one: its name names the stay.
+	guestless := create("s7", "205", s1End, s1End.Add(48*time.Hour), "")
+	id := mustCreate(t, s, guestless)
+	if held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: sinktest.Pending(guestless), Guest: "Ana Novak", Exact: true}}); err != nil || held[0] == nil || held[0].RemoteID != id {
+		t.Errorf("the access made before the guest was named: %+v, %v; want %s", held, err, id)
+	}
+
 	rebooked := sinktest.Pending(create("s9", "204", s1Start, s1End, "Bor"))
 	for _, exact := range []bool{true, false} {
 		held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: rebooked, Guest: "Bor", Exact: exact}})
