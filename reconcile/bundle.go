@@ -231,7 +231,10 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 				p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; waiting to read it back", tb.kind))
 				continue
 			}
-			cur := live(sys.of(tb.system))
+			var cur *Credential
+			if recs := sys.of(tb.system); len(recs) > 0 {
+				cur = recs[0] // none pending: checked above
+			}
 			if cur == nil {
 				cur = p.adoptHeld(s, tb.system, tb.kind)
 			}
@@ -317,6 +320,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		if !due {
 			return nil
 		}
+		p.seek(s, sys, kind, win)
 		return p.issueTimeBound(s, sys, kind, win, prio, fmt.Sprintf("stay has no %s", kind))
 	}
 	moved := cur.RoomID != s.RoomID
@@ -466,16 +470,6 @@ func (p *planner) carriedBy(s Stay, c *Credential) string {
 	return ""
 }
 
-// live returns the first of creds that is active, or nil.
-func live(creds []*Credential) *Credential {
-	for _, c := range creds {
-		if c.Status == StatusActive {
-			return c
-		}
-	}
-	return nil
-}
-
 // heldOfGone returns, in a backfill, the invites and key-box accesses the
 // systems hold for a cancelled stay that keysync has no record of,
 // adopted to be withdrawn (a booking cancelled while the state was lost,
@@ -533,7 +527,6 @@ func (p *planner) issueTimeBound(s Stay, sys System, kind Kind, win Window, prio
 		Valid: win, Arrival: s.Arrival, Departure: s.Departure,
 	})
 	p.add(Action{Op: OpCreate, Reason: reason, Cred: c, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
-	p.seek(s, sys, kind, win)
 	return &upstream{cred: c, fresh: true, step: 1}
 }
 

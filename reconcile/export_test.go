@@ -32,3 +32,6 @@ func CheckRoomKeys(p *Property, stays []Stay) error { return p.checkRoomKeys(sta
 
 // DateChangeForTest is dateChange, for the table test.
 var DateChangeForTest = dateChange
+
+// Backfilled is backfilled.
+func Backfilled(plan *PlanReport) bool { return backfilled(plan) }

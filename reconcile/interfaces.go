@@ -50,8 +50,9 @@ type BatchFinder interface {
 	// FindAll returns, for each of sought (creates the plan would send:
 	// stay, room, kind and window set), what the system holds for it by
 	// Find's rules, or nil where it holds nothing. No remote credential is
-	// returned for two of them.
-	FindAll(ctx context.Context, sought []Sought) ([]*Held, error)
+	// returned for two of them, nor one whose id is in known (recorded
+	// already, for whatever stay).
+	FindAll(ctx context.Context, sought []Sought, known map[string]bool) ([]*Held, error)
 }
 
 // Sought is a credential a BatchFinder looks for.
@@ -69,8 +70,8 @@ type Sought struct {
 
 // FindOne is Find by way of findAll (a BatchFinder's FindAll) for one
 // credential: how a BatchFinder implements Find.
-func FindOne(ctx context.Context, findAll func(context.Context, []Sought) ([]*Held, error), c *Credential) (remoteID string, secret Secret, found bool, err error) {
-	held, err := findAll(ctx, []Sought{{Cred: c}})
+func FindOne(ctx context.Context, findAll func(context.Context, []Sought, map[string]bool) ([]*Held, error), c *Credential) (remoteID string, secret Secret, found bool, err error) {
+	held, err := findAll(ctx, []Sought{{Cred: c}}, nil)
 	if err != nil || len(held) == 0 || held[0] == nil {
 		return "", "", false, err
 	}

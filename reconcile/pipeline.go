@@ -281,7 +281,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		// A system that could not be read creates nothing this run
 		// (applier.noCreate); its other work goes on.
 		var held map[StayRef][]Held
-		held, rd.unsurveyed = r.findHeld(ctx, site, plan, rd.stays)
+		held, rd.unsurveyed = r.findHeld(ctx, site, plan, rd.stays, rd.creds)
 		if len(held) > 0 {
 			in.Held = held
 			if plan, err = Compute(in); err != nil {

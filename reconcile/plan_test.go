@@ -1174,6 +1174,12 @@ func TestComputeAdoptsHeld(t *testing.T) {
 		s.Key = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}
 		return s
 	}
+	disabledInvite := invite
+	disabledInvite.Status = reconcile.StatusDisabled
+	oldAccess := reconcile.Credential{
+		ID: 7, Stay: ref("s1"), System: reconcile.SystemKeyBox, Kind: reconcile.KindKeyBoxAccess, RoomID: "r302", RemoteID: "A1",
+		Status: active, Secret: "secret-7", Valid: other, Arrival: date("2026-06-10"), Departure: date("2026-06-13"),
+	}
 	pendingInvite := invite
 	pendingInvite.Status, pendingInvite.RemoteID, pendingInvite.Secret = pending, "", ""
 	cancelled := stay("s2", "r302", "2026-06-10", "2026-06-14")
@@ -1291,6 +1297,20 @@ func TestComputeAdoptsHeld(t *testing.T) {
 			want: []string{"1 create s9 - inhouse", "2 assign s9 - inhouse"},
 		}},
 		{planCase: planCase{
+			name:     "claimed key, recorded invite switched off: switched on again, not deleted",
+			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
+			creds:    []reconcile.Credential{disabledInvite},
+			backfill: true, carries: map[int64]string{5: "K1"},
+			want: []string{"1 claim s1 K1 inhouse", "1 update s1 U1 inhouse"},
+		}, upstream: "claim"},
+		{planCase: planCase{
+			name:     "an access replaced on new dates: nothing sought",
+			stays:    []reconcile.Stay{stay("s1", "r302", "2026-06-10", "2026-06-14")},
+			creds:    []reconcile.Credential{oldAccess},
+			backfill: true,
+			want:     []string{"1 create s1 - inhouse", "2 create s1 - inhouse", "2 delete s1 A1 revoke", "3 assign s1 - inhouse"},
+		}},
+		{planCase: planCase{
 			name:     "recorded key and invite, linked: nothing to do",
 			stays:    []reconcile.Stay{qr(stay("s1", "r301", "2026-06-10", "2026-06-14"))},
 			creds:    []reconcile.Credential{invite, linked},
@@ -1342,5 +1362,36 @@ func TestComputeAdoptsHeld(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBackfilled: a backfill is complete, and the runs after it stop
+// claiming and looking, only when every claim was answered and every
+// adoption recorded; an adoption deferred with the work it goes with (the
+// budget ran short) leaves it to be done again.
+func TestBackfilled(t *testing.T) {
+	t.Parallel()
+	report := func(results ...reconcile.Result) *reconcile.PlanReport {
+		ops := []reconcile.Op{reconcile.OpClaim, reconcile.OpAdopt, reconcile.OpCreate}
+		pr := &reconcile.PlanReport{}
+		for i, r := range results {
+			pr.Actions = append(pr.Actions, reconcile.ActionReport{Action: &reconcile.Action{Op: ops[i]}, Result: r})
+		}
+		return pr
+	}
+	for _, tc := range []struct {
+		name string
+		pr   *reconcile.PlanReport
+		want bool
+	}{
+		{"all done", report(reconcile.ResultDone, reconcile.ResultDone, reconcile.ResultDone), true},
+		{"a create failed", report(reconcile.ResultDone, reconcile.ResultDone, reconcile.ResultFailed), true},
+		{"a claim unanswered", report(reconcile.ResultUnknown, reconcile.ResultDone, reconcile.ResultDone), false},
+		{"an adoption deferred", report(reconcile.ResultDone, reconcile.ResultDeferred, reconcile.ResultDeferred), false},
+		{"nothing to do", report(), true},
+	} {
+		if got := reconcile.Backfilled(tc.pr); got != tc.want {
+			t.Errorf("%s: backfilled = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -192,7 +192,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := r.markPersistent(sctx, rep, j.pr); err != nil {
 			return nil, err
 		}
-		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && claimsAnswered(j.pr) {
+		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && backfilled(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
 				return nil, err
 			}
@@ -341,11 +341,13 @@ func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
 	return nil
 }
 
-// claimsAnswered reports whether every claim of a plan was answered: the
-// key was ours (adopted) or another integration's.
-func claimsAnswered(plan *PlanReport) bool {
+// backfilled reports whether a backfill's plan did what a backfill must
+// before the runs after it may stop claiming and looking: every claim was
+// answered (the key was ours, adopted, or another integration's) and every
+// adoption recorded (none deferred with the work it goes with, say).
+func backfilled(plan *PlanReport) bool {
 	for _, a := range plan.Actions {
-		if a.Op == OpClaim && a.Result != ResultDone {
+		if (a.Op == OpClaim || a.Op == OpAdopt) && a.Result != ResultDone {
 			return false
 		}
 	}
@@ -476,10 +478,21 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 // accesses a backfill's plan seeks (Plan.Seek) it already holds, one call
 // per system, and returns them by stay (Input.Held), and the systems it
 // could not read: creating there could issue a guest's credential twice.
-func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []Stay) (map[StayRef][]Held, map[System]error) {
+func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []Stay, creds []Credential) (map[StayRef][]Held, map[System]error) {
 	creates := map[System][]Sought{}
 	for _, sk := range plan.Seek {
 		creates[sk.Cred.System] = append(creates[sk.Cred.System], sk)
+	}
+	// What keysync records is no one else's to adopt: a look must not
+	// even consider it, or it hides the stay's own.
+	recorded := map[System]map[string]bool{}
+	for _, c := range creds {
+		if c.RemoteID != "" {
+			if recorded[c.System] == nil {
+				recorded[c.System] = map[string]bool{}
+			}
+			recorded[c.System][c.RemoteID] = true
+		}
 	}
 	var (
 		held   map[StayRef][]Held
@@ -492,7 +505,7 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []S
 			continue
 		}
 		creds := creates[sys]
-		found, err := f.FindAll(ctx, creds)
+		found, err := f.FindAll(ctx, creds, recorded[sys])
 		if err == nil && len(found) != len(creds) {
 			err = fmt.Errorf("%s sink answered %d look-ups for %d credentials", sys, len(found), len(creds))
 		}

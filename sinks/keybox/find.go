@@ -67,7 +67,7 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // plus an unmapped room, a credential without a window or of another
 // property (nothing sent) and an answer that is not an access list; none
 // holds the password, a code or a compartment.
-func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*reconcile.Held, error) {
+func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map[string]bool) ([]*reconcile.Held, error) {
 	refs := make([]KeyRef, len(sought))
 	wants := make([]localWindow, len(sought))
 	for i, sk := range sought {
@@ -117,7 +117,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*recon
 		var best *listedAccess
 		for j := range list.Data {
 			a := &list.Data[j]
-			if taken[a.ID] || !matches(a, ref, wants[i]) || (sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
+			if taken[a.ID] || known[string(a.ID)] || !matches(a, ref, wants[i]) || (sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
 				continue
 			}
 			if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {

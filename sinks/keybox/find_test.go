@@ -300,7 +300,7 @@ func TestFindAllOneListPerKey(t *testing.T) {
 	}
 	sought = append(sought, reconcile.Sought{Cred: sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana")), Guest: "Ana", Exact: true})
 	before := len(sb.Requests())
-	held, err := s.FindAll(t.Context(), sought)
+	held, err := s.FindAll(t.Context(), sought, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,18 +323,32 @@ func TestFindAllOneListPerKey(t *testing.T) {
 	// has one: its name names the stay.
 	guestless := create("s7", "205", s1End, s1End.Add(48*time.Hour), "")
 	id := mustCreate(t, s, guestless)
-	if held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: sinktest.Pending(guestless), Guest: "Ana Novak", Exact: true}}); err != nil || held[0] == nil || held[0].RemoteID != id {
+	if held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: sinktest.Pending(guestless), Guest: "Ana Novak", Exact: true}}, nil); err != nil || held[0] == nil || held[0].RemoteID != id {
 		t.Errorf("the access made before the guest was named: %+v, %v; want %s", held, err, id)
 	}
 
 	rebooked := sinktest.Pending(create("s9", "204", s1Start, s1End, "Bor"))
 	for _, exact := range []bool{true, false} {
-		held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: rebooked, Guest: "Bor", Exact: exact}})
+		held, err := s.FindAll(t.Context(), []reconcile.Sought{{Cred: rebooked, Guest: "Bor", Exact: exact}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if found := held[0] != nil; found == exact || (found && held[0].RemoteID != ids[0]) {
 			t.Errorf("another guest's stay over s1's dates, exact %v: found %+v", exact, held[0])
 		}
+	}
+
+	// A rebooking under the same name over the same dates: its access is
+	// recorded (known), so a look for the cancelled stay finds that stay's
+	// own, listed first, not the newer recorded one.
+	cancelled := create("s5", "205", s1Start.Add(72*time.Hour), s1End.Add(72*time.Hour), "Eva")
+	own := mustCreate(t, s, cancelled)
+	theirs := mustCreate(t, s, create("s6", "205", s1Start.Add(72*time.Hour), s1End.Add(72*time.Hour), "Eva"))
+	look := []reconcile.Sought{{Cred: sinktest.Pending(cancelled), Guest: "Eva", Exact: true}}
+	if held, err := s.FindAll(t.Context(), look, nil); err != nil || held[0] == nil || held[0].RemoteID != theirs {
+		t.Fatalf("without what is recorded: %+v, %v; want the newest, %s", held, err, theirs)
+	}
+	if held, err := s.FindAll(t.Context(), look, map[string]bool{theirs: true}); err != nil || held[0] == nil || held[0].RemoteID != own {
+		t.Errorf("with %s recorded: %+v, %v; want the stay's own %s", theirs, held, err, own)
 	}
 }

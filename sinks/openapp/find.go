@@ -68,7 +68,7 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // 404 reconcile.ErrNotFound, and so on), plus an answer that is not an
 // invite list; none holds a token. A credential of another property, or
 // not an invite, is refused without a request.
-func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*reconcile.Held, error) {
+func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map[string]bool) ([]*reconcile.Held, error) {
 	creds := make([]*reconcile.Credential, len(sought))
 	for i, sk := range sought {
 		creds[i] = sk.Cred
@@ -99,6 +99,9 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought) ([]*recon
 	best := make([]*listedInvite, len(creds))
 	rank := make([]int, len(creds))
 	err := s.eachInvite(ctx, what, secrets, func(in *listedInvite) bool {
+		if known[in.LinkID] {
+			return false
+		}
 		for _, i := range byStay[ownerOf(in)] {
 			if r := s.rank(in, refs[i], creds[i].Valid); r > 0 && r >= rank[i] {
 				best[i], rank[i] = in, r // ties: the later (newer) one

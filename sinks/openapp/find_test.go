@@ -308,7 +308,7 @@ func TestFindAllOneListForMany(t *testing.T) {
 	for i, c := range creds {
 		sought[i] = reconcile.Sought{Cred: c, Exact: true}
 	}
-	held, err := s.FindAll(t.Context(), sought)
+	held, err := s.FindAll(t.Context(), sought, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +329,10 @@ func TestFindAllOneListForMany(t *testing.T) {
 		case h.RemoteID != o.RemoteID || h.Secret != o.Secret || !h.Valid.Start.Equal(c.Valid.Start) || !h.Valid.End.Equal(c.Valid.End) || h.System != reconcile.SystemOpenApp:
 			t.Errorf("stay %s: found %s over %v, want %s over %v (token match %v)", c.Stay.ID, h.RemoteID, h.Valid, o.RemoteID, c.Valid, h.Secret == o.Secret)
 		}
+	}
+	// An invite keysync records already is never found.
+	held, err = s.FindAll(t.Context(), sought[:1], map[string]bool{made["s1"].RemoteID: true})
+	if err != nil || held[0] != nil {
+		t.Errorf("with s1's invite recorded: %+v, %v; want nothing", held, err)
 	}
 }
