@@ -144,6 +144,23 @@ func (r *Report) Actions() []ActionReport {
 	return out
 }
 
+// Attention returns the notes marked attention of a run that applied its
+// plans (none for a dry run): stays arriving within 24 hours, or in house,
+// that keysync cannot give its credential. With Problems they are what
+// needs a person (exit 6).
+func (r *Report) Attention() []Note {
+	if r.DryRun {
+		return nil
+	}
+	var out []Note
+	for _, n := range r.Notes() {
+		if n.Attention {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Notes returns every note of every plan.
 func (r *Report) Notes() []Note {
 	var out []Note

@@ -622,7 +622,7 @@ func (p *PropertyConfig) validateSystems(f string, bad func(string, string, ...a
 		if g.PollDays < 1 || g.PollDays > 7 {
 			bad(f+".guestway.poll_days", "%d: must be 1 to 7", g.PollDays)
 		}
-		if g.token != "" && !strings.HasPrefix(g.token.Reveal(), "gw_") {
+		if g.token != "" && !strings.HasPrefix(g.token.Reveal(), "gw_") && !strings.HasPrefix(g.token.Reveal(), standIn) {
 			bad(f+".guestway.token", "Organization Access Tokens start with gw_ (the Guestway Open API); check the value")
 		}
 		if g.PerPage < 1 || g.PerPage > 100 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -162,13 +163,17 @@ func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, p
 // process: the last whole run (not a plan, nor a webhook's) that recorded
 // how it ended, and the last success.
 func (l *listener) resume(ctx context.Context) {
-	var end time.Time
-	var code int
-	if r, ok, err := l.queue.LastWholeRun(ctx); err == nil && ok {
-		end, code = r.StartedAt.Add(r.Duration), r.ExitCode
+	r, ok, err := l.queue.LastWholeRun(ctx)
+	if err != nil || !ok {
+		return
 	}
-	at, _ := l.queue.LastSuccessAt(ctx)
-	l.metrics.Resume(end, code, at)
+	run := metrics.Run{Start: r.StartedAt, End: r.StartedAt.Add(r.Duration), ExitCode: r.ExitCode}
+	run.LastSuccess, _ = l.queue.LastSuccessAt(ctx)
+	var rep reconcile.Report
+	if r.Report != nil && json.Unmarshal(r.Report, &rep) == nil {
+		run.Report = &rep
+	}
+	l.metrics.Resume(run)
 }
 
 // dispatch turns queued events into targeted runs until ctx ends: it

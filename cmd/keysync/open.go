@@ -156,6 +156,10 @@ func withoutSecrets(getenv func(string) string, unset *[]string) func(string) st
 		if !slices.Contains(*unset, k) {
 			*unset = append(*unset, k)
 		}
-		return "unset:" + k
+		return standIn + k
 	}
 }
+
+// standIn starts the value withoutSecrets gives a variable that is not
+// set; Validate does not check a credential's format on it.
+const standIn = "unset:"

@@ -573,6 +573,22 @@ func TestOperatingCommandsWithoutAPISecrets(t *testing.T) {
 	h := newHarness(t, 2, "")
 	h.stay("s1", "r101", 0, 2)
 	h.mustRun(ExitOK, "backfill")
+	// A Guestway property whose token has a format Validate checks.
+	cfg, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = fmt.Appendf(cfg, `  - name: apartments
+    timezone: Europe/Ljubljana
+    guestway:
+      base_url: http://127.0.0.1:1
+      partner_key: ${KEYSYNC_GUESTWAY_PARTNER_KEY}
+      token: ${KEYSYNC_GUESTWAY_TOKEN}
+    default_method: pin
+`)
+	if err := os.WriteFile(h.cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	none := func(string) string { return "" }
 	run := func(want int, args ...string) string {
 		t.Helper()
@@ -587,10 +603,10 @@ func TestOperatingCommandsWithoutAPISecrets(t *testing.T) {
 	if err := json.Unmarshal([]byte(run(ExitOK, "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Runs) != 1 || len(st.Budget) != 0 || !strings.Contains(st.BudgetNote, "KEYSYNC_3RPMS_TOKEN") {
+	if len(st.Runs) != 1 || len(st.Budget) != 0 || !strings.Contains(st.BudgetNote, "KEYSYNC_3RPMS_TOKEN") || !strings.Contains(st.BudgetNote, "KEYSYNC_GUESTWAY_TOKEN") {
 		t.Errorf("status: %d run(s), budget %v, note %q; want the backfill, no budget and a note naming the variable", len(st.Runs), st.Budget, st.BudgetNote)
 	}
-	if out := run(ExitOK, "status"); !strings.Contains(out, "not shown: KEYSYNC_3RPMS_TOKEN not set") {
+	if out := run(ExitOK, "status"); !strings.Contains(out, "not shown: KEYSYNC_3RPMS_TOKEN, KEYSYNC_GUESTWAY_PARTNER_KEY, KEYSYNC_GUESTWAY_TOKEN not set") {
 		t.Errorf("status text:\n%s", out)
 	}
 	if out := run(ExitOK, "history", "--stay", "s1"); !strings.Contains(out, "create") {

@@ -60,7 +60,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	}
 	printNotes(w, rep.Notes(), false)
 	printFailures(w, rep.Failures)
-	printProblems(w, rep.Problems, needsAPerson(rep))
+	printProblems(w, rep.Problems, rep.Attention())
 	fmt.Fprintln(w)
 	printRequests(w, rep)
 	unreachable, retried := 0, false
@@ -97,7 +97,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 // with a failure (a source or a read-back that could not be read) the empty
 // plan says nothing about the stays it could not see.
 func printNothing(w io.Writer, rep *reconcile.Report) {
-	if n := len(needsAPerson(rep)); n > 0 && len(rep.Failures) == 0 {
+	if n := len(rep.Attention()); n > 0 && len(rep.Failures) == 0 {
 		fmt.Fprintf(w, "Nothing keysync can do, but %d stay(s) need a person (see Needs a person below).\n", n)
 		return
 	}
@@ -173,22 +173,6 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
 	}
 	tw.Flush()
-}
-
-// needsAPerson returns a run's notes marked attention: stays arriving
-// within 24 hours, or in house, that keysync cannot give its credential
-// (exit 6 with the problems).
-func needsAPerson(rep *reconcile.Report) []reconcile.Note {
-	if rep.DryRun {
-		return nil
-	}
-	var out []reconcile.Note
-	for _, n := range rep.Notes() {
-		if n.Attention {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func printFailures(w io.Writer, failures []reconcile.Failure) {

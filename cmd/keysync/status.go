@@ -96,7 +96,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		if r.Report != nil {
 			var rr reconcile.Report
 			if json.Unmarshal(r.Report, &rr) == nil {
-				sr.Actions, sr.Problems = len(rr.Actions()), len(rr.Problems)+len(needsAPerson(&rr))
+				sr.Actions, sr.Problems = len(rr.Actions()), len(rr.Problems)+len(rr.Attention())
 				for _, a := range rr.Actions() {
 					if a.Result == reconcile.ResultFailed || a.Result == reconcile.ResultUnknown {
 						sr.Failed++

@@ -398,16 +398,45 @@ func TestServeMetricsFromTheRecord(t *testing.T) {
 	if got, want := gauge("keysync_last_success_timestamp_seconds"), float64(fw.now.Unix()); got != want {
 		t.Errorf("after a restart keysync_last_success_timestamp_seconds = %v, want the last run's %v", got, want)
 	}
+	// s2's conflict needs a person: it counts among the problems, after a
+	// restart too.
+	if got := gauge("keysync_problems"); got != 1 {
+		t.Errorf("after a restart keysync_problems = %v, want the last run's 1 (s2's conflict)", got)
+	}
+	if resp, err := http.Get("http://" + sw.addr + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "keysync_actions_total{") {
+			t.Errorf("after a restart the last run's actions were counted again:\n%s", body)
+		}
+	}
 
 	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late", RoomID: "r103", Arrival: day(0), Departure: day(1)}); err != nil {
 		t.Fatal(err)
 	}
 	sw.keyedWithin(t, "late", 10*time.Second)
-	waitFor(t, "the targeted run to finish", func() bool { return sw.targetedRuns(t) == 1 })
+	// serve records a run in /metrics after the state file does.
+	waitFor(t, "the targeted run in /metrics", func() bool {
+		resp, err := http.Get("http://" + sw.addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `keysync_requests_total{system="3rpms"}`)
+	})
 	if got := gauge("keysync_last_run_exit_code"); got != ExitAttention {
 		t.Errorf("after a webhook's run keysync_last_run_exit_code = %v, want the last whole run's %d", got, ExitAttention)
 	}
+	if got := gauge("keysync_problems"); got != 1 {
+		t.Errorf("after a webhook's run keysync_problems = %v, want the last whole run's 1", got)
+	}
 	if got := gauge("keysync_requests_total{system=\"3rpms\"}"); got == 0 {
 		t.Error("the webhook's run is not in keysync_requests_total")
+	}
+	if n := sw.targetedRuns(t); n != 1 {
+		t.Errorf("%d targeted runs, want 1", n)
 	}
 }

@@ -50,7 +50,7 @@ func New() *Metrics {
 		arrivals: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_arrivals_without_credential",
 			Help: "Stays arriving within 24 hours whose credential keysync could not issue in the last run."}),
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
-			Help: "Problems that need a person (actions failing run after run, properties removed from the config)."}),
+			Help: "What needs a person after the last run (exit 6): actions failing run after run, properties removed from the config, and stays arriving within 24 hours that keysync cannot give its credential."}),
 	}
 	m.reg.MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
 	return m
@@ -78,7 +78,16 @@ type Run struct {
 func Succeeded(code int) bool { return code == 0 || code == 6 }
 
 // Observe records a finished run.
-func (m *Metrics) Observe(r Run) {
+func (m *Metrics) Observe(r Run) { m.observe(r, true) }
+
+// Resume sets the gauges, and only the gauges, from the last whole run
+// that a process which starts (serve) finds recorded: without it
+// /metrics would read 0 until the next run, an alert on the age of the
+// last success would fire after every restart, and one on arrivals
+// without a credential would clear. Its counters are not added again.
+func (m *Metrics) Resume(r Run) { m.observe(r, false) }
+
+func (m *Metrics) observe(r Run, counters bool) {
 	if !r.Partial {
 		m.lastRun.Set(unix(r.End))
 		m.lastExit.Set(float64(r.ExitCode))
@@ -94,15 +103,17 @@ func (m *Metrics) Observe(r Run) {
 	if r.Report == nil {
 		return
 	}
-	for _, c := range r.Report.Counts() {
-		result := string(c.Result)
-		if result == "" {
-			result = "planned"
+	if counters {
+		for _, c := range r.Report.Counts() {
+			result := string(c.Result)
+			if result == "" {
+				result = "planned"
+			}
+			m.actions.WithLabelValues(string(c.System), string(c.Op), result).Add(float64(c.N))
 		}
-		m.actions.WithLabelValues(string(c.System), string(c.Op), result).Add(float64(c.N))
-	}
-	for sys, c := range r.Report.Requests {
-		m.requests.WithLabelValues(string(sys)).Add(float64(c.Reads + c.Writes))
+		for sys, c := range r.Report.Requests {
+			m.requests.WithLabelValues(string(sys)).Add(float64(c.Reads + c.Writes))
+		}
 	}
 	least := map[reconcile.System]int{}
 	for acct, b := range r.Report.Budget {
@@ -116,22 +127,7 @@ func (m *Metrics) Observe(r Run) {
 	}
 	if !r.Partial {
 		m.arrivals.Set(float64(len(ArrivalsWithoutCredential(r.Report))))
-		m.problems.Set(float64(len(r.Report.Problems)))
-	}
-}
-
-// Resume sets the last run's gauges from the record of a process that
-// starts (serve): the end and exit code of the last whole run and the last
-// success, each when known (not zero). Without it /metrics would read 0
-// until the next run, and an alert on the age of the last success would
-// fire after every restart.
-func (m *Metrics) Resume(lastRun time.Time, exitCode int, lastSuccess time.Time) {
-	if !lastRun.IsZero() {
-		m.lastRun.Set(unix(lastRun))
-		m.lastExit.Set(float64(exitCode))
-	}
-	if !lastSuccess.IsZero() {
-		m.lastSuccess.Set(unix(lastSuccess))
+		m.problems.Set(float64(len(r.Report.Problems) + len(r.Report.Attention())))
 	}
 }
 
