@@ -505,13 +505,19 @@ func (l ledgerless) Save(ctx context.Context, creds []*reconcile.Credential, aud
 
 // reportError turns a finished run's report into the exit status.
 func reportError(cfg *Config, rep *reconcile.Report) error {
+	// Every credential refused, one line each: properties that share a
+	// credential all name it.
+	var refused []error
 	for _, f := range rep.Failures {
 		switch {
 		case errors.Is(f.Cause, reconcile.ErrUnauthorized):
-			return withCode(ExitConfig, fmt.Errorf("%s: %s %s: %s", cfg.credentialField(f.Property, f.System), f.Property, f.System, f.Err))
+			refused = append(refused, fmt.Errorf("%s: %s %s: %s", cfg.credentialField(f.Property, f.System), f.Property, f.System, f.Err))
 		case errors.Is(f.Cause, reconcile.ErrConfig):
-			return withCode(ExitConfig, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
+			refused = append(refused, fmt.Errorf("%s %s: %s", f.Property, f.System, f.Err))
 		}
+	}
+	if len(refused) > 0 {
+		return withCode(ExitConfig, errors.Join(refused...))
 	}
 	// A system that could not be reached at all is a configuration
 	// problem, not a partial run: one line per system naming the field to

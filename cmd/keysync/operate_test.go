@@ -518,7 +518,8 @@ func TestCheckWhenAReadFails(t *testing.T) {
 	}
 	out, prom := check(wrongKey, ExitConfig)
 	// The apartments' shared portals give G1 an invite too.
-	for _, want := range []string{"Checked 4 stay(s)", "103 (r103)", "G1", "could not check its OpenApp invite", "Authorization: Bearer", ".openapp.api_key:",
+	for _, want := range []string{"Checked 4 stay(s)", "103 (r103)", "G1", "could not check its OpenApp invite", "Authorization: Bearer",
+		"properties[0].openapp.api_key:", "properties[1].openapp.api_key:",
 		"FAILED sandbox-hotel openapp", "FAILED sandbox-apartments openapp"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check with a refused OpenApp key lacks %q:\n%s", want, out)

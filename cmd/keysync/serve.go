@@ -134,7 +134,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	next := c.Entries()[0].Next
 	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.schedule.Location().String(), "next", next.Format(time.RFC3339))
 	<-ctx.Done()
-	log.Info("stopping: waiting for the run in progress")
+	log.Info("stopping: a run in progress, if any, finishes first")
 	<-c.Stop().Done()
 	return nil
 }
