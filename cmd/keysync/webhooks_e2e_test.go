@@ -365,6 +365,7 @@ func TestRunStay(t *testing.T) {
 // the last whole run's exit code (6 here: a stay arriving today in a room
 // another integration keyed).
 func TestServeMetricsFromTheRecord(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(4), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
