@@ -163,15 +163,14 @@ func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, p
 // process: the last whole run (not a plan, nor a webhook's) that recorded
 // how it ended, and the last success.
 func (l *listener) resume(ctx context.Context) {
-	r, ok, err := l.queue.LastWholeRun(ctx)
-	if err != nil || !ok {
-		return
-	}
-	run := metrics.Run{Start: r.StartedAt, End: r.StartedAt.Add(r.Duration), ExitCode: r.ExitCode}
+	var run metrics.Run
 	run.LastSuccess, _ = l.queue.LastSuccessAt(ctx)
-	var rep reconcile.Report
-	if r.Report != nil && json.Unmarshal(r.Report, &rep) == nil {
-		run.Report = &rep
+	if r, ok, err := l.queue.LastWholeRun(ctx); err == nil && ok {
+		run.Start, run.End, run.ExitCode = r.StartedAt, r.StartedAt.Add(r.Duration), r.ExitCode
+		var rep reconcile.Report
+		if r.Report != nil && json.Unmarshal(r.Report, &rep) == nil {
+			run.Report = &rep
+		}
 	}
 	l.metrics.Resume(run)
 }

@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/metrics"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/webhook"
 	"github.com/keysync/keysync/reconcile"
@@ -439,5 +443,63 @@ func TestServeMetricsFromTheRecord(t *testing.T) {
 	}
 	if n := sw.targetedRuns(t); n != 1 {
 		t.Errorf("%d targeted runs, want 1", n)
+	}
+}
+
+// TestServeResumesTheLastSuccess: serve's /metrics takes the last success
+// from the record even when the run that had it did not record how it
+// ended (killed after its report, or a state file from before exit codes
+// were kept): the later of that and the last whole run's end, never 0.
+func TestServeResumesTheLastSuccess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		earlier bool // an earlier run recorded its end (exit 0)
+	}{
+		{"the last success recorded no end", true},
+		{"nothing recorded its end", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := state.Open(ctx, filepath.Join(t.TempDir(), "k.db"), state.Options{Create: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if tc.earlier {
+				id, err := db.BeginRun(ctx, reconcile.ModeRun, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := db.FinishRun(ctx, id, &reconcile.Report{RunID: id, Mode: reconcile.ModeRun, Now: t0}); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.EndRun(ctx, id, ExitOK, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			later := t0.Add(24 * time.Hour)
+			id, err := db.BeginRun(ctx, reconcile.ModeRun, later)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.FinishRun(ctx, id, &reconcile.Report{RunID: id, Mode: reconcile.ModeRun, Now: later}); err != nil {
+				t.Fatal(err)
+			}
+			l := &listener{queue: db, metrics: metrics.New()}
+			l.resume(ctx)
+			srv := httptest.NewServer(l.metrics.Handler())
+			defer srv.Close()
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := fmt.Sprintf("keysync_last_success_timestamp_seconds %s\n", strconv.FormatFloat(float64(later.Unix()), 'g', -1, 64))
+			if !strings.Contains(string(body), want) {
+				t.Errorf("want %q in:\n%s", want, body)
+			}
+		})
 	}
 }

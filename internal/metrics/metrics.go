@@ -81,11 +81,20 @@ func Succeeded(code int) bool { return code == 0 || code == 6 }
 func (m *Metrics) Observe(r Run) { m.observe(r, true) }
 
 // Resume sets the gauges, and only the gauges, from the last whole run
-// that a process which starts (serve) finds recorded: without it
-// /metrics would read 0 until the next run, an alert on the age of the
-// last success would fire after every restart, and one on arrivals
-// without a credential would clear. Its counters are not added again.
-func (m *Metrics) Resume(r Run) { m.observe(r, false) }
+// that a process which starts (serve) finds recorded (none: r.End is
+// zero) and the last success (r.LastSuccess, which may be a later run that
+// did not record how it ended): without it /metrics would read 0 until
+// the next run, an alert on the age of the last success would fire after
+// every restart, and one on arrivals without a credential would clear.
+// Its counters are not added again.
+func (m *Metrics) Resume(r Run) {
+	if !r.End.IsZero() {
+		m.observe(r, false)
+	}
+	if !r.LastSuccess.IsZero() && (r.End.IsZero() || !Succeeded(r.ExitCode) || r.LastSuccess.After(r.End)) {
+		m.lastSuccess.Set(unix(r.LastSuccess))
+	}
+}
 
 func (m *Metrics) observe(r Run, counters bool) {
 	if !r.Partial {
