@@ -282,3 +282,36 @@ func TestBackfillLeavesARebookedGuestsAccess(t *testing.T) {
 	}
 	fw.checkInvariants(foreign)
 }
+
+// TestBackfillWhenTheKeyBoxListsNoCodes breaks an assumption the key-box
+// API document leaves open: that its list shows each access's code (the
+// document shows it only in a create's answer). Without it, the state
+// lost, the backfill still adopts the accesses (nothing issued twice), but
+// cannot tell that the key-storage key carries one; the runs after it
+// replace the access and its key once, make before break, and then every
+// stay holds one live access and one key, as recorded.
+func TestBackfillWhenTheKeyBoxListsNoCodes(t *testing.T) {
+	t.Parallel()
+	fw, _, foreign := adoptWorld(t)
+	fw.sb.keybox.SetListWithoutCodes(true)
+	key := fw.key("s2").ID
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	if n := countOps(rep, reconcile.OpCreate, reconcile.ResultDone); n != 0 {
+		t.Errorf("the backfill created %d credentials, want none", n)
+	}
+	fw.mustExec(ExitOK, "run")
+	fw.mustExec(ExitOK, "run")
+	live := map[string]int{}
+	for _, a := range fw.accesses() {
+		live[a.Visitor]++
+	}
+	for visitor, n := range live {
+		if n != 1 {
+			t.Errorf("%s holds %d live accesses, want 1", visitor, n)
+		}
+	}
+	if fw.key("s2").ID == key {
+		t.Error("s2's key-storage key was kept, though nothing showed which code it carries")
+	}
+	fw.checkInvariants(foreign)
+}

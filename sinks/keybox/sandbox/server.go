@@ -70,6 +70,11 @@ type Options struct {
 	CreatePath, CancelPath, CancelMethod string
 	// ListPath places the list call (GET); empty means DefaultListPath.
 	ListPath string
+	// ListWithoutCodes leaves the codes out of the list, as a key box that
+	// shows a code only when it makes it may: the key-box API document
+	// shows the code in a create's answer only. keysync reads codes back
+	// when they are listed; SetListWithoutCodes switches it at run time.
+	ListWithoutCodes bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -105,6 +110,7 @@ type Server struct {
 	limiter *sandboxkit.Limiter
 
 	mu         sync.Mutex
+	noCodes    bool // Options.ListWithoutCodes, as switched
 	users      map[string]string
 	keys       map[string]*key
 	nextKey    int
@@ -146,6 +152,7 @@ func New(opts Options) *Server {
 		limiter: sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
 		users:   map[string]string{},
 		keys:    map[string]*key{},
+		noCodes: opts.ListWithoutCodes,
 	}
 	for u, p := range opts.Users {
 		s.users[u] = p
@@ -324,10 +331,21 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	data := []listedAccess{}
 	for _, a := range s.accesses {
 		if k != nil && a.keyID == k.id && a.creator == user {
-			data = append(data, listedAccess{accessJSON: s.accessJSON(a), Cancelled: a.cancelled})
+			la := listedAccess{accessJSON: s.accessJSON(a), Cancelled: a.cancelled}
+			if s.noCodes {
+				la.Code = ""
+			}
+			data = append(data, la)
 		}
 	}
 	sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+// SetListWithoutCodes switches Options.ListWithoutCodes.
+func (s *Server) SetListWithoutCodes(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noCodes = on
 }
 
 func writeFieldError(w http.ResponseWriter, e *fieldError) {
