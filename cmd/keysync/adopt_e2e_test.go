@@ -41,14 +41,8 @@ func issuedWorld(t *testing.T) (fw *faultWorld, held func() string, foreign stri
 	fw.hotelStay("s1", "r201", 0, 3)
 	fw.hotelStay("s2", "r301", 0, 3)
 	fw.hotelStay("s3", "r101", 1, 3)
-	for _, r := range []gwsandbox.Reservation{
-		{ID: "G1", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(3), ListingID: "L1", GuestName: "Guest G1"},
-		{ID: "G2", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(3), ListingID: "L2", GuestName: "Guest G2"},
-	} {
-		if err := fw.sb.guestway.AddReservation(r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G2", "L2", 0, 3)
 	fw.mustExec(ExitOK, "backfill")
 	held = func() string {
 		var out []string

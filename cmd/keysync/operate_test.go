@@ -17,7 +17,6 @@ import (
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 	"github.com/keysync/keysync/state"
 )
 
@@ -491,9 +490,7 @@ func TestCheckWhenAReadFails(t *testing.T) {
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
 	fw.hotelStay("s3", "r103", 0, 3)
-	if err := fw.sb.guestway.AddReservation(gwsandbox.Reservation{ID: "G1", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(2), ListingID: "L1", GuestName: "Guest G1"}); err != nil {
-		t.Fatal(err)
-	}
+	fw.addReservation("G1", "L1", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
 	check := func(getenv func(string) string, want int) (string, string) {
 		t.Helper()
