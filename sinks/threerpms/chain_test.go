@@ -1,19 +1,18 @@
 package threerpms
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
 // TestChainSharesDocuments: three properties' batches on one Chain. The
@@ -138,27 +137,6 @@ func pinCreate(stay string) *reconcile.Action {
 	}
 }
 
-// gatherClock is a reconcile.Clock whose Sleep blocks until release is
-// closed, after saying it sleeps on asleep.
-type gatherClock struct {
-	asleep, release chan struct{}
-	slept           atomic.Int32
-}
-
-func (c *gatherClock) Now() time.Time { return time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC) }
-
-func (c *gatherClock) Sleep(ctx context.Context, d time.Duration) error {
-	if c.slept.Add(1) == 1 {
-		close(c.asleep)
-	}
-	select {
-	case <-c.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // TestChainGathersAPartDocument: with a clock, a document the queued
 // batches do not fill waits (Gather) for the batches of other properties
 // that plan at about the same time, and they go in one request; a batch
@@ -189,7 +167,7 @@ func TestChainGathersAPartDocument(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clock := &gatherClock{asleep: make(chan struct{}), release: make(chan struct{})}
+			clock := clocktest.NewGate(time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC))
 			chain := NewChain(gql, tt.maxOps, clock)
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
@@ -202,14 +180,14 @@ func TestChainGathersAPartDocument(t *testing.T) {
 			}
 			apply(0)
 			if tt.waits {
-				<-clock.asleep // the first batch's document waits for more
+				<-clock.Asleep() // the first batch's document waits for more
 				apply(1)
 				for chain.queue.Len() < 1 {
 					time.Sleep(time.Millisecond)
 				}
-				close(clock.release)
+				clock.Open()
 			} else {
-				close(clock.release)
+				clock.Open()
 				apply(1)
 			}
 			wg.Wait()
@@ -221,7 +199,7 @@ func TestChainGathersAPartDocument(t *testing.T) {
 			if n := len(sb.Requests()); n != tt.requests {
 				t.Errorf("%d requests, want %d", n, tt.requests)
 			}
-			if waited := clock.slept.Load() > 0; waited != tt.waits {
+			if waited := clock.Slept() > 0; waited != tt.waits {
 				t.Errorf("waited for more batches: %v, want %v", waited, tt.waits)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
 // TestHotelSharedByProperties: two properties on one endpoint and token,
@@ -127,28 +128,12 @@ func TestHotelSharedByProperties(t *testing.T) {
 	}
 }
 
-// sleepGate is a clock whose Sleep says so on asleep, then blocks until
-// release is closed.
-type sleepGate struct{ asleep, release chan struct{} }
-
-func (g sleepGate) Now() time.Time { return time.Time{} }
-
-func (g sleepGate) Sleep(ctx context.Context, _ time.Duration) error {
-	close(g.asleep)
-	select {
-	case <-g.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // TestHotelGathersLookups: with a clock, the first property's look-up by
 // id waits for the others' (they read the window together, so theirs
 // follow at once), and all go in one read.
 func TestHotelGathersLookups(t *testing.T) {
 	t.Parallel()
-	gate := sleepGate{asleep: make(chan struct{}), release: make(chan struct{})}
+	gate := clocktest.NewGate(time.Time{})
 	h := NewHotel(gate)
 	var mu sync.Mutex
 	var reads [][]string
@@ -176,12 +161,12 @@ func TestHotelGathersLookups(t *testing.T) {
 		}()
 	}
 	lookUp(0, "a")
-	<-gate.asleep
+	<-gate.Asleep()
 	lookUp(1, "b")
 	for h.lookups.Len() < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	close(gate.release)
+	gate.Open()
 	wg.Wait()
 	if len(reads) != 1 || !slices.Equal(reads[0], []string{"a", "b"}) {
 		t.Errorf("reads %q, want one of a and b", reads)
