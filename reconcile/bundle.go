@@ -47,6 +47,31 @@ func (p *planner) bundle(s Stay, m Method) bundle {
 	return b
 }
 
+// timeBoundPart is one of a bundle's time-bound credentials: the system
+// that holds it, its kind, and whether the bundle wants it.
+type timeBoundPart struct {
+	system System
+	kind   Kind
+	want   bool
+}
+
+// timeBound returns the bundle's key-box access and OpenApp invite, in the
+// order they are planned.
+func (b bundle) timeBound() []timeBoundPart {
+	return []timeBoundPart{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}}
+}
+
+// waitingOnPending reports, with a note, whether creds hold a create of
+// kind whose outcome is unknown: it may have made a working invite or
+// access, so nothing more is issued for it until it is read back.
+func (p *planner) waitingOnPending(s Stay, kind Kind, creds []*Credential) bool {
+	if !slices.ContainsFunc(creds, func(c *Credential) bool { return c.Status == StatusPending }) {
+		return false
+	}
+	p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; waiting to read it back", kind))
+	return true
+}
+
 // keyFrom is the system whose credential's secret a 3RPMS key of a room
 // opened by m carries, or "" when the key carries its own PIN.
 func (m Method) keyFrom() System {
@@ -81,10 +106,10 @@ type upstream struct {
 	cred  *Credential
 	fresh bool
 	step  int
-	// carriedBy is the id of the stay's 3RPMS key when cred was adopted in
-	// this plan from what its system holds and that key is made from it
-	// (Held.CarriedBy): the key is kept, and the plan records that it
-	// carries cred.
+	// carriedBy is the id of the stay's 3RPMS key when that key is made
+	// from cred and the record does not say so (cred adopted in this plan,
+	// Held.CarriedBy, or by a backfill cut short, Input.Carries): the key
+	// is kept, and the plan records that it carries cred.
 	carriedBy string
 }
 
@@ -212,11 +237,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 	}
 
 	var up *upstream
-	for _, tb := range []struct {
-		system System
-		kind   Kind
-		want   bool
-	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
+	for _, tb := range b.timeBound() {
 		derived := b.keyFrom == tb.system
 		if derived && ks.claimed && p.in.Backfill {
 			// The claim may show the key is ours, carrying what this
@@ -227,8 +248,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 			// once the claim succeeds, so the next run keeps both. An
 			// invite is still moved or re-dated in place, which keeps
 			// its link.
-			if slices.ContainsFunc(sys.of(tb.system), func(c *Credential) bool { return c.Status == StatusPending }) {
-				p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; waiting to read it back", tb.kind))
+			if p.waitingOnPending(s, tb.kind, sys.of(tb.system)) {
 				continue
 			}
 			var cur *Credential
@@ -292,10 +312,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 // or replace it when a derived key needs its secret and only a fresh create
 // returns one. It returns the credential as the plan leaves it.
 func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, win Window, due bool, keyNeeds func(*Credential, bool) bool) *upstream {
-	if slices.ContainsFunc(creds, func(c *Credential) bool { return c.Status == StatusPending }) {
-		// A create whose outcome is unknown may have made a working invite
-		// or access: issue nothing more until it is read back.
-		p.note(NoteUnknownOutcome, s, fmt.Sprintf("a %s create has an unknown outcome; waiting to read it back", kind))
+	if p.waitingOnPending(s, kind, creds) {
 		return nil
 	}
 	var cur *Credential
@@ -437,18 +454,27 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 	return c
 }
 
-// recordedRemote reports whether a live credential of sys with the remote
-// id is recorded (for any stay).
+// recordedRemote reports whether a credential of sys with the remote id is
+// recorded (for any stay, whatever its status).
 func (p *planner) recordedRemote(sys System, id string) bool {
 	if p.remotes == nil {
-		p.remotes = map[remoteRef]bool{}
-		for _, c := range p.in.Credentials {
-			if c.RemoteID != "" {
-				p.remotes[remoteRef{c.System, c.RemoteID}] = true
+		p.remotes = remoteIDs(p.in.Credentials)
+	}
+	return p.remotes[sys][id]
+}
+
+// remoteIDs returns the remote ids of creds by system.
+func remoteIDs(creds []Credential) map[System]map[string]bool {
+	out := map[System]map[string]bool{}
+	for _, c := range creds {
+		if c.RemoteID != "" {
+			if out[c.System] == nil {
+				out[c.System] = map[string]bool{}
 			}
+			out[c.System][c.RemoteID] = true
 		}
 	}
-	return p.remotes[remoteRef{sys, id}]
+	return out
 }
 
 // carriedBy returns the id of the stay's 3RPMS key when it is made from
@@ -481,14 +507,9 @@ func (p *planner) heldOfGone(s Stay, creds []*Credential, win Window) []*Credent
 	if !p.in.Backfill || !ok {
 		return nil
 	}
-	b := p.bundle(s, m)
 	sys := bySystem(creds)
 	var out []*Credential
-	for _, tb := range []struct {
-		system System
-		kind   Kind
-		want   bool
-	}{{SystemKeyBox, KindKeyBoxAccess, b.keybox}, {SystemOpenApp, KindInvite, b.invite}} {
+	for _, tb := range p.bundle(s, m).timeBound() {
 		if !tb.want || len(sys.of(tb.system)) > 0 {
 			continue
 		}

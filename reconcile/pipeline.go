@@ -267,8 +267,10 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
 	}
+	var byRef map[StayRef]*Stay
 	if rd.backfill {
-		in.Carries = carries(site, rd.stays, rd.creds)
+		byRef = staysByRef(rd.stays)
+		in.Carries = carries(site, byRef, rd.creds)
 	}
 	plan, err := Compute(in)
 	if err != nil {
@@ -281,7 +283,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		// A system that could not be read creates nothing this run
 		// (applier.noCreate); its other work goes on.
 		var held map[StayRef][]Held
-		held, rd.unsurveyed = r.findHeld(ctx, site, plan, rd.stays, rd.creds)
+		held, rd.unsurveyed = r.findHeld(ctx, site, plan, byRef, rd.creds)
 		if len(held) > 0 {
 			in.Held = held
 			if plan, err = Compute(in); err != nil {
@@ -313,10 +315,6 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	w.donePricing()
 
 	if opts.DryRun {
-		for _, sys := range slices.Sorted(maps.Keys(rd.unsurveyed)) {
-			err := rd.unsurveyed[sys]
-			w.failures = append(w.failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
-		}
 		return nil
 	}
 	if gate != nil {

@@ -260,15 +260,9 @@ type planner struct {
 	// seekGone holds the looks for cancelled stays' credentials, which go
 	// after the others in Plan.Seek.
 	seekGone []Sought
-	// remotes holds the system and remote id of each recorded credential
+	// remotes holds the remote ids of the recorded credentials, by system
 	// (recordedRemote).
-	remotes map[remoteRef]bool
-}
-
-// remoteRef names a credential on a system by its remote id.
-type remoteRef struct {
-	system System
-	id     string
+	remotes map[System]map[string]bool
 }
 
 // heldKey names a stay's credential on one system.
@@ -500,8 +494,6 @@ func (r *records) group(ref StayRef) (int32, bool) {
 	return g, ok
 }
 
-// remote returns our credential holding the remote key id, or nil. It is
-// for reading only: it may be the input's own record.
 // claimsUnknown says whether the plan claims a key of unknown owner on a
 // stay (an ownership check, adopted if keysync made it): in a backfill,
 // and for a property of a split hotel (Input.Siblings).
@@ -519,6 +511,8 @@ func (r *records) letGo(id string) int32 {
 	return k.live
 }
 
+// remote returns our credential holding the remote key id, or nil. It is
+// for reading only: it may be the input's own record.
 func (r *records) remote(id string) *Credential {
 	k, ok := r.byRemote[id]
 	if !ok {

@@ -178,16 +178,20 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			b.Deferred++
 			rep.Budget[acct] = b
 		}
+		if opts.DryRun || j.ap != nil {
+			// A system a backfill could not ask what it holds, unless
+			// the apply cut it off anyway (reported below).
+			for sys, err := range j.rd.unsurveyed {
+				if j.ap == nil || j.ap.dead[sys] == nil {
+					rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
+				}
+			}
+		}
 		if opts.DryRun || j.ap == nil {
 			continue
 		}
 		for sys, err := range j.ap.dead {
 			rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
-		}
-		for sys, err := range j.rd.unsurveyed {
-			if j.ap.dead[sys] == nil {
-				rep.Failures = append(rep.Failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
-			}
 		}
 		if err := r.markPersistent(sctx, rep, j.pr); err != nil {
 			return nil, err
@@ -374,8 +378,8 @@ type siteRead struct {
 	// read back: its stay gets nothing this run, so the run is partial.
 	unread map[System]error
 	// unsurveyed holds the systems a backfill could not ask what they
-	// already hold (findHeld): cut off for the run, and the backfill is
-	// not complete.
+	// already hold (findHeld): nothing is created there this run
+	// (applier.noCreate), and the backfill is not complete.
 	unsurveyed map[System]error
 	deferred   map[StayRef]bool
 	system     System // the system that failed, with err
@@ -478,26 +482,17 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 // accesses a backfill's plan seeks (Plan.Seek) it already holds, one call
 // per system, and returns them by stay (Input.Held), and the systems it
 // could not read: creating there could issue a guest's credential twice.
-func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []Stay, creds []Credential) (map[StayRef][]Held, map[System]error) {
+func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays map[StayRef]*Stay, creds []Credential) (map[StayRef][]Held, map[System]error) {
 	creates := map[System][]Sought{}
 	for _, sk := range plan.Seek {
 		creates[sk.Cred.System] = append(creates[sk.Cred.System], sk)
 	}
 	// What keysync records is no one else's to adopt: a look must not
 	// even consider it, or it hides the stay's own.
-	recorded := map[System]map[string]bool{}
-	for _, c := range creds {
-		if c.RemoteID != "" {
-			if recorded[c.System] == nil {
-				recorded[c.System] = map[string]bool{}
-			}
-			recorded[c.System][c.RemoteID] = true
-		}
-	}
+	recorded := remoteIDs(creds)
 	var (
 		held   map[StayRef][]Held
 		failed map[System]error
-		byRef  map[StayRef]*Stay
 	)
 	for _, sys := range slices.Sorted(maps.Keys(creates)) {
 		f, ok := site.Sinks[sys].(BatchFinder)
@@ -526,15 +521,9 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []S
 			if held == nil {
 				held = map[StayRef][]Held{}
 			}
-			if byRef == nil {
-				byRef = make(map[StayRef]*Stay, len(stays))
-				for j := range stays {
-					byRef[stays[j].Ref] = &stays[j]
-				}
-			}
 			h.System = sys
 			ref := creds[i].Cred.Stay
-			h.CarriedBy = carriedBy(site, sys, h.Secret, byRef[ref])
+			h.CarriedBy = carriedBy(site, sys, h.Secret, stays[ref])
 			held[ref] = append(held[ref], *h)
 			n++
 		}
@@ -548,25 +537,27 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays []S
 // carries returns, for a backfill, the recorded live invites and key-box
 // accesses whose stay's 3RPMS key is made from them, with that key's id
 // (Input.Carries).
-func carries(site *Site, stays []Stay, creds []Credential) map[int64]string {
+func carries(site *Site, stays map[StayRef]*Stay, creds []Credential) map[int64]string {
 	var out map[int64]string
-	var byRef map[StayRef]*Stay
 	for _, c := range creds {
 		if c.System == System3RPMS || c.Status != StatusActive || c.Secret == "" || c.ID == 0 {
 			continue
 		}
-		if byRef == nil {
-			byRef = make(map[StayRef]*Stay, len(stays))
-			for i := range stays {
-				byRef[stays[i].Ref] = &stays[i]
-			}
-		}
-		if key := carriedBy(site, c.System, c.Secret, byRef[c.Stay]); key != "" {
+		if key := carriedBy(site, c.System, c.Secret, stays[c.Stay]); key != "" {
 			if out == nil {
 				out = map[int64]string{}
 			}
 			out[c.ID] = key
 		}
+	}
+	return out
+}
+
+// staysByRef indexes stays by reference.
+func staysByRef(stays []Stay) map[StayRef]*Stay {
+	out := make(map[StayRef]*Stay, len(stays))
+	for i := range stays {
+		out[stays[i].Ref] = &stays[i]
 	}
 	return out
 }

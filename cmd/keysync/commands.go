@@ -559,10 +559,8 @@ func reportError(cfg *Config, rep *reconcile.Report) error {
 		return withCode(ExitAttention, fmt.Errorf("%d action(s) failed run after run and need a person; see the report", len(rep.Problems)))
 	}
 	var attention []string
-	for _, n := range rep.Notes() {
-		if n.Attention && !rep.DryRun {
-			attention = append(attention, fmt.Sprintf("stay %s in room %s (%s)", n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Kind))
-		}
+	for _, n := range rep.Attention() {
+		attention = append(attention, fmt.Sprintf("stay %s in room %s (%s)", n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Kind))
 	}
 	if len(attention) > 0 {
 		return withCode(ExitAttention, fmt.Errorf("a person is needed before these guests arrive: %s", strings.Join(attention, "; ")))

@@ -91,7 +91,7 @@ func (m *Metrics) Resume(r Run) {
 	if !r.End.IsZero() {
 		m.observe(r, false)
 	}
-	if !r.LastSuccess.IsZero() && (r.End.IsZero() || !Succeeded(r.ExitCode) || r.LastSuccess.After(r.End)) {
+	if !r.LastSuccess.IsZero() && (r.End.IsZero() || r.LastSuccess.After(r.End)) {
 		m.lastSuccess.Set(unix(r.LastSuccess))
 	}
 }

@@ -85,6 +85,11 @@ func (q *Queue[T]) Len() int {
 	return len(q.items)
 }
 
+// GatherFor is how long a turn that would not be full waits for more
+// items (Gather.For): a split hotel's properties read together and plan at
+// about the same time, so theirs follow within milliseconds.
+const GatherFor = 50 * time.Millisecond
+
 // Gather makes a Queue's turns wait, once, for more items when what is
 // queued would not fill one: serve calls Hold first and, when it returns
 // true, returns every item unserved; the next turn serves them with those

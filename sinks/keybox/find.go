@@ -41,7 +41,7 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 	return reconcile.FindOne(ctx, s.FindAll, c)
 }
 
-// FindAll implements reconcile.BatchFinder. For each of creds it lists the
+// FindAll implements reconcile.BatchFinder. For each of sought it lists the
 // accesses to the key of its room (Options.Rooms[c.RoomID]) with one GET
 // per key, shared by the credentials of that key (paced, retried after an
 // outage, counted in the Meter as a read), and looks for one that is not

@@ -51,7 +51,7 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 
 // FindAll implements reconcile.BatchFinder: it lists the integration's
 // invites once (every page; each page one read, paced, retried after an
-// outage and counted in the Meter as a read) and, for each of creds,
+// outage and counted in the Meter as a read) and, for each of sought,
 // considers those that are enabled and whose name's owner tag
 // (ParseOwnerTag) names the credential's stay, the sink's Property
 // standing in for a stay that names none. A disabled invite is never
@@ -216,7 +216,7 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 	return true, "", nil
 }
 
-// rank scores a listed invite for Find: 0 when it is not the stay's (no
+// rank scores a listed invite for FindAll: 0 when it is not the stay's (no
 // link id, disabled, or no tag naming ref), 2 when its window equals w,
 // and 1 otherwise.
 func (s *Sink) rank(in *listedInvite, ref reconcile.StayRef, w reconcile.Window) int {

@@ -2,7 +2,6 @@ package threerpms
 
 import (
 	"context"
-	"time"
 
 	"github.com/Khan/genqlient/graphql"
 
@@ -28,9 +27,9 @@ import (
 // follow one another within the property), so sharing a document does not
 // change what any of them does; GraphQL runs the fields in document order.
 //
-// A document the queued batches do not fill waits Gather for more before
-// it goes (once: it then goes with what has come): properties that plan
-// at about the same time (a small hotel split in three, say, whose
+// A document the queued batches do not fill waits turn.GatherFor for
+// more before it goes (once: it then goes with what has come): properties
+// that plan at about the same time (a small hotel split in three, say, whose
 // batches each fit in a document with room to spare, under no rate limit
 // that would queue them) then share it instead of each sending its own.
 type Chain struct {
@@ -39,10 +38,6 @@ type Chain struct {
 	queue  turn.Queue[*submission]
 	gather turn.Gather
 }
-
-// Gather is how long a document that is not full waits for other
-// properties' batches.
-const Gather = 50 * time.Millisecond
 
 // NewChain returns a Chain sending through gql up to maxOps mutations a
 // document (0 means DefaultMaxOps), waiting on clock for batches to share
@@ -53,7 +48,7 @@ func NewChain(gql graphql.Client, maxOps int, clock reconcile.Clock) *Chain {
 	}
 	c := &Chain{gql: gql, maxOps: maxOps}
 	if clock != nil {
-		c.gather = turn.Gather{Sleep: clock.Sleep, For: Gather}
+		c.gather = turn.Gather{Sleep: clock.Sleep, For: turn.GatherFor}
 	}
 	return c
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/Khan/genqlient/graphql"
 
@@ -94,7 +93,7 @@ type lookup struct {
 
 // staysByID looks up ids together with the look-ups of other properties
 // that queue while one is in flight, or come while the turn waits for them
-// (the Hotel's clock, Chain's Gather): whoever holds the turn sends every
+// (turn.Gather, on the Hotel's clock): whoever holds the turn sends every
 // queued id in one look-up (read), and each gets the stays it asked for.
 func (h *Hotel) staysByID(ctx context.Context, ids []string, read func([]string) ([]reconcile.Stay, error)) ([]reconcile.Stay, error) {
 	l := &lookup{ids: ids}
@@ -129,15 +128,10 @@ func (h *Hotel) staysByID(ctx context.Context, ids []string, read func([]string)
 func NewHotel(clock reconcile.Clock) *Hotel {
 	h := &Hotel{owners: map[string]string{}, reads: map[[2]reconcile.Date]func() ([]reconcile.Stay, error){}}
 	if clock != nil {
-		h.gather = turn.Gather{Sleep: clock.Sleep, For: lookupGather}
+		h.gather = turn.Gather{Sleep: clock.Sleep, For: turn.GatherFor}
 	}
 	return h
 }
-
-// lookupGather is how long a look-up by id waits for the other
-// properties' of the hotel: they read the window together, so theirs
-// follow within milliseconds.
-const lookupGather = 50 * time.Millisecond
 
 // stays returns the window's stays, read by read the first time it is
 // asked for (the others asking meanwhile wait for that read).

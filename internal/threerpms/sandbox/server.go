@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,7 +169,7 @@ func New(opts Options) *Server {
 		opts:         opts,
 		schema:       sch,
 		clock:        sandboxkit.NewClock(opts.Now),
-		limiter:      cmp.Or(opts.SharedLimiter, sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)),
+		limiter:      opts.SharedLimiter,
 		tokens:       map[string]string{},
 		rooms:        map[string]*Room{},
 		stays:        map[string]*stay{},
@@ -178,6 +177,9 @@ func New(opts Options) *Server {
 		reservations: map[string]*reservation{},
 		keys:         map[string]*key{},
 		messageOnly:  opts.MessageOnlyErrors,
+	}
+	if s.limiter == nil {
+		s.limiter = sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)
 	}
 	for tok, id := range opts.Integrations {
 		s.tokens[tok] = id
