@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 )
 
@@ -23,13 +20,7 @@ import (
 func adoptWorld(t *testing.T) (fw *faultWorld, held func() string, foreign string) {
 	t.Helper()
 	fw, held, foreign = issuedWorld(t)
-	cfg, err := LoadConfig(fw.cfg, fw.getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(cfg.State + suffix)
-	}
+	fw.loseState()
 	return fw, held, foreign
 }
 
@@ -143,15 +134,7 @@ func TestShardChangeAdoptsWhatGuestsHold(t *testing.T) {
 	before := held()
 	shardRun := func(cmd, shard string) *reconcile.Report {
 		t.Helper()
-		r := fw.runOn(clocktest.New(fw.now), nil, cmd, "--json", "--shard", shard)
-		if r.code != ExitOK {
-			t.Fatalf("%s --shard %s exited %d: %v\n%s", cmd, shard, r.code, r.err, r.stderr)
-		}
-		var rep reconcile.Report
-		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-			t.Fatalf("%s --shard %s: %v", cmd, shard, err)
-		}
-		return &rep
+		return fw.mustExec(ExitOK, cmd, "--shard", shard).rep
 	}
 	adopted := 0
 	for _, shard := range []string{"0/2", "1/2"} {

@@ -21,7 +21,7 @@ func (env *environment) backup(ctx context.Context, args []string) error {
 	if *config == "" || *to == "" {
 		return withCode(ExitConfig, errors.New("backup: --config FILE and --to PATH are required"))
 	}
-	cfg, db, _, err := env.openStateFile(ctx, *config, "", &sf, stateAccess{})
+	cfg, db, _, err := env.openForReading(ctx, *config, "", &sf)
 	if err != nil {
 		return err
 	}

@@ -117,6 +117,19 @@ func (w *world) statePath() string {
 	return cfg.State
 }
 
+// loseState removes the world's state file, as a lost disk would.
+func (w *world) loseState() {
+	w.t.Helper()
+	removeState(w.statePath())
+}
+
+// removeState removes the state file at path with its write-ahead log.
+func removeState(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+}
+
 // credentials reads keysync's state file.
 func (w *world) credentials() []reconcile.Credential {
 	w.t.Helper()

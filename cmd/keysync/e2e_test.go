@@ -583,9 +583,7 @@ func TestBackfillAdoptsOurKeysAfterStateLoss(t *testing.T) {
 		before[s.ID] = s.KeyID
 	}
 	// The state file is lost: run refuses, backfill adopts what is ours.
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(h.cfg.State + suffix)
-	}
+	removeState(h.cfg.State)
 	if _, code, _ := h.run("run"); code != ExitConfig {
 		t.Errorf("run without state exited %d, want %d", code, ExitConfig)
 	}

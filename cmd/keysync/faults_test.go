@@ -118,14 +118,14 @@ func (r faultRun) output() string { return r.stdout + r.stderr + errString(r.err
 // exec runs keysync in-process on a fake clock (starting at the run's
 // instant), with getenv (nil: the sandbox environment). It does not check
 // the exit code.
-func (fw *faultWorld) exec(cmd string, getenv func(string) string) faultRun {
+func (fw *faultWorld) exec(cmd string, getenv func(string) string, extra ...string) faultRun {
 	fw.t.Helper()
 	fake := fw.next
 	if fake == nil {
 		fake = clocktest.New(fw.now)
 	}
 	fw.next = nil
-	r := fw.runOn(fake, getenv, cmd, "--json")
+	r := fw.runOn(fake, getenv, cmd, append([]string{"--json"}, extra...)...)
 	if r.stdout != "" {
 		var rep reconcile.Report
 		if jerr := json.Unmarshal([]byte(r.stdout), &rep); jerr != nil {
@@ -156,9 +156,9 @@ func (fw *faultWorld) runOn(fake *clocktest.Clock, getenv func(string) string, c
 }
 
 // mustExec runs and requires the exit code and a report.
-func (fw *faultWorld) mustExec(want int, cmd string) faultRun {
+func (fw *faultWorld) mustExec(want int, cmd string, extra ...string) faultRun {
 	fw.t.Helper()
-	r := fw.exec(cmd, nil)
+	r := fw.exec(cmd, nil, extra...)
 	if r.code != want {
 		fw.t.Fatalf("%s exited %d, want %d: %v\n%s", cmd, r.code, want, r.err, r.stderr)
 	}

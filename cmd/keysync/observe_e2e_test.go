@@ -187,13 +187,7 @@ func TestObserveBackfillAfterStateLoss(t *testing.T) {
 		fw.mustExec(ExitAttention, "backfill") // s3, in house, holds another integration's key
 		departed := fw.key("s1").ID
 		foreign := fw.foreign()
-		cfg, err := LoadConfig(fw.cfg, fw.getenv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(cfg.State + suffix)
-		}
+		fw.loseState()
 		fw.setNow(fw.now.Add(24 * time.Hour)) // s1 and s3 left yesterday
 		rep := fw.mustExec(ExitOK, "backfill").rep
 		if n := countOps(rep, reconcile.OpCreate, reconcile.ResultDone); n != 0 {
@@ -293,13 +287,7 @@ func TestObserveBackfillCutShort(t *testing.T) {
 		fw.hotelStay("s2", "r102", 0, 3)
 		fw.mustExec(ExitOK, "backfill")
 		kept, departed := fw.key("s2").ID, fw.key("s1").ID
-		cfg, err := LoadConfig(fw.cfg, fw.getenv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(cfg.State + suffix)
-		}
+		fw.loseState()
 		fw.setNow(fw.now.Add(24 * time.Hour))
 		fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") },
 			answerJSON(`{"data":null,"errors":[{"message":"Internal server error"}]}`)))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -244,8 +245,30 @@ func readMetrics(t *testing.T, path string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return parseMetrics(t, string(b))
+}
+
+// scrape returns what the metrics endpoint at url serves.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// parseMetrics reads Prometheus text: each sample's value by its name and
+// labels.
+func parseMetrics(t *testing.T, text string) map[string]float64 {
+	t.Helper()
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -538,20 +561,10 @@ func TestCheckWhenAReadFails(t *testing.T) {
 	}
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
-	lines := strings.Split(string(cfg), "\n")
-	inBox := false
-	for i, l := range lines {
-		trimmed := strings.TrimSpace(l)
-		if strings.HasPrefix(trimmed, "keybox:") {
-			inBox = true
-			continue
-		}
-		if inBox && strings.HasPrefix(trimmed, "base_url:") {
-			lines[i] = l[:strings.Index(l, "base_url:")] + "base_url: " + closed.URL
-			inBox = false
-		}
+	if !strings.Contains(string(cfg), fw.sb.base+"/keybox") {
+		t.Fatalf("the config has no key-box URL %s/keybox:\n%s", fw.sb.base, cfg)
 	}
-	if err := os.WriteFile(fw.cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+	if err := os.WriteFile(fw.cfg, []byte(strings.ReplaceAll(string(cfg), fw.sb.base+"/keybox", closed.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, _ = check(fw.getenv, ExitFailure)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/keysync/keysync/internal/seal"
@@ -92,12 +91,4 @@ func (env *environment) rekey(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
-}
-
-// shardFiles returns the shards' state files beside state (shardState's
-// names, for any N), which share its key file.
-func shardFiles(state string) []string {
-	ext := filepath.Ext(state)
-	files, _ := filepath.Glob(strings.TrimSuffix(state, ext) + ".shard-*-of-*" + ext)
-	return files
 }

@@ -22,10 +22,9 @@ func (env *environment) schedule(args []string) error {
 	if *count < 1 {
 		return withCode(ExitConfig, fmt.Errorf("schedule: --count %d: must be at least 1", *count))
 	}
-	var unset []string
-	cfg, err := LoadConfig(*config, withoutSecrets(env.getenv, &unset))
+	cfg, err := env.commandConfig(*config, nil, false)
 	if err != nil {
-		return withCode(ExitConfig, err)
+		return err
 	}
 	t := env.now()
 	if *from != "" {

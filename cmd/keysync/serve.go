@@ -66,8 +66,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			log.Warn("reconcile partly done; the next run retries", "run", rep.RunID, "failures", len(rep.Failures))
 		}
 		if lis != nil {
-			lis.finished(rep, start, err, opts.Targets != nil || opts.LookaheadDays > 0)
-			if err == nil && len(rep.Failures) == 0 && opts.Targets == nil && opts.LookaheadDays == 0 {
+			partial := opts.Targets != nil || opts.LookaheadDays > 0 // a few stays, not all
+			lis.finished(rep, start, err, partial)
+			if err == nil && len(rep.Failures) == 0 && !partial {
 				lis.coverAll(ctx, began) // a full run read every stay
 			}
 		}

@@ -100,8 +100,20 @@ func shardOf(name string, n int) int {
 // moved to another shard is never reconciled against a state file that
 // does not know its keys.
 func shardState(path string, s shardSpec) string {
+	return shardPath(path, strconv.Itoa(s.Index), strconv.Itoa(s.Count))
+}
+
+// shardFiles returns the shards' state files beside state (shardState's
+// names, for any N), which share its key file.
+func shardFiles(state string) []string {
+	files, _ := filepath.Glob(shardPath(state, "*", "*"))
+	return files
+}
+
+// shardPath is the state file of shard index of count beside path.
+func shardPath(path, index, count string) string {
 	ext := filepath.Ext(path)
-	return fmt.Sprintf("%s.shard-%d-of-%d%s", strings.TrimSuffix(path, ext), s.Index, s.Count, ext)
+	return strings.TrimSuffix(path, ext) + ".shard-" + index + "-of-" + count + ext
 }
 
 // applyShard narrows a loaded config to one shard (which may be left with

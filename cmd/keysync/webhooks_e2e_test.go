@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -377,25 +375,15 @@ func TestServeMetricsFromTheRecord(t *testing.T) {
 	fw.mustExec(ExitAttention, "backfill")
 	fw.mustExec(ExitAttention, "run")
 	sw := startServe(t, fw, "200ms", false)
+	metricsURL := "http://" + sw.addr + "/metrics"
 	gauge := func(name string) float64 {
 		t.Helper()
-		resp, err := http.Get("http://" + sw.addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
+		text := scrape(t, metricsURL)
+		v, ok := parseMetrics(t, text)[name]
+		if !ok {
+			t.Fatalf("no %s in /metrics:\n%s", name, text)
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, name+" "); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					t.Fatalf("%s: %v", line, err)
-				}
-				return f
-			}
-		}
-		t.Fatalf("no %s in /metrics:\n%s", name, body)
-		return 0
+		return v
 	}
 	if got := gauge("keysync_last_run_exit_code"); got != ExitAttention {
 		t.Errorf("after a restart keysync_last_run_exit_code = %v, want the last run's %d", got, ExitAttention)
@@ -408,14 +396,8 @@ func TestServeMetricsFromTheRecord(t *testing.T) {
 	if got := gauge("keysync_problems"); got != 1 {
 		t.Errorf("after a restart keysync_problems = %v, want the last run's 1 (s2's conflict)", got)
 	}
-	if resp, err := http.Get("http://" + sw.addr + "/metrics"); err != nil {
-		t.Fatal(err)
-	} else {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(body), "keysync_actions_total{") {
-			t.Errorf("after a restart the last run's actions were counted again:\n%s", body)
-		}
+	if text := scrape(t, metricsURL); strings.Contains(text, "keysync_actions_total{") {
+		t.Errorf("after a restart the last run's actions were counted again:\n%s", text)
 	}
 
 	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late", RoomID: "r103", Arrival: day(0), Departure: day(1)}); err != nil {
@@ -424,13 +406,7 @@ func TestServeMetricsFromTheRecord(t *testing.T) {
 	sw.keyedWithin(t, "late", 10*time.Second)
 	// serve records a run in /metrics after the state file does.
 	waitFor(t, "the targeted run in /metrics", func() bool {
-		resp, err := http.Get("http://" + sw.addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(body), `keysync_requests_total{system="3rpms"}`)
+		return strings.Contains(scrape(t, metricsURL), `keysync_requests_total{system="3rpms"}`)
 	})
 	if got := gauge("keysync_last_run_exit_code"); got != ExitAttention {
 		t.Errorf("after a webhook's run keysync_last_run_exit_code = %v, want the last whole run's %d", got, ExitAttention)
@@ -490,15 +466,8 @@ func TestServeResumesTheLastSuccess(t *testing.T) {
 			l.resume(ctx)
 			srv := httptest.NewServer(l.metrics.Handler())
 			defer srv.Close()
-			resp, err := http.Get(srv.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			want := fmt.Sprintf("keysync_last_success_timestamp_seconds %s\n", strconv.FormatFloat(float64(later.Unix()), 'g', -1, 64))
-			if !strings.Contains(string(body), want) {
-				t.Errorf("want %q in:\n%s", want, body)
+			if got := parseMetrics(t, scrape(t, srv.URL))["keysync_last_success_timestamp_seconds"]; got != float64(later.Unix()) {
+				t.Errorf("keysync_last_success_timestamp_seconds = %v, want %v", got, float64(later.Unix()))
 			}
 		})
 	}
