@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -251,16 +251,11 @@ func readMetrics(t *testing.T, path string) map[string]float64 {
 // scrape returns what the metrics endpoint at url serves.
 func scrape(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return sandboxtest.Send(t, http.DefaultClient, req).Raw
 }
 
 // parseMetrics reads Prometheus text: each sample's value by its name and
