@@ -140,7 +140,7 @@ func TestBudgetPerToken(t *testing.T) {
 // wrap when it is not nil. It returns the annex's sandbox.
 func (h *harness) addAnnex(wrap func(http.Handler) http.Handler) *sandbox.Server {
 	h.t.Helper()
-	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS})
+	annex := sandbox.New(sandbox.Options{Integrations: map[string]string{"annex-token": ourID}, Now: t0, MessageOnlyErrors: messageOnly3RPMS, RollbackDocuments: rollback3RPMS})
 	annex.AddRoom("r101", "101")
 	var handler http.Handler = annex
 	if wrap != nil {

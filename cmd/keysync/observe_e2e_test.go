@@ -20,17 +20,25 @@ import (
 // its error codes and again with errors that carry only a message, the way
 // a 3RPMS written from the same API document may answer.
 
-// messageOnly3RPMS, set by KEYSYNC_TEST_3RPMS_ERRORS=message, makes every
-// 3RPMS sandbox in this package's tests answer errors with their message
-// alone; .ci/run runs the package once more that way.
-var messageOnly3RPMS = os.Getenv("KEYSYNC_TEST_3RPMS_ERRORS") == "message"
+// KEYSYNC_TEST_3RPMS_ERRORS makes every 3RPMS sandbox in this package's
+// tests answer as a 3RPMS written from the same API document might:
+// "message" sets messageOnly3RPMS (errors with their message alone),
+// "rollback" sets rollback3RPMS (a mutation document with a failed field
+// is undone whole), "message,rollback" both. .ci/run runs the package
+// once more that way.
+var messageOnly3RPMS, rollback3RPMS = test3RPMSErrors("message"), test3RPMSErrors("rollback")
+
+func test3RPMSErrors(mode string) bool {
+	return slices.Contains(strings.Split(os.Getenv("KEYSYNC_TEST_3RPMS_ERRORS"), ","), mode)
+}
 
 // testSandboxes are the four fakes as every test here starts them: empty,
-// at t0, without rate limits, and with message-only 3RPMS errors when
-// messageOnly3RPMS is set.
+// at t0, without rate limits, and answering 3RPMS errors as
+// KEYSYNC_TEST_3RPMS_ERRORS says.
 func testSandboxes() *sandboxes {
 	sb := newSandboxes(t0, false, nil)
 	sb.rpms.SetMessageOnlyErrors(messageOnly3RPMS)
+	sb.rpms.SetRollbackDocuments(rollback3RPMS)
 	return sb
 }
 

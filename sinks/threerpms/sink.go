@@ -18,6 +18,13 @@
 //   - Re-adding the key a stay already holds succeeds without change when the
 //     key is ours and is refused when it is not, so backfill's claim
 //     (reconcile.OpClaim) uses it as an ownership check that changes nothing.
+//   - Nothing is assumed of whether a document's fields stand alone or fall
+//     together. A server that runs each request in one transaction undoes
+//     a document with a failed field whole and answers its other fields
+//     null: keysync sends those again, without the refused fields, in the
+//     same Apply (sendUndoable; the sandbox's RollbackDocuments). The
+//     extra requests are not in the plan's price; they are metered like
+//     any other.
 package threerpms
 
 import (
@@ -118,13 +125,11 @@ type part struct {
 // what the failed request did (nothing, or some of it) is for the next
 // read to show, never taken as a refusal of each action.
 func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
-	var doc document
+	var muts []mutation
 	for _, p := range parts {
-		for _, m := range p.sub.muts[p.from:p.to] {
-			doc.add(m)
-		}
+		muts = append(muts, p.sub.muts[p.from:p.to]...)
 	}
-	results, err := doc.send(ctx, gql)
+	results, err := sendUndoable(ctx, gql, muts, maxResends)
 	j := 0
 	for _, p := range parts {
 		sub := p.sub
@@ -319,6 +324,69 @@ func (d *document) String() string {
 type fieldResult struct {
 	data json.RawMessage
 	err  error
+	// undone says the server undid the field's document whole and the
+	// field had no error of its own: it did not happen, and may be sent
+	// again.
+	undone bool
+}
+
+// maxResends bounds how many documents sendUndoable sends after the first,
+// along any one chain of documents undone whole.
+const maxResends = 8
+
+// sendUndoable sends muts as one document. The 3RPMS Room Access Key API
+// does not say whether chained operations stand alone or fall together:
+// a server that runs each request in one transaction undoes the whole
+// document when one field fails, and answers the others null without an
+// error of their own (see document.send). Such fields did not happen, so
+// they go again, without the fields refused: in one document when the
+// errors name their fields, in two halves when they do not, until each
+// refusal is in a document of its own. A field still undone after
+// resends documents is left with an unknown outcome, for the next read.
+// A server whose fields stand alone never triggers this.
+func sendUndoable(ctx context.Context, gql graphql.Client, muts []mutation, resends int) ([]fieldResult, error) {
+	var doc document
+	for _, m := range muts {
+		doc.add(m)
+	}
+	results, err := doc.send(ctx, gql)
+	if err != nil {
+		return nil, err
+	}
+	var again []int
+	for i, r := range results {
+		if r.undone {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return results, nil
+	}
+	if resends == 0 {
+		for _, i := range again {
+			results[i] = fieldResult{err: fmt.Errorf("the server undid the document it was in, a field of which was refused, and it was not sent again: %w", reconcile.ErrUnknownOutcome)}
+		}
+		return results, nil
+	}
+	groups := [][]int{again}
+	if len(again) == len(muts) { // no error names its field
+		groups = [][]int{again[:len(again)/2], again[len(again)/2:]}
+	}
+	for _, g := range groups {
+		sub := make([]mutation, len(g))
+		for j, i := range g {
+			sub[j] = muts[i]
+		}
+		res, err := sendUndoable(ctx, gql, sub, resends-1)
+		for j, i := range g {
+			if err != nil {
+				results[i] = fieldResult{err: fmt.Errorf("sent again after the server undid the document it was in, the request failed as a whole (%v): %w", err, reconcile.ErrUnknownOutcome)}
+				continue
+			}
+			results[i] = res[j]
+		}
+	}
+	return results, nil
 }
 
 // send runs the document and splits the answer by alias. Each alias is
@@ -365,6 +433,19 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 			unnamed = append(unnamed, i)
 		}
 	}
+	// A document some of whose fields failed and none of whose fields has
+	// data was undone whole, by a server that runs each request in one
+	// transaction: the null fields no error names did not happen (and
+	// with errors that name no field, each null field may be one of them).
+	undone := len(list) > 0 && len(d.fields) > 1
+	for i := range d.fields {
+		if raw := data[fmt.Sprintf("a%d", i)]; raw != nil && string(raw) != "null" {
+			undone = false
+		}
+	}
+	if undone && len(byAlias) == 0 && len(unnamed) <= len(general) {
+		undone = false // as many errors as null fields: each its own
+	}
 	out := make([]fieldResult, len(d.fields))
 	for i := range out {
 		alias := fmt.Sprintf("a%d", i)
@@ -373,6 +454,8 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 			out[i].err = d.fieldError(byAlias[alias])
 		case ok && string(raw) != "null":
 			out[i].data = raw
+		case undone:
+			out[i].undone = true
 		case ok && len(general) == 1 && len(unnamed) == 1:
 			out[i].err = d.fieldError(general[0])
 		case ok && len(general) > 0:

@@ -676,3 +676,56 @@ func TestApplyMessageOnlyErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyDocumentsUndoneWhole: against a server that undoes a whole
+// document when one field fails, every action but the refused ones is
+// done in the same Apply: sent again without the refused fields when the
+// errors name them, in halves until each refusal stands alone when they
+// do not. The refusals keep their own errors, nothing is done twice.
+func TestApplyDocumentsUndoneWhole(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []struct {
+		name        string
+		messageOnly bool
+		requests    int
+	}{
+		{"codes", false, 2},       // the document, then the three others
+		{"message-only", true, 5}, // [0 1 2 3], [0 1], [2 3], [2], [3]
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			sb, s := newSandbox(t)
+			sb.SetRollbackDocuments(true)
+			sb.SetMessageOnlyErrors(mode.messageOnly)
+			foreign := inject(t, sb, sandbox.OtherIntegration, "9004", "s4")
+			ours := inject(t, sb, ourID, "1234")
+			sb.ResetRequests()
+			out := apply(t, s, create("s5", "4242"), onKey(reconcile.OpAssign, "s1", ours),
+				create("s6", "4343"), onKey(reconcile.OpClaim, "s4", foreign))
+			if err := out[3].Err; err == nil || !strings.Contains(err.Error(), "not created by this integration") || errors.Is(err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("claim of a foreign key: err = %v, want the server's refusal", err)
+			}
+			for _, i := range []int{0, 1, 2} {
+				if out[i].Err != nil {
+					t.Errorf("action %d: %v, want done", i, out[i].Err)
+				}
+			}
+			if stayKey(t, sb, "s1") != ours || stayKey(t, sb, "s4") != foreign {
+				t.Errorf("s1 holds %q, s4 %q", stayKey(t, sb, "s1"), stayKey(t, sb, "s4"))
+			}
+			var made []string
+			for _, k := range sb.Keys() {
+				if k.Owner == ourID && k.ID != ours {
+					made = append(made, k.PIN)
+				}
+			}
+			slices.Sort(made)
+			if !slices.Equal(made, []string{"4242", "4343"}) || out[0].RemoteID == "" || out[2].RemoteID == "" {
+				t.Errorf("keys made %v (outcomes %+v, %+v), want one each of 4242 and 4343", made, out[0], out[2])
+			}
+			if n := len(sb.Requests()); n != mode.requests {
+				t.Errorf("%d requests, want %d", n, mode.requests)
+			}
+		})
+	}
+}

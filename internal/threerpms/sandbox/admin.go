@@ -29,8 +29,9 @@ GET    /_sandbox/keys                           every room access key, its owner
 GET    /_sandbox/requests                       the GraphQL request log {count, requests}
 DELETE /_sandbox/requests                       empty the request log
 POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigned keys now {deleted: [ids]}
-GET    /_sandbox/errors                         how GraphQL errors are answered {message_only}
-POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations)
+GET    /_sandbox/errors                         how GraphQL errors are answered {message_only, rollback_documents}
+POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations);
+                                                {"rollback_documents": true}: a mutation document with a failed field is undone whole
 DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
 GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}
 POST   /_sandbox/webhook                        send signed events {"url", "secret"} ("url": "" stops them)
@@ -90,18 +91,27 @@ func (s *Server) routes() *http.ServeMux {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"deleted": sandboxkit.NonNil(s.CleanupUnassignedNow())})
 	})
 	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors()})
+		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors(), "rollback_documents": s.RollbackDocuments()})
 	})
 	mux.HandleFunc("POST /_sandbox/errors", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			MessageOnly *bool `json:"message_only"`
+			Rollback    *bool `json:"rollback_documents"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.MessageOnly == nil {
-			sandboxkit.AdminError(w, http.StatusBadRequest, `body must be {"message_only": true|false}`)
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.MessageOnly == nil && in.Rollback == nil {
+			sandboxkit.AdminError(w, http.StatusBadRequest, `body must set "message_only" or "rollback_documents" (true|false)`)
 			return
 		}
-		s.SetMessageOnlyErrors(*in.MessageOnly)
-		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": *in.MessageOnly})
+		set := map[string]any{}
+		if in.MessageOnly != nil {
+			s.SetMessageOnlyErrors(*in.MessageOnly)
+			set["message_only"] = *in.MessageOnly
+		}
+		if in.Rollback != nil {
+			s.SetRollbackDocuments(*in.Rollback)
+			set["rollback_documents"] = *in.Rollback
+		}
+		sandboxkit.WriteJSON(w, http.StatusOK, set)
 	})
 	return mux
 }

@@ -28,7 +28,11 @@
 // The codes are the sandbox's guess: the API document defines no error
 // shape, so Options.MessageOnlyErrors (or POST /_sandbox/errors) answers
 // every error with its message alone, no code, path or locations, the way
-// another server may; keysync's tests run both ways.
+// another server may; keysync's tests run both ways. The document does not
+// say either whether chained mutations stand alone: here each field does,
+// and Options.RollbackDocuments (or POST /_sandbox/errors) undoes a whole
+// document one of whose fields failed, as a server running each request in
+// one transaction would.
 // Stays of cancelled reservations are hidden from queries and refuse
 // addRoomAccessKey (NOT_FOUND) but accept removeRoomAccessKey. The business
 // clock (Now, SetNow, Advance) drives the API document's cleanup: a key is revoked
@@ -63,8 +67,9 @@
 //	GET    /_sandbox/requests                       the GraphQL request log {count, requests}
 //	DELETE /_sandbox/requests                       empty the request log
 //	POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigned keys now {deleted: [ids]}
-//	GET    /_sandbox/errors                         how GraphQL errors are answered {message_only}
-//	POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations)
+//	GET    /_sandbox/errors                         how GraphQL errors are answered {message_only, rollback_documents}
+//	POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations);
+//	                                                {"rollback_documents": true}: a mutation document with a failed field is undone whole
 //	DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
 //	GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}
 //	POST   /_sandbox/webhook                        send signed events {"url", "secret"} ("url": "" stops them)

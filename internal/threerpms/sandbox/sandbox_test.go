@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -978,5 +979,93 @@ func TestWebhooks(t *testing.T) {
 	}
 	if s, _ := e.SB.Stay("rs_2"); s.KeyID != "" {
 		t.Errorf("deleted key still on rs_2")
+	}
+}
+
+// TestRollbackDocuments: with the switch on, a mutation document one of
+// whose fields fails changes nothing (a create, an assign, a revoke and a
+// delete before it are undone, its key.deleted webhook is never sent) and
+// answers every field null, the failing one with its error; a document
+// that succeeds stands, and off again each field stands alone.
+func TestRollbackDocuments(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{RollbackDocuments: true})
+	var mu sync.Mutex
+	var events []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if ev, err := webhook.Parse(body); err == nil {
+			mu.Lock()
+			events = append(events, ev.Event+" "+ev.Data.ID)
+			mu.Unlock()
+		}
+	}))
+	defer recv.Close()
+	held := e.createPin(ourToken, "5555")
+	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": held}); r.code(0) != "" {
+		t.Fatal(r.Raw)
+	}
+	loose, spare := e.createPin(ourToken, "6666"), e.createPin(ourToken, "8888")
+	e.SB.SetWebhook(recv.URL, "hook-secret")
+	before := e.SB.Keys()
+
+	doc := `mutation($held:ID!, $loose:ID!, $spare:ID!) {
+		made: createRoomAccessKey(input:{roomAccessPin:{pin:"7777"}}) { roomAccessKey { id } }
+		freed: removeRoomAccessKey(input:{roomStayId:"rs_2", roomAccessKeyId:$held}) { roomStay { id } }
+		moved: addRoomAccessKey(input:{roomStayId:"rs_1", roomAccessKeyId:$loose}) { roomStay { id } }
+		gone: deleteRoomAccessKey(input:{roomAccessKeyId:$spare}) { deleted }
+		broken: addRoomAccessKey(input:{roomStayId:"rs_5", roomAccessKeyId:"rak_404"}) { roomStay { id } }
+	}`
+	r := e.gql(ourToken, doc, map[string]any{"held": held, "loose": loose, "spare": spare})
+	want := `{"data":{"made":null,"freed":null,"moved":null,"gone":null,"broken":null},"errors":[{"message":"roomAccessKeyId: room access key rak_404 not found","locations":[{"line":6,"column":3}],"path":["broken"],"extensions":{"code":"NOT_FOUND"}}]}`
+	if strings.TrimSpace(r.Raw) != want {
+		t.Fatalf("undone document answered\n%s\nwant\n%s", r.Raw, want)
+	}
+	if after := e.SB.Keys(); !reflect.DeepEqual(after, before) {
+		t.Fatalf("keys after an undone document:\n%+v\nwant as before:\n%+v", after, before)
+	}
+	// The rules see the key on its stay again: it cannot be deleted.
+	if r := e.gql(ourToken, deleteKey, map[string]any{"k": held}); r.code(0) != CodeConflict {
+		t.Fatalf("deleting the key an undone revoke left on its stay: %s", r.Raw)
+	}
+
+	// A document without a failure stands, its webhook sent.
+	r = e.gql(ourToken, deleteKey, map[string]any{"k": spare})
+	if r.code(0) != "" || dig(r.Body, "data", "deleteRoomAccessKey", "deleted") != true {
+		t.Fatal(r.Raw)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Clone(events)
+		mu.Unlock()
+		if len(got) > 0 {
+			if !reflect.DeepEqual(got, []string{"room_access_key.deleted " + spare}) {
+				t.Fatalf("webhooks %v, want only the delete that stood", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook for the delete that stood")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Switched off over the admin API, each field stands alone again.
+	resp, err := http.Post(e.Srv.URL+"/_sandbox/errors", "application/json", strings.NewReader(`{"rollback_documents": false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := strings.TrimSpace(string(b)); resp.StatusCode != http.StatusOK || got != `{"rollback_documents":false}` || e.SB.RollbackDocuments() {
+		t.Fatalf("switch off: %d %s", resp.StatusCode, got)
+	}
+	r = e.gql(ourToken, `mutation {
+		made: createRoomAccessKey(input:{roomAccessPin:{pin:"7777"}}) { roomAccessKey { id } }
+		broken: addRoomAccessKey(input:{roomStayId:"rs_5", roomAccessKeyId:"rak_404"}) { roomStay { id } }
+	}`, nil)
+	if id, _ := dig(r.Body, "data", "made", "roomAccessKey", "id").(string); id == "" || r.code(0) != CodeNotFound {
+		t.Fatalf("with the switch off: %s", r.Raw)
 	}
 }

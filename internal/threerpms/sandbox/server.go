@@ -80,6 +80,12 @@ type Options struct {
 	// assumption. RatePerSecond, Burst, DailyCap and RateNow are then the
 	// Limiter's.
 	SharedLimiter *sandboxkit.Limiter
+	// RollbackDocuments undoes a whole mutation document when any of its
+	// fields fails, as a server that runs each request in one transaction
+	// would, and answers every field of it null beside the errors (the
+	// fields that had run carry no error of their own). Without it each
+	// field stands alone. SetRollbackDocuments switches it at run time.
+	RollbackDocuments bool
 }
 
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
@@ -137,6 +143,10 @@ type Server struct {
 	nextStay, nextKey, nextRes int
 	messageOnly                bool
 	hooks                      webhooks
+	// rollback is Options.RollbackDocuments; undo records the document
+	// being run while it is on (rollback.go).
+	rollback bool
+	undo     *undo
 }
 
 // clock and requestLog give Server the kit's Now, Requests and
@@ -177,6 +187,7 @@ func New(opts Options) *Server {
 		reservations: map[string]*reservation{},
 		keys:         map[string]*key{},
 		messageOnly:  opts.MessageOnlyErrors,
+		rollback:     opts.RollbackDocuments,
 	}
 	if s.limiter == nil {
 		s.limiter = sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)
@@ -337,7 +348,13 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 
 	s.lock()
 	e := &executor{s: s, schema: s.schema, doc: doc, vars: vars, caller: integration}
+	if op.Operation == ast.Mutation {
+		s.begin()
+	}
 	data := e.run(op)
+	if s.end(len(e.errs) > 0) {
+		data = nullFields(data)
+	}
 	s.mu.Unlock()
 	return result{status: http.StatusOK, body: response{Data: data, Errors: e.errs}}
 }

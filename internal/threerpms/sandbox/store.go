@@ -380,7 +380,7 @@ func (s *Server) deleteKey(caller, keyID string) *Error {
 		return errorf(CodeConflict, "roomAccessKeyId: room access key %s is still assigned to %d room stay(s); remove it first", keyID, n)
 	}
 	k.deleted, k.deletedBy = true, "integration"
-	s.hooks.emit(webhook.KeyDeleted, k.id)
+	s.emitKeyDeleted(k.id)
 	return nil
 }
 

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/reconcile"
+)
+
+// TestRollbackServer: against a 3RPMS that undoes a whole chained document
+// when one of its fields fails (the sandbox's RollbackDocuments; the 3RPMS
+// Room Access Key API does not say which it does), a backfill beside
+// another integration's keys, and a run whose assign meets a reservation
+// cancelled after the read, still key every other guest in the same run,
+// and exit as they do against a server whose fields stand alone.
+func TestRollbackServer(t *testing.T) {
+	t.Parallel()
+	errorModes(t, func(t *testing.T, fw *faultWorld) {
+		fw.sb.rpms.SetRollbackDocuments(true)
+		fw.hotelStay("s1", "r101", 0, 2)
+		fw.hotelStay("s2", "r102", -1, 2)
+		fw.hotelStay("s3", "r103", 1, 3)
+		fw.hotelStay("s4", "r104", 0, 3)
+		fw.hotelStay("s5", "r105", 0, 1)
+		fw.injectForeign("s2")
+		fw.injectForeign("s3")
+		foreign := fw.foreign()
+		// The refused claims of s2 and s3 share documents with the others'
+		// creates or assigns: each is undone and sent again.
+		rep := fw.mustExec(ExitAttention, "backfill").rep
+		for _, a := range rep.Actions() {
+			if a.Result != reconcile.ResultDone {
+				t.Errorf("backfill: %s %s %s: %s %s", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+			}
+		}
+		fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
+
+		// Two arrivals; one's booking is cancelled once keysync has read it.
+		fw.hotelStay("s6", "r106", 0, 2)
+		fw.hotelStay("s7", "r101", 2, 4)
+		cancelled := false
+		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+			if b := fault.Body(r); !cancelled && isGQLMutation(r, b) {
+				cancelled = true
+				if err := fw.sb.rpms.CancelReservation("res-s6"); err != nil {
+					t.Errorf("cancel: %v", err)
+				}
+			}
+			next.ServeHTTP(rw, r)
+		})
+		run := fw.exec("run", nil)
+		fw.setFault(nil)
+		if run.code != ExitPartial {
+			t.Fatalf("run exited %d, want %d (the cancelled stay's assign refused): %v\n%s", run.code, ExitPartial, run.err, run.stderr)
+		}
+		for _, a := range run.rep.Actions() {
+			if a.Result != reconcile.ResultDone && !(a.Op == reconcile.OpAssign && a.Stay.ID == "s6") {
+				t.Errorf("run: %s %s %s: %s %s; only the cancelled stay's assign should fail", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+			}
+		}
+		fw.checkSafe(foreign)
+		fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
+		fw.checkInvariants(foreign)
+	})
+}
