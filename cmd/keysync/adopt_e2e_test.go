@@ -292,3 +292,40 @@ func TestBackfillWhenTheKeyBoxListsNoCodes(t *testing.T) {
 	}
 	fw.checkInvariants(foreign)
 }
+
+// TestBackfillWhenQRDataIsHidden breaks an assumption the 3RPMS Room
+// Access Key API leaves open: that a RoomAccessQR's qrData reads back as
+// written (the sandbox's HideQRData reads it as ""). The state lost, the
+// backfill still adopts every invite (no guest's link changes, nothing is
+// issued twice) but cannot tell that s1's QR key carries its invite: the
+// runs after it replace that key once, from the adopted invite, so the new
+// key encodes the same link; then nothing changes any more.
+func TestBackfillWhenQRDataIsHidden(t *testing.T) {
+	t.Parallel()
+	fw, _, foreign := adoptWorld(t)
+	fw.sb.rpms.SetHideQRData(true)
+	links := func() string {
+		var out []string
+		for _, inv := range fw.invites() {
+			out = append(out, inv.ID+" "+inv.Token)
+		}
+		slices.Sort(out)
+		return fmt.Sprint(out)
+	}
+	before, old := links(), fw.key("s1")
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	for _, a := range rep.Actions() {
+		if a.Op == reconcile.OpCreate && a.System != reconcile.System3RPMS {
+			t.Errorf("the backfill created a %s credential for %s", a.System, a.Stay.ID)
+		}
+	}
+	fw.mustExec(ExitOK, "run")
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+	same(t, links, before, "the backfill and the runs after it")
+	if now := fw.key("s1"); now.ID == old.ID {
+		t.Error("s1's QR key was kept, though nothing showed what it encodes")
+	} else if now.QRData != old.QRData {
+		t.Error("s1's new QR key does not encode the link of the invite the guest holds")
+	}
+	fw.checkInvariants(foreign)
+}

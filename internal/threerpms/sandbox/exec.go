@@ -294,7 +294,7 @@ func (e *executor) stayRecord(st *stay) record {
 	room := e.s.rooms[st.roomID]
 	var k any
 	if st.keyID != "" {
-		k = keyRecord(e.s.keys[st.keyID])
+		k = e.keyRecord(e.s.keys[st.keyID])
 	}
 	return record{typ: "RoomStay", fields: map[string]any{
 		"id":               st.id,
@@ -305,12 +305,18 @@ func (e *executor) stayRecord(st *stay) record {
 	}}
 }
 
-func keyRecord(k *key) record {
+// keyRecord is a key as GraphQL reads it; with Options.HideQRData a QR
+// key's qrData reads as "".
+func (e *executor) keyRecord(k *key) record {
+	qr := k.QRData
+	if e.s.hideQR {
+		qr = ""
+	}
 	return record{typ: string(k.Type), fields: map[string]any{
 		"id":          k.id,
 		"pin":         k.PIN,
 		"compartment": k.Compartment,
-		"qrData":      k.QRData,
+		"qrData":      qr,
 	}}
 }
 
@@ -502,7 +508,7 @@ func (e *executor) createRoomAccessKey(args map[string]any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return record{typ: "CreateRoomAccessKeyPayload", fields: map[string]any{"roomAccessKey": keyRecord(nk)}}, nil
+	return record{typ: "CreateRoomAccessKeyPayload", fields: map[string]any{"roomAccessKey": e.keyRecord(nk)}}, nil
 }
 
 func (e *executor) addRoomAccessKey(args map[string]any) (any, error) {

@@ -86,6 +86,13 @@ type Options struct {
 	// fields that had run carry no error of their own). Without it each
 	// field stands alone. SetRollbackDocuments switches it at run time.
 	RollbackDocuments bool
+	// HideQRData reads every RoomAccessQR's qrData as "" (it is still
+	// stored, and shown by Keys and the admin API), as a server that
+	// treats what a QR encodes as write-only would. The 3RPMS Room Access
+	// Key API lists the field on the type without saying who may read it;
+	// keysync reads it only to tell, in a backfill, whether a QR key was
+	// made from an invite. SetHideQRData switches it at run time.
+	HideQRData bool
 }
 
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
@@ -147,6 +154,7 @@ type Server struct {
 	// being run while it is on (rollback.go).
 	rollback bool
 	undo     *undo
+	hideQR   bool // Options.HideQRData
 }
 
 // clock and requestLog give Server the kit's Now, Requests and
@@ -188,6 +196,7 @@ func New(opts Options) *Server {
 		keys:         map[string]*key{},
 		messageOnly:  opts.MessageOnlyErrors,
 		rollback:     opts.RollbackDocuments,
+		hideQR:       opts.HideQRData,
 	}
 	if s.limiter == nil {
 		s.limiter = sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)
@@ -216,6 +225,13 @@ func (s *Server) SetMessageOnlyErrors(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messageOnly = on
+}
+
+// SetHideQRData switches Options.HideQRData.
+func (s *Server) SetHideQRData(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hideQR = on
 }
 
 // MessageOnlyErrors reports whether errors are answered with their message alone.
