@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -106,6 +107,8 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 		}
 		good, reason, err := chk.Check(ctx, c, win)
 		switch {
+		case errors.Is(err, ErrNoList):
+			return // the system lists nothing: as one that cannot be read back
 		case err != nil:
 			why = append(why, fmt.Sprintf("could not check its %s", what))
 			failed(sys, fmt.Errorf("check the %s of stay %s: %w", what, s.Ref.ID, err))

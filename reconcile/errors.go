@@ -46,4 +46,10 @@ var (
 	// ErrRateLimited: the system refused the request for its rate limit
 	// (HTTP 429); the request was not run, and the next run retries it.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrNoList: the system has no call that lists what it holds (it
+	// answered the list 404 or 405), so nothing can be read back from it:
+	// a backfill cannot adopt there, and a create whose answer was lost
+	// cannot be found. The API documents show no list call for OpenApp or
+	// the key box; keysync uses one where it answers.
+	ErrNoList = errors.New("the system offers no list to read back from")
 )

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -458,6 +459,12 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 		}
 		id, secret, found, err := f.Find(ctx, c)
 		switch {
+		case errors.Is(err, ErrNoList):
+			// Never findable: abandoned, so the stay gets a fresh create.
+			// No one was given what the lost create may have made.
+			r.log().Warn("a create with an unknown outcome cannot be read back (the system lists nothing); issuing it again",
+				"system", c.System, "stay", c.Stay.ID, "err", err)
+			c.Status = StatusAbandoned
 		case err != nil:
 			r.log().Warn("could not read back a create with an unknown outcome", "system", c.System, "stay", c.Stay.ID, "err", err)
 			if failed[c.System] == nil {
@@ -503,6 +510,14 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays map
 		found, err := f.FindAll(ctx, creds, recorded[sys])
 		if err == nil && len(found) != len(creds) {
 			err = fmt.Errorf("%s sink answered %d look-ups for %d credentials", sys, len(found), len(creds))
+		}
+		if errors.Is(err, ErrNoList) {
+			// No list will ever answer: waiting for one would leave these
+			// guests without access for good. What a guest may hold from
+			// before is for the same stay and ends with its window.
+			r.log().Warn("the system lists nothing to adopt; issuing new credentials (one a guest already holds stays valid until its window ends)",
+				"property", site.Property.Name, "system", sys, "err", err)
+			continue
 		}
 		if err != nil {
 			r.log().Warn("could not read back what the system already holds; nothing is created there this run",

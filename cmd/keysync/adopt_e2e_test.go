@@ -10,6 +10,7 @@ import (
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
+	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 )
 
@@ -328,4 +329,128 @@ func TestBackfillWhenQRDataIsHidden(t *testing.T) {
 		t.Error("s1's new QR key does not encode the link of the invite the guest holds")
 	}
 	fw.checkInvariants(foreign)
+}
+
+// TestBackfillWhenNothingCanBeListed breaks an assumption the OpenApp and
+// key-box documents leave open: that each has a call listing what it holds
+// (the documents show create, update and delete only; the sandboxes'
+// NoList answers the list 405 and 404). A first backfill still keys every
+// guest in its run: with nothing to adopt from, it creates. After the
+// state is lost, nothing shows what the guests hold, so each is issued a
+// new invite or access rather than none: the apartments' by the backfill,
+// the hotel's by the run after it, once the backfill's claims show the
+// 3RPMS keys ours, their keys replaced from the new ones (make before
+// break). The old ones, for the same stays, end with their windows. The
+// run after that changes nothing. keysync check, which reads invites and
+// accesses back where it can, takes the record as it does for a system it
+// cannot read back.
+func TestBackfillWhenNothingCanBeListed(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
+		map[string]string{"L1": "qr", "L2": "key_storage"})
+	fw.sb.openapp.SetNoList(true)
+	fw.sb.keybox.SetNoList(true)
+	fw.hotelStay("s1", "r201", 0, 3)
+	fw.hotelStay("s2", "r301", 0, 3)
+	fw.hotelStay("s3", "r101", 1, 3)
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G2", "L2", 0, 3)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the first backfill")
+	// Readiness takes what is recorded, as for a system without read-back.
+	if r := fw.exec("check", nil); r.code != ExitOK {
+		t.Errorf("check exited %d, want 0: %v\n%s", r.code, r.err, r.stdout)
+	}
+	if len(fw.invites()) != 3 || len(fw.accesses()) != 2 {
+		t.Fatalf("the first backfill made %d invites and %d accesses, want 3 and 2", len(fw.invites()), len(fw.accesses()))
+	}
+	old := map[string]time.Time{}
+	for _, inv := range fw.invites() {
+		old[inv.ID] = inv.ValidTo
+	}
+	for _, a := range fw.accesses() {
+		old[a.ID] = a.End
+	}
+
+	fw.loseState()
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitOK, "run")
+	fresh := 0
+	for _, inv := range fw.invites() {
+		if _, ok := old[inv.ID]; !ok {
+			fresh++
+		}
+	}
+	for _, a := range fw.accesses() {
+		if _, ok := old[a.ID]; !ok {
+			fresh++
+		}
+	}
+	if fresh != 5 {
+		t.Errorf("the backfill after the state was lost and the run after it issued %d invites and accesses, want 5 (one per guest)", fresh)
+	}
+	// What the guests held before ends with their stays.
+	departs := fw.now.Add(3 * 24 * time.Hour).Add(24 * time.Hour)
+	for id, end := range old {
+		if end.IsZero() || end.After(departs) {
+			t.Errorf("credential %s from before the state was lost stays valid until %v, after its stay", id, end)
+		}
+	}
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+}
+
+// TestInviteAnswerLostWhenNothingCanBeListed: OpenApp carries out
+// keysync's invite create and the answer is lost, on an OpenApp without a
+// list call (NoList). The run after it cannot look the invite up, so it
+// records the lost create abandoned and issues the guest a new invite
+// rather than waiting on it for ever; the guest's QR key is made from the
+// new one. The lost invite, whose link no one was given, ends with its
+// window. Then nothing changes.
+func TestInviteAnswerLostWhenNothingCanBeListed(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r201": "qr"}, nil)
+	fw.sb.openapp.SetNoList(true)
+	fw.hotelStay("s1", "r201", 0, 2)
+	dropped := 0
+	fw.setFault(when(func(r *http.Request) bool {
+		return dropped == 0 && requestTo(r, reconcile.SystemOpenApp, http.MethodPost)
+	}, func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		dropped++
+		fault.Drop(rw, r, next)
+	}))
+	fw.mustExec(ExitPartial, "backfill")
+	fw.setFault(nil)
+	if dropped != 1 || len(fw.invites()) != 1 {
+		t.Fatalf("dropped %d answers, %d invites made; want 1 and 1", dropped, len(fw.invites()))
+	}
+	lost := fw.invites()[0]
+	fw.mustExec(ExitOK, "run")
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the lost answer")
+	var live, abandoned []reconcile.Credential
+	for _, c := range fw.credentials() {
+		switch {
+		case c.System != reconcile.SystemOpenApp:
+		case c.Status.Live():
+			live = append(live, c)
+		case c.Status == reconcile.StatusAbandoned:
+			abandoned = append(abandoned, c)
+		}
+	}
+	if len(live) != 1 || len(abandoned) != 1 || live[0].RemoteID == lost.ID {
+		t.Fatalf("OpenApp credentials: live %+v, abandoned %+v; want one new live invite and the lost create abandoned", live, abandoned)
+	}
+	var now oasandbox.InviteView
+	for _, inv := range fw.invites() {
+		if inv.ID == live[0].RemoteID {
+			now = inv
+		}
+	}
+	if k := fw.key("s1"); now.ID == "" || !strings.Contains(k.QRData, now.Token) {
+		t.Errorf("s1's QR key does not carry the recorded invite %s", live[0].RemoteID)
+	}
+	if departs := fw.now.Add(3 * 24 * time.Hour); lost.ValidTo.After(departs) {
+		t.Errorf("the lost invite stays valid until %v, after the stay", lost.ValidTo)
+	}
 }

@@ -62,6 +62,17 @@ func (e *Error) Refused() bool {
 	return e.Status >= 400 && e.Status <= 499 && !errors.Is(e.Err, reconcile.ErrEndpoint)
 }
 
+// NoList wraps err, a failed list call, with reconcile.ErrNoList when the
+// server answered it 404 or 405: it has no such call (or none at that
+// path), which no retry changes. Any other err is returned as it is.
+func NoList(err error) error {
+	var e *Error
+	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed) {
+		return fmt.Errorf("%w (%w)", err, reconcile.ErrNoList)
+	}
+	return err
+}
+
 // Refusal returns err's *Error when the server refused the request alone
 // (Error.Refused), or nil.
 func Refusal(err error) *Error {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -145,9 +146,9 @@ func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessLis
 	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
 	switch {
 	case err != nil:
-		return list, err
+		return list, httpapi.NoList(err)
 	case verdict != nil:
-		return list, verdict
+		return list, httpapi.NoList(verdict)
 	case list.Data == nil:
 		return list, fmt.Errorf("%s: %s: the answer has no data list", s.label(), what)
 	}

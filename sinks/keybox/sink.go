@@ -30,7 +30,10 @@
 //     "cancelled": true), oldest first, in one answer (no pages); dates,
 //     times and zone as a create sends them, id and code a string or an
 //     integer. An unknown key lists nothing. Sink.Find uses it to read back
-//     a create whose answer was lost.
+//     a create whose answer was lost. The key-box document shows no list
+//     call at all: a 404 or 405 to it is reconcile.ErrNoList, on which a
+//     backfill creates rather than adopts and a lost create is issued
+//     again (the sandbox's NoList).
 //   - Error answers are JSON with a "message" (or "error") string; that
 //     string, with secrets removed and cut short, is all of a body that ever
 //     reaches an error.

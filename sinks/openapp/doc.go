@@ -54,7 +54,10 @@
 //     valid_from, valid_to, is_enabled}, …], "has_more": bool}, valid_from
 //     and valid_to as RFC 3339 (the first start and last end of a
 //     multi-window invite). The sink asks for 100 a page and follows
-//     has_more, up to maxListPages pages.
+//     has_more, up to maxListPages pages. The OpenApp document shows no
+//     list call at all: a 404 or 405 to it is reconcile.ErrNoList, on which
+//     a backfill creates rather than adopts and a lost create is issued
+//     again (the sandbox's NoList).
 //   - Invites carry no owner field, so keysync marks its own in the name:
 //     a human part (guest name or "Guest stay", and the dates) followed by
 //     OwnerTag, "[keysync:<property>:<source>:<stay id>]". ParseOwnerTag

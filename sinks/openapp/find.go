@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -156,9 +157,9 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
 		switch {
 		case err != nil:
-			return err
+			return httpapi.NoList(err)
 		case actErr != nil:
-			return actErr
+			return httpapi.NoList(actErr)
 		case raw == nil:
 			return fmt.Errorf("openapp: %s: page %d of the invite list is empty", what, page)
 		}

@@ -75,6 +75,11 @@ type Options struct {
 	// shows the code in a create's answer only. keysync reads codes back
 	// when they are listed; SetListWithoutCodes switches it at run time.
 	ListWithoutCodes bool
+	// NoList answers the list call 404, as a key box without one would:
+	// the key-box API document shows the create call only, and keysync
+	// lists accesses to adopt what a guest holds after its state was
+	// lost. SetNoList switches it at run time.
+	NoList bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -111,6 +116,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	noCodes    bool // Options.ListWithoutCodes, as switched
+	noList     bool // Options.NoList, as switched
 	users      map[string]string
 	keys       map[string]*key
 	nextKey    int
@@ -153,6 +159,7 @@ func New(opts Options) *Server {
 		users:   map[string]string{},
 		keys:    map[string]*key{},
 		noCodes: opts.ListWithoutCodes,
+		noList:  opts.NoList,
 	}
 	for u, p := range opts.Users {
 		s.users[u] = p
@@ -309,6 +316,13 @@ type listedAccess struct {
 // serveList answers GET ListPath?keyId= (or ?keySerialNumber=): the
 // caller's accesses to that key, cancelled ones included, oldest first.
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	noList := s.noList
+	s.mu.Unlock()
+	if noList {
+		http.NotFound(w, r)
+		return
+	}
 	user, _ := r.Context().Value(userKey{}).(string)
 	q := r.URL.Query()
 	id, serial := q.Get("keyId"), q.Get("keySerialNumber")
@@ -339,6 +353,13 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+// SetNoList switches Options.NoList.
+func (s *Server) SetNoList(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noList = on
 }
 
 // SetListWithoutCodes switches Options.ListWithoutCodes.

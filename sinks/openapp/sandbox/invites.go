@@ -417,6 +417,12 @@ type ListedInvite struct {
 // list serves GET …/access-invites: the integration's invites that are not
 // deleted, oldest first, a page at a time.
 func (s *Server) list(r *http.Request, rec *Request) result {
+	s.mu.Lock()
+	noList := s.noList
+	s.mu.Unlock()
+	if noList {
+		return fail(http.StatusMethodNotAllowed, "method not allowed")
+	}
 	c, res := s.authorize(r, rec)
 	if res != nil {
 		return *res

@@ -51,6 +51,12 @@ type Options struct {
 	// DailyCap is each API key's requests per UTC day (by RateNow); zero or
 	// negative disables it.
 	DailyCap int
+	// NoList answers the invite list (GET …/access-invites) 405, as an
+	// OpenApp without that call would: the OpenApp document shows create,
+	// update and delete only, and keysync lists invites to adopt what a
+	// guest holds after its state was lost. SetNoList switches it at run
+	// time.
+	NoList bool
 }
 
 // WithSeedLimits returns o with the limits every keysync sandbox enforces
@@ -92,6 +98,7 @@ type Server struct {
 	byToken      map[string]*invite
 	order        []string // link ids, oldest first
 	nextID       int
+	noList       bool // Options.NoList
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -114,6 +121,7 @@ func New(opts Options) *Server {
 		portals:      map[string]string{},
 		invites:      map[string]*invite{},
 		byToken:      map[string]*invite{},
+		noList:       opts.NoList,
 	}
 	for k, org := range opts.APIKeys {
 		s.keys[k] = org
@@ -258,4 +266,11 @@ func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
 		return caller{}, &res
 	}
 	return caller{key: key, org: org, integration: integration}, nil
+}
+
+// SetNoList switches Options.NoList.
+func (s *Server) SetNoList(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noList = on
 }
