@@ -83,6 +83,13 @@ func (l *limiters) logTo(log *slog.Logger) {
 	}
 }
 
+// logger is the log given to logTo, or nil.
+func (l *limiters) logger() *slog.Logger {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.log
+}
+
 // ledgerTimes reads request times from the ledger (*state.DB has it).
 type ledgerTimes interface {
 	RequestTimes(ctx context.Context, since time.Time) (map[reconcile.Account][]time.Time, error)
@@ -318,15 +325,17 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		}
 		src := rpms.NewSource(client, p.Name, t.PageSize)
 		site.Source, site.SourceSystem = src, reconcile.System3RPMS
-		site.Sinks[reconcile.System3RPMS] = rpmsink.New(client, t.MaxOpsPerRequest)
+		sink := rpmsink.New(client, t.MaxOpsPerRequest)
 		if h := hotels[t.chainKey()]; h != nil {
 			if h.chain == nil {
 				h.stays, h.chain = rpms.NewHotel(env.clock), rpmsink.NewChain(client, t.MaxOpsPerRequest, env.clock)
 			}
 			// The config gives each of them its own rooms (checkSharedEndpoints).
 			src.Within(sortedKeys(p.Rooms), h.stays)
-			site.Sinks[reconcile.System3RPMS] = h.chain.Sink()
+			sink = h.chain.Sink()
 		}
+		sink.SetLogger(env.limiters.logger())
+		site.Sinks[reconcile.System3RPMS] = sink
 	}
 	if g := p.Guestway; g != nil {
 		src, err := guestway.New(guestway.Options{

@@ -35,6 +35,7 @@ import (
 type Chain struct {
 	gql    graphql.Client
 	maxOps int
+	limit  *sizes // shared by its sinks: one server
 	queue  turn.Queue[*submission]
 	gather turn.Gather
 }
@@ -46,7 +47,7 @@ func NewChain(gql graphql.Client, maxOps int, clock reconcile.Clock) *Chain {
 	if maxOps <= 0 {
 		maxOps = DefaultMaxOps
 	}
-	c := &Chain{gql: gql, maxOps: maxOps}
+	c := &Chain{gql: gql, maxOps: maxOps, limit: &sizes{}}
 	if clock != nil {
 		c.gather = turn.Gather{Sleep: clock.Sleep, For: turn.GatherFor}
 	}
@@ -55,7 +56,7 @@ func NewChain(gql graphql.Client, maxOps int, clock reconcile.Clock) *Chain {
 
 // Sink returns a property's Sink whose batches go through the Chain.
 func (c *Chain) Sink() *Sink {
-	return &Sink{gql: c.gql, maxOps: c.maxOps, chain: c}
+	return &Sink{gql: c.gql, maxOps: c.maxOps, chain: c, limit: c.limit}
 }
 
 // apply queues sub and sends documents until sub has gone in one: whoever
@@ -70,7 +71,7 @@ func (c *Chain) apply(ctx context.Context, sub *submission) ([]reconcile.Outcome
 			return queued // to go with the batches that came meanwhile
 		}
 		parts, left := c.next(queued)
-		sendDocument(context.WithoutCancel(ctx), c.gql, parts)
+		sendDocument(context.WithoutCancel(ctx), c.gql, c.limit, parts)
 		return left
 	})
 	return sub.out, sub.err

@@ -132,10 +132,28 @@ func FuzzKeyBatchHTTP(f *testing.F) {
 func fzCheckBatch(t *testing.T, srv *fault.Canned, status int, ct string, body []byte, out []reconcile.Outcome, err error) {
 	t.Helper()
 	reqs := srv.Requests()
-	// A mutation is never sent twice unless refused with a 429 (not run),
-	// and then at most as often as the policy allows.
-	if want := 1; len(reqs) != want && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
-		t.Errorf("%d requests for one batch (HTTP %d), want exactly %d", len(reqs), status, want)
+	// A mutation is never sent twice unless the server said it was not
+	// run: refused with a 429, and then at most as often as the policy
+	// allows; or refused before running (HTTP 400 or 413, or errors and no
+	// data), and then again in halves, each smaller than the document it
+	// halves: at most 2n-1 documents for n mutations, each mutation in at
+	// most one document of each size.
+	fields := func(r fault.Received) int { return strings.Count(r.Body, "(input: $v") }
+	halved := len(reqs) > 1 && len(reqs) <= 2*fields(reqs[0])-1
+	for _, r := range reqs[1:] {
+		halved = halved && fields(r) < fields(reqs[0])
+	}
+	if want := 1; len(reqs) != want && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) && !halved {
+		t.Errorf("%d requests for one batch (HTTP %d), want exactly %d, or halves after a refusal before running", len(reqs), status, want)
+	}
+	if halved && status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge && status != http.StatusOK {
+		t.Errorf("a batch answered HTTP %d went again in halves; only an answer that says it was not run may", status)
+	}
+	if halved && status == http.StatusOK {
+		var b struct{ Data, Errors json.RawMessage }
+		if json.Unmarshal(body, &b) != nil || len(b.Data) > 0 && string(b.Data) != "null" || len(b.Errors) == 0 {
+			t.Errorf("a batch answered 200 %.80q went again in halves; only errors without data say it was not run", body)
+		}
 	}
 	errs := sinktest.Errs(t, "", 3, out, err)
 	for _, e := range errs {

@@ -22,9 +22,12 @@
 //     together. A server that runs each request in one transaction undoes
 //     a document with a failed field whole and answers its other fields
 //     null: keysync sends those again, without the refused fields, in the
-//     same Apply (sendUndoable; the sandbox's RollbackDocuments). The
-//     extra requests are not in the plan's price; they are metered like
-//     any other.
+//     same Apply (sendUndoable; the sandbox's RollbackDocuments).
+//   - Nor is a limit on a document's fields assumed beyond
+//     max_ops_per_request: a document refused whole before it ran goes
+//     again in halves, and the run keeps to the size that went (the
+//     sandbox's MaxRootFields). The extra requests of both are not in the
+//     plan's price; they are metered like any other.
 package threerpms
 
 import (
@@ -32,12 +35,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -52,6 +59,8 @@ type Sink struct {
 	// chain, when set, sends the actions in documents shared with the
 	// other properties on the same endpoint and token.
 	chain *Chain
+	// limit is the document size the server was seen to take (sizes).
+	limit *sizes
 }
 
 var _ reconcile.Sink = (*Sink)(nil)
@@ -62,8 +71,12 @@ func New(gql graphql.Client, maxOps int) *Sink {
 	if maxOps <= 0 {
 		maxOps = DefaultMaxOps
 	}
-	return &Sink{gql: gql, maxOps: maxOps}
+	return &Sink{gql: gql, maxOps: maxOps, limit: &sizes{}}
 }
+
+// SetLogger makes the sink warn on log when 3RPMS takes smaller documents
+// than it sends (see sendUndoable).
+func (s *Sink) SetLogger(log *slog.Logger) { s.limit.log = log }
 
 // MaxBatch implements reconcile.Sink.
 func (s *Sink) MaxBatch() int { return s.maxOps }
@@ -89,7 +102,7 @@ func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconc
 	if s.chain != nil {
 		return s.chain.apply(ctx, sub)
 	}
-	sendDocument(ctx, s.gql, []part{{sub: sub, to: len(sub.sent)}})
+	sendDocument(ctx, s.gql, s.limit, []part{{sub: sub, to: len(sub.sent)}})
 	return sub.out, sub.err
 }
 
@@ -124,12 +137,12 @@ type part struct {
 // only one failed gets, for the actions in that one, an unknown outcome:
 // what the failed request did (nothing, or some of it) is for the next
 // read to show, never taken as a refusal of each action.
-func sendDocument(ctx context.Context, gql graphql.Client, parts []part) {
+func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts []part) {
 	var muts []mutation
 	for _, p := range parts {
 		muts = append(muts, p.sub.muts[p.from:p.to]...)
 	}
-	results, err := sendUndoable(ctx, gql, muts, maxResends)
+	results, err := sendUndoable(ctx, gql, limit, muts, maxResends)
 	j := 0
 	for _, p := range parts {
 		sub := p.sub
@@ -320,6 +333,9 @@ func (d *document) String() string {
 	return "mutation KeysyncBatch(" + strings.Join(d.vars, ", ") + ") {\n" + strings.Join(d.fields, "\n") + "\n}"
 }
 
+// errNoData marks an answer with errors and no data at all.
+var errNoData = errors.New("no field was run")
+
 // fieldResult is one alias's answer.
 type fieldResult struct {
 	data json.RawMessage
@@ -331,27 +347,53 @@ type fieldResult struct {
 }
 
 // maxResends bounds how many documents sendUndoable sends after the first,
-// along any one chain of documents undone whole.
+// along any one chain of documents undone or refused whole.
 const maxResends = 8
 
-// sendUndoable sends muts as one document. The 3RPMS Room Access Key API
-// does not say whether chained operations stand alone or fall together:
-// a server that runs each request in one transaction undoes the whole
-// document when one field fails, and answers the others null without an
-// error of their own (see document.send). Such fields did not happen, so
-// they go again, without the fields refused: in one document when the
-// errors name their fields, in two halves when they do not, until each
-// refusal is in a document of its own. A field still undone after
-// resends documents is left with an unknown outcome, for the next read.
-// A server whose fields stand alone never triggers this.
-func sendUndoable(ctx context.Context, gql graphql.Client, muts []mutation, resends int) ([]fieldResult, error) {
+// sendUndoable sends muts as one document, or as several when limit says
+// the server takes fewer fields a document.
+//
+// The 3RPMS Room Access Key API does not say whether chained operations
+// stand alone or fall together: a server that runs each request in one
+// transaction undoes the whole document when one field fails, and answers
+// the others null without an error of their own (see document.send). Such
+// fields did not happen, so they go again, without the fields refused: in
+// one document when the errors name their fields, in two halves when they
+// do not, until each refusal is in a document of its own.
+//
+// Nor does it say how many fields a document may carry. A document the
+// server refuses before running it (HTTP 400 or 413, or errors and no
+// data: too many fields, or one field's input it will not take) goes
+// again in two halves. When both halves go through, the server takes
+// documents of the larger half's size, and limit keeps the run's later
+// documents to that (threerpms.max_ops_per_request should say so).
+//
+// Fields still undone or refused whole after resends documents are left
+// with an unknown outcome, for the next read. A server whose fields stand
+// alone and that takes max_ops_per_request fields never triggers this.
+func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, resends int) ([]fieldResult, error) {
+	if n := limit.get(); n > 0 && len(muts) > n {
+		var chunks [][]int
+		for i := 0; i < len(muts); i += n {
+			chunks = append(chunks, seq(i, min(i+n, len(muts))))
+		}
+		return sendGroups(ctx, gql, limit, muts, chunks, resends, true)
+	}
 	var doc document
 	for _, m := range muts {
 		doc.add(m)
 	}
 	results, err := doc.send(ctx, gql)
 	if err != nil {
-		return nil, err
+		if len(muts) < 2 || resends == 0 || !notRun(err) {
+			return nil, err
+		}
+		half := (len(muts) + 1) / 2
+		results, err := sendGroups(ctx, gql, limit, muts, [][]int{seq(0, half), seq(half, len(muts))}, resends-1, true)
+		if err == nil {
+			limit.took(len(muts), half)
+		}
+		return results, err
 	}
 	var again []int
 	for i, r := range results {
@@ -372,21 +414,95 @@ func sendUndoable(ctx context.Context, gql graphql.Client, muts []mutation, rese
 	if len(again) == len(muts) { // no error names its field
 		groups = [][]int{again[:len(again)/2], again[len(again)/2:]}
 	}
-	for _, g := range groups {
-		sub := make([]mutation, len(g))
-		for j, i := range g {
-			sub[j] = muts[i]
+	sub, err := sendGroups(ctx, gql, limit, muts, groups, resends-1, false)
+	for _, i := range again {
+		if err != nil {
+			results[i] = fieldResult{err: fmt.Errorf("sent again after the server undid the document it was in, the request failed as a whole (%v): %w", err, reconcile.ErrUnknownOutcome)}
+			continue
 		}
-		res, err := sendUndoable(ctx, gql, sub, resends-1)
+		results[i] = sub[i]
+	}
+	return results, nil
+}
+
+// sendGroups sends the groups of muts (indexes into it) each through
+// sendUndoable and returns the results by index into muts (those of no
+// group are zero). A group that fails as a whole gives its fields that
+// failure as their error, unless every group failed: then, with whole,
+// the failure is returned, as one request's would be.
+func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, groups [][]int, resends int, whole bool) ([]fieldResult, error) {
+	results := make([]fieldResult, len(muts))
+	var failures []error
+	for _, g := range groups {
+		part := make([]mutation, len(g))
+		for j, i := range g {
+			part[j] = muts[i]
+		}
+		res, err := sendUndoable(ctx, gql, limit, part, resends)
+		if err != nil {
+			failures = append(failures, err)
+		}
 		for j, i := range g {
 			if err != nil {
-				results[i] = fieldResult{err: fmt.Errorf("sent again after the server undid the document it was in, the request failed as a whole (%v): %w", err, reconcile.ErrUnknownOutcome)}
+				results[i] = fieldResult{err: err}
 				continue
 			}
 			results[i] = res[j]
 		}
 	}
+	if whole && len(failures) == len(groups) {
+		return nil, failures[0]
+	}
 	return results, nil
+}
+
+// seq returns the integers from lo up to hi.
+func seq(lo, hi int) []int {
+	out := make([]int, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// notRun reports whether err says the server refused the document before
+// running any of it: HTTP 400 or 413, or an answer with errors and no
+// data (the GraphQL over HTTP rules for a request that never executed).
+func notRun(err error) bool {
+	if errors.Is(err, errNoData) {
+		return true
+	}
+	e := httpapi.Refusal(err)
+	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge)
+}
+
+// sizes is the most fields a document may carry, as a run has learnt it
+// from the server (see sendUndoable); zero until it refuses one.
+type sizes struct {
+	mu  sync.Mutex
+	n   int
+	log *slog.Logger
+}
+
+func (l *sizes) get() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// took records that a document of refused fields was refused whole and
+// its halves of at most ok fields went through.
+func (l *sizes) took(refused, ok int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n != 0 && l.n <= ok {
+		return
+	}
+	l.n = ok
+	if l.log != nil {
+		l.log.Warn("3RPMS refused a document of chained mutations whole and took its halves; sending smaller documents for the rest of the run: set threerpms.max_ops_per_request to at most this",
+			"refused", refused, "max_ops_per_request", ok)
+	}
 }
 
 // send runs the document and splits the answer by alias. Each alias is
@@ -409,7 +525,7 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 		for _, e := range list {
 			messages = append(messages, e.Message)
 		}
-		return nil, fmt.Errorf("3rpms: the answer has errors and no data: %s: %w", d.scrub(strings.Join(messages, "; ")), reconcile.ErrUnknownOutcome)
+		return nil, fmt.Errorf("3rpms: the answer has errors and no data: %s: %w (%w)", d.scrub(strings.Join(messages, "; ")), errNoData, reconcile.ErrUnknownOutcome)
 	}
 	byAlias := map[string]*gqlerror.Error{}
 	var general []*gqlerror.Error

@@ -729,3 +729,49 @@ func TestApplyDocumentsUndoneWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyDocumentsTooLarge: a server that takes fewer fields a document
+// than the sink sends (the sandbox's MaxRootFields, HTTP 400 before
+// running anything) gets each refused document again in halves until they
+// go through, and the rest of the run's documents no larger than the
+// halves that went: every action done, nothing sent twice that ran.
+func TestApplyDocumentsTooLarge(t *testing.T) {
+	t.Parallel()
+	sb, s := newSandbox(t)
+	sb.SetMaxRootFields(3)
+	batch := func(from int) []*reconcile.Action {
+		var out []*reconcile.Action
+		for i := range 8 {
+			out = append(out, create(fmt.Sprintf("s%d", 1+i%6), fmt.Sprintf("%d", 5000+from+i)))
+		}
+		return out
+	}
+	statuses := func() []int {
+		var out []int
+		for _, r := range sb.Requests() {
+			out = append(out, r.Status)
+		}
+		sb.ResetRequests()
+		return out
+	}
+	for i, o := range apply(t, s, batch(0)...) {
+		if o.Err != nil || o.RemoteID == "" {
+			t.Errorf("create %d: %+v", i, o)
+		}
+	}
+	// 8 refused; 4 refused, 2 and 2 went (documents of 2 from now on); 2 and 2.
+	if got, want := statuses(), []int{400, 400, 200, 200, 200, 200}; !slices.Equal(got, want) {
+		t.Errorf("first batch: statuses %v, want %v", got, want)
+	}
+	for i, o := range apply(t, s, batch(100)...) {
+		if o.Err != nil || o.RemoteID == "" {
+			t.Errorf("second batch, create %d: %+v", i, o)
+		}
+	}
+	if got, want := statuses(), []int{200, 200, 200, 200}; !slices.Equal(got, want) {
+		t.Errorf("second batch: statuses %v, want %v (documents of the size that went)", got, want)
+	}
+	if n := len(sb.Keys()); n != 16 {
+		t.Errorf("%d keys made, want 16: one per create", n)
+	}
+}

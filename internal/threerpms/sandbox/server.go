@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,6 +156,7 @@ type Server struct {
 	rollback bool
 	undo     *undo
 	hideQR   bool // Options.HideQRData
+	maxRoot  int  // Options.MaxRootFields, as switched
 }
 
 // clock and requestLog give Server the kit's Now, Requests and
@@ -197,6 +199,7 @@ func New(opts Options) *Server {
 		messageOnly:  opts.MessageOnlyErrors,
 		rollback:     opts.RollbackDocuments,
 		hideQR:       opts.HideQRData,
+		maxRoot:      opts.MaxRootFields,
 	}
 	if s.limiter == nil {
 		s.limiter = sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)
@@ -225,6 +228,13 @@ func (s *Server) SetMessageOnlyErrors(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messageOnly = on
+}
+
+// SetMaxRootFields sets Options.MaxRootFields (zero: DefaultMaxRootFields).
+func (s *Server) SetMaxRootFields(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxRoot = cmp.Or(max(n, 0), DefaultMaxRootFields)
 }
 
 // SetHideQRData switches Options.HideQRData.
@@ -353,9 +363,12 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		}
 		return fail(http.StatusBadRequest, "operationName: required when the document holds several operations")
 	}
-	if op.Operation == ast.Mutation && rec.FieldCount > s.opts.MaxRootFields {
+	s.mu.Lock()
+	maxRoot := s.maxRoot
+	s.mu.Unlock()
+	if op.Operation == ast.Mutation && rec.FieldCount > maxRoot {
 		return fail(http.StatusBadRequest, fmt.Sprintf(
-			"too many root fields: the mutation has %d, the limit is %d per document (MaxRootFields)", rec.FieldCount, s.opts.MaxRootFields))
+			"too many root fields: the mutation has %d, the limit is %d per document (MaxRootFields)", rec.FieldCount, maxRoot))
 	}
 	vars, err := validator.VariableValues(s.schema, op, req.Variables)
 	if err != nil {

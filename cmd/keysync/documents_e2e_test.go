@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
@@ -63,4 +65,30 @@ func TestRollbackServer(t *testing.T) {
 		fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
 		fw.checkInvariants(foreign)
 	})
+}
+
+// TestSmallerDocumentsThanConfigured: a 3RPMS that takes fewer chained
+// mutations a document than max_ops_per_request (the sandbox's
+// MaxRootFields; the API document gives no limit) refuses the first
+// documents whole, before running them. keysync sends them again in
+// halves, keeps the run's later documents to the size that went, says to
+// lower max_ops_per_request, and keys every guest in that run.
+func TestSmallerDocumentsThanConfigured(t *testing.T) {
+	t.Parallel()
+	hotel := map[string]string{}
+	for i := range 8 {
+		hotel[roomID(i)] = "pin"
+	}
+	fw := newFaultWorld(t, hotel, nil)
+	for i := range 8 {
+		fw.hotelStay(fmt.Sprintf("s%d", i), roomID(i), 0, 2)
+	}
+	fw.sb.rpms.SetMaxRootFields(3)
+	foreign := fw.foreign()
+	r := fw.mustExec(ExitOK, "backfill")
+	if !strings.Contains(r.stderr, "max_ops_per_request") {
+		t.Errorf("the backfill did not say to lower max_ops_per_request:\n%s", r.stderr)
+	}
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
 }
