@@ -454,3 +454,63 @@ func TestInviteAnswerLostWhenNothingCanBeListed(t *testing.T) {
 		t.Errorf("the lost invite stays valid until %v, after the stay", lost.ValidTo)
 	}
 }
+
+// TestBackfillWhenTheKeyBoxShortensNames breaks an assumption the key-box
+// document leaves open: that an access's visitor name reads back as sent
+// (the sandbox's VisitorNameLimit keeps 5 characters). A backfill after a
+// lost state recognises keysync's accesses by that name, so it finds none
+// and issues each guest a new access, never one made for another stay;
+// the ones from before, for the same stays, end with their windows. The
+// run after that changes nothing.
+func TestBackfillWhenTheKeyBoxShortensNames(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"},
+		map[string]string{"L2": "key_storage"})
+	fw.sb.keybox.SetVisitorNameLimit(5)
+	fw.hotelStay("s1", "r301", 0, 3)
+	fw.hotelStay("s2", "r302", 0, 2)
+	fw.addReservation("G2", "L2", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	old := map[string]time.Time{}
+	for _, a := range fw.accesses() {
+		old[a.ID] = a.End
+		if len([]rune(a.Visitor)) > 5 {
+			t.Fatalf("access %s kept the visitor name %q whole", a.ID, a.Visitor)
+		}
+	}
+	if len(old) != 3 {
+		t.Fatalf("the first backfill made %d accesses, want 3", len(old))
+	}
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	fw.loseState()
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitOK, "run")
+	fresh := 0
+	for _, a := range fw.accesses() {
+		if _, ok := old[a.ID]; !ok {
+			fresh++
+		}
+	}
+	if fresh != 3 {
+		t.Errorf("after the state was lost %d new accesses were issued, want 3 (one per guest)", fresh)
+	}
+	recorded := map[string]string{}
+	for _, c := range fw.credentials() {
+		if c.System == reconcile.SystemKeyBox && c.Status.Live() {
+			if _, before := old[c.RemoteID]; before {
+				t.Errorf("stay %s took access %s, made before the state was lost", c.Stay.ID, c.RemoteID)
+			}
+			if other, dup := recorded[c.RemoteID]; dup {
+				t.Errorf("access %s recorded for %s and %s", c.RemoteID, other, c.Stay.ID)
+			}
+			recorded[c.RemoteID] = c.Stay.ID
+		}
+	}
+	departs := fw.now.Add(3 * 24 * time.Hour)
+	for id, end := range old {
+		if end.IsZero() || end.After(departs) {
+			t.Errorf("access %s from before the state was lost stays valid until %v, after its stay", id, end)
+		}
+	}
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+}

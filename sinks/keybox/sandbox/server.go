@@ -80,6 +80,11 @@ type Options struct {
 	// lists accesses to adopt what a guest holds after its state was
 	// lost. SetNoList switches it at run time.
 	NoList bool
+	// VisitorNameLimit, when positive, keeps only that many characters of
+	// a create's visitorName, as a key box with a shorter field may: the
+	// key-box API document gives no limit, and keysync recognises its own
+	// access after a lost state by the name it sent.
+	VisitorNameLimit int
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -353,6 +358,13 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+// SetVisitorNameLimit sets Options.VisitorNameLimit (zero: no limit).
+func (s *Server) SetVisitorNameLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.VisitorNameLimit = n
 }
 
 // SetNoList switches Options.NoList.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Access statuses, as of the business clock.
@@ -236,8 +237,8 @@ func (s *Server) access(id string) *access {
 	return nil
 }
 
-// createAccess stores a checked create for user. It fails with 422 when the
-// key does not exist.
+// createAccess stores a checked create for user (caller holds s.mu). It
+// fails with 422 when the key does not exist.
 func (s *Server) createAccess(user string, in createInput) (*access, *fieldError) {
 	var k *key
 	if in.keyField == "key.serialNumber" {
@@ -252,6 +253,9 @@ func (s *Server) createAccess(user string, in createInput) (*access, *fieldError
 	zone := in.zone
 	if zone == "" {
 		zone = "UTC"
+	}
+	if n := s.opts.VisitorNameLimit; n > 0 && utf8.RuneCountInString(in.visitor) > n {
+		in.visitor = string([]rune(in.visitor)[:n])
 	}
 	s.nextAccess++
 	a := &access{
