@@ -514,3 +514,46 @@ func TestBackfillWhenTheKeyBoxShortensNames(t *testing.T) {
 	}
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
 }
+
+// TestBackfillWhenTheInviteListHasNoTokens breaks an assumption the
+// OpenApp document leaves open: that its invite list shows each invite's
+// token and portals (the sandbox's ListWithoutTokens). The state lost, the
+// backfill still adopts every invite (none issued twice) and, not seeing
+// their portals, sets them once in place. Not seeing s1's token, it cannot
+// tell that s1's QR key carries it, nor make one from it: the run after
+// replaces s1's invite and key once, the new invite made before the old
+// one is deleted. Then every guest holds one live invite, as recorded, and
+// nothing changes.
+func TestBackfillWhenTheInviteListHasNoTokens(t *testing.T) {
+	t.Parallel()
+	fw, _, foreign := adoptWorld(t)
+	fw.sb.openapp.SetListWithoutTokens(true)
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	if n := countOps(rep, reconcile.OpCreate, reconcile.ResultDone); n != 0 {
+		t.Errorf("the backfill created %d credentials, want none", n)
+	}
+	if n := countOps(rep, reconcile.OpAdopt, reconcile.ResultDone); n != 5 {
+		t.Errorf("the backfill adopted %d invites and accesses, want 5", n)
+	}
+	old := fw.key("s1").ID
+	rep = fw.mustExec(ExitOK, "run").rep
+	created, deleted := -1, -1
+	for i, a := range rep.Actions() {
+		if a.System == reconcile.SystemOpenApp && a.Stay.ID == "s1" && a.Result == reconcile.ResultDone {
+			switch a.Op {
+			case reconcile.OpCreate:
+				created = i
+			case reconcile.OpDelete:
+				deleted = i
+			}
+		}
+	}
+	if created < 0 || deleted < 0 || deleted < created {
+		t.Errorf("s1's invite: created at %d, deleted at %d in the run's actions; want a new one made before the old one goes", created, deleted)
+	}
+	if fw.key("s1").ID == old {
+		t.Error("s1's QR key was kept, though nothing showed the invite it carries")
+	}
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+	fw.checkInvariants(foreign)
+}

@@ -448,10 +448,14 @@ func (s *Server) list(r *http.Request, rec *Request) result {
 	lo := min(int64(page-1)*int64(perPage), int64(len(live)))
 	hi := min(lo+int64(perPage), int64(len(live)))
 	for _, in := range live[lo:hi] {
-		data = append(data, ListedInvite{
+		li := ListedInvite{
 			ID: in.id, Token: in.token, Name: in.name, PortalIDs: slices.Clone(in.portals),
 			ValidFrom: in.from(), ValidTo: in.to(), Enabled: in.enabled,
-		})
+		}
+		if s.noTokens {
+			li.Token, li.PortalIDs = "", nil
+		}
+		data = append(data, li)
 	}
 	return result{status: http.StatusOK, body: map[string]any{
 		"data": data, "page": page, "per_page": perPage, "has_more": hi < int64(len(live)),

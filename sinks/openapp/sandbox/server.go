@@ -57,6 +57,12 @@ type Options struct {
 	// guest holds after its state was lost. SetNoList switches it at run
 	// time.
 	NoList bool
+	// ListWithoutTokens leaves invite_token and portal_ids out of the
+	// invite list, as an OpenApp that shows a token only when it makes the
+	// invite may: keysync reads them back to tell which room an adopted
+	// invite opens and whether a QR key carries it. SetListWithoutTokens
+	// switches it at run time.
+	ListWithoutTokens bool
 }
 
 // WithSeedLimits returns o with the limits every keysync sandbox enforces
@@ -99,6 +105,7 @@ type Server struct {
 	order        []string // link ids, oldest first
 	nextID       int
 	noList       bool // Options.NoList
+	noTokens     bool // Options.ListWithoutTokens
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -122,6 +129,7 @@ func New(opts Options) *Server {
 		invites:      map[string]*invite{},
 		byToken:      map[string]*invite{},
 		noList:       opts.NoList,
+		noTokens:     opts.ListWithoutTokens,
 	}
 	for k, org := range opts.APIKeys {
 		s.keys[k] = org
@@ -273,4 +281,11 @@ func (s *Server) SetNoList(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.noList = on
+}
+
+// SetListWithoutTokens switches Options.ListWithoutTokens.
+func (s *Server) SetListWithoutTokens(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noTokens = on
 }
