@@ -461,7 +461,9 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 		switch {
 		case errors.Is(err, ErrNoList):
 			// Never findable: abandoned, so the stay gets a fresh create.
-			// No one was given what the lost create may have made.
+			// What the lost create may have made was never written into a
+			// 3RPMS key, though a key box that notifies the guest may have
+			// sent its code: both end with the stay's window.
 			r.log().Warn("a create with an unknown outcome cannot be read back (the system lists nothing); issuing it again",
 				"system", c.System, "stay", c.Stay.ID, "err", err)
 			c.Status = StatusAbandoned

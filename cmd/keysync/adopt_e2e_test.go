@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,16 +336,18 @@ func TestBackfillWhenQRDataIsHidden(t *testing.T) {
 // TestBackfillWhenNothingCanBeListed breaks an assumption the OpenApp and
 // key-box documents leave open: that each has a call listing what it holds
 // (the documents show create, update and delete only; the sandboxes'
-// NoList answers the list 405 and 404). A first backfill still keys every
-// guest in its run: with nothing to adopt from, it creates. After the
+// NoList answers the list 405 and 404). A 405 says there is no such call;
+// a 404 may be a wrong key or URL, so the key box's creates wait until
+// the config says keybox.no_list, which the failure names. Then every
+// guest is keyed: with nothing to adopt from, keysync creates. After the
 // state is lost, nothing shows what the guests hold, so each is issued a
 // new invite or access rather than none: the apartments' by the backfill,
 // the hotel's by the run after it, once the backfill's claims show the
 // 3RPMS keys ours, their keys replaced from the new ones (make before
-// break). The old ones, for the same stays, end with their windows. The
-// run after that changes nothing. keysync check, which reads invites and
-// accesses back where it can, takes the record as it does for a system it
-// cannot read back.
+// break). The old ones, for the same stays, were made for these windows
+// and end with them. The run after that changes nothing. keysync check,
+// which reads invites and accesses back where it can, takes the record as
+// it does for a system it cannot read back.
 func TestBackfillWhenNothingCanBeListed(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
@@ -356,9 +360,20 @@ func TestBackfillWhenNothingCanBeListed(t *testing.T) {
 	fw.addReservation("G1", "L1", 0, 3)
 	fw.addReservation("G2", "L2", 0, 3)
 	foreign := fw.foreign()
-	fw.mustExec(ExitOK, "backfill")
+	r := fw.exec("backfill", nil)
+	if r.code != ExitPartial || len(fw.accesses()) != 0 || !strings.Contains(r.output()+errString(r.err), "keybox.no_list: true") {
+		t.Fatalf("backfill against a key box answering its list 404: exit %d, %d accesses; want 3, none, and keybox.no_list named:\n%s", r.code, len(fw.accesses()), r.output())
+	}
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fw.cfg, []byte(strings.ReplaceAll(string(cfg), "    keybox:\n", "    keybox:\n      no_list: true\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
 	fw.checkInvariants(foreign)
-	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the first backfill")
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the first backfill and the run that finished it")
 	// Readiness takes what is recorded, as for a system without read-back.
 	if r := fw.exec("check", nil); r.code != ExitOK {
 		t.Errorf("check exited %d, want 0: %v\n%s", r.code, r.err, r.stdout)
@@ -413,17 +428,16 @@ func TestInviteAnswerLostWhenNothingCanBeListed(t *testing.T) {
 	fw := newFaultWorld(t, map[string]string{"r201": "qr"}, nil)
 	fw.sb.openapp.SetNoList(true)
 	fw.hotelStay("s1", "r201", 0, 2)
-	dropped := 0
+	var dropped atomic.Int32
 	fw.setFault(when(func(r *http.Request) bool {
-		return dropped == 0 && requestTo(r, reconcile.SystemOpenApp, http.MethodPost)
+		return requestTo(r, reconcile.SystemOpenApp, http.MethodPost) && dropped.CompareAndSwap(0, 1)
 	}, func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		dropped++
 		fault.Drop(rw, r, next)
 	}))
 	fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
-	if dropped != 1 || len(fw.invites()) != 1 {
-		t.Fatalf("dropped %d answers, %d invites made; want 1 and 1", dropped, len(fw.invites()))
+	if n := dropped.Load(); n != 1 || len(fw.invites()) != 1 {
+		t.Fatalf("dropped %d answers, %d invites made; want 1 and 1", n, len(fw.invites()))
 	}
 	lost := fw.invites()[0]
 	fw.mustExec(ExitOK, "run")

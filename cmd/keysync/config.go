@@ -215,7 +215,9 @@ type OpenAppConfig struct {
 	// SharedPortals (lobby, garage) are on every stay's invite.
 	SharedPortals []string `yaml:"shared_portals"`
 	// MaxUses caps how often an invite opens a door; 0 leaves it out.
-	MaxUses   int `yaml:"max_uses"`
+	MaxUses int `yaml:"max_uses"`
+	// NoList says the API has no call listing invites (openapp.Options.NoList).
+	NoList    bool `yaml:"no_list"`
 	APIConfig `yaml:",inline"`
 
 	apiKey reconcile.Secret
@@ -234,6 +236,8 @@ type KeyBoxConfig struct {
 	CancelMethod string `yaml:"cancel_method"`
 	// ListPath reads back a create whose answer was lost.
 	ListPath string `yaml:"list_path"`
+	// NoList says the API has no list call (keybox.Options.NoList).
+	NoList bool `yaml:"no_list"`
 	// Locale of the guest's notifications: en, fr, ja, es, nl, it or pt.
 	Locale string `yaml:"locale"`
 	// Silent stops the service notifying the guest itself.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
@@ -41,10 +42,9 @@ func TestRollbackServer(t *testing.T) {
 		// Two arrivals; one's booking is cancelled once keysync has read it.
 		fw.hotelStay("s6", "r106", 0, 2)
 		fw.hotelStay("s7", "r101", 2, 4)
-		cancelled := false
+		var cancelled atomic.Bool
 		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := fault.Body(r); !cancelled && isGQLMutation(r, b) {
-				cancelled = true
+			if b := fault.Body(r); isGQLMutation(r, b) && cancelled.CompareAndSwap(false, true) {
 				if err := fw.sb.rpms.CancelReservation("res-s6"); err != nil {
 					t.Errorf("cancel: %v", err)
 				}

@@ -357,7 +357,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		}
 		sink, err := openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
-			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name,
+			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name, NoList: o.NoList,
 			Transport: transport(reconcile.SystemOpenApp, o.APIConfig, o.BaseURL),
 		})
 		if err != nil {
@@ -374,7 +374,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		}
 		sink, err := keybox.New(keybox.Options{
 			BaseURL: k.BaseURL, Username: k.Username, Password: k.password,
-			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath,
+			CreatePath: k.CreatePath, CancelPath: k.CancelPath, CancelMethod: k.CancelMethod, ListPath: k.ListPath, NoList: k.NoList,
 			Rooms: keys, TimeZone: p.location, Locale: k.Locale, Silent: k.Silent, Property: p.Name,
 			Transport: transport(reconcile.SystemKeyBox, k.APIConfig, k.BaseURL),
 		})

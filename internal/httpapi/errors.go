@@ -63,12 +63,18 @@ func (e *Error) Refused() bool {
 }
 
 // NoList wraps err, a failed list call, with reconcile.ErrNoList when the
-// server answered it 404 or 405: it has no such call (or none at that
-// path), which no retry changes. Any other err is returned as it is.
-func NoList(err error) error {
+// server answered it 405: the path takes no GET, so the API has no such
+// call, which no retry changes. A 404 may as well be a wrong id or base
+// URL; it is left a failure, with option named as the way to say the API
+// has no list. Any other err is returned as it is.
+func NoList(err error, option string) error {
 	var e *Error
-	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed) {
+	switch {
+	case !errors.As(err, &e):
+	case e.Status == http.StatusMethodNotAllowed:
 		return fmt.Errorf("%w (%w)", err, reconcile.ErrNoList)
+	case e.Status == http.StatusNotFound:
+		return fmt.Errorf("%w; if this API has no call that lists them, set %s", err, option)
 	}
 	return err
 }

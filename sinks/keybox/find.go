@@ -143,12 +143,15 @@ func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessLis
 		q.Set("keySerialNumber", ref.SerialNumber)
 	}
 	var list accessList
+	if s.opts.NoList {
+		return list, fmt.Errorf("%s: %s: no_list is set: %w", s.label(), what, reconcile.ErrNoList)
+	}
 	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
 	switch {
 	case err != nil:
-		return list, httpapi.NoList(err)
+		return list, httpapi.NoList(err, "keybox.no_list: true")
 	case verdict != nil:
-		return list, httpapi.NoList(verdict)
+		return list, httpapi.NoList(verdict, "keybox.no_list: true")
 	case list.Data == nil:
 		return list, fmt.Errorf("%s: %s: the answer has no data list", s.label(), what)
 	}

@@ -31,9 +31,10 @@
 //     times and zone as a create sends them, id and code a string or an
 //     integer. An unknown key lists nothing. Sink.Find uses it to read back
 //     a create whose answer was lost. The key-box document shows no list
-//     call at all: a 404 or 405 to it is reconcile.ErrNoList, on which a
-//     backfill creates rather than adopts and a lost create is issued
-//     again (the sandbox's NoList).
+//     call at all: a 405 to it, or Options.NoList, is reconcile.ErrNoList,
+//     on which a backfill creates rather than adopts and a lost create is
+//     issued again; a 404 (the sandbox's NoList) stays a failure that
+//     names keybox.no_list.
 //   - Error answers are JSON with a "message" (or "error") string; that
 //     string, with secrets removed and cut short, is all of a body that ever
 //     reaches an error.
@@ -103,6 +104,10 @@ type Options struct {
 	// ListPath places the list call Find makes (GET, with the query keyId
 	// or keySerialNumber); empty means DefaultListPath.
 	ListPath string
+	// NoList says the API has no list call (the key-box document shows
+	// none): FindAll, Find and Check fail with reconcile.ErrNoList
+	// without a request. A 405 to the list says so too.
+	NoList bool
 	// Rooms maps a room id to its key.
 	Rooms map[string]KeyRef
 	// TimeZone is the property's IANA zone (Europe/Ljubljana, say): start

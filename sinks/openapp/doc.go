@@ -55,9 +55,10 @@
 //     and valid_to as RFC 3339 (the first start and last end of a
 //     multi-window invite). The sink asks for 100 a page and follows
 //     has_more, up to maxListPages pages. The OpenApp document shows no
-//     list call at all: a 404 or 405 to it is reconcile.ErrNoList, on which
-//     a backfill creates rather than adopts and a lost create is issued
-//     again (the sandbox's NoList).
+//     list call at all: a 405 to it, or Options.NoList, is
+//     reconcile.ErrNoList, on which a backfill creates rather than adopts
+//     and a lost create is issued again (the sandbox's NoList); a 404 stays
+//     a failure that names openapp.no_list.
 //   - Invites carry no owner field, so keysync marks its own in the name:
 //     a human part (guest name or "Guest stay", and the dates) followed by
 //     OwnerTag, "[keysync:<property>:<source>:<stay id>]". ParseOwnerTag

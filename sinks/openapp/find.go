@@ -149,6 +149,9 @@ func listedTime(wire string) time.Time {
 // eachInvite calls visit for every invite of the integration's list, page
 // after page, until visit returns true. secrets are scrubbed from errors.
 func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, visit func(*listedInvite) bool) error {
+	if s.opts.NoList {
+		return fmt.Errorf("openapp: %s: no_list is set: %w", what, reconcile.ErrNoList)
+	}
 	for page := 1; ; page++ {
 		if page > maxListPages {
 			return fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
@@ -157,9 +160,9 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
 		switch {
 		case err != nil:
-			return httpapi.NoList(err)
+			return httpapi.NoList(err, "openapp.no_list: true")
 		case actErr != nil:
-			return httpapi.NoList(actErr)
+			return httpapi.NoList(actErr, "openapp.no_list: true")
 		case raw == nil:
 			return fmt.Errorf("openapp: %s: page %d of the invite list is empty", what, page)
 		}

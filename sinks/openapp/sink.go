@@ -42,6 +42,11 @@ type Options struct {
 	// owner tag's property when an action's stay names none, and an action
 	// for another property is refused.
 	Property string
+	// NoList says the API has no call that lists invites (the OpenApp
+	// document shows none): FindAll, Find and Check fail with
+	// reconcile.ErrNoList without a request. A 405 to the list says so
+	// too.
+	NoList bool
 	// Transport is the shared HTTP client's part: 429s waited out,
 	// idempotent calls (PUT, DELETE) retried after an outage, creates
 	// never; MaxResponseBytes 0 means DefaultMaxResponseBytes.

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net/http"
 	"strings"
 	"sync"
@@ -78,8 +79,14 @@ func New(gql graphql.Client, maxOps int) *Sink {
 // than it sends (see sendUndoable).
 func (s *Sink) SetLogger(log *slog.Logger) { s.limit.log = log }
 
-// MaxBatch implements reconcile.Sink.
-func (s *Sink) MaxBatch() int { return s.maxOps }
+// MaxBatch implements reconcile.Sink: max_ops_per_request, or the smaller
+// document size the run has learnt the server takes (see sendUndoable).
+func (s *Sink) MaxBatch() int {
+	if n := s.limit.get(); n > 0 {
+		return min(s.maxOps, n)
+	}
+	return s.maxOps
+}
 
 // Apply implements reconcile.Sink: one document, one alias per action
 // (with a Chain, a document shared with other properties' actions).
@@ -142,7 +149,7 @@ func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts [
 	for _, p := range parts {
 		muts = append(muts, p.sub.muts[p.from:p.to]...)
 	}
-	results, err := sendUndoable(ctx, gql, limit, muts, maxResends)
+	results, _, err := sendUndoable(ctx, gql, limit, muts, resendDepth(len(muts)))
 	j := 0
 	for _, p := range parts {
 		sub := p.sub
@@ -333,8 +340,9 @@ func (d *document) String() string {
 	return "mutation KeysyncBatch(" + strings.Join(d.vars, ", ") + ") {\n" + strings.Join(d.fields, "\n") + "\n}"
 }
 
-// errNoData marks an answer with errors and no data at all.
-var errNoData = errors.New("no field was run")
+// errNotRun marks an answer with errors and no "data" member: the
+// server refused the document before running it.
+var errNotRun = errors.New("no field was run")
 
 // fieldResult is one alias's answer.
 type fieldResult struct {
@@ -346,9 +354,10 @@ type fieldResult struct {
 	undone bool
 }
 
-// maxResends bounds how many documents sendUndoable sends after the first,
-// along any one chain of documents undone or refused whole.
-const maxResends = 8
+// resendDepth bounds how deep sendUndoable goes for a document of n
+// fields: enough to halve it down to single fields and, at each size, to
+// send a document undone whole again once.
+func resendDepth(n int) int { return 2*bits.Len(uint(n)) + 2 }
 
 // sendUndoable sends muts as one document, or as several when limit says
 // the server takes fewer fields a document.
@@ -362,38 +371,52 @@ const maxResends = 8
 // do not, until each refusal is in a document of its own.
 //
 // Nor does it say how many fields a document may carry. A document the
-// server refuses before running it (HTTP 400 or 413, or errors and no
-// data: too many fields, or one field's input it will not take) goes
-// again in two halves. When both halves go through, the server takes
-// documents of the larger half's size, and limit keeps the run's later
-// documents to that (threerpms.max_ops_per_request should say so).
+// server refuses before running any of it (HTTP 400 or 413, or errors and
+// no "data" at all: too many fields, or one field's input it will not
+// take) goes again in two halves. When both halves go through, each in one
+// document, the server takes documents of the larger half's size, and
+// limit keeps the run's later documents to that (threerpms.
+// max_ops_per_request should say so). An answer whose "data" is null may
+// come after some fields ran: it is never sent again.
 //
-// Fields still undone or refused whole after resends documents are left
-// with an unknown outcome, for the next read. A server whose fields stand
-// alone and that takes max_ops_per_request fields never triggers this.
-func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, resends int) ([]fieldResult, error) {
+// depth bounds the documents sent after the first along any one chain.
+// What is left undone or refused whole then, or fails as a whole while
+// sent again (an outage, the run cancelled), has an unknown outcome, for
+// the next read; only a document of one field can be refused whole as
+// that field's own refusal. A server whose fields stand alone and that
+// takes max_ops_per_request fields never triggers any of this.
+//
+// oneDoc reports that muts went as one document that was answered.
+func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, depth int) (results []fieldResult, oneDoc bool, err error) {
 	if n := limit.get(); n > 0 && len(muts) > n {
 		var chunks [][]int
 		for i := 0; i < len(muts); i += n {
 			chunks = append(chunks, seq(i, min(i+n, len(muts))))
 		}
-		return sendGroups(ctx, gql, limit, muts, chunks, resends, true)
+		results, _, err := sendGroups(ctx, gql, limit, muts, chunks, depth)
+		if err != nil {
+			return nil, false, err
+		}
+		return results, false, nil
 	}
 	var doc document
 	for _, m := range muts {
 		doc.add(m)
 	}
-	results, err := doc.send(ctx, gql)
+	results, err = doc.send(ctx, gql)
 	if err != nil {
-		if len(muts) < 2 || resends == 0 || !notRun(err) {
-			return nil, err
+		if len(muts) < 2 || depth == 0 || !notRun(err) {
+			return nil, false, err
 		}
 		half := (len(muts) + 1) / 2
-		results, err := sendGroups(ctx, gql, limit, muts, [][]int{seq(0, half), seq(half, len(muts))}, resends-1, true)
-		if err == nil {
+		results, halvesWent, err := sendGroups(ctx, gql, limit, muts, [][]int{seq(0, half), seq(half, len(muts))}, depth-1)
+		if err != nil {
+			return nil, false, err
+		}
+		if halvesWent {
 			limit.took(len(muts), half)
 		}
-		return results, err
+		return results, false, nil
 	}
 	var again []int
 	for i, r := range results {
@@ -402,58 +425,64 @@ func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []
 		}
 	}
 	if len(again) == 0 {
-		return results, nil
+		return results, true, nil
 	}
-	if resends == 0 {
+	if depth == 0 {
 		for _, i := range again {
 			results[i] = fieldResult{err: fmt.Errorf("the server undid the document it was in, a field of which was refused, and it was not sent again: %w", reconcile.ErrUnknownOutcome)}
 		}
-		return results, nil
+		return results, true, nil
 	}
 	groups := [][]int{again}
 	if len(again) == len(muts) { // no error names its field
 		groups = [][]int{again[:len(again)/2], again[len(again)/2:]}
 	}
-	sub, err := sendGroups(ctx, gql, limit, muts, groups, resends-1, false)
+	sent, _, _ := sendGroups(ctx, gql, limit, muts, groups, depth-1)
 	for _, i := range again {
-		if err != nil {
-			results[i] = fieldResult{err: fmt.Errorf("sent again after the server undid the document it was in, the request failed as a whole (%v): %w", err, reconcile.ErrUnknownOutcome)}
-			continue
-		}
-		results[i] = sub[i]
+		results[i] = sent[i]
 	}
-	return results, nil
+	return results, true, nil
 }
 
 // sendGroups sends the groups of muts (indexes into it) each through
 // sendUndoable and returns the results by index into muts (those of no
-// group are zero). A group that fails as a whole gives its fields that
-// failure as their error, unless every group failed: then, with whole,
-// the failure is returned, as one request's would be.
-func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, groups [][]int, resends int, whole bool) ([]fieldResult, error) {
-	results := make([]fieldResult, len(muts))
-	var failures []error
+// group are zero), and whether every group went as one document. A group
+// that fails as a whole gives its fields an unknown outcome (a group of
+// one field its refusal, when the server refused it); when every group
+// failed, err is the first failure too, as one request's would be.
+func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, groups [][]int, depth int) (results []fieldResult, eachOneDoc bool, err error) {
+	results = make([]fieldResult, len(muts))
+	eachOneDoc = true
+	failed := 0
 	for _, g := range groups {
 		part := make([]mutation, len(g))
 		for j, i := range g {
 			part[j] = muts[i]
 		}
-		res, err := sendUndoable(ctx, gql, limit, part, resends)
-		if err != nil {
-			failures = append(failures, err)
-		}
-		for j, i := range g {
-			if err != nil {
-				results[i] = fieldResult{err: err}
-				continue
+		res, oneDoc, gerr := sendUndoable(ctx, gql, limit, part, depth)
+		eachOneDoc = eachOneDoc && oneDoc
+		if gerr == nil {
+			for j, i := range g {
+				results[i] = res[j]
 			}
-			results[i] = res[j]
+			continue
+		}
+		if failed == 0 {
+			err = gerr
+		}
+		failed++
+		ferr := gerr
+		if len(g) > 1 || httpapi.Refusal(gerr) == nil {
+			ferr = fmt.Errorf("the request carrying it, sent again, failed as a whole (%v): %w", gerr, reconcile.ErrUnknownOutcome)
+		}
+		for _, i := range g {
+			results[i] = fieldResult{err: ferr}
 		}
 	}
-	if whole && len(failures) == len(groups) {
-		return nil, failures[0]
+	if failed < len(groups) {
+		err = nil
 	}
-	return results, nil
+	return results, eachOneDoc && err == nil, err
 }
 
 // seq returns the integers from lo up to hi.
@@ -467,9 +496,9 @@ func seq(lo, hi int) []int {
 
 // notRun reports whether err says the server refused the document before
 // running any of it: HTTP 400 or 413, or an answer with errors and no
-// data (the GraphQL over HTTP rules for a request that never executed).
+// "data" member (the GraphQL rule for a request that never executed).
 func notRun(err error) bool {
-	if errors.Is(err, errNoData) {
+	if errors.Is(err, errNotRun) {
 		return true
 	}
 	e := httpapi.Refusal(err)
@@ -490,8 +519,8 @@ func (l *sizes) get() int {
 	return l.n
 }
 
-// took records that a document of refused fields was refused whole and
-// its halves of at most ok fields went through.
+// took records that a document of refused fields was refused whole before
+// it ran and both its halves, of at most ok fields, went through.
 func (l *sizes) took(refused, ok int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -518,14 +547,19 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 	}
 
 	if data == nil && len(list) > 0 {
-		// No data at all: the server may have refused the document before
-		// running it, or failed while running it; which, nothing says. No
-		// field can be taken as refused.
+		// No data at all. Without a "data" member (resp.Data untouched) the
+		// server refused the document before running it; "data": null
+		// (which sets resp.Data to nil) may follow fields that ran. Either
+		// way no field can be taken as refused.
 		var messages []string
 		for _, e := range list {
 			messages = append(messages, e.Message)
 		}
-		return nil, fmt.Errorf("3rpms: the answer has errors and no data: %s: %w (%w)", d.scrub(strings.Join(messages, "; ")), errNoData, reconcile.ErrUnknownOutcome)
+		err := fmt.Errorf("3rpms: the answer has errors and no data: %s: %w", d.scrub(strings.Join(messages, "; ")), reconcile.ErrUnknownOutcome)
+		if resp.Data != nil {
+			err = fmt.Errorf("%w (%w)", err, errNotRun)
+		}
+		return nil, err
 	}
 	byAlias := map[string]*gqlerror.Error{}
 	var general []*gqlerror.Error

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -773,5 +774,121 @@ func TestApplyDocumentsTooLarge(t *testing.T) {
 	}
 	if n := len(sb.Keys()); n != 16 {
 		t.Errorf("%d keys made, want 16: one per create", n)
+	}
+}
+
+// TestApplyOneInputRefusedBeforeRunning: a server that refuses a whole
+// document before running it for one field's input (here any document
+// carrying the PIN 4999, HTTP 400) gets it again in halves until that
+// field stands alone and is refused as its own; the others are done. The
+// document size the run keeps to is not driven down by it: the next batch
+// goes in one document.
+func TestApplyOneInputRefusedBeforeRunning(t *testing.T) {
+	t.Parallel()
+	sb, s := newSandbox(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if strings.Contains(string(body), `"4999"`) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"errors":[{"message":"pin 4999 is not allowed"}]}`)
+				return
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			next.ServeHTTP(w, r)
+		})
+	})
+	var batch []*reconcile.Action
+	for i := range 8 {
+		batch = append(batch, create(fmt.Sprintf("s%d", 1+i%6), fmt.Sprintf("%d", 4993+i)))
+	}
+	out := apply(t, s, batch...) // 4999 is the seventh
+	for i, o := range out {
+		switch {
+		case i == 6 && (o.Err == nil || errors.Is(o.Err, reconcile.ErrUnknownOutcome)):
+			t.Errorf("create with the refused PIN: %v, want its refusal", o.Err)
+		case i != 6 && (o.Err != nil || o.RemoteID == ""):
+			t.Errorf("create %d: %+v, want done", i, o)
+		}
+	}
+	if s.MaxBatch() != sink.DefaultMaxOps {
+		t.Errorf("MaxBatch %d after one input was refused, want %d", s.MaxBatch(), sink.DefaultMaxOps)
+	}
+	sb.ResetRequests()
+	var next []*reconcile.Action
+	for i := range 8 {
+		next = append(next, create(fmt.Sprintf("s%d", 1+i%6), fmt.Sprintf("%d", 6000+i)))
+	}
+	apply(t, s, next...)
+	if n := len(sb.Requests()); n != 1 {
+		t.Errorf("the next batch took %d requests, want 1", n)
+	}
+}
+
+// TestApplyResendFailsAsAWhole: a document undone whole goes again, and
+// that request fails as a whole (HTTP 409, which for a request of one
+// field would be its refusal): the fields in it have an unknown outcome,
+// never a refusal of their own, so nothing is settled on their account
+// before the next read.
+func TestApplyResendFailsAsAWhole(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	sb, s := newSandbox(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/graphql" && calls.Add(1) == 2 {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusConflict)
+				io.WriteString(w, `{"errors":[{"message":"busy"}]}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	sb.SetRollbackDocuments(true)
+	foreign := inject(t, sb, sandbox.OtherIntegration, "9004", "s4")
+	ours := inject(t, sb, ourID, "1234")
+	out := apply(t, s, onKey(reconcile.OpClaim, "s1", ours), create("s5", "4242"), onKey(reconcile.OpClaim, "s4", foreign))
+	if err := out[2].Err; err == nil || errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("claim of the foreign key: %v, want its refusal", err)
+	}
+	for _, i := range []int{0, 1} {
+		if err := out[i].Err; !errors.Is(err, reconcile.ErrUnknownOutcome) {
+			t.Errorf("action %d, sent again in a request that failed: %v, want an unknown outcome", i, err)
+		}
+	}
+}
+
+// TestApplyDataNullIsNeverSentAgain: an answer with errors and "data":
+// null may follow fields that ran (a non-null field failing late), so its
+// fields have an unknown outcome and nothing is sent again; the same
+// errors without a "data" member say nothing ran, and the document goes
+// again in halves.
+func TestApplyDataNullIsNeverSentAgain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, answer string
+		requests     int
+	}{
+		{"data null", `{"data":null,"errors":[{"message":"failed","path":["a2"]}]}`, 1},
+		{"no data", `{"errors":[{"message":"document too complex"}]}`, 7}, // [4], [2] [2], [1]×4
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
+			_, s := newSandbox(t, func(http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					calls.Add(1)
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, tc.answer)
+				})
+			})
+			out, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "4201"), create("s2", "4202"), create("s3", "4203"), create("s4", "4204")})
+			if !errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
+				t.Errorf("Apply: %v, %+v; want the request's failure, an unknown outcome", err, out)
+			}
+			if n := int(calls.Load()); n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+		})
 	}
 }
