@@ -71,7 +71,8 @@ func NewClient(opts ClientOptions) (*Client, error) {
 // For mutations, a failure after the request was sent (no answer, a 5xx, an
 // unreadable answer) wraps reconcile.ErrUnknownOutcome: the server may have
 // acted. 401 and 403 wrap reconcile.ErrUnauthorized, 429 is a
-// *httpapi.RateLimitedError, other 4xx wrap reconcile.ErrRejected. While
+// *httpapi.RateLimitedError, other 4xx wrap reconcile.ErrRejected (and,
+// for a mutation whose answer has a "data" member, ErrUnknownOutcome too). While
 // the server has never answered, a 404 wraps reconcile.ErrEndpoint and a
 // connection that cannot be made reconcile.ErrUnreachable.
 func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
@@ -85,6 +86,9 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 		return fmt.Errorf("3rpms: %s: encode request: %w", what, err)
 	}
 	red := newRedactor(body, c.token)
+	// A refusal (4xx) whose body has a "data" member may follow fields
+	// that ran: for a mutation its outcome is unknown.
+	var withData bool
 	// Every request goes to the one GraphQL endpoint: a 404 as its first
 	// answer means the URL is wrong.
 	_, err = c.http.Do(ctx, httpapi.Request{
@@ -97,11 +101,15 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 			case http.StatusForbidden:
 				return "the API token lacks a permission this call needs"
 			}
+			withData = hasData(b)
 			return red.redact(errorMessages(b))
 		},
 	})
 	if err != nil {
 		resp.Errors = nil
+		if write && withData && httpapi.Refusal(err) != nil {
+			return fmt.Errorf("%w (the answer carries data: fields may have run; %w)", err, reconcile.ErrUnknownOutcome)
+		}
 		return err
 	}
 	if len(resp.Errors) > 0 {
@@ -187,6 +195,17 @@ func (r *redactor) redact(msg string) string {
 
 // errorMessages extracts GraphQL error messages from an error response for
 // the operator, or says there were none.
+// hasData reports whether raw is a JSON object with a "data" member, null
+// or not.
+func hasData(raw []byte) bool {
+	var r map[string]json.RawMessage
+	if json.Unmarshal(raw, &r) != nil {
+		return false
+	}
+	_, ok := r["data"]
+	return ok
+}
+
 func errorMessages(raw []byte) string {
 	var r graphql.Response
 	if json.Unmarshal(raw, &r) != nil || len(r.Errors) == 0 {

@@ -158,9 +158,7 @@ func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts [
 				sub.out[i].Err = fmt.Errorf("3rpms: %s for stay %s: the shared request carrying it failed as a whole (%v): %w",
 					sub.actions[i].Op, sub.actions[i].Stay.ID, err, reconcile.ErrUnknownOutcome)
 				sub.failed++
-				if sub.failure == nil {
-					sub.failure = err
-				}
+				sub.failure = worse(sub.failure, err)
 			} else {
 				sub.out[i] = fieldOutcome(sub.actions[i], results[j])
 				j++
@@ -467,12 +465,10 @@ func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mu
 			}
 			continue
 		}
-		if failed == 0 {
-			err = gerr
-		}
+		err = worse(err, gerr)
 		failed++
 		ferr := gerr
-		if len(g) > 1 || httpapi.Refusal(gerr) == nil {
+		if len(g) > 1 || httpapi.Refusal(gerr) == nil || errors.Is(gerr, reconcile.ErrUnknownOutcome) {
 			ferr = fmt.Errorf("the request carrying it, sent again, failed as a whole (%v): %w", gerr, reconcile.ErrUnknownOutcome)
 		}
 		for _, i := range g {
@@ -485,6 +481,17 @@ func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mu
 	return results, eachOneDoc && err == nil, err
 }
 
+// worse returns which of two failures of requests carrying the same
+// actions stands for them all: the first, unless only the other leaves
+// the outcome unknown (it may have run, which a refusal of another
+// request does not undo).
+func worse(first, next error) error {
+	if first == nil || !errors.Is(first, reconcile.ErrUnknownOutcome) && errors.Is(next, reconcile.ErrUnknownOutcome) {
+		return next
+	}
+	return first
+}
+
 // seq returns the integers from lo up to hi.
 func seq(lo, hi int) []int {
 	out := make([]int, 0, hi-lo)
@@ -495,14 +502,16 @@ func seq(lo, hi int) []int {
 }
 
 // notRun reports whether err says the server refused the document before
-// running any of it: HTTP 400 or 413, or an answer with errors and no
-// "data" member (the GraphQL rule for a request that never executed).
+// running any of it: HTTP 400 or 413 without a "data" member, or an answer
+// with errors and no "data" member (the GraphQL rule for a request that
+// never executed).
 func notRun(err error) bool {
 	if errors.Is(err, errNotRun) {
 		return true
 	}
 	e := httpapi.Refusal(err)
-	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge)
+	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge) &&
+		!errors.Is(err, reconcile.ErrUnknownOutcome) // a refusal carrying data (Client.MakeRequest)
 }
 
 // sizes is the most fields a document may carry, as a run has learnt it

@@ -892,3 +892,43 @@ func TestApplyDataNullIsNeverSentAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyWholeFailuresThatMayHaveRun: when every request carrying a
+// batch failed, the batch's failure is one that leaves the outcome
+// unknown whenever any of them may have run: a halved document whose
+// second half met a 502 after its first was refused, or a 400 whose body
+// has "data" (fields may have run before it; never sent again).
+func TestApplyWholeFailuresThatMayHaveRun(t *testing.T) {
+	t.Parallel()
+	refused := `{"errors":[{"message":"too many fields"}]}`
+	for _, tc := range []struct {
+		name     string
+		answers  []int
+		body     string
+		requests int
+	}{
+		{"halves refused, then 502", []int{400, 400, 502}, refused, 3},
+		{"400 with data null", []int{400}, `{"data":null,"errors":[{"message":"failed","path":["a1"]}]}`, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
+			_, s := newSandbox(t, func(http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					n := int(calls.Add(1))
+					status := tc.answers[min(n, len(tc.answers))-1]
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(status)
+					io.WriteString(w, tc.body)
+				})
+			})
+			out, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "4201"), create("s2", "4202")})
+			if !errors.Is(err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("Apply: %v, %+v; want a failure that leaves the outcome unknown", err, out)
+			}
+			if n := int(calls.Load()); n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+		})
+	}
+}
