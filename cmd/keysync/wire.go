@@ -324,6 +324,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
 		}
 		src := rpms.NewSource(client, p.Name, t.PageSize)
+		src.SetLogger(env.limiters.logger())
 		site.Source, site.SourceSystem = src, reconcile.System3RPMS
 		sink := rpmsink.New(client, t.MaxOpsPerRequest)
 		if h := hotels[t.chainKey()]; h != nil {

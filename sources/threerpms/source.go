@@ -12,11 +12,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Khan/genqlient/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/turn"
 	"github.com/keysync/keysync/reconcile"
 )
@@ -32,7 +37,10 @@ const maxPages = 5000
 type Source struct {
 	gql      graphql.Client
 	property string
-	pageSize int
+	// pageSize is threerpms.page_size, or DefaultPageSize once the server
+	// refused that (see pages); size reads it.
+	pageSize atomic.Int64
+	log      *slog.Logger
 	// rooms, when set, are the only rooms the property owns: stays in
 	// others belong to the other properties on the same endpoint and
 	// token, and are left out (see Within).
@@ -47,8 +55,17 @@ var _ reconcile.StaySource = (*Source)(nil)
 // NewSource returns a Source for one property, reading pageSize stays per
 // request (0 means DefaultPageSize).
 func NewSource(gql graphql.Client, property string, pageSize int) *Source {
-	return &Source{gql: gql, property: property, pageSize: cmp.Or(pageSize, DefaultPageSize)}
+	s := &Source{gql: gql, property: property}
+	s.pageSize.Store(int64(cmp.Or(pageSize, DefaultPageSize)))
+	return s
 }
+
+// SetLogger makes the source warn on log when 3RPMS refuses its page size
+// (see pages).
+func (s *Source) SetLogger(log *slog.Logger) { s.log = log }
+
+// size is the page size to ask for.
+func (s *Source) size() int { return int(s.pageSize.Load()) }
 
 // Within makes s one of several properties on one endpoint and token (a
 // hotel split into properties): its window reads return only stays in
@@ -190,8 +207,8 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 
 // readWindow reads every page of the stays overlapping from..to.
 func (s *Source) readWindow(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
-	return s.pages(ctx, func(cursor *string) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {
-		resp, err := RoomStays(ctx, s.gql, from.String(), to.String(), s.pageSize, cursor)
+	return s.pages(ctx, func(cursor *string, size int) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {
+		resp, err := RoomStays(ctx, s.gql, from.String(), to.String(), size, cursor)
 		if err != nil {
 			return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, err
 		}
@@ -230,9 +247,9 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 // readByID reads the given stays, a page of ids at a time.
 func (s *Source) readByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	var out []reconcile.Stay
-	for chunk := range slices.Chunk(ids, s.pageSize) {
-		stays, err := s.pages(ctx, func(cursor *string) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {
-			resp, err := RoomStaysByID(ctx, s.gql, chunk, s.pageSize, cursor)
+	for chunk := range slices.Chunk(ids, s.size()) {
+		stays, err := s.pages(ctx, func(cursor *string, size int) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {
+			resp, err := RoomStaysByID(ctx, s.gql, chunk, size, cursor)
 			if err != nil {
 				return nil, RoomStaysRoom_staysRoomStayConnectionPageInfo{}, err
 			}
@@ -249,12 +266,24 @@ func (s *Source) readByID(ctx context.Context, ids []string) ([]reconcile.Stay, 
 	return out, nil
 }
 
+// refusedQuery reports whether err is the server's refusal of the query
+// itself: GraphQL errors in the answer, or HTTP 400.
+func refusedQuery(err error) bool {
+	var list gqlerror.List
+	if errors.As(err, &list) {
+		return true
+	}
+	e := httpapi.Refusal(err)
+	return e != nil && e.Status == http.StatusBadRequest
+}
+
 // errNoStays is an answer without room_stays.edges, which the schema makes
 // non-null: `{}`, `{"data":null}` and the like. Read as "no stays", it
 // would revoke every key, so it is an error.
 var errNoStays = errors.New("answer has no room_stays edges (data missing or null)")
 
-type pageFunc func(cursor *string) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error)
+// pageFunc reads the page after cursor (nil: the first), size stays long.
+type pageFunc func(cursor *string, size int) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error)
 
 // pages follows cursors until the last page.
 func (s *Source) pages(ctx context.Context, page pageFunc) ([]reconcile.Stay, error) {
@@ -263,7 +292,20 @@ func (s *Source) pages(ctx context.Context, page pageFunc) ([]reconcile.Stay, er
 	var cursor *string
 	seen := map[string]bool{}
 	for n := 1; ; n++ {
-		nodes, info, err := page(cursor)
+		size := s.size()
+		nodes, info, err := page(cursor, size)
+		if err != nil && cursor == nil && size > DefaultPageSize && refusedQuery(err) {
+			// The API document gives no largest page, only its examples'
+			// first: 20. A server that refuses page_size is asked for 20,
+			// and, if it takes that, for 20 for the rest of the run.
+			if nodes, info, err = page(cursor, DefaultPageSize); err == nil {
+				s.pageSize.Store(DefaultPageSize)
+				if s.log != nil {
+					s.log.Warn("3RPMS refused the page size; reading 20 stays a page for the rest of the run: set threerpms.page_size to 20",
+						"property", s.property, "refused", size)
+				}
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("3rpms: room_stays page %d: %w", n, err)
 		}

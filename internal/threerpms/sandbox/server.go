@@ -230,6 +230,13 @@ func (s *Server) SetMessageOnlyErrors(on bool) {
 	s.messageOnly = on
 }
 
+// SetMaxPageSize sets Options.MaxPageSize (zero: DefaultMaxPageSize).
+func (s *Server) SetMaxPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.MaxPageSize = cmp.Or(max(n, 0), DefaultMaxPageSize)
+}
+
 // SetMaxRootFields sets Options.MaxRootFields (zero: DefaultMaxRootFields).
 func (s *Server) SetMaxRootFields(n int) {
 	s.mu.Lock()
