@@ -116,3 +116,30 @@ func TestSmallerPagesThanConfigured(t *testing.T) {
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
 }
+
+// TestGuestwaySmallerPagesThanConfigured: a Guestway that refuses
+// guestway.per_page (the document names no page size; the sandbox's
+// SetMaxPerPage) is asked for its own page size instead, for the rest of
+// the run; keysync says to lower per_page, and keys every guest.
+func TestGuestwaySmallerPagesThanConfigured(t *testing.T) {
+	t.Parallel()
+	apartments := map[string]string{}
+	for i := range 12 {
+		apartments[fmt.Sprintf("L%d", i)] = "qr"
+	}
+	fw := newFaultWorld(t, nil, apartments)
+	for i := range 12 {
+		fw.addReservation(fmt.Sprintf("G%d", i), fmt.Sprintf("L%d", i), 0, 2)
+	}
+	fw.sb.guestway.SetMaxPerPage(5)
+	foreign := fw.foreign()
+	r := fw.mustExec(ExitOK, "backfill")
+	if !strings.Contains(r.stderr, "per_page") {
+		t.Errorf("the backfill did not say to lower per_page:\n%s", r.stderr)
+	}
+	if n := len(fw.invites()); n != 12 {
+		t.Errorf("%d invites, want 12: one per guest", n)
+	}
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
+}

@@ -347,6 +347,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: guestway: %w", p.Name, err)
 		}
+		src.SetLogger(env.limiters.logger())
 		site.Source, site.SourceSystem = src, reconcile.SystemGuestway
 	}
 	if o := p.OpenApp; o != nil {

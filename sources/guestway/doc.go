@@ -21,7 +21,9 @@
 //   - List: GET {base}{ReservationsPath} (default /open/v1/reservations) with
 //     query from and to (YYYY-MM-DD; reservations with departure_date > from
 //     and arrival_date <= to), page (1-based) and per_page (default 50, at
-//     most 100; more is 400). The answer is
+//     most 100; more is 400). A first page refused with 400 or 422 is
+//     asked again without per_page, and the run reads the server's own
+//     page size after that. The answer is
 //     {"data":[reservation…],"meta":{"page":1,"per_page":50,"total":123,"has_more":true}},
 //     ordered stably (arrival date, then id), every status included.
 //   - One: GET {base}{ReservationPath} (default /open/v1/reservations/{id})

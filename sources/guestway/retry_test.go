@@ -83,9 +83,11 @@ func TestRetry(t *testing.T) {
 			Is: []error{reconcile.ErrUnauthorized}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 		{
+			// The first page refused is asked for once more without
+			// per_page (the document names no page size), not retried.
 			Name:     "list answered 400 is not retried",
-			Steps:    []http.HandlerFunc{reply(400, jsonCT, `{}`), empty},
-			Requests: 1, Sleeps: []time.Duration{},
+			Steps:    []http.HandlerFunc{reply(400, jsonCT, `{}`), reply(400, jsonCT, `{}`), empty},
+			Requests: 2, Sleeps: []time.Duration{},
 			Is: []error{reconcile.ErrRejected}, IsNot: []error{reconcile.ErrUnavailable},
 		},
 	}

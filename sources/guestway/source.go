@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sourcegraph/conc/pool"
 
@@ -131,7 +133,15 @@ func (o Options) Validate() error {
 type Source struct {
 	opts Options
 	http *httpapi.Client
+	// serverPages is set once the server refused per_page: the pages are
+	// then the server's own size, for the rest of the run (see Stays).
+	serverPages atomic.Bool
+	log         *slog.Logger
 }
+
+// SetLogger makes the source warn on log when Guestway refuses its page
+// size.
+func (s *Source) SetLogger(log *slog.Logger) { s.log = log }
 
 var _ reconcile.StaySource = (*Source)(nil)
 
@@ -176,13 +186,29 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations, endpoint: true}
 		q := url.Values{
-			"from":     {from.String()},
-			"to":       {to.String()},
-			"page":     {strconv.Itoa(page)},
-			"per_page": {strconv.Itoa(s.opts.PerPage)},
+			"from": {from.String()},
+			"to":   {to.String()},
+			"page": {strconv.Itoa(page)},
+		}
+		if !s.serverPages.Load() {
+			q.Set("per_page", strconv.Itoa(s.opts.PerPage))
 		}
 		var resp listResponse
-		if err := s.get(ctx, c, s.opts.ReservationsPath, q, &resp); err != nil {
+		err := s.get(ctx, c, s.opts.ReservationsPath, q, &resp)
+		if err != nil && page == 1 && q.Has("per_page") && refusedInput(err) {
+			// The API document names no page size (DefaultPerPage is a
+			// guess): a server that refuses it is asked for its own.
+			q.Del("per_page")
+			resp = listResponse{}
+			if err = s.get(ctx, c, s.opts.ReservationsPath, q, &resp); err == nil {
+				s.serverPages.Store(true)
+				if s.log != nil {
+					s.log.Warn("Guestway refused the page size; reading its own page size for the rest of the run: set guestway.per_page lower",
+						"property", s.opts.Property, "refused", s.opts.PerPage)
+				}
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 		switch {
@@ -217,6 +243,13 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		return nil, err
 	}
 	return stays, nil
+}
+
+// refusedInput reports whether err is the server refusing the request's
+// input: HTTP 400 or 422.
+func refusedInput(err error) bool {
+	e := httpapi.Refusal(err)
+	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity)
 }
 
 // StaysByID implements reconcile.StaySource with one GET per distinct id

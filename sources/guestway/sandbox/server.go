@@ -137,6 +137,7 @@ type Server struct {
 	limiter *sandboxkit.Limiter
 
 	mu           sync.Mutex
+	maxPerPage   int // MaxPerPage, or less (SetMaxPerPage)
 	keys         map[string]bool
 	tokens       map[string][]string
 	listings     map[string]string
@@ -343,13 +344,17 @@ func (s *Server) list(q url.Values) result {
 		}
 		page = n
 	}
+	s.mu.Lock()
+	maxPer := cmp.Or(s.maxPerPage, MaxPerPage)
+	s.mu.Unlock()
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPerPage {
-			return fail(http.StatusBadRequest, CodeBadRequest, "per_page: want an integer from 1 to %d", MaxPerPage)
+		if err != nil || n < 1 || n > maxPer {
+			return fail(http.StatusBadRequest, CodeBadRequest, "per_page: want an integer from 1 to %d", maxPer)
 		}
 		perPage = n
 	}
+	perPage = min(perPage, maxPer)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -442,4 +447,14 @@ func refusal(r sandboxkit.Refusal, l sandboxkit.Limits) string {
 		return fmt.Sprintf("daily limit of %d requests reached; retry after %d s or contact support@guestway.io for higher limits", l.DailyCap, r.RetryAfter)
 	}
 	return fmt.Sprintf("rate limit of %g requests per second (burst %d) exceeded; retry after %d s", l.PerSecond, l.Burst, r.RetryAfter)
+}
+
+// SetMaxPerPage lowers the largest per_page the list accepts (400 above;
+// zero: MaxPerPage), and the page size when none is asked for with it: the
+// Guestway document names no page size, and keysync asks for
+// guestway.per_page (default 50).
+func (s *Server) SetMaxPerPage(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxPerPage = max(n, 0)
 }
