@@ -143,3 +143,29 @@ func TestGuestwaySmallerPagesThanConfigured(t *testing.T) {
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
 }
+
+// TestOpenAppSmallerListPagesThanAskedFor: an OpenApp whose invite list
+// refuses keysync's per_page (the document shows no list at all; the
+// sandbox's SetMaxPerPage) is read at its own page size, so a first
+// backfill still finds nothing to adopt and issues every invite.
+func TestOpenAppSmallerListPagesThanAskedFor(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
+	fw.sb.openapp.SetMaxPerPage(1)
+	fw.hotelStay("s1", "r201", 0, 2)
+	fw.hotelStay("s2", "r202", 0, 2)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	if n := len(fw.invites()); n != 2 {
+		t.Errorf("%d invites, want 2", n)
+	}
+	fw.checkInvariants(foreign)
+	// After a lost state the backfill pages through them all and adopts
+	// both, issuing nothing.
+	fw.loseState()
+	if n := countOps(fw.mustExec(ExitOK, "backfill").rep, reconcile.OpAdopt, reconcile.ResultDone); n != 2 {
+		t.Errorf("the backfill after the state was lost adopted %d invites, want 2", n)
+	}
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after it")
+	fw.checkInvariants(foreign)
+}

@@ -54,7 +54,9 @@
 //     valid_from, valid_to, is_enabled}, …], "has_more": bool}, valid_from
 //     and valid_to as RFC 3339 (the first start and last end of a
 //     multi-window invite). The sink asks for 100 a page and follows
-//     has_more, up to maxListPages pages. The OpenApp document shows no
+//     has_more, up to maxListPages pages; a first page refused with 400 or
+//     422 is asked again without per_page, and the list is then read at
+//     the server's own page size. The OpenApp document shows no
 //     list call at all: a 405 to it, or Options.NoList, is
 //     reconcile.ErrNoList, on which a backfill creates rather than adopts
 //     and a lost create is issued again (the sandbox's NoList); a 404 stays

@@ -152,12 +152,23 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 	if s.opts.NoList {
 		return fmt.Errorf("openapp: %s: no_list is set: %w", what, reconcile.ErrNoList)
 	}
+	ownSize := false // the server's page size, after it refused ours
 	for page := 1; ; page++ {
 		if page > maxListPages {
 			return fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
 		}
 		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
+		if ownSize {
+			q.Del("per_page")
+		}
 		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
+		if page == 1 && !ownSize && refusedInput(actErr) {
+			// The list and its page size are keysync's guess: a server
+			// that refuses per_page is read at its own.
+			ownSize = true
+			q.Del("per_page")
+			raw, actErr, err = s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
+		}
 		switch {
 		case err != nil:
 			return httpapi.NoList(err, "openapp.no_list: true")
@@ -182,6 +193,13 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 			return fmt.Errorf("openapp: %s: page %d of the invite list is empty but has_more is set", what, page)
 		}
 	}
+}
+
+// refusedInput reports whether err is the server refusing the request's
+// input: HTTP 400 or 422.
+func refusedInput(err error) bool {
+	e := httpapi.Refusal(err)
+	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity)
 }
 
 var _ reconcile.Checker = (*Sink)(nil)

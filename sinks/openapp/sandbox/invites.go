@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -432,7 +433,10 @@ func (s *Server) list(r *http.Request, rec *Request) result {
 	if e != nil {
 		return e.result()
 	}
-	perPage, e := queryInt(q.Get("per_page"), "per_page", DefaultPerPage, 1, MaxPerPage)
+	s.mu.Lock()
+	maxPer := cmp.Or(s.maxPerPage, MaxPerPage)
+	s.mu.Unlock()
+	perPage, e := queryInt(q.Get("per_page"), "per_page", min(DefaultPerPage, maxPer), 1, maxPer)
 	if e != nil {
 		return e.result()
 	}

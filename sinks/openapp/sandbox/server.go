@@ -106,6 +106,7 @@ type Server struct {
 	nextID       int
 	noList       bool // Options.NoList
 	noTokens     bool // Options.ListWithoutTokens
+	maxPerPage   int  // MaxPerPage, or less (SetMaxPerPage)
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -288,4 +289,13 @@ func (s *Server) SetListWithoutTokens(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.noTokens = on
+}
+
+// SetMaxPerPage lowers the largest per_page the invite list accepts (400
+// above; zero: MaxPerPage): the OpenApp document shows no list, and
+// keysync asks for 100 a page.
+func (s *Server) SetMaxPerPage(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxPerPage = max(n, 0)
 }
