@@ -152,10 +152,10 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 	if s.opts.NoList {
 		return fmt.Errorf("openapp: %s: no_list is set: %w", what, reconcile.ErrNoList)
 	}
-	ownSize := false // the server's page size, after it refused ours
+	ownSize := s.serverPages.Load() // the server's page size, once it refused ours
 	for page := 1; ; page++ {
 		if page > maxListPages {
-			return fmt.Errorf("openapp: %s: the invite list has more than %d pages of %d", what, maxListPages, listPageSize)
+			return fmt.Errorf("openapp: %s: the invite list has more than %d pages", what, maxListPages)
 		}
 		q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(listPageSize)}}
 		if ownSize {
@@ -164,10 +164,12 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
 		if page == 1 && !ownSize && refusedInput(actErr) {
 			// The list and its page size are keysync's guess: a server
-			// that refuses per_page is read at its own.
-			ownSize = true
+			// that refuses per_page is read at its own, from now on.
 			q.Del("per_page")
-			raw, actErr, err = s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
+			if raw, actErr, err = s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets); err == nil && actErr == nil {
+				ownSize = true
+				s.serverPages.Store(true)
+			}
 		}
 		switch {
 		case err != nil:

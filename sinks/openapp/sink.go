@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
@@ -58,6 +59,9 @@ type Options struct {
 type Sink struct {
 	opts Options
 	http *httpapi.Client
+	// serverPages is set once the invite list refused per_page and took
+	// a read without it (eachInvite).
+	serverPages atomic.Bool
 }
 
 var (

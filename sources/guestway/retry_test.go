@@ -85,8 +85,13 @@ func TestRetry(t *testing.T) {
 		{
 			// The first page refused is asked for once more without
 			// per_page (the document names no page size), not retried.
-			Name:     "list answered 400 is not retried",
-			Steps:    []http.HandlerFunc{reply(400, jsonCT, `{}`), reply(400, jsonCT, `{}`), empty},
+			Name: "list answered 400 is not retried",
+			Steps: []http.HandlerFunc{reply(400, jsonCT, `{}`), func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Has("per_page") {
+					t.Errorf("the list was asked again with per_page: %s", r.URL.RawQuery)
+				}
+				reply(400, jsonCT, `{}`)(w, r)
+			}, empty},
 			Requests: 2, Sleeps: []time.Duration{},
 			Is: []error{reconcile.ErrRejected}, IsNot: []error{reconcile.ErrUnavailable},
 		},

@@ -266,12 +266,22 @@ func (s *Source) readByID(ctx context.Context, ids []string) ([]reconcile.Stay, 
 	return out, nil
 }
 
-// refusedQuery reports whether err is the server's refusal of the query
-// itself: GraphQL errors in the answer, or HTTP 400.
+// refusedQuery reports whether err may be the server refusing the query's
+// input: HTTP 400, or GraphQL errors of which at least one carries no code
+// or an input code (BAD_USER_INPUT, GRAPHQL_VALIDATION_FAILED). Codes are
+// a hint only: a server that sends none is asked again all the same; one
+// whose every error names another code (INTERNAL_SERVER_ERROR, say) is
+// not.
 func refusedQuery(err error) bool {
 	var list gqlerror.List
 	if errors.As(err, &list) {
-		return true
+		for _, e := range list {
+			switch code, _ := e.Extensions["code"].(string); code {
+			case "", "BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED":
+				return true
+			}
+		}
+		return false
 	}
 	e := httpapi.Refusal(err)
 	return e != nil && e.Status == http.StatusBadRequest
