@@ -365,6 +365,14 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		}
 		return p.replaceTimeBound(s, cur, kind, win, prio, reason)
 	}
+	if cur.ReplaceOnly && reason != "" {
+		// The system refused to change it in place (settle.go).
+		if !due {
+			p.end(s, []*Credential{cur}, reason+"; it cannot be changed in place")
+			return nil
+		}
+		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; it cannot be changed in place, so a new one replaces it")
+	}
 	if keyNeeds(cur, false) && cur.Secret == "" {
 		// The key must be (re)created and needs this credential's secret,
 		// which the state does not hold (a credential adopted from a list
@@ -618,6 +626,9 @@ func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string
 		switch {
 		case c.Status == StatusPending || !p.in.Now.Before(end):
 			p.end(s, []*Credential{c}, reason)
+		case c.ReplaceOnly && c.Status == StatusActive:
+			// It cannot be switched off in place: deleted at once.
+			p.end(s, []*Credential{c}, reason+"; it cannot be switched off in place")
 		case c.Status == StatusDisabled:
 		case c.Status == StatusActive:
 			p.add(Action{Op: OpDisable, Reason: reason, Cred: c, Step: 1, Priority: PriorityRevoke}, s)

@@ -178,6 +178,10 @@ type Credential struct {
 	Assigned bool
 	// Adopted marks a credential found during backfill rather than created.
 	Adopted bool
+	// ReplaceOnly marks a time-bound credential the system refused to
+	// change in place (an update refused): the planner replaces it, new
+	// before old, instead of updating it (settle.go).
+	ReplaceOnly bool
 	// Valid is the access window a time-bound credential (invite, key-box
 	// access) was last set to.
 	Valid Window

@@ -1395,3 +1395,46 @@ func TestBackfilled(t *testing.T) {
 		}
 	}
 }
+
+// TestComputeReplacesWhatCannotChangeInPlace: an invite OpenApp refused to
+// change in place (Credential.ReplaceOnly, set by settle) is replaced when
+// its window or room changes, the new one made before the old one is
+// deleted, and deleted rather than switched off when its booking is
+// cancelled; the same invite without the mark is updated and switched
+// off as before.
+func TestComputeReplacesWhatCannotChangeInPlace(t *testing.T) {
+	t.Parallel()
+	win := testProperty().Window(date("2026-06-10"), date("2026-06-14"))
+	invite := reconcile.Credential{
+		ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r301", RemoteID: "U1",
+		Status: active, Secret: "secret-1", Valid: win, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
+	}
+	key := reconcile.Credential{
+		ID: 6, Stay: ref("s1"), System: reconcile.System3RPMS, Kind: reconcile.KindQRKey, RoomID: "r301", RemoteID: "K1",
+		Status: active, Assigned: true, DerivedFrom: 5, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
+	}
+	stuck := invite
+	stuck.ReplaceOnly = true
+	extended := stay("s1", "r301", "2026-06-10", "2026-06-16")
+	extended.Key = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}
+	cancelled := extended
+	cancelled.Cancelled = true
+	for _, tc := range []planCase{
+		{name: "extended", stays: []reconcile.Stay{extended}, creds: []reconcile.Credential{invite, key},
+			want: []string{"1 update s1 U1 inhouse"}},
+		{name: "extended, replace only", stays: []reconcile.Stay{extended}, creds: []reconcile.Credential{stuck, key},
+			want: []string{"1 create s1 - inhouse", "2 delete s1 U1 revoke", "2 create s1 - inhouse",
+				"3 revoke s1 K1 revoke", "3 delete s1 K1 revoke", "3 assign s1 - inhouse"}},
+		{name: "cancelled", stays: []reconcile.Stay{cancelled}, creds: []reconcile.Credential{invite, key},
+			want: []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke", "1 disable s1 U1 revoke"}},
+		{name: "cancelled, replace only", stays: []reconcile.Stay{cancelled}, creds: []reconcile.Credential{stuck, key},
+			want: []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke", "1 delete s1 U1 revoke"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := summary(tc.compute(t)); !slices.Equal(got, tc.want) {
+				t.Errorf("plan %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

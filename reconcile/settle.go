@@ -37,6 +37,9 @@ import (
 //     cleanup passes and the record is abandoned. A revoke refused on a
 //     stay the read showed fails, and the next read decides: a stay that no
 //     longer holds the key needs no revoke.
+//   - An invite update or switch-off (OpenApp) that is refused marks the
+//     invite ReplaceOnly: the runs after replace it, new before old,
+//     instead of updating it, and delete it instead of switching it off.
 //   - A delete that is refused for a key no stay holds (the read showed it
 //     on none, or this run's revoke of it succeeded) is settled: the key is
 //     abandoned to 3RPMS's cleanup, which deletes unassigned keys itself. A
@@ -73,6 +76,17 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 		if phase, detail, ok := ap.settleRefusal(a, err); ok {
 			return phase, detail
 		}
+	}
+	if err != nil && !whole && refused(err) && (a.Op == OpUpdate || a.Op == OpDisable) && !errors.Is(err, ErrNotFound) {
+		// The system will not change this credential in place (OpenApp's
+		// document shows PUT switching an invite off or narrowing it;
+		// keysync also widens, moves and switches on): from now on it is
+		// replaced, new before old, or deleted where it would be switched
+		// off, and stays live until then.
+		c.ReplaceOnly = true
+		detail := fmt.Sprintf("%v; %s would not change it in place: the next run replaces or deletes it instead", err, a.System)
+		ap.rep.set(a, ResultFailed, detail)
+		return PhaseFailed, detail
 	}
 	if err != nil {
 		if errors.Is(err, ErrUnknownOutcome) {

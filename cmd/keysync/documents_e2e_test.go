@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
@@ -168,4 +169,53 @@ func TestOpenAppSmallerListPagesThanAskedFor(t *testing.T) {
 	}
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after it")
 	fw.checkInvariants(foreign)
+}
+
+// TestOpenAppPutOnlyNarrows breaks an assumption the OpenApp document
+// leaves open: that PUT takes the create fields (the document shows it
+// switching an invite off or narrowing it; the sandbox's PutOnlyNarrows).
+// A stay extended, and one moved to another room, need an invite that
+// OpenApp will not change in place: the run that tries says so, and the
+// run after it gives each guest a new invite, made before the old one is
+// deleted, valid over the new window, and a QR key carrying it.
+func TestOpenAppPutOnlyNarrows(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr", "r203": "qr"}, nil)
+	fw.sb.openapp.SetPutOnlyNarrows(true)
+	fw.hotelStay("s1", "r201", 0, 2)
+	fw.hotelStay("s2", "r202", 0, 2)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	old := map[string]string{}
+	var wasTo time.Time
+	for _, inv := range fw.invites() {
+		old[inv.ID] = inv.Name
+		if strings.Contains(inv.Name, ":s1]") {
+			wasTo = inv.ValidTo
+		}
+	}
+	if err := fw.sb.rpms.ChangeDates("s1", day(0), day(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.sb.rpms.MoveStay("s2", "r203"); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.exec("run", nil)
+	if r.code != ExitPartial || !strings.Contains(r.output(), "replaces or deletes it instead") {
+		t.Fatalf("the run whose updates OpenApp refused: exit %d; want 3 and the refusal explained:\n%s", r.code, r.output())
+	}
+	fw.mustExec(ExitOK, "run")
+	if len(fw.invites()) != 2 {
+		t.Errorf("%d live invites, want 2: the old ones deleted", len(fw.invites()))
+	}
+	for _, inv := range fw.invites() {
+		if _, before := old[inv.ID]; before {
+			t.Errorf("invite %s (%s) was kept, though OpenApp would not change it", inv.ID, inv.Name)
+		}
+		if strings.Contains(inv.Name, ":s1]") && !inv.ValidTo.Equal(wasTo.Add(48*time.Hour)) {
+			t.Errorf("s1's new invite ends %v, want %v: two days later, as the stay", inv.ValidTo, wasTo.Add(48*time.Hour))
+		}
+	}
+	fw.checkInvariants(foreign) // each stay's window, room and QR key
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the replacements")
 }

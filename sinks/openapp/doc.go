@@ -35,7 +35,9 @@
 //     valid_to, max_uses) besides is_enabled, and changes only those sent;
 //     the API document says only that PUT can "disable (is_enabled:false) or narrow
 //     validity". An update also re-sends the name, whose dates would
-//     otherwise go stale; max_uses is left as created.
+//     otherwise go stale; max_uses is left as created. A refused update or
+//     switch-off makes the planner replace or delete the invite from then
+//     on (reconcile.Credential.ReplaceOnly; the sandbox's PutOnlyNarrows).
 //   - Errors are JSON {"error": "..."} (a "message" field is read too);
 //     401 is a refused key, 403 a key outside the X-Org organisation, 404
 //     an unknown integration or invite, 409 a conflict, 400 and 422 invalid

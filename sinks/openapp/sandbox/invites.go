@@ -199,6 +199,9 @@ type inviteIn struct {
 	IsEnabled *bool       `json:"is_enabled"`
 }
 
+// sortedCopy returns ids sorted, leaving ids as they are.
+func sortedCopy(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
+
 // apiError is a refusal: an HTTP status and a message that names the field
 // and never quotes a value that could be a secret.
 type apiError struct {
@@ -520,6 +523,16 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	wins, e := windows(&body, now, inv.windows)
 	if e != nil {
 		return e.result()
+	}
+	if s.narrowOnly {
+		if !slices.Equal(sortedCopy(portals), sortedCopy(inv.portals)) {
+			return unprocessable("portal_ids: an invite's portals cannot be changed").result()
+		}
+		for _, w := range wins {
+			if w.From.Before(inv.from()) || w.To.After(inv.to()) {
+				return unprocessable("valid_from, valid_to: an invite's validity can only be narrowed").result()
+			}
+		}
 	}
 	inv.portals = portals
 	if body.Name != nil {

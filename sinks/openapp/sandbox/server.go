@@ -63,6 +63,12 @@ type Options struct {
 	// invite opens and whether a QR key carries it. SetListWithoutTokens
 	// switches it at run time.
 	ListWithoutTokens bool
+	// PutOnlyNarrows reads the OpenApp document's PUT literally ("disable
+	// (is_enabled: false) or narrow validity"): an update may switch the
+	// invite off or on and move its window inside the one it has; a wider
+	// window or new portals are 422. keysync assumes PUT takes the create
+	// fields. SetPutOnlyNarrows switches it at run time.
+	PutOnlyNarrows bool
 }
 
 // WithSeedLimits returns o with the limits every keysync sandbox enforces
@@ -107,6 +113,7 @@ type Server struct {
 	noList       bool // Options.NoList
 	noTokens     bool // Options.ListWithoutTokens
 	maxPerPage   int  // MaxPerPage, or less (SetMaxPerPage)
+	narrowOnly   bool // Options.PutOnlyNarrows
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -131,6 +138,7 @@ func New(opts Options) *Server {
 		byToken:      map[string]*invite{},
 		noList:       opts.NoList,
 		noTokens:     opts.ListWithoutTokens,
+		narrowOnly:   opts.PutOnlyNarrows,
 	}
 	for k, org := range opts.APIKeys {
 		s.keys[k] = org
@@ -298,4 +306,11 @@ func (s *Server) SetMaxPerPage(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.maxPerPage = max(n, 0)
+}
+
+// SetPutOnlyNarrows switches Options.PutOnlyNarrows.
+func (s *Server) SetPutOnlyNarrows(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.narrowOnly = on
 }
