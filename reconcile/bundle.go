@@ -111,6 +111,10 @@ type upstream struct {
 	// Held.CarriedBy, or by a backfill cut short, Input.Carries): the key
 	// is kept, and the plan records that it carries cred.
 	carriedBy string
+	// noSecret says cred holds no secret and a new one would not either
+	// (the system answered its create without one): no key is made from
+	// it, and a person is told.
+	noSecret bool
 }
 
 // systemCreds is a stay's credentials split by the system holding them.
@@ -295,7 +299,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 			}
 		}
 	}
-	if b.key == "" || blocked {
+	if b.key == "" || blocked || up != nil && up.noSecret {
 		return nil
 	}
 	if b.keyFrom != "" && up == nil {
@@ -372,6 +376,13 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 			return nil
 		}
 		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; it cannot be changed in place, so a new one replaces it")
+	}
+	if keyNeeds(cur, false) && cur.Secret == "" && !cur.Adopted && !cur.Stale {
+		// keysync created it and the system's answer carried no secret
+		// (a key box whose create answer has no code): a replacement would
+		// come without one too, every run. It is kept, and no key made.
+		p.attention(NoteNoSecret, s, fmt.Sprintf("%s %s came back without its code, so no 3RPMS key can carry it (a new one would come without one too): give the guest the code from %s", cur.Kind, cur.RemoteID, cur.System))
+		return &upstream{cred: cur, noSecret: true}
 	}
 	if keyNeeds(cur, false) && cur.Secret == "" {
 		// The key must be (re)created and needs this credential's secret,

@@ -178,6 +178,10 @@ type Credential struct {
 	Assigned bool
 	// Adopted marks a credential found during backfill rather than created.
 	Adopted bool
+	// Stale is set by the runner, for this run only (never stored), on a
+	// credential whose secret it forgot because a read-back did not show
+	// it live (confirmKept): the planner replaces it.
+	Stale bool
 	// ReplaceOnly marks a time-bound credential the system refused to
 	// change in place (an update refused): the planner replaces it, new
 	// before old, instead of updating it (settle.go).

@@ -133,6 +133,9 @@ const (
 	// unknown outcome could not be read back yet; nothing more is issued
 	// for it until it is.
 	NoteUnknownOutcome NoteKind = "unknown_outcome"
+	// NoteNoSecret: an invite or key-box access keysync created came back
+	// without its token or code, so no 3RPMS key can carry it.
+	NoteNoSecret NoteKind = "no_secret"
 )
 
 // Note is something an operator should see that keysync will not act on.

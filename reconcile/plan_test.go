@@ -1041,23 +1041,31 @@ func TestComputeAttention(t *testing.T) {
 // two, a lost answer), is kept when the state holds its code or token:
 // the plan writes the key from it and never replaces a credential a guest
 // may already hold. Only without the secret (a credential adopted from a
-// list that does not return it) is the upstream replaced.
+// list that does not return it, or one a read-back no longer shows live)
+// is the upstream replaced. One keysync created whose answer carried no
+// secret is kept with no key, and a person told: a replacement would come
+// without one too, run after run.
 func TestComputeKeyFromKeptUpstream(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name, room string
-		system     reconcile.System
-		kind       reconcile.Kind
-		secret     string
-		want       []string
+		name, room    string
+		system        reconcile.System
+		kind          reconcile.Kind
+		secret        string
+		adopted       bool
+		stale         bool
+		want          []string
+		noSecretNotes int
 	}{
-		{"key-box code kept", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "4821", []string{"1 create s1 - soon", "2 assign s1 - soon"}},
-		{"invite token kept", "r301", reconcile.SystemOpenApp, reconcile.KindInvite, "tok-0123456789", []string{"1 create s1 - soon", "2 assign s1 - soon"}},
-		{"key-box code unknown", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}},
+		{"key-box code kept", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "4821", false, false, []string{"1 create s1 - soon", "2 assign s1 - soon"}, 0},
+		{"invite token kept", "r301", reconcile.SystemOpenApp, reconcile.KindInvite, "tok-0123456789", false, false, []string{"1 create s1 - soon", "2 assign s1 - soon"}, 0},
+		{"key-box code unknown", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", true, false, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
+		{"key-box access no longer live", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, true, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
+		{"key-box code never returned", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, false, nil, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := reconcile.Credential{
-				ID: 7, Stay: ref("s1"), System: tc.system, Kind: tc.kind,
+				ID: 7, Stay: ref("s1"), System: tc.system, Kind: tc.kind, Adopted: tc.adopted, Stale: tc.stale,
 				RoomID: tc.room, RemoteID: "U1", Status: active, Secret: reconcile.Secret(tc.secret),
 				Valid:   testProperty().Window(date("2026-06-11"), date("2026-06-14")),
 				Arrival: date("2026-06-11"), Departure: date("2026-06-14"),
@@ -1070,6 +1078,15 @@ func TestComputeKeyFromKeptUpstream(t *testing.T) {
 			slices.Sort(got)
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("actions:\n got %q\nwant %q", got, tc.want)
+			}
+			n := 0
+			for _, note := range plan.Notes {
+				if note.Kind == reconcile.NoteNoSecret && note.Attention {
+					n++
+				}
+			}
+			if n != tc.noSecretNotes {
+				t.Errorf("%d notes needing a person for a credential without its secret, want %d: %+v", n, tc.noSecretNotes, plan.Notes)
 			}
 			if tc.secret == "" {
 				return

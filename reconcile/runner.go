@@ -627,7 +627,7 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 		if live, why, err := ch.Check(ctx, c, c.Valid); err != nil || !live {
 			r.log().Warn("a kept credential no longer shows live; it is replaced rather than reused",
 				"system", c.System, "stay", c.Stay.ID, "remote_id", c.RemoteID, "why", why, "err", err)
-			c.Secret = ""
+			c.Secret, c.Stale = "", true
 		}
 	}
 }
