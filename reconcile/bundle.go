@@ -299,7 +299,12 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 			}
 		}
 	}
-	if b.key == "" || blocked || up != nil && up.noSecret {
+	if b.key == "" || blocked {
+		return nil
+	}
+	if up != nil && up.noSecret {
+		// No key can carry it: none is made, and spare keys of ours go.
+		p.discard(s, sys.of(System3RPMS), ks.current, "its upstream came back without a secret, so no key is made from it")
 		return nil
 	}
 	if b.keyFrom != "" && up == nil {
@@ -321,7 +326,13 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 	}
 	var cur *Credential
 	for _, c := range creds {
-		if c.Status != StatusPending && (cur == nil || (cur.Status == StatusDisabled && c.Status == StatusActive)) {
+		switch {
+		case c.Status == StatusPending:
+		case cur == nil,
+			cur.Status == StatusDisabled && c.Status == StatusActive,
+			// The replacement of one that cannot change in place, its old
+			// one not yet deleted: keep the replacement.
+			cur.ReplaceOnly && !c.ReplaceOnly && c.Status == cur.Status:
 			cur = c
 		}
 	}
@@ -377,7 +388,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		}
 		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; it cannot be changed in place, so a new one replaces it")
 	}
-	if keyNeeds(cur, false) && cur.Secret == "" && !cur.Adopted && !cur.Stale {
+	if keyNeeds(cur, false) && cur.Secret == "" && cur.Secretless && !cur.Stale {
 		// keysync created it and the system's answer carried no secret
 		// (a key box whose create answer has no code): a replacement would
 		// come without one too, every run. It is kept, and no key made.

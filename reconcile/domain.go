@@ -178,6 +178,10 @@ type Credential struct {
 	Assigned bool
 	// Adopted marks a credential found during backfill rather than created.
 	Adopted bool
+	// Secretless marks an invite or key-box access whose create answer
+	// carried no secret (a key box that answers without the code): no key
+	// can be made from it, and a replacement would not carry one either.
+	Secretless bool
 	// Stale is set by the runner, for this run only (never stored), on a
 	// credential whose secret it forgot because a read-back did not show
 	// it live (confirmKept): the planner replaces it.

@@ -1042,9 +1042,10 @@ func TestComputeAttention(t *testing.T) {
 // the plan writes the key from it and never replaces a credential a guest
 // may already hold. Only without the secret (a credential adopted from a
 // list that does not return it, or one a read-back no longer shows live)
-// is the upstream replaced. One keysync created whose answer carried no
-// secret is kept with no key, and a person told: a replacement would come
-// without one too, run after run.
+// is the upstream replaced. One whose create answer carried no secret
+// (Secretless) is kept with no key, and a person told: a replacement would
+// come without one too, run after run; unless a read-back no longer shows
+// it live (Stale).
 func TestComputeKeyFromKeptUpstream(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -1053,19 +1054,21 @@ func TestComputeKeyFromKeptUpstream(t *testing.T) {
 		kind          reconcile.Kind
 		secret        string
 		adopted       bool
-		stale         bool
+		secretless    bool // the create's answer carried none
+		stale         bool // a read-back no longer shows it live
 		want          []string
 		noSecretNotes int
 	}{
-		{"key-box code kept", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "4821", false, false, []string{"1 create s1 - soon", "2 assign s1 - soon"}, 0},
-		{"invite token kept", "r301", reconcile.SystemOpenApp, reconcile.KindInvite, "tok-0123456789", false, false, []string{"1 create s1 - soon", "2 assign s1 - soon"}, 0},
-		{"key-box code unknown", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", true, false, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
-		{"key-box access no longer live", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, true, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
-		{"key-box code never returned", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, false, nil, 1},
+		{"key-box code kept", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "4821", false, false, false, []string{"1 create s1 - soon", "2 assign s1 - soon"}, 0},
+		{"invite token kept", "r301", reconcile.SystemOpenApp, reconcile.KindInvite, "tok-0123456789", false, false, false, []string{"1 create s1 - soon", "2 assign s1 - soon"}, 0},
+		{"key-box code unknown", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", true, false, false, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
+		{"recorded before secrets were kept", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, false, false, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
+		{"key-box code never returned", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, true, false, nil, 1},
+		{"code never returned, no longer live", "r302", reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess, "", false, true, true, []string{"1 create s1 - soon", "2 create s1 - soon", "2 delete s1 U1 revoke", "3 assign s1 - soon"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := reconcile.Credential{
-				ID: 7, Stay: ref("s1"), System: tc.system, Kind: tc.kind, Adopted: tc.adopted, Stale: tc.stale,
+				ID: 7, Stay: ref("s1"), System: tc.system, Kind: tc.kind, Adopted: tc.adopted, Secretless: tc.secretless, Stale: tc.stale,
 				RoomID: tc.room, RemoteID: "U1", Status: active, Secret: reconcile.Secret(tc.secret),
 				Valid:   testProperty().Window(date("2026-06-11"), date("2026-06-14")),
 				Arrival: date("2026-06-11"), Departure: date("2026-06-14"),
@@ -1436,6 +1439,13 @@ func TestComputeReplacesWhatCannotChangeInPlace(t *testing.T) {
 	extended.Key = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}
 	cancelled := extended
 	cancelled.Cancelled = true
+	replacement := invite
+	replacement.ID, replacement.RemoteID, replacement.Secret = 8, "U2", "secret-2"
+	replacement.Valid, replacement.Departure = testProperty().Window(date("2026-06-10"), date("2026-06-16")), date("2026-06-16")
+	key2 := key
+	key2.ID, key2.RemoteID, key2.DerivedFrom, key2.Departure = 9, "K2", 8, date("2026-06-16")
+	onKey2 := extended
+	onKey2.Key = &reconcile.RemoteKey{ID: "K2", Type: string(reconcile.KindQRKey), QRData: "link"}
 	for _, tc := range []planCase{
 		{name: "extended", stays: []reconcile.Stay{extended}, creds: []reconcile.Credential{invite, key},
 			want: []string{"1 update s1 U1 inhouse"}},
@@ -1446,6 +1456,10 @@ func TestComputeReplacesWhatCannotChangeInPlace(t *testing.T) {
 			want: []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke", "1 disable s1 U1 revoke"}},
 		{name: "cancelled, replace only", stays: []reconcile.Stay{cancelled}, creds: []reconcile.Credential{stuck, key},
 			want: []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke", "1 delete s1 U1 revoke"}},
+		// A run replaced it and could not delete the old one: the new one
+		// (U2, its key K2) is kept, the old one deleted again.
+		{name: "replaced, old one left", stays: []reconcile.Stay{onKey2}, creds: []reconcile.Credential{stuck, replacement, key2},
+			want: []string{"1 delete s1 U1 revoke"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -614,7 +614,7 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 	}
 	for i := range creds {
 		c := &creds[i]
-		if c.Status != StatusActive || c.Secret == "" || c.Stay.Source != System3RPMS || carried[c.ID] {
+		if c.Status != StatusActive || c.Secret == "" && !c.Secretless || c.Stay.Source != System3RPMS || carried[c.ID] {
 			continue
 		}
 		if m, ok := site.Property.methodFor(c.RoomID); !ok || m.keyFrom() != c.System {

@@ -77,7 +77,7 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 			return phase, detail
 		}
 	}
-	if err != nil && !whole && refused(err) && (a.Op == OpUpdate || a.Op == OpDisable) && !errors.Is(err, ErrNotFound) {
+	if err != nil && !whole && errors.Is(err, ErrRejected) && (a.Op == OpUpdate || a.Op == OpDisable) {
 		// The system will not change this credential in place (OpenApp's
 		// document shows PUT switching an invite off or narrowing it;
 		// keysync also widens, moves and switches on): from now on it is
@@ -103,6 +103,7 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 	switch a.Op {
 	case OpCreate:
 		c.RemoteID, c.Status, c.Secret = o.RemoteID, StatusActive, o.Secret
+		c.Secretless = o.Secret == "" && (c.Kind == KindInvite || c.Kind == KindKeyBoxAccess)
 	case OpUpdate:
 		c.Status, c.RoomID = StatusActive, a.RoomID
 		if a.Window != nil {

@@ -16,7 +16,7 @@ import (
 
 const credentialColumns = `id, property, source, stay_id, system, kind, room_id, remote_id,
 	status, assigned, adopted, coalesce(sealed_secret, ''), arrival, departure, updated_at, valid_from, valid_to,
-	coalesce(derived_from, 0), replace_only`
+	coalesce(derived_from, 0), replace_only, secretless`
 
 // Credentials returns the live (pending, active, disabled or retired)
 // credentials of a property, in the order they were first saved, with
@@ -59,7 +59,7 @@ func (d *DB) queryCredentials(ctx context.Context, query string, args ...any) ([
 			source, system, kind, status string
 		)
 		if err := rows.Scan(&c.ID, &c.Stay.Property, &source, &c.Stay.ID, &system, &kind, &c.RoomID, &c.RemoteID,
-			&status, &c.Assigned, &c.Adopted, &sealed, &arrival, &departure, &updated, &validFrom, &validTo, &c.DerivedFrom, &c.ReplaceOnly); err != nil {
+			&status, &c.Assigned, &c.Adopted, &sealed, &arrival, &departure, &updated, &validFrom, &validTo, &c.DerivedFrom, &c.ReplaceOnly, &c.Secretless); err != nil {
 			return nil, err
 		}
 		c.Stay.Source, c.System, c.Kind, c.Status = reconcile.System(source), reconcile.System(system), reconcile.Kind(kind), reconcile.Status(status)
@@ -258,11 +258,11 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 		args := []any{c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
 			string(c.Status), c.Assigned, c.Adopted, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
-			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom), c.ReplaceOnly, sealed, id}
+			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom), c.ReplaceOnly, c.Secretless, sealed, id}
 		if !isNew {
 			res, err := exec(`UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
 				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?,
-				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ?, replace_only = ?,
+				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ?, replace_only = ?, secretless = ?,
 				sealed_secret = coalesce(?, sealed_secret) WHERE id = ?`, args...)
 			if err != nil {
 				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
@@ -275,8 +275,8 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			continue
 		}
 		if _, err := exec(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
-			status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, replace_only, sealed_secret, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+			status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, replace_only, secretless, sealed_secret, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
 		}
 		inserted[c] = id

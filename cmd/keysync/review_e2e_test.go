@@ -280,7 +280,8 @@ func TestReviewE2EKillAfterInviteCreateLeavesOrphan(t *testing.T) {
 // and a new access would come without one too: the access is kept (the
 // key box tells the guest, silent false), no key is made, and the report
 // says so, needing a person once the guest arrives within 24 hours.
-// Before, every run cancelled the access and made another.
+// Before, every run cancelled the access and made another. One cancelled
+// upstream is still found out and replaced.
 func TestReviewE2EKeyBoxAnswerWithoutCodeKeepsTheAccess(t *testing.T) {
 	t.Parallel()
 	strip := func(next http.Handler) http.Handler {
@@ -332,5 +333,18 @@ func TestReviewE2EKeyBoxAnswerWithoutCodeKeepsTheAccess(t *testing.T) {
 		if a.Cancelled {
 			t.Errorf("access %s cancelled and made again for an unchanged stay", a.ID)
 		}
+	}
+	// Staff cancel it at the key box: the read-back before the key would
+	// be written shows it gone, and the guest gets a new one.
+	first := w.accesses()[0].ID
+	if err := w.sb.keybox.CancelAccess(first, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ExitPartial, "run") // the new one's key cannot be written either
+	if live := w.accesses(); len(live) != 1 || live[0].ID == first {
+		t.Errorf("after staff cancelled %s: live accesses %+v, want one new one", first, live)
+	}
+	if rep := w.run(ExitAttention, "run"); len(rep.Actions()) != 0 {
+		t.Errorf("the run after the replacement plans %d actions, want none", len(rep.Actions()))
 	}
 }
