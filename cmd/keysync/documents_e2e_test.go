@@ -76,22 +76,7 @@ func TestRollbackServer(t *testing.T) {
 // lower max_ops_per_request, and keys every guest in that run.
 func TestSmallerDocumentsThanConfigured(t *testing.T) {
 	t.Parallel()
-	hotel := map[string]string{}
-	for i := range 8 {
-		hotel[roomID(i)] = "pin"
-	}
-	fw := newFaultWorld(t, hotel, nil)
-	for i := range 8 {
-		fw.hotelStay(fmt.Sprintf("s%d", i), roomID(i), 0, 2)
-	}
-	fw.sb.rpms.SetMaxRootFields(3)
-	foreign := fw.foreign()
-	r := fw.mustExec(ExitOK, "backfill")
-	if !strings.Contains(r.stderr, "max_ops_per_request") {
-		t.Errorf("the backfill did not say to lower max_ops_per_request:\n%s", r.stderr)
-	}
-	fw.checkInvariants(foreign)
-	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
+	smallerThanConfigured(t, 8, func(fw *faultWorld) { fw.sb.rpms.SetMaxRootFields(3) }, "max_ops_per_request")
 }
 
 // TestSmallerPagesThanConfigured: a 3RPMS that refuses threerpms.page_size
@@ -100,19 +85,28 @@ func TestSmallerDocumentsThanConfigured(t *testing.T) {
 // the run; keysync says to lower page_size, and keys every guest.
 func TestSmallerPagesThanConfigured(t *testing.T) {
 	t.Parallel()
+	smallerThanConfigured(t, 30, func(fw *faultWorld) { fw.sb.rpms.SetMaxPageSize(20) }, "page_size")
+}
+
+// smallerThanConfigured backfills a hotel of rooms PIN rooms, each with a
+// guest, against a 3RPMS that limit makes take less than keysync asks
+// for: every guest is keyed in the backfill, which names setting, and the
+// run after it has nothing to write.
+func smallerThanConfigured(t *testing.T, rooms int, limit func(*faultWorld), setting string) {
+	t.Helper()
 	hotel := map[string]string{}
-	for i := range 30 {
+	for i := range rooms {
 		hotel[roomID(i)] = "pin"
 	}
 	fw := newFaultWorld(t, hotel, nil)
-	for i := range 30 {
+	for i := range rooms {
 		fw.hotelStay(fmt.Sprintf("s%d", i), roomID(i), 0, 2)
 	}
-	fw.sb.rpms.SetMaxPageSize(20)
+	limit(fw)
 	foreign := fw.foreign()
 	r := fw.mustExec(ExitOK, "backfill")
-	if !strings.Contains(r.stderr, "page_size") {
-		t.Errorf("the backfill did not say to lower page_size:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, setting) {
+		t.Errorf("the backfill did not say to lower %s:\n%s", setting, r.stderr)
 	}
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")

@@ -79,6 +79,13 @@ func NoList(err error, option string) error {
 	return err
 }
 
+// RefusedInput reports whether the server refused the request's input:
+// HTTP 400 or 422.
+func RefusedInput(err error) bool {
+	e := Refusal(err)
+	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity)
+}
+
 // Refusal returns err's *Error when the server refused the request alone
 // (Error.Refused), or nil.
 func Refusal(err error) *Error {

@@ -162,7 +162,7 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 			q.Del("per_page")
 		}
 		raw, actErr, err := s.do(ctx, what, http.MethodGet, s.invitesPath()+"?"+q.Encode(), nil, secrets)
-		if page == 1 && !ownSize && refusedInput(actErr) {
+		if page == 1 && !ownSize && httpapi.RefusedInput(actErr) {
 			// The list and its page size are keysync's guess: a server
 			// that refuses per_page is read at its own, from now on.
 			q.Del("per_page")
@@ -195,13 +195,6 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 			return fmt.Errorf("openapp: %s: page %d of the invite list is empty but has_more is set", what, page)
 		}
 	}
-}
-
-// refusedInput reports whether err is the server refusing the request's
-// input: HTTP 400 or 422.
-func refusedInput(err error) bool {
-	e := httpapi.Refusal(err)
-	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity)
 }
 
 var _ reconcile.Checker = (*Sink)(nil)

@@ -195,7 +195,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		var resp listResponse
 		err := s.get(ctx, c, s.opts.ReservationsPath, q, &resp)
-		if err != nil && page == 1 && q.Has("per_page") && refusedInput(err) {
+		if err != nil && page == 1 && q.Has("per_page") && httpapi.RefusedInput(err) {
 			// The API document names no page size (DefaultPerPage is a
 			// guess): a server that refuses it is asked for its own.
 			q.Del("per_page")
@@ -243,13 +243,6 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		return nil, err
 	}
 	return stays, nil
-}
-
-// refusedInput reports whether err is the server refusing the request's
-// input: HTTP 400 or 422.
-func refusedInput(err error) bool {
-	e := httpapi.Refusal(err)
-	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity)
 }
 
 // StaysByID implements reconcile.StaySource with one GET per distinct id
