@@ -335,7 +335,10 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 			src.Within(sortedKeys(p.Rooms), h.stays)
 			sink = h.chain.Sink()
 		}
-		sink.SetLogger(env.limiters.logger())
+		if log := env.limiters.logger(); log != nil {
+			// A Chain's properties share one sink limit: name the endpoint.
+			sink.SetLogger(log.With("host", hostOf(t.Endpoint)))
+		}
 		site.Sinks[reconcile.System3RPMS] = sink
 	}
 	if g := p.Guestway; g != nil {

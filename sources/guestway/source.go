@@ -203,8 +203,12 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			if err = s.get(ctx, c, s.opts.ReservationsPath, q, &resp); err == nil {
 				s.serverPages.Store(true)
 				if s.log != nil {
-					s.log.Warn("Guestway refused the page size; reading its own page size for the rest of the run: set guestway.per_page lower",
-						"property", s.opts.Property, "refused", s.opts.PerPage)
+					served := 0
+					if resp.Meta != nil {
+						served = resp.Meta.PerPage
+					}
+					s.log.Warn("Guestway refused the page size; reading its own page size for the rest of the run: set guestway.per_page to what it serves",
+						"property", s.opts.Property, "refused", s.opts.PerPage, "serves", served)
 				}
 			}
 		}
