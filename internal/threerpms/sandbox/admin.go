@@ -32,6 +32,8 @@ POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigne
 GET    /_sandbox/errors                         how GraphQL errors are answered {message_only, rollback_documents}
 POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations);
                                                 {"rollback_documents": true}: a mutation document with a failed field is undone whole
+GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {message_only, rollback_documents, hide_qr_data, max_page_size, max_root_fields}
+POST   /_sandbox/assumptions                    set any of them {"hide_qr_data": true, "max_page_size": 20, "max_root_fields": 10, …}
 DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
 GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}
 POST   /_sandbox/webhook                        send signed events {"url", "secret"} ("url": "" stops them)
@@ -90,6 +92,20 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /_sandbox/cleanup", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"deleted": sandboxkit.NonNil(s.CleanupUnassignedNow())})
 	})
+	get := func(v func() any) func() any {
+		return func() any {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return v()
+		}
+	}
+	sandboxkit.Switches(mux,
+		sandboxkit.Flag("message_only", s.MessageOnlyErrors, s.SetMessageOnlyErrors),
+		sandboxkit.Flag("rollback_documents", s.RollbackDocuments, s.SetRollbackDocuments),
+		sandboxkit.Flag("hide_qr_data", func() bool { return get(func() any { return s.hideQR })().(bool) }, s.SetHideQRData),
+		sandboxkit.Size("max_page_size", func() int { return get(func() any { return s.opts.MaxPageSize })().(int) }, s.SetMaxPageSize),
+		sandboxkit.Size("max_root_fields", func() int { return get(func() any { return s.maxRoot })().(int) }, s.SetMaxRootFields),
+	)
 	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors(), "rollback_documents": s.RollbackDocuments()})
 	})

@@ -18,6 +18,8 @@ GET    /_sandbox/clock         the business clock {now}
 POST   /_sandbox/clock         set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests      the API request log {count, requests}
 DELETE /_sandbox/requests      empty the request log
+GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit}
+POST   /_sandbox/assumptions   set any of them {"no_list": true, "list_without_codes": true, "visitor_name_limit": 5}
 `
 
 func (s *Server) adminRoutes() *http.ServeMux {
@@ -26,7 +28,19 @@ func (s *Server) adminRoutes() *http.ServeMux {
 	sandboxkit.List(mux, "accesses", s.Accesses)
 	sandboxkit.List(mux, "keys", s.Keys)
 	mux.HandleFunc("POST /_sandbox/keys", s.adminAddKey)
+	sandboxkit.Switches(mux,
+		sandboxkit.Flag("no_list", func() bool { return s.locked(func() any { return s.noList }).(bool) }, s.SetNoList),
+		sandboxkit.Flag("list_without_codes", func() bool { return s.locked(func() any { return s.noCodes }).(bool) }, s.SetListWithoutCodes),
+		sandboxkit.Size("visitor_name_limit", func() int { return s.locked(func() any { return s.opts.VisitorNameLimit }).(int) }, s.SetVisitorNameLimit),
+	)
 	return mux
+}
+
+// locked returns get's value read under s.mu.
+func (s *Server) locked(get func() any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return get()
 }
 
 func (s *Server) adminAddKey(w http.ResponseWriter, r *http.Request) {

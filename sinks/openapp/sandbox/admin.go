@@ -19,6 +19,8 @@ GET    /_sandbox/clock        the business clock {now}
 POST   /_sandbox/clock        set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests     the request log {count, requests}
 DELETE /_sandbox/requests     empty the request log
+GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, max_per_page}
+POST   /_sandbox/assumptions  set any of them {"no_list": true, "list_without_tokens": true, "put_only_narrows": true, "max_per_page": 10}
 `
 
 func (s *Server) routes() *http.ServeMux {
@@ -37,7 +39,20 @@ func (s *Server) routes() *http.ServeMux {
 	sandboxkit.List(mux, "invites", s.Invites)
 	sandboxkit.List(mux, "portals", s.Portals)
 	mux.HandleFunc("POST /_sandbox/portals", s.adminAddPortal)
+	sandboxkit.Switches(mux,
+		sandboxkit.Flag("no_list", func() bool { return s.locked(func() any { return s.noList }).(bool) }, s.SetNoList),
+		sandboxkit.Flag("list_without_tokens", func() bool { return s.locked(func() any { return s.noTokens }).(bool) }, s.SetListWithoutTokens),
+		sandboxkit.Flag("put_only_narrows", func() bool { return s.locked(func() any { return s.narrowOnly }).(bool) }, s.SetPutOnlyNarrows),
+		sandboxkit.Size("max_per_page", func() int { return s.locked(func() any { return s.maxPerPage }).(int) }, s.SetMaxPerPage),
+	)
 	return mux
+}
+
+// locked returns get's value read under s.mu.
+func (s *Server) locked(get func() any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return get()
 }
 
 // utcNow is the clock routes' answer: the business clock in UTC.

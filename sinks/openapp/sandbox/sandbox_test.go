@@ -767,7 +767,7 @@ func TestAdmin(t *testing.T) {
 
 	// The route list served at GET /_sandbox/ is the one in the package comment.
 	list := sandboxtest.RoutesDocumented(t, e.Srv)
-	if n := len(strings.Split(strings.TrimSpace(list), "\n")); n != 9 {
+	if n := len(strings.Split(strings.TrimSpace(list), "\n")); n != 11 {
 		t.Errorf("route list has %d lines", n)
 	}
 }
