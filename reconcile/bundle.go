@@ -274,6 +274,15 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 				continue
 			}
 		}
+		if derived && blocked && s.Key != nil && slices.ContainsFunc(sys.of(tb.system), func(c *Credential) bool {
+			return c.ID != 0 && p.in.KeyCarries[c.ID] == s.Key.ID
+		}) {
+			// The key keysync may not act on is made from this credential
+			// (its PIN is our code, its QR our invite's link): ending it
+			// would take the guest's way in away. It is left as it is and
+			// ends with the stay.
+			continue
+		}
 		if derived && blocked {
 			// The key this credential would carry cannot be written; keep
 			// only what stands on its own (an invite's shared portals).

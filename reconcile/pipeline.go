@@ -267,10 +267,10 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
 	}
-	var byRef map[StayRef]*Stay
+	byRef := staysByRef(rd.stays)
+	in.KeyCarries = carries(site, byRef, rd.creds)
 	if rd.backfill {
-		byRef = staysByRef(rd.stays)
-		in.Carries = carries(site, byRef, rd.creds)
+		in.Carries = in.KeyCarries
 	}
 	plan, err := Compute(in)
 	if err != nil {

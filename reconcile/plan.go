@@ -233,6 +233,12 @@ type Input struct {
 	// the record lacks it (a backfill adopted them and stopped before it
 	// recorded the link).
 	Carries map[int64]string
+	// KeyCarries holds, in every run, the live invites and key-box accesses
+	// (by credential id) that the 3RPMS key on their stay is made from,
+	// whoever that key belongs to, with the key's id. A credential a key
+	// keysync may not act on is made from is never ended on that key's
+	// account: the guest's way in depends on it.
+	KeyCarries map[int64]string
 }
 
 // Compute plans the actions that bring the property in line with its

@@ -571,3 +571,42 @@ func TestBackfillWhenTheInviteListHasNoTokens(t *testing.T) {
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
 	fw.checkInvariants(foreign)
 }
+
+// TestBackfillWhenReaddIsRefused breaks the assumption a backfill's claim
+// rests on: that re-adding the key a stay holds succeeds for the
+// integration that made it (the 3RPMS Room Access Key API does not say;
+// the sandbox's SetRefuseReadd makes it a conflict). The state lost, every
+// claim is refused, so keysync takes its own keys for another
+// integration's: it leaves them alone and says a person is needed. It
+// must not then end the invite and the access those keys are made from
+// (the QR key is the invite's link, the key-storage PIN the access's
+// code): the guests' way in stays as it was.
+func TestBackfillWhenReaddIsRefused(t *testing.T) {
+	t.Parallel()
+	fw, _, _ := adoptWorld(t)
+	fw.sb.rpms.SetRefuseReadd(true)
+	links := func() string {
+		var out []string
+		for _, inv := range fw.invites() {
+			out = append(out, inv.ID+" "+inv.Token)
+		}
+		for _, a := range fw.accesses() {
+			out = append(out, a.ID+" "+a.Code)
+		}
+		slices.Sort(out)
+		return fmt.Sprint(out)
+	}
+	keys := func() string {
+		var out []string
+		for _, s := range []string{"s1", "s2", "s3"} {
+			out = append(out, s+" "+fw.key(s).ID)
+		}
+		return fmt.Sprint(out)
+	}
+	before, onStays := links(), keys()
+	fw.mustExec(ExitAttention, "backfill")
+	fw.mustExec(ExitAttention, "run")
+	fw.mustExec(ExitAttention, "run")
+	same(t, links, before, "the backfill whose claims were refused and the runs after it")
+	same(t, keys, onStays, "the backfill whose claims were refused and the runs after it")
+}

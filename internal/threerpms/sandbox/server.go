@@ -157,6 +157,8 @@ type Server struct {
 	undo     *undo
 	hideQR   bool // Options.HideQRData
 	maxRoot  int  // Options.MaxRootFields, as switched
+	// refuseReadd refuses re-adding the key a stay holds (SetRefuseReadd).
+	refuseReadd bool
 }
 
 // clock and requestLog give Server the kit's Now, Requests and
@@ -242,6 +244,16 @@ func (s *Server) SetMaxRootFields(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.maxRoot = cmp.Or(max(n, 0), DefaultMaxRootFields)
+}
+
+// SetRefuseReadd makes re-adding the key a stay already holds a CONFLICT,
+// even for the integration that created it: the 3RPMS Room Access Key API
+// does not say what a re-add does, and keysync's backfill uses it to tell
+// its own keys from others'.
+func (s *Server) SetRefuseReadd(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseReadd = on
 }
 
 // SetHideQRData switches Options.HideQRData.

@@ -346,6 +346,9 @@ func (s *Server) addKey(caller, stayID, keyID string) (*stay, *Error) {
 	}
 	switch st.keyID {
 	case k.id:
+		if s.refuseReadd {
+			return nil, errorf(CodeConflict, "roomStayId: room stay %s already holds room access key %s", stayID, k.id)
+		}
 		return st, nil // idempotent re-add
 	case "":
 		s.assign(st, k.id)
