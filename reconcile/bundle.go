@@ -108,7 +108,7 @@ type upstream struct {
 	step  int
 	// carriedBy is the id of the stay's 3RPMS key when that key is made
 	// from cred and the record does not say so (cred adopted in this plan,
-	// Held.CarriedBy, or by a backfill cut short, Input.Carries): the key
+	// Held.CarriedBy, or by a backfill cut short, Input.KeyCarries): the key
 	// is kept, and the plan records that it carries cred.
 	carriedBy string
 	// noSecret says cred holds no secret and a new one would not either
@@ -518,7 +518,7 @@ func remoteIDs(creds []Credential) map[System]map[string]bool {
 
 // carriedBy returns the id of the stay's 3RPMS key when it is made from
 // c, as the runner checked: a credential adoptHeld made (Held.CarriedBy),
-// or one recorded (Input.Carries); "" otherwise.
+// or, in a backfill, one recorded (Input.KeyCarries); "" otherwise.
 func (p *planner) carriedBy(s Stay, c *Credential) string {
 	switch {
 	case c == nil || s.Key == nil:
@@ -529,7 +529,7 @@ func (p *planner) carriedBy(s Stay, c *Credential) string {
 				return h.CarriedBy
 			}
 		}
-	case c.ID != 0 && p.in.Carries[c.ID] == s.Key.ID:
+	case p.in.Backfill && c.ID != 0 && p.in.KeyCarries[c.ID] == s.Key.ID:
 		return s.Key.ID
 	}
 	return ""

@@ -269,9 +269,6 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	}
 	byRef := staysByRef(rd.stays)
 	in.KeyCarries = carries(site, byRef, rd.creds)
-	if rd.backfill {
-		in.Carries = in.KeyCarries
-	}
 	plan, err := Compute(in)
 	if err != nil {
 		return err

@@ -226,18 +226,14 @@ type Input struct {
 	// already hold that keysync has no record of (a backfill's read-back,
 	// BatchFinder): the plan adopts one where it would create it.
 	Held map[StayRef][]Held
-	// Carries holds, in a backfill, the recorded invites and key-box
-	// accesses (by credential id) that the 3RPMS key on their stay is
-	// made from, with that key's id, as the runner checked through the
-	// sinks' Derivers: such a key is kept, and the link recorded, where
-	// the record lacks it (a backfill adopted them and stopped before it
-	// recorded the link).
-	Carries map[int64]string
-	// KeyCarries holds, in every run, the live invites and key-box accesses
-	// (by credential id) that the 3RPMS key on their stay is made from,
-	// whoever that key belongs to, with the key's id. A credential a key
-	// keysync may not act on is made from is never ended on that key's
-	// account: the guest's way in depends on it.
+	// KeyCarries holds the live invites and key-box accesses (by
+	// credential id) that the 3RPMS key on their stay is made from,
+	// whoever that key belongs to, with the key's id, as the runner
+	// checked through the sinks' Derivers. A credential a key keysync may
+	// not act on is made from is never ended on that key's account: the
+	// guest's way in depends on it. In a backfill, such a key is also
+	// kept, and the link recorded, where the record lacks it (a backfill
+	// adopted them and stopped before it recorded the link).
 	KeyCarries map[int64]string
 }
 

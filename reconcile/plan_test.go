@@ -56,7 +56,7 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	}
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
-		Backfill: tc.backfill, Held: tc.held, Carries: tc.carries, Rand: seeded(1),
+		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Rand: seeded(1),
 	})
 	if err != nil {
 		t.Fatalf("Compute: %v", err)

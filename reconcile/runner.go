@@ -551,9 +551,9 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays map
 	return held, failed
 }
 
-// carries returns, for a backfill, the recorded live invites and key-box
+// carries returns the recorded live invites and key-box
 // accesses whose stay's 3RPMS key is made from them, with that key's id
-// (Input.Carries).
+// (Input.KeyCarries).
 func carries(site *Site, stays map[StayRef]*Stay, creds []Credential) map[int64]string {
 	var out map[int64]string
 	for _, c := range creds {
