@@ -7,7 +7,22 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 )
+
+// Store sets *p to v under mu: a sandbox's run-time switch.
+func Store[T any](mu sync.Locker, p *T, v T) {
+	mu.Lock()
+	defer mu.Unlock()
+	*p = v
+}
+
+// Load returns *p read under mu.
+func Load[T any](mu sync.Locker, p *T) T {
+	mu.Lock()
+	defer mu.Unlock()
+	return *p
+}
 
 // Switch is one way a sandbox can break an assumption keysync makes where
 // an API document is silent (a list without tokens, a page size it

@@ -92,20 +92,13 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /_sandbox/cleanup", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"deleted": sandboxkit.NonNil(s.CleanupUnassignedNow())})
 	})
-	get := func(v func() any) func() any {
-		return func() any {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return v()
-		}
-	}
 	sandboxkit.Switches(mux,
 		sandboxkit.Flag("message_only", s.MessageOnlyErrors, s.SetMessageOnlyErrors),
 		sandboxkit.Flag("rollback_documents", s.RollbackDocuments, s.SetRollbackDocuments),
-		sandboxkit.Flag("hide_qr_data", func() bool { return get(func() any { return s.hideQR })().(bool) }, s.SetHideQRData),
-		sandboxkit.Size("max_page_size", func() int { return get(func() any { return s.opts.MaxPageSize })().(int) }, s.SetMaxPageSize),
-		sandboxkit.Size("max_root_fields", func() int { return get(func() any { return s.maxRoot })().(int) }, s.SetMaxRootFields),
-		sandboxkit.Flag("refuse_readd", func() bool { return get(func() any { return s.refuseReadd })().(bool) }, s.SetRefuseReadd),
+		sandboxkit.Flag("hide_qr_data", func() bool { return sandboxkit.Load(&s.mu, &s.hideQR) }, s.SetHideQRData),
+		sandboxkit.Size("max_page_size", func() int { return sandboxkit.Load(&s.mu, &s.opts.MaxPageSize) }, s.SetMaxPageSize),
+		sandboxkit.Size("max_root_fields", func() int { return sandboxkit.Load(&s.mu, &s.maxRoot) }, s.SetMaxRootFields),
+		sandboxkit.Flag("refuse_readd", func() bool { return sandboxkit.Load(&s.mu, &s.refuseReadd) }, s.SetRefuseReadd),
 	)
 	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors(), "rollback_documents": s.RollbackDocuments()})

@@ -1,6 +1,9 @@
 package sandbox
 
-import "github.com/keysync/keysync/internal/webhook"
+import (
+	"github.com/keysync/keysync/internal/sandboxkit"
+	"github.com/keysync/keysync/internal/webhook"
+)
 
 // A server that runs each request in one transaction undoes a whole
 // mutation document when any of its fields fails. The 3RPMS Room Access
@@ -80,19 +83,11 @@ func (s *Server) emitKeyDeleted(id string) {
 }
 
 // SetRollbackDocuments switches Options.RollbackDocuments.
-func (s *Server) SetRollbackDocuments(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rollback = on
-}
+func (s *Server) SetRollbackDocuments(on bool) { sandboxkit.Store(&s.mu, &s.rollback, on) }
 
 // RollbackDocuments reports whether a mutation document with a failed
 // field is undone whole.
-func (s *Server) RollbackDocuments() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rollback
-}
+func (s *Server) RollbackDocuments() bool { return sandboxkit.Load(&s.mu, &s.rollback) }
 
 // nullFields answers every root field of an undone document null.
 func nullFields(data any) any {

@@ -226,49 +226,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // SetMessageOnlyErrors switches Options.MessageOnlyErrors.
-func (s *Server) SetMessageOnlyErrors(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.messageOnly = on
-}
+func (s *Server) SetMessageOnlyErrors(on bool) { sandboxkit.Store(&s.mu, &s.messageOnly, on) }
 
 // SetMaxPageSize sets Options.MaxPageSize (zero: DefaultMaxPageSize).
 func (s *Server) SetMaxPageSize(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.opts.MaxPageSize = cmp.Or(max(n, 0), DefaultMaxPageSize)
+	sandboxkit.Store(&s.mu, &s.opts.MaxPageSize, cmp.Or(max(n, 0), DefaultMaxPageSize))
 }
 
 // SetMaxRootFields sets Options.MaxRootFields (zero: DefaultMaxRootFields).
 func (s *Server) SetMaxRootFields(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.maxRoot = cmp.Or(max(n, 0), DefaultMaxRootFields)
+	sandboxkit.Store(&s.mu, &s.maxRoot, cmp.Or(max(n, 0), DefaultMaxRootFields))
 }
 
 // SetRefuseReadd makes re-adding the key a stay already holds a CONFLICT,
 // even for the integration that created it: the 3RPMS Room Access Key API
 // does not say what a re-add does, and keysync's backfill uses it to tell
 // its own keys from others'.
-func (s *Server) SetRefuseReadd(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refuseReadd = on
-}
+func (s *Server) SetRefuseReadd(on bool) { sandboxkit.Store(&s.mu, &s.refuseReadd, on) }
 
 // SetHideQRData switches Options.HideQRData.
-func (s *Server) SetHideQRData(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hideQR = on
-}
+func (s *Server) SetHideQRData(on bool) { sandboxkit.Store(&s.mu, &s.hideQR, on) }
 
 // MessageOnlyErrors reports whether errors are answered with their message alone.
-func (s *Server) MessageOnlyErrors() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.messageOnly
-}
+func (s *Server) MessageOnlyErrors() bool { return sandboxkit.Load(&s.mu, &s.messageOnly) }
 
 // ---- GraphQL over HTTP -----------------------------------------------------
 

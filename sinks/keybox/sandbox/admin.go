@@ -29,18 +29,11 @@ func (s *Server) adminRoutes() *http.ServeMux {
 	sandboxkit.List(mux, "keys", s.Keys)
 	mux.HandleFunc("POST /_sandbox/keys", s.adminAddKey)
 	sandboxkit.Switches(mux,
-		sandboxkit.Flag("no_list", func() bool { return s.locked(func() any { return s.noList }).(bool) }, s.SetNoList),
-		sandboxkit.Flag("list_without_codes", func() bool { return s.locked(func() any { return s.noCodes }).(bool) }, s.SetListWithoutCodes),
-		sandboxkit.Size("visitor_name_limit", func() int { return s.locked(func() any { return s.opts.VisitorNameLimit }).(int) }, s.SetVisitorNameLimit),
+		sandboxkit.Flag("no_list", func() bool { return sandboxkit.Load(&s.mu, &s.noList) }, s.SetNoList),
+		sandboxkit.Flag("list_without_codes", func() bool { return sandboxkit.Load(&s.mu, &s.noCodes) }, s.SetListWithoutCodes),
+		sandboxkit.Size("visitor_name_limit", func() int { return sandboxkit.Load(&s.mu, &s.opts.VisitorNameLimit) }, s.SetVisitorNameLimit),
 	)
 	return mux
-}
-
-// locked returns get's value read under s.mu.
-func (s *Server) locked(get func() any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return get()
 }
 
 func (s *Server) adminAddKey(w http.ResponseWriter, r *http.Request) {

@@ -321,10 +321,7 @@ type listedAccess struct {
 // serveList answers GET ListPath?keyId= (or ?keySerialNumber=): the
 // caller's accesses to that key, cancelled ones included, oldest first.
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	noList := s.noList
-	s.mu.Unlock()
-	if noList {
+	if sandboxkit.Load(&s.mu, &s.noList) {
 		http.NotFound(w, r)
 		return
 	}
@@ -361,25 +358,13 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 }
 
 // SetVisitorNameLimit sets Options.VisitorNameLimit (zero: no limit).
-func (s *Server) SetVisitorNameLimit(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.opts.VisitorNameLimit = n
-}
+func (s *Server) SetVisitorNameLimit(n int) { sandboxkit.Store(&s.mu, &s.opts.VisitorNameLimit, n) }
 
 // SetNoList switches Options.NoList.
-func (s *Server) SetNoList(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.noList = on
-}
+func (s *Server) SetNoList(on bool) { sandboxkit.Store(&s.mu, &s.noList, on) }
 
 // SetListWithoutCodes switches Options.ListWithoutCodes.
-func (s *Server) SetListWithoutCodes(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.noCodes = on
-}
+func (s *Server) SetListWithoutCodes(on bool) { sandboxkit.Store(&s.mu, &s.noCodes, on) }
 
 func writeFieldError(w http.ResponseWriter, e *fieldError) {
 	sandboxkit.WriteJSON(w, e.status, apiErrorBody{Message: e.Error(), Field: e.field})

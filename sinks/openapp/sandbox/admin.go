@@ -40,19 +40,12 @@ func (s *Server) routes() *http.ServeMux {
 	sandboxkit.List(mux, "portals", s.Portals)
 	mux.HandleFunc("POST /_sandbox/portals", s.adminAddPortal)
 	sandboxkit.Switches(mux,
-		sandboxkit.Flag("no_list", func() bool { return s.locked(func() any { return s.noList }).(bool) }, s.SetNoList),
-		sandboxkit.Flag("list_without_tokens", func() bool { return s.locked(func() any { return s.noTokens }).(bool) }, s.SetListWithoutTokens),
-		sandboxkit.Flag("put_only_narrows", func() bool { return s.locked(func() any { return s.narrowOnly }).(bool) }, s.SetPutOnlyNarrows),
-		sandboxkit.Size("max_per_page", func() int { return s.locked(func() any { return s.maxPerPage }).(int) }, s.SetMaxPerPage),
+		sandboxkit.Flag("no_list", func() bool { return sandboxkit.Load(&s.mu, &s.noList) }, s.SetNoList),
+		sandboxkit.Flag("list_without_tokens", func() bool { return sandboxkit.Load(&s.mu, &s.noTokens) }, s.SetListWithoutTokens),
+		sandboxkit.Flag("put_only_narrows", func() bool { return sandboxkit.Load(&s.mu, &s.narrowOnly) }, s.SetPutOnlyNarrows),
+		sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage),
 	)
 	return mux
-}
-
-// locked returns get's value read under s.mu.
-func (s *Server) locked(get func() any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return get()
 }
 
 // utcNow is the clock routes' answer: the business clock in UTC.

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // Window is one validity interval of an invite.
@@ -421,10 +423,7 @@ type ListedInvite struct {
 // list serves GET …/access-invites: the integration's invites that are not
 // deleted, oldest first, a page at a time.
 func (s *Server) list(r *http.Request, rec *Request) result {
-	s.mu.Lock()
-	noList := s.noList
-	s.mu.Unlock()
-	if noList {
+	if sandboxkit.Load(&s.mu, &s.noList) {
 		return fail(http.StatusMethodNotAllowed, "method not allowed")
 	}
 	c, res := s.authorize(r, rec)
@@ -436,9 +435,7 @@ func (s *Server) list(r *http.Request, rec *Request) result {
 	if e != nil {
 		return e.result()
 	}
-	s.mu.Lock()
-	maxPer := cmp.Or(s.maxPerPage, MaxPerPage)
-	s.mu.Unlock()
+	maxPer := cmp.Or(sandboxkit.Load(&s.mu, &s.maxPerPage), MaxPerPage)
 	perPage, e := queryInt(q.Get("per_page"), "per_page", min(DefaultPerPage, maxPer), 1, maxPer)
 	if e != nil {
 		return e.result()

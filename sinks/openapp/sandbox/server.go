@@ -286,31 +286,15 @@ func (s *Server) authorize(r *http.Request, rec *Request) (caller, *result) {
 }
 
 // SetNoList switches Options.NoList.
-func (s *Server) SetNoList(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.noList = on
-}
+func (s *Server) SetNoList(on bool) { sandboxkit.Store(&s.mu, &s.noList, on) }
 
 // SetListWithoutTokens switches Options.ListWithoutTokens.
-func (s *Server) SetListWithoutTokens(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.noTokens = on
-}
+func (s *Server) SetListWithoutTokens(on bool) { sandboxkit.Store(&s.mu, &s.noTokens, on) }
 
 // SetMaxPerPage lowers the largest per_page the invite list accepts (400
 // above; zero: MaxPerPage): the OpenApp document shows no list, and
 // keysync asks for 100 a page.
-func (s *Server) SetMaxPerPage(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.maxPerPage = max(n, 0)
-}
+func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, max(n, 0)) }
 
 // SetPutOnlyNarrows switches Options.PutOnlyNarrows.
-func (s *Server) SetPutOnlyNarrows(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.narrowOnly = on
-}
+func (s *Server) SetPutOnlyNarrows(on bool) { sandboxkit.Store(&s.mu, &s.narrowOnly, on) }

@@ -32,11 +32,7 @@ func (s *Server) adminRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	sandboxkit.Mount(mux, sandboxkit.Admin{Routes: adminRouteList, Clock: s, ClockView: sandboxkit.TodayView}, &s.requestLog)
 	sandboxkit.List(mux, "listings", s.Listings)
-	sandboxkit.Switches(mux, sandboxkit.Size("max_per_page", func() int {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.maxPerPage
-	}, s.SetMaxPerPage))
+	sandboxkit.Switches(mux, sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage))
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing
 		if !sandboxkit.Decode(w, r, &in) {

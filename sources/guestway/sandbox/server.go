@@ -344,9 +344,7 @@ func (s *Server) list(q url.Values) result {
 		}
 		page = n
 	}
-	s.mu.Lock()
-	maxPer := cmp.Or(s.maxPerPage, MaxPerPage)
-	s.mu.Unlock()
+	maxPer := cmp.Or(sandboxkit.Load(&s.mu, &s.maxPerPage), MaxPerPage)
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPer {
@@ -453,8 +451,4 @@ func refusal(r sandboxkit.Refusal, l sandboxkit.Limits) string {
 // zero: MaxPerPage), and the page size when none is asked for with it: the
 // Guestway document names no page size, and keysync asks for
 // guestway.per_page (default 50).
-func (s *Server) SetMaxPerPage(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.maxPerPage = max(n, 0)
-}
+func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, max(n, 0)) }
