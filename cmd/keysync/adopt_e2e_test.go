@@ -307,14 +307,7 @@ func TestBackfillWhenQRDataIsHidden(t *testing.T) {
 	t.Parallel()
 	fw, _, foreign := adoptWorld(t)
 	fw.sb.rpms.SetHideQRData(true)
-	links := func() string {
-		var out []string
-		for _, inv := range fw.invites() {
-			out = append(out, inv.ID+" "+inv.Token)
-		}
-		slices.Sort(out)
-		return fmt.Sprint(out)
-	}
+	links := func() string { return fw.links(false) }
 	before, old := links(), fw.key("s1")
 	rep := fw.mustExec(ExitOK, "backfill").rep
 	for _, a := range rep.Actions() {
@@ -408,6 +401,22 @@ func TestBackfillWhenNothingCanBeListed(t *testing.T) {
 	}
 	endsBy(t, old, fw.now.Add(4*24*time.Hour)) // the stays leave on day 3
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+}
+
+// links lists keysync's live invites with their tokens and, with
+// accesses, its key-box accesses with their codes: what the guests hold.
+func (w *world) links(accesses bool) string {
+	var out []string
+	for _, inv := range w.invites() {
+		out = append(out, inv.ID+" "+inv.Token)
+	}
+	if accesses {
+		for _, a := range w.accesses() {
+			out = append(out, a.ID+" "+a.Code)
+		}
+	}
+	slices.Sort(out)
+	return fmt.Sprint(out)
 }
 
 // endsBy checks that each credential from before the state was lost (by
@@ -585,17 +594,7 @@ func TestBackfillWhenReaddIsRefused(t *testing.T) {
 	t.Parallel()
 	fw, _, _ := adoptWorld(t)
 	fw.sb.rpms.SetRefuseReadd(true)
-	links := func() string {
-		var out []string
-		for _, inv := range fw.invites() {
-			out = append(out, inv.ID+" "+inv.Token)
-		}
-		for _, a := range fw.accesses() {
-			out = append(out, a.ID+" "+a.Code)
-		}
-		slices.Sort(out)
-		return fmt.Sprint(out)
-	}
+	links := func() string { return fw.links(true) }
 	keys := func() string {
 		var out []string
 		for _, s := range []string{"s1", "s2", "s3"} {
