@@ -85,6 +85,11 @@ type Options struct {
 	// key-box API document gives no limit, and keysync recognises its own
 	// access after a lost state by the name it sent.
 	VisitorNameLimit int
+	// CreateWithoutCode leaves the code out of a create's answer, as a key
+	// box that only tells the guest may: the key-box document shows no
+	// response. keysync writes the code into a 3RPMS key_storage key.
+	// SetCreateWithoutCode switches it at run time.
+	CreateWithoutCode bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -294,6 +299,9 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 	var out accessJSON
 	if ferr == nil {
 		out = s.accessJSON(a)
+		if s.opts.CreateWithoutCode {
+			out.Code = ""
+		}
 	}
 	s.mu.Unlock()
 	if ferr != nil {
@@ -359,6 +367,11 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 
 // SetVisitorNameLimit sets Options.VisitorNameLimit (zero: no limit).
 func (s *Server) SetVisitorNameLimit(n int) { sandboxkit.Store(&s.mu, &s.opts.VisitorNameLimit, n) }
+
+// SetCreateWithoutCode switches Options.CreateWithoutCode.
+func (s *Server) SetCreateWithoutCode(on bool) {
+	sandboxkit.Store(&s.mu, &s.opts.CreateWithoutCode, on)
+}
 
 // SetNoList switches Options.NoList.
 func (s *Server) SetNoList(on bool) { sandboxkit.Store(&s.mu, &s.noList, on) }
