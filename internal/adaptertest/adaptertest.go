@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,6 +199,62 @@ func Wraps(t testing.TB, err error, is, isNot []error) {
 		if errors.Is(err, no) {
 			t.Errorf("%v: is %v", err, no)
 		}
+	}
+}
+
+// Mentions checks err's text holds each of subs.
+func Mentions(t testing.TB, err error, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(err.Error(), sub) {
+			t.Errorf("error does not mention %q: %v", sub, err)
+		}
+	}
+}
+
+// NoSecrets checks err's text holds none of secrets (canaries an API
+// answer echoed, credentials the adapter was given).
+func NoSecrets(t testing.TB, err error, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error quotes the secret %q: %v", secret, err)
+		}
+	}
+}
+
+// Leaks checks that the text of each of errs starts with prefix, the
+// adapter's system (what, when not empty, names the call in the failure),
+// and returns the texts that hold any of secrets, for a fuzz check to
+// tell a known fault from a new one.
+func Leaks(t testing.TB, what string, errs []error, prefix string, secrets ...string) []string {
+	t.Helper()
+	if what != "" {
+		what += ": "
+	}
+	var leaks []string
+	for _, e := range errs {
+		msg := e.Error()
+		if !strings.HasPrefix(msg, prefix) {
+			t.Errorf("%serror does not name the system: %q", what, msg)
+		}
+		if slices.ContainsFunc(secrets, func(s string) bool { return strings.Contains(msg, s) }) {
+			leaks = append(leaks, msg)
+		}
+	}
+	return leaks
+}
+
+// RateLimited checks err is an *httpapi.RateLimitedError of system asking
+// for a wait of retryAfter; the test stops when it is none at all.
+func RateLimited(t testing.TB, err error, system reconcile.System, retryAfter time.Duration) {
+	t.Helper()
+	var rl *httpapi.RateLimitedError
+	if !errors.As(err, &rl) {
+		t.Fatalf("err = %v (%T), want a *httpapi.RateLimitedError", err, err)
+	}
+	if rl.System != system || rl.RetryAfter != retryAfter {
+		t.Errorf("RateLimitedError %+v, want %s and %s", *rl, system, retryAfter)
 	}
 }
 

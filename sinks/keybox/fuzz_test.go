@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
@@ -109,18 +110,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte
 	t.Helper()
 	reqs := srv.Requests()
 	errs := sinktest.Errs(t, "", 1, out, err)
-	var leak []string
-	for _, e := range errs {
-		msg := e.Error()
-		if !strings.HasPrefix(msg, "keybox") {
-			t.Errorf("error does not name the system: %q", msg)
-		}
-		for _, secret := range []string{fzPass, fzCompartment, fzCode} {
-			if strings.Contains(msg, secret) {
-				leak = append(leak, msg)
-			}
-		}
-	}
+	leak := adaptertest.Leaks(t, "", errs, "keybox", fzPass, fzCompartment, fzCode)
 	// No retry loop: a create is sent once, again only after a 429.
 	if len(reqs) != 1 && !(status == http.StatusTooManyRequests && len(reqs) <= fzAttempts) {
 		t.Errorf("%d requests for one create (HTTP %d)", len(reqs), status)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
@@ -117,18 +118,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, a *reconcile.Action, status int, c
 	t.Helper()
 	reqs := srv.Requests()
 	errs := sinktest.Errs(t, string(a.Op)+": ", 1, out, err)
-	var leak []string
-	for _, e := range errs {
-		msg := e.Error()
-		if !strings.HasPrefix(msg, "openapp: ") {
-			t.Errorf("%s: error does not name the system: %q", a.Op, msg)
-		}
-		for _, secret := range []string{fzKey, fzInvite, fzAnswerToken} {
-			if strings.Contains(msg, secret) {
-				leak = append(leak, msg)
-			}
-		}
-	}
+	leak := adaptertest.Leaks(t, string(a.Op), errs, "openapp: ", fzKey, fzInvite, fzAnswerToken)
 	// No retry loop: a create is sent once; an update again only after a
 	// 5xx or a 429, at most fzAttempts times.
 	retriable := status >= 500 || status == http.StatusTooManyRequests || status == 0

@@ -272,32 +272,17 @@ func TestSinkErrors(t *testing.T) {
 func checkErr(t *testing.T, err error, is, isNot []error, contains []string) {
 	t.Helper()
 	adaptertest.Wraps(t, err, is, isNot)
-	msg := err.Error()
-	for _, s := range contains {
-		if !strings.Contains(msg, s) {
-			t.Errorf("error %q does not mention %q", msg, s)
-		}
-	}
-	if !strings.HasPrefix(msg, "openapp") {
+	adaptertest.Mentions(t, err, contains...)
+	if msg := err.Error(); !strings.HasPrefix(msg, "openapp") {
 		t.Errorf("error %q does not name openapp", msg)
 	}
-	for _, secret := range []string{canaryKey, canaryToken} {
-		if strings.Contains(msg, secret) {
-			t.Errorf("error leaks %q: %s", secret, msg)
-		}
-	}
+	adaptertest.NoSecrets(t, err, canaryKey, canaryToken)
 }
 
 func retryAfter(want time.Duration) func(*testing.T, error) {
 	return func(t *testing.T, err error) {
 		t.Helper()
-		var rl *httpapi.RateLimitedError
-		if !errors.As(err, &rl) {
-			t.Fatalf("err = %v (%T), want *httpapi.RateLimitedError", err, err)
-		}
-		if rl.System != reconcile.SystemOpenApp || rl.RetryAfter != want {
-			t.Errorf("got %+v, want openapp and %s", *rl, want)
-		}
+		adaptertest.RateLimited(t, err, reconcile.SystemOpenApp, want)
 	}
 }
 

@@ -173,16 +173,8 @@ func fzCheckBatch(t *testing.T, srv *fault.Canned, status int, ct string, body [
 		}
 	}
 	errs := sinktest.Errs(t, "", 3, out, err)
-	for _, e := range errs {
-		msg := e.Error()
-		if !strings.HasPrefix(msg, "3rpms: ") {
-			t.Errorf("error does not name the system: %q", msg)
-		}
-		for _, secret := range []string{fzToken, fzPIN} {
-			if strings.Contains(msg, secret) {
-				t.Errorf("error holds a secret: %q", msg)
-			}
-		}
+	if leaks := adaptertest.Leaks(t, "", errs, "3rpms: ", fzToken, fzPIN); len(leaks) > 0 {
+		t.Errorf("errors hold a secret: %q", leaks)
 	}
 	// A malformed or unreadable answer is a request error that leaves
 	// every outcome unknown, never a per-action verdict.

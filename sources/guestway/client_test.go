@@ -226,21 +226,8 @@ func TestCannedResponses(t *testing.T) {
 			} else if tc.status >= 0 && ge.Status != tc.status {
 				t.Errorf("status %d, want %d: %v", ge.Status, tc.status, err)
 			}
-			for _, target := range tc.is {
-				if !errors.Is(err, target) {
-					t.Errorf("errors.Is(err, %v) is false: %v", target, err)
-				}
-			}
-			for _, target := range tc.isNot {
-				if errors.Is(err, target) {
-					t.Errorf("errors.Is(err, %v) is true: %v", target, err)
-				}
-			}
-			for _, c := range tc.contains {
-				if !strings.Contains(err.Error(), c) {
-					t.Errorf("error lacks %q:\n%v", c, err)
-				}
-			}
+			adaptertest.Wraps(t, err, tc.is, tc.isNot)
+			adaptertest.Mentions(t, err, tc.contains...)
 			if tc.check != nil {
 				tc.check(t, err)
 			}
@@ -256,13 +243,7 @@ func TestCannedResponses(t *testing.T) {
 func rateLimited(retry time.Duration) func(t *testing.T, err error) {
 	return func(t *testing.T, err error) {
 		t.Helper()
-		var rl *httpapi.RateLimitedError
-		if !errors.As(err, &rl) {
-			t.Fatalf("err = %v (%T), want a *httpapi.RateLimitedError", err, err)
-		}
-		if rl.System != reconcile.SystemGuestway || rl.RetryAfter != retry {
-			t.Errorf("RateLimitedError %+v, want guestway and %s", *rl, retry)
-		}
+		adaptertest.RateLimited(t, err, reconcile.SystemGuestway, retry)
 	}
 }
 

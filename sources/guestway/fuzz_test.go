@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
@@ -149,17 +150,9 @@ func FuzzGuestwayHTTP(f *testing.F) {
 func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []reconcile.Stay, err error) {
 	t.Helper()
 	reqs, served := srv.Requests(), srv.Served()
-	leak := ""
+	var leak []string
 	if err != nil {
-		msg := err.Error()
-		if !strings.HasPrefix(msg, "guestway: ") {
-			t.Errorf("error does not name the system: %q", msg)
-		}
-		for _, secret := range []string{fzToken, fzKey, fzPIN} {
-			if strings.Contains(msg, secret) {
-				leak = msg
-			}
-		}
+		leak = adaptertest.Leaks(t, "", []error{err}, "guestway: ", fzToken, fzKey, fzPIN)
 		if stays != nil {
 			t.Errorf("%d stays alongside an error", len(stays))
 		}
@@ -214,7 +207,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []rec
 		}
 		ids[st.Ref.ID] = true
 	}
-	if t.Failed() || leak == "" {
+	if t.Failed() || len(leak) == 0 {
 		return
 	}
 	if status == 0 {

@@ -120,13 +120,7 @@ func TestMakeRequest(t *testing.T) {
 			handler:  reply(http.StatusTooManyRequests, jsonCT, echo, "Retry-After", "7"),
 			isNot:    []error{reconcile.ErrUnknownOutcome},
 			check: func(t *testing.T, err error, _ map[string]any) {
-				var rl *httpapi.RateLimitedError
-				if !errors.As(err, &rl) {
-					t.Fatalf("err = %v (%T), want *httpapi.RateLimitedError", err, err)
-				}
-				if rl.RetryAfter != 7*time.Second || rl.System != reconcile.System3RPMS {
-					t.Errorf("got %+v, want 3rpms and 7s", *rl)
-				}
+				adaptertest.RateLimited(t, err, reconcile.System3RPMS, 7*time.Second)
 			},
 		},
 		{
@@ -291,21 +285,8 @@ func TestMakeRequest(t *testing.T) {
 			if err == nil {
 				return
 			}
-			for _, want := range tc.is {
-				if !errors.Is(err, want) {
-					t.Errorf("err = %q, want errors.Is %q", err, want)
-				}
-			}
-			for _, not := range tc.isNot {
-				if errors.Is(err, not) {
-					t.Errorf("err = %q, want not errors.Is %q", err, not)
-				}
-			}
-			for _, want := range tc.contains {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("err = %q, want it to mention %q", err, want)
-				}
-			}
+			adaptertest.Wraps(t, err, tc.is, tc.isNot)
+			adaptertest.Mentions(t, err, tc.contains...)
 			assertNoCanary(t, err)
 		})
 	}
@@ -314,11 +295,7 @@ func TestMakeRequest(t *testing.T) {
 // assertNoCanary fails the test if err's text holds a canary.
 func assertNoCanary(t *testing.T, err error) {
 	t.Helper()
-	for _, c := range []string{canaryToken, canaryPIN} {
-		if strings.Contains(err.Error(), c) {
-			t.Errorf("err = %q quotes the secret %q", err, c)
-		}
-	}
+	adaptertest.NoSecrets(t, err, canaryToken, canaryPIN)
 }
 
 func TestMakeRequestSends(t *testing.T) {
