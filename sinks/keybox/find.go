@@ -20,14 +20,10 @@ type listedAccess struct {
 		ID           flexString `json:"id"`
 		SerialNumber string     `json:"serialNumber"`
 	} `json:"key"`
-	Code        flexString `json:"code"`
-	StartDate   string     `json:"startDate"`
-	StartTime   string     `json:"startTime"`
-	EndDate     string     `json:"endDate"`
-	EndTime     string     `json:"endTime"`
-	TimeZone    string     `json:"timeZone"`
-	VisitorName string     `json:"visitorName"`
-	Cancelled   bool       `json:"cancelled"`
+	Code flexString `json:"code"`
+	localWindow
+	VisitorName string `json:"visitorName"`
+	Cancelled   bool   `json:"cancelled"`
 }
 
 // accessList is the answer to a list.

@@ -325,16 +325,12 @@ func (s *Sink) label() string {
 // createBody is the API document's create body. It has no field for a compartment,
 // so none can be sent.
 type createBody struct {
-	Key            keyJSON `json:"key"`
-	StartDate      string  `json:"startDate"`
-	StartTime      string  `json:"startTime"`
-	EndDate        string  `json:"endDate"`
-	EndTime        string  `json:"endTime"`
-	TimeZone       string  `json:"timeZone"`
-	VisitorName    string  `json:"visitorName"`
-	ReturnReminder bool    `json:"returnReminder"`
-	Silent         bool    `json:"silent"`
-	Locale         string  `json:"locale,omitempty"`
+	Key keyJSON `json:"key"`
+	localWindow
+	VisitorName    string `json:"visitorName"`
+	ReturnReminder bool   `json:"returnReminder"`
+	Silent         bool   `json:"silent"`
+	Locale         string `json:"locale,omitempty"`
 }
 
 type keyJSON struct {
@@ -388,18 +384,21 @@ func (s *Sink) createBody(a *reconcile.Action, ref KeyRef) (createBody, error) {
 		return createBody{}, err
 	}
 	return createBody{
-		Key:       keyJSON{ID: ref.ID, SerialNumber: ref.SerialNumber},
-		StartDate: lw.StartDate, StartTime: lw.StartTime,
-		EndDate: lw.EndDate, EndTime: lw.EndTime,
-		TimeZone: lw.TimeZone, VisitorName: visitorName(a.Guest, a.Stay),
+		Key:         keyJSON{ID: ref.ID, SerialNumber: ref.SerialNumber},
+		localWindow: lw, VisitorName: visitorName(a.Guest, a.Stay),
 		ReturnReminder: false, Silent: s.opts.Silent, Locale: s.opts.Locale,
 	}, nil
 }
 
 // localWindow is an access window as the box reads it: local dates and
-// times in the property's zone.
+// times in the property's zone, the fields of a create's body and of a
+// listed access.
 type localWindow struct {
-	StartDate, StartTime, EndDate, EndTime, TimeZone string
+	StartDate string `json:"startDate"`
+	StartTime string `json:"startTime"`
+	EndDate   string `json:"endDate"`
+	EndTime   string `json:"endTime"`
+	TimeZone  string `json:"timeZone"`
 }
 
 // localWindow shows a window in the property's zone, cut to the minute:
