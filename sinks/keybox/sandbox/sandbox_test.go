@@ -68,6 +68,13 @@ func (e *env) create(body string) resp {
 	return e.call(http.MethodPost, DefaultCreatePath, ourUser, ourPass, body)
 }
 
+// created sends a create with body and stops the test unless it is
+// answered 201.
+func (e *env) created(body string) resp {
+	e.T.Helper()
+	return sandboxtest.Want(e.T, e.Srv, http.MethodPost, DefaultCreatePath, body, http.StatusCreated, sandboxtest.BasicAuth(ourUser, ourPass))
+}
+
 func (e *env) cancel(id string) resp {
 	e.T.Helper()
 	return e.call(http.MethodDelete, "/v2/accesses/"+id, ourUser, ourPass, "")
@@ -276,10 +283,7 @@ func TestCreateResponse(t *testing.T) {
 func TestCreateAcrossAutumnSwitch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	r := e.create(body(set("startDate", "2026-10-24"), set("endDate", "2026-10-26")))
-	if r.Status != 201 {
-		t.Fatalf("%d %s", r.Status, r.Raw)
-	}
+	e.created(body(set("startDate", "2026-10-24"), set("endDate", "2026-10-26")))
 	v := e.SB.Accesses()[0]
 	if v.StartDate != "2026-10-24" || v.StartTime != "15:00" || v.EndDate != "2026-10-26" || v.EndTime != "11:00" || v.TimeZone != "Europe/Ljubljana" {
 		t.Errorf("local view %s %s → %s %s %s", v.StartDate, v.StartTime, v.EndDate, v.EndTime, v.TimeZone)
@@ -298,16 +302,10 @@ func TestCreateAcrossAutumnSwitch(t *testing.T) {
 func TestCreateDeprecatedDates(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	r := e.create(body(del("startTime", "endTime"), set("timeZone", "America/Vancouver"),
+	e.created(body(del("startTime", "endTime"), set("timeZone", "America/Vancouver"),
 		set("startDate", "2026-10-31T22:00:00Z"), set("endDate", "2026-11-02T19:00:00Z")))
-	if r.Status != 201 {
-		t.Fatalf("%d %s", r.Status, r.Raw)
-	}
-	r = e.create(body(del("startTime", "endTime", "timeZone"),
+	e.created(body(del("startTime", "endTime", "timeZone"),
 		set("startDate", "2026-07-21T12:45:00Z"), set("endDate", "2026-07-23T17:45:00Z")))
-	if r.Status != 201 {
-		t.Fatalf("%d %s", r.Status, r.Raw)
-	}
 	got := e.SB.Accesses()
 	if v := got[0]; v.StartDate != "2026-10-31" || v.StartTime != "15:00" || v.EndDate != "2026-11-02" || v.EndTime != "11:00" || v.TimeZone != "America/Vancouver" {
 		t.Errorf("Vancouver local view %+v", v)
@@ -340,9 +338,7 @@ func TestOngoingAccess(t *testing.T) {
 func TestStatusFollowsClock(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	if r := e.create(body()); r.Status != 201 {
-		t.Fatal(r.Raw)
-	}
+	e.created(body())
 	steps := []struct {
 		at   time.Time
 		want string
@@ -447,9 +443,7 @@ func TestAuth(t *testing.T) {
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	if r := e.create(body()); r.Status != 201 {
-		t.Fatal(r.Raw)
-	}
+	e.created(body())
 	foreign, err := e.SB.AddAccess(AccessInput{
 		Creator: otherUser, KeyID: "K2", Start: t0, End: t0.Add(48 * time.Hour), TimeZone: "Europe/Ljubljana", Visitor: "Walk-in",
 	})
@@ -703,9 +697,7 @@ func TestAdminAPI(t *testing.T) {
 	call("POST", "/_sandbox/keys", `{"id": "K5", "serial_number": "SN-4"}`, 409)
 	call("POST", "/_sandbox/keys", `{"id": ""}`, 400)
 	call("POST", "/_sandbox/keys", `{"id": "K6", "colour": "red"}`, 400)
-	if r := e.create(body(set("key", map[string]any{"serialNumber": "SN-4"}))); r.Status != 201 {
-		t.Fatalf("create on the added key: %s", r.Raw)
-	}
+	e.created(body(set("key", map[string]any{"serialNumber": "SN-4"})))
 
 	r = call("GET", "/_sandbox/accesses", "", 200)
 	accs, _ := r.Body["accesses"].([]any)
