@@ -136,8 +136,7 @@ func TestFindIgnoresForeignAccesses(t *testing.T) {
 // name, else the newest.
 func TestFindChoosesAmongMatches(t *testing.T) {
 	t.Parallel()
-	sb, url := newSandbox(t, sandbox.Options{})
-	s := newSink(t, options(url, lj))
+	sb, s := sandboxAndSink(t)
 	c := sinktest.Pending(create("s1", "204", s1Start, s1End, ""))
 	plant := func(visitor string) string {
 		v, err := sb.AddAccess(sandbox.AccessInput{Creator: ourUser, KeyID: "K1", Start: s1Start, End: s1End, TimeZone: "Europe/Ljubljana", Visitor: visitor})

@@ -71,6 +71,14 @@ func newSandbox(t *testing.T, opts sandbox.Options, wraps ...func(http.Handler) 
 	return sb, sandboxtest.Serve(t, sb, wraps...).URL
 }
 
+// sandboxAndSink starts a sandbox as newSandbox does and returns it with
+// a sink talking to it in Ljubljana (options).
+func sandboxAndSink(t *testing.T) (*sandbox.Server, *keybox.Sink) {
+	t.Helper()
+	sb, url := newSandbox(t, sandbox.Options{})
+	return sb, newSink(t, options(url, lj))
+}
+
 // options returns sink options for baseURL in zone loc, retrying on a
 // fake clock (no real sleeps).
 func options(baseURL string, loc *time.Location) keybox.Options {
@@ -240,8 +248,7 @@ func TestCreateFromPropertyWindow(t *testing.T) {
 
 func TestCreateKeyByIDOrSerialNumber(t *testing.T) {
 	t.Parallel()
-	sb, url := newSandbox(t, sandbox.Options{})
-	s := newSink(t, options(url, lj))
+	sb, s := sandboxAndSink(t)
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
 	mustCreate(t, s, create("s1", "204", start, end, "A"))
 	mustCreate(t, s, create("s2", "205", start, end, "B"))
@@ -270,8 +277,7 @@ func TestCreateOptions(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	t.Parallel()
-	sb, url := newSandbox(t, sandbox.Options{})
-	s := newSink(t, options(url, lj))
+	sb, s := sandboxAndSink(t)
 	id := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	if o := apply(t, s, cancel("s1", id)); o.Err != nil || o.RemoteID != "" {
 		t.Fatalf("cancel: %+v", o)
@@ -294,8 +300,7 @@ func TestCancel(t *testing.T) {
 // one live access remains, with the new window.
 func TestDateChange(t *testing.T) {
 	t.Parallel()
-	sb, url := newSandbox(t, sandbox.Options{})
-	s := newSink(t, options(url, lj))
+	sb, s := sandboxAndSink(t)
 	old := mustCreate(t, s, create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana"))
 	if o := apply(t, s, cancel("s1", old)); o.Err != nil {
 		t.Fatal(o.Err)
@@ -343,8 +348,7 @@ func TestForeignAccessUntouched(t *testing.T) {
 // that Compartment gives it to the caller.
 func TestCompartmentNeverSent(t *testing.T) {
 	t.Parallel()
-	sb, url := newSandbox(t, sandbox.Options{})
-	s := newSink(t, options(url, lj))
+	sb, s := sandboxAndSink(t)
 	for i, room := range []string{"204", "205", "301"} {
 		id := mustCreate(t, s, create(fmt.Sprint("s", i), room, utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Guest"))
 		apply(t, s, cancel(fmt.Sprint("s", i), id))
