@@ -37,13 +37,7 @@ func TestChainSharesDocuments(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
-			for i := 1; i <= 4; i++ {
-				sb.AddRoom(fmt.Sprintf("r%d", i), fmt.Sprintf("Room %d", i))
-				if err := sb.AddStay(sandbox.Stay{ID: fmt.Sprintf("s%d", i), RoomID: fmt.Sprintf("r%d", i), Arrival: "2026-01-30", Departure: "2026-02-02"}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			sb := chainSandbox(t, 4)
 			arrived, release := make(chan struct{}), make(chan struct{})
 			var mu sync.Mutex
 			n := 0
@@ -154,13 +148,7 @@ func TestChainGathersAPartDocument(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
-			for i := 1; i <= 2; i++ {
-				sb.AddRoom(fmt.Sprintf("r%d", i), fmt.Sprintf("Room %d", i))
-				if err := sb.AddStay(sandbox.Stay{ID: fmt.Sprintf("s%d", i), RoomID: fmt.Sprintf("r%d", i), Arrival: "2026-01-30", Departure: "2026-02-02"}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			sb := chainSandbox(t, 2)
 			srv := httptest.NewServer(sb)
 			defer srv.Close()
 			gql, err := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: "tok"})
@@ -204,4 +192,18 @@ func TestChainGathersAPartDocument(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chainSandbox returns a sandbox that knows the token "tok" and holds n
+// rooms r1…rn, each with a stay s1…sn over January 30 to February 2.
+func chainSandbox(t *testing.T, n int) *sandbox.Server {
+	t.Helper()
+	sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
+	for i := 1; i <= n; i++ {
+		sb.AddRoom(fmt.Sprintf("r%d", i), fmt.Sprintf("Room %d", i))
+		if err := sb.AddStay(sandbox.Stay{ID: fmt.Sprintf("s%d", i), RoomID: fmt.Sprintf("r%d", i), Arrival: "2026-01-30", Departure: "2026-02-02"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sb
 }
