@@ -245,6 +245,23 @@ func Leaks(t testing.TB, what string, errs []error, prefix string, secrets ...st
 	return leaks
 }
 
+// Leaked ends a fuzz check whose errors hold a secret (leaks, from Leaks;
+// nothing is checked when there are none or the test has failed already):
+// where the answer was not HTTP at all (status 0), net/http's error quotes
+// the line it could not read, and the test stops on transportBug, which
+// names the adapter's known fault and the test that shows it; else the
+// leak is a new one and fails the test.
+func Leaked(t testing.TB, status int, leaks []string, transportBug string) {
+	t.Helper()
+	if t.Failed() || len(leaks) == 0 {
+		return
+	}
+	if status == 0 {
+		t.Fatal(transportBug)
+	}
+	t.Errorf("error holds a secret: %q", leaks)
+}
+
 // RateLimited checks err is an *httpapi.RateLimitedError of system asking
 // for a wait of retryAfter; the test stops when it is none at all.
 func RateLimited(t testing.TB, err error, system reconcile.System, retryAfter time.Duration) {

@@ -131,13 +131,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, body []byte
 			t.Errorf("create done (HTTP %d) without an access id: %+v", status, o)
 		}
 	}
-	if t.Failed() || len(leak) == 0 {
-		return
-	}
-	if status == 0 {
-		t.Fatal("BUG: keybox puts net/http's transport error, which quotes a malformed answer line, in its error; see TestKeyBoxTransportErrorQuotesAnswer")
-	}
-	t.Errorf("error holds a secret: %q", leak)
+	adaptertest.Leaked(t, status, leak, "BUG: keybox puts net/http's transport error, which quotes a malformed answer line, in its error; see TestKeyBoxTransportErrorQuotesAnswer")
 }
 
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the

@@ -207,13 +207,7 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []rec
 		}
 		ids[st.Ref.ID] = true
 	}
-	if t.Failed() || len(leak) == 0 {
-		return
-	}
-	if status == 0 {
-		t.Fatal("BUG: guestway puts net/http's transport error, which quotes a malformed answer line, in its error; see TestGuestwayTransportErrorQuotesAnswer")
-	}
-	t.Errorf("error holds a secret: %q", leak)
+	adaptertest.Leaked(t, status, leak, "BUG: guestway puts net/http's transport error, which quotes a malformed answer line, in its error; see TestGuestwayTransportErrorQuotesAnswer")
 }
 
 // TestFuzzHarnessDecodesValid makes sure the fuzz harness reaches the
