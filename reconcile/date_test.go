@@ -10,11 +10,7 @@ import (
 
 func TestParseDate(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in      string
-		want    reconcile.Date
-		wantErr bool
-	}{
+	checkParse(t, "ParseDate", reconcile.ParseDate, []parseCase[reconcile.Date]{
 		{in: "2026-01-30", want: reconcile.Date{Year: 2026, Month: time.January, Day: 30}},
 		{in: "2026-12-31", want: reconcile.Date{Year: 2026, Month: time.December, Day: 31}},
 		{in: "2028-02-29", want: reconcile.Date{Year: 2028, Month: time.February, Day: 29}},
@@ -29,24 +25,7 @@ func TestParseDate(t *testing.T) {
 		{in: " 2026-01-05", wantErr: true},
 		{in: "2026/01/05", wantErr: true},
 		{in: "", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := reconcile.ParseDate(tc.in)
-			if tc.wantErr {
-				if err == nil {
-					t.Fatalf("ParseDate(%q) = %v, want an error", tc.in, got)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("ParseDate(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-			}
-			if s := got.String(); s != tc.in {
-				t.Errorf("String() = %q, want %q", s, tc.in)
-			}
-		})
-	}
+	})
 }
 
 func TestDateString(t *testing.T) {
@@ -174,11 +153,7 @@ func TestDateJSON(t *testing.T) {
 
 func TestParseTimeOfDay(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in      string
-		want    reconcile.TimeOfDay
-		wantErr bool
-	}{
+	checkParse(t, "ParseTimeOfDay", reconcile.ParseTimeOfDay, []parseCase[reconcile.TimeOfDay]{
 		{in: "15:00", want: reconcile.TimeOfDay{Hour: 15}},
 		{in: "11:00", want: reconcile.TimeOfDay{Hour: 11}},
 		{in: "00:00", want: reconcile.TimeOfDay{}},
@@ -189,20 +164,39 @@ func TestParseTimeOfDay(t *testing.T) {
 		{in: "3pm", wantErr: true},
 		{in: "15", wantErr: true},
 		{in: "", wantErr: true},
-	}
-	for _, tc := range tests {
-		got, err := reconcile.ParseTimeOfDay(tc.in)
-		if tc.wantErr {
-			if err == nil {
-				t.Errorf("ParseTimeOfDay(%q) = %v, want an error", tc.in, got)
+	})
+}
+
+// parseCase is one input of a parser whose result prints back as the
+// input: what it must give, or that it must refuse it.
+type parseCase[T any] struct {
+	in      string
+	want    T
+	wantErr bool
+}
+
+// checkParse runs parse, named name, on each case as a subtest: an error
+// where one is wanted, else the value wanted, whose String is the input.
+func checkParse[T interface {
+	comparable
+	String() string
+}](t *testing.T, name string, parse func(string) (T, error), cases []parseCase[T]) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parse(tc.in)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("%s(%q) = %v, want an error", name, tc.in, got)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseTimeOfDay(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-		if s := got.String(); s != tc.in {
-			t.Errorf("Clock.String() = %q, want %q", s, tc.in)
-		}
+			if err != nil || got != tc.want {
+				t.Fatalf("%s(%q) = %v, %v; want %v", name, tc.in, got, err, tc.want)
+			}
+			if s := got.String(); s != tc.in {
+				t.Errorf("String() = %q, want %q", s, tc.in)
+			}
+		})
 	}
 }
