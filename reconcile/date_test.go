@@ -187,12 +187,12 @@ func checkParse[T interface {
 			got, err := parse(tc.in)
 			if tc.wantErr {
 				if err == nil {
-					t.Fatalf("%s(%q) = %v, want an error", name, tc.in, got)
+					t.Errorf("%s(%q) = %v, want an error", name, tc.in, got)
 				}
 				return
 			}
 			if err != nil || got != tc.want {
-				t.Fatalf("%s(%q) = %v, %v; want %v", name, tc.in, got, err, tc.want)
+				t.Errorf("%s(%q) = %v, %v; want %v", name, tc.in, got, err, tc.want)
 			}
 			if s := got.String(); s != tc.in {
 				t.Errorf("String() = %q, want %q", s, tc.in)
