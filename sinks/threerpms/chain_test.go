@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
@@ -149,8 +150,7 @@ func TestChainGathersAPartDocument(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			sb := chainSandbox(t, 2)
-			srv := httptest.NewServer(sb)
-			defer srv.Close()
+			srv := sandboxtest.Serve(t, sb)
 			gql, err := threerpms.NewClient(threerpms.ClientOptions{Endpoint: srv.URL + "/graphql", Token: "tok"})
 			if err != nil {
 				t.Fatal(err)

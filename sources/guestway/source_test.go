@@ -73,9 +73,7 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Server, *headerChe
 		sb.AddListing(l, "Listing "+l)
 	}
 	hc := &headerCheck{next: sb}
-	srv := httptest.NewServer(hc)
-	t.Cleanup(srv.Close)
-	return sb, hc, srv.URL
+	return sb, hc, sandboxtest.Serve(t, hc).URL
 }
 
 // newSource returns a Source for base with the canary credentials,
@@ -506,8 +504,7 @@ func TestSeedDemoReadable(t *testing.T) {
 	t.Parallel()
 	sb := sandbox.New(sandbox.Options{Now: t0})
 	sb.SeedDemo(0)
-	srv := httptest.NewServer(sb)
-	defer srv.Close()
+	srv := sandboxtest.Serve(t, sb)
 	src := newGuestway(t, guestway.Options{BaseURL: srv.URL, PartnerKey: sandbox.DemoPartnerKey, Token: sandbox.DemoToken, Property: "demo"})
 	if err := (guestway.Options{BaseURL: srv.URL, PartnerKey: sandbox.DemoPartnerKey, Token: sandbox.DemoToken, Property: "demo"}).Validate(); err != nil {
 		t.Errorf("demo credentials do not validate: %v", err)

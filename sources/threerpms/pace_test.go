@@ -2,11 +2,11 @@ package threerpms_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
@@ -28,8 +28,7 @@ func TestThousandCallsNoRateLimit(t *testing.T) {
 		RateNow:      clock.Now,
 	}.WithSeedLimits())
 	sb.AddRoom("r101", "101")
-	srv := httptest.NewServer(sb)
-	defer srv.Close()
+	srv := sandboxtest.Serve(t, sb)
 	meter := &reconcile.Meter{Clock: clock}
 	c := mustClient(rpmsapi.ClientOptions{
 		Endpoint: srv.URL + "/graphql", Token: ourToken, Transport: httpapi.Transport{

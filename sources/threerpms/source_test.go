@@ -43,9 +43,7 @@ func newSandbox(t *testing.T) (*sandbox.Server, string) {
 	for _, r := range []string{"r1", "r2", "r3"} {
 		sb.AddRoom(r, "Room "+r)
 	}
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	return sb, srv.URL + "/graphql"
+	return sb, sandboxtest.Serve(t, sb).URL + "/graphql"
 }
 
 // newClient returns a Client for endpoint that sends our token.
