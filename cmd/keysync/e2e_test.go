@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -142,20 +143,37 @@ func (h *harness) setNow(t time.Time) {
 // exit code.
 func (h *harness) run(cmd string, args ...string) (*reconcile.Report, int, string) {
 	h.t.Helper()
-	var out, errb bytes.Buffer
 	argv := append([]string{cmd, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339), "--json"}, args...)
-	env := newEnvironment(&out, &errb, h.getenv)
-	env.stateBusy = h.busy
-	err := env.run(context.Background(), argv)
-	code := exitCode(err)
-	if out.Len() == 0 {
-		return nil, code, errb.String() + errString(err)
+	return runJSON(h.t, argv, func(argv []string, stdout, stderr io.Writer) error {
+		env := newEnvironment(stdout, stderr, h.getenv)
+		env.stateBusy = h.busy
+		return env.run(context.Background(), argv)
+	})
+}
+
+// runJSON runs the keysync command line argv (one with --json) through
+// run, which writes to stdout and stderr as keysync would. It returns the
+// report keysync printed (nil if it printed nothing), the exit code, and
+// stderr followed by the error.
+func runJSON(t *testing.T, argv []string, run func(argv []string, stdout, stderr io.Writer) error) (*reconcile.Report, int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(argv, &out, &errb)
+	return parseReport(t, argv[0], out.String()), exitCode(err), errb.String() + errString(err)
+}
+
+// parseReport reads the --json report cmd printed on stdout: nil when it
+// printed nothing, a fatal test failure when it is not a report.
+func parseReport(t *testing.T, cmd, stdout string) *reconcile.Report {
+	t.Helper()
+	if stdout == "" {
+		return nil
 	}
 	var rep reconcile.Report
-	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
-		h.t.Fatalf("%s: report is not JSON: %v\n%s", cmd, jerr, out.String())
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%s: report is not JSON: %v\n%s", cmd, err, stdout)
 	}
-	return &rep, code, errb.String() + errString(err)
+	return &rep
 }
 
 // mustRun runs and requires the given exit code.

@@ -126,13 +126,7 @@ func (fw *faultWorld) exec(cmd string, getenv func(string) string, extra ...stri
 	}
 	fw.next = nil
 	r := fw.runOn(fake, getenv, cmd, append([]string{"--json"}, extra...)...)
-	if r.stdout != "" {
-		var rep reconcile.Report
-		if jerr := json.Unmarshal([]byte(r.stdout), &rep); jerr != nil {
-			fw.t.Fatalf("%s: report is not JSON: %v\n%s", cmd, jerr, r.stdout)
-		}
-		r.rep = &rep
-	}
+	r.rep = parseReport(fw.t, cmd, r.stdout)
 	return r
 }
 

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,17 +42,10 @@ func newProcWorld(t *testing.T, hotel map[string]string, wrap func(http.Handler)
 // none), exit code and stderr, whatever the code.
 func (w *procWorld) tryRun(cmd string) (*reconcile.Report, int, string) {
 	w.t.Helper()
-	var out, errb bytes.Buffer
-	err := Run(context.Background(), []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}, &out, &errb, w.getenv)
-	code := exitCode(err)
-	if out.Len() == 0 {
-		return nil, code, errb.String() + errString(err)
-	}
-	var rep reconcile.Report
-	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
-		w.t.Fatalf("%s: report is not JSON: %v\n%s", cmd, jerr, out.String())
-	}
-	return &rep, code, errb.String() + errString(err)
+	argv := []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}
+	return runJSON(w.t, argv, func(argv []string, stdout, stderr io.Writer) error {
+		return Run(context.Background(), argv, stdout, stderr, w.getenv)
+	})
 }
 
 // settle runs keysync in-process until a plan has nothing left to do, at
