@@ -34,10 +34,7 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 
 	// Past checkout (10:00Z + 2 h grace), with the day's budget nearly gone.
 	h.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC))
-	db, err := state.Open(context.Background(), h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
 	spent := make([]reconcile.RequestRecord, 9990)
 	for i := range spent {
 		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, At: h.now.Add(-time.Hour), Write: i%2 == 0}
@@ -99,10 +96,7 @@ func TestBudgetPerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db, err := state.Open(context.Background(), h.cfg.State, state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, h.cfg.State, state.Options{})
 	spent := make([]reconcile.RequestRecord, 9990)
 	for i := range spent {
 		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, Account: hotelAcct, At: h.now.Add(-time.Hour)}
@@ -197,15 +191,7 @@ func TestSharedPartnerKeyOneLedger(t *testing.T) {
 	if len(accounts) != 1 {
 		t.Fatalf("Guestway budgets %v, want one for the shared partner key", accounts)
 	}
-	db, err := state.Open(context.Background(), w.statePath(), state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	spent, err := db.Spent(context.Background(), w.now.Add(-24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	spent := ledgerSpent(t, w.statePath(), w.now.Add(-24*time.Hour))
 	reads := rep.Requests[reconcile.SystemGuestway].Reads
 	if reads < 2 || spent[accounts[0]] != reads {
 		t.Errorf("ledger: %d Guestway requests on %s, the run sent %d (both properties' reads on one account); ledger %v", spent[accounts[0]], accounts[0], reads, spent)

@@ -195,16 +195,44 @@ func (h *harness) credentials() []reconcile.Credential {
 // readCredentials reads every credential of the state file at path.
 func readCredentials(t *testing.T, path string) []reconcile.Credential {
 	t.Helper()
-	db, err := state.Open(context.Background(), path, state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return readCredentialsWith(t, path, state.Options{ReadOnly: true})
+}
+
+// readCredentialsWith reads every credential of the state file at path,
+// opened with opts (with a key, the secrets open too).
+func readCredentialsWith(t *testing.T, path string, opts state.Options) []reconcile.Credential {
+	t.Helper()
+	db := openState(t, path, opts)
 	defer db.Close()
 	creds, err := db.AllCredentials(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return creds
+}
+
+// openState opens the state file at path with opts, failing the test when
+// it cannot; the caller closes it.
+func openState(t *testing.T, path string, opts state.Options) *state.DB {
+	t.Helper()
+	db, err := state.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// ledgerSpent reads the state file's request ledger at path: the requests
+// each account spent since the instant given.
+func ledgerSpent(t *testing.T, path string, since time.Time) map[reconcile.Account]int {
+	t.Helper()
+	db := openState(t, path, state.Options{ReadOnly: true})
+	defer db.Close()
+	spent, err := db.Spent(context.Background(), since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spent
 }
 
 // ours returns keysync's keys in the sandbox that are not deleted.

@@ -143,10 +143,7 @@ func TestStatusAndHistory(t *testing.T) {
 	h.mustRun(ExitOK, "backfill")
 	h.mustRun(ExitOK, "run")
 	// A run killed before it finished: begun, never ended.
-	db, err := state.Open(context.Background(), h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
 	if _, err := db.BeginRun(context.Background(), reconcile.ModeRun, h.now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

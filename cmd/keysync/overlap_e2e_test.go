@@ -156,10 +156,7 @@ func TestProcOverlappingRunsOneTakesTheLock(t *testing.T) {
 		t.Errorf("%d runs reconciled and %d were locked out, want 1 and %d", winners, locked, n-1)
 	}
 	// The runs the lock turned away wrote nothing: one run in the state.
-	db, err := state.Open(t.Context(), w.statePath(), state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, w.statePath(), state.Options{ReadOnly: true})
 	runs, err := db.Runs(t.Context(), 0)
 	db.Close()
 	if err != nil {

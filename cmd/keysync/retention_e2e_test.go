@@ -54,10 +54,7 @@ func TestRunPrunesSettledState(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	db, err := state.Open(ctx, h.cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, h.cfg.State, state.Options{ReadOnly: true})
 	defer db.Close()
 	cut := h.now.Add(-3 * 24 * time.Hour)
 	runs, err := db.Runs(ctx, 0)

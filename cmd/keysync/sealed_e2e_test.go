@@ -106,15 +106,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	path := w.statePath()
 
 	// Checkpoint, so what the -wal held is in the file too, then read both.
-	db, err := state.Open(context.Background(), path, state.Options{Key: stateKeyOf(t, w.config())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := db.AllCredentials(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	creds := readCredentialsWith(t, path, state.Options{Key: stateKeyOf(t, w.config())})
 	var raw []byte
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		b, _ := os.ReadFile(f)
@@ -238,17 +230,8 @@ func TestRekeyKeepsEveryCredential(t *testing.T) {
 	cfg := w.config()
 	oldKey := stateKeyOf(t, cfg)
 	secretsOf := func(k *seal.Key) map[int64]string {
-		db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true, Key: k})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		creds, err := db.AllCredentials(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := map[int64]string{}
-		for _, c := range creds {
+		for _, c := range readCredentialsWith(t, cfg.State, state.Options{ReadOnly: true, Key: k}) {
 			if s := secretShown(c); s != "" {
 				out[c.ID] = s.Reveal()
 			}

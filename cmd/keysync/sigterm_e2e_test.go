@@ -125,10 +125,7 @@ func TestProcSIGTERMFinishesInFlightRequest(t *testing.T) {
 	if len(acc) != 1 {
 		t.Errorf("the key box holds %d accesses of ours after SIGTERM, want 1 (the request in flight)", len(acc))
 	}
-	db, err := state.Open(context.Background(), w.statePath(), state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, w.statePath(), state.Options{ReadOnly: true})
 	creds, err := db.AllCredentials(context.Background())
 	if err != nil {
 		t.Fatal(err)

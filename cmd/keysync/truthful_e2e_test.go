@@ -25,7 +25,6 @@ import (
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
-	"github.com/keysync/keysync/state"
 )
 
 // execText runs keysync in-process on a fake clock like exec, with the
@@ -173,16 +172,7 @@ func TestPlanRequestsInTheLedger(t *testing.T) {
 	h.stay("s2", "r102", 1, 3)
 	spent := func() int {
 		t.Helper()
-		db, err := state.Open(context.Background(), h.cfg.State, state.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		m, err := db.Spent(context.Background(), h.now.Add(-24*time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return systemSpent(m, reconcile.System3RPMS)
+		return systemSpent(ledgerSpent(t, h.cfg.State, h.now.Add(-24*time.Hour)), reconcile.System3RPMS)
 	}
 	before, creds := spent(), len(h.credentials())
 	rep := h.mustRun(ExitOK, "plan")

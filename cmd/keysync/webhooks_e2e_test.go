@@ -107,10 +107,7 @@ func (sw *serveWorld) targetedRuns(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := state.Open(context.Background(), cfg.State, state.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openState(t, cfg.State, state.Options{ReadOnly: true})
 	defer db.Close()
 	runs, err := db.Runs(context.Background(), 0)
 	if err != nil {
