@@ -162,6 +162,24 @@ func runJSON(t *testing.T, argv []string, run func(argv []string, stdout, stderr
 	return parseReport(t, argv[0], out.String()), exitCode(err), errb.String() + errString(err)
 }
 
+// textRun is what one in-process keysync run printed, and its error.
+type textRun struct {
+	stdout, stderr string
+	err            error
+}
+
+// mustRunText runs the keysync command line args in-process with getenv
+// and fails the test unless it exits with code want.
+func mustRunText(t *testing.T, want int, getenv func(string) string, args ...string) textRun {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), args, &out, &errb, getenv)
+	if code := exitCode(err); code != want {
+		t.Fatalf("%v exited %d, want %d: %v\n%s%s", args, code, want, err, out.String(), errb.String())
+	}
+	return textRun{stdout: out.String(), stderr: errb.String(), err: err}
+}
+
 // parseReport reads the --json report cmd printed on stdout: nil when it
 // printed nothing, a fatal test failure when it is not a report.
 func parseReport(t *testing.T, cmd, stdout string) *reconcile.Report {

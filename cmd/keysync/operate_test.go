@@ -150,11 +150,7 @@ func TestStatusAndHistory(t *testing.T) {
 	db.Close()
 	run := func(args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		if err := Run(context.Background(), append(args, "--config", h.cfgPath), &out, &errb, h.getenv); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, errb.String())
-		}
-		return out.String()
+		return mustRunText(t, ExitOK, h.getenv, append(args, "--config", h.cfgPath)...).stdout
 	}
 	var st statusReport
 	if err := json.Unmarshal([]byte(run("status", "--json", "--now", h.now.Format(time.RFC3339))), &st); err != nil {
@@ -307,12 +303,8 @@ func TestCheckReadiness(t *testing.T) {
 	fw.mustExec(ExitOK, "backfill")
 	check := func(want int, args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		err := Run(context.Background(), append([]string{"check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, args...), &out, &errb, fw.getenv)
-		if code := exitCode(err); code != want {
-			t.Fatalf("check exited %d, want %d: %v\n%s%s", code, want, err, out.String(), errb.String())
-		}
-		return out.String() + errString(err)
+		r := mustRunText(t, want, fw.getenv, append([]string{"check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, args...)...)
+		return r.stdout + errString(r.err)
 	}
 	if out := check(ExitOK); !strings.Contains(out, "Checked 3 stay(s)") || !strings.Contains(out, "Every one holds") {
 		t.Errorf("all ready:\n%s", out)
@@ -464,12 +456,7 @@ func TestNeedsAPersonIsShown(t *testing.T) {
 	}
 	text := func(want int, args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		err := Run(context.Background(), append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)), &out, &errb, h.getenv)
-		if code := exitCode(err); code != want {
-			t.Fatalf("%v exited %d, want %d: %v\n%s", args, code, want, err, errb.String())
-		}
-		return out.String()
+		return mustRunText(t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...).stdout
 	}
 	for _, cmd := range []string{"backfill", "run"} {
 		out := text(ExitAttention, cmd)
@@ -593,14 +580,11 @@ func TestOperatingCommandsWithoutAPISecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	none := func(string) string { return "" }
+	// Every call runs without the API credentials (none).
 	run := func(want int, args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		err := Run(context.Background(), append(args, "--config", h.cfgPath), &out, &errb, none)
-		if code := exitCode(err); code != want {
-			t.Fatalf("%v without the API credentials exited %d, want %d: %v\n%s", args, code, want, err, errb.String())
-		}
-		return out.String() + errString(err)
+		r := mustRunText(t, want, none, append(args, "--config", h.cfgPath)...)
+		return r.stdout + errString(r.err)
 	}
 	var st statusReport
 	if err := json.Unmarshal([]byte(run(ExitOK, "status", "--json")), &st); err != nil {

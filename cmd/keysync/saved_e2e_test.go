@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,12 +20,8 @@ func TestSavedPlan(t *testing.T) {
 	h.stay("s1", "r101", 0, 2)
 	exec := func(want int, args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		err := Run(context.Background(), append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)), &out, &errb, h.getenv)
-		if code := exitCode(err); code != want {
-			t.Fatalf("%v exited %d, want %d: %v\n%s%s", args, code, want, err, out.String(), errb.String())
-		}
-		return out.String() + errb.String() + errString(err)
+		r := mustRunText(t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...)
+		return r.stdout + r.stderr + errString(r.err)
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tonight.plan")
