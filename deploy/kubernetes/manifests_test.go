@@ -112,18 +112,7 @@ func TestCronJob(t *testing.T) {
 		t.Errorf("startingDeadlineSeconds = %v, want set (at least 10 minutes)", s.StartingDeadlineSeconds)
 	}
 
-	js := s.JobTemplate.Spec
-	if js.BackoffLimit == nil || *js.BackoffLimit > 3 {
-		t.Errorf("backoffLimit = %v, want a small retry count", js.BackoffLimit)
-	}
-	if js.ActiveDeadlineSeconds == nil {
-		t.Error("activeDeadlineSeconds not set: a hung run would hold the lock forever")
-	}
-	pod := js.Template.Spec
-	if pod.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("restartPolicy = %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
-	}
-	checkExitCodes(t, js.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob)
+	pod := checkRunJob(t, s.JobTemplate.Spec, batchv1.PodFailurePolicyActionFailJob)
 	one(t, "PersistentVolumeClaims", r.pvcs)
 	c := checkPod(t, r, pod)
 	if !slices.Equal(c.Args[:1], []string{"run"}) {
@@ -146,17 +135,7 @@ func TestShards(t *testing.T) {
 		t.Fatalf("completions %v, parallelism %v: want N ≥ 2 of each", js.Completions, js.Parallelism)
 	}
 	n := *js.Completions
-	if js.BackoffLimitPerIndex == nil || *js.BackoffLimitPerIndex > 3 {
-		t.Errorf("backoffLimitPerIndex = %v, want a small retry count per shard", js.BackoffLimitPerIndex)
-	}
-	if js.ActiveDeadlineSeconds == nil {
-		t.Error("activeDeadlineSeconds not set")
-	}
-	checkExitCodes(t, js.PodFailurePolicy, batchv1.PodFailurePolicyActionFailIndex)
-	pod := js.Template.Spec
-	if pod.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("restartPolicy = %q, want Never", pod.RestartPolicy)
-	}
+	pod := checkRunJob(t, js, batchv1.PodFailurePolicyActionFailIndex)
 	one(t, "PersistentVolumeClaims", r.pvcs)
 	c := checkPod(t, r, pod)
 	i := slices.Index(c.Args, "--shards")
@@ -232,17 +211,7 @@ func TestShardsSpread(t *testing.T) {
 			if js.CompletionMode != nil && *js.CompletionMode == batchv1.IndexedCompletion {
 				t.Error("an Indexed Job: each of these CronJobs runs one shard")
 			}
-			if js.BackoffLimit == nil || *js.BackoffLimit > 3 {
-				t.Errorf("backoffLimit = %v, want a small retry count", js.BackoffLimit)
-			}
-			if js.ActiveDeadlineSeconds == nil {
-				t.Error("activeDeadlineSeconds not set: a hung run would hold its shard's lock forever")
-			}
-			checkExitCodes(t, js.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob)
-			pod := js.Template.Spec
-			if pod.RestartPolicy != corev1.RestartPolicyNever {
-				t.Errorf("restartPolicy = %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
-			}
+			pod := checkRunJob(t, js, batchv1.PodFailurePolicyActionFailJob)
 			if a := pod.Affinity; a != nil && a.PodAffinity != nil {
 				t.Error("a pod affinity: each shard has its own claim and may run on any node")
 			}
@@ -293,6 +262,31 @@ func TestShardsSpread(t *testing.T) {
 // refused the plan) and 6 (done, but a person is needed) fail the Job, or
 // with FailIndex the shard, at once: retrying cannot help. 1, 3 and 4 are
 // worth a retry.
+// checkRunJob checks the Job that runs keysync for a CronJob: a small retry
+// count (per index when action is FailIndex, the Indexed Job of the shards
+// variant), a deadline, the exit codes on which action is taken at once
+// (checkExitCodes), and pods that are never restarted in place, as
+// podFailurePolicy requires. It returns the pod spec.
+func checkRunJob(t *testing.T, js batchv1.JobSpec, action batchv1.PodFailurePolicyAction) corev1.PodSpec {
+	t.Helper()
+	if action == batchv1.PodFailurePolicyActionFailIndex {
+		if js.BackoffLimitPerIndex == nil || *js.BackoffLimitPerIndex > 3 {
+			t.Errorf("backoffLimitPerIndex = %v, want a small retry count per shard", js.BackoffLimitPerIndex)
+		}
+	} else if js.BackoffLimit == nil || *js.BackoffLimit > 3 {
+		t.Errorf("backoffLimit = %v, want a small retry count", js.BackoffLimit)
+	}
+	if js.ActiveDeadlineSeconds == nil {
+		t.Error("activeDeadlineSeconds not set: a hung run would hold its lock forever")
+	}
+	pod := js.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy = %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
+	}
+	checkExitCodes(t, js.PodFailurePolicy, action)
+	return pod
+}
+
 func checkExitCodes(t *testing.T, p *batchv1.PodFailurePolicy, action batchv1.PodFailurePolicyAction) {
 	t.Helper()
 	if p == nil {
