@@ -233,20 +233,12 @@ func TestOpenFullCheckAfterUncleanShutdown(t *testing.T) {
 	}
 	db.Close()
 
-	clean, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clean.Close()
+	mustOpen(t, path, Options{}).Close()
 	if got := checkedAt(t, path); got != recent {
 		t.Errorf("a clean open with a check an hour old checked again (checked_at %s, was %s)", got, recent)
 	}
 
-	after, err := Open(ctx, crashed, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	after.Close()
+	mustOpen(t, crashed, Options{}).Close()
 	if got := checkedAt(t, crashed); got <= recent {
 		t.Errorf("an open after an unclean shutdown did not check the whole file (checked_at %s)", got)
 	}

@@ -21,10 +21,7 @@ func TestEventQueue(t *testing.T) {
 		ids = append(ids, n)
 	}
 	db.Close()
-	db2, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db2 := mustOpen(t, path, Options{})
 	defer db2.Close()
 	pending, err := db2.PendingEvents(ctx)
 	if err != nil || len(pending) != 3 || pending[1].ObjectID != "rs_2" || !pending[0].ReceivedAt.Equal(at) {

@@ -42,6 +42,17 @@ func openNew(t *testing.T) (*DB, string) {
 	return db, path
 }
 
+// mustOpen opens the state file at path with opts, failing the test when it
+// cannot; the caller closes it.
+func mustOpen(t *testing.T, path string, opts Options) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func date(s string) reconcile.Date {
 	d, err := reconcile.ParseDate(s)
 	if err != nil {
@@ -209,16 +220,13 @@ func TestOpenUnwritable(t *testing.T) {
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keysync.db")
-	db, err := Open(ctx, path, Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := mustOpen(t, path, Options{Create: true})
 	db.Close()
 	t.Cleanup(func() { os.Chmod(dir, 0o700); os.Chmod(path, 0o600) })
 
 	// A read-only file opens read-only, but not for writing.
 	os.Chmod(path, 0o400)
-	_, err = Open(ctx, path, Options{})
+	_, err := Open(ctx, path, Options{})
 	wantHint("read-only file", err)
 	if ro, err := Open(ctx, path, Options{ReadOnly: true}); err != nil {
 		t.Errorf("read-only file, ReadOnly: %v", err)
@@ -654,10 +662,7 @@ func TestReadOnly(t *testing.T) {
 	}
 	db.Close()
 
-	ro, err := Open(ctx, path, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ro := mustOpen(t, path, Options{ReadOnly: true})
 	defer ro.Close()
 	if got, err := ro.Credentials(ctx, "hotel"); err != nil || len(got) != 1 || got[0].ID != c.ID {
 		t.Fatalf("read-only Credentials: %+v, %v", got, err)
@@ -775,10 +780,7 @@ func TestBackupBeforeMigration(t *testing.T) {
 	if matches, _ := filepath.Glob(path + ".before-*"); len(matches) != 0 {
 		t.Fatalf("backups before any migration: %v", matches)
 	}
-	db2, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db2 := mustOpen(t, path, Options{})
 	db2.Close()
 	bak := path + ".before-0004_retention.bak"
 	old, err := sql.Open("sqlite", dsn(bak, true, DefaultBusyTimeout))
@@ -797,10 +799,7 @@ func TestBackupBeforeMigration(t *testing.T) {
 		t.Errorf("backup mode: %v %v", fi.Mode(), err)
 	}
 	// Opened again, nothing more to copy.
-	db3, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db3 := mustOpen(t, path, Options{})
 	db3.Close()
 	if matches, _ := filepath.Glob(path + ".before-*"); len(matches) != 1 {
 		t.Errorf("backups: %v, want the one", matches)
@@ -876,10 +875,7 @@ func TestSealedSecretsNeedTheirKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	sdb.Close()
-	db2, err := Open(ctx, path, Options{Key: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db2 := mustOpen(t, path, Options{Key: testKey})
 	defer db2.Close()
 	if _, err := db2.Credentials(ctx, "hotel"); !errors.Is(err, seal.ErrWrongKey) {
 		t.Errorf("swapped sealed values: %v, want ErrWrongKey", err)
