@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"regexp"
-	"strings"
 	"testing"
 )
 
@@ -13,34 +10,39 @@ import (
 // asserts no timing and no verdict; the numbers are the README's job.
 func TestBenchQuick(t *testing.T) {
 	t.Parallel()
-	var out, errb bytes.Buffer
-	args := []string{"bench", "--quick", "--rooms", "12", "--nights", "2", "--plan-stays", "2000"}
-	if err := Run(context.Background(), args, &out, &errb, func(string) string { return "" }); err != nil {
-		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-	}
-	got := out.String()
-	for _, want := range []string{
+	got := runBench(t, "--quick", "--rooms", "12", "--nights", "2", "--plan-stays", "2000")
+	wantAll(t, "output", got,
 		"Planning 2,000 stays",
 		"Workload",
 		"NIGHT  READS  (LOOKUPS)  WRITES  REQUESTS  MUTATIONS  FLOOR  RATIO  PER-MUTATION  FEWER  PEAK/1s  AFTER BURST",
 		"Targets",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q\n%s", want, got)
-		}
-	}
+	)
 	for _, night := range []string{"0", "1", "2", "TOTAL"} {
 		if n := len(regexp.MustCompile(`(?m)^ *`+night+`  `).FindAllString(got, -1)); n != 2 {
 			t.Errorf("night %s has %d rows, want one in each table\n%s", night, n, got)
 		}
 	}
-	for _, target := range []string{
+	wantVerdicts(t, got,
 		"requests / floor ≤ 1.05",
 		"≥ 20× fewer requests than one mutation a request",
 		"≤ 5 requests in any 1 s after the first burst of 10",
 		"planning 100,000 stays in < 0.35 s",
 		"planning 100,000 stays in < 100 MB peak heap",
-	} {
+	)
+}
+
+// runBench runs keysync bench with args and an empty environment, and
+// returns what it printed; the bench must succeed.
+func runBench(t *testing.T, args ...string) string {
+	t.Helper()
+	return mustRunText(t, ExitOK, func(string) string { return "" }, append([]string{"bench"}, args...)...).stdout
+}
+
+// wantVerdicts fails the test for each target the bench output got gives
+// no verdict (PASS or FAIL, either will do) on a line of its own.
+func wantVerdicts(t *testing.T, got string, targets ...string) {
+	t.Helper()
+	for _, target := range targets {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + ` +(PASS|FAIL) `).MatchString(got) {
 			t.Errorf("no verdict for target %q\n%s", target, got)
 		}
@@ -54,20 +56,8 @@ func TestBenchQuick(t *testing.T) {
 // no timing and no verdict.
 func TestBenchPortfolioQuick(t *testing.T) {
 	t.Parallel()
-	var out, errb bytes.Buffer
-	args := []string{"bench", "--quick", "--rooms", "4", "--nights", "0", "--plan-stays", "0"}
-	if err := Run(context.Background(), args, &out, &errb, func(string) string { return "" }); err != nil {
-		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-	}
-	got := out.String()
-	for _, want := range []string{
-		"Requests (keysync's",
-		"Portfolio (",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q\n%s", want, got)
-		}
-	}
+	got := runBench(t, "--quick", "--rooms", "4", "--nights", "0", "--plan-stays", "0")
+	wantAll(t, "output", got, "Requests (keysync's", "Portfolio (")
 	if !regexp.MustCompile(`SCENARIO +NIGHT +TOKENS +READS +WRITES +REQUESTS +PEAK/1s PER TOKEN +429s +RUN TIME +CPU +SLOWEST ALONE`).MatchString(got) {
 		t.Errorf("no portfolio table header\n%s", got)
 	}
@@ -76,12 +66,8 @@ func TestBenchPortfolioQuick(t *testing.T) {
 			t.Errorf("scenario %q has %d rows, want one a night (0 and 1)\n%s", scenario, n, got)
 		}
 	}
-	for _, target := range []string{
+	wantVerdicts(t, got,
 		"3 properties on own tokens take ≤ 1.25× the slowest alone",
 		"3 × 8 rooms on one token ≤ 1.05× the requests of 1 × 24",
-	} {
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + ` +(PASS|FAIL) `).MatchString(got) {
-			t.Errorf("no verdict for target %q\n%s", target, got)
-		}
-	}
+	)
 }

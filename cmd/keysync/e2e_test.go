@@ -180,6 +180,17 @@ func mustRunText(t *testing.T, want int, getenv func(string) string, args ...str
 	return textRun{stdout: out.String(), stderr: errb.String(), err: err}
 }
 
+// wantAll fails the test, without stopping it, for each of wants that got
+// lacks; what names got in the message.
+func wantAll(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}
+
 // parseReport reads the --json report cmd printed on stdout: nil when it
 // printed nothing, a fatal test failure when it is not a report.
 func parseReport(t *testing.T, cmd, stdout string) *reconcile.Report {

@@ -175,11 +175,7 @@ func TestStatusAndHistory(t *testing.T) {
 		t.Error("no next scheduled run")
 	}
 	text := run("status")
-	for _, w := range []string{"Last runs (times in Europe/Ljubljana)", "#1", "backfill", "TOOK", "EXIT", "running, or killed", "Open\n  nothing", "3rpms"} {
-		if !strings.Contains(text, w) {
-			t.Errorf("status lacks %q:\n%s", w, text)
-		}
-	}
+	wantAll(t, "status", text, "Last runs (times in Europe/Ljubljana)", "#1", "backfill", "TOOK", "EXIT", "running, or killed", "Open\n  nothing", "3rpms")
 	hist := run("history", "--stay", "s1")
 	if !strings.Contains(hist, "create") || !strings.Contains(hist, "assign") || strings.Contains(hist, "s2") || strings.Contains(hist, "intent") {
 		t.Errorf("history --stay s1:\n%s", hist)
@@ -328,11 +324,7 @@ func TestCheckReadiness(t *testing.T) {
 	if b, err := os.ReadFile(prom); err != nil || !strings.Contains(string(b), "keysync_check_unready 2\n") || !strings.Contains(string(b), "keysync_check_stays 3\n") {
 		t.Errorf("check metrics file: %v\n%s", err, b)
 	}
-	for _, want := range []string{"101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "cancelled", "2 arrival(s) not ready"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("check output lacks %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, "check output", out, "101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "cancelled", "2 arrival(s) not ready")
 	if strings.Contains(out, "r103") {
 		t.Errorf("the QR room is ready but was named:\n%s", out)
 	}
@@ -460,11 +452,7 @@ func TestNeedsAPersonIsShown(t *testing.T) {
 	}
 	for _, cmd := range []string{"backfill", "run"} {
 		out := text(ExitAttention, cmd)
-		for _, want := range []string{"Needs a person (1):", "hotel stay s1 room 101 (r101)", "conflict (attention)"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("%s's report lacks %q:\n%s", cmd, want, out)
-			}
-		}
+		wantAll(t, cmd+"'s report", out, "Needs a person (1):", "hotel stay s1 room 101 (r101)", "conflict (attention)")
 		if strings.Contains(out, "every stay holds the right key") {
 			t.Errorf("%s's report says every stay holds the right key:\n%s", cmd, out)
 		}
@@ -517,21 +505,13 @@ func TestCheckWhenAReadFails(t *testing.T) {
 	}
 	out, prom := check(wrongKey, ExitConfig)
 	// The apartments' shared portals give G1 an invite too.
-	for _, want := range []string{"Checked 4 stay(s)", "103 (r103)", "G1", "could not check its OpenApp invite", "Authorization: Bearer",
+	wantAll(t, "check with a refused OpenApp key", out, "Checked 4 stay(s)", "103 (r103)", "G1", "could not check its OpenApp invite", "Authorization: Bearer",
 		"properties[0].openapp.api_key:", "properties[1].openapp.api_key:",
-		"FAILED sandbox-hotel openapp", "FAILED sandbox-apartments openapp"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("check with a refused OpenApp key lacks %q:\n%s", want, out)
-		}
-	}
+		"FAILED sandbox-hotel openapp", "FAILED sandbox-apartments openapp")
 	if strings.Contains(out, "r101") || strings.Contains(out, "r102") || strings.Contains(out, "wrong-key") {
 		t.Errorf("check named a ready room, or the key:\n%s", out)
 	}
-	for _, want := range []string{"keysync_check_failures 2\n", "keysync_check_unready 2\n", "keysync_check_stays 4\n"} {
-		if !strings.Contains(prom, want) {
-			t.Errorf("metrics file lacks %q:\n%s", want, prom)
-		}
-	}
+	wantAll(t, "metrics file", prom, "keysync_check_failures 2\n", "keysync_check_unready 2\n", "keysync_check_stays 4\n")
 
 	// The key box's URL pointed at a port nothing listens on.
 	cfg, err := os.ReadFile(fw.cfg)
