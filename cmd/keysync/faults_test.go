@@ -17,6 +17,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
@@ -26,8 +27,9 @@ import (
 // once, by serve).
 type faultWorld struct {
 	*world
-	mu    sync.Mutex
-	fault func(rw http.ResponseWriter, r *http.Request, next http.Handler)
+	// faults is that middleware: it hands every request to the fault set
+	// last, if any.
+	faults *sinktest.Writes
 	// next is the fake clock the next exec uses, when the test needs it
 	// before the run starts (clockForNextRun).
 	next *clocktest.Clock
@@ -43,28 +45,13 @@ func (fw *faultWorld) clockForNextRun() *clocktest.Clock {
 // four faithful fakes.
 func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorld {
 	t.Helper()
-	fw := &faultWorld{}
-	fw.world = newWorld(t, hotel, apartments, withMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			fw.mu.Lock()
-			f := fw.fault
-			fw.mu.Unlock()
-			if f == nil {
-				next.ServeHTTP(rw, r)
-				return
-			}
-			f(rw, r, next)
-		})
-	}))
+	fw := &faultWorld{faults: sinktest.NewWrites(func(*http.Request) bool { return true }, nil)}
+	fw.world = newWorld(t, hotel, apartments, withMiddleware(fw.faults.Wrap))
 	return fw
 }
 
 // setFault installs (or, with nil, removes) the fault middleware.
-func (fw *faultWorld) setFault(f faultFunc) {
-	fw.mu.Lock()
-	fw.fault = f
-	fw.mu.Unlock()
-}
+func (fw *faultWorld) setFault(f faultFunc) { fw.faults.Set(f) }
 
 // faultFunc is fault middleware: it answers r itself or passes it to next.
 type faultFunc = func(rw http.ResponseWriter, r *http.Request, next http.Handler)
