@@ -90,8 +90,7 @@ func TestBackfillAfterStateLossAdoptsInvitesAndAccesses(t *testing.T) {
 	}
 	same(t, held, before, "the backfill after the state was lost")
 	fw.checkInvariants(foreign)
-	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
-	same(t, held, before, "the run after the backfill")
+	quietRun(t, fw, held, before, "the run after the backfill")
 }
 
 // TestBackfillAdoptsOnceTheSystemsAnswer: while the state file is lost,
@@ -120,9 +119,7 @@ func TestBackfillAdoptsOnceTheSystemsAnswer(t *testing.T) {
 	// stay.
 	same(t, held, before, "the backfill that could not read OpenApp and the key box")
 
-	rep = fw.mustExec(ExitOK, "run").rep
-	noWrites(t, rep, "the run after the backfill")
-	same(t, held, before, "the run after the backfill")
+	quietRun(t, fw, held, before, "the run after the backfill")
 	fw.checkInvariants(foreign)
 }
 
@@ -176,12 +173,9 @@ func TestBackfillCutShortKeepsWhatItAdopted(t *testing.T) {
 		t.Errorf("the cut-short backfill adopted %d invites and accesses, want 5", n)
 	}
 	noWrites(t, rep, "the cut-short backfill")
-	rep = fw.mustExec(ExitOK, "run").rep
-	noWrites(t, rep, "the run after the cut-short backfill")
-	same(t, held, before, "the run after the cut-short backfill")
+	quietRun(t, fw, held, before, "the run after the cut-short backfill")
 	fw.checkInvariants(foreign)
-	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run")
-	same(t, held, before, "the second run")
+	quietRun(t, fw, held, before, "the second run")
 }
 
 // TestBackfillWithdrawsWhatACancelledBookingHolds: two Guestway bookings
@@ -222,6 +216,15 @@ func same(t *testing.T, held func() string, before, when string) {
 	if after := held(); after != before {
 		t.Errorf("%s changed what the guests hold:\nbefore %s\nafter  %s", when, before, after)
 	}
+}
+
+// quietRun runs keysync's run, which must exit 0, write nothing (noWrites)
+// and leave what the guests hold, held(), as it was before; when names the
+// run in the messages.
+func quietRun(t *testing.T, fw *faultWorld, held func() string, before, when string) {
+	t.Helper()
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, when)
+	same(t, held, before, when)
 }
 
 // TestBackfillLeavesARebookedGuestsAccess: a guest cancels a booking and
