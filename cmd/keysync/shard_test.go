@@ -52,11 +52,7 @@ func TestShardAssignmentStableAndComplete(t *testing.T) {
 		// partition the config.
 		for _, order := range orders {
 			seen := map[string]int{}
-			for i := range n {
-				cfg := *order
-				if err := applyShard(&cfg, shardSpec{Index: i, Count: n}); err != nil {
-					t.Fatal(err)
-				}
+			for i, cfg := range shards(t, order, n) {
 				for _, p := range cfg.Properties {
 					if shardOf(p.Name, n) != i {
 						t.Errorf("N=%d: shard %d holds %s, whose shard is %d", n, i, p.Name, shardOf(p.Name, n))
@@ -215,11 +211,7 @@ func TestShardBudgetShare(t *testing.T) {
 	for n := 1; n <= 9; n++ {
 		total := 0
 		all := shardTestConfig(t, many, "      daily_cap: 1000\n")
-		for i := range n {
-			cfg := *all
-			if err := applyShard(&cfg, shardSpec{i, n}); err != nil {
-				t.Fatal(err)
-			}
+		for _, cfg := range shards(t, all, n) {
 			for _, b := range budgets(&cfg) {
 				total += b.Cap
 			}
@@ -274,11 +266,7 @@ func TestShardKeepsASplitHotelTogether(t *testing.T) {
 			t.Fatal(err)
 		}
 		where := map[string]int{}
-		for i := range n {
-			c := *cfg
-			if err := applyShard(&c, shardSpec{Index: i, Count: n}); err != nil {
-				t.Fatal(err)
-			}
+		for i, c := range shards(t, cfg, n) {
 			for _, p := range c.Properties {
 				where[p.Name] = i
 			}
@@ -337,4 +325,18 @@ func TestShardPaceShare(t *testing.T) {
 			t.Errorf("unsharded: pace %v/s burst %d, want the whole 5/s burst 10", rate, burst)
 		}
 	}
+}
+
+// shards applies each of n shards to a copy of cfg: shard i's config is at
+// index i.
+func shards(t *testing.T, cfg *Config, n int) []Config {
+	t.Helper()
+	out := make([]Config, n)
+	for i := range out {
+		out[i] = *cfg
+		if err := applyShard(&out[i], shardSpec{Index: i, Count: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
