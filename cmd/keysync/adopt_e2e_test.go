@@ -30,13 +30,7 @@ func adoptWorld(t *testing.T) (fw *faultWorld, held func() string, foreign strin
 // issuedWorld is adoptWorld with its state file kept.
 func issuedWorld(t *testing.T) (fw *faultWorld, held func() string, foreign string) {
 	t.Helper()
-	fw = newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
-		map[string]string{"L1": "qr", "L2": "key_storage"})
-	fw.hotelStay("s1", "r201", 0, 3)
-	fw.hotelStay("s2", "r301", 0, 3)
-	fw.hotelStay("s3", "r101", 1, 3)
-	fw.addReservation("G1", "L1", 0, 3)
-	fw.addReservation("G2", "L2", 0, 3)
+	fw = guestsWorld(t)
 	fw.mustExec(ExitOK, "backfill")
 	held = func() string {
 		var out []string
@@ -61,6 +55,22 @@ func issuedWorld(t *testing.T) (fw *faultWorld, held func() string, foreign stri
 	foreign = fw.foreign()
 	fw.setNow(fw.now.Add(24 * time.Hour))
 	return fw, held, foreign
+}
+
+// guestsWorld is a fault world, before any run, of a hotel with a room of
+// each method and Guestway apartments with a QR lock (L1) and a key box
+// (L2): the guests of the QR and key-box rooms (s1, s2) and of the
+// apartments (G1, G2) arrive today, the PIN room's (s3) tomorrow.
+func guestsWorld(t *testing.T) *faultWorld {
+	t.Helper()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
+		map[string]string{"L1": "qr", "L2": "key_storage"})
+	fw.hotelStay("s1", "r201", 0, 3)
+	fw.hotelStay("s2", "r301", 0, 3)
+	fw.hotelStay("s3", "r101", 1, 3)
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G2", "L2", 0, 3)
+	return fw
 }
 
 // noWrites fails the test if rep did any create, revoke, delete or
@@ -346,15 +356,9 @@ func TestBackfillWhenQRDataIsHidden(t *testing.T) {
 // it does for a system it cannot read back.
 func TestBackfillWhenNothingCanBeListed(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
-		map[string]string{"L1": "qr", "L2": "key_storage"})
+	fw := guestsWorld(t)
 	fw.sb.openapp.SetNoList(true)
 	fw.sb.keybox.SetNoList(true)
-	fw.hotelStay("s1", "r201", 0, 3)
-	fw.hotelStay("s2", "r301", 0, 3)
-	fw.hotelStay("s3", "r101", 1, 3)
-	fw.addReservation("G1", "L1", 0, 3)
-	fw.addReservation("G2", "L2", 0, 3)
 	foreign := fw.foreign()
 	r := fw.exec("backfill", nil)
 	if r.code != ExitPartial || len(fw.accesses()) != 0 || !strings.Contains(r.output()+errString(r.err), "keybox.no_list: true") {
