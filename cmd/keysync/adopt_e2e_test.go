@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
@@ -115,7 +116,7 @@ func TestBackfillAdoptsOnceTheSystemsAnswer(t *testing.T) {
 	before := held()
 	fw.setFault(when(func(r *http.Request) bool {
 		return requestTo(r, reconcile.SystemOpenApp, "") || requestTo(r, reconcile.SystemKeyBox, "")
-	}, func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(rw) }))
+	}, sinktest.Unavailable))
 	rep := fw.mustExec(ExitPartial, "backfill").rep
 	fw.setFault(nil)
 	noWrites(t, rep, "the backfill that could not read OpenApp and the key box")
@@ -175,8 +176,7 @@ func TestBackfillCutShortKeepsWhatItAdopted(t *testing.T) {
 	t.Parallel()
 	fw, held, foreign := adoptWorld(t)
 	before := held()
-	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") },
-		func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(rw) }))
+	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") }, sinktest.Unavailable))
 	rep := fw.mustExec(ExitPartial, "backfill").rep
 	fw.setFault(nil)
 	if n := countOps(rep, reconcile.OpAdopt, reconcile.ResultDone); n != 5 {
