@@ -33,11 +33,7 @@ func TestRollbackServer(t *testing.T) {
 		// The refused claims of s2 and s3 share documents with the others'
 		// creates or assigns: each is undone and sent again.
 		rep := fw.mustExec(ExitAttention, "backfill").rep
-		for _, a := range rep.Actions() {
-			if a.Result != reconcile.ResultDone {
-				t.Errorf("backfill: %s %s %s: %s %s", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
-			}
-		}
+		allDone(t, "backfill", rep)
 		fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
 
 		// Two arrivals; one's booking is cancelled once keysync has read it.

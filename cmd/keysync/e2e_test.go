@@ -306,6 +306,17 @@ func countOps(rep *reconcile.Report, op reconcile.Op, result reconcile.Result) i
 	return n
 }
 
+// allDone fails the test for each action of rep, the report of what, that
+// did not end done.
+func allDone(t *testing.T, what string, rep *reconcile.Report) {
+	t.Helper()
+	for _, a := range rep.Actions() {
+		if a.Result != reconcile.ResultDone {
+			t.Errorf("%s: %s %s %s: %s %s", what, a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+		}
+	}
+}
+
 func TestNewArrivalsKeyedInTwoWrites(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 6, "")

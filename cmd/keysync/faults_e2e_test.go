@@ -98,11 +98,7 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 			if n := mutations.get("mutation"); n < 3 {
 				t.Errorf("%d mutation requests, want the refused one again plus the assign (≥ 3)", n)
 			}
-			for _, a := range run.rep.Actions() {
-				if a.Result != reconcile.ResultDone {
-					t.Errorf("%s %s %s: %s %s", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
-				}
-			}
+			allDone(t, "backfill", run.rep)
 			if fw.key("s1").Type != rpmsandbox.KeyTypePin || fw.key("s2").Type != rpmsandbox.KeyTypePin {
 				t.Error("stays not keyed after the wait")
 			}
@@ -927,11 +923,7 @@ func TestFaultUnknownResponseFieldsIgnored(t *testing.T) {
 			t.Errorf("no %s answer was given the unknown field", sys)
 		}
 	}
-	for _, a := range run.rep.Actions() {
-		if a.Result != reconcile.ResultDone {
-			t.Errorf("%s %s %s: %s %s", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
-		}
-	}
+	allDone(t, "backfill", run.rep)
 	if fw.key("s1").Type != rpmsandbox.KeyTypePin || fw.key("s2").Type != rpmsandbox.KeyTypeQR || fw.key("s3").Type != rpmsandbox.KeyTypeKeyStorage {
 		t.Error("the hotel was not keyed")
 	}
