@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -141,25 +142,32 @@ func (w *world) setNow(t time.Time) {
 	w.sb.setNow(t)
 }
 
-// run runs keysync in-process and requires the exit code.
+// run runs keysync in-process and requires the exit code and a report.
 func (w *world) run(want int, cmd string) *reconcile.Report {
 	w.t.Helper()
-	var out, errb bytes.Buffer
-	err := Run(context.Background(), []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}, &out, &errb, w.getenv)
-	if code := exitCode(err); code != want {
-		var rep reconcile.Report
-		if json.Unmarshal(out.Bytes(), &rep) == nil {
+	rep, code, stderr := w.tryRun(cmd)
+	if code != want {
+		if rep != nil {
 			for _, a := range rep.Actions() {
 				w.t.Logf("%s %s %s step %d: %s %s", a.System, a.Op, a.Stay.ID, a.Step, a.Result, a.Error)
 			}
 		}
-		w.t.Fatalf("%s exited %d, want %d: %v\n%s", cmd, code, want, err, errb.String())
+		w.t.Fatalf("%s exited %d, want %d\n%s", cmd, code, want, stderr)
 	}
-	var rep reconcile.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		w.t.Fatalf("%s: %v\n%s", cmd, err, out.String())
+	if rep == nil {
+		w.t.Fatalf("%s printed no report\n%s", cmd, stderr)
 	}
-	return &rep
+	return rep
+}
+
+// tryRun runs keysync in-process and returns its report (nil if it printed
+// none), exit code and stderr, whatever the code.
+func (w *world) tryRun(cmd string) (*reconcile.Report, int, string) {
+	w.t.Helper()
+	argv := []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}
+	return runJSON(w.t, argv, func(argv []string, stdout, stderr io.Writer) error {
+		return Run(context.Background(), argv, stdout, stderr, w.getenv)
+	})
 }
 
 // converges requires a plan straight after to have nothing to do.

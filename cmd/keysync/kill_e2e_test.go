@@ -9,11 +9,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,16 +34,6 @@ type procWorld struct{ *world }
 func newProcWorld(t *testing.T, hotel map[string]string, wrap func(http.Handler) http.Handler) *procWorld {
 	t.Helper()
 	return &procWorld{newWorld(t, hotel, nil, withMiddleware(wrap))}
-}
-
-// tryRun runs keysync in-process and returns its report (nil if it printed
-// none), exit code and stderr, whatever the code.
-func (w *procWorld) tryRun(cmd string) (*reconcile.Report, int, string) {
-	w.t.Helper()
-	argv := []string{cmd, "--config", w.cfg, "--now", w.now.Format(time.RFC3339), "--json"}
-	return runJSON(w.t, argv, func(argv []string, stdout, stderr io.Writer) error {
-		return Run(context.Background(), argv, stdout, stderr, w.getenv)
-	})
 }
 
 // settle runs keysync in-process until a plan has nothing left to do, at
