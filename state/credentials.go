@@ -238,49 +238,54 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	}
 	// A new row's id is chosen here, as SQLite would (one past the
 	// largest; the transaction holds the write lock), so its secret is
-	// sealed to it and written with the row in one statement.
+	// sealed to it and written with the row in one statement. Rows go in
+	// statements of up to rowChunk rows each, inserts and updates apart:
+	// one row per statement cost most of a portfolio's save. A credential
+	// listed twice is written once, as it is at the end of the list (the
+	// same pointer twice is the same row, a later one with its id wins).
 	var nextID int64
+	var newRows, oldRows []credentialRow
+	at := map[int64]int{} // index in oldRows by id
 	for _, c := range creds {
 		id := idOf(c)
-		isNew := id == 0
-		if isNew {
+		if id == 0 {
 			if nextID == 0 {
 				if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM credentials`).Scan(&nextID); err != nil {
 					return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
 				}
 			}
 			id = nextID
-		}
-		// NULL leaves a stored secret as it is.
-		var sealed any
-		if s := secretOf(c); s != "" {
-			sealed = d.key.Seal(s.Reveal(), sealContext(id))
-		}
-		args := []any{c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
-			string(c.Status), c.Assigned, c.Adopted, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
-			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom), c.ReplaceOnly, c.Secretless, sealed, id}
-		if !isNew {
-			res, err := exec(`UPDATE credentials SET property = ?, source = ?, stay_id = ?, system = ?, kind = ?,
-				room_id = ?, remote_id = ?, status = ?, assigned = ?, adopted = ?,
-				arrival = ?, departure = ?, updated_at = ?, valid_from = ?, valid_to = ?, derived_from = ?, replace_only = ?, secretless = ?,
-				sealed_secret = coalesce(?, sealed_secret) WHERE id = ?`, args...)
-			if err != nil {
-				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return nil, fmt.Errorf("update credential %d of stay %s: %w", id, c.Stay, err)
-			} else if n == 0 {
-				return nil, fmt.Errorf("update credential %d of stay %s: no such credential", id, c.Stay)
-			}
+			nextID++
+			inserted[c] = id
+			newRows = append(newRows, credentialRow{c, id})
 			continue
 		}
-		if _, err := exec(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
-			status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, replace_only, secretless, sealed_secret, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
-			return nil, fmt.Errorf("insert credential for stay %s: %w", c.Stay, err)
+		if _, ok := inserted[c]; ok {
+			continue // inserted by this Save, as it is now
 		}
-		inserted[c] = id
-		nextID++
+		if i, ok := at[id]; ok {
+			oldRows[i] = credentialRow{c, id}
+			continue
+		}
+		at[id] = len(oldRows)
+		oldRows = append(oldRows, credentialRow{c, id})
+	}
+	for chunk := range slices.Chunk(newRows, rowChunk) {
+		if _, err := exec(credentialInsert(len(chunk)), d.credentialArgs(chunk)...); err != nil {
+			return nil, fmt.Errorf("insert %d credentials, the first for stay %s: %w", len(chunk), chunk[0].c.Stay, err)
+		}
+	}
+	for chunk := range slices.Chunk(oldRows, rowChunk) {
+		res, err := exec(credentialUpdate(len(chunk)), d.credentialArgs(chunk)...)
+		if err == nil {
+			var n int64
+			if n, err = res.RowsAffected(); err == nil && n != int64(len(chunk)) {
+				return nil, missingCredential(ctx, tx, chunk)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update %d credentials, the first %d of stay %s: %w", len(chunk), chunk[0].id, chunk[0].c.Stay, err)
+		}
 	}
 
 	// Audit lines go in statements of up to auditChunk rows: one row per
@@ -555,3 +560,76 @@ var auditInserts = func() []string {
 }()
 
 func auditInsert(rows int) string { return auditInserts[rows] }
+
+// rowChunk is the most credential rows one INSERT or UPDATE statement
+// carries (20 values a row, well inside SQLite's limit on a statement's
+// parameters).
+const rowChunk = 50
+
+// credentialRow is a credential to write and the id of its row.
+type credentialRow struct {
+	c  *reconcile.Credential
+	id int64
+}
+
+// credentialArgs are the values of rows, in the order of
+// credentialInsert's and credentialUpdate's columns, each secret sealed to
+// its row's id (NULL, where a credential has none, leaves a stored one).
+func (d *DB) credentialArgs(rows []credentialRow) []any {
+	args := make([]any, 0, len(rows)*credentialValues)
+	for _, r := range rows {
+		c := r.c
+		var sealed any
+		if s := secretOf(c); s != "" {
+			sealed = d.key.Seal(s.Reveal(), sealContext(r.id))
+		}
+		args = append(args, c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,
+			string(c.Status), c.Assigned, c.Adopted, formatDate(c.Arrival), formatDate(c.Departure), formatTime(c.UpdatedAt),
+			formatTime(c.Valid.Start), formatTime(c.Valid.End), nullID(c.DerivedFrom), c.ReplaceOnly, c.Secretless, sealed, r.id)
+	}
+	return args
+}
+
+// credentialValues is the number of values credentialArgs gives a row.
+const credentialValues = 20
+
+// credentialInserts and credentialUpdates hold the statements writing 1
+// to rowChunk credential rows: an INSERT of new rows, and an UPDATE of
+// existing ones joined by id to a VALUES list (SQLite names its columns
+// column1 to column20), whose changes count the rows that exist.
+var credentialInserts, credentialUpdates = func() ([]string, []string) {
+	ins, upd := make([]string, rowChunk+1), make([]string, rowChunk+1)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", credentialValues), ", ") + ")"
+	for n := 1; n <= rowChunk; n++ {
+		values := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+		ins[n] = `INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
+			status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, replace_only, secretless,
+			sealed_secret, id) VALUES ` + values
+		upd[n] = `UPDATE credentials SET property = v.column1, source = v.column2, stay_id = v.column3, system = v.column4,
+			kind = v.column5, room_id = v.column6, remote_id = v.column7, status = v.column8, assigned = v.column9,
+			adopted = v.column10, arrival = v.column11, departure = v.column12, updated_at = v.column13,
+			valid_from = v.column14, valid_to = v.column15, derived_from = v.column16, replace_only = v.column17,
+			secretless = v.column18, sealed_secret = coalesce(v.column19, credentials.sealed_secret)
+			FROM (VALUES ` + values + `) AS v WHERE credentials.id = v.column20`
+	}
+	return ins, upd
+}()
+
+func credentialInsert(rows int) string { return credentialInserts[rows] }
+func credentialUpdate(rows int) string { return credentialUpdates[rows] }
+
+// missingCredential names the first of rows whose id the file does not
+// hold, after an UPDATE changed fewer rows than it carried.
+func missingCredential(ctx context.Context, tx *sql.Tx, rows []credentialRow) error {
+	for _, r := range rows {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM credentials WHERE id = ?`, r.id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("update credential %d of stay %s: no such credential", r.id, r.c.Stay)
+		}
+		if err != nil {
+			return fmt.Errorf("update credential %d of stay %s: %w", r.id, r.c.Stay, err)
+		}
+	}
+	return fmt.Errorf("update %d credentials, the first %d of stay %s: fewer rows changed than the statement carried", len(rows), rows[0].id, rows[0].c.Stay)
+}

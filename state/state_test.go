@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -485,6 +486,44 @@ func TestStays(t *testing.T) {
 		got[0].Departure != date("2026-02-06") || got[0].Key == nil || got[0].Key.ID != "k2" {
 		t.Fatalf("after a change: %+v", got)
 	}
+
+	// Many stays, more than one statement carries, one of them listed
+	// twice (the later version kept); then most of them dropped and the
+	// rest changed, in statements of many rows too.
+	var many []reconcile.Stay
+	for i := range 2*rowChunk + 5 {
+		many = append(many, reconcile.Stay{Ref: ref(fmt.Sprintf("m%03d", i)), RoomID: "r1", Arrival: date("2026-02-03"), Departure: date("2026-02-05")})
+	}
+	twice := many[7]
+	twice.RoomID = "r7"
+	if err := db.SaveStays(ctx, "hotel", append(many, twice)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.Stays(ctx, "hotel")
+	if len(got) != len(many) {
+		t.Fatalf("%d stays recorded, want %d", len(got), len(many))
+	}
+	for _, s := range got {
+		if want := map[bool]string{true: "r7", false: "r1"}[s.Ref.ID == "m007"]; s.RoomID != want {
+			t.Errorf("stay %s in room %s, want %s", s.Ref.ID, s.RoomID, want)
+		}
+	}
+	rest := many[rowChunk+10:]
+	for i := range rest {
+		rest[i].RoomID = "r2"
+	}
+	if err := db.SaveStays(ctx, "hotel", rest); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.Stays(ctx, "hotel")
+	if len(got) != len(rest) {
+		t.Fatalf("%d stays recorded after the drop, want %d", len(got), len(rest))
+	}
+	for i, s := range got {
+		if s.Ref != rest[i].Ref || s.RoomID != "r2" {
+			t.Errorf("stay %d: %s in room %s, want %s in r2", i, s.Ref.ID, s.RoomID, rest[i].Ref.ID)
+		}
+	}
 }
 
 func TestRuns(t *testing.T) {
@@ -879,5 +918,81 @@ func TestSealedSecretsNeedTheirKey(t *testing.T) {
 	defer db2.Close()
 	if _, err := db2.Credentials(ctx, "hotel"); !errors.Is(err, seal.ErrWrongKey) {
 		t.Errorf("swapped sealed values: %v, want ErrWrongKey", err)
+	}
+}
+
+// TestSaveManyRows: credentials are written many to a statement; a Save
+// still reads as its credentials written one after the other: more rows
+// than one statement carries, the same credential listed twice, two
+// copies of one row (the later one wins), secrets sealed to their own
+// rows, and an unknown id among many failing the whole Save.
+func TestSaveManyRows(t *testing.T) {
+	t.Parallel()
+	db, _ := openNew(t)
+	ctx := context.Background()
+	const n = 2*rowChunk + 7
+	var creds []*reconcile.Credential
+	for i := range n {
+		c := newCred(fmt.Sprintf("s%03d", i))
+		c.PIN = reconcile.Secret(fmt.Sprintf("%06d", 100000+i))
+		creds = append(creds, c)
+	}
+	// The first credential twice: inserted once.
+	if err := db.Save(ctx, append(creds, creds[0]), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range creds {
+		if c.ID != int64(i+1) {
+			t.Fatalf("credential %d has id %d, want %d", i, c.ID, i+1)
+		}
+	}
+	// Updates: every one active; credential 5 twice, its later copy
+	// retired; one without its PIN keeps the sealed one.
+	var upd []*reconcile.Credential
+	for i, c := range creds {
+		c.Status, c.RemoteID = reconcile.StatusActive, fmt.Sprintf("k%d", i)
+		upd = append(upd, c)
+	}
+	later := *creds[5]
+	later.Status = reconcile.StatusRetired
+	upd = append(upd, &later)
+	creds[9].PIN = ""
+	if err := db.Save(ctx, upd, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.AllCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n {
+		t.Fatalf("%d rows, want %d", len(all), n)
+	}
+	for i, c := range all {
+		want := reconcile.StatusActive
+		if i == 5 {
+			want = reconcile.StatusRetired
+		}
+		if c.Status != want || c.RemoteID != fmt.Sprintf("k%d", i) || c.Stay.ID != fmt.Sprintf("s%03d", i) {
+			t.Errorf("row %d: %s %s %s, want %s k%d s%03d", c.ID, c.Status, c.RemoteID, c.Stay.ID, want, i, i)
+		}
+		if pin := fmt.Sprintf("%06d", 100000+i); c.PIN.Reveal() != pin {
+			t.Errorf("row %d: PIN does not open to its own", c.ID)
+		}
+	}
+	// An unknown id in the second statement of updates: nothing written.
+	ghost := newCred("ghost")
+	ghost.ID = 9999
+	for _, c := range creds {
+		c.Status = reconcile.StatusDeleted
+	}
+	err = db.Save(ctx, append(append([]*reconcile.Credential{}, creds[:rowChunk+3]...), ghost), nil)
+	if err == nil || !strings.Contains(err.Error(), "9999") {
+		t.Fatalf("Save with an unknown id: %v, want an error naming it", err)
+	}
+	after, _ := db.AllCredentials(ctx)
+	for _, c := range after {
+		if c.Status == reconcile.StatusDeleted {
+			t.Fatalf("a failed Save wrote row %d", c.ID)
+		}
 	}
 }
