@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keysync/keysync/internal/seal"
@@ -239,8 +237,8 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	// A new row's id is chosen here, as SQLite would (one past the
 	// largest; the transaction holds the write lock), so its secret is
 	// sealed to it and written with the row in one statement. Rows go in
-	// statements of up to rowChunk rows each, inserts and updates apart:
-	// one row per statement cost most of a portfolio's save. A credential
+	// statements of many rows (see rowStatement), inserts and updates
+	// apart. A credential
 	// listed twice is written once, as it is at the end of the list (the
 	// same pointer twice is the same row, a later one with its id wins).
 	var nextID int64
@@ -270,13 +268,13 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		at[id] = len(oldRows)
 		oldRows = append(oldRows, credentialRow{c, id})
 	}
-	for chunk := range slices.Chunk(newRows, rowChunk) {
-		if _, err := exec(credentialInsert(len(chunk)), d.credentialArgs(chunk)...); err != nil {
+	for chunk := range chunks(newRows) {
+		if _, err := exec(credentialInsert.sql(len(chunk)), d.credentialArgs(chunk)...); err != nil {
 			return nil, fmt.Errorf("insert %d credentials, the first for stay %s: %w", len(chunk), chunk[0].c.Stay, err)
 		}
 	}
-	for chunk := range slices.Chunk(oldRows, rowChunk) {
-		res, err := exec(credentialUpdate(len(chunk)), d.credentialArgs(chunk)...)
+	for chunk := range chunks(oldRows) {
+		res, err := exec(credentialUpdate.sql(len(chunk)), d.credentialArgs(chunk)...)
 		if err == nil {
 			var n int64
 			if n, err = res.RowsAffected(); err == nil && n != int64(len(chunk)) {
@@ -288,9 +286,8 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 	}
 
-	// Audit lines go in statements of up to auditChunk rows: one row per
-	// statement cost a third of a batch's save.
-	for chunk := range slices.Chunk(audit, auditChunk) {
+	// Audit lines go in statements of many rows too.
+	for chunk := range chunks(audit) {
 		args := make([]any, 0, len(chunk)*11)
 		for _, a := range chunk {
 			var credID any // NULL when the entry concerns no saved credential
@@ -302,7 +299,7 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			args = append(args, a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
 				credID, a.RemoteID, string(a.Phase), a.Detail)
 		}
-		if _, err := exec(auditInsert(len(chunk)), args...); err != nil {
+		if _, err := exec(auditInsert.sql(len(chunk)), args...); err != nil {
 			a := chunk[0]
 			return nil, fmt.Errorf("append %d audit lines from %s %s for stay %s: %w", len(chunk), a.System, a.Op, a.Stay, err)
 		}
@@ -544,27 +541,8 @@ func (d *DB) Rekey(ctx context.Context, next *seal.Key) (int, error) {
 	return len(resealed), nil
 }
 
-// auditChunk is the most audit rows one INSERT statement carries.
-const auditChunk = 50
-
-// auditInserts holds the INSERT statement for each number of audit rows,
-// 1 to auditChunk.
-var auditInserts = func() []string {
-	out := make([]string, auditChunk+1)
-	const head = "INSERT INTO audit (run_id, at, system, op, property, source, stay_id, credential_id, remote_id, phase, detail) VALUES "
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	for n := 1; n <= auditChunk; n++ {
-		out[n] = head + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
-	}
-	return out
-}()
-
-func auditInsert(rows int) string { return auditInserts[rows] }
-
-// rowChunk is the most credential rows one INSERT or UPDATE statement
-// carries (20 values a row, well inside SQLite's limit on a statement's
-// parameters).
-const rowChunk = 50
+// auditInsert appends audit lines.
+var auditInsert = newRowStatement("INSERT INTO audit (run_id, at, system, op, property, source, stay_id, credential_id, remote_id, phase, detail) VALUES ", 11, "")
 
 // credentialRow is a credential to write and the id of its row.
 type credentialRow struct {
@@ -593,30 +571,20 @@ func (d *DB) credentialArgs(rows []credentialRow) []any {
 // credentialValues is the number of values credentialArgs gives a row.
 const credentialValues = 20
 
-// credentialInserts and credentialUpdates hold the statements writing 1
-// to rowChunk credential rows: an INSERT of new rows, and an UPDATE of
-// existing ones joined by id to a VALUES list (SQLite names its columns
-// column1 to column20), whose changes count the rows that exist.
-var credentialInserts, credentialUpdates = func() ([]string, []string) {
-	ins, upd := make([]string, rowChunk+1), make([]string, rowChunk+1)
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", credentialValues), ", ") + ")"
-	for n := 1; n <= rowChunk; n++ {
-		values := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
-		ins[n] = `INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
-			status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, replace_only, secretless,
-			sealed_secret, id) VALUES ` + values
-		upd[n] = `UPDATE credentials SET property = v.column1, source = v.column2, stay_id = v.column3, system = v.column4,
-			kind = v.column5, room_id = v.column6, remote_id = v.column7, status = v.column8, assigned = v.column9,
-			adopted = v.column10, arrival = v.column11, departure = v.column12, updated_at = v.column13,
-			valid_from = v.column14, valid_to = v.column15, derived_from = v.column16, replace_only = v.column17,
-			secretless = v.column18, sealed_secret = coalesce(v.column19, credentials.sealed_secret)
-			FROM (VALUES ` + values + `) AS v WHERE credentials.id = v.column20`
-	}
-	return ins, upd
-}()
-
-func credentialInsert(rows int) string { return credentialInserts[rows] }
-func credentialUpdate(rows int) string { return credentialUpdates[rows] }
+// credentialInsert writes new credential rows; credentialUpdate writes
+// existing ones, joined by id to a VALUES list (SQLite names its columns
+// column1 to column20), and its changes count the rows that exist.
+var (
+	credentialInsert = newRowStatement(`INSERT INTO credentials (property, source, stay_id, system, kind, room_id, remote_id,
+	status, assigned, adopted, arrival, departure, updated_at, valid_from, valid_to, derived_from, replace_only, secretless,
+	sealed_secret, id) VALUES `, credentialValues, "")
+	credentialUpdate = newRowStatement(`UPDATE credentials SET property = v.column1, source = v.column2, stay_id = v.column3,
+	system = v.column4, kind = v.column5, room_id = v.column6, remote_id = v.column7, status = v.column8,
+	assigned = v.column9, adopted = v.column10, arrival = v.column11, departure = v.column12, updated_at = v.column13,
+	valid_from = v.column14, valid_to = v.column15, derived_from = v.column16, replace_only = v.column17,
+	secretless = v.column18, sealed_secret = coalesce(v.column19, credentials.sealed_secret)
+	FROM (VALUES `, credentialValues, `) AS v WHERE credentials.id = v.column20`)
+)
 
 // missingCredential names the first of rows whose id the file does not
 // hold, after an UPDATE changed fewer rows than it carried.

@@ -330,19 +330,30 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := d.checkNotNewer(applied, ms); err != nil {
 		return err
 	}
-	backedUp := len(applied) == 0 // a new file has nothing to keep
+	var pending []migration
 	for _, m := range ms {
-		if applied[m.version] {
-			continue
+		if !applied[m.version] {
+			pending = append(pending, m)
 		}
-		if !backedUp {
-			to := fmt.Sprintf("%s.before-%s.bak", d.path, strings.TrimSuffix(m.name, ".sql"))
-			if err := d.Backup(ctx, to); err != nil {
-				return fmt.Errorf("state: back up %s before migrating it to %s: %w", d.path, m.name, err)
-			}
-			backedUp = true
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	// A new file has nothing to keep: it takes every migration in one
+	// transaction (all or none, as each alone would be), one commit
+	// instead of one a migration.
+	if len(applied) == 0 {
+		if m, err := d.apply(ctx, pending...); err != nil {
+			return d.openError("migrate ("+m.name+")", err)
 		}
-		if err := d.apply(ctx, m); err != nil {
+		return nil
+	}
+	to := fmt.Sprintf("%s.before-%s.bak", d.path, strings.TrimSuffix(pending[0].name, ".sql"))
+	if err := d.Backup(ctx, to); err != nil {
+		return fmt.Errorf("state: back up %s before migrating it to %s: %w", d.path, pending[0].name, err)
+	}
+	for _, m := range pending {
+		if _, err := d.apply(ctx, m); err != nil {
 			return d.openError("migrate ("+m.name+")", err)
 		}
 	}
@@ -387,30 +398,33 @@ func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
 	return out, rows.Err()
 }
 
-// apply runs one migration unless it is recorded already. The check is
-// repeated in the transaction, so two processes migrating at once apply it
-// once.
-func (d *DB) apply(ctx context.Context, m migration) error {
+// apply runs migrations in one transaction, each unless it is recorded
+// already, and returns the one it stopped at (the last, when it did not
+// fail). The check is made in the transaction, so two processes migrating
+// at once apply each once.
+func (d *DB) apply(ctx context.Context, ms ...migration) (migration, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return ms[0], err
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
-		return err
+	for _, m := range ms {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
+			return m, err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return m, err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+			m.version, formatTime(time.Now())); err != nil {
+			return m, err
+		}
 	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-		m.version, formatTime(time.Now())); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return ms[len(ms)-1], tx.Commit()
 }
 
 // checkNotNewer refuses a file written by a newer keysync, whose schema this

@@ -491,7 +491,7 @@ func TestStays(t *testing.T) {
 	// twice (the later version kept); then most of them dropped and the
 	// rest changed, in statements of many rows too.
 	var many []reconcile.Stay
-	for i := range 2*rowChunk + 5 {
+	for i := range 2*maxRows + 5 {
 		many = append(many, reconcile.Stay{Ref: ref(fmt.Sprintf("m%03d", i)), RoomID: "r1", Arrival: date("2026-02-03"), Departure: date("2026-02-05")})
 	}
 	twice := many[7]
@@ -508,7 +508,7 @@ func TestStays(t *testing.T) {
 			t.Errorf("stay %s in room %s, want %s", s.Ref.ID, s.RoomID, want)
 		}
 	}
-	rest := many[rowChunk+10:]
+	rest := many[maxRows+10:]
 	for i := range rest {
 		rest[i].RoomID = "r2"
 	}
@@ -930,7 +930,7 @@ func TestSaveManyRows(t *testing.T) {
 	t.Parallel()
 	db, _ := openNew(t)
 	ctx := context.Background()
-	const n = 2*rowChunk + 7
+	const n = 2*maxRows + 7
 	var creds []*reconcile.Credential
 	for i := range n {
 		c := newCred(fmt.Sprintf("s%03d", i))
@@ -985,7 +985,7 @@ func TestSaveManyRows(t *testing.T) {
 	for _, c := range creds {
 		c.Status = reconcile.StatusDeleted
 	}
-	err = db.Save(ctx, append(append([]*reconcile.Credential{}, creds[:rowChunk+3]...), ghost), nil)
+	err = db.Save(ctx, append(append([]*reconcile.Credential{}, creds[:maxRows+3]...), ghost), nil)
 	if err == nil || !strings.Contains(err.Error(), "9999") {
 		t.Fatalf("Save with an unknown id: %v, want an error naming it", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -59,22 +57,22 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 					kept = append(kept, c)
 				}
 			}
-			for chunk := range slices.Chunk(gone, rowChunk) {
+			for chunk := range chunks(gone) {
 				args := []any{property}
 				for _, c := range chunk {
 					args = append(args, c.key.source, c.key.id)
 				}
-				if _, err := d.exec(ctx, tx, stayDelete(len(chunk)), args...); err != nil {
+				if _, err := d.exec(ctx, tx, stayDelete.sql(len(chunk)), args...); err != nil {
 					return fmt.Errorf("state: save stays of %s: drop %d stays, the first %s: %w", property, len(chunk), chunk[0].key.id, err)
 				}
 			}
-			for chunk := range slices.Chunk(kept, rowChunk) {
+			for chunk := range chunks(kept) {
 				args := make([]any, 0, len(chunk)*9)
 				for _, c := range chunk {
 					r := c.row
 					args = append(args, property, c.key.source, c.key.id, r.roomID, r.roomName, r.arrival, r.departure, r.keyID, r.keyType)
 				}
-				if _, err := d.exec(ctx, tx, stayUpsert(len(chunk)), args...); err != nil {
+				if _, err := d.exec(ctx, tx, stayUpsert.sql(len(chunk)), args...); err != nil {
 					return fmt.Errorf("state: save %d stays of %s, the first %s: %w", len(chunk), property, chunk[0].key.id, err)
 				}
 			}
@@ -87,24 +85,14 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 	return err
 }
 
-// stayDeletes and stayUpserts hold the statements dropping and writing 1
-// to rowChunk stays of a property.
-var stayDeletes, stayUpserts = func() ([]string, []string) {
-	del, ups := make([]string, rowChunk+1), make([]string, rowChunk+1)
-	for n := 1; n <= rowChunk; n++ {
-		del[n] = `DELETE FROM stays WHERE property = ? AND (source, stay_id) IN (VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ") + `)`
-		ups[n] = `INSERT INTO stays (property, source, stay_id, room_id, room_name, arrival, departure, key_id, key_type) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ") + `
-			ON CONFLICT (property, source, stay_id) DO UPDATE SET room_id = excluded.room_id,
-			room_name = excluded.room_name, arrival = excluded.arrival, departure = excluded.departure,
-			key_id = excluded.key_id, key_type = excluded.key_type`
-	}
-	return del, ups
-}()
-
-func stayDelete(rows int) string { return stayDeletes[rows] }
-func stayUpsert(rows int) string { return stayUpserts[rows] }
+// stayDelete drops stays of a property; stayUpsert writes them.
+var (
+	stayDelete = newRowStatement(`DELETE FROM stays WHERE property = ? AND (source, stay_id) IN (VALUES `, 2, `)`)
+	stayUpsert = newRowStatement(`INSERT INTO stays (property, source, stay_id, room_id, room_name, arrival, departure, key_id, key_type) VALUES `, 9,
+		` ON CONFLICT (property, source, stay_id) DO UPDATE SET room_id = excluded.room_id,
+	room_name = excluded.room_name, arrival = excluded.arrival, departure = excluded.departure,
+	key_id = excluded.key_id, key_type = excluded.key_type`)
+)
 
 // stayKey names a stay in the stays table, within its property.
 type stayKey struct{ source, id string }
