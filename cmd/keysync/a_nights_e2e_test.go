@@ -1,5 +1,5 @@
 // This file's name sorts first in the package so that its test, the
-// longest by far (about 40 s under the race detector), is the first of the
+// longest by far (about 26 s alone under the race detector), is the first of the
 // parallel tests to start: go test runs them in the order of its files,
 // and started last it ran on alone after all the others had finished.
 
