@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -237,10 +238,12 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	// A new row's id is chosen here, as SQLite would (one past the
 	// largest; the transaction holds the write lock), so its secret is
 	// sealed to it and written with the row in one statement. Rows go in
-	// statements of many rows (see rowStatement), inserts and updates
-	// apart. A credential
-	// listed twice is written once, as it is at the end of the list (the
-	// same pointer twice is the same row, a later one with its id wins).
+	// statements of many rows (see rowStatement), updates first, then
+	// inserts, so an id the file does not hold fails the Save before a
+	// new row can take it. A row listed twice is written once, as writing
+	// the list in order would leave it: the same pointer twice is one
+	// row; of two copies with one id, the later one's fields and the
+	// latest secret either carries.
 	var nextID int64
 	var newRows, oldRows []credentialRow
 	at := map[int64]int{} // index in oldRows by id
@@ -255,23 +258,20 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			id = nextID
 			nextID++
 			inserted[c] = id
-			newRows = append(newRows, credentialRow{c, id})
+			newRows = append(newRows, credentialRow{c: c, id: id, secret: secretOf(c)})
 			continue
 		}
 		if _, ok := inserted[c]; ok {
 			continue // inserted by this Save, as it is now
 		}
 		if i, ok := at[id]; ok {
-			oldRows[i] = credentialRow{c, id}
+			// One after the other, an earlier copy's secret stays when a
+			// later one carries none.
+			oldRows[i] = credentialRow{c: c, id: id, secret: cmp.Or(secretOf(c), oldRows[i].secret)}
 			continue
 		}
 		at[id] = len(oldRows)
-		oldRows = append(oldRows, credentialRow{c, id})
-	}
-	for chunk := range chunks(newRows) {
-		if _, err := exec(credentialInsert.sql(len(chunk)), d.credentialArgs(chunk)...); err != nil {
-			return nil, fmt.Errorf("insert %d credentials, the first for stay %s: %w", len(chunk), chunk[0].c.Stay, err)
-		}
+		oldRows = append(oldRows, credentialRow{c: c, id: id, secret: secretOf(c)})
 	}
 	for chunk := range chunks(oldRows) {
 		res, err := exec(credentialUpdate.sql(len(chunk)), d.credentialArgs(chunk)...)
@@ -283,6 +283,11 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 		if err != nil {
 			return nil, fmt.Errorf("update %d credentials, the first %d of stay %s: %w", len(chunk), chunk[0].id, chunk[0].c.Stay, err)
+		}
+	}
+	for chunk := range chunks(newRows) {
+		if _, err := exec(credentialInsert.sql(len(chunk)), d.credentialArgs(chunk)...); err != nil {
+			return nil, fmt.Errorf("insert %d credentials, the first for stay %s: %w", len(chunk), chunk[0].c.Stay, err)
 		}
 	}
 
@@ -546,8 +551,9 @@ var auditInsert = newRowStatement("INSERT INTO audit (run_id, at, system, op, pr
 
 // credentialRow is a credential to write and the id of its row.
 type credentialRow struct {
-	c  *reconcile.Credential
-	id int64
+	c      *reconcile.Credential
+	id     int64
+	secret reconcile.Secret // what to seal: c's, or an earlier copy's
 }
 
 // credentialArgs are the values of rows, in the order of
@@ -558,7 +564,7 @@ func (d *DB) credentialArgs(rows []credentialRow) []any {
 	for _, r := range rows {
 		c := r.c
 		var sealed any
-		if s := secretOf(c); s != "" {
+		if s := r.secret; s != "" {
 			sealed = d.key.Seal(s.Reveal(), sealContext(r.id))
 		}
 		args = append(args, c.Stay.Property, string(c.Stay.Source), c.Stay.ID, string(c.System), string(c.Kind), c.RoomID, c.RemoteID,

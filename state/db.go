@@ -3,7 +3,8 @@
 // audit trail of every intent and outcome, and the runs with their reports.
 //
 // DB implements reconcile.Store. Open applies the embedded migrations in
-// migrations/, each in its own transaction, and sets the connection pragmas
+// migrations/ (to a file that has some, each in its own transaction after
+// a backup; to a new one, all in one), and sets the connection pragmas
 // in the DSN so that every pooled connection gets them: a busy timeout (5 s
 // unless Options.BusyTimeout says otherwise),
 // WAL journaling, foreign keys, and immediate (write-locking) transactions.
@@ -310,8 +311,9 @@ func migrations() ([]migration, error) {
 	return out, nil
 }
 
-// migrate applies the migrations the file has not had, each in its own
-// transaction together with its schema_migrations row.
+// migrate applies the migrations the file has not had, each with its
+// schema_migrations row: a new file all in one transaction, a file that
+// has some each in its own, after a backup.
 func (d *DB) migrate(ctx context.Context) error {
 	ms, err := migrations()
 	if err != nil {
@@ -343,8 +345,8 @@ func (d *DB) migrate(ctx context.Context) error {
 	// transaction (all or none, as each alone would be), one commit
 	// instead of one a migration.
 	if len(applied) == 0 {
-		if m, err := d.apply(ctx, pending...); err != nil {
-			return d.openError("migrate ("+m.name+")", err)
+		if name, err := d.apply(ctx, pending...); err != nil {
+			return d.openError("migrate ("+name+")", err)
 		}
 		return nil
 	}
@@ -399,32 +401,36 @@ func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
 }
 
 // apply runs migrations in one transaction, each unless it is recorded
-// already, and returns the one it stopped at (the last, when it did not
-// fail). The check is made in the transaction, so two processes migrating
+// already, and names the one it failed at (or, for the commit, all of
+// them). The check is made in the transaction, so two processes migrating
 // at once apply each once.
-func (d *DB) apply(ctx context.Context, ms ...migration) (migration, error) {
+func (d *DB) apply(ctx context.Context, ms ...migration) (string, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return ms[0], err
+		return ms[0].name, err
 	}
 	defer tx.Rollback()
 	for _, m := range ms {
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
-			return m, err
+			return m.name, err
 		}
 		if n > 0 {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return m, err
+			return m.name, err
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
 			m.version, formatTime(time.Now())); err != nil {
-			return m, err
+			return m.name, err
 		}
 	}
-	return ms[len(ms)-1], tx.Commit()
+	name := ms[0].name
+	if len(ms) > 1 {
+		name += " to " + ms[len(ms)-1].name
+	}
+	return name, tx.Commit()
 }
 
 // checkNotNewer refuses a file written by a newer keysync, whose schema this

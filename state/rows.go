@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"iter"
 	"math/bits"
 	"strings"
@@ -35,8 +36,14 @@ func newRowStatement(head string, values int, tail string) *rowStatement {
 	return s
 }
 
-// sql is the statement for n rows, a length chunks gives.
-func (s *rowStatement) sql(n int) string { return s.byLen[bits.Len(uint(n))-1] }
+// sql is the statement for n rows, a length chunks gives (a power of two,
+// at most maxRows; any other is a mistake in the caller).
+func (s *rowStatement) sql(n int) string {
+	if n < 1 || n > maxRows || n&(n-1) != 0 {
+		panic(fmt.Sprintf("state: a statement of %d rows: not a power of two up to %d", n, maxRows))
+	}
+	return s.byLen[bits.Len(uint(n))-1]
+}
 
 // chunks splits rows into runs whose lengths are powers of two, at most
 // maxRows, the longest first.

@@ -47,4 +47,14 @@ func TestRowStatement(t *testing.T) {
 			t.Errorf("statement for %d rows: %s", n, q)
 		}
 	}
+	for _, n := range []int{0, 3, 65, 128} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("a statement of %d rows was given, not refused", n)
+				}
+			}()
+			s.sql(n)
+		}()
+	}
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -494,9 +495,10 @@ func TestStays(t *testing.T) {
 	for i := range 2*maxRows + 5 {
 		many = append(many, reconcile.Stay{Ref: ref(fmt.Sprintf("m%03d", i)), RoomID: "r1", Arrival: date("2026-02-03"), Departure: date("2026-02-05")})
 	}
-	twice := many[7]
-	twice.RoomID = "r7"
-	if err := db.SaveStays(ctx, "hotel", append(many, twice)); err != nil {
+	twice, again := many[7], many[8]
+	twice.RoomID, again.RoomID = "r7", "r8"
+	// m007's copy comes in the last statement, m008's in the same one.
+	if err := db.SaveStays(ctx, "hotel", append(slices.Insert(slices.Clone(many), 9, again), twice)); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = db.Stays(ctx, "hotel")
@@ -504,8 +506,8 @@ func TestStays(t *testing.T) {
 		t.Fatalf("%d stays recorded, want %d", len(got), len(many))
 	}
 	for _, s := range got {
-		if want := map[bool]string{true: "r7", false: "r1"}[s.Ref.ID == "m007"]; s.RoomID != want {
-			t.Errorf("stay %s in room %s, want %s", s.Ref.ID, s.RoomID, want)
+		if want := map[string]string{"m007": "r7", "m008": "r8"}[s.Ref.ID]; s.RoomID != cmp.Or(want, "r1") {
+			t.Errorf("stay %s in room %s, want %s", s.Ref.ID, s.RoomID, cmp.Or(want, "r1"))
 		}
 	}
 	rest := many[maxRows+10:]
@@ -993,6 +995,67 @@ func TestSaveManyRows(t *testing.T) {
 	for _, c := range after {
 		if c.Status == reconcile.StatusDeleted {
 			t.Fatalf("a failed Save wrote row %d", c.ID)
+		}
+	}
+}
+
+// TestSaveCopiesOfOneRow: two copies of one stored credential in one
+// Save, the earlier with a new PIN, the later without one: the row ends
+// as writing them in order would leave it, the later copy's fields with
+// the earlier copy's PIN (not the one stored before the Save).
+func TestSaveCopiesOfOneRow(t *testing.T) {
+	t.Parallel()
+	db, _ := openNew(t)
+	ctx := context.Background()
+	c := newCred("s1")
+	c.PIN = "111111"
+	if err := db.Save(ctx, []*reconcile.Credential{c}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := *c, *c
+	a.PIN = "222222"
+	b.PIN, b.Status = "", reconcile.StatusActive
+	if err := db.Save(ctx, []*reconcile.Credential{&a, &b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := db.AllCredentials(ctx)
+	if len(all) != 1 || all[0].Status != reconcile.StatusActive {
+		t.Fatalf("rows: %+v", all)
+	}
+	if all[0].PIN.Reveal() != "222222" {
+		t.Error("the stored PIN is not the earlier copy's new one")
+	}
+}
+
+// TestSaveUnknownIDBeforeNewOnes: an id the file does not hold (a copy of
+// a row since pruned) listed before a new credential that would take the
+// same id fails the Save, and nothing is written: the new guest's row is
+// never overwritten by the stale copy.
+func TestSaveUnknownIDBeforeNewOnes(t *testing.T) {
+	t.Parallel()
+	db, _ := openNew(t)
+	ctx := context.Background()
+	if err := db.Save(ctx, []*reconcile.Credential{newCred("s1"), newCred("s2"), newCred("s3")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.db.ExecContext(ctx, `DELETE FROM credentials WHERE id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	stale := newCred("s3")
+	stale.ID, stale.Status, stale.RoomID = 3, reconcile.StatusDeleted, "r999"
+	fresh := newCred("new-guest")
+	fresh.PIN = "424242"
+	audit := []reconcile.Audit{{RunID: 1, System: reconcile.System3RPMS, Op: reconcile.OpCreate, Stay: fresh.Stay, Cred: fresh, Phase: reconcile.PhaseIntent}}
+	for _, order := range [][]*reconcile.Credential{{stale, fresh}, {fresh, stale}} {
+		err := db.Save(ctx, order, audit)
+		if err == nil || !strings.Contains(err.Error(), "update credential 3 of stay") || !strings.Contains(err.Error(), "no such credential") {
+			t.Fatalf("Save of an unknown id 3 beside a new credential: %v, want it named as no such credential", err)
+		}
+		if fresh.ID != 0 {
+			t.Fatalf("failed Save gave the new credential id %d", fresh.ID)
+		}
+		if all, _ := db.AllCredentials(ctx); len(all) != 2 {
+			t.Fatalf("failed Save wrote rows: %+v", all)
 		}
 	}
 }
