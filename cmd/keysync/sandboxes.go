@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
@@ -88,19 +89,19 @@ func startSandboxes(addr string, rooms, listings int, now time.Time, rateNow fun
 // clock).
 func newSandboxes(now time.Time, limits bool, rateNow func() time.Time) *sandboxes {
 	sb := &sandboxes{hotel: map[string]string{}, apartments: map[string]string{}}
-	rpmsOpts := rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now, RateNow: rateNow}
+	rpmsOpts := rpmsandbox.Options{Integrations: map[string]string{sandboxToken: sandboxIntegration}, Now: now, Rates: sandboxkit.Rates{RateNow: rateNow}}
 	oaOpts := oasandbox.Options{
 		APIKeys:      map[string]string{sandboxOpenAppKey: sandboxOrg},
 		Integrations: map[string]string{sandboxOpenAppInt: sandboxOrg},
 		Now:          now,
-		RateNow:      rateNow,
+		Rates:        sandboxkit.Rates{RateNow: rateNow},
 	}
-	kbOpts := kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now, RateNow: rateNow}
+	kbOpts := kbsandbox.Options{Users: map[string]string{sandboxBoxUser: sandboxBoxPassword}, Now: now, Rates: sandboxkit.Rates{RateNow: rateNow}}
 	gwOpts := gwsandbox.Options{
 		PartnerKeys: []string{gwsandbox.DemoPartnerKey},
 		Tokens:      map[string][]string{gwsandbox.DemoToken: {gwsandbox.ScopeReservationsRead, gwsandbox.ScopeAccessesRead}},
 		Now:         now,
-		RateNow:     rateNow,
+		Rates:       sandboxkit.Rates{RateNow: rateNow},
 	}
 	if limits {
 		rpmsOpts, oaOpts, kbOpts, gwOpts = rpmsOpts.WithSeedLimits(), oaOpts.WithSeedLimits(), kbOpts.WithSeedLimits(), gwOpts.WithSeedLimits()

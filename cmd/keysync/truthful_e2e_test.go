@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
@@ -299,7 +300,7 @@ func TestBackToBackRunsNo429(t *testing.T) {
 	sb := sandbox.New(sandbox.Options{
 		Integrations: map[string]string{testToken: ourID},
 		Now:          t0,
-		RateNow:      fake.Now,
+		Rates:        sandboxkit.Rates{RateNow: fake.Now},
 	}.WithSeedLimits())
 	for i := range 24 {
 		room := fmt.Sprintf("r%d", 101+i)

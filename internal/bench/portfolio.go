@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/benchplan"
@@ -70,7 +71,7 @@ func newFleet(n, rooms int, shared, split bool, start time.Time, o Options, nigh
 		sb := rpmsandbox.New(rpmsandbox.Options{
 			Integrations: map[string]string{sandboxToken: sandboxIntegration},
 			Now:          start,
-			RateNow:      func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) },
+			Rates:        sandboxkit.Rates{RateNow: func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }},
 		}.WithSeedLimits())
 		h := newHotel(sb, n*rooms, o.Seed, start)
 		if err := h.seed(nights + windowDays + 1); err != nil {
@@ -94,7 +95,7 @@ func newFleet(n, rooms int, shared, split bool, start time.Time, o Options, nigh
 		sb := rpmsandbox.New(rpmsandbox.Options{
 			Integrations: map[string]string{tok: sandboxIntegration},
 			Now:          start,
-			RateNow:      func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) },
+			Rates:        sandboxkit.Rates{RateNow: func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }},
 		}.WithSeedLimits())
 		h := newHotel(sb, rooms, o.Seed+uint64(i), start)
 		if err := h.seed(nights + windowDays + 1); err != nil {

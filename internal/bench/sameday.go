@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/benchplan"
@@ -153,7 +154,7 @@ func newWorld(dir string, start time.Time, o Options) (*world, error) {
 	w.sb = rpmsandbox.New(rpmsandbox.Options{
 		Integrations: map[string]string{sandboxToken: sandboxIntegration},
 		Now:          start,
-		RateNow:      func() time.Time { return time.Now().Add(time.Duration(w.offset.Load())) },
+		Rates:        sandboxkit.Rates{RateNow: func() time.Time { return time.Now().Add(time.Duration(w.offset.Load())) }},
 	}.WithSeedLimits())
 	w.hotel = newHotel(w.sb, o.Rooms, o.Seed, start)
 	if err := w.hotel.seed(o.Nights + windowDays + 1); err != nil {

@@ -30,7 +30,7 @@ func (c *Clock) Now() time.Time {
 }
 
 // SetNow sets the business clock. The rate limiter's clock
-// (Options.RateNow) is not affected.
+// (Rates.RateNow) is not affected.
 func (c *Clock) SetNow(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

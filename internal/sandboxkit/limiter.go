@@ -6,8 +6,8 @@ import (
 )
 
 // Limiter admits a sandbox's API requests, per caller, under its Limits and
-// on its own clock (Options.RateNow in every sandbox), which also stamps the
-// request log.
+// on its own clock (Rates.RateNow in every sandbox's Options), which also
+// stamps the request log.
 type Limiter struct {
 	quota   *Quota
 	now     func() time.Time
@@ -24,6 +24,36 @@ func NewLimiter(l Limits, now func() time.Time) *Limiter {
 		now = time.Now
 	}
 	return &Limiter{quota: NewQuota(l), now: now, message: RefusalMessage}
+}
+
+// Rates are the rate-limit options every sandbox's Options embeds: the
+// limits each caller (a token, a user, an API key, a partner key: the
+// sandbox's Options says which) is held to, and the clock they are counted
+// on. The zero value sets no limits and counts on time.Now.
+type Rates struct {
+	// RateNow is the clock of the rate limiter and of the request log; nil
+	// means time.Now. It is independent of the business clock.
+	RateNow func() time.Time
+	// RatePerSecond is each caller's sustained request rate; zero or
+	// negative disables the per-second limit.
+	RatePerSecond float64
+	// Burst is each caller's burst; zero or negative means SeedBurst.
+	Burst int
+	// DailyCap is each caller's requests per UTC day (by RateNow); zero or
+	// negative disables it.
+	DailyCap int
+}
+
+// WithSeedLimits returns r with the API documents' limits (SeedPerSecond,
+// SeedBurst, SeedDailyCap) filled into the fields that are zero.
+func (r Rates) WithSeedLimits() Rates {
+	FillSeedLimits(&r.RatePerSecond, &r.Burst, &r.DailyCap)
+	return r
+}
+
+// Limiter returns a new Limiter enforcing r on the clock RateNow.
+func (r Rates) Limiter() *Limiter {
+	return NewLimiter(Limits{PerSecond: r.RatePerSecond, Burst: r.Burst, DailyCap: r.DailyCap}, r.RateNow)
 }
 
 // WithMessage makes l word its refusals with msg instead of RefusalMessage,

@@ -30,8 +30,8 @@ const (
 )
 
 // FillSeedLimits sets each of rate, burst and daily that is zero to the API
-// documents' limit (SeedPerSecond, SeedBurst, SeedDailyCap): the body of each sandbox's
-// Options.WithSeedLimits.
+// documents' limit (SeedPerSecond, SeedBurst, SeedDailyCap): the body of
+// Rates.WithSeedLimits.
 func FillSeedLimits(rate *float64, burst, daily *int) {
 	if *rate == 0 {
 		*rate = SeedPerSecond

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -537,7 +538,7 @@ func TestCustomPathsAgainstSandbox(t *testing.T) {
 func TestSandboxRefusals(t *testing.T) {
 	t.Parallel()
 	now := utc(2026, 3, 20, 8, 0)
-	sb, url := newSandbox(t, sandbox.Options{RateNow: func() time.Time { return now }}.WithSeedLimits())
+	sb, url := newSandbox(t, sandbox.Options{Rates: sandboxkit.Rates{RateNow: func() time.Time { return now }}}.WithSeedLimits())
 	start, end := utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0)
 
 	wrong := options(url, lj)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -398,8 +399,10 @@ func TestAuthErrorsAgainstSandbox(t *testing.T) {
 func TestRateLimitedBySandbox(t *testing.T) {
 	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{
-		RateNow:       func() time.Time { return t0 }, // no refill
-		RatePerSecond: 5, Burst: 3,
+		Rates: sandboxkit.Rates{
+			RateNow:       func() time.Time { return t0 }, // no refill
+			RatePerSecond: 5, Burst: 3,
+		},
 	})
 	portfolio(t, sb)
 	stays, err := newSource(t, base, func(o *guestway.Options) { o.Concurrency = 1 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))

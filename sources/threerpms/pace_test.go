@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	rpmsapi "github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
@@ -25,7 +26,7 @@ func TestThousandCallsNoRateLimit(t *testing.T) {
 	sb := sandbox.New(sandbox.Options{
 		Integrations: map[string]string{ourToken: ourID},
 		Now:          start,
-		RateNow:      clock.Now,
+		Rates:        sandboxkit.Rates{RateNow: clock.Now},
 	}.WithSeedLimits())
 	sb.AddRoom("r101", "101")
 	srv := sandboxtest.Serve(t, sb)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/webhook"
 
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
@@ -573,7 +574,7 @@ func TestCleanupInTheClocksZone(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 30, 23, 59, 50, 0, time.UTC)
-	e := newEnv(t, Options{RatePerSecond: 5, Burst: 10, DailyCap: 13, RateNow: func() time.Time { return now }})
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RatePerSecond: 5, Burst: 10, DailyCap: 13, RateNow: func() time.Time { return now }}})
 	const q = `{ room_stays(first:1) { edges { cursor } } }`
 	ours := func() sandboxtest.Answer { return e.gql(ourToken, q, nil).Answer }
 	sandboxtest.Admits(t, "the burst", 10, 200, ours)

@@ -51,17 +51,9 @@ type Options struct {
 	Integrations map[string]string
 	// Now starts the business clock; zero means time.Now().
 	Now time.Time
-	// RateNow is the clock of the rate limiter and of the request log; nil
-	// means time.Now. It is independent of the business clock.
-	RateNow func() time.Time
-	// RatePerSecond is each token's sustained request rate; zero or negative
-	// disables the per-second limit.
-	RatePerSecond float64
-	// Burst is each token's burst; zero or negative means DefaultBurst.
-	Burst int
-	// DailyCap is each token's requests per UTC day (by RateNow); zero or
-	// negative disables it.
-	DailyCap int
+	// Rates limit each token (RatePerSecond, Burst and DailyCap) on the
+	// clock RateNow; the zero value sets no limits.
+	sandboxkit.Rates
 	// MaxPageSize is the largest first a connection accepts; zero means DefaultMaxPageSize.
 	MaxPageSize int
 	// MaxRootFields is the most root fields one mutation document may hold;
@@ -99,7 +91,7 @@ type Options struct {
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
 // 10,000 a day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
+	o.Rates = o.Rates.WithSeedLimits()
 	return o
 }
 
@@ -204,7 +196,7 @@ func New(opts Options) *Server {
 		maxRoot:      opts.MaxRootFields,
 	}
 	if s.limiter == nil {
-		s.limiter = sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow)
+		s.limiter = opts.Limiter()
 	}
 	for tok, id := range opts.Integrations {
 		s.tokens[tok] = id

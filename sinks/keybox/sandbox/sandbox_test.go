@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
@@ -512,7 +513,7 @@ func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 20, 23, 59, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	e := newEnv(t, Options{RateNow: clock}.WithSeedLimits())
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: clock}}.WithSeedLimits())
 	create := func() resp { return e.create(body()) }
 	sandboxtest.Admits(t, "within the burst", DefaultBurst, 201, create)
 	sandboxtest.RateLimited(t, "beyond the burst", create(), "1")
@@ -529,7 +530,7 @@ func TestRateLimits(t *testing.T) {
 
 	// The daily cap counts per UTC day and says when the day ends.
 	now = time.Date(2026, 3, 20, 23, 0, 0, 0, time.UTC)
-	e = newEnv(t, Options{RateNow: clock, DailyCap: 3})
+	e = newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: clock, DailyCap: 3}})
 	sandboxtest.Admits(t, "within the cap", 3, 201, create)
 	sandboxtest.RateLimited(t, "beyond the cap", create(), "3600")
 	if r := e.call(http.MethodPost, DefaultCreatePath, ourUser, "wrong", body()); r.Status != 401 {
@@ -650,7 +651,7 @@ func TestList(t *testing.T) {
 func TestRequestLog(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 20, 8, 0, 0, 0, time.UTC)
-	e := newEnv(t, Options{RateNow: func() time.Time { return now }})
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: func() time.Time { return now }}})
 	b := body()
 	e.create(b)
 	e.call(http.MethodPost, DefaultCreatePath, ourUser, "wrong", b)

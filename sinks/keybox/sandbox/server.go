@@ -53,17 +53,9 @@ type Options struct {
 	Users map[string]string
 	// Now starts the business clock; zero means time.Now().
 	Now time.Time
-	// RateNow is the clock of the rate limiter and of the request log; nil
-	// means time.Now. It is independent of the business clock.
-	RateNow func() time.Time
-	// RatePerSecond is each user's sustained request rate; zero or negative
-	// disables the per-second limit.
-	RatePerSecond float64
-	// Burst is each user's burst; zero or negative means DefaultBurst.
-	Burst int
-	// DailyCap is each user's requests per UTC day (by RateNow); zero or
-	// negative disables it.
-	DailyCap int
+	// Rates limit each user (RatePerSecond, Burst and DailyCap) on the
+	// clock RateNow; the zero value sets no limits.
+	sandboxkit.Rates
 	// CreatePath, CancelPath and CancelMethod place the two calls; empty
 	// means DefaultCreatePath, DefaultCancelPath and DefaultCancelMethod.
 	// CancelPath must hold the placeholder {id}.
@@ -95,7 +87,7 @@ type Options struct {
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
 // day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
+	o.Rates = o.Rates.WithSeedLimits()
 	return o
 }
 
@@ -165,7 +157,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:    opts,
 		clock:   sandboxkit.NewClock(opts.Now),
-		limiter: sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
+		limiter: opts.Limiter(),
 		users:   map[string]string{},
 		keys:    map[string]*key{},
 		noCodes: opts.ListWithoutCodes,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
@@ -620,7 +621,7 @@ func TestGuestSide(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
 	now := t0
-	e := newEnv(t, Options{RateNow: func() time.Time { return now }}.WithSeedLimits())
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: func() time.Time { return now }}}.WithSeedLimits())
 	put := func(key, org string) answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", key, org, `{"is_enabled":false}`)
 	}
@@ -650,7 +651,7 @@ func TestRateLimit(t *testing.T) {
 func TestDailyCap(t *testing.T) {
 	t.Parallel()
 	now := ts("2026-06-01T23:59:00Z")
-	e := newEnv(t, Options{RateNow: func() time.Time { return now }, DailyCap: 3})
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: func() time.Time { return now }, DailyCap: 3}})
 	put := func() answer {
 		return e.do("PUT", invitesPath(intA)+"/inv_000404", ourKey, orgA, `{"is_enabled":false}`)
 	}
@@ -700,7 +701,7 @@ func TestAddInvite(t *testing.T) {
 func TestRequestLog(t *testing.T) {
 	t.Parallel()
 	now := t0
-	e := newEnv(t, Options{RateNow: func() time.Time { return now }})
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: func() time.Time { return now }}})
 	id, token := e.create(stayBody)
 	e.do("GET", "/public/access/invites/"+token, "", "", "")
 	e.do("DELETE", invitesPath(intA)+"/"+id, "", "", "")

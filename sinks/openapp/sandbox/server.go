@@ -40,17 +40,9 @@ type Options struct {
 	Portals map[string]string
 	// Now starts the business clock; zero means time.Now().
 	Now time.Time
-	// RateNow is the clock of the rate limiter and of the request log; nil
-	// means time.Now. It is independent of the business clock.
-	RateNow func() time.Time
-	// RatePerSecond is each API key's sustained request rate; zero or
-	// negative disables the per-second limit.
-	RatePerSecond float64
-	// Burst is each API key's burst; zero or negative means DefaultBurst.
-	Burst int
-	// DailyCap is each API key's requests per UTC day (by RateNow); zero or
-	// negative disables it.
-	DailyCap int
+	// Rates limit each API key (RatePerSecond, Burst and DailyCap) on the
+	// clock RateNow; the zero value sets no limits.
+	sandboxkit.Rates
 	// NoList answers the invite list (GET …/access-invites) 405, as an
 	// OpenApp without that call would: the OpenApp document shows create,
 	// update and delete only, and keysync lists invites to adopt what a
@@ -74,7 +66,7 @@ type Options struct {
 // WithSeedLimits returns o with the limits every keysync sandbox enforces
 // (5 req/s, burst 10, 10,000 a day) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
+	o.Rates = o.Rates.WithSeedLimits()
 	return o
 }
 
@@ -130,7 +122,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:         opts,
 		clock:        sandboxkit.NewClock(opts.Now),
-		limiter:      sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow),
+		limiter:      opts.Limiter(),
 		keys:         map[string]string{},
 		integrations: map[string]string{},
 		portals:      map[string]string{},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 )
 
@@ -164,7 +165,7 @@ func TestRateLimits(t *testing.T) {
 	clock := t0
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-	e := newEnv(t, Options{RateNow: now, PartnerKeys: []string{partnerKey, "pk-other"}}.WithSeedLimits())
+	e := newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: now}, PartnerKeys: []string{partnerKey, "pk-other"}}.WithSeedLimits())
 	const list = "/open/v1/reservations"
 
 	// Refused requests do not use the partner key's budget.
@@ -192,7 +193,7 @@ func TestRateLimits(t *testing.T) {
 	}
 
 	// The daily cap, reset at midnight UTC.
-	e = newEnv(t, Options{RateNow: now, DailyCap: 3})
+	e = newEnv(t, Options{Rates: sandboxkit.Rates{RateNow: now, DailyCap: 3}})
 	sandboxtest.Admits(t, "within the cap", 3, 200, full)
 	r = full()
 	sandboxtest.RateLimited(t, "over the daily cap", r, "43200")

@@ -80,17 +80,9 @@ type Options struct {
 	Tokens map[string][]string
 	// Now starts the business clock; zero means time.Now().
 	Now time.Time
-	// RateNow is the clock of the rate limiter and of the request log; nil
-	// means time.Now. It is independent of the business clock.
-	RateNow func() time.Time
-	// RatePerSecond is each partner key's sustained rate; zero or negative
-	// disables the per-second limit.
-	RatePerSecond float64
-	// Burst is each partner key's burst; zero or negative means DefaultBurst.
-	Burst int
-	// DailyCap is each partner key's requests per UTC day (by RateNow); zero
-	// or negative disables it.
-	DailyCap int
+	// Rates limit each partner key (RatePerSecond, Burst and DailyCap) on
+	// the clock RateNow; the zero value sets no limits.
+	sandboxkit.Rates
 	// ReservationsPath, ReservationPath and AccessesPath override the
 	// Default… paths; the last two hold {id}.
 	ReservationsPath, ReservationPath, AccessesPath string
@@ -99,7 +91,7 @@ type Options struct {
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
 // 10,000 a day, per partner key) filled into the fields that are zero.
 func (o Options) WithSeedLimits() Options {
-	sandboxkit.FillSeedLimits(&o.RatePerSecond, &o.Burst, &o.DailyCap)
+	o.Rates = o.Rates.WithSeedLimits()
 	return o
 }
 
@@ -171,7 +163,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:     opts,
 		clock:    sandboxkit.NewClock(opts.Now),
-		limiter:  sandboxkit.NewLimiter(sandboxkit.Limits{PerSecond: opts.RatePerSecond, Burst: opts.Burst, DailyCap: opts.DailyCap}, opts.RateNow).WithMessage(refusal),
+		limiter:  opts.Limiter().WithMessage(refusal),
 		keys:     map[string]bool{},
 		tokens:   map[string][]string{},
 		listings: map[string]string{},
