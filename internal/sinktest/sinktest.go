@@ -19,26 +19,27 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-// Harness is one sink under the suite and its sandbox.
-type Harness struct {
+// Harness is one sink under the suite and its sandbox, of type S.
+type Harness[S any] struct {
 	// Start starts a fresh sandbox served through wrap (a fault middleware)
-	// and returns a sink talking to it over HTTP, retrying on a fake clock.
-	Start func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink
+	// and returns it and a sink talking to it over HTTP, retrying on a fake
+	// clock.
+	Start func(t *testing.T, wrap func(http.Handler) http.Handler) (S, reconcile.Sink)
 	// Create returns an action creating a credential for a stay of the
 	// sandbox; n (1, 2, 3) names one of three distinct stays.
 	Create func(n int) *reconcile.Action
 	// Withdraw returns the action withdrawing the credential of stay n that
 	// a create answered with remoteID (a cancel, a delete or a revoke).
 	Withdraw func(n int, remoteID string) *reconcile.Action
-	// Missing returns, for stay n, the withdrawal of a credential the
-	// sandbox does not hold: the sink must answer it with an Outcome
-	// wrapping reconcile.ErrNotFound, not a request error.
-	Missing func(n int) *reconcile.Action
+	// MissingID is a remote id the sandbox holds no credential under: the
+	// sink must answer its withdrawal with an Outcome wrapping
+	// reconcile.ErrNotFound, not a request error.
+	MissingID string
 	// Live counts the credentials of ours the sandbox holds live.
-	Live func() int
+	Live func(S) int
 	// Write tells a request that changes the sandbox from a read (a
 	// GraphQL mutation, any method but GET); it may read the body with
-	// fault.Body.
+	// fault.Body. Nil means any request but a GET.
 	Write func(r *http.Request) bool
 	// WithdrawRetried is whether a withdrawal answered 5xx is sent again:
 	// true where the call is idempotent on the wire (an HTTP DELETE),
@@ -63,7 +64,10 @@ func Live[T any](items []T, oursAndLive func(T) bool) int {
 
 // Run runs the contract suite against h; every subtest starts its own
 // sandbox.
-func Run(t *testing.T, h Harness) {
+func Run[S any](t *testing.T, h Harness[S]) {
+	if h.Write == nil {
+		h.Write = func(r *http.Request) bool { return r.Method != http.MethodGet }
+	}
 	t.Run("OutcomesInOrder", func(t *testing.T) { testOutcomesInOrder(t, h) })
 	t.Run("LostAnswer", func(t *testing.T) { testLostAnswer(t, h) })
 	t.Run("CreateRefused503", func(t *testing.T) { testCreate503(t, h) })
@@ -208,9 +212,9 @@ func applyAll(t *testing.T, s reconcile.Sink, actions ...*reconcile.Action) []re
 // testOutcomesInOrder: creates, a refused withdrawal between them, then
 // the withdrawals of what was created; each outcome is the one of its
 // action.
-func testOutcomesInOrder(t *testing.T, h Harness) {
-	s := h.Start(t, func(next http.Handler) http.Handler { return next })
-	out := applyAll(t, s, h.Create(1), h.Missing(2), h.Create(3))
+func testOutcomesInOrder[S any](t *testing.T, h Harness[S]) {
+	sb, s := h.Start(t, func(next http.Handler) http.Handler { return next })
+	out := applyAll(t, s, h.Create(1), h.Withdraw(2, h.MissingID), h.Create(3))
 	for _, i := range []int{0, 2} {
 		if out[i].Err != nil || out[i].RemoteID == "" {
 			t.Fatalf("create %d: %+v, want done with a remote id", i+1, out[i])
@@ -222,7 +226,7 @@ func testOutcomesInOrder(t *testing.T, h Harness) {
 	if !errors.Is(out[1].Err, reconcile.ErrNotFound) {
 		t.Errorf("withdrawal of a missing credential: %v, want its own outcome wrapping ErrNotFound", out[1].Err)
 	}
-	if n := h.Live(); n != 2 {
+	if n := h.Live(sb); n != 2 {
 		t.Errorf("%d live credentials after two creates, want 2", n)
 	}
 	done := applyAll(t, s, h.Withdraw(3, out[2].RemoteID), h.Withdraw(1, out[0].RemoteID))
@@ -231,7 +235,7 @@ func testOutcomesInOrder(t *testing.T, h Harness) {
 			t.Errorf("withdrawal %d: %v", i+1, o.Err)
 		}
 	}
-	if n := h.Live(); n != 0 {
+	if n := h.Live(sb); n != 0 {
 		t.Errorf("%d live credentials after withdrawing both, want 0", n)
 	}
 }
@@ -239,9 +243,9 @@ func testOutcomesInOrder(t *testing.T, h Harness) {
 // testLostAnswer: the sandbox makes the create but its answer is lost; the
 // request fails as a whole with an unknown outcome, the create is not sent
 // again, and a Finder reads it back.
-func testLostAnswer(t *testing.T, h Harness) {
+func testLostAnswer[S any](t *testing.T, h Harness[S]) {
 	f := NewWrites(h.Write, LoseAnswer)
-	s := h.Start(t, f.Wrap)
+	sb, s := h.Start(t, f.Wrap)
 	a := h.Create(1)
 	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
 	if !errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
@@ -250,7 +254,7 @@ func testLostAnswer(t *testing.T, h Harness) {
 	if n := f.Count(); n != 1 {
 		t.Errorf("the create was sent %d times, want once", n)
 	}
-	if n := h.Live(); n != 1 {
+	if n := h.Live(sb); n != 1 {
 		t.Fatalf("%d live credentials, want the one the lost create made", n)
 	}
 	finder, ok := s.(reconcile.Finder)
@@ -265,16 +269,16 @@ func testLostAnswer(t *testing.T, h Harness) {
 	if out := applyAll(t, s, h.Withdraw(1, id)); out[0].Err != nil {
 		t.Errorf("withdrawing what Find read back: %v", out[0].Err)
 	}
-	if n := h.Live(); n != 0 {
+	if n := h.Live(sb); n != 0 {
 		t.Errorf("%d live credentials after withdrawing what Find read back, want 0", n)
 	}
 }
 
 // testCreate503: a create answered 503 fails, is sent once, and made
 // nothing a Finder would read back.
-func testCreate503(t *testing.T, h Harness) {
+func testCreate503[S any](t *testing.T, h Harness[S]) {
 	f := NewWrites(h.Write, Unavailable)
-	s := h.Start(t, f.Wrap)
+	sb, s := h.Start(t, f.Wrap)
 	a := h.Create(1)
 	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
 	if err == nil && (len(out) != 1 || out[0].Err == nil) {
@@ -286,7 +290,7 @@ func testCreate503(t *testing.T, h Harness) {
 	if n := f.Count(); n != 1 {
 		t.Errorf("a create answered 503 was sent %d times, want once (never re-sent blindly)", n)
 	}
-	if n := h.Live(); n != 0 {
+	if n := h.Live(sb); n != 0 {
 		t.Errorf("%d live credentials, want none", n)
 	}
 	finder, ok := s.(reconcile.Finder)
@@ -302,9 +306,9 @@ func testCreate503(t *testing.T, h Harness) {
 // testWithdraw503: a withdrawal answered 503 once is retried to success
 // where it is idempotent, and otherwise sent once with its outcome
 // unknown.
-func testWithdraw503(t *testing.T, h Harness) {
+func testWithdraw503[S any](t *testing.T, h Harness[S]) {
 	f := NewWrites(h.Write, nil)
-	s := h.Start(t, f.Wrap)
+	sb, s := h.Start(t, f.Wrap)
 	id := applyAll(t, s, h.Create(1))[0].RemoteID
 	var once sync.Once
 	f.Set(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -324,7 +328,7 @@ func testWithdraw503(t *testing.T, h Harness) {
 		if n := f.Count(); n != 2 {
 			t.Errorf("withdrawal sent %d times, want 2", n)
 		}
-		if n := h.Live(); n != 0 {
+		if n := h.Live(sb); n != 0 {
 			t.Errorf("%d live credentials after the withdrawal, want 0", n)
 		}
 		return
@@ -338,7 +342,7 @@ func testWithdraw503(t *testing.T, h Harness) {
 	if !errors.Is(err, reconcile.ErrUnknownOutcome) {
 		t.Errorf("withdrawal answered 503: %v, want ErrUnknownOutcome", err)
 	}
-	if n := h.Live(); n != 1 {
+	if n := h.Live(sb); n != 1 {
 		t.Errorf("%d live credentials, want the one the refused withdrawal left", n)
 	}
 }

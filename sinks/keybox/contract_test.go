@@ -13,22 +13,19 @@ import (
 // sandbox: creates of accesses to key K1 for stays s1…s3, and cancels.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	var sb *sandbox.Server
-	sinktest.Run(t, sinktest.Harness{
-		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
-			var url string
-			sb, url = newSandbox(t, sandbox.Options{}, wrap)
-			return newSink(t, options(url, lj))
+	sinktest.Run(t, sinktest.Harness[*sandbox.Server]{
+		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, reconcile.Sink) {
+			sb, url := newSandbox(t, sandbox.Options{}, wrap)
+			return sb, newSink(t, options(url, lj))
 		},
 		Create: func(n int) *reconcile.Action {
 			return create(sinktest.Stay(n), "204", s1Start, s1End, "Ana")
 		},
-		Withdraw: func(n int, remoteID string) *reconcile.Action { return cancel(sinktest.Stay(n), remoteID) },
-		Missing:  func(n int) *reconcile.Action { return cancel(sinktest.Stay(n), "acc_missing") },
-		Live: func() int {
+		Withdraw:  func(n int, remoteID string) *reconcile.Action { return cancel(sinktest.Stay(n), remoteID) },
+		MissingID: "acc_missing",
+		Live: func(sb *sandbox.Server) int {
 			return sinktest.Live(sb.Accesses(), func(a sandbox.AccessView) bool { return a.Creator == ourUser && !a.Cancelled })
 		},
-		Write:           func(r *http.Request) bool { return r.Method != http.MethodGet },
 		WithdrawRetried: true,
 	})
 }

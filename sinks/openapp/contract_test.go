@@ -6,7 +6,6 @@ import (
 
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/sinks/openapp"
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
 
@@ -14,13 +13,11 @@ import (
 // sandbox: invites to room r101 for stays s1…s3, and deletes.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	var sb *sandbox.Server
 	stay := sinktest.Stay
-	sinktest.Run(t, sinktest.Harness{
-		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
-			var opts openapp.Options
-			sb, _, opts = newSandbox(t, wrap)
-			return newSink(t, opts)
+	sinktest.Run(t, sinktest.Harness[*sandbox.Server]{
+		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, reconcile.Sink) {
+			sb, _, opts := newSandbox(t, wrap)
+			return sb, newSink(t, opts)
 		},
 		Create: func(n int) *reconcile.Action {
 			return action(reconcile.OpCreate, stay(n), "r101", "2026-06-01", "2026-06-05", "")
@@ -28,15 +25,12 @@ func TestContract(t *testing.T) {
 		Withdraw: func(n int, remoteID string) *reconcile.Action {
 			return action(reconcile.OpDelete, stay(n), "r101", "2026-06-01", "2026-06-05", remoteID)
 		},
-		Missing: func(n int) *reconcile.Action {
-			return action(reconcile.OpDelete, stay(n), "r101", "2026-06-01", "2026-06-05", "01J0MISSING")
-		},
-		Live: func() int {
+		MissingID: "01J0MISSING",
+		Live: func(sb *sandbox.Server) int {
 			return sinktest.Live(sb.Invites(), func(v sandbox.InviteView) bool {
 				return v.CreatedBy == sandbox.KeyFingerprint(canaryKey) && !v.Deleted
 			})
 		},
-		Write:           func(r *http.Request) bool { return r.Method != http.MethodGet },
 		WithdrawRetried: true,
 	})
 }

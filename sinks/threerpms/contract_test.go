@@ -17,18 +17,15 @@ import (
 // GraphQL mutation document, which is never re-sent.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	var sb *sandbox.Server
 	stay := sinktest.Stay
-	sinktest.Run(t, sinktest.Harness{
-		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) reconcile.Sink {
-			var s reconcile.Sink
-			sb, s = newSandbox(t, wrap)
-			return s
+	sinktest.Run(t, sinktest.Harness[*sandbox.Server]{
+		Start: func(t *testing.T, wrap func(http.Handler) http.Handler) (*sandbox.Server, reconcile.Sink) {
+			return newSandbox(t, wrap)
 		},
-		Create:   func(n int) *reconcile.Action { return create(stay(n), fmt.Sprintf("47%d1", n)) },
-		Withdraw: func(n int, remoteID string) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), remoteID) },
-		Missing:  func(n int) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), "rak_404") },
-		Live: func() int {
+		Create:    func(n int) *reconcile.Action { return create(stay(n), fmt.Sprintf("47%d1", n)) },
+		Withdraw:  func(n int, remoteID string) *reconcile.Action { return onKey(reconcile.OpDelete, stay(n), remoteID) },
+		MissingID: "rak_404",
+		Live: func(sb *sandbox.Server) int {
 			return sinktest.Live(sb.Keys(), func(k sandbox.KeyView) bool { return k.Owner == ourID && !k.Deleted })
 		},
 		Write: func(r *http.Request) bool {
