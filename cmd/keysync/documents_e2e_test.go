@@ -209,3 +209,76 @@ func TestOpenAppPutOnlyNarrows(t *testing.T) {
 	fw.checkInvariants(foreign) // each stay's window, room and QR key
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the replacements")
 }
+
+// TestGuestwayPagesWithoutHasMore: a Guestway whose list pages carry no
+// has_more (the document names no paging; the sandbox's SetNoHasMore
+// keeps page, per_page and total) is read on while total says
+// reservations are left: every guest is keyed, not only the first page's.
+func TestGuestwayPagesWithoutHasMore(t *testing.T) {
+	t.Parallel()
+	apartments := map[string]string{}
+	for i := range 12 {
+		apartments[fmt.Sprintf("L%d", i)] = "qr"
+	}
+	fw := newFaultWorld(t, nil, apartments)
+	for i := range 12 {
+		fw.addReservation(fmt.Sprintf("G%d", i), fmt.Sprintf("L%d", i), 0, 2)
+	}
+	fw.sb.guestway.SetMaxPerPage(5) // pages of 5: three to read
+	fw.sb.guestway.SetNoHasMore(true)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	if n := len(fw.invites()); n != 12 {
+		t.Errorf("%d invites, want 12: one per guest, past the first page", n)
+	}
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
+}
+
+// TestGuestwayLookupPathChecked: keysync looks up by id the reservations
+// it holds credentials for that the list no longer returns, and takes a
+// 404 as gone; the Guestway document names no path for that call. When
+// the look-up 404s, a reservation the list did return is looked up too:
+// if that one 404s as well, the path is wrong (the sandbox's
+// SetNoReservationGet), and the run stops naming reservation_path rather
+// than withdrawing anyone's access. Once the path answers, the reservation
+// that really went is cleaned up.
+func TestGuestwayLookupPathChecked(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, nil, map[string]string{"L0": "qr", "L1": "qr"})
+	fw.addReservation("G0", "L0", 0, 3)
+	fw.addReservation("G1", "L1", 0, 3)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	if n := enabledInvites(fw); n != 2 {
+		t.Fatalf("%d invites on after the backfill, want 2", n)
+	}
+	fw.sb.guestway.SetNoReservationGet(true)
+	if err := fw.sb.guestway.DeleteReservation("G0"); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.exec("run", nil)
+	if r.code != ExitConfig || !strings.Contains(r.output(), "reservation_path") {
+		t.Fatalf("run with no reservation look-up exited %d, want %d naming reservation_path:\n%s", r.code, ExitConfig, r.output())
+	}
+	if n := enabledInvites(fw); n != 2 {
+		t.Fatalf("%d invites on after the run that could not look up, want 2: nothing withdrawn on a 404 it could not trust", n)
+	}
+	fw.sb.guestway.SetNoReservationGet(false)
+	fw.mustExec(ExitOK, "run")
+	if n := enabledInvites(fw); n != 1 {
+		t.Errorf("%d invites on once the look-up answers, want 1: the deleted reservation's switched off", n)
+	}
+	fw.checkInvariants(foreign)
+}
+
+// enabledInvites counts keysync's invites that are on.
+func enabledInvites(w *faultWorld) int {
+	n := 0
+	for _, inv := range w.invites() {
+		if inv.Enabled {
+			n++
+		}
+	}
+	return n
+}

@@ -56,9 +56,11 @@ const api = "guestway"
 type call struct {
 	what  string
 	scope string
-	// endpoint: the request is for the reservations collection the config
-	// names, where a 404 means the URL is wrong, not that a record is gone.
-	endpoint bool
+	// endpoint, when set, says what to check: the request is for
+	// something that exists (the reservations collection the config names,
+	// a reservation the list returned), so a 404 means the URL is wrong,
+	// not that a record is gone.
+	endpoint string
 }
 
 // get sends one GET to path (already holding escaped ids) with query, and
@@ -70,9 +72,7 @@ func (s *Source) get(ctx context.Context, c call, path string, query url.Values,
 		Call: c.what, Path: path, Query: query, Idempotent: true, Out: out,
 		Reason: func(code int, body []byte) string { return reason(c, code, body) },
 	}
-	if c.endpoint {
-		r.Endpoint = "nothing at the reservations path; check the base URL and reservations_path"
-	}
+	r.Endpoint = c.endpoint
 	_, err := s.http.Do(ctx, r)
 	return err
 }

@@ -136,7 +136,10 @@ type Source struct {
 	// serverPages is set once the server refused per_page: the pages are
 	// then the server's own size, for the rest of the run (see Stays).
 	serverPages atomic.Bool
-	log         *slog.Logger
+	// listed holds the ids of the live reservations the latest Stays
+	// returned (see checkReservationPath).
+	listed atomic.Pointer[[]string]
+	log    *slog.Logger
 }
 
 // SetLogger makes the source warn on log when Guestway refuses its page
@@ -184,7 +187,8 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if page > s.opts.MaxPages {
 			return nil, &Error{API: api, Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying has_more", s.opts.MaxPages)}
 		}
-		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations, endpoint: true}
+		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations,
+			endpoint: "nothing at the reservations path; check the base URL and reservations_path"}
 		q := url.Values{
 			"from": {from.String()},
 			"to":   {to.String()},
@@ -222,7 +226,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "meta" object`}
 		case resp.Meta.Page != 0 && resp.Meta.Page != page:
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered page %d; it ignores the page parameter", resp.Meta.Page)}
-		case resp.Meta.HasMore && len(*resp.Data) == 0:
+		case resp.Meta.HasMore != nil && *resp.Meta.HasMore && len(*resp.Data) == 0:
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
 		}
 		for _, r := range *resp.Data {
@@ -239,13 +243,25 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			index[st.Ref.ID] = len(stays)
 			stays = append(stays, st)
 		}
-		if !resp.Meta.HasMore {
+		// The Guestway document names no paging: has_more says whether
+		// the list goes on; without it, the list goes on while total says
+		// reservations are left and this page had some (a server that
+		// pages by its total alone; a total that counts more than the
+		// list holds costs one empty page).
+		if more := resp.Meta.HasMore; more != nil && !*more || more == nil && (resp.Meta.Total <= len(stays) || len(*resp.Data) == 0) {
 			break
 		}
 	}
 	if err := s.fillLocks(ctx, stays); err != nil {
 		return nil, err
 	}
+	ids := make([]string, 0, len(stays))
+	for _, st := range stays {
+		if !st.Cancelled {
+			ids = append(ids, st.Ref.ID)
+		}
+	}
+	s.listed.Store(&ids)
 	return stays, nil
 }
 
@@ -262,6 +278,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 		}
 	}
 	found := make([]*reconcile.Stay, len(uniq))
+	var gone atomic.Bool
 	p := s.pool(ctx)
 	for i, id := range uniq {
 		p.Go(func(ctx context.Context) error {
@@ -269,6 +286,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			var resp oneResponse
 			err := s.get(ctx, c, expand(s.opts.ReservationPath, id), nil, &resp)
 			if errors.Is(err, reconcile.ErrNotFound) {
+				gone.Store(true)
 				return nil
 			}
 			if err != nil {
@@ -296,6 +314,11 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 	}
 	if err := p.Wait(); err != nil {
 		return nil, err
+	}
+	if gone.Load() {
+		if err := s.checkReservationPath(ctx, uniq); err != nil {
+			return nil, err
+		}
 	}
 	var out []reconcile.Stay
 	for _, st := range found {
@@ -390,6 +413,31 @@ func cancelled(status string) bool {
 	return strings.EqualFold(status, "cancelled") || strings.EqualFold(status, "canceled")
 }
 
+// checkReservationPath tells a gone reservation from a wrong
+// ReservationPath, which the Guestway document does not name: after a
+// look-up answered 404, it looks up one reservation the latest list
+// returned (not one of asked). A 404 for that one means the path is
+// wrong, a failure naming reservation_path (ErrEndpoint), so no stay is
+// taken for gone; without such a reservation the 404s stand.
+func (s *Source) checkReservationPath(ctx context.Context, asked []string) error {
+	var listed []string
+	if l := s.listed.Load(); l != nil {
+		listed = *l
+	}
+	i := slices.IndexFunc(listed, func(id string) bool { return !slices.Contains(asked, id) })
+	if i < 0 {
+		return nil
+	}
+	c := call{what: "get reservation " + listed[i] + " (listed, to check the path after a 404)", scope: ScopeReservations}
+	var resp oneResponse
+	err := s.get(ctx, c, expand(s.opts.ReservationPath, listed[i]), nil, &resp)
+	if errors.Is(err, reconcile.ErrNotFound) {
+		return &Error{API: api, Call: c.what, Status: http.StatusNotFound, Err: reconcile.ErrEndpoint,
+			Reason: "nothing at the reservation path for a reservation the list returned; check reservation_path"}
+	}
+	return err
+}
+
 // expand puts an escaped id into a path's {id}.
 func expand(path, id string) string {
 	return strings.ReplaceAll(path, "{id}", url.PathEscape(id))
@@ -400,10 +448,10 @@ func expand(path, id string) string {
 type listResponse struct {
 	Data *[]reservation `json:"data"`
 	Meta *struct {
-		Page    int  `json:"page"`
-		PerPage int  `json:"per_page"`
-		Total   int  `json:"total"`
-		HasMore bool `json:"has_more"`
+		Page    int   `json:"page"`
+		PerPage int   `json:"per_page"`
+		Total   int   `json:"total"`
+		HasMore *bool `json:"has_more"` // nil: not sent
 	} `json:"meta"`
 }
 

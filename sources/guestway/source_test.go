@@ -553,3 +553,70 @@ func TestContextCancelled(t *testing.T) {
 func newGuestway(t testing.TB, opts guestway.Options) *guestway.Source {
 	return adaptertest.Must(guestway.New(opts))(t)
 }
+
+// TestStaysPagesByTotal: without has_more (the document names no paging;
+// the sandbox's SetNoHasMore) the list is read on while total says
+// reservations are left, as many pages as with it; an explicit
+// has_more: false ends it whatever total says (TestDuplicateAcrossPages).
+func TestStaysPagesByTotal(t *testing.T) {
+	t.Parallel()
+	read := func(noHasMore bool) ([]string, int) {
+		sb, _, base := newSandbox(t, sandbox.Options{})
+		portfolio(t, sb)
+		sb.SetNoHasMore(noHasMore)
+		src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 })
+		stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists := 0
+		for _, r := range sb.Requests() {
+			if r.Endpoint == "reservations" {
+				lists++
+			}
+		}
+		return ids(stays), lists
+	}
+	want, wantLists := read(false)
+	got, lists := read(true)
+	if !slices.Equal(got, want) || lists != wantLists || wantLists != 4 {
+		t.Errorf("without has_more: %q in %d pages; with it: %q in %d (want 4: seven reservations, two a page)", got, lists, want, wantLists)
+	}
+}
+
+// TestStaysByIDChecksThePath: a 404 from the one-reservation look-up is
+// taken as gone only when a reservation the latest list returned can be
+// looked up there; when that one 404s too, the path is wrong
+// (ErrEndpoint, naming reservation_path) and no stay is taken for gone.
+// With nothing listed to check against, the 404 stands.
+func TestStaysByIDChecksThePath(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	src := newSource(t, base, nil)
+	ctx := context.Background()
+	sb.SetNoReservationGet(true)
+	if stays, err := src.StaysByID(ctx, []string{"G6"}); err != nil || len(stays) != 0 {
+		t.Fatalf("nothing listed yet: %v, %v; want the 404 to stand (no stays, no error)", stays, err)
+	}
+	if _, err := src.Stays(ctx, day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
+		t.Fatal(err)
+	}
+	sb.ResetRequests()
+	_, err := src.StaysByID(ctx, []string{"G8"})
+	if !errors.Is(err, reconcile.ErrEndpoint) || !strings.Contains(err.Error(), "reservation_path") {
+		t.Fatalf("a listed reservation 404s too: %v, want ErrEndpoint naming reservation_path", err)
+	}
+	var asked []string // the ids at the end of the paths (no route matched them)
+	for _, r := range sb.Requests() {
+		asked = append(asked, r.Path[strings.LastIndex(r.Path, "/")+1:])
+	}
+	if len(asked) != 2 || asked[0] != "G8" || asked[1] == "G8" || asked[1] == "G3" {
+		t.Errorf("looked up %q, want G8 then one live reservation the list returned", asked)
+	}
+	sb.SetNoReservationGet(false)
+	sb.ResetRequests()
+	if stays, err := src.StaysByID(ctx, []string{"nope"}); err != nil || len(stays) != 0 || len(sb.Requests()) != 2 {
+		t.Errorf("an unknown id once the path answers: %v, %v, %d requests; want gone after one check", stays, err, len(sb.Requests()))
+	}
+}

@@ -24,15 +24,18 @@ GET    /_sandbox/clock                          the business clock {now, today}
 POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests                       the API request log {count, requests}
 DELETE /_sandbox/requests                       empty the request log
-GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page}
-POST   /_sandbox/assumptions                    set them {"max_per_page": 20}
+GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, no_reservation_get}
+POST   /_sandbox/assumptions                    set them {"max_per_page": 20, "no_has_more": true}
 `
 
 func (s *Server) adminRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	sandboxkit.Mount(mux, sandboxkit.Admin{Routes: adminRouteList, Clock: s, ClockView: sandboxkit.TodayView}, &s.requestLog)
 	sandboxkit.List(mux, "listings", s.Listings)
-	sandboxkit.Switches(mux, sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage))
+	sandboxkit.Switches(mux,
+		sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage),
+		sandboxkit.Flag("no_has_more", func() bool { return sandboxkit.Load(&s.mu, &s.noHasMore) }, s.SetNoHasMore),
+		sandboxkit.Flag("no_reservation_get", func() bool { return sandboxkit.Load(&s.mu, &s.noOneGet) }, s.SetNoReservationGet))
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing
 		if !sandboxkit.Decode(w, r, &in) {

@@ -130,6 +130,8 @@ type Server struct {
 
 	mu           sync.Mutex
 	maxPerPage   int // MaxPerPage, or less (SetMaxPerPage)
+	noHasMore    bool
+	noOneGet     bool
 	keys         map[string]bool
 	tokens       map[string][]string
 	listings     map[string]string
@@ -276,6 +278,9 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 	}
 
 	rt, id, ok := s.match(r.URL.EscapedPath())
+	if ok && rt.endpoint == "reservation" && sandboxkit.Load(&s.mu, &s.noOneGet) {
+		ok = false
+	}
 	if !ok {
 		return fail(http.StatusNotFound, CodeNotFound, "no such endpoint")
 	}
@@ -363,10 +368,11 @@ func (s *Server) list(q url.Values) result {
 	for _, r := range match[start:end] {
 		data = append(data, wire(r))
 	}
-	return result{status: http.StatusOK, body: map[string]any{
-		"data": data,
-		"meta": map[string]any{"page": page, "per_page": perPage, "total": len(match), "has_more": end < len(match)},
-	}}
+	meta := map[string]any{"page": page, "per_page": perPage, "total": len(match), "has_more": end < len(match)}
+	if s.noHasMore {
+		delete(meta, "has_more")
+	}
+	return result{status: http.StatusOK, body: map[string]any{"data": data, "meta": meta}}
 }
 
 // wireReservation is a reservation as the API sends it.
@@ -444,3 +450,15 @@ func refusal(r sandboxkit.Refusal, l sandboxkit.Limits) string {
 // Guestway document names no page size, and keysync asks for
 // guestway.per_page (default 50).
 func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, max(n, 0)) }
+
+// SetNoHasMore leaves has_more out of the list's meta (page, per_page and
+// total stay), as a server that pages by its total may: the Guestway
+// document names no paging at all, and keysync reads on while total says
+// reservations are left.
+func (s *Server) SetNoHasMore(on bool) { sandboxkit.Store(&s.mu, &s.noHasMore, on) }
+
+// SetNoReservationGet answers GET of one reservation 404, as a server
+// without that call (or at another path) would: the Guestway document
+// names no paths, and keysync looks up by id the stays it holds
+// credentials for that the list did not return, taking a 404 as gone.
+func (s *Server) SetNoReservationGet(on bool) { sandboxkit.Store(&s.mu, &s.noOneGet, on) }
