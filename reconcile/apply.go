@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -69,8 +70,12 @@ type applier struct {
 	run  int64
 	now  time.Time
 	log  *slog.Logger
-	mu   sync.Mutex       // guards dead, skipped, notOurs and rep.Notes: systems apply concurrently
+	mu   sync.Mutex       // guards dead, refusedOne, skipped, notOurs and rep.Notes: systems apply concurrently
 	dead map[System]error // systems cut off for the rest of the run
+	// refusedOne holds the systems whose latest request, a change to
+	// credentials they hold, was answered as if keysync's credential were
+	// wrong (see cutOffAfter).
+	refusedOne map[System]bool
 	// notOurs holds the credentials of claims refused in this run: keys
 	// another integration created.
 	notOurs map[*Credential]bool
@@ -85,6 +90,34 @@ func (ap *applier) isNotOurs(c *Credential) bool {
 	ap.mu.Lock()
 	defer ap.mu.Unlock()
 	return ap.notOurs[c]
+}
+
+// cutOffAfter cuts sys off for the rest of the run after a request of
+// its failed as a whole (err), with one exception. A change to credentials
+// sys holds (an update, switch-off, revoke or delete, never a create)
+// answered 401 or 403 may be that credential's refusal rather than
+// keysync's credential (the OpenApp and key-box documents define no error
+// codes; a server may forbid changing an invite a guest has used, say):
+// it fails its actions alone, and sys is cut off only if its next request
+// is refused the same way. Withdrawals go first, so without this one
+// guarded credential would cut every new guest off from sys, every run.
+// A request that succeeds clears the mark.
+func (ap *applier) cutOffAfter(sys System, sent []*Action, err error) {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	if err == nil {
+		delete(ap.refusedOne, sys)
+		return
+	}
+	changes := !slices.ContainsFunc(sent, func(a *Action) bool { return a.Op == OpCreate || a.Cred == nil || a.Cred.RemoteID == "" })
+	if errors.Is(err, ErrUnauthorized) && changes && !ap.refusedOne[sys] {
+		if ap.refusedOne == nil {
+			ap.refusedOne = map[System]bool{}
+		}
+		ap.refusedOne[sys] = true
+		return
+	}
+	ap.dead[sys] = err
 }
 
 func (ap *applier) cutOff(sys System) error {
@@ -296,11 +329,9 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 	if err == nil && len(results) != len(ready) {
 		err = fmt.Errorf("%s sink returned %d outcomes for %d actions: %w", b.System, len(results), len(ready), ErrUnknownOutcome)
 	}
+	ap.cutOffAfter(b.System, ready, err)
 	if err != nil {
 		ap.log.Warn("request failed", "system", b.System, "actions", len(ready), "err", err)
-		ap.mu.Lock()
-		ap.dead[b.System] = err
-		ap.mu.Unlock()
 		results = make([]Outcome, len(ready))
 		for i := range results {
 			results[i].Err = err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -281,4 +282,49 @@ func enabledInvites(w *faultWorld) int {
 		}
 	}
 	return n
+}
+
+// TestOpenAppRefusesOneInviteChange: an OpenApp that answers 403 when an
+// invite is changed or deleted (the document defines no error codes; the
+// sandbox's SetChangesForbidden) refuses that invite, not keysync's API
+// key: the cancelled stay's switch-off fails alone, the new guest's
+// invite is still made in the same run (withdrawals go first), and the
+// run is partial, not a credential error. Every run after it tries the
+// switch-off again until a person is told (exit 6).
+func TestOpenAppRefusesOneInviteChange(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
+	fw.hotelStay("s1", "r201", 0, 2)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
+		t.Fatal(err)
+	}
+	fw.hotelStay("s2", "r202", 0, 2)
+	fw.sb.openapp.SetChangesForbidden(true)
+	r := fw.exec("run", nil)
+	if r.code != ExitPartial {
+		t.Fatalf("run with one invite change refused exited %d, want %d (partial):\n%s", r.code, ExitPartial, r.output())
+	}
+	var on []string
+	for _, inv := range fw.invites() {
+		if inv.Enabled {
+			on = append(on, inv.Name)
+		}
+	}
+	if len(on) != 2 || !slices.ContainsFunc(on, func(n string) bool { return strings.Contains(n, "s2") }) {
+		t.Fatalf("invites on after the run: %q; want the new guest's made beside the one OpenApp would not switch off", on)
+	}
+	if countOps(r.rep, reconcile.OpCreate, reconcile.ResultDone) == 0 {
+		t.Errorf("no create done in the run:\n%s", r.output())
+	}
+	for range 2 {
+		r = fw.exec("run", nil)
+	}
+	if r.code != ExitAttention {
+		t.Errorf("the third run refused the same switch-off exited %d, want %d (a person told):\n%s", r.code, ExitAttention, r.output())
+	}
+	fw.sb.openapp.SetChangesForbidden(false)
+	fw.mustExec(ExitOK, "run")
+	fw.checkInvariants(foreign)
 }

@@ -503,6 +503,9 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	if e != nil {
 		return e.result()
 	}
+	if s.frozen {
+		return fail(http.StatusForbidden, "forbidden: this invite cannot be changed")
+	}
 	// Check everything before changing anything.
 	portals := inv.portals
 	if body.PortalIDs != nil {
@@ -558,6 +561,9 @@ func (s *Server) remove(r *http.Request, rec *Request) result {
 	inv, e := s.liveInvite(c.integration, r.PathValue("link"))
 	if e != nil {
 		return e.result()
+	}
+	if s.frozen {
+		return fail(http.StatusForbidden, "forbidden: this invite cannot be deleted")
 	}
 	inv.deleted, inv.updatedAt = true, s.Now()
 	delete(s.byToken, inv.token)

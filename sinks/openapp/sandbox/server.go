@@ -106,6 +106,7 @@ type Server struct {
 	noTokens     bool // Options.ListWithoutTokens
 	maxPerPage   int  // MaxPerPage, or less (SetMaxPerPage)
 	narrowOnly   bool // Options.PutOnlyNarrows
+	frozen       bool // SetChangesForbidden
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -290,3 +291,10 @@ func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, m
 
 // SetPutOnlyNarrows switches Options.PutOnlyNarrows.
 func (s *Server) SetPutOnlyNarrows(on bool) { sandboxkit.Store(&s.mu, &s.narrowOnly, on) }
+
+// SetChangesForbidden answers every PUT and DELETE of an invite 403, as a
+// server that will not let an integration change an invite once made (one
+// a guest has claimed, say) might: the OpenApp document defines no error
+// codes, and keysync takes a 401 or 403 as its own API key refused. Creates
+// and lists are answered as ever.
+func (s *Server) SetChangesForbidden(on bool) { sandboxkit.Store(&s.mu, &s.frozen, on) }
