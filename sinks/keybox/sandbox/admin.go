@@ -18,7 +18,7 @@ GET    /_sandbox/clock         the business clock {now}
 POST   /_sandbox/clock         set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests      the API request log {count, requests}
 DELETE /_sandbox/requests      empty the request log
-GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code}
+GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status}
 POST   /_sandbox/assumptions   set any of them {"no_list": true, "list_without_codes": true, "visitor_name_limit": 5}
 `
 
@@ -33,6 +33,7 @@ func (s *Server) adminRoutes() *http.ServeMux {
 		sandboxkit.Flag("list_without_codes", func() bool { return sandboxkit.Load(&s.mu, &s.noCodes) }, s.SetListWithoutCodes),
 		sandboxkit.Size("visitor_name_limit", func() int { return sandboxkit.Load(&s.mu, &s.opts.VisitorNameLimit) }, s.SetVisitorNameLimit),
 		sandboxkit.Flag("create_without_code", func() bool { return sandboxkit.Load(&s.mu, &s.opts.CreateWithoutCode) }, s.SetCreateWithoutCode),
+		sandboxkit.Flag("cancelled_as_status", func() bool { return sandboxkit.Load(&s.mu, &s.opts.CancelledAsStatus) }, s.SetCancelledAsStatus),
 	)
 	return mux
 }

@@ -648,6 +648,70 @@ func TestList(t *testing.T) {
 	}
 }
 
+// TestListCancelledAsStatus checks the switch cancelled_as_status, set
+// over POST /_sandbox/assumptions: the list marks a cancelled access with
+// "status": "CANCELLED" and "cancelledAt" (RFC 3339, the business clock's
+// time of the cancel), no access has "cancelled", and a live one's status
+// is upper case; switched off, the list is as before.
+func TestListCancelledAsStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	first := e.created(body())
+	second := e.created(body(set("visitorName", "Bo")))
+	e.SB.Advance(time.Hour)
+	if r := e.cancel(first.Body["id"].(string)); r.Status != 204 {
+		t.Fatalf("cancel: %d", r.Status)
+	}
+	if r := sandboxtest.Want(t, e.Srv, "POST", "/_sandbox/assumptions", `{"cancelled_as_status": true}`, 200); r.Body["cancelled_as_status"] != true {
+		t.Fatalf("switch on: %s", r.Raw)
+	}
+	if r := sandboxtest.Want(t, e.Srv, "GET", "/_sandbox/assumptions", "", 200); r.Body["cancelled_as_status"] != true {
+		t.Fatalf("switch not shown on: %s", r.Raw)
+	}
+	list := func() []map[string]any {
+		t.Helper()
+		r := e.call(http.MethodGet, DefaultListPath+"?keyId=K1", ourUser, ourPass, "")
+		if r.Status != 200 {
+			t.Fatalf("list: %d %s", r.Status, r.Raw)
+		}
+		var out []map[string]any
+		for _, a := range r.Body["data"].([]any) {
+			out = append(out, a.(map[string]any))
+		}
+		if len(out) != 2 || out[0]["id"] != first.Body["id"] || out[1]["id"] != second.Body["id"] {
+			t.Fatalf("list: %s", r.Raw)
+		}
+		return out
+	}
+	got := list()
+	gone, live := got[0], got[1]
+	if gone["status"] != "CANCELLED" || gone["cancelledAt"] != t0.Add(time.Hour).Format(time.RFC3339) {
+		t.Errorf("cancelled access: %v", gone)
+	}
+	if live["status"] != "UPCOMING" || live["code"] != second.Body["code"] {
+		t.Errorf("live access: %v", live)
+	}
+	if _, ok := live["cancelledAt"]; ok {
+		t.Errorf("live access has cancelledAt: %v", live)
+	}
+	for _, a := range got {
+		if _, ok := a["cancelled"]; ok {
+			t.Errorf("access %v has the cancelled boolean", a["id"])
+		}
+	}
+
+	e.SB.SetCancelledAsStatus(false)
+	got = list()
+	if got[0]["cancelled"] != true || got[0]["status"] != StatusCancelled || got[1]["cancelled"] != false || got[1]["status"] != StatusUpcoming {
+		t.Errorf("switched off: %v", got)
+	}
+	for _, a := range got {
+		if _, ok := a["cancelledAt"]; ok {
+			t.Errorf("switched off, access %v has cancelledAt", a["id"])
+		}
+	}
+}
+
 func TestRequestLog(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 20, 8, 0, 0, 0, time.UTC)

@@ -82,6 +82,15 @@ type Options struct {
 	// response. keysync writes the code into a 3RPMS key_storage key.
 	// SetCreateWithoutCode switches it at run time.
 	CreateWithoutCode bool
+	// CancelledAsStatus marks a cancelled access in the list as a box with
+	// another notion of it may: "status": "CANCELLED" and "cancelledAt"
+	// (RFC 3339, UTC), and no "cancelled" boolean on any access (the other
+	// statuses upper case too: "ACTIVE", "UPCOMING", "ENDED"). The key-box
+	// API document shows no list, so it is silent on how one marks a
+	// cancelled access, and keysync must never read a cancelled access as
+	// live (adopt it, or keep its dead code for the guest).
+	// SetCancelledAsStatus switches it at run time.
+	CancelledAsStatus bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -312,10 +321,13 @@ func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// listedAccess is an access as the list shows it.
+// listedAccess is an access as the list shows it: with "cancelled", or,
+// under Options.CancelledAsStatus, with "cancelledAt" for a cancelled one
+// instead.
 type listedAccess struct {
 	accessJSON
-	Cancelled bool `json:"cancelled"`
+	Cancelled   *bool  `json:"cancelled,omitempty"`
+	CancelledAt string `json:"cancelledAt,omitempty"`
 }
 
 // serveList answers GET ListPath?keyId= (or ?keySerialNumber=): the
@@ -347,7 +359,16 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	data := []listedAccess{}
 	for _, a := range s.accesses {
 		if k != nil && a.keyID == k.id && a.creator == user {
-			la := listedAccess{accessJSON: s.accessJSON(a), Cancelled: a.cancelled}
+			la := listedAccess{accessJSON: s.accessJSON(a)}
+			if s.opts.CancelledAsStatus {
+				la.Status = strings.ToUpper(la.Status)
+				if a.cancelled {
+					la.CancelledAt = a.cancelledAt.UTC().Format(time.RFC3339)
+				}
+			} else {
+				cancelled := a.cancelled
+				la.Cancelled = &cancelled
+			}
 			if s.noCodes {
 				la.Code = ""
 			}
@@ -363,6 +384,11 @@ func (s *Server) SetVisitorNameLimit(n int) { sandboxkit.Store(&s.mu, &s.opts.Vi
 // SetCreateWithoutCode switches Options.CreateWithoutCode.
 func (s *Server) SetCreateWithoutCode(on bool) {
 	sandboxkit.Store(&s.mu, &s.opts.CreateWithoutCode, on)
+}
+
+// SetCancelledAsStatus switches Options.CancelledAsStatus.
+func (s *Server) SetCancelledAsStatus(on bool) {
+	sandboxkit.Store(&s.mu, &s.opts.CancelledAsStatus, on)
 }
 
 // SetNoList switches Options.NoList.
