@@ -143,3 +143,38 @@ func TestKeptUpstreamCancelledIsReplaced(t *testing.T) {
 	}
 	w.converges()
 }
+
+// TestKeptUpstreamCancelledAsStatusIsReplaced: as
+// TestKeptUpstreamCancelledIsReplaced, with a key box whose list marks a
+// cancelled access by "status": "CANCELLED" and a "cancelledAt" time, not
+// by "cancelled": true (the sandbox's cancelled_as_status; the key-box API
+// document shows no list and is silent on it). The run must still read
+// the access as cancelled and replace it, and never write its dead code
+// into the guest's key.
+func TestKeptUpstreamCancelledAsStatusIsReplaced(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil, withMiddleware(mutationsDownWhile(&down)))
+	w.sb.keybox.SetCancelledAsStatus(true)
+	w.hotelStay("k1", "r301", 0, 2)
+	down.Store(true)
+	w.run(ExitPartial, "backfill")
+	first := w.accesses()
+	if len(first) != 1 {
+		t.Fatalf("%d accesses after the interrupted backfill, want 1", len(first))
+	}
+	if err := w.sb.keybox.CancelAccess(first[0].ID, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(false)
+	w.setNow(w.now.Add(time.Hour))
+	w.run(ExitOK, "run")
+	now := w.accesses()
+	if len(now) != 1 || now[0].ID == first[0].ID {
+		t.Fatalf("accesses after the run: %+v; want one new access replacing the cancelled %s", now, first[0].ID)
+	}
+	if k := w.key("k1"); k.PIN != now[0].Code {
+		t.Error("k1's key does not carry the new access's code")
+	}
+	w.converges()
+}

@@ -2,9 +2,11 @@ package keybox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
@@ -14,6 +16,28 @@ import (
 var _ reconcile.BatchFinder = (*Sink)(nil)
 
 // listedAccess is one access of the list (see the package comment).
+//
+// How the list marks a cancelled access is an assumption: the key-box API
+// document shows no list call, so it is silent on it. Reading a cancelled
+// access as live would keep or adopt it and hand its dead code to the guest
+// (locked out at the box); reading a live one as cancelled only costs a
+// replacement. So an access counts as cancelled when any of these says so
+// (see isCancelled):
+//   - "cancelled" or "canceled" is true (a JSON boolean, or the string
+//     "true");
+//   - "status" or "state" is, ignoring case and surrounding blanks,
+//     "cancelled", "canceled", "revoked", "deleted", "expired", "void",
+//     "voided" or "disabled": words for an access that no longer opens the
+//     box though its dates may still say it does. "ended" (what a box may
+//     call an access whose end has simply passed) and any other word
+//     ("active", "upcoming", ...) do not tell: the dates are judged on
+//     their own;
+//   - "cancelledAt", "canceledAt", "cancelled_at", "canceled_at" or
+//     "revokedAt" holds a time (a non-blank string or a non-zero number).
+//
+// Decoding stays tolerant: unknown fields are ignored, and one of these
+// fields of an unexpected JSON type (a status object, a number for
+// cancelled) does not fail the list; it tells nothing.
 type listedAccess struct {
 	ID  flexString `json:"id"`
 	Key struct {
@@ -23,7 +47,83 @@ type listedAccess struct {
 	Code flexString `json:"code"`
 	localWindow
 	VisitorName string `json:"visitorName"`
-	Cancelled   bool   `json:"cancelled"`
+
+	Cancelled        looseFlag  `json:"cancelled"`
+	Canceled         looseFlag  `json:"canceled"`
+	Status           looseWord  `json:"status"`
+	State            looseWord  `json:"state"`
+	CancelledAt      looseStamp `json:"cancelledAt"`
+	CanceledAt       looseStamp `json:"canceledAt"`
+	CancelledAtSnake looseStamp `json:"cancelled_at"`
+	CanceledAtSnake  looseStamp `json:"canceled_at"`
+	RevokedAt        looseStamp `json:"revokedAt"`
+}
+
+// cancelledWords are the status (or state) values, lower case, that mark an
+// access as cancelled (see listedAccess).
+var cancelledWords = map[string]bool{
+	"cancelled": true, "canceled": true, "revoked": true, "deleted": true,
+	"expired": true, "void": true, "voided": true, "disabled": true,
+}
+
+// isCancelled reports whether the list marks a as cancelled, in any of the
+// ways listedAccess accepts.
+func (a *listedAccess) isCancelled() bool {
+	return bool(a.Cancelled) || bool(a.Canceled) ||
+		cancelledWords[string(a.Status)] || cancelledWords[string(a.State)] ||
+		bool(a.CancelledAt) || bool(a.CanceledAt) || bool(a.CancelledAtSnake) || bool(a.CanceledAtSnake) || bool(a.RevokedAt)
+}
+
+// looseFlag is a JSON boolean that decodes from anything: true, or the
+// string "true" in any case, is true; any other value is false.
+type looseFlag bool
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (f *looseFlag) UnmarshalJSON(b []byte) error {
+	var v any
+	_ = json.Unmarshal(b, &v)
+	switch v := v.(type) {
+	case bool:
+		*f = looseFlag(v)
+	case string:
+		*f = looseFlag(strings.EqualFold(strings.TrimSpace(v), "true"))
+	default:
+		*f = false
+	}
+	return nil
+}
+
+// looseWord is a JSON string, trimmed and lower-cased, that decodes from
+// anything: a value of another type is "".
+type looseWord string
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (w *looseWord) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) != nil {
+		s = ""
+	}
+	*w = looseWord(strings.ToLower(strings.TrimSpace(s)))
+	return nil
+}
+
+// looseStamp reports whether a JSON value holds a time: a non-blank string
+// or a non-zero number. null, "", 0, false and any other value do not.
+type looseStamp bool
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (p *looseStamp) UnmarshalJSON(b []byte) error {
+	var v any
+	_ = json.Unmarshal(b, &v)
+	switch v := v.(type) {
+	case string:
+		*p = strings.TrimSpace(v) != ""
+	case float64:
+		*p = v != 0
+	default:
+		*p = false
+	}
+	return nil
 }
 
 // accessList is the answer to a list.
@@ -158,7 +258,7 @@ func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessLis
 // window w would have made.
 func matches(a *listedAccess, ref KeyRef, w localWindow) bool {
 	switch {
-	case a.ID == "" || a.Cancelled:
+	case a.ID == "" || a.isCancelled():
 		return false
 	case ref.ID != "" && string(a.Key.ID) != ref.ID:
 		return false
@@ -193,7 +293,7 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 		if string(a.ID) != c.RemoteID {
 			continue
 		}
-		if a.Cancelled {
+		if a.isCancelled() {
 			return false, fmt.Sprintf("access %s is cancelled", c.RemoteID), nil
 		}
 		loc := s.opts.TimeZone

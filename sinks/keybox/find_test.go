@@ -351,3 +351,90 @@ func TestFindAllOneListPerKey(t *testing.T) {
 		t.Errorf("with %s recorded: %+v, %v; want the stay's own %s", theirs, held, err, own)
 	}
 }
+
+// TestListedCancelledShapes checks how a listed access is read as cancelled
+// or live, for Find (a cancelled access is never found) and Check (one is
+// never live). The key-box API document shows no list, so how a box marks
+// a cancelled access is not known: any of "cancelled" or "canceled" true,
+// a status or state that names a cancellation, or a cancellation time
+// counts; a field of an unexpected type tells nothing and does not fail
+// the list.
+func TestListedCancelledShapes(t *testing.T) {
+	t.Parallel()
+	const stamp = `"2026-05-30T10:00:00Z"`
+	tests := []struct {
+		name      string
+		extra     string // JSON fields added to a live access of s1's window
+		cancelled bool
+	}{
+		{name: "no status", extra: ``},
+		{name: "cancelled false", extra: `,"cancelled":false`},
+		{name: "status ACTIVE", extra: `,"status":"ACTIVE"`},
+		{name: "status upcoming", extra: `,"status":"upcoming"`},
+		{name: "status ended tells nothing", extra: `,"status":"ended"`},
+		{name: "null cancellation time", extra: `,"cancelledAt":null,"cancelled_at":""`},
+		{name: "zero cancellation time", extra: `,"canceledAt":0,"revokedAt":"  "`},
+		{name: "status object tells nothing", extra: `,"status":{"code":"CANCELLED"}`},
+		{name: "status number tells nothing", extra: `,"status":3,"state":null`},
+		{name: "cancelled of another type tells nothing", extra: `,"cancelled":1,"canceled":["yes"]`},
+
+		{name: "cancelled true", extra: `,"cancelled":true`, cancelled: true},
+		{name: "canceled true", extra: `,"canceled":true`, cancelled: true},
+		{name: "cancelled as a string", extra: `,"cancelled":"TRUE"`, cancelled: true},
+		{name: "status CANCELLED", extra: `,"status":"CANCELLED"`, cancelled: true},
+		{name: "status canceled", extra: `,"status":"canceled"`, cancelled: true},
+		{name: "status Revoked with blanks", extra: `,"status":" Revoked "`, cancelled: true},
+		{name: "status deleted", extra: `,"status":"deleted"`, cancelled: true},
+		{name: "status EXPIRED", extra: `,"status":"EXPIRED"`, cancelled: true},
+		{name: "status void", extra: `,"status":"void"`, cancelled: true},
+		{name: "status voided", extra: `,"status":"Voided"`, cancelled: true},
+		{name: "status disabled", extra: `,"status":"DISABLED"`, cancelled: true},
+		{name: "state cancelled", extra: `,"state":"cancelled"`, cancelled: true},
+		{name: "cancelledAt", extra: `,"cancelledAt":` + stamp, cancelled: true},
+		{name: "canceledAt", extra: `,"canceledAt":` + stamp, cancelled: true},
+		{name: "cancelled_at", extra: `,"cancelled_at":` + stamp, cancelled: true},
+		{name: "canceled_at", extra: `,"canceled_at":` + stamp, cancelled: true},
+		{name: "revokedAt", extra: `,"revokedAt":` + stamp, cancelled: true},
+		{name: "cancelledAt as epoch seconds", extra: `,"cancelledAt":1780135200`, cancelled: true},
+		{name: "status and time, no boolean", extra: `,"status":"CANCELLED","cancelledAt":` + stamp, cancelled: true},
+		{name: "ACTIVE yet a cancellation time", extra: `,"status":"ACTIVE","cancelledAt":` + stamp, cancelled: true},
+		{name: "cancelled false yet status CANCELLED", extra: `,"cancelled":false,"status":"CANCELLED"`, cancelled: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := `{"data":[{"id":7,"code":` + canaryCode + `,"key":{"id":"K1"},"startDate":"2026-06-01","startTime":"15:00",` +
+				`"endDate":"2026-06-03","endTime":"11:00","timeZone":"Europe/Ljubljana","visitorName":"Ana","unknownField":{"x":[1]}` + tc.extra + `}]}`
+			srv := httptest.NewServer(answer(200, jsonCT, body))
+			defer srv.Close()
+			s, err := keybox.New(options(srv.URL, lj))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := sinktest.Pending(create("s1", "204", s1Start, s1End, "Ana"))
+			id, code, found, err := s.Find(t.Context(), c)
+			switch {
+			case err != nil:
+				t.Fatalf("Find: %v", err)
+			case tc.cancelled && found:
+				t.Errorf("Find found the cancelled access %q", id)
+			case !tc.cancelled && (!found || id != "7" || code.Reveal() != canaryCode):
+				t.Errorf("Find = %q, %v; want the live access 7 with its code", id, found)
+			}
+
+			c.RemoteID, c.Status = "7", reconcile.StatusActive
+			ok, why, err := s.Check(t.Context(), c, c.Valid)
+			switch {
+			case err != nil:
+				t.Fatalf("Check: %v", err)
+			case tc.cancelled && (ok || !strings.Contains(why, "cancelled")):
+				t.Errorf("Check = %v, %q; want not live, cancelled", ok, why)
+			case !tc.cancelled && !ok:
+				t.Errorf("Check = %v, %q; want live", ok, why)
+			}
+			if strings.Contains(why, canaryCode) {
+				t.Errorf("Check's reason shows the code: %s", why)
+			}
+		})
+	}
+}

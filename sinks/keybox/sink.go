@@ -27,9 +27,11 @@
 //     "code", "key": {"id"}, "startDate", "startTime", "endDate",
 //     "endTime", "timeZone", "visitorName", "cancelled"}, …]}, every access
 //     to that key the authenticated user created (cancelled ones with
-//     "cancelled": true), oldest first, in one answer (no pages); dates,
-//     times and zone as a create sends them, id and code a string or an
-//     integer. An unknown key lists nothing. Sink.Find uses it to read back
+//     "cancelled": true; as read, one also counts as cancelled when
+//     "canceled" is true, a "status" or "state" says so, or a cancellation
+//     time is set, all listed at listedAccess), oldest first, in one answer
+//     (no pages); dates, times and zone as a create sends them, id and code
+//     a string or an integer. An unknown key lists nothing. Sink.Find uses it to read back
 //     a create whose answer was lost. The key-box document shows no list
 //     call at all: a 405 to it, or Options.NoList, is reconcile.ErrNoList,
 //     on which a backfill creates rather than adopts and a lost create is
