@@ -616,3 +616,68 @@ func TestBackfillWhenReaddIsRefused(t *testing.T) {
 	same(t, links, before, "the backfill whose claims were refused and the runs after it")
 	same(t, keys, onStays, "the backfill whose claims were refused and the runs after it")
 }
+
+// TestBackfillWhenOpenAppShortensNames breaks an assumption the OpenApp
+// document leaves open: that an invite's name reads back as sent (the
+// sandbox's SetNameLimit keeps 12 characters, so the owner tag at the end
+// of keysync's names is cut off). After a lost state a backfill cannot
+// tell keysync's invites by name: every guest still ends up with one
+// working invite for their own stay (adopted where a QR key carries it,
+// issued where nothing does), never one made for another stay, and no
+// invite stays valid after its stay. The run after that changes nothing.
+func TestBackfillWhenOpenAppShortensNames(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, map[string]string{"L1": "qr"})
+	fw.sb.openapp.SetNameLimit(12)
+	fw.hotelStay("s1", "r201", 0, 3)
+	fw.hotelStay("s2", "r202", 0, 2)
+	fw.addReservation("G1", "L1", 0, 3)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	old := map[string]time.Time{}
+	for _, inv := range fw.invites() {
+		old[inv.ID] = inv.ValidTo
+	}
+	if len(old) != 0 {
+		t.Fatalf("invites() found %d invites with whole names, want none (names cut to 12 characters)", len(old))
+	}
+	var made []oasandbox.InviteView
+	for _, inv := range fw.sb.openapp.Invites() {
+		if !inv.Deleted {
+			made = append(made, inv)
+			old[inv.ID] = inv.ValidTo
+			if len([]rune(inv.Name)) > 12 {
+				t.Fatalf("invite %s kept the name %q whole", inv.ID, inv.Name)
+			}
+		}
+	}
+	if len(made) != 3 {
+		t.Fatalf("the first backfill made %d invites, want 3", len(made))
+	}
+	fw.checkInvariants(foreign)
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	fw.loseState()
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitOK, "run")
+	recorded := map[string]string{}
+	for _, c := range fw.credentials() {
+		if c.System != reconcile.SystemOpenApp || !c.Status.Live() {
+			continue
+		}
+		if other, dup := recorded[c.RemoteID]; dup {
+			t.Errorf("invite %s recorded for %s and %s", c.RemoteID, other, c.Stay.ID)
+		}
+		recorded[c.RemoteID] = c.Stay.ID
+	}
+	if len(recorded) != 3 {
+		t.Errorf("%d live invites recorded after the state was lost, want 3 (one per guest): %v", len(recorded), recorded)
+	}
+	for id := range recorded {
+		delete(old, id) // adopted: checked by the invariants
+	}
+	// The latest stay departs in two days: nothing from before outlives
+	// that day.
+	endsBy(t, old, fw.now.Add(2*24*time.Hour).Truncate(24*time.Hour).Add(24*time.Hour))
+	fw.checkInvariants(foreign)
+	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+}

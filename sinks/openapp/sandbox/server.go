@@ -107,6 +107,7 @@ type Server struct {
 	maxPerPage   int  // MaxPerPage, or less (SetMaxPerPage)
 	narrowOnly   bool // Options.PutOnlyNarrows
 	frozen       bool // SetChangesForbidden
+	nameLimit    int  // SetNameLimit
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -291,6 +292,12 @@ func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, m
 
 // SetPutOnlyNarrows switches Options.PutOnlyNarrows.
 func (s *Server) SetPutOnlyNarrows(on bool) { sandboxkit.Store(&s.mu, &s.narrowOnly, on) }
+
+// SetNameLimit keeps only the first n characters of an invite's name
+// (zero: all), as a server with a shorter name field may: the OpenApp
+// document gives no limit, and keysync ends the names it gives with the
+// owner tag that tells its invites from others after a lost state.
+func (s *Server) SetNameLimit(n int) { sandboxkit.Store(&s.mu, &s.nameLimit, max(n, 0)) }
 
 // SetChangesForbidden answers every PUT and DELETE of an invite 403, as a
 // server that will not let an integration change an invite once made (one
