@@ -77,10 +77,11 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 			return phase, detail
 		}
 	}
-	if err != nil && !whole && errors.Is(err, ErrRejected) && (a.Op == OpUpdate || a.Op == OpDisable) {
+	if err != nil && !whole && (errors.Is(err, ErrRejected) || errors.Is(err, ErrConflict)) && (a.Op == OpUpdate || a.Op == OpDisable) {
 		// The system will not change this credential in place (OpenApp's
 		// document shows PUT switching an invite off or narrowing it;
-		// keysync also widens, moves and switches on): from now on it is
+		// keysync also widens, moves and switches on; it defines no error
+		// codes, so a 409 says as much as a 400 or 422): from now on it is
 		// replaced, new before old, or deleted where it would be switched
 		// off, and stays live until then.
 		c.ReplaceOnly = true

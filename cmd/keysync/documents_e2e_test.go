@@ -11,6 +11,7 @@ import (
 
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
+	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 )
 
 // TestRollbackServer: against a 3RPMS that undoes a whole chained document
@@ -171,10 +172,26 @@ func TestOpenAppSmallerListPagesThanAskedFor(t *testing.T) {
 // deleted, valid over the new window, and a QR key carrying it.
 func TestOpenAppPutOnlyNarrows(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr", "r203": "qr"}, nil)
-	fw.sb.openapp.SetPutOnlyNarrows(true)
+	putsRefused(t, (*oasandbox.Server).SetPutOnlyNarrows)
+}
+
+// TestOpenAppPutConflicts: TestOpenAppPutOnlyNarrows against an OpenApp
+// that answers every PUT 409 (the document defines no error codes; the
+// sandbox's SetPutConflicts): the same replacements, and a cancelled
+// stay's invite deleted where it could not be switched off.
+func TestOpenAppPutConflicts(t *testing.T) {
+	t.Parallel()
+	putsRefused(t, (*oasandbox.Server).SetPutConflicts)
+}
+
+// putsRefused runs a stay extended, one moved and one cancelled against an
+// OpenApp whose PUTs the switch set makes refuse.
+func putsRefused(t *testing.T, set func(*oasandbox.Server, bool)) {
+	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr", "r203": "qr", "r204": "qr"}, nil)
+	set(fw.sb.openapp, true)
 	fw.hotelStay("s1", "r201", 0, 2)
 	fw.hotelStay("s2", "r202", 0, 2)
+	fw.hotelStay("s3", "r204", 0, 2)
 	foreign := fw.foreign()
 	fw.mustExec(ExitOK, "backfill")
 	old := map[string]string{}
@@ -191,15 +208,24 @@ func TestOpenAppPutOnlyNarrows(t *testing.T) {
 	if err := fw.sb.rpms.MoveStay("s2", "r203"); err != nil {
 		t.Fatal(err)
 	}
+	if err := fw.sb.rpms.CancelReservation("res-s3"); err != nil {
+		t.Fatal(err)
+	}
 	r := fw.exec("run", nil)
 	if r.code != ExitPartial || !strings.Contains(r.output(), "replaces or deletes it instead") {
 		t.Fatalf("the run whose updates OpenApp refused: exit %d; want 3 and the refusal explained:\n%s", r.code, r.output())
 	}
 	fw.mustExec(ExitOK, "run")
-	if len(fw.invites()) != 2 {
-		t.Errorf("%d live invites, want 2: the old ones deleted", len(fw.invites()))
+	if n := enabledInvites(fw); n != 2 {
+		t.Errorf("%d invites on, want 2: the old ones deleted, the cancelled stay's switched off or deleted", n)
 	}
 	for _, inv := range fw.invites() {
+		if strings.Contains(inv.Name, ":s3]") {
+			if inv.Enabled {
+				t.Errorf("the cancelled stay's invite %s is still on", inv.ID)
+			}
+			continue // switched off: a narrowing the server took
+		}
 		if _, before := old[inv.ID]; before {
 			t.Errorf("invite %s (%s) was kept, though OpenApp would not change it", inv.ID, inv.Name)
 		}

@@ -19,7 +19,7 @@ GET    /_sandbox/clock        the business clock {now}
 POST   /_sandbox/clock        set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests     the request log {count, requests}
 DELETE /_sandbox/requests     empty the request log
-GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, changes_forbidden, max_per_page, name_limit}
+GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, changes_forbidden, max_per_page, name_limit}
 POST   /_sandbox/assumptions  set any of them {"no_list": true, "list_without_tokens": true, "put_only_narrows": true, "max_per_page": 10}
 `
 
@@ -43,6 +43,7 @@ func (s *Server) routes() *http.ServeMux {
 		sandboxkit.Flag("no_list", func() bool { return sandboxkit.Load(&s.mu, &s.noList) }, s.SetNoList),
 		sandboxkit.Flag("list_without_tokens", func() bool { return sandboxkit.Load(&s.mu, &s.noTokens) }, s.SetListWithoutTokens),
 		sandboxkit.Flag("put_only_narrows", func() bool { return sandboxkit.Load(&s.mu, &s.narrowOnly) }, s.SetPutOnlyNarrows),
+		sandboxkit.Flag("put_conflicts", func() bool { return sandboxkit.Load(&s.mu, &s.putConflicts) }, s.SetPutConflicts),
 		sandboxkit.Flag("changes_forbidden", func() bool { return sandboxkit.Load(&s.mu, &s.frozen) }, s.SetChangesForbidden),
 		sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage),
 		sandboxkit.Size("name_limit", func() int { return sandboxkit.Load(&s.mu, &s.nameLimit) }, s.SetNameLimit),

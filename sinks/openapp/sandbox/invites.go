@@ -515,6 +515,9 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	if s.frozen {
 		return fail(http.StatusForbidden, "forbidden: this invite cannot be changed")
 	}
+	if s.putConflicts {
+		return fail(http.StatusConflict, "conflict: the invite is in use and cannot be changed")
+	}
 	// Check everything before changing anything.
 	portals := inv.portals
 	if body.PortalIDs != nil {

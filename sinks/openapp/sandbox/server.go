@@ -108,6 +108,7 @@ type Server struct {
 	narrowOnly   bool // Options.PutOnlyNarrows
 	frozen       bool // SetChangesForbidden
 	nameLimit    int  // SetNameLimit
+	putConflicts bool // SetPutConflicts
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -292,6 +293,12 @@ func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, m
 
 // SetPutOnlyNarrows switches Options.PutOnlyNarrows.
 func (s *Server) SetPutOnlyNarrows(on bool) { sandboxkit.Store(&s.mu, &s.narrowOnly, on) }
+
+// SetPutConflicts answers every PUT of an invite 409, as a server that
+// will not change an invite in use may: the OpenApp document defines no
+// error codes. keysync then replaces or deletes such an invite, as for a
+// PUT refused with 400 or 422 (Options.PutOnlyNarrows).
+func (s *Server) SetPutConflicts(on bool) { sandboxkit.Store(&s.mu, &s.putConflicts, on) }
 
 // SetNameLimit keeps only the first n characters of an invite's name
 // (zero: all), as a server with a shorter name field may: the OpenApp
