@@ -70,12 +70,8 @@ type applier struct {
 	run  int64
 	now  time.Time
 	log  *slog.Logger
-	mu   sync.Mutex       // guards dead, refusedOne, skipped, notOurs and rep.Notes: systems apply concurrently
+	mu   sync.Mutex       // guards dead, skipped, notOurs and rep.Notes: systems apply concurrently
 	dead map[System]error // systems cut off for the rest of the run
-	// refusedOne holds the systems whose latest request, a change to
-	// credentials they hold, was answered as if keysync's credential were
-	// wrong (see cutOffAfter).
-	refusedOne map[System]bool
 	// notOurs holds the credentials of claims refused in this run: keys
 	// another integration created.
 	notOurs map[*Credential]bool
@@ -98,25 +94,22 @@ func (ap *applier) isNotOurs(c *Credential) bool {
 // answered 401 or 403 may be that credential's refusal rather than
 // keysync's credential (the OpenApp and key-box documents define no error
 // codes; a server may forbid changing an invite a guest has used, say):
-// it fails its actions alone, and sys is cut off only if its next request
-// is refused the same way. Withdrawals go first, so without this one
-// guarded credential would cut every new guest off from sys, every run.
-// A request that succeeds clears the mark.
+// it fails its actions alone, however many such refusals come, and they
+// are retried each run and named for a person after three. Withdrawals go
+// first, so otherwise the invites a server guards would cut every new
+// guest off from sys, every run. A create refused the same way still cuts
+// sys off (a wrong key: exit 2); a wrong key in a run that only withdraws
+// shows as those withdrawals failing with the refusal.
 func (ap *applier) cutOffAfter(sys System, sent []*Action, err error) {
-	ap.mu.Lock()
-	defer ap.mu.Unlock()
 	if err == nil {
-		delete(ap.refusedOne, sys)
 		return
 	}
 	changes := !slices.ContainsFunc(sent, func(a *Action) bool { return a.Op == OpCreate || a.Cred == nil || a.Cred.RemoteID == "" })
-	if errors.Is(err, ErrUnauthorized) && changes && !ap.refusedOne[sys] {
-		if ap.refusedOne == nil {
-			ap.refusedOne = map[System]bool{}
-		}
-		ap.refusedOne[sys] = true
+	if errors.Is(err, ErrUnauthorized) && changes {
 		return
 	}
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
 	ap.dead[sys] = err
 }
 

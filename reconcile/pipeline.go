@@ -254,6 +254,10 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		err := rd.unread[sys]
 		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: sys, Err: err.Error(), Cause: err})
 	}
+	if err := rd.lookupErr; err != nil {
+		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
+		r.log().Error("look-up of stays the read did not return failed; their credentials are left as they are this run", "property", site.Property.Name, "err", err)
+	}
 	if rd.err == nil {
 		rd.err = site.Property.checkRoomKeys(rd.stays)
 	}

@@ -383,8 +383,11 @@ type siteRead struct {
 	// (applier.noCreate), and the backfill is not complete.
 	unsurveyed map[System]error
 	deferred   map[StayRef]bool
-	system     System // the system that failed, with err
-	err        error
+	// lookupErr is the failure of the look-up of stays the window read
+	// did not return: they are left out of scope, the rest is planned.
+	lookupErr error
+	system    System // the system that failed, with err
+	err       error
 }
 
 // allowances is what each budgeted account's daily budget leaves for this
@@ -724,8 +727,16 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	if len(missing) > 0 {
 		more, err := site.Source.StaysByID(ctx, missing)
 		if err != nil {
-			rd.err = fmt.Errorf("look up %d stays outside the window: %w", len(missing), err)
-			return rd, nil
+			// The stays the window read returned are planned all the
+			// same (a new guest is keyed); those it did not return,
+			// which the look-up was to settle, are left as they are:
+			// the read covers only what it returned, and the run is
+			// partial.
+			rd.lookupErr = fmt.Errorf("look up %d stays outside the window: %w", len(missing), err)
+			rd.scope = map[StayRef]bool{}
+			for _, s := range stays {
+				rd.scope[s.Ref] = true
+			}
 		}
 		stays = append(stays, more...)
 	}

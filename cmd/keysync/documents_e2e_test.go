@@ -265,14 +265,16 @@ func TestGuestwayPagesWithoutHasMore(t *testing.T) {
 // TestGuestwayLookupPathChecked: keysync looks up by id the reservations
 // it holds credentials for that the list no longer returns, and takes a
 // 404 as gone; the Guestway document names no path for that call. When
-// the look-up 404s, a reservation the list did return is looked up too:
-// if that one 404s as well, the path is wrong (the sandbox's
-// SetNoReservationGet), and the run stops naming reservation_path rather
-// than withdrawing anyone's access. Once the path answers, the reservation
-// that really went is cleaned up.
+// the look-up 404s, a reservation the list did return is looked up too
+// (in a run targeted at one stay, one of the list's first page): if that
+// one 404s as well, the path is wrong (the sandbox's
+// SetNoReservationGet), and the run says so naming reservation_path
+// rather than withdrawing anyone's access; a guest the list returned is
+// keyed all the same. Once the path answers, the reservation that really
+// went is cleaned up.
 func TestGuestwayLookupPathChecked(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, nil, map[string]string{"L0": "qr", "L1": "qr"})
+	fw := newFaultWorld(t, nil, map[string]string{"L0": "qr", "L1": "qr", "L2": "qr"})
 	fw.addReservation("G0", "L0", 0, 3)
 	fw.addReservation("G1", "L1", 0, 3)
 	foreign := fw.foreign()
@@ -281,20 +283,29 @@ func TestGuestwayLookupPathChecked(t *testing.T) {
 		t.Fatalf("%d invites on after the backfill, want 2", n)
 	}
 	fw.sb.guestway.SetNoReservationGet(true)
+	// A run for G1 alone reads it by id: a 404 there is checked too.
+	r := fw.exec("run", nil, "--stay", "G1")
+	if r.code != ExitConfig || !strings.Contains(r.output(), "reservation_path") {
+		t.Fatalf("a run for G1 on a path that answers nobody exited %d, want %d naming reservation_path:\n%s", r.code, ExitConfig, r.output())
+	}
+	if n := enabledInvites(fw); n != 2 {
+		t.Fatalf("%d invites on after the run for G1, want 2: G1 is not gone", n)
+	}
 	if err := fw.sb.guestway.DeleteReservation("G0"); err != nil {
 		t.Fatal(err)
 	}
-	r := fw.exec("run", nil)
+	fw.addReservation("G2", "L2", 0, 2)
+	r = fw.exec("run", nil)
 	if r.code != ExitConfig || !strings.Contains(r.output(), "reservation_path") {
 		t.Fatalf("run with no reservation look-up exited %d, want %d naming reservation_path:\n%s", r.code, ExitConfig, r.output())
 	}
-	if n := enabledInvites(fw); n != 2 {
-		t.Fatalf("%d invites on after the run that could not look up, want 2: nothing withdrawn on a 404 it could not trust", n)
+	if n := enabledInvites(fw); n != 3 {
+		t.Fatalf("%d invites on after the run that could not look up, want 3: G0's kept (a 404 it could not trust), G2's made", n)
 	}
 	fw.sb.guestway.SetNoReservationGet(false)
 	fw.mustExec(ExitOK, "run")
-	if n := enabledInvites(fw); n != 1 {
-		t.Errorf("%d invites on once the look-up answers, want 1: the deleted reservation's switched off", n)
+	if n := enabledInvites(fw); n != 2 {
+		t.Errorf("%d invites on once the look-up answers, want 2: the deleted reservation's switched off", n)
 	}
 	fw.checkInvariants(foreign)
 }
@@ -312,25 +323,28 @@ func enabledInvites(w *faultWorld) int {
 
 // TestOpenAppRefusesOneInviteChange: an OpenApp that answers 403 when an
 // invite is changed or deleted (the document defines no error codes; the
-// sandbox's SetChangesForbidden) refuses that invite, not keysync's API
-// key: the cancelled stay's switch-off fails alone, the new guest's
-// invite is still made in the same run (withdrawals go first), and the
-// run is partial, not a credential error. Every run after it tries the
-// switch-off again until a person is told (exit 6).
+// sandbox's SetChangesForbidden) refuses those invites, not keysync's API
+// key: the cancelled stays' switch-offs fail alone, however many, the new
+// guest's invite is still made in the same run (withdrawals go first),
+// and the run is partial, not a credential error. Every run after it
+// tries the switch-offs again until a person is told (exit 6).
 func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
+	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr", "r203": "qr"}, nil)
 	fw.hotelStay("s1", "r201", 0, 2)
+	fw.hotelStay("s3", "r203", 0, 2)
 	foreign := fw.foreign()
 	fw.mustExec(ExitOK, "backfill")
-	if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
-		t.Fatal(err)
+	for _, res := range []string{"res-s1", "res-s3"} {
+		if err := fw.sb.rpms.CancelReservation(res); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fw.hotelStay("s2", "r202", 0, 2)
 	fw.sb.openapp.SetChangesForbidden(true)
 	r := fw.exec("run", nil)
 	if r.code != ExitPartial {
-		t.Fatalf("run with one invite change refused exited %d, want %d (partial):\n%s", r.code, ExitPartial, r.output())
+		t.Fatalf("run with invite changes refused exited %d, want %d (partial):\n%s", r.code, ExitPartial, r.output())
 	}
 	var on []string
 	for _, inv := range fw.invites() {
@@ -338,8 +352,8 @@ func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 			on = append(on, inv.Name)
 		}
 	}
-	if len(on) != 2 || !slices.ContainsFunc(on, func(n string) bool { return strings.Contains(n, "s2") }) {
-		t.Fatalf("invites on after the run: %q; want the new guest's made beside the one OpenApp would not switch off", on)
+	if len(on) != 3 || !slices.ContainsFunc(on, func(n string) bool { return strings.Contains(n, "s2") }) {
+		t.Fatalf("invites on after the run: %q; want the new guest's made beside the two OpenApp would not switch off", on)
 	}
 	if countOps(r.rep, reconcile.OpCreate, reconcile.ResultDone) == 0 {
 		t.Errorf("no create done in the run:\n%s", r.output())
@@ -348,7 +362,7 @@ func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 		r = fw.exec("run", nil)
 	}
 	if r.code != ExitAttention {
-		t.Errorf("the third run refused the same switch-off exited %d, want %d (a person told):\n%s", r.code, ExitAttention, r.output())
+		t.Errorf("the third run refused the same switch-offs exited %d, want %d (a person told):\n%s", r.code, ExitAttention, r.output())
 	}
 	fw.sb.openapp.SetChangesForbidden(false)
 	fw.mustExec(ExitOK, "run")

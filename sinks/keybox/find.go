@@ -23,8 +23,8 @@ var _ reconcile.BatchFinder = (*Sink)(nil)
 // (locked out at the box); reading a live one as cancelled only costs a
 // replacement. So an access counts as cancelled when any of these says so
 // (see isCancelled):
-//   - "cancelled" or "canceled" is true (a JSON boolean, or the string
-//     "true");
+//   - "cancelled" or "canceled" is true (a JSON boolean, the string
+//     "true", or a non-zero number);
 //   - "status" or "state" is, ignoring case and surrounding blanks,
 //     "cancelled", "canceled", "revoked", "deleted", "expired", "void",
 //     "voided" or "disabled": words for an access that no longer opens the
@@ -74,8 +74,9 @@ func (a *listedAccess) isCancelled() bool {
 		bool(a.CancelledAt) || bool(a.CanceledAt) || bool(a.CancelledAtSnake) || bool(a.CanceledAtSnake) || bool(a.RevokedAt)
 }
 
-// looseFlag is a JSON boolean that decodes from anything: true, or the
-// string "true" in any case, is true; any other value is false.
+// looseFlag is a JSON boolean that decodes from anything: true, the
+// string "true" in any case, or a non-zero number is true; any other
+// value is false.
 type looseFlag bool
 
 // UnmarshalJSON implements json.Unmarshaler; it never fails.
@@ -87,6 +88,8 @@ func (f *looseFlag) UnmarshalJSON(b []byte) error {
 		*f = looseFlag(v)
 	case string:
 		*f = looseFlag(strings.EqualFold(strings.TrimSpace(v), "true"))
+	case float64:
+		*f = v != 0 // 1 for true, as many APIs send a flag
 	default:
 		*f = false
 	}

@@ -376,11 +376,12 @@ func TestListedCancelledShapes(t *testing.T) {
 		{name: "zero cancellation time", extra: `,"canceledAt":0,"revokedAt":"  "`},
 		{name: "status object tells nothing", extra: `,"status":{"code":"CANCELLED"}`},
 		{name: "status number tells nothing", extra: `,"status":3,"state":null`},
-		{name: "cancelled of another type tells nothing", extra: `,"cancelled":1,"canceled":["yes"]`},
+		{name: "cancelled of another type tells nothing", extra: `,"cancelled":0,"canceled":["yes"]`},
 
 		{name: "cancelled true", extra: `,"cancelled":true`, cancelled: true},
 		{name: "canceled true", extra: `,"canceled":true`, cancelled: true},
 		{name: "cancelled as a string", extra: `,"cancelled":"TRUE"`, cancelled: true},
+		{name: "cancelled as 1", extra: `,"cancelled":1`, cancelled: true},
 		{name: "status CANCELLED", extra: `,"status":"CANCELLED"`, cancelled: true},
 		{name: "status canceled", extra: `,"status":"canceled"`, cancelled: true},
 		{name: "status Revoked with blanks", extra: `,"status":" Revoked "`, cancelled: true},

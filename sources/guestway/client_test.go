@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -315,6 +316,19 @@ func TestDuplicateAcrossPages(t *testing.T) {
 	}
 }
 
+// emptyList answers the reservations list with no reservations: after a
+// 404, StaysByID reads the list's first page for a reservation to check
+// the path with, and finding none lets the 404 stand.
+func emptyList(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/open/v1/reservations" {
+			jsonReply(`{"data":[],"meta":{"page":1,"per_page":50,"total":0,"has_more":false}}`)(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
 func TestStaysByIDCanned(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -334,7 +348,7 @@ func TestStaysByIDCanned(t *testing.T) {
 			var paths []string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				paths = append(paths, r.URL.EscapedPath())
-				tc.handler(w, r)
+				emptyList(tc.handler)(w, r)
 			}))
 			defer srv.Close()
 			stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Concurrency = 1 }).StaysByID(context.Background(), []string{"R1"})
@@ -348,15 +362,19 @@ func TestStaysByIDCanned(t *testing.T) {
 			if err != nil || len(stays) != tc.want {
 				t.Errorf("got %d stays, %v; want %d", len(stays), err, tc.want)
 			}
-			if len(paths) != 1 || paths[0] != "/open/v1/reservations/R1" {
-				t.Errorf("requests %q, want only the reservation", paths)
+			want := []string{"/open/v1/reservations/R1"}
+			if tc.name == "404 is absent" {
+				want = append(want, "/open/v1/reservations") // the path checked, against nothing
+			}
+			if !slices.Equal(paths, want) {
+				t.Errorf("requests %q, want %q", paths, want)
 			}
 		})
 	}
 
 	// Ids are escaped into the path.
 	var got []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(emptyList(func(w http.ResponseWriter, r *http.Request) {
 		got = append(got, r.URL.EscapedPath())
 		w.WriteHeader(http.StatusNotFound)
 	}))
@@ -423,4 +441,23 @@ func TestTransportFailures(t *testing.T) {
 		t.Errorf("hanging server: %v, want context.DeadlineExceeded (the run stopped; not an outage)", err)
 	}
 	secretFree(t, err)
+}
+
+// TestPagesByTotalOnAServerIgnoringPage: a list read on by its total (no
+// has_more) from a server that answers the same page whatever page is
+// asked for, and no meta.page to tell, fails on the second page, not
+// after MaxPages requests.
+func TestPagesByTotalOnAServerIgnoringPage(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		jsonReply(`{"data":[`+res("R1", "2026-01-30", "2026-02-01")+`,`+res("R2", "2026-01-30", "2026-02-01")+
+			`],"meta":{"per_page":2,"total":5}}`)(w, r)
+	}))
+	defer srv.Close()
+	_, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err == nil || !strings.Contains(err.Error(), "ignores the page parameter") || n.Load() != 2 {
+		t.Errorf("%d requests, %v; want a failure naming the page parameter on the second", n.Load(), err)
+	}
 }

@@ -185,7 +185,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
 		}
 		if page > s.opts.MaxPages {
-			return nil, &Error{API: api, Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying has_more", s.opts.MaxPages)}
+			return nil, &Error{API: api, Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying there are more", s.opts.MaxPages)}
 		}
 		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations,
 			endpoint: "nothing at the reservations path; check the base URL and reservations_path"}
@@ -229,6 +229,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		case resp.Meta.HasMore != nil && *resp.Meta.HasMore && len(*resp.Data) == 0:
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
 		}
+		before := len(stays)
 		for _, r := range *resp.Data {
 			st, err := s.stay(r)
 			if err != nil {
@@ -242,6 +243,11 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			}
 			index[st.Ref.ID] = len(stays)
 			stays = append(stays, st)
+		}
+		if resp.Meta.HasMore == nil && page > 1 && len(*resp.Data) > 0 && len(stays) == before {
+			// Read on by total, a full page of reservations already read:
+			// the same page again, whatever page was asked for.
+			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "the server answered a page already read; it ignores the page parameter"}
 		}
 		// The Guestway document names no paging: has_more says whether
 		// the list goes on; without it, the list goes on while total says
@@ -416,13 +422,29 @@ func cancelled(status string) bool {
 // checkReservationPath tells a gone reservation from a wrong
 // ReservationPath, which the Guestway document does not name: after a
 // look-up answered 404, it looks up one reservation the latest list
-// returned (not one of asked). A 404 for that one means the path is
-// wrong, a failure naming reservation_path (ErrEndpoint), so no stay is
-// taken for gone; without such a reservation the 404s stand.
+// returned (or, with no list read yet, the list's first page), not one of
+// asked. A 404 for that one means the path is wrong, a failure naming
+// reservation_path (ErrEndpoint), so no stay is taken for gone; any other
+// failure fails the look-up too. With no such reservation the 404s stand.
 func (s *Source) checkReservationPath(ctx context.Context, asked []string) error {
 	var listed []string
 	if l := s.listed.Load(); l != nil {
 		listed = *l
+	} else {
+		// No list read yet (a targeted run reads by id only): the first
+		// page of the list, unfiltered, names reservations that exist.
+		c := call{what: "list reservations (to check the reservation path after a 404)", scope: ScopeReservations}
+		var resp listResponse
+		if err := s.get(ctx, c, s.opts.ReservationsPath, url.Values{"page": {"1"}}, &resp); err != nil {
+			return err
+		}
+		if resp.Data != nil {
+			for _, r := range *resp.Data {
+				if !cancelled(r.Status) {
+					listed = append(listed, string(r.ID))
+				}
+			}
+		}
 	}
 	i := slices.IndexFunc(listed, func(id string) bool { return !slices.Contains(asked, id) })
 	if i < 0 {
