@@ -116,14 +116,7 @@ func smallerThanConfigured(t *testing.T, rooms int, limit func(*faultWorld), set
 // the run; keysync says to lower per_page, and keys every guest.
 func TestGuestwaySmallerPagesThanConfigured(t *testing.T) {
 	t.Parallel()
-	apartments := map[string]string{}
-	for i := range 12 {
-		apartments[fmt.Sprintf("L%d", i)] = "qr"
-	}
-	fw := newFaultWorld(t, nil, apartments)
-	for i := range 12 {
-		fw.addReservation(fmt.Sprintf("G%d", i), fmt.Sprintf("L%d", i), 0, 2)
-	}
+	fw := twelveApartments(t)
 	fw.sb.guestway.SetMaxPerPage(5)
 	foreign := fw.foreign()
 	r := fw.mustExec(ExitOK, "backfill")
@@ -135,6 +128,21 @@ func TestGuestwaySmallerPagesThanConfigured(t *testing.T) {
 	}
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the run after the backfill")
+}
+
+// twelveApartments is a Guestway portfolio of twelve QR apartments, each
+// with a reservation from today for two nights: more than one page of a
+// server's own size.
+func twelveApartments(t *testing.T) *faultWorld {
+	apartments := map[string]string{}
+	for i := range 12 {
+		apartments[fmt.Sprintf("L%d", i)] = "qr"
+	}
+	fw := newFaultWorld(t, nil, apartments)
+	for i := range 12 {
+		fw.addReservation(fmt.Sprintf("G%d", i), fmt.Sprintf("L%d", i), 0, 2)
+	}
+	return fw
 }
 
 // TestOpenAppSmallerListPagesThanAskedFor: an OpenApp whose invite list
@@ -243,14 +251,7 @@ func putsRefused(t *testing.T, set func(*oasandbox.Server, bool)) {
 // reservations are left: every guest is keyed, not only the first page's.
 func TestGuestwayPagesWithoutHasMore(t *testing.T) {
 	t.Parallel()
-	apartments := map[string]string{}
-	for i := range 12 {
-		apartments[fmt.Sprintf("L%d", i)] = "qr"
-	}
-	fw := newFaultWorld(t, nil, apartments)
-	for i := range 12 {
-		fw.addReservation(fmt.Sprintf("G%d", i), fmt.Sprintf("L%d", i), 0, 2)
-	}
+	fw := twelveApartments(t)
 	fw.sb.guestway.SetMaxPerPage(5) // pages of 5: three to read
 	fw.sb.guestway.SetNoHasMore(true)
 	foreign := fw.foreign()

@@ -119,29 +119,7 @@ func TestProcKilledKeepsUpstream(t *testing.T) {
 // guest never gets a key for a dead code.
 func TestKeptUpstreamCancelledIsReplaced(t *testing.T) {
 	t.Parallel()
-	var down atomic.Bool
-	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil, withMiddleware(mutationsDownWhile(&down)))
-	w.hotelStay("k1", "r301", 0, 2)
-	down.Store(true)
-	w.run(ExitPartial, "backfill")
-	first := w.accesses()
-	if len(first) != 1 {
-		t.Fatalf("%d accesses after the interrupted backfill, want 1", len(first))
-	}
-	if err := w.sb.keybox.CancelAccess(first[0].ID, "staff"); err != nil {
-		t.Fatal(err)
-	}
-	down.Store(false)
-	w.setNow(w.now.Add(time.Hour))
-	w.run(ExitOK, "run")
-	now := w.accesses()
-	if len(now) != 1 || now[0].ID == first[0].ID {
-		t.Fatalf("accesses after the run: %+v; want one new access replacing the cancelled %s", now, first[0].ID)
-	}
-	if k := w.key("k1"); k.PIN != now[0].Code {
-		t.Error("k1's key does not carry the new access's code")
-	}
-	w.converges()
+	keptUpstreamCancelled(t, false)
 }
 
 // TestKeptUpstreamCancelledAsStatusIsReplaced: as
@@ -153,9 +131,17 @@ func TestKeptUpstreamCancelledIsReplaced(t *testing.T) {
 // into the guest's key.
 func TestKeptUpstreamCancelledAsStatusIsReplaced(t *testing.T) {
 	t.Parallel()
+	keptUpstreamCancelled(t, true)
+}
+
+// keptUpstreamCancelled is the scenario of the two tests above: the
+// access an interrupted backfill kept is cancelled by staff, and the next
+// run must replace it; asStatus switches the sandbox's list to mark
+// cancellations by status and time.
+func keptUpstreamCancelled(t *testing.T, asStatus bool) {
 	var down atomic.Bool
 	w := newWorld(t, map[string]string{"r301": "key_storage"}, nil, withMiddleware(mutationsDownWhile(&down)))
-	w.sb.keybox.SetCancelledAsStatus(true)
+	w.sb.keybox.SetCancelledAsStatus(asStatus)
 	w.hotelStay("k1", "r301", 0, 2)
 	down.Store(true)
 	w.run(ExitPartial, "backfill")
