@@ -732,7 +732,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			// which the look-up was to settle, are left as they are:
 			// the read covers only what it returned, and the run is
 			// partial.
-			rd.lookupErr = fmt.Errorf("look up %d stays outside the window: %w", len(missing), err)
+			rd.lookupErr = fmt.Errorf("look up %d stays the window read did not return: %w", len(missing), err)
 			rd.scope = map[StayRef]bool{}
 			for _, s := range stays {
 				rd.scope[s.Ref] = true

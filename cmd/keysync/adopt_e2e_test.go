@@ -622,9 +622,10 @@ func TestBackfillWhenReaddIsRefused(t *testing.T) {
 // sandbox's SetNameLimit keeps 12 characters, so the owner tag at the end
 // of keysync's names is cut off). After a lost state a backfill cannot
 // tell keysync's invites by name: every guest still ends up with one
-// working invite for their own stay (adopted where a QR key carries it,
-// issued where nothing does), never one made for another stay, and no
-// invite stays valid after its stay. The run after that changes nothing.
+// working invite recorded for their own stay (a new one), never one made
+// for another stay, and no invite from before stays valid after its stay
+// (one for a stay cancelled meanwhile would: the README says to delete
+// them by hand). The run after that changes nothing.
 func TestBackfillWhenOpenAppShortensNames(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, map[string]string{"L1": "qr"})

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/metrics"
 	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
@@ -534,7 +535,13 @@ func reportError(cfg *Config, rep *reconcile.Report) error {
 	} {
 		var lines []error
 		for _, f := range rep.Failures {
-			if errors.Is(f.Cause, c.cond) {
+			var he *httpapi.Error
+			switch {
+			case !errors.Is(f.Cause, c.cond):
+			case errors.As(f.Cause, &he) && he.Field != "":
+				// Another field than the URL: the error says what.
+				lines = append(lines, fmt.Errorf("%s: %s %s: %s", cfg.field(f.Property, he.Field), f.Property, f.System, f.Err))
+			default:
 				lines = append(lines, fmt.Errorf("%s: %s %s: %s (%s)", cfg.urlField(f.Property, f.System), f.Property, f.System, c.what, f.Err))
 			}
 		}

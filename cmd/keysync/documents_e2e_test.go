@@ -297,8 +297,8 @@ func TestGuestwayLookupPathChecked(t *testing.T) {
 	}
 	fw.addReservation("G2", "L2", 0, 2)
 	r = fw.exec("run", nil)
-	if r.code != ExitConfig || !strings.Contains(r.output(), "reservation_path") {
-		t.Fatalf("run with no reservation look-up exited %d, want %d naming reservation_path:\n%s", r.code, ExitConfig, r.output())
+	if r.code != ExitConfig || !strings.Contains(r.output(), ".guestway.reservation_path: ") || strings.Contains(r.output(), "base_url") {
+		t.Fatalf("run with no reservation look-up exited %d, want %d naming the field reservation_path, not the URL:\n%s", r.code, ExitConfig, r.output())
 	}
 	if n := enabledInvites(fw); n != 3 {
 		t.Fatalf("%d invites on after the run that could not look up, want 3: G0's kept (a 404 it could not trust), G2's made", n)
@@ -358,6 +358,9 @@ func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 	}
 	if countOps(r.rep, reconcile.OpCreate, reconcile.ResultDone) == 0 {
 		t.Errorf("no create done in the run:\n%s", r.output())
+	}
+	if !strings.Contains(r.output(), "change or delete it by hand") {
+		t.Errorf("the refused switch-offs do not say what a person can do:\n%s", r.output())
 	}
 	for range 2 {
 		r = fw.exec("run", nil)

@@ -75,7 +75,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 		retried = retried || (a.Result != "" && a.Result != reconcile.ResultDone)
 	}
 	if unreachable > 0 {
-		fmt.Fprintln(w, "A system could not be reached at all: check the config field the error names; running again will not help until it is fixed.")
+		fmt.Fprintln(w, "A system could not be reached, or not at a path the config names: check the config field the error names; running again will not help until it is fixed.")
 	}
 	unsafe, stale := false, false
 	for _, f := range rep.Failures {

@@ -25,6 +25,10 @@ type Error struct {
 	Reason string
 	// Err is the condition callers can branch on, or nil.
 	Err error
+	// Field, when set, is the config field under the system's block
+	// ("guestway.reservation_path") the error says to fix, where that is
+	// not the system's URL.
+	Field string
 }
 
 // Error formats the error as "api: call: HTTP n: reason: cause".

@@ -40,6 +40,12 @@ func (s *Sink) do(ctx context.Context, what, method, path string, body any, secr
 			case http.StatusUnauthorized:
 				return "the API key was refused; check the OpenApp API key (sent as Authorization: Bearer)"
 			case http.StatusForbidden:
+				if method == http.MethodPut || method == http.MethodDelete {
+					// A change to one invite: OpenApp may guard that
+					// invite (reconcile retries it, and names it for a
+					// person when it keeps failing).
+					return fmt.Sprintf("forbidden: OpenApp will not let this key change the invite; if creates work, change or delete it by hand in OpenApp, else check that X-Org (%q) is the org id the key belongs to", s.opts.OrgID)
+				}
 				return fmt.Sprintf("the API key may not act for organisation %q; check that X-Org is the org id the key belongs to", s.opts.OrgID)
 			}
 			return s.message(b, secrets, keep)

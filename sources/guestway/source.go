@@ -454,7 +454,7 @@ func (s *Source) checkReservationPath(ctx context.Context, asked []string) error
 	var resp oneResponse
 	err := s.get(ctx, c, expand(s.opts.ReservationPath, listed[i]), nil, &resp)
 	if errors.Is(err, reconcile.ErrNotFound) {
-		return &Error{API: api, Call: c.what, Status: http.StatusNotFound, Err: reconcile.ErrEndpoint,
+		return &Error{API: api, Call: c.what, Status: http.StatusNotFound, Err: reconcile.ErrEndpoint, Field: "guestway.reservation_path",
 			Reason: "nothing at the reservation path for a reservation the list returned; check reservation_path"}
 	}
 	return err
