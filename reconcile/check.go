@@ -19,8 +19,9 @@ type Unready struct {
 	Why    []string  `json:"why"`
 }
 
-// Check reads, and writes nothing, whether every stay whose access window
-// opens between now and now+within holds a live credential on every
+// Check reads, and writes nothing, whether every stay in house at now
+// (its access window open) or whose window opens between now and
+// now+within holds a live credential on every
 // system its room's method needs: a 3RPMS key on the stay, an OpenApp
 // invite enabled over the whole window, a key-box access over it (read
 // back from the sinks that are Checkers), a lock PIN from Guestway. It
@@ -64,7 +65,10 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 		slices.SortFunc(stays, func(a, b Stay) int { return a.Arrival.Compare(b.Arrival) })
 		for _, s := range stays {
 			win := p.Window(s.Arrival, s.Departure)
-			if s.Cancelled || win.Start.Before(now) || win.Start.After(now.Add(within)) {
+			// In house (the window open) or opening within the horizon:
+			// an in-house guest whose access was cancelled or deleted
+			// since is the most urgent of all.
+			if s.Cancelled || !now.Before(win.End) || win.Start.After(now.Add(within)) {
 				continue
 			}
 			checked++

@@ -12,14 +12,14 @@ import (
 	"github.com/keysync/keysync/reconcile"
 )
 
-// check reads whether every arrival within the horizon holds what it
-// needs on every system, and exits 6 (a person is needed) naming the rooms
+// check reads whether every stay in house or arriving within the horizon
+// holds what it needs on every system, and exits 6 (a person is needed) naming the rooms
 // that do not. It writes nothing upstream; its reads go in the request
 // ledger like any other.
 func (env *environment) check(ctx context.Context, args []string) error {
 	fs := env.flagSet("check", "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
 	config := fs.String("config", "", "config file (required)")
-	within := fs.Duration("within", 24*time.Hour, "check the stays whose access opens within this long")
+	within := fs.Duration("within", 24*time.Hour, "check the stays in house and those whose access opens within this long")
 	nowFlag := fs.String("now", "", "check as if it were this RFC 3339 instant (default: now)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	metricsFile := fs.String("metrics-file", "", "write the check's Prometheus metrics (keysync_check_*) to this file, atomically, for the node exporter's textfile collector")
@@ -65,7 +65,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(env.stdout, "Checked %d stay(s) whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
+		fmt.Fprintf(env.stdout, "Checked %d stay(s) in house or whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
 		switch {
 		case len(unready) == 0 && len(failures) > 0:
 			fmt.Fprintf(env.stdout, "%d read(s) failed (FAILED below): the stays they concern are not known ready.\n", len(failures))
@@ -94,7 +94,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		for _, u := range unready {
 			rooms = append(rooms, roomAndID(u.Room, u.RoomID))
 		}
-		return withCode(ExitAttention, fmt.Errorf("%d arrival(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
+		return withCode(ExitAttention, fmt.Errorf("%d stay(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
 	}
 	return nil
 }

@@ -286,23 +286,25 @@ func TestNowInThePastNeedsForce(t *testing.T) {
 }
 
 // TestCheckReadiness: `keysync check` reads every system and passes when
-// each arrival within 24 hours holds what it needs; it names the rooms
-// whose 3RPMS key was deleted or whose key-box access was cancelled, and
-// exits 6 (a person is needed), writing nothing but the request ledger.
+// each stay in house or arriving within 24 hours holds what it needs; it
+// names the rooms whose 3RPMS key was deleted or whose key-box access was
+// cancelled (an in-house guest's too), and exits 6 (a person is needed),
+// writing nothing but the request ledger.
 func TestCheckReadiness(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "key_storage", "r103": "qr", "r104": "pin"}, nil)
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "key_storage", "r103": "qr", "r104": "pin", "r105": "key_storage"}, nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
 	fw.hotelStay("s3", "r103", 0, 3)
-	fw.hotelStay("s4", "r104", 5, 7) // beyond the horizon
+	fw.hotelStay("s4", "r104", 5, 7)  // beyond the horizon
+	fw.hotelStay("s5", "r105", -1, 1) // in house
 	fw.mustExec(ExitOK, "backfill")
 	check := func(want int, args ...string) string {
 		t.Helper()
 		r := mustRunText(t, want, fw.getenv, append([]string{"check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, args...)...)
 		return r.stdout + errString(r.err)
 	}
-	if out := check(ExitOK); !strings.Contains(out, "Checked 3 stay(s)") || !strings.Contains(out, "Every one holds") {
+	if out := check(ExitOK); !strings.Contains(out, "Checked 4 stay(s)") || !strings.Contains(out, "Every one holds") {
 		t.Errorf("all ready:\n%s", out)
 	}
 	writes := 0
@@ -321,10 +323,10 @@ func TestCheckReadiness(t *testing.T) {
 	}
 	prom := filepath.Join(t.TempDir(), "check.prom")
 	out := check(ExitAttention, "--metrics-file", prom)
-	if b, err := os.ReadFile(prom); err != nil || !strings.Contains(string(b), "keysync_check_unready 2\n") || !strings.Contains(string(b), "keysync_check_stays 3\n") {
+	if b, err := os.ReadFile(prom); err != nil || !strings.Contains(string(b), "keysync_check_unready 3\n") || !strings.Contains(string(b), "keysync_check_stays 4\n") {
 		t.Errorf("check metrics file: %v\n%s", err, b)
 	}
-	wantAll(t, "check output", out, "101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "cancelled", "2 arrival(s) not ready")
+	wantAll(t, "check output", out, "101 (r101)", "no 3RPMS key on the stay", "102 (r102)", "105 (r105)", "cancelled", "3 stay(s) not ready")
 	if strings.Contains(out, "r103") {
 		t.Errorf("the QR room is ready but was named:\n%s", out)
 	}

@@ -197,7 +197,7 @@ func WriteCheckFile(path string, at time.Time, checked, unready, failures int) e
 		v          float64
 	}{
 		{"keysync_check_timestamp_seconds", "When the last readiness check ran, as a Unix time.", unix(at)},
-		{"keysync_check_stays", "Stays whose access opens within the last check's horizon.", float64(checked)},
+		{"keysync_check_stays", "Stays in house or whose access opens within the last check's horizon.", float64(checked)},
 		{"keysync_check_unready", "Of those, the stays that did not hold what they need on every system.", float64(unready)},
 		{"keysync_check_failures", "Reads the last check could not make, one per property and system: what they would show is not known ready.", float64(failures)},
 	} {
