@@ -442,22 +442,3 @@ func TestTransportFailures(t *testing.T) {
 	}
 	secretFree(t, err)
 }
-
-// TestPagesByTotalOnAServerIgnoringPage: a list read on by its total (no
-// has_more) from a server that answers the same page whatever page is
-// asked for, and no meta.page to tell, fails on the second page, not
-// after MaxPages requests.
-func TestPagesByTotalOnAServerIgnoringPage(t *testing.T) {
-	t.Parallel()
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		jsonReply(`{"data":[`+res("R1", "2026-01-30", "2026-02-01")+`,`+res("R2", "2026-01-30", "2026-02-01")+
-			`],"meta":{"per_page":2,"total":5}}`)(w, r)
-	}))
-	defer srv.Close()
-	_, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-	if err == nil || !strings.Contains(err.Error(), "ignores the page parameter") || n.Load() != 2 {
-		t.Errorf("%d requests, %v; want a failure naming the page parameter on the second", n.Load(), err)
-	}
-}

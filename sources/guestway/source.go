@@ -244,9 +244,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			index[st.Ref.ID] = len(stays)
 			stays = append(stays, st)
 		}
-		if resp.Meta.HasMore == nil && page > 1 && len(*resp.Data) > 0 && len(stays) == before {
-			// Read on by total, a full page of reservations already read:
-			// the same page again, whatever page was asked for.
+		if page > 1 && len(*resp.Data) > 0 && len(stays) == before {
+			// A page of reservations all read already: the same page
+			// again, whatever page was asked for (a server that sends no
+			// meta.page to tell), read on by has_more or by total.
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "the server answered a page already read; it ignores the page parameter"}
 		}
 		// The Guestway document names no paging: has_more says whether

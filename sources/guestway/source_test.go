@@ -625,3 +625,23 @@ func TestStaysByIDChecksThePath(t *testing.T) {
 		t.Errorf("an unknown id once the path answers: %v, %v, %d requests; want gone after one check", stays, err, len(sb.Requests()))
 	}
 }
+
+// TestStaysOnAServerIgnoringPage: a server that answers its first page
+// whatever page is asked for, with no meta.page to say so (the sandbox's
+// SetIgnorePage), fails the read on the second page, whether it pages by
+// has_more or by total alone: never the first page taken for the whole
+// list, never pages asked for until MaxPages.
+func TestStaysOnAServerIgnoringPage(t *testing.T) {
+	t.Parallel()
+	for _, noHasMore := range []bool{false, true} {
+		sb, _, base := newSandbox(t, sandbox.Options{})
+		portfolio(t, sb)
+		sb.SetIgnorePage(true)
+		sb.SetNoHasMore(noHasMore)
+		src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 })
+		_, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+		if err == nil || !strings.Contains(err.Error(), "ignores the page parameter") || len(sb.Requests()) != 2 {
+			t.Errorf("no has_more %v: %d requests, %v; want a failure naming the page parameter on the second", noHasMore, len(sb.Requests()), err)
+		}
+	}
+}

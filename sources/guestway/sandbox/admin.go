@@ -24,7 +24,7 @@ GET    /_sandbox/clock                          the business clock {now, today}
 POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests                       the API request log {count, requests}
 DELETE /_sandbox/requests                       empty the request log
-GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, no_reservation_get}
+GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get}
 POST   /_sandbox/assumptions                    set them {"max_per_page": 20, "no_has_more": true}
 `
 
@@ -35,6 +35,7 @@ func (s *Server) adminRoutes() *http.ServeMux {
 	sandboxkit.Switches(mux,
 		sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage),
 		sandboxkit.Flag("no_has_more", func() bool { return sandboxkit.Load(&s.mu, &s.noHasMore) }, s.SetNoHasMore),
+		sandboxkit.Flag("ignore_page", func() bool { return sandboxkit.Load(&s.mu, &s.ignorePage) }, s.SetIgnorePage),
 		sandboxkit.Flag("no_reservation_get", func() bool { return sandboxkit.Load(&s.mu, &s.noOneGet) }, s.SetNoReservationGet))
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing

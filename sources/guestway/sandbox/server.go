@@ -132,6 +132,7 @@ type Server struct {
 	maxPerPage   int // MaxPerPage, or less (SetMaxPerPage)
 	noHasMore    bool
 	noOneGet     bool
+	ignorePage   bool
 	keys         map[string]bool
 	tokens       map[string][]string
 	listings     map[string]string
@@ -353,6 +354,9 @@ func (s *Server) list(q url.Values) result {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ignorePage {
+		page = 1
+	}
 	var match []*Reservation
 	for _, r := range s.sorted() {
 		if (from == "" || r.DepartureDate > from) && (to == "" || r.ArrivalDate <= to) {
@@ -371,6 +375,9 @@ func (s *Server) list(q url.Values) result {
 	meta := map[string]any{"page": page, "per_page": perPage, "total": len(match), "has_more": end < len(match)}
 	if s.noHasMore {
 		delete(meta, "has_more")
+	}
+	if s.ignorePage {
+		delete(meta, "page")
 	}
 	return result{status: http.StatusOK, body: map[string]any{"data": data, "meta": meta}}
 }
@@ -456,6 +463,13 @@ func (s *Server) SetMaxPerPage(n int) { sandboxkit.Store(&s.mu, &s.maxPerPage, m
 // document names no paging at all, and keysync reads on while total says
 // reservations are left.
 func (s *Server) SetNoHasMore(on bool) { sandboxkit.Store(&s.mu, &s.noHasMore, on) }
+
+// SetIgnorePage answers every list request with its first page, whatever
+// page is asked for, and leaves page out of the meta, as a server that
+// pages another way might: the Guestway document names no paging. keysync
+// must fail such a read, never take the first page for the whole list or
+// ask for pages for ever.
+func (s *Server) SetIgnorePage(on bool) { sandboxkit.Store(&s.mu, &s.ignorePage, on) }
 
 // SetNoReservationGet answers GET of one reservation 404, as a server
 // without that call (or at another path) would: the Guestway document
