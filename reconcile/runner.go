@@ -607,7 +607,8 @@ func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
 // rule). Unless the read shows it live over its window, its secret is
 // forgotten for this run, so the plan replaces it as it does one whose
 // secret keysync never saw: a guest never gets a key for a dead code. A
-// failed read counts as not shown.
+// failed read counts as not shown; a system with no list call
+// (ErrNoList) is taken at its record.
 func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential) {
 	carried := map[int64]bool{}
 	for _, c := range creds {
@@ -627,7 +628,14 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 		if !ok {
 			continue
 		}
-		if live, why, err := ch.Check(ctx, c, c.Valid); err != nil || !live {
+		live, why, err := ch.Check(ctx, c, c.Valid)
+		if errors.Is(err, ErrNoList) {
+			// The system cannot be read back at all (as in check): the
+			// record stands. Taking that for "gone" would replace the
+			// credential every run.
+			continue
+		}
+		if err != nil || !live {
 			r.log().Warn("a kept credential no longer shows live; it is replaced rather than reused",
 				"system", c.System, "stay", c.Stay.ID, "remote_id", c.RemoteID, "why", why, "err", err)
 			c.Secret, c.Stale = "", true

@@ -332,3 +332,27 @@ func TestReviewE2EKeyBoxAnswerWithoutCodeKeepsTheAccess(t *testing.T) {
 		t.Errorf("the run after the replacement plans %d actions, want none", len(rep.Actions()))
 	}
 }
+
+// TestKeyBoxWithoutCodeOrListKeepsTheAccess: a key box whose create answer
+// carries no code and which has no list call (the sandbox's
+// CreateWithoutCode and NoList): the access keysync made cannot be read
+// back, which is no sign it is gone, so it is kept run after run, not
+// cancelled and made again each night.
+func TestKeyBoxWithoutCodeOrListKeepsTheAccess(t *testing.T) {
+	t.Parallel()
+	w := newReviewWorld(t, map[string]string{"r301": "key_storage"}, nil, nil, func(cfg string) string {
+		return strings.ReplaceAll(cfg, "    keybox:\n", "    keybox:\n      no_list: true\n")
+	})
+	w.sb.keybox.SetCreateWithoutCode(true)
+	w.sb.keybox.SetNoList(true)
+	w.hotelStay("s1", "r301", 1, 3)
+	w.run(ExitPartial, "backfill") // its key could not be written
+	for range 2 {
+		if n := len(w.run(ExitOK, "run").Actions()); n != 0 {
+			t.Errorf("a run after the backfill plans %d actions, want none", n)
+		}
+	}
+	if n := len(w.sb.keybox.Accesses()); n != 1 {
+		t.Errorf("%d accesses made, want the one", n)
+	}
+}
