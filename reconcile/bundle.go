@@ -274,9 +274,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 				continue
 			}
 		}
-		if derived && blocked && s.Key != nil && slices.ContainsFunc(sys.of(tb.system), func(c *Credential) bool {
-			return c.ID != 0 && p.in.KeyCarries[c.ID] == s.Key.ID
-		}) {
+		if derived && blocked && slices.ContainsFunc(sys.of(tb.system), func(c *Credential) bool { return p.keyMadeFrom(s, c) }) {
 			// The key keysync may not act on is made from this credential
 			// (its PIN is our code, its QR our invite's link): ending it
 			// would take the guest's way in away. It is left as it is and
@@ -529,10 +527,16 @@ func (p *planner) carriedBy(s Stay, c *Credential) string {
 				return h.CarriedBy
 			}
 		}
-	case p.in.Backfill && c.ID != 0 && p.in.KeyCarries[c.ID] == s.Key.ID:
+	case p.in.Backfill && p.keyMadeFrom(s, c):
 		return s.Key.ID
 	}
 	return ""
+}
+
+// keyMadeFrom reports whether the key on stay s is made from recorded
+// credential c (Input.KeyCarries).
+func (p *planner) keyMadeFrom(s Stay, c *Credential) bool {
+	return s.Key != nil && c.ID != 0 && p.in.KeyCarries[c.ID] == s.Key.ID
 }
 
 // heldOfGone returns, in a backfill, the invites and key-box accesses the

@@ -451,6 +451,7 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([]*Credential, map[System]error) {
 	var changed []*Credential
 	var failed map[System]error
+	noList := map[System]error{} // systems that answered ErrNoList: asked once
 	for i := range creds {
 		c := &creds[i]
 		if c.Status != StatusPending {
@@ -460,9 +461,18 @@ func (r *Runner) resolve(ctx context.Context, site *Site, creds []Credential) ([
 		if !ok {
 			continue
 		}
-		id, secret, found, err := f.Find(ctx, c)
+		var (
+			id     string
+			secret Secret
+			found  bool
+			err    error
+		)
+		if err = noList[c.System]; err == nil {
+			id, secret, found, err = f.Find(ctx, c)
+		}
 		switch {
 		case errors.Is(err, ErrNoList):
+			noList[c.System] = err // the rest of the system's need not ask
 			// Never findable: abandoned, so the stay gets a fresh create.
 			// What the lost create may have made was never written into a
 			// 3RPMS key, though a key box that notifies the guest may have
@@ -713,10 +723,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 
 	if opts.LookaheadDays > 0 {
 		// A short look-ahead covers only what it returned.
-		rd.scope = map[StayRef]bool{}
-		for _, s := range stays {
-			rd.scope[s.Ref] = true
-		}
+		rd.scope = scopeOf(stays)
 		rd.stays = stays
 		return rd, nil
 	}
@@ -741,16 +748,23 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			// the read covers only what it returned, and the run is
 			// partial.
 			rd.lookupErr = fmt.Errorf("look up %d stays the window read did not return: %w", len(missing), err)
-			rd.scope = map[StayRef]bool{}
-			for _, s := range stays {
-				rd.scope[s.Ref] = true
-			}
+			rd.scope = scopeOf(stays)
 		}
 		stays = append(stays, more...)
 	}
 	rd.stays = stays
 
 	return rd, nil
+}
+
+// scopeOf is the scope (Input.Scope) of a read that covers only the
+// stays it returned.
+func scopeOf(stays []Stay) map[StayRef]bool {
+	scope := make(map[StayRef]bool, len(stays))
+	for _, s := range stays {
+		scope[s.Ref] = true
+	}
+	return scope
 }
 
 // recordLoads loads each property's credentials once per run: a split

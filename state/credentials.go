@@ -248,7 +248,10 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 	var newRows, oldRows []credentialRow
 	at := map[int64]int{} // index in oldRows by id
 	for _, c := range creds {
-		id := idOf(c)
+		if _, ok := inserted[c]; ok {
+			continue // inserted by this Save, as it is now
+		}
+		id := c.ID
 		if id == 0 {
 			if nextID == 0 {
 				if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM credentials`).Scan(&nextID); err != nil {
@@ -260,9 +263,6 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			inserted[c] = id
 			newRows = append(newRows, credentialRow{c: c, id: id, secret: secretOf(c)})
 			continue
-		}
-		if _, ok := inserted[c]; ok {
-			continue // inserted by this Save, as it is now
 		}
 		if i, ok := at[id]; ok {
 			// One after the other, an earlier copy's secret stays when a
@@ -309,10 +309,13 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 			return nil, fmt.Errorf("append %d audit lines from %s %s for stay %s: %w", len(chunk), a.System, a.Op, a.Stay, err)
 		}
 	}
-	for _, q := range requests {
-		if _, err := exec(`INSERT INTO requests (system, account, at, write) VALUES (?, ?, ?, ?)`,
-			string(q.System), string(q.Account), formatTime(q.At), q.Write); err != nil {
-			return nil, fmt.Errorf("append request to the ledger: %w", err)
+	for chunk := range chunks(requests) {
+		args := make([]any, 0, len(chunk)*4)
+		for _, q := range chunk {
+			args = append(args, string(q.System), string(q.Account), formatTime(q.At), q.Write)
+		}
+		if _, err := exec(requestInsert.sql(len(chunk)), args...); err != nil {
+			return nil, fmt.Errorf("append %d requests to the ledger: %w", len(chunk), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -545,6 +548,9 @@ func (d *DB) Rekey(ctx context.Context, next *seal.Key) (int, error) {
 	d.key = next
 	return len(resealed), nil
 }
+
+// requestInsert appends requests to the daily ledger.
+var requestInsert = newRowStatement("INSERT INTO requests (system, account, at, write) VALUES ", 4, "")
 
 // auditInsert appends audit lines.
 var auditInsert = newRowStatement("INSERT INTO audit (run_id, at, system, op, property, source, stay_id, credential_id, remote_id, phase, detail) VALUES ", 11, "")

@@ -24,6 +24,16 @@ func Load[T any](mu sync.Locker, p *T) T {
 	return *p
 }
 
+// Cut keeps the first n characters of s (all of them when n is not
+// positive): a name field shorter than keysync assumes (a switch such as
+// the key box's visitor_name_limit).
+func Cut(s string, n int) string {
+	if r := []rune(s); n > 0 && len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
 // Switch is one way a sandbox can break an assumption keysync makes where
 // an API document is silent (a list without tokens, a page size it
 // refuses): Get reports it, Set changes it from a JSON value.

@@ -77,7 +77,11 @@ func New(gql graphql.Client, maxOps int) *Sink {
 
 // SetLogger makes the sink warn on log when 3RPMS takes smaller documents
 // than it sends (see sendUndoable).
-func (s *Sink) SetLogger(log *slog.Logger) { s.limit.log = log }
+func (s *Sink) SetLogger(log *slog.Logger) {
+	s.limit.mu.Lock()
+	defer s.limit.mu.Unlock()
+	s.limit.log = log
+}
 
 // MaxBatch implements reconcile.Sink: max_ops_per_request, or the smaller
 // document size the run has learnt the server takes (see sendUndoable).

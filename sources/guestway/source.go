@@ -446,6 +446,7 @@ func (s *Source) checkReservationPath(ctx context.Context, asked []string) error
 				}
 			}
 		}
+		s.listed.Store(&listed) // a later 404 in the run checks against it
 	}
 	i := slices.IndexFunc(listed, func(id string) bool { return !slices.Contains(asked, id) })
 	if i < 0 {

@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // Access statuses, as of the business clock.
@@ -254,9 +255,7 @@ func (s *Server) createAccess(user string, in createInput) (*access, *fieldError
 	if zone == "" {
 		zone = "UTC"
 	}
-	if n := s.opts.VisitorNameLimit; n > 0 && utf8.RuneCountInString(in.visitor) > n {
-		in.visitor = string([]rune(in.visitor)[:n])
-	}
+	in.visitor = sandboxkit.Cut(in.visitor, s.opts.VisitorNameLimit)
 	s.nextAccess++
 	a := &access{
 		id: fmt.Sprintf("acc_%d", s.nextAccess), keyID: k.id,

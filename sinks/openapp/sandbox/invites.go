@@ -154,21 +154,12 @@ func (s *Server) AddInvite(p Planted) (InviteView, error) {
 	return in.view(), nil
 }
 
-// keptName is name as stored: its first SetNameLimit characters, when
-// that is set. Caller holds s.mu.
-func (s *Server) keptName(name string) string {
-	if r := []rune(name); s.nameLimit > 0 && len(r) > s.nameLimit {
-		return string(r[:s.nameLimit])
-	}
-	return name
-}
-
 // insert stores a new invite. Caller holds s.mu.
 func (s *Server) insert(org, integration, by, name string, portals []string, windows []Window, enabled bool, maxUses int) *invite {
 	s.nextID++
 	now := s.Now()
 	in := &invite{
-		id: fmt.Sprintf("inv_%06d", s.nextID), token: newToken(), name: s.keptName(name),
+		id: fmt.Sprintf("inv_%06d", s.nextID), token: newToken(), name: sandboxkit.Cut(name, s.nameLimit),
 		integration: integration, org: org, createdBy: by, portals: portals, windows: windows,
 		enabled: enabled, maxUses: maxUses, createdAt: now, updatedAt: now,
 	}
@@ -548,7 +539,7 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	}
 	inv.portals = portals
 	if body.Name != nil {
-		inv.name = s.keptName(*body.Name)
+		inv.name = sandboxkit.Cut(*body.Name, s.nameLimit)
 	}
 	if body.MaxUses != nil {
 		inv.maxUses = *body.MaxUses
