@@ -374,26 +374,26 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 	case cur.Status == StatusDisabled:
 		reason = "the booking is back: switch the invite on again"
 	}
-	if sys == SystemKeyBox && (moved || redated) {
-		// The key box's API documents no update call: create the new access, then
-		// cancel the old one once the new one exists.
-		if !due {
-			p.end(s, []*Credential{cur}, reason+"; the key box has no update call")
-			return nil
-		}
-		reason += "; the key box has no update call, so a new access replaces it"
+	// What the system cannot change in place is replaced: the new one
+	// made first, the old one ended once it exists.
+	var cannot, then string
+	switch {
+	case sys == SystemKeyBox && (moved || redated):
+		// The key box's API documents no update call.
+		cannot, then = "the key box has no update call", "a new access replaces it"
 		if prio == PriorityInHouse {
-			reason += ": the guest, already in house, gets a new code"
+			then += ": the guest, already in house, gets a new code"
 		}
-		return p.replaceTimeBound(s, cur, kind, win, prio, reason)
-	}
-	if cur.ReplaceOnly && reason != "" {
+	case cur.ReplaceOnly && reason != "":
 		// The system refused to change it in place (settle.go).
+		cannot, then = "it cannot be changed in place", "a new one replaces it"
+	}
+	if cannot != "" {
 		if !due {
-			p.end(s, []*Credential{cur}, reason+"; it cannot be changed in place")
+			p.end(s, []*Credential{cur}, reason+"; "+cannot)
 			return nil
 		}
-		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; it cannot be changed in place, so a new one replaces it")
+		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; "+cannot+", so "+then)
 	}
 	if keyNeeds(cur, false) && cur.Secret == "" && cur.Secretless && !cur.Stale {
 		// keysync created it and the system's answer carried no secret
