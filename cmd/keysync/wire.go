@@ -83,13 +83,6 @@ func (l *limiters) logTo(log *slog.Logger) {
 	}
 }
 
-// logger is the log given to logTo, or nil.
-func (l *limiters) logger() *slog.Logger {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.log
-}
-
 // ledgerTimes reads request times from the ledger (*state.DB has it).
 type ledgerTimes interface {
 	RequestTimes(ctx context.Context, since time.Time) (map[reconcile.Account][]time.Time, error)
@@ -141,7 +134,7 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 		Retention: cfg.retention}
 	hotels := cfg.chains()
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], meter, hotels, cfg.budgetShare)
+		site, err := env.site(&cfg.Properties[i], log, meter, hotels, cfg.budgetShare)
 		if err != nil {
 			return nil, err
 		}
@@ -300,9 +293,9 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 	return reconcile.NewAccount(sys, hex.EncodeToString(sum[:4]))
 }
 
-// site builds one property's source and sinks, or says which of its
-// systems could not be set up.
-func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels map[string]*hotel, shares map[reconcile.Account]float64) (*reconcile.Site, error) {
+// site builds one property's source and sinks (their warnings go to log),
+// or says which of its systems could not be set up.
+func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, shares map[reconcile.Account]float64) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not).
 	accounts := p.accounts()
@@ -324,7 +317,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 			return nil, fmt.Errorf("properties %q: threerpms: %w", p.Name, err)
 		}
 		src := rpms.NewSource(client, p.Name, t.PageSize)
-		src.SetLogger(env.limiters.logger())
+		src.SetLogger(log)
 		site.Source, site.SourceSystem = src, reconcile.System3RPMS
 		sink := rpmsink.New(client, t.MaxOpsPerRequest)
 		if h := hotels[t.chainKey()]; h != nil {
@@ -335,7 +328,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 			src.Within(sortedKeys(p.Rooms), h.stays)
 			sink = h.chain.Sink()
 		}
-		if log := env.limiters.logger(); log != nil {
+		if log != nil {
 			// A Chain's properties share one sink limit: name the endpoint.
 			sink.SetLogger(log.With("host", hostOf(t.Endpoint)))
 		}
@@ -350,7 +343,7 @@ func (env *environment) site(p *PropertyConfig, meter *reconcile.Meter, hotels m
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: guestway: %w", p.Name, err)
 		}
-		src.SetLogger(env.limiters.logger())
+		src.SetLogger(log)
 		site.Source, site.SourceSystem = src, reconcile.SystemGuestway
 	}
 	if o := p.OpenApp; o != nil {
