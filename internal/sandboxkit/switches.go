@@ -36,35 +36,44 @@ func Cut(s string, n int) string {
 
 // Switch is one way a sandbox can break an assumption keysync makes where
 // an API document is silent (a list without tokens, a page size it
-// refuses): Get reports it, Set changes it from a JSON value.
+// refuses): Get reports it; Parse reads a JSON value for it and returns
+// how to set it, or why the value is refused.
 type Switch struct {
-	Name string
-	Get  func() any
-	Set  func(json.RawMessage) error
+	Name  string
+	Get   func() any
+	Parse func(json.RawMessage) (set func(), err error)
 }
 
 // Flag is a Switch holding a bool.
 func Flag(name string, get func() bool, set func(bool)) Switch {
-	return Switch{Name: name, Get: func() any { return get() }, Set: func(raw json.RawMessage) error {
+	return Switch{Name: name, Get: func() any { return get() }, Parse: func(raw json.RawMessage) (func(), error) {
 		var v bool
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("%s: want true or false", name)
+			return nil, fmt.Errorf("%s: want true or false", name)
 		}
-		set(v)
-		return nil
+		return func() { set(v) }, nil
 	}}
+}
+
+// FlagVar is a Flag kept in *p under mu.
+func FlagVar(name string, mu sync.Locker, p *bool) Switch {
+	return Flag(name, func() bool { return Load(mu, p) }, func(v bool) { Store(mu, p, v) })
 }
 
 // Size is a Switch holding a count; 0 puts the sandbox's default back.
 func Size(name string, get func() int, set func(int)) Switch {
-	return Switch{Name: name, Get: func() any { return get() }, Set: func(raw json.RawMessage) error {
+	return Switch{Name: name, Get: func() any { return get() }, Parse: func(raw json.RawMessage) (func(), error) {
 		var v int
 		if err := json.Unmarshal(raw, &v); err != nil || v < 0 {
-			return fmt.Errorf("%s: want a whole number, 0 for the default", name)
+			return nil, fmt.Errorf("%s: want a whole number, 0 for the default", name)
 		}
-		set(v)
-		return nil
+		return func() { set(v) }, nil
 	}}
+}
+
+// SizeVar is a Size kept in *p under mu.
+func SizeVar(name string, mu sync.Locker, p *int) Switch {
+	return Size(name, func() int { return Load(mu, p) }, func(v int) { Store(mu, p, v) })
 }
 
 // Switches mounts GET and POST /_sandbox/assumptions: GET answers every
@@ -72,6 +81,12 @@ func Size(name string, get func() int, set func(int)) Switch {
 // subset) and answers them all. A name no switch has, or a value a
 // switch refuses, is 400 and changes nothing.
 func Switches(mux *http.ServeMux, switches ...Switch) {
+	byName := map[string]Switch{}
+	var names []string
+	for _, s := range switches {
+		byName[s.Name] = s
+		names = append(names, s.Name)
+	}
 	view := func() map[string]any {
 		out := map[string]any{}
 		for _, s := range switches {
@@ -87,48 +102,24 @@ func Switches(mux *http.ServeMux, switches ...Switch) {
 		if !Decode(w, r, &in) {
 			return
 		}
-		byName := map[string]Switch{}
-		var names []string
-		for _, s := range switches {
-			byName[s.Name] = s
-			names = append(names, s.Name)
-		}
-		for name := range in {
-			if _, ok := byName[name]; !ok {
+		// Read every value before setting any.
+		var sets []func()
+		for _, name := range slices.Sorted(maps.Keys(in)) {
+			sw, ok := byName[name]
+			if !ok {
 				AdminError(w, http.StatusBadRequest, fmt.Sprintf("no switch %q; this sandbox has %s", name, strings.Join(names, ", ")))
 				return
 			}
-		}
-		// Check every value before setting any.
-		for _, name := range slices.Sorted(maps.Keys(in)) {
-			if err := checkOnly(byName[name], in[name]); err != nil {
+			set, err := sw.Parse(in[name])
+			if err != nil {
 				AdminError(w, http.StatusBadRequest, err.Error())
 				return
 			}
+			sets = append(sets, set)
 		}
-		for name, raw := range in {
-			_ = byName[name].Set(raw)
+		for _, set := range sets {
+			set()
 		}
 		WriteJSON(w, http.StatusOK, view())
 	})
-}
-
-// checkOnly reports whether s would take raw, without setting it.
-func checkOnly(s Switch, raw json.RawMessage) error {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return fmt.Errorf("%s: not JSON", s.Name)
-	}
-	switch s.Get().(type) {
-	case bool:
-		if _, ok := v.(bool); !ok {
-			return fmt.Errorf("%s: want true or false", s.Name)
-		}
-	case int:
-		f, ok := v.(float64)
-		if !ok || f < 0 || f != float64(int(f)) {
-			return fmt.Errorf("%s: want a whole number, 0 for the default", s.Name)
-		}
-	}
-	return nil
 }

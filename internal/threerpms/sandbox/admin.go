@@ -95,10 +95,10 @@ func (s *Server) routes() *http.ServeMux {
 	sandboxkit.Switches(mux,
 		sandboxkit.Flag("message_only", s.MessageOnlyErrors, s.SetMessageOnlyErrors),
 		sandboxkit.Flag("rollback_documents", s.RollbackDocuments, s.SetRollbackDocuments),
-		sandboxkit.Flag("hide_qr_data", func() bool { return sandboxkit.Load(&s.mu, &s.hideQR) }, s.SetHideQRData),
+		sandboxkit.FlagVar("hide_qr_data", &s.mu, &s.hideQR),
 		sandboxkit.Size("max_page_size", func() int { return sandboxkit.Load(&s.mu, &s.opts.MaxPageSize) }, s.SetMaxPageSize),
 		sandboxkit.Size("max_root_fields", func() int { return sandboxkit.Load(&s.mu, &s.maxRoot) }, s.SetMaxRootFields),
-		sandboxkit.Flag("refuse_readd", func() bool { return sandboxkit.Load(&s.mu, &s.refuseReadd) }, s.SetRefuseReadd),
+		sandboxkit.FlagVar("refuse_readd", &s.mu, &s.refuseReadd),
 	)
 	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors(), "rollback_documents": s.RollbackDocuments()})

@@ -29,11 +29,11 @@ func (s *Server) adminRoutes() *http.ServeMux {
 	sandboxkit.List(mux, "keys", s.Keys)
 	mux.HandleFunc("POST /_sandbox/keys", s.adminAddKey)
 	sandboxkit.Switches(mux,
-		sandboxkit.Flag("no_list", func() bool { return sandboxkit.Load(&s.mu, &s.noList) }, s.SetNoList),
-		sandboxkit.Flag("list_without_codes", func() bool { return sandboxkit.Load(&s.mu, &s.noCodes) }, s.SetListWithoutCodes),
-		sandboxkit.Size("visitor_name_limit", func() int { return sandboxkit.Load(&s.mu, &s.opts.VisitorNameLimit) }, s.SetVisitorNameLimit),
-		sandboxkit.Flag("create_without_code", func() bool { return sandboxkit.Load(&s.mu, &s.opts.CreateWithoutCode) }, s.SetCreateWithoutCode),
-		sandboxkit.Flag("cancelled_as_status", func() bool { return sandboxkit.Load(&s.mu, &s.opts.CancelledAsStatus) }, s.SetCancelledAsStatus),
+		sandboxkit.FlagVar("no_list", &s.mu, &s.noList),
+		sandboxkit.FlagVar("list_without_codes", &s.mu, &s.noCodes),
+		sandboxkit.SizeVar("visitor_name_limit", &s.mu, &s.opts.VisitorNameLimit),
+		sandboxkit.FlagVar("create_without_code", &s.mu, &s.opts.CreateWithoutCode),
+		sandboxkit.FlagVar("cancelled_as_status", &s.mu, &s.opts.CancelledAsStatus),
 	)
 	return mux
 }

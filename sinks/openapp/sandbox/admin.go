@@ -40,13 +40,13 @@ func (s *Server) routes() *http.ServeMux {
 	sandboxkit.List(mux, "portals", s.Portals)
 	mux.HandleFunc("POST /_sandbox/portals", s.adminAddPortal)
 	sandboxkit.Switches(mux,
-		sandboxkit.Flag("no_list", func() bool { return sandboxkit.Load(&s.mu, &s.noList) }, s.SetNoList),
-		sandboxkit.Flag("list_without_tokens", func() bool { return sandboxkit.Load(&s.mu, &s.noTokens) }, s.SetListWithoutTokens),
-		sandboxkit.Flag("put_only_narrows", func() bool { return sandboxkit.Load(&s.mu, &s.narrowOnly) }, s.SetPutOnlyNarrows),
-		sandboxkit.Flag("put_conflicts", func() bool { return sandboxkit.Load(&s.mu, &s.putConflicts) }, s.SetPutConflicts),
-		sandboxkit.Flag("changes_forbidden", func() bool { return sandboxkit.Load(&s.mu, &s.frozen) }, s.SetChangesForbidden),
-		sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage),
-		sandboxkit.Size("name_limit", func() int { return sandboxkit.Load(&s.mu, &s.nameLimit) }, s.SetNameLimit),
+		sandboxkit.FlagVar("no_list", &s.mu, &s.noList),
+		sandboxkit.FlagVar("list_without_tokens", &s.mu, &s.noTokens),
+		sandboxkit.FlagVar("put_only_narrows", &s.mu, &s.narrowOnly),
+		sandboxkit.FlagVar("put_conflicts", &s.mu, &s.putConflicts),
+		sandboxkit.FlagVar("changes_forbidden", &s.mu, &s.frozen),
+		sandboxkit.SizeVar("max_per_page", &s.mu, &s.maxPerPage),
+		sandboxkit.SizeVar("name_limit", &s.mu, &s.nameLimit),
 	)
 	return mux
 }

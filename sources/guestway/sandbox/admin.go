@@ -33,10 +33,10 @@ func (s *Server) adminRoutes() *http.ServeMux {
 	sandboxkit.Mount(mux, sandboxkit.Admin{Routes: adminRouteList, Clock: s, ClockView: sandboxkit.TodayView}, &s.requestLog)
 	sandboxkit.List(mux, "listings", s.Listings)
 	sandboxkit.Switches(mux,
-		sandboxkit.Size("max_per_page", func() int { return sandboxkit.Load(&s.mu, &s.maxPerPage) }, s.SetMaxPerPage),
-		sandboxkit.Flag("no_has_more", func() bool { return sandboxkit.Load(&s.mu, &s.noHasMore) }, s.SetNoHasMore),
-		sandboxkit.Flag("ignore_page", func() bool { return sandboxkit.Load(&s.mu, &s.ignorePage) }, s.SetIgnorePage),
-		sandboxkit.Flag("no_reservation_get", func() bool { return sandboxkit.Load(&s.mu, &s.noOneGet) }, s.SetNoReservationGet))
+		sandboxkit.SizeVar("max_per_page", &s.mu, &s.maxPerPage),
+		sandboxkit.FlagVar("no_has_more", &s.mu, &s.noHasMore),
+		sandboxkit.FlagVar("ignore_page", &s.mu, &s.ignorePage),
+		sandboxkit.FlagVar("no_reservation_get", &s.mu, &s.noOneGet))
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing
 		if !sandboxkit.Decode(w, r, &in) {
