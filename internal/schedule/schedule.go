@@ -122,10 +122,40 @@ type Shift struct {
 
 // Shifts lists the scheduled times between from and to that fall in a
 // daylight-saving gap or overlap, for a config check to warn about.
+//
+// Only the days around a switch can hold such a time, so the spec is
+// walked there alone: a config check runs on every command, and a spec
+// of every few minutes has a hundred thousand times a year.
 func (s Schedule) Shifts(from, to time.Time) []Shift {
 	if !s.wall {
 		return nil
 	}
+	var out []Shift
+	walked := from // the spec is walked up to here
+	for day := from; day.Before(to); day = day.Add(24 * time.Hour) {
+		next := day.Add(24 * time.Hour)
+		_, a := day.In(s.loc).Zone()
+		_, b := next.In(s.loc).Zone()
+		if a == b {
+			continue
+		}
+		// A switch between day and next moves times an hour or two
+		// around it at the most: a day on each side covers it.
+		lo, hi := day.Add(-24*time.Hour), next.Add(24*time.Hour)
+		if lo.Before(walked) {
+			lo = walked
+		}
+		if hi.After(to) {
+			hi = to
+		}
+		out = append(out, s.shiftsIn(lo, hi)...)
+		walked = hi
+	}
+	return out
+}
+
+// shiftsIn is Shifts walking every scheduled time from from to to.
+func (s Schedule) shiftsIn(from, to time.Time) []Shift {
 	var out []Shift
 	for naive := wall(from.In(s.loc)); ; {
 		n := s.spec.Next(naive)

@@ -145,3 +145,33 @@ func TestShifts(t *testing.T) {
 		}
 	}
 }
+
+// TestShiftsWalksOnlyTheSwitches: Shifts, which walks the spec only on the
+// days around a switch, finds what walking every scheduled time finds, in
+// zones that switch by an hour, by half an hour, at midnight, and not at
+// all.
+func TestShiftsWalksOnlyTheSwitches(t *testing.T) {
+	t.Parallel()
+	zones := []string{"Europe/Ljubljana", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "America/Havana", "Asia/Tokyo", "UTC"}
+	specs := []string{"0 2 * * *", "30 2 * * *", "*/7 * * * *", "0 0 * * *", "59 23 * * *", "15 1 * * 0", "0 1,2,3 1 * *", "15 4 * * *"}
+	for _, zone := range zones {
+		loc := mustLoad(t, zone)
+		from := time.Date(2025, 7, 3, 17, 0, 0, 0, loc)
+		to := from.AddDate(2, 0, 0)
+		for _, spec := range specs {
+			s, err := Parse(spec, loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := s.Shifts(from, to), s.shiftsIn(from, to)
+			if len(got) != len(want) {
+				t.Fatalf("%s in %s: %d shifts, walking every time finds %d:\n%+v\n%+v", spec, zone, len(got), len(want), got, want)
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Errorf("%s in %s: shift %d = %+v, walking every time finds %+v", spec, zone, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
