@@ -284,37 +284,23 @@ func resolve(w windowIn, prefix string, now time.Time, base *Window) (Window, *a
 		return Window{}, badRequest("%svalid_to and %sexpires_in are mutually exclusive; provide one", prefix, prefix)
 	}
 	var out Window
+	from, ok, e := bound(w.ValidFrom, w.StartsIn, now.UTC(), prefix+"valid_from", prefix+"starts_in", "2026-06-01T15:00:00Z")
 	switch {
-	case w.ValidFrom != nil:
-		t, err := time.Parse(time.RFC3339, *w.ValidFrom)
-		if err != nil {
-			return Window{}, badRequest("%svalid_from: want an RFC 3339 time such as 2026-06-01T15:00:00Z", prefix)
-		}
-		out.From = t.UTC()
-	case w.StartsIn != nil:
-		d, err := ParseDuration(*w.StartsIn)
-		if err != nil {
-			return Window{}, badRequest("%sstarts_in: %v", prefix, err)
-		}
-		out.From = now.Add(d).UTC()
+	case e != nil:
+		return Window{}, e
+	case ok:
+		out.From = from
 	case base != nil:
 		out.From = base.From
 	default:
 		out.From = now.UTC() // the window opens immediately
 	}
+	to, ok, e := bound(w.ValidTo, w.ExpiresIn, out.From, prefix+"valid_to", prefix+"expires_in", "2026-06-05T11:00:00Z")
 	switch {
-	case w.ValidTo != nil:
-		t, err := time.Parse(time.RFC3339, *w.ValidTo)
-		if err != nil {
-			return Window{}, badRequest("%svalid_to: want an RFC 3339 time such as 2026-06-05T11:00:00Z", prefix)
-		}
-		out.To = t.UTC()
-	case w.ExpiresIn != nil:
-		d, err := ParseDuration(*w.ExpiresIn)
-		if err != nil {
-			return Window{}, badRequest("%sexpires_in: %v", prefix, err)
-		}
-		out.To = out.From.Add(d)
+	case e != nil:
+		return Window{}, e
+	case ok:
+		out.To = to
 	case base != nil:
 		out.To = base.To
 	default:
@@ -324,6 +310,27 @@ func resolve(w windowIn, prefix string, now time.Time, base *Window) (Window, *a
 		return Window{}, unprocessable("%svalid_to: must be after valid_from", prefix)
 	}
 	return out, nil
+}
+
+// bound resolves one end of a window as sent: at, an RFC 3339 time (named
+// atName in messages, with example), or in, a duration after origin (named
+// inName). ok is false when the body gives neither.
+func bound(at, in *string, origin time.Time, atName, inName, example string) (time.Time, bool, *apiError) {
+	switch {
+	case at != nil:
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return time.Time{}, false, badRequest("%s: want an RFC 3339 time such as %s", atName, example)
+		}
+		return t.UTC(), true, nil
+	case in != nil:
+		d, err := ParseDuration(*in)
+		if err != nil {
+			return time.Time{}, false, badRequest("%s: %v", inName, err)
+		}
+		return origin.Add(d), true, nil
+	}
+	return time.Time{}, false, nil
 }
 
 // windows resolves a body's window or schedules. current is the invite's
