@@ -17,7 +17,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -236,20 +235,13 @@ func (c churnCounts) total() int { return c.newBookings + c.changed + c.moved + 
 
 // nights runs the backfill and the nights.
 func nights(ctx context.Context, o Options) ([]*nightStats, error) {
-	dir, err := os.MkdirTemp("", "keysync-bench-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-
 	start := benchplan.Now // night 0, 02:00 in Europe/Berlin
-	w, err := newWorld(dir, start, o)
+	w, err := newWorld("keysync-bench-", start, o)
 	if err != nil {
 		return nil, err
 	}
 	defer w.stop()
-	sb, h, cfgPath, offset := w.sb, w.hotel, w.cfg, &w.offset
-	env := map[string]string{tokenVar: sandboxToken}
+	sb, h, offset := w.sb, w.hotel, &w.offset
 
 	var out []*nightStats
 	for night := 0; night <= o.Nights; night++ {
@@ -267,7 +259,7 @@ func nights(ctx context.Context, o Options) ([]*nightStats, error) {
 		}
 		sb.ResetRequests()
 		began := time.Now()
-		rep, err := o.Night(ctx, Night{Config: cfgPath, Env: env, Options: reconcile.Options{Mode: mode, Now: now}})
+		rep, err := w.run(ctx, o, reconcile.Options{Mode: mode, Now: now})
 		n.elapsed = time.Since(began)
 		if err != nil {
 			return out, fmt.Errorf("bench: night %d (%s): %w", night, mode, err)

@@ -46,19 +46,13 @@ type sameDayStats struct {
 // or with a targeted run for each booking's room_stay.created event, and
 // counts the guests keyed at check-in. Both ways see the same bookings.
 func sameDay(ctx context.Context, o Options, events bool) (*sameDayStats, error) {
-	dir, err := os.MkdirTemp("", "keysync-bench-sameday-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	start := benchplan.Now
-	w, err := newWorld(dir, start, o)
+	w, err := newWorld("keysync-bench-sameday-", start, o)
 	if err != nil {
 		return nil, err
 	}
 	defer w.stop()
-	sb, h, cfgPath, offset := w.sb, w.hotel, w.cfg, &w.offset
-	env := map[string]string{tokenVar: sandboxToken}
+	sb, h, offset := w.sb, w.hotel, &w.offset
 	st := &sameDayStats{mode: "nightly runs only"}
 	if events {
 		st.mode = "nightly runs + webhooks"
@@ -67,7 +61,7 @@ func sameDay(ctx context.Context, o Options, events bool) (*sameDayStats, error)
 		offset.Store(int64(opts.Now.Sub(start)))
 		sb.SetNow(opts.Now)
 		before := len(sb.Requests())
-		rep, err := o.Night(ctx, Night{Config: cfgPath, Env: env, Options: opts})
+		rep, err := w.run(ctx, o, opts)
 		if err != nil {
 			return 0, err
 		}
@@ -147,9 +141,15 @@ type world struct {
 	stop   func()
 }
 
-// newWorld books the hotel from start for o.Nights + the window and
-// serves it.
-func newWorld(dir string, start time.Time, o Options) (*world, error) {
+// newWorld makes a temporary folder for keysync's config and state, named
+// after pattern as os.MkdirTemp names it, books the hotel from start for
+// o.Nights + the window and serves it. stop stops the sandbox and removes
+// the folder.
+func newWorld(pattern string, start time.Time, o Options) (*world, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return nil, err
+	}
 	w := &world{}
 	w.sb = rpmsandbox.New(rpmsandbox.Options{
 		Integrations: map[string]string{sandboxToken: sandboxIntegration},
@@ -158,18 +158,29 @@ func newWorld(dir string, start time.Time, o Options) (*world, error) {
 	}.WithSeedLimits())
 	w.hotel = newHotel(w.sb, o.Rooms, o.Seed, start)
 	if err := w.hotel.seed(o.Nights + windowDays + 1); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	base, stop, err := serve(w.sb)
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	w.stop = stop
-	if w.cfg, err = writeConfig(dir, base, start, o); err != nil {
+	w.stop = func() {
 		stop()
+		os.RemoveAll(dir)
+	}
+	if w.cfg, err = writeConfig(dir, base, start, o); err != nil {
+		w.stop()
 		return nil, err
 	}
 	return w, nil
+}
+
+// run runs keysync once with opts on the world's config, the sandbox's
+// token in its environment.
+func (w *world) run(ctx context.Context, o Options, opts reconcile.Options) (*reconcile.Report, error) {
+	return o.Night(ctx, Night{Config: w.cfg, Env: map[string]string{tokenVar: sandboxToken}, Options: opts})
 }
 
 // writeConfig writes the bench hotel's keysync config into dir.
