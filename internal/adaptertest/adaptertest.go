@@ -130,14 +130,19 @@ type Scripted struct {
 	Script *fault.Script
 }
 
-// Serve serves c's steps as a fault.Script on a fake clock reading start,
+// Serve serves steps as a fault.Script on a fake clock reading start,
 // until t ends.
-func (c Retry[A]) Serve(t testing.TB, start time.Time) *Scripted {
+func Serve(t testing.TB, start time.Time, steps ...http.HandlerFunc) *Scripted {
 	clk := clocktest.New(start)
-	sc := &fault.Script{Now: clk.Now, Steps: c.Steps}
+	sc := &fault.Script{Now: clk.Now, Steps: steps}
 	srv := httptest.NewServer(sc)
 	t.Cleanup(srv.Close)
 	return &Scripted{URL: srv.URL, Clock: clk, Script: sc}
+}
+
+// Serve serves c's steps (see Serve) until t ends.
+func (c Retry[A]) Serve(t testing.TB, start time.Time) *Scripted {
+	return Serve(t, start, c.Steps...)
 }
 
 // Retry is the case's retry policy on s's fake clock: RetryOn with

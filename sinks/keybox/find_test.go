@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
 	"github.com/keysync/keysync/sinks/keybox/sandbox"
 )
@@ -198,10 +197,8 @@ func TestFindErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := clocktest.New(t0)
-			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
-			srv := httptest.NewServer(sc)
-			defer srv.Close()
+			srv := adaptertest.Serve(t, t0, tc.steps...)
+			clk, sc := srv.Clock, srv.Script
 			opts := options(srv.URL, lj)
 			opts.Retry, opts.Now, opts.Meter = retryOn(clk), clk.Now, &reconcile.Meter{}
 			if tc.edit != nil {

@@ -4,16 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
 	"github.com/keysync/keysync/sinks/openapp/sandbox"
 )
@@ -222,10 +220,8 @@ func TestFindErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := clocktest.New(t0)
-			sc := &fault.Script{Now: clk.Now, Steps: tc.steps}
-			srv := httptest.NewServer(sc)
-			defer srv.Close()
+			srv := adaptertest.Serve(t, t0, tc.steps...)
+			clk, sc := srv.Clock, srv.Script
 			opts := options(srv.URL)
 			opts.Retry, opts.Now = retryOn(clk), clk.Now
 			id, secret, found, err := newSink(t, opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))

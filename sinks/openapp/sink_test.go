@@ -16,7 +16,6 @@ import (
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -549,10 +548,8 @@ func TestSinkRefusesBeforeSending(t *testing.T) {
 // request an hour, the second goes an hour (of fake time) after the first.
 func TestSinkPacerPaces(t *testing.T) {
 	t.Parallel()
-	clk := clocktest.New(t0)
-	sc := &fault.Script{Now: clk.Now, Steps: []http.HandlerFunc{reply(204, "", "")}}
-	srv := httptest.NewServer(sc)
-	defer srv.Close()
+	srv := adaptertest.Serve(t, t0, reply(204, "", ""))
+	clk, sc := srv.Clock, srv.Script
 	opts := options(srv.URL)
 	opts.Retry = retryOn(clk)
 	opts.Pacer = httpapi.NewPacer(1.0/3600, 1, clk)
