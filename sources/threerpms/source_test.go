@@ -60,6 +60,17 @@ func addStays(t *testing.T, sb *sandbox.Server, stays ...sandbox.Stay) {
 // day parses a YYYY-MM-DD date, failing the test if it does not parse.
 var day = adaptertest.Day
 
+// readStays reads the stays from from to to (YYYY-MM-DD) through a new
+// Source on endpoint, failing the test on an error.
+func readStays(t *testing.T, endpoint, from, to string) []reconcile.Stay {
+	t.Helper()
+	got, err := threerpms.NewSource(newClient(endpoint), property, 0).Stays(t.Context(), day(t, from), day(t, to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // stayIDs returns the source ids of stays, in order.
 var stayIDs = adaptertest.StayIDs
 
@@ -177,11 +188,7 @@ func TestStaysConvertsStay(t *testing.T) {
 	sb.AddRoom("r9", "Garden Suite")
 	addStays(t, sb, sandbox.Stay{ID: "rs_1", RoomID: "r9", Arrival: "2026-01-31", Departure: "2026-02-03"})
 
-	got, err := threerpms.NewSource(newClient(endpoint), property, 0).
-		Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readStays(t, endpoint, "2026-01-30", "2026-02-05")
 	want := []reconcile.Stay{{
 		Ref:       reconcile.StayRef{Property: property, Source: reconcile.System3RPMS, ID: "rs_1"},
 		RoomID:    "r9",
@@ -208,11 +215,7 @@ func TestStaysFilter(t *testing.T) {
 		sandbox.Stay{ID: "arrives-after-to", RoomID: "r2", Arrival: "2026-02-06", Departure: "2026-02-08"},
 	)
 
-	got, err := threerpms.NewSource(newClient(endpoint), property, 0).
-		Stays(t.Context(), day(t, "2026-02-01"), day(t, "2026-02-05"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readStays(t, endpoint, "2026-02-01", "2026-02-05")
 	ids := stayIDs(got)
 	slices.Sort(ids)
 	want := []string{"arrives-on-to", "departs-after-from", "spans-range"}
@@ -244,11 +247,7 @@ func TestStaysDecodesKeys(t *testing.T) {
 	qrID := inject(sandbox.OtherIntegration, sandbox.Key{Type: sandbox.KeyTypeQR, QRData: "qr-payload"}, "qr")
 	oursID := inject(ourID, sandbox.Key{Type: sandbox.KeyTypePin, PIN: "9090"}, "ours")
 
-	got, err := threerpms.NewSource(newClient(endpoint), property, 0).
-		Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readStays(t, endpoint, "2026-01-30", "2026-02-05")
 	keys := map[string]*reconcile.RemoteKey{}
 	for _, st := range got {
 		keys[st.Ref.ID] = st.Key
@@ -386,11 +385,7 @@ func TestStaysSendsCursor(t *testing.T) {
 		page(true, "c2", node("rs_2", "2026-01-30", "2026-02-01", "null")),
 		page(false, "", node("rs_3", "2026-01-30", "2026-02-01", "null")),
 	)
-	got, err := threerpms.NewSource(newClient(endpoint), property, 0).
-		Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readStays(t, endpoint, "2026-01-30", "2026-02-05")
 	if ids, want := stayIDs(got), []string{"rs_1", "rs_2", "rs_3"}; !slices.Equal(ids, want) {
 		t.Errorf("stays = %v, want %v", ids, want)
 	}
