@@ -212,12 +212,22 @@ func (w *world) accesses() []kbsandbox.AccessView {
 func (w *world) key(stay string) rpmsandbox.KeyView {
 	w.t.Helper()
 	s, _ := w.sb.rpms.Stay(stay)
-	for _, k := range w.sb.rpms.Keys() {
-		if k.ID == s.KeyID && s.KeyID != "" {
+	if s.KeyID == "" {
+		w.t.Fatalf("stay %s holds no key", stay)
+	}
+	return keyByID(w.t, w.sb.rpms, s.KeyID)
+}
+
+// keyByID returns the 3RPMS sandbox's key with this id, deleted or not;
+// the test stops when the sandbox has no such key.
+func keyByID(t *testing.T, rpms *rpmsandbox.Server, id string) rpmsandbox.KeyView {
+	t.Helper()
+	for _, k := range rpms.Keys() {
+		if k.ID == id {
 			return k
 		}
 	}
-	w.t.Fatalf("stay %s holds no key", stay)
+	t.Fatalf("the 3RPMS sandbox has no key %q", id)
 	return rpmsandbox.KeyView{}
 }
 

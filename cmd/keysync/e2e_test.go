@@ -369,10 +369,8 @@ func TestCancelledStayRevokedAndDeleted(t *testing.T) {
 	if countOps(rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
 		t.Errorf("want one revoke and one delete, got %v", rep.Counts())
 	}
-	for _, k := range h.sb.Keys() {
-		if k.ID == s1.KeyID && (!k.Deleted || len(k.StayIDs) != 0) {
-			t.Errorf("cancelled stay's key %s: deleted=%v stays=%v", k.ID, k.Deleted, k.StayIDs)
-		}
+	if k := keyByID(t, h.sb, s1.KeyID); !k.Deleted || len(k.StayIDs) != 0 {
+		t.Errorf("cancelled stay's key %s: deleted=%v stays=%v", k.ID, k.Deleted, k.StayIDs)
 	}
 	h.checkInvariants("")
 }
@@ -400,10 +398,8 @@ func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
 	if writes(rep) != 1 {
 		t.Errorf("cleanup took %d write requests; revoke and delete chain into 1", writes(rep))
 	}
-	for _, k := range h.sb.Keys() {
-		if k.ID == key && !k.Deleted {
-			t.Errorf("departed key %s not deleted", key)
-		}
+	if !keyByID(t, h.sb, key).Deleted {
+		t.Errorf("departed key %s not deleted", key)
 	}
 	h.checkInvariants("")
 }
@@ -421,10 +417,8 @@ func TestDeletedStayKeyDeleted(t *testing.T) {
 	if countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
 		t.Errorf("want the key deleted: %v", rep.Counts())
 	}
-	for _, k := range h.sb.Keys() {
-		if k.ID == s1.KeyID && !k.Deleted {
-			t.Error("deleted stay's key still exists")
-		}
+	if !keyByID(t, h.sb, s1.KeyID).Deleted {
+		t.Error("deleted stay's key still exists")
 	}
 	h.checkInvariants("")
 }

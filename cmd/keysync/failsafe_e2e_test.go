@@ -71,12 +71,7 @@ func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
 	h.stay("s1", "r101", 0, 2)
 	h.mustRun(ExitOK, "backfill")
 	s1, _ := h.sb.Stay("s1")
-	pin := ""
-	for _, k := range h.sb.Keys() {
-		if k.ID == s1.KeyID {
-			pin = k.PIN
-		}
-	}
+	pin := keyByID(t, h.sb, s1.KeyID).PIN
 	for _, dep := range []int{4, 1} {
 		if err := h.sb.ChangeDates("s1", day(0), day(dep)); err != nil {
 			t.Fatal(err)
@@ -87,9 +82,7 @@ func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
 			t.Errorf("departure %s: key %s → %s, %d writes; want the same key and none", day(dep), s1.KeyID, after.KeyID, writes(rep))
 		}
 	}
-	for _, k := range h.sb.Keys() {
-		if k.ID == s1.KeyID && k.PIN != pin {
-			t.Error("the PIN changed")
-		}
+	if keyByID(t, h.sb, s1.KeyID).PIN != pin {
+		t.Error("the PIN changed")
 	}
 }

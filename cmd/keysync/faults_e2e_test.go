@@ -1021,7 +1021,7 @@ func TestFaultCreateAnswerLost(t *testing.T) {
 		t.Errorf("lost creates recorded abandoned per stay: %v, want one each for s1 and s2", abandoned)
 	}
 	for _, id := range lost {
-		if k := findKey(fw, id); len(k.StayIDs) > 0 || k.Deleted {
+		if k := keyByID(t, fw.sb.rpms, id); len(k.StayIDs) > 0 || k.Deleted {
 			t.Errorf("lost key %s: assigned to %v, deleted %v; want unassigned (3RPMS deletes it after two days)", id, k.StayIDs, k.Deleted)
 		}
 	}
@@ -1040,14 +1040,4 @@ func TestFaultCreateAnswerLost(t *testing.T) {
 		}
 	}
 	fw.checkInvariants(foreign)
-}
-
-func findKey(fw *faultWorld, id string) rpmsandbox.KeyView {
-	for _, k := range fw.sb.rpms.Keys() {
-		if k.ID == id {
-			return k
-		}
-	}
-	fw.t.Fatalf("no key %s", id)
-	return rpmsandbox.KeyView{}
 }
