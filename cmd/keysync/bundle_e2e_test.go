@@ -222,13 +222,11 @@ func (w *world) key(stay string) rpmsandbox.KeyView {
 // the test stops when the sandbox has no such key.
 func keyByID(t *testing.T, rpms *rpmsandbox.Server, id string) rpmsandbox.KeyView {
 	t.Helper()
-	for _, k := range rpms.Keys() {
-		if k.ID == id {
-			return k
-		}
+	k, ok := rpms.Key(id)
+	if !ok {
+		t.Fatalf("the 3RPMS sandbox has no key %q", id)
 	}
-	t.Fatalf("the 3RPMS sandbox has no key %q", id)
-	return rpmsandbox.KeyView{}
+	return k
 }
 
 // lj is a local time in Ljubljana.

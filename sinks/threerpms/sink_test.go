@@ -116,13 +116,11 @@ func apply(t *testing.T, s *sink.Sink, actions ...*reconcile.Action) []reconcile
 // keyByID returns the sandbox's view of key id.
 func keyByID(t *testing.T, sb *sandbox.Server, id string) sandbox.KeyView {
 	t.Helper()
-	for _, k := range sb.Keys() {
-		if k.ID == id {
-			return k
-		}
+	k, ok := sb.Key(id)
+	if !ok {
+		t.Fatalf("key %q not in the sandbox", id)
 	}
-	t.Fatalf("key %q not in the sandbox", id)
-	return sandbox.KeyView{}
+	return k
 }
 
 // stayKey returns the id of the key stay holds in sb, or "".

@@ -764,12 +764,34 @@ func (s *Server) Keys() []KeyView {
 	}
 	out := make([]KeyView, 0, len(ks))
 	for _, k := range ks {
-		out = append(out, KeyView{
-			ID: k.id, Type: k.Type, Owner: k.owner, PIN: k.PIN, Compartment: k.Compartment, QRData: k.QRData,
-			StayIDs: append([]string{}, held[k.id]...), CreatedAt: k.createdAt, Deleted: k.deleted, DeletedBy: k.deletedBy,
-		})
+		out = append(out, keyView(k, held[k.id]))
 	}
 	return out
+}
+
+// Key returns one key by id, deleted or not.
+func (s *Server) Key(id string) (KeyView, bool) {
+	s.lock()
+	defer s.mu.Unlock()
+	k, ok := s.keys[id]
+	if !ok {
+		return KeyView{}, false
+	}
+	var held []string
+	for _, st := range s.sortedStays() {
+		if !st.deleted && st.keyID == id {
+			held = append(held, st.id)
+		}
+	}
+	return keyView(k, held), true
+}
+
+// keyView is k as Keys and Key show it, with the stays that hold it.
+func keyView(k *key, stays []string) KeyView {
+	return KeyView{
+		ID: k.id, Type: k.Type, Owner: k.owner, PIN: k.PIN, Compartment: k.Compartment, QRData: k.QRData,
+		StayIDs: append([]string{}, stays...), CreatedAt: k.createdAt, Deleted: k.deleted, DeletedBy: k.deletedBy,
+	}
 }
 
 // Stays returns every stay, cancelled and deleted ones included, ordered by
