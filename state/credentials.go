@@ -613,3 +613,64 @@ func missingCredential(ctx context.Context, tx *sql.Tx, rows []credentialRow) er
 	}
 	return fmt.Errorf("update %d credentials, the first %d of stay %s: fewer rows changed than the statement carried", len(rows), rows[0].id, rows[0].c.Stay)
 }
+
+// CarryOver records, in a state file that holds no credential yet, the
+// live credentials other state files kept of properties this file takes
+// over (each group read from one file with its Credentials): a shard's new
+// file, after the number of shards changed, starts from what the file its
+// properties were in knew, so its runs withdraw what a stay cancelled
+// meanwhile still holds. The credentials get ids of this file, in order;
+// a key made from another credential (DerivedFrom) names that
+// credential's new id when it is in the same group, and nothing when not.
+// Secrets are sealed to their new rows. Nothing is written unless all are.
+func (d *DB) CarryOver(ctx context.Context, groups ...[]reconcile.Credential) error {
+	total := 0
+	for _, g := range groups {
+		total += len(g)
+	}
+	if total == 0 {
+		return nil
+	}
+	rows := make([]credentialRow, 0, total)
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: carry credentials over into %s: %w", d.path, err)
+	}
+	defer tx.Rollback()
+	var held int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials`).Scan(&held); err != nil {
+		return fmt.Errorf("state: carry credentials over into %s: %w", d.path, err)
+	}
+	if held > 0 {
+		return fmt.Errorf("state: carry credentials over into %s: it records %d credentials already", d.path, held)
+	}
+	id := int64(0)
+	for _, g := range groups {
+		ids := make(map[int64]int64, len(g)) // old id → new
+		first := len(rows)
+		for i := range g {
+			c := g[i] // a copy: DerivedFrom changes
+			if err := validStatus(c.Status); err != nil {
+				return fmt.Errorf("state: carry over credential %d of stay %s: %w", c.ID, c.Stay, err)
+			}
+			if secretOf(&c) != "" && d.key == nil {
+				return fmt.Errorf("state: carry over credential %d of stay %s: %w", c.ID, c.Stay, seal.ErrNoKey)
+			}
+			id++
+			ids[c.ID] = id
+			rows = append(rows, credentialRow{c: &c, id: id, secret: secretOf(&c)})
+		}
+		for _, r := range rows[first:] {
+			r.c.ID, r.c.DerivedFrom = r.id, ids[r.c.DerivedFrom]
+		}
+	}
+	for chunk := range chunks(rows) {
+		if _, err := d.exec(ctx, tx, credentialInsert.sql(len(chunk)), d.credentialArgs(chunk)...); err != nil {
+			return fmt.Errorf("state: carry %d credentials over into %s: %w", len(chunk), d.path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("state: carry credentials over into %s: %w", d.path, err)
+	}
+	return nil
+}

@@ -1059,3 +1059,66 @@ func TestSaveUnknownIDBeforeNewOnes(t *testing.T) {
 		}
 	}
 }
+
+// TestCarryOver: two files' credentials, with the same ids in each, go into
+// a new file with ids of its own; a key made from an invite names the
+// invite's new id, the secrets open under the new rows, and a file that
+// records credentials already takes none (nothing written).
+func TestCarryOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	group := func(prop string) []reconcile.Credential {
+		t.Helper()
+		src, _ := openNew(t)
+		invite := newCred("s1")
+		invite.Stay.Property, invite.System, invite.Kind, invite.RemoteID = prop, reconcile.SystemOpenApp, reconcile.KindInvite, "inv-"+prop
+		invite.Secret = reconcile.Secret("link-" + prop)
+		other := newCred("s0")
+		other.Stay.Property = prop
+		if err := src.Save(ctx, []*reconcile.Credential{other, invite}, nil); err != nil {
+			t.Fatal(err)
+		}
+		key := newCred("s1")
+		key.Stay.Property, key.Status, key.RemoteID, key.DerivedFrom = prop, reconcile.StatusActive, "rak-"+prop, invite.ID
+		key.PIN = reconcile.Secret("1234" + prop[:2])
+		if err := src.Save(ctx, []*reconcile.Credential{key}, nil); err != nil {
+			t.Fatal(err)
+		}
+		creds, err := src.Credentials(ctx, prop)
+		if err != nil || len(creds) != 3 || creds[2].DerivedFrom != 2 {
+			t.Fatalf("source file of %s: %+v, %v", prop, creds, err)
+		}
+		return creds
+	}
+	hotel, annex := group("hotel"), group("annex")
+	db, _ := openNew(t)
+	if err := db.CarryOver(ctx, hotel, annex); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.AllCredentials(ctx)
+	if err != nil || len(all) != 6 {
+		t.Fatalf("carried over %d credentials (%v), want 6", len(all), err)
+	}
+	byRemote := map[string]reconcile.Credential{}
+	for _, c := range all {
+		byRemote[c.RemoteID] = c
+	}
+	for _, prop := range []string{"hotel", "annex"} {
+		key, invite := byRemote["rak-"+prop], byRemote["inv-"+prop]
+		if key.Stay.Property != prop || key.DerivedFrom != invite.ID || invite.ID == 0 {
+			t.Errorf("%s: key %d derived from %d, want the invite's new id %d", prop, key.ID, key.DerivedFrom, invite.ID)
+		}
+		if key.PIN.Reveal() != "1234"+prop[:2] || invite.Secret.Reveal() != "link-"+prop {
+			t.Errorf("%s: the secrets did not open under their new rows", prop)
+		}
+	}
+	if hotel[2].DerivedFrom != 2 || annex[2].ID != 3 {
+		t.Error("CarryOver changed the credentials it was given")
+	}
+	if err := db.CarryOver(ctx, hotel); err == nil || !strings.Contains(err.Error(), "records 6 credentials already") {
+		t.Errorf("carrying over into a file with credentials: %v", err)
+	}
+	if all, _ := db.AllCredentials(ctx); len(all) != 6 {
+		t.Errorf("the refused carry-over wrote: %d credentials", len(all))
+	}
+}

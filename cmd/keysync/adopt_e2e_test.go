@@ -136,9 +136,10 @@ func TestBackfillAdoptsOnceTheSystemsAnswer(t *testing.T) {
 
 // TestShardChangeAdoptsWhatGuestsHold moves a deployment from one process
 // to two shards (README, "Shards"): each shard's backfill starts a state
-// file of its own and adopts the keys, invites and accesses of its
-// properties; nothing is issued again, nothing changes for a guest, and
-// each shard's runs after it have nothing to do.
+// file of its own that records the keys, invites and accesses of its
+// properties (carried over from the one file, see
+// TestShardChangeCarriesTheRecord); nothing is issued again, nothing
+// changes for a guest, and each shard's runs after it have nothing to do.
 func TestShardChangeAdoptsWhatGuestsHold(t *testing.T) {
 	t.Parallel()
 	fw, held, foreign := issuedWorld(t)
@@ -147,14 +148,24 @@ func TestShardChangeAdoptsWhatGuestsHold(t *testing.T) {
 		t.Helper()
 		return fw.mustExec(ExitOK, cmd, "--shard", shard).rep
 	}
-	adopted := 0
-	for _, shard := range []string{"0/2", "1/2"} {
-		rep := shardRun("backfill", shard)
-		noWrites(t, rep, "backfill --shard "+shard)
-		adopted += countOps(rep, reconcile.OpAdopt, reconcile.ResultDone)
+	recorded := map[string]int{} // remote id → shard files recording it live
+	for i, shard := range []string{"0/2", "1/2"} {
+		noWrites(t, shardRun("backfill", shard), "backfill --shard "+shard)
+		for _, c := range readCredentials(t, shardState(fw.statePath(), shardSpec{i, 2})) {
+			if c.Status.Live() && c.RemoteID != "" {
+				recorded[string(c.System)+" "+c.RemoteID]++
+			}
+		}
 	}
-	if adopted != 5 {
-		t.Errorf("the shards' backfills adopted %d invites and accesses, want 5", adopted)
+	for _, inv := range fw.invites() {
+		if n := recorded["openapp "+inv.ID]; n != 1 {
+			t.Errorf("invite %s is recorded in %d shard files, want 1", inv.ID, n)
+		}
+	}
+	for _, a := range fw.accesses() {
+		if n := recorded["keybox "+a.ID]; n != 1 {
+			t.Errorf("key-box access %s is recorded in %d shard files, want 1", a.ID, n)
+		}
 	}
 	for _, shard := range []string{"0/2", "1/2"} {
 		noWrites(t, shardRun("run", shard), "run --shard "+shard)
@@ -681,4 +692,99 @@ func TestBackfillWhenOpenAppShortensNames(t *testing.T) {
 	endsBy(t, old, fw.now.Add(2*24*time.Hour).Truncate(24*time.Hour).Add(24*time.Hour))
 	fw.checkInvariants(foreign)
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+}
+
+// TestShardChangeCarriesTheRecord: 3RPMS hides a cancelled reservation's
+// stays, so a backfill cannot see them; only the record knows what they
+// hold. Two bookings are cancelled just before the deployment goes from one
+// state file to two shards, and another just before it goes from two to
+// three. Each shard's new file takes over, at its backfill, what the
+// latest file of its properties knew, and its runs withdraw everything the
+// cancelled stays hold (3RPMS keys, the invite, the key-box access), from
+// the newest layout's record, not an older one's.
+func TestShardChangeCarriesTheRecord(t *testing.T) {
+	t.Parallel()
+	fw, _, _ := issuedWorld(t)
+	base := fw.statePath()
+	// holds is what the record in files says stays hold.
+	holds := func(files []string, stays ...string) map[string]reconcile.Credential {
+		t.Helper()
+		out := map[string]reconcile.Credential{}
+		for _, f := range files {
+			for _, c := range readCredentials(t, f) {
+				if slices.Contains(stays, c.Stay.ID) && c.Status.Live() && c.RemoteID != "" {
+					out[string(c.System)+" "+c.RemoteID] = c
+				}
+			}
+		}
+		return out
+	}
+	withdrawn := func(what string, held map[string]reconcile.Credential) {
+		t.Helper()
+		if len(held) == 0 {
+			t.Fatalf("%s: the cancelled stays held nothing to withdraw", what)
+		}
+		for _, c := range held {
+			switch c.System {
+			case reconcile.System3RPMS:
+				if k := keyByID(t, fw.sb.rpms, c.RemoteID); !k.Deleted && len(k.StayIDs) > 0 {
+					t.Errorf("%s: 3RPMS key %s of cancelled stay %s is still on %v", what, k.ID, c.Stay.ID, k.StayIDs)
+				}
+			case reconcile.SystemOpenApp:
+				for _, inv := range fw.sb.openapp.Invites() {
+					if inv.ID == c.RemoteID && inv.Enabled && !inv.Deleted {
+						t.Errorf("%s: invite %s of cancelled stay %s is still enabled", what, inv.ID, c.Stay.ID)
+					}
+				}
+			case reconcile.SystemKeyBox:
+				for _, a := range fw.accesses() {
+					if a.ID == c.RemoteID {
+						t.Errorf("%s: key-box access %s of cancelled stay %s is still live", what, a.ID, c.Stay.ID)
+					}
+				}
+			}
+		}
+	}
+	reshard := func(n int) {
+		t.Helper()
+		for i := range n {
+			shard := fmt.Sprintf("%d/%d", i, n)
+			for _, cmd := range []string{"backfill", "run"} {
+				r := fw.exec(cmd, nil, "--shard", shard)
+				if r.code != ExitOK {
+					t.Fatalf("%s --shard %s exited %d:\n%s", cmd, shard, r.code, r.stderr)
+				}
+				if r.rep != nil && countOps(r.rep, reconcile.OpCreate, reconcile.ResultDone) != 0 {
+					t.Errorf("%s --shard %s created credentials", cmd, shard)
+				}
+			}
+		}
+	}
+
+	// One file to two shards: s1 (an invite and the key made from it) and
+	// s2 (a key-box access and its key) cancelled in between.
+	cancelled := holds([]string{base}, "s1", "s2")
+	for _, id := range []string{"res-s1", "res-s2"} {
+		if err := fw.sb.rpms.CancelReservation(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reshard(2)
+	withdrawn("after going to two shards", cancelled)
+
+	// A guest booked and keyed while there were two shards, cancelled
+	// before going to three: only the two-shard files know what s4 holds
+	// (the first file is older and never heard of it).
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	fw.hotelStay("s4", "r201", 1, 3)
+	for i := range 2 {
+		fw.mustExec(ExitOK, "run", "--shard", fmt.Sprintf("%d/2", i))
+	}
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	late := holds([]string{shardState(base, shardSpec{0, 2}), shardState(base, shardSpec{1, 2})}, "s4")
+	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
+		t.Fatal(err)
+	}
+	reshard(3)
+	withdrawn("after going to three shards", late)
 }

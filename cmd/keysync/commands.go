@@ -368,6 +368,9 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	mode, now := opts.Mode, opts.Now
 	dry := mode == reconcile.ModePlan
 	opts.DryRun = dry
+	if err := cfg.shardedLayout(); err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
 	key, err := env.runKey(cfg, mode, log)
 	if err != nil {
 		return nil, err
@@ -387,6 +390,11 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		return nil, err
 	}
 	defer closeDB()
+	if mode == reconcile.ModeBackfill || dry {
+		if err := carryOver(ctx, cfg, db, key, env.stateBusy, log); err != nil {
+			return nil, err
+		}
+	}
 	for _, check := range checks {
 		if err := check(ctx, db); err != nil {
 			return nil, err

@@ -57,8 +57,11 @@ type Config struct {
 	// budgetShare, filled by applyShard, is the share of each credential's
 	// daily budget this shard may use.
 	budgetShare map[reconcile.Account]float64
-	// shard, set by applyShard, is the shard the config was cut to.
-	shard shardSpec
+	// shard, set by applyShard, is the shard the config was cut to, and
+	// unsharded the configured state file, whose name the shards' files
+	// take theirs from.
+	shard     shardSpec
+	unsharded string
 	// unset names the environment variables a command that calls no API
 	// loaded the config without (withoutSecrets): the credentials they
 	// name, and so their accounts, are stand-ins.
@@ -68,6 +71,9 @@ type Config struct {
 // noState explains err, a state file that does not exist: it names the
 // backfill that creates this one, a shard's with its --shard.
 func (c *Config) noState(err error) error {
+	if lerr := c.shardedLayout(); lerr != nil {
+		return lerr
+	}
 	if !c.shard.on() {
 		return err
 	}
@@ -123,6 +129,9 @@ type APIConfig struct {
 	// above 0 and at most 1. Unset (0), a credential used by properties in
 	// k shards gives each 1/k.
 	ShardBudgetShare float64 `yaml:"shard_budget_share"`
+	// shareSet is whether the file sets ShardBudgetShare: a 0 it sets is
+	// refused, not taken for unset.
+	shareSet bool
 }
 
 // applyDefaults fills the fields the file did not set; f is the section's
@@ -133,6 +142,7 @@ func (a *APIConfig) applyDefaults(f string, set func(string) bool) {
 	orDefault(set, f+".max_response_bytes", &a.MaxResponseBytes, 8<<20)
 	orDefault(set, f+".daily_cap", &a.DailyCap, 10000)
 	orDefault(set, f+".reserve_for_revocations", &a.Reserve, 200)
+	a.shareSet = set(f + ".shard_budget_share")
 }
 
 func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
@@ -151,7 +161,7 @@ func (a *APIConfig) validate(f string, bad func(string, string, ...any)) {
 	if a.Reserve < 0 || (a.DailyCap > 0 && a.Reserve >= a.DailyCap) {
 		bad(f+".reserve_for_revocations", "%d: must be 0 or more and below daily_cap", a.Reserve)
 	}
-	if a.ShardBudgetShare < 0 || a.ShardBudgetShare > 1 {
+	if a.ShardBudgetShare < 0 || a.ShardBudgetShare > 1 || (a.shareSet && a.ShardBudgetShare == 0) {
 		bad(f+".shard_budget_share", "%v: must be a fraction above 0 and at most 1, like 0.25 (or unset: an equal share per shard)", a.ShardBudgetShare)
 	}
 }

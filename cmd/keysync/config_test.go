@@ -110,6 +110,7 @@ properties:
 		{"mixed-case alphabet", strings.Replace(base, "name: p", "name: p\n    pin: {alphabet: aB3}", 1), env("T", "x"), "properties[0].pin: alphabet: mixes upper and lower case"},
 		{"pin too long", strings.Replace(base, "name: p", "name: p\n    pin: {length: 11}", 1), env("T", "x"), "properties[0].pin: length 11"},
 		{"bad schedule", "schedule: every night\n" + base, env("T", "x"), "schedule:"},
+		{"zero shard share", strings.Replace(base, `token: "${T}"}`, `token: "${T}", shard_budget_share: 0}`, 1), env("T", "x"), "properties[0].threerpms.shard_budget_share: 0: must be a fraction above 0"},
 		{"debounce too short", "webhook_debounce: 10ms\n" + base, env("T", "x"), `webhook_debounce: "10ms"`},
 		{"webhook secret not set", strings.Replace(base, `token: "${T}"`, `token: "${T}", webhook_secret: "${W}"`, 1), env("T", "x"), "properties[0].threerpms.webhook_secret: environment variable W is not set"},
 		{"poll too often", strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: gw_x, poll_every: 10s}\n", 1), env("T", "x"), `properties[0].guestway.poll_every: "10s"`},

@@ -188,6 +188,7 @@ func applyShard(cfg *Config, s shardSpec) error {
 		return err
 	}
 	cfg.Properties = mine
+	cfg.unsharded = cfg.State
 	cfg.State = shardState(cfg.State, s)
 	cfg.budgetShare = share
 	cfg.shard = s

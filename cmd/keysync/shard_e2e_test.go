@@ -125,6 +125,18 @@ func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 		}
 	}
 
+	// Without --shard, a backfill would make the unsharded file and give
+	// every property a second owner beside the shards: it, run and plan
+	// are refused, pointing at --shard, and make no file.
+	for _, cmd := range []string{"backfill", "run", "plan"} {
+		if _, code, stderr := h.run(cmd); code != ExitConfig || !strings.Contains(stderr, "--shard I/N") || !strings.Contains(stderr, hotelState) {
+			t.Errorf("%s without --shard beside shard files exited %d, want %d naming them and --shard:\n%s", cmd, code, ExitConfig, stderr)
+		}
+	}
+	if _, err := os.Stat(h.cfg.State); !os.IsNotExist(err) {
+		t.Errorf("a command without --shard made the unsharded state file %s (%v)", h.cfg.State, err)
+	}
+
 	// The shards share the config's key file: rekey refuses, naming
 	// their files, and moves no key (their runs go on).
 	if out, code := operate("rekey"); code != ExitConfig || !strings.Contains(out, shardState(h.cfg.State, shardSpec{3, 4})) {
