@@ -54,7 +54,11 @@ func (f *shardFlags) resolve(getenv func(string) string) (shardSpec, error) {
 		if i == "" {
 			return shardSpec{}, errors.New("--shards: JOB_COMPLETION_INDEX is not set (it is in an Indexed Job's pods); elsewhere use --shard I/N")
 		}
-		return parseShard("--shards (with JOB_COMPLETION_INDEX="+i+")", i, f.shards)
+		s, err := parseShard("--shards (with JOB_COMPLETION_INDEX="+i+")", i, f.shards)
+		if err != nil {
+			return s, fmt.Errorf("%w (in the Indexed Job, completions and parallelism must equal --shards)", err)
+		}
+		return s, nil
 	}
 	return shardSpec{}, nil
 }

@@ -124,7 +124,7 @@ func TestShardFlags(t *testing.T) {
 		{shard: "0/0", err: "want a number of shards"},
 		{shard: "0/x", err: "want a number of shards"},
 		{shards: "4", err: "JOB_COMPLETION_INDEX is not set"},
-		{shards: "4", index: "4", err: "want a shard from 0 to 3"},
+		{shards: "4", index: "4", err: "want a shard from 0 to 3 (in the Indexed Job, completions and parallelism must equal --shards)"},
 		{shard: "0/4", shards: "4", index: "0", err: "give one"},
 	} {
 		f := shardFlags{shard: c.shard, shards: c.shards}
