@@ -468,6 +468,8 @@ func TestNeedsAPersonIsShown(t *testing.T) {
 			t.Errorf("status run #%d: %d problem(s), result %q; want 1, \"needs a person\"", r.ID, r.Problems, r.Result)
 		}
 	}
+	// The text names the conflict's property: a portfolio's stays share ids.
+	wantAll(t, "status", text(ExitOK, "status"), "conflict: hotel stay s1 room 101")
 }
 
 // TestCheckWhenAReadFails: with the OpenApp API key refused, `keysync

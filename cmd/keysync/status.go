@@ -178,7 +178,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	for _, n := range rep.Notes {
 		if n.Kind == reconcile.NoteConflict || n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnknownOutcome {
 			open = true
-			fmt.Fprintf(w, "  %s: stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.ID, n.Room, n.Arrival, n.Departure, n.Detail)
+			fmt.Fprintf(w, "  %s: %s stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.Property, n.Stay.ID, n.Room, n.Arrival, n.Departure, n.Detail)
 		}
 	}
 	if !open {
