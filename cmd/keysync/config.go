@@ -483,6 +483,49 @@ func (c *Config) checkSharedEndpoints(bad func(field, format string, args ...any
 	}
 }
 
+// checkSharedOrgs checks the properties that share a Guestway organisation
+// (base URL and token), as checkSharedEndpoints does a split hotel's: each
+// lists its own rooms (listings or units), and no room is in two of them.
+func (c *Config) checkSharedOrgs(bad func(field, format string, args ...any)) {
+	orgs := c.splitOrgs()
+	for _, key := range sortedKeys(orgs) {
+		owner := map[string]int{}
+		for _, i := range orgs[key] {
+			p := &c.Properties[i]
+			f := fmt.Sprintf("properties[%d]", i)
+			if p.DefaultMethod != "" {
+				bad(f+".default_method", "property %q shares Guestway %s and its organisation token with another property: list its listings instead (default_method would key the other's listings too)", p.Name, p.Guestway.BaseURL)
+			}
+			for _, room := range sortedKeys(p.Rooms) {
+				if j, ok := owner[room]; ok {
+					bad(fmt.Sprintf("%s.rooms[%q]", f, room), "listing %s is also mapped by property %q, which uses the same Guestway organisation token: a listing belongs to one property", room, c.Properties[j].Name)
+					continue
+				}
+				owner[room] = i
+			}
+		}
+	}
+}
+
+// splitOrgs groups the properties that share a Guestway base URL and
+// organisation token (an organisation's listings split into properties),
+// as splitHotels does for 3RPMS.
+func (c *Config) splitOrgs() map[string][]int {
+	by := map[string][]int{}
+	for i := range c.Properties {
+		if g := c.Properties[i].Guestway; g != nil && g.BaseURL != "" && g.token != "" {
+			k := endpointKey(g.BaseURL) + "\x00" + g.token.Reveal()
+			by[k] = append(by[k], i)
+		}
+	}
+	for k, idx := range by {
+		if len(idx) < 2 {
+			delete(by, k)
+		}
+	}
+	return by
+}
+
 // splitHotels groups the properties that share a 3RPMS endpoint and token
 // (a hotel split into properties): each group's property indexes, in
 // config order, by chainKey. A property alone on its endpoint and token is
@@ -583,6 +626,7 @@ func (c *Config) Validate(getenv func(string) string) error {
 		}
 	}
 	c.checkSharedEndpoints(bad)
+	c.checkSharedOrgs(bad)
 	var loc *time.Location
 	if len(c.Properties) > 0 {
 		loc = c.Properties[0].location

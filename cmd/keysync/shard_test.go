@@ -238,9 +238,10 @@ func TestShardWithoutProperties(t *testing.T) {
 }
 
 // TestShardKeepsASplitHotelTogether: the properties of one 3RPMS endpoint
-// and token (a split hotel) land in one shard, though their names alone
-// would put them in different ones, in either config order; a property on
-// another token keeps the shard of its name.
+// and token (a split hotel), or of one Guestway organisation token, land in
+// one shard, though their names alone would put them in different ones, in
+// either config order; a property on another token keeps the shard of its
+// name.
 func TestShardKeepsASplitHotelTogether(t *testing.T) {
 	t.Parallel()
 	const n = 4
@@ -250,13 +251,25 @@ func TestShardKeepsASplitHotelTogether(t *testing.T) {
 			b = name
 		}
 	}
-	property := func(name, token, rooms string) string {
-		return fmt.Sprintf(`  - name: %s
+	for _, source := range []string{
+		`threerpms: {endpoint: "https://api.3rpms.example/graphql", token: %s}`,
+		`guestway: {base_url: "https://api.guestway.example", partner_key: pk, token: gw_%s}`,
+	} {
+		property := func(name, token, rooms string) string {
+			return fmt.Sprintf(`  - name: %s
     timezone: Europe/Ljubljana
-    threerpms: {endpoint: "https://api.3rpms.example/graphql", token: %s}
+    %s
     rooms: {%s}
-`, name, token, rooms)
+`, name, fmt.Sprintf(source, token), rooms)
+		}
+		splitTogether(t, n, a, b, property)
 	}
+}
+
+// splitTogether is TestShardKeepsASplitHotelTogether for one source, whose
+// property config property writes.
+func splitTogether(t *testing.T, n int, a, b string, property func(name, token, rooms string) string) {
+	t.Helper()
 	for _, order := range [][]string{
 		{property(a, "hotel-token", "r1: pin"), property(b, "hotel-token", "r2: pin"), property("elsewhere", "other-token", "r1: pin")},
 		{property("elsewhere", "other-token", "r1: pin"), property(b, "hotel-token", "r2: pin"), property(a, "hotel-token", "r1: pin")},

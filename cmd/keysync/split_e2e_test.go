@@ -1,10 +1,12 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -134,4 +136,63 @@ func TestSplitHotel(t *testing.T) {
 		t.Errorf("a run targeted at hotel's h2 did not have the annex adopt its key: %d actions", len(rep.Actions()))
 	}
 	check("after h2 moved into the annex, targeted")
+}
+
+// TestSplitGuestwayOrganisation: one Guestway organisation token split into
+// two properties that list their own listings. Each keys only its
+// listings' guests, none is "unmapped" in the other (which would need a
+// person every night), and a guest moved to the other property's listing
+// is withdrawn by the one and keyed by the other.
+func TestSplitGuestwayOrganisation(t *testing.T) {
+	t.Parallel()
+	split := func(cfg string) string {
+		head, apts, _ := strings.Cut(cfg, "  - name: sandbox-apartments\n")
+		apts = "  - name: sandbox-apartments\n" + apts
+		keep := func(name, listing string) string {
+			var out []string
+			for _, line := range strings.SplitAfter(apts, "\n") {
+				if id, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.HasPrefix(line, "      L") && id != listing {
+					continue
+				}
+				out = append(out, line)
+			}
+			return strings.Replace(strings.Join(out, ""), "name: sandbox-apartments", "name: "+name, 1)
+		}
+		return head + keep("apartments-east", "L1") + keep("apartments-west", "L2")
+	}
+	fw := &faultWorld{faults: sinktest.NewWrites(func(*http.Request) bool { return true }, nil)}
+	fw.world = newWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"}, withMiddleware(fw.faults.Wrap), withConfigEdit(split))
+	fw.addReservation("G1", "L1", 0, 2)
+	fw.addReservation("G2", "L2", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	rep := fw.mustExec(ExitOK, "run").rep
+	for _, n := range rep.Notes() {
+		if n.Kind == reconcile.NoteUnmappedRoom {
+			t.Errorf("%s: %s stay %s is unmapped: %s", n.Kind, n.Stay.Property, n.Stay.ID, n.Detail)
+		}
+	}
+	owner := func() map[string]string {
+		out := map[string]string{}
+		for _, c := range fw.credentials() {
+			if c.Status == reconcile.StatusActive {
+				out[c.Stay.ID] += c.Stay.Property
+			}
+		}
+		return out
+	}
+	if got := owner(); got["G1"] != "apartments-east" || got["G2"] != "apartments-west" {
+		t.Fatalf("live credentials by stay: %v, want G1 apartments-east's, G2 apartments-west's", got)
+	}
+	if len(fw.invites()) != 2 {
+		t.Errorf("%d invites, want one per guest", len(fw.invites()))
+	}
+
+	if err := fw.sb.guestway.MoveUnit("G1", "L2", ""); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
+	if got := owner(); got["G1"] != "apartments-west" {
+		t.Errorf("G1 moved to L2: active credentials by stay %v, want G1 apartments-west's alone", got)
+	}
+	fw.converges()
 }

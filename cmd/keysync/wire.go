@@ -140,6 +140,21 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 		}
 		r.Sites = append(r.Sites, site)
 	}
+	// The properties of a split Guestway organisation each leave the
+	// others' listings out.
+	for _, idx := range cfg.splitOrgs() {
+		for _, i := range idx {
+			var others []string
+			for _, j := range idx {
+				if j != i {
+					others = append(others, sortedKeys(cfg.Properties[j].Rooms)...)
+				}
+			}
+			if src, ok := r.Sites[i].Source.(*guestway.Source); ok {
+				src.LeaveOut(others)
+			}
+		}
+	}
 	// The properties of a split hotel are each other's siblings: a stay
 	// moving between them takes its key along.
 	for _, h := range hotels {

@@ -140,6 +140,21 @@ type Source struct {
 	// returned (see checkReservationPath).
 	listed atomic.Pointer[[]string]
 	log    *slog.Logger
+	// others are the rooms (listing or unit ids) of the other properties
+	// on the same organisation token (LeaveOut).
+	others map[string]bool
+}
+
+// LeaveOut makes s one of several properties on one Guestway organisation
+// token, each with its own listings: a reservation in one of rooms (the
+// listing or unit ids the other properties map) is theirs, left out of
+// Stays and, as if gone, of StaysByID. Call it before the first read.
+func (s *Source) LeaveOut(rooms []string) *Source {
+	s.others = make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		s.others[r] = true
+	}
+	return s
 }
 
 // SetLogger makes the source warn on log when Guestway refuses its page
@@ -259,6 +274,9 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			break
 		}
 	}
+	// The other properties' reservations go only after paging, which
+	// counts every reservation the list holds.
+	stays = slices.DeleteFunc(stays, func(st reconcile.Stay) bool { return s.others[st.RoomID] })
 	if err := s.fillLocks(ctx, stays); err != nil {
 		return nil, err
 	}
@@ -309,7 +327,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			if st.Ref.ID != id {
 				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered reservation %s", st.Ref.ID)}
 			}
-			if st.Cancelled {
+			if st.Cancelled || s.others[st.RoomID] {
 				return nil
 			}
 			if st.Locks, err = s.locks(ctx, id); err != nil {

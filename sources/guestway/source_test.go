@@ -645,3 +645,29 @@ func TestStaysOnAServerIgnoringPage(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaveOutTheOtherPropertiesListings: one of two properties on one
+// organisation token, the other mapping L2 (units L2-a, L2-b) and L3: its
+// reads keep only L1's reservations, and a look-up of one on the other's
+// listings finds it gone for this property. Paging still counts them: with
+// pages of 2, the list is read to its end.
+func TestLeaveOutTheOtherPropertiesListings(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 }).LeaveOut([]string{"L2-a", "L2-b", "L3"})
+	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(stays); !slices.Equal(got, []string{"G1", "G4"}) {
+		t.Errorf("Stays = %q, want L1's only: G1 G4", got)
+	}
+	byID, err := src.StaysByID(context.Background(), []string{"G1", "G2", "G6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(byID); !slices.Equal(got, []string{"G1"}) {
+		t.Errorf("StaysByID = %q, want G1 (G2 and G6 are the other property's)", got)
+	}
+}
