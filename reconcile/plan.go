@@ -571,6 +571,17 @@ func (p *planner) run() (*Plan, error) {
 	p.plan.Live = len(rec.order)
 
 	stays := stayOrder(in.Stays)
+	// Each stay's group of credentials, or -1: looked up once, in input
+	// order, which reads the stays front to back rather than in the order
+	// they are planned.
+	groupOf := make([]int32, len(in.Stays))
+	for i := range in.Stays {
+		g, ok := rec.group(in.Stays[i].Ref)
+		if !ok {
+			g = -1
+		}
+		groupOf[i] = g
+	}
 	// A stay holding a key of ours recorded for another stay (3RPMS reused
 	// it when splitting a stay) will adopt it below. Count that holder
 	// before any stay is planned, so the departed part of a split does not
@@ -585,7 +596,7 @@ func (p *planner) run() (*Plan, error) {
 			continue
 		}
 		holds := false
-		if g, ok := rec.group(s.Ref); ok {
+		if g := groupOf[i]; g >= 0 {
 			grp := rec.groups[g]
 			holds = slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
 				c := &in.Credentials[j]
@@ -599,8 +610,8 @@ func (p *planner) run() (*Plan, error) {
 	}
 	for _, k := range stays {
 		s := &in.Stays[k.stay]
-		g, ok := rec.group(s.Ref)
-		if !ok {
+		g := groupOf[k.stay]
+		if g < 0 {
 			if err := p.stay(*s, nil); err != nil {
 				return nil, err
 			}
