@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"iter"
 	"maps"
@@ -331,10 +332,13 @@ type records struct {
 	// stay, each group in input order; groups[g] is one stay's span of it.
 	order  []int32
 	groups []credGroup
-	// byID is the first group of each stay id; groups of stays that share
-	// an id (other properties or sources) are chained by credGroup.next.
-	// Keyed by the id alone, the index is a third of the size.
-	byID map[string]int32
+	// byID is the first group of each stay id, by the id's hash (idHash);
+	// groups of stays whose ids hash alike (the same id in other
+	// properties or sources, or a collision) are chained by
+	// credGroup.next, and the stay's full ref picks among them. Keyed by
+	// a number, a probe reads no string but the one looked up.
+	byID map[uint64]int32
+	seed maphash.Seed
 	// byRemote holds each remote key id of the live 3RPMS credentials.
 	byRemote map[string]remoteKey
 	// copies is, by index into in, the planner's copy once made; ptrs
@@ -363,14 +367,14 @@ type remoteKey struct {
 }
 
 func newRecords(creds []Credential) records {
-	r := records{in: creds}
+	r := records{in: creds, seed: maphash.MakeSeed()}
 	live := 0
 	for i := range creds {
 		if creds[i].Status.Live() {
 			live++
 		}
 	}
-	r.byID = make(map[string]int32, live)
+	r.byID = make(map[uint64]int32, live)
 	r.groups = make([]credGroup, 0, live)
 	r.byRemote = make(map[string]remoteKey, live)
 	group := make([]int32, 0, live) // each live credential's group
@@ -381,7 +385,9 @@ func newRecords(creds []Credential) records {
 		}
 		// Until order is laid out below, a group's first is the index
 		// into creds of its first credential, which names its stay.
-		g, ok := r.byID[c.Stay.ID]
+		h := r.idHash(c.Stay.ID)
+		first, chained := r.byID[h]
+		g, ok := first, chained
 		for ok && creds[r.groups[g].first].Stay != c.Stay {
 			g = r.groups[g].next
 			ok = g >= 0
@@ -389,10 +395,10 @@ func newRecords(creds []Credential) records {
 		if !ok {
 			g = int32(len(r.groups))
 			next := int32(-1)
-			if first, ok := r.byID[c.Stay.ID]; ok {
+			if chained {
 				next = first
 			}
-			r.byID[c.Stay.ID] = g
+			r.byID[h] = g
 			r.groups = append(r.groups, credGroup{first: int32(i), next: next})
 		}
 		r.groups[g].n++
@@ -485,13 +491,16 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 	r.spare = r.spare[:len(r.spare)-made]
 }
 
+// idHash is the key of a stay id in byID.
+func (r *records) idHash(id string) uint64 { return maphash.String(r.seed, id) }
+
 // ref is the stay of group g.
 func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]].Stay }
 
 // group returns the group of the stay's credentials, and false when it
 // has none.
 func (r *records) group(ref StayRef) (int32, bool) {
-	g, ok := r.byID[ref.ID]
+	g, ok := r.byID[r.idHash(ref.ID)]
 	for ok && r.ref(g) != ref {
 		g = r.groups[g].next
 		ok = g >= 0
@@ -574,36 +583,34 @@ func (p *planner) run() (*Plan, error) {
 	// Each stay's group of credentials, or -1: looked up once, in input
 	// order, which reads the stays front to back rather than in the order
 	// they are planned.
+	//
+	// A stay holding a key of ours recorded for another stay (3RPMS reused
+	// it when splitting a stay) will adopt it below. Count that holder
+	// before any stay is planned, so the departed part of a split does not
+	// delete the key the other part still holds. The stay's own records
+	// are checked first: most stays hold the key recorded for them, and
+	// need no look-up by key id.
 	groupOf := make([]int32, len(in.Stays))
 	for i := range in.Stays {
-		g, ok := rec.group(in.Stays[i].Ref)
+		s := &in.Stays[i]
+		g, ok := rec.group(s.Ref)
 		if !ok {
 			g = -1
 		}
 		groupOf[i] = g
-	}
-	// A stay holding a key of ours recorded for another stay (3RPMS reused
-	// it when splitting a stay) will adopt it below. Count that holder
-	// before any stay is planned, so the departed part of a split does not
-	// delete the key the other part still holds.
-	for i := range in.Stays {
-		s := &in.Stays[i]
 		if s.Key == nil {
 			continue
 		}
-		k, ours := rec.byRemote[s.Key.ID]
-		if !ours {
-			continue
-		}
-		holds := false
-		if g := groupOf[i]; g >= 0 {
+		if ok {
 			grp := rec.groups[g]
-			holds = slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
+			if slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
 				c := &in.Credentials[j]
 				return c.System == System3RPMS && c.RemoteID == s.Key.ID
-			})
+			}) {
+				continue
+			}
 		}
-		if !holds {
+		if k, ours := rec.byRemote[s.Key.ID]; ours {
 			k.live++
 			rec.byRemote[s.Key.ID] = k
 		}
