@@ -24,9 +24,8 @@ import (
 // that creates it, or a plan against a temporary one before it), of a
 // shard. The earlier layouts are the configured state file (before
 // sharding) and the shard files of every other N beside it. Of those that
-// completed a backfill of a property, the one with the latest run gives
-// that property's live credentials: the layout the property was last
-// reconciled in. A file that cannot be read stops the run: carrying over
+// know a property, the one with the latest run gives its live
+// credentials: the layout the property was last reconciled in. A file that cannot be read stops the run: carrying over
 // less than the record would leave the cancelled guests' credentials on.
 func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, log *slog.Logger) error {
 	db, ok := store.(*state.DB)
@@ -63,21 +62,22 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	var groups [][]reconcile.Credential
 	for _, p := range cfg.Properties {
 		var from *layoutFile
+		var creds []reconcile.Credential
 		for _, f := range sources {
 			done, err := f.db.Backfilled(ctx, p.Name)
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
-			if done && (from == nil || f.last.After(from.last)) {
-				from = f
+			live, err := f.db.Credentials(ctx, p.Name)
+			if err != nil {
+				return withCode(ExitFailure, err)
 			}
-		}
-		if from == nil {
-			continue
-		}
-		creds, err := from.db.Credentials(ctx, p.Name)
-		if err != nil {
-			return withCode(ExitFailure, err)
+			// A file knows the property once a backfill of it completed
+			// there, or while it records live credentials of it (a
+			// backfill cut short).
+			if (done || len(live) > 0) && (from == nil || f.last.After(from.last)) {
+				from, creds = f, live
+			}
 		}
 		if len(creds) > 0 {
 			groups = append(groups, creds)
