@@ -455,53 +455,38 @@ func yamlError(err error) error {
 
 var goTypeRe = regexp.MustCompile(`in type main\.\w+`)
 
-// checkSharedEndpoints: properties that reach one 3RPMS endpoint with one
-// token read the same hotel's room stays (a hotel split into properties:
-// buildings with their own check-in times or locks), so each must name its
-// rooms and no room may be in two of them; otherwise two properties would
-// key the same stay. (Another token on the same endpoint is another
-// hotel.)
-func (c *Config) checkSharedEndpoints(bad func(field, format string, args ...any)) {
-	hotels := c.splitHotels()
-	for _, key := range sortedKeys(hotels) {
-		idx := hotels[key]
-		owner := map[string]int{}
-		for _, i := range idx {
-			p := &c.Properties[i]
-			f := fmt.Sprintf("properties[%d]", i)
-			if p.DefaultMethod != "" {
-				bad(f+".default_method", "property %q shares 3RPMS endpoint %s and its token with another property: list its rooms instead (default_method would key the other's rooms too)", p.Name, p.ThreeRPMS.Endpoint)
-			}
-			for _, room := range sortedKeys(p.Rooms) {
-				if j, ok := owner[room]; ok {
-					bad(fmt.Sprintf("%s.rooms[%q]", f, room), "room %s is also mapped by property %q, which uses the same 3RPMS endpoint and token: a room belongs to one property", room, c.Properties[j].Name)
-					continue
-				}
-				owner[room] = i
-			}
-		}
-	}
+// checkSplits: properties that reach one 3RPMS endpoint with one token
+// read the same hotel's room stays (a hotel split into properties:
+// buildings with their own check-in times or locks), and properties on
+// one Guestway organisation token the same organisation's reservations,
+// so each must name its rooms and no room may be in two of them;
+// otherwise two properties would key the same stay. (Another token on the
+// same endpoint is another hotel, or organisation.)
+func (c *Config) checkSplits(bad func(field, format string, args ...any)) {
+	c.checkSplit(c.splitHotels(), "room", "rooms", func(p *PropertyConfig) string { return "3RPMS endpoint " + p.ThreeRPMS.Endpoint + " and its token" }, "the same 3RPMS endpoint and token", bad)
+	c.checkSplit(c.splitOrgs(), "listing", "listings", func(p *PropertyConfig) string {
+		return "Guestway " + p.Guestway.BaseURL + " and its organisation token"
+	}, "the same Guestway organisation token", bad)
 }
 
-// checkSharedOrgs checks the properties that share a Guestway organisation
-// (base URL and token), as checkSharedEndpoints does a split hotel's: each
-// lists its own rooms (listings or units), and no room is in two of them.
-func (c *Config) checkSharedOrgs(bad func(field, format string, args ...any)) {
-	orgs := c.splitOrgs()
-	for _, key := range sortedKeys(orgs) {
+// checkSplit checks each group of properties that share a source (see
+// checkSplits); room and rooms name what they list, shares says what a
+// property shares and same what the others use.
+func (c *Config) checkSplit(groups map[string][]int, room, rooms string, shares func(*PropertyConfig) string, same string, bad func(field, format string, args ...any)) {
+	for _, key := range sortedKeys(groups) {
 		owner := map[string]int{}
-		for _, i := range orgs[key] {
+		for _, i := range groups[key] {
 			p := &c.Properties[i]
 			f := fmt.Sprintf("properties[%d]", i)
 			if p.DefaultMethod != "" {
-				bad(f+".default_method", "property %q shares Guestway %s and its organisation token with another property: list its listings instead (default_method would key the other's listings too)", p.Name, p.Guestway.BaseURL)
+				bad(f+".default_method", "property %q shares %s with another property: list its %s instead (default_method would key the other's %s too)", p.Name, shares(p), rooms, rooms)
 			}
-			for _, room := range sortedKeys(p.Rooms) {
-				if j, ok := owner[room]; ok {
-					bad(fmt.Sprintf("%s.rooms[%q]", f, room), "listing %s is also mapped by property %q, which uses the same Guestway organisation token: a listing belongs to one property", room, c.Properties[j].Name)
+			for _, id := range sortedKeys(p.Rooms) {
+				if j, ok := owner[id]; ok {
+					bad(fmt.Sprintf("%s.rooms[%q]", f, id), "%s %s is also mapped by property %q, which uses %s: a %s belongs to one property", room, id, c.Properties[j].Name, same, room)
 					continue
 				}
-				owner[room] = i
+				owner[id] = i
 			}
 		}
 	}
@@ -511,10 +496,21 @@ func (c *Config) checkSharedOrgs(bad func(field, format string, args ...any)) {
 // organisation token (an organisation's listings split into properties),
 // as splitHotels does for 3RPMS.
 func (c *Config) splitOrgs() map[string][]int {
+	return c.groups(func(p *PropertyConfig) string {
+		if g := p.Guestway; g != nil && g.BaseURL != "" && g.token != "" {
+			return endpointKey(g.BaseURL) + "\x00" + g.token.Reveal()
+		}
+		return ""
+	})
+}
+
+// groups groups the properties by key, leaving out those whose key is ""
+// or that no other property shares: each group's property indexes, in
+// config order.
+func (c *Config) groups(key func(*PropertyConfig) string) map[string][]int {
 	by := map[string][]int{}
 	for i := range c.Properties {
-		if g := c.Properties[i].Guestway; g != nil && g.BaseURL != "" && g.token != "" {
-			k := endpointKey(g.BaseURL) + "\x00" + g.token.Reveal()
+		if k := key(&c.Properties[i]); k != "" {
 			by[k] = append(by[k], i)
 		}
 	}
@@ -531,18 +527,12 @@ func (c *Config) splitOrgs() map[string][]int {
 // config order, by chainKey. A property alone on its endpoint and token is
 // in none.
 func (c *Config) splitHotels() map[string][]int {
-	by := map[string][]int{}
-	for i := range c.Properties {
-		if t := c.Properties[i].ThreeRPMS; t != nil && t.Endpoint != "" && t.token != "" {
-			by[t.chainKey()] = append(by[t.chainKey()], i)
+	return c.groups(func(p *PropertyConfig) string {
+		if t := p.ThreeRPMS; t != nil && t.Endpoint != "" && t.token != "" {
+			return t.chainKey()
 		}
-	}
-	for k, idx := range by {
-		if len(idx) < 2 {
-			delete(by, k)
-		}
-	}
-	return by
+		return ""
+	})
 }
 
 // endpointKey is an endpoint as the same server: scheme and host in lower
@@ -625,8 +615,7 @@ func (c *Config) Validate(getenv func(string) string) error {
 			bad(f+".rooms", "map at least one room, or set default_method")
 		}
 	}
-	c.checkSharedEndpoints(bad)
-	c.checkSharedOrgs(bad)
+	c.checkSplits(bad)
 	var loc *time.Location
 	if len(c.Properties) > 0 {
 		loc = c.Properties[0].location

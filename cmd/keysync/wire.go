@@ -339,7 +339,7 @@ func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconci
 			if h.chain == nil {
 				h.stays, h.chain = rpms.NewHotel(env.clock), rpmsink.NewChain(client, t.MaxOpsPerRequest, env.clock)
 			}
-			// The config gives each of them its own rooms (checkSharedEndpoints).
+			// The config gives each of them its own rooms (checkSplits).
 			src.Within(sortedKeys(p.Rooms), h.stays)
 			sink = h.chain.Sink()
 		}
