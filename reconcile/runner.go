@@ -27,9 +27,11 @@ type Site struct {
 	// requests to it count against; a system missing here counts against
 	// NewAccount(system, "").
 	Accounts map[System]Account
-	// Siblings names the other properties Source serves (one hotel split
-	// into properties): a stay moving between them takes its key along
-	// (Stay.MovedTo, Input.Siblings).
+	// Siblings names the other properties Source serves (one hotel, or
+	// one Guestway organisation, split into properties): a stay moving
+	// between them is let go of by the one and taken up by the other in
+	// the same run, a hotel's PIN key going along (Stay.MovedTo,
+	// Input.Siblings).
 	Siblings []string
 }
 

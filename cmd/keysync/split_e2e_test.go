@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
 // TestSplitHotel: one 3RPMS hotel (one endpoint and token) split into two
@@ -142,9 +148,80 @@ func TestSplitHotel(t *testing.T) {
 // two properties that list their own listings. Each keys only its
 // listings' guests, none is "unmapped" in the other (which would need a
 // person every night), and a guest moved to the other property's listing
-// is withdrawn by the one and keyed by the other.
+// is withdrawn by the one and keyed by the other in one run.
 func TestSplitGuestwayOrganisation(t *testing.T) {
 	t.Parallel()
+	fw := splitOrgWorld(t)
+	fw.addReservation("G2", "L2", 0, 2)
+	rep := fw.mustExec(ExitOK, "run").rep
+	for _, n := range rep.Notes() {
+		if n.Kind == reconcile.NoteUnmappedRoom {
+			t.Errorf("%s: %s stay %s is unmapped: %s", n.Kind, n.Stay.Property, n.Stay.ID, n.Detail)
+		}
+	}
+	if got := activeBy(fw); got["G1"] != "apartments-east" || got["G2"] != "apartments-west" {
+		t.Fatalf("active credentials by stay: %v, want G1 apartments-east's, G2 apartments-west's", got)
+	}
+	if len(fw.invites()) != 2 {
+		t.Errorf("%d invites, want one per guest", len(fw.invites()))
+	}
+	fw.moveG1()
+	fw.mustExec(ExitOK, "run")
+	if got := activeBy(fw); got["G1"] != "apartments-west" {
+		t.Errorf("G1 moved to L2: active credentials by stay %v, want G1 apartments-west's alone", got)
+	}
+	fw.converges()
+}
+
+// TestSplitGuestwayOrganisationMovesInOneRead: the guest moved to the other
+// property's listing is handed over whichever way keysync looks: serve's
+// poll of the property the guest left (a targeted run of the property,
+// which takes in its sibling) or a run targeted at the stay. The guest is
+// never left without a door, nor with the old one.
+func TestSplitGuestwayOrganisationMovesInOneRead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		targets map[string][]string
+	}{
+		{"poll of the property left", map[string][]string{"apartments-east": nil}},
+		{"run targeted at the stay", map[string][]string{"apartments-east": {"G1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fw := splitOrgWorld(t)
+			fw.moveG1()
+			cfg, err := LoadConfig(fw.cfg, fw.getenv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := &environment{stdout: io.Discard, stderr: io.Discard, getenv: fw.getenv, now: func() time.Time { return fw.now },
+				clock: clocktest.New(fw.now), retry: httpapi.Retry{Clock: clocktest.New(fw.now), Rand: func() float64 { return 0.5 }}}
+			opts := reconcile.Options{Mode: reconcile.ModeTargeted, Now: fw.now, Targets: tc.targets, LookaheadDays: 2}
+			if _, err := env.once(context.Background(), cfg, opts, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatal(err)
+			}
+			if got := activeBy(fw); got["G1"] != "apartments-west" {
+				t.Errorf("active credentials by stay %v, want G1 apartments-west's alone", got)
+			}
+			enabled := 0
+			for _, inv := range fw.invites() {
+				if inv.Enabled {
+					enabled++
+				}
+			}
+			if enabled != 1 {
+				t.Errorf("G1 holds %d enabled invites, want 1 (the new listing's)", enabled)
+			}
+		})
+	}
+}
+
+// splitOrgWorld is a fault world whose Guestway apartments are split into
+// two properties on one organisation token, apartments-east (L1) and
+// apartments-west (L2), both QR rooms, with guest G1 in L1 keyed.
+func splitOrgWorld(t *testing.T) *splitOrg {
+	t.Helper()
 	split := func(cfg string) string {
 		head, apts, _ := strings.Cut(cfg, "  - name: sandbox-apartments\n")
 		apts = "  - name: sandbox-apartments\n" + apts
@@ -163,36 +240,28 @@ func TestSplitGuestwayOrganisation(t *testing.T) {
 	fw := &faultWorld{faults: sinktest.NewWrites(func(*http.Request) bool { return true }, nil)}
 	fw.world = newWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"}, withMiddleware(fw.faults.Wrap), withConfigEdit(split))
 	fw.addReservation("G1", "L1", 0, 2)
-	fw.addReservation("G2", "L2", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
-	rep := fw.mustExec(ExitOK, "run").rep
-	for _, n := range rep.Notes() {
-		if n.Kind == reconcile.NoteUnmappedRoom {
-			t.Errorf("%s: %s stay %s is unmapped: %s", n.Kind, n.Stay.Property, n.Stay.ID, n.Detail)
-		}
-	}
-	owner := func() map[string]string {
-		out := map[string]string{}
-		for _, c := range fw.credentials() {
-			if c.Status == reconcile.StatusActive {
-				out[c.Stay.ID] += c.Stay.Property
-			}
-		}
-		return out
-	}
-	if got := owner(); got["G1"] != "apartments-east" || got["G2"] != "apartments-west" {
-		t.Fatalf("live credentials by stay: %v, want G1 apartments-east's, G2 apartments-west's", got)
-	}
-	if len(fw.invites()) != 2 {
-		t.Errorf("%d invites, want one per guest", len(fw.invites()))
-	}
+	return &splitOrg{fw}
+}
 
-	if err := fw.sb.guestway.MoveUnit("G1", "L2", ""); err != nil {
-		t.Fatal(err)
+// splitOrg is splitOrgWorld's world.
+type splitOrg struct{ *faultWorld }
+
+// moveG1 moves guest G1 to L2, apartments-west's listing.
+func (w splitOrg) moveG1() {
+	w.t.Helper()
+	if err := w.sb.guestway.MoveUnit("G1", "L2", ""); err != nil {
+		w.t.Fatal(err)
 	}
-	fw.mustExec(ExitOK, "run")
-	if got := owner(); got["G1"] != "apartments-west" {
-		t.Errorf("G1 moved to L2: active credentials by stay %v, want G1 apartments-west's alone", got)
+}
+
+// activeBy names, by stay, the properties that hold an active credential of it.
+func activeBy(w *splitOrg) map[string]string {
+	out := map[string]string{}
+	for _, c := range w.credentials() {
+		if c.Status == reconcile.StatusActive {
+			out[c.Stay.ID] += c.Stay.Property
+		}
 	}
-	fw.converges()
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -140,26 +141,32 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 		}
 		r.Sites = append(r.Sites, site)
 	}
-	// The properties of a split Guestway organisation each leave the
-	// others' listings out.
-	for _, idx := range cfg.splitOrgs() {
+	// The properties of a split Guestway organisation each know which of
+	// the others maps each listing, for the guests that move there.
+	orgs := cfg.splitOrgs()
+	for _, idx := range orgs {
 		for _, i := range idx {
-			var others []string
+			others := map[string]string{}
 			for _, j := range idx {
-				if j != i {
-					others = append(others, sortedKeys(cfg.Properties[j].Rooms)...)
+				for room := range cfg.Properties[j].Rooms {
+					if j != i {
+						others[room] = cfg.Properties[j].Name
+					}
 				}
 			}
-			if src, ok := r.Sites[i].Source.(*guestway.Source); ok {
-				src.LeaveOut(others)
+			src, ok := r.Sites[i].Source.(*guestway.Source)
+			if !ok {
+				return nil, fmt.Errorf("properties %q: its Guestway source is a %T", cfg.Properties[i].Name, r.Sites[i].Source)
 			}
+			src.Beside(others)
 		}
 	}
-	// The properties of a split hotel are each other's siblings: a stay
-	// moving between them takes its key along.
-	for _, h := range hotels {
-		for _, i := range h.members {
-			for _, j := range h.members {
+	// The properties of a split hotel or organisation are each other's
+	// siblings: a stay moving between them is let go of by the one and
+	// taken up by the other in the same run, a hotel's PIN key going along.
+	for _, idx := range append(slices.Collect(maps.Values(orgs)), hotelMembers(hotels)...) {
+		for _, i := range idx {
+			for _, j := range idx {
 				if i != j {
 					r.Sites[i].Siblings = append(r.Sites[i].Siblings, cfg.Properties[j].Name)
 				}
@@ -167,6 +174,15 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 		}
 	}
 	return r, nil
+}
+
+// hotelMembers is each split hotel's property indexes.
+func hotelMembers(hotels map[string]*hotel) [][]int {
+	var out [][]int
+	for _, h := range hotels {
+		out = append(out, h.members)
+	}
+	return out
 }
 
 // hotel is what the properties on one 3RPMS endpoint and token (a hotel

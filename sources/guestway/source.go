@@ -140,21 +140,28 @@ type Source struct {
 	// returned (see checkReservationPath).
 	listed atomic.Pointer[[]string]
 	log    *slog.Logger
-	// others are the rooms (listing or unit ids) of the other properties
-	// on the same organisation token (LeaveOut).
-	others map[string]bool
+	// others names, by room (listing or unit id), the other properties on
+	// the same organisation token that map it (Beside).
+	others map[string]string
 }
 
-// LeaveOut makes s one of several properties on one Guestway organisation
-// token, each with its own listings: a reservation in one of rooms (the
-// listing or unit ids the other properties map) is theirs, left out of
-// Stays and, as if gone, of StaysByID. Call it before the first read.
-func (s *Source) LeaveOut(rooms []string) *Source {
-	s.others = make(map[string]bool, len(rooms))
-	for _, r := range rooms {
-		s.others[r] = true
-	}
+// Beside makes s one of several properties on one Guestway organisation
+// token, each with its own listings: others names, by room (listing or
+// unit id), the other property that maps it. A reservation in one of them
+// is that property's: Stays and StaysByID return it marked
+// reconcile.Stay.MovedTo (without its lock accesses, which are not read),
+// so this property withdraws what it issued for a guest who moved there,
+// in the same read that lets the other key the guest. Call it before the
+// first read.
+func (s *Source) Beside(others map[string]string) *Source {
+	s.others = others
 	return s
+}
+
+// markMoved marks st MovedTo the property whose room it is in, if another
+// property's (Beside).
+func (s *Source) markMoved(st *reconcile.Stay) {
+	st.MovedTo = s.others[st.RoomID]
 }
 
 // SetLogger makes the source warn on log when Guestway refuses its page
@@ -274,9 +281,9 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			break
 		}
 	}
-	// The other properties' reservations go only after paging, which
-	// counts every reservation the list holds.
-	stays = slices.DeleteFunc(stays, func(st reconcile.Stay) bool { return s.others[st.RoomID] })
+	for i := range stays {
+		s.markMoved(&stays[i])
+	}
 	if err := s.fillLocks(ctx, stays); err != nil {
 		return nil, err
 	}
@@ -327,11 +334,13 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			if st.Ref.ID != id {
 				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered reservation %s", st.Ref.ID)}
 			}
-			if st.Cancelled || s.others[st.RoomID] {
+			if st.Cancelled {
 				return nil
 			}
-			if st.Locks, err = s.locks(ctx, id); err != nil {
-				return err
+			if s.markMoved(&st); st.MovedTo == "" {
+				if st.Locks, err = s.locks(ctx, id); err != nil {
+					return err
+				}
 			}
 			found[i] = &st
 			return nil
@@ -360,11 +369,12 @@ func (s *Source) pool(ctx context.Context) *pool.ContextPool {
 	return pool.New().WithMaxGoroutines(s.opts.Concurrency).WithErrors().WithFirstError().WithContext(ctx).WithCancelOnError()
 }
 
-// fillLocks fetches the accesses of every stay that is not cancelled.
+// fillLocks fetches the accesses of every stay that is not cancelled nor
+// another property's (Beside).
 func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
 	p := s.pool(ctx)
 	for i := range stays {
-		if stays[i].Cancelled {
+		if stays[i].Cancelled || stays[i].MovedTo != "" {
 			continue
 		}
 		p.Go(func(ctx context.Context) error {

@@ -646,28 +646,47 @@ func TestStaysOnAServerIgnoringPage(t *testing.T) {
 	}
 }
 
-// TestLeaveOutTheOtherPropertiesListings: one of two properties on one
-// organisation token, the other mapping L2 (units L2-a, L2-b) and L3: its
-// reads keep only L1's reservations, and a look-up of one on the other's
-// listings finds it gone for this property. Paging still counts them: with
-// pages of 2, the list is read to its end.
-func TestLeaveOutTheOtherPropertiesListings(t *testing.T) {
+// TestBesideTheOtherProperties: one of two properties on one organisation
+// token, the other ("west") mapping L2's units and L3: its reads return
+// the other's reservations marked MovedTo west, without reading their lock
+// accesses, and so does a look-up of one of them. Paging counts them all:
+// with pages of 2, the list is read to its end.
+func TestBesideTheOtherProperties(t *testing.T) {
 	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{})
 	portfolio(t, sb)
-	src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 }).LeaveOut([]string{"L2-a", "L2-b", "L3"})
+	src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 }).Beside(map[string]string{"L2-a": "west", "L2-b": "west", "L3": "west"})
+	moved := func(stays []reconcile.Stay) []string {
+		var out []string
+		for _, st := range stays {
+			out = append(out, st.Ref.ID+">"+st.MovedTo)
+			if st.MovedTo != "" && len(st.Locks) > 0 {
+				t.Errorf("%s, the other property's, has its locks read: %v", st.Ref.ID, pins(st))
+			}
+		}
+		return out
+	}
 	stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(stays); !slices.Equal(got, []string{"G1", "G4"}) {
-		t.Errorf("Stays = %q, want L1's only: G1 G4", got)
+	if got, want := moved(stays), []string{"G1>", "G2>west", "G3>west", "G4>", "G5>west", "G6>west", "G7>west"}; !slices.Equal(got, want) {
+		t.Errorf("Stays = %q, want %q", got, want)
+	}
+	accesses := 0
+	for _, r := range sb.Requests() {
+		if r.Endpoint == "accesses" {
+			accesses++
+		}
+	}
+	if accesses != 2 {
+		t.Errorf("%d accesses reads, want 2 (G1 and G4, this property's live ones)", accesses)
 	}
 	byID, err := src.StaysByID(context.Background(), []string{"G1", "G2", "G6"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(byID); !slices.Equal(got, []string{"G1"}) {
-		t.Errorf("StaysByID = %q, want G1 (G2 and G6 are the other property's)", got)
+	if got, want := moved(byID), []string{"G1>", "G2>west", "G6>west"}; !slices.Equal(got, want) {
+		t.Errorf("StaysByID = %q, want %q", got, want)
 	}
 }
