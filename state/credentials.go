@@ -614,42 +614,58 @@ func missingCredential(ctx context.Context, tx *sql.Tx, rows []credentialRow) er
 	return fmt.Errorf("update %d credentials, the first %d of stay %s: fewer rows changed than the statement carried", len(rows), rows[0].id, rows[0].c.Stay)
 }
 
-// CarryOver records, in a state file that holds no credential yet, the
-// live credentials other state files kept of properties this file takes
-// over (each group read from one file with its Credentials): a shard's new
-// file, after the number of shards changed, starts from what the file its
-// properties were in knew, so its runs withdraw what a stay cancelled
-// meanwhile still holds. The credentials get ids of this file, in order;
-// a key made from another credential (DerivedFrom) names that
-// credential's new id when it is in the same group, and nothing when not.
-// Secrets are sealed to their new rows. Nothing is written unless all are.
-func (d *DB) CarryOver(ctx context.Context, groups ...[]reconcile.Credential) error {
-	total := 0
-	for _, g := range groups {
-		total += len(g)
-	}
-	if total == 0 {
+// Carried is what another state file knew of a property: when it last
+// took in a read of it (ReconciledAt) and its live credentials (read with
+// that file's Credentials).
+type Carried struct {
+	Property     string
+	ReconciledAt time.Time
+	Credentials  []reconcile.Credential
+}
+
+// CarryOver records in this file what other state files knew of properties
+// this file has no live credential of: a shard's file takes over the
+// record of the file a property was last reconciled in, after the number
+// of shards changed or the property moved to this shard, so its runs
+// withdraw what a stay cancelled meanwhile still holds. The credentials
+// get new ids of this file, in order; a key made from another credential
+// (DerivedFrom) names that credential's new id when it is of the same
+// property, and nothing when not. Secrets are sealed to their new rows.
+// Each property's ReconciledAt becomes this file's, so the record is as
+// recent here as where it came from. Nothing is written unless all is.
+func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
+	if len(records) == 0 {
 		return nil
 	}
-	rows := make([]credentialRow, 0, total)
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("state: carry credentials over into %s: %w", d.path, err)
+		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
 	defer tx.Rollback()
-	var held int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials`).Scan(&held); err != nil {
-		return fmt.Errorf("state: carry credentials over into %s: %w", d.path, err)
+	var id int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM credentials`).Scan(&id); err != nil {
+		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
-	if held > 0 {
-		return fmt.Errorf("state: carry credentials over into %s: it records %d credentials already", d.path, held)
-	}
-	id := int64(0)
-	for _, g := range groups {
-		ids := make(map[int64]int64, len(g)) // old id → new
+	var rows []credentialRow
+	for _, rec := range records {
+		var held int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND status IN (?, ?, ?, ?)`, rec.Property,
+			string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)).Scan(&held); err != nil {
+			return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
+		}
+		if held > 0 {
+			return fmt.Errorf("state: carry the record of %s over into %s: it records %d live credentials of it already", rec.Property, d.path, held)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", reconciledKey(rec.Property), formatTime(rec.ReconciledAt)); err != nil {
+			return fmt.Errorf("state: carry the record of %s over into %s: %w", rec.Property, d.path, err)
+		}
+		ids := make(map[int64]int64, len(rec.Credentials)) // old id → new
 		first := len(rows)
-		for i := range g {
-			c := g[i] // a copy: DerivedFrom changes
+		for i := range rec.Credentials {
+			c := rec.Credentials[i] // a copy: its id and DerivedFrom change
+			if c.Stay.Property != rec.Property {
+				return fmt.Errorf("state: carry the record of %s over: credential %d is of %s", rec.Property, c.ID, c.Stay.Property)
+			}
 			if err := validStatus(c.Status); err != nil {
 				return fmt.Errorf("state: carry over credential %d of stay %s: %w", c.ID, c.Stay, err)
 			}
@@ -670,7 +686,7 @@ func (d *DB) CarryOver(ctx context.Context, groups ...[]reconcile.Credential) er
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("state: carry credentials over into %s: %w", d.path, err)
+		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
 	return nil
 }

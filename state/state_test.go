@@ -1062,19 +1062,21 @@ func TestSaveUnknownIDBeforeNewOnes(t *testing.T) {
 
 // TestCarryOver: two files' credentials, with the same ids in each, go into
 // a new file with ids of its own; a key made from an invite names the
-// invite's new id, the secrets open under the new rows, and a file that
-// records credentials already takes none (nothing written).
+// invite's new id, the secrets open under the new rows, and each property
+// takes its source's ReconciledAt; a property the file has live
+// credentials of is refused (nothing written), another one comes in beside
+// them.
 func TestCarryOver(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	group := func(prop string) []reconcile.Credential {
+	group := func(prop string) Carried {
 		t.Helper()
 		src, _ := openNew(t)
+		other := newCred("s0")
+		other.Stay.Property = prop
 		invite := newCred("s1")
 		invite.Stay.Property, invite.System, invite.Kind, invite.RemoteID = prop, reconcile.SystemOpenApp, reconcile.KindInvite, "inv-"+prop
 		invite.Secret = reconcile.Secret("link-" + prop)
-		other := newCred("s0")
-		other.Stay.Property = prop
 		if err := src.Save(ctx, []*reconcile.Credential{other, invite}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -1088,7 +1090,7 @@ func TestCarryOver(t *testing.T) {
 		if err != nil || len(creds) != 3 || creds[2].DerivedFrom != 2 {
 			t.Fatalf("source file of %s: %+v, %v", prop, creds, err)
 		}
-		return creds
+		return Carried{Property: prop, ReconciledAt: t0.Add(time.Duration(len(prop)) * time.Hour), Credentials: creds}
 	}
 	hotel, annex := group("hotel"), group("annex")
 	db, _ := openNew(t)
@@ -1103,7 +1105,8 @@ func TestCarryOver(t *testing.T) {
 	for _, c := range all {
 		byRemote[c.RemoteID] = c
 	}
-	for _, prop := range []string{"hotel", "annex"} {
+	for _, rec := range []Carried{hotel, annex} {
+		prop := rec.Property
 		key, invite := byRemote["rak-"+prop], byRemote["inv-"+prop]
 		if key.Stay.Property != prop || key.DerivedFrom != invite.ID || invite.ID == 0 {
 			t.Errorf("%s: key %d derived from %d, want the invite's new id %d", prop, key.ID, key.DerivedFrom, invite.ID)
@@ -1111,14 +1114,25 @@ func TestCarryOver(t *testing.T) {
 		if key.PIN.Reveal() != "1234"+prop[:2] || invite.Secret.Reveal() != "link-"+prop {
 			t.Errorf("%s: the secrets did not open under their new rows", prop)
 		}
+		if at, err := db.ReconciledAt(ctx, prop); err != nil || !at.Equal(rec.ReconciledAt) {
+			t.Errorf("%s: reconciled at %v (%v), want its source's %v", prop, at, err, rec.ReconciledAt)
+		}
 	}
-	if hotel[2].DerivedFrom != 2 || annex[2].ID != 3 {
+	if hotel.Credentials[2].DerivedFrom != 2 || annex.Credentials[2].ID != 3 {
 		t.Error("CarryOver changed the credentials it was given")
 	}
-	if err := db.CarryOver(ctx, hotel); err == nil || !strings.Contains(err.Error(), "records 6 credentials already") {
-		t.Errorf("carrying over into a file with credentials: %v", err)
+	if err := db.CarryOver(ctx, group("spa"), hotel); err == nil || !strings.Contains(err.Error(), "carry the record of hotel over into") || !strings.Contains(err.Error(), "records 3 live credentials of it already") {
+		t.Errorf("carrying over a property the file has live credentials of: %v", err)
 	}
 	if all, _ := db.AllCredentials(ctx); len(all) != 6 {
 		t.Errorf("the refused carry-over wrote: %d credentials", len(all))
+	}
+	// Another property comes in beside them, with ids after theirs.
+	if err := db.CarryOver(ctx, group("spa")); err != nil {
+		t.Fatal(err)
+	}
+	spa, _ := db.Credentials(ctx, "spa")
+	if len(spa) != 3 || spa[0].ID != 7 || spa[2].DerivedFrom != spa[1].ID {
+		t.Errorf("spa carried over beside the others: %+v", spa)
 	}
 }

@@ -3,15 +3,19 @@ package state
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 )
 
-// SaveStays replaces the snapshot of a property's stays in one transaction.
-// Rows are keyed by property (the argument, whatever the stays' refs say),
-// source and stay id; a stay listed twice keeps its last version. The key a
-// stay holds is recorded by id and type only, never its PIN.
+// SaveStays replaces the snapshot of a property's stays in one transaction,
+// and records when (on the wall clock) this file last took in a read of
+// the property (ReconciledAt). Rows are keyed by property (the argument,
+// whatever the stays' refs say), source and stay id; a stay listed twice
+// keeps its last version. The key a stay holds is recorded by id and type
+// only, never its PIN.
 func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.Stay) error {
 	// The snapshot is read first, outside the writer's turn: only this
 	// property's run writes it, and it holds the run lock.
@@ -34,9 +38,6 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 	}
 	for k := range old {
 		changes = append(changes, change{key: k})
-	}
-	if len(changes) == 0 {
-		return nil
 	}
 	// The writes go in the writer's turn, as Saves do: the properties of a
 	// run save their snapshots while others save their credentials, and
@@ -76,6 +77,9 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 					return fmt.Errorf("state: save %d stays of %s, the first %s: %w", len(chunk), property, chunk[0].key.id, err)
 				}
 			}
+			if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", reconciledKey(property), formatTime(time.Now())); err != nil {
+				return fmt.Errorf("state: record that %s was read: %w", property, err)
+			}
 			if err := tx.Commit(); err != nil {
 				return d.openError("save stays of "+property+" to", err)
 			}
@@ -83,6 +87,28 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 		}()
 	})
 	return err
+}
+
+// reconciledKey is the meta key recording when a property was last read.
+func reconciledKey(property string) string { return "reconciled/" + property }
+
+// ReconciledAt returns when, on the wall clock, this file last took in a
+// read of property (SaveStays), or the zero time if never (or before this
+// was recorded).
+func (d *DB) ReconciledAt(ctx context.Context, property string) (time.Time, error) {
+	var v sql.NullString
+	err := d.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = ?", reconciledKey(property)).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("state: read when %s was last read: %w", property, err)
+	}
+	t, err := parseTime(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("state: read when %s was last read: %w", property, err)
+	}
+	return t, nil
 }
 
 // stayDelete drops stays of a property; stayUpsert writes them.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -706,43 +707,16 @@ func TestShardChangeCarriesTheRecord(t *testing.T) {
 	t.Parallel()
 	fw, _, _ := issuedWorld(t)
 	base := fw.statePath()
-	// holds is what the record in files says stays hold.
 	holds := func(files []string, stays ...string) map[string]reconcile.Credential {
-		t.Helper()
-		out := map[string]reconcile.Credential{}
-		for _, f := range files {
-			for _, c := range readCredentials(t, f) {
-				if slices.Contains(stays, c.Stay.ID) && c.Status.Live() && c.RemoteID != "" {
-					out[string(c.System)+" "+c.RemoteID] = c
-				}
-			}
-		}
-		return out
+		return recordedHolds(t, files, stays...)
 	}
 	withdrawn := func(what string, held map[string]reconcile.Credential) {
 		t.Helper()
 		if len(held) == 0 {
 			t.Fatalf("%s: the cancelled stays held nothing to withdraw", what)
 		}
-		for _, c := range held {
-			switch c.System {
-			case reconcile.System3RPMS:
-				if k := keyByID(t, fw.sb.rpms, c.RemoteID); !k.Deleted && len(k.StayIDs) > 0 {
-					t.Errorf("%s: 3RPMS key %s of cancelled stay %s is still on %v", what, k.ID, c.Stay.ID, k.StayIDs)
-				}
-			case reconcile.SystemOpenApp:
-				for _, inv := range fw.sb.openapp.Invites() {
-					if inv.ID == c.RemoteID && inv.Enabled && !inv.Deleted {
-						t.Errorf("%s: invite %s of cancelled stay %s is still enabled", what, inv.ID, c.Stay.ID)
-					}
-				}
-			case reconcile.SystemKeyBox:
-				for _, a := range fw.accesses() {
-					if a.ID == c.RemoteID {
-						t.Errorf("%s: key-box access %s of cancelled stay %s is still live", what, a.ID, c.Stay.ID)
-					}
-				}
-			}
+		if on := stillOn(t, fw, held); len(on) > 0 {
+			t.Errorf("%s: the cancelled stays still hold %v", what, on)
 		}
 	}
 	reshard := func(n int) {
@@ -788,3 +762,165 @@ func TestShardChangeCarriesTheRecord(t *testing.T) {
 	reshard(3)
 	withdrawn("after going to three shards", late)
 }
+
+// recordedHolds is what the record in files says stays hold: their live
+// credentials with a remote id, by system and remote id.
+func recordedHolds(t *testing.T, files []string, stays ...string) map[string]reconcile.Credential {
+	t.Helper()
+	out := map[string]reconcile.Credential{}
+	for _, f := range files {
+		for _, c := range readCredentials(t, f) {
+			if slices.Contains(stays, c.Stay.ID) && c.Status.Live() && c.RemoteID != "" {
+				out[string(c.System)+" "+c.RemoteID] = c
+			}
+		}
+	}
+	return out
+}
+
+// stillOn names the credentials of held that still open a door: a 3RPMS
+// key on a stay, an enabled invite, a live key-box access.
+func stillOn(t *testing.T, fw *faultWorld, held map[string]reconcile.Credential) []string {
+	t.Helper()
+	var on []string
+	for _, c := range held {
+		switch c.System {
+		case reconcile.System3RPMS:
+			if k := keyByID(t, fw.sb.rpms, c.RemoteID); !k.Deleted && len(k.StayIDs) > 0 {
+				on = append(on, "3RPMS key "+k.ID+" of "+c.Stay.ID)
+			}
+		case reconcile.SystemOpenApp:
+			for _, inv := range fw.sb.openapp.Invites() {
+				if inv.ID == c.RemoteID && inv.Enabled && !inv.Deleted {
+					on = append(on, "invite "+inv.ID+" of "+c.Stay.ID)
+				}
+			}
+		case reconcile.SystemKeyBox:
+			for _, a := range fw.accesses() {
+				if a.ID == c.RemoteID {
+					on = append(on, "key-box access "+a.ID+" of "+c.Stay.ID)
+				}
+			}
+		}
+	}
+	slices.Sort(on)
+	return on
+}
+
+// TestShardChangeUnreadableFileBeside: a file beside the state files that
+// keysync cannot read as one stops every command that would reconcile
+// against a record it may lack (exit 2, naming the file): the backfills of
+// two new shards, and the nightly runs after them on the files the
+// backfills made. Once it is moved aside, the next run carries the record
+// over and withdraws what the stays cancelled meanwhile hold.
+func TestShardChangeUnreadableFileBeside(t *testing.T) {
+	t.Parallel()
+	fw, _, _ := issuedWorld(t)
+	base := fw.statePath()
+	cancelled := recordedHolds(t, []string{base}, "s1", "s2")
+	for _, id := range []string{"res-s1", "res-s2"} {
+		if err := fw.sb.rpms.CancelReservation(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bogus := shardPath(base, "0", "7")
+	if err := os.WriteFile(bogus, []byte("not a state file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"backfill", "run"} {
+		for i := range 2 {
+			if r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/2", i)); r.code != ExitConfig || !strings.Contains(r.output(), bogus) {
+				t.Errorf("%s --shard %d/2 beside an unreadable file exited %d, want %d naming it:\n%s", cmd, i, r.code, ExitConfig, r.output())
+			}
+		}
+	}
+	if err := os.Remove(bogus); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		fw.mustExec(ExitOK, "run", "--shard", fmt.Sprintf("%d/2", i))
+	}
+	if on := stillOn(t, fw, cancelled); len(on) > 0 || len(cancelled) == 0 {
+		t.Errorf("the cancelled stays still hold %v (of %d)", on, len(cancelled))
+	}
+}
+
+// TestShardChangeBackToAnEarlierN: two shards, then three, then two again
+// with the two-shard files still there. Their record of the properties is
+// older than the three-shard files': the runs on them stop (exit 2, naming
+// the newer file) rather than reconcile against it. With them moved aside,
+// the backfills carry the three-shard record over, and a stay keyed and
+// cancelled while there were three shards has all it held withdrawn. A
+// plan on a shard file that lacks a property's record writes nothing to
+// it.
+func TestShardChangeBackToAnEarlierN(t *testing.T) {
+	t.Parallel()
+	fw, _, _ := issuedWorld(t)
+	base := fw.statePath()
+	each := func(n int, cmds ...string) {
+		t.Helper()
+		for i := range n {
+			for _, cmd := range cmds {
+				if r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n)); r.code != ExitOK {
+					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.stderr)
+				}
+			}
+		}
+	}
+	files := func(n int) []string {
+		var out []string
+		for i := range n {
+			if f := shardState(base, shardSpec{i, n}); fileExists(f) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	each(2, "backfill", "run")
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	each(3, "backfill", "run")
+	fw.hotelStay("s4", "r201", 1, 3)
+	each(3, "run")
+	late := recordedHolds(t, files(3), "s4")
+	if len(late) == 0 {
+		t.Fatal("s4 holds nothing")
+	}
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if r := fw.exec("run", nil, "--shard", fmt.Sprintf("%d/2", i)); len(files(2)) > i && (r.code != ExitConfig || !strings.Contains(r.output(), "is older than")) {
+			t.Errorf("run --shard %d/2 on a stale file exited %d, want %d saying its record is older:\n%s", i, r.code, ExitConfig, r.output())
+		}
+	}
+	aside := t.TempDir()
+	for _, f := range files(2) {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Rename(f+suffix, filepath.Join(aside, filepath.Base(f)+suffix)); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A plan on a file made by a backfill that stopped before its
+	// carry-over: it writes nothing there.
+	bogus := shardPath(base, "0", "7")
+	if err := os.WriteFile(bogus, []byte("not a state file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := fw.exec("backfill", nil, "--shard", "0/2"); r.code != ExitConfig {
+		t.Fatalf("backfill beside an unreadable file exited %d, want %d", r.code, ExitConfig)
+	}
+	if err := os.Remove(bogus); err != nil {
+		t.Fatal(err)
+	}
+	if r := fw.exec("plan", nil, "--shard", "0/2"); r.code != ExitOK || len(readCredentials(t, shardState(base, shardSpec{0, 2}))) != 0 {
+		t.Errorf("plan --shard 0/2 exited %d and wrote %d credentials into the shard's file, want none", r.code, len(readCredentials(t, shardState(base, shardSpec{0, 2}))))
+	}
+	each(2, "backfill", "run")
+	if on := stillOn(t, fw, late); len(on) > 0 {
+		t.Errorf("back on two shards, cancelled s4 still holds %v", on)
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -390,10 +390,14 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		return nil, err
 	}
 	defer closeDB()
-	if mode == reconcile.ModeBackfill || dry {
-		if err := carryOver(ctx, cfg, db, key, env.stateBusy, log); err != nil {
-			return nil, err
-		}
+	// A plan against the state file itself writes nothing to it (it holds
+	// no lock): there, carryOver only checks.
+	write := !dry
+	if p, ok := db.(interface{ Path() string }); ok && p.Path() != cfg.State {
+		write = true // a plan's temporary file, before the first backfill
+	}
+	if err := carryOver(ctx, cfg, db, key, env.stateBusy, write, log); err != nil {
+		return nil, err
 	}
 	for _, check := range checks {
 		if err := check(ctx, db); err != nil {
