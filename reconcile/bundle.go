@@ -199,12 +199,12 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		p.withdraw(s, append(creds, p.heldOfGone(s, creds, win)...), true, "reservation cancelled")
 		return nil
 	}
-	if s.Ref.Source == SystemGuestway {
-		p.lockNotes(s, win)
-	}
 	if s.MovedTo != "" {
 		p.handOver(s, creds)
 		return nil
+	}
+	if s.Ref.Source == SystemGuestway {
+		p.lockNotes(s, win)
 	}
 	method, ok := prop.methodFor(s.RoomID)
 	if !ok {

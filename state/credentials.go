@@ -621,6 +621,10 @@ type Carried struct {
 	Property     string
 	ReconciledAt time.Time
 	Credentials  []reconcile.Credential
+	// Replace drops this file's live credentials of the property first:
+	// its record is older than the one carried (the property was
+	// reconciled elsewhere since, and came back).
+	Replace bool
 }
 
 // CarryOver records in this file what other state files knew of properties
@@ -632,7 +636,8 @@ type Carried struct {
 // (DerivedFrom) names that credential's new id when it is of the same
 // property, and nothing when not. Secrets are sealed to their new rows.
 // Each property's ReconciledAt becomes this file's, so the record is as
-// recent here as where it came from. Nothing is written unless all is.
+// recent here as where it came from. A property with live credentials here
+// is refused, unless Replace. Nothing is written unless all is.
 func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 	if len(records) == 0 {
 		return nil
@@ -653,7 +658,13 @@ func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 			string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)).Scan(&held); err != nil {
 			return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 		}
-		if held > 0 {
+		switch {
+		case held > 0 && rec.Replace:
+			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE property = ? AND status IN (?, ?, ?, ?)`, rec.Property,
+				string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)); err != nil {
+				return fmt.Errorf("state: carry the record of %s over into %s: drop the older one: %w", rec.Property, d.path, err)
+			}
+		case held > 0:
 			return fmt.Errorf("state: carry the record of %s over into %s: it records %d live credentials of it already", rec.Property, d.path, held)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", reconciledKey(rec.Property), formatTime(rec.ReconciledAt)); err != nil {

@@ -1136,3 +1136,99 @@ func TestCarryOver(t *testing.T) {
 		t.Errorf("spa carried over beside the others: %+v", spa)
 	}
 }
+
+// TestPeek: a file that does not exist, is empty or has no schema yet
+// knows no property; one a run read a property into knows it, marked with
+// the read's time, which a later read never moves back; one from before
+// reads were marked knows a property it completed a backfill of, or holds
+// live credentials of, as of its last run.
+func TestPeek(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	for name, content := range map[string][]byte{"missing.db": nil, "empty.db": {}} {
+		path := filepath.Join(dir, name)
+		if content != nil {
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := Peek(ctx, path, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if known, _, _, err := p.Record(ctx, "hotel"); known || err != nil {
+			t.Errorf("%s knows hotel (%v)", name, err)
+		}
+		p.Close()
+	}
+	db, path := openNew(t)
+	record := func() (bool, bool, time.Time) {
+		t.Helper()
+		p, err := Peek(ctx, path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		known, marked, at, err := p.Record(ctx, "hotel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return known, marked, at
+	}
+	if known, _, _ := record(); known {
+		t.Error("a new file knows hotel")
+	}
+	if _, err := db.BeginRun(ctx, reconcile.ModeRun, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Save(ctx, []*reconcile.Credential{newCred("s1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if known, marked, at := record(); !known || marked || !at.Equal(t0) {
+		t.Errorf("with a live credential of hotel: known %v, marked %v, at %v; want known as of the last run, %v", known, marked, at, t0)
+	}
+	before := time.Now()
+	if err := db.SaveStays(ctx, "hotel", nil); err != nil {
+		t.Fatal(err)
+	}
+	known, marked, at := record()
+	if !known || !marked || at.Before(before) || at.After(time.Now()) {
+		t.Errorf("after a read: known %v, marked %v, at %v; want marked now", known, marked, at)
+	}
+	ahead := time.Now().Add(time.Hour)
+	if err := db.CarryOver(ctx, Carried{Property: "annex", ReconciledAt: ahead}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveStays(ctx, "annex", nil); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := db.ReconciledAt(ctx, "annex"); err != nil || !at.Equal(ahead) {
+		t.Errorf("a read after a record carried from a clock an hour ahead moved its time to %v (%v), want it kept at %v", at, err, ahead)
+	}
+}
+
+// TestCarryOverReplaces: a property whose record here is older than the
+// one carried has its live credentials replaced; the others stay.
+func TestCarryOverReplaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openNew(t)
+	stale, annex := newCred("s1"), newCred("a1")
+	stale.RemoteID, annex.Stay.Property = "rak-old", "annex"
+	if err := db.Save(ctx, []*reconcile.Credential{stale, annex}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh := *newCred("s1")
+	fresh.ID, fresh.RemoteID, fresh.Status = 41, "rak-new", reconcile.StatusActive
+	if err := db.CarryOver(ctx, Carried{Property: "hotel", ReconciledAt: t0, Credentials: []reconcile.Credential{fresh}, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	hotel, _ := db.Credentials(ctx, "hotel")
+	if len(hotel) != 1 || hotel[0].RemoteID != "rak-new" {
+		t.Errorf("hotel's record: %+v, want the carried credential alone", hotel)
+	}
+	if a, _ := db.Credentials(ctx, "annex"); len(a) != 1 {
+		t.Errorf("annex's record: %+v, want it kept", a)
+	}
+}

@@ -77,7 +77,10 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 					return fmt.Errorf("state: save %d stays of %s, the first %s: %w", len(chunk), property, chunk[0].key.id, err)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", reconciledKey(property), formatTime(time.Now())); err != nil {
+			// Never earlier than it was: a record carried over from a file
+			// whose clock ran ahead keeps that file's time.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+				ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)`, reconciledKey(property), formatTime(time.Now())); err != nil {
 				return fmt.Errorf("state: record that %s was read: %w", property, err)
 			}
 			if err := tx.Commit(); err != nil {

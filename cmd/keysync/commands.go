@@ -391,13 +391,17 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	}
 	defer closeDB()
 	// A plan against the state file itself writes nothing to it (it holds
-	// no lock): there, carryOver only checks.
+	// no lock): there, carryOver only checks. Targeted runs (webhooks,
+	// polls) leave it to the whole runs: which file holds a property's
+	// record changes only with the config or N, and they come often.
 	write := !dry
 	if p, ok := db.(interface{ Path() string }); ok && p.Path() != cfg.State {
 		write = true // a plan's temporary file, before the first backfill
 	}
-	if err := carryOver(ctx, cfg, db, key, env.stateBusy, write, log); err != nil {
-		return nil, err
+	if mode != reconcile.ModeTargeted {
+		if err := carryOver(ctx, cfg, db, key, env.stateBusy, write, log); err != nil {
+			return nil, err
+		}
 	}
 	for _, check := range checks {
 		if err := check(ctx, db); err != nil {

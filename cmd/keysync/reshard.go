@@ -19,21 +19,24 @@ import (
 // carryOver keeps a state file's record of each of its properties the
 // newest there is, among the files of the deployment's layouts beside it
 // (the configured state file and every shard file of every N; see
-// layoutFiles), before a run plans against it.
+// layoutFiles), before a whole run plans against it.
 //
 // A property this file knows nothing of (a shard's new file after N
 // changed, or a property that moved to this shard) takes over the record
-// of the file that last reconciled it (state.DB.CarryOver): a backfill
-// reads back what guests hold, but 3RPMS hides a cancelled reservation's
-// stays, so without the record the keys, invites and accesses of a
-// booking cancelled around the move would stay valid to their end. A
-// property this file knows, but that another file reconciled later (this
-// file is of a layout gone back to), stops the run: its record here is
-// stale. A file that cannot be read stops the run too: carrying over less
-// than the record would leave cancelled guests' credentials on.
+// of the file that last read it (state.DB.CarryOver): a backfill reads
+// back what guests hold, but 3RPMS hides a cancelled reservation's stays,
+// so without the record the keys, invites and accesses of a booking
+// cancelled around the move would stay valid to their end. A property
+// this file knows, but another file read since (it moved away and came
+// back), has its record here replaced by that one. The files beside are
+// peeked at (state.Peek: no checks, no key; one being created or written
+// by another shard is fine); only a file a record is taken from is opened
+// in full, and one that cannot be stops the run (exit 2, naming it):
+// carrying over less than the record would leave cancelled guests'
+// credentials on.
 //
 // write false (a plan against the state file, which holds no lock) only
-// checks: what a run would carry over is logged.
+// checks: what a run would take over is logged.
 func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, log *slog.Logger) error {
 	db, ok := store.(*state.DB)
 	if !ok {
@@ -52,62 +55,75 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	if len(paths) == 0 {
 		return nil
 	}
-	var others []*layoutFile
+	var peeked []*state.Peeked
 	defer func() {
-		for _, f := range others {
-			f.db.Close()
+		for _, p := range peeked {
+			p.Close()
 		}
 	}()
-	for _, path := range paths {
-		old, err := state.Open(ctx, path, state.Options{ReadOnly: true, Key: key, BusyTimeout: busy})
+	peek := func(path string) (*state.Peeked, error) {
+		p, err := state.Peek(ctx, path, busy)
 		if err != nil {
-			return withCode(ExitConfig, fmt.Errorf("state: %s beside %s: %w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", path, cfg.State, err))
+			return nil, withCode(ExitFailure, err)
 		}
-		f := &layoutFile{path: path, db: old}
-		others = append(others, f)
-		if f.lastRun, err = old.LastRunAt(ctx); err != nil {
-			return withCode(ExitFailure, err)
+		peeked = append(peeked, p)
+		return p, nil
+	}
+	here, err := peek(db.Path())
+	if err != nil {
+		return err
+	}
+	var others []*state.Peeked
+	for _, path := range paths {
+		p, err := peek(path)
+		if err != nil {
+			return withCode(ExitConfig, fmt.Errorf("%w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", err))
 		}
+		others = append(others, p)
 	}
-	here := &layoutFile{path: db.Path(), db: db}
-	var err error
-	if here.lastRun, err = db.LastRunAt(ctx); err != nil {
-		return withCode(ExitFailure, err)
-	}
+	full := map[string]*state.DB{} // the files records are taken from
+	defer func() {
+		for _, f := range full {
+			f.Close()
+		}
+	}()
 	var carry []state.Carried
 	for _, p := range cfg.Properties {
-		mine, err := here.record(ctx, p.Name)
+		mine, err := recordOf(ctx, here, p.Name)
 		if err != nil {
-			return withCode(ExitFailure, err)
+			return err
 		}
-		var best *layoutFile
+		var best *state.Peeked
 		var newest record
 		for _, f := range others {
-			r, err := f.record(ctx, p.Name)
+			r, err := recordOf(ctx, f, p.Name)
 			if err != nil {
-				return withCode(ExitFailure, err)
+				return err
 			}
 			if r.newer(newest) {
 				best, newest = f, r
 			}
 		}
-		switch {
-		case best == nil:
-		case mine.known:
-			if newest.newer(mine) {
-				return withCode(ExitConfig, fmt.Errorf("state: %s's record of property %q (%s) is older than %s's (%s): this file is of a layout the deployment has left since; move it aside, and `keysync backfill` carries the newer record over",
-					db.Path(), p.Name, mine, best.path, newest))
-			}
-		case write:
-			creds, err := best.db.Credentials(ctx, p.Name)
-			if err != nil {
-				return withCode(ExitFailure, err)
-			}
-			carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.at, Credentials: creds})
-			log.Info("carrying the record of a property over from the state file that last reconciled it", "property", p.Name, "from", best.path, "credentials", len(creds))
-		default:
-			log.Warn("this plan lacks the record of a property that another state file holds: a run or backfill carries it over first", "property", p.Name, "from", best.path)
+		if best == nil || !newest.newer(mine) {
+			continue
 		}
+		if !write {
+			log.Warn("this plan lacks the newest record of a property, which another state file holds: a run or backfill takes it over first", "property", p.Name, "from", best.Path())
+			continue
+		}
+		src := full[best.Path()]
+		if src == nil {
+			if src, err = state.Open(ctx, best.Path(), state.Options{ReadOnly: true, Key: key, BusyTimeout: busy}); err != nil {
+				return withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), p.Name, db.Path(), err))
+			}
+			full[best.Path()] = src
+		}
+		creds, err := src.Credentials(ctx, p.Name)
+		if err != nil {
+			return withCode(ExitFailure, err)
+		}
+		carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.at, Credentials: creds, Replace: mine.known})
+		log.Info("taking over the record of a property from the state file that read it last", "property", p.Name, "from", best.Path(), "credentials", len(creds), "replacing", mine.known)
 	}
 	if err := db.CarryOver(ctx, carry...); err != nil {
 		return withCode(ExitFailure, err)
@@ -115,40 +131,20 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	return nil
 }
 
-// layoutFile is a state file of a layout and its latest run.
-type layoutFile struct {
-	path    string
-	db      *state.DB
-	lastRun time.Time
+// recordOf is what f knows of property.
+func recordOf(ctx context.Context, f *state.Peeked, property string) (record, error) {
+	known, marked, at, err := f.Record(ctx, property)
+	if err != nil {
+		return record{}, withCode(ExitFailure, err)
+	}
+	return record{known: known, marked: marked, at: at}, nil
 }
 
-// record is what a file knows of a property and how recent it is: the
-// time it last took in a read of it (marked), or, for a file from before
-// that was recorded that completed a backfill of it or records live
-// credentials of it, its latest run.
+// record is what a file knows of a property and how recent it is (see
+// state.Peeked.Record).
 type record struct {
 	known, marked bool
 	at            time.Time
-}
-
-// record returns what f knows of property.
-func (f *layoutFile) record(ctx context.Context, property string) (record, error) {
-	at, err := f.db.ReconciledAt(ctx, property)
-	if err != nil || !at.IsZero() {
-		return record{known: true, marked: true, at: at}, err
-	}
-	done, err := f.db.Backfilled(ctx, property)
-	if err != nil {
-		return record{}, err
-	}
-	live, err := f.db.Credentials(ctx, property)
-	if err != nil {
-		return record{}, err
-	}
-	if done || len(live) > 0 {
-		return record{known: true, at: f.lastRun}, nil
-	}
-	return record{}, nil
 }
 
 // newer orders records: a known one before none, a marked one (written by
@@ -161,17 +157,6 @@ func (r record) newer(than record) bool {
 		return r.marked
 	}
 	return r.at.After(than.at)
-}
-
-func (r record) String() string {
-	if !r.known {
-		return "none"
-	}
-	s := "last read " + r.at.UTC().Format(time.RFC3339)
-	if !r.marked {
-		s = "last run " + r.at.UTC().Format(time.RFC3339)
-	}
-	return s
 }
 
 // layoutFiles returns the state files of the layouts of the configured

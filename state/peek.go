@@ -1,0 +1,95 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// Peeked is what Peek reads of a state file that another process may be
+// writing, migrating or creating: when it last read each property, and
+// whether it knows it, with none of the checks, migrations or key that
+// Open needs. A file that does not exist, is empty or has no schema yet
+// knows no property.
+type Peeked struct {
+	path    string
+	db      *sql.DB // nil: the file knows nothing
+	lastRun time.Time
+}
+
+// Peek opens the state file at path for Record, read-only.
+func Peek(ctx context.Context, path string, busy time.Duration) (*Peeked, error) {
+	p := &Peeked{path: path}
+	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 {
+		return p, nil
+	}
+	db, err := sql.Open("sqlite", dsn(path, true, busy))
+	if err != nil {
+		return nil, fmt.Errorf("state: read %s: %w", path, err)
+	}
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'credentials', 'runs')`).Scan(&tables); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: read %s: %w", path, err)
+	}
+	if tables < 3 {
+		db.Close()
+		return p, nil // being created: no record yet
+	}
+	var at sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT max(started_at) FROM runs`).Scan(&at); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: read %s: the last run: %w", path, err)
+	}
+	if p.lastRun, err = parseTime(at); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: read %s: the last run: %w", path, err)
+	}
+	p.db = db
+	return p, nil
+}
+
+// Path is the peeked file's path.
+func (p *Peeked) Path() string { return p.path }
+
+// Close closes the file.
+func (p *Peeked) Close() error {
+	if p.db == nil {
+		return nil
+	}
+	return p.db.Close()
+}
+
+// Record says whether the file knows property and how recently: when it
+// last took in a read of it (marked, see DB.ReconciledAt), or, for a file
+// from before that was recorded that completed a backfill of it or
+// records live credentials of it, its latest run.
+func (p *Peeked) Record(ctx context.Context, property string) (known, marked bool, at time.Time, err error) {
+	if p.db == nil {
+		return false, false, time.Time{}, nil
+	}
+	var read, backfilled sql.NullString
+	if err := p.db.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = ?), (SELECT value FROM meta WHERE key = ?)`,
+		reconciledKey(property), backfilledKey(property)).Scan(&read, &backfilled); err != nil {
+		return false, false, time.Time{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
+	}
+	if read.Valid {
+		t, err := parseTime(read)
+		return true, true, t, err
+	}
+	var live int
+	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND status IN (?, ?, ?, ?)`, property,
+		string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)).Scan(&live); err != nil {
+		return false, false, time.Time{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
+	}
+	if backfilled.Valid || live > 0 {
+		return true, false, p.lastRun, nil
+	}
+	return false, false, time.Time{}, nil
+}
