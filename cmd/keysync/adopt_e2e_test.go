@@ -744,6 +744,11 @@ func TestShardChangeCarriesTheRecord(t *testing.T) {
 	}
 	reshard(2)
 	withdrawn("after going to two shards", cancelled)
+	// The unsharded file is still there: a run without --shard (an old
+	// timer left on) would be a second owner of every property.
+	if r := fw.exec("run", nil); r.code != ExitConfig || !strings.Contains(r.output(), "--shard I/N") {
+		t.Errorf("run without --shard beside newer shard files exited %d, want %d pointing at --shard:\n%s", r.code, ExitConfig, r.output())
+	}
 
 	// A guest booked and keyed while there were two shards, cancelled
 	// before going to three: only the two-shard files know what s4 holds

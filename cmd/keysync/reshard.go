@@ -107,6 +107,12 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if best == nil || !newest.newer(mine) {
 			continue
 		}
+		if !cfg.shard.on() {
+			// The unsharded file of a deployment that runs in shards now
+			// (an old timer left on): two owners of the property.
+			return withCode(ExitConfig, fmt.Errorf("state: property %q was read since %s's last read of it, in %s: the state is kept per shard now; give the command its --shard I/N (or --shards N in an Indexed Job), and stop what runs keysync without it; to go back to one process, use --shard 0/1",
+				p.Name, db.Path(), best.Path()))
+		}
 		if !write {
 			log.Warn("this plan lacks the newest record of a property, which another state file holds: a run or backfill takes it over first", "property", p.Name, "from", best.Path())
 			continue
