@@ -23,9 +23,7 @@ const credentialColumns = `id, property, source, stay_id, system, kind, room_id,
 // report) the secrets are left empty.
 func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Credential, error) {
 	creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
-		WHERE property = ? AND status IN (?, ?, ?, ?) ORDER BY id`,
-		property, string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled),
-		string(reconcile.StatusRetired))
+		WHERE property = ? AND `+liveIn+` ORDER BY id`, liveArgs(property)...)
 	if err != nil {
 		return nil, fmt.Errorf("state: load credentials of %s: %w", property, err)
 	}
@@ -417,6 +415,14 @@ func validStatus(s reconcile.Status) error {
 	return fmt.Errorf("unknown status %q", s)
 }
 
+// liveIn is the condition that a credentials row is live
+// (reconcile.Status.Live); liveArgs appends its arguments to args.
+const liveIn = `status IN (?, ?, ?, ?)`
+
+func liveArgs(args ...any) []any {
+	return append(args, string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired))
+}
+
 // RecentFailures implements reconcile.Store.
 func (d *DB) RecentFailures(ctx context.Context, property string, before int64, n int) (map[reconcile.FailureKey]int, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT source, stay_id, system, op, COUNT(DISTINCT run_id) FROM audit
@@ -452,8 +458,7 @@ var _ reconcile.PropertyLister = (*DB)(nil)
 // LiveProperties implements reconcile.PropertyLister.
 func (d *DB) LiveProperties(ctx context.Context) (map[string]int, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT property, COUNT(*) FROM credentials
-		WHERE status IN (?, ?, ?, ?) GROUP BY property`,
-		string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired))
+		WHERE `+liveIn+` GROUP BY property`, liveArgs()...)
 	if err != nil {
 		return nil, fmt.Errorf("state: list properties: %w", err)
 	}
@@ -654,14 +659,12 @@ func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 	var rows []credentialRow
 	for _, rec := range records {
 		var held int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND status IN (?, ?, ?, ?)`, rec.Property,
-			string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)).Scan(&held); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND `+liveIn, liveArgs(rec.Property)...).Scan(&held); err != nil {
 			return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 		}
 		switch {
 		case held > 0 && rec.Replace:
-			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE property = ? AND status IN (?, ?, ?, ?)`, rec.Property,
-				string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE property = ? AND `+liveIn, liveArgs(rec.Property)...); err != nil {
 				return fmt.Errorf("state: carry the record of %s over into %s: drop the older one: %w", rec.Property, d.path, err)
 			}
 		case held > 0:

@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"time"
-
-	"github.com/keysync/keysync/reconcile"
 )
 
 // Peeked is what Peek reads of a state file that another process may be
@@ -84,8 +82,7 @@ func (p *Peeked) Record(ctx context.Context, property string) (known, marked boo
 		return true, true, t, err
 	}
 	var live int
-	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND status IN (?, ?, ?, ?)`, property,
-		string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)).Scan(&live); err != nil {
+	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND `+liveIn, liveArgs(property)...).Scan(&live); err != nil {
 		return false, false, time.Time{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
 	}
 	if backfilled.Valid || live > 0 {

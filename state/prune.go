@@ -40,7 +40,6 @@ func (d *DB) Prune(ctx context.Context, now time.Time, keep time.Duration) (int,
 	}
 	cut := formatTime(now.Add(-keep))
 	settled := []any{string(reconcile.StatusDeleted), string(reconcile.StatusReleased), string(reconcile.StatusAbandoned)}
-	live := []any{string(reconcile.StatusPending), string(reconcile.StatusActive), string(reconcile.StatusDisabled), string(reconcile.StatusRetired)}
 
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -59,8 +58,8 @@ func (d *DB) Prune(ctx context.Context, now time.Time, keep time.Duration) (int,
 		{"credentials", `DELETE FROM credentials WHERE id IN (
 			SELECT id FROM credentials WHERE status IN (?, ?, ?) AND updated_at < ?
 			AND id < (SELECT max(id) FROM credentials)
-			AND id NOT IN (SELECT derived_from FROM credentials WHERE status IN (?, ?, ?, ?) AND derived_from IS NOT NULL)
-			LIMIT ?)`, append(append(append(settled, cut), live...), pruneBatch)},
+			AND id NOT IN (SELECT derived_from FROM credentials WHERE ` + liveIn + ` AND derived_from IS NOT NULL)
+			LIMIT ?)`, append(liveArgs(append(settled, cut)...), pruneBatch)},
 		{"webhook events", `DELETE FROM events WHERE id IN (
 			SELECT id FROM events WHERE done_at IS NOT NULL AND done_at < ? LIMIT ?)`, []any{cut, pruneBatch}},
 		{"the request ledger", `DELETE FROM requests WHERE id IN (
