@@ -11,9 +11,8 @@ import (
 )
 
 // Peeked is what Peek reads of a state file that another process may be
-// writing, migrating or creating: when it last read each property, and
-// whether it knows it, with none of the checks, migrations or key that
-// Open needs. A file that does not exist, is empty or has no schema yet
+// writing, migrating or creating: its Record of each property, with none
+// of the checks, migrations or key that Open needs. A file that does not exist, is empty or has no schema yet
 // knows no property.
 type Peeked struct {
 	path    string
@@ -64,29 +63,54 @@ func (p *Peeked) Close() error {
 	return p.db.Close()
 }
 
-// Record says whether the file knows property and how recently: when it
-// last took in a read of it (marked, see DB.ReconciledAt), or, for a file
-// from before that was recorded that completed a backfill of it or
-// records live credentials of it, its latest run.
-func (p *Peeked) Record(ctx context.Context, property string) (known, marked bool, at time.Time, err error) {
+// Record is what a state file knows of a property and how recent it is.
+type Record struct {
+	// Known: the file took in a read of the property, completed a
+	// backfill of it or records live credentials of it.
+	Known bool
+	// Marked: At is when the file last took in a read of it (SaveStays);
+	// otherwise, for a file from before reads were marked, At is its
+	// latest run.
+	Marked bool
+	At     time.Time
+}
+
+// Newer reports whether r is a newer record than other: a known one
+// before none, a marked one (written by a run since reads are marked)
+// before an unmarked one, then the later.
+func (r Record) Newer(other Record) bool {
+	switch {
+	case r.Known != other.Known:
+		return r.Known
+	case r.Marked != other.Marked:
+		return r.Marked
+	}
+	return r.At.After(other.At)
+}
+
+// Record returns what the file knows of property.
+func (p *Peeked) Record(ctx context.Context, property string) (Record, error) {
 	if p.db == nil {
-		return false, false, time.Time{}, nil
+		return Record{}, nil
 	}
 	var read, backfilled sql.NullString
 	if err := p.db.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = ?), (SELECT value FROM meta WHERE key = ?)`,
 		reconciledKey(property), backfilledKey(property)).Scan(&read, &backfilled); err != nil {
-		return false, false, time.Time{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
+		return Record{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
 	}
 	if read.Valid {
 		t, err := parseTime(read)
-		return true, true, t, err
+		if err != nil {
+			return Record{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
+		}
+		return Record{Known: true, Marked: true, At: t}, nil
 	}
 	var live int
 	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND `+liveIn, liveArgs(property)...).Scan(&live); err != nil {
-		return false, false, time.Time{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
+		return Record{}, fmt.Errorf("state: read %s's record of %s: %w", p.path, property, err)
 	}
 	if backfilled.Valid || live > 0 {
-		return true, false, p.lastRun, nil
+		return Record{Known: true, At: p.lastRun}, nil
 	}
-	return false, false, time.Time{}, nil
+	return Record{}, nil
 }

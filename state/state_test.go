@@ -1114,8 +1114,8 @@ func TestCarryOver(t *testing.T) {
 		if key.PIN.Reveal() != "1234"+prop[:2] || invite.Secret.Reveal() != "link-"+prop {
 			t.Errorf("%s: the secrets did not open under their new rows", prop)
 		}
-		if at, err := db.ReconciledAt(ctx, prop); err != nil || !at.Equal(rec.ReconciledAt) {
-			t.Errorf("%s: reconciled at %v (%v), want its source's %v", prop, at, err, rec.ReconciledAt)
+		if r := peekRecord(t, db.Path(), prop); !r.Marked || !r.At.Equal(rec.ReconciledAt) {
+			t.Errorf("%s: record %+v, want marked at its source's %v", prop, r, rec.ReconciledAt)
 		}
 	}
 	if hotel.Credentials[2].DerivedFrom != 2 || annex.Credentials[2].ID != 3 {
@@ -1153,28 +1153,15 @@ func TestPeek(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		p, err := Peek(ctx, path, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		if r := peekRecord(t, path, "hotel"); r.Known {
+			t.Errorf("%s knows hotel", name)
 		}
-		if known, _, _, err := p.Record(ctx, "hotel"); known || err != nil {
-			t.Errorf("%s knows hotel (%v)", name, err)
-		}
-		p.Close()
 	}
 	db, path := openNew(t)
 	record := func() (bool, bool, time.Time) {
 		t.Helper()
-		p, err := Peek(ctx, path, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		known, marked, at, err := p.Record(ctx, "hotel")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return known, marked, at
+		r := peekRecord(t, path, "hotel")
+		return r.Known, r.Marked, r.At
 	}
 	if known, _, _ := record(); known {
 		t.Error("a new file knows hotel")
@@ -1203,9 +1190,24 @@ func TestPeek(t *testing.T) {
 	if err := db.SaveStays(ctx, "annex", nil); err != nil {
 		t.Fatal(err)
 	}
-	if at, err := db.ReconciledAt(ctx, "annex"); err != nil || !at.Equal(ahead) {
-		t.Errorf("a read after a record carried from a clock an hour ahead moved its time to %v (%v), want it kept at %v", at, err, ahead)
+	if at := peekRecord(t, path, "annex").At; !at.Equal(ahead) {
+		t.Errorf("a read after a record carried from a clock an hour ahead moved its time to %v, want it kept at %v", at, ahead)
 	}
+}
+
+// peekRecord is the Record of property that Peek reads in the file at path.
+func peekRecord(t *testing.T, path, property string) Record {
+	t.Helper()
+	p, err := Peek(context.Background(), path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r, err := p.Record(context.Background(), property)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestCarryOverReplaces: a property whose record here is older than the

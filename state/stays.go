@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 
 // SaveStays replaces the snapshot of a property's stays in one transaction,
 // and records when (on the wall clock) this file last took in a read of
-// the property (ReconciledAt). Rows are keyed by property (the argument,
+// the property (Peeked.Record). Rows are keyed by property (the argument,
 // whatever the stays' refs say), source and stay id; a stay listed twice
 // keeps its last version. The key a stay holds is recorded by id and type
 // only, never its PIN.
@@ -94,25 +93,6 @@ func (d *DB) SaveStays(ctx context.Context, property string, stays []reconcile.S
 
 // reconciledKey is the meta key recording when a property was last read.
 func reconciledKey(property string) string { return "reconciled/" + property }
-
-// ReconciledAt returns when, on the wall clock, this file last took in a
-// read of property (SaveStays), or the zero time if never (or before this
-// was recorded).
-func (d *DB) ReconciledAt(ctx context.Context, property string) (time.Time, error) {
-	var v sql.NullString
-	err := d.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = ?", reconciledKey(property)).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("state: read when %s was last read: %w", property, err)
-	}
-	t, err := parseTime(v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("state: read when %s was last read: %w", property, err)
-	}
-	return t, nil
-}
 
 // stayDelete drops stays of a property; stayUpsert writes them.
 var (

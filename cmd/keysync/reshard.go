@@ -89,22 +89,22 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	}()
 	var carry []state.Carried
 	for _, p := range cfg.Properties {
-		mine, err := recordOf(ctx, here, p.Name)
+		mine, err := here.Record(ctx, p.Name)
 		if err != nil {
-			return err
+			return withCode(ExitFailure, err)
 		}
 		var best *state.Peeked
-		var newest record
+		var newest state.Record
 		for _, f := range others {
-			r, err := recordOf(ctx, f, p.Name)
+			r, err := f.Record(ctx, p.Name)
 			if err != nil {
-				return err
+				return withCode(ExitFailure, err)
 			}
-			if r.newer(newest) {
+			if r.Newer(newest) {
 				best, newest = f, r
 			}
 		}
-		if best == nil || !newest.newer(mine) {
+		if best == nil || !newest.Newer(mine) {
 			continue
 		}
 		if !cfg.shard.on() {
@@ -128,41 +128,13 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if err != nil {
 			return withCode(ExitFailure, err)
 		}
-		carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.at, Credentials: creds, Replace: mine.known})
-		log.Info("taking over the record of a property from the state file that read it last", "property", p.Name, "from", best.Path(), "credentials", len(creds), "replacing", mine.known)
+		carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known})
+		log.Info("taking over the record of a property from the state file that read it last", "property", p.Name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known)
 	}
 	if err := db.CarryOver(ctx, carry...); err != nil {
 		return withCode(ExitFailure, err)
 	}
 	return nil
-}
-
-// recordOf is what f knows of property.
-func recordOf(ctx context.Context, f *state.Peeked, property string) (record, error) {
-	known, marked, at, err := f.Record(ctx, property)
-	if err != nil {
-		return record{}, withCode(ExitFailure, err)
-	}
-	return record{known: known, marked: marked, at: at}, nil
-}
-
-// record is what a file knows of a property and how recent it is (see
-// state.Peeked.Record).
-type record struct {
-	known, marked bool
-	at            time.Time
-}
-
-// newer orders records: a known one before none, a marked one (written by
-// a run since reads are marked) before an unmarked one, then the later.
-func (r record) newer(than record) bool {
-	switch {
-	case r.known != than.known:
-		return r.known
-	case r.marked != than.marked:
-		return r.marked
-	}
-	return r.at.After(than.at)
 }
 
 // layoutFiles returns the state files of the layouts of the configured
