@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -520,6 +522,13 @@ func (c *Config) groups(key func(*PropertyConfig) string) map[string][]int {
 		}
 	}
 	return by
+}
+
+// splits is every group of properties that share a source: each split
+// hotel's (splitHotels) and each split Guestway organisation's
+// (splitOrgs).
+func (c *Config) splits() [][]int {
+	return append(slices.Collect(maps.Values(c.splitHotels())), slices.Collect(maps.Values(c.splitOrgs()))...)
 }
 
 // splitHotels groups the properties that share a 3RPMS endpoint and token

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	"math"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -140,12 +138,12 @@ func applyShard(cfg *Config, s shardSpec) error {
 	// The properties of a split hotel go to one shard, that of the first
 	// of their names (whatever the config's order): they share reads,
 	// documents and the keys of stays moving between them. So do those of
-	// a split Guestway organisation: each leaves the others' listings out.
+	// a split Guestway organisation, siblings as well.
 	names := make([]string, len(cfg.Properties))
 	for i := range cfg.Properties {
 		names[i] = cfg.Properties[i].Name
 	}
-	for _, idx := range append(slices.Collect(maps.Values(cfg.splitHotels())), slices.Collect(maps.Values(cfg.splitOrgs()))...) {
+	for _, idx := range cfg.splits() {
 		first := names[idx[0]]
 		for _, i := range idx {
 			first = min(first, cfg.Properties[i].Name)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -143,8 +142,7 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	}
 	// The properties of a split Guestway organisation each know which of
 	// the others maps each listing, for the guests that move there.
-	orgs := cfg.splitOrgs()
-	for _, idx := range orgs {
+	for _, idx := range cfg.splitOrgs() {
 		for _, i := range idx {
 			others := map[string]string{}
 			for _, j := range idx {
@@ -164,7 +162,7 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	// The properties of a split hotel or organisation are each other's
 	// siblings: a stay moving between them is let go of by the one and
 	// taken up by the other in the same run, a hotel's PIN key going along.
-	for _, idx := range append(slices.Collect(maps.Values(orgs)), hotelMembers(hotels)...) {
+	for _, idx := range cfg.splits() {
 		for _, i := range idx {
 			for _, j := range idx {
 				if i != j {
@@ -176,23 +174,13 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	return r, nil
 }
 
-// hotelMembers is each split hotel's property indexes.
-func hotelMembers(hotels map[string]*hotel) [][]int {
-	var out [][]int
-	for _, h := range hotels {
-		out = append(out, h.members)
-	}
-	return out
-}
-
 // hotel is what the properties on one 3RPMS endpoint and token (a hotel
 // split into properties) share in a run: one read of the window's stays,
 // and documents for their key mutations (up to the max_ops_per_request of
 // the first of them).
 type hotel struct {
-	members []int // the properties' indexes in the config
-	stays   *rpms.Hotel
-	chain   *rpmsink.Chain
+	stays *rpms.Hotel
+	chain *rpmsink.Chain
 }
 
 // chains finds the properties that share a 3RPMS endpoint and token: the
@@ -201,8 +189,8 @@ type hotel struct {
 // and token is not in it.
 func (cfg *Config) chains() map[string]*hotel {
 	out := map[string]*hotel{}
-	for k, idx := range cfg.splitHotels() {
-		out[k] = &hotel{members: idx}
+	for k := range cfg.splitHotels() {
+		out[k] = &hotel{}
 	}
 	return out
 }
