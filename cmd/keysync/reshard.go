@@ -137,6 +137,9 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	return nil
 }
 
+// shardName is the I-of-N of a shard file's name (shardState).
+var shardName = regexp.MustCompile(`^(0|[1-9][0-9]*)-of-([1-9][0-9]*)$`)
+
 // layoutFiles returns the state files of the layouts of the configured
 // state file base that exist: base itself and its shard files of every N
 // (shardState's names; other names beside them, such as a file moved
@@ -148,9 +151,8 @@ func layoutFiles(base string) []string {
 	}
 	ext := filepath.Ext(base)
 	prefix := strings.TrimSuffix(base, ext) + ".shard-"
-	name := regexp.MustCompile(`^(0|[1-9][0-9]*)-of-([1-9][0-9]*)$`)
 	for _, f := range shardFiles(base) {
-		if name.MatchString(strings.TrimSuffix(strings.TrimPrefix(f, prefix), ext)) {
+		if shardName.MatchString(strings.TrimSuffix(strings.TrimPrefix(f, prefix), ext)) {
 			out = append(out, f)
 		}
 	}
