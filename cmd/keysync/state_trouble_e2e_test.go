@@ -1,6 +1,6 @@
 package main
 
-// State in trouble (fault matrix, issue 6, item 10), end to end through
+// State in trouble (the README's fault matrix, row 10), end to end through
 // the 3RPMS harness: the state file locked by another writer, truncated,
 // corrupt, read-only, on a full disk, or missing. In every case keysync
 // fails before any remote change, says what to do, and leaves the file as
