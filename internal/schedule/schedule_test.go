@@ -156,8 +156,10 @@ func TestShiftsWalksOnlyTheSwitches(t *testing.T) {
 	specs := []string{"0 2 * * *", "30 2 * * *", "*/7 * * * *", "0 0 * * *", "59 23 * * *", "15 1 * * 0", "0 1,2,3 1 * *", "15 4 * * *"}
 	for _, zone := range zones {
 		loc := mustLoad(t, zone)
+		// A year from July holds every switch of each zone (the southern
+		// ones in September, October and April) and the walk past them.
 		from := time.Date(2025, 7, 3, 17, 0, 0, 0, loc)
-		to := from.AddDate(2, 0, 0)
+		to := from.AddDate(1, 0, 0)
 		for _, spec := range specs {
 			s, err := Parse(spec, loc)
 			if err != nil {
