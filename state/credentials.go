@@ -289,23 +289,8 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		}
 	}
 
-	// Audit lines go in statements of many rows too.
-	for chunk := range chunks(audit) {
-		args := make([]any, 0, len(chunk)*11)
-		for _, a := range chunk {
-			var credID any // NULL when the entry concerns no saved credential
-			if a.Cred != nil {
-				if id := idOf(a.Cred); id != 0 {
-					credID = id
-				}
-			}
-			args = append(args, a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
-				credID, a.RemoteID, string(a.Phase), a.Detail)
-		}
-		if _, err := exec(auditInsert.sql(len(chunk)), args...); err != nil {
-			a := chunk[0]
-			return nil, fmt.Errorf("append %d audit lines from %s %s for stay %s: %w", len(chunk), a.System, a.Op, a.Stay, err)
-		}
+	if err := d.appendAudit(ctx, tx, audit, idOf); err != nil {
+		return nil, err
 	}
 	for chunk := range chunks(requests) {
 		args := make([]any, 0, len(chunk)*4)
@@ -320,6 +305,29 @@ func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []re
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return inserted, nil
+}
+
+// appendAudit appends audit lines in tx, in statements of many rows; idOf
+// gives the row id of the credential a line is about (0: none saved).
+func (d *DB) appendAudit(ctx context.Context, tx *sql.Tx, audit []reconcile.Audit, idOf func(*reconcile.Credential) int64) error {
+	for chunk := range chunks(audit) {
+		args := make([]any, 0, len(chunk)*11)
+		for _, a := range chunk {
+			var credID any // NULL when the entry concerns no saved credential
+			if a.Cred != nil {
+				if id := idOf(a.Cred); id != 0 {
+					credID = id
+				}
+			}
+			args = append(args, a.RunID, formatTime(a.At), string(a.System), string(a.Op), a.Stay.Property, string(a.Stay.Source), a.Stay.ID,
+				credID, a.RemoteID, string(a.Phase), a.Detail)
+		}
+		if _, err := d.exec(ctx, tx, auditInsert.sql(len(chunk)), args...); err != nil {
+			a := chunk[0]
+			return fmt.Errorf("append %d audit lines from %s %s for stay %s: %w", len(chunk), a.System, a.Op, a.Stay, err)
+		}
+	}
+	return nil
 }
 
 // Spent implements reconcile.Store: the ledger's requests per account at
@@ -619,6 +627,10 @@ func missingCredential(ctx context.Context, tx *sql.Tx, rows []credentialRow) er
 	return fmt.Errorf("update %d credentials, the first %d of stay %s: fewer rows changed than the statement carried", len(rows), rows[0].id, rows[0].c.Stay)
 }
 
+// OpCarryOver is the operation of the audit lines CarryOver writes: a
+// record taken over from another state file, not an action of a plan.
+const OpCarryOver reconcile.Op = "carry_over"
+
 // Carried is what another state file knew of a property: when it last
 // took in a read of it (ReconciledAt) and its live credentials (read with
 // that file's Credentials).
@@ -626,6 +638,8 @@ type Carried struct {
 	Property     string
 	ReconciledAt time.Time
 	Credentials  []reconcile.Credential
+	// From names the file the record comes from, for the audit trail.
+	From string
 	// Replace drops this file's live credentials of the property first:
 	// its record is older than the one carried (the property was
 	// reconciled elsewhere since, and came back).
@@ -642,8 +656,11 @@ type Carried struct {
 // property, and nothing when not. Secrets are sealed to their new rows.
 // Each property's ReconciledAt becomes this file's, so the record is as
 // recent here as where it came from. A property with live credentials here
-// is refused, unless Replace. Nothing is written unless all is.
-func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
+// is refused, unless Replace. The audit trail says what happened, at at
+// (outside any run): a line for each credential taken over, naming the
+// file and its id there, and one for a record replaced. Nothing is
+// written unless all is.
+func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -657,6 +674,7 @@ func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
 	var rows []credentialRow
+	var audit []reconcile.Audit
 	for _, rec := range records {
 		var held int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND `+liveIn, liveArgs(rec.Property)...).Scan(&held); err != nil {
@@ -667,6 +685,8 @@ func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE property = ? AND `+liveIn, liveArgs(rec.Property)...); err != nil {
 				return fmt.Errorf("state: carry the record of %s over into %s: drop the older one: %w", rec.Property, d.path, err)
 			}
+			audit = append(audit, reconcile.Audit{At: at, Op: OpCarryOver, Stay: reconcile.StayRef{Property: rec.Property}, Phase: reconcile.PhaseDone,
+				Detail: fmt.Sprintf("dropped the %d live credentials recorded here: %s read the property since, and its record is taken over", held, rec.From)})
 		case held > 0:
 			return fmt.Errorf("state: carry the record of %s over into %s: it records %d live credentials of it already", rec.Property, d.path, held)
 		}
@@ -689,6 +709,8 @@ func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 			id++
 			ids[c.ID] = id
 			rows = append(rows, credentialRow{c: &c, id: id, secret: secretOf(&c)})
+			audit = append(audit, reconcile.Audit{At: at, System: c.System, Op: OpCarryOver, Stay: c.Stay, Cred: &c, RemoteID: c.RemoteID, Phase: reconcile.PhaseDone,
+				Detail: fmt.Sprintf("taken over from %s, where it was credential %d", rec.From, c.ID)})
 		}
 		for _, r := range rows[first:] {
 			r.c.ID, r.c.DerivedFrom = r.id, ids[r.c.DerivedFrom]
@@ -698,6 +720,9 @@ func (d *DB) CarryOver(ctx context.Context, records ...Carried) error {
 		if _, err := d.exec(ctx, tx, credentialInsert.sql(len(chunk)), d.credentialArgs(chunk)...); err != nil {
 			return fmt.Errorf("state: carry %d credentials over into %s: %w", len(chunk), d.path, err)
 		}
+	}
+	if err := d.appendAudit(ctx, tx, audit, func(c *reconcile.Credential) int64 { return c.ID }); err != nil {
+		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)

@@ -1090,11 +1090,11 @@ func TestCarryOver(t *testing.T) {
 		if err != nil || len(creds) != 3 || creds[2].DerivedFrom != 2 {
 			t.Fatalf("source file of %s: %+v, %v", prop, creds, err)
 		}
-		return Carried{Property: prop, ReconciledAt: t0.Add(time.Duration(len(prop)) * time.Hour), Credentials: creds}
+		return Carried{Property: prop, ReconciledAt: t0.Add(time.Duration(len(prop)) * time.Hour), Credentials: creds, From: "/var/lib/keysync/" + prop + ".db"}
 	}
 	hotel, annex := group("hotel"), group("annex")
 	db, _ := openNew(t)
-	if err := db.CarryOver(ctx, hotel, annex); err != nil {
+	if err := db.CarryOver(ctx, t0, hotel, annex); err != nil {
 		t.Fatal(err)
 	}
 	all, err := db.AllCredentials(ctx)
@@ -1121,14 +1121,27 @@ func TestCarryOver(t *testing.T) {
 	if hotel.Credentials[2].DerivedFrom != 2 || annex.Credentials[2].ID != 3 {
 		t.Error("CarryOver changed the credentials it was given")
 	}
-	if err := db.CarryOver(ctx, group("spa"), hotel); err == nil || !strings.Contains(err.Error(), "carry the record of hotel over into") || !strings.Contains(err.Error(), "records 3 live credentials of it already") {
+	// The audit trail names each credential taken over, by its new id here
+	// and its id in the file it came from.
+	lines, err := db.AuditLog(ctx, 0)
+	if err != nil || len(lines) != 6 {
+		t.Fatalf("audit trail after carrying 6 credentials over: %d lines (%v), want 6", len(lines), err)
+	}
+	for i, a := range lines {
+		c := all[i]
+		want := fmt.Sprintf("taken over from /var/lib/keysync/%s.db, where it was credential %d", c.Stay.Property, i%3+1)
+		if a.Op != OpCarryOver || a.Phase != reconcile.PhaseDone || a.CredentialID != c.ID || a.Stay != c.Stay || a.System != c.System || a.RemoteID != c.RemoteID || !a.At.Equal(t0) || a.Detail != want {
+			t.Errorf("audit line %d: %+v, want %s done at %v on credential %d (%s, %s %s): %q", i, a, OpCarryOver, t0, c.ID, c.Stay, c.System, c.RemoteID, want)
+		}
+	}
+	if err := db.CarryOver(ctx, t0, group("spa"), hotel); err == nil || !strings.Contains(err.Error(), "carry the record of hotel over into") || !strings.Contains(err.Error(), "records 3 live credentials of it already") {
 		t.Errorf("carrying over a property the file has live credentials of: %v", err)
 	}
 	if all, _ := db.AllCredentials(ctx); len(all) != 6 {
 		t.Errorf("the refused carry-over wrote: %d credentials", len(all))
 	}
 	// Another property comes in beside them, with ids after theirs.
-	if err := db.CarryOver(ctx, group("spa")); err != nil {
+	if err := db.CarryOver(ctx, t0, group("spa")); err != nil {
 		t.Fatal(err)
 	}
 	spa, _ := db.Credentials(ctx, "spa")
@@ -1184,7 +1197,7 @@ func TestPeek(t *testing.T) {
 		t.Errorf("after a read: known %v, marked %v, at %v; want marked now", known, marked, at)
 	}
 	ahead := time.Now().Add(time.Hour)
-	if err := db.CarryOver(ctx, Carried{Property: "annex", ReconciledAt: ahead}); err != nil {
+	if err := db.CarryOver(ctx, t0, Carried{Property: "annex", ReconciledAt: ahead}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.SaveStays(ctx, "annex", nil); err != nil {
@@ -1223,7 +1236,7 @@ func TestCarryOverReplaces(t *testing.T) {
 	}
 	fresh := *newCred("s1")
 	fresh.ID, fresh.RemoteID, fresh.Status = 41, "rak-new", reconcile.StatusActive
-	if err := db.CarryOver(ctx, Carried{Property: "hotel", ReconciledAt: t0, Credentials: []reconcile.Credential{fresh}, Replace: true}); err != nil {
+	if err := db.CarryOver(ctx, t0, Carried{Property: "hotel", ReconciledAt: t0, Credentials: []reconcile.Credential{fresh}, Replace: true, From: "other.db"}); err != nil {
 		t.Fatal(err)
 	}
 	hotel, _ := db.Credentials(ctx, "hotel")
@@ -1232,5 +1245,16 @@ func TestCarryOverReplaces(t *testing.T) {
 	}
 	if a, _ := db.Credentials(ctx, "annex"); len(a) != 1 {
 		t.Errorf("annex's record: %+v, want it kept", a)
+	}
+	lines, err := db.AuditLog(ctx, 0)
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("audit trail: %+v (%v), want the record replaced, then the credential taken over", lines, err)
+	}
+	if a := lines[0]; a.Op != OpCarryOver || a.Stay.Property != "hotel" || a.Stay.ID != "" || a.CredentialID != 0 ||
+		a.Detail != "dropped the 1 live credentials recorded here: other.db read the property since, and its record is taken over" {
+		t.Errorf("first audit line: %+v, want hotel's record replaced", a)
+	}
+	if a := lines[1]; a.Op != OpCarryOver || a.CredentialID != hotel[0].ID || a.Detail != "taken over from other.db, where it was credential 41" {
+		t.Errorf("second audit line: %+v, want credential %d taken over", a, hotel[0].ID)
 	}
 }

@@ -744,6 +744,19 @@ func TestShardChangeCarriesTheRecord(t *testing.T) {
 	}
 	reshard(2)
 	withdrawn("after going to two shards", cancelled)
+	// The shard's audit trail says where s1's record came from.
+	var carried []string
+	for i := range 2 {
+		out := mustRunText(t, ExitOK, fw.getenv, "history", "--config", fw.cfg, "--shard", fmt.Sprintf("%d/2", i), "--stay", "s1").stdout
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, " carry_over ") && strings.Contains(line, "done: taken over from "+base+", where it was credential ") {
+				carried = append(carried, line)
+			}
+		}
+	}
+	if len(carried) != len(recordedHolds(t, []string{base}, "s1")) {
+		t.Errorf("history of s1 in the shards shows %d credentials taken over from %s, want one for each it held:\n%s", len(carried), base, strings.Join(carried, "\n"))
+	}
 	// The unsharded file is still there: a run without --shard (an old
 	// timer left on) would be a second owner of every property.
 	if r := fw.exec("run", nil); r.code != ExitConfig || !strings.Contains(r.output(), "--shard I/N") {

@@ -399,7 +399,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		write = true // a plan's temporary file, before the first backfill
 	}
 	if mode != reconcile.ModeTargeted {
-		if err := carryOver(ctx, cfg, db, key, env.stateBusy, write, log); err != nil {
+		if err := carryOver(ctx, cfg, db, key, env.stateBusy, write, now, log); err != nil {
 			return nil, err
 		}
 	}

@@ -36,8 +36,9 @@ import (
 // credentials on.
 //
 // write false (a plan against the state file, which holds no lock) only
-// checks: what a run would take over is logged.
-func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, log *slog.Logger) error {
+// checks: what a run would take over is logged. What is taken over is in
+// the audit trail, at now.
+func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, now time.Time, log *slog.Logger) error {
 	db, ok := store.(*state.DB)
 	if !ok {
 		return nil
@@ -128,10 +129,10 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if err != nil {
 			return withCode(ExitFailure, err)
 		}
-		carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known})
+		carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known, From: best.Path()})
 		log.Info("taking over the record of a property from the state file that read it last", "property", p.Name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known)
 	}
-	if err := db.CarryOver(ctx, carry...); err != nil {
+	if err := db.CarryOver(ctx, now, carry...); err != nil {
 		return withCode(ExitFailure, err)
 	}
 	return nil

@@ -243,8 +243,12 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		if h.Detail != "" {
 			outcome += ": " + h.Detail
 		}
-		fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.At.In(loc).Format("2006-01-02 15:04 MST"), h.RunID, h.Stay.Property, h.Stay.ID,
-			orDash(h.RoomID), h.System, h.Op, orDash(h.RemoteID), outcome)
+		run := "-" // a record carried over from another state file, outside any run
+		if h.RunID != 0 {
+			run = fmt.Sprintf("#%d", h.RunID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.At.In(loc).Format("2006-01-02 15:04 MST"), run, h.Stay.Property, orDash(h.Stay.ID),
+			orDash(h.RoomID), orDash(string(h.System)), h.Op, orDash(h.RemoteID), outcome)
 	}
 	tw.Flush()
 	if len(rows) == 0 {
