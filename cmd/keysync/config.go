@@ -64,6 +64,10 @@ type Config struct {
 	// take theirs from.
 	shard     shardSpec
 	unsharded string
+	// whole, set by applyShard, is every property of the config, the
+	// shard's and the others': a credential's limits and a field's path
+	// are the whole config's.
+	whole []PropertyConfig
 	// unset names the environment variables a command that calls no API
 	// loaded the config without (withoutSecrets): the credentials they
 	// name, and so their accounts, are stand-ins.
@@ -775,9 +779,18 @@ func (c *Config) credentialField(property string, sys reconcile.System) string {
 	}[sys])
 }
 
-// field is the config path of a property's field, properties[N].field.
+// every is every property of the config: in a shard, the others' too.
+func (c *Config) every() []PropertyConfig {
+	if c.whole != nil {
+		return c.whole
+	}
+	return c.Properties
+}
+
+// field is the config path of a property's field, properties[N].field, N
+// its place in the config file (in a shard too).
 func (c *Config) field(property, field string) string {
-	for i, p := range c.Properties {
+	for i, p := range c.every() {
 		if p.Name == property {
 			return fmt.Sprintf("properties[%d].%s", i, field)
 		}

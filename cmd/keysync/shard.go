@@ -192,6 +192,7 @@ func applyShard(cfg *Config, s shardSpec) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	cfg.whole = cfg.Properties
 	cfg.Properties = mine
 	cfg.unsharded = cfg.State
 	cfg.State = shardState(cfg.State, s)

@@ -154,6 +154,66 @@ func TestShardStatePath(t *testing.T) {
 	}
 }
 
+// TestShardLimitsOfTheWholeConfig: a partner key's limits, set on one of
+// its properties only, are the same in the shard that runs that property
+// and in the one that runs the other (each its share of them); a field's
+// path names the property's place in the config file, not in the shard.
+func TestShardLimitsOfTheWholeConfig(t *testing.T) {
+	t.Parallel()
+	// hotel is in shard 0 of 2, hotel-ljubljana in shard 1 (pinned above).
+	text := `state: /data/keysync.db
+properties:
+  - name: hotel
+    timezone: Europe/Ljubljana
+    guestway:
+      base_url: https://api.guestway.io
+      partner_key: pk
+      token: gw_hotel
+      daily_cap: 1000
+      reserve_for_revocations: 50
+      rate_per_second: 2
+      burst: 4
+    default_method: pin
+  - name: hotel-ljubljana
+    timezone: Europe/Ljubljana
+    guestway:
+      base_url: https://api.guestway.io
+      partner_key: pk
+      token: gw_hotel-ljubljana
+      reserve_for_revocations: 80
+    default_method: pin
+`
+	for _, s := range []shardSpec{{}, {0, 2}, {1, 2}} {
+		cfg, err := ParseConfig(strings.NewReader(text), func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := applyShard(cfg, s); err != nil {
+			t.Fatal(err)
+		}
+		want, share := reconcile.DailyBudget{Cap: 1000, Reserve: 80}, 1.0
+		if s.on() {
+			want, share = reconcile.DailyBudget{Cap: 500, Reserve: 40}, 0.5
+		}
+		b := budgets(cfg)
+		if len(b) != 1 {
+			t.Fatalf("shard %v: budgets %v, want the one partner key", s, b)
+		}
+		for acct, got := range b {
+			if got != want {
+				t.Errorf("shard %v: budget %+v, want %+v", s, got, want)
+			}
+			l := cfg.limits()[acct]
+			if rate, burst := shareOfPace(l.rate, l.burst, cfg.budgetShare[acct]); rate != 2*share || burst != int(4*share) {
+				t.Errorf("shard %v: pace %v a second, burst %d; want %v and %d", s, rate, burst, 2*share, int(4*share))
+			}
+		}
+		if got := cfg.field("hotel-ljubljana", "guestway.token"); got != "properties[1].guestway.token" {
+			t.Errorf("shard %v: hotel-ljubljana's token is %s, want properties[1].guestway.token", s, got)
+		}
+	}
+}
+
 // TestShardBudgetShare: a partner key used in two shards gives each half
 // its cap and reserve by default, or the configured share; a share the
 // shards together would overrun is refused; a credential one shard uses

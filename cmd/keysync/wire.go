@@ -132,9 +132,9 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	env.limiters.logTo(log)
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
-	hotels := cfg.chains()
+	hotels, limits := cfg.chains(), cfg.limits()
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], log, meter, hotels, cfg.budgetShare)
+		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits, cfg.budgetShare)
 		if err != nil {
 			return nil, err
 		}
@@ -201,30 +201,59 @@ func (t *ThreeRPMSConfig) chainKey() string {
 	return endpointKey(t.Endpoint) + "\x00" + t.token.Reveal()
 }
 
-// budgets is each metered credential's daily request budget: the smallest
-// cap and the largest reserve any property using it configures, or this
-// shard's share of that (applyShard). The ledger counts an account's
-// requests across the whole state file.
-func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
-	out := map[reconcile.Account]reconcile.DailyBudget{}
-	for i := range cfg.Properties {
-		p := &cfg.Properties[i]
+// credentialLimits is what the properties that use one metered credential
+// configure for it, taken together: the smallest daily cap (a property that
+// turns its budget off, -1, lifts no other's cap) with the largest reserve
+// of those that set one, the slowest rate and the smallest burst.
+type credentialLimits struct {
+	budget reconcile.DailyBudget // Cap 0: no budget
+	rate   float64
+	burst  int
+}
+
+// limits gives each metered credential of the config its limits, taken
+// over every property of the config: in a shard the others' too, so each
+// shard takes its share of the same limits, whichever of the credential's
+// properties it runs.
+func (c *Config) limits() map[reconcile.Account]credentialLimits {
+	out := map[reconcile.Account]credentialLimits{}
+	for _, p := range c.every() {
 		for sys, acct := range p.accounts() {
 			a := p.apiConfig(sys)
-			if a.DailyCap <= 0 {
-				continue
+			l, seen := out[acct]
+			if !seen || a.RatePerSecond < l.rate {
+				l.rate = a.RatePerSecond
 			}
-			b, ok := out[acct]
-			if !ok || a.DailyCap < b.Cap {
-				b.Cap = a.DailyCap
+			if !seen || a.Burst < l.burst {
+				l.burst = a.Burst
 			}
-			b.Reserve = max(b.Reserve, a.Reserve)
-			out[acct] = b
+			if a.DailyCap > 0 {
+				if l.budget.Cap == 0 || a.DailyCap < l.budget.Cap {
+					l.budget.Cap = a.DailyCap
+				}
+				l.budget.Reserve = max(l.budget.Reserve, a.Reserve)
+			}
+			out[acct] = l
 		}
 	}
-	// In a shard, a credential other shards use too has a share of it.
-	for acct, b := range out {
-		out[acct] = shareOf(b, cfg.budgetShare[acct])
+	return out
+}
+
+// budgets is the daily request budget of each metered credential this
+// config's properties use (limits), or this shard's share of it
+// (applyShard). The ledger counts an account's requests across the whole
+// state file.
+func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
+	limits := cfg.limits()
+	out := map[reconcile.Account]reconcile.DailyBudget{}
+	for i := range cfg.Properties {
+		for _, acct := range cfg.Properties[i].accounts() {
+			if b := limits[acct].budget; b.Cap > 0 {
+				// In a shard, a credential other shards use too has a
+				// share of it.
+				out[acct] = shareOf(b, cfg.budgetShare[acct])
+			}
+		}
 	}
 	return out
 }
@@ -314,14 +343,16 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 
 // site builds one property's source and sinks (their warnings go to log),
 // or says which of its systems could not be set up.
-func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, shares map[reconcile.Account]float64) (*reconcile.Site, error) {
+func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, limits map[reconcile.Account]credentialLimits, shares map[reconcile.Account]float64) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
-	// the sandboxes share a host, real systems do not).
+	// the sandboxes share a host, real systems do not), at the pace its
+	// properties allow it together (limits).
 	accounts := p.accounts()
 	// transport is every adapter's transport for sys: its credential's
 	// limiter and account, the retry policy, the meter and a's cap.
 	transport := func(sys reconcile.System, a APIConfig, base string) httpapi.Transport {
-		rate, burst := shareOfPace(a.RatePerSecond, a.Burst, shares[accounts[sys]])
+		l := limits[accounts[sys]]
+		rate, burst := shareOfPace(l.rate, l.burst, shares[accounts[sys]])
 		return httpapi.Transport{
 			Pacer: env.limiters.get(accounts[sys], hostOf(base), rate, burst, env.clock), Account: accounts[sys],
 			Retry: env.retry, Meter: meter, MaxResponseBytes: a.MaxResponseBytes, Now: env.now,
