@@ -389,6 +389,19 @@ func newStore(creds ...reconcile.Credential) *fakeStore {
 	return s
 }
 
+// LiveProperties implements reconcile.PropertyLister.
+func (s *fakeStore) LiveProperties(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, c := range s.creds {
+		if c.Status.Live() {
+			out[c.Stay.Property]++
+		}
+	}
+	return out, nil
+}
+
 // Credentials implements reconcile.Store.
 func (s *fakeStore) Credentials(_ context.Context, property string) ([]reconcile.Credential, error) {
 	s.mu.Lock()
@@ -1140,6 +1153,43 @@ func TestRunnerRepeatedFailureBecomesAProblem(t *testing.T) {
 	rep := r.run(t, tonight)
 	if got := results(rep); !slices.Equal(got, []string{"revoke s1 done", "delete s1 done"}) || len(rep.Problems) != 0 || rep.Partial() {
 		t.Errorf("once 3RPMS accepts it: %q, problems %+v", got, rep.Problems)
+	}
+}
+
+// TestRunnerNamesRemovedProperties: live credentials of a property with no
+// site are named as a removed property's, once a run, and nothing of them
+// is withdrawn, unless Elsewhere says another process runs or names it.
+func TestRunnerNamesRemovedProperties(t *testing.T) {
+	t.Parallel()
+	w := newWorld(holding(stay("s1", "r204", "2026-06-07", "2026-06-10"), "K1", "385917"))
+	of := func(property string, c reconcile.Credential) reconcile.Credential {
+		c.Stay.Property = property
+		return c
+	}
+	store := newStore(cred("s1", "r204", "K1", active, true, "2026-06-07", "2026-06-10"),
+		of("piran", cred("p1", "r1", "P1", active, true, "2026-06-07", "2026-06-10")),
+		of("koper", cred("k1", "r1", "Q1", active, true, "2026-06-07", "2026-06-10")),
+		of("koper", cred("k2", "r2", "Q2", active, true, "2026-06-07", "2026-06-10")))
+	r := newRig(50, w, store)
+	removed := func(rep *reconcile.Report) []string {
+		var out []string
+		for _, p := range rep.Problems {
+			if p.Kind == reconcile.ProblemPropertyRemoved {
+				out = append(out, fmt.Sprintf("%s: %s", p.Property, p.Detail[:strings.Index(p.Detail, ",")]))
+			}
+		}
+		return out
+	}
+	want := []string{"koper: the state holds 2 live credential(s) of property koper", "piran: the state holds 1 live credential(s) of property piran"}
+	if got := removed(r.run(t, tonight)); !slices.Equal(got, want) {
+		t.Errorf("without Elsewhere: %q, want %q", got, want)
+	}
+	r.runner.Elsewhere = func(p string) bool { return p == "koper" }
+	if got := removed(r.run(t, tonight)); !slices.Equal(got, want[1:]) {
+		t.Errorf("with koper elsewhere: %q, want %q", got, want[1:])
+	}
+	if live, _ := store.LiveProperties(context.Background()); live["piran"] != 1 || live["koper"] != 2 {
+		t.Errorf("live credentials after the runs: %v; nothing of piran's or koper's may go", live)
 	}
 }
 

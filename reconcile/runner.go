@@ -61,6 +61,11 @@ type Runner struct {
 	// entries, ledger rows and run reports: a run that writes prunes what
 	// is older, when the Store is a Pruner. Zero keeps everything.
 	Retention time.Duration
+	// Elsewhere, when set, says whether a property with live credentials in
+	// the Store but no Site here is another process's to run or to name (a
+	// shard of the same config): this run does not name it as a property
+	// the config no longer lists. Nil: every such property is named.
+	Elsewhere func(property string) bool
 }
 
 // repeatLimit is how many runs in a row an action may fail before its
@@ -337,6 +342,11 @@ func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
 	}
 	for _, site := range r.Sites {
 		delete(live, site.Property.Name)
+	}
+	for name := range live {
+		if r.Elsewhere != nil && r.Elsewhere(name) {
+			delete(live, name)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(live)) {
 		rep.Problems = append(rep.Problems, Problem{

@@ -88,6 +88,30 @@ func (r Record) Newer(other Record) bool {
 	return r.At.After(other.At)
 }
 
+// LiveProperties names the properties the file records live credentials of.
+func (p *Peeked) LiveProperties(ctx context.Context) ([]string, error) {
+	if p.db == nil {
+		return nil, nil
+	}
+	rows, err := p.db.QueryContext(ctx, `SELECT DISTINCT property FROM credentials WHERE `+liveIn+` ORDER BY property`, liveArgs()...)
+	if err != nil {
+		return nil, fmt.Errorf("state: read %s's properties: %w", p.path, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("state: read %s's properties: %w", p.path, err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: read %s's properties: %w", p.path, err)
+	}
+	return out, nil
+}
+
 // Record returns what the file knows of property.
 func (p *Peeked) Record(ctx context.Context, property string) (Record, error) {
 	if p.db == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"slices"
@@ -354,4 +355,65 @@ func TestObserveCancelledStayRevokeRefused(t *testing.T) {
 		}
 		fw.checkInvariants("")
 	})
+}
+
+// TestShardRemovedPropertyNamedOnce: the apartments are removed from a
+// config run in shards. Every night exactly one shard names their live
+// credentials (the one that runs the config's first property), the others
+// keep quiet; after N changes, that shard of the new N takes over their
+// record from the old files and goes on naming them. Nothing is withdrawn.
+func TestShardRemovedPropertyNamedOnce(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr"})
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.addReservation("G1", "L1", 0, 3)
+	nights := func(n int, cmds ...string) []reconcile.Problem {
+		t.Helper()
+		var named []reconcile.Problem
+		for i := range n {
+			for _, cmd := range cmds {
+				r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n))
+				if r.code != ExitOK && r.code != ExitAttention {
+					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
+				}
+				if r.rep != nil {
+					named = append(named, r.rep.Problems...)
+				}
+			}
+		}
+		return named
+	}
+	if p := nights(2, "backfill", "run"); len(p) != 0 {
+		t.Fatalf("with both properties listed: problems %+v", p)
+	}
+	invites := len(fw.invites())
+	orig, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := strings.Index(string(orig), "  - name: sandbox-apartments")
+	if cut < 0 {
+		t.Fatalf("no apartments property in\n%s", orig)
+	}
+	if err := os.WriteFile(fw.cfg, orig[:cut], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	once := func(what string, named []reconcile.Problem) {
+		t.Helper()
+		if len(named) != 1 || named[0].Kind != reconcile.ProblemPropertyRemoved || named[0].Property != "sandbox-apartments" {
+			t.Errorf("%s: problems %+v, want sandbox-apartments named once, as removed", what, named)
+		}
+	}
+	once("N=2", nights(2, "run"))
+	fw.setNow(fw.now.Add(time.Hour))
+	once("going to N=3, the backfills", nights(3, "backfill"))
+	once("N=3, the first runs", nights(3, "run"))
+	hotelShard := shardState(fw.statePath(), shardSpec{shardOf("sandbox-hotel", 3), 3})
+	if len(recordedHolds(t, []string{hotelShard}, "G1")) == 0 {
+		t.Errorf("%s, which names the removed apartments, did not take over G1's record", hotelShard)
+	}
+	once("N=3, the night after", nights(3, "run"))
+	if n := len(fw.invites()); n != invites {
+		t.Errorf("invites went from %d to %d", invites, n)
+	}
 }

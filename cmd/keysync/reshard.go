@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,16 +90,20 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 			f.Close()
 		}
 	}()
+	names, err := recordsToKeep(ctx, cfg, append(others, here))
+	if err != nil {
+		return err
+	}
 	var carry []state.Carried
-	for _, p := range cfg.Properties {
-		mine, err := here.Record(ctx, p.Name)
+	for _, name := range names {
+		mine, err := here.Record(ctx, name)
 		if err != nil {
 			return withCode(ExitFailure, err)
 		}
 		var best *state.Peeked
 		var newest state.Record
 		for _, f := range others {
-			r, err := f.Record(ctx, p.Name)
+			r, err := f.Record(ctx, name)
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
@@ -108,34 +114,67 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if best == nil || !newest.Newer(mine) {
 			continue
 		}
-		if !cfg.shard.on() {
+		listed := slices.ContainsFunc(cfg.Properties, func(p PropertyConfig) bool { return p.Name == name })
+		if listed && !cfg.shard.on() {
 			// The unsharded file of a deployment that runs in shards now
 			// (an old timer left on): two owners of the property.
 			return withCode(ExitConfig, fmt.Errorf("state: property %q was read since %s's last read of it, in %s: the state is kept per shard now; give the command its --shard I/N (or --shards N in an Indexed Job), and stop what runs keysync without it; to go back to one process, use --shard 0/1",
-				p.Name, db.Path(), best.Path()))
+				name, db.Path(), best.Path()))
 		}
 		if !write {
-			log.Warn("this plan lacks the newest record of a property, which another state file holds: a run or backfill takes it over first", "property", p.Name, "from", best.Path())
+			log.Warn("this plan lacks the newest record of a property, which another state file holds: a run or backfill takes it over first", "property", name, "from", best.Path())
 			continue
 		}
 		src := full[best.Path()]
 		if src == nil {
 			if src, err = state.Open(ctx, best.Path(), state.Options{ReadOnly: true, Key: key, BusyTimeout: busy}); err != nil {
-				return withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), p.Name, db.Path(), err))
+				return withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), name, db.Path(), err))
 			}
 			full[best.Path()] = src
 		}
-		creds, err := src.Credentials(ctx, p.Name)
+		creds, err := src.Credentials(ctx, name)
 		if err != nil {
 			return withCode(ExitFailure, err)
 		}
-		carry = append(carry, state.Carried{Property: p.Name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known, From: best.Path()})
-		log.Info("taking over the record of a property from the state file that read it last", "property", p.Name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known)
+		carry = append(carry, state.Carried{Property: name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known, From: best.Path()})
+		log.Info("taking over the record of a property from the state file that holds the newest", "property", name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known, "listed", listed)
 	}
 	if err := db.CarryOver(ctx, now, carry...); err != nil {
 		return withCode(ExitFailure, err)
 	}
 	return nil
+}
+
+// recordsToKeep names the properties whose record this process keeps: its
+// config's, and, if it names the properties the config no longer lists
+// (Config.namesRemoved), every such property that one of files records
+// live credentials of, so that their record follows them too and a person
+// keeps being told of them after N changes.
+func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked) ([]string, error) {
+	var names []string
+	listed := map[string]bool{}
+	for _, p := range cfg.every() {
+		listed[p.Name] = true
+	}
+	for _, p := range cfg.Properties {
+		names = append(names, p.Name)
+	}
+	if !cfg.namesRemoved() {
+		return names, nil
+	}
+	removed := map[string]bool{}
+	for _, f := range files {
+		live, err := f.LiveProperties(ctx)
+		if err != nil {
+			return nil, withCode(ExitFailure, err)
+		}
+		for _, name := range live {
+			if !listed[name] {
+				removed[name] = true
+			}
+		}
+	}
+	return append(names, slices.Sorted(maps.Keys(removed))...), nil
 }
 
 // shardName is the I-of-N of a shard file's name (shardState).

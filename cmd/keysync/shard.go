@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -199,6 +200,34 @@ func applyShard(cfg *Config, s shardSpec) error {
 	cfg.budgetShare = share
 	cfg.shard = s
 	return nil
+}
+
+// elsewhere reports whether a property this config (cut to a shard) has
+// no site for is another shard's to run or to name: one of the config's
+// properties is run by its shard, and one the config no longer lists (a
+// removed property, whose live credentials a person must see every run)
+// is named by one shard, the one that runs the config's first property.
+// Unsharded, nothing is elsewhere.
+func (c *Config) elsewhere(property string) bool {
+	if !c.shard.on() {
+		return false
+	}
+	for _, p := range c.whole {
+		if p.Name == property {
+			return true
+		}
+	}
+	return !c.namesRemoved()
+}
+
+// namesRemoved reports whether this process names (and keeps the record
+// of) the properties the config no longer lists: unsharded it does; of
+// the shards, the one that runs the config's first property.
+func (c *Config) namesRemoved() bool {
+	if !c.shard.on() {
+		return true
+	}
+	return len(c.whole) > 0 && slices.ContainsFunc(c.Properties, func(p PropertyConfig) bool { return p.Name == c.whole[0].Name })
 }
 
 // sectionOf is the config section of a system.

@@ -214,6 +214,44 @@ properties:
 	}
 }
 
+// TestShardElsewhere: of N shards, each leaves the config's properties it
+// does not run to their shards, and exactly one (the one that runs the
+// config's first property) names and keeps the record of a property the
+// config no longer lists; unsharded, nothing is elsewhere.
+func TestShardElsewhere(t *testing.T) {
+	t.Parallel()
+	names := []string{"org-7", "hotel", "hotel-ljubljana", "org-3", "org-12"}
+	all := shardTestConfig(t, names, "")
+	if all.elsewhere("org-7") || all.elsewhere("gone") || !all.namesRemoved() {
+		t.Error("unsharded, a property is elsewhere, or removed ones are not named")
+	}
+	for n := 1; n <= 6; n++ {
+		naming := 0
+		for i, cfg := range shards(t, all, n) {
+			mine := map[string]bool{}
+			for _, p := range cfg.Properties {
+				mine[p.Name] = true
+			}
+			for _, name := range names {
+				if !mine[name] && !cfg.elsewhere(name) {
+					t.Errorf("N=%d shard %d: %s, run by another shard, is not elsewhere", n, i, name)
+				}
+			}
+			if cfg.namesRemoved() {
+				naming++
+				if !mine["org-7"] || cfg.elsewhere("gone") {
+					t.Errorf("N=%d shard %d names removed properties but does not run org-7, the config's first", n, i)
+				}
+			} else if !cfg.elsewhere("gone") {
+				t.Errorf("N=%d shard %d: a removed property is not elsewhere, yet the shard does not name it", n, i)
+			}
+		}
+		if naming != 1 {
+			t.Errorf("N=%d: %d shards name removed properties, want 1", n, naming)
+		}
+	}
+}
+
 // TestShardBudgetShare: a partner key used in two shards gives each half
 // its cap and reserve by default, or the configured share; a share the
 // shards together would overrun is refused; a credential one shard uses

@@ -131,7 +131,7 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
 	env.limiters.logTo(log)
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
-		Retention: cfg.retention}
+		Retention: cfg.retention, Elsewhere: cfg.elsewhere}
 	hotels, limits := cfg.chains(), cfg.limits()
 	for i := range cfg.Properties {
 		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits, cfg.budgetShare)
