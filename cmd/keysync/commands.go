@@ -134,6 +134,12 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
+	if saved != nil && saved.Shard != shardOfPlan(cfg) {
+		// Before anything is written: another shard's file is not the
+		// record the plan was made against.
+		return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, not %s; apply it with the --shard it was made with, or make a new plan",
+			f.planFile, shardWords(saved.Shard), shardWords(shardOfPlan(cfg))))
+	}
 	if len(cfg.Properties) == 0 {
 		// An empty shard (more shards than properties, say after some
 		// were removed): it succeeds, so an Indexed Job's index does not
@@ -199,14 +205,18 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	rep, err := env.once(ctx, cfg, opts, log, checks...)
 	if planFile != nil {
 		if err == nil {
-			err = savePlan(rep, position, key, planFile)
+			err = savePlan(rep, position, shardOfPlan(cfg), key, planFile)
 		}
 		if err != nil {
 			planFile.Close()
 			os.Remove(f.out)
 			f.out = "" // the PINs shown would be issued by no one
 		} else {
-			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s %s\n", f.out, f.config, f.out)
+			shard := ""
+			if cfg.shard.on() {
+				shard = " --shard " + cfg.shard.String()
+			}
+			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, f.config, shard, f.out)
 		}
 	}
 	if rep != nil {
@@ -225,10 +235,27 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	return err
 }
 
+// shardOfPlan is the shard a saved plan records: the config's --shard I/N,
+// or "" unsharded.
+func shardOfPlan(cfg *Config) string {
+	if !cfg.shard.on() {
+		return ""
+	}
+	return cfg.shard.String()
+}
+
+// shardWords names a saved plan's shard for a person.
+func shardWords(shard string) string {
+	if shard == "" {
+		return "the unsharded state file"
+	}
+	return "shard " + shard
+}
+
 // savePlan writes a dry run's plan to the --out file, unless a property
 // could not be planned whole (a failed read, the fail-safe): a saved plan
 // holds every property's work, or none.
-func savePlan(rep *reconcile.Report, position string, key *seal.Key, file *os.File) error {
+func savePlan(rep *reconcile.Report, position, shard string, key *seal.Key, file *os.File) error {
 	for _, f := range rep.Failures {
 		code := ExitPartial
 		if errors.Is(f.Cause, reconcile.ErrUnsafe) {
@@ -236,7 +263,7 @@ func savePlan(rep *reconcile.Report, position string, key *seal.Key, file *os.Fi
 		}
 		return withCode(code, fmt.Errorf("plan --out: not saved: %s %s: %s", f.Property, f.System, f.Err))
 	}
-	if err := newSavedPlan(rep, position, key).writeTo(file); err != nil {
+	if err := newSavedPlan(rep, position, shard, key).writeTo(file); err != nil {
 		return withCode(ExitConfig, err)
 	}
 	return nil

@@ -109,3 +109,41 @@ func TestSavedPlan(t *testing.T) {
 		t.Errorf("%d keys after the fresh plan, want %d", n, before+2)
 	}
 }
+
+// TestSavedPlanOfAShard: a plan saved in a shard says to apply it with its
+// --shard; applied with another --shard (another N), or without one, it is
+// refused before anything is written, naming the shard it was made for;
+// with its own it goes through.
+func TestSavedPlanOfAShard(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 5, "")
+	h.stay("s1", "r101", 0, 2)
+	exec := func(want int, args ...string) string {
+		t.Helper()
+		r := mustRunText(t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...)
+		return r.stdout + r.stderr + errString(r.err)
+	}
+	name := h.cfg.Properties[0].Name
+	two, three := shardSpec{shardOf(name, 2), 2}, shardSpec{shardOf(name, 3), 3}
+	exec(ExitOK, "backfill", "--shard", two.String())
+	h.stay("s2", "r102", 0, 3)
+	file := filepath.Join(t.TempDir(), "tonight.plan")
+	if out := exec(ExitOK, "plan", "--shard", two.String(), "--out", file); !strings.Contains(out, "keysync apply --config "+h.cfgPath+" --shard "+two.String()+" "+file) {
+		t.Errorf("plan --out in shard %s does not say to apply it with its --shard:\n%s", two, out)
+	}
+	before := len(h.ours())
+	if out := exec(ExitConfig, "apply", "--shard", three.String(), file); !strings.Contains(out, "the plan was made for shard "+two.String()+", not shard "+three.String()) {
+		t.Errorf("applying shard %s's plan in shard %s:\n%s", two, three, out)
+	}
+	if _, err := os.Stat(shardState(h.cfg.State, three)); !os.IsNotExist(err) {
+		t.Errorf("the refused apply made or touched %s (%v)", shardState(h.cfg.State, three), err)
+	}
+	exec(ExitConfig, "apply", file)
+	if n := len(h.ours()); n != before {
+		t.Errorf("refused applies wrote %d key(s)", n-before)
+	}
+	exec(ExitOK, "apply", "--shard", two.String(), file)
+	if n := len(h.ours()); n != before+1 {
+		t.Errorf("%d keys after applying the plan in its shard, want %d", n, before+1)
+	}
+}
