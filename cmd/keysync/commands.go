@@ -605,17 +605,32 @@ func reportError(cfg *Config, rep *reconcile.Report) error {
 	if rep.Partial() {
 		return withCode(ExitPartial, errors.New("some work was not done; see the report (the next run retries it)"))
 	}
-	if len(rep.Problems) > 0 {
-		return withCode(ExitAttention, fmt.Errorf("%d action(s) failed run after run and need a person; see the report", len(rep.Problems)))
-	}
-	var attention []string
-	for _, n := range rep.Attention() {
-		attention = append(attention, fmt.Sprintf("stay %s in room %s (%s)", n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Kind))
-	}
-	if len(attention) > 0 {
-		return withCode(ExitAttention, fmt.Errorf("a person is needed before these guests arrive: %s", strings.Join(attention, "; ")))
+	if items := needsAPerson(rep); len(items) > 0 {
+		return withCode(ExitAttention, fmt.Errorf("a person is needed (see the report's Needs a person): %s", strings.Join(items, "; ")))
 	}
 	return nil
+}
+
+// needsAPerson is a line for each item of the report's Needs a person, each
+// naming its property: a problem (an action failing run after run, a
+// removed property's live credentials), then a stay arriving soon that
+// keysync cannot give its credential.
+func needsAPerson(rep *reconcile.Report) []string {
+	var out []string
+	for _, p := range rep.Problems {
+		switch p.Kind {
+		case reconcile.ProblemRepeatedFailure:
+			out = append(out, fmt.Sprintf("%s: %s %s for stay %s failed in %d runs in a row", p.Property, p.System, p.Op, p.Stay.ID, p.Runs))
+		case reconcile.ProblemPropertyRemoved:
+			out = append(out, fmt.Sprintf("%s: live credentials of a property the config no longer lists", p.Property))
+		default:
+			out = append(out, fmt.Sprintf("%s: %s", p.Property, p.Kind))
+		}
+	}
+	for _, n := range rep.Attention() {
+		out = append(out, fmt.Sprintf("%s: stay %s in room %s (%s)", n.Stay.Property, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Kind))
+	}
+	return out
 }
 
 func (env *environment) print(rep *reconcile.Report, f *runFlags) error {

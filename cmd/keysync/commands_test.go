@@ -42,7 +42,7 @@ func TestDemoConverges(t *testing.T) {
 		"Run straight after: 0 action(s), 0 write request(s).",
 		// The sandbox hotel's rs_1 and rs_4 hold another integration's
 		// keys in rooms keysync keys.
-		"Nothing keysync can do, but 2 stay(s) need a person (see Needs a person below).",
+		"Nothing keysync can do, but 2 item(s) need a person (see Needs a person below).",
 		"departed",
 		"keyed it",
 	)

@@ -827,10 +827,14 @@ func TestFaultUnknownKeyTypeOnAStay(t *testing.T) {
 	}
 	// s1 arrives today in a room the config says keysync keys, holding
 	// another integration's key: done, but a person is needed (6).
-	rep = fw.mustExec(ExitAttention, "run").rep
+	r := fw.mustExec(ExitAttention, "run")
+	rep = r.rep
 	check(rep)
 	if len(rep.Actions()) != 0 {
 		t.Errorf("second run planned %d actions", len(rep.Actions()))
+	}
+	if want := "a person is needed (see the report's Needs a person): sandbox-hotel: stay s1 in room "; r.err == nil || !strings.HasPrefix(r.err.Error(), want) {
+		t.Errorf("the exit error does not name the property and the stay: %v, want it to begin %q", r.err, want)
 	}
 	fw.checkInvariants(foreign)
 }

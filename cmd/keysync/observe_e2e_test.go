@@ -279,6 +279,9 @@ func TestObserveRemovedPropertyNeedsAPerson(t *testing.T) {
 	if p := r.rep.Problems[0]; p.Kind != reconcile.ProblemPropertyRemoved || p.Property != "sandbox-apartments" || !strings.Contains(p.Detail, "no longer lists") {
 		t.Errorf("problem %+v", p)
 	}
+	if want := "a person is needed (see the report's Needs a person): sandbox-apartments: live credentials of a property the config no longer lists"; r.err == nil || r.err.Error() != want {
+		t.Errorf("exit error %v, want %q", r.err, want)
+	}
 	if n := len(fw.invites()); n != invites {
 		t.Errorf("invites went from %d to %d", invites, n)
 	}

@@ -97,8 +97,8 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 // with a failure (a source or a read-back that could not be read) the empty
 // plan says nothing about the stays it could not see.
 func printNothing(w io.Writer, rep *reconcile.Report) {
-	if n := len(rep.Attention()); n > 0 && len(rep.Failures) == 0 {
-		fmt.Fprintf(w, "Nothing keysync can do, but %d stay(s) need a person (see Needs a person below).\n", n)
+	if n := len(rep.Attention()) + len(rep.Problems); n > 0 && len(rep.Failures) == 0 {
+		fmt.Fprintf(w, "Nothing keysync can do, but %d item(s) need a person (see Needs a person below).\n", n)
 		return
 	}
 	if len(rep.Failures) == 0 {
