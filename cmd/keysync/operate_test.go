@@ -132,6 +132,30 @@ func TestBackupWhileARunHoldsTheLock(t *testing.T) {
 	}
 }
 
+// TestStatusNamesWhatStoppedARun: a run refused for a wrong token is shown
+// in status as refused, with its exit code, not as partial with nothing
+// failed.
+func TestStatusNamesWhatStoppedARun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	wrong := func(k string) string {
+		if k == "KEYSYNC_3RPMS_TOKEN" {
+			return "wrong-token"
+		}
+		return h.getenv(k)
+	}
+	mustRunText(t, ExitConfig, wrong, "run", "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))
+	var st statusReport
+	if err := json.Unmarshal([]byte(mustRunText(t, ExitOK, h.getenv, "status", "--json", "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)).stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Runs) != 2 || st.Runs[0].ExitCode == nil || *st.Runs[0].ExitCode != ExitConfig || st.Runs[0].Result != "refused: config, credentials or URL" || st.Runs[1].Result != "ok" {
+		t.Errorf("status runs %+v, want the refused run first, exit %d", st.Runs, ExitConfig)
+	}
+}
+
 // TestStatusAndHistory: status lists the runs, the open work, the problems
 // and the budget; history shows one line per action with its outcome, by
 // stay and by room.

@@ -105,6 +105,18 @@ func (env *environment) status(ctx context.Context, args []string) error {
 				if sr.Result == string(state.RunOK) && sr.Problems > 0 {
 					sr.Result = "needs a person"
 				}
+				if r.Ended && sr.Result == string(state.RunPartial) {
+					// What stopped the run, rather than "partial" with
+					// no action failed.
+					switch r.ExitCode {
+					case ExitConfig:
+						sr.Result = "refused: config, credentials or URL"
+					case ExitUnsafe:
+						sr.Result = "fail-safe refused a plan"
+					case ExitFailure:
+						sr.Result = "failed"
+					}
+				}
 				if last == nil {
 					last = &rr
 				}
