@@ -53,7 +53,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		return withCode(ExitFailure, fmt.Errorf("check: %w", err))
 	}
 	if *metricsFile != "" {
-		if err := metrics.WriteCheckFile(*metricsFile, now, checked, len(unready), len(failures)); err != nil {
+		if err := metrics.WriteCheckFile(*metricsFile, cfg.shardID(), now, checked, len(unready), len(failures)); err != nil {
 			log.Error("could not write the metrics file", "path", *metricsFile, "err", err)
 		}
 	}

@@ -134,16 +134,22 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if err != nil {
 		return err
 	}
-	if saved != nil && saved.Shard != shardOfPlan(cfg) {
+	if saved != nil && saved.Shard != cfg.shardID() {
 		// Before anything is written: another shard's file is not the
 		// record the plan was made against.
 		return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, not %s; apply it with the --shard it was made with, or make a new plan",
-			f.planFile, shardWords(saved.Shard), shardWords(shardOfPlan(cfg))))
+			f.planFile, shardWords(saved.Shard), shardWords(cfg.shardID())))
 	}
 	if len(cfg.Properties) == 0 {
 		// An empty shard (more shards than properties, say after some
 		// were removed): it succeeds, so an Indexed Job's index does not
-		// fail every night.
+		// fail every night, and says so in its metrics, so that its last
+		// success does not go stale and raise the alert.
+		if f.metricsFile != "" {
+			if err := env.writeMetrics(ctx, f.metricsFile, cfg, nil, env.clock.Now(), ExitOK); err != nil {
+				log.Error("could not write the metrics file", "path", f.metricsFile, "err", err)
+			}
+		}
 		return nil
 	}
 	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
@@ -205,7 +211,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	rep, err := env.once(ctx, cfg, opts, log, checks...)
 	if planFile != nil {
 		if err == nil {
-			err = savePlan(rep, position, shardOfPlan(cfg), key, planFile)
+			err = savePlan(rep, position, cfg.shardID(), key, planFile)
 		}
 		if err != nil {
 			planFile.Close()
@@ -235,13 +241,13 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	return err
 }
 
-// shardOfPlan is the shard a saved plan records: the config's --shard I/N,
-// or "" unsharded.
-func shardOfPlan(cfg *Config) string {
-	if !cfg.shard.on() {
+// shardID is the --shard I/N the config was cut to, or "" unsharded: what
+// a saved plan records and the metrics' shard label.
+func (c *Config) shardID() string {
+	if !c.shard.on() {
 		return ""
 	}
-	return cfg.shard.String()
+	return c.shard.String()
 }
 
 // shardWords names a saved plan's shard for a person.
@@ -345,7 +351,7 @@ func (env *environment) writeMetrics(ctx context.Context, path string, cfg *Conf
 			db.Close()
 		}
 	}
-	m := metrics.New()
+	m := metrics.New(cfg.shardID())
 	m.Observe(run)
 	return m.WriteFile(path)
 }

@@ -46,7 +46,7 @@ func (l *listener) locked() bool {
 }
 
 func newListener(env *environment, cfg *Config, log *slog.Logger, queue *state.DB, runMu *sync.Mutex) *listener {
-	return &listener{env: env, cfg: cfg, log: log.With("component", "listener"), queue: queue, metrics: metrics.New(),
+	return &listener{env: env, cfg: cfg, log: log.With("component", "listener"), queue: queue, metrics: metrics.New(cfg.shardID()),
 		runMu: runMu, wake: make(chan struct{}, 1)}
 }
 

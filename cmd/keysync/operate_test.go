@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,6 +249,36 @@ func TestMetricsFile(t *testing.T) {
 	if second["keysync_last_run_exit_code"] != ExitPartial || second["keysync_last_success_timestamp_seconds"] == 0 ||
 		second["keysync_last_success_timestamp_seconds"] > second["keysync_last_run_timestamp_seconds"] {
 		t.Errorf("after a failed run: %v", second)
+	}
+}
+
+// TestMetricsFileOfAShard: a shard's metrics carry its shard label, so the
+// files of a config's shards in one collector's folder are series of their
+// own; a shard that holds no property writes its file too, a success.
+func TestMetricsFileOfAShard(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	name := h.cfg.Properties[0].Name
+	mine := shardSpec{shardOf(name, 2), 2}
+	empty := shardSpec{1 - mine.Index, 2}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keysync-"+strconv.Itoa(mine.Index)+".prom")
+	h.mustRun(ExitOK, "backfill", "--shard", mine.String(), "--metrics-file", path)
+	m := readMetrics(t, path)
+	label := `shard="` + mine.String() + `"`
+	if got, ok := m[`keysync_actions_total{action="create",result="done",`+label+`,system="3rpms"}`]; !ok || got != 1 {
+		t.Errorf("the shard's create count = %v (present %v), want 1, labelled with its shard:\n%v", got, ok, m)
+	}
+	if got, ok := m[`keysync_last_run_exit_code{`+label+`}`]; !ok || got != 0 {
+		t.Errorf("the shard's exit code = %v (present %v), want 0 labelled with its shard", got, ok)
+	}
+	path = filepath.Join(dir, "keysync-"+strconv.Itoa(empty.Index)+".prom")
+	h.mustRun(ExitOK, "run", "--shard", empty.String(), "--metrics-file", path)
+	m = readMetrics(t, path)
+	label = `shard="` + empty.String() + `"`
+	if m[`keysync_last_success_timestamp_seconds{`+label+`}`] == 0 || m[`keysync_last_run_exit_code{`+label+`}`] != 0 {
+		t.Errorf("the empty shard's metrics: %v, want a success labelled with its shard", m)
 	}
 }
 

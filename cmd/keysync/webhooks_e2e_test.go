@@ -459,7 +459,7 @@ func TestServeResumesTheLastSuccess(t *testing.T) {
 			if err := db.FinishRun(ctx, id, &reconcile.Report{RunID: id, Mode: reconcile.ModeRun, Now: later}); err != nil {
 				t.Fatal(err)
 			}
-			l := &listener{queue: db, metrics: metrics.New()}
+			l := &listener{queue: db, metrics: metrics.New("")}
 			l.resume(ctx)
 			srv := httptest.NewServer(l.metrics.Handler())
 			defer srv.Close()

@@ -27,8 +27,11 @@ type Metrics struct {
 	problems    prometheus.Gauge
 }
 
-// New returns the metrics, registered and at zero.
-func New() *Metrics {
+// New returns the metrics, registered and at zero. shard, when not "",
+// is the --shard I/N of the process: every metric carries it as the label
+// shard, so the files of a config's shards, in one collector's folder, are
+// series of their own.
+func New(shard string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_last_success_timestamp_seconds",
@@ -52,8 +55,16 @@ func New() *Metrics {
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
 			Help: "What needs a person after the last run (exit 6): actions failing run after run, properties removed from the config, and stays arriving within 24 hours that keysync cannot give its credential."}),
 	}
-	m.reg.MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
+	shardOf(shard, m.reg).MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
 	return m
+}
+
+// shardOf is reg, its metrics labelled with the shard when there is one.
+func shardOf(shard string, reg *prometheus.Registry) prometheus.Registerer {
+	if shard == "" {
+		return reg
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"shard": shard}, reg)
 }
 
 // Run is one finished run, as the metrics need it.
@@ -189,8 +200,9 @@ func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // were not ready, and how many reads failed (a property whose stays, or a
 // system whose credentials, could not be read: its stays are not known
 // ready). The names are check's own, so a check's file and a run's file
-// can sit in one textfile collector's directory.
-func WriteCheckFile(path string, at time.Time, checked, unready, failures int) error {
+// can sit in one textfile collector's directory. shard labels them as New
+// does.
+func WriteCheckFile(path, shard string, at time.Time, checked, unready, failures int) error {
 	reg := prometheus.NewRegistry()
 	for _, g := range []struct {
 		name, help string
@@ -203,7 +215,7 @@ func WriteCheckFile(path string, at time.Time, checked, unready, failures int) e
 	} {
 		m := prometheus.NewGauge(prometheus.GaugeOpts{Name: g.name, Help: g.help})
 		m.Set(g.v)
-		reg.MustRegister(m)
+		shardOf(shard, reg).MustRegister(m)
 	}
 	return prometheus.WriteToTextfile(path, reg)
 }
