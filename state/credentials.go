@@ -627,6 +627,29 @@ func missingCredential(ctx context.Context, tx *sql.Tx, rows []credentialRow) er
 	return fmt.Errorf("update %d credentials, the first %d of stay %s: fewer rows changed than the statement carried", len(rows), rows[0].id, rows[0].c.Stay)
 }
 
+// liveRemotes returns how many live credentials of property the file
+// holds, and the id of each that has a remote id, by "system remote".
+func liveRemotes(ctx context.Context, tx *sql.Tx, property string) (map[string]int64, int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, system, remote_id FROM credentials WHERE property = ? AND `+liveIn, liveArgs(property)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out, n := map[string]int64{}, 0
+	for rows.Next() {
+		var id int64
+		var system, remote string
+		if err := rows.Scan(&id, &system, &remote); err != nil {
+			return nil, 0, err
+		}
+		n++
+		if remote != "" {
+			out[system+" "+remote] = id
+		}
+	}
+	return out, n, rows.Err()
+}
+
 // OpCarryOver is the operation of the audit lines CarryOver writes: a
 // record taken over from another state file, not an action of a plan.
 const OpCarryOver reconcile.Op = "carry_over"
@@ -673,22 +696,23 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM credentials`).Scan(&id); err != nil {
 		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
+	first := id // the rows carried over come after
 	var rows []credentialRow
 	var audit []reconcile.Audit
+	var drop []string          // the properties whose older record goes
+	moved := map[int64]int64{} // a dropped credential's id → its carried counterpart's
 	for _, rec := range records {
-		var held int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE property = ? AND `+liveIn, liveArgs(rec.Property)...).Scan(&held); err != nil {
+		held, n, err := liveRemotes(ctx, tx, rec.Property)
+		if err != nil {
 			return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 		}
 		switch {
-		case held > 0 && rec.Replace:
-			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE property = ? AND `+liveIn, liveArgs(rec.Property)...); err != nil {
-				return fmt.Errorf("state: carry the record of %s over into %s: drop the older one: %w", rec.Property, d.path, err)
-			}
+		case n > 0 && rec.Replace:
+			drop = append(drop, rec.Property)
 			audit = append(audit, reconcile.Audit{At: at, Op: OpCarryOver, Stay: reconcile.StayRef{Property: rec.Property}, Phase: reconcile.PhaseDone,
-				Detail: fmt.Sprintf("dropped the %d live credentials recorded here: %s read the property since, and its record is taken over", held, rec.From)})
-		case held > 0:
-			return fmt.Errorf("state: carry the record of %s over into %s: it records %d live credentials of it already", rec.Property, d.path, held)
+				Detail: fmt.Sprintf("dropped the %d live credentials recorded here: %s read the property since, and its record is taken over", n, rec.From)})
+		case n > 0:
+			return fmt.Errorf("state: carry the record of %s over into %s: it records %d live credentials of it already", rec.Property, d.path, n)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", reconciledKey(rec.Property), formatTime(rec.ReconciledAt)); err != nil {
 			return fmt.Errorf("state: carry the record of %s over into %s: %w", rec.Property, d.path, err)
@@ -708,6 +732,9 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 			}
 			id++
 			ids[c.ID] = id
+			if old, ok := held[string(c.System)+" "+c.RemoteID]; ok {
+				moved[old] = id
+			}
 			rows = append(rows, credentialRow{c: &c, id: id, secret: secretOf(&c)})
 			audit = append(audit, reconcile.Audit{At: at, System: c.System, Op: OpCarryOver, Stay: c.Stay, Cred: &c, RemoteID: c.RemoteID, Phase: reconcile.PhaseDone,
 				Detail: fmt.Sprintf("taken over from %s, where it was credential %d", rec.From, c.ID)})
@@ -719,6 +746,19 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 	for chunk := range chunks(rows) {
 		if _, err := d.exec(ctx, tx, credentialInsert.sql(len(chunk)), d.credentialArgs(chunk)...); err != nil {
 			return fmt.Errorf("state: carry %d credentials over into %s: %w", len(chunk), d.path, err)
+		}
+	}
+	// The audit lines of a dropped credential follow it to the one carried
+	// over for the same remote credential, so history still finds them by
+	// its room; then the older record goes.
+	for old, carried := range moved {
+		if _, err := tx.ExecContext(ctx, `UPDATE audit SET credential_id = ? WHERE credential_id = ?`, carried, old); err != nil {
+			return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
+		}
+	}
+	for _, property := range drop {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE property = ? AND `+liveIn+` AND id <= ?`, append(liveArgs(property), first)...); err != nil {
+			return fmt.Errorf("state: carry the record of %s over into %s: drop the older one: %w", property, d.path, err)
 		}
 	}
 	if err := d.appendAudit(ctx, tx, audit, func(c *reconcile.Credential) int64 { return c.ID }); err != nil {

@@ -1229,32 +1229,38 @@ func TestCarryOverReplaces(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := openNew(t)
-	stale, annex := newCred("s1"), newCred("a1")
-	stale.RemoteID, annex.Stay.Property = "rak-old", "annex"
-	if err := db.Save(ctx, []*reconcile.Credential{stale, annex}, nil); err != nil {
+	stale, kept, annex := newCred("s1"), newCred("s2"), newCred("a1")
+	stale.RemoteID, kept.RemoteID, annex.Stay.Property = "rak-old", "rak-kept", "annex"
+	created := reconcile.Audit{At: t0, System: reconcile.System3RPMS, Op: reconcile.OpCreate, Stay: kept.Stay, Cred: kept, RemoteID: "rak-kept", Phase: reconcile.PhaseDone}
+	if err := db.Save(ctx, []*reconcile.Credential{stale, kept, annex}, []reconcile.Audit{created}); err != nil {
 		t.Fatal(err)
 	}
-	fresh := *newCred("s1")
+	fresh, still := *newCred("s1"), *newCred("s2")
 	fresh.ID, fresh.RemoteID, fresh.Status = 41, "rak-new", reconcile.StatusActive
-	if err := db.CarryOver(ctx, t0, Carried{Property: "hotel", ReconciledAt: t0, Credentials: []reconcile.Credential{fresh}, Replace: true, From: "other.db"}); err != nil {
+	still.ID, still.RemoteID, still.Status = 42, "rak-kept", reconcile.StatusActive
+	if err := db.CarryOver(ctx, t0, Carried{Property: "hotel", ReconciledAt: t0, Credentials: []reconcile.Credential{fresh, still}, Replace: true, From: "other.db"}); err != nil {
 		t.Fatal(err)
 	}
 	hotel, _ := db.Credentials(ctx, "hotel")
-	if len(hotel) != 1 || hotel[0].RemoteID != "rak-new" {
-		t.Errorf("hotel's record: %+v, want the carried credential alone", hotel)
+	if len(hotel) != 2 || hotel[0].RemoteID != "rak-new" || hotel[1].RemoteID != "rak-kept" {
+		t.Errorf("hotel's record: %+v, want the carried credentials alone", hotel)
 	}
 	if a, _ := db.Credentials(ctx, "annex"); len(a) != 1 {
 		t.Errorf("annex's record: %+v, want it kept", a)
 	}
 	lines, err := db.AuditLog(ctx, 0)
-	if err != nil || len(lines) != 2 {
-		t.Fatalf("audit trail: %+v (%v), want the record replaced, then the credential taken over", lines, err)
+	if err != nil || len(lines) != 4 {
+		t.Fatalf("audit trail: %+v (%v), want the create, the record replaced, then the credentials taken over", lines, err)
 	}
-	if a := lines[0]; a.Op != OpCarryOver || a.Stay.Property != "hotel" || a.Stay.ID != "" || a.CredentialID != 0 ||
-		a.Detail != "dropped the 1 live credentials recorded here: other.db read the property since, and its record is taken over" {
-		t.Errorf("first audit line: %+v, want hotel's record replaced", a)
+	// The create of the key both records hold follows it to its new row.
+	if a := lines[0]; a.Op != reconcile.OpCreate || a.CredentialID != hotel[1].ID {
+		t.Errorf("the create's audit line: %+v, want it on credential %d, rak-kept's row now", a, hotel[1].ID)
 	}
-	if a := lines[1]; a.Op != OpCarryOver || a.CredentialID != hotel[0].ID || a.Detail != "taken over from other.db, where it was credential 41" {
-		t.Errorf("second audit line: %+v, want credential %d taken over", a, hotel[0].ID)
+	if a := lines[1]; a.Op != OpCarryOver || a.Stay.Property != "hotel" || a.Stay.ID != "" || a.CredentialID != 0 ||
+		a.Detail != "dropped the 2 live credentials recorded here: other.db read the property since, and its record is taken over" {
+		t.Errorf("second audit line: %+v, want hotel's record replaced", a)
+	}
+	if a := lines[2]; a.Op != OpCarryOver || a.CredentialID != hotel[0].ID || a.Detail != "taken over from other.db, where it was credential 41" {
+		t.Errorf("third audit line: %+v, want credential %d taken over", a, hotel[0].ID)
 	}
 }
