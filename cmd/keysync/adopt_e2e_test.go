@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -910,7 +911,24 @@ func TestShardChangeBackToAnEarlierN(t *testing.T) {
 		return out
 	}
 	before := two()
-	each(2, "plan")
+	// A plan writes nothing, so it takes nothing over: it says it is
+	// against an older record (exit 3), and is not saved.
+	for i := range 2 {
+		shard := fmt.Sprintf("%d/2", i)
+		r := fw.exec("plan", nil, "--shard", shard)
+		if r.code != ExitPartial || r.rep == nil || len(r.rep.Failures) == 0 {
+			t.Fatalf("plan --shard %s against older records exited %d, want %d with a failure:\n%s", shard, r.code, ExitPartial, r.output())
+		}
+		for _, f := range r.rep.Failures {
+			if f.System != "" || !strings.Contains(f.Err, "this plan is against an older record of the property than "+base[:len(base)-len(".db")]+".shard-") {
+				t.Errorf("plan --shard %s: failure %+v, want the property's older record named", shard, f)
+			}
+		}
+		out := filepath.Join(t.TempDir(), "p.plan")
+		if r := fw.exec("plan", nil, "--shard", shard, "--out", out); r.code != ExitPartial || fileExists(out) {
+			t.Errorf("plan --out --shard %s against older records exited %d (want %d) and saved %v", shard, r.code, ExitPartial, fileExists(out))
+		}
+	}
 	if after := two(); len(after) != len(before) {
 		t.Errorf("the plans wrote %d credentials into the two-shard files, want none", len(after)-len(before))
 	}

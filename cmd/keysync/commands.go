@@ -267,7 +267,7 @@ func savePlan(rep *reconcile.Report, position, shard string, key *seal.Key, file
 		if errors.Is(f.Cause, reconcile.ErrUnsafe) {
 			code = ExitUnsafe
 		}
-		return withCode(code, fmt.Errorf("plan --out: not saved: %s %s: %s", f.Property, f.System, f.Err))
+		return withCode(code, fmt.Errorf("plan --out: not saved: %s: %s", strings.TrimSpace(f.Property+" "+string(f.System)), f.Err))
 	}
 	if err := newSavedPlan(rep, position, shard, key).writeTo(file); err != nil {
 		return withCode(ExitConfig, err)
@@ -431,8 +431,9 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	if p, ok := db.(interface{ Path() string }); ok && p.Path() != cfg.State {
 		write = true // a plan's temporary file, before the first backfill
 	}
+	var stale []staleRecord
 	if mode != reconcile.ModeTargeted {
-		if err := carryOver(ctx, cfg, db, key, env.stateBusy, write, now, log); err != nil {
+		if stale, err = carryOver(ctx, cfg, db, key, env.stateBusy, write, now, log); err != nil {
 			return nil, err
 		}
 	}
@@ -460,9 +461,20 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	if err != nil {
 		return rep, err
 	}
+	// A plan against an older record than another file holds is not what
+	// the run will do: it takes that record over first. Said as a failure
+	// of the property, so plan --out saves no such plan.
+	for _, r := range stale {
+		rep.Failures = append(rep.Failures, reconcile.Failure{Property: r.property, Cause: errStaleRecord,
+			Err: fmt.Sprintf("this plan is against an older record of the property than %s holds: the next run or backfill takes that one over first, and may do more than planned here; plan again after it", r.from)})
+	}
 	log.Info("reconcile finished", "run", rep.RunID, "actions", len(rep.Actions()), "partial", rep.Partial())
 	return rep, nil
 }
+
+// errStaleRecord marks a plan made against an older record of a property
+// than another state file holds (see carryOver).
+var errStaleRecord = errors.New("older record")
 
 // openState opens the state file as the mode needs: run requires it,
 // backfill creates it, plan reads it and appends to its request ledger

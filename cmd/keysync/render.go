@@ -181,6 +181,10 @@ func printFailures(w io.Writer, failures []reconcile.Failure) {
 			fmt.Fprintf(w, "\nFAILED: %s\n", f.Err)
 			continue
 		}
+		if f.System == "" { // the property as a whole (a plan against an older record)
+			fmt.Fprintf(w, "\nFAILED %s: %s\n", f.Property, f.Err)
+			continue
+		}
 		fmt.Fprintf(w, "\nFAILED %s %s: %s\n", f.Property, f.System, f.Err)
 	}
 }

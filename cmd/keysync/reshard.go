@@ -38,12 +38,12 @@ import (
 // credentials on.
 //
 // write false (a plan against the state file, which holds no lock) only
-// checks: what a run would take over is logged. What is taken over is in
-// the audit trail, at now.
-func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, now time.Time, log *slog.Logger) error {
+// checks: what a run would take over is returned, for the plan to say. What
+// is taken over is in the audit trail, at now.
+func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, now time.Time, log *slog.Logger) ([]staleRecord, error) {
 	db, ok := store.(*state.DB)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	base := cfg.State
 	if cfg.shard.on() {
@@ -56,7 +56,7 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		}
 	}
 	if len(paths) == 0 {
-		return nil
+		return nil, nil
 	}
 	var peeked []*state.Peeked
 	defer func() {
@@ -74,13 +74,13 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	}
 	here, err := peek(db.Path())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var others []*state.Peeked
 	for _, path := range paths {
 		p, err := peek(path)
 		if err != nil {
-			return withCode(ExitConfig, fmt.Errorf("%w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", err))
+			return nil, withCode(ExitConfig, fmt.Errorf("%w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", err))
 		}
 		others = append(others, p)
 	}
@@ -92,20 +92,21 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	}()
 	names, err := recordsToKeep(ctx, cfg, append(others, here))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var carry []state.Carried
+	var stale []staleRecord
 	for _, name := range names {
 		mine, err := here.Record(ctx, name)
 		if err != nil {
-			return withCode(ExitFailure, err)
+			return nil, withCode(ExitFailure, err)
 		}
 		var best *state.Peeked
 		var newest state.Record
 		for _, f := range others {
 			r, err := f.Record(ctx, name)
 			if err != nil {
-				return withCode(ExitFailure, err)
+				return nil, withCode(ExitFailure, err)
 			}
 			if r.Newer(newest) {
 				best, newest = f, r
@@ -118,32 +119,36 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if listed && !cfg.shard.on() {
 			// The unsharded file of a deployment that runs in shards now
 			// (an old timer left on): two owners of the property.
-			return withCode(ExitConfig, fmt.Errorf("state: property %q was read since %s's last read of it, in %s: the state is kept per shard now; give the command its --shard I/N (or --shards N in an Indexed Job), and stop what runs keysync without it; to go back to one process, use --shard 0/1",
+			return nil, withCode(ExitConfig, fmt.Errorf("state: property %q was read since %s's last read of it, in %s: the state is kept per shard now; give the command its --shard I/N (or --shards N in an Indexed Job), and stop what runs keysync without it; to go back to one process, use --shard 0/1",
 				name, db.Path(), best.Path()))
 		}
 		if !write {
-			log.Warn("this plan lacks the newest record of a property, which another state file holds: a run or backfill takes it over first", "property", name, "from", best.Path())
+			stale = append(stale, staleRecord{property: name, from: best.Path()})
 			continue
 		}
 		src := full[best.Path()]
 		if src == nil {
 			if src, err = state.Open(ctx, best.Path(), state.Options{ReadOnly: true, Key: key, BusyTimeout: busy}); err != nil {
-				return withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), name, db.Path(), err))
+				return nil, withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), name, db.Path(), err))
 			}
 			full[best.Path()] = src
 		}
 		creds, err := src.Credentials(ctx, name)
 		if err != nil {
-			return withCode(ExitFailure, err)
+			return nil, withCode(ExitFailure, err)
 		}
 		carry = append(carry, state.Carried{Property: name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known, From: best.Path()})
 		log.Info("taking over the record of a property from the state file that holds the newest", "property", name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known, "listed", listed)
 	}
 	if err := db.CarryOver(ctx, now, carry...); err != nil {
-		return withCode(ExitFailure, err)
+		return nil, withCode(ExitFailure, err)
 	}
-	return nil
+	return stale, nil
 }
+
+// staleRecord is a property whose newest record another state file holds,
+// which a plan (that writes nothing) did not take over.
+type staleRecord struct{ property, from string }
 
 // recordsToKeep names the properties whose record this process keeps: its
 // config's, and, if it names the properties the config no longer lists
