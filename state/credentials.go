@@ -628,9 +628,10 @@ func missingCredential(ctx context.Context, tx *sql.Tx, rows []credentialRow) er
 }
 
 // liveRemotes returns how many live credentials of property the file
-// holds, and the id of each that has a remote id, by "system remote".
+// holds, and the id of each that has a remote id, by heldKey (a 3RPMS key
+// on two stays is a row for each).
 func liveRemotes(ctx context.Context, tx *sql.Tx, property string) (map[string]int64, int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, system, remote_id FROM credentials WHERE property = ? AND `+liveIn, liveArgs(property)...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, system, remote_id, stay_id FROM credentials WHERE property = ? AND `+liveIn, liveArgs(property)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -638,17 +639,21 @@ func liveRemotes(ctx context.Context, tx *sql.Tx, property string) (map[string]i
 	out, n := map[string]int64{}, 0
 	for rows.Next() {
 		var id int64
-		var system, remote string
-		if err := rows.Scan(&id, &system, &remote); err != nil {
+		var system, remote, stay string
+		if err := rows.Scan(&id, &system, &remote, &stay); err != nil {
 			return nil, 0, err
 		}
 		n++
 		if remote != "" {
-			out[system+" "+remote] = id
+			out[heldKey(system, remote, stay)] = id
 		}
 	}
 	return out, n, rows.Err()
 }
+
+// heldKey names a credential across state files: its system, remote id and
+// stay.
+func heldKey(system, remote, stay string) string { return system + " " + remote + " " + stay }
 
 // OpCarryOver is the operation of the audit lines CarryOver writes: a
 // record taken over from another state file, not an action of a plan.
@@ -732,7 +737,7 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 			}
 			id++
 			ids[c.ID] = id
-			if old, ok := held[string(c.System)+" "+c.RemoteID]; ok {
+			if old, ok := held[heldKey(string(c.System), c.RemoteID, c.Stay.ID)]; ok {
 				moved[old] = id
 			}
 			rows = append(rows, credentialRow{c: &c, id: id, secret: secretOf(&c)})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -939,3 +940,49 @@ func TestShardChangeBackToAnEarlierN(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestShardChangeBackPlanOnAReadOnlyFile: TestShardChangeBackToAnEarlierN's
+// situation (two shards, three, back to two: the two-shard files' record is
+// older than the three-shard files'), but the operator's plan cannot write
+// the state file (another user's, a read-only mount; here chattr +i, where
+// the tests may use it) and plans against it read-only: the plan is FAILED
+// as when it can write (exit 3), and plan --out saves nothing.
+func TestShardChangeBackPlanOnAReadOnlyFile(t *testing.T) {
+	t.Parallel()
+	fw, _, _ := issuedWorld(t)
+	base := fw.statePath()
+	each := func(n int, cmds ...string) {
+		t.Helper()
+		for i := range n {
+			for _, cmd := range cmds {
+				if r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n)); r.code != ExitOK {
+					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
+				}
+			}
+		}
+	}
+	each(2, "backfill", "run")
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	each(3, "backfill", "run")
+	fw.hotelStay("s4", "r201", 1, 3)
+	each(3, "run")
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
+		t.Fatal(err)
+	}
+	f := shardState(base, shardSpec{0, 2})
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(f + suffix)
+	}
+	if out, err := exec.Command("chattr", "+i", f).CombinedOutput(); err != nil {
+		t.Skipf("chattr: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", f).Run() })
+	if r := fw.exec("plan", nil, "--shard", "0/2"); r.code != ExitPartial {
+		t.Errorf("plan --shard 0/2 against an older record, on a file it cannot write, exited %d, want %d (FAILED as when it can)", r.code, ExitPartial)
+	}
+	out := filepath.Join(t.TempDir(), "p.plan")
+	if r := fw.exec("plan", nil, "--shard", "0/2", "--out", out); fileExists(out) {
+		t.Errorf("plan --out --shard 0/2 against an older record saved the plan (exit %d)", r.code)
+	}
+}

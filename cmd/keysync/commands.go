@@ -431,14 +431,18 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	if p, ok := db.(interface{ Path() string }); ok && p.Path() != cfg.State {
 		write = true // a plan's temporary file, before the first backfill
 	}
-	var stale []staleRecord
-	if mode != reconcile.ModeTargeted {
-		if stale, err = carryOver(ctx, cfg, db, key, env.stateBusy, write, now, log); err != nil {
+	// The checks (a saved plan's position) look at the record the plan was
+	// made against, before a carry-over changes it; a run that then plans
+	// otherwise is refused by the plan's review.
+	for _, check := range checks {
+		if err := check(ctx, db); err != nil {
 			return nil, err
 		}
 	}
-	for _, check := range checks {
-		if err := check(ctx, db); err != nil {
+	var stale []staleRecord
+	var quiet map[string]bool
+	if mode != reconcile.ModeTargeted {
+		if stale, quiet, err = carryOver(ctx, cfg, db, key, env.stateBusy, write, now, log); err != nil {
 			return nil, err
 		}
 	}
@@ -448,6 +452,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
+	runner.Elsewhere = func(property string) bool { return quiet[property] }
 	if pr := startProgress(env.stderr, meter); pr != nil {
 		runner.OnPlanned = func(n int) { pr.planned.Store(int64(n)) }
 		defer pr.finish()
@@ -456,17 +461,18 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	rep, err := runner.Run(ctx, opts)
 	if err != nil {
 		err = withCode(ExitFailure, err)
+	} else {
+		// A plan against an older record than another file holds is not
+		// what the run will do: it takes that record over first. Said as
+		// a failure of the property, so plan --out saves no such plan.
+		for _, r := range stale {
+			rep.Failures = append(rep.Failures, reconcile.Failure{Property: r.property, Cause: errStaleRecord,
+				Err: fmt.Sprintf("this plan is against an older record of the property than %s holds: the next run or backfill takes that one over first, and may do more than planned here; plan again after it", r.from)})
+		}
 	}
 	endRun(ctx, db, cfg, rep, err, env.clock.Now().Sub(start), log)
 	if err != nil {
 		return rep, err
-	}
-	// A plan against an older record than another file holds is not what
-	// the run will do: it takes that record over first. Said as a failure
-	// of the property, so plan --out saves no such plan.
-	for _, r := range stale {
-		rep.Failures = append(rep.Failures, reconcile.Failure{Property: r.property, Cause: errStaleRecord,
-			Err: fmt.Sprintf("this plan is against an older record of the property than %s holds: the next run or backfill takes that one over first, and may do more than planned here; plan again after it", r.from)})
 	}
 	log.Info("reconcile finished", "run", rep.RunID, "actions", len(rep.Actions()), "partial", rep.Partial())
 	return rep, nil

@@ -68,6 +68,9 @@ type Config struct {
 	// shard's and the others': a credential's limits and a field's path
 	// are the whole config's.
 	whole []PropertyConfig
+	// shardOfProperty, set by applyShard, is the shard index of every
+	// property of the whole config.
+	shardOfProperty map[string]int
 	// unset names the environment variables a command that calls no API
 	// loaded the config without (withoutSecrets): the credentials they
 	// name, and so their accounts, are stand-ins.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -406,6 +407,13 @@ func TestShardRemovedPropertyNamedOnce(t *testing.T) {
 		if len(named) != 1 || named[0].Kind != reconcile.ProblemPropertyRemoved || named[0].Property != "sandbox-apartments" {
 			t.Errorf("%s: problems %+v, want sandbox-apartments named once, as removed", what, named)
 		}
+	}
+	// A plan takes no record over, and a removed property's changes nothing
+	// a plan does: the plan of the shard that names it goes through, and is
+	// saved.
+	out := filepath.Join(t.TempDir(), "p.plan")
+	if r := fw.exec("plan", nil, "--shard", fmt.Sprintf("%d/2", shardOf("sandbox-hotel", 2)), "--out", out); (r.code != ExitOK && r.code != ExitAttention) || !fileExists(out) {
+		t.Errorf("plan --out of the hotel's shard after the apartments were removed exited %d, saved %v:\n%s", r.code, fileExists(out), r.output())
 	}
 	once("N=2", nights(2, "run"))
 	fw.setNow(fw.now.Add(time.Hour))

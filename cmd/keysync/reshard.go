@@ -38,12 +38,23 @@ import (
 // credentials on.
 //
 // write false (a plan against the state file, which holds no lock) only
-// checks: what a run would take over is returned, for the plan to say. What
-// is taken over is in the audit trail, at now.
-func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, now time.Time, log *slog.Logger) ([]staleRecord, error) {
+// checks: the properties run here whose newer record a run would take over
+// are returned as stale, for the plan to say. What is taken over is in the
+// audit trail, at now.
+//
+// It also returns, as quiet, the properties this file holds live
+// credentials of that another shard keeps the record of (Config.owner: it
+// runs them, or names the removed ones), whose file is beside this one:
+// that shard takes the record over, so this one does not name them as
+// removed. Where the owner's file is not beside it (each shard on a volume
+// of its own), this shard goes on naming them: no one else can.
+func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, now time.Time, log *slog.Logger) (stale []staleRecord, quiet map[string]bool, err error) {
 	db, ok := store.(*state.DB)
+	if l, isLedgerless := store.(ledgerless); isLedgerless {
+		db, ok, write = l.DB, true, false
+	}
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	base := cfg.State
 	if cfg.shard.on() {
@@ -56,7 +67,7 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		}
 	}
 	if len(paths) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var peeked []*state.Peeked
 	defer func() {
@@ -74,13 +85,13 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	}
 	here, err := peek(db.Path())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var others []*state.Peeked
 	for _, path := range paths {
 		p, err := peek(path)
 		if err != nil {
-			return nil, withCode(ExitConfig, fmt.Errorf("%w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", err))
+			return nil, nil, withCode(ExitConfig, fmt.Errorf("%w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", err))
 		}
 		others = append(others, p)
 	}
@@ -90,23 +101,25 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 			f.Close()
 		}
 	}()
+	if quiet, err = keptElsewhere(ctx, cfg, here, paths); err != nil {
+		return nil, nil, err
+	}
 	names, err := recordsToKeep(ctx, cfg, append(others, here))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var carry []state.Carried
-	var stale []staleRecord
 	for _, name := range names {
 		mine, err := here.Record(ctx, name)
 		if err != nil {
-			return nil, withCode(ExitFailure, err)
+			return nil, nil, withCode(ExitFailure, err)
 		}
 		var best *state.Peeked
 		var newest state.Record
 		for _, f := range others {
 			r, err := f.Record(ctx, name)
 			if err != nil {
-				return nil, withCode(ExitFailure, err)
+				return nil, nil, withCode(ExitFailure, err)
 			}
 			if r.Newer(newest) {
 				best, newest = f, r
@@ -119,31 +132,56 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if listed && !cfg.shard.on() {
 			// The unsharded file of a deployment that runs in shards now
 			// (an old timer left on): two owners of the property.
-			return nil, withCode(ExitConfig, fmt.Errorf("state: property %q was read since %s's last read of it, in %s: the state is kept per shard now; give the command its --shard I/N (or --shards N in an Indexed Job), and stop what runs keysync without it; to go back to one process, use --shard 0/1",
+			return nil, nil, withCode(ExitConfig, fmt.Errorf("state: property %q was read since %s's last read of it, in %s: the state is kept per shard now; give the command its --shard I/N (or --shards N in an Indexed Job), and stop what runs keysync without it; to go back to one process, use --shard 0/1",
 				name, db.Path(), best.Path()))
 		}
 		if !write {
-			stale = append(stale, staleRecord{property: name, from: best.Path()})
+			if listed {
+				// A removed property's record changes nothing a plan
+				// would do.
+				stale = append(stale, staleRecord{property: name, from: best.Path()})
+			}
 			continue
 		}
 		src := full[best.Path()]
 		if src == nil {
 			if src, err = state.Open(ctx, best.Path(), state.Options{ReadOnly: true, Key: key, BusyTimeout: busy}); err != nil {
-				return nil, withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), name, db.Path(), err))
+				return nil, nil, withCode(ExitConfig, fmt.Errorf("state: %s holds the newest record of property %q, which %s takes over, but cannot be read: %w; if it is not this deployment's, move it aside", best.Path(), name, db.Path(), err))
 			}
 			full[best.Path()] = src
 		}
 		creds, err := src.Credentials(ctx, name)
 		if err != nil {
-			return nil, withCode(ExitFailure, err)
+			return nil, nil, withCode(ExitFailure, err)
 		}
 		carry = append(carry, state.Carried{Property: name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known, From: best.Path()})
 		log.Info("taking over the record of a property from the state file that holds the newest", "property", name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known, "listed", listed)
 	}
 	if err := db.CarryOver(ctx, now, carry...); err != nil {
+		return nil, nil, withCode(ExitFailure, err)
+	}
+	return stale, quiet, nil
+}
+
+// keptElsewhere names the properties here holds live credentials of that
+// another shard keeps the record of, when that shard's file is among
+// beside (see carryOver).
+func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside []string) (map[string]bool, error) {
+	live, err := here.LiveProperties(ctx)
+	if err != nil {
 		return nil, withCode(ExitFailure, err)
 	}
-	return stale, nil
+	quiet := map[string]bool{}
+	for _, name := range live {
+		if slices.ContainsFunc(cfg.Properties, func(p PropertyConfig) bool { return p.Name == name }) {
+			continue // run here
+		}
+		owner, sharded := cfg.owner(name)
+		if sharded && owner != cfg.shard && slices.Contains(beside, shardState(cfg.unsharded, owner)) {
+			quiet[name] = true
+		}
+	}
+	return quiet, nil
 }
 
 // staleRecord is a property whose newest record another state file holds,

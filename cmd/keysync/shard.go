@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -154,8 +153,10 @@ func applyShard(cfg *Config, s shardSpec) error {
 		}
 	}
 	shards := make([]int, len(cfg.Properties))
+	cfg.shardOfProperty = map[string]int{}
 	for i, name := range names {
 		shards[i] = shardOf(name, s.Count)
+		cfg.shardOfProperty[cfg.Properties[i].Name] = shards[i]
 	}
 	shardsOf := map[reconcile.Account]map[int]bool{}
 	for i := range cfg.Properties {
@@ -202,32 +203,28 @@ func applyShard(cfg *Config, s shardSpec) error {
 	return nil
 }
 
-// elsewhere reports whether a property this config (cut to a shard) has
-// no site for is another shard's to run or to name: one of the config's
-// properties is run by its shard, and one the config no longer lists (a
-// removed property, whose live credentials a person must see every run)
-// is named by one shard, the one that runs the config's first property.
-// Unsharded, nothing is elsewhere.
-func (c *Config) elsewhere(property string) bool {
-	if !c.shard.on() {
-		return false
+// owner is the shard that keeps the record of a property in this config's
+// shard layout: the shard that runs it, or, for a property the config no
+// longer lists (a removed property, whose live credentials a person must
+// see every run), the one that runs the config's first property. Unsharded
+// there is no other owner: ok is false.
+func (c *Config) owner(property string) (s shardSpec, ok bool) {
+	if !c.shard.on() || len(c.whole) == 0 {
+		return shardSpec{}, false
 	}
-	for _, p := range c.whole {
-		if p.Name == property {
-			return true
-		}
+	i, listed := c.shardOfProperty[property]
+	if !listed {
+		i = c.shardOfProperty[c.whole[0].Name]
 	}
-	return !c.namesRemoved()
+	return shardSpec{Index: i, Count: c.shard.Count}, true
 }
 
-// namesRemoved reports whether this process names (and keeps the record
-// of) the properties the config no longer lists: unsharded it does; of
-// the shards, the one that runs the config's first property.
+// namesRemoved reports whether this process names, and keeps the record
+// of, the properties the config no longer lists: unsharded it does; of the
+// shards, their owner (the one that runs the config's first property).
 func (c *Config) namesRemoved() bool {
-	if !c.shard.on() {
-		return true
-	}
-	return len(c.whole) > 0 && slices.ContainsFunc(c.Properties, func(p PropertyConfig) bool { return p.Name == c.whole[0].Name })
+	s, sharded := c.owner("")
+	return !sharded || s == c.shard
 }
 
 // sectionOf is the config section of a system.

@@ -156,8 +156,9 @@ func TestShardStatePath(t *testing.T) {
 
 // TestShardLimitsOfTheWholeConfig: a partner key's limits, set on one of
 // its properties only, are the same in the shard that runs that property
-// and in the one that runs the other (each its share of them); a field's
-// path names the property's place in the config file, not in the shard.
+// and in the one that runs the other (each its share of them), the
+// smallest cap with the reserve set beside it; a field's path names the
+// property's place in the config file, not in the shard.
 func TestShardLimitsOfTheWholeConfig(t *testing.T) {
 	t.Parallel()
 	// hotel is in shard 0 of 2, hotel-ljubljana in shard 1 (pinned above).
@@ -180,7 +181,7 @@ properties:
       base_url: https://api.guestway.io
       partner_key: pk
       token: gw_hotel-ljubljana
-      reserve_for_revocations: 80
+      reserve_for_revocations: 1500
     default_method: pin
 `
 	for _, s := range []shardSpec{{}, {0, 2}, {1, 2}} {
@@ -191,9 +192,11 @@ properties:
 		if err := applyShard(cfg, s); err != nil {
 			t.Fatal(err)
 		}
-		want, share := reconcile.DailyBudget{Cap: 1000, Reserve: 80}, 1.0
+		// The reserve set beside the smallest cap: hotel-ljubljana's 1,500
+		// is of its own cap of 10,000, and would take all of hotel's 1,000.
+		want, share := reconcile.DailyBudget{Cap: 1000, Reserve: 50}, 1.0
 		if s.on() {
-			want, share = reconcile.DailyBudget{Cap: 500, Reserve: 40}, 0.5
+			want, share = reconcile.DailyBudget{Cap: 500, Reserve: 25}, 0.5
 		}
 		b := budgets(cfg)
 		if len(b) != 1 {
@@ -214,36 +217,40 @@ properties:
 	}
 }
 
-// TestShardElsewhere: of N shards, each leaves the config's properties it
-// does not run to their shards, and exactly one (the one that runs the
-// config's first property) names and keeps the record of a property the
-// config no longer lists; unsharded, nothing is elsewhere.
-func TestShardElsewhere(t *testing.T) {
+// TestShardOwner: of N shards, each property's record is kept by the shard
+// that runs it, and a property the config no longer lists by the one that
+// runs the config's first property, which alone names removed properties;
+// unsharded there is no other owner.
+func TestShardOwner(t *testing.T) {
 	t.Parallel()
 	names := []string{"org-7", "hotel", "hotel-ljubljana", "org-3", "org-12"}
 	all := shardTestConfig(t, names, "")
-	if all.elsewhere("org-7") || all.elsewhere("gone") || !all.namesRemoved() {
-		t.Error("unsharded, a property is elsewhere, or removed ones are not named")
+	if _, sharded := all.owner("org-7"); sharded || !all.namesRemoved() {
+		t.Error("unsharded, a property has an owner, or removed ones are not named")
 	}
 	for n := 1; n <= 6; n++ {
-		naming := 0
-		for i, cfg := range shards(t, all, n) {
-			mine := map[string]bool{}
+		runs := map[string]shardSpec{}
+		cfgs := shards(t, all, n)
+		for _, cfg := range cfgs {
 			for _, p := range cfg.Properties {
-				mine[p.Name] = true
+				runs[p.Name] = cfg.shard
 			}
+		}
+		naming := 0
+		for i, cfg := range cfgs {
 			for _, name := range names {
-				if !mine[name] && !cfg.elsewhere(name) {
-					t.Errorf("N=%d shard %d: %s, run by another shard, is not elsewhere", n, i, name)
+				if got, _ := cfg.owner(name); got != runs[name] {
+					t.Errorf("N=%d shard %d: %s is owned by %v, want %v, which runs it", n, i, name, got, runs[name])
 				}
+			}
+			if got, _ := cfg.owner("gone"); got != runs["org-7"] {
+				t.Errorf("N=%d shard %d: a removed property is owned by %v, want %v, which runs org-7, the config's first", n, i, got, runs["org-7"])
 			}
 			if cfg.namesRemoved() {
 				naming++
-				if !mine["org-7"] || cfg.elsewhere("gone") {
-					t.Errorf("N=%d shard %d names removed properties but does not run org-7, the config's first", n, i)
+				if cfg.shard != runs["org-7"] {
+					t.Errorf("N=%d shard %d names removed properties but does not run org-7", n, i)
 				}
-			} else if !cfg.elsewhere("gone") {
-				t.Errorf("N=%d shard %d: a removed property is not elsewhere, yet the shard does not name it", n, i)
 			}
 		}
 		if naming != 1 {

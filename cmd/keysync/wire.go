@@ -131,7 +131,7 @@ func (l *limiters) seedFrom(ctx context.Context, store reconcile.Store, now time
 func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slog.Logger, meter *reconcile.Meter) (*reconcile.Runner, error) {
 	env.limiters.logTo(log)
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
-		Retention: cfg.retention, Elsewhere: cfg.elsewhere}
+		Retention: cfg.retention}
 	hotels, limits := cfg.chains(), cfg.limits()
 	for i := range cfg.Properties {
 		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits, cfg.budgetShare)
@@ -203,8 +203,10 @@ func (t *ThreeRPMSConfig) chainKey() string {
 
 // credentialLimits is what the properties that use one metered credential
 // configure for it, taken together: the smallest daily cap (a property that
-// turns its budget off, -1, lifts no other's cap) with the largest reserve
-// of those that set one, the slowest rate and the smallest burst.
+// turns its budget off, -1, lifts no other's cap) with the reserve set
+// beside it (of two such caps, the larger reserve: a reserve set beside a
+// larger cap could take all of a smaller one), the slowest rate and the
+// smallest burst.
 type credentialLimits struct {
 	budget reconcile.DailyBudget // Cap 0: no budget
 	rate   float64
@@ -227,10 +229,11 @@ func (c *Config) limits() map[reconcile.Account]credentialLimits {
 			if !seen || a.Burst < l.burst {
 				l.burst = a.Burst
 			}
-			if a.DailyCap > 0 {
-				if l.budget.Cap == 0 || a.DailyCap < l.budget.Cap {
-					l.budget.Cap = a.DailyCap
-				}
+			switch {
+			case a.DailyCap <= 0:
+			case l.budget.Cap == 0 || a.DailyCap < l.budget.Cap:
+				l.budget = reconcile.DailyBudget{Cap: a.DailyCap, Reserve: a.Reserve}
+			case a.DailyCap == l.budget.Cap:
 				l.budget.Reserve = max(l.budget.Reserve, a.Reserve)
 			}
 			out[acct] = l

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+)
+
+// TestShardSpreadRemovedPropertyNamed: the shards-spread layout (one claim
+// per shard, mounted at /data: the same state path, but no shard sees
+// another's file). sandbox-hotel (the config's first property) is in shard
+// 0 of 2, sandbox-apartments in shard 1 beside sandbox-apartments-c, which
+// keeps shard 1 running. The apartments are removed from the config: shard
+// 0, which names removed properties, cannot see shard 1's file to take
+// their record over, so shard 1, which holds their live credentials, names
+// them: exactly one shard does.
+func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.addReservation("G1", "L1", 0, 3)
+	orig0, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second property of the apartments' Guestway organisation (a split
+	// organisation, so in the apartments' shard, 1 of 2), with room L2; on
+	// its own it is in shard 1 too.
+	apt := string(orig0[strings.Index(string(orig0), "  - name: sandbox-apartments"):])
+	l2 := "      L2: {method: qr, portals: [portal-L2]}\n"
+	if !strings.Contains(apt, l2) {
+		t.Fatalf("no L2 line in\n%s", apt)
+	}
+	one := strings.Replace(string(orig0), l2, "", 1)
+	second := strings.Replace(strings.Replace(apt, "name: sandbox-apartments", "name: sandbox-apartments-c", 1), "      L1: {method: qr, portals: [portal-L1]}\n", "", 1)
+	orig := []byte(one + second)
+	if shardOf("sandbox-apartments-c", 2) != 1 || shardOf("sandbox-apartments", 2) != 1 || shardOf("sandbox-hotel", 2) != 0 {
+		t.Fatal("shards moved")
+	}
+	base := fw.statePath()
+	dir := filepath.Dir(fw.cfg)
+	cfgs := make([]string, 2)
+	write := func(text string) {
+		for i := range cfgs {
+			vol := filepath.Join(dir, fmt.Sprintf("vol-%d", i))
+			os.MkdirAll(vol, 0o700)
+			cfgs[i] = filepath.Join(dir, fmt.Sprintf("k-%d.yaml", i))
+			// The key file stays where it was (beside the config).
+			txt := strings.Replace(text, "state: "+base, "state: "+filepath.Join(vol, "k.db"), 1)
+			if txt == text {
+				t.Fatalf("no state line %q in\n%s", base, text)
+			}
+			if err := os.WriteFile(cfgs[i], []byte(txt), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(string(orig))
+	night := func(cmds ...string) []reconcile.Problem {
+		t.Helper()
+		var named []reconcile.Problem
+		for i := range 2 {
+			fw.cfg = cfgs[i]
+			for _, cmd := range cmds {
+				r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/2", i))
+				if r.code != ExitOK && r.code != ExitAttention {
+					t.Fatalf("%s --shard %d/2 exited %d:\n%s", cmd, i, r.code, r.output())
+				}
+				if r.rep != nil {
+					named = append(named, r.rep.Problems...)
+				}
+			}
+		}
+		return named
+	}
+	if p := night("backfill", "run"); len(p) != 0 {
+		t.Fatalf("with both listed: %+v", p)
+	}
+	cut := strings.Index(string(orig), "  - name: sandbox-apartments")
+	if cut < 0 {
+		t.Fatal("no apartments")
+	}
+	write(string(orig[:cut]) + second)
+	vol1 := shardState(filepath.Join(dir, "vol-1", "k.db"), shardSpec{1, 2})
+	held := recordedHolds(t, []string{vol1}, "G1")
+	if len(held) == 0 {
+		t.Fatalf("%s holds nothing of G1", vol1)
+	}
+	named := night("run")
+	if len(named) != 1 || named[0].Kind != reconcile.ProblemPropertyRemoved || named[0].Property != "sandbox-apartments" {
+		t.Errorf("after removing the apartments (live credentials in shard 1's claim): %d shards name them, want 1: %+v", len(named), named)
+	}
+}
