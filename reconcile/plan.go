@@ -332,15 +332,17 @@ type records struct {
 	// stay, each group in input order; groups[g] is one stay's span of it.
 	order  []int32
 	groups []credGroup
-	// byID is the first group of each stay id, by the id's hash (idHash);
-	// groups of stays whose ids hash alike (the same id in other
-	// properties or sources, or a collision) are chained by
+	// ids holds the first group of each stay id, by the id's hash
+	// (idHash); groups of stays whose ids hash alike in ids (the same id
+	// in other properties or sources, or a collision) are chained by
 	// credGroup.next, and the stay's full ref picks among them. Keyed by
 	// a number, a probe reads no string but the one looked up.
-	byID map[uint64]int32
+	ids  hashSlots
 	seed maphash.Seed
-	// byRemote holds each remote key id of the live 3RPMS credentials.
-	byRemote map[string]remoteKey
+	// keys holds each remote key id of the live 3RPMS credentials, found
+	// by the id's hash in remotes.
+	keys    []remoteKey
+	remotes hashSlots
 	// copies is, by index into in, the planner's copy once made; ptrs
 	// holds a group's copies in order's layout.
 	copies []*Credential
@@ -368,45 +370,67 @@ type remoteKey struct {
 
 func newRecords(creds []Credential) records {
 	r := records{in: creds, seed: maphash.MakeSeed()}
-	live := 0
+	live, withKey := 0, 0
 	for i := range creds {
-		if creds[i].Status.Live() {
+		if c := &creds[i]; c.Status.Live() {
 			live++
+			if c.keyed() {
+				withKey++
+			}
 		}
 	}
-	r.byID = make(map[uint64]int32, live)
+	r.ids = newHashSlots(live)
 	r.groups = make([]credGroup, 0, live)
-	r.byRemote = make(map[string]remoteKey, live)
+	r.remotes = newHashSlots(withKey)
+	r.keys = make([]remoteKey, 0, withKey)
 	group := make([]int32, 0, live) // each live credential's group
-	for i := range creds {
-		c := &creds[i]
-		if !c.Status.Live() {
-			continue
-		}
-		// Until order is laid out below, a group's first is the index
-		// into creds of its first credential, which names its stay.
-		h := r.idHash(c.Stay.ID)
-		first, chained := r.byID[h]
-		g, ok := first, chained
-		for ok && creds[r.groups[g].first].Stay != c.Stay {
-			g = r.groups[g].next
-			ok = g >= 0
-		}
-		if !ok {
-			g = int32(len(r.groups))
-			next := int32(-1)
-			if chained {
-				next = first
+	// The credentials go in blocks: the slots their look-ups start at
+	// are warmed, then each is indexed.
+	var idBuf, keyBuf [warmBlock]uint64
+	for start := 0; start < len(creds); start += warmBlock {
+		block := creds[start:min(start+warmBlock, len(creds))]
+		idHashes, keyHashes := idBuf[:0], keyBuf[:0]
+		for i := range block {
+			if c := &block[i]; c.Status.Live() {
+				idHashes = append(idHashes, r.idHash(c.Stay.ID))
+				if c.keyed() {
+					keyHashes = append(keyHashes, r.idHash(c.RemoteID))
+				}
 			}
-			r.byID[h] = g
-			r.groups = append(r.groups, credGroup{first: int32(i), next: next})
 		}
-		r.groups[g].n++
-		group = append(group, g)
-		if c.System == System3RPMS && c.RemoteID != "" {
-			k := r.byRemote[c.RemoteID]
-			k.cred, k.live = int32(i), k.live+1
-			r.byRemote[c.RemoteID] = k
+		r.ids.warm(idHashes)
+		r.remotes.warm(keyHashes)
+		for j := range block {
+			c, i := &block[j], start+j
+			if !c.Status.Live() {
+				continue
+			}
+			// Until order is laid out below, a group's first is the index
+			// into creds of its first credential, which names its stay.
+			h := idHashes[0]
+			idHashes = idHashes[1:]
+			slot, first, chained := r.ids.seek(h, r.ids.home(h))
+			g, ok := first, chained
+			for ok && creds[r.groups[g].first].Stay != c.Stay {
+				g = r.groups[g].next
+				ok = g >= 0
+			}
+			if !ok {
+				g = int32(len(r.groups))
+				next := int32(-1)
+				if chained {
+					next = first
+				}
+				r.ids.set(slot, h, g)
+				r.groups = append(r.groups, credGroup{first: int32(i), next: next})
+			}
+			r.groups[g].n++
+			group = append(group, g)
+			if c.keyed() {
+				k := r.addKey(c.RemoteID, keyHashes[0])
+				keyHashes = keyHashes[1:]
+				k.cred, k.live = int32(i), k.live+1
+			}
 		}
 	}
 	var at int32
@@ -491,8 +515,46 @@ func (p *planner) drop(g int32, made, actions, syncs int) {
 	r.spare = r.spare[:len(r.spare)-made]
 }
 
-// idHash is the key of a stay id in byID.
+// keyed says whether records indexes c by its remote key id (keys): a
+// 3RPMS key that was created.
+func (c *Credential) keyed() bool { return c.System == System3RPMS && c.RemoteID != "" }
+
+// warmBlock is how many look-ups in a records table are warmed
+// (hashSlots.warm) at a time.
+const warmBlock = 64
+
+// idHash is the hash of a stay id in ids, or of a remote key id in
+// remotes.
 func (r *records) idHash(id string) uint64 { return maphash.String(r.seed, id) }
+
+// findKey returns the index in keys of the remote key id, whose hash is
+// h, or false and the slot of remotes it would go in.
+func (r *records) findKey(id string, h uint64) (slot uint64, k int32, ok bool) {
+	slot, k, ok = r.remotes.seek(h, r.remotes.home(h))
+	for ok && r.in[r.keys[k].cred].RemoteID != id {
+		slot, k, ok = r.remotes.seek(h, slot+1)
+	}
+	return slot, k, ok
+}
+
+// addKey returns the remote key id's entry in keys, new if need be.
+func (r *records) addKey(id string, h uint64) *remoteKey {
+	slot, k, ok := r.findKey(id, h)
+	if !ok {
+		k = int32(len(r.keys))
+		r.keys = append(r.keys, remoteKey{})
+		r.remotes.set(slot, h, k)
+	}
+	return &r.keys[k]
+}
+
+// key returns the remote key id's entry in keys, or nil.
+func (r *records) key(id string) *remoteKey {
+	if _, k, ok := r.findKey(id, r.idHash(id)); ok {
+		return &r.keys[k]
+	}
+	return nil
+}
 
 // ref is the stay of group g.
 func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]].Stay }
@@ -500,7 +562,12 @@ func (r *records) ref(g int32) StayRef { return r.in[r.order[r.groups[g].first]]
 // group returns the group of the stay's credentials, and false when it
 // has none.
 func (r *records) group(ref StayRef) (int32, bool) {
-	g, ok := r.byID[r.idHash(ref.ID)]
+	return r.groupHashed(ref, r.idHash(ref.ID))
+}
+
+// groupHashed is group for a stay whose id hashes to h.
+func (r *records) groupHashed(ref StayRef, h uint64) (int32, bool) {
+	_, g, ok := r.ids.seek(h, r.ids.home(h))
 	for ok && r.ref(g) != ref {
 		g = r.groups[g].next
 		ok = g >= 0
@@ -516,20 +583,19 @@ func (p *planner) claimsUnknown() bool { return p.in.Backfill || p.in.Siblings !
 // letGo counts one live record of remote key id fewer and returns how
 // many are left.
 func (r *records) letGo(id string) int32 {
-	k, ok := r.byRemote[id]
-	if !ok {
+	k := r.key(id)
+	if k == nil {
 		return 0
 	}
 	k.live--
-	r.byRemote[id] = k
 	return k.live
 }
 
 // remote returns our credential holding the remote key id, or nil. It is
 // for reading only: it may be the input's own record.
 func (r *records) remote(id string) *Credential {
-	k, ok := r.byRemote[id]
-	if !ok {
+	k := r.key(id)
+	if k == nil {
 		return nil
 	}
 	if c := r.copies[k.cred]; c != nil {
@@ -591,28 +657,35 @@ func (p *planner) run() (*Plan, error) {
 	// are checked first: most stays hold the key recorded for them, and
 	// need no look-up by key id.
 	groupOf := make([]int32, len(in.Stays))
-	for i := range in.Stays {
-		s := &in.Stays[i]
-		g, ok := rec.group(s.Ref)
-		if !ok {
-			g = -1
+	var hashes [warmBlock]uint64
+	for start := 0; start < len(in.Stays); start += warmBlock {
+		block := in.Stays[start:min(start+warmBlock, len(in.Stays))]
+		for j := range block {
+			hashes[j] = rec.idHash(block[j].Ref.ID)
 		}
-		groupOf[i] = g
-		if s.Key == nil {
-			continue
-		}
-		if ok {
-			grp := rec.groups[g]
-			if slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
-				c := &in.Credentials[j]
-				return c.System == System3RPMS && c.RemoteID == s.Key.ID
-			}) {
+		rec.ids.warm(hashes[:len(block)])
+		for j := range block {
+			s := &block[j]
+			g, ok := rec.groupHashed(s.Ref, hashes[j])
+			if !ok {
+				g = -1
+			}
+			groupOf[start+j] = g
+			if s.Key == nil {
 				continue
 			}
-		}
-		if k, ours := rec.byRemote[s.Key.ID]; ours {
-			k.live++
-			rec.byRemote[s.Key.ID] = k
+			if ok {
+				grp := rec.groups[g]
+				if slices.ContainsFunc(rec.order[grp.first:grp.first+grp.n], func(j int32) bool {
+					c := &in.Credentials[j]
+					return c.System == System3RPMS && c.RemoteID == s.Key.ID
+				}) {
+					continue
+				}
+			}
+			if k := rec.key(s.Key.ID); k != nil {
+				k.live++
+			}
 		}
 	}
 	for _, k := range stays {

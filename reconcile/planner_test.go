@@ -111,3 +111,50 @@ func TestSortActions(t *testing.T) {
 		t.Errorf("sortActions of no actions = %v, want nil", got)
 	}
 }
+
+// TestHashSlots checks that values of one tag are found in turn from a
+// hash's home, past other tags and across the end of the table.
+func TestHashSlots(t *testing.T) {
+	t.Parallel()
+	s := newHashSlots(4) // 16 slots
+	last := s.mask
+	a := 7<<32 | last      // home: the last slot
+	b := uint64(7<<32 | 3) // the same tag, another home
+	c := 9<<32 | last      // another tag, a's home
+	for v, h := range []uint64{a, c, b, a} {
+		i := s.home(h)
+		for {
+			slot, _, ok := s.seek(h, i)
+			if !ok {
+				s.set(slot, h, int32(v))
+				break
+			}
+			i = slot + 1
+		}
+	}
+	// a went in the last slot, c wrapped to slot 0, b to its home, and
+	// the second value of a's tag after c.
+	want := []struct {
+		h    uint64
+		from uint64
+		v    int32
+		ok   bool
+	}{
+		{a, last, 0, true},
+		{a, last + 1, 3, true}, // past c, at slot 1
+		{b, 3, 2, true},
+		{c, last, 1, true},
+		{c, 1, 0, false}, // no other value of c's tag
+		{11<<32 | 5, 5, 0, false},
+	}
+	for _, w := range want {
+		_, v, ok := s.seek(w.h, w.from)
+		if ok != w.ok || ok && v != w.v {
+			t.Errorf("seek(%#x, %d) = %d, %v; want %d, %v", w.h, w.from, v, ok, w.v, w.ok)
+		}
+	}
+	s.warm([]uint64{a, b, c}) // reads only
+	if _, v, _ := s.seek(a, s.home(a)); v != 0 {
+		t.Errorf("after warm, seek(a) = %d, want 0", v)
+	}
+}
