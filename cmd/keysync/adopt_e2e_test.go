@@ -873,37 +873,8 @@ func TestShardChangeUnreadableFileBeside(t *testing.T) {
 // plan first, against a file whose record is older, writes nothing to it.
 func TestShardChangeBackToAnEarlierN(t *testing.T) {
 	t.Parallel()
-	fw, _, _ := issuedWorld(t)
+	fw, late := backToTwoShards(t)
 	base := fw.statePath()
-	each := func(n int, cmds ...string) {
-		t.Helper()
-		for i := range n {
-			for _, cmd := range cmds {
-				if r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n)); r.code != ExitOK {
-					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
-				}
-			}
-		}
-	}
-	each(2, "backfill", "run")
-	fw.setNow(fw.now.Add(24 * time.Hour))
-	each(3, "backfill", "run")
-	fw.hotelStay("s4", "r201", 1, 3)
-	each(3, "run")
-	var three []string
-	for i := range 3 {
-		if f := shardState(base, shardSpec{i, 3}); fileExists(f) {
-			three = append(three, f)
-		}
-	}
-	late := recordedHolds(t, three, "s4")
-	if len(late) == 0 {
-		t.Fatal("s4 holds nothing")
-	}
-	fw.setNow(fw.now.Add(24 * time.Hour))
-	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
-		t.Fatal(err)
-	}
 	two := func() []reconcile.Credential {
 		var out []reconcile.Credential
 		for i := range 2 {
@@ -933,9 +904,51 @@ func TestShardChangeBackToAnEarlierN(t *testing.T) {
 	if after := two(); len(after) != len(before) {
 		t.Errorf("the plans wrote %d credentials into the two-shard files, want none", len(after)-len(before))
 	}
-	each(2, "run")
+	eachShard(t, fw, 2, "run")
 	if on := stillOn(t, fw, late); len(on) > 0 {
 		t.Errorf("back on two shards, cancelled s4 still holds %v", on)
+	}
+}
+
+// backToTwoShards runs issuedWorld's hotel in two shards, then three, and
+// books s4 then; a day later, s4 is cancelled, and the deployment is about
+// to go back to two shards, whose files' record is older than the
+// three-shard files'. It returns what s4 holds.
+func backToTwoShards(t *testing.T) (*faultWorld, map[string]reconcile.Credential) {
+	t.Helper()
+	fw, _, _ := issuedWorld(t)
+	eachShard(t, fw, 2, "backfill", "run")
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	eachShard(t, fw, 3, "backfill", "run")
+	fw.hotelStay("s4", "r201", 1, 3)
+	eachShard(t, fw, 3, "run")
+	var three []string
+	for i := range 3 {
+		if f := shardState(fw.statePath(), shardSpec{i, 3}); fileExists(f) {
+			three = append(three, f)
+		}
+	}
+	late := recordedHolds(t, three, "s4")
+	if len(late) == 0 {
+		t.Fatal("s4 holds nothing")
+	}
+	fw.setNow(fw.now.Add(24 * time.Hour))
+	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
+		t.Fatal(err)
+	}
+	return fw, late
+}
+
+// eachShard runs cmds in each shard of n, in order, each of which must
+// exit 0.
+func eachShard(t *testing.T, fw *faultWorld, n int, cmds ...string) {
+	t.Helper()
+	for i := range n {
+		for _, cmd := range cmds {
+			if r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n)); r.code != ExitOK {
+				t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
+			}
+		}
 	}
 }
 
@@ -949,28 +962,8 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // as when it can write (exit 3), and plan --out saves nothing.
 func TestShardChangeBackPlanOnAReadOnlyFile(t *testing.T) {
 	t.Parallel()
-	fw, _, _ := issuedWorld(t)
-	base := fw.statePath()
-	each := func(n int, cmds ...string) {
-		t.Helper()
-		for i := range n {
-			for _, cmd := range cmds {
-				if r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n)); r.code != ExitOK {
-					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
-				}
-			}
-		}
-	}
-	each(2, "backfill", "run")
-	fw.setNow(fw.now.Add(24 * time.Hour))
-	each(3, "backfill", "run")
-	fw.hotelStay("s4", "r201", 1, 3)
-	each(3, "run")
-	fw.setNow(fw.now.Add(24 * time.Hour))
-	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
-		t.Fatal(err)
-	}
-	f := shardState(base, shardSpec{0, 2})
+	fw, _ := backToTwoShards(t)
+	f := shardState(fw.statePath(), shardSpec{0, 2})
 	for _, suffix := range []string{"-wal", "-shm"} {
 		os.Remove(f + suffix)
 	}

@@ -262,17 +262,7 @@ func TestObserveRemovedPropertyNeedsAPerson(t *testing.T) {
 	fw.addReservation("G1", "L1", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
 	invites := len(fw.invites())
-	orig, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := strings.Index(string(orig), "  - name: sandbox-apartments")
-	if cut < 0 {
-		t.Fatalf("no apartments property in\n%s", orig)
-	}
-	if err := os.WriteFile(fw.cfg, orig[:cut], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	removeApartments(t, fw)
 	r := fw.exec("run", nil)
 	if r.code != ExitAttention || r.rep == nil || len(r.rep.Problems) != 1 {
 		t.Fatalf("run exited %d with problems %+v, want %d and one problem:\n%s", r.code, r.rep, ExitAttention, r.output())
@@ -391,17 +381,7 @@ func TestShardRemovedPropertyNamedOnce(t *testing.T) {
 		t.Fatalf("with both properties listed: problems %+v", p)
 	}
 	invites := len(fw.invites())
-	orig, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := strings.Index(string(orig), "  - name: sandbox-apartments")
-	if cut < 0 {
-		t.Fatalf("no apartments property in\n%s", orig)
-	}
-	if err := os.WriteFile(fw.cfg, orig[:cut], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	removeApartments(t, fw)
 	once := func(what string, named []reconcile.Problem) {
 		t.Helper()
 		if len(named) != 1 || named[0].Kind != reconcile.ProblemPropertyRemoved || named[0].Property != "sandbox-apartments" {
@@ -426,5 +406,22 @@ func TestShardRemovedPropertyNamedOnce(t *testing.T) {
 	once("N=3, the night after", nights(3, "run"))
 	if n := len(fw.invites()); n != invites {
 		t.Errorf("invites went from %d to %d", invites, n)
+	}
+}
+
+// removeApartments removes sandbox-apartments, the config's last property,
+// from fw's config.
+func removeApartments(t *testing.T, fw *faultWorld) {
+	t.Helper()
+	orig, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := strings.Index(string(orig), "  - name: sandbox-apartments")
+	if cut < 0 {
+		t.Fatalf("no apartments property in\n%s", orig)
+	}
+	if err := os.WriteFile(fw.cfg, orig[:cut], 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

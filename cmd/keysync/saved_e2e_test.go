@@ -18,11 +18,7 @@ func TestSavedPlan(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 5, "")
 	h.stay("s1", "r101", 0, 2)
-	exec := func(want int, args ...string) string {
-		t.Helper()
-		r := mustRunText(t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...)
-		return r.stdout + r.stderr + errString(r.err)
-	}
+	exec := h.text
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tonight.plan")
 	h.mustRun(ExitOK, "backfill")
@@ -118,11 +114,7 @@ func TestSavedPlanOfAShard(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 5, "")
 	h.stay("s1", "r101", 0, 2)
-	exec := func(want int, args ...string) string {
-		t.Helper()
-		r := mustRunText(t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...)
-		return r.stdout + r.stderr + errString(r.err)
-	}
+	exec := h.text
 	name := h.cfg.Properties[0].Name
 	two, three := shardSpec{shardOf(name, 2), 2}, shardSpec{shardOf(name, 3), 3}
 	exec(ExitOK, "backfill", "--shard", two.String())
@@ -146,4 +138,13 @@ func TestSavedPlanOfAShard(t *testing.T) {
 	if n := len(h.ours()); n != before+1 {
 		t.Errorf("%d keys after applying the plan in its shard, want %d", n, before+1)
 	}
+}
+
+// text runs keysync's args, which must exit want, on h's config at h's
+// instant, without --json, and returns all it said: its output, its log
+// and its error.
+func (h *harness) text(want int, args ...string) string {
+	h.t.Helper()
+	r := mustRunText(h.t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...)
+	return r.stdout + r.stderr + errString(r.err)
 }
