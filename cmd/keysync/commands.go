@@ -219,8 +219,8 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 			f.out = "" // the PINs shown would be issued by no one
 		} else {
 			shard := ""
-			if cfg.shard.on() {
-				shard = " --shard " + cfg.shard.String()
+			if id := cfg.shardID(); id != "" {
+				shard = " --shard " + id
 			}
 			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, f.config, shard, f.out)
 		}

@@ -190,7 +190,7 @@ type staleRecord struct{ property, from string }
 
 // recordsToKeep names the properties whose record this process keeps: its
 // config's, and, if it names the properties the config no longer lists
-// (Config.namesRemoved), every such property that one of files records
+// (Config.namesRemoved), every such property one of files records
 // live credentials of, so that their record follows them too and a person
 // keeps being told of them after N changes.
 func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked) ([]string, error) {
