@@ -668,9 +668,10 @@ type Carried struct {
 	Credentials  []reconcile.Credential
 	// From names the file the record comes from, for the audit trail.
 	From string
-	// Replace drops this file's live credentials of the property first:
-	// its record is older than the one carried (the property was
-	// reconciled elsewhere since, and came back).
+	// Replace drops this file's live credentials of the property, whose
+	// record here is older than the one carried (the property was
+	// reconciled elsewhere since, and came back); their audit lines follow
+	// the carried credentials of the same remote credentials and stays.
 	Replace bool
 }
 
