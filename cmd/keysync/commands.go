@@ -140,7 +140,17 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, not %s; apply it with the --shard it was made with, or make a new plan",
 			f.planFile, shardWords(saved.Shard), shardWords(cfg.shardID())))
 	}
+	var alone []string
 	if len(cfg.Properties) == 0 {
+		if alone, err = heldAlone(ctx, cfg, env.stateBusy); err != nil {
+			return err
+		}
+	}
+	if len(cfg.Properties) == 0 && len(alone) > 0 {
+		// Its file holds live credentials no other shard keeps the record
+		// of: the run goes on, with no property, to name them.
+		log.Warn("this shard holds none of the config's properties, but its state file holds live credentials no other shard keeps the record of: naming them", "properties", alone)
+	} else if len(cfg.Properties) == 0 {
 		// An empty shard (more shards than properties, say after some
 		// were removed): it succeeds, so an Indexed Job's index does not
 		// fail every night, and says so in its metrics, so that its last

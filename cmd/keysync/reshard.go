@@ -104,7 +104,7 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	if quiet, err = keptElsewhere(ctx, cfg, here, paths); err != nil {
 		return nil, nil, err
 	}
-	names, err := recordsToKeep(ctx, cfg, append(others, here))
+	names, err := recordsToKeep(ctx, cfg, append(others, here), paths)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,16 +184,79 @@ func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside 
 	return quiet, nil
 }
 
+// heldAlone names, for a shard that runs no property, what it must still
+// name as removed, for no one else can: the live credentials its state
+// file holds that keptElsewhere finds no owner's file beside, and those of
+// properties the config no longer lists that a file beside it holds (an
+// earlier N's, on the shard's own volume) when the shard that names removed
+// properties has no file beside it (a volume per shard). Its run takes
+// over their record and names them.
+func heldAlone(ctx context.Context, cfg *Config, busy time.Duration) ([]string, error) {
+	here, err := state.Peek(ctx, cfg.State, busy)
+	if err != nil {
+		return nil, withCode(ExitFailure, err)
+	}
+	defer here.Close()
+	var beside []string
+	for _, p := range layoutFiles(cfg.unsharded) {
+		if p != cfg.State {
+			beside = append(beside, p)
+		}
+	}
+	quiet, err := keptElsewhere(ctx, cfg, here, beside)
+	if err != nil {
+		return nil, err
+	}
+	alone := map[string]bool{}
+	live, err := here.LiveProperties(ctx)
+	if err != nil {
+		return nil, withCode(ExitFailure, err)
+	}
+	for _, name := range live {
+		alone[name] = !quiet[name]
+	}
+	var files []*state.Peeked
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, path := range beside {
+		f, err := state.Peek(ctx, path, busy)
+		if err != nil {
+			return nil, withCode(ExitFailure, err)
+		}
+		files = append(files, f)
+	}
+	removed, err := recordsToKeep(ctx, cfg, files, beside)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range removed {
+		alone[name] = true
+	}
+	var out []string
+	for name, named := range alone {
+		if named {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // staleRecord is a property whose newest record another state file holds,
 // which a plan (that writes nothing) did not take over.
 type staleRecord struct{ property, from string }
 
 // recordsToKeep names the properties whose record this process keeps: its
-// config's, and, if it names the properties the config no longer lists
-// (Config.namesRemoved), every such property one of files records
-// live credentials of, so that their record follows them too and a person
-// keeps being told of them after N changes.
-func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked) ([]string, error) {
+// config's, and the properties the config no longer lists that one of
+// files records live credentials of, so that their record follows them
+// too and a person keeps being told of them after N changes: all of them
+// if this process names removed properties (Config.namesRemoved), or, where
+// the shard that does has no file beside this one (a volume per shard, a
+// file copied over from another), all the same: no one else would.
+func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked, beside []string) ([]string, error) {
 	var names []string
 	listed := map[string]bool{}
 	for _, p := range cfg.every() {
@@ -202,7 +265,7 @@ func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked) ([]s
 	for _, p := range cfg.Properties {
 		names = append(names, p.Name)
 	}
-	if !cfg.namesRemoved() {
+	if owner, sharded := cfg.owner(""); sharded && !cfg.namesRemoved() && slices.Contains(beside, shardState(cfg.unsharded, owner)) {
 		return names, nil
 	}
 	removed := map[string]bool{}

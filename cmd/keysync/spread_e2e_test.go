@@ -17,7 +17,8 @@ import (
 // keeps shard 1 running. The apartments are removed from the config: shard
 // 0, which names removed properties, cannot see shard 1's file to take
 // their record over, so shard 1, which holds their live credentials, names
-// them: exactly one shard does.
+// them: exactly one shard does. Once the hotel is removed too, shard 0
+// runs no property, yet names the hotel's, which its claim holds.
 func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr", "L2": "qr"})
@@ -43,7 +44,7 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 	}
 	base := fw.statePath()
 	dir := filepath.Dir(fw.cfg)
-	cfgs := make([]string, 2)
+	cfgs := make([]string, 3) // a volume and a config for each shard of up to 3
 	write := func(text string) {
 		for i := range cfgs {
 			vol := filepath.Join(dir, fmt.Sprintf("vol-%d", i))
@@ -60,15 +61,15 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 		}
 	}
 	write(string(orig))
-	night := func(cmds ...string) []reconcile.Problem {
+	nightOf := func(n int, cmds ...string) []reconcile.Problem {
 		t.Helper()
 		var named []reconcile.Problem
-		for i := range 2 {
+		for i := range n {
 			fw.cfg = cfgs[i]
 			for _, cmd := range cmds {
-				r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/2", i))
+				r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n))
 				if r.code != ExitOK && r.code != ExitAttention {
-					t.Fatalf("%s --shard %d/2 exited %d:\n%s", cmd, i, r.code, r.output())
+					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
 				}
 				if r.rep != nil {
 					named = append(named, r.rep.Problems...)
@@ -77,6 +78,7 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 		}
 		return named
 	}
+	night := func(cmds ...string) []reconcile.Problem { t.Helper(); return nightOf(2, cmds...) }
 	if p := night("backfill", "run"); len(p) != 0 {
 		t.Fatalf("with both listed: %+v", p)
 	}
@@ -93,5 +95,36 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 	named := night("run")
 	if len(named) != 1 || named[0].Kind != reconcile.ProblemPropertyRemoved || named[0].Property != "sandbox-apartments" {
 		t.Errorf("after removing the apartments (live credentials in shard 1's claim): %d shards name them, want 1: %+v", len(named), named)
+	}
+	// The hotel goes too: shard 0 runs no property now, but its claim holds
+	// the hotel's live credentials, which shard 1 cannot see. Shard 0 names
+	// them, and shard 1 the apartments'.
+	hotel := strings.Index(string(orig), "  - name: sandbox-hotel")
+	if hotel < 0 {
+		t.Fatal("no hotel")
+	}
+	write(string(orig[:hotel]) + second)
+	byProperty := map[string]int{}
+	for _, p := range night("run") {
+		if p.Kind == reconcile.ProblemPropertyRemoved {
+			byProperty[p.Property]++
+		}
+	}
+	if byProperty["sandbox-hotel"] != 1 || byProperty["sandbox-apartments"] != 1 || len(byProperty) != 2 {
+		t.Errorf("after removing the hotel too, the removed properties named: %v, want the hotel and the apartments once each", byProperty)
+	}
+	// Three shards now, each on the volume of its index: the old files stay
+	// on theirs, where the shard of that index (running a property or none)
+	// finds them and goes on naming what they hold.
+	for _, cmds := range [][]string{{"backfill"}, {"run"}, {"run"}} {
+		byProperty := map[string]int{}
+		for _, p := range nightOf(3, cmds...) {
+			if p.Kind == reconcile.ProblemPropertyRemoved {
+				byProperty[p.Property]++
+			}
+		}
+		if byProperty["sandbox-hotel"] != 1 || byProperty["sandbox-apartments"] != 1 || len(byProperty) != 2 {
+			t.Errorf("three shards, %s: the removed properties named: %v, want the hotel and the apartments once each", cmds[0], byProperty)
+		}
 	}
 }
