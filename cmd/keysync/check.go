@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,17 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		return withCode(ExitConfig, fmt.Errorf("check: --within %s: must be positive", *within))
 	}
 	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag, &sf)
+	if errors.Is(err, errEmptyShard) {
+		// Nothing to check, as a run of it has nothing to do: not a
+		// failure, so an Indexed Job's index does not fail every day.
+		fmt.Fprintf(env.stdout, "Nothing to check: %v.\n", err)
+		if *metricsFile != "" {
+			if err := metrics.WriteCheckFile(*metricsFile, cfg.shardID(), now, 0, 0, 0); err != nil {
+				return withCode(ExitFailure, err)
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}

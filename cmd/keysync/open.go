@@ -54,7 +54,9 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 	}
 	cfg, err := env.commandConfig(path, sf, access.calls)
 	if err != nil {
-		return nil, nil, now, err
+		// An empty shard's config comes with the error, for a command
+		// that has nothing to do there to say so.
+		return cfg, nil, now, err
 	}
 	db, err := env.openStateDB(ctx, cfg, access)
 	if err != nil {
@@ -89,10 +91,13 @@ func (env *environment) commandConfig(path string, sf *shardFlags, calls bool) (
 		return nil, err
 	}
 	if spec.on() && len(cfg.Properties) == 0 {
-		return nil, withCode(ExitConfig, fmt.Errorf("shard %s holds none of the config's properties", spec))
+		return cfg, withCode(ExitConfig, fmt.Errorf("shard %s %w", spec, errEmptyShard))
 	}
 	return cfg, nil
 }
+
+// errEmptyShard is a shard that holds none of the config's properties.
+var errEmptyShard = errors.New("holds none of the config's properties")
 
 // shardedConfig loads the config at path with load and narrows it to the
 // shard sf names (none when sf is nil or names none; see applyShard).

@@ -280,6 +280,14 @@ func TestMetricsFileOfAShard(t *testing.T) {
 	if m[`keysync_last_success_timestamp_seconds{`+label+`}`] == 0 || m[`keysync_last_run_exit_code{`+label+`}`] != 0 {
 		t.Errorf("the empty shard's metrics: %v, want a success labelled with its shard", m)
 	}
+	// check has nothing to check there either: not a failure.
+	path = filepath.Join(dir, "keysync-check-"+strconv.Itoa(empty.Index)+".prom")
+	if out := h.text(ExitOK, "check", "--shard", empty.String(), "--metrics-file", path); !strings.Contains(out, "Nothing to check: shard "+empty.String()+" holds none of the config's properties") {
+		t.Errorf("check of the empty shard said:\n%s", out)
+	}
+	if m := readMetrics(t, path); m[`keysync_check_timestamp_seconds{`+label+`}`] == 0 || m[`keysync_check_unready{`+label+`}`] != 0 {
+		t.Errorf("the empty shard's check metrics: %v, want a check of nothing labelled with its shard", m)
+	}
 }
 
 // readMetrics reads a Prometheus text file into "name{labels}" → value.
