@@ -273,6 +273,10 @@ func TestObserveRemovedPropertyNeedsAPerson(t *testing.T) {
 	if want := "a person is needed (see the report's Needs a person): sandbox-apartments: live credentials of a property the config no longer lists"; r.err == nil || r.err.Error() != want {
 		t.Errorf("exit error %v, want %q", r.err, want)
 	}
+	// A plan names it too, where its headline says.
+	plan := fw.execText("plan", nil).stdout
+	wantAll(t, "the plan", plan, "Nothing keysync can do, but 1 item(s) need a person (see Needs a person below).",
+		"Needs a person (1):\n  sandbox-apartments: the state holds 1 live credential(s) of property sandbox-apartments, which the config no longer lists")
 	if n := len(fw.invites()); n != invites {
 		t.Errorf("invites went from %d to %d", invites, n)
 	}

@@ -29,6 +29,7 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool, out string)
 	}
 	printNotes(w, rep.Notes(), showSecrets)
 	printFailures(w, rep.Failures)
+	printProblems(w, rep.Problems, nil) // a plan's notes above say which stays need a person
 	fmt.Fprintf(w, "\nApplying this plan takes %d write request(s)", rep.PlannedRequests)
 	if len(rep.Planned) > 1 {
 		var parts []string
