@@ -49,6 +49,11 @@ func TestDemoConverges(t *testing.T) {
 	if len(fake.Sleeps()) == 0 {
 		t.Error("the demo never waited for its pacer")
 	}
+	// Notes name their property: a portfolio's like-named stays and rooms
+	// are told apart.
+	if !regexp.MustCompile(`(?m)^KIND +PROPERTY +STAY .*\n(.*\n)*conflict \(attention\) +sandbox-hotel +rs_1 `).MatchString(out.String()) {
+		t.Errorf("the demo's notes do not name the property of rs_1's conflict:\n%s", out.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a command writes it.

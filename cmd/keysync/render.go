@@ -161,7 +161,7 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 	slices.SortStableFunc(notes, func(a, b reconcile.Note) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
 	fmt.Fprintf(w, "\nNotes (%d):\n", len(notes))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tSTAY\tROOM\tARRIVAL\tDEPARTURE\tDETAIL")
+	fmt.Fprintln(tw, "KIND\tPROPERTY\tSTAY\tROOM\tARRIVAL\tDEPARTURE\tDETAIL")
 	for _, n := range notes {
 		detail := n.Detail
 		if showSecrets && n.PIN != "" {
@@ -171,7 +171,7 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 		if n.Attention {
 			kind += " (attention)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.Property, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
 	}
 	tw.Flush()
 }
