@@ -232,7 +232,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 			if id := cfg.shardID(); id != "" {
 				shard = " --shard " + id
 			}
-			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, f.config, shard, f.out)
+			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, shellQuote(f.config), shard, shellQuote(f.out))
 		}
 	}
 	if rep != nil {
@@ -258,6 +258,15 @@ func (c *Config) shardID() string {
 		return ""
 	}
 	return c.shard.String()
+}
+
+// shellQuote is s as one word of a POSIX shell command: as it is when it
+// holds nothing a shell reads otherwise, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@%+,=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // shardWords names a saved plan's shard for a person.

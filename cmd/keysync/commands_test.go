@@ -156,3 +156,19 @@ func TestServeBackfillsThenStopsOnCancel(t *testing.T) {
 		t.Errorf("serve's backfill left no state file: %v", err)
 	}
 }
+
+// TestShellQuote: the plan-saved hint's paths are one shell word each.
+func TestShellQuote(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"/etc/keysync/keysync.yaml": "/etc/keysync/keysync.yaml",
+		"my plans/t 2.plan":         "'my plans/t 2.plan'",
+		"it's.plan":                 `'it'\''s.plan'`,
+		"$HOME/p.plan":              "'$HOME/p.plan'",
+		"":                          "''",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
