@@ -37,7 +37,15 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	if errors.Is(err, errEmptyShard) {
 		// Nothing to check, as a run of it has nothing to do: not a
 		// failure, so an Indexed Job's index does not fail every day.
-		fmt.Fprintf(env.stdout, "Nothing to check: %v.\n", err)
+		if *asJSON {
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(map[string]any{"now": now, "within": within.String(), "checked": 0, "unready": []any{}, "failures": []any{}}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(env.stdout, "Nothing to check: %v.\n", err)
+		}
 		if *metricsFile != "" {
 			if err := metrics.WriteCheckFile(*metricsFile, cfg.shardID(), now, 0, 0, 0); err != nil {
 				return withCode(ExitFailure, err)

@@ -149,7 +149,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	if len(cfg.Properties) == 0 && len(alone) > 0 {
 		// Its file holds live credentials no other shard keeps the record
 		// of: the run goes on, with no property, to name them.
-		log.Warn("this shard holds none of the config's properties, but its state file holds live credentials no other shard keeps the record of: naming them", "properties", alone)
+		log.Warn("this shard holds none of the config's properties, but its volume, which no other shard sees, holds live credentials: naming them", "properties", alone)
 	} else if len(cfg.Properties) == 0 {
 		// An empty shard (more shards than properties, say after some
 		// were removed): it succeeds, so an Indexed Job's index does not

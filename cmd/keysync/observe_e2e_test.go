@@ -365,22 +365,7 @@ func TestShardRemovedPropertyNamedOnce(t *testing.T) {
 	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr"})
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.addReservation("G1", "L1", 0, 3)
-	nights := func(n int, cmds ...string) []reconcile.Problem {
-		t.Helper()
-		var named []reconcile.Problem
-		for i := range n {
-			for _, cmd := range cmds {
-				r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n))
-				if r.code != ExitOK && r.code != ExitAttention {
-					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
-				}
-				if r.rep != nil {
-					named = append(named, r.rep.Problems...)
-				}
-			}
-		}
-		return named
-	}
+	nights := func(n int, cmds ...string) []reconcile.Problem { t.Helper(); return shardNight(t, fw, n, nil, cmds...) }
 	if p := nights(2, "backfill", "run"); len(p) != 0 {
 		t.Fatalf("with both properties listed: problems %+v", p)
 	}
@@ -428,4 +413,27 @@ func removeApartments(t *testing.T, fw *faultWorld) {
 	if err := os.WriteFile(fw.cfg, orig[:cut], 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// shardNight runs cmds in each shard of n, in order, on the config cfgOf
+// gives the shard (nil: fw's), each of which must exit 0 or 6, and returns
+// the problems their reports name.
+func shardNight(t *testing.T, fw *faultWorld, n int, cfgOf func(shard int) string, cmds ...string) []reconcile.Problem {
+	t.Helper()
+	var named []reconcile.Problem
+	for i := range n {
+		if cfgOf != nil {
+			fw.cfg = cfgOf(i)
+		}
+		for _, cmd := range cmds {
+			r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n))
+			if r.code != ExitOK && r.code != ExitAttention {
+				t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
+			}
+			if r.rep != nil {
+				named = append(named, r.rep.Problems...)
+			}
+		}
+	}
+	return named
 }

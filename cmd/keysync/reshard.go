@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,8 +165,8 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 }
 
 // keptElsewhere names the properties here holds live credentials of that
-// another shard keeps the record of, when that shard's file is among
-// beside (see carryOver).
+// another shard keeps the record of, when the files beside show a
+// directory the shards share (see carryOver and ownVolume).
 func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside []string) (map[string]bool, error) {
 	live, err := here.LiveProperties(ctx)
 	if err != nil {
@@ -177,7 +178,7 @@ func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside 
 			continue // run here
 		}
 		owner, sharded := cfg.owner(name)
-		if sharded && owner != cfg.shard && slices.Contains(beside, shardState(cfg.unsharded, owner)) {
+		if sharded && owner != cfg.shard && !ownVolume(cfg, beside) {
 			quiet[name] = true
 		}
 	}
@@ -185,12 +186,12 @@ func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside 
 }
 
 // heldAlone names, for a shard that runs no property, what it must still
-// name as removed, for no one else can: the live credentials its state
-// file holds that keptElsewhere finds no owner's file beside, and those of
-// properties the config no longer lists that a file beside it holds (an
-// earlier N's, on the shard's own volume) when the shard that names removed
-// properties has no file beside it (a volume per shard). Its run takes
-// over their record and names them.
+// name as removed, on a volume of its own (ownVolume) where no other shard
+// can see them: the live credentials its state file holds, and those of
+// properties the config no longer lists that an earlier N's file of the
+// same index holds there. Its run takes over their record and names them.
+// In a directory the shards share, it names nothing: the shards that own
+// those properties take their record over.
 func heldAlone(ctx context.Context, cfg *Config, busy time.Duration) ([]string, error) {
 	here, err := state.Peek(ctx, cfg.State, busy)
 	if err != nil {
@@ -245,6 +246,26 @@ func heldAlone(ctx context.Context, cfg *Config, busy time.Duration) ([]string, 
 	return out, nil
 }
 
+// ownVolume reports whether the shard's state files seem to be on a volume
+// of the shard's own (shards-spread): every file of the layout beside its
+// own is of the same index (an earlier N's). The configured state file, or
+// another index's file, beside it shows a directory the shards share,
+// where the shard that owns a property sees its record and takes it over.
+func ownVolume(cfg *Config, beside []string) bool {
+	if !cfg.shard.on() {
+		return false
+	}
+	ext := filepath.Ext(cfg.unsharded)
+	prefix := strings.TrimSuffix(cfg.unsharded, ext) + ".shard-"
+	for _, p := range beside {
+		m := shardName.FindStringSubmatch(strings.TrimSuffix(strings.TrimPrefix(p, prefix), ext))
+		if p == cfg.unsharded || m == nil || m[1] != strconv.Itoa(cfg.shard.Index) {
+			return false
+		}
+	}
+	return true
+}
+
 // staleRecord is a property whose newest record another state file holds,
 // which a plan (that writes nothing) did not take over.
 type staleRecord struct{ property, from string }
@@ -252,10 +273,10 @@ type staleRecord struct{ property, from string }
 // recordsToKeep names the properties whose record this process keeps: its
 // config's, and the properties the config no longer lists that one of
 // files records live credentials of, so that their record follows them
-// too and a person keeps being told of them after N changes: all of them
-// if this process names removed properties (Config.namesRemoved), or, where
-// the shard that does has no file beside this one (a volume per shard, a
-// file copied over from another), all the same: no one else would.
+// too and a person keeps being told of them after N changes, if this
+// process names removed properties (Config.namesRemoved), or if the shard
+// has a volume of its own (ownVolume), where the one that does cannot see
+// them.
 func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked, beside []string) ([]string, error) {
 	var names []string
 	listed := map[string]bool{}
@@ -265,7 +286,7 @@ func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked, besi
 	for _, p := range cfg.Properties {
 		names = append(names, p.Name)
 	}
-	if owner, sharded := cfg.owner(""); sharded && !cfg.namesRemoved() && slices.Contains(beside, shardState(cfg.unsharded, owner)) {
+	if !cfg.namesRemoved() && !ownVolume(cfg, beside) {
 		return names, nil
 	}
 	removed := map[string]bool{}

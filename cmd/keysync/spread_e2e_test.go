@@ -21,24 +21,8 @@ import (
 // runs no property, yet names the hotel's, which its claim holds.
 func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr", "L2": "qr"})
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.addReservation("G1", "L1", 0, 3)
-	orig0, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second property of the apartments' Guestway organisation (a split
-	// organisation, so in the apartments' shard, 1 of 2), with room L2; on
-	// its own it is in shard 1 too.
-	apt := string(orig0[strings.Index(string(orig0), "  - name: sandbox-apartments"):])
-	l2 := "      L2: {method: qr, portals: [portal-L2]}\n"
-	if !strings.Contains(apt, l2) {
-		t.Fatalf("no L2 line in\n%s", apt)
-	}
-	one := strings.Replace(string(orig0), l2, "", 1)
-	second := strings.Replace(strings.Replace(apt, "name: sandbox-apartments", "name: sandbox-apartments-c", 1), "      L1: {method: qr, portals: [portal-L1]}\n", "", 1)
-	orig := []byte(one + second)
+	fw, text, second := apartmentsCWorld(t)
+	orig := []byte(text)
 	if shardOf("sandbox-apartments-c", 2) != 1 || shardOf("sandbox-apartments", 2) != 1 || shardOf("sandbox-hotel", 2) != 0 {
 		t.Fatal("shards moved")
 	}
@@ -63,20 +47,7 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 	write(string(orig))
 	nightOf := func(n int, cmds ...string) []reconcile.Problem {
 		t.Helper()
-		var named []reconcile.Problem
-		for i := range n {
-			fw.cfg = cfgs[i]
-			for _, cmd := range cmds {
-				r := fw.exec(cmd, nil, "--shard", fmt.Sprintf("%d/%d", i, n))
-				if r.code != ExitOK && r.code != ExitAttention {
-					t.Fatalf("%s --shard %d/%d exited %d:\n%s", cmd, i, n, r.code, r.output())
-				}
-				if r.rep != nil {
-					named = append(named, r.rep.Problems...)
-				}
-			}
-		}
-		return named
+		return shardNight(t, fw, n, func(i int) string { return cfgs[i] }, cmds...)
 	}
 	night := func(cmds ...string) []reconcile.Problem { t.Helper(); return nightOf(2, cmds...) }
 	if p := night("backfill", "run"); len(p) != 0 {
@@ -127,4 +98,32 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 			t.Errorf("three shards, %s: the removed properties named: %v, want the hotel and the apartments once each", cmds[0], byProperty)
 		}
 	}
+}
+
+// apartmentsCWorld is a world of the hotel (s1 in r101) and the apartments
+// (G1 in L1) with a third property, sandbox-apartments-c: room L2 of the
+// apartments' Guestway organisation (a split organisation, so in the
+// apartments' shard). It returns the config's text with all three, and
+// apartments-c's part of it.
+func apartmentsCWorld(t *testing.T) (fw *faultWorld, text, apartmentsC string) {
+	t.Helper()
+	fw = newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.addReservation("G1", "L1", 0, 3)
+	orig, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apt := string(orig[strings.Index(string(orig), "  - name: sandbox-apartments"):])
+	l2 := "      L2: {method: qr, portals: [portal-L2]}\n"
+	if !strings.Contains(apt, l2) {
+		t.Fatalf("no L2 line in\n%s", apt)
+	}
+	one := strings.Replace(string(orig), l2, "", 1)
+	apartmentsC = strings.Replace(strings.Replace(apt, "name: sandbox-apartments", "name: sandbox-apartments-c", 1), "      L1: {method: qr, portals: [portal-L1]}\n", "", 1)
+	text = one + apartmentsC
+	if err := os.WriteFile(fw.cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fw, text, apartmentsC
 }
