@@ -154,7 +154,22 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		// An empty shard (more shards than properties, say after some
 		// were removed): it succeeds, so an Indexed Job's index does not
 		// fail every night, and says so in its metrics, so that its last
-		// success does not go stale and raise the alert.
+		// success does not go stale and raise the alert. plan --out saves
+		// its empty plan, which apply applies as the nothing it is.
+		if !f.json {
+			fmt.Fprintf(env.stdout, "Nothing to do: shard %s holds none of the config's properties.\n", cfg.shardID())
+		}
+		if f.out != "" {
+			file, err := createPlanFile(f.out)
+			if err != nil {
+				return withCode(ExitConfig, err)
+			}
+			empty := &savedPlan{Version: savedPlanVersion, Now: now, Shard: cfg.shardID(), Properties: map[string][]savedAction{}}
+			if err := empty.writeTo(file); err != nil {
+				return withCode(ExitConfig, err)
+			}
+			env.planSaved(f, cfg)
+		}
 		if f.metricsFile != "" {
 			if err := env.writeMetrics(ctx, f.metricsFile, cfg, nil, env.clock.Now(), ExitOK); err != nil {
 				log.Error("could not write the metrics file", "path", f.metricsFile, "err", err)
@@ -228,11 +243,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 			os.Remove(f.out)
 			f.out = "" // the PINs shown would be issued by no one
 		} else {
-			shard := ""
-			if id := cfg.shardID(); id != "" {
-				shard = " --shard " + id
-			}
-			fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, shellQuote(f.config), shard, shellQuote(f.out))
+			env.planSaved(f, cfg)
 		}
 	}
 	if rep != nil {
@@ -249,6 +260,16 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	return err
+}
+
+// planSaved says where plan --out saved the plan and how to apply it, as
+// a command to run as printed.
+func (env *environment) planSaved(f *runFlags, cfg *Config) {
+	shard := ""
+	if id := cfg.shardID(); id != "" {
+		shard = " --shard " + id
+	}
+	fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, shellQuote(f.config), shard, shellQuote(f.out))
 }
 
 // shardID is the --shard I/N the config was cut to, or "" unsharded: what

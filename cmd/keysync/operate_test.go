@@ -280,6 +280,14 @@ func TestMetricsFileOfAShard(t *testing.T) {
 	if m[`keysync_last_success_timestamp_seconds{`+label+`}`] == 0 || m[`keysync_last_run_exit_code{`+label+`}`] != 0 {
 		t.Errorf("the empty shard's metrics: %v, want a success labelled with its shard", m)
 	}
+	// A plan there saves the empty plan it is, which apply applies.
+	plan := filepath.Join(dir, "empty.plan")
+	if out := h.text(ExitOK, "plan", "--shard", empty.String(), "--out", plan); !strings.Contains(out, "Nothing to do: shard "+empty.String()+" holds none of the config's properties.") ||
+		!strings.Contains(out, "keysync apply --config "+h.cfgPath+" --shard "+empty.String()+" "+plan) {
+		t.Errorf("plan --out of the empty shard said:\n%s", out)
+	}
+	h.text(ExitOK, "apply", "--shard", empty.String(), plan)
+	h.text(ExitConfig, "apply", "--shard", mine.String(), plan)
 	// check has nothing to check there either: not a failure.
 	path = filepath.Join(dir, "keysync-check-"+strconv.Itoa(empty.Index)+".prom")
 	if out := h.text(ExitOK, "check", "--shard", empty.String(), "--metrics-file", path); !strings.Contains(out, "Nothing to check: shard "+empty.String()+" holds none of the config's properties") {
