@@ -134,7 +134,7 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 		Retention: cfg.retention}
 	hotels, limits := cfg.chains(), cfg.limits()
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits, cfg.budgetShare)
+		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +206,7 @@ func (t *ThreeRPMSConfig) chainKey() string {
 // turns its budget off, -1, lifts no other's cap) with the reserve set
 // beside it (of two such caps, the larger reserve: a reserve set beside a
 // larger cap could take all of a smaller one), the slowest rate and the
-// smallest burst.
+// smallest burst; in a shard, the shard's share of them.
 type credentialLimits struct {
 	budget reconcile.DailyBudget // Cap 0: no budget
 	rate   float64
@@ -215,8 +215,8 @@ type credentialLimits struct {
 
 // limits gives each metered credential of the config its limits, taken
 // over every property of the config: in a shard the others' too, so each
-// shard takes its share of the same limits, whichever of the credential's
-// properties it runs.
+// shard takes its share (applyShard) of the same limits, whichever of the
+// credential's properties it runs.
 func (c *Config) limits() map[reconcile.Account]credentialLimits {
 	out := map[reconcile.Account]credentialLimits{}
 	for _, p := range c.every() {
@@ -239,22 +239,24 @@ func (c *Config) limits() map[reconcile.Account]credentialLimits {
 			out[acct] = l
 		}
 	}
+	for acct, l := range out {
+		l.budget = shareOf(l.budget, c.budgetShare[acct])
+		l.rate, l.burst = shareOfPace(l.rate, l.burst, c.budgetShare[acct])
+		out[acct] = l
+	}
 	return out
 }
 
 // budgets is the daily request budget of each metered credential this
-// config's properties use (limits), or this shard's share of it
-// (applyShard). The ledger counts an account's requests across the whole
-// state file.
+// config's properties use (limits: in a shard, its share). The ledger
+// counts an account's requests across the whole state file.
 func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
 	limits := cfg.limits()
 	out := map[reconcile.Account]reconcile.DailyBudget{}
 	for i := range cfg.Properties {
 		for _, acct := range cfg.Properties[i].accounts() {
 			if b := limits[acct].budget; b.Cap > 0 {
-				// In a shard, a credential other shards use too has a
-				// share of it.
-				out[acct] = shareOf(b, cfg.budgetShare[acct])
+				out[acct] = b
 			}
 		}
 	}
@@ -346,7 +348,7 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 
 // site builds one property's source and sinks (their warnings go to log),
 // or says which of its systems could not be set up.
-func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, limits map[reconcile.Account]credentialLimits, shares map[reconcile.Account]float64) (*reconcile.Site, error) {
+func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, limits map[reconcile.Account]credentialLimits) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not), at the pace its
 	// properties allow it together (limits).
@@ -355,9 +357,8 @@ func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconci
 	// limiter and account, the retry policy, the meter and a's cap.
 	transport := func(sys reconcile.System, a APIConfig, base string) httpapi.Transport {
 		l := limits[accounts[sys]]
-		rate, burst := shareOfPace(l.rate, l.burst, shares[accounts[sys]])
 		return httpapi.Transport{
-			Pacer: env.limiters.get(accounts[sys], hostOf(base), rate, burst, env.clock), Account: accounts[sys],
+			Pacer: env.limiters.get(accounts[sys], hostOf(base), l.rate, l.burst, env.clock), Account: accounts[sys],
 			Retry: env.retry, Meter: meter, MaxResponseBytes: a.MaxResponseBytes, Now: env.now,
 		}
 	}
