@@ -465,10 +465,20 @@ var _ reconcile.PropertyLister = (*DB)(nil)
 
 // LiveProperties implements reconcile.PropertyLister.
 func (d *DB) LiveProperties(ctx context.Context) (map[string]int, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT property, COUNT(*) FROM credentials
-		WHERE `+liveIn+` GROUP BY property`, liveArgs()...)
+	out, err := liveProperties(ctx, d.db)
 	if err != nil {
 		return nil, fmt.Errorf("state: list properties: %w", err)
+	}
+	return out, nil
+}
+
+// liveProperties counts the live credentials of every property db records
+// any of.
+func liveProperties(ctx context.Context, db *sql.DB) (map[string]int, error) {
+	rows, err := db.QueryContext(ctx, `SELECT property, COUNT(*) FROM credentials
+		WHERE `+liveIn+` GROUP BY property`, liveArgs()...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -476,14 +486,11 @@ func (d *DB) LiveProperties(ctx context.Context) (map[string]int, error) {
 		var name string
 		var n int
 		if err := rows.Scan(&name, &n); err != nil {
-			return nil, fmt.Errorf("state: list properties: %w", err)
+			return nil, err
 		}
 		out[name] = n
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("state: list properties: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // backfilledKey is the meta key recording a property's completed backfill.

@@ -88,25 +88,14 @@ func (r Record) Newer(other Record) bool {
 	return r.At.After(other.At)
 }
 
-// LiveProperties names the properties the file records live credentials of.
-func (p *Peeked) LiveProperties(ctx context.Context) ([]string, error) {
+// LiveProperties counts the live credentials of every property the file
+// records any of, as DB.LiveProperties does.
+func (p *Peeked) LiveProperties(ctx context.Context) (map[string]int, error) {
 	if p.db == nil {
 		return nil, nil
 	}
-	rows, err := p.db.QueryContext(ctx, `SELECT DISTINCT property FROM credentials WHERE `+liveIn+` ORDER BY property`, liveArgs()...)
+	out, err := liveProperties(ctx, p.db)
 	if err != nil {
-		return nil, fmt.Errorf("state: read %s's properties: %w", p.path, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("state: read %s's properties: %w", p.path, err)
-		}
-		out = append(out, name)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("state: read %s's properties: %w", p.path, err)
 	}
 	return out, nil

@@ -140,42 +140,17 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, not %s; apply it with the --shard it was made with, or make a new plan",
 			f.planFile, shardWords(saved.Shard), shardWords(cfg.shardID())))
 	}
-	var alone []string
 	if len(cfg.Properties) == 0 {
-		if alone, err = heldAlone(ctx, cfg, env.stateBusy); err != nil {
+		alone, err := heldAlone(ctx, cfg, env.stateBusy)
+		if err != nil {
 			return err
 		}
-	}
-	if len(cfg.Properties) == 0 && len(alone) > 0 {
-		// Its file holds live credentials no other shard keeps the record
-		// of: the run goes on, with no property, to name them.
+		if len(alone) == 0 {
+			return env.nothingToDo(ctx, f, cfg, now, log)
+		}
+		// Its volume holds live credentials no other shard sees: the run
+		// goes on, with no property, to name them.
 		log.Warn("this shard holds none of the config's properties, but its volume, which no other shard sees, holds live credentials: naming them", "properties", alone)
-	} else if len(cfg.Properties) == 0 {
-		// An empty shard (more shards than properties, say after some
-		// were removed): it succeeds, so an Indexed Job's index does not
-		// fail every night, and says so in its metrics, so that its last
-		// success does not go stale and raise the alert. plan --out saves
-		// its empty plan, which apply applies as the nothing it is.
-		if !f.json {
-			fmt.Fprintf(env.stdout, "Nothing to do: shard %s holds none of the config's properties.\n", cfg.shardID())
-		}
-		if f.out != "" {
-			file, err := createPlanFile(f.out)
-			if err != nil {
-				return withCode(ExitConfig, err)
-			}
-			empty := &savedPlan{Version: savedPlanVersion, Now: now, Shard: cfg.shardID(), Properties: map[string][]savedAction{}}
-			if err := empty.writeTo(file); err != nil {
-				return withCode(ExitConfig, err)
-			}
-			env.planSaved(f, cfg)
-		}
-		if f.metricsFile != "" {
-			if err := env.writeMetrics(ctx, f.metricsFile, cfg, nil, env.clock.Now(), ExitOK); err != nil {
-				log.Error("could not write the metrics file", "path", f.metricsFile, "err", err)
-			}
-		}
-		return nil
 	}
 	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
 	var key *seal.Key
@@ -260,6 +235,35 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		}
 	}
 	return err
+}
+
+// nothingToDo ends the run of a shard that holds none of the config's
+// properties (more shards than properties, say after some were removed):
+// it succeeds, so an Indexed Job's index does not fail every night, and
+// says so in its metrics, so that its last success does not go stale and
+// raise the alert. plan --out saves its empty plan, which apply applies as
+// the nothing it is.
+func (env *environment) nothingToDo(ctx context.Context, f *runFlags, cfg *Config, now time.Time, log *slog.Logger) error {
+	if !f.json {
+		fmt.Fprintf(env.stdout, "Nothing to do: shard %s holds none of the config's properties.\n", cfg.shardID())
+	}
+	if f.out != "" {
+		file, err := createPlanFile(f.out)
+		if err != nil {
+			return withCode(ExitConfig, err)
+		}
+		empty := &savedPlan{Version: savedPlanVersion, Now: now, Shard: cfg.shardID(), Properties: map[string][]savedAction{}}
+		if err := empty.writeTo(file); err != nil {
+			return withCode(ExitConfig, err)
+		}
+		env.planSaved(f, cfg)
+	}
+	if f.metricsFile != "" {
+		if err := env.writeMetrics(ctx, f.metricsFile, cfg, nil, env.clock.Now(), ExitOK); err != nil {
+			log.Error("could not write the metrics file", "path", f.metricsFile, "err", err)
+		}
+	}
+	return nil
 }
 
 // planSaved says where plan --out saved the plan and how to apply it, as
@@ -506,7 +510,7 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 		// what the run will do: it takes that record over first. Said as
 		// a failure of the property, so plan --out saves no such plan.
 		for _, r := range stale {
-			rep.Failures = append(rep.Failures, reconcile.Failure{Property: r.property, Cause: errStaleRecord,
+			rep.Failures = append(rep.Failures, reconcile.Failure{Property: r.property,
 				Err: fmt.Sprintf("this plan is against an older record of the property than %s holds: the next run or backfill takes that one over first, and may do more than planned here; plan again after it", r.from)})
 		}
 	}
@@ -517,10 +521,6 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	log.Info("reconcile finished", "run", rep.RunID, "actions", len(rep.Actions()), "partial", rep.Partial())
 	return rep, nil
 }
-
-// errStaleRecord marks a plan made against an older record of a property
-// than another state file holds (see carryOver).
-var errStaleRecord = errors.New("older record")
 
 // openState opens the state file as the mode needs: run requires it,
 // backfill creates it, plan reads it and appends to its request ledger

@@ -45,10 +45,10 @@ import (
 //
 // It also returns, as quiet, the properties this file holds live
 // credentials of that another shard keeps the record of (Config.owner: it
-// runs them, or names the removed ones), whose file is beside this one:
+// runs them, or names the removed ones) in the directory the shards share:
 // that shard takes the record over, so this one does not name them as
-// removed. Where the owner's file is not beside it (each shard on a volume
-// of its own), this shard goes on naming them: no one else can.
+// removed. On a volume of its own (ownVolume), this shard goes on naming
+// them: no one else can.
 func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *seal.Key, busy time.Duration, write bool, now time.Time, log *slog.Logger) (stale []staleRecord, quiet map[string]bool, err error) {
 	db, ok := store.(*state.DB)
 	if l, isLedgerless := store.(ledgerless); isLedgerless {
@@ -129,7 +129,7 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		if best == nil || !newest.Newer(mine) {
 			continue
 		}
-		listed := slices.ContainsFunc(cfg.Properties, func(p PropertyConfig) bool { return p.Name == name })
+		listed := cfg.runs(name)
 		if listed && !cfg.shard.on() {
 			// The unsharded file of a deployment that runs in shards now
 			// (an old timer left on): two owners of the property.
@@ -168,17 +168,16 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 // another shard keeps the record of, when the files beside show a
 // directory the shards share (see carryOver and ownVolume).
 func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside []string) (map[string]bool, error) {
+	quiet := map[string]bool{}
+	if !cfg.shard.on() || ownVolume(cfg, beside) {
+		return quiet, nil
+	}
 	live, err := here.LiveProperties(ctx)
 	if err != nil {
 		return nil, withCode(ExitFailure, err)
 	}
-	quiet := map[string]bool{}
-	for _, name := range live {
-		if slices.ContainsFunc(cfg.Properties, func(p PropertyConfig) bool { return p.Name == name }) {
-			continue // run here
-		}
-		owner, sharded := cfg.owner(name)
-		if sharded && owner != cfg.shard && !ownVolume(cfg, beside) {
+	for name := range live {
+		if owner, _ := cfg.owner(name); !cfg.runs(name) && owner != cfg.shard {
 			quiet[name] = true
 		}
 	}
@@ -193,28 +192,14 @@ func keptElsewhere(ctx context.Context, cfg *Config, here *state.Peeked, beside 
 // In a directory the shards share, it names nothing: the shards that own
 // those properties take their record over.
 func heldAlone(ctx context.Context, cfg *Config, busy time.Duration) ([]string, error) {
-	here, err := state.Peek(ctx, cfg.State, busy)
-	if err != nil {
-		return nil, withCode(ExitFailure, err)
-	}
-	defer here.Close()
 	var beside []string
 	for _, p := range layoutFiles(cfg.unsharded) {
 		if p != cfg.State {
 			beside = append(beside, p)
 		}
 	}
-	quiet, err := keptElsewhere(ctx, cfg, here, beside)
-	if err != nil {
-		return nil, err
-	}
-	alone := map[string]bool{}
-	live, err := here.LiveProperties(ctx)
-	if err != nil {
-		return nil, withCode(ExitFailure, err)
-	}
-	for _, name := range live {
-		alone[name] = !quiet[name]
+	if !ownVolume(cfg, beside) {
+		return nil, nil
 	}
 	var files []*state.Peeked
 	defer func() {
@@ -222,28 +207,26 @@ func heldAlone(ctx context.Context, cfg *Config, busy time.Duration) ([]string, 
 			f.Close()
 		}
 	}()
-	for _, path := range beside {
+	for _, path := range append(beside, cfg.State) {
 		f, err := state.Peek(ctx, path, busy)
 		if err != nil {
 			return nil, withCode(ExitFailure, err)
 		}
 		files = append(files, f)
 	}
+	here := files[len(files)-1]
+	live, err := here.LiveProperties(ctx)
+	if err != nil {
+		return nil, withCode(ExitFailure, err)
+	}
 	removed, err := recordsToKeep(ctx, cfg, files, beside)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range removed {
-		alone[name] = true
-	}
-	var out []string
-	for name, named := range alone {
-		if named {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	names := slices.Collect(maps.Keys(live))
+	names = append(names, removed...)
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 // ownVolume reports whether the shard's state files seem to be on a volume
@@ -255,11 +238,8 @@ func ownVolume(cfg *Config, beside []string) bool {
 	if !cfg.shard.on() {
 		return false
 	}
-	ext := filepath.Ext(cfg.unsharded)
-	prefix := strings.TrimSuffix(cfg.unsharded, ext) + ".shard-"
 	for _, p := range beside {
-		m := shardName.FindStringSubmatch(strings.TrimSuffix(strings.TrimPrefix(p, prefix), ext))
-		if p == cfg.unsharded || m == nil || m[1] != strconv.Itoa(cfg.shard.Index) {
+		if s, ok := shardFileSpec(cfg.unsharded, p); !ok || s.Index != cfg.shard.Index {
 			return false
 		}
 	}
@@ -295,7 +275,7 @@ func recordsToKeep(ctx context.Context, cfg *Config, files []*state.Peeked, besi
 		if err != nil {
 			return nil, withCode(ExitFailure, err)
 		}
-		for _, name := range live {
+		for name := range live {
 			if !listed[name] {
 				removed[name] = true
 			}
@@ -316,14 +296,25 @@ func layoutFiles(base string) []string {
 	if _, err := os.Stat(base); err == nil {
 		out = append(out, base)
 	}
-	ext := filepath.Ext(base)
-	prefix := strings.TrimSuffix(base, ext) + ".shard-"
 	for _, f := range shardFiles(base) {
-		if shardName.MatchString(strings.TrimSuffix(strings.TrimPrefix(f, prefix), ext)) {
+		if _, ok := shardFileSpec(base, f); ok {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// shardFileSpec is the shard whose state file, beside the configured state
+// file base, path is named (shardState's names); false for any other name.
+func shardFileSpec(base, path string) (shardSpec, bool) {
+	ext := filepath.Ext(base)
+	m := shardName.FindStringSubmatch(strings.TrimSuffix(strings.TrimPrefix(path, strings.TrimSuffix(base, ext)+".shard-"), ext))
+	if m == nil {
+		return shardSpec{}, false
+	}
+	i, _ := strconv.Atoi(m[1])
+	n, _ := strconv.Atoi(m[2])
+	return shardSpec{Index: i, Count: n}, true
 }
 
 // shardedLayout is the error for a command without --shard on a deployment

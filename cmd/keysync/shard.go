@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -217,6 +218,12 @@ func (c *Config) owner(property string) (s shardSpec, ok bool) {
 		i = c.shardOfProperty[c.whole[0].Name]
 	}
 	return shardSpec{Index: i, Count: c.shard.Count}, true
+}
+
+// runs reports whether this config (cut to a shard, or not) runs the
+// property.
+func (c *Config) runs(property string) bool {
+	return slices.ContainsFunc(c.Properties, func(p PropertyConfig) bool { return p.Name == property })
 }
 
 // namesRemoved reports whether this process names, and keeps the record
