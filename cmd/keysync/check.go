@@ -33,44 +33,33 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	if *within <= 0 {
 		return withCode(ExitConfig, fmt.Errorf("check: --within %s: must be positive", *within))
 	}
-	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag, &sf)
-	if errors.Is(err, errEmptyShard) {
-		// Nothing to check, as a run of it has nothing to do: not a
-		// failure, so an Indexed Job's index does not fail every day.
-		if *asJSON {
-			enc := json.NewEncoder(env.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(map[string]any{"now": now, "within": within.String(), "checked": 0, "unready": []any{}, "failures": []any{}}); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprintf(env.stdout, "Nothing to check: %v.\n", err)
-		}
-		if *metricsFile != "" {
-			if err := metrics.WriteCheckFile(*metricsFile, cfg.shardID(), now, 0, 0, 0); err != nil {
-				return withCode(ExitFailure, err)
-			}
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	log, err := newLogger(env.stderr, firstNonEmpty(*logLevel, env.getenv("KEYSYNC_LOG_LEVEL"), "warn"))
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	if env.clock == nil {
-		env.clock = reconcile.WallClock{}
+	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag, &sf)
+	// A shard that holds no property has nothing to check, as a run of it
+	// has nothing to do: not a failure, so an Indexed Job's index does not
+	// fail every day.
+	empty := errors.Is(err, errEmptyShard)
+	if err != nil && !empty {
+		return err
 	}
-	runner, err := env.buildRunner(cfg, db, log, &reconcile.Meter{Clock: env.clock})
-	if err != nil {
-		return withCode(ExitConfig, err)
-	}
-	checked, unready, failures, err := runner.Check(ctx, now, *within)
-	if err != nil {
-		return withCode(ExitFailure, fmt.Errorf("check: %w", err))
+	var checked int
+	var unready []reconcile.Unready
+	var failures []reconcile.Failure
+	if !empty {
+		defer db.Close()
+		if env.clock == nil {
+			env.clock = reconcile.WallClock{}
+		}
+		runner, err := env.buildRunner(cfg, db, log, &reconcile.Meter{Clock: env.clock})
+		if err != nil {
+			return withCode(ExitConfig, err)
+		}
+		if checked, unready, failures, err = runner.Check(ctx, now, *within); err != nil {
+			return withCode(ExitFailure, fmt.Errorf("check: %w", err))
+		}
 	}
 	if *metricsFile != "" {
 		if err := metrics.WriteCheckFile(*metricsFile, cfg.shardID(), now, checked, len(unready), len(failures)); err != nil {
@@ -84,6 +73,8 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			"failures": nonNilSlice(failures)}); err != nil {
 			return err
 		}
+	} else if empty {
+		fmt.Fprintf(env.stdout, "Nothing to check: shard %s %v.\n", cfg.shardID(), errEmptyShard)
 	} else {
 		fmt.Fprintf(env.stdout, "Checked %d stay(s) in house or whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
 		switch {
