@@ -55,12 +55,12 @@ func New(shard string) *Metrics {
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
 			Help: "What needs a person after the last run (exit 6): actions failing run after run, properties removed from the config, and stays arriving within 24 hours that keysync cannot give its credential."}),
 	}
-	shardOf(shard, m.reg).MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
+	withShard(shard, m.reg).MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
 	return m
 }
 
-// shardOf is reg, its metrics labelled with the shard when there is one.
-func shardOf(shard string, reg *prometheus.Registry) prometheus.Registerer {
+// withShard is reg, its metrics labelled with the shard when there is one.
+func withShard(shard string, reg *prometheus.Registry) prometheus.Registerer {
 	if shard == "" {
 		return reg
 	}
@@ -215,7 +215,7 @@ func WriteCheckFile(path, shard string, at time.Time, checked, unready, failures
 	} {
 		m := prometheus.NewGauge(prometheus.GaugeOpts{Name: g.name, Help: g.help})
 		m.Set(g.v)
-		shardOf(shard, reg).MustRegister(m)
+		withShard(shard, reg).MustRegister(m)
 	}
 	return prometheus.WriteToTextfile(path, reg)
 }
