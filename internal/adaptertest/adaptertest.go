@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -54,6 +55,21 @@ func OutageCancels(t testing.TB) (ctx context.Context, url string) {
 	}))
 	t.Cleanup(srv.Close)
 	return ctx, srv.URL
+}
+
+// ClosedURL returns an http URL of a loopback port nothing listens on: a
+// request to it is refused at the dial, before anything is sent.
+func ClosedURL(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr
 }
 
 // RetryOn is the default retry policy on clk with the jitter fixed at its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -290,14 +289,9 @@ func retryAfter(want time.Duration) func(*testing.T, error) {
 func TestSinkTransportErrors(t *testing.T) {
 	t.Parallel()
 	// Nothing listens: the request never left, so the outcome is known.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	closed := adaptertest.ClosedURL(t)
 	opts := options(closed)
-	_, err = applyErr(newSink(t, opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
+	_, err := applyErr(newSink(t, opts), action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", ""))
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -391,17 +390,10 @@ func TestTransportFailures(t *testing.T) {
 	t.Parallel()
 	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
 
-	// Nothing listens.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	// Every call is a GET, so the refused connection is tried
-	// Retry.Attempts times.
+	// Nothing listens. Every call is a GET, so the refused connection is
+	// tried Retry.Attempts times.
 	meter := &reconcile.Meter{}
-	_, err = newSource(t, "http://"+addr, func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
+	_, err := newSource(t, adaptertest.ClosedURL(t), func(o *guestway.Options) { o.Meter = meter }).Stays(context.Background(), from, to)
 	var ge *guestway.Error
 	if !errors.As(err, &ge) || ge.Status != 0 || !strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "from=") ||
 		!errors.Is(err, reconcile.ErrUnavailable) {

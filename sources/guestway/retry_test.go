@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -164,15 +163,9 @@ func TestRetryConcurrentAccesses(t *testing.T) {
 // nothing sent, and every call is a GET anyway) Retry.Attempts times.
 func TestRetryRefusedConnection(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	clk := clocktest.New(t0)
 	meter := &reconcile.Meter{}
-	_, err = newSource(t, "http://"+addr, func(o *guestway.Options) {
+	_, err := newSource(t, adaptertest.ClosedURL(t), func(o *guestway.Options) {
 		o.Meter, o.Retry = meter, retryOn(clk)
 	}).StaysByID(context.Background(), []string{"R1"})
 	if !errors.Is(err, reconcile.ErrUnavailable) || !strings.Contains(err.Error(), "get reservation R1: no answer") {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -359,24 +358,9 @@ func TestMakeRequestLimiterRefuses(t *testing.T) {
 	}
 }
 
-// closedEndpoint returns a loopback URL nothing listens on, carrying a
-// canary in its query string.
-func closedEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + addr + "/graphql?token=" + canaryToken
-}
-
 func TestMakeRequestNeverSent(t *testing.T) {
 	t.Parallel()
-	c := canaryClient(closedEndpoint(t))
+	c := canaryClient(adaptertest.ClosedURL(t) + "/graphql?token=" + canaryToken)
 	err := c.MakeRequest(t.Context(), testRequest(true), &graphql.Response{})
 	if err == nil {
 		t.Fatal("no error from a closed port")
