@@ -191,20 +191,27 @@ func Errs(t testing.TB, prefix string, n int, out []reconcile.Outcome, err error
 	return errs
 }
 
-// applyAll sends actions in requests of at most MaxBatch actions and checks
-// each request answers one Outcome per action.
+// Apply sends actions in one request and fails the test on a request
+// error or when the answer is not one Outcome per action.
+func Apply(t testing.TB, s reconcile.Sink, actions ...*reconcile.Action) []reconcile.Outcome {
+	t.Helper()
+	out, err := s.Apply(t.Context(), actions)
+	if err != nil {
+		t.Fatalf("Apply of %d actions: %v", len(actions), err)
+	}
+	if len(out) != len(actions) {
+		t.Fatalf("%d outcomes for %d actions", len(out), len(actions))
+	}
+	return out
+}
+
+// applyAll sends actions in requests of at most MaxBatch actions, each
+// checked as Apply checks it.
 func applyAll(t *testing.T, s reconcile.Sink, actions ...*reconcile.Action) []reconcile.Outcome {
 	t.Helper()
 	var all []reconcile.Outcome
 	for chunk := range slices.Chunk(actions, max(1, s.MaxBatch())) {
-		out, err := s.Apply(t.Context(), chunk)
-		if err != nil {
-			t.Fatalf("Apply of %d actions: %v", len(chunk), err)
-		}
-		if len(out) != len(chunk) {
-			t.Fatalf("%d outcomes for %d actions", len(out), len(chunk))
-		}
-		all = append(all, out...)
+		all = append(all, Apply(t, s, chunk...)...)
 	}
 	return all
 }

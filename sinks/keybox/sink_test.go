@@ -15,6 +15,7 @@ import (
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
@@ -121,14 +122,7 @@ func cancel(stay, remoteID string) *reconcile.Action {
 // apply runs Apply on one action, failing on a request-level error.
 func apply(t *testing.T, s *keybox.Sink, a *reconcile.Action) reconcile.Outcome {
 	t.Helper()
-	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
-	if err != nil {
-		t.Fatalf("Apply %s: %v", a.Op, err)
-	}
-	if len(out) != 1 {
-		t.Fatalf("%d outcomes for 1 action", len(out))
-	}
-	return out[0]
+	return sinktest.Apply(t, s, a)[0]
 }
 
 // mustCreate creates an access and returns its id.

@@ -17,6 +17,7 @@ import (
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -124,17 +125,11 @@ func action(op reconcile.Op, stay, room, arrival, departure, remoteID string) *r
 // an outcome error.
 func apply(t *testing.T, s *openapp.Sink, a *reconcile.Action) reconcile.Outcome {
 	t.Helper()
-	out, err := s.Apply(context.Background(), []*reconcile.Action{a})
-	if err != nil {
-		t.Fatalf("%s: %v", a.Op, err)
+	o := sinktest.Apply(t, s, a)[0]
+	if o.Err != nil {
+		t.Fatalf("%s: outcome: %v", a.Op, o.Err)
 	}
-	if len(out) != 1 {
-		t.Fatalf("%s: %d outcomes", a.Op, len(out))
-	}
-	if out[0].Err != nil {
-		t.Fatalf("%s: outcome: %v", a.Op, out[0].Err)
-	}
-	return out[0]
+	return o
 }
 
 // applyErr sends one action and returns the request's error or else the

@@ -22,6 +22,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
+	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/internal/threerpms"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/threerpms/schema"
@@ -101,17 +102,7 @@ func onKey(op reconcile.Op, stay, remoteID string) *reconcile.Action {
 
 // apply runs Apply, failing the test on a request-level error or a wrong
 // number of outcomes.
-func apply(t *testing.T, s *sink.Sink, actions ...*reconcile.Action) []reconcile.Outcome {
-	t.Helper()
-	out, err := s.Apply(t.Context(), actions)
-	if err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	if len(out) != len(actions) {
-		t.Fatalf("%d outcomes for %d actions", len(out), len(actions))
-	}
-	return out
-}
+var apply = sinktest.Apply
 
 // keyByID returns the sandbox's view of key id.
 func keyByID(t *testing.T, sb *sandbox.Server, id string) sandbox.KeyView {
