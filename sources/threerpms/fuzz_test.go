@@ -186,13 +186,13 @@ func fzCheckStays(t *testing.T, srv *fault.Canned, status int, ct string, body [
 	// these inputs.
 	if err != nil && strings.Contains(err.Error(), fzToken) {
 		if fzTokenInErrorFields(body) {
-			t.Fatal("BUG: 3rpms GraphQL error path/extensions.file reach the error string unredacted (gqlerror.Error.Error); see TestRoomStaysRedactsErrorPath")
+			t.Fatal("BUG: 3rpms GraphQL error path/extensions.file reach the error string unredacted (gqlerror.Error.Error); see TestRoomStaysKeepsTheTokenOut/RedactsErrorPath")
 		}
 		if strings.Contains(ct, fzToken) {
-			t.Fatal("BUG (low): 3rpms quotes the raw Content-Type header in its error; see TestRoomStaysQuotesContentType")
+			t.Fatal("BUG (low): 3rpms quotes the raw Content-Type header in its error; see TestRoomStaysKeepsTheTokenOut/QuotesContentType")
 		}
 		if fzTokenInDates(body) {
-			t.Fatal("BUG: 3rpms quotes a stay's arrival/departure value in its error; see TestRoomStaysQuotesDate")
+			t.Fatal("BUG: 3rpms quotes a stay's arrival/departure value in its error; see TestRoomStaysKeepsTheTokenOut/QuotesDate")
 		}
 		t.Errorf("error holds the API token: %q", err)
 	}
@@ -277,50 +277,43 @@ func fzTokenInDates(body []byte) bool {
 	return false
 }
 
-// TestRoomStaysRedactsErrorPath: a server that echoes the token in a
-// GraphQL error's path or extensions.file gets it into keysync's error,
-// and so into logs and the run report. The client redacts the token from
-// error messages only; gqlerror.Error.Error also prints the path and the
-// "file" extension.
-func TestRoomStaysRedactsErrorPath(t *testing.T) {
+// TestRoomStaysKeepsTheTokenOut: answers that put the API token where an
+// error would show it still get an error without it.
+func TestRoomStaysKeepsTheTokenOut(t *testing.T) {
 	t.Parallel()
-	srv := fault.NewCanned(t)
-	for _, body := range []string{
-		`{"data":null,"errors":[{"message":"denied","path":["room_stays","` + fzToken + `"]}]}`,
-		`{"data":null,"errors":[{"message":"denied","extensions":{"file":"` + fzToken + `"}}]}`,
+	for _, tc := range []struct {
+		name, ct, body string
+		want           string // what the error must not quote
+	}{
+		// A server that echoes the token in a GraphQL error's path or
+		// extensions.file gets it into keysync's error, and so into logs
+		// and the run report. The client redacts the token from error
+		// messages only; gqlerror.Error.Error also prints the path and the
+		// "file" extension.
+		{name: "RedactsErrorPath/path", ct: "application/json", want: "the token",
+			body: `{"data":null,"errors":[{"message":"denied","path":["room_stays","` + fzToken + `"]}]}`},
+		{name: "RedactsErrorPath/file extension", ct: "application/json", want: "the token",
+			body: `{"data":null,"errors":[{"message":"denied","extensions":{"file":"` + fzToken + `"}}]}`},
+		// A stay's unparsable date is quoted in the error
+		// (reconcile.ParseDate's %q), against the client's rule that
+		// errors never quote a response body.
+		{name: "QuotesDate", ct: "application/json", want: "the field",
+			body: `{"data":{"room_stays":{"edges":[{"node":{"id":"rs_1","arrival":"` + fzToken + `","departure":"2026-02-01"}}],"pageInfo":{"hasNextPage":false}}}}`},
+		// A 200 whose Content-Type is not JSON is reported with the raw
+		// header quoted, parameters included. (Guestway and the key box
+		// quote only the parsed media type.)
+		{name: "QuotesContentType", ct: `text/html; charset="` + fzToken + `"`, want: "the header's parameters",
+			body: fzValid},
 	} {
-		srv.Answer(http.StatusOK, "application/json", []byte(body))
-		_, err := fzStays(t, srv)
-		if err == nil || strings.Contains(err.Error(), fzToken) {
-			t.Errorf("body %s: err = %v; want an error without the token", body, err)
-		}
-	}
-}
-
-// TestRoomStaysQuotesDate: a stay's unparsable date is quoted in the
-// error (reconcile.ParseDate's %q), against the client's rule that errors
-// never quote a response body.
-func TestRoomStaysQuotesDate(t *testing.T) {
-	t.Parallel()
-	srv := fault.NewCanned(t)
-	body := `{"data":{"room_stays":{"edges":[{"node":{"id":"rs_1","arrival":"` + fzToken + `","departure":"2026-02-01"}}],"pageInfo":{"hasNextPage":false}}}}`
-	srv.Answer(http.StatusOK, "application/json", []byte(body))
-	_, err := fzStays(t, srv)
-	if err == nil || strings.Contains(err.Error(), fzToken) {
-		t.Errorf("err = %v; want an error that does not quote the field", err)
-	}
-}
-
-// TestRoomStaysQuotesContentType: a 200 whose Content-Type is not JSON
-// is reported with the raw header quoted, parameters included. (Guestway
-// and the key box quote only the parsed media type.)
-func TestRoomStaysQuotesContentType(t *testing.T) {
-	t.Parallel()
-	srv := fault.NewCanned(t)
-	srv.Answer(http.StatusOK, `text/html; charset="`+fzToken+`"`, []byte(fzValid))
-	_, err := fzStays(t, srv)
-	if err == nil || strings.Contains(err.Error(), fzToken) {
-		t.Errorf("err = %v, want an error without the header's parameters", err)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := fault.NewCanned(t)
+			srv.Answer(http.StatusOK, tc.ct, []byte(tc.body))
+			_, err := fzStays(t, srv)
+			if err == nil || strings.Contains(err.Error(), fzToken) {
+				t.Errorf("err = %v; want an error that does not quote %s", err, tc.want)
+			}
+		})
 	}
 }
 
