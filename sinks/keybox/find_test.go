@@ -56,6 +56,25 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 	}
 }
 
+// createAmongLookalikes starts a sandbox served through wrap (a fault on
+// creates), plants the lookalikes, and sends a create for stay s1 in room
+// over s1's window for guest Ana through a sink that meters its calls; it
+// checks the outcome is unknown and returns the sandbox, the sink, its
+// options and the create.
+func createAmongLookalikes(t *testing.T, wrap func(http.Handler) http.Handler, room string) (*sandbox.Server, *keybox.Sink, keybox.Options, *reconcile.Action) {
+	t.Helper()
+	sb, url := newSandbox(t, sandbox.Options{}, wrap)
+	plantLookalikes(t, sb)
+	opts := options(url, lj)
+	opts.Meter = &reconcile.Meter{}
+	s := newSink(t, opts)
+	a := create("s1", room, s1Start, s1End, "Ana")
+	if _, err := s.Apply(t.Context(), []*reconcile.Action{a}); !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Fatalf("Apply: %v, want an unknown outcome", err)
+	}
+	return sb, s, opts, a
+}
+
 // TestFindReadsBackALostCreate creates accesses whose answers are lost
 // (Apply reports an unknown outcome), for a key named by id and one named
 // by serial number, among lookalikes, and checks Find returns each one's
@@ -64,16 +83,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 	t.Parallel()
 	for _, room := range []string{"204", "205"} {
 		t.Run("room "+room, func(t *testing.T) {
-			sb, url := newSandbox(t, sandbox.Options{}, sinktest.LoseCreates)
-			plantLookalikes(t, sb)
-			opts := options(url, lj)
-			opts.Meter = &reconcile.Meter{}
-			s := newSink(t, opts)
-			a := create("s1", room, s1Start, s1End, "Ana")
-			_, err := s.Apply(t.Context(), []*reconcile.Action{a})
-			if !errors.Is(err, reconcile.ErrUnknownOutcome) {
-				t.Fatalf("Apply: %v, want an unknown outcome", err)
-			}
+			sb, s, opts, a := createAmongLookalikes(t, sinktest.LoseCreates, room)
 			all := sb.Accesses()
 			made := all[len(all)-1]
 			if made.Creator != ourUser || made.Cancelled {
@@ -99,13 +109,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // never ran, among lookalikes, and for a room whose key has no access.
 func TestFindNothingCreated(t *testing.T) {
 	t.Parallel()
-	sb, url := newSandbox(t, sandbox.Options{}, sinktest.FailCreates)
-	plantLookalikes(t, sb)
-	s := newSink(t, options(url, lj))
-	a := create("s1", "204", s1Start, s1End, "Ana")
-	if _, err := s.Apply(t.Context(), []*reconcile.Action{a}); !errors.Is(err, reconcile.ErrUnknownOutcome) {
-		t.Fatalf("Apply: %v, want an unknown outcome", err)
-	}
+	_, s, _, a := createAmongLookalikes(t, sinktest.FailCreates, "204")
 	if _, _, found := find(t, s, sinktest.Pending(a)); found {
 		t.Error("found an access the box never created")
 	}

@@ -53,19 +53,28 @@ func plantLookalikes(t *testing.T, sb *sandbox.Server) {
 	}
 }
 
+// createAmongLookalikes starts a sandbox served through wrap (a fault on
+// creates), plants the lookalikes, and sends a create for stay s1 in room
+// r101 over June 1–5 for guest; it checks the outcome is unknown and
+// returns the sandbox, the sink, its options and the create.
+func createAmongLookalikes(t *testing.T, wrap func(http.Handler) http.Handler, guest string) (*sandbox.Server, *openapp.Sink, openapp.Options, *reconcile.Action) {
+	t.Helper()
+	sb, _, opts := newSandbox(t, wrap)
+	plantLookalikes(t, sb)
+	s := newSink(t, opts)
+	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+	a.Guest = guest
+	_, err := applyErr(s, a)
+	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
+	return sb, s, opts, a
+}
+
 // TestFindReadsBackALostCreate creates an invite whose answer is lost
 // (Apply reports an unknown outcome) among lookalikes, and checks Find
 // returns that invite's link id and token with one read.
 func TestFindReadsBackALostCreate(t *testing.T) {
 	t.Parallel()
-	sb, _, opts := newSandbox(t, sinktest.LoseCreates)
-	plantLookalikes(t, sb)
-	s := newSink(t, opts)
-	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
-	a.Guest = "Anna Novak"
-	_, err := applyErr(s, a)
-	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
-
+	sb, s, opts, a := createAmongLookalikes(t, sinktest.LoseCreates, "Anna Novak")
 	all := sb.Invites()
 	made := all[len(all)-1]
 	if made.CreatedBy != sandbox.KeyFingerprint(canaryKey) || made.Integration != intA {
@@ -95,12 +104,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 // server never ran, among lookalikes, and for a stay with no invites.
 func TestFindNothingCreated(t *testing.T) {
 	t.Parallel()
-	sb, _, opts := newSandbox(t, sinktest.FailCreates)
-	plantLookalikes(t, sb)
-	s := newSink(t, opts)
-	a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
-	_, err := applyErr(s, a)
-	checkErr(t, err, []error{reconcile.ErrUnknownOutcome}, nil, nil)
+	_, s, _, a := createAmongLookalikes(t, sinktest.FailCreates, "")
 	if _, _, found := find(t, s, sinktest.Pending(a)); found {
 		t.Error("found an invite the server never created")
 	}
