@@ -376,14 +376,25 @@ func windows(in *inviteIn, now time.Time, current []Window) ([]Window, *apiError
 
 // ---- integration routes ----------------------------------------------------------
 
-func (s *Server) create(r *http.Request, rec *Request) result {
+// authorizeInvite is authorize, then the decoding of the invite body a
+// create or an update sends; a refusal of either is the result.
+func (s *Server) authorizeInvite(r *http.Request, rec *Request) (caller, inviteIn, *result) {
 	c, res := s.authorize(r, rec)
 	if res != nil {
-		return *res
+		return caller{}, inviteIn{}, res
 	}
 	var in inviteIn
 	if e := decodeBody(r, &in); e != nil {
-		return e.result()
+		res := e.result()
+		return caller{}, inviteIn{}, &res
+	}
+	return c, in, nil
+}
+
+func (s *Server) create(r *http.Request, rec *Request) result {
+	c, in, res := s.authorizeInvite(r, rec)
+	if res != nil {
+		return *res
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -496,13 +507,9 @@ func (s *Server) liveInvite(integration, id string) (*invite, *apiError) {
 }
 
 func (s *Server) update(r *http.Request, rec *Request) result {
-	c, res := s.authorize(r, rec)
+	c, body, res := s.authorizeInvite(r, rec)
 	if res != nil {
 		return *res
-	}
-	var body inviteIn
-	if e := decodeBody(r, &body); e != nil {
-		return e.result()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
