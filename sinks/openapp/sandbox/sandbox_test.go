@@ -468,6 +468,36 @@ func TestUpdateAndDeleteScope(t *testing.T) {
 	}
 }
 
+// TestChangesForbidden checks SetChangesForbidden: a PUT or DELETE of a
+// live invite is refused 403 with the invite left as it was, one of a
+// missing invite is still 404, and switching it off lets the change
+// through.
+func TestChangesForbidden(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	id, _ := e.create(stayBody)
+	e.SB.SetChangesForbidden(true)
+	for _, tc := range []struct{ method, path, body, msg string }{
+		{"PUT", invitesPath(intA) + "/" + id, `{"is_enabled":false}`, "forbidden: this invite cannot be changed"},
+		{"DELETE", invitesPath(intA) + "/" + id, ``, "forbidden: this invite cannot be deleted"},
+	} {
+		a := e.do(tc.method, tc.path, ourKey, orgA, tc.body)
+		if a.Status != http.StatusForbidden || a.Body["error"] != tc.msg {
+			t.Errorf("%s while forbidden: %d %s, want 403 %q", tc.method, a.Status, a.Raw, tc.msg)
+		}
+	}
+	if a := e.do("PUT", invitesPath(intA)+"/inv_999999", ourKey, orgA, `{"is_enabled":false}`); a.Status != http.StatusNotFound {
+		t.Errorf("PUT of a missing invite while forbidden: %d %s, want 404", a.Status, a.Raw)
+	}
+	if v := e.invite(id); !v.Enabled || v.Deleted {
+		t.Fatalf("invite changed while forbidden: %+v", v)
+	}
+	e.SB.SetChangesForbidden(false)
+	if a := e.do("DELETE", invitesPath(intA)+"/"+id, ourKey, orgA, ""); a.Status != http.StatusNoContent {
+		t.Errorf("DELETE once allowed: %d %s", a.Status, a.Raw)
+	}
+}
+
 // TestList checks the list route: the integration's invites that are not
 // deleted, enabled or not and by any key of the organisation, oldest
 // first, in pages; the same auth and X-Org checks as the other routes.
