@@ -506,6 +506,19 @@ func (s *Server) liveInvite(integration, id string) (*invite, *apiError) {
 	return in, nil
 }
 
+// alterableInvite is liveInvite, refused 403 while the invites are frozen;
+// done ("changed", "deleted") names the refused change. Caller holds s.mu.
+func (s *Server) alterableInvite(integration, id, done string) (*invite, *apiError) {
+	in, e := s.liveInvite(integration, id)
+	if e != nil {
+		return nil, e
+	}
+	if s.frozen {
+		return nil, &apiError{http.StatusForbidden, "forbidden: this invite cannot be " + done}
+	}
+	return in, nil
+}
+
 func (s *Server) update(r *http.Request, rec *Request) result {
 	c, body, res := s.authorizeInvite(r, rec)
 	if res != nil {
@@ -513,12 +526,9 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	inv, e := s.liveInvite(c.integration, r.PathValue("link"))
+	inv, e := s.alterableInvite(c.integration, r.PathValue("link"), "changed")
 	if e != nil {
 		return e.result()
-	}
-	if s.frozen {
-		return fail(http.StatusForbidden, "forbidden: this invite cannot be changed")
 	}
 	if s.putConflicts {
 		return fail(http.StatusConflict, "conflict: the invite is in use and cannot be changed")
@@ -575,12 +585,9 @@ func (s *Server) remove(r *http.Request, rec *Request) result {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	inv, e := s.liveInvite(c.integration, r.PathValue("link"))
+	inv, e := s.alterableInvite(c.integration, r.PathValue("link"), "deleted")
 	if e != nil {
 		return e.result()
-	}
-	if s.frozen {
-		return fail(http.StatusForbidden, "forbidden: this invite cannot be deleted")
 	}
 	inv.deleted, inv.updatedAt = true, s.Now()
 	delete(s.byToken, inv.token)
