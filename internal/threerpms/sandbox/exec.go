@@ -120,8 +120,8 @@ func (e *executor) run(op *ast.OperationDefinition) any {
 	if op.Operation == ast.Mutation {
 		root = record{typ: "Mutation", fields: map[string]any{
 			"createRoomAccessKey": resolverFunc(e.createRoomAccessKey),
-			"addRoomAccessKey":    resolverFunc(e.addRoomAccessKey),
-			"removeRoomAccessKey": resolverFunc(e.removeRoomAccessKey),
+			"addRoomAccessKey":    e.stayKeyMutation("AddRoomAccessKeyPayload", e.s.addKey),
+			"removeRoomAccessKey": e.stayKeyMutation("RemoveRoomAccessKeyPayload", e.s.removeKey),
 			"deleteRoomAccessKey": resolverFunc(e.deleteRoomAccessKey),
 		}}
 	}
@@ -511,22 +511,18 @@ func (e *executor) createRoomAccessKey(args map[string]any) (any, error) {
 	return record{typ: "CreateRoomAccessKeyPayload", fields: map[string]any{"roomAccessKey": e.keyRecord(nk)}}, nil
 }
 
-func (e *executor) addRoomAccessKey(args map[string]any) (any, error) {
-	in, _ := args["input"].(map[string]any)
-	st, err := e.s.addKey(e.caller, idString(in["roomStayId"]), idString(in["roomAccessKeyId"]))
-	if err != nil {
-		return nil, err
+// stayKeyMutation resolves addRoomAccessKey or removeRoomAccessKey: change
+// (Server.addKey or Server.removeKey) applied to the input's stay and key,
+// answered with a payload of type typ that holds the stay.
+func (e *executor) stayKeyMutation(typ string, change func(caller, stayID, keyID string) (*stay, *Error)) resolverFunc {
+	return func(args map[string]any) (any, error) {
+		in, _ := args["input"].(map[string]any)
+		st, err := change(e.caller, idString(in["roomStayId"]), idString(in["roomAccessKeyId"]))
+		if err != nil {
+			return nil, err
+		}
+		return record{typ: typ, fields: map[string]any{"roomStay": e.stayRecord(st)}}, nil
 	}
-	return record{typ: "AddRoomAccessKeyPayload", fields: map[string]any{"roomStay": e.stayRecord(st)}}, nil
-}
-
-func (e *executor) removeRoomAccessKey(args map[string]any) (any, error) {
-	in, _ := args["input"].(map[string]any)
-	st, err := e.s.removeKey(e.caller, idString(in["roomStayId"]), idString(in["roomAccessKeyId"]))
-	if err != nil {
-		return nil, err
-	}
-	return record{typ: "RemoveRoomAccessKeyPayload", fields: map[string]any{"roomStay": e.stayRecord(st)}}, nil
 }
 
 func (e *executor) deleteRoomAccessKey(args map[string]any) (any, error) {
