@@ -756,12 +756,7 @@ func (s *Server) Keys() []KeyView {
 		ks = append(ks, k)
 	}
 	slices.SortFunc(ks, func(a, b *key) int { return a.seq - b.seq })
-	held := map[string][]string{} // key id → its stays, in stay order
-	for _, st := range s.sortedStays() {
-		if !st.deleted && st.keyID != "" {
-			held[st.keyID] = append(held[st.keyID], st.id)
-		}
-	}
+	held := s.stayIDsByKey()
 	out := make([]KeyView, 0, len(ks))
 	for _, k := range ks {
 		out = append(out, keyView(k, held[k.id]))
@@ -777,13 +772,19 @@ func (s *Server) Key(id string) (KeyView, bool) {
 	if !ok {
 		return KeyView{}, false
 	}
-	var held []string
+	return keyView(k, s.stayIDsByKey()[id]), true
+}
+
+// stayIDsByKey maps each key id to the ids of the stays not deleted that
+// hold it, in stay order. Caller holds s.mu.
+func (s *Server) stayIDsByKey() map[string][]string {
+	held := map[string][]string{}
 	for _, st := range s.sortedStays() {
-		if !st.deleted && st.keyID == id {
-			held = append(held, st.id)
+		if !st.deleted && st.keyID != "" {
+			held[st.keyID] = append(held[st.keyID], st.id)
 		}
 	}
-	return keyView(k, held), true
+	return held
 }
 
 // keyView is k as Keys and Key show it, with the stays that hold it.
