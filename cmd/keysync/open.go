@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -30,6 +31,15 @@ type stateAccess struct {
 	calls bool
 }
 
+// readOnly reports whether the command only reads the record.
+func (a stateAccess) readOnly() bool { return !a.write && !a.secrets && !a.calls && a.key == nil }
+
+// stateFileExists reports whether a state file is at path.
+func stateFileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // openForReading loads the config (narrowed to the shard sf names; nil for
 // a command without shard flags) and opens the state file read-only, as
 // status and history do. now is --now, or the clock's.
@@ -53,6 +63,12 @@ func (env *environment) openStateFile(ctx context.Context, path, nowFlag string,
 		now = t
 	}
 	cfg, err := env.commandConfig(path, sf, access.calls)
+	if errors.Is(err, errEmptyShard) && access.readOnly() && stateFileExists(cfg.State) {
+		// A shard that runs no property can still hold a file: its volume
+		// held credentials that a run of it named. What it recorded is
+		// read like any other shard's.
+		err = nil
+	}
 	if err != nil {
 		// An empty shard's config comes with the error, for a command
 		// that has nothing to do there to say so.

@@ -296,6 +296,17 @@ func TestMetricsFileOfAShard(t *testing.T) {
 	if m := readMetrics(t, path); m[`keysync_check_timestamp_seconds{`+label+`}`] == 0 || m[`keysync_check_unready{`+label+`}`] != 0 {
 		t.Errorf("the empty shard's check metrics: %v, want a check of nothing labelled with its shard", m)
 	}
+	// status and history have nothing to show there, and say why.
+	nothing := "Nothing to show: shard " + empty.String() + " holds none of the config's properties, and no state file is at "
+	for _, args := range [][]string{{"status", "--now", h.now.Format(time.RFC3339)}, {"history"}} {
+		if r := mustRunText(t, ExitOK, h.getenv, append(args, "--config", h.cfgPath, "--shard", empty.String())...); !strings.Contains(r.stdout, nothing) {
+			t.Errorf("%s of the empty shard said:\n%s%s", args[0], r.stdout, r.stderr)
+		}
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(h.text(ExitOK, "status", "--shard", empty.String(), "--json")), &rep); err != nil || rep.Runs == nil || len(rep.Runs) > 0 || !strings.HasPrefix(rep.Note, "shard "+empty.String()) {
+		t.Errorf("status --json of the empty shard: %+v (%v), want no runs and a note", rep, err)
+	}
 }
 
 // readMetrics reads a Prometheus text file into "name{labels}" → value.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -83,6 +84,10 @@ func TestShardSpreadRemovedPropertyNamed(t *testing.T) {
 	}
 	if byProperty["sandbox-hotel"] != 1 || byProperty["sandbox-apartments"] != 1 || len(byProperty) != 2 {
 		t.Errorf("after removing the hotel too, the removed properties named: %v, want the hotel and the apartments once each", byProperty)
+	}
+	// status of shard 0, which runs no property, reads the file it holds.
+	if r := mustRunText(t, ExitOK, fw.getenv, "status", "--config", cfgs[0], "--shard", "0/2", "--now", fw.now.Format(time.RFC3339)); !strings.Contains(r.stdout, "needs a person: sandbox-hotel:") {
+		t.Errorf("status of shard 0/2, which holds the hotel's credentials, said:\n%s%s", r.stdout, r.stderr)
 	}
 	// Three shards now, each on the volume of its index: the old files stay
 	// on theirs, where the shard of that index (running a property or none)

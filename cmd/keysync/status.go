@@ -31,6 +31,9 @@ type statusReport struct {
 	// not all set: credentials are named by a fingerprint of their value.
 	BudgetNote string    `json:"budget_note,omitempty"`
 	Next       time.Time `json:"next_scheduled_run"`
+	// Note says why there is nothing to report (a shard that runs no
+	// property and holds no state file).
+	Note string `json:"note,omitempty"`
 }
 
 // statusRun is one recorded run as status shows it.
@@ -73,6 +76,9 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag, &sf)
+	if errors.Is(err, errEmptyShard) {
+		return env.nothingRecorded(cfg, *asJSON)
+	}
 	if err != nil {
 		return err
 	}
@@ -239,6 +245,9 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		f.Since = t
 	}
 	cfg, db, _, err := env.openForReading(ctx, *config, "", &sf)
+	if errors.Is(err, errEmptyShard) {
+		return env.nothingRecorded(cfg, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -267,6 +276,21 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		fmt.Fprintln(env.stdout, "no actions recorded that match")
 	}
 	return nil
+}
+
+// nothingRecorded is what status and history say of a shard that runs no
+// property and holds no state file: there is nothing to show, which is not
+// a failure, as a run of it has nothing to do. With asJSON it prints
+// status's report, empty, with the reason as its note.
+func (env *environment) nothingRecorded(cfg *Config, asJSON bool) error {
+	why := fmt.Sprintf("shard %s %v, and no state file is at %s", cfg.shardID(), errEmptyShard, cfg.State)
+	if asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(statusReport{State: cfg.State, Runs: []statusRun{}, Budget: map[reconcile.Account]budgetUse{}, Note: why})
+	}
+	_, err := fmt.Fprintf(env.stdout, "Nothing to show: %s.\n", why)
+	return err
 }
 
 func orDash(s string) string {
