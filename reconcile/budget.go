@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // allowance is what one system's daily request budget still allows this
@@ -75,7 +76,7 @@ func budget(actions []*Action, allow map[System]allowance, maxBatch func(System)
 		for _, a := range u.remote {
 			count[a.System][a.Step]--
 		}
-		why := fmt.Sprintf("deferred: not enough of today's request budget left (%s)", u.budgetNote(allow))
+		why := fmt.Sprintf("not enough of today's request budget left (%s)", u.budgetNote(allow))
 		for _, a := range u.actions {
 			out[a] = true
 			deferred = append(deferred, deferral{Action: a, Why: why})
@@ -106,7 +107,7 @@ func (u *unit) budgetNote(allow map[System]allowance) string {
 			parts = append(parts, fmt.Sprintf("%s: %d left, %d reserved for revocations", sys, al.Left, al.Reserve))
 		}
 	}
-	return fmt.Sprint(parts)
+	return strings.Join(parts, "; ")
 }
 
 // budgetUnits groups linked actions and orders the groups by priority,

@@ -81,6 +81,44 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 	h.checkInvariants("")
 }
 
+// TestBudgetReadsLeaveTheReserveToRevocations: with the day's budget down
+// to its reserve, the run's own reads do not take the reserve from the
+// revocation they find: the departed guest's key is revoked and deleted,
+// though the reads take the day past its cap, and only the arrival waits.
+func TestBudgetReadsLeaveTheReserveToRevocations(t *testing.T) {
+	t.Parallel()
+	const limit, reserve = 60, 1
+	h := newHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve))
+	h.stay("leaving", "r101", -2, 0)
+	h.mustRun(ExitOK, "backfill")
+	h.stay("new1", "r102", 1, 3)
+	h.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)) // past checkout
+	used := onlyAccount(t, h.mustRun(ExitOK, "plan").Budget, reconcile.System3RPMS).UsedToday
+	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
+	spent := make([]reconcile.RequestRecord, limit-reserve-used)
+	for i := range spent {
+		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, At: h.now.Add(-time.Hour)}
+	}
+	if err := db.Save(context.Background(), nil, nil, spent...); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	rep := h.mustRun(ExitPartial, "run")
+	if countOps(rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
+		t.Errorf("the departed guest's key is not revoked and deleted: %v", rep.Counts())
+	}
+	if d := rep.Deferred(); len(d) != 2 || d[0].Stay.ID != "new1" || countOps(rep, reconcile.OpCreate, reconcile.ResultDone) != 0 {
+		t.Errorf("want new1's create and assign deferred, nothing created; deferred %+v, counts %v", d, rep.Counts())
+	}
+	if b := onlyAccount(t, rep.Budget, reconcile.System3RPMS); b.UsedToday <= limit || b.Left != 0 {
+		t.Errorf("budget %+v: want the reads and the revocation past the cap of %d", b, limit)
+	}
+	h.setNow(h.now.Add(24 * time.Hour))
+	h.mustRun(ExitOK, "run")
+	h.checkInvariants("")
+}
+
 // TestBudgetPerToken: two hotels on 3RPMS, each with its own token (two
 // sandboxes over HTTP). With hotel's token's day nearly spent, only
 // hotel's arrival is deferred: annex, on its own token, is keyed, and the

@@ -192,6 +192,14 @@ func applyShard(cfg *Config, s shardSpec) error {
 			mine = append(mine, *p)
 		}
 	}
+	// A share that rounds a cap down to nothing would leave the shard no
+	// budget, which is no limit at all (Cap 0).
+	for acct, l := range cfg.wholeLimits() {
+		if sh := share[acct]; l.budget.Cap > 0 && shareOf(l.budget, sh).Cap < 1 {
+			errs = append(errs, fmt.Errorf("%s: daily_cap %d shared by %d shard(s), at %.3g each, leaves each less than one request a day; raise daily_cap or shard_budget_share, or run fewer shards",
+				cfg.capField(acct, l.budget.Cap), l.budget.Cap, len(shardsOf[acct]), sh))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -232,6 +240,20 @@ func (c *Config) runs(property string) bool {
 func (c *Config) namesRemoved() bool {
 	s, sharded := c.owner("")
 	return !sharded || s == c.shard
+}
+
+// capField is the config path of the daily_cap that sets an account's cap:
+// that of the first property using it with that cap.
+func (c *Config) capField(acct reconcile.Account, limit int) string {
+	for i := range c.Properties {
+		p := &c.Properties[i]
+		for sys, a := range p.accounts() {
+			if a == acct && p.apiConfig(sys).DailyCap == limit {
+				return fmt.Sprintf("properties[%d].%s.daily_cap", i, sectionOf(sys))
+			}
+		}
+	}
+	return string(acct) + " daily_cap"
 }
 
 // sectionOf is the config section of a system.

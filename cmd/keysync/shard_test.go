@@ -294,6 +294,11 @@ func TestShardBudgetShare(t *testing.T) {
 		{"      shard_budget_share: 0.3\n", shardSpec{1, 2}, reconcile.DailyBudget{Cap: 3000, Reserve: 60}, ""},
 		{"      shard_budget_share: 0.5\n", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 5000, Reserve: 100}, ""},
 		{"      shard_budget_share: 0.6\n", shardSpec{0, 2}, reconcile.DailyBudget{}, "shard_budget_share: 0.6 × 2 shards"},
+		// A share that leaves less than one request is refused, never
+		// taken as no budget at all.
+		{"      daily_cap: 1\n      reserve_for_revocations: 0\n", shardSpec{0, 2}, reconcile.DailyBudget{}, "daily_cap 1 shared by 2 shard(s), at 0.5 each, leaves each less than one request a day"},
+		{"      daily_cap: 2\n      reserve_for_revocations: 0\n", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 1}, ""},
+		{"      daily_cap: 100\n      reserve_for_revocations: 0\n      shard_budget_share: 0.001\n", shardSpec{1, 2}, reconcile.DailyBudget{}, "leaves each less than one request a day"},
 	} {
 		got, err := budget(c.extra, c.shard)
 		if c.err != "" {

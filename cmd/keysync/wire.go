@@ -218,6 +218,17 @@ type credentialLimits struct {
 // shard takes its share (applyShard) of the same limits, whichever of the
 // credential's properties it runs.
 func (c *Config) limits() map[reconcile.Account]credentialLimits {
+	out := c.wholeLimits()
+	for acct, l := range out {
+		l.budget = shareOf(l.budget, c.budgetShare[acct])
+		l.rate, l.burst = shareOfPace(l.rate, l.burst, c.budgetShare[acct])
+		out[acct] = l
+	}
+	return out
+}
+
+// wholeLimits is limits before a shard takes its share.
+func (c *Config) wholeLimits() map[reconcile.Account]credentialLimits {
 	out := map[reconcile.Account]credentialLimits{}
 	for _, p := range c.every() {
 		for sys, acct := range p.accounts() {
@@ -238,11 +249,6 @@ func (c *Config) limits() map[reconcile.Account]credentialLimits {
 			}
 			out[acct] = l
 		}
-	}
-	for acct, l := range out {
-		l.budget = shareOf(l.budget, c.budgetShare[acct])
-		l.rate, l.burst = shareOfPace(l.rate, l.burst, c.budgetShare[acct])
-		out[acct] = l
 	}
 	return out
 }
