@@ -726,6 +726,10 @@ func TestFaultBadCredentials(t *testing.T) {
 			if !slices.ContainsFunc(tc.hints, func(h string) bool { return strings.Contains(msg, h) }) {
 				t.Errorf("error %q names none of %q", msg, tc.hints)
 			}
+			// The report says what to fix, not that running again helps.
+			if r := mustRunText(t, ExitConfig, getenv, "run", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)); !strings.Contains(r.stdout, "A system refused a credential") || strings.Contains(r.stdout, "retries it") {
+				t.Errorf("the report does not say a credential must be fixed:\n%s", r.stdout)
+			}
 			for k := range sandboxEnv {
 				for _, secret := range []string{getenv(k), sandboxEnv[k]} {
 					if strings.Contains(run.output(), secret) {

@@ -64,16 +64,22 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	printProblems(w, rep.Problems, rep.Attention())
 	fmt.Fprintln(w)
 	printRequests(w, rep)
-	unreachable, retried := 0, false
+	unreachable, refused, retried := 0, 0, false
 	for _, f := range rep.Failures {
-		if errors.Is(f.Cause, reconcile.ErrEndpoint) || errors.Is(f.Cause, reconcile.ErrUnreachable) {
+		switch {
+		case errors.Is(f.Cause, reconcile.ErrUnauthorized) || errors.Is(f.Cause, reconcile.ErrConfig):
+			refused++
+		case errors.Is(f.Cause, reconcile.ErrEndpoint) || errors.Is(f.Cause, reconcile.ErrUnreachable):
 			unreachable++
-		} else {
+		default:
 			retried = true
 		}
 	}
 	for _, a := range actions {
 		retried = retried || (a.Result != "" && a.Result != reconcile.ResultDone)
+	}
+	if refused > 0 {
+		fmt.Fprintln(w, "A system refused a credential, or the config names something it does not have: fix the config field the error names; running again will not help until it is fixed.")
 	}
 	if unreachable > 0 {
 		fmt.Fprintln(w, "A system could not be reached, or not at a path the config names: check the config field the error names; running again will not help until it is fixed.")
@@ -88,7 +94,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 		fmt.Fprintln(w, "The saved plan no longer holds: nothing was applied. Make and review a new plan (keysync plan --out FILE), then apply that.")
 	case unsafe:
 		fmt.Fprintln(w, "The fail-safe refused a plan: nothing of it was applied, and the next run will refuse it too. Check the source and the config; rerun with --force if those credentials really must go.")
-	case retried:
+	case retried && refused+unreachable == 0:
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	}
 }
