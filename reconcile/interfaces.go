@@ -201,6 +201,19 @@ type PropertyLister interface {
 	LiveProperties(ctx context.Context) (map[string]int, error)
 }
 
+// Releaser is a Store that can let go of the records a property the
+// config no longer lists keeps of credentials a listed property now holds:
+// a renamed property's new name claims or adopts its credentials, and the
+// old name's records of them are then released, not named as live
+// credentials a person must remove.
+type Releaser interface {
+	// ReleaseHeld marks released, with an audit line naming the holder,
+	// each live credential of property whose remote credential (system
+	// and remote id) one of holders records live, and returns how many.
+	// With dryRun it only counts them.
+	ReleaseHeld(ctx context.Context, property string, holders []string, at time.Time, dryRun bool) (int, error)
+}
+
 // RequestRecord is one request sent, for the daily ledger.
 type RequestRecord struct {
 	System System

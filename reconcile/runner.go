@@ -210,7 +210,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 		}
 	}
-	if err := r.removedProperties(sctx, rep); err != nil {
+	if err := r.removedProperties(sctx, opts, rep); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(rep.Failures, func(a, b Failure) int {
@@ -331,7 +331,7 @@ func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *PlanRepo
 // credentials but are no longer in the config: removing a property
 // withdraws nothing by itself (keysync cannot reach its systems without
 // its config), so a person must decide.
-func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
+func (r *Runner) removedProperties(ctx context.Context, opts Options, rep *Report) error {
 	pl, ok := r.Store.(PropertyLister)
 	if !ok {
 		return nil
@@ -348,7 +348,25 @@ func (r *Runner) removedProperties(ctx context.Context, rep *Report) error {
 			delete(live, name)
 		}
 	}
+	holders := make([]string, len(r.Sites))
+	for i, site := range r.Sites {
+		holders[i] = site.Property.Name
+	}
 	for _, name := range slices.Sorted(maps.Keys(live)) {
+		// What a property here holds now is no longer the removed one's
+		// (a renamed property's new name claimed or adopted it).
+		if rel, ok := r.Store.(Releaser); ok {
+			n, err := rel.ReleaseHeld(ctx, name, holders, opts.Now, opts.DryRun)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				r.log().Info("released the records of a property the config no longer lists: a listed property holds those credentials now (renamed?)", "property", name, "released", n)
+			}
+			if live[name] -= n; live[name] <= 0 {
+				continue
+			}
+		}
 		rep.Problems = append(rep.Problems, Problem{
 			Kind: ProblemPropertyRemoved, Property: name,
 			Detail: fmt.Sprintf("the state holds %d live credential(s) of property %s, which the config no longer lists; they are left as they are. "+

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keysync/keysync/internal/seal"
@@ -781,4 +782,73 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 		return fmt.Errorf("state: carry records over into %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// ReleaseHeld implements reconcile.Releaser: in one transaction, each live
+// credential of property whose remote credential (its system and remote
+// id) one of holders records live becomes released, with an audit line
+// naming the holder and its credential. It returns how many; with dryRun
+// it writes nothing.
+func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string, at time.Time, dryRun bool) (int, error) {
+	if len(holders) == 0 {
+		return 0, nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	}
+	defer tx.Rollback()
+	in := strings.Repeat("?, ", len(holders)-1) + "?"
+	args := liveArgs(property)
+	for _, h := range holders {
+		args = append(args, h)
+	}
+	args = liveArgs(args...)
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.source, c.stay_id, c.system, c.remote_id, min(o.property), min(o.id)
+		FROM credentials c JOIN credentials o ON o.system = c.system AND o.remote_id = c.remote_id
+		WHERE c.property = ? AND c.`+liveIn+` AND c.remote_id != '' AND o.property IN (`+in+`) AND o.`+liveIn+`
+		GROUP BY c.id ORDER BY c.id`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	}
+	var audit []reconcile.Audit
+	var ids []int64
+	for rows.Next() {
+		var c reconcile.Credential
+		var source, system, holder string
+		var holderID int64
+		if err := rows.Scan(&c.ID, &source, &c.Stay.ID, &system, &c.RemoteID, &holder, &holderID); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		}
+		c.Stay.Property, c.Stay.Source, c.System = property, reconcile.System(source), reconcile.System(system)
+		ids = append(ids, c.ID)
+		audit = append(audit, reconcile.Audit{At: at, System: c.System, Op: reconcile.OpRelease, Stay: c.Stay, Cred: &c, RemoteID: c.RemoteID, Phase: reconcile.PhaseDone,
+			Detail: fmt.Sprintf("property %s holds it now (its credential %d): %s is no longer in the config (renamed?)", holder, holderID, property)})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	}
+	if dryRun {
+		return len(ids), nil
+	}
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET status = ?, updated_at = ? WHERE id = ?`, string(reconcile.StatusReleased), formatTime(at), id); err != nil {
+			return 0, fmt.Errorf("state: release credential %d of %s: %w", id, property, err)
+		}
+	}
+	if err := d.appendAudit(ctx, tx, audit, func(c *reconcile.Credential) int64 { return c.ID }); err != nil {
+		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	}
+	// With nothing of its own left live, the name starts afresh should it
+	// come back (renamed back): its first run claims and adopts again.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ? AND NOT EXISTS (SELECT 1 FROM credentials WHERE property = ? AND `+liveIn+`)`,
+		liveArgs(backfilledKey(property), property)...); err != nil {
+		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	}
+	return len(ids), nil
 }

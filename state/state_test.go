@@ -1264,3 +1264,77 @@ func TestCarryOverReplaces(t *testing.T) {
 		t.Errorf("third audit line: %+v, want credential %d taken over", a, hotel[0].ID)
 	}
 }
+
+// TestReleaseHeld: a property's live credentials that a holder records live
+// under the same system and remote id are released, with an audit line
+// naming the holder; the rest, and what another property holds, are left;
+// a dry run only counts; with nothing of its own live left, the property
+// is no longer marked backfilled.
+func TestReleaseHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openNew(t)
+	cred := func(prop, stay, remote string, status reconcile.Status) *reconcile.Credential {
+		c := newCred(stay)
+		c.Stay.Property, c.Status, c.RemoteID = prop, status, remote
+		return c
+	}
+	old := []*reconcile.Credential{
+		cred("old", "s1", "rak-1", reconcile.StatusActive),
+		cred("old", "s2", "rak-2", reconcile.StatusActive),
+		cred("old", "s3", "rak-3", reconcile.StatusActive),
+	}
+	held := []*reconcile.Credential{
+		cred("new", "s1", "rak-1", reconcile.StatusActive),
+		cred("new", "s2", "rak-2", reconcile.StatusDeleted), // not live: not held
+		cred("third", "s3", "rak-3", reconcile.StatusActive),
+	}
+	if err := db.Save(ctx, append(old, held...), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkBackfilled(ctx, "old", t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		if n, err := db.ReleaseHeld(ctx, "old", []string{"new"}, t0, dry); err != nil || n != 1 {
+			t.Errorf("dry run %v: released %d (%v), want 1", dry, n, err)
+		}
+	}
+	creds, err := db.Credentials(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range creds {
+		want := reconcile.StatusActive
+		if c.RemoteID == "rak-1" {
+			want = reconcile.StatusReleased
+		}
+		if c.Status != want {
+			t.Errorf("%s: %s, want %s", c.RemoteID, c.Status, want)
+		}
+	}
+	hist, err := db.History(ctx, HistoryFilter{Stay: "s1"})
+	if err != nil || !slices.ContainsFunc(hist, func(h HistoryRow) bool {
+		return h.Op == reconcile.OpRelease && h.Stay.Property == "old" && strings.Contains(h.Detail, "property new holds it now")
+	}) {
+		t.Errorf("history of s1: %+v (%v), want the release", hist, err)
+	}
+	if done, _ := db.Backfilled(ctx, "old"); !done {
+		t.Error("old still holds live credentials, yet is no longer marked backfilled")
+	}
+	if n, err := db.ReleaseHeld(ctx, "old", []string{"new", "third"}, t0, false); err != nil || n != 1 {
+		t.Errorf("released %d more (%v), want rak-3 alone", n, err)
+	}
+	if done, _ := db.Backfilled(ctx, "old"); !done {
+		t.Error("old still holds rak-2 live, yet is no longer marked backfilled")
+	}
+	if err := db.Save(ctx, []*reconcile.Credential{cred("new", "s2", "rak-2", reconcile.StatusActive)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.ReleaseHeld(ctx, "old", []string{"new"}, t0, false); err != nil || n != 1 {
+		t.Errorf("released %d more (%v), want rak-2", n, err)
+	}
+	if done, _ := db.Backfilled(ctx, "old"); done {
+		t.Error("old holds nothing live, yet is still marked backfilled")
+	}
+}

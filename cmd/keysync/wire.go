@@ -133,8 +133,12 @@ func (env *environment) buildRunner(cfg *Config, store reconcile.Store, log *slo
 	r := &reconcile.Runner{Store: store, Log: log, Meter: meter, Crash: crashHook(env.getenv), Budgets: budgets(cfg),
 		Retention: cfg.retention}
 	hotels, limits := cfg.chains(), cfg.limits()
+	var listed []string // every property's name, in a shard the others' too
+	for _, p := range cfg.every() {
+		listed = append(listed, p.Name)
+	}
 	for i := range cfg.Properties {
-		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits)
+		site, err := env.site(&cfg.Properties[i], log, meter, hotels, limits, listed)
 		if err != nil {
 			return nil, err
 		}
@@ -354,7 +358,7 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 
 // site builds one property's source and sinks (their warnings go to log),
 // or says which of its systems could not be set up.
-func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, limits map[reconcile.Account]credentialLimits) (*reconcile.Site, error) {
+func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, limits map[reconcile.Account]credentialLimits, listed []string) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not), at the pace its
 	// properties allow it together (limits).
@@ -415,7 +419,7 @@ func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconci
 		}
 		sink, err := openapp.New(openapp.Options{
 			BaseURL: o.BaseURL, APIKey: o.apiKey, OrgID: o.OrgID, IntegrationID: o.IntegrationID,
-			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name, NoList: o.NoList,
+			Rooms: portals, SharedPortals: o.SharedPortals, MaxUses: o.MaxUses, GuestURL: o.GuestURL, Property: p.Name, Listed: listed, NoList: o.NoList,
 			Transport: transport(reconcile.SystemOpenApp, o.APIConfig, o.BaseURL),
 		})
 		if err != nil {

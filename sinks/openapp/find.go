@@ -91,6 +91,8 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		refs[i] = c.Stay
 		refs[i].Property = cmp.Or(refs[i].Property, s.opts.Property)
 		byStay[refs[i]] = append(byStay[refs[i]], i)
+		unnamed := reconcile.StayRef{Source: c.Stay.Source, ID: c.Stay.ID}
+		byStay[unnamed] = append(byStay[unnamed], i)
 		secrets = append(secrets, c.Secret.Reveal())
 	}
 	what := "find invites"
@@ -103,9 +105,22 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		if known[in.LinkID] {
 			return false
 		}
-		for _, i := range byStay[ownerOf(in)] {
+		owner := ownerOf(in)
+		for _, i := range byStay[owner] {
 			if r := s.rank(in, refs[i], creds[i].Valid); r > 0 && r >= rank[i] {
 				best[i], rank[i] = in, r // ties: the later (newer) one
+			}
+		}
+		if s.opts.Listed == nil || owner.Property == "" || slices.Contains(s.opts.Listed, owner.Property) {
+			return false
+		}
+		// Tagged by a property the config no longer lists: a renamed
+		// property's invite, when it opens exactly the stay's room over
+		// exactly the window sought.
+		owner.Property = ""
+		for _, i := range byStay[owner] {
+			if windowRank(in, creds[i].Valid) == 2 && s.opensOnly(in, creds[i].RoomID) && rank[i] <= 1 {
+				best[i], rank[i] = in, 1
 			}
 		}
 		return false
@@ -121,13 +136,19 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		}
 		taken[in.LinkID] = true
 		room := ""
-		if portals := slices.Sorted(slices.Values(in.PortalIDs)); slices.Equal(slices.Compact(portals), s.portals(creds[i].RoomID)) {
+		if s.opensOnly(in, creds[i].RoomID) {
 			room = creds[i].RoomID
 		}
 		out[i] = &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: in.LinkID, Secret: reconcile.Secret(in.Token),
 			Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}, RoomID: room}
 	}
 	return out, nil
+}
+
+// opensOnly reports whether the invite's portals are the room's (with the
+// shared ones), no more and no fewer.
+func (s *Sink) opensOnly(in *listedInvite, roomID string) bool {
+	return slices.Equal(slices.Compact(slices.Sorted(slices.Values(in.PortalIDs))), s.portals(roomID))
 }
 
 // ownerOf is the stay an invite's owner tag names, or the zero StayRef.
@@ -237,10 +258,16 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 // link id, disabled, or no tag naming ref), 2 when its window equals w,
 // and 1 otherwise.
 func (s *Sink) rank(in *listedInvite, ref reconcile.StayRef, w reconcile.Window) int {
-	if in.LinkID == "" || (in.IsEnabled != nil && !*in.IsEnabled) {
+	if got, ok := ParseOwnerTag(in.Name); !ok || got != ref {
 		return 0
 	}
-	if got, ok := ParseOwnerTag(in.Name); !ok || got != ref {
+	return windowRank(in, w)
+}
+
+// windowRank is rank without the tag: 0 for an invite without a link id or
+// disabled, 2 when its window equals w, and 1 otherwise.
+func windowRank(in *listedInvite, w reconcile.Window) int {
+	if in.LinkID == "" || (in.IsEnabled != nil && !*in.IsEnabled) {
 		return 0
 	}
 	if sameInstant(in.ValidFrom, w.Start) && sameInstant(in.ValidTo, w.End) {

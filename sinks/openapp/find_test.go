@@ -140,6 +140,47 @@ func TestFindIgnoresForeignInvites(t *testing.T) {
 	}
 }
 
+// TestFindTakesARenamedPropertysInvite: an invite tagged with a property
+// the config no longer lists (Options.Listed) is the stay's of the same
+// source and id only when it opens exactly the stay's room over exactly
+// the window sought; one tagged with a property the config lists is never
+// taken, nor any without Listed.
+func TestFindTakesARenamedPropertysInvite(t *testing.T) {
+	t.Parallel()
+	w := hotel.Window(date("2026-06-01"), date("2026-06-05"))
+	for _, c := range []struct {
+		name    string
+		owner   string
+		listed  []string
+		portals []string
+		from    time.Time
+		taken   bool
+	}{
+		{"renamed", "old-name", []string{property}, []string{"door-101", "garage", "lobby"}, w.Start, true},
+		{"without Listed", "old-name", nil, []string{"door-101", "garage", "lobby"}, w.Start, false},
+		{"a listed property's", "other-hotel", []string{property, "other-hotel"}, []string{"door-101", "garage", "lobby"}, w.Start, false},
+		{"another room", "old-name", []string{property}, []string{"door-102", "garage", "lobby"}, w.Start, false},
+		{"more doors", "old-name", []string{property}, []string{"door-101", "door-102", "garage", "lobby"}, w.Start, false},
+		{"another window", "old-name", []string{property}, []string{"door-101", "garage", "lobby"}, w.Start.Add(time.Hour), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			sb, _, opts := newSandbox(t)
+			tag := openapp.OwnerTag(reconcile.StayRef{Property: c.owner, Source: reconcile.System3RPMS, ID: "s1"})
+			planted, err := sb.AddInvite(sandbox.Planted{Integration: intA, CreatedBy: canaryKey, Name: "Anna " + tag, PortalIDs: c.portals, ValidFrom: c.from, ValidTo: w.End})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.Listed = c.listed
+			a := action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")
+			id, _, found := find(t, newSink(t, opts), sinktest.Pending(a))
+			if found != c.taken || (found && id != planted.ID) {
+				t.Errorf("found %v (%q), want %v (%q)", found, id, c.taken, planted.ID)
+			}
+		})
+	}
+}
+
 // TestFindPrefersTheWindowAndFollowsPages checks that, of the stay's
 // invites, the one with the credential's window wins over an older one
 // with another window, even pages later; and that without it the other is

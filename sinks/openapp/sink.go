@@ -43,6 +43,14 @@ type Options struct {
 	// owner tag's property when an action's stay names none, and an action
 	// for another property is refused.
 	Property string
+	// Listed are the names of every property of the config (this one's
+	// too). An invite whose owner tag names a property not among them (one
+	// renamed or removed) is FindAll's for a stay of Property with the
+	// same source and id only when it opens exactly that stay's room over
+	// exactly the window sought: a renamed property takes its invites
+	// over, and never another property's. Nil: such an invite is never
+	// taken.
+	Listed []string
 	// NoList says the API has no call that lists invites (the OpenApp
 	// document shows none): FindAll, Find and Check fail with
 	// reconcile.ErrNoList without a request. A 405 to the list says so

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/openapp"
+)
+
+// TestRenamedPropertyKeepsItsCredentials: a property renamed in the config
+// takes its credentials over under its new name: the 3RPMS keys it claims,
+// the key-box accesses and the OpenApp invites (tagged with the old name)
+// it adopts, none issued again, so no guest holds two invites or a new QR
+// link; the old name's records of them are released, not named every run
+// as a removed property's live credentials. Renamed back, the same again.
+func TestRenamedPropertyKeepsItsCredentials(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}, nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r201", 0, 3)
+	fw.hotelStay("s3", "r301", 1, 3)
+	fw.mustExec(ExitOK, "backfill")
+	stays := []string{"s1", "s2", "s3"}
+	keys := map[string]string{}
+	for _, s := range stays {
+		keys[s] = fw.key(s).ID
+	}
+	invites, accesses := fw.invites(), fw.accesses()
+	if len(invites) != 1 || len(accesses) != 1 {
+		t.Fatalf("after the backfill: %d invites, %d accesses; want 1 each", len(invites), len(accesses))
+	}
+	text, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := func(from, to string) {
+		t.Helper()
+		next := strings.Replace(string(text), "name: "+from+"\n", "name: "+to+"\n", 1)
+		if next == string(text) {
+			t.Fatalf("no property %s in\n%s", from, text)
+		}
+		text = []byte(next)
+		if err := os.WriteFile(fw.cfg, text, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fw.hotel = to
+	}
+	for _, names := range [][2]string{{"sandbox-hotel", "hotel-renamed"}, {"hotel-renamed", "sandbox-hotel"}} {
+		rename(names[0], names[1])
+		for run := range 2 {
+			rep := fw.run(ExitOK, "run")
+			for _, a := range rep.Actions() {
+				if a.Op != reconcile.OpClaim && a.Op != reconcile.OpAdopt {
+					t.Errorf("renamed to %s, run %d: %s %s %s for stay %s: want nothing but claims and adoptions", names[1], run, a.System, a.Op, a.Result, a.Stay.ID)
+				}
+			}
+		}
+		for _, s := range stays {
+			if got := fw.key(s).ID; got != keys[s] {
+				t.Errorf("renamed to %s: stay %s holds 3RPMS key %q, want %q still", names[1], s, got, keys[s])
+			}
+		}
+		if got := fw.invites(); len(got) != 1 || got[0].ID != invites[0].ID || got[0].Token != invites[0].Token {
+			t.Errorf("renamed to %s: invites %+v, want the one the guest holds, %s", names[1], got, invites[0].ID)
+		}
+		if got := fw.accesses(); len(got) != 1 || got[0].ID != accesses[0].ID {
+			t.Errorf("renamed to %s: accesses %+v, want the one of the backfill, %s", names[1], got, accesses[0].ID)
+		}
+		creds := readCredentials(t, fw.statePath())
+		for _, c := range creds {
+			if c.Status.Live() && c.Stay.Property != names[1] {
+				t.Errorf("renamed to %s: %s credential %d of %s is still %s", names[1], c.System, c.ID, c.Stay.Property, c.Status)
+			}
+		}
+		fw.checkInvariants("")
+	}
+	// The invite still carries the first name's tag, which is the config's
+	// again: nothing was rewritten remotely.
+	if ref, ok := openapp.ParseOwnerTag(fw.invites()[0].Name); !ok || ref.Property != "sandbox-hotel" {
+		t.Errorf("the invite's tag names %+v", ref)
+	}
+	if r := mustRunText(t, ExitOK, fw.getenv, "history", "--config", fw.cfg, "--stay", "s2"); !strings.Contains(r.stdout, "property hotel-renamed holds it now") || !strings.Contains(r.stdout, "property sandbox-hotel holds it now") {
+		t.Errorf("history of s2 does not show the releases:\n%s", r.stdout)
+	}
+}
