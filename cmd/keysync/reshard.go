@@ -157,6 +157,13 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 		}
 		carry = append(carry, state.Carried{Property: name, ReconciledAt: newest.At, Credentials: creds, Replace: mine.Known, From: best.Path()})
 		log.Info("taking over the record of a property from the state file that holds the newest", "property", name, "from", best.Path(), "credentials", len(creds), "replacing", mine.Known, "listed", listed)
+		if other, ok := shardFileSpec(base, best.Path()); ok && mine.Known && cfg.shard.on() && other.Count != cfg.shard.Count {
+			// This file knew the property, then another N's shard read it
+			// later: N went back, or a timer of one of the two N is left
+			// on, and the two take the record from each other every run.
+			log.Warn("a shard of another number of shards read this property since this file did: expected once after going back to this N; if the deployment runs the other N, a timer or Job of this N is still on: stop it",
+				"property", name, "shard", cfg.shard.String(), "read_since_by", other.String())
+		}
 	}
 	if err := db.CarryOver(ctx, now, carry...); err != nil {
 		return nil, nil, withCode(ExitFailure, err)
