@@ -907,7 +907,7 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 			}
 		}
 		if current == nil {
-			n := p.noteFor(NoteConflict, s, fmt.Sprintf("stay holds a %s key that keysync did not create; left alone", s.Key.Type))
+			n := p.noteFor(NoteConflict, s, fmt.Sprintf("stay holds a %s key keysync has no record of (another integration's, or made by another keysync process); left alone", s.Key.Type))
 			n.Attention = p.in.Property.needsAPerson(p.in.Now, s.RoomID, s.Arrival, s.Departure)
 			p.plan.Notes = append(p.plan.Notes, n)
 			p.discard(s, creds, nil, "stay holds another integration's key")
