@@ -115,6 +115,8 @@ properties:
 		{"webhook secret not set", strings.Replace(base, `token: "${T}"`, `token: "${T}", webhook_secret: "${W}"`, 1), env("T", "x"), "properties[0].threerpms.webhook_secret: environment variable W is not set"},
 		{"poll too often", strings.Replace(base, "    threerpms: {endpoint: \"https://x.example/graphql\", token: \"${T}\"}\n", "    guestway: {base_url: \"https://g.example\", partner_key: k, token: gw_x, poll_every: 10s}\n", 1), env("T", "x"), `properties[0].guestway.poll_every: "10s"`},
 		{"no properties", "state: x.db\n", env(), "properties: at least one property is required"},
+		{"slash in a name", strings.Replace(base, "name: p", "name: p/q", 1), env("T", "x"), `properties[0].name: "p/q": no '/'`},
+		{"space around a name", strings.Replace(base, "name: p", `name: "p "`, 1), env("T", "x"), `properties[0].name: "p ": no '/', control characters, or spaces at either end`},
 		{"duplicate names", base + "  - name: p\n    timezone: UTC\n    threerpms: {endpoint: \"https://y.example/\", token: \"${T}\"}\n    default_method: pin\n", env("T", "x"), `properties[1].name: "p" is used by another property`},
 		{"no rooms", strings.Replace(base, "    rooms: {r1: pin}\n", "", 1), env("T", "x"), "properties[0].rooms: map at least one room"},
 		{"token and file", strings.Replace(base, `token: "${T}"`, `token: "${T}", token_file: /x`, 1), env("T", "x"), "properties[0].threerpms.token: set the value or the _file form, not both"},
