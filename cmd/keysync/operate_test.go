@@ -193,14 +193,14 @@ func TestStatusAndHistory(t *testing.T) {
 	if k := st.Runs[0]; k.ExitCode != nil || k.Result != "running, or killed" {
 		t.Errorf("killed run: %+v", k)
 	}
-	if b := onlyAccount(t, st.Budget, reconcile.System3RPMS); b.Cap != 10000 || b.Used < 3 || b.Left != b.Cap-b.Used {
+	if b := onlyAccount(t, st.Budget, reconcile.System3RPMS); b.Cap != 10000 || b.Used < 3 || b.Left != b.Cap-b.Used || b.Reserve != 200 {
 		t.Errorf("budget %+v", b)
 	}
 	if st.Next.IsZero() {
 		t.Error("no next scheduled run")
 	}
 	text := run("status")
-	wantAll(t, "status", text, "Last runs (times in Europe/Ljubljana)", "#1", "backfill", "TOOK", "EXIT", "running, or killed", "Open\n  nothing", "3rpms")
+	wantAll(t, "status", text, "Last runs (times in Europe/Ljubljana)", "#1", "backfill", "TOOK", "EXIT", "running, or killed", "Open\n  nothing", "3rpms", "RESERVED FOR REVOCATIONS")
 	hist := run("history", "--stay", "s1")
 	if !strings.Contains(hist, "create") || !strings.Contains(hist, "assign") || strings.Contains(hist, "s2") || strings.Contains(hist, "intent") {
 		t.Errorf("history --stay s1:\n%s", hist)

@@ -59,6 +59,8 @@ type budgetUse struct {
 	Used       int              `json:"used_24h"`
 	Cap        int              `json:"daily_cap"`
 	Left       int              `json:"left"`
+	// Reserve is the part of the cap kept for revocations and cleanup.
+	Reserve int `json:"reserve_for_revocations"`
 }
 
 // status prints what keysync did and what is left: the last runs, open
@@ -146,7 +148,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	} else {
 		for acct, b := range budgets(cfg) {
 			used := reconcile.SpentBy(spent, acct)
-			rep.Budget[acct] = budgetUse{System: acct.System(), Properties: cfg.usersOf(acct), Used: used, Cap: b.Cap, Left: max(b.Cap-used, 0)}
+			rep.Budget[acct] = budgetUse{System: acct.System(), Properties: cfg.usersOf(acct), Used: used, Cap: b.Cap, Left: max(b.Cap-used, 0), Reserve: b.Reserve}
 		}
 	}
 	rep.Next = cfg.schedule.Next(now)
@@ -207,10 +209,10 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "  %s\n", rep.BudgetNote)
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  CREDENTIAL\tPROPERTIES\tUSED\tCAP\tLEFT")
+		fmt.Fprintln(tw, "  CREDENTIAL\tPROPERTIES\tUSED\tCAP\tLEFT\tRESERVED FOR REVOCATIONS")
 		for _, acct := range sortedKeys(rep.Budget) {
 			b := rep.Budget[acct]
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", acct, strings.Join(b.Properties, ","), b.Used, b.Cap, b.Left)
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\n", acct, strings.Join(b.Properties, ","), b.Used, b.Cap, b.Left, b.Reserve)
 		}
 		tw.Flush()
 	}
