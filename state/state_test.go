@@ -1266,8 +1266,9 @@ func TestCarryOverReplaces(t *testing.T) {
 }
 
 // TestReleaseHeld: a property's live credentials that a holder records live
-// under the same system and remote id are released, with an audit line
-// naming the holder; the rest, and what another property holds, are left;
+// under the same system and remote id, for the same stay, are released,
+// with an audit line naming the holder; the rest (a key the holder records
+// for another stay, say) and what another property holds are left;
 // a dry run only counts; with nothing of its own live left, the property
 // is no longer marked backfilled.
 func TestReleaseHeld(t *testing.T) {
@@ -1287,6 +1288,7 @@ func TestReleaseHeld(t *testing.T) {
 	held := []*reconcile.Credential{
 		cred("new", "s1", "rak-1", reconcile.StatusActive),
 		cred("new", "s2", "rak-2", reconcile.StatusDeleted), // not live: not held
+		cred("new", "s9", "rak-3", reconcile.StatusActive),  // another stay's
 		cred("third", "s3", "rak-3", reconcile.StatusActive),
 	}
 	if err := db.Save(ctx, append(old, held...), nil); err != nil {
