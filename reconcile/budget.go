@@ -13,6 +13,10 @@ import (
 type allowance struct {
 	Left    int `json:"left"`
 	Reserve int `json:"reserve"`
+	// Kept is the part of the reserve no write has spent today: reads,
+	// which are never deferred, do not take it from revocations, even
+	// where they take the day past its cap (see purse.price).
+	Kept int `json:"-"`
 }
 
 // ResultDeferred marks an action the request budget left for a later run.

@@ -201,6 +201,16 @@ type PropertyLister interface {
 	LiveProperties(ctx context.Context) (map[string]int, error)
 }
 
+// WriteSpender is a Store whose request ledger tells writes from reads.
+// The reserve for revocations is then kept from every read of the day,
+// not only from the run's own: reads are never deferred, and a day of
+// polls would otherwise spend the reserve before the run that finds a
+// checkout.
+type WriteSpender interface {
+	// SpentWrites is Spent of the write requests alone.
+	SpentWrites(ctx context.Context, since time.Time) (map[Account]int, error)
+}
+
 // Releaser is a Store that can let go of the records a property the
 // config no longer lists keeps of credentials a listed property now holds:
 // a renamed property's new name claims or adopts its credentials, and the

@@ -355,11 +355,12 @@ func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned ma
 	defer p.mu.Unlock()
 	for _, acct := range site.accounts() {
 		if al, ok := p.allow[acct]; ok && !p.counted[acct] {
-			// The reads come off what is left, but not off the reserve
-			// left before them: keysync reads to learn what to withdraw,
-			// and the revocations a read finds still get that reserve,
-			// even where the reads take the day past its cap.
-			al.Left = max(al.Left-(r.Meter.countOf(acct)-p.base[acct]), min(al.Reserve, al.Left))
+			// The reads come off what is left, but never off the reserve
+			// no write has spent (allowance.Kept): keysync reads to learn
+			// what to withdraw, and the revocations a read finds still
+			// get that reserve, even where the day's reads, this run's
+			// and earlier ones', take it past its cap.
+			al.Left = max(al.Left-(r.Meter.countOf(acct)-p.base[acct]), al.Kept)
 			p.allow[acct] = al
 			p.counted[acct] = true
 		}

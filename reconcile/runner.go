@@ -422,8 +422,9 @@ type siteRead struct {
 
 // allowances is what each budgeted account's daily budget leaves for this
 // run, after the ledger's last 24 hours (requests counted but not yet in
-// the ledger are recorded first, a dry run's too). This run's reads come
-// off each account's allowance once they are done (purse.price).
+// the ledger are recorded first, a dry run's too), and the part of its
+// reserve no write has spent (allowance.Kept). This run's reads come off
+// each account's allowance once they are done (purse.price).
 func (r *Runner) allowances(ctx context.Context, opts Options) (map[Account]allowance, error) {
 	if len(r.Budgets) == 0 {
 		return nil, nil
@@ -437,9 +438,15 @@ func (r *Runner) allowances(ctx context.Context, opts Options) (map[Account]allo
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
 	}
+	writes := spent // without a ledger that tells them apart, all count
+	if ws, ok := r.Store.(WriteSpender); ok {
+		if writes, err = ws.SpentWrites(ctx, opts.Now.Add(-24*time.Hour)); err != nil {
+			return nil, fmt.Errorf("read the request ledger: %w", err)
+		}
+	}
 	allow := map[Account]allowance{}
 	for acct, b := range r.Budgets {
-		allow[acct] = allowance{Left: max(b.Cap-SpentBy(spent, acct), 0), Reserve: b.Reserve}
+		allow[acct] = allowance{Left: max(b.Cap-SpentBy(spent, acct), 0), Reserve: b.Reserve, Kept: min(b.Reserve, max(b.Cap-SpentBy(writes, acct), 0))}
 	}
 	return allow, nil
 }

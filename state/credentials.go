@@ -336,7 +336,16 @@ func (d *DB) appendAudit(ctx context.Context, tx *sql.Tx, audit []reconcile.Audi
 // come under reconcile.AnyAccount of their system: they count against
 // every account of it.
 func (d *DB) Spent(ctx context.Context, since time.Time) (map[reconcile.Account]int, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT system, account, count(*) FROM requests WHERE at >= ? GROUP BY system, account`, formatTime(since))
+	return d.spent(ctx, since, "")
+}
+
+// SpentWrites implements reconcile.WriteSpender: Spent of the writes alone.
+func (d *DB) SpentWrites(ctx context.Context, since time.Time) (map[reconcile.Account]int, error) {
+	return d.spent(ctx, since, " AND write = 1")
+}
+
+func (d *DB) spent(ctx context.Context, since time.Time, only string) (map[reconcile.Account]int, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT system, account, count(*) FROM requests WHERE at >= ?`+only+` GROUP BY system, account`, formatTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("state: read the request ledger: %w", err)
 	}

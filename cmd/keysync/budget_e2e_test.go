@@ -119,6 +119,37 @@ func TestBudgetReadsLeaveTheReserveToRevocations(t *testing.T) {
 	h.checkInvariants("")
 }
 
+// TestBudgetEarlierReadsLeaveTheReserveToo: with the day's writes down to
+// the reserve, a morning of read-only runs does not spend it either: the
+// run that finds the checkout still revokes.
+func TestBudgetEarlierReadsLeaveTheReserveToo(t *testing.T) {
+	t.Parallel()
+	const limit, reserve = 60, 3
+	h := newHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve))
+	h.stay("leaving", "r101", -2, 0)
+	h.mustRun(ExitOK, "backfill")
+	h.setNow(time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC))
+	used := onlyAccount(t, h.mustRun(ExitOK, "plan").Budget, reconcile.System3RPMS).UsedToday
+	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
+	spent := make([]reconcile.RequestRecord, limit-reserve-used) // writes down to the reserve
+	for i := range spent {
+		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, At: h.now.Add(-time.Hour), Write: true}
+	}
+	if err := db.Save(context.Background(), nil, nil, spent...); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for i := range reserve { // a quiet morning: read-only runs
+		h.setNow(time.Date(2026, 11, 23, 8+i, 0, 0, 0, time.UTC))
+		h.mustRun(ExitOK, "run")
+	}
+	h.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)) // past checkout
+	rep := h.mustRun(ExitOK, "run")
+	if countOps(rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
+		t.Errorf("the departed guest's key is not revoked and deleted: %v; budget %+v", rep.Counts(), onlyAccount(t, rep.Budget, reconcile.System3RPMS))
+	}
+}
+
 // TestBudgetPerToken: two hotels on 3RPMS, each with its own token (two
 // sandboxes over HTTP). With hotel's token's day nearly spent, only
 // hotel's arrival is deferred: annex, on its own token, is keyed, and the
