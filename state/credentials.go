@@ -851,11 +851,13 @@ func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string,
 	if err := d.appendAudit(ctx, tx, audit, func(c *reconcile.Credential) int64 { return c.ID }); err != nil {
 		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
 	}
-	// With nothing of its own left live, the name starts afresh should it
-	// come back (renamed back): its first run claims and adopts again.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ? AND NOT EXISTS (SELECT 1 FROM credentials WHERE property = ? AND `+liveIn+`)`,
-		liveArgs(backfilledKey(property), property)...); err != nil {
-		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+	// Its credentials went with its stays to another name: should this
+	// name come back (renamed back), its first run claims and adopts them
+	// again, as a new property's does.
+	if len(ids) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, backfilledKey(property)); err != nil {
+			return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
@@ -83,5 +84,57 @@ func TestRenamedPropertyKeepsItsCredentials(t *testing.T) {
 	}
 	if r := mustRunText(t, ExitOK, fw.getenv, "history", "--config", fw.cfg, "--stay", "s2"); !strings.Contains(r.stdout, "property hotel-renamed holds it now") || !strings.Contains(r.stdout, "property sandbox-hotel holds it now") {
 		t.Errorf("history of s2 does not show the releases:\n%s", r.stdout)
+	}
+}
+
+// TestRenamedBackWithALeftoverRecord: renamed, the old name keeps a live
+// record its new name does not take over (a key of a reservation cancelled
+// around the rename); renamed back, its first run still claims and adopts
+// its guests' credentials again, and withdraws them at checkout.
+func TestRenamedBackWithALeftoverRecord(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin", "r201": "qr", "r301": "key_storage"}, nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r201", 0, 3)
+	fw.hotelStay("s3", "r301", 1, 3)
+	fw.hotelStay("s4", "r102", 1, 3)
+	fw.mustExec(ExitOK, "backfill")
+	text, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := func(from, to string) {
+		t.Helper()
+		next := strings.Replace(string(text), "name: "+from+"\n", "name: "+to+"\n", 1)
+		if next == string(text) {
+			t.Fatalf("no property %s", from)
+		}
+		text = []byte(next)
+		if err := os.WriteFile(fw.cfg, text, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fw.hotel = to
+	}
+	rename("sandbox-hotel", "hotel-renamed")
+	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
+		t.Fatal(err)
+	}
+	fw.exec("run", nil)
+	rename("hotel-renamed", "sandbox-hotel")
+	r := fw.exec("run", nil)
+	for _, n := range r.rep.Notes() {
+		if n.Kind == reconcile.NoteConflict {
+			t.Errorf("renamed back: conflict on %s: %s", n.Stay.ID, n.Detail)
+		}
+	}
+	for _, p := range r.rep.Problems {
+		if p.Kind == reconcile.ProblemPropertyRemoved && p.Property == "hotel-renamed" {
+			t.Errorf("renamed back: %s", p.Detail)
+		}
+	}
+	fw.setNow(t0.AddDate(0, 0, 2).Add(12 * time.Hour)) // past s1's checkout and grace
+	fw.exec("run", nil)
+	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
+		t.Errorf("after s1's checkout its 3RPMS key %s is still on the stay", s.KeyID)
 	}
 }
