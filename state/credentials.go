@@ -796,7 +796,8 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 // ReleaseHeld implements reconcile.Releaser: in one transaction, each live
 // credential of property whose remote credential (its system and remote
 // id) one of holders records live for the same stay (its source and id)
-// becomes released, with an audit line naming the holder and its
+// and room becomes released (ids need be unique only within an account:
+// two hotels on their own 3RPMS may both hold a key "rak_1"), with an audit line naming the holder and its
 // credential. It returns how many; with dryRun
 // it writes nothing.
 func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string, at time.Time, dryRun bool) (int, error) {
@@ -815,7 +816,7 @@ func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string,
 	}
 	args = liveArgs(args...)
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.source, c.stay_id, c.system, c.remote_id, min(o.property), min(o.id)
-		FROM credentials c JOIN credentials o ON o.system = c.system AND o.remote_id = c.remote_id AND o.source = c.source AND o.stay_id = c.stay_id
+		FROM credentials c JOIN credentials o ON o.system = c.system AND o.remote_id = c.remote_id AND o.source = c.source AND o.stay_id = c.stay_id AND o.room_id = c.room_id
 		WHERE c.property = ? AND c.`+liveIn+` AND c.remote_id != '' AND o.property IN (`+in+`) AND o.`+liveIn+`
 		GROUP BY c.id ORDER BY c.id`, args...)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
 )
@@ -136,5 +137,52 @@ func TestRenamedBackWithALeftoverRecord(t *testing.T) {
 	fw.exec("run", nil)
 	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
 		t.Errorf("after s1's checkout its 3RPMS key %s is still on the stay", s.KeyID)
+	}
+}
+
+// TestRemovedHotelKeepsItsKeyOfAnotherHotelsID: two hotels on their own
+// 3RPMS, whose key ids are only unique within each; the annex removed from
+// the config, its guest's key is still named as live every run, though
+// the hotel records a key of the same id (for its own stay).
+func TestRemovedHotelKeepsItsKeyOfAnotherHotelsID(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	annex := h.addAnnex(nil)
+	h.stay("h1", "r101", 0, 3)
+	if err := annex.AddStay(rpmsandbox.Stay{ID: "a1", RoomID: "r101", Arrival: day(0), Departure: day(3), ReservationID: "res-a1", ReservationCode: "C-a1"}); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun(ExitOK, "backfill")
+	hk, _ := h.sb.Stay("h1")
+	ak, _ := annex.Stay("a1")
+	if hk.KeyID == "" || hk.KeyID != ak.KeyID {
+		t.Fatalf("want both hotels' keys with one id: hotel %q, annex %q", hk.KeyID, ak.KeyID)
+	}
+	yaml, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(yaml), "  - name: annex\n")
+	if i < 0 {
+		t.Fatal("no annex in the config")
+	}
+	if err := os.WriteFile(h.cfgPath, yaml[:i], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.mustRun(ExitAttention, "run")
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != reconcile.ProblemPropertyRemoved || rep.Problems[0].Property != "annex" {
+		t.Errorf("problems %+v, want the annex named as removed", rep.Problems)
+	}
+	live := 0
+	for _, c := range h.credentials() {
+		if c.Stay.Property == "annex" && c.Status.Live() {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Errorf("the annex's live records: %d, want its guest's key", live)
 	}
 }
