@@ -64,7 +64,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	printProblems(w, rep.Problems, rep.Attention())
 	fmt.Fprintln(w)
 	printRequests(w, rep)
-	unreachable, refused, retried := 0, 0, false
+	unreachable, refused, retried, transient := 0, 0, false, false
 	for _, f := range rep.Failures {
 		switch {
 		case errors.Is(f.Cause, reconcile.ErrUnauthorized) || errors.Is(f.Cause, reconcile.ErrConfig):
@@ -72,7 +72,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 		case errors.Is(f.Cause, reconcile.ErrEndpoint) || errors.Is(f.Cause, reconcile.ErrUnreachable):
 			unreachable++
 		default:
-			retried = true
+			retried, transient = true, true
 		}
 	}
 	for _, a := range actions {
@@ -96,6 +96,8 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 		fmt.Fprintln(w, "The fail-safe refused a plan: nothing of it was applied, and the next run will refuse it too. Check the source and the config; rerun with --force if those credentials really must go.")
 	case retried && refused+unreachable == 0:
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
+	case transient:
+		fmt.Fprintln(w, "The other failures above are retried by the next run.")
 	}
 }
 
