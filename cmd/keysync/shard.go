@@ -271,5 +271,10 @@ func shareOf(b reconcile.DailyBudget, share float64) reconcile.DailyBudget {
 	}
 	c := int(math.Floor(float64(b.Cap)*share + 1e-9))
 	r := int(math.Floor(float64(b.Reserve)*share + 1e-9))
+	if b.Reserve > 0 {
+		// A reserve kept whole is at least one request in each shard:
+		// the caps alone bound what the shards send together.
+		r = max(r, 1)
+	}
 	return reconcile.DailyBudget{Cap: c, Reserve: min(r, max(c-1, 0))}
 }

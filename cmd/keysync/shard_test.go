@@ -298,6 +298,9 @@ func TestShardBudgetShare(t *testing.T) {
 		// taken as no budget at all.
 		{"      daily_cap: 1\n      reserve_for_revocations: 0\n", shardSpec{0, 2}, reconcile.DailyBudget{}, "daily_cap 1 shared by 2 shard(s), at 0.5 each, leaves each less than one request a day"},
 		{"      daily_cap: 2\n      reserve_for_revocations: 0\n", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 1}, ""},
+		// A reserve rounds to one request at the least, within the cap.
+		{"      daily_cap: 10\n      reserve_for_revocations: 1\n", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 5, Reserve: 1}, ""},
+		{"      daily_cap: 3\n      reserve_for_revocations: 1\n", shardSpec{0, 2}, reconcile.DailyBudget{Cap: 1, Reserve: 0}, ""},
 		{"      daily_cap: 100\n      reserve_for_revocations: 0\n      shard_budget_share: 0.001\n", shardSpec{1, 2}, reconcile.DailyBudget{}, "leaves each less than one request a day"},
 	} {
 		got, err := budget(c.extra, c.shard)
