@@ -594,10 +594,12 @@ func (c *Config) Validate(getenv func(string) string) error {
 		f := fmt.Sprintf("properties[%d]", i)
 		if p.Name == "" {
 			bad(f+".name", "is required")
-		} else if strings.TrimSpace(p.Name) != p.Name || strings.ContainsFunc(p.Name, func(r rune) bool { return r == '/' || unicode.IsControl(r) }) {
+		} else if strings.TrimSpace(p.Name) != p.Name || p.Name == "." || p.Name == ".." ||
+			strings.ContainsFunc(p.Name, func(r rune) bool { return strings.ContainsRune("/%?#", r) || unicode.IsControl(r) }) {
 			// The name is the last segment of its webhook path
-			// (/webhooks/3rpms/NAME) and part of its records and tags.
-			bad(f+".name", "%q: no '/', control characters, or spaces at either end", p.Name)
+			// (/webhooks/3rpms/NAME), as typed, and part of its records
+			// and tags.
+			bad(f+".name", "%q: not . or .., no '/', '%%', '?', '#' or control characters, no spaces at either end", p.Name)
 		} else if names[p.Name] {
 			bad(f+".name", "%q is used by another property", p.Name)
 		}
