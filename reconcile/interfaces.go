@@ -219,9 +219,8 @@ type WriteSpender interface {
 type Releaser interface {
 	// ReleaseHeld marks released, with an audit line naming the holder,
 	// each live credential of property whose remote credential (system
-	// and remote id) one of holders records live for the same stay
-	// (source and id), and returns how many.
-	// With dryRun it only counts them.
+	// and remote id) one of holders records live for the same stay and
+	// room, and returns how many. With dryRun it only counts them.
 	ReleaseHeld(ctx context.Context, property string, holders []string, at time.Time, dryRun bool) (int, error)
 }
 

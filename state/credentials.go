@@ -796,31 +796,35 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 // ReleaseHeld implements reconcile.Releaser: in one transaction, each live
 // credential of property whose remote credential (its system and remote
 // id) one of holders records live for the same stay (its source and id)
-// and room becomes released (ids need be unique only within an account:
-// two hotels on their own 3RPMS may both hold a key "rak_1"), with an audit line naming the holder and its
-// credential. It returns how many; with dryRun
-// it writes nothing.
+// and room becomes released, with an audit line naming the holder and its
+// credential. (Ids need be unique only within an account: two hotels on
+// their own 3RPMS may both hold a key "rak_1".) A property that had any
+// released is no longer marked backfilled. It returns how many; with
+// dryRun it writes nothing.
 func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string, at time.Time, dryRun bool) (int, error) {
 	if len(holders) == 0 {
 		return 0, nil
 	}
+	fail := func(err error) (int, error) {
+		return 0, fmt.Errorf("state: release the credentials of %s that other properties hold: %w", property, err)
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		return fail(err)
 	}
 	defer tx.Rollback()
-	in := strings.Repeat("?, ", len(holders)-1) + "?"
 	args := liveArgs(property)
 	for _, h := range holders {
 		args = append(args, h)
 	}
-	args = liveArgs(args...)
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.source, c.stay_id, c.system, c.remote_id, min(o.property), min(o.id)
-		FROM credentials c JOIN credentials o ON o.system = c.system AND o.remote_id = c.remote_id AND o.source = c.source AND o.stay_id = c.stay_id AND o.room_id = c.room_id
-		WHERE c.property = ? AND c.`+liveIn+` AND c.remote_id != '' AND o.property IN (`+in+`) AND o.`+liveIn+`
-		GROUP BY c.id ORDER BY c.id`, args...)
+		FROM credentials c JOIN credentials o ON o.system = c.system AND o.remote_id = c.remote_id
+			AND o.source = c.source AND o.stay_id = c.stay_id AND o.room_id = c.room_id
+		WHERE c.property = ? AND c.`+liveIn+` AND c.remote_id != ''
+			AND o.property IN (`+strings.Repeat("?, ", len(holders)-1)+`?) AND o.`+liveIn+`
+		GROUP BY c.id ORDER BY c.id`, liveArgs(args...)...)
 	if err != nil {
-		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		return fail(err)
 	}
 	var audit []reconcile.Audit
 	var ids []int64
@@ -830,7 +834,7 @@ func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string,
 		var holderID int64
 		if err := rows.Scan(&c.ID, &source, &c.Stay.ID, &system, &c.RemoteID, &holder, &holderID); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+			return fail(err)
 		}
 		c.Stay.Property, c.Stay.Source, c.System = property, reconcile.System(source), reconcile.System(system)
 		ids = append(ids, c.ID)
@@ -839,29 +843,27 @@ func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string,
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		return fail(err)
 	}
-	if dryRun {
+	if dryRun || len(ids) == 0 {
 		return len(ids), nil
 	}
 	for _, id := range ids {
 		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET status = ?, updated_at = ? WHERE id = ?`, string(reconcile.StatusReleased), formatTime(at), id); err != nil {
-			return 0, fmt.Errorf("state: release credential %d of %s: %w", id, property, err)
+			return fail(err)
 		}
 	}
 	if err := d.appendAudit(ctx, tx, audit, func(c *reconcile.Credential) int64 { return c.ID }); err != nil {
-		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		return fail(err)
 	}
 	// Its credentials went with its stays to another name: should this
 	// name come back (renamed back), its first run claims and adopts them
 	// again, as a new property's does.
-	if len(ids) > 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, backfilledKey(property)); err != nil {
-			return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
-		}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, backfilledKey(property)); err != nil {
+		return fail(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("state: release the credentials of %s other properties hold: %w", property, err)
+		return fail(err)
 	}
 	return len(ids), nil
 }
