@@ -357,7 +357,9 @@ func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Ac
 }
 
 // site builds one property's source and sinks (their warnings go to log),
-// or says which of its systems could not be set up.
+// or says which of its systems could not be set up. listed names every
+// property of the config: OpenApp takes over the invites of a name not
+// among them (a renamed property's).
 func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconcile.Meter, hotels map[string]*hotel, limits map[reconcile.Account]credentialLimits, listed []string) (*reconcile.Site, error) {
 	// One limiter per metered credential (which includes the API's host:
 	// the sandboxes share a host, real systems do not), at the pace its
