@@ -68,7 +68,9 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 			// In house (the window open) or opening within the horizon:
 			// an in-house guest whose access was cancelled or deleted
 			// since is the most urgent of all.
-			if s.Cancelled || !now.Before(win.End) || win.Start.After(now.Add(within)) {
+			// A stay in another property's room (MovedTo: a split hotel
+			// or organisation) is that property's to check.
+			if s.Cancelled || s.MovedTo != "" || !now.Before(win.End) || win.Start.After(now.Add(within)) {
 				continue
 			}
 			checked++

@@ -170,6 +170,11 @@ func TestSplitGuestwayOrganisation(t *testing.T) {
 	if len(fw.invites()) != 2 {
 		t.Errorf("%d invites, want one per guest", len(fw.invites()))
 	}
+	// check too takes each guest for its own property's, not the other
+	// property's guest in a room it has no method for.
+	if r := mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)); !strings.Contains(r.stdout, "Checked 2 stay(s)") {
+		t.Errorf("check of the split organisation said:\n%s%s", r.stdout, r.stderr)
+	}
 	fw.moveG1()
 	fw.mustExec(ExitOK, "run")
 	if got := activeBy(fw); got["G1"] != "apartments-west" {
