@@ -76,6 +76,12 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
 		log.Info("no state file: backfilling once before the schedule starts", "path", cfg.State)
 		run(reconcile.Options{Mode: reconcile.ModeBackfill})
+		if ctx.Err() != nil {
+			// Stopped during the backfill, which finished its requests in
+			// flight and recorded what it did: the next start goes on.
+			log.Info("stopped during the first backfill")
+			return nil
+		}
 	}
 
 	if addr != "" {
@@ -122,18 +128,17 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	)
 	// The schedule runs once per scheduled wall-clock time, across
 	// daylight-saving switches (internal/schedule).
-	c.Schedule(cfg.schedule, cron.FuncJob(func() { run(reconcile.Options{Mode: reconcile.ModeRun}) }))
+	nightly := c.Schedule(cfg.schedule, cron.FuncJob(func() { run(reconcile.Options{Mode: reconcile.ModeRun}) }))
 	// Guestway sends no webhooks: poll a short look-ahead instead.
 	for _, p := range cfg.Properties {
 		if g := p.Guestway; g != nil && g.pollEvery > 0 {
 			opts := reconcile.Options{Mode: reconcile.ModeTargeted, Targets: map[string][]string{p.Name: nil}, LookaheadDays: g.PollDays}
 			c.Schedule(cron.Every(g.pollEvery), cron.FuncJob(func() { run(opts) }))
-			log.Info("polling Guestway", "property", p.Name, "every", g.pollEvery, "days", g.PollDays)
+			log.Info("polling Guestway", "property", p.Name, "every", g.pollEvery.String(), "days", g.PollDays)
 		}
 	}
 	c.Start()
-	next := c.Entries()[0].Next
-	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.schedule.Location().String(), "next", next.Format(time.RFC3339))
+	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.schedule.Location().String(), "next", c.Entry(nightly).Next.Format(time.RFC3339))
 	<-ctx.Done()
 	log.Info("stopping: a run in progress, if any, finishes first")
 	<-c.Stop().Done()

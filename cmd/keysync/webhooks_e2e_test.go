@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -468,4 +469,44 @@ func TestServeResumesTheLastSuccess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeStoppedDuringItsFirstBackfill: serve stopped (SIGTERM) while its
+// first backfill runs stops cleanly, exit 0, with the backfill's record
+// kept; the next run goes on from it.
+func TestServeStoppedDuringItsFirstBackfill(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 1, 3)
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nproperties:\n"), 1)
+	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var once sync.Once
+	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path == "/graphql" {
+			once.Do(stop) // the stop arrives with the backfill's first request in flight
+		}
+		next.ServeHTTP(rw, r)
+	})
+	stderr := &syncBuffer{}
+	clock := reconcile.WallClock{}
+	env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: func() time.Time { return fw.now },
+		clock: clock, retry: httpapi.Retry{Clock: clock}}
+	if err := env.run(ctx, []string{"serve", "--config", fw.cfg}); err != nil {
+		t.Errorf("serve stopped during its first backfill: %v, want a clean stop\n%s", err, stderr.String())
+	}
+	if !fileExists(fw.statePath()) {
+		t.Fatal("no state file after the stopped backfill")
+	}
+	fw.setFault(nil)
+	fw.mustExec(ExitOK, "run")
+	fw.checkInvariants("")
 }
