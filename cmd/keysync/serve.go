@@ -130,12 +130,10 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	// daylight-saving switches (internal/schedule).
 	nightly := c.Schedule(cfg.schedule, cron.FuncJob(func() { run(reconcile.Options{Mode: reconcile.ModeRun}) }))
 	// Guestway sends no webhooks: poll a short look-ahead instead.
-	for _, p := range cfg.Properties {
-		if g := p.Guestway; g != nil && g.pollEvery > 0 {
-			opts := reconcile.Options{Mode: reconcile.ModeTargeted, Targets: map[string][]string{p.Name: nil}, LookaheadDays: g.PollDays}
-			c.Schedule(cron.Every(g.pollEvery), cron.FuncJob(func() { run(opts) }))
-			log.Info("polling Guestway", "property", p.Name, "every", g.pollEvery.String(), "days", g.PollDays)
-		}
+	for _, p := range guestwayPolls(cfg) {
+		opts := reconcile.Options{Mode: reconcile.ModeTargeted, Targets: map[string][]string{p.property: nil}, LookaheadDays: p.days}
+		c.Schedule(cron.Every(p.every), cron.FuncJob(func() { run(opts) }))
+		log.Info("polling Guestway", "property", p.property, "every", p.every.String(), "days", p.days)
 	}
 	c.Start()
 	log.Info("serving", "schedule", cfg.Schedule, "timezone", cfg.schedule.Location().String(), "next", c.Entry(nightly).Next.Format(time.RFC3339))
@@ -143,6 +141,47 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	log.Info("stopping: a run in progress, if any, finishes first")
 	<-c.Stop().Done()
 	return nil
+}
+
+// guestwayPoll is one look-ahead serve polls: a targeted run of property,
+// every so often, over days from today.
+type guestwayPoll struct {
+	property string
+	every    time.Duration
+	days     int
+}
+
+// guestwayPolls is what serve polls: each Guestway property with
+// poll_every, but a split organisation once, as its first polling
+// property, at its members' shortest interval over their longest
+// look-ahead. A targeted run of one of them takes in the others (one read
+// of the organisation); a poll of each would read it all once more.
+func guestwayPolls(cfg *Config) []guestwayPoll {
+	leader := map[int]int{} // a split organisation's members → its first
+	for _, idx := range cfg.splitOrgs() {
+		for _, i := range idx {
+			leader[i] = idx[0]
+		}
+	}
+	var out []guestwayPoll
+	at := map[int]int{} // leader → its poll in out
+	for i, p := range cfg.Properties {
+		g := p.Guestway
+		if g == nil || g.pollEvery <= 0 {
+			continue
+		}
+		l, split := leader[i]
+		if !split {
+			l = i
+		}
+		if j, ok := at[l]; ok {
+			out[j].every, out[j].days = min(out[j].every, g.pollEvery), max(out[j].days, g.PollDays)
+			continue
+		}
+		at[l] = len(out)
+		out = append(out, guestwayPoll{property: p.Name, every: g.pollEvery, days: g.PollDays})
+	}
+	return out
 }
 
 // cronLogger adapts slog to cron.Logger.
