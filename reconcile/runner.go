@@ -475,6 +475,10 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 		br.Cap, br.Reserve, br.UsedToday = b.Cap, b.Reserve, used
 		br.Left = max(b.Cap-used, 0)
 		rep.Budget[acct] = br
+		if used > b.Cap {
+			r.log().Warn("the day's requests are past the daily cap: reads are never deferred, and only revocations may still write, within the reserve; fewer runs or polls (poll_every) read less",
+				"credential", acct, "used_24h", used, "daily_cap", b.Cap)
+		}
 	}
 	return nil
 }

@@ -114,6 +114,9 @@ func TestBudgetReadsLeaveTheReserveToRevocations(t *testing.T) {
 	if b := onlyAccount(t, rep.Budget, reconcile.System3RPMS); b.UsedToday <= limit || b.Left != 0 {
 		t.Errorf("budget %+v: want the reads and the revocation past the cap of %d", b, limit)
 	}
+	if _, _, stderr := h.run("plan"); !strings.Contains(stderr, "the day's requests are past the daily cap") {
+		t.Errorf("a plan past the cap does not warn:\n%s", stderr)
+	}
 	h.setNow(h.now.Add(24 * time.Hour))
 	h.mustRun(ExitOK, "run")
 	h.checkInvariants("")
