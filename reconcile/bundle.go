@@ -623,16 +623,18 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 // handOver lets go of a stay that moved into a room of another property of
 // the same hotel (Stay.MovedTo). Its PIN key goes with it: recorded here as
 // released, without a request, and adopted by that property (Input.Siblings),
-// so the guest keeps the PIN and the stay is never without it. What this
-// property issued for its own doors (key-box accesses, OpenApp invites and
-// the keys carrying them) is withdrawn as for a stay that left its rooms.
+// so the stay is never without a key; that property then replaces it, make
+// before break, as it does for a stay that moved between its own rooms
+// (the guest gets a new PIN). What this property issued for its own doors
+// (key-box accesses, OpenApp invites and the keys carrying them) is
+// withdrawn as for a stay that left its rooms.
 func (p *planner) handOver(s Stay, creds []*Credential) {
 	reason := "stay moved to a room of " + s.MovedTo
 	var rest []*Credential
 	for _, c := range creds {
 		if c.System == System3RPMS && c.Kind == KindPINKey && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID {
 			p.rec.letGo(c.RemoteID)
-			p.add(Action{Op: OpRelease, Reason: reason + "; its PIN key goes with it", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpRelease, Reason: reason + "; its PIN key goes with it, until that property replaces it as for any room move", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue
 		}
 		rest = append(rest, c)

@@ -71,7 +71,8 @@ type Stay struct {
 	Locks []LockAccess
 	// MovedTo names the property whose room the stay is in now, when the
 	// source serves several properties of one hotel and the stay moved out
-	// of this one's rooms into that one's: its PIN key goes with it.
+	// of this one's rooms into that one's: its PIN key goes with it (and
+	// is replaced there, as for any room move).
 	MovedTo string
 }
 
