@@ -93,16 +93,7 @@ func TestBudgetReadsLeaveTheReserveToRevocations(t *testing.T) {
 	h.mustRun(ExitOK, "backfill")
 	h.stay("new1", "r102", 1, 3)
 	h.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)) // past checkout
-	used := onlyAccount(t, h.mustRun(ExitOK, "plan").Budget, reconcile.System3RPMS).UsedToday
-	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
-	spent := make([]reconcile.RequestRecord, limit-reserve-used)
-	for i := range spent {
-		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, At: h.now.Add(-time.Hour)}
-	}
-	if err := db.Save(context.Background(), nil, nil, spent...); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	h.spendDownTo(limit-reserve, false)
 
 	rep := h.mustRun(ExitPartial, "run")
 	if countOps(rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
@@ -132,17 +123,9 @@ func TestBudgetEarlierReadsLeaveTheReserveToo(t *testing.T) {
 	h.stay("leaving", "r101", -2, 0)
 	h.mustRun(ExitOK, "backfill")
 	h.setNow(time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC))
-	used := onlyAccount(t, h.mustRun(ExitOK, "plan").Budget, reconcile.System3RPMS).UsedToday
-	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
-	spent := make([]reconcile.RequestRecord, limit-reserve-used) // writes down to the reserve
-	for i := range spent {
-		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, At: h.now.Add(-time.Hour), Write: true}
-	}
-	if err := db.Save(context.Background(), nil, nil, spent...); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	for i := range reserve { // a quiet morning: read-only runs
+	h.spendDownTo(limit-reserve, true) // writes down to the reserve
+	// A quiet morning: read-only runs.
+	for i := range reserve {
 		h.setNow(time.Date(2026, 11, 23, 8+i, 0, 0, 0, time.UTC))
 		h.mustRun(ExitOK, "run")
 	}
@@ -150,6 +133,23 @@ func TestBudgetEarlierReadsLeaveTheReserveToo(t *testing.T) {
 	rep := h.mustRun(ExitOK, "run")
 	if countOps(rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
 		t.Errorf("the departed guest's key is not revoked and deleted: %v; budget %+v", rep.Counts(), onlyAccount(t, rep.Budget, reconcile.System3RPMS))
+	}
+}
+
+// spendDownTo plans (its reads count) and then fills 3RPMS's ledger an hour
+// back with reads, or writes, until the day has used the given number of
+// requests.
+func (h *harness) spendDownTo(used int, writes bool) {
+	h.t.Helper()
+	n := used - onlyAccount(h.t, h.mustRun(ExitOK, "plan").Budget, reconcile.System3RPMS).UsedToday
+	db := openState(h.t, h.cfg.State, state.Options{Key: stateKeyOf(h.t, h.cfg)})
+	defer db.Close()
+	spent := make([]reconcile.RequestRecord, n)
+	for i := range spent {
+		spent[i] = reconcile.RequestRecord{System: reconcile.System3RPMS, At: h.now.Add(-time.Hour), Write: writes}
+	}
+	if err := db.Save(context.Background(), nil, nil, spent...); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

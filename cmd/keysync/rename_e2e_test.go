@@ -33,24 +33,8 @@ func TestRenamedPropertyKeepsItsCredentials(t *testing.T) {
 	if len(invites) != 1 || len(accesses) != 1 {
 		t.Fatalf("after the backfill: %d invites, %d accesses; want 1 each", len(invites), len(accesses))
 	}
-	text, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rename := func(from, to string) {
-		t.Helper()
-		next := strings.Replace(string(text), "name: "+from+"\n", "name: "+to+"\n", 1)
-		if next == string(text) {
-			t.Fatalf("no property %s in\n%s", from, text)
-		}
-		text = []byte(next)
-		if err := os.WriteFile(fw.cfg, text, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		fw.hotel = to
-	}
 	for _, names := range [][2]string{{"sandbox-hotel", "hotel-renamed"}, {"hotel-renamed", "sandbox-hotel"}} {
-		rename(names[0], names[1])
+		fw.rename(names[0], names[1])
 		for run := range 2 {
 			rep := fw.run(ExitOK, "run")
 			for _, a := range rep.Actions() {
@@ -100,28 +84,12 @@ func TestRenamedBackWithALeftoverRecord(t *testing.T) {
 	fw.hotelStay("s3", "r301", 1, 3)
 	fw.hotelStay("s4", "r102", 1, 3)
 	fw.mustExec(ExitOK, "backfill")
-	text, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rename := func(from, to string) {
-		t.Helper()
-		next := strings.Replace(string(text), "name: "+from+"\n", "name: "+to+"\n", 1)
-		if next == string(text) {
-			t.Fatalf("no property %s", from)
-		}
-		text = []byte(next)
-		if err := os.WriteFile(fw.cfg, text, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		fw.hotel = to
-	}
-	rename("sandbox-hotel", "hotel-renamed")
+	fw.rename("sandbox-hotel", "hotel-renamed")
 	if err := fw.sb.rpms.CancelReservation("res-s4"); err != nil {
 		t.Fatal(err)
 	}
 	fw.exec("run", nil)
-	rename("hotel-renamed", "sandbox-hotel")
+	fw.rename("hotel-renamed", "sandbox-hotel")
 	r := fw.exec("run", nil)
 	for _, n := range r.rep.Notes() {
 		if n.Kind == reconcile.NoteConflict {
@@ -185,4 +153,22 @@ func TestRemovedHotelKeepsItsKeyOfAnotherHotelsID(t *testing.T) {
 	if live != 1 {
 		t.Errorf("the annex's live records: %d, want its guest's key", live)
 	}
+}
+
+// rename renames the hotel property in the config file from one name to
+// another.
+func (w *world) rename(from, to string) {
+	w.t.Helper()
+	text, err := os.ReadFile(w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	next := strings.Replace(string(text), "name: "+from+"\n", "name: "+to+"\n", 1)
+	if next == string(text) {
+		w.t.Fatalf("no property %s in\n%s", from, text)
+	}
+	if err := os.WriteFile(w.cfg, []byte(next), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	w.hotel = to
 }
