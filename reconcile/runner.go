@@ -476,8 +476,8 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 		br.Left = max(b.Cap-used, 0)
 		rep.Budget[acct] = br
 		if used > b.Cap {
-			r.log().Warn("the day's requests are past the daily cap: reads are never deferred, and only revocations may still write, within the reserve; fewer runs or polls (poll_every) read less",
-				"credential", acct, "used_24h", used, "daily_cap", b.Cap)
+			r.log().Warn("the day's requests are past the daily cap (in a shard, its share): reads are never deferred, and only revocations may still write, within the reserve; fewer runs or polls (poll_every) read less",
+				"credential", acct, "used_24h", used, "cap", b.Cap)
 		}
 	}
 	return nil

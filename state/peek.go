@@ -101,6 +101,19 @@ func (p *Peeked) LiveProperties(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// Backfilled reports whether the file records a completed backfill of
+// property, as DB.Backfilled does.
+func (p *Peeked) Backfilled(ctx context.Context, property string) (bool, error) {
+	if p.db == nil {
+		return false, nil
+	}
+	var n int
+	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM meta WHERE key = ?`, backfilledKey(property)).Scan(&n); err != nil {
+		return false, fmt.Errorf("state: read whether %s backfilled %s: %w", p.path, property, err)
+	}
+	return n > 0, nil
+}
+
 // Record returns what the file knows of property.
 func (p *Peeked) Record(ctx context.Context, property string) (Record, error) {
 	if p.db == nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -73,13 +72,18 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
-		log.Info("no state file: backfilling once before the schedule starts", "path", cfg.State)
+	unfinished, err := env.notBackfilled(ctx, cfg)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("serve: %w", err))
+	}
+	if len(unfinished) > 0 {
+		log.Info("backfilling once before the schedule starts: no state file, or properties it has not completed a backfill of", "path", cfg.State, "properties", unfinished)
 		run(reconcile.Options{Mode: reconcile.ModeBackfill})
 		if ctx.Err() != nil {
 			// Stopped during the backfill, which finished its requests in
-			// flight and recorded what it did: the next start goes on.
-			log.Info("stopped during the first backfill")
+			// flight and recorded what it did: the next start backfills
+			// again what it did not complete.
+			log.Info("stopped during the backfill")
 			return nil
 		}
 	}
@@ -143,6 +147,29 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
+// notBackfilled names the properties the state file has not completed a
+// backfill of: every one when there is no file yet. serve backfills them
+// before it starts its schedule (a first start, or one after a backfill was
+// stopped or could not read everything).
+func (env *environment) notBackfilled(ctx context.Context, cfg *Config) ([]string, error) {
+	p, err := state.Peek(ctx, cfg.State, env.stateBusy)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	var out []string
+	for _, prop := range cfg.Properties {
+		done, err := p.Backfilled(ctx, prop.Name)
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			out = append(out, prop.Name)
+		}
+	}
+	return out, nil
+}
+
 // guestwayPoll is one look-ahead serve polls: a targeted run of property,
 // every so often, over days from today.
 type guestwayPoll struct {
@@ -154,8 +181,8 @@ type guestwayPoll struct {
 // guestwayPolls is what serve polls: each Guestway property with
 // poll_every, but a split organisation once, as its first polling
 // property, at its members' shortest interval over their longest
-// look-ahead. A targeted run of one of them takes in the others (one read
-// of the organisation); a poll of each would read it all once more.
+// look-ahead. A targeted run of one of them takes in the others; a poll of
+// each would do all of it again.
 func guestwayPolls(cfg *Config) []guestwayPoll {
 	leader := map[int]int{} // a split organisation's members → its first
 	for _, idx := range cfg.splitOrgs() {

@@ -473,7 +473,9 @@ func TestServeResumesTheLastSuccess(t *testing.T) {
 
 // TestServeStoppedDuringItsFirstBackfill: serve stopped (SIGTERM) while its
 // first backfill runs stops cleanly, exit 0, with the backfill's record
-// kept; the next run goes on from it.
+// kept; started again, it backfills once more what it had not completed
+// before it serves, so today's guest is keyed without waiting for the
+// nightly run.
 func TestServeStoppedDuringItsFirstBackfill(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(4), nil)
@@ -487,6 +489,16 @@ func TestServeStoppedDuringItsFirstBackfill(t *testing.T) {
 	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	clock := reconcile.WallClock{}
+	// serve runs serve until ctx is done, or, with stop, until it listens
+	// (its start is over).
+	serve := func(ctx context.Context, stop func()) (string, error) {
+		stderr := &syncBuffer{}
+		env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: func() time.Time { return fw.now },
+			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(string) { stop() }}
+		err := env.run(ctx, []string{"serve", "--config", fw.cfg})
+		return stderr.String(), err
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var once sync.Once
@@ -496,17 +508,23 @@ func TestServeStoppedDuringItsFirstBackfill(t *testing.T) {
 		}
 		next.ServeHTTP(rw, r)
 	})
-	stderr := &syncBuffer{}
-	clock := reconcile.WallClock{}
-	env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: func() time.Time { return fw.now },
-		clock: clock, retry: httpapi.Retry{Clock: clock}}
-	if err := env.run(ctx, []string{"serve", "--config", fw.cfg}); err != nil {
-		t.Errorf("serve stopped during its first backfill: %v, want a clean stop\n%s", err, stderr.String())
+	if out, err := serve(ctx, stop); err != nil {
+		t.Errorf("serve stopped during its first backfill: %v, want a clean stop\n%s", err, out)
 	}
 	if !fileExists(fw.statePath()) {
 		t.Fatal("no state file after the stopped backfill")
 	}
+	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
+		t.Fatal("the stopped backfill keyed s1: the stop came too late to test the restart")
+	}
 	fw.setFault(nil)
-	fw.mustExec(ExitOK, "run")
+	ctx, stop = context.WithCancel(context.Background())
+	defer stop()
+	if out, err := serve(ctx, stop); err != nil {
+		t.Fatalf("serve started again: %v\n%s", err, out)
+	}
+	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID == "" {
+		t.Error("serve started again after a stopped first backfill serves, but s1, arriving today, holds no key")
+	}
 	fw.checkInvariants("")
 }
