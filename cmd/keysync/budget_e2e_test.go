@@ -88,9 +88,7 @@ func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 func TestBudgetReadsLeaveTheReserveToRevocations(t *testing.T) {
 	t.Parallel()
 	const limit, reserve = 60, 1
-	h := newHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve))
-	h.stay("leaving", "r101", -2, 0)
-	h.mustRun(ExitOK, "backfill")
+	h := leavingWithABudget(t, limit, reserve)
 	h.stay("new1", "r102", 1, 3)
 	h.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)) // past checkout
 	h.spendDownTo(limit-reserve, false)
@@ -119,9 +117,7 @@ func TestBudgetReadsLeaveTheReserveToRevocations(t *testing.T) {
 func TestBudgetEarlierReadsLeaveTheReserveToo(t *testing.T) {
 	t.Parallel()
 	const limit, reserve = 60, 3
-	h := newHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve))
-	h.stay("leaving", "r101", -2, 0)
-	h.mustRun(ExitOK, "backfill")
+	h := leavingWithABudget(t, limit, reserve)
 	h.setNow(time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC))
 	h.spendDownTo(limit-reserve, true) // writes down to the reserve
 	// A quiet morning: read-only runs.
@@ -134,6 +130,16 @@ func TestBudgetEarlierReadsLeaveTheReserveToo(t *testing.T) {
 	if countOps(rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(rep, reconcile.OpDelete, reconcile.ResultDone) != 1 {
 		t.Errorf("the departed guest's key is not revoked and deleted: %v; budget %+v", rep.Counts(), onlyAccount(t, rep.Budget, reconcile.System3RPMS))
 	}
+}
+
+// leavingWithABudget is a hotel whose 3RPMS day has the cap and reserve
+// given, backfilled with a guest who left two days ago.
+func leavingWithABudget(t *testing.T, limit, reserve int) *harness {
+	t.Helper()
+	h := newHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve))
+	h.stay("leaving", "r101", -2, 0)
+	h.mustRun(ExitOK, "backfill")
+	return h
 }
 
 // spendDownTo plans (its reads count) and then fills 3RPMS's ledger an hour
