@@ -185,12 +185,13 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		}
 		p.cleanup(s, keys, true, reason)
 		p.end(s, append(sys.of(SystemOpenApp), sys.of(SystemKeyBox)...), reason)
-		if k := s.Key; k != nil && p.claimsUnknown() && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS &&
+		if k := s.Key; k != nil && p.claimsUnknown() && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS && s.MovedTo == "" &&
 			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// State was lost, or the key came with the stay from another
 			// property of the hotel that let go of it: the key may be
 			// ours, left on a stay that already left. 3RPMS keeps it for
-			// two days; withdraw it now.
+			// two days; withdraw it now. (A stay in another property's
+			// room now holds that property's key: it withdraws it.)
 			p.claimDeparted(s, reason)
 		}
 		return nil
@@ -621,20 +622,21 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 }
 
 // handOver lets go of a stay that moved into a room of another property of
-// the same hotel (Stay.MovedTo). Its PIN key goes with it: recorded here as
-// released, without a request, and adopted by that property (Input.Siblings),
-// so the stay is never without a key; that property then replaces it, make
-// before break, as it does for a stay that moved between its own rooms
-// (the guest gets a new PIN). What this property issued for its own doors
-// (key-box accesses, OpenApp invites and the keys carrying them) is
+// the same hotel (Stay.MovedTo). Its 3RPMS key goes with it: recorded here
+// as released, without a request, and adopted by that property
+// (Input.Siblings), so the stay is never without a key and only that
+// property revokes it; that property then replaces it as it does for a
+// stay that moved between its own rooms (a new PIN; for a key carrying an
+// invite or a key-box code, one carrying that property's). What this
+// property issued for its own doors (key-box accesses, OpenApp invites) is
 // withdrawn as for a stay that left its rooms.
 func (p *planner) handOver(s Stay, creds []*Credential) {
 	reason := "stay moved to a room of " + s.MovedTo
 	var rest []*Credential
 	for _, c := range creds {
-		if c.System == System3RPMS && c.Kind == KindPINKey && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID {
+		if c.System == System3RPMS && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID {
 			p.rec.letGo(c.RemoteID)
-			p.add(Action{Op: OpRelease, Reason: reason + "; its PIN key goes with it, until that property replaces it as for any room move", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
+			p.add(Action{Op: OpRelease, Reason: reason + "; its key goes with it, until that property replaces it as for any room move", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue
 		}
 		rest = append(rest, c)

@@ -1119,6 +1119,9 @@ func TestComputeSplitHotel(t *testing.T) {
 		creds    []reconcile.Credential
 		siblings map[string]*reconcile.Credential
 		want     []string
+		// withdrawn counts what the plan withdraws: never a key handed
+		// over, only what the property issued for its own doors.
+		withdrawn int
 	}{
 		{
 			name: "moved away: the key goes with the stay",
@@ -1129,6 +1132,33 @@ func TestComputeSplitHotel(t *testing.T) {
 			}(),
 			creds: []reconcile.Credential{cred("s1", "r204", "K1", active, true, "2026-06-10", "2026-06-13")},
 			want:  []string{"1 release s1 K1 revoke"},
+		},
+		{
+			name: "moved away with a key carrying an invite: the key goes with the stay, the invite is switched off",
+			stay: func() reconcile.Stay {
+				s := stay("s1", "r205", "2026-06-10", "2026-06-13")
+				s.Key, s.MovedTo = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}, "annex"
+				return s
+			}(),
+			creds: func() []reconcile.Credential {
+				inv := reconcile.Credential{ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r204", RemoteID: "U1",
+					Status: active, Secret: "link", Arrival: date("2026-06-10"), Departure: date("2026-06-13")}
+				key := cred("s1", "r204", "K1", active, true, "2026-06-10", "2026-06-13")
+				key.Kind, key.DerivedFrom, key.PIN = reconcile.KindQRKey, 5, ""
+				return []reconcile.Credential{inv, key}
+			}(),
+			want:      []string{"1 release s1 K1 revoke", "1 disable s1 U1 revoke"},
+			withdrawn: 1,
+		},
+		{
+			name: "departed from another property's room: its key is that property's, not claimed",
+			stay: func() reconcile.Stay {
+				s := holding(stay("s1", "r205", "2026-06-07", "2026-06-09"), "K9", "111111")
+				s.MovedTo = "annex"
+				return s
+			}(),
+			siblings: map[string]*reconcile.Credential{},
+			want:     nil,
 		},
 		{
 			name:     "moved in: the sibling's key is adopted, then replaced for the new room",
@@ -1159,8 +1189,8 @@ func TestComputeSplitHotel(t *testing.T) {
 			if got := summary(plan); !slices.Equal(got, tt.want) {
 				t.Errorf("plan:\n got %q\nwant %q", got, tt.want)
 			}
-			if plan.Withdrawn != 0 {
-				t.Errorf("withdrawn %d, want 0: handing a key over is not a withdrawal", plan.Withdrawn)
+			if plan.Withdrawn != tt.withdrawn {
+				t.Errorf("withdrawn %d, want %d: handing a key over is not a withdrawal", plan.Withdrawn, tt.withdrawn)
 			}
 			for _, a := range plan.Actions {
 				if a.Op == reconcile.OpAdopt && a.Cred.PIN != sibling.PIN {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,84 @@ func TestSplitHotel(t *testing.T) {
 		t.Errorf("a run targeted at hotel's h2 did not have the annex adopt its key: %d actions", len(rep.Actions()))
 	}
 	check("after h2 moved into the annex, targeted")
+}
+
+// TestSplitHotelMovesKeysCarryingInvitesAndCodes: a split hotel's QR and
+// key-box stays moved into the other property's rooms. The property they
+// left lets go of their keys without a request; the one they joined
+// replaces each with one carrying its own invite or code, and is the only
+// one to revoke and delete the old key. At departure the property they
+// left claims nothing: the key on the stay is the other's.
+func TestSplitHotelMovesKeysCarryingInvitesAndCodes(t *testing.T) {
+	t.Parallel()
+	split := func(cfg string) string {
+		head, hotel, _ := strings.Cut(cfg, "  - name: sandbox-hotel\n")
+		hotel = "  - name: sandbox-hotel\n" + hotel
+		keep := func(name string, rooms ...string) string {
+			var out []string
+			for _, line := range strings.SplitAfter(hotel, "\n") {
+				if id, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.HasPrefix(line, "      r") && !slices.Contains(rooms, id) {
+					continue
+				}
+				out = append(out, line)
+			}
+			return strings.Replace(strings.Join(out, ""), "name: sandbox-hotel", "name: "+name, 1)
+		}
+		return head + keep("hotel-a", "r101", "r103") + keep("hotel-b", "r102", "r104")
+	}
+	fw := &faultWorld{faults: sinktest.NewWrites(func(*http.Request) bool { return true }, nil)}
+	fw.world = newWorld(t, map[string]string{"r101": "qr", "r102": "qr", "r103": "key_storage", "r104": "key_storage"}, nil,
+		withMiddleware(fw.faults.Wrap), withConfigEdit(split))
+	fw.hotel = "hotel-b"
+	fw.hotelStay("qr", "r101", 0, 2)
+	fw.hotelStay("box", "r103", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	old := map[string]string{"qr": fw.key("qr").ID, "box": fw.key("box").ID}
+	for stay, room := range map[string]string{"qr": "r102", "box": "r104"} {
+		if err := fw.sb.rpms.MoveStay(stay, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends := map[string]int{} // revokes and deletes of each stay's 3RPMS key
+	for _, a := range fw.mustExec(ExitOK, "run").rep.Actions() {
+		if a.System != reconcile.System3RPMS || a.Result != reconcile.ResultDone {
+			continue
+		}
+		switch {
+		case a.Stay.Property == "hotel-a" && a.Op != reconcile.OpRelease:
+			t.Errorf("hotel-a, which stay %s left: %s of its key, want a release alone", a.Stay.ID, a.Op)
+		case a.Op == reconcile.OpRevoke || a.Op == reconcile.OpDelete:
+			ends[a.Stay.ID]++
+		}
+	}
+	for stay, id := range old {
+		if ends[stay] != 2 {
+			t.Errorf("stay %s's old key: %d revokes and deletes, want one of each (by hotel-b)", stay, ends[stay])
+		}
+		if now := fw.key(stay).ID; now == id {
+			t.Errorf("stay %s still holds key %s, want hotel-b's new one", stay, id)
+		}
+	}
+	// hotel-a keeps its invite for the old room, disabled, until its
+	// window ends; the invariants would count it live, so they are checked
+	// once it is gone.
+	fw.converges()
+	fw.setNow(t0.AddDate(0, 0, 2).Add(14 * time.Hour)) // past checkout and grace
+	r := fw.exec("run", nil)
+	if r.code != ExitOK {
+		t.Fatalf("departure run exited %d:\n%s", r.code, r.output())
+	}
+	for _, a := range r.rep.Actions() {
+		if a.Stay.Property == "hotel-a" && a.Op == reconcile.OpClaim {
+			t.Errorf("hotel-a claims stay %s's key at departure: it is hotel-b's", a.Stay.ID)
+		}
+	}
+	for _, n := range r.rep.Notes() {
+		if n.Kind == reconcile.NoteConflict {
+			t.Errorf("departure: conflict on %s %s: %s", n.Stay.Property, n.Stay.ID, n.Detail)
+		}
+	}
+	fw.checkInvariants("")
 }
 
 // TestSplitGuestwayOrganisation: one Guestway organisation token split into
