@@ -177,7 +177,7 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 	if !in.Now.Before(win.End) {
 		reason := fmt.Sprintf("departed %s", s.Departure)
 		keys := sys.of(System3RPMS)
-		if k := s.Key; k != nil && p.rec.remote(k.ID) != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
+		if k := s.Key; k != nil && s.MovedTo == "" && p.rec.remote(k.ID) != nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// A split stay's part holding our key recorded for the other
 			// part: take it off this part too (the other keeps it).
 			shared := p.rec.remote(k.ID)
@@ -186,12 +186,13 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		p.cleanup(s, keys, true, reason)
 		p.end(s, append(sys.of(SystemOpenApp), sys.of(SystemKeyBox)...), reason)
 		if k := s.Key; k != nil && p.claimsUnknown() && p.rec.remote(k.ID) == nil && s.Ref.Source == System3RPMS && s.MovedTo == "" &&
-			!slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
+			p.in.Siblings[k.ID] == nil && !slices.ContainsFunc(keys, func(c *Credential) bool { return c.RemoteID == k.ID }) {
 			// State was lost, or the key came with the stay from another
 			// property of the hotel that let go of it: the key may be
 			// ours, left on a stay that already left. 3RPMS keeps it for
 			// two days; withdraw it now. (A stay in another property's
-			// room now holds that property's key: it withdraws it.)
+			// room now holds that property's key, and a key another
+			// property records is that property's: it withdraws it.)
 			p.claimDeparted(s, reason)
 		}
 		return nil

@@ -1201,6 +1201,60 @@ func TestComputeSplitHotel(t *testing.T) {
 	}
 }
 
+// TestComputeSplitHotelDepartedElsewhere: a split hotel's stay that
+// departed from the other property's room is that property's to withdraw:
+// this property neither takes off it a key it records for another of its
+// stays (3RPMS shares a key between the parts of a split stay) nor, where
+// it is the stay's own property, claims a key its sibling records.
+func TestComputeSplitHotelDepartedElsewhere(t *testing.T) {
+	t.Parallel()
+	active := reconcile.StatusActive
+	sibling := cred("s2", "r204", "K1", active, true, "2026-06-07", "2026-06-09")
+	sibling.Stay.Property = "annex"
+	moved := holding(stay("s2", "r205", "2026-06-07", "2026-06-09"), "K1", "111111")
+	moved.MovedTo = "annex"
+	for _, tt := range []struct {
+		name     string
+		stays    []reconcile.Stay
+		creds    []reconcile.Credential
+		siblings map[string]*reconcile.Credential
+		want     []string
+	}{
+		{
+			name:     "in the other property's room, with a key recorded here for another stay",
+			stays:    []reconcile.Stay{moved, holding(stay("s0", "r204", "2026-06-09", "2026-06-13"), "K1", "111111")},
+			creds:    []reconcile.Credential{cred("s0", "r204", "K1", active, true, "2026-06-09", "2026-06-13")},
+			siblings: map[string]*reconcile.Credential{},
+			want:     nil,
+		},
+		{
+			name:     "moved in, with a key its sibling records",
+			stays:    []reconcile.Stay{holding(stay("s2", "r205", "2026-06-07", "2026-06-09"), "K1", "111111")},
+			siblings: map[string]*reconcile.Credential{"K1": &sibling},
+			want:     nil,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			plan, err := reconcile.Compute(reconcile.Input{
+				Now: tonight, Property: testProperty(), Stays: tt.stays, Credentials: tt.creds, Siblings: tt.siblings, Rand: seeded(3),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, line := range summary(plan) {
+				if strings.Contains(line, " s2 ") {
+					got = append(got, line)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("plan for s2:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestComputeAdoptsHeld: a backfill looks for the invites and key-box
 // accesses it would create (Plan.Seek) and, planned again with what the
 // systems hold (Input.Held), adopts them instead of creating them, keeps a

@@ -155,6 +155,50 @@ func TestSplitHotel(t *testing.T) {
 // left claims nothing: the key on the stay is the other's.
 func TestSplitHotelMovesKeysCarryingInvitesAndCodes(t *testing.T) {
 	t.Parallel()
+	fw, old := movedInSplitHotel(t)
+	ends := map[string]int{} // revokes and deletes of each stay's 3RPMS key
+	for _, a := range fw.mustExec(ExitOK, "run").rep.Actions() {
+		if a.System != reconcile.System3RPMS || a.Result != reconcile.ResultDone {
+			continue
+		}
+		switch {
+		case a.Stay.Property == "hotel-a" && a.Op != reconcile.OpRelease:
+			t.Errorf("hotel-a, which stay %s left: %s of its key, want a release alone", a.Stay.ID, a.Op)
+		case a.Op == reconcile.OpRevoke || a.Op == reconcile.OpDelete:
+			ends[a.Stay.ID]++
+		}
+	}
+	for stay, id := range old {
+		if ends[stay] != 2 {
+			t.Errorf("stay %s's old key: %d revokes and deletes, want one of each (by hotel-b)", stay, ends[stay])
+		}
+		if now := fw.key(stay).ID; now == id {
+			t.Errorf("stay %s still holds key %s, want hotel-b's new one", stay, id)
+		}
+	}
+	// hotel-a keeps its invite for the old room, disabled, until its
+	// window ends; the invariants would count it live, so they are checked
+	// once it is gone.
+	fw.converges()
+	fw.departed(t)
+}
+
+// TestSplitHotelStayLeavesBeforeAnyRunSeesItsMove: the same moves, but the
+// stays leave before a run sees them. The property they left, which alone
+// records their keys, withdraws them; the one they joined neither claims
+// nor withdraws them, and no key is called another integration's.
+func TestSplitHotelStayLeavesBeforeAnyRunSeesItsMove(t *testing.T) {
+	t.Parallel()
+	fw, _ := movedInSplitHotel(t)
+	fw.departed(t)
+}
+
+// movedInSplitHotel is a fault world whose hotel is split into hotel-a
+// (r101 QR, r103 key-box) and hotel-b (r102 QR, r104 key-box), on one
+// endpoint and token, with stay qr and stay box keyed in hotel-a's rooms,
+// then moved into hotel-b's. It returns their keys before the move.
+func movedInSplitHotel(t *testing.T) (*faultWorld, map[string]string) {
+	t.Helper()
 	split := func(cfg string) string {
 		head, hotel, _ := strings.Cut(cfg, "  - name: sandbox-hotel\n")
 		hotel = "  - name: sandbox-hotel\n" + hotel
@@ -183,38 +227,33 @@ func TestSplitHotelMovesKeysCarryingInvitesAndCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ends := map[string]int{} // revokes and deletes of each stay's 3RPMS key
-	for _, a := range fw.mustExec(ExitOK, "run").rep.Actions() {
-		if a.System != reconcile.System3RPMS || a.Result != reconcile.ResultDone {
-			continue
-		}
-		switch {
-		case a.Stay.Property == "hotel-a" && a.Op != reconcile.OpRelease:
-			t.Errorf("hotel-a, which stay %s left: %s of its key, want a release alone", a.Stay.ID, a.Op)
-		case a.Op == reconcile.OpRevoke || a.Op == reconcile.OpDelete:
-			ends[a.Stay.ID]++
-		}
-	}
-	for stay, id := range old {
-		if ends[stay] != 2 {
-			t.Errorf("stay %s's old key: %d revokes and deletes, want one of each (by hotel-b)", stay, ends[stay])
-		}
-		if now := fw.key(stay).ID; now == id {
-			t.Errorf("stay %s still holds key %s, want hotel-b's new one", stay, id)
-		}
-	}
-	// hotel-a keeps its invite for the old room, disabled, until its
-	// window ends; the invariants would count it live, so they are checked
-	// once it is gone.
-	fw.converges()
+	return fw, old
+}
+
+// departed runs past the moved stays' checkout: one property withdraws
+// each key, none claims another's, and every invariant holds.
+func (fw *faultWorld) departed(t *testing.T) {
+	t.Helper()
 	fw.setNow(t0.AddDate(0, 0, 2).Add(14 * time.Hour)) // past checkout and grace
 	r := fw.exec("run", nil)
 	if r.code != ExitOK {
 		t.Fatalf("departure run exited %d:\n%s", r.code, r.output())
 	}
+	by := map[string]map[string]bool{} // stay → the properties that withdrew or claimed its key
 	for _, a := range r.rep.Actions() {
-		if a.Stay.Property == "hotel-a" && a.Op == reconcile.OpClaim {
-			t.Errorf("hotel-a claims stay %s's key at departure: it is hotel-b's", a.Stay.ID)
+		if a.System == reconcile.System3RPMS && (a.Op == reconcile.OpRevoke || a.Op == reconcile.OpDelete || a.Op == reconcile.OpClaim) {
+			if by[a.Stay.ID] == nil {
+				by[a.Stay.ID] = map[string]bool{}
+			}
+			by[a.Stay.ID][a.Stay.Property] = true
+		}
+		if a.Op == reconcile.OpClaim {
+			t.Errorf("departure: %s claims stay %s's key", a.Stay.Property, a.Stay.ID)
+		}
+	}
+	for stay, props := range by {
+		if len(props) > 1 {
+			t.Errorf("departure: stay %s's key is withdrawn by %d properties, want one", stay, len(props))
 		}
 	}
 	for _, n := range r.rep.Notes() {
