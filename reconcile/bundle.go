@@ -633,9 +633,13 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 // withdrawn as for a stay that left its rooms.
 func (p *planner) handOver(s Stay, creds []*Credential) {
 	reason := "stay moved to a room of " + s.MovedTo
+	// A key carrying this property's invite or code goes along only for a
+	// stay the runs read now (the sibling, reading the same hotel, adopts
+	// it in this run); one further out is withdrawn with what it carries.
+	due := !p.readTo.Before(s.Arrival)
 	var rest []*Credential
 	for _, c := range creds {
-		if c.System == System3RPMS && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID {
+		if c.System == System3RPMS && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID && (c.Kind == KindPINKey || due) {
 			p.rec.letGo(c.RemoteID)
 			p.add(Action{Op: OpRelease, Reason: reason + "; its key goes with it, until that property replaces it as for any room move", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue

@@ -1151,6 +1151,23 @@ func TestComputeSplitHotel(t *testing.T) {
 			withdrawn: 1,
 		},
 		{
+			name: "moved away past the window with a key carrying an invite: withdrawn with it (no run reads the stay now)",
+			stay: func() reconcile.Stay {
+				s := stay("s1", "r205", "2026-06-25", "2026-06-28")
+				s.Key, s.MovedTo = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}, "annex"
+				return s
+			}(),
+			creds: func() []reconcile.Credential {
+				inv := reconcile.Credential{ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r204", RemoteID: "U1",
+					Status: active, Secret: "link", Arrival: date("2026-06-25"), Departure: date("2026-06-28")}
+				key := cred("s1", "r204", "K1", active, true, "2026-06-25", "2026-06-28")
+				key.Kind, key.DerivedFrom, key.PIN = reconcile.KindQRKey, 5, ""
+				return []reconcile.Credential{inv, key}
+			}(),
+			want:      []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke", "1 disable s1 U1 revoke"},
+			withdrawn: 2,
+		},
+		{
 			name: "departed from another property's room: its key is that property's, not claimed",
 			stay: func() reconcile.Stay {
 				s := holding(stay("s1", "r205", "2026-06-07", "2026-06-09"), "K9", "111111")
