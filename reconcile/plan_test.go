@@ -1113,6 +1113,20 @@ func TestComputeSplitHotel(t *testing.T) {
 	active := reconcile.StatusActive
 	sibling := cred("s1", "r204", "K1", active, true, "2026-06-10", "2026-06-13")
 	sibling.Stay.Property, sibling.PIN = "annex", "583920"
+	// movedQR is stay s1, holding QR key K1, moved into annex's room;
+	// qrCreds records K1 carrying invite U1, both for r204.
+	movedQR := func(arrival, departure string) reconcile.Stay {
+		s := stay("s1", "r205", arrival, departure)
+		s.Key, s.MovedTo = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}, "annex"
+		return s
+	}
+	qrCreds := func(arrival, departure string) []reconcile.Credential {
+		inv := reconcile.Credential{ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r204", RemoteID: "U1",
+			Status: active, Secret: "link", Arrival: date(arrival), Departure: date(departure)}
+		key := cred("s1", "r204", "K1", active, true, arrival, departure)
+		key.Kind, key.DerivedFrom, key.PIN = reconcile.KindQRKey, 5, ""
+		return []reconcile.Credential{inv, key}
+	}
 	for _, tt := range []struct {
 		name     string
 		stay     reconcile.Stay
@@ -1134,36 +1148,16 @@ func TestComputeSplitHotel(t *testing.T) {
 			want:  []string{"1 release s1 K1 revoke"},
 		},
 		{
-			name: "moved away with a key carrying an invite: the key goes with the stay, the invite is switched off",
-			stay: func() reconcile.Stay {
-				s := stay("s1", "r205", "2026-06-10", "2026-06-13")
-				s.Key, s.MovedTo = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}, "annex"
-				return s
-			}(),
-			creds: func() []reconcile.Credential {
-				inv := reconcile.Credential{ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r204", RemoteID: "U1",
-					Status: active, Secret: "link", Arrival: date("2026-06-10"), Departure: date("2026-06-13")}
-				key := cred("s1", "r204", "K1", active, true, "2026-06-10", "2026-06-13")
-				key.Kind, key.DerivedFrom, key.PIN = reconcile.KindQRKey, 5, ""
-				return []reconcile.Credential{inv, key}
-			}(),
+			name:      "moved away with a key carrying an invite: the key goes with the stay, the invite is switched off",
+			stay:      movedQR("2026-06-10", "2026-06-13"),
+			creds:     qrCreds("2026-06-10", "2026-06-13"),
 			want:      []string{"1 release s1 K1 revoke", "1 disable s1 U1 revoke"},
 			withdrawn: 1,
 		},
 		{
-			name: "moved away past the window with a key carrying an invite: withdrawn with it (no run reads the stay now)",
-			stay: func() reconcile.Stay {
-				s := stay("s1", "r205", "2026-06-25", "2026-06-28")
-				s.Key, s.MovedTo = &reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindQRKey), QRData: "link"}, "annex"
-				return s
-			}(),
-			creds: func() []reconcile.Credential {
-				inv := reconcile.Credential{ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r204", RemoteID: "U1",
-					Status: active, Secret: "link", Arrival: date("2026-06-25"), Departure: date("2026-06-28")}
-				key := cred("s1", "r204", "K1", active, true, "2026-06-25", "2026-06-28")
-				key.Kind, key.DerivedFrom, key.PIN = reconcile.KindQRKey, 5, ""
-				return []reconcile.Credential{inv, key}
-			}(),
+			name:      "moved away past the window with a key carrying an invite: withdrawn with it (no run reads the stay now)",
+			stay:      movedQR("2026-06-25", "2026-06-28"),
+			creds:     qrCreds("2026-06-25", "2026-06-28"),
 			want:      []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke", "1 disable s1 U1 revoke"},
 			withdrawn: 2,
 		},
