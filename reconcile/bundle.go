@@ -639,7 +639,7 @@ func (p *planner) handOver(s Stay, creds []*Credential) {
 	due := !p.readTo.Before(s.Arrival)
 	var rest []*Credential
 	for _, c := range creds {
-		if c.System == System3RPMS && c.Status == StatusActive && s.Key != nil && c.RemoteID == s.Key.ID && (c.Kind == KindPINKey || due) {
+		if c.System == System3RPMS && (c.Status == StatusActive || c.Status == StatusRetired) && s.Key != nil && c.RemoteID == s.Key.ID && (c.Kind == KindPINKey || due) {
 			p.rec.letGo(c.RemoteID)
 			p.add(Action{Op: OpRelease, Reason: reason + "; its key goes with it, until that property replaces it as for any room move", Cred: c, Step: 1, Priority: PriorityRevoke}, s)
 			continue

@@ -1148,6 +1148,16 @@ func TestComputeSplitHotel(t *testing.T) {
 			want:  []string{"1 release s1 K1 revoke"},
 		},
 		{
+			name: "moved away with a key retired here: it goes with the stay too (the other property adopts it)",
+			stay: func() reconcile.Stay {
+				s := holding(stay("s1", "r205", "2026-06-10", "2026-06-13"), "K1", "583920")
+				s.MovedTo = "annex"
+				return s
+			}(),
+			creds: []reconcile.Credential{cred("s1", "r204", "K1", reconcile.StatusRetired, false, "2026-06-10", "2026-06-13")},
+			want:  []string{"1 release s1 K1 revoke"},
+		},
+		{
 			name:      "moved away with a key carrying an invite: the key goes with the stay, the invite is switched off",
 			stay:      movedQR("2026-06-10", "2026-06-13"),
 			creds:     qrCreds("2026-06-10", "2026-06-13"),
