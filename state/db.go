@@ -135,7 +135,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
 	d.db = sdb
-	if err := d.init(ctx, opts.ReadOnly, unclean); err != nil {
+	if err := d.init(ctx, opts.ReadOnly, opts.Create, unclean); err != nil {
 		sdb.Close()
 		return nil, err
 	}
@@ -183,13 +183,25 @@ func dsn(path string, readOnly bool, busy time.Duration) string {
 }
 
 // init connects, checks integrity, migrates and checks the state key.
-func (d *DB) init(ctx context.Context, readOnly, unclean bool) error {
+func (d *DB) init(ctx context.Context, readOnly, create, unclean bool) error {
 	if err := d.db.PingContext(ctx); err != nil {
 		return d.openError("open", err)
 	}
 	checked, err := d.checkIntegrity(ctx, unclean)
 	if err != nil {
 		return err
+	}
+	if !create {
+		// An SQLite file with none of keysync's tables (made by hand, or
+		// another program's) is no record of what was issued: as a missing
+		// file, only a backfill may set it up.
+		var n int
+		if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+			return d.openError("open", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("state: %s holds none of keysync's tables: %w; if it is keysync's state file, restore it from a backup, else move it aside and run `keysync backfill` to create one that adopts the keys keysync already issued", d.path, ErrNoState)
+		}
 	}
 	if readOnly {
 		if err := d.checkSchema(ctx); err != nil {

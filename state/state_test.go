@@ -93,6 +93,38 @@ func TestOpenMissing(t *testing.T) {
 	}
 }
 
+// TestOpenAnotherSQLiteFile: an SQLite file with none of keysync's tables
+// (an empty database, or another program's) is no state file: opened
+// without Create it is refused as a missing one and left as it was.
+func TestOpenAnotherSQLiteFile(t *testing.T) {
+	t.Parallel()
+	for _, table := range []string{"", "CREATE TABLE foo (x)"} {
+		path := filepath.Join(t.TempDir(), "keysync.db")
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(cmp.Or(table, "VACUUM")); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+		for _, opts := range []Options{{}, {ReadOnly: true}} {
+			if _, err := Open(context.Background(), path, opts); !errors.Is(err, ErrNoState) || !strings.Contains(err.Error(), "keysync backfill") {
+				t.Errorf("%q: Open(%+v): %v, want ErrNoState naming keysync backfill", table, opts, err)
+			}
+		}
+		raw, err = sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := raw.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'schema_migrations'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%q: Open added keysync's tables (%d, %v)", table, n, err)
+		}
+		raw.Close()
+	}
+}
+
 func TestCreateMode(t *testing.T) {
 	t.Parallel()
 	db, path := openNew(t)
