@@ -115,9 +115,15 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		mode = string(reconcile.ModeRun)
 		if f.now == "" {
 			// The plan's instant: the windows it computed.
-			if age := env.now().Sub(saved.Now); age > savedPlanMaxAge {
+			switch age := env.now().Sub(saved.Now); {
+			case age > savedPlanMaxAge:
 				return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, %s ago (more than %s); make and review a new plan",
 					f.planFile, saved.Now.Format(time.RFC3339), age.Round(time.Minute), savedPlanMaxAge))
+			case age < -savedPlanMaxAhead:
+				// A plan made with plan --now for a later instant: applied
+				// now, it would withdraw what guests hold until then.
+				return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, %s from now; apply acts at the plan's instant: apply it then, or give --now to act for that instant now",
+					f.planFile, saved.Now.Format(time.RFC3339), (-age).Round(time.Minute)))
 			}
 			f.now = saved.Now.Format(time.RFC3339Nano)
 		}

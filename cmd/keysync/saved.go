@@ -116,6 +116,11 @@ func (sp *savedPlan) writeTo(f *os.File) error {
 // are the plan's; hours later they no longer match the wall clock.
 const savedPlanMaxAge = 6 * time.Hour
 
+// savedPlanMaxAhead is how far in the future a plan's instant may be (a
+// clock a little ahead on the machine that planned) for apply without
+// --now to take it.
+const savedPlanMaxAhead = 5 * time.Minute
+
 // readSavedPlan reads a file `plan --out` wrote.
 func readSavedPlan(path string) (*savedPlan, error) {
 	b, err := os.ReadFile(path)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,21 @@ func TestSavedPlan(t *testing.T) {
 	exec(ExitOK, "apply", fresh)
 	if n := len(h.ours()); n != before+2 {
 		t.Errorf("%d keys after the fresh plan, want %d", n, before+2)
+	}
+	// Without --now, apply acts at the plan's instant: a plan made for a
+	// day ahead (plan --now, to preview tomorrow) is refused, not applied
+	// now, where it would withdraw what guests hold until then; so is one
+	// made more than six hours ago.
+	for _, at := range []time.Duration{24 * time.Hour, -7 * time.Hour} {
+		name := filepath.Join(dir, fmt.Sprintf("at%s.plan", at))
+		mustRunText(t, ExitOK, h.getenv, "plan", "--config", h.cfgPath, "--out", name, "--now", time.Now().Add(at).Format(time.RFC3339))
+		want := map[bool]string{true: "from now; apply acts at the plan's instant", false: "ago (more than 6h0m0s)"}[at > 0]
+		if r := mustRunText(t, ExitConfig, h.getenv, "apply", "--config", h.cfgPath, name); !strings.Contains(r.stdout+r.stderr+errString(r.err), want) {
+			t.Errorf("apply of a plan made for %s from now: %s%s%v, want %q", at, r.stdout, r.stderr, r.err, want)
+		}
+	}
+	if n := len(h.ours()); n != before+2 {
+		t.Errorf("%d keys after the refused plans, want %d", n, before+2)
 	}
 }
 
