@@ -397,6 +397,12 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		}
 		return p.replaceTimeBound(s, cur, kind, win, prio, reason+"; "+cannot+", so "+then)
 	}
+	if cur.Stale && due && !keyNeeds(cur, false) {
+		// A targeted run's read-back does not show it live (cancelled or
+		// deleted upstream, confirmKept), though a key carries it: a new
+		// one replaces it, and the key then carries the new one.
+		return p.replaceTimeBound(s, cur, kind, win, prio, "a read-back does not show it live (cancelled or deleted upstream): a new one replaces it")
+	}
 	if keyNeeds(cur, false) && cur.Secret == "" && cur.Secretless && !cur.Stale {
 		// keysync created it and the system's answer carried no secret
 		// (a key box whose create answer has no code): a replacement would

@@ -660,7 +660,13 @@ func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
 // secret keysync never saw: a guest never gets a key for a dead code. A
 // failed read counts as not shown; a system with no list call
 // (ErrNoList) is taken at its record.
-func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential) {
+//
+// For the stays of a targeted run (targets: a webhook's, or `run --stay`),
+// it reads back those a key carries too: a run over the whole window
+// takes them at their record (a read per credential every night), so a
+// run at the stay is how a credential cancelled upstream under a guest's
+// key is replaced, with the key carrying it.
+func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential, targets []string) {
 	carried := map[int64]bool{}
 	for _, c := range creds {
 		if c.System == System3RPMS && c.Status == StatusActive && c.DerivedFrom != 0 {
@@ -669,7 +675,7 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 	}
 	for i := range creds {
 		c := &creds[i]
-		if c.Status != StatusActive || c.Secret == "" && !c.Secretless || c.Stay.Source != System3RPMS || carried[c.ID] {
+		if c.Status != StatusActive || c.Secret == "" && !c.Secretless || c.Stay.Source != System3RPMS || carried[c.ID] && !slices.Contains(targets, c.Stay.ID) {
 			continue
 		}
 		if m, ok := site.Property.methodFor(c.RoomID); !ok || m.keyFrom() != c.System {
@@ -724,7 +730,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	}
 	rd.backfill = opts.Mode == ModeBackfill || !done
 	rd.resolved, rd.unread = r.resolve(ctx, site, rd.creds)
-	r.confirmKept(ctx, site, rd.creds)
+	r.confirmKept(ctx, site, rd.creds, opts.Targets[name])
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

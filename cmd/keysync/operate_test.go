@@ -674,3 +674,44 @@ func TestOperatingCommandsWithoutAPISecrets(t *testing.T) {
 		t.Errorf("check without the token:\n%s", out)
 	}
 }
+
+// TestRunAtTheStayReplacesACredentialCancelledUpstream: staff cancel an
+// in-house guest's key-box access, which the guest's 3RPMS key carries.
+// check names the room; a run over the window takes the access at its
+// record (it reads back no carried credential); a run at the stay reads
+// it back and replaces it, with the key carrying it, and check is then
+// satisfied.
+func TestRunAtTheStayReplacesACredentialCancelledUpstream(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, nil)
+	fw.hotelStay("s3", "r301", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	old, key := fw.accesses(), fw.key("s3").ID
+	if len(old) != 1 {
+		t.Fatalf("%d accesses after the backfill, want 1", len(old))
+	}
+	if err := fw.sb.keybox.CancelAccess(old[0].ID, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want int) string {
+		t.Helper()
+		r := mustRunText(t, want, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+		return r.stdout
+	}
+	if out := check(ExitAttention); !strings.Contains(out, "cancelled") {
+		t.Errorf("check does not name the cancelled access:\n%s", out)
+	}
+	if rep := fw.mustExec(ExitOK, "run").rep; len(rep.Actions()) != 0 {
+		t.Errorf("a run over the window acted (%d actions): it was not to read back a carried access", len(rep.Actions()))
+	}
+	fw.mustExec(ExitOK, "run", "--stay", "s3", "--property", "sandbox-hotel")
+	now := fw.accesses()
+	if len(now) != 1 || now[0].ID == old[0].ID {
+		t.Errorf("accesses after the run at the stay: %+v, want one new one", now)
+	}
+	if k := fw.key("s3"); k.ID == key {
+		t.Errorf("s3 still holds key %s, which carries the cancelled code", key)
+	}
+	check(ExitOK)
+	fw.checkInvariants("")
+}
