@@ -686,10 +686,11 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 			continue
 		}
 		live, why, err := ch.Check(ctx, c, c.Valid)
-		if errors.Is(err, ErrNoList) {
+		if errors.Is(err, ErrNoList) || err != nil && carried[c.ID] {
 			// The system cannot be read back at all (as in check): the
 			// record stands. Taking that for "gone" would replace the
-			// credential every run.
+			// credential every run. Nor does a failed read replace one a
+			// key carries: the guest may be using its code.
 			continue
 		}
 		if err != nil || !live {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
@@ -689,6 +690,17 @@ func TestRunAtTheStayReplacesACredentialCancelledUpstream(t *testing.T) {
 	old, key := fw.accesses(), fw.key("s3").ID
 	if len(old) != 1 {
 		t.Fatalf("%d accesses after the backfill, want 1", len(old))
+	}
+	// A read-back that fails replaces nothing a key carries: the guest
+	// may be using its code.
+	fw.setFault(when(func(r *http.Request) bool {
+		return strings.HasPrefix(r.URL.Path, "/keybox/") && r.Method == http.MethodGet
+	},
+		func(w http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(w) }))
+	fw.exec("run", nil, "--stay", "s3", "--property", "sandbox-hotel")
+	fw.setFault(nil)
+	if now := fw.accesses(); len(now) != 1 || now[0].ID != old[0].ID || fw.key("s3").ID != key {
+		t.Fatalf("a failed read-back replaced the access (%+v) or the key", now)
 	}
 	if err := fw.sb.keybox.CancelAccess(old[0].ID, "staff"); err != nil {
 		t.Fatal(err)
