@@ -16,8 +16,12 @@ import (
 // and add their own attributes.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(cmp.Or(strings.TrimSpace(level), "info"))); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	name := cmp.Or(strings.TrimSpace(level), "info")
+	if strings.EqualFold(name, "warning") {
+		name = "warn" // as syslog and most tools spell it
+	}
+	if err := lvl.UnmarshalText([]byte(name)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn (or warning) or error", level)
 	}
 	if isTerminal(w) {
 		return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: "15:04:05"})), nil
