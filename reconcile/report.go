@@ -94,14 +94,12 @@ type ActionReport struct {
 // newPlanReport returns the report of a plan none of whose actions has a
 // result yet. It shares the plan's actions and copies its notes.
 func newPlanReport(p *Plan) *PlanReport {
-	pr := &PlanReport{Property: p.Property, Now: p.Now, Notes: slices.Clone(p.Notes), Live: p.Live, Withdrawn: p.Withdrawn}
-	if p.Actions != nil {
-		pr.Actions = make([]ActionReport, len(p.Actions))
-		pr.index = make(map[*Action]int, len(p.Actions))
-		for i, a := range p.Actions {
-			pr.Actions[i].Action = a
-			pr.index[a] = i
-		}
+	// Empty, not nil: a property with nothing to do reads as [] in JSON.
+	pr := &PlanReport{Property: p.Property, Now: p.Now, Notes: append([]Note{}, p.Notes...), Live: p.Live, Withdrawn: p.Withdrawn,
+		Actions: make([]ActionReport, len(p.Actions)), index: make(map[*Action]int, len(p.Actions))}
+	for i, a := range p.Actions {
+		pr.Actions[i].Action = a
+		pr.index[a] = i
 	}
 	return pr
 }
