@@ -390,20 +390,42 @@ func targets(cfg *Config, property, stays string) (map[string][]string, error) {
 }
 
 // writeMetrics writes a run's metrics to a node-exporter textfile. The
-// last success time of a run that failed comes from the state's runs.
+// last success time of a run that failed comes from the state's runs. A
+// run refused before it had a report (the lock held, no state file) keeps
+// the last whole run's gauges (problems, arrivals without a credential),
+// as serve's /metrics does: writing them as zeros would clear their
+// alerts until the next run.
 func (env *environment) writeMetrics(ctx context.Context, path string, cfg *Config, rep *reconcile.Report, start time.Time, code int) error {
 	run := metrics.Run{Report: rep, Start: start, End: env.clock.Now(), ExitCode: code}
-	if !metrics.Succeeded(code) || (rep != nil && rep.DryRun) {
+	m := metrics.New(cfg.shardID())
+	if !metrics.Succeeded(code) || rep == nil || rep.DryRun {
 		if db, err := state.Open(ctx, cfg.State, state.Options{ReadOnly: true}); err == nil {
 			if at, err := db.LastSuccessAt(ctx); err == nil {
 				run.LastSuccess = at
 			}
+			if rep == nil {
+				m.Resume(lastWholeRun(ctx, db))
+			}
 			db.Close()
 		}
 	}
-	m := metrics.New(cfg.shardID())
 	m.Observe(run)
 	return m.WriteFile(path)
+}
+
+// lastWholeRun is, for the metrics, the state's last whole run (not a
+// plan, nor a webhook's) that recorded how it ended, with its report; the
+// zero Run when there is none.
+func lastWholeRun(ctx context.Context, db *state.DB) metrics.Run {
+	var run metrics.Run
+	if r, ok, err := db.LastWholeRun(ctx); err == nil && ok {
+		run.Start, run.End, run.ExitCode = r.StartedAt, r.StartedAt.Add(r.Duration), r.ExitCode
+		var rep reconcile.Report
+		if r.Report != nil && json.Unmarshal(r.Report, &rep) == nil {
+			run.Report = &rep
+		}
+	}
+	return run
 }
 
 // loadConfig loads the config and warns when others can read it or when a

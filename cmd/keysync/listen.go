@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -163,15 +162,8 @@ func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, p
 // process: the last whole run (not a plan, nor a webhook's) that recorded
 // how it ended, and the last success.
 func (l *listener) resume(ctx context.Context) {
-	var run metrics.Run
+	run := lastWholeRun(ctx, l.queue)
 	run.LastSuccess, _ = l.queue.LastSuccessAt(ctx)
-	if r, ok, err := l.queue.LastWholeRun(ctx); err == nil && ok {
-		run.Start, run.End, run.ExitCode = r.StartedAt, r.StartedAt.Add(r.Duration), r.ExitCode
-		var rep reconcile.Report
-		if r.Report != nil && json.Unmarshal(r.Report, &rep) == nil {
-			run.Report = &rep
-		}
-	}
 	l.metrics.Resume(run)
 }
 

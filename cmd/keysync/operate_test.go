@@ -253,6 +253,46 @@ func TestMetricsFile(t *testing.T) {
 	}
 }
 
+// TestMetricsFileOfARefusedRun: a run refused before it has a report (the
+// lock held by another run) writes its exit code, and keeps the last whole
+// run's problems and arrivals without a credential rather than zeros, which
+// would clear their alerts until the next run.
+func TestMetricsFileOfARefusedRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	annex := h.addAnnex(nil)
+	if err := annex.AddStay(sandbox.Stay{ID: "a1", RoomID: "r101", Arrival: day(0), Departure: day(3), ReservationID: "res-a1", ReservationCode: "C-a1"}); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun(ExitOK, "backfill")
+	// The annex leaves the config with its guest's key live: a problem.
+	h.removeAnnex()
+	path := filepath.Join(t.TempDir(), "keysync.prom")
+	h.mustRun(ExitAttention, "run", "--metrics-file", path)
+	before := readMetrics(t, path)
+	if before["keysync_problems"] == 0 {
+		t.Fatalf("no problems to keep: %v", before)
+	}
+	lock, err := state.Lock(h.cfg.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, code, _ := h.run("run", "--metrics-file", path)
+	lock.Unlock()
+	if code != ExitLocked {
+		t.Fatalf("run beside a held lock exited %d, want %d", code, ExitLocked)
+	}
+	after := readMetrics(t, path)
+	for _, name := range []string{"keysync_problems", "keysync_arrivals_without_credential"} {
+		if after[name] != before[name] {
+			t.Errorf("%s = %v after the refused run, want the last whole run's %v", name, after[name], before[name])
+		}
+	}
+	if after["keysync_last_run_exit_code"] != ExitLocked {
+		t.Errorf("exit code %v, want %d", after["keysync_last_run_exit_code"], ExitLocked)
+	}
+}
+
 // TestMetricsFileOfAShard: a shard's metrics carry its shard label, so the
 // files of a config's shards in one collector's folder are series of their
 // own; a shard that holds no property writes its file too, a success.

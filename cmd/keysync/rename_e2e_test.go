@@ -126,20 +126,7 @@ func TestRemovedHotelKeepsItsKeyOfAnotherHotelsID(t *testing.T) {
 	if hk.KeyID == "" || hk.KeyID != ak.KeyID {
 		t.Fatalf("want both hotels' keys with one id: hotel %q, annex %q", hk.KeyID, ak.KeyID)
 	}
-	yaml, err := os.ReadFile(h.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(string(yaml), "  - name: annex\n")
-	if i < 0 {
-		t.Fatal("no annex in the config")
-	}
-	if err := os.WriteFile(h.cfgPath, yaml[:i], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
-		t.Fatal(err)
-	}
+	h.removeAnnex()
 	rep := h.mustRun(ExitAttention, "run")
 	if len(rep.Problems) != 1 || rep.Problems[0].Kind != reconcile.ProblemPropertyRemoved || rep.Problems[0].Property != "annex" {
 		t.Errorf("problems %+v, want the annex named as removed", rep.Problems)
@@ -171,4 +158,23 @@ func (w *world) rename(from, to string) {
 		w.t.Fatal(err)
 	}
 	w.hotel = to
+}
+
+// removeAnnex takes the annex (addAnnex) out of the config.
+func (h *harness) removeAnnex() {
+	h.t.Helper()
+	yaml, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	i := strings.Index(string(yaml), "  - name: annex\n")
+	if i < 0 {
+		h.t.Fatal("no annex in the config")
+	}
+	if err := os.WriteFile(h.cfgPath, yaml[:i], 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if h.cfg, err = LoadConfig(h.cfgPath, h.getenv); err != nil {
+		h.t.Fatal(err)
+	}
 }
