@@ -146,6 +146,11 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		return withCode(ExitConfig, fmt.Errorf("apply %s: the plan was made for %s, not %s; apply it with the --shard it was made with, or make a new plan",
 			f.planFile, shardWords(saved.Shard), shardWords(cfg.shardID())))
 	}
+	if saved != nil && saved.Forced && !f.force {
+		// Else the fail-safe refuses it at apply, which would read as a
+		// plan that no longer holds.
+		return withCode(ExitUnsafe, fmt.Errorf("apply %s: the plan was made with --force, past the fail-safe; apply it with --force too, or make and review a new plan", f.planFile))
+	}
 	if len(cfg.Properties) == 0 {
 		alone, err := heldAlone(ctx, cfg, env.stateBusy)
 		if err != nil {
@@ -217,7 +222,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 	rep, err := env.once(ctx, cfg, opts, log, checks...)
 	if planFile != nil {
 		if err == nil {
-			err = savePlan(rep, position, cfg.shardID(), key, planFile)
+			err = savePlan(rep, position, cfg.shardID(), key, f.force, planFile)
 		}
 		if err != nil {
 			planFile.Close()
@@ -310,8 +315,9 @@ func shardWords(shard string) string {
 
 // savePlan writes a dry run's plan to the --out file, unless a property
 // could not be planned whole (a failed read, the fail-safe): a saved plan
-// holds every property's work, or none.
-func savePlan(rep *reconcile.Report, position, shard string, key *seal.Key, file *os.File) error {
+// holds every property's work, or none. forced says it was planned with
+// --force, which its apply then needs too.
+func savePlan(rep *reconcile.Report, position, shard string, key *seal.Key, forced bool, file *os.File) error {
 	for _, f := range rep.Failures {
 		code := ExitPartial
 		if errors.Is(f.Cause, reconcile.ErrUnsafe) {
@@ -319,7 +325,7 @@ func savePlan(rep *reconcile.Report, position, shard string, key *seal.Key, file
 		}
 		return withCode(code, fmt.Errorf("plan --out: not saved: %s: %s", strings.TrimSpace(f.Property+" "+string(f.System)), f.Err))
 	}
-	if err := newSavedPlan(rep, position, shard, key).writeTo(file); err != nil {
+	if err := newSavedPlan(rep, position, shard, key, forced).writeTo(file); err != nil {
 		return withCode(ExitConfig, err)
 	}
 	return nil

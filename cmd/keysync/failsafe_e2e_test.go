@@ -57,6 +57,14 @@ func TestSourceOutageRefusedWithoutForce(t *testing.T) {
 	if _, err := os.Stat(saved); !os.IsNotExist(err) {
 		t.Errorf("a refused plan left a file: %v", err)
 	}
+	// One saved with --force needs --force to apply, and says so.
+	h.mustRun(ExitOK, "plan", "--out", saved, "--force")
+	if _, code, stderr := h.run("apply", saved); code != ExitUnsafe || !strings.Contains(stderr, "the plan was made with --force, past the fail-safe; apply it with --force too") {
+		t.Errorf("apply without --force of a plan saved with it: exit %d, want %d naming --force\n%s", code, ExitUnsafe, stderr)
+	}
+	if n := len(h.ours()); n != 8 {
+		t.Fatalf("keys after the refused apply: %d, want all 8 kept", n)
+	}
 	rep = h.mustRun(ExitOK, "run", "--force")
 	if got := countOps(rep, reconcile.OpRevoke, reconcile.ResultDone); got != 8 {
 		t.Errorf("--force revoked %d keys, want 8", got)

@@ -30,6 +30,9 @@ type savedPlan struct {
 	// Shard is the --shard I/N the plan was made for; "" unsharded. A
 	// plan is applied to the state file it was made against, its shard's.
 	Shard string `json:"shard,omitempty"`
+	// Forced says the plan was made with --force (past the fail-safe):
+	// apply needs it too.
+	Forced bool `json:"forced,omitempty"`
 	// Key is the id of the state key the PINs are sealed under.
 	Key        string                   `json:"state_key"`
 	Properties map[string][]savedAction `json:"properties"`
@@ -65,8 +68,8 @@ func signature(a *reconcile.Action) string {
 func pinContext(property, sig string) string { return "plan " + property + ": " + sig }
 
 // newSavedPlan records a dry run's plans, sealing their drawn PINs.
-func newSavedPlan(rep *reconcile.Report, position, shard string, key *seal.Key) *savedPlan {
-	sp := &savedPlan{Version: savedPlanVersion, Now: rep.Now, Position: position, Shard: shard, Key: key.ID(), Properties: map[string][]savedAction{}}
+func newSavedPlan(rep *reconcile.Report, position, shard string, key *seal.Key, forced bool) *savedPlan {
+	sp := &savedPlan{Version: savedPlanVersion, Now: rep.Now, Position: position, Shard: shard, Forced: forced, Key: key.ID(), Properties: map[string][]savedAction{}}
 	for _, p := range rep.Plans {
 		actions := []savedAction{}
 		for _, ar := range p.Actions {
