@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,12 +90,18 @@ func raw(t *testing.T, path string, stmts ...string) {
 // order.
 func auditLeaves(t *testing.T, path string) []int {
 	t.Helper()
+	return leaves(t, path, "audit")
+}
+
+// leaves returns the page numbers of a table's leaves in key order.
+func leaves(t *testing.T, path, table string) []int {
+	t.Helper()
 	sdb, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sdb.Close()
-	rows, err := sdb.Query("SELECT pageno FROM dbstat WHERE name = 'audit' AND pagetype = 'leaf' ORDER BY path")
+	rows, err := sdb.Query("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY path", table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +115,7 @@ func auditLeaves(t *testing.T, path string) []int {
 		out = append(out, p)
 	}
 	if len(out) < 5 {
-		t.Fatalf("audit has %d leaves; the test needs more", len(out))
+		t.Fatalf("%s has %d leaves; the test needs more", table, len(out))
 	}
 	return out
 }
@@ -169,6 +176,27 @@ func TestOpenChecksCheaplyThenFully(t *testing.T) {
 		if _, err := Open(ctx, path, opts); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Open(%+v) with the full check due: %v, want ErrCorrupt", opts, err)
 		}
+	}
+}
+
+// TestDamageInsideRunsNamedCorrupt: damage inside the runs table, which
+// Open's cheap check does not read, is named corrupt, with the advice to
+// restore, by the read that meets it (status's).
+func TestDamageInsideRunsNamedCorrupt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path, pageSize := populated(t)
+	raw(t, path, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+		INSERT INTO runs (mode, started_at, status, partial, report_json) SELECT 'run', '2026-01-01T00:00:00Z', 'ok', 0, printf('%.*c', 600, 'x') FROM n`)
+	runs := leaves(t, path, "runs")
+	scribble(t, path, pageSize, runs[len(runs)/2])
+	db, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("Open: %v; want the cheap check to pass", err)
+	}
+	defer db.Close()
+	if _, err := db.Runs(ctx, 0); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "restore it from a backup") {
+		t.Errorf("reading the damaged runs: %v, want ErrCorrupt with the advice to restore", err)
 	}
 }
 

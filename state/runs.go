@@ -190,7 +190,7 @@ func (d *DB) Runs(ctx context.Context, n int) ([]RunRow, error) {
 func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs `+tail, args...)
 	if err != nil {
-		return nil, fmt.Errorf("state: load runs: %w", err)
+		return nil, d.openError("load runs of", err)
 	}
 	defer rows.Close()
 	var out []RunRow
@@ -202,7 +202,7 @@ func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, erro
 			code, took    sql.NullInt64
 		)
 		if err := rows.Scan(&r.ID, &mode, &started, &status, &r.Partial, &body, &code, &took); err != nil {
-			return nil, fmt.Errorf("state: load runs: %w", err)
+			return nil, d.openError("load runs of", err)
 		}
 		r.Mode, r.Status = reconcile.Mode(mode), RunStatus(status)
 		if r.StartedAt, err = parseTime(started); err != nil {
@@ -215,7 +215,7 @@ func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, erro
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("state: load runs: %w", err)
+		return nil, d.openError("load runs of", err)
 	}
 	return out, nil
 }
