@@ -96,6 +96,13 @@ type Options struct {
 	// the source no longer returns is gone, and nothing else is withdrawn.
 	// A property mapped to nil is read whole.
 	Targets map[string][]string
+	// ReadBack, with Targets naming stays, reads back the invites and
+	// key-box accesses of those stays that a 3RPMS key carries, and
+	// replaces one a read shows not live, with the key (confirmKept). An
+	// operator's run at a stay sets it; a webhook's does not, so a list
+	// that leaves a live credential out cannot change a guest's code at
+	// every event.
+	ReadBack bool
 	// LookaheadDays, when above zero, reads only that many days from today
 	// (a poll of a source without webhooks) and, like Targets, withdraws
 	// only what that read covered.
@@ -661,7 +668,7 @@ func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
 // failed read counts as not shown; a system with no list call
 // (ErrNoList) is taken at its record.
 //
-// For the stays of a targeted run (targets: a webhook's, or `run --stay`),
+// For targets, the stays of an operator's run at them (Options.ReadBack),
 // it reads back those a key carries too: a run over the whole window
 // takes them at their record (a read per credential every night), so a
 // run at the stay is how a credential cancelled upstream under a guest's
@@ -731,7 +738,11 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	}
 	rd.backfill = opts.Mode == ModeBackfill || !done
 	rd.resolved, rd.unread = r.resolve(ctx, site, rd.creds)
-	r.confirmKept(ctx, site, rd.creds, opts.Targets[name])
+	var readBack []string
+	if opts.ReadBack {
+		readBack = opts.Targets[name]
+	}
+	r.confirmKept(ctx, site, rd.creds, readBack)
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

@@ -207,7 +207,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		if opts.Targets, err = targets(cfg, f.property, f.stays); err != nil {
 			return withCode(ExitConfig, err)
 		}
-		opts.Mode = reconcile.ModeTargeted
+		opts.Mode, opts.ReadBack = reconcile.ModeTargeted, true
 	}
 	if f.now != "" && !f.force && opts.Mode != reconcile.ModePlan {
 		checks = append(checks, func(ctx context.Context, db reconcile.Store) error { return pastNow(ctx, db, now) })

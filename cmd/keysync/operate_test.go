@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
@@ -755,6 +758,17 @@ func TestRunAtTheStayReplacesACredentialCancelledUpstream(t *testing.T) {
 	}
 	if rep := fw.mustExec(ExitOK, "run").rep; len(rep.Actions()) != 0 {
 		t.Errorf("a run over the window acted (%d actions): it was not to read back a carried access", len(rep.Actions()))
+	}
+	// Nor does a webhook's run at the stay: only an operator's.
+	cfg, err := LoadConfig(fw.cfg, fw.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &environment{stdout: io.Discard, stderr: io.Discard, getenv: fw.getenv, now: func() time.Time { return fw.now },
+		clock: clocktest.New(fw.now), retry: httpapi.Retry{Clock: clocktest.New(fw.now), Rand: func() float64 { return 0.5 }}}
+	opts := reconcile.Options{Mode: reconcile.ModeTargeted, Now: fw.now, Targets: map[string][]string{"sandbox-hotel": {"s3"}}}
+	if rep, err := env.once(context.Background(), cfg, opts, slog.New(slog.DiscardHandler)); err != nil || len(rep.Actions()) != 0 {
+		t.Errorf("a webhook's run at the stay: %v, %d actions; want none", err, len(rep.Actions()))
 	}
 	fw.mustExec(ExitOK, "run", "--stay", "s3", "--property", "sandbox-hotel")
 	now := fw.accesses()
