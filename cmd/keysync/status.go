@@ -23,8 +23,8 @@ type statusReport struct {
 	Failures  []reconcile.Failure `json:"failures"`
 	Problems  []reconcile.Problem `json:"problems"`
 	Notes     []reconcile.Note    `json:"notes"`
-	// Unkeyed are the last run's stays arriving within 24 hours whose
-	// credential it did not issue (metrics.ArrivalsWithoutCredential).
+	// Unkeyed are the last run's stays arriving within 24 hours, or in house,
+	// whose credential it did not issue (metrics.ArrivalsWithoutCredential).
 	Unkeyed []reconcile.StayRef             `json:"arrivals_without_credential"`
 	Budget  map[reconcile.Account]budgetUse `json:"budget"`
 	// BudgetNote says why Budget is empty when the API credentials were
@@ -189,7 +189,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	}
 	for _, s := range rep.Unkeyed {
 		open = true
-		fmt.Fprintf(w, "  arriving within 24 hours without a credential (last run): %s stay %s\n", s.Property, s.ID)
+		fmt.Fprintf(w, "  arriving within 24 hours or in house without a credential (last run): %s stay %s\n", s.Property, s.ID)
 	}
 	for _, p := range rep.Problems {
 		open = true

@@ -51,7 +51,7 @@ func New(shard string) *Metrics {
 		account: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keysync_credential_budget_remaining",
 			Help: "Requests left of the daily budget over the last 24 hours, by metered credential (named by fingerprint)."}, []string{"system", "credential"}),
 		arrivals: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_arrivals_without_credential",
-			Help: "Stays arriving within 24 hours whose credential keysync could not issue in the last run."}),
+			Help: "Stays arriving within 24 hours, or in house, whose credential keysync could not issue in the last run."}),
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
 			Help: "What needs a person after the last run (exit 6): actions failing run after run, properties removed from the config, and stays arriving within 24 hours that keysync cannot give its credential."}),
 	}
@@ -151,10 +151,12 @@ func (m *Metrics) observe(r Run, counters bool) {
 	}
 }
 
-// ArrivalsWithoutCredential returns the stays arriving within 24 hours
-// whose credential work did not get done in the run (failed, skipped,
-// deferred or of unknown outcome), and the Guestway arrivals within 24
-// hours whose source holds no lock PIN.
+// ArrivalsWithoutCredential returns the stays arriving within 24 hours or
+// in house whose credential work did not get done in the run (a create or
+// an assign failed, skipped, deferred or of unknown outcome), and the
+// Guestway stays arriving within 24 hours or in house whose source holds
+// no lock PIN. A guest already in house without a working key (a room
+// move whose new key failed) is the most urgent of them.
 func ArrivalsWithoutCredential(rep *reconcile.Report) []reconcile.StayRef {
 	seen := map[reconcile.StayRef]bool{}
 	var out []reconcile.StayRef
@@ -165,7 +167,8 @@ func ArrivalsWithoutCredential(rep *reconcile.Report) []reconcile.StayRef {
 		}
 	}
 	for _, a := range rep.Actions() {
-		if a.Priority != reconcile.PriorityArrivalSoon || (a.Op != reconcile.OpCreate && a.Op != reconcile.OpAssign) {
+		soon := a.Priority == reconcile.PriorityArrivalSoon || a.Priority == reconcile.PriorityInHouse
+		if !soon || (a.Op != reconcile.OpCreate && a.Op != reconcile.OpAssign) {
 			continue
 		}
 		switch a.Result {
