@@ -325,7 +325,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		}
 	}
 	j := w.job
-	j.ap = &applier{r: r, site: site, run: run, now: opts.Now, log: r.log().With("property", site.Property.Name), dead: map[System]error{},
+	j.ap = &applier{r: r, site: site, run: run, now: opts.at(), log: r.log().With("property", site.Property.Name), dead: map[System]error{},
 		noCreate: rd.unsurveyed, notOurs: map[*Credential]bool{}}
 	if err := j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches); err != nil {
 		return err

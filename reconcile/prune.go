@@ -17,7 +17,7 @@ func (r *Runner) prune(ctx context.Context, opts Options, rep *Report) {
 	if !ok || r.Retention <= 0 {
 		return
 	}
-	n, err := p.Prune(ctx, opts.Now, r.Retention)
+	n, err := p.Prune(ctx, opts.at(), r.Retention)
 	if err != nil {
 		err = fmt.Errorf("prune state older than %s: %w", r.Retention, err)
 		r.log().Error("pruning the state failed; the next run tries again", "err", err)

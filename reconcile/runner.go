@@ -82,8 +82,14 @@ type DailyBudget struct {
 // Options says what kind of run to do and when it is.
 type Options struct {
 	Mode Mode
-	// Now is the instant the run acts at; keysync reads no other clock.
+	// Now is the instant the run plans at; keysync reads no other clock.
 	Now time.Time
+	// At is when the run happens, for what it records and counts (the
+	// run's start, audit lines, the request ledger and the day's budget,
+	// the times of its outcomes); zero means Now. Only apply of a saved
+	// plan sets it apart: it plans at the plan's instant, which may be
+	// hours before it acts, and history must show when things were done.
+	At time.Time
 	// DryRun plans and reports without writing anything, remote or local,
 	// but the request ledger: the reads it sends count against the daily
 	// cap like any run's.
@@ -114,6 +120,14 @@ type Options struct {
 	// and each property fails with the error (wrap ErrStalePlan).
 	// deferred holds the actions the day's budget leaves for a later run.
 	Review func(plans []*Plan, deferred map[*Action]bool) error
+}
+
+// at is when the run happens (Options.At).
+func (o Options) at() time.Time {
+	if o.At.IsZero() {
+		return o.Now
+	}
+	return o.At
 }
 
 // visits reports whether the run reads the site at all.
@@ -150,7 +164,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	// and the run's end are still recorded.
 	sctx := context.WithoutCancel(ctx)
 	if !opts.DryRun {
-		id, err := r.Store.BeginRun(sctx, opts.Mode, opts.Now)
+		id, err := r.Store.BeginRun(sctx, opts.Mode, opts.at())
 		if err != nil {
 			return nil, fmt.Errorf("begin run: %w", err)
 		}
@@ -158,7 +172,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	opts.Targets = r.withSiblings(opts.Targets)
-	r.Meter.Start(opts.Now)
+	r.Meter.Start(opts.at())
 	allow, err := r.allowances(sctx, opts)
 	if err != nil {
 		return nil, err
@@ -212,7 +226,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && backfilled(j.pr) {
-			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.Now); err != nil {
+			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.at()); err != nil {
 				return nil, err
 			}
 		}
@@ -363,7 +377,7 @@ func (r *Runner) removedProperties(ctx context.Context, opts Options, rep *Repor
 		// What a property here holds now is no longer the removed one's
 		// (a renamed property's new name claimed or adopted it).
 		if rel, ok := r.Store.(Releaser); ok {
-			n, err := rel.ReleaseHeld(ctx, name, holders, opts.Now, opts.DryRun)
+			n, err := rel.ReleaseHeld(ctx, name, holders, opts.at(), opts.DryRun)
 			if err != nil {
 				return err
 			}
@@ -441,13 +455,13 @@ func (r *Runner) allowances(ctx context.Context, opts Options) (map[Account]allo
 			return nil, fmt.Errorf("record read requests: %w", err)
 		}
 	}
-	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
+	spent, err := r.Store.Spent(ctx, opts.at().Add(-24*time.Hour))
 	if err != nil {
 		return nil, fmt.Errorf("read the request ledger: %w", err)
 	}
 	writes := spent // without a ledger that tells them apart, all count
 	if ws, ok := r.Store.(WriteSpender); ok {
-		if writes, err = ws.SpentWrites(ctx, opts.Now.Add(-24*time.Hour)); err != nil {
+		if writes, err = ws.SpentWrites(ctx, opts.at().Add(-24*time.Hour)); err != nil {
 			return nil, fmt.Errorf("read the request ledger: %w", err)
 		}
 	}
@@ -463,7 +477,7 @@ func (r *Runner) budgetReport(ctx context.Context, opts Options, rep *Report) er
 	if len(r.Budgets) == 0 {
 		return nil
 	}
-	spent, err := r.Store.Spent(ctx, opts.Now.Add(-24*time.Hour))
+	spent, err := r.Store.Spent(ctx, opts.at().Add(-24*time.Hour))
 	if err != nil {
 		return fmt.Errorf("read the request ledger: %w", err)
 	}

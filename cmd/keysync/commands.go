@@ -108,6 +108,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		return err
 	}
 	var saved *savedPlan
+	var actsAt time.Time // apply of a saved plan: reconcile.Options.At
 	if mode == "apply" {
 		if saved, err = readSavedPlan(f.planFile); err != nil {
 			return withCode(ExitConfig, err)
@@ -126,6 +127,9 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 					f.planFile, saved.Now.Format(time.RFC3339), (-age).Round(time.Minute)))
 			}
 			f.now = saved.Now.Format(time.RFC3339Nano)
+			// It acts now, though: what it records (history, the
+			// request ledger) is when it happened.
+			actsAt = env.now()
 		}
 	}
 	now, err := f.clock(env.now)
@@ -163,7 +167,7 @@ func (env *environment) reconcile(ctx context.Context, mode string, args []strin
 		// goes on, with no property, to name them.
 		log.Warn("this shard holds none of the config's properties, but its volume, which no other shard sees, holds live credentials: naming them", "properties", alone)
 	}
-	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, Force: f.force}
+	opts := reconcile.Options{Mode: reconcile.Mode(mode), Now: now, At: actsAt, Force: f.force}
 	var key *seal.Key
 	var position string
 	// checks look at the record under the run lock, before the run writes.
@@ -477,6 +481,10 @@ func (env *environment) loadShard(path string, sf *shardFlags, log *slog.Logger)
 func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Options, log *slog.Logger, checks ...func(context.Context, reconcile.Store) error) (*reconcile.Report, error) {
 	start := env.clock.Now()
 	mode, now := opts.Mode, opts.Now
+	at := opts.At // when it acts: what it records and counts is then
+	if at.IsZero() {
+		at = now
+	}
 	dry := mode == reconcile.ModePlan
 	opts.DryRun = dry
 	if err := cfg.shardedLayout(); err != nil {
@@ -520,12 +528,12 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 	var stale []staleRecord
 	var quiet map[string]bool
 	if mode != reconcile.ModeTargeted {
-		if stale, quiet, err = carryOver(ctx, cfg, db, key, env.stateBusy, write, now, log); err != nil {
+		if stale, quiet, err = carryOver(ctx, cfg, db, key, env.stateBusy, write, at, log); err != nil {
 			return nil, err
 		}
 	}
 	meter := &reconcile.Meter{Clock: env.clock}
-	env.limiters.seedFrom(ctx, db, now, env.clock, log)
+	env.limiters.seedFrom(ctx, db, at, env.clock, log)
 	runner, err := env.buildRunner(cfg, db, log, meter)
 	if err != nil {
 		return nil, withCode(ExitConfig, err)

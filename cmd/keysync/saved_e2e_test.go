@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -163,4 +165,36 @@ func (h *harness) text(want int, args ...string) string {
 	h.t.Helper()
 	r := mustRunText(h.t, want, h.getenv, append(args, "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339))...)
 	return r.stdout + r.stderr + errString(r.err)
+}
+
+// TestSavedPlanRecordsWhenApplied: a plan applied two hours after it was
+// made acts at the plan's instant (its windows), but records when it acted:
+// the run's start in status and the audit lines in history are the apply's
+// time, so an operator tracing a guest's key sees when it was issued.
+func TestSavedPlanRecordsWhenApplied(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 3, "")
+	h.stay("s1", "r101", 0, 2)
+	h.mustRun(ExitOK, "backfill")
+	h.stay("s2", "r102", 0, 3)
+	file := filepath.Join(t.TempDir(), "earlier.plan")
+	h.text(ExitOK, "plan", "--out", file)
+	applied := h.now.Add(2 * time.Hour)
+	var out, errb bytes.Buffer
+	env := newEnvironment(&out, &errb, h.getenv)
+	env.now = func() time.Time { return applied }
+	if err := env.run(context.Background(), []string{"apply", "--config", h.cfgPath, file}); err != nil {
+		t.Fatalf("apply two hours after the plan: %v\n%s%s", err, out.String(), errb.String())
+	}
+	since := applied.Add(-time.Minute).Format(time.RFC3339)
+	if got := mustRunText(t, ExitOK, h.getenv, "history", "--config", h.cfgPath, "--stay", "s2", "--since", since).stdout; !strings.Contains(got, "create") {
+		t.Errorf("history since the apply does not hold s2's create (recorded at the plan's instant?):\n%s", got)
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(mustRunText(t, ExitOK, h.getenv, "status", "--json", "--config", h.cfgPath, "--now", applied.Format(time.RFC3339)).stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Runs) == 0 || !st.Runs[0].Started.Equal(applied) {
+		t.Errorf("the apply's run is recorded as started %+v, want %v (the plan was made for %v)", st.Runs, applied, h.now)
+	}
 }
