@@ -192,6 +192,17 @@ func TestOpenAppPutConflicts(t *testing.T) {
 	putsRefused(t, (*oasandbox.Server).SetPutConflicts)
 }
 
+// TestOpenAppPutNotFound: TestOpenAppPutOnlyNarrows against an OpenApp
+// that answers every PUT 404 while the invite lives on (a router without
+// a PUT route; the document defines no error codes; the sandbox's
+// SetPutNotFound). A 404 to a PUT does not show the invite gone: keysync
+// must not forget a live invite, which would open the door past the
+// stay's end or after its cancellation, but replace or delete it.
+func TestOpenAppPutNotFound(t *testing.T) {
+	t.Parallel()
+	putsRefused(t, (*oasandbox.Server).SetPutNotFound)
+}
+
 // putsRefused runs a stay extended, one moved and one cancelled against an
 // OpenApp whose PUTs the switch set makes refuse.
 func putsRefused(t *testing.T, set func(*oasandbox.Server, bool)) {

@@ -533,6 +533,9 @@ func (s *Server) update(r *http.Request, rec *Request) result {
 	if s.putConflicts {
 		return fail(http.StatusConflict, "conflict: the invite is in use and cannot be changed")
 	}
+	if s.putNotFound {
+		return fail(http.StatusNotFound, "not found")
+	}
 	// Check everything before changing anything.
 	portals := inv.portals
 	if body.PortalIDs != nil {

@@ -109,6 +109,7 @@ type Server struct {
 	frozen       bool // SetChangesForbidden
 	nameLimit    int  // SetNameLimit
 	putConflicts bool // SetPutConflicts
+	putNotFound  bool // SetPutNotFound
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -299,6 +300,15 @@ func (s *Server) SetPutOnlyNarrows(on bool) { sandboxkit.Store(&s.mu, &s.narrowO
 // error codes. keysync then replaces or deletes such an invite, as for a
 // PUT refused with 400 or 422 (Options.PutOnlyNarrows).
 func (s *Server) SetPutConflicts(on bool) { sandboxkit.Store(&s.mu, &s.putConflicts, on) }
+
+// SetPutNotFound answers every PUT of an invite 404, as a server whose
+// router has no PUT route for invites answers any unrouted call (many web
+// frameworks answer an unknown method 404, not 405): the OpenApp document
+// shows PUT but defines no error codes, so a 404 to a PUT does not prove
+// the invite is gone. The invite stays live; keysync must not take it for
+// deleted (a live invite it no longer records would open the door past
+// checkout) but replace or delete it, as for a PUT refused with 409.
+func (s *Server) SetPutNotFound(on bool) { sandboxkit.Store(&s.mu, &s.putNotFound, on) }
 
 // SetNameLimit keeps only the first n characters of an invite's name
 // (zero: all), as a server with a shorter name field may: the OpenApp
