@@ -67,23 +67,22 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 	if err != nil && errors.Is(err, ErrNotFound) && (a.Op == OpRevoke || a.Op == OpDelete) {
 		err = nil
 	}
-	// An invite that cannot be updated or switched off because it is gone
-	// (deleted by someone else) is given up; the next run issues another.
-	if (a.Op == OpUpdate || a.Op == OpDisable) && errors.Is(err, ErrNotFound) {
-		c.Status = StatusAbandoned
-	}
 	if err != nil && !whole && refused(err) && a.System == System3RPMS {
 		if phase, detail, ok := ap.settleRefusal(a, err); ok {
 			return phase, detail
 		}
 	}
-	if err != nil && !whole && (errors.Is(err, ErrRejected) || errors.Is(err, ErrConflict)) && (a.Op == OpUpdate || a.Op == OpDisable) {
+	if err != nil && !whole && (errors.Is(err, ErrRejected) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)) && (a.Op == OpUpdate || a.Op == OpDisable) {
 		// The system will not change this credential in place (OpenApp's
 		// document shows PUT switching an invite off or narrowing it;
 		// keysync also widens, moves and switches on; it defines no error
 		// codes, so a 409 says as much as a 400 or 422): from now on it is
 		// replaced, new before old, or deleted where it would be switched
-		// off, and stays live until then.
+		// off, and stays live until then. A 404 is one more such answer,
+		// not proof that the invite is gone (a server without the call
+		// answers it too): forgetting a live invite would leave it open
+		// past the stay, so it is deleted too, where a delete of one
+		// already gone is done.
 		c.ReplaceOnly = true
 		detail := fmt.Sprintf("%v; %s would not change it in place: the next run replaces or deletes it instead", err, a.System)
 		ap.rep.set(a, ResultFailed, detail)

@@ -44,7 +44,10 @@
 //     input, 429 rate limiting with Retry-After in seconds or as an HTTP
 //     date. A 404 on DELETE is taken as "already gone"; it cannot be told
 //     apart from a wrong integration id, which the creates would have
-//     exposed first.
+//     exposed first. A 404 on PUT is not: a server without a PUT route
+//     may answer it for a live invite, so the invite is replaced or
+//     deleted (reconcile.Credential.ReplaceOnly; the sandbox's
+//     PutNotFound), never forgotten.
 //   - The response to a create is 201 (any 2xx is accepted) with JSON
 //     {invite_token, invite_link_id}; PUT and DELETE answer 2xx with an
 //     empty or JSON body, which the sink does not read further.
