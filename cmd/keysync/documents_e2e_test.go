@@ -383,3 +383,35 @@ func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 	fw.mustExec(ExitOK, "run")
 	fw.checkInvariants(foreign)
 }
+
+// TestKeyBoxCancelNotFound: a key box that answers keysync's cancel 404
+// while the access lives on (the key-box document shows no cancel call, so
+// keysync's is configured, keybox.cancel_path and cancel_method, and a box
+// without it answers 404 as routers do; the sandbox's SetCancelNotFound).
+// A 404 to a cancel does not show the access gone: a cancelled
+// reservation's access must not be recorded cancelled while the box still
+// opens for it, but reported, naming the setting to check, and cancelled
+// by the run after the setting is right.
+func TestKeyBoxCancelNotFound(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, nil)
+	fw.hotelStay("s1", "r301", 0, 2)
+	fw.hotelStay("s2", "r302", 0, 2)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	fw.sb.keybox.SetCancelNotFound(true)
+	if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.exec("run", nil)
+	if r.code != ExitPartial || !strings.Contains(r.output(), "keybox.cancel_path") {
+		t.Errorf("the run whose cancel the key box answered 404 while the access lives: exit %d; want 3 and keybox.cancel_path named:\n%s", r.code, r.output())
+	}
+	fw.checkSafe(foreign) // the live access still recorded live
+	fw.sb.keybox.SetCancelNotFound(false)
+	fw.mustExec(ExitOK, "run")
+	if n := len(fw.accesses()); n != 1 {
+		t.Errorf("%d key-box accesses live, want 1: the cancelled stay's cancelled once the box takes the call", n)
+	}
+	fw.checkInvariants(foreign)
+}

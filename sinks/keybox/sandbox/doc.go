@@ -74,7 +74,7 @@
 //	POST   /_sandbox/clock         set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 //	GET    /_sandbox/requests      the API request log {count, requests}
 //	DELETE /_sandbox/requests      empty the request log
-//	GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status}
+//	GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status, cancel_not_found}
 //	POST   /_sandbox/assumptions   set any of them {"no_list": true, "list_without_codes": true, "visitor_name_limit": 5}
 //
 // The business clock (Now, SetNow, Advance) stamps creations and

@@ -91,6 +91,13 @@ type Options struct {
 	// live (adopt it, or keep its dead code for the guest).
 	// SetCancelledAsStatus switches it at run time.
 	CancelledAsStatus bool
+	// CancelNotFound answers every cancel 404 and cancels nothing, as a
+	// key box without the cancel call keysync assumes may (a router
+	// answers a path or method it does not serve 404): the key-box API
+	// document shows no cancel call at all, so a 404 to one does not show
+	// the access gone, and keysync must not take a live access for
+	// cancelled. SetCancelNotFound switches it at run time.
+	CancelNotFound bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -314,6 +321,10 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
 	user, _ := r.Context().Value(userKey{}).(string)
+	if sandboxkit.Load(&s.mu, &s.opts.CancelNotFound) {
+		sandboxkit.WriteJSON(w, http.StatusNotFound, apiErrorBody{Message: "not found"})
+		return
+	}
 	if err := s.CancelAccess(r.PathValue("id"), user); err != nil {
 		sandboxkit.WriteJSON(w, http.StatusNotFound, apiErrorBody{Message: "access not found (unknown or already cancelled)"})
 		return
@@ -389,6 +400,11 @@ func (s *Server) SetCreateWithoutCode(on bool) {
 // SetCancelledAsStatus switches Options.CancelledAsStatus.
 func (s *Server) SetCancelledAsStatus(on bool) {
 	sandboxkit.Store(&s.mu, &s.opts.CancelledAsStatus, on)
+}
+
+// SetCancelNotFound switches Options.CancelNotFound.
+func (s *Server) SetCancelNotFound(on bool) {
+	sandboxkit.Store(&s.mu, &s.opts.CancelNotFound, on)
 }
 
 // SetNoList switches Options.NoList.
