@@ -19,7 +19,9 @@
 //   - Cancel (end access) is {CancelMethod} {BaseURL}{CancelPath} with {id}
 //     replaced by the access id (defaults DELETE and /v2/accesses/{id}); any
 //     2xx means cancelled and 404 (or 410) means no such live access, which
-//     the caller counts as done.
+//     the caller counts as done, unless the list shows the access live: a
+//     box without that call answers 404 too (the sandbox's CancelNotFound),
+//     and the cancel then fails naming the settings to check.
 //   - There is no update call: a date or room change is a cancel followed by
 //     a fresh create, two actions the planner schedules; MaxBatch is 1.
 //   - List is GET {BaseURL}{ListPath} (default /v2/accesses) with the query
@@ -449,8 +451,35 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	switch {
 	case err != nil:
 		return nil, err
+	case errors.Is(verdict, reconcile.ErrNotFound) && s.listsLive(ctx, a.Cred):
+		// The key-box document shows no cancel call: a box without the
+		// one configured answers 404 too, while the access lives on.
+		return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, yet still lists the access live: it was not cancelled; check keybox.cancel_path and keybox.cancel_method (%s %s)",
+			s.label(), what, httpapi.Refusal(verdict).Status, s.opts.CancelMethod, s.opts.CancelPath))
 	case verdict != nil:
 		return fail(verdict)
 	}
 	return []reconcile.Outcome{{}}, nil
+}
+
+// listsLive reports whether the list shows c's access live (not
+// cancelled): what decides a cancel answered 404 or 410, which a box
+// without the cancel call keysync assumes gives as well. When nothing can
+// be read (no list, a list that fails, a room without a key), a 404 stays
+// "already gone".
+func (s *Sink) listsLive(ctx context.Context, c *reconcile.Credential) bool {
+	ref, ok := s.opts.Rooms[c.RoomID]
+	if !ok || s.opts.NoList || ref.check() != nil {
+		return false
+	}
+	list, err := s.accesses(ctx, fmt.Sprintf("list accesses to %s after a cancel of access %s answered not found", ref.label(), c.RemoteID), ref)
+	if err != nil {
+		return false
+	}
+	for _, l := range list.Data {
+		if string(l.ID) == c.RemoteID && !l.isCancelled() {
+			return true
+		}
+	}
+	return false
 }
