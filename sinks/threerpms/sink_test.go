@@ -186,6 +186,48 @@ func TestApplyChained(t *testing.T) {
 	}
 }
 
+// TestApplyDeleteWithoutNamingItsInputType: the 3RPMS Room Access Key API
+// names the input types of create, add and remove in its examples but
+// writes the delete's input inline, never naming its type; a server
+// written from it may call that type anything (the sandbox's
+// RenameDeleteInput). A delete, alone or chained with the other three
+// mutations, must go through there as against the sandbox's own names,
+// each in the one request.
+func TestApplyDeleteWithoutNamingItsInputType(t *testing.T) {
+	t.Parallel()
+	sb, s := newSandbox(t)
+	sb.SetRenameDeleteInput(true)
+	unassigned := inject(t, sb, ourID, "1111")
+	old := inject(t, sb, ourID, "2222", "s2")
+	fresh := inject(t, sb, ourID, "3333")
+
+	out := apply(t, s, onKey(reconcile.OpDelete, "s1", unassigned))
+	oneRequest(t, sb, "deleteRoomAccessKey")
+	if out[0].Err != nil {
+		t.Errorf("delete alone: %v", out[0].Err)
+	}
+	if k := keyByID(t, sb, unassigned); !k.Deleted {
+		t.Errorf("key %s = %+v, want deleted", unassigned, k)
+	}
+
+	sb.ResetRequests()
+	out = apply(t, s,
+		create("s3", "4711"),
+		onKey(reconcile.OpRevoke, "s2", old),
+		onKey(reconcile.OpAssign, "s2", fresh),
+		onKey(reconcile.OpDelete, "s2", old),
+	)
+	oneRequest(t, sb, "createRoomAccessKey", "removeRoomAccessKey", "addRoomAccessKey", "deleteRoomAccessKey")
+	for i, o := range out {
+		if o.Err != nil {
+			t.Errorf("chained outcome %d: %v", i, o.Err)
+		}
+	}
+	if k := keyByID(t, sb, old); !k.Deleted || stayKey(t, sb, "s2") != fresh {
+		t.Errorf("old key %+v, s2 holds %q; want the old key deleted and s2 holding %s", k, stayKey(t, sb, "s2"), fresh)
+	}
+}
+
 // TestApplyDocumentOrder checks that aliases run in action order: a delete
 // before its revoke finds the key still assigned, and a revoke before an
 // assign frees the stay.

@@ -86,6 +86,15 @@ type Options struct {
 	// keysync reads it only to tell, in a backfill, whether a QR key was
 	// made from an invite. SetHideQRData switches it at run time.
 	HideQRData bool
+	// RenameDeleteInput names deleteRoomAccessKey's input type
+	// RoomAccessKeyDeleteInput instead of DeleteRoomAccessKeyInput, as a
+	// server written from the same document may: the 3RPMS Room Access
+	// Key API names the input types of the other three mutations in its
+	// examples, but writes the delete's input inline
+	// (deleteRoomAccessKey(input:{roomAccessKeyId: $roomAccessKeyId}))
+	// and never names its type. SetRenameDeleteInput switches it at run
+	// time.
+	RenameDeleteInput bool
 }
 
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
@@ -148,7 +157,9 @@ type Server struct {
 	rollback bool
 	undo     *undo
 	hideQR   bool // Options.HideQRData
-	maxRoot  int  // Options.MaxRootFields, as switched
+	// renameDelete is Options.RenameDeleteInput, as switched.
+	renameDelete bool
+	maxRoot      int // Options.MaxRootFields, as switched
 	// refuseReadd refuses re-adding the key a stay holds (SetRefuseReadd).
 	refuseReadd bool
 }
@@ -164,6 +175,17 @@ type (
 
 var loadSchema = sync.OnceValues(func() (*ast.Schema, error) {
 	return gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: schema.SDL})
+})
+
+// RenamedDeleteInput is the name Options.RenameDeleteInput gives
+// deleteRoomAccessKey's input type.
+const RenamedDeleteInput = "RoomAccessKeyDeleteInput"
+
+// loadRenamedSchema is the schema with deleteRoomAccessKey's input type
+// renamed (Options.RenameDeleteInput).
+var loadRenamedSchema = sync.OnceValues(func() (*ast.Schema, error) {
+	sdl := strings.ReplaceAll(schema.SDL, "DeleteRoomAccessKeyInput", RenamedDeleteInput)
+	return gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: sdl})
 })
 
 // New returns a Server with no rooms or stays. It panics if the embedded
@@ -193,6 +215,7 @@ func New(opts Options) *Server {
 		messageOnly:  opts.MessageOnlyErrors,
 		rollback:     opts.RollbackDocuments,
 		hideQR:       opts.HideQRData,
+		renameDelete: opts.RenameDeleteInput,
 		maxRoot:      opts.MaxRootFields,
 	}
 	if s.limiter == nil {
@@ -235,6 +258,9 @@ func (s *Server) SetMaxRootFields(n int) {
 // does not say what a re-add does, and keysync's backfill uses it to tell
 // its own keys from others'.
 func (s *Server) SetRefuseReadd(on bool) { sandboxkit.Store(&s.mu, &s.refuseReadd, on) }
+
+// SetRenameDeleteInput switches Options.RenameDeleteInput.
+func (s *Server) SetRenameDeleteInput(on bool) { sandboxkit.Store(&s.mu, &s.renameDelete, on) }
 
 // SetHideQRData switches Options.HideQRData.
 func (s *Server) SetHideQRData(on bool) { sandboxkit.Store(&s.mu, &s.hideQR, on) }
@@ -345,7 +371,15 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 	case parseErr != nil:
 		return badRequest(gqlErrors(parseErr))
 	}
-	if errs := validator.ValidateWithRules(s.schema, doc, nil); len(errs) > 0 {
+	sch := s.schema
+	if sandboxkit.Load(&s.mu, &s.renameDelete) {
+		renamed, err := loadRenamedSchema()
+		if err != nil {
+			panic(fmt.Sprintf("sandbox: load 3rpms schema with the delete input renamed: %v", err))
+		}
+		sch = renamed
+	}
+	if errs := validator.ValidateWithRules(sch, doc, nil); len(errs) > 0 {
 		return badRequest(errs)
 	}
 	if op == nil {
@@ -361,13 +395,13 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		return fail(http.StatusBadRequest, fmt.Sprintf(
 			"too many root fields: the mutation has %d, the limit is %d per document (MaxRootFields)", rec.FieldCount, maxRoot))
 	}
-	vars, err := validator.VariableValues(s.schema, op, req.Variables)
+	vars, err := validator.VariableValues(sch, op, req.Variables)
 	if err != nil {
 		return badRequest(gqlErrors(err))
 	}
 
 	s.lock()
-	e := &executor{s: s, schema: s.schema, doc: doc, vars: vars, caller: integration}
+	e := &executor{s: s, schema: sch, doc: doc, vars: vars, caller: integration}
 	if op.Operation == ast.Mutation {
 		s.begin()
 	}
