@@ -311,13 +311,6 @@ func (v *DeleteRoomAccessKeyDeleteRoomAccessKeyDeleteRoomAccessKeyPayload) GetDe
 	return v.Deleted
 }
 
-type DeleteRoomAccessKeyInput struct {
-	RoomAccessKeyId string `json:"roomAccessKeyId"`
-}
-
-// GetRoomAccessKeyId returns DeleteRoomAccessKeyInput.RoomAccessKeyId, and is useful for accessing the field via an interface.
-func (v *DeleteRoomAccessKeyInput) GetRoomAccessKeyId() string { return v.RoomAccessKeyId }
-
 // DeleteRoomAccessKeyResponse is returned by DeleteRoomAccessKey on success.
 type DeleteRoomAccessKeyResponse struct {
 	// Deletes this integration's key; it must be assigned to no room stay.
@@ -414,11 +407,11 @@ func (v *__CreateRoomAccessKeyInput) GetInput() CreateRoomAccessKeyInput { retur
 
 // __DeleteRoomAccessKeyInput is used internally by genqlient
 type __DeleteRoomAccessKeyInput struct {
-	Input DeleteRoomAccessKeyInput `json:"input"`
+	RoomAccessKeyId string `json:"roomAccessKeyId"`
 }
 
-// GetInput returns __DeleteRoomAccessKeyInput.Input, and is useful for accessing the field via an interface.
-func (v *__DeleteRoomAccessKeyInput) GetInput() DeleteRoomAccessKeyInput { return v.Input }
+// GetRoomAccessKeyId returns __DeleteRoomAccessKeyInput.RoomAccessKeyId, and is useful for accessing the field via an interface.
+func (v *__DeleteRoomAccessKeyInput) GetRoomAccessKeyId() string { return v.RoomAccessKeyId }
 
 // __RemoveRoomAccessKeyInput is used internally by genqlient
 type __RemoveRoomAccessKeyInput struct {
@@ -503,23 +496,25 @@ func CreateRoomAccessKey(
 
 // The mutation executed by DeleteRoomAccessKey.
 const DeleteRoomAccessKey_Operation = `
-mutation DeleteRoomAccessKey ($input: DeleteRoomAccessKeyInput!) {
-	deleteRoomAccessKey(input: $input) {
+mutation DeleteRoomAccessKey ($roomAccessKeyId: ID!) {
+	deleteRoomAccessKey(input: {roomAccessKeyId:$roomAccessKeyId}) {
 		deleted
 	}
 }
 `
 
+// The API document writes the delete's input inline and never names its
+// type, so neither does keysync (the sandbox's RenameDeleteInput).
 func DeleteRoomAccessKey(
 	ctx_ context.Context,
 	client_ graphql.Client,
-	input DeleteRoomAccessKeyInput,
+	roomAccessKeyId string,
 ) (data_ *DeleteRoomAccessKeyResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "DeleteRoomAccessKey",
 		Query:  DeleteRoomAccessKey_Operation,
 		Variables: &__DeleteRoomAccessKeyInput{
-			Input: input,
+			RoomAccessKeyId: roomAccessKeyId,
 		},
 	}
 

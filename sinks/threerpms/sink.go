@@ -4,6 +4,9 @@
 // takes as few requests as the server allows.
 //
 // Assumptions where the 3RPMS Room Access Key API is silent, made here and in the sandbox alike:
+//   - The delete's input is written inline, as the API document writes it
+//     (deleteRoomAccessKey(input:{roomAccessKeyId: $id})): the document
+//     names the input types of the other three mutations but not this one's.
 //   - "Chained operations" are aliased root mutation fields in one document;
 //     GraphQL runs root mutation fields one after another in document order,
 //     so a revoke placed before an assign frees the stay first.
@@ -243,6 +246,12 @@ type mutation struct {
 	name, varType, selection string
 	input                    any
 	secrets                  []string
+	// member, when set, writes the input as an object literal whose one
+	// member, of that name, is the variable (of type varType, holding
+	// input): the delete's, whose input type the API document never names
+	// (it writes deleteRoomAccessKey(input:{roomAccessKeyId: $roomAccessKeyId})),
+	// so that no type name is assumed.
+	member string
 }
 
 // mutationOf builds the root field of an action, or says why its input
@@ -256,16 +265,16 @@ func mutationOf(a *reconcile.Action) (mutation, error) {
 		if err != nil {
 			return m, err
 		}
-		m = mutation{"createRoomAccessKey", "CreateRoomAccessKeyInput!", "roomAccessKey { __typename id }", in, nil}
+		m = mutation{"createRoomAccessKey", "CreateRoomAccessKeyInput!", "roomAccessKey { __typename id }", in, nil, ""}
 	case reconcile.OpAssign, reconcile.OpClaim:
 		m = mutation{"addRoomAccessKey", "AddRoomAccessKeyInput!", "roomStay { id }",
-			AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil}
+			AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil, ""}
 	case reconcile.OpRevoke:
 		m = mutation{"removeRoomAccessKey", "RemoveRoomAccessKeyInput!", "roomStay { id }",
-			RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil}
+			RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil, ""}
 	case reconcile.OpDelete:
-		m = mutation{"deleteRoomAccessKey", "DeleteRoomAccessKeyInput!", "deleted",
-			DeleteRoomAccessKeyInput{RoomAccessKeyId: c.RemoteID}, nil}
+		m = mutation{name: "deleteRoomAccessKey", varType: "ID!", selection: "deleted",
+			input: c.RemoteID, member: "roomAccessKeyId"}
 	default:
 		return m, fmt.Errorf("operation %q is not a 3RPMS key mutation", a.Op)
 	}
@@ -279,7 +288,7 @@ func mutationOf(a *reconcile.Action) (mutation, error) {
 
 // add appends a mutation to the document.
 func (d *document) add(m mutation) {
-	d.field(m.name, m.varType, m.input, m.selection)
+	d.field(m)
 	d.secrets = append(d.secrets, m.secrets...)
 }
 
@@ -327,14 +336,22 @@ func ValidCompartment(s string) bool {
 	return true
 }
 
-func (d *document) field(name, varType string, value any, selection string) {
+func (d *document) field(m mutation) {
 	i := len(d.fields)
 	if d.values == nil {
 		d.values = map[string]any{}
 	}
-	d.vars = append(d.vars, fmt.Sprintf("$v%d: %s", i, varType))
-	d.fields = append(d.fields, fmt.Sprintf("  a%d: %s(input: $v%d) { %s }", i, name, i, selection))
-	d.values[fmt.Sprintf("v%d", i)] = value
+	v := fmt.Sprintf("v%d", i)
+	arg := "$" + v
+	if m.member != "" {
+		// Named after the member, so that an id is not taken for a secret
+		// (the transport's redactor keeps values under keys ending in Id).
+		v += "_" + m.member
+		arg = fmt.Sprintf("{%s: $%s}", m.member, v)
+	}
+	d.vars = append(d.vars, fmt.Sprintf("$%s: %s", v, m.varType))
+	d.fields = append(d.fields, fmt.Sprintf("  a%d: %s(input: %s) { %s }", i, m.name, arg, m.selection))
+	d.values[v] = m.input
 }
 
 // String renders the document.
