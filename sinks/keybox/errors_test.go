@@ -253,3 +253,25 @@ func TestErrorsKeepIds(t *testing.T) {
 		t.Errorf("create: err = %v quotes a code the request did not carry", e)
 	}
 }
+
+// TestCancelRefusalKeepsTheCodeOut: the key-box document says nothing of
+// what its codes look like (the sandbox's are digits, which every message
+// has masked); a box whose codes hold letters, quoting the code of the
+// access a cancel concerns in its refusal, must not put that code in the
+// error, which reaches the report and the logs.
+func TestCancelRefusalKeepsTheCodeOut(t *testing.T) {
+	t.Parallel()
+	const code = "KX7P2Q"
+	srv := httptest.NewServer(answer(409, jsonCT, `{"message":"access acc_1 (code `+code+`) has already started and cannot be cancelled"}`))
+	defer srv.Close()
+	s := newSink(t, options(srv.URL, lj))
+	a := cancel("s1", "acc_1")
+	a.Cred.Secret = code
+	out := apply(t, s, a)
+	if err := out.Err; err == nil || !errors.Is(err, reconcile.ErrConflict) || !strings.Contains(err.Error(), "acc_1") {
+		t.Fatalf("cancel refused 409: err = %v, want ErrConflict naming the access", err)
+	}
+	if err := out.Err.Error(); strings.Contains(err, code) {
+		t.Errorf("the access's code is in the error: %s", err)
+	}
+}
