@@ -447,7 +447,7 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	id := a.Cred.RemoteID
 	what := fmt.Sprintf("cancel access %s for stay %s", id, a.Stay.ID)
 	target := strings.ReplaceAll(s.opts.CancelPath, "{id}", url.PathEscape(id))
-	verdict, err := s.send(ctx, what, s.opts.CancelMethod, target, nil, nil)
+	verdict, err := s.send(ctx, what, s.opts.CancelMethod, target, nil, nil, a.Cred.Secret)
 	switch {
 	case err != nil:
 		return nil, err

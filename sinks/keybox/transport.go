@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/reconcile"
 )
 
 // maxMessageRunes is how much of a server message reaches an error.
@@ -21,8 +23,9 @@ const maxMessageRunes = 200
 // 2xx it decodes the answer into out (when out is non-nil). verdict is the
 // server's refusal of this action alone (a 4xx but 401, 403, 405 and 429); err
 // is a failure of the request as a whole. Neither ever quotes a body
-// beyond a scrubbed server message.
-func (s *Sink) send(ctx context.Context, what, method, path string, body, out any) (verdict, err error) {
+// beyond a scrubbed server message, from which codes (the access codes the
+// request concerns, whatever their form) are removed too.
+func (s *Sink) send(ctx context.Context, what, method, path string, body, out any, codes ...reconcile.Secret) (verdict, err error) {
 	// Numbers the request carried (the access id in the path, the key id
 	// in the body) are ids, not codes: a server message keeps them.
 	payload, _ := json.Marshal(body)
@@ -37,7 +40,7 @@ func (s *Sink) send(ctx context.Context, what, method, path string, body, out an
 			case http.StatusForbidden:
 				return fmt.Sprintf("user %q lacks a permission this call needs (listing, creating and cancelling accesses)", s.opts.Username)
 			}
-			return s.message(b, keep)
+			return s.message(b, keep, codes)
 		},
 	})
 	if httpapi.Refusal(err) != nil {
@@ -50,7 +53,7 @@ func (s *Sink) send(ctx context.Context, what, method, path string, body, out an
 // secrets and cut short, or says there is none. Only a JSON "message",
 // "error" (or error.message) or errors[].message string is ever used; keep
 // holds the digit runs that are ids, not codes.
-func (s *Sink) message(raw []byte, keep map[string]bool) string {
+func (s *Sink) message(raw []byte, keep map[string]bool, codes []reconcile.Secret) string {
 	var m struct {
 		Message string          `json:"message"`
 		Error   json.RawMessage `json:"error"`
@@ -83,16 +86,18 @@ func (s *Sink) message(raw []byte, keep map[string]bool) string {
 	if len(parts) == 0 {
 		return "no message in the answer"
 	}
-	return s.scrub(strings.Join(parts, "; "), keep)
+	return s.scrub(strings.Join(parts, "; "), keep, codes)
 }
 
-// scrub makes a server message safe for an error: it removes the password
-// and every compartment, masks runs of four or more digits (an access code
+// scrub makes a server message safe for an error: it removes the password,
+// every compartment and the codes given, masks runs of four or more digits (an access code
 // the server might quote; a year in a date and the ids in keep are kept),
 // replaces control characters and cuts the message short.
-func (s *Sink) scrub(msg string, keep map[string]bool) string {
-	for _, secret := range s.secrets {
-		msg = strings.ReplaceAll(msg, secret.Reveal(), "[redacted]")
+func (s *Sink) scrub(msg string, keep map[string]bool, codes []reconcile.Secret) string {
+	for _, secret := range slices.Concat(s.secrets, codes) {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret.Reveal(), "[redacted]")
+		}
 	}
 	msg = maskDigits(msg, keep)
 	return httpapi.CleanMessage(msg, maxMessageRunes)
