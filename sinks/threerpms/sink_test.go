@@ -614,6 +614,25 @@ func TestApplyRequestErrorRedactsPIN(t *testing.T) {
 	}
 }
 
+// TestApplyRequestErrorRedactsAShortCompartment: the API document's own
+// compartment example is two characters ("3R"), and a refusal quoting the
+// variables (graphql-js style) must not carry it into the error, however
+// short it is.
+func TestApplyRequestErrorRedactsAShortCompartment(t *testing.T) {
+	t.Parallel()
+	s := cannedSinkStatus(t, http.StatusBadRequest,
+		`{"errors":[{"message":"Variable \"$v0\" got invalid value {\"roomAccessKeyStorage\":{\"pin\":\"4821\",\"compartment\":\"3R\"}}; compartment 3R is not in use."}]}`)
+	a := create("s1", "4821")
+	a.Kind, a.Cred.Kind, a.Cred.Compartment = reconcile.KindKeyStorageKey, reconcile.KindKeyStorageKey, "3R"
+	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
+	if !errors.Is(err, reconcile.ErrRejected) || out != nil {
+		t.Fatalf("Apply = %v, %v; want a request-level ErrRejected", out, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, `"3R"`) || strings.Contains(msg, "compartment 3R") || strings.Contains(msg, "4821") {
+		t.Errorf("err = %q quotes the compartment or the PIN", msg)
+	}
+}
+
 func TestApplyTransportFailure(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
