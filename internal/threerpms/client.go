@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -140,7 +141,13 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 // sizes and cursors are not secrets and an operator needs them ("room stay
 // rs_1042 not found"), so values under those keys are kept; any other
 // value, a field added later included, is removed.
-type redactor struct{ secrets []string }
+type redactor struct {
+	secrets []string
+	// short are the values of one or two characters (a compartment such as
+	// the API document's "3R"): removed only where they stand alone, as a
+	// word, so that the rest of a message survives.
+	short []*regexp.Regexp
+}
 
 func newRedactor(body []byte, token reconcile.Secret) *redactor {
 	r := &redactor{}
@@ -162,8 +169,12 @@ func newRedactor(body []byte, token reconcile.Secret) *redactor {
 func (r *redactor) collect(key string, v any) {
 	switch v := v.(type) {
 	case string:
-		if len(v) >= 3 && !notSecret(key) {
+		switch {
+		case v == "" || notSecret(key):
+		case len(v) >= 3:
 			r.secrets = append(r.secrets, v)
+		default:
+			r.short = append(r.short, regexp.MustCompile(`(^|[^\pL\pN])`+regexp.QuoteMeta(v)+`($|[^\pL\pN])`))
 		}
 	case map[string]any:
 		for k, x := range v {
@@ -189,6 +200,13 @@ func notSecret(key string) bool {
 func (r *redactor) redact(msg string) string {
 	for _, s := range r.secrets {
 		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	for _, re := range r.short {
+		// Twice: a match takes the character after the value, which may
+		// start the next standalone occurrence.
+		for range 2 {
+			msg = re.ReplaceAllString(msg, "${1}[redacted]${2}")
+		}
 	}
 	return msg
 }
