@@ -2,6 +2,7 @@ package openapp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sinks/openapp"
 )
 
 // reply is a canned answer.
@@ -321,5 +323,37 @@ func TestSinkTransportErrors(t *testing.T) {
 	checkErr(t, err, []error{reconcile.ErrUnknownOutcome, reconcile.ErrUnavailable}, nil, []string{"no answer"})
 	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Writes != 4 {
 		t.Errorf("meter %+v, want 4 writes", got)
+	}
+}
+
+// TestNumericLinkIDs: the OpenApp document shows invite_link_id only by
+// name, never its JSON type; a server that numbers its invites answers a
+// create, and lists them, with integers (the key box's and Guestway's ids
+// are read either way). The create is done, its id recorded as the
+// number's text, and the list reads back the same id.
+func TestNumericLinkIDs(t *testing.T) {
+	t.Parallel()
+	a := createOp()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", jsonCT)
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"invite_token":"`+canaryToken+`","invite_link_id":12345}`)
+			return
+		}
+		name, _ := json.Marshal("Guest " + openapp.OwnerTag(a.Stay))
+		_, _ = io.WriteString(w, `{"data":[{"invite_link_id":12345,"invite_token":"`+canaryToken+`","name":`+string(name)+
+			`,"portal_ids":["door-101"],"valid_from":"2026-06-01T13:00:00Z","valid_to":"2026-06-05T09:00:00Z","is_enabled":true}],"has_more":false}`)
+	}))
+	defer srv.Close()
+	s := newSink(t, options(srv.URL))
+	out, err := s.Apply(context.Background(), []*reconcile.Action{a})
+	if err != nil || len(out) != 1 || out[0].Err != nil || out[0].RemoteID != "12345" || out[0].Secret.Reveal() != canaryToken {
+		t.Fatalf("create answered with a numeric invite_link_id: %+v, %v; want done, id 12345", out, err)
+	}
+	id, _, found, err := s.Find(context.Background(), a.Cred)
+	if err != nil || !found || id != "12345" {
+		t.Errorf("Find in a list of numeric ids = %q, %v, %v; want 12345 found", id, found, err)
 	}
 }
