@@ -49,7 +49,8 @@
 //     deleted (reconcile.Credential.ReplaceOnly; the sandbox's
 //     PutNotFound), never forgotten.
 //   - The response to a create is 201 (any 2xx is accepted) with JSON
-//     {invite_token, invite_link_id}; PUT and DELETE answer 2xx with an
+//     {invite_token, invite_link_id}, the id (here and in the list) a
+//     string or an integer, kept as its text; PUT and DELETE answer 2xx with an
 //     empty or JSON body, which the sink does not read further.
 //   - GET /integrations/{integration_id}/access-invites lists the
 //     integration's invites that are not deleted (enabled or not, whoever

@@ -27,14 +27,46 @@ var _ reconcile.BatchFinder = (*Sink)(nil)
 
 // listedInvite is one invite of the list (see the package comment).
 type listedInvite struct {
-	LinkID    string   `json:"invite_link_id"`
-	Token     string   `json:"invite_token"`
-	Name      string   `json:"name"`
-	PortalIDs []string `json:"portal_ids"`
-	ValidFrom string   `json:"valid_from"`
-	ValidTo   string   `json:"valid_to"`
+	LinkID    linkIDJSON `json:"invite_link_id"`
+	Token     string     `json:"invite_token"`
+	Name      string     `json:"name"`
+	PortalIDs []string   `json:"portal_ids"`
+	ValidFrom string     `json:"valid_from"`
+	ValidTo   string     `json:"valid_to"`
 	// IsEnabled absent counts as enabled, as on create.
 	IsEnabled *bool `json:"is_enabled"`
+}
+
+// linkIDJSON is an invite_link_id as a server sends it: the OpenApp
+// document gives it no JSON type, so a string or an integer (a server that
+// numbers its invites) is read, as its text; null is "".
+type linkIDJSON string
+
+// errLinkID is an invite_link_id that is neither a string nor an integer.
+const errLinkID = httpapi.DecodeError("invite_link_id is neither a string nor an integer")
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (l *linkIDJSON) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*l = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*l = linkIDJSON(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return errLinkID
+		}
+		if _, err := n.Int64(); err != nil {
+			return errLinkID
+		}
+		*l = linkIDJSON(n.String())
+	}
+	return nil
 }
 
 // invitePage is one page of the invite list.
@@ -102,7 +134,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 	best := make([]*listedInvite, len(creds))
 	rank := make([]int, len(creds))
 	err := s.eachInvite(ctx, what, secrets, func(in *listedInvite) bool {
-		if known[in.LinkID] {
+		if known[string(in.LinkID)] {
 			return false
 		}
 		owner := ownerOf(in)
@@ -131,15 +163,15 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 	out := make([]*reconcile.Held, len(creds))
 	taken := map[string]bool{}
 	for i, in := range best {
-		if in == nil || taken[in.LinkID] {
+		if in == nil || taken[string(in.LinkID)] {
 			continue
 		}
-		taken[in.LinkID] = true
+		taken[string(in.LinkID)] = true
 		room := ""
 		if s.opensOnly(in, creds[i].RoomID) {
 			room = creds[i].RoomID
 		}
-		out[i] = &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: in.LinkID, Secret: reconcile.Secret(in.Token),
+		out[i] = &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: string(in.LinkID), Secret: reconcile.Secret(in.Token),
 			Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}, RoomID: room}
 	}
 	return out, nil
@@ -230,7 +262,7 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 	what := fmt.Sprintf("check invite %s for stay %s", c.RemoteID, c.Stay.ID)
 	var found *listedInvite
 	if err := s.eachInvite(ctx, what, []string{c.Secret.Reveal()}, func(in *listedInvite) bool {
-		if in.LinkID == c.RemoteID {
+		if string(in.LinkID) == c.RemoteID {
 			found = in
 		}
 		return found != nil

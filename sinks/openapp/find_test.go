@@ -254,7 +254,7 @@ func TestFindErrors(t *testing.T) {
 			is: []error{reconcile.ErrUnavailable}, contains: []string{"HTTP 503"}},
 		{name: "429 then the list", steps: []http.HandlerFunc{reply(429, jsonCT, `{}`, "Retry-After", "3"), reply(200, jsonCT, page(canaryToken))},
 			requests: 2, sleeps: []time.Duration{3 * time.Second}},
-		{name: "wrong field type", steps: []http.HandlerFunc{reply(200, jsonCT, `{"data":[{"invite_link_id":7,"invite_token":"`+canaryToken+`"}]}`)},
+		{name: "wrong field type", steps: []http.HandlerFunc{reply(200, jsonCT, `{"data":[{"invite_link_id":[7],"invite_token":"`+canaryToken+`"}]}`)},
 			requests: 1, is: []error{}, contains: []string{"not an invite list"}},
 		{name: "not JSON", steps: []http.HandlerFunc{reply(200, "text/html", canaryToken)}, requests: 1,
 			is: []error{}, contains: []string{"not JSON"}},

@@ -186,8 +186,8 @@ func (s *Sink) apply(ctx context.Context, a *reconcile.Action) (reconcile.Outcom
 		return reconcile.Outcome{}, nil
 	}
 	var created struct {
-		Token  string `json:"invite_token"`
-		LinkID string `json:"invite_link_id"`
+		Token  string     `json:"invite_token"`
+		LinkID linkIDJSON `json:"invite_link_id"`
 	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &created); err != nil {
@@ -198,7 +198,7 @@ func (s *Sink) apply(ctx context.Context, a *reconcile.Action) (reconcile.Outcom
 	if created.Token == "" || created.LinkID == "" {
 		return reconcile.Outcome{Err: fmt.Errorf("openapp: %s: answer lacks invite_token or invite_link_id; the invite may exist: %w", what, reconcile.ErrUnknownOutcome)}, nil
 	}
-	return reconcile.Outcome{RemoteID: created.LinkID, Secret: reconcile.Secret(created.Token)}, nil
+	return reconcile.Outcome{RemoteID: string(created.LinkID), Secret: reconcile.Secret(created.Token)}, nil
 }
 
 // inviteBody is the JSON of a create or update; omitted fields are left
