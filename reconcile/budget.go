@@ -95,6 +95,18 @@ func budget(actions []*Action, allow map[System]allowance, maxBatch func(System)
 	return kept, deferred
 }
 
+// revocationPrice is the requests, by system, of the actions budget puts
+// first (the groups holding a revocation or cleanup), batched alone.
+func revocationPrice(actions []*Action, maxBatch func(System) int) map[System]int {
+	var revokes []*Action
+	for _, u := range budgetUnits(actions) {
+		if u.priority == PriorityRevoke {
+			revokes = append(revokes, u.actions...)
+		}
+	}
+	return requestsBySystem(revokes, maxBatch)
+}
+
 // unit is a group of actions kept or deferred together.
 type unit struct {
 	actions  []*Action

@@ -23,27 +23,41 @@ type siteWork struct {
 	// refused is the report of a plan the fail-safe refused.
 	refused  *PlanReport
 	failures []Failure
-	// planned counts the plan's requests per system.
-	planned map[System]int
+	// requests counts the plan's requests per system.
+	requests map[System]int
 
-	// read is closed once the property has read, priced once the budget has had its
-	// turn (or will not: the property stopped before it).
-	read, priced         chan struct{}
-	readDone, pricedDone bool
+	// read is closed once the property has read, planned once its plan
+	// is made (revokes then holds its price), priced once the budget has
+	// had its turn (or will not: the property stopped before it).
+	read, planned, priced             chan struct{}
+	readDone, plannedDone, pricedDone bool
+	// revokes is what the plan's revocations and cleanup cost, by system
+	// (revocationPrice): the properties before it on an account leave
+	// that much for them.
+	revokes map[System]int
 	// shares are the other properties on any budgeted account of this
 	// one, and its siblings (Site.Siblings): an account's allowance is
 	// known once all of its properties have read (their reads count
 	// against it), and siblings read each other's records, which none may
 	// change before all have read. before are the account sharers earlier
 	// in site order: each account's allowance is shared out in site order,
-	// as the properties come in the config, the same way every run.
-	shares, before []*siteWork
+	// as the properties come in the config, the same way every run; after
+	// are the account sharers later in site order, whose revocations the
+	// allowance keeps from this one's other work.
+	shares, before, after []*siteWork
 }
 
 func (w *siteWork) doneReading() {
 	if !w.readDone {
 		w.readDone = true
 		close(w.read)
+	}
+}
+
+func (w *siteWork) donePlanning() {
+	if !w.plannedDone {
+		w.plannedDone = true
+		close(w.planned)
 	}
 }
 
@@ -99,7 +113,7 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 		if !opts.visits(site) {
 			continue
 		}
-		w := &siteWork{site: site, read: make(chan struct{}), priced: make(chan struct{})}
+		w := &siteWork{site: site, read: make(chan struct{}), planned: make(chan struct{}), priced: make(chan struct{})}
 		for _, acct := range site.accounts() {
 			if _, ok := allow[acct]; !ok {
 				continue
@@ -109,6 +123,7 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 					w.shares = append(w.shares, u)
 					w.before = append(w.before, u)
 					u.shares = append(u.shares, w)
+					u.after = append(u.after, w)
 				}
 			}
 			users[acct] = append(users[acct], w)
@@ -152,6 +167,7 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 				}
 			}()
 			defer w.donePricing()
+			defer w.donePlanning()
 			defer w.doneReading()
 			if err := r.work(ctx, opts, run, w, p, records, gate, &stop); err != nil {
 				errs[i] = err
@@ -305,14 +321,23 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		return nil
 	}
 
+	w.revokes = revocationPrice(plan.Actions, site.maxBatch)
+	w.donePlanning()
+
 	for _, u := range w.shares {
 		<-u.read
+	}
+	// Revocations go first across the properties sharing an account, not
+	// only within each: those of the properties priced after this one
+	// are kept from its other work (see purse.price).
+	for _, u := range w.after {
+		<-u.planned
 	}
 	for _, u := range w.before {
 		<-u.priced
 	}
-	w.planned = requestsBySystem(plan.Actions, site.maxBatch)
-	w.job = p.price(r, site, rd, plan, w.planned)
+	w.requests = requestsBySystem(plan.Actions, site.maxBatch)
+	w.job = p.price(r, site, rd, plan, w.requests, w.after)
 	w.donePricing()
 
 	if opts.DryRun {
@@ -349,7 +374,13 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 // left and takes its requests off them; planned is the plan's requests per
 // system. The first time an account is priced, all of the run's reads on
 // it are done (see siteWork.shares) and come off its allowance.
-func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned map[System]int) *siteJob {
+//
+// The revocations of the properties sharing an account that are priced
+// after this one (after) are kept from its work other than revocations,
+// as its reserve is: with too little left for all, every property's
+// revocations go before any property's arrivals, whatever the config's
+// order.
+func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned map[System]int, after []*siteWork) *siteJob {
 	job := &siteJob{site: site, rd: rd, plan: plan, pr: newPlanReport(plan)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -365,7 +396,16 @@ func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned ma
 			p.counted[acct] = true
 		}
 	}
-	job.kept, job.deferred = budget(plan.Actions, site.allowances(p.allow), site.maxBatch)
+	allow := site.allowances(p.allow)
+	for sys, al := range allow {
+		for _, u := range after {
+			if u.site.account(sys) == site.account(sys) {
+				al.Reserve += u.revokes[sys]
+			}
+		}
+		allow[sys] = al
+	}
+	job.kept, job.deferred = budget(plan.Actions, allow, site.maxBatch)
 	job.batches = splitBatches(job.kept, site.maxBatch)
 	for _, b := range job.batches {
 		if al, ok := p.allow[site.account(b.System)]; ok {

@@ -193,7 +193,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			continue
 		}
 		rep.Plans = append(rep.Plans, j.pr)
-		for sys, n := range w.planned {
+		for sys, n := range w.requests {
 			if rep.Planned == nil {
 				rep.Planned = map[System]int{}
 			}
