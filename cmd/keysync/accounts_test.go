@@ -218,3 +218,52 @@ type fakeLedger struct {
 func (f fakeLedger) RequestTimes(context.Context, time.Time) (map[reconcile.Account][]time.Time, error) {
 	return f.times, nil
 }
+
+// TestAccountsWhateverTheHostsSpelling: one credential on one API host is
+// one account however the config writes the host: a host name's case and
+// the scheme's default port name the same server. A split hotel's two
+// properties (one token, the endpoint written twice) are one hotel to the
+// config, and must be one account too, or they pace and budget apart,
+// each at the whole of the token's limits; so are two organisations on a
+// partner key.
+func TestAccountsWhateverTheHostsSpelling(t *testing.T) {
+	t.Parallel()
+	const yaml = `
+properties:
+  - name: hotel
+    timezone: UTC
+    threerpms: {endpoint: "https://rpms.example/graphql", token: "${TOKEN}"}
+    rooms: {r1: pin}
+  - name: annex
+    timezone: UTC
+    threerpms: {endpoint: "https://RPMS.example:443/graphql", token: "${TOKEN}"}
+    rooms: {r2: pin}
+  - name: apartments-1
+    timezone: UTC
+    guestway: {base_url: "https://guestway.example", partner_key: "${PARTNER_KEY}", token: "${GW_TOKEN_1}"}
+    default_method: pin
+  - name: apartments-2
+    timezone: UTC
+    guestway: {base_url: "https://Guestway.Example:443", partner_key: "${PARTNER_KEY}", token: "${GW_TOKEN_2}"}
+    default_method: pin
+`
+	secrets := map[string]string{"TOKEN": "secret-token", "PARTNER_KEY": "secret-partner-key", "GW_TOKEN_1": "gw_org-one-token", "GW_TOKEN_2": "gw_org-two-token"}
+	cfg, err := ParseConfig(strings.NewReader(yaml), func(k string) string { return secrets[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.splitHotels()) != 1 {
+		t.Errorf("split hotels %d, want hotel and annex as one", len(cfg.splitHotels()))
+	}
+	for _, pair := range [][2]int{{0, 1}, {2, 3}} {
+		a, b := cfg.Properties[pair[0]], cfg.Properties[pair[1]]
+		for sys, acct := range a.accounts() {
+			if other := b.accounts()[sys]; other != acct {
+				t.Errorf("%s and %s: one %s credential on one host is two accounts, %s and %s: each paced and budgeted at the whole of its limits", a.Name, b.Name, sys, acct, other)
+			}
+		}
+	}
+	if n := len(budgets(cfg)); n != 2 {
+		t.Errorf("%d budgets, want 2 (the token, the partner key): %v", n, budgets(cfg))
+	}
+}
