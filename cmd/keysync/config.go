@@ -553,13 +553,13 @@ func (c *Config) splitHotels() map[string][]int {
 }
 
 // endpointKey is an endpoint as the same server: scheme and host in lower
-// case, no trailing slash.
+// case, no default port (canonicalHost), no trailing slash.
 func endpointKey(endpoint string) string {
 	u, err := url.Parse(strings.TrimRight(endpoint, "/"))
 	if err != nil {
 		return endpoint
 	}
-	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), canonicalHost(u)
 	return u.String()
 }
 

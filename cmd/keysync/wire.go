@@ -450,12 +450,28 @@ func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconci
 	return site, nil
 }
 
+// hostOf is the API host an endpoint names, as one server is named
+// however the config spells it: lower case, without the scheme's default
+// port. Accounts (fingerprint) and pacer groups are by it, and a split
+// hotel's endpoints compare by it (endpointKey), so one token on one host
+// is one account, paced and budgeted once.
 func hostOf(endpoint string) string {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return endpoint
 	}
-	return u.Host
+	return canonicalHost(u)
+}
+
+// canonicalHost is u's host in lower case, without the default port of
+// its scheme (443 for https, 80 for http).
+func canonicalHost(u *url.URL) string {
+	host := strings.ToLower(u.Host)
+	switch port := u.Port(); {
+	case port == "443" && strings.EqualFold(u.Scheme, "https"), port == "80" && strings.EqualFold(u.Scheme, "http"):
+		host = strings.TrimSuffix(host, ":"+port)
+	}
+	return host
 }
 
 // crashHook returns the fault tests' hook: with KEYSYNC_CRASH_AT set to
