@@ -49,7 +49,22 @@ var (
 	// ErrCorrupt means the state file is not an SQLite database or fails
 	// SQLite's integrity check.
 	ErrCorrupt = errors.New("state file is corrupt or not an SQLite database")
+	// ErrBusy means another process held the state file (a shard writing
+	// or creating it) for longer than the busy timeout: a later read may
+	// well succeed.
+	ErrBusy = errors.New("state file is busy")
 )
+
+// isBusy reports whether err is SQLite's "busy" or "locked", in any of their
+// extended forms (recovery, snapshot).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+}
 
 // Options says how Open treats the state file.
 type Options struct {

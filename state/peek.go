@@ -20,8 +20,30 @@ type Peeked struct {
 	lastRun time.Time
 }
 
-// Peek opens the state file at path for Record, read-only.
+// Peek opens the state file at path for Record, read-only. Another
+// process opening, recovering or writing the file can make SQLite answer
+// "busy" at once, without waiting out the busy timeout (a WAL being
+// recovered, say): Peek tries again until busy has passed, then fails
+// with ErrBusy.
 func Peek(ctx context.Context, path string, busy time.Duration) (*Peeked, error) {
+	deadline := time.Now().Add(busy)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		p, err := peek(ctx, path, busy)
+		if !isBusy(err) {
+			return p, err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("%w (%w)", ErrBusy, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func peek(ctx context.Context, path string, busy time.Duration) (*Peeked, error) {
 	p := &Peeked{path: path}
 	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 {
 		return p, nil

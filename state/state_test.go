@@ -1240,6 +1240,39 @@ func TestPeek(t *testing.T) {
 	}
 }
 
+// TestPeekBusy: a file another process holds (here a connection in
+// exclusive locking mode, as a writer mid-recovery would) is read once it
+// lets go within the busy timeout; held past it, Peek fails with ErrBusy,
+// which callers take for "try again later", not for a foreign file.
+func TestPeekBusy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openNew(t)
+	db.Close()
+	hold := func() *sql.DB {
+		t.Helper()
+		other, err := sql.Open("sqlite", "file:"+path+"?_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.SetMaxOpenConns(1)
+		if _, err := other.ExecContext(ctx, "INSERT OR REPLACE INTO meta (key, value) VALUES ('held', 'yes')"); err != nil {
+			t.Fatal(err)
+		}
+		return other
+	}
+	other := hold()
+	if _, err := Peek(ctx, path, 100*time.Millisecond); !errors.Is(err, ErrBusy) {
+		t.Errorf("Peek of a held file: %v, want ErrBusy", err)
+	}
+	time.AfterFunc(200*time.Millisecond, func() { other.Close() })
+	p, err := Peek(ctx, path, 10*time.Second)
+	if err != nil {
+		t.Fatalf("Peek of a file let go within the busy timeout: %v", err)
+	}
+	p.Close()
+}
+
 // peekRecord is the Record of property that Peek reads in the file at path.
 func peekRecord(t *testing.T, path, property string) Record {
 	t.Helper()

@@ -91,6 +91,11 @@ func carryOver(ctx context.Context, cfg *Config, store reconcile.Store, key *sea
 	var others []*state.Peeked
 	for _, path := range paths {
 		p, err := peek(path)
+		if errors.Is(err, state.ErrBusy) {
+			// Another shard creating or writing it (shards start
+			// together): not a foreign file, and the next run reads it.
+			return nil, nil, withCode(ExitFailure, fmt.Errorf("%w; another shard is most likely opening or writing it: run again (the next run reads it)", err))
+		}
 		if err != nil {
 			return nil, nil, withCode(ExitConfig, fmt.Errorf("%w; keysync reads the record of every layout beside the state file (other shards, other N): if it is not this deployment's, move it aside", err))
 		}

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 )
@@ -143,4 +145,32 @@ func TestShardRunTouchesOnlyItsProperties(t *testing.T) {
 		t.Errorf("rekey beside shard files exited %d, want %d naming them:\n%s", code, ExitConfig, out)
 	}
 	h.mustRun(ExitOK, "run", "--shard", "3/4")
+}
+
+// TestShardBesideABusyFile: a run that finds another layout's state file
+// held by another process (a shard opening or writing it as the shards
+// start together) past its busy timeout exits 1, to be run again, and does
+// not call the file foreign or advise moving it aside.
+func TestShardBesideABusyFile(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2, "")
+	h.stay("s1", "r101", 0, 2)
+	name := h.cfg.Properties[0].Name
+	two, three := shardSpec{shardOf(name, 2), 2}, shardSpec{shardOf(name, 3), 3}
+	h.mustRun(ExitOK, "backfill", "--shard", three.String())
+	h.mustRun(ExitOK, "backfill", "--shard", two.String())
+	held, err := sql.Open("sqlite", "file:"+shardState(h.cfg.State, three)+"?_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetMaxOpenConns(1)
+	if _, err := held.Exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('held', 'yes')"); err != nil {
+		t.Fatal(err)
+	}
+	h.busy = 100 * time.Millisecond
+	_, code, stderr := h.run("run", "--shard", two.String())
+	if code != ExitFailure || !strings.Contains(stderr, "another shard is most likely opening or writing it") || strings.Contains(stderr, "move it aside") {
+		t.Errorf("run beside a held file: exit %d, want %d saying another shard holds it, not to move it aside:\n%s", code, ExitFailure, stderr)
+	}
 }
