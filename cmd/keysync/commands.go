@@ -624,6 +624,13 @@ func (env *environment) runKey(cfg *Config, mode reconcile.Mode, log *slog.Logge
 		return nil, withCode(ExitConfig, err)
 	case fresh && mode == reconcile.ModeBackfill:
 		key, err := seal.Create(cfg.StateKeyFile)
+		if errors.Is(err, fs.ErrExist) {
+			// Another shard's backfill created it a moment ago.
+			if key, _, err = env.stateKey(cfg); err != nil {
+				return nil, withCode(ExitConfig, err)
+			}
+			return key, nil
+		}
 		if err != nil {
 			return nil, withCode(ExitFailure, err)
 		}

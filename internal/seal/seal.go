@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -95,24 +96,38 @@ func Load(path string) (*Key, error) {
 	return k, nil
 }
 
-// Create writes a new key file, mode 0600; it refuses to overwrite one.
+// Create writes a new key file, mode 0600; it refuses to overwrite one
+// (an error wrapping fs.ErrExist). The file appears whole or not at all:
+// the key is written to a temporary file beside it and linked into place,
+// so shards starting together neither read a key file half written nor
+// both create one (the loser gets fs.ErrExist and loads the winner's).
 func Create(path string) (*Key, error) {
 	k, text, err := Generate()
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("create state key file %s: %w", path, err)
 	}
-	if _, err := f.WriteString(text + "\n"); err != nil {
-		f.Close()
-		os.Remove(path)
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create state key file %s: %w", path, err)
+	}
+	if _, err := tmp.WriteString(text + "\n"); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write state key file %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write state key file %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write state key file %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("create state key file %s: %w", path, err)
 	}
 	return k, nil
 }

@@ -2,9 +2,11 @@ package seal
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -67,6 +69,79 @@ func TestKeyFile(t *testing.T) {
 	for _, bad := range []string{"", "abc", strings.Repeat("zz", 32)} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}
+
+// TestCreateTogether: processes creating the key file at once (shards
+// starting together) leave one key: one Create wins, the others fail with
+// fs.ErrExist, a reader meanwhile finds no file or the whole winner's key,
+// never a half-written one, and no temporary file is left behind.
+func TestCreateTogether(t *testing.T) {
+	t.Parallel()
+	for round := range 20 {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "state.key")
+		var wg sync.WaitGroup
+		keys := make([]*Key, 8)
+		errs := make([]error, 8)
+		stop := make(chan struct{})
+		var seen []string
+		var readErr error
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k, err := Load(path)
+				switch {
+				case errors.Is(err, ErrNoKey):
+				case err != nil:
+					readErr = err
+					return
+				default:
+					seen = append(seen, k.ID())
+				}
+			}
+		}()
+		for i := range keys {
+			wg.Go(func() { keys[i], errs[i] = Create(path) })
+		}
+		wg.Wait()
+		close(stop)
+		<-read
+		won := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && won >= 0:
+				t.Fatalf("round %d: two Creates succeeded", round)
+			case err == nil:
+				won = i
+			case !errors.Is(err, fs.ErrExist):
+				t.Fatalf("round %d: a losing Create: %v, want fs.ErrExist", round, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no Create succeeded: %v", round, errs)
+		}
+		k, err := Load(path)
+		if err != nil || k.ID() != keys[won].ID() {
+			t.Fatalf("round %d: the file holds another key than the winner's: %v", round, err)
+		}
+		if readErr != nil {
+			t.Fatalf("round %d: a reader met a half-written key file: %v", round, readErr)
+		}
+		for _, id := range seen {
+			if id != k.ID() {
+				t.Fatalf("round %d: a reader saw key %s, not the winner's", round, id)
+			}
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("round %d: %d files in the directory, want the key file alone", round, len(entries))
 		}
 	}
 }
