@@ -61,6 +61,12 @@ func (f *shardFlags) resolve(getenv func(string) string) (shardSpec, error) {
 		}
 		return s, nil
 	}
+	if i := getenv("JOB_COMPLETION_INDEX"); i != "" && i != "0" {
+		// An index past 0 means more than one completion: each pod
+		// would run every property, on its own state where the volumes
+		// differ (every credential issued once per pod).
+		return shardSpec{}, fmt.Errorf("JOB_COMPLETION_INDEX is %s (a pod of an Indexed Job of several completions) but neither --shards nor --shard is given, so every pod would run every property: give --shards N, with the Job's completions and parallelism N", i)
+	}
 	return shardSpec{}, nil
 }
 

@@ -126,6 +126,9 @@ func TestShardFlags(t *testing.T) {
 		{shards: "4", err: "JOB_COMPLETION_INDEX is not set"},
 		{shards: "4", index: "4", err: "want a shard from 0 to 3 (in the Indexed Job, completions and parallelism must equal --shards)"},
 		{shard: "0/4", shards: "4", index: "0", err: "give one"},
+		{index: "0", want: shardSpec{}}, // an Indexed Job of one completion
+		{index: "2", err: "JOB_COMPLETION_INDEX is 2 (a pod of an Indexed Job of several completions) but neither --shards nor --shard is given"},
+		{shard: "1/4", index: "2", want: shardSpec{1, 4}},
 	} {
 		f := shardFlags{shard: c.shard, shards: c.shards}
 		got, err := f.resolve(env(c.index))
