@@ -95,6 +95,16 @@ type Options struct {
 	// and never names its type. SetRenameDeleteInput switches it at run
 	// time.
 	RenameDeleteInput bool
+	// NonNullPayloads declares the four mutations' payloads non-null
+	// (createRoomAccessKey(...): CreateRoomAccessKeyPayload! and so on), as
+	// a server written from the same document may: the 3RPMS Room Access
+	// Key API shows the mutations' selections, never their return types.
+	// A field of such a document that fails nulls "data" itself, as the
+	// GraphQL spec requires, beside the errors (which keep their path):
+	// the fields before it ran, and, here, those after it do not run (as
+	// in graphql-js; other servers run them).
+	// SetNonNullPayloads switches it at run time.
+	NonNullPayloads bool
 }
 
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
@@ -162,6 +172,8 @@ type Server struct {
 	maxRoot      int // Options.MaxRootFields, as switched
 	// refuseReadd refuses re-adding the key a stay holds (SetRefuseReadd).
 	refuseReadd bool
+	// nonNull is Options.NonNullPayloads, as switched.
+	nonNull bool
 }
 
 // clock and requestLog give Server the kit's Now, Requests and
@@ -181,12 +193,44 @@ var loadSchema = sync.OnceValues(func() (*ast.Schema, error) {
 // deleteRoomAccessKey's input type.
 const RenamedDeleteInput = "RoomAccessKeyDeleteInput"
 
-// loadRenamedSchema is the schema with deleteRoomAccessKey's input type
-// renamed (Options.RenameDeleteInput).
-var loadRenamedSchema = sync.OnceValues(func() (*ast.Schema, error) {
-	sdl := strings.ReplaceAll(schema.SDL, "DeleteRoomAccessKeyInput", RenamedDeleteInput)
-	return gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: sdl})
-})
+// schemaVariant is the schema as the switches that change it have it.
+type schemaVariant struct {
+	renameDelete bool // Options.RenameDeleteInput
+	nonNull      bool // Options.NonNullPayloads
+}
+
+var (
+	variantsMu sync.Mutex
+	variants   = map[schemaVariant]*ast.Schema{}
+)
+
+// loadVariant is the schema with deleteRoomAccessKey's input type renamed
+// (Options.RenameDeleteInput) and the mutations' payloads non-null
+// (Options.NonNullPayloads), as v says.
+func loadVariant(v schemaVariant) (*ast.Schema, error) {
+	if v == (schemaVariant{}) {
+		return loadSchema()
+	}
+	variantsMu.Lock()
+	defer variantsMu.Unlock()
+	if sch, ok := variants[v]; ok {
+		return sch, nil
+	}
+	sdl := schema.SDL
+	if v.renameDelete {
+		sdl = strings.ReplaceAll(sdl, "DeleteRoomAccessKeyInput", RenamedDeleteInput)
+	}
+	if v.nonNull {
+		for _, payload := range []string{"CreateRoomAccessKeyPayload", "AddRoomAccessKeyPayload", "RemoveRoomAccessKeyPayload", "DeleteRoomAccessKeyPayload"} {
+			sdl = strings.Replace(sdl, "): "+payload+"\n", "): "+payload+"!\n", 1)
+		}
+	}
+	sch, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: sdl})
+	if err == nil {
+		variants[v] = sch
+	}
+	return sch, err
+}
 
 // New returns a Server with no rooms or stays. It panics if the embedded
 // schema does not load, which the schema package's tests rule out.
@@ -216,6 +260,7 @@ func New(opts Options) *Server {
 		rollback:     opts.RollbackDocuments,
 		hideQR:       opts.HideQRData,
 		renameDelete: opts.RenameDeleteInput,
+		nonNull:      opts.NonNullPayloads,
 		maxRoot:      opts.MaxRootFields,
 	}
 	if s.limiter == nil {
@@ -261,6 +306,9 @@ func (s *Server) SetRefuseReadd(on bool) { sandboxkit.Store(&s.mu, &s.refuseRead
 
 // SetRenameDeleteInput switches Options.RenameDeleteInput.
 func (s *Server) SetRenameDeleteInput(on bool) { sandboxkit.Store(&s.mu, &s.renameDelete, on) }
+
+// SetNonNullPayloads switches Options.NonNullPayloads.
+func (s *Server) SetNonNullPayloads(on bool) { sandboxkit.Store(&s.mu, &s.nonNull, on) }
 
 // SetHideQRData switches Options.HideQRData.
 func (s *Server) SetHideQRData(on bool) { sandboxkit.Store(&s.mu, &s.hideQR, on) }
@@ -371,13 +419,12 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 	case parseErr != nil:
 		return badRequest(gqlErrors(parseErr))
 	}
-	sch := s.schema
-	if sandboxkit.Load(&s.mu, &s.renameDelete) {
-		renamed, err := loadRenamedSchema()
-		if err != nil {
-			panic(fmt.Sprintf("sandbox: load 3rpms schema with the delete input renamed: %v", err))
-		}
-		sch = renamed
+	s.mu.Lock()
+	variant := schemaVariant{renameDelete: s.renameDelete, nonNull: s.nonNull}
+	s.mu.Unlock()
+	sch, err := loadVariant(variant)
+	if err != nil {
+		panic(fmt.Sprintf("sandbox: load 3rpms schema %+v: %v", variant, err))
 	}
 	if errs := validator.ValidateWithRules(sch, doc, nil); len(errs) > 0 {
 		return badRequest(errs)
