@@ -18,6 +18,11 @@
 //     settle.go). An error without a path belongs to the null field no other
 //     error names; when several such fields and errors cannot be told apart,
 //     each null field is refused with all their messages.
+//   - Nor is it assumed that the payloads may be null: a server whose
+//     payloads are non-null answers "data": null when one field fails,
+//     the error's path naming it. That field is refused; a create beside
+//     it has an unknown outcome, the other fields go again (document.send;
+//     the sandbox's NonNullPayloads).
 //   - Re-adding the key a stay already holds succeeds without change when the
 //     key is ours and is refused when it is not, so backfill's claim
 //     (reconcile.OpClaim) uses it as an ownership check that changes nothing.
@@ -233,8 +238,10 @@ func checkPayload(op reconcile.Op, data json.RawMessage) error {
 // document is a chained mutation being built: one variable and one aliased
 // root field per operation.
 type document struct {
-	vars    []string
-	fields  []string
+	vars   []string
+	fields []string
+	// names are the fields' root field names, by index.
+	names   []string
 	values  map[string]any
 	secrets []string
 }
@@ -351,6 +358,7 @@ func (d *document) field(m mutation) {
 	}
 	d.vars = append(d.vars, fmt.Sprintf("$%s: %s", v, m.varType))
 	d.fields = append(d.fields, fmt.Sprintf("  a%d: %s(input: %s) { %s }", i, m.name, arg, m.selection))
+	d.names = append(d.names, m.name)
 	d.values[v] = m.input
 }
 
@@ -369,7 +377,9 @@ type fieldResult struct {
 	err  error
 	// undone says the server undid the field's document whole and the
 	// field had no error of its own: it did not happen, and may be sent
-	// again.
+	// again; or, after "data": null whose errors name other fields, that
+	// it is an assign, claim, revoke or delete that may have run and is
+	// sent again all the same (see document.send).
 	undone bool
 }
 
@@ -576,10 +586,25 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 		return nil, err // the transport redacts what the request carried
 	}
 
-	if data == nil && len(list) > 0 {
+	// A server whose mutation payloads are non-null (the API document
+	// shows what each mutation selects, never whether it may be null)
+	// carries a failed field's null up to "data" itself, as the GraphQL
+	// spec requires, and its error names the field (path). Such an answer
+	// says which field failed, and nothing of the others: they may have
+	// run or not (those before it ran; those after it did or did not, by
+	// the server). The named fields are refused by their errors. A create
+	// among the others has an unknown outcome and is never sent again (a
+	// key it made cannot be read back, and is recorded abandoned); an
+	// assign, claim, revoke or delete goes again (sendUndoable), since
+	// each is settled by what the next read shows if it had run: re-adding
+	// the key a stay holds changes nothing, and a revoke or delete of what
+	// is gone is refused, a refusal reconcile settles.
+	propagated := data == nil && resp.Data == nil && d.namesAField(list)
+	if data == nil && len(list) > 0 && !propagated {
 		// No data at all. Without a "data" member (resp.Data untouched) the
 		// server refused the document before running it; "data": null
-		// (which sets resp.Data to nil) may follow fields that ran. Either
+		// (which sets resp.Data to nil) beside errors that name no field
+		// may follow fields that ran, or be the document's refusal. Either
 		// way no field can be taken as refused.
 		var messages []string
 		for _, e := range list {
@@ -590,6 +615,20 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 			err = fmt.Errorf("%w (%w)", err, errNotRun)
 		}
 		return nil, err
+	}
+	if propagated {
+		out := make([]fieldResult, len(d.fields))
+		for i := range out {
+			switch e := aliasError(list, fmt.Sprintf("a%d", i)); {
+			case e != nil:
+				out[i].err = d.fieldError(e)
+			case d.names[i] == "createRoomAccessKey":
+				out[i].err = fmt.Errorf("the server answered data null: another field of the request failed, and whether this one ran is unknown: %w", reconcile.ErrUnknownOutcome)
+			default:
+				out[i].undone = true
+			}
+		}
+		return out, nil
 	}
 	byAlias := map[string]*gqlerror.Error{}
 	var general []*gqlerror.Error
@@ -647,6 +686,27 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 		}
 	}
 	return out, nil
+}
+
+// namesAField reports whether an error of list names one of the
+// document's fields (its path starts with the field's alias).
+func (d *document) namesAField(list gqlerror.List) bool {
+	for i := range d.fields {
+		if aliasError(list, fmt.Sprintf("a%d", i)) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// aliasError is the error of list whose path starts with alias, or nil.
+func aliasError(list gqlerror.List, alias string) *gqlerror.Error {
+	for _, e := range list {
+		if len(e.Path) > 0 && e.Path[0] == ast.PathName(alias) {
+			return e
+		}
+	}
+	return nil
 }
 
 // fieldError maps a GraphQL error to the domain's sentinels.

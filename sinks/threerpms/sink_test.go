@@ -909,18 +909,23 @@ func TestApplyResendFailsAsAWhole(t *testing.T) {
 }
 
 // TestApplyDataNullIsNeverSentAgain: an answer with errors and "data":
-// null may follow fields that ran (a non-null field failing late), so its
-// fields have an unknown outcome and nothing is sent again; the same
-// errors without a "data" member say nothing ran, and the document goes
-// again in halves.
+// null may follow fields that ran (a non-null field failing late), so
+// nothing is sent again, and no field is taken as refused unless an error
+// names it: errors that name no field leave the whole request an unknown
+// outcome; one that names a field (a server whose payloads are non-null,
+// the sandbox's NonNullPayloads) is that field's refusal, and the others'
+// outcome is unknown. The same errors without a "data" member say nothing
+// ran, and the document goes again in halves.
 func TestApplyDataNullIsNeverSentAgain(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, answer string
 		requests     int
+		refused      int // the field refused by name, or -1: the request fails as a whole
 	}{
-		{"data null", `{"data":null,"errors":[{"message":"failed","path":["a2"]}]}`, 1},
-		{"no data", `{"errors":[{"message":"document too complex"}]}`, 7}, // [4], [2] [2], [1]×4
+		{"data null", `{"data":null,"errors":[{"message":"failed"}]}`, 1, -1},
+		{"data null, the failed field named", `{"data":null,"errors":[{"message":"failed","path":["a2"]}]}`, 1, 2},
+		{"no data", `{"errors":[{"message":"document too complex"}]}`, 7, -1}, // [4], [2] [2], [1]×4
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -933,8 +938,19 @@ func TestApplyDataNullIsNeverSentAgain(t *testing.T) {
 				})
 			})
 			out, err := s.Apply(t.Context(), []*reconcile.Action{create("s1", "4201"), create("s2", "4202"), create("s3", "4203"), create("s4", "4204")})
-			if !errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
-				t.Errorf("Apply: %v, %+v; want the request's failure, an unknown outcome", err, out)
+			if tc.refused < 0 {
+				if !errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
+					t.Errorf("Apply: %v, %+v; want the request's failure, an unknown outcome", err, out)
+				}
+			} else {
+				if err != nil || len(out) != 4 {
+					t.Fatalf("Apply: %v, %+v; want an outcome per field", err, out)
+				}
+				for i, o := range out {
+					if unknown := errors.Is(o.Err, reconcile.ErrUnknownOutcome); o.Err == nil || unknown != (i != tc.refused) {
+						t.Errorf("field %d: %v; want %s", i, o.Err, map[bool]string{true: "its refusal", false: "an unknown outcome"}[i == tc.refused])
+					}
+				}
 			}
 			if n := int(calls.Load()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
@@ -978,6 +994,53 @@ func TestApplyWholeFailuresThatMayHaveRun(t *testing.T) {
 			}
 			if n := int(calls.Load()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+		})
+	}
+}
+
+// TestApplyNonNullPayloads: a 3RPMS whose mutation payloads are non-null
+// (the sandbox's NonNullPayloads; the API document never shows a return
+// type) answers a document one of whose fields fails with "data": null
+// and an error naming the field. That field is refused by its error; a
+// create beside it may have run, so its outcome is unknown and it is not
+// sent again; an assign beside it goes again and is done. On main the
+// whole request had an unknown outcome, so the refused claim was never
+// answered (and each run claimed again, losing the creates beside it).
+// With errors that name no field nothing is taken as refused.
+func TestApplyNonNullPayloads(t *testing.T) {
+	t.Parallel()
+	for _, messageOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("message only ", messageOnly), func(t *testing.T) {
+			t.Parallel()
+			sb, s := newSandbox(t)
+			sb.SetNonNullPayloads(true)
+			sb.SetMessageOnlyErrors(messageOnly)
+			foreign := inject(t, sb, sandbox.OtherIntegration, "9004", "s4")
+			ours := inject(t, sb, ourID, "1234")
+			out, err := s.Apply(t.Context(), []*reconcile.Action{
+				create("s5", "4242"), onKey(reconcile.OpClaim, "s4", foreign), onKey(reconcile.OpAssign, "s1", ours),
+			})
+			if messageOnly {
+				if !errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
+					t.Errorf("Apply: %v, %+v; want the request's failure, an unknown outcome", err, out)
+				}
+				return
+			}
+			if err != nil || len(out) != 3 {
+				t.Fatalf("Apply: %v, %+v", err, out)
+			}
+			if !errors.Is(out[0].Err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("create: %v, want an unknown outcome", out[0].Err)
+			}
+			if err := out[1].Err; !errors.Is(err, reconcile.ErrNotOurs) || errors.Is(err, reconcile.ErrUnknownOutcome) {
+				t.Errorf("claim of the foreign key: %v, want its refusal", err)
+			}
+			if out[2].Err != nil || stayKey(t, sb, "s1") != ours {
+				t.Errorf("assign: %v, s1 holds %q; want it done", out[2].Err, stayKey(t, sb, "s1"))
+			}
+			if n := len(sb.Requests()); n != 2 {
+				t.Errorf("%d requests, want 2: the document, then the assign again", n)
 			}
 		})
 	}
