@@ -530,7 +530,11 @@ func (e *executor) deleteRoomAccessKey(args map[string]any) (any, error) {
 	if err := e.s.deleteKey(e.caller, idString(in["roomAccessKeyId"])); err != nil {
 		return nil, err
 	}
-	return record{typ: "DeleteRoomAccessKeyPayload", fields: map[string]any{"deleted": true}}, nil
+	var deleted any = true
+	if e.s.deletedAsID { // Options.DeletedAsID; the caller holds s.mu
+		deleted = idString(in["roomAccessKeyId"])
+	}
+	return record{typ: "DeleteRoomAccessKeyPayload", fields: map[string]any{"deleted": deleted}}, nil
 }
 
 // ---- value helpers ---------------------------------------------------------

@@ -105,6 +105,12 @@ type Options struct {
 	// in graphql-js; other servers run them).
 	// SetNonNullPayloads switches it at run time.
 	NonNullPayloads bool
+	// DeletedAsID declares DeleteRoomAccessKeyPayload.deleted an ID! and
+	// answers it with the deleted key's id, as a server written from the
+	// same document may: the 3RPMS Room Access Key API selects
+	// deleteRoomAccessKey(...) { deleted } without saying what deleted
+	// holds. SetDeletedAsID switches it at run time.
+	DeletedAsID bool
 }
 
 // WithSeedLimits returns o with the API document's rate limits (5 req/s, burst 10,
@@ -174,6 +180,8 @@ type Server struct {
 	refuseReadd bool
 	// nonNull is Options.NonNullPayloads, as switched.
 	nonNull bool
+	// deletedAsID is Options.DeletedAsID, as switched.
+	deletedAsID bool
 }
 
 // clock and requestLog give Server the kit's Now, Requests and
@@ -197,6 +205,7 @@ const RenamedDeleteInput = "RoomAccessKeyDeleteInput"
 type schemaVariant struct {
 	renameDelete bool // Options.RenameDeleteInput
 	nonNull      bool // Options.NonNullPayloads
+	deletedAsID  bool // Options.DeletedAsID
 }
 
 var (
@@ -205,8 +214,9 @@ var (
 )
 
 // loadVariant is the schema with deleteRoomAccessKey's input type renamed
-// (Options.RenameDeleteInput) and the mutations' payloads non-null
-// (Options.NonNullPayloads), as v says.
+// (Options.RenameDeleteInput), the mutations' payloads non-null
+// (Options.NonNullPayloads) and the delete's deleted an ID
+// (Options.DeletedAsID), as v says.
 func loadVariant(v schemaVariant) (*ast.Schema, error) {
 	if v == (schemaVariant{}) {
 		return loadSchema()
@@ -224,6 +234,9 @@ func loadVariant(v schemaVariant) (*ast.Schema, error) {
 		for _, payload := range []string{"CreateRoomAccessKeyPayload", "AddRoomAccessKeyPayload", "RemoveRoomAccessKeyPayload", "DeleteRoomAccessKeyPayload"} {
 			sdl = strings.Replace(sdl, "): "+payload+"\n", "): "+payload+"!\n", 1)
 		}
+	}
+	if v.deletedAsID {
+		sdl = strings.Replace(sdl, "deleted: Boolean!", "deleted: ID!", 1)
 	}
 	sch, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: sdl})
 	if err == nil {
@@ -261,6 +274,7 @@ func New(opts Options) *Server {
 		hideQR:       opts.HideQRData,
 		renameDelete: opts.RenameDeleteInput,
 		nonNull:      opts.NonNullPayloads,
+		deletedAsID:  opts.DeletedAsID,
 		maxRoot:      opts.MaxRootFields,
 	}
 	if s.limiter == nil {
@@ -309,6 +323,9 @@ func (s *Server) SetRenameDeleteInput(on bool) { sandboxkit.Store(&s.mu, &s.rena
 
 // SetNonNullPayloads switches Options.NonNullPayloads.
 func (s *Server) SetNonNullPayloads(on bool) { sandboxkit.Store(&s.mu, &s.nonNull, on) }
+
+// SetDeletedAsID switches Options.DeletedAsID.
+func (s *Server) SetDeletedAsID(on bool) { sandboxkit.Store(&s.mu, &s.deletedAsID, on) }
 
 // SetHideQRData switches Options.HideQRData.
 func (s *Server) SetHideQRData(on bool) { sandboxkit.Store(&s.mu, &s.hideQR, on) }
@@ -420,7 +437,7 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		return badRequest(gqlErrors(parseErr))
 	}
 	s.mu.Lock()
-	variant := schemaVariant{renameDelete: s.renameDelete, nonNull: s.nonNull}
+	variant := schemaVariant{renameDelete: s.renameDelete, nonNull: s.nonNull, deletedAsID: s.deletedAsID}
 	s.mu.Unlock()
 	sch, err := loadVariant(variant)
 	if err != nil {
