@@ -23,6 +23,9 @@
 //     the error's path naming it. That field is refused; a create beside
 //     it has an unknown outcome, the other fields go again (document.send;
 //     the sandbox's NonNullPayloads).
+//   - The delete's payload field deleted is read as true or as the deleted
+//     key's id: the document selects it without saying what it holds (the
+//     sandbox's DeletedAsID).
 //   - Re-adding the key a stay already holds succeeds without change when the
 //     key is ours and is refused when it is not, so backfill's claim
 //     (reconcile.OpClaim) uses it as an ownership check that changes nothing.
@@ -186,7 +189,7 @@ func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts [
 // fieldOutcome is what an alias's answer says of its action.
 func fieldOutcome(a *reconcile.Action, r fieldResult) reconcile.Outcome {
 	if r.err == nil {
-		r.err = checkPayload(a.Op, r.data)
+		r.err = checkPayload(a, r.data)
 	}
 	if r.err != nil {
 		return reconcile.Outcome{Err: fmt.Errorf("3rpms: %s %s for stay %s: %w", a.Op, kindLabel(a), a.Stay.ID, r.err)}
@@ -206,25 +209,32 @@ func fieldOutcome(a *reconcile.Action, r fieldResult) reconcile.Outcome {
 }
 
 // checkPayload checks an alias's data is the payload its field returns:
-// for an assign, revoke or claim the room stay, for a delete deleted:true.
-// Anything else (a number, an empty object, deleted:false) is not a
-// success; since the server did answer, the outcome is unknown.
-func checkPayload(op reconcile.Op, data json.RawMessage) error {
+// for an assign, revoke or claim the room stay, for a delete deleted:true
+// or deleted: the key's id (the API document selects deleted without
+// saying what it holds). Anything else (a number, an empty object,
+// deleted:false, another id) is not a success; since the server did
+// answer, the outcome is unknown.
+func checkPayload(a *reconcile.Action, data json.RawMessage) error {
 	var p struct {
 		RoomStay *struct {
 			ID string `json:"id"`
 		} `json:"roomStay"`
-		Deleted *bool `json:"deleted"`
+		Deleted json.RawMessage `json:"deleted"`
 	}
-	if op == reconcile.OpCreate {
+	if a.Op == reconcile.OpCreate {
 		return nil // checked with the key id below
 	}
 	if json.Unmarshal(data, &p) != nil {
 		return fmt.Errorf("answer is not the mutation's payload: %w", reconcile.ErrUnknownOutcome)
 	}
-	switch op {
+	switch a.Op {
 	case reconcile.OpDelete:
-		if p.Deleted == nil || !*p.Deleted {
+		var yes bool
+		var id string
+		switch {
+		case json.Unmarshal(p.Deleted, &yes) == nil && yes:
+		case json.Unmarshal(p.Deleted, &id) == nil && id != "" && id == a.Cred.RemoteID:
+		default:
 			return fmt.Errorf("answer does not say the key was deleted: %w", reconcile.ErrUnknownOutcome)
 		}
 	default:

@@ -1045,3 +1045,41 @@ func TestApplyNonNullPayloads(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyDeletedAsID: the 3RPMS Room Access Key API selects
+// deleteRoomAccessKey(...) { deleted } without saying what deleted holds.
+// A server that answers it with the deleted key's id (the sandbox's
+// DeletedAsID) has deleted the key: the delete is done, not an unknown
+// outcome (on main every such delete was unknown, a partial run, and was
+// sent again the next night only to be refused). An id other than the
+// key's, an empty one or false says nothing was deleted.
+func TestApplyDeletedAsID(t *testing.T) {
+	t.Parallel()
+	sb, s := newSandbox(t)
+	sb.SetDeletedAsID(true)
+	unassigned := inject(t, sb, ourID, "1111")
+	old := inject(t, sb, ourID, "2222", "s2")
+	out := apply(t, s, onKey(reconcile.OpDelete, "s1", unassigned), onKey(reconcile.OpRevoke, "s2", old), onKey(reconcile.OpDelete, "s2", old))
+	for i, o := range out {
+		if o.Err != nil {
+			t.Errorf("outcome %d: %v", i, o.Err)
+		}
+	}
+	for _, id := range []string{unassigned, old} {
+		if k := keyByID(t, sb, id); !k.Deleted {
+			t.Errorf("key %s = %+v, want deleted", id, k)
+		}
+	}
+	for _, body := range []string{
+		`{"data":{"a0":{"deleted":"rak_other"}}}`,
+		`{"data":{"a0":{"deleted":""}}}`,
+		`{"data":{"a0":{"deleted":false}}}`,
+		`{"data":{"a0":{"deleted":null}}}`,
+		`{"data":{"a0":{"deleted":1}}}`,
+	} {
+		out := apply(t, cannedSink(t, body), onKey(reconcile.OpDelete, "s1", "rak_1"))
+		if !errors.Is(out[0].Err, reconcile.ErrUnknownOutcome) {
+			t.Errorf("%s: %v, want an unknown outcome", body, out[0].Err)
+		}
+	}
+}
