@@ -3,6 +3,12 @@
 // source's queries and the key sink's mutations are generated against,
 // and Client, the transport every 3RPMS request goes through, both
 // directions included.
+//
+// The API document is silent on authentication and transport; keysync
+// assumes GraphQL over HTTP: a POST of {"query", "variables",
+// "operationName"} as JSON to the configured endpoint, with
+// "Authorization: Bearer <token>" (README, "Assumptions where the API
+// documents are silent").
 package threerpms
 
 import (
