@@ -39,12 +39,12 @@ var _ reconcile.BatchFinder = (*Sink)(nil)
 // fields of an unexpected JSON type (a status object, a number for
 // cancelled) does not fail the list; it tells nothing.
 type listedAccess struct {
-	ID  flexString `json:"id"`
+	ID  httpapi.FlexString `json:"id"`
 	Key struct {
-		ID           flexString `json:"id"`
-		SerialNumber string     `json:"serialNumber"`
+		ID           httpapi.FlexString `json:"id"`
+		SerialNumber string             `json:"serialNumber"`
 	} `json:"key"`
-	Code flexString `json:"code"`
+	Code httpapi.FlexString `json:"code"`
 	localWindow
 	VisitorName string `json:"visitorName"`
 
@@ -201,7 +201,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 
 	lists := map[KeyRef]accessList{}
 	out := make([]*reconcile.Held, len(sought))
-	taken := map[flexString]bool{}
+	taken := map[httpapi.FlexString]bool{}
 	for i, sk := range sought {
 		c, ref := sk.Cred, refs[i]
 		list, ok := lists[ref]

@@ -344,8 +344,8 @@ type keyJSON struct {
 
 // created is a 2xx answer to a create.
 type created struct {
-	ID   flexString `json:"id"`
-	Code flexString `json:"code"`
+	ID   httpapi.FlexString `json:"id"`
+	Code httpapi.FlexString `json:"code"`
 }
 
 func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Outcome, error) {

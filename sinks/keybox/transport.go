@@ -1,7 +1,6 @@
 package keybox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -146,38 +145,4 @@ func digitRuns(s string) map[string]bool {
 		i++
 	}
 	return runs
-}
-
-// flexString is an id or code that the API may send as a JSON string or an
-// integer.
-type flexString string
-
-// errNotStringOrNumber is an id or code of another JSON type.
-const errNotStringOrNumber = httpapi.DecodeError("id or code is neither a string nor an integer")
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case string(b) == "null":
-		*f = ""
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
-		return nil
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return errNotStringOrNumber
-		}
-	}
-	if len(b) == 0 {
-		return errNotStringOrNumber
-	}
-	*f = flexString(b)
-	return nil
 }

@@ -27,46 +27,14 @@ var _ reconcile.BatchFinder = (*Sink)(nil)
 
 // listedInvite is one invite of the list (see the package comment).
 type listedInvite struct {
-	LinkID    linkIDJSON `json:"invite_link_id"`
-	Token     string     `json:"invite_token"`
-	Name      string     `json:"name"`
-	PortalIDs []string   `json:"portal_ids"`
-	ValidFrom string     `json:"valid_from"`
-	ValidTo   string     `json:"valid_to"`
+	LinkID    httpapi.FlexString `json:"invite_link_id"`
+	Token     string             `json:"invite_token"`
+	Name      string             `json:"name"`
+	PortalIDs []string           `json:"portal_ids"`
+	ValidFrom string             `json:"valid_from"`
+	ValidTo   string             `json:"valid_to"`
 	// IsEnabled absent counts as enabled, as on create.
 	IsEnabled *bool `json:"is_enabled"`
-}
-
-// linkIDJSON is an invite_link_id as a server sends it: the OpenApp
-// document gives it no JSON type, so a string or an integer (a server that
-// numbers its invites) is read, as its text; null is "".
-type linkIDJSON string
-
-// errLinkID is an invite_link_id that is neither a string nor an integer.
-const errLinkID = httpapi.DecodeError("invite_link_id is neither a string nor an integer")
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (l *linkIDJSON) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
-		*l = ""
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*l = linkIDJSON(s)
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return errLinkID
-		}
-		if _, err := n.Int64(); err != nil {
-			return errLinkID
-		}
-		*l = linkIDJSON(n.String())
-	}
-	return nil
 }
 
 // invitePage is one page of the invite list.

@@ -186,8 +186,8 @@ func (s *Sink) apply(ctx context.Context, a *reconcile.Action) (reconcile.Outcom
 		return reconcile.Outcome{}, nil
 	}
 	var created struct {
-		Token  string     `json:"invite_token"`
-		LinkID linkIDJSON `json:"invite_link_id"`
+		Token  string             `json:"invite_token"`
+		LinkID httpapi.FlexString `json:"invite_link_id"`
 	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &created); err != nil {

@@ -3,7 +3,6 @@ package guestway
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -512,13 +511,13 @@ type oneResponse struct {
 }
 
 type reservation struct {
-	ID        flexID `json:"id"`
-	Status    string `json:"status"`
-	Arrival   string `json:"arrival_date"`
-	Departure string `json:"departure_date"`
-	ListingID flexID `json:"listing_id"`
-	UnitID    flexID `json:"unit_id"`
-	GuestName string `json:"guest_name"`
+	ID        httpapi.FlexString `json:"id"`
+	Status    string             `json:"status"`
+	Arrival   string             `json:"arrival_date"`
+	Departure string             `json:"departure_date"`
+	ListingID httpapi.FlexString `json:"listing_id"`
+	UnitID    httpapi.FlexString `json:"unit_id"`
+	GuestName string             `json:"guest_name"`
 	Guests    *struct {
 		Adults   int `json:"adults"`
 		Children int `json:"children"`
@@ -527,39 +526,9 @@ type reservation struct {
 
 type accessesResponse struct {
 	Data *[]struct {
-		ID       flexID `json:"id"`
-		LockID   flexID `json:"lock_id"`
-		LockName string `json:"lock_name"`
-		PIN      string `json:"pin"`
+		ID       httpapi.FlexString `json:"id"`
+		LockID   httpapi.FlexString `json:"lock_id"`
+		LockName string             `json:"lock_name"`
+		PIN      string             `json:"pin"`
 	} `json:"data"`
 }
-
-// flexID is an id sent as a JSON string or integer; null is "".
-type flexID string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *flexID) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
-		*f = ""
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexID(s)
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return errID
-		}
-		if _, err := n.Int64(); err != nil {
-			return errID
-		}
-		*f = flexID(n.String())
-	}
-	return nil
-}
-
-// errID is an id that is neither a string nor an integer.
-const errID = httpapi.DecodeError("an id is neither a string nor an integer")
