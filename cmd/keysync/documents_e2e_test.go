@@ -38,24 +38,7 @@ func TestRollbackServer(t *testing.T) {
 		allDone(t, "backfill", rep)
 		fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
 
-		// Two arrivals; one's booking is cancelled once keysync has read it.
-		fw.hotelStay("s6", "r106", 0, 2)
-		fw.hotelStay("s7", "r101", 2, 4)
-		var cancelled atomic.Bool
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if b := fault.Body(r); isGQLMutation(r, b) && cancelled.CompareAndSwap(false, true) {
-				if err := fw.sb.rpms.CancelReservation("res-s6"); err != nil {
-					t.Errorf("cancel: %v", err)
-				}
-			}
-			next.ServeHTTP(rw, r)
-		})
-		run := fw.exec("run", nil)
-		fw.setFault(nil)
-		if run.code != ExitPartial {
-			t.Fatalf("run exited %d, want %d (the cancelled stay's assign refused): %v\n%s", run.code, ExitPartial, run.err, run.stderr)
-		}
-		for _, a := range run.rep.Actions() {
+		for _, a := range runCancellingAnArrival(t, fw).Actions() {
 			if a.Result != reconcile.ResultDone && !(a.Op == reconcile.OpAssign && a.Stay.ID == "s6") {
 				t.Errorf("run: %s %s %s: %s %s; only the cancelled stay's assign should fail", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
 			}
@@ -414,4 +397,29 @@ func TestKeyBoxCancelNotFound(t *testing.T) {
 		t.Errorf("%d key-box accesses live, want 1: the cancelled stay's cancelled once the box takes the call", n)
 	}
 	fw.checkInvariants(foreign)
+}
+
+// runCancellingAnArrival books two arrivals, s6 and s7, and runs,
+// cancelling s6's booking as the run's first mutation reaches 3RPMS (once
+// keysync has read it): the run must be partial, s6's assign refused. It
+// returns the run's report.
+func runCancellingAnArrival(t *testing.T, fw *faultWorld) *reconcile.Report {
+	t.Helper()
+	fw.hotelStay("s6", "r106", 0, 2)
+	fw.hotelStay("s7", "r101", 2, 4)
+	var cancelled atomic.Bool
+	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if b := fault.Body(r); isGQLMutation(r, b) && cancelled.CompareAndSwap(false, true) {
+			if err := fw.sb.rpms.CancelReservation("res-s6"); err != nil {
+				t.Errorf("cancel: %v", err)
+			}
+		}
+		next.ServeHTTP(rw, r)
+	})
+	run := fw.exec("run", nil)
+	fw.setFault(nil)
+	if run.code != ExitPartial {
+		t.Fatalf("run exited %d, want %d (the cancelled stay's assign refused): %v\n%s", run.code, ExitPartial, run.err, run.stderr)
+	}
+	return run.rep
 }

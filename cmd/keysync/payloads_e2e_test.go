@@ -1,12 +1,9 @@
 package main
 
 import (
-	"net/http"
 	"slices"
-	"sync/atomic"
 	"testing"
 
-	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
 )
 
@@ -59,24 +56,7 @@ func TestNonNullPayloadsServer(t *testing.T) {
 	fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
 	fw.checkInvariants(foreign)       // s1, s4 and s5 hold keys
 
-	// Two arrivals; one's booking is cancelled once keysync has read it.
-	fw.hotelStay("s6", "r106", 0, 2)
-	fw.hotelStay("s7", "r101", 2, 4)
-	var cancelled atomic.Bool
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if b := fault.Body(r); isGQLMutation(r, b) && cancelled.CompareAndSwap(false, true) {
-			if err := fw.sb.rpms.CancelReservation("res-s6"); err != nil {
-				t.Errorf("cancel: %v", err)
-			}
-		}
-		next.ServeHTTP(rw, r)
-	})
-	run := fw.exec("run", nil)
-	fw.setFault(nil)
-	if run.code != ExitPartial {
-		t.Fatalf("run exited %d, want %d (the cancelled stay's assign refused): %v\n%s", run.code, ExitPartial, run.err, run.stderr)
-	}
-	for _, a := range run.rep.Actions() {
+	for _, a := range runCancellingAnArrival(t, fw).Actions() {
 		if a.Stay.ID == "s6" && a.Op == reconcile.OpAssign && a.Result != reconcile.ResultFailed {
 			t.Errorf("run: the cancelled stay's assign: %s %s, want its refusal", a.Result, a.Error)
 		}
