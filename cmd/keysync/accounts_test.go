@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +18,7 @@ import (
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
+	"github.com/keysync/keysync/state"
 )
 
 // onlyAccount returns the entry of the one account of sys in m, failing
@@ -265,5 +272,66 @@ properties:
 	}
 	if n := len(budgets(cfg)); n != 2 {
 		t.Errorf("%d budgets, want 2 (the token, the partner key): %v", n, budgets(cfg))
+	}
+}
+
+// TestLedgerKeepsCountingAfterTheHostIsCanonical: a state file's ledger
+// holds the requests of the last 24 hours under the fingerprint each
+// credential had when they were sent. Fingerprints came to take the host in
+// lower case and without the scheme's default port (canonicalHost): for a
+// config that writes the host otherwise, the requests recorded before the
+// upgrade must still count against the credential's daily budget, or the
+// day's first run after the upgrade starts from a full budget and the API's
+// daily limit is passed ("A name must identify the credential across runs").
+func TestLedgerKeepsCountingAfterTheHostIsCanonical(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "keysync.yaml")
+	yaml := fmt.Sprintf(`
+state: %s
+state_key_file: %s
+properties:
+  - name: hotel
+    timezone: UTC
+    threerpms: {endpoint: "https://RPMS.example:443/graphql", token: "${TOKEN}", daily_cap: 1000}
+    rooms: {r1: pin}
+  - name: apartments
+    timezone: UTC
+    guestway: {base_url: "https://Guestway.Example", partner_key: "${PARTNER_KEY}", token: "${GW_TOKEN}", daily_cap: 1000}
+    default_method: pin
+`, filepath.Join(dir, "keysync.db"), filepath.Join(dir, "keysync.key"))
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"TOKEN": "secret-token", "PARTNER_KEY": "secret-partner-key", "GW_TOKEN": "gw_org-token"}
+	getenv := func(k string) string { return secrets[k] }
+	// The fingerprints as keysync took them before canonicalHost: the
+	// host as the URL writes it.
+	before := func(sys reconcile.System, host, credential string) reconcile.Account {
+		sum := sha256.Sum256([]byte(string(sys) + "\x00" + host + "\x00" + credential))
+		return reconcile.NewAccount(sys, hex.EncodeToString(sum[:4]))
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	db := openState(t, filepath.Join(dir, "keysync.db"), state.Options{Create: true})
+	var reqs []reconcile.RequestRecord
+	for i := range 600 {
+		at := now.Add(-time.Duration(i+1) * time.Minute)
+		reqs = append(reqs,
+			reconcile.RequestRecord{System: reconcile.System3RPMS, Account: before(reconcile.System3RPMS, "RPMS.example:443", "secret-token"), At: at, Write: i%2 == 0},
+			reconcile.RequestRecord{System: reconcile.SystemGuestway, Account: before(reconcile.SystemGuestway, "Guestway.Example", "secret-partner-key"), At: at})
+	}
+	if err := db.Save(context.Background(), nil, nil, reqs...); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	var st statusReport
+	if err := json.Unmarshal([]byte(mustRunText(t, ExitOK, getenv, "status", "--json", "--config", cfgPath, "--now", now.Format(time.RFC3339)).stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, sys := range []reconcile.System{reconcile.System3RPMS, reconcile.SystemGuestway} {
+		if b := onlyAccount(t, st.Budget, sys); b.Used != 600 || b.Left != 400 {
+			t.Errorf("%s: status shows %d of %d used, %d left; the ledger holds 600 requests of the credential from the last 24 hours, recorded under its fingerprint from before the upgrade", sys, b.Used, b.Cap, b.Left)
+		}
 	}
 }
