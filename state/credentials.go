@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -357,18 +358,35 @@ func (d *DB) spent(ctx context.Context, since time.Time, only string) (map[recon
 		if err := rows.Scan(&sys, &acct, &n); err != nil {
 			return nil, fmt.Errorf("state: read the request ledger: %w", err)
 		}
-		out[ledgerAccount(sys, acct)] += n
+		out[d.ledgerAccount(sys, acct)] += n
 	}
 	return out, rows.Err()
 }
 
-// ledgerAccount is the account a ledger row counts against: its own, or
-// for a row without one, every account of its system (AnyAccount).
-func ledgerAccount(sys, acct string) reconcile.Account {
+// ledgerAccount is the account a ledger row counts against: its own (or
+// the one CountAs renamed it to), or for a row without one, every account
+// of its system (AnyAccount).
+func (d *DB) ledgerAccount(sys, acct string) reconcile.Account {
 	if acct == "" {
 		return reconcile.AnyAccount(reconcile.System(sys))
 	}
+	if m := d.renamed.Load(); m != nil {
+		if to, ok := (*m)[reconcile.Account(acct)]; ok {
+			return to
+		}
+	}
 	return reconcile.Account(acct)
+}
+
+// CountAs makes the ledger's rows recorded under an account that is a key
+// of renamed count under its value, in Spent, SpentWrites and
+// RequestTimes: a credential whose name changed (a fingerprint computed
+// another way since) keeps the requests it sent under its earlier name, so
+// its day's budget and its pace go on from where they were instead of
+// starting afresh. The rows themselves are left as they are.
+func (d *DB) CountAs(renamed map[reconcile.Account]reconcile.Account) {
+	m := maps.Clone(renamed)
+	d.renamed.Store(&m)
 }
 
 // RequestTimes returns the ledger's request times per account at or after
@@ -392,7 +410,7 @@ func (d *DB) RequestTimes(ctx context.Context, since time.Time) (map[reconcile.A
 		if err != nil {
 			return nil, fmt.Errorf("state: read the request ledger: %w", err)
 		}
-		a := ledgerAccount(sys, acct)
+		a := d.ledgerAccount(sys, acct)
 		out[a] = append(out[a], t)
 	}
 	return out, rows.Err()

@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -103,6 +104,9 @@ type DB struct {
 	// in-process writers queued here never meet its busy timeout
 	// (properties apply at once, each with several systems).
 	saves turn.Queue[*pendingSave]
+	// renamed maps the accounts ledger rows were recorded under to the
+	// ones they count against now (CountAs).
+	renamed atomic.Pointer[map[reconcile.Account]reconcile.Account]
 }
 
 var _ reconcile.Store = (*DB)(nil)

@@ -1396,3 +1396,40 @@ func TestReleaseHeld(t *testing.T) {
 		t.Errorf("released %d more (%v), want rak-3 alone", n, err)
 	}
 }
+
+// TestCountAs: ledger rows recorded under an account's earlier name count
+// under its name now, in Spent, SpentWrites and RequestTimes (what the
+// budget and the pacers start from); the rows of other accounts and those
+// without one are counted as before.
+func TestCountAs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openNew(t)
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	old, cur, other := reconcile.NewAccount(reconcile.System3RPMS, "0ld0ld00"), reconcile.NewAccount(reconcile.System3RPMS, "c0ffee00"), reconcile.NewAccount(reconcile.System3RPMS, "07he7000")
+	if err := db.Save(ctx, nil, nil,
+		reconcile.RequestRecord{System: reconcile.System3RPMS, Account: old, At: now.Add(-3 * time.Minute), Write: true},
+		reconcile.RequestRecord{System: reconcile.System3RPMS, Account: old, At: now.Add(-2 * time.Minute)},
+		reconcile.RequestRecord{System: reconcile.System3RPMS, Account: cur, At: now.Add(-time.Minute), Write: true},
+		reconcile.RequestRecord{System: reconcile.System3RPMS, Account: other, At: now.Add(-time.Minute)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	db.CountAs(map[reconcile.Account]reconcile.Account{old: cur})
+	since := now.Add(-time.Hour)
+	spent, err := db.Spent(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes, err := db.SpentWrites(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, err := db.RequestTimes(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent[cur] != 3 || spent[other] != 1 || spent[old] != 0 || writes[cur] != 2 || len(times[cur]) != 3 || len(times[other]) != 1 || len(times[old]) != 0 {
+		t.Errorf("spent %v, writes %v, times %v; want the earlier name's 2 requests (1 write) counted under the name now", spent, writes, times)
+	}
+}

@@ -160,6 +160,7 @@ func (env *environment) openStateDB(ctx context.Context, cfg *Config, access sta
 	case err != nil:
 		return nil, withCode(ExitFailure, err)
 	}
+	db.CountAs(cfg.renamedAccounts())
 	return db, nil
 }
 

@@ -352,8 +352,51 @@ func shareOfPace(perSecond float64, burst int, share float64) (float64, int) {
 
 // fingerprint is the Account of a credential on an API (see accounts).
 func fingerprint(sys reconcile.System, endpoint, credential string) reconcile.Account {
-	sum := sha256.Sum256([]byte(string(sys) + "\x00" + hostOf(endpoint) + "\x00" + credential))
+	return fingerprintOn(sys, hostOf(endpoint), credential)
+}
+
+func fingerprintOn(sys reconcile.System, host, credential string) reconcile.Account {
+	sum := sha256.Sum256([]byte(string(sys) + "\x00" + host + "\x00" + credential))
 	return reconcile.NewAccount(sys, hex.EncodeToString(sum[:4]))
+}
+
+// renamedAccounts maps the name each of the config's credentials had
+// before fingerprints took the host as canonicalHost (the host as the URL
+// wrote it, case and default port included) to its name now, where the
+// two differ: the state's request ledger holds a day of requests under
+// the earlier name, which must go on counting against the credential's
+// budget and pace (state.DB.CountAs), or the first day after an upgrade
+// would start from a full budget and pass the API's daily limit.
+func (cfg *Config) renamedAccounts() map[reconcile.Account]reconcile.Account {
+	out := map[reconcile.Account]reconcile.Account{}
+	rawHost := func(endpoint string) string {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			return endpoint
+		}
+		return u.Host
+	}
+	add := func(sys reconcile.System, endpoint, credential string) {
+		if raw := rawHost(endpoint); raw != hostOf(endpoint) {
+			out[fingerprintOn(sys, raw, credential)] = fingerprint(sys, endpoint, credential)
+		}
+	}
+	for i := range cfg.Properties {
+		p := &cfg.Properties[i]
+		if t := p.ThreeRPMS; t != nil {
+			add(reconcile.System3RPMS, t.Endpoint, t.token.Reveal())
+		}
+		if g := p.Guestway; g != nil {
+			add(reconcile.SystemGuestway, g.BaseURL, g.partnerKey.Reveal())
+		}
+		if o := p.OpenApp; o != nil {
+			add(reconcile.SystemOpenApp, o.BaseURL, o.apiKey.Reveal())
+		}
+		if k := p.KeyBox; k != nil {
+			add(reconcile.SystemKeyBox, k.BaseURL, k.Username)
+		}
+	}
+	return out
 }
 
 // site builds one property's source and sinks (their warnings go to log),
