@@ -275,3 +275,41 @@ func TestCancelRefusalKeepsTheCodeOut(t *testing.T) {
 		t.Errorf("the access's code is in the error: %s", err)
 	}
 }
+
+// TestCancelNotFoundWhenTheListFails: a cancel answered 404 is done only
+// when the list does not show the access live (a box without the cancel
+// call answers 404 while the access lives on). When that list cannot be
+// read (a 5xx, no answer), nothing shows the access gone: the cancel is
+// not done, and the next run tries again, instead of recording the access
+// cancelled while it may open the box for good.
+func TestCancelNotFoundWhenTheListFails(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	lists := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			lists++
+			mu.Unlock()
+			answer(503, "", "")(w, r)
+			return
+		}
+		answer(404, jsonCT, `{"message":"not found"}`)(w, r)
+	}))
+	defer srv.Close()
+	s := newSink(t, options(srv.URL, lj))
+	a := cancel("s1", "acc_1")
+	a.RoomID, a.Cred.RoomID = "204", "204"
+	out, err := s.Apply(t.Context(), []*reconcile.Action{a})
+	if err == nil && len(out) == 1 {
+		err = out[0].Err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lists == 0 {
+		t.Fatalf("the cancel answered 404 did not look at the list: %v", err)
+	}
+	if err == nil || errors.Is(err, reconcile.ErrNotFound) {
+		t.Errorf("cancel answered 404 with the list unreadable: %v; want a failure that is not \"already gone\" (the access may be live)", err)
+	}
+}
