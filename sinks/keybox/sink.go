@@ -19,7 +19,8 @@
 //   - Cancel (end access) is {CancelMethod} {BaseURL}{CancelPath} with {id}
 //     replaced by the access id (defaults DELETE and /v2/accesses/{id}); any
 //     2xx means cancelled and 404 (or 410) means no such live access, which
-//     the caller counts as done, unless the list shows the access live: a
+//     the caller counts as done, unless the list shows the access live (or
+//     cannot be read: not done, tried again next run): a
 //     box without that call answers 404 too (the sandbox's CancelNotFound),
 //     and the cancel then fails naming the settings to check.
 //   - There is no update call: a date or room change is a cancel followed by
@@ -451,11 +452,22 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	switch {
 	case err != nil:
 		return nil, err
-	case errors.Is(verdict, reconcile.ErrNotFound) && s.listsLive(ctx, a.Cred):
+	case errors.Is(verdict, reconcile.ErrNotFound):
 		// The key-box document shows no cancel call: a box without the
 		// one configured answers 404 too, while the access lives on.
-		return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, yet still lists the access live: it was not cancelled; check keybox.cancel_path and keybox.cancel_method (%s %s)",
-			s.label(), what, httpapi.Refusal(verdict).Status, s.opts.CancelMethod, s.opts.CancelPath))
+		live, lerr := s.listsLive(ctx, a.Cred)
+		switch {
+		case lerr != nil:
+			// Nothing shows the access gone: not done, the next run
+			// tries again (%v: the list's own 404 is no answer to
+			// the cancel).
+			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, and the list that shows whether the access is gone could not be read (%v): not taken as cancelled, tried again next run",
+				s.label(), what, httpapi.Refusal(verdict).Status, lerr))
+		case live:
+			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, yet still lists the access live: it was not cancelled; check keybox.cancel_path and keybox.cancel_method (%s %s)",
+				s.label(), what, httpapi.Refusal(verdict).Status, s.opts.CancelMethod, s.opts.CancelPath))
+		}
+		return fail(verdict)
 	case verdict != nil:
 		return fail(verdict)
 	}
@@ -464,22 +476,27 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 
 // listsLive reports whether the list shows c's access live (not
 // cancelled): what decides a cancel answered 404 or 410, which a box
-// without the cancel call keysync assumes gives as well. When nothing can
-// be read (no list, a list that fails, a room without a key), a 404 stays
-// "already gone".
-func (s *Sink) listsLive(ctx context.Context, c *reconcile.Credential) bool {
+// without the cancel call keysync assumes gives as well. Where the list
+// cannot tell (a box without one: no_list or a 405; a room without a key
+// in the config), a 404 stays "already gone"; a list that fails otherwise
+// (a 5xx, no answer, a 404 to the list itself) is err: the access may be
+// live.
+func (s *Sink) listsLive(ctx context.Context, c *reconcile.Credential) (live bool, err error) {
 	ref, ok := s.opts.Rooms[c.RoomID]
 	if !ok || s.opts.NoList || ref.check() != nil {
-		return false
+		return false, nil
 	}
 	list, err := s.accesses(ctx, fmt.Sprintf("list accesses to %s after a cancel of access %s answered not found", ref.label(), c.RemoteID), ref)
+	if errors.Is(err, reconcile.ErrNoList) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, l := range list.Data {
 		if string(l.ID) == c.RemoteID && !l.isCancelled() {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
