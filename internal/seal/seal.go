@@ -96,6 +96,10 @@ func Load(path string) (*Key, error) {
 	return k, nil
 }
 
+// link puts a written key file in place (os.Link; a test's stand-in for a
+// filesystem without hard links).
+var link = os.Link
+
 // Create writes a new key file, mode 0600; it refuses to overwrite one
 // (an error wrapping fs.ErrExist). The file appears whole or not at all:
 // the key is written to a temporary file beside it and linked into place,
@@ -126,7 +130,7 @@ func Create(path string) (*Key, error) {
 	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("write state key file %s: %w", path, err)
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := link(tmp.Name(), path); err != nil {
 		return nil, fmt.Errorf("create state key file %s: %w", path, err)
 	}
 	return k, nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -143,5 +144,33 @@ func TestCreateTogether(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 			t.Errorf("round %d: %d files in the directory, want the key file alone", round, len(entries))
 		}
+	}
+}
+
+// TestCreateWithoutHardLinks: on a filesystem without hard links (some SMB
+// and FUSE mounts, FAT; os.Link fails with EPERM or ENOTSUP there), the
+// first backfill still creates the key file, as it did before the key was
+// linked into place, and a second Create still refuses to overwrite it.
+// Not parallel: it swaps the package's link.
+func TestCreateWithoutHardLinks(t *testing.T) {
+	defer func(l func(string, string) error) { link = l }(link)
+	link = func(oldname, newname string) error {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EPERM}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.key")
+	k, err := Create(path)
+	if err != nil {
+		t.Fatalf("Create on a filesystem without hard links: %v", err)
+	}
+	got, err := Load(path)
+	if err != nil || got.ID() != k.ID() {
+		t.Fatalf("Load after Create: %v, %v; want key %s", got, err, k.ID())
+	}
+	if _, err := Create(path); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second Create: %v, want fs.ErrExist", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %d files, want the key file alone", len(entries))
 	}
 }
