@@ -104,7 +104,8 @@ var link = os.Link
 // (an error wrapping fs.ErrExist). The file appears whole or not at all:
 // the key is written to a temporary file beside it and linked into place,
 // so shards starting together neither read a key file half written nor
-// both create one (the loser gets fs.ErrExist and loads the winner's).
+// both create one (the loser gets fs.ErrExist and loads the winner's). On
+// a filesystem without hard links it is created in place, exclusively.
 func Create(path string) (*Key, error) {
 	k, text, err := Generate()
 	if err != nil {
@@ -130,8 +131,38 @@ func Create(path string) (*Key, error) {
 	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("write state key file %s: %w", path, err)
 	}
-	if err := link(tmp.Name(), path); err != nil {
+	switch err := link(tmp.Name(), path); {
+	case errors.Is(err, fs.ErrExist):
 		return nil, fmt.Errorf("create state key file %s: %w", path, err)
+	case err != nil:
+		// A filesystem without hard links (some SMB and FUSE mounts,
+		// FAT): the file is created in place, exclusively, as before
+		// keysync linked it; a reader may meet it half written there.
+		return createInPlace(path, text, k)
+	}
+	return k, nil
+}
+
+// createInPlace writes the key file at path itself, refusing to overwrite
+// one (fs.ErrExist), and removes what it wrote when the write fails.
+func createInPlace(path, text string, k *Key) (*Key, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create state key file %s: %w", path, err)
+	}
+	if _, err := f.WriteString(text + "\n"); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("write state key file %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("write state key file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("write state key file %s: %w", path, err)
 	}
 	return k, nil
 }
