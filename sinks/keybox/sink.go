@@ -461,8 +461,13 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 			// Nothing shows the access gone: not done, the next run
 			// tries again (%v: the list's own 404 is no answer to
 			// the cancel).
-			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, and the list that shows whether the access is gone could not be read (%v): not taken as cancelled, tried again next run",
-				s.label(), what, httpapi.Refusal(verdict).Status, lerr))
+			why := lerr.Error()
+			if code := a.Cred.Secret.Reveal(); code != "" {
+				// The list's message was not scrubbed of this code.
+				why = strings.ReplaceAll(why, code, "[redacted]")
+			}
+			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, and the list that shows whether the access is gone could not be read (%s): not taken as cancelled, tried again next run",
+				s.label(), what, httpapi.Refusal(verdict).Status, why))
 		case live:
 			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, yet still lists the access live: it was not cancelled; check keybox.cancel_path and keybox.cancel_method (%s %s)",
 				s.label(), what, httpapi.Refusal(verdict).Status, s.opts.CancelMethod, s.opts.CancelPath))
