@@ -15,6 +15,9 @@ type Report struct {
 	Mode   Mode      `json:"mode"`
 	DryRun bool      `json:"dry_run"`
 	Now    time.Time `json:"now"`
+	// At is when the run acted (Options.At), where that differs from
+	// the instant it planned at (apply of a saved plan).
+	At time.Time `json:"at,omitzero"`
 	// Plans holds each property's plan with what became of it.
 	Plans []*PlanReport `json:"plans"`
 	// PlannedRequests is the number of write requests the plans cost, and

@@ -160,6 +160,9 @@ func unsafe(p *Plan, source System) error {
 // unsafe, such as the state store refusing a write.
 func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{Mode: opts.Mode, DryRun: opts.DryRun, Now: opts.Now, Failures: []Failure{}}
+	if !opts.at().Equal(opts.Now) {
+		rep.At = opts.at()
+	}
 	// A stop signal cancels ctx: no new work starts, but what is in flight
 	// and the run's end are still recorded.
 	sctx := context.WithoutCancel(ctx)

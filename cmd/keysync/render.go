@@ -45,7 +45,11 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool, out string)
 // printReport renders a run's report: what was done, what was not, and
 // what it cost.
 func printReport(w io.Writer, rep *reconcile.Report) {
-	fmt.Fprintf(w, "Run #%d (%s) at %s\n\n", rep.RunID, rep.Mode, rep.Now.Format(time.RFC3339))
+	if rep.At.IsZero() {
+		fmt.Fprintf(w, "Run #%d (%s) at %s\n\n", rep.RunID, rep.Mode, rep.Now.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "Run #%d (%s) at %s, of a plan made for %s\n\n", rep.RunID, rep.Mode, rep.At.Format(time.RFC3339), rep.Now.Format(time.RFC3339))
+	}
 	actions := rep.Actions()
 	if len(actions) == 0 {
 		printNothing(w, rep)

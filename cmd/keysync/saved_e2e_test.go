@@ -186,6 +186,9 @@ func TestSavedPlanRecordsWhenApplied(t *testing.T) {
 	if err := env.run(context.Background(), []string{"apply", "--config", h.cfgPath, file}); err != nil {
 		t.Fatalf("apply two hours after the plan: %v\n%s%s", err, out.String(), errb.String())
 	}
+	if want := "at " + applied.Format(time.RFC3339) + ", of a plan made for " + h.now.Format(time.RFC3339); !strings.Contains(out.String(), want) {
+		t.Errorf("the apply's report does not say %q:\n%s", want, out.String())
+	}
 	since := applied.Add(-time.Minute).Format(time.RFC3339)
 	if got := mustRunText(t, ExitOK, h.getenv, "history", "--config", h.cfgPath, "--stay", "s2", "--since", since).stdout; !strings.Contains(got, "create") {
 		t.Errorf("history since the apply does not hold s2's create (recorded at the plan's instant?):\n%s", got)
