@@ -24,14 +24,7 @@ func TestRollbackServer(t *testing.T) {
 	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.sb.rpms.SetRollbackDocuments(true)
-		fw.hotelStay("s1", "r101", 0, 2)
-		fw.hotelStay("s2", "r102", -1, 2)
-		fw.hotelStay("s3", "r103", 1, 3)
-		fw.hotelStay("s4", "r104", 0, 3)
-		fw.hotelStay("s5", "r105", 0, 1)
-		fw.injectForeign("s2")
-		fw.injectForeign("s3")
-		foreign := fw.foreign()
+		foreign := bookBesideForeignKeys(fw)
 		// The refused claims of s2 and s3 share documents with the others'
 		// creates or assigns: each is undone and sent again.
 		rep := fw.mustExec(ExitAttention, "backfill").rep
@@ -422,4 +415,18 @@ func runCancellingAnArrival(t *testing.T, fw *faultWorld) *reconcile.Report {
 		t.Fatalf("run exited %d, want %d (the cancelled stay's assign refused): %v\n%s", run.code, ExitPartial, run.err, run.stderr)
 	}
 	return run.rep
+}
+
+// bookBesideForeignKeys books five stays in rooms r101 to r105, two of
+// them (s2 in house, s3 arriving tomorrow) holding another integration's
+// keys, and returns them as fw.foreign gives them.
+func bookBesideForeignKeys(fw *faultWorld) string {
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", -1, 2)
+	fw.hotelStay("s3", "r103", 1, 3)
+	fw.hotelStay("s4", "r104", 0, 3)
+	fw.hotelStay("s5", "r105", 0, 1)
+	fw.injectForeign("s2")
+	fw.injectForeign("s3")
+	return fw.foreign()
 }

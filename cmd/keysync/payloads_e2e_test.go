@@ -33,14 +33,7 @@ func TestNonNullPayloadsServer(t *testing.T) {
 	fw.sb.rpms.SetMessageOnlyErrors(false) // whatever KEYSYNC_TEST_3RPMS_ERRORS says: see above
 	fw.sb.rpms.SetNonNullPayloads(true)
 	fw.sb.rpms.SetRollbackDocuments(rollback3RPMS)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", -1, 2)
-	fw.hotelStay("s3", "r103", 1, 3)
-	fw.hotelStay("s4", "r104", 0, 3)
-	fw.hotelStay("s5", "r105", 0, 1)
-	fw.injectForeign("s2")
-	fw.injectForeign("s3")
-	foreign := fw.foreign()
+	foreign := bookBesideForeignKeys(fw)
 	// The refused claims of s2 and s3 share a document with the creates of
 	// s1, s4 and s5, answered "data": null: whether those creates ran is
 	// unknown (a key they made is recorded abandoned), so the backfill is
