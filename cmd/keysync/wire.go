@@ -396,6 +396,18 @@ func (cfg *Config) renamedAccounts() map[reconcile.Account]reconcile.Account {
 			add(reconcile.SystemKeyBox, k.BaseURL, k.Username)
 		}
 	}
+	// A name a credential of the config has now is never renamed: its
+	// rows are that credential's own requests (the same key on one host
+	// and port under the other scheme, https://h:443 having been named by
+	// "h:443" as http://h:443 still is, or a fingerprint collision), and
+	// moving them would leave it a full budget and pace every day.
+	for _, props := range [][]PropertyConfig{cfg.Properties, cfg.whole} {
+		for i := range props {
+			for _, acct := range props[i].accounts() {
+				delete(out, acct)
+			}
+		}
+	}
 	return out
 }
 
