@@ -440,3 +440,27 @@ func TestListedCancelledShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestFindWhenTheListShowsUTC: a key box whose list shows every window in
+// UTC ("timeZone": "UTC"; the sandbox's ListInUTC), not in the zone the
+// create gave: the key-box document shows no list, so it is silent on the
+// zone a listed window is in. Find must still read back the access a lost
+// create made (else the run issues a second, live access for the same
+// stay) among the lookalikes, none of which opens the box over the same
+// instants, and Check must take it as open over the stay.
+func TestFindWhenTheListShowsUTC(t *testing.T) {
+	t.Parallel()
+	sb, s, _, a := createAmongLookalikes(t, sinktest.LoseCreates, "204")
+	sb.SetListInUTC(true)
+	all := sb.Accesses()
+	made := all[len(all)-1]
+	id, code, found := find(t, s, sinktest.Pending(a))
+	if !found || id != made.ID || code.Reveal() != made.Code {
+		t.Fatalf("Find = %q, code match %v, found %v; want %q: a list in UTC hides the lost create, which is issued again", id, code.Reveal() == made.Code, found, made.ID)
+	}
+	c := sinktest.Pending(a)
+	c.RemoteID = made.ID
+	if ok, why, err := s.Check(t.Context(), c, c.Valid); err != nil || !ok {
+		t.Errorf("Check = %v, %q, %v; want the access open over the stay", ok, why, err)
+	}
+}

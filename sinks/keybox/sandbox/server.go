@@ -98,6 +98,14 @@ type Options struct {
 	// the access gone, and keysync must not take a live access for
 	// cancelled. SetCancelNotFound switches it at run time.
 	CancelNotFound bool
+	// ListInUTC shows each listed access's window in UTC: startDate,
+	// startTime, endDate and endTime as UTC wall-clock times and
+	// "timeZone": "UTC", as a box that keeps instants and shows them in
+	// one zone may. The key-box API document shows no list, so it is
+	// silent on the zone a listed window is shown in; keysync must
+	// recognise its own access by the instants, not by the local times
+	// it sent. SetListInUTC switches it at run time.
+	ListInUTC bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -383,6 +391,13 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 			if s.noCodes {
 				la.Code = ""
 			}
+			if s.opts.ListInUTC {
+				la.StartDate, la.StartTime = a.start.UTC().Format(time.DateOnly), a.start.UTC().Format("15:04")
+				if !a.end.IsZero() {
+					la.EndDate, la.EndTime = a.end.UTC().Format(time.DateOnly), a.end.UTC().Format("15:04")
+				}
+				la.TimeZone = "UTC"
+			}
 			data = append(data, la)
 		}
 	}
@@ -406,6 +421,9 @@ func (s *Server) SetCancelledAsStatus(on bool) {
 func (s *Server) SetCancelNotFound(on bool) {
 	sandboxkit.Store(&s.mu, &s.opts.CancelNotFound, on)
 }
+
+// SetListInUTC switches Options.ListInUTC.
+func (s *Server) SetListInUTC(on bool) { sandboxkit.Store(&s.mu, &s.opts.ListInUTC, on) }
 
 // SetNoList switches Options.NoList.
 func (s *Server) SetNoList(on bool) { sandboxkit.Store(&s.mu, &s.noList, on) }
