@@ -217,7 +217,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		var best *listedAccess
 		for j := range list.Data {
 			a := &list.Data[j]
-			if taken[a.ID] || known[string(a.ID)] || !matches(a, ref, wants[i]) || (sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
+			if taken[a.ID] || known[string(a.ID)] || !s.matches(a, ref, wants[i], c.Valid) || (sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
 				continue
 			}
 			if best == nil || a.VisitorName == guestless || best.VisitorName != guestless {
@@ -258,8 +258,10 @@ func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessLis
 }
 
 // matches reports whether a listed access is one a create for key ref over
-// window w would have made.
-func matches(a *listedAccess, ref KeyRef, w localWindow) bool {
+// window w would have made: the same local dates and times in the same
+// zone, or a window that reads (listedWindow) as the same instants, to the
+// minute, however the list shows it.
+func (s *Sink) matches(a *listedAccess, ref KeyRef, w localWindow, valid reconcile.Window) bool {
 	switch {
 	case a.ID == "" || a.isCancelled():
 		return false
@@ -267,10 +269,45 @@ func matches(a *listedAccess, ref KeyRef, w localWindow) bool {
 		return false
 	case ref.SerialNumber != "" && a.Key.SerialNumber != "" && a.Key.SerialNumber != ref.SerialNumber:
 		return false
-	case a.TimeZone != "" && a.TimeZone != w.TimeZone:
-		return false
+	case (a.TimeZone == "" || a.TimeZone == w.TimeZone) &&
+		a.StartDate == w.StartDate && a.StartTime == w.StartTime && a.EndDate == w.EndDate && a.EndTime == w.EndTime:
+		return true
 	}
-	return a.StartDate == w.StartDate && a.StartTime == w.StartTime && a.EndDate == w.EndDate && a.EndTime == w.EndTime
+	start, end, ok := s.listedWindow(a)
+	return ok && start.Equal(valid.Start.Truncate(time.Minute)) && end.Equal(valid.End.Truncate(time.Minute))
+}
+
+// listedWindow reads the instants of a listed access's window. The
+// key-box document shows no list, so how one shows a window is an
+// assumption, read tolerantly: local dates ("YYYY-MM-DD") and times
+// ("HH:MM", or "HH:MM:SS") in the access's timeZone, or in the property's
+// (Options.TimeZone) when the list gives none or one this host does not
+// know; or, with no time, a date that is an ISO 8601 date-time with its
+// offset (the document's deprecated startDate and endDate). ok is false
+// when either end cannot be read.
+func (s *Sink) listedWindow(a *listedAccess) (start, end time.Time, ok bool) {
+	loc := s.opts.TimeZone
+	if a.TimeZone != "" {
+		if l, err := time.LoadLocation(a.TimeZone); err == nil && a.TimeZone != "Local" {
+			loc = l
+		}
+	}
+	at := func(date, clock string) (time.Time, bool) {
+		date, clock = strings.TrimSpace(date), strings.TrimSpace(clock)
+		if clock == "" {
+			t, err := time.Parse(time.RFC3339, date)
+			return t, err == nil
+		}
+		for _, layout := range []string{"2006-01-02 15:04", "2006-01-02 15:04:05"} {
+			if t, err := time.ParseInLocation(layout, date+" "+clock, loc); err == nil {
+				return t, true
+			}
+		}
+		return time.Time{}, false
+	}
+	start, sok := at(a.StartDate, a.StartTime)
+	end, eok := at(a.EndDate, a.EndTime)
+	return start, end, sok && eok
 }
 
 var _ reconcile.Checker = (*Sink)(nil)
@@ -299,16 +336,9 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 		if a.isCancelled() {
 			return false, fmt.Sprintf("access %s is cancelled", c.RemoteID), nil
 		}
-		loc := s.opts.TimeZone
-		if a.TimeZone != "" {
-			if l, err := time.LoadLocation(a.TimeZone); err == nil {
-				loc = l
-			}
-		}
-		start, serr := time.ParseInLocation("2006-01-02 15:04", a.StartDate+" "+a.StartTime, loc)
-		end, eerr := time.ParseInLocation("2006-01-02 15:04", a.EndDate+" "+a.EndTime, loc)
+		start, end, readable := s.listedWindow(&a)
 		switch {
-		case serr != nil || eerr != nil:
+		case !readable:
 			return false, fmt.Sprintf("access %s has no readable window", c.RemoteID), nil
 		case start.After(need.Start.Truncate(time.Minute)) || end.Before(need.End.Truncate(time.Minute)):
 			return false, fmt.Sprintf("access %s opens %s %s to %s %s, not the whole stay", c.RemoteID, a.StartDate, a.StartTime, a.EndDate, a.EndTime), nil

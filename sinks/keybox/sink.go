@@ -33,8 +33,13 @@
 //     "cancelled": true; as read, one also counts as cancelled when
 //     "canceled" is true, a "status" or "state" says so, or a cancellation
 //     time is set, all listed at listedAccess), oldest first, in one answer
-//     (no pages); dates, times and zone as a create sends them, id and code
-//     a string or an integer. An unknown key lists nothing. Sink.Find uses it to read back
+//     (no pages); id and code a string or an integer. A listed window
+//     is read as instants (listedWindow): local dates and times ("HH:MM"
+//     or "HH:MM:SS") in the access's timeZone, whatever zone that is (the
+//     property's when none is given), or ISO 8601 date-times in
+//     startDate/endDate alone; an access is recognised by those instants,
+//     to the minute, not by the local times a create sent (the sandbox's
+//     ListInUTC). An unknown key lists nothing. Sink.Find uses it to read back
 //     a create whose answer was lost. The key-box document shows no list
 //     call at all: a 405 to it, or Options.NoList, is reconcile.ErrNoList,
 //     on which a backfill creates rather than adopts and a lost create is
