@@ -596,3 +596,25 @@ func TestDerive(t *testing.T) {
 func newSink(t testing.TB, opts keybox.Options) *keybox.Sink {
 	return adaptertest.Must(keybox.New(opts))(t)
 }
+
+// TestCodeAsBookingCode: a key box that names the code "bookingCode" (the
+// document's word for what the guest is given; the sandbox's
+// CodeAsBookingCode), in a create's answer and in the list. The key-box
+// document shows no response, so it is silent on the name. keysync
+// writes the code into the guest's 3RPMS key: a create read without it
+// leaves the guest with no code for the box.
+func TestCodeAsBookingCode(t *testing.T) {
+	t.Parallel()
+	sb, url := newSandbox(t, sandbox.Options{CodeAsBookingCode: true})
+	s := newSink(t, options(url, lj))
+	a := create("s1", "204", utc(2026, 6, 1, 13, 0), utc(2026, 6, 3, 9, 0), "Ana")
+	o := apply(t, s, a)
+	v, ok := sb.Access(o.RemoteID)
+	if o.Err != nil || !ok || v.Code == "" || o.Secret.Reveal() != v.Code {
+		t.Fatalf("create: err %v, access %q found %v, code read %v; want the booking code", o.Err, o.RemoteID, ok, o.Secret.Reveal() == v.Code)
+	}
+	id, code, found := find(t, s, sinktest.Pending(a))
+	if !found || id != v.ID || code.Reveal() != v.Code {
+		t.Errorf("Find = %q, code match %v, found %v; want %q with its booking code", id, code.Reveal() == v.Code, found, v.ID)
+	}
+}

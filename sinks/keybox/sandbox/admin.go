@@ -18,7 +18,7 @@ GET    /_sandbox/clock         the business clock {now}
 POST   /_sandbox/clock         set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests      the API request log {count, requests}
 DELETE /_sandbox/requests      empty the request log
-GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status, cancel_not_found, list_in_utc}
+GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status, cancel_not_found, list_in_utc, code_as_booking_code}
 POST   /_sandbox/assumptions   set any of them {"no_list": true, "list_without_codes": true, "visitor_name_limit": 5}
 `
 
@@ -36,6 +36,7 @@ func (s *Server) adminRoutes() *http.ServeMux {
 		sandboxkit.FlagVar("cancelled_as_status", &s.mu, &s.opts.CancelledAsStatus),
 		sandboxkit.FlagVar("cancel_not_found", &s.mu, &s.opts.CancelNotFound),
 		sandboxkit.FlagVar("list_in_utc", &s.mu, &s.opts.ListInUTC),
+		sandboxkit.FlagVar("code_as_booking_code", &s.mu, &s.opts.CodeAsBookingCode),
 	)
 	return mux
 }

@@ -54,7 +54,9 @@
 // access has "cancelled": a cancelled one has "status": "CANCELLED" and
 // "cancelledAt" (RFC 3339), and the other statuses are upper case too.
 // With Options.ListInUTC (list_in_utc) each listed window is shown in UTC
-// ("timeZone": "UTC"), whatever zone its create gave.
+// ("timeZone": "UTC"), whatever zone its create gave. With
+// Options.CodeAsBookingCode (code_as_booking_code) the code is
+// "bookingCode", not "code", in a create's answer and in the list.
 //
 // Cancel is Options.CancelMethod Options.CancelPath (default DELETE
 // /v2/accesses/{id}): 204 with no body, or 404 when the access does not exist
@@ -76,7 +78,7 @@
 //	POST   /_sandbox/clock         set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 //	GET    /_sandbox/requests      the API request log {count, requests}
 //	DELETE /_sandbox/requests      empty the request log
-//	GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status, cancel_not_found, list_in_utc}
+//	GET    /_sandbox/assumptions   the switches that break keysync's assumptions {no_list, list_without_codes, visitor_name_limit, create_without_code, cancelled_as_status, cancel_not_found, list_in_utc, code_as_booking_code}
 //	POST   /_sandbox/assumptions   set any of them {"no_list": true, "list_without_codes": true, "visitor_name_limit": 5}
 //
 // The business clock (Now, SetNow, Advance) stamps creations and

@@ -106,6 +106,14 @@ type Options struct {
 	// recognise its own access by the instants, not by the local times
 	// it sent. SetListInUTC switches it at run time.
 	ListInUTC bool
+	// CodeAsBookingCode names the code "bookingCode" (the document's
+	// word: "the booking code, booking URL, and instructions") instead of
+	// "code", in a create's answer and in the list. The key-box document
+	// shows no response, so it is silent on the field's name; keysync
+	// writes the code into the guest's 3RPMS key, and a code it cannot
+	// read leaves the guest without one. SetCodeAsBookingCode switches it
+	// at run time.
+	CodeAsBookingCode bool
 }
 
 // WithSeedLimits returns o with the rate limits (5 req/s, burst 10, 10,000 a
@@ -312,12 +320,13 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	a, ferr := s.createAccess(user, in)
-	var out accessJSON
+	var out any
 	if ferr == nil {
-		out = s.accessJSON(a)
+		access := s.accessJSON(a)
 		if s.opts.CreateWithoutCode {
-			out.Code = ""
+			access.Code = ""
 		}
+		out = s.renameCode(access)
 	}
 	s.mu.Unlock()
 	if ferr != nil {
@@ -375,7 +384,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	} else {
 		k = s.keyBySerial(serial)
 	}
-	data := []listedAccess{}
+	data := []any{}
 	for _, a := range s.accesses {
 		if k != nil && a.keyID == k.id && a.creator == user {
 			la := listedAccess{accessJSON: s.accessJSON(a)}
@@ -398,7 +407,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 				}
 				la.TimeZone = "UTC"
 			}
-			data = append(data, la)
+			data = append(data, s.renameCode(la))
 		}
 	}
 	sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
@@ -420,6 +429,28 @@ func (s *Server) SetCancelledAsStatus(on bool) {
 // SetCancelNotFound switches Options.CancelNotFound.
 func (s *Server) SetCancelNotFound(on bool) {
 	sandboxkit.Store(&s.mu, &s.opts.CancelNotFound, on)
+}
+
+// renameCode returns v (an access as JSON) with its "code" named
+// "bookingCode" under Options.CodeAsBookingCode, else v itself. The
+// caller holds s.mu.
+func (s *Server) renameCode(v any) any {
+	if !s.opts.CodeAsBookingCode {
+		return v
+	}
+	raw, _ := json.Marshal(v)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	if c, ok := m["code"]; ok {
+		m["bookingCode"] = c
+		delete(m, "code")
+	}
+	return m
+}
+
+// SetCodeAsBookingCode switches Options.CodeAsBookingCode.
+func (s *Server) SetCodeAsBookingCode(on bool) {
+	sandboxkit.Store(&s.mu, &s.opts.CodeAsBookingCode, on)
 }
 
 // SetListInUTC switches Options.ListInUTC.
