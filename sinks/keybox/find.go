@@ -1,6 +1,7 @@
 package keybox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,6 +46,9 @@ type listedAccess struct {
 		SerialNumber string             `json:"serialNumber"`
 	} `json:"key"`
 	Code httpapi.FlexString `json:"code"`
+	// BookingCode is the code under the document's own word for it, read
+	// when code is absent (see created).
+	BookingCode httpapi.FlexString `json:"bookingCode"`
 	localWindow
 	VisitorName string `json:"visitorName"`
 
@@ -226,7 +230,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		}
 		if best != nil {
 			taken[best.ID] = true
-			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(best.Code), Valid: c.Valid, RoomID: c.RoomID}
+			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(cmp.Or(best.Code, best.BookingCode)), Valid: c.Valid, RoomID: c.RoomID}
 		}
 	}
 	return out, nil

@@ -13,7 +13,9 @@
 //     deprecated ISO 8601 startDate/endDate are never sent. The window's
 //     instants are shown in Options.TimeZone and cut to the minute.
 //   - A 2xx answer to a create is JSON {"id": ..., "code": ...}: the access
-//     id and the booking code, each a JSON string or integer. One without an
+//     id and the booking code, each a JSON string or integer; a code
+//     named "bookingCode" (the document's word) is read when "code" is
+//     absent, there and in the list (the sandbox's CodeAsBookingCode). One without an
 //     id is an unknown outcome; one with an id but no code did create the
 //     access and is returned with an empty Secret, so the id is recorded.
 //   - Cancel (end access) is {CancelMethod} {BaseURL}{CancelPath} with {id}
@@ -348,10 +350,13 @@ type keyJSON struct {
 	SerialNumber string `json:"serialNumber,omitempty"`
 }
 
-// created is a 2xx answer to a create.
+// created is a 2xx answer to a create. The code is "code", or, when that
+// is absent or empty, "bookingCode": the document calls what the guest is
+// given the booking code and shows no response.
 type created struct {
-	ID   httpapi.FlexString `json:"id"`
-	Code httpapi.FlexString `json:"code"`
+	ID          httpapi.FlexString `json:"id"`
+	Code        httpapi.FlexString `json:"code"`
+	BookingCode httpapi.FlexString `json:"bookingCode"`
 }
 
 func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Outcome, error) {
@@ -380,7 +385,7 @@ func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	}
 	// An answer with an id but no code still created the access: it is
 	// returned with an empty Secret so that its id is recorded.
-	return []reconcile.Outcome{{RemoteID: string(out.ID), Secret: reconcile.Secret(out.Code)}}, nil
+	return []reconcile.Outcome{{RemoteID: string(out.ID), Secret: reconcile.Secret(cmp.Or(out.Code, out.BookingCode))}}, nil
 }
 
 // createBody builds the body for a create from the action's window, shown
