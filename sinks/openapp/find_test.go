@@ -377,3 +377,33 @@ func TestFindAllOneListForMany(t *testing.T) {
 		t.Errorf("with s1's invite recorded: %+v, %v; want nothing", held, err)
 	}
 }
+
+// TestFindWhenTheListMarksDisabledByStatus: a list that shows an invite
+// switched off as "status": "disabled", without is_enabled (the sandbox's
+// SetDisabledAsStatus; the OpenApp document shows no list, and is_enabled
+// only as a field PUT takes). The disabled invite tagged for s1 among the
+// lookalikes must not be read back for a create the server never ran
+// (adopted, the guest would hold an invite that opens nothing), and Check
+// must not take it as live.
+func TestFindWhenTheListMarksDisabledByStatus(t *testing.T) {
+	t.Parallel()
+	sb, s, _, a := createAmongLookalikes(t, sinktest.FailCreates, "Anna Novak")
+	sb.SetDisabledAsStatus(true)
+	var off string
+	for _, in := range sb.Invites() {
+		if !in.Enabled && in.Integration == intA {
+			off = in.ID
+		}
+	}
+	if off == "" {
+		t.Fatal("no disabled invite planted")
+	}
+	if id, _, found := find(t, s, sinktest.Pending(a)); found {
+		t.Errorf("Find = %q: took a disabled invite (planted %q) for the stay", id, off)
+	}
+	c := sinktest.Pending(a)
+	c.RemoteID = off
+	if ok, why, err := s.Check(t.Context(), c, c.Valid); err != nil || ok {
+		t.Errorf("Check of the disabled invite = %v, %q, %v; want not live", ok, why, err)
+	}
+}

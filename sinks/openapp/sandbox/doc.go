@@ -40,7 +40,9 @@
 // first start and the last end of a multi-window invite. The query's page
 // (from 1, default 1) and per_page (1 to MaxPerPage, default
 // DefaultPerPage) choose the page; a value out of range is 400, and a page
-// past the end is empty with has_more false.
+// past the end is empty with has_more false. With SetDisabledAsStatus
+// (disabled_as_status) a listed invite has "status" ("active" or
+// "disabled") instead of is_enabled.
 //
 // Update (PUT) takes the same fields and changes only those present, after
 // checking all of them: portal_ids, name, max_uses, is_enabled and the
@@ -88,6 +90,6 @@
 //	POST   /_sandbox/clock        set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 //	GET    /_sandbox/requests     the request log {count, requests}
 //	DELETE /_sandbox/requests     empty the request log
-//	GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, put_not_found, changes_forbidden, max_per_page, name_limit}
+//	GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, put_not_found, changes_forbidden, max_per_page, name_limit, disabled_as_status}
 //	POST   /_sandbox/assumptions  set any of them {"no_list": true, "list_without_tokens": true, "put_only_narrows": true, "max_per_page": 10}
 package sandbox

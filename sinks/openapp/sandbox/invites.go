@@ -466,7 +466,7 @@ func (s *Server) list(r *http.Request, rec *Request) result {
 			live = append(live, in)
 		}
 	}
-	data := []ListedInvite{}
+	data := []any{}
 	lo := min(int64(page-1)*int64(perPage), int64(len(live)))
 	hi := min(lo+int64(perPage), int64(len(live)))
 	for _, in := range live[lo:hi] {
@@ -477,7 +477,16 @@ func (s *Server) list(r *http.Request, rec *Request) result {
 		if s.noTokens {
 			li.Token, li.PortalIDs = "", nil
 		}
-		data = append(data, li)
+		if !s.offAsStatus {
+			data = append(data, li)
+			continue
+		}
+		raw, _ := json.Marshal(li)
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		delete(m, "is_enabled")
+		m["status"] = map[bool]string{true: "active", false: "disabled"}[in.enabled]
+		data = append(data, m)
 	}
 	return result{status: http.StatusOK, body: map[string]any{
 		"data": data, "page": page, "per_page": perPage, "has_more": hi < int64(len(live)),

@@ -110,6 +110,7 @@ type Server struct {
 	nameLimit    int  // SetNameLimit
 	putConflicts bool // SetPutConflicts
 	putNotFound  bool // SetPutNotFound
+	offAsStatus  bool // SetDisabledAsStatus
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -309,6 +310,14 @@ func (s *Server) SetPutConflicts(on bool) { sandboxkit.Store(&s.mu, &s.putConfli
 // deleted (a live invite it no longer records would open the door past
 // checkout) but replace or delete it, as for a PUT refused with 409.
 func (s *Server) SetPutNotFound(on bool) { sandboxkit.Store(&s.mu, &s.putNotFound, on) }
+
+// SetDisabledAsStatus shows whether a listed invite is switched on as a
+// server with another notion of it may: "status": "active" or "disabled",
+// and no "is_enabled". The OpenApp document shows is_enabled only as a
+// field PUT takes, and no list at all, so it is silent on how a list marks
+// an invite switched off; keysync must never read a disabled invite as
+// live (adopt it, or keep it for the guest).
+func (s *Server) SetDisabledAsStatus(on bool) { sandboxkit.Store(&s.mu, &s.offAsStatus, on) }
 
 // SetNameLimit keeps only the first n characters of an invite's name
 // (zero: all), as a server with a shorter name field may: the OpenApp
