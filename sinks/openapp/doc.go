@@ -57,7 +57,11 @@
 //     created them), oldest first, a page at a time: query page (from 1,
 //     default 1) and per_page (1 to 100, default 50); the answer is 200
 //     {"data": [{invite_link_id, invite_token, name, portal_ids,
-//     valid_from, valid_to, is_enabled}, …], "has_more": bool}, valid_from
+//     valid_from, valid_to, is_enabled}, …], "has_more": bool} (an
+//     invite also counts as switched off when "enabled" is false or a
+//     "status" or "state" says disabled, inactive, revoked, cancelled,
+//     deleted, suspended or void: listedInvite.off; the sandbox's
+//     SetDisabledAsStatus), valid_from
 //     and valid_to as RFC 3339 (the first start and last end of a
 //     multi-window invite). The sink asks for 100 a page and follows
 //     has_more, up to maxListPages pages; a first page refused with 400 or

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
@@ -35,6 +36,65 @@ type listedInvite struct {
 	ValidTo   string             `json:"valid_to"`
 	// IsEnabled absent counts as enabled, as on create.
 	IsEnabled *bool `json:"is_enabled"`
+	// Enabled, Status and State are other marks of an invite switched
+	// off (see off).
+	Enabled offFlag   `json:"enabled"`
+	Status  looseWord `json:"status"`
+	State   looseWord `json:"state"`
+}
+
+// offWords are the status (or state) values, lower case, that mark an
+// invite as switched off (see listedInvite.off).
+var offWords = map[string]bool{
+	"disabled": true, "inactive": true, "revoked": true, "cancelled": true, "canceled": true,
+	"deleted": true, "suspended": true, "void": true, "voided": true,
+}
+
+// off reports whether the list shows the invite switched off. The OpenApp
+// document shows is_enabled only as a field PUT takes, and no list at all,
+// so how a list marks an invite switched off is an assumption. Read as
+// enabled, a disabled invite would be adopted or kept for a guest it does
+// not let in; read as disabled, an enabled one only costs a replacement.
+// So any mark says so: is_enabled or enabled false, or a status or state
+// (any case) of disabled, inactive, revoked, cancelled, canceled, deleted,
+// suspended, void or voided; "expired" and other words leave it to the
+// window. A mark of an unexpected type tells nothing and fails nothing.
+func (in *listedInvite) off() bool {
+	return (in.IsEnabled != nil && !*in.IsEnabled) || bool(in.Enabled) || offWords[string(in.Status)] || offWords[string(in.State)]
+}
+
+// offFlag is true when a JSON value is false (or the string "false"): an
+// "enabled" field that switches the invite off. Any other value,
+// whatever its type, is false; it never fails to decode.
+type offFlag bool
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (f *offFlag) UnmarshalJSON(b []byte) error {
+	var v any
+	_ = json.Unmarshal(b, &v)
+	switch v := v.(type) {
+	case bool:
+		*f = offFlag(!v)
+	case string:
+		*f = offFlag(strings.EqualFold(strings.TrimSpace(v), "false"))
+	default:
+		*f = false
+	}
+	return nil
+}
+
+// looseWord is a JSON string, trimmed and lower-cased; a value of another
+// type is "". It never fails to decode.
+type looseWord string
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (w *looseWord) UnmarshalJSON(b []byte) error {
+	var v string
+	if json.Unmarshal(b, &v) != nil {
+		v = ""
+	}
+	*w = looseWord(strings.ToLower(strings.TrimSpace(v)))
+	return nil
 }
 
 // invitePage is one page of the invite list.
@@ -243,7 +303,7 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 	from, ferr := time.Parse(time.RFC3339, found.ValidFrom)
 	to, terr := time.Parse(time.RFC3339, found.ValidTo)
 	switch {
-	case found.IsEnabled != nil && !*found.IsEnabled:
+	case found.off():
 		return false, fmt.Sprintf("invite %s is switched off", c.RemoteID), nil
 	case ferr != nil || terr != nil:
 		return false, fmt.Sprintf("invite %s has no readable window", c.RemoteID), nil
@@ -267,7 +327,7 @@ func (s *Sink) rank(in *listedInvite, ref reconcile.StayRef, w reconcile.Window)
 // windowRank is rank without the tag: 0 for an invite without a link id or
 // disabled, 2 when its window equals w, and 1 otherwise.
 func windowRank(in *listedInvite, w reconcile.Window) int {
-	if in.LinkID == "" || (in.IsEnabled != nil && !*in.IsEnabled) {
+	if in.LinkID == "" || in.off() {
 		return 0
 	}
 	if sameInstant(in.ValidFrom, w.Start) && sameInstant(in.ValidTo, w.End) {
