@@ -11,7 +11,16 @@
 //     endDate/endTime ("YYYY-MM-DD", "HH:MM") and timeZone (the property's
 //     IANA zone), visitorName, silent, locale, returnReminder false. The
 //     deprecated ISO 8601 startDate/endDate are never sent. The window's
-//     instants are shown in Options.TimeZone and cut to the minute.
+//     instants are shown in Options.TimeZone and cut to the minute; the
+//     end is the first minute the access no longer opens the box (a box
+//     that takes it as inclusive gives the guest a minute more). An edge
+//     in the hour an autumn DST switch repeats is sent as its wall-clock
+//     time, which names two instants an hour apart: the box picks one
+//     (the sandbox, as Go does), so such an edge may move by an hour;
+//     hotel check-in and check-out times are far from that hour. silent
+//     and returnReminder are always sent (the document's defaults, false,
+//     unless silent is configured); locale is left out when not
+//     configured, for the box's own default.
 //   - A 2xx answer to a create is JSON {"id": ..., "code": ...}: the access
 //     id and the booking code, each a JSON string or integer; a code
 //     named "bookingCode" (the document's word) is read when "code" is
@@ -28,7 +37,11 @@
 //   - There is no update call: a date or room change is a cancel followed by
 //     a fresh create, two actions the planner schedules; MaxBatch is 1.
 //   - List is GET {BaseURL}{ListPath} (default /v2/accesses) with the query
-//     keyId=<key id> or keySerialNumber=<serial number>: 200 {"data": [{"id",
+//     keyId=<key id> or keySerialNumber=<serial number> (a listed access
+//     is taken for a key named by serial number when its key shows that
+//     serial number or none, so a box that ignores keySerialNumber and
+//     shows keys by id alone lists other keys' accesses as this one's:
+//     with such a box, name keys by id): 200 {"data": [{"id",
 //     "code", "key": {"id"}, "startDate", "startTime", "endDate",
 //     "endTime", "timeZone", "visitorName", "cancelled"}, …]}, every access
 //     to that key the authenticated user created (cancelled ones with

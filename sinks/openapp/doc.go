@@ -78,7 +78,23 @@
 //     Find reads invites and returns the id of one carrying the stay's tag,
 //     never one without it.
 //   - valid_from and valid_to are sent as RFC 3339 UTC with whole seconds
-//     (fractions cut), and the window is always absolute (no expires_in).
+//     (fractions cut), and the window is always absolute (no expires_in,
+//     no schedules), valid_to the first instant the invite no longer
+//     opens; a list's valid_from and valid_to may carry any offset or
+//     fraction. valid_from is sent as the stay's start even once it has
+//     passed (an in-house guest's update, a room move, a backfill): the
+//     document says nothing of a start in the past; a server that refuses
+//     one refuses that create or update (400 or 422), which leaves the
+//     guest the invite they hold and is retried and then named for a
+//     person, never answered by an invite with another window.
+//   - max_uses is sent only when Options.MaxUses is set: the document
+//     shows max_uses: 30 but not what an invite without it allows; keysync
+//     takes it as unlimited. A server whose default is a small number
+//     locks the guest out once it is spent: set max_uses then.
+//   - A create's answer must hold both fields in its body, whatever its
+//     2xx status (200, 201 or 202); one that does not (a token only in a
+//     Location header, an empty 202) is an unknown outcome, read back from
+//     the list by the owner tag; without a list it is issued again.
 //   - The guest URL is deployment-specific ("build the guest URL per your
 //     deployment"), so its base is configuration: a URL with a {token}
 //     placeholder, or one the token is appended to as a path segment.
