@@ -24,7 +24,7 @@ GET    /_sandbox/clock                          the business clock {now, today}
 POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests                       the API request log {count, requests}
 DELETE /_sandbox/requests                       empty the request log
-GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get}
+GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get, accesses_not_found_when_empty, list_not_found_when_empty, cursor_meta, cancelled_as}
 POST   /_sandbox/assumptions                    set them {"max_per_page": 20, "no_has_more": true}
 `
 
@@ -36,7 +36,11 @@ func (s *Server) adminRoutes() *http.ServeMux {
 		sandboxkit.SizeVar("max_per_page", &s.mu, &s.maxPerPage),
 		sandboxkit.FlagVar("no_has_more", &s.mu, &s.noHasMore),
 		sandboxkit.FlagVar("ignore_page", &s.mu, &s.ignorePage),
-		sandboxkit.FlagVar("no_reservation_get", &s.mu, &s.noOneGet))
+		sandboxkit.FlagVar("no_reservation_get", &s.mu, &s.noOneGet),
+		sandboxkit.FlagVar("accesses_not_found_when_empty", &s.mu, &s.accessesNotFoundEmpty),
+		sandboxkit.FlagVar("list_not_found_when_empty", &s.mu, &s.listNotFoundEmpty),
+		sandboxkit.FlagVar("cursor_meta", &s.mu, &s.cursorMeta),
+		sandboxkit.FlagVar("cancelled_as", &s.mu, &s.cancelledAs))
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing
 		if !sandboxkit.Decode(w, r, &in) {

@@ -128,18 +128,23 @@ type Server struct {
 	requestLog
 	limiter *sandboxkit.Limiter
 
-	mu           sync.Mutex
-	maxPerPage   int // MaxPerPage, or less (SetMaxPerPage)
-	noHasMore    bool
-	noOneGet     bool
-	ignorePage   bool
-	keys         map[string]bool
-	tokens       map[string][]string
-	listings     map[string]string
-	listingOrder []string
-	res          map[string]*Reservation
-	nextRes      int
-	nextAccess   int
+	mu         sync.Mutex
+	maxPerPage int // MaxPerPage, or less (SetMaxPerPage)
+	noHasMore  bool
+	noOneGet   bool
+	ignorePage bool
+	// Switches for what the Guestway document leaves open (see their setters).
+	accessesNotFoundEmpty bool
+	listNotFoundEmpty     bool
+	cursorMeta            bool
+	cancelledAs           bool
+	keys                  map[string]bool
+	tokens                map[string][]string
+	listings              map[string]string
+	listingOrder          []string
+	res                   map[string]*Reservation
+	nextRes               int
+	nextAccess            int
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -308,13 +313,16 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		if !ok {
 			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
 		}
-		return result{status: http.StatusOK, body: map[string]any{"data": wire(res)}}
+		return result{status: http.StatusOK, body: map[string]any{"data": s.wire(res)}}
 	default: // accesses
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		res, ok := s.res[id]
 		if !ok {
 			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
+		}
+		if len(res.Accesses) == 0 && s.accessesNotFoundEmpty {
+			return fail(http.StatusNotFound, CodeNotFound, "no accesses found")
 		}
 		return result{status: http.StatusOK, body: map[string]any{"data": sandboxkit.NonNil(slices.Clone(res.Accesses))}}
 	}
@@ -370,7 +378,10 @@ func (s *Server) list(q url.Values) result {
 	}
 	end := min(len(match), start+perPage)
 	for _, r := range match[start:end] {
-		data = append(data, wire(r))
+		data = append(data, s.wire(r))
+	}
+	if len(data) == 0 && s.listNotFoundEmpty {
+		return fail(http.StatusNotFound, CodeNotFound, "no reservations found")
 	}
 	meta := map[string]any{"page": page, "per_page": perPage, "total": len(match), "has_more": end < len(match)}
 	if s.noHasMore {
@@ -378,6 +389,12 @@ func (s *Server) list(q url.Values) result {
 	}
 	if s.ignorePage {
 		delete(meta, "page")
+	}
+	if s.cursorMeta {
+		meta = map[string]any{"per_page": perPage}
+		if end < len(match) {
+			meta["next_cursor"] = fmt.Sprintf("c%d", end)
+		}
 	}
 	return result{status: http.StatusOK, body: map[string]any{"data": data, "meta": meta}}
 }
@@ -394,9 +411,13 @@ type wireReservation struct {
 	Guests        Guests  `json:"guests"`
 }
 
-func wire(r *Reservation) wireReservation {
+func (s *Server) wire(r *Reservation) wireReservation {
+	status := r.Status
+	if status == StatusCancelled && s.cancelledAs {
+		status = CancelledByGuest
+	}
 	w := wireReservation{
-		ID: r.ID, Status: r.Status, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate,
+		ID: r.ID, Status: status, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate,
 		ListingID: r.ListingID, GuestName: r.GuestName, Guests: r.Guests,
 	}
 	if r.UnitID != "" {
@@ -470,6 +491,38 @@ func (s *Server) SetNoHasMore(on bool) { sandboxkit.Store(&s.mu, &s.noHasMore, o
 // must fail such a read, never take the first page for the whole list or
 // ask for pages for ever.
 func (s *Server) SetIgnorePage(on bool) { sandboxkit.Store(&s.mu, &s.ignorePage, on) }
+
+// SetAccessesNotFoundWhenEmpty answers 404 for the accesses of a
+// reservation that has none, as a server that reads "nothing found" as
+// not found may: the Guestway document names no accesses call at all.
+// keysync must take it as no PIN once the path is known to answer, never
+// fail every guest's read for one reservation without a PIN.
+func (s *Server) SetAccessesNotFoundWhenEmpty(on bool) {
+	sandboxkit.Store(&s.mu, &s.accessesNotFoundEmpty, on)
+}
+
+// SetListNotFoundWhenEmpty answers 404 for a page of the reservation list
+// that holds no reservation, as a server that reads "nothing found" as not
+// found may: the Guestway document names no list call. keysync must take
+// it as an empty list once the path is known to answer, not as a wrong
+// reservations_path.
+func (s *Server) SetListNotFoundWhenEmpty(on bool) { sandboxkit.Store(&s.mu, &s.listNotFoundEmpty, on) }
+
+// SetCursorMeta answers the list's meta as a server that pages by cursor
+// might: {"per_page", "next_cursor"} (the latter while reservations are
+// left), no page, total or has_more, and the page parameter still read.
+// The Guestway document names no paging: keysync must read such a list
+// whole (or fail), never take its first page for the whole list.
+func (s *Server) SetCursorMeta(on bool) { sandboxkit.Store(&s.mu, &s.cursorMeta, on) }
+
+// CancelledByGuest is the status SetCancelledAs lists cancelled
+// reservations with.
+const CancelledByGuest = "CANCELLED_BY_GUEST"
+
+// SetCancelledAs lists a cancelled reservation with the status
+// CancelledByGuest instead of "cancelled": the Guestway document names no
+// statuses, and a server may say who cancelled.
+func (s *Server) SetCancelledAs(on bool) { sandboxkit.Store(&s.mu, &s.cancelledAs, on) }
 
 // SetNoReservationGet answers GET of one reservation 404, as a server
 // without that call (or at another path) would: the Guestway document

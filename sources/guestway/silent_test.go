@@ -1,0 +1,168 @@
+package guestway_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/guestway"
+	"github.com/keysync/keysync/sources/guestway/sandbox"
+)
+
+// These tests run the Source against a sandbox switched to answer as a
+// server written independently from the Guestway document might, where
+// the document is silent (it names no paths, payloads, statuses or
+// paging).
+
+// readPortfolio reads the portfolio's window 2026-01-30..2026-02-05.
+func readPortfolio(t *testing.T, src *guestway.Source) ([]reconcile.Stay, error) {
+	t.Helper()
+	return src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+}
+
+// TestAccessesNotFoundWhenEmpty: a server that answers 404 for the
+// accesses of a reservation without any (the sandbox's
+// SetAccessesNotFoundWhenEmpty) is read as that reservation holding no
+// PIN, once another reservation's accesses answered at the same path: one
+// reservation without a PIN must not fail every guest's read. Where no
+// reservation's accesses answer, the path is wrong: the read fails naming
+// AccessesPath, as before.
+func TestAccessesNotFoundWhenEmpty(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	want, err := readPortfolio(t, newSource(t, base, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.SetAccessesNotFoundWhenEmpty(true)
+	for _, conc := range []int{1, 4} {
+		got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.Concurrency = conc }))
+		if err != nil {
+			t.Fatalf("concurrency %d: %v; want G4 and G7 read without a PIN", conc, err)
+		}
+		if !slices.EqualFunc(got, want, func(a, b reconcile.Stay) bool {
+			return a.Ref == b.Ref && slices.Equal(pins(a), pins(b)) && a.Cancelled == b.Cancelled
+		}) {
+			t.Errorf("concurrency %d: %v, want %v", conc, got, want)
+		}
+	}
+	// Targeted: G7 has no accesses; G6 does, so the path answers.
+	got, err := newSource(t, base, nil).StaysByID(context.Background(), []string{"G6", "G7"})
+	if err != nil || len(got) != 2 || len(got[1].Locks) != 0 || len(got[0].Locks) != 1 {
+		t.Errorf("StaysByID G6, G7: %v, %v; want both, G7 without a PIN", got, err)
+	}
+	// Nothing answers at the path: it is wrong, for everyone.
+	_, err = readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.AccessesPath = "/open/v1/reservations/{id}/locks" }))
+	if !errors.Is(err, reconcile.ErrNotFound) || !strings.Contains(err.Error(), "AccessesPath") {
+		t.Errorf("wrong accesses path: %v, want a failure naming AccessesPath", err)
+	}
+	// Only reservations without accesses, so no 200 to go by: the read
+	// fails naming AccessesPath rather than guess.
+	for _, id := range []string{"G1", "G2", "G5", "G6"} {
+		if _, err := sb.RemoveAccesses(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = readPortfolio(t, newSource(t, base, nil))
+	if !errors.Is(err, reconcile.ErrNotFound) || !strings.Contains(err.Error(), "AccessesPath") {
+		t.Errorf("every accesses call 404: %v, want a failure naming AccessesPath", err)
+	}
+}
+
+// TestListNotFoundWhenEmpty: a server that answers 404 for a list page
+// that holds no reservation (the sandbox's SetListNotFoundWhenEmpty) is
+// read as an empty list when the list itself answers (an unfiltered first
+// page), and as the end of the list on a later page it was read on to
+// without has_more; a reservations path where nothing answers still fails
+// naming the path (ErrEndpoint).
+func TestListNotFoundWhenEmpty(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	sb.SetListNotFoundWhenEmpty(true)
+	src := newSource(t, base, nil)
+	stays, err := src.Stays(context.Background(), day(t, "2027-06-01"), day(t, "2027-06-07"))
+	if err != nil || len(stays) != 0 {
+		t.Errorf("an empty window: %v, %v; want no stays", stays, err)
+	}
+	// Read on by total, seven a page: the second page is empty.
+	sb.SetNoHasMore(true)
+	sb.SetCursorMeta(true)
+	stays, err = readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = 7 }))
+	if err != nil || len(stays) != 7 {
+		t.Errorf("a full last page, then 404: %v, %v; want the seven", ids(stays), err)
+	}
+	sb.SetCursorMeta(false)
+	sb.SetNoHasMore(false)
+	_, err = newSource(t, base, func(o *guestway.Options) { o.ReservationsPath = "/open/v1/bookings" }).
+		Stays(context.Background(), day(t, "2027-06-01"), day(t, "2027-06-07"))
+	if !errors.Is(err, reconcile.ErrEndpoint) {
+		t.Errorf("a wrong reservations path: %v, want ErrEndpoint", err)
+	}
+}
+
+// TestCursorMeta: a server whose list meta says neither has_more nor
+// total (the sandbox's SetCursorMeta: per_page and a next_cursor) is read
+// on while its pages come full, never taken whole from its first page.
+func TestCursorMeta(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	want, err := readPortfolio(t, newSource(t, base, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.SetCursorMeta(true)
+	for _, per := range []int{2, 3, 7, 50} {
+		got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = per }))
+		if err != nil || !slices.Equal(ids(got), ids(want)) {
+			t.Errorf("per_page %d: %q, %v; want %q", per, ids(got), err, ids(want))
+		}
+	}
+	// Paging by cursor alone (the page parameter ignored) fails the read
+	// on its second page rather than taking the first for the whole list.
+	sb.SetIgnorePage(true)
+	if got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 })); err == nil || !strings.Contains(err.Error(), "page") {
+		t.Errorf("page ignored: %q, %v; want a failure naming the page parameter", ids(got), err)
+	}
+}
+
+// TestCancelledSpelledOtherwise: a cancelled reservation listed as
+// CANCELLED_BY_GUEST (the sandbox's SetCancelledAs) is cancelled: its
+// guest's access is withdrawn and no PIN read for it. A status that only
+// asks for a cancellation is not.
+func TestCancelledSpelledOtherwise(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	sb.SetCancelledAs(true)
+	src := newSource(t, base, nil)
+	stays, err := readPortfolio(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stays {
+		if st.Cancelled != (st.Ref.ID == "G3") {
+			t.Errorf("%s: cancelled %v", st.Ref.ID, st.Cancelled)
+		}
+	}
+	if got, err := src.StaysByID(context.Background(), []string{"G3", "G1"}); err != nil || len(got) != 1 || got[0].Ref.ID != "G1" {
+		t.Errorf("StaysByID G3, G1: %v, %v; want G1 only (G3 cancelled)", got, err)
+	}
+	for status, want := range map[string]bool{
+		"canceled_by_host": true, "cancelled_by_owner": true, "canceled": true,
+		"cancellation_requested": false, "confirmed": false, "inquiry": false, "uncancelled": false,
+	} {
+		if err := sb.SetStatus("G6", status); err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.StaysByID(context.Background(), []string{"G6"})
+		if err != nil || (len(got) == 0) != want {
+			t.Errorf("status %q: %v, %v; want cancelled %v", status, got, err, want)
+		}
+	}
+}
