@@ -37,10 +37,13 @@
 //     "guest_name","guests":{"adults","children"}}. Ids may be JSON strings
 //     or integers.
 //   - status is "confirmed", "cancelled", "pending" or another value.
-//     "cancelled" (and the spelling "canceled") marks Stay.Cancelled; any
+//     A status with the word "cancelled" (or "canceled") in it, in any
+//     case, marks Stay.Cancelled: "CANCELLED_BY_GUEST" and
+//     "canceled-by-host" do, "cancellation_requested" does not; any
 //     other value, unknown ones included, is treated as not cancelled, so a
-//     new status never makes keysync revoke a guest's access. Unknown JSON
-//     fields are ignored.
+//     new status never makes keysync revoke a guest's access (an
+//     "inquiry" or "declined" booking is keyed like a confirmed one).
+//     Unknown JSON fields are ignored.
 //   - A rejected partner key is answered 401 with the JSON error code
 //     {"error":"invalid_api_key"}; any other 401 is about the token. The
 //     same code on a 403 is also read as a partner key problem.

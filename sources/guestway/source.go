@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/sourcegraph/conc/pool"
 
@@ -441,10 +442,16 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	return st, nil
 }
 
-// cancelled reports whether a status means the reservation is cancelled.
-// Unknown statuses are not: a new status must never revoke a guest's door.
+// cancelled reports whether a status means the reservation is cancelled:
+// one of its words (split at anything but a letter, any case) is
+// "cancelled" or "canceled", so "CANCELLED_BY_GUEST" and
+// "canceled-by-host" are, and "cancellation_requested" is not. Unknown
+// statuses are not: a new status must never revoke a guest's door.
 func cancelled(status string) bool {
-	return strings.EqualFold(status, "cancelled") || strings.EqualFold(status, "canceled")
+	words := strings.FieldsFunc(status, func(r rune) bool { return !unicode.IsLetter(r) })
+	return slices.ContainsFunc(words, func(w string) bool {
+		return strings.EqualFold(w, "cancelled") || strings.EqualFold(w, "canceled")
+	})
 }
 
 // checkReservationPath tells a gone reservation from a wrong
