@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode"
 
@@ -139,7 +140,11 @@ type Source struct {
 	// listed holds the ids of the live reservations the latest Stays
 	// returned (see checkReservationPath).
 	listed atomic.Pointer[[]string]
-	log    *slog.Logger
+	// accessesAnswer is set once an accesses call answered 200: the
+	// AccessesPath is right, so a 404 there is a reservation without
+	// accesses (see notFound).
+	accessesAnswer atomic.Bool
+	log            *slog.Logger
 	// others names, by room (listing or unit id), the other properties on
 	// the same organisation token that map it (Beside).
 	others map[string]string
@@ -311,6 +316,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 	}
 	found := make([]*reconcile.Stay, len(uniq))
 	var gone atomic.Bool
+	var nf notFound
 	p := s.pool(ctx)
 	for i, id := range uniq {
 		p.Go(func(ctx context.Context) error {
@@ -338,7 +344,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 				return nil
 			}
 			if s.markMoved(&st); st.MovedTo == "" {
-				if st.Locks, err = s.locks(ctx, id); err != nil {
+				if st.Locks, err = nf.locks(ctx, s, id); err != nil {
 					return err
 				}
 			}
@@ -347,6 +353,9 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 		})
 	}
 	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+	if err := nf.check(s); err != nil {
 		return nil, err
 	}
 	if gone.Load() {
@@ -372,36 +381,80 @@ func (s *Source) pool(ctx context.Context) *pool.ContextPool {
 // fillLocks fetches the accesses of every stay that is not cancelled nor
 // another property's (Beside).
 func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
+	var nf notFound
 	p := s.pool(ctx)
 	for i := range stays {
 		if stays[i].Cancelled || stays[i].MovedTo != "" {
 			continue
 		}
 		p.Go(func(ctx context.Context) error {
-			locks, err := s.locks(ctx, stays[i].Ref.ID)
+			locks, err := nf.locks(ctx, s, stays[i].Ref.ID)
 			stays[i].Locks = locks
 			return err
 		})
 	}
-	return p.Wait()
+	if err := p.Wait(); err != nil {
+		return err
+	}
+	return nf.check(s)
 }
 
-// locks reads one reservation's accesses. A 404 is an error: the
-// reservation was just listed, so a missing accesses resource more likely
-// means a wrong AccessesPath than a reservation deleted in between.
+// notFound collects the accesses calls of one read that answered 404.
+// The Guestway document names no accesses call: a server may answer 404
+// for a reservation that has no accesses, or the AccessesPath may be
+// wrong. What the other calls show decides, never the 404's body: once
+// an accesses call answered 200 at the path (in this read or an earlier
+// one), a 404 is a reservation without accesses (no PIN: a missing-PIN
+// note, never a failed read for every guest); with none, the read fails
+// naming AccessesPath.
+type notFound struct {
+	mu    sync.Mutex
+	first error
+}
+
+// locks reads one reservation's accesses, noting a 404 as no accesses
+// for check to judge.
+func (nf *notFound) locks(ctx context.Context, s *Source, id string) ([]reconcile.LockAccess, error) {
+	locks, err := s.locks(ctx, id)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		nf.mu.Lock()
+		if nf.first == nil {
+			nf.first = err
+		}
+		nf.mu.Unlock()
+		return nil, nil
+	}
+	return locks, err
+}
+
+// check fails the read with the first 404 unless an accesses call has
+// answered 200 at the path.
+func (nf *notFound) check(s *Source) error {
+	nf.mu.Lock()
+	defer nf.mu.Unlock()
+	if nf.first == nil || s.accessesAnswer.Load() {
+		return nil
+	}
+	return nf.first
+}
+
+// locks reads one reservation's accesses. A 404 is an error naming
+// AccessesPath, which notFound may forgive.
 func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, error) {
 	c := call{what: "list accesses of reservation " + id, scope: ScopeAccesses}
 	var resp accessesResponse
 	if err := s.get(ctx, c, expand(s.opts.AccessesPath, id), nil, &resp); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusNotFound {
-			e.Reason = "not found; check AccessesPath"
+			e.Reason = "not found, and no reservation's accesses answered there; check AccessesPath"
 		}
 		return nil, err
 	}
 	if resp.Data == nil {
 		return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
 	}
+	s.accessesAnswer.Store(true)
 	var out []reconcile.LockAccess
 	for _, a := range *resp.Data {
 		out = append(out, reconcile.LockAccess{LockID: string(a.LockID), LockName: a.LockName, PIN: reconcile.Secret(a.PIN)})
