@@ -26,6 +26,9 @@
 //     page size after that. The answer is
 //     {"data":[reservation…],"meta":{"page":1,"per_page":50,"total":123,"has_more":true}},
 //     ordered stably (arrival date, then id), every status included.
+//     has_more, else total, says whether the list goes on; a meta with
+//     neither (a server paging by cursor) is read on while pages come
+//     full (Source.lastPage).
 //   - One: GET {base}{ReservationPath} (default /open/v1/reservations/{id})
 //     answers {"data": reservation}, or 404 when there is no such reservation.
 //   - Accesses: GET {base}{AccessesPath} (default

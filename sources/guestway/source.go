@@ -277,12 +277,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			// meta.page to tell), read on by has_more or by total.
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "the server answered a page already read; it ignores the page parameter"}
 		}
-		// The Guestway document names no paging: has_more says whether
-		// the list goes on; without it, the list goes on while total says
-		// reservations are left and this page had some (a server that
-		// pages by its total alone; a total that counts more than the
-		// list holds costs one empty page).
-		if more := resp.Meta.HasMore; more != nil && !*more || more == nil && (resp.Meta.Total <= len(stays) || len(*resp.Data) == 0) {
+		if s.lastPage(resp, len(stays)) {
 			break
 		}
 	}
@@ -300,6 +295,26 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	}
 	s.listed.Store(&ids)
 	return stays, nil
+}
+
+// lastPage reports whether resp, a page of the list, ends it, with read
+// reservations read so far. The Guestway document names no paging:
+// has_more says whether the list goes on; without it, the list goes on
+// while total says reservations are left and this page had some (a
+// server that pages by its total alone; a total that counts more than
+// the list holds costs one empty page); with neither (a server that pages
+// by cursor, say), while the page is not shorter than the meta's per_page
+// and not empty: never the first page taken for the whole list. A server
+// that then ignores page fails the read on the page it repeats.
+func (s *Source) lastPage(resp listResponse, read int) bool {
+	m, n := resp.Meta, len(*resp.Data)
+	switch {
+	case m.HasMore != nil:
+		return !*m.HasMore
+	case m.Total != nil:
+		return *m.Total <= read || n == 0
+	}
+	return n == 0 || n < m.PerPage
 }
 
 // StaysByID implements reconcile.StaySource with one GET per distinct id
@@ -561,7 +576,7 @@ type listResponse struct {
 	Meta *struct {
 		Page    int   `json:"page"`
 		PerPage int   `json:"per_page"`
-		Total   int   `json:"total"`
+		Total   *int  `json:"total"`    // nil: not sent
 		HasMore *bool `json:"has_more"` // nil: not sent
 	} `json:"meta"`
 }
