@@ -28,7 +28,11 @@
 //     ordered stably (arrival date, then id), every status included.
 //     has_more, else total, says whether the list goes on; a meta with
 //     neither (a server paging by cursor) is read on while pages come
-//     full (Source.lastPage).
+//     full (Source.lastPage). A page answered 404 (a server may say
+//     "nothing found" so) ends the list after a page that did not say
+//     has_more: true; on the first page it is an empty window when the
+//     list asked for without from, to or per_page answers, and a wrong
+//     ReservationsPath when that 404s too.
 //   - One: GET {base}{ReservationPath} (default /open/v1/reservations/{id})
 //     answers {"data": reservation}, or 404 when there is no such reservation.
 //   - Accesses: GET {base}{AccessesPath} (default

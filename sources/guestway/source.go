@@ -207,6 +207,7 @@ func New(opts Options) (*Source, error) {
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	var stays []reconcile.Stay
 	index := map[string]int{}
+	saidMore := false // the page before said has_more: true
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
@@ -241,6 +242,18 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 					s.log.Warn("Guestway refused the page size; reading its own page size for the rest of the run: set guestway.per_page to what it serves",
 						"property", s.opts.Property, "refused", s.opts.PerPage, "serves", served)
 				}
+			}
+		}
+		if errors.Is(err, reconcile.ErrNotFound) && !saidMore {
+			// The Guestway document names no list call: a server may
+			// answer a page with nothing on it 404. After a page read
+			// without has_more, that is the list's end; on the first page
+			// it is an empty list when the list itself answers.
+			if page > 1 {
+				break
+			}
+			if err = s.listAnswers(ctx, err); err == nil {
+				break
 			}
 		}
 		if err != nil {
@@ -280,6 +293,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if s.lastPage(resp, len(stays)) {
 			break
 		}
+		saidMore = resp.Meta.HasMore != nil && *resp.Meta.HasMore
 	}
 	for i := range stays {
 		s.markMoved(&stays[i])
@@ -295,6 +309,27 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	}
 	s.listed.Store(&ids)
 	return stays, nil
+}
+
+// listAnswers decides what a 404 for the list's first page (notFound)
+// means from the next read, never from its body: it asks for the list's
+// first page without from, to or per_page. When that answers, the
+// reservations path is right and the window was empty (nil); when it
+// 404s too, notFound stands (a wrong reservations_path, ErrEndpoint when
+// it was the system's first answer); any other failure is returned.
+func (s *Source) listAnswers(ctx context.Context, notFound error) error {
+	c := call{what: "list reservations (to check the reservations path after a 404)", scope: ScopeReservations}
+	var resp listResponse
+	err := s.get(ctx, c, s.opts.ReservationsPath, url.Values{"page": {"1"}}, &resp)
+	switch {
+	case errors.Is(err, reconcile.ErrNotFound):
+		return notFound
+	case err != nil:
+		return err
+	case resp.Data == nil:
+		return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
+	}
+	return nil
 }
 
 // lastPage reports whether resp, a page of the list, ends it, with read
