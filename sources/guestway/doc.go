@@ -47,7 +47,12 @@
 //   - A reservation is {"id","status","arrival_date","departure_date"
 //     (YYYY-MM-DD),"listing_id","unit_id" (null for single-unit listings),
 //     "guest_name","guests":{"adults","children"}}. Ids may be JSON strings
-//     or integers.
+//     or integers. The dates are the stay's nights as the property counts
+//     them; the check-in and check-out times, and the zone they are in,
+//     come from keysync's config. A date-time instead (with an offset or
+//     without) fails the read naming the field: its day in the property's
+//     zone cannot be told from it, and a day off either way would key the
+//     guest late or end their access early.
 //   - status is "confirmed", "cancelled", "pending" or another value.
 //     A status with the word "cancelled" (or "canceled") in it, in any
 //     case, marks Stay.Cancelled: "CANCELLED_BY_GUEST" and
@@ -58,7 +63,12 @@
 //     Unknown JSON fields are ignored.
 //   - A rejected partner key is answered 401 with the JSON error code
 //     {"error":"invalid_api_key"}; any other 401 is about the token. The
-//     same code on a 403 is also read as a partner key problem.
+//     same code on a 403 is also read as a partner key problem. The code
+//     only picks the hint in the message: any 401 or 403 stops Guestway
+//     for the run (reconcile.ErrUnauthorized), and the run names both
+//     guestway.partner_key and guestway.token, so a server that words a
+//     refused partner key otherwise (a gateway's bare 403, say) misleads
+//     no decision.
 //
 // # Mapping to the domain
 //

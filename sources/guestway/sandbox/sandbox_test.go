@@ -566,3 +566,30 @@ func TestSeedDemo(t *testing.T) {
 		t.Errorf("demo list: %d, total %d of %d, %v", hr.StatusCode, body.Meta.Total, len(a.Reservations()), err)
 	}
 }
+
+// TestSilentSwitches: the switches for what the Guestway document leaves
+// open, set over POST /_sandbox/assumptions, answer as their setters say.
+func TestSilentSwitches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	body := `{"accesses_not_found_when_empty": true, "list_not_found_when_empty": true, "cursor_meta": true, "cancelled_as": true}`
+	if r := sandboxtest.Want(t, e.Srv, "POST", "/_sandbox/assumptions", body, 200); r.Body["cursor_meta"] != true || r.Body["cancelled_as"] != true {
+		t.Fatalf("switches: %s", r.Raw)
+	}
+	if r := e.get("/open/v1/reservations/R2/accesses", fullToken); r.Status != http.StatusNotFound {
+		t.Errorf("no accesses: %d %s, want 404", r.Status, r.Raw)
+	}
+	if r := e.get("/open/v1/reservations/R1/accesses", fullToken); r.Status != http.StatusOK {
+		t.Errorf("accesses of R1: %d %s", r.Status, r.Raw)
+	}
+	if r := e.get("/open/v1/reservations?from=2027-01-01&to=2027-01-05", fullToken); r.Status != http.StatusNotFound {
+		t.Errorf("an empty window: %d %s, want 404", r.Status, r.Raw)
+	}
+	r := e.get("/open/v1/reservations?per_page=2", fullToken)
+	if meta := dig(r.Body, "meta"); !reflect.DeepEqual(meta, map[string]any{"per_page": 2.0, "next_cursor": "c2"}) {
+		t.Errorf("cursor meta: %v", meta)
+	}
+	if r := e.get("/open/v1/reservations/R3", fullToken); dig(r.Body, "data", "status") != CancelledByGuest {
+		t.Errorf("cancelled R3: %s", r.Raw)
+	}
+}
