@@ -8,14 +8,17 @@ import (
 // Date is a calendar date with no time of day or zone, as 3RPMS and Guestway
 // report arrivals and departures. The zero Date is invalid.
 //
-// Every stay, credential and action carries two, so a Date is kept in 16
+// Every stay, credential and action carries two, so a Date is kept in 4
 // bytes rather than 24: Year holds the years ParseDate reads (0 to 9999)
-// and more, Day 1 to 31.
+// and more, Month 1 to 12, Day 1 to 31.
 type Date struct {
 	Year  int16
+	Month Month
 	Day   int8
-	Month time.Month
 }
+
+// Month is a Date's month, 1 to 12, in one byte (time.Month takes eight).
+type Month uint8
 
 // ParseDate parses YYYY-MM-DD.
 func ParseDate(s string) (Date, error) {
@@ -29,7 +32,7 @@ func ParseDate(s string) (Date, error) {
 // DateOf returns the calendar date of t in t's own location.
 func DateOf(t time.Time) Date {
 	y, m, d := t.Date()
-	return Date{Year: int16(y), Month: m, Day: int8(d)}
+	return Date{Year: int16(y), Month: Month(m), Day: int8(d)}
 }
 
 // String formats the date as YYYY-MM-DD.
@@ -42,7 +45,7 @@ func (d Date) IsZero() bool { return d == Date{} }
 
 // AddDays returns the date n days after d (before, for negative n).
 func (d Date) AddDays(n int) Date {
-	return DateOf(time.Date(int(d.Year), d.Month, int(d.Day)+n, 12, 0, 0, 0, time.UTC))
+	return DateOf(time.Date(int(d.Year), time.Month(d.Month), int(d.Day)+n, 12, 0, 0, 0, time.UTC))
 }
 
 // Before reports whether d comes before e.
@@ -64,7 +67,7 @@ func (d Date) Compare(e Date) int {
 // resolves clock times that a DST switch skips or repeats; check-in and
 // check-out times (15:00, 11:00) are never in the switch hour in practice.
 func (d Date) At(c TimeOfDay, loc *time.Location) time.Time {
-	return time.Date(int(d.Year), d.Month, int(d.Day), c.Hour, c.Minute, 0, 0, loc)
+	return time.Date(int(d.Year), time.Month(d.Month), int(d.Day), c.Hour, c.Minute, 0, 0, loc)
 }
 
 // MarshalText implements encoding.TextMarshaler: YYYY-MM-DD, or empty for
@@ -120,7 +123,7 @@ func cmpInt(a, b int) int {
 
 // DaysUntil is the number of days from d to e (negative when e is before d).
 func (d Date) DaysUntil(e Date) int {
-	a := time.Date(int(d.Year), d.Month, int(d.Day), 0, 0, 0, 0, time.UTC)
-	b := time.Date(int(e.Year), e.Month, int(e.Day), 0, 0, 0, 0, time.UTC)
+	a := time.Date(int(d.Year), time.Month(d.Month), int(d.Day), 0, 0, 0, 0, time.UTC)
+	b := time.Date(int(e.Year), time.Month(e.Month), int(e.Day), 0, 0, 0, 0, time.UTC)
 	return int(b.Sub(a).Hours() / 24)
 }

@@ -11,10 +11,10 @@ import (
 func TestParseDate(t *testing.T) {
 	t.Parallel()
 	checkParse(t, "ParseDate", reconcile.ParseDate, []parseCase[reconcile.Date]{
-		{in: "2026-01-30", want: reconcile.Date{Year: 2026, Month: time.January, Day: 30}},
-		{in: "2026-12-31", want: reconcile.Date{Year: 2026, Month: time.December, Day: 31}},
-		{in: "2028-02-29", want: reconcile.Date{Year: 2028, Month: time.February, Day: 29}},
-		{in: "0001-01-01", want: reconcile.Date{Year: 1, Month: time.January, Day: 1}},
+		{in: "2026-01-30", want: reconcile.Date{Year: 2026, Month: reconcile.Month(time.January), Day: 30}},
+		{in: "2026-12-31", want: reconcile.Date{Year: 2026, Month: reconcile.Month(time.December), Day: 31}},
+		{in: "2028-02-29", want: reconcile.Date{Year: 2028, Month: reconcile.Month(time.February), Day: 29}},
+		{in: "0001-01-01", want: reconcile.Date{Year: 1, Month: reconcile.Month(time.January), Day: 1}},
 		{in: "2026-02-29", wantErr: true}, // not a leap year
 		{in: "2026-04-31", wantErr: true},
 		{in: "2026-13-01", wantErr: true},
@@ -34,9 +34,9 @@ func TestDateString(t *testing.T) {
 		d    reconcile.Date
 		want string
 	}{
-		{reconcile.Date{Year: 2026, Month: time.March, Day: 8}, "2026-03-08"},
-		{reconcile.Date{Year: 2026, Month: time.November, Day: 1}, "2026-11-01"},
-		{reconcile.Date{Year: 999, Month: time.July, Day: 4}, "0999-07-04"},
+		{reconcile.Date{Year: 2026, Month: reconcile.Month(time.March), Day: 8}, "2026-03-08"},
+		{reconcile.Date{Year: 2026, Month: reconcile.Month(time.November), Day: 1}, "2026-11-01"},
+		{reconcile.Date{Year: 999, Month: reconcile.Month(time.July), Day: 4}, "0999-07-04"},
 		{reconcile.Date{}, "0000-00-00"},
 	}
 	for _, tc := range tests {

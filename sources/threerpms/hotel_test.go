@@ -64,7 +64,7 @@ func TestHotelSharedByProperties(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	from, to := reconcile.Date{Year: 2026, Month: time.January, Day: 29}, reconcile.Date{Year: 2026, Month: time.February, Day: 5}
+	from, to := reconcile.Date{Year: 2026, Month: reconcile.Month(time.January), Day: 29}, reconcile.Date{Year: 2026, Month: reconcile.Month(time.February), Day: 5}
 
 	var wg sync.WaitGroup
 	var sa, sbStays []reconcile.Stay
