@@ -83,6 +83,41 @@ func TestFirstOccurrence(t *testing.T) {
 	}
 }
 
+// TestFirstOccurrenceOfOtherOverlaps: where a switch repeats half an
+// hour (Australia/Lord_Howe, 02:00 +11:00 back to 01:30 +10:30) or two
+// hours (Antarctica/Troll, 03:00 +02:00 back to 01:00 +00:00), a time
+// that happens twice also runs once, at its first occurrence, and Shifts
+// names it, as it does for the one-hour overlaps.
+func TestFirstOccurrenceOfOtherOverlaps(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		zone, spec string
+		from       time.Time // noon UTC the day before the switch night
+		first      string    // the first occurrence, UTC
+		wall       string    // the Shift's wall time
+	}{
+		{"Australia/Lord_Howe", "45 1 * * *", time.Date(2026, 4, 4, 0, 0, 0, 0, time.UTC), "2026-04-04T14:45:00Z", "2026-04-05 01:45"},
+		{"Antarctica/Troll", "30 2 * * *", time.Date(2026, 10, 24, 12, 0, 0, 0, time.UTC), "2026-10-25T00:30:00Z", "2026-10-25 02:30"},
+	} {
+		loc := mustLoad(t, tc.zone)
+		s, err := Parse(tc.spec, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := s.Next(tc.from)
+		if got := at.UTC().Format(time.RFC3339); got != tc.first {
+			t.Errorf("%s %q: runs at %s (%s), want the first occurrence %s", tc.zone, tc.spec, got, at.In(loc).Format(time.RFC3339), tc.first)
+		}
+		if next := s.Next(at); next.Sub(at) < 20*time.Hour {
+			t.Errorf("%s %q: ran again at %s, %s after", tc.zone, tc.spec, next.In(loc), next.Sub(at))
+		}
+		shifts := s.Shifts(tc.from, tc.from.AddDate(0, 0, 3))
+		if len(shifts) != 1 || shifts[0].Wall != tc.wall || shifts[0].Gap || shifts[0].At.UTC().Format(time.RFC3339) != tc.first {
+			t.Errorf("%s %q: shifts %+v, want one at %s (happens twice, runs at %s)", tc.zone, tc.spec, shifts, tc.wall, tc.first)
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	t.Parallel()
 	loc := mustLoad(t, "Europe/Ljubljana")
