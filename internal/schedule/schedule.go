@@ -13,6 +13,7 @@ package schedule
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,11 +90,10 @@ func (s Schedule) Next(t time.Time) time.Time {
 func (s Schedule) place(n time.Time) time.Time {
 	at := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), 0, s.loc)
 	if wall(at).Equal(n) {
-		// The first occurrence: an hour earlier may read the same time.
-		if earlier := at.Add(-time.Hour); wall(earlier).Equal(n) {
-			return earlier
-		}
-		return at
+		// The first occurrence: the clock may have read the same time
+		// before a switch set it back, by an hour or by another amount
+		// (half an hour in Australia/Lord_Howe).
+		return s.occurrences(n, at)[0]
 	}
 	// In a gap: the clock jumps over n. Run when the gap ends, the first
 	// instant whose wall clock is after n.
@@ -107,6 +107,26 @@ func (s Schedule) place(n time.Time) time.Time {
 		}
 	}
 	return hi.Truncate(time.Second)
+}
+
+// occurrences returns, in time order, the instants at which the zone's
+// clock reads the wall-clock time n (held as UTC), at being one of them:
+// two where a switch sets the clock back over n, else at alone. Each
+// candidate is n read with an offset the zone has within a day of at.
+func (s Schedule) occurrences(n, at time.Time) []time.Time {
+	out := []time.Time{at}
+	for _, probe := range []time.Time{at.Add(-24 * time.Hour), at.Add(24 * time.Hour)} {
+		_, off := probe.In(s.loc).Zone()
+		c := n.Add(-time.Duration(off) * time.Second)
+		if !c.Equal(out[0]) && (len(out) == 1 || !c.Equal(out[1])) && wall(c.In(s.loc)).Equal(n) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	for i := range out {
+		out[i] = out[i].In(s.loc)
+	}
+	return out
 }
 
 // Shift is a scheduled wall-clock time that a daylight-saving switch moves.
@@ -165,7 +185,7 @@ func (s Schedule) shiftsIn(from, to time.Time) []Shift {
 		}
 		naive = n
 		gap := !wall(at).Equal(n)
-		twice := !gap && wall(at.Add(time.Hour)).Equal(n)
+		twice := !gap && len(s.occurrences(n, at)) > 1
 		if gap || twice {
 			out = append(out, Shift{Wall: n.Format("2006-01-02 15:04"), At: at, Gap: gap})
 		}
