@@ -179,3 +179,43 @@ func ExampleProperty_Window() {
 	fmt.Println(w.Start.UTC().Format(time.RFC3339), w.End.UTC().Format(time.RFC3339))
 	// Output: 2026-03-28T14:00:00Z 2026-03-30T09:00:00Z
 }
+
+// TestReadRangeCoversAccessOpeningInIt: a stay whose access opens (check-in
+// less the grace before arrival) on a day the run keys, today through today
+// + window_days - 1, is read and keyed by that run, however far the grace
+// reaches back: with a one-day window and 26 h of grace, tonight's run must
+// key tomorrow's arrival, whose access opens this afternoon, or the guest
+// has nothing until the next night's run.
+func TestReadRangeCoversAccessOpeningInIt(t *testing.T) {
+	t.Parallel()
+	for _, loc := range []*time.Location{lj, vancouver, mustLoad("Pacific/Kiritimati")} {
+		for _, days := range []int{1, 2, 7} {
+			for _, grace := range []time.Duration{0, 2 * time.Hour, 15 * time.Hour, 26 * time.Hour, 48 * time.Hour} {
+				p := hoursProperty(loc, grace)
+				p.WindowDays = days
+				start := date("2026-03-27").At(reconcile.TimeOfDay{}, loc)
+				for now := start; now.Before(start.Add(72 * time.Hour)); now = now.Add(45 * time.Minute) {
+					_, to := p.ReadRange(now)
+					last := reconcile.DateOf(now.In(loc)).AddDays(days - 1)
+					if arrival := to.AddDays(1); !last.Before(reconcile.DateOf(p.Window(arrival, arrival.AddDays(1)).Start.In(loc))) {
+						t.Fatalf("%s, %d day(s), grace %s, now %s: reads arrivals to %s, but access for one on %s opens %s",
+							loc, days, grace, now.In(loc), to, arrival, p.Window(arrival, arrival.AddDays(1)).Start.In(loc))
+					}
+				}
+			}
+		}
+	}
+	// The planner keys such a stay in the run.
+	p := testProperty()
+	p.WindowDays, p.GraceBefore = 1, 26*time.Hour
+	plan, err := reconcile.Compute(reconcile.Input{
+		Now: ljAt("2026-06-10", 4, 15), Property: p, Rand: seeded(1),
+		Stays: []reconcile.Stay{stay("a", "r301", "2026-06-11", "2026-06-12")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) == 0 {
+		t.Errorf("access opens %s, and the run at %s issues nothing for it", p.Window(date("2026-06-11"), date("2026-06-12")).Start.In(lj), ljAt("2026-06-10", 4, 15))
+	}
+}
