@@ -301,14 +301,22 @@ func (p *Property) Window(arrival, departure Date) Window {
 // reaches back two days before now − grace, so a stay departing today is
 // seen until its window ends and yesterday's departures, which the nightly
 // run cleans up, come with the window read instead of costing look-ups by
-// id; the planner decides by exact instants.
+// id; the planner decides by exact instants. to reaches further than
+// today + WindowDays − 1 when the grace before arrival opens a later
+// arrival's window on one of those days: that access must exist when it
+// opens, not from the next night's run on.
 func (p *Property) ReadRange(now time.Time) (from, to Date) {
 	loc := p.Location
 	if loc == nil {
 		loc = time.UTC
 	}
 	from = DateOf(now.Add(-p.GraceAfter).In(loc)).AddDays(-2)
-	to = DateOf(now.In(loc)).AddDays(p.WindowDays - 1)
+	last := DateOf(now.In(loc)).AddDays(p.WindowDays - 1)
+	to = last
+	// Each later arrival's window opens a day later: the loop ends.
+	for a := last.AddDays(1); !last.Before(DateOf(a.At(p.CheckIn, loc).Add(-p.GraceBefore).In(loc))); a = a.AddDays(1) {
+		to = a
+	}
 	return from, to
 }
 
