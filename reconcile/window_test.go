@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -217,5 +218,26 @@ func TestReadRangeCoversAccessOpeningInIt(t *testing.T) {
 	}
 	if len(plan.Actions) == 0 {
 		t.Errorf("access opens %s, and the run at %s issues nothing for it", p.Window(date("2026-06-11"), date("2026-06-12")).Start.In(lj), ljAt("2026-06-10", 4, 15))
+	}
+}
+
+// TestCheckReadsAccessOpeningWithinTheHorizon: check covers every stay
+// whose access opens within the horizon, the grace before arrival
+// included, not only those arriving by the horizon's date.
+func TestCheckReadsAccessOpeningWithinTheHorizon(t *testing.T) {
+	t.Parallel()
+	p := testProperty()
+	p.GraceBefore = 20 * time.Hour
+	s := stay("s1", "r101", "2026-06-12", "2026-06-14")
+	runner := &reconcile.Runner{Store: newStore(), Rand: seeded(9), Sites: []*reconcile.Site{
+		{Property: p, Source: &fakeSource{w: newWorld(s)}, Sinks: map[reconcile.System]reconcile.Sink{}}}}
+	now := ljAt("2026-06-10", 20, 0)
+	checked, unready, failures, err := runner.Check(context.Background(), now, 24*time.Hour)
+	if err != nil || len(failures) > 0 {
+		t.Fatal(err, failures)
+	}
+	if opens := p.Window(s.Arrival, s.Departure).Start; checked != 1 || len(unready) != 1 {
+		t.Errorf("access of %s opens %s, within 24h of %s; checked %d, unready %v, want it checked and not ready (no key)",
+			s.Ref.ID, opens.In(lj), now.In(lj), checked, unready)
 	}
 }
