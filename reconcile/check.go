@@ -57,7 +57,9 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 			loc = time.UTC
 		}
 		from, _ := p.ReadRange(now)
-		stays, err := site.Source.Stays(ctx, from, DateOf(now.Add(within).In(loc)))
+		// A window opening within the horizon is that of an arrival
+		// whose check-in comes by the horizon plus the grace before it.
+		stays, err := site.Source.Stays(ctx, from, DateOf(now.Add(within+p.GraceBefore).In(loc)))
 		if err != nil {
 			failed(p.Name, site.sourceSystem(), fmt.Errorf("read stays: %w", err))
 			continue
