@@ -217,6 +217,16 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 	}
 	b := p.bundle(s, method)
 	due := !p.readTo.Before(s.Arrival)
+	// A window that is empty (a same-day stay whose check-out, plus its
+	// grace, comes no later than its check-in less its grace) opens
+	// nothing: no invite or key-box access is issued for it (a system
+	// would refuse one run after run), what it holds of them is ended,
+	// and a person is told.
+	empty := !win.End.After(win.Start) && slices.ContainsFunc(b.timeBound(), func(tb timeBoundPart) bool { return tb.want })
+	if empty && due {
+		p.attention(NoteEmptyWindow, s, fmt.Sprintf("arrives and departs on %s, so its access window (%s to %s) is empty: keysync issues it no invite or key-box access; give the guest access by hand, or widen grace.before_arrival or grace.after_departure",
+			s.Arrival, win.Start.Format("15:04"), win.End.Format("15:04")))
+	}
 
 	var ks keyState
 	if b.key != "" {
@@ -296,6 +306,13 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 			}
 			continue
 		}
+		if empty {
+			if creds := sys.of(tb.system); len(creds) > 0 {
+				p.withdrawing(creds)
+				p.end(s, creds, "its access window is empty (it arrives and departs the same day)")
+			}
+			continue
+		}
 		needs := func(*Credential, bool) bool { return false }
 		if derived {
 			needs = keyNeeds
@@ -314,6 +331,12 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 	if up != nil && up.noSecret {
 		// No key can carry it: none is made, and spare keys of ours go.
 		p.discard(s, sys.of(System3RPMS), ks.current, "its upstream came back without a secret, so no key is made from it")
+		return nil
+	}
+	if b.keyFrom != "" && up == nil && empty {
+		// The key would carry what is not issued: it goes too.
+		p.withdrawing(sys.of(System3RPMS))
+		p.cleanup(s, sys.of(System3RPMS), true, "its access window is empty (it arrives and departs the same day), so there is nothing for its key to carry")
 		return nil
 	}
 	if b.keyFrom != "" && up == nil {

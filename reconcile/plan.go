@@ -137,6 +137,11 @@ const (
 	// NoteNoSecret: an invite or key-box access keysync created came back
 	// without its token or code, so no 3RPMS key can carry it.
 	NoteNoSecret NoteKind = "no_secret"
+	// NoteEmptyWindow: a stay whose access window is empty (it arrives
+	// and departs the same day, and check-out plus its grace comes no
+	// later than check-in less its) can be given no invite or key-box
+	// access, nor a key that carries one.
+	NoteEmptyWindow NoteKind = "empty_window"
 )
 
 // Note is something an operator should see that keysync will not act on.

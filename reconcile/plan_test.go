@@ -405,6 +405,29 @@ func TestCompute(t *testing.T) {
 			},
 		},
 		{
+			name:  "same-day stay in a key-box room: its window is empty, nothing is issued and a person is told",
+			stays: []reconcile.Stay{stay("s1", "r302", "2026-06-11", "2026-06-11")},
+			notes: []string{"empty_window s1"},
+		},
+		{
+			name:  "same-day stay in a PIN room is keyed: 3RPMS holds its key by the stay",
+			stays: []reconcile.Stay{stay("s1", "r204", "2026-06-11", "2026-06-11")},
+			want:  []string{"1 create s1 - soon", "2 assign s1 - soon"},
+		},
+		{
+			name:  "a stay shortened to a day of its own: its key-box access and the key carrying it go",
+			stays: []reconcile.Stay{withKey(stay("s1", "r302", "2026-06-11", "2026-06-11"), reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindKeyStorageKey), PIN: "4821"})},
+			creds: []reconcile.Credential{
+				{ID: 1, Stay: ref("s1"), System: reconcile.SystemKeyBox, Kind: reconcile.KindKeyBoxAccess, RoomID: "r302", RemoteID: "A1",
+					Status: active, Secret: "4821", Arrival: date("2026-06-11"), Departure: date("2026-06-13"),
+					Valid: reconcile.Window{Start: ljAt("2026-06-11", 13, 0), End: ljAt("2026-06-13", 13, 0)}},
+				{ID: 2, Stay: ref("s1"), System: reconcile.System3RPMS, Kind: reconcile.KindKeyStorageKey, RoomID: "r302", RemoteID: "K1",
+					Status: active, Assigned: true, DerivedFrom: 1, Arrival: date("2026-06-11"), Departure: date("2026-06-13")},
+			},
+			want:  []string{"1 delete s1 A1 revoke", "1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+			notes: []string{"empty_window s1"},
+		},
+		{
 			name: "departed stay in an unmapped room is still cleaned up",
 			stays: []reconcile.Stay{
 				holding(stay("s1", "r999", "2026-06-07", "2026-06-10"), "K1", "385917"),
@@ -1573,4 +1596,10 @@ func TestComputeReplacesWhatCannotChangeInPlace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withKey returns s holding key.
+func withKey(s reconcile.Stay, key reconcile.RemoteKey) reconcile.Stay {
+	s.Key = &key
+	return s
 }
