@@ -72,6 +72,8 @@ func (l *listener) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if secret == "" {
+		l.metrics.Webhook("unknown_property")
+		l.log.Warn("webhook refused: no 3RPMS property of that name with a webhook_secret", "property", name)
 		http.Error(w, fmt.Sprintf("no 3RPMS property %q with a webhook_secret", name), http.StatusNotFound)
 		return
 	}
@@ -79,32 +81,43 @@ func (l *listener) webhook(w http.ResponseWriter, r *http.Request) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
+		l.metrics.Webhook("too_large")
+		l.log.Warn("webhook refused: body over 1 MiB", "property", name)
 		http.Error(w, "body over 1 MiB", http.StatusRequestEntityTooLarge)
 		return
 	case err != nil:
+		l.metrics.Webhook("bad_request")
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	if err := webhook.Verify(body, r.Header.Get(webhook.SignatureHeader), secret.Reveal()); err != nil {
+		l.metrics.Webhook("bad_signature")
 		l.log.Warn("webhook refused: signature missing or wrong", "property", name)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	ev, err := webhook.Parse(body)
 	if err != nil {
+		// Signed, so 3RPMS's: a payload of another shape than keysync
+		// assumes (the API document shows none) is refused, and said.
+		l.metrics.Webhook("bad_request")
+		l.log.Warn("webhook refused: not the payload keysync assumes", "property", name, "err", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if !ev.Known() {
+		l.metrics.Webhook("ignored")
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, "ignored: keysync does not act on "+ev.Event+"\n")
 		return
 	}
 	if _, err := l.queue.Enqueue(r.Context(), state.Event{Property: name, Event: ev.Event, ObjectID: ev.Data.ID, ReceivedAt: l.env.now()}); err != nil {
+		l.metrics.Webhook("queue_failed")
 		l.log.Error("could not queue a webhook event", "property", name, "event", ev.Event, "id", ev.Data.ID, "err", err)
 		http.Error(w, "could not queue the event; deliver it again", http.StatusServiceUnavailable)
 		return
 	}
+	l.metrics.Webhook("queued")
 	l.log.Info("webhook queued", "property", name, "event", ev.Event, "id", ev.Data.ID)
 	w.WriteHeader(http.StatusAccepted)
 	io.WriteString(w, "queued\n")

@@ -239,9 +239,21 @@ func TestWebhookRefusals(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown property: %v %v", resp, err)
 	}
+	// Signed, but not the payload keysync assumes (the API document
+	// shows none).
+	if code := sw.post(t, `{"type":"room_stay.updated","payload":{"id":"s1"}}`, sandboxWebhookSecret); code != http.StatusBadRequest {
+		t.Errorf("another payload shape: %d", code)
+	}
 	time.Sleep(500 * time.Millisecond)
 	if n := len(fw.sb.rpms.Requests()) - before; n != 0 {
 		t.Errorf("refused deliveries caused %d requests", n)
+	}
+	// An operator can alert on refusals: deliveries count by result.
+	got := parseMetrics(t, scrape(t, "http://"+sw.addr+"/metrics"))
+	for result, want := range map[string]float64{"bad_signature": 2, "ignored": 1, "too_large": 1, "unknown_property": 1, "bad_request": 1} {
+		if name := `keysync_webhooks_total{result="` + result + `"}`; got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
 	}
 	for _, path := range []string{"/livez", "/readyz"} {
 		resp, err := http.Get("http://" + sw.addr + path)

@@ -25,6 +25,7 @@ type Metrics struct {
 	account     *prometheus.GaugeVec
 	arrivals    prometheus.Gauge
 	problems    prometheus.Gauge
+	webhooks    *prometheus.CounterVec
 }
 
 // New returns the metrics, registered and at zero. shard, when not "",
@@ -52,10 +53,12 @@ func New(shard string) *Metrics {
 			Help: "Requests left of the daily budget over the last 24 hours, by metered credential (named by fingerprint)."}, []string{"system", "credential"}),
 		arrivals: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_arrivals_without_credential",
 			Help: "Stays arriving within 24 hours, or in house, whose credential keysync could not issue in the last run."}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keysync_webhooks_total",
+			Help: "Webhook deliveries serve answered, by result: queued, ignored (an event keysync does not act on), bad_signature, unknown_property, too_large, bad_request (not the assumed shape), queue_failed."}, []string{"result"}),
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
 			Help: "What needs a person after the last run (exit 6): actions failing run after run, properties removed from the config, and stays arriving within 24 hours that keysync cannot give its credential."}),
 	}
-	withShard(shard, m.reg).MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems)
+	withShard(shard, m.reg).MustRegister(m.lastSuccess, m.lastRun, m.lastExit, m.duration, m.actions, m.requests, m.budget, m.account, m.arrivals, m.problems, m.webhooks)
 	return m
 }
 
@@ -149,6 +152,12 @@ func (m *Metrics) observe(r Run, counters bool) {
 		m.arrivals.Set(float64(len(ArrivalsWithoutCredential(r.Report))))
 		m.problems.Set(float64(len(r.Report.Problems) + len(r.Report.Attention())))
 	}
+}
+
+// Webhook counts one webhook delivery serve answered with result (see
+// keysync_webhooks_total's help for the results).
+func (m *Metrics) Webhook(result string) {
+	m.webhooks.WithLabelValues(result).Inc()
 }
 
 // ArrivalsWithoutCredential returns the stays arriving within 24 hours or
