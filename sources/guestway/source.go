@@ -548,13 +548,32 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 // cancelled reports whether a status means the reservation is cancelled:
 // one of its words (split at anything but a letter, any case) is
 // "cancelled" or "canceled", so "CANCELLED_BY_GUEST" and
-// "canceled-by-host" are, and "cancellation_requested" is not. Unknown
-// statuses are not: a new status must never revoke a guest's door.
+// "canceled-by-host" are, and "cancellation_requested" is not; and no
+// word denies or undoes it (notCancelled), so "not_cancelled",
+// "un-cancelled" and "cancelled_reverted" are not. Unknown statuses are
+// not: a new status must never revoke a guest's door.
 func cancelled(status string) bool {
 	words := strings.FieldsFunc(status, func(r rune) bool { return !unicode.IsLetter(r) })
-	return slices.ContainsFunc(words, func(w string) bool {
-		return strings.EqualFold(w, "cancelled") || strings.EqualFold(w, "canceled")
-	})
+	said := false
+	for _, w := range words {
+		w = strings.ToLower(w)
+		switch {
+		case notCancelled[w]:
+			return false
+		case w == "cancelled" || w == "canceled":
+			said = true
+		}
+	}
+	return said
+}
+
+// notCancelled are the words, lower case, that deny or undo a
+// cancellation a status names ("not_cancelled", "un-cancelled",
+// "cancelled_reverted"): such a status is not read as cancelled.
+var notCancelled = map[string]bool{
+	"not": true, "no": true, "non": true, "un": true, "never": true,
+	"reverted": true, "reversed": true, "undone": true, "undo": true, "revoked": true,
+	"reinstated": true, "restored": true, "withdrawn": true, "rejected": true, "declined": true, "denied": true,
 }
 
 // checkReservationPath tells a gone reservation from a wrong
