@@ -2,8 +2,13 @@ package guestway_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"testing"
 
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/sources/guestway"
 	"github.com/keysync/keysync/sources/guestway/sandbox"
 )
 
@@ -29,5 +34,30 @@ func TestCancelledNegatedIsLive(t *testing.T) {
 		if err != nil || (len(got) == 0) != want {
 			t.Errorf("status %q: %v, %v; want cancelled %v", status, got, err, want)
 		}
+	}
+}
+
+// TestListNotFoundWhenTotalSaysMore: a 404 for a later page of the list
+// is its end only when the list was read on to it by a guess (a meta
+// with neither has_more nor total, whose page came full). Where the meta's
+// total says reservations are left, a 404 is no end: taken for one, the
+// new arrivals on the pages not read are never keyed (those recorded cost
+// a look-up by id each, every run). The read fails instead, as it did
+// before.
+func TestListNotFoundWhenTotalSaysMore(t *testing.T) {
+	t.Parallel()
+	sb, _, _ := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	sb.SetNoHasMore(true) // paged by total alone
+	base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == guestway.DefaultReservationsPath && r.URL.Query().Get("page") == "2" {
+			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
+			return
+		}
+		sb.ServeHTTP(w, r)
+	})).URL
+	stays, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = 3 }))
+	if err == nil || !errors.Is(err, reconcile.ErrNotFound) {
+		t.Errorf("total says more, page 2 answered 404: %q, %v; want the read to fail", ids(stays), err)
 	}
 }
