@@ -207,7 +207,7 @@ func New(opts Options) (*Source, error) {
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	var stays []reconcile.Stay
 	index := map[string]int{}
-	saidMore := false // the page before said has_more: true
+	saidMore := false // the page before said the list goes on (has_more or total)
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
@@ -246,9 +246,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		if errors.Is(err, reconcile.ErrNotFound) && !saidMore {
 			// The Guestway document names no list call: a server may
-			// answer a page with nothing on it 404. After a page read
-			// without has_more, that is the list's end; on the first page
-			// it is an empty list when the list itself answers.
+			// answer a page with nothing on it 404. After a page whose
+			// meta said neither has_more nor total (read on because it
+			// came full), that is the list's end; on the first page it is
+			// an empty list when the list itself answers.
 			if page > 1 {
 				break
 			}
@@ -293,7 +294,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if s.lastPage(resp, len(stays)) {
 			break
 		}
-		saidMore = resp.Meta.HasMore != nil && *resp.Meta.HasMore
+		// Read on because the meta said so (has_more, or a total that
+		// counts more), not by a guess from a full page: a 404 next is
+		// no end of the list.
+		saidMore = resp.Meta.HasMore != nil || resp.Meta.Total != nil
 	}
 	for i := range stays {
 		s.markMoved(&stays[i])
