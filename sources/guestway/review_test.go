@@ -61,3 +61,27 @@ func TestListNotFoundWhenTotalSaysMore(t *testing.T) {
 		t.Errorf("total says more, page 2 answered 404: %q, %v; want the read to fail", ids(stays), err)
 	}
 }
+
+// TestListNotFoundButListShowsTheWindow: a 404 for the window's first
+// page is an empty window only if nothing the check reads contradicts it.
+// When the list asked without from, to or per_page shows reservations in
+// the window, the 404 was about something else the first request carried
+// (its per_page, say, or its dates): taken for an empty window, no new
+// arrival in it is ever keyed, silently (those recorded cost a look-up by
+// id each, every run). The read fails.
+func TestListNotFoundButListShowsTheWindow(t *testing.T) {
+	t.Parallel()
+	sb, _, _ := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == guestway.DefaultReservationsPath && r.URL.Query().Has("per_page") {
+			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
+			return
+		}
+		sb.ServeHTTP(w, r)
+	})).URL
+	stays, err := readPortfolio(t, newSource(t, base, nil))
+	if err == nil || !errors.Is(err, reconcile.ErrNotFound) {
+		t.Errorf("first page 404, the list shows G1..G7 in the window: %q, %v; want the read to fail", ids(stays), err)
+	}
+}
