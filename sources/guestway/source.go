@@ -253,7 +253,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			if page > 1 {
 				break
 			}
-			if err = s.listAnswers(ctx, err); err == nil {
+			if err = s.listAnswers(ctx, err, from, to); err == nil {
 				break
 			}
 		}
@@ -316,12 +316,16 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 }
 
 // listAnswers decides what a 404 for the list's first page (notFound)
-// means from the next read, never from its body: it asks for the list's
-// first page without from, to or per_page. When that answers, the
-// reservations path is right and the window was empty (nil); when it
-// 404s too, notFound stands (a wrong reservations_path, ErrEndpoint when
-// it was the system's first answer); any other failure is returned.
-func (s *Source) listAnswers(ctx context.Context, notFound error) error {
+// over from..to means from the next read, never from its body: it asks
+// for the list's first page without from, to or per_page. When that
+// answers, the reservations path is right and the window was empty (nil),
+// unless that page shows a reservation in the window: then the window is
+// not empty and the 404 was about something else the request carried (its
+// per_page, say, or its dates), and the read fails rather than key no
+// new arrival in the window, silently. When it 404s too, notFound stands (a
+// wrong reservations_path, ErrEndpoint when it was the system's first
+// answer); any other failure is returned.
+func (s *Source) listAnswers(ctx context.Context, notFound error, from, to reconcile.Date) error {
 	c := call{what: "list reservations (to check the reservations path after a 404)", scope: ScopeReservations}
 	var resp listResponse
 	err := s.get(ctx, c, s.opts.ReservationsPath, url.Values{"page": {"1"}}, &resp)
@@ -332,6 +336,13 @@ func (s *Source) listAnswers(ctx context.Context, notFound error) error {
 		return err
 	case resp.Data == nil:
 		return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" array`}
+	}
+	for _, r := range *resp.Data {
+		st, err := s.stay(r)
+		if err == nil && from.Before(st.Departure) && !to.Before(st.Arrival) {
+			return &Error{API: api, Call: fmt.Sprintf("list reservations %s to %s page 1", from, to), Status: http.StatusNotFound, Err: reconcile.ErrNotFound,
+				Reason: fmt.Sprintf("not found, yet the list asked without from, to and per_page shows reservation %s in that window, so it is not empty; check guestway.per_page and what the server takes for from and to", st.Ref.ID)}
+		}
 	}
 	return nil
 }
