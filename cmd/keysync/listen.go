@@ -45,7 +45,9 @@ func (l *listener) locked() bool {
 }
 
 func newListener(env *environment, cfg *Config, log *slog.Logger, queue *state.DB, runMu *sync.Mutex) *listener {
-	return &listener{env: env, cfg: cfg, log: log.With("component", "listener"), queue: queue, metrics: metrics.New(cfg.shardID()),
+	m := metrics.New(cfg.shardID())
+	m.ServesWebhooks()
+	return &listener{env: env, cfg: cfg, log: log.With("component", "listener"), queue: queue, metrics: m,
 		runMu: runMu, wake: make(chan struct{}, 1)}
 }
 

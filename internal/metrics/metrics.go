@@ -160,6 +160,20 @@ func (m *Metrics) Webhook(result string) {
 	m.webhooks.WithLabelValues(result).Inc()
 }
 
+// webhookResults are the results keysync_webhooks_total counts.
+var webhookResults = []string{"queued", "ignored", "bad_signature", "unknown_property", "too_large", "bad_request", "queue_failed"}
+
+// ServesWebhooks shows every result of keysync_webhooks_total at 0, for
+// serve's listener: a series born at its first delivery has no earlier
+// sample, so increase() over it would not see that delivery (a single
+// refusal would never raise an alert). Timers, which answer no webhook,
+// do not call it, so their metrics files carry none.
+func (m *Metrics) ServesWebhooks() {
+	for _, r := range webhookResults {
+		m.webhooks.WithLabelValues(r)
+	}
+}
+
 // ArrivalsWithoutCredential returns the stays arriving within 24 hours or
 // in house whose credential work did not get done in the run (a create or
 // an assign failed, skipped, deferred or of unknown outcome), and the
