@@ -59,8 +59,9 @@
 //     {"data": [{invite_link_id, invite_token, name, portal_ids,
 //     valid_from, valid_to, is_enabled}, …], "has_more": bool} (an
 //     invite also counts as switched off when "enabled" is false or a
-//     "status" or "state" says disabled, inactive, revoked, cancelled,
-//     deleted, suspended or void: listedInvite.off; the sandbox's
+//     "status" or "state" says disabled, revoked, cancelled,
+//     deleted, suspended or void, not "inactive", which may mean not yet
+//     started: listedInvite.off; the sandbox's
 //     SetDisabledAsStatus), valid_from
 //     and valid_to as RFC 3339 (the first start and last end of a
 //     multi-window invite). The sink asks for 100 a page and follows

@@ -46,7 +46,7 @@ type listedInvite struct {
 // offWords are the status (or state) values, lower case, that mark an
 // invite as switched off (see listedInvite.off).
 var offWords = map[string]bool{
-	"disabled": true, "inactive": true, "revoked": true, "cancelled": true, "canceled": true,
+	"disabled": true, "revoked": true, "cancelled": true, "canceled": true,
 	"deleted": true, "suspended": true, "void": true, "voided": true,
 }
 
@@ -56,8 +56,9 @@ var offWords = map[string]bool{
 // enabled, a disabled invite would be adopted or kept for a guest it does
 // not let in; read as disabled, an enabled one only costs a replacement.
 // So any mark says so: is_enabled or enabled false, or a status or state
-// (any case) of disabled, inactive, revoked, cancelled, canceled, deleted,
-// suspended, void or voided; "expired" and other words leave it to the
+// (any case) of disabled, revoked, cancelled, canceled, deleted,
+// suspended, void or voided; "expired", "inactive" (which may say only
+// that the invite has not started) and other words leave it to the
 // window. A mark of an unexpected type tells nothing and fails nothing.
 func (in *listedInvite) off() bool {
 	return (in.IsEnabled != nil && !*in.IsEnabled) || bool(in.Enabled) || offWords[string(in.Status)] || offWords[string(in.State)]

@@ -293,6 +293,34 @@ func TestFindErrors(t *testing.T) {
 	}
 }
 
+// TestFindReadsStatusWords: a listed invite marked off by a status word is
+// not taken for the stay; one whose status says only that it has not
+// started ("inactive", "not_yet_valid", "expired" and other words) is left
+// to its window, so an upcoming guest's invite is neither flagged by check
+// nor issued twice after a lost create.
+func TestFindReadsStatusWords(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status string
+		found  bool
+	}{
+		{"disabled", false}, {"REVOKED", false}, {"suspended", false},
+		{"inactive", true}, {"not_yet_valid", true}, {"active", true}, {"expired", true},
+	} {
+		t.Run(tc.status, func(t *testing.T) {
+			page := `{"data":[{"invite_link_id":"inv_1","invite_token":"` + canaryToken + `","name":"A ` + openapp.OwnerTag(stay("s1")) +
+				`","portal_ids":["lobby"],"valid_from":"2026-06-01T13:00:00Z","valid_to":"2026-06-05T09:00:00Z","is_enabled":true,"status":"` + tc.status + `"}],"has_more":false}`
+			srv := adaptertest.Serve(t, t0, reply(200, jsonCT, page))
+			opts := options(srv.URL)
+			opts.Retry, opts.Now = retryOn(srv.Clock), srv.Clock.Now
+			id, _, found, err := newSink(t, opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
+			if err != nil || found != tc.found || (found && id != "inv_1") {
+				t.Errorf("Find with status %q = %q, %v, %v; want found %v", tc.status, id, found, err, tc.found)
+			}
+		})
+	}
+}
+
 // TestFindAgainstSandboxRefusals checks a refused key and a wrong
 // organisation on the sandbox are ErrUnauthorized, and a credential of
 // another property is refused without a request.
