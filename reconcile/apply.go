@@ -277,6 +277,9 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 			ap.skip(a, fmt.Sprintf("its replacement %s was not created; the old one stays", a.After.Kind))
 		case a.Op != OpCreate && a.Cred.RemoteID == "":
 			ap.skip(a, "its create did not succeed")
+		case a.Upstream != nil && a.Upstream.Secret == "" && a.Upstream.Secretless && a.Upstream.Status == StatusActive:
+			// Created, but its answer carried no code: no key can carry it.
+			ap.skip(a, fmt.Sprintf("its %s %s was created but came back without its code, so no 3RPMS key can carry it (the guest needs the code from %s)", a.Upstream.Kind, a.Upstream.RemoteID, a.Upstream.System))
 		case a.Upstream != nil && a.Upstream.Secret == "":
 			ap.skip(a, fmt.Sprintf("its %s was not created", a.Upstream.Kind))
 		case a.Upstream != nil:

@@ -287,7 +287,16 @@ func TestReviewE2EKeyBoxAnswerWithoutCodeKeepsTheAccess(t *testing.T) {
 	w := newReviewWorld(t, map[string]string{"r301": "key_storage"}, nil, nil, nil)
 	w.sb.keybox.SetCreateWithoutCode(true)
 	w.hotelStay("s1", "r301", 1, 3)
-	w.run(ExitPartial, "backfill") // its key could not be written
+	// Its key could not be written: the report says why, not that the
+	// access (created, and kept) was not created.
+	for _, a := range w.run(ExitPartial, "backfill").Actions() {
+		if a.System != reconcile.System3RPMS || a.Op != reconcile.OpCreate {
+			continue
+		}
+		if a.Result != reconcile.ResultSkipped || !strings.Contains(a.Error, "came back without its code") || strings.Contains(a.Error, "was not created") {
+			t.Errorf("the 3RPMS create of s1: %s %q, want skipped because the key-box access came back without its code", a.Result, a.Error)
+		}
+	}
 	noSecret := func(rep *reconcile.Report) (n int, attention bool) {
 		for _, note := range rep.Notes() {
 			if note.Kind == reconcile.NoteNoSecret && note.Stay.ID == "s1" {
