@@ -445,13 +445,20 @@ func (env *environment) loadConfig(path string, log *slog.Logger) (*Config, erro
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
+	warnConfig(path, cfg, log, env.now())
+	return cfg, nil
+}
+
+// warnConfig warns when others can read the config file at path or when a
+// daylight-saving switch moves one of cfg's scheduled runs: every command
+// that reads the config says so.
+func warnConfig(path string, cfg *Config, log *slog.Logger, now time.Time) {
 	// Group bits are allowed: a Kubernetes ConfigMap or Secret mounted for
 	// the pod's group, or a systemd credential, is mode 0440.
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
 		log.Warn("config file is readable by other users; it may hold secrets (chmod 600)", "path", path, "mode", fi.Mode().Perm().String())
 	}
-	warnShifts(cfg, log, env.now())
-	return cfg, nil
+	warnShifts(cfg, log, now)
 }
 
 // loadShard loads the config and narrows it to the shard the flags name,

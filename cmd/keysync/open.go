@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -101,6 +102,11 @@ func (env *environment) commandConfig(path string, sf *shardFlags, calls bool) (
 			return nil, withCode(ExitConfig, err)
 		}
 		cfg.unset = unset
+		// These commands take no --log-level: their warnings show at
+		// KEYSYNC_LOG_LEVEL, else warn.
+		if log, err := newLogger(env.stderr, cmp.Or(env.getenv("KEYSYNC_LOG_LEVEL"), "warn")); err == nil {
+			warnConfig(path, cfg, log, env.now())
+		}
 		return cfg, nil
 	})
 	if err != nil {

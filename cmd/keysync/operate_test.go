@@ -522,6 +522,40 @@ func TestScheduleShiftWarning(t *testing.T) {
 	}
 }
 
+// TestEveryCommandWarnsAboutTheConfig: the commands that load the config
+// without running a reconcile (status, history, show, backup, schedule,
+// check) warn, as a run does, about a config others can read and about a
+// schedule a daylight-saving switch moves (README: "Every command that
+// reads the config warns").
+func TestEveryCommandWarnsAboutTheConfig(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1, "")
+	h.stay("s1", "r101", 0, 2)
+	b, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.cfgPath, append([]byte("schedule: \"30 2 * * *\"\n"), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun(ExitOK, "backfill")
+	if err := os.Chmod(h.cfgPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := h.now.Format(time.RFC3339)
+	for _, args := range [][]string{
+		{"status", "--now", now},
+		{"history"},
+		{"show", "--stay", "s1"},
+		{"backup", "--to", filepath.Join(t.TempDir(), "copy.db")},
+		{"schedule", "--count", "1"},
+		{"check", "--now", now},
+	} {
+		r := mustRunText(t, ExitOK, h.getenv, append(args, "--config", h.cfgPath)...)
+		wantAll(t, args[0], r.stderr, "readable by other users", "daylight-saving switch moves a run")
+	}
+}
+
 // TestStatusArrivalWithoutCredential: when 3RPMS refuses every write, the
 // run ends partial; status shows its exit status and names the arriving
 // stay that holds no credential.
