@@ -143,7 +143,7 @@ func TestCannedResponses(t *testing.T) {
 		},
 		{
 			name: "404 on accesses", handler: byPath(jsonReply(listPage(1, false, res("R1", "2026-01-30", "2026-02-01"))), reply(404, jsonCT, echo)),
-			is: []error{reconcile.ErrNotFound}, status: 404, contains: []string{"check AccessesPath"},
+			is: []error{reconcile.ErrNotFound}, status: 404, contains: []string{"check accesses_path"},
 		},
 		{
 			name: "500", handler: reply(500, jsonCT, echo),

@@ -41,7 +41,7 @@
 //     (valid_from/valid_to RFC 3339; keysync does not use them). A 404
 //     there is a reservation without accesses once an accesses call has
 //     answered 200 at the path (a server may say "nothing found" so); with
-//     none yet, it fails the read naming AccessesPath. pin is a JSON
+//     none yet, it fails the read naming accesses_path. pin is a JSON
 //     string: a PIN sent as a number (its leading zeros lost) fails the
 //     read rather than show a guest a PIN that does not open the door.
 //   - A reservation is {"id","status","arrival_date","departure_date"

@@ -29,7 +29,7 @@ func readPortfolio(t *testing.T, src *guestway.Source) ([]reconcile.Stay, error)
 // PIN, once another reservation's accesses answered at the same path: one
 // reservation without a PIN must not fail every guest's read. Where no
 // reservation's accesses answer, the path is wrong: the read fails naming
-// AccessesPath, as before.
+// the config's accesses_path, as before.
 func TestAccessesNotFoundWhenEmpty(t *testing.T) {
 	t.Parallel()
 	sb, _, base := newSandbox(t, sandbox.Options{})
@@ -57,19 +57,19 @@ func TestAccessesNotFoundWhenEmpty(t *testing.T) {
 	}
 	// Nothing answers at the path: it is wrong, for everyone.
 	_, err = readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.AccessesPath = "/open/v1/reservations/{id}/locks" }))
-	if !errors.Is(err, reconcile.ErrNotFound) || !strings.Contains(err.Error(), "AccessesPath") {
-		t.Errorf("wrong accesses path: %v, want a failure naming AccessesPath", err)
+	if !errors.Is(err, reconcile.ErrNotFound) || !strings.Contains(err.Error(), "check accesses_path") {
+		t.Errorf("wrong accesses path: %v, want a failure naming accesses_path", err)
 	}
 	// Only reservations without accesses, so no 200 to go by: the read
-	// fails naming AccessesPath rather than guess.
+	// fails naming accesses_path rather than guess.
 	for _, id := range []string{"G1", "G2", "G5", "G6"} {
 		if _, err := sb.RemoveAccesses(id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	_, err = readPortfolio(t, newSource(t, base, nil))
-	if !errors.Is(err, reconcile.ErrNotFound) || !strings.Contains(err.Error(), "AccessesPath") {
-		t.Errorf("every accesses call 404: %v, want a failure naming AccessesPath", err)
+	if !errors.Is(err, reconcile.ErrNotFound) || !strings.Contains(err.Error(), "check accesses_path") {
+		t.Errorf("every accesses call 404: %v, want a failure naming accesses_path", err)
 	}
 }
 

@@ -512,7 +512,7 @@ func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, 
 	if err := s.get(ctx, c, expand(s.opts.AccessesPath, id), nil, &resp); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusNotFound {
-			e.Reason = "not found, and no reservation's accesses answered there; check AccessesPath"
+			e.Reason = "not found, and no reservation's accesses answered there; check accesses_path"
 		}
 		return nil, err
 	}
