@@ -215,7 +215,16 @@ func (d *DB) open(id int64, sealed string) (reconcile.Secret, error) {
 }
 
 // wrongKeyRemedy says what to do about a value the key does not open.
-const wrongKeyRemedy = "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old"
+const wrongKeyRemedy = "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old-ID, ID being its id"
+
+// wrongKeyRemedyFor is wrongKeyRemedy for a file sealed under the key
+// with the given id: the file `keysync rekey` kept it in is named by it.
+func wrongKeyRemedyFor(id string) string {
+	if id == "" {
+		return wrongKeyRemedy
+	}
+	return "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old-" + id
+}
 
 // save runs Save's transaction and returns the IDs of inserted credentials.
 func (d *DB) save(ctx context.Context, creds []*reconcile.Credential, audit []reconcile.Audit, requests []reconcile.RequestRecord) (map[*reconcile.Credential]int64, error) {

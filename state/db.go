@@ -533,7 +533,7 @@ func (d *DB) checkKey(ctx context.Context, readOnly bool) error {
 	case err != nil:
 		return d.openError("open", err)
 	}
-	return fmt.Errorf("state: %s: secrets sealed under key %s, not the given key %s: %w; %s", d.path, seal.KeyOf(other), d.key.ID(), seal.ErrWrongKey, wrongKeyRemedy)
+	return fmt.Errorf("state: %s: secrets sealed under key %s, not the given key %s: %w; %s", d.path, seal.KeyOf(other), d.key.ID(), seal.ErrWrongKey, wrongKeyRemedyFor(seal.KeyOf(other)))
 }
 
 // Path returns the file name the DB was opened with.

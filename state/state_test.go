@@ -919,14 +919,15 @@ func TestSealedSecretsNeedTheirKey(t *testing.T) {
 	if err := db.Save(ctx, []*reconcile.Credential{a, b}, nil); err != nil {
 		t.Fatal(err)
 	}
+	sealedUnder := db.key.ID()
 	db.Close()
 
 	if _, err := Open(ctx, path, Options{}); !errors.Is(err, seal.ErrNoKey) || !strings.Contains(err.Error(), "state_key_file") {
 		t.Errorf("read-write open without the key: %v, want ErrNoKey naming state_key_file", err)
 	}
 	other, _, _ := seal.Generate()
-	if _, err := Open(ctx, path, Options{Key: other}); !errors.Is(err, seal.ErrWrongKey) || !strings.Contains(err.Error(), "rekey") {
-		t.Errorf("open with another key: %v, want ErrWrongKey naming rekey", err)
+	if _, err := Open(ctx, path, Options{Key: other}); !errors.Is(err, seal.ErrWrongKey) || !strings.Contains(err.Error(), "rekey") || !strings.Contains(err.Error(), ".old-"+sealedUnder) {
+		t.Errorf("open with another key: %v, want ErrWrongKey naming rekey and the file rekey kept key %s in (.old-%s)", err, sealedUnder, sealedUnder)
 	}
 	ro, err := Open(ctx, path, Options{ReadOnly: true})
 	if err != nil {
