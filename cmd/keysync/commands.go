@@ -288,6 +288,10 @@ func (env *environment) planSaved(f *runFlags, cfg *Config) {
 	if id := cfg.shardID(); id != "" {
 		shard = " --shard " + id
 	}
+	// A plan saved with --force is applied only with it.
+	if f.force {
+		shard += " --force"
+	}
 	fmt.Fprintf(env.stderr, "keysync: plan saved to %s; review it, then: keysync apply --config %s%s %s\n", f.out, shellQuote(f.config), shard, shellQuote(f.out))
 }
 

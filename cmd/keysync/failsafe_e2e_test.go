@@ -57,8 +57,11 @@ func TestSourceOutageRefusedWithoutForce(t *testing.T) {
 	if _, err := os.Stat(saved); !os.IsNotExist(err) {
 		t.Errorf("a refused plan left a file: %v", err)
 	}
-	// One saved with --force needs --force to apply, and says so.
-	h.mustRun(ExitOK, "plan", "--out", saved, "--force")
+	// One saved with --force needs --force to apply, and says so: the
+	// command plan prints to apply it too.
+	if _, code, stderr := h.run("plan", "--out", saved, "--force"); code != ExitOK || !strings.Contains(stderr, "review it, then: keysync apply --config ") || !strings.Contains(stderr, " --force "+saved) {
+		t.Errorf("plan --out --force: exit %d, want %d and the apply command with --force\n%s", code, ExitOK, stderr)
+	}
 	if _, code, stderr := h.run("apply", saved); code != ExitUnsafe || !strings.Contains(stderr, "the plan was made with --force, past the fail-safe; apply it with --force too") {
 		t.Errorf("apply without --force of a plan saved with it: exit %d, want %d naming --force\n%s", code, ExitUnsafe, stderr)
 	}
