@@ -161,6 +161,11 @@ type Request struct {
 	Out any
 	// Discard drops a successful answer's body unread.
 	Discard bool
+	// RateLimited, when set, reports whether a 2xx answer's body is the
+	// API's refusal for its rate limit all the same (a GraphQL server's
+	// error in a 200 that ran nothing): it is then a *RateLimitedError,
+	// waited out and sent again as a 429 is.
+	RateLimited func(body []byte) bool
 	// Reason, when set, reads an error answer (any status but 2xx, 429 and
 	// 5xx) for the operator: the text after "HTTP n: ". It must keep
 	// secrets out; "" means the Client's default.
@@ -329,6 +334,10 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 	}
 	if mt := mediaType(resp.Header.Get("Content-Type")); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		return nil, c.fail(r, code, fmt.Sprintf("response is not JSON (content type %q)", mt), unknown(r, nil))
+	}
+	if r.RateLimited != nil && r.RateLimited(raw) {
+		rl := &RateLimitedError{System: c.opts.System, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now())}
+		return nil, c.fail(r, code, c.rateReason(fmt.Sprintf("rate limited: the answer's errors say so (retry after %s)", rl.RetryAfter)), rl)
 	}
 	if r.Out == nil {
 		var v any

@@ -101,6 +101,7 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	_, err = c.http.Do(ctx, httpapi.Request{
 		Call: what, Method: http.MethodPost, Body: json.RawMessage(body), Write: write, Idempotent: !write,
 		Endpoint: "nothing serves GraphQL at the endpoint", Out: resp,
+		RateLimited: func(b []byte) bool { return rateLimited(b, write) },
 		Reason: func(code int, b []byte) string {
 			switch code {
 			case http.StatusUnauthorized:
@@ -140,6 +141,51 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	}
 	return nil
 }
+
+// rateLimited reports whether a 200's body is a refusal for the rate
+// limit: GraphQL errors of which one says rate limited (its code, or its
+// message where there is none), and nothing that ran. The 3RPMS document
+// does not say how its rate limits are signalled; a GraphQL server may
+// answer them in a 200, and sending the document again at once, or in
+// halves (sinks/threerpms), would only be refused again. A mutation counts
+// only without a "data" member (the GraphQL rule for a request that never
+// executed): "data": null may follow fields that ran, and is never sent
+// again. A query may go again either way.
+func rateLimited(raw []byte, write bool) bool {
+	var r struct {
+		Data   json.RawMessage `json:"data"`
+		Errors []struct {
+			Message    string         `json:"message"`
+			Extensions map[string]any `json:"extensions"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &r) != nil || len(r.Errors) == 0 {
+		return false
+	}
+	switch {
+	case write && r.Data != nil:
+		return false // a "data" member, null or not
+	case !write && r.Data != nil && string(r.Data) != "null":
+		return false
+	}
+	for _, e := range r.Errors {
+		if code, ok := e.Extensions["code"].(string); ok {
+			switch strings.ToUpper(code) {
+			case "RATE_LIMITED", "RATE_LIMIT_EXCEEDED", "TOO_MANY_REQUESTS", "THROTTLED":
+				return true
+			}
+			continue
+		}
+		if rateWords.MatchString(e.Message) {
+			return true
+		}
+	}
+	return false
+}
+
+// rateWords are the words of a rate limit's refusal in an error message
+// that carries no code.
+var rateWords = regexp.MustCompile(`(?i)\brate[ _-]?limit|\btoo many requests\b|\bthrottl`)
 
 // redactor removes from server messages every string value the request
 // carried (PINs, compartments, QR data) and the token: a server may quote
