@@ -519,6 +519,23 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 	// A live credential like a recorded one: the fail-safe weighs what a
 	// plan withdraws against every live credential.
 	p.plan.Live++
+	// The stay's other ones (a previous install's) are adopted to go:
+	// one may open a room the stay has left.
+	var spares []*Credential
+	for _, sp := range h.Spares {
+		if sp.System != sys || sp.RemoteID == "" || p.recordedRemote(sys, sp.RemoteID) {
+			continue
+		}
+		sc := p.credential(Credential{
+			Stay: s.Ref, System: sys, Kind: kind, RoomID: sp.RoomID, RemoteID: sp.RemoteID,
+			Status: StatusActive, Adopted: true, Valid: sp.Valid, Arrival: s.Arrival, Departure: s.Departure,
+		})
+		sc.Secret = sp.Secret
+		p.add(Action{Op: OpAdopt, Reason: fmt.Sprintf("another %s %s the system holds for the stay (keysync had no record of it)", sys, kind), Cred: sc, Step: 1, Priority: p.priority(s)}, s)
+		p.plan.Live++
+		spares = append(spares, sc)
+	}
+	p.end(s, spares, "duplicate credential for the stay")
 	return c
 }
 

@@ -50,8 +50,8 @@ type BatchFinder interface {
 	// FindAll returns, for each of sought (creates the plan would send:
 	// stay, room, kind and window set), what the system holds for it by
 	// Find's rules, or nil where it holds nothing. No remote credential is
-	// returned for two of them, nor one whose id is in known (recorded
-	// already, for whatever stay).
+	// returned for two of them (as a Held or one of its Spares), nor one
+	// whose id is in known (recorded already, for whatever stay).
 	FindAll(ctx context.Context, sought []Sought, known map[string]bool) ([]*Held, error)
 }
 
@@ -97,6 +97,12 @@ type Held struct {
 	// data the invite's link), as the runner checked through the sink's
 	// Deriver; "" otherwise.
 	CarriedBy string
+	// Spares are the other credentials the system holds that are as
+	// surely the stay's (an OpenApp invite whose owner tag names it):
+	// a previous install's, left by a move or a replacement it did not
+	// finish. A backfill adopts them to withdraw them; the runner keeps
+	// the one the stay's key carries, when that is a spare.
+	Spares []Held
 }
 
 // Deriver is a Sink whose credentials' secrets a 3RPMS key carries: the

@@ -619,6 +619,23 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays map
 			h.System = sys
 			ref := creds[i].Cred.Stay
 			h.CarriedBy = carriedBy(site, sys, h.Secret, stays[ref])
+			for j := range h.Spares {
+				h.Spares[j].System = sys
+				if h.CarriedBy == "" {
+					h.Spares[j].CarriedBy = carriedBy(site, sys, h.Spares[j].Secret, stays[ref])
+				}
+				if h.Spares[j].CarriedBy != "" {
+					// The stay's key carries this one: it is the guest's,
+					// kept; the one the sink chose goes instead.
+					spares := h.Spares
+					main := spares[j]
+					h.Spares = nil
+					spares[j] = *h
+					main.Spares = spares
+					*h = main
+					break
+				}
+			}
 			held[ref] = append(held[ref], *h)
 			n++
 		}

@@ -162,14 +162,23 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 	}
 	best := make([]*listedInvite, len(creds))
 	rank := make([]int, len(creds))
+	inRoom := make([]bool, len(creds)) // best[i] opens only the stay's room
+	tagged := make([][]*listedInvite, len(creds))
 	err := s.eachInvite(ctx, what, secrets, func(in *listedInvite) bool {
 		if known[string(in.LinkID)] {
 			return false
 		}
 		owner := ownerOf(in)
 		for _, i := range byStay[owner] {
-			if r := s.rank(in, refs[i], creds[i].Valid); r > 0 && r >= rank[i] {
-				best[i], rank[i] = in, r // ties: the later (newer) one
+			r := s.rank(in, refs[i], creds[i].Valid)
+			if r == 0 {
+				continue
+			}
+			tagged[i] = append(tagged[i], in)
+			// Ties: the one opening the stay's room, then the later
+			// (newer) one.
+			if room := s.opensOnly(in, creds[i].RoomID); r > rank[i] || r == rank[i] && (room || !inRoom[i]) {
+				best[i], rank[i], inRoom[i] = in, r, room
 			}
 		}
 		if s.opts.Listed == nil || owner.Property == "" || slices.Contains(s.opts.Listed, owner.Property) {
@@ -181,7 +190,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		owner.Property = ""
 		for _, i := range byStay[owner] {
 			if windowRank(in, creds[i].Valid) == 2 && s.opensOnly(in, creds[i].RoomID) && rank[i] <= 1 {
-				best[i], rank[i] = in, 1
+				best[i], rank[i], inRoom[i] = in, 1, true
 			}
 		}
 		return false
@@ -196,14 +205,35 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 			continue
 		}
 		taken[string(in.LinkID)] = true
-		room := ""
-		if s.opensOnly(in, creds[i].RoomID) {
-			room = creds[i].RoomID
+		out[i] = s.held(in, creds[i].RoomID)
+	}
+	// The other enabled invites whose tag names the stay (a previous
+	// install's, left by a move or a replacement it did not finish) go
+	// with the one taken, to be withdrawn: each may open doors, another
+	// room's too.
+	for i, h := range out {
+		if h == nil {
+			continue
 		}
-		out[i] = &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: string(in.LinkID), Secret: reconcile.Secret(in.Token),
-			Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}, RoomID: room}
+		for _, in := range tagged[i] {
+			if !taken[string(in.LinkID)] {
+				taken[string(in.LinkID)] = true
+				h.Spares = append(h.Spares, *s.held(in, creds[i].RoomID))
+			}
+		}
 	}
 	return out, nil
+}
+
+// held is the Held of a listed invite sought for roomID: the room when it
+// opens only that room's doors (with the shared ones), else "".
+func (s *Sink) held(in *listedInvite, roomID string) *reconcile.Held {
+	room := ""
+	if s.opensOnly(in, roomID) {
+		room = roomID
+	}
+	return &reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: string(in.LinkID), Secret: reconcile.Secret(in.Token),
+		Valid: reconcile.Window{Start: listedTime(in.ValidFrom), End: listedTime(in.ValidTo)}, RoomID: room}
 }
 
 // opensOnly reports whether the invite's portals are the room's (with the
