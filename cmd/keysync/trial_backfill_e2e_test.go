@@ -67,3 +67,43 @@ func TestTrialBackfillStrayInviteOfAMovedStay(t *testing.T) {
 		})
 	}
 }
+
+// TestTrialBackfillKeyBoxAccessOfAChangedStay: a previous install gave s2
+// (key-box room r301) an access; while the state is lost the stay is
+// shortened by a day, or moved to r302 (another key-box room). The
+// backfill cannot take the old access for the stay (its window or key is
+// not the stay's), so it issues one; the old one, ours, must not stay
+// live past the stay (shortened) or on the key of a room the stay left.
+func TestTrialBackfillKeyBoxAccessOfAChangedStay(t *testing.T) {
+	t.Parallel()
+	for name, change := range map[string]func(fw *faultWorld) error{
+		"shortened": func(fw *faultWorld) error { return fw.sb.rpms.ChangeDates("s2", day(0), day(2)) },
+		"moved":     func(fw *faultWorld) error { return fw.sb.rpms.MoveStay("s2", "r302") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fw := newFaultWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, nil)
+			fw.hotelStay("s2", "r301", 0, 3)
+			fw.mustExec(ExitOK, "backfill")
+			old := fw.accesses()
+			if len(old) != 1 {
+				t.Fatalf("the backfill made %d accesses, want 1", len(old))
+			}
+			fw.loseState()
+			fw.setNow(fw.now.Add(2 * time.Hour))
+			if err := change(fw); err != nil {
+				t.Fatal(err)
+			}
+			foreign := fw.foreign()
+			fw.mustExec(ExitOK, "backfill")
+			fw.mustExec(ExitOK, "run")
+			for _, a := range fw.sb.keybox.Accesses() {
+				t.Logf("access %s key=%s %s..%s cancelled=%v visitor=%q", a.ID, a.KeyID, a.Start, a.End, a.Cancelled, a.Visitor)
+			}
+			if a, _ := fw.sb.keybox.Access(old[0].ID); !a.Cancelled {
+				t.Errorf("the previous install's access %s (key %s, %s..%s) of s2 is still live", a.ID, a.KeyID, a.Start, a.End)
+			}
+			fw.checkInvariants(foreign)
+		})
+	}
+}
