@@ -627,9 +627,13 @@ func (p *planner) sought(s Stay, sys System, kind Kind, win Window) (Sought, boo
 	if !p.in.Backfill || p.in.Held != nil {
 		return Sought{}, false
 	}
-	return Sought{Cred: &Credential{
+	sk := Sought{Cred: &Credential{
 		Stay: s.Ref, System: sys, Kind: kind, RoomID: s.RoomID, Valid: win, Arrival: s.Arrival, Departure: s.Departure,
-	}, Guest: s.Guest, Exact: true}, true
+	}, Guest: s.Guest, Exact: true}
+	if sys == SystemKeyBox && s.Key != nil && Kind(s.Key.Type) == KindKeyStorageKey {
+		sk.Carries = s.Key.PIN
+	}
+	return sk, true
 }
 
 // issueTimeBound creates an invite or key-box access for the window.

@@ -66,6 +66,12 @@ type Sought struct {
 	// included. A lost create's read-back (Find) is not exact: its name
 	// is not known.
 	Exact bool
+	// Carries is the code the stay's 3RPMS key-storage key holds, as
+	// read ("" when the stay has none): a key-box access of the stay's
+	// whose code it is, is the stay's whatever its key or window (a stay
+	// moved or re-dated while the state was lost), and is taken when
+	// none matches exactly, to be replaced.
+	Carries Secret
 }
 
 // FindOne is Find by way of findAll (a BatchFinder's FindAll) for one

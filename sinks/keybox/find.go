@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -231,6 +233,54 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		if best != nil {
 			taken[best.ID] = true
 			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(cmp.Or(best.Code, best.BookingCode)), Valid: c.Valid, RoomID: c.RoomID}
+		}
+	}
+	// A stay none matched whose 3RPMS key carries a code: the access with
+	// that code, on any of the property's keys, over any window, is the
+	// stay's (moved or re-dated while the state was lost). Taken, it is
+	// replaced like any access whose key or window changed; left, its
+	// code would open the box of a room the stay left, or past its end.
+	for i, sk := range sought {
+		if out[i] != nil || sk.Carries == "" {
+			continue
+		}
+		c := sk.Cred
+		guestless, named := visitorName("", c.Stay), visitorName(sk.Guest, c.Stay)
+		for _, room := range slices.Sorted(maps.Keys(s.opts.Rooms)) {
+			ref := s.opts.Rooms[room]
+			if ref.check() != nil {
+				continue
+			}
+			list, ok := lists[ref]
+			if !ok {
+				what := fmt.Sprintf("find access for stay %s by the code its key carries (%s)", c.Stay.ID, ref.label())
+				var err error
+				if list, err = s.accesses(ctx, what, ref); err != nil {
+					return nil, err
+				}
+				lists[ref] = list
+			}
+			for j := range list.Data {
+				a := &list.Data[j]
+				code := cmp.Or(a.Code, a.BookingCode)
+				if a.ID == "" || a.isCancelled() || taken[a.ID] || known[string(a.ID)] || string(code) != sk.Carries.Reveal() ||
+					(sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
+					continue
+				}
+				taken[a.ID] = true
+				h := &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(a.ID), Secret: reconcile.Secret(code)}
+				if start, end, ok := s.listedWindow(a); ok {
+					h.Valid = reconcile.Window{Start: start, End: end}
+				}
+				if ref == refs[i] {
+					h.RoomID = c.RoomID
+				}
+				out[i] = h
+				break
+			}
+			if out[i] != nil {
+				break
+			}
 		}
 	}
 	return out, nil
