@@ -1,9 +1,14 @@
 package main
 
 import (
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
+	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sinks/openapp"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 )
@@ -104,6 +109,152 @@ func TestTrialBackfillKeyBoxAccessOfAChangedStay(t *testing.T) {
 				t.Errorf("the previous install's access %s (key %s, %s..%s) of s2 is still live", a.ID, a.KeyID, a.Start, a.End)
 			}
 			fw.checkInvariants(foreign)
+		})
+	}
+}
+
+// TestTrialBackfillAfterAPartialRun: a first backfill beside another
+// integration's keys loses the answers to its first OpenApp and key-box
+// creates (the credentials exist, keysync does not know their ids), and
+// then its state file is lost. The backfill after it and the run after
+// that must key every guest once, adopt the lost creates and keep every
+// link and code a guest already holds, and touch nothing of the other
+// integration.
+func TestTrialBackfillAfterAPartialRun(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r103": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage", "r302": "key_storage"}, nil)
+	fw.hotelStay("s1", "r201", 0, 3)
+	fw.hotelStay("s2", "r202", 0, 3)
+	fw.hotelStay("s3", "r301", 0, 3)
+	fw.hotelStay("s4", "r302", 1, 3)
+	fw.hotelStay("s5", "r101", 0, 3)
+	fw.hotelStay("f1", "r103", 1, 3)
+	if _, err := fw.sb.rpms.InjectKey("other-integration", rpmsandbox.Key{Type: rpmsandbox.KeyTypePin, PIN: "482913"}, "f1"); err != nil {
+		t.Fatal(err)
+	}
+	foreign := fw.foreign()
+	var oa, kb atomic.Bool
+	fw.setFault(when(func(r *http.Request) bool {
+		return r.Method == http.MethodPost && (requestTo(r, reconcile.SystemOpenApp, "") && oa.CompareAndSwap(false, true) ||
+			requestTo(r, reconcile.SystemKeyBox, "") && kb.CompareAndSwap(false, true))
+	}, fault.Drop))
+	fw.mustExec(ExitPartial, "backfill")
+	fw.setFault(nil)
+	secrets := func() map[string]string {
+		out := map[string]string{}
+		for _, in := range fw.invites() {
+			out[in.ID] = in.Token
+		}
+		for _, a := range fw.accesses() {
+			out[a.ID] = a.Code
+		}
+		return out
+	}
+	before := secrets()
+	if len(before) == 0 {
+		t.Fatal("the first backfill left no invite or access")
+	}
+	fw.loseState()
+	fw.setNow(fw.now.Add(2 * time.Hour))
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitOK, "run")
+	after := secrets()
+	for id, sec := range before {
+		if after[id] != sec {
+			t.Errorf("%s, held before the state was lost, was withdrawn or changed", id)
+		}
+	}
+	perStay := map[string]int{}
+	for _, in := range fw.invites() {
+		ref, _ := openapp.ParseOwnerTag(in.Name)
+		perStay[ref.ID]++
+	}
+	for _, a := range fw.accesses() {
+		perStay[a.Visitor]++
+	}
+	for _, who := range []string{"s1", "s2", "Guest s3", "Guest s4"} {
+		if perStay[who] != 1 {
+			t.Errorf("%s holds %d invites or accesses, want 1", who, perStay[who])
+		}
+	}
+	for _, s := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		k := fw.key(s)
+		if k.Owner != sandboxIntegration {
+			t.Errorf("stay %s holds %s's key", s, k.Owner)
+		}
+	}
+	fw.checkInvariants(foreign)
+}
+
+// TestTrialBackfillKilledThenRunAgain: the backfill after a lost state
+// (guests of a QR, a key-box and a PIN room holding what a previous
+// install issued, two new arrivals to key) is killed at a crash point, and
+// backfill is run again, then run. Every guest holds one credential per
+// system, what the guests held before is unchanged, and the invariants
+// hold.
+func TestTrialBackfillKilledThenRunAgain(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("kills child processes")
+	}
+	for _, at := range []string{"after-intent:3rpms:1", "after-request:3rpms:1", "between-steps:1", "after-request:openapp:1", "after-request:keybox:1", "after-intent:keybox:1"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			w := newProcWorld(t, map[string]string{"r101": "pin", "r102": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage", "r302": "key_storage"}, nil)
+			w.hotelStay("s1", "r201", 0, 3)
+			w.hotelStay("s2", "r301", 0, 3)
+			w.hotelStay("s3", "r101", 0, 3)
+			w.run(ExitOK, "backfill")
+			held := map[string]string{}
+			for _, in := range w.invites() {
+				held[in.ID] = in.Token
+			}
+			for _, a := range w.accesses() {
+				held[a.ID] = a.Code
+			}
+			keys := map[string]string{}
+			for _, s := range []string{"s1", "s2", "s3"} {
+				keys[s] = w.key(s).ID
+			}
+			w.loseState()
+			w.setNow(w.now.Add(2 * time.Hour))
+			w.hotelStay("n1", "r202", 0, 2)
+			w.hotelStay("n2", "r302", 0, 2)
+			foreign := w.foreign()
+			killed := w.crashChild("backfill", at)
+			t.Logf("killed=%v", killed)
+			rep, code, stderr := w.tryRun("backfill")
+			if code != ExitOK && code != ExitPartial {
+				t.Fatalf("backfill after the kill exited %d\n%s", code, stderr)
+			}
+			_ = rep
+			w.run(ExitOK, "run")
+			for id, sec := range held {
+				in, iok := w.sb.openapp.Invite(id)
+				a, aok := w.sb.keybox.Access(id)
+				if iok && (in.Deleted || !in.Enabled || in.Token != sec) || aok && (a.Cancelled || a.Code != sec) {
+					t.Errorf("%s, which a guest held, was withdrawn or changed", id)
+				}
+			}
+			for s, id := range keys {
+				if got := w.key(s).ID; got != id {
+					t.Errorf("stay %s's key %s was replaced by %s", s, id, got)
+				}
+			}
+			per := map[string]int{}
+			for _, in := range w.invites() {
+				ref, _ := openapp.ParseOwnerTag(in.Name)
+				per[ref.ID]++
+			}
+			for _, a := range w.accesses() {
+				per[a.Visitor]++
+			}
+			for _, who := range []string{"s1", "n1", "Guest s2", "Guest n2"} {
+				if per[who] != 1 {
+					t.Errorf("%s holds %d invites or accesses, want 1", who, per[who])
+				}
+			}
+			w.checkInvariants(foreign)
 		})
 	}
 }
