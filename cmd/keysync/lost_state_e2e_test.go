@@ -41,13 +41,13 @@ func strayInviteWorld(t *testing.T, shift time.Duration) (fw *faultWorld, s1inv,
 	return fw, s1inv, stray, qr
 }
 
-// TestTrialBackfillStrayInviteOfAMovedStay: a previous install left two
+// TestBackfillStrayInviteOfAMovedStay: a previous install left two
 // enabled invites tagged for s1: the one its QR key carries (r201) and an
 // older one to r202, where s1 was before it moved (and s2 sleeps from
 // tomorrow). After the state is lost, the backfill and the run after it
 // must keep the guest's link (the invite the key carries) and leave no
 // invite of s1 opening r202.
-func TestTrialBackfillStrayInviteOfAMovedStay(t *testing.T) {
+func TestBackfillStrayInviteOfAMovedStay(t *testing.T) {
 	t.Parallel()
 	for name, shift := range map[string]time.Duration{"same window": 0, "other window": -24 * time.Hour} {
 		t.Run(name, func(t *testing.T) {
@@ -73,13 +73,13 @@ func TestTrialBackfillStrayInviteOfAMovedStay(t *testing.T) {
 	}
 }
 
-// TestTrialBackfillKeyBoxAccessOfAChangedStay: a previous install gave s2
+// TestBackfillKeyBoxAccessOfAChangedStay: a previous install gave s2
 // (key-box room r301) an access; while the state is lost the stay is
 // shortened by a day, or moved to r302 (another key-box room). The
 // backfill cannot take the old access for the stay (its window or key is
 // not the stay's), so it issues one; the old one, ours, must not stay
 // live past the stay (shortened) or on the key of a room the stay left.
-func TestTrialBackfillKeyBoxAccessOfAChangedStay(t *testing.T) {
+func TestBackfillKeyBoxAccessOfAChangedStay(t *testing.T) {
 	t.Parallel()
 	for name, change := range map[string]func(fw *faultWorld) error{
 		"shortened": func(fw *faultWorld) error { return fw.sb.rpms.ChangeDates("s2", day(0), day(2)) },
@@ -113,14 +113,14 @@ func TestTrialBackfillKeyBoxAccessOfAChangedStay(t *testing.T) {
 	}
 }
 
-// TestTrialBackfillAfterAPartialRun: a first backfill beside another
+// TestBackfillAfterAPartialRun: a first backfill beside another
 // integration's keys loses the answers to its first OpenApp and key-box
 // creates (the credentials exist, keysync does not know their ids), and
 // then its state file is lost. The backfill after it and the run after
 // that must key every guest once, adopt the lost creates and keep every
 // link and code a guest already holds, and touch nothing of the other
 // integration.
-func TestTrialBackfillAfterAPartialRun(t *testing.T) {
+func TestBackfillAfterAPartialRun(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r103": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage", "r302": "key_storage"}, nil)
 	fw.hotelStay("s1", "r201", 0, 3)
@@ -186,13 +186,13 @@ func TestTrialBackfillAfterAPartialRun(t *testing.T) {
 	fw.checkInvariants(foreign)
 }
 
-// TestTrialBackfillKilledThenRunAgain: the backfill after a lost state
+// TestBackfillKilledThenRunAgain: the backfill after a lost state
 // (guests of a QR, a key-box and a PIN room holding what a previous
 // install issued, two new arrivals to key) is killed at a crash point, and
 // backfill is run again, then run. Every guest holds one credential per
 // system, what the guests held before is unchanged, and the invariants
 // hold.
-func TestTrialBackfillKilledThenRunAgain(t *testing.T) {
+func TestBackfillKilledThenRunAgain(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills child processes")
