@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,6 +257,76 @@ func TestBackfillKilledThenRunAgain(t *testing.T) {
 				}
 			}
 			w.checkInvariants(foreign)
+		})
+	}
+}
+
+// TestBackfillNewerInviteBesideTheOneTheKeyCarries: a previous install
+// made s1 a second invite to s1's own room over the same window (a
+// replacement it did not finish: made, the QR key not yet rewritten), so
+// the OpenApp list's rule (the newest of equals) prefers it. The state
+// lost, the backfill must keep the invite s1's QR key carries, the
+// guest's link, and withdraw the other: when 3RPMS shows the key's QR
+// data (the runner keeps the one the key carries), and when it hides it
+// (nothing shows which one the key carries: the invite the guest's key
+// may carry is not deleted while the key still carries it).
+func TestBackfillNewerInviteBesideTheOneTheKeyCarries(t *testing.T) {
+	t.Parallel()
+	for name, hide := range map[string]bool{"qr data read": false, "qr data hidden": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr"}, nil)
+			fw.hotelStay("s1", "r201", 0, 3)
+			fw.mustExec(ExitOK, "backfill")
+			var s1inv oasandbox.InviteView
+			for _, in := range fw.invites() {
+				if ref, _ := openapp.ParseOwnerTag(in.Name); ref.ID == "s1" {
+					s1inv = in
+				}
+			}
+			ref, _ := openapp.ParseOwnerTag(s1inv.Name)
+			newer, err := fw.sb.openapp.AddInvite(oasandbox.Planted{Integration: sandboxOpenAppInt, CreatedBy: sandboxOpenAppKey,
+				Name: "Guest " + openapp.OwnerTag(ref), PortalIDs: s1inv.PortalIDs, ValidFrom: s1inv.ValidFrom, ValidTo: s1inv.ValidTo})
+			if err != nil {
+				t.Fatal(err)
+			}
+			qr := fw.key("s1").QRData
+			fw.loseState()
+			fw.setNow(fw.now.Add(2 * time.Hour))
+			fw.sb.rpms.SetHideQRData(hide)
+			foreign := fw.foreign()
+			fw.mustExec(ExitOK, "backfill")
+			live := func(id string) bool {
+				in, _ := fw.sb.openapp.Invite(id)
+				return !in.Deleted && in.Enabled && in.ValidTo.After(fw.now)
+			}
+			fw.sb.rpms.SetHideQRData(false)
+			if got := fw.key("s1").QRData; got == qr && !live(s1inv.ID) {
+				t.Errorf("after the backfill s1's QR key still carries invite %s, which was withdrawn: the guest is locked out", s1inv.ID)
+			}
+			fw.sb.rpms.SetHideQRData(hide)
+			fw.mustExec(ExitOK, "run")
+			fw.sb.rpms.SetHideQRData(false)
+			for _, in := range fw.sb.openapp.Invites() {
+				t.Logf("invite %s %s portals=%v enabled=%v deleted=%v %s..%s", in.ID, in.Name, in.PortalIDs, in.Enabled, in.Deleted, in.ValidFrom, in.ValidTo)
+			}
+			if !hide {
+				if got := fw.key("s1").QRData; got != qr {
+					t.Errorf("s1's QR key was rewritten: the guest's link changed although the invite it carried (%s) was live", s1inv.ID)
+				}
+				if !live(s1inv.ID) {
+					t.Errorf("s1's working invite %s was withdrawn", s1inv.ID)
+				}
+				if live(newer.ID) {
+					t.Errorf("s1's second invite %s, not the one its key carries, is still live", newer.ID)
+				}
+				fw.checkInvariants(foreign)
+			}
+			if qrNow := fw.key("s1").QRData; !slices.ContainsFunc(fw.sb.openapp.Invites(), func(in oasandbox.InviteView) bool {
+				return live(in.ID) && strings.Contains(qrNow, in.Token)
+			}) {
+				t.Errorf("after the run s1's QR key carries no live invite")
+			}
 		})
 	}
 }
