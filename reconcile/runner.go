@@ -636,6 +636,17 @@ func (r *Runner) findHeld(ctx context.Context, site *Site, plan *Plan, stays map
 					break
 				}
 			}
+			if h.CarriedBy == "" && len(h.Spares) > 0 && slices.ContainsFunc(append([]Held{*h}, h.Spares...), func(c Held) bool {
+				return cannotTell(site, sys, c.Secret, stays[ref])
+			}) {
+				// The stay's key may carry any of them, and nothing shows
+				// which (3RPMS hides the key's content, or the list the
+				// secrets): one opening the stay's room may be the link
+				// the guest holds, and its key is rewritten from the kept
+				// one only later. Those are left to end with their
+				// windows; only one opening other doors goes.
+				h.Spares = slices.DeleteFunc(h.Spares, func(sp Held) bool { return sp.RoomID != "" })
+			}
 			held[ref] = append(held[ref], *h)
 			n++
 		}
@@ -690,6 +701,26 @@ func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
 		return ""
 	}
 	return s.Key.ID
+}
+
+// cannotTell reports whether stay s's 3RPMS key is of a kind sys's
+// Deriver makes (so it may carry secret) but nothing shows whether it
+// does: the secret is unknown (a list without secrets), or 3RPMS shows
+// none of what the key holds (its PIN, its QR data).
+func cannotTell(site *Site, sys System, secret Secret, s *Stay) bool {
+	d, ok := site.Sinks[sys].(Deriver)
+	if !ok || s == nil || s.Key == nil {
+		return false
+	}
+	probe := &Credential{Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID}
+	try := secret
+	if try == "" {
+		try = "0" // any secret: is the key of a kind sys derives?
+	}
+	if err := d.Derive(probe, try); err != nil || (probe.PIN == "" && probe.QRData == "") {
+		return false
+	}
+	return secret == "" || (probe.PIN != "" && s.Key.PIN == "") || (probe.QRData != "" && s.Key.QRData == "")
 }
 
 // confirmKept reads back, where the sink can (Checker), each live key-box
