@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 )
 
 // FlexString is an id or a code that an API may send as a JSON string or
@@ -39,5 +40,20 @@ func (f *FlexString) UnmarshalJSON(b []byte) error {
 		}
 	}
 	*f = FlexString(b)
+	return nil
+}
+
+// LooseWord is a JSON string, trimmed and lower-cased, for reading a
+// status or state word tolerantly: a value of another type is "", and it
+// never fails to decode.
+type LooseWord string
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (w *LooseWord) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) != nil {
+		s = ""
+	}
+	*w = LooseWord(strings.ToLower(strings.TrimSpace(s)))
 	return nil
 }

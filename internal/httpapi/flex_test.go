@@ -42,3 +42,17 @@ func TestFlexString(t *testing.T) {
 		}
 	}
 }
+
+// TestLooseWord: a status word is read trimmed and lower-cased; a value of
+// any other JSON type reads as "" and never fails the answer.
+func TestLooseWord(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{`" Disabled "`: "disabled", `"CANCELLED"`: "cancelled", `7`: "", `null`: "", `["disabled"]`: "", `{"s":1}`: ""} {
+		var v struct {
+			Status httpapi.LooseWord `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(`{"status":`+in+`}`), &v); err != nil || string(v.Status) != want {
+			t.Errorf("%s: %q, %v; want %q", in, v.Status, err, want)
+		}
+	}
+}

@@ -54,15 +54,15 @@ type listedAccess struct {
 	localWindow
 	VisitorName string `json:"visitorName"`
 
-	Cancelled        looseFlag  `json:"cancelled"`
-	Canceled         looseFlag  `json:"canceled"`
-	Status           looseWord  `json:"status"`
-	State            looseWord  `json:"state"`
-	CancelledAt      looseStamp `json:"cancelledAt"`
-	CanceledAt       looseStamp `json:"canceledAt"`
-	CancelledAtSnake looseStamp `json:"cancelled_at"`
-	CanceledAtSnake  looseStamp `json:"canceled_at"`
-	RevokedAt        looseStamp `json:"revokedAt"`
+	Cancelled        looseFlag         `json:"cancelled"`
+	Canceled         looseFlag         `json:"canceled"`
+	Status           httpapi.LooseWord `json:"status"`
+	State            httpapi.LooseWord `json:"state"`
+	CancelledAt      looseStamp        `json:"cancelledAt"`
+	CanceledAt       looseStamp        `json:"canceledAt"`
+	CancelledAtSnake looseStamp        `json:"cancelled_at"`
+	CanceledAtSnake  looseStamp        `json:"canceled_at"`
+	RevokedAt        looseStamp        `json:"revokedAt"`
 }
 
 // cancelledWords are the status (or state) values, lower case, that mark an
@@ -99,20 +99,6 @@ func (f *looseFlag) UnmarshalJSON(b []byte) error {
 	default:
 		*f = false
 	}
-	return nil
-}
-
-// looseWord is a JSON string, trimmed and lower-cased, that decodes from
-// anything: a value of another type is "".
-type looseWord string
-
-// UnmarshalJSON implements json.Unmarshaler; it never fails.
-func (w *looseWord) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) != nil {
-		s = ""
-	}
-	*w = looseWord(strings.ToLower(strings.TrimSpace(s)))
 	return nil
 }
 

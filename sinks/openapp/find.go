@@ -38,9 +38,9 @@ type listedInvite struct {
 	IsEnabled *bool `json:"is_enabled"`
 	// Enabled, Status and State are other marks of an invite switched
 	// off (see off).
-	Enabled offFlag   `json:"enabled"`
-	Status  looseWord `json:"status"`
-	State   looseWord `json:"state"`
+	Enabled offFlag           `json:"enabled"`
+	Status  httpapi.LooseWord `json:"status"`
+	State   httpapi.LooseWord `json:"state"`
 }
 
 // offWords are the status (or state) values, lower case, that mark an
@@ -81,20 +81,6 @@ func (f *offFlag) UnmarshalJSON(b []byte) error {
 	default:
 		*f = false
 	}
-	return nil
-}
-
-// looseWord is a JSON string, trimmed and lower-cased; a value of another
-// type is "". It never fails to decode.
-type looseWord string
-
-// UnmarshalJSON implements json.Unmarshaler; it never fails.
-func (w *looseWord) UnmarshalJSON(b []byte) error {
-	var v string
-	if json.Unmarshal(b, &v) != nil {
-		v = ""
-	}
-	*w = looseWord(strings.ToLower(strings.TrimSpace(v)))
 	return nil
 }
 
