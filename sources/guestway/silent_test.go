@@ -32,12 +32,7 @@ func readPortfolio(t *testing.T, src *guestway.Source) ([]reconcile.Stay, error)
 // the config's accesses_path, as before.
 func TestAccessesNotFoundWhenEmpty(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
-	want, err := readPortfolio(t, newSource(t, base, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb, base, want := portfolioAsRead(t)
 	sb.SetAccessesNotFoundWhenEmpty(true)
 	for _, conc := range []int{1, 4} {
 		got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.Concurrency = conc }))
@@ -110,12 +105,7 @@ func TestListNotFoundWhenEmpty(t *testing.T) {
 // on while its pages come full, never taken whole from its first page.
 func TestCursorMeta(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
-	want, err := readPortfolio(t, newSource(t, base, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb, base, want := portfolioAsRead(t)
 	sb.SetCursorMeta(true)
 	for _, per := range []int{2, 3, 7, 50} {
 		got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = per }))
@@ -165,4 +155,17 @@ func TestCancelledSpelledOtherwise(t *testing.T) {
 			t.Errorf("status %q: %v, %v; want cancelled %v", status, got, err, want)
 		}
 	}
+}
+
+// portfolioAsRead is a sandbox seeded with the portfolio, its base URL,
+// and what a source reads of it before any switch is set.
+func portfolioAsRead(t *testing.T) (*sandbox.Server, string, []reconcile.Stay) {
+	t.Helper()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	want, err := readPortfolio(t, newSource(t, base, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb, base, want
 }
