@@ -89,6 +89,7 @@ func (l *listener) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		l.metrics.Webhook("bad_request")
+		l.log.Warn("webhook refused: its body could not be read", "property", name, "err", err)
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
 		return
 	}

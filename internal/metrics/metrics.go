@@ -54,7 +54,7 @@ func New(shard string) *Metrics {
 		arrivals: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_arrivals_without_credential",
 			Help: "Stays arriving within 24 hours, or in house, whose credential keysync could not issue in the last run."}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keysync_webhooks_total",
-			Help: "Webhook deliveries serve answered, by result: queued, ignored (an event keysync does not act on), bad_signature, unknown_property, too_large, bad_request (not the assumed shape), queue_failed."}, []string{"result"}),
+			Help: "Webhook deliveries serve answered, by result: queued, ignored (an event keysync does not act on), bad_signature, unknown_property, too_large, bad_request (a body that could not be read, or not the assumed shape), queue_failed."}, []string{"result"}),
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_problems",
 			Help: "What needs a person after the last run (exit 6): actions failing run after run, properties removed from the config, and stays arriving within 24 hours that keysync cannot give its credential."}),
 	}

@@ -28,11 +28,14 @@
 //     ordered stably (arrival date, then id), every status included.
 //     has_more, else total, says whether the list goes on; a meta with
 //     neither (a server paging by cursor) is read on while pages come
-//     full (Source.lastPage). A page answered 404 (a server may say
-//     "nothing found" so) ends the list after a page that did not say
-//     has_more: true; on the first page it is an empty window when the
-//     list asked for without from, to or per_page answers, and a wrong
-//     ReservationsPath when that 404s too.
+//     full (Source.lastPage). A later page answered 404 (a server may say
+//     "nothing found" so) ends the list only where that page was a guess
+//     (the meta said neither has_more nor total, and the page before came
+//     full); where has_more or total says more, it fails the read. A
+//     first page answered 404 is an empty window when the list asked for
+//     without from, to or per_page answers with no reservation in the
+//     window; an answer showing one fails the read, naming per_page and
+//     the dates; and a 404 there too is a wrong reservations_path.
 //   - One: GET {base}{ReservationPath} (default /open/v1/reservations/{id})
 //     answers {"data": reservation}, or 404 when there is no such reservation.
 //   - Accesses: GET {base}{AccessesPath} (default
@@ -56,7 +59,9 @@
 //   - status is "confirmed", "cancelled", "pending" or another value.
 //     A status with the word "cancelled" (or "canceled") in it, in any
 //     case, marks Stay.Cancelled: "CANCELLED_BY_GUEST" and
-//     "canceled-by-host" do, "cancellation_requested" does not; any
+//     "canceled-by-host" do, "cancellation_requested" does not, nor does
+//     one with a word denying or undoing it ("not_cancelled",
+//     "un-cancelled", "cancelled_reverted", "reinstated"); any
 //     other value, unknown ones included, is treated as not cancelled, so a
 //     new status never makes keysync revoke a guest's access (an
 //     "inquiry" or "declined" booking is keyed like a confirmed one).
