@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -56,5 +58,43 @@ func TestNonNullPayloadsServer(t *testing.T) {
 	}
 	fw.checkSafe(foreign)
 	fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
+	fw.checkInvariants(foreign)
+}
+
+// TestNonNullPayloadsRevocationsSettleInTheRun: against a 3RPMS whose
+// mutation payloads are non-null, one refused field nulls the whole
+// answer. A night's revocations (ten departures, each a remove and a
+// delete) share a document with the revoke of a deleted stay, which
+// 3RPMS refuses (no such stay): the other fields ran,
+// and each one sent again is refused in turn as already done, one
+// refusal per answer. Every revocation must still be settled in the run:
+// it exits 0, and the next plan is empty. Found by the soak test with
+// non_null_payloads on (seed 7, night 1): the resends stopped at the
+// depth bound, leaving revocations that had run "outcome unknown", and
+// the run exited 3.
+func TestNonNullPayloadsRevocationsSettleInTheRun(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, pinRooms(11), nil)
+	fw.sb.rpms.SetMessageOnlyErrors(false) // errors name their fields: see TestNonNullPayloadsServer
+	fw.sb.rpms.SetNonNullPayloads(true)
+	for i := range 10 {
+		fw.hotelStay(fmt.Sprintf("s%d", i+1), roomID(i), -2, 0)
+	}
+	fw.hotelStay("s11", roomID(10), 2, 4)
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	if err := fw.sb.rpms.DeleteStay("s11"); err != nil {
+		t.Fatal(err)
+	}
+	fw.setNow(t0.Add(24 * time.Hour))
+	r := fw.exec("run", nil)
+	if r.code != ExitOK {
+		for _, a := range r.rep.Actions() {
+			if a.Result != reconcile.ResultDone {
+				t.Logf("%s %s %s: %s %s", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+			}
+		}
+		t.Errorf("the run revoking ten departures and a deleted stay exited %d, want 0", r.code)
+	}
 	fw.checkInvariants(foreign)
 }
