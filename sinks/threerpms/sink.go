@@ -418,7 +418,9 @@ func resendDepth(n int) int { return 2*bits.Len(uint(n)) + 2 }
 // max_ops_per_request should say so). An answer whose "data" is null may
 // come after some fields ran: it is never sent again.
 //
-// depth bounds the documents sent after the first along any one chain.
+// depth bounds the documents sent after the first along any one chain,
+// but for those sent again without fields whose errors named them: each
+// such document is smaller, so the fields bound that chain.
 // What is left undone or refused whole then, or fails as a whole while
 // sent again (an outage, the run cancelled), has an unknown outcome, for
 // the next read; only a document of one field can be refused whole as
@@ -466,17 +468,25 @@ func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []
 	if len(again) == 0 {
 		return results, true, nil
 	}
-	if depth == 0 {
+	// When errors named fields, the fields sent again are fewer than
+	// those sent: each answer settles at least one, and the chain ends
+	// with the fields. A server with non-null payloads answers "data":
+	// null with one refusal at a time, so a document of fields that had
+	// all run (a night's revocations beside one refused) settles one a
+	// document; spending depth on it left revocations that had run with
+	// an unknown outcome and the run partial.
+	named := len(again) < len(muts)
+	if depth == 0 && !named {
 		for _, i := range again {
 			results[i] = fieldResult{err: fmt.Errorf("the server undid the document it was in, a field of which was refused, and it was not sent again: %w", reconcile.ErrUnknownOutcome)}
 		}
 		return results, true, nil
 	}
-	groups := [][]int{again}
-	if len(again) == len(muts) { // no error names its field
-		groups = [][]int{again[:len(again)/2], again[len(again)/2:]}
+	groups, next := [][]int{again}, depth
+	if !named { // no error names its field
+		groups, next = [][]int{again[:len(again)/2], again[len(again)/2:]}, depth-1
 	}
-	sent, _, _ := sendGroups(ctx, gql, limit, muts, groups, depth-1)
+	sent, _, _ := sendGroups(ctx, gql, limit, muts, groups, next)
 	for _, i := range again {
 		results[i] = sent[i]
 	}
