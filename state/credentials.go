@@ -214,8 +214,12 @@ func (d *DB) open(id int64, sealed string) (reconcile.Secret, error) {
 	return reconcile.Secret(pt), nil
 }
 
+// wrongKeyRemedyOld is what to do about a value the key does not open, up
+// to the previous key's id, which names the file `keysync rekey` kept it in.
+const wrongKeyRemedyOld = "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old-"
+
 // wrongKeyRemedy says what to do about a value the key does not open.
-const wrongKeyRemedy = "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old-ID, ID being its id"
+const wrongKeyRemedy = wrongKeyRemedyOld + "ID, ID being its id"
 
 // wrongKeyRemedyFor is wrongKeyRemedy for a file sealed under the key
 // with the given id: the file `keysync rekey` kept it in is named by it.
@@ -223,7 +227,7 @@ func wrongKeyRemedyFor(id string) string {
 	if id == "" {
 		return wrongKeyRemedy
 	}
-	return "use the state key the file was sealed with (state_key_file, KEYSYNC_STATE_KEY or the state-key credential); after `keysync rekey` the previous key is kept beside the key file as .old-" + id
+	return wrongKeyRemedyOld + id
 }
 
 // save runs Save's transaction and returns the IDs of inserted credentials.
