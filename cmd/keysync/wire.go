@@ -293,19 +293,27 @@ func budgets(cfg *Config) map[reconcile.Account]reconcile.DailyBudget {
 // account beside its name.
 func (p *PropertyConfig) accounts() map[reconcile.System]reconcile.Account {
 	out := map[reconcile.System]reconcile.Account{}
+	p.apiCredentials(func(sys reconcile.System, endpoint, credential string) {
+		out[sys] = fingerprint(sys, endpoint, credential)
+	})
+	return out
+}
+
+// apiCredentials calls f with each API credential of p: its system, its
+// endpoint and what its account is named by (see accounts).
+func (p *PropertyConfig) apiCredentials(f func(sys reconcile.System, endpoint, credential string)) {
 	if t := p.ThreeRPMS; t != nil {
-		out[reconcile.System3RPMS] = fingerprint(reconcile.System3RPMS, t.Endpoint, t.token.Reveal())
+		f(reconcile.System3RPMS, t.Endpoint, t.token.Reveal())
 	}
 	if g := p.Guestway; g != nil {
-		out[reconcile.SystemGuestway] = fingerprint(reconcile.SystemGuestway, g.BaseURL, g.partnerKey.Reveal())
+		f(reconcile.SystemGuestway, g.BaseURL, g.partnerKey.Reveal())
 	}
 	if o := p.OpenApp; o != nil {
-		out[reconcile.SystemOpenApp] = fingerprint(reconcile.SystemOpenApp, o.BaseURL, o.apiKey.Reveal())
+		f(reconcile.SystemOpenApp, o.BaseURL, o.apiKey.Reveal())
 	}
 	if k := p.KeyBox; k != nil {
-		out[reconcile.SystemKeyBox] = fingerprint(reconcile.SystemKeyBox, k.BaseURL, k.Username)
+		f(reconcile.SystemKeyBox, k.BaseURL, k.Username)
 	}
-	return out
 }
 
 // usersOf names the properties whose requests count against acct, in
@@ -382,19 +390,7 @@ func (cfg *Config) renamedAccounts() map[reconcile.Account]reconcile.Account {
 		}
 	}
 	for i := range cfg.Properties {
-		p := &cfg.Properties[i]
-		if t := p.ThreeRPMS; t != nil {
-			add(reconcile.System3RPMS, t.Endpoint, t.token.Reveal())
-		}
-		if g := p.Guestway; g != nil {
-			add(reconcile.SystemGuestway, g.BaseURL, g.partnerKey.Reveal())
-		}
-		if o := p.OpenApp; o != nil {
-			add(reconcile.SystemOpenApp, o.BaseURL, o.apiKey.Reveal())
-		}
-		if k := p.KeyBox; k != nil {
-			add(reconcile.SystemKeyBox, k.BaseURL, k.Username)
-		}
+		cfg.Properties[i].apiCredentials(add)
 	}
 	// A name a credential of the config has now is never renamed: its
 	// rows are that credential's own requests (the same key on one host
