@@ -120,16 +120,8 @@ func Create(path string) (*Key, error) {
 		tmp.Close()
 		return nil, fmt.Errorf("create state key file %s: %w", path, err)
 	}
-	if _, err := tmp.WriteString(text + "\n"); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write state key file %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write state key file %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("write state key file %s: %w", path, err)
+	if err := writeKeyText(tmp, path, text); err != nil {
+		return nil, err
 	}
 	switch err := link(tmp.Name(), path); {
 	case errors.Is(err, fs.ErrExist):
@@ -150,21 +142,28 @@ func createInPlace(path, text string, k *Key) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create state key file %s: %w", path, err)
 	}
-	if _, err := f.WriteString(text + "\n"); err != nil {
-		f.Close()
+	if err := writeKeyText(f, path, text); err != nil {
 		os.Remove(path)
-		return nil, fmt.Errorf("write state key file %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("write state key file %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("write state key file %s: %w", path, err)
+		return nil, err
 	}
 	return k, nil
+}
+
+// writeKeyText writes the key's text and a newline to f, the key file at
+// path or its temporary stand-in, syncs it and closes it (closing it on
+// failure too).
+func writeKeyText(f *os.File, path, text string) error {
+	_, err := f.WriteString(text + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write state key file %s: %w", path, err)
+	}
+	return nil
 }
 
 // ID is a short, public fingerprint of the key.
