@@ -587,9 +587,6 @@ func (env *environment) openState(ctx context.Context, cfg *Config, key *seal.Ke
 	}
 	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy, Key: key}
 	db, err := state.Open(ctx, path, opts)
-	if err == nil {
-		db.CountAs(cfg.renamedAccounts())
-	}
 	if errors.Is(err, seal.ErrNoKey) || errors.Is(err, seal.ErrWrongKey) {
 		return nil, nil, withCode(ExitConfig, err)
 	}
@@ -604,6 +601,7 @@ func (env *environment) openState(ctx context.Context, cfg *Config, key *seal.Ke
 	}
 	switch {
 	case err == nil:
+		db.CountAs(cfg.renamedAccounts())
 		return db, func() { db.Close() }, nil
 	case errors.Is(err, state.ErrNoState) && mode == reconcile.ModePlan:
 		log.Warn("no state file yet; planning as a first backfill would, without checking which existing keys are ours", "path", path)
