@@ -226,6 +226,14 @@ func (c *Client) fail(r Request, status int, reason string, err error) *Error {
 	return &Error{API: c.opts.Name, Call: r.Call, Status: status, Reason: reason, Err: err}
 }
 
+// rateLimited is the failure of an answer refused for the rate limit (a
+// 429, or a 2xx that Request.RateLimited reads as one): a
+// *RateLimitedError with the answer's Retry-After, the reason what.
+func (c *Client) rateLimited(r Request, resp *http.Response, what string) *Error {
+	rl := &RateLimitedError{System: c.opts.System, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now())}
+	return c.fail(r, resp.StatusCode, c.rateReason(fmt.Sprintf("%s (retry after %s)", what, rl.RetryAfter)), rl)
+}
+
 // rateReason adds the API's rate-limit hint to a 429's reason.
 func (c *Client) rateReason(reason string) string {
 	if c.opts.RateLimitHint == "" {
@@ -294,8 +302,7 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 
 	switch {
 	case code == http.StatusTooManyRequests:
-		rl := &RateLimitedError{System: c.opts.System, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now())}
-		return nil, c.fail(r, code, c.rateReason(fmt.Sprintf("rate limited (retry after %s)", rl.RetryAfter)), rl)
+		return nil, c.rateLimited(r, resp, "rate limited")
 	case code >= 500:
 		return nil, c.fail(r, code, "server error; try again later", unknown(r, reconcile.ErrUnavailable))
 	case code >= 300 && code <= 399 && resp.Header.Get("Location") != "":
@@ -336,8 +343,7 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 		return nil, c.fail(r, code, fmt.Sprintf("response is not JSON (content type %q)", mt), unknown(r, nil))
 	}
 	if r.RateLimited != nil && r.RateLimited(raw) {
-		rl := &RateLimitedError{System: c.opts.System, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now())}
-		return nil, c.fail(r, code, c.rateReason(fmt.Sprintf("rate limited: the answer's errors say so (retry after %s)", rl.RetryAfter)), rl)
+		return nil, c.rateLimited(r, resp, "rate limited: the answer's errors say so")
 	}
 	if r.Out == nil {
 		var v any
