@@ -226,17 +226,19 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 	// stay's (moved or re-dated while the state was lost). Taken, it is
 	// replaced like any access whose key or window changed; left, its
 	// code would open the box of a room the stay left, or past its end.
+	var keys []KeyRef // the property's usable keys, by room
+	for _, room := range slices.Sorted(maps.Keys(s.opts.Rooms)) {
+		if ref := s.opts.Rooms[room]; ref.check() == nil {
+			keys = append(keys, ref)
+		}
+	}
 	for i, sk := range sought {
 		if out[i] != nil || sk.Carries == "" {
 			continue
 		}
 		c := sk.Cred
 		guestless, named := visitorName("", c.Stay), visitorName(sk.Guest, c.Stay)
-		for _, room := range slices.Sorted(maps.Keys(s.opts.Rooms)) {
-			ref := s.opts.Rooms[room]
-			if ref.check() != nil {
-				continue
-			}
+		for _, ref := range keys {
 			list, ok := lists[ref]
 			if !ok {
 				what := fmt.Sprintf("find access for stay %s by the code its key carries (%s)", c.Stay.ID, ref.label())
