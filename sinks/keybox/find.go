@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
@@ -329,10 +330,8 @@ func (s *Sink) matches(a *listedAccess, ref KeyRef, w localWindow, valid reconci
 // when either end cannot be read.
 func (s *Sink) listedWindow(a *listedAccess) (start, end time.Time, ok bool) {
 	loc := s.opts.TimeZone
-	if a.TimeZone != "" {
-		if l, err := time.LoadLocation(a.TimeZone); err == nil && a.TimeZone != "Local" {
-			loc = l
-		}
+	if l := listedZone(a.TimeZone); l != nil {
+		loc = l
 	}
 	at := func(date, clock string) (time.Time, bool) {
 		date, clock = strings.TrimSpace(date), strings.TrimSpace(clock)
@@ -350,6 +349,28 @@ func (s *Sink) listedWindow(a *listedAccess) (start, end time.Time, ok bool) {
 	start, sok := at(a.StartDate, a.StartTime)
 	end, eok := at(a.EndDate, a.EndTime)
 	return start, end, sok && eok
+}
+
+// zones holds the zones listedZone loaded, by name (nil: none by that
+// name): FindAll reads every listed access's window against each stay it
+// seeks, and time.LoadLocation reads the zone database on every call.
+var zones sync.Map
+
+// listedZone is the zone a listed access names, or nil for none, "Local"
+// or a name this host does not know.
+func listedZone(name string) *time.Location {
+	if name == "" || name == "Local" {
+		return nil
+	}
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		l = nil
+	}
+	zones.Store(name, l)
+	return l
 }
 
 var _ reconcile.Checker = (*Sink)(nil)
