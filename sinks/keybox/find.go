@@ -276,8 +276,9 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 }
 
 // accesses lists the accesses to the key ref (one GET, paced, retried
-// after an outage, counted as a read).
-func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessList, error) {
+// after an outage, counted as a read). codes, the access codes the read
+// concerns, are kept out of a server message as send keeps them.
+func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef, codes ...reconcile.Secret) (accessList, error) {
 	q := url.Values{}
 	if ref.ID != "" {
 		q.Set("keyId", ref.ID)
@@ -288,7 +289,7 @@ func (s *Sink) accesses(ctx context.Context, what string, ref KeyRef) (accessLis
 	if s.opts.NoList {
 		return list, fmt.Errorf("%s: %s: no_list is set: %w", s.label(), what, reconcile.ErrNoList)
 	}
-	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list)
+	verdict, err := s.send(ctx, what, http.MethodGet, s.opts.ListPath+"?"+q.Encode(), nil, &list, codes...)
 	switch {
 	case err != nil:
 		return list, httpapi.NoList(err, "keybox.no_list: true")

@@ -483,14 +483,9 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 		case lerr != nil:
 			// Nothing shows the access gone: not done, the next run
 			// tries again (%v: the list's own 404 is no answer to
-			// the cancel).
-			why := lerr.Error()
-			if code := a.Cred.Secret.Reveal(); code != "" {
-				// The list's message was not scrubbed of this code.
-				why = strings.ReplaceAll(why, code, "[redacted]")
-			}
-			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, and the list that shows whether the access is gone could not be read (%s): not taken as cancelled, tried again next run",
-				s.label(), what, httpapi.Refusal(verdict).Status, why))
+			// the cancel; listsLive keeps the access's code out of it).
+			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, and the list that shows whether the access is gone could not be read (%v): not taken as cancelled, tried again next run",
+				s.label(), what, httpapi.Refusal(verdict).Status, lerr))
 		case live:
 			return fail(fmt.Errorf("%s: %s: the key box answered HTTP %d, yet still lists the access live: it was not cancelled; check keybox.cancel_path and keybox.cancel_method (%s %s)",
 				s.label(), what, httpapi.Refusal(verdict).Status, s.opts.CancelMethod, s.opts.CancelPath))
@@ -514,7 +509,7 @@ func (s *Sink) listsLive(ctx context.Context, c *reconcile.Credential) (live boo
 	if !ok || s.opts.NoList || ref.check() != nil {
 		return false, nil
 	}
-	list, err := s.accesses(ctx, fmt.Sprintf("list accesses to %s after a cancel of access %s answered not found", ref.label(), c.RemoteID), ref)
+	list, err := s.accesses(ctx, fmt.Sprintf("list accesses to %s after a cancel of access %s answered not found", ref.label(), c.RemoteID), ref, c.Secret)
 	if errors.Is(err, reconcile.ErrNoList) {
 		return false, nil
 	}
