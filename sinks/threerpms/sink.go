@@ -282,13 +282,13 @@ func mutationOf(a *reconcile.Action) (mutation, error) {
 		if err != nil {
 			return m, err
 		}
-		m = mutation{"createRoomAccessKey", "CreateRoomAccessKeyInput!", "roomAccessKey { __typename id }", in, nil, ""}
+		m = mutation{name: "createRoomAccessKey", varType: "CreateRoomAccessKeyInput!", selection: "roomAccessKey { __typename id }", input: in}
 	case reconcile.OpAssign, reconcile.OpClaim:
-		m = mutation{"addRoomAccessKey", "AddRoomAccessKeyInput!", "roomStay { id }",
-			AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil, ""}
+		m = mutation{name: "addRoomAccessKey", varType: "AddRoomAccessKeyInput!", selection: "roomStay { id }",
+			input: AddRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}}
 	case reconcile.OpRevoke:
-		m = mutation{"removeRoomAccessKey", "RemoveRoomAccessKeyInput!", "roomStay { id }",
-			RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}, nil, ""}
+		m = mutation{name: "removeRoomAccessKey", varType: "RemoveRoomAccessKeyInput!", selection: "roomStay { id }",
+			input: RemoveRoomAccessKeyInput{RoomStayId: a.Stay.ID, RoomAccessKeyId: c.RemoteID}}
 	case reconcile.OpDelete:
 		m = mutation{name: "deleteRoomAccessKey", varType: "ID!", selection: "deleted",
 			input: c.RemoteID, member: "roomAccessKeyId"}
