@@ -84,6 +84,9 @@ type Options struct {
 	// seal them is refused (seal.ErrWrongKey); a read-only open without it
 	// reads credentials with their secrets left empty.
 	Key *seal.Key
+	// CountAs renames the ledger's accounts as DB.CountAs does, from the
+	// open on.
+	CountAs map[reconcile.Account]reconcile.Account
 }
 
 // DefaultBusyTimeout is the busy timeout of Options whose BusyTimeout is
@@ -146,6 +149,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		unclean = true
 	}
 	d := &DB{path: path, key: opts.Key}
+	d.CountAs(opts.CountAs)
 	if err := d.checkHeader(unclean); err != nil {
 		return nil, err
 	}

@@ -582,10 +582,10 @@ func (env *environment) once(ctx context.Context, cfg *Config, opts reconcile.Op
 func (env *environment) openState(ctx context.Context, cfg *Config, key *seal.Key, mode reconcile.Mode, log *slog.Logger) (reconcile.Store, func(), error) {
 	path := cfg.State
 	if env.held != nil && env.held.Path() == path {
-		env.held.CountAs(cfg.renamedAccounts())
 		return env.held, func() {}, nil
 	}
-	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy, Key: key}
+	renamed := cfg.renamedAccounts()
+	opts := state.Options{Create: mode == reconcile.ModeBackfill, BusyTimeout: env.stateBusy, Key: key, CountAs: renamed}
 	db, err := state.Open(ctx, path, opts)
 	if errors.Is(err, seal.ErrNoKey) || errors.Is(err, seal.ErrWrongKey) {
 		return nil, nil, withCode(ExitConfig, err)
@@ -593,15 +593,13 @@ func (env *environment) openState(ctx context.Context, cfg *Config, key *seal.Ke
 	if err != nil && mode == reconcile.ModePlan && !errors.Is(err, state.ErrNoState) && !errors.Is(err, state.ErrCorrupt) {
 		// A state file plan may read but not write (another user's, a
 		// read-only mount): plan anyway, without recording its requests.
-		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true, BusyTimeout: env.stateBusy, Key: key}); rerr == nil {
-			ro.CountAs(cfg.renamedAccounts())
+		if ro, rerr := state.Open(ctx, path, state.Options{ReadOnly: true, BusyTimeout: env.stateBusy, Key: key, CountAs: renamed}); rerr == nil {
 			log.Warn("state file is not writable; planning without recording this plan's requests in the daily ledger", "path", path, "err", err)
 			return ledgerless{ro}, func() { ro.Close() }, nil
 		}
 	}
 	switch {
 	case err == nil:
-		db.CountAs(cfg.renamedAccounts())
 		return db, func() { db.Close() }, nil
 	case errors.Is(err, state.ErrNoState) && mode == reconcile.ModePlan:
 		log.Warn("no state file yet; planning as a first backfill would, without checking which existing keys are ours", "path", path)

@@ -145,7 +145,7 @@ func (env *environment) shardedConfig(path string, sf *shardFlags, load func(str
 // key that is missing or not the file's, is the config's to mend (exit 2);
 // anything else (a damaged or busy file) is a failure (exit 1).
 func (env *environment) openStateDB(ctx context.Context, cfg *Config, access stateAccess) (*state.DB, error) {
-	opts := state.Options{ReadOnly: !access.write, BusyTimeout: env.stateBusy, Key: access.key}
+	opts := state.Options{ReadOnly: !access.write, BusyTimeout: env.stateBusy, Key: access.key, CountAs: cfg.renamedAccounts()}
 	if opts.Key == nil && (access.write || access.secrets) {
 		key, _, err := env.stateKey(cfg)
 		switch {
@@ -166,7 +166,6 @@ func (env *environment) openStateDB(ctx context.Context, cfg *Config, access sta
 	case err != nil:
 		return nil, withCode(ExitFailure, err)
 	}
-	db.CountAs(cfg.renamedAccounts())
 	return db, nil
 }
 

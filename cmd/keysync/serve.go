@@ -93,7 +93,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		if err != nil {
 			return withCode(ExitConfig, fmt.Errorf("serve: %w", err))
 		}
-		queue, err := state.Open(ctx, cfg.State, state.Options{Key: key})
+		queue, err := state.Open(ctx, cfg.State, state.Options{Key: key, CountAs: cfg.renamedAccounts()})
 		if err != nil {
 			return withCode(ExitFailure, fmt.Errorf("serve: open the state file for the event queue: %w", err))
 		}
