@@ -18,9 +18,9 @@ type siteWork struct {
 	// rand is the randomness of the property's PINs.
 	rand io.Reader
 	// job is the property's planned work; nil when nothing is planned to
-	// apply (the read failed, or the fail-safe refused the plan).
+	// apply (the read failed, or the fail-safe refused a saved plan).
 	job *siteJob
-	// refused is the report of a plan the fail-safe refused.
+	// refused is the report of a saved plan the fail-safe refused.
 	refused  *PlanReport
 	failures []Failure
 	// requests counts the plan's requests per system.
@@ -76,9 +76,11 @@ type siteJob struct {
 	plan     *Plan
 	kept     []*Action
 	deferred []deferral
-	batches  []batch
-	pr       *PlanReport
-	ap       *applier
+	// held is what the fail-safe holds (holdWithdrawals).
+	held    []*Action
+	batches []batch
+	pr      *PlanReport
+	ap      *applier
 }
 
 // purse is the run's allowances, shared out among the properties as each
@@ -311,17 +313,24 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	// A backfill's reads are done, its look for what the systems hold
 	// included: the properties sharing an account may price it now.
 	w.doneReading()
+	actions, held := plan.Actions, []*Action(nil)
 	if err := unsafe(plan, site.sourceSystem()); err != nil && !opts.Force {
 		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: site.sourceSystem(), Err: err.Error(), Cause: err})
-		r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
-		w.refused = newPlanReport(plan)
-		for _, a := range plan.Actions {
-			w.refused.set(a, ResultSkipped, "refused by the fail-safe")
+		if opts.Review != nil {
+			// A saved plan is applied whole or not at all.
+			r.log().Error("plan refused by the fail-safe; property not applied", "property", site.Property.Name, "err", err)
+			w.refused = newPlanReport(plan)
+			for _, a := range plan.Actions {
+				w.refused.set(a, ResultSkipped, "refused by the fail-safe")
+			}
+			return nil
 		}
-		return nil
+		actions, held = holdWithdrawals(plan)
+		r.log().Error("the fail-safe holds the plan's withdrawals and the other work of their stays; the rest is applied",
+			"property", site.Property.Name, "held", len(held), "applied", len(actions), "err", err)
 	}
 
-	w.revokes = revocationPrice(plan.Actions, site.maxBatch)
+	w.revokes = revocationPrice(actions, site.maxBatch)
 	w.donePlanning()
 
 	for _, u := range w.shares {
@@ -336,8 +345,9 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	for _, u := range w.before {
 		<-u.priced
 	}
-	w.requests = requestsBySystem(plan.Actions, site.maxBatch)
-	w.job = p.price(r, site, rd, plan, w.requests, w.after)
+	w.requests = requestsBySystem(actions, site.maxBatch)
+	w.job = p.price(r, site, rd, plan, actions, w.requests, w.after)
+	w.job.held = held
 	w.donePricing()
 
 	if opts.DryRun {
@@ -370,9 +380,9 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	return nil
 }
 
-// price budgets a property's plan against what the run's allowances have
-// left and takes its requests off them; planned is the plan's requests per
-// system. The first time an account is priced, all of the run's reads on
+// price budgets the actions of a property's plan (those the fail-safe
+// does not hold) against what the run's allowances have left and takes
+// their requests off them; planned is their requests per system. The first time an account is priced, all of the run's reads on
 // it are done (see siteWork.shares) and come off its allowance.
 //
 // The revocations of the properties sharing an account that are priced
@@ -380,7 +390,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 // as its reserve is: with too little left for all, every property's
 // revocations go before any property's arrivals, whatever the config's
 // order.
-func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned map[System]int, after []*siteWork) *siteJob {
+func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, actions []*Action, planned map[System]int, after []*siteWork) *siteJob {
 	job := &siteJob{site: site, rd: rd, plan: plan, pr: newPlanReport(plan)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -405,7 +415,7 @@ func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, planned ma
 		}
 		allow[sys] = al
 	}
-	job.kept, job.deferred = budget(plan.Actions, allow, site.maxBatch)
+	job.kept, job.deferred = budget(actions, allow, site.maxBatch)
 	job.batches = splitBatches(job.kept, site.maxBatch)
 	for _, b := range job.batches {
 		if al, ok := p.allow[site.account(b.System)]; ok {

@@ -184,6 +184,9 @@ type Plan struct {
 	// fail-safe).
 	Live      int `json:"live_credentials"`
 	Withdrawn int `json:"withdrawn_credentials"`
+	// withdrawn holds the credentials Withdrawn counts: the fail-safe
+	// holds the work of their stays (holdWithdrawals).
+	withdrawn map[*Credential]bool
 	// Seek holds, in a backfill planned without Input.Held, the invites
 	// and key-box accesses to look for before anything is created
 	// (BatchFinder, Exact): those the plan creates, and those the stays
@@ -739,6 +742,7 @@ func (p *planner) run() (*Plan, error) {
 		}
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
+	p.plan.withdrawn = p.withdrawn
 	// A cancelled stay's look goes after the live stays': a credential on
 	// its room over its dates is a live stay's first.
 	p.plan.Seek = append(p.plan.Seek, p.seekGone...)

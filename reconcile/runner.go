@@ -94,7 +94,7 @@ type Options struct {
 	// but the request ledger: the reads it sends count against the daily
 	// cap like any run's.
 	DryRun bool
-	// Force applies a plan the fail-safe would refuse (see unsafe).
+	// Force applies the withdrawals the fail-safe would hold (see unsafe).
 	Force bool
 	// Targets, when set, restricts the run to the properties it names. A
 	// property mapped to stay ids is read only for those stays, by id, and
@@ -154,6 +154,50 @@ func unsafe(p *Plan, source System) error {
 		p.Withdrawn, p.Live, limit, source, ErrUnsafe)
 }
 
+// holdWithdrawals splits the actions of a plan the fail-safe refused into
+// those that go ahead and those it holds. It holds every action of a stay
+// that would lose a credential the plan counts as withdrawn
+// (Plan.Withdrawn), the actions linked to those (budgetUnits: a
+// credential's actions, a replacement and what waits for it, a key and
+// the secret it carries) and, in turn, every action of their stays. What
+// goes ahead does not rest on the withdrawals the fail-safe doubts: the
+// cleanup of stays that have departed, and the credentials of stays that
+// lose none (arrivals, changed dates), so a guest arriving tonight is
+// keyed and one who left is locked out while a person looks. It is pure:
+// kept and held keep the order of the plan's actions.
+func holdWithdrawals(p *Plan) (kept, held []*Action) {
+	stays := map[StayRef]bool{}
+	for _, a := range p.Actions {
+		if p.withdrawn[a.Cred] {
+			stays[a.Stay] = true
+		}
+	}
+	out := map[*Action]bool{}
+	units := budgetUnits(p.Actions)
+	for grew := true; grew; {
+		grew = false
+		for _, u := range units {
+			if out[u.actions[0]] || !slices.ContainsFunc(u.actions, func(a *Action) bool { return stays[a.Stay] }) {
+				continue
+			}
+			for _, a := range u.actions {
+				out[a] = true
+				if !stays[a.Stay] {
+					stays[a.Stay], grew = true, true
+				}
+			}
+		}
+	}
+	for _, a := range p.Actions {
+		if out[a] {
+			held = append(held, a)
+		} else {
+			kept = append(kept, a)
+		}
+	}
+	return kept, held
+}
+
 // Run reads every site, plans and, unless it is a dry run, applies. Problems
 // with one property (a failed read, a failed request) are recorded in the
 // report and the others go on; the error is for failures that make going on
@@ -202,6 +246,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			rep.Planned[sys] += n
 			rep.PlannedRequests += n
+		}
+		for _, a := range j.held {
+			j.pr.set(a, ResultSkipped, "held by the fail-safe: the plan would withdraw too many live credentials (see the property's failure)")
 		}
 		for _, d := range j.deferred {
 			j.pr.set(d.Action, ResultDeferred, d.Why)

@@ -50,7 +50,7 @@ func (env *environment) parseRunFlags(name string, args []string) (*runFlags, er
 	fs.BoolVar(&f.json, "json", false, "print the plan or report as JSON (documented in the README)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
 	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the run's Prometheus metrics to this file (atomically; for the node exporter's textfile collector, name it *.prom)")
-	fs.BoolVar(&f.force, "force", false, "apply even a plan the fail-safe refuses (far fewer stays than recorded)")
+	fs.BoolVar(&f.force, "force", false, "apply even the withdrawals the fail-safe holds (far fewer stays than recorded)")
 	f.shard.register(fs)
 	if name == "run" {
 		fs.StringVar(&f.stays, "stay", "", "a targeted run of these stays only (source ids, comma-separated), as a webhook event triggers one")

@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 )
@@ -95,5 +97,77 @@ func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
 	}
 	if keyByID(t, h.sb, s1.KeyID).PIN != pin {
 		t.Error("the PIN changed")
+	}
+}
+
+// TestFailSafeHoldsOnlyTheWithdrawals: eight in-house guests' reservations
+// are cancelled at once (a wave the fail-safe doubts), while one guest has
+// departed and another arrives. The run exits 5 and keeps the eight keys,
+// but the departed guest's key is withdrawn and the arriving guest keyed:
+// the fail-safe holds the withdrawals it doubts, not the night's other
+// work.
+func TestFailSafeHoldsOnlyTheWithdrawals(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 10, "")
+	for i := range 8 {
+		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 3)
+	}
+	h.stay("gone", "r109", -1, 1)
+	h.mustRun(ExitOK, "backfill")
+	keyOf := func(id string) string {
+		t.Helper()
+		s, ok := h.sb.Stay(id)
+		if !ok {
+			t.Fatalf("no stay %s", id)
+		}
+		return s.KeyID
+	}
+	held := map[string]string{}
+	for i := range 8 {
+		id := fmt.Sprintf("s%d", i)
+		held[id] = keyOf(id)
+		if err := h.sb.CancelReservation("res-" + id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goneKey := keyOf("gone")
+	if goneKey == "" {
+		t.Fatal("the backfill did not key the stay that departs")
+	}
+	// Past the departed guest's end (11:00 and 2 h of grace in Ljubljana),
+	// at the arriving guest's check-in.
+	h.setNow(t0.AddDate(0, 0, 1).Add(12 * time.Hour))
+	h.stay("arrives", "r110", 1, 3)
+
+	rep, code, stderr := h.run("run")
+	if code != ExitUnsafe || rep == nil {
+		t.Fatalf("exit %d, want %d (the fail-safe)\n%s", code, ExitUnsafe, stderr)
+	}
+	for id, key := range held {
+		k := keyByID(t, h.sb, key)
+		if k.Deleted || !slices.Contains(k.StayIDs, id) {
+			t.Errorf("the cancelled stay %s lost key %s (deleted %v, stays %v): the fail-safe let a doubted withdrawal through", id, key, k.Deleted, k.StayIDs)
+		}
+	}
+	for _, a := range rep.Actions() {
+		switch a.Stay.ID {
+		case "gone", "arrives":
+			if a.Result != reconcile.ResultDone {
+				t.Errorf("%s %s of stay %s: %s %s; want done, the fail-safe holds only the withdrawals it doubts", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+			}
+		default:
+			if a.Result != reconcile.ResultSkipped || !strings.Contains(a.Error, "held by the fail-safe") {
+				t.Errorf("%s %s of stay %s: %s %q; want skipped, held by the fail-safe", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+			}
+		}
+	}
+	if k := keyByID(t, h.sb, goneKey); !k.Deleted && len(k.StayIDs) > 0 {
+		t.Errorf("the departed guest's key %s is still on stays %v", goneKey, k.StayIDs)
+	}
+	if key := keyOf("arrives"); key == "" {
+		t.Error("the arriving guest was not keyed")
+	}
+	if !strings.Contains(stderr, "--force") {
+		t.Errorf("stderr does not say how to apply the held withdrawals:\n%s", stderr)
 	}
 }

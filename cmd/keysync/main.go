@@ -38,7 +38,7 @@ const (
 	ExitConfig  = 2 // bad flags, config, credentials or URL (no such host, 404 on the endpoint)
 	ExitPartial = 3 // some work failed or was deferred; the next run retries
 	ExitLocked  = 4 // another run holds the state file's lock
-	ExitUnsafe  = 5 // the fail-safe refused a plan that looks like a source outage; --force overrides
+	ExitUnsafe  = 5 // the fail-safe held the withdrawals of a plan that looks like a source outage; --force applies them
 	// ExitAttention: everything the run could do was done, but something
 	// needs a person: an action that failed run after run (report.Problems).
 	ExitAttention = 6

@@ -97,7 +97,7 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	case stale:
 		fmt.Fprintln(w, "The saved plan no longer holds: nothing was applied. Make and review a new plan (keysync plan --out FILE), then apply that.")
 	case unsafe:
-		fmt.Fprintln(w, "The fail-safe refused a plan: nothing of it was applied, and the next run will refuse it too. Check the source and the config; rerun with --force if those credentials really must go.")
+		fmt.Fprintln(w, "The fail-safe held a plan's withdrawals: the stays that would lose a credential keep what they hold, and the next run holds them too; the rest of the plan goes ahead (a saved plan's apply writes nothing). Check the source and the config; rerun with --force if those credentials really must go.")
 	case retried && refused+unreachable == 0:
 		fmt.Fprintln(w, "Some work was not done; the next run retries it.")
 	case transient:

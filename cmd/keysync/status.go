@@ -120,7 +120,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 					case ExitConfig:
 						sr.Result = "refused: config, credentials or URL"
 					case ExitUnsafe:
-						sr.Result = "fail-safe refused a plan"
+						sr.Result = "fail-safe held withdrawals"
 					case ExitFailure:
 						sr.Result = "failed"
 					}
