@@ -733,9 +733,12 @@ func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string
 // lockNotes reports the smart-lock PINs a Guestway reservation already has,
 // and flags an arrival within 24 hours that has none.
 func (p *planner) lockNotes(s Stay, win Window) {
-	held := false
+	held, unreadable := false, ""
 	for _, l := range s.Locks {
 		if l.PIN == "" {
+			if l.Unreadable && unreadable == "" {
+				unreadable = cmp.Or(l.LockName, l.LockID)
+			}
 			continue
 		}
 		held = true
@@ -743,11 +746,15 @@ func (p *planner) lockNotes(s Stay, win Window) {
 		n.PIN = l.PIN
 		p.plan.Notes = append(p.plan.Notes, n)
 	}
+	none := "Guestway holds no smart-lock PIN for it"
+	if unreadable != "" {
+		none = fmt.Sprintf("Guestway's PIN for lock %s is not a JSON string (a number loses its leading zeros), so keysync shows none: give the guest the PIN Guestway shows", unreadable)
+	}
 	switch {
 	case held:
 	case p.in.Now.After(win.Start):
-		p.note(NoteMissingLockPIN, s, "in house, and Guestway holds no smart-lock PIN for it")
+		p.note(NoteMissingLockPIN, s, "in house, and "+none)
 	case win.Start.Sub(p.in.Now) <= priorityArrivalWindow:
-		p.note(NoteMissingLockPIN, s, "arrives within 24 hours and Guestway holds no smart-lock PIN for it")
+		p.note(NoteMissingLockPIN, s, "arrives within 24 hours and "+none)
 	}
 }

@@ -82,6 +82,9 @@ type LockAccess struct {
 	LockID   string `json:"lock_id"`
 	LockName string `json:"lock_name"`
 	PIN      Secret `json:"pin"`
+	// Unreadable marks a PIN the source sent in a form keysync cannot
+	// show truthfully (PIN is then empty): a guest is told none.
+	Unreadable bool `json:"pin_unreadable,omitempty"`
 }
 
 // RemoteKey is a room access key as a source shows it on a stay.

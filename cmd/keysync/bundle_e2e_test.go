@@ -517,3 +517,44 @@ func TestBundleKeyBoxRoomMove(t *testing.T) {
 	}
 	w.checkInvariants(foreign)
 }
+
+// TestGuestwayPINAsNumber: a Guestway that sends lock PINs as JSON
+// numbers (the sandbox's pin_as_number: 049381 arrives as 49381) fails no
+// run: the guest arriving today is keyed, and the plan shows no PIN with
+// its leading zero lost but tells a person to give the guest Guestway's.
+func TestGuestwayPINAsNumber(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil, map[string]string{"L1": "qr", "L3": "pin"})
+	for _, r := range []gwsandbox.Reservation{
+		{ID: "G1", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(2), ListingID: "L1", GuestName: "Guest G1"},
+		{ID: "G3", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(1), ListingID: "L3", GuestName: "Guest G3"},
+	} {
+		if err := w.sb.guestway.AddReservation(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.sb.guestway.AddAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "049381"}); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.guestway.SetPINAsNumber(true)
+	rep := w.run(ExitOK, "backfill")
+	var notes []string
+	for _, n := range rep.Notes() {
+		if n.Stay.ID == "G3" {
+			notes = append(notes, fmt.Sprintf("%s: %s", n.Kind, n.Detail))
+		}
+	}
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "missing_lock_pin: ") || !strings.Contains(notes[0], "Front door is not a JSON string") {
+		t.Errorf("G3's notes %q; want one missing_lock_pin naming the lock whose PIN came as a number", notes)
+	}
+	out, _ := json.Marshal(rep)
+	for _, leak := range []string{"49381"} {
+		if bytes.Contains(out, []byte(leak)) {
+			t.Errorf("the report shows %s, a PIN that lost its leading zero", leak)
+		}
+	}
+	// The apartments' shared portals give each stay an invite.
+	if len(w.invites()) != 2 {
+		t.Errorf("invites %d, want G1's and G3's: the run went on", len(w.invites()))
+	}
+}

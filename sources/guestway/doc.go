@@ -45,8 +45,11 @@
 //     there is a reservation without accesses once an accesses call has
 //     answered 200 at the path (a server may say "nothing found" so); with
 //     none yet, it fails the read naming accesses_path. pin is a JSON
-//     string: a PIN sent as a number (its leading zeros lost) fails the
-//     read rather than show a guest a PIN that does not open the door.
+//     string: a PIN sent as a number (its leading zeros lost) or any other
+//     type is read as unreadable (reconcile.LockAccess.Unreadable), never
+//     shown to a guest as a PIN that may not open the door, and the read
+//     goes on (a PIN is only shown; the read also decides whose access is
+//     kept or withdrawn). The sandbox's SetPINAsNumber sends them so.
 //   - A reservation is {"id","status","arrival_date","departure_date"
 //     (YYYY-MM-DD),"listing_id","unit_id" (null for single-unit listings),
 //     "guest_name","guests":{"adults","children"}}. Ids may be JSON strings

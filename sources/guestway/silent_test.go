@@ -169,3 +169,32 @@ func portfolioAsRead(t *testing.T) (*sandbox.Server, string, []reconcile.Stay) {
 	}
 	return sb, base, want
 }
+
+// TestPINAsNumber: a server that sends PINs as JSON numbers (the sandbox's
+// SetPINAsNumber; 004821 arrives as 4821) fails no read: each such PIN is
+// read as unreadable, never shown with its leading zeros lost, and the
+// reservations are read as before.
+func TestPINAsNumber(t *testing.T) {
+	t.Parallel()
+	sb, base, want := portfolioAsRead(t)
+	sb.SetPINAsNumber(true)
+	got, err := readPortfolio(t, newSource(t, base, nil))
+	if err != nil {
+		t.Fatalf("PINs as numbers: %v; want every reservation read", err)
+	}
+	if !slices.EqualFunc(got, want, func(a, b reconcile.Stay) bool { return a.Ref == b.Ref && a.Cancelled == b.Cancelled }) {
+		t.Fatalf("read %v, want %v", got, want)
+	}
+	for i, st := range got {
+		for j, l := range st.Locks {
+			wl := want[i].Locks[j]
+			digits := strings.Trim(wl.PIN.Reveal(), "0123456789") == ""
+			switch {
+			case digits && (l.PIN.Reveal() != "" || !l.Unreadable):
+				t.Errorf("%s lock %s: PIN %q unreadable %v; want none, unreadable (sent as a number)", st.Ref.ID, l.LockID, l.PIN.Reveal(), l.Unreadable)
+			case !digits && (l.PIN != wl.PIN || l.Unreadable):
+				t.Errorf("%s lock %s: PIN %q unreadable %v; want %q as sent", st.Ref.ID, l.LockID, l.PIN.Reveal(), l.Unreadable, wl.PIN.Reveal())
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package guestway
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -522,7 +523,7 @@ func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, 
 	s.accessesAnswer.Store(true)
 	var out []reconcile.LockAccess
 	for _, a := range *resp.Data {
-		out = append(out, reconcile.LockAccess{LockID: string(a.LockID), LockName: a.LockName, PIN: reconcile.Secret(a.PIN)})
+		out = append(out, reconcile.LockAccess{LockID: string(a.LockID), LockName: a.LockName, PIN: reconcile.Secret(a.PIN.value), Unreadable: a.PIN.unreadable})
 	}
 	return out, nil
 }
@@ -673,6 +674,26 @@ type accessesResponse struct {
 		ID       httpapi.FlexString `json:"id"`
 		LockID   httpapi.FlexString `json:"lock_id"`
 		LockName string             `json:"lock_name"`
-		PIN      string             `json:"pin"`
+		PIN      pinField           `json:"pin"`
 	} `json:"data"`
+}
+
+// pinField is an access's "pin", a JSON string. Any other value (a
+// number, whose leading zeros are lost: 004821 arrives as 4821) is no PIN
+// keysync can show a person, and is kept as unreadable instead of failing
+// the read: a PIN is only shown (the plan's lock notes), while the read
+// also decides whose access is kept or withdrawn.
+type pinField struct {
+	value      string
+	unreadable bool
+}
+
+func (p *pinField) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if json.Unmarshal(b, &p.value) != nil {
+		p.value, p.unreadable = "", true
+	}
+	return nil
 }

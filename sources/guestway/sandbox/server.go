@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -138,6 +139,7 @@ type Server struct {
 	listNotFoundEmpty     bool
 	cursorMeta            bool
 	cancelledAs           bool
+	pinAsNumber           bool
 	keys                  map[string]bool
 	tokens                map[string][]string
 	listings              map[string]string
@@ -324,8 +326,27 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		if len(res.Accesses) == 0 && s.accessesNotFoundEmpty {
 			return fail(http.StatusNotFound, CodeNotFound, "no accesses found")
 		}
+		if s.pinAsNumber {
+			return result{status: http.StatusOK, body: map[string]any{"data": pinsAsNumbers(res.Accesses)}}
+		}
 		return result{status: http.StatusOK, body: map[string]any{"data": sandboxkit.NonNil(slices.Clone(res.Accesses))}}
 	}
+}
+
+// pinsAsNumbers is accesses as SetPINAsNumber answers them: each PIN of
+// digits a JSON number, its leading zeros lost.
+func pinsAsNumbers(accesses []Access) []map[string]any {
+	out := make([]map[string]any, 0, len(accesses))
+	for _, a := range accesses {
+		var m map[string]any
+		b, _ := json.Marshal(a)
+		_ = json.Unmarshal(b, &m)
+		if n, err := strconv.ParseUint(a.PIN, 10, 63); err == nil {
+			m["pin"] = n
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // list answers the reservation list: departure_date > from and
@@ -523,6 +544,13 @@ const CancelledByGuest = "CANCELLED_BY_GUEST"
 // CancelledByGuest instead of "cancelled": the Guestway document names no
 // statuses, and a server may say who cancelled.
 func (s *Server) SetCancelledAs(on bool) { sandboxkit.Store(&s.mu, &s.cancelledAs, on) }
+
+// SetPINAsNumber answers each access's PIN of digits as a JSON number
+// (a PIN 004821 as 4821), as a server that stores PINs as integers may:
+// the Guestway document names no accesses payload. keysync must show no
+// PIN that has lost its leading zeros, and must not fail every guest's
+// read for it.
+func (s *Server) SetPINAsNumber(on bool) { sandboxkit.Store(&s.mu, &s.pinAsNumber, on) }
 
 // SetNoReservationGet answers GET of one reservation 404, as a server
 // without that call (or at another path) would: the Guestway document
