@@ -63,11 +63,53 @@ func (d Date) Compare(e Date) int {
 	}
 }
 
-// At returns the instant at clock time c on date d in loc. Go's time.Date
-// resolves clock times that a DST switch skips or repeats; check-in and
-// check-out times (15:00, 11:00) are never in the switch hour in practice.
+// At returns the first instant the clock in loc shows c on date d: of a
+// time a daylight-saving switch repeats, its first occurrence; of one a
+// switch skips, the switch itself (the first instant the clock shows c or
+// later). A window opens At its check-in and closes LastAt its check-out,
+// so a switch never lets a guest in late or puts one out early. (Go's
+// time.Date leaves the choice to the zone's data: it may pick either.)
 func (d Date) At(c TimeOfDay, loc *time.Location) time.Time {
-	return time.Date(int(d.Year), time.Month(d.Month), int(d.Day), c.Hour, c.Minute, 0, 0, loc)
+	return d.at(c, loc, false)
+}
+
+// LastAt returns the last instant the clock in loc shows c on date d: of
+// a repeated time, its second occurrence; of a skipped one, the switch.
+func (d Date) LastAt(c TimeOfDay, loc *time.Location) time.Time {
+	return d.at(c, loc, true)
+}
+
+func (d Date) at(c TimeOfDay, loc *time.Location, last bool) time.Time {
+	t := time.Date(int(d.Year), time.Month(d.Month), int(d.Day), c.Hour, c.Minute, 0, 0, loc)
+	start, end := t.ZoneBounds()
+	if t.Hour() != c.Hour || t.Minute() != c.Minute {
+		// Skipped: time.Date moved it by the switch, one way or the other.
+		wall := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
+		want := time.Date(int(d.Year), time.Month(d.Month), int(d.Day), c.Hour, c.Minute, 0, 0, time.UTC)
+		if wall.After(want) && !start.IsZero() {
+			return start
+		}
+		if wall.Before(want) && !end.IsZero() {
+			return end
+		}
+		return t
+	}
+	_, off := t.Zone()
+	if !last && !start.IsZero() {
+		// The period before t's ended with the clock set back: t may
+		// repeat a time it showed then.
+		_, before := start.Add(-time.Second).Zone()
+		if back := time.Duration(before-off) * time.Second; back > 0 && t.Sub(start) < back {
+			return t.Add(-back)
+		}
+	}
+	if last && !end.IsZero() {
+		_, after := end.Zone()
+		if back := time.Duration(off-after) * time.Second; back > 0 && end.Sub(t) <= back {
+			return t.Add(back)
+		}
+	}
+	return t
 }
 
 // MarshalText implements encoding.TextMarshaler: YYYY-MM-DD, or empty for

@@ -200,3 +200,59 @@ func checkParse[T interface {
 		})
 	}
 }
+
+// TestDateAtAcrossDaylightSaving: At is the first instant a zone's clock
+// shows a time on a date, LastAt the last: the two occurrences of a time a
+// switch repeats, and the switch itself for a time it skips.
+func TestDateAtAcrossDaylightSaving(t *testing.T) {
+	zone := func(name string) *time.Location {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	lj, ny, lh := zone("Europe/Ljubljana"), zone("America/New_York"), zone("Australia/Lord_Howe")
+	utc := func(s string) time.Time {
+		v, err := time.Parse("2006-01-02 15:04", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		name        string
+		loc         *time.Location
+		date        string
+		hour, min   int
+		first, last string // UTC
+	}{
+		{"summer", lj, "2026-06-10", 15, 0, "2026-06-10 13:00", "2026-06-10 13:00"},
+		{"repeated (clocks back 03:00 → 02:00)", lj, "2026-10-25", 2, 30, "2026-10-25 00:30", "2026-10-25 01:30"},
+		{"repeated, its first minute", lj, "2026-10-25", 2, 0, "2026-10-25 00:00", "2026-10-25 01:00"},
+		{"after the repeat", lj, "2026-10-25", 3, 0, "2026-10-25 02:00", "2026-10-25 02:00"},
+		{"before the repeat", lj, "2026-10-25", 1, 59, "2026-10-24 23:59", "2026-10-24 23:59"},
+		{"skipped (clocks on 02:00 → 03:00)", lj, "2026-03-29", 2, 30, "2026-03-29 01:00", "2026-03-29 01:00"},
+		{"after the skip", lj, "2026-03-29", 3, 0, "2026-03-29 01:00", "2026-03-29 01:00"},
+		{"repeated, New York", ny, "2026-11-01", 1, 30, "2026-11-01 05:30", "2026-11-01 06:30"},
+		{"skipped, New York", ny, "2026-03-08", 2, 30, "2026-03-08 07:00", "2026-03-08 07:00"},
+		{"repeated by a 30-minute switch", lh, "2026-04-05", 1, 45, "2026-04-04 14:45", "2026-04-04 15:15"},
+		{"skipped by a 30-minute switch", lh, "2026-10-04", 2, 15, "2026-10-03 15:30", "2026-10-03 15:30"},
+		{"no switches", time.UTC, "2026-10-25", 2, 30, "2026-10-25 02:30", "2026-10-25 02:30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := reconcile.ParseDate(tt.date)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := reconcile.TimeOfDay{Hour: tt.hour, Minute: tt.min}
+			if got := d.At(c, tt.loc); !got.Equal(utc(tt.first)) {
+				t.Errorf("At = %s, want %s UTC", got.UTC().Format("2006-01-02 15:04"), tt.first)
+			}
+			if got := d.LastAt(c, tt.loc); !got.Equal(utc(tt.last)) {
+				t.Errorf("LastAt = %s, want %s UTC", got.UTC().Format("2006-01-02 15:04"), tt.last)
+			}
+		})
+	}
+}

@@ -286,7 +286,9 @@ func (p *Property) checkRoomKeys(stays []Stay) error {
 
 // Window returns the access window of a stay: arrival date at check-in time
 // to departure date at check-out time in the property's zone, widened by the
-// grace on each side. It is the one place keysync computes a window.
+// grace on each side. It is the one place keysync computes a window. A
+// check-in time a daylight-saving switch repeats opens at its first
+// occurrence, a check-out time at its last (Date.At, Date.LastAt).
 func (p *Property) Window(arrival, departure Date) Window {
 	loc := p.Location
 	if loc == nil {
@@ -294,7 +296,7 @@ func (p *Property) Window(arrival, departure Date) Window {
 	}
 	return Window{
 		Start: arrival.At(p.CheckIn, loc).Add(-p.GraceBefore),
-		End:   departure.At(p.CheckOut, loc).Add(p.GraceAfter),
+		End:   departure.LastAt(p.CheckOut, loc).Add(p.GraceAfter),
 	}
 }
 
