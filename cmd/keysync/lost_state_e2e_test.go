@@ -330,3 +330,39 @@ func TestBackfillNewerInviteBesideTheOneTheKeyCarries(t *testing.T) {
 		})
 	}
 }
+
+// TestTrialBackfillSplitHotelStayMovedWhileStateLost: a split hotel's QR
+// and key-box stays, keyed in hotel-a's rooms, move into hotel-b's while
+// the state file is lost. After the backfill and the run after it, what
+// hotel-a issued for its rooms (an invite to r101, an access to r103's
+// key) must no longer let the guests who left those rooms in.
+func TestTrialBackfillSplitHotelStayMovedWhileStateLost(t *testing.T) {
+	t.Parallel()
+	fw, _ := movedInSplitHotel(t)
+	type held struct{ invite, access string }
+	var before held
+	for _, in := range fw.invites() {
+		before.invite = in.ID
+	}
+	for _, a := range fw.accesses() {
+		before.access = a.ID
+	}
+	fw.loseState()
+	fw.setNow(fw.now.Add(2 * time.Hour))
+	foreign := fw.foreign()
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitOK, "run")
+	for _, in := range fw.sb.openapp.Invites() {
+		t.Logf("invite %s %s portals=%v enabled=%v deleted=%v", in.ID, in.Name, in.PortalIDs, in.Enabled, in.Deleted)
+	}
+	for _, a := range fw.sb.keybox.Accesses() {
+		t.Logf("access %s key=%s cancelled=%v visitor=%q", a.ID, a.KeyID, a.Cancelled, a.Visitor)
+	}
+	if in, _ := fw.sb.openapp.Invite(before.invite); !in.Deleted && in.Enabled {
+		t.Errorf("hotel-a's invite %s to %v still lets the guest who left r101 in", in.ID, in.PortalIDs)
+	}
+	if a, _ := fw.sb.keybox.Access(before.access); !a.Cancelled {
+		t.Errorf("hotel-a's access %s to %s's key is still live for the guest who left r103", a.ID, a.KeyID)
+	}
+	fw.checkInvariants(foreign)
+}
