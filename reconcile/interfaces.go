@@ -57,6 +57,12 @@ type BatchFinder interface {
 
 // Sought is a credential a BatchFinder looks for.
 type Sought struct {
+	// Cred is the credential a create would make. Its RoomID is "" for a
+	// stay in none of the property's rooms (a split hotel's stay moved
+	// into another property's, Stay.MovedTo), whose credentials here are
+	// sought to be ended: only what is surely the stay's is returned (an
+	// invite whose owner tag names it, a key-box access whose code it
+	// Carries), and no room in Held.RoomID.
 	Cred *Credential
 	// Guest is the guest name the create would be sent with.
 	Guest string

@@ -155,6 +155,12 @@ func (s *Sink) Find(ctx context.Context, c *reconcile.Credential) (remoteID stri
 // listed). The list holds only the authenticated user's accesses, so
 // another user's (the front desk's) are never taken.
 //
+// A sought access none matched whose stay's 3RPMS key carries a code
+// (Sought.Carries) is the not-cancelled access with that code on any of
+// the property's keys, over any window. One sought without a room (a stay
+// now in another property's room, whose accesses here are sought to be
+// ended) is looked for that way alone.
+//
 // Errors are those of Apply (401 and 403 wrap reconcile.ErrUnauthorized, a
 // 404 reconcile.ErrNotFound, a 5xx reconcile.ErrUnavailable, and so on),
 // plus an unmapped room, a credential without a window or of another
@@ -174,6 +180,11 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 			return nil, fmt.Errorf("%s: %s: the stay belongs to property %q", s.label(), what, c.Stay.Property)
 		case c.Kind != "" && c.Kind != reconcile.KindKeyBoxAccess:
 			return nil, fmt.Errorf("%s: %s: credential kind %q is not a key-box access", s.label(), what, c.Kind)
+		case c.RoomID == "":
+			// A stay in none of the property's rooms (moved into another
+			// property's): only the code its key carries can show one
+			// of the property's accesses is its, below.
+			continue
 		}
 		ref, ok := s.opts.Rooms[c.RoomID]
 		if !ok {
@@ -197,6 +208,9 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 	taken := map[httpapi.FlexString]bool{}
 	for i, sk := range sought {
 		c, ref := sk.Cred, refs[i]
+		if c.RoomID == "" {
+			continue
+		}
 		list, ok := lists[ref]
 		if !ok {
 			what := fmt.Sprintf("find access for stay %s in room %s (%s)", c.Stay.ID, c.RoomID, ref.label())

@@ -353,6 +353,42 @@ func TestFindAllOneListPerKey(t *testing.T) {
 	}
 }
 
+// TestFindAllWithoutARoom: a stay sought without a room (it moved into
+// another property's rooms, and what this property issued it is sought to
+// be ended) is found only by the code its 3RPMS key carries, on any of the
+// property's keys and over any window, never by key and dates; without
+// such a code nothing is listed at all.
+func TestFindAllWithoutARoom(t *testing.T) {
+	t.Parallel()
+	sb, url := newSandbox(t, sandbox.Options{})
+	s := newSink(t, options(url, lj))
+	id := mustCreate(t, s, create("s1", "205", s1Start, s1End, "Ana"))
+	mustCreate(t, s, create("s2", "204", s1Start, s1End, "Ana")) // another stay's, same name and dates
+	v, _ := sb.Access(id)
+	left := func(carries, guest string) reconcile.Sought {
+		c := sinktest.Pending(create("s1", "", s1Start.Add(time.Hour), s1End, guest))
+		return reconcile.Sought{Cred: c, Guest: guest, Exact: true, Carries: reconcile.Secret(carries)}
+	}
+	before := len(sb.Requests())
+	held, err := s.FindAll(t.Context(), []reconcile.Sought{left("", "Ana")}, nil)
+	if err != nil || len(held) != 1 || held[0] != nil {
+		t.Errorf("without a code its key carries: %+v, %v; want nothing", held, err)
+	}
+	if n := len(sb.Requests()) - before; n != 0 {
+		t.Errorf("without a code its key carries: %d requests, want none", n)
+	}
+	held, err = s.FindAll(t.Context(), []reconcile.Sought{left(v.Code, "Ana")}, nil)
+	if err != nil || len(held) != 1 || held[0] == nil || held[0].RemoteID != id || held[0].RoomID != "" || string(held[0].Secret) != v.Code {
+		t.Errorf("by the code its key carries: %+v, %v; want %s in no room, with its code", held, err, id)
+	}
+	if held, err := s.FindAll(t.Context(), []reconcile.Sought{left(v.Code, "Bor")}, nil); err != nil || held[0] != nil {
+		t.Errorf("the code under another guest's name: %+v, %v; want nothing", held, err)
+	}
+	if held, err := s.FindAll(t.Context(), []reconcile.Sought{left(v.Code, "Ana")}, map[string]bool{id: true}); err != nil || held[0] != nil {
+		t.Errorf("the code of a recorded access: %+v, %v; want nothing", held, err)
+	}
+}
+
 // TestListedCancelledShapes checks how a listed access is read as cancelled
 // or live, for Find (a cancelled access is never found) and Check (one is
 // never live). The key-box API document shows no list, so how a box marks
