@@ -3,6 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -492,17 +493,27 @@ func dateChange(oldArr, oldDep, newArr, newDep Date) string {
 // stay (Input.Held), which keysync has no record of, or returns nil. The
 // plan then treats it as its own: kept, moved or re-dated as any other.
 func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
-	k := heldKey{s.Ref, sys}
-	if c := p.adopted[k]; c != nil {
+	if c := p.adopted[heldKey{s.Ref, sys}]; c != nil {
 		return c
 	}
+	c, spares := p.adoptAllHeld(s, sys, kind)
+	p.end(s, spares, "duplicate credential for the stay")
+	return c
+}
+
+// adoptAllHeld records what sys holds for the stay (Input.Held) as
+// adoptHeld does: the one the sink chose, returned first, and its Spares,
+// returned beside it for the caller to end. It returns nil when sys holds
+// nothing for the stay that keysync has no record of.
+func (p *planner) adoptAllHeld(s Stay, sys System, kind Kind) (*Credential, []*Credential) {
+	k := heldKey{s.Ref, sys}
 	i := slices.IndexFunc(p.in.Held[s.Ref], func(h Held) bool { return h.System == sys })
 	if i < 0 {
-		return nil
+		return nil, nil
 	}
 	h := p.in.Held[s.Ref][i]
 	if p.recordedRemote(sys, h.RemoteID) {
-		return nil // recorded already, for another stay: never taken from it
+		return nil, nil // recorded already, for another stay: never taken from it
 	}
 	// Recorded for the room whose doors it opens: one that opens another
 	// room's (the stay moved since) is then moved like any other.
@@ -535,8 +546,7 @@ func (p *planner) adoptHeld(s Stay, sys System, kind Kind) *Credential {
 		p.plan.Live++
 		spares = append(spares, sc)
 	}
-	p.end(s, spares, "duplicate credential for the stay")
-	return c
+	return c, spares
 }
 
 // recordedRemote reports whether a credential of sys with the remote id is
@@ -680,7 +690,8 @@ func (p *planner) end(s Stay, creds []*Credential, reason string) {
 // stay that moved between its own rooms (a new PIN; for a key carrying an
 // invite or a key-box code, one carrying that property's). What this
 // property issued for its own doors (key-box accesses, OpenApp invites) is
-// withdrawn as for a stay that left its rooms.
+// withdrawn as for a stay that left its rooms; in a backfill, what it
+// issued and has no record of is adopted and ended (heldOfLeft).
 func (p *planner) handOver(s Stay, creds []*Credential) {
 	reason := "stay moved to a room of " + s.MovedTo
 	// A key carrying this property's invite or code goes along only for a
@@ -699,6 +710,59 @@ func (p *planner) handOver(s Stay, creds []*Credential) {
 	if len(rest) > 0 {
 		p.withdraw(s, rest, true, reason)
 	}
+	p.end(s, p.heldOfLeft(s, creds), reason+"; keysync had no record of it")
+}
+
+// heldOfLeft returns, in a backfill, the invites and key-box accesses this
+// property issued for a stay now in a room of another property of the
+// same hotel (Stay.MovedTo) that keysync has no record of, adopted to be
+// ended: the state was lost while the stay moved, so no record tells this
+// property to withdraw them, and the property it joined, which keys the
+// stay, neither sees them (another property's doors) nor may take them.
+// Planned without Input.Held, it seeks them (after the live stays' looks,
+// as a cancelled stay's) for every system some room of the property gets
+// credentials from, without a room (Sought.Cred.RoomID ""): none of the
+// property's rooms is the stay's, so only what is surely the stay's is
+// taken, an invite whose owner tag names it, an access whose code its
+// 3RPMS key carries. A key-box access is sought only then: a key that
+// carries no code shows none.
+func (p *planner) heldOfLeft(s Stay, creds []*Credential) []*Credential {
+	if !p.in.Backfill {
+		return nil
+	}
+	sys := bySystem(creds)
+	win := p.in.Property.Window(s.Arrival, s.Departure)
+	var out []*Credential
+	for _, tb := range p.in.Property.timeBound() {
+		if !tb.want || len(sys.of(tb.system)) > 0 {
+			continue // recorded ones are withdrawn with the rest
+		}
+		if c, spares := p.adoptAllHeld(s, tb.system, tb.kind); c != nil {
+			out = append(append(out, c), spares...)
+			continue
+		}
+		sk, ok := p.sought(s, tb.system, tb.kind, win)
+		if !ok || tb.system == SystemKeyBox && sk.Carries == "" {
+			continue
+		}
+		sk.Cred.RoomID = ""
+		p.seekGone = append(p.seekGone, sk)
+	}
+	return out
+}
+
+// timeBound returns the key-box access and OpenApp invite as a bundle's
+// timeBound does, each wanted when some stay of the property gets one: a
+// room's method or a default method opens with it, or the property has
+// shared portals (an invite).
+func (p *Property) timeBound() []timeBoundPart {
+	var b bundle
+	b.invite = p.SharedPortals
+	for _, m := range append(slices.Collect(maps.Values(p.Rooms)), p.DefaultMethod) {
+		b.keybox = b.keybox || m.keyFrom() == SystemKeyBox
+		b.invite = b.invite || m.keyFrom() == SystemOpenApp
+	}
+	return b.timeBound()
 }
 
 // withdraw handles a stay that was cancelled or is gone from its source

@@ -271,8 +271,9 @@ type planner struct {
 	// adopted holds the credentials adoptHeld made, so each Held is
 	// adopted once.
 	adopted map[heldKey]*Credential
-	// seekGone holds the looks for cancelled stays' credentials, which go
-	// after the others in Plan.Seek.
+	// seekGone holds the looks for the credentials of cancelled stays and
+	// of stays that left for a sibling's rooms, which go after the others
+	// in Plan.Seek.
 	seekGone []Sought
 	// remotes holds the remote ids of the recorded credentials, by system
 	// (recordedRemote).
@@ -743,8 +744,9 @@ func (p *planner) run() (*Plan, error) {
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
 	p.plan.withdrawn = p.withdrawn
-	// A cancelled stay's look goes after the live stays': a credential on
-	// its room over its dates is a live stay's first.
+	// The looks for a cancelled stay and for one now in a sibling's rooms
+	// go after the live stays': a credential on a room over its dates is
+	// a live stay's first.
 	p.plan.Seek = append(p.plan.Seek, p.seekGone...)
 
 	p.alignKeySteps()

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -1507,6 +1508,134 @@ func TestComputeAdoptsHeld(t *testing.T) {
 				}
 				if a.Op == reconcile.OpAdopt && (a.Cred.Status != active || a.Cred.Secret != "secret-1" || !a.Cred.Adopted) {
 					t.Errorf("adopted credential %+v: want active, adopted, with the held secret", a.Cred)
+				}
+			}
+		})
+	}
+}
+
+// TestComputeAdoptsHeldOfAStayThatLeft: a backfill of a split hotel's
+// property reads the stays now in its siblings' rooms (MovedTo) too. With
+// the state lost, it seeks what it issued to such a stay for its own
+// doors, without a room (only an invite tagged for the stay, or an access
+// whose code the stay's key carries, is surely the stay's), and adopts
+// what is found to end it: the stay's new property keys it. Nothing is
+// taken that is recorded for another stay, and a recorded credential is
+// withdrawn as in any run, not sought.
+func TestComputeAdoptsHeldOfAStayThatLeft(t *testing.T) {
+	t.Parallel()
+	win := testProperty().Window(date("2026-06-10"), date("2026-06-14"))
+	// moved is stay s1, in the annex's room r901 now, holding a key of
+	// the given type (a QR key, or a key-storage key carrying code 4821).
+	moved := func(id string, kind reconcile.Kind) reconcile.Stay {
+		s := stay(id, "r901", "2026-06-10", "2026-06-14")
+		s.MovedTo = "annex"
+		s.Key = &reconcile.RemoteKey{ID: "K1", Type: string(kind), QRData: "link"}
+		if kind == reconcile.KindKeyStorageKey {
+			s.Key.QRData, s.Key.PIN = "", "4821"
+		}
+		return s
+	}
+	held := func(hs ...reconcile.Held) map[reconcile.StayRef][]reconcile.Held {
+		return map[reconcile.StayRef][]reconcile.Held{ref("s1"): hs}
+	}
+	invite := reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: "U1", Secret: "link", Valid: win, CarriedBy: "K1",
+		Spares: []reconcile.Held{{System: reconcile.SystemOpenApp, RemoteID: "U2", Secret: "other", Valid: win}}}
+	access := reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: "A1", Secret: "4821", Valid: win, CarriedBy: "K1"}
+	recordedInvite := reconcile.Credential{
+		ID: 5, Stay: ref("s1"), System: reconcile.SystemOpenApp, Kind: reconcile.KindInvite, RoomID: "r301", RemoteID: "U5",
+		Status: active, Secret: "link", Valid: win, Arrival: date("2026-06-10"), Departure: date("2026-06-14"),
+	}
+	theirs := recordedInvite
+	theirs.ID, theirs.Stay, theirs.RemoteID = 9, ref("s9"), "U1"
+	pinOnly := func(p *reconcile.Property) { p.Rooms = map[string]reconcile.Method{"r101": reconcile.MethodPIN} }
+	for _, tc := range []struct {
+		planCase
+		seek      []string // system stay room carries of Plan.Seek
+		live      int      // Plan.Live
+		withdrawn int      // Plan.Withdrawn
+	}{
+		{planCase: planCase{
+			name:     "QR stay: its invite is sought without a room; no access, its key carries no code",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey)},
+			backfill: true,
+		}, seek: []string{"openapp s1 - -"}},
+		{planCase: planCase{
+			name:     "key-box stay: the access its key's code names is sought too",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindKeyStorageKey)},
+			backfill: true,
+		}, seek: []string{"keybox s1 - 4821", "openapp s1 - -"}},
+		{planCase: planCase{
+			name:  "a run does not seek",
+			stays: []reconcile.Stay{moved("s1", reconcile.KindKeyStorageKey)},
+		}},
+		{planCase: planCase{
+			name:     "a property whose rooms get no invite or access seeks nothing",
+			prop:     pinOnly,
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindKeyStorageKey)},
+			backfill: true,
+		}},
+		{planCase: planCase{
+			name:     "the moved stay's look goes after the live stays'",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey), stay("s3", "r301", "2026-06-10", "2026-06-14")},
+			backfill: true,
+			want:     []string{"1 create s3 - inhouse", "2 create s3 - inhouse", "3 assign s3 - inhouse"},
+		}, seek: []string{"openapp s3 r301 -", "openapp s1 - -"}},
+		{planCase: planCase{
+			name:     "found invite and its spare adopted and deleted, the key carrying it left to the annex",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey)},
+			backfill: true, held: held(invite),
+			want: []string{"1 adopt s1 U1 inhouse", "1 adopt s1 U2 inhouse", "1 delete s1 U1 revoke", "1 delete s1 U2 revoke"},
+		}, live: 2},
+		{planCase: planCase{
+			name:     "found access adopted and cancelled",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindKeyStorageKey)},
+			backfill: true, held: held(access),
+			want: []string{"1 adopt s1 A1 inhouse", "1 delete s1 A1 revoke"},
+		}, live: 1},
+		{planCase: planCase{
+			name:     "a found invite recorded for another stay is not taken",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey), stay("s9", "r301", "2026-06-10", "2026-06-14")},
+			creds:    []reconcile.Credential{theirs},
+			backfill: true, held: held(reconcile.Held{System: reconcile.SystemOpenApp, RemoteID: "U1", Secret: "link", Valid: win}),
+			want: []string{"1 create s9 - inhouse", "2 assign s9 - inhouse"}, // its key, from the recorded invite
+		}, live: 1},
+		{planCase: planCase{
+			name:     "a recorded invite is withdrawn as in a run; nothing sought or adopted beside it",
+			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey)},
+			creds:    []reconcile.Credential{recordedInvite},
+			backfill: true, held: held(invite),
+			want: []string{"1 disable s1 U5 revoke"},
+		}, live: 1, withdrawn: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := tc.compute(t)
+			got := summary(plan)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
+			}
+			var seek []string
+			for _, sk := range plan.Seek {
+				c := sk.Cred
+				seek = append(seek, fmt.Sprintf("%s %s %s %s", c.System, c.Stay.ID, cmp.Or(c.RoomID, "-"), cmp.Or(sk.Carries.Reveal(), "-")))
+				if c.Valid != win || !sk.Exact {
+					t.Errorf("seeks %s over %v (exact %v), want the stay's window %v, exactly", c.Kind, c.Valid, sk.Exact, win)
+				}
+			}
+			if !slices.Equal(seek, tc.seek) {
+				t.Errorf("seek %q, want %q", seek, tc.seek)
+			}
+			if plan.Live != tc.live || plan.Withdrawn != tc.withdrawn {
+				t.Errorf("%d live, %d withdrawn; want %d and %d (adopted ones are live, and ending them for a move withdraws nothing)",
+					plan.Live, plan.Withdrawn, tc.live, tc.withdrawn)
+			}
+			for _, a := range plan.Actions {
+				if a.System == reconcile.System3RPMS && a.Stay.ID == "s1" {
+					t.Errorf("%s of the key %s: the property the stay left has no record of it, and leaves it to the annex", a.Op, a.Cred.RemoteID)
+				}
+				if a.Op == reconcile.OpAdopt && (a.Cred.Status != active || !a.Cred.Adopted || a.Cred.RoomID != "") {
+					t.Errorf("adopted credential %+v: want active, adopted, in no room of the property", a.Cred)
 				}
 			}
 		})
