@@ -17,6 +17,19 @@ type StaySource interface {
 	StaysByID(ctx context.Context, ids []string) ([]Stay, error)
 }
 
+// MovedStaySource is a StaySource of one of several properties on one
+// source (a split hotel, Site.Siblings) whose window reads return only the
+// stays in the property's own rooms. A backfill reads through it the
+// stays now in the other properties' rooms as well: with the state lost,
+// nothing else tells the property to end what it issued for its own
+// doors to a stay that moved meanwhile.
+type MovedStaySource interface {
+	// MovedStays returns the stays of the window from..to, as Stays reads
+	// it, that are in another of the source's properties' rooms, each
+	// marked Stay.MovedTo as StaysByID marks them.
+	MovedStays(ctx context.Context, from, to Date) ([]Stay, error)
+}
+
 // Sink applies actions on one system.
 type Sink interface {
 	// MaxBatch is how many actions may share one request; 1 where the API

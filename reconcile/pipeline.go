@@ -285,11 +285,11 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		return nil
 	}
 	in := Input{
-		Now: opts.Now, Property: site.Property, Stays: rd.stays,
+		Now: opts.Now, Property: site.Property, Stays: slices.Concat(rd.stays, rd.moved),
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
 	}
-	byRef := staysByRef(rd.stays)
+	byRef := staysByRef(in.Stays)
 	in.KeyCarries = carries(site, byRef, rd.creds)
 	plan, err := Compute(in)
 	if err != nil {

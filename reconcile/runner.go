@@ -474,6 +474,10 @@ type siteRead struct {
 	// (Input.Siblings).
 	siblings map[string]*Credential
 	stays    []Stay
+	// moved holds, in a backfill of a split hotel's property, the stays
+	// now in its siblings' rooms (MovedStaySource), planned beside stays
+	// and kept out of the property's stays snapshot.
+	moved    []Stay
 	creds    []Credential
 	resolved []*Credential // pending creates read back, to record
 	// unread holds, per sink, the first pending create that could not be
@@ -898,10 +902,19 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 		rd.stays = stays
 		return rd, nil
 	}
+	if ms, ok := site.Source.(MovedStaySource); ok && rd.backfill && len(site.Siblings) > 0 {
+		// With the state lost, a stay that moved into a sibling's rooms
+		// meanwhile is in no record: only a read of it shows this
+		// property what it issued to the stay for its own doors.
+		if rd.moved, err = ms.MovedStays(ctx, from, to); err != nil {
+			rd.err = fmt.Errorf("read stays %s..%s in the rooms of %v: %w", from, to, site.Siblings, err)
+			return rd, nil
+		}
+	}
 	// Stays we hold credentials for that the window read did not return:
 	// look them up by id to tell "moved out of the window" from "gone".
 	inRead := map[string]bool{}
-	for _, s := range stays {
+	for _, s := range slices.Concat(stays, rd.moved) {
 		inRead[s.Ref.ID] = true
 	}
 	var missing []string

@@ -21,7 +21,8 @@ import (
 // each property gets only the stays in its rooms, as its own; look-ups by
 // id that queue while one is in flight go in one request, and each gets
 // the stays it asked for: those in its rooms, and one now in the other's
-// rooms marked MovedTo it.
+// rooms marked MovedTo it. MovedStays (a backfill's) gives the window's
+// stays in the other's rooms, marked so, from the same read.
 func TestHotelSharedByProperties(t *testing.T) {
 	t.Parallel()
 	sb := sandbox.New(sandbox.Options{Integrations: map[string]string{"tok": "keysync"}, Now: time.Date(2026, 1, 30, 12, 0, 0, 0, time.UTC)})
@@ -81,6 +82,20 @@ func TestHotelSharedByProperties(t *testing.T) {
 	}
 	if got := ids(sbStays, "annex"); !slices.Equal(got, []string{"s3", "s4"}) {
 		t.Errorf("annex's stays %v, want [s3 s4]", got)
+	}
+	// A backfill also reads the stays in the other property's rooms, from
+	// the same read of the window, marked MovedTo it.
+	moved, err := a.MovedStays(context.Background(), from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(moved, "hotel"); !slices.Equal(got, []string{"s3", "s4"}) {
+		t.Errorf("hotel's stays in the annex's rooms %v, want [s3 s4]", got)
+	}
+	for _, st := range moved {
+		if st.MovedTo != "annex" {
+			t.Errorf("stay %s: MovedTo %q, want annex", st.Ref.ID, st.MovedTo)
+		}
 	}
 	if n := len(sb.Requests()); n != 1 {
 		t.Errorf("%d requests for the window, want 1", n)

@@ -205,6 +205,29 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	return s.own(stays, false), err
 }
 
+var _ reconcile.MovedStaySource = (*Source)(nil)
+
+// MovedStays implements reconcile.MovedStaySource: the stays of the window
+// from..to in the rooms of the hotel's other properties (Within), marked
+// MovedTo, from the hotel's one read of that window (no request of its own
+// when Stays read it too). A source of a whole hotel returns none.
+func (s *Source) MovedStays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
+	if s.hotel == nil {
+		return nil, nil
+	}
+	stays, err := s.hotel.stays(from, to, func() ([]reconcile.Stay, error) { return s.readWindow(ctx, from, to) })
+	if err != nil {
+		return nil, err
+	}
+	var out []reconcile.Stay
+	for _, st := range s.own(stays, true) {
+		if st.MovedTo != "" {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
 // readWindow reads every page of the stays overlapping from..to.
 func (s *Source) readWindow(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	return s.pages(ctx, func(cursor *string, size int) ([]RoomStaySubset, RoomStaysRoom_staysRoomStayConnectionPageInfo, error) {
