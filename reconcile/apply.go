@@ -80,6 +80,36 @@ type applier struct {
 	// noCreate holds the systems a backfill could not ask what they
 	// already hold (siteRead.unsurveyed): nothing is created there.
 	noCreate map[System]error
+	// resends, when set, is the re-send budget (WithResends) of a batch
+	// for a system; revoke says the batch carries a revocation or cleanup.
+	resends func(sys System, revoke bool) func() bool
+	// deferred holds the credentials whose action the budget deferred
+	// while applying (a re-send it had no request for), and why: what
+	// waits on them is deferred with them.
+	deferred map[*Credential]string
+}
+
+// deferredWith returns why a credential a's action waits on (its own, its
+// upstream's or its replacement's) was deferred while applying, "" when
+// none was.
+func (ap *applier) deferredWith(a *Action) string {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	for _, c := range []*Credential{a.Cred, a.Upstream, a.After} {
+		if why := ap.deferred[c]; c != nil && why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// deferLater records a's action as deferred to the next run (its audit
+// line skipped: nothing was sent for it), because of why.
+func (ap *applier) deferLater(a *Action, why string) {
+	ap.rep.set(a, ResultDeferred, why)
+	ap.mu.Lock()
+	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
+	ap.mu.Unlock()
 }
 
 func (ap *applier) isNotOurs(c *Credential) bool {
@@ -106,6 +136,11 @@ func (ap *applier) cutOffAfter(sys System, sent []*Action, err error) {
 	}
 	changes := !slices.ContainsFunc(sent, func(a *Action) bool { return a.Op == OpCreate || a.Cred == nil || a.Cred.RemoteID == "" })
 	if errors.Is(err, ErrUnauthorized) && changes {
+		return
+	}
+	if errors.Is(err, ErrOverBudget) && !errors.Is(err, ErrUnknownOutcome) {
+		// A re-send the budget had no request for: nothing ran, and the
+		// system's later batches are paid for.
 		return
 	}
 	ap.mu.Lock()
@@ -185,9 +220,12 @@ func (ap *applier) applyAll(ctx context.Context, sync []*Credential, actions []*
 	}
 	var ready []*Action
 	for _, a := range after {
-		if a.After.Status == StatusActive {
+		switch why := ap.deferredWith(a); {
+		case a.After.Status == StatusActive:
 			ready = append(ready, a)
-		} else {
+		case why != "":
+			ap.deferLater(a, "what it waits on was deferred: "+why)
+		default:
 			ap.skip(a, fmt.Sprintf("its replacement %s was not created", a.After.Kind))
 		}
 	}
@@ -264,6 +302,8 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 			ap.skip(a, fmt.Sprintf("%s could not be asked what it already holds, so nothing is created there this run: %v", b.System, ap.noCreate[b.System]))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
+		case ap.deferredWith(a) != "":
+			ap.deferLater(a, "what it waits on was deferred: "+ap.deferredWith(a))
 		case a.After != nil && ap.isNotOurs(a.After):
 			// Waiting on a claim that showed the key is not ours.
 			const why = "the key is not keysync's; left alone"
@@ -319,6 +359,12 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 	// The request itself is not cancelled by a stop signal: a request cut
 	// off mid-flight has an unknown outcome, which costs a read-back later.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ap.r.requestTimeout())
+	if ap.resends != nil {
+		// The plan's price paid for this request once; sending it again
+		// comes out of the same day's budget, at the batch's priority.
+		revoke := slices.ContainsFunc(ready, func(a *Action) bool { return a.Priority == PriorityRevoke })
+		rctx = WithResends(rctx, ap.resends(b.System, revoke))
+	}
 	results, err := sink.Apply(rctx, ready)
 	cancel()
 	ap.r.crash(CrashAfterRequest, b.System)

@@ -46,6 +46,13 @@ var (
 	// ErrRateLimited: the system refused the request for its rate limit
 	// (HTTP 429); the request was not run, and the next run retries it.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrOverBudget: a write would have been sent again (after a 429, an
+	// outage, or a 3RPMS document the server undid or refused whole) and
+	// the day's request budget had nothing left for it, so it was not
+	// sent (see WithResends). Alone, it means the write did not run: its
+	// action is deferred to the next run. With ErrUnknownOutcome, the send
+	// before it may have run: the next read decides.
+	ErrOverBudget = errors.New("the day's request budget has nothing left to send it again")
 	// ErrNoList: the system has no call that lists what it holds (it
 	// answered the list 404 or 405), so nothing can be read back from it:
 	// a backfill cannot adopt there, and a create whose answer was lost

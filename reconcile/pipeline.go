@@ -94,6 +94,8 @@ type purse struct {
 	base    map[Account]int
 	// planned is the write requests planned so far (Runner.OnPlanned).
 	planned int
+	// priced marks the properties priced so far.
+	priced map[*siteWork]bool
 }
 
 // pipeline runs every visited property through read, plan, budget and
@@ -145,7 +147,7 @@ func (r *Runner) pipeline(ctx context.Context, opts Options, run int64, allow ma
 	if err := r.rands(works); err != nil {
 		return nil, err
 	}
-	p := &purse{allow: allow, counted: map[Account]bool{}, base: r.Meter.byAccount()}
+	p := &purse{allow: allow, counted: map[Account]bool{}, base: r.Meter.byAccount(), priced: map[*siteWork]bool{}}
 	records := &recordLoads{}
 
 	// With a Review, nothing is written until every plan is reviewed:
@@ -346,7 +348,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		<-u.priced
 	}
 	w.requests = requestsBySystem(actions, site.maxBatch)
-	w.job = p.price(r, site, rd, plan, actions, w.requests, w.after)
+	w.job = p.price(r, w, rd, plan, actions)
 	w.job.held = held
 	w.donePricing()
 
@@ -361,7 +363,8 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	}
 	j := w.job
 	j.ap = &applier{r: r, site: site, run: run, now: opts.at(), log: r.log().With("property", site.Property.Name), dead: map[System]error{},
-		noCreate: rd.unsurveyed, notOurs: map[*Credential]bool{}}
+		noCreate: rd.unsurveyed, notOurs: map[*Credential]bool{}, deferred: map[*Credential]string{},
+		resends: func(sys System, revoke bool) func() bool { return p.resends(w, sys, revoke) }}
 	if err := j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches); err != nil {
 		return err
 	}
@@ -380,20 +383,23 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	return nil
 }
 
-// price budgets the actions of a property's plan (those the fail-safe
-// does not hold) against what the run's allowances have left and takes
-// their requests off them; planned is their requests per system. The first time an account is priced, all of the run's reads on
+// price budgets the actions of w's plan (those the fail-safe does not
+// hold) against what the run's allowances have left and takes their
+// requests off them (w.requests is their requests per system). The first
+// time an account is priced, all of the run's reads on
 // it are done (see siteWork.shares) and come off its allowance.
 //
 // The revocations of the properties sharing an account that are priced
-// after this one (after) are kept from its work other than revocations,
+// after this one (w.after) are kept from its work other than revocations,
 // as its reserve is: with too little left for all, every property's
 // revocations go before any property's arrivals, whatever the config's
 // order.
-func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, actions []*Action, planned map[System]int, after []*siteWork) *siteJob {
+func (p *purse) price(r *Runner, w *siteWork, rd siteRead, plan *Plan, actions []*Action) *siteJob {
+	site, planned, after := w.site, w.requests, w.after
 	job := &siteJob{site: site, rd: rd, plan: plan, pr: newPlanReport(plan)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.priced[w] = true
 	for _, acct := range site.accounts() {
 		if al, ok := p.allow[acct]; ok && !p.counted[acct] {
 			// The reads come off what is left, but never off the reserve
@@ -430,4 +436,40 @@ func (p *purse) price(r *Runner, site *Site, rd siteRead, plan *Plan, actions []
 		r.OnPlanned(p.planned)
 	}
 	return job
+}
+
+// resends is the re-send budget (WithResends) of w's batches for sys: each
+// request it grants comes off the account's allowance, as the plan's
+// requests did when priced; nil when the account has no budget. A batch
+// carrying a revocation or cleanup (revoke) may spend the reserve; any
+// other keeps it, and the revocations of the properties sharing the
+// account not priced yet, as price does.
+func (p *purse) resends(w *siteWork, sys System, revoke bool) func() bool {
+	acct := w.site.account(sys)
+	p.mu.Lock()
+	_, limited := p.allow[acct]
+	p.mu.Unlock()
+	if !limited {
+		return nil
+	}
+	return func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		al := p.allow[acct]
+		floor := 0
+		if !revoke {
+			floor = al.Reserve
+			for _, u := range w.after {
+				if !p.priced[u] && u.site.account(sys) == acct {
+					floor += u.revokes[sys]
+				}
+			}
+		}
+		if al.Left <= floor {
+			return false
+		}
+		al.Left--
+		p.allow[acct] = al
+		return true
+	}
 }

@@ -252,7 +252,14 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		for _, d := range j.deferred {
 			j.pr.set(d.Action, ResultDeferred, d.Why)
-			acct := site.account(d.Action.System)
+		}
+		// Those the budget deferred, and those deferred while applying
+		// (a re-send it had no request for).
+		for _, a := range j.pr.Actions {
+			if a.Result != ResultDeferred {
+				continue
+			}
+			acct := site.account(a.System)
 			b := rep.Budget[acct]
 			b.Deferred++
 			rep.Budget[acct] = b

@@ -53,7 +53,7 @@ import (
 // opposed to a failed request, a lost answer or an outage.
 func refused(err error) bool {
 	return err != nil && !errors.Is(err, ErrUnknownOutcome) && !errors.Is(err, ErrUnavailable) &&
-		!errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrRateLimited)
+		!errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrRateLimited) && !errors.Is(err, ErrOverBudget)
 }
 
 // settle applies one outcome to the action's credential. whole says the
@@ -92,6 +92,19 @@ func (ap *applier) settle(a *Action, o Outcome, whole bool) (Phase, string) {
 		if errors.Is(err, ErrUnknownOutcome) {
 			ap.rep.set(a, ResultUnknown, err.Error())
 			return PhaseUnknown, err.Error()
+		}
+		if errors.Is(err, ErrOverBudget) {
+			// Sent, refused for the rate limit (or undone) and not sent
+			// again for want of budget: nothing ran, so it is deferred,
+			// first in the next run, as the plan's deferred work is.
+			if a.Op == OpCreate {
+				c.Status = StatusAbandoned // nothing was created
+			}
+			ap.rep.set(a, ResultDeferred, err.Error())
+			ap.mu.Lock()
+			ap.deferred[c] = err.Error()
+			ap.mu.Unlock()
+			return PhaseSkipped, err.Error()
 		}
 		ap.rep.set(a, ResultFailed, err.Error())
 		if a.Op == OpCreate {
