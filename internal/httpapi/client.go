@@ -188,8 +188,11 @@ type Request struct {
 // never answered (package reach). An answer that cannot be read wraps
 // reconcile.ErrUnknownOutcome for a write and nothing for a read; a
 // failure while waiting for the Pacer, or before sending, means nothing
-// was sent. No error quotes a URL, a credential or an answer's body
-// beyond what r.Reason returns.
+// was sent. A write is sent again (a 429 waited out, an idempotent write
+// after an outage) only when ctx's re-send budget has a request for it
+// (reconcile.WithResends); otherwise the last failure comes back wrapped
+// with reconcile.ErrOverBudget. No error quotes a URL, a credential or an
+// answer's body beyond what r.Reason returns.
 func (c *Client) Do(ctx context.Context, r Request) ([]byte, error) {
 	var payload []byte
 	if r.Body != nil {
@@ -203,7 +206,13 @@ func (c *Client) Do(ctx context.Context, r Request) ([]byte, error) {
 		raw  []byte
 		last error // the last exchange's error
 	)
-	err := c.opts.Retry.Do(ctx, c.opts.Pacer, r.Idempotent, func() error {
+	var again func() error
+	if r.Write {
+		// The plan paid for a write once: each re-send comes out of the
+		// day's budget, and goes only when it has a request left.
+		again = func() error { return reconcile.Resend(ctx) }
+	}
+	err := c.opts.Retry.do(ctx, c.opts.Pacer, r.Idempotent, again, func() error {
 		raw, last = c.exchange(ctx, r, payload)
 		return last
 	})

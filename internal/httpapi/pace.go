@@ -349,6 +349,14 @@ var ErrWaitTooLong = errors.New("rate limited for longer than this run waits")
 // Do runs fn, paced by pacer, retrying as the policy allows. idempotent
 // says fn may be repeated after an unknown outcome (reads, PUT, DELETE).
 func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() error) error {
+	return r.do(ctx, pacer, idempotent, nil, fn)
+}
+
+// do is Do, asking again, when set, before each retry: an error from it
+// (a write's re-send the day's budget has no request for,
+// reconcile.Resend) ends the retries, and the last failure is returned
+// wrapped with it.
+func (r Retry) do(ctx context.Context, pacer *Pacer, idempotent bool, again func() error, fn func() error) error {
 	attempts := r.Attempts
 	if attempts <= 0 {
 		attempts = 4
@@ -376,6 +384,9 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 			if n == attempts-1 {
 				return err
 			}
+			if aerr := ask(again); aerr != nil {
+				return fmt.Errorf("%w; %w", err, aerr)
+			}
 			r.log().Warn("rate limited; waiting", "system", rl.System, "retry_after", rl.RetryAfter)
 			if pacer == nil {
 				if serr := clock.Sleep(ctx, rl.RetryAfter); serr != nil {
@@ -387,6 +398,9 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 			if n == attempts-1 {
 				return err
 			}
+			if aerr := ask(again); aerr != nil {
+				return fmt.Errorf("%w; %w", err, aerr)
+			}
 			d := r.backoff(n)
 			r.log().Warn("system unavailable; retrying", "attempt", n+1, "wait", d, "err", err)
 			if serr := clock.Sleep(ctx, d); serr != nil {
@@ -397,6 +411,14 @@ func (r Retry) Do(ctx context.Context, pacer *Pacer, idempotent bool, fn func() 
 		}
 	}
 	return err
+}
+
+// ask calls again, when set.
+func ask(again func() error) error {
+	if again == nil {
+		return nil
+	}
+	return again()
 }
 
 func (r Retry) backoff(n int) time.Duration {
