@@ -38,7 +38,9 @@
 //     max_ops_per_request: a document refused whole before it ran goes
 //     again in halves, and the run keeps to the size that went (the
 //     sandbox's MaxRootFields). The extra requests of both are not in the
-//     plan's price; they are metered like any other.
+//     plan's price: each is a re-send, paid from the same day's budget
+//     (reconcile.WithResends) and not sent when it has nothing left
+//     (sendDocument).
 package threerpms
 
 import (
@@ -109,7 +111,7 @@ func (s *Sink) MaxBatch() int {
 // An action whose input cannot be built (a PIN or compartment that breaks
 // the API document's rules) fails alone, before sending; the others still go.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
-	sub := &submission{actions: actions, out: make([]reconcile.Outcome, len(actions))}
+	sub := &submission{actions: actions, out: make([]reconcile.Outcome, len(actions)), resends: reconcile.Resends(ctx)}
 	for i, a := range actions {
 		m, err := mutationOf(a)
 		if err != nil {
@@ -136,6 +138,9 @@ type submission struct {
 	muts    []mutation
 	out     []reconcile.Outcome
 	err     error
+	// resends is the re-send budget the actions came with
+	// (reconcile.WithResends), nil when none.
+	resends func() bool
 	// taken counts the actions of sent put in documents so far, answered
 	// those answered, failed those in documents that failed as a whole
 	// (failure is the first such error).
@@ -159,19 +164,32 @@ type part struct {
 // only one failed gets, for the actions in that one, an unknown outcome:
 // what the failed request did (nothing, or some of it) is for the next
 // read to show, never taken as a refusal of each action.
+//
+// The plan's price paid for the document once; every request sent for it
+// after the first (sendUndoable's, and the transport's retries) comes out
+// of the day's budget, paid by the first of the parts' re-send budgets
+// with a request left (a batch carrying a revocation may spend the
+// reserve). One the budget has no request for is not sent: its fields
+// that did not run are deferred (reconcile.ErrOverBudget), those that may
+// have run have an unknown outcome.
 func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts []part) {
 	var muts []mutation
 	for _, p := range parts {
 		muts = append(muts, p.sub.muts[p.from:p.to]...)
 	}
-	results, _, err := sendUndoable(ctx, gql, limit, muts, resendDepth(len(muts)))
+	ctx = reconcile.WithResends(ctx, anyOf(parts))
+	results, _, err := sendUndoable(ctx, &sender{gql: gql}, limit, muts, resendDepth(len(muts)))
+	cause := reconcile.ErrUnknownOutcome
+	if notSent(err) {
+		cause = reconcile.ErrOverBudget // nothing of it ran
+	}
 	j := 0
 	for _, p := range parts {
 		sub := p.sub
 		for _, i := range sub.sent[p.from:p.to] {
 			if err != nil {
 				sub.out[i].Err = fmt.Errorf("3rpms: %s for stay %s: the shared request carrying it failed as a whole (%v): %w",
-					sub.actions[i].Op, sub.actions[i].Stay.ID, err, reconcile.ErrUnknownOutcome)
+					sub.actions[i].Op, sub.actions[i].Stay.ID, err, cause)
 				sub.failed++
 				sub.failure = worse(sub.failure, err)
 			} else {
@@ -184,6 +202,52 @@ func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts [
 			sub.out, sub.err = nil, sub.failure
 		}
 	}
+}
+
+// anyOf is the re-send budget of a document carrying parts: the first of
+// their budgets that has a request left pays; nil (not budgeted) when one
+// of them is nil.
+func anyOf(parts []part) func() bool {
+	var spends []func() bool
+	for _, p := range parts {
+		if p.sub.resends == nil {
+			return nil
+		}
+		spends = append(spends, p.sub.resends)
+	}
+	return func() bool {
+		for _, spend := range spends {
+			if spend() {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// sender sends the documents of one sendDocument: the first is paid for
+// by the plan's price, each after it by the re-send budget.
+type sender struct {
+	gql  graphql.Client
+	sent bool
+}
+
+// send sends d, the first time, or again when ctx's re-send budget
+// (reconcile.Resend) has a request for it.
+func (s *sender) send(ctx context.Context, d *document) ([]fieldResult, error) {
+	if s.sent {
+		if err := reconcile.Resend(ctx); err != nil {
+			return nil, fmt.Errorf("3rpms: %w", err)
+		}
+	}
+	s.sent = true
+	return d.send(ctx, s.gql)
+}
+
+// notSent reports whether err says a request was not sent for want of
+// budget (and no send before it may have run).
+func notSent(err error) bool {
+	return errors.Is(err, reconcile.ErrOverBudget) && !errors.Is(err, reconcile.ErrUnknownOutcome)
 }
 
 // fieldOutcome is what an alias's answer says of its action.
@@ -389,8 +453,8 @@ type fieldResult struct {
 	// field had no error of its own: it did not happen, and may be sent
 	// again; or, after "data": null whose errors name other fields, that
 	// it is an assign, claim, revoke or delete that may have run and is
-	// sent again all the same (see document.send).
-	undone bool
+	// sent again all the same (see document.send): ran says so.
+	undone, ran bool
 }
 
 // resendDepth bounds how deep sendUndoable goes for a document of n
@@ -428,7 +492,7 @@ func resendDepth(n int) int { return 2*bits.Len(uint(n)) + 2 }
 // takes max_ops_per_request fields never triggers any of this.
 //
 // oneDoc reports that muts went as one document that was answered.
-func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, depth int) (results []fieldResult, oneDoc bool, err error) {
+func sendUndoable(ctx context.Context, gql *sender, limit *sizes, muts []mutation, depth int) (results []fieldResult, oneDoc bool, err error) {
 	if n := limit.get(); n > 0 && len(muts) > n {
 		var chunks [][]int
 		for i := 0; i < len(muts); i += n {
@@ -444,7 +508,7 @@ func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []
 	for _, m := range muts {
 		doc.add(m)
 	}
-	results, err = doc.send(ctx, gql)
+	results, err = gql.send(ctx, &doc)
 	if err != nil {
 		if len(muts) < 2 || depth == 0 || !notRun(err) {
 			return nil, false, err
@@ -488,6 +552,10 @@ func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []
 	}
 	sent, _, _ := sendGroups(ctx, gql, limit, muts, groups, next)
 	for _, i := range again {
+		if results[i].ran && notSent(sent[i].err) {
+			// It may have run before: the next read decides.
+			sent[i].err = fmt.Errorf("the server answered data null for the document it was in, so it may have run, and it was not sent again (%v): %w", sent[i].err, reconcile.ErrUnknownOutcome)
+		}
 		results[i] = sent[i]
 	}
 	return results, true, nil
@@ -499,7 +567,7 @@ func sendUndoable(ctx context.Context, gql graphql.Client, limit *sizes, muts []
 // that fails as a whole gives its fields an unknown outcome (a group of
 // one field its refusal, when the server refused it); when every group
 // failed, err is the first failure too, as one request's would be.
-func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mutation, groups [][]int, depth int) (results []fieldResult, eachOneDoc bool, err error) {
+func sendGroups(ctx context.Context, gql *sender, limit *sizes, muts []mutation, groups [][]int, depth int) (results []fieldResult, eachOneDoc bool, err error) {
 	results = make([]fieldResult, len(muts))
 	eachOneDoc = true
 	failed := 0
@@ -519,7 +587,7 @@ func sendGroups(ctx context.Context, gql graphql.Client, limit *sizes, muts []mu
 		err = worse(err, gerr)
 		failed++
 		ferr := gerr
-		if len(g) > 1 || httpapi.Refusal(gerr) == nil || errors.Is(gerr, reconcile.ErrUnknownOutcome) {
+		if !notSent(gerr) && (len(g) > 1 || httpapi.Refusal(gerr) == nil || errors.Is(gerr, reconcile.ErrUnknownOutcome)) {
 			ferr = fmt.Errorf("the request carrying it, sent again, failed as a whole (%v): %w", gerr, reconcile.ErrUnknownOutcome)
 		}
 		for _, i := range g {
@@ -645,7 +713,7 @@ func (d *document) send(ctx context.Context, gql graphql.Client) ([]fieldResult,
 			case d.names[i] == "createRoomAccessKey":
 				out[i].err = fmt.Errorf("the server answered data null: another field of the request failed, and whether this one ran is unknown: %w", reconcile.ErrUnknownOutcome)
 			default:
-				out[i].undone = true
+				out[i].undone, out[i].ran = true, true
 			}
 		}
 		return out, nil
