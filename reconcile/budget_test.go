@@ -116,3 +116,55 @@ func TestBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestResendBudget: the re-sends of a batch's request (a 429 waited out,
+// an idempotent write after an outage, a 3RPMS document sent again) come
+// out of what the day's budget has left after the plan's price, at the
+// batch's priority: a batch carrying a revocation or cleanup may spend
+// the reserve, any other keeps it and the revocations of a property
+// sharing the account that is priced later, until they are priced (and
+// so taken off what is left).
+func TestResendBudget(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		al     reconcile.Allowance
+		revoke bool
+		// later is the price of the revocations of a property priced
+		// later; priced says it was priced before the re-sends.
+		later  int
+		priced bool
+		// grants is how many re-sends the budget gives before it refuses
+		// one.
+		grants int
+	}{
+		{name: "nothing left", al: reconcile.Allowance{Left: 0}, grants: 0},
+		{name: "revocation, nothing left", al: reconcile.Allowance{Left: 0}, revoke: true, grants: 0},
+		{name: "arrivals, left above the reserve", al: reconcile.Allowance{Left: 3, Reserve: 1}, grants: 2},
+		{name: "arrivals keep the reserve", al: reconcile.Allowance{Left: 2, Reserve: 2}, grants: 0},
+		{name: "revocation spends the reserve", al: reconcile.Allowance{Left: 2, Reserve: 2}, revoke: true, grants: 2},
+		{name: "arrivals keep a later property's revocations", al: reconcile.Allowance{Left: 3}, later: 2, grants: 1},
+		{name: "arrivals after the later property is priced", al: reconcile.Allowance{Left: 5}, later: 2, priced: true, grants: 3},
+		{name: "arrivals keep the reserve and a later property's revocations", al: reconcile.Allowance{Left: 6, Reserve: 1}, later: 2, grants: 3},
+		{name: "revocation does not wait for a later property's", al: reconcile.Allowance{Left: 2}, revoke: true, later: 2, grants: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spend, price := reconcile.ResendBudget(tt.al, tt.revoke, tt.later)
+			if tt.priced {
+				price()
+			}
+			n := 0
+			for n < 100 && spend() {
+				n++
+			}
+			if n != tt.grants {
+				t.Errorf("%d re-sends granted, want %d", n, tt.grants)
+			}
+			if spend() {
+				t.Error("a re-send granted after one was refused")
+			}
+		})
+	}
+}
