@@ -1083,3 +1083,88 @@ func TestApplyDeletedAsID(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyResendsPaidFromBudget: the plan's price pays for a batch's
+// document once; every document sent again for it (the fields of one
+// undone whole, the halves of one refused before it ran) takes a request
+// from the re-send budget (reconcile.WithResends), and one it has none for
+// is not sent. Fields that did not run are then not sent (ErrOverBudget:
+// deferred), fields that may have run are unknown, and refusals keep their
+// own errors.
+func TestApplyResendsPaidFromBudget(t *testing.T) {
+	t.Parallel()
+	const (
+		done    = "done"
+		over    = "over budget"
+		unknown = "unknown"
+		refusal = "refused"
+	)
+	for _, tc := range []struct {
+		name     string
+		setup    func(*sandbox.Server)
+		left     int
+		want     []string // create s5, claim of the foreign key on s4, assign on s1
+		requests int
+		whole    error // Apply's error, when the batch fails as a whole
+	}{
+		{name: "undone whole, a request left", setup: func(sb *sandbox.Server) { sb.SetRollbackDocuments(true) }, left: 1,
+			want: []string{done, refusal, done}, requests: 2},
+		{name: "undone whole, none left", setup: func(sb *sandbox.Server) { sb.SetRollbackDocuments(true) }, left: 0,
+			want: []string{over, refusal, over}, requests: 1},
+		{name: "data null, none left", setup: func(sb *sandbox.Server) { sb.SetNonNullPayloads(true) }, left: 0,
+			want: []string{unknown, refusal, unknown}, requests: 1},
+		{name: "data null, a request left", setup: func(sb *sandbox.Server) { sb.SetNonNullPayloads(true) }, left: 1,
+			want: []string{unknown, refusal, done}, requests: 2},
+		{name: "refused before running, none left", setup: func(sb *sandbox.Server) { sb.SetMaxRootFields(2) }, left: 0,
+			requests: 1, whole: reconcile.ErrOverBudget},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb, s := newSandbox(t)
+			tc.setup(sb)
+			foreign := inject(t, sb, sandbox.OtherIntegration, "9004", "s4")
+			ours := inject(t, sb, ourID, "1234")
+			sb.ResetRequests()
+			left := tc.left
+			ctx := reconcile.WithResends(t.Context(), func() bool {
+				if left == 0 {
+					return false
+				}
+				left--
+				return true
+			})
+			out, err := s.Apply(ctx, []*reconcile.Action{
+				create("s5", "4242"), onKey(reconcile.OpClaim, "s4", foreign), onKey(reconcile.OpAssign, "s1", ours),
+			})
+			if n := len(sb.Requests()); n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+			if tc.whole != nil {
+				if !errors.Is(err, tc.whole) || errors.Is(err, reconcile.ErrUnknownOutcome) || out != nil {
+					t.Errorf("Apply: %v, %+v; want a whole failure wrapping %v alone", err, out, tc.whole)
+				}
+				return
+			}
+			if err != nil || len(out) != len(tc.want) {
+				t.Fatalf("Apply: %v, %+v", err, out)
+			}
+			for i, o := range out {
+				got := done
+				switch {
+				case errors.Is(o.Err, reconcile.ErrUnknownOutcome):
+					got = unknown
+				case errors.Is(o.Err, reconcile.ErrOverBudget):
+					got = over
+				case o.Err != nil:
+					got = refusal
+				}
+				if got != tc.want[i] {
+					t.Errorf("action %d: %s (%v), want %s", i, got, o.Err, tc.want[i])
+				}
+			}
+			if tc.want[2] == over && stayKey(t, sb, "s1") != "" {
+				t.Errorf("s1 holds %q, though its assign was not sent again", stayKey(t, sb, "s1"))
+			}
+		})
+	}
+}
