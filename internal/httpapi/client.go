@@ -221,8 +221,11 @@ func (c *Client) Do(ctx context.Context, r Request) ([]byte, error) {
 	case err == nil:
 		return raw, nil
 	case errors.Is(err, ErrWaitTooLong) && errors.As(err, &rl):
-		return nil, c.fail(r, http.StatusTooManyRequests,
-			c.rateReason(fmt.Sprintf("rate limited (retry after %s, longer than this run waits)", rl.RetryAfter)), err)
+		what := fmt.Sprintf("rate limited (retry after %s, longer than this run waits)", rl.RetryAfter)
+		if errors.Is(err, errBarred) {
+			what = fmt.Sprintf("rate limited: not sent, an earlier 429 asked to wait %s more, longer than this run waits", rl.RetryAfter.Round(time.Second))
+		}
+		return nil, c.fail(r, http.StatusTooManyRequests, c.rateReason(what), err)
 	case last == nil || !errors.Is(err, last):
 		// The pacer's wait failed: this attempt was not sent.
 		return nil, c.fail(r, 0, "waiting for rate limit (waiting for the rate limiter failed; nothing was sent)", err)

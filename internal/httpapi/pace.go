@@ -57,6 +57,11 @@ type Pacer struct {
 	limAt time.Time
 	// group is the PacerGroup of the API host, nil when there is none.
 	group *PacerGroup
+	// bar and barRL: a 429 asked for a wait longer than a run waits
+	// (Retry.do); until bar, every request through the Pacer fails as
+	// rate limited without being sent.
+	bar   time.Time
+	barRL *RateLimitedError
 }
 
 // IdleReset is how long an API must be left alone before a Pacer allows
@@ -209,6 +214,42 @@ func (p *Pacer) Seed(times []time.Time) {
 			p.take(t)
 		}
 	}
+}
+
+// Bar refuses every request through the Pacer until the given time
+// without sending it, as rl (a 429 asking for a wait longer than a run
+// waits) refused one: the API would refuse each request before then the
+// same way (other properties on the credential, serve's later webhook and
+// poll runs).
+func (p *Pacer) Bar(until time.Time, rl *RateLimitedError) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if until.After(p.bar) {
+		p.bar, p.barRL = until, rl
+	}
+}
+
+// errBarred marks a request a Pacer's Bar refused without sending it.
+var errBarred = errors.New("not sent: the API asked to be left alone")
+
+// barred returns, while a Bar is in force, the error a request gets: rate
+// limited for the time left (ErrWaitTooLong, errBarred); nil otherwise.
+func (p *Pacer) barred() error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	if p.barRL == nil || !now.Before(p.bar) {
+		return nil
+	}
+	rl := *p.barRL
+	rl.RetryAfter = p.bar.Sub(now)
+	return fmt.Errorf("%w: %w (%w)", ErrWaitTooLong, &rl, errBarred)
 }
 
 // Hold stops every request until the given time, as a 429 asks.
@@ -367,6 +408,9 @@ func (r Retry) do(ctx context.Context, pacer *Pacer, idempotent bool, again func
 	}
 	var err error
 	for n := 0; n < attempts; n++ {
+		if berr := pacer.barred(); berr != nil {
+			return berr
+		}
 		if werr := pacer.Wait(ctx); werr != nil {
 			return werr
 		}
@@ -378,6 +422,7 @@ func (r Retry) do(ctx context.Context, pacer *Pacer, idempotent bool, again func
 		case errors.As(err, &rl):
 			// A 429 was refused, not run: trying again is safe for any call.
 			if rl.RetryAfter > r.maxWait() {
+				pacer.Bar(clock.Now().Add(rl.RetryAfter), rl)
 				return fmt.Errorf("%w (%s asks to wait %s): %w", ErrWaitTooLong, rl.System, rl.RetryAfter, err)
 			}
 			pacer.Hold(clock.Now().Add(rl.RetryAfter))

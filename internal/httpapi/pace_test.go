@@ -1,11 +1,16 @@
 package httpapi_test
 
 import (
+	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 )
 
@@ -293,5 +298,53 @@ func TestPacerGroupOneCredentialRefused(t *testing.T) {
 	}
 	if d := clock.Now().Sub(before); d != 0 {
 		t.Errorf("the other credential's burst of 10 waited %s, want none", d)
+	}
+}
+
+// TestPacerBarsALongRateLimit: a 429 asking for a wait longer than a run
+// waits fails the request (ErrWaitTooLong) and bars the Pacer until then:
+// every request through it, another call's too, fails the same way
+// without reaching the API, until the time the API named.
+func TestPacerBarsALongRateLimit(t *testing.T) {
+	t.Parallel()
+	var got atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if got.Add(1) == 1 {
+			w.Header().Set("Retry-After", "86400")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	clock := clocktest.New(time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC))
+	c, err := httpapi.New(httpapi.Options{
+		System: reconcile.SystemGuestway, BaseURL: srv.URL,
+		Transport: httpapi.Transport{Pacer: httpapi.NewPacer(5, 10, clock), Retry: httpapi.Retry{Clock: clock}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(path string) error {
+		_, err := c.Do(t.Context(), httpapi.Request{Call: "list " + path, Method: http.MethodGet, Path: path, Idempotent: true})
+		return err
+	}
+	if err := do("/a"); !errors.Is(err, httpapi.ErrWaitTooLong) || !errors.Is(err, reconcile.ErrRateLimited) {
+		t.Fatalf("first request: %v, want ErrWaitTooLong and ErrRateLimited", err)
+	}
+	clock.Advance(23 * time.Hour)
+	if err := do("/b"); !errors.Is(err, httpapi.ErrWaitTooLong) || !errors.Is(err, reconcile.ErrRateLimited) || !strings.Contains(err.Error(), "not sent, an earlier 429 asked to wait 1h0m0s more") {
+		t.Errorf("another request within the day: %v, want it refused unsent, naming the wait left", err)
+	}
+	if n := got.Load(); n != 1 {
+		t.Errorf("the API got %d requests while it had asked to be left alone, want 1", n)
+	}
+	clock.Advance(time.Hour)
+	if err := do("/b"); err != nil {
+		t.Errorf("after the wait: %v", err)
+	}
+	if n := got.Load(); n != 2 {
+		t.Errorf("the API got %d requests, want 2", n)
 	}
 }
