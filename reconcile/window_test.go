@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,5 +240,28 @@ func TestCheckReadsAccessOpeningWithinTheHorizon(t *testing.T) {
 	if opens := p.Window(s.Arrival, s.Departure).Start; checked != 1 || len(unready) != 1 {
 		t.Errorf("access of %s opens %s, within 24h of %s; checked %d, unready %v, want it checked and not ready (no key)",
 			s.Ref.ID, opens.In(lj), now.In(lj), checked, unready)
+	}
+}
+
+// TestCheckUnreadableGuestwayPIN: a Guestway lock PIN sent in a form
+// keysync cannot read (a JSON number, LockAccess.Unreadable) is a PIN
+// Guestway holds: check must not say Guestway holds none, which sends a
+// person to issue a second PIN for a lock that has one.
+func TestCheckUnreadableGuestwayPIN(t *testing.T) {
+	t.Parallel()
+	p := testProperty()
+	s := stay("g1", "r101", "2026-06-11", "2026-06-13")
+	s.Ref.Source = reconcile.SystemGuestway
+	s.Locks = []reconcile.LockAccess{{LockID: "l1", LockName: "Front door", Unreadable: true}}
+	runner := &reconcile.Runner{Store: newStore(), Rand: seeded(9), Sites: []*reconcile.Site{
+		{Property: p, Source: &fakeSource{w: newWorld(s)}, Sinks: map[reconcile.System]reconcile.Sink{}}}}
+	_, unready, failures, err := runner.Check(context.Background(), ljAt("2026-06-10", 20, 0), 24*time.Hour)
+	if err != nil || len(failures) > 0 {
+		t.Fatal(err, failures)
+	}
+	for _, u := range unready {
+		if strings.Contains(fmt.Sprint(u), "holds no smart-lock PIN") {
+			t.Errorf("check says %v, but Guestway holds a PIN for lock l1 (sent as a number)", u)
+		}
 	}
 }
