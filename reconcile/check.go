@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,7 +128,14 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 	needsInvite := p.SharedPortals || method == MethodQR
 	if s.Ref.Source == SystemGuestway && method == MethodPIN {
 		held := slices.ContainsFunc(s.Locks, func(l LockAccess) bool { return l.PIN != "" })
-		if !held {
+		switch i := slices.IndexFunc(s.Locks, func(l LockAccess) bool { return l.Unreadable }); {
+		case held:
+		case i >= 0:
+			// Guestway holds one keysync cannot read (a JSON number):
+			// not "none", which would have a person issue another.
+			why = append(why, fmt.Sprintf("Guestway's smart-lock PIN for lock %s is not a JSON string, so keysync cannot show it: give the guest the PIN Guestway shows",
+				cmp.Or(s.Locks[i].LockName, s.Locks[i].LockID)))
+		default:
 			why = append(why, "Guestway holds no smart-lock PIN")
 		}
 	}
