@@ -710,7 +710,12 @@ func (p *planner) handOver(s Stay, creds []*Credential) {
 	if len(rest) > 0 {
 		p.withdraw(s, rest, true, reason)
 	}
-	p.end(s, p.heldOfLeft(s, creds), reason+"; keysync had no record of it")
+	// Ended live from a stay that has not departed, as handOver's
+	// withdrawals are: the fail-safe weighs them (a wrong split of the
+	// rooms moves many stays at once).
+	left := p.heldOfLeft(s, creds)
+	p.withdrawing(left)
+	p.end(s, left, reason+"; keysync had no record of it")
 }
 
 // heldOfLeft returns, in a backfill, the invites and key-box accesses this

@@ -1519,8 +1519,9 @@ func TestComputeAdoptsHeld(t *testing.T) {
 // the state lost, it seeks what it issued to such a stay for its own
 // doors, without a room (only an invite tagged for the stay, or an access
 // whose code the stay's key carries, is surely the stay's), and adopts
-// what is found to end it: the stay's new property keys it. Nothing is
-// taken that is recorded for another stay, and a recorded credential is
+// what is found to end it: the stay's new property keys it. What it ends
+// counts as withdrawn for the fail-safe, as a run's hand-over does. Nothing
+// is taken that is recorded for another stay, and a recorded credential is
 // withdrawn as in any run, not sought.
 func TestComputeAdoptsHeldOfAStayThatLeft(t *testing.T) {
 	t.Parallel()
@@ -1586,13 +1587,13 @@ func TestComputeAdoptsHeldOfAStayThatLeft(t *testing.T) {
 			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey)},
 			backfill: true, held: held(invite),
 			want: []string{"1 adopt s1 U1 inhouse", "1 adopt s1 U2 inhouse", "1 delete s1 U1 revoke", "1 delete s1 U2 revoke"},
-		}, live: 2},
+		}, live: 2, withdrawn: 2},
 		{planCase: planCase{
 			name:     "found access adopted and cancelled",
 			stays:    []reconcile.Stay{moved("s1", reconcile.KindKeyStorageKey)},
 			backfill: true, held: held(access),
 			want: []string{"1 adopt s1 A1 inhouse", "1 delete s1 A1 revoke"},
-		}, live: 1},
+		}, live: 1, withdrawn: 1},
 		{planCase: planCase{
 			name:     "a found invite recorded for another stay is not taken",
 			stays:    []reconcile.Stay{moved("s1", reconcile.KindQRKey), stay("s9", "r301", "2026-06-10", "2026-06-14")},
@@ -1627,7 +1628,7 @@ func TestComputeAdoptsHeldOfAStayThatLeft(t *testing.T) {
 				t.Errorf("seek %q, want %q", seek, tc.seek)
 			}
 			if plan.Live != tc.live || plan.Withdrawn != tc.withdrawn {
-				t.Errorf("%d live, %d withdrawn; want %d and %d (adopted ones are live, and ending them for a move withdraws nothing)",
+				t.Errorf("%d live, %d withdrawn; want %d and %d (adopted ones are live, and ending them for a move withdraws them, as a run's hand-over does)",
 					plan.Live, plan.Withdrawn, tc.live, tc.withdrawn)
 			}
 			for _, a := range plan.Actions {
