@@ -307,17 +307,7 @@ func TestPacerGroupOneCredentialRefused(t *testing.T) {
 // without reaching the API, until the time the API named.
 func TestPacerBarsALongRateLimit(t *testing.T) {
 	t.Parallel()
-	var got atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if got.Add(1) == 1 {
-			w.Header().Set("Retry-After", "86400")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
-	}))
-	defer srv.Close()
+	srv, got := refuseFirst(t, http.StatusTooManyRequests, "86400")
 	clock := clocktest.New(time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC))
 	c, err := httpapi.New(httpapi.Options{
 		System: reconcile.SystemGuestway, BaseURL: srv.URL,
@@ -347,4 +337,23 @@ func TestPacerBarsALongRateLimit(t *testing.T) {
 	if n := got.Load(); n != 2 {
 		t.Errorf("the API got %d requests, want 2", n)
 	}
+}
+
+// refuseFirst serves a test API that answers its first request with status
+// (and Retry-After retryAfter) and every other one {"ok":true}; got counts
+// the requests it got.
+func refuseFirst(t *testing.T, status int, retryAfter string) (srv *httptest.Server, got *atomic.Int32) {
+	t.Helper()
+	got = new(atomic.Int32)
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if got.Add(1) == 1 {
+			w.Header().Set("Retry-After", retryAfter)
+			w.WriteHeader(status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, got
 }

@@ -3,8 +3,6 @@ package httpapi_test
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,17 +44,7 @@ func TestRetryResendsPaidFromBudget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got atomic.Int32
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				if got.Add(1) == 1 {
-					w.Header().Set("Retry-After", "1")
-					w.WriteHeader(tt.first)
-					return
-				}
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(`{"ok":true}`))
-			}))
-			defer srv.Close()
+			srv, got := refuseFirst(t, tt.first, "1")
 			clock := clocktest.New(time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC))
 			meter := &reconcile.Meter{Clock: clock}
 			c, err := httpapi.New(httpapi.Options{
