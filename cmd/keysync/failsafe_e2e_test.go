@@ -171,3 +171,38 @@ func TestFailSafeHoldsOnlyTheWithdrawals(t *testing.T) {
 		t.Errorf("stderr does not say how to apply the held withdrawals:\n%s", stderr)
 	}
 }
+
+// TestFailSafePlanShowsWhatItHolds: keysync plan marks the actions the
+// fail-safe holds, beside the ones that would go ahead.
+func TestFailSafePlanShowsWhatItHolds(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 10, "")
+	for i := range 8 {
+		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 3)
+	}
+	h.mustRun(ExitOK, "backfill")
+	for i := range 8 {
+		if err := h.sb.CancelReservation(fmt.Sprintf("res-s%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.stay("arrives", "r110", 0, 2)
+	var out, errb strings.Builder
+	env := newEnvironment(&out, &errb, h.getenv)
+	err := env.run(t.Context(), []string{"plan", "--config", h.cfgPath, "--now", h.now.Format(time.RFC3339)})
+	if code := exitCode(err); code != ExitUnsafe {
+		t.Fatalf("plan exited %d, want %d: %v\n%s", code, ExitUnsafe, err, errb.String())
+	}
+	var held, ahead int
+	for _, line := range strings.Split(out.String(), "\n") {
+		switch {
+		case strings.Contains(line, "held by the fail-safe"):
+			held++
+		case strings.Contains(line, "arrives") && strings.Contains(line, "create"):
+			ahead++
+		}
+	}
+	if held < 8 || ahead != 1 || !strings.Contains(out.String(), "RESULT") {
+		t.Errorf("the plan marks %d actions held (want the 8 cancelled stays' at least) and shows %d arrival create (want 1), with a RESULT column:\n%s", held, ahead, out.String())
+	}
+}

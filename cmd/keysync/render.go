@@ -25,7 +25,10 @@ func printPlan(w io.Writer, rep *reconcile.Report, showSecrets bool, out string)
 	if len(actions) == 0 {
 		printNothing(w, rep)
 	} else {
-		printActions(w, actions, showSecrets, out != "", false)
+		// A dry run's actions have no result, but for those the budget
+		// defers or the fail-safe holds: a RESULT column says which.
+		results := slices.ContainsFunc(actions, func(a reconcile.ActionReport) bool { return a.Result != "" })
+		printActions(w, actions, showSecrets, out != "", results)
 	}
 	printNotes(w, rep.Notes(), showSecrets)
 	printFailures(w, rep.Failures)
