@@ -81,8 +81,9 @@ type applier struct {
 	// already hold (siteRead.unsurveyed): nothing is created there.
 	noCreate map[System]error
 	// resends, when set, is the re-send budget (WithResends) of a batch
-	// for a system; revoke says the batch carries a revocation or cleanup.
-	resends func(sys System, revoke bool) func() bool
+	// for a system; revoke says the request sent again carries a
+	// revocation or cleanup.
+	resends func(sys System) func(revoke bool) bool
 	// deferred holds the credentials whose action the budget deferred
 	// while applying (a re-send it had no request for), and why: what
 	// waits on them is deferred with them.
@@ -361,9 +362,11 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ap.r.requestTimeout())
 	if ap.resends != nil {
 		// The plan's price paid for this request once; sending it again
-		// comes out of the same day's budget, at the batch's priority.
+		// comes out of the same day's budget, at the priority of what is
+		// sent again: the batch's, for a request carrying it whole (a
+		// sink sending it in parts asks at each part's, WithRevocation).
 		revoke := slices.ContainsFunc(ready, func(a *Action) bool { return a.Priority == PriorityRevoke })
-		rctx = WithResends(rctx, ap.resends(b.System, revoke))
+		rctx = WithResends(rctx, ap.resends(b.System), revoke)
 	}
 	results, err := sink.Apply(rctx, ready)
 	cancel()

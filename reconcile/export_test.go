@@ -37,17 +37,23 @@ var DateChangeForTest = dateChange
 func Backfilled(plan *PlanReport) bool { return backfilled(plan) }
 
 // ResendBudget is the re-send budget (purse.resends) of a batch of a property
-// whose 3RPMS account has the allowance al, revoke saying the batch
-// carries a revocation, when a property sharing the account and priced
-// after it plans revocations costing later requests. price prices that
-// property: its revocations come off what is left.
+// whose 3RPMS account has the allowance al, every request sent again
+// carrying a revocation or not as revoke says, when a property sharing the
+// account and priced after it plans revocations costing later requests.
+// price prices that property: its revocations come off what is left.
 func ResendBudget(al Allowance, revoke bool, later int) (spend func() bool, price func()) {
+	s, price := ResendsOf(al, later)
+	return func() bool { return s(revoke) }, price
+}
+
+// ResendsOf is ResendBudget's budget, asked at each request's priority.
+func ResendsOf(al Allowance, later int) (spend func(revoke bool) bool, price func()) {
 	acct := NewAccount(System3RPMS, "token")
 	site := &Site{Accounts: map[System]Account{System3RPMS: acct}}
 	u := &siteWork{site: site, revokes: map[System]int{System3RPMS: later}}
 	w := &siteWork{site: site, after: []*siteWork{u}}
 	p := &purse{allow: map[Account]allowance{acct: al}, priced: map[*siteWork]bool{w: true}}
-	return p.resends(w, System3RPMS, revoke), func() {
+	return p.resends(w, System3RPMS), func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		al := p.allow[acct]

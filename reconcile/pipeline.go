@@ -364,7 +364,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	j := w.job
 	j.ap = &applier{r: r, site: site, run: run, now: opts.at(), log: r.log().With("property", site.Property.Name), dead: map[System]error{},
 		noCreate: rd.unsurveyed, notOurs: map[*Credential]bool{}, deferred: map[*Credential]string{},
-		resends: func(sys System, revoke bool) func() bool { return p.resends(w, sys, revoke) }}
+		resends: func(sys System) func(revoke bool) bool { return p.resends(w, sys) }}
 	if err := j.ap.apply(ctx, j.plan, j.pr, rd.resolved, j.kept, j.batches); err != nil {
 		return err
 	}
@@ -440,11 +440,12 @@ func (p *purse) price(r *Runner, w *siteWork, rd siteRead, plan *Plan, actions [
 
 // resends is the re-send budget (WithResends) of w's batches for sys: each
 // request it grants comes off the account's allowance, as the plan's
-// requests did when priced; nil when the account has no budget. A batch
-// carrying a revocation or cleanup (revoke) may spend the reserve; any
-// other keeps it, and the revocations of the properties sharing the
-// account not priced yet, as price does.
-func (p *purse) resends(w *siteWork, sys System, revoke bool) func() bool {
+// requests did when priced; nil when the account has no budget. The
+// request sent again decides (revoke): one carrying a revocation or
+// cleanup may spend the reserve; any other keeps it, and the revocations
+// of the properties sharing the account not priced yet, as price does,
+// whatever else its batch carries.
+func (p *purse) resends(w *siteWork, sys System) func(revoke bool) bool {
 	acct := w.site.account(sys)
 	p.mu.Lock()
 	_, limited := p.allow[acct]
@@ -452,7 +453,7 @@ func (p *purse) resends(w *siteWork, sys System, revoke bool) func() bool {
 	if !limited {
 		return nil
 	}
-	return func() bool {
+	return func(revoke bool) bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		al := p.allow[acct]

@@ -55,14 +55,14 @@ func TestRetryResendsPaidFromBudget(t *testing.T) {
 				t.Fatal(err)
 			}
 			left, spent := tt.left, 0
-			ctx := reconcile.WithResends(t.Context(), func() bool {
+			ctx := reconcile.WithResends(t.Context(), func(bool) bool {
 				if left == 0 {
 					return false
 				}
 				left--
 				spent++
 				return true
-			})
+			}, false)
 			method := http.MethodGet
 			if tt.write {
 				method = http.MethodPut

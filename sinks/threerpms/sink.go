@@ -40,7 +40,8 @@
 //     sandbox's MaxRootFields). The extra requests of both are not in the
 //     plan's price: each is a re-send, paid from the same day's budget
 //     (reconcile.WithResends) and not sent when it has nothing left
-//     (sendDocument).
+//     (sendDocument); only one carrying a revocation or cleanup may spend
+//     the revocation reserve, whatever else its batch carries.
 package threerpms
 
 import (
@@ -51,6 +52,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -111,13 +113,15 @@ func (s *Sink) MaxBatch() int {
 // An action whose input cannot be built (a PIN or compartment that breaks
 // the API document's rules) fails alone, before sending; the others still go.
 func (s *Sink) Apply(ctx context.Context, actions []*reconcile.Action) ([]reconcile.Outcome, error) {
-	sub := &submission{actions: actions, out: make([]reconcile.Outcome, len(actions)), resends: reconcile.Resends(ctx)}
+	spend, _ := reconcile.Resends(ctx) // each document says its own priority
+	sub := &submission{actions: actions, out: make([]reconcile.Outcome, len(actions)), resends: spend}
 	for i, a := range actions {
 		m, err := mutationOf(a)
 		if err != nil {
 			sub.out[i].Err = fmt.Errorf("3rpms: %s for stay %s: %w (%w)", a.Op, a.Stay.ID, err, reconcile.ErrRejected)
 			continue
 		}
+		m.revoke = a.Priority == reconcile.PriorityRevoke
 		sub.sent, sub.muts = append(sub.sent, i), append(sub.muts, m)
 	}
 	if len(sub.sent) == 0 {
@@ -140,7 +144,7 @@ type submission struct {
 	err     error
 	// resends is the re-send budget the actions came with
 	// (reconcile.WithResends), nil when none.
-	resends func() bool
+	resends func(revoke bool) bool
 	// taken counts the actions of sent put in documents so far, answered
 	// those answered, failed those in documents that failed as a whole
 	// (failure is the first such error).
@@ -168,8 +172,11 @@ type part struct {
 // The plan's price paid for the document once; every request sent for it
 // after the first (sendUndoable's, and the transport's retries) comes out
 // of the day's budget, paid by the first of the parts' re-send budgets
-// with a request left (a batch carrying a revocation may spend the
-// reserve). One the budget has no request for is not sent: its fields
+// with a request left, at that document's own priority (sendUndoable: a
+// document carrying a revocation or cleanup may spend the reserve, one
+// of creates and assigns alone may not, whatever else its batch or the
+// document it came from carried). One the budget has no request for is
+// not sent: its fields
 // that did not run are deferred (reconcile.ErrOverBudget), those that may
 // have run have an unknown outcome.
 func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts []part) {
@@ -177,7 +184,7 @@ func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts [
 	for _, p := range parts {
 		muts = append(muts, p.sub.muts[p.from:p.to]...)
 	}
-	ctx = reconcile.WithResends(ctx, anyOf(parts))
+	ctx = reconcile.WithResends(ctx, anyOf(parts), revokes(muts))
 	results, _, err := sendUndoable(ctx, &sender{gql: gql}, limit, muts, resendDepth(len(muts)))
 	cause := reconcile.ErrUnknownOutcome
 	if notSent(err) {
@@ -205,19 +212,19 @@ func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts [
 }
 
 // anyOf is the re-send budget of a document carrying parts: the first of
-// their budgets that has a request left pays; nil (not budgeted) when one
-// of them is nil.
-func anyOf(parts []part) func() bool {
-	var spends []func() bool
+// their budgets that has a request left, at the priority of the request
+// sent again, pays; nil (not budgeted) when one of them is nil.
+func anyOf(parts []part) func(revoke bool) bool {
+	var spends []func(revoke bool) bool
 	for _, p := range parts {
 		if p.sub.resends == nil {
 			return nil
 		}
 		spends = append(spends, p.sub.resends)
 	}
-	return func() bool {
+	return func(revoke bool) bool {
 		for _, spend := range spends {
-			if spend() {
+			if spend(revoke) {
 				return true
 			}
 		}
@@ -233,7 +240,8 @@ type sender struct {
 }
 
 // send sends d, the first time, or again when ctx's re-send budget
-// (reconcile.Resend) has a request for it.
+// (reconcile.Resend) has a request for it at ctx's priority (d's own,
+// see sendUndoable).
 func (s *sender) send(ctx context.Context, d *document) ([]fieldResult, error) {
 	if s.sent {
 		if err := reconcile.Resend(ctx); err != nil {
@@ -327,6 +335,10 @@ type mutation struct {
 	name, varType, selection string
 	input                    any
 	secrets                  []string
+	// revoke says the field is a revocation or cleanup action's
+	// (reconcile.PriorityRevoke): a document carrying one may spend the
+	// revocation reserve to be sent again.
+	revoke bool
 	// member, when set, writes the input as an object literal whose one
 	// member, of that name, is the variable (of type varType, holding
 	// input): the delete's, whose input type the API document never names
@@ -508,7 +520,10 @@ func sendUndoable(ctx context.Context, gql *sender, limit *sizes, muts []mutatio
 	for _, m := range muts {
 		doc.add(m)
 	}
-	results, err = gql.send(ctx, &doc)
+	// This document, and its re-sends by the transport, are paid at its
+	// own priority: the halves and fields sent again below each ask at
+	// theirs.
+	results, err = gql.send(reconcile.WithRevocation(ctx, revokes(muts)), &doc)
 	if err != nil {
 		if len(muts) < 2 || depth == 0 || !notRun(err) {
 			return nil, false, err
@@ -609,6 +624,11 @@ func worse(first, next error) error {
 		return next
 	}
 	return first
+}
+
+// revokes reports whether one of muts is a revocation or cleanup action's.
+func revokes(muts []mutation) bool {
+	return slices.ContainsFunc(muts, func(m mutation) bool { return m.revoke })
 }
 
 // seq returns the integers from lo up to hi.

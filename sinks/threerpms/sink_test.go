@@ -1126,13 +1126,13 @@ func TestApplyResendsPaidFromBudget(t *testing.T) {
 			ours := inject(t, sb, ourID, "1234")
 			sb.ResetRequests()
 			left := tc.left
-			ctx := reconcile.WithResends(t.Context(), func() bool {
+			ctx := reconcile.WithResends(t.Context(), func(bool) bool {
 				if left == 0 {
 					return false
 				}
 				left--
 				return true
-			})
+			}, false)
 			out, err := s.Apply(ctx, []*reconcile.Action{
 				create("s5", "4242"), onKey(reconcile.OpClaim, "s4", foreign), onKey(reconcile.OpAssign, "s1", ours),
 			})
