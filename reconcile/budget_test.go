@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -166,5 +167,78 @@ func TestResendBudget(t *testing.T) {
 				t.Error("a re-send granted after one was refused")
 			}
 		})
+	}
+}
+
+// TestResendPriority: a re-send may spend the revocation reserve, and
+// ignore the revocations of a property sharing the account and priced
+// later, only when the request sent again carries a revocation or
+// cleanup. A request carrying its batch whole asks at the batch's priority
+// (WithResends' default); a part of the batch sent on its own (a 3RPMS
+// document's half, its fields sent again) asks at its own
+// (WithRevocation), whatever the rest of its batch carries.
+func TestResendPriority(t *testing.T) {
+	t.Parallel()
+	const (
+		whole      = iota // the batch's request, sent again whole
+		creates           // a part carrying creates and assigns alone
+		revocation        // a part carrying a revocation or cleanup
+	)
+	tests := []struct {
+		name string
+		// batch says the batch carries a revocation or cleanup.
+		batch   bool
+		request int
+		al      reconcile.Allowance
+		later   int
+		grants  int
+	}{
+		{name: "revocations' batch, whole, spends the reserve", batch: true, request: whole, al: reconcile.Allowance{Left: 2, Reserve: 2}, grants: 2},
+		{name: "arrivals' batch, whole, keeps the reserve", request: whole, al: reconcile.Allowance{Left: 3, Reserve: 2}, grants: 1},
+		{name: "mixed batch, creates-only part keeps the reserve", batch: true, request: creates, al: reconcile.Allowance{Left: 3, Reserve: 2}, grants: 1},
+		{name: "mixed batch, creates-only part, nothing above the reserve", batch: true, request: creates, al: reconcile.Allowance{Left: 2, Reserve: 2}, grants: 0},
+		{name: "mixed batch, part carrying a revocation spends the reserve", batch: true, request: revocation, al: reconcile.Allowance{Left: 2, Reserve: 2}, grants: 2},
+		{name: "mixed batch, creates-only part keeps a later property's revocations", batch: true, request: creates, al: reconcile.Allowance{Left: 3}, later: 2, grants: 1},
+		{name: "mixed batch, part carrying a revocation does not wait for a later property's", batch: true, request: revocation, al: reconcile.Allowance{Left: 2}, later: 2, grants: 2},
+		{name: "creates-only part, reserve and a later property's revocations kept", batch: true, request: creates, al: reconcile.Allowance{Left: 4, Reserve: 1}, later: 2, grants: 1},
+		{name: "part carrying a revocation, nothing left", batch: true, request: revocation, al: reconcile.Allowance{Left: 0}, grants: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spend, _ := reconcile.ResendsOf(tt.al, tt.later)
+			ctx := reconcile.WithResends(t.Context(), spend, tt.batch)
+			switch tt.request {
+			case creates:
+				ctx = reconcile.WithRevocation(ctx, false)
+			case revocation:
+				ctx = reconcile.WithRevocation(ctx, true)
+			}
+			n := 0
+			for n < 100 && reconcile.Resend(ctx) == nil {
+				n++
+			}
+			if n != tt.grants {
+				t.Errorf("%d re-sends granted, want %d", n, tt.grants)
+			}
+			if err := reconcile.Resend(ctx); !errors.Is(err, reconcile.ErrOverBudget) {
+				t.Errorf("after a refusal, Resend = %v, want ErrOverBudget", err)
+			}
+		})
+	}
+}
+
+// TestResendWithoutBudget: WithRevocation on a context that carries no
+// re-send budget leaves re-sends unbudgeted.
+func TestResendWithoutBudget(t *testing.T) {
+	t.Parallel()
+	for _, revoke := range []bool{false, true} {
+		ctx := reconcile.WithRevocation(t.Context(), revoke)
+		if spend, _ := reconcile.Resends(ctx); spend != nil {
+			t.Errorf("WithRevocation(%v) without a budget made one", revoke)
+		}
+		if err := reconcile.Resend(ctx); err != nil {
+			t.Errorf("Resend without a budget: %v", err)
+		}
 	}
 }
