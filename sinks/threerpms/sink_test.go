@@ -1168,3 +1168,145 @@ func TestApplyResendsPaidFromBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyResendsAtTheirOwnPriority: a batch mixing a night's revocations
+// with arrivals' creates comes with its re-send budget at the batch's
+// priority (it carries a revocation), but each document the sink sends
+// again asks at its own: a half or the undone fields carrying a revoke may
+// spend the revocation reserve, those carrying creates and assigns alone
+// may not, and are not sent (ErrOverBudget: deferred).
+func TestApplyResendsAtTheirOwnPriority(t *testing.T) {
+	t.Parallel()
+	const (
+		done    = "done"
+		over    = "over budget"
+		refusal = "refused"
+	)
+	arrival := func(a *reconcile.Action) *reconcile.Action {
+		a.Priority = reconcile.PriorityArrivalSoon
+		return a
+	}
+	revoke := func(a *reconcile.Action) *reconcile.Action {
+		a.Priority = reconcile.PriorityRevoke
+		return a
+	}
+	for _, tc := range []struct {
+		name    string
+		setup   func(*sandbox.Server)
+		actions func(ours, foreign string) []*reconcile.Action
+		// left and reserve are the day's budget after the plan's price:
+		// only a request carrying a revocation may go below reserve.
+		left, reserve int
+		want          []string
+		// asked is the priority of each re-send asked for (true: it
+		// carries a revocation).
+		asked    []bool
+		requests int
+	}{
+		{
+			name:  "halves: the revoke's half gets the reserve, the creates-only half does not",
+			setup: func(sb *sandbox.Server) { sb.SetMaxRootFields(2) },
+			actions: func(ours, _ string) []*reconcile.Action {
+				return []*reconcile.Action{
+					revoke(onKey(reconcile.OpRevoke, "s1", ours)), arrival(create("s2", "4242")),
+					arrival(create("s5", "5353")), arrival(create("s6", "6464")),
+				}
+			},
+			left: 2, reserve: 2, want: []string{done, done, over, over}, asked: []bool{true, false}, requests: 2,
+		},
+		{
+			name:  "halves: the creates-only half first is refused the reserve, the revoke's half after it gets it",
+			setup: func(sb *sandbox.Server) { sb.SetMaxRootFields(2) },
+			actions: func(ours, _ string) []*reconcile.Action {
+				return []*reconcile.Action{
+					arrival(create("s2", "4242")), arrival(create("s5", "5353")),
+					arrival(create("s6", "6464")), revoke(onKey(reconcile.OpRevoke, "s1", ours)),
+				}
+			},
+			left: 1, reserve: 1, want: []string{over, over, done, done}, asked: []bool{false, true}, requests: 2,
+		},
+		{
+			name:  "halves: with a request above the reserve, the creates-only half goes too",
+			setup: func(sb *sandbox.Server) { sb.SetMaxRootFields(2) },
+			actions: func(ours, _ string) []*reconcile.Action {
+				return []*reconcile.Action{
+					revoke(onKey(reconcile.OpRevoke, "s1", ours)), arrival(create("s2", "4242")),
+					arrival(create("s5", "5353")), arrival(create("s6", "6464")),
+				}
+			},
+			left: 4, reserve: 2, want: []string{done, done, done, done}, asked: []bool{true, false}, requests: 3,
+		},
+		{
+			name:  "undone whole: the fields sent again carry a revoke",
+			setup: func(sb *sandbox.Server) { sb.SetRollbackDocuments(true) },
+			actions: func(ours, foreign string) []*reconcile.Action {
+				return []*reconcile.Action{
+					revoke(onKey(reconcile.OpRevoke, "s1", ours)), arrival(onKey(reconcile.OpClaim, "s4", foreign)),
+					arrival(create("s5", "5353")),
+				}
+			},
+			left: 1, reserve: 1, want: []string{done, refusal, done}, asked: []bool{true}, requests: 2,
+		},
+		{
+			name:  "undone whole: the revoke refused, the fields sent again are creates and assigns alone",
+			setup: func(sb *sandbox.Server) { sb.SetRollbackDocuments(true) },
+			actions: func(ours, foreign string) []*reconcile.Action {
+				return []*reconcile.Action{
+					arrival(create("s5", "5353")), revoke(onKey(reconcile.OpRevoke, "s4", foreign)),
+					arrival(onKey(reconcile.OpAssign, "s2", ours)),
+				}
+			},
+			left: 1, reserve: 1, want: []string{over, refusal, over}, asked: []bool{false}, requests: 1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb, s := newSandbox(t)
+			tc.setup(sb)
+			foreign := inject(t, sb, sandbox.OtherIntegration, "9004", "s4")
+			ours := inject(t, sb, ourID, "1234", "s1")
+			sb.ResetRequests()
+			left := tc.left
+			var asked []bool
+			spend := func(revoke bool) bool {
+				asked = append(asked, revoke)
+				floor := tc.reserve
+				if revoke {
+					floor = 0
+				}
+				if left <= floor {
+					return false
+				}
+				left--
+				return true
+			}
+			// The batch carries a revocation: apply's default for it.
+			ctx := reconcile.WithResends(t.Context(), spend, true)
+			out, err := s.Apply(ctx, tc.actions(ours, foreign))
+			if err != nil || len(out) != len(tc.want) {
+				t.Fatalf("Apply: %v, %+v", err, out)
+			}
+			for i, o := range out {
+				got := done
+				switch {
+				case errors.Is(o.Err, reconcile.ErrOverBudget) && !errors.Is(o.Err, reconcile.ErrUnknownOutcome):
+					got = over
+				case o.Err != nil:
+					got = refusal
+				}
+				if got != tc.want[i] {
+					t.Errorf("action %d: %s (%v), want %s", i, got, o.Err, tc.want[i])
+				}
+			}
+			if !slices.Equal(asked, tc.asked) {
+				t.Errorf("re-sends asked at priorities %v, want %v (true: carrying a revocation)", asked, tc.asked)
+			}
+			if n := len(sb.Requests()); n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+			if tc.want[0] == done && tc.actions(ours, foreign)[0].Op == reconcile.OpRevoke && stayKey(t, sb, "s1") != "" {
+				t.Errorf("s1 still holds %q after its revoke went", stayKey(t, sb, "s1"))
+			}
+		})
+	}
+}
