@@ -121,7 +121,8 @@ func TestBudget(t *testing.T) {
 // TestResendBudget: the re-sends of a batch's request (a 429 waited out,
 // an idempotent write after an outage, a 3RPMS document sent again) come
 // out of what the day's budget has left after the plan's price, at the
-// batch's priority: a batch carrying a revocation or cleanup may spend
+// priority of the request sent again (here every one at revoke's; see
+// TestResendPriority): one carrying a revocation or cleanup may spend
 // the reserve, any other keeps it and the revocations of a property
 // sharing the account that is priced later, until they are priced (and
 // so taken off what is left).
