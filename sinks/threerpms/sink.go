@@ -176,9 +176,9 @@ type part struct {
 // document carrying a revocation or cleanup may spend the reserve, one
 // of creates and assigns alone may not, whatever else its batch or the
 // document it came from carried). One the budget has no request for is
-// not sent: its fields
-// that did not run are deferred (reconcile.ErrOverBudget), those that may
-// have run have an unknown outcome.
+// not sent: its fields that did not run are deferred
+// (reconcile.ErrOverBudget), those that may have run have an unknown
+// outcome.
 func sendDocument(ctx context.Context, gql graphql.Client, limit *sizes, parts []part) {
 	var muts []mutation
 	for _, p := range parts {
