@@ -1,0 +1,309 @@
+package main
+
+// A soak of the real-time path: `keysync serve` in-process, its business
+// clock following the world's, through simulated days of a small hotel
+// (PIN, QR and key-storage rooms) and a few Guestway apartments, with the
+// sandbox 3RPMS's own webhooks, hand-made deliveries (duplicated, out of
+// order, badly signed), nightly runs beside it, stops and faults. After
+// every step the e2e invariants (checkInvariants) must hold.
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keysync/keysync/internal/httpapi"
+	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
+	"github.com/keysync/keysync/internal/webhook"
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
+)
+
+// soakServe is serve whose now() follows the world's clock.
+type soakServe struct {
+	*faultWorld
+	t      *testing.T
+	mu     sync.Mutex
+	clock  time.Time
+	addr   string
+	stderr *syncBuffer
+	cancel func()
+	done   chan error
+	// foreignAtStart is fw.foreign() before serve started (invariant 6).
+	foreignAtStart string
+}
+
+func newSoakServe(t *testing.T, fw *faultWorld, debounce string) *soakServe {
+	t.Helper()
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(cfg, []byte("listen:")) {
+		cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nwebhook_debounce: "+debounce+"\nproperties:\n"), 1)
+		if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss := &soakServe{faultWorld: fw, t: t, clock: fw.now}
+	t.Cleanup(func() { ss.stop() })
+	return ss
+}
+
+// setNow moves the world's and serve's clocks.
+func (ss *soakServe) setNow(at time.Time) {
+	ss.mu.Lock()
+	ss.clock = at
+	ss.mu.Unlock()
+	ss.faultWorld.setNow(at)
+}
+
+func (ss *soakServe) now() time.Time {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.clock
+}
+
+// start starts serve and points the sandbox's webhooks at it.
+func (ss *soakServe) start() {
+	t := ss.t
+	t.Helper()
+	ss.stderr = &syncBuffer{}
+	bound := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	ss.cancel, ss.done = cancel, make(chan error, 1)
+	done := ss.done
+	go func() {
+		clock := reconcile.WallClock{}
+		env := &environment{stdout: &bytes.Buffer{}, stderr: ss.stderr, getenv: ss.getenv, now: ss.now,
+			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(a string) { bound <- a }}
+		done <- env.run(ctx, []string{"serve", "--config", ss.cfg})
+	}()
+	select {
+	case ss.addr = <-bound:
+	case err := <-done:
+		t.Fatalf("serve ended before listening: %v\n%s", err, ss.stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not listen:\n%s", ss.stderr.String())
+	}
+	ss.sb.rpms.SetWebhook("http://"+ss.addr+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
+}
+
+// stop cancels serve (SIGTERM) and waits for it.
+func (ss *soakServe) stop() error {
+	if ss.cancel == nil {
+		return nil
+	}
+	ss.cancel()
+	ss.cancel = nil
+	select {
+	case err := <-ss.done:
+		return err
+	case <-time.After(20 * time.Second):
+		ss.t.Error("serve did not stop within 20 s")
+		return nil
+	}
+}
+
+// post delivers a webhook body to serve, signed with secret.
+func (ss *soakServe) post(body, secret string) int {
+	ss.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+ss.addr+"/webhooks/3rpms/sandbox-hotel", strings.NewReader(body))
+	if secret != "" {
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), secret))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ss.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// queue returns the pending events and whether a run is in progress.
+func (ss *soakServe) queue() (pending int, running bool) {
+	t := ss.t
+	t.Helper()
+	db := openState(t, ss.statePath(), state.Options{ReadOnly: true})
+	defer db.Close()
+	ev, err := db.PendingEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := db.Runs(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Status == state.RunRunning {
+			running = true
+		}
+	}
+	return len(ev), running
+}
+
+// settle waits until the sandbox has delivered what it had to send and
+// serve has run every event it queued: nothing pending, no run going,
+// the deliveries unchanged for half a second.
+func (ss *soakServe) settle(what string) {
+	t := ss.t
+	t.Helper()
+	stable, last := 0, -1
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		d := len(ss.sb.rpms.Deliveries())
+		p, r := ss.queue()
+		if d == last && p == 0 && !r {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = d
+		if stable >= 5 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p, r := ss.queue()
+	t.Fatalf("%s: serve did not settle within 60 s (pending %d, running %v)\n%s", what, p, r, ss.stderr.String())
+}
+
+// metrics scrapes serve's /metrics.
+func (ss *soakServe) metrics() map[string]float64 {
+	ss.t.Helper()
+	return parseMetrics(ss.t, scrape(ss.t, "http://"+ss.addr+"/metrics"))
+}
+
+// step runs one scenario step, settles, and checks the invariants.
+func (ss *soakServe) step(what string, do func()) {
+	ss.t.Helper()
+	ss.t.Logf("step: %s (now %s)", what, ss.now().Format(time.RFC3339))
+	do()
+	ss.settle(what)
+	ss.checkInvariants(ss.foreignAtStart)
+	if ss.t.Failed() {
+		ss.t.Fatalf("after step %q\n%s", what, ss.stderr.String())
+	}
+}
+
+func (ss *soakServe) mustSandbox(err error) {
+	ss.t.Helper()
+	if err != nil {
+		ss.t.Fatal(err)
+	}
+}
+
+// soakRooms: a small hotel, PIN, QR and key-storage rooms; two apartments.
+var (
+	soakHotel = map[string]string{"r101": "pin", "r102": "pin", "r103": "pin", "r104": "pin",
+		"r201": "qr", "r202": "qr", "r301": "key_storage", "r302": "key_storage"}
+	soakApartments = map[string]string{"L1": "qr", "L2": "key_storage"}
+)
+
+// at is day n at hh:mm in the hotel's zone.
+func at(n, hh, mm int) time.Time {
+	loc, err := time.LoadLocation("Europe/Ljubljana")
+	if err != nil {
+		panic(err)
+	}
+	d := t0.AddDate(0, 0, n)
+	return time.Date(d.Year(), d.Month(), d.Day(), hh, mm, 0, 0, loc)
+}
+
+// TestTrialServeSoak drives serve through three simulated days.
+func TestTrialServeSoak(t *testing.T) {
+	fw := newFaultWorld(t, soakHotel, soakApartments)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r201", 0, 3)
+	fw.hotelStay("s3", "r301", 1, 3)
+	fw.hotelStay("s4", "r102", 2, 5)
+	fw.addReservation("g1", "L1", 0, 2)
+	fw.addReservation("g2", "L2", 1, 4)
+	fw.mustExec(ExitOK, "backfill")
+	ss := newSoakServe(t, fw, "100ms")
+	ss.foreignAtStart = fw.foreign()
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+
+	ss.step("same-day booking", func() {
+		ss.mustSandbox(fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late1", RoomID: "r103", Arrival: day(0), Departure: day(1), ReservationID: "res-late1"}))
+	})
+	ss.step("date change on a QR stay", func() { ss.mustSandbox(fw.sb.rpms.ChangeDates("s2", day(0), day(4))) })
+	ss.step("room move PIN->PIN", func() { ss.mustSandbox(fw.sb.rpms.MoveStay("s1", "r104")) })
+	ss.step("room move key storage->QR", func() { ss.mustSandbox(fw.sb.rpms.MoveStay("s3", "r202")) })
+	ss.step("key deleted by 3RPMS", func() { ss.mustSandbox(fw.sb.rpms.DeleteKey(fw.key("s4").ID)) })
+	ss.step("cancellation", func() { ss.mustSandbox(fw.sb.rpms.CancelReservation("res-s4")) })
+	ss.step("reactivation", func() { ss.mustSandbox(fw.sb.rpms.ReactivateReservation("res-s4")) })
+	ss.step("burst for one stay", func() {
+		for i := range 5 {
+			ss.mustSandbox(fw.sb.rpms.ChangeDates("late1", day(0), day(1+i%3)))
+			room := "r103"
+			if i%2 == 0 {
+				room = "r302"
+			}
+			ss.mustSandbox(fw.sb.rpms.MoveStay("late1", room))
+		}
+	})
+	ss.step("reservation cancelled and another stay's key deleted in one batch", func() {
+		fw.hotelStay("s5", "r302", 0, 2)
+		ss.settle("s5 booked")
+		ss.mustSandbox(fw.sb.rpms.CancelReservation("res-late1"))
+		ss.mustSandbox(fw.sb.rpms.DeleteKey(fw.key("s5").ID))
+	})
+	ss.step("stay outside the window", func() {
+		ss.mustSandbox(fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "far", RoomID: "r103", Arrival: day(20), Departure: day(22), ReservationID: "res-far"}))
+	})
+	ss.step("stay moved out of the window", func() { ss.mustSandbox(fw.sb.rpms.ChangeDates("s2", day(20), day(23))) })
+	ss.step("stay moved back into the window", func() { ss.mustSandbox(fw.sb.rpms.ChangeDates("s2", day(0), day(3))) })
+	ss.step("duplicated and out-of-order deliveries", func() {
+		for _, b := range []string{
+			`{"event":"room_stay.deleted","data":{"id":"s1"}}`, // stale: s1 lives
+			`{"event":"room_stay.created","data":{"id":"late1"}}`,
+			`{"event":"room_stay.created","data":{"id":"late1"}}`,
+			`{"event":"room_access_key.deleted","data":{"id":"` + fw.key("s1").ID + `"}}`, // not deleted at all
+			`{"event":"reservation.updated","data":{"id":"res-s4"}}`,
+		} {
+			if code := ss.post(b, sandboxWebhookSecret); code != http.StatusAccepted {
+				t.Errorf("%s answered %d", b, code)
+			}
+		}
+	})
+	ss.step("bad signatures", func() {
+		if code := ss.post(`{"event":"room_stay.deleted","data":{"id":"s1"}}`, "nope"); code != http.StatusUnauthorized {
+			t.Errorf("bad signature answered %d", code)
+		}
+	})
+	m := ss.metrics()
+	t.Logf("metrics: %v", m)
+	if m[`keysync_webhooks_total{result="bad_signature"}`] != 1 {
+		t.Errorf("bad_signature = %v", m[`keysync_webhooks_total{result="bad_signature"}`])
+	}
+}
+
+// TestTrialServeKeyDeletedAfterAReservationEvent: a reservation.updated
+// (another guest's cancellation) and then a room_access_key.deleted for a
+// stay arriving today, within one debounce, become one targeted run of the
+// whole property. The deleted key's stay must be keyed again by it: the
+// guest arrives today and no other event will come for the stay.
+func TestTrialServeKeyDeletedAfterAReservationEvent(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	ss := newSoakServe(t, fw, "300ms")
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	old := fw.key("s2").ID
+	ss.mustSandbox(fw.sb.rpms.CancelReservation("res-s1")) // reservation.updated
+	ss.mustSandbox(fw.sb.rpms.DeleteKey(old))              // room_access_key.deleted, same batch
+	ss.settle("the batch")
+	if s, _ := fw.sb.rpms.Stay("s2"); s.KeyID == "" || s.KeyID == old {
+		t.Errorf("s2, arriving today, holds no key after its key was deleted (key %q, old %s)\n%s", s.KeyID, old, ss.stderr.String())
+	}
+	fw.checkInvariants("")
+}
