@@ -241,6 +241,21 @@ func (l *listener) runQueued(ctx context.Context) bool {
 	targets := map[string][]string{}
 	var done []int64
 	for _, e := range events {
+		if e.Event == webhook.KeyDeleted {
+			// Retired whatever the run reads: a whole read that finds the
+			// key gone from its stay would otherwise assign it again (refused)
+			// and leave the stay without a key until another run.
+			stay, found, err := l.queue.RetireKey(ctx, e.Property, e.ObjectID, l.env.now())
+			if err != nil {
+				l.log.Error("could not look up a deleted key", "property", e.Property, "key", e.ObjectID, "err", err)
+				return false
+			}
+			if !found {
+				done = append(done, e.ID) // not ours
+				continue
+			}
+			e.ObjectID = stay
+		}
 		ids, whole := targets[e.Property]
 		if whole && ids == nil {
 			done = append(done, e.ID) // the property is read whole anyway
@@ -252,17 +267,6 @@ func (l *listener) runQueued(ctx context.Context) bool {
 			// its id, and a cancelled reservation's stays are hidden: read
 			// the property whole.
 			targets[e.Property] = nil
-		case webhook.KeyDeleted:
-			stay, found, err := l.queue.RetireKey(ctx, e.Property, e.ObjectID, l.env.now())
-			if err != nil {
-				l.log.Error("could not look up a deleted key", "property", e.Property, "key", e.ObjectID, "err", err)
-				return false
-			}
-			if !found {
-				done = append(done, e.ID) // not ours
-				continue
-			}
-			targets[e.Property] = appendNew(ids, stay)
 		default:
 			targets[e.Property] = appendNew(ids, e.ObjectID)
 		}
