@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keysync/keysync/internal/httpapi"
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/webhook"
 	"github.com/keysync/keysync/reconcile"
@@ -306,4 +307,240 @@ func TestTrialServeKeyDeletedAfterAReservationEvent(t *testing.T) {
 		t.Errorf("s2, arriving today, holds no key after its key was deleted (key %q, old %s)\n%s", s.KeyID, old, ss.stderr.String())
 	}
 	fw.checkInvariants("")
+}
+
+// failFirst answers the first n requests match picks with answer, then
+// passes everything on.
+func failFirst(n int, match func(r *http.Request) bool, answer faultFunc) faultFunc {
+	var mu sync.Mutex
+	left := n
+	return func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		mu.Lock()
+		hit := left > 0 && match(r)
+		if hit {
+			left--
+		}
+		mu.Unlock()
+		if hit {
+			answer(rw, r, next)
+			return
+		}
+		next.ServeHTTP(rw, r)
+	}
+}
+
+// TestTrialServeWebhookRunWith5xxIsRetried: a same-day booking whose
+// targeted run meets a 503 on its 3RPMS write (or on the key box's
+// create, a QR invite's too) has done nothing for the stay: its event must
+// stay queued and be run again (after 30 s), not be marked done, or the
+// guest waits for the nightly run.
+func TestTrialServeWebhookRunWith5xxIsRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		room  string
+		match func(r *http.Request) bool
+	}{
+		{"3rpms mutation", "r101", func(r *http.Request) bool { return mutationNaming(r, "") }},
+		{"key-box create", "r301", func(r *http.Request) bool { return requestTo(r, reconcile.SystemKeyBox, http.MethodPost) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fw := newFaultWorld(t, map[string]string{"r101": "pin", "r301": "key_storage"}, nil)
+			fw.mustExec(ExitOK, "backfill")
+			ss := newSoakServe(t, fw, "100ms")
+			ss.setNow(at(0, 10, 0))
+			ss.start()
+			fw.setFault(failFirst(1, tc.match, func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
+				http.Error(rw, "unavailable", http.StatusServiceUnavailable)
+			}))
+			ss.mustSandbox(fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late", RoomID: tc.room, Arrival: day(0), Departure: day(1), ReservationID: "res-late"}))
+			deadline := time.Now().Add(50 * time.Second)
+			for time.Now().Before(deadline) {
+				if s, _ := fw.sb.rpms.Stay("late"); s.KeyID != "" {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if s, _ := fw.sb.rpms.Stay("late"); s.KeyID == "" {
+				p, _ := ss.queue()
+				t.Fatalf("a same-day booking whose webhook run met one 503 is not keyed 50 s later (events pending: %d)\n%s", p, ss.stderr.String())
+			}
+			ss.settle("the retry")
+			fw.checkInvariants("")
+		})
+	}
+}
+
+// TestTrialServeSoakDays: serve through three days with nightly runs
+// beside it (another process, holding the lock), faults on the webhook
+// runs (a short 429, lost answers), a stop in the middle of a targeted run
+// and a restart, and a few assumption switches.
+func TestTrialServeSoakDays(t *testing.T) {
+	fw := newFaultWorld(t, soakHotel, soakApartments)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r201", 0, 3)
+	fw.hotelStay("s3", "r301", 1, 3)
+	fw.hotelStay("s4", "r102", 2, 5)
+	fw.addReservation("g1", "L1", 0, 2)
+	fw.addReservation("g2", "L2", 1, 4)
+	fw.mustExec(ExitOK, "backfill")
+	ss := newSoakServe(t, fw, "100ms")
+	ss.foreignAtStart = fw.foreign()
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	errorsAsAnswered := func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		rw.Header().Set("Retry-After", "1")
+		http.Error(rw, "slow down", http.StatusTooManyRequests)
+	}
+	ss.step("a short 429 on the webhook run's read", func() {
+		fw.setFault(failFirst(1, func(r *http.Request) bool { return r.URL.Path == "/graphql" }, errorsAsAnswered))
+		fw.hotelStay("d0a", "r103", 0, 1)
+	})
+	ss.step("3RPMS create's answer lost", func() {
+		fw.setFault(failFirst(1, func(r *http.Request) bool { return mutationNaming(r, "") }, sinktestLose))
+		fw.hotelStay("d0b", "r104", 0, 2)
+	})
+	ss.step("OpenApp create's answer lost", func() {
+		fw.setFault(failFirst(1, func(r *http.Request) bool { return requestTo(r, reconcile.SystemOpenApp, http.MethodPost) }, sinktestLose))
+		fw.hotelStay("d0c", "r202", 0, 2)
+	})
+	ss.step("key-box create's answer lost", func() {
+		fw.setFault(failFirst(1, func(r *http.Request) bool { return requestTo(r, reconcile.SystemKeyBox, http.MethodPost) }, sinktestLose))
+		fw.hotelStay("d0d", "r302", 0, 1)
+	})
+	fw.setFault(nil)
+
+	ss.step("a booking while the nightly run holds the lock", func() {
+		cfg, err := LoadConfig(fw.cfg, fw.getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock, err := state.Lock(cfg.State)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss.mustSandbox(fw.sb.rpms.ChangeDates("d0a", day(0), day(2)))
+		time.Sleep(500 * time.Millisecond)
+		lock.Unlock()
+	})
+
+	ss.step("serve stopped in the middle of a targeted run, then started again", func() {
+		var once sync.Once
+		stopped := make(chan struct{})
+		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+			if mutationNaming(r, "") {
+				once.Do(func() {
+					go func() { ss.stop(); close(stopped) }()
+					time.Sleep(200 * time.Millisecond)
+				})
+			}
+			next.ServeHTTP(rw, r)
+		})
+		ss.mustSandbox(fw.sb.rpms.MoveStay("d0b", "r103"))
+		select {
+		case <-stopped:
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve was not stopped")
+		}
+		fw.setFault(nil)
+		ss.start()
+	})
+
+	// Day 1: the nightly run at 04:15, then the day's webhooks.
+	ss.setNow(at(1, 4, 15))
+	ss.step("nightly run, day 1", func() {
+		if r := fw.exec("run", nil); r.code != ExitOK {
+			t.Errorf("nightly run exited %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+	})
+	ss.setNow(at(1, 13, 0))
+	ss.step("3RPMS message-only errors and rolled-back documents: a move onto another integration's room", func() {
+		fw.sb.rpms.SetMessageOnlyErrors(true)
+		fw.sb.rpms.SetRollbackDocuments(true)
+		fw.hotelStay("d1a", "r104", 1, 3)
+		ss.settle("d1a")
+		ss.mustSandbox(fw.sb.rpms.MoveStay("d1a", "r101"))
+	})
+	ss.step("OpenApp PUT only narrows: a QR stay extended", func() {
+		fw.sb.openapp.SetPutOnlyNarrows(true)
+		ss.mustSandbox(fw.sb.rpms.ChangeDates("s2", day(0), day(5)))
+	})
+	ss.step("key box cancels answer 404: a key-storage stay cancelled", func() {
+		fw.sb.keybox.SetCancelNotFound(true)
+		ss.mustSandbox(fw.sb.rpms.CancelReservation("res-s3"))
+	})
+	ss.step("same-day booking and its delete", func() {
+		fw.hotelStay("d1b", "r302", 1, 2)
+		ss.settle("d1b")
+		ss.mustSandbox(fw.sb.rpms.DeleteStay("d1b"))
+	})
+
+	// Day 2.
+	ss.setNow(at(2, 4, 15))
+	ss.step("nightly run, day 2", func() {
+		if r := fw.exec("run", nil); r.code != ExitOK {
+			t.Errorf("nightly run exited %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+	})
+	ss.setNow(at(2, 18, 0))
+	ss.step("late arrival for tonight and a shortened stay", func() {
+		fw.hotelStay("d2a", "r102", 2, 3)
+		ss.mustSandbox(fw.sb.rpms.ChangeDates("s4", day(2), day(3)))
+	})
+	ss.setNow(at(3, 4, 15))
+	ss.step("nightly run, day 3", func() {
+		if r := fw.exec("run", nil); r.code != ExitOK {
+			t.Errorf("nightly run exited %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+	})
+	m := ss.metrics()
+	for k, v := range m {
+		if strings.HasPrefix(k, "keysync_webhooks_total") || strings.HasPrefix(k, "keysync_last_run_exit") {
+			t.Logf("%s = %v", k, v)
+		}
+	}
+}
+
+func sinktestLose(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+	fault.Drop(rw, r, next)
+}
+
+// TestTrialServeStoppedDuringAMove: serve stopped (SIGTERM) while the
+// targeted run of a room move has its 3RPMS write in flight, then started
+// again: the move must be finished (one live key, on the new room), as a
+// run killed at any point is finished by the next one.
+func TestTrialServeStoppedDuringAMove(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	ss := newSoakServe(t, fw, "100ms")
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	var once sync.Once
+	stopped := make(chan struct{})
+	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if mutationNaming(r, "") {
+			once.Do(func() {
+				go func() { ss.stop(); close(stopped) }()
+				time.Sleep(200 * time.Millisecond)
+			})
+		}
+		next.ServeHTTP(rw, r)
+	})
+	ss.mustSandbox(fw.sb.rpms.MoveStay("s1", "r102"))
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve was not stopped")
+	}
+	first := ss.stderr.String()
+	fw.setFault(nil)
+	ss.start()
+	ss.settle("the restart")
+	fw.checkInvariants("")
+	if t.Failed() {
+		t.Logf("first serve:\n%s\nsecond serve:\n%s", first, ss.stderr.String())
+		rep, _, _ := fw.tryRun("plan")
+		_ = rep
+	}
 }
