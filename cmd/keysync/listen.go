@@ -285,8 +285,10 @@ func (l *listener) runQueued(ctx context.Context) bool {
 			l.mu.Unlock()
 			return false
 		}
-		if len(rep.Failures) > 0 {
-			l.log.Warn("targeted run partly failed; its events stay queued", "failures", len(rep.Failures))
+		if rep.Partial() {
+			// A failure, or an action not done (failed, unknown, skipped:
+			// a run cut short by a stop): the events are run again.
+			l.log.Warn("targeted run partly done; its events stay queued", "failures", len(rep.Failures))
 			return false
 		}
 		l.log.Info("targeted run done", "run", rep.RunID, "events", len(events), "actions", len(rep.Actions()))

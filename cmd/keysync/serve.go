@@ -67,7 +67,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		if lis != nil {
 			partial := opts.Targets != nil || opts.LookaheadDays > 0 // a few stays, not all
 			lis.finished(rep, start, err, partial)
-			if err == nil && len(rep.Failures) == 0 && !partial {
+			if err == nil && !rep.Partial() && !partial {
 				lis.coverAll(ctx, began) // a full run read every stay
 			}
 		}
