@@ -453,7 +453,7 @@ func TestTrialServeSoakDays(t *testing.T) {
 			t.Errorf("nightly run exited %d: %v\n%s", r.code, r.err, r.stderr)
 		}
 	})
-	ss.setNow(at(1, 13, 0))
+	ss.setNow(at(1, 12, 0)) // before the day's departures end (13:00): serve withdraws them at the nightly run
 	ss.step("3RPMS message-only errors and rolled-back documents: a move onto another integration's room", func() {
 		fw.sb.rpms.SetMessageOnlyErrors(true)
 		fw.sb.rpms.SetRollbackDocuments(true)
@@ -465,8 +465,9 @@ func TestTrialServeSoakDays(t *testing.T) {
 		fw.sb.openapp.SetPutOnlyNarrows(true)
 		ss.mustSandbox(fw.sb.rpms.ChangeDates("s2", day(0), day(5)))
 	})
-	ss.step("key box cancels answer 404: a key-storage stay cancelled", func() {
-		fw.sb.keybox.SetCancelNotFound(true)
+	ss.step("key box lists in UTC and shows cancelled as a status: a key-storage stay cancelled", func() {
+		fw.sb.keybox.SetListInUTC(true)
+		fw.sb.keybox.SetCancelledAsStatus(true)
 		ss.mustSandbox(fw.sb.rpms.CancelReservation("res-s3"))
 	})
 	ss.step("same-day booking and its delete", func() {
@@ -482,7 +483,7 @@ func TestTrialServeSoakDays(t *testing.T) {
 			t.Errorf("nightly run exited %d: %v\n%s", r.code, r.err, r.stderr)
 		}
 	})
-	ss.setNow(at(2, 18, 0))
+	ss.setNow(at(2, 12, 30))
 	ss.step("late arrival for tonight and a shortened stay", func() {
 		fw.hotelStay("d2a", "r102", 2, 3)
 		ss.mustSandbox(fw.sb.rpms.ChangeDates("s4", day(2), day(3)))
