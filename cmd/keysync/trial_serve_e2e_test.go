@@ -31,6 +31,7 @@ type soakServe struct {
 	t      *testing.T
 	mu     sync.Mutex
 	clock  time.Time
+	setAt  time.Time
 	addr   string
 	stderr *syncBuffer
 	cancel func()
@@ -51,7 +52,7 @@ func newSoakServe(t *testing.T, fw *faultWorld, debounce string) *soakServe {
 			t.Fatal(err)
 		}
 	}
-	ss := &soakServe{faultWorld: fw, t: t, clock: fw.now}
+	ss := &soakServe{faultWorld: fw, t: t, clock: fw.now, setAt: time.Now()}
 	t.Cleanup(func() { ss.stop() })
 	return ss
 }
@@ -59,15 +60,17 @@ func newSoakServe(t *testing.T, fw *faultWorld, debounce string) *soakServe {
 // setNow moves the world's and serve's clocks.
 func (ss *soakServe) setNow(at time.Time) {
 	ss.mu.Lock()
-	ss.clock = at
+	ss.clock, ss.setAt = at, time.Now()
 	ss.mu.Unlock()
 	ss.faultWorld.setNow(at)
 }
 
+// now is serve's clock: the world's instant, ticking from when it was set
+// (events queued later than a run began are received after it).
 func (ss *soakServe) now() time.Time {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return ss.clock
+	return ss.clock.Add(time.Since(ss.setAt))
 }
 
 // start starts serve and points the sandbox's webhooks at it.
@@ -543,5 +546,62 @@ func TestTrialServeStoppedDuringAMove(t *testing.T) {
 		t.Logf("first serve:\n%s\nsecond serve:\n%s", first, ss.stderr.String())
 		rep, _, _ := fw.tryRun("plan")
 		_ = rep
+	}
+}
+
+// TestTrialServeNightlyRunCoversAKeyDeletedEvent: a room_access_key.deleted
+// still gathering when serve's own scheduled run starts is covered by that
+// full run, which read every stay. The full run must then leave the stay
+// with a key, or the event must stay queued for the targeted run that
+// gives it one: a guest in house whose key staff deleted is not left
+// without one until the next night.
+func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(3), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every minute, with the longest debounce: the scheduled run starts
+	// while the event gathers.
+	cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("schedule: \"* * * * *\"\nlisten: 127.0.0.1:0\nwebhook_debounce: 1m\nproperties:\n"), 1)
+	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ss := newSoakServe(t, fw, "1m")
+	ss.setNow(at(0, 10, 0))
+	if s := time.Now().Second(); s > 50 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	ss.start()
+	old := fw.key("s1").ID
+	ss.mustSandbox(fw.sb.rpms.DeleteKey(old))
+	full := func() int {
+		db := openState(t, ss.statePath(), state.Options{ReadOnly: true})
+		defer db.Close()
+		runs, err := db.Runs(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range runs {
+			if r.Mode == reconcile.ModeRun && r.Status != state.RunRunning {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(70 * time.Second)
+	for full() == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if full() == 0 {
+		t.Fatalf("no scheduled run within 70 s\n%s", ss.stderr.String())
+	}
+	ss.settle("the scheduled run and the event")
+	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID == "" {
+		p, _ := ss.queue()
+		t.Errorf("s1, in house, holds no key after serve's scheduled run covered its room_access_key.deleted (events pending %d)\n%s", p, ss.stderr.String())
 	}
 }
