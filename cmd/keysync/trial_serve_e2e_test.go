@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/webhook"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/state"
 )
 
@@ -603,5 +605,55 @@ func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
 	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID == "" {
 		p, _ := ss.queue()
 		t.Errorf("s1, in house, holds no key after serve's scheduled run covered its room_access_key.deleted (events pending %d)\n%s", p, ss.stderr.String())
+	}
+}
+
+// TestTrialServeStatusKeepsTheNightsProblems: `keysync status` after a
+// nightly run that needs a person (s2 arrives today in a room another
+// integration keyed) still names that problem after serve's webhook run
+// for another stay, as /metrics does (TestServeMetricsFromTheRecord): a
+// targeted run read one stay and did not clear the night's problem.
+func TestTrialServeStatusKeepsTheNightsProblems(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 0, 2)
+	fw.injectForeign("s2")
+	fw.mustExec(ExitAttention, "backfill")
+	fw.mustExec(ExitAttention, "run")
+	status := func() statusReport {
+		t.Helper()
+		r := fw.runOn(clocktest.New(fw.now), nil, "status", "--json")
+		if r.code != ExitOK {
+			t.Fatalf("status exited %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+		var st statusReport
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, r.stdout)
+		}
+		return st
+	}
+	conflicts := func(st statusReport) int {
+		n := 0
+		for _, note := range st.Notes {
+			if note.Kind == reconcile.NoteConflict && note.Stay.ID == "s2" {
+				n++
+			}
+		}
+		return n + len(st.Problems)
+	}
+	if conflicts(status()) == 0 {
+		t.Fatal("status after the nightly run does not name s2's conflict: the test cannot tell")
+	}
+	ss := newSoakServe(t, fw, "100ms")
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	fw.hotelStay("late", "r103", 0, 1)
+	ss.settle("the webhook run")
+	if s, _ := fw.sb.rpms.Stay("late"); s.KeyID == "" {
+		t.Fatal("late not keyed")
+	}
+	st := status()
+	if conflicts(st) == 0 {
+		t.Errorf("after a webhook's run for another stay, keysync status no longer names s2's conflict (needs a person): problems %v, notes %v", st.Problems, st.Notes)
 	}
 }
