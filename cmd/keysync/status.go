@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -132,9 +133,34 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		}
 		rep.Runs = append(rep.Runs, sr)
 	}
+	// What is open comes from the last whole run (a nightly run or a
+	// backfill, which read every stay): a targeted run after it (a
+	// webhook's, a poll's, run --stay) read a few stays and clears none of
+	// its problems, as /metrics keeps them (TestServeMetricsFromTheRecord).
+	// A later targeted run's failures and unkeyed arrivals are added.
+	var later *reconcile.Report
+	if r, ok, err := db.LastWholeRun(ctx); err != nil {
+		return withCode(ExitFailure, err)
+	} else if ok && r.Report != nil {
+		var whole reconcile.Report
+		if json.Unmarshal(r.Report, &whole) == nil {
+			if last != nil && last.RunID > whole.RunID && last.Mode == reconcile.ModeTargeted {
+				later = last
+			}
+			last = &whole
+		}
+	}
 	if last != nil {
 		rep.Failures, rep.Problems, rep.Notes = last.Failures, last.Problems, last.Notes()
 		rep.Unkeyed = metrics.ArrivalsWithoutCredential(last)
+	}
+	if later != nil {
+		rep.Failures = append(rep.Failures, later.Failures...)
+		for _, s := range metrics.ArrivalsWithoutCredential(later) {
+			if !slices.Contains(rep.Unkeyed, s) {
+				rep.Unkeyed = append(rep.Unkeyed, s)
+			}
+		}
 	}
 	if rep.Open, err = db.OpenWork(ctx); err != nil {
 		return withCode(ExitFailure, err)
