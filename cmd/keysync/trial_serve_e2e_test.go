@@ -657,3 +657,34 @@ func TestTrialServeStatusKeepsTheNightsProblems(t *testing.T) {
 		t.Errorf("after a webhook's run for another stay, keysync status no longer names s2's conflict (needs a person): problems %v, notes %v", st.Problems, st.Notes)
 	}
 }
+
+// TestTrialServeKeyDeletedWhileLockedRetiresOnce: a room_access_key.deleted
+// that arrives while another process's run holds the lock is retried every
+// second; the key is retired once, and the stay's history says so once,
+// not once a second for as long as the other run takes.
+func TestTrialServeKeyDeletedWhileLockedRetiresOnce(t *testing.T) {
+	fw := newFaultWorld(t, pinRooms(3), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	ss := newSoakServe(t, fw, "100ms")
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	lock, err := state.Lock(fw.statePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fw.key("s1").ID
+	ss.mustSandbox(fw.sb.rpms.DeleteKey(old))
+	time.Sleep(4 * time.Second)
+	lock.Unlock()
+	ss.settle("the event after the lock")
+	fw.checkInvariants("")
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"history", "--config", fw.cfg, "--stay", "s1"}, &out, &errb, fw.getenv); err != nil {
+		t.Fatalf("history: %v\n%s", err, errb.String())
+	}
+	n := strings.Count(out.String(), "room_access_key.deleted")
+	if n != 1 {
+		t.Errorf("s1's history names the key's deletion %d times, want 1:\n%s", n, out.String())
+	}
+}
