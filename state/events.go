@@ -82,15 +82,21 @@ func (d *DB) RetireKey(ctx context.Context, property, remoteID string, at time.T
 	}
 	defer tx.Rollback()
 	var id int64
-	var source string
-	err = tx.QueryRowContext(ctx, `SELECT id, source, stay_id FROM credentials
+	var source, status string
+	var assigned bool
+	err = tx.QueryRowContext(ctx, `SELECT id, source, stay_id, status, assigned FROM credentials
 		WHERE property = ? AND system = ? AND remote_id = ? AND status IN (?, ?) ORDER BY id DESC LIMIT 1`,
-		property, string(reconcile.System3RPMS), remoteID, string(reconcile.StatusActive), string(reconcile.StatusRetired)).Scan(&id, &source, &stayID)
+		property, string(reconcile.System3RPMS), remoteID, string(reconcile.StatusActive), string(reconcile.StatusRetired)).Scan(&id, &source, &stayID, &status, &assigned)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, d.openError("retire a key in", err)
+	}
+	if status == string(reconcile.StatusRetired) && !assigned {
+		// Retired already (the same event again: serve retries its events
+		// every second while another run holds the lock): nothing to write.
+		return stayID, true, nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE credentials SET status = ?, assigned = 0, updated_at = ? WHERE id = ?`,
 		string(reconcile.StatusRetired), formatTime(at), id); err != nil {
