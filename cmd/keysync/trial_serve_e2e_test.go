@@ -688,3 +688,59 @@ func TestTrialServeKeyDeletedWhileLockedRetiresOnce(t *testing.T) {
 		t.Errorf("s1's history names the key's deletion %d times, want 1:\n%s", n, out.String())
 	}
 }
+
+// TestTrialServeGuestwayPoll: serve's poll of a Guestway property
+// (poll_every: 1m, the least) keys a reservation made today and withdraws
+// one cancelled today, within a poll.
+func TestTrialServeGuestwayPoll(t *testing.T) {
+	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "key_storage"})
+	fw.addReservation("g1", "L1", 0, 2)
+	fw.addReservation("g2", "L2", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("      token: ${KEYSYNC_GUESTWAY_TOKEN}\n"), []byte("      token: ${KEYSYNC_GUESTWAY_TOKEN}\n      poll_every: 1m\n"), 1)
+	cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nproperties:\n"), 1)
+	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ss := newSoakServe(t, fw, "100ms")
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	fw.addReservation("g3", "L3", 0, 1)
+	ss.mustSandbox(fw.sb.guestway.SetStatus("g2", "cancelled"))
+	waitPoll := func() {
+		deadline := time.Now().Add(75 * time.Second)
+		for time.Now().Before(deadline) {
+			if strings.Contains(ss.stderr.String(), `"mode":"targeted"`) && strings.Contains(ss.stderr.String(), "reconcile finished") {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("no poll within 75 s\n%s", ss.stderr.String())
+	}
+	waitPoll()
+	ss.settle("the poll")
+	live := map[string]int{}
+	for _, c := range fw.credentials() {
+		if c.Status.Live() {
+			live[c.Stay.ID]++
+		}
+	}
+	if live["g3"] == 0 {
+		t.Errorf("g3, arriving today, has no credential after a poll")
+	}
+	// g2's invite (shared portals) is disabled, deleted after its window;
+	// its key-box access cancelled.
+	for _, inv := range fw.invites() {
+		if strings.Contains(inv.Name, "g2") && inv.Enabled && inv.ValidTo.After(fw.now) {
+			t.Errorf("g2, cancelled today, still holds an enabled invite %s after a poll", inv.ID)
+		}
+	}
+	if n := len(fw.accesses()); n != 1 {
+		t.Errorf("%d key-box accesses after the poll, want g3's alone", n)
+	}
+	fw.checkInvariants("")
+}
