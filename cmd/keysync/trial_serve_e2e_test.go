@@ -27,6 +27,17 @@ import (
 	"github.com/keysync/keysync/state"
 )
 
+// soakOnly skips a soak that waits in real time (serve's cron schedule,
+// a webhook run's retry after 30 s, Guestway's shortest poll, days of
+// debounces) unless KEYSYNC_SOAK is set: .ci/run runs them in a step of
+// their own, so the README's test command stays quick.
+func soakOnly(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KEYSYNC_SOAK") == "" {
+		t.Skip("a soak in real time: set KEYSYNC_SOAK=1 to run it (CI does)")
+	}
+}
+
 // soakServe is serve whose now() follows the world's clock.
 type soakServe struct {
 	*faultWorld
@@ -223,6 +234,8 @@ func at(n, hh, mm int) time.Time {
 
 // TestTrialServeSoak drives serve through three simulated days.
 func TestTrialServeSoak(t *testing.T) {
+	soakOnly(t)
+	t.Parallel()
 	fw := newFaultWorld(t, soakHotel, soakApartments)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r201", 0, 3)
@@ -297,6 +310,7 @@ func TestTrialServeSoak(t *testing.T) {
 // whole property. The deleted key's stay must be keyed again by it: the
 // guest arrives today and no other event will come for the stay.
 func TestTrialServeKeyDeletedAfterAReservationEvent(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(4), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
@@ -340,6 +354,8 @@ func failFirst(n int, match func(r *http.Request) bool, answer faultFunc) faultF
 // stay queued and be run again (after 30 s), not be marked done, or the
 // guest waits for the nightly run.
 func TestTrialServeWebhookRunWith5xxIsRetried(t *testing.T) {
+	soakOnly(t)
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		room  string
@@ -381,6 +397,8 @@ func TestTrialServeWebhookRunWith5xxIsRetried(t *testing.T) {
 // runs (a short 429, lost answers), a stop in the middle of a targeted run
 // and a restart, and a few assumption switches.
 func TestTrialServeSoakDays(t *testing.T) {
+	soakOnly(t)
+	t.Parallel()
 	fw := newFaultWorld(t, soakHotel, soakApartments)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r201", 0, 3)
@@ -516,6 +534,7 @@ func sinktestLose(rw http.ResponseWriter, r *http.Request, next http.Handler) {
 // again: the move must be finished (one live key, on the new room), as a
 // run killed at any point is finished by the next one.
 func TestTrialServeStoppedDuringAMove(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(4), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
@@ -558,6 +577,8 @@ func TestTrialServeStoppedDuringAMove(t *testing.T) {
 // gives it one: a guest in house whose key staff deleted is not left
 // without one until the next night.
 func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
+	soakOnly(t)
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
@@ -614,6 +635,7 @@ func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
 // for another stay, as /metrics does (TestServeMetricsFromTheRecord): a
 // targeted run read one stay and did not clear the night's problem.
 func TestTrialServeStatusKeepsTheNightsProblems(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(4), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 0, 2)
@@ -663,6 +685,7 @@ func TestTrialServeStatusKeepsTheNightsProblems(t *testing.T) {
 // second; the key is retired once, and the stay's history says so once,
 // not once a second for as long as the other run takes.
 func TestTrialServeKeyDeletedWhileLockedRetiresOnce(t *testing.T) {
+	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
@@ -693,6 +716,8 @@ func TestTrialServeKeyDeletedWhileLockedRetiresOnce(t *testing.T) {
 // (poll_every: 1m, the least) keys a reservation made today and withdraws
 // one cancelled today, within a poll.
 func TestTrialServeGuestwayPoll(t *testing.T) {
+	soakOnly(t)
+	t.Parallel()
 	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "key_storage"})
 	fw.addReservation("g1", "L1", 0, 2)
 	fw.addReservation("g2", "L2", 0, 3)
