@@ -190,6 +190,32 @@ func (ss *soakServe) settle(what string) {
 	t.Fatalf("%s: serve did not settle within 60 s (pending %d, running %v)\n%s", what, p, r, ss.stderr.String())
 }
 
+// stopDuringFirstMutation stops serve, as SIGTERM does, while the first
+// 3RPMS mutation after do (which makes serve write) is in flight, and
+// waits until it has stopped.
+func (ss *soakServe) stopDuringFirstMutation(do func()) {
+	t := ss.t
+	t.Helper()
+	var once sync.Once
+	stopped := make(chan struct{})
+	ss.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if mutationNaming(r, "") {
+			once.Do(func() {
+				go func() { ss.stop(); close(stopped) }()
+				time.Sleep(200 * time.Millisecond)
+			})
+		}
+		next.ServeHTTP(rw, r)
+	})
+	do()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve was not stopped")
+	}
+	ss.setFault(nil)
+}
+
 // metrics scrapes serve's /metrics.
 func (ss *soakServe) metrics() map[string]float64 {
 	ss.t.Helper()
@@ -448,24 +474,7 @@ func TestTrialServeSoakDays(t *testing.T) {
 	})
 
 	ss.step("serve stopped in the middle of a targeted run, then started again", func() {
-		var once sync.Once
-		stopped := make(chan struct{})
-		fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-			if mutationNaming(r, "") {
-				once.Do(func() {
-					go func() { ss.stop(); close(stopped) }()
-					time.Sleep(200 * time.Millisecond)
-				})
-			}
-			next.ServeHTTP(rw, r)
-		})
-		ss.mustSandbox(fw.sb.rpms.MoveStay("d0b", "r103"))
-		select {
-		case <-stopped:
-		case <-time.After(20 * time.Second):
-			t.Fatal("serve was not stopped")
-		}
-		fw.setFault(nil)
+		ss.stopDuringFirstMutation(func() { ss.mustSandbox(fw.sb.rpms.MoveStay("d0b", "r103")) })
 		ss.start()
 	})
 
@@ -541,32 +550,13 @@ func TestTrialServeStoppedDuringAMove(t *testing.T) {
 	ss := newSoakServe(t, fw, "100ms")
 	ss.setNow(at(0, 10, 0))
 	ss.start()
-	var once sync.Once
-	stopped := make(chan struct{})
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if mutationNaming(r, "") {
-			once.Do(func() {
-				go func() { ss.stop(); close(stopped) }()
-				time.Sleep(200 * time.Millisecond)
-			})
-		}
-		next.ServeHTTP(rw, r)
-	})
-	ss.mustSandbox(fw.sb.rpms.MoveStay("s1", "r102"))
-	select {
-	case <-stopped:
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve was not stopped")
-	}
+	ss.stopDuringFirstMutation(func() { ss.mustSandbox(fw.sb.rpms.MoveStay("s1", "r102")) })
 	first := ss.stderr.String()
-	fw.setFault(nil)
 	ss.start()
 	ss.settle("the restart")
 	fw.checkInvariants("")
 	if t.Failed() {
 		t.Logf("first serve:\n%s\nsecond serve:\n%s", first, ss.stderr.String())
-		rep, _, _ := fw.tryRun("plan")
-		_ = rep
 	}
 }
 
@@ -600,21 +590,7 @@ func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
 	ss.start()
 	old := fw.key("s1").ID
 	ss.mustSandbox(fw.sb.rpms.DeleteKey(old))
-	full := func() int {
-		db := openState(t, ss.statePath(), state.Options{ReadOnly: true})
-		defer db.Close()
-		runs, err := db.Runs(context.Background(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, r := range runs {
-			if r.Mode == reconcile.ModeRun && r.Status != state.RunRunning {
-				n++
-			}
-		}
-		return n
-	}
+	full := func() int { return finishedRuns(t, ss.statePath(), reconcile.ModeRun) }
 	deadline := time.Now().Add(70 * time.Second)
 	for full() == 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)

@@ -108,7 +108,14 @@ func (sw *serveWorld) targetedRuns(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := openState(t, cfg.State, state.Options{ReadOnly: true})
+	return finishedRuns(t, cfg.State, reconcile.ModeTargeted)
+}
+
+// finishedRuns counts the runs of mode the state file at path records as
+// finished.
+func finishedRuns(t *testing.T, path string, mode reconcile.Mode) int {
+	t.Helper()
+	db := openState(t, path, state.Options{ReadOnly: true})
 	defer db.Close()
 	runs, err := db.Runs(context.Background(), 0)
 	if err != nil {
@@ -116,7 +123,7 @@ func (sw *serveWorld) targetedRuns(t *testing.T) int {
 	}
 	n := 0
 	for _, r := range runs {
-		if r.Mode == reconcile.ModeTargeted && r.Status != state.RunRunning {
+		if r.Mode == mode && r.Status != state.RunRunning {
 			n++
 		}
 	}
