@@ -402,6 +402,24 @@ func (r *Runner) markPersistent(ctx context.Context, rep *Report, plan *PlanRepo
 				a.System, a.Op, a.Stay.ID, n, a.Error),
 		})
 	}
+	// What waits on a persistent failure (the assign of a key whose create
+	// is refused, a key carrying the code of an invite that is) was skipped
+	// for it: not done, but retrying is no answer for it either.
+	stuck := map[*Credential]bool{}
+	for _, a := range failed {
+		if a.Persistent && a.Cred != nil {
+			stuck[a.Cred] = true
+		}
+	}
+	if len(stuck) == 0 {
+		return nil
+	}
+	for i := range plan.Actions {
+		a := &plan.Actions[i]
+		if a.Result == ResultSkipped && (stuck[a.Cred] || a.Upstream != nil && stuck[a.Upstream] || a.After != nil && stuck[a.After]) {
+			a.Persistent = true
+		}
+	}
 	return nil
 }
 
