@@ -174,6 +174,13 @@ func (d *DB) LastWholeRun(ctx context.Context) (r RunRow, ok bool, err error) {
 	return runs[0], true, nil
 }
 
+// TargetedRunsAfter returns the targeted runs (webhooks', polls', run
+// --stay) after run id that recorded how they ended, oldest first, with
+// their reports.
+func (d *DB) TargetedRunsAfter(ctx context.Context, id int64) ([]RunRow, error) {
+	return d.runs(ctx, `WHERE id > ? AND exit_code IS NOT NULL AND mode = ? ORDER BY id`, id, string(reconcile.ModeTargeted))
+}
+
 // Runs returns the last n recorded runs (every one when n <= 0), oldest
 // first, with their reports: status lists the last few without reading
 // every report the retention keeps.

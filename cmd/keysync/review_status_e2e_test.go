@@ -12,7 +12,8 @@ import (
 // run, a targeted run for "late" (arriving today) has its key create
 // refused; a later targeted run for another stay (a Guestway poll, another
 // webhook, run --stay) succeeds. late still holds no key, so status must
-// still name it among the arrivals without a credential.
+// still name it among the arrivals without a credential, until a run keys
+// it.
 func TestStatusKeepsAnEarlierTargetedRunsUnkeyedArrival(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
@@ -46,5 +47,13 @@ func TestStatusKeepsAnEarlierTargetedRunsUnkeyedArrival(t *testing.T) {
 	}
 	if got := unkeyed(); len(got) != 1 || got[0] != "late" {
 		t.Errorf("after another stay's targeted run, status names %q without a credential, want [late]: late, arriving today, still holds no key", got)
+	}
+	// late's own targeted run keys it: status no longer names it.
+	fw.mustExec(ExitOK, "run", "--stay", "late")
+	if s, _ := fw.sb.rpms.Stay("late"); s.KeyID == "" {
+		t.Fatal("late's targeted run did not key it")
+	}
+	if got := unkeyed(); len(got) != 0 {
+		t.Errorf("after late's targeted run keyed it, status names %q without a credential, want none", got)
 	}
 }

@@ -137,30 +137,41 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	// backfill, which read every stay): a targeted run after it (a
 	// webhook's, a poll's, run --stay) read a few stays and clears none of
 	// its problems, as /metrics keeps them (TestServeMetricsFromTheRecord).
-	// A later targeted run's failures and unkeyed arrivals are added.
-	var later *reconcile.Report
+	// The targeted runs after it add their arrivals without a credential,
+	// each until a later one keys the stay, and the newest one's failures.
+	var later []*reconcile.Report
 	if r, ok, err := db.LastWholeRun(ctx); err != nil {
 		return withCode(ExitFailure, err)
 	} else if ok && r.Report != nil {
 		var whole reconcile.Report
 		if json.Unmarshal(r.Report, &whole) == nil {
-			if last != nil && last.RunID > whole.RunID && last.Mode == reconcile.ModeTargeted {
-				later = last
-			}
 			last = &whole
+		}
+		after, err := db.TargetedRunsAfter(ctx, r.ID)
+		if err != nil {
+			return withCode(ExitFailure, err)
+		}
+		for _, t := range after {
+			var tr reconcile.Report
+			if t.Report != nil && json.Unmarshal(t.Report, &tr) == nil {
+				later = append(later, &tr)
+			}
 		}
 	}
 	if last != nil {
 		rep.Failures, rep.Problems, rep.Notes = last.Failures, last.Problems, last.Notes()
 		rep.Unkeyed = metrics.ArrivalsWithoutCredential(last)
 	}
-	if later != nil {
-		rep.Failures = append(rep.Failures, later.Failures...)
-		for _, s := range metrics.ArrivalsWithoutCredential(later) {
+	for _, tr := range later {
+		rep.Unkeyed = slices.DeleteFunc(rep.Unkeyed, func(s reconcile.StayRef) bool { return keyed(tr, s) })
+		for _, s := range metrics.ArrivalsWithoutCredential(tr) {
 			if !slices.Contains(rep.Unkeyed, s) {
 				rep.Unkeyed = append(rep.Unkeyed, s)
 			}
 		}
+	}
+	if n := len(later); n > 0 {
+		rep.Failures = append(rep.Failures, later[n-1].Failures...)
 	}
 	if rep.Open, err = db.OpenWork(ctx); err != nil {
 		return withCode(ExitFailure, err)
@@ -337,4 +348,20 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// keyed reports whether the run rep issued stay s its credential: a create
+// or an assign for it done, and none of its creates or assigns left undone.
+func keyed(rep *reconcile.Report, s reconcile.StayRef) bool {
+	done := false
+	for _, a := range rep.Actions() {
+		if a.Stay != s || (a.Op != reconcile.OpCreate && a.Op != reconcile.OpAssign) {
+			continue
+		}
+		if a.Result != reconcile.ResultDone {
+			return false
+		}
+		done = true
+	}
+	return done
 }
