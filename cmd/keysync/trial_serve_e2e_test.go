@@ -258,10 +258,10 @@ func at(n, hh, mm int) time.Time {
 	return time.Date(d.Year(), d.Month(), d.Day(), hh, mm, 0, 0, loc)
 }
 
-// TestTrialServeSoak drives serve through three simulated days.
-func TestTrialServeSoak(t *testing.T) {
-	soakOnly(t)
-	t.Parallel()
+// soakHotelServing books the soak hotel's and apartments' first stays,
+// backfills, and starts serve at 10:00 on day 0.
+func soakHotelServing(t *testing.T) (*faultWorld, *soakServe) {
+	t.Helper()
 	fw := newFaultWorld(t, soakHotel, soakApartments)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r201", 0, 3)
@@ -274,6 +274,14 @@ func TestTrialServeSoak(t *testing.T) {
 	ss.foreignAtStart = fw.foreign()
 	ss.setNow(at(0, 10, 0))
 	ss.start()
+	return fw, ss
+}
+
+// TestTrialServeSoak drives serve through three simulated days.
+func TestTrialServeSoak(t *testing.T) {
+	soakOnly(t)
+	t.Parallel()
+	fw, ss := soakHotelServing(t)
 
 	ss.step("same-day booking", func() {
 		ss.mustSandbox(fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "late1", RoomID: "r103", Arrival: day(0), Departure: day(1), ReservationID: "res-late1"}))
@@ -425,18 +433,7 @@ func TestTrialServeWebhookRunWith5xxIsRetried(t *testing.T) {
 func TestTrialServeSoakDays(t *testing.T) {
 	soakOnly(t)
 	t.Parallel()
-	fw := newFaultWorld(t, soakHotel, soakApartments)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r201", 0, 3)
-	fw.hotelStay("s3", "r301", 1, 3)
-	fw.hotelStay("s4", "r102", 2, 5)
-	fw.addReservation("g1", "L1", 0, 2)
-	fw.addReservation("g2", "L2", 1, 4)
-	fw.mustExec(ExitOK, "backfill")
-	ss := newSoakServe(t, fw, "100ms")
-	ss.foreignAtStart = fw.foreign()
-	ss.setNow(at(0, 10, 0))
-	ss.start()
+	fw, ss := soakHotelServing(t)
 	errorsAsAnswered := func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
 		rw.Header().Set("Retry-After", "1")
 		http.Error(rw, "slow down", http.StatusTooManyRequests)
