@@ -47,8 +47,23 @@ func (l *listener) locked() bool {
 func newListener(env *environment, cfg *Config, log *slog.Logger, queue *state.DB, runMu *sync.Mutex) *listener {
 	m := metrics.New(cfg.shardID())
 	m.ServesWebhooks()
-	return &listener{env: env, cfg: cfg, log: log.With("component", "listener"), queue: queue, metrics: m,
+	l := &listener{env: env, cfg: cfg, log: log.With("component", "listener"), queue: queue, metrics: m,
 		runMu: runMu, wake: make(chan struct{}, 1)}
+	m.ServesEvents(l.waiting)
+	return l
+}
+
+// waiting reports how many events are queued and how long the oldest has
+// waited, for /metrics; none without a queue.
+func (l *listener) waiting() (int, time.Duration, error) {
+	if l.queue == nil {
+		return 0, 0, nil
+	}
+	events, err := l.queue.PendingEvents(context.Background())
+	if err != nil || len(events) == 0 {
+		return 0, 0, err
+	}
+	return len(events), max(l.env.now().Sub(events[0].ReceivedAt), 0), nil
 }
 
 func (l *listener) handler() http.Handler {

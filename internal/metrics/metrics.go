@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"math"
 	"net/http"
 	"time"
 
@@ -26,6 +27,8 @@ type Metrics struct {
 	arrivals    prometheus.Gauge
 	problems    prometheus.Gauge
 	webhooks    *prometheus.CounterVec
+	// shard is the process's --shard I/N label ("" for none).
+	shard string
 }
 
 // New returns the metrics, registered and at zero. shard, when not "",
@@ -34,7 +37,7 @@ type Metrics struct {
 // series of their own.
 func New(shard string) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg: prometheus.NewRegistry(), shard: shard,
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_last_success_timestamp_seconds",
 			Help: "When the last run that did all it could finished (exit 0, or 6: done but a person is needed), as a Unix time."}),
 		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keysync_last_run_timestamp_seconds",
@@ -172,6 +175,30 @@ func (m *Metrics) ServesWebhooks() {
 	for _, r := range webhookResults {
 		m.webhooks.WithLabelValues(r)
 	}
+}
+
+// ServesEvents shows serve's webhook event queue, read at each scrape by
+// queue: how many events wait for a run (keysync_webhook_events_pending)
+// and how long the oldest has waited (keysync_webhook_events_oldest_seconds,
+// 0 when none wait). An event waits while another run holds the state
+// file, or while its run leaves work undone and is tried again; one that
+// waits long means same-day bookings are not being keyed. Both are NaN
+// when queue fails (serve's /readyz says why).
+func (m *Metrics) ServesEvents(queue func() (pending int, oldest time.Duration, err error)) {
+	read := func(f func(int, time.Duration) float64) func() float64 {
+		return func() float64 {
+			n, age, err := queue()
+			if err != nil {
+				return math.NaN()
+			}
+			return f(n, age)
+		}
+	}
+	withShard(m.shard, m.reg).MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keysync_webhook_events_pending",
+			Help: "Webhook events queued and not yet covered by a run."}, read(func(n int, _ time.Duration) float64 { return float64(n) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keysync_webhook_events_oldest_seconds",
+			Help: "How long the oldest queued webhook event has waited for a run (0 when none waits)."}, read(func(_ int, age time.Duration) float64 { return age.Seconds() })))
 }
 
 // ArrivalsWithoutCredential returns the stays arriving within 24 hours or
