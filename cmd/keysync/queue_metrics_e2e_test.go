@@ -3,8 +3,6 @@ package main
 import (
 	"testing"
 	"time"
-
-	"github.com/keysync/keysync/state"
 )
 
 // TestWebhookQueueShownInMetrics: while another process's run holds the
@@ -12,27 +10,14 @@ import (
 // long it has waited; once it has run, none waits.
 func TestWebhookQueueShownInMetrics(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, pinRooms(3), nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.mustExec(ExitOK, "backfill")
-	ss := newSoakServe(t, fw, "100ms")
-	ss.setNow(at(0, 10, 0))
-	ss.start()
-	if m := ss.metrics(); m["keysync_webhook_events_pending"] != 0 || m["keysync_webhook_events_oldest_seconds"] != 0 {
-		t.Fatalf("before any event: pending %v, oldest %v s; want 0 and 0", m["keysync_webhook_events_pending"], m["keysync_webhook_events_oldest_seconds"])
-	}
-	lock, err := state.Lock(fw.statePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss.mustSandbox(fw.sb.rpms.DeleteKey(fw.key("s1").ID))
+	_, ss, unlock := keyDeletedWhileLocked(t)
 	time.Sleep(2 * time.Second)
 	m := ss.metrics()
 	if m["keysync_webhook_events_pending"] != 1 || m["keysync_webhook_events_oldest_seconds"] < 1.5 {
 		t.Errorf("with the state file locked: pending %v, oldest %v s; want the deletion's event, waiting since it came (2 s)",
 			m["keysync_webhook_events_pending"], m["keysync_webhook_events_oldest_seconds"])
 	}
-	lock.Unlock()
+	unlock()
 	ss.settle("the event after the lock")
 	if m := ss.metrics(); m["keysync_webhook_events_pending"] != 0 || m["keysync_webhook_events_oldest_seconds"] != 0 {
 		t.Errorf("after its run: pending %v, oldest %v s; want 0 and 0", m["keysync_webhook_events_pending"], m["keysync_webhook_events_oldest_seconds"])

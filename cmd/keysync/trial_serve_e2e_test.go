@@ -659,20 +659,9 @@ func TestTrialServeStatusKeepsTheNightsProblems(t *testing.T) {
 // not once a second for as long as the other run takes.
 func TestTrialServeKeyDeletedWhileLockedRetiresOnce(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, pinRooms(3), nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.mustExec(ExitOK, "backfill")
-	ss := newSoakServe(t, fw, "100ms")
-	ss.setNow(at(0, 10, 0))
-	ss.start()
-	lock, err := state.Lock(fw.statePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := fw.key("s1").ID
-	ss.mustSandbox(fw.sb.rpms.DeleteKey(old))
+	fw, ss, unlock := keyDeletedWhileLocked(t)
 	time.Sleep(4 * time.Second)
-	lock.Unlock()
+	unlock()
 	ss.settle("the event after the lock")
 	fw.checkInvariants("")
 	var out, errb bytes.Buffer
@@ -683,6 +672,25 @@ func TestTrialServeKeyDeletedWhileLockedRetiresOnce(t *testing.T) {
 	if n != 1 {
 		t.Errorf("s1's history names the key's deletion %d times, want 1:\n%s", n, out.String())
 	}
+}
+
+// keyDeletedWhileLocked starts serve on a hotel whose stay s1 holds a
+// key, takes the state file's lock as another process's run would, and
+// has 3RPMS delete s1's key: its event waits until unlock.
+func keyDeletedWhileLocked(t *testing.T) (fw *faultWorld, ss *soakServe, unlock func()) {
+	t.Helper()
+	fw = newFaultWorld(t, pinRooms(3), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	ss = newSoakServe(t, fw, "100ms")
+	ss.setNow(at(0, 10, 0))
+	ss.start()
+	lock, err := state.Lock(fw.statePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.mustSandbox(fw.sb.rpms.DeleteKey(fw.key("s1").ID))
+	return fw, ss, func() { lock.Unlock() }
 }
 
 // TestTrialServeGuestwayPoll: serve's poll of a Guestway property
