@@ -18,10 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
-	"github.com/keysync/keysync/internal/webhook"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/state"
@@ -47,24 +45,16 @@ type soakServe struct {
 	setAt  time.Time
 	addr   string
 	stderr *syncBuffer
-	cancel func()
-	done   chan error
+	// stopServe stops the serve start started (launchServe); nil when none
+	// runs.
+	stopServe func() error
 	// foreignAtStart is fw.foreign() before serve started (invariant 6).
 	foreignAtStart string
 }
 
 func newSoakServe(t *testing.T, fw *faultWorld, debounce string) *soakServe {
 	t.Helper()
-	cfg, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(cfg, []byte("listen:")) {
-		cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nwebhook_debounce: "+debounce+"\nproperties:\n"), 1)
-		if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	listenFor(t, fw, debounce)
 	ss := &soakServe{faultWorld: fw, t: t, clock: fw.now, setAt: time.Now()}
 	t.Cleanup(func() { ss.stop() })
 	return ss
@@ -88,58 +78,30 @@ func (ss *soakServe) now() time.Time {
 
 // start starts serve and points the sandbox's webhooks at it.
 func (ss *soakServe) start() {
-	t := ss.t
-	t.Helper()
+	ss.t.Helper()
 	ss.stderr = &syncBuffer{}
-	bound := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	ss.cancel, ss.done = cancel, make(chan error, 1)
-	done := ss.done
-	go func() {
-		clock := reconcile.WallClock{}
-		env := &environment{stdout: &bytes.Buffer{}, stderr: ss.stderr, getenv: ss.getenv, now: ss.now,
-			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(a string) { bound <- a }}
-		done <- env.run(ctx, []string{"serve", "--config", ss.cfg})
-	}()
-	select {
-	case ss.addr = <-bound:
-	case err := <-done:
-		t.Fatalf("serve ended before listening: %v\n%s", err, ss.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not listen:\n%s", ss.stderr.String())
-	}
-	ss.sb.rpms.SetWebhook("http://"+ss.addr+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
+	addr, stop := launchServe(ss.t, ss.faultWorld, ss.now, ss.stderr)
+	ss.mu.Lock()
+	ss.addr, ss.stopServe = addr, stop
+	ss.mu.Unlock()
 }
 
 // stop cancels serve (SIGTERM) and waits for it.
 func (ss *soakServe) stop() error {
-	if ss.cancel == nil {
+	ss.mu.Lock()
+	stop := ss.stopServe
+	ss.stopServe = nil
+	ss.mu.Unlock()
+	if stop == nil {
 		return nil
 	}
-	ss.cancel()
-	ss.cancel = nil
-	select {
-	case err := <-ss.done:
-		return err
-	case <-time.After(20 * time.Second):
-		ss.t.Error("serve did not stop within 20 s")
-		return nil
-	}
+	return stop()
 }
 
 // post delivers a webhook body to serve, signed with secret.
 func (ss *soakServe) post(body, secret string) int {
 	ss.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+ss.addr+"/webhooks/3rpms/sandbox-hotel", strings.NewReader(body))
-	if secret != "" {
-		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), secret))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		ss.t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return postWebhook(ss.t, ss.addr, body, secret)
 }
 
 // queue returns the pending events and whether a run is in progress.

@@ -38,6 +38,18 @@ func startServe(t *testing.T, fw *faultWorld, debounce string, backfill bool) *s
 	if backfill {
 		fw.mustExec(ExitOK, "backfill")
 	}
+	listenFor(t, fw, debounce)
+	sw := &serveWorld{faultWorld: fw, stderr: &syncBuffer{}}
+	now := fw.now
+	sw.addr, sw.stop = launchServe(t, fw, func() time.Time { return now }, sw.stderr)
+	t.Cleanup(func() { sw.stop() })
+	return sw
+}
+
+// listenFor gives fw's config a listen address and webhook_debounce, unless
+// it has a listen address already.
+func listenFor(t *testing.T, fw *faultWorld, debounce string) {
+	t.Helper()
 	cfg, err := os.ReadFile(fw.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -48,48 +60,49 @@ func startServe(t *testing.T, fw *faultWorld, debounce string, backfill bool) *s
 			t.Fatal(err)
 		}
 	}
-	sw := &serveWorld{faultWorld: fw, stderr: &syncBuffer{}}
+}
+
+// launchServe starts serve on fw's config, on the clock now and logging
+// to stderr, and points the sandbox's webhooks at it. stop cancels it, as
+// SIGTERM does, and returns how it ended; a second call does nothing.
+func launchServe(t *testing.T, fw *faultWorld, now func() time.Time, stderr *syncBuffer) (addr string, stop func() error) {
+	t.Helper()
 	bound := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		clock := reconcile.WallClock{}
-		now := fw.now
-		env := &environment{stdout: &bytes.Buffer{}, stderr: sw.stderr, getenv: fw.getenv, now: func() time.Time { return now },
+		env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: now,
 			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(a string) { bound <- a }}
 		done <- env.run(ctx, []string{"serve", "--config", fw.cfg})
 	}()
 	select {
-	case sw.addr = <-bound:
+	case addr = <-bound:
 	case err := <-done:
-		t.Fatalf("serve ended before listening: %v\n%s", err, sw.stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("serve did not listen:\n%s", sw.stderr.String())
+		t.Fatalf("serve ended before listening: %v\n%s", err, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not listen:\n%s", stderr.String())
 	}
-	fw.sb.rpms.SetWebhook("http://"+sw.addr+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
-	stopped := false
-	sw.stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(15 * time.Second):
-			t.Fatal("serve did not stop within 15 s")
-		}
-		return nil
+	fw.sb.rpms.SetWebhook("http://"+addr+"/webhooks/3rpms/sandbox-hotel", sandboxWebhookSecret)
+	var once sync.Once
+	var err error
+	return addr, func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Error("serve did not stop within 20 s")
+			}
+		})
+		return err
 	}
-	t.Cleanup(func() { sw.stop() })
-	return sw
 }
 
-// post delivers a webhook body to serve, signed with secret.
-func (sw *serveWorld) post(t *testing.T, body, secret string) int {
+// postWebhook delivers a webhook body to serve at addr, signed with secret.
+func postWebhook(t *testing.T, addr, body, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+sw.addr+"/webhooks/3rpms/sandbox-hotel", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/3rpms/sandbox-hotel", strings.NewReader(body))
 	if secret != "" {
 		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), secret))
 	}
@@ -99,6 +112,12 @@ func (sw *serveWorld) post(t *testing.T, body, secret string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// post delivers a webhook body to serve, signed with secret.
+func (sw *serveWorld) post(t *testing.T, body, secret string) int {
+	t.Helper()
+	return postWebhook(t, sw.addr, body, secret)
 }
 
 // targetedRuns counts the state's runs of the targeted mode.
