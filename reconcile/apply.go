@@ -294,7 +294,7 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 	sink := ap.site.Sinks[b.System]
 	var ready []*Action
 	for _, a := range b.Actions {
-		switch {
+		switch deferred := ap.deferredWith(a); {
 		case sink == nil:
 			ap.skip(a, fmt.Sprintf("no %s sink configured", b.System))
 		case ap.cutOff(b.System) != nil:
@@ -303,8 +303,8 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 			ap.skip(a, fmt.Sprintf("%s could not be asked what it already holds, so nothing is created there this run: %v", b.System, ap.noCreate[b.System]))
 		case ctx.Err() != nil:
 			ap.skip(a, "run stopping: "+context.Cause(ctx).Error())
-		case ap.deferredWith(a) != "":
-			ap.deferLater(a, "what it waits on was deferred: "+ap.deferredWith(a))
+		case deferred != "":
+			ap.deferLater(a, "what it waits on was deferred: "+deferred)
 		case a.After != nil && ap.isNotOurs(a.After):
 			// Waiting on a claim that showed the key is not ours.
 			const why = "the key is not keysync's; left alone"
