@@ -515,21 +515,11 @@ func (p *planner) adoptAllHeld(s Stay, sys System, kind Kind) (*Credential, []*C
 	if p.recordedRemote(sys, h.RemoteID) {
 		return nil, nil // recorded already, for another stay: never taken from it
 	}
-	// Recorded for the room whose doors it opens: one that opens another
-	// room's (the stay moved since) is then moved like any other.
-	c := p.credential(Credential{
-		Stay: s.Ref, System: sys, Kind: kind, RoomID: h.RoomID, RemoteID: h.RemoteID,
-		Status: StatusActive, Adopted: true, Valid: h.Valid, Arrival: s.Arrival, Departure: s.Departure,
-	})
-	c.Secret = h.Secret
-	p.add(Action{Op: OpAdopt, Reason: fmt.Sprintf("%s %s the system holds for the stay (keysync had no record of it)", sys, kind), Cred: c, Step: 1, Priority: p.priority(s)}, s)
+	c := p.adoptOne(s, h, kind, "")
 	if p.adopted == nil {
 		p.adopted = map[heldKey]*Credential{}
 	}
 	p.adopted[k] = c
-	// A live credential like a recorded one: the fail-safe weighs what a
-	// plan withdraws against every live credential.
-	p.plan.Live++
 	// The stay's other ones (a previous install's) are adopted to go:
 	// one may open a room the stay has left.
 	var spares []*Credential
@@ -537,16 +527,26 @@ func (p *planner) adoptAllHeld(s Stay, sys System, kind Kind) (*Credential, []*C
 		if sp.System != sys || sp.RemoteID == "" || p.recordedRemote(sys, sp.RemoteID) {
 			continue
 		}
-		sc := p.credential(Credential{
-			Stay: s.Ref, System: sys, Kind: kind, RoomID: sp.RoomID, RemoteID: sp.RemoteID,
-			Status: StatusActive, Adopted: true, Valid: sp.Valid, Arrival: s.Arrival, Departure: s.Departure,
-		})
-		sc.Secret = sp.Secret
-		p.add(Action{Op: OpAdopt, Reason: fmt.Sprintf("another %s %s the system holds for the stay (keysync had no record of it)", sys, kind), Cred: sc, Step: 1, Priority: p.priority(s)}, s)
-		p.plan.Live++
-		spares = append(spares, sc)
+		spares = append(spares, p.adoptOne(s, sp, kind, "another "))
 	}
 	return c, spares
+}
+
+// adoptOne records h, held by h.System for the stay, as a live credential
+// of kind and plans its adoption; the reason begins with prefix.
+func (p *planner) adoptOne(s Stay, h Held, kind Kind, prefix string) *Credential {
+	// Recorded for the room whose doors it opens: one that opens another
+	// room's (the stay moved since) is then moved like any other.
+	c := p.credential(Credential{
+		Stay: s.Ref, System: h.System, Kind: kind, RoomID: h.RoomID, RemoteID: h.RemoteID,
+		Status: StatusActive, Adopted: true, Valid: h.Valid, Arrival: s.Arrival, Departure: s.Departure,
+	})
+	c.Secret = h.Secret
+	p.add(Action{Op: OpAdopt, Reason: fmt.Sprintf("%s%s %s the system holds for the stay (keysync had no record of it)", prefix, h.System, kind), Cred: c, Step: 1, Priority: p.priority(s)}, s)
+	// A live credential like a recorded one: the fail-safe weighs what a
+	// plan withdraws against every live credential.
+	p.plan.Live++
+	return c
 }
 
 // recordedRemote reports whether a credential of sys with the remote id is
