@@ -765,18 +765,29 @@ func staysByRef(stays []Stay) map[StayRef]*Stay {
 // secret, sys's: what sys's Deriver builds from the secret is what the key
 // holds (its PIN, its QR data). "" when it is not, or cannot be told.
 func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
-	d, ok := site.Sinks[sys].(Deriver)
-	if !ok || secret == "" || s == nil || s.Key == nil {
+	if secret == "" {
 		return ""
 	}
-	probe := &Credential{Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID}
-	if err := d.Derive(probe, secret); err != nil || (probe.PIN == "" && probe.QRData == "") {
-		return ""
-	}
-	if probe.PIN != s.Key.PIN || probe.QRData != s.Key.QRData {
+	probe := deriveKey(site, sys, secret, s)
+	if probe == nil || probe.PIN != s.Key.PIN || probe.QRData != s.Key.QRData {
 		return ""
 	}
 	return s.Key.ID
+}
+
+// deriveKey returns what sys's Deriver makes of secret for stay s's 3RPMS
+// key (its PIN or QR data), nil when sys has no Deriver, the stay no key,
+// or the Deriver makes nothing of it for a key of that kind.
+func deriveKey(site *Site, sys System, secret Secret, s *Stay) *Credential {
+	d, ok := site.Sinks[sys].(Deriver)
+	if !ok || s == nil || s.Key == nil {
+		return nil
+	}
+	probe := &Credential{Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID}
+	if err := d.Derive(probe, secret); err != nil || (probe.PIN == "" && probe.QRData == "") {
+		return nil
+	}
+	return probe
 }
 
 // cannotTell reports whether stay s's 3RPMS key is of a kind sys's
@@ -784,16 +795,9 @@ func carriedBy(site *Site, sys System, secret Secret, s *Stay) string {
 // does: the secret is unknown (a list without secrets), or 3RPMS shows
 // none of what the key holds (its PIN, its QR data).
 func cannotTell(site *Site, sys System, secret Secret, s *Stay) bool {
-	d, ok := site.Sinks[sys].(Deriver)
-	if !ok || s == nil || s.Key == nil {
-		return false
-	}
-	probe := &Credential{Stay: s.Ref, System: System3RPMS, Kind: Kind(s.Key.Type), RoomID: s.RoomID}
-	try := secret
-	if try == "" {
-		try = "0" // any secret: is the key of a kind sys derives?
-	}
-	if err := d.Derive(probe, try); err != nil || (probe.PIN == "" && probe.QRData == "") {
+	// Without the secret, any will do: is the key of a kind sys derives?
+	probe := deriveKey(site, sys, cmp.Or(secret, "0"), s)
+	if probe == nil {
 		return false
 	}
 	return secret == "" || (probe.PIN != "" && s.Key.PIN == "") || (probe.QRData != "" && s.Key.QRData == "")
