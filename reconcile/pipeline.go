@@ -395,7 +395,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 // revocations go before any property's arrivals, whatever the config's
 // order.
 func (p *purse) price(r *Runner, w *siteWork, rd siteRead, plan *Plan, actions []*Action) *siteJob {
-	site, planned, after := w.site, w.requests, w.after
+	site, planned := w.site, w.requests
 	job := &siteJob{site: site, rd: rd, plan: plan, pr: newPlanReport(plan)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -414,11 +414,7 @@ func (p *purse) price(r *Runner, w *siteWork, rd siteRead, plan *Plan, actions [
 	}
 	allow := site.allowances(p.allow)
 	for sys, al := range allow {
-		for _, u := range after {
-			if u.site.account(sys) == site.account(sys) {
-				al.Reserve += u.revokes[sys]
-			}
-		}
+		al.Reserve += p.revokesToCome(w, sys)
 		allow[sys] = al
 	}
 	job.kept, job.deferred = budget(actions, allow, site.maxBatch)
@@ -459,12 +455,7 @@ func (p *purse) resends(w *siteWork, sys System) func(revoke bool) bool {
 		al := p.allow[acct]
 		floor := 0
 		if !revoke {
-			floor = al.Reserve
-			for _, u := range w.after {
-				if !p.priced[u] && u.site.account(sys) == acct {
-					floor += u.revokes[sys]
-				}
-			}
+			floor = al.Reserve + p.revokesToCome(w, sys)
 		}
 		if al.Left <= floor {
 			return false
@@ -473,4 +464,18 @@ func (p *purse) resends(w *siteWork, sys System) func(revoke bool) bool {
 		p.allow[acct] = al
 		return true
 	}
+}
+
+// revokesToCome is what the revocations of the properties sharing sys's
+// account with w and priced after it (w.after) cost there, for those not
+// priced yet: price and resends keep it from w's work other than
+// revocations. p.mu is held.
+func (p *purse) revokesToCome(w *siteWork, sys System) int {
+	n := 0
+	for _, u := range w.after {
+		if !p.priced[u] && u.site.account(sys) == w.site.account(sys) {
+			n += u.revokes[sys]
+		}
+	}
+	return n
 }
