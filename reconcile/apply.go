@@ -107,10 +107,7 @@ func (ap *applier) deferredWith(a *Action) string {
 // deferLater records a's action as deferred to the next run (its audit
 // line skipped: nothing was sent for it), because of why.
 func (ap *applier) deferLater(a *Action, why string) {
-	ap.rep.set(a, ResultDeferred, why)
-	ap.mu.Lock()
-	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
-	ap.mu.Unlock()
+	ap.skipAs(a, ResultDeferred, why)
 }
 
 func (ap *applier) isNotOurs(c *Credential) bool {
@@ -307,11 +304,7 @@ func (ap *applier) send(ctx context.Context, b batch, prev outcomes) (outcomes, 
 			ap.deferLater(a, "what it waits on was deferred: "+deferred)
 		case a.After != nil && ap.isNotOurs(a.After):
 			// Waiting on a claim that showed the key is not ours.
-			const why = "the key is not keysync's; left alone"
-			ap.rep.set(a, ResultSettled, why)
-			ap.mu.Lock()
-			ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
-			ap.mu.Unlock()
+			ap.skipAs(a, ResultSettled, "the key is not keysync's; left alone")
 		case a.After != nil && a.After.Status != StatusActive && a.After.Adopted:
 			ap.skip(a, "its claim was not answered; the next run claims the key again")
 		case a.After != nil && a.After.Status != StatusActive:
@@ -410,7 +403,13 @@ func (ap *applier) derive(a *Action) error {
 }
 
 func (ap *applier) skip(a *Action, why string) {
-	ap.rep.set(a, ResultSkipped, why)
+	ap.skipAs(a, ResultSkipped, why)
+}
+
+// skipAs reports a's action as res, because of why, and audits it as
+// skipped: nothing is sent for it.
+func (ap *applier) skipAs(a *Action, res Result, why string) {
+	ap.rep.set(a, res, why)
 	ap.mu.Lock()
 	ap.skipped = append(ap.skipped, ap.audit(a, PhaseSkipped, why))
 	ap.mu.Unlock()
