@@ -185,20 +185,32 @@ func (m *Metrics) ServesWebhooks() {
 // waits long means same-day bookings are not being keyed. Both are NaN
 // when queue fails (serve's /readyz says why).
 func (m *Metrics) ServesEvents(queue func() (pending int, oldest time.Duration, err error)) {
-	read := func(f func(int, time.Duration) float64) func() float64 {
-		return func() float64 {
-			n, age, err := queue()
-			if err != nil {
-				return math.NaN()
-			}
-			return f(n, age)
-		}
+	withShard(m.shard, m.reg).MustRegister(eventQueue{read: queue,
+		pending: prometheus.NewDesc("keysync_webhook_events_pending",
+			"Webhook events queued and not yet covered by a run.", nil, nil),
+		oldest: prometheus.NewDesc("keysync_webhook_events_oldest_seconds",
+			"How long the oldest queued webhook event has waited for a run (0 when none waits).", nil, nil)})
+}
+
+// eventQueue collects ServesEvents' two gauges from one read of the queue
+// per scrape (a query of the state file), not one read for each.
+type eventQueue struct {
+	read            func() (int, time.Duration, error)
+	pending, oldest *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (q eventQueue) Describe(ch chan<- *prometheus.Desc) { ch <- q.pending; ch <- q.oldest }
+
+// Collect implements prometheus.Collector.
+func (q eventQueue) Collect(ch chan<- prometheus.Metric) {
+	n, age, err := q.read()
+	pending, oldest := float64(n), age.Seconds()
+	if err != nil {
+		pending, oldest = math.NaN(), math.NaN()
 	}
-	withShard(m.shard, m.reg).MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keysync_webhook_events_pending",
-			Help: "Webhook events queued and not yet covered by a run."}, read(func(n int, _ time.Duration) float64 { return float64(n) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keysync_webhook_events_oldest_seconds",
-			Help: "How long the oldest queued webhook event has waited for a run (0 when none waits)."}, read(func(_ int, age time.Duration) float64 { return age.Seconds() })))
+	ch <- prometheus.MustNewConstMetric(q.pending, prometheus.GaugeValue, pending)
+	ch <- prometheus.MustNewConstMetric(q.oldest, prometheus.GaugeValue, oldest)
 }
 
 // ArrivalsWithoutCredential returns the stays arriving within 24 hours or
