@@ -203,7 +203,18 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		refs[i], wants[i] = ref, want
 	}
 
+	// Each key's list is read once, for the first stay that needs it.
 	lists := map[KeyRef]accessList{}
+	listOf := func(ref KeyRef, what func() string) (accessList, error) {
+		if list, ok := lists[ref]; ok {
+			return list, nil
+		}
+		list, err := s.accesses(ctx, what(), ref)
+		if err == nil {
+			lists[ref] = list
+		}
+		return list, err
+	}
 	out := make([]*reconcile.Held, len(sought))
 	taken := map[httpapi.FlexString]bool{}
 	for i, sk := range sought {
@@ -211,14 +222,11 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		if c.RoomID == "" {
 			continue
 		}
-		list, ok := lists[ref]
-		if !ok {
-			what := fmt.Sprintf("find access for stay %s in room %s (%s)", c.Stay.ID, c.RoomID, ref.label())
-			var err error
-			if list, err = s.accesses(ctx, what, ref); err != nil {
-				return nil, err
-			}
-			lists[ref] = list
+		list, err := listOf(ref, func() string {
+			return fmt.Sprintf("find access for stay %s in room %s (%s)", c.Stay.ID, c.RoomID, ref.label())
+		})
+		if err != nil {
+			return nil, err
 		}
 		guestless, named := visitorName("", c.Stay), visitorName(sk.Guest, c.Stay)
 		var best *listedAccess
@@ -233,7 +241,7 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 		}
 		if best != nil {
 			taken[best.ID] = true
-			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(cmp.Or(best.Code, best.BookingCode)), Valid: c.Valid, RoomID: c.RoomID}
+			out[i] = &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(best.ID), Secret: reconcile.Secret(best.code()), Valid: c.Valid, RoomID: c.RoomID}
 		}
 	}
 	// A stay none matched whose 3RPMS key carries a code: the access with
@@ -252,42 +260,50 @@ func (s *Sink) FindAll(ctx context.Context, sought []reconcile.Sought, known map
 			continue
 		}
 		c := sk.Cred
-		guestless, named := visitorName("", c.Stay), visitorName(sk.Guest, c.Stay)
 		for _, ref := range keys {
-			list, ok := lists[ref]
-			if !ok {
-				what := fmt.Sprintf("find access for stay %s by the code its key carries (%s)", c.Stay.ID, ref.label())
-				var err error
-				if list, err = s.accesses(ctx, what, ref); err != nil {
-					return nil, err
-				}
-				lists[ref] = list
+			list, err := listOf(ref, func() string {
+				return fmt.Sprintf("find access for stay %s by the code its key carries (%s)", c.Stay.ID, ref.label())
+			})
+			if err != nil {
+				return nil, err
 			}
-			for j := range list.Data {
-				a := &list.Data[j]
-				code := cmp.Or(a.Code, a.BookingCode)
-				if a.ID == "" || a.isCancelled() || taken[a.ID] || known[string(a.ID)] || string(code) != sk.Carries.Reveal() ||
-					(sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
-					continue
-				}
-				taken[a.ID] = true
-				h := &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(a.ID), Secret: reconcile.Secret(code)}
-				if start, end, ok := s.listedWindow(a); ok {
-					h.Valid = reconcile.Window{Start: start, End: end}
-				}
-				if ref == refs[i] {
-					h.RoomID = c.RoomID
-				}
-				out[i] = h
-				break
+			a := carrying(list, sk, taken, known)
+			if a == nil {
+				continue
 			}
-			if out[i] != nil {
-				break
+			taken[a.ID] = true
+			h := &reconcile.Held{System: reconcile.SystemKeyBox, RemoteID: string(a.ID), Secret: reconcile.Secret(a.code())}
+			if start, end, ok := s.listedWindow(a); ok {
+				h.Valid = reconcile.Window{Start: start, End: end}
 			}
+			if ref == refs[i] {
+				h.RoomID = c.RoomID
+			}
+			out[i] = h
+			break
 		}
 	}
 	return out, nil
 }
+
+// carrying is the first access of list that is live, neither taken nor
+// known, carries the code sk.Carries and, for an Exact sought, names the
+// stay's visitor (or none); nil when there is none.
+func carrying(list accessList, sk reconcile.Sought, taken map[httpapi.FlexString]bool, known map[string]bool) *listedAccess {
+	guestless, named := visitorName("", sk.Cred.Stay), visitorName(sk.Guest, sk.Cred.Stay)
+	for j := range list.Data {
+		a := &list.Data[j]
+		if a.ID == "" || a.isCancelled() || taken[a.ID] || known[string(a.ID)] || string(a.code()) != sk.Carries.Reveal() ||
+			(sk.Exact && a.VisitorName != named && a.VisitorName != guestless) {
+			continue
+		}
+		return a
+	}
+	return nil
+}
+
+// code is the access's code: "code", else "bookingCode".
+func (a *listedAccess) code() httpapi.FlexString { return cmp.Or(a.Code, a.BookingCode) }
 
 // accesses lists the accesses to the key ref (one GET, paced, retried
 // after an outage, counted as a read). codes, the access codes the read
