@@ -143,9 +143,8 @@ type Request struct {
 // API under /_sandbox/; the methods give tests the same control directly.
 // A Server is safe for concurrent use.
 type Server struct {
-	opts   Options
-	schema *ast.Schema
-	mux    *http.ServeMux
+	opts Options
+	mux  *http.ServeMux
 	*clock
 	requestLog
 	limiter *sandboxkit.Limiter
@@ -248,8 +247,7 @@ func loadVariant(v schemaVariant) (*ast.Schema, error) {
 // New returns a Server with no rooms or stays. It panics if the embedded
 // schema does not load, which the schema package's tests rule out.
 func New(opts Options) *Server {
-	sch, err := loadSchema()
-	if err != nil {
+	if _, err := loadSchema(); err != nil {
 		panic(fmt.Sprintf("sandbox: load 3rpms schema: %v", err))
 	}
 	if opts.MaxPageSize <= 0 {
@@ -260,7 +258,6 @@ func New(opts Options) *Server {
 	}
 	s := &Server{
 		opts:         opts,
-		schema:       sch,
 		clock:        sandboxkit.NewClock(opts.Now),
 		limiter:      opts.SharedLimiter,
 		tokens:       map[string]string{},
