@@ -531,16 +531,9 @@ func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.mustExec(ExitOK, "backfill")
-	cfg, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Every minute, with the longest debounce: the scheduled run starts
 	// while the event gathers.
-	cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("schedule: \"* * * * *\"\nlisten: 127.0.0.1:0\nwebhook_debounce: 1m\nproperties:\n"), 1)
-	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fw.editConfig("properties:\n", "schedule: \"* * * * *\"\nlisten: 127.0.0.1:0\nwebhook_debounce: 1m\nproperties:\n")
 	ss := newSoakServe(t, fw, "1m")
 	ss.setNow(at(0, 10, 0))
 	if s := time.Now().Second(); s > 50 {
@@ -665,15 +658,8 @@ func TestTrialServeGuestwayPoll(t *testing.T) {
 	fw.addReservation("g1", "L1", 0, 2)
 	fw.addReservation("g2", "L2", 0, 3)
 	fw.mustExec(ExitOK, "backfill")
-	cfg, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = bytes.Replace(cfg, []byte("      token: ${KEYSYNC_GUESTWAY_TOKEN}\n"), []byte("      token: ${KEYSYNC_GUESTWAY_TOKEN}\n      poll_every: 1m\n"), 1)
-	cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nproperties:\n"), 1)
-	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fw.editConfig("      token: ${KEYSYNC_GUESTWAY_TOKEN}\n", "      token: ${KEYSYNC_GUESTWAY_TOKEN}\n      poll_every: 1m\n")
+	fw.editConfig("properties:\n", "listen: 127.0.0.1:0\nproperties:\n")
 	ss := newSoakServe(t, fw, "100ms")
 	ss.setNow(at(0, 10, 0))
 	ss.start()

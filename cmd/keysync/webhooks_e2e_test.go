@@ -55,10 +55,22 @@ func listenFor(t *testing.T, fw *faultWorld, debounce string) {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(cfg, []byte("listen:")) {
-		cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nwebhook_debounce: "+debounce+"\nproperties:\n"), 1)
-		if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		fw.editConfig("properties:\n", "listen: 127.0.0.1:0\nwebhook_debounce: "+debounce+"\nproperties:\n")
+	}
+}
+
+// editConfig replaces the first old in fw's config file with new.
+func (fw *faultWorld) editConfig(old, new string) {
+	fw.t.Helper()
+	cfg, err := os.ReadFile(fw.cfg)
+	if err != nil {
+		fw.t.Fatal(err)
+	}
+	if !bytes.Contains(cfg, []byte(old)) {
+		fw.t.Fatalf("the config has no %q to replace:\n%s", old, cfg)
+	}
+	if err := os.WriteFile(fw.cfg, bytes.Replace(cfg, []byte(old), []byte(new), 1), 0o600); err != nil {
+		fw.t.Fatal(err)
 	}
 }
 
@@ -519,14 +531,7 @@ func TestServeStoppedDuringItsFirstBackfill(t *testing.T) {
 	fw := newFaultWorld(t, pinRooms(4), nil)
 	fw.hotelStay("s1", "r101", 0, 2)
 	fw.hotelStay("s2", "r102", 1, 3)
-	cfg, err := os.ReadFile(fw.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = bytes.Replace(cfg, []byte("properties:\n"), []byte("listen: 127.0.0.1:0\nproperties:\n"), 1)
-	if err := os.WriteFile(fw.cfg, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fw.editConfig("properties:\n", "listen: 127.0.0.1:0\nproperties:\n")
 	clock := reconcile.WallClock{}
 	// serve runs serve until ctx is done, or, with stop, until it listens
 	// (its start is over).
