@@ -282,7 +282,11 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := r.markPersistent(sctx, rep, j.pr); err != nil {
 			return nil, err
 		}
-		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && backfilled(j.pr) {
+		// A backfill stopped while it ran is not complete, though every
+		// claim it reached was answered: what it left unsent or unanswered
+		// is the next start's backfill, before serve waits for its
+		// schedule.
+		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && ctx.Err() == nil && backfilled(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.at()); err != nil {
 				return nil, err
 			}

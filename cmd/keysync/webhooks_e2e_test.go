@@ -16,6 +16,7 @@ import (
 
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/metrics"
+	"github.com/keysync/keysync/internal/sinktest"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/internal/webhook"
 	"github.com/keysync/keysync/reconcile"
@@ -525,49 +526,72 @@ func TestServeResumesTheLastSuccess(t *testing.T) {
 // first backfill runs stops cleanly, exit 0, with the backfill's record
 // kept; started again, it backfills once more what it had not completed
 // before it serves, so today's guest is keyed without waiting for the
-// nightly run.
+// nightly run. The stop arrives with the backfill's first read, whose
+// answer may or may not come back before the run sees the stop, or with
+// its first write, which the server refuses (503): every claim the
+// stopped backfill reached was answered, yet it is not complete.
 func TestServeStoppedDuringItsFirstBackfill(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, pinRooms(4), nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", 1, 3)
-	fw.editConfig("properties:\n", "listen: 127.0.0.1:0\nproperties:\n")
-	clock := reconcile.WallClock{}
-	// serve runs serve until ctx is done, or, with stop, until it listens
-	// (its start is over).
-	serve := func(ctx context.Context, stop func()) (string, error) {
-		stderr := &syncBuffer{}
-		env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: func() time.Time { return fw.now },
-			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(string) { stop() }}
-		err := env.run(ctx, []string{"serve", "--config", fw.cfg})
-		return stderr.String(), err
+	for _, tc := range []struct {
+		name string
+		at   func(r *http.Request) bool
+		// refuse answers the request the stop arrives with 503 instead
+		// of passing it on.
+		refuse bool
+	}{
+		{"first read", func(r *http.Request) bool { return r.URL.Path == "/graphql" }, false},
+		{"first write", func(r *http.Request) bool { return mutationNaming(r, "") }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fw := newFaultWorld(t, pinRooms(4), nil)
+			fw.hotelStay("s1", "r101", 0, 2)
+			fw.hotelStay("s2", "r102", 1, 3)
+			fw.editConfig("properties:\n", "listen: 127.0.0.1:0\nproperties:\n")
+			clock := reconcile.WallClock{}
+			// serve runs serve until ctx is done, or, with stop, until it
+			// listens (its start is over).
+			serve := func(ctx context.Context, stop func()) (string, error) {
+				stderr := &syncBuffer{}
+				env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: func() time.Time { return fw.now },
+					clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(string) { stop() }}
+				err := env.run(ctx, []string{"serve", "--config", fw.cfg})
+				return stderr.String(), err
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			var once sync.Once
+			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+				stopped := false
+				if tc.at(r) {
+					once.Do(func() { stop(); stopped = true })
+				}
+				if stopped && tc.refuse {
+					sinktest.Unavailable(rw, r, next)
+					return
+				}
+				next.ServeHTTP(rw, r)
+			})
+			if out, err := serve(ctx, stop); err != nil {
+				t.Errorf("serve stopped during its first backfill: %v, want a clean stop\n%s", err, out)
+			}
+			if !fileExists(fw.statePath()) {
+				t.Fatal("no state file after the stopped backfill")
+			}
+			if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
+				t.Fatal("the stopped backfill keyed s1: the stop came too late to test the restart")
+			}
+			fw.setFault(nil)
+			ctx, stop = context.WithCancel(context.Background())
+			defer stop()
+			out, err := serve(ctx, stop)
+			if err != nil {
+				t.Fatalf("serve started again: %v\n%s", err, out)
+			}
+			if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID == "" {
+				t.Errorf("serve started again after a stopped first backfill serves, but s1, arriving today, holds no key\n%s", out)
+			}
+			fw.checkInvariants("")
+		})
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var once sync.Once
-	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
-		if r.URL.Path == "/graphql" {
-			once.Do(stop) // the stop arrives with the backfill's first request in flight
-		}
-		next.ServeHTTP(rw, r)
-	})
-	if out, err := serve(ctx, stop); err != nil {
-		t.Errorf("serve stopped during its first backfill: %v, want a clean stop\n%s", err, out)
-	}
-	if !fileExists(fw.statePath()) {
-		t.Fatal("no state file after the stopped backfill")
-	}
-	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
-		t.Fatal("the stopped backfill keyed s1: the stop came too late to test the restart")
-	}
-	fw.setFault(nil)
-	ctx, stop = context.WithCancel(context.Background())
-	defer stop()
-	if out, err := serve(ctx, stop); err != nil {
-		t.Fatalf("serve started again: %v\n%s", err, out)
-	}
-	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID == "" {
-		t.Error("serve started again after a stopped first backfill serves, but s1, arriving today, holds no key")
-	}
-	fw.checkInvariants("")
 }
