@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/keysync/keysync/internal/bench"
@@ -19,7 +21,7 @@ import (
 // error; a night that leaves work undone exits partial.
 func (env *environment) bench(ctx context.Context, args []string) error {
 	o := bench.Options{Stderr: env.stderr}
-	var logLevel string
+	var logLevel, cpuProfile string
 	fs := env.flagSet("bench", "usage: keysync bench [--quick] [--rooms N] [--nights N] [flags]\n\nMeasures requests, time and memory against the sandbox over simulated nights.\n\nexample: keysync bench --rooms 500 --nights 7\n\nflags:\n")
 	fs.IntVar(&o.Rooms, "rooms", 500, "rooms in the hotel, all opening by PIN")
 	fs.IntVar(&o.Nights, "nights", 7, "nights simulated after the first night's backfill")
@@ -34,6 +36,7 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.SharedRooms, "shared-rooms", 100, "portfolio scenario: rooms in each property of the split hotel")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 20 rooms, 2 nights, 10,000 stays planned, portfolio of 3 × 12 and 3 × 8 rooms (flags given explicitly win)")
 	fs.StringVar(&logLevel, "log-level", "", "keysync's log level (default $KEYSYNC_LOG_LEVEL, else warn)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole bench, keysync and the sandboxes, to this file (go tool pprof)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -85,6 +88,13 @@ func (env *environment) bench(ctx context.Context, args []string) error {
 		return withCode(ExitConfig, err)
 	}
 
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return withCode(ExitConfig, fmt.Errorf("bench: --cpuprofile: %w", err))
+		}
+		defer stop()
+	}
 	o.Log = log
 	o.Night = func(ctx context.Context, n bench.Night) (*reconcile.Report, error) {
 		return env.benchNight(ctx, n, log)
@@ -118,4 +128,17 @@ func (env *environment) benchNight(ctx context.Context, n bench.Night, log *slog
 		printFailures(env.stderr, rep.Failures)
 	}
 	return rep, err
+}
+
+// startCPUProfile profiles the process's CPU into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 )
@@ -52,11 +54,15 @@ func wantVerdicts(t *testing.T, got string, targets ...string) {
 // TestBenchPortfolioQuick runs the portfolio scenario in quick mode (3
 // properties of 12 rooms on their own tokens, 3 of 8 on one token beside
 // one of 24): it must print the portfolio table beside the single-property
-// ones and a verdict per portfolio target. Like TestBenchQuick, it asserts
-// no timing and no verdict.
+// ones and a verdict per portfolio target, and write the CPU profile
+// asked for. Like TestBenchQuick, it asserts no timing and no verdict.
 func TestBenchPortfolioQuick(t *testing.T) {
 	t.Parallel()
-	got := runBench(t, "--quick", "--rooms", "4", "--nights", "0", "--plan-stays", "0")
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	got := runBench(t, "--quick", "--rooms", "4", "--nights", "0", "--plan-stays", "0", "--cpuprofile", profile)
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile %s wrote no profile (%v)", profile, err)
+	}
 	wantAll(t, "output", got, "Requests (keysync's", "Portfolio (")
 	if !regexp.MustCompile(`SCENARIO +NIGHT +TOKENS +READS +WRITES +REQUESTS +PEAK/1s PER TOKEN +429s +RUN TIME +CPU +SLOWEST ALONE`).MatchString(got) {
 		t.Errorf("no portfolio table header\n%s", got)
