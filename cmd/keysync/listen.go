@@ -173,10 +173,7 @@ func (l *listener) readyz(w http.ResponseWriter, r *http.Request) {
 // finished records a run's outcome for /readyz and /metrics; partial is a
 // run of a few stays (metrics.Run.Partial).
 func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, partial bool) {
-	code := exitCode(err)
-	if err == nil && rep != nil {
-		code = exitCode(reportError(l.cfg, rep))
-	}
+	code := runExit(l.cfg, rep, err)
 	l.mu.Lock()
 	if code == ExitOK || code == ExitAttention || code == ExitPartial {
 		l.lastErr = nil
@@ -187,6 +184,15 @@ func (l *listener) finished(rep *reconcile.Report, start time.Time, err error, p
 	}
 	l.mu.Unlock()
 	l.metrics.Observe(metrics.Run{Report: rep, Start: start, End: l.env.clock.Now(), ExitCode: code, Partial: partial})
+}
+
+// runExit is the exit code of a run that returned rep and err, as
+// `keysync run` would exit.
+func runExit(cfg *Config, rep *reconcile.Report, err error) int {
+	if err == nil && rep != nil {
+		return exitCode(reportError(cfg, rep))
+	}
+	return exitCode(err)
 }
 
 // resume sets /metrics from the state's record of the runs before this

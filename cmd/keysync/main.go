@@ -199,6 +199,9 @@ type environment struct {
 	// the write-ahead log the open handle keeps, would check every page of
 	// the file on every run as after an unclean shutdown.
 	held *state.DB
+	// wholeRetry is how long serve waits before it runs again after a
+	// whole run that left work undone; zero means wholeRetryAfter.
+	wholeRetry time.Duration
 }
 
 // flagSet is a subcommand's flag set: errors and usage go to stderr, and

@@ -52,7 +52,10 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 
 	var runMu sync.Mutex
 	var lis *listener
-	run := func(opts reconcile.Options) {
+	retries := newWholeRetries(ctx)
+	defer retries.stop()
+	var run func(opts reconcile.Options)
+	run = func(opts reconcile.Options) {
 		runMu.Lock()
 		defer runMu.Unlock()
 		start, began := env.clock.Now(), env.now()
@@ -64,12 +67,15 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		case rep.Partial():
 			log.Warn("reconcile partly done; the next run retries", "run", rep.RunID, "failures", len(rep.Failures))
 		}
+		partial := opts.Targets != nil || opts.LookaheadDays > 0 // a few stays, not all
 		if lis != nil {
-			partial := opts.Targets != nil || opts.LookaheadDays > 0 // a few stays, not all
 			lis.finished(rep, start, err, partial)
 			if err == nil && !rep.Partial() && !partial {
 				lis.coverAll(ctx, began) // a full run read every stay
 			}
+		}
+		if !partial && ctx.Err() == nil {
+			retries.after(env, runExit(cfg, rep, err), log, func() { run(reconcile.Options{Mode: reconcile.ModeRun}) })
 		}
 	}
 	unfinished, err := env.notBackfilled(ctx, cfg)
@@ -104,6 +110,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			env.held = nil
 			runMu.Unlock()
 		}()
+		defer retries.stop() // before the queue closes: a retry runs on it
 		lis = newListener(env, cfg, log, queue, &runMu)
 		lis.resume(ctx)
 		bound, stop, err := lis.serveHTTP(ctx, addr)
@@ -144,6 +151,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	<-ctx.Done()
 	log.Info("stopping: a run in progress, if any, finishes first")
 	<-c.Stop().Done()
+	retries.stop()
 	return nil
 }
 
@@ -233,4 +241,80 @@ func warnShifts(cfg *Config, log *slog.Logger, now time.Time) {
 		log.Warn("schedule: a daylight-saving switch moves a run; a time outside 01:00-03:59 (such as 04:15) avoids it",
 			"wall_time", sh.Wall, "zone", cfg.schedule.Location().String(), "detail", what, "runs_at", sh.At.Format(time.RFC3339))
 	}
+}
+
+// wholeRetryAfter is how long serve waits, by default, before it runs
+// again after a whole run (the nightly one, the backfill at start, or a
+// retry) that failed or left work undone (exit 1, 3 or 4): a 3RPMS outage
+// at the nightly run's minute would otherwise leave the day's arrivals
+// without keys until the next night. Each retry that fails again waits
+// twice as long, up to wholeRetries times; then the schedule takes over.
+// A run that needs a person (exit 2, 5 or 6) is not retried: retrying
+// does not fix it.
+const wholeRetryAfter = 10 * time.Minute
+
+// maxWholeRetries bounds the retries of one failed whole run (10, 20, 40
+// and 80 minutes after it, by default: a few reads each, inside the day's
+// budget), as the Kubernetes CronJob's backoffLimit bounds its retries.
+const maxWholeRetries = 4
+
+// wholeRetries schedules serve's retries of a whole run that left work
+// undone: at most one is waiting at a time, and a whole run that ends
+// otherwise (the nightly run, say) cancels it.
+type wholeRetries struct {
+	ctx     context.Context // ends the wait for a retry
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	seq     int // whole runs finished
+	retried int // retries since the last whole run that needed none
+	wg      sync.WaitGroup
+}
+
+// newWholeRetries returns the retries of a serve that stops with ctx.
+func newWholeRetries(ctx context.Context) *wholeRetries {
+	ctx, cancel := context.WithCancel(ctx)
+	return &wholeRetries{ctx: ctx, cancel: cancel}
+}
+
+// after is told how a whole run ended (its exit code) and, when it left
+// work a retry may do, waits and calls again.
+func (w *wholeRetries) after(env *environment, code int, log *slog.Logger, again func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	switch code {
+	case ExitFailure, ExitPartial, ExitLocked:
+	default:
+		w.retried = 0
+		return
+	}
+	if w.retried >= maxWholeRetries {
+		log.Warn("whole run left work undone again; no more retries before the schedule's next run", "retries", w.retried)
+		w.retried = 0
+		return
+	}
+	wait := cmp.Or(env.wholeRetry, wholeRetryAfter) << w.retried
+	w.retried++
+	seq := w.seq
+	log.Info("whole run left work undone; running again", "in", wait.String(), "retry", w.retried, "of", maxWholeRetries)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		if env.clock.Sleep(w.ctx, wait) != nil {
+			return
+		}
+		w.mu.Lock()
+		stale := w.seq != seq // another whole run ended meanwhile
+		w.mu.Unlock()
+		if !stale {
+			again()
+		}
+	}()
+}
+
+// stop drops a retry still waiting and waits for one running: serve
+// returns after its runs, and before the state file it runs on closes.
+func (w *wholeRetries) stop() {
+	w.cancel()
+	w.wg.Wait()
 }

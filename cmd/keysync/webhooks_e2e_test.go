@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,7 +79,7 @@ func (fw *faultWorld) editConfig(old, new string) {
 // launchServe starts serve on fw's config, on the clock now and logging
 // to stderr, and points the sandbox's webhooks at it. stop cancels it, as
 // SIGTERM does, and returns how it ended; a second call does nothing.
-func launchServe(t *testing.T, fw *faultWorld, now func() time.Time, stderr *syncBuffer) (addr string, stop func() error) {
+func launchServe(t *testing.T, fw *faultWorld, now func() time.Time, stderr *syncBuffer, with ...func(*environment)) (addr string, stop func() error) {
 	t.Helper()
 	bound := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,6 +88,9 @@ func launchServe(t *testing.T, fw *faultWorld, now func() time.Time, stderr *syn
 		clock := reconcile.WallClock{}
 		env := &environment{stdout: &bytes.Buffer{}, stderr: stderr, getenv: fw.getenv, now: now,
 			clock: clock, retry: httpapi.Retry{Clock: clock}, listening: func(a string) { bound <- a }}
+		for _, f := range with {
+			f(env)
+		}
 		done <- env.run(ctx, []string{"serve", "--config", fw.cfg})
 	}()
 	select {
@@ -520,6 +524,43 @@ func TestServeResumesTheLastSuccess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeRetriesAWholeRunThatLeftWorkUndone: serve's first backfill
+// meets a 3RPMS that refuses its writes for a moment (503): rather than
+// leave today's guest without a key until the nightly run, serve runs
+// again after a pause (10 minutes in production, shortened here), keys
+// the guest, and then, with nothing left undone, runs no more.
+func TestServeRetriesAWholeRunThatLeftWorkUndone(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.editConfig("properties:\n", "listen: 127.0.0.1:0\nproperties:\n")
+	var refused atomic.Int64
+	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") && refused.Add(1) == 1 }, sinktest.Unavailable))
+	stderr := &syncBuffer{}
+	const pause = 50 * time.Millisecond
+	_, stop := launchServe(t, fw, func() time.Time { return fw.now }, stderr, func(env *environment) { env.wholeRetry = pause })
+	defer stop()
+	waitFor(t, "s1 keyed by a retry of the backfill whose write was refused", func() bool {
+		s, _ := fw.sb.rpms.Stay("s1")
+		return s.KeyID != ""
+	})
+	if refused.Load() == 0 {
+		t.Fatal("no write was refused: the test did not test a retry")
+	}
+	time.Sleep(8 * pause) // long enough for more retries, were any due
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr)
+	}
+	out := stderr.String()
+	if n := strings.Count(out, `"msg":"reconcile starting"`); n != 2 {
+		t.Errorf("serve ran %d times, want 2 (the backfill, then one retry that did what it left)\n%s", n, out)
+	}
+	if !strings.Contains(out, "whole run left work undone; running again") {
+		t.Errorf("serve did not say it would run again\n%s", out)
+	}
+	fw.checkInvariants("")
 }
 
 // TestServeStoppedDuringItsFirstBackfill: serve stopped (SIGTERM) while its

@@ -104,8 +104,18 @@ func TestUnitsAreHardened(t *testing.T) {
 			t.Errorf("%s: ExecStart=%q, want keysync CMD --config %%d/keysync.yaml", name, exec)
 		}
 	}
-	if u := parse(t, "keysync.service"); u.last("Service", "Type") != "oneshot" || !strings.Contains(u.last("Service", "ExecStart"), " run ") {
+	oneshot := parse(t, "keysync.service")
+	if oneshot.last("Service", "Type") != "oneshot" || !strings.Contains(oneshot.last("Service", "ExecStart"), " run ") {
 		t.Error("keysync.service: want a oneshot `keysync run`")
+	}
+	// A night's run that left work undone runs again within the hour
+	// (twice, as the CronJob's backoffLimit), not the next night.
+	if oneshot.last("Service", "Restart") != "on-failure" || oneshot.last("Service", "RestartSec") != "10min" ||
+		oneshot.last("Unit", "StartLimitIntervalSec") != "1h" || oneshot.last("Unit", "StartLimitBurst") != "3" {
+		t.Error("keysync.service: want a failed run restarted after 10min, at most three starts an hour")
+	}
+	if got := strings.Fields(oneshot.last("Service", "RestartPreventExitStatus")); !slices.Equal(got, []string{"2", "5", "6"}) {
+		t.Errorf("keysync.service: RestartPreventExitStatus=%q, want 2 5 6 (a person must act)", got)
 	}
 	u := parse(t, "keysync-serve.service")
 	if !strings.Contains(u.last("Service", "ExecStart"), " serve ") || u.last("Service", "Restart") != "on-failure" {
