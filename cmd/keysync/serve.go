@@ -104,14 +104,17 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 			return withCode(ExitFailure, fmt.Errorf("serve: open the state file for the event queue: %w", err))
 		}
 		defer queue.Close()
+		// Under runMu: a retry of the backfill may be running.
+		runMu.Lock()
 		env.held = queue
+		lis = newListener(env, cfg, log, queue, &runMu)
+		runMu.Unlock()
 		defer func() {
 			runMu.Lock()
 			env.held = nil
 			runMu.Unlock()
 		}()
 		defer retries.stop() // before the queue closes: a retry runs on it
-		lis = newListener(env, cfg, log, queue, &runMu)
 		lis.resume(ctx)
 		bound, stop, err := lis.serveHTTP(ctx, addr)
 		if err != nil {
