@@ -1,8 +1,7 @@
 package main
 
-// Review tests over real HTTP against the sandboxes: each proves a bug
-// found in review and is skipped with "BUG: ..." so the suite stays green
-// (set REVIEW_NOSKIP=1 to watch it fail).
+// Review tests over real HTTP against the sandboxes: each proves the fix
+// of a bug found in review.
 
 import (
 	"bytes"
@@ -21,13 +20,6 @@ import (
 	"github.com/keysync/keysync/reconcile"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 )
-
-func reviewBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("REVIEW_NOSKIP") == "" {
-		t.Skip(why)
-	}
-}
 
 // newReviewWorld is newWorld with every request passing through wrap, and
 // the config passed through edit before it is written.

@@ -247,7 +247,7 @@ func TestRunOnEmptyStateFile(t *testing.T) {
 		}
 	}
 	if code == ExitOK || mutations > 0 {
-		t.Skipf("BUG: run on a zero-byte state file exits %d, sends %d mutations (%v) and records none of the keys issued before; want a refusal like a missing file's (exit %d, pointing to keysync backfill). stderr: %s",
+		t.Fatalf("run on a zero-byte state file exits %d, sends %d mutations (%v) and records none of the keys issued before; want a refusal like a missing file's (exit %d, pointing to keysync backfill). stderr: %s",
 			code, mutations, did, ExitConfig, stderr)
 	}
 	if code != ExitConfig && !strings.Contains(stderr, "backfill") {
