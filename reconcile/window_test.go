@@ -222,6 +222,20 @@ func TestReadRangeCoversAccessOpeningInIt(t *testing.T) {
 	}
 }
 
+// checkDay runs check at now over the next 24 hours on property p, whose
+// source holds the one stay s and which has no sinks, and stops the test
+// on an error or a failure.
+func checkDay(t *testing.T, p *reconcile.Property, s reconcile.Stay, now time.Time) (checked int, unready []reconcile.Unready) {
+	t.Helper()
+	runner := &reconcile.Runner{Store: newStore(), Rand: seeded(9), Sites: []*reconcile.Site{
+		{Property: p, Source: &fakeSource{w: newWorld(s)}, Sinks: map[reconcile.System]reconcile.Sink{}}}}
+	checked, unready, failures, err := runner.Check(context.Background(), now, 24*time.Hour)
+	if err != nil || len(failures) > 0 {
+		t.Fatal(err, failures)
+	}
+	return checked, unready
+}
+
 // TestCheckReadsAccessOpeningWithinTheHorizon: check covers every stay
 // whose access opens within the horizon, the grace before arrival
 // included, not only those arriving by the horizon's date.
@@ -230,13 +244,8 @@ func TestCheckReadsAccessOpeningWithinTheHorizon(t *testing.T) {
 	p := testProperty()
 	p.GraceBefore = 20 * time.Hour
 	s := stay("s1", "r101", "2026-06-12", "2026-06-14")
-	runner := &reconcile.Runner{Store: newStore(), Rand: seeded(9), Sites: []*reconcile.Site{
-		{Property: p, Source: &fakeSource{w: newWorld(s)}, Sinks: map[reconcile.System]reconcile.Sink{}}}}
 	now := ljAt("2026-06-10", 20, 0)
-	checked, unready, failures, err := runner.Check(context.Background(), now, 24*time.Hour)
-	if err != nil || len(failures) > 0 {
-		t.Fatal(err, failures)
-	}
+	checked, unready := checkDay(t, p, s, now)
 	if opens := p.Window(s.Arrival, s.Departure).Start; checked != 1 || len(unready) != 1 {
 		t.Errorf("access of %s opens %s, within 24h of %s; checked %d, unready %v, want it checked and not ready (no key)",
 			s.Ref.ID, opens.In(lj), now.In(lj), checked, unready)
@@ -253,12 +262,7 @@ func TestCheckUnreadableGuestwayPIN(t *testing.T) {
 	s := stay("g1", "r101", "2026-06-11", "2026-06-13")
 	s.Ref.Source = reconcile.SystemGuestway
 	s.Locks = []reconcile.LockAccess{{LockID: "l1", LockName: "Front door", Unreadable: true}}
-	runner := &reconcile.Runner{Store: newStore(), Rand: seeded(9), Sites: []*reconcile.Site{
-		{Property: p, Source: &fakeSource{w: newWorld(s)}, Sinks: map[reconcile.System]reconcile.Sink{}}}}
-	_, unready, failures, err := runner.Check(context.Background(), ljAt("2026-06-10", 20, 0), 24*time.Hour)
-	if err != nil || len(failures) > 0 {
-		t.Fatal(err, failures)
-	}
+	_, unready := checkDay(t, p, s, ljAt("2026-06-10", 20, 0))
 	for _, u := range unready {
 		if strings.Contains(fmt.Sprint(u), "holds no smart-lock PIN") {
 			t.Errorf("check says %v, but Guestway holds a PIN for lock l1 (sent as a number)", u)
