@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/internal/adaptertest"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
@@ -97,6 +98,28 @@ func Find(t testing.TB, s reconcile.Finder, c *reconcile.Credential) (string, re
 		t.Errorf("not found, yet id %q and a secret", id)
 	}
 	return id, secret, found
+}
+
+// FindReads checks what a Finder's Find sent to the scripted server srv:
+// requests requests, all GETs, which meter counts as that many reads of
+// system and no writes; and, when sleeps is not nil, exactly those waits
+// on srv's fake clock.
+func FindReads(t testing.TB, srv *adaptertest.Scripted, meter *reconcile.Meter, system reconcile.System, requests int, sleeps []time.Duration) {
+	t.Helper()
+	if n := len(srv.Script.Times()); n != requests {
+		t.Errorf("%d requests, want %d", n, requests)
+	}
+	for _, m := range srv.Script.Methods() {
+		if m != http.MethodGet {
+			t.Errorf("Find sent a %s", m)
+		}
+	}
+	if got := meter.Snapshot()[system]; got.Reads != requests || got.Writes != 0 {
+		t.Errorf("meter %+v, want %d reads", got, requests)
+	}
+	if sleeps != nil && !slices.Equal(srv.Clock.Sleeps(), sleeps) {
+		t.Errorf("slept %v, want %v", srv.Clock.Sleeps(), sleeps)
+	}
 }
 
 // Writes wraps a handler so that every request write(r) reports is handled

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,9 +201,8 @@ func TestFindErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := adaptertest.Serve(t, t0, tc.steps...)
-			clk, sc := srv.Clock, srv.Script
 			opts := options(srv.URL, lj)
-			opts.Retry, opts.Now, opts.Meter = retryOn(clk), clk.Now, &reconcile.Meter{}
+			opts.Retry, opts.Now, opts.Meter = retryOn(srv.Clock), srv.Clock.Now, &reconcile.Meter{}
 			if tc.edit != nil {
 				tc.edit(&opts)
 			}
@@ -220,21 +218,7 @@ func TestFindErrors(t *testing.T) {
 			if err == nil {
 				id, code, found, err = s.Find(t.Context(), c)
 			}
-			times, methods := sc.Times(), sc.Methods()
-			if len(times) != tc.requests {
-				t.Errorf("%d requests, want %d", len(times), tc.requests)
-			}
-			for _, m := range methods {
-				if m != http.MethodGet {
-					t.Errorf("Find sent a %s", m)
-				}
-			}
-			if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Reads != tc.requests || got.Writes != 0 {
-				t.Errorf("meter %+v, want %d reads", got, tc.requests)
-			}
-			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
-				t.Errorf("slept %v, want %v", clk.Sleeps(), tc.sleeps)
-			}
+			sinktest.FindReads(t, srv, opts.Meter, reconcile.SystemKeyBox, tc.requests, tc.sleeps)
 			if tc.is == nil && tc.contains == "" {
 				if err != nil || !found || id != "7" || code.Reveal() != canaryCode {
 					t.Errorf("Find = %q, %v, %v", id, found, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,19 +265,10 @@ func TestFindErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := adaptertest.Serve(t, t0, tc.steps...)
-			clk, sc := srv.Clock, srv.Script
 			opts := options(srv.URL)
-			opts.Retry, opts.Now = retryOn(clk), clk.Now
+			opts.Retry, opts.Now = retryOn(srv.Clock), srv.Clock.Now
 			id, secret, found, err := newSink(t, opts).Find(context.Background(), sinktest.Pending(action(reconcile.OpCreate, "s1", "r101", "2026-06-01", "2026-06-05", "")))
-			if n := len(sc.Times()); n != tc.requests {
-				t.Errorf("%d requests, want %d", n, tc.requests)
-			}
-			if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != tc.requests || got.Writes != 0 {
-				t.Errorf("meter %+v, want %d reads", got, tc.requests)
-			}
-			if tc.sleeps != nil && !slices.Equal(clk.Sleeps(), tc.sleeps) {
-				t.Errorf("slept %v, want %v", clk.Sleeps(), tc.sleeps)
-			}
+			sinktest.FindReads(t, srv, opts.Meter, reconcile.SystemOpenApp, tc.requests, tc.sleeps)
 			if tc.is == nil {
 				if err != nil || !found || id != "inv_1" || secret.Reveal() != canaryToken {
 					t.Errorf("Find = %q, %v, %v", id, found, err)
