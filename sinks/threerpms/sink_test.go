@@ -104,6 +104,17 @@ func onKey(op reconcile.Op, stay, remoteID string) *reconcile.Action {
 // number of outcomes.
 var apply = sinktest.Apply
 
+// allDone fails the test for each of out that has an error; what names
+// the outcomes in the message.
+func allDone(t *testing.T, what string, out []reconcile.Outcome) {
+	t.Helper()
+	for i, o := range out {
+		if o.Err != nil {
+			t.Errorf("%s %d: %v", what, i, o.Err)
+		}
+	}
+}
+
 // keyByID returns the sandbox's view of key id.
 func keyByID(t *testing.T, sb *sandbox.Server, id string) sandbox.KeyView {
 	t.Helper()
@@ -170,11 +181,7 @@ func TestApplyChained(t *testing.T) {
 		onKey(reconcile.OpDelete, "s2", old),
 	)
 	oneRequest(t, sb, "addRoomAccessKey", "removeRoomAccessKey", "deleteRoomAccessKey")
-	for i, o := range out {
-		if o.Err != nil {
-			t.Errorf("outcome %d: %v", i, o.Err)
-		}
-	}
+	allDone(t, "outcome", out)
 	if got := stayKey(t, sb, "s1"); got != fresh {
 		t.Errorf("s1 holds %q, want %s", got, fresh)
 	}
@@ -218,11 +225,7 @@ func TestApplyDeleteWithoutNamingItsInputType(t *testing.T) {
 		onKey(reconcile.OpDelete, "s2", old),
 	)
 	oneRequest(t, sb, "createRoomAccessKey", "removeRoomAccessKey", "addRoomAccessKey", "deleteRoomAccessKey")
-	for i, o := range out {
-		if o.Err != nil {
-			t.Errorf("chained outcome %d: %v", i, o.Err)
-		}
-	}
+	allDone(t, "chained outcome", out)
 	if k := keyByID(t, sb, old); !k.Deleted || stayKey(t, sb, "s2") != fresh {
 		t.Errorf("old key %+v, s2 holds %q; want the old key deleted and s2 holding %s", k, stayKey(t, sb, "s2"), fresh)
 	}
@@ -1060,11 +1063,7 @@ func TestApplyDeletedAsID(t *testing.T) {
 	unassigned := inject(t, sb, ourID, "1111")
 	old := inject(t, sb, ourID, "2222", "s2")
 	out := apply(t, s, onKey(reconcile.OpDelete, "s1", unassigned), onKey(reconcile.OpRevoke, "s2", old), onKey(reconcile.OpDelete, "s2", old))
-	for i, o := range out {
-		if o.Err != nil {
-			t.Errorf("outcome %d: %v", i, o.Err)
-		}
-	}
+	allDone(t, "outcome", out)
 	for _, id := range []string{unassigned, old} {
 		if k := keyByID(t, sb, id); !k.Deleted {
 			t.Errorf("key %s = %+v, want deleted", id, k)
