@@ -100,6 +100,21 @@ func Find(t testing.TB, s reconcile.Finder, c *reconcile.Credential) (string, re
 	return id, secret, found
 }
 
+// ReadsBack checks that s's Find reads back, for the create a whose
+// answer was lost, the credential it made: remote id wantID holding
+// wantSecret; and that meter counts, of system, the create as a write and
+// Find as one read.
+func ReadsBack(t testing.TB, s reconcile.Finder, a *reconcile.Action, wantID, wantSecret string, meter *reconcile.Meter, system reconcile.System) {
+	t.Helper()
+	id, secret, found := Find(t, s, Pending(a))
+	if !found || id != wantID || secret.Reveal() != wantSecret {
+		t.Errorf("Find = %q, secret match %v, %v; want %q", id, secret.Reveal() == wantSecret, found, wantID)
+	}
+	if got := meter.Snapshot()[system]; got.Reads != 1 || got.Writes != 1 {
+		t.Errorf("meter %+v, want the create as a write and the list as a read", got)
+	}
+}
+
 // FindReads checks what a Finder's Find sent to the scripted server srv:
 // requests requests, all GETs, which meter counts as that many reads of
 // system and no writes; and, when sleeps is not nil, exactly those waits

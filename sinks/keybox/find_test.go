@@ -89,13 +89,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 				t.Fatalf("the lost create made %+v", made)
 			}
 
-			id, code, found := find(t, s, sinktest.Pending(a))
-			if !found || id != made.ID || code.Reveal() != made.Code {
-				t.Errorf("Find = %q, code match %v, %v; want %q", id, code.Reveal() == made.Code, found, made.ID)
-			}
-			if got := opts.Meter.Snapshot()[reconcile.SystemKeyBox]; got.Reads != 1 || got.Writes != 1 {
-				t.Errorf("meter %+v, want the create as a write and the list as a read", got)
-			}
+			sinktest.ReadsBack(t, s, a, made.ID, made.Code, opts.Meter, reconcile.SystemKeyBox)
 			reqs := sb.Requests()
 			if last := reqs[len(reqs)-1]; last.Method != http.MethodGet || last.Path != keybox.DefaultListPath || last.User != ourUser || last.Status != 200 {
 				t.Errorf("list request %+v", last)

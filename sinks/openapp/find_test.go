@@ -79,13 +79,7 @@ func TestFindReadsBackALostCreate(t *testing.T) {
 	if made.CreatedBy != sandbox.KeyFingerprint(canaryKey) || made.Integration != intA {
 		t.Fatalf("the lost create made %+v", made)
 	}
-	id, token, found := find(t, s, sinktest.Pending(a))
-	if !found || id != made.ID || token.Reveal() != made.Token {
-		t.Errorf("Find = %q, token match %v, %v; want %q", id, token.Reveal() == made.Token, found, made.ID)
-	}
-	if got := opts.Meter.Snapshot()[reconcile.SystemOpenApp]; got.Reads != 1 || got.Writes != 1 {
-		t.Errorf("meter %+v, want the create as a write and the list as a read", got)
-	}
+	sinktest.ReadsBack(t, s, a, made.ID, made.Token, opts.Meter, reconcile.SystemOpenApp)
 	reqs := sb.Requests()
 	if last := reqs[len(reqs)-1]; last.Method != http.MethodGet || last.Path != "/integrations/"+intA+"/access-invites" || last.Org != orgA {
 		t.Errorf("list request %+v", last)
