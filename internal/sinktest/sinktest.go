@@ -137,6 +137,20 @@ func FindReads(t testing.TB, srv *adaptertest.Scripted, meter *reconcile.Meter, 
 	}
 }
 
+// FindAll calls s.FindAll for sought, with nothing recorded, and stops the
+// test on an error or when the answer is not one per credential sought.
+func FindAll(t testing.TB, s reconcile.BatchFinder, sought []reconcile.Sought) []*reconcile.Held {
+	t.Helper()
+	held, err := s.FindAll(t.Context(), sought, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != len(sought) {
+		t.Fatalf("%d answers for %d credentials", len(held), len(sought))
+	}
+	return held
+}
+
 // Writes wraps a handler so that every request write(r) reports is handled
 // by fault, and the others by the handler. It counts what it diverted.
 type Writes struct {
