@@ -9,7 +9,6 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/guestway"
-	"github.com/keysync/keysync/sources/guestway/sandbox"
 )
 
 // TestCancelledNegatedIsLive: a status that names a cancellation only to
@@ -19,8 +18,7 @@ import (
 // Unknown statuses must never revoke a guest's door.
 func TestCancelledNegatedIsLive(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	src := newSource(t, base, nil)
 	for status, want := range map[string]bool{
 		"not_cancelled": false, "un_cancelled": false, "un_canceled": false, "never_cancelled": false,
@@ -46,8 +44,7 @@ func TestCancelledNegatedIsLive(t *testing.T) {
 // before.
 func TestListNotFoundWhenTotalSaysMore(t *testing.T) {
 	t.Parallel()
-	sb, _, _ := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, _ := portfolioSandbox(t)
 	sb.SetNoHasMore(true) // paged by total alone
 	base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == guestway.DefaultReservationsPath && r.URL.Query().Get("page") == "2" {
@@ -71,8 +68,7 @@ func TestListNotFoundWhenTotalSaysMore(t *testing.T) {
 // id each, every run). The read fails.
 func TestListNotFoundButListShowsTheWindow(t *testing.T) {
 	t.Parallel()
-	sb, _, _ := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, _ := portfolioSandbox(t)
 	base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == guestway.DefaultReservationsPath && r.URL.Query().Has("per_page") {
 			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)

@@ -76,8 +76,7 @@ func TestAccessesNotFoundWhenEmpty(t *testing.T) {
 // naming the path (ErrEndpoint).
 func TestListNotFoundWhenEmpty(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	sb.SetListNotFoundWhenEmpty(true)
 	src := newSource(t, base, nil)
 	stays, err := src.Stays(context.Background(), day(t, "2027-06-01"), day(t, "2027-06-07"))
@@ -127,8 +126,7 @@ func TestCursorMeta(t *testing.T) {
 // asks for a cancellation is not.
 func TestCancelledSpelledOtherwise(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	sb.SetCancelledAs(true)
 	src := newSource(t, base, nil)
 	stays, err := readPortfolio(t, src)
@@ -161,8 +159,7 @@ func TestCancelledSpelledOtherwise(t *testing.T) {
 // and what a source reads of it before any switch is set.
 func portfolioAsRead(t *testing.T) (*sandbox.Server, string, []reconcile.Stay) {
 	t.Helper()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	want, err := readPortfolio(t, newSource(t, base, nil))
 	if err != nil {
 		t.Fatal(err)

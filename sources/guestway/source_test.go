@@ -136,6 +136,15 @@ func portfolio(t *testing.T, sb *sandbox.Server) {
 	)
 }
 
+// portfolioSandbox starts a sandbox with the default options, holding the
+// portfolio, and returns it with its base URL.
+func portfolioSandbox(t *testing.T) (*sandbox.Server, string) {
+	t.Helper()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	return sb, base
+}
+
 func TestStays(t *testing.T) {
 	t.Parallel()
 	sb, hc, base := newSandbox(t, sandbox.Options{})
@@ -317,8 +326,7 @@ func secretFree(t *testing.T, err error) {
 
 func TestAuthErrorsAgainstSandbox(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	_, base := portfolioSandbox(t)
 	from, to := day(t, "2026-01-30"), day(t, "2026-02-05")
 	for _, tc := range []struct {
 		name     string
@@ -534,8 +542,7 @@ func TestSeedDemoReadable(t *testing.T) {
 // TestContextCancelled stops a read between requests.
 func TestContextCancelled(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := newSource(t, base, nil).Stays(ctx, day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -563,8 +570,7 @@ func newGuestway(t testing.TB, opts guestway.Options) *guestway.Source {
 func TestStaysPagesByTotal(t *testing.T) {
 	t.Parallel()
 	read := func(noHasMore bool) ([]string, int) {
-		sb, _, base := newSandbox(t, sandbox.Options{})
-		portfolio(t, sb)
+		sb, base := portfolioSandbox(t)
 		sb.SetNoHasMore(noHasMore)
 		src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 })
 		stays, err := src.Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
@@ -594,8 +600,7 @@ func TestStaysPagesByTotal(t *testing.T) {
 // (TestStaysByIDCanned).
 func TestStaysByIDChecksThePath(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	src := newSource(t, base, nil)
 	ctx := context.Background()
 	sb.SetNoReservationGet(true)
@@ -634,8 +639,7 @@ func TestStaysByIDChecksThePath(t *testing.T) {
 func TestStaysOnAServerIgnoringPage(t *testing.T) {
 	t.Parallel()
 	for _, noHasMore := range []bool{false, true} {
-		sb, _, base := newSandbox(t, sandbox.Options{})
-		portfolio(t, sb)
+		sb, base := portfolioSandbox(t)
 		sb.SetIgnorePage(true)
 		sb.SetNoHasMore(noHasMore)
 		src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 })
@@ -653,8 +657,7 @@ func TestStaysOnAServerIgnoringPage(t *testing.T) {
 // with pages of 2, the list is read to its end.
 func TestBesideTheOtherProperties(t *testing.T) {
 	t.Parallel()
-	sb, _, base := newSandbox(t, sandbox.Options{})
-	portfolio(t, sb)
+	sb, base := portfolioSandbox(t)
 	src := newSource(t, base, func(o *guestway.Options) { o.PerPage = 2 }).Beside(map[string]string{"L2-a": "west", "L2-b": "west", "L3": "west"})
 	moved := func(stays []reconcile.Stay) []string {
 		var out []string
