@@ -71,6 +71,21 @@ func readStays(t *testing.T, endpoint, from, to string) []reconcile.Stay {
 	return got
 }
 
+// readFails reads the stays of 2026-01-30..2026-02-05 through a new Source
+// on endpoint, a read that must fail: it stops the test when the read
+// succeeds, checks no stays come with the error, and returns the error.
+func readFails(t *testing.T, endpoint string) error {
+	t.Helper()
+	got, err := threerpms.NewSource(newClient(endpoint), property, 0).Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err == nil {
+		t.Fatalf("no error; stays %v", stayIDs(got))
+	}
+	if got != nil {
+		t.Errorf("stays = %v alongside an error, want none", stayIDs(got))
+	}
+	return err
+}
+
 // stayIDs returns the source ids of stays, in order.
 var stayIDs = adaptertest.StayIDs
 
@@ -437,13 +452,8 @@ func TestStaysBadPagination(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, endpoint := newCanned(t, tc.pages...)
-			src := threerpms.NewSource(newClient(endpoint), property, 0)
-			got, err := src.Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := readFails(t, endpoint); !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
-			}
-			if got != nil {
-				t.Errorf("stays = %v alongside an error, want none", stayIDs(got))
 			}
 			if n := len(c.requests()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
@@ -469,18 +479,11 @@ func TestStaysBadStay(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, endpoint := newCanned(t, page(false, "",
 				node("rs_ok", "2026-01-30", "2026-02-01", "null"), tc.node))
-			got, err := threerpms.NewSource(newClient(endpoint), property, 0).
-				Stays(t.Context(), day(t, "2026-01-30"), day(t, "2026-02-05"))
-			if err == nil {
-				t.Fatalf("no error; stays %v", stayIDs(got))
-			}
+			err := readFails(t, endpoint)
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("err = %q, want it to mention %q", err, w)
 				}
-			}
-			if got != nil {
-				t.Errorf("stays = %v alongside an error, want none", stayIDs(got))
 			}
 		})
 	}
