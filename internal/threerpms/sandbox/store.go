@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keysync/keysync/internal/sandboxkit"
 	"github.com/keysync/keysync/internal/webhook"
 )
 
@@ -499,6 +500,13 @@ func (s *Server) lock() {
 	}
 }
 
+// cleaning is s's state lock as a sync.Locker whose Lock is s.lock, for
+// the kit's helpers that take the lock themselves (sandboxkit.Lookup).
+type cleaning struct{ s *Server }
+
+func (c cleaning) Lock()   { c.s.lock() }
+func (c cleaning) Unlock() { c.s.mu.Unlock() }
+
 // SetNow sets the business clock and applies the cleanup rule. The rate
 // limiter's clock (Options.RateNow) is not affected.
 func (s *Server) SetNow(t time.Time) {
@@ -766,13 +774,7 @@ func (s *Server) Keys() []KeyView {
 
 // Key returns one key by id, deleted or not.
 func (s *Server) Key(id string) (KeyView, bool) {
-	s.lock()
-	defer s.mu.Unlock()
-	k, ok := s.keys[id]
-	if !ok {
-		return KeyView{}, false
-	}
-	return keyView(k, s.stayIDsByKey()[id]), true
+	return sandboxkit.Lookup(cleaning{s}, &s.keys, id, func(k *key) KeyView { return keyView(k, s.stayIDsByKey()[id]) })
 }
 
 // stayIDsByKey maps each key id to the ids of the stays not deleted that
@@ -809,13 +811,7 @@ func (s *Server) Stays() []StayView {
 
 // Stay returns one stay by id.
 func (s *Server) Stay(id string) (StayView, bool) {
-	s.lock()
-	defer s.mu.Unlock()
-	st, ok := s.stays[id]
-	if !ok {
-		return StayView{}, false
-	}
-	return s.stayView(st), true
+	return sandboxkit.Lookup(cleaning{s}, &s.stays, id, s.stayView)
 }
 
 func (s *Server) stayView(st *stay) StayView {

@@ -99,13 +99,7 @@ func (s *Server) Invites() []InviteView {
 
 // Invite returns the invite with link id id, deleted or not.
 func (s *Server) Invite(id string) (InviteView, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.invites[id]
-	if !ok {
-		return InviteView{}, false
-	}
-	return in.view(), true
+	return sandboxkit.Lookup(&s.mu, &s.invites, id, (*invite).view)
 }
 
 // Planted is an invite for AddInvite: one made outside keysync, by staff

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keysync/keysync/internal/sandboxkit"
 )
 
 // DateLayout is the layout of every date the sandbox accepts and returns.
@@ -350,13 +352,7 @@ func (s *Server) Reservations() []Reservation {
 
 // Reservation returns one reservation with its accesses.
 func (s *Server) Reservation(id string) (Reservation, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.res[id]
-	if !ok {
-		return Reservation{}, false
-	}
-	return r.clone(), true
+	return sandboxkit.Lookup(&s.mu, &s.res, id, (*Reservation).clone)
 }
 
 // sorted returns the reservations by arrival date, then id. Caller holds s.mu.

@@ -1,0 +1,19 @@
+package sandboxkit
+
+import "sync"
+
+// Lookup returns view of the record *m holds under id, and whether it
+// holds one: the getter of one record by id (a stay, an invite, a
+// reservation) that a sandbox's tests and admin routes read. The map is
+// read, and view run, under mu, so view may read the rest of the
+// sandbox's state.
+func Lookup[T, V any](mu sync.Locker, m *map[string]T, id string, view func(T) V) (V, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	rec, ok := (*m)[id]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	return view(rec), true
+}
