@@ -10,18 +10,15 @@ import (
 // backup writes a consistent copy of the state file. It reads one snapshot
 // and takes no run lock, so it is safe while a run is writing.
 func (env *environment) backup(ctx context.Context, args []string) error {
-	fs := env.flagSet("backup", "usage: keysync backup --config FILE --to PATH\n\nexample: keysync backup --config /etc/keysync/keysync.yaml --to /var/backups/keysync-$(date +%F).db\n\nflags:\n")
-	config := fs.String("config", "", "config file (required)")
+	fs, config, sf := env.stateFlagSet("backup", "usage: keysync backup --config FILE --to PATH\n\nexample: keysync backup --config /etc/keysync/keysync.yaml --to /var/backups/keysync-$(date +%F).db\n\nflags:\n")
 	to := fs.String("to", "", "where to write the copy; must not exist (required)")
-	var sf shardFlags
-	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *config == "" || *to == "" {
 		return withCode(ExitConfig, errors.New("backup: --config FILE and --to PATH are required"))
 	}
-	cfg, db, _, err := env.openForReading(ctx, *config, "", &sf)
+	cfg, db, _, err := env.openForReading(ctx, *config, "", sf)
 	if err != nil {
 		return err
 	}

@@ -19,15 +19,12 @@ import (
 // that do not. It writes nothing upstream; its reads go in the request
 // ledger like any other.
 func (env *environment) check(ctx context.Context, args []string) error {
-	fs := env.flagSet("check", "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
-	config := fs.String("config", "", "config file (required)")
+	fs, config, sf := env.stateFlagSet("check", "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
 	within := fs.Duration("within", 24*time.Hour, "check the stays in house and those whose access opens within this long")
 	nowFlag := fs.String("now", "", "check as if it were this RFC 3339 instant (default: now)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	metricsFile := fs.String("metrics-file", "", "write the check's Prometheus metrics (keysync_check_*) to this file, atomically, for the node exporter's textfile collector")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else warn)")
-	var sf shardFlags
-	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -38,7 +35,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag, &sf)
+	cfg, db, now, err := env.openForWriting(ctx, *config, *nowFlag, sf)
 	// A shard that holds no property has nothing to check, as a run of it
 	// has nothing to do: not a failure, so an Indexed Job's index does not
 	// fail every day.

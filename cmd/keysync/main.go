@@ -217,6 +217,17 @@ func (env *environment) flagSet(name, usage string) *flag.FlagSet {
 	return fs
 }
 
+// stateFlagSet is flagSet with the flags of a command that reads one
+// property set's state file: --config, and --shard and --shards to pick
+// the shard whose file it is.
+func (env *environment) stateFlagSet(name, usage string) (fs *flag.FlagSet, config *string, sf *shardFlags) {
+	fs = env.flagSet(name, usage)
+	config = fs.String("config", "", "config file (required)")
+	sf = &shardFlags{}
+	sf.register(fs)
+	return fs, config, sf
+}
+
 // parseFlags parses a subcommand's flags. help is true when --help was
 // asked for (and shown): the command exits 0. A bad flag, already reported
 // by the flag package, is ExitConfig.

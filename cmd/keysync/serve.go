@@ -22,12 +22,9 @@ import (
 // then coalesced into targeted runs), /livez, /readyz and /metrics, and it
 // polls the Guestway properties that set poll_every.
 func (env *environment) serve(ctx context.Context, args []string) error {
-	fs := env.flagSet("serve", "usage: keysync serve --config FILE [--listen ADDR]\n\nexample: keysync serve --config /etc/keysync/keysync.yaml --listen 127.0.0.1:8080\n\nflags:\n")
-	config := fs.String("config", "", "config file (required)")
+	fs, config, sf := env.stateFlagSet("serve", "usage: keysync serve --config FILE [--listen ADDR]\n\nexample: keysync serve --config /etc/keysync/keysync.yaml --listen 127.0.0.1:8080\n\nflags:\n")
 	listen := fs.String("listen", "", "answer webhooks, /livez, /readyz and /metrics on this address (default: the config's listen)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default $KEYSYNC_LOG_LEVEL, else info)")
-	var sf shardFlags
-	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -38,7 +35,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	cfg, err := env.loadShard(*config, &sf, log)
+	cfg, err := env.loadShard(*config, sf, log)
 	if err != nil {
 		return err
 	}

@@ -14,19 +14,16 @@ import (
 // invite token each one carries (the only place besides plan's
 // --show-secrets that prints them).
 func (env *environment) show(ctx context.Context, args []string) error {
-	fs := env.flagSet("show", "usage: keysync show --config FILE --stay ID [--secrets]\n\nexample: keysync show --config /etc/keysync/keysync.yaml --stay rs_12 --secrets\n\nflags:\n")
-	config := fs.String("config", "", "config file (required)")
+	fs, config, sf := env.stateFlagSet("show", "usage: keysync show --config FILE --stay ID [--secrets]\n\nexample: keysync show --config /etc/keysync/keysync.yaml --stay rs_12 --secrets\n\nflags:\n")
 	stay := fs.String("stay", "", "the stay's id in its source (required)")
 	secrets := fs.Bool("secrets", false, "also print each credential's PIN, key-box code or invite token")
-	var sf shardFlags
-	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *config == "" || *stay == "" {
 		return withCode(ExitConfig, errors.New("show: --config FILE and --stay ID are required"))
 	}
-	cfg, db, _, err := env.openStateFile(ctx, *config, "", &sf, stateAccess{secrets: *secrets, what: "show --secrets"})
+	cfg, db, _, err := env.openStateFile(ctx, *config, "", sf, stateAccess{secrets: *secrets, what: "show --secrets"})
 	if err != nil {
 		return err
 	}

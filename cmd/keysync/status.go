@@ -68,17 +68,14 @@ type budgetUse struct {
 // work, the last run's failures and problems, the request budgets, the
 // state file's size and serve's next scheduled run.
 func (env *environment) status(ctx context.Context, args []string) error {
-	fs := env.flagSet("status", "usage: keysync status --config FILE [--json] [--now T]\n\nexample: keysync status --config /etc/keysync/keysync.yaml\n\nflags:\n")
-	config := fs.String("config", "", "config file (required)")
+	fs, config, sf := env.stateFlagSet("status", "usage: keysync status --config FILE [--json] [--now T]\n\nexample: keysync status --config /etc/keysync/keysync.yaml\n\nflags:\n")
 	asJSON := fs.Bool("json", false, "print JSON")
 	nowFlag := fs.String("now", "", "the instant to report at, RFC 3339 (default: now)")
 	runs := fs.Int("runs", 10, "how many of the last runs to list")
-	var sf shardFlags
-	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag, &sf)
+	cfg, db, now, err := env.openForReading(ctx, *config, *nowFlag, sf)
 	if errors.Is(err, errEmptyShard) {
 		return env.nothingRecorded(cfg, *asJSON)
 	}
@@ -262,13 +259,10 @@ func (env *environment) status(ctx context.Context, args []string) error {
 // history prints the audit trail: one line per action with its outcome,
 // ids and times in the schedule's zone.
 func (env *environment) history(ctx context.Context, args []string) error {
-	fs := env.flagSet("history", "usage: keysync history --config FILE [--stay ID | --room R] [--since T]\n\nexample: keysync history --config /etc/keysync/keysync.yaml --room r104 --since 2026-11-20T00:00:00Z\n\nflags:\n")
-	config := fs.String("config", "", "config file (required)")
+	fs, config, sf := env.stateFlagSet("history", "usage: keysync history --config FILE [--stay ID | --room R] [--since T]\n\nexample: keysync history --config /etc/keysync/keysync.yaml --room r104 --since 2026-11-20T00:00:00Z\n\nflags:\n")
 	stay := fs.String("stay", "", "only this stay's actions (its source id)")
 	room := fs.String("room", "", "only the actions on credentials issued for this room (its id, or its name)")
 	since := fs.String("since", "", "only actions at or after this RFC 3339 instant")
-	var sf shardFlags
-	sf.register(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -283,7 +277,7 @@ func (env *environment) history(ctx context.Context, args []string) error {
 		}
 		f.Since = t
 	}
-	cfg, db, _, err := env.openForReading(ctx, *config, "", &sf)
+	cfg, db, _, err := env.openForReading(ctx, *config, "", sf)
 	if errors.Is(err, errEmptyShard) {
 		return env.nothingRecorded(cfg, false)
 	}
