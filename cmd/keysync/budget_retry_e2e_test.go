@@ -14,19 +14,8 @@ import (
 // request, as a server that meters 429s does.
 func TestBudgetRetriedWritesStayInsideTheCap(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin", "r103": "pin"}, nil)
-	fw.setBudget(after3RPMS, 1000, 0)
-	fw.mustExec(ExitOK, "backfill")
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", 1, 3)
-	fw.hotelStay("s3", "r103", 1, 3)
-	// What the day has used, the run's reads (the plan's) and its two
-	// writes (the creates, then the assigns): nothing to spare.
-	limit := fw.capAtPlan(reconcile.System3RPMS, after3RPMS, 0)
-
-	fw.refuseFirstMutation()
-	run := fw.exec("run", nil)
-	fw.setFault(nil)
+	fw, limit := threeArrivalsAtTheCap(t)
+	run, _ := fw.runRefusingFirstMutation()
 	if run.rep == nil {
 		t.Fatalf("run exited %d without a report: %v\n%s", run.code, run.err, run.stderr)
 	}

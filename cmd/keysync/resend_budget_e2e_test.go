@@ -66,6 +66,33 @@ func (fw *faultWorld) refuseFirstMutation() *reqCounter {
 	return &mutations
 }
 
+// runRefusingFirstMutation runs keysync's run with the first 3RPMS mutation
+// answered 429 (refuseFirstMutation), then removes the fault. It returns
+// the run and the mutations it sent.
+func (fw *faultWorld) runRefusingFirstMutation() (faultRun, *reqCounter) {
+	fw.t.Helper()
+	mutations := fw.refuseFirstMutation()
+	run := fw.exec("run", nil)
+	fw.setFault(nil)
+	return run, mutations
+}
+
+// threeArrivalsAtTheCap is a hotel of three PIN rooms, backfilled, then
+// three arrivals whose run's writes fit exactly what is left of the 3RPMS
+// daily_cap (no reserve). It returns the cap.
+func threeArrivalsAtTheCap(t *testing.T) (*faultWorld, int) {
+	t.Helper()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin", "r103": "pin"}, nil)
+	fw.setBudget(after3RPMS, 1000, 0)
+	fw.mustExec(ExitOK, "backfill")
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 1, 3)
+	fw.hotelStay("s3", "r103", 1, 3)
+	// What the day has used, the run's reads (the plan's) and its two
+	// writes (the creates, then the assigns): nothing to spare.
+	return fw, fw.capAtPlan(reconcile.System3RPMS, after3RPMS, 0)
+}
+
 // TestBudgetRetryWithNothingLeftIsDeferred: arrivals whose writes fit
 // exactly what is left of daily_cap, the first mutation answered 429. The
 // budget has no request to send it again, so it is not: the creates and
@@ -74,17 +101,8 @@ func (fw *faultWorld) refuseFirstMutation() *reqCounter {
 // and the next run, with a budget again, keys the stays.
 func TestBudgetRetryWithNothingLeftIsDeferred(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin", "r103": "pin"}, nil)
-	fw.setBudget(after3RPMS, 1000, 0)
-	fw.mustExec(ExitOK, "backfill")
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", 1, 3)
-	fw.hotelStay("s3", "r103", 1, 3)
-	limit := fw.capAtPlan(reconcile.System3RPMS, after3RPMS, 0)
-
-	mutations := fw.refuseFirstMutation()
-	run := fw.exec("run", nil)
-	fw.setFault(nil)
+	fw, limit := threeArrivalsAtTheCap(t)
+	run, mutations := fw.runRefusingFirstMutation()
 	if run.code != ExitPartial || run.rep == nil {
 		t.Fatalf("run exited %d (report: %v), want %d: %v\n%s", run.code, run.rep != nil, ExitPartial, run.err, run.stderr)
 	}
@@ -146,9 +164,7 @@ func TestBudgetRetriedRevocationSpendsTheReserve(t *testing.T) {
 			fw.setNow(time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)) // past checkout
 			limit := fw.capAtPlan(reconcile.System3RPMS, after3RPMS, reserve)
 
-			mutations := fw.refuseFirstMutation()
-			run := fw.exec("run", nil)
-			fw.setFault(nil)
+			run, mutations := fw.runRefusingFirstMutation()
 			if run.rep == nil {
 				t.Fatalf("run exited %d without a report: %v\n%s", run.code, run.err, run.stderr)
 			}
