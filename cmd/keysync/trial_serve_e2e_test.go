@@ -564,12 +564,7 @@ func TestTrialServeNightlyRunCoversAKeyDeletedEvent(t *testing.T) {
 // targeted run read one stay and did not clear the night's problem.
 func TestTrialServeStatusKeepsTheNightsProblems(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, pinRooms(4), nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", 0, 2)
-	fw.injectForeign("s2")
-	fw.mustExec(ExitAttention, "backfill")
-	fw.mustExec(ExitAttention, "run")
+	fw := nightNeedingAPerson(t)
 	status := func() statusReport {
 		t.Helper()
 		r := fw.runOn(clocktest.New(fw.now), nil, "status", "--json")

@@ -413,6 +413,20 @@ func TestRunStay(t *testing.T) {
 	}
 }
 
+// nightNeedingAPerson is a hotel of four PIN rooms whose backfill and
+// nightly run needed a person (exit 6): s2 arrives today in a room another
+// integration keyed; s1 is keyed.
+func nightNeedingAPerson(t *testing.T) *faultWorld {
+	t.Helper()
+	fw := newFaultWorld(t, pinRooms(4), nil)
+	fw.hotelStay("s1", "r101", 0, 2)
+	fw.hotelStay("s2", "r102", 0, 2)
+	fw.injectForeign("s2")
+	fw.mustExec(ExitAttention, "backfill")
+	fw.mustExec(ExitAttention, "run")
+	return fw
+}
+
 // TestServeMetricsFromTheRecord: serve's /metrics starts from the state's
 // record (the last whole run's exit code, the last success), not from
 // zeros that would fire the age-of-last-success alert after every restart;
@@ -421,12 +435,7 @@ func TestRunStay(t *testing.T) {
 // another integration keyed).
 func TestServeMetricsFromTheRecord(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, pinRooms(4), nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", 0, 2)
-	fw.injectForeign("s2")
-	fw.mustExec(ExitAttention, "backfill")
-	fw.mustExec(ExitAttention, "run")
+	fw := nightNeedingAPerson(t)
 	sw := startServe(t, fw, "200ms", false)
 	metricsURL := "http://" + sw.addr + "/metrics"
 	gauge := func(name string) float64 {
