@@ -115,6 +115,40 @@ func TestBackfillKeyBoxAccessOfAChangedStay(t *testing.T) {
 	}
 }
 
+// heldSecrets is what the guests hold: the token of each of keysync's
+// invites (w.invites) and the code of each of its key-box accesses
+// (w.accesses), by the invite's or the access's id.
+func (w *world) heldSecrets() map[string]string {
+	out := map[string]string{}
+	for _, in := range w.invites() {
+		out[in.ID] = in.Token
+	}
+	for _, a := range w.accesses() {
+		out[a.ID] = a.Code
+	}
+	return out
+}
+
+// wantOneInviteOrAccess checks that each of who, a stay id (the stay an
+// invite is tagged for) or a key-box access's visitor, holds one of
+// keysync's invites or accesses (w.invites, w.accesses).
+func (w *world) wantOneInviteOrAccess(who ...string) {
+	w.t.Helper()
+	per := map[string]int{}
+	for _, in := range w.invites() {
+		ref, _ := openapp.ParseOwnerTag(in.Name)
+		per[ref.ID]++
+	}
+	for _, a := range w.accesses() {
+		per[a.Visitor]++
+	}
+	for _, id := range who {
+		if per[id] != 1 {
+			w.t.Errorf("%s holds %d invites or accesses, want 1", id, per[id])
+		}
+	}
+}
+
 // TestBackfillAfterAPartialRun: a first backfill beside another
 // integration's keys loses the answers to its first OpenApp and key-box
 // creates (the credentials exist, keysync does not know their ids), and
@@ -142,17 +176,7 @@ func TestBackfillAfterAPartialRun(t *testing.T) {
 	}, fault.Drop))
 	fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
-	secrets := func() map[string]string {
-		out := map[string]string{}
-		for _, in := range fw.invites() {
-			out[in.ID] = in.Token
-		}
-		for _, a := range fw.accesses() {
-			out[a.ID] = a.Code
-		}
-		return out
-	}
-	before := secrets()
+	before := fw.heldSecrets()
 	if len(before) == 0 {
 		t.Fatal("the first backfill left no invite or access")
 	}
@@ -160,25 +184,13 @@ func TestBackfillAfterAPartialRun(t *testing.T) {
 	fw.setNow(fw.now.Add(2 * time.Hour))
 	fw.mustExec(ExitOK, "backfill")
 	fw.mustExec(ExitOK, "run")
-	after := secrets()
+	after := fw.heldSecrets()
 	for id, sec := range before {
 		if after[id] != sec {
 			t.Errorf("%s, held before the state was lost, was withdrawn or changed", id)
 		}
 	}
-	perStay := map[string]int{}
-	for _, in := range fw.invites() {
-		ref, _ := openapp.ParseOwnerTag(in.Name)
-		perStay[ref.ID]++
-	}
-	for _, a := range fw.accesses() {
-		perStay[a.Visitor]++
-	}
-	for _, who := range []string{"s1", "s2", "Guest s3", "Guest s4"} {
-		if perStay[who] != 1 {
-			t.Errorf("%s holds %d invites or accesses, want 1", who, perStay[who])
-		}
-	}
+	fw.wantOneInviteOrAccess("s1", "s2", "Guest s3", "Guest s4")
 	for _, s := range []string{"s1", "s2", "s3", "s4", "s5"} {
 		k := fw.key(s)
 		if k.Owner != sandboxIntegration {
@@ -207,13 +219,7 @@ func TestBackfillKilledThenRunAgain(t *testing.T) {
 			w.hotelStay("s2", "r301", 0, 3)
 			w.hotelStay("s3", "r101", 0, 3)
 			w.run(ExitOK, "backfill")
-			held := map[string]string{}
-			for _, in := range w.invites() {
-				held[in.ID] = in.Token
-			}
-			for _, a := range w.accesses() {
-				held[a.ID] = a.Code
-			}
+			held := w.heldSecrets()
 			keys := map[string]string{}
 			for _, s := range []string{"s1", "s2", "s3"} {
 				keys[s] = w.key(s).ID
@@ -243,19 +249,7 @@ func TestBackfillKilledThenRunAgain(t *testing.T) {
 					t.Errorf("stay %s's key %s was replaced by %s", s, id, got)
 				}
 			}
-			per := map[string]int{}
-			for _, in := range w.invites() {
-				ref, _ := openapp.ParseOwnerTag(in.Name)
-				per[ref.ID]++
-			}
-			for _, a := range w.accesses() {
-				per[a.Visitor]++
-			}
-			for _, who := range []string{"s1", "n1", "Guest s2", "Guest n2"} {
-				if per[who] != 1 {
-					t.Errorf("%s holds %d invites or accesses, want 1", who, per[who])
-				}
-			}
+			w.wantOneInviteOrAccess("s1", "n1", "Guest s2", "Guest n2")
 			w.checkInvariants(foreign)
 		})
 	}
