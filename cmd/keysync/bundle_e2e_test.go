@@ -186,6 +186,24 @@ func (w *world) hotelStay(id, room string, arrive, depart int) {
 	}
 }
 
+// addReservation books a confirmed Guestway reservation id for "Guest id"
+// in listing, from day arrive to day depart.
+func (w *world) addReservation(id, listing string, arrive, depart int) {
+	w.t.Helper()
+	if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: id, Status: "confirmed", ArrivalDate: day(arrive),
+		DepartureDate: day(depart), ListingID: listing, GuestName: "Guest " + id}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// addAccess gives Guestway reservation id the lock access a.
+func (w *world) addAccess(id string, a gwsandbox.Access) {
+	w.t.Helper()
+	if err := w.sb.guestway.AddAccess(id, a); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
 // invites returns keysync's invites (not deleted) by name tag of stay.
 func (w *world) invites() []oasandbox.InviteView {
 	var out []oasandbox.InviteView
@@ -377,19 +395,11 @@ func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) 
 func TestBundleGuestwayApartments(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"})
-	add := func(id, listing string, arrive, depart int) {
-		if err := w.sb.guestway.AddReservation(gwsandbox.Reservation{ID: id, Status: "confirmed", ArrivalDate: day(arrive),
-			DepartureDate: day(depart), ListingID: listing, GuestName: "Guest " + id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add("G1", "L1", 0, 2)
-	add("G2", "L2", 1, 3)
-	add("G3", "L3", 0, 1) // arrives today, lock PIN held
-	add("G4", "L3", 1, 2) // arrives tomorrow
-	if err := w.sb.guestway.AddAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "493817"}); err != nil {
-		t.Fatal(err)
-	}
+	w.addReservation("G1", "L1", 0, 2)
+	w.addReservation("G2", "L2", 1, 3)
+	w.addReservation("G3", "L3", 0, 1) // arrives today, lock PIN held
+	w.addReservation("G4", "L3", 1, 2) // arrives tomorrow
+	w.addAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "493817"})
 	rep := w.run(ExitOK, "backfill")
 	var kinds []string
 	for _, n := range rep.Notes() {
@@ -525,17 +535,9 @@ func TestBundleKeyBoxRoomMove(t *testing.T) {
 func TestGuestwayPINAsNumber(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil, map[string]string{"L1": "qr", "L3": "pin"})
-	for _, r := range []gwsandbox.Reservation{
-		{ID: "G1", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(2), ListingID: "L1", GuestName: "Guest G1"},
-		{ID: "G3", Status: "confirmed", ArrivalDate: day(0), DepartureDate: day(1), ListingID: "L3", GuestName: "Guest G3"},
-	} {
-		if err := w.sb.guestway.AddReservation(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.sb.guestway.AddAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "049381"}); err != nil {
-		t.Fatal(err)
-	}
+	w.addReservation("G1", "L1", 0, 2)
+	w.addReservation("G3", "L3", 0, 1)
+	w.addAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "049381"})
 	w.sb.guestway.SetPINAsNumber(true)
 	rep := w.run(ExitOK, "backfill")
 	var notes []string

@@ -702,9 +702,7 @@ func TestFaultBadCredentials(t *testing.T) {
 				fw.addReservation("G2", "L1", 0, 2)
 				fw.addReservation("G3", "L2", 0, 2)
 				fw.addReservation("G4", "L3", 2, 4)
-				if err := fw.sb.guestway.AddAccess("G4", gwsandbox.Access{ID: "A4", LockID: "lock-3", LockName: "Front door", PIN: "493817"}); err != nil {
-					t.Fatal(err)
-				}
+				fw.addAccess("G4", gwsandbox.Access{ID: "A4", LockID: "lock-3", LockName: "Front door", PIN: "493817"})
 			}
 			foreign := fw.foreign()
 			keys, invites, accesses := len(fw.sb.rpms.Keys()), len(fw.sb.openapp.Invites()), len(fw.sb.keybox.Accesses())
@@ -767,14 +765,6 @@ func TestFaultBadCredentials(t *testing.T) {
 			fw.mustExec(ExitOK, "run")
 			fw.checkInvariants(foreign)
 		})
-	}
-}
-
-func (fw *faultWorld) addReservation(id, listing string, arrive, depart int) {
-	fw.t.Helper()
-	if err := fw.sb.guestway.AddReservation(gwsandbox.Reservation{ID: id, Status: "confirmed", ArrivalDate: day(arrive),
-		DepartureDate: day(depart), ListingID: listing, GuestName: "Guest " + id}); err != nil {
-		fw.t.Fatal(err)
 	}
 }
 
@@ -909,9 +899,7 @@ func TestFaultUnknownResponseFieldsIgnored(t *testing.T) {
 	fw.addReservation("G1", "L1", 0, 2)
 	fw.addReservation("G2", "L2", 0, 2)
 	fw.addReservation("G3", "L3", 0, 2)
-	if err := fw.sb.guestway.AddAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "493817"}); err != nil {
-		t.Fatal(err)
-	}
+	fw.addAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "493817"})
 	foreign := fw.foreign()
 	var edited reqCounter
 	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {

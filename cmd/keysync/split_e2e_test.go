@@ -273,9 +273,7 @@ func TestSplitGuestwayOrganisation(t *testing.T) {
 	t.Parallel()
 	fw := splitOrgWorld(t)
 	fw.addReservation("G2", "L2", 0, 2)
-	if err := fw.sb.guestway.AddAccess("G2", gwsandbox.Access{LockID: "lock-l2", LockName: "L2 door", PIN: "4711"}); err != nil {
-		t.Fatal(err)
-	}
+	fw.addAccess("G2", gwsandbox.Access{LockID: "lock-l2", LockName: "L2 door", PIN: "4711"})
 	rep := fw.mustExec(ExitOK, "run").rep
 	for _, n := range rep.Notes() {
 		if n.Kind == reconcile.NoteUnmappedRoom || n.Stay.Property == "apartments-east" && n.Stay.ID == "G2" {
