@@ -119,12 +119,7 @@ func TestFault429TooLongDefersThatSystem(t *testing.T) {
 	fw.hotelStay("s2", "r201", 0, 2)
 	fw.hotelStay("s3", "r301", 0, 2)
 	foreign := fw.foreign()
-	var mutations reqCounter
-	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") && mutations.add("mutation") == 1 },
-		func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
-			rw.Header().Set("Retry-After", "86400")
-			rw.WriteHeader(http.StatusTooManyRequests)
-		}))
+	mutations := fw.refuseFirstMutation("86400")
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
 

@@ -54,24 +54,25 @@ func (fw *faultWorld) capAtPlan(sys reconcile.System, after string, reserve int)
 	return limit
 }
 
-// refuseFirstMutation answers the run's first 3RPMS mutation 429 (Retry-After
-// 1) and passes every other request on; it counts the mutations sent.
-func (fw *faultWorld) refuseFirstMutation() *reqCounter {
+// refuseFirstMutation answers the run's first 3RPMS mutation 429 with
+// Retry-After retryAfter and passes every other request on; it counts the
+// mutations sent.
+func (fw *faultWorld) refuseFirstMutation(retryAfter string) *reqCounter {
 	var mutations reqCounter
 	fw.setFault(when(func(r *http.Request) bool { return mutationNaming(r, "") && mutations.add("mutation") == 1 },
 		func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
-			rw.Header().Set("Retry-After", "1")
+			rw.Header().Set("Retry-After", retryAfter)
 			rw.WriteHeader(http.StatusTooManyRequests)
 		}))
 	return &mutations
 }
 
 // runRefusingFirstMutation runs keysync's run with the first 3RPMS mutation
-// answered 429 (refuseFirstMutation), then removes the fault. It returns
-// the run and the mutations it sent.
+// answered 429 with Retry-After 1 (refuseFirstMutation), then removes the
+// fault. It returns the run and the mutations it sent.
 func (fw *faultWorld) runRefusingFirstMutation() (faultRun, *reqCounter) {
 	fw.t.Helper()
-	mutations := fw.refuseFirstMutation()
+	mutations := fw.refuseFirstMutation("1")
 	run := fw.exec("run", nil)
 	fw.setFault(nil)
 	return run, mutations
