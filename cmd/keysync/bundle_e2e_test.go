@@ -20,6 +20,7 @@ import (
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
+	"github.com/keysync/keysync/state"
 )
 
 // world is the four sandboxes over real HTTP (127.0.0.1) with a config for
@@ -116,6 +117,17 @@ func (w *world) statePath() string {
 		w.t.Fatal(err)
 	}
 	return cfg.State
+}
+
+// holdLock takes the state file's run lock, as another process's run
+// would, until unlock.
+func (w *world) holdLock() (unlock func()) {
+	w.t.Helper()
+	lock, err := state.Lock(w.statePath())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return func() { lock.Unlock() }
 }
 
 // loseState removes the world's state file, as a lost disk would.

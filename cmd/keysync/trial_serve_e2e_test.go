@@ -419,17 +419,10 @@ func TestTrialServeSoakDays(t *testing.T) {
 	fw.setFault(nil)
 
 	ss.step("a booking while the nightly run holds the lock", func() {
-		cfg, err := LoadConfig(fw.cfg, fw.getenv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lock, err := state.Lock(cfg.State)
-		if err != nil {
-			t.Fatal(err)
-		}
+		unlock := fw.holdLock()
 		ss.mustSandbox(fw.sb.rpms.ChangeDates("d0a", day(0), day(2)))
 		time.Sleep(500 * time.Millisecond)
-		lock.Unlock()
+		unlock()
 	})
 
 	ss.step("serve stopped in the middle of a targeted run, then started again", func() {
@@ -635,12 +628,9 @@ func keyDeletedWhileLocked(t *testing.T) (fw *faultWorld, ss *soakServe, unlock 
 	ss = newSoakServe(t, fw, "100ms")
 	ss.setNow(at(0, 10, 0))
 	ss.start()
-	lock, err := state.Lock(fw.statePath())
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock = fw.holdLock()
 	ss.mustSandbox(fw.sb.rpms.DeleteKey(fw.key("s1").ID))
-	return fw, ss, func() { lock.Unlock() }
+	return fw, ss, unlock
 }
 
 // TestTrialServeGuestwayPoll: serve's poll of a Guestway property

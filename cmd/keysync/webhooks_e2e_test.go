@@ -347,14 +347,7 @@ func TestWebhookWaitsForTheLockAndSurvivesAStop(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, pinRooms(3), nil)
 	sw := startServe(t, fw, "100ms", true)
-	cfg, err := LoadConfig(fw.cfg, fw.getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := state.Lock(cfg.State)
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := fw.holdLock()
 	if err := fw.sb.rpms.AddStay(rpmsandbox.Stay{ID: "w1", RoomID: "r101", Arrival: day(0), Departure: day(1)}); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +355,7 @@ func TestWebhookWaitsForTheLockAndSurvivesAStop(t *testing.T) {
 	if s, _ := fw.sb.rpms.Stay("w1"); s.KeyID != "" {
 		t.Fatal("keyed while another run held the lock")
 	}
-	lock.Unlock()
+	unlock()
 	sw.keyedWithin(t, "w1", 5*time.Second)
 
 	// Stop serve with an event queued and not yet run.
