@@ -48,3 +48,24 @@ func TestNoList(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactFold: a secret is cut from a message in whatever case the
+// server echoed it; an empty secret cuts nothing.
+func TestRedactFold(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		msg     string
+		secrets []string
+		want    string
+	}{
+		{"token AbC123xyz refused", []string{"AbC123xyz"}, "token [redacted] refused"},
+		{"token abc123xyz refused", []string{"AbC123xyz"}, "token [redacted] refused"},
+		{"ABC123XYZ twice: abc123xyz", []string{"AbC123xyz"}, "[redacted] twice: [redacted]"},
+		{"code a.b+c", []string{"a.b+c"}, "code [redacted]"}, // not a pattern
+		{"nothing here", []string{""}, "nothing here"},
+	} {
+		if got := httpapi.RedactFold(tc.msg, tc.secrets...); got != tc.want {
+			t.Errorf("RedactFold(%q) = %q, want %q", tc.msg, got, tc.want)
+		}
+	}
+}

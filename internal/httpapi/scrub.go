@@ -28,6 +28,18 @@ func CleanMessage(msg string, maxRunes int) string {
 
 var quoted = regexp.MustCompile(`"[^"]*"`)
 
+// RedactFold replaces every copy of each secret in msg with "[redacted]",
+// whatever its case: a server may echo a token or code upper- or
+// lower-cased.
+func RedactFold(msg string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			msg = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(secret)).ReplaceAllLiteralString(msg, "[redacted]")
+		}
+	}
+	return msg
+}
+
 // scrubTransport returns err's message without the request URL (it is in
 // the config, and a URL may carry credentials) and without quoted text (a
 // malformed status or header line that echoes a token). The cause stays

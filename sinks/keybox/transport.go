@@ -94,9 +94,7 @@ func (s *Sink) message(raw []byte, keep map[string]bool, codes []reconcile.Secre
 // replaces control characters and cuts the message short.
 func (s *Sink) scrub(msg string, keep map[string]bool, codes []reconcile.Secret) string {
 	for _, secret := range slices.Concat(s.secrets, codes) {
-		if secret != "" {
-			msg = strings.ReplaceAll(msg, secret.Reveal(), "[redacted]")
-		}
+		msg = httpapi.RedactFold(msg, secret.Reveal())
 	}
 	msg = maskDigits(msg, keep)
 	return httpapi.CleanMessage(msg, maxMessageRunes)

@@ -15,10 +15,23 @@ import (
 const maxMessageRunes = 300
 
 // tokenLike matches words that may be an invite token. Those mixing upper
-// and lower case (as base64 tokens do) are cut from server messages, in
-// case a server quotes the token of the invite an update concerns; ULIDs
-// (upper case) and UUIDs (lower case), the likely ids, are kept.
+// and lower case (as base64 tokens do), or lower case and digits (as hex
+// tokens do), are cut from server messages, in case a server quotes the
+// token of an invite: the one an update concerns, or another one a create
+// collides with, which keysync cannot name. UUIDs, upper-case ids (ULIDs
+// and the like) and the ids of the request's path are kept.
 var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
+
+// uuid matches a whole UUID.
+var uuid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// tokenish reports whether a token-like word w may be a token.
+func tokenish(w string) bool {
+	if uuid.MatchString(w) || !strings.ContainsAny(w, "abcdefghijklmnopqrstuvwxyz") {
+		return false
+	}
+	return strings.ContainsAny(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+}
 
 // do sends one request through the shared client (paced, retried as the
 // policy allows: a GET, PUT or DELETE after an outage, a create never) and
@@ -82,13 +95,9 @@ func (s *Sink) message(raw []byte, secrets []string, keep map[string]bool) strin
 	if msg == "" {
 		return "no error message in the answer"
 	}
-	for _, secret := range append(secrets, s.opts.APIKey.Reveal()) {
-		if secret != "" {
-			msg = strings.ReplaceAll(msg, secret, "[redacted]")
-		}
-	}
+	msg = httpapi.RedactFold(msg, append(secrets, s.opts.APIKey.Reveal())...)
 	msg = tokenLike.ReplaceAllStringFunc(msg, func(w string) string {
-		if !keep[w] && strings.ContainsAny(w, "abcdefghijklmnopqrstuvwxyz") && strings.ContainsAny(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		if !keep[w] && tokenish(w) {
 			return "[redacted]"
 		}
 		return w

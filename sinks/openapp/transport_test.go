@@ -107,6 +107,21 @@ func TestSinkErrors(t *testing.T) {
 			},
 		},
 		{
+			// A create colliding with another invite: its token, lower-case
+			// hex, is none keysync could name.
+			name: "409 quoting another invite's hex token", handler: reply(409, jsonCT, `{"error":"an invite with this name already exists: 0000a1b2c3d4e5f6a7b8c9d0abcdef12cf01"}`),
+			is: []error{reconcile.ErrConflict}, contains: []string{"an invite with this name already exists: [redacted]"},
+		},
+		{
+			name: "409 quoting the held token lower-cased", action: updateHeld, handler: reply(409, jsonCT, `{"error":"invite `+strings.ToLower(heldToken)+` is locked"}`),
+			is: []error{reconcile.ErrConflict}, contains: []string{"invite [redacted] is locked"},
+			check: func(t *testing.T, err error) {
+				if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(heldToken)) {
+					t.Errorf("error leaks the held token: %v", err)
+				}
+			},
+		},
+		{
 			name: "409", handler: reply(409, jsonCT, `{"error":"invite is being changed"}`),
 			is: []error{reconcile.ErrConflict}, isNot: []error{reconcile.ErrUnknownOutcome}, contains: []string{"409", "invite is being changed"},
 		},
