@@ -312,6 +312,10 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 			}
 		}
 	}
+	for _, s := range rd.unlisted {
+		plan.Notes = append(plan.Notes, Note{Kind: NoteUnlisted, Stay: s.Ref, Room: s.RoomName, RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure,
+			Detail: "the window's read no longer lists it, though its look-up by id shows it in the window: taken as cancelled, its credentials are withdrawn"})
+	}
 	// A backfill's reads are done, its look for what the systems hold
 	// included: the properties sharing an account may price it now.
 	w.doneReading()

@@ -517,6 +517,9 @@ type siteRead struct {
 	// (applier.noCreate), and the backfill is not complete.
 	unsurveyed map[System]error
 	deferred   map[StayRef]bool
+	// unlisted holds the stays the window read did not return that their
+	// look-up by id shows in the window: taken as gone (NoteUnlisted).
+	unlisted []Stay
 	// lookupErr is the failure of the look-up of stays the window read
 	// did not return: they are left out of scope, the rest is planned.
 	lookupErr error
@@ -967,7 +970,21 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			rd.lookupErr = fmt.Errorf("look up %d stays the window read did not return: %w", len(missing), err)
 			rd.scope = scopeOf(stays)
 		}
-		stays = append(stays, more...)
+		for _, s := range more {
+			// The look-up is to tell a stay that left the window from one
+			// that is gone. One it shows in the window, in this
+			// property's rooms, contradicts the window's read: the API
+			// documents no status, and a source may leave a cancelled
+			// reservation's stays out of its lists yet answer for them by
+			// id. The window's read is the one that lists what is booked:
+			// the stay is taken as gone (counted by the fail-safe as any
+			// withdrawal), and a note says so.
+			if s.MovedTo == "" && !s.Cancelled && from.Before(s.Departure) && !to.Before(s.Arrival) {
+				rd.unlisted = append(rd.unlisted, s)
+				continue
+			}
+			stays = append(stays, s)
+		}
 	}
 	rd.stays = stays
 

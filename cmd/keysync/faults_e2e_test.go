@@ -1032,3 +1032,43 @@ func TestFaultCreateAnswerLost(t *testing.T) {
 	}
 	fw.checkInvariants(foreign)
 }
+
+// TestCancelledStayStillFoundByID: a 3RPMS that leaves a cancelled
+// reservation's stays out of its lists yet answers for them by id (the
+// sandbox's cancelled_by_id; the API document selects no status). The
+// run goes by the window's read: the stay is gone, its key is taken off
+// and deleted, and a note says why, where before the look-up by id kept
+// the cancelled guest's PIN on the door.
+func TestCancelledStayStillFoundByID(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, pinRooms(2), nil)
+	fw.hotelStay("s1", "r101", 1, 3)
+	fw.mustExec(ExitOK, "backfill")
+	before, _ := fw.sb.rpms.Stay("s1")
+	if before.KeyID == "" {
+		t.Fatal("the backfill did not key s1")
+	}
+	fw.sb.rpms.SetCancelledByID(true)
+	if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.mustExec(ExitOK, "run")
+	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
+		t.Errorf("cancelled s1 still holds key %s", s.KeyID)
+	}
+	for _, k := range fw.sb.rpms.Keys() {
+		if k.ID == before.KeyID && !k.Deleted {
+			t.Errorf("the cancelled stay's key %s is not deleted", k.ID)
+		}
+	}
+	noted := false
+	for _, p := range r.rep.Plans {
+		for _, n := range p.Notes {
+			noted = noted || (n.Kind == reconcile.NoteUnlisted && n.Stay.ID == "s1")
+		}
+	}
+	if !noted {
+		t.Errorf("no %s note for s1\n%s", reconcile.NoteUnlisted, r.output())
+	}
+	fw.checkInvariants("")
+}

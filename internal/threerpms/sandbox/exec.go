@@ -343,9 +343,14 @@ func (e *executor) roomStays(args map[string]any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Options.CancelledByID: found by id, a cancelled reservation's
+	// stays are still answered for.
+	f, _ := args["filter"].(map[string]any)
+	_, byID := f["id"]
+	byID = byID && e.s.cancelledByID
 	var items []*stay
 	for _, st := range e.s.sortedStays() {
-		if e.s.visible(st) && match(st) {
+		if (e.s.visible(st) || byID && !st.deleted) && match(st) {
 			items = append(items, st)
 		}
 	}

@@ -86,6 +86,14 @@ type Options struct {
 	// keysync reads it only to tell, in a backfill, whether a QR key was
 	// made from an invite. SetHideQRData switches it at run time.
 	HideQRData bool
+	// CancelledByID answers a room_stays query filtered by id for the
+	// stays of a cancelled reservation too, as they were before the
+	// cancellation, while queries by date leave them out, as a server
+	// written from the same document may: the 3RPMS Room Access Key API
+	// selects no status and does not say whether a cancelled
+	// reservation's stays are still found. SetCancelledByID switches it
+	// at run time.
+	CancelledByID bool
 	// RenameDeleteInput names deleteRoomAccessKey's input type
 	// RoomAccessKeyDeleteInput instead of DeleteRoomAccessKeyInput, as a
 	// server written from the same document may: the 3RPMS Room Access
@@ -172,6 +180,8 @@ type Server struct {
 	rollback bool
 	undo     *undo
 	hideQR   bool // Options.HideQRData
+	// cancelledByID is Options.CancelledByID, as switched.
+	cancelledByID bool
 	// renameDelete is Options.RenameDeleteInput, as switched.
 	renameDelete bool
 	maxRoot      int // Options.MaxRootFields, as switched
@@ -257,22 +267,23 @@ func New(opts Options) *Server {
 		opts.MaxRootFields = DefaultMaxRootFields
 	}
 	s := &Server{
-		opts:         opts,
-		clock:        sandboxkit.NewClock(opts.Now),
-		limiter:      opts.SharedLimiter,
-		tokens:       map[string]string{},
-		rooms:        map[string]*Room{},
-		stays:        map[string]*stay{},
-		holders:      map[string]int{},
-		reservations: map[string]*reservation{},
-		keys:         map[string]*key{},
-		messageOnly:  opts.MessageOnlyErrors,
-		rollback:     opts.RollbackDocuments,
-		hideQR:       opts.HideQRData,
-		renameDelete: opts.RenameDeleteInput,
-		nonNull:      opts.NonNullPayloads,
-		deletedAsID:  opts.DeletedAsID,
-		maxRoot:      opts.MaxRootFields,
+		opts:          opts,
+		clock:         sandboxkit.NewClock(opts.Now),
+		limiter:       opts.SharedLimiter,
+		tokens:        map[string]string{},
+		rooms:         map[string]*Room{},
+		stays:         map[string]*stay{},
+		holders:       map[string]int{},
+		reservations:  map[string]*reservation{},
+		keys:          map[string]*key{},
+		messageOnly:   opts.MessageOnlyErrors,
+		rollback:      opts.RollbackDocuments,
+		hideQR:        opts.HideQRData,
+		cancelledByID: opts.CancelledByID,
+		renameDelete:  opts.RenameDeleteInput,
+		nonNull:       opts.NonNullPayloads,
+		deletedAsID:   opts.DeletedAsID,
+		maxRoot:       opts.MaxRootFields,
 	}
 	if s.limiter == nil {
 		s.limiter = opts.Limiter()
@@ -323,6 +334,9 @@ func (s *Server) SetNonNullPayloads(on bool) { sandboxkit.Store(&s.mu, &s.nonNul
 
 // SetDeletedAsID switches Options.DeletedAsID.
 func (s *Server) SetDeletedAsID(on bool) { sandboxkit.Store(&s.mu, &s.deletedAsID, on) }
+
+// SetCancelledByID switches Options.CancelledByID.
+func (s *Server) SetCancelledByID(on bool) { sandboxkit.Store(&s.mu, &s.cancelledByID, on) }
 
 // SetHideQRData switches Options.HideQRData.
 func (s *Server) SetHideQRData(on bool) { sandboxkit.Store(&s.mu, &s.hideQR, on) }
