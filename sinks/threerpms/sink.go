@@ -283,9 +283,10 @@ func fieldOutcome(a *reconcile.Action, r fieldResult) reconcile.Outcome {
 // checkPayload checks an alias's data is the payload its field returns:
 // for an assign, revoke or claim the room stay, for a delete deleted:true
 // or deleted: the key's id (the API document selects deleted without
-// saying what it holds). Anything else (a number, an empty object,
-// deleted:false, another id) is not a success; since the server did
-// answer, the outcome is unknown.
+// saying what it holds). deleted:false is the server's refusal (the key
+// is still assigned, or already gone), settled as any refused delete.
+// Anything else (a number, an empty object, another id) is not a
+// success; since the server did answer, the outcome is unknown.
 func checkPayload(a *reconcile.Action, data json.RawMessage) error {
 	var p struct {
 		RoomStay *struct {
@@ -306,6 +307,8 @@ func checkPayload(a *reconcile.Action, data json.RawMessage) error {
 		switch {
 		case json.Unmarshal(p.Deleted, &yes) == nil && yes:
 		case json.Unmarshal(p.Deleted, &id) == nil && id != "" && id == a.Cred.RemoteID:
+		case string(p.Deleted) == "false":
+			return fmt.Errorf("answer says the key was not deleted: %w", reconcile.ErrConflict)
 		default:
 			return fmt.Errorf("answer does not say the key was deleted: %w", reconcile.ErrUnknownOutcome)
 		}

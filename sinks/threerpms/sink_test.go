@@ -1072,7 +1072,6 @@ func TestApplyDeletedAsID(t *testing.T) {
 	for _, body := range []string{
 		`{"data":{"a0":{"deleted":"rak_other"}}}`,
 		`{"data":{"a0":{"deleted":""}}}`,
-		`{"data":{"a0":{"deleted":false}}}`,
 		`{"data":{"a0":{"deleted":null}}}`,
 		`{"data":{"a0":{"deleted":1}}}`,
 	} {
@@ -1080,6 +1079,13 @@ func TestApplyDeletedAsID(t *testing.T) {
 		if !errors.Is(out[0].Err, reconcile.ErrUnknownOutcome) {
 			t.Errorf("%s: %v, want an unknown outcome", body, out[0].Err)
 		}
+	}
+	// deleted:false is the server's answer that it did not delete the key
+	// (a key already gone, say): a refusal, settled as any refused delete,
+	// not an outcome to wait on run after run.
+	out = apply(t, cannedSink(t, `{"data":{"a0":{"deleted":false}}}`), onKey(reconcile.OpDelete, "s1", "rak_1"))
+	if err := out[0].Err; !errors.Is(err, reconcile.ErrConflict) || errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("deleted:false: %v, want a refusal (conflict), not an unknown outcome", err)
 	}
 }
 
