@@ -176,6 +176,14 @@ func (s *Sink) apply(ctx context.Context, a *reconcile.Action) (reconcile.Outcom
 		secrets = []string{c.Secret.Reveal(), c.QRData.Reveal()}
 	}
 	raw, actErr, err := s.do(ctx, what, method, u, body, secrets)
+	if he := (*httpapi.Error)(nil); method == http.MethodPut && errors.As(err, &he) && he.Status == http.StatusMethodNotAllowed {
+		// The invites' path took the create (or the delete) but takes no
+		// PUT: this server changes no invite in place. That is an answer
+		// about this invite, not a wrong path (which would fail the
+		// create too): reconcile replaces it, new before old, or deletes
+		// it where it would switch it off, and the other invites go on.
+		return reconcile.Outcome{Err: fmt.Errorf("%w; OpenApp takes no PUT on an invite: %w", err, reconcile.ErrRejected)}, nil
+	}
 	if err != nil {
 		return reconcile.Outcome{}, err
 	}
@@ -185,14 +193,24 @@ func (s *Sink) apply(ctx context.Context, a *reconcile.Action) (reconcile.Outcom
 	if a.Op != reconcile.OpCreate {
 		return reconcile.Outcome{}, nil
 	}
-	var created struct {
+	type invite struct {
 		Token  string             `json:"invite_token"`
 		LinkID httpapi.FlexString `json:"invite_link_id"`
+	}
+	var created struct {
+		invite
+		// Data is the invite wrapped as the list wraps its invites: the
+		// OpenApp document shows the create's answer bare, but a server
+		// that wraps every answer is read the same.
+		Data json.RawMessage `json:"data"`
 	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &created); err != nil {
 			// do checked the syntax; a field of the wrong type remains.
 			return reconcile.Outcome{Err: fmt.Errorf("openapp: %s: answer is not an invite: %v: %w", what, jsonErrorWithoutValue(err), reconcile.ErrUnknownOutcome)}, nil
+		}
+		if created.Token == "" && created.LinkID == "" && len(created.Data) > 0 {
+			_ = json.Unmarshal(created.Data, &created.invite) // what it cannot read stays unknown below
 		}
 	}
 	if created.Token == "" || created.LinkID == "" {

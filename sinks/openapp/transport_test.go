@@ -238,6 +238,19 @@ func TestSinkErrors(t *testing.T) {
 			name: "unexpected 3xx", handler: reply(304, "", ""), request: true,
 			is: []error{reconcile.ErrUnknownOutcome}, contains: []string{"304"},
 		},
+		// The document shows the create's answer bare; one wrapped as the
+		// list's invites are is read the same.
+		{name: "201 wrapped in data", handler: reply(201, jsonCT, `{"data":{"invite_token":"`+canaryToken+`","invite_link_id":"inv_1"}}`), ok: true},
+		// A server that changes no invite in place: a refusal of this
+		// invite (replaced instead), not a wrong path for every request.
+		{
+			name: "405 on update", action: updateHeld, handler: reply(405, jsonCT, `{"error":"method not allowed"}`),
+			is: []error{reconcile.ErrRejected}, isNot: []error{reconcile.ErrUnknownOutcome}, contains: []string{"405", "takes no PUT"},
+		},
+		{
+			name: "405 on disable", action: disableOp(), handler: reply(405, jsonCT, `{"error":"method not allowed"}`),
+			is: []error{reconcile.ErrRejected}, isNot: []error{reconcile.ErrUnknownOutcome}, contains: []string{"405", "takes no PUT"},
+		},
 		{name: "204 on delete", action: deleteOp(), handler: reply(204, "", ""), ok: true},
 		{name: "200 with an empty body on disable", action: disableOp(), handler: reply(200, "text/plain", ""), ok: true},
 		{name: "200 with JSON on disable", action: disableOp(), handler: reply(200, jsonCT, `{"invite_link_id":"inv_1","is_enabled":false}`), ok: true},
