@@ -86,8 +86,15 @@ func (f *offFlag) UnmarshalJSON(b []byte) error {
 
 // invitePage is one page of the invite list.
 type invitePage struct {
-	Data    []listedInvite `json:"data"`
-	HasMore bool           `json:"has_more"`
+	Data []listedInvite `json:"data"`
+	// HasMore is nil when the server does not say (the OpenApp document
+	// shows no list, so its paging is a guess): the list is then read on
+	// while pages come back with invites, to the first empty one, and a
+	// page that repeats the one before (a server that does not page) ends
+	// it. Stopping at the first page instead would take a list cut at the
+	// server's page size for the whole, and issue again what is listed
+	// further on.
+	HasMore *bool `json:"has_more"`
 }
 
 // Find implements reconcile.Finder: it reads back the invite that c's
@@ -251,6 +258,7 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		return fmt.Errorf("openapp: %s: no_list is set: %w", what, reconcile.ErrNoList)
 	}
 	ownSize := s.serverPages.Load() // the server's page size, once it refused ours
+	var prev []string               // the invite ids of the page before
 	for page := 1; ; page++ {
 		if page > maxListPages {
 			return fmt.Errorf("openapp: %s: the invite list has more than %d pages", what, maxListPages)
@@ -281,15 +289,23 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return fmt.Errorf("openapp: %s: page %d is not an invite list: %v", what, page, jsonErrorWithoutValue(err))
 		}
+		ids := make([]string, len(p.Data))
+		for i := range p.Data {
+			ids[i] = string(p.Data[i].LinkID)
+		}
+		if p.HasMore == nil && len(ids) > 0 && slices.Equal(ids, prev) {
+			return nil // the server does not page: the page before was the list
+		}
+		prev = ids
 		for i := range p.Data {
 			if visit(&p.Data[i]) {
 				return nil
 			}
 		}
-		if !p.HasMore {
+		switch {
+		case p.HasMore == nil && len(p.Data) == 0, p.HasMore != nil && !*p.HasMore:
 			return nil
-		}
-		if len(p.Data) == 0 {
+		case len(p.Data) == 0:
 			return fmt.Errorf("openapp: %s: page %d of the invite list is empty but has_more is set", what, page)
 		}
 	}

@@ -482,9 +482,11 @@ func (s *Server) list(r *http.Request, rec *Request) result {
 		m["status"] = map[bool]string{true: "active", false: "disabled"}[in.enabled]
 		data = append(data, m)
 	}
-	return result{status: http.StatusOK, body: map[string]any{
-		"data": data, "page": page, "per_page": perPage, "has_more": hi < int64(len(live)),
-	}}
+	body := map[string]any{"data": data, "page": page, "per_page": perPage, "has_more": hi < int64(len(live))}
+	if s.noHasMore {
+		delete(body, "has_more")
+	}
+	return result{status: http.StatusOK, body: body}
 }
 
 // queryInt reads an optional integer query parameter in [lo, hi].

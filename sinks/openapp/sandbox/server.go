@@ -111,6 +111,7 @@ type Server struct {
 	putConflicts bool // SetPutConflicts
 	putNotFound  bool // SetPutNotFound
 	offAsStatus  bool // SetDisabledAsStatus
+	noHasMore    bool // SetListWithoutHasMore
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -318,6 +319,11 @@ func (s *Server) SetPutNotFound(on bool) { sandboxkit.Store(&s.mu, &s.putNotFoun
 // an invite switched off; keysync must never read a disabled invite as
 // live (adopt it, or keep it for the guest).
 func (s *Server) SetDisabledAsStatus(on bool) { sandboxkit.Store(&s.mu, &s.offAsStatus, on) }
+
+// SetListWithoutHasMore leaves has_more out of the list's pages, as a
+// server that pages its list without saying whether it goes on may (the
+// OpenApp document shows no list call): a page past the end is empty.
+func (s *Server) SetListWithoutHasMore(on bool) { sandboxkit.Store(&s.mu, &s.noHasMore, on) }
 
 // SetNameLimit keeps only the first n characters of an invite's name
 // (zero: all), as a server with a shorter name field may: the OpenApp
