@@ -82,6 +82,9 @@ func TestErrorMapping(t *testing.T) {
 		{name: "201 numbers", handler: answer(201, jsonCT, `{"id":42,"code":`+canaryCode+`}`), remoteID: "42", code: canaryCode},
 		{name: "200 vendor JSON type", handler: answer(200, "application/vnd.keybox+json", `{"id":"acc_9","code":"1234"}`), remoteID: "acc_9", code: "1234"},
 		{name: "201 no code: recorded anyway", handler: answer(201, jsonCT, `{"id":"acc_9"}`), remoteID: "acc_9"},
+		// The document shows the answer bare; one wrapped is read the same.
+		{name: "201 wrapped in access", handler: answer(201, jsonCT, `{"access":{"id":"acc_9","code":"012345"}}`), remoteID: "acc_9", code: "012345"},
+		{name: "201 wrapped in data", handler: answer(201, jsonCT, `{"data":{"id":77,"bookingCode":"012345"}}`), remoteID: "77", code: "012345"},
 		{name: "204 cancel", cancel: true, handler: answer(204, "", "")},
 		{name: "200 cancel with a body", cancel: true, handler: answer(200, "text/plain", "cancelled "+canaryCode)},
 		{name: "301", handler: answer(301, "", "", "Location", "https://elsewhere.example/v2/accesses"), whole: true, contains: "redirects"},

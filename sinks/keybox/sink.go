@@ -72,6 +72,7 @@ package keybox
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -370,6 +371,26 @@ type created struct {
 	ID          httpapi.FlexString `json:"id"`
 	Code        httpapi.FlexString `json:"code"`
 	BookingCode httpapi.FlexString `json:"bookingCode"`
+	// Access and Data hold the access when the answer wraps it (the key-box
+	// document shows the create's answer bare; a server that wraps its
+	// answers in "access" or "data" is read the same).
+	Access json.RawMessage `json:"access"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// unwrap returns the access a create's answer holds, bare or wrapped in
+// "access" or "data".
+func (c created) unwrap() created {
+	for _, inner := range []json.RawMessage{c.Access, c.Data} {
+		if c.ID != "" {
+			break
+		}
+		var w created
+		if len(inner) > 0 && json.Unmarshal(inner, &w) == nil && w.ID != "" {
+			c.ID, c.Code, c.BookingCode = w.ID, w.Code, w.BookingCode
+		}
+	}
+	return c
 }
 
 func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Outcome, error) {
@@ -388,6 +409,7 @@ func (s *Sink) create(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	}
 	var out created
 	verdict, err := s.send(ctx, what, http.MethodPost, s.opts.CreatePath, body, &out)
+	out = out.unwrap()
 	switch {
 	case err != nil:
 		return nil, err
