@@ -83,7 +83,13 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 		}
 	}
 	for _, a := range actions {
-		retried = retried || (a.Result != "" && a.Result != reconcile.ResultDone)
+		// As Report.Partial counts: a settled action is done, and one that
+		// failed run after run is a problem for a person, not a retry.
+		switch a.Result {
+		case "", reconcile.ResultDone, reconcile.ResultSettled:
+		default:
+			retried = retried || !a.Persistent
+		}
 	}
 	if refused > 0 {
 		fmt.Fprintln(w, "A system refused a credential, or the config names something it does not have: fix the config field the error names; running again will not help until it is fixed.")
