@@ -389,7 +389,9 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			c := call{what: "get reservation " + id, scope: ScopeReservations}
 			var resp oneResponse
 			err := s.get(ctx, c, expand(s.opts.ReservationPath, id), nil, &resp)
-			if errors.Is(err, reconcile.ErrNotFound) {
+			if errors.Is(err, reconcile.ErrNotFound) || err == nil && resp.Null {
+				// Gone, as far as the answer goes; the reservation path is
+				// checked below before it is taken as such.
 				gone.Store(true)
 				return nil
 			}
@@ -627,7 +629,7 @@ func (s *Source) checkReservationPath(ctx context.Context, asked []string) error
 	c := call{what: "get reservation " + listed[i] + " (listed, to check the path after a 404)", scope: ScopeReservations}
 	var resp oneResponse
 	err := s.get(ctx, c, expand(s.opts.ReservationPath, listed[i]), nil, &resp)
-	if errors.Is(err, reconcile.ErrNotFound) {
+	if errors.Is(err, reconcile.ErrNotFound) || err == nil && resp.Null {
 		return &Error{API: api, Call: c.what, Status: http.StatusNotFound, Err: reconcile.ErrEndpoint, Field: "guestway.reservation_path",
 			Reason: "nothing at the reservation path for a reservation the list returned; check reservation_path"}
 	}
@@ -653,6 +655,26 @@ type listResponse struct {
 
 type oneResponse struct {
 	Data *reservation `json:"data"`
+	// Null says the answer held "data": null, where a missing member
+	// leaves it false: a server that answers for a deleted reservation
+	// that way, not with 404 or 410, is read as saying it is gone.
+	Null bool `json:"-"`
+}
+
+// UnmarshalJSON reads the answer and whether its data is null.
+func (r *oneResponse) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*r = oneResponse{Null: string(raw.Data) == "null"}
+	if len(raw.Data) == 0 || r.Null {
+		return nil
+	}
+	r.Data = new(reservation)
+	return json.Unmarshal(raw.Data, r.Data)
 }
 
 type reservation struct {

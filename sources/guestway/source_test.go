@@ -693,3 +693,25 @@ func TestBesideTheOtherProperties(t *testing.T) {
 		t.Errorf("StaysByID = %q, want %q", got, want)
 	}
 }
+
+// TestStaysByIDGoneAsNull: a server that answers a deleted reservation
+// 200 {"data": null}, not 404 (the sandbox's gone_as_null; the Guestway
+// document names no answer for one that is gone): it is read as gone, as
+// a 404 is, after the same check of the reservation path, where every
+// run failed on it and the deleted guest kept its access.
+func TestStaysByIDGoneAsNull(t *testing.T) {
+	t.Parallel()
+	sb, _, base := newSandbox(t, sandbox.Options{})
+	portfolio(t, sb)
+	if err := sb.DeleteReservation("G4"); err != nil {
+		t.Fatal(err)
+	}
+	sb.SetGoneAsNull(true)
+	stays, err := newSource(t, base, nil).StaysByID(context.Background(), []string{"G4", "G1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(stays); !slices.Equal(got, []string{"G1"}) {
+		t.Fatalf("StaysByID = %q, want G1 (G4 deleted)", got)
+	}
+}

@@ -140,6 +140,7 @@ type Server struct {
 	cursorMeta            bool
 	cancelledAs           bool
 	pinAsNumber           bool
+	goneAsNull            bool // SetGoneAsNull
 	keys                  map[string]bool
 	tokens                map[string][]string
 	listings              map[string]string
@@ -312,7 +313,10 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		res, ok := s.res[id]
-		if !ok {
+		switch {
+		case !ok && s.goneAsNull:
+			return result{status: http.StatusOK, body: map[string]any{"data": nil}}
+		case !ok:
 			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
 		}
 		return result{status: http.StatusOK, body: map[string]any{"data": s.wire(res)}}
@@ -551,6 +555,12 @@ func (s *Server) SetCancelledAs(on bool) { sandboxkit.Store(&s.mu, &s.cancelledA
 // PIN that has lost its leading zeros, and must not fail every guest's
 // read for it.
 func (s *Server) SetPINAsNumber(on bool) { sandboxkit.Store(&s.mu, &s.pinAsNumber, on) }
+
+// SetGoneAsNull answers a reservation that does not exist (deleted, or
+// never made) with 200 {"data": null} instead of 404, as a server written
+// from the same document may: the Guestway document names no answer for a
+// reservation that is gone.
+func (s *Server) SetGoneAsNull(on bool) { sandboxkit.Store(&s.mu, &s.goneAsNull, on) }
 
 // SetNoReservationGet answers GET of one reservation 404, as a server
 // without that call (or at another path) would: the Guestway document
