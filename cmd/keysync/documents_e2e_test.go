@@ -430,3 +430,52 @@ func bookBesideForeignKeys(fw *faultWorld) string {
 	fw.injectForeign("s3")
 	return fw.foreign()
 }
+
+// TestKeyBoxCancelConflict: a key box that answers a cancel 409 (the
+// key-box document shows no cancel call, so nothing says what a second
+// cancel answers). Where staff cancelled the access first, the list no
+// longer shows it live: it is already cancelled, and the run is done,
+// where it failed run after run until a person was asked. A 409 to an
+// access the list still shows live stays a failure: never taken as gone.
+func TestKeyBoxCancelConflict(t *testing.T) {
+	t.Parallel()
+	for _, staffFirst := range []bool{true, false} {
+		t.Run(map[bool]string{true: "already cancelled", false: "still live"}[staffFirst], func(t *testing.T) {
+			t.Parallel()
+			fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, nil)
+			fw.hotelStay("s1", "r301", 0, 2)
+			foreign := fw.foreign()
+			fw.mustExec(ExitOK, "backfill")
+			live := fw.accesses()
+			if len(live) != 1 {
+				t.Fatalf("%d accesses after the backfill, want 1", len(live))
+			}
+			if staffFirst {
+				if err := fw.sb.keybox.CancelAccess(live[0].ID, "staff"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemKeyBox, http.MethodDelete) },
+				func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
+					rw.Header().Set("Content-Type", "application/json")
+					rw.WriteHeader(http.StatusConflict)
+					rw.Write([]byte(`{"message":"access cannot be cancelled in its current state"}`))
+				}))
+			if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
+				t.Fatal(err)
+			}
+			r := fw.exec("run", nil)
+			if staffFirst {
+				if r.code != ExitOK {
+					t.Errorf("cancel answered 409 for an access the list shows cancelled: exit %d, want 0\n%s", r.code, r.output())
+				}
+				fw.checkInvariants(foreign)
+				return
+			}
+			if r.code != ExitPartial {
+				t.Errorf("cancel answered 409 for an access the list shows live: exit %d, want 3\n%s", r.code, r.output())
+			}
+			fw.checkSafe(foreign) // the live access still recorded live
+		})
+	}
+}

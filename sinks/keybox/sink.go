@@ -497,6 +497,17 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	switch {
 	case err != nil:
 		return nil, err
+	case errors.Is(verdict, reconcile.ErrConflict) && !s.opts.NoList:
+		// A 409 may say the access is cancelled already (the document
+		// shows no cancel call, so nothing says what a second cancel
+		// answers): the list decides, as for a 404, but a box without a
+		// list keeps the 409 a failure, never "gone".
+		if live, lerr := s.listsLive(ctx, a.Cred); lerr == nil && !live {
+			if _, ok := s.opts.Rooms[a.Cred.RoomID]; ok {
+				return fail(fmt.Errorf("%s: %s: the key box answered HTTP 409 and no longer lists the access live: already cancelled (%w)", s.label(), what, reconcile.ErrNotFound))
+			}
+		}
+		return fail(verdict)
 	case errors.Is(verdict, reconcile.ErrNotFound):
 		// The key-box document shows no cancel call: a box without the
 		// one configured answers 404 too, while the access lives on.
