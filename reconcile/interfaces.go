@@ -197,6 +197,16 @@ type Store interface {
 	MarkBackfilled(ctx context.Context, property string, at time.Time) error
 }
 
+// ReadFailureHistory is a Store that remembers whole runs' failed reads.
+// Runner finds it on the Store as it finds Finder on a sink: a Store
+// without it never raises a repeated read failure.
+type ReadFailureHistory interface {
+	// RecentReadFailures counts, for each property, how many of the n
+	// whole runs (run or backfill) recorded before run `before` failed to
+	// read it (Failure.Read).
+	RecentReadFailures(ctx context.Context, before int64, n int) (map[string]int, error)
+}
+
 // FailureKey names an action across runs: what was done to which stay's
 // credential on which system.
 type FailureKey struct {

@@ -282,7 +282,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		rd.err = site.Property.checkRoomKeys(rd.stays)
 	}
 	if rd.err != nil {
-		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err})
+		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err, Read: true})
 		r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
 		return nil
 	}

@@ -63,6 +63,11 @@ const (
 	// property the config no longer lists; keysync cannot reach its
 	// systems, so nothing withdraws them.
 	ProblemPropertyRemoved ProblemKind = "property_removed"
+	// ProblemRepeatedReadFailure: a property's read failed in this whole
+	// run and in each of the repeatLimit whole runs before it (a server
+	// answering in a shape keysync cannot read, say): retrying has not
+	// helped.
+	ProblemRepeatedReadFailure ProblemKind = "repeated_read_failure"
 )
 
 // PlanReport is one property's plan and what became of it: each action
@@ -131,6 +136,13 @@ type Failure struct {
 	Property string `json:"property"`
 	System   System `json:"system"`
 	Err      string `json:"error"`
+	// Read marks the failure of the property's read: nothing of it was
+	// planned or applied.
+	Read bool `json:"read,omitempty"`
+	// Persistent marks a read that failed in this whole run and in each
+	// of the whole runs before it (a ProblemRepeatedReadFailure): a
+	// problem for a person, no longer a partial run.
+	Persistent bool `json:"persistent,omitempty"`
 	// Cause is the error itself, for errors.Is (ErrUnauthorized, say).
 	Cause error `json:"-"`
 }
@@ -177,8 +189,10 @@ func (r *Report) Notes() []Note {
 // the answer). Such a run exits with the partial-failure code; the next run
 // retries.
 func (r *Report) Partial() bool {
-	if len(r.Failures) > 0 {
-		return true
+	for _, f := range r.Failures {
+		if !f.Persistent {
+			return true
+		}
 	}
 	for _, a := range r.Actions() {
 		switch a.Result {

@@ -298,6 +298,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	slices.SortFunc(rep.Failures, func(a, b Failure) int {
 		return cmp.Or(cmp.Compare(a.Property, b.Property), cmp.Compare(a.System, b.System))
 	})
+	if err := r.markRepeatedReads(sctx, opts, rep); err != nil {
+		return nil, err
+	}
 	if r.Meter != nil {
 		rep.Requests = r.Meter.Snapshot()
 	}
@@ -373,6 +376,44 @@ func pinsStillFree(jobs []*siteJob) error {
 			}
 			used[pin] = true
 		}
+	}
+	return nil
+}
+
+// markRepeatedReads turns the failed reads of a whole run that also
+// failed in each of the repeatLimit whole runs before it into Problems, as
+// markPersistent does failed actions: a read that fails the same way run
+// after run (an answer keysync cannot read) would otherwise leave the
+// property partial, exit 3, for ever, and no one would be asked to look.
+func (r *Runner) markRepeatedReads(ctx context.Context, opts Options, rep *Report) error {
+	h, ok := r.Store.(ReadFailureHistory)
+	if !ok || opts.DryRun || opts.Targets != nil || opts.LookaheadDays > 0 {
+		return nil
+	}
+	var failed bool
+	for _, f := range rep.Failures {
+		failed = failed || f.Read
+	}
+	if !failed {
+		return nil
+	}
+	past, err := h.RecentReadFailures(ctx, rep.RunID, repeatLimit)
+	if err != nil {
+		return fmt.Errorf("read recent read failures: %w", err)
+	}
+	for i := range rep.Failures {
+		f := &rep.Failures[i]
+		// A refused credential or a config that does not match the source
+		// has its own exit status, which says what to fix.
+		if n := past[f.Property]; !f.Read || n < repeatLimit || errors.Is(f.Cause, ErrUnauthorized) || errors.Is(f.Cause, ErrConfig) {
+			continue
+		}
+		f.Persistent = true
+		rep.Problems = append(rep.Problems, Problem{
+			Kind: ProblemRepeatedReadFailure, Property: f.Property, System: f.System, Runs: past[f.Property] + 1,
+			Detail: fmt.Sprintf("reading %s from %s failed in this run and in each of the %d whole runs before it: %s; retrying has not helped, a person must look",
+				f.Property, f.System, past[f.Property], f.Err),
+		})
 	}
 	return nil
 }

@@ -194,6 +194,36 @@ func (d *DB) Runs(ctx context.Context, n int) ([]RunRow, error) {
 }
 
 // runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
+var _ reconcile.ReadFailureHistory = (*DB)(nil)
+
+// RecentReadFailures implements reconcile.ReadFailureHistory from the
+// reports of the n finished whole runs (run or backfill) before run
+// before.
+func (d *DB) RecentReadFailures(ctx context.Context, before int64, n int) (map[string]int, error) {
+	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND report_json IS NOT NULL ORDER BY id DESC LIMIT ?`,
+		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill), n)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, r := range runs {
+		var rep struct {
+			Failures []reconcile.Failure `json:"failures"`
+		}
+		if err := json.Unmarshal(r.Report, &rep); err != nil {
+			return nil, fmt.Errorf("state: read the report of run %d: %w", r.ID, err)
+		}
+		seen := map[string]bool{}
+		for _, f := range rep.Failures {
+			if f.Read && !seen[f.Property] {
+				seen[f.Property] = true
+				out[f.Property]++
+			}
+		}
+	}
+	return out, nil
+}
+
 func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs `+tail, args...)
 	if err != nil {

@@ -748,6 +748,8 @@ func needsAPerson(rep *reconcile.Report) []string {
 			out = append(out, fmt.Sprintf("%s: %s %s for stay %s failed in %d runs in a row", p.Property, p.System, p.Op, p.Stay.ID, p.Runs))
 		case reconcile.ProblemPropertyRemoved:
 			out = append(out, fmt.Sprintf("%s: live credentials of a property the config no longer lists", p.Property))
+		case reconcile.ProblemRepeatedReadFailure:
+			out = append(out, fmt.Sprintf("%s: reading it from %s failed in %d whole runs in a row", p.Property, p.System, p.Runs))
 		default:
 			out = append(out, fmt.Sprintf("%s: %s", p.Property, p.Kind))
 		}

@@ -1072,3 +1072,39 @@ func TestCancelledStayStillFoundByID(t *testing.T) {
 	}
 	fw.checkInvariants("")
 }
+
+// TestReadFailingRunAfterRunNeedsAPerson: a 3RPMS whose answer to the
+// stays read keysync cannot read (here a page without room_stays), run
+// after run: the first two runs are partial (exit 3, retried); the third
+// whole run in a row raises a problem for a person (exit 6, the report's
+// Needs a person naming the property), where the property stayed partial
+// for ever and no one was asked to look. A read that works again ends it.
+func TestReadFailingRunAfterRunNeedsAPerson(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, pinRooms(2), nil)
+	fw.hotelStay("s1", "r101", 1, 3)
+	fw.mustExec(ExitOK, "backfill")
+	fw.setFault(when(func(r *http.Request) bool { return r.URL.Path == "/graphql" && !mutationNaming(r, "") }, answerJSON(`{"data":{}}`)))
+	for run := 1; run <= 3; run++ {
+		want := ExitPartial
+		if run == 3 {
+			want = ExitAttention
+		}
+		r := fw.exec("run", nil)
+		if r.code != want {
+			t.Fatalf("run %d with the read failing: exit %d, want %d\n%s", run, r.code, want, r.output())
+		}
+		var raised bool
+		for _, p := range r.rep.Problems {
+			raised = raised || p.Kind == reconcile.ProblemRepeatedReadFailure && p.Property == "sandbox-hotel" && p.Runs == 3
+		}
+		if raised != (run == 3) {
+			t.Errorf("run %d: repeated read failure raised %v, want %v\n%s", run, raised, run == 3, r.output())
+		}
+	}
+	fw.setFault(nil)
+	if r := fw.mustExec(ExitOK, "run"); len(r.rep.Problems) != 0 {
+		t.Errorf("the read works again, yet problems %+v", r.rep.Problems)
+	}
+	fw.checkInvariants("")
+}
