@@ -444,7 +444,7 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		return p.replaceTimeBound(s, cur, kind, win, prio, "the stay's 3RPMS key needs this credential's secret, which keysync does not hold or the system no longer shows live: a new one replaces it")
 	}
 	if reason != "" {
-		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Step: 1, Priority: prio}, s)
+		p.add(Action{Op: OpUpdate, Reason: reason, Cred: cur, Window: &win, Guest: s.Guest, Step: 1, Priority: prio}, s)
 		if keyNeeds(cur, false) {
 			// A key written from the kept secret waits for the update
 			// (an invite switched on again, moved, re-dated).

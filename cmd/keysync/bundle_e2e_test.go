@@ -572,3 +572,28 @@ func TestGuestwayPINAsNumber(t *testing.T) {
 		t.Errorf("invites %d, want G1's and G3's: the run went on", len(w.invites()))
 	}
 }
+
+// TestInviteUpdatedInPlaceKeepsTheGuestsName: a Guestway guest's invite
+// changed in place (the stay extended) keeps the guest's name in its
+// name, where the update renamed it "Guest stay".
+func TestInviteUpdatedInPlaceKeepsTheGuestsName(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr"})
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	before := fw.invites()
+	if len(before) != 1 || !strings.HasPrefix(before[0].Name, "Guest G1 ") {
+		t.Fatalf("after the backfill: %+v, want one invite named for Guest G1", before)
+	}
+	if err := fw.sb.guestway.ChangeDates("G1", day(0), day(5)); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.mustExec(ExitOK, "run")
+	if n := countOps(r.rep, reconcile.OpUpdate, reconcile.ResultDone); n != 1 {
+		t.Fatalf("%d invite updates, want the extension in place", n)
+	}
+	if after := fw.invites(); len(after) != 1 || after[0].ID != before[0].ID || !strings.HasPrefix(after[0].Name, "Guest G1 ") {
+		t.Errorf("after the extension: %+v, want invite %s still named for Guest G1", after, before[0].ID)
+	}
+	fw.checkInvariants("")
+}
