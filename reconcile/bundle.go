@@ -389,7 +389,12 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 		return p.issueTimeBound(s, sys, kind, win, prio, fmt.Sprintf("stay has no %s", kind))
 	}
 	moved := cur.RoomID != s.RoomID
-	redated := !cur.Valid.Start.Equal(win.Start) || !cur.Valid.End.Equal(win.End)
+	// A start already passed on both sides opens the door as well as any
+	// other: moving it (an in-house guest's arrival corrected) changes
+	// nothing a guest can use, and is no cause to give the guest a new
+	// key-box code or to send a start in the past.
+	started := !cur.Valid.Start.After(p.in.Now) && !win.Start.After(p.in.Now)
+	redated := !cur.Valid.Start.Equal(win.Start) && !started || !cur.Valid.End.Equal(win.End)
 	reason := ""
 	switch {
 	case moved:

@@ -77,7 +77,14 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 				continue
 			}
 			checked++
-			why := r.checkStay(ctx, site, s, win, creds, func(sys System, err error) { failed(p.Name, sys, err) })
+			// What of the window has passed needs nothing now: a credential
+			// opening later than an in-house guest's (corrected) arrival,
+			// but already open, is ready (the planner keeps it so).
+			need := win
+			if need.Start.Before(now) {
+				need.Start = now
+			}
+			why := r.checkStay(ctx, site, s, need, creds, func(sys System, err error) { failed(p.Name, sys, err) })
 			if len(why) > 0 {
 				unready = append(unready, Unready{Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Starts: win.Start, Why: why})
 			}

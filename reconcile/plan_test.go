@@ -1733,3 +1733,36 @@ func withKey(s reconcile.Stay, key reconcile.RemoteKey) reconcile.Stay {
 	s.Key = &key
 	return s
 }
+
+// TestComputeIgnoresAStartAlreadyPassed: an in-house guest's arrival the
+// source moves within the past (yesterday to today, tonight) changes no
+// door: the key-box access (which the key box cannot change in place) is
+// kept, not replaced by one with a new code, and the invite is not
+// updated. A start moved into the future, or an end moved, still is.
+func TestComputeIgnoresAStartAlreadyPassed(t *testing.T) {
+	t.Parallel()
+	recorded := func(arrival string) []reconcile.Credential {
+		win := testProperty().Window(date(arrival), date("2026-06-14"))
+		return []reconcile.Credential{
+			{ID: 1, Stay: ref("s1"), System: reconcile.SystemKeyBox, Kind: reconcile.KindKeyBoxAccess, RoomID: "r302", RemoteID: "A1",
+				Status: active, Secret: "4821", Arrival: date(arrival), Departure: date("2026-06-14"), Valid: win},
+			{ID: 2, Stay: ref("s1"), System: reconcile.System3RPMS, Kind: reconcile.KindKeyStorageKey, RoomID: "r302", RemoteID: "K1",
+				Status: active, Assigned: true, DerivedFrom: 1, Arrival: date(arrival), Departure: date("2026-06-14")},
+		}
+	}
+	onKey := func(s reconcile.Stay) reconcile.Stay {
+		return withKey(s, reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindKeyStorageKey), PIN: "4821"})
+	}
+	for _, tc := range []planCase{
+		{name: "arrival moved within the past", stays: []reconcile.Stay{onKey(stay("s1", "r302", "2026-06-10", "2026-06-14"))}, creds: recorded("2026-06-09")},
+		{name: "arrival moved into the future", stays: []reconcile.Stay{onKey(stay("s1", "r302", "2026-06-11", "2026-06-14"))}, creds: recorded("2026-06-09"),
+			want: []string{"1 create s1 - soon", "2 delete s1 A1 revoke", "2 create s1 - soon", "3 revoke s1 K1 revoke", "3 delete s1 K1 revoke", "3 assign s1 - soon"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := summary(tc.compute(t)); !slices.Equal(got, tc.want) {
+				t.Errorf("plan %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -597,3 +597,33 @@ func TestInviteUpdatedInPlaceKeepsTheGuestsName(t *testing.T) {
 	}
 	fw.checkInvariants("")
 }
+
+// TestInHouseArrivalCorrectedKeepsTheCode: an in-house guest's arrival,
+// corrected to a day earlier (both in the past), changes no door: the run
+// keeps the key-box access and its code (the key box cannot change one in
+// place, so a change would mean a new code), and check finds the stay
+// ready, its access open for all that is left of the stay.
+func TestInHouseArrivalCorrectedKeepsTheCode(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, nil)
+	fw.hotelStay("s1", "r301", -1, 2)
+	fw.mustExec(ExitOK, "backfill")
+	before := fw.accesses()
+	if len(before) != 1 {
+		t.Fatalf("%d accesses after the backfill, want 1", len(before))
+	}
+	if err := fw.sb.rpms.ChangeDates("s1", day(-2), day(2)); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.mustExec(ExitOK, "run")
+	if n := len(r.rep.Actions()); n != 0 {
+		t.Errorf("the run after the in-house guest's arrival was corrected planned %d actions, want none", n)
+	}
+	if after := fw.accesses(); len(after) != 1 || after[0].ID != before[0].ID {
+		t.Errorf("after the correction: %+v, want access %s kept", after, before[0].ID)
+	}
+	if c := fw.exec("check", nil); c.code != ExitOK {
+		t.Errorf("check exited %d, want 0: the access is open for what is left of the stay\n%s", c.code, c.output())
+	}
+	fw.checkInvariants("")
+}
