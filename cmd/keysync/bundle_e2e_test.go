@@ -627,3 +627,26 @@ func TestInHouseArrivalCorrectedKeepsTheCode(t *testing.T) {
 	}
 	fw.checkInvariants("")
 }
+
+// TestInHouseInviteWithoutAStartInThePast: an OpenApp that refuses a
+// create whose valid_from has passed (the sandbox's refuse_past_start; the
+// OpenApp document says an omitted start opens the window at once, and
+// nothing of one in the past): an in-house guest's invite is created
+// without a start, open at once, where every run was refused and the
+// guest never got one.
+func TestInHouseInviteWithoutAStartInThePast(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r201": "qr"}, nil)
+	fw.sb.openapp.SetRefusePastStart(true)
+	fw.hotelStay("s1", "r201", -1, 2)
+	fw.mustExec(ExitOK, "backfill")
+	invs := fw.invites()
+	if len(invs) != 1 || !invs[0].Enabled || invs[0].ValidFrom.After(fw.now) || !invs[0].ValidTo.Equal(lj(day(2), 13)) {
+		t.Fatalf("after the backfill: %+v, want one invite open now until check-out plus grace", invs)
+	}
+	fw.converges()
+	if c := fw.exec("check", nil); c.code != ExitOK {
+		t.Errorf("check exited %d, want 0\n%s", c.code, c.output())
+	}
+	fw.checkInvariants("")
+}

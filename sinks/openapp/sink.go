@@ -250,6 +250,13 @@ func (s *Sink) inviteBody(a *reconcile.Action) (*inviteBody, error) {
 	if ref.Property == "" {
 		ref.Property = s.opts.Property
 	}
+	if a.Op == reconcile.OpCreate && a.Priority == reconcile.PriorityInHouse {
+		// The guest's window has opened already: a create without a
+		// start opens at once, as the OpenApp document says, where a start
+		// in the past may be refused. (The planner takes any start already
+		// passed as good as another.)
+		from = ""
+	}
 	return &inviteBody{
 		PortalIDs: portals,
 		Name:      inviteName(a, ref),

@@ -19,7 +19,7 @@ GET    /_sandbox/clock        the business clock {now}
 POST   /_sandbox/clock        set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests     the request log {count, requests}
 DELETE /_sandbox/requests     empty the request log
-GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, put_not_found, changes_forbidden, max_per_page, name_limit, disabled_as_status, list_without_has_more}
+GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, put_not_found, changes_forbidden, max_per_page, name_limit, disabled_as_status, list_without_has_more, refuse_past_start}
 POST   /_sandbox/assumptions  set any of them {"no_list": true, "list_without_tokens": true, "put_only_narrows": true, "max_per_page": 10}
 `
 
@@ -47,6 +47,7 @@ func (s *Server) routes() *http.ServeMux {
 		sandboxkit.FlagVar("put_not_found", &s.mu, &s.putNotFound),
 		sandboxkit.FlagVar("disabled_as_status", &s.mu, &s.offAsStatus),
 		sandboxkit.FlagVar("list_without_has_more", &s.mu, &s.noHasMore),
+		sandboxkit.FlagVar("refuse_past_start", &s.mu, &s.refusePast),
 		sandboxkit.FlagVar("changes_forbidden", &s.mu, &s.frozen),
 		sandboxkit.SizeVar("max_per_page", &s.mu, &s.maxPerPage),
 		sandboxkit.SizeVar("name_limit", &s.mu, &s.nameLimit),

@@ -90,6 +90,6 @@
 //	POST   /_sandbox/clock        set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 //	GET    /_sandbox/requests     the request log {count, requests}
 //	DELETE /_sandbox/requests     empty the request log
-//	GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, put_not_found, changes_forbidden, max_per_page, name_limit, disabled_as_status, list_without_has_more}
+//	GET    /_sandbox/assumptions  the switches that break keysync's assumptions {no_list, list_without_tokens, put_only_narrows, put_conflicts, put_not_found, changes_forbidden, max_per_page, name_limit, disabled_as_status, list_without_has_more, refuse_past_start}
 //	POST   /_sandbox/assumptions  set any of them {"no_list": true, "list_without_tokens": true, "put_only_narrows": true, "max_per_page": 10}
 package sandbox

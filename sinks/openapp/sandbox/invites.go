@@ -402,9 +402,13 @@ func (s *Server) create(r *http.Request, rec *Request) result {
 	if in.MaxUses != nil && *in.MaxUses < 1 {
 		return unprocessable("max_uses: must be at least 1").result()
 	}
-	wins, e := windows(&in, s.Now(), nil)
+	now := s.Now()
+	wins, e := windows(&in, now, nil)
 	if e != nil {
 		return e.result()
+	}
+	if in.ValidFrom != nil && s.refusePast && wins[0].From.Before(now) { // s.mu is held
+		return unprocessable("valid_from: must not be in the past").result()
 	}
 	enabled := in.IsEnabled == nil || *in.IsEnabled
 	maxUses := 0

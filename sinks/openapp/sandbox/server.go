@@ -112,6 +112,7 @@ type Server struct {
 	putNotFound  bool // SetPutNotFound
 	offAsStatus  bool // SetDisabledAsStatus
 	noHasMore    bool // SetListWithoutHasMore
+	refusePast   bool // SetRefusePastStart
 }
 
 // clock and requestLog give Server the kit's Now, SetNow, Advance, Requests
@@ -324,6 +325,12 @@ func (s *Server) SetDisabledAsStatus(on bool) { sandboxkit.Store(&s.mu, &s.offAs
 // server that pages its list without saying whether it goes on may (the
 // OpenApp document shows no list call): a page past the end is empty.
 func (s *Server) SetListWithoutHasMore(on bool) { sandboxkit.Store(&s.mu, &s.noHasMore, on) }
+
+// SetRefusePastStart refuses (422) a create whose valid_from is before
+// the business clock's now, as a server written from the same document
+// may: the OpenApp document says an omitted start opens the window at
+// once, and says nothing of a start in the past.
+func (s *Server) SetRefusePastStart(on bool) { sandboxkit.Store(&s.mu, &s.refusePast, on) }
 
 // SetNameLimit keeps only the first n characters of an invite's name
 // (zero: all), as a server with a shorter name field may: the OpenApp
