@@ -436,11 +436,16 @@ func bookBesideForeignKeys(fw *faultWorld) string {
 // cancel answers). Where staff cancelled the access first, the list no
 // longer shows it live: it is already cancelled, and the run is done,
 // where it failed run after run until a person was asked. A 409 to an
-// access the list still shows live stays a failure: never taken as gone.
+// access the list still shows live, or that no list can tell of (a list
+// answered 405), stays a failure: never taken as gone.
 func TestKeyBoxCancelConflict(t *testing.T) {
 	t.Parallel()
-	for _, staffFirst := range []bool{true, false} {
-		t.Run(map[bool]string{true: "already cancelled", false: "still live"}[staffFirst], func(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		staffFirst, noList bool
+	}{{"already cancelled", true, false}, {"still live", false, false}, {"no list to tell", false, true}} {
+		staffFirst := tc.staffFirst
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, nil)
 			fw.hotelStay("s1", "r301", 0, 2)
@@ -455,12 +460,19 @@ func TestKeyBoxCancelConflict(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			fw.setFault(when(func(r *http.Request) bool { return requestTo(r, reconcile.SystemKeyBox, http.MethodDelete) },
-				func(rw http.ResponseWriter, _ *http.Request, _ http.Handler) {
+			fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+				switch {
+				case requestTo(r, reconcile.SystemKeyBox, http.MethodDelete):
 					rw.Header().Set("Content-Type", "application/json")
 					rw.WriteHeader(http.StatusConflict)
 					rw.Write([]byte(`{"message":"access cannot be cancelled in its current state"}`))
-				}))
+				case tc.noList && requestTo(r, reconcile.SystemKeyBox, http.MethodGet):
+					rw.Header().Set("Allow", "POST, DELETE")
+					rw.WriteHeader(http.StatusMethodNotAllowed)
+				default:
+					next.ServeHTTP(rw, r)
+				}
+			})
 			if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
 				t.Fatal(err)
 			}
@@ -473,7 +485,7 @@ func TestKeyBoxCancelConflict(t *testing.T) {
 				return
 			}
 			if r.code != ExitPartial {
-				t.Errorf("cancel answered 409 for an access the list shows live: exit %d, want 3\n%s", r.code, r.output())
+				t.Errorf("cancel answered 409 for an access no list shows gone: exit %d, want 3\n%s", r.code, r.output())
 			}
 			fw.checkSafe(foreign) // the live access still recorded live
 		})

@@ -497,21 +497,19 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 	switch {
 	case err != nil:
 		return nil, err
-	case errors.Is(verdict, reconcile.ErrConflict) && !s.opts.NoList:
+	case errors.Is(verdict, reconcile.ErrConflict):
 		// A 409 may say the access is cancelled already (the document
 		// shows no cancel call, so nothing says what a second cancel
-		// answers): the list decides, as for a 404, but a box without a
-		// list keeps the 409 a failure, never "gone".
-		if live, lerr := s.listsLive(ctx, a.Cred); lerr == nil && !live {
-			if _, ok := s.opts.Rooms[a.Cred.RoomID]; ok {
-				return fail(fmt.Errorf("%s: %s: the key box answered HTTP 409 and no longer lists the access live: already cancelled (%w)", s.label(), what, reconcile.ErrNotFound))
-			}
+		// answers): a list that shows it, not live, decides it gone; a box
+		// whose list cannot tell keeps the 409 a failure, never "gone".
+		if live, known, lerr := s.listsLive(ctx, a.Cred, "answered 409"); lerr == nil && known && !live {
+			return fail(fmt.Errorf("%s: %s: the key box answered HTTP 409 and no longer lists the access live: already cancelled (%w)", s.label(), what, reconcile.ErrNotFound))
 		}
 		return fail(verdict)
 	case errors.Is(verdict, reconcile.ErrNotFound):
 		// The key-box document shows no cancel call: a box without the
 		// one configured answers 404 too, while the access lives on.
-		live, lerr := s.listsLive(ctx, a.Cred)
+		live, _, lerr := s.listsLive(ctx, a.Cred, "answered not found")
 		switch {
 		case lerr != nil:
 			// Nothing shows the access gone: not done, the next run
@@ -531,28 +529,30 @@ func (s *Sink) cancel(ctx context.Context, a *reconcile.Action) ([]reconcile.Out
 }
 
 // listsLive reports whether the list shows c's access live (not
-// cancelled): what decides a cancel answered 404 or 410, which a box
-// without the cancel call keysync assumes gives as well. Where the list
-// cannot tell (a box without one: no_list or a 405; a room without a key
-// in the config), a 404 stays "already gone"; a list that fails otherwise
-// (a 5xx, no answer, a 404 to the list itself) is err: the access may be
-// live.
-func (s *Sink) listsLive(ctx context.Context, c *reconcile.Credential) (live bool, err error) {
+// cancelled), and known, whether a list was read to tell: what decides a
+// cancel answered 404 or 410 (which a box without the cancel call keysync
+// assumes gives as well) or 409. Where the list cannot tell (a box
+// without one: no_list or a 405; a room without a key in the config),
+// known is false, and a 404 stays "already gone"; a list that fails
+// otherwise (a 5xx, no answer, a 404 to the list itself) is err: the
+// access may be live. answered says what the cancel was answered, for the
+// list's label.
+func (s *Sink) listsLive(ctx context.Context, c *reconcile.Credential, answered string) (live, known bool, err error) {
 	ref, ok := s.opts.Rooms[c.RoomID]
 	if !ok || s.opts.NoList || ref.check() != nil {
-		return false, nil
+		return false, false, nil
 	}
-	list, err := s.accesses(ctx, fmt.Sprintf("list accesses to %s after a cancel of access %s answered not found", ref.label(), c.RemoteID), ref, c.Secret)
+	list, err := s.accesses(ctx, fmt.Sprintf("list accesses to %s after a cancel of access %s %s", ref.label(), c.RemoteID, answered), ref, c.Secret)
 	if errors.Is(err, reconcile.ErrNoList) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	for _, l := range list.Data {
 		if string(l.ID) == c.RemoteID && !l.isCancelled() {
-			return true, nil
+			return true, true, nil
 		}
 	}
-	return false, nil
+	return false, true, nil
 }
