@@ -197,6 +197,16 @@ type Store interface {
 	MarkBackfilled(ctx context.Context, property string, at time.Time) error
 }
 
+// StaySnapshot is a Store that keeps the snapshot SaveStays writes.
+// Runner finds it on the Store: a stay the window's read leaves out but
+// its look-up by id shows in the window is taken as gone only once the
+// read before left it out too (the snapshot does not hold it); a Store
+// without it never takes such a stay as gone.
+type StaySnapshot interface {
+	// Stays returns the recorded snapshot of a property's stays.
+	Stays(ctx context.Context, property string) ([]Stay, error)
+}
+
 // ReadFailureHistory is a Store that remembers whole runs' failed reads.
 // Runner finds it on the Store as it finds Finder on a sink: a Store
 // without it never raises a repeated read failure.

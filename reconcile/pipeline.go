@@ -287,7 +287,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		return nil
 	}
 	in := Input{
-		Now: opts.Now, Property: site.Property, Stays: slices.Concat(rd.stays, rd.moved),
+		Now: opts.Now, Property: site.Property, Stays: slices.Concat(rd.stays, rd.moved, rd.unlistedOnce),
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
 	}
@@ -314,7 +314,11 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	}
 	for _, s := range rd.unlisted {
 		plan.Notes = append(plan.Notes, Note{Kind: NoteUnlisted, Stay: s.Ref, Room: s.RoomName, RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure,
-			Detail: "the window's read no longer lists it, though its look-up by id shows it in the window: taken as cancelled, its credentials are withdrawn"})
+			Detail: "the window's read left it out twice in a row, though its look-up by id shows it in the window: taken as cancelled, its credentials are withdrawn"})
+	}
+	for _, s := range rd.unlistedOnce {
+		plan.Notes = append(plan.Notes, Note{Kind: NoteUnlisted, Stay: s.Ref, Room: s.RoomName, RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure,
+			Detail: "the window's read left it out, though its look-up by id shows it in the window: kept this run; taken as cancelled if the next read leaves it out too"})
 	}
 	// A backfill's reads are done, its look for what the systems hold
 	// included: the properties sharing an account may price it now.

@@ -558,9 +558,13 @@ type siteRead struct {
 	// (applier.noCreate), and the backfill is not complete.
 	unsurveyed map[System]error
 	deferred   map[StayRef]bool
-	// unlisted holds the stays the window read did not return that their
-	// look-up by id shows in the window: taken as gone (NoteUnlisted).
-	unlisted []Stay
+	// unlisted holds the stays the window read did not return, nor the
+	// one before it, that their look-up by id shows in the window: taken
+	// as gone (NoteUnlisted). unlistedOnce holds those the read before
+	// did list: planned as the look-up shows them, and left out of the
+	// stays snapshot, so the next run takes them as gone if its read
+	// leaves them out too.
+	unlisted, unlistedOnce []Stay
 	// lookupErr is the failure of the look-up of stays the window read
 	// did not return: they are left out of scope, the rest is planned.
 	lookupErr error
@@ -1011,25 +1015,57 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			rd.lookupErr = fmt.Errorf("look up %d stays the window read did not return: %w", len(missing), err)
 			rd.scope = scopeOf(stays)
 		}
+		var listedBefore func(StayRef) bool
 		for _, s := range more {
 			// The look-up is to tell a stay that left the window from one
-			// that is gone. One it shows in the window, in this
-			// property's rooms, contradicts the window's read: the API
-			// documents no status, and a source may leave a cancelled
-			// reservation's stays out of its lists yet answer for them by
-			// id. The window's read is the one that lists what is booked:
-			// the stay is taken as gone (counted by the fail-safe as any
-			// withdrawal), and a note says so.
-			if s.MovedTo == "" && !s.Cancelled && from.Before(s.Departure) && !to.Before(s.Arrival) {
-				rd.unlisted = append(rd.unlisted, s)
+			// that is gone. One it shows in the window contradicts the
+			// window's read: the 3RPMS document selects no status, and a
+			// source may leave a cancelled reservation's stays out of its
+			// lists yet answer for them by id; or the read missed it once
+			// (a list that shifted between pages). The window's read
+			// decides, once it has left the stay out twice in a row: the
+			// stay is then taken as gone (counted by the fail-safe as any
+			// withdrawal). The first time it is kept as the look-up shows
+			// it, and left out of the snapshot the next run asks.
+			if s.MovedTo != "" || s.Cancelled || !from.Before(s.Departure) || to.Before(s.Arrival) {
+				stays = append(stays, s)
 				continue
 			}
-			stays = append(stays, s)
+			if listedBefore == nil {
+				listedBefore = r.lastListed(ctx, site.Property.Name)
+			}
+			if listedBefore(s.Ref) {
+				rd.unlistedOnce = append(rd.unlistedOnce, s)
+			} else {
+				rd.unlisted = append(rd.unlisted, s)
+			}
 		}
 	}
 	rd.stays = stays
 
 	return rd, nil
+}
+
+// lastListed reports, for the property, whether its last whole read
+// listed a stay (the stays snapshot); where the Store keeps no snapshot or
+// it cannot be read, every stay counts as listed: a stay is then never
+// taken as gone on one read.
+func (r *Runner) lastListed(ctx context.Context, property string) func(StayRef) bool {
+	snap, ok := r.Store.(StaySnapshot)
+	var stays []Stay
+	var err error
+	if ok {
+		stays, err = snap.Stays(ctx, property)
+	}
+	if !ok || err != nil {
+		r.log().Warn("no record of the last read's stays: a stay this read leaves out is kept as its look-up shows it", "property", property, "err", err)
+		return func(StayRef) bool { return true }
+	}
+	listed := make(map[StayRef]bool, len(stays))
+	for _, s := range stays {
+		listed[s.Ref] = true
+	}
+	return func(ref StayRef) bool { return listed[ref] }
 }
 
 // scopeOf is the scope (Input.Scope) of a read that covers only the
