@@ -282,7 +282,9 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		rd.err = site.Property.checkRoomKeys(rd.stays)
 	}
 	if rd.err != nil {
-		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err, Read: true})
+		// A read a stop cut short is no failed read: it does not count
+		// towards a repeated read failure.
+		w.failures = append(w.failures, Failure{Property: site.Property.Name, System: rd.system, Err: rd.err.Error(), Cause: rd.err, Read: ctx.Err() == nil})
 		r.log().Error("read failed; property skipped this run", "property", site.Property.Name, "system", rd.system, "err", rd.err)
 		return nil
 	}

@@ -298,7 +298,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 	slices.SortFunc(rep.Failures, func(a, b Failure) int {
 		return cmp.Or(cmp.Compare(a.Property, b.Property), cmp.Compare(a.System, b.System))
 	})
-	if err := r.markRepeatedReads(sctx, opts, rep); err != nil {
+	if err := r.markRepeatedReads(ctx, sctx, opts, rep); err != nil {
 		return nil, err
 	}
 	if r.Meter != nil {
@@ -385,9 +385,11 @@ func pinsStillFree(jobs []*siteJob) error {
 // markPersistent does failed actions: a read that fails the same way run
 // after run (an answer keysync cannot read) would otherwise leave the
 // property partial, exit 3, for ever, and no one would be asked to look.
-func (r *Runner) markRepeatedReads(ctx context.Context, opts Options, rep *Report) error {
+// runCtx is the run's own context: a run a stop cut short raises nothing;
+// ctx is the one its state writes use.
+func (r *Runner) markRepeatedReads(runCtx, ctx context.Context, opts Options, rep *Report) error {
 	h, ok := r.Store.(ReadFailureHistory)
-	if !ok || opts.DryRun || opts.Targets != nil || opts.LookaheadDays > 0 {
+	if !ok || opts.DryRun || opts.Targets != nil || opts.LookaheadDays > 0 || runCtx.Err() != nil {
 		return nil
 	}
 	var failed bool

@@ -74,6 +74,9 @@ func printReport(w io.Writer, rep *reconcile.Report) {
 	unreachable, refused, retried, transient := 0, 0, false, false
 	for _, f := range rep.Failures {
 		switch {
+		case f.Persistent:
+			// A read failing run after run: a problem for a person (Needs
+			// a person says so), not a retry.
 		case errors.Is(f.Cause, reconcile.ErrUnauthorized) || errors.Is(f.Cause, reconcile.ErrConfig):
 			refused++
 		case errors.Is(f.Cause, reconcile.ErrEndpoint) || errors.Is(f.Cause, reconcile.ErrUnreachable):

@@ -39,6 +39,7 @@ func TestReportSaysWhatRetryingFixes(t *testing.T) {
 		// after run is a problem for a person (exit 6): neither is retried.
 		{"an action settled", nil, acted(reconcile.ResultSettled, false), nil, []string{retry, others}},
 		{"an action failed run after run", nil, acted(reconcile.ResultFailed, true), nil, []string{retry, others}},
+		{"a read failed run after run", []reconcile.Failure{{Property: "hotel", System: reconcile.System3RPMS, Err: "no room_stays", Read: true, Persistent: true}}, nil, nil, []string{retry, others}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

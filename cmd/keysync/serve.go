@@ -51,10 +51,16 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	var lis *listener
 	retries := newWholeRetries(ctx)
 	defer retries.stop()
-	var run func(opts reconcile.Options)
-	run = func(opts reconcile.Options) {
+	// runLocked runs once; runMu is held. A whole run that leaves work a
+	// retry may do schedules one, which runs unless another whole run
+	// ended while it waited for runMu.
+	var runLocked func(opts reconcile.Options)
+	run := func(opts reconcile.Options) {
 		runMu.Lock()
 		defer runMu.Unlock()
+		runLocked(opts)
+	}
+	runLocked = func(opts reconcile.Options) {
 		start, began := env.clock.Now(), env.now()
 		opts.Now = began
 		rep, err := env.once(ctx, cfg, opts, log)
@@ -67,12 +73,22 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		partial := opts.Targets != nil || opts.LookaheadDays > 0 // a few stays, not all
 		if lis != nil {
 			lis.finished(rep, start, err, partial)
-			if err == nil && !rep.Partial() && !partial {
-				lis.coverAll(ctx, began) // a full run read every stay
+			// A full run read every stay: unless a read failed (one that
+			// failed run after run too, which no longer makes the run
+			// partial), its events are covered.
+			if err == nil && !rep.Partial() && len(rep.Failures) == 0 && !partial {
+				lis.coverAll(ctx, began)
 			}
 		}
 		if !partial && ctx.Err() == nil {
-			retries.after(env, runExit(cfg, rep, err), log, func() { run(reconcile.Options{Mode: reconcile.ModeRun}) })
+			readsFailed := err == nil && len(rep.Failures) > 0
+			retries.after(env, runExit(cfg, rep, err), readsFailed, log, func(current func() bool) {
+				runMu.Lock()
+				defer runMu.Unlock()
+				if current() {
+					runLocked(reconcile.Options{Mode: reconcile.ModeRun})
+				}
+			})
 		}
 	}
 	unfinished, err := env.notBackfilled(ctx, cfg)
@@ -248,9 +264,10 @@ func warnShifts(cfg *Config, log *slog.Logger, now time.Time) {
 // retry) that failed or left work undone (exit 1, 3 or 4): a 3RPMS outage
 // at the nightly run's minute would otherwise leave the day's arrivals
 // without keys until the next night. Each retry that fails again waits
-// twice as long, up to wholeRetries times; then the schedule takes over.
-// A run that needs a person (exit 2, 5 or 6) is not retried: retrying
-// does not fix it.
+// twice as long, up to maxWholeRetries times; then the schedule takes
+// over. A run that needs a person (exit 2, 5 or 6) is not retried:
+// retrying does not fix it; but for a read that fails run after run
+// (exit 6 once three whole runs in a row failed it), whose outage may end.
 const wholeRetryAfter = 10 * time.Minute
 
 // maxWholeRetries bounds the retries of one failed whole run (10, 20, 40
@@ -276,14 +293,17 @@ func newWholeRetries(ctx context.Context) *wholeRetries {
 	return &wholeRetries{ctx: ctx, cancel: cancel}
 }
 
-// after is told how a whole run ended (its exit code) and, when it left
-// work a retry may do, waits and calls again.
-func (w *wholeRetries) after(env *environment, code int, log *slog.Logger, again func()) {
+// after is told how a whole run ended (its exit code, and whether a
+// system failed: a read failing run after run is a problem for a person,
+// exit 6, and still retried) and, when it left work a retry may do, waits
+// and calls again, which runs the retry if current still says no other
+// whole run ended meanwhile (asked once again holds what it needs).
+func (w *wholeRetries) after(env *environment, code int, failed bool, log *slog.Logger, again func(current func() bool)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seq++
-	switch code {
-	case ExitFailure, ExitPartial, ExitLocked:
+	switch {
+	case code == ExitFailure, code == ExitPartial, code == ExitLocked, code == ExitAttention && failed:
 	default:
 		w.retried = 0
 		return
@@ -303,12 +323,11 @@ func (w *wholeRetries) after(env *environment, code int, log *slog.Logger, again
 		if env.clock.Sleep(w.ctx, wait) != nil {
 			return
 		}
-		w.mu.Lock()
-		stale := w.seq != seq // another whole run ended meanwhile
-		w.mu.Unlock()
-		if !stale {
-			again()
-		}
+		again(func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.seq == seq && w.ctx.Err() == nil // no other whole run ended meanwhile
+		})
 	}()
 }
 
