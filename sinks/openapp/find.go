@@ -89,11 +89,12 @@ type invitePage struct {
 	Data []listedInvite `json:"data"`
 	// HasMore is nil when the server does not say (the OpenApp document
 	// shows no list, so its paging is a guess): the list is then read on
-	// while pages come back with invites, to the first empty one, and a
-	// page that repeats the one before (a server that does not page) ends
-	// it. Stopping at the first page instead would take a list cut at the
-	// server's page size for the whole, and issue again what is listed
-	// further on.
+	// while pages come back with invites, to the first empty one, or the
+	// first a 400, 404 or 422 refuses (a page number past the end); a page
+	// with no invite the pages before did not hold (a server that does
+	// not page) ends it too. Stopping at the first page instead would take
+	// a list cut at the server's page size for the whole, and issue again
+	// what is listed further on.
 	HasMore *bool `json:"has_more"`
 }
 
@@ -258,7 +259,8 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		return fmt.Errorf("openapp: %s: no_list is set: %w", what, reconcile.ErrNoList)
 	}
 	ownSize := s.serverPages.Load() // the server's page size, once it refused ours
-	var prev []string               // the invite ids of the page before
+	seen := map[string]bool{}       // the invite ids of the pages read
+	saidNothing := false            // the page before did not say whether the list goes on
 	for page := 1; ; page++ {
 		if page > maxListPages {
 			return fmt.Errorf("openapp: %s: the invite list has more than %d pages", what, maxListPages)
@@ -280,6 +282,10 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		switch {
 		case err != nil:
 			return httpapi.NoList(err, "openapp.no_list: true")
+		case actErr != nil && page > 1 && saidNothing && pastEnd(actErr):
+			// A list that does not say it goes on, refusing the page past
+			// its end (as many servers answer a page number too high).
+			return nil
 		case actErr != nil:
 			return httpapi.NoList(actErr, "openapp.no_list: true")
 		case raw == nil:
@@ -289,14 +295,16 @@ func (s *Sink) eachInvite(ctx context.Context, what string, secrets []string, vi
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return fmt.Errorf("openapp: %s: page %d is not an invite list: %v", what, page, jsonErrorWithoutValue(err))
 		}
-		ids := make([]string, len(p.Data))
+		saidNothing = p.HasMore == nil
+		fresh := false
 		for i := range p.Data {
-			ids[i] = string(p.Data[i].LinkID)
+			if id := string(p.Data[i].LinkID); !seen[id] {
+				seen[id], fresh = true, true
+			}
 		}
-		if p.HasMore == nil && len(ids) > 0 && slices.Equal(ids, prev) {
-			return nil // the server does not page: the page before was the list
+		if p.HasMore == nil && len(p.Data) > 0 && !fresh {
+			return nil // the server does not page: the pages before held the list
 		}
-		prev = ids
 		for i := range p.Data {
 			if visit(&p.Data[i]) {
 				return nil
@@ -374,4 +382,11 @@ func windowRank(in *listedInvite, w reconcile.Window) int {
 func sameInstant(wire string, t time.Time) bool {
 	got := listedTime(wire)
 	return !t.IsZero() && !got.IsZero() && got.Truncate(time.Second).Equal(t.Truncate(time.Second))
+}
+
+// pastEnd reports whether a list page's refusal may say the page number
+// is past the list's end: 400, 404 or 422.
+func pastEnd(err error) bool {
+	e := httpapi.Refusal(err)
+	return e != nil && (e.Status == http.StatusBadRequest || e.Status == http.StatusNotFound || e.Status == http.StatusUnprocessableEntity)
 }

@@ -416,29 +416,57 @@ func TestFindWhenTheListMarksDisabledByStatus(t *testing.T) {
 
 // TestFindAllWhenTheListDoesNotSayItGoesOn: a list whose pages leave out
 // has_more (the sandbox's list_without_has_more; the OpenApp document
-// shows no list), at two invites a page: FindAll reads on to the first
-// empty page and finds the invite on the third, where stopping at the
-// first page would take the list for whole and issue it again.
+// shows no list), at two invites a page: FindAll reads on to the end and
+// finds the invite on the third page, where stopping at the first page
+// would take the list for whole and issue it again. The end is an empty
+// page, or a page number the server refuses (404, as many answer one
+// past the end).
 func TestFindAllWhenTheListDoesNotSayItGoesOn(t *testing.T) {
 	t.Parallel()
-	sb, _, opts := newSandbox(t)
-	s := newSink(t, opts)
-	var last reconcile.Outcome
-	var a *reconcile.Action
-	for i, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
-		a = action(reconcile.OpCreate, id, "r101", "2026-06-01", fmt.Sprintf("2026-06-0%d", 3+i), "")
-		last = apply(t, s, a)
-	}
-	sb.SetMaxPerPage(2)
-	sb.SetListWithoutHasMore(true)
-	before := len(sb.Requests())
-	held := sinktest.FindAll(t, newSink(t, opts), []reconcile.Sought{{Cred: sinktest.Pending(a), Exact: true}})
-	if h := held[0]; h == nil || h.RemoteID != last.RemoteID {
-		t.Errorf("found %+v, want %s, the invite on the list's third page", h, last.RemoteID)
-	}
-	// per_page refused, then pages 1 to 3 (2, 2 and 1 invites) and the
-	// empty page 4.
-	if n := len(sb.Requests()) - before; n != 5 {
-		t.Errorf("%d requests, want 5", n)
+	for _, tc := range []struct {
+		name       string
+		refusePast bool
+	}{{"empty page past the end", false}, {"404 past the end", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var wraps []func(http.Handler) http.Handler
+			if tc.refusePast {
+				wraps = append(wraps, func(h http.Handler) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if r.Method == http.MethodGet && r.URL.Query().Get("page") == "4" {
+							w.Header().Set("Content-Type", "application/json")
+							w.WriteHeader(http.StatusNotFound)
+							w.Write([]byte(`{"detail":"Invalid page."}`))
+							return
+						}
+						h.ServeHTTP(w, r)
+					})
+				})
+			}
+			sb, _, opts := newSandbox(t, wraps...)
+			s := newSink(t, opts)
+			var last reconcile.Outcome
+			var a *reconcile.Action
+			for i, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
+				a = action(reconcile.OpCreate, id, "r101", "2026-06-01", fmt.Sprintf("2026-06-0%d", 3+i), "")
+				last = apply(t, s, a)
+			}
+			sb.SetMaxPerPage(2)
+			sb.SetListWithoutHasMore(true)
+			before := len(sb.Requests())
+			held := sinktest.FindAll(t, newSink(t, opts), []reconcile.Sought{{Cred: sinktest.Pending(a), Exact: true}})
+			if h := held[0]; h == nil || h.RemoteID != last.RemoteID {
+				t.Errorf("found %+v, want %s, the invite on the list's third page", h, last.RemoteID)
+			}
+			// per_page refused, then pages 1 to 3 (2, 2 and 1 invites) and
+			// page 4, empty or refused (the sandbox logs what reached it).
+			want := 5
+			if tc.refusePast {
+				want = 4
+			}
+			if n := len(sb.Requests()) - before; n != want {
+				t.Errorf("%d requests reached the sandbox, want %d", n, want)
+			}
+		})
 	}
 }
