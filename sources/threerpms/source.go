@@ -387,13 +387,6 @@ func (s *Source) stay(n RoomStaySubset) (reconcile.Stay, error) {
 	if err != nil {
 		return reconcile.Stay{}, fmt.Errorf("room stay %s: departure is not a YYYY-MM-DD date", n.Id)
 	}
-	if dep.Before(arr) {
-		// Read as it stands, the stay would plan a key whose window ends
-		// before it opens; dropped, its key would be withdrawn from a
-		// guest who may be in house. The read fails instead, as Guestway's
-		// does, and nothing changes until the PMS answers otherwise.
-		return reconcile.Stay{}, fmt.Errorf("room stay %s: departure is before arrival", n.Id)
-	}
 	st := reconcile.Stay{
 		Ref:       reconcile.StayRef{Property: s.property, Source: reconcile.System3RPMS, ID: n.Id},
 		RoomID:    n.Room_setup.Id,
