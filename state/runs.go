@@ -193,7 +193,6 @@ func (d *DB) Runs(ctx context.Context, n int) ([]RunRow, error) {
 	return runs, err
 }
 
-// runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
 var _ reconcile.ReadFailureHistory = (*DB)(nil)
 
 // RecentReadFailures implements reconcile.ReadFailureHistory from the
@@ -224,6 +223,7 @@ func (d *DB) RecentReadFailures(ctx context.Context, before int64, n int) (map[s
 	return out, nil
 }
 
+// runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
 func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs `+tail, args...)
 	if err != nil {
