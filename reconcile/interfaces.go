@@ -197,14 +197,15 @@ type Store interface {
 	MarkBackfilled(ctx context.Context, property string, at time.Time) error
 }
 
-// StaySnapshot is a Store that keeps the snapshot SaveStays writes.
-// Runner finds it on the Store: a stay the window's read leaves out but
-// its look-up by id shows in the window is taken as gone only once the
-// read before left it out too (the snapshot does not hold it); a Store
-// without it never takes such a stay as gone.
-type StaySnapshot interface {
-	// Stays returns the recorded snapshot of a property's stays.
-	Stays(ctx context.Context, property string) ([]Stay, error)
+// UnlistedHistory is a Store that remembers the stays a whole run kept
+// though its window read left them out (NoteUnlistedOnce). Runner finds
+// it on the Store: such a stay is taken as gone only when the whole run
+// before kept it so too; a Store without it never takes one as gone.
+type UnlistedHistory interface {
+	// LastUnlisted returns the stays of property that the last whole run
+	// (run or backfill) recorded before run `before` kept though its
+	// window read left them out.
+	LastUnlisted(ctx context.Context, property string, before int64) (map[StayRef]bool, error)
 }
 
 // ReadFailureHistory is a Store that remembers whole runs' failed reads.

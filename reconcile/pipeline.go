@@ -263,7 +263,7 @@ func (r *Runner) review(ctx context.Context, opts Options, works []*siteWork) er
 // store, which stops the run.
 func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork, p *purse, records *recordLoads, gate chan struct{}, stop *error) error {
 	site := w.site
-	rd, err := r.read(ctx, site, opts, records)
+	rd, err := r.read(ctx, site, opts, records, run)
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 			Detail: "the window's read left it out twice in a row, though its look-up by id shows it in the window: taken as cancelled, its credentials are withdrawn"})
 	}
 	for _, s := range rd.unlistedOnce {
-		plan.Notes = append(plan.Notes, Note{Kind: NoteUnlisted, Stay: s.Ref, Room: s.RoomName, RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure,
+		plan.Notes = append(plan.Notes, Note{Kind: NoteUnlistedOnce, Stay: s.Ref, Room: s.RoomName, RoomID: s.RoomID, Arrival: s.Arrival, Departure: s.Departure,
 			Detail: "the window's read left it out, though its look-up by id shows it in the window: kept this run; taken as cancelled if the next read leaves it out too"})
 	}
 	// A backfill's reads are done, its look for what the systems hold

@@ -142,11 +142,15 @@ const (
 	// later than check-in less its) can be given no invite or key-box
 	// access, nor a key that carries one.
 	NoteEmptyWindow NoteKind = "empty_window"
-	// NoteUnlisted: a stay the window's read no longer lists, though its
-	// look-up by id shows it in the window (a cancelled reservation's stay,
-	// on a source that still answers for it by id), is taken as gone: its
-	// credentials are withdrawn.
+	// NoteUnlisted: a stay the window's read left out twice in a row,
+	// though its look-up by id shows it in the window (a cancelled
+	// reservation's stay, on a source that still answers for it by id), is
+	// taken as gone: its credentials are withdrawn.
 	NoteUnlisted NoteKind = "unlisted"
+	// NoteUnlistedOnce: a stay the window's read left out, though its
+	// look-up by id shows it in the window, and the whole run before did
+	// not: kept as the look-up shows it (a read may miss a stay once).
+	NoteUnlistedOnce NoteKind = "unlisted_once"
 )
 
 // Note is something an operator should see that keysync will not act on.

@@ -561,11 +561,10 @@ type siteRead struct {
 	unsurveyed map[System]error
 	deferred   map[StayRef]bool
 	// unlisted holds the stays the window read did not return, nor the
-	// one before it, that their look-up by id shows in the window: taken
-	// as gone (NoteUnlisted). unlistedOnce holds those the read before
-	// did list: planned as the look-up shows them, and left out of the
-	// stays snapshot, so the next run takes them as gone if its read
-	// leaves them out too.
+	// whole run before's, that their look-up by id shows in the window:
+	// taken as gone (NoteUnlisted). unlistedOnce holds those the run
+	// before did not keep so: planned as the look-up shows them, each with
+	// a NoteUnlistedOnce the next run asks after.
 	unlisted, unlistedOnce []Stay
 	// lookupErr is the failure of the look-up of stays the window read
 	// did not return: they are left out of scope, the rest is planned.
@@ -909,7 +908,7 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 
 // read gathers one site's inputs. Source failures are reported in the
 // result; the returned error is for the state store, which stops the run.
-func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *recordLoads) (siteRead, error) {
+func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *recordLoads, run int64) (siteRead, error) {
 	name := site.Property.Name
 	rd := siteRead{system: site.sourceSystem()}
 	creds, err := records.load(ctx, r.Store, name)
@@ -1017,7 +1016,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			rd.lookupErr = fmt.Errorf("look up %d stays the window read did not return: %w", len(missing), err)
 			rd.scope = scopeOf(stays)
 		}
-		var listedBefore func(StayRef) bool
+		var keptBefore func(StayRef) bool
 		for _, s := range more {
 			// The look-up is to tell a stay that left the window from one
 			// that is gone. One it shows in the window contradicts the
@@ -1025,21 +1024,21 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			// source may leave a cancelled reservation's stays out of its
 			// lists yet answer for them by id; or the read missed it once
 			// (a list that shifted between pages). The window's read
-			// decides, once it has left the stay out twice in a row: the
-			// stay is then taken as gone (counted by the fail-safe as any
-			// withdrawal). The first time it is kept as the look-up shows
-			// it, and left out of the snapshot the next run asks.
+			// decides, once it has left the stay out in two whole runs in
+			// a row: the stay is then taken as gone (counted by the
+			// fail-safe as any withdrawal). The first time it is kept as
+			// the look-up shows it, with a note the next run asks after.
 			if s.MovedTo != "" || s.Cancelled || !from.Before(s.Departure) || to.Before(s.Arrival) {
 				stays = append(stays, s)
 				continue
 			}
-			if listedBefore == nil {
-				listedBefore = r.lastListed(ctx, site.Property.Name)
+			if keptBefore == nil {
+				keptBefore = r.lastUnlisted(ctx, site.Property.Name, run)
 			}
-			if listedBefore(s.Ref) {
-				rd.unlistedOnce = append(rd.unlistedOnce, s)
-			} else {
+			if keptBefore(s.Ref) {
 				rd.unlisted = append(rd.unlisted, s)
+			} else {
+				rd.unlistedOnce = append(rd.unlistedOnce, s)
 			}
 		}
 	}
@@ -1048,26 +1047,21 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	return rd, nil
 }
 
-// lastListed reports, for the property, whether its last whole read
-// listed a stay (the stays snapshot); where the Store keeps no snapshot or
-// it cannot be read, every stay counts as listed: a stay is then never
-// taken as gone on one read.
-func (r *Runner) lastListed(ctx context.Context, property string) func(StayRef) bool {
-	snap, ok := r.Store.(StaySnapshot)
-	var stays []Stay
+// lastUnlisted reports, for the property, whether the last whole run
+// before run kept a stay though its window read left it out; where the
+// Store keeps no such history or it cannot be read, it reports no stay: a
+// stay is then never taken as gone on this ground.
+func (r *Runner) lastUnlisted(ctx context.Context, property string, run int64) func(StayRef) bool {
+	h, ok := r.Store.(UnlistedHistory)
+	var kept map[StayRef]bool
 	var err error
 	if ok {
-		stays, err = snap.Stays(ctx, property)
+		kept, err = h.LastUnlisted(ctx, property, run)
 	}
-	if !ok || err != nil {
-		r.log().Warn("no record of the last read's stays: a stay this read leaves out is kept as its look-up shows it", "property", property, "err", err)
-		return func(StayRef) bool { return true }
+	if err != nil {
+		r.log().Warn("could not read which stays the last run kept though its read left them out: they are kept again", "property", property, "err", err)
 	}
-	listed := make(map[StayRef]bool, len(stays))
-	for _, s := range stays {
-		listed[s.Ref] = true
-	}
-	return func(ref StayRef) bool { return listed[ref] }
+	return func(ref StayRef) bool { return kept[ref] }
 }
 
 // scopeOf is the scope (Input.Scope) of a read that covers only the

@@ -193,6 +193,36 @@ func (d *DB) Runs(ctx context.Context, n int) ([]RunRow, error) {
 	return runs, err
 }
 
+var _ reconcile.UnlistedHistory = (*DB)(nil)
+
+// LastUnlisted implements reconcile.UnlistedHistory from the report of the
+// last finished whole run (run or backfill) before run before.
+func (d *DB) LastUnlisted(ctx context.Context, property string, before int64) (map[reconcile.StayRef]bool, error) {
+	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND report_json IS NOT NULL ORDER BY id DESC LIMIT 1`,
+		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill))
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	var rep struct {
+		Plans []struct {
+			Property string           `json:"property"`
+			Notes    []reconcile.Note `json:"notes"`
+		} `json:"plans"`
+	}
+	if err := json.Unmarshal(runs[0].Report, &rep); err != nil {
+		return nil, fmt.Errorf("state: read the report of run %d: %w", runs[0].ID, err)
+	}
+	out := map[reconcile.StayRef]bool{}
+	for _, p := range rep.Plans {
+		for _, n := range p.Notes {
+			if p.Property == property && n.Kind == reconcile.NoteUnlistedOnce {
+				out[n.Stay] = true
+			}
+		}
+	}
+	return out, nil
+}
+
 var _ reconcile.ReadFailureHistory = (*DB)(nil)
 
 // RecentReadFailures implements reconcile.ReadFailureHistory from the
