@@ -17,6 +17,16 @@ type StaySource interface {
 	StaysByID(ctx context.Context, ids []string) ([]Stay, error)
 }
 
+// CancellationReporter is a StaySource whose reads say a stay is cancelled
+// (Stay.Cancelled) rather than leave it out: what its look-up by id
+// answers is the stay as it is, and a stay its window read misses but the
+// look-up shows live is kept (NoteUnlisted does not apply). Runner finds
+// it on the source as it finds Finder on a sink.
+type CancellationReporter interface {
+	// ReportsCancellations reports whether the source's reads do.
+	ReportsCancellations() bool
+}
+
 // MovedStaySource is a StaySource of one of several properties on one
 // source (a split hotel, Site.Siblings) whose window reads return only the
 // stays in the property's own rooms. A backfill reads through it the

@@ -1028,7 +1028,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			// a row: the stay is then taken as gone (counted by the
 			// fail-safe as any withdrawal). The first time it is kept as
 			// the look-up shows it, with a note the next run asks after.
-			if s.MovedTo != "" || s.Cancelled || !from.Before(s.Departure) || to.Before(s.Arrival) {
+			if s.MovedTo != "" || s.Cancelled || !from.Before(s.Departure) || to.Before(s.Arrival) || reportsCancellations(site.Source) {
 				stays = append(stays, s)
 				continue
 			}
@@ -1045,6 +1045,15 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	rd.stays = stays
 
 	return rd, nil
+}
+
+// reportsCancellations reports whether src says a stay is cancelled rather
+// than leave it out (CancellationReporter): its look-up by id is then the
+// stay as it is, as with a Guestway whose list filters long stays out by
+// their arrival.
+func reportsCancellations(src StaySource) bool {
+	r, ok := src.(CancellationReporter)
+	return ok && r.ReportsCancellations()
 }
 
 // lastUnlisted reports, for the property, whether the last whole run

@@ -1167,3 +1167,48 @@ func TestStayMissingFromOneReadKeepsItsKey(t *testing.T) {
 	}
 	fw.checkInvariants("")
 }
+
+// TestGuestwayStayTheListMissesKeepsItsInvite: a Guestway whose list
+// leaves out an in-house reservation (a list that filters by arrival, say)
+// while reading it by id shows it confirmed: Guestway says a cancellation
+// with a status, so the read by id is the stay as it is, and two runs in
+// a row keep its invite, where the rule for a source without statuses
+// (3RPMS) would take it as cancelled.
+func TestGuestwayStayTheListMissesKeepsItsInvite(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r101": "pin"}, map[string]string{"L1": "qr"})
+	fw.addReservation("G1", "L1", -1, 3)
+	fw.mustExec(ExitOK, "backfill")
+	before := fw.invites()
+	if len(before) != 1 {
+		t.Fatalf("%d invites after the backfill, want 1", len(before))
+	}
+	fw.setFault(when(func(r *http.Request) bool {
+		return requestTo(r, reconcile.SystemGuestway, http.MethodGet) && strings.HasSuffix(r.URL.Path, "/reservations")
+	}, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		fault.Rewrite(w, r, next, func(b []byte) []byte {
+			var page map[string]any
+			if json.Unmarshal(b, &page) != nil {
+				return b
+			}
+			data, _ := page["data"].([]any)
+			kept := []any{}
+			for _, d := range data {
+				if m, _ := d.(map[string]any); fmt.Sprint(m["id"]) != "G1" {
+					kept = append(kept, d)
+				}
+			}
+			page["data"] = kept
+			out, _ := json.Marshal(page)
+			return out
+		})
+	}))
+	for run := 1; run <= 2; run++ {
+		if r := fw.mustExec(ExitOK, "run"); len(r.rep.Actions()) != 0 {
+			t.Errorf("run %d with G1 left out of the list planned %d actions, want none", run, len(r.rep.Actions()))
+		}
+	}
+	if after := fw.invites(); len(after) != 1 || after[0].ID != before[0].ID || !after[0].Enabled {
+		t.Errorf("after two runs: %+v, want invite %s kept", after, before[0].ID)
+	}
+}

@@ -176,6 +176,11 @@ func (s *Source) SetLogger(log *slog.Logger) { s.log = log }
 
 var _ reconcile.StaySource = (*Source)(nil)
 
+// ReportsCancellations implements reconcile.CancellationReporter: a
+// reservation read by id carries its status, so one the list missed but
+// the read shows live is live.
+func (s *Source) ReportsCancellations() bool { return true }
+
 // New returns a Source, filling defaults into zero options, or the error of
 // options the HTTP client cannot be built from (a negative
 // MaxResponseBytes). It does not validate them otherwise; call
