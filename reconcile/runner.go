@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -1064,6 +1065,9 @@ func (r *Runner) lastUnlisted(ctx context.Context, property string, run int64) f
 	h, ok := r.Store.(UnlistedHistory)
 	var kept map[StayRef]bool
 	var err error
+	if run == 0 {
+		run = math.MaxInt64 // a plan, which records no run: after every run
+	}
 	if ok {
 		kept, err = h.LastUnlisted(ctx, property, run)
 	}

@@ -1070,6 +1070,10 @@ func TestCancelledStayStillFoundByID(t *testing.T) {
 	if !noted(r, reconcile.NoteUnlistedOnce) {
 		t.Errorf("no %s note keeping s1\n%s", reconcile.NoteUnlistedOnce, r.output())
 	}
+	// A plan now shows what the next run does: the withdrawal.
+	if p := fw.mustExec(ExitOK, "plan"); countOps(p.rep, reconcile.OpRevoke, "") != 1 {
+		t.Errorf("the plan after one read that left s1 out does not revoke its key\n%s", p.output())
+	}
 	r = fw.mustExec(ExitOK, "run")
 	if s, _ := fw.sb.rpms.Stay("s1"); s.KeyID != "" {
 		t.Errorf("cancelled s1 still holds key %s after two reads left it out", s.KeyID)
