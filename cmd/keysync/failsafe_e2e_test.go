@@ -20,9 +20,7 @@ import (
 func TestSourceOutageRefusedWithoutForce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 8, "")
-	for i := range 8 {
-		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 2)
-	}
+	h.bookInHouse(8, 2)
 	h.mustRun(ExitOK, "backfill")
 	if n := len(h.ours()); n != 8 {
 		t.Fatalf("backfill keyed %d stays, want 8", n)
@@ -109,9 +107,7 @@ func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
 func TestFailSafeHoldsOnlyTheWithdrawals(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 10, "")
-	for i := range 8 {
-		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 3)
-	}
+	h.bookInHouse(8, 3)
 	h.stay("gone", "r109", -1, 1)
 	h.mustRun(ExitOK, "backfill")
 	keyOf := func(id string) string {
@@ -177,9 +173,7 @@ func TestFailSafeHoldsOnlyTheWithdrawals(t *testing.T) {
 func TestFailSafePlanShowsWhatItHolds(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 10, "")
-	for i := range 8 {
-		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, 3)
-	}
+	h.bookInHouse(8, 3)
 	h.mustRun(ExitOK, "backfill")
 	for i := range 8 {
 		if err := h.sb.CancelReservation(fmt.Sprintf("res-s%d", i)); err != nil {
@@ -204,5 +198,13 @@ func TestFailSafePlanShowsWhatItHolds(t *testing.T) {
 	}
 	if held < 8 || ahead != 1 || !strings.Contains(out.String(), "RESULT") {
 		t.Errorf("the plan marks %d actions held (want the 8 cancelled stays' at least) and shows %d arrival create (want 1), with a RESULT column:\n%s", held, ahead, out.String())
+	}
+}
+
+// bookInHouse books n guests, s0, s1, … in rooms r101, r102, …, in house
+// since yesterday until day depart.
+func (h *harness) bookInHouse(n, depart int) {
+	for i := range n {
+		h.stay(fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", 101+i), -1, depart)
 	}
 }
