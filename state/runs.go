@@ -198,29 +198,17 @@ var _ reconcile.UnlistedHistory = (*DB)(nil)
 // LastUnlisted implements reconcile.UnlistedHistory from the report of the
 // last finished whole run (run or backfill) before run before.
 func (d *DB) LastUnlisted(ctx context.Context, property string, before int64) (map[reconcile.StayRef]bool, error) {
-	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND report_json IS NOT NULL ORDER BY id DESC LIMIT 1`,
-		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill))
-	if err != nil || len(runs) == 0 {
-		return nil, err
-	}
-	var rep struct {
-		Plans []struct {
-			Property string           `json:"property"`
-			Notes    []reconcile.Note `json:"notes"`
-		} `json:"plans"`
-	}
-	if err := json.Unmarshal(runs[0].Report, &rep); err != nil {
-		return nil, fmt.Errorf("state: read the report of run %d: %w", runs[0].ID, err)
-	}
 	out := map[reconcile.StayRef]bool{}
-	for _, p := range rep.Plans {
-		for _, n := range p.Notes {
-			if p.Property == property && n.Kind == reconcile.NoteUnlistedOnce {
-				out[n.Stay] = true
+	err := d.wholeRunReports(ctx, before, 1, func(rep *wholeRunReport) {
+		for _, p := range rep.Plans {
+			for _, n := range p.Notes {
+				if p.Property == property && n.Kind == reconcile.NoteUnlistedOnce {
+					out[n.Stay] = true
+				}
 			}
 		}
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 var _ reconcile.ReadFailureHistory = (*DB)(nil)
@@ -229,19 +217,8 @@ var _ reconcile.ReadFailureHistory = (*DB)(nil)
 // reports of the n finished whole runs (run or backfill) before run
 // before.
 func (d *DB) RecentReadFailures(ctx context.Context, before int64, n int) (map[string]int, error) {
-	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND report_json IS NOT NULL ORDER BY id DESC LIMIT ?`,
-		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill), n)
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]int{}
-	for _, r := range runs {
-		var rep struct {
-			Failures []reconcile.Failure `json:"failures"`
-		}
-		if err := json.Unmarshal(r.Report, &rep); err != nil {
-			return nil, fmt.Errorf("state: read the report of run %d: %w", r.ID, err)
-		}
+	err := d.wholeRunReports(ctx, before, n, func(rep *wholeRunReport) {
 		seen := map[string]bool{}
 		for _, f := range rep.Failures {
 			if f.Read && !seen[f.Property] {
@@ -249,8 +226,35 @@ func (d *DB) RecentReadFailures(ctx context.Context, before int64, n int) (map[s
 				out[f.Property]++
 			}
 		}
+	})
+	return out, err
+}
+
+// wholeRunReport is what the run histories read of a recorded report.
+type wholeRunReport struct {
+	Failures []reconcile.Failure `json:"failures"`
+	Plans    []struct {
+		Property string           `json:"property"`
+		Notes    []reconcile.Note `json:"notes"`
+	} `json:"plans"`
+}
+
+// wholeRunReports calls visit with the report of each of the n finished
+// whole runs (run or backfill) before run before, the latest first.
+func (d *DB) wholeRunReports(ctx context.Context, before int64, n int, visit func(*wholeRunReport)) error {
+	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND report_json IS NOT NULL ORDER BY id DESC LIMIT ?`,
+		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill), n)
+	if err != nil {
+		return err
 	}
-	return out, nil
+	for _, r := range runs {
+		var rep wholeRunReport
+		if err := json.Unmarshal(r.Report, &rep); err != nil {
+			return fmt.Errorf("state: read the report of run %d: %w", r.ID, err)
+		}
+		visit(&rep)
+	}
+	return nil
 }
 
 // runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
