@@ -206,10 +206,10 @@ func (p *planner) stay(s Stay, creds []*Credential) error {
 		p.handOver(s, creds)
 		return nil
 	}
-	if s.Ref.Source == SystemGuestway {
-		p.lockNotes(s, win)
-	}
 	method, ok := prop.methodFor(s.RoomID)
+	if s.Ref.Source == SystemGuestway {
+		p.lockNotes(s, win, method == MethodPIN)
+	}
 	if !ok {
 		p.attention(NoteUnmappedRoom, s, fmt.Sprintf("room %s has no access method in the config (rooms are keyed by id)", roomNamed(s)))
 		// Whatever was issued for a room it left opens the wrong door.
@@ -805,8 +805,10 @@ func (p *planner) withdraw(s Stay, creds []*Credential, seen bool, reason string
 }
 
 // lockNotes reports the smart-lock PINs a Guestway reservation already has,
-// and flags an arrival within 24 hours that has none.
-func (p *planner) lockNotes(s Stay, win Window) {
+// and, where the lock PIN is the guest's way in (needed: a pin room; in a
+// qr or key_storage room it is the invite or key-box access, as check
+// asks), flags an arrival within 24 hours that has none.
+func (p *planner) lockNotes(s Stay, win Window, needed bool) {
 	held, unreadable := false, ""
 	for _, l := range s.Locks {
 		if l.PIN == "" {
@@ -825,7 +827,7 @@ func (p *planner) lockNotes(s Stay, win Window) {
 		none = fmt.Sprintf("Guestway's PIN for lock %s is not a JSON string (a number loses its leading zeros), so keysync shows none: give the guest the PIN Guestway shows", unreadable)
 	}
 	switch {
-	case held:
+	case held || !needed:
 	case p.in.Now.After(win.Start):
 		p.note(NoteMissingLockPIN, s, "in house, and "+none)
 	case win.Start.Sub(p.in.Now) <= priorityArrivalWindow:

@@ -127,8 +127,8 @@ const (
 	NoteUnmappedRoom NoteKind = "unmapped_room"
 	// NoteLockPIN shows a smart-lock PIN the source already holds.
 	NoteLockPIN NoteKind = "lock_pin"
-	// NoteMissingLockPIN flags an arrival within 24 hours whose source
-	// holds no smart-lock PIN for it.
+	// NoteMissingLockPIN flags an arrival within 24 hours in a pin room
+	// whose source holds no smart-lock PIN for it.
 	NoteMissingLockPIN NoteKind = "missing_lock_pin"
 	// NoteUnknownOutcome: an invite or key-box access whose create has an
 	// unknown outcome could not be read back yet; nothing more is issued

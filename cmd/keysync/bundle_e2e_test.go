@@ -406,11 +406,12 @@ func TestBundleKeyStorageRoomAccessWrittenBackAndReplacedOnChange(t *testing.T) 
 
 func TestBundleGuestwayApartments(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin"})
+	w := newWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage", "L3": "pin", "L4": "pin"})
 	w.addReservation("G1", "L1", 0, 2)
 	w.addReservation("G2", "L2", 1, 3)
 	w.addReservation("G3", "L3", 0, 1) // arrives today, lock PIN held
 	w.addReservation("G4", "L3", 1, 2) // arrives tomorrow
+	w.addReservation("G5", "L4", 0, 1) // arrives today, no lock PIN
 	w.addAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "493817"})
 	rep := w.run(ExitOK, "backfill")
 	var kinds []string
@@ -418,9 +419,11 @@ func TestBundleGuestwayApartments(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %s", n.Kind, n.Stay.ID))
 	}
 	slices.Sort(kinds)
-	// G1 arrives today with no lock PIN: flagged. G2 and G4 check in
-	// tomorrow (15:00, 13:00 with grace), 34 hours after 02:00Z: not yet.
-	want := []string{"lock_pin G3", "missing_lock_pin G1"}
+	// G5 arrives today in a pin room with no lock PIN: flagged. G1
+	// arrives today too, but its room's way in is the OpenApp invite: not
+	// flagged. G2 and G4 check in tomorrow (15:00, 13:00 with grace), 34
+	// hours after 02:00Z: not yet.
+	want := []string{"lock_pin G3", "missing_lock_pin G5"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("notes = %q, want %q", kinds, want)
 	}
@@ -431,7 +434,7 @@ func TestBundleGuestwayApartments(t *testing.T) {
 	invs := w.invites()
 	// The apartments have shared portals (lobby, garage): every stay gets an
 	// invite, G1's with its door too.
-	if len(invs) != 4 {
+	if len(invs) != 5 {
 		t.Fatalf("want an invite per stay, got %d", len(invs))
 	}
 	for _, inv := range invs {
