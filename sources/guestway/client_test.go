@@ -248,15 +248,16 @@ func rateLimited(retry time.Duration) func(t *testing.T, err error) {
 }
 
 // TestTolerantDecoding reads integer ids, unknown fields and statuses, a
-// null unit, missing guests and an answer exactly at the size cap.
+// null or 0 unit, missing guests and an answer exactly at the size cap.
 func TestTolerantDecoding(t *testing.T) {
 	t.Parallel()
 	list := `{"data":[
 		{"id":1042,"status":"inquiry","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":77,"unit_id":null,
 		 "guest_name":"Zoë","channel":{"name":"Airbnb"},"tags":["vip"]},
 		{"id":"R2","status":"CANCELLED","arrival_date":"2026-01-31","departure_date":"2026-02-02","listing_id":"L1","unit_id":"","guests":null},
-		{"id":"R3","status":"canceled","arrival_date":"2026-01-31","departure_date":"2026-02-02","listing_id":"L1","unit_id":"U9","guests":{"adults":2}}
-	],"meta":{"page":1,"per_page":50,"total":3,"has_more":false,"next":null},"links":{}}`
+		{"id":"R3","status":"canceled","arrival_date":"2026-01-31","departure_date":"2026-02-02","listing_id":"L1","unit_id":"U9","guests":{"adults":2}},
+		{"id":"R4","status":"confirmed","arrival_date":"2026-01-31","departure_date":"2026-02-02","listing_id":"L4","unit_id":0}
+	],"meta":{"page":1,"per_page":50,"total":4,"has_more":false,"next":null},"links":{}}`
 	accesses := `{"data":[{"id":9,"lock_id":31337,"lock_name":"Gate","pin":"` + canaryPIN + `","valid_from":"2026-01-30T15:00:00Z","valid_to":"2026-02-01T11:00:00Z","battery":0.8}]}`
 	var accessRequests atomic.Int32
 	srv := httptest.NewServer(byPath(jsonReply(list), func(w http.ResponseWriter, r *http.Request) {
@@ -268,7 +269,7 @@ func TestTolerantDecoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stays) != 3 {
+	if len(stays) != 4 {
 		t.Fatalf("%d stays", len(stays))
 	}
 	if st := stays[0]; st.Ref.ID != "1042" || st.RoomID != "77" || st.Cancelled || st.Guest != "Zoë" || st.Guests != 0 ||
@@ -281,8 +282,11 @@ func TestTolerantDecoding(t *testing.T) {
 	if st := stays[2]; !st.Cancelled || st.RoomID != "U9" || st.Guests != 2 {
 		t.Errorf("third stay: %+v", st)
 	}
-	if n := accessRequests.Load(); n != 1 {
-		t.Errorf("%d accesses requests, want 1 (the others are cancelled)", n)
+	if st := stays[3]; st.RoomID != "L4" {
+		t.Errorf("fourth stay (unit_id 0): room %q, want its listing L4", st.RoomID)
+	}
+	if n := accessRequests.Load(); n != 2 {
+		t.Errorf("%d accesses requests, want 2 (the others are cancelled)", n)
 	}
 	if s := fmt.Sprintf("%v %+v %#v", stays[0].Locks, stays[0], stays[0]); strings.Contains(s, canaryPIN) {
 		t.Errorf("a printed stay shows the PIN: %s", s)

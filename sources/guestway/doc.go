@@ -51,7 +51,7 @@
 //     goes on (a PIN is only shown; the read also decides whose access is
 //     kept or withdrawn). The sandbox's SetPINAsNumber sends them so.
 //   - A reservation is {"id","status","arrival_date","departure_date"
-//     (YYYY-MM-DD),"listing_id","unit_id" (null for single-unit listings),
+//     (YYYY-MM-DD),"listing_id","unit_id" (null, or 0, for single-unit listings),
 //     "guest_name","guests":{"adults","children"}}. Ids may be JSON strings
 //     or integers. The dates are the stay's nights as the property counts
 //     them; the check-in and check-out times, and the zone they are in,

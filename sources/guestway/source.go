@@ -552,7 +552,13 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	if dep.Before(arr) {
 		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is before arrival_date", r.ID)
 	}
-	room := string(cmp.Or(r.UnitID, r.ListingID))
+	// A unit id of 0 is taken as none, as null is: ids start at 1, and a
+	// unit "0" no config names would leave the listing's guest unkeyed.
+	unit := r.UnitID
+	if unit == "0" {
+		unit = ""
+	}
+	room := string(cmp.Or(unit, r.ListingID))
 	st := reconcile.Stay{
 		Ref:       reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
 		RoomID:    room,
