@@ -491,3 +491,29 @@ func TestKeyBoxCancelConflict(t *testing.T) {
 		})
 	}
 }
+
+// TestFieldErrorsAs400: a 3RPMS that answers a document whose fields ran
+// with errors beside their data with HTTP 400 instead of 200 (the sandbox's
+// field_errors_as_400; the API document gives no status codes) has each
+// field decided by its own data or error, as in a 200: the refused claims
+// of another integration's keys cost nothing else in their documents, and
+// every other guest is keyed in the same run.
+func TestFieldErrorsAs400(t *testing.T) {
+	t.Parallel()
+	errorModes(t, func(t *testing.T, fw *faultWorld) {
+		fw.sb.rpms.SetFieldErrorsAs400(true)
+		foreign := bookBesideForeignKeys(fw)
+		rep := fw.mustExec(ExitAttention, "backfill").rep
+		allDone(t, "backfill", rep)
+		fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
+
+		for _, a := range runCancellingAnArrival(t, fw).Actions() {
+			if a.Result != reconcile.ResultDone && !(a.Op == reconcile.OpAssign && a.Stay.ID == "s6") {
+				t.Errorf("run: %s %s %s: %s %s; only the cancelled stay's assign should fail", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+			}
+		}
+		fw.checkSafe(foreign)
+		fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
+		fw.checkInvariants(foreign)
+	})
+}

@@ -12,6 +12,7 @@
 package threerpms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,7 +80,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 // unreadable answer) wraps reconcile.ErrUnknownOutcome: the server may have
 // acted. 401 and 403 wrap reconcile.ErrUnauthorized, 429 is a
 // *httpapi.RateLimitedError, other 4xx wrap reconcile.ErrRejected (and,
-// for a mutation whose answer has a "data" member, ErrUnknownOutcome too). While
+// for a mutation whose answer has a "data" member, ErrUnknownOutcome too;
+// but a mutation's 4xx whose data is an object, with errors, is read as a
+// 200 with them would be: its errors are returned, its data decoded). While
 // the server has never answered, a 404 wraps reconcile.ErrEndpoint and a
 // connection that cannot be made reconcile.ErrUnreachable.
 func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
@@ -94,8 +97,10 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	}
 	red := newRedactor(body, c.token)
 	// A refusal (4xx) whose body has a "data" member may follow fields
-	// that ran: for a mutation its outcome is unknown.
+	// that ran: for a mutation its outcome is unknown, unless its data is
+	// an object (answered is that body), read then as a 200's would be.
 	var withData bool
+	var answered []byte
 	// Every request goes to the one GraphQL endpoint: a 404 as its first
 	// answer means the URL is wrong.
 	_, err = c.http.Do(ctx, httpapi.Request{
@@ -110,36 +115,54 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 				return "the API token lacks a permission this call needs"
 			}
 			withData = hasData(b)
+			if write && dataObject(b) {
+				answered = b
+			}
 			return red.redact(errorMessages(b))
 		},
 	})
 	if err != nil {
 		resp.Errors = nil
 		if write && withData && httpapi.Refusal(err) != nil {
+			// The 3RPMS Room Access Key API gives no status codes: a
+			// server may answer a document whose fields ran, some with
+			// errors, with a 400 rather than a 200. Its data and errors
+			// say each field's outcome as a 200's do; without errors to
+			// name the fields refused, the outcome stays unknown.
+			if answered != nil && json.Unmarshal(answered, resp) == nil && len(resp.Errors) > 0 {
+				return fieldErrors(resp, red)
+			}
+			resp.Errors = nil
 			return fmt.Errorf("%w (the answer carries data: fields may have run; %w)", err, reconcile.ErrUnknownOutcome)
 		}
 		return err
 	}
-	if len(resp.Errors) > 0 {
-		for _, e := range resp.Errors {
-			// Error() prints the path and extensions too: redact them,
-			// keeping only the code callers branch on.
-			e.Message = red.redact(e.Message)
-			for i, p := range e.Path {
-				if name, ok := p.(ast.PathName); ok {
-					e.Path[i] = ast.PathName(red.redact(string(name)))
-				}
-			}
-			if code, ok := e.Extensions["code"]; ok {
-				e.Extensions = map[string]any{"code": code}
-			} else {
-				e.Extensions = nil
-			}
-			e.Rule = ""
-		}
-		return resp.Errors
+	return fieldErrors(resp, red)
+}
+
+// fieldErrors returns resp's GraphQL errors redacted, or nil when there are
+// none.
+func fieldErrors(resp *graphql.Response, red *redactor) error {
+	if len(resp.Errors) == 0 {
+		return nil
 	}
-	return nil
+	for _, e := range resp.Errors {
+		// Error() prints the path and extensions too: redact them,
+		// keeping only the code callers branch on.
+		e.Message = red.redact(e.Message)
+		for i, p := range e.Path {
+			if name, ok := p.(ast.PathName); ok {
+				e.Path[i] = ast.PathName(red.redact(string(name)))
+			}
+		}
+		if code, ok := e.Extensions["code"]; ok {
+			e.Extensions = map[string]any{"code": code}
+		} else {
+			e.Extensions = nil
+		}
+		e.Rule = ""
+	}
+	return resp.Errors
 }
 
 // rateLimited reports whether a 200's body is a refusal for the rate
@@ -263,8 +286,6 @@ func (r *redactor) redact(msg string) string {
 	return msg
 }
 
-// errorMessages extracts GraphQL error messages from an error response for
-// the operator, or says there were none.
 // hasData reports whether raw is a JSON object with a "data" member, null
 // or not.
 func hasData(raw []byte) bool {
@@ -276,6 +297,17 @@ func hasData(raw []byte) bool {
 	return ok
 }
 
+// dataObject reports whether raw is a JSON object whose "data" member is
+// an object: the answer of fields that ran.
+func dataObject(raw []byte) bool {
+	var r struct {
+		Data json.RawMessage `json:"data"`
+	}
+	return json.Unmarshal(raw, &r) == nil && bytes.HasPrefix(bytes.TrimSpace(r.Data), []byte("{"))
+}
+
+// errorMessages extracts GraphQL error messages from an error response for
+// the operator, or says there were none.
 func errorMessages(raw []byte) string {
 	var r graphql.Response
 	if json.Unmarshal(raw, &r) != nil || len(r.Errors) == 0 {

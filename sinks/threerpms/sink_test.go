@@ -966,7 +966,8 @@ func TestApplyDataNullIsNeverSentAgain(t *testing.T) {
 // batch failed, the batch's failure is one that leaves the outcome
 // unknown whenever any of them may have run: a halved document whose
 // second half met a 502 after its first was refused, or a 400 whose body
-// has "data" (fields may have run before it; never sent again).
+// has "data" but no errors that name the fields refused (fields may have
+// run before it; never sent again).
 func TestApplyWholeFailuresThatMayHaveRun(t *testing.T) {
 	t.Parallel()
 	refused := `{"errors":[{"message":"too many fields"}]}`
@@ -978,6 +979,9 @@ func TestApplyWholeFailuresThatMayHaveRun(t *testing.T) {
 	}{
 		{"halves refused, then 502", []int{400, 400, 502}, refused, 3},
 		{"400 with data null", []int{400}, `{"data":null,"errors":[{"message":"failed","path":["a1"]}]}`, 1},
+		// Data without errors names no field refused (with errors it is
+		// read as a 200's: TestFieldErrorsAs400).
+		{"400 with data and no errors", []int{400}, `{"data":{"a1":null,"a2":null}}`, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -32,7 +32,7 @@ POST   /_sandbox/cleanup                        run 3RPMS's cleanup of unassigne
 GET    /_sandbox/errors                         how GraphQL errors are answered {message_only, rollback_documents}
 POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations);
                                                 {"rollback_documents": true}: a mutation document with a failed field is undone whole
-GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {message_only, rollback_documents, hide_qr_data, max_page_size, max_root_fields, refuse_readd, rename_delete_input, non_null_payloads, deleted_as_id, cancelled_by_id}
+GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {message_only, rollback_documents, hide_qr_data, max_page_size, max_root_fields, refuse_readd, rename_delete_input, non_null_payloads, deleted_as_id, cancelled_by_id, field_errors_as_400}
 POST   /_sandbox/assumptions                    set any of them {"hide_qr_data": true, "max_page_size": 20, "max_root_fields": 10, …}
 DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
 GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}
@@ -103,6 +103,7 @@ func (s *Server) routes() *http.ServeMux {
 		sandboxkit.FlagVar("non_null_payloads", &s.mu, &s.nonNull),
 		sandboxkit.FlagVar("deleted_as_id", &s.mu, &s.deletedAsID),
 		sandboxkit.FlagVar("cancelled_by_id", &s.mu, &s.cancelledByID),
+		sandboxkit.FlagVar("field_errors_as_400", &s.mu, &s.fieldErrors400),
 	)
 	mux.HandleFunc("GET /_sandbox/errors", func(w http.ResponseWriter, _ *http.Request) {
 		sandboxkit.WriteJSON(w, http.StatusOK, map[string]any{"message_only": s.MessageOnlyErrors(), "rollback_documents": s.RollbackDocuments()})

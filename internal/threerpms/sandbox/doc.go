@@ -70,7 +70,7 @@
 //	GET    /_sandbox/errors                         how GraphQL errors are answered {message_only, rollback_documents}
 //	POST   /_sandbox/errors                         {"message_only": true}: errors carry only a message (no code, path or locations);
 //	                                                {"rollback_documents": true}: a mutation document with a failed field is undone whole
-//	GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {message_only, rollback_documents, hide_qr_data, max_page_size, max_root_fields, refuse_readd, rename_delete_input, non_null_payloads, deleted_as_id, cancelled_by_id}
+//	GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {message_only, rollback_documents, hide_qr_data, max_page_size, max_root_fields, refuse_readd, rename_delete_input, non_null_payloads, deleted_as_id, cancelled_by_id, field_errors_as_400}
 //	POST   /_sandbox/assumptions                    set any of them {"hide_qr_data": true, "max_page_size": 20, "max_root_fields": 10, …}
 //	DELETE /_sandbox/keys/{id}                      delete a key as hotel staff would (taken off its stays)
 //	GET    /_sandbox/webhook                        where events go and what was sent {url, deliveries}

@@ -94,6 +94,12 @@ type Options struct {
 	// reservation's stays are still found. SetCancelledByID switches it
 	// at run time.
 	CancelledByID bool
+	// FieldErrorsAs400 answers a document whose fields ran with errors
+	// beside their data (a field refused, others done) with HTTP 400
+	// instead of 200, the data kept, as a server written from the same
+	// document may: the 3RPMS Room Access Key API gives no status codes.
+	// SetFieldErrorsAs400 switches it at run time.
+	FieldErrorsAs400 bool
 	// RenameDeleteInput names deleteRoomAccessKey's input type
 	// RoomAccessKeyDeleteInput instead of DeleteRoomAccessKeyInput, as a
 	// server written from the same document may: the 3RPMS Room Access
@@ -182,6 +188,8 @@ type Server struct {
 	hideQR   bool // Options.HideQRData
 	// cancelledByID is Options.CancelledByID, as switched.
 	cancelledByID bool
+	// fieldErrors400 is Options.FieldErrorsAs400, as switched.
+	fieldErrors400 bool
 	// renameDelete is Options.RenameDeleteInput, as switched.
 	renameDelete bool
 	maxRoot      int // Options.MaxRootFields, as switched
@@ -267,23 +275,24 @@ func New(opts Options) *Server {
 		opts.MaxRootFields = DefaultMaxRootFields
 	}
 	s := &Server{
-		opts:          opts,
-		clock:         sandboxkit.NewClock(opts.Now),
-		limiter:       opts.SharedLimiter,
-		tokens:        map[string]string{},
-		rooms:         map[string]*Room{},
-		stays:         map[string]*stay{},
-		holders:       map[string]int{},
-		reservations:  map[string]*reservation{},
-		keys:          map[string]*key{},
-		messageOnly:   opts.MessageOnlyErrors,
-		rollback:      opts.RollbackDocuments,
-		hideQR:        opts.HideQRData,
-		cancelledByID: opts.CancelledByID,
-		renameDelete:  opts.RenameDeleteInput,
-		nonNull:       opts.NonNullPayloads,
-		deletedAsID:   opts.DeletedAsID,
-		maxRoot:       opts.MaxRootFields,
+		opts:           opts,
+		clock:          sandboxkit.NewClock(opts.Now),
+		limiter:        opts.SharedLimiter,
+		tokens:         map[string]string{},
+		rooms:          map[string]*Room{},
+		stays:          map[string]*stay{},
+		holders:        map[string]int{},
+		reservations:   map[string]*reservation{},
+		keys:           map[string]*key{},
+		messageOnly:    opts.MessageOnlyErrors,
+		rollback:       opts.RollbackDocuments,
+		hideQR:         opts.HideQRData,
+		cancelledByID:  opts.CancelledByID,
+		fieldErrors400: opts.FieldErrorsAs400,
+		renameDelete:   opts.RenameDeleteInput,
+		nonNull:        opts.NonNullPayloads,
+		deletedAsID:    opts.DeletedAsID,
+		maxRoot:        opts.MaxRootFields,
 	}
 	if s.limiter == nil {
 		s.limiter = opts.Limiter()
@@ -338,6 +347,9 @@ func (s *Server) SetDeletedAsID(on bool) { sandboxkit.Store(&s.mu, &s.deletedAsI
 // SetCancelledByID switches Options.CancelledByID.
 func (s *Server) SetCancelledByID(on bool) { sandboxkit.Store(&s.mu, &s.cancelledByID, on) }
 
+// SetFieldErrorsAs400 switches Options.FieldErrorsAs400.
+func (s *Server) SetFieldErrorsAs400(on bool) { sandboxkit.Store(&s.mu, &s.fieldErrors400, on) }
+
 // SetHideQRData switches Options.HideQRData.
 func (s *Server) SetHideQRData(on bool) { sandboxkit.Store(&s.mu, &s.hideQR, on) }
 
@@ -369,23 +381,26 @@ type failBody struct {
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Time: s.limiter.Now(), Fields: []string{}}
 	res := s.graphQL(w, r, &rec)
-	rec.Status = res.status
-	s.Append(rec)
 	if res.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
 	}
 	s.mu.Lock()
-	messageOnly := s.messageOnly
+	messageOnly, as400 := s.messageOnly, s.fieldErrors400
 	s.mu.Unlock()
 	if rb, ok := res.body.(response); ok {
 		if messageOnly {
 			rb.Errors = messagesOnly(rb.Errors)
 			res.body = rb
 		}
-		if res.status != http.StatusOK {
+		switch {
+		case res.status == http.StatusOK && as400 && len(rb.Errors) > 0 && rb.Data != nil:
+			res.status = http.StatusBadRequest // FieldErrorsAs400: data kept
+		case res.status != http.StatusOK:
 			res.body = failBody{Errors: rb.Errors}
 		}
 	}
+	rec.Status = res.status
+	s.Append(rec)
 	sandboxkit.WriteJSON(w, res.status, res.body)
 }
 
