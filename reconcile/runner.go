@@ -868,10 +868,11 @@ func cannotTell(site *Site, sys System, secret Secret, s *Stay) bool {
 // (ErrNoList) is taken at its record.
 //
 // For targets, the stays of an operator's run at them (Options.ReadBack),
-// it reads back those a key carries too: a run over the whole window
-// takes them at their record (a read per credential every night), so a
-// run at the stay is how a credential cancelled upstream under a guest's
-// key is replaced, with the key carrying it.
+// it reads back every live invite and access of theirs: those a key
+// carries, a shared portal's invite, and a Guestway stay's, which no key
+// carries. A run over the whole window takes them at their record (a read
+// per credential every night), so a run at the stay is how a credential
+// cancelled upstream is replaced, with the key carrying it if any.
 func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential, targets []string) {
 	carried := map[int64]bool{}
 	for _, c := range creds {
@@ -881,11 +882,16 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 	}
 	for i := range creds {
 		c := &creds[i]
-		if c.Status != StatusActive || c.Secret == "" && !c.Secretless || c.Stay.Source != System3RPMS || carried[c.ID] && !slices.Contains(targets, c.Stay.ID) {
+		if c.Status != StatusActive || c.Secret == "" && !c.Secretless {
 			continue
 		}
-		if m, ok := site.Property.methodFor(c.RoomID); !ok || m.keyFrom() != c.System {
-			continue // no key of its room carries it (a shared portal's invite)
+		if targeted := slices.Contains(targets, c.Stay.ID); !targeted {
+			if c.Stay.Source != System3RPMS || carried[c.ID] {
+				continue // no key would be written from it, or one carries it
+			}
+			if m, ok := site.Property.methodFor(c.RoomID); !ok || m.keyFrom() != c.System {
+				continue // no key of its room carries it (a shared portal's invite)
+			}
 		}
 		ch, ok := site.Sinks[c.System].(Checker)
 		if !ok {

@@ -815,3 +815,86 @@ func TestRunAtTheStayReplacesACredentialCancelledUpstream(t *testing.T) {
 	check(ExitOK)
 	fw.checkInvariants("")
 }
+
+// TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream: staff
+// delete one Guestway guest's OpenApp invite, switch another's off and
+// cancel a third's key-box access, in OpenApp and the key box directly.
+// check names all three; an operator's run at the stays reads them back
+// and replaces each, as for a hotel stay's (no 3RPMS key carries them).
+func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "key_storage"})
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G2", "L2", 0, 3)
+	fw.addReservation("G3", "L3", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	inv1, inv2, acc := fw.liveInvitesOf("G1"), fw.liveInvitesOf("G2"), fw.accesses()
+	if len(inv1) != 1 || len(inv2) != 1 || len(acc) != 1 {
+		t.Fatalf("after the backfill: invites %v %v, accesses %+v; want one each", inv1, inv2, acc)
+	}
+	fw.staff(http.MethodDelete, invitePath(inv1[0]), "")
+	fw.staff(http.MethodPut, invitePath(inv2[0]), `{"is_enabled": false}`)
+	if err := fw.sb.keybox.CancelAccess(acc[0].ID, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRunText(t, ExitAttention, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+	wantAll(t, "check", r.stdout, "G1", "G2", "G3")
+
+	fw.mustExec(ExitOK, "run", "--stay", "G1,G2,G3", "--property", "sandbox-apartments")
+	for _, stay := range []string{"G1", "G2"} {
+		if got := fw.liveInvitesOf(stay); len(got) != 1 {
+			t.Errorf("%s holds live invites %v after the run at the stay, want one new one", stay, got)
+		}
+	}
+	if got := fw.accesses(); len(got) != 1 || got[0].ID == acc[0].ID {
+		t.Errorf("accesses after the run at the stay: %+v, want one new one", got)
+	}
+	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+}
+
+// staff sends one request to a sandbox API as the hotel's staff would (with
+// keysync's own credentials: the sandboxes have no staff login), and
+// requires a 2xx without GraphQL errors.
+func (w *world) staff(method, path, body string) {
+	w.t.Helper()
+	req, err := http.NewRequest(method, w.sb.base+path, strings.NewReader(body))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	switch {
+	case strings.HasPrefix(path, "/openapp/"):
+		req.Header.Set("Authorization", "Bearer "+sandboxOpenAppKey)
+		req.Header.Set("X-Org", sandboxOrg)
+	case strings.HasPrefix(path, "/keybox/"):
+		req.SetBasicAuth(sandboxBoxUser, sandboxBoxPassword)
+	case path == "/graphql":
+		req.Header.Set("Authorization", "Bearer "+sandboxToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 || strings.Contains(string(b), `"errors"`) {
+		w.t.Fatalf("staff %s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+}
+
+// invitePath is the OpenApp sandbox's path of invite id.
+func invitePath(id string) string {
+	return "/openapp/integrations/" + sandboxOpenAppInt + "/access-invites/" + id
+}
+
+// liveInvitesOf returns the ids of the invites tagged for stay that are not
+// deleted, switched on and valid now.
+func (w *world) liveInvitesOf(stay string) []string {
+	var out []string
+	for _, in := range w.invites() {
+		if strings.Contains(in.Name, ":"+stay+"]") && in.Enabled && in.ValidTo.After(w.now) {
+			out = append(out, in.ID)
+		}
+	}
+	return out
+}
