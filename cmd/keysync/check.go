@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -12,15 +13,21 @@ import (
 
 	"github.com/keysync/keysync/internal/metrics"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/state"
 )
 
 // check reads whether every stay in house or arriving within the horizon
 // holds what it needs on every system, and exits 6 (a person is needed) naming the rooms
 // that do not. It writes nothing upstream; its reads go in the request
-// ledger like any other.
+// ledger like any other. With --repair it then runs at the stays that are
+// not ready (as `run --stay` does: their credentials read back, what is
+// not live replaced, under the run lock and fail-safe) and checks again:
+// a run over the window takes invites and accesses at their record, so a
+// scheduled check is what finds and mends one staff cancelled upstream.
 func (env *environment) check(ctx context.Context, args []string) error {
-	fs, config, sf := env.stateFlagSet("check", "usage: keysync check --config FILE [--within 24h] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h\n\nflags:\n")
+	fs, config, sf := env.stateFlagSet("check", "usage: keysync check --config FILE [--within 24h] [--repair] [--now T] [--json] [--metrics-file PATH]\n\nexample: keysync check --config /etc/keysync/keysync.yaml --within 24h --repair\n\nflags:\n")
 	within := fs.Duration("within", 24*time.Hour, "check the stays in house and those whose access opens within this long")
+	repair := fs.Bool("repair", false, "run at the stays that are not ready (as run --stay: read back, replace what is not live), then check again")
 	nowFlag := fs.String("now", "", "check as if it were this RFC 3339 instant (default: now)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	metricsFile := fs.String("metrics-file", "", "write the check's Prometheus metrics (keysync_check_*) to this file, atomically, for the node exporter's textfile collector")
@@ -46,6 +53,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	var checked int
 	var unready []reconcile.Unready
 	var failures []reconcile.Failure
+	var mended *repairRun
 	if !empty {
 		defer db.Close()
 		if env.clock == nil {
@@ -55,21 +63,32 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		if err != nil {
 			return withCode(ExitConfig, err)
 		}
-		if checked, unready, failures, err = runner.Check(ctx, now, *within); err != nil {
-			return withCode(ExitFailure, fmt.Errorf("check: %w", err))
-		}
-		// Against an older record than another state file holds (N
-		// changed, or this shard's timer is an old one), what the record
-		// lacks is no sign of what the stays lack: such a property is a
-		// failed read, not a list of unready stays.
-		stale, _, err := carryOver(ctx, cfg, db, nil, env.stateBusy, false, now, log)
-		if err != nil {
+		if checked, unready, failures, err = env.checkOnce(ctx, cfg, db, runner, now, *within, log); err != nil {
 			return err
 		}
-		for _, r := range stale {
-			unready = slices.DeleteFunc(unready, func(u reconcile.Unready) bool { return u.Stay.Property == r.property })
-			failures = append(failures, reconcile.Failure{Property: r.property,
-				Err: fmt.Sprintf("this state file holds an older record of the property than %s: the next run or backfill of this shard takes that one over; check after it", r.from)})
+		if targets := repairTargets(unready, failures); *repair && len(targets) > 0 {
+			opts := reconcile.Options{Mode: reconcile.ModeTargeted, ReadBack: true, Now: now, Targets: targets}
+			var checks []func(context.Context, reconcile.Store) error
+			if *nowFlag != "" {
+				checks = append(checks, func(ctx context.Context, db reconcile.Store) error { return pastNow(ctx, db, now) })
+			}
+			rep, err := env.once(ctx, cfg, opts, log, checks...)
+			if err == nil {
+				err = reportError(cfg, rep)
+			}
+			mended = &repairRun{err: err}
+			for _, ids := range targets {
+				mended.Stays += len(ids)
+			}
+			if rep != nil {
+				mended.Actions = len(rep.Actions())
+			}
+			if err != nil {
+				mended.Error = err.Error()
+			}
+			if checked, unready, failures, err = env.checkOnce(ctx, cfg, db, runner, now, *within, log); err != nil {
+				return err
+			}
 		}
 	}
 	if *metricsFile != "" {
@@ -80,13 +99,24 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"now": now, "within": within.String(), "checked": checked, "unready": nonNilSlice(unready),
-			"failures": nonNilSlice(failures)}); err != nil {
+		out := map[string]any{"now": now, "within": within.String(), "checked": checked, "unready": nonNilSlice(unready),
+			"failures": nonNilSlice(failures)}
+		if mended != nil {
+			out["repair"] = mended
+		}
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else if empty {
 		fmt.Fprintf(env.stdout, "Nothing to check: shard %s %v.\n", cfg.shardID(), errEmptyShard)
 	} else {
+		if mended != nil {
+			fmt.Fprintf(env.stdout, "Repair: a run at the %d stay(s) that were not ready made %d change(s) (keysync history shows them)", mended.Stays, mended.Actions)
+			if mended.err != nil {
+				fmt.Fprintf(env.stdout, " and ended with exit %d: %s", exitCode(mended.err), mended.Error)
+			}
+			fmt.Fprintln(env.stdout, "; checked again:")
+		}
 		fmt.Fprintf(env.stdout, "Checked %d stay(s) in house or whose access opens within %s of %s.\n", checked, *within, now.Format(time.RFC3339))
 		switch {
 		case len(unready) == 0 && len(failures) > 0:
@@ -111,6 +141,11 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		// failed read 3.
 		return reportError(cfg, &reconcile.Report{Failures: failures})
 	}
+	if mended != nil && mended.err != nil && exitCode(mended.err) != ExitAttention {
+		// The repair run's own failure (the lock held by a run, a
+		// partial run, the fail-safe) says more than what is left.
+		return fmt.Errorf("check --repair: %w", mended.err)
+	}
 	if len(unready) > 0 {
 		rooms := make([]string, 0, len(unready))
 		for _, u := range unready {
@@ -119,6 +154,50 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		return withCode(ExitAttention, fmt.Errorf("%d stay(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
 	}
 	return nil
+}
+
+// repairRun is what check --repair's run did.
+type repairRun struct {
+	Stays   int    `json:"stays"`
+	Actions int    `json:"actions"`
+	Error   string `json:"error,omitempty"`
+	err     error
+}
+
+// checkOnce runs the readiness check. Against an older record than another
+// state file holds (N changed, or this shard's timer is an old one), what
+// the record lacks is no sign of what the stays lack: such a property is a
+// failed read, not a list of unready stays.
+func (env *environment) checkOnce(ctx context.Context, cfg *Config, db *state.DB, runner *reconcile.Runner, now time.Time, within time.Duration, log *slog.Logger) (int, []reconcile.Unready, []reconcile.Failure, error) {
+	checked, unready, failures, err := runner.Check(ctx, now, within)
+	if err != nil {
+		return 0, nil, nil, withCode(ExitFailure, fmt.Errorf("check: %w", err))
+	}
+	stale, _, err := carryOver(ctx, cfg, db, nil, env.stateBusy, false, now, log)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	for _, r := range stale {
+		unready = slices.DeleteFunc(unready, func(u reconcile.Unready) bool { return u.Stay.Property == r.property })
+		failures = append(failures, reconcile.Failure{Property: r.property,
+			Err: fmt.Sprintf("this state file holds an older record of the property than %s: the next run or backfill of this shard takes that one over; check after it", r.from)})
+	}
+	return checked, unready, failures, nil
+}
+
+// repairTargets returns the stays check --repair runs at: the unready ones,
+// by property, but for properties a read failed for (what they lack is
+// not known).
+func repairTargets(unready []reconcile.Unready, failures []reconcile.Failure) map[string][]string {
+	out := map[string][]string{}
+	for _, u := range unready {
+		p := u.Stay.Property
+		if slices.ContainsFunc(failures, func(f reconcile.Failure) bool { return f.Property == p }) || slices.Contains(out[p], u.Stay.ID) {
+			continue
+		}
+		out[p] = append(out[p], u.Stay.ID)
+	}
+	return out
 }
 
 // roomAndID names a room by name, with its id where they differ.

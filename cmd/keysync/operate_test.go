@@ -852,6 +852,60 @@ func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) 
 	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
 }
 
+// TestCheckRepairMendsWhatStaffCancelled: a run over the window takes
+// invites and key-box accesses at their record, so one staff delete,
+// switch off or cancel upstream is found by check. check --repair runs at
+// the stays that are not ready, replaces what is not live (an in-house
+// hotel guest's access with the key carrying it, Guestway guests' invites
+// alone), and checks again: exit 0. What a run cannot mend (a Guestway pin
+// room without a lock PIN) is still named, exit 6.
+func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.hotelStay("s3", "r301", 0, 2)
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G2", "L2", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	acc, key := fw.accesses(), fw.key("s3").ID
+	inv1, inv2 := fw.liveInvitesOf("G1"), fw.liveInvitesOf("G2")
+	if len(acc) != 1 || len(inv1) != 1 || len(inv2) != 1 {
+		t.Fatalf("after the backfill: accesses %+v, invites %v %v; want one each", acc, inv1, inv2)
+	}
+	if err := fw.sb.keybox.CancelAccess(acc[0].ID, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	fw.staff(http.MethodDelete, invitePath(inv1[0]), "")
+	fw.staff(http.MethodPut, invitePath(inv2[0]), `{"is_enabled": false}`)
+	if rep := fw.mustExec(ExitOK, "run").rep; len(rep.Actions()) != 0 {
+		t.Fatalf("the run over the window acted (%d actions); this test is of what it leaves", len(rep.Actions()))
+	}
+	check := func(want int, args ...string) string {
+		t.Helper()
+		r := mustRunText(t, want, fw.getenv, append([]string{"check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339)}, args...)...)
+		return r.stdout
+	}
+	out := check(ExitOK, "--repair")
+	wantAll(t, "check --repair", out, "Repair: a run at the 3 stay(s)", "Every one holds what it needs")
+	if now := fw.accesses(); len(now) != 1 || now[0].ID == acc[0].ID {
+		t.Errorf("accesses after check --repair: %+v, want one new one", now)
+	}
+	if k := fw.key("s3"); k.ID == key {
+		t.Errorf("s3 still holds key %s, which carries the cancelled code", key)
+	}
+	for _, stay := range []string{"G1", "G2"} {
+		if got := fw.liveInvitesOf(stay); len(got) != 1 {
+			t.Errorf("%s holds live invites %v after check --repair, want one new one", stay, got)
+		}
+	}
+	check(ExitOK)
+	fw.checkInvariants("")
+
+	// What no run can mend is still named, after one run at it.
+	fw.editConfig("L2: {method: qr, portals: [portal-L2]}", "L2: pin")
+	out = check(ExitAttention, "--repair")
+	wantAll(t, "check --repair", out, "Repair: a run at the 1 stay(s)", "G2", "Guestway holds no smart-lock PIN")
+}
+
 // staff sends one request to a sandbox API as the hotel's staff would (with
 // keysync's own credentials: the sandboxes have no staff login), and
 // requires a 2xx without GraphQL errors.
