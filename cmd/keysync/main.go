@@ -116,7 +116,7 @@ func commands() []command {
 		{"history", "the audit trail: one line per action, by stay, room or time", (*environment).history},
 		{"show", "one stay's credentials on every system; --secrets adds its PINs, codes and tokens", (*environment).show},
 		{"rekey", "seal the state file's secrets under a new key", (*environment).rekey},
-		{"check", "readiness: does every arrival within 24 h hold its credentials (reads only)", (*environment).check},
+		{"check", "readiness: does every arrival within 24 h hold its credentials (reads only; --repair mends what it can)", (*environment).check},
 		{"version", "print the version keysync was built from", (*environment).version},
 	}
 }

@@ -78,7 +78,7 @@ var hardening = map[string]string{
 
 func TestUnitsAreHardened(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"keysync.service", "keysync-serve.service"} {
+	for _, name := range []string{"keysync.service", "keysync-serve.service", "keysync-check.service"} {
 		u := parse(t, name)
 		s := u["Service"]
 		for k, want := range hardening {
@@ -104,18 +104,24 @@ func TestUnitsAreHardened(t *testing.T) {
 			t.Errorf("%s: ExecStart=%q, want keysync CMD --config %%d/keysync.yaml", name, exec)
 		}
 	}
-	oneshot := parse(t, "keysync.service")
-	if oneshot.last("Service", "Type") != "oneshot" || !strings.Contains(oneshot.last("Service", "ExecStart"), " run ") {
-		t.Error("keysync.service: want a oneshot `keysync run`")
+	for name, cmd := range map[string]string{"keysync.service": " run ", "keysync-check.service": " check "} {
+		oneshot := parse(t, name)
+		if oneshot.last("Service", "Type") != "oneshot" || !strings.Contains(oneshot.last("Service", "ExecStart"), cmd) {
+			t.Errorf("%s: want a oneshot `keysync%s`", name, cmd)
+		}
+		// A night's run that left work undone runs again within the
+		// hour (twice, as the CronJob's backoffLimit), not the next
+		// night; so does a check whose repair did.
+		if oneshot.last("Service", "Restart") != "on-failure" || oneshot.last("Service", "RestartSec") != "10min" ||
+			oneshot.last("Unit", "StartLimitIntervalSec") != "1h" || oneshot.last("Unit", "StartLimitBurst") != "3" {
+			t.Errorf("%s: want a failure restarted after 10min, at most three starts an hour", name)
+		}
+		if got := strings.Fields(oneshot.last("Service", "RestartPreventExitStatus")); !slices.Equal(got, []string{"2", "5", "6"}) {
+			t.Errorf("%s: RestartPreventExitStatus=%q, want 2 5 6 (a person must act)", name, got)
+		}
 	}
-	// A night's run that left work undone runs again within the hour
-	// (twice, as the CronJob's backoffLimit), not the next night.
-	if oneshot.last("Service", "Restart") != "on-failure" || oneshot.last("Service", "RestartSec") != "10min" ||
-		oneshot.last("Unit", "StartLimitIntervalSec") != "1h" || oneshot.last("Unit", "StartLimitBurst") != "3" {
-		t.Error("keysync.service: want a failed run restarted after 10min, at most three starts an hour")
-	}
-	if got := strings.Fields(oneshot.last("Service", "RestartPreventExitStatus")); !slices.Equal(got, []string{"2", "5", "6"}) {
-		t.Errorf("keysync.service: RestartPreventExitStatus=%q, want 2 5 6 (a person must act)", got)
+	if c := parse(t, "keysync-check.service"); !strings.Contains(c.last("Service", "ExecStart"), " --repair") {
+		t.Error("keysync-check.service: want `keysync check --repair`: a check alone mends nothing")
 	}
 	u := parse(t, "keysync-serve.service")
 	if !strings.Contains(u.last("Service", "ExecStart"), " serve ") || u.last("Service", "Restart") != "on-failure" {
@@ -134,7 +140,16 @@ var onCalendar = regexp.MustCompile(`^\*-\*-\* (\d\d):(\d\d):00 ([A-Za-z_]+/[A-Z
 
 func TestTimerIsNightlyAndDSTSafe(t *testing.T) {
 	t.Parallel()
-	u := parse(t, "keysync.timer")
+	for timer, unit := range map[string]string{"keysync.timer": "keysync.service", "keysync-check.timer": "keysync-check.service"} {
+		t.Run(timer, func(t *testing.T) { checkTimer(t, timer, unit) })
+	}
+}
+
+// checkTimer checks that timer starts unit once a day, at a time that
+// exists exactly once every day in its zone and the DST zones.
+func checkTimer(t *testing.T, timer, unit string) {
+	t.Helper()
+	u := parse(t, timer)
 	if u.last("Timer", "Persistent") != "true" {
 		t.Error("Persistent=true not set: a night missed while the machine was off would not run")
 	}
@@ -161,8 +176,8 @@ func TestTimerIsNightlyAndDSTSafe(t *testing.T) {
 			}
 		}
 	}
-	if u.last("Timer", "Unit") != "keysync.service" || u.last("Install", "WantedBy") != "timers.target" {
-		t.Error("the timer does not start keysync.service, or is not wanted by timers.target")
+	if u.last("Timer", "Unit") != unit || u.last("Install", "WantedBy") != "timers.target" {
+		t.Errorf("%s does not start %s, or is not wanted by timers.target", timer, unit)
 	}
 }
 
