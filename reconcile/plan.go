@@ -1005,7 +1005,14 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 	}
 	p.discard(s, creds, spare, "credential not assigned to the stay")
 	if spare != nil {
-		p.add(Action{Op: OpAssign, Reason: "key created earlier, not yet assigned", Cred: spare, Step: 1, Priority: prio}, s)
+		reason := "key created earlier, not yet assigned"
+		if slices.Contains(p.plan.Sync, spare) {
+			// The record had it on the stay; this read does not
+			// (observeAssigned). Put back, it keeps its PIN; deleted,
+			// 3RPMS refuses the assign, which retires it (settle.go).
+			reason = "the read no longer shows this key on the stay (taken off, or deleted, in 3RPMS): assigned again, and replaced if 3RPMS refuses"
+		}
+		p.add(Action{Op: OpAssign, Reason: reason, Cred: spare, Step: 1, Priority: prio}, s)
 		return nil
 	}
 	_, err := p.issue(s, kind, prio, "stay has no key", up)
