@@ -57,3 +57,44 @@ func (w *LooseWord) UnmarshalJSON(b []byte) error {
 	*w = LooseWord(strings.ToLower(strings.TrimSpace(s)))
 	return nil
 }
+
+// LooseFlag is a JSON boolean that decodes from anything: true, the
+// string "true" in any case, or a non-zero number is true; any other
+// value is false.
+type LooseFlag bool
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (f *LooseFlag) UnmarshalJSON(b []byte) error {
+	var v any
+	_ = json.Unmarshal(b, &v)
+	switch v := v.(type) {
+	case bool:
+		*f = LooseFlag(v)
+	case string:
+		*f = LooseFlag(strings.EqualFold(strings.TrimSpace(v), "true"))
+	case float64:
+		*f = v != 0 // 1 for true, as many APIs send a flag
+	default:
+		*f = false
+	}
+	return nil
+}
+
+// LooseStamp reports whether a JSON value holds a time: a non-blank string
+// or a non-zero number. null, "", 0, false and any other value do not.
+type LooseStamp bool
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (p *LooseStamp) UnmarshalJSON(b []byte) error {
+	var v any
+	_ = json.Unmarshal(b, &v)
+	switch v := v.(type) {
+	case string:
+		*p = strings.TrimSpace(v) != ""
+	case float64:
+		*p = v != 0
+	default:
+		*p = false
+	}
+	return nil
+}

@@ -3,7 +3,6 @@ package keybox
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -55,15 +54,15 @@ type listedAccess struct {
 	localWindow
 	VisitorName string `json:"visitorName"`
 
-	Cancelled        looseFlag         `json:"cancelled"`
-	Canceled         looseFlag         `json:"canceled"`
-	Status           httpapi.LooseWord `json:"status"`
-	State            httpapi.LooseWord `json:"state"`
-	CancelledAt      looseStamp        `json:"cancelledAt"`
-	CanceledAt       looseStamp        `json:"canceledAt"`
-	CancelledAtSnake looseStamp        `json:"cancelled_at"`
-	CanceledAtSnake  looseStamp        `json:"canceled_at"`
-	RevokedAt        looseStamp        `json:"revokedAt"`
+	Cancelled        httpapi.LooseFlag  `json:"cancelled"`
+	Canceled         httpapi.LooseFlag  `json:"canceled"`
+	Status           httpapi.LooseWord  `json:"status"`
+	State            httpapi.LooseWord  `json:"state"`
+	CancelledAt      httpapi.LooseStamp `json:"cancelledAt"`
+	CanceledAt       httpapi.LooseStamp `json:"canceledAt"`
+	CancelledAtSnake httpapi.LooseStamp `json:"cancelled_at"`
+	CanceledAtSnake  httpapi.LooseStamp `json:"canceled_at"`
+	RevokedAt        httpapi.LooseStamp `json:"revokedAt"`
 }
 
 // cancelledWords are the status (or state) values, lower case, that mark an
@@ -79,47 +78,6 @@ func (a *listedAccess) isCancelled() bool {
 	return bool(a.Cancelled) || bool(a.Canceled) ||
 		cancelledWords[string(a.Status)] || cancelledWords[string(a.State)] ||
 		bool(a.CancelledAt) || bool(a.CanceledAt) || bool(a.CancelledAtSnake) || bool(a.CanceledAtSnake) || bool(a.RevokedAt)
-}
-
-// looseFlag is a JSON boolean that decodes from anything: true, the
-// string "true" in any case, or a non-zero number is true; any other
-// value is false.
-type looseFlag bool
-
-// UnmarshalJSON implements json.Unmarshaler; it never fails.
-func (f *looseFlag) UnmarshalJSON(b []byte) error {
-	var v any
-	_ = json.Unmarshal(b, &v)
-	switch v := v.(type) {
-	case bool:
-		*f = looseFlag(v)
-	case string:
-		*f = looseFlag(strings.EqualFold(strings.TrimSpace(v), "true"))
-	case float64:
-		*f = v != 0 // 1 for true, as many APIs send a flag
-	default:
-		*f = false
-	}
-	return nil
-}
-
-// looseStamp reports whether a JSON value holds a time: a non-blank string
-// or a non-zero number. null, "", 0, false and any other value do not.
-type looseStamp bool
-
-// UnmarshalJSON implements json.Unmarshaler; it never fails.
-func (p *looseStamp) UnmarshalJSON(b []byte) error {
-	var v any
-	_ = json.Unmarshal(b, &v)
-	switch v := v.(type) {
-	case string:
-		*p = strings.TrimSpace(v) != ""
-	case float64:
-		*p = v != 0
-	default:
-		*p = false
-	}
-	return nil
 }
 
 // accessList is the answer to a list.
