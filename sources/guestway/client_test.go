@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -297,6 +298,46 @@ func TestTolerantDecoding(t *testing.T) {
 	defer srv2.Close()
 	if _, err := newSource(t, srv2.URL, func(o *guestway.Options) { o.MaxResponseBytes = 2048 }).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05")); err != nil {
 		t.Errorf("answer at the cap: %v", err)
+	}
+}
+
+// TestCancelledBesideTheStatus: a server that says a cancellation or a
+// deletion beside a status it leaves "confirmed" (is_cancelled,
+// cancelled_at, deleted_at; the Guestway document names no such field)
+// has those reservations read as cancelled, and asks no PIN for them; a
+// false flag or a null time changes nothing.
+func TestCancelledBesideTheStatus(t *testing.T) {
+	t.Parallel()
+	res := func(id, extra string) string {
+		return `{"id":"` + id + `","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"` + extra + `}`
+	}
+	list := `{"data":[` + strings.Join([]string{
+		res("R1", `,"is_cancelled":true`),
+		res("R2", `,"cancelled_at":"2026-01-29T10:00:00Z"`),
+		res("R3", `,"deleted_at":"2026-01-29T10:00:00Z"`),
+		res("R4", `,"is_cancelled":"1","canceled_at":null`),
+		res("R5", `,"is_cancelled":false,"cancelled_at":null,"deleted_at":""`),
+	}, ",") + `],"meta":{"page":1,"per_page":50,"total":5,"has_more":false}}`
+	var accessRequests atomic.Int32
+	srv := httptest.NewServer(byPath(jsonReply(list), func(w http.ResponseWriter, r *http.Request) {
+		accessRequests.Add(1)
+		jsonReply(`{"data":[]}`)(w, r)
+	}))
+	defer srv.Close()
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, st := range stays {
+		got[st.Ref.ID] = st.Cancelled
+	}
+	want := map[string]bool{"R1": true, "R2": true, "R3": true, "R4": false, "R5": false}
+	if !maps.Equal(got, want) {
+		t.Errorf("cancelled = %v, want %v", got, want)
+	}
+	if n := accessRequests.Load(); n != 2 {
+		t.Errorf("%d accesses requests, want 2 (R4 and R5, the live ones)", n)
 	}
 }
 

@@ -64,11 +64,17 @@
 //     case, marks Stay.Cancelled: "CANCELLED_BY_GUEST" and
 //     "canceled-by-host" do, "cancellation_requested" does not, nor does
 //     one with a word denying or undoing it ("not_cancelled",
-//     "un-cancelled", "cancelled_reverted", "reinstated"); any
-//     other value, unknown ones included, is treated as not cancelled, so a
-//     new status never makes keysync revoke a guest's access (an
-//     "inquiry" or "declined" booking is keyed like a confirmed one).
-//     Unknown JSON fields are ignored.
+//     "un-cancelled", "cancelled_reverted", "reinstated"). So does a
+//     status that ends the booking without naming a cancellation (ended:
+//     "declined", "rejected", "expired", "void", "deleted", "no_show",
+//     "checked_out"; not when a word denies it or speaks of a
+//     cancellation: "cancellation_declined"), and an "is_cancelled" or
+//     "cancelled" flag that is true, or a "cancelled_at", "canceled_at"
+//     or "deleted_at" time, beside any status. Any other value, unknown
+//     ones included, is treated as not cancelled, so a new status never
+//     makes keysync revoke a guest's access (an "inquiry" or "pending"
+//     booking is keyed like a confirmed one). Other unknown JSON fields
+//     are ignored.
 //   - A rejected partner key is answered 401 with the JSON error code
 //     {"error":"invalid_api_key"}; any other 401 is about the token. The
 //     same code on a 403 is also read as a partner key problem. The code

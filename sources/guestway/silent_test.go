@@ -155,6 +155,32 @@ func TestCancelledSpelledOtherwise(t *testing.T) {
 	}
 }
 
+// TestEndedStatuses: a status that ends a booking without naming a
+// cancellation (declined, expired, a no-show, a guest checked out early)
+// is read as cancelled: keyed, its door would open for someone who will
+// not stay, or no longer does. One that names a cancellation is decided
+// by cancelled (cancellation_declined is live), and one that denies the
+// end, or names none, stays live.
+func TestEndedStatuses(t *testing.T) {
+	t.Parallel()
+	sb, base := portfolioSandbox(t)
+	src := newSource(t, base, nil)
+	for status, want := range map[string]bool{
+		"declined": true, "auto_declined": true, "rejected": true, "expired": true, "void": true, "deleted": true,
+		"no_show": true, "noshow": true, "checked_out": true,
+		"cancellation_declined": false, "cancellation_rejected": false, "not_declined": false,
+		"checked_in": false, "confirmed": false, "tentative": false, "showing": false,
+	} {
+		if err := sb.SetStatus("G6", status); err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.StaysByID(context.Background(), []string{"G6"})
+		if err != nil || (len(got) == 0) != want {
+			t.Errorf("status %q: %v, %v; want cancelled %v", status, got, err, want)
+		}
+	}
+}
+
 // portfolioAsRead is a sandbox seeded with the portfolio, its base URL,
 // and what a source reads of it before any switch is set.
 func portfolioAsRead(t *testing.T) (*sandbox.Server, string, []reconcile.Stay) {

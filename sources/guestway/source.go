@@ -565,7 +565,7 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 		RoomName:  room,
 		Arrival:   arr,
 		Departure: dep,
-		Cancelled: cancelled(r.Status),
+		Cancelled: r.over(),
 		Guest:     r.GuestName,
 	}
 	if r.Guests != nil {
@@ -594,6 +594,38 @@ func cancelled(status string) bool {
 		}
 	}
 	return said
+}
+
+// ended reports whether a status that names no cancellation says the
+// booking will not be stayed, or is no longer: one of its words is an
+// end (endWords: "declined", "expired", "no_show" read as one word, …),
+// none undoes it (notCancelled), and no word speaks of a cancellation,
+// whose own words decide (cancelled: "cancellation_declined" is not
+// ended). A guest who checked out early is ended too ("checked_out"): a
+// door left open after the guest left is the failure to avoid.
+func ended(status string) bool {
+	words := strings.FieldsFunc(strings.ToLower(status), func(r rune) bool { return !unicode.IsLetter(r) })
+	if endWords[strings.Join(words, "")] {
+		return true // "no_show", "checked-out"
+	}
+	end := false
+	for _, w := range words {
+		switch {
+		case strings.HasPrefix(w, "cancel"), notCancelled[w] && !endWords[w]:
+			return false
+		case endWords[w]:
+			end = true
+		}
+	}
+	return end
+}
+
+// endWords are the words, lower case, of statuses that end a booking
+// without naming a cancellation.
+var endWords = map[string]bool{
+	"declined": true, "rejected": true, "denied": true, "refused": true, "expired": true,
+	"void": true, "voided": true, "annulled": true, "deleted": true, "removed": true,
+	"noshow": true, "checkedout": true,
 }
 
 // notCancelled are the words, lower case, that deny or undo a
@@ -626,7 +658,7 @@ func (s *Source) checkReservationPath(ctx context.Context, asked []string) error
 		}
 		if resp.Data != nil {
 			for _, r := range *resp.Data {
-				if !cancelled(r.Status) {
+				if !r.over() {
 					listed = append(listed, string(r.ID))
 				}
 			}
@@ -700,6 +732,21 @@ type reservation struct {
 		Adults   int `json:"adults"`
 		Children int `json:"children"`
 	} `json:"guests"`
+	// A cancellation or deletion said beside the status, as a server may
+	// (the Guestway document names no field): read as a cancelled status.
+	IsCancelled httpapi.LooseFlag  `json:"is_cancelled"`
+	Cancelled   httpapi.LooseFlag  `json:"cancelled"`
+	CancelledAt httpapi.LooseStamp `json:"cancelled_at"`
+	CanceledAt  httpapi.LooseStamp `json:"canceled_at"`
+	DeletedAt   httpapi.LooseStamp `json:"deleted_at"`
+}
+
+// over reports whether r will not be stayed, or is no longer: its status
+// is cancelled or ended, or a flag or time beside it says it is cancelled
+// or deleted.
+func (r *reservation) over() bool {
+	return cancelled(r.Status) || ended(r.Status) ||
+		bool(r.IsCancelled) || bool(r.Cancelled) || bool(r.CancelledAt) || bool(r.CanceledAt) || bool(r.DeletedAt)
 }
 
 type accessesResponse struct {
