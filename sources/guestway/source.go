@@ -214,6 +214,8 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	var stays []reconcile.Stay
 	index := map[string]int{}
 	saidMore := false // the page before said the list goes on (has_more or total)
+	cursor := ""      // the page before's meta.next_cursor, sent as cursor
+	firstShort := false
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
@@ -230,6 +232,9 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		if !s.serverPages.Load() {
 			q.Set("per_page", strconv.Itoa(s.opts.PerPage))
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
 		}
 		var resp listResponse
 		err := s.get(ctx, c, s.opts.ReservationsPath, q, &resp)
@@ -291,19 +296,33 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			index[st.Ref.ID] = len(stays)
 			stays = append(stays, st)
 		}
+		if page == 1 {
+			asked := s.opts.PerPage
+			if s.serverPages.Load() {
+				asked = resp.Meta.PerPage
+			}
+			firstShort = len(*resp.Data) < asked || asked <= 0
+		}
 		if page > 1 && len(*resp.Data) > 0 && len(stays) == before {
+			if !saidMore && cursor == "" && firstShort {
+				// Nothing said the list went on and the first page was
+				// short: a server that does not page answers every page
+				// with the whole list.
+				break
+			}
 			// A page of reservations all read already: the same page
 			// again, whatever page was asked for (a server that sends no
-			// meta.page to tell), read on by has_more or by total.
+			// meta.page to tell), read on by has_more, total or a cursor.
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "the server answered a page already read; it ignores the page parameter"}
 		}
-		if s.lastPage(resp, len(stays)) {
+		if s.lastPage(resp, len(stays), cursor != "") {
 			break
 		}
-		// Read on because the meta said so (has_more, or a total that
-		// counts more), not by a guess from a full page: a 404 next is
-		// no end of the list.
-		saidMore = resp.Meta.HasMore != nil || resp.Meta.Total != nil
+		cursor = resp.Meta.nextCursor()
+		// Read on because the answer said so (has_more, a total that
+		// counts more, a next cursor or link), not by a guess: a 404
+		// next is no end of the list.
+		saidMore = resp.Meta.HasMore != nil || resp.Meta.Total != nil || cursor != "" || resp.Links.next() == 1
 	}
 	for i := range stays {
 		s.markMoved(&stays[i])
@@ -358,19 +377,27 @@ func (s *Source) listAnswers(ctx context.Context, notFound error, from, to recon
 // has_more says whether the list goes on; without it, the list goes on
 // while total says reservations are left and this page had some (a
 // server that pages by its total alone; a total that counts more than
-// the list holds costs one empty page); with neither (a server that pages
-// by cursor, say), while the page is not shorter than the meta's per_page
-// and not empty: never the first page taken for the whole list. A server
-// that then ignores page fails the read on the page it repeats.
-func (s *Source) lastPage(resp listResponse, read int) bool {
+// the list holds costs one empty page); without either, while
+// meta.next_cursor (sent back as cursor) or links.next is set, and ends
+// where one of them is null, or where a list read by cursor (byCursor:
+// this page was asked for with one) names none; with none of these, until
+// a page comes empty (or 404s, or repeats a short first page: see Stays).
+// A page shorter than asked is no end: a server may serve fewer than it
+// was asked for, and say per_page as asked. A server that ignores page
+// and cursor fails the read on the page it repeats.
+func (s *Source) lastPage(resp listResponse, read int, byCursor bool) bool {
 	m, n := resp.Meta, len(*resp.Data)
 	switch {
 	case m.HasMore != nil:
 		return !*m.HasMore
 	case m.Total != nil:
 		return *m.Total <= read || n == 0
+	case n == 0:
+		return true
+	case m.NextCursor != nil || byCursor:
+		return m.nextCursor() == ""
 	}
-	return n == 0 || n < m.PerPage
+	return resp.Links.next() == 0
 }
 
 // StaysByID implements reconcile.StaySource with one GET per distinct id
@@ -687,13 +714,45 @@ func expand(path, id string) string {
 // Wire types: only the fields keysync reads; unknown ones are ignored.
 
 type listResponse struct {
-	Data *[]reservation `json:"data"`
-	Meta *struct {
-		Page    int   `json:"page"`
-		PerPage int   `json:"per_page"`
-		Total   *int  `json:"total"`    // nil: not sent
-		HasMore *bool `json:"has_more"` // nil: not sent
-	} `json:"meta"`
+	Data  *[]reservation `json:"data"`
+	Meta  *listMeta      `json:"meta"`
+	Links *listLinks     `json:"links"`
+}
+
+type listMeta struct {
+	Page    int   `json:"page"`
+	PerPage int   `json:"per_page"`
+	Total   *int  `json:"total"`    // nil: not sent
+	HasMore *bool `json:"has_more"` // nil: not sent
+	// NextCursor is nil when not sent, JSON null at the list's end.
+	NextCursor json.RawMessage `json:"next_cursor"`
+}
+
+// nextCursor is the meta's next_cursor, a string or an integer, or "".
+func (m *listMeta) nextCursor() string {
+	var c httpapi.FlexString
+	if json.Unmarshal(m.NextCursor, &c) != nil {
+		return ""
+	}
+	return string(c)
+}
+
+type listLinks struct {
+	// Next is nil when not sent, JSON null at the list's end.
+	Next json.RawMessage `json:"next"`
+}
+
+// next says what links.next says of the list: 1 it goes on (a link), 0
+// it ends (null or ""), -1 nothing (not sent, or no links).
+func (l *listLinks) next() int {
+	if l == nil || l.Next == nil {
+		return -1
+	}
+	var u string
+	if json.Unmarshal(l.Next, &u) != nil || u == "" {
+		return 0
+	}
+	return 1
 }
 
 type oneResponse struct {

@@ -138,6 +138,7 @@ type Server struct {
 	accessesNotFoundEmpty bool
 	listNotFoundEmpty     bool
 	cursorMeta            bool
+	shortPages            bool // SetShortPages
 	cancelledAs           bool
 	pinAsNumber           bool
 	goneAsNull            bool // SetGoneAsNull
@@ -397,11 +398,24 @@ func (s *Server) list(q url.Values) result {
 		}
 	}
 	data := []wireReservation{}
-	start := len(match)
-	if page-1 < len(match)/perPage+1 { // no overflow for absurd pages
-		start = min(len(match), (page-1)*perPage)
+	served := perPage
+	if s.shortPages {
+		served = max(1, perPage/2)
 	}
-	end := min(len(match), start+perPage)
+	start := len(match)
+	if page-1 < len(match)/served+1 { // no overflow for absurd pages
+		start = min(len(match), (page-1)*served)
+	}
+	if c := q.Get("cursor"); c != "" && s.cursorMeta {
+		// A cursor this server handed out (next_cursor "cN": the
+		// offset N) decides, whatever page says.
+		n, err := strconv.Atoi(strings.TrimPrefix(c, "c"))
+		if !strings.HasPrefix(c, "c") || err != nil || n < 0 {
+			return fail(http.StatusBadRequest, CodeBadRequest, "cursor: not one this server gave")
+		}
+		start = min(len(match), n)
+	}
+	end := min(len(match), start+served)
 	for _, r := range match[start:end] {
 		data = append(data, s.wire(r))
 	}
@@ -409,8 +423,11 @@ func (s *Server) list(q url.Values) result {
 		return fail(http.StatusNotFound, CodeNotFound, "no reservations found")
 	}
 	meta := map[string]any{"page": page, "per_page": perPage, "total": len(match), "has_more": end < len(match)}
-	if s.noHasMore {
+	if s.noHasMore || s.shortPages {
 		delete(meta, "has_more")
+	}
+	if s.shortPages {
+		delete(meta, "total")
 	}
 	if s.ignorePage {
 		delete(meta, "page")
@@ -535,10 +552,19 @@ func (s *Server) SetListNotFoundWhenEmpty(on bool) { sandboxkit.Store(&s.mu, &s.
 
 // SetCursorMeta answers the list's meta as a server that pages by cursor
 // might: {"per_page", "next_cursor"} (the latter while reservations are
-// left), no page, total or has_more, and the page parameter still read.
-// The Guestway document names no paging: keysync must read such a list
-// whole (or fail), never take its first page for the whole list.
+// left), no page, total or has_more; a cursor parameter it handed out
+// decides where a page starts, and without one the page parameter still
+// does (with SetIgnorePage, only the cursor pages). The Guestway document
+// names no paging: keysync must read such a list whole (or fail), never
+// take its first page for the whole list.
 func (s *Server) SetCursorMeta(on bool) { sandboxkit.Store(&s.mu, &s.cursorMeta, on) }
+
+// SetShortPages serves half the reservations a page is asked for (at
+// least one) while its meta says per_page as asked, with neither total
+// nor has_more, as a server that caps its pages quietly may: the Guestway
+// document names no paging. keysync must read on past a short page
+// rather than take it for the list's end.
+func (s *Server) SetShortPages(on bool) { sandboxkit.Store(&s.mu, &s.shortPages, on) }
 
 // CancelledByGuest is the status SetCancelledAs lists cancelled
 // reservations with.
