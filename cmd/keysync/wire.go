@@ -455,7 +455,7 @@ func (env *environment) site(p *PropertyConfig, log *slog.Logger, meter *reconci
 		src, err := guestway.New(guestway.Options{
 			BaseURL: g.BaseURL, PartnerKey: g.partnerKey, Token: g.token, Property: p.Name,
 			ReservationsPath: g.ReservationsPath, ReservationPath: g.ReservationPath, AccessesPath: g.AccessesPath,
-			PerPage: g.PerPage, Transport: transport(reconcile.SystemGuestway, g.APIConfig, g.BaseURL),
+			PerPage: g.PerPage, Transport: transport(reconcile.SystemGuestway, g.APIConfig, g.BaseURL), Location: p.location,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("properties %q: guestway: %w", p.Name, err)

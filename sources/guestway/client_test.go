@@ -341,6 +341,48 @@ func TestCancelledBesideTheStatus(t *testing.T) {
 	}
 }
 
+// TestDatesAsDateTimes: arrival and departure dates sent as date-times
+// (the Guestway document names no field; keysync asks for YYYY-MM-DD) are
+// read for their day in the property's zone, not failed run after run: a
+// local date-time by its date, one at midnight in its offset by the date
+// written, an instant by its day in the zone (local midnight written in
+// UTC included). Without the zone, an instant fails the read.
+func TestDatesAsDateTimes(t *testing.T) {
+	t.Parallel()
+	lj, err := time.LoadLocation("Europe/Ljubljana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arrival, departure, want string }{
+		{"2026-01-30", "2026-02-01", "2026-01-30..2026-02-01"},
+		{"2026-01-30T15:00:00", "2026-02-01T10:00:00", "2026-01-30..2026-02-01"},
+		{"2026-01-30 15:00:00", "2026-02-01 10:00:00", "2026-01-30..2026-02-01"},
+		{"2026-01-30T00:00:00Z", "2026-02-01T00:00:00.000Z", "2026-01-30..2026-02-01"},
+		{"2026-01-30T00:00:00-08:00", "2026-02-01T00:00:00+09:00", "2026-01-30..2026-02-01"},
+		{"2026-01-30T15:00:00+01:00", "2026-02-01T11:00:00+01:00", "2026-01-30..2026-02-01"},
+		{"2026-01-30T14:00:00Z", "2026-02-01T10:00:00Z", "2026-01-30..2026-02-01"},
+		{"2026-01-29T23:00:00Z", "2026-01-31T23:00:00Z", "2026-01-30..2026-02-01"}, // local midnight, in UTC
+	} {
+		list := `{"data":[{"id":"R1","status":"confirmed","arrival_date":"` + tc.arrival + `","departure_date":"` + tc.departure + `","listing_id":"L1"}],"meta":{"page":1,"per_page":50,"has_more":false}}`
+		srv := httptest.NewServer(byPath(jsonReply(list), noAccesses))
+		stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Location = lj }).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05"))
+		srv.Close()
+		if err != nil || len(stays) != 1 {
+			t.Errorf("%s..%s: %v, %v", tc.arrival, tc.departure, stays, err)
+			continue
+		}
+		if got := stays[0].Arrival.String() + ".." + stays[0].Departure.String(); got != tc.want {
+			t.Errorf("%s..%s: read %s, want %s", tc.arrival, tc.departure, got, tc.want)
+		}
+	}
+	list := `{"data":[{"id":"R1","status":"confirmed","arrival_date":"2026-01-30T14:00:00Z","departure_date":"2026-02-01","listing_id":"L1"}],"meta":{"page":1,"per_page":50,"has_more":false}}`
+	srv := httptest.NewServer(byPath(jsonReply(list), noAccesses))
+	defer srv.Close()
+	if _, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05")); err == nil || !strings.Contains(err.Error(), "arrival_date is a date-time") {
+		t.Errorf("an instant without the zone: %v, want a failure naming arrival_date", err)
+	}
+}
+
 // TestDuplicateAcrossPages keeps one stay per id when offset pages shift.
 func TestDuplicateAcrossPages(t *testing.T) {
 	t.Parallel()

@@ -55,9 +55,11 @@
 //     "guest_name","guests":{"adults","children"}}. Ids may be JSON strings
 //     or integers. The dates are the stay's nights as the property counts
 //     them; the check-in and check-out times, and the zone they are in,
-//     come from keysync's config. A date-time instead (with an offset or
-//     without) fails the read naming the field: its day in the property's
-//     zone cannot be told from it, and a day off either way would key the
+//     come from keysync's config. A date-time instead is read for its day
+//     in the property's zone (stayDate): one without an offset is local,
+//     one at midnight in its offset is a date written as a date-time, any
+//     other instant is told in Options.Location; anything else fails the
+//     read naming the field, since a day off either way would key the
 //     guest late or end their access early.
 //   - status is "confirmed", "cancelled", "pending" or another value.
 //     A status with the word "cancelled" (or "canceled") in it, in any

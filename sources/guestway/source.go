@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/sourcegraph/conc/pool"
@@ -75,6 +76,10 @@ type Options struct {
 	// reservation requests) may be in flight at once, all still through
 	// Pacer; 0 means DefaultConcurrency.
 	Concurrency int
+	// Location is the property's time zone, the day of an arrival_date or
+	// departure_date sent as a date-time is told in (see stayDate); nil:
+	// such a date-time fails the read unless it is at midnight.
+	Location *time.Location
 }
 
 // Validate reports every problem with the options in one error. Messages
@@ -568,13 +573,13 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	if r.ID == "" {
 		return reconcile.Stay{}, errors.New("a reservation has no id")
 	}
-	arr, err := reconcile.ParseDate(r.Arrival)
+	arr, err := s.stayDate(r.Arrival)
 	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("reservation %s: arrival_date is not a YYYY-MM-DD date", r.ID)
+		return reconcile.Stay{}, fmt.Errorf("reservation %s: arrival_date %w", r.ID, err)
 	}
-	dep, err := reconcile.ParseDate(r.Departure)
+	dep, err := s.stayDate(r.Departure)
 	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is not a YYYY-MM-DD date", r.ID)
+		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date %w", r.ID, err)
 	}
 	if dep.Before(arr) {
 		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is before arrival_date", r.ID)
@@ -599,6 +604,36 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 		st.Guests = r.Guests.Adults + r.Guests.Children
 	}
 	return st, nil
+}
+
+// stayDate reads an arrival_date or departure_date: a YYYY-MM-DD date, as
+// keysync assumes; or a date-time, as a server may send (the Guestway
+// document names no field). A date-time without an offset is the
+// property's own: its date. One with an offset (or Z) at midnight is a date
+// written as a date-time (00:00:00Z for a date): its date as written. Any
+// other instant is a check-in or check-out time: its date in the
+// property's zone (Options.Location), which a server that writes local
+// midnight in UTC (2026-11-22T23:00:00Z for the 23rd in Ljubljana) also
+// gets right. Its errors quote no value.
+func (s *Source) stayDate(v string) (reconcile.Date, error) {
+	if d, err := reconcile.ParseDate(v); err == nil {
+		return d, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return reconcile.DateOf(t), nil
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	switch {
+	case err != nil:
+		return reconcile.Date{}, errors.New("is not a YYYY-MM-DD date or an RFC 3339 date-time")
+	case t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0:
+		return reconcile.DateOf(t), nil
+	case s.opts.Location == nil:
+		return reconcile.Date{}, errors.New("is a date-time, and the property's time zone to tell its day in is not known")
+	}
+	return reconcile.DateOf(t.In(s.opts.Location)), nil
 }
 
 // cancelled reports whether a status means the reservation is cancelled:
