@@ -823,8 +823,11 @@ func (p *planner) lockNotes(s Stay, win Window, needed bool) {
 		p.plan.Notes = append(p.plan.Notes, n)
 	}
 	none := "Guestway holds no smart-lock PIN for it"
-	if unreadable != "" {
+	switch {
+	case unreadable != "":
 		none = fmt.Sprintf("Guestway's PIN for lock %s is not a JSON string (a number loses its leading zeros), so keysync shows none: give the guest the PIN Guestway shows", unreadable)
+	case s.LocksUnread != "":
+		none = fmt.Sprintf("keysync could not read Guestway's smart-lock PINs for it (%s): give the guest the PIN Guestway shows", s.LocksUnread)
 	}
 	switch {
 	case held || !needed:

@@ -142,6 +142,8 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 			// not "none", which would have a person issue another.
 			why = append(why, fmt.Sprintf("Guestway's smart-lock PIN for lock %s is not a JSON string, so keysync cannot show it: give the guest the PIN Guestway shows",
 				cmp.Or(s.Locks[i].LockName, s.Locks[i].LockID)))
+		case s.LocksUnread != "":
+			why = append(why, "keysync could not read Guestway's smart-lock PIN: "+s.LocksUnread)
 		default:
 			why = append(why, "Guestway holds no smart-lock PIN")
 		}

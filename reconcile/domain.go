@@ -69,6 +69,10 @@ type Stay struct {
 	// Locks are the smart-lock accesses the source already holds for the
 	// stay (Guestway "reservation accesses"), shown in plans and reports.
 	Locks []LockAccess
+	// LocksUnread says why the source could not read the stay's Locks
+	// ("" when it did): the stay is planned all the same, its PINs only
+	// unknown.
+	LocksUnread string
 	// MovedTo names the property whose room the stay is in now, when the
 	// source serves several properties of one hotel and the stay moved out
 	// of this one's rooms into that one's: its PIN key goes with it (and

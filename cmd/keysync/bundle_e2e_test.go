@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
@@ -541,6 +542,34 @@ func TestBundleKeyBoxRoomMove(t *testing.T) {
 		t.Errorf("3RPMS key carries PIN of the new access %v, compartment %q", k.PIN == after[0].Code, k.Compartment)
 	}
 	w.checkInvariants(foreign)
+}
+
+// TestGuestwayAccessesOfOneReservationFail: one reservation whose lock
+// accesses Guestway cannot answer (a 503 after the retries) no longer
+// fails the property's read: the guests beside it are keyed, and the
+// guest in a pin room, arriving today, is noted (missing_lock_pin, which
+// status and the arrivals-without-credential metric count) with why.
+func TestGuestwayAccessesOfOneReservationFail(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L3": "pin"})
+	fw.addReservation("G1", "L1", 0, 2)
+	fw.addReservation("G3", "L3", 0, 1)
+	fw.addAccess("G1", gwsandbox.Access{ID: "A0", LockID: "lock-0", LockName: "Gate", PIN: "112233"})
+	fw.setFault(when(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/G3/accesses") },
+		func(w http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(w) }))
+	rep := fw.mustExec(ExitOK, "backfill").rep
+	if len(fw.liveInvitesOf("G1")) != 1 {
+		t.Error("G1, beside the reservation whose accesses failed, holds no invite")
+	}
+	var notes []string
+	for _, n := range rep.Notes() {
+		if n.Stay.ID == "G3" {
+			notes = append(notes, fmt.Sprintf("%s: %s", n.Kind, n.Detail))
+		}
+	}
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "missing_lock_pin: ") || !strings.Contains(notes[0], "could not read Guestway's smart-lock PINs") {
+		t.Errorf("G3's notes %q; want one missing_lock_pin saying its PINs could not be read", notes)
+	}
 }
 
 // TestGuestwayPINAsNumber: a Guestway that sends lock PINs as JSON

@@ -3,10 +3,13 @@ package guestway_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/sources/guestway"
 	"github.com/keysync/keysync/sources/guestway/sandbox"
@@ -184,6 +187,57 @@ func TestShortPages(t *testing.T) {
 	sb.SetCursorMeta(true) // per_page alone: no total, has_more or cursor left at the end
 	if got, err := readPortfolio(t, newSource(t, base, nil)); err != nil || !slices.Equal(ids(got), ids(want)) {
 		t.Errorf("a server that does not page: %q, %v; want %q", ids(got), err, ids(want))
+	}
+}
+
+// TestOneReservationsAccessesFail: one reservation whose accesses call
+// fails (a 500 after the retries, or an answer keysync cannot read) while
+// the others answer is read with its PINs unknown (LocksUnread), and the
+// read goes on: failing it left every guest of the property unkeyed, run
+// after run, for a PIN keysync only shows. When no accesses call answers
+// at all, the read fails as before; a rate limit fails it at once.
+func TestOneReservationsAccessesFail(t *testing.T) {
+	t.Parallel()
+	sb, _, want := portfolioAsRead(t)
+	for name, answer := range map[string]func(http.ResponseWriter){
+		"500": func(w http.ResponseWriter) { http.Error(w, `{"error":"boom"}`, http.StatusInternalServerError) },
+		"unreadable": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"data":{}}`)
+		},
+	} {
+		failing := "/open/v1/reservations/G2/accesses"
+		base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == failing {
+				answer(w)
+				return
+			}
+			sb.ServeHTTP(w, r)
+		})).URL
+		got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.Concurrency = 1 }))
+		if err != nil || !slices.Equal(ids(got), ids(want)) {
+			t.Fatalf("%s: %q, %v; want %q", name, ids(got), err, ids(want))
+		}
+		for _, st := range got {
+			if (st.LocksUnread != "") != (st.Ref.ID == "G2") {
+				t.Errorf("%s: %s LocksUnread %q", name, st.Ref.ID, st.LocksUnread)
+			}
+			if st.Ref.ID == "G5" && len(st.Locks) != 1 {
+				t.Errorf("%s: G5's locks not read: %v", name, pins(st))
+			}
+		}
+		// Every accesses call failing: nothing shows the path answers.
+		failing = "/open/v1/reservations/"
+		base2 := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/accesses") {
+				answer(w)
+				return
+			}
+			sb.ServeHTTP(w, r)
+		})).URL
+		if _, err := readPortfolio(t, newSource(t, base2, nil)); err == nil {
+			t.Errorf("%s: every accesses call failing, and the read did not fail", name)
+		}
 	}
 }
 

@@ -214,7 +214,8 @@ func New(opts Options) (*Source, error) {
 // Stays implements reconcile.StaySource: every reservation with departure
 // after from and arrival on or before to, cancelled ones included (with
 // Cancelled set), each not-cancelled one with its Locks. Any failure,
-// including a malformed reservation, fails the whole read.
+// including a malformed reservation, fails the whole read, but for one
+// reservation's accesses while others answer (notFound: its LocksUnread).
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	var stays []reconcile.Stay
 	index := map[string]int{}
@@ -449,7 +450,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 				return nil
 			}
 			if s.markMoved(&st); st.MovedTo == "" {
-				if st.Locks, err = nf.locks(ctx, s, id); err != nil {
+				if err := nf.locks(ctx, s, &st); err != nil {
 					return err
 				}
 			}
@@ -492,11 +493,7 @@ func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
 		if stays[i].Cancelled || stays[i].MovedTo != "" {
 			continue
 		}
-		p.Go(func(ctx context.Context) error {
-			locks, err := nf.locks(ctx, s, stays[i].Ref.ID)
-			stays[i].Locks = locks
-			return err
-		})
+		p.Go(func(ctx context.Context) error { return nf.locks(ctx, s, &stays[i]) })
 	}
 	if err := p.Wait(); err != nil {
 		return err
@@ -504,44 +501,69 @@ func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
 	return nf.check(s)
 }
 
-// notFound collects the accesses calls of one read that answered 404.
-// The Guestway document names no accesses call: a server may answer 404
-// for a reservation that has no accesses, or the AccessesPath may be
-// wrong. What the other calls show decides, never the 404's body: once
-// an accesses call answered 200 at the path (in this read or an earlier
-// one), a 404 is a reservation without accesses (no PIN: a missing-PIN
-// note, never a failed read for every guest); with none, the read fails
-// naming AccessesPath.
+// notFound collects the accesses calls of one read that failed. The
+// Guestway document names no accesses call: a server may answer 404 for a
+// reservation that has no accesses, or the AccessesPath may be wrong; one
+// reservation's accesses may fail (a 5xx after the retries, an answer
+// keysync cannot read) while the others answer. What the other calls show
+// decides, never an error's body: once an accesses call answered 200 at
+// the path (in this read or an earlier one), a 404 is a reservation
+// without accesses (no PIN: a missing-PIN note), and any other failure
+// but a rate limit, the budget or a refused credential (which fail the
+// read) leaves that stay's PINs unread (Stay.LocksUnread: a note for a person),
+// never a failed read for every guest: the PINs are only shown, while the
+// read decides whose access is kept or withdrawn. With none answered, the
+// read fails with the first failure (naming AccessesPath for a 404).
 type notFound struct {
-	mu    sync.Mutex
-	first error
+	mu     sync.Mutex
+	first  error // the first 404
+	failed error // the first other failure
 }
 
-// locks reads one reservation's accesses, noting a 404 as no accesses
-// for check to judge.
-func (nf *notFound) locks(ctx context.Context, s *Source, id string) ([]reconcile.LockAccess, error) {
-	locks, err := s.locks(ctx, id)
+// locks reads one reservation's accesses into st, noting a failure for
+// check to judge; a stop is returned.
+func (nf *notFound) locks(ctx context.Context, s *Source, st *reconcile.Stay) error {
+	locks, err := s.locks(ctx, st.Ref.ID)
 	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusNotFound {
-		nf.mu.Lock()
-		if nf.first == nil {
-			nf.first = err
-		}
-		nf.mu.Unlock()
-		return nil, nil
+	switch {
+	case err == nil:
+		st.Locks = locks
+		return nil
+	case ctx.Err() != nil, errors.Is(err, reconcile.ErrRateLimited), errors.Is(err, reconcile.ErrOverBudget), errors.Is(err, reconcile.ErrUnauthorized):
+		// A stop, a limit or a credential: the calls after it would
+		// meet the same, and spend the budget for nothing.
+		return err
+	case errors.As(err, &e) && e.Status == http.StatusNotFound:
+		nf.note(&nf.first, err)
+		return nil
 	}
-	return locks, err
+	nf.note(&nf.failed, err)
+	st.LocksUnread = err.Error()
+	if s.log != nil {
+		s.log.Warn("could not read a reservation's lock PINs; its stay is planned all the same, with a note for a person",
+			"property", s.opts.Property, "reservation", st.Ref.ID, "err", err)
+	}
+	return nil
 }
 
-// check fails the read with the first 404 unless an accesses call has
-// answered 200 at the path.
+// note keeps err in *first unless it holds one already.
+func (nf *notFound) note(first *error, err error) {
+	nf.mu.Lock()
+	defer nf.mu.Unlock()
+	if *first == nil {
+		*first = err
+	}
+}
+
+// check fails the read with the first 404, or else the first other
+// failure, unless an accesses call has answered 200 at the path.
 func (nf *notFound) check(s *Source) error {
 	nf.mu.Lock()
 	defer nf.mu.Unlock()
-	if nf.first == nil || s.accessesAnswer.Load() {
+	if s.accessesAnswer.Load() {
 		return nil
 	}
-	return nf.first
+	return cmp.Or(nf.first, nf.failed)
 }
 
 // locks reads one reservation's accesses. A 404 is an error naming
