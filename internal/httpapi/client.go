@@ -344,7 +344,7 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 	case err != nil:
 		return nil, c.fail(r, code, "read response", unknown(r, scrubTransport(err)))
 	case int64(len(raw)) > max:
-		return nil, c.fail(r, code, fmt.Sprintf("response larger than %d bytes", max), unknown(r, nil))
+		return nil, c.fail(r, code, fmt.Sprintf("response larger than %d bytes; raise the API's max_response_bytes, or ask for smaller pages (page_size, per_page)", max), unknown(r, nil))
 	case len(bytes.TrimSpace(raw)) == 0:
 		if r.Out != nil {
 			return nil, c.fail(r, code, "empty response", unknown(r, nil))

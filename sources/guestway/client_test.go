@@ -167,7 +167,7 @@ func TestCannedResponses(t *testing.T) {
 		},
 		{
 			name: "oversized", handler: jsonReply(padded(2049)), edit: func(o *guestway.Options) { o.MaxResponseBytes = 2048 },
-			status: 200, contains: []string{"larger than 2048 bytes"},
+			status: 200, contains: []string{"larger than 2048 bytes", "max_response_bytes"},
 		},
 		{name: "malformed JSON", handler: jsonReply(`{"data": [` + canaryPIN + `]}`), status: 200, contains: []string{"malformed JSON response (invalid JSON at byte"}},
 		{name: "data of the wrong type", handler: jsonReply(`{"data":{"id":"` + canaryPIN + `"},"meta":{}}`), status: 200, contains: []string{`field "data"`, "got JSON object"}},
