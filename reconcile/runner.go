@@ -885,24 +885,25 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 		if c.Status != StatusActive || c.Secret == "" && !c.Secretless {
 			continue
 		}
-		if targeted := slices.Contains(targets, c.Stay.ID); !targeted {
-			if c.Stay.Source != System3RPMS || carried[c.ID] {
-				continue // no key would be written from it, or one carries it
-			}
-			if m, ok := site.Property.methodFor(c.RoomID); !ok || m.keyFrom() != c.System {
-				continue // no key of its room carries it (a shared portal's invite)
-			}
+		// writesKey: the plan would write a 3RPMS key from its secret
+		// (none carries it yet).
+		m, ok := site.Property.methodFor(c.RoomID)
+		writesKey := c.Stay.Source == System3RPMS && !carried[c.ID] && ok && m.keyFrom() == c.System
+		if !writesKey && !slices.Contains(targets, c.Stay.ID) {
+			continue
 		}
 		ch, ok := site.Sinks[c.System].(Checker)
 		if !ok {
 			continue
 		}
 		live, why, err := ch.Check(ctx, c, c.Valid)
-		if errors.Is(err, ErrNoList) || err != nil && carried[c.ID] {
+		if errors.Is(err, ErrNoList) || err != nil && !writesKey {
 			// The system cannot be read back at all (as in check): the
 			// record stands. Taking that for "gone" would replace the
-			// credential every run. Nor does a failed read replace one a
-			// key carries: the guest may be using its code.
+			// credential every run. Nor does a failed read replace one
+			// no key is about to be written from (one a key carries, a
+			// Guestway stay's, a shared portal's): the guest may be
+			// using it. Only a read that answers "not live" does.
 			continue
 		}
 		if err != nil || !live {

@@ -852,6 +852,34 @@ func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) 
 	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
 }
 
+// TestRunAtTheStayKeepsWhatAFailedReadBackCannotShow: an operator's run at
+// a Guestway stay (and check --repair's) reads its invite and key-box access
+// back; a read that merely fails (a 503) does not replace a live credential
+// the guest holds: its code or link would change for nothing. Only a read
+// that answers "not live" does.
+func TestRunAtTheStayKeepsWhatAFailedReadBackCannotShow(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L3": "key_storage"})
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G3", "L3", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	inv, acc := fw.liveInvitesOf("G1"), fw.accesses()
+	if len(inv) != 1 || len(acc) != 1 {
+		t.Fatalf("after the backfill: invites %v, accesses %+v; want one each", inv, acc)
+	}
+	fw.setFault(when(func(r *http.Request) bool {
+		return r.Method == http.MethodGet && (strings.HasPrefix(r.URL.Path, "/keybox/") || strings.HasPrefix(r.URL.Path, "/openapp/"))
+	}, func(w http.ResponseWriter, _ *http.Request, _ http.Handler) { fault.Answer503(w) }))
+	fw.exec("run", nil, "--stay", "G1,G3", "--property", "sandbox-apartments")
+	fw.setFault(nil)
+	if got := fw.liveInvitesOf("G1"); len(got) != 1 || got[0] != inv[0] {
+		t.Errorf("G1's live invites after a run whose read-back failed: %v, want %v kept", got, inv)
+	}
+	if got := fw.accesses(); len(got) != 1 || got[0].ID != acc[0].ID {
+		t.Errorf("accesses after a run whose read-back failed: %+v, want %s kept (the guest's code changed)", got, acc[0].ID)
+	}
+}
+
 // TestCheckRepairMendsWhatStaffCancelled: a run over the window takes
 // invites and key-box accesses at their record, so one staff delete,
 // switch off or cancel upstream is found by check. check --repair runs at
