@@ -58,9 +58,9 @@ func (w *LooseWord) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// LooseFlag is a JSON boolean that decodes from anything: true, the
-// string "true" in any case, or a non-zero number is true; any other
-// value is false.
+// LooseFlag is a JSON boolean that decodes from anything: true, a
+// non-zero number, or the string "true", "1", "yes", "y" or "on" in any
+// case is true; any other value is false.
 type LooseFlag bool
 
 // UnmarshalJSON implements json.Unmarshaler; it never fails.
@@ -71,7 +71,12 @@ func (f *LooseFlag) UnmarshalJSON(b []byte) error {
 	case bool:
 		*f = LooseFlag(v)
 	case string:
-		*f = LooseFlag(strings.EqualFold(strings.TrimSpace(v), "true"))
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true", "1", "yes", "y", "on":
+			*f = true
+		default:
+			*f = false
+		}
 	case float64:
 		*f = v != 0 // 1 for true, as many APIs send a flag
 	default:
@@ -80,8 +85,11 @@ func (f *LooseFlag) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// LooseStamp reports whether a JSON value holds a time: a non-blank string
-// or a non-zero number. null, "", 0, false and any other value do not.
+// LooseStamp reports whether a JSON value holds a time: a string that is
+// not blank, a word for none ("null", "none", "false", "0") or a zero date
+// ("0000-00-00 00:00:00", "0001-01-01T00:00:00Z", as databases write an
+// unset time), or a non-zero number. null, 0, false and any other value do
+// not.
 type LooseStamp bool
 
 // UnmarshalJSON implements json.Unmarshaler; it never fails.
@@ -90,7 +98,14 @@ func (p *LooseStamp) UnmarshalJSON(b []byte) error {
 	_ = json.Unmarshal(b, &v)
 	switch v := v.(type) {
 	case string:
-		*p = strings.TrimSpace(v) != ""
+		s := strings.ToLower(strings.TrimSpace(v))
+		switch {
+		case s == "", s == "null", s == "none", s == "false", s == "0",
+			strings.HasPrefix(s, "0000-00-00"), strings.HasPrefix(s, "0001-01-01"):
+			*p = false
+		default:
+			*p = true
+		}
 	case float64:
 		*p = v != 0
 	default:

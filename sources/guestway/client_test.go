@@ -305,7 +305,9 @@ func TestTolerantDecoding(t *testing.T) {
 // deletion beside a status it leaves "confirmed" (is_cancelled,
 // cancelled_at, deleted_at; the Guestway document names no such field)
 // has those reservations read as cancelled, and asks no PIN for them; a
-// false flag or a null time changes nothing.
+// false flag, or a time that is null, blank, "null" or a zero date
+// (0000-00-00 00:00:00, as a database writes an unset one) changes
+// nothing.
 func TestCancelledBesideTheStatus(t *testing.T) {
 	t.Parallel()
 	res := func(id, extra string) string {
@@ -317,7 +319,9 @@ func TestCancelledBesideTheStatus(t *testing.T) {
 		res("R3", `,"deleted_at":"2026-01-29T10:00:00Z"`),
 		res("R4", `,"is_cancelled":"1","canceled_at":null`),
 		res("R5", `,"is_cancelled":false,"cancelled_at":null,"deleted_at":""`),
-	}, ",") + `],"meta":{"page":1,"per_page":50,"total":5,"has_more":false}}`
+		res("R6", `,"deleted_at":"0000-00-00 00:00:00"`),
+		res("R7", `,"cancelled_at":"null","is_cancelled":"no"`),
+	}, ",") + `],"meta":{"page":1,"per_page":50,"total":7,"has_more":false}}`
 	var accessRequests atomic.Int32
 	srv := httptest.NewServer(byPath(jsonReply(list), func(w http.ResponseWriter, r *http.Request) {
 		accessRequests.Add(1)
@@ -332,12 +336,12 @@ func TestCancelledBesideTheStatus(t *testing.T) {
 	for _, st := range stays {
 		got[st.Ref.ID] = st.Cancelled
 	}
-	want := map[string]bool{"R1": true, "R2": true, "R3": true, "R4": false, "R5": false}
+	want := map[string]bool{"R1": true, "R2": true, "R3": true, "R4": true, "R5": false, "R6": false, "R7": false}
 	if !maps.Equal(got, want) {
 		t.Errorf("cancelled = %v, want %v", got, want)
 	}
-	if n := accessRequests.Load(); n != 2 {
-		t.Errorf("%d accesses requests, want 2 (R4 and R5, the live ones)", n)
+	if n := accessRequests.Load(); n != 3 {
+		t.Errorf("%d accesses requests, want 3 (R5, R6 and R7, the live ones)", n)
 	}
 }
 

@@ -67,12 +67,14 @@
 //     "canceled-by-host" do, "cancellation_requested" does not, nor does
 //     one with a word denying or undoing it ("not_cancelled",
 //     "un-cancelled", "cancelled_reverted", "reinstated"). So does a
-//     status that ends the booking without naming a cancellation (ended:
-//     "declined", "rejected", "expired", "void", "deleted", "no_show",
-//     "checked_out"; not when a word denies it or speaks of a
-//     cancellation: "cancellation_declined"), and an "is_cancelled" or
-//     "cancelled" flag that is true, or a "cancelled_at", "canceled_at"
-//     or "deleted_at" time, beside any status. Any other value, unknown
+//     status that, as a whole, ends the booking without naming a
+//     cancellation (ended: "declined", "rejected", "expired", "void",
+//     "deleted", "no_show", "checked_out", with a leading actor or a
+//     trailing "by …": "auto_declined", "declined_by_host"; an end word
+//     inside a longer status, "payment_declined", is about something
+//     else), and an "is_cancelled" or "cancelled" flag that is true, or a
+//     "cancelled_at", "canceled_at" or "deleted_at" time (not a zero date
+//     or "null"), beside any status. Any other value, unknown
 //     ones included, is treated as not cancelled, so a new status never
 //     makes keysync revoke a guest's access (an "inquiry" or "pending"
 //     booking is keyed like a confirmed one). Other unknown JSON fields

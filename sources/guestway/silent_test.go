@@ -242,20 +242,24 @@ func TestOneReservationsAccessesFail(t *testing.T) {
 }
 
 // TestEndedStatuses: a status that ends a booking without naming a
-// cancellation (declined, expired, a no-show, a guest checked out early)
-// is read as cancelled: keyed, its door would open for someone who will
-// not stay, or no longer does. One that names a cancellation is decided
-// by cancelled (cancellation_declined is live), and one that denies the
-// end, or names none, stays live.
+// cancellation (declined, expired, a no-show, a guest checked out early;
+// by whoever) is read as cancelled: keyed, its door would open for
+// someone who will not stay, or no longer does. One that names a
+// cancellation is decided by cancelled (cancellation_declined is live);
+// one that denies the end, names none, or has an end word about something
+// else (payment_declined) stays live: its guest keeps the way in.
 func TestEndedStatuses(t *testing.T) {
 	t.Parallel()
 	sb, base := portfolioSandbox(t)
 	src := newSource(t, base, nil)
 	for status, want := range map[string]bool{
-		"declined": true, "auto_declined": true, "rejected": true, "expired": true, "void": true, "deleted": true,
-		"no_show": true, "noshow": true, "checked_out": true,
+		"declined": true, "auto_declined": true, "declined_by_host": true, "rejected": true, "expired": true, "void": true, "deleted": true,
+		"no_show": true, "noshow": true, "checked_out": true, "guest_no_show": true,
 		"cancellation_declined": false, "cancellation_rejected": false, "not_declined": false,
-		"checked_in": false, "confirmed": false, "tentative": false, "showing": false,
+		"checked_in": false, "confirmed": false, "tentative": false, "showing": false, "no_show_cleared": false,
+		// An end word about something else than the booking: live.
+		"expired_payment_retry": false, "payment_declined": false, "card_declined": false, "extension_rejected": false,
+		"change_request_declined": false, "id_document_expired": false, "upgrade_refused": false, "pet_fee_removed": false,
 	} {
 		if err := sb.SetStatus("G6", status); err != nil {
 			t.Fatal(err)

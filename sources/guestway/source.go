@@ -681,31 +681,30 @@ func cancelled(status string) bool {
 }
 
 // ended reports whether a status that names no cancellation says the
-// booking will not be stayed, or is no longer: one of its words is an
-// end (endWords: "declined", "expired", "no_show" read as one word, …),
-// none undoes it (notCancelled), and no word speaks of a cancellation,
-// whose own words decide (cancelled: "cancellation_declined" is not
-// ended). A guest who checked out early is ended too ("checked_out"): a
-// door left open after the guest left is the failure to avoid.
+// booking will not be stayed, or is no longer: the status as a whole, its
+// words joined, is an end (endWords: "declined", "expired", "no_show",
+// "checked_out", …), once a leading actor ("auto", "host", "guest",
+// "owner", "system", "admin") and a trailing "by …" are set aside
+// ("auto_declined", "declined_by_host"). An end word inside a longer
+// status ("payment_declined", "expired_payment_retry") is about something
+// else: a live booking. A guest who checked out early is ended: a door
+// left open after the guest left is the failure to avoid.
 func ended(status string) bool {
 	words := strings.FieldsFunc(strings.ToLower(status), func(r rune) bool { return !unicode.IsLetter(r) })
-	if endWords[strings.Join(words, "")] {
-		return true // "no_show", "checked-out"
+	if i := slices.Index(words, "by"); i > 0 {
+		words = words[:i]
 	}
-	end := false
-	for _, w := range words {
-		switch {
-		case strings.HasPrefix(w, "cancel"), notCancelled[w] && !endWords[w]:
-			return false
-		case endWords[w]:
-			end = true
-		}
+	for len(words) > 1 && actorWords[words[0]] {
+		words = words[1:]
 	}
-	return end
+	return endWords[strings.Join(words, "")]
 }
 
-// endWords are the words, lower case, of statuses that end a booking
-// without naming a cancellation.
+// actorWords, lower case, may lead a status to say who ended a booking.
+var actorWords = map[string]bool{"auto": true, "host": true, "guest": true, "owner": true, "system": true, "admin": true}
+
+// endWords are the statuses, lower case and their words joined, that end
+// a booking without naming a cancellation.
 var endWords = map[string]bool{
 	"declined": true, "rejected": true, "denied": true, "refused": true, "expired": true,
 	"void": true, "voided": true, "annulled": true, "deleted": true, "removed": true,
