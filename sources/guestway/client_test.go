@@ -1,6 +1,7 @@
 package guestway_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -357,19 +358,30 @@ func TestDatesAsDateTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ arrival, departure, want string }{
-		{"2026-01-30", "2026-02-01", "2026-01-30..2026-02-01"},
-		{"2026-01-30T15:00:00", "2026-02-01T10:00:00", "2026-01-30..2026-02-01"},
-		{"2026-01-30 15:00:00", "2026-02-01 10:00:00", "2026-01-30..2026-02-01"},
-		{"2026-01-30T00:00:00Z", "2026-02-01T00:00:00.000Z", "2026-01-30..2026-02-01"},
-		{"2026-01-30T00:00:00-08:00", "2026-02-01T00:00:00+09:00", "2026-01-30..2026-02-01"},
-		{"2026-01-30T15:00:00+01:00", "2026-02-01T11:00:00+01:00", "2026-01-30..2026-02-01"},
-		{"2026-01-30T14:00:00Z", "2026-02-01T10:00:00Z", "2026-01-30..2026-02-01"},
-		{"2026-01-29T23:00:00Z", "2026-01-31T23:00:00Z", "2026-01-30..2026-02-01"}, // local midnight, in UTC
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		arrival, departure, want string
+		zone                     *time.Location // nil: Ljubljana
+	}{
+		{"2026-01-30", "2026-02-01", "2026-01-30..2026-02-01", nil},
+		{"2026-01-30T15:00:00", "2026-02-01T10:00:00", "2026-01-30..2026-02-01", nil},
+		{"2026-01-30 15:00:00", "2026-02-01 10:00:00", "2026-01-30..2026-02-01", nil},
+		{"2026-01-30T00:00:00Z", "2026-02-01T00:00:00.000Z", "2026-01-30..2026-02-01", nil},
+		{"2026-01-30T00:00:00-08:00", "2026-02-01T00:00:00+09:00", "2026-01-30..2026-02-01", nil},
+		{"2026-01-30T15:00:00+01:00", "2026-02-01T11:00:00+01:00", "2026-01-30..2026-02-01", nil},
+		{"2026-01-30T14:00:00Z", "2026-02-01T10:00:00Z", "2026-01-30..2026-02-01", nil},
+		{"2026-01-29T23:00:00Z", "2026-01-31T23:00:00Z", "2026-01-30..2026-02-01", nil}, // local midnight, in UTC
+		// A 16:00 check-in in Los Angeles is 00:00Z the next day: with a
+		// timed check-out beside it, an instant, not a date written.
+		{"2026-01-31T00:00:00Z", "2026-02-01T19:00:00Z", "2026-01-30..2026-02-01", la},
+		{"2026-01-30T00:00:00Z", "2026-02-01T00:00:00Z", "2026-01-30..2026-02-01", la}, // both midnight: dates written
 	} {
 		list := `{"data":[{"id":"R1","status":"confirmed","arrival_date":"` + tc.arrival + `","departure_date":"` + tc.departure + `","listing_id":"L1"}],"meta":{"page":1,"per_page":50,"has_more":false}}`
 		srv := httptest.NewServer(byPath(jsonReply(list), noAccesses))
-		stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Location = lj }).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05"))
+		stays, err := newSource(t, srv.URL, func(o *guestway.Options) { o.Location = cmp.Or(tc.zone, lj) }).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05"))
 		srv.Close()
 		if err != nil || len(stays) != 1 {
 			t.Errorf("%s..%s: %v, %v", tc.arrival, tc.departure, stays, err)

@@ -56,11 +56,12 @@
 //     or integers. The dates are the stay's nights as the property counts
 //     them; the check-in and check-out times, and the zone they are in,
 //     come from keysync's config. A date-time instead is read for its day
-//     in the property's zone (stayDate): one without an offset is local,
-//     one at midnight in its offset is a date written as a date-time, any
-//     other instant is told in Options.Location; anything else fails the
-//     read naming the field, since a day off either way would key the
-//     guest late or end their access early.
+//     in the property's zone (stayDates): one without an offset is local;
+//     instants are told in Options.Location, unless neither of the two has
+//     a time of day but midnight in its own offset (dates written as
+//     date-times, read as written); anything else fails the read naming
+//     the field, since a day off either way would key the guest late or
+//     end their access early.
 //   - status is "confirmed", "cancelled", "pending" or another value.
 //     A status with the word "cancelled" (or "canceled") in it, in any
 //     case, marks Stay.Cancelled: "CANCELLED_BY_GUEST" and

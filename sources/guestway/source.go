@@ -595,13 +595,9 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	if r.ID == "" {
 		return reconcile.Stay{}, errors.New("a reservation has no id")
 	}
-	arr, err := s.stayDate(r.Arrival)
+	arr, dep, err := s.stayDates(r.Arrival, r.Departure)
 	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("reservation %s: arrival_date %w", r.ID, err)
-	}
-	dep, err := s.stayDate(r.Departure)
-	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date %w", r.ID, err)
+		return reconcile.Stay{}, fmt.Errorf("reservation %s: %w", r.ID, err)
 	}
 	if dep.Before(arr) {
 		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is before arrival_date", r.ID)
@@ -628,34 +624,69 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	return st, nil
 }
 
-// stayDate reads an arrival_date or departure_date: a YYYY-MM-DD date, as
-// keysync assumes; or a date-time, as a server may send (the Guestway
-// document names no field). A date-time without an offset is the
-// property's own: its date. One with an offset (or Z) at midnight is a date
-// written as a date-time (00:00:00Z for a date): its date as written. Any
-// other instant is a check-in or check-out time: its date in the
-// property's zone (Options.Location), which a server that writes local
-// midnight in UTC (2026-11-22T23:00:00Z for the 23rd in Ljubljana) also
-// gets right. Its errors quote no value.
-func (s *Source) stayDate(v string) (reconcile.Date, error) {
+// stayDates reads a reservation's arrival_date and departure_date: each a
+// YYYY-MM-DD date, as keysync assumes, or a date-time, as a server may
+// send (the Guestway document names no field). A date-time without an
+// offset is the property's own: its date. Instants (with an offset, or Z)
+// are check-in and check-out times, read for their day in the property's
+// zone (Options.Location), which a server that writes local midnight in
+// UTC (2026-11-22T23:00:00Z for the 23rd in Ljubljana) also gets right;
+// but where neither instant has a time of day but midnight in its own
+// offset, they are dates written as date-times (2026-11-23T00:00:00Z for
+// the 23rd), read as written: a midnight instant alone cannot tell the
+// two apart, while 16:00 in Los Angeles is 00:00Z the next day. Its
+// errors name the field and quote no value.
+func (s *Source) stayDates(arrival, departure string) (arr, dep reconcile.Date, err error) {
+	a, aerr := readWireDate(arrival)
+	d, derr := readWireDate(departure)
+	switch {
+	case aerr != nil:
+		return arr, dep, fmt.Errorf("arrival_date %w", aerr)
+	case derr != nil:
+		return arr, dep, fmt.Errorf("departure_date %w", derr)
+	}
+	timed := a.instant && !a.midnight || d.instant && !d.midnight
+	for _, f := range []struct {
+		name string
+		w    *wireDate
+	}{{"arrival_date", &a}, {"departure_date", &d}} {
+		if !f.w.instant || !timed {
+			continue
+		}
+		if s.opts.Location == nil {
+			return arr, dep, fmt.Errorf("%s is a date-time, and the property's time zone to tell its day in is not known", f.name)
+		}
+		f.w.date = reconcile.DateOf(f.w.at.In(s.opts.Location))
+	}
+	return a.date, d.date, nil
+}
+
+// wireDate is a date field as sent: its date as written, and for an
+// instant (a date-time with an offset) the instant and whether it is
+// midnight in its own offset.
+type wireDate struct {
+	date              reconcile.Date
+	at                time.Time
+	instant, midnight bool
+}
+
+// readWireDate reads a YYYY-MM-DD date, a date-time without an offset, or
+// an RFC 3339 date-time.
+func readWireDate(v string) (wireDate, error) {
 	if d, err := reconcile.ParseDate(v); err == nil {
-		return d, nil
+		return wireDate{date: d}, nil
 	}
 	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
 		if t, err := time.Parse(layout, v); err == nil {
-			return reconcile.DateOf(t), nil
+			return wireDate{date: reconcile.DateOf(t)}, nil
 		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
-	switch {
-	case err != nil:
-		return reconcile.Date{}, errors.New("is not a YYYY-MM-DD date or an RFC 3339 date-time")
-	case t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0:
-		return reconcile.DateOf(t), nil
-	case s.opts.Location == nil:
-		return reconcile.Date{}, errors.New("is a date-time, and the property's time zone to tell its day in is not known")
+	if err != nil {
+		return wireDate{}, errors.New("is not a YYYY-MM-DD date or an RFC 3339 date-time")
 	}
-	return reconcile.DateOf(t.In(s.opts.Location)), nil
+	midnight := t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0
+	return wireDate{date: reconcile.DateOf(t), at: t, instant: true, midnight: midnight}, nil
 }
 
 // cancelled reports whether a status means the reservation is cancelled:
