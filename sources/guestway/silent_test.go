@@ -181,6 +181,23 @@ func TestShortPages(t *testing.T) {
 			t.Errorf("per_page %d: %q, %v; want %q", per, ids(got), err, ids(want))
 		}
 	}
+	// A page past the end refused 400 or 422 (a server validating the
+	// page number) ends a list read on by a guess.
+	for _, code := range []int{http.StatusBadRequest, http.StatusUnprocessableEntity} {
+		base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("page") == "4" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(code)
+				io.WriteString(w, `{"error":"page out of range"}`)
+				return
+			}
+			sb.ServeHTTP(w, r)
+		})).URL
+		got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = 6 }))
+		if err != nil || !slices.Equal(ids(got), ids(want)) {
+			t.Errorf("page 4 refused %d: %q, %v; want %q", code, ids(got), err, ids(want))
+		}
+	}
 	sb.SetShortPages(false)
 	sb.SetIgnorePage(true)
 	sb.SetNoHasMore(true)

@@ -261,12 +261,21 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 				}
 			}
 		}
+		if page > 1 && !saidMore && httpapi.RefusedInput(err) {
+			// Read on by a guess (nothing said the list went on), a page
+			// refused 400 or 422 is one past its end, as many servers
+			// validate a page number: as a 404 below.
+			if s.log != nil {
+				s.log.Info("Guestway refused a page past what it listed; taken as the list's end", "property", s.opts.Property, "page", page)
+			}
+			break
+		}
 		if errors.Is(err, reconcile.ErrNotFound) && !saidMore {
 			// The Guestway document names no list call: a server may
-			// answer a page with nothing on it 404. After a page whose
-			// meta said neither has_more nor total (read on because it
-			// came full), that is the list's end; on the first page it is
-			// an empty list when the list itself answers.
+			// answer a page with nothing on it 404. After a page that
+			// said neither has_more, total, a cursor nor a next link
+			// (read on by a guess), that is the list's end; on the first
+			// page it is an empty list when the list itself answers.
 			if page > 1 {
 				break
 			}
