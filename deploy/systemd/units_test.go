@@ -62,6 +62,8 @@ func (u unit) last(section, key string) string {
 // hardening is what the issue and systemd.exec(5) ask of every keysync unit.
 var hardening = map[string]string{
 	"DynamicUser":             "yes",
+	"User":                    "keysync", // one dynamic user for every unit: see keysync.service
+	"Group":                   "keysync",
 	"StateDirectory":          "keysync",
 	"ProtectSystem":           "strict",
 	"NoNewPrivileges":         "yes",
