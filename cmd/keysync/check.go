@@ -70,7 +70,12 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			opts := reconcile.Options{Mode: reconcile.ModeTargeted, ReadBack: true, Now: now, Targets: targets}
 			var checks []func(context.Context, reconcile.Store) error
 			if *nowFlag != "" {
-				checks = append(checks, func(ctx context.Context, db reconcile.Store) error { return pastNow(ctx, db, now) })
+				checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
+					if err := pastNow(ctx, db, now); err != nil {
+						return withCode(ExitConfig, fmt.Errorf("check --repair: --now %s is more than a day before the last recorded run, and a repair writes upstream: leave --now out, or check without --repair", now.Format(time.RFC3339)))
+					}
+					return nil
+				})
 			}
 			rep, err := env.once(ctx, cfg, opts, log, checks...)
 			if err == nil {
@@ -141,19 +146,19 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		// failed read 3.
 		return reportError(cfg, &reconcile.Report{Failures: failures})
 	}
+	if len(unready) == 0 {
+		return nil // ready, the repair run's own failures (printed above) notwithstanding
+	}
 	if mended != nil && mended.err != nil && exitCode(mended.err) != ExitAttention {
 		// The repair run's own failure (the lock held by a run, a
-		// partial run, the fail-safe) says more than what is left.
+		// partial run, the fail-safe) says more of what is left.
 		return fmt.Errorf("check --repair: %w", mended.err)
 	}
-	if len(unready) > 0 {
-		rooms := make([]string, 0, len(unready))
-		for _, u := range unready {
-			rooms = append(rooms, roomAndID(u.Room, u.RoomID))
-		}
-		return withCode(ExitAttention, fmt.Errorf("%d stay(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
+	rooms := make([]string, 0, len(unready))
+	for _, u := range unready {
+		rooms = append(rooms, roomAndID(u.Room, u.RoomID))
 	}
-	return nil
+	return withCode(ExitAttention, fmt.Errorf("%d stay(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
 }
 
 // repairRun is what check --repair's run did.
