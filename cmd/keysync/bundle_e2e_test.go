@@ -561,12 +561,7 @@ func TestGuestwayAccessesOfOneReservationFail(t *testing.T) {
 	if len(fw.liveInvitesOf("G1")) != 1 {
 		t.Error("G1, beside the reservation whose accesses failed, holds no invite")
 	}
-	var notes []string
-	for _, n := range rep.Notes() {
-		if n.Stay.ID == "G3" {
-			notes = append(notes, fmt.Sprintf("%s: %s", n.Kind, n.Detail))
-		}
-	}
+	notes := notesOf(rep, "G3")
 	if len(notes) != 1 || !strings.HasPrefix(notes[0], "missing_lock_pin: ") || !strings.Contains(notes[0], "could not read Guestway's smart-lock PINs") {
 		t.Errorf("G3's notes %q; want one missing_lock_pin saying its PINs could not be read", notes)
 	}
@@ -584,12 +579,7 @@ func TestGuestwayPINAsNumber(t *testing.T) {
 	w.addAccess("G3", gwsandbox.Access{ID: "A1", LockID: "lock-1", LockName: "Front door", PIN: "049381"})
 	w.sb.guestway.SetPINAsNumber(true)
 	rep := w.run(ExitOK, "backfill")
-	var notes []string
-	for _, n := range rep.Notes() {
-		if n.Stay.ID == "G3" {
-			notes = append(notes, fmt.Sprintf("%s: %s", n.Kind, n.Detail))
-		}
-	}
+	notes := notesOf(rep, "G3")
 	if len(notes) != 1 || !strings.HasPrefix(notes[0], "missing_lock_pin: ") || !strings.Contains(notes[0], "Front door is not a JSON string") {
 		t.Errorf("G3's notes %q; want one missing_lock_pin naming the lock whose PIN came as a number", notes)
 	}
@@ -681,4 +671,15 @@ func TestInHouseInviteWithoutAStartInThePast(t *testing.T) {
 		t.Errorf("check exited %d, want 0\n%s", c.code, c.output())
 	}
 	fw.checkInvariants("")
+}
+
+// notesOf returns the report's notes on stay, each as "kind: detail".
+func notesOf(rep *reconcile.Report, stay string) []string {
+	var out []string
+	for _, n := range rep.Notes() {
+		if n.Stay.ID == stay {
+			out = append(out, fmt.Sprintf("%s: %s", n.Kind, n.Detail))
+		}
+	}
+	return out
 }

@@ -24,22 +24,30 @@ func TestRollbackServer(t *testing.T) {
 	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.sb.rpms.SetRollbackDocuments(true)
-		foreign := bookBesideForeignKeys(fw)
-		// The refused claims of s2 and s3 share documents with the others'
-		// creates or assigns: each is undone and sent again.
-		rep := fw.mustExec(ExitAttention, "backfill").rep
-		allDone(t, "backfill", rep)
-		fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
-
-		for _, a := range runCancellingAnArrival(t, fw).Actions() {
-			if a.Result != reconcile.ResultDone && !(a.Op == reconcile.OpAssign && a.Stay.ID == "s6") {
-				t.Errorf("run: %s %s %s: %s %s; only the cancelled stay's assign should fail", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
-			}
-		}
-		fw.checkSafe(foreign)
-		fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
-		fw.checkInvariants(foreign)
+		refusalsBesideOthers(t, fw)
 	})
+}
+
+// refusalsBesideOthers backfills fw's hotel beside another integration's
+// keys, whose refused claims of s2 and s3 share documents with the others'
+// creates or assigns, then runs with an arrival cancelled after the read:
+// every other guest is keyed in each, and only the cancelled stay's
+// assign fails.
+func refusalsBesideOthers(t *testing.T, fw *faultWorld) {
+	t.Helper()
+	foreign := bookBesideForeignKeys(fw)
+	rep := fw.mustExec(ExitAttention, "backfill").rep
+	allDone(t, "backfill", rep)
+	fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
+
+	for _, a := range runCancellingAnArrival(t, fw).Actions() {
+		if a.Result != reconcile.ResultDone && !(a.Op == reconcile.OpAssign && a.Stay.ID == "s6") {
+			t.Errorf("run: %s %s %s: %s %s; only the cancelled stay's assign should fail", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
+		}
+	}
+	fw.checkSafe(foreign)
+	fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
+	fw.checkInvariants(foreign)
 }
 
 // TestSmallerDocumentsThanConfigured: a 3RPMS that takes fewer chained
@@ -502,18 +510,6 @@ func TestFieldErrorsAs400(t *testing.T) {
 	t.Parallel()
 	errorModes(t, func(t *testing.T, fw *faultWorld) {
 		fw.sb.rpms.SetFieldErrorsAs400(true)
-		foreign := bookBesideForeignKeys(fw)
-		rep := fw.mustExec(ExitAttention, "backfill").rep
-		allDone(t, "backfill", rep)
-		fw.checkInvariants(foreign) // s1, s4 and s5 hold keys
-
-		for _, a := range runCancellingAnArrival(t, fw).Actions() {
-			if a.Result != reconcile.ResultDone && !(a.Op == reconcile.OpAssign && a.Stay.ID == "s6") {
-				t.Errorf("run: %s %s %s: %s %s; only the cancelled stay's assign should fail", a.System, a.Op, a.Stay.ID, a.Result, a.Error)
-			}
-		}
-		fw.checkSafe(foreign)
-		fw.mustExec(ExitAttention, "run") // s2, in house, holds another integration's key
-		fw.checkInvariants(foreign)
+		refusalsBesideOthers(t, fw)
 	})
 }
