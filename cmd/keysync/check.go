@@ -116,7 +116,11 @@ func (env *environment) check(ctx context.Context, args []string) error {
 		fmt.Fprintf(env.stdout, "Nothing to check: shard %s %v.\n", cfg.shardID(), errEmptyShard)
 	} else {
 		if mended != nil {
-			fmt.Fprintf(env.stdout, "Repair: a run at the %d stay(s) that were not ready made %d change(s) (keysync history shows them)", mended.Stays, mended.Actions)
+			made := "made no change"
+			if mended.Actions > 0 {
+				made = fmt.Sprintf("made %d change(s) (keysync history shows them)", mended.Actions)
+			}
+			fmt.Fprintf(env.stdout, "Repair: a run at the %d stay(s) that were not ready %s", mended.Stays, made)
 			if mended.err != nil {
 				fmt.Fprintf(env.stdout, " and ended with exit %d: %s", exitCode(mended.err), mended.Error)
 			}

@@ -931,7 +931,7 @@ func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
 	// What no run can mend is still named, after one run at it.
 	fw.editConfig("L2: {method: qr, portals: [portal-L2]}", "L2: pin")
 	out = check(ExitAttention, "--repair")
-	wantAll(t, "check --repair", out, "Repair: a run at the 1 stay(s)", "G2", "Guestway holds no smart-lock PIN")
+	wantAll(t, "check --repair", out, "Repair: a run at the 1 stay(s) that were not ready made", "G2", "Guestway holds no smart-lock PIN")
 }
 
 // staff sends one request to a sandbox API as the hotel's staff would (with
