@@ -71,10 +71,11 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			var checks []func(context.Context, reconcile.Store) error
 			if *nowFlag != "" {
 				checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
-					if err := pastNow(ctx, db, now); err != nil {
+					err := pastNow(ctx, db, now)
+					if exitCode(err) == ExitConfig {
 						return withCode(ExitConfig, fmt.Errorf("check --repair: --now %s is more than a day before the last recorded run, and a repair writes upstream: leave --now out, or check without --repair", now.Format(time.RFC3339)))
 					}
-					return nil
+					return err
 				})
 			}
 			rep, err := env.once(ctx, cfg, opts, log, checks...)

@@ -66,12 +66,15 @@
 //     A status with the word "cancelled" (or "canceled") in it, in any
 //     case, marks Stay.Cancelled: "CANCELLED_BY_GUEST" and
 //     "canceled-by-host" do, "cancellation_requested" does not, nor does
-//     one with a word denying or undoing it ("not_cancelled",
-//     "un-cancelled", "cancelled_reverted", "reinstated"). So does a
-//     status that, as a whole, ends the booking without naming a
-//     cancellation (ended: "declined", "rejected", "expired", "void",
-//     "deleted", "no_show", "checked_out", with a leading actor or a
-//     trailing "by …": "auto_declined", "declined_by_host"; an end word
+//     one with a word before it denying it ("not_cancelled",
+//     "un-cancelled") or one anywhere undoing it ("cancelled_reverted",
+//     "reinstated"); a word after it only qualifies it
+//     ("cancelled_no_refund" is cancelled). So does a status that, as a
+//     whole, ends the booking without naming a cancellation (ended:
+//     "declined", "rejected", "expired", "void", "deleted", "no_show",
+//     "checked_out", with leading words for who ended it or for the
+//     booking, or a trailing "by …": "auto_declined", "request_declined",
+//     "inquiry_expired", "declined_by_host"; an end word
 //     inside a longer status, "payment_declined", is about something
 //     else), and an "is_cancelled" or "cancelled" flag that is true, or a
 //     "cancelled_at", "canceled_at" or "deleted_at" time (not a zero date

@@ -24,6 +24,8 @@ func TestCancelledNegatedIsLive(t *testing.T) {
 		"not_cancelled": false, "un_cancelled": false, "un_canceled": false, "never_cancelled": false,
 		"cancelled_reverted": false, "canceled_undone": false, "cancelled_reinstated": false, "cancelled_reversed": false,
 		"cancelled_by_guest": true, "host_cancelled": true, "cancelled": true, "canceled_by_host": true,
+		// A word after the cancellation qualifies it: still cancelled.
+		"cancelled_no_refund": true, "cancelled_non_refundable": true, "cancelled_no_show": true, "canceled_by_host_no_penalty": true,
 	} {
 		if err := sb.SetStatus("G6", status); err != nil {
 			t.Fatal(err)

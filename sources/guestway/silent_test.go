@@ -3,9 +3,12 @@ package guestway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -272,6 +275,7 @@ func TestEndedStatuses(t *testing.T) {
 	for status, want := range map[string]bool{
 		"declined": true, "auto_declined": true, "declined_by_host": true, "rejected": true, "expired": true, "void": true, "deleted": true,
 		"no_show": true, "noshow": true, "checked_out": true, "guest_no_show": true,
+		"request_declined": true, "inquiry_expired": true, "booking_rejected": true, "reservation_declined": true,
 		"cancellation_declined": false, "cancellation_rejected": false, "not_declined": false,
 		"checked_in": false, "confirmed": false, "tentative": false, "showing": false, "no_show_cleared": false,
 		// An end word about something else than the booking: live.
@@ -326,5 +330,34 @@ func TestPINAsNumber(t *testing.T) {
 				t.Errorf("%s lock %s: PIN %q unreadable %v; want %q as sent", st.Ref.ID, l.LockID, l.PIN.Reveal(), l.Unreadable, wl.PIN.Reveal())
 			}
 		}
+	}
+}
+
+// TestRefusedDeepPageIsNoEnd: a server that caps how deep a list may be
+// paged (page*per_page beyond 100 answers 400) after two full pages is not
+// at the list's end: the read fails rather than return the first 100 of
+// 120 reservations as the whole list, the rest never keyed. (A refusal
+// after a short page is the end: TestShortPages.)
+func TestRefusedDeepPageIsNoEnd(t *testing.T) {
+	t.Parallel()
+	var all []string
+	for i := 1; i <= 120; i++ {
+		all = append(all, res(fmt.Sprintf("R%03d", i), "2026-01-30", "2026-02-01"))
+	}
+	list := func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		if n*50 > 100 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"result window too large: page*per_page must be <= 100"}`)
+			return
+		}
+		jsonReply(fmt.Sprintf(`{"data":[%s],"meta":{"page":%d,"per_page":50}}`, strings.Join(all[(n-1)*50:n*50], ","), n))(w, r)
+	}
+	srv := httptest.NewServer(byPath(list, noAccesses))
+	defer srv.Close()
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05"))
+	if err == nil && len(stays) != len(all) {
+		t.Errorf("%d of %d reservations read, and no error: the list was cut short silently", len(stays), len(all))
 	}
 }

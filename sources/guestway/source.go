@@ -222,6 +222,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	saidMore := false // the page before said the list goes on (has_more or total)
 	cursor := ""      // the page before's meta.next_cursor, sent as cursor
 	firstShort := false
+	lastShort := false // the page before held fewer than the page size
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
@@ -261,12 +262,14 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 				}
 			}
 		}
-		if page > 1 && !saidMore && httpapi.RefusedInput(err) {
-			// Read on by a guess (nothing said the list went on), a page
-			// refused 400 or 422 is one past its end, as many servers
-			// validate a page number: as a 404 below.
+		if page > 1 && !saidMore && lastShort && httpapi.RefusedInput(err) {
+			// Read on by a guess (nothing said the list went on) past a
+			// short page, a page refused 400 or 422 is one past its end,
+			// as many servers validate a page number. After a full page
+			// the refusal may be of something else (a cap on how deep a
+			// list may be paged): the read fails, never cut short.
 			if s.log != nil {
-				s.log.Info("Guestway refused a page past what it listed; taken as the list's end", "property", s.opts.Property, "page", page)
+				s.log.Warn("Guestway refused the page after a short one; taken as the list's end", "property", s.opts.Property, "page", page, "err", err)
 			}
 			break
 		}
@@ -311,12 +314,13 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			index[st.Ref.ID] = len(stays)
 			stays = append(stays, st)
 		}
+		asked := s.opts.PerPage
+		if s.serverPages.Load() {
+			asked = resp.Meta.PerPage
+		}
+		lastShort = len(*resp.Data) < asked || asked <= 0
 		if page == 1 {
-			asked := s.opts.PerPage
-			if s.serverPages.Load() {
-				asked = resp.Meta.PerPage
-			}
-			firstShort = len(*resp.Data) < asked || asked <= 0
+			firstShort = lastShort
 		}
 		if page > 1 && len(*resp.Data) > 0 && len(stays) == before {
 			if !saidMore && cursor == "" && firstShort {
@@ -702,16 +706,17 @@ func readWireDate(v string) (wireDate, error) {
 // one of its words (split at anything but a letter, any case) is
 // "cancelled" or "canceled", so "CANCELLED_BY_GUEST" and
 // "canceled-by-host" are, and "cancellation_requested" is not; and no
-// word denies or undoes it (notCancelled), so "not_cancelled",
-// "un-cancelled" and "cancelled_reverted" are not. Unknown statuses are
-// not: a new status must never revoke a guest's door.
+// word undoes it (undoWords, anywhere: "cancelled_reverted") and none
+// before it denies it (notWords: "not_cancelled", "un-cancelled"), while
+// one after it qualifies the cancellation ("cancelled_no_refund",
+// "cancelled_no_show" are cancelled). Unknown statuses are not: a new
+// status must never revoke a guest's door.
 func cancelled(status string) bool {
-	words := strings.FieldsFunc(status, func(r rune) bool { return !unicode.IsLetter(r) })
+	words := strings.FieldsFunc(strings.ToLower(status), func(r rune) bool { return !unicode.IsLetter(r) })
 	said := false
 	for _, w := range words {
-		w = strings.ToLower(w)
 		switch {
-		case notCancelled[w]:
+		case undoWords[w], notWords[w] && !said:
 			return false
 		case w == "cancelled" || w == "canceled":
 			said = true
@@ -723,9 +728,10 @@ func cancelled(status string) bool {
 // ended reports whether a status that names no cancellation says the
 // booking will not be stayed, or is no longer: the status as a whole, its
 // words joined, is an end (endWords: "declined", "expired", "no_show",
-// "checked_out", …), once a leading actor ("auto", "host", "guest",
-// "owner", "system", "admin") and a trailing "by …" are set aside
-// ("auto_declined", "declined_by_host"). An end word inside a longer
+// "checked_out", …), once leading words for who ended it or for the
+// booking itself (actorWords: "auto_declined", "request_declined",
+// "inquiry_expired") and a trailing "by …" ("declined_by_host") are set
+// aside. An end word inside a longer
 // status ("payment_declined", "expired_payment_retry") is about something
 // else: a live booking. A guest who checked out early is ended: a door
 // left open after the guest left is the failure to avoid.
@@ -740,8 +746,13 @@ func ended(status string) bool {
 	return endWords[strings.Join(words, "")]
 }
 
-// actorWords, lower case, may lead a status to say who ended a booking.
-var actorWords = map[string]bool{"auto": true, "host": true, "guest": true, "owner": true, "system": true, "admin": true}
+// actorWords, lower case, may lead a status to say who ended a booking,
+// or that it is the booking that ended ("request_declined",
+// "inquiry_expired").
+var actorWords = map[string]bool{
+	"auto": true, "host": true, "guest": true, "owner": true, "system": true, "admin": true,
+	"booking": true, "reservation": true, "request": true, "inquiry": true, "enquiry": true, "stay": true,
+}
 
 // endWords are the statuses, lower case and their words joined, that end
 // a booking without naming a cancellation.
@@ -751,11 +762,13 @@ var endWords = map[string]bool{
 	"noshow": true, "checkedout": true,
 }
 
-// notCancelled are the words, lower case, that deny or undo a
-// cancellation a status names ("not_cancelled", "un-cancelled",
-// "cancelled_reverted"): such a status is not read as cancelled.
-var notCancelled = map[string]bool{
-	"not": true, "no": true, "non": true, "un": true, "never": true,
+// notWords, lower case, deny a cancellation named after them
+// ("not_cancelled", "un-cancelled", "never_cancelled").
+var notWords = map[string]bool{"not": true, "no": true, "non": true, "un": true, "never": true}
+
+// undoWords, lower case, undo a cancellation a status names, wherever
+// they stand ("cancelled_reverted", "reinstated_after_cancelled").
+var undoWords = map[string]bool{
 	"reverted": true, "reversed": true, "undone": true, "undo": true, "revoked": true,
 	"reinstated": true, "restored": true, "withdrawn": true, "rejected": true, "declined": true, "denied": true,
 }
