@@ -56,3 +56,33 @@ func TestLooseWord(t *testing.T) {
 		}
 	}
 }
+
+// TestLooseFlagAndStamp: a flag reads true from true, a non-zero number or
+// a word for yes; a time from a non-zero number or a string that is not a
+// word for none or a database's zero date. Neither ever fails the answer.
+func TestLooseFlagAndStamp(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		`true`: true, `1`: true, `"true"`: true, `"TRUE"`: true, `"1"`: true, `"yes"`: true, `"y"`: true, `" on "`: true,
+		`false`: false, `0`: false, `"false"`: false, `"0"`: false, `"no"`: false, `""`: false, `null`: false, `{}`: false,
+	} {
+		var v struct {
+			F httpapi.LooseFlag `json:"f"`
+		}
+		if err := json.Unmarshal([]byte(`{"f":`+in+`}`), &v); err != nil || bool(v.F) != want {
+			t.Errorf("flag %s: %v, %v; want %v", in, v.F, err, want)
+		}
+	}
+	for in, want := range map[string]bool{
+		`"2026-01-29T10:00:00Z"`: true, `"2026-01-29 10:00:00"`: true, `1769680800`: true, `"1769680800"`: true,
+		`""`: false, `"  "`: false, `null`: false, `"null"`: false, `"None"`: false, `"false"`: false, `"0"`: false, `0`: false,
+		`"0000-00-00 00:00:00"`: false, `"0000-00-00"`: false, `"0001-01-01T00:00:00Z"`: false, `false`: false, `[]`: false,
+	} {
+		var v struct {
+			T httpapi.LooseStamp `json:"t"`
+		}
+		if err := json.Unmarshal([]byte(`{"t":`+in+`}`), &v); err != nil || bool(v.T) != want {
+			t.Errorf("stamp %s: %v, %v; want %v", in, v.T, err, want)
+		}
+	}
+}

@@ -26,8 +26,9 @@ var _ reconcile.BatchFinder = (*Sink)(nil)
 // (locked out at the box); reading a live one as cancelled only costs a
 // replacement. So an access counts as cancelled when any of these says so
 // (see isCancelled):
-//   - "cancelled" or "canceled" is true (a JSON boolean, the string
-//     "true", or a non-zero number);
+//   - "cancelled" or "canceled" is true (a JSON boolean, a non-zero
+//     number, or the string "true", "1", "yes", "y" or "on";
+//     httpapi.LooseFlag);
 //   - "status" or "state" is, ignoring case and surrounding blanks,
 //     "cancelled", "canceled", "revoked", "deleted", "expired", "void",
 //     "voided" or "disabled": words for an access that no longer opens the
@@ -36,7 +37,9 @@ var _ reconcile.BatchFinder = (*Sink)(nil)
 //     ("active", "upcoming", ...) do not tell: the dates are judged on
 //     their own;
 //   - "cancelledAt", "canceledAt", "cancelled_at", "canceled_at" or
-//     "revokedAt" holds a time (a non-blank string or a non-zero number).
+//     "revokedAt" holds a time (a non-zero number, or a string but a
+//     blank one, "null", "none", "false", "0" or a zero date such as
+//     0000-00-00 00:00:00; httpapi.LooseStamp).
 //
 // Decoding stays tolerant: unknown fields are ignored, and one of these
 // fields of an unexpected JSON type (a status object, a number for
