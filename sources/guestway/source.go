@@ -148,7 +148,7 @@ type Source struct {
 	listed atomic.Pointer[[]string]
 	// accessesAnswer is set once an accesses call answered 200: the
 	// AccessesPath is right, so a 404 there is a reservation without
-	// accesses (see notFound).
+	// accesses (see accessFailures).
 	accessesAnswer atomic.Bool
 	log            *slog.Logger
 	// others names, by room (listing or unit id), the other properties on
@@ -215,7 +215,7 @@ func New(opts Options) (*Source, error) {
 // after from and arrival on or before to, cancelled ones included (with
 // Cancelled set), each not-cancelled one with its Locks. Any failure,
 // including a malformed reservation, fails the whole read, but for one
-// reservation's accesses while others answer (notFound: its LocksUnread).
+// reservation's accesses while others answer (accessFailures: its LocksUnread).
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	var stays []reconcile.Stay
 	index := map[string]int{}
@@ -433,7 +433,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 	}
 	found := make([]*reconcile.Stay, len(uniq))
 	var gone atomic.Bool
-	var nf notFound
+	var nf accessFailures
 	p := s.pool(ctx)
 	for i, id := range uniq {
 		p.Go(func(ctx context.Context) error {
@@ -500,7 +500,7 @@ func (s *Source) pool(ctx context.Context) *pool.ContextPool {
 // fillLocks fetches the accesses of every stay that is not cancelled nor
 // another property's (Beside).
 func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
-	var nf notFound
+	var nf accessFailures
 	p := s.pool(ctx)
 	for i := range stays {
 		if stays[i].Cancelled || stays[i].MovedTo != "" {
@@ -514,7 +514,7 @@ func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
 	return nf.check(s)
 }
 
-// notFound collects the accesses calls of one read that failed. The
+// accessFailures collects the accesses calls of one read that failed. The
 // Guestway document names no accesses call: a server may answer 404 for a
 // reservation that has no accesses, or the AccessesPath may be wrong; one
 // reservation's accesses may fail (a 5xx after the retries, an answer
@@ -527,7 +527,7 @@ func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
 // never a failed read for every guest: the PINs are only shown, while the
 // read decides whose access is kept or withdrawn. With none answered, the
 // read fails with the first failure (naming AccessesPath for a 404).
-type notFound struct {
+type accessFailures struct {
 	mu     sync.Mutex
 	first  error // the first 404
 	failed error // the first other failure
@@ -535,7 +535,7 @@ type notFound struct {
 
 // locks reads one reservation's accesses into st, noting a failure for
 // check to judge; a stop is returned.
-func (nf *notFound) locks(ctx context.Context, s *Source, st *reconcile.Stay) error {
+func (nf *accessFailures) locks(ctx context.Context, s *Source, st *reconcile.Stay) error {
 	locks, err := s.locks(ctx, st.Ref.ID)
 	var e *Error
 	switch {
@@ -560,7 +560,7 @@ func (nf *notFound) locks(ctx context.Context, s *Source, st *reconcile.Stay) er
 }
 
 // note keeps err in *first unless it holds one already.
-func (nf *notFound) note(first *error, err error) {
+func (nf *accessFailures) note(first *error, err error) {
 	nf.mu.Lock()
 	defer nf.mu.Unlock()
 	if *first == nil {
@@ -570,7 +570,7 @@ func (nf *notFound) note(first *error, err error) {
 
 // check fails the read with the first 404, or else the first other
 // failure, unless an accesses call has answered 200 at the path.
-func (nf *notFound) check(s *Source) error {
+func (nf *accessFailures) check(s *Source) error {
 	nf.mu.Lock()
 	defer nf.mu.Unlock()
 	if s.accessesAnswer.Load() {
@@ -580,7 +580,7 @@ func (nf *notFound) check(s *Source) error {
 }
 
 // locks reads one reservation's accesses. A 404 is an error naming
-// AccessesPath, which notFound may forgive.
+// AccessesPath, which accessFailures may forgive.
 func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, error) {
 	c := call{what: "list accesses of reservation " + id, scope: ScopeAccesses}
 	var resp accessesResponse
@@ -712,9 +712,8 @@ func readWireDate(v string) (wireDate, error) {
 // "cancelled_no_show" are cancelled). Unknown statuses are not: a new
 // status must never revoke a guest's door.
 func cancelled(status string) bool {
-	words := strings.FieldsFunc(strings.ToLower(status), func(r rune) bool { return !unicode.IsLetter(r) })
 	said := false
-	for _, w := range words {
+	for _, w := range statusWords(status) {
 		switch {
 		case undoWords[w], notWords[w] && !said:
 			return false
@@ -723,6 +722,12 @@ func cancelled(status string) bool {
 		}
 	}
 	return said
+}
+
+// statusWords splits a status into its words, lower case, at anything but
+// a letter.
+func statusWords(status string) []string {
+	return strings.FieldsFunc(strings.ToLower(status), func(r rune) bool { return !unicode.IsLetter(r) })
 }
 
 // ended reports whether a status that names no cancellation says the
@@ -736,7 +741,7 @@ func cancelled(status string) bool {
 // else: a live booking. A guest who checked out early is ended: a door
 // left open after the guest left is the failure to avoid.
 func ended(status string) bool {
-	words := strings.FieldsFunc(strings.ToLower(status), func(r rune) bool { return !unicode.IsLetter(r) })
+	words := statusWords(status)
 	if i := slices.Index(words, "by"); i > 0 {
 		words = words[:i]
 	}
