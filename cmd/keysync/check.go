@@ -67,31 +67,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			return err
 		}
 		if targets := repairTargets(unready, failures); *repair && len(targets) > 0 {
-			opts := reconcile.Options{Mode: reconcile.ModeTargeted, ReadBack: true, Now: now, Targets: targets}
-			var checks []func(context.Context, reconcile.Store) error
-			if *nowFlag != "" {
-				checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
-					err := pastNow(ctx, db, now)
-					if exitCode(err) == ExitConfig {
-						return withCode(ExitConfig, fmt.Errorf("check --repair: --now %s is more than a day before the last recorded run, and a repair writes upstream: leave --now out, or check without --repair", now.Format(time.RFC3339)))
-					}
-					return err
-				})
-			}
-			rep, err := env.once(ctx, cfg, opts, log, checks...)
-			if err == nil {
-				err = reportError(cfg, rep)
-			}
-			mended = &repairRun{err: err}
-			for _, ids := range targets {
-				mended.Stays += len(ids)
-			}
-			if rep != nil {
-				mended.Actions = len(rep.Actions())
-			}
-			if err != nil {
-				mended.Error = err.Error()
-			}
+			mended = env.repair(ctx, cfg, targets, now, *nowFlag != "", log)
 			if checked, unready, failures, err = env.checkOnce(ctx, cfg, db, runner, now, *within, log); err != nil {
 				return err
 			}
@@ -172,6 +148,39 @@ type repairRun struct {
 	Actions int    `json:"actions"`
 	Error   string `json:"error,omitempty"`
 	err     error
+}
+
+// repair runs at targets, the stays check found not ready, as run --stay
+// does (read back, what is not live replaced), and says what it did. With
+// --now (nowSet) it refuses an instant more than a day before the last
+// run, as run does: a repair writes upstream.
+func (env *environment) repair(ctx context.Context, cfg *Config, targets map[string][]string, now time.Time, nowSet bool, log *slog.Logger) *repairRun {
+	opts := reconcile.Options{Mode: reconcile.ModeTargeted, ReadBack: true, Now: now, Targets: targets}
+	var checks []func(context.Context, reconcile.Store) error
+	if nowSet {
+		checks = append(checks, func(ctx context.Context, db reconcile.Store) error {
+			err := pastNow(ctx, db, now)
+			if exitCode(err) == ExitConfig {
+				return withCode(ExitConfig, fmt.Errorf("check --repair: --now %s is more than a day before the last recorded run, and a repair writes upstream: leave --now out, or check without --repair", now.Format(time.RFC3339)))
+			}
+			return err
+		})
+	}
+	rep, err := env.once(ctx, cfg, opts, log, checks...)
+	if err == nil {
+		err = reportError(cfg, rep)
+	}
+	mended := &repairRun{err: err}
+	for _, ids := range targets {
+		mended.Stays += len(ids)
+	}
+	if rep != nil {
+		mended.Actions = len(rep.Actions())
+	}
+	if err != nil {
+		mended.Error = err.Error()
+	}
+	return mended
 }
 
 // checkOnce runs the readiness check. Against an older record than another
