@@ -318,7 +318,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if s.serverPages.Load() {
 			asked = resp.Meta.PerPage
 		}
-		lastShort = len(*resp.Data) < asked || asked <= 0
+		lastShort = asked > 0 && len(*resp.Data) < asked // unknown: no guess
 		if page == 1 {
 			firstShort = lastShort
 		}
