@@ -932,6 +932,11 @@ func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
 	fw.editConfig("L2: {method: qr, portals: [portal-L2]}", "L2: pin")
 	out = check(ExitAttention, "--repair")
 	wantAll(t, "check --repair", out, "Repair: a run at the 1 stay(s) that were not ready made", "G2", "Guestway holds no smart-lock PIN")
+
+	// A repair writes upstream: not as of an instant more than a day
+	// before the last run.
+	r := mustRunText(t, ExitConfig, fw.getenv, "check", "--config", fw.cfg, "--repair", "--within", "96h", "--now", fw.now.Add(-48*time.Hour).Format(time.RFC3339))
+	wantAll(t, "check --repair --now (two days back)", r.err.Error(), "leave --now out")
 }
 
 // staff sends one request to a sandbox API as the hotel's staff would (with
