@@ -80,11 +80,7 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 			// What of the window has passed needs nothing now: a credential
 			// opening later than an in-house guest's (corrected) arrival,
 			// but already open, is ready (the planner keeps it so).
-			need := win
-			if need.Start.Before(now) {
-				need.Start = now
-			}
-			why := r.checkStay(ctx, site, s, need, creds, func(sys System, err error) { failed(p.Name, sys, err) })
+			why := r.checkStay(ctx, site, s, win.From(now), creds, func(sys System, err error) { failed(p.Name, sys, err) })
 			if len(why) > 0 {
 				unready = append(unready, Unready{Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID, Arrival: s.Arrival, Starts: win.Start, Why: why})
 			}

@@ -227,6 +227,17 @@ type Window struct {
 	End   time.Time `json:"end"`
 }
 
+// From is what is left of w at t: its start moved up to t if it has
+// passed. A credential that opened later than a window that has already
+// begun (an in-house guest's invite, opened when it was made) covers all
+// that still needs covering.
+func (w Window) From(t time.Time) Window {
+	if w.Start.Before(t) {
+		w.Start = t
+	}
+	return w
+}
+
 // Property is the policy for one property: where it is, its hours and how
 // each room is opened. It is built from the config.
 type Property struct {

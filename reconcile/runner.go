@@ -873,7 +873,7 @@ func cannotTell(site *Site, sys System, secret Secret, s *Stay) bool {
 // carries. A run over the whole window takes them at their record (a read
 // per credential every night), so a run at the stay is how a credential
 // cancelled upstream is replaced, with the key carrying it if any.
-func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential, targets []string) {
+func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential, targets []string, now time.Time) {
 	carried := map[int64]bool{}
 	for _, c := range creds {
 		if c.System == System3RPMS && c.Status == StatusActive && c.DerivedFrom != 0 {
@@ -896,7 +896,10 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 		if !ok {
 			continue
 		}
-		live, why, err := ch.Check(ctx, c, c.Valid)
+		// Over what is left of its window: one made for an in-house
+		// guest opened when it was made, not at the stay's start (check
+		// asks the same).
+		live, why, err := ch.Check(ctx, c, c.Valid.From(now))
 		if errors.Is(err, ErrNoList) || err != nil && !writesKey {
 			// The system cannot be read back at all (as in check): the
 			// record stands. Taking that for "gone" would replace the
@@ -948,7 +951,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	if opts.ReadBack {
 		readBack = opts.Targets[name]
 	}
-	r.confirmKept(ctx, site, rd.creds, readBack)
+	r.confirmKept(ctx, site, rd.creds, readBack, opts.at())
 	if rd.deferred, err = r.Store.DeferredStays(ctx, name); err != nil {
 		return rd, fmt.Errorf("load deferred stays of %s: %w", name, err)
 	}

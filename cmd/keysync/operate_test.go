@@ -880,6 +880,33 @@ func TestRunAtTheStayKeepsWhatAFailedReadBackCannotShow(t *testing.T) {
 	}
 }
 
+// TestRunAtTheStayKeepsAnInHouseGuestsInvite: an invite made for a guest
+// already in house opens when it is made (keysync sends no start in the
+// past), not at the stay's start. A run at the stay reads it back over
+// what is left of the window, as check does: read over the whole window
+// it was "not the whole stay", and every run at the stay (and check
+// --repair) gave the guest a new link.
+func TestRunAtTheStayKeepsAnInHouseGuestsInvite(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr"})
+	fw.addReservation("G1", "L1", -1, 2) // in house since yesterday
+	fw.mustExec(ExitOK, "backfill")
+	inv := fw.liveInvitesOf("G1")
+	if len(inv) != 1 {
+		t.Fatalf("after the backfill: invites %v, want one", inv)
+	}
+	for range 2 {
+		fw.mustExec(ExitOK, "run", "--stay", "G1", "--property", "sandbox-apartments")
+		if got := fw.liveInvitesOf("G1"); len(got) != 1 || got[0] != inv[0] {
+			t.Fatalf("after a run at the stay: invites %v, want %v kept", got, inv)
+		}
+	}
+	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339), "--repair")
+	if got := fw.liveInvitesOf("G1"); len(got) != 1 || got[0] != inv[0] {
+		t.Errorf("after check --repair: invites %v, want %v kept", got, inv)
+	}
+}
+
 // TestCheckRepairMendsWhatStaffCancelled: a run over the window takes
 // invites and key-box accesses at their record, so one staff delete,
 // switch off or cancel upstream is found by check. check --repair runs at
