@@ -175,7 +175,11 @@ func (env *environment) repair(ctx context.Context, cfg *Config, targets map[str
 		mended.Stays += len(ids)
 	}
 	if rep != nil {
-		mended.Actions = len(rep.Actions())
+		for _, a := range rep.Actions() {
+			if a.Result == reconcile.ResultDone {
+				mended.Actions++ // what it changed, not what it tried
+			}
+		}
 	}
 	if err != nil {
 		mended.Error = err.Error()

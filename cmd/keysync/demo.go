@@ -237,7 +237,8 @@ func (env *environment) sandbox(ctx context.Context, args []string) error {
   Guestway:       %[1]s/guestway/    admin %[1]s/guestway/_sandbox/
 (GET an admin URL for its list of routes.)
 
-Save this as keysync.sandbox.yaml, then:
+Save the config below, from its first line ("# keysync against the
+sandboxes") to its last, as keysync.sandbox.yaml (mode 600), then:
 %[2]s  go run ./cmd/keysync backfill --config keysync.sandbox.yaml
 
 To see webhooks at work, run serve, then book a stay for today with the
