@@ -404,6 +404,10 @@ func (p *planner) timeBound(s Stay, sys System, kind Kind, creds []*Credential, 
 			fmt.Sprintf("window changed to %s – %s", win.Start.UTC().Format("2006-01-02 15:04Z"), win.End.UTC().Format("2006-01-02 15:04Z")))
 	case cur.Status == StatusDisabled:
 		reason = "the booking is back: switch the invite on again"
+	case cur.Drifted:
+		// A read-back found it switched off or narrowed upstream
+		// (confirmKept): set right in place, the guest's link kept.
+		reason = "OpenApp shows it switched off or narrower than the stay: set right in place"
 	}
 	// What the system cannot change in place is replaced: the new one
 	// made first, the old one ended once it exists.

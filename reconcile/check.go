@@ -117,7 +117,8 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 		if !ok {
 			return // recorded live; this system cannot be read back
 		}
-		good, reason, err := chk.Check(ctx, c, win)
+		got, err := chk.Check(ctx, c, win)
+		good, reason := got.Live, got.Why
 		switch {
 		case errors.Is(err, ErrNoList):
 			return // the system lists nothing: as one that cannot be read back

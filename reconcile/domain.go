@@ -194,6 +194,10 @@ type Credential struct {
 	// credential whose secret it forgot because a read-back did not show
 	// it live (confirmKept): the planner replaces it.
 	Stale bool
+	// Drifted is set by the runner, for this run only (never stored), on a
+	// credential a read-back found switched off or valid over less than
+	// its window (Checked.InPlace): the planner updates it in place.
+	Drifted bool
 	// ReplaceOnly marks a time-bound credential the system refused to
 	// change in place (an update refused): the planner replaces it, new
 	// before old, instead of updating it (settle.go).

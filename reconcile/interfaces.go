@@ -157,9 +157,21 @@ type Deriver interface {
 // live and opens over a window, for `keysync check`; it writes nothing.
 type Checker interface {
 	// Check reports whether c is on the system, enabled, and valid over
-	// the whole of need; why says what is wrong when it is not. err is for
-	// a read that failed.
-	Check(ctx context.Context, c *Credential, need Window) (ok bool, why string, err error)
+	// the whole of need, and what is wrong when it is not. err is for a
+	// read that failed.
+	Check(ctx context.Context, c *Credential, need Window) (Checked, error)
+}
+
+// Checked is what a Checker read of a credential.
+type Checked struct {
+	// Live: on the system, enabled and valid over the whole window asked.
+	Live bool
+	// InPlace: not live, but found, only switched off or valid over less
+	// than the window: an update sets it right and keeps its secret (an
+	// OpenApp invite's link), where a replacement would change it.
+	InPlace bool
+	// Why says what is wrong when it is not live.
+	Why string
 }
 
 // Outcome is what became of one action in a request.

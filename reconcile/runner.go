@@ -899,7 +899,7 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 		// Over what is left of its window: one made for an in-house
 		// guest opened when it was made, not at the stay's start (check
 		// asks the same).
-		live, why, err := ch.Check(ctx, c, c.Valid.From(now))
+		got, err := ch.Check(ctx, c, c.Valid.From(now))
 		if errors.Is(err, ErrNoList) || err != nil && !writesKey {
 			// The system cannot be read back at all (as in check): the
 			// record stands. Taking that for "gone" would replace the
@@ -909,9 +909,17 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 			// using it. Only a read that answers "not live" does.
 			continue
 		}
-		if err != nil || !live {
+		switch {
+		case err == nil && got.Live:
+		case err == nil && got.InPlace:
+			// Found, only switched off or narrowed (staff, say): set
+			// right in place, its secret (the guest's link) kept.
+			r.log().Warn("a kept credential is switched off or narrower than its window; it is set right in place",
+				"system", c.System, "stay", c.Stay.ID, "remote_id", c.RemoteID, "why", got.Why)
+			c.Drifted = true
+		default:
 			r.log().Warn("a kept credential no longer shows live; it is replaced rather than reused",
-				"system", c.System, "stay", c.Stay.ID, "remote_id", c.RemoteID, "why", why, "err", err)
+				"system", c.System, "stay", c.Stay.ID, "remote_id", c.RemoteID, "why", got.Why, "err", err)
 			c.Secret, c.Stale = "", true
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
+	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	"github.com/keysync/keysync/state"
 )
 
@@ -850,6 +851,53 @@ func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) 
 		t.Errorf("accesses after the run at the stay: %+v, want one new one", got)
 	}
 	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+}
+
+// TestRunAtTheStaySetsAnInviteRightInPlace: an invite staff switched off,
+// or narrowed, in OpenApp is found by the read-back and set right with a
+// PUT, keeping its link (the guest's way in), where a replacement would
+// change it; one staff deleted is replaced. check --repair does the same.
+func TestRunAtTheStaySetsAnInviteRightInPlace(t *testing.T) {
+	t.Parallel()
+	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "qr"})
+	fw.addReservation("G1", "L1", 0, 3)
+	fw.addReservation("G2", "L2", 0, 3)
+	fw.addReservation("G3", "L3", 0, 3)
+	fw.mustExec(ExitOK, "backfill")
+	before := map[string]oasandbox.InviteView{}
+	for _, stay := range []string{"G1", "G2", "G3"} {
+		ids := fw.liveInvitesOf(stay)
+		if len(ids) != 1 {
+			t.Fatalf("after the backfill %s holds invites %v, want one", stay, ids)
+		}
+		before[stay], _ = fw.sb.openapp.Invite(ids[0])
+	}
+	fw.staff(http.MethodPut, invitePath(before["G1"].ID), `{"is_enabled": false}`)
+	fw.staff(http.MethodPut, invitePath(before["G2"].ID), `{"valid_to": "`+before["G2"].ValidTo.Add(-24*time.Hour).Format(time.RFC3339)+`"}`)
+	fw.staff(http.MethodDelete, invitePath(before["G3"].ID), "")
+
+	fw.mustExec(ExitOK, "run", "--stay", "G1,G2,G3", "--property", "sandbox-apartments")
+	for _, stay := range []string{"G1", "G2"} {
+		got := fw.liveInvitesOf(stay)
+		if len(got) != 1 || got[0] != before[stay].ID {
+			t.Errorf("%s holds live invites %v, want %s set right in place", stay, got, before[stay].ID)
+			continue
+		}
+		if in, _ := fw.sb.openapp.Invite(got[0]); !in.ValidTo.Equal(before[stay].ValidTo) || in.Token != before[stay].Token {
+			t.Errorf("%s's invite runs to %s (token kept %v), want %s", stay, in.ValidTo, in.Token == before[stay].Token, before[stay].ValidTo)
+		}
+	}
+	if got := fw.liveInvitesOf("G3"); len(got) != 1 || got[0] == before["G3"].ID {
+		t.Errorf("G3 (invite deleted) holds live invites %v, want one new one", got)
+	}
+	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+
+	// check --repair sets one right the same way.
+	fw.staff(http.MethodPut, invitePath(before["G1"].ID), `{"is_enabled": false}`)
+	mustRunText(t, ExitOK, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339), "--repair")
+	if got := fw.liveInvitesOf("G1"); len(got) != 1 || got[0] != before["G1"].ID {
+		t.Errorf("after check --repair G1 holds live invites %v, want %s switched on again", got, before["G1"].ID)
+	}
 }
 
 // TestRunAtTheStayKeepsWhatAFailedReadBackCannotShow: an operator's run at

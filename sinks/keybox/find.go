@@ -371,34 +371,37 @@ var _ reconcile.Checker = (*Sink)(nil)
 // c's room and reports whether the access c records is there, not
 // cancelled, and open over the whole of need (to the minute, as the key box
 // keeps times).
-func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (ok bool, why string, err error) {
+func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (reconcile.Checked, error) {
+	not := func(format string, args ...any) (reconcile.Checked, error) {
+		return reconcile.Checked{Why: fmt.Sprintf(format, args...)}, nil // the key box has no update call: never InPlace
+	}
 	if c == nil || c.RemoteID == "" {
-		return false, "no access recorded", nil
+		return not("no access recorded")
 	}
 	ref, known := s.opts.Rooms[c.RoomID]
 	if !known {
-		return false, fmt.Sprintf("room %s is not mapped to a key in the key-box config", c.RoomID), nil
+		return not("room %s is not mapped to a key in the key-box config", c.RoomID)
 	}
 	what := fmt.Sprintf("check access %s for stay %s", c.RemoteID, c.Stay.ID)
 	list, err := s.accesses(ctx, what, ref)
 	if err != nil {
-		return false, "", err
+		return reconcile.Checked{}, err
 	}
 	for _, a := range list.Data {
 		if string(a.ID) != c.RemoteID {
 			continue
 		}
 		if a.isCancelled() {
-			return false, fmt.Sprintf("access %s is cancelled", c.RemoteID), nil
+			return not("access %s is cancelled", c.RemoteID)
 		}
 		start, end, readable := s.listedWindow(&a)
 		switch {
 		case !readable:
-			return false, fmt.Sprintf("access %s has no readable window", c.RemoteID), nil
+			return not("access %s has no readable window", c.RemoteID)
 		case start.After(need.Start.Truncate(time.Minute)) || end.Before(need.End.Truncate(time.Minute)):
-			return false, fmt.Sprintf("access %s opens %s %s to %s %s, not the whole stay", c.RemoteID, a.StartDate, a.StartTime, a.EndDate, a.EndTime), nil
+			return not("access %s opens %s %s to %s %s, not the whole stay", c.RemoteID, a.StartDate, a.StartTime, a.EndDate, a.EndTime)
 		}
-		return true, "", nil
+		return reconcile.Checked{Live: true}, nil
 	}
-	return false, fmt.Sprintf("access %s is not in the key box", c.RemoteID), nil
+	return not("access %s is not in the key box", c.RemoteID)
 }

@@ -430,8 +430,11 @@ func TestListedCancelledShapes(t *testing.T) {
 			}
 
 			c.RemoteID, c.Status = "7", reconcile.StatusActive
-			ok, why, err := s.Check(t.Context(), c, c.Valid)
+			got, err := s.Check(t.Context(), c, c.Valid)
+			ok, why := got.Live, got.Why
 			switch {
+			case got.InPlace:
+				t.Errorf("Check = %+v: the key box has no update call, nothing is set right in place", got)
 			case err != nil:
 				t.Fatalf("Check: %v", err)
 			case tc.cancelled && (ok || !strings.Contains(why, "cancelled")):
@@ -465,7 +468,7 @@ func TestFindWhenTheListShowsUTC(t *testing.T) {
 	}
 	c := sinktest.Pending(a)
 	c.RemoteID = made.ID
-	if ok, why, err := s.Check(t.Context(), c, c.Valid); err != nil || !ok {
-		t.Errorf("Check = %v, %q, %v; want the access open over the stay", ok, why, err)
+	if got, err := s.Check(t.Context(), c, c.Valid); err != nil || !got.Live {
+		t.Errorf("Check = %+v, %v; want the access open over the stay", got, err)
 	}
 }

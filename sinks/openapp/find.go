@@ -324,9 +324,9 @@ var _ reconcile.Checker = (*Sink)(nil)
 // Check implements reconcile.Checker: it reads the integration's invite
 // list for the invite c records and reports whether it is there, enabled,
 // and valid over the whole of need.
-func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (ok bool, why string, err error) {
+func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcile.Window) (reconcile.Checked, error) {
 	if c == nil || c.RemoteID == "" {
-		return false, "no invite recorded", nil
+		return reconcile.Checked{Why: "no invite recorded"}, nil
 	}
 	what := fmt.Sprintf("check invite %s for stay %s", c.RemoteID, c.Stay.ID)
 	var found *listedInvite
@@ -336,23 +336,25 @@ func (s *Sink) Check(ctx context.Context, c *reconcile.Credential, need reconcil
 		}
 		return found != nil
 	}); err != nil {
-		return false, "", err
+		return reconcile.Checked{}, err
 	}
 	if found == nil {
-		return false, fmt.Sprintf("invite %s is not in OpenApp", c.RemoteID), nil
+		return reconcile.Checked{Why: fmt.Sprintf("invite %s is not in OpenApp", c.RemoteID)}, nil
 	}
 	from, ferr := time.Parse(time.RFC3339, found.ValidFrom)
 	to, terr := time.Parse(time.RFC3339, found.ValidTo)
+	// Found, but switched off or narrower than need: a PUT sets it right,
+	// keeping its link (InPlace).
 	switch {
 	case found.off():
-		return false, fmt.Sprintf("invite %s is switched off", c.RemoteID), nil
+		return reconcile.Checked{InPlace: true, Why: fmt.Sprintf("invite %s is switched off", c.RemoteID)}, nil
 	case ferr != nil || terr != nil:
-		return false, fmt.Sprintf("invite %s has no readable window", c.RemoteID), nil
+		return reconcile.Checked{InPlace: true, Why: fmt.Sprintf("invite %s has no readable window", c.RemoteID)}, nil
 	case from.After(need.Start) || to.Before(need.End):
-		return false, fmt.Sprintf("invite %s opens %s to %s, not the whole stay (%s to %s)", c.RemoteID,
-			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), need.Start.UTC().Format(time.RFC3339), need.End.UTC().Format(time.RFC3339)), nil
+		return reconcile.Checked{InPlace: true, Why: fmt.Sprintf("invite %s opens %s to %s, not the whole stay (%s to %s)", c.RemoteID,
+			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), need.Start.UTC().Format(time.RFC3339), need.End.UTC().Format(time.RFC3339))}, nil
 	}
-	return true, "", nil
+	return reconcile.Checked{Live: true}, nil
 }
 
 // rank scores a listed invite for FindAll: 0 when it is not the stay's (no

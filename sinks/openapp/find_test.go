@@ -409,8 +409,8 @@ func TestFindWhenTheListMarksDisabledByStatus(t *testing.T) {
 	}
 	c := sinktest.Pending(a)
 	c.RemoteID = off
-	if ok, why, err := s.Check(t.Context(), c, c.Valid); err != nil || ok {
-		t.Errorf("Check of the disabled invite = %v, %q, %v; want not live", ok, why, err)
+	if got, err := s.Check(t.Context(), c, c.Valid); err != nil || got.Live || !got.InPlace {
+		t.Errorf("Check of the disabled invite = %+v, %v; want not live, to be switched on in place", got, err)
 	}
 }
 
