@@ -821,7 +821,9 @@ func TestRunAtTheStayReplacesACredentialCancelledUpstream(t *testing.T) {
 // delete one Guestway guest's OpenApp invite, switch another's off and
 // cancel a third's key-box access, in OpenApp and the key box directly.
 // check names all three; an operator's run at the stays reads them back
-// and replaces each, as for a hotel stay's (no 3RPMS key carries them).
+// and mends each, as for a hotel stay's (no 3RPMS key carries them): the
+// deleted invite and the cancelled access replaced, the switched-off
+// invite switched on again (TestRunAtTheStaySetsAnInviteRightInPlace).
 func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) {
 	t.Parallel()
 	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "key_storage"})
@@ -844,7 +846,7 @@ func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) 
 	fw.mustExec(ExitOK, "run", "--stay", "G1,G2,G3", "--property", "sandbox-apartments")
 	for _, stay := range []string{"G1", "G2"} {
 		if got := fw.liveInvitesOf(stay); len(got) != 1 {
-			t.Errorf("%s holds live invites %v after the run at the stay, want one new one", stay, got)
+			t.Errorf("%s holds live invites %v after the run at the stay, want one", stay, got)
 		}
 	}
 	if got := fw.accesses(); len(got) != 1 || got[0].ID == acc[0].ID {
@@ -958,9 +960,9 @@ func TestRunAtTheStayKeepsAnInHouseGuestsInvite(t *testing.T) {
 // TestCheckRepairMendsWhatStaffCancelled: a run over the window takes
 // invites and key-box accesses at their record, so one staff delete,
 // switch off or cancel upstream is found by check. check --repair runs at
-// the stays that are not ready, replaces what is not live (an in-house
-// hotel guest's access with the key carrying it, Guestway guests' invites
-// alone), and checks again: exit 0. What a run cannot mend (a Guestway pin
+// the stays that are not ready, mends what is not live (an in-house hotel
+// guest's access replaced with the key carrying it, Guestway guests'
+// invites replaced or switched on again), and checks again: exit 0. What a run cannot mend (a Guestway pin
 // room without a lock PIN) is still named, exit 6.
 func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
 	t.Parallel()
@@ -997,7 +999,7 @@ func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
 	}
 	for _, stay := range []string{"G1", "G2"} {
 		if got := fw.liveInvitesOf(stay); len(got) != 1 {
-			t.Errorf("%s holds live invites %v after check --repair, want one new one", stay, got)
+			t.Errorf("%s holds live invites %v after check --repair, want one", stay, got)
 		}
 	}
 	check(ExitOK)
