@@ -118,15 +118,14 @@ func (r *Runner) checkStay(ctx context.Context, site *Site, s Stay, win Window, 
 			return // recorded live; this system cannot be read back
 		}
 		got, err := chk.Check(ctx, c, win)
-		good, reason := got.Live, got.Why
 		switch {
 		case errors.Is(err, ErrNoList):
 			return // the system lists nothing: as one that cannot be read back
 		case err != nil:
 			why = append(why, fmt.Sprintf("could not check its %s", what))
 			failed(sys, fmt.Errorf("check the %s of stay %s: %w", what, s.Ref.ID, err))
-		case !good:
-			why = append(why, reason)
+		case !got.Live:
+			why = append(why, got.Why)
 		}
 	}
 	needsInvite := p.SharedPortals || method == MethodQR

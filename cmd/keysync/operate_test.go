@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -826,10 +828,7 @@ func TestRunAtTheStayReplacesACredentialCancelledUpstream(t *testing.T) {
 // invite switched on again (TestRunAtTheStaySetsAnInviteRightInPlace).
 func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "key_storage"})
-	fw.addReservation("G1", "L1", 0, 3)
-	fw.addReservation("G2", "L2", 0, 3)
-	fw.addReservation("G3", "L3", 0, 3)
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "key_storage"})
 	fw.mustExec(ExitOK, "backfill")
 	inv1, inv2, acc := fw.liveInvitesOf("G1"), fw.liveInvitesOf("G2"), fw.accesses()
 	if len(inv1) != 1 || len(inv2) != 1 || len(acc) != 1 {
@@ -861,10 +860,7 @@ func TestRunAtTheStayReplacesAGuestwayCredentialCancelledUpstream(t *testing.T) 
 // change it; one staff deleted is replaced. check --repair does the same.
 func TestRunAtTheStaySetsAnInviteRightInPlace(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "qr"})
-	fw.addReservation("G1", "L1", 0, 3)
-	fw.addReservation("G2", "L2", 0, 3)
-	fw.addReservation("G3", "L3", 0, 3)
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr", "L3": "qr"})
 	fw.mustExec(ExitOK, "backfill")
 	before := map[string]oasandbox.InviteView{}
 	for _, stay := range []string{"G1", "G2", "G3"} {
@@ -909,9 +905,7 @@ func TestRunAtTheStaySetsAnInviteRightInPlace(t *testing.T) {
 // that answers "not live" does.
 func TestRunAtTheStayKeepsWhatAFailedReadBackCannotShow(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, nil, map[string]string{"L1": "qr", "L3": "key_storage"})
-	fw.addReservation("G1", "L1", 0, 3)
-	fw.addReservation("G3", "L3", 0, 3)
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L3": "key_storage"})
 	fw.mustExec(ExitOK, "backfill")
 	inv, acc := fw.liveInvitesOf("G1"), fw.accesses()
 	if len(inv) != 1 || len(acc) != 1 {
@@ -962,14 +956,13 @@ func TestRunAtTheStayKeepsAnInHouseGuestsInvite(t *testing.T) {
 // switch off or cancel upstream is found by check. check --repair runs at
 // the stays that are not ready, mends what is not live (an in-house hotel
 // guest's access replaced with the key carrying it, Guestway guests'
-// invites replaced or switched on again), and checks again: exit 0. What a run cannot mend (a Guestway pin
-// room without a lock PIN) is still named, exit 6.
+// invites replaced or switched on again), and checks again: exit 0. What
+// a run cannot mend (a Guestway pin room without a lock PIN) is still
+// named, exit 6.
 func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, map[string]string{"L1": "qr", "L2": "qr"})
+	fw := listingsWorld(t, map[string]string{"r301": "key_storage"}, map[string]string{"L1": "qr", "L2": "qr"})
 	fw.hotelStay("s3", "r301", 0, 2)
-	fw.addReservation("G1", "L1", 0, 3)
-	fw.addReservation("G2", "L2", 0, 3)
 	fw.mustExec(ExitOK, "backfill")
 	acc, key := fw.accesses(), fw.key("s3").ID
 	inv1, inv2 := fw.liveInvitesOf("G1"), fw.liveInvitesOf("G2")
@@ -1014,6 +1007,18 @@ func TestCheckRepairMendsWhatStaffCancelled(t *testing.T) {
 	// before the last run.
 	r := mustRunText(t, ExitConfig, fw.getenv, "check", "--config", fw.cfg, "--repair", "--within", "96h", "--now", fw.now.Add(-48*time.Hour).Format(time.RFC3339))
 	wantAll(t, "check --repair --now (two days back)", r.err.Error(), "leave --now out")
+}
+
+// listingsWorld is a fault world with the given hotel rooms and Guestway
+// listings, each listing Ln holding a reservation Gn from today for three
+// nights.
+func listingsWorld(t *testing.T, hotel, listings map[string]string) *faultWorld {
+	t.Helper()
+	fw := newFaultWorld(t, hotel, listings)
+	for _, l := range slices.Sorted(maps.Keys(listings)) {
+		fw.addReservation("G"+strings.TrimPrefix(l, "L"), l, 0, 3)
+	}
+	return fw
 }
 
 // staff sends one request to a sandbox API as the hotel's staff would (with
