@@ -16,7 +16,6 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/keysync/keysync/internal/sandboxkit"
@@ -415,15 +414,23 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		Variables     map[string]any `json:"variables"`
 		OperationName string         `json:"operationName"`
 	}
-	var decodeErr, parseErr error
-	var doc *ast.QueryDocument
-	var op *ast.OperationDefinition
+	var decodeErr error
 	if readErr == nil {
 		decodeErr = json.Unmarshal(body, &req)
 	}
+	s.mu.Lock()
+	variant := schemaVariant{renameDelete: s.renameDelete, nonNull: s.nonNull, deletedAsID: s.deletedAsID}
+	s.mu.Unlock()
+	sch, err := loadVariant(variant)
+	if err != nil {
+		panic(fmt.Sprintf("sandbox: load 3rpms schema %+v: %v", variant, err))
+	}
+	var q parsed
+	var doc *ast.QueryDocument
+	var op *ast.OperationDefinition
 	if readErr == nil && decodeErr == nil && req.Query != "" {
-		doc, parseErr = parser.ParseQuery(&ast.Source{Name: "request", Input: req.Query})
-		if parseErr == nil {
+		q = *parseQuery(variant, sch, req.Query)
+		if doc = q.doc; doc != nil {
 			op = pickOperation(doc, req.OperationName)
 		}
 	}
@@ -459,18 +466,10 @@ func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) r
 		return fail(http.StatusBadRequest, "request body must be JSON {query, variables, operationName}: "+decodeErr.Error())
 	case req.Query == "":
 		return fail(http.StatusBadRequest, "query: must not be empty")
-	case parseErr != nil:
-		return badRequest(gqlErrors(parseErr))
-	}
-	s.mu.Lock()
-	variant := schemaVariant{renameDelete: s.renameDelete, nonNull: s.nonNull, deletedAsID: s.deletedAsID}
-	s.mu.Unlock()
-	sch, err := loadVariant(variant)
-	if err != nil {
-		panic(fmt.Sprintf("sandbox: load 3rpms schema %+v: %v", variant, err))
-	}
-	if errs := validator.ValidateWithRules(sch, doc, nil); len(errs) > 0 {
-		return badRequest(errs)
+	case q.parseErr != nil:
+		return badRequest(gqlErrors(q.parseErr))
+	case len(q.invalid) > 0:
+		return badRequest(q.invalid)
 	}
 	if op == nil {
 		if req.OperationName != "" {
