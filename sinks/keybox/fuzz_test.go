@@ -1,9 +1,9 @@
 package keybox_test
 
-// Fuzz targets for the key-box create answer decoder (fault matrix, issue
-// 6, item 8): Sink.Apply of a create through a real HTTP server that
-// answers with the fuzzed bytes. The seed corpus runs in plain `go test`;
-// fuzz with
+// Fuzz targets for the key-box create answer decoder (row 8 of the
+// README's fault matrix): Sink.Apply of a create through a real HTTP
+// server that answers with the fuzzed bytes. The seed corpus runs in plain
+// `go test`; fuzz with
 //
 //	go test -run='^$' -fuzz='^FuzzKeyBoxResponse$' -fuzztime=30s ./sinks/keybox
 //	go test -run='^$' -fuzz='^FuzzKeyBoxHTTP$' -fuzztime=30s ./sinks/keybox
@@ -21,7 +21,6 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/keybox"
 )
 
@@ -39,8 +38,7 @@ func fzSink(t testing.TB, srv *fault.Canned) *keybox.Sink {
 	o := options(srv.URL, lj)
 	o.Password = fzPass
 	o.Rooms = map[string]keybox.KeyRef{"204": {ID: "K1", Compartment: fzCompartment}}
-	o.MaxResponseBytes = fzCap
-	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	o.Transport = adaptertest.FuzzLimits(o.Transport, fzCap, fzAttempts, t0)
 	return newSink(t, o)
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sinks/openapp"
 )
 
@@ -38,8 +37,7 @@ const (
 func fzSink(t testing.TB, srv *fault.Canned) *openapp.Sink {
 	o := options(srv.URL)
 	o.APIKey = fzKey
-	o.MaxResponseBytes = fzCap
-	o.Retry = httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}
+	o.Transport = adaptertest.FuzzLimits(o.Transport, fzCap, fzAttempts, t0)
 	return newSink(t, o)
 }
 
