@@ -127,16 +127,20 @@ func WaitTooLong[A any](arg A, then http.HandlerFunc, isNot ...error) Retry[A] {
 	}
 }
 
-// FuzzTransport is the transport of a fuzz target's client: answers capped
-// at maxBytes, attempts tries per request, and the retry waits and the
-// clock both fake ones reading start, so that a retry loop shows as
-// repeated requests at no cost in time.
+// FuzzLimits returns tr as a fuzz target's client needs it: answers
+// capped at maxBytes, attempts tries per request, and the retry waits on a
+// fake clock reading start, so that a retry loop shows as repeated
+// requests at no cost in time. The rest of tr is kept.
+func FuzzLimits(tr httpapi.Transport, maxBytes int64, attempts int, start time.Time) httpapi.Transport {
+	tr.MaxResponseBytes = maxBytes
+	tr.Retry = httpapi.Retry{Attempts: attempts, Clock: clocktest.New(start)}
+	return tr
+}
+
+// FuzzTransport is the transport of a fuzz target's client: FuzzLimits,
+// and the transport's clock a fake one reading start too.
 func FuzzTransport(maxBytes int64, attempts int, start time.Time) httpapi.Transport {
-	return httpapi.Transport{
-		MaxResponseBytes: maxBytes,
-		Retry:            httpapi.Retry{Attempts: attempts, Clock: clocktest.New(start)},
-		Now:              clocktest.New(start).Now,
-	}
+	return FuzzLimits(httpapi.Transport{Now: clocktest.New(start).Now}, maxBytes, attempts, start)
 }
 
 // Scripted is a retry case's steps served over HTTP on a fake clock.

@@ -1,8 +1,9 @@
 // Package sandboxkit is what the four sandboxes (3RPMS, Guestway, OpenApp,
 // the key box) share: the business clock and its admin route, the request
 // log and its admin routes, the per-caller rate and daily-cap limiter that
-// answers 429 as the real services would, and the JSON helpers of their
-// admin APIs. keysync itself never imports it; it paces with
+// answers 429 as the real services would, the JSON helpers of their admin
+// APIs, and how an API answer is written (Answer) and told from an admin
+// request (Route). keysync itself never imports it; it paces with
 // reconcile.Pacer.
 //
 // Every sandbox's admin API, under /_sandbox/, starts from Mount:

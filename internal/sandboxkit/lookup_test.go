@@ -19,3 +19,16 @@ func TestLookup(t *testing.T) {
 		t.Errorf("b: %q %v, want the zero value and false", v, ok)
 	}
 }
+
+func TestViews(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	recs := []string{"b", "a"}
+	if got := sandboxkit.Views(&mu, &recs, strings.ToUpper); len(got) != 2 || got[0] != "B" || got[1] != "A" {
+		t.Errorf("Views = %q, want [B A]", got)
+	}
+	var none []string
+	if got := sandboxkit.Views(&mu, &none, strings.ToUpper); got == nil || len(got) != 0 {
+		t.Errorf("Views of none = %#v, want an empty slice", got)
+	}
+}

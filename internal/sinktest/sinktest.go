@@ -7,10 +7,13 @@
 package sinktest
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,6 +244,30 @@ func Errs(t testing.TB, prefix string, n int, out []reconcile.Outcome, err error
 		}
 	}
 	return errs
+}
+
+// Read2xx checks what a sink's write made of a 2xx answer of status, ct
+// and body (a fuzz target's input), err being what it returned: an answer
+// larger than maxBytes gives a size error; one that is not JSON, or not
+// said to be, is not accepted (unless emptyOK and body is only white
+// space: a call whose answer may be empty); and an error wraps
+// reconcile.ErrUnknownOutcome, for the write may have been done. It checks
+// nothing for another status. Its messages start with prefix.
+func Read2xx(t testing.TB, prefix string, status int, ct string, body []byte, maxBytes int, emptyOK bool, err error) {
+	t.Helper()
+	if status < 200 || status > 299 {
+		return
+	}
+	if len(body) > maxBytes && (err == nil || !strings.Contains(err.Error(), "larger than")) {
+		t.Errorf("%sa %d-byte answer (cap %d) gave %v, want a size error", prefix, len(body), maxBytes, err)
+	}
+	empty := emptyOK && len(bytes.TrimSpace(body)) == 0
+	if err == nil && !empty && (!json.Valid(body) || !fault.IsJSON(ct)) {
+		t.Errorf("%san answer that is not JSON (%q) was accepted", prefix, ct)
+	}
+	if err != nil && !errors.Is(err, reconcile.ErrUnknownOutcome) {
+		t.Errorf("%sunreadable 2xx does not wrap ErrUnknownOutcome: %v", prefix, err)
+	}
 }
 
 // Apply sends actions in one request and fails the test on a request

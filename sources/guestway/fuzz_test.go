@@ -18,7 +18,6 @@ import (
 	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	"github.com/keysync/keysync/sources/guestway"
 )
 
@@ -109,7 +108,7 @@ func fzStays(t *testing.T, srv *fault.Canned) ([]reconcile.Stay, error) {
 	src := newGuestway(t, guestway.Options{
 		BaseURL: srv.URL, PartnerKey: fzKey, Token: fzToken, Property: property,
 		MaxPages:  fzMaxPages,
-		Transport: httpapi.Transport{MaxResponseBytes: fzCap, Retry: httpapi.Retry{Attempts: fzAttempts, Clock: clocktest.New(t0)}},
+		Transport: adaptertest.FuzzLimits(httpapi.Transport{}, fzCap, fzAttempts, t0),
 	})
 	from, _ := reconcile.ParseDate("2026-01-30")
 	to, _ := reconcile.ParseDate("2026-02-05")

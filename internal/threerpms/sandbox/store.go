@@ -542,13 +542,7 @@ func (s *Server) addRoom(id, name string) {
 
 // Rooms returns every room in the order they were added.
 func (s *Server) Rooms() []Room {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Room, 0, len(s.roomOrder))
-	for _, id := range s.roomOrder {
-		out = append(out, *s.rooms[id])
-	}
-	return out
+	return sandboxkit.Views(&s.mu, &s.roomOrder, func(id string) Room { return *s.rooms[id] })
 }
 
 // AddStay adds a room stay (see Stay for defaults). It fails with an *Error

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -217,11 +216,7 @@ func (s *Server) AddUser(username, password string) {
 
 // ServeHTTP serves the API and, under /_sandbox/, the admin API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/_sandbox" || strings.HasPrefix(r.URL.Path, "/_sandbox/") {
-		s.admin.ServeHTTP(w, r)
-		return
-	}
-	s.serveAPI(w, r)
+	sandboxkit.Route(w, r, s.admin, s.serveAPI)
 }
 
 // ---- API over HTTP ---------------------------------------------------------
@@ -273,8 +268,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.User = user
 	if secs, msg := s.limiter.Admit(user); secs > 0 {
-		sr.Header().Set("Retry-After", strconv.Itoa(secs))
-		sandboxkit.WriteJSON(sr, http.StatusTooManyRequests, apiErrorBody{Message: msg})
+		sandboxkit.Answer(sr, http.StatusTooManyRequests, apiErrorBody{Message: msg}, secs)
 		return
 	}
 	var tooLarge *http.MaxBytesError

@@ -157,13 +157,7 @@ func (s *Server) Keys() []KeyView {
 
 // Accesses returns every access, cancelled ones included, in creation order.
 func (s *Server) Accesses() []AccessView {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]AccessView, 0, len(s.accesses))
-	for _, a := range s.accesses {
-		out = append(out, s.view(a))
-	}
-	return out
+	return sandboxkit.Views(&s.mu, &s.accesses, s.view)
 }
 
 // Access returns one access by id.

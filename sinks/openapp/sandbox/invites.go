@@ -88,13 +88,7 @@ func (in *invite) view() InviteView {
 
 // Invites returns every invite, deleted ones included, oldest first.
 func (s *Server) Invites() []InviteView {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]InviteView, 0, len(s.order))
-	for _, id := range s.order {
-		out = append(out, s.invites[id].view())
-	}
-	return out
+	return sandboxkit.Views(&s.mu, &s.order, func(id string) InviteView { return s.invites[id].view() })
 }
 
 // Invite returns the invite with link id id, deleted or not.

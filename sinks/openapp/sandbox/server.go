@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -228,14 +227,7 @@ func (s *Server) logged(logPath func(*http.Request) string, h func(*http.Request
 		res := h(r, &rec)
 		rec.Status = res.status
 		s.Append(rec)
-		if res.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
-		}
-		if res.body == nil {
-			w.WriteHeader(res.status)
-			return
-		}
-		sandboxkit.WriteJSON(w, res.status, res.body)
+		sandboxkit.Answer(w, res.status, res.body, res.retryAfter)
 	}
 }
 

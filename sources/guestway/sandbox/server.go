@@ -222,11 +222,7 @@ func (s *Server) RevokeToken(token string) {
 // ServeHTTP serves the admin API under /_sandbox/ and the Open API
 // everywhere else.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/_sandbox" || strings.HasPrefix(r.URL.Path, "/_sandbox/") {
-		s.admin.ServeHTTP(w, r)
-		return
-	}
-	s.serveAPI(w, r)
+	sandboxkit.Route(w, r, s.admin, s.serveAPI)
 }
 
 // ---- Open API ---------------------------------------------------------------
@@ -258,13 +254,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	res := s.api(r, &rec)
 	rec.Status, rec.Code = res.status, res.code
 	s.Append(rec)
-	if res.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
-	}
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodGet)
 	}
-	sandboxkit.WriteJSON(w, res.status, res.body)
+	sandboxkit.Answer(w, res.status, res.body, res.retryAfter)
 }
 
 // api applies the API document's checks in its order (partner key, then token,

@@ -110,13 +110,7 @@ func (s *Server) addListing(id, name string) {
 
 // Listings returns every listing in the order added.
 func (s *Server) Listings() []Listing {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Listing, 0, len(s.listingOrder))
-	for _, id := range s.listingOrder {
-		out = append(out, Listing{ID: id, Name: s.listings[id]})
-	}
-	return out
+	return sandboxkit.Views(&s.mu, &s.listingOrder, func(id string) Listing { return Listing{ID: id, Name: s.listings[id]} })
 }
 
 // AddReservation adds a reservation, with its Accesses if it has any.
