@@ -1300,6 +1300,29 @@ func TestComputeSplitHotelDepartedElsewhere(t *testing.T) {
 	}
 }
 
+// checkSortedActionsAndSeek checks a backfill's plan: its summary lines,
+// sorted, against want, and what it seeks, each rendered by line, against
+// seek, every credential sought exactly over win, the stay's window.
+func checkSortedActionsAndSeek(t *testing.T, plan *reconcile.Plan, want []string, win reconcile.Window, seek []string, line func(reconcile.Sought) string) {
+	t.Helper()
+	got := summary(plan)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("actions:\n got %q\nwant %q", got, want)
+	}
+	var sought []string
+	for _, sk := range plan.Seek {
+		c := sk.Cred
+		sought = append(sought, line(sk))
+		if c.Valid != win || !sk.Exact {
+			t.Errorf("seeks %s over %v (exact %v), want the stay's window %v, exactly", c.Kind, c.Valid, sk.Exact, win)
+		}
+	}
+	if !slices.Equal(sought, seek) {
+		t.Errorf("seek %q, want %q", sought, seek)
+	}
+}
+
 // TestComputeAdoptsHeld: a backfill looks for the invites and key-box
 // accesses it would create (Plan.Seek) and, planned again with what the
 // systems hold (Input.Held), adopts them instead of creating them, keeps a
@@ -1482,22 +1505,10 @@ func TestComputeAdoptsHeld(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := tc.compute(t)
-			got := summary(plan)
-			slices.Sort(got)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
-			}
-			var seek []string
-			for _, sk := range plan.Seek {
+			checkSortedActionsAndSeek(t, plan, tc.want, win, tc.seek, func(sk reconcile.Sought) string {
 				c := sk.Cred
-				seek = append(seek, fmt.Sprintf("%s %s %s", c.System, c.Stay.ID, c.RoomID))
-				if c.Valid != win || !sk.Exact {
-					t.Errorf("seeks %s over %v (exact %v), want the stay's window %v, exactly", c.Kind, c.Valid, sk.Exact, win)
-				}
-			}
-			if !slices.Equal(seek, tc.seek) {
-				t.Errorf("seek %q, want %q", seek, tc.seek)
-			}
+				return fmt.Sprintf("%s %s %s", c.System, c.Stay.ID, c.RoomID)
+			})
 			if tc.live != 0 && plan.Live != tc.live {
 				t.Errorf("%d live credentials, want %d (the adopted ones count)", plan.Live, tc.live)
 			}
@@ -1611,22 +1622,10 @@ func TestComputeAdoptsHeldOfAStayThatLeft(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := tc.compute(t)
-			got := summary(plan)
-			slices.Sort(got)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
-			}
-			var seek []string
-			for _, sk := range plan.Seek {
+			checkSortedActionsAndSeek(t, plan, tc.want, win, tc.seek, func(sk reconcile.Sought) string {
 				c := sk.Cred
-				seek = append(seek, fmt.Sprintf("%s %s %s %s", c.System, c.Stay.ID, cmp.Or(c.RoomID, "-"), cmp.Or(sk.Carries.Reveal(), "-")))
-				if c.Valid != win || !sk.Exact {
-					t.Errorf("seeks %s over %v (exact %v), want the stay's window %v, exactly", c.Kind, c.Valid, sk.Exact, win)
-				}
-			}
-			if !slices.Equal(seek, tc.seek) {
-				t.Errorf("seek %q, want %q", seek, tc.seek)
-			}
+				return fmt.Sprintf("%s %s %s %s", c.System, c.Stay.ID, cmp.Or(c.RoomID, "-"), cmp.Or(sk.Carries.Reveal(), "-"))
+			})
 			if plan.Live != tc.live || plan.Withdrawn != tc.withdrawn {
 				t.Errorf("%d live, %d withdrawn; want %d and %d (adopted ones are live, and ending them for a move withdraws them, as a run's hand-over does)",
 					plan.Live, plan.Withdrawn, tc.live, tc.withdrawn)
@@ -1704,7 +1703,7 @@ func TestComputeReplacesWhatCannotChangeInPlace(t *testing.T) {
 	key2.ID, key2.RemoteID, key2.DerivedFrom, key2.Departure = 9, "K2", 8, date("2026-06-16")
 	onKey2 := extended
 	onKey2.Key = &reconcile.RemoteKey{ID: "K2", Type: string(reconcile.KindQRKey), QRData: "link"}
-	for _, tc := range []planCase{
+	runSummaries(t, []planCase{
 		{name: "extended", stays: []reconcile.Stay{extended}, creds: []reconcile.Credential{invite, key},
 			want: []string{"1 update s1 U1 inhouse"}},
 		{name: "extended, replace only", stays: []reconcile.Stay{extended}, creds: []reconcile.Credential{stuck, key},
@@ -1718,7 +1717,14 @@ func TestComputeReplacesWhatCannotChangeInPlace(t *testing.T) {
 		// (U2, its key K2) is kept, the old one deleted again.
 		{name: "replaced, old one left", stays: []reconcile.Stay{onKey2}, creds: []reconcile.Credential{stuck, replacement, key2},
 			want: []string{"1 delete s1 U1 revoke"}},
-	} {
+	})
+}
+
+// runSummaries runs each case as a parallel subtest and checks its plan's
+// summary lines against the case's want.
+func runSummaries(t *testing.T, cases []planCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			if got := summary(tc.compute(t)); !slices.Equal(got, tc.want) {
@@ -1753,16 +1759,9 @@ func TestComputeIgnoresAStartAlreadyPassed(t *testing.T) {
 	onKey := func(s reconcile.Stay) reconcile.Stay {
 		return withKey(s, reconcile.RemoteKey{ID: "K1", Type: string(reconcile.KindKeyStorageKey), PIN: "4821"})
 	}
-	for _, tc := range []planCase{
+	runSummaries(t, []planCase{
 		{name: "arrival moved within the past", stays: []reconcile.Stay{onKey(stay("s1", "r302", "2026-06-10", "2026-06-14"))}, creds: recorded("2026-06-09")},
 		{name: "arrival moved into the future", stays: []reconcile.Stay{onKey(stay("s1", "r302", "2026-06-11", "2026-06-14"))}, creds: recorded("2026-06-09"),
 			want: []string{"1 create s1 - soon", "2 delete s1 A1 revoke", "2 create s1 - soon", "3 revoke s1 K1 revoke", "3 delete s1 K1 revoke", "3 assign s1 - soon"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := summary(tc.compute(t)); !slices.Equal(got, tc.want) {
-				t.Errorf("plan %q\nwant %q", got, tc.want)
-			}
-		})
-	}
+	})
 }

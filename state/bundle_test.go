@@ -1,14 +1,11 @@
-package state_test
+package state
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/seal"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/state"
 )
 
 // TestSaveTimeBoundAndDerived round-trips what migration 0002 added to a
@@ -18,15 +15,7 @@ import (
 func TestSaveTimeBoundAndDerived(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	k, _, err := seal.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := state.Open(ctx, filepath.Join(t.TempDir(), "k.db"), state.Options{Create: true, Key: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := openNew(t)
 	ref := reconcile.StayRef{Property: "p", Source: reconcile.SystemGuestway, ID: "g1"}
 	win := reconcile.Window{
 		Start: time.Date(2026, 3, 28, 13, 0, 0, 0, time.UTC),

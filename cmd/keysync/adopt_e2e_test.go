@@ -402,25 +402,59 @@ func TestBackfillWhenNothingCanBeListed(t *testing.T) {
 		old[a.ID] = a.End
 	}
 
-	fw.loseState()
-	fw.mustExec(ExitOK, "backfill")
-	fw.mustExec(ExitOK, "run")
-	fresh := 0
-	for _, inv := range fw.invites() {
-		if _, ok := old[inv.ID]; !ok {
-			fresh++
-		}
-	}
-	for _, a := range fw.accesses() {
-		if _, ok := old[a.ID]; !ok {
-			fresh++
-		}
-	}
-	if fresh != 5 {
+	fw.rebuildAfterLoss()
+	if fresh := fw.issuedSince(old, true); fresh != 5 {
 		t.Errorf("the backfill after the state was lost and the run after it issued %d invites and accesses, want 5 (one per guest)", fresh)
 	}
 	endsBy(t, old, fw.now.Add(4*24*time.Hour)) // the stays leave on day 3
 	noWrites(t, fw.mustExec(ExitOK, "run").rep, "the second run after the backfill")
+}
+
+// rebuildAfterLoss loses the state file, then backfills and runs, each
+// expected to exit 0.
+func (fw *faultWorld) rebuildAfterLoss() {
+	fw.t.Helper()
+	fw.loseState()
+	fw.mustExec(ExitOK, "backfill")
+	fw.mustExec(ExitOK, "run")
+}
+
+// issuedSince counts keysync's live key-box accesses, and with invites its
+// live invites too, whose ids old does not hold: those issued after old
+// was taken.
+func (w *world) issuedSince(old map[string]time.Time, invites bool) int {
+	n := 0
+	if invites {
+		for _, inv := range w.invites() {
+			if _, ok := old[inv.ID]; !ok {
+				n++
+			}
+		}
+	}
+	for _, a := range w.accesses() {
+		if _, ok := old[a.ID]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// recordedOnce maps the remote id of each live credential of sys in the
+// state file to its stay, failing the test for one recorded for two stays
+// (what names the kind of credential in the message).
+func (w *world) recordedOnce(sys reconcile.System, what string) map[string]string {
+	w.t.Helper()
+	recorded := map[string]string{}
+	for _, c := range w.credentials() {
+		if c.System != sys || !c.Status.Live() {
+			continue
+		}
+		if other, dup := recorded[c.RemoteID]; dup {
+			w.t.Errorf("%s %s recorded for %s and %s", what, c.RemoteID, other, c.Stay.ID)
+		}
+		recorded[c.RemoteID] = c.Stay.ID
+	}
+	return recorded
 }
 
 // links lists keysync's live invites with their tokens and, with
@@ -530,28 +564,13 @@ func TestBackfillWhenTheKeyBoxShortensNames(t *testing.T) {
 		t.Fatalf("the first backfill made %d accesses, want 3", len(old))
 	}
 	fw.setNow(fw.now.Add(24 * time.Hour))
-	fw.loseState()
-	fw.mustExec(ExitOK, "backfill")
-	fw.mustExec(ExitOK, "run")
-	fresh := 0
-	for _, a := range fw.accesses() {
-		if _, ok := old[a.ID]; !ok {
-			fresh++
-		}
-	}
-	if fresh != 3 {
+	fw.rebuildAfterLoss()
+	if fresh := fw.issuedSince(old, false); fresh != 3 {
 		t.Errorf("after the state was lost %d new accesses were issued, want 3 (one per guest)", fresh)
 	}
-	recorded := map[string]string{}
-	for _, c := range fw.credentials() {
-		if c.System == reconcile.SystemKeyBox && c.Status.Live() {
-			if _, before := old[c.RemoteID]; before {
-				t.Errorf("stay %s took access %s, made before the state was lost", c.Stay.ID, c.RemoteID)
-			}
-			if other, dup := recorded[c.RemoteID]; dup {
-				t.Errorf("access %s recorded for %s and %s", c.RemoteID, other, c.Stay.ID)
-			}
-			recorded[c.RemoteID] = c.Stay.ID
+	for id, stay := range fw.recordedOnce(reconcile.SystemKeyBox, "access") {
+		if _, before := old[id]; before {
+			t.Errorf("stay %s took access %s, made before the state was lost", stay, id)
 		}
 	}
 	endsBy(t, old, fw.now.Add(3*24*time.Hour))
@@ -670,19 +689,8 @@ func TestBackfillWhenOpenAppShortensNames(t *testing.T) {
 	}
 	fw.checkInvariants(foreign)
 	fw.setNow(fw.now.Add(24 * time.Hour))
-	fw.loseState()
-	fw.mustExec(ExitOK, "backfill")
-	fw.mustExec(ExitOK, "run")
-	recorded := map[string]string{}
-	for _, c := range fw.credentials() {
-		if c.System != reconcile.SystemOpenApp || !c.Status.Live() {
-			continue
-		}
-		if other, dup := recorded[c.RemoteID]; dup {
-			t.Errorf("invite %s recorded for %s and %s", c.RemoteID, other, c.Stay.ID)
-		}
-		recorded[c.RemoteID] = c.Stay.ID
-	}
+	fw.rebuildAfterLoss()
+	recorded := fw.recordedOnce(reconcile.SystemOpenApp, "invite")
 	if len(recorded) != 3 {
 		t.Errorf("%d live invites recorded after the state was lost, want 3 (one per guest): %v", len(recorded), recorded)
 	}

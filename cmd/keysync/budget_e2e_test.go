@@ -26,9 +26,7 @@ import (
 // day has passed, the deferred stays are keyed first.
 func TestBudgetNearlySpentDefersCreationsNotRevocations(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 4, "")
-	h.stay("leaving", "r101", -2, 0)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 4, "", booking{"leaving", "r101", -2, 0})
 	h.stay("new1", "r102", 1, 3)
 	h.stay("new2", "r103", 2, 4)
 
@@ -136,9 +134,7 @@ func TestBudgetEarlierReadsLeaveTheReserveToo(t *testing.T) {
 // given, backfilled with a guest who left two days ago.
 func leavingWithABudget(t *testing.T, limit, reserve int) *harness {
 	t.Helper()
-	h := newHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve))
-	h.stay("leaving", "r101", -2, 0)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 4, fmt.Sprintf("      daily_cap: %d\n      reserve_for_revocations: %d\n", limit, reserve), booking{"leaving", "r101", -2, 0})
 	return h
 }
 

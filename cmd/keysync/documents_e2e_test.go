@@ -326,10 +326,7 @@ func enabledInvites(w *faultWorld) int {
 // tries the switch-offs again until a person is told (exit 6).
 func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r201": "qr", "r202": "qr", "r203": "qr"}, nil)
-	fw.hotelStay("s1", "r201", 0, 2)
-	fw.hotelStay("s3", "r203", 0, 2)
-	foreign := fw.foreign()
+	fw, foreign := hotelWorld(t, map[string]string{"r201": "qr", "r202": "qr", "r203": "qr"}, booking{"s1", "r201", 0, 2}, booking{"s3", "r203", 0, 2})
 	fw.mustExec(ExitOK, "backfill")
 	for _, res := range []string{"res-s1", "res-s3"} {
 		if err := fw.sb.rpms.CancelReservation(res); err != nil {
@@ -378,10 +375,7 @@ func TestOpenAppRefusesOneInviteChange(t *testing.T) {
 // by the run after the setting is right.
 func TestKeyBoxCancelNotFound(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, nil)
-	fw.hotelStay("s1", "r301", 0, 2)
-	fw.hotelStay("s2", "r302", 0, 2)
-	foreign := fw.foreign()
+	fw, foreign := hotelWorld(t, map[string]string{"r301": "key_storage", "r302": "key_storage"}, booking{"s1", "r301", 0, 2}, booking{"s2", "r302", 0, 2})
 	fw.mustExec(ExitOK, "backfill")
 	fw.sb.keybox.SetCancelNotFound(true)
 	if err := fw.sb.rpms.CancelReservation("res-s1"); err != nil {
@@ -455,9 +449,7 @@ func TestKeyBoxCancelConflict(t *testing.T) {
 		staffFirst := tc.staffFirst
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fw := newFaultWorld(t, map[string]string{"r301": "key_storage"}, nil)
-			fw.hotelStay("s1", "r301", 0, 2)
-			foreign := fw.foreign()
+			fw, foreign := hotelWorld(t, map[string]string{"r301": "key_storage"}, booking{"s1", "r301", 0, 2})
 			fw.mustExec(ExitOK, "backfill")
 			live := fw.accesses()
 			if len(live) != 1 {

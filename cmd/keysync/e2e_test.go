@@ -133,6 +133,25 @@ func (h *harness) stay(id, room string, arrive, depart int) {
 	}
 }
 
+// booking is a hotel stay to book: its id and room, and its arrival and
+// departure as days from t0.
+type booking struct {
+	id, room       string
+	arrive, depart int
+}
+
+// backfilledHarness is newHarness with the stays booked and a backfill
+// run, which must exit 0.
+func backfilledHarness(t *testing.T, rooms int, extra string, stays ...booking) *harness {
+	t.Helper()
+	h := newHarness(t, rooms, extra)
+	for _, s := range stays {
+		h.stay(s.id, s.room, s.arrive, s.depart)
+	}
+	h.mustRun(ExitOK, "backfill")
+	return h
+}
+
 // setNow moves keysync's and the sandbox's clocks together.
 func (h *harness) setNow(t time.Time) {
 	h.now = t
@@ -354,10 +373,7 @@ func TestNewArrivalsKeyedInTwoWrites(t *testing.T) {
 
 func TestCancelledStayRevokedAndDeleted(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 1, 3)
-	h.stay("s2", "r102", 1, 3)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 1, 3}, booking{"s2", "r102", 1, 3})
 	s1, _ := h.sb.Stay("s1")
 	if s1.KeyID == "" {
 		t.Fatal("s1 not keyed")
@@ -377,10 +393,10 @@ func TestCancelledStayRevokedAndDeleted(t *testing.T) {
 
 func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 2, "")
-	h.stay("s1", "r101", -2, 0) // departs today 11:00 local (10:00Z) + 2h grace
-	h.stay("s2", "r102", 0, 3)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 2, "",
+		booking{"s1", "r101", -2, 0}, // departs today 11:00 local (10:00Z) + 2h grace
+		booking{"s2", "r102", 0, 3},
+	)
 	key := func() string { s, _ := h.sb.Stay("s1"); return s.KeyID }()
 	if key == "" {
 		t.Fatal("in-house guest departing today got no key")
@@ -406,9 +422,7 @@ func TestDepartedStayCleanedUpAfterGrace(t *testing.T) {
 
 func TestDeletedStayKeyDeleted(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 2, "")
-	h.stay("s1", "r101", 1, 3)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 2, "", booking{"s1", "r101", 1, 3})
 	s1, _ := h.sb.Stay("s1")
 	if err := h.sb.DeleteStay("s1"); err != nil {
 		t.Fatal(err)

@@ -78,9 +78,7 @@ func TestSourceOutageRefusedWithoutForce(t *testing.T) {
 // guest keeps the same key and PIN, and no request is written.
 func TestPINUnchangedWhenOnlyDatesChange(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 1, "")
-	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 1, "", booking{"s1", "r101", 0, 2})
 	s1, _ := h.sb.Stay("s1")
 	pin := keyByID(t, h.sb, s1.KeyID).PIN
 	for _, dep := range []int{4, 1} {

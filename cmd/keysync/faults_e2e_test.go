@@ -55,10 +55,7 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin"}, nil)
-			fw.hotelStay("s1", "r101", 0, 2)
-			fw.hotelStay("s2", "r102", 1, 3)
-			foreign := fw.foreign()
+			fw, foreign := hotelWorld(t, map[string]string{"r101": "pin", "r102": "pin"}, booking{"s1", "r101", 0, 2}, booking{"s2", "r102", 1, 3})
 			var mutations reqCounter
 			var (
 				sent     string
@@ -114,11 +111,11 @@ func TestFault429RetryAfterWaitedOut(t *testing.T) {
 // land; the next run finishes.
 func TestFault429TooLongDefersThatSystem(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"}, nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r201", 0, 2)
-	fw.hotelStay("s3", "r301", 0, 2)
-	foreign := fw.foreign()
+	fw, foreign := hotelWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r301": "key_storage"},
+		booking{"s1", "r101", 0, 2},
+		booking{"s2", "r201", 0, 2},
+		booking{"s3", "r301", 0, 2},
+	)
 	mutations := fw.refuseFirstMutation("86400")
 	run := fw.mustExec(ExitPartial, "backfill")
 	fw.setFault(nil)
@@ -176,12 +173,12 @@ func TestFault429TooLongDefersThatSystem(t *testing.T) {
 // sends no second one. The next run without faults converges.
 func TestFaultOpenAppDownForARun(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage"}, nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r201", 0, 2)
-	fw.hotelStay("s3", "r202", 1, 3)
-	fw.hotelStay("s4", "r301", 0, 2)
-	foreign := fw.foreign()
+	fw, foreign := hotelWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr", "r301": "key_storage"},
+		booking{"s1", "r101", 0, 2},
+		booking{"s2", "r201", 0, 2},
+		booking{"s3", "r202", 1, 3},
+		booking{"s4", "r301", 0, 2},
+	)
 	// storm answers OpenApp requests 503 (every one, or with reads false
 	// all but GETs), counting them in seen by method and by method and
 	// body.
@@ -263,11 +260,11 @@ func TestFaultOpenAppDownForARun(t *testing.T) {
 // off and the run exits 3; the next run without faults converges.
 func TestFaultOpenAppDownRetriesIdempotentCalls(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr"}, nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r201", 0, 2)
-	fw.hotelStay("s3", "r202", 0, 1)
-	foreign := fw.foreign()
+	fw, foreign := hotelWorld(t, map[string]string{"r101": "pin", "r201": "qr", "r202": "qr"},
+		booking{"s1", "r101", 0, 2},
+		booking{"s2", "r201", 0, 2},
+		booking{"s3", "r202", 0, 1},
+	)
 	fw.mustExec(ExitOK, "backfill")
 	fw.converges()
 
@@ -940,10 +937,7 @@ func TestFaultUnknownResponseFieldsIgnored(t *testing.T) {
 // lost creates are recorded abandoned, and the invariants hold.
 func TestFaultCreateAnswerLost(t *testing.T) {
 	t.Parallel()
-	fw := newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin"}, nil)
-	fw.hotelStay("s1", "r101", 0, 2)
-	fw.hotelStay("s2", "r102", 1, 3)
-	foreign := fw.foreign()
+	fw, foreign := hotelWorld(t, map[string]string{"r101": "pin", "r102": "pin"}, booking{"s1", "r101", 0, 2}, booking{"s2", "r102", 1, 3})
 	var dropped atomic.Bool
 	fw.setFault(when(func(r *http.Request) bool {
 		return mutationNaming(r, "createRoomAccessKey") && dropped.CompareAndSwap(false, true)

@@ -50,6 +50,17 @@ func newFaultWorld(t *testing.T, hotel, apartments map[string]string) *faultWorl
 	return fw
 }
 
+// hotelWorld is newFaultWorld with the hotel's rooms and no apartments,
+// the stays booked, and the foreign snapshot taken before any run.
+func hotelWorld(t *testing.T, rooms map[string]string, stays ...booking) (fw *faultWorld, foreign string) {
+	t.Helper()
+	fw = newFaultWorld(t, rooms, nil)
+	for _, s := range stays {
+		fw.hotelStay(s.id, s.room, s.arrive, s.depart)
+	}
+	return fw, fw.foreign()
+}
+
 // setFault installs (or, with nil, removes) the fault middleware.
 func (fw *faultWorld) setFault(f faultFunc) { fw.faults.Set(f) }
 

@@ -109,10 +109,7 @@ func TestVersionAndHelp(t *testing.T) {
 // credential, is private, and a second backup to the same path is refused.
 func TestBackupWhileARunHoldsTheLock(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 0, 2)
-	h.stay("s2", "r102", 1, 3)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 0, 2}, booking{"s2", "r102", 1, 3})
 	lock, err := state.Lock(h.cfg.State)
 	if err != nil {
 		t.Fatal(err)
@@ -145,9 +142,7 @@ func TestBackupWhileARunHoldsTheLock(t *testing.T) {
 // failed.
 func TestStatusNamesWhatStoppedARun(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 0, 2})
 	wrong := func(k string) string {
 		if k == "KEYSYNC_3RPMS_TOKEN" {
 			return "wrong-token"
@@ -169,10 +164,7 @@ func TestStatusNamesWhatStoppedARun(t *testing.T) {
 // stay and by room.
 func TestStatusAndHistory(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 0, 2)
-	h.stay("s2", "r102", 1, 3)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 0, 2}, booking{"s2", "r102", 1, 3})
 	h.mustRun(ExitOK, "run")
 	// A run killed before it finished: begun, never ended.
 	db := openState(t, h.cfg.State, state.Options{Key: stateKeyOf(t, h.cfg)})
@@ -400,9 +392,7 @@ func parseMetrics(t *testing.T, text string) map[string]float64 {
 // --force; plan may look anywhere.
 func TestNowInThePastNeedsForce(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 2, "")
-	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 2, "", booking{"s1", "r101", 0, 2})
 	h.setNow(h.now.Add(-36 * time.Hour))
 	_, code, out := h.run("run")
 	if code != ExitConfig || !strings.Contains(out, "--force") {
@@ -707,9 +697,7 @@ func TestCheckWhenAReadFails(t *testing.T) {
 // them and says which.
 func TestOperatingCommandsWithoutAPISecrets(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 2, "")
-	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 2, "", booking{"s1", "r101", 0, 2})
 	// A Guestway property whose token has a format Validate checks.
 	cfg, err := os.ReadFile(h.cfgPath)
 	if err != nil {

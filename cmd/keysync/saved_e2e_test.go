@@ -173,9 +173,7 @@ func (h *harness) text(want int, args ...string) string {
 // time, so an operator tracing a guest's key sees when it was issued.
 func TestSavedPlanRecordsWhenApplied(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 0, 2})
 	h.stay("s2", "r102", 0, 3)
 	file := filepath.Join(t.TempDir(), "earlier.plan")
 	h.text(ExitOK, "plan", "--out", file)

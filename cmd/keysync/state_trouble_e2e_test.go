@@ -28,10 +28,7 @@ import (
 // create. The sandbox's request log is empty.
 func troubled(t *testing.T) *harness {
 	t.Helper()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 0, 2)
-	h.stay("s2", "r102", 1, 3)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 0, 2}, booking{"s2", "r102", 1, 3})
 	h.stay("s3", "r103", 0, 2) // arrives today: a run that went on would key it
 	h.sb.ResetRequests()
 	return h

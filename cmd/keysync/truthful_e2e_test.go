@@ -167,9 +167,7 @@ func TestExplicitZeroReserveReported(t *testing.T) {
 // ledger afterwards, and a plan writes nothing else (no run, no credential).
 func TestPlanRequestsInTheLedger(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 3, "")
-	h.stay("s1", "r101", 0, 2)
-	h.mustRun(ExitOK, "backfill")
+	h := backfilledHarness(t, 3, "", booking{"s1", "r101", 0, 2})
 	h.stay("s2", "r102", 1, 3)
 	spent := func() int {
 		t.Helper()
