@@ -67,6 +67,15 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 		}
 		slices.SortFunc(stays, func(a, b Stay) int { return a.Arrival.Compare(b.Arrival) })
 		for _, s := range stays {
+			if s.Unreadable != "" {
+				// Its dates are not known: listed in the window, it may be
+				// in house, and what it holds cannot be judged.
+				if !s.Cancelled {
+					checked++
+					unready = append(unready, Unready{Stay: s.Ref, Why: []string{fmt.Sprintf("keysync could not read the stay from %s (%s)", sourceName(s.Ref.Source), s.Unreadable)}})
+				}
+				continue
+			}
 			win := p.Window(s.Arrival, s.Departure)
 			// In house (the window open) or opening within the horizon:
 			// an in-house guest whose access was cancelled or deleted

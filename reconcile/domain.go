@@ -73,6 +73,12 @@ type Stay struct {
 	// ("" when it did): the stay is planned all the same, its PINs only
 	// unknown.
 	LocksUnread string
+	// Unreadable says why the source could not read the stay (its dates,
+	// say), "" when it could. Only Ref is then set, and Cancelled where the
+	// source could tell so: the runner plans nothing from it. What keysync
+	// issued for it is left as recorded until the recorded departure, a
+	// cancelled one's is withdrawn, and a note asks a person to look.
+	Unreadable string
 	// MovedTo names the property whose room the stay is in now, when the
 	// source serves several properties of one hotel and the stay moved out
 	// of this one's rooms into that one's: its PIN key goes with it (and

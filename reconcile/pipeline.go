@@ -291,7 +291,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	in := Input{
 		Now: opts.Now, Property: site.Property, Stays: slices.Concat(rd.stays, rd.moved, rd.unlistedOnce),
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
-		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings,
+		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings, Unreadable: rd.unreadable,
 	}
 	byRef := staysByRef(in.Stays)
 	in.KeyCarries = carries(site, byRef, rd.creds)

@@ -151,6 +151,11 @@ const (
 	// look-up by id shows it in the window, and the whole run before did
 	// not: kept as the look-up shows it (a read may miss a stay once).
 	NoteUnlistedOnce NoteKind = "unlisted_once"
+	// NoteUnreadableStay: a stay the source listed but keysync could not
+	// read (Stay.Unreadable): what was issued for it is left as recorded
+	// until its recorded departure; nothing new is issued. It needs a
+	// person.
+	NoteUnreadableStay NoteKind = "unreadable_stay"
 )
 
 // Note is something an operator should see that keysync will not act on.
@@ -240,6 +245,11 @@ type Input struct {
 	// run's stays, a short look-ahead): only their credentials may be
 	// taken as gone, since nothing was read about the others.
 	Scope map[StayRef]bool
+	// Unreadable holds the stays the source listed but could not read
+	// (Stay.Unreadable), with why: their credentials are left as recorded
+	// until the recorded window ends (then cleaned up as a departure's),
+	// and each gets a note that needs a person.
+	Unreadable map[StayRef]string
 	// Held holds, by stay, the invites and key-box accesses the systems
 	// already hold that keysync has no record of (a backfill's read-back,
 	// BatchFinder): the plan adopts one where it would create it.
@@ -734,10 +744,21 @@ func (p *planner) run() (*Plan, error) {
 		}
 	}
 	slices.SortFunc(gone, func(a, b int32) int { return strings.Compare(rec.ref(a).ID, rec.ref(b).ID) })
+	held := map[StayRef]bool{}
 	for _, g := range gone {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
+		if why, ok := p.in.Unreadable[ref]; ok && p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+			// Listed, but not readable: nothing says it changed, so what
+			// it holds is left as recorded.
+			held[ref] = true
+			n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
+				sourceName(ref.Source), why, sourceName(ref.Source)))
+			n.Attention = true
+			p.plan.Notes = append(p.plan.Notes, n)
+			continue
+		}
 		n := p.log.n
 		p.withdraw(s, creds, false, fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
@@ -750,6 +771,16 @@ func (p *planner) run() (*Plan, error) {
 		for a := range p.log.since(n) {
 			a.Unseen = true
 		}
+	}
+	// The unreadable stays keysync issued nothing for, or nothing live.
+	for _, ref := range slices.SortedFunc(maps.Keys(p.in.Unreadable), func(a, b StayRef) int { return strings.Compare(a.ID, b.ID) }) {
+		if g, ok := rec.group(ref); held[ref] || ok && rec.groups[g].seen {
+			continue
+		}
+		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref}, fmt.Sprintf("keysync could not read the stay from %s (%s): nothing is issued for it until it can; check the reservation in %s, and give the guest access by hand meanwhile",
+			sourceName(ref.Source), p.in.Unreadable[ref], sourceName(ref.Source)))
+		n.Attention = true
+		p.plan.Notes = append(p.plan.Notes, n)
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
 	p.plan.withdrawn = p.withdrawn

@@ -38,9 +38,11 @@ type planCase struct {
 	backfill bool
 	held     map[reconcile.StayRef][]reconcile.Held
 	carries  map[int64]string
-	want     []string // summary lines
-	notes    []string // noteSummary lines
-	sync     []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
+	// unreadable is Input.Unreadable.
+	unreadable map[reconcile.StayRef]string
+	want       []string // summary lines
+	notes      []string // noteSummary lines
+	sync       []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
 }
 
 // compute runs Compute for a case with a fixed PIN stream and checks the
@@ -57,7 +59,7 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	}
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
-		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Rand: seeded(1),
+		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Unreadable: tc.unreadable, Rand: seeded(1),
 	})
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
@@ -951,6 +953,69 @@ func TestComputeWithdrawn(t *testing.T) {
 			plan := planCase{prop: tc.prop, stays: tc.stays, creds: tc.creds}.compute(t)
 			if plan.Withdrawn != tc.withdrawn || plan.Live != len(tc.creds) {
 				t.Errorf("withdrawn %d of %d live, want %d of %d (%q)", plan.Withdrawn, plan.Live, tc.withdrawn, len(tc.creds), summary(plan))
+			}
+		})
+	}
+}
+
+// TestComputeUnreadableStay: a stay the source listed but could not read
+// keeps what was issued for it, as recorded, until its recorded departure
+// (then cleaned up as a departure, not withdrawn), gets nothing new, and
+// always needs a person; the other stays are planned as ever.
+func TestComputeUnreadableStay(t *testing.T) {
+	t.Parallel()
+	unreadable := map[reconcile.StayRef]string{ref("s1"): "arrival_date is not a date"}
+	tests := []planCase{
+		{
+			name:       "in house: its key is left as recorded",
+			stays:      []reconcile.Stay{stay("s2", "r102", "2026-06-11", "2026-06-13")},
+			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
+			unreadable: unreadable,
+			want:       []string{"1 create s2 - soon", "2 assign s2 - soon"},
+			notes:      []string{"unreadable_stay s1"},
+		},
+		{
+			name:       "arriving later: left as recorded",
+			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-14", "2026-06-16")},
+			unreadable: unreadable,
+			notes:      []string{"unreadable_stay s1"},
+		},
+		{
+			name:       "past its recorded departure: cleaned up as a departure",
+			now:        ljAt("2026-06-12", 14, 0),
+			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
+			unreadable: unreadable,
+			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+			notes:      []string{"unreadable_stay s1"},
+		},
+		{
+			name:       "nothing issued: nothing is",
+			unreadable: unreadable,
+			notes:      []string{"unreadable_stay s1"},
+		},
+		{
+			name:  "readable, the same key gone from the read is withdrawn",
+			creds: []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
+			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plan := tc.compute(t)
+			if got := summary(plan); !slices.Equal(got, tc.want) {
+				t.Errorf("actions %q, want %q", got, tc.want)
+			}
+			if got := noteSummary(plan.Notes); !slices.Equal(got, tc.notes) {
+				t.Errorf("notes %q, want %q", got, tc.notes)
+			}
+			for _, n := range plan.Notes {
+				if !n.Attention {
+					t.Errorf("note %s %s: not marked attention", n.Kind, n.Stay.ID)
+				}
+			}
+			if plan.Withdrawn != 0 && len(tc.unreadable) > 0 {
+				t.Errorf("withdrawn %d, want 0: an unreadable stay's credentials are never withdrawals", plan.Withdrawn)
 			}
 		})
 	}

@@ -286,8 +286,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		// A backfill stopped while it ran is not complete, though every
 		// claim it reached was answered: what it left unsent or unanswered
 		// is the next start's backfill, before serve waits for its
-		// schedule.
-		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && ctx.Err() == nil && backfilled(j.pr) {
+		// schedule. Nor is one that could not read a stay: what the
+		// systems hold for it is looked for once it can be.
+		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && len(j.rd.unreadable) == 0 && ctx.Err() == nil && backfilled(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.at()); err != nil {
 				return nil, err
 			}
@@ -567,6 +568,9 @@ type siteRead struct {
 	// before did not keep so: planned as the look-up shows them, each with
 	// a NoteUnlistedOnce the next run asks after.
 	unlisted, unlistedOnce []Stay
+	// unreadable holds the stays the source listed but could not read,
+	// and why (Input.Unreadable); they are not in stays.
+	unreadable map[StayRef]string
 	// lookupErr is the failure of the look-up of stays the window read
 	// did not return: they are left out of scope, the rest is planned.
 	lookupErr error
@@ -976,7 +980,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			rd.err = fmt.Errorf("read stays %v: %w", ids, err)
 			return rd, nil
 		}
-		rd.stays = stays
+		rd.stays = rd.takeUnreadable(stays)
 		return rd, nil
 	}
 	from, to := site.Property.ReadRange(opts.Now)
@@ -1000,7 +1004,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	if opts.LookaheadDays > 0 {
 		// A short look-ahead covers only what it returned.
 		rd.scope = scopeOf(stays)
-		rd.stays = stays
+		rd.stays = rd.takeUnreadable(stays)
 		return rd, nil
 	}
 	if ms, ok := site.Source.(MovedStaySource); ok && rd.backfill && len(site.Siblings) > 0 {
@@ -1047,7 +1051,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			// a row: the stay is then taken as gone (counted by the
 			// fail-safe as any withdrawal). The first time it is kept as
 			// the look-up shows it, with a note the next run asks after.
-			if s.MovedTo != "" || s.Cancelled || !from.Before(s.Departure) || to.Before(s.Arrival) || reportsCancellations(site.Source) {
+			if s.Unreadable != "" || s.MovedTo != "" || s.Cancelled || !from.Before(s.Departure) || to.Before(s.Arrival) || reportsCancellations(site.Source) {
 				stays = append(stays, s)
 				continue
 			}
@@ -1061,9 +1065,28 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			}
 		}
 	}
-	rd.stays = stays
-
+	rd.stays = rd.takeUnreadable(stays)
 	return rd, nil
+}
+
+// takeUnreadable takes the stays the source could not read
+// (Stay.Unreadable) out of stays and returns the rest. A cancelled one is
+// left out as a stay gone from the read is (its credentials withdrawn);
+// the others go to rd.unreadable, whose credentials the plan leaves as
+// recorded.
+func (rd *siteRead) takeUnreadable(stays []Stay) []Stay {
+	return slices.DeleteFunc(stays, func(s Stay) bool {
+		if s.Unreadable == "" {
+			return false
+		}
+		if !s.Cancelled {
+			if rd.unreadable == nil {
+				rd.unreadable = map[StayRef]string{}
+			}
+			rd.unreadable[s.Ref] = s.Unreadable
+		}
+		return true
+	})
 }
 
 // reportsCancellations reports whether src says a stay is cancelled rather

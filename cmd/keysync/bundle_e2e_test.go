@@ -683,3 +683,79 @@ func notesOf(rep *reconcile.Report, stay string) []string {
 	}
 	return out
 }
+
+// TestGuestwayReservationWithUnreadableDates: a reservation Guestway
+// lists with a date keysync cannot read does not fail the property's
+// read. The other guests are keyed; what was issued for it is left as it
+// is (a guest in house keeps the way in); a person is asked (exit 6, a
+// note, check lists it); cancelled meanwhile, its invite is withdrawn.
+func TestGuestwayReservationWithUnreadableDates(t *testing.T) {
+	t.Parallel()
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.mustExec(ExitOK, "backfill")
+	inv := fw.liveInvitesOf("G1")
+	if len(inv) != 1 {
+		t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
+	}
+	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+		t.Fatal(err)
+	}
+	fw.addReservation("G5", "L2", 4, 6)
+
+	r := fw.mustExec(ExitAttention, "run")
+	if got := fw.liveInvitesOf("G1"); !slices.Equal(got, inv) {
+		t.Errorf("G1's live invites %v after the run, want %v kept as they were", got, inv)
+	}
+	if got := fw.liveInvitesOf("G5"); len(got) != 1 {
+		t.Errorf("G5, a new guest beside the unreadable reservation, holds invites %v, want one", got)
+	}
+	notes := notesOf(r.rep, "G1")
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "unreadable_stay: ") || !strings.Contains(notes[0], "arrival_date") {
+		t.Errorf("G1's notes %q, want one unreadable_stay note naming arrival_date", notes)
+	}
+	if strings.Contains(r.stdout+r.stderr, gwsandbox.UnreadableDate) {
+		t.Errorf("the run's output quotes the unreadable value %q:\n%s\n%s", gwsandbox.UnreadableDate, r.stdout, r.stderr)
+	}
+	c := mustRunText(t, ExitAttention, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+	wantAll(t, "check", c.stdout, "G1", "could not read")
+
+	if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
+	if got := fw.liveInvitesOf("G1"); len(got) != 0 {
+		t.Errorf("G1, cancelled with its dates unreadable, still holds live invites %v", got)
+	}
+	if got := fw.liveInvitesOf("G5"); len(got) != 1 {
+		t.Errorf("G5 holds invites %v, want its one", got)
+	}
+}
+
+// TestBackfillBesideAnUnreadableReservation: a backfill (the state lost)
+// that cannot read a reservation is not complete: once the reservation can
+// be read, the invite OpenApp already holds for it is adopted, not issued a
+// second time.
+func TestBackfillBesideAnUnreadableReservation(t *testing.T) {
+	t.Parallel()
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.mustExec(ExitOK, "backfill")
+	inv := fw.liveInvitesOf("G1")
+	if len(inv) != 1 {
+		t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
+	}
+	fw.loseState()
+	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitAttention, "backfill")
+	if err := fw.sb.guestway.SetUnreadableDates("G1", false); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
+	if got := fw.liveInvitesOf("G1"); !slices.Equal(got, inv) {
+		t.Errorf("G1's live invites %v once its reservation reads again, want %v adopted, no second", got, inv)
+	}
+	if got := fw.liveInvitesOf("G2"); len(got) != 1 {
+		t.Errorf("G2 holds invites %v, want one", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,8 +115,11 @@ func (env *environment) check(ctx context.Context, args []string) error {
 			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PROPERTY\tSTAY\tROOM\tOPENS\tWHAT IS MISSING")
 			for _, u := range unready {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Stay.Property, u.Stay.ID, roomAndID(u.Room, u.RoomID),
-					u.Starts.In(cfg.zone(u.Stay.Property)).Format("2006-01-02 15:04 MST"), strings.Join(u.Why, "; "))
+				opens := "unknown" // a stay whose dates could not be read
+				if !u.Starts.IsZero() {
+					opens = u.Starts.In(cfg.zone(u.Stay.Property)).Format("2006-01-02 15:04 MST")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Stay.Property, u.Stay.ID, cmp.Or(roomAndID(u.Room, u.RoomID), "unknown"), opens, strings.Join(u.Why, "; "))
 			}
 			tw.Flush()
 		}
@@ -137,7 +141,7 @@ func (env *environment) check(ctx context.Context, args []string) error {
 	}
 	rooms := make([]string, 0, len(unready))
 	for _, u := range unready {
-		rooms = append(rooms, roomAndID(u.Room, u.RoomID))
+		rooms = append(rooms, cmp.Or(roomAndID(u.Room, u.RoomID), "unknown (stay "+u.Stay.ID+")"))
 	}
 	return withCode(ExitAttention, fmt.Errorf("%d stay(s) not ready, in room(s) %s", len(unready), strings.Join(rooms, ", ")))
 }

@@ -195,7 +195,7 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 		if n.Attention {
 			kind += " (attention)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.Property, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.Property, n.Stay.ID, cmp.Or(roomAndID(n.Room, n.RoomID), "-"), dateOrDash(n.Arrival), dateOrDash(n.Departure), detail)
 	}
 	tw.Flush()
 }
@@ -224,6 +224,10 @@ func printProblems(w io.Writer, problems []reconcile.Problem, attention []reconc
 	}
 	fmt.Fprintf(w, "\nNeeds a person (%d):\n", len(problems)+len(attention))
 	for _, n := range attention {
+		if n.Arrival.IsZero() { // a stay whose room and dates could not be read
+			fmt.Fprintf(w, "  %s stay %s: %s\n", n.Stay.Property, n.Stay.ID, n.Detail)
+			continue
+		}
 		fmt.Fprintf(w, "  %s stay %s room %s (%s to %s): %s\n", n.Stay.Property, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Arrival, n.Departure, n.Detail)
 	}
 	for _, p := range problems {
@@ -267,4 +271,13 @@ func printRequests(w io.Writer, rep *reconcile.Report) {
 	if n := len(rep.Deferred()); n > 0 {
 		fmt.Fprintf(w, "%d action(s) deferred for lack of request budget; the next run does them first.\n", n)
 	}
+}
+
+// dateOrDash is d, or "-" for the zero Date (a stay whose dates could not
+// be read).
+func dateOrDash(d reconcile.Date) string {
+	if d.IsZero() {
+		return "-"
+	}
+	return d.String()
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,18 +190,6 @@ func TestCannedResponses(t *testing.T) {
 			}), noAccesses),
 			edit:   func(o *guestway.Options) { o.MaxPages = 5 },
 			status: -1, contains: []string{"more than 5 pages (MaxPages)"},
-		},
-		{
-			name: "malformed arrival date", handler: jsonReply(listPage(1, false, res("R7", "30.01.2026", "2026-02-01"))),
-			status: 200, contains: []string{"reservation R7: arrival_date is not a YYYY-MM-DD date"},
-		},
-		{
-			name: "malformed departure date", handler: jsonReply(listPage(1, false, res("R8", "2026-01-30", canaryPIN))),
-			status: 200, contains: []string{"reservation R8: departure_date is not a YYYY-MM-DD date"},
-		},
-		{
-			name: "departure before arrival", handler: jsonReply(listPage(1, false, res("R9", "2026-02-03", "2026-02-01"))),
-			status: 200, contains: []string{"reservation R9: departure_date is before arrival_date"},
 		},
 		{name: "reservation without an id", handler: jsonReply(listPage(1, false, res("", "2026-01-30", "2026-02-01"))), status: 200, contains: []string{"a reservation has no id"}},
 		{
@@ -394,8 +383,64 @@ func TestDatesAsDateTimes(t *testing.T) {
 	list := `{"data":[{"id":"R1","status":"confirmed","arrival_date":"2026-01-30T14:00:00Z","departure_date":"2026-02-01","listing_id":"L1"}],"meta":{"page":1,"per_page":50,"has_more":false}}`
 	srv := httptest.NewServer(byPath(jsonReply(list), noAccesses))
 	defer srv.Close()
-	if _, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05")); err == nil || !strings.Contains(err.Error(), "arrival_date is a date-time") {
-		t.Errorf("an instant without the zone: %v, want a failure naming arrival_date", err)
+	if stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-28"), day(t, "2026-02-05")); err != nil || len(stays) != 1 || !strings.Contains(stays[0].Unreadable, "arrival_date is a date-time") {
+		t.Errorf("an instant without the zone: %+v, %v; want the reservation marked unreadable, naming arrival_date", stays, err)
+	}
+}
+
+// TestUnreadableReservations: a reservation whose dates keysync cannot
+// read is returned marked Unreadable, with why (naming the field, quoting
+// no value), without dates, and its accesses are not asked for; the
+// reservations beside it are read as ever, and a cancelled one says so.
+func TestUnreadableReservations(t *testing.T) {
+	t.Parallel()
+	var accessesOf []string
+	var mu sync.Mutex
+	list := listPage(1, false,
+		res("R1", "2026-01-30", "2026-02-01"),
+		res("R7", "30.01.2026", "2026-02-01"),
+		res("R8", "2026-01-30", canaryPIN),
+		res("R9", "2026-02-03", "2026-02-01"),
+		`{"id":"R10","status":"cancelled","arrival_date":"soon","departure_date":"2026-02-01","listing_id":"L1"}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/accesses") {
+			mu.Lock()
+			accessesOf = append(accessesOf, r.URL.Path)
+			mu.Unlock()
+			noAccesses(w, r)
+			return
+		}
+		jsonReply(list)(w, r)
+	}))
+	defer srv.Close()
+	stays, err := newSource(t, srv.URL, nil).Stays(context.Background(), day(t, "2026-01-30"), day(t, "2026-02-05"))
+	if err != nil || len(stays) != 5 {
+		t.Fatalf("got %d stays, %v; want 5 and no error", len(stays), err)
+	}
+	want := map[string]string{
+		"R1":  "",
+		"R7":  "arrival_date is not a YYYY-MM-DD date",
+		"R8":  "departure_date is not a YYYY-MM-DD date",
+		"R9":  "departure_date is before arrival_date",
+		"R10": "arrival_date is not a YYYY-MM-DD date",
+	}
+	for _, st := range stays {
+		w, ok := want[st.Ref.ID]
+		switch {
+		case !ok:
+			t.Errorf("stay %s: not in the list", st.Ref.ID)
+		case w == "" && (st.Unreadable != "" || st.Arrival.IsZero()):
+			t.Errorf("stay %s: unreadable %q, arrival %s; want it read", st.Ref.ID, st.Unreadable, st.Arrival)
+		case w != "" && (!strings.HasPrefix(st.Unreadable, w) || !st.Arrival.IsZero() || !st.Departure.IsZero() || st.RoomID != ""):
+			t.Errorf("stay %s: unreadable %q, dates %s..%s, room %q; want %q and nothing else", st.Ref.ID, st.Unreadable, st.Arrival, st.Departure, st.RoomID, w)
+		case strings.Contains(st.Unreadable, canaryPIN) || strings.Contains(st.Unreadable, "30.01.2026"):
+			t.Errorf("stay %s: why quotes a field's value: %q", st.Ref.ID, st.Unreadable)
+		case st.Cancelled != (st.Ref.ID == "R10"):
+			t.Errorf("stay %s: cancelled %v", st.Ref.ID, st.Cancelled)
+		}
+	}
+	if !slices.Equal(accessesOf, []string{"/open/v1/reservations/R1/accesses"}) {
+		t.Errorf("accesses asked of %v, want of R1 alone", accessesOf)
 	}
 }
 
@@ -443,7 +488,7 @@ func TestStaysByIDCanned(t *testing.T) {
 		{"500 is an error", reply(500, "application/json", echo), -1, "get reservation R1: HTTP 500"},
 		{"no data", jsonReply(`{}`), -1, `no "data" object`},
 		{"another reservation", jsonReply(`{"data":` + res("R2", "2026-01-30", "2026-02-01") + `}`), -1, "answered reservation R2"},
-		{"bad date", jsonReply(`{"data":` + res("R1", "2026-01-30", "soon") + `}`), -1, "reservation R1: departure_date"},
+		{"bad date is unreadable", jsonReply(`{"data":` + res("R1", "2026-01-30", "soon") + `}`), 1, "departure_date is not a YYYY-MM-DD date"},
 		{"cancelled is absent", jsonReply(`{"data":{"id":"R1","status":"cancelled","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"}}`), 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -463,6 +508,11 @@ func TestStaysByIDCanned(t *testing.T) {
 			}
 			if err != nil || len(stays) != tc.want {
 				t.Errorf("got %d stays, %v; want %d", len(stays), err, tc.want)
+			}
+			for _, st := range stays {
+				if !strings.HasPrefix(st.Unreadable, tc.contains) || tc.contains == "" && st.Unreadable != "" || strings.Contains(st.Unreadable, "soon") {
+					t.Errorf("stay %s: unreadable %q, want %q", st.Ref.ID, st.Unreadable, tc.contains)
+				}
 			}
 			want := []string{"/open/v1/reservations/R1"}
 			if tc.name == "404 is absent" {

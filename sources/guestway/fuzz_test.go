@@ -199,7 +199,11 @@ func fzCheck(t *testing.T, srv *fault.Canned, status int, ct string, stays []rec
 			t.Errorf("stay %s returned twice", st.Ref.ID)
 		case st.Ref.Source != reconcile.SystemGuestway || st.Ref.Property != property:
 			t.Errorf("stay %d: ref %+v", i, st.Ref)
-		case st.Arrival.IsZero() || st.Departure.IsZero() || st.Departure.Before(st.Arrival):
+		case st.Unreadable != "" && (!st.Arrival.IsZero() || !st.Departure.IsZero() || len(st.Locks) > 0):
+			t.Errorf("unreadable stay %s (%s): dates %s → %s, %d locks", st.Ref.ID, st.Unreadable, st.Arrival, st.Departure, len(st.Locks))
+		case st.Unreadable != "" && (strings.Contains(st.Unreadable, fzToken) || strings.Contains(st.Unreadable, fzKey) || strings.Contains(st.Unreadable, fzPIN)):
+			t.Errorf("unreadable stay %s: why quotes a secret: %q", st.Ref.ID, st.Unreadable)
+		case st.Unreadable == "" && (st.Arrival.IsZero() || st.Departure.IsZero() || st.Departure.Before(st.Arrival)):
 			t.Errorf("stay %s: dates %s → %s", st.Ref.ID, st.Arrival, st.Departure)
 		case st.Cancelled && len(st.Locks) > 0:
 			t.Errorf("cancelled stay %s has locks", st.Ref.ID)

@@ -301,7 +301,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		before := len(stays)
 		for _, r := range *resp.Data {
-			st, err := s.stay(r)
+			st, err := s.readable(r)
 			if err != nil {
 				return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
@@ -452,7 +452,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			if resp.Data == nil {
 				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" object`}
 			}
-			st, err := s.stay(*resp.Data)
+			st, err := s.readable(*resp.Data)
 			if err != nil {
 				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
@@ -462,7 +462,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			if st.Cancelled {
 				return nil
 			}
-			if s.markMoved(&st); st.MovedTo == "" {
+			if s.markMoved(&st); st.MovedTo == "" && st.Unreadable == "" {
 				if err := nf.locks(ctx, s, &st); err != nil {
 					return err
 				}
@@ -497,13 +497,13 @@ func (s *Source) pool(ctx context.Context) *pool.ContextPool {
 	return pool.New().WithMaxGoroutines(s.opts.Concurrency).WithErrors().WithFirstError().WithContext(ctx).WithCancelOnError()
 }
 
-// fillLocks fetches the accesses of every stay that is not cancelled nor
-// another property's (Beside).
+// fillLocks fetches the accesses of every stay that is not cancelled,
+// unreadable, nor another property's (Beside).
 func (s *Source) fillLocks(ctx context.Context, stays []reconcile.Stay) error {
 	var nf accessFailures
 	p := s.pool(ctx)
 	for i := range stays {
-		if stays[i].Cancelled || stays[i].MovedTo != "" {
+		if stays[i].Cancelled || stays[i].MovedTo != "" || stays[i].Unreadable != "" {
 			continue
 		}
 		p.Go(func(ctx context.Context) error { return nf.locks(ctx, s, &stays[i]) })
@@ -602,6 +602,34 @@ func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, 
 	return out, nil
 }
 
+// readable is stay for a reservation of a read: one with an id whose
+// fields keysync cannot read (a date it cannot parse, a departure before
+// the arrival) is not the read's failure but a stay marked Unreadable,
+// with why, and Cancelled where its status says so. The run then leaves
+// what it issued for it as recorded and asks a person to look, while the
+// property's other guests are keyed. A reservation without an id fails
+// the read: nothing could be held for it.
+func (s *Source) readable(r reservation) (reconcile.Stay, error) {
+	st, err := s.stay(r)
+	var e *unreadableError
+	if errors.As(err, &e) {
+		return reconcile.Stay{
+			Ref:        reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
+			Cancelled:  r.over(),
+			Unreadable: e.reason,
+		}, nil
+	}
+	return st, err
+}
+
+// unreadableError is stay's error for a reservation with an id whose
+// fields it cannot read; reason quotes no field values.
+type unreadableError struct {
+	id, reason string
+}
+
+func (e *unreadableError) Error() string { return fmt.Sprintf("reservation %s: %s", e.id, e.reason) }
+
 // stay converts a wire reservation to the domain's. Its errors name the
 // reservation but quote no field values.
 func (s *Source) stay(r reservation) (reconcile.Stay, error) {
@@ -610,10 +638,10 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	}
 	arr, dep, err := s.stayDates(r.Arrival, r.Departure)
 	if err != nil {
-		return reconcile.Stay{}, fmt.Errorf("reservation %s: %w", r.ID, err)
+		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error()}
 	}
 	if dep.Before(arr) {
-		return reconcile.Stay{}, fmt.Errorf("reservation %s: departure_date is before arrival_date", r.ID)
+		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: "departure_date is before arrival_date"}
 	}
 	// A unit id of 0 is taken as none, as null is: ids start at 1, and a
 	// unit "0" no config names would leave the listing's guest unkeyed.

@@ -15,7 +15,7 @@ GET    /_sandbox/listings                       every listing
 POST   /_sandbox/listings                       add or rename a listing {id, name}
 GET    /_sandbox/reservations                   every reservation with its accesses (PINs included)
 POST   /_sandbox/reservations                   add a reservation {id?, status?, arrival_date, departure_date, listing_id, unit_id?, guest_name?, guests?, accesses?}
-PATCH  /_sandbox/reservations/{id}              change {status?, arrival_date?, departure_date?, listing_id?, unit_id?, guest_name?, guests?}
+PATCH  /_sandbox/reservations/{id}              change {status?, arrival_date?, departure_date?, listing_id?, unit_id?, guest_name?, guests?, unreadable_dates?}
 POST   /_sandbox/reservations/{id}/cancel       set the status to "cancelled" (accesses are kept)
 DELETE /_sandbox/reservations/{id}              delete a reservation and its accesses (the API then answers 404)
 POST   /_sandbox/reservations/{id}/accesses     add a lock access {id?, lock_id, lock_name?, pin, valid_from?, valid_to?}
@@ -127,6 +127,8 @@ func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
 		UnitID        *string `json:"unit_id"`
 		GuestName     *string `json:"guest_name"`
 		Guests        *Guests `json:"guests"`
+		// UnreadableDates: see Reservation.UnreadableDates.
+		UnreadableDates *bool `json:"unreadable_dates"`
 	}
 	if !sandboxkit.Decode(w, r, &in) {
 		return
@@ -146,6 +148,9 @@ func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
 		set(&r.GuestName, in.GuestName)
 		if in.Guests != nil {
 			r.Guests = *in.Guests
+		}
+		if in.UnreadableDates != nil {
+			r.UnreadableDates = *in.UnreadableDates
 		}
 	})
 	s.mu.Unlock()

@@ -459,8 +459,15 @@ func (s *Server) wire(r *Reservation) wireReservation {
 		u := r.UnitID
 		w.UnitID = &u
 	}
+	if r.UnreadableDates {
+		w.ArrivalDate = UnreadableDate
+	}
 	return w
 }
+
+// UnreadableDate is the arrival_date a reservation with UnreadableDates
+// is served with.
+const UnreadableDate = "TBD"
 
 // match finds the endpoint of an escaped path and the reservation id in it.
 func (s *Server) match(escaped string) (route, string, bool) {

@@ -80,6 +80,11 @@ type Reservation struct {
 	GuestName     string   `json:"guest_name"`
 	Guests        Guests   `json:"guests"`
 	Accesses      []Access `json:"accesses,omitempty"`
+	// UnreadableDates serves the reservation's arrival_date as "TBD", a
+	// value that is no date, as a server whose record holds a data-entry
+	// error may (the document names no such case): keysync must leave
+	// what it issued for the stay as it is, and key the other guests.
+	UnreadableDates bool `json:"unreadable_dates,omitempty"`
 }
 
 func (r Reservation) clone() Reservation {
@@ -269,6 +274,14 @@ func (s *Server) ChangeDates(id, arrival, departure string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err := s.update(id, "change dates of", func(r *Reservation) { r.ArrivalDate, r.DepartureDate = arrival, departure })
+	return err
+}
+
+// SetUnreadableDates sets the reservation's UnreadableDates.
+func (s *Server) SetUnreadableDates(id string, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.update(id, "set unreadable dates of", func(r *Reservation) { r.UnreadableDates = on })
 	return err
 }
 
