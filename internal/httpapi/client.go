@@ -161,6 +161,9 @@ type Request struct {
 	Out any
 	// Discard drops a successful answer's body unread.
 	Discard bool
+	// Header, when set, is given the header of a 2xx answer whose body
+	// was read, before it is decoded (a list's Link header, say).
+	Header func(http.Header)
 	// RateLimited, when set, reports whether a 2xx answer's body is the
 	// API's refusal for its rate limit all the same (a GraphQL server's
 	// error in a 200 that ran nothing): it is then a *RateLimitedError,
@@ -356,6 +359,9 @@ func (c *Client) exchange(ctx context.Context, r Request, payload []byte) ([]byt
 	}
 	if r.RateLimited != nil && r.RateLimited(raw) {
 		return nil, c.rateLimited(r, resp, "rate limited: the answer's errors say so")
+	}
+	if r.Header != nil {
+		r.Header(resp.Header)
 	}
 	if r.Out == nil {
 		var v any

@@ -61,6 +61,8 @@ type call struct {
 	// a reservation the list returned), so a 404 means the URL is wrong,
 	// not that a record is gone.
 	endpoint string
+	// header, when set, is given a 200 answer's header.
+	header func(http.Header)
 }
 
 // get sends one GET to path (already holding escaped ids) with query, and
@@ -72,7 +74,7 @@ func (s *Source) get(ctx context.Context, c call, path string, query url.Values,
 		Call: c.what, Path: path, Query: query, Idempotent: true, Out: out,
 		Reason: func(code int, body []byte) string { return reason(c, code, body) },
 	}
-	r.Endpoint = c.endpoint
+	r.Endpoint, r.Header = c.endpoint, c.header
 	_, err := s.http.Do(ctx, r)
 	return err
 }

@@ -1,6 +1,7 @@
 package guestway
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -230,8 +231,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if page > s.opts.MaxPages {
 			return nil, &Error{API: api, Call: "list reservations", Reason: fmt.Sprintf("more than %d pages (MaxPages); the server keeps saying there are more", s.opts.MaxPages)}
 		}
+		var linked *listLinks // what the page's Link header says
 		c := call{what: fmt.Sprintf("list reservations page %d", page), scope: ScopeReservations,
-			endpoint: "nothing at the reservations path; check the base URL and reservations_path"}
+			endpoint: "nothing at the reservations path; check the base URL and reservations_path",
+			header:   func(h http.Header) { linked = linkNext(h) }}
 		q := url.Values{
 			"from": {from.String()},
 			"to":   {to.String()},
@@ -288,6 +291,9 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		if err != nil {
 			return nil, err
+		}
+		if resp.Links == nil {
+			resp.Links = linked
 		}
 		switch {
 		case resp.Data == nil:
@@ -861,6 +867,60 @@ type listResponse struct {
 	Links *listLinks     `json:"links"`
 }
 
+// UnmarshalJSON reads a page of the list. The Guestway document shows no
+// answer: besides {"data": [...], "meta": {...}}, a page may be a bare
+// JSON array of reservations, as many APIs answer, with nothing said of
+// the paging in the body (its Link header may say it: linkNext).
+func (r *listResponse) UnmarshalJSON(b []byte) error {
+	if bare, err := bareArray(b, &r.Data); bare {
+		r.Meta = &listMeta{}
+		return err
+	}
+	type plain listResponse
+	return json.Unmarshal(b, (*plain)(r))
+}
+
+// bareArray decodes b into *data when b is a JSON array (bare true), as
+// a list answered without an envelope.
+func bareArray[T any](b []byte, data **[]T) (bare bool, err error) {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+		return false, nil
+	}
+	var v []T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return true, err
+	}
+	*data = &v
+	return true, nil
+}
+
+// linkNext reads an RFC 8288 Link header as links.next is read: a link
+// of rel "next" says the list goes on; a Link header without one, that
+// it ends; no Link header says nothing (nil).
+func linkNext(h http.Header) *listLinks {
+	values := h.Values("Link")
+	if len(values) == 0 {
+		return nil
+	}
+	for _, v := range values {
+		for _, link := range strings.Split(v, ",") {
+			target, params, _ := strings.Cut(link, ";")
+			for _, p := range strings.Split(params, ";") {
+				name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+				if !strings.EqualFold(strings.TrimSpace(name), "rel") {
+					continue
+				}
+				for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(value), `"`)) {
+					if strings.EqualFold(rel, "next") && strings.TrimSpace(target) != "" {
+						return &listLinks{Next: json.RawMessage(`"next"`)}
+					}
+				}
+			}
+		}
+	}
+	return &listLinks{Next: json.RawMessage(`null`)}
+}
+
 type listMeta struct {
 	Page    int   `json:"page"`
 	PerPage int   `json:"per_page"`
@@ -905,16 +965,23 @@ type oneResponse struct {
 	Null bool `json:"-"`
 }
 
-// UnmarshalJSON reads the answer and whether its data is null.
+// UnmarshalJSON reads the answer and whether its data is null. An
+// object without "data" that has an "id" is the reservation itself, as a
+// server answering without an envelope sends it (the Guestway document
+// shows no answer).
 func (r *oneResponse) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Data json.RawMessage `json:"data"`
+		ID   json.RawMessage `json:"id"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
 	*r = oneResponse{Null: string(raw.Data) == "null"}
-	if len(raw.Data) == 0 || r.Null {
+	switch {
+	case len(raw.Data) == 0 && len(raw.ID) > 0 && string(raw.ID) != "null":
+		raw.Data = b
+	case len(raw.Data) == 0 || r.Null:
 		return nil
 	}
 	r.Data = new(reservation)
@@ -951,12 +1018,24 @@ func (r *reservation) over() bool {
 }
 
 type accessesResponse struct {
-	Data *[]struct {
-		ID       httpapi.FlexString `json:"id"`
-		LockID   httpapi.FlexString `json:"lock_id"`
-		LockName string             `json:"lock_name"`
-		PIN      pinField           `json:"pin"`
-	} `json:"data"`
+	Data *[]access `json:"data"`
+}
+
+type access struct {
+	ID       httpapi.FlexString `json:"id"`
+	LockID   httpapi.FlexString `json:"lock_id"`
+	LockName string             `json:"lock_name"`
+	PIN      pinField           `json:"pin"`
+}
+
+// UnmarshalJSON reads a reservation's accesses, as {"data": [...]} or a
+// bare JSON array (see listResponse).
+func (r *accessesResponse) UnmarshalJSON(b []byte) error {
+	if bare, err := bareArray(b, &r.Data); bare {
+		return err
+	}
+	type plain accessesResponse
+	return json.Unmarshal(b, (*plain)(r))
 }
 
 // pinField is an access's "pin", a JSON string. Any other value (a

@@ -24,7 +24,7 @@ GET    /_sandbox/clock                          the business clock {now, today}
 POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 GET    /_sandbox/requests                       the API request log {count, requests}
 DELETE /_sandbox/requests                       empty the request log
-GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get, accesses_not_found_when_empty, list_not_found_when_empty, cursor_meta, short_pages, cancelled_as, pin_as_number, gone_as_null}
+GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get, accesses_not_found_when_empty, list_not_found_when_empty, cursor_meta, short_pages, cancelled_as, pin_as_number, gone_as_null, bare_lists}
 POST   /_sandbox/assumptions                    set them {"max_per_page": 20, "no_has_more": true}
 `
 
@@ -43,7 +43,8 @@ func (s *Server) adminRoutes() *http.ServeMux {
 		sandboxkit.FlagVar("short_pages", &s.mu, &s.shortPages),
 		sandboxkit.FlagVar("cancelled_as", &s.mu, &s.cancelledAs),
 		sandboxkit.FlagVar("pin_as_number", &s.mu, &s.pinAsNumber),
-		sandboxkit.FlagVar("gone_as_null", &s.mu, &s.goneAsNull))
+		sandboxkit.FlagVar("gone_as_null", &s.mu, &s.goneAsNull),
+		sandboxkit.FlagVar("bare_lists", &s.mu, &s.bareLists))
 	mux.HandleFunc("POST /_sandbox/listings", func(w http.ResponseWriter, r *http.Request) {
 		var in Listing
 		if !sandboxkit.Decode(w, r, &in) {

@@ -57,7 +57,7 @@
 //	POST   /_sandbox/clock                          set {"now": RFC 3339} or move {"advance": "36h"} the business clock
 //	GET    /_sandbox/requests                       the API request log {count, requests}
 //	DELETE /_sandbox/requests                       empty the request log
-//	GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get, accesses_not_found_when_empty, list_not_found_when_empty, cursor_meta, short_pages, cancelled_as, pin_as_number, gone_as_null}
+//	GET    /_sandbox/assumptions                    the switches that break keysync's assumptions {max_per_page, no_has_more, ignore_page, no_reservation_get, accesses_not_found_when_empty, list_not_found_when_empty, cursor_meta, short_pages, cancelled_as, pin_as_number, gone_as_null, bare_lists}
 //	POST   /_sandbox/assumptions                    set them {"max_per_page": 20, "no_has_more": true}
 //
 // Dates are "2006-01-02" (DateLayout) throughout; the business clock (Now,

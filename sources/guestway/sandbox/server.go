@@ -141,6 +141,7 @@ type Server struct {
 	shortPages            bool // SetShortPages
 	cancelledAs           bool
 	pinAsNumber           bool
+	bareLists             bool
 	goneAsNull            bool // SetGoneAsNull
 	keys                  map[string]bool
 	tokens                map[string][]string
@@ -231,7 +232,8 @@ type result struct {
 	status     int
 	body       any
 	code       string
-	retryAfter int // seconds; 0: no Retry-After header
+	retryAfter int    // seconds; 0: no Retry-After header
+	link       string // the Link header; "": none
 }
 
 type errorBody struct {
@@ -256,6 +258,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.Append(rec)
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodGet)
+	}
+	if res.link != "" {
+		w.Header().Set("Link", res.link)
 	}
 	sandboxkit.Answer(w, res.status, res.body, res.retryAfter)
 }
@@ -313,6 +318,9 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		case !ok:
 			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
 		}
+		if s.bareLists {
+			return result{status: http.StatusOK, body: s.wire(res)}
+		}
 		return result{status: http.StatusOK, body: map[string]any{"data": s.wire(res)}}
 	default: // accesses
 		s.mu.Lock()
@@ -324,10 +332,14 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		if len(res.Accesses) == 0 && s.accessesNotFoundEmpty {
 			return fail(http.StatusNotFound, CodeNotFound, "no accesses found")
 		}
+		var data any = sandboxkit.NonNil(slices.Clone(res.Accesses))
 		if s.pinAsNumber {
-			return result{status: http.StatusOK, body: map[string]any{"data": pinsAsNumbers(res.Accesses)}}
+			data = pinsAsNumbers(res.Accesses)
 		}
-		return result{status: http.StatusOK, body: map[string]any{"data": sandboxkit.NonNil(slices.Clone(res.Accesses))}}
+		if s.bareLists {
+			return result{status: http.StatusOK, body: data}
+		}
+		return result{status: http.StatusOK, body: map[string]any{"data": data}}
 	}
 }
 
@@ -430,6 +442,22 @@ func (s *Server) list(q url.Values) result {
 		if end < len(match) {
 			meta["next_cursor"] = fmt.Sprintf("c%d", end)
 		}
+	}
+	if s.bareLists {
+		// The page alone; its Link header says what follows, as RFC 8288
+		// servers do (the first page's link always, as GitHub's API).
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		links := []string{}
+		if end < len(match) {
+			next.Set("page", strconv.Itoa(page+1))
+			links = append(links, fmt.Sprintf(`<%s?%s>; rel="next"`, s.opts.ReservationsPath, next.Encode()))
+		}
+		next.Set("page", "1")
+		links = append(links, fmt.Sprintf(`<%s?%s>; rel="first"`, s.opts.ReservationsPath, next.Encode()))
+		return result{status: http.StatusOK, body: data, link: strings.Join(links, ", ")}
 	}
 	return result{status: http.StatusOK, body: map[string]any{"data": data, "meta": meta}}
 }
@@ -587,6 +615,13 @@ func (s *Server) SetPINAsNumber(on bool) { sandboxkit.Store(&s.mu, &s.pinAsNumbe
 // from the same document may: the Guestway document names no answer for a
 // reservation that is gone.
 func (s *Server) SetGoneAsNull(on bool) { sandboxkit.Store(&s.mu, &s.goneAsNull, on) }
+
+// SetBareLists answers the reservation list and a reservation's accesses
+// as bare JSON arrays, the list's paging told by an RFC 8288 Link header
+// (rel="next" while more follow, rel="first" always), and one
+// reservation as the bare object, as many REST APIs do: the Guestway
+// document shows no answer, and keysync's {"data", "meta"} is a guess.
+func (s *Server) SetBareLists(on bool) { sandboxkit.Store(&s.mu, &s.bareLists, on) }
 
 // SetNoReservationGet answers GET of one reservation 404, as a server
 // without that call (or at another path) would: the Guestway document
