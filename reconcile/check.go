@@ -15,8 +15,9 @@ type Unready struct {
 	Room    string  `json:"room"`
 	RoomID  string  `json:"room_id"`
 	Arrival Date    `json:"arrival"`
-	// Starts is when the stay's access window opens.
-	Starts time.Time `json:"starts"`
+	// Starts is when the stay's access window opens; zero, and left out
+	// of JSON, for a stay whose dates could not be read.
+	Starts time.Time `json:"starts,omitzero"`
 	Why    []string  `json:"why"`
 }
 
@@ -69,10 +70,12 @@ func (r *Runner) Check(ctx context.Context, now time.Time, within time.Duration)
 		for _, s := range stays {
 			if s.Unreadable != "" {
 				// Its dates are not known: listed in the window, it may be
-				// in house, and what it holds cannot be judged.
-				if !s.Cancelled {
+				// in house, and what it holds cannot be judged. One in
+				// another property's room is that property's to check.
+				if !s.Cancelled && s.MovedTo == "" {
 					checked++
-					unready = append(unready, Unready{Stay: s.Ref, Why: []string{fmt.Sprintf("keysync could not read the stay from %s (%s)", sourceName(s.Ref.Source), s.Unreadable)}})
+					unready = append(unready, Unready{Stay: s.Ref, Room: roomLabel(s), RoomID: s.RoomID,
+						Why: []string{fmt.Sprintf("keysync could not read the stay from %s (%s)", sourceName(s.Ref.Source), s.Unreadable)}})
 				}
 				continue
 			}

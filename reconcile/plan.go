@@ -246,10 +246,12 @@ type Input struct {
 	// taken as gone, since nothing was read about the others.
 	Scope map[StayRef]bool
 	// Unreadable holds the stays the source listed but could not read
-	// (Stay.Unreadable), with why: their credentials are left as recorded
-	// until the recorded window ends (then cleaned up as a departure's),
-	// and each gets a note that needs a person.
-	Unreadable map[StayRef]string
+	// (Stay.Unreadable: why, and the room where it could be read): their
+	// credentials are left as recorded until the last of their recorded
+	// windows ends (then cleaned up as a departure's), and each gets a
+	// note that needs a person, but for one in another property's room
+	// (MovedTo) that holds nothing here.
+	Unreadable map[StayRef]Stay
 	// Held holds, by stay, the invites and key-box accesses the systems
 	// already hold that keysync has no record of (a backfill's read-back,
 	// BatchFinder): the plan adopts one where it would create it.
@@ -749,18 +751,27 @@ func (p *planner) run() (*Plan, error) {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
-		if why, ok := p.in.Unreadable[ref]; ok && p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+		reason := fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source))
+		if u, ok := p.in.Unreadable[ref]; ok {
 			// Listed, but not readable: nothing says it changed, so what
-			// it holds is left as recorded.
-			held[ref] = true
-			n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
-				sourceName(ref.Source), why, sourceName(ref.Source)))
-			n.Attention = true
-			p.plan.Notes = append(p.plan.Notes, n)
-			continue
+			// it holds is left as recorded while any of it is meant to
+			// open a door (a credential written since a change of dates
+			// may run later than the others).
+			last := latestRecorded(p.in.Property, creds)
+			if p.in.Now.Before(p.in.Property.Window(last.Arrival, last.Departure).End) {
+				held[ref] = true
+				n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure},
+					fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
+						sourceName(ref.Source), u.Unreadable, sourceName(ref.Source)))
+				n.Attention = true
+				p.plan.Notes = append(p.plan.Notes, n)
+				continue
+			}
+			s.Arrival, s.Departure = last.Arrival, last.Departure
+			reason = fmt.Sprintf("its stay as recorded has ended (%s lists it, but keysync could not read it)", sourceName(ref.Source))
 		}
 		n := p.log.n
-		p.withdraw(s, creds, false, fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
+		p.withdraw(s, creds, false, reason)
 		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
 			// It left before it vanished: the cleanup of a departure
 			// (a source that drops old stays), not a withdrawal.
@@ -772,13 +783,20 @@ func (p *planner) run() (*Plan, error) {
 			a.Unseen = true
 		}
 	}
-	// The unreadable stays keysync issued nothing for, or nothing live.
+	// The unreadable stays keysync holds nothing live for: none issued,
+	// or what was issued ended with its recorded stay.
 	for _, ref := range slices.SortedFunc(maps.Keys(p.in.Unreadable), func(a, b StayRef) int { return strings.Compare(a.ID, b.ID) }) {
-		if g, ok := rec.group(ref); held[ref] || ok && rec.groups[g].seen {
-			continue
+		u := p.in.Unreadable[ref]
+		g, recorded := rec.group(ref)
+		if held[ref] || recorded && rec.groups[g].seen || u.MovedTo != "" && !recorded {
+			continue // held above; or another property's to note
 		}
-		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref}, fmt.Sprintf("keysync could not read the stay from %s (%s): nothing is issued for it until it can; check the reservation in %s, and give the guest access by hand meanwhile",
-			sourceName(ref.Source), p.in.Unreadable[ref], sourceName(ref.Source)))
+		detail := "nothing is issued for it until it can be; check the reservation in %[1]s, and give the guest access by hand meanwhile"
+		if recorded {
+			detail = "its stay as recorded has ended, and what keysync issued for it with it; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
+		}
+		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: u.RoomID, RoomName: u.RoomName},
+			fmt.Sprintf("keysync could not read the stay from %s (%s): ", sourceName(ref.Source), u.Unreadable)+fmt.Sprintf(detail, sourceName(ref.Source)))
 		n.Attention = true
 		p.plan.Notes = append(p.plan.Notes, n)
 	}
@@ -792,6 +810,21 @@ func (p *planner) run() (*Plan, error) {
 	p.alignKeySteps()
 	p.plan.Actions = sortActions(&p.log, p.in.Deferred)
 	return p.plan, nil
+}
+
+// latestRecorded is the credential of creds (one stay's records) whose
+// access window ends last: live ones first, as they are what opens a
+// door.
+func latestRecorded(prop *Property, creds []*Credential) *Credential {
+	var last *Credential
+	var end time.Time
+	for _, c := range creds {
+		e := prop.Window(c.Arrival, c.Departure).End
+		if last == nil || c.Status.Live() && !last.Status.Live() || c.Status.Live() == last.Status.Live() && e.After(end) {
+			last, end = c, e
+		}
+	}
+	return last
 }
 
 // sortActions orders a plan's actions by step, then priority (revocations

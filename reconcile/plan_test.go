@@ -39,7 +39,7 @@ type planCase struct {
 	held     map[reconcile.StayRef][]reconcile.Held
 	carries  map[int64]string
 	// unreadable is Input.Unreadable.
-	unreadable map[reconcile.StayRef]string
+	unreadable map[reconcile.StayRef]reconcile.Stay
 	want       []string // summary lines
 	notes      []string // noteSummary lines
 	sync       []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
@@ -964,7 +964,8 @@ func TestComputeWithdrawn(t *testing.T) {
 // always needs a person; the other stays are planned as ever.
 func TestComputeUnreadableStay(t *testing.T) {
 	t.Parallel()
-	unreadable := map[reconcile.StayRef]string{ref("s1"): "arrival_date is not a date"}
+	unreadable := map[reconcile.StayRef]reconcile.Stay{ref("s1"): {Ref: ref("s1"), RoomID: "r101", Unreadable: "arrival_date is not a date"}}
+	elsewhere := map[reconcile.StayRef]reconcile.Stay{ref("s1"): {Ref: ref("s1"), RoomID: "r901", MovedTo: "other", Unreadable: "arrival_date is not a date"}}
 	tests := []planCase{
 		{
 			name:       "in house: its key is left as recorded",
@@ -989,8 +990,27 @@ func TestComputeUnreadableStay(t *testing.T) {
 			notes:      []string{"unreadable_stay s1"},
 		},
 		{
+			name: "a credential recorded since a change of dates runs later: all are held",
+			creds: []reconcile.Credential{
+				cred("s1", "r101", "K0", active, true, "2026-06-08", "2026-06-10"),
+				cred("s1", "r101", "K1", active, true, "2026-06-08", "2026-06-12"),
+			},
+			unreadable: unreadable,
+			notes:      []string{"unreadable_stay s1"},
+		},
+		{
 			name:       "nothing issued: nothing is",
 			unreadable: unreadable,
+			notes:      []string{"unreadable_stay s1"},
+		},
+		{
+			name:       "in another property's room, nothing issued here: that property's to note",
+			unreadable: elsewhere,
+		},
+		{
+			name:       "in another property's room, recorded here: held",
+			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
+			unreadable: elsewhere,
 			notes:      []string{"unreadable_stay s1"},
 		},
 		{
@@ -1018,6 +1038,15 @@ func TestComputeUnreadableStay(t *testing.T) {
 				t.Errorf("withdrawn %d, want 0: an unreadable stay's credentials are never withdrawals", plan.Withdrawn)
 			}
 		})
+	}
+	// The note shows the stay as last recorded, and says so when it ended.
+	held := tests[3].compute(t)
+	if len(held.Notes) != 1 || held.Notes[0].Departure != date("2026-06-12") || !strings.Contains(held.Notes[0].Detail, "left as recorded") {
+		t.Errorf("held: notes %+v, want one showing the departure on 2026-06-12, left as recorded", held.Notes)
+	}
+	ended := tests[2].compute(t)
+	if len(ended.Notes) != 1 || !strings.Contains(ended.Notes[0].Detail, "has ended") || !strings.Contains(ended.Actions[0].Reason, "has ended") {
+		t.Errorf("ended: notes %+v, reason %q; want both to say the recorded stay has ended", ended.Notes, ended.Actions[0].Reason)
 	}
 }
 

@@ -288,7 +288,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		// is the next start's backfill, before serve waits for its
 		// schedule. Nor is one that could not read a stay: what the
 		// systems hold for it is looked for once it can be.
-		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && len(j.rd.unreadable) == 0 && ctx.Err() == nil && backfilled(j.pr) {
+		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && len(j.rd.unreadable)+j.rd.unreadableCancelled == 0 && ctx.Err() == nil && backfilled(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.at()); err != nil {
 				return nil, err
 			}
@@ -568,9 +568,14 @@ type siteRead struct {
 	// before did not keep so: planned as the look-up shows them, each with
 	// a NoteUnlistedOnce the next run asks after.
 	unlisted, unlistedOnce []Stay
-	// unreadable holds the stays the source listed but could not read,
-	// and why (Input.Unreadable); they are not in stays.
-	unreadable map[StayRef]string
+	// unreadable holds the stays the source listed but could not read
+	// (Input.Unreadable); they are not in stays. unreadableCancelled
+	// counts those of them it said were cancelled, left out as gone: a
+	// backfill beside any of them is not complete (with no record, what
+	// the systems hold for a cancelled one is looked for only once its
+	// dates can be read).
+	unreadable          map[StayRef]Stay
+	unreadableCancelled int
 	// lookupErr is the failure of the look-up of stays the window read
 	// did not return: they are left out of scope, the rest is planned.
 	lookupErr error
@@ -1079,12 +1084,14 @@ func (rd *siteRead) takeUnreadable(stays []Stay) []Stay {
 		if s.Unreadable == "" {
 			return false
 		}
-		if !s.Cancelled {
-			if rd.unreadable == nil {
-				rd.unreadable = map[StayRef]string{}
-			}
-			rd.unreadable[s.Ref] = s.Unreadable
+		if s.Cancelled {
+			rd.unreadableCancelled++
+			return true
 		}
+		if rd.unreadable == nil {
+			rd.unreadable = map[StayRef]Stay{}
+		}
+		rd.unreadable[s.Ref] = s
 		return true
 	})
 }

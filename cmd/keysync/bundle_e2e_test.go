@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sandboxkit/fault"
+	"github.com/keysync/keysync/internal/sinktest"
 	rpmsandbox "github.com/keysync/keysync/internal/threerpms/sandbox"
 	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
 	kbsandbox "github.com/keysync/keysync/sinks/keybox/sandbox"
 	oasandbox "github.com/keysync/keysync/sinks/openapp/sandbox"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
@@ -207,6 +212,21 @@ func (w *world) addReservation(id, listing string, arrive, depart int) {
 		DepartureDate: day(depart), ListingID: listing, GuestName: "Guest " + id}); err != nil {
 		w.t.Fatal(err)
 	}
+}
+
+// poll runs as serve's Guestway poll does, in-process on a fake clock at
+// the world's now: at targets (a property's nil: its look-ahead), with a
+// look-ahead of days.
+func (w *world) poll(targets map[string][]string, days int) (*reconcile.Report, error) {
+	w.t.Helper()
+	cfg, err := LoadConfig(w.cfg, w.getenv)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	env := &environment{stdout: io.Discard, stderr: io.Discard, getenv: w.getenv, now: func() time.Time { return w.now },
+		clock: clocktest.New(w.now), retry: httpapi.Retry{Clock: clocktest.New(w.now), Rand: func() float64 { return 0.5 }}}
+	opts := reconcile.Options{Mode: reconcile.ModeTargeted, Now: w.now, Targets: targets, LookaheadDays: days}
+	return env.once(context.Background(), cfg, opts, slog.New(slog.DiscardHandler))
 }
 
 // addAccess gives Guestway reservation id the lock access a.
@@ -754,6 +774,124 @@ func TestBackfillBesideAnUnreadableReservation(t *testing.T) {
 	fw.mustExec(ExitOK, "run")
 	if got := fw.liveInvitesOf("G1"); !slices.Equal(got, inv) {
 		t.Errorf("G1's live invites %v once its reservation reads again, want %v adopted, no second", got, inv)
+	}
+	if got := fw.liveInvitesOf("G2"); len(got) != 1 {
+		t.Errorf("G2 holds invites %v, want one", got)
+	}
+}
+
+// TestUnreadableReservationLeftAsRecorded: an unreadable reservation's
+// credentials are held while the last of them is meant to open a door (a
+// key-box access replaced for new dates while the invite's update failed
+// runs later than the invite), then ended as a departure's; a look-ahead
+// poll and a run at the stay hold them too; the exit message names no
+// empty room.
+func TestUnreadableReservationLeftAsRecorded(t *testing.T) {
+	t.Parallel()
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "key_storage"})
+	fw.mustExec(ExitOK, "backfill")
+	// Extended to day 6: the key box takes the new dates, OpenApp fails.
+	if err := fw.sb.guestway.ChangeDates("G2", day(0), day(6)); err != nil {
+		t.Fatal(err)
+	}
+	fw.setFault(when(func(r *http.Request) bool {
+		return requestTo(r, reconcile.SystemOpenApp, "") && r.Method != http.MethodGet
+	}, sinktest.Unavailable))
+	fw.exec("run", nil)
+	fw.setFault(nil)
+	for _, id := range []string{"G1", "G2"} {
+		if err := fw.sb.guestway.SetUnreadableDates(id, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := func() map[string]int {
+		out := map[string]int{}
+		for _, c := range fw.credentials() {
+			if c.Status.Live() {
+				out[c.Stay.ID+" "+string(c.System)]++
+			}
+		}
+		return out
+	}
+	before := live()
+	if before["G2 keybox"] != 1 || before["G2 openapp"] != 1 || before["G1 openapp"] != 1 {
+		t.Fatalf("before: live %v, want G1's invite, G2's invite and access", before)
+	}
+	if rep, err := fw.poll(map[string][]string{"sandbox-apartments": nil}, 2); err != nil || len(rep.Attention()) != 2 {
+		t.Errorf("the poll: %v; want a note for each unreadable reservation", err)
+	}
+	fw.mustExec(ExitAttention, "run", "--stay", "G1,G2", "--property", "sandbox-apartments")
+	if got := live(); !maps.Equal(got, before) {
+		t.Errorf("after a look-ahead and a run at the stays: live %v, want %v held", got, before)
+	}
+
+	// Past day 3 (G1's stay, G2's invite), before day 6 (G2's access).
+	fw.setNow(fw.now.Add(4 * 24 * time.Hour))
+	r := fw.exec("run", nil)
+	if got := live(); got["G2 keybox"] != 1 || got["G2 openapp"] != 1 || got["G1 openapp"] != 0 {
+		t.Errorf("on day 4: live %v; want G2's held (its access runs to day 6), G1's ended with its recorded stay", got)
+	}
+	if out := r.output(); strings.Contains(out, "in room  (") || strings.Contains(out, gwsandbox.UnreadableDate) {
+		t.Errorf("the run's output names an empty room or quotes the unreadable value:\n%s", out)
+	}
+	for _, n := range r.rep.Notes() {
+		if n.Stay.ID == "G1" && !strings.Contains(n.Detail, "has ended") {
+			t.Errorf("G1's note %q, want it to say its recorded stay has ended", n.Detail)
+		}
+	}
+}
+
+// TestUnreadableReservationInASplitOrganisation: a reservation of one
+// property's listing that Guestway lists unreadable is that property's
+// alone to hold, note and check: the other property of the organisation
+// says nothing of it.
+func TestUnreadableReservationInASplitOrganisation(t *testing.T) {
+	t.Parallel()
+	fw := splitOrgWorld(t)
+	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+		t.Fatal(err)
+	}
+	r := fw.mustExec(ExitAttention, "run")
+	var by []string
+	for _, n := range r.rep.Notes() {
+		if n.Stay.ID == "G1" {
+			by = append(by, n.Stay.Property)
+		}
+	}
+	if !slices.Equal(by, []string{"apartments-east"}) {
+		t.Errorf("G1 noted by %v, want by apartments-east alone", by)
+	}
+	if got := activeBy(fw)["G1"]; got != "apartments-east" {
+		t.Errorf("G1's live credentials by %q, want east's kept", got)
+	}
+	c := mustRunText(t, ExitAttention, fw.getenv, "check", "--json", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+	if n := strings.Count(c.stdout, `"id": "G1"`); n != 1 || strings.Contains(c.stdout, "0001-01-01") {
+		t.Errorf("check lists G1 %d times (want once), or a zero start:\n%s", n, c.stdout)
+	}
+}
+
+// TestBackfillBesideACancelledUnreadableReservation: a backfill (the state
+// lost) beside a reservation cancelled while its dates cannot be read is
+// not complete, so the invite OpenApp holds for it is withdrawn once the
+// dates read again.
+func TestBackfillBesideACancelledUnreadableReservation(t *testing.T) {
+	t.Parallel()
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.mustExec(ExitOK, "backfill")
+	fw.loseState()
+	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	fw.exec("backfill", nil)
+	if err := fw.sb.guestway.SetUnreadableDates("G1", false); err != nil {
+		t.Fatal(err)
+	}
+	fw.exec("run", nil)
+	if got := fw.liveInvitesOf("G1"); len(got) != 0 {
+		t.Errorf("G1, cancelled, still holds live invites %v after the backfill and a run", got)
 	}
 	if got := fw.liveInvitesOf("G2"); len(got) != 1 {
 		t.Errorf("G2 holds invites %v, want one", got)

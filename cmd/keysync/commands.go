@@ -755,7 +755,11 @@ func needsAPerson(rep *reconcile.Report) []string {
 		}
 	}
 	for _, n := range rep.Attention() {
-		out = append(out, fmt.Sprintf("%s: stay %s in room %s (%s)", n.Stay.Property, n.Stay.ID, roomAndID(n.Room, n.RoomID), n.Kind))
+		room := ""
+		if r := roomAndID(n.Room, n.RoomID); r != "" {
+			room = " in room " + r
+		}
+		out = append(out, fmt.Sprintf("%s: stay %s%s (%s)", n.Stay.Property, n.Stay.ID, room, n.Kind))
 	}
 	return out
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -12,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keysync/keysync/internal/httpapi"
 	"github.com/keysync/keysync/internal/sinktest"
 	"github.com/keysync/keysync/reconcile"
-	"github.com/keysync/keysync/reconcile/clocktest"
 	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
 )
 
@@ -317,14 +312,7 @@ func TestSplitGuestwayOrganisationMovesInOneRead(t *testing.T) {
 			t.Parallel()
 			fw := splitOrgWorld(t)
 			fw.moveG1()
-			cfg, err := LoadConfig(fw.cfg, fw.getenv)
-			if err != nil {
-				t.Fatal(err)
-			}
-			env := &environment{stdout: io.Discard, stderr: io.Discard, getenv: fw.getenv, now: func() time.Time { return fw.now },
-				clock: clocktest.New(fw.now), retry: httpapi.Retry{Clock: clocktest.New(fw.now), Rand: func() float64 { return 0.5 }}}
-			opts := reconcile.Options{Mode: reconcile.ModeTargeted, Now: fw.now, Targets: tc.targets, LookaheadDays: 2}
-			if _, err := env.once(context.Background(), cfg, opts, slog.New(slog.DiscardHandler)); err != nil {
+			if _, err := fw.poll(tc.targets, 2); err != nil {
 				t.Fatal(err)
 			}
 			if got := activeBy(fw); got["G1"] != "apartments-west" {

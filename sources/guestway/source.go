@@ -214,9 +214,11 @@ func New(opts Options) (*Source, error) {
 
 // Stays implements reconcile.StaySource: every reservation with departure
 // after from and arrival on or before to, cancelled ones included (with
-// Cancelled set), each not-cancelled one with its Locks. Any failure,
-// including a malformed reservation, fails the whole read, but for one
-// reservation's accesses while others answer (accessFailures: its LocksUnread).
+// Cancelled set), each not-cancelled one with its Locks. A reservation
+// with an id whose dates cannot be read comes back marked Unreadable
+// (readable), without dates or Locks. Any other failure, a reservation
+// without an id included, fails the whole read, but for one reservation's
+// accesses while others answer (accessFailures: its LocksUnread).
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	var stays []reconcile.Stay
 	index := map[string]int{}
@@ -429,7 +431,7 @@ func (s *Source) lastPage(resp listResponse, read int, byCursor bool) bool {
 // (and one for the accesses of each reservation found).
 // Reservations that are gone (404) or cancelled are left out, as the
 // StaySource contract asks; the rest come back in the order of ids, with
-// their Locks.
+// their Locks (an unreadable one without: see readable).
 func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	var uniq []string
 	for _, id := range ids {
@@ -619,8 +621,11 @@ func (s *Source) readable(r reservation) (reconcile.Stay, error) {
 	st, err := s.stay(r)
 	var e *unreadableError
 	if errors.As(err, &e) {
+		room := roomOf(r)
 		return reconcile.Stay{
 			Ref:        reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
+			RoomID:     room,
+			RoomName:   room,
 			Cancelled:  r.over(),
 			Unreadable: e.reason,
 		}, nil
@@ -649,13 +654,7 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	if dep.Before(arr) {
 		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: "departure_date is before arrival_date"}
 	}
-	// A unit id of 0 is taken as none, as null is: ids start at 1, and a
-	// unit "0" no config names would leave the listing's guest unkeyed.
-	unit := r.UnitID
-	if unit == "0" {
-		unit = ""
-	}
-	room := string(cmp.Or(unit, r.ListingID))
+	room := roomOf(r)
 	st := reconcile.Stay{
 		Ref:       reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
 		RoomID:    room,
@@ -669,6 +668,18 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 		st.Guests = r.Guests.Adults + r.Guests.Children
 	}
 	return st, nil
+}
+
+// roomOf is the room a reservation is in: its unit, or where it has none
+// its listing. A unit id of 0 is taken as none, as null is: ids start at
+// 1, and a unit "0" no config names would leave the listing's guest
+// unkeyed.
+func roomOf(r reservation) string {
+	unit := r.UnitID
+	if unit == "0" {
+		unit = ""
+	}
+	return string(cmp.Or(unit, r.ListingID))
 }
 
 // stayDates reads a reservation's arrival_date and departure_date: each a
