@@ -367,6 +367,12 @@ func TestDatesAsDateTimes(t *testing.T) {
 		// timed check-out beside it, an instant, not a date written.
 		{"2026-01-31T00:00:00Z", "2026-02-01T19:00:00Z", "2026-01-30..2026-02-01", la},
 		{"2026-01-30T00:00:00Z", "2026-02-01T00:00:00Z", "2026-01-30..2026-02-01", la}, // both midnight: dates written
+		// A timed check-in beside a midnight check-out, west of UTC: the
+		// check-out's later day (as written), not the night before.
+		{"2026-01-30T23:00:00Z", "2026-02-01T00:00:00Z", "2026-01-30..2026-02-01", la},
+		{"2026-01-30T15:00:00-08:00", "2026-02-01T00:00:00-08:00", "2026-01-30..2026-02-01", la},
+		// East of UTC the two days agree.
+		{"2026-01-30T14:00:00Z", "2026-02-01T00:00:00Z", "2026-01-30..2026-02-01", nil},
 	} {
 		list := `{"data":[{"id":"R1","status":"confirmed","arrival_date":"` + tc.arrival + `","departure_date":"` + tc.departure + `","listing_id":"L1"}],"meta":{"page":1,"per_page":50,"has_more":false}}`
 		srv := httptest.NewServer(byPath(jsonReply(list), noAccesses))

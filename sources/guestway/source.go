@@ -692,8 +692,12 @@ func roomOf(r reservation) string {
 // but where neither instant has a time of day but midnight in its own
 // offset, they are dates written as date-times (2026-11-23T00:00:00Z for
 // the 23rd), read as written: a midnight instant alone cannot tell the
-// two apart, while 16:00 in Los Angeles is 00:00Z the next day. Its
-// errors name the field and quote no value.
+// two apart, while 16:00 in Los Angeles is 00:00Z the next day. Beside a
+// timed arrival, a departure at midnight in its own offset is still
+// either: it is read for the later of its two days, so a date written
+// that way west of UTC does not end the guest's access a night early
+// (a check-out as late as 16:00 in Los Angeles then keeps the door a day
+// longer instead). Its errors name the field and quote no value.
 func (s *Source) stayDates(arrival, departure string) (arr, dep reconcile.Date, err error) {
 	a, aerr := readWireDate(arrival)
 	d, derr := readWireDate(departure)
@@ -714,7 +718,11 @@ func (s *Source) stayDates(arrival, departure string) (arr, dep reconcile.Date, 
 		if s.opts.Location == nil {
 			return arr, dep, fmt.Errorf("%s is a date-time, and the property's time zone to tell its day in is not known", f.name)
 		}
-		f.w.date = reconcile.DateOf(f.w.at.In(s.opts.Location))
+		local := reconcile.DateOf(f.w.at.In(s.opts.Location))
+		if f.w == &d && d.midnight && local.Before(d.date) {
+			continue // the later of its days: as written
+		}
+		f.w.date = local
 	}
 	return a.date, d.date, nil
 }
