@@ -751,35 +751,6 @@ func TestGuestwayReservationWithUnreadableDates(t *testing.T) {
 	}
 }
 
-// TestBackfillBesideAnUnreadableReservation: a backfill (the state lost)
-// that cannot read a reservation is not complete: once the reservation can
-// be read, the invite OpenApp already holds for it is adopted, not issued a
-// second time.
-func TestBackfillBesideAnUnreadableReservation(t *testing.T) {
-	t.Parallel()
-	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
-	fw.mustExec(ExitOK, "backfill")
-	inv := fw.liveInvitesOf("G1")
-	if len(inv) != 1 {
-		t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
-	}
-	fw.loseState()
-	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
-		t.Fatal(err)
-	}
-	fw.mustExec(ExitAttention, "backfill")
-	if err := fw.sb.guestway.SetUnreadableDates("G1", false); err != nil {
-		t.Fatal(err)
-	}
-	fw.mustExec(ExitOK, "run")
-	if got := fw.liveInvitesOf("G1"); !slices.Equal(got, inv) {
-		t.Errorf("G1's live invites %v once its reservation reads again, want %v adopted, no second", got, inv)
-	}
-	if got := fw.liveInvitesOf("G2"); len(got) != 1 {
-		t.Errorf("G2 holds invites %v, want one", got)
-	}
-}
-
 // TestUnreadableReservationLeftAsRecorded: an unreadable reservation's
 // credentials are held while the last of them is meant to open a door (a
 // key-box access replaced for new dates while the invite's update failed
@@ -870,30 +841,43 @@ func TestUnreadableReservationInASplitOrganisation(t *testing.T) {
 	}
 }
 
-// TestBackfillBesideACancelledUnreadableReservation: a backfill (the state
-// lost) beside a reservation cancelled while its dates cannot be read is
-// not complete, so the invite OpenApp holds for it is withdrawn once the
-// dates read again.
-func TestBackfillBesideACancelledUnreadableReservation(t *testing.T) {
+// TestBackfillBesideAnUnreadableReservation: a backfill (the state lost)
+// that cannot read a reservation is not complete: once the reservation can
+// be read, the invite OpenApp already holds for it is adopted, not issued a
+// second time, or, the reservation cancelled meanwhile, withdrawn.
+func TestBackfillBesideAnUnreadableReservation(t *testing.T) {
 	t.Parallel()
-	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
-	fw.mustExec(ExitOK, "backfill")
-	fw.loseState()
-	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
-		t.Fatal(err)
-	}
-	fw.exec("backfill", nil)
-	if err := fw.sb.guestway.SetUnreadableDates("G1", false); err != nil {
-		t.Fatal(err)
-	}
-	fw.exec("run", nil)
-	if got := fw.liveInvitesOf("G1"); len(got) != 0 {
-		t.Errorf("G1, cancelled, still holds live invites %v after the backfill and a run", got)
-	}
-	if got := fw.liveInvitesOf("G2"); len(got) != 1 {
-		t.Errorf("G2 holds invites %v, want one", got)
+	for _, cancelled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancelled %v", cancelled), func(t *testing.T) {
+			t.Parallel()
+			fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+			fw.mustExec(ExitOK, "backfill")
+			inv := fw.liveInvitesOf("G1")
+			if len(inv) != 1 {
+				t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
+			}
+			fw.loseState()
+			if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+				t.Fatal(err)
+			}
+			want := ExitAttention
+			if cancelled {
+				if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
+					t.Fatal(err)
+				}
+				want, inv = ExitOK, nil
+			}
+			fw.mustExec(want, "backfill")
+			if err := fw.sb.guestway.SetUnreadableDates("G1", false); err != nil {
+				t.Fatal(err)
+			}
+			fw.mustExec(ExitOK, "run")
+			if got := fw.liveInvitesOf("G1"); !slices.Equal(got, inv) {
+				t.Errorf("G1's live invites %v once its reservation reads again, want %v (adopted, no second; none once cancelled)", got, inv)
+			}
+			if got := fw.liveInvitesOf("G2"); len(got) != 1 {
+				t.Errorf("G2 holds invites %v, want one", got)
+			}
+		})
 	}
 }
