@@ -704,6 +704,22 @@ func notesOf(rep *reconcile.Report, stay string) []string {
 	return out
 }
 
+// keyedThenUnreadable is a world of two QR listings whose guests G1 and
+// G2 a backfill keyed, G1's reservation then listed with its dates
+// unreadable; inv is G1's invite.
+func keyedThenUnreadable(t *testing.T) (fw *faultWorld, inv []string) {
+	t.Helper()
+	fw = listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.mustExec(ExitOK, "backfill")
+	if inv = fw.liveInvitesOf("G1"); len(inv) != 1 {
+		t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
+	}
+	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+		t.Fatal(err)
+	}
+	return fw, inv
+}
+
 // TestGuestwayReservationWithUnreadableDates: a reservation Guestway
 // lists with a date keysync cannot read does not fail the property's
 // read. The other guests are keyed; what was issued for it is left as it
@@ -711,15 +727,7 @@ func notesOf(rep *reconcile.Report, stay string) []string {
 // note, check lists it); cancelled meanwhile, its invite is withdrawn.
 func TestGuestwayReservationWithUnreadableDates(t *testing.T) {
 	t.Parallel()
-	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
-	fw.mustExec(ExitOK, "backfill")
-	inv := fw.liveInvitesOf("G1")
-	if len(inv) != 1 {
-		t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
-	}
-	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
-		t.Fatal(err)
-	}
+	fw, inv := keyedThenUnreadable(t)
 	fw.addReservation("G5", "L2", 4, 6)
 
 	r := fw.mustExec(ExitAttention, "run")
@@ -850,16 +858,8 @@ func TestBackfillBesideAnUnreadableReservation(t *testing.T) {
 	for _, cancelled := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cancelled %v", cancelled), func(t *testing.T) {
 			t.Parallel()
-			fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
-			fw.mustExec(ExitOK, "backfill")
-			inv := fw.liveInvitesOf("G1")
-			if len(inv) != 1 {
-				t.Fatalf("after the backfill G1 holds invites %v, want one", inv)
-			}
+			fw, inv := keyedThenUnreadable(t)
 			fw.loseState()
-			if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
-				t.Fatal(err)
-			}
 			want := ExitAttention
 			if cancelled {
 				if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
