@@ -750,50 +750,25 @@ func (p *planner) run() (*Plan, error) {
 	for _, g := range gone {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
-		s := Stay{Ref: ref, RoomID: creds[0].RoomID, Arrival: creds[0].Arrival, Departure: creds[0].Departure}
-		reason := fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source))
 		if u, ok := p.in.Unreadable[ref]; ok {
-			// Listed, but not readable: nothing says it changed, so what
-			// it holds is left as recorded while any of it is meant to
-			// open a door (a credential written since a change of dates
-			// may run later than the others).
-			last := latestRecorded(p.in.Property, creds)
-			if p.in.Now.Before(p.in.Property.Window(last.Arrival, last.Departure).End) {
-				held[ref] = true
-				n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure},
-					fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
-						sourceName(ref.Source), u.Unreadable, sourceName(ref.Source)))
-				n.Attention = true
-				p.plan.Notes = append(p.plan.Notes, n)
-				continue
-			}
-			s.Arrival, s.Departure = last.Arrival, last.Departure
-			reason = fmt.Sprintf("its stay as recorded has ended (%s lists it, but keysync could not read it)", sourceName(ref.Source))
+			held[ref] = p.unreadable(u, creds)
+			continue
 		}
-		n := p.log.n
-		p.withdraw(s, creds, false, reason)
-		if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
-			// It left before it vanished: the cleanup of a departure
-			// (a source that drops old stays), not a withdrawal.
-			for _, c := range creds {
-				delete(p.withdrawn, c)
-			}
-		}
-		for a := range p.log.since(n) {
-			a.Unseen = true
-		}
+		last := creds[0]
+		p.endGone(Stay{Ref: ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, creds,
+			fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 	}
 	// The unreadable stays keysync holds nothing live for: none issued,
-	// or what was issued ended with its recorded stay.
+	// or what was issued ended with its recorded stay or its room.
 	for _, ref := range slices.SortedFunc(maps.Keys(p.in.Unreadable), func(a, b StayRef) int { return strings.Compare(a.ID, b.ID) }) {
 		u := p.in.Unreadable[ref]
 		g, recorded := rec.group(ref)
-		if held[ref] || recorded && rec.groups[g].seen || u.MovedTo != "" && !recorded {
-			continue // held above; or another property's to note
+		if held[ref] || recorded && rec.groups[g].seen || u.MovedTo != "" {
+			continue // held, and noted, by unreadable; or another property's to note
 		}
 		detail := "nothing is issued for it until it can be; check the reservation in %[1]s, and give the guest access by hand meanwhile"
 		if recorded {
-			detail = "its stay as recorded has ended, and what keysync issued for it with it; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
+			detail = "what keysync issued for it ended with its stay or room as recorded, and nothing is issued for it until it can be read; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
 		}
 		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: u.RoomID, RoomName: u.RoomName},
 			fmt.Sprintf("keysync could not read the stay from %s (%s): ", sourceName(ref.Source), u.Unreadable)+fmt.Sprintf(detail, sourceName(ref.Source)))
@@ -812,15 +787,75 @@ func (p *planner) run() (*Plan, error) {
 	return p.plan, nil
 }
 
-// latestRecorded is the credential of creds (one stay's records) whose
-// access window ends last: live ones first, as they are what opens a
-// door.
+// unreadable plans a stay the source listed but could not read (u), whose
+// records are creds, and reports whether they are held. Nothing says its
+// dates changed, so what it holds for the room it is in (where the source
+// could read that) is left as recorded while any of it is meant to open a
+// door: a credential written since a change of dates may run later than
+// the others. What it holds for another room, one it moved out of, is
+// ended, as a readable stay's would be replaced (nothing can be issued
+// for the new room without its dates); what ended with its recorded stay
+// is cleaned up as a departure's.
+func (p *planner) unreadable(u Stay, creds []*Credential) (held bool) {
+	src := sourceName(u.Ref.Source)
+	here, left := creds, []*Credential(nil)
+	if u.RoomID != "" {
+		here = slices.DeleteFunc(slices.Clone(creds), func(c *Credential) bool { return c.RoomID != u.RoomID })
+		left = slices.DeleteFunc(slices.Clone(creds), func(c *Credential) bool { return c.RoomID == u.RoomID })
+	}
+	if len(left) > 0 {
+		last := latestRecorded(p.in.Property, left)
+		p.endGone(Stay{Ref: u.Ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, left,
+			fmt.Sprintf("moved to room %s in %s, which keysync cannot key without the stay's dates (it could not read them)", u.RoomID, src))
+		// A move the read shows, as a readable stay's room move: not a
+		// withdrawal for the fail-safe to weigh.
+		for _, c := range left {
+			delete(p.withdrawn, c)
+		}
+	}
+	if len(here) == 0 {
+		return false
+	}
+	last := latestRecorded(p.in.Property, here)
+	s := Stay{Ref: u.Ref, RoomID: last.RoomID, RoomName: u.RoomName, Arrival: last.Arrival, Departure: last.Departure}
+	if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+		p.endGone(s, here, fmt.Sprintf("its stay as recorded has ended (%s lists it, but keysync could not read it)", src))
+		return false
+	}
+	n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
+		src, u.Unreadable, src))
+	n.Attention = true
+	p.plan.Notes = append(p.plan.Notes, n)
+	return true
+}
+
+// endGone withdraws creds, the records of a stay no read shows as it was (s,
+// from the records), for reason: counted by the fail-safe, unless the
+// stay's window has ended (the cleanup of a departure). The actions are
+// planned from the records alone (Action.Unseen).
+func (p *planner) endGone(s Stay, creds []*Credential, reason string) {
+	n := p.log.n
+	p.withdraw(s, creds, false, reason)
+	if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+		// It left before it vanished: the cleanup of a departure (a
+		// source that drops old stays), not a withdrawal.
+		for _, c := range creds {
+			delete(p.withdrawn, c)
+		}
+	}
+	for a := range p.log.since(n) {
+		a.Unseen = true
+	}
+}
+
+// latestRecorded is the credential of creds (one stay's records, live)
+// whose access window ends last; of two ending together, the later
+// recorded.
 func latestRecorded(prop *Property, creds []*Credential) *Credential {
 	var last *Credential
 	var end time.Time
 	for _, c := range creds {
-		e := prop.Window(c.Arrival, c.Departure).End
-		if last == nil || c.Status.Live() && !last.Status.Live() || c.Status.Live() == last.Status.Live() && e.After(end) {
+		if e := prop.Window(c.Arrival, c.Departure).End; last == nil || !e.Before(end) {
 			last, end = c, e
 		}
 	}

@@ -1008,12 +1008,6 @@ func TestComputeUnreadableStay(t *testing.T) {
 			unreadable: elsewhere,
 		},
 		{
-			name:       "in another property's room, recorded here: held",
-			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
-			unreadable: elsewhere,
-			notes:      []string{"unreadable_stay s1"},
-		},
-		{
 			name:  "readable, the same key gone from the read is withdrawn",
 			creds: []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
 			want:  []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
@@ -1045,8 +1039,69 @@ func TestComputeUnreadableStay(t *testing.T) {
 		t.Errorf("held: notes %+v, want one showing the departure on 2026-06-12, left as recorded", held.Notes)
 	}
 	ended := tests[2].compute(t)
-	if len(ended.Notes) != 1 || !strings.Contains(ended.Notes[0].Detail, "has ended") || !strings.Contains(ended.Actions[0].Reason, "has ended") {
+	if len(ended.Notes) != 1 || !strings.Contains(ended.Notes[0].Detail, "ended with its stay") || !strings.Contains(ended.Actions[0].Reason, "has ended") {
 		t.Errorf("ended: notes %+v, reason %q; want both to say the recorded stay has ended", ended.Notes, ended.Actions[0].Reason)
+	}
+}
+
+// TestComputeUnreadableStayMoved: an unreadable stay the source shows in
+// another room than recorded (its unit changed, or it is in another
+// property's room) no longer holds the room it left: that is ended, as a
+// readable stay's room move ends it, no withdrawal for the fail-safe
+// (nothing can be issued for the new room without the dates), and what it
+// holds for the room it is in is held.
+func TestComputeUnreadableStayMoved(t *testing.T) {
+	t.Parallel()
+	moved := func(room, to string) map[reconcile.StayRef]reconcile.Stay {
+		return map[reconcile.StayRef]reconcile.Stay{ref("s1"): {Ref: ref("s1"), RoomID: room, MovedTo: to, Unreadable: "arrival_date is not a date"}}
+	}
+	tests := []struct {
+		planCase
+		withdrawn int
+	}{
+		{planCase{
+			name:       "to another room: the one it left is ended, a person told",
+			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
+			unreadable: moved("r102", ""),
+			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+			notes:      []string{"unreadable_stay s1"},
+		}, 0},
+		{planCase{
+			name:       "to another property's room: ended here, noted there",
+			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
+			unreadable: moved("r901", "other"),
+			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+		}, 0},
+		{planCase{
+			name: "back into a room it holds a credential for: that one held",
+			creds: []reconcile.Credential{
+				cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12"),
+				cred("s1", "r102", "K2", active, true, "2026-06-09", "2026-06-12"),
+			},
+			unreadable: moved("r102", ""),
+			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
+			notes:      []string{"unreadable_stay s1"},
+		}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plan := tc.compute(t)
+			if got := summary(plan); !slices.Equal(got, tc.want) {
+				t.Errorf("actions %q, want %q", got, tc.want)
+			}
+			if got := noteSummary(plan.Notes); !slices.Equal(got, tc.notes) {
+				t.Errorf("notes %q, want %q", got, tc.notes)
+			}
+			for _, a := range plan.Actions {
+				if !strings.Contains(a.Reason, "moved to room") {
+					t.Errorf("%s %s: reason %q, want it to say the stay moved", a.Op, a.Stay.ID, a.Reason)
+				}
+			}
+			if plan.Withdrawn != tc.withdrawn {
+				t.Errorf("withdrawn %d, want %d", plan.Withdrawn, tc.withdrawn)
+			}
+		})
 	}
 }
 

@@ -288,7 +288,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		// is the next start's backfill, before serve waits for its
 		// schedule. Nor is one that could not read a stay: what the
 		// systems hold for it is looked for once it can be.
-		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && len(j.rd.unreadable)+j.rd.unreadableCancelled == 0 && ctx.Err() == nil && backfilled(j.pr) {
+		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && j.rd.unreadableHere == 0 && ctx.Err() == nil && backfilled(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.at()); err != nil {
 				return nil, err
 			}
@@ -569,13 +569,14 @@ type siteRead struct {
 	// a NoteUnlistedOnce the next run asks after.
 	unlisted, unlistedOnce []Stay
 	// unreadable holds the stays the source listed but could not read
-	// (Input.Unreadable); they are not in stays. unreadableCancelled
-	// counts those of them it said were cancelled, left out as gone: a
+	// (Input.Unreadable), but for those it said were cancelled, left out
+	// as gone; none are in stays. unreadableHere counts them all, the
+	// cancelled included, but for those in another property's rooms: a
 	// backfill beside any of them is not complete (with no record, what
-	// the systems hold for a cancelled one is looked for only once its
-	// dates can be read).
-	unreadable          map[StayRef]Stay
-	unreadableCancelled int
+	// the systems hold for one is looked for only once its dates can be
+	// read).
+	unreadable     map[StayRef]Stay
+	unreadableHere int
 	// lookupErr is the failure of the look-up of stays the window read
 	// did not return: they are left out of scope, the rest is planned.
 	lookupErr error
@@ -1078,14 +1079,16 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 // (Stay.Unreadable) out of stays and returns the rest. A cancelled one is
 // left out as a stay gone from the read is (its credentials withdrawn);
 // the others go to rd.unreadable, whose credentials the plan leaves as
-// recorded.
+// recorded (see planner.unreadable).
 func (rd *siteRead) takeUnreadable(stays []Stay) []Stay {
 	return slices.DeleteFunc(stays, func(s Stay) bool {
 		if s.Unreadable == "" {
 			return false
 		}
+		if s.MovedTo == "" {
+			rd.unreadableHere++
+		}
 		if s.Cancelled {
-			rd.unreadableCancelled++
 			return true
 		}
 		if rd.unreadable == nil {

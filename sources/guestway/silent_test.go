@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
@@ -389,63 +388,5 @@ func TestBareLists(t *testing.T) {
 	got, err := newSource(t, base, nil).StaysByID(context.Background(), live)
 	if err != nil || !slices.Equal(ids(got), live) {
 		t.Errorf("by id: %q, %v; want %q", ids(got), err, live)
-	}
-}
-
-// TestLinkHeader: a bare list's Link header decides where it ends: a
-// link of rel "next" reads on (a short page included), a Link header
-// without one ends it; without a Link header the list is read on to an
-// empty page.
-func TestLinkHeader(t *testing.T) {
-	t.Parallel()
-	page := func(n int) string {
-		if n > 3 {
-			return `[]`
-		}
-		return `[{"id":"R` + strconv.Itoa(n) + `","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"}]`
-	}
-	for _, tc := range []struct {
-		name string
-		link func(n int) string
-		want []string
-	}{
-		{"next while more", func(n int) string {
-			if n < 3 {
-				return `</open/v1/reservations?page=` + strconv.Itoa(n+1) + `>; rel="next", </open/v1/reservations?page=1>; rel="first"`
-			}
-			return `</open/v1/reservations?page=1>; rel="first"`
-		}, []string{"R1", "R2", "R3"}},
-		{"a Link header without next ends it", func(n int) string { return `</open/v1/reservations?page=1>; rel="first"` }, []string{"R1"}},
-		{"next among other rels, unquoted", func(n int) string {
-			if n < 2 {
-				return `<https://guestway.example/open/v1/reservations?page=2>; rel=next, <x>; rel="prev last"`
-			}
-			return `<x>; rel="prev"`
-		}, []string{"R1", "R2"}},
-		{"no Link header: to an empty page", func(int) string { return "" }, []string{"R1", "R2", "R3"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var asked []int
-			var mu sync.Mutex
-			base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				if strings.HasSuffix(r.URL.Path, "/accesses") {
-					io.WriteString(w, `[]`)
-					return
-				}
-				n, _ := strconv.Atoi(r.URL.Query().Get("page"))
-				mu.Lock()
-				asked = append(asked, n)
-				mu.Unlock()
-				if l := tc.link(n); l != "" {
-					w.Header().Set("Link", l)
-				}
-				io.WriteString(w, page(n))
-			})).URL
-			got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = 5 }))
-			if err != nil || !slices.Equal(ids(got), tc.want) {
-				t.Errorf("read %q, %v; want %q (pages asked %v)", ids(got), err, tc.want, asked)
-			}
-		})
 	}
 }

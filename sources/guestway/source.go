@@ -225,7 +225,8 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	saidMore := false // the page before said the list goes on (has_more or total)
 	cursor := ""      // the page before's meta.next_cursor, sent as cursor
 	firstShort := false
-	lastShort := false // the page before held fewer than the page size
+	lastShort := false   // the page before held fewer than the page size
+	emptyBefore := false // the page before held none
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
@@ -294,7 +295,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		if err != nil {
 			return nil, err
 		}
-		if resp.Links == nil {
+		if resp.bare {
 			resp.Links = linked
 		}
 		switch {
@@ -306,6 +307,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered page %d; it ignores the page parameter", resp.Meta.Page)}
 		case resp.Meta.HasMore != nil && *resp.Meta.HasMore && len(*resp.Data) == 0:
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
+
 		}
 		before := len(stays)
 		for _, r := range *resp.Data {
@@ -342,9 +344,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			// meta.page to tell), read on by has_more, total or a cursor.
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "the server answered a page already read; it ignores the page parameter"}
 		}
-		if s.lastPage(resp, len(stays), cursor != "") {
+		if s.lastPage(resp, len(stays), cursor != "", emptyBefore) {
 			break
 		}
+		emptyBefore = len(*resp.Data) == 0
 		cursor = resp.Meta.nextCursor()
 		// Read on because the answer said so (has_more, a total that
 		// counts more, a next cursor or link), not by a guess: a 404
@@ -411,14 +414,21 @@ func (s *Source) listAnswers(ctx context.Context, notFound error, from, to recon
 // a page comes empty (or 404s, or repeats a short first page: see Stays).
 // A page shorter than asked is no end: a server may serve fewer than it
 // was asked for, and say per_page as asked. A server that ignores page
-// and cursor fails the read on the page it repeats.
-func (s *Source) lastPage(resp listResponse, read int, byCursor bool) bool {
+// and cursor fails the read on the page it repeats. An empty page that
+// links a next one is no end, unless the page before was empty too
+// (emptyBefore).
+func (s *Source) lastPage(resp listResponse, read int, byCursor, emptyBefore bool) bool {
 	m, n := resp.Meta, len(*resp.Data)
 	switch {
 	case m.HasMore != nil:
 		return !*m.HasMore
 	case m.Total != nil:
 		return *m.Total <= read || n == 0
+	case n == 0 && !emptyBefore && m.NextCursor == nil && !byCursor && resp.Links.next() == 1:
+		// An empty page that links a next one: a server that filters a
+		// page after paging it may leave one empty mid-list; one that
+		// links a next page from every page ends at two empty ones.
+		return false
 	case n == 0:
 		return true
 	case m.NextCursor != nil || byCursor:
@@ -884,6 +894,9 @@ type listResponse struct {
 	Data  *[]reservation `json:"data"`
 	Meta  *listMeta      `json:"meta"`
 	Links *listLinks     `json:"links"`
+	// bare says the page was a bare JSON array: only then does its Link
+	// header speak for it (linkNext).
+	bare bool
 }
 
 // UnmarshalJSON reads a page of the list. The Guestway document shows no
@@ -892,7 +905,7 @@ type listResponse struct {
 // the paging in the body (its Link header may say it: linkNext).
 func (r *listResponse) UnmarshalJSON(b []byte) error {
 	if bare, err := bareArray(b, &r.Data); bare {
-		r.Meta = &listMeta{}
+		r.Meta, r.bare = &listMeta{}, true
 		return err
 	}
 	type plain listResponse
@@ -914,14 +927,14 @@ func bareArray[T any](b []byte, data **[]T) (bare bool, err error) {
 }
 
 // linkNext reads an RFC 8288 Link header as links.next is read: a link
-// of rel "next" says the list goes on; a Link header without one, that
-// it ends; no Link header says nothing (nil).
+// of rel "next" says the list goes on; one that links other pages of the
+// list (rel "prev", "first" or "last") but no next, that it ends; no
+// Link header, or one of links that are not pages (a gateway's
+// "deprecation", "describedby"), says nothing (nil). The next link's
+// target is not followed: the list is paged by page, as ever.
 func linkNext(h http.Header) *listLinks {
-	values := h.Values("Link")
-	if len(values) == 0 {
-		return nil
-	}
-	for _, v := range values {
+	paging := false
+	for _, v := range h.Values("Link") {
 		for _, link := range strings.Split(v, ",") {
 			target, params, _ := strings.Cut(link, ";")
 			for _, p := range strings.Split(params, ";") {
@@ -929,13 +942,19 @@ func linkNext(h http.Header) *listLinks {
 				if !strings.EqualFold(strings.TrimSpace(name), "rel") {
 					continue
 				}
-				for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(value), `"`)) {
-					if strings.EqualFold(rel, "next") && strings.TrimSpace(target) != "" {
+				for _, rel := range strings.Fields(strings.ToLower(strings.Trim(strings.TrimSpace(value), `"`))) {
+					switch {
+					case rel == "next" && strings.TrimSpace(target) != "":
 						return &listLinks{Next: json.RawMessage(`"next"`)}
+					case rel == "prev" || rel == "previous" || rel == "first" || rel == "last":
+						paging = true
 					}
 				}
 			}
 		}
+	}
+	if !paging {
+		return nil
 	}
 	return &listLinks{Next: json.RawMessage(`null`)}
 }
@@ -998,8 +1017,10 @@ func (r *oneResponse) UnmarshalJSON(b []byte) error {
 	}
 	*r = oneResponse{Null: string(raw.Data) == "null"}
 	switch {
-	case len(raw.Data) == 0 && len(raw.ID) > 0 && string(raw.ID) != "null":
-		raw.Data = b
+	case (len(raw.Data) == 0 || r.Null) && len(raw.ID) > 0 && string(raw.ID) != "null":
+		// The reservation itself, whatever a field of its own named
+		// "data" holds.
+		raw.Data, r.Null = b, false
 	case len(raw.Data) == 0 || r.Null:
 		return nil
 	}
