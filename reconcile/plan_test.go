@@ -1016,18 +1016,7 @@ func TestComputeUnreadableStay(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := tc.compute(t)
-			if got := summary(plan); !slices.Equal(got, tc.want) {
-				t.Errorf("actions %q, want %q", got, tc.want)
-			}
-			if got := noteSummary(plan.Notes); !slices.Equal(got, tc.notes) {
-				t.Errorf("notes %q, want %q", got, tc.notes)
-			}
-			for _, n := range plan.Notes {
-				if !n.Attention {
-					t.Errorf("note %s %s: not marked attention", n.Kind, n.Stay.ID)
-				}
-			}
+			plan := tc.computeUnreadable(t)
 			if plan.Withdrawn != 0 && len(tc.unreadable) > 0 {
 				t.Errorf("withdrawn %d, want 0: an unreadable stay's credentials are never withdrawals", plan.Withdrawn)
 			}
@@ -1042,6 +1031,25 @@ func TestComputeUnreadableStay(t *testing.T) {
 	if len(ended.Notes) != 1 || !strings.Contains(ended.Notes[0].Detail, "ended with its stay") || !strings.Contains(ended.Actions[0].Reason, "has ended") {
 		t.Errorf("ended: notes %+v, reason %q; want both to say the recorded stay has ended", ended.Notes, ended.Actions[0].Reason)
 	}
+}
+
+// computeUnreadable is compute for a case of unreadable stays: it checks
+// the plan's actions and notes, and that every note needs a person.
+func (tc planCase) computeUnreadable(t *testing.T) *reconcile.Plan {
+	t.Helper()
+	plan := tc.compute(t)
+	if got := summary(plan); !slices.Equal(got, tc.want) {
+		t.Errorf("actions %q, want %q", got, tc.want)
+	}
+	if got := noteSummary(plan.Notes); !slices.Equal(got, tc.notes) {
+		t.Errorf("notes %q, want %q", got, tc.notes)
+	}
+	for _, n := range plan.Notes {
+		if !n.Attention {
+			t.Errorf("note %s %s: not marked attention", n.Kind, n.Stay.ID)
+		}
+	}
+	return plan
 }
 
 // TestComputeUnreadableStayMoved: an unreadable stay the source shows in
@@ -1086,13 +1094,7 @@ func TestComputeUnreadableStayMoved(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := tc.compute(t)
-			if got := summary(plan); !slices.Equal(got, tc.want) {
-				t.Errorf("actions %q, want %q", got, tc.want)
-			}
-			if got := noteSummary(plan.Notes); !slices.Equal(got, tc.notes) {
-				t.Errorf("notes %q, want %q", got, tc.notes)
-			}
+			plan := tc.computeUnreadable(t)
 			for _, a := range plan.Actions {
 				if !strings.Contains(a.Reason, "moved to room") {
 					t.Errorf("%s %s: reason %q, want it to say the stay moved", a.Op, a.Stay.ID, a.Reason)
