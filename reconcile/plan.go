@@ -793,9 +793,11 @@ func (p *planner) run() (*Plan, error) {
 // could read that) is left as recorded while any of it is meant to open a
 // door: a credential written since a change of dates may run later than
 // the others. What it holds for another room, one it moved out of, is
-// ended, as a readable stay's would be replaced (nothing can be issued
-// for the new room without its dates); what ended with its recorded stay
-// is cleaned up as a departure's.
+// ended, a withdrawal the fail-safe weighs: a readable stay's would be
+// replaced, but nothing can be issued for the new room without its dates
+// (and a read that put every stay in a room no config names must not end
+// them all); what ended with its recorded stay is cleaned up as a
+// departure's.
 func (p *planner) unreadable(u Stay, creds []*Credential) (held bool) {
 	src := sourceName(u.Ref.Source)
 	here, left := creds, []*Credential(nil)
@@ -807,11 +809,6 @@ func (p *planner) unreadable(u Stay, creds []*Credential) (held bool) {
 		last := latestRecorded(p.in.Property, left)
 		p.endGone(Stay{Ref: u.Ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, left,
 			fmt.Sprintf("moved to room %s in %s, which keysync cannot key without the stay's dates (it could not read them)", u.RoomID, src))
-		// A move the read shows, as a readable stay's room move: not a
-		// withdrawal for the fail-safe to weigh.
-		for _, c := range left {
-			delete(p.withdrawn, c)
-		}
 	}
 	if len(here) == 0 {
 		return false

@@ -1054,10 +1054,9 @@ func (tc planCase) computeUnreadable(t *testing.T) *reconcile.Plan {
 
 // TestComputeUnreadableStayMoved: an unreadable stay the source shows in
 // another room than recorded (its unit changed, or it is in another
-// property's room) no longer holds the room it left: that is ended, as a
-// readable stay's room move ends it, no withdrawal for the fail-safe
-// (nothing can be issued for the new room without the dates), and what it
-// holds for the room it is in is held.
+// property's room) no longer holds the room it left: that is ended, a
+// withdrawal the fail-safe weighs (nothing can be issued for the new room
+// without the dates), and what it holds for the room it is in is held.
 func TestComputeUnreadableStayMoved(t *testing.T) {
 	t.Parallel()
 	moved := func(room, to string) map[reconcile.StayRef]reconcile.Stay {
@@ -1073,13 +1072,13 @@ func TestComputeUnreadableStayMoved(t *testing.T) {
 			unreadable: moved("r102", ""),
 			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
 			notes:      []string{"unreadable_stay s1"},
-		}, 0},
+		}, 1},
 		{planCase{
 			name:       "to another property's room: ended here, noted there",
 			creds:      []reconcile.Credential{cred("s1", "r101", "K1", active, true, "2026-06-09", "2026-06-12")},
 			unreadable: moved("r901", "other"),
 			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
-		}, 0},
+		}, 1},
 		{planCase{
 			name: "back into a room it holds a credential for: that one held",
 			creds: []reconcile.Credential{
@@ -1089,7 +1088,7 @@ func TestComputeUnreadableStayMoved(t *testing.T) {
 			unreadable: moved("r102", ""),
 			want:       []string{"1 revoke s1 K1 revoke", "1 delete s1 K1 revoke"},
 			notes:      []string{"unreadable_stay s1"},
-		}, 0},
+		}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -217,8 +217,10 @@ func (q eventQueue) Collect(ch chan<- prometheus.Metric) {
 // in house whose credential work did not get done in the run (a create or
 // an assign failed, skipped, deferred or of unknown outcome), and the
 // Guestway stays arriving within 24 hours or in house whose source holds
-// no lock PIN. A guest already in house without a working key (a room
-// move whose new key failed) is the most urgent of them.
+// no lock PIN, and the stays the source could not read that hold nothing
+// keysync issued (their dates unknown, they may be arriving). A guest
+// already in house without a working key (a room move whose new key
+// failed) is the most urgent of them.
 func ArrivalsWithoutCredential(rep *reconcile.Report) []reconcile.StayRef {
 	seen := map[reconcile.StayRef]bool{}
 	var out []reconcile.StayRef
@@ -239,7 +241,9 @@ func ArrivalsWithoutCredential(rep *reconcile.Report) []reconcile.StayRef {
 		}
 	}
 	for _, n := range rep.Notes() {
-		if n.Kind == reconcile.NoteMissingLockPIN {
+		// An unreadable stay holding what was issued for it shows the
+		// recorded dates; one holding nothing shows none.
+		if n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnreadableStay && n.Arrival.IsZero() {
 			add(n.Stay)
 		}
 	}

@@ -225,8 +225,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	saidMore := false // the page before said the list goes on (has_more or total)
 	cursor := ""      // the page before's meta.next_cursor, sent as cursor
 	firstShort := false
-	lastShort := false   // the page before held fewer than the page size
-	emptyBefore := false // the page before held none
+	lastShort := false      // the page before held fewer than the page size
+	emptyBefore := false    // the page before held none
+	listed, undated := 0, 0 // reservations read, and those sending no dates
+	firstSize := 0          // how many the first page held
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return nil, &Error{API: api, Call: fmt.Sprintf("list reservations page %d", page), Err: context.Cause(ctx)}
@@ -262,6 +264,9 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 					served := 0
 					if resp.Meta != nil {
 						served = resp.Meta.PerPage
+					}
+					if served == 0 && resp.Data != nil {
+						served = len(*resp.Data) // as many as page 1 holds
 					}
 					s.log.Warn("Guestway refused the page size; reading its own page size for the rest of the run: set guestway.per_page to what it serves",
 						"property", s.opts.Property, "refused", s.opts.PerPage, "serves", served)
@@ -315,6 +320,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			if err != nil {
 				return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
+			listed++
+			if _, _, _, err := r.dates(); errors.Is(err, errNoDates) && r.bad == "" {
+				undated++
+			}
 			// Offset pages shift when reservations are added while we
 			// read: keep one stay per id, with the latest data.
 			if i, ok := index[st.Ref.ID]; ok {
@@ -326,11 +335,14 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		asked := s.opts.PerPage
 		if s.serverPages.Load() {
-			asked = resp.Meta.PerPage
+			// Its own page size: as it says, or else as many as its
+			// first page held (a page with fewer is short; the first
+			// page itself cannot be told short).
+			asked = cmp.Or(resp.Meta.PerPage, firstSize)
 		}
 		lastShort = asked > 0 && len(*resp.Data) < asked // unknown: no guess
 		if page == 1 {
-			firstShort = lastShort
+			firstShort, firstSize = lastShort, len(*resp.Data)
 		}
 		if page > 1 && len(*resp.Data) > 0 && len(stays) == before {
 			if !saidMore && cursor == "" && firstShort {
@@ -353,6 +365,16 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		// counts more, a next cursor or link), not by a guess: a 404
 		// next is no end of the list.
 		saidMore = resp.Meta.HasMore != nil || resp.Meta.Total != nil || cursor != "" || resp.Links.next() == 1
+	}
+	if listed > 0 && undated == listed {
+		// Not one reservation's data error, but names this server does
+		// not use: a read that would key no one fails, loudly.
+		names := make([]string, len(datePairs))
+		for i, p := range datePairs {
+			names[i] = p[0] + "/" + p[1]
+		}
+		return nil, &Error{API: api, Call: "list reservations", Status: http.StatusOK,
+			Reason: "no reservation sends its dates under a name keysync reads (" + strings.Join(names, ", ") + "): the server names them otherwise"}
 	}
 	for i := range stays {
 		s.markMoved(&stays[i])
@@ -644,9 +666,11 @@ func (s *Source) readable(r reservation) (reconcile.Stay, error) {
 }
 
 // unreadableError is stay's error for a reservation with an id whose
-// fields it cannot read; reason quotes no field values.
+// fields it cannot read; reason quotes no field values. noDates says it
+// sends its dates under no name keysync reads.
 type unreadableError struct {
 	id, reason string
+	noDates    bool
 }
 
 func (e *unreadableError) Error() string { return fmt.Sprintf("reservation %s: %s", e.id, e.reason) }
@@ -657,12 +681,19 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	if r.ID == "" {
 		return reconcile.Stay{}, errors.New("a reservation has no id")
 	}
-	arr, dep, err := s.stayDates(r.Arrival, r.Departure)
+	if r.bad != "" {
+		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: r.bad}
+	}
+	af, df, names, err := r.dates()
+	if err != nil {
+		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error(), noDates: errors.Is(err, errNoDates)}
+	}
+	arr, dep, err := s.stayDates(names, af, df)
 	if err != nil {
 		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error()}
 	}
 	if dep.Before(arr) {
-		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: "departure_date is before arrival_date"}
+		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: fmt.Sprintf("%s is before %s", names[1], names[0])}
 	}
 	room := roomOf(r)
 	st := reconcile.Stay{
@@ -672,12 +703,130 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 		Arrival:   arr,
 		Departure: dep,
 		Cancelled: r.over(),
-		Guest:     r.GuestName,
+		Guest:     string(r.GuestName),
 	}
-	if r.Guests != nil {
-		st.Guests = r.Guests.Adults + r.Guests.Children
+	if r.Guests.set {
+		st.Guests = r.Guests.n
 	}
 	return st, nil
+}
+
+// dateField is a reservation's date field as sent: whether it was sent
+// at all, and its text, or what other JSON it was (never its value).
+type dateField struct {
+	sent  bool
+	value string
+	other string // "null", "number", "object", …: not a string
+}
+
+func (d *dateField) UnmarshalJSON(b []byte) error {
+	*d = dateField{sent: true}
+	if json.Unmarshal(b, &d.value) != nil {
+		d.other = jsonKind(b)
+	}
+	return nil
+}
+
+// jsonKind names the kind of a JSON value: null, boolean, number, array,
+// object, string.
+func jsonKind(b []byte) string {
+	t := bytes.TrimSpace(b)
+	switch {
+	case len(t) == 0:
+		return "nothing"
+	case t[0] == 'n':
+		return "null"
+	case t[0] == 't' || t[0] == 'f':
+		return "boolean"
+	case t[0] == '[':
+		return "array"
+	case t[0] == '{':
+		return "object"
+	case t[0] == '"':
+		return "string"
+	}
+	return "number"
+}
+
+// datePairs are the names a reservation's arrival and departure may be
+// sent under: the first as keysync assumes (the document names none),
+// the others as other booking APIs name them. A pair that names an end
+// date (start_date/end_date) is not among them: an end date is often the
+// last night, which would end the guest's access a day early.
+var datePairs = [][2]string{
+	{"arrival_date", "departure_date"},
+	{"check_in", "check_out"},
+	{"checkin", "checkout"},
+	{"check_in_date", "check_out_date"},
+	{"arrival", "departure"},
+}
+
+// errNoDates is dates' error for a reservation that sends its dates under
+// none of datePairs' names.
+var errNoDates = errors.New("has no arrival_date or departure_date")
+
+// dates returns a reservation's arrival and departure fields and their
+// names: arrival_date and departure_date where either is sent; else the
+// one other pair of datePairs whose both are sent. Two such pairs, or
+// none, is an error.
+func (r reservation) dates() (arr, dep dateField, names [2]string, err error) {
+	fields := [][2]dateField{
+		{r.Arrival, r.Departure},
+		{r.CheckIn, r.CheckOut},
+		{r.CheckInAlt, r.CheckOutAlt},
+		{r.CheckInDate, r.CheckOutDate},
+		{r.ArrivalAlt, r.DepartureAlt},
+	}
+	if f := fields[0]; f[0].sent || f[1].sent {
+		return f[0], f[1], datePairs[0], nil
+	}
+	found := -1
+	for i := 1; i < len(fields); i++ {
+		if fields[i][0].sent && fields[i][1].sent {
+			if found >= 0 {
+				return arr, dep, names, fmt.Errorf("sends its dates twice, as %s/%s and %s/%s", datePairs[found][0], datePairs[found][1], datePairs[i][0], datePairs[i][1])
+			}
+			found = i
+		}
+	}
+	if found < 0 {
+		return arr, dep, names, errNoDates
+	}
+	return fields[found][0], fields[found][1], datePairs[found], nil
+}
+
+// shownString is a field keysync only shows (a guest's name): a JSON
+// string, or "" for anything else, which fails no read.
+type shownString string
+
+func (s *shownString) UnmarshalJSON(b []byte) error {
+	var v string
+	if json.Unmarshal(b, &v) == nil {
+		*s = shownString(v)
+	}
+	return nil
+}
+
+// guestsField is a reservation's guest count, only shown: an object of
+// adults and children, or a number; anything else is no count.
+type guestsField struct {
+	n   int
+	set bool
+}
+
+func (g *guestsField) UnmarshalJSON(b []byte) error {
+	var o struct {
+		Adults   int `json:"adults"`
+		Children int `json:"children"`
+	}
+	var n int
+	switch {
+	case json.Unmarshal(b, &o) == nil && jsonKind(b) == "object":
+		*g = guestsField{n: o.Adults + o.Children, set: true}
+	case json.Unmarshal(b, &n) == nil:
+		*g = guestsField{n: n, set: true}
+	}
+	return nil
 }
 
 // roomOf is the room a reservation is in: its unit, or where it has none
@@ -708,20 +857,20 @@ func roomOf(r reservation) string {
 // that way west of UTC does not end the guest's access a night early
 // (a check-out as late as 16:00 in Los Angeles then keeps the door a day
 // longer instead). Its errors name the field and quote no value.
-func (s *Source) stayDates(arrival, departure string) (arr, dep reconcile.Date, err error) {
+func (s *Source) stayDates(names [2]string, arrival, departure dateField) (arr, dep reconcile.Date, err error) {
 	a, aerr := readWireDate(arrival)
 	d, derr := readWireDate(departure)
 	switch {
 	case aerr != nil:
-		return arr, dep, fmt.Errorf("arrival_date %w", aerr)
+		return arr, dep, fmt.Errorf("%s %w", names[0], aerr)
 	case derr != nil:
-		return arr, dep, fmt.Errorf("departure_date %w", derr)
+		return arr, dep, fmt.Errorf("%s %w", names[1], derr)
 	}
 	timed := a.instant && !a.midnight || d.instant && !d.midnight
 	for _, f := range []struct {
 		name string
 		w    *wireDate
-	}{{"arrival_date", &a}, {"departure_date", &d}} {
+	}{{names[0], &a}, {names[1], &d}} {
 		if !f.w.instant || !timed {
 			continue
 		}
@@ -747,8 +896,15 @@ type wireDate struct {
 }
 
 // readWireDate reads a YYYY-MM-DD date, a date-time without an offset, or
-// an RFC 3339 date-time.
-func readWireDate(v string) (wireDate, error) {
+// an RFC 3339 date-time, sent as a JSON string.
+func readWireDate(f dateField) (wireDate, error) {
+	switch {
+	case !f.sent:
+		return wireDate{}, errors.New("is not sent")
+	case f.other != "":
+		return wireDate{}, fmt.Errorf("is a JSON %s, not a date", f.other)
+	}
+	v := f.value
 	if d, err := reconcile.ParseDate(v); err == nil {
 		return wireDate{date: d}, nil
 	}
@@ -1031,15 +1187,22 @@ func (r *oneResponse) UnmarshalJSON(b []byte) error {
 type reservation struct {
 	ID        httpapi.FlexString `json:"id"`
 	Status    string             `json:"status"`
-	Arrival   string             `json:"arrival_date"`
-	Departure string             `json:"departure_date"`
-	ListingID httpapi.FlexString `json:"listing_id"`
-	UnitID    httpapi.FlexString `json:"unit_id"`
-	GuestName string             `json:"guest_name"`
-	Guests    *struct {
-		Adults   int `json:"adults"`
-		Children int `json:"children"`
-	} `json:"guests"`
+	Arrival   dateField          `json:"arrival_date"`
+	Departure dateField          `json:"departure_date"`
+	// The same dates named as other APIs name them, read only where
+	// neither arrival_date nor departure_date is sent (see dates).
+	CheckIn      dateField          `json:"check_in"`
+	CheckOut     dateField          `json:"check_out"`
+	CheckInAlt   dateField          `json:"checkin"`
+	CheckOutAlt  dateField          `json:"checkout"`
+	CheckInDate  dateField          `json:"check_in_date"`
+	CheckOutDate dateField          `json:"check_out_date"`
+	ArrivalAlt   dateField          `json:"arrival"`
+	DepartureAlt dateField          `json:"departure"`
+	ListingID    httpapi.FlexString `json:"listing_id"`
+	UnitID       httpapi.FlexString `json:"unit_id"`
+	GuestName    shownString        `json:"guest_name"`
+	Guests       guestsField        `json:"guests"`
 	// A cancellation or deletion said beside the status, as a server may
 	// (the Guestway document names no field): read as a cancelled status.
 	IsCancelled httpapi.LooseFlag  `json:"is_cancelled"`
@@ -1047,6 +1210,33 @@ type reservation struct {
 	CancelledAt httpapi.LooseStamp `json:"cancelled_at"`
 	CanceledAt  httpapi.LooseStamp `json:"canceled_at"`
 	DeletedAt   httpapi.LooseStamp `json:"deleted_at"`
+	// bad is why the reservation's JSON could not be read as a whole (a
+	// field of a type keysync does not read); its id is read all the same.
+	bad string
+}
+
+// UnmarshalJSON reads a reservation. One whose fields cannot all be read
+// fails no list: its id is kept, and bad says which field was of what
+// kind (never its value), for readable to mark the stay unreadable; one
+// whose id cannot be read fails the list.
+func (r *reservation) UnmarshalJSON(b []byte) error {
+	type plain reservation
+	err := json.Unmarshal(b, (*plain)(r))
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var id struct {
+		ID httpapi.FlexString `json:"id"`
+	}
+	if json.Unmarshal(b, &id) != nil || id.ID == "" {
+		return err
+	}
+	*r = reservation{ID: id.ID, bad: fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)}
+	return nil
 }
 
 // over reports whether r will not be stayed, or is no longer: its status

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/keysync/keysync/reconcile"
+	"github.com/keysync/keysync/reconcile/clocktest"
+	gwsandbox "github.com/keysync/keysync/sources/guestway/sandbox"
+)
+
+// unitWorld is six guests in house, each in unit Ui of listing L1, keyed
+// by a backfill; the config keys the rooms by unit id (U1..U6, qr), as
+// for a multi-unit listing.
+func unitWorld(t *testing.T) *faultWorld {
+	t.Helper()
+	units := map[string]string{}
+	for i := 1; i <= 6; i++ {
+		units[fmt.Sprintf("U%d", i)] = "qr"
+	}
+	fw := newFaultWorld(t, nil, units)
+	fw.sb.guestway.AddListing("L1", "Building")
+	for i := 1; i <= 6; i++ {
+		if err := fw.sb.guestway.AddReservation(gwsandbox.Reservation{ID: fmt.Sprintf("G%d", i), Status: "confirmed", ArrivalDate: day(0),
+			DepartureDate: day(3), ListingID: "L1", UnitID: fmt.Sprintf("U%d", i), GuestName: "Guest"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fw.mustExec(ExitOK, "backfill")
+	return fw
+}
+
+// TestUnitsDroppedAreWeighedByTheFailSafe: a server that stops sending
+// unit_id puts every guest in listing L1, a room no config names. The
+// fail-safe holds the withdrawals (exit 5) whether the reservations'
+// dates can be read or not: an unreadable stay's move out of its room is
+// a withdrawal it weighs too.
+func TestUnitsDroppedAreWeighedByTheFailSafe(t *testing.T) {
+	t.Parallel()
+	for _, unreadable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unreadable %v", unreadable), func(t *testing.T) {
+			t.Parallel()
+			fw := unitWorld(t)
+			for i := 1; i <= 6; i++ {
+				id := fmt.Sprintf("G%d", i)
+				if err := fw.sb.guestway.MoveUnit(id, "", ""); err != nil {
+					t.Fatal(err)
+				}
+				if err := fw.sb.guestway.SetUnreadableDates(id, unreadable); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := fw.exec("run", nil)
+			live := 0
+			for i := 1; i <= 6; i++ {
+				live += len(fw.liveInvitesOf(fmt.Sprintf("G%d", i)))
+			}
+			if r.code != ExitUnsafe || live != 6 {
+				t.Errorf("exit %d, %d live invites; want the fail-safe (exit 5) to hold all 6\n%s", r.code, live, r.output())
+			}
+		})
+	}
+}
+
+// TestUnreadableReservationReadAgain: a reservation unreadable for a run
+// while its dates changed (extended to day 5), then readable: one invite,
+// the same one, updated in place (the guest's link kept).
+func TestUnreadableReservationReadAgain(t *testing.T) {
+	t.Parallel()
+	fw, inv := keyedThenUnreadable(t)
+	if err := fw.sb.guestway.ChangeDates("G1", day(0), day(5)); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitAttention, "run")
+	if err := fw.sb.guestway.SetUnreadableDates("G1", false); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitOK, "run")
+	if got := fw.liveInvitesOf("G1"); !slices.Equal(got, inv) {
+		t.Errorf("G1's invites %v after the flip, want %v (the same, updated)", got, inv)
+	}
+	fw.mustExec(ExitOK, "run")
+}
+
+// TestStatusCountsAnUnreadableArrival: a new reservation arriving today
+// that Guestway lists unreadable has nothing issued: status's
+// arrivals_without_credential (and the metric of the same name) name it.
+func TestStatusCountsAnUnreadableArrival(t *testing.T) {
+	t.Parallel()
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.mustExec(ExitOK, "backfill")
+	fw.addReservation("G5", "L2", 0, 2)
+	if err := fw.sb.guestway.SetUnreadableDates("G5", true); err != nil {
+		t.Fatal(err)
+	}
+	fw.mustExec(ExitAttention, "run")
+	r := fw.runOn(clocktest.New(fw.now), nil, "status", "--json")
+	var st statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if !slices.ContainsFunc(st.Unkeyed, func(s reconcile.StayRef) bool { return s.ID == "G5" }) {
+		t.Errorf("status's arrivals without a credential %v: G5 (unreadable, nothing issued, arriving today) is missing", st.Unkeyed)
+	}
+}

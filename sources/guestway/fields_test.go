@@ -1,0 +1,151 @@
+package guestway_test
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/keysync/keysync/internal/sandboxkit/sandboxtest"
+	"github.com/keysync/keysync/sources/guestway"
+)
+
+// listOf serves reservations (JSON objects) as one page of the list, in
+// the envelope, with no accesses.
+func listOf(t *testing.T, reservations ...string) string {
+	t.Helper()
+	return sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/accesses") {
+			io.WriteString(w, `{"data":[]}`)
+			return
+		}
+		io.WriteString(w, `{"data":[`+strings.Join(reservations, ",")+`],"meta":{"has_more":false}}`)
+	})).URL
+}
+
+// TestDatesUnderOtherNames: a reservation that sends its dates under the
+// names other booking APIs use (and not arrival_date/departure_date) is
+// read by them; one that sends two such pairs, or none, is unreadable;
+// a read in which no reservation sends them under a name keysync reads
+// fails, loudly, naming the names it reads (a server that names them
+// otherwise keys no one). start_date/end_date is not read: an end date is
+// often the last night.
+func TestDatesUnderOtherNames(t *testing.T) {
+	t.Parallel()
+	res := func(id, dates string) string {
+		return `{"id":"` + id + `","status":"confirmed",` + dates + `,"listing_id":"L1"}`
+	}
+	base := listOf(t,
+		res("R1", `"check_in":"2026-01-30","check_out":"2026-02-01"`),
+		res("R2", `"checkin":"2026-01-30","checkout":"2026-02-01"`),
+		res("R3", `"check_in_date":"2026-01-30","check_out_date":"2026-02-01"`),
+		res("R4", `"arrival":"2026-01-30","departure":"2026-02-01"`),
+		res("R5", `"arrival_date":"2026-01-30","departure_date":"2026-02-01","check_in":"2026-01-29","check_out":"2026-02-03"`),
+		res("R6", `"check_in":"2026-01-30","check_out":"2026-02-01","arrival":"2026-01-30","departure":"2026-02-01"`),
+		res("R7", `"start_date":"2026-01-30","end_date":"2026-01-31"`),
+		res("R8", `"check_in":"2026-01-30"`),
+	)
+	got, err := readPortfolio(t, newSource(t, base, nil))
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	want := map[string]string{
+		"R1": "", "R2": "", "R3": "", "R4": "", "R5": "",
+		"R6": "sends its dates twice, as check_in/check_out and arrival/departure",
+		"R7": "has no arrival_date or departure_date",
+		"R8": "has no arrival_date or departure_date",
+	}
+	for _, st := range got {
+		w, ok := want[st.Ref.ID]
+		switch {
+		case !ok:
+			t.Errorf("%s: not listed", st.Ref.ID)
+		case st.Unreadable != w:
+			t.Errorf("%s: unreadable %q, want %q", st.Ref.ID, st.Unreadable, w)
+		case w == "" && st.Arrival.String()+".."+st.Departure.String() != "2026-01-30..2026-02-01":
+			t.Errorf("%s: read %s..%s, want 2026-01-30..2026-02-01 (arrival_date and departure_date first)", st.Ref.ID, st.Arrival, st.Departure)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("read %q, want %d stays", ids(got), len(want))
+	}
+
+	none := listOf(t, res("R7", `"start_date":"2026-01-30","end_date":"2026-01-31"`), res("R9", `"begins":"2026-01-30"`))
+	if got, err := readPortfolio(t, newSource(t, none, nil)); err == nil || !strings.Contains(err.Error(), "no reservation sends its dates under a name keysync reads (arrival_date/departure_date, check_in/check_out") {
+		t.Errorf("no reservation with dates keysync reads: %q, %v; want the read to fail naming the names it reads", ids(got), err)
+	}
+}
+
+// TestOneReservationOfAnotherType: one reservation with a field of a JSON
+// type keysync does not read fails that reservation alone (unreadable,
+// naming the field and the type, never the value), not the property's
+// read; a field keysync only shows (the guest's name, their count) of
+// another type is no failure at all.
+func TestOneReservationOfAnotherType(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, odd, unreadable string
+		guests                int
+	}{
+		{"arrival_date as a number", `{"id":"R9","status":"confirmed","arrival_date":1769731200,"departure_date":"2026-02-01","listing_id":"L1"}`, "arrival_date is a JSON number, not a date", 0},
+		{"status as an object", `{"id":"R9","status":{"code":"ok"},"arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"}`, "status is a JSON object, not what keysync reads", 0},
+		{"guests as a count", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","guests":2}`, "", 2},
+		{"guest_name as an object", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","guest_name":{"first":"A","last":"B"}}`, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := readPortfolio(t, newSource(t, listOf(t, cannedRes(1), tc.odd), nil))
+			if err != nil || !slices.Equal(ids(got), []string{"R1", "R9"}) {
+				t.Fatalf("read %q, %v; want R1 and R9", ids(got), err)
+			}
+			if r9 := got[1]; r9.Unreadable != tc.unreadable || r9.Guests != tc.guests || got[0].Unreadable != "" {
+				t.Errorf("R9 unreadable %q with %d guests (R1 %q); want %q with %d", r9.Unreadable, r9.Guests, got[0].Unreadable, tc.unreadable, tc.guests)
+			}
+		})
+	}
+}
+
+// TestServerPagesOfABareList: a server that refuses keysync's page size
+// (422) and a page past its list's end (422), answering bare arrays that
+// say nothing of their size, is read whole: its page size is taken as its
+// first page's count, so its last page is short and the refusal after it
+// the end, as for the same server answering the envelope with its
+// per_page.
+func TestServerPagesOfABareList(t *testing.T) {
+	t.Parallel()
+	for _, bare := range []bool{true, false} {
+		t.Run("bare "+strconv.FormatBool(bare), func(t *testing.T) {
+			t.Parallel()
+			base := sandboxtest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if strings.HasSuffix(r.URL.Path, "/accesses") {
+					io.WriteString(w, `[]`)
+					return
+				}
+				q := r.URL.Query()
+				n, _ := strconv.Atoi(q.Get("page"))
+				if q.Has("per_page") || n > 3 {
+					w.WriteHeader(http.StatusUnprocessableEntity)
+					io.WriteString(w, `{"error":"out of range"}`)
+					return
+				}
+				var items []string
+				for i := 2*n - 1; i <= min(2*n, 5); i++ {
+					items = append(items, cannedRes(i))
+				}
+				page := "[" + strings.Join(items, ",") + "]"
+				if !bare {
+					page = `{"data":` + page + `,"meta":{"page":` + strconv.Itoa(n) + `,"per_page":2}}`
+				}
+				io.WriteString(w, page)
+			})).URL
+			got, err := readPortfolio(t, newSource(t, base, func(o *guestway.Options) { o.PerPage = 50 }))
+			if want := []string{"R1", "R2", "R3", "R4", "R5"}; err != nil || !slices.Equal(ids(got), want) {
+				t.Errorf("read %q, %v; want %q", ids(got), err, want)
+			}
+		})
+	}
+}
