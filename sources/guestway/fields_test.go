@@ -149,3 +149,18 @@ func TestServerPagesOfABareList(t *testing.T) {
 		})
 	}
 }
+
+// TestOddFieldBesideACancellation: a reservation with a field of a type
+// keysync does not read is still read for its id, room and cancellation:
+// cancelled, it is withdrawn as any cancelled reservation, not held.
+func TestOddFieldBesideACancellation(t *testing.T) {
+	t.Parallel()
+	odd := `{"id":"R9","status":{"code":"x"},"is_cancelled":true,"arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L2"}`
+	got, err := readPortfolio(t, newSource(t, listOf(t, cannedRes(1), odd), nil))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("read %q, %v; want R1 and R9", ids(got), err)
+	}
+	if r9 := got[1]; !r9.Cancelled || r9.RoomID != "L2" || r9.Unreadable == "" {
+		t.Errorf("R9: cancelled %v, room %q, unreadable %q; want cancelled, in L2, unreadable naming status", r9.Cancelled, r9.RoomID, r9.Unreadable)
+	}
+}

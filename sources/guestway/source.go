@@ -1215,27 +1215,19 @@ type reservation struct {
 	bad string
 }
 
-// UnmarshalJSON reads a reservation. One whose fields cannot all be read
-// fails no list: its id is kept, and bad says which field was of what
-// kind (never its value), for readable to mark the stay unreadable; one
-// whose id cannot be read fails the list.
+// UnmarshalJSON reads a reservation. One with a field of a JSON type
+// keysync does not read fails no list: encoding/json reads every other
+// field all the same (its id, room, status and cancellation flags), and
+// bad says which field was of what kind (never its value), for readable
+// to mark the stay unreadable; one whose id cannot be read fails the list.
 func (r *reservation) UnmarshalJSON(b []byte) error {
 	type plain reservation
 	err := json.Unmarshal(b, (*plain)(r))
-	if err == nil {
-		return nil
-	}
 	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) {
+	if err == nil || !errors.As(err, &te) || r.ID == "" || te.Field == "id" {
 		return err
 	}
-	var id struct {
-		ID httpapi.FlexString `json:"id"`
-	}
-	if json.Unmarshal(b, &id) != nil || id.ID == "" {
-		return err
-	}
-	*r = reservation{ID: id.ID, bad: fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)}
+	r.bad = fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)
 	return nil
 }
 
