@@ -174,6 +174,10 @@ type Note struct {
 	// config maps explicitly that holds another integration's key, or in a
 	// room with no access method.
 	Attention bool `json:"attention,omitempty"`
+	// Unkeyed marks a NoteUnreadableStay whose stay holds nothing keysync
+	// issued and may be in house or arriving (its dates are unknown):
+	// nothing was issued for it, or it moved out of the room that was.
+	Unkeyed bool `json:"unkeyed,omitempty"`
 	// PIN is a lock PIN for NoteLockPIN; it marshals redacted and is shown
 	// only by plan --show-secrets.
 	PIN Secret `json:"pin,omitempty"`
@@ -746,12 +750,12 @@ func (p *planner) run() (*Plan, error) {
 		}
 	}
 	slices.SortFunc(gone, func(a, b int32) int { return strings.Compare(rec.ref(a).ID, rec.ref(b).ID) })
-	held := map[StayRef]bool{}
+	held, moved := map[StayRef]bool{}, map[StayRef]bool{}
 	for _, g := range gone {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		if u, ok := p.in.Unreadable[ref]; ok {
-			held[ref] = p.unreadable(u, creds)
+			held[ref], moved[ref] = p.unreadable(u, creds)
 			continue
 		}
 		last := creds[0]
@@ -772,7 +776,7 @@ func (p *planner) run() (*Plan, error) {
 		}
 		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: u.RoomID, RoomName: u.RoomName},
 			fmt.Sprintf("keysync could not read the stay from %s (%s): ", sourceName(ref.Source), u.Unreadable)+fmt.Sprintf(detail, sourceName(ref.Source)))
-		n.Attention = true
+		n.Attention, n.Unkeyed = true, !recorded || moved[ref]
 		p.plan.Notes = append(p.plan.Notes, n)
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
@@ -788,7 +792,8 @@ func (p *planner) run() (*Plan, error) {
 }
 
 // unreadable plans a stay the source listed but could not read (u), whose
-// records are creds, and reports whether they are held. Nothing says its
+// records are creds, and reports whether they are held, and whether it
+// moved out of a room they were for. Nothing says its
 // dates changed, so what it holds for the room it is in (where the source
 // could read that) is left as recorded while any of it is meant to open a
 // door: a credential written since a change of dates may run later than
@@ -798,7 +803,7 @@ func (p *planner) run() (*Plan, error) {
 // (and a read that put every stay in a room no config names must not end
 // them all); what ended with its recorded stay is cleaned up as a
 // departure's.
-func (p *planner) unreadable(u Stay, creds []*Credential) (held bool) {
+func (p *planner) unreadable(u Stay, creds []*Credential) (held, moved bool) {
 	src := sourceName(u.Ref.Source)
 	here, left := creds, []*Credential(nil)
 	if u.RoomID != "" {
@@ -810,20 +815,21 @@ func (p *planner) unreadable(u Stay, creds []*Credential) (held bool) {
 		p.endGone(Stay{Ref: u.Ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, left,
 			fmt.Sprintf("moved to room %s in %s, which keysync cannot key without the stay's dates (it could not read them)", u.RoomID, src))
 	}
+	moved = len(left) > 0
 	if len(here) == 0 {
-		return false
+		return false, moved
 	}
 	last := latestRecorded(p.in.Property, here)
 	s := Stay{Ref: u.Ref, RoomID: last.RoomID, RoomName: u.RoomName, Arrival: last.Arrival, Departure: last.Departure}
 	if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
 		p.endGone(s, here, fmt.Sprintf("its stay as recorded has ended (%s lists it, but keysync could not read it)", src))
-		return false
+		return false, moved
 	}
 	n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
 		src, u.Unreadable, src))
 	n.Attention = true
 	p.plan.Notes = append(p.plan.Notes, n)
-	return true
+	return true, moved
 }
 
 // endGone withdraws creds, the records of a stay no read shows as it was (s,

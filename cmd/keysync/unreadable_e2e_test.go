@@ -3,8 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/keysync/keysync/reconcile"
 	"github.com/keysync/keysync/reconcile/clocktest"
@@ -103,5 +108,89 @@ func TestStatusCountsAnUnreadableArrival(t *testing.T) {
 	}
 	if !slices.ContainsFunc(st.Unkeyed, func(s reconcile.StayRef) bool { return s.ID == "G5" }) {
 		t.Errorf("status's arrivals without a credential %v: G5 (unreadable, nothing issued, arriving today) is missing", st.Unkeyed)
+	}
+}
+
+// rewriteGuestway is fault middleware that passes Guestway requests on and
+// rewrites the bodies of their answers with f.
+func rewriteGuestway(f func(string) string) faultFunc {
+	return func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if sysOf(r) != reconcile.SystemGuestway {
+			next.ServeHTTP(rw, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			if k != "Content-Length" {
+				rw.Header()[k] = v
+			}
+		}
+		rw.WriteHeader(rec.Code)
+		rw.Write([]byte(f(rec.Body.String())))
+	}
+}
+
+// TestCancellationTheReadCanStillTell: G1 (in house, keyed) is cancelled;
+// the server says so with is_cancelled beside a status sent as an object,
+// or sends the cancelled reservation, the only one of its property's
+// window, without its dates. Either way its invite is withdrawn.
+func TestCancellationTheReadCanStillTell(t *testing.T) {
+	t.Parallel()
+	dates := regexp.MustCompile(`"(arrival|departure)_date":"[^"]*",?`)
+	for _, tc := range []struct {
+		name    string
+		rewrite func(string) string
+	}{
+		{"status as a string", nil},
+		{"status as an object beside is_cancelled", func(b string) string {
+			return strings.ReplaceAll(b, `"status":"cancelled"`, `"status":{"code":"cancelled"},"is_cancelled":true`)
+		}},
+		{"the only reservation, without dates", func(b string) string { return dates.ReplaceAllString(b, "") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fw := listingsWorld(t, nil, map[string]string{"L1": "qr"})
+			fw.mustExec(ExitOK, "backfill")
+			if inv := fw.liveInvitesOf("G1"); len(inv) != 1 {
+				t.Fatalf("G1 invites %v", inv)
+			}
+			if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.rewrite != nil {
+				fw.setFault(rewriteGuestway(tc.rewrite))
+			}
+			r := fw.exec("run", nil)
+			if got := fw.liveInvitesOf("G1"); len(got) != 0 {
+				t.Errorf("exit %d: cancelled G1 still holds live invites %v\n%s", r.code, got, r.output())
+			}
+		})
+	}
+}
+
+// TestDepartedUnreadableIsNoArrival: G1 departed yesterday; its
+// reservation, still listed (the read reaches back two days), is
+// unreadable. What was issued ended with its recorded stay, and status
+// and the metric do not count it as an arrival without a credential.
+func TestDepartedUnreadableIsNoArrival(t *testing.T) {
+	t.Parallel()
+	fw := listingsWorld(t, nil, map[string]string{"L1": "qr", "L2": "qr"})
+	fw.mustExec(ExitOK, "backfill")
+	if err := fw.sb.guestway.SetUnreadableDates("G1", true); err != nil {
+		t.Fatal(err)
+	}
+	fw.setNow(fw.now.Add(4 * 24 * time.Hour))
+	r := fw.exec("run", nil)
+	if got := fw.liveInvitesOf("G1"); len(got) != 0 {
+		t.Fatalf("G1 departed, holds %v", got)
+	}
+	s := fw.runOn(clocktest.New(fw.now), nil, "status", "--json")
+	var st statusReport
+	if err := json.Unmarshal([]byte(s.stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, s.stdout)
+	}
+	if slices.ContainsFunc(st.Unkeyed, func(s reconcile.StayRef) bool { return s.ID == "G1" }) {
+		t.Errorf("status counts G1 (departed yesterday, its invite ended as recorded) as an arrival without a credential: %v\nrun exit %d", st.Unkeyed, r.code)
 	}
 }

@@ -241,9 +241,7 @@ func ArrivalsWithoutCredential(rep *reconcile.Report) []reconcile.StayRef {
 		}
 	}
 	for _, n := range rep.Notes() {
-		// An unreadable stay holding what was issued for it shows the
-		// recorded dates; one holding nothing shows none.
-		if n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnreadableStay && n.Arrival.IsZero() {
+		if n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnreadableStay && n.Unkeyed {
 			add(n.Stay)
 		}
 	}

@@ -47,13 +47,18 @@ func TestDatesUnderOtherNames(t *testing.T) {
 		res("R6", `"check_in":"2026-01-30","check_out":"2026-02-01","arrival":"2026-01-30","departure":"2026-02-01"`),
 		res("R7", `"start_date":"2026-01-30","end_date":"2026-01-31"`),
 		res("R8", `"check_in":"2026-01-30"`),
+		// A server that sends every field: null is as good as not sent.
+		res("R10", `"arrival_date":null,"departure_date":null,"check_in":"2026-01-30","check_out":"2026-02-01"`),
+		// Flight details under arrival/departure are no dates.
+		res("R11", `"check_in":"2026-01-30","check_out":"2026-02-01","arrival":{"flight":"JU100"},"departure":{"flight":"JU101"}`),
+		res("R12", `"arrival_date":"2026-01-30","departure_date":"2026-02-01","arrival":{"flight":"JU100"}`),
 	)
 	got, err := readPortfolio(t, newSource(t, base, nil))
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
 	want := map[string]string{
-		"R1": "", "R2": "", "R3": "", "R4": "", "R5": "",
+		"R1": "", "R2": "", "R3": "", "R4": "", "R5": "", "R10": "", "R11": "", "R12": "",
 		"R6": "sends its dates twice, as check_in/check_out and arrival/departure",
 		"R7": "has no arrival_date or departure_date",
 		"R8": "has no arrival_date or departure_date",
@@ -77,6 +82,16 @@ func TestDatesUnderOtherNames(t *testing.T) {
 	if got, err := readPortfolio(t, newSource(t, none, nil)); err == nil || !strings.Contains(err.Error(), "no reservation sends its dates under a name keysync reads (arrival_date/departure_date, check_in/check_out") {
 		t.Errorf("no reservation with dates keysync reads: %q, %v; want the read to fail naming the names it reads", ids(got), err)
 	}
+	// One live reservation alone, or cancelled ones, without dates are
+	// no sign of names read otherwise: read, unreadable or cancelled.
+	for name, base := range map[string]string{
+		"one live reservation": listOf(t, `{"id":"R9","status":"confirmed","listing_id":"L1"}`),
+		"cancelled ones":       listOf(t, `{"id":"R8","status":"cancelled","listing_id":"L1"}`, `{"id":"R9","status":"cancelled","listing_id":"L2"}`),
+	} {
+		if got, err := readPortfolio(t, newSource(t, base, nil)); err != nil || len(got) == 0 || got[0].Unreadable != "has no arrival_date or departure_date" {
+			t.Errorf("%s without dates: %+v, %v; want read, unreadable", name, got, err)
+		}
+	}
 }
 
 // TestOneReservationOfAnotherType: one reservation with a field of a JSON
@@ -94,6 +109,7 @@ func TestOneReservationOfAnotherType(t *testing.T) {
 		{"status as an object", `{"id":"R9","status":{"code":"ok"},"arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"}`, "status is a JSON object, not what keysync reads", 0},
 		{"guests as a count", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","guests":2}`, "", 2},
 		{"guest_name as an object", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","guest_name":{"first":"A","last":"B"}}`, "", 0},
+		{"listing_id as an array", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":[]}`, "a field is of a JSON type keysync does not read (listing_id and unit_id are a string or an integer)", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -227,7 +227,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	firstShort := false
 	lastShort := false      // the page before held fewer than the page size
 	emptyBefore := false    // the page before held none
-	listed, undated := 0, 0 // reservations read, and those sending no dates
+	listed, undated := 0, 0 // live reservations read, and those sending no dates
 	firstSize := 0          // how many the first page held
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
@@ -320,9 +320,11 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			if err != nil {
 				return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
-			listed++
-			if _, _, _, err := r.dates(); errors.Is(err, errNoDates) && r.bad == "" {
-				undated++
+			if !st.Cancelled { // a cancelled one may well send no dates
+				listed++
+				if _, _, _, err := r.dates(); errors.Is(err, errNoDates) && r.bad == "" {
+					undated++
+				}
 			}
 			// Offset pages shift when reservations are added while we
 			// read: keep one stay per id, with the latest data.
@@ -366,9 +368,10 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		// next is no end of the list.
 		saidMore = resp.Meta.HasMore != nil || resp.Meta.Total != nil || cursor != "" || resp.Links.next() == 1
 	}
-	if listed > 0 && undated == listed {
+	if undated > 1 && undated == listed {
 		// Not one reservation's data error, but names this server does
-		// not use: a read that would key no one fails, loudly.
+		// not use: a read that would key no one fails, loudly. (One live
+		// reservation alone is an unreadable stay, noted.)
 		names := make([]string, len(datePairs))
 		for i, p := range datePairs {
 			names[i] = p[0] + "/" + p[1]
@@ -719,10 +722,17 @@ type dateField struct {
 	other string // "null", "number", "object", …: not a string
 }
 
+// given reports whether the field was sent with a value: JSON null is as
+// good as not sent (a server that sends every field).
+func (d dateField) given() bool { return d.sent && d.other != "null" }
+
+// text reports whether the field was sent as a JSON string.
+func (d dateField) text() bool { return d.sent && d.other == "" }
+
 func (d *dateField) UnmarshalJSON(b []byte) error {
 	*d = dateField{sent: true}
-	if json.Unmarshal(b, &d.value) != nil {
-		d.other = jsonKind(b)
+	if k := jsonKind(b); k != "string" || json.Unmarshal(b, &d.value) != nil {
+		d.other = k
 	}
 	return nil
 }
@@ -777,12 +787,14 @@ func (r reservation) dates() (arr, dep dateField, names [2]string, err error) {
 		{r.CheckInDate, r.CheckOutDate},
 		{r.ArrivalAlt, r.DepartureAlt},
 	}
-	if f := fields[0]; f[0].sent || f[1].sent {
+	if f := fields[0]; f[0].given() || f[1].given() {
 		return f[0], f[1], datePairs[0], nil
 	}
 	found := -1
 	for i := 1; i < len(fields); i++ {
-		if fields[i][0].sent && fields[i][1].sent {
+		// Another pair counts only as two strings: an "arrival" object of
+		// flight details beside check_in/check_out is no date.
+		if fields[i][0].text() && fields[i][1].text() {
 			if found >= 0 {
 				return arr, dep, names, fmt.Errorf("sends its dates twice, as %s/%s and %s/%s", datePairs[found][0], datePairs[found][1], datePairs[i][0], datePairs[i][1])
 			}
@@ -1224,10 +1236,16 @@ func (r *reservation) UnmarshalJSON(b []byte) error {
 	type plain reservation
 	err := json.Unmarshal(b, (*plain)(r))
 	var te *json.UnmarshalTypeError
-	if err == nil || !errors.As(err, &te) || r.ID == "" || te.Field == "id" {
+	switch {
+	case err == nil:
+		return nil
+	case r.ID == "" || errors.As(err, &te) && te.Field == "id":
 		return err
+	case te != nil:
+		r.bad = fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)
+	default: // an id-like field (listing_id, unit_id) neither a string nor an integer
+		r.bad = "a field is of a JSON type keysync does not read (listing_id and unit_id are a string or an integer)"
 	}
-	r.bad = fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)
 	return nil
 }
 
