@@ -792,17 +792,19 @@ func (p *planner) run() (*Plan, error) {
 }
 
 // unreadable plans a stay the source listed but could not read (u), whose
-// records are creds, and reports whether they are held, and whether it
-// moved out of a room they were for. Nothing says its
-// dates changed, so what it holds for the room it is in (where the source
-// could read that) is left as recorded while any of it is meant to open a
-// door: a credential written since a change of dates may run later than
-// the others. What it holds for another room, one it moved out of, is
-// ended, a withdrawal the fail-safe weighs: a readable stay's would be
-// replaced, but nothing can be issued for the new room without its dates
-// (and a read that put every stay in a room no config names must not end
-// them all); what ended with its recorded stay is cleaned up as a
-// departure's.
+// records are creds, and reports whether they are held, and whether the
+// stay moved out of a room they were for.
+//
+// Held: what it holds for the room it is in (every room, where the source
+// could not read that), while any of it is meant to open a door. Nothing
+// says its dates changed, and a credential written since a change of
+// dates may run later than the others, so the last to end decides.
+//
+// Ended: what it holds for a room it has left, as a withdrawal the
+// fail-safe weighs (a readable stay's would be replaced, but nothing can
+// be issued for the new room without the dates, and a read that put every
+// stay in a room no config names must not end them all); and, cleaned up
+// as a departure's, what ended with its recorded stay.
 func (p *planner) unreadable(u Stay, creds []*Credential) (held, moved bool) {
 	src := sourceName(u.Ref.Source)
 	here, left := creds, []*Credential(nil)

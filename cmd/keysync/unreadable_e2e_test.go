@@ -133,8 +133,9 @@ func rewriteGuestway(f func(string) string) faultFunc {
 
 // TestCancellationTheReadCanStillTell: G1 (in house, keyed) is cancelled;
 // the server says so with is_cancelled beside a status sent as an object,
-// or sends the cancelled reservation, the only one of its property's
-// window, without its dates. Either way its invite is withdrawn.
+// sends the cancelled reservation, the only one of its property's window,
+// without its dates, or with a unit_id of another type ahead of its
+// status. Each way its invite is withdrawn.
 func TestCancellationTheReadCanStillTell(t *testing.T) {
 	t.Parallel()
 	dates := regexp.MustCompile(`"(arrival|departure)_date":"[^"]*",?`)
@@ -147,6 +148,9 @@ func TestCancellationTheReadCanStillTell(t *testing.T) {
 			return strings.ReplaceAll(b, `"status":"cancelled"`, `"status":{"code":"cancelled"},"is_cancelled":true`)
 		}},
 		{"the only reservation, without dates", func(b string) string { return dates.ReplaceAllString(b, "") }},
+		{"a unit_id object before the status", func(b string) string {
+			return strings.ReplaceAll(b, `"status":"cancelled"`, `"unit_id":{"id":7,"name":"Loft"},"status":"cancelled"`)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -192,5 +196,21 @@ func TestDepartedUnreadableIsNoArrival(t *testing.T) {
 	}
 	if slices.ContainsFunc(st.Unkeyed, func(s reconcile.StayRef) bool { return s.ID == "G1" }) {
 		t.Errorf("status counts G1 (departed yesterday, its invite ended as recorded) as an arrival without a credential: %v\nrun exit %d", st.Unkeyed, r.code)
+	}
+}
+
+// TestOddUnitIDKeepsTheGuestsKey: G1, in house in unit U1 of listing L1,
+// now sends its unit_id as an object. Its room cannot be told: its invite
+// is held as recorded, not withdrawn as a move to listing L1.
+func TestOddUnitIDKeepsTheGuestsKey(t *testing.T) {
+	t.Parallel()
+	fw := unitWorld(t)
+	before := fw.liveInvitesOf("G1")
+	fw.setFault(rewriteGuestway(func(b string) string {
+		return strings.ReplaceAll(b, `"unit_id":"U1"`, `"unit_id":{"id":"U1","name":"Loft"}`)
+	}))
+	r := fw.exec("run", nil)
+	if got := fw.liveInvitesOf("G1"); len(before) != 1 || !slices.Equal(got, before) {
+		t.Errorf("exit %d: G1 in house held %v, now %v; want its invite kept\n%s", r.code, before, got, r.output())
 	}
 }

@@ -27,8 +27,9 @@ func listOf(t *testing.T, reservations ...string) string {
 }
 
 // TestDatesUnderOtherNames: a reservation that sends its dates under the
-// names other booking APIs use (and not arrival_date/departure_date) is
-// read by them; one that sends two such pairs, or none, is unreadable;
+// names other booking APIs use (and not arrival_date/departure_date, or
+// those null or blank) is read by them; one that sends two such pairs
+// that differ, or none, is unreadable;
 // a read in which no reservation sends them under a name keysync reads
 // fails, loudly, naming the names it reads (a server that names them
 // otherwise keys no one). start_date/end_date is not read: an end date is
@@ -44,7 +45,11 @@ func TestDatesUnderOtherNames(t *testing.T) {
 		res("R3", `"check_in_date":"2026-01-30","check_out_date":"2026-02-01"`),
 		res("R4", `"arrival":"2026-01-30","departure":"2026-02-01"`),
 		res("R5", `"arrival_date":"2026-01-30","departure_date":"2026-02-01","check_in":"2026-01-29","check_out":"2026-02-03"`),
-		res("R6", `"check_in":"2026-01-30","check_out":"2026-02-01","arrival":"2026-01-30","departure":"2026-02-01"`),
+		res("R6", `"check_in":"2026-01-30","check_out":"2026-02-01","arrival":"2026-01-29","departure":"2026-02-01"`),
+		// Two pairs that agree are aliases.
+		res("R13", `"check_in":"2026-01-30","check_out":"2026-02-01","checkin":"2026-01-30","checkout":"2026-02-01"`),
+		// A blank string is as good as not sent.
+		res("R14", `"arrival_date":"","departure_date":" ","check_in":"2026-01-30","check_out":"2026-02-01"`),
 		res("R7", `"start_date":"2026-01-30","end_date":"2026-01-31"`),
 		res("R8", `"check_in":"2026-01-30"`),
 		// A server that sends every field: null is as good as not sent.
@@ -58,10 +63,10 @@ func TestDatesUnderOtherNames(t *testing.T) {
 		t.Fatalf("read: %v", err)
 	}
 	want := map[string]string{
-		"R1": "", "R2": "", "R3": "", "R4": "", "R5": "", "R10": "", "R11": "", "R12": "",
-		"R6": "sends its dates twice, as check_in/check_out and arrival/departure",
-		"R7": "has no arrival_date or departure_date",
-		"R8": "has no arrival_date or departure_date",
+		"R1": "", "R2": "", "R3": "", "R4": "", "R5": "", "R10": "", "R11": "", "R12": "", "R13": "", "R14": "",
+		"R6": "sends two different dates, as check_in/check_out and arrival/departure",
+		"R7": "sends no arrival and departure dates under a name keysync reads",
+		"R8": "sends no arrival and departure dates under a name keysync reads",
 	}
 	for _, st := range got {
 		w, ok := want[st.Ref.ID]
@@ -88,7 +93,7 @@ func TestDatesUnderOtherNames(t *testing.T) {
 		"one live reservation": listOf(t, `{"id":"R9","status":"confirmed","listing_id":"L1"}`),
 		"cancelled ones":       listOf(t, `{"id":"R8","status":"cancelled","listing_id":"L1"}`, `{"id":"R9","status":"cancelled","listing_id":"L2"}`),
 	} {
-		if got, err := readPortfolio(t, newSource(t, base, nil)); err != nil || len(got) == 0 || got[0].Unreadable != "has no arrival_date or departure_date" {
+		if got, err := readPortfolio(t, newSource(t, base, nil)); err != nil || len(got) == 0 || got[0].Unreadable != "sends no arrival and departure dates under a name keysync reads" {
 			t.Errorf("%s without dates: %+v, %v; want read, unreadable", name, got, err)
 		}
 	}
@@ -109,7 +114,7 @@ func TestOneReservationOfAnotherType(t *testing.T) {
 		{"status as an object", `{"id":"R9","status":{"code":"ok"},"arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1"}`, "status is a JSON object, not what keysync reads", 0},
 		{"guests as a count", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","guests":2}`, "", 2},
 		{"guest_name as an object", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","guest_name":{"first":"A","last":"B"}}`, "", 0},
-		{"listing_id as an array", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":[]}`, "a field is of a JSON type keysync does not read (listing_id and unit_id are a string or an integer)", 0},
+		{"listing_id as an array", `{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":[]}`, "listing_id is a JSON array, not an id", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -178,5 +183,40 @@ func TestOddFieldBesideACancellation(t *testing.T) {
 	}
 	if r9 := got[1]; !r9.Cancelled || r9.RoomID != "L2" || r9.Unreadable == "" {
 		t.Errorf("R9: cancelled %v, room %q, unreadable %q; want cancelled, in L2, unreadable naming status", r9.Cancelled, r9.RoomID, r9.Unreadable)
+	}
+}
+
+// TestOddIDFieldKeepsTheRest: a listing_id or unit_id of a JSON type
+// keysync does not read (an object) does not cost the reservation its
+// other fields, wherever it stands (a field whose own decoding failed
+// would stop encoding/json reading those after it): a cancelled one is
+// read cancelled, and its room is unknown, not the listing's (which would
+// read as a move out of its unit).
+func TestOddIDFieldKeepsTheRest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, odd string
+		cancelled bool
+		room      string
+	}{
+		{"listing_id object before a cancelled status",
+			`{"id":"R9","listing_id":{"id":2},"status":"cancelled","arrival_date":"2026-01-30","departure_date":"2026-02-01"}`, true, ""},
+		{"listing_id object before is_cancelled",
+			`{"id":"R9","status":"confirmed","listing_id":{"id":2},"is_cancelled":true,"arrival_date":"2026-01-30","departure_date":"2026-02-01"}`, true, ""},
+		{"unit_id object after listing_id",
+			`{"id":"R9","status":"confirmed","arrival_date":"2026-01-30","departure_date":"2026-02-01","listing_id":"L1","unit_id":{"id":"U5"}}`, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := readPortfolio(t, newSource(t, listOf(t, cannedRes(1), tc.odd), nil))
+			if err != nil || len(got) != 2 {
+				t.Fatalf("read %q, %v; want R1 and R9", ids(got), err)
+			}
+			r9 := got[1]
+			if r9.Unreadable == "" || r9.Cancelled != tc.cancelled || r9.RoomID != tc.room {
+				t.Errorf("R9: unreadable %q, cancelled %v, room %q; want unreadable, cancelled %v, room %q (unknown: not the listing)",
+					r9.Unreadable, r9.Cancelled, r9.RoomID, tc.cancelled, tc.room)
+			}
+		})
 	}
 }

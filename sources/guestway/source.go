@@ -227,7 +227,7 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 	firstShort := false
 	lastShort := false      // the page before held fewer than the page size
 	emptyBefore := false    // the page before held none
-	listed, undated := 0, 0 // live reservations read, and those sending no dates
+	listed, undated := 0, 0 // live reservations read, and those of them sending no dates (and no odd field)
 	firstSize := 0          // how many the first page held
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
@@ -312,7 +312,6 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: fmt.Sprintf("the server answered page %d; it ignores the page parameter", resp.Meta.Page)}
 		case resp.Meta.HasMore != nil && *resp.Meta.HasMore && len(*resp.Data) == 0:
 			return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: "empty page that says has_more"}
-
 		}
 		before := len(stays)
 		for _, r := range *resp.Data {
@@ -669,11 +668,9 @@ func (s *Source) readable(r reservation) (reconcile.Stay, error) {
 }
 
 // unreadableError is stay's error for a reservation with an id whose
-// fields it cannot read; reason quotes no field values. noDates says it
-// sends its dates under no name keysync reads.
+// fields it cannot read; reason quotes no field values.
 type unreadableError struct {
 	id, reason string
-	noDates    bool
 }
 
 func (e *unreadableError) Error() string { return fmt.Sprintf("reservation %s: %s", e.id, e.reason) }
@@ -689,7 +686,7 @@ func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	}
 	af, df, names, err := r.dates()
 	if err != nil {
-		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error(), noDates: errors.Is(err, errNoDates)}
+		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error()}
 	}
 	arr, dep, err := s.stayDates(names, af, df)
 	if err != nil {
@@ -722,12 +719,14 @@ type dateField struct {
 	other string // "null", "number", "object", …: not a string
 }
 
-// given reports whether the field was sent with a value: JSON null is as
-// good as not sent (a server that sends every field).
-func (d dateField) given() bool { return d.sent && d.other != "null" }
+// given reports whether the field was sent with a value: null or a blank
+// string is as good as not sent (a server that sends every field).
+func (d dateField) given() bool {
+	return d.sent && d.other != "null" && (d.other != "" || strings.TrimSpace(d.value) != "")
+}
 
-// text reports whether the field was sent as a JSON string.
-func (d dateField) text() bool { return d.sent && d.other == "" }
+// text reports whether the field was sent as a JSON string, not blank.
+func (d dateField) text() bool { return d.sent && d.other == "" && strings.TrimSpace(d.value) != "" }
 
 func (d *dateField) UnmarshalJSON(b []byte) error {
 	*d = dateField{sent: true}
@@ -773,12 +772,12 @@ var datePairs = [][2]string{
 
 // errNoDates is dates' error for a reservation that sends its dates under
 // none of datePairs' names.
-var errNoDates = errors.New("has no arrival_date or departure_date")
+var errNoDates = errors.New("sends no arrival and departure dates under a name keysync reads")
 
 // dates returns a reservation's arrival and departure fields and their
-// names: arrival_date and departure_date where either is sent; else the
-// one other pair of datePairs whose both are sent. Two such pairs, or
-// none, is an error.
+// names: arrival_date and departure_date where either is given; else the
+// other pair of datePairs whose both are strings (two such pairs only
+// where they agree, as aliases). Two that differ, or none, is an error.
 func (r reservation) dates() (arr, dep dateField, names [2]string, err error) {
 	fields := [][2]dateField{
 		{r.Arrival, r.Departure},
@@ -795,16 +794,36 @@ func (r reservation) dates() (arr, dep dateField, names [2]string, err error) {
 		// Another pair counts only as two strings: an "arrival" object of
 		// flight details beside check_in/check_out is no date.
 		if fields[i][0].text() && fields[i][1].text() {
-			if found >= 0 {
-				return arr, dep, names, fmt.Errorf("sends its dates twice, as %s/%s and %s/%s", datePairs[found][0], datePairs[found][1], datePairs[i][0], datePairs[i][1])
+			if found >= 0 && fields[found] != fields[i] {
+				return arr, dep, names, fmt.Errorf("sends two different dates, as %s/%s and %s/%s", datePairs[found][0], datePairs[found][1], datePairs[i][0], datePairs[i][1])
 			}
-			found = i
+			if found < 0 {
+				found = i
+			}
 		}
 	}
 	if found < 0 {
 		return arr, dep, names, errNoDates
 	}
 	return fields[found][0], fields[found][1], datePairs[found], nil
+}
+
+// idField is a reservation's listing_id or unit_id: a string or an
+// integer (httpapi.FlexString), or, for any other JSON, no id and the
+// kind it was. It never fails the reservation's decoding, which would
+// stop encoding/json reading the fields after it (the status, the
+// cancellation flags).
+type idField struct {
+	id    httpapi.FlexString
+	other string // the JSON kind, when not a string or an integer
+}
+
+func (f *idField) UnmarshalJSON(b []byte) error {
+	*f = idField{}
+	if f.id.UnmarshalJSON(b) != nil {
+		f.other = jsonKind(b)
+	}
+	return nil
 }
 
 // shownString is a field keysync only shows (a guest's name): a JSON
@@ -846,11 +865,14 @@ func (g *guestsField) UnmarshalJSON(b []byte) error {
 // 1, and a unit "0" no config names would leave the listing's guest
 // unkeyed.
 func roomOf(r reservation) string {
-	unit := r.UnitID
+	if r.UnitID.other != "" || r.ListingID.other != "" {
+		return "" // not known: see readable
+	}
+	unit := r.UnitID.id
 	if unit == "0" {
 		unit = ""
 	}
-	return string(cmp.Or(unit, r.ListingID))
+	return string(cmp.Or(unit, r.ListingID.id))
 }
 
 // stayDates reads a reservation's arrival_date and departure_date: each a
@@ -1203,18 +1225,18 @@ type reservation struct {
 	Departure dateField          `json:"departure_date"`
 	// The same dates named as other APIs name them, read only where
 	// neither arrival_date nor departure_date is sent (see dates).
-	CheckIn      dateField          `json:"check_in"`
-	CheckOut     dateField          `json:"check_out"`
-	CheckInAlt   dateField          `json:"checkin"`
-	CheckOutAlt  dateField          `json:"checkout"`
-	CheckInDate  dateField          `json:"check_in_date"`
-	CheckOutDate dateField          `json:"check_out_date"`
-	ArrivalAlt   dateField          `json:"arrival"`
-	DepartureAlt dateField          `json:"departure"`
-	ListingID    httpapi.FlexString `json:"listing_id"`
-	UnitID       httpapi.FlexString `json:"unit_id"`
-	GuestName    shownString        `json:"guest_name"`
-	Guests       guestsField        `json:"guests"`
+	CheckIn      dateField   `json:"check_in"`
+	CheckOut     dateField   `json:"check_out"`
+	CheckInAlt   dateField   `json:"checkin"`
+	CheckOutAlt  dateField   `json:"checkout"`
+	CheckInDate  dateField   `json:"check_in_date"`
+	CheckOutDate dateField   `json:"check_out_date"`
+	ArrivalAlt   dateField   `json:"arrival"`
+	DepartureAlt dateField   `json:"departure"`
+	ListingID    idField     `json:"listing_id"`
+	UnitID       idField     `json:"unit_id"`
+	GuestName    shownString `json:"guest_name"`
+	Guests       guestsField `json:"guests"`
 	// A cancellation or deletion said beside the status, as a server may
 	// (the Guestway document names no field): read as a cancelled status.
 	IsCancelled httpapi.LooseFlag  `json:"is_cancelled"`
@@ -1228,24 +1250,33 @@ type reservation struct {
 }
 
 // UnmarshalJSON reads a reservation. One with a field of a JSON type
-// keysync does not read fails no list: encoding/json reads every other
-// field all the same (its id, room, status and cancellation flags), and
-// bad says which field was of what kind (never its value), for readable
-// to mark the stay unreadable; one whose id cannot be read fails the list.
+// keysync does not read fails no list: its other fields are read all the
+// same (its id, status and cancellation flags; its room unknown when the
+// odd field is a listing or unit id), and bad says which field was of
+// what kind (never its value), for readable to mark the stay unreadable.
+// One whose id cannot be read fails the list.
 func (r *reservation) UnmarshalJSON(b []byte) error {
 	type plain reservation
 	err := json.Unmarshal(b, (*plain)(r))
-	var te *json.UnmarshalTypeError
-	switch {
-	case err == nil:
+	if err == nil {
+		for _, f := range []struct {
+			name string
+			id   idField
+		}{{"listing_id", r.ListingID}, {"unit_id", r.UnitID}} {
+			if f.id.other != "" {
+				r.bad = fmt.Sprintf("%s is a JSON %s, not an id", f.name, f.id.other)
+			}
+		}
 		return nil
-	case r.ID == "" || errors.As(err, &te) && te.Field == "id":
-		return err
-	case te != nil:
-		r.bad = fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)
-	default: // an id-like field (listing_id, unit_id) neither a string nor an integer
-		r.bad = "a field is of a JSON type keysync does not read (listing_id and unit_id are a string or an integer)"
 	}
+	// Only a field of a plain Go type (the status) fails with a type
+	// error, after which the others are read; any other error (the id's
+	// own) fails the list.
+	var te *json.UnmarshalTypeError
+	if r.ID == "" || !errors.As(err, &te) || te.Field == "id" {
+		return err
+	}
+	r.bad = fmt.Sprintf("%s is a JSON %s, not what keysync reads", cmp.Or(te.Field, "a field"), te.Value)
 	return nil
 }
 
