@@ -74,10 +74,12 @@ type Stay struct {
 	// unknown.
 	LocksUnread string
 	// Unreadable says why the source could not read the stay (its dates,
-	// say), "" when it could. Only Ref is then set, and Cancelled where the
-	// source could tell so: the runner plans nothing from it. What keysync
-	// issued for it is left as recorded until the recorded departure, a
-	// cancelled one's is withdrawn, and a note asks a person to look.
+	// say), "" when it could. Only Ref is then set, with the room where
+	// the source could read it (RoomID, RoomName, MovedTo) and Cancelled
+	// where it could tell so: the runner plans nothing from it. A
+	// cancelled one's credentials are withdrawn; the others are left as
+	// recorded until the recorded departure, but for those of a room it
+	// has left (see planner.unreadable), and a note asks a person to look.
 	Unreadable string
 	// MovedTo names the property whose room the stay is in now, when the
 	// source serves several properties of one hotel and the stay moved out

@@ -286,8 +286,8 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Report, error) {
 		// A backfill stopped while it ran is not complete, though every
 		// claim it reached was answered: what it left unsent or unanswered
 		// is the next start's backfill, before serve waits for its
-		// schedule. Nor is one that could not read a stay: what the
-		// systems hold for it is looked for once it can be.
+		// schedule. Nor is one that could not read a stay in its rooms:
+		// what the systems hold for it is looked for once it can be.
 		if j.rd.backfill && j.rd.scope == nil && len(j.rd.unsurveyed) == 0 && j.rd.unreadableHere == 0 && ctx.Err() == nil && backfilled(j.pr) {
 			if err := r.Store.MarkBackfilled(sctx, site.Property.Name, opts.at()); err != nil {
 				return nil, err
