@@ -215,8 +215,8 @@ func New(opts Options) (*Source, error) {
 // Stays implements reconcile.StaySource: every reservation with departure
 // after from and arrival on or before to, cancelled ones included (with
 // Cancelled set), each not-cancelled one with its Locks. A reservation
-// with an id whose dates cannot be read comes back marked Unreadable
-// (readable), without dates or Locks. Any other failure, a reservation
+// with an id whose dates, or a field of another JSON type, cannot be read
+// comes back marked Unreadable (readable), without dates or Locks. Any other failure, a reservation
 // without an id included, fails the whole read, but for one reservation's
 // accesses while others answer (accessFailures: its LocksUnread).
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
@@ -646,7 +646,8 @@ func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, 
 
 // readable is stay for a reservation of a read: one with an id whose
 // fields keysync cannot read (a date it cannot parse, a departure before
-// the arrival) is not the read's failure but a stay marked Unreadable,
+// the arrival, a field of another JSON type) is not the read's failure
+// but a stay marked Unreadable,
 // with why, and Cancelled where its status says so. The run then leaves
 // what it issued for it as recorded and asks a person to look, while the
 // property's other guests are keyed. A reservation without an id fails
