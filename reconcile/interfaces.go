@@ -219,6 +219,18 @@ type Store interface {
 	MarkBackfilled(ctx context.Context, property string, at time.Time) error
 }
 
+// EndedRecords is a Store that keeps the credentials it ended. Runner
+// finds it on the Store: for a stay the source lists but cannot read
+// (Stay.Unreadable) and that holds nothing live, the window last recorded
+// for it tells a stay that has left from one that may be arriving; a
+// Store without it leaves every such stay possibly arriving.
+type EndedRecords interface {
+	// LastRecorded returns, of the stays refs of property, the credential
+	// recorded for each whose window ends last, live or ended; a stay
+	// keysync never issued anything for is left out.
+	LastRecorded(ctx context.Context, property string, refs []StayRef) (map[StayRef]Credential, error)
+}
+
 // UnlistedHistory is a Store that remembers the stays a whole run kept
 // though its window read left them out (NoteUnlistedOnce). Runner finds
 // it on the Store: such a stay is taken as gone only when the whole run

@@ -250,11 +250,12 @@ type Input struct {
 	// taken as gone, since nothing was read about the others.
 	Scope map[StayRef]bool
 	// Unreadable holds the stays the source listed but could not read
-	// (Stay.Unreadable: why, and the room where it could be read): their
-	// credentials are left as recorded until the last of their recorded
-	// windows ends (then cleaned up as a departure's), and each gets a
-	// note that needs a person, but for one in another property's room
-	// (MovedTo) that holds nothing here.
+	// (Stay.Unreadable: why, and the room where it could be read; for one
+	// holding nothing live, Arrival and Departure as last recorded, where
+	// the Store keeps ended credentials): their credentials are left as
+	// recorded until the last of their recorded windows ends (then cleaned
+	// up as a departure's), and each gets a note that needs a person, but
+	// for one in another property's room (MovedTo) that holds nothing here.
 	Unreadable map[StayRef]Stay
 	// Held holds, by stay, the invites and key-box accesses the systems
 	// already hold that keysync has no record of (a backfill's read-back,
@@ -770,13 +771,21 @@ func (p *planner) run() (*Plan, error) {
 		if held[ref] || recorded && rec.groups[g].seen || u.MovedTo != "" {
 			continue // held, and noted, by unreadable; or another property's to note
 		}
+		// What holds nothing live left with its recorded stay, unless it
+		// moved rooms; or, never recorded (or only its window known),
+		// may be arriving.
+		left := !u.Departure.IsZero() && !p.in.Now.Before(p.in.Property.Window(u.Arrival, u.Departure).End)
+		unkeyed := moved[ref] || !recorded && !left
 		detail := "nothing is issued for it until it can be; check the reservation in %[1]s, and give the guest access by hand meanwhile"
-		if recorded {
-			detail = "what keysync issued for it ended with its stay or room as recorded, and nothing is issued for it until it can be read; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
+		switch {
+		case unkeyed && p.in.Backfill && !recorded:
+			detail = "keysync holds no record of it (a backfill), and what the systems may already hold for it is looked for once it can be read; check the reservation in %[1]s, and whether the guest can get in"
+		case !unkeyed:
+			detail = "what keysync issued for it ended with its stay as recorded, and nothing is issued for it until it can be read; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
 		}
 		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: u.RoomID, RoomName: u.RoomName},
 			fmt.Sprintf("keysync could not read the stay from %s (%s): ", sourceName(ref.Source), u.Unreadable)+fmt.Sprintf(detail, sourceName(ref.Source)))
-		n.Attention, n.Unkeyed = true, !recorded || moved[ref]
+		n.Attention, n.Unkeyed = true, unkeyed
 		p.plan.Notes = append(p.plan.Notes, n)
 	}
 	p.plan.Withdrawn = len(p.withdrawn)

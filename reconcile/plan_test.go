@@ -1027,6 +1027,26 @@ func TestComputeUnreadableStay(t *testing.T) {
 	if len(held.Notes) != 1 || held.Notes[0].Departure != date("2026-06-12") || !strings.Contains(held.Notes[0].Detail, "left as recorded") {
 		t.Errorf("held: notes %+v, want one showing the departure on 2026-06-12, left as recorded", held.Notes)
 	}
+	// Holding nothing live: never recorded, it may be arriving; its window
+	// known from ended records and passed, it has left; in a backfill,
+	// what the systems may hold is looked for once it reads.
+	for _, tc := range []struct {
+		name     string
+		u        reconcile.Stay
+		backfill bool
+		unkeyed  bool
+		says     string
+	}{
+		{"never recorded", reconcile.Stay{Ref: ref("s1"), Unreadable: "x"}, false, true, "give the guest access by hand"},
+		{"left, as recorded", reconcile.Stay{Ref: ref("s1"), Unreadable: "x", Arrival: date("2026-06-07"), Departure: date("2026-06-09")}, false, false, "ended with its stay as recorded"},
+		{"recorded, not yet left", reconcile.Stay{Ref: ref("s1"), Unreadable: "x", Arrival: date("2026-06-09"), Departure: date("2026-06-12")}, false, true, "give the guest access by hand"},
+		{"in a backfill", reconcile.Stay{Ref: ref("s1"), Unreadable: "x"}, true, true, "looked for once it can be read"},
+	} {
+		plan := planCase{unreadable: map[reconcile.StayRef]reconcile.Stay{ref("s1"): tc.u}, backfill: tc.backfill}.compute(t)
+		if len(plan.Notes) != 1 || plan.Notes[0].Unkeyed != tc.unkeyed || !strings.Contains(plan.Notes[0].Detail, tc.says) {
+			t.Errorf("%s: notes %+v; want one, unkeyed %v, saying %q", tc.name, plan.Notes, tc.unkeyed, tc.says)
+		}
+	}
 	ended := tests[2].compute(t)
 	if len(ended.Notes) != 1 || !strings.Contains(ended.Notes[0].Detail, "ended with its stay") || !strings.Contains(ended.Actions[0].Reason, "has ended") {
 		t.Errorf("ended: notes %+v, reason %q; want both to say the recorded stay has ended", ended.Notes, ended.Actions[0].Reason)

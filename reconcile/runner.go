@@ -987,6 +987,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			return rd, nil
 		}
 		rd.stays = rd.takeUnreadable(stays)
+		r.recordedWindows(ctx, site, &rd)
 		return rd, nil
 	}
 	from, to := site.Property.ReadRange(opts.Now)
@@ -1011,6 +1012,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 		// A short look-ahead covers only what it returned.
 		rd.scope = scopeOf(stays)
 		rd.stays = rd.takeUnreadable(stays)
+		r.recordedWindows(ctx, site, &rd)
 		return rd, nil
 	}
 	if ms, ok := site.Source.(MovedStaySource); ok && rd.backfill && len(site.Siblings) > 0 {
@@ -1072,7 +1074,39 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 		}
 	}
 	rd.stays = rd.takeUnreadable(stays)
+	r.recordedWindows(ctx, site, &rd)
 	return rd, nil
+}
+
+// recordedWindows gives each of rd's unreadable stays that holds nothing
+// live the window last recorded for it (its Arrival and Departure), where
+// the Store keeps ended credentials (EndedRecords): the plan then tells a
+// stay that has left from one that may be arriving. A failed look-up
+// leaves them possibly arriving, and is only logged.
+func (r *Runner) recordedWindows(ctx context.Context, site *Site, rd *siteRead) {
+	er, ok := r.Store.(EndedRecords)
+	if !ok || len(rd.unreadable) == 0 {
+		return
+	}
+	var refs []StayRef
+	for ref := range rd.unreadable {
+		if !slices.ContainsFunc(rd.creds, func(c Credential) bool { return c.Stay == ref }) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return
+	}
+	last, err := er.LastRecorded(ctx, site.Property.Name, refs)
+	if err != nil {
+		r.log().Warn("could not read the windows recorded for stays the source could not read: they are taken as possibly arriving", "property", site.Property.Name, "err", err)
+		return
+	}
+	for ref, c := range last {
+		u := rd.unreadable[ref]
+		u.Arrival, u.Departure = c.Arrival, c.Departure
+		rd.unreadable[ref] = u
+	}
 }
 
 // takeUnreadable takes the stays the source could not read

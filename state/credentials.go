@@ -32,6 +32,24 @@ func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Cred
 	return creds, nil
 }
 
+// LastRecorded implements reconcile.EndedRecords.
+func (d *DB) LastRecorded(ctx context.Context, property string, refs []reconcile.StayRef) (map[reconcile.StayRef]reconcile.Credential, error) {
+	out := map[reconcile.StayRef]reconcile.Credential{}
+	for _, ref := range refs {
+		creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
+			WHERE property = ? AND source = ? AND stay_id = ? ORDER BY id`, property, string(ref.Source), ref.ID)
+		if err != nil {
+			return nil, fmt.Errorf("state: load the credentials of stay %s: %w", ref, err)
+		}
+		for _, c := range creds {
+			if last, ok := out[ref]; !ok || !c.Departure.Before(last.Departure) {
+				out[ref] = c
+			}
+		}
+	}
+	return out, nil
+}
+
 // AllCredentials returns every credential of every property and status, in
 // the order they were first saved, for reports and invariant checks.
 func (d *DB) AllCredentials(ctx context.Context) ([]reconcile.Credential, error) {

@@ -746,6 +746,10 @@ func TestGuestwayReservationWithUnreadableDates(t *testing.T) {
 	}
 	c := mustRunText(t, ExitAttention, fw.getenv, "check", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
 	wantAll(t, "check", c.stdout, "G1", "could not read")
+	p := mustRunText(t, ExitOK, fw.getenv, "plan", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+	wantAll(t, "the plan", p.stdout, "Nothing keysync can do, but 1 item(s) need a person (the notes marked attention below).", "unreadable_stay (attention)")
+	st := mustRunText(t, ExitOK, fw.getenv, "status", "--config", fw.cfg, "--now", fw.now.Format(time.RFC3339))
+	wantAll(t, "status", st.stdout, "unreadable_stay: sandbox-apartments stay G1 room L1")
 
 	if err := fw.sb.guestway.SetStatus("G1", "cancelled"); err != nil {
 		t.Fatal(err)

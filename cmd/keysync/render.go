@@ -126,6 +126,13 @@ func printNothing(w io.Writer, rep *reconcile.Report) {
 		fmt.Fprintf(w, "Nothing keysync can do, but %d item(s) need a person (see Needs a person below).\n", n)
 		return
 	}
+	if rep.DryRun && len(rep.Failures) == 0 {
+		// A plan lists what needs a person among its notes.
+		if n := len(slices.DeleteFunc(rep.Notes(), func(n reconcile.Note) bool { return !n.Attention })); n > 0 {
+			fmt.Fprintf(w, "Nothing keysync can do, but %d item(s) need a person (the notes marked attention below).\n", n)
+			return
+		}
+	}
 	if len(rep.Failures) == 0 {
 		fmt.Fprintln(w, "Nothing to do: every stay holds the right key.")
 		return

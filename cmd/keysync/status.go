@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -230,9 +231,9 @@ func (env *environment) status(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "  needs a person: %s: %s\n", p.Property, p.Detail)
 	}
 	for _, n := range rep.Notes {
-		if n.Kind == reconcile.NoteConflict || n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnknownOutcome {
+		if n.Attention || n.Kind == reconcile.NoteConflict || n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnknownOutcome {
 			open = true
-			fmt.Fprintf(w, "  %s: %s stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.Property, n.Stay.ID, n.Room, n.Arrival, n.Departure, n.Detail)
+			fmt.Fprintf(w, "  %s: %s stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.Property, n.Stay.ID, cmp.Or(n.Room, "-"), dateOrDash(n.Arrival), dateOrDash(n.Departure), n.Detail)
 		}
 	}
 	if !open {
