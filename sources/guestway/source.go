@@ -216,9 +216,10 @@ func New(opts Options) (*Source, error) {
 // after from and arrival on or before to, cancelled ones included (with
 // Cancelled set), each not-cancelled one with its Locks. A reservation
 // with an id whose dates, or a field of another JSON type, cannot be read
-// comes back marked Unreadable (readable), without dates or Locks. Any other failure, a reservation
-// without an id included, fails the whole read, but for one reservation's
-// accesses while others answer (accessFailures: its LocksUnread).
+// comes back marked Unreadable (see stay), without dates or Locks. Any
+// other failure, a reservation without an id included, fails the whole
+// read, but for one reservation's accesses while others answer
+// (accessFailures: its LocksUnread).
 func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcile.Stay, error) {
 	var stays []reconcile.Stay
 	index := map[string]int{}
@@ -315,13 +316,13 @@ func (s *Source) Stays(ctx context.Context, from, to reconcile.Date) ([]reconcil
 		}
 		before := len(stays)
 		for _, r := range *resp.Data {
-			st, err := s.readable(r)
+			st, err := s.stay(r)
 			if err != nil {
 				return nil, &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
 			if !st.Cancelled { // a cancelled one may well send no dates
 				listed++
-				if _, _, _, err := r.dates(); errors.Is(err, errNoDates) && r.bad == "" {
+				if st.Unreadable == errNoDates.Error() {
 					undated++
 				}
 			}
@@ -465,7 +466,7 @@ func (s *Source) lastPage(resp listResponse, read int, byCursor, emptyBefore boo
 // (and one for the accesses of each reservation found).
 // Reservations that are gone (404) or cancelled are left out, as the
 // StaySource contract asks; the rest come back in the order of ids, with
-// their Locks (an unreadable one without: see readable).
+// their Locks (an unreadable one without: see stay).
 func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay, error) {
 	var uniq []string
 	for _, id := range ids {
@@ -494,7 +495,7 @@ func (s *Source) StaysByID(ctx context.Context, ids []string) ([]reconcile.Stay,
 			if resp.Data == nil {
 				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: `malformed JSON response: no "data" object`}
 			}
-			st, err := s.readable(*resp.Data)
+			st, err := s.stay(*resp.Data)
 			if err != nil {
 				return &Error{API: api, Call: c.what, Status: http.StatusOK, Reason: err.Error()}
 			}
@@ -644,70 +645,42 @@ func (s *Source) locks(ctx context.Context, id string) ([]reconcile.LockAccess, 
 	return out, nil
 }
 
-// readable is stay for a reservation of a read: one with an id whose
-// fields keysync cannot read (a date it cannot parse, a departure before
-// the arrival, a field of another JSON type) is not the read's failure
-// but a stay marked Unreadable,
-// with why, and Cancelled where its status says so. The run then leaves
-// what it issued for it as recorded and asks a person to look, while the
-// property's other guests are keyed. A reservation without an id fails
-// the read: nothing could be held for it.
-func (s *Source) readable(r reservation) (reconcile.Stay, error) {
-	st, err := s.stay(r)
-	var e *unreadableError
-	if errors.As(err, &e) {
-		room := roomOf(r)
-		return reconcile.Stay{
-			Ref:        reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
-			RoomID:     room,
-			RoomName:   room,
-			Cancelled:  r.over(),
-			Unreadable: e.reason,
-		}, nil
-	}
-	return st, err
-}
-
-// unreadableError is stay's error for a reservation with an id whose
-// fields it cannot read; reason quotes no field values.
-type unreadableError struct {
-	id, reason string
-}
-
-func (e *unreadableError) Error() string { return fmt.Sprintf("reservation %s: %s", e.id, e.reason) }
-
-// stay converts a wire reservation to the domain's. Its errors name the
-// reservation but quote no field values.
+// stay converts a wire reservation to the domain's. One with an id whose
+// fields keysync cannot read (a field of another JSON type, a date it
+// cannot parse, a departure before the arrival) is not the read's failure
+// but a stay marked Unreadable, with why (quoting no field value), its
+// room where that could be read and Cancelled where its status says so:
+// the run leaves what it issued for it as recorded and asks a person to
+// look, while the property's other guests are keyed. A reservation
+// without an id fails the read: nothing could be held for it.
 func (s *Source) stay(r reservation) (reconcile.Stay, error) {
 	if r.ID == "" {
 		return reconcile.Stay{}, errors.New("a reservation has no id")
-	}
-	if r.bad != "" {
-		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: r.bad}
-	}
-	af, df, names, err := r.dates()
-	if err != nil {
-		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error()}
-	}
-	arr, dep, err := s.stayDates(names, af, df)
-	if err != nil {
-		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: err.Error()}
-	}
-	if dep.Before(arr) {
-		return reconcile.Stay{}, &unreadableError{id: string(r.ID), reason: fmt.Sprintf("%s is before %s", names[1], names[0])}
 	}
 	room := roomOf(r)
 	st := reconcile.Stay{
 		Ref:       reconcile.StayRef{Property: s.opts.Property, Source: reconcile.SystemGuestway, ID: string(r.ID)},
 		RoomID:    room,
 		RoomName:  room,
-		Arrival:   arr,
-		Departure: dep,
 		Cancelled: r.over(),
 		Guest:     string(r.GuestName),
 	}
 	if r.Guests.set {
 		st.Guests = r.Guests.n
+	}
+	if r.bad != "" {
+		st.Unreadable = r.bad
+		return st, nil
+	}
+	af, df, names, err := r.dates()
+	if err == nil {
+		st.Arrival, st.Departure, err = s.stayDates(names, af, df)
+	}
+	if err == nil && st.Departure.Before(st.Arrival) {
+		err = fmt.Errorf("%s is before %s", names[1], names[0])
+	}
+	if err != nil {
+		st.Arrival, st.Departure, st.Unreadable = reconcile.Date{}, reconcile.Date{}, err.Error()
 	}
 	return st, nil
 }
@@ -852,11 +825,15 @@ func (g *guestsField) UnmarshalJSON(b []byte) error {
 		Children int `json:"children"`
 	}
 	var n int
-	switch {
-	case json.Unmarshal(b, &o) == nil && jsonKind(b) == "object":
-		*g = guestsField{n: o.Adults + o.Children, set: true}
-	case json.Unmarshal(b, &n) == nil:
-		*g = guestsField{n: n, set: true}
+	switch jsonKind(b) {
+	case "object":
+		if json.Unmarshal(b, &o) == nil {
+			*g = guestsField{n: o.Adults + o.Children, set: true}
+		}
+	case "number":
+		if json.Unmarshal(b, &n) == nil {
+			*g = guestsField{n: n, set: true}
+		}
 	}
 	return nil
 }
@@ -867,7 +844,7 @@ func (g *guestsField) UnmarshalJSON(b []byte) error {
 // unkeyed.
 func roomOf(r reservation) string {
 	if r.UnitID.other != "" || r.ListingID.other != "" {
-		return "" // not known: see readable
+		return "" // not known: see stay
 	}
 	unit := r.UnitID.id
 	if unit == "0" {
@@ -1106,7 +1083,7 @@ func (r *listResponse) UnmarshalJSON(b []byte) error {
 // bareArray decodes b into *data when b is a JSON array (bare true), as
 // a list answered without an envelope.
 func bareArray[T any](b []byte, data **[]T) (bare bool, err error) {
-	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+	if jsonKind(b) != "array" {
 		return false, nil
 	}
 	var v []T
@@ -1254,7 +1231,7 @@ type reservation struct {
 // keysync does not read fails no list: its other fields are read all the
 // same (its id, status and cancellation flags; its room unknown when the
 // odd field is a listing or unit id), and bad says which field was of
-// what kind (never its value), for readable to mark the stay unreadable.
+// what kind (never its value), for stay to mark the stay unreadable.
 // One whose id cannot be read fails the list.
 func (r *reservation) UnmarshalJSON(b []byte) error {
 	type plain reservation
