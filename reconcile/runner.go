@@ -986,8 +986,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			rd.err = fmt.Errorf("read stays %v: %w", ids, err)
 			return rd, nil
 		}
-		rd.stays = rd.takeUnreadable(stays)
-		r.recordedWindows(ctx, site, &rd)
+		rd.stays = r.takeUnreadable(ctx, site, &rd, stays)
 		return rd, nil
 	}
 	from, to := site.Property.ReadRange(opts.Now)
@@ -1011,8 +1010,7 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 	if opts.LookaheadDays > 0 {
 		// A short look-ahead covers only what it returned.
 		rd.scope = scopeOf(stays)
-		rd.stays = rd.takeUnreadable(stays)
-		r.recordedWindows(ctx, site, &rd)
+		rd.stays = r.takeUnreadable(ctx, site, &rd, stays)
 		return rd, nil
 	}
 	if ms, ok := site.Source.(MovedStaySource); ok && rd.backfill && len(site.Siblings) > 0 {
@@ -1073,49 +1071,21 @@ func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *re
 			}
 		}
 	}
-	rd.stays = rd.takeUnreadable(stays)
-	r.recordedWindows(ctx, site, &rd)
+	rd.stays = r.takeUnreadable(ctx, site, &rd, stays)
 	return rd, nil
-}
-
-// recordedWindows gives each of rd's unreadable stays that holds nothing
-// live the window last recorded for it (its Arrival and Departure), where
-// the Store keeps ended credentials (EndedRecords): the plan then tells a
-// stay that has left from one that may be arriving. A failed look-up
-// leaves them possibly arriving, and is only logged.
-func (r *Runner) recordedWindows(ctx context.Context, site *Site, rd *siteRead) {
-	er, ok := r.Store.(EndedRecords)
-	if !ok || len(rd.unreadable) == 0 {
-		return
-	}
-	var refs []StayRef
-	for ref := range rd.unreadable {
-		if !slices.ContainsFunc(rd.creds, func(c Credential) bool { return c.Stay == ref }) {
-			refs = append(refs, ref)
-		}
-	}
-	if len(refs) == 0 {
-		return
-	}
-	last, err := er.LastRecorded(ctx, site.Property.Name, refs)
-	if err != nil {
-		r.log().Warn("could not read the windows recorded for stays the source could not read: they are taken as possibly arriving", "property", site.Property.Name, "err", err)
-		return
-	}
-	for ref, c := range last {
-		u := rd.unreadable[ref]
-		u.Arrival, u.Departure = c.Arrival, c.Departure
-		rd.unreadable[ref] = u
-	}
 }
 
 // takeUnreadable takes the stays the source could not read
 // (Stay.Unreadable) out of stays and returns the rest. A cancelled one is
 // left out as a stay gone from the read is (its credentials withdrawn);
 // the others go to rd.unreadable, whose credentials the plan leaves as
-// recorded (see planner.unreadable).
-func (rd *siteRead) takeUnreadable(stays []Stay) []Stay {
-	return slices.DeleteFunc(stays, func(s Stay) bool {
+// recorded (see planner.unreadable). Each of those that holds nothing
+// live gets the window last recorded for it (its Arrival and Departure),
+// where the Store keeps ended credentials (EndedRecords): the plan then
+// tells a stay that has left from one that may be arriving. A failed
+// look-up leaves them possibly arriving, and is only logged.
+func (r *Runner) takeUnreadable(ctx context.Context, site *Site, rd *siteRead, stays []Stay) []Stay {
+	stays = slices.DeleteFunc(stays, func(s Stay) bool {
 		if s.Unreadable == "" {
 			return false
 		}
@@ -1131,6 +1101,30 @@ func (rd *siteRead) takeUnreadable(stays []Stay) []Stay {
 		rd.unreadable[s.Ref] = s
 		return true
 	})
+	er, ok := r.Store.(EndedRecords)
+	if !ok || len(rd.unreadable) == 0 {
+		return stays
+	}
+	var refs []StayRef
+	for ref := range rd.unreadable {
+		if !slices.ContainsFunc(rd.creds, func(c Credential) bool { return c.Stay == ref }) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return stays
+	}
+	last, err := er.LastRecorded(ctx, site.Property.Name, refs)
+	if err != nil {
+		r.log().Warn("could not read the windows recorded for stays the source could not read: they are taken as possibly arriving", "property", site.Property.Name, "err", err)
+		return stays
+	}
+	for ref, c := range last {
+		u := rd.unreadable[ref]
+		u.Arrival, u.Departure = c.Arrival, c.Departure
+		rd.unreadable[ref] = u
+	}
+	return stays
 }
 
 // reportsCancellations reports whether src says a stay is cancelled rather
