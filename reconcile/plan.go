@@ -751,42 +751,27 @@ func (p *planner) run() (*Plan, error) {
 		}
 	}
 	slices.SortFunc(gone, func(a, b int32) int { return strings.Compare(rec.ref(a).ID, rec.ref(b).ID) })
-	held, moved := map[StayRef]bool{}, map[StayRef]bool{}
 	for _, g := range gone {
 		ref := rec.ref(g)
 		creds, _ := rec.recorded(g)
 		if u, ok := p.in.Unreadable[ref]; ok {
-			held[ref], moved[ref] = p.unreadable(u, creds)
+			p.unreadable(u, creds)
 			continue
 		}
 		last := creds[0]
 		p.endGone(Stay{Ref: ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, creds,
 			fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 	}
-	// The unreadable stays keysync holds nothing live for: none issued,
-	// or what was issued ended with its recorded stay or its room.
+	// The unreadable stays keysync holds no record of: never issued
+	// anything, or only ended credentials (their window in u). One in
+	// another property's room is that property's to note.
 	for _, ref := range slices.SortedFunc(maps.Keys(p.in.Unreadable), func(a, b StayRef) int { return strings.Compare(a.ID, b.ID) }) {
 		u := p.in.Unreadable[ref]
-		g, recorded := rec.group(ref)
-		if held[ref] || recorded && rec.groups[g].seen || u.MovedTo != "" {
-			continue // held, and noted, by unreadable; or another property's to note
+		if _, recorded := rec.group(ref); recorded || u.MovedTo != "" {
+			continue // planned with its records (unreadable); or not this property's
 		}
-		// What holds nothing live left with its recorded stay, unless it
-		// moved rooms; or, never recorded (or only its window known),
-		// may be arriving.
 		left := !u.Departure.IsZero() && !p.in.Now.Before(p.in.Property.Window(u.Arrival, u.Departure).End)
-		unkeyed := moved[ref] || !recorded && !left
-		detail := "nothing is issued for it until it can be; check the reservation in %[1]s, and give the guest access by hand meanwhile"
-		switch {
-		case unkeyed && p.in.Backfill && !recorded:
-			detail = "keysync holds no record of it (a backfill), and what the systems may already hold for it is looked for once it can be read; check the reservation in %[1]s, and whether the guest can get in"
-		case !unkeyed:
-			detail = "what keysync issued for it ended with its stay as recorded, and nothing is issued for it until it can be read; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
-		}
-		n := p.noteFor(NoteUnreadableStay, Stay{Ref: ref, RoomID: u.RoomID, RoomName: u.RoomName},
-			fmt.Sprintf("keysync could not read the stay from %s (%s): ", sourceName(ref.Source), u.Unreadable)+fmt.Sprintf(detail, sourceName(ref.Source)))
-		n.Attention, n.Unkeyed = true, unkeyed
-		p.plan.Notes = append(p.plan.Notes, n)
+		p.unreadableNote(u, !left, true)
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
 	p.plan.withdrawn = p.withdrawn
@@ -800,9 +785,8 @@ func (p *planner) run() (*Plan, error) {
 	return p.plan, nil
 }
 
-// unreadable plans a stay the source listed but could not read (u), whose
-// records are creds, and reports whether they are held, and whether the
-// stay moved out of a room they were for.
+// unreadable plans, and notes, a stay the source listed but could not
+// read (u), whose records are creds.
 //
 // Held: what it holds for the room it is in (every room, where the source
 // could not read that), while any of it is meant to open a door. Nothing
@@ -814,7 +798,7 @@ func (p *planner) run() (*Plan, error) {
 // be issued for the new room without the dates, and a read that put every
 // stay in a room no config names must not end them all); and, cleaned up
 // as a departure's, what ended with its recorded stay.
-func (p *planner) unreadable(u Stay, creds []*Credential) (held, moved bool) {
+func (p *planner) unreadable(u Stay, creds []*Credential) {
 	src := sourceName(u.Ref.Source)
 	here, left := creds, []*Credential(nil)
 	if u.RoomID != "" {
@@ -826,21 +810,41 @@ func (p *planner) unreadable(u Stay, creds []*Credential) (held, moved bool) {
 		p.endGone(Stay{Ref: u.Ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, left,
 			fmt.Sprintf("moved to room %s in %s, which keysync cannot key without the stay's dates (it could not read them)", u.RoomID, src))
 	}
-	moved = len(left) > 0
-	if len(here) == 0 {
-		return false, moved
-	}
-	last := latestRecorded(p.in.Property, here)
-	s := Stay{Ref: u.Ref, RoomID: last.RoomID, RoomName: u.RoomName, Arrival: last.Arrival, Departure: last.Departure}
-	if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+	if len(here) > 0 {
+		last := latestRecorded(p.in.Property, here)
+		s := Stay{Ref: u.Ref, RoomID: last.RoomID, RoomName: u.RoomName, Arrival: last.Arrival, Departure: last.Departure}
+		if p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+			n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
+				src, u.Unreadable, src))
+			n.Attention = true
+			p.plan.Notes = append(p.plan.Notes, n)
+			return
+		}
 		p.endGone(s, here, fmt.Sprintf("its stay as recorded has ended (%s lists it, but keysync could not read it)", src))
-		return false, moved
 	}
-	n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
-		src, u.Unreadable, src))
-	n.Attention = true
+	if u.MovedTo == "" { // else the other property's to note
+		p.unreadableNote(u, len(left) > 0, false)
+	}
+}
+
+// unreadableNote notes an unreadable stay (u) that holds nothing live: it
+// may be in house or arriving (unkeyed: it moved out of the room keysync
+// keyed, or was never keyed and its recorded window, if any, has not
+// passed), or it left with its recorded stay. noRecord says keysync holds
+// no live record of it (in a backfill: none at all, yet).
+func (p *planner) unreadableNote(u Stay, unkeyed, noRecord bool) {
+	src := sourceName(u.Ref.Source)
+	detail := "nothing is issued for it until it can be; check the reservation in %[1]s, and give the guest access by hand meanwhile"
+	switch {
+	case unkeyed && noRecord && p.in.Backfill:
+		detail = "keysync holds no record of it (a backfill), and what the systems may already hold for it is looked for once it can be read; check the reservation in %[1]s, and whether the guest can get in"
+	case !unkeyed:
+		detail = "what keysync issued for it ended with its stay as recorded, and nothing is issued for it until it can be read; if the guest stays on, check the reservation in %[1]s and give access by hand meanwhile"
+	}
+	n := p.noteFor(NoteUnreadableStay, Stay{Ref: u.Ref, RoomID: u.RoomID, RoomName: u.RoomName},
+		fmt.Sprintf("keysync could not read the stay from %s (%s): ", src, u.Unreadable)+fmt.Sprintf(detail, src))
+	n.Attention, n.Unkeyed = true, unkeyed
 	p.plan.Notes = append(p.plan.Notes, n)
-	return true, moved
 }
 
 // endGone withdraws creds, the records of a stay no read shows as it was (s,
