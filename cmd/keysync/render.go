@@ -202,7 +202,7 @@ func printNotes(w io.Writer, notes []reconcile.Note, showSecrets bool) {
 		if n.Attention {
 			kind += " (attention)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.Property, n.Stay.ID, cmp.Or(roomAndID(n.Room, n.RoomID), "-"), dateOrDash(n.Arrival), dateOrDash(n.Departure), detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, n.Stay.Property, n.Stay.ID, orDash(roomAndID(n.Room, n.RoomID)), dateOrDash(n.Arrival), dateOrDash(n.Departure), detail)
 	}
 	tw.Flush()
 }

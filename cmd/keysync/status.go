@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -233,7 +232,7 @@ func (env *environment) status(ctx context.Context, args []string) error {
 	for _, n := range rep.Notes {
 		if n.Attention || n.Kind == reconcile.NoteConflict || n.Kind == reconcile.NoteMissingLockPIN || n.Kind == reconcile.NoteUnknownOutcome {
 			open = true
-			fmt.Fprintf(w, "  %s: %s stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.Property, n.Stay.ID, cmp.Or(n.Room, "-"), dateOrDash(n.Arrival), dateOrDash(n.Departure), n.Detail)
+			fmt.Fprintf(w, "  %s: %s stay %s room %s (%s to %s): %s\n", n.Kind, n.Stay.Property, n.Stay.ID, orDash(n.Room), dateOrDash(n.Arrival), dateOrDash(n.Departure), n.Detail)
 		}
 	}
 	if !open {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -380,9 +379,6 @@ type failBody struct {
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Time: s.limiter.Now(), Fields: []string{}}
 	res := s.graphQL(w, r, &rec)
-	if res.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(res.retryAfter))
-	}
 	s.mu.Lock()
 	messageOnly, as400 := s.messageOnly, s.fieldErrors400
 	s.mu.Unlock()
@@ -400,7 +396,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Status = res.status
 	s.Append(rec)
-	sandboxkit.WriteJSON(w, res.status, res.body)
+	sandboxkit.Answer(w, res.status, res.body, res.retryAfter) // body never nil: always JSON
 }
 
 func (s *Server) graphQL(w http.ResponseWriter, r *http.Request, rec *Request) result {
