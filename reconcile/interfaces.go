@@ -225,10 +225,11 @@ type Store interface {
 // for it tells a stay that has left from one that may be arriving; a
 // Store without it leaves every such stay possibly arriving.
 type EndedRecords interface {
-	// LastRecorded returns, of the stays refs of property, the credential
-	// recorded for each whose window ends last, live or ended; a stay
-	// keysync never issued anything for is left out.
-	LastRecorded(ctx context.Context, property string, refs []StayRef) (map[StayRef]Credential, error)
+	// LastRecorded returns, of the stays refs of property, each as last
+	// recorded (its Ref, Arrival and Departure: those of its credential,
+	// live or ended, whose departure is the latest); a stay keysync never
+	// issued anything for is left out.
+	LastRecorded(ctx context.Context, property string, refs []StayRef) (map[StayRef]Stay, error)
 }
 
 // UnlistedHistory is a Store that remembers the stays a whole run kept

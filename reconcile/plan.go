@@ -758,8 +758,8 @@ func (p *planner) run() (*Plan, error) {
 			p.unreadable(u, creds)
 			continue
 		}
-		last := creds[0]
-		p.endGone(Stay{Ref: ref, RoomID: last.RoomID, Arrival: last.Arrival, Departure: last.Departure}, creds,
+		first := creds[0]
+		p.endGone(Stay{Ref: ref, RoomID: first.RoomID, Arrival: first.Arrival, Departure: first.Departure}, creds,
 			fmt.Sprintf("cancelled or deleted in %s (the stay is gone from its reads)", sourceName(ref.Source)))
 	}
 	// The unreadable stays keysync holds no record of: never issued
@@ -770,7 +770,7 @@ func (p *planner) run() (*Plan, error) {
 		if _, recorded := rec.group(ref); recorded || u.MovedTo != "" {
 			continue // planned with its records (unreadable); or not this property's
 		}
-		left := !u.Departure.IsZero() && !p.in.Now.Before(p.in.Property.Window(u.Arrival, u.Departure).End)
+		left := !u.Departure.IsZero() && p.departed(u.Arrival, u.Departure)
 		p.unreadableNote(u, !left, true)
 	}
 	p.plan.Withdrawn = len(p.withdrawn)
@@ -800,10 +800,13 @@ func (p *planner) run() (*Plan, error) {
 // as a departure's, what ended with its recorded stay.
 func (p *planner) unreadable(u Stay, creds []*Credential) {
 	src := sourceName(u.Ref.Source)
-	here, left := creds, []*Credential(nil)
-	if u.RoomID != "" {
-		here = slices.DeleteFunc(slices.Clone(creds), func(c *Credential) bool { return c.RoomID != u.RoomID })
-		left = slices.DeleteFunc(slices.Clone(creds), func(c *Credential) bool { return c.RoomID == u.RoomID })
+	var here, left []*Credential // for the room it is in (every one, where that is not known), for others
+	for _, c := range creds {
+		if u.RoomID == "" || c.RoomID == u.RoomID {
+			here = append(here, c)
+		} else {
+			left = append(left, c)
+		}
 	}
 	if len(left) > 0 {
 		last := latestRecorded(p.in.Property, left)
@@ -813,7 +816,7 @@ func (p *planner) unreadable(u Stay, creds []*Credential) {
 	if len(here) > 0 {
 		last := latestRecorded(p.in.Property, here)
 		s := Stay{Ref: u.Ref, RoomID: last.RoomID, RoomName: u.RoomName, Arrival: last.Arrival, Departure: last.Departure}
-		if p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+		if !p.departed(s.Arrival, s.Departure) {
 			n := p.noteFor(NoteUnreadableStay, s, fmt.Sprintf("keysync could not read the stay from %s (%s): what it issued is left as recorded (the room and dates shown) and ended after that departure; check the reservation in %s",
 				src, u.Unreadable, src))
 			n.Attention = true
@@ -854,7 +857,7 @@ func (p *planner) unreadableNote(u Stay, unkeyed, noRecord bool) {
 func (p *planner) endGone(s Stay, creds []*Credential, reason string) {
 	n := p.log.n
 	p.withdraw(s, creds, false, reason)
-	if !p.in.Now.Before(p.in.Property.Window(s.Arrival, s.Departure).End) {
+	if p.departed(s.Arrival, s.Departure) {
 		// It left before it vanished: the cleanup of a departure (a
 		// source that drops old stays), not a withdrawal.
 		for _, c := range creds {
@@ -864,6 +867,12 @@ func (p *planner) endGone(s Stay, creds []*Credential, reason string) {
 	for a := range p.log.since(n) {
 		a.Unseen = true
 	}
+}
+
+// departed reports whether the access window of a stay from arrival to
+// departure has ended.
+func (p *planner) departed(arrival, departure Date) bool {
+	return !p.in.Now.Before(p.in.Property.Window(arrival, departure).End)
 }
 
 // latestRecorded is the credential of creds (one stay's records, live)

@@ -1119,9 +1119,9 @@ func (r *Runner) takeUnreadable(ctx context.Context, site *Site, rd *siteRead, s
 		r.log().Warn("could not read the windows recorded for stays the source could not read: they are taken as possibly arriving", "property", site.Property.Name, "err", err)
 		return stays
 	}
-	for ref, c := range last {
+	for ref, rec := range last {
 		u := rd.unreadable[ref]
-		u.Arrival, u.Departure = c.Arrival, c.Departure
+		u.Arrival, u.Departure = rec.Arrival, rec.Departure
 		rd.unreadable[ref] = u
 	}
 	return stays

@@ -32,20 +32,29 @@ func (d *DB) Credentials(ctx context.Context, property string) ([]reconcile.Cred
 	return creds, nil
 }
 
-// LastRecorded implements reconcile.EndedRecords.
-func (d *DB) LastRecorded(ctx context.Context, property string, refs []reconcile.StayRef) (map[reconcile.StayRef]reconcile.Credential, error) {
-	out := map[reconcile.StayRef]reconcile.Credential{}
+// LastRecorded implements reconcile.EndedRecords. It reads only the
+// dates, so no secret is opened.
+func (d *DB) LastRecorded(ctx context.Context, property string, refs []reconcile.StayRef) (map[reconcile.StayRef]reconcile.Stay, error) {
+	out := map[reconcile.StayRef]reconcile.Stay{}
 	for _, ref := range refs {
-		creds, err := d.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials
-			WHERE property = ? AND source = ? AND stay_id = ? ORDER BY id`, property, string(ref.Source), ref.ID)
+		var arrival, departure sql.NullString
+		err := d.db.QueryRowContext(ctx, `SELECT arrival, departure FROM credentials
+			WHERE property = ? AND source = ? AND stay_id = ? ORDER BY departure DESC, id DESC LIMIT 1`,
+			property, string(ref.Source), ref.ID).Scan(&arrival, &departure)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		st := reconcile.Stay{Ref: ref}
+		if err == nil {
+			st.Arrival, err = parseDate(arrival)
+		}
+		if err == nil {
+			st.Departure, err = parseDate(departure)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("state: load the credentials of stay %s: %w", ref, err)
+			return nil, fmt.Errorf("state: read the dates recorded for stay %s: %w", ref, err)
 		}
-		for _, c := range creds {
-			if last, ok := out[ref]; !ok || !c.Departure.Before(last.Departure) {
-				out[ref] = c
-			}
-		}
+		out[ref] = st
 	}
 	return out, nil
 }

@@ -318,10 +318,7 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		case !ok:
 			return fail(http.StatusNotFound, CodeNotFound, "reservation not found")
 		}
-		if s.bareLists {
-			return result{status: http.StatusOK, body: s.wire(res)}
-		}
-		return result{status: http.StatusOK, body: map[string]any{"data": s.wire(res)}}
+		return s.data(s.wire(res))
 	default: // accesses
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -336,11 +333,17 @@ func (s *Server) api(r *http.Request, rec *Request) result {
 		if s.pinAsNumber {
 			data = pinsAsNumbers(res.Accesses)
 		}
-		if s.bareLists {
-			return result{status: http.StatusOK, body: data}
-		}
-		return result{status: http.StatusOK, body: map[string]any{"data": data}}
+		return s.data(data)
 	}
+}
+
+// data answers v, a reservation or a reservation's accesses, as
+// {"data": v}, or bare (SetBareLists). The caller holds s.mu.
+func (s *Server) data(v any) result {
+	if s.bareLists {
+		return result{status: http.StatusOK, body: v}
+	}
+	return result{status: http.StatusOK, body: map[string]any{"data": v}}
 }
 
 // pinsAsNumbers is accesses as SetPINAsNumber answers them: each PIN of
