@@ -1,10 +1,13 @@
 package state
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -71,8 +74,9 @@ func (d *DB) BeginRun(ctx context.Context, mode reconcile.Mode, now time.Time) (
 	return id, nil
 }
 
-// FinishRun records a run's end: its report as JSON (secrets marshal
-// redacted) and status RunPartial or RunOK as r.Partial() says.
+// FinishRun records a run's end: its report as gzip-compressed JSON
+// (secrets marshal redacted) and status RunPartial or RunOK as r.Partial()
+// says.
 func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error {
 	if r == nil {
 		return fmt.Errorf("state: finish run %d: nil report", id)
@@ -80,6 +84,9 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("state: finish run %d: encode report: %w", id, err)
+	}
+	if b, err = compress(b); err != nil {
+		return fmt.Errorf("state: finish run %d: compress report: %w", id, err)
 	}
 	status, partial := RunOK, r.Partial()
 	if partial {
@@ -90,8 +97,8 @@ func (d *DB) FinishRun(ctx context.Context, id int64, r *reconcile.Report) error
 		return d.openError(fmt.Sprintf("finish run %d in", id), err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, partial = ?, report_json = ? WHERE id = ?`,
-		string(status), partial, string(b), id)
+	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, partial = ?, report_gzip = ?, report_json = NULL WHERE id = ?`,
+		string(status), partial, b, id)
 	if err != nil {
 		return d.openError(fmt.Sprintf("finish run %d in", id), err)
 	}
@@ -242,7 +249,7 @@ type wholeRunReport struct {
 // wholeRunReports calls visit with the report of each of the n finished
 // whole runs (run or backfill) before run before, the latest first.
 func (d *DB) wholeRunReports(ctx context.Context, before int64, n int, visit func(*wholeRunReport)) error {
-	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND report_json IS NOT NULL ORDER BY id DESC LIMIT ?`,
+	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND (report_gzip IS NOT NULL OR report_json IS NOT NULL) ORDER BY id DESC LIMIT ?`,
 		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill), n)
 	if err != nil {
 		return err
@@ -259,7 +266,7 @@ func (d *DB) wholeRunReports(ctx context.Context, before int64, n int, visit fun
 
 // runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
 func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, exit_code, duration_ms FROM runs `+tail, args...)
+	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, report_gzip, exit_code, duration_ms FROM runs `+tail, args...)
 	if err != nil {
 		return nil, d.openError("load runs of", err)
 	}
@@ -270,16 +277,24 @@ func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, erro
 			r             RunRow
 			mode, status  string
 			started, body sql.NullString
+			gz            []byte
 			code, took    sql.NullInt64
 		)
-		if err := rows.Scan(&r.ID, &mode, &started, &status, &r.Partial, &body, &code, &took); err != nil {
+		if err := rows.Scan(&r.ID, &mode, &started, &status, &r.Partial, &body, &gz, &code, &took); err != nil {
 			return nil, d.openError("load runs of", err)
 		}
 		r.Mode, r.Status = reconcile.Mode(mode), RunStatus(status)
 		if r.StartedAt, err = parseTime(started); err != nil {
 			return nil, fmt.Errorf("state: load runs: run %d: started_at: %w", r.ID, err)
 		}
-		if body.Valid {
+		switch {
+		case gz != nil:
+			b, err := decompress(gz)
+			if err != nil {
+				return nil, fmt.Errorf("state: %s: load runs: the report of run %d: %w", d.path, r.ID, err)
+			}
+			r.Report = json.RawMessage(b)
+		case body.Valid:
 			r.Report = json.RawMessage(body.String)
 		}
 		r.Ended, r.ExitCode, r.Duration = code.Valid, int(code.Int64), time.Duration(took.Int64)*time.Millisecond
@@ -341,4 +356,30 @@ func (d *DB) Position(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("state: read the record's position: %w", err)
 	}
 	return fmt.Sprintf("audit %d, credential %d", audit.Int64, cred.Int64), nil
+}
+
+// compress gzips a report at the fastest level: a portfolio's report is
+// megabytes of repetitive JSON, and the run's end waits for it.
+func compress(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decompress reverses compress.
+func decompress(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }

@@ -654,6 +654,54 @@ func TestRuns(t *testing.T) {
 	}
 }
 
+// TestRunReportsStoredEitherWay reads a report as migration 0011 stores it
+// (gzip-compressed) beside one recorded before it (plain JSON), and names
+// the run whose stored report does not decompress.
+func TestRunReportsStoredEitherWay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openNew(t)
+	before, err := db.BeginRun(ctx, reconcile.ModeRun, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.db.ExecContext(ctx, `UPDATE runs SET status = 'ok', report_json = ? WHERE id = ?`,
+		fmt.Sprintf(`{"run_id": %d, "mode": "run"}`, before), before); err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.BeginRun(ctx, reconcile.ModeRun, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishRun(ctx, after, &reconcile.Report{RunID: after, Mode: reconcile.ModeRun, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var plain sql.NullString
+	var gz []byte
+	if err := db.db.QueryRowContext(ctx, `SELECT report_json, report_gzip FROM runs WHERE id = ?`, after).Scan(&plain, &gz); err != nil {
+		t.Fatal(err)
+	}
+	if plain.Valid || len(gz) < 2 || gz[0] != 0x1f || gz[1] != 0x8b {
+		t.Fatalf("run %d stored report_json %v and report_gzip %x…; want gzip alone", after, plain, gz[:min(len(gz), 4)])
+	}
+	runs, err := db.Runs(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		var rep reconcile.Report
+		if err := json.Unmarshal(r.Report, &rep); err != nil || rep.RunID != r.ID {
+			t.Errorf("run %d report = %s, %v", r.ID, r.Report, err)
+		}
+	}
+	if _, err := db.db.ExecContext(ctx, `UPDATE runs SET report_gzip = ? WHERE id = ?`, gz[:len(gz)/2], after); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Runs(ctx, 0); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("report of run %d", after)) {
+		t.Errorf("Runs with a cut report = %v; want an error naming run %d", err, after)
+	}
+}
+
 func TestPrune(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
