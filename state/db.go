@@ -110,6 +110,9 @@ type DB struct {
 	// renamed maps the accounts ledger rows were recorded under to the
 	// ones they count against now (CountAs).
 	renamed atomic.Pointer[map[reconcile.Account]reconcile.Account]
+	// oldReports: opened read-only before migration 0011 (see
+	// readCompatible), the file keeps every report in report_json.
+	oldReports bool
 }
 
 var _ reconcile.Store = (*DB)(nil)
@@ -502,12 +505,22 @@ func (d *DB) checkSchema(ctx context.Context) error {
 		return err
 	}
 	for _, m := range ms {
-		if !applied[m.version] {
+		switch {
+		case applied[m.version]:
+		case readCompatible[m.version]:
+			d.oldReports = d.oldReports || m.version == 11
+		default:
 			return fmt.Errorf("state: %s lacks schema migration %s, which a read-only open cannot apply; run keysync on it read-write once", d.path, m.name)
 		}
 	}
 	return nil
 }
+
+// readCompatible are the migrations a read-only open can do without, so
+// that status and history read a file the first run of an upgraded
+// keysync has not migrated yet: 0011 adds a column that only the reports
+// of runs after it fill.
+var readCompatible = map[int]bool{11: true}
 
 // checkKey makes sure the secrets in the file can be opened before
 // anything is written: a read-write open without a key, of a file holding

@@ -249,7 +249,7 @@ type wholeRunReport struct {
 // wholeRunReports calls visit with the report of each of the n finished
 // whole runs (run or backfill) before run before, the latest first.
 func (d *DB) wholeRunReports(ctx context.Context, before int64, n int, visit func(*wholeRunReport)) error {
-	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND (report_gzip IS NOT NULL OR report_json IS NOT NULL) ORDER BY id DESC LIMIT ?`,
+	runs, err := d.runs(ctx, `WHERE id < ? AND mode IN (?, ?) AND `+d.hasReport()+` ORDER BY id DESC LIMIT ?`,
 		before, string(reconcile.ModeRun), string(reconcile.ModeBackfill), n)
 	if err != nil {
 		return err
@@ -264,9 +264,22 @@ func (d *DB) wholeRunReports(ctx context.Context, before int64, n int, visit fun
 	return nil
 }
 
+// hasReport is the condition that a run's report is recorded (it has
+// finished).
+func (d *DB) hasReport() string {
+	if d.oldReports {
+		return "report_json IS NOT NULL"
+	}
+	return "(report_gzip IS NOT NULL OR report_json IS NOT NULL)"
+}
+
 // runs returns the runs a query's tail (WHERE, ORDER BY, LIMIT) selects.
 func (d *DB) runs(ctx context.Context, tail string, args ...any) ([]RunRow, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, report_gzip, exit_code, duration_ms FROM runs `+tail, args...)
+	gzipped := "report_gzip"
+	if d.oldReports {
+		gzipped = "NULL" // a file read before migration 0011
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT id, mode, started_at, status, partial, report_json, `+gzipped+`, exit_code, duration_ms FROM runs `+tail, args...)
 	if err != nil {
 		return nil, d.openError("load runs of", err)
 	}

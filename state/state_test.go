@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -655,20 +656,49 @@ func TestRuns(t *testing.T) {
 }
 
 // TestRunReportsStoredEitherWay reads a report as migration 0011 stores it
-// (gzip-compressed) beside one recorded before it (plain JSON), and names
-// the run whose stored report does not decompress.
+// (gzip-compressed) beside one recorded before it (plain JSON), in a file
+// that status opens read-only before the upgraded keysync's first run has
+// migrated it, and after; and names the run whose stored report does not
+// decompress.
 func TestRunReportsStoredEitherWay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := openNew(t)
+	db, path := openNew(t)
 	before, err := db.BeginRun(ctx, reconcile.ModeRun, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.db.ExecContext(ctx, `UPDATE runs SET status = 'ok', report_json = ? WHERE id = ?`,
-		fmt.Sprintf(`{"run_id": %d, "mode": "run"}`, before), before); err != nil {
-		t.Fatal(err)
+	// The file as a keysync before migration 0011 left it.
+	for _, q := range []string{
+		fmt.Sprintf(`UPDATE runs SET status = 'ok', report_json = '{"run_id": %d, "mode": "run"}' WHERE id = %d`, before, before),
+		"ALTER TABLE runs DROP COLUMN report_gzip", "DELETE FROM schema_migrations WHERE version = 11"} {
+		if _, err := db.db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
+	db.Close()
+	readsEvery := func(db *DB, want int) {
+		t.Helper()
+		runs, err := db.Runs(ctx, 0)
+		if err != nil || len(runs) != want {
+			t.Fatalf("Runs = %d runs, %v; want %d", len(runs), err, want)
+		}
+		for _, r := range runs {
+			var rep reconcile.Report
+			if err := json.Unmarshal(r.Report, &rep); err != nil || rep.RunID != r.ID {
+				t.Errorf("run %d report = %s, %v", r.ID, r.Report, err)
+			}
+		}
+		if _, err := db.RecentReadFailures(ctx, math.MaxInt64, 5); err != nil {
+			t.Errorf("RecentReadFailures: %v", err)
+		}
+	}
+	ro := mustOpen(t, path, Options{ReadOnly: true})
+	readsEvery(ro, 1)
+	ro.Close()
+
+	db = mustOpen(t, path, Options{Key: testKey})
+	defer db.Close()
 	after, err := db.BeginRun(ctx, reconcile.ModeRun, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -682,18 +712,13 @@ func TestRunReportsStoredEitherWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if plain.Valid || len(gz) < 2 || gz[0] != 0x1f || gz[1] != 0x8b {
-		t.Fatalf("run %d stored report_json %v and report_gzip %x…; want gzip alone", after, plain, gz[:min(len(gz), 4)])
+		t.Fatalf("run %d stored report_json %v and report_gzip %x; want gzip alone", after, plain, gz)
 	}
-	runs, err := db.Runs(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range runs {
-		var rep reconcile.Report
-		if err := json.Unmarshal(r.Report, &rep); err != nil || rep.RunID != r.ID {
-			t.Errorf("run %d report = %s, %v", r.ID, r.Report, err)
-		}
-	}
+	readsEvery(db, 2)
+	ro = mustOpen(t, path, Options{ReadOnly: true})
+	readsEvery(ro, 2)
+	ro.Close()
+
 	if _, err := db.db.ExecContext(ctx, `UPDATE runs SET report_gzip = ? WHERE id = ?`, gz[:len(gz)/2], after); err != nil {
 		t.Fatal(err)
 	}
