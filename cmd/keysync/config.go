@@ -861,15 +861,26 @@ func resolveSecret(value, file string, getenv func(string) string) (reconcile.Se
 	case value == "":
 		return "", errors.New("is required (use ${ENV_VAR}, or the _file form for a mounted secret)")
 	}
+	// A value from the environment or the config is trimmed as a file's
+	// is: the same token spelled with a stray space or newline (an
+	// environment variable set from a file that ends in one) is the same
+	// credential, one account and one split hotel, and a header can carry
+	// it (a newline in a header value fails every request).
 	if m := secretRef.FindStringSubmatch(value); m != nil {
 		v := getenv(m[1])
 		if v == "" {
 			return "", fmt.Errorf("environment variable %s is not set", m[1])
 		}
+		if v = strings.TrimSpace(v); v == "" {
+			return "", fmt.Errorf("environment variable %s holds only whitespace", m[1])
+		}
 		return reconcile.Secret(v), nil
 	}
 	if strings.Contains(value, "${") {
 		return "", errors.New("write a reference as the whole value, like ${KEYSYNC_3RPMS_TOKEN}")
+	}
+	if value = strings.TrimSpace(value); value == "" {
+		return "", errors.New("is only whitespace")
 	}
 	return reconcile.Secret(value), nil
 }
