@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -116,9 +118,30 @@ func shardState(path string, s shardSpec) string {
 
 // shardFiles returns the shards' state files beside state (shardState's
 // names, for any N), which share its key file.
+//
+// The directory is listed rather than globbed: a state path whose
+// directory or name holds a character a glob reads as a wildcard ("[",
+// "*", "?") would otherwise find none of its own shard files, or another
+// directory's.
 func shardFiles(state string) []string {
-	files, _ := filepath.Glob(shardPath(state, "*", "*"))
-	return files
+	dir, base := filepath.Split(state)
+	ext := filepath.Ext(base)
+	prefix := strings.TrimSuffix(base, ext) + ".shard-"
+	entries, err := os.ReadDir(cmp.Or(dir, "."))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) < len(prefix)+len(ext) || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ext) {
+			continue
+		}
+		if strings.Contains(name[len(prefix):len(name)-len(ext)], "-of-") {
+			out = append(out, filepath.Join(dir, name))
+		}
+	}
+	return out
 }
 
 // shardPath is the state file of shard index of count beside path.
