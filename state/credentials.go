@@ -854,9 +854,13 @@ func (d *DB) CarryOver(ctx context.Context, at time.Time, records ...Carried) er
 // ReleaseHeld implements reconcile.Releaser: in one transaction, each live
 // credential of property whose remote credential (its system and remote
 // id) one of holders records live for the same stay (its source and id)
-// and room becomes released, with an audit line naming the holder and its
-// credential. (Ids need be unique only within an account: two hotels on
-// their own 3RPMS may both hold a key "rak_1".) A property that had any
+// and room, and which the holder claimed or adopted (a renamed property's
+// new name takes its credentials over so), becomes released, with an audit
+// line naming the holder and its credential. (Ids need be unique only
+// within an account: two hotels on their own 3RPMS may both hold a key
+// "rak_1", for stays and rooms numbered alike too, as every sandbox seeds
+// them; a credential a holder created is on its own systems, never the
+// removed property's.) A property that had any
 // released is no longer marked backfilled. It returns how many; with
 // dryRun it writes nothing.
 func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string, at time.Time, dryRun bool) (int, error) {
@@ -879,7 +883,7 @@ func (d *DB) ReleaseHeld(ctx context.Context, property string, holders []string,
 		FROM credentials c JOIN credentials o ON o.system = c.system AND o.remote_id = c.remote_id
 			AND o.source = c.source AND o.stay_id = c.stay_id AND o.room_id = c.room_id
 		WHERE c.property = ? AND c.`+liveIn+` AND c.remote_id != ''
-			AND o.property IN (`+strings.Repeat("?, ", len(holders)-1)+`?) AND o.`+liveIn+`
+			AND o.property IN (`+strings.Repeat("?, ", len(holders)-1)+`?) AND o.`+liveIn+` AND o.adopted = 1
 		GROUP BY c.id ORDER BY c.id`, liveArgs(args...)...)
 	if err != nil {
 		return fail(err)

@@ -1430,6 +1430,10 @@ func TestReleaseHeld(t *testing.T) {
 		cred("new", "s9", "rak-3", reconcile.StatusActive),  // another stay's
 		cred("third", "s3", "rak-3", reconcile.StatusActive),
 	}
+	// A renamed property's new name claims and adopts what it takes over.
+	for _, c := range held {
+		c.Adopted = true
+	}
 	if err := db.Save(ctx, append(old, held...), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -1505,5 +1509,27 @@ func TestCountAs(t *testing.T) {
 	}
 	if spent[cur] != 3 || spent[other] != 1 || spent[old] != 0 || writes[cur] != 2 || len(times[cur]) != 3 || len(times[other]) != 1 || len(times[old]) != 0 {
 		t.Errorf("spent %v, writes %v, times %v; want the earlier name's 2 requests (1 write) counted under the name now", spent, writes, times)
+	}
+}
+
+// TestReleaseHeldOnlyWhatAHolderTookOver: a listed property's record of
+// a credential it created itself, not one it claimed or adopted, is of a
+// credential on its own systems: a removed property's record of the same
+// system, remote id, stay and room (another hotel on a 3RPMS of its own,
+// numbering its stays, rooms and keys alike) is of another credential,
+// still live, and is not released.
+func TestReleaseHeldOnlyWhatAHolderTookOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openNew(t)
+	removed := newCred("s1")
+	removed.Stay.Property, removed.Status, removed.RemoteID = "annex", reconcile.StatusActive, "rak-1"
+	own := newCred("s1")
+	own.Stay.Property, own.Status, own.RemoteID = "hotel", reconcile.StatusActive, "rak-1"
+	if err := db.Save(ctx, []*reconcile.Credential{removed, own}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.ReleaseHeld(ctx, "annex", []string{"hotel"}, t0, false); err != nil || n != 0 {
+		t.Errorf("released %d (%v), want none: the hotel created its rak-1 itself", n, err)
 	}
 }
