@@ -79,3 +79,37 @@ func TestBudgetRevocationsFirstAcrossProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetArrivalsSoonFirstAcrossProperties: properties sharing a
+// metered credential share its day, and a short day is spent by priority
+// (README, "Requests: pace, budget and report": revocations and cleanup,
+// arrivals within 24 hours, stays in house, later arrivals soonest
+// first): the annex's guest arriving today is keyed before the hotel's
+// guests of next week, though the hotel comes first in the config. Before,
+// only revocations went first across properties: the hotel, budgeted
+// first, keyed two arrivals five days out and left today's guest at the
+// annex without a key.
+func TestBudgetArrivalsSoonFirstAcrossProperties(t *testing.T) {
+	t.Parallel()
+	h := splitHotelWithABudget(t, 1000, 1)
+	h.mustRun(ExitOK, "backfill")
+	for i, room := range []string{"r101", "r102", "r103", "r104"} {
+		h.stay("next"+strconv.Itoa(i), room, 5, 7)
+	}
+	h.stay("today", "r105", 0, 2)
+	plan := h.mustRun(ExitOK, "plan")
+	reads := plan.Requests[reconcile.System3RPMS].Reads
+	// Leave the run 5 requests after its own reads: the reserve (1) and
+	// two create-and-assign pairs of the five the plan holds.
+	h.spendDownTo(1000-reads-5, true)
+
+	rep := h.mustRun(ExitPartial, "run")
+	if s, _ := h.sb.Stay("today"); s.KeyID == "" {
+		t.Errorf("the annex's guest arriving today holds no key, while the hotel's arrivals of next week went ahead; counts %v", rep.Counts())
+	}
+	for _, a := range rep.Deferred() {
+		if a.Stay.Property == "annex" {
+			t.Errorf("annex's %s of %s deferred (%s)", a.Op, a.Stay.ID, a.Error)
+		}
+	}
+}
