@@ -38,6 +38,16 @@ type deferral struct {
 // use the reserve. kept keeps the order of actions. It is pure: neither
 // the slice nor the actions are changed.
 func budget(actions []*Action, allow map[System]allowance, maxBatch func(System) int) (kept []*Action, deferred []deferral) {
+	return budgetAhead(actions, allow, maxBatch, nil)
+}
+
+// budgetAhead is budget keeping, besides the reserve, ahead(sys, p) of
+// sys's allowance from every group of priority p: what the more urgent
+// work of the properties budgeted after this one on the same account
+// costs (purse.price), so that a short day goes to every property's
+// revocations, then to every property's arrivals within 24 hours, and so
+// on, whatever the config's order. A nil ahead keeps nothing more.
+func budgetAhead(actions []*Action, allow map[System]allowance, maxBatch func(System) int, ahead func(System, Priority) int) (kept []*Action, deferred []deferral) {
 	if len(allow) == 0 {
 		return slices.Clone(actions), nil
 	}
@@ -70,6 +80,9 @@ func budget(actions []*Action, allow map[System]allowance, maxBatch func(System)
 			if u.priority != PriorityRevoke {
 				limit -= al.Reserve
 			}
+			if ahead != nil {
+				limit -= ahead(sys, u.priority)
+			}
 			if price(sys) > limit {
 				fits = false
 			}
@@ -98,13 +111,22 @@ func budget(actions []*Action, allow map[System]allowance, maxBatch func(System)
 // revocationPrice is the requests, by system, of the actions budget puts
 // first (the groups holding a revocation or cleanup), batched alone.
 func revocationPrice(actions []*Action, maxBatch func(System) int) map[System]int {
-	var revokes []*Action
+	return priorityPrices(actions, maxBatch)[PriorityRevoke]
+}
+
+// priorityPrices is the requests, by priority and system, of the groups of
+// actions of each priority budget orders them by, each priority batched
+// alone (so never less than they take together).
+func priorityPrices(actions []*Action, maxBatch func(System) int) map[Priority]map[System]int {
+	by := map[Priority][]*Action{}
 	for _, u := range budgetUnits(actions) {
-		if u.priority == PriorityRevoke {
-			revokes = append(revokes, u.actions...)
-		}
+		by[u.priority] = append(by[u.priority], u.actions...)
 	}
-	return requestsBySystem(revokes, maxBatch)
+	out := map[Priority]map[System]int{}
+	for prio, acts := range by {
+		out[prio] = requestsBySystem(acts, maxBatch)
+	}
+	return out
 }
 
 // unit is a group of actions kept or deferred together.

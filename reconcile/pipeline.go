@@ -35,6 +35,10 @@ type siteWork struct {
 	// (revocationPrice): the properties before it on an account leave
 	// that much for them.
 	revokes map[System]int
+	// prices is what each priority of the plan's work costs, by system
+	// (priorityPrices): the properties before it on an account keep from
+	// their less urgent work what its more urgent work costs.
+	prices map[Priority]map[System]int
 	// shares are the other properties on any budgeted account of this
 	// one, and its siblings (Site.Siblings): an account's allowance is
 	// known once all of its properties have read (their reads count
@@ -342,7 +346,8 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 			"property", site.Property.Name, "held", len(held), "applied", len(actions), "err", err)
 	}
 
-	w.revokes = revocationPrice(actions, site.maxBatch)
+	w.prices = priorityPrices(actions, site.maxBatch)
+	w.revokes = w.prices[PriorityRevoke]
 	w.donePlanning()
 
 	for _, u := range w.shares {
@@ -399,11 +404,12 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 // time an account is priced, all of the run's reads on
 // it are done (see siteWork.shares) and come off its allowance.
 //
-// The revocations of the properties sharing an account that are priced
-// after this one (w.after) are kept from its work other than revocations,
-// as its reserve is: with too little left for all, every property's
-// revocations go before any property's arrivals, whatever the config's
-// order.
+// The more urgent work of the properties sharing an account that are
+// priced after this one (w.after) is kept from its less urgent work, as its
+// reserve is from all but revocations: with too little left for all,
+// every property's revocations go before any property's arrivals within
+// 24 hours, those before any property's stays in house, and those before
+// any later arrival, whatever the config's order.
 func (p *purse) price(r *Runner, w *siteWork, rd siteRead, plan *Plan, actions []*Action) *siteJob {
 	site, planned := w.site, w.requests
 	job := &siteJob{site: site, rd: rd, plan: plan, pr: newPlanReport(plan)}
@@ -423,11 +429,9 @@ func (p *purse) price(r *Runner, w *siteWork, rd siteRead, plan *Plan, actions [
 		}
 	}
 	allow := site.allowances(p.allow)
-	for sys, al := range allow {
-		al.Reserve += p.revokesToCome(w, sys)
-		allow[sys] = al
-	}
-	job.kept, job.deferred = budget(actions, allow, site.maxBatch)
+	job.kept, job.deferred = budgetAhead(actions, allow, site.maxBatch, func(sys System, prio Priority) int {
+		return p.urgentToCome(w, sys, prio)
+	})
 	job.batches = splitBatches(job.kept, site.maxBatch)
 	for _, b := range job.batches {
 		if al, ok := p.allow[site.account(b.System)]; ok {
@@ -474,6 +478,26 @@ func (p *purse) resends(w *siteWork, sys System) func(revoke bool) bool {
 		p.allow[acct] = al
 		return true
 	}
+}
+
+// urgentToCome is what the work more urgent than prio (of a lower
+// Priority) of the properties sharing sys's account with w and priced
+// after it (w.after) costs there, for those not priced yet: price keeps it
+// from w's work of priority prio, so every property's revocations go
+// before any property's arrivals within 24 hours, those before any stay in
+// house, and so on. p.mu is held.
+func (p *purse) urgentToCome(w *siteWork, sys System, prio Priority) int {
+	n := 0
+	for _, u := range w.after {
+		if !p.priced[u] && u.site.account(sys) == w.site.account(sys) {
+			for q, bySys := range u.prices {
+				if q < prio {
+					n += bySys[sys]
+				}
+			}
+		}
+	}
+	return n
 }
 
 // revokesToCome is what the revocations of the properties sharing sys's
