@@ -336,6 +336,37 @@ func TestCompute(t *testing.T) {
 			want: []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
 		},
 		{
+			name: "staff gave our key to a later stay of another guest as well: left alone there, never adopted",
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-10", "2026-06-12"), "K1", "385917"),
+				holding(stay("B", "r205", "2026-06-14", "2026-06-16"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
+			notes: []string{"conflict B"},
+		},
+		{
+			name: "staff moved our key to a later stay of another guest: a new key for its stay, the other keeps it",
+			stays: []reconcile.Stay{
+				stay("A", "r204", "2026-06-10", "2026-06-12"),
+				holding(stay("B", "r204", "2026-06-14", "2026-06-16"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
+			want:  []string{"1 release A K1 revoke", "1 create A - inhouse", "2 assign A - inhouse"},
+			notes: []string{"conflict B"},
+			sync:  []string{"K1 off"},
+		},
+		{
+			name: "staff gave our key to a later stay, its own stay departs: revoked there, released, not deleted",
+			now:  ljAt("2026-06-12", 22, 0),
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-10", "2026-06-12"), "K1", "385917"),
+				holding(stay("B", "r205", "2026-06-14", "2026-06-16"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
+			want:  []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
+			notes: []string{"conflict B"},
+		},
+		{
 			name:     "backfill: a key of unknown owner is claimed, not replaced",
 			stays:    []reconcile.Stay{holding(stay("s1", "r204", "2026-06-09", "2026-06-12"), "K7", "385917")},
 			backfill: true,

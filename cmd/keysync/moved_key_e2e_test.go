@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +13,21 @@ import (
 )
 
 // End-to-end scenarios of a 3RPMS key keysync issued that hotel staff
-// then change in 3RPMS.
+// then move or share in 3RPMS: taken off its stay and given to a later
+// stay of another guest, or given to that stay as well, or deleted.
+
+// staffMoveWorld is a hotel whose stay A (room r101, arriving today) was
+// keyed by a backfill, with a later stay B of another guest booked after
+// it in room (r101 or r102), nights bArrive to bDepart.
+func staffMoveWorld(t *testing.T, room string, bArrive, bDepart int) (fw *faultWorld, k string) {
+	t.Helper()
+	fw = newFaultWorld(t, map[string]string{"r101": "pin", "r102": "pin"}, nil)
+	fw.hotelStay("A", "r101", 0, 2)
+	fw.mustExec(ExitOK, "backfill")
+	k = fw.key("A").ID
+	fw.hotelStay("B", room, bArrive, bDepart)
+	return fw, k
+}
 
 // runAt runs keysync at instant at, logging what it did and what 3RPMS
 // and the state file then hold, and returns the run.
@@ -65,6 +81,27 @@ func (fw *faultWorld) recordedKeys() string {
 // night is day n at 02:00 UTC (03:00 in Ljubljana), the nightly run.
 func night(n int) time.Time { return t0.AddDate(0, 0, n) }
 
+// watchKey records, from now on, every 3RPMS mutation that names key k
+// and stay B together: keysync must send none (it never assigns, revokes
+// or deletes a key on a stay staff gave it to).
+func (fw *faultWorld) watchKey(k string) func() int {
+	var mu sync.Mutex
+	n := 0
+	fw.setFault(func(rw http.ResponseWriter, r *http.Request, next http.Handler) {
+		if mutationNaming(r, `"`+k+`"`) && mutationNaming(r, `"B"`) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+		next.ServeHTTP(rw, r)
+	})
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
 // liveKeys returns the live 3RPMS credentials recorded for stay, and
 // whether any credential at all (live or ended) is recorded for stay B.
 func (fw *faultWorld) liveKeys(stay string) (live []reconcile.Credential, anyForB bool) {
@@ -79,11 +116,192 @@ func (fw *faultWorld) liveKeys(stay string) (live []reconcile.Credential, anyFor
 	return live, anyForB
 }
 
+// keyGivenToB checks, after a run, what must hold from staff's change to
+// B's departure and 3RPMS's cleanup after it: key k stays on B, never
+// deleted by keysync, no request of keysync's names k with B, and keysync
+// records nothing for B.
+func (fw *faultWorld) keyGivenToB(k string, touched func() int) {
+	fw.t.Helper()
+	kv := keyByID(fw.t, fw.sb.rpms, k)
+	if kv.Deleted && kv.DeletedBy != "cleanup" || !kv.Deleted && !slices.Contains(kv.StayIDs, "B") {
+		fw.t.Errorf("key %s staff gave to B: on %v, deleted %v by %q", k, kv.StayIDs, kv.Deleted, kv.DeletedBy)
+	}
+	if n := touched(); n > 0 {
+		fw.t.Errorf("keysync sent %d mutation(s) naming key %s and stay B", n, k)
+	}
+	if _, anyForB := fw.liveKeys("A"); anyForB {
+		fw.t.Errorf("keysync recorded a credential for B: %s", fw.recordedKeys())
+	}
+}
+
+// noteOnB returns the run's note on stay B, failing when there is none.
+func noteOnB(t *testing.T, rep *reconcile.Report) reconcile.Note {
+	t.Helper()
+	for _, n := range rep.Notes() {
+		if n.Stay.ID == "B" {
+			return n
+		}
+	}
+	t.Fatalf("no note on stay B: %+v", rep.Notes())
+	return reconcile.Note{}
+}
+
 // noActions fails when the run planned anything.
 func noActions(t *testing.T, r faultRun) {
 	t.Helper()
 	for _, a := range r.rep.Actions() {
 		t.Errorf("unexpected %s %s %s: %s", a.System, a.Op, a.Stay.ID, a.Reason)
+	}
+}
+
+// TestKeyStaffMovedToALaterStayOfAnotherGuest: keysync keyed stay A
+// (arriving today); staff then take its key K off A in 3RPMS and give it
+// to B, a later stay of another guest booked since, in the same room or
+// another. keysync gives A a new key (K put back would give two guests one
+// PIN), lets go of its record of K without a request, and never records K
+// for B, revokes it from B nor deletes it: 3RPMS's own cleanup deletes it
+// two days after B leaves. A's new key is withdrawn when A checks out.
+//
+// Once A's record of K is let go, keysync cannot tell K from another
+// integration's key: from the night B arrives within 24 hours to its
+// departure the run notes it as such and exits 6, as for any key keysync
+// has no record of on a room the config names (README, exit codes).
+func TestKeyStaffMovedToALaterStayOfAnotherGuest(t *testing.T) {
+	t.Parallel()
+	for _, room := range []string{"r101", "r102"} {
+		t.Run("B in "+room, func(t *testing.T) {
+			t.Parallel()
+			fw, k := staffMoveWorld(t, room, 3, 5)
+			pin := keyByID(t, fw.sb.rpms, k).PIN
+			if err := fw.sb.rpms.StaffRemoveKey("A"); err != nil {
+				t.Fatal(err)
+			}
+			if err := fw.sb.rpms.StaffAssignKey("B", k); err != nil {
+				t.Fatal(err)
+			}
+			touched := fw.watchKey(k)
+
+			r := fw.runAt(night(0).Add(10 * time.Minute))
+			if r.code != ExitOK {
+				t.Fatalf("run after the move exited %d", r.code)
+			}
+			fw.keyGivenToB(k, touched)
+			newKey := fw.key("A")
+			if newKey.ID == k || newKey.PIN == pin || newKey.Owner != fw.ourIntegration() {
+				t.Errorf("A holds %s (PIN same as K's: %v), want a new key of ours", newKey.ID, newKey.PIN == pin)
+			}
+			if live, _ := fw.liveKeys("A"); len(live) != 1 || live[0].RemoteID != newKey.ID {
+				t.Errorf("A's live 3RPMS records: %s", fw.recordedKeys())
+			}
+			if n := noteOnB(t, r.rep); n.Kind != reconcile.NoteConflict || n.Attention || !strings.Contains(n.Detail, k) {
+				t.Errorf("note on B: %+v", n)
+			}
+			for _, a := range r.rep.Actions() {
+				if a.Stay.ID == "B" {
+					t.Errorf("action on B: %s %s", a.Op, a.Reason)
+				}
+			}
+
+			for _, n := range []int{1, 2} {
+				r := fw.runAt(night(n))
+				if r.code != ExitOK {
+					t.Errorf("night %d exited %d", n, r.code)
+				}
+				noActions(t, r)
+				fw.keyGivenToB(k, touched)
+			}
+
+			// A has left: its key is withdrawn; B arrives within 24 hours.
+			r = fw.runAt(night(3))
+			if r.code != ExitAttention || !noteOnB(t, r.rep).Attention {
+				t.Errorf("night 3 exited %d, want %d with B's note for a person", r.code, ExitAttention)
+			}
+			if kv := keyByID(t, fw.sb.rpms, newKey.ID); !kv.Deleted || kv.DeletedBy != "integration" {
+				t.Errorf("A's key %s after A left: on %v, deleted %v by %q", newKey.ID, kv.StayIDs, kv.Deleted, kv.DeletedBy)
+			}
+			if live, _ := fw.liveKeys("A"); len(live) != 0 {
+				t.Errorf("live after A left: %s", fw.recordedKeys())
+			}
+			fw.keyGivenToB(k, touched)
+
+			for _, n := range []int{4, 5} { // B in house
+				if r := fw.runAt(night(n)); r.code != ExitAttention {
+					t.Errorf("night %d exited %d", n, r.code)
+				}
+				fw.keyGivenToB(k, touched)
+			}
+			if r := fw.runAt(night(6)); r.code != ExitOK {
+				t.Errorf("night 6, B left, exited %d", r.code)
+			}
+			fw.keyGivenToB(k, touched)
+			fw.runAt(night(8))
+			if kv := keyByID(t, fw.sb.rpms, k); !kv.Deleted || kv.DeletedBy != "cleanup" {
+				t.Errorf("K two days after B left: on %v, deleted %v by %q", kv.StayIDs, kv.Deleted, kv.DeletedBy)
+			}
+			fw.keyGivenToB(k, touched)
+		})
+	}
+}
+
+// TestKeyStaffSharedWithALaterStayOfAnotherGuest: staff give A's key K to
+// B, a later stay of another guest, and leave it on A too. keysync leaves
+// K on both (A's key is still A's), records nothing for B, and when A
+// checks out takes K off A only and lets go of its record without
+// deleting K, which 3RPMS's own cleanup deletes two days after B leaves.
+// As above, from the night after A's departure keysync sees K as a key it
+// has no record of: exit 6 while B arrives within 24 hours or is in house.
+func TestKeyStaffSharedWithALaterStayOfAnotherGuest(t *testing.T) {
+	t.Parallel()
+	for _, room := range []string{"r101", "r102"} {
+		t.Run("B in "+room, func(t *testing.T) {
+			t.Parallel()
+			fw, k := staffMoveWorld(t, room, 3, 5)
+			if err := fw.sb.rpms.StaffAssignKey("B", k); err != nil {
+				t.Fatal(err)
+			}
+			touched := fw.watchKey(k)
+			for _, n := range []int{0, 1, 2} {
+				r := fw.runAt(night(n).Add(10 * time.Minute))
+				if r.code != ExitOK {
+					t.Errorf("night %d exited %d", n, r.code)
+				}
+				noActions(t, r)
+				if n := noteOnB(t, r.rep); n.Kind != reconcile.NoteConflict || n.Attention || !strings.Contains(n.Detail, k) {
+					t.Errorf("note on B: %+v", n)
+				}
+				if kv := keyByID(t, fw.sb.rpms, k); !slices.Equal(kv.StayIDs, []string{"A", "B"}) {
+					t.Errorf("K on %v, want [A B]", kv.StayIDs)
+				}
+				fw.keyGivenToB(k, touched)
+			}
+
+			r := fw.runAt(night(3))
+			if r.code != ExitOK || countOps(r.rep, reconcile.OpRevoke, reconcile.ResultDone) != 1 || countOps(r.rep, reconcile.OpRelease, reconcile.ResultDone) != 1 ||
+				slices.ContainsFunc(r.rep.Actions(), func(a reconcile.ActionReport) bool { return a.Op == reconcile.OpDelete }) {
+				t.Errorf("A's departure: exit %d, want A's key revoked and released, not deleted", r.code)
+			}
+			if kv := keyByID(t, fw.sb.rpms, k); !slices.Equal(kv.StayIDs, []string{"B"}) {
+				t.Errorf("K on %v after A left, want [B]", kv.StayIDs)
+			}
+			if live, _ := fw.liveKeys("A"); len(live) != 0 {
+				t.Errorf("live after A left: %s", fw.recordedKeys())
+			}
+			fw.keyGivenToB(k, touched)
+			for _, n := range []int{4, 5} {
+				if r := fw.runAt(night(n)); r.code != ExitAttention {
+					t.Errorf("night %d exited %d", n, r.code)
+				}
+				fw.keyGivenToB(k, touched)
+			}
+			if r := fw.runAt(night(6)); r.code != ExitOK {
+				t.Errorf("night 6, B left, exited %d", r.code)
+			}
+			fw.runAt(night(8))
+			if kv := keyByID(t, fw.sb.rpms, k); !kv.Deleted || kv.DeletedBy != "cleanup" {
+				t.Errorf("K two days after B left: on %v, deleted %v by %q", kv.StayIDs, kv.Deleted, kv.DeletedBy)
+			}
+			fw.keyGivenToB(k, touched)
+		})
 	}
 }
 
