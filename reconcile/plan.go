@@ -245,6 +245,11 @@ type Input struct {
 	// a backfill, since it may be one a sibling let go of without this
 	// property taking it up (a run stopped between the two).
 	Siblings map[string]*Credential
+	// Lent holds, by remote id, the 3RPMS keys keysync let go of while
+	// another stay held them (released), with the stay each was issued
+	// for, among the keys on Stays that no live record names (ReleasedKeys):
+	// hotel staff gave such a key to the stay holding it, which keeps it.
+	Lent map[string]StayRef
 	// Scope, when not nil, is the stays a partial read covered (a targeted
 	// run's stays, a short look-ahead): only their credentials may be
 	// taken as gone, since nothing was read about the others.
@@ -1040,10 +1045,11 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 				// of: staff gave it to this stay in 3RPMS. It is theirs to
 				// give: never recorded for this stay, revoked or replaced
 				// here, nor deleted while this stay holds it (release).
-				p.note(NoteConflict, s, fmt.Sprintf("stay holds keysync's %s key %s, issued for stay %s and given to this stay in 3RPMS (this is not a part of that stay split off by 3RPMS): left alone, and nothing is issued for this stay while it holds it",
-					s.Key.Type, s.Key.ID, shared.Stay.ID))
-				p.discard(s, creds, nil, "stay holds a key keysync issued for another stay")
-				return keyState{conflict: true}
+				return p.lentTo(s, creds, shared.Stay)
+			} else if lent, ok := p.in.Lent[s.Key.ID]; ok && shared == nil && p.in.Siblings[s.Key.ID] == nil {
+				// The same, once keysync let go of its record (the stay
+				// it was issued for has a new key, or left).
+				return p.lentTo(s, creds, lent)
 			} else if shared != nil {
 				// Our key, recorded for another part of this stay (3RPMS
 				// reused it when it split the stay): record that this
@@ -1161,6 +1167,16 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 	}
 	_, err := p.issue(s, kind, prio, "stay has no key", up)
 	return err
+}
+
+// lentTo notes a stay holding a key of ours issued for stay `from` that
+// staff gave it in 3RPMS, and leaves the key alone: nothing is issued for
+// the stay while it holds it, and spare records of its own go.
+func (p *planner) lentTo(s Stay, creds []*Credential, from StayRef) keyState {
+	p.note(NoteConflict, s, fmt.Sprintf("stay holds keysync's %s key %s, issued for stay %s and given to this stay in 3RPMS (this is not a part of that stay split off by 3RPMS): left alone, and nothing is issued for this stay while it holds it",
+		s.Key.Type, s.Key.ID, from.ID))
+	p.discard(s, creds, nil, "stay holds a key keysync issued for another stay")
+	return keyState{conflict: true}
 }
 
 // heldElsewhere says whether another stay than c's holds c's remote key

@@ -40,9 +40,11 @@ type planCase struct {
 	carries  map[int64]string
 	// unreadable is Input.Unreadable.
 	unreadable map[reconcile.StayRef]reconcile.Stay
-	want       []string // summary lines
-	notes      []string // noteSummary lines
-	sync       []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
+	// lent is Input.Lent.
+	lent  map[string]reconcile.StayRef
+	want  []string // summary lines
+	notes []string // noteSummary lines
+	sync  []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
 }
 
 // compute runs Compute for a case with a fixed PIN stream and checks the
@@ -59,7 +61,7 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	}
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
-		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Unreadable: tc.unreadable, Rand: seeded(1),
+		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Unreadable: tc.unreadable, Lent: tc.lent, Rand: seeded(1),
 	})
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
@@ -365,6 +367,19 @@ func TestCompute(t *testing.T) {
 			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
 			want:  []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
 			notes: []string{"conflict B"},
+		},
+		{
+			name:  "our key staff gave a stay, once its own stay's record was let go (released): left alone, noted as ours",
+			stays: []reconcile.Stay{holding(stay("B", "r205", "2026-06-11", "2026-06-16"), "K1", "385917")},
+			lent:  map[string]reconcile.StayRef{"K1": ref("A")},
+			notes: []string{"conflict B"},
+		},
+		{
+			name:     "our released key staff gave a stay, in a backfill: not claimed",
+			stays:    []reconcile.Stay{holding(stay("B", "r205", "2026-06-11", "2026-06-16"), "K1", "385917")},
+			lent:     map[string]reconcile.StayRef{"K1": ref("A")},
+			backfill: true,
+			notes:    []string{"conflict B"},
 		},
 		{
 			name:     "backfill: a key of unknown owner is claimed, not replaced",

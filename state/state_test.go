@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -1505,5 +1506,40 @@ func TestCountAs(t *testing.T) {
 	}
 	if spent[cur] != 3 || spent[other] != 1 || spent[old] != 0 || writes[cur] != 2 || len(times[cur]) != 3 || len(times[other]) != 1 || len(times[old]) != 0 {
 		t.Errorf("spent %v, writes %v, times %v; want the earlier name's 2 requests (1 write) counted under the name now", spent, writes, times)
+	}
+}
+
+// TestReleased: the 3RPMS keys let go of while another stay held them are
+// found by their remote id, with the stay they were issued for; a key
+// still recorded live, deleted, of another property or system is not.
+func TestReleased(t *testing.T) {
+	t.Parallel()
+	db, _ := openNew(t)
+	ctx := context.Background()
+	with := func(stay, remote string, status reconcile.Status, edit func(*reconcile.Credential)) *reconcile.Credential {
+		c := newCred(stay)
+		c.RemoteID, c.Status = remote, status
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	creds := []*reconcile.Credential{
+		with("A", "K1", reconcile.StatusReleased, nil),
+		with("C", "K2", reconcile.StatusActive, nil),
+		with("D", "K3", reconcile.StatusDeleted, nil),
+		with("E", "K4", reconcile.StatusReleased, func(c *reconcile.Credential) { c.Stay.Property = "annex" }),
+		with("F", "K5", reconcile.StatusReleased, func(c *reconcile.Credential) { c.System, c.Kind = reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess }),
+	}
+	if err := db.Save(ctx, creds, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Released(ctx, "hotel", []string{"K1", "K2", "K3", "K4", "K5", "K9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]reconcile.StayRef{"K1": {Property: "hotel", Source: reconcile.System3RPMS, ID: "A"}}
+	if !maps.Equal(got, want) {
+		t.Errorf("Released = %v, want %v", got, want)
 	}
 }
