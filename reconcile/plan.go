@@ -1046,7 +1046,7 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 				// give: never recorded for this stay, revoked or replaced
 				// here, nor deleted while this stay holds it (release).
 				return p.lentTo(s, creds, shared.Stay)
-			} else if lent, ok := p.in.Lent[s.Key.ID]; ok && shared == nil && p.in.Siblings[s.Key.ID] == nil {
+			} else if lent, ok := p.in.Lent[s.Key.ID]; ok && lent != s.Ref && shared == nil && p.in.Siblings[s.Key.ID] == nil {
 				// The same, once keysync let go of its record (the stay
 				// it was issued for has a new key, or left).
 				return p.lentTo(s, creds, lent)
@@ -1188,14 +1188,23 @@ func (p *planner) heldElsewhere(c *Credential) bool {
 
 // splitPart says whether the stay holding a key of ours recorded for
 // another stay is a part of that stay, split by 3RPMS: it begins on the
-// day the other ends, or ends on the day it begins. A key staff gave to
-// another guest's later stay is not.
+// day the other ends, or ends on the day it begins, as recorded or as
+// this read shows the other (shortened by the split in the same read). A
+// key staff gave to another guest's later stay is not.
 func (p *planner) splitPart(s Stay) bool {
+	meets := func(arrival, departure Date) bool { return departure == s.Arrival || s.Departure == arrival }
 	for i := range p.in.Credentials {
 		c := &p.in.Credentials[i]
-		if c.System == System3RPMS && c.RemoteID == s.Key.ID && c.Status.Live() && c.Stay != s.Ref &&
-			(c.Departure == s.Arrival || s.Departure == c.Arrival) {
+		if c.System != System3RPMS || c.RemoteID != s.Key.ID || !c.Status.Live() || c.Stay == s.Ref {
+			continue
+		}
+		if meets(c.Arrival, c.Departure) {
 			return true
+		}
+		for j := range p.in.Stays {
+			if o := &p.in.Stays[j]; o.Ref == c.Stay && meets(o.Arrival, o.Departure) {
+				return true
+			}
 		}
 	}
 	return false

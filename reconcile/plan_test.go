@@ -338,6 +338,23 @@ func TestCompute(t *testing.T) {
 			want: []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
 		},
 		{
+			name: "split stay in the same read: the first part shortened, the second part holds our key and adopts it",
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-08", "2026-06-11"), "K1", "385917"),
+				holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-13")},
+			want:  []string{"1 keep A K1 inhouse", "1 adopt B K1 inhouse"},
+			sync:  []string{"K1"},
+		},
+		{
+			name:     "our key released for this very stay (a property renamed back): claimed, not taken as lent",
+			stays:    []reconcile.Stay{holding(stay("B", "r205", "2026-06-11", "2026-06-16"), "K1", "385917")},
+			lent:     map[string]reconcile.StayRef{"K1": ref("B")},
+			backfill: true,
+			want:     []string{"1 claim B K1 inhouse"},
+		},
+		{
 			name: "staff gave our key to a later stay of another guest as well: left alone there, never adopted",
 			stays: []reconcile.Stay{
 				holding(stay("A", "r204", "2026-06-10", "2026-06-12"), "K1", "385917"),
