@@ -232,6 +232,19 @@ type EndedRecords interface {
 	LastRecorded(ctx context.Context, property string, refs []StayRef) (map[StayRef]Stay, error)
 }
 
+// ReleasedKeys is a Store that keeps the 3RPMS keys it let go of while
+// another stay held them (StatusReleased). Runner finds it on the Store:
+// a stay holding such a key that no live record names holds a key of
+// keysync's that hotel staff gave it (Input.Lent), noted as such rather
+// than as another integration's; a Store without it leaves such a key
+// unknown.
+type ReleasedKeys interface {
+	// Released returns, of the 3RPMS remote key ids, those a credential
+	// of property records released, each with the stay it was issued for
+	// (the last released record's).
+	Released(ctx context.Context, property string, ids []string) (map[string]StayRef, error)
+}
+
 // UnlistedHistory is a Store that remembers the stays a whole run kept
 // though its window read left them out (NoteUnlistedOnce). Runner finds
 // it on the Store: such a stay is taken as gone only when the whole run

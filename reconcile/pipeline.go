@@ -297,6 +297,7 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 		Credentials: rd.creds, Backfill: rd.backfill, Rand: w.rand,
 		Deferred: rd.deferred, Scope: rd.scope, UsedPINs: usedPINs(rd.creds), Siblings: rd.siblings, Unreadable: rd.unreadable,
 	}
+	in.Lent = r.lent(ctx, site, in.Stays, rd.creds, rd.siblings)
 	byRef := staysByRef(in.Stays)
 	in.KeyCarries = carries(site, byRef, rd.creds)
 	plan, err := Compute(in)

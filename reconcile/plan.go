@@ -245,6 +245,11 @@ type Input struct {
 	// a backfill, since it may be one a sibling let go of without this
 	// property taking it up (a run stopped between the two).
 	Siblings map[string]*Credential
+	// Lent holds, by remote id, the 3RPMS keys keysync let go of while
+	// another stay held them (released), with the stay each was issued
+	// for, among the keys on Stays that no live record names (ReleasedKeys):
+	// hotel staff gave such a key to the stay holding it, which keeps it.
+	Lent map[string]StayRef
 	// Scope, when not nil, is the stays a partial read covered (a targeted
 	// run's stays, a short look-ahead): only their credentials may be
 	// taken as gone, since nothing was read about the others.
@@ -1035,10 +1040,20 @@ func (p *planner) observeKey(s Stay, creds []*Credential) keyState {
 			p.plan.Sync = append(p.plan.Sync, current)
 		}
 		if current == nil {
-			if shared := p.rec.remote(s.Key.ID); shared != nil {
-				// Our key, recorded for another stay (3RPMS reused it when
-				// it split a stay) or given up earlier: record that this
-				// stay holds it.
+			if shared := p.rec.remote(s.Key.ID); shared != nil && shared.Stay != s.Ref && !p.splitPart(s) {
+				// Our key, recorded for another stay this one is no part
+				// of: staff gave it to this stay in 3RPMS. It is theirs to
+				// give: never recorded for this stay, revoked or replaced
+				// here, nor deleted while this stay holds it (release).
+				return p.lentTo(s, creds, shared.Stay)
+			} else if lent, ok := p.in.Lent[s.Key.ID]; ok && lent != s.Ref && shared == nil && p.in.Siblings[s.Key.ID] == nil {
+				// The same, once keysync let go of its record (the stay
+				// it was issued for has a new key, or left).
+				return p.lentTo(s, creds, lent)
+			} else if shared != nil {
+				// Our key, recorded for another part of this stay (3RPMS
+				// reused it when it split the stay): record that this
+				// part holds it.
 				current = p.adopt(s, shared, adoptReason(s, shared))
 			} else if sib := p.in.Siblings[s.Key.ID]; sib != nil && sib.System == System3RPMS {
 				// Our key, recorded by another property of the hotel: the
@@ -1129,6 +1144,15 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 			spare = c
 		}
 	}
+	if spare != nil && p.heldElsewhere(spare) {
+		// Taken off the stay and now on another (staff moved it in
+		// 3RPMS): put back, one PIN would open both guests' doors. The
+		// stay gets a new key; the other keeps this one (released, so
+		// never deleted while it holds it).
+		p.discard(s, creds, nil, "taken off the stay in 3RPMS and now on another stay")
+		_, err := p.issue(s, kind, prio, "the read no longer shows the stay's key on it, and another stay holds that key now: a new key", up)
+		return err
+	}
 	p.discard(s, creds, spare, "credential not assigned to the stay")
 	if spare != nil {
 		reason := "key created earlier, not yet assigned"
@@ -1143,6 +1167,47 @@ func (p *planner) key(s Stay, creds []*Credential, ks keyState, kind Kind, up *u
 	}
 	_, err := p.issue(s, kind, prio, "stay has no key", up)
 	return err
+}
+
+// lentTo notes a stay holding a key of ours issued for stay `from` that
+// staff gave it in 3RPMS, and leaves the key alone: nothing is issued for
+// the stay while it holds it, and spare records of its own go.
+func (p *planner) lentTo(s Stay, creds []*Credential, from StayRef) keyState {
+	p.note(NoteConflict, s, fmt.Sprintf("stay holds keysync's %s key %s, issued for stay %s and given to this stay in 3RPMS (this is not a part of that stay split off by 3RPMS): left alone, and nothing is issued for this stay while it holds it",
+		s.Key.Type, s.Key.ID, from.ID))
+	p.discard(s, creds, nil, "stay holds a key keysync issued for another stay")
+	return keyState{conflict: true}
+}
+
+// heldElsewhere says whether another stay than c's holds c's remote key
+// now, or another live record names it: run counted every holder.
+func (p *planner) heldElsewhere(c *Credential) bool {
+	k := p.rec.key(c.RemoteID)
+	return k != nil && k.live > 1
+}
+
+// splitPart says whether the stay holding a key of ours recorded for
+// another stay is a part of that stay, split by 3RPMS: it begins on the
+// day the other ends, or ends on the day it begins, as recorded or as
+// this read shows the other (shortened by the split in the same read). A
+// key staff gave to another guest's later stay is not.
+func (p *planner) splitPart(s Stay) bool {
+	meets := func(arrival, departure Date) bool { return departure == s.Arrival || s.Departure == arrival }
+	for i := range p.in.Credentials {
+		c := &p.in.Credentials[i]
+		if c.System != System3RPMS || c.RemoteID != s.Key.ID || !c.Status.Live() || c.Stay == s.Ref {
+			continue
+		}
+		if meets(c.Arrival, c.Departure) {
+			return true
+		}
+		for j := range p.in.Stays {
+			if o := &p.in.Stays[j]; o.Ref == c.Stay && meets(o.Arrival, o.Departure) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // keyStale says why a key of ours no longer fits the stay, or "".

@@ -40,9 +40,11 @@ type planCase struct {
 	carries  map[int64]string
 	// unreadable is Input.Unreadable.
 	unreadable map[reconcile.StayRef]reconcile.Stay
-	want       []string // summary lines
-	notes      []string // noteSummary lines
-	sync       []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
+	// lent is Input.Lent.
+	lent  map[string]reconcile.StayRef
+	want  []string // summary lines
+	notes []string // noteSummary lines
+	sync  []string // remote ids of credentials recorded as assigned ("ID off": as unassigned)
 }
 
 // compute runs Compute for a case with a fixed PIN stream and checks the
@@ -59,7 +61,7 @@ func (tc planCase) compute(t *testing.T) *reconcile.Plan {
 	}
 	plan, err := reconcile.Compute(reconcile.Input{
 		Now: now, Property: prop, Stays: tc.stays, Credentials: tc.creds,
-		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Unreadable: tc.unreadable, Rand: seeded(1),
+		Backfill: tc.backfill, Held: tc.held, KeyCarries: tc.carries, Unreadable: tc.unreadable, Lent: tc.lent, Rand: seeded(1),
 	})
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
@@ -334,6 +336,67 @@ func TestCompute(t *testing.T) {
 				cred("B", "r204", "K1", active, true, "2026-06-11", "2026-06-13"),
 			},
 			want: []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
+		},
+		{
+			name: "split stay in the same read: the first part shortened, the second part holds our key and adopts it",
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-08", "2026-06-11"), "K1", "385917"),
+				holding(stay("B", "r204", "2026-06-11", "2026-06-13"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-08", "2026-06-13")},
+			want:  []string{"1 keep A K1 inhouse", "1 adopt B K1 inhouse"},
+			sync:  []string{"K1"},
+		},
+		{
+			name:     "our key released for this very stay (a property renamed back): claimed, not taken as lent",
+			stays:    []reconcile.Stay{holding(stay("B", "r205", "2026-06-11", "2026-06-16"), "K1", "385917")},
+			lent:     map[string]reconcile.StayRef{"K1": ref("B")},
+			backfill: true,
+			want:     []string{"1 claim B K1 inhouse"},
+		},
+		{
+			name: "staff gave our key to a later stay of another guest as well: left alone there, never adopted",
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-10", "2026-06-12"), "K1", "385917"),
+				holding(stay("B", "r205", "2026-06-14", "2026-06-16"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
+			notes: []string{"conflict B"},
+		},
+		{
+			name: "staff moved our key to a later stay of another guest: a new key for its stay, the other keeps it",
+			stays: []reconcile.Stay{
+				stay("A", "r204", "2026-06-10", "2026-06-12"),
+				holding(stay("B", "r204", "2026-06-14", "2026-06-16"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
+			want:  []string{"1 release A K1 revoke", "1 create A - inhouse", "2 assign A - inhouse"},
+			notes: []string{"conflict B"},
+			sync:  []string{"K1 off"},
+		},
+		{
+			name: "staff gave our key to a later stay, its own stay departs: revoked there, released, not deleted",
+			now:  ljAt("2026-06-12", 22, 0),
+			stays: []reconcile.Stay{
+				holding(stay("A", "r204", "2026-06-10", "2026-06-12"), "K1", "385917"),
+				holding(stay("B", "r205", "2026-06-14", "2026-06-16"), "K1", "385917"),
+			},
+			creds: []reconcile.Credential{cred("A", "r204", "K1", active, true, "2026-06-10", "2026-06-12")},
+			want:  []string{"1 revoke A K1 revoke", "1 release A K1 revoke"},
+			notes: []string{"conflict B"},
+		},
+		{
+			name:  "our key staff gave a stay, once its own stay's record was let go (released): left alone, noted as ours",
+			stays: []reconcile.Stay{holding(stay("B", "r205", "2026-06-11", "2026-06-16"), "K1", "385917")},
+			lent:  map[string]reconcile.StayRef{"K1": ref("A")},
+			notes: []string{"conflict B"},
+		},
+		{
+			name:     "our released key staff gave a stay, in a backfill: not claimed",
+			stays:    []reconcile.Stay{holding(stay("B", "r205", "2026-06-11", "2026-06-16"), "K1", "385917")},
+			lent:     map[string]reconcile.StayRef{"K1": ref("A")},
+			backfill: true,
+			notes:    []string{"conflict B"},
 		},
 		{
 			name:     "backfill: a key of unknown owner is claimed, not replaced",

@@ -935,6 +935,38 @@ func (r *Runner) confirmKept(ctx context.Context, site *Site, creds []Credential
 	}
 }
 
+// lent returns Input.Lent: of the keys on stays that no live record of
+// the property or of a sibling names, those keysync released while
+// another stay held them, where the Store keeps them (ReleasedKeys). A
+// failed look-up leaves them unknown, and is only logged.
+func (r *Runner) lent(ctx context.Context, site *Site, stays []Stay, creds []Credential, siblings map[string]*Credential) map[string]StayRef {
+	rs, ok := r.Store.(ReleasedKeys)
+	if !ok {
+		return nil
+	}
+	recorded := map[string]bool{}
+	for i := range creds {
+		if c := &creds[i]; c.System == System3RPMS && c.RemoteID != "" {
+			recorded[c.RemoteID] = true
+		}
+	}
+	var ids []string
+	for i := range stays {
+		if k := stays[i].Key; k != nil && !recorded[k.ID] && siblings[k.ID] == nil && !slices.Contains(ids, k.ID) {
+			ids = append(ids, k.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	out, err := rs.Released(ctx, site.Property.Name, ids)
+	if err != nil {
+		r.log().Warn("could not read the keys keysync released: keys on stays it has no record of are taken as unknown", "property", site.Property.Name, "err", err)
+		return nil
+	}
+	return out
+}
+
 // read gathers one site's inputs. Source failures are reported in the
 // result; the returned error is for the state store, which stops the run.
 func (r *Runner) read(ctx context.Context, site *Site, opts Options, records *recordLoads, run int64) (siteRead, error) {

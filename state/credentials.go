@@ -59,6 +59,27 @@ func (d *DB) LastRecorded(ctx context.Context, property string, refs []reconcile
 	return out, nil
 }
 
+// Released implements reconcile.ReleasedKeys: of the 3RPMS key ids, those
+// a released credential of property names, with its stay (the last
+// released). It reads no secret.
+func (d *DB) Released(ctx context.Context, property string, ids []string) (map[string]reconcile.StayRef, error) {
+	out := map[string]reconcile.StayRef{}
+	for _, id := range ids {
+		var source, stay string
+		err := d.db.QueryRowContext(ctx, `SELECT source, stay_id FROM credentials
+			WHERE remote_id = ? AND property = ? AND system = ? AND status = ? ORDER BY id DESC LIMIT 1`,
+			id, property, string(reconcile.System3RPMS), string(reconcile.StatusReleased)).Scan(&source, &stay)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state: read the released records of key %s: %w", id, err)
+		}
+		out[id] = reconcile.StayRef{Property: property, Source: reconcile.System(source), ID: stay}
+	}
+	return out, nil
+}
+
 // AllCredentials returns every credential of every property and status, in
 // the order they were first saved, for reports and invariant checks.
 func (d *DB) AllCredentials(ctx context.Context) ([]reconcile.Credential, error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -1531,5 +1532,40 @@ func TestReleaseHeldOnlyWhatAHolderTookOver(t *testing.T) {
 	}
 	if n, err := db.ReleaseHeld(ctx, "annex", []string{"hotel"}, t0, false); err != nil || n != 0 {
 		t.Errorf("released %d (%v), want none: the hotel created its rak-1 itself", n, err)
+	}
+}
+
+// TestReleased: the 3RPMS keys let go of while another stay held them are
+// found by their remote id, with the stay they were issued for; a key
+// still recorded live, deleted, of another property or system is not.
+func TestReleased(t *testing.T) {
+	t.Parallel()
+	db, _ := openNew(t)
+	ctx := context.Background()
+	with := func(stay, remote string, status reconcile.Status, edit func(*reconcile.Credential)) *reconcile.Credential {
+		c := newCred(stay)
+		c.RemoteID, c.Status = remote, status
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	creds := []*reconcile.Credential{
+		with("A", "K1", reconcile.StatusReleased, nil),
+		with("C", "K2", reconcile.StatusActive, nil),
+		with("D", "K3", reconcile.StatusDeleted, nil),
+		with("E", "K4", reconcile.StatusReleased, func(c *reconcile.Credential) { c.Stay.Property = "annex" }),
+		with("F", "K5", reconcile.StatusReleased, func(c *reconcile.Credential) { c.System, c.Kind = reconcile.SystemKeyBox, reconcile.KindKeyBoxAccess }),
+	}
+	if err := db.Save(ctx, creds, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Released(ctx, "hotel", []string{"K1", "K2", "K3", "K4", "K5", "K9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]reconcile.StayRef{"K1": {Property: "hotel", Source: reconcile.System3RPMS, ID: "A"}}
+	if !maps.Equal(got, want) {
+		t.Errorf("Released = %v, want %v", got, want)
 	}
 }

@@ -1072,3 +1072,37 @@ func TestRollbackDocuments(t *testing.T) {
 		t.Fatalf("with the switch off: %s", r.Raw)
 	}
 }
+
+// TestStaffMovesAKey: staff take a key off one stay and give it to
+// another, whoever created it, as 3RPMS lets them; a stay holding another
+// key refuses it, and a key on no stay is left for the cleanup.
+func TestStaffMovesAKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	key := e.createPin(ourToken, "5555")
+	if r := e.gql(ourToken, addKey, map[string]any{"s": "rs_2", "k": key}); r.code(0) != "" {
+		t.Fatal(r.Raw)
+	}
+	if err := e.SB.StaffAssignKey("rs_5", key); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := e.SB.Key(key); !slices.Equal(k.StayIDs, []string{"rs_2", "rs_5"}) {
+		t.Fatalf("shared: on %v", k.StayIDs)
+	}
+	if err := e.SB.StaffRemoveKey("rs_2"); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := e.SB.Key(key); !slices.Equal(k.StayIDs, []string{"rs_5"}) {
+		t.Fatalf("moved: on %v", k.StayIDs)
+	}
+	other := e.createPin(ourToken, "6666")
+	if err := e.SB.StaffAssignKey("rs_5", other); errCode(err) != CodeConflict {
+		t.Fatalf("a stay holding a key took another: %v", err)
+	}
+	if err := e.SB.StaffRemoveKey("rs_5"); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := e.SB.Key(key); len(k.StayIDs) != 0 || k.Deleted {
+		t.Fatalf("taken off its last stay: on %v, deleted %v", k.StayIDs, k.Deleted)
+	}
+}

@@ -718,6 +718,46 @@ func (s *Server) DeleteKey(keyID string) error {
 	return nil
 }
 
+// StaffAssignKey assigns a key to a stay as the hotel's staff would in
+// 3RPMS, whoever created the key: the stay must be live and hold no other
+// key (re-assigning the key it holds changes nothing); the key may stay on
+// other stays too. It sends no webhook event (the API document names none
+// for a key's assignment).
+func (s *Server) StaffAssignKey(stayID, keyID string) error {
+	s.lock()
+	defer s.mu.Unlock()
+	k, ok := s.keys[keyID]
+	if !ok || k.deleted {
+		return fmt.Errorf("sandbox: staff assign key %s: %w", keyID, errorf(CodeNotFound, "room access key %s not found", keyID))
+	}
+	st, err := s.liveStay(stayID)
+	if err != nil {
+		return fmt.Errorf("sandbox: staff assign key %s: %w", keyID, err)
+	}
+	switch st.keyID {
+	case keyID:
+		return nil
+	case "":
+		s.assign(st, keyID)
+		return nil
+	}
+	return fmt.Errorf("sandbox: staff assign key %s: %w", keyID, errorf(CodeConflict, "room stay %s already holds another room access key", stayID))
+}
+
+// StaffRemoveKey takes whatever key a stay holds off it, as the hotel's
+// staff would in 3RPMS; the key itself is kept (3RPMS deletes it once it
+// has been assigned nowhere for CleanupUnassigned).
+func (s *Server) StaffRemoveKey(stayID string) error {
+	s.lock()
+	defer s.mu.Unlock()
+	st, err := s.liveStay(stayID)
+	if err != nil {
+		return fmt.Errorf("sandbox: staff remove key: %w", err)
+	}
+	s.unassign(st)
+	return nil
+}
+
 // InjectKey plants a key created by integration (another one, or ours) and
 // assigns it to the given stays, bypassing the GraphQL API. Stays must exist
 // and hold no other key; cancelled stays are allowed.
