@@ -51,7 +51,18 @@ func (f *shardFlags) resolve(getenv func(string) string) (shardSpec, error) {
 		if !ok {
 			return shardSpec{}, fmt.Errorf("--shard %q: want I/N, like 0/4 (shards are numbered from 0)", f.shard)
 		}
-		return parseShard("--shard", i, n)
+		s, err := parseShard("--shard", i, n)
+		if err != nil {
+			return s, err
+		}
+		// In a pod of an Indexed Job of several completions, a --shard
+		// that names another index than the pod's (a template carrying
+		// --shard 0/N) would run one shard in every pod, each on its own
+		// volume: its credentials issued once per pod.
+		if x := getenv("JOB_COMPLETION_INDEX"); x != "" && x != "0" && x != strconv.Itoa(s.Index) {
+			return shardSpec{}, fmt.Errorf("--shard %s in a pod whose JOB_COMPLETION_INDEX is %s: every pod of the Indexed Job would run shard %d; give --shards %d instead, which takes each pod's own index", f.shard, x, s.Index, s.Count)
+		}
+		return s, nil
 	case f.shards != "":
 		i := getenv("JOB_COMPLETION_INDEX")
 		if i == "" {

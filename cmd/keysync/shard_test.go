@@ -128,7 +128,9 @@ func TestShardFlags(t *testing.T) {
 		{shard: "0/4", shards: "4", index: "0", err: "give one"},
 		{index: "0", want: shardSpec{}}, // an Indexed Job of one completion
 		{index: "2", err: "JOB_COMPLETION_INDEX is 2 (a pod of an Indexed Job of several completions) but neither --shards nor --shard is given"},
-		{shard: "1/4", index: "2", want: shardSpec{1, 4}},
+		{shard: "1/4", index: "1", want: shardSpec{1, 4}},
+		{shard: "1/4", index: "0", want: shardSpec{1, 4}}, // an Indexed Job of one completion
+		{shard: "0/4", index: "2", err: "every pod of the Indexed Job would run shard 0; give --shards 4 instead"},
 	} {
 		f := shardFlags{shard: c.shard, shards: c.shards}
 		got, err := f.resolve(env(c.index))
