@@ -108,12 +108,6 @@ func budgetAhead(actions []*Action, allow map[System]allowance, maxBatch func(Sy
 	return kept, deferred
 }
 
-// revocationPrice is the requests, by system, of the actions budget puts
-// first (the groups holding a revocation or cleanup), batched alone.
-func revocationPrice(actions []*Action, maxBatch func(System) int) map[System]int {
-	return priorityPrices(actions, maxBatch)[PriorityRevoke]
-}
-
 // priorityPrices is the requests, by priority and system, of the groups of
 // actions of each priority budget orders them by, each priority batched
 // alone (so never less than they take together).

@@ -50,7 +50,7 @@ func ResendBudget(al Allowance, revoke bool, later int) (spend func() bool, pric
 func ResendsOf(al Allowance, later int) (spend func(revoke bool) bool, price func()) {
 	acct := NewAccount(System3RPMS, "token")
 	site := &Site{Accounts: map[System]Account{System3RPMS: acct}}
-	u := &siteWork{site: site, revokes: map[System]int{System3RPMS: later}}
+	u := &siteWork{site: site, prices: map[Priority]map[System]int{PriorityRevoke: {System3RPMS: later}}}
 	w := &siteWork{site: site, after: []*siteWork{u}}
 	p := &purse{allow: map[Account]allowance{acct: al}, priced: map[*siteWork]bool{w: true}}
 	return p.resends(w, System3RPMS), func() {

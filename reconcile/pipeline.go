@@ -27,17 +27,14 @@ type siteWork struct {
 	requests map[System]int
 
 	// read is closed once the property has read, planned once its plan
-	// is made (revokes then holds its price), priced once the budget has
+	// is made (prices then holds its costs), priced once the budget has
 	// had its turn (or will not: the property stopped before it).
 	read, planned, priced             chan struct{}
 	readDone, plannedDone, pricedDone bool
-	// revokes is what the plan's revocations and cleanup cost, by system
-	// (revocationPrice): the properties before it on an account leave
-	// that much for them.
-	revokes map[System]int
 	// prices is what each priority of the plan's work costs, by system
 	// (priorityPrices): the properties before it on an account keep from
-	// their less urgent work what its more urgent work costs.
+	// their less urgent work what its more urgent work costs, and leave
+	// its revocations and cleanup (PriorityRevoke) what they cost.
 	prices map[Priority]map[System]int
 	// shares are the other properties on any budgeted account of this
 	// one, and its siblings (Site.Siblings): an account's allowance is
@@ -348,7 +345,6 @@ func (r *Runner) work(ctx context.Context, opts Options, run int64, w *siteWork,
 	}
 
 	w.prices = priorityPrices(actions, site.maxBatch)
-	w.revokes = w.prices[PriorityRevoke]
 	w.donePlanning()
 
 	for _, u := range w.shares {
@@ -509,7 +505,7 @@ func (p *purse) revokesToCome(w *siteWork, sys System) int {
 	n := 0
 	for _, u := range w.after {
 		if !p.priced[u] && u.site.account(sys) == w.site.account(sys) {
-			n += u.revokes[sys]
+			n += u.prices[PriorityRevoke][sys]
 		}
 	}
 	return n
